@@ -1,0 +1,431 @@
+/**
+ * The lock state of one file: granted locks of every family, and the queue of waiting requests.
+ *
+ * Model (SEMANTICS-WINDOWS.md, SEMANTICS-POSIX.md):
+ * - Two lock spaces. The byte-range space holds Windows records and POSIX/OFD locks; they all see
+ *   each other (shared ~ read, exclusive ~ write). The flock space holds whole-file flock locks and
+ *   sees nothing else.
+ * - An owner is an opaque key: 'w' + (handle, processId, key) for Windows, 'p'/'o'/'f' + lockOwner
+ *   for posix/ofd/flock. Owners of different families never compare equal.
+ * - Conflict: overlap, and a write/exclusive on either side, and another owner; except that a Windows
+ *   exclusive request conflicts with its own owner's locks too ([MS-FSA] 2.1.4.10).
+ * - Windows records are never merged; a POSIX/OFD owner's locks are canonical (same-type ranges of
+ *   one owner never overlap or touch), kept so by `applyPosix`, the fs/locks.c posix_lock_inode step.
+ *
+ * Indexes, all O(log n + k) per query: granted byte-range locks split into `readers` and `writers`
+ * (granted writers never overlap each other, so a reader's conflict query visits only real
+ * conflicts); each POSIX/OFD owner's own locks (for merge, trim, split); Windows records by exact
+ * (owner, offset, length) for unlock and by handle for close.
+ *
+ * Waiters form one queue in arrival order. `grantable()` is the wake-up pass: it yields, in arrival
+ * order, each waiter that fits at that moment; the caller grants or fails it before asking for the
+ * next one (that is where an asynchronous approval hook runs). Whenever a grant frees bytes (a POSIX
+ * downgrade), the pass starts over, so no waiter stays queued while it could be granted.
+ */
+import { IntervalTree, type Ranged } from './interval-tree.js';
+import { OFFSET_MAX } from './codes.js';
+
+export type LockKind = 'windows' | 'posix' | 'ofd' | 'flock';
+export type Policy = 'default' | 'fifo';
+
+/** Who took a lock and through what: kept for replies, listings, release and hook events. */
+export interface LockOrigin {
+  /** The lockOwner, or the Windows handle, as the caller gave it. */
+  readonly holder: bigint | number | string;
+  /** lockPid; processId for Windows; -1 for OFD. */
+  readonly pid: number;
+  /** Windows: the handle key; POSIX kinds: the fileHandle key ('' when none was given). */
+  readonly handleKey: string;
+  /** Windows: the processId key. */
+  readonly processKey: string;
+  /** The request as the hooks see it (API.md LockFileEvent / LockEvent). */
+  readonly event: Readonly<Record<string, unknown>>;
+}
+
+export class Lock implements Ranged {
+  constructor(
+    readonly start: bigint,
+    /** Inclusive; a zero-length Windows lock has end = start - 1. */
+    readonly end: bigint,
+    readonly seq: number,
+    readonly kind: LockKind,
+    readonly write: boolean,
+    readonly owner: string,
+    readonly origin: LockOrigin,
+  ) {}
+}
+
+/** A lock request after decoding: what the table needs to decide it. */
+export interface LockRequest {
+  readonly kind: LockKind;
+  readonly write: boolean;
+  readonly owner: string;
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly origin: LockOrigin;
+}
+
+export class Waiter {
+  /** Owners this waiter waits for, as last told to the wait-for graph ('posix' waiters only). */
+  blockers: ReadonlySet<string> = EMPTY;
+  /** Under 'fifo': queueing behind earlier waiters would close a cycle, so it does not (§6). */
+  bypassFifo = false;
+  constructor(
+    readonly seq: number,
+    readonly req: LockRequest,
+    readonly since: number,
+    /** Called once, when the request ends (granted, failed, cancelled, timed out). */
+    readonly settle: (result: number) => void,
+  ) {}
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+
+interface Span {
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+function overlaps(a: Span, b: Span): boolean {
+  return a.start <= b.end && b.start <= a.end;
+}
+
+/** SEMANTICS §4 (Windows) and §3 (POSIX) in one predicate; `held` may be a waiter under 'fifo'. */
+export function conflicts(req: LockRequest, held: LockRequest | Lock): boolean {
+  if ((req.kind === 'flock') !== (held.kind === 'flock')) return false;
+  if (!req.write && !held.write) return false;
+  if (held.owner !== req.owner) return overlaps(req, held);
+  return req.kind === 'windows' && req.write && overlaps(req, held);
+}
+
+let seqCounter = 0;
+/** Grant and arrival order, shared by all files so listings can interleave them. */
+export function nextSeq(): number {
+  return ++seqCounter;
+}
+
+export class FileLocks {
+  private readonly readers = new IntervalTree<Lock>();
+  private readonly writers = new IntervalTree<Lock>();
+  /** POSIX/OFD owner -> that owner's canonical locks. */
+  private readonly owned = new Map<string, IntervalTree<Lock>>();
+  /** Windows owner|start|length -> records in grant order. */
+  private readonly exact = new Map<string, Lock[]>();
+  /** Windows handle key or POSIX fileHandle key -> locks taken through it. */
+  private readonly byHandle = new Map<string, Set<Lock>>();
+  /** flock owner -> its whole-file lock. */
+  private readonly flocks = new Map<string, Lock>();
+  private flockWriter: Lock | null = null;
+  /** Windows owner -> number of granted records. */
+  private readonly winOwners = new Map<string, number>();
+  readonly waiters = new Set<Waiter>();
+  /** Bumped whenever granted bytes are freed; a running pass starts over when it moves. */
+  private freed = 0;
+
+  constructor(
+    readonly path: string,
+    readonly policy: Policy,
+  ) {}
+
+  get lockCount(): number {
+    return this.readers.size + this.writers.size + this.flocks.size;
+  }
+
+  isIdle(): boolean {
+    return this.lockCount === 0 && this.waiters.size === 0;
+  }
+
+  // ---- conflicts --------------------------------------------------------------------------
+
+  /** The granted lock with the lowest start that conflicts with `req`, if any. */
+  conflict(req: LockRequest): Lock | undefined {
+    if (req.kind === 'flock') return this.flockConflict(req);
+    const pred = (l: Lock): boolean => conflicts(req, l);
+    const w = this.writers.findOverlap(req.start, req.end, pred);
+    if (!req.write) return w;
+    const r = this.readers.findOverlap(req.start, req.end, pred);
+    if (w === undefined) return r;
+    if (r === undefined) return w;
+    return r.start < w.start ? r : w;
+  }
+
+  private flockConflict(req: LockRequest): Lock | undefined {
+    const w = this.flockWriter;
+    if (w !== null && w.owner !== req.owner) return w;
+    if (!req.write) return undefined;
+    for (const l of this.flocks.values()) if (l.owner !== req.owner) return l;
+    return undefined;
+  }
+
+  /**
+   * Owners of every granted 'posix' lock that blocks `req`: its edges in the wait-for graph. Under
+   * 'fifo' (unless `grantedOnly`) also the 'posix' owners of conflicting waiters ahead of it.
+   */
+  posixBlockers(req: LockRequest, self?: Waiter, grantedOnly = false): Set<string> {
+    const out = new Set<string>();
+    const visit = (l: Lock): boolean => {
+      if (l.kind === 'posix' && conflicts(req, l)) out.add(l.owner);
+      return false;
+    };
+    this.writers.findOverlap(req.start, req.end, visit);
+    if (req.write) this.readers.findOverlap(req.start, req.end, visit);
+    if (this.policy === 'fifo' && !grantedOnly && !this.holdsAny(req.owner)) {
+      for (const w of this.waiters) {
+        if (w === self) break;
+        if (w.req.kind === 'posix' && w.req.owner !== req.owner && conflicts(req, w.req)) out.add(w.req.owner);
+      }
+    }
+    return out;
+  }
+
+  /** True when the owner holds a granted lock here (the 'fifo' exemption). */
+  holdsAny(owner: string): boolean {
+    return this.owned.has(owner) || this.flocks.has(owner) || this.winOwners.has(owner);
+  }
+
+  /**
+   * Under 'fifo': the earliest waiter queued before `before` (or any, for a new request) that
+   * `req` must queue behind. Owners holding a lock on the file are exempt.
+   */
+  fifoBlocker(req: LockRequest, before?: Waiter): Waiter | undefined {
+    if (this.policy !== 'fifo' || this.holdsAny(req.owner)) return undefined;
+    for (const w of this.waiters) {
+      if (w === before) return undefined;
+      if (conflicts(req, w.req)) return w;
+    }
+    return undefined;
+  }
+
+  /**
+   * Mandatory-locking check of a read or write by the Windows owner `owner` over [start, end]
+   * (SEMANTICS-WINDOWS.md §5): only granted Windows locks count.
+   */
+  ioConflict(owner: string, start: bigint, end: bigint, write: boolean): boolean {
+    const hit = (l: Lock): boolean => l.kind === 'windows' && (l.owner !== owner || (write && !l.write));
+    if (this.writers.findOverlap(start, end, hit) !== undefined) return true;
+    return write && this.readers.findOverlap(start, end, hit) !== undefined;
+  }
+
+  // ---- granting and removing ---------------------------------------------------------------
+
+  private insert(l: Lock): void {
+    (l.write ? this.writers : this.readers).insert(l);
+    if (l.kind === 'windows') {
+      const k = exactKey(l.owner, l.start, l.end);
+      const list = this.exact.get(k);
+      if (list === undefined) this.exact.set(k, [l]);
+      else list.push(l);
+      this.winOwners.set(l.owner, (this.winOwners.get(l.owner) ?? 0) + 1);
+    } else {
+      let tree = this.owned.get(l.owner);
+      if (tree === undefined) {
+        tree = new IntervalTree<Lock>();
+        this.owned.set(l.owner, tree);
+      }
+      tree.insert(l);
+    }
+    const hk = l.origin.handleKey;
+    if (hk !== '') {
+      const set = this.byHandle.get(hk);
+      if (set === undefined) this.byHandle.set(hk, new Set([l]));
+      else set.add(l);
+    }
+  }
+
+  private delete(l: Lock): void {
+    (l.write ? this.writers : this.readers).remove(l);
+    if (l.kind === 'windows') {
+      const k = exactKey(l.owner, l.start, l.end);
+      const list = this.exact.get(k)!;
+      list.splice(list.indexOf(l), 1);
+      if (list.length === 0) this.exact.delete(k);
+      const n = this.winOwners.get(l.owner)! - 1;
+      if (n === 0) this.winOwners.delete(l.owner);
+      else this.winOwners.set(l.owner, n);
+    } else {
+      const tree = this.owned.get(l.owner)!;
+      tree.remove(l);
+      if (tree.size === 0) this.owned.delete(l.owner);
+    }
+    const hk = l.origin.handleKey;
+    if (hk !== '') {
+      const set = this.byHandle.get(hk)!;
+      set.delete(l);
+      if (set.size === 0) this.byHandle.delete(hk);
+    }
+    this.freed++;
+  }
+
+  /** Grants `req`, which the caller has found free of conflicts. */
+  grant(req: LockRequest): void {
+    if (req.kind === 'windows') this.insert(lockOf(req, req.start, req.end, req.write));
+    else if (req.kind === 'flock') this.setFlock(req);
+    else this.applyPosix(req.owner, req.start, req.end, req.write ? 'write' : 'read', req);
+  }
+
+  /**
+   * fs/locks.c posix_lock_inode, the owner-local half: merge same-type locks that overlap or touch
+   * the range, trim or split other-type ones, then insert the new lock (none for 'unlock').
+   * Returns the locks removed or cut (for unlock notifications).
+   */
+  applyPosix(owner: string, start: bigint, end: bigint, type: 'read' | 'write' | 'unlock', req?: LockRequest): Lock[] {
+    const tree = this.owned.get(owner);
+    const touched = tree === undefined ? [] : tree.overlapping(start - 1n, end + 1n);
+    const write = type === 'write';
+    let lo = start;
+    let hi = end;
+    const cut: Lock[] = [];
+    const pieces: Lock[] = [];
+    for (const l of touched) {
+      if (type !== 'unlock' && l.write === write) {
+        if (l.start < lo) lo = l.start;
+        if (l.end > hi) hi = l.end;
+        this.delete(l);
+        continue;
+      }
+      if (l.end < start || l.start > end) continue; // touches only; other type stays
+      this.delete(l);
+      cut.push(l);
+      if (l.start < start) pieces.push(new Lock(l.start, start - 1n, nextSeq(), l.kind, l.write, owner, l.origin));
+      if (l.end > end) pieces.push(new Lock(end + 1n, l.end, nextSeq(), l.kind, l.write, owner, l.origin));
+    }
+    for (const p of pieces) this.insert(p);
+    if (req !== undefined && type !== 'unlock') this.insert(lockOf(req, lo, hi, write));
+    return cut;
+  }
+
+  private setFlock(req: LockRequest): void {
+    const l = lockOf(req, 0n, OFFSET_MAX, req.write);
+    this.flocks.set(req.owner, l);
+    if (l.write) this.flockWriter = l;
+    const hk = l.origin.handleKey;
+    if (hk !== '') {
+      const set = this.byHandle.get(hk);
+      if (set === undefined) this.byHandle.set(hk, new Set([l]));
+      else set.add(l);
+    }
+  }
+
+  /** The owner's flock lock, if any. */
+  flockOf(owner: string): Lock | undefined {
+    return this.flocks.get(owner);
+  }
+
+  /** Removes a flock lock. */
+  removeFlock(l: Lock): void {
+    this.flocks.delete(l.owner);
+    if (this.flockWriter === l) this.flockWriter = null;
+    const hk = l.origin.handleKey;
+    if (hk !== '') {
+      const set = this.byHandle.get(hk);
+      if (set !== undefined) {
+        set.delete(l);
+        if (set.size === 0) this.byHandle.delete(hk);
+      }
+    }
+    this.freed++;
+  }
+
+  /**
+   * Windows unlock of exactly (start, end) by `owner`: an exclusive record first, else a shared
+   * one ([MS-FSA] 2.1.5.9). Returns the removed record, or undefined (ERROR_NOT_LOCKED).
+   */
+  unlockExact(owner: string, start: bigint, end: bigint): Lock | undefined {
+    const list = this.exact.get(exactKey(owner, start, end));
+    if (list === undefined) return undefined;
+    const l = list.find((r) => r.write) ?? list[0]!;
+    this.delete(l);
+    return l;
+  }
+
+  /** Removes every granted lock matching `pred` among those taken through `handleKey`. */
+  removeByHandle(handleKey: string, pred: (l: Lock) => boolean): Lock[] {
+    const set = this.byHandle.get(handleKey);
+    if (set === undefined) return [];
+    const out = [...set].filter(pred).sort(bySeq);
+    for (const l of out) {
+      if (l.kind === 'flock') this.removeFlock(l);
+      else this.delete(l);
+    }
+    return out;
+  }
+
+  /** Removes every granted lock of a POSIX/OFD owner (flush). */
+  removeOwned(owner: string): Lock[] {
+    const tree = this.owned.get(owner);
+    if (tree === undefined) return [];
+    const out = [...tree];
+    for (const l of out) this.delete(l);
+    return out;
+  }
+
+  /** The owner's own lock with the lowest start overlapping [start, end] (OFD F_GETLK with F_UNLCK). */
+  ownLock(owner: string, start: bigint, end: bigint): Lock | undefined {
+    return this.owned.get(owner)?.findOverlap(start, end, () => true);
+  }
+
+  // ---- waiters ------------------------------------------------------------------------------
+
+  enqueue(req: LockRequest, now: number, settle: (result: number) => void): Waiter {
+    const w = new Waiter(nextSeq(), req, now, settle);
+    this.waiters.add(w);
+    return w;
+  }
+
+  /** Removes a waiter from the queue; false if it already ended. */
+  dequeue(w: Waiter): boolean {
+    return this.waiters.delete(w);
+  }
+
+  /** The freed-bytes counter, so callers can tell whether a step freed anything. */
+  get freedCount(): number {
+    return this.freed;
+  }
+
+  /**
+   * The wake-up pass (SEMANTICS-WINDOWS.md §9, SEMANTICS-POSIX.md §7): yields, in arrival order,
+   * each waiter that fits now. The consumer must dequeue it (grant or fail) before calling next().
+   */
+  *grantable(): Generator<Waiter, void, void> {
+    for (;;) {
+      const mark = this.freed;
+      let again = false;
+      for (const w of this.waiters) {
+        if (this.conflict(w.req) !== undefined) continue;
+        if (!w.bypassFifo && this.fifoBlocker(w.req, w) !== undefined) continue;
+        yield w;
+        if (this.freed !== mark) {
+          again = true;
+          break;
+        }
+      }
+      if (!again) return;
+    }
+  }
+
+  // ---- listing ------------------------------------------------------------------------------
+
+  /** Granted locks of both spaces, by start then grant order. */
+  granted(): Lock[] {
+    const all = [...this.readers, ...this.writers, ...this.flocks.values()];
+    return all.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.seq - b.seq));
+  }
+
+  /** Locks of one POSIX/OFD owner in start order (tests check canonical form on this). */
+  ownedBy(owner: string): Lock[] {
+    const tree = this.owned.get(owner);
+    return tree === undefined ? [] : [...tree];
+  }
+}
+
+function exactKey(owner: string, start: bigint, end: bigint): string {
+  return `${owner}|${start}|${end}`;
+}
+
+function bySeq(a: Lock, b: Lock): number {
+  return a.seq - b.seq;
+}
+
+function lockOf(req: LockRequest, start: bigint, end: bigint, write: boolean): Lock {
+  return new Lock(start, end, nextSeq(), req.kind, write, req.owner, req.origin);
+}

@@ -1,0 +1,665 @@
+/**
+ * LockTable: every file's lock state, deciding the public calls of API.md synchronously.
+ *
+ * This is the semantic core: no threads, no timers, no I/O. A file actor (src/actors/) hosts one
+ * LockTable for the files it owns; property tests drive it directly.
+ *
+ * Results come back in one of three ways:
+ * - a value at once (granted, failed, unlocked, F_GETLK answered);
+ * - a Waiter, when the request queued; its `done` callback later receives the final result, and
+ *   `cancel` ends it early (signal, timeout, stop);
+ * - a Promise of either, only when an approval hook answers asynchronously. The caller must then
+ *   keep every other request for that file back until it settles: an actor's mailbox does that.
+ *
+ * Each step that can free bytes (unlock, close, flush, release, downgrade) or shorten the queue
+ * ends with `settle`: the wake-up pass of FileLocks.grantable, then the deadlock re-check of the
+ * waiters whose blockers changed. After every public call returns (or its Promise settles):
+ * - no two conflicting locks are granted;
+ * - no waiter fits the granted locks (and, under 'fifo', the waiters ahead of it) while queued;
+ * - the wait-for graph holds exactly the current edges of every queued 'posix' waiter, and has no cycle.
+ */
+import {
+  EAGAIN,
+  EDEADLK,
+  EINTR,
+  EINVAL,
+  ERROR_LOCK_VIOLATION,
+  ERROR_NOT_LOCKED,
+  ERROR_OPERATION_ABORTED,
+  ERROR_SUCCESS,
+  F_GETLK,
+  F_RDLCK,
+  F_SETLK,
+  F_SETLKW,
+  F_UNLCK,
+  F_WRLCK,
+  OFFSET_MAX,
+  UINT64_MAX,
+} from './codes.js';
+import { type WaitForGraph, LocalWaitForGraph } from './deadlock.js';
+import { FileLocks, type Lock, type LockKind, type LockOrigin, type LockRequest, type Policy, Waiter } from './file-locks.js';
+import {
+  decodePosixRange,
+  decodeWinRange,
+  identityKey,
+  optionalIdentityKey,
+  optionalInteger,
+  posixLength,
+  requireBoolean,
+  requireInteger,
+  requireObject,
+  requireString,
+  toBigInt,
+  winUnsigned,
+  type Identity,
+} from './input.js';
+
+export type Family = 'windows' | 'posix';
+
+/** What the hooks of API.md become inside the table. */
+export interface TableHooks {
+  /**
+   * Asked just before a grant: 0 grants; any other number is the request's result and nothing is
+   * granted. May answer with a Promise (see the class comment).
+   */
+  approve?: (family: Family, event: Readonly<Record<string, unknown>>) => number | Promise<number>;
+  /** Told after a lock is released: each Windows record, each POSIX unlock, flush or release. */
+  released?: (family: Family, event: Readonly<Record<string, unknown>>) => void;
+}
+
+export interface TableOptions {
+  /** Wake-up policy (SEMANTICS-WINDOWS.md §9): 'default' is the operating systems'; 'fifo' is fair. */
+  policy?: Policy;
+  /** The wait-for graph; tables on several threads share one through an adapter. */
+  graph?: WaitForGraph;
+  hooks?: TableHooks;
+  /** Clock for wait times in listings (ms). */
+  now?: () => number;
+}
+
+export interface PosixReply {
+  result: number;
+  lockType: number;
+  lockStart: bigint;
+  lockLen: bigint;
+  lockPid: number;
+}
+
+/** One entry of `locks()`: a granted or waiting lock, like a line of /proc/locks. */
+export interface LockEntry {
+  path: string;
+  kind: LockKind;
+  type: 'read' | 'write' | 'shared' | 'exclusive';
+  start: bigint;
+  end: bigint;
+  owner: Identity;
+  pid: number;
+  state: 'granted' | 'waiting';
+  /** Windows processId, when it is not a number. */
+  processId?: Identity;
+  fileHandle?: Identity;
+  /** For waiters: ms since the request queued. */
+  waitingMs?: number;
+}
+
+/** Why a waiter is ended from outside; the result depends on the family (API.md). */
+export type CancelReason = 'abort' | 'timeout' | 'stop';
+
+const CANCEL_RESULT: Record<CancelReason, [windows: number, posix: number]> = {
+  abort: [ERROR_OPERATION_ABORTED, -EINTR],
+  timeout: [ERROR_LOCK_VIOLATION, -EAGAIN],
+  stop: [ERROR_OPERATION_ABORTED, -EINTR],
+};
+
+type Maybe<T> = T | Promise<T>;
+
+function then<T, U>(x: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
+  return x instanceof Promise ? x.then(f) : f(x);
+}
+
+/** A pending request: the waiter and the file it waits on. */
+export interface Pending {
+  readonly waiter: Waiter;
+  readonly path: string;
+}
+
+function pidOf(v: Identity): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(BigInt.asIntN(32, v));
+  const n = Number(v);
+  return Number.isInteger(n) ? n : 0;
+}
+
+export class LockTable {
+  private readonly files = new Map<string, FileLocks>();
+  private readonly policy: Policy;
+  private readonly graph: WaitForGraph;
+  private readonly hooks: TableHooks;
+  private readonly now: () => number;
+
+  constructor(opts: TableOptions = {}) {
+    this.policy = opts.policy ?? 'default';
+    if (this.policy !== 'default' && this.policy !== 'fifo') throw new TypeError(`policy must be 'default' or 'fifo'`);
+    this.graph = opts.graph ?? new LocalWaitForGraph();
+    this.hooks = opts.hooks ?? {};
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Files with live state (locks or waiters). */
+  get fileCount(): number {
+    return this.files.size;
+  }
+
+  private file(path: string): FileLocks {
+    let f = this.files.get(path);
+    if (f === undefined) {
+      f = new FileLocks(path, this.policy);
+      this.files.set(path, f);
+    }
+    return f;
+  }
+
+  private retire(f: FileLocks): void {
+    if (f.isIdle()) this.files.delete(f.path);
+  }
+
+  // ---- Windows ------------------------------------------------------------------------------
+
+  /**
+   * LockFileEx (SEMANTICS-WINDOWS.md §4, §7, §8). Resolves to a Win32 code, or queues: then
+   * `done` gets the code when the wait ends.
+   */
+  lockFile(input: unknown, done: (code: number) => void = noop): Maybe<number | Pending> {
+    const o = requireObject(input, 'lockFile request');
+    const fileName = requireString(o.fileName, 'fileName');
+    const exclusive = requireBoolean(o.exclusiveLock, 'exclusiveLock');
+    const failImmediately = requireBoolean(o.failImmediately, 'failImmediately');
+    const handleKey = identityKey(o.handle, 'handle');
+    const processKey = optionalIdentityKey(o.processId, 'processId');
+    const keyKey = optionalIdentityKey(o.key, 'key');
+    const range = decodeWinRange(o.byteOffset, o.length);
+    if (typeof range === 'number') return range;
+    const event = {
+      fileName,
+      byteOffset: range.start,
+      length: range.length,
+      exclusiveLock: exclusive,
+      failImmediately,
+      handle: o.handle as Identity,
+      processId: (o.processId ?? 0) as Identity,
+      key: (o.key ?? 0) as Identity,
+      ...contexts(o),
+    };
+    const req: LockRequest = {
+      kind: 'windows',
+      write: exclusive,
+      owner: `w${handleKey}|${processKey}|${keyKey}`,
+      start: range.start,
+      end: range.end,
+      origin: { holder: o.handle as Identity, pid: pidOf(event.processId), handleKey, processKey, event },
+    };
+    const f = this.file(fileName);
+    if (f.conflict(req) !== undefined || f.fifoBlocker(req) !== undefined) {
+      if (failImmediately) {
+        this.retire(f);
+        return ERROR_LOCK_VIOLATION;
+      }
+      return { waiter: f.enqueue(req, this.now(), done), path: fileName };
+    }
+    return this.approveAndGrant(f, req, 'windows');
+  }
+
+  /**
+   * UnlockFileEx: removes the one record of this owner with exactly this range (an exclusive one
+   * first), or with byteOffset = length = -1 every lock of (handle, processId) (IRP_MN_UNLOCK_ALL).
+   */
+  unlockFile(input: unknown): Maybe<number> {
+    const o = requireObject(input, 'unlockFile request');
+    const fileName = requireString(o.fileName, 'fileName');
+    const handleKey = identityKey(o.handle, 'handle');
+    const processKey = optionalIdentityKey(o.processId, 'processId');
+    const keyKey = optionalIdentityKey(o.key, 'key');
+    const off = winUnsigned(o.byteOffset, 'byteOffset');
+    const len = winUnsigned(o.length, 'length');
+    if (off === UINT64_MAX && len === UINT64_MAX) {
+      const f = this.files.get(fileName);
+      if (f === undefined) return ERROR_SUCCESS;
+      const gone = f.removeByHandle(handleKey, (l) => l.kind === 'windows' && l.origin.processKey === processKey);
+      return then(this.afterRelease(f, gone), () => ERROR_SUCCESS);
+    }
+    const range = decodeWinRange(o.byteOffset, o.length);
+    if (typeof range === 'number') return range;
+    const f = this.files.get(fileName);
+    const l = f?.unlockExact(`w${handleKey}|${processKey}|${keyKey}`, range.start, range.end);
+    if (f === undefined || l === undefined) return ERROR_NOT_LOCKED;
+    return then(this.afterRelease(f, [l]), () => ERROR_SUCCESS);
+  }
+
+  /**
+   * Close of a handle (IRP_MJ_CLEANUP): releases every lock taken through it, ends its waiters
+   * with ERROR_NOT_LOCKED, then wakes whoever now fits.
+   */
+  closeHandle(input: unknown): Maybe<void> {
+    const o = requireObject(input, 'closeHandle request');
+    const fileName = requireString(o.fileName, 'fileName');
+    const handleKey = identityKey(o.handle, 'handle');
+    const f = this.files.get(fileName);
+    if (f === undefined) return;
+    for (const w of f.waiters) {
+      if (w.req.kind === 'windows' && w.req.origin.handleKey === handleKey) this.endWaiter(f, w, ERROR_NOT_LOCKED);
+    }
+    const gone = f.removeByHandle(handleKey, (l) => l.kind === 'windows');
+    return this.afterRelease(f, gone);
+  }
+
+  /**
+   * The mandatory-locking check before a read (write = false) or write: 0 or ERROR_LOCK_VIOLATION.
+   * Zero-length I/O is always allowed; only granted Windows locks count.
+   */
+  checkIo(input: unknown): number {
+    const o = requireObject(input, 'checkIo request');
+    const fileName = requireString(o.fileName, 'fileName');
+    const handleKey = identityKey(o.handle, 'handle');
+    const processKey = optionalIdentityKey(o.processId, 'processId');
+    const write = requireBoolean(o.write, 'write');
+    const range = decodeWinRange(o.byteOffset, o.length);
+    if (typeof range === 'number') return range;
+    if (range.length === 0n) return ERROR_SUCCESS;
+    const f = this.files.get(fileName);
+    if (f === undefined) return ERROR_SUCCESS;
+    return f.ioConflict(`w${handleKey}|${processKey}|n0`, range.start, range.end, write) ? ERROR_LOCK_VIOLATION : ERROR_SUCCESS;
+  }
+
+  // ---- POSIX, OFD, flock --------------------------------------------------------------------
+
+  /**
+   * fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md §1-§9). Queues on a
+   * conflicting F_SETLKW: then `done` gets the reply when the wait ends.
+   */
+  lock(input: unknown, done: (reply: PosixReply) => void = noop): Maybe<PosixReply | Pending> {
+    const o = requireObject(input, 'lock request');
+    const path = requireString(o.path, 'path');
+    const lockType = requireInteger(o.lockType, 'lockType');
+    const cmd = requireInteger(o.cmd, 'cmd');
+    const ownerKey = identityKey(o.lockOwner, 'lockOwner');
+    const lockPid = optionalInteger(o.lockPid, 'lockPid', 0);
+    const kind = o.kind ?? 'posix';
+    if (kind !== 'posix' && kind !== 'ofd' && kind !== 'flock') {
+      throw new TypeError(`kind must be 'posix', 'ofd' or 'flock', got ${String(kind)}`);
+    }
+    const handleKey = o.fileHandle === undefined ? '' : identityKey(o.fileHandle, 'fileHandle');
+    const flock = kind === 'flock';
+    const rawStart = flock && o.lockStart === undefined ? 0n : toBigInt(o.lockStart, 'lockStart');
+    const rawLen = flock && o.lockLen === undefined ? 0n : toBigInt(o.lockLen, 'lockLen');
+    const reply = (result: number): PosixReply => ({ result, lockType, lockStart: rawStart, lockLen: rawLen, lockPid });
+    if ((lockType !== F_RDLCK && lockType !== F_WRLCK && lockType !== F_UNLCK) || (cmd !== F_GETLK && cmd !== F_SETLK && cmd !== F_SETLKW)) {
+      return reply(-EINVAL);
+    }
+    const range = flock ? { start: 0n, end: OFFSET_MAX } : decodePosixRange(rawStart, rawLen);
+    if (typeof range === 'number') return reply(range);
+    const owner = (kind === 'posix' ? 'p' : kind === 'ofd' ? 'o' : 'f') + ownerKey;
+    const event = {
+      path,
+      lockType,
+      lockStart: range.start,
+      lockLen: flock ? 0n : posixLength(range.start, range.end),
+      cmd,
+      lockOwner: o.lockOwner as Identity,
+      lockPid,
+      kind,
+      ...(o.fileHandle === undefined ? {} : { fileHandle: o.fileHandle as Identity }),
+      ...contexts(o),
+    };
+    const origin: LockOrigin = { holder: o.lockOwner as Identity, pid: kind === 'ofd' ? -1 : lockPid, handleKey, processKey: '', event };
+    const req: LockRequest = { kind, write: lockType === F_WRLCK, owner, start: range.start, end: range.end, origin };
+
+    if (cmd === F_GETLK) return this.getlk(path, req, lockType, reply);
+    if (lockType === F_UNLCK) return this.unlock(path, req, reply);
+
+    const f = this.file(path);
+    if (flock) {
+      const held = f.flockOf(owner);
+      if (held !== undefined) {
+        if (held.write === req.write) return reply(0);
+        // flock(2) converts by dropping the old lock first, waking its waiters (not atomic).
+        f.removeFlock(held);
+        return then(this.settle(f), () => this.setlk(f, req, cmd, reply, done));
+      }
+    }
+    return this.setlk(f, req, cmd, reply, done);
+  }
+
+  private getlk(path: string, req: LockRequest, lockType: number, reply: (r: number) => PosixReply): PosixReply {
+    const f = this.files.get(path);
+    let l: Lock | undefined;
+    if (lockType === F_UNLCK) {
+      // Linux 6.x: F_OFD_GETLK with F_UNLCK reports the caller's own lock over the range.
+      if (req.kind !== 'ofd') return reply(-EINVAL);
+      l = f?.ownLock(req.owner, req.start, req.end);
+    } else {
+      l = f?.conflict(req);
+    }
+    if (l === undefined) return { ...reply(0), lockType: F_UNLCK };
+    return { result: 0, ...posixView(l) };
+  }
+
+  private unlock(path: string, req: LockRequest, reply: (r: number) => PosixReply): Maybe<PosixReply> {
+    const f = this.files.get(path);
+    if (f === undefined) return reply(0);
+    if (req.kind === 'flock') {
+      const held = f.flockOf(req.owner);
+      if (held !== undefined) f.removeFlock(held);
+    } else {
+      f.applyPosix(req.owner, req.start, req.end, 'unlock');
+    }
+    this.hooks.released?.('posix', req.origin.event);
+    return then(this.settle(f), () => {
+      this.retire(f);
+      return reply(0);
+    });
+  }
+
+  private setlk(
+    f: FileLocks,
+    req: LockRequest,
+    cmd: number,
+    reply: (r: number) => PosixReply,
+    done: (reply: PosixReply) => void,
+  ): Maybe<PosixReply | Pending> {
+    const granted = f.conflict(req);
+    const queued = granted === undefined ? f.fifoBlocker(req) : undefined;
+    if (granted === undefined && queued === undefined) return then(this.approveAndGrant(f, req, 'posix'), reply);
+    if (cmd === F_SETLK) {
+      this.retire(f);
+      return reply(-EAGAIN);
+    }
+    let bypassFifo = false;
+    let blockers: ReadonlySet<string> = new Set();
+    if (req.kind === 'posix') {
+      blockers = f.posixBlockers(req);
+      if (this.graph.closesCycle(req.owner, blockers)) {
+        // 'fifo' must not create deadlocks: fall back to the granted locks alone.
+        if (granted === undefined) return then(this.approveAndGrant(f, req, 'posix'), reply);
+        blockers = f.posixBlockers(req, undefined, true);
+        if (this.graph.closesCycle(req.owner, blockers)) {
+          this.retire(f);
+          return reply(-EDEADLK);
+        }
+        bypassFifo = true;
+      }
+    }
+    const w = f.enqueue(req, this.now(), (r) => done(reply(r)));
+    w.bypassFifo = bypassFifo;
+    if (blockers.size > 0) {
+      w.blockers = blockers;
+      this.graph.setEdges(w, req.owner, blockers);
+    }
+    return { waiter: w, path: f.path };
+  }
+
+  /**
+   * close(2) of any descriptor by the process: drops every granted classic POSIX lock of
+   * `lockOwner` on `path` (SEMANTICS-POSIX.md §10); its waiting requests keep waiting.
+   */
+  flush(input: unknown): Maybe<void> {
+    const o = requireObject(input, 'flush request');
+    const path = requireString(o.path, 'path');
+    const owner = 'p' + identityKey(o.lockOwner, 'lockOwner');
+    const f = this.files.get(path);
+    if (f === undefined) return;
+    return this.afterRelease(f, f.removeOwned(owner));
+  }
+
+  /**
+   * Last close of an open file description: drops every lock taken through `fileHandle` and, with
+   * `lockOwner`, that owner's flock lock. Waiters through the handle end with -EINTR.
+   */
+  release(input: unknown): Maybe<void> {
+    const o = requireObject(input, 'release request');
+    const path = requireString(o.path, 'path');
+    const handleKey = identityKey(o.fileHandle, 'fileHandle');
+    const flockOwner = o.lockOwner === undefined ? undefined : 'f' + identityKey(o.lockOwner, 'lockOwner');
+    const f = this.files.get(path);
+    if (f === undefined) return;
+    for (const w of f.waiters) {
+      if (w.req.kind !== 'windows' && w.req.origin.handleKey === handleKey) this.endWaiter(f, w, -EINTR);
+    }
+    const gone = f.removeByHandle(handleKey, (l) => l.kind !== 'windows');
+    const fl = flockOwner === undefined ? undefined : f.flockOf(flockOwner);
+    if (fl !== undefined) {
+      f.removeFlock(fl);
+      gone.push(fl);
+    }
+    return this.afterRelease(f, gone);
+  }
+
+  // ---- waiting requests ---------------------------------------------------------------------
+
+  /**
+   * Ends a waiting request from outside (signal, timeout, stop) with its family's code. Returns
+   * false when it had already ended. Nothing else changes, then the queue settles.
+   */
+  cancel(p: Pending, reason: CancelReason): Maybe<boolean> {
+    const f = this.files.get(p.path);
+    if (f === undefined || !f.waiters.has(p.waiter)) return false;
+    const [win, posix] = CANCEL_RESULT[reason];
+    this.endWaiter(f, p.waiter, p.waiter.req.kind === 'windows' ? win : posix);
+    return then(this.settle(f), () => {
+      this.retire(f);
+      return true;
+    });
+  }
+
+  /** Ends every waiter of every file (stop()). */
+  cancelAll(reason: CancelReason): void {
+    const [win, posix] = CANCEL_RESULT[reason];
+    for (const f of [...this.files.values()]) {
+      for (const w of f.waiters) this.endWaiter(f, w, w.req.kind === 'windows' ? win : posix);
+      this.retire(f);
+    }
+  }
+
+  // ---- listing ------------------------------------------------------------------------------
+
+  /** Granted and waiting locks, of one file or all. */
+  locks(path?: string): LockEntry[] {
+    const files = path === undefined ? [...this.files.values()] : [this.files.get(path)].filter((f) => f !== undefined);
+    const out: LockEntry[] = [];
+    const now = this.now();
+    for (const f of files) {
+      for (const l of f.granted()) out.push(entry(f.path, l.kind, l.write, l.start, l.end, l.origin, 'granted'));
+      for (const w of f.waiters) {
+        const e = entry(f.path, w.req.kind, w.req.write, w.req.start, w.req.end, w.req.origin, 'waiting');
+        e.waitingMs = now - w.since;
+        out.push(e);
+      }
+    }
+    return out;
+  }
+
+  /** Counts for stats(): files, granted locks, waiters. */
+  counts(): { files: number; locks: number; waiters: number } {
+    let locks = 0;
+    let waiters = 0;
+    for (const f of this.files.values()) {
+      locks += f.lockCount;
+      waiters += f.waiters.size;
+    }
+    return { files: this.files.size, locks, waiters };
+  }
+
+  /** The file's state, for tests that check internal invariants. */
+  fileState(path: string): FileLocks | undefined {
+    return this.files.get(path);
+  }
+
+  // ---- the shared steps ---------------------------------------------------------------------
+
+  /** Runs the approval hook on a request that fits, then grants it. Resolves to 0 or the veto. */
+  private approveAndGrant(f: FileLocks, req: LockRequest, family: Family): Maybe<number> {
+    const approve = this.hooks.approve;
+    const verdict = approve === undefined ? 0 : approve(family, req.origin.event);
+    return then(verdict, (code) => {
+      if (code !== 0) {
+        this.retire(f);
+        return code;
+      }
+      const mark = f.freedCount;
+      f.grant(req);
+      // A grant adds a lock, which can give queued 'posix' waiters new blockers; only a
+      // downgrade (or a 'fifo' waiter failed by the re-check) can let anyone else in.
+      const failed = this.refreshEdges(f);
+      if (f.freedCount === mark && (failed === 0 || this.policy !== 'fifo')) return 0;
+      return then(this.settle(f), () => 0);
+    });
+  }
+
+  /** Notifies each released lock, then wakes whoever now fits. */
+  private afterRelease(f: FileLocks, gone: Lock[]): Maybe<void> {
+    const released = this.hooks.released;
+    if (released !== undefined) {
+      for (const l of gone) {
+        if (l.kind === 'windows') released('windows', winUnlockEvent(l));
+        else released('posix', { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: l.start, lockLen: posixLength(l.start, l.end) });
+      }
+    }
+    return then(this.settle(f), () => this.retire(f));
+  }
+
+  /**
+   * The wake-up pass, then the deadlock re-check; repeated while a re-check shortens a 'fifo'
+   * queue. Grants go through the approval hook; a veto ends that waiter with the hook's code.
+   */
+  private settle(f: FileLocks): Maybe<void> {
+    const pass = f.grantable();
+    const step = (): Maybe<void> => {
+      for (;;) {
+        const next = pass.next();
+        if (next.done === true) {
+          const failed = this.refreshEdges(f);
+          return failed > 0 && this.policy === 'fifo' ? this.settle(f) : undefined;
+        }
+        const w = next.value;
+        const verdict = this.hooks.approve === undefined ? 0 : this.hooks.approve(w.req.kind === 'windows' ? 'windows' : 'posix', w.req.origin.event);
+        if (verdict instanceof Promise) {
+          return verdict.then((code) => {
+            this.grantWaiter(f, w, code);
+            return step();
+          });
+        }
+        this.grantWaiter(f, w, verdict);
+      }
+    };
+    return step();
+  }
+
+  private grantWaiter(f: FileLocks, w: Waiter, code: number): void {
+    if (code !== 0) {
+      this.endWaiter(f, w, code);
+      return;
+    }
+    f.dequeue(w);
+    this.dropEdges(w);
+    f.grant(w.req);
+    w.settle(0);
+  }
+
+  private endWaiter(f: FileLocks, w: Waiter, result: number): void {
+    if (!f.dequeue(w)) return;
+    this.dropEdges(w);
+    w.settle(result);
+  }
+
+  private dropEdges(w: Waiter): void {
+    if (w.blockers.size > 0) {
+      this.graph.removeEdges(w, w.req.owner);
+      w.blockers = new Set();
+    }
+  }
+
+  /**
+   * Recomputes the edges of each queued 'posix' waiter of `f`. A waiter that gained a blocker
+   * closing a cycle fails with -EDEADLK, as a woken Linux waiter does when it sleeps again.
+   * Returns the number of waiters failed.
+   */
+  private refreshEdges(f: FileLocks): number {
+    let failed = 0;
+    for (const w of f.waiters) {
+      if (w.req.kind !== 'posix') continue;
+      let b = f.posixBlockers(w.req, w, w.bypassFifo);
+      const grew = [...b].some((o) => !w.blockers.has(o));
+      if (grew && this.graph.closesCycle(w.req.owner, b)) {
+        const fromGranted = f.posixBlockers(w.req, w, true);
+        if (this.policy === 'fifo' && !this.graph.closesCycle(w.req.owner, fromGranted)) {
+          w.bypassFifo = true;
+          b = fromGranted;
+        } else {
+          this.endWaiter(f, w, -EDEADLK);
+          failed++;
+          continue;
+        }
+      }
+      if (b.size === 0) this.dropEdges(w);
+      else if (grew || b.size !== w.blockers.size) {
+        w.blockers = b;
+        this.graph.setEdges(w, w.req.owner, b);
+      }
+    }
+    return failed;
+  }
+}
+
+function noop(): void {}
+
+function contexts(o: Record<string, unknown>): Record<string, unknown> {
+  const c: Record<string, unknown> = {};
+  if (o.fileContext !== undefined) c.fileContext = o.fileContext;
+  if (o.handleContext !== undefined) c.handleContext = o.handleContext;
+  if (o.handleInfo !== undefined) c.handleInfo = o.handleInfo;
+  return c;
+}
+
+function winUnlockEvent(l: Lock): Record<string, unknown> {
+  const e = l.origin.event;
+  const out: Record<string, unknown> = {
+    fileName: e.fileName,
+    byteOffset: l.start,
+    length: l.end - l.start + 1n,
+    handle: e.handle,
+    processId: e.processId,
+    key: e.key,
+  };
+  if (e.fileContext !== undefined) out.fileContext = e.fileContext;
+  if (e.handleContext !== undefined) out.handleContext = e.handleContext;
+  return out;
+}
+
+/**
+ * A granted lock as an F_GETLK reply. A Windows lock past OFFSET_MAX is clamped to it; a
+ * zero-length Windows lock at X (which blocks ranges holding bytes X-1 and X) is shown as [X-1, X].
+ */
+function posixView(l: Lock): Omit<PosixReply, 'result'> {
+  let start = l.start;
+  let end = l.end < OFFSET_MAX ? l.end : OFFSET_MAX;
+  if (end < start) {
+    start = l.start - 1n;
+    end = l.start;
+  }
+  return { lockType: l.write ? F_WRLCK : F_RDLCK, lockStart: start, lockLen: posixLength(start, end), lockPid: l.origin.pid };
+}
+
+function entry(path: string, kind: LockKind, write: boolean, start: bigint, end: bigint, origin: LockOrigin, state: 'granted' | 'waiting'): LockEntry {
+  const e: LockEntry = {
+    path,
+    kind,
+    type: kind === 'windows' ? (write ? 'exclusive' : 'shared') : write ? 'write' : 'read',
+    start,
+    end,
+    owner: origin.holder,
+    pid: origin.pid,
+    state,
+  };
+  if (kind === 'windows') e.processId = origin.event.processId as Identity;
+  else if (origin.event.fileHandle !== undefined) e.fileHandle = origin.event.fileHandle as Identity;
+  return e;
+}
