@@ -6,7 +6,7 @@
  *
  * Results come back in one of three ways:
  * - a value at once (granted, failed, unlocked, F_GETLK answered);
- * - a Waiter, when the request queued; its `done` callback later receives the final result, and
+ * - a Pending, when the request queued; its `done` callback later receives the final result, and
  *   `cancel` ends it early (signal, timeout, stop);
  * - a Promise of either, only when an approval hook answers asynchronously. The caller must then
  *   keep every other request for that file back until it settles: an actor's mailbox does that.
@@ -18,41 +18,25 @@
  * - no waiter fits the granted locks (and, under 'fifo', the waiters ahead of it) while queued;
  * - the wait-for graph holds exactly the current edges of every queued 'posix' waiter, and has no cycle.
  */
-import {
-  EAGAIN,
-  EDEADLK,
-  EINTR,
-  EINVAL,
-  ERROR_LOCK_VIOLATION,
-  ERROR_NOT_LOCKED,
-  ERROR_OPERATION_ABORTED,
-  ERROR_SUCCESS,
-  F_GETLK,
-  F_RDLCK,
-  F_SETLK,
-  F_SETLKW,
-  F_UNLCK,
-  F_WRLCK,
-  OFFSET_MAX,
-  UINT64_MAX,
-} from './codes.js';
+import { EAGAIN, EDEADLK, EINTR, EINVAL, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, ERROR_OPERATION_ABORTED, ERROR_SUCCESS, F_GETLK, F_RDLCK, F_SETLK, F_UNLCK, F_WRLCK, OFFSET_MAX } from './codes.js';
 import { type WaitForGraph, LocalWaitForGraph } from './deadlock.js';
-import { FileLocks, type Lock, type LockKind, type LockOrigin, type LockRequest, type Policy, Waiter } from './file-locks.js';
+import { FileLocks, type Lock, type LockKind, type LockOrigin, type LockRequest, type Policy, type Waiter } from './file-locks.js';
+import { posixLength, type Identity } from './input.js';
 import {
-  decodePosixRange,
-  decodeWinRange,
-  identityKey,
-  optionalIdentityKey,
-  optionalInteger,
-  posixLength,
-  requireBoolean,
-  requireInteger,
-  requireObject,
-  requireString,
-  toBigInt,
-  winUnsigned,
-  type Identity,
-} from './input.js';
+  parseCheckIo,
+  parseCloseHandle,
+  parseFlush,
+  parseLock,
+  parseLockFile,
+  parseRelease,
+  parseUnlockFile,
+  replyOf,
+  type Call,
+  type PosixReply,
+  type ReplyBase,
+} from './requests.js';
+
+export type { PosixReply } from './requests.js';
 
 export type Family = 'windows' | 'posix';
 
@@ -75,14 +59,6 @@ export interface TableOptions {
   hooks?: TableHooks;
   /** Clock for wait times in listings (ms). */
   now?: () => number;
-}
-
-export interface PosixReply {
-  result: number;
-  lockType: number;
-  lockStart: bigint;
-  lockLen: bigint;
-  lockPid: number;
 }
 
 /** One entry of `locks()`: a granted or waiting lock, like a line of /proc/locks. */
@@ -123,13 +99,6 @@ export interface Pending {
   readonly path: string;
 }
 
-function pidOf(v: Identity): number {
-  if (typeof v === 'number') return v;
-  if (typeof v === 'bigint') return Number(BigInt.asIntN(32, v));
-  const n = Number(v);
-  return Number.isInteger(n) ? n : 0;
-}
-
 export class LockTable {
   private readonly files = new Map<string, FileLocks>();
   private readonly policy: Policy;
@@ -163,50 +132,15 @@ export class LockTable {
     if (f.isIdle()) this.files.delete(f.path);
   }
 
-  // ---- Windows ------------------------------------------------------------------------------
+  // ---- the public calls: parse (TypeError or an immediate result), then run -----------------
 
   /**
-   * LockFileEx (SEMANTICS-WINDOWS.md §4, §7, §8). Resolves to a Win32 code, or queues: then
-   * `done` gets the code when the wait ends.
+   * LockFileEx (SEMANTICS-WINDOWS.md §4, §7, §8): a Win32 code, or a Pending whose `done` gets the
+   * code when the wait ends.
    */
   lockFile(input: unknown, done: (code: number) => void = noop): Maybe<number | Pending> {
-    const o = requireObject(input, 'lockFile request');
-    const fileName = requireString(o.fileName, 'fileName');
-    const exclusive = requireBoolean(o.exclusiveLock, 'exclusiveLock');
-    const failImmediately = requireBoolean(o.failImmediately, 'failImmediately');
-    const handleKey = identityKey(o.handle, 'handle');
-    const processKey = optionalIdentityKey(o.processId, 'processId');
-    const keyKey = optionalIdentityKey(o.key, 'key');
-    const range = decodeWinRange(o.byteOffset, o.length);
-    if (typeof range === 'number') return range;
-    const event = {
-      fileName,
-      byteOffset: range.start,
-      length: range.length,
-      exclusiveLock: exclusive,
-      failImmediately,
-      handle: o.handle as Identity,
-      processId: (o.processId ?? 0) as Identity,
-      key: (o.key ?? 0) as Identity,
-      ...contexts(o),
-    };
-    const req: LockRequest = {
-      kind: 'windows',
-      write: exclusive,
-      owner: `w${handleKey}|${processKey}|${keyKey}`,
-      start: range.start,
-      end: range.end,
-      origin: { holder: o.handle as Identity, pid: pidOf(event.processId), handleKey, processKey, event },
-    };
-    const f = this.file(fileName);
-    if (f.conflict(req) !== undefined || f.fifoBlocker(req) !== undefined) {
-      if (failImmediately) {
-        this.retire(f);
-        return ERROR_LOCK_VIOLATION;
-      }
-      return { waiter: f.enqueue(req, this.now(), done), path: fileName };
-    }
-    return this.approveAndGrant(f, req, 'windows');
+    const c = parseLockFile(input);
+    return typeof c === 'number' ? c : (this.run(c, done as (r: unknown) => void) as Maybe<number | Pending>);
   }
 
   /**
@@ -214,25 +148,8 @@ export class LockTable {
    * first), or with byteOffset = length = -1 every lock of (handle, processId) (IRP_MN_UNLOCK_ALL).
    */
   unlockFile(input: unknown): Maybe<number> {
-    const o = requireObject(input, 'unlockFile request');
-    const fileName = requireString(o.fileName, 'fileName');
-    const handleKey = identityKey(o.handle, 'handle');
-    const processKey = optionalIdentityKey(o.processId, 'processId');
-    const keyKey = optionalIdentityKey(o.key, 'key');
-    const off = winUnsigned(o.byteOffset, 'byteOffset');
-    const len = winUnsigned(o.length, 'length');
-    if (off === UINT64_MAX && len === UINT64_MAX) {
-      const f = this.files.get(fileName);
-      if (f === undefined) return ERROR_SUCCESS;
-      const gone = f.removeByHandle(handleKey, (l) => l.kind === 'windows' && l.origin.processKey === processKey);
-      return then(this.afterRelease(f, gone), () => ERROR_SUCCESS);
-    }
-    const range = decodeWinRange(o.byteOffset, o.length);
-    if (typeof range === 'number') return range;
-    const f = this.files.get(fileName);
-    const l = f?.unlockExact(`w${handleKey}|${processKey}|${keyKey}`, range.start, range.end);
-    if (f === undefined || l === undefined) return ERROR_NOT_LOCKED;
-    return then(this.afterRelease(f, [l]), () => ERROR_SUCCESS);
+    const c = parseUnlockFile(input);
+    return typeof c === 'number' ? c : (this.run(c) as Maybe<number>);
   }
 
   /**
@@ -240,16 +157,7 @@ export class LockTable {
    * with ERROR_NOT_LOCKED, then wakes whoever now fits.
    */
   closeHandle(input: unknown): Maybe<void> {
-    const o = requireObject(input, 'closeHandle request');
-    const fileName = requireString(o.fileName, 'fileName');
-    const handleKey = identityKey(o.handle, 'handle');
-    const f = this.files.get(fileName);
-    if (f === undefined) return;
-    for (const w of f.waiters) {
-      if (w.req.kind === 'windows' && w.req.origin.handleKey === handleKey) this.endWaiter(f, w, ERROR_NOT_LOCKED);
-    }
-    const gone = f.removeByHandle(handleKey, (l) => l.kind === 'windows');
-    return this.afterRelease(f, gone);
+    return this.run(parseCloseHandle(input)) as Maybe<void>;
   }
 
   /**
@@ -257,95 +165,136 @@ export class LockTable {
    * Zero-length I/O is always allowed; only granted Windows locks count.
    */
   checkIo(input: unknown): number {
-    const o = requireObject(input, 'checkIo request');
-    const fileName = requireString(o.fileName, 'fileName');
-    const handleKey = identityKey(o.handle, 'handle');
-    const processKey = optionalIdentityKey(o.processId, 'processId');
-    const write = requireBoolean(o.write, 'write');
-    const range = decodeWinRange(o.byteOffset, o.length);
-    if (typeof range === 'number') return range;
-    if (range.length === 0n) return ERROR_SUCCESS;
-    const f = this.files.get(fileName);
-    if (f === undefined) return ERROR_SUCCESS;
-    return f.ioConflict(`w${handleKey}|${processKey}|n0`, range.start, range.end, write) ? ERROR_LOCK_VIOLATION : ERROR_SUCCESS;
+    const c = parseCheckIo(input);
+    return typeof c === 'number' ? c : (this.run(c) as number);
   }
-
-  // ---- POSIX, OFD, flock --------------------------------------------------------------------
 
   /**
-   * fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md §1-§9). Queues on a
-   * conflicting F_SETLKW: then `done` gets the reply when the wait ends.
+   * fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md §1-§9): a reply, or a
+   * Pending (a conflicting F_SETLKW) whose `done` gets the reply when the wait ends.
    */
   lock(input: unknown, done: (reply: PosixReply) => void = noop): Maybe<PosixReply | Pending> {
-    const o = requireObject(input, 'lock request');
-    const path = requireString(o.path, 'path');
-    const lockType = requireInteger(o.lockType, 'lockType');
-    const cmd = requireInteger(o.cmd, 'cmd');
-    const ownerKey = identityKey(o.lockOwner, 'lockOwner');
-    const lockPid = optionalInteger(o.lockPid, 'lockPid', 0);
-    const kind = o.kind ?? 'posix';
-    if (kind !== 'posix' && kind !== 'ofd' && kind !== 'flock') {
-      throw new TypeError(`kind must be 'posix', 'ofd' or 'flock', got ${String(kind)}`);
-    }
-    const handleKey = o.fileHandle === undefined ? '' : identityKey(o.fileHandle, 'fileHandle');
-    const flock = kind === 'flock';
-    const rawStart = flock && o.lockStart === undefined ? 0n : toBigInt(o.lockStart, 'lockStart');
-    const rawLen = flock && o.lockLen === undefined ? 0n : toBigInt(o.lockLen, 'lockLen');
-    const reply = (result: number): PosixReply => ({ result, lockType, lockStart: rawStart, lockLen: rawLen, lockPid });
-    if ((lockType !== F_RDLCK && lockType !== F_WRLCK && lockType !== F_UNLCK) || (cmd !== F_GETLK && cmd !== F_SETLK && cmd !== F_SETLKW)) {
-      return reply(-EINVAL);
-    }
-    const range = flock ? { start: 0n, end: OFFSET_MAX } : decodePosixRange(rawStart, rawLen);
-    if (typeof range === 'number') return reply(range);
-    const owner = (kind === 'posix' ? 'p' : kind === 'ofd' ? 'o' : 'f') + ownerKey;
-    const event = {
-      path,
-      lockType,
-      lockStart: range.start,
-      lockLen: flock ? 0n : posixLength(range.start, range.end),
-      cmd,
-      lockOwner: o.lockOwner as Identity,
-      lockPid,
-      kind,
-      ...(o.fileHandle === undefined ? {} : { fileHandle: o.fileHandle as Identity }),
-      ...contexts(o),
-    };
-    const origin: LockOrigin = { holder: o.lockOwner as Identity, pid: kind === 'ofd' ? -1 : lockPid, handleKey, processKey: '', event };
-    const req: LockRequest = { kind, write: lockType === F_WRLCK, owner, start: range.start, end: range.end, origin };
-
-    if (cmd === F_GETLK) return this.getlk(path, req, lockType, reply);
-    if (lockType === F_UNLCK) return this.unlock(path, req, reply);
-
-    const f = this.file(path);
-    if (flock) {
-      const held = f.flockOf(owner);
-      if (held !== undefined) {
-        if (held.write === req.write) return reply(0);
-        // flock(2) converts by dropping the old lock first, waking its waiters (not atomic).
-        f.removeFlock(held);
-        return then(this.settle(f), () => this.setlk(f, req, cmd, reply, done));
-      }
-    }
-    return this.setlk(f, req, cmd, reply, done);
+    const c = parseLock(input);
+    return 'result' in c ? c : (this.run(c, done as (r: unknown) => void) as Maybe<PosixReply | Pending>);
   }
 
-  private getlk(path: string, req: LockRequest, lockType: number, reply: (r: number) => PosixReply): PosixReply {
+  /**
+   * close(2) of any descriptor by the process: drops every granted classic POSIX lock of
+   * `lockOwner` on `path` (SEMANTICS-POSIX.md §10); its waiting requests keep waiting.
+   */
+  flush(input: unknown): Maybe<void> {
+    return this.run(parseFlush(input)) as Maybe<void>;
+  }
+
+  /**
+   * Last close of an open file description: drops every lock taken through `fileHandle` and, with
+   * `lockOwner`, that owner's flock lock. Waiters through the handle end with -EINTR.
+   */
+  release(input: unknown): Maybe<void> {
+    return this.run(parseRelease(input)) as Maybe<void>;
+  }
+
+  /**
+   * Runs a parsed call. The result is the call's: a Win32 code, a PosixReply, nothing (close,
+   * flush, release), or a Pending whose `done` receives the final code or reply.
+   */
+  run(c: Call, done: (result: unknown) => void = noop): Maybe<number | PosixReply | Pending | void> {
+    switch (c.op) {
+      case 'lockFile':
+        return this.lockFileCall(c.path, c.req, c.failImmediately, done);
+      case 'unlockFile': {
+        const f = this.files.get(c.path);
+        const l = f?.unlockExact(c.owner, c.start, c.end);
+        if (f === undefined || l === undefined) return ERROR_NOT_LOCKED;
+        return then(this.afterRelease(f, [l]), () => ERROR_SUCCESS);
+      }
+      case 'unlockAll': {
+        const f = this.files.get(c.path);
+        if (f === undefined) return ERROR_SUCCESS;
+        const gone = f.removeByHandle(c.handleKey, (l) => l.kind === 'windows' && l.origin.processKey === c.processKey);
+        return then(this.afterRelease(f, gone), () => ERROR_SUCCESS);
+      }
+      case 'closeHandle': {
+        const f = this.files.get(c.path);
+        if (f === undefined) return;
+        for (const w of f.waiters) {
+          if (w.req.kind === 'windows' && w.req.origin.handleKey === c.handleKey) this.endWaiter(f, w, ERROR_NOT_LOCKED);
+        }
+        return this.afterRelease(f, f.removeByHandle(c.handleKey, (l) => l.kind === 'windows'));
+      }
+      case 'checkIo': {
+        const f = this.files.get(c.path);
+        return f !== undefined && f.ioConflict(c.owner, c.start, c.end, c.write) ? ERROR_LOCK_VIOLATION : ERROR_SUCCESS;
+      }
+      case 'lock':
+        return this.lockCall(c.path, c.cmd, c.lockType, c.req, c.base, done);
+      case 'flush': {
+        const f = this.files.get(c.path);
+        if (f === undefined) return;
+        return this.afterRelease(f, f.removeOwned(c.owner));
+      }
+      case 'release': {
+        const f = this.files.get(c.path);
+        if (f === undefined) return;
+        for (const w of f.waiters) {
+          if (w.req.kind !== 'windows' && w.req.origin.handleKey === c.handleKey) this.endWaiter(f, w, -EINTR);
+        }
+        const gone = f.removeByHandle(c.handleKey, (l) => l.kind !== 'windows');
+        const fl = c.flockOwner === null ? undefined : f.flockOf(c.flockOwner);
+        if (fl !== undefined) {
+          f.removeFlock(fl);
+          gone.push(fl);
+        }
+        return this.afterRelease(f, gone);
+      }
+    }
+  }
+
+  private lockFileCall(path: string, req: LockRequest, failImmediately: boolean, done: (code: number) => void): Maybe<number | Pending> {
+    const f = this.file(path);
+    if (f.conflict(req) !== undefined || f.fifoBlocker(req) !== undefined) {
+      if (failImmediately) {
+        this.retire(f);
+        return ERROR_LOCK_VIOLATION;
+      }
+      return { waiter: f.enqueue(req, this.now(), done), path };
+    }
+    return this.approveAndGrant(f, req, 'windows');
+  }
+
+  private lockCall(path: string, cmd: number, lockType: number, req: LockRequest, base: ReplyBase, done: (reply: PosixReply) => void): Maybe<PosixReply | Pending> {
+    if (cmd === F_GETLK) return this.getlk(path, req, lockType, base);
+    if (lockType === F_UNLCK) return this.unlock(path, req, base);
+    const f = this.file(path);
+    if (req.kind === 'flock') {
+      const held = f.flockOf(req.owner);
+      if (held !== undefined) {
+        if (held.write === req.write) return replyOf(base, 0);
+        // flock(2) converts by dropping the old lock first, waking its waiters (not atomic).
+        f.removeFlock(held);
+        return then(this.afterRelease(f, [held], false), () => this.setlk(f, req, cmd, base, done));
+      }
+    }
+    return this.setlk(f, req, cmd, base, done);
+  }
+
+  private getlk(path: string, req: LockRequest, lockType: number, base: ReplyBase): PosixReply {
     const f = this.files.get(path);
     let l: Lock | undefined;
     if (lockType === F_UNLCK) {
       // Linux 6.x: F_OFD_GETLK with F_UNLCK reports the caller's own lock over the range.
-      if (req.kind !== 'ofd') return reply(-EINVAL);
+      if (req.kind !== 'ofd') return replyOf(base, -EINVAL);
       l = f?.ownLock(req.owner, req.start, req.end);
     } else {
       l = f?.conflict(req);
     }
-    if (l === undefined) return { ...reply(0), lockType: F_UNLCK };
+    if (l === undefined) return { ...replyOf(base, 0), lockType: F_UNLCK };
     return { result: 0, ...posixView(l) };
   }
 
-  private unlock(path: string, req: LockRequest, reply: (r: number) => PosixReply): Maybe<PosixReply> {
+  private unlock(path: string, req: LockRequest, base: ReplyBase): Maybe<PosixReply> {
     const f = this.files.get(path);
-    if (f === undefined) return reply(0);
+    if (f === undefined) return replyOf(base, 0);
     if (req.kind === 'flock') {
       const held = f.flockOf(req.owner);
       if (held !== undefined) f.removeFlock(held);
@@ -355,23 +304,17 @@ export class LockTable {
     this.hooks.released?.('posix', req.origin.event);
     return then(this.settle(f), () => {
       this.retire(f);
-      return reply(0);
+      return replyOf(base, 0);
     });
   }
 
-  private setlk(
-    f: FileLocks,
-    req: LockRequest,
-    cmd: number,
-    reply: (r: number) => PosixReply,
-    done: (reply: PosixReply) => void,
-  ): Maybe<PosixReply | Pending> {
+  private setlk(f: FileLocks, req: LockRequest, cmd: number, base: ReplyBase, done: (reply: PosixReply) => void): Maybe<PosixReply | Pending> {
     const granted = f.conflict(req);
     const queued = granted === undefined ? f.fifoBlocker(req) : undefined;
-    if (granted === undefined && queued === undefined) return then(this.approveAndGrant(f, req, 'posix'), reply);
+    if (granted === undefined && queued === undefined) return then(this.approveAndGrant(f, req, 'posix'), (r) => replyOf(base, r));
     if (cmd === F_SETLK) {
       this.retire(f);
-      return reply(-EAGAIN);
+      return replyOf(base, -EAGAIN);
     }
     let bypassFifo = false;
     let blockers: ReadonlySet<string> = new Set();
@@ -379,58 +322,22 @@ export class LockTable {
       blockers = f.posixBlockers(req);
       if (this.graph.closesCycle(req.owner, blockers)) {
         // 'fifo' must not create deadlocks: fall back to the granted locks alone.
-        if (granted === undefined) return then(this.approveAndGrant(f, req, 'posix'), reply);
+        if (granted === undefined) return then(this.approveAndGrant(f, req, 'posix'), (r) => replyOf(base, r));
         blockers = f.posixBlockers(req, undefined, true);
         if (this.graph.closesCycle(req.owner, blockers)) {
           this.retire(f);
-          return reply(-EDEADLK);
+          return replyOf(base, -EDEADLK);
         }
         bypassFifo = true;
       }
     }
-    const w = f.enqueue(req, this.now(), (r) => done(reply(r)));
+    const w = f.enqueue(req, this.now(), (r) => done(replyOf(base, r)));
     w.bypassFifo = bypassFifo;
     if (blockers.size > 0) {
       w.blockers = blockers;
       this.graph.setEdges(w, req.owner, blockers);
     }
     return { waiter: w, path: f.path };
-  }
-
-  /**
-   * close(2) of any descriptor by the process: drops every granted classic POSIX lock of
-   * `lockOwner` on `path` (SEMANTICS-POSIX.md §10); its waiting requests keep waiting.
-   */
-  flush(input: unknown): Maybe<void> {
-    const o = requireObject(input, 'flush request');
-    const path = requireString(o.path, 'path');
-    const owner = 'p' + identityKey(o.lockOwner, 'lockOwner');
-    const f = this.files.get(path);
-    if (f === undefined) return;
-    return this.afterRelease(f, f.removeOwned(owner));
-  }
-
-  /**
-   * Last close of an open file description: drops every lock taken through `fileHandle` and, with
-   * `lockOwner`, that owner's flock lock. Waiters through the handle end with -EINTR.
-   */
-  release(input: unknown): Maybe<void> {
-    const o = requireObject(input, 'release request');
-    const path = requireString(o.path, 'path');
-    const handleKey = identityKey(o.fileHandle, 'fileHandle');
-    const flockOwner = o.lockOwner === undefined ? undefined : 'f' + identityKey(o.lockOwner, 'lockOwner');
-    const f = this.files.get(path);
-    if (f === undefined) return;
-    for (const w of f.waiters) {
-      if (w.req.kind !== 'windows' && w.req.origin.handleKey === handleKey) this.endWaiter(f, w, -EINTR);
-    }
-    const gone = f.removeByHandle(handleKey, (l) => l.kind !== 'windows');
-    const fl = flockOwner === undefined ? undefined : f.flockOf(flockOwner);
-    if (fl !== undefined) {
-      f.removeFlock(fl);
-      gone.push(fl);
-    }
-    return this.afterRelease(f, gone);
   }
 
   // ---- waiting requests ---------------------------------------------------------------------
@@ -515,7 +422,7 @@ export class LockTable {
   }
 
   /** Notifies each released lock, then wakes whoever now fits. */
-  private afterRelease(f: FileLocks, gone: Lock[]): Maybe<void> {
+  private afterRelease(f: FileLocks, gone: Lock[], retire = true): Maybe<void> {
     const released = this.hooks.released;
     if (released !== undefined) {
       for (const l of gone) {
@@ -523,7 +430,9 @@ export class LockTable {
         else released('posix', { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: l.start, lockLen: posixLength(l.start, l.end) });
       }
     }
-    return then(this.settle(f), () => this.retire(f));
+    return then(this.settle(f), () => {
+      if (retire) this.retire(f);
+    });
   }
 
   /**
@@ -610,14 +519,6 @@ export class LockTable {
 }
 
 function noop(): void {}
-
-function contexts(o: Record<string, unknown>): Record<string, unknown> {
-  const c: Record<string, unknown> = {};
-  if (o.fileContext !== undefined) c.fileContext = o.fileContext;
-  if (o.handleContext !== undefined) c.handleContext = o.handleContext;
-  if (o.handleInfo !== undefined) c.handleInfo = o.handleInfo;
-  return c;
-}
 
 function winUnlockEvent(l: Lock): Record<string, unknown> {
   const e = l.origin.event;
