@@ -17,14 +17,14 @@ export interface WaitForGraph {
   /** True when `owner` waiting on `blockers` would close a cycle. */
   closesCycle(owner: string, blockers: Iterable<string>): boolean;
   /** Records (or replaces) the blockers of one waiting request. An empty set removes it. */
-  setEdges(waiter: object, owner: string, blockers: ReadonlySet<string>): void;
+  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>): void;
   /** Forgets a waiting request (granted, cancelled, failed). */
-  removeEdges(waiter: object, owner: string): void;
+  removeEdges(waiter: unknown, owner: string): void;
 }
 
 export class LocalWaitForGraph implements WaitForGraph {
   /** owner -> its waiting requests -> the owners each one waits for. */
-  private readonly out = new Map<string, Map<object, ReadonlySet<string>>>();
+  private readonly out = new Map<string, Map<unknown, ReadonlySet<string>>>();
 
   closesCycle(owner: string, blockers: Iterable<string>): boolean {
     const seen = new Set<string>();
@@ -53,7 +53,7 @@ export class LocalWaitForGraph implements WaitForGraph {
     return false;
   }
 
-  setEdges(waiter: object, owner: string, blockers: ReadonlySet<string>): void {
+  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>): void {
     if (blockers.size === 0) {
       this.removeEdges(waiter, owner);
       return;
@@ -66,9 +66,14 @@ export class LocalWaitForGraph implements WaitForGraph {
     waits.set(waiter, blockers);
   }
 
-  removeEdges(waiter: object, owner: string): void {
+  removeEdges(waiter: unknown, owner: string): void {
     const waits = this.out.get(owner);
     if (waits?.delete(waiter) && waits.size === 0) this.out.delete(owner);
+  }
+
+  /** The blockers recorded for one waiting request of `owner`. */
+  blockersOf(waiter: unknown, owner: string): ReadonlySet<string> | undefined {
+    return this.out.get(owner)?.get(waiter);
   }
 
   /** The edges, for tests and listings: owner -> owners it waits for. */

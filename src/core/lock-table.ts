@@ -79,12 +79,14 @@ export interface LockEntry {
 }
 
 /** Why a waiter is ended from outside; the result depends on the family (API.md). */
-export type CancelReason = 'abort' | 'timeout' | 'stop';
+export type CancelReason = 'abort' | 'timeout' | 'stop' | 'deadlock';
 
 const CANCEL_RESULT: Record<CancelReason, [windows: number, posix: number]> = {
   abort: [ERROR_OPERATION_ABORTED, -EINTR],
   timeout: [ERROR_LOCK_VIOLATION, -EAGAIN],
   stop: [ERROR_OPERATION_ABORTED, -EINTR],
+  // A cycle through waiters on several worker threads, found by the coordinator's graph.
+  deadlock: [ERROR_LOCK_VIOLATION, -EDEADLK],
 };
 
 type Maybe<T> = T | Promise<T>;
@@ -92,6 +94,9 @@ type Maybe<T> = T | Promise<T>;
 function then<T, U>(x: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
   return x instanceof Promise ? x.then(f) : f(x);
 }
+
+/** A step of a file's history that `replay` re-applies (see src/actors/protocol.ts JournalEntry). */
+export type ReplayEntry = { j: 'call'; call: Call } | { j: 'flockDrop'; owner: string } | { j: 'locks'; locks: readonly Lock[] };
 
 /** A pending request: the waiter and the file it waits on. */
 export interface Pending {
@@ -103,7 +108,7 @@ export class LockTable {
   private readonly files = new Map<string, FileLocks>();
   private readonly policy: Policy;
   private readonly graph: WaitForGraph;
-  private readonly hooks: TableHooks;
+  private hooks: TableHooks;
   private readonly now: () => number;
 
   constructor(opts: TableOptions = {}) {
@@ -364,6 +369,56 @@ export class LockTable {
       for (const w of f.waiters) this.endWaiter(f, w, w.req.kind === 'windows' ? win : posix);
       this.retire(f);
     }
+  }
+
+  // ---- rebuilding after a worker died ---------------------------------------------------------
+
+  /**
+   * Re-applies committed steps of one file, in their order, without hooks, checks or waiters:
+   * granted lock requests are granted, releases release. Used on a fresh table only.
+   */
+  replay(path: string, entries: readonly ReplayEntry[]): void {
+    const f = this.file(path);
+    for (const e of entries) {
+      if (e.j === 'locks') {
+        for (const l of e.locks) f.grant({ kind: l.kind, write: l.write, owner: l.owner, start: l.start, end: l.end, origin: l.origin });
+        continue;
+      }
+      if (e.j === 'flockDrop') {
+        const held = f.flockOf(e.owner);
+        if (held !== undefined) f.removeFlock(held);
+        continue;
+      }
+      const c = e.call;
+      if (c.op === 'lockFile' || (c.op === 'lock' && c.lockType !== F_UNLCK)) {
+        if (c.req.kind === 'flock') {
+          const held = f.flockOf(c.req.owner);
+          if (held !== undefined) f.removeFlock(held);
+        }
+        f.grant(c.req);
+      } else if (c.op === 'lock') {
+        if (c.req.kind === 'flock') {
+          const held = f.flockOf(c.req.owner);
+          if (held !== undefined) f.removeFlock(held);
+        } else {
+          f.applyPosix(c.req.owner, c.req.start, c.req.end, 'unlock');
+        }
+      } else {
+        const hooks = this.hooks;
+        this.hooks = {};
+        try {
+          this.run(c);
+        } finally {
+          this.hooks = hooks;
+        }
+      }
+    }
+    this.retire(f);
+  }
+
+  /** The granted locks of one file, for journal compaction. */
+  grantedLocks(path: string): Lock[] {
+    return this.files.get(path)?.granted() ?? [];
   }
 
   // ---- listing ------------------------------------------------------------------------------

@@ -1,0 +1,285 @@
+/**
+ * The actor host: the long-lived task each piscina worker runs. It owns the lock state of every file
+ * that hashes to this worker (one LockTable) and gives each file an actor: a mailbox that runs the
+ * file's requests one at a time, in arrival order.
+ *
+ * Most steps are synchronous (no hook configured): a request runs the moment its batch is read, and
+ * an actor needs no mailbox object at all. When an approval hook answers through comlink, the step
+ * returns a Promise and the file's actor is busy: later requests for that file wait in its mailbox
+ * until the step settles, while other files go on. That is the whole serialization: no locks.
+ *
+ * Replies, queued notices and wait-for edges go out in one array per turn (Batcher).
+ */
+import * as Comlink from 'comlink';
+import type { MessagePort } from 'node:worker_threads';
+import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
+import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
+import type { Waiter } from '../core/file-locks.js';
+import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
+import type { Call, PosixReply } from '../core/requests.js';
+import { Batcher } from './batcher.js';
+import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
+
+type Step = () => unknown;
+
+function isPromise(x: unknown): x is Promise<unknown> {
+  return x instanceof Promise;
+}
+
+function isPending(x: unknown): x is Pending {
+  return typeof x === 'object' && x !== null && 'waiter' in x;
+}
+
+/**
+ * The worker's wait-for graph: exact for cycles among this worker's own waiters, and every edge is
+ * also sent to the coordinator, whose graph spans all workers (src/actors/deadlock-service.ts).
+ */
+class ForwardingGraph implements WaitForGraph {
+  private readonly local = new LocalWaitForGraph();
+  constructor(
+    private readonly idOf: (w: unknown) => number,
+    private readonly send: (m: FromHost) => void,
+  ) {}
+
+  closesCycle(owner: string, blockers: Iterable<string>): boolean {
+    return this.local.closesCycle(owner, blockers);
+  }
+
+  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>): void {
+    this.local.setEdges(waiter, owner, blockers);
+    this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [...blockers] });
+  }
+
+  removeEdges(waiter: unknown, owner: string): void {
+    this.local.removeEdges(waiter, owner);
+    this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [] });
+  }
+}
+
+export class ActorHost implements HostControl {
+  private readonly table: LockTable;
+  private readonly out: Batcher<FromHost>;
+  /** Files whose actor is busy with an asynchronous step, with the steps queued behind it. */
+  private readonly mailboxes = new Map<string, Step[]>();
+  /** Queued requests by id. */
+  private readonly pendings = new Map<number, Pending>();
+  private readonly waiterIds = new WeakMap<object, number>();
+  /** Requests received and not yet answered; a cancel for one still in a mailbox is kept here. */
+  private readonly inflight = new Map<number, CancelReason | null>();
+  /** Files whose journal at the coordinator may be non-empty. */
+  private readonly journaled = new Set<string>();
+  private readonly hooks: Comlink.Remote<HookRunner>;
+  private currentId = 0;
+  private calls = 0;
+  private batches = 0;
+  private resolveFinished!: () => void;
+  readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
+
+  constructor(private readonly init: HostInit) {
+    this.out = new Batcher<FromHost>((batch) => init.data.postMessage(batch));
+    this.hooks = Comlink.wrap<HookRunner>(init.hooks as unknown as Comlink.Endpoint);
+    const graph = new ForwardingGraph(
+      (w) => this.waiterIds.get(w as object) ?? this.currentId,
+      (m) => this.out.push(m),
+    );
+    this.table = new LockTable({
+      policy: init.policy,
+      graph,
+      hooks: {
+        approve: init.approveWindows || init.approvePosix ? (family, event) => this.approve(family, event) : undefined,
+        released: init.releasedWindows || init.releasedPosix ? (family, event) => this.released(family, event) : undefined,
+      },
+    });
+    Comlink.expose(this, init.control as unknown as Comlink.Endpoint);
+    init.data.on('message', (batch: ToHost[]) => {
+      this.batches++;
+      for (const m of batch) this.handle(m);
+    });
+  }
+
+  // ---- hooks ----------------------------------------------------------------------------------
+
+  private approve(family: Family, event: Readonly<Record<string, unknown>>): number | Promise<number> {
+    if (!(family === 'windows' ? this.init.approveWindows : this.init.approvePosix)) return 0;
+    const generic = family === 'windows' ? ERROR_LOCK_VIOLATION : -ENOLCK;
+    const hook = family === 'windows' ? 'onLockFile' : 'onLock';
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<number>((resolve) => {
+      timer = setTimeout(() => {
+        this.out.push({ t: 'hookError', hook, message: `${hook} did not answer within ${this.init.hookTimeoutMs} ms` });
+        resolve(generic);
+      }, this.init.hookTimeoutMs);
+    });
+    const answer = this.hooks.approve(family, event as Record<string, unknown>).catch((e: unknown) => {
+      this.out.push({ t: 'hookError', hook, message: String(e) });
+      return generic;
+    });
+    return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  private released(family: Family, event: Readonly<Record<string, unknown>>): void {
+    if (!(family === 'windows' ? this.init.releasedWindows : this.init.releasedPosix)) return;
+    this.hooks.released(family, event as Record<string, unknown>).catch((e: unknown) => {
+      this.out.push({ t: 'hookError', hook: family === 'windows' ? 'onUnlockFile' : 'onLock', message: String(e) });
+    });
+  }
+
+  // ---- the mailbox ----------------------------------------------------------------------------
+
+  /** Runs `step` for `path` now, or after the asynchronous step the file's actor is busy with. */
+  private deliver(path: string, step: Step): void {
+    const box = this.mailboxes.get(path);
+    if (box !== undefined) {
+      box.push(step);
+      return;
+    }
+    const r = step();
+    if (isPromise(r)) {
+      this.mailboxes.set(path, []);
+      void r.then(() => this.drain(path));
+    }
+  }
+
+  private drain(path: string): void {
+    const box = this.mailboxes.get(path)!;
+    for (;;) {
+      const step = box.shift();
+      if (step === undefined) {
+        this.mailboxes.delete(path);
+        return;
+      }
+      const r = step();
+      if (isPromise(r)) {
+        void r.then(() => this.drain(path));
+        return;
+      }
+    }
+  }
+
+  private handle(m: ToHost): void {
+    switch (m.t) {
+      case 'call':
+        this.calls++;
+        this.inflight.set(m.id, null);
+        this.deliver(m.call.path, () => this.runCall(m.id, m.call));
+        return;
+      case 'cancel': {
+        const p = this.pendings.get(m.id);
+        if (p !== undefined) this.deliver(p.path, () => this.table.cancel(p, m.reason));
+        else if (this.inflight.has(m.id)) this.inflight.set(m.id, m.reason);
+        return;
+      }
+      case 'deadlock': {
+        const p = this.pendings.get(m.id);
+        if (p === undefined) {
+          this.out.push({ t: 'deadlocked', token: m.token, failed: false });
+          return;
+        }
+        this.deliver(p.path, () => {
+          const failed = this.pendings.get(m.id) === p;
+          const r = failed ? this.table.cancel(p, 'deadlock') : false;
+          this.out.push({ t: 'deadlocked', token: m.token, failed });
+          return r;
+        });
+        return;
+      }
+      case 'restore':
+        this.table.replay(m.path, m.entries);
+        if (this.table.fileState(m.path) !== undefined) this.journaled.add(m.path);
+        return;
+      case 'sync':
+        this.out.push({ t: 'synced', token: m.token });
+        return;
+      case 'snapshot':
+        this.deliver(m.path, () => this.out.push({ t: 'snapshot', path: m.path, locks: this.table.grantedLocks(m.path) }));
+        return;
+      case 'stop':
+        this.table.cancelAll('stop');
+        this.out.push({ t: 'stopped' });
+        this.out.flushNow();
+        this.resolveFinished();
+        return;
+    }
+  }
+
+  private runCall(id: number, call: Call): unknown {
+    this.currentId = id;
+    const flockDrop = this.dropsFlock(call);
+    const r = this.table.run(call, (result) => this.waitEnded(id, result));
+    const after = (res: unknown): unknown => {
+      if (isPending(res)) {
+        this.waiterIds.set(res.waiter as Waiter, id);
+        this.pendings.set(id, res);
+        this.out.push({ t: 'queued', id, ...(flockDrop ? { flockDrop } : {}) });
+        const reason = this.inflight.get(id);
+        if (reason !== null && reason !== undefined) return this.table.cancel(res, reason);
+        return undefined;
+      }
+      this.inflight.delete(id);
+      this.out.push({ t: 'done', id, result: (res ?? null) as number | PosixReply | null, ...(flockDrop ? { flockDrop } : {}) });
+      this.noteState(call.path);
+      return undefined;
+    };
+    return isPromise(r) ? r.then(after) : after(r);
+  }
+
+  private waitEnded(id: number, result: unknown): void {
+    const p = this.pendings.get(id);
+    this.pendings.delete(id);
+    this.inflight.delete(id);
+    const waitedMs = p === undefined ? 0 : Date.now() - p.waiter.since;
+    this.out.push({ t: 'done', id, result: result as number | PosixReply, waitedMs });
+    if (p !== undefined) this.noteState(p.path);
+  }
+
+  /** A flock request by an owner holding the other type drops that lock first, whatever follows. */
+  private dropsFlock(call: Call): boolean {
+    if (call.op !== 'lock' || call.req.kind !== 'flock' || call.lockType === F_UNLCK || call.cmd === F_GETLK) return false;
+    const held = this.table.fileState(call.path)?.flockOf(call.req.owner);
+    return held !== undefined && held.write !== call.req.write;
+  }
+
+  /** Tells the coordinator when a file it keeps a journal for holds nothing any more. */
+  private noteState(path: string): void {
+    if (this.table.fileState(path) !== undefined) this.journaled.add(path);
+    else if (this.journaled.delete(path)) this.out.push({ t: 'idle', path });
+  }
+
+  // ---- control plane (comlink) ------------------------------------------------------------------
+
+  locks(path?: string) {
+    return this.table.locks(path);
+  }
+
+  stats(): HostStats {
+    const c = this.table.counts();
+    return {
+      index: this.init.index,
+      files: c.files,
+      actors: c.files,
+      locks: c.locks,
+      waiters: c.waiters,
+      calls: this.calls,
+      batches: this.batches,
+      busyActors: this.mailboxes.size,
+    };
+  }
+
+  /** Crash drill: the worker dies of an uncaught exception right after answering. */
+  crash(): void {
+    setImmediate(() => {
+      throw new Error('locksmith crash drill');
+    });
+  }
+}
+
+/** The piscina task: host until the coordinator says stop. */
+export default async function hostTask(init: HostInit): Promise<void> {
+  const h = new ActorHost(init);
+  await h.finished;
+  // Let the last batch leave before the task (and with it the port) goes.
+  await new Promise((r) => setImmediate(r));
+  init.data.close();
+  init.control.close();
+  init.hooks.close();
+}

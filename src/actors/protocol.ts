@@ -1,0 +1,95 @@
+/**
+ * Messages between the coordinator (main thread) and the actor hosts (worker threads).
+ *
+ * Data plane: one MessagePort per worker carries arrays of messages both ways; each side sends at
+ * most one array per turn of its event loop (see Batcher), so one wake-up of the other thread
+ * drains many requests. Control plane (hooks, listings, stats): comlink over a second port.
+ */
+import type { Call, PosixReply } from '../core/requests.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { CancelReason, LockEntry, ReplayEntry } from '../core/lock-table.js';
+import type { Lock } from '../core/file-locks.js';
+
+/** Coordinator -> host. */
+export type ToHost =
+  /** Run a parsed call for request `id`. */
+  | { t: 'call'; id: number; call: Call }
+  /** End request `id` early if it is waiting (or as soon as it would wait). */
+  | { t: 'cancel'; id: number; reason: CancelReason }
+  /** Rebuild a file's granted locks after a worker was replaced (journal replay). */
+  | { t: 'restore'; path: string; entries: JournalEntry[] }
+  /** The deadlock service found that request `id` closes a cycle: fail it if it still waits. */
+  | { t: 'deadlock'; id: number; token: number }
+  /** Reply 'synced' once every earlier message of this host has been answered. */
+  | { t: 'sync'; token: number }
+  /** Send the granted locks of `path` (journal compaction). */
+  | { t: 'snapshot'; path: string }
+  /** End every waiter ('stop'), then answer 'stopped'. */
+  | { t: 'stop' };
+
+/** Host -> coordinator. */
+export type FromHost =
+  /** The final result of request `id`; `waitedMs` when it had queued. */
+  | { t: 'done'; id: number; result: number | PosixReply | null; waitedMs?: number; flockDrop?: boolean }
+  /** Request `id` queued (it will get a 'done' later). `flockDrop`: see JournalEntry. */
+  | { t: 'queued'; id: number; flockDrop?: boolean }
+  /** Wait-for edges of request `id`'s waiter changed ('posix' waiters only); empty = gone. */
+  | { t: 'edges'; id: number; owner: string; blockers: string[] }
+  /** Answer to 'deadlock': whether the waiter was failed. */
+  | { t: 'deadlocked'; token: number; failed: boolean }
+  | { t: 'synced'; token: number }
+  | { t: 'snapshot'; path: string; locks: Lock[] }
+  /** `path` holds nothing and nobody waits on it: its journal can go. */
+  | { t: 'idle'; path: string }
+  /** A hook failed (threw, rejected, timed out, returned nonsense): counted and reported. */
+  | { t: 'hookError'; hook: string; message: string }
+  | { t: 'stopped' };
+
+/**
+ * What a worker loses when it dies, kept by the coordinator per file: the steps whose effects were
+ * committed, in the order the worker reported them (LockTable.replay rebuilds the granted locks).
+ */
+export type JournalEntry = ReplayEntry;
+
+/** The control plane a host exposes through comlink. */
+export interface HostControl {
+  locks(path?: string): LockEntry[];
+  stats(): HostStats;
+  /** Crash drill (tests): the worker dies as from an uncaught exception. */
+  crash(): void;
+}
+
+export interface HostStats {
+  index: number;
+  files: number;
+  actors: number;
+  locks: number;
+  waiters: number;
+  calls: number;
+  batches: number;
+  /** Actors waiting on an asynchronous hook, with requests held in their mailbox. */
+  busyActors: number;
+}
+
+/** The control plane the coordinator exposes to hosts: the application's hooks. */
+export interface HookRunner {
+  /** Runs the hook and returns its normalized verdict: 0 grants, non-zero is the result. */
+  approve(family: 'windows' | 'posix', event: Record<string, unknown>): Promise<number>;
+  /** Runs onUnlockFile / onLock for a release; its outcome is ignored. */
+  released(family: 'windows' | 'posix', event: Record<string, unknown>): Promise<void>;
+}
+
+/** What a host task receives when it starts. */
+export interface HostInit {
+  index: number;
+  data: MessagePort;
+  control: MessagePort;
+  hooks: MessagePort;
+  policy: 'default' | 'fifo';
+  /** Which hooks exist, so a host only calls out when there is someone to call. */
+  approveWindows: boolean;
+  approvePosix: boolean;
+  releasedWindows: boolean;
+  releasedPosix: boolean;
+  hookTimeoutMs: number;
+}

@@ -1,0 +1,605 @@
+/**
+ * LockCoordinator: the public API (API.md) on the caller's thread.
+ *
+ * A call is parsed here (a malformed one rejects with its TypeError and never leaves this thread),
+ * routed by a stable hash of its path to the worker whose actor owns the file, and sent in that
+ * worker's next batch. The worker's reply resolves the call's Promise. Waiting requests stay
+ * waiting in the worker; a `signal` or `timeoutMs` sends a cancel that the actor applies if the
+ * request still waits (if the grant won the race, the caller gets the grant: nothing is lost).
+ *
+ * The coordinator also keeps, per file, the journal of committed steps (protocol.ts JournalEntry).
+ * When a worker dies, piscina starts a replacement, the journal rebuilds its files' granted locks,
+ * and every request that had no answer is sent again in its original order.
+ */
+import * as Comlink from 'comlink';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import {
+  EINTR,
+  ENOLCK,
+  ERROR_INVALID_PARAMETER,
+  ERROR_LOCK_VIOLATION,
+  ERROR_OPERATION_ABORTED,
+  EAGAIN,
+  EINVAL,
+  F_GETLK,
+  F_UNLCK,
+} from './core/codes.js';
+import type { CancelReason, LockEntry } from './core/lock-table.js';
+import {
+  parseCheckIo,
+  parseCloseHandle,
+  parseFlush,
+  parseLock,
+  parseLockFile,
+  parseRelease,
+  parseUnlockFile,
+  type Call,
+  type PosixReply,
+} from './core/requests.js';
+import { requireObject } from './core/input.js';
+import { Batcher } from './actors/batcher.js';
+import { DeadlockService } from './actors/deadlock-service.js';
+import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry, ToHost } from './actors/protocol.js';
+
+export type { LockEntry } from './core/lock-table.js';
+export type { PosixReply } from './core/requests.js';
+
+type HookResult = number | void | Promise<number | void>;
+export type LockFileEvent = Readonly<Record<string, unknown>>;
+export type UnlockFileEvent = Readonly<Record<string, unknown>>;
+export type LockEvent = Readonly<Record<string, unknown>>;
+
+export interface CoordinatorOptions {
+  /** Worker threads hosting the file actors; default: available parallelism. */
+  workers?: number;
+  /** Fires when a Windows lock is grantable, before the grant; non-zero is the caller's result. */
+  onLockFile?: (e: LockFileEvent) => HookResult;
+  /** Fires after each released Windows lock record; its outcome is ignored. */
+  onUnlockFile?: (e: UnlockFileEvent) => void | Promise<void>;
+  /** Fires for POSIX/OFD/flock sets (a negative errno vetoes) and releases. */
+  onLock?: (e: LockEvent) => HookResult;
+  /** Wake-up policy: 'default' (as Windows and Linux) or 'fifo' (starvation-free). */
+  policy?: 'default' | 'fifo';
+  /** A hook that has not answered after this long is a veto with the family's generic code. */
+  hookTimeoutMs?: number;
+}
+
+export interface CoordinatorStats {
+  /** Operations finished, by call and result code. */
+  operations: Record<string, Record<string, number>>;
+  /** Requests queued right now. */
+  waiting: number;
+  /** Requests sent to a worker and not answered yet. */
+  inFlight: number;
+  /** Requests that waited, and for how long (ms). */
+  waits: { count: number; totalMs: number; maxMs: number; histogramMs: Record<string, number> };
+  /** Files with live actors (lock state or waiters), all workers. */
+  files: number;
+  workers: (HostStats & { restarts: number })[];
+  hookErrors: number;
+  workerRestarts: number;
+  crossWorkerDeadlocks: number;
+}
+
+interface Request {
+  readonly id: number;
+  readonly call: Call;
+  readonly slot: number;
+  readonly resolve: (v: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  timer: NodeJS.Timeout | undefined;
+  queued: boolean;
+  /** A cancel the caller asked for (kept so a request resent after a crash still honours it). */
+  cancelled: CancelReason | undefined;
+}
+
+interface Slot {
+  readonly index: number;
+  data: MessagePort;
+  control: Comlink.Remote<HostControl>;
+  out: Batcher<ToHost>;
+  restarts: number;
+  alive: boolean;
+  closePorts: () => void;
+}
+
+const STOPPED = 'LockCoordinator is stopped';
+const WAIT_BUCKETS = [1, 10, 100, 1000, 10000];
+
+/** FNV-1a over the path's UTF-16 units: the file -> worker map must never change while running. */
+export function routeOf(path: string, workers: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < path.length; i++) {
+    h ^= path.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % workers;
+}
+
+/** The worker entry: built JavaScript, also when this module runs from TypeScript sources in tests. */
+function hostFile(): string {
+  const here = fileURLToPath(new URL('./actors/host.js', import.meta.url));
+  if (import.meta.url.endsWith('.ts')) return here.replace(/([\\/])src([\\/])actors([\\/])host\.js$/, '$1dist$1src$2actors$3host.js');
+  return here;
+}
+
+function validateOptions(o: unknown): CoordinatorOptions {
+  if (o === undefined) return {};
+  const opts = requireObject(o, 'options') as CoordinatorOptions;
+  if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1 || opts.workers > 256)) {
+    throw new TypeError(`options.workers must be an integer from 1 to 256, got ${String(opts.workers)}`);
+  }
+  for (const k of ['onLockFile', 'onUnlockFile', 'onLock'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'function') throw new TypeError(`options.${k} must be a function`);
+  }
+  if ((opts.onLockFile === undefined) !== (opts.onUnlockFile === undefined)) {
+    throw new TypeError('options.onLockFile and options.onUnlockFile go together: pass both or neither');
+  }
+  if (opts.policy !== undefined && opts.policy !== 'default' && opts.policy !== 'fifo') {
+    throw new TypeError(`options.policy must be 'default' or 'fifo', got ${String(opts.policy)}`);
+  }
+  if (opts.hookTimeoutMs !== undefined && (typeof opts.hookTimeoutMs !== 'number' || !(opts.hookTimeoutMs > 0))) {
+    throw new TypeError(`options.hookTimeoutMs must be a positive number, got ${String(opts.hookTimeoutMs)}`);
+  }
+  return opts;
+}
+
+/** Checks the extensions of waiting requests; returns the family's code for a bad or aborted one. */
+function waitOptions(o: Record<string, unknown>, windows: boolean): { signal?: AbortSignal; timeoutMs?: number; early?: number } {
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  if (signal?.aborted) return { early: windows ? ERROR_OPERATION_ABORTED : -EINTR };
+  const t = o.timeoutMs;
+  if (t !== undefined) {
+    if (typeof t !== 'number') throw new TypeError(`timeoutMs must be a number, got ${typeof t}`);
+    if (!(t >= 0) || !Number.isFinite(t)) return { early: windows ? ERROR_INVALID_PARAMETER : -EINVAL };
+  }
+  return { signal, timeoutMs: t as number | undefined };
+}
+
+/** Contexts travel to the worker by structured clone; refuse what cannot, before it poisons a batch. */
+function checkCloneable(o: Record<string, unknown>): void {
+  for (const k of ['fileContext', 'handleContext', 'handleInfo']) {
+    if (o[k] === undefined) continue;
+    try {
+      structuredClone(o[k]);
+    } catch {
+      throw new TypeError(`${k} must be structured-cloneable (it travels to a worker thread)`);
+    }
+  }
+}
+
+export class LockCoordinator {
+  private readonly slots: Slot[] = [];
+  private readonly requests = new Map<number, Request>();
+  private readonly journal = new Map<string, JournalEntry[]>();
+  private readonly compacting = new Set<string>();
+  private readonly syncs = new Map<number, () => void>();
+  private readonly cycleAnswers = new Map<number, (failed: boolean) => void>();
+  private readonly deadlocks: DeadlockService;
+  private readonly ops: Record<string, Record<string, number>> = {};
+  private readonly waits = { count: 0, totalMs: 0, maxMs: 0, histogramMs: {} as Record<string, number> };
+  private nextId = 0;
+  private nextToken = 0;
+  private waiting = 0;
+  private hookErrors = 0;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    private readonly pool: Piscina,
+    private readonly opts: CoordinatorOptions,
+  ) {
+    this.deadlocks = new DeadlockService({
+      syncAll: () => Promise.all(this.slots.filter((s) => s.alive).map((s) => this.sync(s))).then(() => undefined),
+      breakCycle: (id) => this.breakCycle(id),
+    });
+  }
+
+  /** Starts the worker pool and one actor host per worker. */
+  static async start(options?: CoordinatorOptions): Promise<LockCoordinator> {
+    const opts = validateOptions(options);
+    const n = opts.workers ?? availableParallelism();
+    const pool = new Piscina({
+      filename: hostFile(),
+      minThreads: n,
+      maxThreads: n,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1,
+      // An idle host must keep its event loop turning to read its port ('sync' would freeze it).
+      atomics: 'disabled',
+    });
+    const c = new LockCoordinator(pool, opts);
+    for (let i = 0; i < n; i++) c.slots.push(c.launch(i, 0));
+    // A first stats round trip proves every host is up before start() resolves.
+    await Promise.all(c.slots.map((s) => s.control.stats()));
+    return c;
+  }
+
+  // ---- workers ------------------------------------------------------------------------------
+
+  private launch(index: number, restarts: number): Slot {
+    const data = new MessageChannel();
+    const control = new MessageChannel();
+    const hooks = new MessageChannel();
+    const o = this.opts;
+    const init: HostInit = {
+      index,
+      data: data.port2,
+      control: control.port2,
+      hooks: hooks.port2,
+      policy: o.policy ?? 'default',
+      approveWindows: o.onLockFile !== undefined,
+      approvePosix: o.onLock !== undefined,
+      releasedWindows: o.onUnlockFile !== undefined,
+      releasedPosix: o.onLock !== undefined,
+      hookTimeoutMs: o.hookTimeoutMs ?? 30_000,
+    };
+    Comlink.expose(this.hookRunner(), hooks.port1 as unknown as Comlink.Endpoint);
+    const slot: Slot = {
+      index,
+      data: data.port1,
+      control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
+      out: new Batcher<ToHost>((batch) => data.port1.postMessage(batch)),
+      restarts,
+      alive: true,
+      closePorts: () => {
+        data.port1.close();
+        control.port1.close();
+        hooks.port1.close();
+      },
+    };
+    data.port1.on('message', (batch: FromHost[]) => {
+      for (const m of batch) this.onHostMessage(slot, m);
+    });
+    this.pool
+      .run(init, { transferList: [data.port2, control.port2, hooks.port2] })
+      .then(
+        () => this.onHostEnd(slot, undefined),
+        (e: unknown) => this.onHostEnd(slot, e),
+      );
+    return slot;
+  }
+
+  private onHostEnd(slot: Slot, error: unknown): void {
+    if (this.stopping !== undefined || !slot.alive) return;
+    slot.alive = false;
+    slot.closePorts();
+    process.emitWarning(`locksmith: worker ${slot.index} ended (${String(error ?? 'exited')}); rebuilding its files on a new worker`, 'LocksmithWorkerWarning');
+    const fresh = this.launch(slot.index, slot.restarts + 1);
+    this.slots[slot.index] = fresh;
+    // Rebuild granted locks first, then resend unanswered requests in arrival order.
+    for (const [path, entries] of this.journal) {
+      if (routeOf(path, this.slots.length) === slot.index) fresh.out.push({ t: 'restore', path, entries });
+    }
+    for (const r of [...this.requests.values()].sort((a, b) => a.id - b.id)) {
+      if (r.slot !== slot.index) continue;
+      this.deadlocks.forget(r.id);
+      if (r.queued) this.waiting--;
+      r.queued = false;
+      if (r.cancelled !== undefined) {
+        this.finish(r, cancelResult(r.call, r.cancelled));
+        continue;
+      }
+      fresh.out.push({ t: 'call', id: r.id, call: r.call });
+    }
+    for (const [token, answer] of this.syncs) {
+      this.syncs.delete(token);
+      answer();
+    }
+  }
+
+  private sync(slot: Slot): Promise<void> {
+    const token = ++this.nextToken;
+    return new Promise((resolve) => {
+      this.syncs.set(token, resolve);
+      slot.out.push({ t: 'sync', token });
+    });
+  }
+
+  private breakCycle(id: number): Promise<boolean> {
+    const r = this.requests.get(id);
+    if (r === undefined) return Promise.resolve(false);
+    const token = ++this.nextToken;
+    return new Promise((resolve) => {
+      this.cycleAnswers.set(token, resolve);
+      this.slots[r.slot]!.out.push({ t: 'deadlock', id, token });
+    });
+  }
+
+  private hookRunner(): HookRunner {
+    const o = this.opts;
+    const report = (hook: string, message: string): void => {
+      this.hookErrors++;
+      process.emitWarning(`locksmith: ${hook} hook failed: ${message}`, 'LocksmithHookWarning');
+    };
+    return {
+      approve: async (family, event) => {
+        const hook = family === 'windows' ? o.onLockFile : o.onLock;
+        const name = family === 'windows' ? 'onLockFile' : 'onLock';
+        const generic = family === 'windows' ? ERROR_LOCK_VIOLATION : -ENOLCK;
+        if (hook === undefined) return 0;
+        let r: unknown;
+        try {
+          r = await hook(event);
+        } catch (e) {
+          report(name, e instanceof Error ? e.message : String(e));
+          return generic;
+        }
+        if (r === undefined || r === 0) return 0;
+        if (typeof r === 'number' && Number.isInteger(r) && (family === 'windows' || r < 0)) return r;
+        report(name, `returned ${String(r)}, which is not ${family === 'windows' ? 'a Win32 code' : 'a negative errno'}`);
+        return generic;
+      },
+      released: async (family, event) => {
+        const hook = family === 'windows' ? o.onUnlockFile : o.onLock;
+        try {
+          await hook?.(event);
+        } catch (e) {
+          report(family === 'windows' ? 'onUnlockFile' : 'onLock', e instanceof Error ? e.message : String(e));
+        }
+      },
+    };
+  }
+
+  // ---- replies ------------------------------------------------------------------------------
+
+  private onHostMessage(slot: Slot, m: FromHost): void {
+    if (!slot.alive) return;
+    switch (m.t) {
+      case 'done': {
+        const r = this.requests.get(m.id);
+        if (r === undefined) return;
+        if (m.flockDrop === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as Extract<Call, { op: 'lock' }>).req.owner });
+        if (commits(r.call, m.result)) this.record(r.call.path, { j: 'call', call: r.call });
+        if (m.waitedMs !== undefined) this.noteWait(m.waitedMs);
+        this.finish(r, m.result);
+        return;
+      }
+      case 'queued': {
+        const r = this.requests.get(m.id);
+        if (r === undefined) return;
+        if (m.flockDrop === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as Extract<Call, { op: 'lock' }>).req.owner });
+        r.queued = true;
+        this.waiting++;
+        return;
+      }
+      case 'edges':
+        this.deadlocks.edges(m.id, m.owner, m.blockers);
+        return;
+      case 'deadlocked':
+        this.cycleAnswers.get(m.token)?.(m.failed);
+        this.cycleAnswers.delete(m.token);
+        return;
+      case 'synced':
+        this.syncs.get(m.token)?.();
+        this.syncs.delete(m.token);
+        return;
+      case 'idle':
+        this.journal.delete(m.path);
+        return;
+      case 'snapshot':
+        this.compacting.delete(m.path);
+        this.journal.set(m.path, [{ j: 'locks', locks: m.locks }]);
+        return;
+      case 'hookError':
+        this.hookErrors++;
+        process.emitWarning(`locksmith: ${m.hook} hook failed: ${m.message}`, 'LocksmithHookWarning');
+        return;
+      case 'stopped':
+        return;
+    }
+  }
+
+  /** Appends to a file's journal; a long one is replaced by a snapshot of the granted locks. */
+  private record(path: string, e: JournalEntry): void {
+    let j = this.journal.get(path);
+    if (j === undefined) {
+      j = [];
+      this.journal.set(path, j);
+    }
+    j.push(e);
+    if (j.length >= 1024 && !this.compacting.has(path)) {
+      this.compacting.add(path);
+      this.slots[routeOf(path, this.slots.length)]!.out.push({ t: 'snapshot', path });
+    }
+  }
+
+  private noteWait(ms: number): void {
+    const w = this.waits;
+    w.count++;
+    w.totalMs += ms;
+    if (ms > w.maxMs) w.maxMs = ms;
+    const bucket = WAIT_BUCKETS.find((b) => ms < b);
+    const key = bucket === undefined ? '>=10000' : `<${bucket}`;
+    w.histogramMs[key] = (w.histogramMs[key] ?? 0) + 1;
+  }
+
+  private finish(r: Request, result: unknown): void {
+    this.requests.delete(r.id);
+    this.deadlocks.forget(r.id);
+    if (r.queued) this.waiting--;
+    if (r.timer !== undefined) clearTimeout(r.timer);
+    if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
+    const op = r.call.op;
+    const code = typeof result === 'object' && result !== null ? (result as PosixReply).result : result === null ? 0 : (result as number);
+    const byResult = (this.ops[op] ??= {});
+    byResult[String(code)] = (byResult[String(code)] ?? 0) + 1;
+    r.resolve(result === null ? undefined : result);
+  }
+
+  // ---- submitting -----------------------------------------------------------------------------
+
+  private submit(call: Call, o: Record<string, unknown> | undefined, windows: boolean): Promise<unknown> {
+    if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
+    const w = o === undefined ? {} : waitOptions(o, windows);
+    if (w.early !== undefined) {
+      const early = w.early;
+      return Promise.resolve(call.op === 'lock' ? { ...call.base, result: early } : early);
+    }
+    const id = ++this.nextId;
+    const slot = routeOf(call.path, this.slots.length);
+    return new Promise((resolve) => {
+      const r: Request = { id, call, slot, resolve, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
+      const cancel = (reason: CancelReason): void => {
+        if (r.cancelled !== undefined || !this.requests.has(id)) return;
+        r.cancelled = reason;
+        this.slots[slot]!.out.push({ t: 'cancel', id, reason });
+      };
+      if (w.signal !== undefined) {
+        r.onAbort = () => cancel('abort');
+        w.signal.addEventListener('abort', r.onAbort, { once: true });
+      }
+      if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
+      this.requests.set(id, r);
+      this.slots[slot]!.out.push({ t: 'call', id, call });
+    });
+  }
+
+  private async guard<T>(f: () => Promise<T>): Promise<T> {
+    if (this.stopping !== undefined) throw new Error(STOPPED);
+    return f();
+  }
+
+  /** LockFileEx: resolves to a Win32 code (SEMANTICS-WINDOWS.md). */
+  lockFile(req: unknown): Promise<number> {
+    return this.guard(async () => {
+      const o = requireObject(req, 'lockFile request');
+      const c = parseLockFile(o);
+      if (typeof c === 'number') return c;
+      checkCloneable(o);
+      return this.submit(c, o, true) as Promise<number>;
+    });
+  }
+
+  /** UnlockFileEx; byteOffset = length = -1 unlocks everything of (handle, processId). */
+  unlockFile(req: unknown): Promise<number> {
+    return this.guard(async () => {
+      const c = parseUnlockFile(req);
+      return typeof c === 'number' ? c : (this.submit(c, undefined, true) as Promise<number>);
+    });
+  }
+
+  /** Releases every lock of the handle; its waiting requests end with ERROR_NOT_LOCKED. */
+  closeHandle(req: unknown): Promise<void> {
+    return this.guard(async () => {
+      await this.submit(parseCloseHandle(req), undefined, true);
+    });
+  }
+
+  /** The mandatory-locking check before a read or write: 0 or ERROR_LOCK_VIOLATION. */
+  checkIo(req: unknown): Promise<number> {
+    return this.guard(async () => {
+      const c = parseCheckIo(req);
+      return typeof c === 'number' ? c : (this.submit(c, undefined, true) as Promise<number>);
+    });
+  }
+
+  /** fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md). */
+  lock(req: unknown): Promise<PosixReply> {
+    return this.guard(async () => {
+      const o = requireObject(req, 'lock request');
+      const c = parseLock(o);
+      if ('result' in c) return c;
+      checkCloneable(o);
+      return this.submit(c, o, false) as Promise<PosixReply>;
+    });
+  }
+
+  /** close(2): drops every classic POSIX lock of lockOwner on path. */
+  flush(req: unknown): Promise<void> {
+    return this.guard(async () => {
+      await this.submit(parseFlush(req), undefined, false);
+    });
+  }
+
+  /** Last close of an open file description: drops its locks (and the owner's flock lock). */
+  release(req: unknown): Promise<void> {
+    return this.guard(async () => {
+      await this.submit(parseRelease(req), undefined, false);
+    });
+  }
+
+  /** Granted and waiting locks, of one file or all (think /proc/locks). */
+  locks(path?: string): Promise<LockEntry[]> {
+    return this.guard(async () => {
+      if (path !== undefined && typeof path !== 'string') throw new TypeError('path must be a string');
+      if (path !== undefined) return this.slots[routeOf(path, this.slots.length)]!.control.locks(path);
+      const parts = await Promise.all(this.slots.map((s) => s.control.locks()));
+      return parts.flat();
+    });
+  }
+
+  /** Counters for a person watching a running system. */
+  stats(): Promise<CoordinatorStats> {
+    return this.guard(async () => {
+      const hosts = await Promise.all(this.slots.map((s) => s.control.stats()));
+      return {
+        operations: structuredClone(this.ops),
+        waiting: this.waiting,
+        inFlight: this.requests.size,
+        waits: structuredClone(this.waits),
+        files: hosts.reduce((n, h) => n + h.files, 0),
+        workers: hosts.map((h, i) => ({ ...h, restarts: this.slots[i]!.restarts })),
+        hookErrors: this.hookErrors,
+        workerRestarts: this.slots.reduce((n, s) => n + s.restarts, 0),
+        crossWorkerDeadlocks: this.deadlocks.broken,
+      };
+    });
+  }
+
+  /**
+   * Ends every waiting request (995 / -EINTR), waits for the answers, and stops every worker.
+   * Calling it again resolves again.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const s of this.slots) {
+        s.out.push({ t: 'stop' });
+        s.out.flushNow();
+      }
+      // Each host answers every waiter, then 'stopped'; requests still inside a hook answer when it does.
+      const deadline = Date.now() + (this.opts.hookTimeoutMs ?? 30_000) + 1000;
+      while (this.requests.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      for (const r of [...this.requests.values()]) this.finish(r, cancelResult(r.call, 'stop'));
+      await this.pool.destroy();
+      for (const s of this.slots) {
+        s.alive = false;
+        s.closePorts();
+      }
+    })();
+    return this.stopping;
+  }
+
+  /** Test and drill support: ends worker `index` as a crash would. */
+  async crashWorker(index: number): Promise<void> {
+    const s = this.slots[index];
+    if (s === undefined) throw new RangeError(`no worker ${index}`);
+    await s.control.crash();
+  }
+}
+
+function commits(call: Call, result: number | PosixReply | null): boolean {
+  switch (call.op) {
+    case 'lockFile':
+      return result === 0;
+    case 'lock':
+      if (call.cmd === F_GETLK) return false;
+      return call.lockType === F_UNLCK || (result as PosixReply).result === 0;
+    case 'unlockFile':
+      return result === 0;
+    case 'checkIo':
+      return false;
+    default:
+      return true;
+  }
+}
+
+function cancelResult(call: Call, reason: CancelReason): number | PosixReply {
+  const windows = call.op !== 'lock' && call.op !== 'flush' && call.op !== 'release';
+  const code = reason === 'timeout' ? (windows ? ERROR_LOCK_VIOLATION : -EAGAIN) : windows ? ERROR_OPERATION_ABORTED : -EINTR;
+  return call.op === 'lock' ? { ...call.base, result: code } : code;
+}
