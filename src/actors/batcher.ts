@@ -8,18 +8,33 @@ export class Batcher<T> {
   private buf: T[] = [];
   private scheduled = false;
 
-  constructor(private readonly send: (batch: T[]) => void) {}
+  /**
+   * @param limit a full batch leaves at once, so the receiving thread starts on it while this one
+   *   goes on producing: the two threads overlap instead of taking turns.
+   */
+  constructor(
+    private readonly send: (batch: T[]) => void,
+    private readonly limit = 64,
+  ) {}
 
   push(m: T): void {
     this.buf.push(m);
+    if (this.buf.length >= this.limit) {
+      this.flushNow();
+      return;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
-      queueMicrotask(this.flushNow);
+      queueMicrotask(this.flushTurn);
     }
   }
 
-  readonly flushNow = (): void => {
+  private readonly flushTurn = (): void => {
     this.scheduled = false;
+    this.flushNow();
+  };
+
+  readonly flushNow = (): void => {
     if (this.buf.length === 0) return;
     const batch = this.buf;
     this.buf = [];
