@@ -433,13 +433,7 @@ export class LockCoordinator {
 
   // ---- submitting -----------------------------------------------------------------------------
 
-  private submit(call: Call, o: Record<string, unknown> | undefined, windows: boolean): Promise<unknown> {
-    if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
-    const w = o === undefined ? {} : waitOptions(o, windows);
-    if (w.early !== undefined) {
-      const early = w.early;
-      return Promise.resolve(call.op === 'lock' ? { ...call.base, result: early } : early);
-    }
+  private submit(call: Call, w: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<unknown> {
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
     return new Promise((resolve) => {
@@ -468,10 +462,12 @@ export class LockCoordinator {
   lockFile(req: unknown): Promise<number> {
     return this.guard(async () => {
       const o = requireObject(req, 'lockFile request');
+      const w = waitOptions(o, true);
+      if (w.early !== undefined) return w.early;
       const c = parseLockFile(o);
       if (typeof c === 'number') return c;
       checkCloneable(o);
-      return this.submit(c, o, true) as Promise<number>;
+      return this.submit(c, w) as Promise<number>;
     });
   }
 
@@ -479,14 +475,14 @@ export class LockCoordinator {
   unlockFile(req: unknown): Promise<number> {
     return this.guard(async () => {
       const c = parseUnlockFile(req);
-      return typeof c === 'number' ? c : (this.submit(c, undefined, true) as Promise<number>);
+      return typeof c === 'number' ? c : (this.submit(c) as Promise<number>);
     });
   }
 
   /** Releases every lock of the handle; its waiting requests end with ERROR_NOT_LOCKED. */
   closeHandle(req: unknown): Promise<void> {
     return this.guard(async () => {
-      await this.submit(parseCloseHandle(req), undefined, true);
+      await this.submit(parseCloseHandle(req));
     });
   }
 
@@ -494,7 +490,7 @@ export class LockCoordinator {
   checkIo(req: unknown): Promise<number> {
     return this.guard(async () => {
       const c = parseCheckIo(req);
-      return typeof c === 'number' ? c : (this.submit(c, undefined, true) as Promise<number>);
+      return typeof c === 'number' ? c : (this.submit(c) as Promise<number>);
     });
   }
 
@@ -502,24 +498,26 @@ export class LockCoordinator {
   lock(req: unknown): Promise<PosixReply> {
     return this.guard(async () => {
       const o = requireObject(req, 'lock request');
+      const w = waitOptions(o, false);
+      if (w.early !== undefined) return earlyReply(o, w.early);
       const c = parseLock(o);
       if ('result' in c) return c;
       checkCloneable(o);
-      return this.submit(c, o, false) as Promise<PosixReply>;
+      return this.submit(c, w) as Promise<PosixReply>;
     });
   }
 
   /** close(2): drops every classic POSIX lock of lockOwner on path. */
   flush(req: unknown): Promise<void> {
     return this.guard(async () => {
-      await this.submit(parseFlush(req), undefined, false);
+      await this.submit(parseFlush(req));
     });
   }
 
   /** Last close of an open file description: drops its locks (and the owner's flock lock). */
   release(req: unknown): Promise<void> {
     return this.guard(async () => {
-      await this.submit(parseRelease(req), undefined, false);
+      await this.submit(parseRelease(req));
     });
   }
 
@@ -580,6 +578,18 @@ export class LockCoordinator {
     if (s === undefined) throw new RangeError(`no worker ${index}`);
     await s.control.crash();
   }
+}
+
+/** The reply to a request ended before it was parsed (aborted signal, bad timeout): its fields echoed. */
+function earlyReply(o: Record<string, unknown>, result: number): PosixReply {
+  const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : 0n);
+  return {
+    result,
+    lockType: typeof o.lockType === 'number' ? o.lockType : 0,
+    lockStart: big(o.lockStart),
+    lockLen: big(o.lockLen),
+    lockPid: typeof o.lockPid === 'number' ? o.lockPid : 0,
+  };
 }
 
 function commits(call: Call, result: number | PosixReply | null): boolean {
