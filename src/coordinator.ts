@@ -36,11 +36,13 @@ import {
   parseLockFile,
   parseRelease,
   parseUnlockFile,
+  replyOf,
   type Call,
   type PosixReply,
 } from './core/requests.js';
 import { requireObject } from './core/input.js';
 import { Batcher } from './actors/batcher.js';
+import { R_DONE, R_GETLK, R_QUEUED, T_OBJECT, encodeCall, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry, ToHost } from './actors/protocol.js';
 
@@ -86,6 +88,9 @@ export interface CoordinatorStats {
 
 interface Request {
   readonly id: number;
+  /** The public call and its raw fields, as they travel (wire.ts). */
+  readonly name: PublicCall;
+  readonly raw: Record<string, unknown>;
   readonly call: Call;
   readonly slot: number;
   readonly resolve: (v: unknown) => void;
@@ -101,7 +106,7 @@ interface Slot {
   readonly index: number;
   data: MessagePort;
   control: Comlink.Remote<HostControl>;
-  out: Batcher<ToHost>;
+  out: Batcher;
   restarts: number;
   alive: boolean;
   closePorts: () => void;
@@ -149,7 +154,14 @@ function validateOptions(o: unknown): CoordinatorOptions {
 }
 
 /** Checks the extensions of waiting requests; returns the family's code for a bad or aborted one. */
-function waitOptions(o: Record<string, unknown>, windows: boolean): { signal?: AbortSignal; timeoutMs?: number; early?: number } {
+interface WaitOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** The result when the request ends before it starts (aborted signal, bad timeout). */
+  early?: number;
+}
+
+function waitOptions(o: Record<string, unknown>, windows: boolean): WaitOptions {
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (signal?.aborted) return { early: windows ? ERROR_OPERATION_ABORTED : -EINTR };
@@ -243,7 +255,7 @@ export class LockCoordinator {
       index,
       data: data.port1,
       control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
-      out: new Batcher<ToHost>((batch) => data.port1.postMessage(batch)),
+      out: new Batcher((batch) => data.port1.postMessage(batch)),
       restarts,
       alive: true,
       closePorts: () => {
@@ -252,9 +264,7 @@ export class LockCoordinator {
         hooks.port1.close();
       },
     };
-    data.port1.on('message', (batch: FromHost[]) => {
-      for (const m of batch) this.onHostMessage(slot, m);
-    });
+    data.port1.on('message', (batch: unknown[]) => this.onBatch(slot, batch));
     this.pool
       .run(init, { transferList: [data.port2, control.port2, hooks.port2] })
       .then(
@@ -273,7 +283,7 @@ export class LockCoordinator {
     this.slots[slot.index] = fresh;
     // Rebuild granted locks first, then resend unanswered requests in arrival order.
     for (const [path, entries] of this.journal) {
-      if (routeOf(path, this.slots.length) === slot.index) fresh.out.push({ t: 'restore', path, entries });
+      if (routeOf(path, this.slots.length) === slot.index) fresh.out.object({ t: 'restore', path, entries });
     }
     for (const r of [...this.requests.values()].sort((a, b) => a.id - b.id)) {
       if (r.slot !== slot.index) continue;
@@ -281,10 +291,11 @@ export class LockCoordinator {
       if (r.queued) this.waiting--;
       r.queued = false;
       if (r.cancelled !== undefined) {
-        this.finish(r, cancelResult(r.call, r.cancelled));
+        this.finishCancelled(r, r.cancelled);
         continue;
       }
-      fresh.out.push({ t: 'call', id: r.id, call: r.call });
+      encodeCall(fresh.out.buf, r.name, r.id, r.raw);
+      fresh.out.added();
     }
     for (const [token, answer] of this.syncs) {
       this.syncs.delete(token);
@@ -296,7 +307,7 @@ export class LockCoordinator {
     const token = ++this.nextToken;
     return new Promise((resolve) => {
       this.syncs.set(token, resolve);
-      slot.out.push({ t: 'sync', token });
+      slot.out.object({ t: 'sync', token });
     });
   }
 
@@ -306,7 +317,7 @@ export class LockCoordinator {
     const token = ++this.nextToken;
     return new Promise((resolve) => {
       this.cycleAnswers.set(token, resolve);
-      this.slots[r.slot]!.out.push({ t: 'deadlock', id, token });
+      this.slots[r.slot]!.out.object({ t: 'deadlock', id, token });
     });
   }
 
@@ -347,26 +358,53 @@ export class LockCoordinator {
 
   // ---- replies ------------------------------------------------------------------------------
 
-  private onHostMessage(slot: Slot, m: FromHost): void {
-    if (!slot.alive) return;
+  private onBatch(slot: Slot, b: unknown[]): void {
+    let i = 0;
+    while (i < b.length && slot.alive) {
+      switch (b[i]) {
+        case R_DONE:
+          this.onDone(b[i + 1] as number, b[i + 2] as number | null, b[i + 3] as number, b[i + 4] as boolean);
+          i += 5;
+          break;
+        case R_GETLK: {
+          const r = this.requests.get(b[i + 1] as number);
+          const reply = { result: b[i + 2], lockType: b[i + 3], lockStart: b[i + 4], lockLen: b[i + 5], lockPid: b[i + 6] };
+          if (r !== undefined) this.finish(r, reply.result as number, reply);
+          i += 7;
+          break;
+        }
+        case R_QUEUED: {
+          const r = this.requests.get(b[i + 1] as number);
+          if (r !== undefined) {
+            if (b[i + 2] === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as Extract<Call, { op: 'lock' }>).req.owner });
+            r.queued = true;
+            this.waiting++;
+          }
+          i += 3;
+          break;
+        }
+        case T_OBJECT:
+          this.onHostMessage(b[i + 1] as FromHost);
+          i += 2;
+          break;
+        default:
+          throw new Error(`locksmith: corrupt batch from worker ${slot.index} at ${i}`);
+      }
+    }
+  }
+
+  private onDone(id: number, result: number | null, waitedMs: number, flockDrop: boolean): void {
+    const r = this.requests.get(id);
+    if (r === undefined) return;
+    const call = r.call;
+    if (flockDrop) this.record(call.path, { j: 'flockDrop', owner: (call as Extract<Call, { op: 'lock' }>).req.owner });
+    if (commits(call, result)) this.record(call.path, { j: 'call', call });
+    if (waitedMs >= 0) this.noteWait(waitedMs);
+    this.finish(r, result ?? 0, call.op === 'lock' ? replyOf(call.base, result!) : (result ?? undefined));
+  }
+
+  private onHostMessage(m: FromHost): void {
     switch (m.t) {
-      case 'done': {
-        const r = this.requests.get(m.id);
-        if (r === undefined) return;
-        if (m.flockDrop === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as Extract<Call, { op: 'lock' }>).req.owner });
-        if (commits(r.call, m.result)) this.record(r.call.path, { j: 'call', call: r.call });
-        if (m.waitedMs !== undefined) this.noteWait(m.waitedMs);
-        this.finish(r, m.result);
-        return;
-      }
-      case 'queued': {
-        const r = this.requests.get(m.id);
-        if (r === undefined) return;
-        if (m.flockDrop === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as Extract<Call, { op: 'lock' }>).req.owner });
-        r.queued = true;
-        this.waiting++;
-        return;
-      }
       case 'edges':
         this.deadlocks.edges(m.id, m.owner, m.blockers);
         return;
@@ -404,7 +442,7 @@ export class LockCoordinator {
     j.push(e);
     if (j.length >= 1024 && !this.compacting.has(path)) {
       this.compacting.add(path);
-      this.slots[routeOf(path, this.slots.length)]!.out.push({ t: 'snapshot', path });
+      this.slots[routeOf(path, this.slots.length)]!.out.object({ t: 'snapshot', path });
     }
   }
 
@@ -418,30 +456,37 @@ export class LockCoordinator {
     w.histogramMs[key] = (w.histogramMs[key] ?? 0) + 1;
   }
 
-  private finish(r: Request, result: unknown): void {
+  /** Ends a request that its worker can no longer answer, as its cancel would have. */
+  private finishCancelled(r: Request, reason: CancelReason): void {
+    const windows = r.call.op !== 'lock' && r.call.op !== 'flush' && r.call.op !== 'release';
+    const code = reason === 'timeout' ? (windows ? ERROR_LOCK_VIOLATION : -EAGAIN) : windows ? ERROR_OPERATION_ABORTED : -EINTR;
+    const call = r.call;
+    this.finish(r, code, call.op === 'lock' ? replyOf(call.base, code) : r.name === 'closeHandle' || r.name === 'flush' || r.name === 'release' ? undefined : code);
+  }
+
+  /** Ends request `r`: `code` is counted in the stats, `value` resolves the caller's Promise. */
+  private finish(r: Request, code: number, value: unknown): void {
     this.requests.delete(r.id);
     this.deadlocks.forget(r.id);
     if (r.queued) this.waiting--;
     if (r.timer !== undefined) clearTimeout(r.timer);
     if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
-    const op = r.call.op;
-    const code = typeof result === 'object' && result !== null ? (result as PosixReply).result : result === null ? 0 : (result as number);
-    const byResult = (this.ops[op] ??= {});
-    byResult[String(code)] = (byResult[String(code)] ?? 0) + 1;
-    r.resolve(result === null ? undefined : result);
+    const byResult = (this.ops[r.name] ??= {});
+    byResult[code] = (byResult[code] ?? 0) + 1;
+    r.resolve(value);
   }
 
   // ---- submitting -----------------------------------------------------------------------------
 
-  private submit(call: Call, w: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<unknown> {
+  private submit(name: PublicCall, raw: Record<string, unknown>, call: Call, w: WaitOptions): Promise<unknown> {
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
     return new Promise((resolve) => {
-      const r: Request = { id, call, slot, resolve, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
+      const r: Request = { id, name, raw, call, slot, resolve, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
       const cancel = (reason: CancelReason): void => {
         if (r.cancelled !== undefined || !this.requests.has(id)) return;
         r.cancelled = reason;
-        this.slots[slot]!.out.push({ t: 'cancel', id, reason });
+        this.slots[slot]!.out.object({ t: 'cancel', id, reason });
       };
       if (w.signal !== undefined) {
         r.onAbort = () => cancel('abort');
@@ -449,76 +494,72 @@ export class LockCoordinator {
       }
       if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
       this.requests.set(id, r);
-      this.slots[slot]!.out.push({ t: 'call', id, call });
+      const out = this.slots[slot]!.out;
+      encodeCall(out.buf, name, id, raw);
+      out.added();
     });
+  }
+
+  /**
+   * Runs a public call: its TypeError becomes a rejection, an immediate result resolves at once, a
+   * Call goes to its worker. No async wrapper: one Promise per request is all the caller pays.
+   */
+  private enter<T>(name: PublicCall, req: unknown, windows: boolean, parse: (o: Record<string, unknown>) => Call | T, early?: (o: Record<string, unknown>, code: number) => T): Promise<T> {
+    if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
+    try {
+      const o = requireObject(req, `${name} request`);
+      let w: WaitOptions = {};
+      if (early !== undefined) {
+        w = waitOptions(o, windows);
+        if (w.early !== undefined) return Promise.resolve(early(o, w.early));
+      }
+      const c = parse(o);
+      if (typeof c !== 'object' || c === null || !('op' in c)) return Promise.resolve(c as T);
+      if (early !== undefined) checkCloneable(o);
+      return this.submit(name, o, c, w) as Promise<T>;
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** LockFileEx: resolves to a Win32 code (SEMANTICS-WINDOWS.md). */
+  lockFile(req: unknown): Promise<number> {
+    return this.enter<number>('lockFile', req, true, parseLockFile, (_o, code) => code);
+  }
+
+  /** UnlockFileEx; byteOffset = length = -1 unlocks everything of (handle, processId). */
+  unlockFile(req: unknown): Promise<number> {
+    return this.enter<number>('unlockFile', req, true, parseUnlockFile);
+  }
+
+  /** Releases every lock of the handle; its waiting requests end with ERROR_NOT_LOCKED. */
+  closeHandle(req: unknown): Promise<void> {
+    return this.enter<void>('closeHandle', req, true, parseCloseHandle);
+  }
+
+  /** The mandatory-locking check before a read or write: 0 or ERROR_LOCK_VIOLATION. */
+  checkIo(req: unknown): Promise<number> {
+    return this.enter<number>('checkIo', req, true, parseCheckIo);
+  }
+
+  /** fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md). */
+  lock(req: unknown): Promise<PosixReply> {
+    return this.enter<PosixReply>('lock', req, false, parseLock, earlyReply);
+  }
+
+  /** close(2): drops every classic POSIX lock of lockOwner on path. */
+  flush(req: unknown): Promise<void> {
+    return this.enter<void>('flush', req, false, parseFlush);
+  }
+
+  /** Last close of an open file description: drops its locks (and the owner's flock lock). */
+  release(req: unknown): Promise<void> {
+    return this.enter<void>('release', req, false, parseRelease);
   }
 
   private async guard<T>(f: () => Promise<T>): Promise<T> {
     if (this.stopping !== undefined) throw new Error(STOPPED);
     return f();
-  }
-
-  /** LockFileEx: resolves to a Win32 code (SEMANTICS-WINDOWS.md). */
-  lockFile(req: unknown): Promise<number> {
-    return this.guard(async () => {
-      const o = requireObject(req, 'lockFile request');
-      const w = waitOptions(o, true);
-      if (w.early !== undefined) return w.early;
-      const c = parseLockFile(o);
-      if (typeof c === 'number') return c;
-      checkCloneable(o);
-      return this.submit(c, w) as Promise<number>;
-    });
-  }
-
-  /** UnlockFileEx; byteOffset = length = -1 unlocks everything of (handle, processId). */
-  unlockFile(req: unknown): Promise<number> {
-    return this.guard(async () => {
-      const c = parseUnlockFile(req);
-      return typeof c === 'number' ? c : (this.submit(c) as Promise<number>);
-    });
-  }
-
-  /** Releases every lock of the handle; its waiting requests end with ERROR_NOT_LOCKED. */
-  closeHandle(req: unknown): Promise<void> {
-    return this.guard(async () => {
-      await this.submit(parseCloseHandle(req));
-    });
-  }
-
-  /** The mandatory-locking check before a read or write: 0 or ERROR_LOCK_VIOLATION. */
-  checkIo(req: unknown): Promise<number> {
-    return this.guard(async () => {
-      const c = parseCheckIo(req);
-      return typeof c === 'number' ? c : (this.submit(c) as Promise<number>);
-    });
-  }
-
-  /** fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md). */
-  lock(req: unknown): Promise<PosixReply> {
-    return this.guard(async () => {
-      const o = requireObject(req, 'lock request');
-      const w = waitOptions(o, false);
-      if (w.early !== undefined) return earlyReply(o, w.early);
-      const c = parseLock(o);
-      if ('result' in c) return c;
-      checkCloneable(o);
-      return this.submit(c, w) as Promise<PosixReply>;
-    });
-  }
-
-  /** close(2): drops every classic POSIX lock of lockOwner on path. */
-  flush(req: unknown): Promise<void> {
-    return this.guard(async () => {
-      await this.submit(parseFlush(req));
-    });
-  }
-
-  /** Last close of an open file description: drops its locks (and the owner's flock lock). */
-  release(req: unknown): Promise<void> {
-    return this.guard(async () => {
-      await this.submit(parseRelease(req));
-    });
   }
 
   /** Granted and waiting locks, of one file or all (think /proc/locks). */
@@ -556,13 +597,13 @@ export class LockCoordinator {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const s of this.slots) {
-        s.out.push({ t: 'stop' });
+        s.out.object({ t: 'stop' });
         s.out.flushNow();
       }
       // Each host answers every waiter, then 'stopped'; requests still inside a hook answer when it does.
       const deadline = Date.now() + (this.opts.hookTimeoutMs ?? 30_000) + 1000;
       while (this.requests.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      for (const r of [...this.requests.values()]) this.finish(r, cancelResult(r.call, 'stop'));
+      for (const r of [...this.requests.values()]) this.finishCancelled(r, 'stop');
       await this.pool.destroy();
       for (const s of this.slots) {
         s.alive = false;
@@ -572,11 +613,16 @@ export class LockCoordinator {
     return this.stopping;
   }
 
-  /** Test and drill support: ends worker `index` as a crash would. */
+  /**
+   * Crash drill (tests, fire drills): worker `index` dies as from an uncaught exception. Resolves
+   * once its replacement has been rebuilt and answers.
+   */
   async crashWorker(index: number): Promise<void> {
     const s = this.slots[index];
     if (s === undefined) throw new RangeError(`no worker ${index}`);
-    await s.control.crash();
+    s.out.object({ t: 'crash' });
+    while (this.slots[index] === s) await new Promise((r) => setTimeout(r, 2));
+    await this.slots[index]!.control.stats();
   }
 }
 
@@ -592,24 +638,17 @@ function earlyReply(o: Record<string, unknown>, result: number): PosixReply {
   };
 }
 
-function commits(call: Call, result: number | PosixReply | null): boolean {
+/** Whether a finished call changed the file's granted locks (and so belongs in its journal). */
+function commits(call: Call, code: number | null): boolean {
   switch (call.op) {
     case 'lockFile':
-      return result === 0;
-    case 'lock':
-      if (call.cmd === F_GETLK) return false;
-      return call.lockType === F_UNLCK || (result as PosixReply).result === 0;
     case 'unlockFile':
-      return result === 0;
+      return code === 0;
+    case 'lock':
+      return call.cmd !== F_GETLK && (call.lockType === F_UNLCK || code === 0);
     case 'checkIo':
       return false;
     default:
       return true;
   }
-}
-
-function cancelResult(call: Call, reason: CancelReason): number | PosixReply {
-  const windows = call.op !== 'lock' && call.op !== 'flush' && call.op !== 'release';
-  const code = reason === 'timeout' ? (windows ? ERROR_LOCK_VIOLATION : -EAGAIN) : windows ? ERROR_OPERATION_ABORTED : -EINTR;
-  return call.op === 'lock' ? { ...call.base, result: code } : code;
 }

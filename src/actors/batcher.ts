@@ -1,25 +1,27 @@
 /**
- * Collects the messages one turn of the event loop produces and posts them as one array when the
- * turn ends (a microtask). Waking a thread costs ~40-60 µs here whatever carries the message
- * (FIELD-NOTES.md), so what matters is how many requests one wake-up drains: pipelined callers and
- * a batch of replies each cost one postMessage.
+ * Collects the messages one turn of the event loop produces and posts them as one flat array
+ * (wire.ts) when the turn ends (a microtask), or at once when `limit` messages are waiting.
+ *
+ * Waking a thread costs ~40-60 µs here whatever carries the message (FIELD-NOTES.md), so what
+ * matters is how many requests one wake-up drains. The limit keeps the two threads overlapping: a
+ * batch as large as the whole turn made them take turns, each idle half the time.
  */
-export class Batcher<T> {
-  private buf: T[] = [];
+import { T_OBJECT } from './wire.js';
+
+export class Batcher {
+  /** Append one message's items here, then call `added()`. */
+  buf: unknown[] = [];
+  private count = 0;
   private scheduled = false;
 
-  /**
-   * @param limit a full batch leaves at once, so the receiving thread starts on it while this one
-   *   goes on producing: the two threads overlap instead of taking turns.
-   */
   constructor(
-    private readonly send: (batch: T[]) => void,
+    private readonly send: (batch: unknown[]) => void,
     private readonly limit = 64,
   ) {}
 
-  push(m: T): void {
-    this.buf.push(m);
-    if (this.buf.length >= this.limit) {
+  /** Counts the message just appended; sends the batch when it is full. */
+  added(): void {
+    if (++this.count >= this.limit) {
       this.flushNow();
       return;
     }
@@ -29,15 +31,22 @@ export class Batcher<T> {
     }
   }
 
+  /** Appends a rare message carried as one object. */
+  object(m: object): void {
+    this.buf.push(T_OBJECT, m);
+    this.added();
+  }
+
   private readonly flushTurn = (): void => {
     this.scheduled = false;
     this.flushNow();
   };
 
   readonly flushNow = (): void => {
-    if (this.buf.length === 0) return;
+    if (this.count === 0) return;
     const batch = this.buf;
     this.buf = [];
+    this.count = 0;
     this.send(batch);
   };
 }

@@ -35,7 +35,7 @@ export class DeadlockService {
       return;
     }
     const set = new Set(blockers);
-    const closes = this.graph.closesCycle(owner, set);
+    const closes = this.graph.closesCycle(owner, set, true);
     this.graph.setEdges(id, owner, set);
     this.owners.set(id, owner);
     if (closes) this.chain = this.chain.then(() => this.confirm(id)).catch(() => undefined);
@@ -54,7 +54,7 @@ export class DeadlockService {
     const owner = this.owners.get(id);
     if (owner === undefined) return;
     const blockers = this.graph.blockersOf(id, owner);
-    if (blockers === undefined || !this.graph.closesCycle(owner, blockers)) return;
+    if (blockers === undefined || !this.graph.closesCycle(owner, blockers, true)) return;
     if (await this.port.breakCycle(id)) this.broken++;
   }
 

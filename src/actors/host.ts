@@ -18,6 +18,7 @@ import type { Waiter } from '../core/file-locks.js';
 import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import type { Call, PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
+import { R_DONE, R_GETLK, R_QUEUED, T_OBJECT, decodeCall } from './wire.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
 
 type Step = () => unknown;
@@ -41,12 +42,13 @@ class ForwardingGraph implements WaitForGraph {
     private readonly send: (m: FromHost) => void,
   ) {}
 
-  closesCycle(owner: string, blockers: Iterable<string>): boolean {
-    return this.local.closesCycle(owner, blockers);
+  closesCycle(owner: string, blockers: Iterable<string>, hardOnly?: boolean): boolean {
+    return this.local.closesCycle(owner, blockers, hardOnly);
   }
 
-  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>): void {
-    this.local.setEdges(waiter, owner, blockers);
+  /** Only hard edges travel: the coordinator breaks real deadlocks, never 'fifo' queueing. */
+  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind?: ReadonlySet<string>): void {
+    this.local.setEdges(waiter, owner, blockers, queuedBehind);
     this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [...blockers] });
   }
 
@@ -58,7 +60,7 @@ class ForwardingGraph implements WaitForGraph {
 
 export class ActorHost implements HostControl {
   private readonly table: LockTable;
-  private readonly out: Batcher<FromHost>;
+  private readonly out: Batcher;
   /** Files whose actor is busy with an asynchronous step, with the steps queued behind it. */
   private readonly mailboxes = new Map<string, Step[]>();
   /** Queued requests by id. */
@@ -76,11 +78,11 @@ export class ActorHost implements HostControl {
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
 
   constructor(private readonly init: HostInit) {
-    this.out = new Batcher<FromHost>((batch) => init.data.postMessage(batch));
+    this.out = new Batcher((batch) => init.data.postMessage(batch));
     this.hooks = Comlink.wrap<HookRunner>(init.hooks as unknown as Comlink.Endpoint);
     const graph = new ForwardingGraph(
       (w) => this.waiterIds.get(w as object) ?? this.currentId,
-      (m) => this.out.push(m),
+      (m) => this.out.object(m),
     );
     this.table = new LockTable({
       policy: init.policy,
@@ -91,9 +93,21 @@ export class ActorHost implements HostControl {
       },
     });
     Comlink.expose(this, init.control as unknown as Comlink.Endpoint);
-    init.data.on('message', (batch: ToHost[]) => {
+    init.data.on('message', (batch: unknown[]) => {
       this.batches++;
-      for (const m of batch) this.handle(m);
+      let i = 0;
+      while (i < batch.length) {
+        if (batch[i] === T_OBJECT) {
+          this.handle(batch[i + 1] as ToHost);
+          i += 2;
+          continue;
+        }
+        const { id, call, next } = decodeCall(batch, i);
+        i = next;
+        this.calls++;
+        this.inflight.set(id, null);
+        this.deliver(call.path, () => this.runCall(id, call));
+      }
     });
   }
 
@@ -106,12 +120,12 @@ export class ActorHost implements HostControl {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<number>((resolve) => {
       timer = setTimeout(() => {
-        this.out.push({ t: 'hookError', hook, message: `${hook} did not answer within ${this.init.hookTimeoutMs} ms` });
+        this.out.object({ t: 'hookError', hook, message: `${hook} did not answer within ${this.init.hookTimeoutMs} ms` });
         resolve(generic);
       }, this.init.hookTimeoutMs);
     });
     const answer = this.hooks.approve(family, event as Record<string, unknown>).catch((e: unknown) => {
-      this.out.push({ t: 'hookError', hook, message: String(e) });
+      this.out.object({ t: 'hookError', hook, message: String(e) });
       return generic;
     });
     return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
@@ -120,7 +134,7 @@ export class ActorHost implements HostControl {
   private released(family: Family, event: Readonly<Record<string, unknown>>): void {
     if (!(family === 'windows' ? this.init.releasedWindows : this.init.releasedPosix)) return;
     this.hooks.released(family, event as Record<string, unknown>).catch((e: unknown) => {
-      this.out.push({ t: 'hookError', hook: family === 'windows' ? 'onUnlockFile' : 'onLock', message: String(e) });
+      this.out.object({ t: 'hookError', hook: family === 'windows' ? 'onUnlockFile' : 'onLock', message: String(e) });
     });
   }
 
@@ -158,11 +172,6 @@ export class ActorHost implements HostControl {
 
   private handle(m: ToHost): void {
     switch (m.t) {
-      case 'call':
-        this.calls++;
-        this.inflight.set(m.id, null);
-        this.deliver(m.call.path, () => this.runCall(m.id, m.call));
-        return;
       case 'cancel': {
         const p = this.pendings.get(m.id);
         if (p !== undefined) this.deliver(p.path, () => this.table.cancel(p, m.reason));
@@ -172,13 +181,13 @@ export class ActorHost implements HostControl {
       case 'deadlock': {
         const p = this.pendings.get(m.id);
         if (p === undefined) {
-          this.out.push({ t: 'deadlocked', token: m.token, failed: false });
+          this.out.object({ t: 'deadlocked', token: m.token, failed: false });
           return;
         }
         this.deliver(p.path, () => {
           const failed = this.pendings.get(m.id) === p;
           const r = failed ? this.table.cancel(p, 'deadlock') : false;
-          this.out.push({ t: 'deadlocked', token: m.token, failed });
+          this.out.object({ t: 'deadlocked', token: m.token, failed });
           return r;
         });
         return;
@@ -188,14 +197,19 @@ export class ActorHost implements HostControl {
         if (this.table.fileState(m.path) !== undefined) this.journaled.add(m.path);
         return;
       case 'sync':
-        this.out.push({ t: 'synced', token: m.token });
+        this.out.object({ t: 'synced', token: m.token });
         return;
       case 'snapshot':
-        this.deliver(m.path, () => this.out.push({ t: 'snapshot', path: m.path, locks: this.table.grantedLocks(m.path) }));
+        this.deliver(m.path, () => this.out.object({ t: 'snapshot', path: m.path, locks: this.table.grantedLocks(m.path) }));
+        return;
+      case 'crash':
+        setImmediate(() => {
+          throw new Error('locksmith crash drill');
+        });
         return;
       case 'stop':
         this.table.cancelAll('stop');
-        this.out.push({ t: 'stopped' });
+        this.out.object({ t: 'stopped' });
         this.out.flushNow();
         this.resolveFinished();
         return;
@@ -210,17 +224,29 @@ export class ActorHost implements HostControl {
       if (isPending(res)) {
         this.waiterIds.set(res.waiter as Waiter, id);
         this.pendings.set(id, res);
-        this.out.push({ t: 'queued', id, ...(flockDrop ? { flockDrop } : {}) });
+        this.out.buf.push(R_QUEUED, id, flockDrop);
+        this.out.added();
         const reason = this.inflight.get(id);
         if (reason !== null && reason !== undefined) return this.table.cancel(res, reason);
         return undefined;
       }
       this.inflight.delete(id);
-      this.out.push({ t: 'done', id, result: (res ?? null) as number | PosixReply | null, ...(flockDrop ? { flockDrop } : {}) });
+      this.reply(id, call, res as number | PosixReply | undefined, -1, flockDrop);
       this.noteState(call.path);
       return undefined;
     };
     return isPromise(r) ? r.then(after) : after(r);
+  }
+
+  /** A final result on the wire: F_GETLK answers in full, everything else as its code. */
+  private reply(id: number, call: Call | null, res: number | PosixReply | undefined, waitedMs: number, flockDrop: boolean): void {
+    const b = this.out.buf;
+    if (typeof res === 'object' && call !== null && call.op === 'lock' && call.cmd === F_GETLK) {
+      b.push(R_GETLK, id, res.result, res.lockType, res.lockStart, res.lockLen, res.lockPid);
+    } else {
+      b.push(R_DONE, id, typeof res === 'object' ? res.result : res === undefined ? null : res, waitedMs, flockDrop);
+    }
+    this.out.added();
   }
 
   private waitEnded(id: number, result: unknown): void {
@@ -228,7 +254,7 @@ export class ActorHost implements HostControl {
     this.pendings.delete(id);
     this.inflight.delete(id);
     const waitedMs = p === undefined ? 0 : Date.now() - p.waiter.since;
-    this.out.push({ t: 'done', id, result: result as number | PosixReply, waitedMs });
+    this.reply(id, null, result as number | PosixReply, waitedMs, false);
     if (p !== undefined) this.noteState(p.path);
   }
 
@@ -242,7 +268,7 @@ export class ActorHost implements HostControl {
   /** Tells the coordinator when a file it keeps a journal for holds nothing any more. */
   private noteState(path: string): void {
     if (this.table.fileState(path) !== undefined) this.journaled.add(path);
-    else if (this.journaled.delete(path)) this.out.push({ t: 'idle', path });
+    else if (this.journaled.delete(path)) this.out.object({ t: 'idle', path });
   }
 
   // ---- control plane (comlink) ------------------------------------------------------------------

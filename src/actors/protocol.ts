@@ -25,7 +25,9 @@ export type ToHost =
   /** Send the granted locks of `path` (journal compaction). */
   | { t: 'snapshot'; path: string }
   /** End every waiter ('stop'), then answer 'stopped'. */
-  | { t: 'stop' };
+  | { t: 'stop' }
+  /** Crash drill (tests): die as from an uncaught exception. */
+  | { t: 'crash' };
 
 /** Host -> coordinator. */
 export type FromHost =
@@ -55,8 +57,6 @@ export type JournalEntry = ReplayEntry;
 export interface HostControl {
   locks(path?: string): LockEntry[];
   stats(): HostStats;
-  /** Crash drill (tests): the worker dies as from an uncaught exception. */
-  crash(): void;
 }
 
 export interface HostStats {

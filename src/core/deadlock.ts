@@ -6,55 +6,68 @@
  * earlier waiter it queues behind). OFD, flock and Windows owners never appear: Linux detects no
  * deadlock through them.
  *
- * Invariant: the graph is acyclic after every step. A cycle can only appear when an edge is added,
- * so each addition is checked: a new request whose edges would close a cycle is refused (EDEADLK)
- * and never enters the graph; a waiter that gains a blocker closing a cycle is failed the same way.
+ * Two kinds of edge: hard (waiting on a granted lock) and soft ('fifo' queueing behind a waiter).
+ * A cycle of hard edges is a deadlock: it can only appear when an edge is added, so each addition
+ * is checked, and a request whose hard edges would close one is refused (EDEADLK) and never enters
+ * the graph; a waiter that gains a blocker closing one is failed the same way. A cycle that needs a
+ * soft edge is one 'fifo' made, and 'fifo' must not make deadlocks: it is broken by letting the
+ * waiter with the soft edge through (LockTable.waitsFor), never by an EDEADLK.
  * Edges of a waiter are replaced in the same step that changes its file, so a reported cycle is
  * always made of current edges: never a false EDEADLK, and no depth limit (unlike Linux's 10 steps).
  */
 
 export interface WaitForGraph {
-  /** True when `owner` waiting on `blockers` would close a cycle. */
-  closesCycle(owner: string, blockers: Iterable<string>): boolean;
-  /** Records (or replaces) the blockers of one waiting request. An empty set removes it. */
-  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>): void;
+  /**
+   * True when `owner` waiting on `blockers` would close a cycle. With `hardOnly`, 'fifo' queueing
+   * edges are not followed: only waits on granted locks, the ones that are real deadlocks.
+   */
+  closesCycle(owner: string, blockers: Iterable<string>, hardOnly?: boolean): boolean;
+  /**
+   * Records (or replaces) the edges of one waiting request: `blockers` hold granted locks it
+   * conflicts with; `queuedBehind` ('fifo' only) own earlier waiters it queues behind.
+   * Empty sets remove it.
+   */
+  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind?: ReadonlySet<string>): void;
   /** Forgets a waiting request (granted, cancelled, failed). */
   removeEdges(waiter: unknown, owner: string): void;
 }
 
+interface Edges {
+  readonly hard: ReadonlySet<string>;
+  readonly soft: ReadonlySet<string>;
+}
+
+const NONE: ReadonlySet<string> = new Set();
+
 export class LocalWaitForGraph implements WaitForGraph {
   /** owner -> its waiting requests -> the owners each one waits for. */
-  private readonly out = new Map<string, Map<unknown, ReadonlySet<string>>>();
+  private readonly out = new Map<string, Map<unknown, Edges>>();
 
-  closesCycle(owner: string, blockers: Iterable<string>): boolean {
+  closesCycle(owner: string, blockers: Iterable<string>, hardOnly = false): boolean {
     const seen = new Set<string>();
     const stack: string[] = [];
-    for (const b of blockers) {
-      if (b === owner) return true;
-      if (!seen.has(b)) {
-        seen.add(b);
-        stack.push(b);
+    const visit = (t: string): boolean => {
+      if (t === owner) return true;
+      if (!seen.has(t)) {
+        seen.add(t);
+        stack.push(t);
       }
-    }
+      return false;
+    };
+    for (const b of blockers) if (visit(b)) return true;
     while (stack.length > 0) {
-      const node = stack.pop()!;
-      const waits = this.out.get(node);
+      const waits = this.out.get(stack.pop()!);
       if (waits === undefined) continue;
-      for (const targets of waits.values()) {
-        for (const t of targets) {
-          if (t === owner) return true;
-          if (!seen.has(t)) {
-            seen.add(t);
-            stack.push(t);
-          }
-        }
+      for (const e of waits.values()) {
+        for (const t of e.hard) if (visit(t)) return true;
+        if (!hardOnly) for (const t of e.soft) if (visit(t)) return true;
       }
     }
     return false;
   }
 
-  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>): void {
-    if (blockers.size === 0) {
+  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind: ReadonlySet<string> = NONE): void {
+    if (blockers.size === 0 && queuedBehind.size === 0) {
       this.removeEdges(waiter, owner);
       return;
     }
@@ -63,7 +76,7 @@ export class LocalWaitForGraph implements WaitForGraph {
       waits = new Map();
       this.out.set(owner, waits);
     }
-    waits.set(waiter, blockers);
+    waits.set(waiter, { hard: blockers, soft: queuedBehind });
   }
 
   removeEdges(waiter: unknown, owner: string): void {
@@ -71,9 +84,10 @@ export class LocalWaitForGraph implements WaitForGraph {
     if (waits?.delete(waiter) && waits.size === 0) this.out.delete(owner);
   }
 
-  /** The blockers recorded for one waiting request of `owner`. */
+  /** The owners one waiting request of `owner` waits for (both kinds of edge). */
   blockersOf(waiter: unknown, owner: string): ReadonlySet<string> | undefined {
-    return this.out.get(owner)?.get(waiter);
+    const e = this.out.get(owner)?.get(waiter);
+    return e === undefined ? undefined : new Set([...e.hard, ...e.soft]);
   }
 
   /** The edges, for tests and listings: owner -> owners it waits for. */
@@ -81,7 +95,7 @@ export class LocalWaitForGraph implements WaitForGraph {
     const m = new Map<string, Set<string>>();
     for (const [o, waits] of this.out) {
       const s = new Set<string>();
-      for (const t of waits.values()) for (const b of t) s.add(b);
+      for (const e of waits.values()) for (const b of [...e.hard, ...e.soft]) s.add(b);
       m.set(o, s);
     }
     return m;

@@ -68,8 +68,8 @@ export interface LockRequest {
 export class Waiter {
   /** Owners this waiter waits for, as last told to the wait-for graph ('posix' waiters only). */
   blockers: ReadonlySet<string> = EMPTY;
-  /** Under 'fifo': queueing behind earlier waiters would close a cycle, so it does not (§6). */
-  bypassFifo = false;
+  /** Under 'fifo': owners of the earlier waiters it queues behind ('posix' ones only). */
+  queuedBehind: ReadonlySet<string> = EMPTY;
   constructor(
     readonly seq: number,
     readonly req: LockRequest,
@@ -157,11 +157,8 @@ export class FileLocks {
     return undefined;
   }
 
-  /**
-   * Owners of every granted 'posix' lock that blocks `req`: its edges in the wait-for graph. Under
-   * 'fifo' (unless `grantedOnly`) also the 'posix' owners of conflicting waiters ahead of it.
-   */
-  posixBlockers(req: LockRequest, self?: Waiter, grantedOnly = false): Set<string> {
+  /** Owners of every granted 'posix' lock that blocks `req`: its edges in the wait-for graph. */
+  posixBlockers(req: LockRequest): Set<string> {
     const out = new Set<string>();
     const visit = (l: Lock): boolean => {
       if (l.kind === 'posix' && conflicts(req, l)) out.add(l.owner);
@@ -169,11 +166,16 @@ export class FileLocks {
     };
     this.writers.findOverlap(req.start, req.end, visit);
     if (req.write) this.readers.findOverlap(req.start, req.end, visit);
-    if (this.policy === 'fifo' && !grantedOnly && !this.holdsAny(req.owner)) {
-      for (const w of this.waiters) {
-        if (w === self) break;
-        if (w.req.kind === 'posix' && w.req.owner !== req.owner && conflicts(req, w.req)) out.add(w.req.owner);
-      }
+    return out;
+  }
+
+  /** Under 'fifo': 'posix' owners of the conflicting waiters ahead of `self` that hold it back. */
+  fifoBlockers(req: LockRequest, self: Waiter | undefined, waitsFor: (waiterOwner: string, owner: string) => boolean): Set<string> {
+    const out = new Set<string>();
+    if (this.policy !== 'fifo' || this.holdsAny(req.owner)) return out;
+    for (const w of this.waiters) {
+      if (w === self) break;
+      if (w.req.kind === 'posix' && conflicts(req, w.req) && !waitsFor(w.req.owner, req.owner)) out.add(w.req.owner);
     }
     return out;
   }
@@ -185,13 +187,14 @@ export class FileLocks {
 
   /**
    * Under 'fifo': the earliest waiter queued before `before` (or any, for a new request) that
-   * `req` must queue behind. Owners holding a lock on the file are exempt.
+   * `req` must queue behind. Owners holding a lock on the file are exempt, and so is a request
+   * whose owner that waiter already waits for (`waitsFor`): queueing would create a deadlock.
    */
-  fifoBlocker(req: LockRequest, before?: Waiter): Waiter | undefined {
+  fifoBlocker(req: LockRequest, before?: Waiter, waitsFor?: (waiterOwner: string, owner: string) => boolean): Waiter | undefined {
     if (this.policy !== 'fifo' || this.holdsAny(req.owner)) return undefined;
     for (const w of this.waiters) {
       if (w === before) return undefined;
-      if (conflicts(req, w.req)) return w;
+      if (conflicts(req, w.req) && !(waitsFor?.(w.req.owner, req.owner) ?? false)) return w;
     }
     return undefined;
   }
@@ -295,6 +298,9 @@ export class FileLocks {
   }
 
   private setFlock(req: LockRequest): void {
+    // An owner with two queued requests (say SH then EX) ends with the last one granted.
+    const old = this.flocks.get(req.owner);
+    if (old !== undefined) this.removeFlock(old);
     const l = lockOf(req, 0n, OFFSET_MAX, req.write);
     this.flocks.set(req.owner, l);
     if (l.write) this.flockWriter = l;
@@ -386,13 +392,13 @@ export class FileLocks {
    * The wake-up pass (SEMANTICS-WINDOWS.md §9, SEMANTICS-POSIX.md §7): yields, in arrival order,
    * each waiter that fits now. The consumer must dequeue it (grant or fail) before calling next().
    */
-  *grantable(): Generator<Waiter, void, void> {
+  *grantable(waitsFor?: (waiterOwner: string, owner: string) => boolean): Generator<Waiter, void, void> {
     for (;;) {
       const mark = this.freed;
       let again = false;
       for (const w of this.waiters) {
         if (this.conflict(w.req) !== undefined) continue;
-        if (!w.bypassFifo && this.fifoBlocker(w.req, w) !== undefined) continue;
+        if (this.fifoBlocker(w.req, w, waitsFor) !== undefined) continue;
         yield w;
         if (this.freed !== mark) {
           again = true;

@@ -257,7 +257,7 @@ export class LockTable {
 
   private lockFileCall(path: string, req: LockRequest, failImmediately: boolean, done: (code: number) => void): Maybe<number | Pending> {
     const f = this.file(path);
-    if (f.conflict(req) !== undefined || f.fifoBlocker(req) !== undefined) {
+    if (f.conflict(req) !== undefined || f.fifoBlocker(req, undefined, this.waitsFor) !== undefined) {
       if (failImmediately) {
         this.retire(f);
         return ERROR_LOCK_VIOLATION;
@@ -299,7 +299,10 @@ export class LockTable {
 
   private unlock(path: string, req: LockRequest, base: ReplyBase): Maybe<PosixReply> {
     const f = this.files.get(path);
-    if (f === undefined) return replyOf(base, 0);
+    if (f === undefined) {
+      this.hooks.released?.('posix', req.origin.event);
+      return replyOf(base, 0);
+    }
     if (req.kind === 'flock') {
       const held = f.flockOf(req.owner);
       if (held !== undefined) f.removeFlock(held);
@@ -314,35 +317,35 @@ export class LockTable {
   }
 
   private setlk(f: FileLocks, req: LockRequest, cmd: number, base: ReplyBase, done: (reply: PosixReply) => void): Maybe<PosixReply | Pending> {
-    const granted = f.conflict(req);
-    const queued = granted === undefined ? f.fifoBlocker(req) : undefined;
-    if (granted === undefined && queued === undefined) return then(this.approveAndGrant(f, req, 'posix'), (r) => replyOf(base, r));
+    if (f.conflict(req) === undefined && f.fifoBlocker(req, undefined, this.waitsFor) === undefined) {
+      return then(this.approveAndGrant(f, req, 'posix'), (r) => replyOf(base, r));
+    }
     if (cmd === F_SETLK) {
       this.retire(f);
       return replyOf(base, -EAGAIN);
     }
-    let bypassFifo = false;
-    let blockers: ReadonlySet<string> = new Set();
-    if (req.kind === 'posix') {
-      blockers = f.posixBlockers(req);
-      if (this.graph.closesCycle(req.owner, blockers)) {
-        // 'fifo' must not create deadlocks: fall back to the granted locks alone.
-        if (granted === undefined) return then(this.approveAndGrant(f, req, 'posix'), (r) => replyOf(base, r));
-        blockers = f.posixBlockers(req, undefined, true);
-        if (this.graph.closesCycle(req.owner, blockers)) {
-          this.retire(f);
-          return replyOf(base, -EDEADLK);
-        }
-        bypassFifo = true;
-      }
+    const posix = req.kind === 'posix';
+    const blockers = posix ? f.posixBlockers(req) : new Set<string>();
+    if (blockers.size > 0 && this.graph.closesCycle(req.owner, blockers, true)) {
+      this.retire(f);
+      return replyOf(base, -EDEADLK);
     }
     const w = f.enqueue(req, this.now(), (r) => done(replyOf(base, r)));
-    w.bypassFifo = bypassFifo;
-    if (blockers.size > 0) {
-      w.blockers = blockers;
-      this.graph.setEdges(w, req.owner, blockers);
-    }
-    return { waiter: w, path: f.path };
+    const pending: Pending = { waiter: w, path: f.path };
+    const behind = posix ? f.fifoBlockers(req, w, this.waitsFor) : new Set<string>();
+    if (blockers.size === 0 && behind.size === 0) return pending;
+    w.blockers = blockers;
+    w.queuedBehind = behind;
+    this.graph.setEdges(w, req.owner, blockers, behind);
+    // Under 'fifo' a new edge can turn a waiter held back elsewhere into a deadlock: let every
+    // queue look again (waitsFor now lets such a waiter through).
+    return this.policy === 'fifo' ? then(this.settleOthers(f), () => pending) : pending;
+  }
+
+  private settleOthers(except: FileLocks): Maybe<void> {
+    const queues = [...this.files.values()].filter((g) => g !== except && g.waiters.size > 0);
+    const next = (i: number): Maybe<void> => (i === queues.length ? undefined : then(this.settle(queues[i]!), () => next(i + 1)));
+    return next(0);
   }
 
   // ---- waiting requests ---------------------------------------------------------------------
@@ -495,7 +498,7 @@ export class LockTable {
    * queue. Grants go through the approval hook; a veto ends that waiter with the hook's code.
    */
   private settle(f: FileLocks): Maybe<void> {
-    const pass = f.grantable();
+    const pass = f.grantable(this.waitsFor);
     const step = (): Maybe<void> => {
       for (;;) {
         const next = pass.next();
@@ -535,42 +538,54 @@ export class LockTable {
   }
 
   private dropEdges(w: Waiter): void {
-    if (w.blockers.size > 0) {
+    if (w.blockers.size > 0 || w.queuedBehind.size > 0) {
       this.graph.removeEdges(w, w.req.owner);
       w.blockers = new Set();
+      w.queuedBehind = new Set();
     }
   }
 
   /**
-   * Recomputes the edges of each queued 'posix' waiter of `f`. A waiter that gained a blocker
-   * closing a cycle fails with -EDEADLK, as a woken Linux waiter does when it sleeps again.
-   * Returns the number of waiters failed.
+   * Recomputes the edges of every queued 'posix' waiter of `f`, all first (so no check sees
+   * another waiter's outdated edges), then checks, in arrival order, each waiter that gained a
+   * blocker: if its edges now close a cycle it fails with -EDEADLK, as a woken Linux waiter does
+   * when it sleeps again. Returns the number of waiters failed.
    */
   private refreshEdges(f: FileLocks): number {
-    let failed = 0;
+    const grown: Waiter[] = [];
     for (const w of f.waiters) {
       if (w.req.kind !== 'posix') continue;
-      let b = f.posixBlockers(w.req, w, w.bypassFifo);
-      const grew = [...b].some((o) => !w.blockers.has(o));
-      if (grew && this.graph.closesCycle(w.req.owner, b)) {
-        const fromGranted = f.posixBlockers(w.req, w, true);
-        if (this.policy === 'fifo' && !this.graph.closesCycle(w.req.owner, fromGranted)) {
-          w.bypassFifo = true;
-          b = fromGranted;
-        } else {
-          this.endWaiter(f, w, -EDEADLK);
-          failed++;
-          continue;
-        }
-      }
-      if (b.size === 0) this.dropEdges(w);
-      else if (grew || b.size !== w.blockers.size) {
-        w.blockers = b;
-        this.graph.setEdges(w, w.req.owner, b);
+      const b = f.posixBlockers(w.req);
+      const q = f.fifoBlockers(w.req, w, this.waitsFor);
+      if (sameSet(b, w.blockers) && sameSet(q, w.queuedBehind)) continue;
+      if ([...b].some((o) => !w.blockers.has(o))) grown.push(w);
+      w.blockers = b;
+      w.queuedBehind = q;
+      if (b.size === 0 && q.size === 0) this.graph.removeEdges(w, w.req.owner);
+      else this.graph.setEdges(w, w.req.owner, b, q);
+    }
+    let failed = 0;
+    for (const w of grown) {
+      if (this.graph.closesCycle(w.req.owner, w.blockers, true)) {
+        this.endWaiter(f, w, -EDEADLK);
+        failed++;
       }
     }
     return failed;
   }
+
+  /**
+   * The 'fifo' escape (SEMANTICS-POSIX.md §6): true when `waiterOwner` already waits, through
+   * granted locks, for `owner`, so queueing `owner` behind it would close a cycle.
+   */
+  private readonly waitsFor = (waiterOwner: string, owner: string): boolean =>
+    waiterOwner !== owner && waiterOwner[0] === 'p' && owner[0] === 'p' && this.graph.closesCycle(owner, [waiterOwner]);
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
 }
 
 function noop(): void {}

@@ -52,9 +52,12 @@ export type Call =
 
 export type WindowsCall = Extract<Call, { op: 'lockFile' | 'unlockFile' | 'unlockAll' | 'checkIo' }>;
 
-/** The owner key of a Windows lock: (handle, processId, key) compared by value. */
+/**
+ * The owner key of a Windows lock: (handle, processId, key) compared by value. Each part is
+ * length-prefixed, so string identities containing the separator cannot make two owners one.
+ */
 export function windowsOwner(handleKey: string, processKey: string, keyKey: string): string {
-  return `w${handleKey}|${processKey}|${keyKey}`;
+  return `w${handleKey.length}:${handleKey}|${processKey.length}:${processKey}|${keyKey.length}:${keyKey}`;
 }
 
 function pidOf(v: Identity): number {
