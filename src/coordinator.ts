@@ -82,6 +82,8 @@ export interface CoordinatorStats {
   files: number;
   workers: (HostStats & { restarts: number })[];
   hookErrors: number;
+  /** Steps that threw inside a worker (bugs); each request got its family's generic code. */
+  faults: number;
   workerRestarts: number;
   crossWorkerDeadlocks: number;
 }
@@ -199,6 +201,7 @@ export class LockCoordinator {
   private nextToken = 0;
   private waiting = 0;
   private hookErrors = 0;
+  private faults = 0;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -427,6 +430,10 @@ export class LockCoordinator {
         this.hookErrors++;
         process.emitWarning(`locksmith: ${m.hook} hook failed: ${m.message}`, 'LocksmithHookWarning');
         return;
+      case 'fault':
+        this.faults++;
+        process.emitWarning(`locksmith: internal error in a worker: ${m.message}`, 'LocksmithFaultWarning');
+        return;
       case 'stopped':
         return;
     }
@@ -584,6 +591,7 @@ export class LockCoordinator {
         files: hosts.reduce((n, h) => n + h.files, 0),
         workers: hosts.map((h, i) => ({ ...h, restarts: this.slots[i]!.restarts })),
         hookErrors: this.hookErrors,
+        faults: this.faults,
         workerRestarts: this.slots.reduce((n, s) => n + s.restarts, 0),
         crossWorkerDeadlocks: this.deadlocks.broken,
       };

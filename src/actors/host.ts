@@ -219,7 +219,14 @@ export class ActorHost implements HostControl {
   private runCall(id: number, call: Call): unknown {
     this.currentId = id;
     const flockDrop = this.dropsFlock(call);
-    const r = this.table.run(call, (result) => this.waitEnded(id, result));
+    let r: unknown;
+    try {
+      r = this.table.run(call, (result) => this.waitEnded(id, result));
+    } catch (e) {
+      // A bug, never bad input (the coordinator parsed it): answer, report, keep serving.
+      this.out.object({ t: 'fault', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      r = call.op === 'lock' ? { result: -ENOLCK } : ERROR_LOCK_VIOLATION;
+    }
     const after = (res: unknown): unknown => {
       if (isPending(res)) {
         this.waiterIds.set(res.waiter as Waiter, id);

@@ -45,6 +45,8 @@ export type FromHost =
   | { t: 'idle'; path: string }
   /** A hook failed (threw, rejected, timed out, returned nonsense): counted and reported. */
   | { t: 'hookError'; hook: string; message: string }
+  /** A step threw (a bug, not bad input): the request got the generic code; the host goes on. */
+  | { t: 'fault'; message: string }
   | { t: 'stopped' };
 
 /**
