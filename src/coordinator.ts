@@ -41,6 +41,7 @@ import {
   type PosixReply,
 } from './core/requests.js';
 import { requireObject } from './core/input.js';
+import { SweptMap } from './core/swept-map.js';
 import { Batcher } from './actors/batcher.js';
 import { R_DONE, R_GETLK, R_QUEUED, T_OBJECT, encodeCall, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
@@ -190,7 +191,8 @@ function checkCloneable(o: Record<string, unknown>): void {
 export class LockCoordinator {
   private readonly slots: Slot[] = [];
   private readonly requests = new Map<number, Request>();
-  private readonly journal = new Map<string, JournalEntry[]>();
+  /** Per file, committed steps since it was last idle (an emptied journal waits for a sweep). */
+  private readonly journal = new SweptMap<string, JournalEntry[]>((j) => j.length === 0);
   private readonly compacting = new Set<string>();
   private readonly syncs = new Map<number, () => void>();
   private readonly cycleAnswers = new Map<number, (failed: boolean) => void>();
@@ -285,7 +287,7 @@ export class LockCoordinator {
     const fresh = this.launch(slot.index, slot.restarts + 1);
     this.slots[slot.index] = fresh;
     // Rebuild granted locks first, then resend unanswered requests in arrival order.
-    for (const [path, entries] of this.journal) {
+    for (const [path, entries] of this.journal.entries()) {
       if (routeOf(path, this.slots.length) === slot.index) fresh.out.object({ t: 'restore', path, entries });
     }
     for (const r of [...this.requests.values()].sort((a, b) => a.id - b.id)) {
@@ -420,7 +422,13 @@ export class LockCoordinator {
         this.syncs.delete(m.token);
         return;
       case 'idle':
-        this.journal.delete(m.path);
+        {
+          const j = this.journal.get(m.path);
+          if (j !== undefined && j.length > 0) {
+            j.length = 0;
+            this.journal.emptiedOne();
+          }
+        }
         return;
       case 'snapshot':
         this.compacting.delete(m.path);

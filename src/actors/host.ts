@@ -15,6 +15,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
 import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
+import { SweptMap } from '../core/swept-map.js';
 import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import type { Call, PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
@@ -69,7 +70,7 @@ export class ActorHost implements HostControl {
   /** Requests received and not yet answered; a cancel for one still in a mailbox is kept here. */
   private readonly inflight = new Map<number, CancelReason | null>();
   /** Files whose journal at the coordinator may be non-empty. */
-  private readonly journaled = new Set<string>();
+  private readonly journaled = new SweptMap<string, { on: boolean }>((e) => !e.on);
   private readonly hooks: Comlink.Remote<HookRunner>;
   private currentId = 0;
   private calls = 0;
@@ -194,7 +195,7 @@ export class ActorHost implements HostControl {
       }
       case 'restore':
         this.table.replay(m.path, m.entries);
-        if (this.table.fileState(m.path) !== undefined) this.journaled.add(m.path);
+        if (this.table.fileState(m.path) !== undefined) this.journal(m.path, true);
         return;
       case 'sync':
         this.out.object({ t: 'synced', token: m.token });
@@ -274,8 +275,21 @@ export class ActorHost implements HostControl {
 
   /** Tells the coordinator when a file it keeps a journal for holds nothing any more. */
   private noteState(path: string): void {
-    if (this.table.fileState(path) !== undefined) this.journaled.add(path);
-    else if (this.journaled.delete(path)) this.out.object({ t: 'idle', path });
+    if (this.table.fileState(path) !== undefined) this.journal(path, true);
+    else if (this.journal(path, false)) this.out.object({ t: 'idle', path });
+  }
+
+  /** Marks whether the coordinator may hold a journal for `path`; returns whether it did. */
+  private journal(path: string, on: boolean): boolean {
+    const e = this.journaled.get(path);
+    const was = e?.on ?? false;
+    if (e === undefined) {
+      if (on) this.journaled.set(path, { on });
+    } else if (was !== on) {
+      e.on = on;
+      if (!on) this.journaled.emptiedOne();
+    }
+    return was;
   }
 
   // ---- control plane (comlink) ------------------------------------------------------------------

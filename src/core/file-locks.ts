@@ -24,6 +24,7 @@
  */
 import { IntervalTree, type Ranged } from './interval-tree.js';
 import { OFFSET_MAX } from './codes.js';
+import { SweptMap } from './swept-map.js';
 
 export type LockKind = 'windows' | 'posix' | 'ofd' | 'flock';
 export type Policy = 'default' | 'fifo';
@@ -107,17 +108,19 @@ export function nextSeq(): number {
 export class FileLocks {
   private readonly readers = new IntervalTree<Lock>();
   private readonly writers = new IntervalTree<Lock>();
+  // Keyed state that empties and refills as locks come and go lives in SweptMaps (swept-map.ts).
   /** POSIX/OFD owner -> that owner's canonical locks. */
-  private readonly owned = new Map<string, IntervalTree<Lock>>();
+  private readonly owned = new SweptMap<string, IntervalTree<Lock>>((t) => t.size === 0);
   /** Windows owner|start|length -> records in grant order. */
-  private readonly exact = new Map<string, Lock[]>();
+  private readonly exact = new SweptMap<string, Lock[]>((l) => l.length === 0);
   /** Windows handle key or POSIX fileHandle key -> locks taken through it. */
-  private readonly byHandle = new Map<string, Set<Lock>>();
-  /** flock owner -> its whole-file lock. */
-  private readonly flocks = new Map<string, Lock>();
+  private readonly byHandle = new SweptMap<string, Set<Lock>>((s) => s.size === 0);
+  /** flock owner -> its whole-file lock (null once released). */
+  private readonly flocks = new SweptMap<string, { lock: Lock | null }>((f) => f.lock === null);
+  private flockCount = 0;
   private flockWriter: Lock | null = null;
   /** Windows owner -> number of granted records. */
-  private readonly winOwners = new Map<string, number>();
+  private readonly winOwners = new SweptMap<string, { n: number }>((c) => c.n === 0);
   readonly waiters = new Set<Waiter>();
   /** Bumped whenever granted bytes are freed; a running pass starts over when it moves. */
   private freed = 0;
@@ -128,7 +131,7 @@ export class FileLocks {
   ) {}
 
   get lockCount(): number {
-    return this.readers.size + this.writers.size + this.flocks.size;
+    return this.readers.size + this.writers.size + this.flockCount;
   }
 
   isIdle(): boolean {
@@ -153,7 +156,7 @@ export class FileLocks {
     const w = this.flockWriter;
     if (w !== null && w.owner !== req.owner) return w;
     if (!req.write) return undefined;
-    for (const l of this.flocks.values()) if (l.owner !== req.owner) return l;
+    for (const f of this.flocks.values()) if (f.lock!.owner !== req.owner) return f.lock!;
     return undefined;
   }
 
@@ -182,7 +185,9 @@ export class FileLocks {
 
   /** True when the owner holds a granted lock here (the 'fifo' exemption). */
   holdsAny(owner: string): boolean {
-    return this.owned.has(owner) || this.flocks.has(owner) || this.winOwners.has(owner);
+    return (
+      (this.owned.get(owner)?.size ?? 0) > 0 || (this.flocks.get(owner)?.lock ?? null) !== null || (this.winOwners.get(owner)?.n ?? 0) > 0
+    );
   }
 
   /**
@@ -218,7 +223,9 @@ export class FileLocks {
       const list = this.exact.get(k);
       if (list === undefined) this.exact.set(k, [l]);
       else list.push(l);
-      this.winOwners.set(l.owner, (this.winOwners.get(l.owner) ?? 0) + 1);
+      const c = this.winOwners.get(l.owner);
+      if (c === undefined) this.winOwners.set(l.owner, { n: 1 });
+      else c.n++;
     } else {
       let tree = this.owned.get(l.owner);
       if (tree === undefined) {
@@ -241,20 +248,19 @@ export class FileLocks {
       const k = exactKey(l.owner, l.start, l.end);
       const list = this.exact.get(k)!;
       list.splice(list.indexOf(l), 1);
-      if (list.length === 0) this.exact.delete(k);
-      const n = this.winOwners.get(l.owner)! - 1;
-      if (n === 0) this.winOwners.delete(l.owner);
-      else this.winOwners.set(l.owner, n);
+      if (list.length === 0) this.exact.emptiedOne();
+      const c = this.winOwners.get(l.owner)!;
+      if (--c.n === 0) this.winOwners.emptiedOne();
     } else {
       const tree = this.owned.get(l.owner)!;
       tree.remove(l);
-      if (tree.size === 0) this.owned.delete(l.owner);
+      if (tree.size === 0) this.owned.emptiedOne();
     }
     const hk = l.origin.handleKey;
     if (hk !== '') {
       const set = this.byHandle.get(hk)!;
       set.delete(l);
-      if (set.size === 0) this.byHandle.delete(hk);
+      if (set.size === 0) this.byHandle.emptiedOne();
     }
     this.freed++;
   }
@@ -299,10 +305,13 @@ export class FileLocks {
 
   private setFlock(req: LockRequest): void {
     // An owner with two queued requests (say SH then EX) ends with the last one granted.
-    const old = this.flocks.get(req.owner);
-    if (old !== undefined) this.removeFlock(old);
+    const old = this.flocks.get(req.owner)?.lock;
+    if (old != null) this.removeFlock(old);
     const l = lockOf(req, 0n, OFFSET_MAX, req.write);
-    this.flocks.set(req.owner, l);
+    const slot = this.flocks.get(req.owner);
+    if (slot === undefined) this.flocks.set(req.owner, { lock: l });
+    else slot.lock = l;
+    this.flockCount++;
     if (l.write) this.flockWriter = l;
     const hk = l.origin.handleKey;
     if (hk !== '') {
@@ -314,19 +323,21 @@ export class FileLocks {
 
   /** The owner's flock lock, if any. */
   flockOf(owner: string): Lock | undefined {
-    return this.flocks.get(owner);
+    return this.flocks.get(owner)?.lock ?? undefined;
   }
 
   /** Removes a flock lock. */
   removeFlock(l: Lock): void {
-    this.flocks.delete(l.owner);
+    this.flocks.get(l.owner)!.lock = null;
+    this.flocks.emptiedOne();
+    this.flockCount--;
     if (this.flockWriter === l) this.flockWriter = null;
     const hk = l.origin.handleKey;
     if (hk !== '') {
       const set = this.byHandle.get(hk);
       if (set !== undefined) {
         set.delete(l);
-        if (set.size === 0) this.byHandle.delete(hk);
+        if (set.size === 0) this.byHandle.emptiedOne();
       }
     }
     this.freed++;
@@ -338,7 +349,7 @@ export class FileLocks {
    */
   unlockExact(owner: string, start: bigint, end: bigint): Lock | undefined {
     const list = this.exact.get(exactKey(owner, start, end));
-    if (list === undefined) return undefined;
+    if (list === undefined || list.length === 0) return undefined;
     const l = list.find((r) => r.write) ?? list[0]!;
     this.delete(l);
     return l;
@@ -347,7 +358,7 @@ export class FileLocks {
   /** Removes every granted lock matching `pred` among those taken through `handleKey`. */
   removeByHandle(handleKey: string, pred: (l: Lock) => boolean): Lock[] {
     const set = this.byHandle.get(handleKey);
-    if (set === undefined) return [];
+    if (set === undefined || set.size === 0) return [];
     const out = [...set].filter(pred).sort(bySeq);
     for (const l of out) {
       if (l.kind === 'flock') this.removeFlock(l);
@@ -359,7 +370,7 @@ export class FileLocks {
   /** Removes every granted lock of a POSIX/OFD owner (flush). */
   removeOwned(owner: string): Lock[] {
     const tree = this.owned.get(owner);
-    if (tree === undefined) return [];
+    if (tree === undefined || tree.size === 0) return [];
     const out = [...tree];
     for (const l of out) this.delete(l);
     return out;
@@ -413,7 +424,8 @@ export class FileLocks {
 
   /** Granted locks of both spaces, by start then grant order. */
   granted(): Lock[] {
-    const all = [...this.readers, ...this.writers, ...this.flocks.values()];
+    const all = [...this.readers, ...this.writers];
+    for (const f of this.flocks.values()) all.push(f.lock!);
     return all.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.seq - b.seq));
   }
 

@@ -20,6 +20,7 @@
  */
 import { EAGAIN, EDEADLK, EINTR, EINVAL, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, ERROR_OPERATION_ABORTED, ERROR_SUCCESS, F_GETLK, F_RDLCK, F_SETLK, F_UNLCK, F_WRLCK, OFFSET_MAX } from './codes.js';
 import { type WaitForGraph, LocalWaitForGraph } from './deadlock.js';
+import { SweptMap } from './swept-map.js';
 import { FileLocks, type Lock, type LockKind, type LockOrigin, type LockRequest, type Policy, type Waiter } from './file-locks.js';
 import { posixLength, type Identity } from './input.js';
 import {
@@ -105,7 +106,8 @@ export interface Pending {
 }
 
 export class LockTable {
-  private readonly files = new Map<string, FileLocks>();
+  /** Files with state; an idle one stays until the next sweep (swept-map.ts says why). */
+  private readonly files = new SweptMap<string, FileLocks>((f) => f.isIdle());
   private readonly policy: Policy;
   private readonly graph: WaitForGraph;
   private hooks: TableHooks;
@@ -121,7 +123,7 @@ export class LockTable {
 
   /** Files with live state (locks or waiters). */
   get fileCount(): number {
-    return this.files.size;
+    return this.files.liveCount();
   }
 
   private file(path: string): FileLocks {
@@ -134,7 +136,7 @@ export class LockTable {
   }
 
   private retire(f: FileLocks): void {
-    if (f.isIdle()) this.files.delete(f.path);
+    if (f.isIdle()) this.files.emptiedOne();
   }
 
   // ---- the public calls: parse (TypeError or an immediate result), then run -----------------
@@ -446,16 +448,19 @@ export class LockTable {
   counts(): { files: number; locks: number; waiters: number } {
     let locks = 0;
     let waiters = 0;
+    let files = 0;
     for (const f of this.files.values()) {
+      files++;
       locks += f.lockCount;
       waiters += f.waiters.size;
     }
-    return { files: this.files.size, locks, waiters };
+    return { files: files, locks, waiters };
   }
 
   /** The file's state, for tests that check internal invariants. */
   fileState(path: string): FileLocks | undefined {
-    return this.files.get(path);
+    const f = this.files.get(path);
+    return f === undefined || f.isIdle() ? undefined : f;
   }
 
   // ---- the shared steps ---------------------------------------------------------------------
