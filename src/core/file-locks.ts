@@ -118,6 +118,8 @@ export class FileLocks {
   /** flock owner -> its whole-file lock (null once released). */
   private readonly flocks = new SweptMap<string, { lock: Lock | null }>((f) => f.lock === null);
   private flockCount = 0;
+  /** Zero-length Windows locks held (see setConflict). */
+  private zeroLengthWin = 0;
   private flockWriter: Lock | null = null;
   /** Windows owner -> number of granted records. */
   private readonly winOwners = new SweptMap<string, { n: number }>((c) => c.n === 0);
@@ -152,6 +154,33 @@ export class FileLocks {
     return r.start < w.start ? r : w;
   }
 
+  /**
+   * The conflict that stops `req` from being set: as `conflict`, but over the lock the request
+   * would leave after merging with its owner's same-type neighbours. Only a zero-length Windows
+   * lock at the junction of two touching ranges can block the merge and neither part, so the
+   * wider query runs only while the file holds one.
+   */
+  setConflict(req: LockRequest): Lock | undefined {
+    const span = this.mergedSpan(req);
+    return span === req ? this.conflict(req) : this.conflict({ ...req, start: span.start, end: span.end });
+  }
+
+  private mergedSpan(req: LockRequest): Span {
+    if (this.zeroLengthWin === 0 || (req.kind !== 'posix' && req.kind !== 'ofd')) return req;
+    const tree = this.owned.get(req.owner);
+    if (tree === undefined || tree.size === 0) return req;
+    let start = req.start;
+    let end = req.end;
+    tree.findOverlap(req.start - 1n, req.end + 1n, (l) => {
+      if (l.write === req.write) {
+        if (l.start < start) start = l.start;
+        if (l.end > end) end = l.end;
+      }
+      return false;
+    });
+    return start === req.start && end === req.end ? req : { start, end };
+  }
+
   private flockConflict(req: LockRequest): Lock | undefined {
     const w = this.flockWriter;
     if (w !== null && w.owner !== req.owner) return w;
@@ -163,12 +192,13 @@ export class FileLocks {
   /** Owners of every granted 'posix' lock that blocks `req`: its edges in the wait-for graph. */
   posixBlockers(req: LockRequest): Set<string> {
     const out = new Set<string>();
+    const span = this.mergedSpan(req);
     const visit = (l: Lock): boolean => {
-      if (l.kind === 'posix' && conflicts(req, l)) out.add(l.owner);
+      if (l.kind === 'posix' && conflicts(req, l) && overlaps(span, l)) out.add(l.owner);
       return false;
     };
-    this.writers.findOverlap(req.start, req.end, visit);
-    if (req.write) this.readers.findOverlap(req.start, req.end, visit);
+    this.writers.findOverlap(span.start, span.end, visit);
+    if (req.write) this.readers.findOverlap(span.start, span.end, visit);
     return out;
   }
 
@@ -226,6 +256,7 @@ export class FileLocks {
       const c = this.winOwners.get(l.owner);
       if (c === undefined) this.winOwners.set(l.owner, { n: 1 });
       else c.n++;
+      if (l.end < l.start) this.zeroLengthWin++;
     } else {
       let tree = this.owned.get(l.owner);
       if (tree === undefined) {
@@ -251,6 +282,7 @@ export class FileLocks {
       if (list.length === 0) this.exact.emptiedOne();
       const c = this.winOwners.get(l.owner)!;
       if (--c.n === 0) this.winOwners.emptiedOne();
+      if (l.end < l.start) this.zeroLengthWin--;
     } else {
       const tree = this.owned.get(l.owner)!;
       tree.remove(l);
@@ -408,10 +440,11 @@ export class FileLocks {
       const mark = this.freed;
       let again = false;
       for (const w of this.waiters) {
-        if (this.conflict(w.req) !== undefined) continue;
+        if (this.setConflict(w.req) !== undefined) continue;
         if (this.fifoBlocker(w.req, w, waitsFor) !== undefined) continue;
         yield w;
-        if (this.freed !== mark) {
+        // Under 'fifo' a grant can also exempt an owner whose waiters sat behind others.
+        if (this.freed !== mark || this.policy === 'fifo') {
           again = true;
           break;
         }

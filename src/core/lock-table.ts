@@ -319,7 +319,7 @@ export class LockTable {
   }
 
   private setlk(f: FileLocks, req: LockRequest, cmd: number, base: ReplyBase, done: (reply: PosixReply) => void): Maybe<PosixReply | Pending> {
-    if (f.conflict(req) === undefined && f.fifoBlocker(req, undefined, this.waitsFor) === undefined) {
+    if (f.setConflict(req) === undefined && f.fifoBlocker(req, undefined, this.waitsFor) === undefined) {
       return then(this.approveAndGrant(f, req, 'posix'), (r) => replyOf(base, r));
     }
     if (cmd === F_SETLK) {
@@ -479,7 +479,9 @@ export class LockTable {
       // A grant adds a lock, which can give queued 'posix' waiters new blockers; only a
       // downgrade (or a 'fifo' waiter failed by the re-check) can let anyone else in.
       const failed = this.refreshEdges(f);
-      if (f.freedCount === mark && (failed === 0 || this.policy !== 'fifo')) return 0;
+      // Under 'fifo' a grant can exempt its owner's own queued requests: settle then too.
+      if (f.freedCount === mark && this.policy !== 'fifo') return 0;
+      if (f.freedCount === mark && failed === 0 && f.waiters.size === 0) return 0;
       return then(this.settle(f), () => 0);
     });
   }
