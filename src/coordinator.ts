@@ -260,7 +260,7 @@ export class LockCoordinator {
       index,
       data: data.port1,
       control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
-      out: new Batcher((batch) => data.port1.postMessage(batch)),
+      out: new Batcher((batch) => data.port1.postMessage(batch), 64, () => this.requests.size > 1),
       restarts,
       alive: true,
       closePorts: () => {
@@ -369,7 +369,8 @@ export class LockCoordinator {
       switch (b[i]) {
         case R_DONE:
           this.onDone(b[i + 1] as number, b[i + 2] as number | null, b[i + 3] as number, b[i + 4] as boolean);
-          i += 5;
+          if (b[i + 5] === true) this.forgetJournal(b[i + 6] as string);
+          i += 7;
           break;
         case R_GETLK: {
           const r = this.requests.get(b[i + 1] as number);
@@ -421,15 +422,6 @@ export class LockCoordinator {
         this.syncs.get(m.token)?.();
         this.syncs.delete(m.token);
         return;
-      case 'idle':
-        {
-          const j = this.journal.get(m.path);
-          if (j !== undefined && j.length > 0) {
-            j.length = 0;
-            this.journal.emptiedOne();
-          }
-        }
-        return;
       case 'snapshot':
         this.compacting.delete(m.path);
         this.journal.set(m.path, [{ j: 'locks', locks: m.locks }]);
@@ -444,6 +436,15 @@ export class LockCoordinator {
         return;
       case 'stopped':
         return;
+    }
+  }
+
+  /** The file holds nothing any more: its journal has nothing to rebuild. */
+  private forgetJournal(path: string): void {
+    const j = this.journal.get(path);
+    if (j !== undefined && j.length > 0) {
+      j.length = 0;
+      this.journal.emptiedOne();
     }
   }
 

@@ -239,20 +239,24 @@ export class ActorHost implements HostControl {
         return undefined;
       }
       this.inflight.delete(id);
-      this.reply(id, call, res as number | PosixReply | undefined, -1, flockDrop);
-      this.noteState(call.path);
+      this.reply(id, call, res as number | PosixReply | undefined, -1, flockDrop, call.path);
       return undefined;
     };
     return isPromise(r) ? r.then(after) : after(r);
   }
 
   /** A final result on the wire: F_GETLK answers in full, everything else as its code. */
-  private reply(id: number, call: Call | null, res: number | PosixReply | undefined, waitedMs: number, flockDrop: boolean): void {
+  /**
+   * A final result on the wire: F_GETLK answers in full, everything else as its code, with a flag
+   * when the file went idle (the coordinator then drops its journal).
+   */
+  private reply(id: number, call: Call | null, res: number | PosixReply | undefined, waitedMs: number, flockDrop: boolean, path?: string): void {
     const b = this.out.buf;
+    const idle = path !== undefined && this.wentIdle(path);
     if (typeof res === 'object' && call !== null && call.op === 'lock' && call.cmd === F_GETLK) {
       b.push(R_GETLK, id, res.result, res.lockType, res.lockStart, res.lockLen, res.lockPid);
     } else {
-      b.push(R_DONE, id, typeof res === 'object' ? res.result : res === undefined ? null : res, waitedMs, flockDrop);
+      b.push(R_DONE, id, typeof res === 'object' ? res.result : res === undefined ? null : res, waitedMs, flockDrop, idle, idle ? path : null);
     }
     this.out.added();
   }
@@ -262,8 +266,7 @@ export class ActorHost implements HostControl {
     this.pendings.delete(id);
     this.inflight.delete(id);
     const waitedMs = p === undefined ? 0 : Date.now() - p.waiter.since;
-    this.reply(id, null, result as number | PosixReply, waitedMs, false);
-    if (p !== undefined) this.noteState(p.path);
+    this.reply(id, null, result as number | PosixReply, waitedMs, false, p?.path);
   }
 
   /** A flock request by an owner holding the other type drops that lock first, whatever follows. */
@@ -273,10 +276,13 @@ export class ActorHost implements HostControl {
     return held !== undefined && held.write !== call.req.write;
   }
 
-  /** Tells the coordinator when a file it keeps a journal for holds nothing any more. */
-  private noteState(path: string): void {
-    if (this.table.fileState(path) !== undefined) this.journal(path, true);
-    else if (this.journal(path, false)) this.out.object({ t: 'idle', path });
+  /** True when a file the coordinator keeps a journal for has just come to hold nothing. */
+  private wentIdle(path: string): boolean {
+    if (this.table.fileState(path) !== undefined) {
+      this.journal(path, true);
+      return false;
+    }
+    return this.journal(path, false);
   }
 
   /** Marks whether the coordinator may hold a journal for `path`; returns whether it did. */

@@ -1,19 +1,16 @@
 /**
  * Messages between the coordinator (main thread) and the actor hosts (worker threads).
  *
- * Data plane: one MessagePort per worker carries arrays of messages both ways; each side sends at
- * most one array per turn of its event loop (see Batcher), so one wake-up of the other thread
- * drains many requests. Control plane (hooks, listings, stats): comlink over a second port.
+ * Data plane: one MessagePort per worker carries flat arrays both ways (Batcher, wire.ts): calls
+ * and their answers as tagged runs of primitives, and the rarer messages below as one object each.
+ * Control plane (hooks, listings, stats): comlink over two more ports.
  */
-import type { Call, PosixReply } from '../core/requests.js';
 import type { MessagePort } from 'node:worker_threads';
 import type { CancelReason, LockEntry, ReplayEntry } from '../core/lock-table.js';
 import type { Lock } from '../core/file-locks.js';
 
-/** Coordinator -> host. */
+/** Coordinator -> host, besides calls (wire.ts encodeCall). */
 export type ToHost =
-  /** Run a parsed call for request `id`. */
-  | { t: 'call'; id: number; call: Call }
   /** End request `id` early if it is waiting (or as soon as it would wait). */
   | { t: 'cancel'; id: number; reason: CancelReason }
   /** Rebuild a file's granted locks after a worker was replaced (journal replay). */
@@ -29,20 +26,14 @@ export type ToHost =
   /** Crash drill (tests): die as from an uncaught exception. */
   | { t: 'crash' };
 
-/** Host -> coordinator. */
+/** Host -> coordinator, besides answers (wire.ts R_DONE, R_GETLK, R_QUEUED). */
 export type FromHost =
-  /** The final result of request `id`; `waitedMs` when it had queued. */
-  | { t: 'done'; id: number; result: number | PosixReply | null; waitedMs?: number; flockDrop?: boolean }
-  /** Request `id` queued (it will get a 'done' later). `flockDrop`: see JournalEntry. */
-  | { t: 'queued'; id: number; flockDrop?: boolean }
   /** Wait-for edges of request `id`'s waiter changed ('posix' waiters only); empty = gone. */
   | { t: 'edges'; id: number; owner: string; blockers: string[] }
   /** Answer to 'deadlock': whether the waiter was failed. */
   | { t: 'deadlocked'; token: number; failed: boolean }
   | { t: 'synced'; token: number }
   | { t: 'snapshot'; path: string; locks: Lock[] }
-  /** `path` holds nothing and nobody waits on it: its journal can go. */
-  | { t: 'idle'; path: string }
   /** A hook failed (threw, rejected, timed out, returned nonsense): counted and reported. */
   | { t: 'hookError'; hook: string; message: string }
   /** A step threw (a bug, not bad input): the request got the generic code; the host goes on. */

@@ -26,6 +26,7 @@ const FIELDS = {
 
 export type PublicCall = keyof typeof FIELDS;
 const CALLS = Object.keys(FIELDS) as PublicCall[];
+const TAG = Object.fromEntries(CALLS.map((c, i) => [c, i + 1])) as Record<PublicCall, number>;
 const PARSE: Record<PublicCall, (o: unknown) => unknown> = {
   lockFile: parseLockFile,
   unlockFile: parseUnlockFile,
@@ -38,15 +39,22 @@ const PARSE: Record<PublicCall, (o: unknown) => unknown> = {
 
 /** Tag of a rare message carried as one object. */
 export const T_OBJECT = 0;
-/** Reply tags. */
+/**
+ * Reply tags and their fields:
+ * - R_DONE id, code (null for close/flush/release), waitedMs (-1: never queued), flockDrop,
+ *   idle (the file holds nothing now), path (when idle, else null);
+ * - R_GETLK id, result, lockType, lockStart, lockLen, lockPid;
+ * - R_QUEUED id, flockDrop.
+ */
 export const R_DONE = 1;
 export const R_GETLK = 2;
 export const R_QUEUED = 3;
 
 /** Appends a public call: [1 + index of the call, id, ...fields]. */
 export function encodeCall(out: unknown[], name: PublicCall, id: number, raw: Record<string, unknown>): void {
-  out.push(CALLS.indexOf(name) + 1, id);
-  for (const f of FIELDS[name]) out.push(raw[f]);
+  out.push(TAG[name], id);
+  const fields = FIELDS[name];
+  for (let k = 0; k < fields.length; k++) out.push(raw[fields[k]!]);
 }
 
 /**

@@ -8,7 +8,8 @@
  * empty ones could be half the map: amortized O(1), and the hash table is rebuilt fresh.
  */
 export class SweptMap<K, V> {
-  private map = new Map<K, V>();
+  /** Made on the first set: most files never use most of their maps (RSS per file, bench:api). */
+  private map: Map<K, V> | null = null;
   private emptied = 0;
 
   constructor(
@@ -18,38 +19,38 @@ export class SweptMap<K, V> {
 
   /** The entry, possibly an empty one. */
   get(k: K): V | undefined {
-    return this.map.get(k);
+    return this.map?.get(k);
   }
 
   set(k: K, v: V): void {
-    this.map.set(k, v);
+    (this.map ??= new Map()).set(k, v);
   }
 
   /** Tells the map an entry may have become empty; sweeps when enough have. */
   emptiedOne(): void {
-    if (++this.emptied > 64 && this.emptied * 2 > this.map.size) this.sweep();
+    if (++this.emptied > 64 && this.emptied * 2 > (this.map?.size ?? 0)) this.sweep();
   }
 
   /** Entries that hold something. */
   *values(): IterableIterator<V> {
-    for (const v of this.map.values()) if (!this.isEmpty(v)) yield v;
+    if (this.map !== null) for (const v of this.map.values()) if (!this.isEmpty(v)) yield v;
   }
 
   *entries(): IterableIterator<[K, V]> {
-    for (const e of this.map) if (!this.isEmpty(e[1])) yield e;
+    if (this.map !== null) for (const e of this.map) if (!this.isEmpty(e[1])) yield e;
   }
 
   /** Number of entries that hold something (O(n): for listings and stats). */
   liveCount(): number {
     let n = 0;
-    for (const v of this.map.values()) if (!this.isEmpty(v)) n++;
+    for (const _ of this.values()) n++;
     return n;
   }
 
   private sweep(): void {
     const next = new Map<K, V>();
-    for (const [k, v] of this.map) if (!this.isEmpty(v)) next.set(k, v);
-    this.map = next;
+    for (const [k, v] of this.entries()) next.set(k, v);
+    this.map = next.size === 0 ? null : next;
     this.emptied = 0;
   }
 }
