@@ -50,11 +50,20 @@ export const R_DONE = 1;
 export const R_GETLK = 2;
 export const R_QUEUED = 3;
 
+type Encoder = (out: unknown[], id: number, raw: Record<string, unknown>) => void;
+
+/**
+ * One encoder per call, generated from FIELDS: a loop over field names reads every caller object
+ * through one megamorphic site (9% of the caller's thread in bench:api); written-out property
+ * reads stay monomorphic per call.
+ */
+const ENCODERS = Object.fromEntries(
+  CALLS.map((c) => [c, new Function('out', 'id', 'raw', `out.push(${TAG[c]}, id, ${FIELDS[c].map((f) => `raw.${f}`).join(', ')});`) as Encoder]),
+) as Record<PublicCall, Encoder>;
+
 /** Appends a public call: [1 + index of the call, id, ...fields]. */
 export function encodeCall(out: unknown[], name: PublicCall, id: number, raw: Record<string, unknown>): void {
-  out.push(TAG[name], id);
-  const fields = FIELDS[name];
-  for (let k = 0; k < fields.length; k++) out.push(raw[fields[k]!]);
+  ENCODERS[name](out, id, raw);
 }
 
 /**
