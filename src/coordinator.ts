@@ -113,6 +113,9 @@ interface Slot {
   restarts: number;
   alive: boolean;
   closePorts: () => void;
+  /** Settles when this worker is gone: control calls to it are then asked again of its replacement. */
+  readonly died: Promise<void>;
+  markDead: () => void;
 }
 
 const STOPPED = 'LockCoordinator is stopped';
@@ -195,7 +198,7 @@ export class LockCoordinator {
   private readonly journal = new SweptMap<string, JournalEntry[]>((j) => j.length === 0);
   private readonly compacting = new Set<string>();
   private readonly syncs = new Map<number, () => void>();
-  private readonly cycleAnswers = new Map<number, (failed: boolean) => void>();
+  private readonly cycleAnswers = new Map<number, { slot: number; answer: (failed: boolean) => void }>();
   private readonly deadlocks: DeadlockService;
   private readonly ops: Record<string, Record<string, number>> = {};
   private readonly waits = { count: 0, totalMs: 0, maxMs: 0, histogramMs: {} as Record<string, number> };
@@ -232,7 +235,7 @@ export class LockCoordinator {
     const c = new LockCoordinator(pool, opts);
     for (let i = 0; i < n; i++) c.slots.push(c.launch(i, 0));
     // A first stats round trip proves every host is up before start() resolves.
-    await Promise.all(c.slots.map((s) => s.control.stats()));
+    await Promise.all(c.slots.map((s) => c.ask(s.index, (h) => h.stats())));
     return c;
   }
 
@@ -256,7 +259,11 @@ export class LockCoordinator {
       hookTimeoutMs: o.hookTimeoutMs ?? 30_000,
     };
     Comlink.expose(this.hookRunner(), hooks.port1 as unknown as Comlink.Endpoint);
+    let markDead!: () => void;
+    const died = new Promise<void>((r) => (markDead = r));
     const slot: Slot = {
+      died,
+      markDead,
       index,
       data: data.port1,
       control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
@@ -280,8 +287,10 @@ export class LockCoordinator {
   }
 
   private onHostEnd(slot: Slot, error: unknown): void {
-    if (this.stopping !== undefined || !slot.alive) return;
+    if (!slot.alive) return;
     slot.alive = false;
+    slot.markDead();
+    if (this.stopping !== undefined) return;
     slot.closePorts();
     process.emitWarning(`locksmith: worker ${slot.index} ended (${String(error ?? 'exited')}); rebuilding its files on a new worker`, 'LocksmithWorkerWarning');
     const fresh = this.launch(slot.index, slot.restarts + 1);
@@ -306,6 +315,23 @@ export class LockCoordinator {
       this.syncs.delete(token);
       answer();
     }
+    // A cycle being broken on the dead worker: its requests were resent, the check starts over.
+    for (const [token, c] of this.cycleAnswers) {
+      if (c.slot !== slot.index) continue;
+      this.cycleAnswers.delete(token);
+      c.answer(false);
+    }
+    for (const path of [...this.compacting]) if (routeOf(path, this.slots.length) === slot.index) this.compacting.delete(path);
+  }
+
+  /** A control-plane call to worker `index`, asked again of the replacement if that worker dies. */
+  private async ask<T>(index: number, f: (h: Comlink.Remote<HostControl>) => Promise<T>): Promise<T> {
+    for (;;) {
+      const s = this.slots[index]!;
+      const r = await Promise.race([f(s.control).then((v) => ({ v })), s.died.then(() => null)]);
+      if (r !== null) return r.v;
+      if (this.stopping !== undefined) throw new Error(STOPPED);
+    }
   }
 
   private sync(slot: Slot): Promise<void> {
@@ -321,7 +347,7 @@ export class LockCoordinator {
     if (r === undefined) return Promise.resolve(false);
     const token = ++this.nextToken;
     return new Promise((resolve) => {
-      this.cycleAnswers.set(token, resolve);
+      this.cycleAnswers.set(token, { slot: r.slot, answer: resolve });
       this.slots[r.slot]!.out.object({ t: 'deadlock', id, token });
     });
   }
@@ -415,7 +441,7 @@ export class LockCoordinator {
         this.deadlocks.edges(m.id, m.owner, m.blockers);
         return;
       case 'deadlocked':
-        this.cycleAnswers.get(m.token)?.(m.failed);
+        this.cycleAnswers.get(m.token)?.answer(m.failed);
         this.cycleAnswers.delete(m.token);
         return;
       case 'synced':
@@ -487,9 +513,13 @@ export class LockCoordinator {
     if (r.queued) this.waiting--;
     if (r.timer !== undefined) clearTimeout(r.timer);
     if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
-    const byResult = (this.ops[r.name] ??= {});
-    byResult[code] = (byResult[code] ?? 0) + 1;
+    this.count(r.name, code);
     r.resolve(value);
+  }
+
+  private count(name: PublicCall, code: number): void {
+    const byResult = (this.ops[name] ??= {});
+    byResult[code] = (byResult[code] ?? 0) + 1;
   }
 
   // ---- submitting -----------------------------------------------------------------------------
@@ -527,10 +557,16 @@ export class LockCoordinator {
       let w: WaitOptions = {};
       if (early !== undefined) {
         w = waitOptions(o, windows);
-        if (w.early !== undefined) return Promise.resolve(early(o, w.early));
+        if (w.early !== undefined) {
+          this.count(name, w.early);
+          return Promise.resolve(early(o, w.early));
+        }
       }
       const c = parse(o);
-      if (typeof c !== 'object' || c === null || !('op' in c)) return Promise.resolve(c as T);
+      if (typeof c !== 'object' || c === null || !('op' in c)) {
+        this.count(name, typeof c === 'number' ? c : (c as PosixReply).result);
+        return Promise.resolve(c as T);
+      }
       if (early !== undefined) checkCloneable(o);
       return this.submit(name, o, c, w) as Promise<T>;
     } catch (e) {
@@ -582,8 +618,8 @@ export class LockCoordinator {
   locks(path?: string): Promise<LockEntry[]> {
     return this.guard(async () => {
       if (path !== undefined && typeof path !== 'string') throw new TypeError('path must be a string');
-      if (path !== undefined) return this.slots[routeOf(path, this.slots.length)]!.control.locks(path);
-      const parts = await Promise.all(this.slots.map((s) => s.control.locks()));
+      if (path !== undefined) return this.ask(routeOf(path, this.slots.length), (h) => h.locks(path));
+      const parts = await Promise.all(this.slots.map((s) => this.ask(s.index, (h) => h.locks())));
       return parts.flat();
     });
   }
@@ -591,7 +627,7 @@ export class LockCoordinator {
   /** Counters for a person watching a running system. */
   stats(): Promise<CoordinatorStats> {
     return this.guard(async () => {
-      const hosts = await Promise.all(this.slots.map((s) => s.control.stats()));
+      const hosts = await Promise.all(this.slots.map((s) => this.ask(s.index, (h) => h.stats())));
       return {
         operations: structuredClone(this.ops),
         waiting: this.waiting,
@@ -638,8 +674,8 @@ export class LockCoordinator {
     const s = this.slots[index];
     if (s === undefined) throw new RangeError(`no worker ${index}`);
     s.out.object({ t: 'crash' });
-    while (this.slots[index] === s) await new Promise((r) => setTimeout(r, 2));
-    await this.slots[index]!.control.stats();
+    await s.died;
+    if (this.stopping === undefined) await this.ask(index, (h) => h.stats());
   }
 }
 

@@ -69,6 +69,8 @@ export class ActorHost implements HostControl {
   private readonly waiterIds = new WeakMap<object, number>();
   /** Requests received and not yet answered; a cancel for one still in a mailbox is kept here. */
   private readonly inflight = new Map<number, CancelReason | null>();
+  /** Per file running a call: answers of waiters it ended, sent after its own (runCall). */
+  private readonly holding = new Map<string, (() => void)[]>();
   /** Files whose journal at the coordinator may be non-empty. */
   private readonly journaled = new SweptMap<string, { on: boolean }>((e) => !e.on);
   private readonly hooks: Comlink.Remote<HookRunner>;
@@ -219,6 +221,10 @@ export class ActorHost implements HostControl {
 
   private runCall(id: number, call: Call): unknown {
     this.currentId = id;
+    // Waiters this call lets in answer after the call itself: the coordinator journals in arrival
+    // order, and a replay must see the release before the grants it made possible.
+    const held: (() => void)[] = [];
+    this.holding.set(call.path, held);
     const flockDrop = this.dropsFlock(call);
     let r: unknown;
     try {
@@ -242,10 +248,15 @@ export class ActorHost implements HostControl {
       this.reply(id, call, res as number | PosixReply | undefined, -1, flockDrop, call.path);
       return undefined;
     };
-    return isPromise(r) ? r.then(after) : after(r);
+    const done = (res: unknown): unknown => {
+      const next = after(res);
+      this.holding.delete(call.path);
+      for (const f of held) f();
+      return next;
+    };
+    return isPromise(r) ? r.then(done) : done(r);
   }
 
-  /** A final result on the wire: F_GETLK answers in full, everything else as its code. */
   /**
    * A final result on the wire: F_GETLK answers in full, everything else as its code, with a flag
    * when the file went idle (the coordinator then drops its journal).
@@ -266,7 +277,10 @@ export class ActorHost implements HostControl {
     this.pendings.delete(id);
     this.inflight.delete(id);
     const waitedMs = p === undefined ? 0 : Date.now() - p.waiter.since;
-    this.reply(id, null, result as number | PosixReply, waitedMs, false, p?.path);
+    const send = (): void => this.reply(id, null, result as number | PosixReply, waitedMs, false, p?.path);
+    const held = p === undefined ? undefined : this.holding.get(p.path);
+    if (held !== undefined) held.push(send);
+    else send();
   }
 
   /** A flock request by an owner holding the other type drops that lock first, whatever follows. */

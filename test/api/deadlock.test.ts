@@ -1,0 +1,369 @@
+/**
+ * Deadlock detection through the public API (SEMANTICS-POSIX.md §6): classic POSIX owners only,
+ * exact cycles over a wait-for graph that spans files on different worker threads, no depth limit,
+ * never a false EDEADLK, never for OFD (or flock, or Windows) owners.
+ */
+import t from 'tap';
+import { LockCoordinator, EAGAIN, EDEADLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/index.js';
+import { routeOf } from '../../src/coordinator.js';
+import { sleep, stillPending, waitFor, within, isPending } from './helpers.js';
+
+type Req = Record<string, unknown>;
+type Coord = LockCoordinator;
+type Reply = { result: number; lockType: number; lockStart: bigint; lockLen: bigint; lockPid: number };
+
+const WORKERS = 2;
+// One coordinator for the whole file (starting workers under tap's loader is slow); every test
+// uses its own files and owners.
+const c = await LockCoordinator.start({ workers: WORKERS });
+t.teardown(() => c.stop());
+
+let fileSeq = 0;
+/** A fresh path that lives on worker `w`. */
+function fileOn(w: number): string {
+  for (;;) {
+    const p = `/dl/${++fileSeq}`;
+    if (routeOf(p, WORKERS) === w) return p;
+  }
+}
+
+let ownerSeq = 1000;
+function owner(): number {
+  return ++ownerSeq;
+}
+
+function px(over: Req): Req {
+  return { lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, ...over };
+}
+
+async function hold(path: string, lockOwner: number, over: Req = {}): Promise<void> {
+  const r = await c.lock(px({ path, lockOwner, ...over }));
+  if (r.result !== 0) throw new Error(`setup: ${lockOwner} could not lock ${path}: ${r.result}`);
+}
+
+function waitLock(path: string, lockOwner: number, over: Req = {}): Promise<Reply> {
+  return c.lock(px({ path, lockOwner, cmd: F_SETLKW, ...over })) as Promise<Reply>;
+}
+
+async function waiting(path: string, n: number): Promise<void> {
+  await waitFor(async () => (await c.locks(path)).filter((e) => e.state === 'waiting').length === n, `${n} waiter(s) on ${path}`);
+}
+
+function unlock(path: string, lockOwner: number, over: Req = {}): Promise<Reply> {
+  return c.lock(px({ path, lockOwner, lockType: F_UNLCK, lockStart: 0, lockLen: 0, ...over })) as Promise<Reply>;
+}
+
+async function listing(path: string): Promise<string[]> {
+  return (await c.locks(path)).map((e) => `${e.kind} ${e.type} ${e.start}-${e.end} ${String(e.owner)} ${e.state}`).sort();
+}
+
+t.test('routeOf spreads the chosen paths over both workers', async (t) => {
+  t.equal(routeOf(fileOn(0), WORKERS), 0);
+  t.equal(routeOf(fileOn(1), WORKERS), 1);
+});
+
+for (const [name, wa, wb] of [
+  ['files on different workers (0 and 1)', 0, 1],
+  ['files on the same worker (0)', 0, 0],
+  ['files on the same worker (1)', 1, 1],
+] as const) {
+  t.test(`2-owner cycle, ${name}: the request closing it gets -EDEADLK, nothing queued, locks stay`, async (t) => {
+    const fa = fileOn(wa);
+    const fb = fileOn(wb);
+    const A = owner();
+    const B = owner();
+    await hold(fa, A);
+    await hold(fb, B);
+    const aWaits = waitLock(fb, A, { lockPid: 1 });
+    await waiting(fb, 1);
+    const bWaits = waitLock(fa, B, { lockPid: 2, lockStart: 5, lockLen: 3 });
+    const r = await within(bWaits, 3000);
+    t.strictSame(r, { result: -EDEADLK, lockType: F_WRLCK, lockStart: 5n, lockLen: 3n, lockPid: 2 }, 'B closes the cycle: -EDEADLK');
+    t.ok(await stillPending(aWaits), 'A keeps waiting');
+    t.strictSame(await listing(fa), [`posix write 0-9 ${A} granted`], 'B is not queued; A keeps its lock');
+    t.strictSame(await listing(fb), [`posix write 0-9 ${A} waiting`, `posix write 0-9 ${B} granted`], "B's lock stays");
+    t.equal((await unlock(fb, B)).result, 0);
+    t.equal((await aWaits).result, 0, 'A is granted once B unlocks');
+    await unlock(fa, A);
+    await unlock(fb, A);
+  });
+}
+
+t.test('both halves of a cycle issued at once: exactly one request gets -EDEADLK (20 rounds per layout)', async (t) => {
+  for (const [wa, wb] of [[0, 1], [1, 1]] as const) {
+    let bad = 0;
+    for (let i = 0; i < 20; i++) {
+      const fa = fileOn(wa);
+      const fb = fileOn(wb);
+      const A = owner();
+      const B = owner();
+      await hold(fa, A);
+      await hold(fb, B);
+      const a = waitLock(fb, A);
+      const b = waitLock(fa, B);
+      // The first answer must come soon; then the other request must still be waiting.
+      await within(Promise.race([a, b]), 2000);
+      const [ra, rb] = await Promise.all([within(a, 100), within(b, 100)]);
+      const failed = [ra, rb].filter((r) => !isPending(r) && (r as Reply).result === -EDEADLK).length;
+      const other = [ra, rb].filter((r) => !isPending(r) && (r as Reply).result !== -EDEADLK).length;
+      if (failed !== 1 || other !== 0) {
+        bad++;
+        t.fail(`workers ${wa}/${wb} round ${i}: ${failed} EDEADLK, ${other} other results (want exactly one EDEADLK, the other waiting)`);
+      }
+      // Unwind: the owner whose request failed unlocks, the other is granted.
+      if (!isPending(ra) && isPending(rb)) {
+        await unlock(fb, A);
+        await unlock(fa, A);
+        t.equal((await b).result, 0);
+      } else if (isPending(ra) && !isPending(rb)) {
+        await unlock(fa, B);
+        await unlock(fb, B);
+        t.equal((await a).result, 0);
+      }
+      for (const [f, o] of [[fa, A], [fb, A], [fa, B], [fb, B]] as const) await unlock(f, o);
+    }
+    t.equal(bad, 0, `workers ${wa}/${wb}: one EDEADLK per cycle`);
+  }
+});
+
+t.test('2-owner cycle inside one file', async (t) => {
+  const f = fileOn(1);
+  const A = owner();
+  const B = owner();
+  await hold(f, A, { lockStart: 0, lockLen: 10 });
+  await hold(f, B, { lockStart: 10, lockLen: 10 });
+  const a = waitLock(f, A, { lockStart: 10, lockLen: 10 });
+  await waiting(f, 1);
+  t.equal((await within(waitLock(f, B, { lockStart: 0, lockLen: 10 }), 3000) as Reply).result, -EDEADLK);
+  t.ok(await stillPending(a));
+  t.equal((await unlock(f, B)).result, 0);
+  t.equal((await a).result, 0);
+  await unlock(f, A);
+});
+
+t.test('3-owner cycle over 3 files on both workers', async (t) => {
+  const f1 = fileOn(0);
+  const f2 = fileOn(1);
+  const f3 = fileOn(0);
+  const [A, B, C] = [owner(), owner(), owner()];
+  await hold(f1, A);
+  await hold(f2, B);
+  await hold(f3, C);
+  const a = waitLock(f2, A); // A -> B (worker 1)
+  await waiting(f2, 1);
+  const b = waitLock(f3, B); // B -> C (worker 0)
+  await waiting(f3, 1);
+  const r = await within(waitLock(f1, C), 3000); // C -> A closes it (worker 0)
+  t.equal((r as Reply).result, -EDEADLK, 'C gets -EDEADLK');
+  t.ok(await stillPending(a), 'A still waits');
+  t.ok(await stillPending(b), 'B still waits');
+  t.strictSame(await listing(f1), [`posix write 0-9 ${A} granted`]);
+  // Unwind: C goes, B gets f3, B goes, A gets f2.
+  await unlock(f3, C);
+  t.equal((await b).result, 0);
+  await c.flush({ path: f2, lockOwner: B });
+  t.equal((await a).result, 0);
+  for (const [f, o] of [[f1, A], [f2, A], [f3, B]] as const) await unlock(f, o);
+});
+
+t.test('a 12-owner cycle is detected: no depth limit', async (t) => {
+  const n = 12;
+  const files = Array.from({ length: n }, (_, i) => fileOn(i % 2));
+  const owners = Array.from({ length: n }, () => owner());
+  for (let i = 0; i < n; i++) await hold(files[i]!, owners[i]!);
+  const waits: Promise<Reply>[] = [];
+  for (let i = 0; i < n - 1; i++) {
+    waits.push(waitLock(files[i + 1]!, owners[i]!));
+    await waiting(files[i + 1]!, 1);
+  }
+  const r = await within(waitLock(files[0]!, owners[n - 1]!), 3000);
+  t.equal((r as Reply).result, -EDEADLK, 'the last owner closes a 12-step cycle');
+  for (const w of waits) t.ok(await stillPending(w, 5), 'the others still wait');
+  // Unwind from the end of the chain.
+  await unlock(files[n - 1]!, owners[n - 1]!);
+  for (let i = n - 2; i >= 0; i--) {
+    t.equal((await waits[i]!).result, 0);
+    await c.flush({ path: files[i]!, lockOwner: owners[i]! });
+  }
+  for (let i = 0; i < n; i++) {
+    await c.flush({ path: files[i]!, lockOwner: owners[i]! });
+    await c.flush({ path: files[(i + 1) % n]!, lockOwner: owners[i]! });
+  }
+  for (const f of files) t.strictSame(await c.locks(f), []);
+});
+
+t.test('a waiter whose blockers change so that it closes a cycle fails with -EDEADLK', async (t) => {
+  // Owner A has two waiting requests (two threads of one process): A1 on f1 behind C, A2 on f2
+  // behind B. B waits on f1 behind C too. When C unlocks, A1 is granted first (arrival order), so
+  // B now waits for A while A (A2) waits for B: B fails.
+  const f1 = fileOn(0);
+  const f2 = fileOn(1);
+  const [A, B, C] = [owner(), owner(), owner()];
+  await hold(f1, C);
+  await hold(f2, B);
+  const a1 = waitLock(f1, A);
+  await waiting(f1, 1);
+  const b = waitLock(f1, B);
+  await waiting(f1, 2);
+  const a2 = waitLock(f2, A);
+  await waiting(f2, 1);
+  await sleep(50);
+  t.ok(await stillPending(b), 'no cycle yet: B waits for C only');
+  await unlock(f1, C);
+  t.equal((await a1).result, 0, 'A1 granted');
+  t.equal((await within(b, 3000) as Reply).result, -EDEADLK, 'B, now blocked by A, closes a cycle');
+  t.ok(await stillPending(a2), 'A2 still waits for B');
+  await unlock(f2, B);
+  t.equal((await a2).result, 0);
+  await unlock(f1, A);
+  await unlock(f2, A);
+});
+
+t.test('no false EDEADLK: a long chain without a cycle waits, then unwinds', async (t) => {
+  const f1 = fileOn(0);
+  const f2 = fileOn(1);
+  const f3 = fileOn(0);
+  const [A, B, C, D] = [owner(), owner(), owner(), owner()];
+  await hold(f1, A);
+  await hold(f2, B);
+  await hold(f3, C);
+  const a = waitLock(f2, A); // A -> B
+  const b = waitLock(f3, B); // B -> C
+  const d = waitLock(f1, D); // D -> A
+  await waiting(f1, 1);
+  await waiting(f2, 1);
+  await waiting(f3, 1);
+  // C is not waiting, so there is no cycle, whatever else C does.
+  const fx = fileOn(1);
+  await hold(fx, C);
+  await sleep(150);
+  t.ok(await stillPending(a), 'A waits');
+  t.ok(await stillPending(b), 'B waits');
+  t.ok(await stillPending(d), 'D waits');
+  await unlock(f3, C);
+  t.equal((await b).result, 0);
+  await unlock(f2, B);
+  await unlock(f3, B);
+  t.equal((await a).result, 0);
+  await unlock(f1, A);
+  await unlock(f2, A);
+  t.equal((await d).result, 0);
+  await unlock(f1, D);
+  await unlock(fx, C);
+});
+
+t.test('no false EDEADLK from a stale edge: a timed-out or aborted waiter leaves the graph', async (t) => {
+  for (let i = 0; i < 10; i++) {
+    const fa = fileOn(0);
+    const fb = fileOn(1);
+    const A = owner();
+    const B = owner();
+    await hold(fa, A);
+    await hold(fb, B);
+    if (i % 2 === 0) {
+      t.equal((await waitLock(fb, A, { timeoutMs: 20 })).result, -EAGAIN, 'A times out');
+    } else {
+      const ac = new AbortController();
+      const a = waitLock(fb, A, { signal: ac.signal });
+      await waiting(fb, 1);
+      ac.abort();
+      await a;
+    }
+    const b = waitLock(fa, B);
+    const r = await within(b, 150);
+    t.ok(isPending(r), `round ${i}: B waits for A (A waits for nothing): ${JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+    await unlock(fa, A);
+    t.equal((await b).result, 0);
+    await unlock(fa, B);
+    await unlock(fb, B);
+  }
+});
+
+t.test('no false EDEADLK right after a grant across workers (30 rounds)', async (t) => {
+  let falsePositives = 0;
+  for (let i = 0; i < 30; i++) {
+    const fa = fileOn(i % 2);
+    const fb = fileOn((i + 1) % 2);
+    const A = owner();
+    const B = owner();
+    await hold(fa, A);
+    await hold(fb, B);
+    const a = waitLock(fb, A); // A -> B
+    await waiting(fb, 1);
+    // B unlocks fb: A is granted in that same step. Only then does B wait for A, who waits for nothing.
+    t.equal((await unlock(fb, B)).result, 0);
+    const b = waitLock(fa, B);
+    const ra = await a;
+    if (ra.result !== 0) t.fail(`round ${i}: A not granted: ${ra.result}`);
+    const rb = await within(b, 100);
+    if (!isPending(rb)) {
+      falsePositives++;
+      t.fail(`round ${i}: B did not wait: ${(rb as Reply).result}`);
+    }
+    await unlock(fa, A);
+    await unlock(fb, A);
+    t.equal((await b).result, 0);
+    await unlock(fa, B);
+  }
+  t.equal(falsePositives, 0, 'never a false EDEADLK');
+});
+
+t.test('OFD owners never get EDEADLK (different workers and same worker)', async (t) => {
+  for (const [wa, wb] of [[0, 1], [0, 0]] as const) {
+    const fa = fileOn(wa);
+    const fb = fileOn(wb);
+    const A = owner();
+    const B = owner();
+    await hold(fa, A, { kind: 'ofd' });
+    await hold(fb, B, { kind: 'ofd' });
+    const a = waitLock(fb, A, { kind: 'ofd', timeoutMs: 300 });
+    await waiting(fb, 1);
+    const b = waitLock(fa, B, { kind: 'ofd', timeoutMs: 200 });
+    t.equal((await b).result, -EAGAIN, 'B waits until its timeout (no EDEADLK)');
+    t.equal((await a).result, -EAGAIN, 'A waits until its timeout (no EDEADLK)');
+    await unlock(fa, A, { kind: 'ofd' });
+    await unlock(fb, B, { kind: 'ofd' });
+  }
+});
+
+t.test('mixed POSIX/OFD and flock cycles carry no edges: no EDEADLK', async (t) => {
+  // posix A holds fa; OFD owner with the same number holds fb. A's wait on fb goes through an OFD
+  // owner (no edge), so the OFD owner's wait on fa closes no POSIX cycle.
+  const fa = fileOn(0);
+  const fb = fileOn(1);
+  const A = owner();
+  await hold(fa, A);
+  await hold(fb, A, { kind: 'ofd' });
+  const a = waitLock(fb, A, { timeoutMs: 300 });
+  await waiting(fb, 1);
+  const o = waitLock(fa, A, { kind: 'ofd', timeoutMs: 200 });
+  t.equal((await o).result, -EAGAIN, 'the OFD owner times out');
+  t.equal((await a).result, -EAGAIN, 'posix owner A (another owner than OFD A) times out');
+  // flock: whole-file locks never deadlock-detect.
+  const fc = fileOn(0);
+  const fd = fileOn(1);
+  const F1 = owner();
+  const F2 = owner();
+  await hold(fc, F1, { kind: 'flock' });
+  await hold(fd, F2, { kind: 'flock' });
+  const f1 = waitLock(fd, F1, { kind: 'flock', timeoutMs: 300 });
+  await waiting(fd, 1);
+  const f2 = waitLock(fc, F2, { kind: 'flock', timeoutMs: 200 });
+  t.equal((await f2).result, -EAGAIN);
+  t.equal((await f1).result, -EAGAIN);
+  // Windows waiters carry no edges either: a posix owner waiting behind a Windows lock.
+  const fe = fileOn(0);
+  const ff = fileOn(1);
+  const P = owner();
+  await hold(fe, P);
+  t.equal(await c.lockFile({ fileName: ff, byteOffset: 0, length: 10, exclusiveLock: true, failImmediately: true, handle: P }), 0);
+  const p = waitLock(ff, P, { timeoutMs: 300 });
+  await waiting(ff, 1);
+  const w = c.lockFile({ fileName: fe, byteOffset: 0, length: 10, exclusiveLock: true, failImmediately: false, handle: P, timeoutMs: 200 });
+  t.equal(await w, 33, 'the Windows waiter times out');
+  t.equal((await p).result, -EAGAIN);
+  for (const [f, o, k] of [[fa, A, 'posix'], [fb, A, 'ofd'], [fc, F1, 'flock'], [fd, F2, 'flock'], [fe, P, 'posix']] as const) {
+    await unlock(f, o, { kind: k });
+  }
+  await c.closeHandle({ fileName: ff, handle: P });
+});

@@ -1,0 +1,74 @@
+/**
+ * Small helpers shared by the API tests. Nothing here imports from src/: the tests judge the
+ * implementation only through its public surface.
+ */
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const PENDING = Symbol('pending');
+
+/** Resolves to the promise's value if it settles within `ms`, else to the PENDING marker. */
+export async function within<T>(p: Promise<T>, ms: number): Promise<T | typeof PENDING> {
+  let timer: NodeJS.Timeout | undefined;
+  const to = new Promise<typeof PENDING>((r) => (timer = setTimeout(() => r(PENDING), ms)));
+  try {
+    return await Promise.race([p, to]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function isPending(v: unknown): boolean {
+  return v === PENDING;
+}
+
+/** True when `p` is still unsettled after `ms`. */
+export async function stillPending(p: Promise<unknown>, ms = 50): Promise<boolean> {
+  return isPending(await within(p, ms));
+}
+
+/**
+ * Polls `f` until it returns a truthy value; throws (with `what`) after `ms`. Used only to wait for
+ * asynchronous state to become visible; the value it polls for is itself the assertion.
+ */
+export async function waitFor<T>(f: () => Promise<T> | T, what: string, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: T;
+  for (;;) {
+    last = await f();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
+    await sleep(5);
+  }
+}
+
+/** A promise that records when it settled relative to others (for arrival-order checks). */
+export function track<T>(p: Promise<T>, log: string[], name: string): Promise<T> {
+  return p.then((v) => {
+    log.push(name);
+    return v;
+  });
+}
+
+export interface Listed {
+  path: string;
+  kind: string;
+  type: string;
+  start: bigint;
+  end: bigint;
+  owner: unknown;
+  pid: number;
+  state: string;
+  processId?: unknown;
+}
+
+function own(v: unknown): string {
+  return typeof v === 'bigint' ? `${v}n` : typeof v === 'string' ? `'${v}'` : String(v);
+}
+
+/** A listing as sorted lines: path kind type start-end owner pid state. */
+export function lines(entries: readonly Listed[]): string[] {
+  return entries
+    .map((e) => `${e.path} ${e.kind} ${e.type} ${e.start}-${e.end} ${own(e.owner)} pid=${e.pid} ${e.state}`)
+    .sort();
+}
