@@ -107,12 +107,12 @@ export function showOp(op: Op): string {
   return `cancel(pending #${op.k}, '${op.reason}')`;
 }
 
-function normReply(r: PosixReply): string {
+export function normReply(r: PosixReply): string {
   if (typeof r.lockStart !== 'bigint' || typeof r.lockLen !== 'bigint') return `badreply:${show(r)}`;
   return replyOut(r.result, r.lockType, r.lockStart, r.lockLen, r.lockPid);
 }
 
-function entryLine(e: LockEntry): string {
+export function entryLine(e: LockEntry): string {
   const holder = idKey(e.owner);
   const extra = e.kind === 'windows' ? 'pk=' + idKey(e.processId ?? 0) : 'fh=' + (e.fileHandle === undefined ? '-' : idKey(e.fileHandle));
   return line(e.kind, e.type === 'write' || e.type === 'exclusive', e.start, e.end, holder, e.pid, e.state, extra);
