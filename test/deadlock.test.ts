@@ -5,6 +5,7 @@
 import t from 'tap';
 import { inspect } from 'node:util';
 import { LockTable, EDEADLK, EINTR, EAGAIN, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type Pending, type PosixReply, type TableOptions } from '../src/index.js';
+import { now } from './support.js';
 import { LocalWaitForGraph } from '../src/core/deadlock.js';
 
 type Req = Record<string, unknown>;
@@ -16,12 +17,6 @@ function mk(opts: TableOptions = {}): { table: LockTable; graph: LocalWaitForGra
 
 function rq(over: Req): Req {
   return { path: '/f1', lockType: F_WRLCK, lockStart: 0, lockLen: 0, cmd: F_SETLK, lockOwner: 1, ...over };
-}
-
-function now(x: unknown): PosixReply {
-  if (x instanceof Promise) throw new Error('expected an immediate reply, got a Promise');
-  if (typeof x === 'object' && x !== null && 'waiter' in x) throw new Error('expected an immediate reply, got a Pending');
-  return x as PosixReply;
 }
 
 function set(table: LockTable, over: Req): PosixReply {

@@ -19,6 +19,7 @@ import {
   type PosixReply,
   type TableOptions,
 } from '../src/index.js';
+import { now } from './support.js';
 import { LocalWaitForGraph } from '../src/core/deadlock.js';
 
 const F = '/f';
@@ -36,12 +37,6 @@ function mk(opts: TableOptions = {}): LockTable {
 /** A flock request: LOCK_EX|LOCK_NB by flock owner 1 on /f unless overridden. */
 function fl(over: Req = {}): Req {
   return { path: F, kind: 'flock', lockType: EX, cmd: F_SETLK, lockOwner: 1, ...over };
-}
-
-function now(x: unknown): PosixReply {
-  if (x instanceof Promise) throw new Error('expected an immediate reply, got a Promise');
-  if (typeof x === 'object' && x !== null && 'waiter' in x) throw new Error('expected an immediate reply, got a Pending');
-  return x as PosixReply;
 }
 
 function set(table: LockTable, over: Req): PosixReply {

@@ -23,6 +23,7 @@ import {
   type PosixReply,
   type TableOptions,
 } from '../src/index.js';
+import { now } from './support.js';
 
 const F = '/f';
 const MAX = OFFSET_MAX;
@@ -36,13 +37,6 @@ function mk(opts: TableOptions = {}): LockTable {
 /** A request: posix owner 1, F_WRLCK, whole file, F_SETLK on /f unless overridden. */
 function rq(over: Req = {}): Req {
   return { path: F, lockType: F_WRLCK, lockStart: 0, lockLen: 0, cmd: F_SETLK, lockOwner: 1, ...over };
-}
-
-/** A reply that must come at once (neither queued nor a Promise). */
-function now(x: unknown): PosixReply {
-  if (x instanceof Promise) throw new Error('expected an immediate reply, got a Promise');
-  if (typeof x === 'object' && x !== null && 'waiter' in x) throw new Error('expected an immediate reply, got a Pending');
-  return x as PosixReply;
 }
 
 function set(table: LockTable, over: Req): PosixReply {
