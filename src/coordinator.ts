@@ -91,9 +91,12 @@ export interface CoordinatorStats {
 
 interface Request {
   readonly id: number;
-  /** The public call and its raw fields, as they travel (wire.ts). */
   readonly name: PublicCall;
-  readonly raw: Record<string, unknown>;
+  /**
+   * The call as it travels (wire.ts): a copy taken when it was made, so a caller reusing its
+   * request object cannot change what a resend or the journal replays.
+   */
+  readonly wire: unknown[];
   readonly call: Call;
   readonly slot: number;
   readonly resolve: (v: unknown) => void;
@@ -308,8 +311,7 @@ export class LockCoordinator {
         this.finishCancelled(r, r.cancelled);
         continue;
       }
-      encodeCall(fresh.out.buf, r.name, r.id, r.raw);
-      fresh.out.added();
+      appendWire(fresh.out, r.wire);
     }
     for (const [token, answer] of this.syncs) {
       this.syncs.delete(token);
@@ -430,7 +432,7 @@ export class LockCoordinator {
     if (r === undefined) return;
     const call = r.call;
     if (flockDrop) this.record(call.path, { j: 'flockDrop', owner: (call as Extract<Call, { op: 'lock' }>).req.owner });
-    if (commits(call, result)) this.record(call.path, { j: 'call', call });
+    if (commits(call, result)) this.record(call.path, { j: 'wire', wire: r.wire });
     if (waitedMs >= 0) this.noteWait(waitedMs);
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOf(call.base, result!) : (result ?? undefined));
   }
@@ -527,22 +529,24 @@ export class LockCoordinator {
   private submit(name: PublicCall, raw: Record<string, unknown>, call: Call, w: WaitOptions): Promise<unknown> {
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
+    const wire: unknown[] = [];
+    encodeCall(wire, name, id, raw);
     return new Promise((resolve) => {
-      const r: Request = { id, name, raw, call, slot, resolve, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
-      const cancel = (reason: CancelReason): void => {
-        if (r.cancelled !== undefined || !this.requests.has(id)) return;
-        r.cancelled = reason;
-        this.slots[slot]!.out.object({ t: 'cancel', id, reason });
-      };
-      if (w.signal !== undefined) {
-        r.onAbort = () => cancel('abort');
-        w.signal.addEventListener('abort', r.onAbort, { once: true });
+      const r: Request = { id, name, wire, call, slot, resolve, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
+      if (w.signal !== undefined || w.timeoutMs !== undefined) {
+        const cancel = (reason: CancelReason): void => {
+          if (r.cancelled !== undefined || !this.requests.has(id)) return;
+          r.cancelled = reason;
+          this.slots[r.slot]!.out.object({ t: 'cancel', id, reason });
+        };
+        if (w.signal !== undefined) {
+          r.onAbort = () => cancel('abort');
+          w.signal.addEventListener('abort', r.onAbort, { once: true });
+        }
+        if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
       }
-      if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
       this.requests.set(id, r);
-      const out = this.slots[slot]!.out;
-      encodeCall(out.buf, name, id, raw);
-      out.added();
+      appendWire(this.slots[slot]!.out, wire);
     });
   }
 
@@ -689,6 +693,11 @@ function earlyReply(o: Record<string, unknown>, result: number): PosixReply {
     lockLen: big(o.lockLen),
     lockPid: typeof o.lockPid === 'number' ? o.lockPid : 0,
   };
+}
+
+function appendWire(out: Batcher, wire: readonly unknown[]): void {
+  for (let k = 0; k < wire.length; k++) out.buf.push(wire[k]);
+  out.added();
 }
 
 /** Whether a finished call changed the file's granted locks (and so belongs in its journal). */

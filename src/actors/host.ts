@@ -15,7 +15,6 @@ import type { MessagePort } from 'node:worker_threads';
 import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
 import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
-import { SweptMap } from '../core/swept-map.js';
 import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import type { Call, PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
@@ -71,8 +70,6 @@ export class ActorHost implements HostControl {
   private readonly inflight = new Map<number, CancelReason | null>();
   /** Per file running a call: answers of waiters it ended, sent after its own (runCall). */
   private readonly holding = new Map<string, (() => void)[]>();
-  /** Files whose journal at the coordinator may be non-empty. */
-  private readonly journaled = new SweptMap<string, { on: boolean }>((e) => !e.on);
   private readonly hooks: Comlink.Remote<HookRunner>;
   private currentId = 0;
   private calls = 0;
@@ -196,8 +193,10 @@ export class ActorHost implements HostControl {
         return;
       }
       case 'restore':
-        this.table.replay(m.path, m.entries);
-        if (this.table.fileState(m.path) !== undefined) this.journal(m.path, true);
+        this.table.replay(
+          m.path,
+          m.entries.map((e) => (e.j === 'wire' ? { j: 'call' as const, call: decodeCall(e.wire, 0).call } : e)),
+        );
         return;
       case 'sync':
         this.out.object({ t: 'synced', token: m.token });
@@ -263,7 +262,8 @@ export class ActorHost implements HostControl {
    */
   private reply(id: number, call: Call | null, res: number | PosixReply | undefined, waitedMs: number, flockDrop: boolean, path?: string): void {
     const b = this.out.buf;
-    const idle = path !== undefined && this.wentIdle(path);
+    // The coordinator drops the file's journal, if it keeps one.
+    const idle = path !== undefined && this.table.fileState(path) === undefined;
     if (typeof res === 'object' && call !== null && call.op === 'lock' && call.cmd === F_GETLK) {
       b.push(R_GETLK, id, res.result, res.lockType, res.lockStart, res.lockLen, res.lockPid);
     } else {
@@ -288,28 +288,6 @@ export class ActorHost implements HostControl {
     if (call.op !== 'lock' || call.req.kind !== 'flock' || call.lockType === F_UNLCK || call.cmd === F_GETLK) return false;
     const held = this.table.fileState(call.path)?.flockOf(call.req.owner);
     return held !== undefined && held.write !== call.req.write;
-  }
-
-  /** True when a file the coordinator keeps a journal for has just come to hold nothing. */
-  private wentIdle(path: string): boolean {
-    if (this.table.fileState(path) !== undefined) {
-      this.journal(path, true);
-      return false;
-    }
-    return this.journal(path, false);
-  }
-
-  /** Marks whether the coordinator may hold a journal for `path`; returns whether it did. */
-  private journal(path: string, on: boolean): boolean {
-    const e = this.journaled.get(path);
-    const was = e?.on ?? false;
-    if (e === undefined) {
-      if (on) this.journaled.set(path, { on });
-    } else if (was !== on) {
-      e.on = on;
-      if (!on) this.journaled.emptiedOne();
-    }
-    return was;
   }
 
   // ---- control plane (comlink) ------------------------------------------------------------------

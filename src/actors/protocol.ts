@@ -44,7 +44,10 @@ export type FromHost =
  * What a worker loses when it dies, kept by the coordinator per file: the steps whose effects were
  * committed, in the order the worker reported them (LockTable.replay rebuilds the granted locks).
  */
-export type JournalEntry = ReplayEntry;
+export type JournalEntry =
+  /** A committed call, as it travelled (wire.ts): compact, and immune to the caller's later edits. */
+  | { j: 'wire'; wire: unknown[] }
+  | Exclude<ReplayEntry, { j: 'call' }>;
 
 /** The control plane a host exposes through comlink. */
 export interface HostControl {

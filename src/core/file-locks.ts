@@ -81,6 +81,14 @@ export class Waiter {
 }
 
 const EMPTY: ReadonlySet<string> = new Set();
+const NO_WAITERS: ReadonlySet<Waiter> = new Set();
+
+// Emptiness tests of the SweptMaps, shared by every file rather than made per file.
+const emptyTree = (t: IntervalTree<Lock>): boolean => t.size === 0;
+const emptyList = (l: Lock[]): boolean => l.length === 0;
+const emptySet = (s: Set<Lock>): boolean => s.size === 0;
+const noFlock = (f: { lock: Lock | null }): boolean => f.lock === null;
+const zeroCount = (c: { n: number }): boolean => c.n === 0;
 
 interface Span {
   readonly start: bigint;
@@ -108,22 +116,28 @@ export function nextSeq(): number {
 export class FileLocks {
   private readonly readers = new IntervalTree<Lock>();
   private readonly writers = new IntervalTree<Lock>();
-  // Keyed state that empties and refills as locks come and go lives in SweptMaps (swept-map.ts).
+  // Keyed state that empties and refills as locks come and go lives in SweptMaps (swept-map.ts);
+  // the Windows and flock ones are made when the file first sees such a lock.
   /** POSIX/OFD owner -> that owner's canonical locks. */
-  private readonly owned = new SweptMap<string, IntervalTree<Lock>>((t) => t.size === 0);
+  private readonly owned = new SweptMap<string, IntervalTree<Lock>>(emptyTree);
   /** Windows owner|start|length -> records in grant order. */
-  private readonly exact = new SweptMap<string, Lock[]>((l) => l.length === 0);
+  private exact: SweptMap<string, Lock[]> | null = null;
   /** Windows handle key or POSIX fileHandle key -> locks taken through it. */
-  private readonly byHandle = new SweptMap<string, Set<Lock>>((s) => s.size === 0);
+  private readonly byHandle = new SweptMap<string, Set<Lock>>(emptySet);
   /** flock owner -> its whole-file lock (null once released). */
-  private readonly flocks = new SweptMap<string, { lock: Lock | null }>((f) => f.lock === null);
+  private flocks: SweptMap<string, { lock: Lock | null }> | null = null;
   private flockCount = 0;
   /** Zero-length Windows locks held (see setConflict). */
   private zeroLengthWin = 0;
   private flockWriter: Lock | null = null;
   /** Windows owner -> number of granted records. */
-  private readonly winOwners = new SweptMap<string, { n: number }>((c) => c.n === 0);
-  readonly waiters = new Set<Waiter>();
+  private winOwners: SweptMap<string, { n: number }> | null = null;
+  /** The queue in arrival order; made on the first waiter (most files never have one). */
+  private queue: Set<Waiter> | null = null;
+
+  get waiters(): ReadonlySet<Waiter> {
+    return this.queue ?? NO_WAITERS;
+  }
   /** Bumped whenever granted bytes are freed; a running pass starts over when it moves. */
   private freed = 0;
 
@@ -185,7 +199,7 @@ export class FileLocks {
     const w = this.flockWriter;
     if (w !== null && w.owner !== req.owner) return w;
     if (!req.write) return undefined;
-    for (const f of this.flocks.values()) if (f.lock!.owner !== req.owner) return f.lock!;
+    for (const f of this.flocks?.values() ?? []) if (f.lock!.owner !== req.owner) return f.lock!;
     return undefined;
   }
 
@@ -216,7 +230,7 @@ export class FileLocks {
   /** True when the owner holds a granted lock here (the 'fifo' exemption). */
   holdsAny(owner: string): boolean {
     return (
-      (this.owned.get(owner)?.size ?? 0) > 0 || (this.flocks.get(owner)?.lock ?? null) !== null || (this.winOwners.get(owner)?.n ?? 0) > 0
+      (this.owned.get(owner)?.size ?? 0) > 0 || (this.flocks?.get(owner)?.lock ?? null) !== null || (this.winOwners?.get(owner)?.n ?? 0) > 0
     );
   }
 
@@ -250,11 +264,13 @@ export class FileLocks {
     (l.write ? this.writers : this.readers).insert(l);
     if (l.kind === 'windows') {
       const k = exactKey(l.owner, l.start, l.end);
-      const list = this.exact.get(k);
-      if (list === undefined) this.exact.set(k, [l]);
+      const exact = (this.exact ??= new SweptMap(emptyList));
+      const list = exact.get(k);
+      if (list === undefined) exact.set(k, [l]);
       else list.push(l);
-      const c = this.winOwners.get(l.owner);
-      if (c === undefined) this.winOwners.set(l.owner, { n: 1 });
+      const owners = (this.winOwners ??= new SweptMap(zeroCount));
+      const c = owners.get(l.owner);
+      if (c === undefined) owners.set(l.owner, { n: 1 });
       else c.n++;
       if (l.end < l.start) this.zeroLengthWin++;
     } else {
@@ -277,11 +293,11 @@ export class FileLocks {
     (l.write ? this.writers : this.readers).remove(l);
     if (l.kind === 'windows') {
       const k = exactKey(l.owner, l.start, l.end);
-      const list = this.exact.get(k)!;
+      const list = this.exact!.get(k)!;
       list.splice(list.indexOf(l), 1);
-      if (list.length === 0) this.exact.emptiedOne();
-      const c = this.winOwners.get(l.owner)!;
-      if (--c.n === 0) this.winOwners.emptiedOne();
+      if (list.length === 0) this.exact!.emptiedOne();
+      const c = this.winOwners!.get(l.owner)!;
+      if (--c.n === 0) this.winOwners!.emptiedOne();
       if (l.end < l.start) this.zeroLengthWin--;
     } else {
       const tree = this.owned.get(l.owner)!;
@@ -337,11 +353,12 @@ export class FileLocks {
 
   private setFlock(req: LockRequest): void {
     // An owner with two queued requests (say SH then EX) ends with the last one granted.
-    const old = this.flocks.get(req.owner)?.lock;
+    const old = this.flocks?.get(req.owner)?.lock;
     if (old != null) this.removeFlock(old);
     const l = lockOf(req, 0n, OFFSET_MAX, req.write);
-    const slot = this.flocks.get(req.owner);
-    if (slot === undefined) this.flocks.set(req.owner, { lock: l });
+    const flocks = (this.flocks ??= new SweptMap(noFlock));
+    const slot = flocks.get(req.owner);
+    if (slot === undefined) flocks.set(req.owner, { lock: l });
     else slot.lock = l;
     this.flockCount++;
     if (l.write) this.flockWriter = l;
@@ -355,13 +372,13 @@ export class FileLocks {
 
   /** The owner's flock lock, if any. */
   flockOf(owner: string): Lock | undefined {
-    return this.flocks.get(owner)?.lock ?? undefined;
+    return this.flocks?.get(owner)?.lock ?? undefined;
   }
 
   /** Removes a flock lock. */
   removeFlock(l: Lock): void {
-    this.flocks.get(l.owner)!.lock = null;
-    this.flocks.emptiedOne();
+    this.flocks!.get(l.owner)!.lock = null;
+    this.flocks!.emptiedOne();
     this.flockCount--;
     if (this.flockWriter === l) this.flockWriter = null;
     const hk = l.origin.handleKey;
@@ -380,7 +397,7 @@ export class FileLocks {
    * one ([MS-FSA] 2.1.5.9). Returns the removed record, or undefined (ERROR_NOT_LOCKED).
    */
   unlockExact(owner: string, start: bigint, end: bigint): Lock | undefined {
-    const list = this.exact.get(exactKey(owner, start, end));
+    const list = this.exact?.get(exactKey(owner, start, end));
     if (list === undefined || list.length === 0) return undefined;
     const l = list.find((r) => r.write) ?? list[0]!;
     this.delete(l);
@@ -417,13 +434,13 @@ export class FileLocks {
 
   enqueue(req: LockRequest, now: number, settle: (result: number) => void): Waiter {
     const w = new Waiter(nextSeq(), req, now, settle);
-    this.waiters.add(w);
+    (this.queue ??= new Set()).add(w);
     return w;
   }
 
   /** Removes a waiter from the queue; false if it already ended. */
   dequeue(w: Waiter): boolean {
-    return this.waiters.delete(w);
+    return this.queue?.delete(w) ?? false;
   }
 
   /** The freed-bytes counter, so callers can tell whether a step freed anything. */
@@ -458,7 +475,7 @@ export class FileLocks {
   /** Granted locks of both spaces, by start then grant order. */
   granted(): Lock[] {
     const all = [...this.readers, ...this.writers];
-    for (const f of this.flocks.values()) all.push(f.lock!);
+    for (const f of this.flocks?.values() ?? []) all.push(f.lock!);
     return all.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.seq - b.seq));
   }
 
