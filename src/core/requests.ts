@@ -50,7 +50,6 @@ export type Call =
   | { readonly op: 'flush'; readonly path: string; readonly owner: string }
   | { readonly op: 'release'; readonly path: string; readonly handleKey: string; readonly flockOwner: string | null };
 
-export type WindowsCall = Extract<Call, { op: 'lockFile' | 'unlockFile' | 'unlockAll' | 'checkIo' }>;
 
 /**
  * The owner key of a Windows lock: (handle, processId, key) compared by value. Each part is
