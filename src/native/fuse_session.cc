@@ -1,0 +1,1057 @@
+// A libfuse 3 low-level session over a passthrough of a backing directory (modelled on libfuse's
+// example/passthrough_ll.c: inodes keyed by the backing (st_dev, st_ino), each holding an O_PATH
+// descriptor, files reopened through /proc/self/fd), whose lock traffic is not decided here.
+//
+// getlk, setlk, flock, flush and release become events for the file's destination thread and the
+// handler returns at once without replying, so a blocked F_SETLKW never occupies a libfuse worker
+// (SEMANTICS-POSIX.md §12.3). JavaScript answers later through replyErr / replyLock:
+// - getlk: replyLock (or replyErr: 0 means "no conflict", F_UNLCK with the request's range);
+// - setlk, flock: the errno (0 granted);
+// - flush: JS drops the owner's locks and answers; then the backing flush (close of a dup, as
+//   passthrough_ll) runs and its result is the reply unless JS answered an error;
+// - release: JS drops the handle's locks and answers; then the backing descriptor is closed and the
+//   reply is 0 (the kernel ignores release errors).
+// Interrupts (§12.4): every setlk with sleep and every blocking flock registers an interrupt
+// callback; an interrupt becomes an event {kind:'interrupt', reqId} to the same destination, after
+// the request's own event. If no thread is attached to that destination, nobody could cancel the
+// waiter, and a process whose request the server ignores cannot even be killed: the request is then
+// answered EINTR here (it was interrupted, so EINTR is the right answer) and its queued event is
+// dropped; if JS had already seen it, the interrupt event waits in the queue for the next thread.
+//
+// Unmount answers every outstanding request itself, so no process stays blocked: a lock request
+// that was interrupted gets EINTR, any other lock request gets ENOLCK ("no locks available": the
+// lock service is going away; EINTR would reach a process with no signal pending as errno 512),
+// flush and release do their backing part and reply. Requests that arrive while closing get the
+// same treatment. Then the mount is unmounted (umount2; if busy, MNT_FORCE, which aborts the FUSE
+// connection, then MNT_DETACH), the loop ends and its threads are joined.
+#include "fuse_session.h"
+
+#include <stdexcept>
+
+#if LOCKSMITH_HAVE_FUSE
+
+#define FUSE_USE_VERSION 312
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <shared_mutex>
+#include <sstream>
+#include <thread>
+
+extern char** environ;
+
+namespace locksmith {
+namespace {
+
+constexpr double kTimeout = 1.0;  // seconds the kernel may cache entries and attributes
+
+struct Inode {
+  int fd = -1;  // O_PATH
+  dev_t dev = 0;
+  ino_t ino = 0;
+  uint64_t nlookup = 0;
+  Path key;  // "fuse:<st_dev>:<st_ino>": the lock key, stable across renames and hard links
+};
+
+struct DirHandle {
+  DIR* dp = nullptr;
+  off_t offset = 0;
+  struct dirent* entry = nullptr;
+};
+
+Path keyOf(dev_t dev, ino_t ino) {
+  return std::make_shared<const std::string>("fuse:" + std::to_string(static_cast<unsigned long long>(dev)) + ":" +
+                                             std::to_string(static_cast<unsigned long long>(ino)));
+}
+
+std::string procPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+bool isLockKind(EventKind k) { return k == EventKind::Getlk || k == EventKind::Setlk || k == EventKind::Flock; }
+
+// ---- libfuse log messages: captured while mounting (for the Error), else to stderr -------------
+
+thread_local std::string* tlsLogCapture = nullptr;
+
+void fuseLog(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char buf[1024];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  if (tlsLogCapture != nullptr) {
+    tlsLogCapture->append(buf);
+    return;
+  }
+  if (level <= FUSE_LOG_ERR) fprintf(stderr, "locksmith fuse: %s", buf);
+}
+
+std::string oneLine(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '.')) s.pop_back();
+  for (char& c : s) {
+    if (c == '\n') c = ';';
+  }
+  return s;
+}
+
+/** Every mountpoint still mounted by this process, for the exit handler. */
+std::mutex* gLiveMu = new std::mutex;
+std::map<int, std::string>* gLive = new std::map<int, std::string>;
+
+/** At process exit, detach what is still mounted so no dead mount is left behind. */
+void unmountAtExit() {
+  if (!gLiveMu->try_lock()) return;
+  for (auto& kv : *gLive) umount2(kv.second.c_str(), MNT_DETACH);
+  gLiveMu->unlock();
+}
+
+class FuseSession : public Session {
+ public:
+  FuseSession(int id, const MountOptions& o) : Session(id, o.destinations), opts_(o) {}
+  ~FuseSession() override { close(); }
+
+  bool isFuse() const override { return true; }
+  void start();
+  bool replyErr(uint64_t reqId, int err) override;
+  bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) override;
+  void close() override;
+  void stats(Stats& out) override;
+
+  // ---- used by the operations ----
+  Inode root;
+  Inode& inode(fuse_ino_t ino) {
+    return ino == FUSE_ROOT_ID ? root : *reinterpret_cast<Inode*>(static_cast<uintptr_t>(ino));
+  }
+  int lookup(fuse_ino_t parent, const char* name, fuse_entry_param* e);
+  void forget(fuse_ino_t ino, uint64_t n);
+  void lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, EventKind kind, int type, uint64_t start,
+                   uint64_t end, int pid, bool sleep, bool flockRelease);
+  void interrupted(Request* r);
+  void onInit(fuse_conn_info* conn);
+
+ private:
+  void sendInterrupt(Request* r, bool insideCallback);
+  /** Sends the reply of a request already taken from the table. */
+  void finish(const RequestPtr& r, int err, bool unregisterInterrupt);
+  void unmountKernel();
+  /** Completes overdue requests of destinations nobody attached (MountOptions::graceMs). */
+  void graceLoop();
+  void sweepUnattended();
+  bool waitLoopEnd(std::chrono::milliseconds d);
+  void abortConnection();
+  void freeInodes();
+
+  const MountOptions opts_;
+  std::string mountpoint_;  // resolved
+  struct fuse_session* se_ = nullptr;
+  std::thread loop_;
+  int loopResult_ = 0;
+  std::thread grace_;
+  std::mutex graceMu_;
+  std::condition_variable graceCv_;
+  bool graceStop_ = false;
+  unsigned connId_ = 0;
+
+  std::mutex inodesMu_;
+  std::map<std::pair<dev_t, ino_t>, Inode*> inodes_;
+
+  std::mutex stateMu_;
+  std::condition_variable stateCv_;
+  bool initDone_ = false;
+  bool loopEnded_ = false;
+  bool posixLocks_ = false;
+  bool flockLocks_ = false;
+  bool posixOffered_ = false;
+  bool flockOffered_ = false;
+  unsigned protoMajor_ = 0, protoMinor_ = 0;
+
+  /** New requests are admitted under a shared lock; close() flips `closing_` under the exclusive one. */
+  std::shared_mutex admitMu_;
+  bool closing_ = false;
+  std::mutex closeMu_;
+  bool closed_ = false;
+  bool leaked_ = false;
+  std::atomic<uint64_t> interrupts_{0};
+  std::atomic<uint64_t> nativeAnswers_{0};
+
+  friend SessionPtr locksmith::mountFuse(const MountOptions& o);
+};
+
+FuseSession* sessionOf(fuse_req_t req) { return static_cast<FuseSession*>(fuse_req_userdata(req)); }
+
+// ---- passthrough operations ------------------------------------------------------------------
+
+void opInit(void* userdata, struct fuse_conn_info* conn) { static_cast<FuseSession*>(userdata)->onInit(conn); }
+
+void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fuse_entry_param e;
+  int err = sessionOf(req)->lookup(parent, name, &e);
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else if (fuse_reply_entry(req, &e) != 0) {
+    sessionOf(req)->forget(e.ino, 1);
+  }
+}
+
+void opForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  sessionOf(req)->forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void opForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; i++) sessionOf(req)->forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void replyAttr(fuse_req_t req, int fd) {
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    fuse_reply_err(req, errno);
+    return;
+  }
+  fuse_reply_attr(req, &st, kTimeout);
+}
+
+void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { replyAttr(req, sessionOf(req)->inode(ino).fd); }
+
+void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
+  Inode& in = sessionOf(req)->inode(ino);
+  const std::string proc = procPath(in.fd);
+  int res = 0;
+  if (toSet & FUSE_SET_ATTR_MODE) {
+    res = fi != nullptr ? fchmod(static_cast<int>(fi->fh), attr->st_mode) : chmod(proc.c_str(), attr->st_mode);
+    if (res < 0) return (void)fuse_reply_err(req, errno);
+  }
+  if (toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    uid_t uid = (toSet & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+    gid_t gid = (toSet & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+    if (fchownat(in.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) return (void)fuse_reply_err(req, errno);
+  }
+  if (toSet & FUSE_SET_ATTR_SIZE) {
+    res = fi != nullptr ? ftruncate(static_cast<int>(fi->fh), attr->st_size) : truncate(proc.c_str(), attr->st_size);
+    if (res < 0) return (void)fuse_reply_err(req, errno);
+  }
+  if (toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+    struct timespec tv[2];
+    tv[0].tv_sec = 0;
+    tv[1].tv_sec = 0;
+    tv[0].tv_nsec = UTIME_OMIT;
+    tv[1].tv_nsec = UTIME_OMIT;
+    if (toSet & FUSE_SET_ATTR_ATIME_NOW) tv[0].tv_nsec = UTIME_NOW;
+    else if (toSet & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
+    if (toSet & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
+    else if (toSet & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
+    res = fi != nullptr ? futimens(static_cast<int>(fi->fh), tv) : utimensat(AT_FDCWD, proc.c_str(), tv, 0);
+    if (res < 0) return (void)fuse_reply_err(req, errno);
+  }
+  replyAttr(req, in.fd);
+}
+
+void opReadlink(fuse_req_t req, fuse_ino_t ino) {
+  char buf[PATH_MAX + 1];
+  ssize_t n = readlinkat(sessionOf(req)->inode(ino).fd, "", buf, sizeof buf);
+  if (n < 0) return (void)fuse_reply_err(req, errno);
+  if (n == static_cast<ssize_t>(sizeof buf)) return (void)fuse_reply_err(req, ENAMETOOLONG);
+  buf[n] = '\0';
+  fuse_reply_readlink(req, buf);
+}
+
+void replyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name, int res) {
+  if (res < 0) return (void)fuse_reply_err(req, errno);
+  fuse_entry_param e;
+  int err = sessionOf(req)->lookup(parent, name, &e);
+  if (err != 0) return (void)fuse_reply_err(req, err);
+  if (fuse_reply_entry(req, &e) != 0) sessionOf(req)->forget(e.ino, 1);
+}
+
+void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  replyNewEntry(req, parent, name, mknodat(sessionOf(req)->inode(parent).fd, name, mode, rdev));
+}
+
+void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  replyNewEntry(req, parent, name, mkdirat(sessionOf(req)->inode(parent).fd, name, mode));
+}
+
+void opSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  replyNewEntry(req, parent, name, symlinkat(link, sessionOf(req)->inode(parent).fd, name));
+}
+
+void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  FuseSession* s = sessionOf(req);
+  int res = linkat(AT_FDCWD, procPath(s->inode(ino).fd).c_str(), s->inode(parent).fd, name, AT_SYMLINK_FOLLOW);
+  replyNewEntry(req, parent, name, res);
+}
+
+void opUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  int res = unlinkat(sessionOf(req)->inode(parent).fd, name, 0);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  int res = unlinkat(sessionOf(req)->inode(parent).fd, name, AT_REMOVEDIR);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+              unsigned int flags) {
+  FuseSession* s = sessionOf(req);
+  int from = s->inode(parent).fd, to = s->inode(newparent).fd;
+  long res = flags != 0 ? syscall(SYS_renameat2, from, name, to, newname, flags) : renameat(from, name, to, newname);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  int fd = open(procPath(sessionOf(req)->inode(ino).fd).c_str(), (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  fi->fh = static_cast<uint64_t>(fd);
+  fi->noflush = 0;  // FLUSH carries the close-time unlock of classic POSIX locks (§12.5)
+  if (fuse_reply_open(req, fi) != 0) ::close(fd);
+}
+
+void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  FuseSession* s = sessionOf(req);
+  int fd = openat(s->inode(parent).fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  fuse_entry_param e;
+  int err = s->lookup(parent, name, &e);
+  if (err != 0) {
+    ::close(fd);
+    return (void)fuse_reply_err(req, err);
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  fi->noflush = 0;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    ::close(fd);
+    s->forget(e.ino, 1);
+  }
+}
+
+void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_bufvec buf;
+  memset(&buf, 0, sizeof buf);
+  buf.count = 1;
+  buf.buf[0].size = size;
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = static_cast<int>(fi->fh);
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void opWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+  fuse_bufvec out;
+  memset(&out, 0, sizeof out);
+  out.count = 1;
+  out.buf[0].size = fuse_buf_size(in);
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = static_cast<int>(fi->fh);
+  out.buf[0].pos = off;
+  ssize_t res = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  if (res < 0) fuse_reply_err(req, static_cast<int>(-res));
+  else fuse_reply_write(req, static_cast<size_t>(res));
+}
+
+void opFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  int fd = static_cast<int>(fi->fh);
+  int res = datasync ? fdatasync(fd) : fsync(fd);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  int fd = openat(sessionOf(req)->inode(ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  DIR* dp = fdopendir(fd);
+  if (dp == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return (void)fuse_reply_err(req, err);
+  }
+  auto* d = new DirHandle{dp, 0, nullptr};
+  fi->fh = reinterpret_cast<uintptr_t>(d);
+  if (fuse_reply_open(req, fi) != 0) {
+    closedir(dp);
+    delete d;
+  }
+}
+
+void opReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  std::string buf(size, '\0');
+  size_t used = 0;
+  int err = 0;
+  if (offset != d->offset) {
+    seekdir(d->dp, offset);
+    d->entry = nullptr;
+    d->offset = offset;
+  }
+  for (;;) {
+    if (d->entry == nullptr) {
+      errno = 0;
+      d->entry = readdir(d->dp);
+      if (d->entry == nullptr) {
+        err = errno;
+        break;
+      }
+    }
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_ino = d->entry->d_ino;
+    st.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+    off_t next = d->entry->d_off;
+    size_t n = fuse_add_direntry(req, &buf[used], size - used, d->entry->d_name, &st, next);
+    if (n > size - used) break;  // full: this entry comes first next time
+    used += n;
+    d->entry = nullptr;
+    d->offset = next;
+  }
+  if (err != 0 && used == 0) fuse_reply_err(req, err);
+  else fuse_reply_buf(req, buf.data(), used);
+}
+
+void opReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  closedir(d->dp);
+  delete d;
+  fuse_reply_err(req, 0);
+}
+
+void opFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  int fd = dirfd(d->dp);
+  int res = datasync ? fdatasync(fd) : fsync(fd);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opStatfs(fuse_req_t req, fuse_ino_t ino) {
+  struct statvfs sv;
+  if (fstatvfs(sessionOf(req)->inode(ino).fd, &sv) < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_statfs(req, &sv);
+}
+
+// ---- lock traffic: events for JavaScript ------------------------------------------------------
+
+uint64_t endOf(const struct flock* l) {
+  return l->l_len == 0 ? OFFSET_MAX : static_cast<uint64_t>(l->l_start + l->l_len - 1);
+}
+
+void opGetlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock) {
+  sessionOf(req)->lockRequest(req, ino, fi, EventKind::Getlk, lock->l_type, static_cast<uint64_t>(lock->l_start),
+                              endOf(lock), lock->l_pid, false, false);
+}
+
+void opSetlk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lock, int sleep) {
+  sessionOf(req)->lockRequest(req, ino, fi, EventKind::Setlk, lock->l_type, static_cast<uint64_t>(lock->l_start),
+                              endOf(lock), lock->l_pid, sleep != 0, false);
+}
+
+void opFlock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
+  int type = (op & LOCK_SH) ? F_RDLCK : (op & LOCK_EX) ? F_WRLCK : F_UNLCK;
+  sessionOf(req)->lockRequest(req, ino, fi, EventKind::Flock, type, 0, OFFSET_MAX, fuse_req_ctx(req)->pid,
+                              (op & LOCK_NB) == 0, false);
+}
+
+void opFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  sessionOf(req)->lockRequest(req, ino, fi, EventKind::Flush, F_UNLCK, 0, OFFSET_MAX, fuse_req_ctx(req)->pid, false,
+                              false);
+}
+
+void opRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  sessionOf(req)->lockRequest(req, ino, fi, EventKind::Release, F_UNLCK, 0, OFFSET_MAX, fuse_req_ctx(req)->pid, false,
+                              fi->flock_release != 0);
+}
+
+void onInterrupt(fuse_req_t, void* data) {
+  auto* r = static_cast<Request*>(data);
+  static_cast<FuseSession*>(r->session)->interrupted(r);
+}
+
+struct fuse_lowlevel_ops makeOps() {
+  struct fuse_lowlevel_ops ops;
+  memset(&ops, 0, sizeof ops);
+  ops.init = opInit;
+  ops.lookup = opLookup;
+  ops.forget = opForget;
+  ops.forget_multi = opForgetMulti;
+  ops.getattr = opGetattr;
+  ops.setattr = opSetattr;
+  ops.readlink = opReadlink;
+  ops.mknod = opMknod;
+  ops.mkdir = opMkdir;
+  ops.symlink = opSymlink;
+  ops.link = opLink;
+  ops.unlink = opUnlink;
+  ops.rmdir = opRmdir;
+  ops.rename = opRename;
+  ops.open = opOpen;
+  ops.create = opCreate;
+  ops.read = opRead;
+  ops.write_buf = opWriteBuf;
+  ops.flush = opFlush;
+  ops.release = opRelease;
+  ops.fsync = opFsync;
+  ops.opendir = opOpendir;
+  ops.readdir = opReaddir;
+  ops.releasedir = opReleasedir;
+  ops.fsyncdir = opFsyncdir;
+  ops.statfs = opStatfs;
+  ops.getlk = opGetlk;
+  ops.setlk = opSetlk;
+  ops.flock = opFlock;
+  return ops;
+}
+
+const struct fuse_lowlevel_ops kOps = makeOps();
+
+// ---- FuseSession ------------------------------------------------------------------------------
+
+void FuseSession::onInit(fuse_conn_info* conn) {
+  // libfuse turns both on by itself when getlk/setlk/flock exist, so off must be said explicitly.
+  if (opts_.locks) {
+    if (conn->capable & FUSE_CAP_POSIX_LOCKS) conn->want |= FUSE_CAP_POSIX_LOCKS;
+    if (conn->capable & FUSE_CAP_FLOCK_LOCKS) conn->want |= FUSE_CAP_FLOCK_LOCKS;
+  } else {
+    conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
+  }
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // FOPEN_NOFLUSH-like effects must not hide FLUSH
+  std::lock_guard<std::mutex> g(stateMu_);
+  posixOffered_ = (conn->capable & FUSE_CAP_POSIX_LOCKS) != 0;
+  flockOffered_ = (conn->capable & FUSE_CAP_FLOCK_LOCKS) != 0;
+  posixLocks_ = posixOffered_ && (conn->want & FUSE_CAP_POSIX_LOCKS) != 0;
+  flockLocks_ = flockOffered_ && (conn->want & FUSE_CAP_FLOCK_LOCKS) != 0;
+  protoMajor_ = conn->proto_major;
+  protoMinor_ = conn->proto_minor;
+  initDone_ = true;
+  stateCv_.notify_all();
+}
+
+int FuseSession::lookup(fuse_ino_t parent, const char* name, fuse_entry_param* e) {
+  memset(e, 0, sizeof *e);
+  e->attr_timeout = kTimeout;
+  e->entry_timeout = kTimeout;
+  int fd = openat(inode(parent).fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    int err = errno;
+    ::close(fd);
+    return err;
+  }
+  std::lock_guard<std::mutex> g(inodesMu_);
+  auto key = std::make_pair(e->attr.st_dev, e->attr.st_ino);
+  Inode* in;
+  auto it = inodes_.find(key);
+  if (it != inodes_.end()) {
+    in = it->second;
+    ::close(fd);
+  } else {
+    in = new Inode{fd, e->attr.st_dev, e->attr.st_ino, 0, keyOf(e->attr.st_dev, e->attr.st_ino)};
+    inodes_.emplace(key, in);
+  }
+  in->nlookup++;
+  e->ino = reinterpret_cast<uintptr_t>(in);
+  return 0;
+}
+
+void FuseSession::forget(fuse_ino_t ino, uint64_t n) {
+  if (ino == FUSE_ROOT_ID) return;
+  Inode* in = &inode(ino);
+  std::lock_guard<std::mutex> g(inodesMu_);
+  in->nlookup = n >= in->nlookup ? 0 : in->nlookup - n;
+  if (in->nlookup != 0) return;
+  inodes_.erase(std::make_pair(in->dev, in->ino));
+  ::close(in->fd);
+  delete in;
+}
+
+int backingFlush(int fd) {
+  int dupd = dup(fd);
+  if (dupd < 0) return errno;
+  return ::close(dupd) < 0 ? errno : 0;
+}
+
+void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, EventKind kind, int type,
+                              uint64_t start, uint64_t end, int pid, bool sleep, bool flockRelease) {
+  Inode& in = inode(ino);
+  auto r = std::make_shared<Request>();
+  r->id = nextReqId.fetch_add(1);
+  r->kind = kind;
+  r->req = req;
+  r->fh = fi->fh;
+  r->owner = fi->lock_owner;
+  r->start = start;
+  r->end = end;
+  r->type = type;
+  r->pid = pid;
+  r->path = in.key;
+  r->session = this;
+  r->dest = routeOf(*in.key);
+  r->sleep = sleep;
+  r->flockRelease = flockRelease;
+  r->interruptible = sleep && (kind == EventKind::Setlk || kind == EventKind::Flock);
+  // Registered before the request becomes visible: once JS can answer, `req` may be gone. If the
+  // interrupt already happened, the callback runs now and only marks the request.
+  if (r->interruptible) fuse_req_interrupt_func(req, onInterrupt, r.get());
+  if (!opts_.locks && (kind == EventKind::Flush || kind == EventKind::Release)) {
+    // The kernel keeps the locks of this mount (MountOptions::locks): only the backing part is ours.
+    r->replied = true;
+    finish(r, 0, true);
+    return;
+  }
+  bool admitted = false;
+  {
+    std::shared_lock<std::shared_mutex> g(admitMu_);
+    if (!closing_) {
+      deliverRequest(r, r->toEvent());
+      admitted = true;
+    }
+  }
+  if (!admitted) {
+    r->replied = true;
+    nativeAnswers_++;
+    finish(r, isLockKind(kind) ? ENOLCK : 0, true);
+    return;
+  }
+  if (!r->interruptible) return;
+  bool interruptNow = requests.locked(r.get(), [&] {
+    r->delivered = true;
+    return r->interrupted && !r->replied;
+  });
+  if (interruptNow) sendInterrupt(r.get(), false);
+}
+
+void FuseSession::interrupted(Request* r) {
+  interrupts_++;
+  bool send = requests.locked(r, [&] {
+    if (r->interrupted) return false;
+    r->interrupted = true;
+    return r->delivered && !r->replied;
+  });
+  if (send) sendInterrupt(r, true);
+}
+
+void FuseSession::sendInterrupt(Request* r, bool insideCallback) {
+  Event e = r->toEvent();
+  e.kind = EventKind::Interrupt;
+  if (attached(r->dest)) {
+    deliver(r->dest, std::move(e));
+    return;
+  }
+  // Nobody can cancel this waiter now, and an unanswered interrupted request leaves its process
+  // unkillable: answer EINTR here. If JS already saw the request, tell the next attached thread.
+  if (!purgeQueued(r->dest, r->id)) deliver(r->dest, std::move(e));
+  RequestPtr taken = requests.take(r->id);
+  if (taken) {
+    nativeAnswers_++;
+    // Inside the interrupt callback libfuse holds the request's lock: unregistering would deadlock,
+    // and libfuse clears the callback itself when the reply frees the request.
+    finish(taken, EINTR, !insideCallback);
+  }
+}
+
+void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt) {
+  auto req = static_cast<fuse_req_t>(r->req);
+  // Waits for a running interrupt callback to return and stops later ones, so `r` may go.
+  if (r->interruptible && unregisterInterrupt) fuse_req_interrupt_func(req, nullptr, nullptr);
+  switch (r->kind) {
+    case EventKind::Getlk:
+      if (err != 0) {
+        fuse_reply_err(req, err);
+      } else {
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_UNLCK;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = static_cast<off_t>(r->start);
+        fl.l_len = r->end == OFFSET_MAX ? 0 : static_cast<off_t>(r->end - r->start + 1);
+        fl.l_pid = r->pid;
+        fuse_reply_lock(req, &fl);
+      }
+      break;
+    case EventKind::Setlk:
+    case EventKind::Flock:
+      fuse_reply_err(req, err);
+      break;
+    case EventKind::Flush: {
+      int res = backingFlush(static_cast<int>(r->fh));
+      fuse_reply_err(req, err != 0 ? err : res);
+      break;
+    }
+    case EventKind::Release:
+      ::close(static_cast<int>(r->fh));
+      fuse_reply_err(req, 0);
+      break;
+    case EventKind::Interrupt:
+      break;
+  }
+  replies.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool FuseSession::replyErr(uint64_t reqId, int err) {
+  RequestPtr r = requests.take(reqId);
+  if (!r) return false;
+  finish(r, err, true);
+  return true;
+}
+
+bool FuseSession::replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) {
+  RequestPtr peeked = requests.peek(reqId);
+  if (!peeked) return false;
+  if (peeked->kind != EventKind::Getlk) {
+    throw std::invalid_argument("request " + std::to_string(reqId) + " is a " + kindName(peeked->kind) +
+                                ", not a getlk: answer it with replyErr");
+  }
+  RequestPtr r = requests.take(reqId);
+  if (!r) return false;
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = static_cast<short>(type);
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(start);
+  fl.l_len = end == OFFSET_MAX ? 0 : static_cast<off_t>(end - start + 1);
+  fl.l_pid = pid;
+  fuse_reply_lock(static_cast<fuse_req_t>(r->req), &fl);
+  replies.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void FuseSession::start() {
+  loop_ = std::thread([this] {
+    // libfuse's workers inherit this mask: signals stay with Node's threads.
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    struct fuse_loop_config* cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_max_threads(cfg, opts_.threads);
+    fuse_loop_cfg_set_idle_threads(cfg, opts_.threads);
+    int res = fuse_session_loop_mt(se_, cfg);
+    fuse_loop_cfg_destroy(cfg);
+    std::lock_guard<std::mutex> g(stateMu_);
+    loopResult_ = res;
+    loopEnded_ = true;
+    stateCv_.notify_all();
+  });
+  grace_ = std::thread([this] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    graceLoop();
+  });
+}
+
+void FuseSession::graceLoop() {
+  std::unique_lock<std::mutex> l(graceMu_);
+  while (!graceStop_) {
+    graceCv_.wait_for(l, std::chrono::milliseconds(std::min<uint32_t>(50, std::max<uint32_t>(5, opts_.graceMs / 4))));
+    if (graceStop_) break;
+    l.unlock();
+    sweepUnattended();
+    l.lock();
+  }
+}
+
+void FuseSession::sweepUnattended() {
+  const auto now = std::chrono::steady_clock::now();
+  const auto grace = std::chrono::milliseconds(opts_.graceMs);
+  for (auto& dp : dests) {
+    std::vector<uint64_t> ids;
+    std::chrono::steady_clock::time_point since;
+    {
+      std::lock_guard<std::mutex> g(dp->mu);
+      if (dp->current != nullptr || dp->queue.empty() || now - dp->unattendedSince < grace) continue;
+      since = dp->unattendedSince;
+      for (const Event& e : dp->queue) {
+        if (e.kind == EventKind::Interrupt || (isLockKind(e.kind) && e.sleep)) continue;
+        ids.push_back(e.reqId);
+      }
+    }
+    for (uint64_t id : ids) {
+      RequestPtr r = requests.peek(id);
+      if (!r || now - std::max(r->since, since) < grace) continue;
+      r = requests.take(id);
+      if (!r) continue;
+      // A lock answered here must never be decided again; a flush or release must still reach JS.
+      if (isLockKind(r->kind)) purgeQueued(dp->index, id);
+      nativeAnswers_++;
+      finish(r, isLockKind(r->kind) ? ENOLCK : 0, true);
+    }
+  }
+}
+
+bool FuseSession::waitLoopEnd(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> l(stateMu_);
+  return stateCv_.wait_for(l, d, [&] { return loopEnded_; });
+}
+
+bool isMounted(const std::string& mp) {
+  std::ifstream f("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string id, parent, devno, root, point;
+    in >> id >> parent >> devno >> root >> point;
+    if (point == mp) return true;
+  }
+  return false;
+}
+
+/** The "major:minor" of what is mounted at mp (the last mount there), or "" if nothing. */
+std::string mountDevice(const std::string& mp) {
+  std::ifstream f("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string id, parent, devno, root, point;
+    in >> id >> parent >> devno >> root >> point;
+    if (point == mp) found = devno;
+  }
+  return found;
+}
+
+int runFusermount(const std::string& mp) {
+  pid_t pid;
+  const char* argv[] = {"fusermount3", "-u", "-z", "-q", mp.c_str(), nullptr};
+  if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char* const*>(argv), environ) != 0) return -1;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void FuseSession::unmountKernel() {
+  if (geteuid() != 0) {
+    runFusermount(mountpoint_);
+    return;
+  }
+  // Processes that just got their answers may still be closing files: give them a moment.
+  for (int i = 0; i < 40; i++) {
+    if (umount2(mountpoint_.c_str(), 0) == 0) return;
+    if (errno != EBUSY) return;  // EINVAL: not mounted any more (someone else unmounted it)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  // Still busy (files held open on the mount): for FUSE, MNT_FORCE aborts the connection, so
+  // every pending request ends and the loop stops; then detach the mount from the tree.
+  if (umount2(mountpoint_.c_str(), MNT_FORCE) == 0) return;
+  umount2(mountpoint_.c_str(), MNT_DETACH);
+}
+
+void FuseSession::abortConnection() {
+  if (connId_ == 0) return;
+  std::string path = "/sys/fs/fuse/connections/" + std::to_string(connId_) + "/abort";
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 && geteuid() == 0) {
+    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, nullptr);
+    fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  }
+  if (fd < 0) return;
+  ssize_t ignored = write(fd, "1", 1);
+  (void)ignored;
+  ::close(fd);
+}
+
+void FuseSession::freeInodes() {
+  std::lock_guard<std::mutex> g(inodesMu_);
+  for (auto& kv : inodes_) {
+    ::close(kv.second->fd);
+    delete kv.second;
+  }
+  inodes_.clear();
+  if (root.fd >= 0) ::close(root.fd);
+  root.fd = -1;
+}
+
+void FuseSession::close() {
+  std::lock_guard<std::mutex> cg(closeMu_);
+  if (closed_) return;
+  closed_ = true;
+  {
+    std::unique_lock<std::shared_mutex> g(admitMu_);
+    closing_ = true;
+  }
+  {
+    std::lock_guard<std::mutex> g(graceMu_);
+    graceStop_ = true;
+    graceCv_.notify_all();
+  }
+  if (grace_.joinable()) grace_.join();
+  for (const RequestPtr& r : requests.takeAll()) {
+    bool wasInterrupted = requests.locked(r.get(), [&] { return r->interrupted; });
+    nativeAnswers_++;
+    finish(r, isLockKind(r->kind) ? (wasInterrupted ? EINTR : ENOLCK) : 0, true);
+  }
+  detachAll();
+  clearQueues();
+  if (se_ != nullptr) {
+    unmountKernel();
+    if (!waitLoopEnd(std::chrono::milliseconds(2000))) {
+      abortConnection();
+      if (!waitLoopEnd(std::chrono::milliseconds(10000))) {
+        // The loop cannot be stopped (no way to abort the connection): leave it running rather
+        // than hang this thread forever; the session's memory is leaked on purpose.
+        fprintf(stderr, "locksmith fuse: the FUSE loop for %s did not stop; leaving it behind\n", mountpoint_.c_str());
+        loop_.detach();
+        leaked_ = true;
+      }
+    }
+    if (!leaked_) {
+      if (loop_.joinable()) loop_.join();
+      fuse_session_exit(se_);
+      fuse_session_unmount(se_);  // the connection is gone: this only closes /dev/fuse
+      fuse_session_destroy(se_);
+      se_ = nullptr;
+    }
+  }
+  if (!leaked_) freeInodes();
+  std::lock_guard<std::mutex> lg(*gLiveMu);
+  gLive->erase(id);
+}
+
+void FuseSession::stats(Stats& out) {
+  Session::stats(out);
+  std::lock_guard<std::mutex> g(stateMu_);
+  out.flags.emplace_back("initialized", initDone_);
+  out.flags.emplace_back("posixLocks", posixLocks_);
+  out.flags.emplace_back("flockLocks", flockLocks_);
+  out.flags.emplace_back("posixLocksOffered", posixOffered_);
+  out.flags.emplace_back("flockLocksOffered", flockOffered_);
+  out.flags.emplace_back("loopEnded", loopEnded_);
+  out.numbers.emplace_back("protoMajor", protoMajor_);
+  out.numbers.emplace_back("protoMinor", protoMinor_);
+  out.numbers.emplace_back("interrupts", static_cast<double>(interrupts_.load()));
+  out.numbers.emplace_back("nativeAnswers", static_cast<double>(nativeAnswers_.load()));
+  out.numbers.emplace_back("redelivered", static_cast<double>(redelivered.load()));
+  out.numbers.emplace_back("connection", connId_);
+  out.strings.emplace_back("mountpoint", mountpoint_);
+  out.strings.emplace_back("backing", opts_.backing);
+}
+
+std::string errnoText(int err) { return std::string(strerror(err)); }
+
+[[noreturn]] void fail(const std::string& sentence) { throw std::runtime_error(sentence); }
+
+}  // namespace
+
+SessionPtr mountFuse(const MountOptions& o) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    fuse_set_log_func(fuseLog);
+    atexit(unmountAtExit);
+  });
+
+  int devFd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (devFd < 0) {
+    int err = errno;
+    if (err == ENOENT) fail("/dev/fuse is missing: load the fuse kernel module (or give the container the device)");
+    if (err == EACCES || err == EPERM) fail("no permission to open /dev/fuse: run as root or join the group that owns it");
+    fail("cannot open /dev/fuse: " + errnoText(err));
+  }
+  ::close(devFd);
+
+  struct stat st;
+  if (stat(o.backing.c_str(), &st) < 0) {
+    if (errno == ENOENT) fail("the backing directory " + o.backing + " does not exist");
+    fail("cannot use the backing directory " + o.backing + ": " + errnoText(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) fail("the backing path " + o.backing + " is not a directory");
+
+  char resolved[PATH_MAX];
+  if (realpath(o.mountpoint.c_str(), resolved) == nullptr) {
+    if (errno == ENOENT) fail("the mountpoint " + o.mountpoint + " does not exist");
+    if (errno == ENOTCONN) fail("the mountpoint " + o.mountpoint + " is busy: a dead FUSE mount is still there (fusermount3 -u -z it)");
+    fail("cannot use the mountpoint " + o.mountpoint + ": " + errnoText(errno));
+  }
+  std::string mp = resolved;
+  if (stat(mp.c_str(), &st) < 0) fail("cannot use the mountpoint " + o.mountpoint + ": " + errnoText(errno));
+  if (!S_ISDIR(st.st_mode)) fail("the mountpoint " + o.mountpoint + " is not a directory");
+  if (isMounted(mp)) fail("the mountpoint " + o.mountpoint + " is busy: something is already mounted there");
+  if (geteuid() != 0 && access("/usr/bin/fusermount3", X_OK) != 0 && access("/bin/fusermount3", X_OK) != 0) {
+    fail("no permission to mount FUSE at " + o.mountpoint + ": not root and fusermount3 is not installed");
+  }
+
+  auto s = std::make_shared<FuseSession>(newSessionId(), o);
+  s->createDestinations();
+  s->mountpoint_ = mp;
+  s->root.fd = open(o.backing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (s->root.fd < 0) fail("cannot open the backing directory " + o.backing + ": " + errnoText(errno));
+  struct stat rootSt;
+  fstat(s->root.fd, &rootSt);
+  s->root.dev = rootSt.st_dev;
+  s->root.ino = rootSt.st_ino;
+  s->root.nlookup = 2;
+  s->root.key = keyOf(rootSt.st_dev, rootSt.st_ino);
+
+  std::string log;
+  tlsLogCapture = &log;
+  const char* argv[] = {"locksmith", "-o", "fsname=locksmith,subtype=locksmith", nullptr};
+  struct fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  s->se_ = fuse_session_new(&args, &kOps, sizeof kOps, s.get());
+  fuse_opt_free_args(&args);
+  if (s->se_ == nullptr) {
+    tlsLogCapture = nullptr;
+    fail("could not create a FUSE session: " + oneLine(log));
+  }
+  errno = 0;
+  if (fuse_session_mount(s->se_, mp.c_str()) != 0) {
+    int err = errno;
+    tlsLogCapture = nullptr;
+    fuse_session_destroy(s->se_);
+    s->se_ = nullptr;
+    std::string why = oneLine(log);
+    if (err == EPERM || err == EACCES || why.find("ermission") != std::string::npos) {
+      fail("no permission to mount FUSE at " + o.mountpoint + (why.empty() ? "" : ": " + why));
+    }
+    if (err == EBUSY) fail("the mountpoint " + o.mountpoint + " is busy");
+    fail("could not mount FUSE at " + o.mountpoint + ": " + (why.empty() ? errnoText(err) : why));
+  }
+  tlsLogCapture = nullptr;
+  {
+    std::lock_guard<std::mutex> g(*gLiveMu);
+    (*gLive)[s->id] = mp;
+  }
+  std::string dev = mountDevice(mp);
+  auto colon = dev.find(':');
+  if (colon != std::string::npos) {
+    // fusectl names a connection by the kernel's dev_t; for the anonymous devices FUSE uses (major
+    // 0) that is the minor number.
+    s->connId_ = static_cast<unsigned>(std::stoul(dev.substr(colon + 1))) |
+                 (static_cast<unsigned>(std::stoul(dev.substr(0, colon))) << 20);
+  }
+  s->start();
+  {
+    // The kernel sent INIT at mount time; wait for the answer so the lock capabilities are known.
+    std::unique_lock<std::mutex> l(s->stateMu_);
+    s->stateCv_.wait_for(l, std::chrono::seconds(5), [&] { return s->initDone_ || s->loopEnded_; });
+  }
+  registerSession(s);
+  return s;
+}
+
+}  // namespace locksmith
+
+#else  // !LOCKSMITH_HAVE_FUSE
+
+namespace locksmith {
+
+SessionPtr mountFuse(const MountOptions&) {
+  throw std::runtime_error(
+      "locksmith_native was built without FUSE support: install libfuse3-dev (pkg-config fuse3) and rebuild it");
+}
+
+}  // namespace locksmith
+
+#endif

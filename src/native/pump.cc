@@ -1,0 +1,413 @@
+// Routing, queues, batched delivery to JavaScript threads, and the request table (pump.h).
+#include "pump.h"
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+namespace locksmith {
+
+const char* kindName(EventKind k) {
+  switch (k) {
+    case EventKind::Getlk: return "getlk";
+    case EventKind::Setlk: return "setlk";
+    case EventKind::Flock: return "flock";
+    case EventKind::Flush: return "flush";
+    case EventKind::Release: return "release";
+    case EventKind::Interrupt: return "interrupt";
+  }
+  return "?";
+}
+
+uint32_t fnv1a32(const std::string& path) {
+  uint32_t h = 0x811c9dc5u;
+  for (unsigned char c : path) {
+    h ^= c;
+    h *= 0x01000193u;
+  }
+  return h;
+}
+
+// ---- RequestTable ----------------------------------------------------------------------------
+
+void RequestTable::put(const RequestPtr& r) {
+  Shard& s = shard(r->id);
+  std::lock_guard<std::mutex> g(s.mu);
+  s.map.emplace(r->id, r);
+}
+
+RequestPtr RequestTable::take(uint64_t id) {
+  Shard& s = shard(id);
+  std::lock_guard<std::mutex> g(s.mu);
+  auto it = s.map.find(id);
+  if (it == s.map.end()) return nullptr;
+  RequestPtr r = std::move(it->second);
+  s.map.erase(it);
+  r->replied = true;
+  return r;
+}
+
+RequestPtr RequestTable::peek(uint64_t id) {
+  Shard& s = shard(id);
+  std::lock_guard<std::mutex> g(s.mu);
+  auto it = s.map.find(id);
+  return it == s.map.end() ? nullptr : it->second;
+}
+
+std::vector<RequestPtr> RequestTable::takeAll() {
+  std::vector<RequestPtr> out;
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> g(s.mu);
+    for (auto& kv : s.map) {
+      kv.second->replied = true;
+      out.push_back(std::move(kv.second));
+    }
+    s.map.clear();
+  }
+  std::sort(out.begin(), out.end(), [](const RequestPtr& a, const RequestPtr& b) { return a->id < b->id; });
+  return out;
+}
+
+size_t RequestTable::size() {
+  size_t n = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> g(s.mu);
+    n += s.map.size();
+  }
+  return n;
+}
+
+Event Request::toEvent() const {
+  Event e;
+  e.kind = kind;
+  e.type = static_cast<uint8_t>(type);
+  e.sleep = sleep;
+  e.flockRelease = flockRelease;
+  e.pid = pid;
+  e.reqId = id;
+  e.fh = fh;
+  e.owner = owner;
+  e.start = start;
+  e.end = end;
+  e.path = path;
+  return e;
+}
+
+// ---- delivery --------------------------------------------------------------------------------
+
+namespace {
+
+/** The attached thread of d is gone for good (not a detach() call). Caller holds d.mu. */
+void lostThreadLocked(Destination& d) {
+  d.current = nullptr;
+  d.wakePending = false;
+  d.unattendedSince = std::chrono::steady_clock::now();
+  if (auto s = d.session.lock()) s->requeueUnanswered(d);
+}
+
+/** Asks the attached thread to drain the queue. Caller holds d.mu and d.current is set. */
+void wakeLocked(Destination& d) {
+  napi_status st = napi_call_threadsafe_function(d.current->tsfn, nullptr, napi_tsfn_nonblocking);
+  if (st == napi_ok) {
+    d.wakePending = true;
+    return;
+  }
+  // napi_closing: the thread is going away. Never touch this thread-safe function again; its
+  // finalizer frees the Attachment. The events stay queued for the next attach().
+  lostThreadLocked(d);
+}
+
+// Every napi_value starts null: during a worker's teardown a call may fail, and a null argument
+// makes the next call fail cleanly (napi_invalid_arg) instead of reading garbage.
+napi_value bigint(napi_env env, uint64_t v) {
+  napi_value out = nullptr;
+  napi_create_bigint_uint64(env, v, &out);
+  return out;
+}
+
+napi_value eventObject(napi_env env, const Event& e, napi_value const* kinds, napi_value t, napi_value f) {
+  napi_value obj = nullptr, reqId = nullptr, path = nullptr, type = nullptr, pid = nullptr;
+  if (napi_create_object(env, &obj) != napi_ok) return nullptr;
+  napi_create_double(env, static_cast<double>(e.reqId), &reqId);
+  napi_create_string_latin1(env, e.path ? e.path->data() : "", e.path ? e.path->size() : 0, &path);
+  napi_create_int32(env, e.type, &type);
+  napi_create_int32(env, e.pid, &pid);
+  const napi_property_attributes a = napi_default_jsproperty;
+  napi_property_descriptor p[] = {
+      {"kind", nullptr, nullptr, nullptr, nullptr, kinds[static_cast<int>(e.kind)], a, nullptr},
+      {"reqId", nullptr, nullptr, nullptr, nullptr, reqId, a, nullptr},
+      {"path", nullptr, nullptr, nullptr, nullptr, path, a, nullptr},
+      {"fh", nullptr, nullptr, nullptr, nullptr, bigint(env, e.fh), a, nullptr},
+      {"owner", nullptr, nullptr, nullptr, nullptr, bigint(env, e.owner), a, nullptr},
+      {"start", nullptr, nullptr, nullptr, nullptr, bigint(env, e.start), a, nullptr},
+      {"end", nullptr, nullptr, nullptr, nullptr, bigint(env, e.end), a, nullptr},
+      {"type", nullptr, nullptr, nullptr, nullptr, type, a, nullptr},
+      {"pid", nullptr, nullptr, nullptr, nullptr, pid, a, nullptr},
+      {"sleep", nullptr, nullptr, nullptr, nullptr, e.sleep ? t : f, a, nullptr},
+      {"flockRelease", nullptr, nullptr, nullptr, nullptr, e.flockRelease ? t : f, a, nullptr},
+  };
+  napi_define_properties(env, obj, sizeof(p) / sizeof(p[0]), p);
+  return obj;
+}
+
+/**
+ * Runs on the attached thread: drains the whole queue into one array and calls the callback.
+ * The status of napi_call_function is ignored on purpose: while a worker terminates, calls fail
+ * and there is nothing useful to do about it. (A callback that throws is an uncaught exception of
+ * its thread, as for any event callback.)
+ */
+void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) {
+  if (env == nullptr || jsCallback == nullptr) return;  // the thread-safe function is being torn down
+  auto* a = static_cast<Attachment*>(context);
+  Destination& d = *a->dest;
+  std::vector<Event> batch;
+  {
+    std::lock_guard<std::mutex> g(d.mu);
+    if (d.current != a) return;  // detached (and maybe attached again by a newer call)
+    d.wakePending = false;
+    batch.swap(d.queue);
+  }
+  if (batch.empty()) return;
+  // The batch has left the queue: account for it however the delivery below ends (a thread being
+  // torn down can fail it midway; its requests are queued again by requeueUnanswered, and the
+  // synthetic source's flow control must not wait for events that will never be drained).
+  struct Drained {
+    Destination& d;
+    size_t n;
+    ~Drained() {
+      if (auto s = d.session.lock()) s->onDrained(d, n);
+    }
+  } drained{d, batch.size()};
+  napi_value kinds[6] = {}, t = nullptr, f = nullptr, arr = nullptr, undefined = nullptr;
+  for (int k = 0; k < 6; k++) {
+    const char* name = kindName(static_cast<EventKind>(k));
+    napi_create_string_latin1(env, name, NAPI_AUTO_LENGTH, &kinds[k]);
+  }
+  napi_get_boolean(env, true, &t);
+  napi_get_boolean(env, false, &f);
+  napi_get_undefined(env, &undefined);
+  if (napi_create_array_with_length(env, batch.size(), &arr) != napi_ok) return;
+  for (size_t i = 0; i < batch.size(); i++) {
+    napi_value obj = eventObject(env, batch[i], kinds, t, f);
+    if (obj == nullptr || napi_set_element(env, arr, static_cast<uint32_t>(i), obj) != napi_ok) return;
+  }
+  d.delivered.fetch_add(batch.size(), std::memory_order_relaxed);
+  d.batches.fetch_add(1, std::memory_order_relaxed);
+  napi_call_function(env, undefined, jsCallback, 1, &arr, nullptr);
+}
+
+/** The attaching thread's env is going away: from now on no native thread may use its function. */
+void envCleanup(void* arg) {
+  auto* a = static_cast<Attachment*>(arg);
+  std::lock_guard<std::mutex> g(a->dest->mu);
+  if (a->dest->current == a) lostThreadLocked(*a->dest);
+}
+
+/** The thread-safe function is gone (released, or its env torn down): free the Attachment. */
+void finalizeAttachment(napi_env env, void* data, void* /*hint*/) {
+  auto* a = static_cast<Attachment*>(data);
+  {
+    std::lock_guard<std::mutex> g(a->dest->mu);
+    if (a->dest->current == a) lostThreadLocked(*a->dest);  // closed without detach: the thread is gone
+  }
+  napi_remove_env_cleanup_hook(env, envCleanup, a);
+  delete a;
+}
+
+}  // namespace
+
+void Session::createDestinations() {
+  dests.reserve(destinationCount);
+  for (uint32_t i = 0; i < destinationCount; i++) {
+    dests.push_back(std::make_shared<Destination>(weak_from_this(), i));
+  }
+}
+
+void Session::deliver(uint32_t dest, Event&& e) {
+  Destination& d = *dests[dest];
+  eventsQueued.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> g(d.mu);
+  d.queue.push_back(std::move(e));
+  if (d.current != nullptr && !d.wakePending) wakeLocked(d);
+}
+
+void Session::deliverRequest(const RequestPtr& r, Event&& e) {
+  Destination& d = *dests[r->dest];
+  eventsQueued.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> g(d.mu);
+  requests.put(r);
+  d.queue.push_back(std::move(e));
+  if (d.current != nullptr && !d.wakePending) wakeLocked(d);
+}
+
+void Session::detachAll() {
+  for (auto& dp : dests) {
+    Destination& d = *dp;
+    std::lock_guard<std::mutex> g(d.mu);
+    if (d.current == nullptr) continue;
+    // Under d.mu: the owner's env cleanup hook cannot have run yet, so the function is alive.
+    napi_release_threadsafe_function(d.current->tsfn, napi_tsfn_release);
+    d.current = nullptr;
+    d.wakePending = false;
+    d.unattendedSince = std::chrono::steady_clock::now();
+  }
+}
+
+void Session::clearQueues() {
+  for (auto& dp : dests) {
+    std::lock_guard<std::mutex> g(dp->mu);
+    dp->queue.clear();
+  }
+}
+
+bool Session::purgeQueued(uint32_t dest, uint64_t reqId) {
+  Destination& d = *dests[dest];
+  std::lock_guard<std::mutex> g(d.mu);
+  auto it = std::remove_if(d.queue.begin(), d.queue.end(), [&](const Event& e) { return e.reqId == reqId; });
+  bool found = it != d.queue.end();
+  d.queue.erase(it, d.queue.end());
+  return found;
+}
+
+void Session::requeueUnanswered(Destination& d) {
+  std::unordered_map<uint64_t, bool> queued;  // reqId -> its own event is still queued
+  for (const Event& e : d.queue) {
+    if (e.kind != EventKind::Interrupt) queued[e.reqId] = true;
+  }
+  std::vector<Event> again;
+  requests.forEach([&](const Request& r) {
+    if (r.dest != d.index || queued.count(r.id) != 0) return;
+    again.push_back(r.toEvent());
+    if (r.interrupted) {
+      Event i = r.toEvent();
+      i.kind = EventKind::Interrupt;
+      again.push_back(std::move(i));
+    }
+  });
+  if (again.empty()) return;
+  redelivered.fetch_add(again.size(), std::memory_order_relaxed);
+  for (Event& e : d.queue) again.push_back(std::move(e));
+  // Request order; a request's interrupt right after the request.
+  std::stable_sort(again.begin(), again.end(), [](const Event& a, const Event& b) {
+    if (a.reqId != b.reqId) return a.reqId < b.reqId;
+    return a.kind != EventKind::Interrupt && b.kind == EventKind::Interrupt;
+  });
+  d.queue.swap(again);
+}
+
+bool Session::attached(uint32_t dest) {
+  Destination& d = *dests[dest];
+  std::lock_guard<std::mutex> g(d.mu);
+  return d.current != nullptr;
+}
+
+// ---- registry --------------------------------------------------------------------------------
+
+namespace {
+// Never destroyed: at process exit, native threads may still hold sessions, and a static
+// destructor running under them would be a crash instead of a clean exit.
+std::mutex& gRegistryMu = *new std::mutex;
+std::map<int, SessionPtr>& gSessions = *new std::map<int, SessionPtr>;
+std::atomic<int> gNextSessionId{1};
+}  // namespace
+
+int newSessionId() { return gNextSessionId.fetch_add(1); }
+
+int registerSession(const SessionPtr& s) {
+  std::lock_guard<std::mutex> g(gRegistryMu);
+  gSessions[s->id] = s;
+  return s->id;
+}
+
+SessionPtr findSession(int id) {
+  std::lock_guard<std::mutex> g(gRegistryMu);
+  auto it = gSessions.find(id);
+  return it == gSessions.end() ? nullptr : it->second;
+}
+
+void unregisterSession(int id) {
+  std::lock_guard<std::mutex> g(gRegistryMu);
+  gSessions.erase(id);
+}
+
+std::vector<SessionPtr> allSessions() {
+  std::lock_guard<std::mutex> g(gRegistryMu);
+  std::vector<SessionPtr> out;
+  for (auto& kv : gSessions) out.push_back(kv.second);
+  return out;
+}
+
+// ---- attach / detach -------------------------------------------------------------------------
+
+void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback) {
+  std::shared_ptr<Destination> dest = s->dests.at(index);
+  {
+    std::lock_guard<std::mutex> g(dest->mu);
+    if (dest->current != nullptr) {
+      throw std::runtime_error("destination " + std::to_string(index) + " of session " + std::to_string(s->id) +
+                               " is already attached; detach it first");
+    }
+  }
+  auto* a = new Attachment{dest, env, nullptr};
+  napi_value name;
+  napi_create_string_utf8(env, "locksmith.pump", NAPI_AUTO_LENGTH, &name);
+  napi_status st = napi_create_threadsafe_function(env, callback, nullptr, name, 0, 1, a, finalizeAttachment, a,
+                                                   callJs, &a->tsfn);
+  if (st != napi_ok) {
+    delete a;
+    throw std::runtime_error("could not create a thread-safe function for destination " + std::to_string(index));
+  }
+  // Registered after the function, so it runs before Node's own teardown of it (hooks run LIFO,
+  // and the function is only freed after every hook has run).
+  napi_add_env_cleanup_hook(env, envCleanup, a);
+  std::lock_guard<std::mutex> g(dest->mu);
+  if (dest->current != nullptr) {  // another thread won a race to attach the same index
+    napi_release_threadsafe_function(a->tsfn, napi_tsfn_release);
+    throw std::runtime_error("destination " + std::to_string(index) + " of session " + std::to_string(s->id) +
+                             " is already attached; detach it first");
+  }
+  dest->current = a;
+  dest->wakePending = false;
+  if (!dest->queue.empty()) wakeLocked(*dest);
+}
+
+bool detachDestination(napi_env env, const SessionPtr& s, uint32_t index) {
+  Destination& d = *s->dests.at(index);
+  std::lock_guard<std::mutex> g(d.mu);
+  Attachment* a = d.current;
+  if (a == nullptr) return false;
+  if (a->env != env) {
+    throw std::runtime_error("destination " + std::to_string(index) + " of session " + std::to_string(s->id) +
+                             " was attached by another thread; detach it there");
+  }
+  napi_release_threadsafe_function(a->tsfn, napi_tsfn_release);
+  d.current = nullptr;
+  d.wakePending = false;
+  d.unattendedSince = std::chrono::steady_clock::now();
+  return true;
+}
+
+}  // namespace locksmith
+
+namespace locksmith {
+
+void Session::stats(Stats& out) {
+  uint64_t delivered = 0, batches = 0, queued = 0, attachedCount = 0;
+  for (auto& dp : dests) {
+    delivered += dp->delivered.load(std::memory_order_relaxed);
+    batches += dp->batches.load(std::memory_order_relaxed);
+    std::lock_guard<std::mutex> g(dp->mu);
+    queued += dp->queue.size();
+    if (dp->current != nullptr) attachedCount++;
+  }
+  out.numbers.emplace_back("destinations", destinationCount);
+  out.numbers.emplace_back("attached", static_cast<double>(attachedCount));
+  out.numbers.emplace_back("events", static_cast<double>(eventsQueued.load(std::memory_order_relaxed)));
+  out.numbers.emplace_back("delivered", static_cast<double>(delivered));
+  out.numbers.emplace_back("batches", static_cast<double>(batches));
+  out.numbers.emplace_back("queued", static_cast<double>(queued));
+  out.numbers.emplace_back("outstanding", static_cast<double>(requests.size()));
+  out.numbers.emplace_back("replied", static_cast<double>(replies.load(std::memory_order_relaxed)));
+}
+
+}  // namespace locksmith

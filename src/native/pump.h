@@ -1,0 +1,242 @@
+// The event pump: native threads (a FUSE session's libfuse workers, or the synthetic source) turn
+// lock traffic into events and deliver them, in batches, to JavaScript threads that decide them.
+//
+// Model, in the terms used everywhere in locksmith:
+// - A Session owns N destinations. An event for a file goes to destination fnv1a32(path) % N, the
+//   same function as LockCoordinator's routeOf, so every event of a file reaches one thread in order.
+// - A Destination is a queue plus, while some JS thread has called attach(), that thread's
+//   Attachment (one thread-safe function created on that thread). A native thread appends to the
+//   queue and wakes the thread at most once until it drains: one wake-up delivers the whole queue
+//   as one array.
+// - A Request is an event that needs an answer (everything but 'interrupt'). It stays in the
+//   session's RequestTable until JS answers (replyErr / replyLock) or the session closes; take()
+//   removes it, so every request is answered exactly once.
+// - detach() leaves the requests a thread has received with that thread (it may still answer
+//   them). A thread that ends without detaching (a terminated worker) loses them: they are queued
+//   again, in request order, for the next thread that attaches (requeueUnanswered).
+//
+// Lock order: Destination::mu before a RequestTable shard mutex; nothing holds a shard mutex while
+// taking a destination's, and no libfuse call is made with either held.
+//
+// Thread-safety rules that keep a terminating worker from crashing the process (FIELD-NOTES.md):
+// - napi_call_threadsafe_function and napi_release_threadsafe_function are only called with the
+//   destination's mutex held and only while the Attachment is the destination's current one.
+// - The attaching thread's env cleanup hook takes the same mutex and clears `current`, so no native
+//   thread can touch the thread-safe function after its env starts going away; a napi_closing
+//   status clears `current` the same way.
+// - The JS callback is called with raw napi_call_function and its status is ignored.
+#pragma once
+
+#include <node_api.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace locksmith {
+
+constexpr uint64_t OFFSET_MAX = 0x7fffffffffffffffULL;
+
+enum class EventKind : uint8_t { Getlk, Setlk, Flock, Flush, Release, Interrupt };
+
+const char* kindName(EventKind k);
+
+using Path = std::shared_ptr<const std::string>;
+
+/** One event on its way to JavaScript. Field meanings: index.ts NativeEvent. */
+struct Event {
+  EventKind kind = EventKind::Setlk;
+  uint8_t type = 0;
+  bool sleep = false;
+  bool flockRelease = false;
+  int32_t pid = 0;
+  uint64_t reqId = 0;
+  uint64_t fh = 0;
+  uint64_t owner = 0;
+  uint64_t start = 0;
+  uint64_t end = 0;
+  Path path;
+};
+
+/**
+ * FNV-1a over the path's bytes. For the ASCII keys the pump makes ("fuse:<dev>:<ino>",
+ * "synth:<n>") the bytes are the UTF-16 code units that coordinator.ts routeOf hashes, so both
+ * sides agree (test/native/synth.test.ts checks it).
+ */
+uint32_t fnv1a32(const std::string& path);
+
+class Session;
+struct Attachment;
+
+struct Destination {
+  Destination(std::weak_ptr<Session> s, uint32_t i) : session(std::move(s)), index(i) {}
+  std::mutex mu;
+  std::vector<Event> queue;
+  /** The attached thread, or null: events then wait in the queue until a thread attaches. */
+  Attachment* current = nullptr;
+  /** A wake-up is on its way to `current`; more events need no other. */
+  bool wakePending = false;
+  /** When `current` last became null (or the destination was created). */
+  std::chrono::steady_clock::time_point unattendedSince = std::chrono::steady_clock::now();
+  std::atomic<uint64_t> delivered{0};
+  std::atomic<uint64_t> batches{0};
+  const std::weak_ptr<Session> session;
+  const uint32_t index;
+};
+
+/** One attach() call: the thread-safe function of the thread that receives a destination's events. */
+struct Attachment {
+  std::shared_ptr<Destination> dest;
+  napi_env env = nullptr;
+  napi_threadsafe_function tsfn = nullptr;
+};
+
+/** A request waiting for its answer from JavaScript. */
+struct Request {
+  uint64_t id = 0;
+  EventKind kind = EventKind::Setlk;
+  uint32_t dest = 0;
+  void* req = nullptr;  // fuse_req_t for FUSE sessions
+  uint64_t fh = 0;
+  uint64_t start = 0;
+  uint64_t end = 0;
+  int type = 0;
+  int pid = 0;
+  uint32_t producer = 0;  // the synthetic source's thread
+  uint64_t owner = 0;
+  bool sleep = false;
+  bool flockRelease = false;
+  Path path;
+  Session* session = nullptr;
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+  /** The request's event, as first delivered (for delivering it again). */
+  Event toEvent() const;
+  // Guarded by the RequestTable shard's mutex.
+  bool interruptible = false;
+  bool delivered = false;
+  bool interrupted = false;
+  bool replied = false;
+};
+
+using RequestPtr = std::shared_ptr<Request>;
+
+/** Requests by id, sharded so producer threads and the answering threads rarely meet on a mutex. */
+class RequestTable {
+ public:
+  void put(const RequestPtr& r);
+  /** Removes and returns the request, marking it replied; null if it was already answered. */
+  RequestPtr take(uint64_t id);
+  /** The request if still unanswered, without removing it. */
+  RequestPtr peek(uint64_t id);
+  /** Runs f() with the request's shard locked (its flags are guarded by that mutex). */
+  template <class F>
+  auto locked(const Request* r, F&& f) {
+    Shard& s = shard(r->id);
+    std::lock_guard<std::mutex> g(s.mu);
+    return f();
+  }
+  std::vector<RequestPtr> takeAll();
+  size_t size();
+  /** Calls f(request) for every unanswered request, each with its shard locked. */
+  template <class F>
+  void forEach(F&& f) {
+    for (Shard& s : shards_) {
+      std::lock_guard<std::mutex> g(s.mu);
+      for (auto& kv : s.map) f(*kv.second);
+    }
+  }
+
+ private:
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<uint64_t, RequestPtr> map;
+  };
+  Shard& shard(uint64_t id) { return shards_[id & (kShards - 1)]; }
+  static constexpr size_t kShards = 16;
+  std::array<Shard, kShards> shards_;
+};
+
+/** Named values a session reports (sessionInfo / synthStats). */
+struct Stats {
+  std::vector<std::pair<std::string, double>> numbers;
+  std::vector<std::pair<std::string, bool>> flags;
+  std::vector<std::pair<std::string, std::string>> strings;
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(int id, uint32_t destinations) : id(id), destinationCount(destinations) {}
+  virtual ~Session() = default;
+  /** Creates the destinations (needs shared_from_this, so not in the constructor). */
+  void createDestinations();
+
+  const int id;
+  const uint32_t destinationCount;
+  std::vector<std::shared_ptr<Destination>> dests;
+  RequestTable requests;
+  std::atomic<uint64_t> nextReqId{1};
+  std::atomic<uint64_t> eventsQueued{0};
+  std::atomic<uint64_t> replies{0};
+
+  uint32_t routeOf(const std::string& path) const { return fnv1a32(path) % destinationCount; }
+  /** Appends the event to the destination's queue and wakes its thread if it is not awake. */
+  void deliver(uint32_t dest, Event&& e);
+  /**
+   * Registers the request and queues its event in one step under the destination's mutex, so a
+   * dying thread's requeue (requeueUnanswered) sees both or neither.
+   */
+  void deliverRequest(const RequestPtr& r, Event&& e);
+
+  virtual bool isFuse() const { return false; }
+  /** JS answered request `reqId` with errno `err` (0 success). False if it was already answered. */
+  virtual bool replyErr(uint64_t reqId, int err) = 0;
+  /** JS answered an F_GETLK. False if it was already answered; throws for a non-getlk request. */
+  virtual bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) { return false; }
+  /** Stops the source, answers what is outstanding, detaches every destination. Idempotent. */
+  virtual void close() = 0;
+  /** Called on the receiving thread after it drained `n` events of `dest`. */
+  virtual void onDrained(Destination& dest, size_t n) {}
+  /** Counters common to every session; subclasses add theirs. */
+  virtual void stats(Stats& out);
+
+  /** Releases every destination's thread-safe function (any thread). */
+  void detachAll();
+  /** Drops queued events (after the session answered their requests itself). */
+  void clearQueues();
+  /** Removes queued events of one request; true if one was found (JS never saw it). */
+  bool purgeQueued(uint32_t dest, uint64_t reqId);
+  /** True if some thread is attached to the destination. */
+  bool attached(uint32_t dest);
+  /**
+   * The attached thread of `d` died (its env is going away) with requests it had received and not
+   * answered: queue their events again, in request order with what is still queued, so the next
+   * thread that attaches decides them. Caller holds d.mu.
+   */
+  void requeueUnanswered(Destination& d);
+  std::atomic<uint64_t> redelivered{0};
+};
+
+using SessionPtr = std::shared_ptr<Session>;
+
+// ---- registry --------------------------------------------------------------------------------
+
+int registerSession(const SessionPtr& s);
+SessionPtr findSession(int id);
+void unregisterSession(int id);
+std::vector<SessionPtr> allSessions();
+int newSessionId();
+
+// ---- attach / detach (called on the attaching JS thread) --------------------------------------
+
+/** Creates this thread's thread-safe function for the destination; throws a message on failure. */
+void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback);
+/** Detaches the destination if this thread attached it; false if nothing was attached. */
+bool detachDestination(napi_env env, const SessionPtr& s, uint32_t index);
+
+}  // namespace locksmith
