@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `locksmith` command. Subcommands arrive with the pieces behind them: `mount` needs the native
- * FUSE pump, `stress` the stress runner; until they exist they say so and exit non-zero.
+ * The `locksmith` command: `mount` serves a FUSE mount whose locks the actors decide
+ * (src/mount-cli.ts), `stress` runs the stress runner (driver/). Each subcommand's module is loaded
+ * only when it is asked for.
  */
 const USAGE = `usage: locksmith <command> [options]
 
@@ -9,20 +10,28 @@ commands:
   mount <backing-dir> <mountpoint> [--workers N]   serve a FUSE mount whose locks locksmith decides
   stress [options]                                 load the lock manager and check every grant
   --help                                           show this text
+
+'locksmith <command> --help' explains a command.
 `;
 
-function main(argv: string[]): number {
-  const [cmd] = argv;
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(USAGE);
     return cmd === undefined ? 2 : 0;
   }
-  if (cmd === 'mount' || cmd === 'stress') {
-    process.stderr.write(`locksmith: '${cmd}' is not part of this build yet.\n`);
-    return 2;
-  }
+  if (cmd === 'mount') return (await import('./mount-cli.js')).main(rest);
+  if (cmd === 'stress') return (await import('../driver/main.js')).main(rest);
   process.stderr.write(`locksmith: unknown command '${cmd}'. Run 'locksmith --help'.\n`);
   return 2;
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`locksmith: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

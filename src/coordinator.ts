@@ -211,6 +211,10 @@ export class LockCoordinator {
   private hookErrors = 0;
   private faults = 0;
   private stopping: Promise<void> | undefined;
+  /** The native pump session whose events the workers take (attachNative), if any. */
+  private nativeSession: number | undefined;
+  /** Native requests (negative ids) with wait-for edges, and the worker deciding each. */
+  private readonly nativeSlots = new Map<number, number>();
 
   private constructor(
     private readonly pool: Piscina,
@@ -298,6 +302,13 @@ export class LockCoordinator {
     process.emitWarning(`locksmith: worker ${slot.index} ended (${String(error ?? 'exited')}); rebuilding its files on a new worker`, 'LocksmithWorkerWarning');
     const fresh = this.launch(slot.index, slot.restarts + 1);
     this.slots[slot.index] = fresh;
+    // Native waiters of the dead worker: the pump queues their events again for the new one.
+    for (const [id, s] of this.nativeSlots) {
+      if (s !== slot.index) continue;
+      this.nativeSlots.delete(id);
+      this.deadlocks.forget(id);
+    }
+    if (this.nativeSession !== undefined) fresh.out.object({ t: 'native', sessionId: this.nativeSession });
     // Rebuild granted locks first, then resend unanswered requests in arrival order.
     for (const [path, entries] of this.journal.entries()) {
       if (routeOf(path, this.slots.length) === slot.index) fresh.out.object({ t: 'restore', path, entries });
@@ -345,12 +356,12 @@ export class LockCoordinator {
   }
 
   private breakCycle(id: number): Promise<boolean> {
-    const r = this.requests.get(id);
-    if (r === undefined) return Promise.resolve(false);
+    const slot = id < 0 ? this.nativeSlots.get(id) : this.requests.get(id)?.slot;
+    if (slot === undefined) return Promise.resolve(false);
     const token = ++this.nextToken;
     return new Promise((resolve) => {
-      this.cycleAnswers.set(token, { slot: r.slot, answer: resolve });
-      this.slots[r.slot]!.out.object({ t: 'deadlock', id, token });
+      this.cycleAnswers.set(token, { slot, answer: resolve });
+      this.slots[slot]!.out.object({ t: 'deadlock', id, token });
     });
   }
 
@@ -418,7 +429,7 @@ export class LockCoordinator {
           break;
         }
         case T_OBJECT:
-          this.onHostMessage(b[i + 1] as FromHost);
+          this.onHostMessage(b[i + 1] as FromHost, slot);
           i += 2;
           break;
         default:
@@ -437,9 +448,13 @@ export class LockCoordinator {
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOf(call.base, result!) : (result ?? undefined));
   }
 
-  private onHostMessage(m: FromHost): void {
+  private onHostMessage(m: FromHost, slot: Slot): void {
     switch (m.t) {
       case 'edges':
+        if (m.id < 0) {
+          if (m.blockers.length === 0) this.nativeSlots.delete(m.id);
+          else this.nativeSlots.set(m.id, slot.index);
+        }
         this.deadlocks.edges(m.id, m.owner, m.blockers);
         return;
       case 'deadlocked':
@@ -668,6 +683,20 @@ export class LockCoordinator {
       }
     })();
     return this.stopping;
+  }
+
+  /**
+   * Makes the workers decide the lock events of native pump session `sessionId` (src/native/: a
+   * FUSE mount or the synthetic source, made with as many destinations as this coordinator has
+   * workers): worker i takes destination i, which receives the files routeOf sends to worker i.
+   * A replacement worker takes over its destination. Resolves once every worker is attached.
+   */
+  async attachNative(sessionId: number): Promise<void> {
+    if (this.stopping !== undefined) throw new Error(STOPPED);
+    if (!Number.isInteger(sessionId)) throw new TypeError('sessionId must be an integer');
+    this.nativeSession = sessionId;
+    for (const s of this.slots) s.out.object({ t: 'native', sessionId });
+    await Promise.all(this.slots.map((s) => this.sync(s)));
   }
 
   /**

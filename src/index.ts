@@ -10,3 +10,4 @@ export { LockTable } from './core/lock-table.js';
 export type { LockEntry, PosixReply, Pending, TableHooks, TableOptions, CancelReason, Family } from './core/lock-table.js';
 export type { Policy, LockKind } from './core/file-locks.js';
 export type { Identity, Offset } from './core/input.js';
+export { mountFuse, runSynthetic, fuseUnavailable, type FuseMount, type FuseMountOptions, type SyntheticOptions, type SyntheticResult, type SessionInfo } from './mount.js';

@@ -18,6 +18,7 @@ import type { Waiter } from '../core/file-locks.js';
 import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import type { Call, PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
+import { NativeFeed } from './native-feed.js';
 import { R_DONE, R_GETLK, R_QUEUED, T_OBJECT, decodeCall } from './wire.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
 
@@ -71,6 +72,8 @@ export class ActorHost implements HostControl {
   /** Per file running a call: answers of waiters it ended, sent after its own (runCall). */
   private readonly holding = new Map<string, (() => void)[]>();
   private readonly hooks: Comlink.Remote<HookRunner>;
+  /** The native pump's events for this worker, once the coordinator connected one. */
+  private native: NativeFeed | undefined;
   private currentId = 0;
   private calls = 0;
   private batches = 0;
@@ -172,12 +175,27 @@ export class ActorHost implements HostControl {
 
   private handle(m: ToHost): void {
     switch (m.t) {
-      case 'cancel': {
-        const p = this.pendings.get(m.id);
-        if (p !== undefined) this.deliver(p.path, () => this.table.cancel(p, m.reason));
-        else if (this.inflight.has(m.id)) this.inflight.set(m.id, m.reason);
+      case 'cancel':
+        this.cancel(m.id, m.reason);
         return;
-      }
+      case 'native':
+        this.native?.detach();
+        this.native = new NativeFeed(m.sessionId, this.init.index, {
+          submit: (id, call) => {
+            this.calls++;
+            this.inflight.set(id, null);
+            this.deliver(call.path, () => this.runCall(id, call));
+          },
+          cancel: (id, reason) => this.cancel(id, reason),
+          fault: (message) => this.out.object({ t: 'fault', message }),
+        });
+        try {
+          this.native.attach();
+        } catch (e) {
+          this.native = undefined;
+          this.out.object({ t: 'fault', message: `native attach failed: ${e instanceof Error ? e.message : String(e)}` });
+        }
+        return;
       case 'deadlock': {
         const p = this.pendings.get(m.id);
         if (p === undefined) {
@@ -210,12 +228,20 @@ export class ActorHost implements HostControl {
         });
         return;
       case 'stop':
+        this.native?.detach();
         this.table.cancelAll('stop');
         this.out.object({ t: 'stopped' });
         this.out.flushNow();
         this.resolveFinished();
         return;
     }
+  }
+
+  /** Ends request `id` early: now if it waits, or as soon as it would wait. */
+  private cancel(id: number, reason: CancelReason): void {
+    const p = this.pendings.get(id);
+    if (p !== undefined) this.deliver(p.path, () => this.table.cancel(p, reason));
+    else if (this.inflight.has(id)) this.inflight.set(id, reason);
   }
 
   private runCall(id: number, call: Call): unknown {
@@ -231,14 +257,16 @@ export class ActorHost implements HostControl {
     } catch (e) {
       // A bug, never bad input (the coordinator parsed it): answer, report, keep serving.
       this.out.object({ t: 'fault', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-      r = call.op === 'lock' ? { result: -ENOLCK } : ERROR_LOCK_VIOLATION;
+      r = call.op === 'lock' ? { result: -ENOLCK } : call.op === 'flush' || call.op === 'release' ? undefined : ERROR_LOCK_VIOLATION;
     }
     const after = (res: unknown): unknown => {
       if (isPending(res)) {
         this.waiterIds.set(res.waiter as Waiter, id);
         this.pendings.set(id, res);
-        this.out.buf.push(R_QUEUED, id, flockDrop);
-        this.out.added();
+        if (id >= 0) {
+          this.out.buf.push(R_QUEUED, id, flockDrop);
+          this.out.added();
+        }
         const reason = this.inflight.get(id);
         if (reason !== null && reason !== undefined) return this.table.cancel(res, reason);
         return undefined;
@@ -261,6 +289,11 @@ export class ActorHost implements HostControl {
    * when the file went idle (the coordinator then drops its journal).
    */
   private reply(id: number, call: Call | null, res: number | PosixReply | undefined, waitedMs: number, flockDrop: boolean, path?: string): void {
+    if (id < 0) {
+      // A native request: answered to the kernel (or the synthetic source) from this thread.
+      this.native?.answer(id, res);
+      return;
+    }
     const b = this.out.buf;
     // The coordinator drops the file's journal, if it keeps one.
     const idle = path !== undefined && this.table.fileState(path) === undefined;

@@ -24,7 +24,9 @@ export type ToHost =
   /** End every waiter ('stop'), then answer 'stopped'. */
   | { t: 'stop' }
   /** Crash drill (tests): die as from an uncaught exception. */
-  | { t: 'crash' };
+  | { t: 'crash' }
+  /** Take the events of native pump session `sessionId`'s destination for this worker (src/native/). */
+  | { t: 'native'; sessionId: number };
 
 /** Host -> coordinator, besides answers (wire.ts R_DONE, R_GETLK, R_QUEUED). */
 export type FromHost =

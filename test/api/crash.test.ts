@@ -180,15 +180,15 @@ t.test('calls racing with a crash settle (data and control plane)', async (t) =>
   t.equal(await c.lockFile(win(f0)), 0);
   // The drill is not awaited: the calls below race with worker 0's death, as calls do with a real crash.
   const crash = c.crashWorker(0);
-  const lf = within(c.lockFile(win(f0, { handle: 2 })), 2000);
-  const l1 = await within(c.locks(), 2000);
+  const lf = within(c.lockFile(win(f0, { handle: 2 })), 15_000);
+  const l1 = await within(c.locks(), 15_000);
   t.notOk(isPending(l1), 'locks() issued with the crash settles');
-  const s1 = await within(c.stats(), 2000);
+  const s1 = await within(c.stats(), 15_000);
   t.notOk(isPending(s1), 'stats() issued just after the crash settles');
-  const l2 = await within(c.locks(f0), 2000);
+  const l2 = await within(c.locks(f0), 15_000);
   t.notOk(isPending(l2), 'locks(path) of a worker-0 file issued just after the crash settles');
   t.equal(await lf, 33, 'a lockFile issued with the crash is answered (the conflict is still seen)');
-  t.notOk(isPending(await within(crash, 2000)), 'crashWorker() settles');
+  t.notOk(isPending(await within(crash, 15_000)), 'crashWorker() settles');
   await restarted(c, 1);
   t.strictSame(lines(await c.locks(f0)), [`${f0} windows exclusive 0-9 1 pid=0 granted`], 'and afterwards the lock is there');
 });

@@ -12,9 +12,17 @@
  *   flock sh|ex|un [nb]      flock(2)                         -> "flock ok" | "flock err N"
  *   wait                 read one line from stdin (the test says when to go on)
  *   sleep MS
+ * Several descriptors (test/native/mount.test.ts): the commands above act on the current slot.
+ *   file PATH            later opens use PATH instead of FILE
+ *   fd N                 make slot N (0-7) current            -> "fd ok"
+ *   dup                  dup the current descriptor into the next free slot and make it current
+ *                                                             -> "dup ok N"
+ *   ofd   r|w|u START LEN   fcntl F_OFD_SETLK                -> "ofd ok" | "ofd err N"
+ *   ofdw  r|w|u START LEN   fcntl F_OFD_SETLKW (blocks)      -> "ofdw ok" | "ofdw err N"
+ *   trapint              catch SIGINT too (as SIGUSR1)        -> "trapint ok"
  *
  * It starts by printing "ready PID". SIGUSR1 has a handler installed without SA_RESTART, so a
- * blocked F_SETLKW or flock that the server interrupts returns EINTR ("lockw err 4").
+ * blocked F_SETLKW or flock that the signal interrupts returns EINTR ("lockw err 4").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -56,7 +64,9 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   const char *file = argv[1];
-  int fd = -1;
+  int fds[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  int cur = 0;
+#define fd fds[cur]
   printf("ready %d\n", (int)getpid());
   fflush(stdout);
   for (int i = 2; i < argc; i++) {
@@ -68,6 +78,39 @@ int main(int argc, char **argv) {
       int rc = close(fd);
       fd = -1;
       result(cmd, rc);
+    } else if (strcmp(cmd, "trapint") == 0) {
+      result(cmd, sigaction(SIGINT, &sa, NULL));
+    } else if (strcmp(cmd, "file") == 0) {
+      if (i + 1 >= argc) return 2;
+      file = argv[++i];
+    } else if (strcmp(cmd, "fd") == 0) {
+      if (i + 1 >= argc) return 2;
+      int n = atoi(argv[++i]);
+      if (n < 0 || n > 7) return 2;
+      cur = n;
+      result(cmd, 0);
+    } else if (strcmp(cmd, "dup") == 0) {
+      int n = 0;
+      while (n < 8 && fds[n] >= 0) n++;
+      if (n == 8) return 2;
+      fds[n] = dup(fd);
+      if (fds[n] < 0) {
+        result(cmd, -1);
+      } else {
+        cur = n;
+        printf("dup ok %d\n", n);
+        fflush(stdout);
+      }
+    } else if (strcmp(cmd, "ofd") == 0 || strcmp(cmd, "ofdw") == 0) {
+      if (i + 3 >= argc) return 2;
+      struct flock fl;
+      memset(&fl, 0, sizeof fl);
+      fl.l_type = typeOf(argv[i + 1]);
+      fl.l_whence = SEEK_SET;
+      fl.l_start = atoll(argv[i + 2]);
+      fl.l_len = atoll(argv[i + 3]);
+      i += 3;
+      result(cmd, fcntl(fd, strcmp(cmd, "ofd") == 0 ? F_OFD_SETLK : F_OFD_SETLKW, &fl));
     } else if (strcmp(cmd, "lock") == 0 || strcmp(cmd, "lockw") == 0 || strcmp(cmd, "get") == 0) {
       if (i + 3 >= argc) return 2;
       struct flock fl;

@@ -1,0 +1,162 @@
+/**
+ * The native pump connected to the actors: a FUSE mount whose locks a LockCoordinator's workers
+ * decide, and the synthetic source run through the same path (benchmarks, machines without FUSE).
+ *
+ *   kernel ─▶ libfuse threads ─▶ destination fnv1a(path) % workers ─▶ worker's ActorHost
+ *          ◀──────────── fuse_reply_* from the worker thread (src/native replyErr/replyLock) ◀─┘
+ *
+ * The main thread is not on that path: it only mounts, attaches the workers and unmounts.
+ */
+import { availableParallelism } from 'node:os';
+import { LockCoordinator } from './coordinator.js';
+import type { Policy } from './core/file-locks.js';
+import * as pump from './native/index.js';
+import type { SessionInfo } from './native/index.js';
+
+export type { SessionInfo } from './native/index.js';
+
+export interface FuseMountOptions {
+  /** The directory whose files the mount shows. */
+  backing: string;
+  /** An existing directory to mount on. */
+  mountpoint: string;
+  /** Worker threads deciding locks (default: available parallelism). */
+  workers?: number;
+  /** libfuse threads (default 4); a waiting lock request never holds one. */
+  threads?: number;
+  policy?: Policy;
+  /**
+   * false: do not negotiate the FUSE lock capabilities, so the kernel decides locks on the mount
+   * itself (a reference for benchmarks). Default true.
+   */
+  locks?: boolean;
+}
+
+export interface FuseMount {
+  readonly mountpoint: string;
+  readonly backing: string;
+  /** The coordinator whose workers decide the mount's locks (locks(), stats()). */
+  readonly coordinator: LockCoordinator;
+  /** The native session's counters: INIT outcome, events, replies, interrupts. */
+  info(): SessionInfo;
+  /**
+   * Answers every waiting request (EINTR if interrupted, else ENOLCK), unmounts, joins the native
+   * threads and stops the workers. Safe to call more than once.
+   */
+  unmount(): Promise<void>;
+}
+
+/** Why FUSE mounts cannot work in this build, or undefined when they can. */
+export function fuseUnavailable(): string | undefined {
+  const n = pump.nativeAvailable();
+  if (!n.ok) return n.reason;
+  if (!pump.hasFuse) return 'this build of locksmith has no FUSE support (install libfuse3-dev and pkg-config, then run npm rebuild)';
+  return undefined;
+}
+
+function requireText(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw new TypeError(`${field} must be a non-empty string`);
+  return v;
+}
+
+function workerCount(v: unknown): number {
+  if (v === undefined) return Math.max(1, availableParallelism());
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1024) throw new TypeError('workers must be an integer from 1 to 1024');
+  return v;
+}
+
+/**
+ * Mounts a passthrough of `backing` at `mountpoint` whose getlk, setlk, flock, flush, release and
+ * interrupt requests are decided by a new LockCoordinator's workers. Rejects with an Error whose
+ * message is one sentence (no /dev/fuse, no permission, busy or missing mountpoint, no FUSE build).
+ */
+export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
+  if (typeof o !== 'object' || o === null) throw new TypeError('mountFuse options must be an object');
+  const backing = requireText(o.backing, 'backing');
+  const mountpoint = requireText(o.mountpoint, 'mountpoint');
+  const workers = workerCount(o.workers);
+  const why = fuseUnavailable();
+  if (why !== undefined) throw new Error(why);
+  const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }) });
+  let sid: number;
+  try {
+    sid = pump.mount({ backing, mountpoint, destinations: workers, ...(o.threads === undefined ? {} : { threads: o.threads }), locks: o.locks !== false });
+  } catch (e) {
+    await coordinator.stop();
+    throw e;
+  }
+  await coordinator.attachNative(sid);
+  let unmounting: Promise<void> | undefined;
+  return {
+    mountpoint,
+    backing,
+    coordinator,
+    info: () => pump.sessionInfo(sid),
+    unmount: () =>
+      (unmounting ??= (async () => {
+        pump.unmount(sid);
+        await coordinator.stop();
+      })()),
+  };
+}
+
+export interface SyntheticOptions {
+  /** Worker threads deciding the events (and destinations of the source). */
+  workers: number;
+  /** Native producer threads (default 1); thread t is POSIX owner t + 1. */
+  threads?: number;
+  /** Distinct files (default 1). */
+  files?: number;
+  /** Events each producer generates. */
+  opsPerThread: number;
+  /** Requests each producer keeps unanswered at most (default 256). */
+  window?: number;
+  policy?: Policy;
+}
+
+export interface SyntheticResult {
+  generated: number;
+  replied: number;
+  elapsedMs: number;
+  /** Events decided by the actors and answered natively, per second. */
+  opsPerSecond: number;
+  info: SessionInfo;
+}
+
+/**
+ * Runs the synthetic source's events through a new coordinator's workers until every one is
+ * answered, then stops both. Every event is a real lock or unlock request decided by the actors.
+ */
+export async function runSynthetic(o: SyntheticOptions): Promise<SyntheticResult> {
+  if (typeof o !== 'object' || o === null) throw new TypeError('runSynthetic options must be an object');
+  const workers = workerCount(o.workers);
+  const n = pump.nativeAvailable();
+  if (!n.ok) throw new Error(n.reason);
+  const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }) });
+  let sid: number | undefined;
+  try {
+    sid = pump.synthStart({
+      destinations: workers,
+      opsPerThread: o.opsPerThread,
+      ...(o.threads === undefined ? {} : { threads: o.threads }),
+      ...(o.files === undefined ? {} : { files: o.files }),
+      ...(o.window === undefined ? {} : { window: o.window }),
+      mode: 'reply',
+    });
+    await coordinator.attachNative(sid);
+    while (!pump.synthStats(sid).done) await new Promise((r) => setTimeout(r, 10));
+    const info = pump.synthStop(sid);
+    sid = undefined;
+    const elapsedMs = info.elapsedMs ?? 0;
+    return {
+      generated: info.generated ?? 0,
+      replied: info.replied,
+      elapsedMs,
+      opsPerSecond: elapsedMs > 0 ? ((info.generated ?? 0) / elapsedMs) * 1000 : 0,
+      info,
+    };
+  } finally {
+    if (sid !== undefined) pump.synthStop(sid);
+    await coordinator.stop();
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * `locksmith mount` as a person runs it: the built CLI (dist/, made by `npm test`'s pretest) in a
+ * child process. Errors are one sentence and a non-zero exit; a served mount decides a client's
+ * locks and goes away cleanly on SIGTERM.
+ */
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { fuseUnavailable } from '../../src/mount.js';
+import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
+
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 20000 });
+
+t.test('usage errors: one sentence, exit 2, no stack trace', async (t) => {
+  t.ok(existsSync(cli), `${cli} is built`);
+  for (const args of [['mount'], ['mount', '/tmp'], ['mount', '/tmp', '/mnt', '--workers', 'two'], ['mount', '/tmp', '/mnt', '--bogus']]) {
+    const r = run(...args);
+    t.equal(r.status, 2, `${args.join(' ')}: exit 2`);
+    t.match(r.stderr, /^locksmith mount: [^\n]+\n$/, `${args.join(' ')}: one line`);
+    t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  const help = run('mount', '--help');
+  t.equal(help.status, 0);
+  t.match(help.stdout, /usage: locksmith mount <backing-dir> <mountpoint> \[--workers N\]/);
+});
+
+const why = fuseUnavailable() ?? mountEnvironmentMissing();
+if (why !== undefined && !process.env.CI) {
+  const bar = '!'.repeat(100);
+  console.error(`\n${bar}\n!! SKIPPING the mounting part of test/native/mount-cli.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
+} else {
+  t.test('serves a mount until SIGTERM; a missing or busy mountpoint is one sentence', async (t) => {
+    t.notOk(why, 'FUSE can work here');
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-'));
+    const backing = join(base, 'backing');
+    const mnt = join(base, 'mnt');
+    mkdirSync(backing);
+    mkdirSync(mnt);
+    t.teardown(() => {
+      forceUnmount(mnt);
+      rmSync(base, { recursive: true, force: true });
+    });
+    const missing = run('mount', backing, join(base, 'nowhere'));
+    t.equal(missing.status, 1);
+    t.match(missing.stderr, /^locksmith mount: the mountpoint .*nowhere does not exist\n$/);
+
+    const server = spawn(process.execPath, [cli, 'mount', backing, mnt, '--workers', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    createInterface({ input: server.stdout! }).on('line', (l) => lines.push(l));
+    const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+    t.match(await until('the serving line', () => lines[0], 15000), /^locksmith: serving .* at .*mnt with 2 workers \(POSIX locks ours, flock ours\)/);
+    t.ok(mounted(mnt), 'mounted');
+
+    const busy = run('mount', backing, mnt);
+    t.equal(busy.status, 1, 'a second mount on the same mountpoint fails');
+    t.match(busy.stderr, /^locksmith mount: the mountpoint .* is busy[^\n]*\n$/);
+
+    const bin = buildLockClient(join(base, 'lockclient'));
+    const a = new Client(bin, join(mnt, 'f'), ['open', 'lock', 'w', '0', '0', 'wait']);
+    t.same(await a.take(2), ['open ok', 'lock ok']);
+    const b = new Client(bin, join(mnt, 'f'), ['open', 'lock', 'r', '5', '1', 'get', 'r', '5', '1']);
+    t.same(await b.take(3), ['open ok', 'lock err 11', `get w 0 0 ${a.pid}`], 'the served mount decides locks');
+    await b.ended();
+    a.go();
+    await a.ended();
+
+    server.kill('SIGTERM');
+    t.equal(await exited, 0, 'exit 0 after SIGTERM');
+    t.match(lines.at(-1), /^locksmith: SIGTERM: unmounted .*mnt after \d+ lock requests$/);
+    t.notOk(mounted(mnt), 'nothing left mounted');
+  });
+}
