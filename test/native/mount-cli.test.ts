@@ -66,11 +66,16 @@ if (why !== undefined && !process.env.CI) {
     const b = new Client(bin, join(mnt, 'f'), ['open', 'lock', 'r', '5', '1', 'get', 'r', '5', '1']);
     t.same(await b.take(3), ['open ok', 'lock err 11', `get w 0 0 ${a.pid}`], 'the served mount decides locks');
     await b.ended();
-    a.go();
-    await a.ended();
+    const w = new Client(bin, join(mnt, 'f'), ['open', 'lockw', 'w', '0', '1']);
+    t.equal(await w.next(), 'open ok');
+    t.ok(await w.silentFor(200), 'a process waits in F_SETLKW');
 
     server.kill('SIGTERM');
+    t.match(await w.next(15000), /^lockw err \d+$/, 'SIGTERM to the server answers the waiter');
+    t.same(await w.ended(), { code: 0, signal: null }, 'and the waiting process exits normally');
     t.equal(await exited, 0, 'exit 0 after SIGTERM');
+    a.go();
+    await a.ended();
     t.match(lines.at(-1), /^locksmith: SIGTERM: unmounted .*mnt after \d+ lock requests$/);
     t.notOk(mounted(mnt), 'nothing left mounted');
   });
