@@ -984,6 +984,7 @@ SessionPtr mountFuse(const MountOptions& o) {
   }
 
   auto s = std::make_shared<FuseSession>(newSessionId(), o);
+  s->spinUs = o.spinUs;
   s->createDestinations();
   s->mountpoint_ = mp;
   s->root.fd = open(o.backing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -31,6 +31,8 @@ struct MountOptions {
    * unwanted, so the kernel decides locks on the mount itself: bench:fuse's kernel reference.
    */
   bool locks = true;
+  /** Session::spinUs: how long a receiving thread polls for the next request after a callback. */
+  uint32_t spinUs = 200;
 };
 
 /**

@@ -2,6 +2,8 @@
 #include "pump.h"
 
 #include <algorithm>
+#include <cmath>
+#include <iterator>
 #include <map>
 #include <stdexcept>
 
@@ -150,50 +152,252 @@ napi_value eventObject(napi_env env, const Event& e, napi_value const* kinds, na
   return obj;
 }
 
+constexpr double kTwo53 = 9007199254740992.0;
+/** attachFlat: at most this many events per callback call (bounds the reused buffer). */
+constexpr size_t kFlatMaxBatch = 8192;
+
+/** Creates (or replaces, when too small or detached by a transfer) the flat batch's buffer. */
+bool ensureFlatBuffer(napi_env env, Attachment& a, napi_value batchObj, size_t n) {
+  if (a.bufferRef != nullptr && a.cap >= n) {
+    napi_value ab = nullptr;
+    bool detached = true;
+    if (napi_get_reference_value(env, a.bufferRef, &ab) == napi_ok && ab != nullptr &&
+        napi_is_detached_arraybuffer(env, ab, &detached) == napi_ok && !detached) {
+      return true;
+    }
+  }
+  size_t cap = 256;
+  while (cap < n) cap *= 2;
+  if (cap < a.cap) cap = a.cap;
+  const size_t wideOffset = cap * kFlatStride * sizeof(double);
+  void* data = nullptr;
+  napi_value ab = nullptr, f64 = nullptr, u64 = nullptr;
+  if (napi_create_arraybuffer(env, wideOffset + cap * kFlatWide * sizeof(uint64_t), &data, &ab) != napi_ok) return false;
+  if (napi_create_typedarray(env, napi_float64_array, cap * kFlatStride, ab, 0, &f64) != napi_ok) return false;
+  if (napi_create_typedarray(env, napi_biguint64_array, cap * kFlatWide, ab, wideOffset, &u64) != napi_ok) return false;
+  if (napi_set_named_property(env, batchObj, "f64", f64) != napi_ok) return false;
+  if (napi_set_named_property(env, batchObj, "u64", u64) != napi_ok) return false;
+  napi_ref ref = nullptr;
+  if (napi_create_reference(env, ab, 1, &ref) != napi_ok) return false;
+  if (a.bufferRef != nullptr) napi_delete_reference(env, a.bufferRef);
+  a.bufferRef = ref;
+  a.bufferData = data;
+  a.cap = cap;
+  return true;
+}
+
+/** The reused batch object of a flat attachment, filled with `batch`; null if napi failed. */
+napi_value flatBatch(napi_env env, Attachment& a, const std::vector<Event>& batch) {
+  napi_value obj = nullptr;
+  if (a.batchRef != nullptr) napi_get_reference_value(env, a.batchRef, &obj);
+  if (obj == nullptr) {
+    napi_value stride = nullptr, wide = nullptr;
+    if (napi_create_object(env, &obj) != napi_ok) return nullptr;
+    napi_create_uint32(env, kFlatStride, &stride);
+    napi_create_uint32(env, kFlatWide, &wide);
+    // Every property exists from the start, in one order: one hidden class for every batch.
+    napi_value zero = nullptr, nul = nullptr;
+    napi_create_uint32(env, 0, &zero);
+    napi_get_null(env, &nul);
+    napi_set_named_property(env, obj, "n", zero);
+    napi_set_named_property(env, obj, "stride", stride);
+    napi_set_named_property(env, obj, "wide", wide);
+    napi_set_named_property(env, obj, "f64", nul);
+    napi_set_named_property(env, obj, "u64", nul);
+    napi_set_named_property(env, obj, "paths", nul);
+    if (napi_create_reference(env, obj, 1, &a.batchRef) != napi_ok) return nullptr;
+  }
+  const size_t n = batch.size();
+  if (!ensureFlatBuffer(env, a, obj, n)) return nullptr;
+  auto* f = static_cast<double*>(a.bufferData);
+  auto* w = reinterpret_cast<uint64_t*>(f + a.cap * kFlatStride);
+  // Paths: a table per batch, each distinct path once (events of one file tend to come together).
+  std::vector<const std::string*> table;
+  std::unordered_map<const std::string*, uint32_t> index;
+  const std::string* lastPath = nullptr;
+  uint32_t lastIndex = 0;
+  static const std::string kEmpty;
+  for (size_t i = 0; i < n; i++) {
+    const Event& e = batch[i];
+    const std::string* p = e.path ? e.path.get() : &kEmpty;
+    if (p != lastPath) {
+      auto it = index.find(p);
+      if (it == index.end()) {
+        it = index.emplace(p, static_cast<uint32_t>(table.size())).first;
+        table.push_back(p);
+      }
+      lastPath = p;
+      lastIndex = it->second;
+    }
+    double* r = f + i * kFlatStride;
+    uint32_t flags = (e.sleep ? uint32_t{kFlagSleep} : 0u) | (e.flockRelease ? uint32_t{kFlagFlockRelease} : 0u);
+    r[kFReqId] = static_cast<double>(e.reqId);
+    r[kFKind] = static_cast<double>(static_cast<int>(e.kind));
+    r[kFType] = e.type;
+    r[kFPid] = e.pid;
+    r[kFPath] = lastIndex;
+    r[kFFh] = static_cast<double>(e.fh);
+    r[kFOwner] = static_cast<double>(e.owner);
+    r[kFStart] = static_cast<double>(e.start);
+    if (e.end == OFFSET_MAX) {
+      r[kFEnd] = INFINITY;
+    } else {
+      r[kFEnd] = static_cast<double>(e.end);
+      if (e.end >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideEnd;
+    }
+    if (e.fh >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideFh;
+    if (e.owner >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideOwner;
+    if (e.start >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideStart;
+    r[kFFlags] = flags;
+    uint64_t* x = w + i * kFlatWide;
+    x[0] = e.fh;
+    x[1] = e.owner;
+    x[2] = e.start;
+    x[3] = e.end;
+  }
+  napi_value paths = nullptr, count = nullptr;
+  if (napi_create_array_with_length(env, table.size(), &paths) != napi_ok) return nullptr;
+  for (size_t k = 0; k < table.size(); k++) {
+    napi_value str = nullptr;
+    napi_create_string_latin1(env, table[k]->data(), table[k]->size(), &str);
+    if (str == nullptr || napi_set_element(env, paths, static_cast<uint32_t>(k), str) != napi_ok) return nullptr;
+  }
+  napi_create_double(env, static_cast<double>(n), &count);
+  if (napi_set_named_property(env, obj, "n", count) != napi_ok) return nullptr;
+  if (napi_set_named_property(env, obj, "paths", paths) != napi_ok) return nullptr;
+  return obj;
+}
+
 /**
- * Runs on the attached thread: drains the whole queue into one array and calls the callback.
- * The status of napi_call_function is ignored on purpose: while a worker terminates, calls fail
- * and there is nothing useful to do about it. (A callback that throws is an uncaught exception of
- * its thread, as for any event callback.)
+ * Drains the queue (a flat attachment: at most kFlatMaxBatch events, then wakes itself again for
+ * the rest) and calls the callback once. Returns false when nothing was delivered or the call
+ * failed (a throwing callback, a terminating thread): the caller must not call again.
+ * The status of napi_call_function is otherwise ignored on purpose: while a worker terminates,
+ * calls fail and there is nothing useful to do about it. (A callback that throws is an uncaught
+ * exception of its thread, as for any event callback.)
  */
-void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) {
-  if (env == nullptr || jsCallback == nullptr) return;  // the thread-safe function is being torn down
-  auto* a = static_cast<Attachment*>(context);
+bool deliverOnce(napi_env env, napi_value jsCallback, Attachment* a) {
   Destination& d = *a->dest;
   std::vector<Event> batch;
+  batch.swap(a->spare);
+  batch.clear();
   {
     std::lock_guard<std::mutex> g(d.mu);
-    if (d.current != a) return;  // detached (and maybe attached again by a newer call)
+    if (d.current != a) return false;  // detached (and maybe attached again by a newer call)
     d.wakePending = false;
-    batch.swap(d.queue);
+    if (a->flat && d.queue.size() > kFlatMaxBatch) {
+      batch.assign(std::make_move_iterator(d.queue.begin()), std::make_move_iterator(d.queue.begin() + kFlatMaxBatch));
+      d.queue.erase(d.queue.begin(), d.queue.begin() + kFlatMaxBatch);
+      wakeLocked(d);  // the rest in the next call
+    } else {
+      batch.swap(d.queue);
+      d.hasEvents.store(false, std::memory_order_relaxed);
+    }
   }
-  if (batch.empty()) return;
+  if (batch.empty()) {
+    a->spare.swap(batch);
+    return false;
+  }
   // The batch has left the queue: account for it however the delivery below ends (a thread being
   // torn down can fail it midway; its requests are queued again by requeueUnanswered, and the
   // synthetic source's flow control must not wait for events that will never be drained).
   struct Drained {
     Destination& d;
-    size_t n;
+    Attachment* a;
+    std::vector<Event>& batch;
     ~Drained() {
-      if (auto s = d.session.lock()) s->onDrained(d, n);
+      if (auto s = d.session.lock()) s->onDrained(d, batch.size());
+      batch.clear();  // drops the path references now, not at the next drain
+      if (a->spare.capacity() < batch.capacity()) a->spare.swap(batch);
     }
-  } drained{d, batch.size()};
-  napi_value kinds[6] = {}, t = nullptr, f = nullptr, arr = nullptr, undefined = nullptr;
-  for (int k = 0; k < 6; k++) {
-    const char* name = kindName(static_cast<EventKind>(k));
-    napi_create_string_latin1(env, name, NAPI_AUTO_LENGTH, &kinds[k]);
-  }
-  napi_get_boolean(env, true, &t);
-  napi_get_boolean(env, false, &f);
+  } drained{d, a, batch};
+  napi_value undefined = nullptr, arg = nullptr;
   napi_get_undefined(env, &undefined);
-  if (napi_create_array_with_length(env, batch.size(), &arr) != napi_ok) return;
-  for (size_t i = 0; i < batch.size(); i++) {
-    napi_value obj = eventObject(env, batch[i], kinds, t, f);
-    if (obj == nullptr || napi_set_element(env, arr, static_cast<uint32_t>(i), obj) != napi_ok) return;
+  if (a->flat) {
+    arg = flatBatch(env, *a, batch);
+    if (arg == nullptr) return false;
+  } else {
+    napi_value kinds[6] = {}, t = nullptr, f = nullptr;
+    for (int k = 0; k < 6; k++) {
+      const char* name = kindName(static_cast<EventKind>(k));
+      napi_create_string_latin1(env, name, NAPI_AUTO_LENGTH, &kinds[k]);
+    }
+    napi_get_boolean(env, true, &t);
+    napi_get_boolean(env, false, &f);
+    if (napi_create_array_with_length(env, batch.size(), &arg) != napi_ok) return false;
+    for (size_t i = 0; i < batch.size(); i++) {
+      napi_value obj = eventObject(env, batch[i], kinds, t, f);
+      if (obj == nullptr || napi_set_element(env, arg, static_cast<uint32_t>(i), obj) != napi_ok) return false;
+    }
   }
   d.delivered.fetch_add(batch.size(), std::memory_order_relaxed);
   d.batches.fetch_add(1, std::memory_order_relaxed);
-  napi_call_function(env, undefined, jsCallback, 1, &arr, nullptr);
+  return napi_call_function(env, undefined, jsCallback, 1, &arg, nullptr) == napi_ok;
+}
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/**
+ * Runs on the attached thread when woken: delivers, then (Session::spinUs) polls the queue for a
+ * while and delivers again what arrives, so a steady trickle of requests needs no wake-ups. At most
+ * ~2 ms per wake-up, so the thread's event loop still turns.
+ */
+void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) {
+  if (env == nullptr || jsCallback == nullptr) return;  // the thread-safe function is being torn down
+  auto* a = static_cast<Attachment*>(context);
+  Destination& d = *a->dest;
+  auto session = d.session.lock();
+  const int64_t spinNs = session ? static_cast<int64_t>(session->spinUs) * 1000 : 0;
+  session.reset();
+  using Clock = std::chrono::steady_clock;
+  const auto entered = Clock::now();
+  if (spinNs > 0 && a->spinBudgetNs == 0 && a->lastEnd != Clock::time_point{} &&
+      std::chrono::duration_cast<std::chrono::nanoseconds>(entered - a->lastEnd).count() < spinNs) {
+    a->spinBudgetNs = spinNs;  // woken again soon after the last callback: traffic is steady
+  }
+  for (;;) {
+    if (!deliverOnce(env, jsCallback, a)) break;
+    a->lastEnd = Clock::now();
+    if (a->spinBudgetNs <= 0) break;
+    if (std::chrono::duration_cast<std::chrono::milliseconds>(a->lastEnd - entered).count() >= 2) {
+      std::lock_guard<std::mutex> g(d.mu);  // let the event loop turn; come back for what is queued
+      if (d.current == a && !d.queue.empty() && !d.wakePending) wakeLocked(d);
+      break;
+    }
+    {
+      std::lock_guard<std::mutex> g(d.mu);
+      if (d.current != a) break;
+      d.spinning = true;
+    }
+    const auto deadline = a->lastEnd + std::chrono::nanoseconds(a->spinBudgetNs);
+    bool got = false;
+    for (unsigned i = 0;; i++) {
+      if (d.hasEvents.load(std::memory_order_acquire)) {
+        got = true;
+        break;
+      }
+      cpuRelax();
+      if ((i & 63) == 63 && Clock::now() >= deadline) break;
+    }
+    {
+      std::lock_guard<std::mutex> g(d.mu);
+      d.spinning = false;
+      if (d.current != a) break;
+      if (!d.queue.empty()) got = true;  // arrived while we stopped looking: no wake-up was sent
+    }
+    if (!got) {
+      a->spinBudgetNs /= 2;
+      if (a->spinBudgetNs < 2000) a->spinBudgetNs = 0;
+      break;
+    }
+    a->spinBudgetNs = spinNs;
+  }
 }
 
 /** The attaching thread's env is going away: from now on no native thread may use its function. */
@@ -211,6 +415,8 @@ void finalizeAttachment(napi_env env, void* data, void* /*hint*/) {
     if (a->dest->current == a) lostThreadLocked(*a->dest);  // closed without detach: the thread is gone
   }
   napi_remove_env_cleanup_hook(env, envCleanup, a);
+  if (a->batchRef != nullptr) napi_delete_reference(env, a->batchRef);
+  if (a->bufferRef != nullptr) napi_delete_reference(env, a->bufferRef);
   delete a;
 }
 
@@ -228,7 +434,8 @@ void Session::deliver(uint32_t dest, Event&& e) {
   eventsQueued.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> g(d.mu);
   d.queue.push_back(std::move(e));
-  if (d.current != nullptr && !d.wakePending) wakeLocked(d);
+  d.hasEvents.store(true, std::memory_order_release);
+  if (d.current != nullptr && !d.wakePending && !d.spinning) wakeLocked(d);
 }
 
 void Session::deliverRequest(const RequestPtr& r, Event&& e) {
@@ -237,7 +444,8 @@ void Session::deliverRequest(const RequestPtr& r, Event&& e) {
   std::lock_guard<std::mutex> g(d.mu);
   requests.put(r);
   d.queue.push_back(std::move(e));
-  if (d.current != nullptr && !d.wakePending) wakeLocked(d);
+  d.hasEvents.store(true, std::memory_order_release);
+  if (d.current != nullptr && !d.wakePending && !d.spinning) wakeLocked(d);
 }
 
 void Session::detachAll() {
@@ -293,6 +501,13 @@ void Session::requeueUnanswered(Destination& d) {
     return a.kind != EventKind::Interrupt && b.kind == EventKind::Interrupt;
   });
   d.queue.swap(again);
+  d.hasEvents.store(true, std::memory_order_release);
+}
+
+size_t Session::replyErrBatch(const uint64_t* ids, const int* errs, size_t n) {
+  size_t answered = 0;
+  for (size_t i = 0; i < n; i++) answered += replyErr(ids[i], errs[i]) ? 1 : 0;
+  return answered;
 }
 
 bool Session::attached(uint32_t dest) {
@@ -339,7 +554,7 @@ std::vector<SessionPtr> allSessions() {
 
 // ---- attach / detach -------------------------------------------------------------------------
 
-void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback) {
+void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat) {
   std::shared_ptr<Destination> dest = s->dests.at(index);
   {
     std::lock_guard<std::mutex> g(dest->mu);
@@ -348,7 +563,10 @@ void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_v
                                " is already attached; detach it first");
     }
   }
-  auto* a = new Attachment{dest, env, nullptr};
+  auto* a = new Attachment;
+  a->dest = dest;
+  a->env = env;
+  a->flat = flat;
   napi_value name;
   napi_create_string_utf8(env, "locksmith.pump", NAPI_AUTO_LENGTH, &name);
   napi_status st = napi_create_threadsafe_function(env, callback, nullptr, name, 0, 1, a, finalizeAttachment, a,
@@ -368,6 +586,7 @@ void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_v
   }
   dest->current = a;
   dest->wakePending = false;
+  dest->spinning = false;
   if (!dest->queue.empty()) wakeLocked(*dest);
 }
 

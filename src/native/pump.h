@@ -82,6 +82,10 @@ struct Destination {
   Attachment* current = nullptr;
   /** A wake-up is on its way to `current`; more events need no other. */
   bool wakePending = false;
+  /** `current` is polling the queue right after a callback (Session::spinUs): no wake-up needed. */
+  bool spinning = false;
+  /** The queue may hold events: what a polling thread watches without taking mu. */
+  std::atomic<bool> hasEvents{false};
   /** When `current` last became null (or the destination was created). */
   std::chrono::steady_clock::time_point unattendedSince = std::chrono::steady_clock::now();
   std::atomic<uint64_t> delivered{0};
@@ -90,11 +94,52 @@ struct Destination {
   const uint32_t index;
 };
 
+/**
+ * Layout of a flat batch (attachFlat; index.ts FlatBatch documents the JavaScript side). Event i
+ * occupies f64[i * kFlatStride + field] and u64[i * kFlatWide + k] of one ArrayBuffer.
+ */
+enum FlatField : uint32_t {
+  kFReqId = 0,
+  kFKind = 1,
+  kFType = 2,
+  kFFlags = 3,
+  kFPid = 4,
+  kFPath = 5,
+  kFFh = 6,
+  kFOwner = 7,
+  kFStart = 8,
+  kFEnd = 9,
+};
+constexpr uint32_t kFlatStride = 10;
+/** Exact 64-bit fh, owner, start, end of each event, for the values a double cannot hold. */
+constexpr uint32_t kFlatWide = 4;
+enum FlatFlag : uint32_t {
+  kFlagSleep = 1,
+  kFlagFlockRelease = 2,
+  kFlagWideFh = 4,
+  kFlagWideOwner = 8,
+  kFlagWideStart = 16,
+  kFlagWideEnd = 32,
+};
+
 /** One attach() call: the thread-safe function of the thread that receives a destination's events. */
 struct Attachment {
   std::shared_ptr<Destination> dest;
   napi_env env = nullptr;
   napi_threadsafe_function tsfn = nullptr;
+  /** attachFlat: deliver FlatBatch objects instead of arrays of event objects. */
+  bool flat = false;
+  // Touched only on the attaching thread (callJs, finalizeAttachment).
+  /** The drained queue's storage, kept so the queue need not grow from nothing after every drain. */
+  std::vector<Event> spare;
+  /** attachFlat: the reused batch object and its ArrayBuffer (capacity `cap` events). */
+  napi_ref batchRef = nullptr;
+  napi_ref bufferRef = nullptr;
+  void* bufferData = nullptr;
+  size_t cap = 0;
+  /** Adaptive polling (Session::spinUs): the current budget, and when the last callback ended. */
+  int64_t spinBudgetNs = 0;
+  std::chrono::steady_clock::time_point lastEnd{};
 };
 
 /** A request waiting for its answer from JavaScript. */
@@ -109,6 +154,8 @@ struct Request {
   int type = 0;
   int pid = 0;
   uint32_t producer = 0;  // the synthetic source's thread
+  uint32_t slot = 0;      // and its owner (pattern 'random')
+  uint32_t file = 0;      // the synthetic file
   uint64_t owner = 0;
   bool sleep = false;
   bool flockRelease = false;
@@ -178,6 +225,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   const int id;
   const uint32_t destinationCount;
+  /**
+   * After a callback, the receiving thread polls its queue for up to this many µs before going
+   * back to its event loop, so a request arriving right after the last answer (one process doing
+   * lock, unlock, lock ...) costs no thread wake-up. Adaptive: a poll that finds nothing halves the
+   * budget (down to 0: no polling, nothing burnt on an idle destination); a wake-up that comes
+   * within spinUs of the last callback restores it. 0: never poll.
+   */
+  uint32_t spinUs = 0;
   std::vector<std::shared_ptr<Destination>> dests;
   RequestTable requests;
   std::atomic<uint64_t> nextReqId{1};
@@ -196,6 +251,11 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual bool isFuse() const { return false; }
   /** JS answered request `reqId` with errno `err` (0 success). False if it was already answered. */
   virtual bool replyErr(uint64_t reqId, int err) = 0;
+  /**
+   * replyBatch: answers n requests; returns how many were still unanswered. The default calls
+   * replyErr for each; the synthetic source groups its bookkeeping.
+   */
+  virtual size_t replyErrBatch(const uint64_t* ids, const int* errs, size_t n);
   /** JS answered an F_GETLK. False if it was already answered; throws for a non-getlk request. */
   virtual bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) { return false; }
   /** Stops the source, answers what is outstanding, detaches every destination. Idempotent. */
@@ -234,8 +294,11 @@ int newSessionId();
 
 // ---- attach / detach (called on the attaching JS thread) --------------------------------------
 
-/** Creates this thread's thread-safe function for the destination; throws a message on failure. */
-void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback);
+/**
+ * Creates this thread's thread-safe function for the destination; throws a message on failure.
+ * flat: the callback receives FlatBatch objects (attachFlat) instead of event arrays.
+ */
+void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat = false);
 /** Detaches the destination if this thread attached it; false if nothing was attached. */
 bool detachDestination(napi_env env, const SessionPtr& s, uint32_t index);
 

@@ -1,23 +1,43 @@
-// The synthetic source (synth.h). Thread t plays one POSIX owner (owner t + 1): it takes a write
-// lock on a file and releases it, file after file, so the events look like a busy FUSE client's.
+// The synthetic source (synth.h). Two patterns:
+// - Pairs: thread t plays one POSIX owner (owner t + 1): it takes a write lock on a file and
+//   releases it, file after file, so the events look like a busy FUSE client's (benchmarks).
+// - Random: thread t plays `owners` owners (ids t * owners + 1 ...), each like a process with one
+//   request outstanding at a time. Each owner's operations come from its own generator seeded by
+//   (seed, owner id), so the same options give the same per-owner streams whatever the timing;
+//   with `record`, every request's start and end is logged under one global sequence (synthLog).
 //
 // Flow control keeps memory bounded when JavaScript is slower than the producers:
 // - 'reply' mode (awaitReplies): each event is a Request in the session's table, answered by
-//   replyErr; a thread stops at `window` unanswered requests until replies come back.
+//   replyErr / replyBatch; a thread stops at `window` unanswered requests (Random: when all of its
+//   owners wait for an answer) until replies come back.
 // - 'deliver' mode: no requests, no replies; the producers stop while `window * threads` events
 //   are queued but not yet handed to JavaScript. This measures the bare delivery rate.
 #include "synth.h"
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <map>
+#include <set>
 #include <thread>
 
 namespace locksmith {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+/** Uniform in [0, 1) from 53 random bits. */
+double unit(uint64_t& x) { return static_cast<double>(splitmix64(x) >> 11) * (1.0 / 9007199254740992.0); }
 
 class SynthSession : public Session {
  public:
@@ -26,18 +46,42 @@ class SynthSession : public Session {
 
   void start();
   bool replyErr(uint64_t reqId, int err) override;
+  size_t replyErrBatch(const uint64_t* ids, const int* errs, size_t n) override;
   void close() override;
   void onDrained(Destination& dest, size_t n) override;
   void stats(Stats& out) override;
+  bool recording() const { return o_.record; }
+  void log(std::vector<SynthRecord>& out);
 
  private:
+  struct Owner {
+    uint32_t id = 0;
+    uint64_t rng = 0;
+    uint64_t opsLeft = 0;  // random operations still to send
+    bool busy = false;     // a request is outstanding
+    bool finished = false;
+    std::set<uint32_t> touched;  // files its random operations named: unlocked at the end
+    std::set<uint32_t>::const_iterator closing;
+    bool closingStarted = false;
+  };
   struct Producer {
     std::mutex mu;
     std::condition_variable cv;
     uint64_t outstanding = 0;
     std::atomic<uint64_t> generated{0};
+    // Pattern Random; guarded by mu.
+    std::vector<Owner> owners;
+    uint32_t cursor = 0;
+    uint32_t unfinished = 0;
+    std::vector<SynthRecord> log;
   };
   void run(uint32_t t);
+  void runRandom(uint32_t t);
+  /** The next operation of owner o (Random), or false when it has none left. Caller holds p.mu. */
+  bool nextOp(Owner& o, Event& e, uint32_t& file);
+  void send(uint32_t t, uint32_t slot, uint32_t file, Event&& e);
+  /** A reply for r arrived: frees its window slot or owner, logs its end. */
+  void answered(const RequestPtr& r, int err);
   void noteProgress();
   uint64_t generatedTotal() const;
 
@@ -49,6 +93,7 @@ class SynthSession : public Session {
   std::atomic<bool> stop_{false};
   std::atomic<uint32_t> running_{0};
   std::atomic<uint64_t> errors_{0};
+  std::atomic<uint64_t> seq_{1};
 
   // 'deliver' mode: events queued and not yet drained.
   std::mutex flowMu_;
@@ -68,10 +113,45 @@ void SynthSession::start() {
     paths_.push_back(std::make_shared<const std::string>("synth:" + std::to_string(f)));
     routes_.push_back(routeOf(*paths_.back()));
   }
-  for (uint32_t t = 0; t < o_.threads; t++) producers_.push_back(std::make_unique<Producer>());
+  for (uint32_t t = 0; t < o_.threads; t++) {
+    producers_.push_back(std::make_unique<Producer>());
+    if (o_.pattern != SynthPattern::Random) continue;
+    Producer& p = *producers_.back();
+    p.owners.resize(o_.owners);
+    p.unfinished = o_.owners;
+    for (uint32_t k = 0; k < o_.owners; k++) {
+      Owner& ow = p.owners[k];
+      ow.id = t * o_.owners + k + 1;
+      uint64_t s = o_.seed ^ (0xd1b54a32d192ed03ULL * ow.id);
+      ow.rng = splitmix64(s);
+      ow.opsLeft = o_.opsPerThread == 0 ? UINT64_MAX : o_.opsPerThread / o_.owners + (k < o_.opsPerThread % o_.owners ? 1 : 0);
+    }
+  }
   started_ = Clock::now();
   running_ = o_.threads;
-  for (uint32_t t = 0; t < o_.threads; t++) threads_.emplace_back([this, t] { run(t); });
+  for (uint32_t t = 0; t < o_.threads; t++) {
+    threads_.emplace_back([this, t] { o_.pattern == SynthPattern::Random ? runRandom(t) : run(t); });
+  }
+}
+
+void SynthSession::send(uint32_t t, uint32_t slot, uint32_t file, Event&& e) {
+  auto r = std::make_shared<Request>();
+  r->id = e.reqId;
+  r->kind = e.kind;
+  r->dest = routes_[file];
+  r->producer = t;
+  r->slot = slot;
+  r->file = file;
+  r->session = this;
+  r->type = e.type;
+  r->pid = e.pid;
+  r->fh = e.fh;
+  r->owner = e.owner;
+  r->start = e.start;
+  r->end = e.end;
+  r->sleep = e.sleep;
+  r->path = e.path;
+  deliverRequest(r, std::move(e));
 }
 
 void SynthSession::run(uint32_t t) {
@@ -107,23 +187,102 @@ void SynthSession::run(uint32_t t) {
     e.end = start + 4095;
     e.path = paths_[f];
     if (o_.awaitReplies) {
-      auto r = std::make_shared<Request>();
-      r->id = e.reqId;
-      r->kind = EventKind::Setlk;
-      r->dest = routes_[f];
-      r->producer = t;
-      r->session = this;
-      r->type = e.type;
-      r->pid = e.pid;
-      r->fh = e.fh;
-      r->owner = e.owner;
-      r->start = e.start;
-      r->end = e.end;
-      r->path = e.path;
-      deliverRequest(r, std::move(e));
+      send(t, 0, f, std::move(e));
     } else {
       deliver(routes_[f], std::move(e));
     }
+    p.generated.fetch_add(1, std::memory_order_relaxed);
+  }
+  running_.fetch_sub(1);
+  noteProgress();
+}
+
+bool SynthSession::nextOp(Owner& o, Event& e, uint32_t& file) {
+  e.kind = EventKind::Setlk;
+  e.pid = static_cast<int32_t>(o.id);
+  e.fh = o.id;
+  e.owner = o.id;
+  if (o.opsLeft > 0) {
+    o.opsLeft--;
+    // Always the same draws per operation, so one stream never depends on which branch ran.
+    const uint64_t rf = splitmix64(o.rng), rs = splitmix64(o.rng), rl = splitmix64(o.rng);
+    const double uKind = unit(o.rng), uRead = unit(o.rng), uSleep = unit(o.rng), uEof = unit(o.rng);
+    file = static_cast<uint32_t>(rf % o_.files);
+    const uint64_t space = o_.rangeSpace;
+    const uint64_t maxLen = std::max<uint64_t>(1, space / 4);
+    e.start = rs % space;
+    const uint64_t len = 1 + rl % maxLen;
+    e.end = uEof < 1.0 / 32 ? OFFSET_MAX : std::min(space - 1, e.start + len - 1);
+    if (uKind < o_.unlockRatio) {
+      e.type = 2;  // F_UNLCK
+      e.sleep = false;
+    } else {
+      e.type = uRead < o_.readRatio ? 0 : 1;  // F_RDLCK : F_WRLCK
+      e.sleep = uSleep < o_.sleepRatio;
+    }
+    o.touched.insert(file);
+    return true;
+  }
+  // Then, like a process closing its files: unlock everything on each file it named.
+  if (!o.closingStarted) {
+    o.closingStarted = true;
+    o.closing = o.touched.begin();
+  }
+  if (o.closing == o.touched.end()) return false;
+  file = *o.closing++;
+  e.type = 2;
+  e.sleep = false;
+  e.start = 0;
+  e.end = OFFSET_MAX;
+  return true;
+}
+
+void SynthSession::runRandom(uint32_t t) {
+  Producer& p = *producers_[t];
+  const uint32_t n = static_cast<uint32_t>(p.owners.size());
+  for (;;) {
+    Event e;
+    uint32_t file = 0, slot = 0;
+    {
+      std::unique_lock<std::mutex> l(p.mu);
+      bool found = false;
+      p.cv.wait(l, [&] {
+        if (stop_.load() || p.unfinished == 0) return true;
+        for (uint32_t j = 0; j < n && !found; j++) {
+          uint32_t k = (p.cursor + j) % n;
+          Owner& o = p.owners[k];
+          if (o.busy || o.finished) continue;
+          if (!nextOp(o, e, file)) {
+            o.finished = true;
+            p.unfinished--;
+            continue;
+          }
+          slot = k;
+          found = true;
+        }
+        return found || p.unfinished == 0;
+      });
+      if (stop_.load() || !found) break;
+      p.cursor = (slot + 1) % n;
+      p.owners[slot].busy = true;
+      p.outstanding++;
+      e.reqId = nextReqId.fetch_add(1, std::memory_order_relaxed);
+      e.path = paths_[file];
+      if (o_.record) {
+        SynthRecord r;
+        r.seq = seq_.fetch_add(1);  // before the event is sent: a release is stamped before it happens
+        r.reqId = e.reqId;
+        r.start = e.start;
+        r.end = e.end;
+        r.owner = p.owners[slot].id;
+        r.file = file;
+        r.rec = 0;
+        r.type = e.type;
+        r.sleep = e.sleep ? 1 : 0;
+        p.log.push_back(r);
+      }
+    }
+    send(t, slot, file, std::move(e));
     p.generated.fetch_add(1, std::memory_order_relaxed);
   }
   running_.fetch_sub(1);
@@ -154,19 +313,67 @@ void SynthSession::noteProgress() {
   }
 }
 
+void SynthSession::answered(const RequestPtr& r, int err) {
+  Producer& p = *producers_[r->producer];
+  {
+    std::lock_guard<std::mutex> g(p.mu);
+    p.outstanding--;
+    if (o_.pattern == SynthPattern::Random) p.owners[r->slot].busy = false;
+    if (o_.record) {
+      SynthRecord rec;
+      rec.seq = seq_.fetch_add(1);  // after the reply arrived: a grant is stamped after it happened
+      rec.reqId = r->id;
+      rec.start = r->start;
+      rec.end = r->end;
+      rec.owner = static_cast<uint32_t>(r->owner);
+      rec.file = r->file;
+      rec.err = err;
+      rec.rec = 1;
+      rec.type = static_cast<uint8_t>(r->type);
+      rec.sleep = r->sleep ? 1 : 0;
+      p.log.push_back(rec);
+    }
+  }
+  p.cv.notify_one();
+}
+
 bool SynthSession::replyErr(uint64_t reqId, int err) {
   RequestPtr r = requests.take(reqId);
   if (!r) return false;
   replies.fetch_add(1, std::memory_order_relaxed);
   if (err != 0) errors_.fetch_add(1, std::memory_order_relaxed);
-  Producer& p = *producers_[r->producer];
-  {
-    std::lock_guard<std::mutex> g(p.mu);
-    p.outstanding--;
-  }
-  p.cv.notify_one();
+  answered(r, err);
   if (running_.load(std::memory_order_relaxed) == 0) noteProgress();
   return true;
+}
+
+size_t SynthSession::replyErrBatch(const uint64_t* ids, const int* errs, size_t n) {
+  if (o_.pattern == SynthPattern::Random) return Session::replyErrBatch(ids, errs, n);
+  // Pairs: one lock and one wake-up per producer for the whole batch.
+  thread_local std::vector<uint64_t> credit;
+  credit.assign(producers_.size(), 0);
+  size_t answeredCount = 0, failed = 0;
+  for (size_t i = 0; i < n; i++) {
+    RequestPtr r = requests.take(ids[i]);
+    if (!r) continue;
+    answeredCount++;
+    if (errs[i] != 0) failed++;
+    credit[r->producer]++;
+  }
+  if (answeredCount == 0) return 0;
+  replies.fetch_add(answeredCount, std::memory_order_relaxed);
+  if (failed != 0) errors_.fetch_add(failed, std::memory_order_relaxed);
+  for (size_t t = 0; t < credit.size(); t++) {
+    if (credit[t] == 0) continue;
+    Producer& p = *producers_[t];
+    {
+      std::lock_guard<std::mutex> g(p.mu);
+      p.outstanding -= credit[t];
+    }
+    p.cv.notify_one();
+  }
+  if (running_.load(std::memory_order_relaxed) == 0) noteProgress();
+  return answeredCount;
 }
 
 void SynthSession::onDrained(Destination&, size_t n) {
@@ -197,12 +404,37 @@ void SynthSession::close() {
   }
   detachAll();
   clearQueues();
-  requests.takeAll();
+  for (const RequestPtr& r : requests.takeAll()) {
+    if (!o_.record) continue;
+    Producer& p = *producers_[r->producer];
+    std::lock_guard<std::mutex> g(p.mu);
+    SynthRecord rec;
+    rec.seq = seq_.fetch_add(1);
+    rec.reqId = r->id;
+    rec.start = r->start;
+    rec.end = r->end;
+    rec.owner = static_cast<uint32_t>(r->owner);
+    rec.file = r->file;
+    rec.err = ECANCELED;
+    rec.rec = 2;
+    rec.type = static_cast<uint8_t>(r->type);
+    rec.sleep = r->sleep ? 1 : 0;
+    p.log.push_back(rec);
+  }
   std::lock_guard<std::mutex> g(timeMu_);
   if (!done_) {
     done_ = true;
     finished_ = Clock::now();
   }
+}
+
+void SynthSession::log(std::vector<SynthRecord>& out) {
+  out.clear();
+  for (auto& p : producers_) {
+    std::lock_guard<std::mutex> g(p->mu);
+    out.insert(out.end(), p->log.begin(), p->log.end());
+  }
+  std::sort(out.begin(), out.end(), [](const SynthRecord& a, const SynthRecord& b) { return a.seq < b.seq; });
 }
 
 void SynthSession::stats(Stats& out) {
@@ -216,16 +448,47 @@ void SynthSession::stats(Stats& out) {
   out.numbers.emplace_back("elapsedMs", std::chrono::duration<double, std::milli>(end - started_).count());
   out.flags.emplace_back("done", done_);
   out.flags.emplace_back("awaitReplies", o_.awaitReplies);
+  out.flags.emplace_back("record", o_.record);
+  out.strings.emplace_back("pattern", o_.pattern == SynthPattern::Random ? "random" : "pairs");
 }
+
+// Final logs of stopped recording sessions, until synthLog takes them. Never destroyed (pump.cc).
+std::mutex& gLogsMu = *new std::mutex;
+std::map<int, std::vector<SynthRecord>>& gLogs = *new std::map<int, std::vector<SynthRecord>>;
 
 }  // namespace
 
 SessionPtr startSynth(const SynthOptions& o) {
   auto s = std::make_shared<SynthSession>(newSessionId(), o);
+  s->spinUs = o.spinUs;
   s->createDestinations();
   registerSession(s);
   s->start();
   return s;
+}
+
+void synthKeepLog(const SessionPtr& s) {
+  auto* synth = dynamic_cast<SynthSession*>(s.get());
+  if (synth == nullptr || !synth->recording()) return;
+  std::vector<SynthRecord> out;
+  synth->log(out);
+  std::lock_guard<std::mutex> g(gLogsMu);
+  gLogs[s->id] = std::move(out);
+}
+
+bool synthLog(int sessionId, std::vector<SynthRecord>& out) {
+  if (SessionPtr s = findSession(sessionId)) {
+    auto* synth = dynamic_cast<SynthSession*>(s.get());
+    if (synth == nullptr || !synth->recording()) return false;
+    synth->log(out);
+    return true;
+  }
+  std::lock_guard<std::mutex> g(gLogsMu);
+  auto it = gLogs.find(sessionId);
+  if (it == gLogs.end()) return false;
+  out = std::move(it->second);
+  gLogs.erase(it);
+  return true;
 }
 
 }  // namespace locksmith

@@ -98,12 +98,49 @@ interface Held {
  * F_SETLK -> EAGAIN, waiting requests held until something is released, interrupts -> EINTR.
  * (No merging or splitting: an unlock removes the owner's overlapping locks whole.)
  */
+/** How a decider answers: one native call per answer (replyErr / replyLock), or batched. */
+interface Replier {
+  err(reqId: number, errno: number): void;
+  lock(reqId: number, type: number, start: bigint, end: bigint, pid: number): void;
+}
+
+function directReplier(sid: number): Replier {
+  return {
+    err: (reqId, errno) => void pump.replyErr(sid, reqId, errno),
+    lock: (reqId, type, start, end, pid) => void pump.replyLock(sid, reqId, type, start, end, pid),
+  };
+}
+
+/** Collects answers during a flat batch; flush() sends them with replyBatch and replyLockBatch. */
+class BatchReplier implements Replier {
+  readonly errs = new pump.ReplyBuffer();
+  private locks: number[] = [];
+  answered = 0;
+  constructor(private readonly sid: number) {}
+  err(reqId: number, errno: number): void {
+    this.errs.push(reqId, errno);
+  }
+  lock(reqId: number, type: number, start: bigint, end: bigint, pid: number): void {
+    this.locks.push(reqId, type, Number(start), end === OFFSET_MAX ? Infinity : Number(end), pid);
+  }
+  flush(): void {
+    this.answered += this.errs.flush(this.sid);
+    if (this.locks.length > 0) {
+      this.answered += pump.replyLockBatch(this.sid, new Float64Array(this.locks), this.locks.length / 5);
+      this.locks = [];
+    }
+  }
+}
+
 class TinyDecider {
   readonly log: NativeEvent[] = [];
   readonly waiting: NativeEvent[] = [];
   private readonly locks = new Map<string, Held[]>();
+  private readonly reply: Replier;
 
-  constructor(private readonly sid: number) {}
+  constructor(sid: number, reply?: Replier) {
+    this.reply = reply ?? directReplier(sid);
+  }
 
   onEvents(events: NativeEvent[]): void {
     for (const e of events) {
@@ -137,7 +174,7 @@ class TinyDecider {
     const flock = e.kind === 'flock';
     if (this.conflict(e, flock) !== undefined) return false;
     this.held(e.path).push({ owner: e.owner, fh: e.fh, start: e.start, end: e.end, write: e.type === F_WRLCK, flock, pid: e.pid });
-    pump.replyErr(this.sid, e.reqId, 0);
+    this.reply.err(e.reqId, 0);
     return true;
   }
 
@@ -152,8 +189,8 @@ class TinyDecider {
     switch (e.kind) {
       case 'getlk': {
         const c = this.conflict(e, false);
-        if (c === undefined) pump.replyLock(this.sid, e.reqId, F_UNLCK, e.start, e.end, e.pid);
-        else pump.replyLock(this.sid, e.reqId, c.write ? F_WRLCK : F_RDLCK, c.start, c.end, c.pid);
+        if (c === undefined) this.reply.lock(e.reqId, F_UNLCK, e.start, e.end, e.pid);
+        else this.reply.lock(e.reqId, c.write ? F_WRLCK : F_RDLCK, c.start, c.end, c.pid);
         return;
       }
       case 'setlk':
@@ -164,31 +201,31 @@ class TinyDecider {
           this.drop(e.path, (h) => h.flock !== flock || h.owner !== e.owner || h.end < e.start || e.end < h.start);
         }
         if (e.type === F_UNLCK) {
-          pump.replyErr(this.sid, e.reqId, 0);
+          this.reply.err(e.reqId, 0);
           this.wake();
           return;
         }
         if (this.tryGrant(e)) return;
         if (e.sleep) this.waiting.push(e);
-        else pump.replyErr(this.sid, e.reqId, EAGAIN);
+        else this.reply.err(e.reqId, EAGAIN);
         if (flock) this.wake();
         return;
       }
       case 'flush':
         this.drop(e.path, (h) => h.flock || h.owner !== e.owner);
-        pump.replyErr(this.sid, e.reqId, 0);
+        this.reply.err(e.reqId, 0);
         this.wake();
         return;
       case 'release':
         this.drop(e.path, (h) => (h.flock ? !(e.flockRelease && h.owner === e.owner) : h.fh !== e.fh));
-        pump.replyErr(this.sid, e.reqId, 0);
+        this.reply.err(e.reqId, 0);
         this.wake();
         return;
       case 'interrupt': {
         const i = this.waiting.findIndex((w) => w.reqId === e.reqId);
         if (i >= 0) {
           this.waiting.splice(i, 1);
-          pump.replyErr(this.sid, e.reqId, EINTR);
+          this.reply.err(e.reqId, EINTR);
         }
         return;
       }
@@ -503,6 +540,68 @@ if (why !== undefined && !process.env.CI) {
     t.notOk(late.some((e) => e.kind === 'setlk' && e.pid === c.pid), "C's withdrawn F_SETLK never reaches JS");
     t.ok(late.some((e) => e.kind === 'flush' && e.pid === b.pid), "B's exit-time flush still reaches JS (so it can drop B's locks)");
     t.equal(decider.waiting.length, 0, 'no waiter is left behind');
+  });
+
+  t.test('the flat path on a real mount: attachFlat, replyBatch and replyLockBatch', async (t) => {
+    const mnt2 = join(base, 'mnt-flat');
+    mkdirSync(mnt2);
+    mountpoints.add(mnt2);
+    const sid2 = pump.mount({ backing, mountpoint: mnt2, destinations: 1, threads: 4 });
+    const replier = new BatchReplier(sid2);
+    const flat = new TinyDecider(sid2, replier);
+    let wideOwners = 0;
+    let exactOwners = 0;
+    let infiniteEnds = 0;
+    pump.attachFlat(sid2, 0, (b) => {
+      const evs: NativeEvent[] = [];
+      for (let i = 0, o = 0; i < b.n; i++, o += pump.F_STRIDE) {
+        const e = pump.flatEvent(b, i);
+        const flags = b.f64[o + pump.F_FLAGS]!;
+        if (flags & pump.FL_WIDE_OWNER) wideOwners++;
+        else if (BigInt(b.f64[o + pump.F_OWNER]!) === e.owner) exactOwners++;
+        if (e.end === OFFSET_MAX && b.f64[o + pump.F_END] === Infinity) infiniteEnds++;
+        t.equal(pump.NATIVE_EVENT_KINDS[b.f64[o + pump.F_KIND]!], e.kind);
+        evs.push(e);
+      }
+      flat.onEvents(evs);
+      replier.flush();
+    });
+    t.teardown(() => {
+      pump.unmount(sid2);
+      forceUnmount(mnt2);
+    });
+    await fsp.writeFile(join(mnt2, 'flat'), 'x'.repeat(200));
+    const bin2 = (name: string, cmds: string[]) => {
+      const c = new Client(bin, join(mnt2, name), cmds);
+      clients.push(c);
+      return c;
+    };
+    const a = bin2('flat', ['open', 'lock', 'w', '0', '100', 'wait', 'lock', 'u', '0', '100', 'wait', 'close']);
+    t.equal(await a.next(), 'open ok');
+    t.equal(await a.next(), 'lock ok');
+    const b = bin2('flat', ['open', 'lock', 'w', '50', '10', 'get', 'w', '0', '10', 'get', 'r', '150', '0', 'lockw', 'w', '0', '10', 'wait', 'close']);
+    t.equal(await b.next(), 'open ok');
+    t.equal(await b.next(), `lock err ${EAGAIN}`, 'F_SETLK conflict: EAGAIN through replyBatch');
+    t.equal(await b.next(), `get w 0 100 ${a.pid}`, "F_GETLK through replyLockBatch reports A's lock and pid");
+    t.match(await b.next(), /^get u /, 'F_GETLK to the end of the file without a conflict: F_UNLCK');
+    t.ok(await b.silentFor(200), 'F_SETLKW waits');
+    a.go();
+    t.equal(await a.next(), 'lock ok');
+    t.equal(await b.next(), 'lockw ok', 'granted in the batch that carried the unlock');
+    a.go();
+    b.go();
+    t.equal(await a.next(), 'close ok');
+    t.equal(await b.next(), 'close ok');
+    t.same(await a.ended(), { code: 0, signal: null });
+    t.same(await b.ended(), { code: 0, signal: null });
+    await until('the releases', () => flat.events('release').length >= 3);
+    t.ok(flat.events('flush').length >= 2, 'close() sent FLUSH');
+    t.ok(wideOwners + exactOwners === flat.log.length, `every owner exact: ${wideOwners} wide (u64 lane), ${exactOwners} in the double`);
+    t.ok(infiniteEnds > 0, 'OFFSET_MAX arrives as Infinity in F_END');
+    const info = pump.sessionInfo(sid2);
+    t.equal(info.outstanding, 0);
+    t.equal(info.replied, flat.log.length - flat.events('interrupt').length, 'everything answered');
+    t.equal(replier.answered, info.replied, 'all of it through the batch calls');
   });
 
   t.test('mount refuses with one clear sentence', async (t) => {

@@ -1,0 +1,488 @@
+/**
+ * FUSE benchmark: lock+unlock pairs through a real mount whose locks locksmith's actors decide,
+ * next to the floors it is built on, and the synthetic source's rate through the actors next to
+ * the bare native-to-worker delivery rate; all measured in the same run.
+ *
+ *   npm run bench:fuse            (build, then node dist/bench/fuse.js; needs root, /dev/fuse,
+ *                                  cc, pkg-config fuse3 and fusermount3)
+ *
+ * Mounts (all three mounted for the whole FUSE part, each serving files f0 ... f7):
+ * - fuse_*: ours, src/mount.ts mountFuse({ workers: 2 }) over a backing directory: every getlk,
+ *   setlk and flock goes to a worker's actor and is answered from there.
+ * - kernel_*: the same native passthrough mounted with `locks: false`: the lock capabilities are
+ *   not negotiated, so the kernel decides fcntl locks on the mount itself (no request reaches us).
+ * - minimal_*: bench/fuse/minimal.c, a libfuse server (same loop configuration as ours: 4 threads,
+ *   no clone_fd) answering every lock request at once with success: the floor for any user-space
+ *   lock manager.
+ * Load: bench/fuse/loader.c, one process per file; each opens its file, waits until all are ready,
+ * then loops fcntl(F_SETLK, F_WRLCK [0,1)) / fcntl(F_SETLK, F_UNLCK [0,1)) for --ms ms, timing
+ * each call. One operation is a lock or an unlock.
+ * - *_p1_lat_us: 1 process, mean time per operation (elapsed / operations); *_p1_p50_us its median.
+ * - *_p8_ops: 8 processes on 8 files at once: total operations / the longest elapsed.
+ *
+ * Synthetic (no kernel): 2 native producer threads, 64 files, write lock then unlock per pair.
+ * - synthetic_actors_ops_w{1,2}: src/mount.ts runSynthetic({ workers }): each event decided by the
+ *   actors of a LockCoordinator's workers and answered natively (what issue 4 asks for).
+ * - pump_flat_echo_w2: floor: 2 worker threads attached with attachFlat answering every request
+ *   with 0 through replyBatch, deciding nothing (the pump's own round-trip ceiling).
+ * - pump_flat_deliver_w2, pump_object_deliver_w2: floors: bare native-to-worker delivery (no
+ *   requests, no replies) with attachFlat and with attach (event objects).
+ *
+ * Rounds: one short warm-up round (discarded), then --rounds rounds; each round runs every series
+ * once, the mounts in a rotating order. A value is the median over rounds; a ratio is the median of
+ * the rounds' own ratios (paired, so a slow round cancels). Targets (reported, not asserted):
+ * fuse_p1_lat_us / minimal_p1_lat_us <= 2; fuse_p8_ops / minimal_p8_ops >= 0.5;
+ * synthetic_actors_ops_w2 >= 1,000,000 ops/s.
+ *
+ * Writes bench/results/fuse.json ({ rows, floors, ratios, meta }) on a full run; prints the table.
+ * Options: --rounds=N (default 5)  --ms=MS (one loader run, default 1000)  --ops=N (synthetic events
+ * per producer thread, default 500000)  --series=fuse,synthetic (a part: results file not written).
+ * Every mount is unmounted on the way out, also after an error or a signal (fusermount3 -u -z last).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { mountFuse, runSynthetic, type FuseMount } from '../src/mount.js';
+import * as pump from '../src/native/index.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const RESULTS = path.join(ROOT, 'bench', 'results', 'fuse.json');
+const SRC = path.join(ROOT, 'bench', 'fuse');
+const BIN = path.join(ROOT, 'bench', 'bin');
+const FILES = 8;
+const PROCS = 8;
+
+function option(name: string): string | undefined {
+  const hit = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (hit === undefined) return undefined;
+  const eq = hit.indexOf('=');
+  return eq < 0 ? '' : hit.slice(eq + 1);
+}
+
+const ROUNDS = Number(option('rounds') ?? 5);
+const LOAD_MS = Number(option('ms') ?? 1000);
+const SYNTH_OPS = Number(option('ops') ?? 500_000);
+const SERIES = new Set((option('series') ?? 'fuse,synthetic').split(','));
+const fullRun = option('series') === undefined;
+
+type Unit = 'ops/s' | 'µs';
+interface Row {
+  name: string;
+  value: number;
+  unit: Unit;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+// ---- prerequisites and the C programs -----------------------------------------------------------
+
+function unavailable(): string | undefined {
+  if (!pump.nativeAvailable().ok) return pump.nativeAvailable().reason;
+  if (SERIES.has('fuse')) {
+    if (!pump.hasFuse) return 'the addon was built without libfuse3';
+    if (process.getuid?.() !== 0) return 'mounting needs root';
+    try {
+      accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+    } catch {
+      return '/dev/fuse is missing or not accessible';
+    }
+    for (const [cmd, args] of [
+      ['cc', ['--version']],
+      ['pkg-config', ['--exists', 'fuse3']],
+      ['fusermount3', ['--version']],
+    ] as const) {
+      try {
+        execFileSync(cmd, args, { stdio: 'ignore' });
+      } catch {
+        return `${cmd} ${args.join(' ')} failed (install build-essential, pkg-config, libfuse3-dev and fuse3)`;
+      }
+    }
+  }
+  return undefined;
+}
+
+function buildPrograms(): { minimal: string; loader: string } {
+  mkdirSync(BIN, { recursive: true });
+  const fuseFlags = execFileSync('pkg-config', ['--cflags', '--libs', 'fuse3'], { encoding: 'utf8' }).trim().split(/\s+/);
+  const minimal = path.join(BIN, 'minimal');
+  const loader = path.join(BIN, 'loader');
+  execFileSync('cc', ['-O2', '-Wall', '-o', minimal, path.join(SRC, 'minimal.c'), ...fuseFlags]);
+  execFileSync('cc', ['-O2', '-Wall', '-o', loader, path.join(SRC, 'loader.c')]);
+  return { minimal, loader };
+}
+
+// ---- mounts --------------------------------------------------------------------------------------
+
+function mounted(mountpoint: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === mountpoint);
+}
+
+/** Last resort: never leave a mount behind. */
+function forceUnmount(mountpoint: string): void {
+  if (!mounted(mountpoint)) return;
+  try {
+    execFileSync('fusermount3', ['-u', '-z', mountpoint], { stdio: 'ignore' });
+  } catch {
+    try {
+      execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
+    } catch {
+      // nothing more to try
+    }
+  }
+}
+
+interface Server {
+  name: 'fuse' | 'kernel' | 'minimal';
+  mountpoint: string;
+  stop(): Promise<void>;
+}
+
+const mountpoints = new Set<string>();
+const stops: (() => Promise<void>)[] = [];
+
+async function startOurs(backing: string, mountpoint: string): Promise<Server> {
+  mountpoints.add(mountpoint);
+  const m: FuseMount = await mountFuse({ backing, mountpoint, workers: 2 });
+  const stop = () => m.unmount();
+  stops.push(stop);
+  return { name: 'fuse', mountpoint, stop };
+}
+
+async function startKernel(backing: string, mountpoint: string): Promise<Server> {
+  mountpoints.add(mountpoint);
+  const sid = pump.mount({ backing, mountpoint, destinations: 1, locks: false });
+  let done = false;
+  const stop = async () => {
+    if (!done) pump.unmount(sid);
+    done = true;
+  };
+  stops.push(stop);
+  return { name: 'kernel', mountpoint, stop };
+}
+
+async function startMinimal(bin: string, mountpoint: string): Promise<Server> {
+  mountpoints.add(mountpoint);
+  const child = spawn(bin, [mountpoint, String(FILES), '4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await Promise.race([exited, sleep(3000)]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    forceUnmount(mountpoint);
+  };
+  stops.push(stop);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the minimal server did not say ready within 5 s')), 5000);
+    createInterface({ input: child.stdout! }).once('line', (l) => {
+      clearTimeout(timer);
+      if (l === 'ready') resolve();
+      else reject(new Error(`the minimal server said ${l}`));
+    });
+    child.once('exit', (code) => reject(new Error(`the minimal server exited (${code})`)));
+  });
+  return { name: 'minimal', mountpoint, stop };
+}
+
+async function stopAll(): Promise<void> {
+  for (const stop of stops.splice(0).reverse()) {
+    try {
+      await stop();
+    } catch (e) {
+      console.error(`unmount: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  mountpoints.forEach(forceUnmount);
+}
+
+// ---- load ----------------------------------------------------------------------------------------
+
+interface Load {
+  opsPerSecond: number;
+  /** Mean µs per operation of the slowest process (1 process: elapsed / ops). */
+  meanUs: number;
+  p50Us: number;
+}
+
+/** `procs` loader processes on files f0 ... at once; resolves with their combined result. */
+async function runLoaders(loader: string, mountpoint: string, procs: number, ms: number): Promise<Load> {
+  const kids: { child: ChildProcess; lines: string[]; next: () => Promise<string> }[] = [];
+  try {
+    for (let i = 0; i < procs; i++) {
+      const child = spawn(loader, [path.join(mountpoint, `f${i % FILES}`), String(ms)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const lines: string[] = [];
+      const waiters: ((l: string) => void)[] = [];
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        const w = waiters.shift();
+        if (w !== undefined) w(l);
+        else lines.push(l);
+      });
+      const next = () =>
+        new Promise<string>((resolve, reject) => {
+          const l = lines.shift();
+          if (l !== undefined) return resolve(l);
+          const timer = setTimeout(() => reject(new Error('a loader said nothing for 30 s')), 30_000);
+          waiters.push((x) => (clearTimeout(timer), resolve(x)));
+        });
+      kids.push({ child, lines, next });
+    }
+    for (const k of kids) {
+      const l = await k.next();
+      if (l !== 'open') throw new Error(`loader: ${l}`);
+    }
+    for (const k of kids) k.child.stdin!.write('go\n');
+    const results = await Promise.all(kids.map((k) => k.next()));
+    let ops = 0;
+    let maxNs = 0;
+    const p50s: number[] = [];
+    for (const r of results) {
+      const m = /^ops (\d+) ns (\d+) p50 (\d+) p99 (\d+) errors (\d+)$/.exec(r);
+      if (m === null) throw new Error(`loader: ${r}`);
+      if (Number(m[5]) !== 0) throw new Error(`loader: ${m[5]} lock calls failed on ${mountpoint}`);
+      ops += Number(m[1]);
+      maxNs = Math.max(maxNs, Number(m[2]));
+      p50s.push(Number(m[3]) / 1000);
+    }
+    await Promise.all(kids.map((k) => new Promise((r) => (k.child.exitCode !== null ? r(null) : k.child.once('exit', r)))));
+    return { opsPerSecond: (ops / maxNs) * 1e9, meanUs: maxNs / 1000 / (ops / procs), p50Us: median(p50s) };
+  } finally {
+    for (const k of kids) if (k.child.exitCode === null && k.child.signalCode === null) k.child.kill('SIGKILL');
+  }
+}
+
+// ---- the pump's own floors (worker threads, like test/native/synth.test.ts) ---------------------
+
+const PUMP_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const a = require(workerData.addonPath);
+const S = workerData.stride, ID = workerData.reqIdField;
+let pairs = new Float64Array(2 * 8192);
+parentPort.on('message', (m) => {
+  if (m.flat) {
+    a.attachFlat(m.sid, m.index, (b) => {
+      if (!m.reply) return;
+      const n = b.n, f = b.f64;
+      if (pairs.length < 2 * n) pairs = new Float64Array(4 * n);
+      for (let i = 0, o = 0; i < n; i++, o += S) { pairs[2 * i] = f[o + ID]; pairs[2 * i + 1] = 0; }
+      a.replyBatch(m.sid, pairs, n);
+    });
+  } else {
+    a.attach(m.sid, m.index, (evs) => { if (m.reply) for (let i = 0; i < evs.length; i++) a.replyErr(m.sid, evs[i].reqId, 0); });
+  }
+  parentPort.postMessage('attached');
+});
+parentPort.postMessage('ready');
+`;
+
+async function pumpRate(workers: Worker[], flat: boolean, reply: boolean, ops: number): Promise<number> {
+  const once = (w: Worker) => new Promise((r) => w.once('message', r));
+  const sid = pump.synthStart({ destinations: workers.length, threads: 2, files: 64, opsPerThread: ops, window: 4096, mode: reply ? 'reply' : 'deliver' });
+  let stopped = false;
+  try {
+    await Promise.all(workers.map((w, index) => (w.postMessage({ sid, index, flat, reply }), once(w))));
+    const deadline = Date.now() + 120_000;
+    while (!pump.synthStats(sid).done) {
+      if (Date.now() > deadline) throw new Error('the synthetic source did not finish within 120 s');
+      await sleep(5);
+    }
+    const s = pump.synthStop(sid);
+    stopped = true;
+    return (s.generated! / s.elapsedMs!) * 1000;
+  } finally {
+    if (!stopped) pump.synthStop(sid);
+  }
+}
+
+// ---- main ----------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const why = unavailable();
+  if (why !== undefined) {
+    console.error(`bench:fuse cannot run here: ${why}`);
+    process.exitCode = 1;
+    return;
+  }
+  const tStart = performance.now();
+  const results = new Map<string, { unit: Unit; rounds: number[] }>();
+  const record = (name: string, unit: Unit, v: number, warm: boolean): void => {
+    if (warm) return;
+    let e = results.get(name);
+    if (e === undefined) results.set(name, (e = { unit, rounds: [] }));
+    e.rounds.push(v);
+  };
+
+  const base = mkdtempSync(path.join(os.tmpdir(), 'locksmith-bench-fuse-'));
+  const cleanup = async () => {
+    await stopAll();
+    rmSync(base, { recursive: true, force: true });
+  };
+  process.on('exit', () => mountpoints.forEach(forceUnmount));
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.error(`\n${sig}: unmounting`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    if (SERIES.has('fuse')) {
+      const { minimal, loader } = buildPrograms();
+      const backing = path.join(base, 'backing');
+      mkdirSync(backing);
+      for (let i = 0; i < FILES; i++) writeFileSync(path.join(backing, `f${i}`), '');
+      const mp = (n: string) => {
+        const p = path.join(base, n);
+        mkdirSync(p);
+        return p;
+      };
+      const servers = [await startOurs(backing, mp('fuse')), await startKernel(backing, mp('kernel')), await startMinimal(minimal, mp('minimal'))];
+      for (let round = 0; round <= ROUNDS; round++) {
+        const warm = round === 0;
+        const ms = warm ? Math.min(200, LOAD_MS) : LOAD_MS;
+        for (let k = 0; k < servers.length; k++) {
+          const s = servers[(k + round) % servers.length]!;
+          const one = await runLoaders(loader, s.mountpoint, 1, ms);
+          record(`${s.name}_p1_lat_us`, 'µs', one.meanUs, warm);
+          record(`${s.name}_p1_p50_us`, 'µs', one.p50Us, warm);
+          record(`${s.name}_p1_ops`, 'ops/s', one.opsPerSecond, warm);
+          const eight = await runLoaders(loader, s.mountpoint, PROCS, ms);
+          record(`${s.name}_p${PROCS}_ops`, 'ops/s', eight.opsPerSecond, warm);
+        }
+        if (!warm) process.stdout.write(`fuse round ${round}/${ROUNDS}\n`);
+      }
+      await stopAll();
+    }
+
+    if (SERIES.has('synthetic')) {
+      const workers: Worker[] = [];
+      try {
+        for (let i = 0; i < 2; i++) {
+          const w = new Worker(PUMP_WORKER, { eval: true, workerData: { addonPath: pump.addonPath, stride: pump.F_STRIDE, reqIdField: pump.F_REQ_ID } });
+          await new Promise((r) => w.once('message', r));
+          workers.push(w);
+        }
+        for (let round = 0; round <= ROUNDS; round++) {
+          const warm = round === 0;
+          const ops = warm ? Math.min(100_000, SYNTH_OPS) : SYNTH_OPS;
+          for (const w of [2, 1]) {
+            const r = await runSynthetic({ workers: w, threads: 2, files: 64, opsPerThread: ops, window: 4096 });
+            if (r.replied !== r.generated) throw new Error(`runSynthetic: ${r.generated} generated, ${r.replied} answered`);
+            record(`synthetic_actors_ops_w${w}`, 'ops/s', r.opsPerSecond, warm);
+          }
+          record('pump_flat_echo_w2', 'ops/s', await pumpRate(workers, true, true, ops), warm);
+          record('pump_flat_deliver_w2', 'ops/s', await pumpRate(workers, true, false, 4 * ops), warm);
+          record('pump_object_deliver_w2', 'ops/s', await pumpRate(workers, false, false, ops), warm);
+          if (!warm) process.stdout.write(`synthetic round ${round}/${ROUNDS}\n`);
+        }
+      } finally {
+        await Promise.all(workers.map((w) => w.terminate()));
+      }
+    }
+  } finally {
+    await cleanup();
+  }
+
+  // ---- report --------------------------------------------------------------------------------
+  const FLOOR = /^(kernel|minimal|pump)_/;
+  const rows: Row[] = [];
+  const floors: Record<string, { value: number; unit: Unit }> = {};
+  const spreads = new Map<string, [number, number]>();
+  const r1 = (v: number, unit: Unit): number => (unit === 'µs' ? Math.round(v * 100) / 100 : Math.round(v));
+  for (const [name, e] of results) {
+    const value = r1(median(e.rounds), e.unit);
+    spreads.set(name, [Math.min(...e.rounds), Math.max(...e.rounds)]);
+    if (FLOOR.test(name)) floors[name] = { value, unit: e.unit };
+    else rows.push({ name, value, unit: e.unit });
+  }
+  interface Ratio {
+    name: string;
+    value: number;
+    target: string;
+    met: boolean | null;
+  }
+  const ratios: Ratio[] = [];
+  const ratio = (num: string, den: string, target?: { op: '>=' | '<='; x: number }): void => {
+    const a = results.get(num)?.rounds;
+    const b = results.get(den)?.rounds;
+    if (a === undefined || b === undefined || a.length !== b.length) return;
+    const v = Math.round(median(a.map((x, i) => x / b[i]!)) * 1000) / 1000;
+    ratios.push({
+      name: `${num} / ${den}`,
+      value: v,
+      target: target === undefined ? '' : `${target.op} ${target.x}`,
+      met: target === undefined ? null : target.op === '>=' ? v >= target.x : v <= target.x,
+    });
+  };
+  ratio('fuse_p1_lat_us', 'minimal_p1_lat_us', { op: '<=', x: 2 });
+  ratio(`fuse_p${PROCS}_ops`, `minimal_p${PROCS}_ops`, { op: '>=', x: 0.5 });
+  const synth = results.get('synthetic_actors_ops_w2');
+  if (synth !== undefined) {
+    const v = Math.round(median(synth.rounds));
+    ratios.push({ name: 'synthetic_actors_ops_w2 (ops/s, not a ratio)', value: v, target: '>= 1000000', met: v >= 1_000_000 });
+  }
+  // Context, no targets.
+  ratio('fuse_p1_p50_us', 'minimal_p1_p50_us');
+  ratio('fuse_p1_lat_us', 'kernel_p1_lat_us');
+  ratio(`fuse_p${PROCS}_ops`, `kernel_p${PROCS}_ops`);
+  ratio('minimal_p1_lat_us', 'kernel_p1_lat_us');
+  ratio('synthetic_actors_ops_w2', 'pump_flat_echo_w2');
+  ratio('synthetic_actors_ops_w2', 'pump_flat_deliver_w2');
+  ratio('synthetic_actors_ops_w2', 'synthetic_actors_ops_w1');
+  ratio('pump_flat_deliver_w2', 'pump_object_deliver_w2');
+
+  const fmt = (v: number, unit: Unit): string => (unit === 'ops/s' ? `${Math.round(v).toLocaleString('en-US')} ${unit}` : `${v.toLocaleString('en-US')} ${unit}`);
+  const line = (name: string, v: number, unit: Unit): string => {
+    const s = spreads.get(name);
+    const range = s === undefined ? '' : `   [${fmt(r1(s[0], unit), unit)} .. ${fmt(r1(s[1], unit), unit)}]`;
+    return `  ${name.padEnd(26)} ${fmt(v, unit).padStart(18)}${range}`;
+  };
+  const elapsed = (performance.now() - tStart) / 1000;
+  console.log(
+    `\nlocksmith FUSE bench: median of ${ROUNDS} rounds [min .. max], node ${process.version}, ${os.availableParallelism()} cpus, load ${os.loadavg()[0]!.toFixed(2)}, ${elapsed.toFixed(0)} s`,
+  );
+  console.log('ours');
+  for (const r of rows) console.log(line(r.name, r.value, r.unit));
+  console.log('floors (kernel: the same passthrough without lock caps; minimal: bench/fuse/minimal.c; pump: no actors)');
+  for (const [name, f] of Object.entries(floors)) console.log(line(name, f.value, f.unit));
+  console.log('ratios (median of per-round ratios)');
+  for (const r of ratios) {
+    const verdict = r.met === null ? '' : r.met ? 'met' : 'MISSED';
+    console.log(`  ${r.name.padEnd(52)} ${String(r.value).padStart(9)}  ${r.target.padEnd(10)} ${verdict}`);
+  }
+  if (fullRun) {
+    mkdirSync(path.dirname(RESULTS), { recursive: true });
+    const meta = {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.availableParallelism(),
+      loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+      rounds: ROUNDS,
+      loadMs: LOAD_MS,
+      processes: PROCS,
+      synthOpsPerThread: SYNTH_OPS,
+      seconds: Math.round(elapsed),
+    };
+    writeFileSync(RESULTS, JSON.stringify({ rows, floors, ratios, meta }, null, 2) + '\n');
+    console.log(`\nwrote ${path.relative(ROOT, RESULTS)}`);
+  } else {
+    console.log('\n(partial run: results file not written)');
+  }
+  if (existsSync(base)) rmSync(base, { recursive: true, force: true });
+}
+
+main().catch(async (e) => {
+  console.error(e instanceof Error ? (e.stack ?? e.message) : String(e));
+  await stopAll();
+  process.exitCode = 1;
+});
