@@ -18,7 +18,37 @@ import { ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, OFFSET_MAX } from '../core
 import type { CancelReason } from '../core/lock-table.js';
 import { parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
 import * as pump from '../native/index.js';
-import type { NativeEvent } from '../native/index.js';
+import {
+  F_END,
+  F_FH,
+  F_FLAGS,
+  F_KIND,
+  F_OWNER,
+  F_PATH,
+  F_PID,
+  F_REQ_ID,
+  F_START,
+  F_STRIDE,
+  F_TYPE,
+  FL_FLOCK_RELEASE,
+  FL_SLEEP,
+  FL_WIDE_END,
+  FL_WIDE_FH,
+  FL_WIDE_OWNER,
+  FL_WIDE_START,
+  K_FLOCK,
+  K_FLUSH,
+  K_GETLK,
+  K_INTERRUPT,
+  K_RELEASE,
+  K_SETLK,
+  U_END,
+  U_FH,
+  U_OWNER,
+  U_START,
+  U_STRIDE,
+  type FlatBatch,
+} from '../native/index.js';
 
 export interface NativeSink {
   /** Runs a native request: `id` is -reqId. */
@@ -29,10 +59,19 @@ export interface NativeSink {
   fault(message: string): void;
 }
 
+/**
+ * One worker's destination of a native session. Events arrive as flat batches (src/native/index.ts
+ * FlatBatch: numbers in one reused Float64Array, 64-bit values exact in a BigUint64Array lane);
+ * answers are collected and sent with one native call per batch (replyBatch), or at the end of the
+ * turn for answers that come later (a waiter let in by an API call).
+ */
 export class NativeFeed {
-  /** Kind of each request in flight, to shape its answer (getlk answers with a lock). */
+  /** Requests in flight that are F_GETLK: they answer with a lock, not a code. */
   private readonly getlks = new Set<number>();
+  private readonly replies = new pump.ReplyBuffer();
   private attached = false;
+  private inBatch = false;
+  private flushQueued = false;
   events = 0;
 
   constructor(
@@ -42,12 +81,13 @@ export class NativeFeed {
   ) {}
 
   attach(): void {
-    pump.attach(this.sessionId, this.index, (events) => this.onEvents(events));
+    pump.attachFlat(this.sessionId, this.index, (b) => this.onBatch(b));
     this.attached = true;
   }
 
-  /** Stops deliveries to this thread (unanswered requests stay answerable here until they end). */
+  /** Stops deliveries to this thread (requests already received stay answerable here). */
   detach(): void {
+    this.flush();
     if (!this.attached) return;
     this.attached = false;
     try {
@@ -57,40 +97,57 @@ export class NativeFeed {
     }
   }
 
-  private onEvents(events: NativeEvent[]): void {
-    for (const e of events) {
-      this.events++;
-      const id = -e.reqId;
-      if (e.kind === 'interrupt') {
-        this.sink.cancel(id, 'abort');
-        continue;
+  private onBatch(b: FlatBatch): void {
+    this.inBatch = true;
+    try {
+      const f = b.f64;
+      const u = b.u64;
+      for (let i = 0, o = 0, w = 0; i < b.n; i++, o += F_STRIDE, w += U_STRIDE) {
+        this.events++;
+        const reqId = f[o + F_REQ_ID]!;
+        const kind = f[o + F_KIND]!;
+        if (kind === K_INTERRUPT) {
+          this.sink.cancel(-reqId, 'abort');
+          continue;
+        }
+        const flags = f[o + F_FLAGS]!;
+        const path = b.paths[f[o + F_PATH]!]!;
+        let call: Call | PosixReply;
+        try {
+          call = requestOf(
+            kind,
+            path,
+            f[o + F_TYPE]!,
+            flags,
+            f[o + F_PID]!,
+            flags & FL_WIDE_FH ? u[w + U_FH]! : f[o + F_FH]!,
+            flags & FL_WIDE_OWNER ? u[w + U_OWNER]! : f[o + F_OWNER]!,
+            flags & (FL_WIDE_START | FL_WIDE_END) ? u[w + U_START]! : f[o + F_START]!,
+            flags & (FL_WIDE_START | FL_WIDE_END) ? u[w + U_END]! : f[o + F_END]!,
+          );
+        } catch (err) {
+          this.sink.fault(`native event (kind ${kind}) on ${path}: ${err instanceof Error ? err.message : String(err)}`);
+          this.replies.push(reqId, ENOLCK);
+          continue;
+        }
+        if (!('op' in call)) {
+          // Refused before any table is consulted (a range the kernel would not send): its code.
+          this.replies.push(reqId, -call.result);
+          continue;
+        }
+        if (kind === K_GETLK) this.getlks.add(-reqId);
+        this.sink.submit(-reqId, call);
       }
-      let call: Call | PosixReply;
-      try {
-        call = callOf(e);
-      } catch (err) {
-        this.sink.fault(`native ${e.kind} event on ${e.path}: ${err instanceof Error ? err.message : String(err)}`);
-        this.answerErr(e.reqId, ENOLCK);
-        continue;
-      }
-      if (!('op' in call)) {
-        // Refused before any table is consulted (a range the kernel would not send): its code.
-        this.answerErr(e.reqId, -call.result);
-        continue;
-      }
-      if (call.op === 'lock' && call.cmd === F_GETLK) this.getlks.add(id);
-      this.sink.submit(id, call);
+    } finally {
+      this.inBatch = false;
+      this.flush();
     }
   }
 
   /** The final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
   answer(id: number, res: number | PosixReply | undefined): void {
     const reqId = -id;
-    if (this.getlks.delete(id) && typeof res === 'object' && res.result === 0) {
-      if (res.lockType === F_UNLCK) {
-        this.answerErr(reqId, 0);
-        return;
-      }
+    if (this.getlks.delete(id) && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
       const end = res.lockLen === 0n ? OFFSET_MAX : res.lockStart + res.lockLen - 1n;
       try {
         pump.replyLock(this.sessionId, reqId, res.lockType, res.lockStart, end, res.lockPid);
@@ -100,49 +157,63 @@ export class NativeFeed {
       return;
     }
     const code = typeof res === 'object' ? res.result : (res ?? 0);
-    this.answerErr(reqId, code < 0 ? -code : code);
+    this.replies.push(reqId, code < 0 ? -code : code);
+    if (!this.inBatch && !this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
   }
 
-  private answerErr(reqId: number, errno: number): void {
+  private flush(): void {
+    this.flushQueued = false;
     try {
-      pump.replyErr(this.sessionId, reqId, errno);
+      this.replies.flush(this.sessionId);
     } catch {
-      // session gone: the kernel request was answered by the unmount
+      // session gone: its requests were answered by the unmount
+      this.replies.count = 0;
     }
   }
 }
 
-/** The public request a native event stands for, parsed as the API parses it. */
-export function callOf(e: NativeEvent): Call | PosixReply {
-  switch (e.kind) {
-    case 'getlk':
-    case 'setlk':
+/** The end value FUSE uses for "to the end of the file", as a double and exactly. */
+const INFINITE_END = (end: number | bigint): boolean => end === Infinity || end === OFFSET_MAX;
+
+/**
+ * The public request a native event stands for, parsed as the API parses it. Offsets come as
+ * numbers when below 2^53, else as exact bigints (both of a range the same way).
+ */
+export function requestOf(
+  kind: number,
+  path: string,
+  type: number,
+  flags: number,
+  pid: number,
+  fh: number | bigint,
+  owner: number | bigint,
+  start: number | bigint,
+  end: number | bigint,
+): Call | PosixReply {
+  switch (kind) {
+    case K_GETLK:
+    case K_SETLK:
       return parseLock({
-        path: e.path,
-        lockType: e.type,
-        lockStart: e.start,
-        lockLen: e.end >= OFFSET_MAX ? 0n : e.end - e.start + 1n,
-        cmd: e.kind === 'getlk' ? F_GETLK : e.sleep ? F_SETLKW : F_SETLK,
-        lockOwner: e.owner,
-        lockPid: e.pid,
+        path,
+        lockType: type,
+        lockStart: start,
+        lockLen: INFINITE_END(end) ? 0 : typeof start === 'bigint' ? BigInt(end) - start + 1n : (end as number) - start + 1,
+        cmd: kind === K_GETLK ? F_GETLK : flags & FL_SLEEP ? F_SETLKW : F_SETLK,
+        lockOwner: owner,
+        lockPid: pid,
         kind: 'posix',
-        fileHandle: e.fh,
+        fileHandle: fh,
       });
-    case 'flock':
-      return parseLock({
-        path: e.path,
-        lockType: e.type,
-        cmd: e.sleep ? F_SETLKW : F_SETLK,
-        lockOwner: e.owner,
-        lockPid: e.pid,
-        kind: 'flock',
-        fileHandle: e.fh,
-      });
-    case 'flush':
-      return parseFlush({ path: e.path, lockOwner: e.owner });
-    case 'release':
-      return parseRelease({ path: e.path, fileHandle: e.fh, ...(e.flockRelease ? { lockOwner: e.owner } : {}) });
+    case K_FLOCK:
+      return parseLock({ path, lockType: type, cmd: flags & FL_SLEEP ? F_SETLKW : F_SETLK, lockOwner: owner, lockPid: pid, kind: 'flock', fileHandle: fh });
+    case K_FLUSH:
+      return parseFlush({ path, lockOwner: owner });
+    case K_RELEASE:
+      return parseRelease({ path, fileHandle: fh, ...(flags & FL_FLOCK_RELEASE ? { lockOwner: owner } : {}) });
     default:
-      throw new TypeError(`unknown native event kind ${String((e as { kind: unknown }).kind)}`);
+      throw new TypeError(`unknown native event kind ${kind}`);
   }
 }
