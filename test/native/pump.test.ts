@@ -10,15 +10,13 @@
  * whose event this very thread has to answer). Everything here uses fs/promises and child processes.
  */
 import t from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as pump from '../../src/native/index.js';
 import type { NativeEvent } from '../../src/native/index.js';
+import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, sleep, until } from './proc.js';
 
 const F_RDLCK = 0;
 const F_WRLCK = 1;
@@ -28,57 +26,12 @@ const EINTR = 4;
 const ENOLCK = 37;
 const OFFSET_MAX = 0x7fffffffffffffffn;
 
-const here = dirname(fileURLToPath(import.meta.url));
 
 function fuseUnavailable(): string | undefined {
   const n = pump.nativeAvailable();
   if (!n.ok) return n.reason;
   if (!pump.hasFuse) return 'the addon was built without libfuse3 (install libfuse3-dev and rebuild)';
-  try {
-    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
-  } catch {
-    return '/dev/fuse is missing or not accessible';
-  }
-  if (process.getuid?.() !== 0) return 'these tests mount and unmount FUSE directly and need root';
-  try {
-    execFileSync('cc', ['--version'], { stdio: 'ignore' });
-  } catch {
-    return 'no C compiler (cc) to build test/native/lockclient.c';
-  }
-  return undefined;
-}
-
-function mounted(mountpoint: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === mountpoint);
-}
-
-/** Last resort, also at exit: never leave a mount behind. */
-function forceUnmount(mountpoint: string): void {
-  if (!mounted(mountpoint)) return;
-  try {
-    execFileSync('fusermount3', ['-u', '-z', mountpoint], { stdio: 'ignore' });
-  } catch {
-    try {
-      execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
-    } catch {
-      // nothing more to try
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `f` until it returns a value other than undefined/false, or fails after `ms`. */
-async function until<T>(what: string, f: () => T | undefined | false, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
+  return mountEnvironmentMissing();
 }
 
 // ---- the tiny lock decider ---------------------------------------------------------------------
@@ -235,51 +188,6 @@ class TinyDecider {
 
 // ---- a lock client process ---------------------------------------------------------------------
 
-class Client {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private readonly lines: string[] = [];
-  private pidValue = 0;
-
-  constructor(bin: string, file: string, cmds: string[]) {
-    this.proc = spawn(bin, [file, ...cmds], { stdio: ['pipe', 'pipe', 'inherit'] });
-    this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
-    createInterface({ input: this.proc.stdout! }).on('line', (l) => this.lines.push(l));
-  }
-
-  /** Waits for the exit, failing (instead of hanging the file) if the process is stuck. */
-  async ended(ms = 5000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const r = await Promise.race([this.exited, sleep(ms).then(() => undefined)]);
-    if (r === undefined) throw new Error(`lockclient ${this.pid} did not exit within ${ms} ms`);
-    return r;
-  }
-
-  get pid(): number {
-    return this.pidValue;
-  }
-
-  /** The next line the client printed. */
-  async next(ms = 5000): Promise<string> {
-    const line = await until('a line from lockclient', () => this.lines.shift(), ms);
-    if (line.startsWith('ready ')) {
-      this.pidValue = Number(line.slice(6));
-      return this.next(ms);
-    }
-    return line;
-  }
-
-  /** True if the client printed nothing more within `ms` (it is blocked). */
-  async silentFor(ms: number): Promise<boolean> {
-    await sleep(ms);
-    return this.lines.filter((l) => !l.startsWith('ready ')).length === 0;
-  }
-
-  /** Lets a client waiting at 'wait' go on. */
-  go(): void {
-    this.proc.stdin!.write('\n');
-  }
-}
-
 // ---- the tests ---------------------------------------------------------------------------------
 
 const why = fuseUnavailable();
@@ -295,8 +203,7 @@ if (why !== undefined && !process.env.CI) {
   const mnt = join(base, 'mnt');
   mkdirSync(backing);
   mkdirSync(mnt);
-  const bin = join(base, 'lockclient');
-  execFileSync('cc', ['-O2', '-Wall', '-o', bin, join(here, 'lockclient.c')]);
+  const bin = buildLockClient(join(base, 'lockclient'));
 
   const mountpoints = new Set<string>([mnt]);
   process.on('exit', () => mountpoints.forEach(forceUnmount));
