@@ -24,8 +24,8 @@
  * - raw_echo_*: a plain worker_threads Worker that posts every message back. pipelined: 256 numbers
  *   in flight, one postMessage per message; seq: one number's round trip alone.
  * - batched_echo_*: the same worker fed our framing (src/actors/batcher.ts, flat arrays, flush at the
- *   end of the turn or at 64 messages) with our wire sizes: a 12-item request (wire.ts 'lock') and a
- *   5-item reply (R_DONE), both directions batched; no parsing, no deciding.
+ *   end of the turn or at 64 messages) with our wire sizes: an 11-item request (wire.ts encodeLock)
+ *   and a 3-item reply (R_DONE), both directions batched; no parsing, no deciding.
  * - inthread_ops_f{1,100,10000}: LockTable (src/core/lock-table.ts) called synchronously on the
  *   main thread with the same lanes, owners, ranges, files and request objects; each lane alternates
  *   lock / unlock in round-robin, so 0-256 locks are held as in the pipelined run.
@@ -73,8 +73,9 @@ const DEFAULT_WORKERS = [1, 2];
 const FILE_COUNTS = option('files')?.split(',').map(Number) ?? DEFAULT_FILES;
 const WORKER_COUNTS = option('workers')?.split(',').map(Number) ?? DEFAULT_WORKERS;
 const RSS_FILES = 100_000;
-/** Wire sizes of the batched floor: a 'lock' request (tag, id, 10 fields) and an R_DONE reply. */
-const REQ_ITEMS = 12;
+/** Wire sizes of the batched floor: a lock request (tag, id, 9 fields) and an R_DONE reply (tag, id, code). */
+const REQ_ITEMS = 11;
+const REPLY_ITEMS = 3;
 
 type Unit = 'ops/s' | 'rt/s' | 'µs' | 'MB' | 'B' | 'msg/batch';
 interface Row {
@@ -97,7 +98,7 @@ function echoWorker(): void {
     // batched: our framing both ways; each request answered with an R_DONE-sized reply
     const b = m as unknown[];
     for (let i = 0; i < b.length; i += REQ_ITEMS) {
-      out.buf.push(1, b[i + 1], 0, -1, false);
+      out.buf.push(1, b[i + 1], 0);
       out.added();
     }
   });
@@ -206,12 +207,12 @@ class Echo {
       let deadline = 0;
       const send = (id: number): void => {
         const lane = id % LANES;
-        out.buf.push(5, id, files[id % files.length], F_WRLCK, lane * RANGE_STRIDE, RANGE_LEN, F_SETLK, lane + 1, lane + 1, undefined, undefined, undefined);
+        out.buf.push(1, id, files[id % files.length], (F_SETLK << 4) | (F_WRLCK << 2), `pn${lane + 1}`, lane + 1, lane + 1, lane * RANGE_STRIDE, RANGE_LEN, undefined, undefined);
         out.added();
       };
       this.onMessage = (m) => {
         const b = m as unknown[];
-        for (let i = 0; i < b.length; i += 5) {
+        for (let i = 0; i < b.length; i += REPLY_ITEMS) {
           done++;
           if (now() < deadline) send((b[i + 1] as number) + LANES);
           else if (--inflight === 0) resolve(done / ((now() - t0) / 1000));
@@ -230,7 +231,7 @@ class Echo {
     return new Promise((resolve) => {
       this.onMessage = () => resolve((now() - t) * 1000);
       const t = now();
-      this.seqOut.buf.push(5, i, '/bench/api/f0', F_WRLCK, 0, RANGE_LEN, F_SETLK, 1, 1, undefined, undefined, undefined);
+      this.seqOut.buf.push(1, i, '/bench/api/f0', (F_SETLK << 4) | (F_WRLCK << 2), 'pn1', 1, 1, 0, RANGE_LEN, undefined, undefined);
       this.seqOut.added();
     });
   }

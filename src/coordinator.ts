@@ -29,21 +29,22 @@ import {
 } from './core/codes.js';
 import type { CancelReason, LockEntry } from './core/lock-table.js';
 import {
+  decodeLock,
   parseCheckIo,
   parseCloseHandle,
   parseFlush,
-  parseLock,
   parseLockFile,
   parseRelease,
   parseUnlockFile,
-  replyOf,
+  replyOfLock,
   type Call,
+  type DecodedLock,
   type PosixReply,
 } from './core/requests.js';
 import { requireObject } from './core/input.js';
 import { SweptMap } from './core/swept-map.js';
 import { Batcher } from './actors/batcher.js';
-import { R_DONE, R_GETLK, R_QUEUED, T_OBJECT, encodeCall, type PublicCall } from './actors/wire.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_QUEUED, T_OBJECT, encodeCall, encodeLock, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry, ToHost } from './actors/protocol.js';
 
@@ -89,6 +90,9 @@ export interface CoordinatorStats {
   crossWorkerDeadlocks: number;
 }
 
+/** What the coordinator keeps of a call: a lock call as decoded (its reply's fields), others parsed. */
+type Sent = Exclude<Call, { op: 'lock' }> | DecodedLock;
+
 interface Request {
   readonly id: number;
   readonly name: PublicCall;
@@ -97,7 +101,7 @@ interface Request {
    * request object cannot change what a resend or the journal replays.
    */
   readonly wire: unknown[];
-  readonly call: Call;
+  readonly call: Sent;
   readonly slot: number;
   readonly resolve: (v: unknown) => void;
   readonly signal: AbortSignal | undefined;
@@ -126,6 +130,7 @@ const WAIT_BUCKETS = [1, 10, 100, 1000, 10000];
 
 /** FNV-1a over the path's UTF-16 units: the file -> worker map must never change while running. */
 export function routeOf(path: string, workers: number): number {
+  if (workers === 1) return 0;
   let h = 0x811c9dc5;
   for (let i = 0; i < path.length; i++) {
     h ^= path.charCodeAt(i);
@@ -170,8 +175,12 @@ interface WaitOptions {
   early?: number;
 }
 
+/** The wait options of a request without signal and timeout (most requests): shared, never changed. */
+const NO_WAIT: WaitOptions = Object.freeze({});
+
 function waitOptions(o: Record<string, unknown>, windows: boolean): WaitOptions {
   const signal = o.signal;
+  if (signal === undefined && o.timeoutMs === undefined) return NO_WAIT;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
   if (signal?.aborted) return { early: windows ? ERROR_OPERATION_ABORTED : -EINTR };
   const t = o.timeoutMs;
@@ -184,6 +193,7 @@ function waitOptions(o: Record<string, unknown>, windows: boolean): WaitOptions 
 
 /** Contexts travel to the worker by structured clone; refuse what cannot, before it poisons a batch. */
 function checkCloneable(o: Record<string, unknown>): void {
+  if (o.fileContext === undefined && o.handleContext === undefined && o.handleInfo === undefined) return;
   for (const k of ['fileContext', 'handleContext', 'handleInfo']) {
     if (o[k] === undefined) continue;
     try {
@@ -192,6 +202,26 @@ function checkCloneable(o: Record<string, unknown>): void {
       throw new TypeError(`${k} must be structured-cloneable (it travels to a worker thread)`);
     }
   }
+}
+
+/** The name a malformed request is called in its TypeError (as the parse functions call it). */
+const REQUEST_LABEL: Record<PublicCall, string> = {
+  lockFile: 'lockFile request',
+  unlockFile: 'unlockFile request',
+  closeHandle: 'closeHandle request',
+  checkIo: 'checkIo request',
+  lock: 'lock request',
+  flush: 'flush request',
+  release: 'release request',
+};
+
+/**
+ * The executor of every request's Promise: it hands its resolve function over through `captured`
+ * (read right after `new Promise`), so no closure is made per request.
+ */
+let captured: ((v: unknown) => void) | undefined;
+function captureResolve(resolve: (v: unknown) => void): void {
+  captured = resolve;
 }
 
 export class LockCoordinator {
@@ -407,9 +437,12 @@ export class LockCoordinator {
     while (i < b.length && slot.alive) {
       switch (b[i]) {
         case R_DONE:
-          this.onDone(b[i + 1] as number, b[i + 2] as number | null, b[i + 3] as number, b[i + 4] as boolean);
-          if (b[i + 5] === true) this.forgetJournal(b[i + 6] as string);
-          i += 7;
+          this.onDone(b[i + 1] as number, b[i + 2] as number | null, -1, 0);
+          i += 3;
+          break;
+        case R_ENDED:
+          this.onDone(b[i + 1] as number, b[i + 2] as number | null, b[i + 3] as number, b[i + 4] as number);
+          i += 5;
           break;
         case R_GETLK: {
           const r = this.requests.get(b[i + 1] as number);
@@ -421,7 +454,7 @@ export class LockCoordinator {
         case R_QUEUED: {
           const r = this.requests.get(b[i + 1] as number);
           if (r !== undefined) {
-            if (b[i + 2] === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as Extract<Call, { op: 'lock' }>).req.owner });
+            if (b[i + 2] === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as DecodedLock).owner });
             r.queued = true;
             this.waiting++;
           }
@@ -438,14 +471,16 @@ export class LockCoordinator {
     }
   }
 
-  private onDone(id: number, result: number | null, waitedMs: number, flockDrop: boolean): void {
+  /** A final result (R_DONE, R_ENDED): journal, stats, and the caller's Promise. */
+  private onDone(id: number, result: number | null, waitedMs: number, flags: number): void {
     const r = this.requests.get(id);
     if (r === undefined) return;
     const call = r.call;
-    if (flockDrop) this.record(call.path, { j: 'flockDrop', owner: (call as Extract<Call, { op: 'lock' }>).req.owner });
+    if ((flags & END_FLOCK_DROP) !== 0) this.record(call.path, { j: 'flockDrop', owner: (call as DecodedLock).owner });
     if (commits(call, result)) this.record(call.path, { j: 'wire', wire: r.wire });
+    if ((flags & END_IDLE) !== 0) this.forgetJournal(call.path);
     if (waitedMs >= 0) this.noteWait(waitedMs);
-    this.finish(r, result ?? 0, call.op === 'lock' ? replyOf(call.base, result!) : (result ?? undefined));
+    this.finish(r, result ?? 0, call.op === 'lock' ? replyOfLock(call, result!) : (result ?? undefined));
   }
 
   private onHostMessage(m: FromHost, slot: Slot): void {
@@ -520,7 +555,7 @@ export class LockCoordinator {
     const windows = r.call.op !== 'lock' && r.call.op !== 'flush' && r.call.op !== 'release';
     const code = reason === 'timeout' ? (windows ? ERROR_LOCK_VIOLATION : -EAGAIN) : windows ? ERROR_OPERATION_ABORTED : -EINTR;
     const call = r.call;
-    this.finish(r, code, call.op === 'lock' ? replyOf(call.base, code) : r.name === 'closeHandle' || r.name === 'flush' || r.name === 'release' ? undefined : code);
+    this.finish(r, code, call.op === 'lock' ? replyOfLock(call, code) : r.name === 'closeHandle' || r.name === 'flush' || r.name === 'release' ? undefined : code);
   }
 
   /** Ends request `r`: `code` is counted in the stats, `value` resolves the caller's Promise. */
@@ -541,39 +576,38 @@ export class LockCoordinator {
 
   // ---- submitting -----------------------------------------------------------------------------
 
-  private submit(name: PublicCall, raw: Record<string, unknown>, call: Call, w: WaitOptions): Promise<unknown> {
+  private submit(name: PublicCall, raw: Record<string, unknown>, call: Sent, w: WaitOptions): Promise<unknown> {
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
-    const wire: unknown[] = [];
-    encodeCall(wire, name, id, raw);
-    return new Promise((resolve) => {
-      const r: Request = { id, name, wire, call, slot, resolve, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
-      if (w.signal !== undefined || w.timeoutMs !== undefined) {
-        const cancel = (reason: CancelReason): void => {
-          if (r.cancelled !== undefined || !this.requests.has(id)) return;
-          r.cancelled = reason;
-          this.slots[r.slot]!.out.object({ t: 'cancel', id, reason });
-        };
-        if (w.signal !== undefined) {
-          r.onAbort = () => cancel('abort');
-          w.signal.addEventListener('abort', r.onAbort, { once: true });
-        }
-        if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
+    const wire = call.op === 'lock' ? encodeLock(id, call, raw.fileContext) : encodeCall(name as Exclude<PublicCall, 'lock'>, id, raw);
+    const promise = new Promise(captureResolve);
+    const r: Request = { id, name, wire, call, slot, resolve: captured!, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
+    if (w.signal !== undefined || w.timeoutMs !== undefined) {
+      const cancel = (reason: CancelReason): void => {
+        if (r.cancelled !== undefined || !this.requests.has(id)) return;
+        r.cancelled = reason;
+        this.slots[r.slot]!.out.object({ t: 'cancel', id, reason });
+      };
+      if (w.signal !== undefined) {
+        r.onAbort = () => cancel('abort');
+        w.signal.addEventListener('abort', r.onAbort, { once: true });
       }
-      this.requests.set(id, r);
-      appendWire(this.slots[slot]!.out, wire);
-    });
+      if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
+    }
+    this.requests.set(id, r);
+    appendWire(this.slots[slot]!.out, wire);
+    return promise;
   }
 
   /**
    * Runs a public call: its TypeError becomes a rejection, an immediate result resolves at once, a
-   * Call goes to its worker. No async wrapper: one Promise per request is all the caller pays.
+   * parsed call goes to its worker. No async wrapper: one Promise per request is all the caller pays.
    */
-  private enter<T>(name: PublicCall, req: unknown, windows: boolean, parse: (o: Record<string, unknown>) => Call | T, early?: (o: Record<string, unknown>, code: number) => T): Promise<T> {
+  private enter<T>(name: PublicCall, req: unknown, windows: boolean, parse: (o: Record<string, unknown>) => Sent | Call | T, early?: (o: Record<string, unknown>, code: number) => T): Promise<T> {
     if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
     try {
-      const o = requireObject(req, `${name} request`);
-      let w: WaitOptions = {};
+      const o = requireObject(req, REQUEST_LABEL[name]);
+      let w = NO_WAIT;
       if (early !== undefined) {
         w = waitOptions(o, windows);
         if (w.early !== undefined) {
@@ -587,7 +621,7 @@ export class LockCoordinator {
         return Promise.resolve(c as T);
       }
       if (early !== undefined) checkCloneable(o);
-      return this.submit(name, o, c, w) as Promise<T>;
+      return this.submit(name, o, c as Sent, w) as Promise<T>;
     } catch (e) {
       return Promise.reject(e);
     }
@@ -615,7 +649,7 @@ export class LockCoordinator {
 
   /** fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md). */
   lock(req: unknown): Promise<PosixReply> {
-    return this.enter<PosixReply>('lock', req, false, parseLock, earlyReply);
+    return this.enter<PosixReply>('lock', req, false, decodeLock, earlyReply);
   }
 
   /** close(2): drops every classic POSIX lock of lockOwner on path. */
@@ -730,7 +764,7 @@ function appendWire(out: Batcher, wire: readonly unknown[]): void {
 }
 
 /** Whether a finished call changed the file's granted locks (and so belongs in its journal). */
-function commits(call: Call, code: number | null): boolean {
+function commits(call: Sent, code: number | null): boolean {
   switch (call.op) {
     case 'lockFile':
     case 'unlockFile':

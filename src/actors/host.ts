@@ -19,7 +19,7 @@ import { LockTable, type CancelReason, type Family, type Pending } from '../core
 import type { Call, PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
 import { NativeFeed } from './native-feed.js';
-import { R_DONE, R_GETLK, R_QUEUED, T_OBJECT, decodeCall } from './wire.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_QUEUED, T_OBJECT, callEnd, callId, decodeCall } from './wire.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
 
 type Step = () => unknown;
@@ -105,13 +105,33 @@ export class ActorHost implements HostControl {
           i += 2;
           continue;
         }
-        const { id, call, next } = decodeCall(batch, i);
-        i = next;
+        const id = callId(batch, i);
+        const call = decodeCall(batch, i);
+        i = callEnd(batch, i);
         this.calls++;
-        this.inflight.set(id, null);
-        this.deliver(call.path, () => this.runCall(id, call));
+        this.deliverCall(id, call);
       }
     });
+  }
+
+  /**
+   * `deliver` for a coordinator's call, without a closure when the file's actor is free. A call
+   * that finishes or waits right away needs no `inflight` entry: a cancel finds its waiter, or
+   * (answered) nothing; one held in a mailbox or by a hook keeps its entry until it runs.
+   */
+  private deliverCall(id: number, call: Call): void {
+    const box = this.mailboxes.get(call.path);
+    if (box !== undefined) {
+      this.inflight.set(id, null);
+      box.push(() => this.runCall(id, call));
+      return;
+    }
+    const r = this.runCall(id, call);
+    if (isPromise(r)) {
+      this.inflight.set(id, null);
+      this.mailboxes.set(call.path, []);
+      void r.then(() => this.drain(call.path));
+    }
   }
 
   // ---- hooks ----------------------------------------------------------------------------------
@@ -213,7 +233,7 @@ export class ActorHost implements HostControl {
       case 'restore':
         this.table.replay(
           m.path,
-          m.entries.map((e) => (e.j === 'wire' ? { j: 'call' as const, call: decodeCall(e.wire, 0).call } : e)),
+          m.entries.map((e) => (e.j === 'wire' ? { j: 'call' as const, call: decodeCall(e.wire, 0) } : e)),
         );
         return;
       case 'sync':
@@ -259,34 +279,34 @@ export class ActorHost implements HostControl {
       this.out.object({ t: 'fault', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       r = call.op === 'lock' ? { result: -ENOLCK } : call.op === 'flush' || call.op === 'release' ? undefined : ERROR_LOCK_VIOLATION;
     }
-    const after = (res: unknown): unknown => {
-      if (isPending(res)) {
-        this.waiterIds.set(res.waiter as Waiter, id);
-        this.pendings.set(id, res);
-        if (id >= 0) {
-          this.out.buf.push(R_QUEUED, id, flockDrop);
-          this.out.added();
-        }
-        const reason = this.inflight.get(id);
-        if (reason !== null && reason !== undefined) return this.table.cancel(res, reason);
-        return undefined;
+    return isPromise(r) ? r.then((res) => this.endRun(id, call, flockDrop, held, res)) : this.endRun(id, call, flockDrop, held, r);
+  }
+
+  /** The step of `call` returned `res`: answer it (or note that it waits), then the waiters it let in. */
+  private endRun(id: number, call: Call, flockDrop: boolean, held: (() => void)[], res: unknown): unknown {
+    let next: unknown;
+    if (isPending(res)) {
+      this.waiterIds.set(res.waiter as Waiter, id);
+      this.pendings.set(id, res);
+      if (id >= 0) {
+        this.out.buf.push(R_QUEUED, id, flockDrop);
+        this.out.added();
       }
+      const reason = this.inflight.get(id);
+      if (reason !== null && reason !== undefined) next = this.table.cancel(res, reason);
+    } else {
       this.inflight.delete(id);
       this.reply(id, call, res as number | PosixReply | undefined, -1, flockDrop, call.path);
-      return undefined;
-    };
-    const done = (res: unknown): unknown => {
-      const next = after(res);
-      this.holding.delete(call.path);
-      for (const f of held) f();
-      return next;
-    };
-    return isPromise(r) ? r.then(done) : done(r);
+    }
+    this.holding.delete(call.path);
+    for (const f of held) f();
+    return next;
   }
 
   /**
-   * A final result on the wire: F_GETLK answers in full, everything else as its code, with a flag
-   * when the file went idle (the coordinator then drops its journal).
+   * A final result on the wire: F_GETLK answers in full, everything else as its code (R_DONE), or
+   * with the wait, the flock drop and whether the file went idle (the coordinator then drops its
+   * journal) when there is one to tell (R_ENDED).
    */
   private reply(id: number, call: Call | null, res: number | PosixReply | undefined, waitedMs: number, flockDrop: boolean, path?: string): void {
     if (id < 0) {
@@ -295,12 +315,13 @@ export class ActorHost implements HostControl {
       return;
     }
     const b = this.out.buf;
-    // The coordinator drops the file's journal, if it keeps one.
-    const idle = path !== undefined && this.table.fileState(path) === undefined;
     if (typeof res === 'object' && call !== null && call.op === 'lock' && call.cmd === F_GETLK) {
       b.push(R_GETLK, id, res.result, res.lockType, res.lockStart, res.lockLen, res.lockPid);
     } else {
-      b.push(R_DONE, id, typeof res === 'object' ? res.result : res === undefined ? null : res, waitedMs, flockDrop, idle, idle ? path : null);
+      const code = typeof res === 'object' ? res.result : res === undefined ? null : res;
+      const flags = (flockDrop ? END_FLOCK_DROP : 0) | (path !== undefined && this.table.fileState(path) === undefined ? END_IDLE : 0);
+      if (waitedMs < 0 && flags === 0) b.push(R_DONE, id, code);
+      else b.push(R_ENDED, id, code, waitedMs, flags);
     }
     this.out.added();
   }

@@ -3,36 +3,40 @@
  *
  * Structured clone pays per object and per property name, so nested Call objects cost more to
  * copy than to decide (profiles showed serialization as the largest cost on both threads). A call
- * crosses as its op code, its id and the caller's raw fields in a fixed order; the worker parses
- * them again (they were validated on the caller's thread, so this cannot throw). A reply crosses
- * as a few numbers: the coordinator still holds the call, so it rebuilds a POSIX reply from the
- * request's own fields and the result. Rare messages (cancel, sync, edges, ...) cross as objects.
+ * crosses as its tag, its id and a fixed run of fields. A lock call, the hot one, crosses checked
+ * (requests.ts DecodedLock: its owner key, cmd/type/kind packed in one small integer, offsets as
+ * numbers unless the caller gave bigints): the worker builds its Call without checking again. The other calls cross as the
+ * caller's raw fields, which the worker parses again (they were validated on the caller's thread,
+ * so this cannot throw). A reply crosses as a few numbers: the coordinator still holds the request,
+ * so it rebuilds a POSIX reply from the request's own fields and the result. Rare messages (cancel,
+ * sync, edges, ...) cross as objects.
  */
-import type { Call } from '../core/requests.js';
-import { parseCheckIo, parseCloseHandle, parseFlush, parseLock, parseLockFile, parseRelease, parseUnlockFile } from '../core/requests.js';
+import type { Call, DecodedLock } from '../core/requests.js';
+import { lockCallOf, parseCheckIo, parseCloseHandle, parseFlush, parseLockFile, parseRelease, parseUnlockFile } from '../core/requests.js';
 
 export type Op = Call['op'];
 
-/** Raw request fields per public call, in wire order. */
+/** Raw request fields per public call other than lock, in wire order. */
 const FIELDS = {
   lockFile: ['fileName', 'byteOffset', 'length', 'exclusiveLock', 'failImmediately', 'handle', 'processId', 'key', 'handleInfo', 'fileContext', 'handleContext'],
   unlockFile: ['fileName', 'byteOffset', 'length', 'handle', 'processId', 'key'],
   closeHandle: ['fileName', 'handle'],
   checkIo: ['fileName', 'handle', 'processId', 'byteOffset', 'length', 'write'],
-  lock: ['path', 'lockType', 'lockStart', 'lockLen', 'cmd', 'lockOwner', 'lockPid', 'kind', 'fileHandle', 'fileContext'],
   flush: ['path', 'lockOwner'],
   release: ['path', 'fileHandle', 'lockOwner'],
 } as const;
 
-export type PublicCall = keyof typeof FIELDS;
-const CALLS = Object.keys(FIELDS) as PublicCall[];
-const TAG = Object.fromEntries(CALLS.map((c, i) => [c, i + 1])) as Record<PublicCall, number>;
-const PARSE: Record<PublicCall, (o: unknown) => unknown> = {
+type RawCall = keyof typeof FIELDS;
+export type PublicCall = RawCall | 'lock';
+const RAW_CALLS = Object.keys(FIELDS) as RawCall[];
+/** Tag of a lock call; a raw call's tag is 2 + its index in FIELDS. */
+const T_LOCK = 1;
+const TAG = Object.fromEntries(RAW_CALLS.map((c, i) => [c, i + 2])) as Record<RawCall, number>;
+const PARSE: Record<RawCall, (o: unknown) => unknown> = {
   lockFile: parseLockFile,
   unlockFile: parseUnlockFile,
   closeHandle: parseCloseHandle,
   checkIo: parseCheckIo,
-  lock: parseLock,
   flush: parseFlush,
   release: parseRelease,
 };
@@ -41,43 +45,85 @@ const PARSE: Record<PublicCall, (o: unknown) => unknown> = {
 export const T_OBJECT = 0;
 /**
  * Reply tags and their fields:
- * - R_DONE id, code (null for close/flush/release), waitedMs (-1: never queued), flockDrop,
- *   idle (the file holds nothing now), path (when idle, else null);
+ * - R_DONE id, code (null for close/flush/release): answered without waiting, no flock lock
+ *   dropped, the file still holds something (the common answer);
+ * - R_ENDED id, code, waitedMs (-1: never queued), flags (END_FLOCK_DROP, END_IDLE);
  * - R_GETLK id, result, lockType, lockStart, lockLen, lockPid;
  * - R_QUEUED id, flockDrop.
  */
 export const R_DONE = 1;
-export const R_GETLK = 2;
-export const R_QUEUED = 3;
+export const R_ENDED = 2;
+export const R_GETLK = 3;
+export const R_QUEUED = 4;
+/** R_ENDED flags: the request first dropped its owner's flock lock of the other type. */
+export const END_FLOCK_DROP = 1;
+/** R_ENDED flags: the file holds nothing any more (the coordinator drops its journal). */
+export const END_IDLE = 2;
 
-type Encoder = (out: unknown[], id: number, raw: Record<string, unknown>) => void;
+type Encoder = (id: number, raw: Record<string, unknown>) => unknown[];
 
 /**
- * One encoder per call, generated from FIELDS: a loop over field names reads every caller object
- * through one megamorphic site (9% of the caller's thread in bench:api); written-out property
- * reads stay monomorphic per call.
+ * One encoder per raw call, generated from FIELDS: a loop over field names reads every caller
+ * object through one megamorphic site (9% of the caller's thread in bench:api); written-out
+ * property reads stay monomorphic per call, and an array literal is allocated once, at its size.
  */
 const ENCODERS = Object.fromEntries(
-  CALLS.map((c) => [c, new Function('out', 'id', 'raw', `out.push(${TAG[c]}, id, ${FIELDS[c].map((f) => `raw.${f}`).join(', ')});`) as Encoder]),
-) as Record<PublicCall, Encoder>;
+  RAW_CALLS.map((c) => [c, new Function('id', 'raw', `return [${TAG[c]}, id, ${FIELDS[c].map((f) => `raw.${f}`).join(', ')}];`) as Encoder]),
+) as Record<RawCall, Encoder>;
 
-/** Appends a public call: [1 + index of the call, id, ...fields]. */
-export function encodeCall(out: unknown[], name: PublicCall, id: number, raw: Record<string, unknown>): void {
-  ENCODERS[name](out, id, raw);
+/** A public call other than lock: [tag, id, ...raw fields]. */
+export function encodeCall(name: RawCall, id: number, raw: Record<string, unknown>): unknown[] {
+  return ENCODERS[name](id, raw);
 }
 
-/**
- * Reads the call starting at `batch[i]` (whose tag is > 0). Returns the parsed call, its id and
- * the index after it.
- */
-export function decodeCall(batch: readonly unknown[], i: number): { id: number; call: Call; next: number } {
-  const name = CALLS[(batch[i] as number) - 1]!;
-  const id = batch[i + 1] as number;
+const KINDS = ['posix', 'ofd', 'flock'] as const;
+/** Items of a lock call on the wire. */
+const LOCK_ITEMS = 11;
+
+/** A checked lock call (fileContext travels as the caller gave it; cloned when posted). */
+export function encodeLock(id: number, d: DecodedLock, fileContext: unknown): unknown[] {
+  const flags = (d.cmd << 4) | (d.lockType << 2) | (d.kind === 'posix' ? 0 : d.kind === 'ofd' ? 1 : 2);
+  return [T_LOCK, id, d.path, flags, d.owner, d.lockOwner, d.lockPid, d.lockStart, d.lockLen, d.fileHandle, fileContext];
+}
+
+/** The id of the call starting at `batch[i]` (whose tag is > 0). */
+export function callId(batch: readonly unknown[], i: number): number {
+  return batch[i + 1] as number;
+}
+
+/** The index after the call starting at `batch[i]`. */
+export function callEnd(batch: readonly unknown[], i: number): number {
+  const tag = batch[i] as number;
+  return i + (tag === T_LOCK ? LOCK_ITEMS : 2 + FIELDS[RAW_CALLS[tag - 2]!].length);
+}
+
+/** The Call starting at `batch[i]` (whose tag is > 0). */
+export function decodeCall(batch: readonly unknown[], i: number): Call {
+  const tag = batch[i] as number;
+  if (tag === T_LOCK) {
+    const flags = batch[i + 3] as number;
+    const fileContext = batch[i + 10];
+    const d: DecodedLock = {
+      op: 'lock',
+      path: batch[i + 2] as string,
+      cmd: flags >> 4,
+      lockType: (flags >> 2) & 3,
+      kind: KINDS[flags & 3]!,
+      owner: batch[i + 4] as string,
+      lockOwner: batch[i + 5] as DecodedLock['lockOwner'],
+      lockPid: batch[i + 6] as number,
+      lockStart: batch[i + 7] as DecodedLock['lockStart'],
+      lockLen: batch[i + 8] as DecodedLock['lockLen'],
+      fileHandle: batch[i + 9] as DecodedLock['fileHandle'],
+    };
+    return lockCallOf(d, fileContext === undefined ? undefined : { fileContext });
+  }
+  const name = RAW_CALLS[tag - 2]!;
   const fields = FIELDS[name];
   const raw: Record<string, unknown> = {};
   for (let k = 0; k < fields.length; k++) {
     const v = batch[i + 2 + k];
     if (v !== undefined) raw[fields[k]!] = v;
   }
-  return { id, call: PARSE[name](raw) as Call, next: i + 2 + fields.length };
+  return PARSE[name](raw) as Call;
 }

@@ -22,6 +22,8 @@ import {
   toBigInt,
   winUnsigned,
   type Identity,
+  type Offset,
+  type PosixRange,
 } from './input.js';
 
 export interface PosixReply {
@@ -141,9 +143,40 @@ export function parseCheckIo(input: unknown): Call | number {
   return { op: 'checkIo', path, owner: windowsOwner(handleKey, processKey, 'n0'), start: range.start, end: range.end, write };
 }
 
+/**
+ * A lock request after its checks, before the objects a table keeps (event, origin, request) are
+ * built. The coordinator checks each lock call once, on the caller's thread, keeps this as the
+ * request's record, and sends its fields to the worker (wire.ts), which builds the Call with
+ * `lockCallOf` without checking anything again.
+ */
+export interface DecodedLock {
+  readonly op: 'lock';
+  readonly path: string;
+  readonly cmd: number;
+  readonly lockType: number;
+  readonly kind: 'posix' | 'ofd' | 'flock';
+  /** The table's owner key: the kind's prefix and the lockOwner's identity key. */
+  readonly owner: string;
+  readonly lockOwner: Identity;
+  readonly lockPid: number;
+  readonly fileHandle: Identity | undefined;
+  /**
+   * The range as the caller gave it (a number is a safe integer; an omitted flock range is 0);
+   * it decodes to a valid range. Numbers stay numbers: they cross threads cheaper than bigints.
+   */
+  readonly lockStart: Offset;
+  readonly lockLen: Offset;
+}
+
 /** fcntl / OFD / flock. Out of range: a reply with -EINVAL or -EOVERFLOW. */
 export function parseLock(input: unknown): Call | PosixReply {
   const o = requireObject(input, 'lock request');
+  const d = decodeLock(o);
+  return d.op === 'lock' ? lockCallOf(d, contexts(o)) : d;
+}
+
+/** The checks of parseLock: a TypeError, the reply of a request out of range, or the request. */
+export function decodeLock(o: Record<string, unknown>): DecodedLock | (PosixReply & { op?: undefined }) {
   const path = requireString(o.path, 'path');
   const lockType = requireInteger(o.lockType, 'lockType');
   const cmd = requireInteger(o.cmd, 'cmd');
@@ -153,32 +186,70 @@ export function parseLock(input: unknown): Call | PosixReply {
   if (kind !== 'posix' && kind !== 'ofd' && kind !== 'flock') {
     throw new TypeError(`kind must be 'posix', 'ofd' or 'flock', got ${String(kind)}`);
   }
-  const handleKey = o.fileHandle === undefined ? '' : identityKey(o.fileHandle, 'fileHandle');
+  if (o.fileHandle !== undefined) identityKey(o.fileHandle, 'fileHandle');
   const flock = kind === 'flock';
   // flock takes the whole file: its range may be left out, and is ignored when given.
-  const lockStart = flock && o.lockStart === undefined ? 0n : toBigInt(o.lockStart, 'lockStart');
-  const lockLen = flock && o.lockLen === undefined ? 0n : toBigInt(o.lockLen, 'lockLen');
-  const base: ReplyBase = { lockType, lockStart, lockLen, lockPid };
+  const lockStart = flock && o.lockStart === undefined ? 0 : offset(o.lockStart, 'lockStart');
+  const lockLen = flock && o.lockLen === undefined ? 0 : offset(o.lockLen, 'lockLen');
   if ((lockType !== F_RDLCK && lockType !== F_WRLCK && lockType !== F_UNLCK) || (cmd !== F_GETLK && cmd !== F_SETLK && cmd !== F_SETLKW)) {
-    return { result: -EINVAL, ...base };
+    return replyOf({ lockType, lockStart: BigInt(lockStart), lockLen: BigInt(lockLen), lockPid }, -EINVAL);
   }
-  const range = flock ? { start: 0n, end: OFFSET_MAX } : decodePosixRange(lockStart, lockLen);
-  if (typeof range === 'number') return { result: range, ...base };
-  const event = {
-    path,
-    lockType,
-    lockStart: range.start,
-    lockLen: flock ? 0n : posixLength(range.start, range.end),
-    cmd,
-    lockOwner: o.lockOwner as Identity,
-    lockPid,
-    kind,
-    ...(o.fileHandle === undefined ? {} : { fileHandle: o.fileHandle as Identity }),
-    ...contexts(o),
-  };
-  const origin: LockOrigin = { holder: event.lockOwner, pid: kind === 'ofd' ? -1 : lockPid, handleKey, processKey: '', event };
+  const code = flock ? 0 : posixRangeCode(lockStart, lockLen);
+  if (code !== 0) return replyOf({ lockType, lockStart: BigInt(lockStart), lockLen: BigInt(lockLen), lockPid }, code);
   const owner = (kind === 'posix' ? 'p' : kind === 'ofd' ? 'o' : 'f') + ownerKey;
-  const req: LockRequest = { kind, write: lockType === F_WRLCK, owner, start: range.start, end: range.end, origin };
+  return { op: 'lock', path, cmd, lockType, kind, owner, lockOwner: o.lockOwner as Identity, lockPid, fileHandle: o.fileHandle as Identity | undefined, lockStart, lockLen };
+}
+
+/** An offset or length field, checked as toBigInt checks it, but left a number if it is one. */
+function offset(v: unknown, field: string): Offset {
+  return typeof v === 'bigint' || (typeof v === 'number' && Number.isSafeInteger(v)) ? v : toBigInt(v, field);
+}
+
+/** decodePosixRange's verdict: 0 or its errno. Safe-integer numbers never reach OFFSET_MAX. */
+function posixRangeCode(lockStart: Offset, lockLen: Offset): number {
+  if (typeof lockStart === 'number' && typeof lockLen === 'number') {
+    return lockStart < 0 || lockStart + lockLen < 0 ? -EINVAL : 0;
+  }
+  const r = decodePosixRange(lockStart, lockLen);
+  return typeof r === 'number' ? r : 0;
+}
+
+/** The reply to a decoded lock request with `result`: the request's own fields echoed. */
+export function replyOfLock(d: DecodedLock, result: number): PosixReply {
+  return { result, lockType: d.lockType, lockStart: BigInt(d.lockStart), lockLen: BigInt(d.lockLen), lockPid: d.lockPid };
+}
+
+/**
+ * The Call of a decoded lock request, with the objects a granted lock keeps (its origin, and the
+ * event the hooks and listings see); `ctx` holds the request's contexts, if it has any.
+ */
+export function lockCallOf(d: DecodedLock, ctx: Record<string, unknown> | undefined): Call {
+  const { path, cmd, lockType, kind, lockOwner, lockPid, fileHandle } = d;
+  const base: ReplyBase = { lockType, lockStart: BigInt(d.lockStart), lockLen: BigInt(d.lockLen), lockPid };
+  let start: bigint;
+  let end: bigint;
+  let len: bigint;
+  if (kind === 'flock') {
+    start = 0n;
+    end = OFFSET_MAX;
+    len = 0n;
+  } else if (typeof d.lockStart === 'number' && typeof d.lockLen === 'number' && d.lockLen > 0 && d.lockStart + d.lockLen <= Number.MAX_SAFE_INTEGER) {
+    // The common case, without bigint arithmetic: [lockStart, lockStart + lockLen - 1].
+    start = base.lockStart;
+    end = BigInt(d.lockStart + d.lockLen - 1);
+    len = base.lockLen;
+  } else {
+    const range = decodePosixRange(base.lockStart, base.lockLen) as PosixRange;
+    start = range.start;
+    end = range.end;
+    len = posixLength(start, end);
+  }
+  const event: Record<string, unknown> = { path, lockType, lockStart: start, lockLen: len, cmd, lockOwner, lockPid, kind };
+  if (fileHandle !== undefined) event.fileHandle = fileHandle;
+  if (ctx !== undefined) for (const k in ctx) event[k] = ctx[k];
+  const handleKey = fileHandle === undefined ? '' : identityKey(fileHandle, 'fileHandle');
+  const origin: LockOrigin = { holder: lockOwner, pid: kind === 'ofd' ? -1 : lockPid, handleKey, processKey: '', event };
+  const req: LockRequest = { kind, write: lockType === F_WRLCK, owner: d.owner, start, end, origin };
   return { op: 'lock', path, cmd, lockType, req, base };
 }
 
