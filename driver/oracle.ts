@@ -1,0 +1,497 @@
+/**
+ * The oracle: an independent checker of a lock log. It shares no code with the lock tables
+ * (nothing from src/): it restates the rules from the documents (API.md "Both", SEMANTICS-WINDOWS.md
+ * §2 and §4, SEMANTICS-POSIX.md §3) for the operations the workloads generate.
+ *
+ * Time. Every event carries a stamp `t` (ns on CLOCK_MONOTONIC, shared by every process of a run),
+ * and events are fed in stamp order. Clients stamp a grant after they learn of it and a release
+ * before they issue the call that ends it, so an observed holding interval lies inside the true
+ * one: two conflicting observed intervals that overlap prove that two conflicting locks were
+ * really held at once. Equal stamps are taken as release-first (never a false alarm).
+ *
+ * Rules modelled (ranges inclusive; a zero-length Windows lock at X is [X, X-1], so the plain
+ * overlap test says it overlaps [a, b] iff a < X <= b, and (0, 0) overlaps nothing):
+ * - flock locks see only flock locks; Windows, classic POSIX and OFD locks share the byte-range space;
+ * - different owners conflict on overlap when either side writes (exclusive ~ write, shared ~ read);
+ * - an owner never conflicts with itself, except that a Windows exclusive lock conflicts with every
+ *   overlapping lock of its own owner (a shared lock may stack on an exclusive one). Clients run
+ *   their operations one after another, so for one owner the log order is the grant order.
+ *
+ * Checks:
+ * - conflict: a grant whose lock conflicts with a lock observed held at that moment;
+ * - unanswered: a request with no reply by the end of the log;
+ * - getlk-free: F_GETLK said "no conflict" while a conflicting lock was observed held over the
+ *   whole request; getlk-phantom: F_GETLK named a lock no one could have held then;
+ * - false-deadlock: EDEADLK where the wait-for graph of everything that could have been waiting
+ *   or held during the request has no cycle through the requester;
+ * - undetected-deadlock: a cycle of waits that were certainly blocked (request outstanding,
+ *   blocking lock observed held) persisted longer than the tolerance.
+ */
+
+export type LockKind = 'windows' | 'posix' | 'ofd' | 'flock';
+
+/** What a request or a held lock covers, and whose it is. */
+export interface Claim {
+  file: string;
+  /** Owner key: one string per lock owner (a process, an open file description, a handle). */
+  owner: string;
+  kind: LockKind;
+  write: boolean;
+  start: number;
+  /** Inclusive; Infinity for "to OFFSET_MAX" and flock. */
+  end: number;
+  /** The pids an F_GETLK may report for this owner. */
+  pids: readonly number[];
+}
+
+export interface RequestRecord extends Claim {
+  id: number;
+  client: number;
+  what: 'lock' | 'getlk' | 'unlock' | 'close';
+  /** A blocking request (F_SETLKW, flock without LOCK_NB, waiting LockFileEx). */
+  wait: boolean;
+  /** The call as a person would write it, for traces. */
+  text: string;
+}
+
+export interface LockRecord extends Claim {
+  id: number;
+  /** The request whose reply the client learned the lock from. */
+  req: number;
+}
+
+export type Outcome = 'ok' | 'busy' | 'deadlock' | 'interrupted' | 'error';
+
+export type GetlkAnswer = { free: true } | { free: false; write: boolean; start: number; end: number; pid: number };
+
+export type LogEvent =
+  | { t: number; ev: 'request'; req: RequestRecord }
+  | { t: number; ev: 'reply'; req: number; result: number; outcome: Outcome; answer?: GetlkAnswer }
+  | { t: number; ev: 'grant'; lock: LockRecord }
+  | { t: number; ev: 'release'; lock: number; req: number };
+
+export type ViolationKind = 'conflict' | 'unanswered' | 'getlk-free' | 'getlk-phantom' | 'false-deadlock' | 'undetected-deadlock';
+
+export interface Violation {
+  kind: ViolationKind;
+  message: string;
+  /** The shortest run of log events that shows it, in stamp order. */
+  trace: LogEvent[];
+}
+
+export interface OracleOptions {
+  /** Lock kinds with deadlock detection (API: 'posix'; over FUSE every byte-range owner is one). */
+  deadlockKinds: readonly LockKind[];
+  /** How long a certain cycle of waits may last before it counts as undetected, in stamp units (ns). */
+  cycleTolerance: number;
+  /** Traces kept per violation kind (all are counted). */
+  keepTraces?: number;
+}
+
+export interface OracleSummary {
+  events: number;
+  requests: number;
+  grants: number;
+  maxHeld: number;
+  deadlocks: number;
+  getlks: number;
+  violations: number;
+  byKind: Partial<Record<ViolationKind, number>>;
+  examples: Violation[];
+}
+
+/** Do the two claims conflict, `b` being the later one (its owner's log order is grant order)? */
+export function conflicts(a: Claim, b: Claim): boolean {
+  if ((a.kind === 'flock') !== (b.kind === 'flock')) return false;
+  if (!(a.start <= b.end && b.start <= a.end)) return false;
+  if (a.owner === b.owner) return a.kind === 'windows' && b.kind === 'windows' && b.write;
+  return a.write || b.write;
+}
+
+// ---- a range index over held locks ---------------------------------------------------------------
+
+const BUCKET_BITS = 8;
+const WIDE_BUCKETS = 64;
+
+interface Held {
+  lock: LockRecord;
+  grant: LogEvent;
+  request: LogEvent | undefined;
+  /** Earliest moment it could have been held: its request's start. */
+  from: number;
+  mark: number;
+}
+
+/** Held locks of one file and space, bucketed by 256-byte block; wide ones kept apart. */
+class RangeIndex {
+  private readonly buckets = new Map<number, Set<Held>>();
+  private readonly wide = new Set<Held>();
+  readonly all = new Set<Held>();
+  private gen = 0;
+
+  private static span(start: number, end: number): [number, number] | undefined {
+    const lo = Math.floor(start / 2 ** BUCKET_BITS);
+    const hi = Math.floor(Math.max(start, end) / 2 ** BUCKET_BITS);
+    return hi - lo > WIDE_BUCKETS || !Number.isFinite(hi) ? undefined : [lo, hi];
+  }
+
+  add(h: Held): void {
+    this.all.add(h);
+    const s = RangeIndex.span(h.lock.start, h.lock.end);
+    if (s === undefined) return void this.wide.add(h);
+    for (let b = s[0]; b <= s[1]; b++) {
+      let set = this.buckets.get(b);
+      if (set === undefined) this.buckets.set(b, (set = new Set()));
+      set.add(h);
+    }
+  }
+
+  remove(h: Held): void {
+    this.all.delete(h);
+    const s = RangeIndex.span(h.lock.start, h.lock.end);
+    if (s === undefined) return void this.wide.delete(h);
+    for (let b = s[0]; b <= s[1]; b++) {
+      const set = this.buckets.get(b)!;
+      set.delete(h);
+      if (set.size === 0) this.buckets.delete(b);
+    }
+  }
+
+  /** Every held lock that may overlap [start, end] (each once); callers test exactly. */
+  *near(start: number, end: number): Generator<Held> {
+    const s = RangeIndex.span(start, end);
+    if (s === undefined) return yield* this.all;
+    const gen = ++this.gen;
+    yield* this.wide;
+    for (let b = s[0]; b <= s[1]; b++) {
+      const set = this.buckets.get(b);
+      if (set === undefined) continue;
+      for (const h of set) {
+        if (h.mark === gen) continue;
+        h.mark = gen;
+        yield h;
+      }
+    }
+  }
+}
+
+interface FileState {
+  range: RangeIndex;
+  flock: RangeIndex;
+  /** Locks released lately: they could still have been held until their release request ended. */
+  recent: { held: Held; releaseReq: number; until: number }[];
+  /** Prune `recent` when it grows to this (doubling keeps pruning linear overall). */
+  pruneAt: number;
+}
+
+interface Pending {
+  req: RequestRecord;
+  event: LogEvent;
+  t: number;
+}
+
+// ---- the oracle ------------------------------------------------------------------------------------
+
+export class Oracle {
+  private readonly files = new Map<string, FileState>();
+  private readonly held = new Map<number, Held>();
+  private readonly pending = new Map<number, Pending>();
+  /** Released locks waiting for their release request's reply (lock id -> entry in recent). */
+  private readonly releasing = new Map<number, FileState['recent'][number][]>();
+  /** Blocking requests that ended lately: they could still have been waiting during a newer request. */
+  private endedWaits: { p: Pending; until: number }[] = [];
+  private endedWaitsPruneAt = 1024;
+  private readonly found: Violation[] = [];
+  private readonly counts: Partial<Record<ViolationKind, number>> = {};
+  private readonly stats = { events: 0, requests: 0, grants: 0, maxHeld: 0, deadlocks: 0, getlks: 0 };
+  private readonly dk: ReadonlySet<LockKind>;
+  private readonly tolerance: number;
+  private lastCycleCheck = -Infinity;
+  private lastT = -Infinity;
+  private readonly reported = new Set<string>();
+
+  constructor(private readonly o: OracleOptions) {
+    this.dk = new Set(o.deadlockKinds);
+    this.tolerance = o.cycleTolerance;
+  }
+
+  /** Checks a whole log (sorted by stamp first; the sort is stable). */
+  static check(log: readonly LogEvent[], o: OracleOptions): OracleSummary {
+    const oracle = new Oracle(o);
+    for (const e of [...log].sort((a, b) => a.t - b.t)) oracle.feed(e);
+    return oracle.finish(log.length === 0 ? 0 : Math.max(...log.map((e) => e.t)));
+  }
+
+  feed(e: LogEvent): void {
+    if (e.t < this.lastT) throw new Error(`oracle: events out of order (${e.t} after ${this.lastT})`);
+    this.lastT = e.t;
+    this.stats.events++;
+    if (e.t - this.lastCycleCheck >= this.tolerance / 4) this.checkCycles(e.t);
+    switch (e.ev) {
+      case 'request':
+        this.stats.requests++;
+        this.pending.set(e.req.id, { req: e.req, event: e, t: e.t });
+        return;
+      case 'grant':
+        return this.onGrant(e, e.lock);
+      case 'release':
+        return this.onRelease(e);
+      case 'reply':
+        return this.onReply(e);
+    }
+  }
+
+  /** Ends the log at `t`: every request still pending is unanswered; cycles still present are judged. */
+  finish(t: number): OracleSummary {
+    this.checkCycles(Math.max(t, this.lastT));
+    for (const p of this.pending.values()) {
+      this.flag('unanswered', `request ${p.req.id} of client ${p.req.client} (${p.req.text}) never got a reply`, [p.event]);
+    }
+    this.pending.clear();
+    return this.summary();
+  }
+
+  summary(): OracleSummary {
+    const violations = Object.values(this.counts).reduce((a, b) => a + (b ?? 0), 0);
+    return { ...this.stats, violations, byKind: { ...this.counts }, examples: [...this.found] };
+  }
+
+  private file(name: string): FileState {
+    let f = this.files.get(name);
+    if (f === undefined) this.files.set(name, (f = { range: new RangeIndex(), flock: new RangeIndex(), recent: [], pruneAt: 512 }));
+    return f;
+  }
+
+  private index(c: Claim): RangeIndex {
+    const f = this.file(c.file);
+    return c.kind === 'flock' ? f.flock : f.range;
+  }
+
+  private flag(kind: ViolationKind, message: string, trace: LogEvent[]): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + 1;
+    if (this.found.filter((v) => v.kind === kind).length < (this.o.keepTraces ?? 3)) {
+      this.found.push({ kind, message, trace: [...trace].sort((a, b) => a.t - b.t) });
+    }
+  }
+
+  private onGrant(e: LogEvent, lock: LockRecord): void {
+    this.stats.grants++;
+    const idx = this.index(lock);
+    for (const h of idx.near(lock.start, lock.end)) {
+      if (!conflicts(h.lock, lock)) continue;
+      this.flag(
+        'conflict',
+        `${show(lock)} was granted to client ${this.clientOf(lock.req)} while ${show(h.lock)} was held`,
+        [h.request, h.grant, this.pending.get(lock.req)?.event, e].filter((x): x is LogEvent => x !== undefined),
+      );
+      break;
+    }
+    const p = this.pending.get(lock.req);
+    const h: Held = { lock, grant: e, request: p?.event, from: p?.t ?? e.t, mark: 0 };
+    idx.add(h);
+    this.held.set(lock.id, h);
+    if (this.held.size > this.stats.maxHeld) this.stats.maxHeld = this.held.size;
+  }
+
+  private clientOf(req: number): string {
+    const p = this.pending.get(req);
+    return p === undefined ? '?' : String(p.req.client);
+  }
+
+  private onRelease(e: Extract<LogEvent, { ev: 'release' }>): void {
+    const h = this.held.get(e.lock);
+    if (h === undefined) return;
+    this.held.delete(e.lock);
+    this.index(h.lock).remove(h);
+    const f = this.file(h.lock.file);
+    const entry = { held: h, releaseReq: e.req, until: Infinity };
+    f.recent.push(entry);
+    let list = this.releasing.get(e.req);
+    if (list === undefined) this.releasing.set(e.req, (list = []));
+    list.push(entry);
+    if (f.recent.length >= f.pruneAt) this.prune(f);
+  }
+
+  /** Oldest start among pending requests that may still look back (F_GETLK and blocking ones). */
+  private horizon(): number {
+    let h = Infinity;
+    for (const p of this.pending.values()) if ((p.req.what === 'getlk' || p.req.wait) && p.t < h) h = p.t;
+    return h;
+  }
+
+  private prune(f: FileState): void {
+    const h = this.horizon();
+    f.recent = f.recent.filter((r) => r.until >= h);
+    f.pruneAt = Math.max(512, 2 * f.recent.length);
+  }
+
+  private onReply(e: Extract<LogEvent, { ev: 'reply' }>): void {
+    const p = this.pending.get(e.req);
+    if (p === undefined) return;
+    for (const r of this.releasing.get(e.req) ?? []) r.until = e.t;
+    this.releasing.delete(e.req);
+    if (p.req.what === 'getlk' && e.answer !== undefined) {
+      this.stats.getlks++;
+      this.checkGetlk(p, e, e.answer);
+    }
+    if (e.outcome === 'deadlock') {
+      this.stats.deadlocks++;
+      this.checkDeadlock(p, e);
+    }
+    this.pending.delete(e.req);
+    if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) {
+      this.endedWaits.push({ p, until: e.t });
+      if (this.endedWaits.length >= this.endedWaitsPruneAt) {
+        const h = this.horizon();
+        this.endedWaits = this.endedWaits.filter((w) => w.until >= h);
+        this.endedWaitsPruneAt = Math.max(1024, 2 * this.endedWaits.length);
+      }
+    }
+  }
+
+  private checkGetlk(p: Pending, e: LogEvent, a: GetlkAnswer): void {
+    const q = p.req;
+    if (a.free) {
+      for (const h of this.index(q).near(q.start, q.end)) {
+        if (h.grant.t <= p.t && conflicts(h.lock, q)) {
+          this.flag('getlk-free', `F_GETLK ${q.text} answered "no conflict" while ${show(h.lock)} was held throughout`, [
+            ...(h.request ? [h.request] : []),
+            h.grant,
+            p.event,
+            e,
+          ]);
+          return;
+        }
+      }
+      return;
+    }
+    const named = (c: Claim) =>
+      c.owner !== q.owner && c.kind !== 'flock' && c.write === a.write && conflicts(c, q) && c.start <= a.end && a.start <= c.end && c.pids.includes(a.pid);
+    const candidates = this.possiblyHeld(q.file, p.t, q.id);
+    if (candidates.some(named)) return;
+    const near = candidates.filter((c) => c.owner !== q.owner && c.start <= a.end && a.start <= c.end).map((c) => `${show(c)} (pid ${c.pids.join('|')})`);
+    this.flag(
+      'getlk-phantom',
+      `F_GETLK ${q.text} named ${a.write ? 'a write' : 'a read'} lock [${a.start}, ${a.end}] pid ${a.pid} that no one could have held` +
+        (near.length > 0 ? `; overlapping it then: ${near.slice(0, 4).join('; ')}` : ''),
+      [p.event, e],
+    );
+  }
+
+  /** Every lock that could have been held on `file` at some moment after `since` (byte-range space). */
+  private possiblyHeld(file: string, since: number, except: number): Claim[] {
+    const f = this.file(file);
+    const out: Claim[] = [];
+    for (const h of f.range.all) out.push(h.lock);
+    for (const r of f.recent) if (r.until >= since) out.push(r.held.lock);
+    for (const p of this.pending.values()) if (p.req.what === 'lock' && p.req.file === file && p.req.id !== except && p.req.kind !== 'flock') out.push(p.req);
+    return out;
+  }
+
+  /** EDEADLK must name a real cycle: look for one among everything possible during the request. */
+  private checkDeadlock(p: Pending, e: LogEvent): void {
+    const since = p.t;
+    const waits = [...this.pending.values(), ...this.endedWaits.filter((w) => w.until >= since).map((w) => w.p)].filter(
+      (w) => w.req.id !== p.req.id && w.req.what === 'lock' && w.req.wait && this.dk.has(w.req.kind),
+    );
+    const heldOn = new Map<string, Claim[]>();
+    const holders = (w: RequestRecord): string[] => {
+      let cs = heldOn.get(w.file);
+      if (cs === undefined) heldOn.set(w.file, (cs = this.possiblyHeld(w.file, since, -1).filter((c) => this.dk.has(c.kind))));
+      return cs.filter((c) => c !== w && c.owner !== w.owner && conflicts(c, w)).map((c) => c.owner);
+    };
+    const waitsOf = new Map<string, RequestRecord[]>();
+    for (const w of waits) {
+      const list = waitsOf.get(w.req.owner) ?? [];
+      list.push(w.req);
+      waitsOf.set(w.req.owner, list);
+    }
+    const seen = new Set<string>();
+    const queue = holders(p.req);
+    while (queue.length > 0) {
+      const o = queue.pop()!;
+      if (o === p.req.owner) return;
+      if (seen.has(o)) continue;
+      seen.add(o);
+      for (const w of waitsOf.get(o) ?? []) queue.push(...holders(w));
+    }
+    this.flag('false-deadlock', `${p.req.text} by client ${p.req.client} got EDEADLK, but no wait-for cycle through ${p.req.owner} could have existed`, [p.event, e]);
+  }
+
+  /**
+   * Finds cycles of certain waits (a blocking request pending while a conflicting lock of another
+   * owner is observed held) in the state before the event at `t`. A cycle has existed since the
+   * latest start of its requests and grants of its locks; longer than the tolerance is a violation.
+   */
+  private checkCycles(t: number): void {
+    this.lastCycleCheck = t;
+    const edges = new Map<string, { to: string; w: Pending; h: Held }[]>();
+    for (const w of this.pending.values()) {
+      const q = w.req;
+      if (q.what !== 'lock' || !q.wait || !this.dk.has(q.kind)) continue;
+      for (const h of this.index(q).near(q.start, q.end)) {
+        if (!this.dk.has(h.lock.kind) || h.lock.owner === q.owner || !conflicts(h.lock, q)) continue;
+        const list = edges.get(q.owner) ?? [];
+        list.push({ to: h.lock.owner, w, h });
+        edges.set(q.owner, list);
+      }
+    }
+    if (edges.size < 2) return;
+    const state = new Map<string, number>(); // 1 on the stack, 2 done
+    const path: { to: string; w: Pending; h: Held }[] = [];
+    const visit = (o: string): boolean => {
+      state.set(o, 1);
+      for (const edge of edges.get(o) ?? []) {
+        const s = state.get(edge.to);
+        path.push(edge);
+        if (s === 1) {
+          this.judgeCycle(path.slice(path.findIndex((x) => x.w.req.owner === edge.to)), t);
+          return true;
+        }
+        if (s === undefined && visit(edge.to)) return true;
+        path.pop();
+      }
+      state.set(o, 2);
+      return false;
+    };
+    for (const o of edges.keys()) {
+      if (state.has(o)) continue;
+      path.length = 0;
+      visit(o);
+    }
+  }
+
+  private judgeCycle(cycle: { w: Pending; h: Held }[], t: number): void {
+    const since = Math.max(...cycle.map((c) => Math.max(c.w.t, c.h.grant.t)));
+    if (t - since <= this.tolerance) return;
+    const key = cycle.map((c) => `${c.w.req.id}:${c.h.lock.id}`).sort().join(',');
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.flag(
+      'undetected-deadlock',
+      `a cycle of ${cycle.length} waits (${cycle.map((c) => c.w.req.owner).join(' -> ')}) lasted ${((t - since) / 1e6).toFixed(0)} ms without EDEADLK`,
+      cycle.flatMap((c) => [c.h.grant, c.w.event]),
+    );
+  }
+}
+
+export function show(c: Claim): string {
+  const type = c.kind === 'windows' ? (c.write ? 'exclusive' : 'shared') : c.write ? 'write' : 'read';
+  const end = c.end === Infinity ? 'EOF' : String(c.end);
+  return `${c.kind} ${type} [${c.start}, ${end}] of ${c.owner} on ${c.file}`;
+}
+
+/** One line per event, for printing a trace. */
+export function describe(e: LogEvent): string {
+  const t = (e.t / 1e6).toFixed(3).padStart(12) + ' ms';
+  switch (e.ev) {
+    case 'request':
+      return `${t}  client ${e.req.client} issues #${e.req.id}: ${e.req.text}`;
+    case 'reply':
+      return `${t}  #${e.req} replied ${e.result} (${e.outcome})${e.answer ? ' ' + JSON.stringify(e.answer).replace(/"/g, '') : ''}`;
+    case 'grant':
+      return `${t}  learned grant L${e.lock.id} (#${e.lock.req}): ${show(e.lock)}`;
+    case 'release':
+      return `${t}  releases L${e.lock} (#${e.req} about to be issued)`;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The mount target: the runner mounts a FUSE passthrough whose locks locksmith decides
+ * (mountFuse), then client processes call fcntl and flock on files of the mount, while the
+ * workload's Windows clients call the mount's coordinator on the same files (by their lock keys),
+ * so both families meet. The mount is always undone: on success, on error, on SIGINT, and at exit
+ * as a last resort (fusermount3 -u -z).
+ *
+ * Over FUSE every byte-range owner (classic or OFD) reaches the server as a POSIX owner with
+ * deadlock detection (SEMANTICS-POSIX.md §12.6); F_GETLK shows an OFD holder's pid, F_OFD_GETLK -1.
+ */
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fuseUnavailable, mountFuse } from '../../src/index.js';
+import type { Naming } from '../observer.js';
+import { Stage, type Progress, type StageResult, type StageSpec } from '../stage.js';
+import { driveClients, processUnavailable } from './process.js';
+
+export async function mountUnavailable(): Promise<string | undefined> {
+  const why = fuseUnavailable();
+  if (why !== undefined) return why;
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    return '/dev/fuse is missing or not accessible';
+  }
+  if (process.getuid?.() !== 0) return 'mounting FUSE here needs root';
+  return processUnavailable();
+}
+
+function mounted(mountpoint: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === mountpoint);
+}
+
+/** The last resort: never leave a mount behind. */
+export function forceUnmount(mountpoint: string): void {
+  for (const cmd of [['fusermount3', '-u', '-z', mountpoint], ['umount', '-l', mountpoint]]) {
+    if (!mounted(mountpoint)) return;
+    try {
+      execFileSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+    } catch {
+      // try the next
+    }
+  }
+}
+
+export async function runMount(spec: StageSpec, onProgress?: (p: Progress) => void): Promise<StageResult> {
+  const stage = new Stage(spec, ['posix', 'ofd'], onProgress);
+  const base = await mkdtemp(join(tmpdir(), 'locksmith-stress-mount-'));
+  const backing = join(base, 'backing');
+  const mnt = join(base, 'mnt');
+  await Promise.all([mkdir(backing), mkdir(mnt)]);
+  const keys: string[] = [];
+  for (let i = 0; i < spec.files; i++) {
+    await writeFile(join(backing, `f${i}`), '');
+    const st = await stat(join(backing, `f${i}`));
+    keys.push(`fuse:${st.dev}:${st.ino}`);
+  }
+  const atExit = () => forceUnmount(mnt);
+  process.on('exit', atExit);
+  const m = await mountFuse({ backing, mountpoint: mnt, workers: spec.workers });
+  const stopSampling = stage.startSampling(async () => (await m.coordinator.stats()).waiting);
+  try {
+    const info = m.info();
+    if (!info.posixLocks || !info.flockLocks) throw new Error('the kernel did not grant the FUSE lock capabilities, so locks on the mount would not reach locksmith');
+    // F_OFD_GETLK over FUSE shows -1 for any holder; the kernel shows a pid outside the caller's
+    // namespace (a Windows processId) as 0.
+    const naming = (pidOf: (c: number) => number): Naming => ({
+      file: (i) => keys[i]!,
+      classicPids: (c) => [pidOf(c), -1],
+      ofdPids: (c) => [-1, pidOf(c)],
+      windowsPids: (c) => [20000 + c, 0, -1],
+      closeDropsClassic: true,
+    });
+    const clientsRun = await driveClients(stage, mnt, naming, m.coordinator);
+    const oracle = stage.close();
+    const after = m.info();
+    stage.notes.push(`FUSE: ${after.events} lock events, ${after.interrupts ?? 0} interrupts`);
+    return stage.result(oracle, clientsRun);
+  } finally {
+    stopSampling();
+    await m.unmount();
+    forceUnmount(mnt);
+    process.removeListener('exit', atExit);
+    await rm(base, { recursive: true, force: true });
+  }
+}
