@@ -28,7 +28,7 @@ export type ToHost =
   /** Take the events of native pump session `sessionId`'s destination for this worker (src/native/). */
   | { t: 'native'; sessionId: number };
 
-/** Host -> coordinator, besides answers (wire.ts R_DONE, R_GETLK, R_QUEUED). */
+/** Host -> coordinator, besides answers (wire.ts R_DONE, R_ENDED, R_GETLK, R_QUEUED). */
 export type FromHost =
   /** Wait-for edges of request `id`'s waiter changed ('posix' waiters only); empty = gone. */
   | { t: 'edges'; id: number; owner: string; blockers: string[] }
