@@ -44,7 +44,7 @@ import {
 import { requireObject } from './core/input.js';
 import { SweptMap } from './core/swept-map.js';
 import { Batcher } from './actors/batcher.js';
-import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_QUEUED, T_OBJECT, encodeCall, encodeLock, type PublicCall } from './actors/wire.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry, ToHost } from './actors/protocol.js';
 
@@ -461,6 +461,18 @@ export class LockCoordinator {
           i += 3;
           break;
         }
+        case R_NJOURNAL:
+          this.record(b[i + 1] as string, { j: 'native', f: b.slice(i + 2, i + 10) });
+          i += 10;
+          break;
+        case R_NIDLE:
+          this.forgetJournal(b[i + 1] as string);
+          i += 2;
+          break;
+        case R_NDROP:
+          this.record(b[i + 1] as string, { j: 'flockDrop', owner: b[i + 2] as string });
+          i += 3;
+          break;
         case T_OBJECT:
           this.onHostMessage(b[i + 1] as FromHost, slot);
           i += 2;

@@ -57,6 +57,23 @@ export interface NativeSink {
   cancel(id: number, reason: CancelReason): void;
   /** A native event that could not be turned into a call (a pump bug): reported, answered. */
   fault(message: string): void;
+  /** Native request `req` changed its file's locks. */
+  journal(req: NativeRequest): void;
+  /** Native answers are about to leave: whatever was journaled must leave first. */
+  beforeReply(): void;
+}
+
+/** A native request as it arrived: what its answer and, if it commits, its journal entry need. */
+export interface NativeRequest {
+  readonly kind: number;
+  readonly path: string;
+  readonly type: number;
+  readonly flags: number;
+  readonly pid: number;
+  readonly fh: number | bigint;
+  readonly owner: number | bigint;
+  readonly start: number | bigint;
+  readonly end: number | bigint;
 }
 
 /**
@@ -66,8 +83,8 @@ export interface NativeSink {
  * turn for answers that come later (a waiter let in by an API call).
  */
 export class NativeFeed {
-  /** Requests in flight that are F_GETLK: they answer with a lock, not a code. */
-  private readonly getlks = new Set<number>();
+  /** Requests in flight by id (-reqId): the answer's shape and the journal entry depend on them. */
+  private readonly inflight = new Map<number, NativeRequest>();
   private readonly replies = new pump.ReplyBuffer();
   private attached = false;
   private inBatch = false;
@@ -112,19 +129,21 @@ export class NativeFeed {
         }
         const flags = f[o + F_FLAGS]!;
         const path = b.paths[f[o + F_PATH]!]!;
+        const wideRange = flags & (FL_WIDE_START | FL_WIDE_END);
+        const req: NativeRequest = {
+          kind,
+          path,
+          type: f[o + F_TYPE]!,
+          flags,
+          pid: f[o + F_PID]!,
+          fh: flags & FL_WIDE_FH ? u[w + U_FH]! : f[o + F_FH]!,
+          owner: flags & FL_WIDE_OWNER ? u[w + U_OWNER]! : f[o + F_OWNER]!,
+          start: wideRange ? u[w + U_START]! : f[o + F_START]!,
+          end: wideRange ? u[w + U_END]! : f[o + F_END]!,
+        };
         let call: Call | PosixReply;
         try {
-          call = requestOf(
-            kind,
-            path,
-            f[o + F_TYPE]!,
-            flags,
-            f[o + F_PID]!,
-            flags & FL_WIDE_FH ? u[w + U_FH]! : f[o + F_FH]!,
-            flags & FL_WIDE_OWNER ? u[w + U_OWNER]! : f[o + F_OWNER]!,
-            flags & (FL_WIDE_START | FL_WIDE_END) ? u[w + U_START]! : f[o + F_START]!,
-            flags & (FL_WIDE_START | FL_WIDE_END) ? u[w + U_END]! : f[o + F_END]!,
-          );
+          call = callOfRequest(req);
         } catch (err) {
           this.sink.fault(`native event (kind ${kind}) on ${path}: ${err instanceof Error ? err.message : String(err)}`);
           this.replies.push(reqId, ENOLCK);
@@ -135,7 +154,7 @@ export class NativeFeed {
           this.replies.push(reqId, -call.result);
           continue;
         }
-        if (kind === K_GETLK) this.getlks.add(-reqId);
+        this.inflight.set(-reqId, req);
         this.sink.submit(-reqId, call);
       }
     } finally {
@@ -147,7 +166,11 @@ export class NativeFeed {
   /** The final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
   answer(id: number, res: number | PosixReply | undefined): void {
     const reqId = -id;
-    if (this.getlks.delete(id) && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
+    const req = this.inflight.get(id);
+    this.inflight.delete(id);
+    const code = typeof res === 'object' ? res.result : (res ?? 0);
+    if (req !== undefined && commits(req, code)) this.sink.journal(req);
+    if (req?.kind === K_GETLK && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
       const end = res.lockLen === 0n ? OFFSET_MAX : res.lockStart + res.lockLen - 1n;
       try {
         pump.replyLock(this.sessionId, reqId, res.lockType, res.lockStart, end, res.lockPid);
@@ -156,7 +179,6 @@ export class NativeFeed {
       }
       return;
     }
-    const code = typeof res === 'object' ? res.result : (res ?? 0);
     this.replies.push(reqId, code < 0 ? -code : code);
     if (!this.inBatch && !this.flushQueued) {
       this.flushQueued = true;
@@ -166,12 +188,36 @@ export class NativeFeed {
 
   private flush(): void {
     this.flushQueued = false;
+    if (this.replies.count === 0) return;
+    this.sink.beforeReply();
     try {
       this.replies.flush(this.sessionId);
     } catch {
       // session gone: its requests were answered by the unmount
       this.replies.count = 0;
     }
+  }
+}
+
+/** The Call of a journaled native request: `f` is its record after the path (R_NJOURNAL). */
+export function nativeCall(path: string, f: readonly unknown[]): Call {
+  const [kind, type, flags, pid, fh, owner, start, end] = f as [number, number, number, number, number | bigint, number | bigint, number | bigint, number | bigint];
+  const call = callOfRequest({ kind, path, type, flags, pid, fh, owner, start, end });
+  if (!('op' in call)) throw new Error(`journaled native request on ${path} is not a call (${call.result})`);
+  return call;
+}
+
+/** Whether a finished native request changed its file's locks (so belongs in the journal). */
+function commits(req: NativeRequest, code: number): boolean {
+  switch (req.kind) {
+    case K_SETLK:
+    case K_FLOCK:
+      return code === 0 || req.type === F_UNLCK;
+    case K_FLUSH:
+    case K_RELEASE:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -182,17 +228,8 @@ const INFINITE_END = (end: number | bigint): boolean => end === Infinity || end 
  * The public request a native event stands for, parsed as the API parses it. Offsets come as
  * numbers when below 2^53, else as exact bigints (both of a range the same way).
  */
-export function requestOf(
-  kind: number,
-  path: string,
-  type: number,
-  flags: number,
-  pid: number,
-  fh: number | bigint,
-  owner: number | bigint,
-  start: number | bigint,
-  end: number | bigint,
-): Call | PosixReply {
+export function callOfRequest(r: NativeRequest): Call | PosixReply {
+  const { kind, path, type, flags, pid, fh, owner, start, end } = r;
   switch (kind) {
     case K_GETLK:
     case K_SETLK:

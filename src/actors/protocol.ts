@@ -49,6 +49,8 @@ export type FromHost =
 export type JournalEntry =
   /** A committed call, as it travelled (wire.ts): compact, and immune to the caller's later edits. */
   | { j: 'wire'; wire: unknown[] }
+  /** A committed native request: kind, type, flags, pid, fh, owner, start, end (wire.ts R_NJOURNAL). */
+  | { j: 'native'; f: unknown[] }
   | Exclude<ReplayEntry, { j: 'call' }>;
 
 /** The control plane a host exposes through comlink. */

@@ -55,6 +55,17 @@ export const R_DONE = 1;
 export const R_ENDED = 2;
 export const R_GETLK = 3;
 export const R_QUEUED = 4;
+/**
+ * Native requests (src/actors/native-feed.ts) never travel as calls, but what they commit is
+ * journaled like an API call's, so a replacement worker rebuilds their locks too:
+ * - R_NJOURNAL path, kind, type, flags, pid, fh, owner, start, end: a committed native request
+ *   as it arrived;
+ * - R_NIDLE path: a native request committed and the file holds nothing now (the journal goes);
+ * - R_NDROP path, owner: a native flock request dropped its owner's lock of the other type.
+ */
+export const R_NJOURNAL = 5;
+export const R_NIDLE = 6;
+export const R_NDROP = 7;
 /** R_ENDED flags: the request first dropped its owner's flock lock of the other type. */
 export const END_FLOCK_DROP = 1;
 /** R_ENDED flags: the file holds nothing any more (the coordinator drops its journal). */

@@ -5,7 +5,7 @@
  * down and strands no request.
  */
 import t from 'tap';
-import { LockCoordinator } from '../../src/coordinator.js';
+import { LockCoordinator, routeOf } from '../../src/coordinator.js';
 import { runSynthetic } from '../../src/mount.js';
 import * as pump from '../../src/native/index.js';
 import { until } from './proc.js';
@@ -39,6 +39,20 @@ if (why !== undefined && !process.env.CI) {
     t.match(locks, [{ path: 'synth:0', kind: 'posix', type: 'write', state: 'granted', owner: 1n }], 'owner 1 holds synth:0');
     const other = await c.lock({ path: 'synth:0', lockType: 1, lockStart: 0, lockLen: 0, cmd: 6, lockOwner: 99 });
     t.equal(other.result, -11, 'an API caller conflicts with the native owner: one lock table');
+  });
+
+  t.test('a worker crash loses no lock a native request took: the journal rebuilds it', async (t) => {
+    const c = await LockCoordinator.start({ workers: 2 });
+    t.teardown(() => c.stop());
+    const sid = pump.synthStart({ destinations: 2, threads: 1, files: 1, opsPerThread: 1 });
+    t.teardown(() => void pump.synthStop(sid));
+    await c.attachNative(sid);
+    await until('the reply', () => pump.synthStats(sid).done);
+    await c.crashWorker(routeOf('synth:0', 2));
+    t.equal((await c.stats()).workerRestarts, 1);
+    t.match(await c.locks('synth:0'), [{ kind: 'posix', type: 'write', state: 'granted', owner: 1 }], 'owner 1 still holds synth:0');
+    const other = await c.lock({ path: 'synth:0', lockType: 1, lockStart: 0, lockLen: 0, cmd: 6, lockOwner: 99 });
+    t.equal(other.result, -11, 'and an API caller still conflicts with it');
   });
 
   t.test('a worker crash while native threads deliver: no process crash, every request answered', async (t) => {

@@ -178,6 +178,26 @@ if (why !== undefined && !process.env.CI) {
     await until('the file idle', async () => (await m.coordinator.locks()).length === 0 || undefined);
   });
 
+  t.test("a worker crash keeps the mount's locks: the journal rebuilds them on the replacement", async (t) => {
+    const a = client('crash', ['open', 'lock', 'w', '0', '10', 'flock', 'ex', 'wait', 'lock', 'u', '0', '10', 'wait']);
+    t.same(await a.take(3), ['open ok', 'lock ok', 'flock ok']);
+    const [held] = await locksOf(a.pid);
+    t.ok(held, 'the lock is listed');
+    const before = (await m.coordinator.stats()).workerRestarts;
+    await m.coordinator.crashWorker(routeOf(held!.path, 2));
+    t.equal((await m.coordinator.stats()).workerRestarts, before + 1, 'the worker was replaced');
+    t.equal((await locksOf(a.pid)).length, 2, 'both locks are still held after the crash');
+    const b = client('crash', ['open', 'lock', 'w', '5', '1', 'flock', 'ex', 'nb', 'lockw', 'w', '5', '1', 'wait']);
+    t.same(await b.take(3), ['open ok', `lock err ${EAGAIN}`, `flock err ${EAGAIN}`], 'another process still conflicts with both');
+    t.ok(await b.silentFor(150), 'and waits');
+    a.go();
+    t.equal(await a.next(), 'lock ok');
+    t.equal(await b.next(), 'lockw ok', 'the waiter on the replacement worker is granted on unlock');
+    a.go();
+    b.go();
+    await Promise.all([a.ended(), b.ended()]);
+  });
+
   t.test('ordinary I/O works on the mount', async (t) => {
     const c = client('io', ['open', 'close']);
     t.same(await c.take(2), ['open ok', 'close ok']);
