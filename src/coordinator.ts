@@ -489,8 +489,9 @@ export class LockCoordinator {
     if (r === undefined) return;
     const call = r.call;
     if ((flags & END_FLOCK_DROP) !== 0) this.record(call.path, { j: 'flockDrop', owner: (call as DecodedLock).owner });
-    if (commits(call, result)) this.record(call.path, { j: 'wire', wire: r.wire });
+    // A file left idle needs no journal at all (an unlock's entry would be dropped at once).
     if ((flags & END_IDLE) !== 0) this.forgetJournal(call.path);
+    else if (commits(call, result)) this.record(call.path, { j: 'wire', wire: r.wire });
     if (waitedMs >= 0) this.noteWait(waitedMs);
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOfLock(call, result!) : (result ?? undefined));
   }
