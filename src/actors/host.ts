@@ -218,6 +218,8 @@ export class ActorHost implements HostControl {
         return;
       case 'native':
         this.native?.detach();
+        // Until now API replies were not tracked: every file holding something may have a journal.
+        for (const path of this.table.activePaths()) this.journaled.add(path);
         this.native = new NativeFeed(m.sessionId, this.init.index, {
           submit: (id, call) => {
             this.calls++;

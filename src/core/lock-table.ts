@@ -457,6 +457,11 @@ export class LockTable {
     return { files: files, locks, waiters };
   }
 
+  /** Paths of the files that hold something (locks, waiters or handles). */
+  *activePaths(): IterableIterator<string> {
+    for (const f of this.files.values()) if (!f.isIdle()) yield f.path;
+  }
+
   /** The file's state, for tests that check internal invariants. */
   fileState(path: string): FileLocks | undefined {
     const f = this.files.get(path);

@@ -55,6 +55,23 @@ if (why !== undefined && !process.env.CI) {
     t.equal(other.result, -11, 'and an API caller still conflicts with it');
   });
 
+  t.test('a native unlock that empties a file the API journaled drops that journal (no lock comes back after a crash)', async (t) => {
+    const c = await LockCoordinator.start({ workers: 2 });
+    t.teardown(() => c.stop());
+    // Owner 1 through the API, before the pump is attached: the coordinator journals this lock
+    // (bytes 0-4095, the range the synthetic source locks and unlocks).
+    const api = await c.lock({ path: 'synth:0', lockType: 1, lockStart: 0, lockLen: 4096, cmd: 6, lockOwner: 1 });
+    t.equal(api.result, 0);
+    // The synthetic producer is POSIX owner 1 too: its lock replaces that one, its unlock frees the file.
+    const sid = pump.synthStart({ destinations: 2, threads: 1, files: 1, opsPerThread: 2 });
+    t.teardown(() => void pump.synthStop(sid));
+    await c.attachNative(sid);
+    await until('both replies', () => pump.synthStats(sid).done);
+    t.same(await c.locks('synth:0'), [], 'the file is free');
+    await c.crashWorker(routeOf('synth:0', 2));
+    t.same(await c.locks('synth:0'), [], 'and still free on the replacement: the stale journal was dropped');
+  });
+
   t.test('a worker crash while native threads deliver: no process crash, every request answered', async (t) => {
     const c = await LockCoordinator.start({ workers: 2 });
     t.teardown(() => c.stop());
