@@ -273,7 +273,11 @@ export class ActorHost implements HostControl {
         this.out.object({ t: 'synced', token: m.token });
         return;
       case 'snapshot':
-        this.deliver(m.path, () => this.out.object({ t: 'snapshot', path: m.path, locks: this.table.grantedLocks(m.path) }));
+        this.deliver(m.path, () => {
+          // Native commits the snapshot already contains must reach the journal before it, not after.
+          if (this.nativeJournalCount > 0) this.flushNativeJournal();
+          this.out.object({ t: 'snapshot', path: m.path, locks: this.table.grantedLocks(m.path) });
+        });
         return;
       case 'crash':
         setImmediate(() => {
