@@ -49,8 +49,6 @@
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/api.js --series=pipelined --no-floors --workers=1 --files=100
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
@@ -60,6 +58,7 @@ import { Batcher } from '../src/actors/batcher.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
 import { LockCoordinator } from '../src/coordinator.js';
+import { Report, option, type Results, type Unit } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = path.join(ROOT, 'bench', 'results', 'api.json');
@@ -77,12 +76,6 @@ const RSS_FILES = 100_000;
 const REQ_ITEMS = 11;
 const REPLY_ITEMS = 3;
 
-type Unit = 'ops/s' | 'rt/s' | 'µs' | 'MB' | 'B' | 'msg/batch';
-interface Row {
-  name: string;
-  value: number;
-  unit: Unit;
-}
 
 // ---- the echo worker (this same file, run as a worker_threads Worker) -------------------------
 
@@ -107,13 +100,6 @@ function echoWorker(): void {
 
 // ---- helpers ------------------------------------------------------------------------------
 
-function option(name: string): string | undefined {
-  const hit = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (hit === undefined) return undefined;
-  const eq = hit.indexOf('=');
-  return eq < 0 ? '' : hit.slice(eq + 1);
-}
-
 function gcFunction(): () => void {
   v8.setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as () => void;
@@ -121,12 +107,6 @@ function gcFunction(): () => void {
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(`bench check failed: ${what}`);
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 /** q-quantile of samples (nearest rank). */
@@ -454,7 +434,7 @@ async function main(): Promise<void> {
 
   const tStart = now();
   /** Per series: its unit and one value per measured round. */
-  const results = new Map<string, { unit: Unit; rounds: number[] }>();
+  const results: Results = new Map();
   const note = (name: string, unit: Unit, v: number, warm: boolean): void => {
     if (warm) return;
     let e = results.get(name);
@@ -521,50 +501,20 @@ async function main(): Promise<void> {
   }
 
   // ---- report --------------------------------------------------------------------------------
-  const FLOOR = /^(raw_echo|batched_echo|inthread)_/;
-  const rows: Row[] = [];
-  const floors: Record<string, { value: number; unit: Unit }> = {};
-  const spreads = new Map<string, [number, number]>();
-  const r1 = (v: number, unit: Unit): number => (unit === 'µs' || unit === 'MB' || unit === 'msg/batch' ? Math.round(v * 10) / 10 : Math.round(v));
-  for (const [name, e] of results) {
-    const value = r1(median(e.rounds), e.unit);
-    spreads.set(name, [Math.min(...e.rounds), Math.max(...e.rounds)]);
-    if (FLOOR.test(name)) floors[name] = { value, unit: e.unit };
-    else rows.push({ name, value, unit: e.unit });
-  }
+  const report = new Report(results, /^(raw_echo|batched_echo|inthread)_/, { µs: 1, MB: 1, 'msg/batch': 1 });
   if (rss !== undefined) {
     const mb = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
-    rows.push({ name: 'rss_mb_100k_files', value: mb(rss.heldRss - rss.baseRss), unit: 'MB' });
-    rows.push({ name: 'rss_bytes_per_file', value: Math.round((rss.heldRss - rss.baseRss) / RSS_FILES), unit: 'B' });
-    rows.push({ name: 'rss_mb_baseline_w2', value: mb(rss.baseRss), unit: 'MB' });
-    rows.push({ name: 'main_heap_mb_100k_files', value: mb(rss.mainHeapDelta), unit: 'MB' });
+    report.rows.push({ name: 'rss_mb_100k_files', value: mb(rss.heldRss - rss.baseRss), unit: 'MB' });
+    report.rows.push({ name: 'rss_bytes_per_file', value: Math.round((rss.heldRss - rss.baseRss) / RSS_FILES), unit: 'B' });
+    report.rows.push({ name: 'rss_mb_baseline_w2', value: mb(rss.baseRss), unit: 'MB' });
+    report.rows.push({ name: 'main_heap_mb_100k_files', value: mb(rss.mainHeapDelta), unit: 'MB' });
   }
-
-  interface Ratio {
-    name: string;
-    value: number;
-    target: string;
-    met: boolean | null;
-  }
-  const ratios: Ratio[] = [];
-  /** Median over rounds of the round's own ratio: noise that hits a whole round cancels. */
-  const ratio = (num: string, den: string, target?: { op: '>=' | '<='; x: number }): void => {
-    const a = results.get(num)?.rounds;
-    const b = results.get(den)?.rounds;
-    if (a === undefined || b === undefined || a.length !== b.length) return;
-    const v = Math.round(median(a.map((x, i) => x / b[i]!)) * 1000) / 1000;
-    ratios.push({
-      name: `${num} / ${den}`,
-      value: v,
-      target: target === undefined ? '' : `${target.op} ${target.x}`,
-      met: target === undefined ? null : target.op === '>=' ? v >= target.x : v <= target.x,
-    });
-  };
+  const ratio = report.ratio.bind(report);
   for (const w of WORKER_COUNTS) for (const f of FILE_COUNTS) ratio(`pipelined_ops_w${w}_f${f}`, 'raw_echo_pipelined', { op: '>=', x: 0.5 });
   for (const w of WORKER_COUNTS) ratio(`seq_lock_p50_w${w}`, 'raw_echo_seq_p50', { op: '<=', x: 1.5 });
   for (const w of WORKER_COUNTS) ratio(`wake_p50_w${w}`, 'raw_echo_seq_p50', { op: '<=', x: 2 });
-  const rssRow = rows.find((r) => r.name === 'rss_mb_100k_files')?.value;
-  if (rssRow !== undefined) ratios.push({ name: 'rss_mb_100k_files (MB, not a ratio)', value: rssRow, target: '< 300', met: rssRow < 300 });
+  const rssRow = report.rows.find((r) => r.name === 'rss_mb_100k_files')?.value;
+  if (rssRow !== undefined) report.absolute('rss_mb_100k_files (MB, not a ratio)', rssRow, '< 300', rssRow < 300);
   // Context, no targets: how far from the batched transport and from the bare core.
   for (const f of FILE_COUNTS) ratio(`pipelined_ops_w1_f${f}`, 'batched_echo_pipelined');
   for (const f of FILE_COUNTS) ratio(`pipelined_ops_w1_f${f}`, `inthread_ops_f${f}`);
@@ -572,43 +522,16 @@ async function main(): Promise<void> {
   for (const w of WORKER_COUNTS) ratio(`seq_lock_p99_w${w}`, 'raw_echo_seq_p99');
   for (const w of WORKER_COUNTS) ratio(`wake_p99_w${w}`, 'raw_echo_seq_p99');
 
-  // ---- print ---------------------------------------------------------------------------------
-  const fmt = (v: number, unit: Unit): string =>
-    unit === 'ops/s' || unit === 'rt/s' ? `${Math.round(v).toLocaleString('en-US')} ${unit}` : `${v.toLocaleString('en-US')} ${unit}`;
-  const line = (name: string, v: number, unit: Unit): string => {
-    const s = spreads.get(name);
-    const range = s === undefined ? '' : `   [${fmt(r1(s[0], unit), unit)} .. ${fmt(r1(s[1], unit), unit)}]`;
-    return `  ${name.padEnd(26)} ${fmt(v, unit).padStart(17)}${range}`;
-  };
   const elapsed = (now() - tStart) / 1000;
-  console.log(
-    `\nlocksmith API bench: median of ${ROUNDS} rounds [min .. max], node ${process.version}, ${os.availableParallelism()} cpus, load ${os.loadavg()[0]!.toFixed(2)}, ${elapsed.toFixed(0)} s`,
-  );
-  console.log('ours');
-  for (const r of rows) console.log(line(r.name, r.value, r.unit));
-  console.log('floors (same run, same threads kind: main <-> one worker_threads Worker; in-thread: main only)');
-  for (const [name, f] of Object.entries(floors)) console.log(line(name, f.value, f.unit));
-  console.log('ratios (median of per-round ratios)');
-  for (const r of ratios) {
-    const verdict = r.met === null ? '' : r.met ? 'met' : 'MISSED';
-    console.log(`  ${r.name.padEnd(52)} ${String(r.value).padStart(7)}  ${r.target.padEnd(6)} ${verdict}`);
-  }
-
+  report.print('locksmith API bench', ROUNDS, elapsed, 'same run, same threads kind: main <-> one worker_threads Worker; in-thread: main only');
   if (fullRun) {
-    mkdirSync(path.dirname(RESULTS), { recursive: true });
-    const meta = {
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: os.availableParallelism(),
-      loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    report.write(RESULTS, ROOT, {
       rounds: ROUNDS,
       pipelinedMs: PIPE_MS,
       latencySamplesPerRound: LAT_N,
       lanes: LANES,
       seconds: Math.round(elapsed),
-    };
-    writeFileSync(RESULTS, JSON.stringify({ rows, floors, ratios, meta }, null, 2) + '\n');
-    console.log(`\nwrote ${path.relative(ROOT, RESULTS)}`);
+    });
   } else {
     console.log('\n(partial run: results file not written)');
   }

@@ -36,6 +36,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { F_SETLK, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
+import { median, option } from './report.js';
 
 type Family = 'posix' | 'windows';
 
@@ -49,13 +50,6 @@ const DEFAULT_HELD = [0, 10, 100, 1_000, 10_000, 100_000];
 const DEFAULT_FAMILIES: Family[] = ['posix', 'windows'];
 
 // ---- options ------------------------------------------------------------------------------
-
-function option(name: string): string | undefined {
-  const hit = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (hit === undefined) return undefined;
-  const eq = hit.indexOf('=');
-  return eq < 0 ? '' : hit.slice(eq + 1);
-}
 
 const heldCounts = option('held')?.split(',').map(Number) ?? DEFAULT_HELD;
 const families = (option('families')?.split(',') as Family[] | undefined) ?? DEFAULT_FAMILIES;
@@ -217,12 +211,6 @@ async function calibrate(s: Series): Promise<number> {
     if (ns >= ROUND_NS / 4 || pairs >= 1 << 26) return Math.max(MIN_PAIRS, Math.ceil((pairs * ROUND_NS) / ns));
     pairs *= ns < ROUND_NS / 64 ? 8 : 2;
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 interface Measured {

@@ -48,6 +48,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { mountFuse, runSynthetic, type FuseMount } from '../src/mount.js';
 import * as pump from '../src/native/index.js';
+import { Report, median, option, type Results, type Unit } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = path.join(ROOT, 'bench', 'results', 'fuse.json');
@@ -56,12 +57,6 @@ const BIN = path.join(ROOT, 'bench', 'bin');
 const FILES = 8;
 const PROCS = 8;
 
-function option(name: string): string | undefined {
-  const hit = process.argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (hit === undefined) return undefined;
-  const eq = hit.indexOf('=');
-  return eq < 0 ? '' : hit.slice(eq + 1);
-}
 
 const ROUNDS = Number(option('rounds') ?? 5);
 const LOAD_MS = Number(option('ms') ?? 1000);
@@ -69,20 +64,9 @@ const SYNTH_OPS = Number(option('ops') ?? 500_000);
 const SERIES = new Set((option('series') ?? 'fuse,synthetic').split(','));
 const fullRun = option('series') === undefined;
 
-type Unit = 'ops/s' | 'µs';
-interface Row {
-  name: string;
-  value: number;
-  unit: Unit;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 // ---- prerequisites and the C programs -----------------------------------------------------------
 
@@ -314,7 +298,7 @@ async function main(): Promise<void> {
     return;
   }
   const tStart = performance.now();
-  const results = new Map<string, { unit: Unit; rounds: number[] }>();
+  const results: Results = new Map();
   const record = (name: string, unit: Unit, v: number, warm: boolean): void => {
     if (warm) return;
     let e = results.get(name);
@@ -394,42 +378,14 @@ async function main(): Promise<void> {
   }
 
   // ---- report --------------------------------------------------------------------------------
-  const FLOOR = /^(kernel|minimal|pump)_/;
-  const rows: Row[] = [];
-  const floors: Record<string, { value: number; unit: Unit }> = {};
-  const spreads = new Map<string, [number, number]>();
-  const r1 = (v: number, unit: Unit): number => (unit === 'µs' ? Math.round(v * 100) / 100 : Math.round(v));
-  for (const [name, e] of results) {
-    const value = r1(median(e.rounds), e.unit);
-    spreads.set(name, [Math.min(...e.rounds), Math.max(...e.rounds)]);
-    if (FLOOR.test(name)) floors[name] = { value, unit: e.unit };
-    else rows.push({ name, value, unit: e.unit });
-  }
-  interface Ratio {
-    name: string;
-    value: number;
-    target: string;
-    met: boolean | null;
-  }
-  const ratios: Ratio[] = [];
-  const ratio = (num: string, den: string, target?: { op: '>=' | '<='; x: number }): void => {
-    const a = results.get(num)?.rounds;
-    const b = results.get(den)?.rounds;
-    if (a === undefined || b === undefined || a.length !== b.length) return;
-    const v = Math.round(median(a.map((x, i) => x / b[i]!)) * 1000) / 1000;
-    ratios.push({
-      name: `${num} / ${den}`,
-      value: v,
-      target: target === undefined ? '' : `${target.op} ${target.x}`,
-      met: target === undefined ? null : target.op === '>=' ? v >= target.x : v <= target.x,
-    });
-  };
+  const report = new Report(results, /^(kernel|minimal|pump)_/, { µs: 2 });
+  const ratio = report.ratio.bind(report);
   ratio('fuse_p1_lat_us', 'minimal_p1_lat_us', { op: '<=', x: 2 });
   ratio(`fuse_p${PROCS}_ops`, `minimal_p${PROCS}_ops`, { op: '>=', x: 0.5 });
   const synth = results.get('synthetic_actors_ops_w2');
   if (synth !== undefined) {
     const v = Math.round(median(synth.rounds));
-    ratios.push({ name: 'synthetic_actors_ops_w2 (ops/s, not a ratio)', value: v, target: '>= 1000000', met: v >= 1_000_000 });
+    report.absolute('synthetic_actors_ops_w2 (ops/s, not a ratio)', v, '>= 1000000', v >= 1_000_000);
   }
   // Context, no targets.
   ratio('fuse_p1_p50_us', 'minimal_p1_p50_us');
@@ -441,40 +397,10 @@ async function main(): Promise<void> {
   ratio('synthetic_actors_ops_w2', 'synthetic_actors_ops_w1');
   ratio('pump_flat_deliver_w2', 'pump_object_deliver_w2');
 
-  const fmt = (v: number, unit: Unit): string => (unit === 'ops/s' ? `${Math.round(v).toLocaleString('en-US')} ${unit}` : `${v.toLocaleString('en-US')} ${unit}`);
-  const line = (name: string, v: number, unit: Unit): string => {
-    const s = spreads.get(name);
-    const range = s === undefined ? '' : `   [${fmt(r1(s[0], unit), unit)} .. ${fmt(r1(s[1], unit), unit)}]`;
-    return `  ${name.padEnd(26)} ${fmt(v, unit).padStart(18)}${range}`;
-  };
   const elapsed = (performance.now() - tStart) / 1000;
-  console.log(
-    `\nlocksmith FUSE bench: median of ${ROUNDS} rounds [min .. max], node ${process.version}, ${os.availableParallelism()} cpus, load ${os.loadavg()[0]!.toFixed(2)}, ${elapsed.toFixed(0)} s`,
-  );
-  console.log('ours');
-  for (const r of rows) console.log(line(r.name, r.value, r.unit));
-  console.log('floors (kernel: the same passthrough without lock caps; minimal: bench/fuse/minimal.c; pump: no actors)');
-  for (const [name, f] of Object.entries(floors)) console.log(line(name, f.value, f.unit));
-  console.log('ratios (median of per-round ratios)');
-  for (const r of ratios) {
-    const verdict = r.met === null ? '' : r.met ? 'met' : 'MISSED';
-    console.log(`  ${r.name.padEnd(52)} ${String(r.value).padStart(9)}  ${r.target.padEnd(10)} ${verdict}`);
-  }
+  report.print('locksmith FUSE bench', ROUNDS, elapsed, 'kernel: the same passthrough without lock caps; minimal: bench/fuse/minimal.c; pump: no actors');
   if (fullRun) {
-    mkdirSync(path.dirname(RESULTS), { recursive: true });
-    const meta = {
-      date: new Date().toISOString(),
-      node: process.version,
-      cpus: os.availableParallelism(),
-      loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
-      rounds: ROUNDS,
-      loadMs: LOAD_MS,
-      processes: PROCS,
-      synthOpsPerThread: SYNTH_OPS,
-      seconds: Math.round(elapsed),
-    };
-    writeFileSync(RESULTS, JSON.stringify({ rows, floors, ratios, meta }, null, 2) + '\n');
-    console.log(`\nwrote ${path.relative(ROOT, RESULTS)}`);
+    report.write(RESULTS, ROOT, { rounds: ROUNDS, loadMs: LOAD_MS, processes: PROCS, synthOpsPerThread: SYNTH_OPS, seconds: Math.round(elapsed) });
   } else {
     console.log('\n(partial run: results file not written)');
   }
