@@ -40,13 +40,13 @@
  * Every mount is unmounted on the way out, also after an error or a signal (fusermount3 -u -z last).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { mountFuse, runSynthetic, type FuseMount } from '../src/mount.js';
+import { forceUnmount, mountFuse, runSynthetic, type FuseMount } from '../src/mount.js';
 import * as pump from '../src/native/index.js';
 import { Report, median, option, type Results, type Unit } from './report.js';
 
@@ -103,28 +103,6 @@ function buildPrograms(): { minimal: string; loader: string } {
   execFileSync('cc', ['-O2', '-Wall', '-o', minimal, path.join(SRC, 'minimal.c'), ...fuseFlags]);
   execFileSync('cc', ['-O2', '-Wall', '-o', loader, path.join(SRC, 'loader.c')]);
   return { minimal, loader };
-}
-
-// ---- mounts --------------------------------------------------------------------------------------
-
-function mounted(mountpoint: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === mountpoint);
-}
-
-/** Last resort: never leave a mount behind. */
-function forceUnmount(mountpoint: string): void {
-  if (!mounted(mountpoint)) return;
-  try {
-    execFileSync('fusermount3', ['-u', '-z', mountpoint], { stdio: 'ignore' });
-  } catch {
-    try {
-      execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
-    } catch {
-      // nothing more to try
-    }
-  }
 }
 
 interface Server {

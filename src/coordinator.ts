@@ -46,7 +46,7 @@ import { SweptMap } from './core/swept-map.js';
 import { Batcher } from './actors/batcher.js';
 import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
-import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry, ToHost } from './actors/protocol.js';
+import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry } from './actors/protocol.js';
 
 export type { LockEntry } from './core/lock-table.js';
 export type { PosixReply } from './core/requests.js';

@@ -7,6 +7,8 @@
  *
  * The main thread is not on that path: it only mounts, attaches the workers and unmounts.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { LockCoordinator } from './coordinator.js';
 import type { Policy } from './core/file-locks.js';
@@ -52,6 +54,28 @@ export function fuseUnavailable(): string | undefined {
   if (!n.ok) return n.reason;
   if (!pump.hasFuse) return 'this build of locksmith has no FUSE support (install libfuse3-dev and pkg-config, then run npm rebuild)';
   return undefined;
+}
+
+/** Whether something is mounted at `mountpoint` now (/proc/self/mountinfo). */
+export function isMounted(mountpoint: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === mountpoint);
+}
+
+/**
+ * The last resort, for tests, benchmarks and the stress runner on their way out: lazily unmounts
+ * whatever is still mounted at `mountpoint` (fusermount3 -u -z, else umount -l). Never throws.
+ */
+export function forceUnmount(mountpoint: string): void {
+  for (const [cmd, ...args] of [['fusermount3', '-u', '-z', mountpoint], ['umount', '-l', mountpoint]] as const) {
+    if (!isMounted(mountpoint)) return;
+    try {
+      execFileSync(cmd, args, { stdio: 'ignore' });
+    } catch {
+      // try the next
+    }
+  }
 }
 
 function requireText(v: unknown, field: string): string {

@@ -8,12 +8,11 @@
  * Over FUSE every byte-range owner (classic or OFD) reaches the server as a POSIX owner with
  * deadlock detection (SEMANTICS-POSIX.md §12.6); F_GETLK shows an OFD holder's pid, F_OFD_GETLK -1.
  */
-import { execFileSync } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse } from '../../src/index.js';
+import { forceUnmount, fuseUnavailable, mountFuse } from '../../src/mount.js';
 import type { Naming } from '../observer.js';
 import { Stage, type Progress, type StageResult, type StageSpec } from '../stage.js';
 import { driveClients, processUnavailable } from './process.js';
@@ -28,24 +27,6 @@ export async function mountUnavailable(): Promise<string | undefined> {
   }
   if (process.getuid?.() !== 0) return 'mounting FUSE here needs root';
   return processUnavailable();
-}
-
-function mounted(mountpoint: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === mountpoint);
-}
-
-/** The last resort: never leave a mount behind. */
-export function forceUnmount(mountpoint: string): void {
-  for (const cmd of [['fusermount3', '-u', '-z', mountpoint], ['umount', '-l', mountpoint]]) {
-    if (!mounted(mountpoint)) return;
-    try {
-      execFileSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
-    } catch {
-      // try the next
-    }
-  }
 }
 
 export async function runMount(spec: StageSpec, onProgress?: (p: Progress) => void): Promise<StageResult> {

@@ -11,7 +11,6 @@
  * Replies, queued notices and wait-for edges go out in one array per turn (Batcher).
  */
 import * as Comlink from 'comlink';
-import type { MessagePort } from 'node:worker_threads';
 import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
 import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';

@@ -3,7 +3,7 @@
  * last-resort unmount. Never touch a mount synchronously from a thread that decides its locks.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -21,25 +21,8 @@ export async function until<T>(what: string, f: () => T | undefined | false | Pr
   }
 }
 
-export function mounted(mountpoint: string): boolean {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((l) => l.split(' ')[4] === mountpoint);
-}
-
-/** Last resort, also at exit: never leave a mount behind. */
-export function forceUnmount(mountpoint: string): void {
-  if (!mounted(mountpoint)) return;
-  try {
-    execFileSync('fusermount3', ['-u', '-z', mountpoint], { stdio: 'ignore' });
-  } catch {
-    try {
-      execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' });
-    } catch {
-      // nothing more to try
-    }
-  }
-}
+/** Whether something is mounted there, and the last-resort unmount: the library's own. */
+export { isMounted as mounted, forceUnmount } from '../../src/mount.js';
 
 /** Why a real mount cannot be tested here (beyond the addon itself), or undefined. */
 export function mountEnvironmentMissing(): string | undefined {
