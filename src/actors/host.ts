@@ -71,7 +71,15 @@ export class ActorHost implements HostControl {
   private readonly waiterIds = new WeakMap<object, number>();
   /** Requests received and not yet answered; a cancel for one still in a mailbox is kept here. */
   private readonly inflight = new Map<number, CancelReason | null>();
-  /** Per file running a call: answers of waiters it ended, sent after its own (runCall). */
+  /**
+   * The file whose call runs synchronously right now, and the answers of waiters that call ended,
+   * sent after its own (runCall). A call that goes on asynchronously (an approval hook) moves its
+   * list to `holding` until it ends: a Map entry set and deleted for every call cost the collector
+   * a new hash table each time (V8 shrinks a Map that empties).
+   */
+  private runningPath: string | undefined;
+  private runningHeld: (() => void)[] | undefined;
+  /** Per file running an asynchronous call: the same lists. */
   private readonly holding = new Map<string, (() => void)[]>();
   private readonly hooks: Comlink.Remote<HookRunner>;
   /** The native pump's events for this worker, once the coordinator connected one. */
@@ -222,8 +230,7 @@ export class ActorHost implements HostControl {
         this.native = new NativeFeed(m.sessionId, this.init.index, {
           submit: (id, call) => {
             this.calls++;
-            this.inflight.set(id, null);
-            this.deliver(call.path, () => this.runCall(id, call));
+            this.deliverCall(id, call);
           },
           cancel: (id, reason) => this.cancel(id, reason),
           fault: (message) => this.out.object({ t: 'fault', message }),
@@ -346,8 +353,8 @@ export class ActorHost implements HostControl {
     this.currentId = id;
     // Waiters this call lets in answer after the call itself: the coordinator journals in arrival
     // order, and a replay must see the release before the grants it made possible.
-    const held: (() => void)[] = [];
-    this.holding.set(call.path, held);
+    this.runningPath = call.path;
+    this.runningHeld = undefined;
     const flockDrop = this.dropsFlock(call);
     let r: unknown;
     try {
@@ -357,11 +364,20 @@ export class ActorHost implements HostControl {
       this.out.object({ t: 'fault', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       r = call.op === 'lock' ? { result: -ENOLCK } : call.op === 'flush' || call.op === 'release' ? undefined : ERROR_LOCK_VIOLATION;
     }
-    return isPromise(r) ? r.then((res) => this.endRun(id, call, flockDrop, held, res)) : this.endRun(id, call, flockDrop, held, r);
+    if (!isPromise(r)) return this.endRun(id, call, flockDrop, r);
+    const held = this.runningHeld ?? [];
+    this.runningPath = this.runningHeld = undefined;
+    this.holding.set(call.path, held);
+    return r.then((res) => {
+      this.holding.delete(call.path);
+      this.runningPath = call.path;
+      this.runningHeld = held;
+      return this.endRun(id, call, flockDrop, res);
+    });
   }
 
   /** The step of `call` returned `res`: answer it (or note that it waits), then the waiters it let in. */
-  private endRun(id: number, call: Call, flockDrop: boolean, held: (() => void)[], res: unknown): unknown {
+  private endRun(id: number, call: Call, flockDrop: boolean, res: unknown): unknown {
     let next: unknown;
     if (id < 0 && flockDrop) {
       // A native request's flock conversion dropped the old lock, whatever follows: journal it.
@@ -382,8 +398,9 @@ export class ActorHost implements HostControl {
       this.inflight.delete(id);
       this.reply(id, call, res as number | PosixReply | undefined, -1, flockDrop, call.path);
     }
-    this.holding.delete(call.path);
-    for (const f of held) f();
+    const held = this.runningHeld;
+    this.runningPath = this.runningHeld = undefined;
+    if (held !== undefined) for (const f of held) f();
     return next;
   }
 
@@ -421,9 +438,13 @@ export class ActorHost implements HostControl {
     this.inflight.delete(id);
     const waitedMs = p === undefined ? 0 : Date.now() - p.waiter.since;
     const send = (): void => this.reply(id, null, result as number | PosixReply, waitedMs, false, p?.path);
-    const held = p === undefined ? undefined : this.holding.get(p.path);
-    if (held !== undefined) held.push(send);
-    else send();
+    if (p === undefined) send();
+    else if (p.path === this.runningPath) (this.runningHeld ??= []).push(send);
+    else {
+      const held = this.holding.get(p.path);
+      if (held !== undefined) held.push(send);
+      else send();
+    }
   }
 
   /** A flock request by an owner holding the other type drops that lock first, whatever follows. */

@@ -14,9 +14,10 @@
  * close(2) by an owner; release is the last close of an open file: locks taken through its handle
  * go, and its flock lock when the kernel says it held one.
  */
-import { ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, OFFSET_MAX } from '../core/codes.js';
+import { ENOLCK, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, OFFSET_MAX } from '../core/codes.js';
+import { identityKey } from '../core/input.js';
 import type { CancelReason } from '../core/lock-table.js';
-import { parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
+import { lockCallOf, parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
 import * as pump from '../native/index.js';
 import {
   F_END,
@@ -57,7 +58,7 @@ export interface NativeSink {
   cancel(id: number, reason: CancelReason): void;
   /** A native event that could not be turned into a call (a pump bug): reported, answered. */
   fault(message: string): void;
-  /** Native request `req` changed its file's locks. */
+  /** Native request `req` changed its file's locks (`req` is reused: copy what is kept). */
   journal(req: NativeRequest): void;
   /** Native answers are about to leave: whatever was journaled must leave first. */
   beforeReply(): void;
@@ -76,15 +77,24 @@ export interface NativeRequest {
   readonly end: number | bigint;
 }
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /**
  * One worker's destination of a native session. Events arrive as flat batches (src/native/index.ts
  * FlatBatch: numbers in one reused Float64Array, 64-bit values exact in a BigUint64Array lane);
  * answers are collected and sent with one native call per batch (replyBatch), or at the end of the
  * turn for answers that come later (a waiter let in by an API call).
+ *
+ * Each event is read into one reused record (`current`): most requests are answered while they are
+ * submitted, and need no object of their own. Only a request still unanswered when `submit`
+ * returns (a waiter, or one held by an asynchronous hook) gets a copy in `inflight`.
  */
 export class NativeFeed {
-  /** Requests in flight by id (-reqId): the answer's shape and the journal entry depend on them. */
+  /** Requests in flight by id (-reqId) after their submit returned: the answer's shape and the journal entry depend on them. */
   private readonly inflight = new Map<number, NativeRequest>();
+  private readonly current: Mutable<NativeRequest> = { kind: 0, path: '', type: 0, flags: 0, pid: 0, fh: 0, owner: 0, start: 0, end: 0 };
+  /** The id of the request being submitted, until it is answered (0: none). */
+  private currentId = 0;
   private readonly replies = new pump.ReplyBuffer();
   private attached = false;
   private inBatch = false;
@@ -119,6 +129,7 @@ export class NativeFeed {
     try {
       const f = b.f64;
       const u = b.u64;
+      const req = this.current;
       for (let i = 0, o = 0, w = 0; i < b.n; i++, o += F_STRIDE, w += U_STRIDE) {
         this.events++;
         const reqId = f[o + F_REQ_ID]!;
@@ -128,24 +139,21 @@ export class NativeFeed {
           continue;
         }
         const flags = f[o + F_FLAGS]!;
-        const path = b.paths[f[o + F_PATH]!]!;
         const wideRange = flags & (FL_WIDE_START | FL_WIDE_END);
-        const req: NativeRequest = {
-          kind,
-          path,
-          type: f[o + F_TYPE]!,
-          flags,
-          pid: f[o + F_PID]!,
-          fh: flags & FL_WIDE_FH ? u[w + U_FH]! : f[o + F_FH]!,
-          owner: flags & FL_WIDE_OWNER ? u[w + U_OWNER]! : f[o + F_OWNER]!,
-          start: wideRange ? u[w + U_START]! : f[o + F_START]!,
-          end: wideRange ? u[w + U_END]! : f[o + F_END]!,
-        };
+        req.kind = kind;
+        req.path = b.paths[f[o + F_PATH]!]!;
+        req.type = f[o + F_TYPE]!;
+        req.flags = flags;
+        req.pid = f[o + F_PID]!;
+        req.fh = flags & FL_WIDE_FH ? u[w + U_FH]! : f[o + F_FH]!;
+        req.owner = flags & FL_WIDE_OWNER ? u[w + U_OWNER]! : f[o + F_OWNER]!;
+        req.start = wideRange ? u[w + U_START]! : f[o + F_START]!;
+        req.end = wideRange ? u[w + U_END]! : f[o + F_END]!;
         let call: Call | PosixReply;
         try {
-          call = callOfRequest(req);
+          call = fcntlCall(req) ?? callOfRequest(req);
         } catch (err) {
-          this.sink.fault(`native event (kind ${kind}) on ${path}: ${err instanceof Error ? err.message : String(err)}`);
+          this.sink.fault(`native event (kind ${kind}) on ${req.path}: ${err instanceof Error ? err.message : String(err)}`);
           this.replies.push(reqId, ENOLCK);
           continue;
         }
@@ -154,11 +162,17 @@ export class NativeFeed {
           this.replies.push(reqId, -call.result);
           continue;
         }
-        this.inflight.set(-reqId, req);
+        this.currentId = -reqId;
         this.sink.submit(-reqId, call);
+        if (this.currentId !== 0) {
+          // Still in flight (queued, or held by a hook): it needs its own record now.
+          this.inflight.set(-reqId, { ...req });
+          this.currentId = 0;
+        }
       }
     } finally {
       this.inBatch = false;
+      this.currentId = 0;
       this.flush();
     }
   }
@@ -166,8 +180,14 @@ export class NativeFeed {
   /** The final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
   answer(id: number, res: number | PosixReply | undefined): void {
     const reqId = -id;
-    const req = this.inflight.get(id);
-    this.inflight.delete(id);
+    let req: NativeRequest | undefined;
+    if (id === this.currentId) {
+      req = this.current;
+      this.currentId = 0;
+    } else {
+      req = this.inflight.get(id);
+      this.inflight.delete(id);
+    }
     const code = typeof res === 'object' ? res.result : (res ?? 0);
     if (req !== undefined && commits(req, code)) this.sink.journal(req);
     if (req?.kind === K_GETLK && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
@@ -223,6 +243,43 @@ function commits(req: NativeRequest, code: number): boolean {
 
 /** The end value FUSE uses for "to the end of the file", as a double and exactly. */
 const INFINITE_END = (end: number | bigint): boolean => end === Infinity || end === OFFSET_MAX;
+
+/**
+ * The common native event, a classic fcntl lock request (getlk/setlk) over a range below 2^53 with
+ * a valid type, as the Call `callOfRequest` makes of it, without building the API's input object
+ * and checking it again: `decodeLock`'s result is built directly, and `lockCallOf` makes the Call
+ * as it does for the API. Anything else: undefined (callOfRequest decides). A property test
+ * (property-tests/native-call.test.ts) holds the two to the same Call.
+ */
+export function fcntlCall(r: NativeRequest): Call | undefined {
+  const { kind, type, start, end } = r;
+  if (
+    (kind !== K_SETLK && kind !== K_GETLK) ||
+    (type !== F_RDLCK && type !== F_WRLCK && type !== F_UNLCK) ||
+    typeof start !== 'number' ||
+    typeof end !== 'number' ||
+    !(start >= 0 && start <= Number.MAX_SAFE_INTEGER && (end === Infinity || (end >= start && end <= Number.MAX_SAFE_INTEGER)))
+  ) {
+    return undefined;
+  }
+  const ownerKey = 'p' + identityKey(r.owner, 'lockOwner');
+  return lockCallOf(
+    {
+      op: 'lock',
+      path: r.path,
+      cmd: kind === K_GETLK ? F_GETLK : r.flags & FL_SLEEP ? F_SETLKW : F_SETLK,
+      lockType: type,
+      kind: 'posix',
+      owner: ownerKey,
+      lockOwner: r.owner,
+      lockPid: r.pid,
+      fileHandle: r.fh,
+      lockStart: start,
+      lockLen: end === Infinity ? 0 : end - start + 1,
+    },
+    undefined,
+  );
+}
 
 /**
  * The public request a native event stands for, parsed as the API parses it. Offsets come as
