@@ -179,6 +179,11 @@ class RequestTable {
   void put(const RequestPtr& r);
   /** Removes and returns the request, marking it replied; null if it was already answered. */
   RequestPtr take(uint64_t id);
+  /**
+   * take() of n ids at once, locking each shard once instead of once per id: out[i] is the request
+   * of ids[i] or null. Answer batches are hundreds of ids.
+   */
+  void takeMany(const uint64_t* ids, size_t n, RequestPtr* out);
   /** The request if still unanswered, without removing it. */
   RequestPtr peek(uint64_t id);
   /** Runs f() with the request's shard locked (its flags are guarded by that mutex). */

@@ -351,14 +351,17 @@ size_t SynthSession::replyErrBatch(const uint64_t* ids, const int* errs, size_t 
   if (o_.pattern == SynthPattern::Random) return Session::replyErrBatch(ids, errs, n);
   // Pairs: one lock and one wake-up per producer for the whole batch.
   thread_local std::vector<uint64_t> credit;
+  thread_local std::vector<RequestPtr> taken;
   credit.assign(producers_.size(), 0);
+  taken.resize(n);
+  requests.takeMany(ids, n, taken.data());
   size_t answeredCount = 0, failed = 0;
   for (size_t i = 0; i < n; i++) {
-    RequestPtr r = requests.take(ids[i]);
-    if (!r) continue;
+    if (!taken[i]) continue;
     answeredCount++;
     if (errs[i] != 0) failed++;
-    credit[r->producer]++;
+    credit[taken[i]->producer]++;
+    taken[i].reset();
   }
   if (answeredCount == 0) return 0;
   replies.fetch_add(answeredCount, std::memory_order_relaxed);
