@@ -262,7 +262,6 @@ export function fcntlCall(r: NativeRequest): Call | undefined {
   ) {
     return undefined;
   }
-  const ownerKey = 'p' + identityKey(r.owner, 'lockOwner');
   return lockCallOf(
     {
       op: 'lock',
@@ -270,7 +269,7 @@ export function fcntlCall(r: NativeRequest): Call | undefined {
       cmd: kind === K_GETLK ? F_GETLK : r.flags & FL_SLEEP ? F_SETLKW : F_SETLK,
       lockType: type,
       kind: 'posix',
-      owner: ownerKey,
+      owner: cachedKey(ownerKeys, 'p', r.owner),
       lockOwner: r.owner,
       lockPid: r.pid,
       fileHandle: r.fh,
@@ -278,7 +277,26 @@ export function fcntlCall(r: NativeRequest): Call | undefined {
       lockLen: end === Infinity ? 0 : end - start + 1,
     },
     undefined,
+    cachedKey(handleKeys, '', r.fh),
   );
+}
+
+/**
+ * Identity keys of the owners and handles seen lately: the same few come again and again, and a
+ * key made once is also hashed once for every Map it is looked up in. Bounded: cleared when full.
+ */
+const ownerKeys = new Map<number | bigint, string>();
+const handleKeys = new Map<number | bigint, string>();
+const KEY_CACHE = 4096;
+
+function cachedKey(cache: Map<number | bigint, string>, prefix: string, v: number | bigint): string {
+  let k = cache.get(v);
+  if (k === undefined) {
+    if (cache.size >= KEY_CACHE) cache.clear();
+    k = prefix + identityKey(v, 'lockOwner');
+    cache.set(v, k);
+  }
+  return k;
 }
 
 /**

@@ -82,6 +82,7 @@ export class Waiter {
 
 const EMPTY: ReadonlySet<string> = new Set();
 const NO_WAITERS: ReadonlySet<Waiter> = new Set();
+const NO_LOCKS: readonly Lock[] = [];
 
 // Emptiness tests of the SweptMaps, shared by every file rather than made per file.
 const emptyTree = (t: IntervalTree<Lock>): boolean => t.size === 0;
@@ -325,16 +326,15 @@ export class FileLocks {
   /**
    * fs/locks.c posix_lock_inode, the owner-local half: merge same-type locks that overlap or touch
    * the range, trim or split other-type ones, then insert the new lock (none for 'unlock').
-   * Returns the locks removed or cut (for unlock notifications).
    */
-  applyPosix(owner: string, start: bigint, end: bigint, type: 'read' | 'write' | 'unlock', req?: LockRequest): Lock[] {
+  applyPosix(owner: string, start: bigint, end: bigint, type: 'read' | 'write' | 'unlock', req?: LockRequest): void {
     const tree = this.owned.get(owner);
-    const touched = tree === undefined ? [] : tree.overlapping(start - 1n, end + 1n);
+    const touched = tree === undefined || tree.size === 0 ? NO_LOCKS : tree.overlapping(start - 1n, end + 1n);
     const write = type === 'write';
     let lo = start;
     let hi = end;
-    const cut: Lock[] = [];
-    const pieces: Lock[] = [];
+    // Made only when needed: most requests split nothing.
+    let pieces: Lock[] | undefined;
     for (const l of touched) {
       if (type !== 'unlock' && l.write === write) {
         if (l.start < lo) lo = l.start;
@@ -344,13 +344,11 @@ export class FileLocks {
       }
       if (l.end < start || l.start > end) continue; // touches only; other type stays
       this.delete(l);
-      cut.push(l);
-      if (l.start < start) pieces.push(new Lock(l.start, start - 1n, nextSeq(), l.kind, l.write, owner, l.origin));
-      if (l.end > end) pieces.push(new Lock(end + 1n, l.end, nextSeq(), l.kind, l.write, owner, l.origin));
+      if (l.start < start) (pieces ??= []).push(new Lock(l.start, start - 1n, nextSeq(), l.kind, l.write, owner, l.origin));
+      if (l.end > end) (pieces ??= []).push(new Lock(end + 1n, l.end, nextSeq(), l.kind, l.write, owner, l.origin));
     }
-    for (const p of pieces) this.insert(p);
+    if (pieces !== undefined) for (const p of pieces) this.insert(p);
     if (req !== undefined && type !== 'unlock') this.insert(lockOf(req, lo, hi, write));
-    return cut;
   }
 
   private setFlock(req: LockRequest): void {

@@ -514,6 +514,8 @@ export class LockTable {
    * queue. Grants go through the approval hook; a veto ends that waiter with the hook's code.
    */
   private settle(f: FileLocks): Maybe<void> {
+    // Nobody waits: no one to let in and no edge to refresh (the common unlock, without the pass).
+    if (f.waiters.size === 0) return undefined;
     const pass = f.grantable(this.waitsFor);
     const step = (): Maybe<void> => {
       for (;;) {

@@ -221,9 +221,10 @@ export function replyOfLock(d: DecodedLock, result: number): PosixReply {
 
 /**
  * The Call of a decoded lock request, with the objects a granted lock keeps (its origin, and the
- * event the hooks and listings see); `ctx` holds the request's contexts, if it has any.
+ * event the hooks and listings see); `ctx` holds the request's contexts, if it has any;
+ * `handleKey`, when the caller knows it, is identityKey(fileHandle).
  */
-export function lockCallOf(d: DecodedLock, ctx: Record<string, unknown> | undefined): Call {
+export function lockCallOf(d: DecodedLock, ctx: Record<string, unknown> | undefined, handleKey?: string): Call {
   const { path, cmd, lockType, kind, lockOwner, lockPid, fileHandle } = d;
   const base: ReplyBase = { lockType, lockStart: BigInt(d.lockStart), lockLen: BigInt(d.lockLen), lockPid };
   let start: bigint;
@@ -244,11 +245,14 @@ export function lockCallOf(d: DecodedLock, ctx: Record<string, unknown> | undefi
     end = range.end;
     len = posixLength(start, end);
   }
-  const event: Record<string, unknown> = { path, lockType, lockStart: start, lockLen: len, cmd, lockOwner, lockPid, kind };
-  if (fileHandle !== undefined) event.fileHandle = fileHandle;
+  // One literal per shape: a property added afterwards costs the event a second allocation.
+  const event: Record<string, unknown> =
+    fileHandle === undefined
+      ? { path, lockType, lockStart: start, lockLen: len, cmd, lockOwner, lockPid, kind }
+      : { path, lockType, lockStart: start, lockLen: len, cmd, lockOwner, lockPid, kind, fileHandle };
   if (ctx !== undefined) for (const k in ctx) event[k] = ctx[k];
-  const handleKey = fileHandle === undefined ? '' : identityKey(fileHandle, 'fileHandle');
-  const origin: LockOrigin = { holder: lockOwner, pid: kind === 'ofd' ? -1 : lockPid, handleKey, processKey: '', event };
+  const hk = handleKey ?? (fileHandle === undefined ? '' : identityKey(fileHandle, 'fileHandle'));
+  const origin: LockOrigin = { holder: lockOwner, pid: kind === 'ofd' ? -1 : lockPid, handleKey: hk, processKey: '', event };
   const req: LockRequest = { kind, write: lockType === F_WRLCK, owner: d.owner, start, end, origin };
   return { op: 'lock', path, cmd, lockType, req, base };
 }
