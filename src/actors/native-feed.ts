@@ -241,13 +241,19 @@ function commits(req: NativeRequest, code: number): boolean {
   }
 }
 
+/** end - start + 1, a number while that is exact, else a bigint. */
+function lengthOf(start: number | bigint, end: number | bigint): number | bigint {
+  if (typeof start === 'number' && typeof end === 'number' && Number.isSafeInteger(end - start + 1)) return end - start + 1;
+  return BigInt(end) - BigInt(start) + 1n;
+}
+
 /** The end value FUSE uses for "to the end of the file", as a double and exactly. */
 const INFINITE_END = (end: number | bigint): boolean => end === Infinity || end === OFFSET_MAX;
 
 /**
- * The common native event, a classic fcntl lock request (getlk/setlk) over a range below 2^53 with
- * a valid type, as the Call `callOfRequest` makes of it, without building the API's input object
- * and checking it again: `decodeLock`'s result is built directly, and `lockCallOf` makes the Call
+ * The common native event, a classic fcntl lock request (getlk/setlk) with a valid type whose
+ * range and length are below 2^53, as the Call `callOfRequest` makes of it, without building the
+ * API's input object and checking it again: `decodeLock`'s result is built directly, and `lockCallOf` makes the Call
  * as it does for the API. Anything else: undefined (callOfRequest decides). A property test
  * (property-tests/native-call.test.ts) holds the two to the same Call.
  */
@@ -258,7 +264,7 @@ export function fcntlCall(r: NativeRequest): Call | undefined {
     (type !== F_RDLCK && type !== F_WRLCK && type !== F_UNLCK) ||
     typeof start !== 'number' ||
     typeof end !== 'number' ||
-    !(start >= 0 && start <= Number.MAX_SAFE_INTEGER && (end === Infinity || (end >= start && end <= Number.MAX_SAFE_INTEGER)))
+    !(start >= 0 && (end === Infinity ? start <= Number.MAX_SAFE_INTEGER : end >= start && end < Number.MAX_SAFE_INTEGER))
   ) {
     return undefined;
   }
@@ -312,7 +318,7 @@ export function callOfRequest(r: NativeRequest): Call | PosixReply {
         path,
         lockType: type,
         lockStart: start,
-        lockLen: INFINITE_END(end) ? 0 : typeof start === 'bigint' ? BigInt(end) - start + 1n : (end as number) - start + 1,
+        lockLen: INFINITE_END(end) ? 0 : lengthOf(start, end),
         cmd: kind === K_GETLK ? F_GETLK : flags & FL_SLEEP ? F_SETLKW : F_SETLK,
         lockOwner: owner,
         lockPid: pid,

@@ -316,7 +316,13 @@ export class LockTable {
       f.applyPosix(req.owner, req.start, req.end, 'unlock');
     }
     this.hooks.released?.('posix', req.origin.event);
-    return then(this.settle(f), () => {
+    const settled = this.settle(f);
+    if (settled === undefined) {
+      // Settled synchronously (no hook waits): no continuation to allocate.
+      this.retire(f);
+      return replyOf(base, 0);
+    }
+    return settled.then(() => {
       this.retire(f);
       return replyOf(base, 0);
     });
@@ -324,7 +330,8 @@ export class LockTable {
 
   private setlk(f: FileLocks, req: LockRequest, cmd: number, base: ReplyBase, done: (reply: PosixReply) => void): Maybe<PosixReply | Pending> {
     if (f.setConflict(req) === undefined && f.fifoBlocker(req, undefined, this.waitsFor) === undefined) {
-      return then(this.approveAndGrant(f, req, 'posix'), (r) => replyOf(base, r));
+      const r = this.approveAndGrant(f, req, 'posix');
+      return typeof r === 'number' ? replyOf(base, r) : r.then((code) => replyOf(base, code));
     }
     if (cmd === F_SETLK) {
       this.retire(f);
@@ -477,22 +484,25 @@ export class LockTable {
   /** Runs the approval hook on a request that fits, then grants it. Resolves to 0 or the veto. */
   private approveAndGrant(f: FileLocks, req: LockRequest, family: Family): Maybe<number> {
     const approve = this.hooks.approve;
-    const verdict = approve === undefined ? 0 : approve(family, req.origin.event);
-    return then(verdict, (code) => {
-      if (code !== 0) {
-        this.retire(f);
-        return code;
-      }
-      const mark = f.freedCount;
-      f.grant(req);
-      // A grant adds a lock, which can give queued 'posix' waiters new blockers; only a
-      // downgrade (or a 'fifo' waiter failed by the re-check) can let anyone else in.
-      const failed = this.refreshEdges(f);
-      // Under 'fifo' a grant can exempt its owner's own queued requests: settle then too.
-      if (f.freedCount === mark && this.policy !== 'fifo') return 0;
-      if (f.freedCount === mark && failed === 0 && f.waiters.size === 0) return 0;
-      return then(this.settle(f), () => 0);
-    });
+    if (approve === undefined) return this.grantApproved(f, req, 0);
+    return then(approve(family, req.origin.event), (code) => this.grantApproved(f, req, code));
+  }
+
+  /** approveAndGrant once the verdict is known. */
+  private grantApproved(f: FileLocks, req: LockRequest, code: number): Maybe<number> {
+    if (code !== 0) {
+      this.retire(f);
+      return code;
+    }
+    const mark = f.freedCount;
+    f.grant(req);
+    // A grant adds a lock, which can give queued 'posix' waiters new blockers; only a
+    // downgrade (or a 'fifo' waiter failed by the re-check) can let anyone else in.
+    const failed = f.waiters.size === 0 ? 0 : this.refreshEdges(f);
+    // Under 'fifo' a grant can exempt its owner's own queued requests: settle then too.
+    if (f.freedCount === mark && this.policy !== 'fifo') return 0;
+    if (f.freedCount === mark && failed === 0 && f.waiters.size === 0) return 0;
+    return then(this.settle(f), () => 0);
   }
 
   /** Notifies each released lock, then wakes whoever now fits. */
