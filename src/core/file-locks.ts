@@ -141,8 +141,6 @@ export class FileLocks {
   }
   /** Bumped whenever granted bytes are freed; a running pass starts over when it moves. */
   private freed = 0;
-  /** The table's sweep count when a request last came (its SweptMap keeps recent files). */
-  used = 0;
 
   constructor(
     readonly path: string,

@@ -107,10 +107,7 @@ export interface Pending {
 
 export class LockTable {
   /** Files with state; an idle one stays until the next sweep (swept-map.ts says why). */
-  private readonly files = new SweptMap<string, FileLocks>(
-    (f) => f.isIdle(),
-    (f, since) => f.used >= since,
-  );
+  private readonly files = new SweptMap<string, FileLocks>((f) => f.isIdle(), 1024);
   private readonly policy: Policy;
   private readonly graph: WaitForGraph;
   private hooks: TableHooks;
@@ -135,7 +132,6 @@ export class LockTable {
       f = new FileLocks(path, this.policy);
       this.files.set(path, f);
     }
-    f.used = this.files.sweeps;
     return f;
   }
 
