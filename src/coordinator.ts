@@ -253,6 +253,10 @@ export class LockCoordinator {
     this.deadlocks = new DeadlockService({
       syncAll: () => Promise.all(this.slots.filter((s) => s.alive).map((s) => this.sync(s))).then(() => undefined),
       breakCycle: (id) => this.breakCycle(id),
+      letPass: (id, owner) => {
+        const slot = id < 0 ? this.nativeSlots.get(id) : this.requests.get(id)?.slot;
+        if (slot !== undefined) this.slots[slot]!.out.object({ t: 'pass', id, owner });
+      },
     });
   }
 
@@ -500,10 +504,10 @@ export class LockCoordinator {
     switch (m.t) {
       case 'edges':
         if (m.id < 0) {
-          if (m.blockers.length === 0) this.nativeSlots.delete(m.id);
+          if (m.blockers.length === 0 && m.queuedBehind.length === 0) this.nativeSlots.delete(m.id);
           else this.nativeSlots.set(m.id, slot.index);
         }
-        this.deadlocks.edges(m.id, m.owner, m.blockers);
+        this.deadlocks.edges(m.id, m.owner, m.blockers, m.queuedBehind);
         return;
       case 'deadlocked':
         this.cycleAnswers.get(m.token)?.answer(m.failed);

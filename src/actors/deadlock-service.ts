@@ -8,6 +8,12 @@
  * every edge removal already made has arrived), checks the cycle again on the now current edges, and
  * only then tells the host of the closing request to fail it with -EDEADLK, if it still waits.
  * Candidates are handled one at a time, so one cycle costs one request, as on Linux.
+ *
+ * Under 'fifo' hosts also forward their soft edges (a waiter queued behind an earlier waiter). A
+ * cycle that needs one is 'fifo''s own making, never a deadlock: a host lets such a waiter pass
+ * when the waiter ahead already waits for its owner, but it can only see its own waiters. Here the
+ * whole graph is seen: once confirmed the same way, the host of a waiter on a soft step of the
+ * cycle is told to let it pass the owner it queues behind ('pass'), as it would have at home.
  */
 import { LocalWaitForGraph } from '../core/deadlock.js';
 
@@ -16,6 +22,8 @@ export interface DeadlockPort {
   syncAll(): Promise<void>;
   /** Asks the host running request `id` to fail it with -EDEADLK; resolves to whether it did. */
   breakCycle(id: number): Promise<boolean>;
+  /** Tells the host running request `id` to let it pass the waiters of `owner` it queues behind ('fifo'). */
+  letPass(id: number, owner: string): void;
 }
 
 export class DeadlockService {
@@ -25,18 +33,24 @@ export class DeadlockService {
   private chain: Promise<void> = Promise.resolve();
   /** Cycles broken across workers (stats). */
   broken = 0;
+  /** 'fifo' hold-backs released across workers (tests). */
+  passed = 0;
 
   constructor(private readonly port: DeadlockPort) {}
 
-  /** A host reported the edges of request `id` (empty: the request no longer waits). */
-  edges(id: number, owner: string, blockers: string[]): void {
-    if (blockers.length === 0) {
+  /**
+   * A host reported the edges of request `id`: owners holding locks it waits on, and ('fifo')
+   * owners of waiters it queues behind. Both empty: the request no longer waits.
+   */
+  edges(id: number, owner: string, blockers: string[], queuedBehind: string[] = []): void {
+    if (blockers.length === 0 && queuedBehind.length === 0) {
       this.forget(id);
       return;
     }
-    const set = new Set(blockers);
-    const closes = this.graph.closesCycle(owner, set, true);
-    this.graph.setEdges(id, owner, set);
+    const hard = new Set(blockers);
+    const soft = new Set(queuedBehind);
+    const closes = this.graph.closesCycle(owner, hard) || this.graph.closesCycle(owner, soft);
+    this.graph.setEdges(id, owner, hard, soft);
     this.owners.set(id, owner);
     if (closes) this.chain = this.chain.then(() => this.confirm(id)).catch(() => undefined);
   }
@@ -53,9 +67,18 @@ export class DeadlockService {
     await this.port.syncAll();
     const owner = this.owners.get(id);
     if (owner === undefined) return;
-    const blockers = this.graph.blockersOf(id, owner);
-    if (blockers === undefined || !this.graph.closesCycle(owner, blockers, true)) return;
-    if (await this.port.breakCycle(id)) this.broken++;
+    const e = this.graph.edgesOf(id, owner);
+    if (e === undefined) return;
+    if (this.graph.closesCycle(owner, e.hard, true)) {
+      if (await this.port.breakCycle(id)) this.broken++;
+      return;
+    }
+    // Not a deadlock; a cycle left is one that needs a 'fifo' hold-back: release one.
+    const cycle = this.graph.cycleThrough(id, owner);
+    const step = cycle?.find((s) => !s.hard);
+    if (step === undefined) return;
+    this.passed++;
+    this.port.letPass(step.waiter as number, step.to);
   }
 
   /** Resolves when every cycle check started so far has finished. */

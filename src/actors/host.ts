@@ -46,15 +46,15 @@ class ForwardingGraph implements WaitForGraph {
     return this.local.closesCycle(owner, blockers, hardOnly);
   }
 
-  /** Only hard edges travel: the coordinator breaks real deadlocks, never 'fifo' queueing. */
+  /** Both kinds travel: the coordinator fails hard cycles (EDEADLK) and releases 'fifo' ones ('pass'). */
   setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind?: ReadonlySet<string>): void {
     this.local.setEdges(waiter, owner, blockers, queuedBehind);
-    this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [...blockers] });
+    this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [...blockers], queuedBehind: queuedBehind === undefined ? [] : [...queuedBehind] });
   }
 
   removeEdges(waiter: unknown, owner: string): void {
     this.local.removeEdges(waiter, owner);
-    this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [] });
+    this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [], queuedBehind: [] });
   }
 }
 
@@ -260,6 +260,11 @@ export class ActorHost implements HostControl {
           this.out.object({ t: 'deadlocked', token: m.token, failed });
           return r;
         });
+        return;
+      }
+      case 'pass': {
+        const p = this.pendings.get(m.id);
+        if (p !== undefined) this.deliver(p.path, () => (this.pendings.get(m.id) === p ? this.table.letPass(p, m.owner) : undefined));
         return;
       }
       case 'restore':

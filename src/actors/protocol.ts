@@ -17,6 +17,8 @@ export type ToHost =
   | { t: 'restore'; path: string; entries: JournalEntry[] }
   /** The deadlock service found that request `id` closes a cycle: fail it if it still waits. */
   | { t: 'deadlock'; id: number; token: number }
+  /** 'fifo': `owner` waits (through other workers) for waiting request `id`'s owner: let `id` pass its waiters. */
+  | { t: 'pass'; id: number; owner: string }
   /** Reply 'synced' once every earlier message of this host has been answered. */
   | { t: 'sync'; token: number }
   /** Send the granted locks of `path` (journal compaction). */
@@ -30,8 +32,11 @@ export type ToHost =
 
 /** Host -> coordinator, besides answers (wire.ts R_DONE, R_ENDED, R_GETLK, R_QUEUED). */
 export type FromHost =
-  /** Wait-for edges of request `id`'s waiter changed ('posix' waiters only); empty = gone. */
-  | { t: 'edges'; id: number; owner: string; blockers: string[] }
+  /**
+   * Wait-for edges of request `id`'s waiter changed ('posix' waiters only): owners of the granted
+   * locks it waits on, and ('fifo') owners of the earlier waiters it queues behind. Both empty = gone.
+   */
+  | { t: 'edges'; id: number; owner: string; blockers: string[]; queuedBehind: string[] }
   /** Answer to 'deadlock': whether the waiter was failed. */
   | { t: 'deadlocked'; token: number; failed: boolean }
   | { t: 'synced'; token: number }

@@ -32,9 +32,18 @@ export interface WaitForGraph {
   removeEdges(waiter: unknown, owner: string): void;
 }
 
-interface Edges {
+export interface Edges {
   readonly hard: ReadonlySet<string>;
   readonly soft: ReadonlySet<string>;
+}
+
+/** One step of a cycle: waiting request `waiter` of owner `from` waits for owner `to`. */
+export interface CycleStep {
+  readonly waiter: unknown;
+  readonly from: string;
+  readonly to: string;
+  /** A wait on a granted lock; false: only 'fifo' queueing behind a waiter of `to`. */
+  readonly hard: boolean;
 }
 
 const NONE: ReadonlySet<string> = new Set();
@@ -84,10 +93,48 @@ export class LocalWaitForGraph implements WaitForGraph {
     if (waits?.delete(waiter) && waits.size === 0) this.out.delete(owner);
   }
 
-  /** The owners one waiting request of `owner` waits for (both kinds of edge). */
-  blockersOf(waiter: unknown, owner: string): ReadonlySet<string> | undefined {
-    const e = this.out.get(owner)?.get(waiter);
-    return e === undefined ? undefined : new Set([...e.hard, ...e.soft]);
+  /** The edges of one waiting request of `owner`, if it has any. */
+  edgesOf(waiter: unknown, owner: string): Edges | undefined {
+    return this.out.get(owner)?.get(waiter);
+  }
+
+  /**
+   * A cycle through the edges of waiting request `waiter` of `owner`, as its steps in order (the
+   * first leaves `owner`, the last comes back to it); a step that has a hard edge is reported hard.
+   * Undefined when there is none.
+   */
+  cycleThrough(waiter: unknown, owner: string): CycleStep[] | undefined {
+    const first = this.out.get(owner)?.get(waiter);
+    if (first === undefined) return undefined;
+    /** owner -> the step that first reached it (breadth first: a shortest cycle). */
+    const via = new Map<string, CycleStep>();
+    const queue: string[] = [];
+    const reach = (step: CycleStep): boolean => {
+      if (step.to === owner) {
+        via.set(owner, step);
+        return true;
+      }
+      if (via.has(step.to)) return false;
+      via.set(step.to, step);
+      queue.push(step.to);
+      return false;
+    };
+    const edgesFrom = (w: unknown, from: string, e: Edges): boolean => {
+      for (const to of e.hard) if (reach({ waiter: w, from, to, hard: true })) return true;
+      for (const to of e.soft) if (!e.hard.has(to) && reach({ waiter: w, from, to, hard: false })) return true;
+      return false;
+    };
+    let found = edgesFrom(waiter, owner, first);
+    for (let i = 0; !found && i < queue.length; i++) {
+      const from = queue[i]!;
+      for (const [w, e] of this.out.get(from) ?? []) if ((found = edgesFrom(w, from, e))) break;
+    }
+    if (!found) return undefined;
+    const path: CycleStep[] = [];
+    for (let step = via.get(owner)!; ; step = via.get(step.from)!) {
+      path.unshift(step);
+      if (step.from === owner) return path;
+    }
   }
 
   /** The edges, for tests and listings: owner -> owners it waits for. */

@@ -71,6 +71,11 @@ export class Waiter {
   blockers: ReadonlySet<string> = EMPTY;
   /** Under 'fifo': owners of the earlier waiters it queues behind ('posix' ones only). */
   queuedBehind: ReadonlySet<string> = EMPTY;
+  /**
+   * Under 'fifo': owners whose waiters it no longer queues behind, because they wait (through
+   * files on other workers) for its own owner (LockTable.letPass).
+   */
+  passes: Set<string> | null = null;
   constructor(
     readonly seq: number,
     readonly req: LockRequest,
@@ -223,7 +228,7 @@ export class FileLocks {
     if (this.policy !== 'fifo' || this.holdsAny(req.owner)) return out;
     for (const w of this.waiters) {
       if (w === self) break;
-      if (w.req.kind === 'posix' && conflicts(req, w.req) && !waitsFor(w.req.owner, req.owner)) out.add(w.req.owner);
+      if (w.req.kind === 'posix' && conflicts(req, w.req) && !waitsFor(w.req.owner, req.owner) && !(self?.passes?.has(w.req.owner) ?? false)) out.add(w.req.owner);
     }
     return out;
   }
@@ -244,7 +249,7 @@ export class FileLocks {
     if (this.policy !== 'fifo' || this.holdsAny(req.owner)) return undefined;
     for (const w of this.waiters) {
       if (w === before) return undefined;
-      if (conflicts(req, w.req) && !(waitsFor?.(w.req.owner, req.owner) ?? false)) return w;
+      if (conflicts(req, w.req) && !(waitsFor?.(w.req.owner, req.owner) ?? false) && !(before?.passes?.has(w.req.owner) ?? false)) return w;
     }
     return undefined;
   }

@@ -374,6 +374,18 @@ export class LockTable {
     });
   }
 
+  /**
+   * 'fifo' across workers: `owner` waits, through files this table cannot see, for the owner of
+   * waiting request `p`, so `p` stops queueing behind `owner`'s waiters (what `waitsFor` does for
+   * cycles within the table); the file settles again, which may grant it.
+   */
+  letPass(p: Pending, owner: string): Maybe<void> {
+    const f = this.files.get(p.path);
+    if (f === undefined || !f.waiters.has(p.waiter)) return undefined;
+    (p.waiter.passes ??= new Set()).add(owner);
+    return then(this.settle(f), () => this.retire(f));
+  }
+
   /** Ends every waiter of every file (stop()). */
   cancelAll(reason: CancelReason): void {
     const [win, posix] = CANCEL_RESULT[reason];

@@ -367,3 +367,35 @@ t.test('mixed POSIX/OFD and flock cycles carry no edges: no EDEADLK', async (t) 
   }
   await c.closeHandle({ fileName: ff, handle: P });
 });
+
+t.test("'fifo' across workers: a hold-back that would close a cycle through another worker gives way", async (t) => {
+  // Under 'fifo' a request queues behind an earlier conflicting waiter, unless that waiter
+  // already waits for its owner (the hold-back would make a deadlock the kernel never has). Here
+  // that knowledge spans workers: B waits for A on X (worker 0), A waits for C on Y (worker 1),
+  // then C asks X for bytes only B's waiting request wants. Held back behind B, C would wait for B
+  // -> A -> C forever; the coordinator's graph sees the cycle and lets C pass.
+  const f = await LockCoordinator.start({ workers: WORKERS, policy: 'fifo' });
+  t.teardown(() => f.stop());
+  const X = fileOn(0);
+  const Y = fileOn(1);
+  const [A, B, C] = [owner(), owner(), owner()];
+  const lock = (path: string, lockOwner: number, start: number, len: number, cmd = F_SETLK, over: Req = {}): Promise<Reply> =>
+    f.lock({ path, lockOwner, lockType: F_WRLCK, lockStart: start, lockLen: len, cmd, ...over }) as Promise<Reply>;
+  t.equal((await lock(X, A, 0, 1)).result, 0, 'A holds X[0]');
+  t.equal((await lock(Y, C, 0, 1)).result, 0, 'C holds Y[0]');
+  const b = lock(X, B, 0, 2, F_SETLKW);
+  await waitFor(async () => (await f.locks(X)).some((e) => e.state === 'waiting'), 'B waits on X');
+  const a = lock(Y, A, 0, 1, F_SETLKW);
+  await waitFor(async () => (await f.locks(Y)).some((e) => e.state === 'waiting'), 'A waits on Y');
+  // No granted lock stands in C's way on X[1]: only B's earlier waiting request does.
+  const cx = lock(X, C, 1, 1, F_SETLKW, { timeoutMs: 3000 });
+  t.equal((await cx).result, 0, 'C passes B instead of waiting for its own waiter chain (not -EAGAIN from the timeout)');
+  t.ok(await stillPending(a), 'A still waits for C on Y');
+  t.ok(await stillPending(b), 'B still waits for A on X');
+  t.equal((await lock(Y, C, 0, 0, F_SETLK, { lockType: F_UNLCK })).result, 0);
+  t.equal((await a).result, 0, 'C gone from Y: A gets it');
+  t.equal((await lock(X, C, 0, 0, F_SETLK, { lockType: F_UNLCK })).result, 0);
+  t.equal((await lock(X, A, 0, 0, F_SETLK, { lockType: F_UNLCK })).result, 0);
+  t.equal((await b).result, 0, 'A and C gone from X: B gets it');
+  t.equal((await f.stats()).crossWorkerDeadlocks, 0, 'no EDEADLK: a fifo-made cycle is never a deadlock');
+});
