@@ -495,7 +495,7 @@ export class LockCoordinator {
     if ((flags & END_FLOCK_DROP) !== 0) this.record(call.path, { j: 'flockDrop', owner: (call as DecodedLock).owner });
     // A file left idle needs no journal at all (an unlock's entry would be dropped at once).
     if ((flags & END_IDLE) !== 0) this.forgetJournal(call.path);
-    else if (commits(call, result)) this.record(call.path, { j: 'wire', wire: r.wire });
+    else if (commits(call, result)) this.record(call.path, r.wire);
     if (waitedMs >= 0) this.noteWait(waitedMs);
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOfLock(call, result!) : (result ?? undefined));
   }

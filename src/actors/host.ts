@@ -272,8 +272,8 @@ export class ActorHost implements HostControl {
         this.table.replay(
           m.path,
           m.entries.map((e) =>
-            e.j === 'wire'
-              ? { j: 'call' as const, call: decodeCall(e.wire, 0) }
+            Array.isArray(e)
+              ? { j: 'call' as const, call: decodeCall(e, 0) }
               : e.j === 'native'
                 ? { j: 'call' as const, call: nativeCall(m.path, e.f) }
                 : e,
