@@ -72,8 +72,8 @@ const DEFAULT_WORKERS = [1, 2];
 const FILE_COUNTS = option('files')?.split(',').map(Number) ?? DEFAULT_FILES;
 const WORKER_COUNTS = option('workers')?.split(',').map(Number) ?? DEFAULT_WORKERS;
 const RSS_FILES = 100_000;
-/** Wire sizes of the batched floor: a lock request (tag, id, 9 fields) and an R_DONE reply (tag, id, code). */
-const REQ_ITEMS = 11;
+/** Wire sizes of the batched floor: a lock request (tag, id, 8 fields: wire.ts encodeLock) and an R_DONE reply (tag, id, code). */
+const REQ_ITEMS = 10;
 const REPLY_ITEMS = 3;
 
 
@@ -187,7 +187,7 @@ class Echo {
       let deadline = 0;
       const send = (id: number): void => {
         const lane = id % LANES;
-        out.buf.push(1, id, files[id % files.length], (F_SETLK << 4) | (F_WRLCK << 2), `pn${lane + 1}`, lane + 1, lane + 1, lane * RANGE_STRIDE, RANGE_LEN, undefined, undefined);
+        out.buf.push(1, id, files[id % files.length], (F_SETLK << 4) | (F_WRLCK << 2), lane + 1, lane + 1, lane * RANGE_STRIDE, RANGE_LEN, undefined, undefined);
         out.added();
       };
       this.onMessage = (m) => {
@@ -211,7 +211,7 @@ class Echo {
     return new Promise((resolve) => {
       this.onMessage = () => resolve((now() - t) * 1000);
       const t = now();
-      this.seqOut.buf.push(1, i, '/bench/api/f0', (F_SETLK << 4) | (F_WRLCK << 2), 'pn1', 1, 1, 0, RANGE_LEN, undefined, undefined);
+      this.seqOut.buf.push(1, i, '/bench/api/f0', (F_SETLK << 4) | (F_WRLCK << 2), 1, 1, 0, RANGE_LEN, undefined, undefined);
       this.seqOut.added();
     });
   }
