@@ -17,6 +17,9 @@
  */
 import { LocalWaitForGraph } from '../core/deadlock.js';
 
+/** Soft steps released for one candidate before the service lets later edge changes decide. */
+const MAX_PASS_ROUNDS = 16;
+
 export interface DeadlockPort {
   /** Resolves once every host has answered a sync sent now. */
   syncAll(): Promise<void>;
@@ -73,12 +76,16 @@ export class DeadlockService {
       if (await this.port.breakCycle(id)) this.broken++;
       return;
     }
-    // Not a deadlock; a cycle left is one that needs a 'fifo' hold-back: release one.
-    const cycle = this.graph.cycleThrough(id, owner);
-    const step = cycle?.find((s) => !s.hard);
-    if (step === undefined) return;
-    this.passed++;
-    this.port.letPass(step.waiter as number, step.to);
+    // Not a deadlock. A cycle left needs a 'fifo' hold-back: release one soft step (every request
+    // of its owner that queues behind the next one), and look again once the hosts have acted, as
+    // one added edge can close more than one cycle.
+    for (let round = 0; round < MAX_PASS_ROUNDS; round++) {
+      const step = this.graph.cycleThrough(owner)?.find((s) => !s.hard);
+      if (step === undefined) return;
+      this.passed++;
+      for (const w of step.waiters) this.port.letPass(w as number, step.to);
+      await this.port.syncAll();
+    }
   }
 
   /** Resolves when every cycle check started so far has finished. */

@@ -37,13 +37,14 @@ export interface Edges {
   readonly soft: ReadonlySet<string>;
 }
 
-/** One step of a cycle: waiting request `waiter` of owner `from` waits for owner `to`. */
+/** One step of a cycle: owner `from` waits for owner `to`. */
 export interface CycleStep {
-  readonly waiter: unknown;
   readonly from: string;
   readonly to: string;
-  /** A wait on a granted lock; false: only 'fifo' queueing behind a waiter of `to`. */
+  /** Some request of `from` waits on a granted lock of `to`; false: only 'fifo' queueing behind `to`'s waiters. */
   readonly hard: boolean;
+  /** Soft steps: the waiting requests of `from` that queue behind `to`. */
+  readonly waiters: readonly unknown[];
 }
 
 const NONE: ReadonlySet<string> = new Set();
@@ -99,42 +100,43 @@ export class LocalWaitForGraph implements WaitForGraph {
   }
 
   /**
-   * A cycle through the edges of waiting request `waiter` of `owner`, as its steps in order (the
-   * first leaves `owner`, the last comes back to it); a step that has a hard edge is reported hard.
-   * Undefined when there is none.
+   * A shortest cycle through `owner`, as its steps in order (the first leaves `owner`, the last
+   * comes back to it), or undefined. A step is between owners: it is hard when any waiting request
+   * of `from` has a hard edge to `to`; a soft step lists every waiting request of `from` that
+   * queues behind `to`, all of which must pass `to` to break it.
    */
-  cycleThrough(waiter: unknown, owner: string): CycleStep[] | undefined {
-    const first = this.out.get(owner)?.get(waiter);
-    if (first === undefined) return undefined;
+  cycleThrough(owner: string): CycleStep[] | undefined {
     /** owner -> the step that first reached it (breadth first: a shortest cycle). */
     const via = new Map<string, CycleStep>();
-    const queue: string[] = [];
-    const reach = (step: CycleStep): boolean => {
-      if (step.to === owner) {
-        via.set(owner, step);
-        return true;
-      }
-      if (via.has(step.to)) return false;
-      via.set(step.to, step);
-      queue.push(step.to);
-      return false;
-    };
-    const edgesFrom = (w: unknown, from: string, e: Edges): boolean => {
-      for (const to of e.hard) if (reach({ waiter: w, from, to, hard: true })) return true;
-      for (const to of e.soft) if (!e.hard.has(to) && reach({ waiter: w, from, to, hard: false })) return true;
-      return false;
-    };
-    let found = edgesFrom(waiter, owner, first);
-    for (let i = 0; !found && i < queue.length; i++) {
+    const queue: string[] = [owner];
+    for (let i = 0; i < queue.length; i++) {
       const from = queue[i]!;
-      for (const [w, e] of this.out.get(from) ?? []) if ((found = edgesFrom(w, from, e))) break;
+      const steps = new Map<string, { hard: boolean; waiters: unknown[] }>();
+      for (const [w, e] of this.out.get(from) ?? []) {
+        for (const to of e.hard) {
+          const st = steps.get(to);
+          if (st === undefined) steps.set(to, { hard: true, waiters: [] });
+          else st.hard = true;
+        }
+        for (const to of e.soft) {
+          let st = steps.get(to);
+          if (st === undefined) steps.set(to, (st = { hard: false, waiters: [] }));
+          st.waiters.push(w);
+        }
+      }
+      for (const [to, st] of steps) {
+        const step: CycleStep = { from, to, hard: st.hard, waiters: st.hard ? [] : st.waiters };
+        if (to === owner) {
+          const path: CycleStep[] = [step];
+          while (path[0]!.from !== owner) path.unshift(via.get(path[0]!.from)!);
+          return path;
+        }
+        if (via.has(to) || to === owner) continue;
+        via.set(to, step);
+        queue.push(to);
+      }
     }
-    if (!found) return undefined;
-    const path: CycleStep[] = [];
-    for (let step = via.get(owner)!; ; step = via.get(step.from)!) {
-      path.unshift(step);
-      if (step.from === owner) return path;
-    }
+    return undefined;
   }
 
   /** The edges, for tests and listings: owner -> owners it waits for. */
