@@ -882,6 +882,27 @@ t.test('API.md hooks: an approve that answers with a Promise makes lock() return
   t.strictSame(ls(table), ['posix write 0-9 1 pid=0 granted']);
 });
 
+t.test('API.md hooks: a file whose approval is pending survives sweeps; its lock is granted in the live table', async (t) => {
+  // The approval of a lock on an idle file takes a while; meanwhile other files are locked and
+  // unlocked often enough that the table sweeps its idle files. The grant must land in the file the
+  // table still serves: listed, and conflicting with the next owner.
+  let approveSlow: (code: number) => void = () => {};
+  const table = mk({
+    hooks: { approve: (_family, e) => (e.path === '/slow' ? new Promise<number>((r) => (approveSlow = r)) : 0) },
+  });
+  const p = table.lock(rq({ path: '/slow', lockOwner: 1, lockStart: 0, lockLen: 10 }));
+  t.ok(p instanceof Promise);
+  for (let i = 0; i < 3000; i++) {
+    set(table, { path: `/other${i % 50}`, lockOwner: 2 });
+    set(table, { path: `/other${i % 50}`, lockOwner: 2, lockType: F_UNLCK });
+  }
+  approveSlow(0);
+  t.strictSame(await p, rep(0, F_WRLCK, 0, 10));
+  t.strictSame(ls(table, '/slow'), ['posix write 0-9 1 pid=0 granted'], 'the granted lock is listed');
+  const other = table.lock(rq({ path: '/slow', lockOwner: 3, lockStart: 5, lockLen: 1 })) as PosixReply;
+  t.equal(other.result, -EAGAIN, 'and blocks a conflicting owner');
+});
+
 t.test('API.md hooks: released fires for unlock, for each lock flush drops and each lock release drops', async (t) => {
   const seen: [string, Record<string, unknown>][] = [];
   const pick = (e: Readonly<Record<string, unknown>>) => ({

@@ -157,8 +157,14 @@ export class FileLocks {
   }
 
   isIdle(): boolean {
-    return this.lockCount === 0 && this.waiters.size === 0;
+    return this.lockCount === 0 && this.waiters.size === 0 && this.pins === 0;
   }
+
+  /**
+   * Steps waiting on an approval hook that will still act on this file: while any does, the file
+   * is not idle, so a sweep cannot replace it with a fresh one and lose what the step grants.
+   */
+  pins = 0;
 
   // ---- conflicts --------------------------------------------------------------------------
 

@@ -493,7 +493,24 @@ export class LockTable {
   private approveAndGrant(f: FileLocks, req: LockRequest, family: Family): Maybe<number> {
     const approve = this.hooks.approve;
     if (approve === undefined) return this.grantApproved(f, req, 0);
-    return then(approve(family, req.origin.event), (code) => this.grantApproved(f, req, code));
+    const verdict = approve(family, req.origin.event);
+    if (!(verdict instanceof Promise)) return this.grantApproved(f, req, verdict);
+    // The file may hold nothing yet: keep it out of the sweeps until the grant (or veto) lands.
+    f.pins++;
+    const unpin = (): void => {
+      f.pins--;
+    };
+    return verdict.then(
+      (code) => {
+        unpin();
+        return this.grantApproved(f, req, code);
+      },
+      (e: unknown) => {
+        unpin();
+        this.retire(f);
+        throw e;
+      },
+    );
   }
 
   /** approveAndGrant once the verdict is known. */
