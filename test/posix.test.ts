@@ -903,6 +903,28 @@ t.test('API.md hooks: a file whose approval is pending survives sweeps; its lock
   t.equal(other.result, -EAGAIN, 'and blocks a conflicting owner');
 });
 
+t.test('a waiter keeps the tag of the request that queued it (the host names its edges by it)', async (t) => {
+  const edges: [unknown, string][] = [];
+  const graph = {
+    closesCycle: () => false,
+    setEdges: (w: unknown, owner: string) => edges.push([(w as { tag?: number }).tag, owner]),
+    removeEdges: () => {},
+  };
+  const table = mk({ graph });
+  table.tag = 1;
+  set(table, { lockOwner: 1, lockType: F_RDLCK, lockStart: 0, lockLen: 10 });
+  table.tag = 2;
+  const w = wait(table, { lockOwner: 2, lockStart: 0, lockLen: 10 });
+  t.equal(w.p.waiter.tag, 2);
+  // Another request, run under another tag, adds a blocker to the waiter: its edges change then.
+  table.tag = 3;
+  t.equal(set(table, { lockOwner: 3, lockType: F_RDLCK, lockStart: 5, lockLen: 2 }).result, 0);
+  t.same(edges, [
+    [2, 'pn2'],
+    [2, 'pn2'],
+  ], 'both edge changes name request 2, the second made while request 3 ran');
+});
+
 t.test('API.md hooks: released fires for unlock, for each lock flush drops and each lock release drops', async (t) => {
   const seen: [string, Record<string, unknown>][] = [];
   const pick = (e: Readonly<Record<string, unknown>>) => ({

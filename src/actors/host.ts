@@ -68,7 +68,6 @@ export class ActorHost implements HostControl {
   private readonly mailboxes = new Map<string, Step[]>();
   /** Queued requests by id. */
   private readonly pendings = new Map<number, Pending>();
-  private readonly waiterIds = new WeakMap<object, number>();
   /** Requests received and not yet answered; a cancel for one still in a mailbox is kept here. */
   private readonly inflight = new Map<number, CancelReason | null>();
   /**
@@ -99,7 +98,6 @@ export class ActorHost implements HostControl {
    * for these, so a lock and its unlock answered in one native batch send nothing at all.
    */
   private readonly journaled = new Set<string>();
-  private currentId = 0;
   private calls = 0;
   private batches = 0;
   private resolveFinished!: () => void;
@@ -109,7 +107,8 @@ export class ActorHost implements HostControl {
     this.out = new Batcher((batch) => init.data.postMessage(batch));
     this.hooks = Comlink.wrap<HookRunner>(init.hooks as unknown as Comlink.Endpoint);
     const graph = new ForwardingGraph(
-      (w) => this.waiterIds.get(w as object) ?? this.currentId,
+      // Every waiter is stamped with its request's id when it queues (runCall sets table.tag).
+      (w) => (w as Waiter).tag ?? this.table.tag ?? 0,
       (m) => this.out.object(m),
     );
     this.table = new LockTable({
@@ -355,7 +354,7 @@ export class ActorHost implements HostControl {
   }
 
   private runCall(id: number, call: Call): unknown {
-    this.currentId = id;
+    this.table.tag = id;
     // Waiters this call lets in answer after the call itself: the coordinator journals in arrival
     // order, and a replay must see the release before the grants it made possible.
     this.runningPath = call.path;
@@ -389,7 +388,6 @@ export class ActorHost implements HostControl {
       this.journalNative(R_NDROP, call.path, (call as Extract<Call, { op: 'lock' }>).req.owner, 0, 0, 0, 0, 0, 0, 0);
     }
     if (isPending(res)) {
-      this.waiterIds.set(res.waiter as Waiter, id);
       this.pendings.set(id, res);
       if (id >= 0) {
         if (this.nativeJournalCount > 0) this.flushNativeJournal();

@@ -112,6 +112,12 @@ export class LockTable {
   private readonly graph: WaitForGraph;
   private hooks: TableHooks;
   private readonly now: () => number;
+  /**
+   * The caller's id for the request it is about to run: stamped on the waiter that request
+   * creates (Waiter.tag), so later edge changes name the right request even while other requests
+   * run (the actor host's request ids).
+   */
+  tag: number | undefined = undefined;
 
   constructor(opts: TableOptions = {}) {
     this.policy = opts.policy ?? 'default';
@@ -264,7 +270,9 @@ export class LockTable {
         this.retire(f);
         return ERROR_LOCK_VIOLATION;
       }
-      return { waiter: f.enqueue(req, this.now(), done), path };
+      const w = f.enqueue(req, this.now(), done);
+      w.tag = this.tag;
+      return { waiter: w, path };
     }
     return this.approveAndGrant(f, req, 'windows');
   }
@@ -340,6 +348,7 @@ export class LockTable {
       return replyOf(base, -EDEADLK);
     }
     const w = f.enqueue(req, this.now(), (r) => done(replyOf(base, r)));
+    w.tag = this.tag;
     const pending: Pending = { waiter: w, path: f.path };
     const behind = posix ? f.fifoBlockers(req, w, this.waitsFor) : new Set<string>();
     if (blockers.size === 0 && behind.size === 0) return pending;
