@@ -24,7 +24,7 @@
  * - raw_echo_*: a plain worker_threads Worker that posts every message back. pipelined: 256 numbers
  *   in flight, one postMessage per message; seq: one number's round trip alone.
  * - batched_echo_*: the same worker fed our framing (src/actors/batcher.ts, flat arrays, flush at the
- *   end of the turn or at 64 messages) with our wire sizes: an 11-item request (wire.ts encodeLock)
+ *   end of the turn or at 64 messages) with our wire sizes: a 10-item request (wire.ts encodeLock)
  *   and a 3-item reply (R_DONE), both directions batched; no parsing, no deciding.
  * - inthread_ops_f{1,100,10000}: LockTable (src/core/lock-table.ts) called synchronously on the
  *   main thread with the same lanes, owners, ranges, files and request objects; each lane alternates

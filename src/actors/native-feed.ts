@@ -163,11 +163,14 @@ export class NativeFeed {
           continue;
         }
         this.currentId = -reqId;
-        this.sink.submit(-reqId, call);
-        if (this.currentId !== 0) {
-          // Still in flight (queued, or held by a hook): it needs its own record now.
-          this.inflight.set(-reqId, { ...req });
-          this.currentId = 0;
+        try {
+          this.sink.submit(-reqId, call);
+        } finally {
+          if (this.currentId !== 0) {
+            // Still in flight (queued, or held by a hook): it needs its own record now.
+            this.inflight.set(-reqId, { ...req });
+            this.currentId = 0;
+          }
         }
       }
     } finally {
