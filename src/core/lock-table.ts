@@ -287,7 +287,21 @@ export class LockTable {
         if (held.write === req.write) return replyOf(base, 0);
         // flock(2) converts by dropping the old lock first, waking its waiters (not atomic).
         f.removeFlock(held);
-        return then(this.afterRelease(f, [held], false), () => this.setlk(f, req, cmd, base, done));
+        const released = this.afterRelease(f, [held], false);
+        if (released === undefined) return this.setlk(f, req, cmd, base, done);
+        // Waiters' approvals are away and the file may be left idle: pinned until the set goes on.
+        f.pins++;
+        return released.then(
+          () => {
+            f.pins--;
+            return this.setlk(f, req, cmd, base, done);
+          },
+          (e: unknown) => {
+            f.pins--;
+            this.retire(f);
+            throw e;
+          },
+        );
       }
     }
     return this.setlk(f, req, cmd, base, done);
