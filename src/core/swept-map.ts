@@ -58,7 +58,10 @@ export class SweptMap<K, V> {
 
   private sweep(): void {
     const next = new Map<K, V>();
-    for (const [k, v] of this.entries()) next.set(k, v);
+    // forEach, not an iterator: no [key, value] array per entry (a sweep visits the whole map).
+    this.map?.forEach((v, k) => {
+      if (!this.isEmpty(v)) next.set(k, v);
+    });
     this.map = next.size === 0 ? null : next;
     this.emptied = 0;
   }
