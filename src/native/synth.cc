@@ -108,6 +108,22 @@ class SynthSession : public Session {
   bool closed_ = false;
 };
 
+/** The log record of request r's end: rec 1 (answered with err) or 2 (cancelled by the close). */
+SynthRecord endRecord(const Request& r, uint64_t seq, int err, uint8_t rec) {
+  SynthRecord out;
+  out.seq = seq;
+  out.reqId = r.id;
+  out.start = r.start;
+  out.end = r.end;
+  out.owner = static_cast<uint32_t>(r.owner);
+  out.file = r.file;
+  out.err = err;
+  out.rec = rec;
+  out.type = static_cast<uint8_t>(r.type);
+  out.sleep = r.sleep ? 1 : 0;
+  return out;
+}
+
 void SynthSession::start() {
   for (uint32_t f = 0; f < o_.files; f++) {
     paths_.push_back(std::make_shared<const std::string>("synth:" + std::to_string(f)));
@@ -319,20 +335,8 @@ void SynthSession::answered(const RequestPtr& r, int err) {
     std::lock_guard<std::mutex> g(p.mu);
     p.outstanding--;
     if (o_.pattern == SynthPattern::Random) p.owners[r->slot].busy = false;
-    if (o_.record) {
-      SynthRecord rec;
-      rec.seq = seq_.fetch_add(1);  // after the reply arrived: a grant is stamped after it happened
-      rec.reqId = r->id;
-      rec.start = r->start;
-      rec.end = r->end;
-      rec.owner = static_cast<uint32_t>(r->owner);
-      rec.file = r->file;
-      rec.err = err;
-      rec.rec = 1;
-      rec.type = static_cast<uint8_t>(r->type);
-      rec.sleep = r->sleep ? 1 : 0;
-      p.log.push_back(rec);
-    }
+    // After the reply arrived: a grant is stamped after it happened.
+    if (o_.record) p.log.push_back(endRecord(*r, seq_.fetch_add(1), err, 1));
   }
   p.cv.notify_one();
 }
@@ -411,18 +415,7 @@ void SynthSession::close() {
     if (!o_.record) continue;
     Producer& p = *producers_[r->producer];
     std::lock_guard<std::mutex> g(p.mu);
-    SynthRecord rec;
-    rec.seq = seq_.fetch_add(1);
-    rec.reqId = r->id;
-    rec.start = r->start;
-    rec.end = r->end;
-    rec.owner = static_cast<uint32_t>(r->owner);
-    rec.file = r->file;
-    rec.err = ECANCELED;
-    rec.rec = 2;
-    rec.type = static_cast<uint8_t>(r->type);
-    rec.sleep = r->sleep ? 1 : 0;
-    p.log.push_back(rec);
+    p.log.push_back(endRecord(*r, seq_.fetch_add(1), ECANCELED, 2));
   }
   std::lock_guard<std::mutex> g(timeMu_);
   if (!done_) {
