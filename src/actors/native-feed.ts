@@ -17,7 +17,7 @@
 import { ENOLCK, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, OFFSET_MAX } from '../core/codes.js';
 import { identityKey } from '../core/input.js';
 import type { CancelReason } from '../core/lock-table.js';
-import { lockCallOf, parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
+import { OWNER_PREFIX, lockCallOf, parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
 import * as pump from '../native/index.js';
 import {
   F_END,
@@ -278,7 +278,7 @@ export function fcntlCall(r: NativeRequest): Call | undefined {
       cmd: kind === K_GETLK ? F_GETLK : r.flags & FL_SLEEP ? F_SETLKW : F_SETLK,
       lockType: type,
       kind: 'posix',
-      owner: cachedKey(ownerKeys, 'p', r.owner),
+      owner: cachedKey(ownerKeys, OWNER_PREFIX.posix, r.owner),
       lockOwner: r.owner,
       lockPid: r.pid,
       fileHandle: r.fh,

@@ -14,7 +14,7 @@
  */
 import type { Call, DecodedLock } from '../core/requests.js';
 import { identityKey } from '../core/input.js';
-import { lockCallOf, parseCheckIo, parseCloseHandle, parseFlush, parseLockFile, parseRelease, parseUnlockFile } from '../core/requests.js';
+import { OWNER_PREFIX, lockCallOf, parseCheckIo, parseCloseHandle, parseFlush, parseLockFile, parseRelease, parseUnlockFile } from '../core/requests.js';
 
 export type Op = Call['op'];
 
@@ -92,7 +92,6 @@ export function encodeCall(name: RawCall, id: number, raw: Record<string, unknow
 const KINDS = ['posix', 'ofd', 'flock'] as const;
 /** Items of a lock call on the wire. */
 const LOCK_ITEMS = 10;
-const OWNER_PREFIX = ['p', 'o', 'f'] as const;
 
 /** A checked lock call (fileContext travels as the caller gave it; cloned when posted). */
 export function encodeLock(id: number, d: DecodedLock, fileContext: unknown): unknown[] {
@@ -117,15 +116,16 @@ export function decodeCall(batch: readonly unknown[], i: number): Call {
   if (tag === T_LOCK) {
     const flags = batch[i + 3] as number;
     const lockOwner = batch[i + 4] as DecodedLock['lockOwner'];
+    const kind = KINDS[flags & 3]!;
     const fileContext = batch[i + 9];
     const d: DecodedLock = {
       op: 'lock',
       path: batch[i + 2] as string,
       cmd: flags >> 4,
       lockType: (flags >> 2) & 3,
-      kind: KINDS[flags & 3]!,
+      kind,
       // Rebuilt here rather than sent: one string less to copy per request (decodeLock's key).
-      owner: OWNER_PREFIX[flags & 3] + identityKey(lockOwner, 'lockOwner'),
+      owner: OWNER_PREFIX[kind] + identityKey(lockOwner, 'lockOwner'),
       lockOwner,
       lockPid: batch[i + 5] as number,
       lockStart: batch[i + 6] as DecodedLock['lockStart'],

@@ -168,6 +168,12 @@ export interface DecodedLock {
   readonly lockLen: Offset;
 }
 
+/**
+ * A lock request's owner key in the tables is this prefix and identityKey(lockOwner): the three
+ * kinds never share an owner (the wire and the native feed build keys with it too).
+ */
+export const OWNER_PREFIX = { posix: 'p', ofd: 'o', flock: 'f' } as const;
+
 /** fcntl / OFD / flock. Out of range: a reply with -EINVAL or -EOVERFLOW. */
 export function parseLock(input: unknown): Call | PosixReply {
   const o = requireObject(input, 'lock request');
@@ -196,7 +202,7 @@ export function decodeLock(o: Record<string, unknown>): DecodedLock | (PosixRepl
   }
   const code = flock ? 0 : posixRangeCode(lockStart, lockLen);
   if (code !== 0) return replyOf({ lockType, lockStart: BigInt(lockStart), lockLen: BigInt(lockLen), lockPid }, code);
-  const owner = (kind === 'posix' ? 'p' : kind === 'ofd' ? 'o' : 'f') + ownerKey;
+  const owner = OWNER_PREFIX[kind] + ownerKey;
   return { op: 'lock', path, cmd, lockType, kind, owner, lockOwner: o.lockOwner as Identity, lockPid, fileHandle: o.fileHandle as Identity | undefined, lockStart, lockLen };
 }
 
@@ -259,14 +265,14 @@ export function lockCallOf(d: DecodedLock, ctx: Record<string, unknown> | undefi
 
 export function parseFlush(input: unknown): Call {
   const o = requireObject(input, 'flush request');
-  return { op: 'flush', path: requireString(o.path, 'path'), owner: 'p' + identityKey(o.lockOwner, 'lockOwner') };
+  return { op: 'flush', path: requireString(o.path, 'path'), owner: OWNER_PREFIX.posix + identityKey(o.lockOwner, 'lockOwner') };
 }
 
 export function parseRelease(input: unknown): Call {
   const o = requireObject(input, 'release request');
   const path = requireString(o.path, 'path');
   const handleKey = identityKey(o.fileHandle, 'fileHandle');
-  const flockOwner = o.lockOwner === undefined ? null : 'f' + identityKey(o.lockOwner, 'lockOwner');
+  const flockOwner = o.lockOwner === undefined ? null : OWNER_PREFIX.flock + identityKey(o.lockOwner, 'lockOwner');
   return { op: 'release', path, handleKey, flockOwner };
 }
 
