@@ -254,7 +254,7 @@ export class LockCoordinator {
       syncAll: () => Promise.all(this.slots.filter((s) => s.alive).map((s) => this.sync(s))).then(() => undefined),
       breakCycle: (id) => this.breakCycle(id),
       letPass: (id, owner) => {
-        const slot = id < 0 ? this.nativeSlots.get(id) : this.requests.get(id)?.slot;
+        const slot = this.slotOfRequest(id);
         if (slot !== undefined) this.slots[slot]!.out.object({ t: 'pass', id, owner });
       },
     });
@@ -389,8 +389,13 @@ export class LockCoordinator {
     });
   }
 
+  /** The worker deciding request `id`: a native one (negative id) or a caller's. */
+  private slotOfRequest(id: number): number | undefined {
+    return id < 0 ? this.nativeSlots.get(id) : this.requests.get(id)?.slot;
+  }
+
   private breakCycle(id: number): Promise<boolean> {
-    const slot = id < 0 ? this.nativeSlots.get(id) : this.requests.get(id)?.slot;
+    const slot = this.slotOfRequest(id);
     if (slot === undefined) return Promise.resolve(false);
     const token = ++this.nextToken;
     return new Promise((resolve) => {

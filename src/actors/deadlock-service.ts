@@ -36,8 +36,6 @@ export class DeadlockService {
   private chain: Promise<void> = Promise.resolve();
   /** Cycles broken across workers (stats). */
   broken = 0;
-  /** 'fifo' hold-backs released across workers (tests). */
-  passed = 0;
 
   constructor(private readonly port: DeadlockPort) {}
 
@@ -82,7 +80,6 @@ export class DeadlockService {
     for (let round = 0; round < MAX_PASS_ROUNDS; round++) {
       const step = this.graph.cycleThrough(owner)?.find((s) => !s.hard);
       if (step === undefined) return;
-      this.passed++;
       for (const w of step.waiters) this.port.letPass(w as number, step.to);
       await this.port.syncAll();
     }
