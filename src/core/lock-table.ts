@@ -290,18 +290,7 @@ export class LockTable {
         const released = this.afterRelease(f, [held], false);
         if (released === undefined) return this.setlk(f, req, cmd, base, done);
         // Waiters' approvals are away and the file may be left idle: pinned until the set goes on.
-        f.pins++;
-        return released.then(
-          () => {
-            f.pins--;
-            return this.setlk(f, req, cmd, base, done);
-          },
-          (e: unknown) => {
-            f.pins--;
-            this.retire(f);
-            throw e;
-          },
-        );
+        return this.pinnedUntil(f, released, () => this.setlk(f, req, cmd, base, done));
       }
     }
     return this.setlk(f, req, cmd, base, done);
@@ -519,17 +508,22 @@ export class LockTable {
     const verdict = approve(family, req.origin.event);
     if (!(verdict instanceof Promise)) return this.grantApproved(f, req, verdict);
     // The file may hold nothing yet: keep it out of the sweeps until the grant (or veto) lands.
+    return this.pinnedUntil(f, verdict, (code) => this.grantApproved(f, req, code));
+  }
+
+  /**
+   * `next(await step)`, with `f` pinned meanwhile (FileLocks.pins): a sweep cannot replace the
+   * state that `next` will act on, even if the file is idle in between.
+   */
+  private pinnedUntil<T, U>(f: FileLocks, step: Promise<T>, next: (v: T) => Maybe<U>): Promise<U> {
     f.pins++;
-    const unpin = (): void => {
-      f.pins--;
-    };
-    return verdict.then(
-      (code) => {
-        unpin();
-        return this.grantApproved(f, req, code);
+    return step.then(
+      (v) => {
+        f.pins--;
+        return next(v);
       },
       (e: unknown) => {
-        unpin();
+        f.pins--;
         this.retire(f);
         throw e;
       },
