@@ -23,9 +23,10 @@
  * Floors:
  * - raw_echo_*: a plain worker_threads Worker that posts every message back. pipelined: 256 numbers
  *   in flight, one postMessage per message; seq: one number's round trip alone.
- * - batched_echo_*: the same worker fed our framing (src/actors/batcher.ts, flat arrays, flush at the
- *   end of the turn or at 64 messages) with our wire sizes: a 10-item request (wire.ts encodeLock)
- *   and a 3-item reply (R_DONE), both directions batched; no parsing, no deciding.
+ * - batched_echo_*: the same worker fed our framing (src/actors/batcher.ts, flush at the end of the
+ *   turn or at 64 messages): lock calls as CallBatcher writes them (8 doubles and a path, wire.ts
+ *   LOCK_DOUBLES) from checked records made up front, answered with 3-item R_DONE replies in
+ *   Batcher's flat arrays; no parsing, no deciding.
  * - inthread_ops_f{1,100,10000}: LockTable (src/core/lock-table.ts) called synchronously on the
  *   main thread with the same lanes, owners, ranges, files and request objects; each lane alternates
  *   lock / unlock in round-robin, so 0-256 locks are held as in the pipelined run.
@@ -54,10 +55,12 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Batcher } from '../src/actors/batcher.js';
+import { Batcher, CallBatcher } from '../src/actors/batcher.js';
+import { LOCK_DOUBLES } from '../src/actors/wire.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
 import { LockCoordinator } from '../src/coordinator.js';
+import type { DecodedLock } from '../src/core/requests.js';
 import { Report, option, type Results, type Unit } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -72,8 +75,7 @@ const DEFAULT_WORKERS = [1, 2];
 const FILE_COUNTS = option('files')?.split(',').map(Number) ?? DEFAULT_FILES;
 const WORKER_COUNTS = option('workers')?.split(',').map(Number) ?? DEFAULT_WORKERS;
 const RSS_FILES = 100_000;
-/** Wire sizes of the batched floor: a lock request (tag, id, 8 fields: wire.ts encodeLock) and an R_DONE reply (tag, id, code). */
-const REQ_ITEMS = 10;
+/** Items of an R_DONE reply (tag, id, code) in the batched floor. */
 const REPLY_ITEMS = 3;
 
 
@@ -88,10 +90,11 @@ function echoWorker(): void {
       port.postMessage(m);
       return;
     }
-    // batched: our framing both ways; each request answered with an R_DONE-sized reply
-    const b = m as unknown[];
-    for (let i = 0; i < b.length; i += REQ_ITEMS) {
-      out.buf.push(1, b[i + 1], 0);
+    // batched: our framing both ways (CallBatcher's lanes in, Batcher's flat array out); each
+    // lock call answered with an R_DONE-sized reply
+    const [nums, used] = m as [Float64Array, number];
+    for (let o = 0; o < used; o += LOCK_DOUBLES) {
+      out.buf.push(1, nums[o + 1], 0);
       out.added();
     }
   });
@@ -120,6 +123,12 @@ const now = (): number => performance.now();
 
 function paths(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `/bench/api/f${i}`);
+}
+
+/** The coordinator's checked record of lane's F_SETLK F_WRLCK on path (requests.ts decodeLock). */
+function decoded(path: string, lane: number): DecodedLock {
+  const owner = lane + 1;
+  return { op: 'lock', path, cmd: F_SETLK, lockType: F_WRLCK, kind: 'posix', owner: `pn${owner}`, lockOwner: owner, lockPid: owner, fileHandle: undefined, lockStart: lane * RANGE_STRIDE, lockLen: RANGE_LEN };
 }
 
 function lockReq(path: string, lane: number, lockType: number, cmd = F_SETLK): Record<string, unknown> {
@@ -180,16 +189,15 @@ class Echo {
   /** Round trips per second in our framing: LANES requests in flight, batched both ways. */
   batchedPipelined(ms: number, files: readonly string[]): Promise<number> {
     return new Promise((resolve) => {
-      const out = new Batcher((b) => this.worker.postMessage(b));
+      const out = new CallBatcher((b) => this.worker.postMessage(b));
+      const F = files.length;
+      // The checked record of each (lane, file) request, made up front: the floor pays the framing only.
+      const records = Array.from({ length: LANES * F }, (_, k) => decoded(files[k % F]!, Math.floor(k / F)));
       let done = 0;
       let inflight = 0;
       let t0 = 0;
       let deadline = 0;
-      const send = (id: number): void => {
-        const lane = id % LANES;
-        out.buf.push(1, id, files[id % files.length], (F_SETLK << 4) | (F_WRLCK << 2), lane + 1, lane + 1, lane * RANGE_STRIDE, RANGE_LEN, undefined, undefined);
-        out.added();
-      };
+      const send = (id: number): void => out.lock(id, records[(id % LANES) * F + (id % F)]!);
       this.onMessage = (m) => {
         const b = m as unknown[];
         for (let i = 0; i < b.length; i += REPLY_ITEMS) {
@@ -204,15 +212,15 @@ class Echo {
     });
   }
 
-  private readonly seqOut = new Batcher((b) => this.worker.postMessage(b));
+  private readonly seqOut = new CallBatcher((b) => this.worker.postMessage(b));
+  private readonly seqRecord = decoded('/bench/api/f0', 0);
 
   /** One framed request's round trip through Batchers on both sides, µs. */
   batchedOnce(i: number): Promise<number> {
     return new Promise((resolve) => {
       this.onMessage = () => resolve((now() - t) * 1000);
       const t = now();
-      this.seqOut.buf.push(1, i, '/bench/api/f0', (F_SETLK << 4) | (F_WRLCK << 2), 1, 1, 0, RANGE_LEN, undefined, undefined);
-      this.seqOut.added();
+      this.seqOut.lock(i, this.seqRecord);
     });
   }
 

@@ -43,8 +43,8 @@ import {
 } from './core/requests.js';
 import { requireObject } from './core/input.js';
 import { SweptMap } from './core/swept-map.js';
-import { Batcher } from './actors/batcher.js';
-import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, type PublicCall } from './actors/wire.js';
+import { CallBatcher } from './actors/batcher.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry } from './actors/protocol.js';
 
@@ -97,10 +97,11 @@ interface Request {
   readonly id: number;
   readonly name: PublicCall;
   /**
-   * The call as it travels (wire.ts): a copy taken when it was made, so a caller reusing its
-   * request object cannot change what a resend or the journal replays.
+   * The call as it travels (wire.ts), a copy taken when it was made, so a caller reusing its
+   * request object cannot change what a resend or the journal replays; undefined for a lock call
+   * that crosses as doubles (its immutable `call` serves both).
    */
-  readonly wire: unknown[];
+  readonly wire: unknown[] | undefined;
   readonly call: Sent;
   readonly slot: number;
   readonly resolve: (v: unknown) => void;
@@ -116,7 +117,7 @@ interface Slot {
   readonly index: number;
   data: MessagePort;
   control: Comlink.Remote<HostControl>;
-  out: Batcher;
+  out: CallBatcher;
   restarts: number;
   alive: boolean;
   closePorts: () => void;
@@ -308,7 +309,7 @@ export class LockCoordinator {
       index,
       data: data.port1,
       control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
-      out: new Batcher((batch) => data.port1.postMessage(batch), 64, () => this.requests.size > 1),
+      out: new CallBatcher((batch) => data.port1.postMessage(batch), 64, () => this.requests.size > 1),
       restarts,
       alive: true,
       closePorts: () => {
@@ -356,7 +357,7 @@ export class LockCoordinator {
         this.finishCancelled(r, r.cancelled);
         continue;
       }
-      appendWire(fresh.out, r.wire);
+      send(fresh.out, r);
     }
     for (const [token, answer] of this.syncs) {
       this.syncs.delete(token);
@@ -500,7 +501,7 @@ export class LockCoordinator {
     if ((flags & END_FLOCK_DROP) !== 0) this.record(call.path, { j: 'flockDrop', owner: (call as DecodedLock).owner });
     // A file left idle needs no journal at all (an unlock's entry would be dropped at once).
     if ((flags & END_IDLE) !== 0) this.forgetJournal(call.path);
-    else if (commits(call, result)) this.record(call.path, r.wire);
+    else if (commits(call, result)) this.record(call.path, r.wire ?? (call as DecodedLock));
     if (waitedMs >= 0) this.noteWait(waitedMs);
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOfLock(call, result!) : (result ?? undefined));
   }
@@ -601,7 +602,9 @@ export class LockCoordinator {
   private submit(name: PublicCall, raw: Record<string, unknown>, call: Sent, w: WaitOptions): Promise<unknown> {
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
-    const wire = call.op === 'lock' ? encodeLock(id, call, raw.fileContext) : encodeCall(name as Exclude<PublicCall, 'lock'>, id, raw);
+    const out = this.slots[slot]!.out;
+    const wire =
+      call.op !== 'lock' ? encodeCall(name as Exclude<PublicCall, 'lock'>, id, raw) : fitsDoubles(call, raw.fileContext) ? undefined : encodeLock(id, call, raw.fileContext);
     const promise = new Promise(captureResolve);
     const r: Request = { id, name, wire, call, slot, resolve: captured!, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
     if (w.signal !== undefined || w.timeoutMs !== undefined) {
@@ -617,7 +620,8 @@ export class LockCoordinator {
       if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
     }
     this.requests.set(id, r);
-    appendWire(this.slots[slot]!.out, wire);
+    if (wire === undefined) out.lock(id, call as DecodedLock);
+    else out.call(wire);
     return promise;
   }
 
@@ -780,9 +784,10 @@ function earlyReply(o: Record<string, unknown>, result: number): PosixReply {
   };
 }
 
-function appendWire(out: Batcher, wire: readonly unknown[]): void {
-  for (let k = 0; k < wire.length; k++) out.buf.push(wire[k]);
-  out.added();
+/** Sends request `r` again (to a replacement worker), as it was sent first. */
+function send(out: CallBatcher, r: Request): void {
+  if (r.wire !== undefined) out.call(r.wire);
+  else out.lock(r.id, r.call as DecodedLock);
 }
 
 /** Whether a finished call changed the file's granted locks (and so belongs in its journal). */

@@ -6,7 +6,8 @@
  * matters is how many requests one wake-up drains. The limit keeps the two threads overlapping: a
  * batch as large as the whole turn made them take turns, each idle half the time.
  */
-import { T_OBJECT } from './wire.js';
+import type { DecodedLock } from '../core/requests.js';
+import { LOCK_DOUBLES, N_MIXED, T_OBJECT, writeLockDoubles } from './wire.js';
 
 export class Batcher {
   /** Append one message's items here, then call `added()`. */
@@ -55,6 +56,79 @@ export class Batcher {
     const batch = this.buf;
     this.buf = [];
     this.count = 0;
+    this.send(batch);
+  };
+}
+
+/**
+ * The coordinator's batches to one worker: the same flush rules as Batcher, in three lanes (wire.ts
+ * N_MIXED): a number lane (a Float64Array reused for every batch: posting copies it), the lock
+ * calls' paths, and a mixed lane of wire calls and objects for everything else. Posted as
+ * [numbers, doubles used, paths, mixed].
+ */
+export class CallBatcher {
+  private readonly nums: Float64Array;
+  private used = 0;
+  private paths: string[] = [];
+  private mixed: unknown[] = [];
+  private count = 0;
+  private scheduled = false;
+
+  constructor(
+    private readonly send: (batch: unknown[]) => void,
+    private readonly limit = 64,
+    /** As Batcher's `busy`: wait for the end of the event-loop phase while answers are outstanding. */
+    private readonly busy: () => boolean = () => false,
+  ) {
+    this.nums = new Float64Array(limit * LOCK_DOUBLES);
+  }
+
+  /** Appends a lock call without fileContext that wire.ts fitsDoubles accepts. */
+  lock(id: number, d: DecodedLock): void {
+    writeLockDoubles(this.nums, this.used, id, d);
+    this.used += LOCK_DOUBLES;
+    this.paths.push(d.path);
+    this.added();
+  }
+
+  /** Appends a call in its wire form (wire.ts encodeCall, encodeLock). */
+  call(wire: readonly unknown[]): void {
+    this.nums[this.used++] = N_MIXED;
+    for (let k = 0; k < wire.length; k++) this.mixed.push(wire[k]);
+    this.added();
+  }
+
+  /** Appends a rare message carried as one object. */
+  object(m: object): void {
+    this.nums[this.used++] = N_MIXED;
+    this.mixed.push(T_OBJECT, m);
+    this.added();
+  }
+
+  private added(): void {
+    if (++this.count >= this.limit) {
+      this.flushNow();
+      return;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      if (this.busy()) setImmediate(this.flushTurn);
+      else queueMicrotask(this.flushTurn);
+    }
+  }
+
+  private readonly flushTurn = (): void => {
+    this.scheduled = false;
+    this.flushNow();
+  };
+
+  readonly flushNow = (): void => {
+    if (this.count === 0) return;
+    const batch = [this.nums, this.used, this.paths, this.mixed];
+    this.used = 0;
+    this.count = 0;
+    this.paths = [];
+    this.mixed = [];
     this.send(batch);
   };
 }

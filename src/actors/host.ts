@@ -15,10 +15,10 @@ import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js
 import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
 import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
-import type { Call, PosixReply } from '../core/requests.js';
+import { lockCallOf, type Call, type PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
 import { NativeFeed, nativeCall } from './native-feed.js';
-import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, callEnd, callId, decodeCall } from './wire.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, T_LOCK, LOCK_DOUBLES, callEnd, callId, decodeCall, decodeLockDoubles } from './wire.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
 
 type Step = () => unknown;
@@ -120,18 +120,32 @@ export class ActorHost implements HostControl {
       },
     });
     Comlink.expose(this, init.control as unknown as Comlink.Endpoint);
+    // A batch is [numbers, doubles used, paths, mixed] (batcher.ts CallBatcher).
     init.data.on('message', (batch: unknown[]) => {
       this.batches++;
+      const nums = batch[0] as Float64Array;
+      const used = batch[1] as number;
+      const paths = batch[2] as string[];
+      const mixed = batch[3] as unknown[];
+      let p = 0;
       let i = 0;
-      while (i < batch.length) {
-        if (batch[i] === T_OBJECT) {
-          this.handle(batch[i + 1] as ToHost);
+      for (let o = 0; o < used; ) {
+        if (nums[o] === T_LOCK) {
+          const call = decodeLockDoubles(nums, o, paths[p++]!);
+          this.calls++;
+          this.deliverCall(nums[o + 1]!, call);
+          o += LOCK_DOUBLES;
+          continue;
+        }
+        o++;
+        if (mixed[i] === T_OBJECT) {
+          this.handle(mixed[i + 1] as ToHost);
           i += 2;
           continue;
         }
-        const id = callId(batch, i);
-        const call = decodeCall(batch, i);
-        i = callEnd(batch, i);
+        const id = callId(mixed, i);
+        const call = decodeCall(mixed, i);
+        i = callEnd(mixed, i);
         this.calls++;
         this.deliverCall(id, call);
       }
@@ -273,7 +287,9 @@ export class ActorHost implements HostControl {
           m.entries.map((e) =>
             Array.isArray(e)
               ? { j: 'call' as const, call: decodeCall(e, 0) }
-              : e.j === 'native'
+              : 'op' in e
+                ? { j: 'call' as const, call: lockCallOf(e, undefined) }
+                : e.j === 'native'
                 ? { j: 'call' as const, call: nativeCall(m.path, e.f) }
                 : e,
           ),

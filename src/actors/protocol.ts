@@ -1,13 +1,15 @@
 /**
  * Messages between the coordinator (main thread) and the actor hosts (worker threads).
  *
- * Data plane: one MessagePort per worker carries flat arrays both ways (Batcher, wire.ts): calls
- * and their answers as tagged runs of primitives, and the rarer messages below as one object each.
+ * Data plane: one MessagePort per worker carries batches both ways (batcher.ts, wire.ts): calls as
+ * a number lane of doubles with their paths beside it, answers as flat arrays of tagged runs of
+ * primitives, and the rarer messages below as one object each.
  * Control plane (hooks, listings, stats): comlink over two more ports.
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { CancelReason, LockEntry, ReplayEntry } from '../core/lock-table.js';
 import type { Lock } from '../core/file-locks.js';
+import type { DecodedLock } from '../core/requests.js';
 
 /** Coordinator -> host, besides calls (wire.ts encodeCall). */
 export type ToHost =
@@ -57,6 +59,11 @@ export type JournalEntry =
    * The request's own wire array, without a wrapper object (one allocation less per commit).
    */
   | unknown[]
+  /**
+   * A committed lock call that crossed as doubles (wire.ts fitsDoubles): the coordinator's own
+   * checked record of it, immutable, so keeping it costs nothing.
+   */
+  | DecodedLock
   /** A committed native request: kind, type, flags, pid, fh, owner, start, end (wire.ts R_NJOURNAL). */
   | { j: 'native'; f: unknown[] }
   | Exclude<ReplayEntry, { j: 'call' }>;

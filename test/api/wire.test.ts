@@ -1,12 +1,13 @@
 /**
  * The lock call's wire form (src/actors/wire.ts): what a worker decodes must be the Call that the
- * public parse makes of the same request, for every shape of range and identity, and the reply
- * the coordinator builds from its own record must echo the request's fields as parseLock's would.
+ * public parse makes of the same request, for every shape of range and identity, whether it crossed
+ * as wire items or as doubles, and the reply the coordinator builds from its own record must echo
+ * the request's fields as parseLock's would.
  */
 import t from 'tap';
 import { F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, OFFSET_MAX } from '../../src/core/codes.js';
 import { decodeLock, parseLock, replyOf, replyOfLock, type Call, type DecodedLock } from '../../src/core/requests.js';
-import { callEnd, callId, decodeCall, encodeLock } from '../../src/actors/wire.js';
+import { LOCK_DOUBLES, T_LOCK, callEnd, callId, decodeCall, decodeLockDoubles, encodeLock, fitsDoubles, writeLockDoubles } from '../../src/actors/wire.js';
 
 const requests: Record<string, unknown>[] = [
   { path: '/a', lockType: F_WRLCK, lockStart: 16, lockLen: 8, cmd: F_SETLK, lockOwner: 7, lockPid: 70 },
@@ -58,4 +59,29 @@ t.test('the decoded record keeps numbers as numbers (they cross threads cheaper)
   const d = decodeLock(requests[0]!) as DecodedLock;
   t.equal(typeof d.lockStart, 'number');
   t.equal(d.owner, 'pn7');
+});
+
+t.test('a lock call that crosses as doubles decodes to the Call parseLock makes; the others take the wire', async (t) => {
+  const nums = new Float64Array(requests.length * LOCK_DOUBLES);
+  const paths: string[] = [];
+  const sent: number[] = [];
+  let o = 0;
+  for (const [k, req] of requests.entries()) {
+    const d = decodeLock(req) as DecodedLock;
+    const numeric = typeof req.lockOwner === 'number' && typeof req.lockStart !== 'bigint' && typeof req.lockLen !== 'bigint' && typeof (req.fileHandle ?? 0) === 'number' && req.fileContext === undefined;
+    t.equal(fitsDoubles(d, req.fileContext), numeric, `request ${k}: fits doubles only with number fields and no fileContext`);
+    if (!numeric) continue;
+    writeLockDoubles(nums, o, k + 10, d);
+    paths.push(d.path);
+    sent.push(k);
+    o += LOCK_DOUBLES;
+  }
+  t.ok(sent.length >= 4, 'several requests cross as doubles');
+  // As posted: both lanes are structured-cloned.
+  const [n2, p2] = structuredClone([nums, paths]) as [Float64Array, string[]];
+  for (const [j, k] of sent.entries()) {
+    t.equal(n2[j * LOCK_DOUBLES], T_LOCK, `request ${k}: tag`);
+    t.equal(n2[j * LOCK_DOUBLES + 1], k + 10, `request ${k}: id`);
+    t.strictSame(decodeLockDoubles(n2, j * LOCK_DOUBLES, p2[j]!), parseLock(requests[k]!) as Call, `request ${k}: same Call`);
+  }
 });
