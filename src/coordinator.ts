@@ -46,6 +46,7 @@ import { SweptMap } from './core/swept-map.js';
 import { CallBatcher } from './actors/batcher.js';
 import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
+import { RequestWindow } from './actors/request-window.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry } from './actors/protocol.js';
 
 export type { LockEntry } from './core/lock-table.js';
@@ -227,7 +228,7 @@ function captureResolve(resolve: (v: unknown) => void): void {
 
 export class LockCoordinator {
   private readonly slots: Slot[] = [];
-  private readonly requests = new Map<number, Request>();
+  private readonly requests = new RequestWindow<Request>();
   /** Per file, committed steps since it was last idle (an emptied journal waits for a sweep). */
   private readonly journal = new SweptMap<string, JournalEntry[]>((j) => j.length === 0);
   private readonly compacting = new Set<string>();
@@ -348,7 +349,7 @@ export class LockCoordinator {
     for (const [path, entries] of this.journal.entries()) {
       if (routeOf(path, this.slots.length) === slot.index) fresh.out.object({ t: 'restore', path, entries });
     }
-    for (const r of [...this.requests.values()].sort((a, b) => a.id - b.id)) {
+    for (const r of this.requests.values()) {
       if (r.slot !== slot.index) continue;
       this.deadlocks.forget(r.id);
       if (r.queued) this.waiting--;
@@ -583,7 +584,7 @@ export class LockCoordinator {
 
   /** Ends request `r`: `code` is counted in the stats, `value` resolves the caller's Promise. */
   private finish(r: Request, code: number, value: unknown): void {
-    this.requests.delete(r.id);
+    this.requests.delete(r);
     this.deadlocks.forget(r.id);
     if (r.queued) this.waiting--;
     if (r.timer !== undefined) clearTimeout(r.timer);
@@ -619,7 +620,7 @@ export class LockCoordinator {
       }
       if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
     }
-    this.requests.set(id, r);
+    this.requests.add(r);
     if (wire === undefined) out.lock(id, call as DecodedLock);
     else out.call(wire);
     return promise;
@@ -735,7 +736,7 @@ export class LockCoordinator {
       // Each host answers every waiter, then 'stopped'; requests still inside a hook answer when it does.
       const deadline = Date.now() + (this.opts.hookTimeoutMs ?? 30_000) + 1000;
       while (this.requests.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      for (const r of [...this.requests.values()]) this.finishCancelled(r, 'stop');
+      for (const r of this.requests.values()) this.finishCancelled(r, 'stop');
       await this.pool.destroy();
       for (const s of this.slots) {
         s.alive = false;
