@@ -56,7 +56,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Batcher, CallBatcher } from '../src/actors/batcher.js';
-import { LOCK_DOUBLES } from '../src/actors/wire.js';
+import { LOCK_DOUBLES, callEnd, callId } from '../src/actors/wire.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
 import { LockCoordinator } from '../src/coordinator.js';
@@ -90,12 +90,20 @@ function echoWorker(): void {
       port.postMessage(m);
       return;
     }
-    // batched: our framing both ways (CallBatcher's lanes in, Batcher's flat array out); each
-    // lock call answered with an R_DONE-sized reply
-    const [nums, used] = m as [Float64Array, number];
-    for (let o = 0; o < used; o += LOCK_DOUBLES) {
-      out.buf.push(1, nums[o + 1], 0);
-      out.added();
+    // batched: our framing both ways (CallBatcher's lanes or, for a small batch, its flat array
+    // in; Batcher's flat array out); each lock call answered with an R_DONE-sized reply
+    const b = m as unknown[];
+    if (b[0] instanceof Float64Array) {
+      const nums = b[0];
+      for (let o = 0; o < (b[1] as number); o += LOCK_DOUBLES) {
+        out.buf.push(1, nums[o + 1], 0);
+        out.added();
+      }
+    } else {
+      for (let i = 0; i < b.length; i = callEnd(b, i)) {
+        out.buf.push(1, callId(b, i), 0);
+        out.added();
+      }
     }
   });
   port.postMessage('ready');

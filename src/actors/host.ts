@@ -18,7 +18,7 @@ import { LockTable, type CancelReason, type Family, type Pending } from '../core
 import { lockCallOf, type Call, type PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
 import { NativeFeed, nativeCall } from './native-feed.js';
-import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, T_LOCK, LOCK_DOUBLES, callEnd, callId, decodeCall, decodeLockDoubles } from './wire.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, decodeCall, readBatch } from './wire.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
 
 type Step = () => unknown;
@@ -120,37 +120,18 @@ export class ActorHost implements HostControl {
       },
     });
     Comlink.expose(this, init.control as unknown as Comlink.Endpoint);
-    // A batch is [numbers, doubles used, paths, mixed] (batcher.ts CallBatcher).
     init.data.on('message', (batch: unknown[]) => {
       this.batches++;
-      const nums = batch[0] as Float64Array;
-      const used = batch[1] as number;
-      const paths = batch[2] as string[];
-      const mixed = batch[3] as unknown[];
-      let p = 0;
-      let i = 0;
-      for (let o = 0; o < used; ) {
-        if (nums[o] === T_LOCK) {
-          const call = decodeLockDoubles(nums, o, paths[p++]!);
-          this.calls++;
-          this.deliverCall(nums[o + 1]!, call);
-          o += LOCK_DOUBLES;
-          continue;
-        }
-        o++;
-        if (mixed[i] === T_OBJECT) {
-          this.handle(mixed[i + 1] as ToHost);
-          i += 2;
-          continue;
-        }
-        const id = callId(mixed, i);
-        const call = decodeCall(mixed, i);
-        i = callEnd(mixed, i);
-        this.calls++;
-        this.deliverCall(id, call);
-      }
+      readBatch(batch, this.onCall, this.onObject);
     });
   }
+
+  private readonly onCall = (id: number, call: Call): void => {
+    this.calls++;
+    this.deliverCall(id, call);
+  };
+
+  private readonly onObject = (m: unknown): void => this.handle(m as ToHost);
 
   /**
    * `deliver` for a coordinator's call, without a closure when the file's actor is free. A call

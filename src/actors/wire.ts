@@ -138,6 +138,12 @@ export function writeLockDoubles(nums: Float64Array, o: number, id: number, d: D
   nums[o + 7] = d.fileHandle === undefined ? NaN : (d.fileHandle as number);
 }
 
+/** Appends the lock call written at nums[o] to `b` as encodeLock's items. */
+export function appendLockWire(b: unknown[], nums: Float64Array, o: number, path: string): void {
+  const fh = nums[o + 7]!;
+  b.push(T_LOCK, nums[o + 1], path, nums[o + 2], nums[o + 3], nums[o + 4], nums[o + 5], nums[o + 6], fh === fh ? fh : undefined, undefined);
+}
+
 /** The Call of the lock call written at nums[o] (whose tag is T_LOCK), with its path. */
 export function decodeLockDoubles(nums: Float64Array, o: number, path: string): Call {
   const fh = nums[o + 7]!;
@@ -206,4 +212,41 @@ export function decodeCall(batch: readonly unknown[], i: number): Call {
     if (v !== undefined) raw[fields[k]!] = v;
   }
   return PARSE[name](raw) as Call;
+}
+
+/**
+ * Reads a batch from the coordinator (batcher.ts CallBatcher), in order: [numbers, doubles used,
+ * paths, mixed], or a small batch as one flat array of wire items.
+ */
+export function readBatch(batch: readonly unknown[], onCall: (id: number, call: Call) => void, onObject: (m: unknown) => void): void {
+  if (!(batch[0] instanceof Float64Array)) {
+    for (let i = 0; i < batch.length; ) i = readWire(batch, i, onCall, onObject);
+    return;
+  }
+  const nums = batch[0];
+  const used = batch[1] as number;
+  const paths = batch[2] as string[];
+  const mixed = batch[3] as unknown[];
+  let p = 0;
+  let i = 0;
+  for (let o = 0; o < used; ) {
+    if (nums[o] === T_LOCK) {
+      onCall(nums[o + 1]!, decodeLockDoubles(nums, o, paths[p++]!));
+      o += LOCK_DOUBLES;
+      continue;
+    }
+    o++;
+    i = readWire(mixed, i, onCall, onObject);
+  }
+}
+
+/** Reads the message (a wire call or an object) at b[i]; returns the index after it. */
+function readWire(b: readonly unknown[], i: number, onCall: (id: number, call: Call) => void, onObject: (m: unknown) => void): number {
+  if (b[i] === T_OBJECT) {
+    onObject(b[i + 1]);
+    return i + 2;
+  }
+  const end = callEnd(b, i);
+  onCall(callId(b, i), decodeCall(b, i));
+  return end;
 }
