@@ -22,7 +22,11 @@
  *
  * Floors:
  * - raw_echo_*: a plain worker_threads Worker that posts every message back. pipelined: 256 numbers
- *   in flight, one postMessage per message; seq: one number's round trip alone.
+ *   in flight, one postMessage per message; seq: one number's round trip alone. The targets' floor.
+ * - raw_ping_seq_p{50,99}_w{1,2}: one number's round trip to the coordinator's own worker that the
+ *   same iteration's sequential lock goes to (LockCoordinator.ping, echoed by the host outside
+ *   batches and actors). Context, no target: on this VM a bare round trip's time depends on the
+ *   thread and on how long it slept, and this shows it on the threads that serve the locks.
  * - batched_echo_*: the same worker fed our framing (src/actors/batcher.ts, flush at the end of the
  *   turn or at 64 messages): lock calls as CallBatcher writes them (8 doubles and a path, wire.ts
  *   LOCK_DOUBLES) from checked records made up front, answered with 3-item R_DONE replies in
@@ -59,7 +63,7 @@ import { Batcher, CallBatcher } from '../src/actors/batcher.js';
 import { LOCK_DOUBLES, callEnd, callId } from '../src/actors/wire.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
-import { LockCoordinator } from '../src/coordinator.js';
+import { LockCoordinator, routeOf } from '../src/coordinator.js';
 import type { DecodedLock } from '../src/core/requests.js';
 import { Report, option, type Results, type Unit } from './report.js';
 
@@ -307,6 +311,23 @@ interface Sampler {
   finish?(): Promise<void>;
 }
 
+/**
+ * A bare round trip to the worker that the seq sampler's request of the same iteration goes to
+ * (LockCoordinator.ping: one number on the data port, echoed by the host): the raw echo floor on
+ * the very threads that serve the locks.
+ */
+function pingSampler(name: string, c: LockCoordinator, workers: number, files: readonly string[]): Sampler {
+  return {
+    name,
+    async sample(i) {
+      const worker = routeOf(files[i % files.length]!, workers);
+      const t = now();
+      await c.ping(worker);
+      return (now() - t) * 1000;
+    },
+  };
+}
+
 /** One F_SETLK lock awaited alone (timed); its unlock follows (untimed). */
 function seqLockSampler(name: string, c: LockCoordinator, files: readonly string[]): Sampler {
   return {
@@ -477,6 +498,7 @@ async function main(): Promise<void> {
       { name: 'batched_echo_seq', sample: (i) => echo.batchedOnce(i) },
     ];
     for (const [w, c] of coordinators) {
+      samplers.push(pingSampler(`raw_ping_seq_w${w}`, c, w, files100));
       samplers.push(seqLockSampler(`seq_lock_w${w}`, c, files100));
       samplers.push(wakeSampler(`wake_w${w}`, c, '/bench/api/wake'));
     }
@@ -503,7 +525,7 @@ async function main(): Promise<void> {
       if (series.has('latency')) {
         const lat = await latencyRound(samplers, Math.round(LAT_N * k));
         for (const [name, xs] of lat) {
-          const [kind, rest] = name.startsWith('seq_lock_') || name.startsWith('wake_') ? name.split(/_(?=w\d)/) : [name, ''];
+          const [kind, rest] = /^(seq_lock|wake|raw_ping_seq)_w/.test(name) ? name.split(/_(?=w\d)/) : [name, ''];
           const suffix = rest === '' ? '' : `_${rest}`;
           note(`${kind}_p50${suffix}`, 'µs', quantile(xs, 0.5), warm);
           note(`${kind}_p99${suffix}`, 'µs', quantile(xs, 0.99), warm);
@@ -517,7 +539,7 @@ async function main(): Promise<void> {
   }
 
   // ---- report --------------------------------------------------------------------------------
-  const report = new Report(results, /^(raw_echo|batched_echo|inthread)_/, { µs: 1, MB: 1, 'msg/batch': 1 });
+  const report = new Report(results, /^(raw_echo|raw_ping|batched_echo|inthread)_/, { µs: 1, MB: 1, 'msg/batch': 1 });
   if (rss !== undefined) {
     const mb = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
     report.rows.push({ name: 'rss_mb_100k_files', value: mb(rss.heldRss - rss.baseRss), unit: 'MB' });
@@ -535,6 +557,9 @@ async function main(): Promise<void> {
   for (const f of FILE_COUNTS) ratio(`pipelined_ops_w1_f${f}`, 'batched_echo_pipelined');
   for (const f of FILE_COUNTS) ratio(`pipelined_ops_w1_f${f}`, `inthread_ops_f${f}`);
   ratio('batched_echo_pipelined', 'raw_echo_pipelined');
+  for (const w of WORKER_COUNTS) ratio(`seq_lock_p50_w${w}`, `raw_ping_seq_p50_w${w}`);
+  for (const w of WORKER_COUNTS) ratio(`wake_p50_w${w}`, `raw_ping_seq_p50_w${w}`);
+  for (const w of WORKER_COUNTS) ratio(`raw_ping_seq_p50_w${w}`, 'raw_echo_seq_p50');
   for (const w of WORKER_COUNTS) ratio(`seq_lock_p99_w${w}`, 'raw_echo_seq_p99');
   for (const w of WORKER_COUNTS) ratio(`wake_p99_w${w}`, 'raw_echo_seq_p99');
 

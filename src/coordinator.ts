@@ -125,6 +125,8 @@ interface Slot {
   /** Settles when this worker is gone: control calls to it are then asked again of its replacement. */
   readonly died: Promise<void>;
   markDead: () => void;
+  /** ping() round trips in flight, oldest first (the host echoes in order). */
+  readonly pings: { readonly t0: number; readonly resolve: (us: number) => void; readonly reject: (e: Error) => void }[];
 }
 
 const STOPPED = 'LockCoordinator is stopped';
@@ -307,6 +309,7 @@ export class LockCoordinator {
     const slot: Slot = {
       died,
       markDead,
+      pings: [],
       index,
       data: data.port1,
       control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
@@ -319,7 +322,11 @@ export class LockCoordinator {
         hooks.port1.close();
       },
     };
-    data.port1.on('message', (batch: unknown[]) => this.onBatch(slot, batch));
+    data.port1.on('message', (batch: unknown[] | number) => {
+      if (typeof batch !== 'number') return this.onBatch(slot, batch);
+      const p = slot.pings.shift();
+      p?.resolve((performance.now() - p.t0) * 1000);
+    });
     this.pool
       .run(init, { transferList: [data.port2, control.port2, hooks.port2] })
       .then(
@@ -333,6 +340,7 @@ export class LockCoordinator {
     if (!slot.alive) return;
     slot.alive = false;
     slot.markDead();
+    for (const p of slot.pings.splice(0)) p.reject(new Error(`locksmith: worker ${slot.index} ended before answering the ping`));
     if (this.stopping !== undefined) return;
     slot.closePorts();
     process.emitWarning(`locksmith: worker ${slot.index} ended (${String(error ?? 'exited')}); rebuilding its files on a new worker`, 'LocksmithWorkerWarning');
@@ -741,6 +749,7 @@ export class LockCoordinator {
       for (const s of this.slots) {
         s.alive = false;
         s.closePorts();
+        for (const p of s.pings.splice(0)) p.reject(new Error(STOPPED));
       }
     })();
     return this.stopping;
@@ -758,6 +767,22 @@ export class LockCoordinator {
     this.nativeSession = sessionId;
     for (const s of this.slots) s.out.object({ t: 'native', sessionId });
     await Promise.all(this.slots.map((s) => this.sync(s)));
+  }
+
+  /**
+   * A bare round trip to worker `index`: one number posted on its data port, which the host posts
+   * straight back, outside batches and actors. Resolves with the round trip in µs; rejects if the
+   * worker ends first. What a request takes beyond this is the lock manager's own work (bench:api
+   * uses it as the floor of the same threads).
+   */
+  ping(index: number): Promise<number> {
+    if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
+    const s = this.slots[index];
+    if (s === undefined) return Promise.reject(new RangeError(`no worker ${String(index)}`));
+    return new Promise((resolve, reject) => {
+      s.pings.push({ t0: performance.now(), resolve, reject });
+      s.data.postMessage(0);
+    });
   }
 
   /**

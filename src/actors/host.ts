@@ -120,7 +120,9 @@ export class ActorHost implements HostControl {
       },
     });
     Comlink.expose(this, init.control as unknown as Comlink.Endpoint);
-    init.data.on('message', (batch: unknown[]) => {
+    init.data.on('message', (batch: unknown[] | number) => {
+      // coordinator.ping(): straight back, before anything else.
+      if (typeof batch === 'number') return init.data.postMessage(batch);
       this.batches++;
       readBatch(batch, this.onCall, this.onObject);
     });

@@ -968,3 +968,29 @@ t.test('stats(): every completed call is counted, including immediate results', 
   t.equal(s.operations.lock?.[String(-EINVAL)], 1, 'lock -> -EINVAL counted');
 });
 
+
+t.test('ping(i): a bare round trip to each worker, in order, between requests; a bad index or a stopped coordinator rejects', async (t) => {
+  const c = await start(t, { workers: 2 });
+  const lock = c.lock(px({ lockType: F_WRLCK }));
+  const rtts = await Promise.all([c.ping(0), c.ping(1), c.ping(0), c.ping(1)]);
+  for (const us of rtts) t.ok(Number.isFinite(us) && us > 0, `a round trip in µs: ${us.toFixed(1)}`);
+  t.equal((await lock).result, 0, 'the request in flight beside the pings is answered');
+  t.equal((await c.stats()).inFlight, 0, 'pings are not requests');
+  await t.rejects(c.ping(2), { name: 'RangeError' });
+  await t.rejects(c.ping(-1), { name: 'RangeError' });
+  await c.stop();
+  await t.rejects(c.ping(0), { message: /stopped/ });
+});
+
+t.test('a ping around a worker crash ends (answered by the old worker, or rejected when it died first); the replacement answers pings', async (t) => {
+  const c = await start(t, { workers: 1 });
+  const crashed = c.crashWorker(0);
+  // Posted behind the crash drill: the dying host may or may not echo it first.
+  const p = c.ping(0).then(
+    (us) => `answered (${us.toFixed(0)} µs)`,
+    (e: Error) => `rejected: ${e.message}`,
+  );
+  await crashed;
+  t.match(await p, /^answered|^rejected: locksmith: worker 0 ended/, 'the ping ended');
+  t.ok((await c.ping(0)) > 0, 'the new worker answers');
+});
