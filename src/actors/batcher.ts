@@ -9,15 +9,14 @@
 import type { DecodedLock } from '../core/requests.js';
 import { LOCK_DOUBLES, N_MIXED, T_LOCK, T_OBJECT, appendLockWire, callEnd, writeLockDoubles } from './wire.js';
 
-export class Batcher {
-  /** Append one message's items here, then call `added()`. */
-  buf: unknown[] = [];
-  private count = 0;
+/** When a batch leaves: at the end of the turn, at the end of the phase while busy, at once when full. */
+abstract class Batching {
+  protected count = 0;
   private scheduled = false;
 
   constructor(
     private readonly send: (batch: unknown[]) => void,
-    private readonly limit = 64,
+    protected readonly limit = 64,
     /**
      * True while answers are outstanding: the batch then waits for the end of the event-loop
      * phase (setImmediate) rather than the end of the turn, so replies arriving in several
@@ -40,12 +39,6 @@ export class Batcher {
     }
   }
 
-  /** Appends a rare message carried as one object. */
-  object(m: object): void {
-    this.buf.push(T_OBJECT, m);
-    this.added();
-  }
-
   private readonly flushTurn = (): void => {
     this.scheduled = false;
     this.flushNow();
@@ -53,11 +46,30 @@ export class Batcher {
 
   readonly flushNow = (): void => {
     if (this.count === 0) return;
-    const batch = this.buf;
-    this.buf = [];
+    const batch = this.take();
     this.count = 0;
     this.send(batch);
   };
+
+  /** The batch to post, as it stands; starts the next one empty. */
+  protected abstract take(): unknown[];
+}
+
+export class Batcher extends Batching {
+  /** Append one message's items here, then call `added()`. */
+  buf: unknown[] = [];
+
+  /** Appends a rare message carried as one object. */
+  object(m: object): void {
+    this.buf.push(T_OBJECT, m);
+    this.added();
+  }
+
+  protected take(): unknown[] {
+    const batch = this.buf;
+    this.buf = [];
+    return batch;
+  }
 }
 
 /**
@@ -74,20 +86,14 @@ const FLAT_MAX = 16;
  * calls' paths, and a mixed lane of wire calls and objects for everything else. Posted as
  * [numbers, doubles used, paths, mixed], or, with at most FLAT_MAX messages, as one flat array.
  */
-export class CallBatcher {
+export class CallBatcher extends Batching {
   private readonly nums: Float64Array;
   private used = 0;
   private paths: string[] = [];
   private mixed: unknown[] = [];
-  private count = 0;
-  private scheduled = false;
 
-  constructor(
-    private readonly send: (batch: unknown[]) => void,
-    private readonly limit = 64,
-    /** As Batcher's `busy`: wait for the end of the event-loop phase while answers are outstanding. */
-    private readonly busy: () => boolean = () => false,
-  ) {
+  constructor(send: (batch: unknown[]) => void, limit = 64, busy: () => boolean = () => false) {
+    super(send, limit, busy);
     this.nums = new Float64Array(limit * LOCK_DOUBLES);
   }
 
@@ -113,32 +119,13 @@ export class CallBatcher {
     this.added();
   }
 
-  private added(): void {
-    if (++this.count >= this.limit) {
-      this.flushNow();
-      return;
-    }
-    if (!this.scheduled) {
-      this.scheduled = true;
-      if (this.busy()) setImmediate(this.flushTurn);
-      else queueMicrotask(this.flushTurn);
-    }
-  }
-
-  private readonly flushTurn = (): void => {
-    this.scheduled = false;
-    this.flushNow();
-  };
-
-  readonly flushNow = (): void => {
-    if (this.count === 0) return;
+  protected take(): unknown[] {
     const batch = this.count <= FLAT_MAX ? this.flat() : [this.nums, this.used, this.paths, this.mixed];
     this.used = 0;
-    this.count = 0;
     this.paths = [];
     this.mixed = [];
-    this.send(batch);
-  };
+    return batch;
+  }
 
   /** The batch as one flat array of wire items, in order. */
   private flat(): unknown[] {
