@@ -98,6 +98,7 @@ function echoWorker(): void {
     // in; Batcher's flat array out); each lock call answered with an R_DONE-sized reply
     const b = m as unknown[];
     if (b[0] instanceof Float64Array) {
+      // The floor sends lock calls only: every LOCK_DOUBLES run is one (no N_MIXED marks to skip).
       const nums = b[0];
       for (let o = 0; o < (b[1] as number); o += LOCK_DOUBLES) {
         out.buf.push(1, nums[o + 1], 0);

@@ -777,6 +777,7 @@ export class LockCoordinator {
    */
   ping(index: number): Promise<number> {
     if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
+    if (!Number.isInteger(index)) return Promise.reject(new TypeError(`index must be an integer, got ${String(index)}`));
     const s = this.slots[index];
     if (s === undefined) return Promise.reject(new RangeError(`no worker ${String(index)}`));
     return new Promise((resolve, reject) => {

@@ -978,6 +978,7 @@ t.test('ping(i): a bare round trip to each worker, in order, between requests; a
   t.equal((await c.stats()).inFlight, 0, 'pings are not requests');
   await t.rejects(c.ping(2), { name: 'RangeError' });
   await t.rejects(c.ping(-1), { name: 'RangeError' });
+  await t.rejects(c.ping('0' as never), { name: 'TypeError', message: /index/ });
   await c.stop();
   await t.rejects(c.ping(0), { message: /stopped/ });
 });
