@@ -1,9 +1,11 @@
 /**
- * The data-plane encoding: a batch is one flat array of primitives.
+ * The data-plane encoding: flat runs of primitives, and for the hot lock call a run of doubles.
  *
  * Structured clone pays per object and per property name, so nested Call objects cost more to
- * copy than to decide (profiles showed serialization as the largest cost on both threads). A call
- * crosses as its tag, its id and a fixed run of fields. A lock call, the hot one, crosses checked
+ * copy than to decide (profiles showed serialization as the largest cost on both threads), and it
+ * pays per array item too, so the common lock call crosses in a Float64Array (the number lane,
+ * below; batcher.ts CallBatcher). Otherwise a call crosses as its tag, its id and a fixed run of
+ * fields. A lock call, the hot one, crosses checked
  * (requests.ts DecodedLock without its owner key, which the worker derives from lockOwner; cmd,
  * type and kind packed in one small integer; offsets as numbers unless the caller gave bigints):
  * the worker builds its Call without checking again. The other calls cross as the
@@ -141,13 +143,13 @@ export function writeLockDoubles(nums: Float64Array, o: number, id: number, d: D
 /** Appends the lock call written at nums[o] to `b` as encodeLock's items. */
 export function appendLockWire(b: unknown[], nums: Float64Array, o: number, path: string): void {
   const fh = nums[o + 7]!;
-  b.push(T_LOCK, nums[o + 1], path, nums[o + 2], nums[o + 3], nums[o + 4], nums[o + 5], nums[o + 6], fh === fh ? fh : undefined, undefined);
+  b.push(T_LOCK, nums[o + 1], path, nums[o + 2], nums[o + 3], nums[o + 4], nums[o + 5], nums[o + 6], Number.isNaN(fh) ? undefined : fh, undefined);
 }
 
 /** The Call of the lock call written at nums[o] (whose tag is T_LOCK), with its path. */
 export function decodeLockDoubles(nums: Float64Array, o: number, path: string): Call {
   const fh = nums[o + 7]!;
-  return lockCall(path, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, nums[o + 6]!, fh === fh ? fh : undefined, undefined);
+  return lockCall(path, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, nums[o + 6]!, Number.isNaN(fh) ? undefined : fh, undefined);
 }
 
 function lockCall(
