@@ -38,9 +38,7 @@ void RequestTable::put(const RequestPtr& r) {
   s.map.emplace(r->id, r);
 }
 
-RequestPtr RequestTable::take(uint64_t id) {
-  Shard& s = shard(id);
-  std::lock_guard<std::mutex> g(s.mu);
+RequestPtr RequestTable::takeLocked(Shard& s, uint64_t id) {
   auto it = s.map.find(id);
   if (it == s.map.end()) return nullptr;
   RequestPtr r = std::move(it->second);
@@ -49,31 +47,27 @@ RequestPtr RequestTable::take(uint64_t id) {
   return r;
 }
 
+RequestPtr RequestTable::take(uint64_t id) {
+  Shard& s = shard(id);
+  std::lock_guard<std::mutex> g(s.mu);
+  return takeLocked(s, id);
+}
+
 void RequestTable::takeMany(const uint64_t* ids, size_t n, RequestPtr* out) {
   // Indices of ids grouped by shard (a counting sort), then one lock per shard.
   thread_local std::vector<uint32_t> order;
   std::array<uint32_t, kShards + 1> first{};
-  for (size_t i = 0; i < n; i++) first[(ids[i] & (kShards - 1)) + 1]++;
+  for (size_t i = 0; i < n; i++) first[shardOf(ids[i]) + 1]++;
   for (size_t s = 0; s < kShards; s++) first[s + 1] += first[s];
   std::array<uint32_t, kShards> next{};
   for (size_t s = 0; s < kShards; s++) next[s] = first[s];
   order.resize(n);
-  for (size_t i = 0; i < n; i++) order[next[ids[i] & (kShards - 1)]++] = static_cast<uint32_t>(i);
+  for (size_t i = 0; i < n; i++) order[next[shardOf(ids[i])]++] = static_cast<uint32_t>(i);
   for (size_t sh = 0; sh < kShards; sh++) {
     if (first[sh] == first[sh + 1]) continue;
     Shard& s = shards_[sh];
     std::lock_guard<std::mutex> g(s.mu);
-    for (uint32_t k = first[sh]; k < first[sh + 1]; k++) {
-      const uint32_t i = order[k];
-      auto it = s.map.find(ids[i]);
-      if (it == s.map.end()) {
-        out[i] = nullptr;
-        continue;
-      }
-      out[i] = std::move(it->second);
-      s.map.erase(it);
-      out[i]->replied = true;
-    }
+    for (uint32_t k = first[sh]; k < first[sh + 1]; k++) out[order[k]] = takeLocked(s, ids[order[k]]);
   }
 }
 

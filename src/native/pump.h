@@ -209,8 +209,11 @@ class RequestTable {
     std::mutex mu;
     std::unordered_map<uint64_t, RequestPtr> map;
   };
-  Shard& shard(uint64_t id) { return shards_[id & (kShards - 1)]; }
   static constexpr size_t kShards = 16;
+  static size_t shardOf(uint64_t id) { return id & (kShards - 1); }
+  Shard& shard(uint64_t id) { return shards_[shardOf(id)]; }
+  /** take() with `s`, the id's shard, already locked. */
+  static RequestPtr takeLocked(Shard& s, uint64_t id);
   std::array<Shard, kShards> shards_;
 };
 
