@@ -131,7 +131,7 @@ export class LocalWaitForGraph implements WaitForGraph {
           while (path[0]!.from !== owner) path.unshift(via.get(path[0]!.from)!);
           return path;
         }
-        if (via.has(to) || to === owner) continue;
+        if (via.has(to)) continue;
         via.set(to, step);
         queue.push(to);
       }
