@@ -611,7 +611,6 @@ export class LockCoordinator {
   private submit(name: PublicCall, raw: Record<string, unknown>, call: Sent, w: WaitOptions): Promise<unknown> {
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
-    const out = this.slots[slot]!.out;
     const wire =
       call.op !== 'lock' ? encodeCall(name as Exclude<PublicCall, 'lock'>, id, raw) : fitsDoubles(call, raw.fileContext) ? undefined : encodeLock(id, call, raw.fileContext);
     const promise = new Promise(captureResolve);
@@ -629,8 +628,7 @@ export class LockCoordinator {
       if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
     }
     this.requests.add(r);
-    if (wire === undefined) out.lock(id, call as DecodedLock);
-    else out.call(wire);
+    send(this.slots[slot]!.out, r);
     return promise;
   }
 
@@ -811,7 +809,7 @@ function earlyReply(o: Record<string, unknown>, result: number): PosixReply {
   };
 }
 
-/** Sends request `r` again (to a replacement worker), as it was sent first. */
+/** Sends request `r` to its worker's batch: first from submit, again to a replacement worker. */
 function send(out: CallBatcher, r: Request): void {
   if (r.wire !== undefined) out.call(r.wire);
   else out.lock(r.id, r.call as DecodedLock);
