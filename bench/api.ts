@@ -70,7 +70,7 @@ import { LOCK_DOUBLES, callEnd, callId } from '../src/actors/wire.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
 import { LockCoordinator, routeOf } from '../src/coordinator.js';
-import type { DecodedLock } from '../src/core/requests.js';
+import { decodeLock, type DecodedLock } from '../src/core/requests.js';
 import { Report, option, type Results, type Unit } from './report.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -144,10 +144,9 @@ function paths(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `/bench/api/f${i}`);
 }
 
-/** The coordinator's checked record of lane's F_SETLK F_WRLCK on path (requests.ts decodeLock). */
+/** The coordinator's checked record of lane's F_SETLK F_WRLCK on path. */
 function decoded(path: string, lane: number): DecodedLock {
-  const owner = lane + 1;
-  return { op: 'lock', path, cmd: F_SETLK, lockType: F_WRLCK, kind: 'posix', owner: `pn${owner}`, lockOwner: owner, lockPid: owner, fileHandle: undefined, lockStart: lane * RANGE_STRIDE, lockLen: RANGE_LEN };
+  return decodeLock(lockReq(path, lane, F_WRLCK)) as DecodedLock;
 }
 
 function lockReq(path: string, lane: number, lockType: number, cmd = F_SETLK): Record<string, unknown> {
