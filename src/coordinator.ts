@@ -12,6 +12,7 @@
  * and every request that had no answer is sent again in its original order.
  */
 import * as Comlink from 'comlink';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -24,8 +25,6 @@ import {
   ERROR_OPERATION_ABORTED,
   EAGAIN,
   EINVAL,
-  F_GETLK,
-  F_UNLCK,
 } from './core/codes.js';
 import type { CancelReason, LockEntry } from './core/lock-table.js';
 import {
@@ -42,12 +41,13 @@ import {
   type PosixReply,
 } from './core/requests.js';
 import { requireObject } from './core/input.js';
-import { SweptMap } from './core/swept-map.js';
 import { CallBatcher } from './actors/batcher.js';
 import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
 import { RequestWindow } from './actors/request-window.js';
-import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry } from './actors/protocol.js';
+import { clearTimer, setTimer, type Timer } from './actors/long-timer.js';
+import type { FromHost, HookRunner, HostControl, HostInit, HostStats } from './actors/protocol.js';
+import { Journal, commits } from './journal.js';
 
 export type { LockEntry } from './core/lock-table.js';
 export type { PosixReply } from './core/requests.js';
@@ -108,7 +108,7 @@ interface Request {
   readonly resolve: (v: unknown) => void;
   readonly signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
   queued: boolean;
   /** A cancel the caller asked for (kept so a request resent after a crash still honours it). */
   cancelled: CancelReason | undefined;
@@ -122,12 +122,37 @@ interface Slot {
   restarts: number;
   alive: boolean;
   closePorts: () => void;
-  /** Settles when this worker is gone: control calls to it are then asked again of its replacement. */
+  /** Settles when this worker is gone (crashDrill waits for it). */
   readonly died: Promise<void>;
   markDead: () => void;
+  /**
+   * Control-plane calls to this worker not answered yet: asked again of the replacement if it dies,
+   * rejected if the coordinator stops. Each leaves the set when answered, so nothing keeps a reply.
+   */
+  readonly asks: Set<Ask>;
+  /** Settles when the host said 'stopped' (every answer it could give is in) or ended. */
+  readonly stopped: Promise<void>;
+  markStopped: () => void;
   /** ping() round trips in flight, oldest first (the host echoes in order). */
   readonly pings: { readonly t0: number; readonly resolve: (us: number) => void; readonly reject: (e: Error) => void }[];
 }
+
+/** A control-plane call in flight (LockCoordinator.ask). */
+interface Ask {
+  readonly retry: () => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** A hook running on this thread, for the requests it makes (a request on its own file would wait for it). */
+interface HookScope {
+  readonly path: string;
+  readonly hook: string;
+  running: boolean;
+}
+const hookScope = new AsyncLocalStorage<HookScope>();
+
+/** How long stop() waits for a host that neither says 'stopped' nor ends (it answers at once). */
+const STOP_GRACE_MS = 1000;
 
 const STOPPED = 'LockCoordinator is stopped';
 const WAIT_BUCKETS = [1, 10, 100, 1000, 10000];
@@ -231,9 +256,8 @@ function captureResolve(resolve: (v: unknown) => void): void {
 export class LockCoordinator {
   private readonly slots: Slot[] = [];
   private readonly requests = new RequestWindow<Request>();
-  /** Per file, committed steps since it was last idle (an emptied journal waits for a sweep). */
-  private readonly journal = new SweptMap<string, JournalEntry[]>((j) => j.length === 0);
-  private readonly compacting = new Set<string>();
+  /** Per file, committed steps since it was last idle: what a replacement worker replays. */
+  private readonly journal = new Journal((path) => this.slots[routeOf(path, this.slots.length)]!.out.object({ t: 'snapshot', path }));
   private readonly syncs = new Map<number, () => void>();
   private readonly cycleAnswers = new Map<number, { slot: number; answer: (failed: boolean) => void }>();
   private readonly deadlocks: DeadlockService;
@@ -278,6 +302,11 @@ export class LockCoordinator {
       atomics: 'disabled',
     });
     const c = new LockCoordinator(pool, opts);
+    // A worker that dies with no task running (during stop) is reported here, not by a task: without
+    // a listener piscina's 'error' event would end the process.
+    pool.on('error', (e: unknown) => {
+      if (c.stopping === undefined) process.emitWarning(`locksmith: worker pool error: ${String(e)}`, 'LocksmithWorkerWarning');
+    });
     for (let i = 0; i < n; i++) c.slots.push(c.launch(i, 0));
     // A first stats round trip proves every host is up before start() resolves.
     await Promise.all(c.slots.map((s) => c.ask(s.index, (h) => h.stats())));
@@ -306,9 +335,14 @@ export class LockCoordinator {
     Comlink.expose(this.hookRunner(), hooks.port1 as unknown as Comlink.Endpoint);
     let markDead!: () => void;
     const died = new Promise<void>((r) => (markDead = r));
+    let markStopped!: () => void;
+    const stopped = new Promise<void>((r) => (markStopped = r));
     const slot: Slot = {
       died,
       markDead,
+      asks: new Set(),
+      stopped,
+      markStopped,
       pings: [],
       index,
       data: data.port1,
@@ -340,12 +374,19 @@ export class LockCoordinator {
     if (!slot.alive) return;
     slot.alive = false;
     slot.markDead();
+    slot.markStopped();
     for (const p of slot.pings.splice(0)) p.reject(new Error(`locksmith: worker ${slot.index} ended before answering the ping`));
-    if (this.stopping !== undefined) return;
+    const asks = [...slot.asks];
+    slot.asks.clear();
+    if (this.stopping !== undefined) {
+      for (const a of asks) a.reject(new Error(STOPPED));
+      return;
+    }
     slot.closePorts();
     process.emitWarning(`locksmith: worker ${slot.index} ended (${String(error ?? 'exited')}); rebuilding its files on a new worker`, 'LocksmithWorkerWarning');
     const fresh = this.launch(slot.index, slot.restarts + 1);
     this.slots[slot.index] = fresh;
+    for (const a of asks) a.retry();
     // Native waiters of the dead worker: the pump queues their events again for the new one.
     for (const [id, s] of this.nativeSlots) {
       if (s !== slot.index) continue;
@@ -378,17 +419,30 @@ export class LockCoordinator {
       this.cycleAnswers.delete(token);
       c.answer(false);
     }
-    for (const path of [...this.compacting]) if (routeOf(path, this.slots.length) === slot.index) this.compacting.delete(path);
+    this.journal.abandonCompactions((path) => routeOf(path, this.slots.length) === slot.index);
   }
 
-  /** A control-plane call to worker `index`, asked again of the replacement if that worker dies. */
-  private async ask<T>(index: number, f: (h: Comlink.Remote<HostControl>) => Promise<T>): Promise<T> {
-    for (;;) {
-      const s = this.slots[index]!;
-      const r = await Promise.race([f(s.control).then((v) => ({ v })), s.died.then(() => null)]);
-      if (r !== null) return r.v;
-      if (this.stopping !== undefined) throw new Error(STOPPED);
-    }
+  /**
+   * A control-plane call to worker `index`, asked again of the replacement if that worker dies and
+   * rejected if the coordinator stops first. Its reply is referenced only by the caller's Promise.
+   */
+  private ask<T>(index: number, f: (h: Comlink.Remote<HostControl>) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const attempt = (): void => {
+        const s = this.slots[index]!;
+        const a: Ask = { retry: attempt, reject };
+        s.asks.add(a);
+        f(s.control).then(
+          (v) => {
+            if (s.asks.delete(a)) resolve(v);
+          },
+          (e: unknown) => {
+            if (s.asks.delete(a)) reject(e);
+          },
+        );
+      };
+      attempt();
+    });
   }
 
   private sync(slot: Slot): Promise<void> {
@@ -426,12 +480,17 @@ export class LockCoordinator {
         const name = family === 'windows' ? 'onLockFile' : 'onLock';
         const generic = family === 'windows' ? ERROR_LOCK_VIOLATION : -ENOLCK;
         if (hook === undefined) return 0;
+        // The file's other requests wait for this verdict: a request the hook makes on the same file
+        // while it runs could only wait for the hook itself, so `submit` refuses it at once.
+        const scope: HookScope = { path: String(event.fileName ?? event.path), hook: name, running: true };
         let r: unknown;
         try {
-          r = await hook(event);
+          r = await hookScope.run(scope, hook, event);
         } catch (e) {
           report(name, e instanceof Error ? e.message : String(e));
           return generic;
+        } finally {
+          scope.running = false;
         }
         if (r === undefined || r === 0) return 0;
         if (typeof r === 'number' && Number.isInteger(r) && (family === 'windows' || r < 0)) return r;
@@ -452,8 +511,11 @@ export class LockCoordinator {
   // ---- replies ------------------------------------------------------------------------------
 
   private onBatch(slot: Slot, b: unknown[]): void {
+    // A replaced worker's late answers are dropped (its requests were sent again); while stopping
+    // there is no replacement, and every answer that arrives is the request's real outcome.
+    if (!slot.alive && this.stopping === undefined) return;
     let i = 0;
-    while (i < b.length && slot.alive) {
+    while (i < b.length) {
       switch (b[i]) {
         case R_DONE:
           this.onDone(b[i + 1] as number, b[i + 2] as number | null, -1, 0);
@@ -473,7 +535,7 @@ export class LockCoordinator {
         case R_QUEUED: {
           const r = this.requests.get(b[i + 1] as number);
           if (r !== undefined) {
-            if (b[i + 2] === true) this.record(r.call.path, { j: 'flockDrop', owner: (r.call as DecodedLock).owner });
+            if (b[i + 2] === true) this.journal.record(r.call.path, { j: 'flockDrop', owner: (r.call as DecodedLock).owner });
             r.queued = true;
             this.waiting++;
           }
@@ -481,15 +543,15 @@ export class LockCoordinator {
           break;
         }
         case R_NJOURNAL:
-          this.record(b[i + 1] as string, { j: 'native', f: b.slice(i + 2, i + 10) });
+          this.journal.record(b[i + 1] as string, { j: 'native', f: b.slice(i + 2, i + 10) });
           i += 10;
           break;
         case R_NIDLE:
-          this.forgetJournal(b[i + 1] as string);
+          this.journal.forget(b[i + 1] as string);
           i += 2;
           break;
         case R_NDROP:
-          this.record(b[i + 1] as string, { j: 'flockDrop', owner: b[i + 2] as string });
+          this.journal.record(b[i + 1] as string, { j: 'flockDrop', owner: b[i + 2] as string });
           i += 3;
           break;
         case T_OBJECT:
@@ -507,10 +569,10 @@ export class LockCoordinator {
     const r = this.requests.get(id);
     if (r === undefined) return;
     const call = r.call;
-    if ((flags & END_FLOCK_DROP) !== 0) this.record(call.path, { j: 'flockDrop', owner: (call as DecodedLock).owner });
+    if ((flags & END_FLOCK_DROP) !== 0) this.journal.record(call.path, { j: 'flockDrop', owner: (call as DecodedLock).owner });
     // A file left idle needs no journal at all (an unlock's entry would be dropped at once).
-    if ((flags & END_IDLE) !== 0) this.forgetJournal(call.path);
-    else if (commits(call, result)) this.record(call.path, r.wire ?? (call as DecodedLock));
+    if ((flags & END_IDLE) !== 0) this.journal.forget(call.path);
+    else if (commits(call, result)) this.journal.record(call.path, r.wire ?? (call as DecodedLock));
     if (waitedMs >= 0) this.noteWait(waitedMs);
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOfLock(call, result!) : (result ?? undefined));
   }
@@ -533,8 +595,7 @@ export class LockCoordinator {
         this.syncs.delete(m.token);
         return;
       case 'snapshot':
-        this.compacting.delete(m.path);
-        this.journal.set(m.path, [{ j: 'locks', locks: m.locks }]);
+        this.journal.snapshot(m.path, m.locks);
         return;
       case 'hookError':
         this.hookErrors++;
@@ -545,30 +606,9 @@ export class LockCoordinator {
         process.emitWarning(`locksmith: internal error in a worker: ${m.message}`, 'LocksmithFaultWarning');
         return;
       case 'stopped':
+        // Every answer the host could give came before this, in order.
+        slot.markStopped();
         return;
-    }
-  }
-
-  /** The file holds nothing any more: its journal has nothing to rebuild. */
-  private forgetJournal(path: string): void {
-    const j = this.journal.get(path);
-    if (j !== undefined && j.length > 0) {
-      j.length = 0;
-      this.journal.emptiedOne();
-    }
-  }
-
-  /** Appends to a file's journal; a long one is replaced by a snapshot of the granted locks. */
-  private record(path: string, e: JournalEntry): void {
-    let j = this.journal.get(path);
-    if (j === undefined) {
-      j = [];
-      this.journal.set(path, j);
-    }
-    j.push(e);
-    if (j.length >= 1024 && !this.compacting.has(path)) {
-      this.compacting.add(path);
-      this.slots[routeOf(path, this.slots.length)]!.out.object({ t: 'snapshot', path });
     }
   }
 
@@ -595,7 +635,7 @@ export class LockCoordinator {
     this.requests.delete(r);
     this.deadlocks.forget(r.id);
     if (r.queued) this.waiting--;
-    if (r.timer !== undefined) clearTimeout(r.timer);
+    if (r.timer !== undefined) clearTimer(r.timer);
     if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
     this.count(r.name, code);
     r.resolve(value);
@@ -609,6 +649,8 @@ export class LockCoordinator {
   // ---- submitting -----------------------------------------------------------------------------
 
   private submit(name: PublicCall, raw: Record<string, unknown>, call: Sent, w: WaitOptions): Promise<unknown> {
+    const scope = hookScope.getStore();
+    if (scope !== undefined && scope.running && scope.path === call.path) return Promise.reject(reentryError(name, scope));
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
     const wire =
@@ -625,7 +667,7 @@ export class LockCoordinator {
         r.onAbort = () => cancel('abort');
         w.signal.addEventListener('abort', r.onAbort, { once: true });
       }
-      if (w.timeoutMs !== undefined) r.timer = setTimeout(() => cancel('timeout'), w.timeoutMs);
+      if (w.timeoutMs !== undefined) r.timer = setTimer(() => cancel('timeout'), w.timeoutMs);
     }
     this.requests.add(r);
     send(this.slots[slot]!.out, r);
@@ -734,23 +776,46 @@ export class LockCoordinator {
    * Calling it again resolves again.
    */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      for (const s of this.slots) {
-        s.out.object({ t: 'stop' });
-        s.out.flushNow();
-      }
-      // Each host answers every waiter, then 'stopped'; requests still inside a hook answer when it does.
-      const deadline = Date.now() + (this.opts.hookTimeoutMs ?? 30_000) + 1000;
-      while (this.requests.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      for (const r of this.requests.values()) this.finishCancelled(r, 'stop');
-      await this.pool.destroy();
-      for (const s of this.slots) {
-        s.alive = false;
-        s.closePorts();
-        for (const p of s.pings.splice(0)) p.reject(new Error(STOPPED));
-      }
-    })();
+    this.stopping ??= this.shutdown();
     return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    // From here on every new call is refused (this.stopping is set once this first await returns).
+    await undefined;
+    for (const s of this.slots) {
+      s.out.object({ t: 'stop' });
+      s.out.flushNow();
+    }
+    // Each host ends every waiter (995 / -EINTR) and answers all it can at once, then says
+    // 'stopped'; a host that died counts as stopped. No polling: these are events.
+    let cap: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.slots.map((s) => s.stopped)),
+      new Promise<void>((r) => (cap = setTimeout(r, STOP_GRACE_MS))),
+    ]);
+    clearTimeout(cap);
+    // What is left waits on a hook that has not answered (its file's mailbox is held), or on a host
+    // that never answered: such a request ends as stop ends a waiter.
+    for (const r of this.requests.values()) this.finishCancelled(r, 'stop');
+    for (const [token, answer] of this.syncs) {
+      this.syncs.delete(token);
+      answer();
+    }
+    for (const [token, c] of this.cycleAnswers) {
+      this.cycleAnswers.delete(token);
+      c.answer(false);
+    }
+    for (const s of this.slots) {
+      for (const a of s.asks) a.reject(new Error(STOPPED));
+      s.asks.clear();
+      for (const p of s.pings.splice(0)) p.reject(new Error(STOPPED));
+    }
+    await this.pool.destroy();
+    for (const s of this.slots) {
+      s.alive = false;
+      s.closePorts();
+    }
   }
 
   /**
@@ -809,23 +874,17 @@ function earlyReply(o: Record<string, unknown>, result: number): PosixReply {
   };
 }
 
+/** Why a request from inside a hook on the same file is refused (see HookScope). */
+function reentryError(name: PublicCall, scope: HookScope): Error {
+  return new Error(
+    `locksmith: ${name} on '${scope.path}' was called from inside the ${scope.hook} hook deciding a lock on the same file; ` +
+      `that file's requests wait for the hook's verdict, so this one could never run before the hook returns. ` +
+      `Make the call after the hook has returned.`,
+  );
+}
+
 /** Sends request `r` to its worker's batch: first from submit, again to a replacement worker. */
 function send(out: CallBatcher, r: Request): void {
   if (r.wire !== undefined) out.call(r.wire);
   else out.lock(r.id, r.call as DecodedLock);
-}
-
-/** Whether a finished call changed the file's granted locks (and so belongs in its journal). */
-function commits(call: Sent, code: number | null): boolean {
-  switch (call.op) {
-    case 'lockFile':
-    case 'unlockFile':
-      return code === 0;
-    case 'lock':
-      return call.cmd !== F_GETLK && (call.lockType === F_UNLCK || code === 0);
-    case 'checkIo':
-      return false;
-    default:
-      return true;
-  }
 }

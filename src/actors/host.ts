@@ -17,6 +17,7 @@ import type { Waiter } from '../core/file-locks.js';
 import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import { lockCallOf, type Call, type PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
+import { clearTimer, setTimer, type Timer } from './long-timer.js';
 import { NativeFeed, nativeCall } from './native-feed.js';
 import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, decodeCall, readBatch } from './wire.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
@@ -161,9 +162,9 @@ export class ActorHost implements HostControl {
     if (!(family === 'windows' ? this.init.approveWindows : this.init.approvePosix)) return 0;
     const generic = family === 'windows' ? ERROR_LOCK_VIOLATION : -ENOLCK;
     const hook = family === 'windows' ? 'onLockFile' : 'onLock';
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const timeout = new Promise<number>((resolve) => {
-      timer = setTimeout(() => {
+      timer = setTimer(() => {
         this.out.object({ t: 'hookError', hook, message: `${hook} did not answer within ${this.init.hookTimeoutMs} ms` });
         resolve(generic);
       }, this.init.hookTimeoutMs);
@@ -172,7 +173,7 @@ export class ActorHost implements HostControl {
       this.out.object({ t: 'hookError', hook, message: String(e) });
       return generic;
     });
-    return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
+    return Promise.race([answer, timeout]).finally(() => clearTimer(timer));
   }
 
   private released(family: Family, event: Readonly<Record<string, unknown>>): void {
