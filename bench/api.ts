@@ -385,6 +385,43 @@ function wakeSampler(name: string, c: LockCoordinator, file: string): Sampler {
   };
 }
 
+/** Locks held on one file for the many-locks rows: few, and many. */
+const HELD_FEW = 100;
+const HELD_MANY = 100_000;
+
+/** `n` one-byte write locks of owner 1 at even offsets of `file`, sent 256 at a time. */
+async function holdMany(c: LockCoordinator, file: string, n: number): Promise<void> {
+  const batch: Promise<PosixReply>[] = [];
+  for (let i = 0; i < n; i++) {
+    batch.push(c.lock({ path: file, lockType: F_WRLCK, lockStart: 2 * i, lockLen: 1, cmd: F_SETLK, lockOwner: 1, lockPid: 1 }));
+    if (batch.length === 256 || i === n - 1) {
+      for (const r of await Promise.all(batch)) check(r.result === 0, 'held: each lock is granted');
+      batch.length = 0;
+    }
+  }
+}
+
+/**
+ * A lock and its unlock by owner 2 in a gap between `file`'s held locks of owner 1, awaited one
+ * after the other and timed together: the per-operation cost as the locks on a file grow (each
+ * step is journaled, and a long journal is compacted by a snapshot of the file's locks).
+ */
+function heldPairSampler(name: string, c: LockCoordinator, file: string, held: number): Sampler {
+  return {
+    name,
+    async sample(i) {
+      const gap = 2 * ((i * 7919) % held) + 1;
+      const req = (lockType: number): Record<string, unknown> => ({ path: file, lockType, lockStart: gap, lockLen: 1, cmd: F_SETLK, lockOwner: 2, lockPid: 2 });
+      const t = now();
+      const a = await c.lock(req(F_WRLCK));
+      const b = await c.lock(req(F_UNLCK));
+      const us = (now() - t) * 1000;
+      check(a.result === 0 && b.result === 0, 'held: lock and unlock in a gap succeed');
+      return us;
+    },
+  };
+}
+
 /** n iterations; each takes one sample of every series, starting from a rotating series. */
 async function latencyRound(samplers: readonly Sampler[], n: number): Promise<Map<string, number[]>> {
   const out = new Map(samplers.map((s) => [s.name, [] as number[]] as const));
@@ -508,6 +545,14 @@ async function main(): Promise<void> {
       samplers.push(seqLockSampler(`seq_lock_w${w}`, c, files100));
       samplers.push(wakeSampler(`wake_w${w}`, c, '/bench/api/wake'));
     }
+    if (series.has('latency')) {
+      // Many locks on one file (1 worker): the same pair with few and with many held, in the same rounds.
+      const c1 = coordinators.get(WORKER_COUNTS[0]!)!;
+      for (const n of [HELD_FEW, HELD_MANY]) {
+        await holdMany(c1, `/bench/api/held${n}`, n);
+        samplers.push(heldPairSampler(`held_pair_n${n}`, c1, `/bench/api/held${n}`, n));
+      }
+    }
 
     for (let round = 0; round <= ROUNDS; round++) {
       const warm = round === 0;
@@ -531,7 +576,7 @@ async function main(): Promise<void> {
       if (series.has('latency')) {
         const lat = await latencyRound(samplers, Math.round(LAT_N * k));
         for (const [name, xs] of lat) {
-          const [kind, rest] = /^(seq_lock|wake|raw_ping_seq)_w/.test(name) ? name.split(/_(?=w\d)/) : [name, ''];
+          const [kind, rest] = /^(seq_lock|wake|raw_ping_seq)_w/.test(name) ? name.split(/_(?=w\d)/) : /^held_pair_n/.test(name) ? name.split(/_(?=n\d)/) : [name, ''];
           const suffix = rest === '' ? '' : `_${rest}`;
           note(`${kind}_p50${suffix}`, 'µs', quantile(xs, 0.5), warm);
           note(`${kind}_p99${suffix}`, 'µs', quantile(xs, 0.99), warm);
@@ -558,6 +603,8 @@ async function main(): Promise<void> {
   // Latency targets against the round trip on the same threads (see raw_ping_seq above).
   for (const w of WORKER_COUNTS) ratio(`seq_lock_p50_w${w}`, `raw_ping_seq_p50_w${w}`, { op: '<=', x: 1.5 });
   for (const w of WORKER_COUNTS) ratio(`wake_p50_w${w}`, `raw_ping_seq_p50_w${w}`, { op: '<=', x: 2 });
+  // The cost of a step must not grow with the locks already on its file (issue: journal compaction).
+  ratio(`held_pair_p50_n${HELD_MANY}`, `held_pair_p50_n${HELD_FEW}`, { op: '<=', x: 2 });
   const rssRow = report.rows.find((r) => r.name === 'rss_mb_100k_files')?.value;
   if (rssRow !== undefined) report.absolute('rss_mb_100k_files (MB, not a ratio)', rssRow, '< 300', rssRow < 300);
   // Context, no targets: how far from the batched transport and from the bare core.
