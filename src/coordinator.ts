@@ -269,6 +269,9 @@ export class LockCoordinator {
   private hookErrors = 0;
   private faults = 0;
   private stopping: Promise<void> | undefined;
+  /** Until start() has heard from every host: a host that ends then fails start (startFailed). */
+  private starting = false;
+  private startFailed: (e: Error) => void = () => {};
   /** The native pump session whose events the workers take (attachNative), if any. */
   private nativeSession: number | undefined;
   /** Native requests (negative ids) with wait-for edges, and the worker deciding each. */
@@ -300,6 +303,9 @@ export class LockCoordinator {
       concurrentTasksPerWorker: 1,
       // An idle host must keep its event loop turning to read its port ('sync' would freeze it).
       atomics: 'disabled',
+      // Workers inherit the process's flags; --input-type (node -e with ESM) makes a worker's entry
+      // file fail to load, so it is left out.
+      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
     });
     const c = new LockCoordinator(pool, opts);
     // A worker that dies with no task running (during stop) is reported here, not by a task: without
@@ -307,9 +313,19 @@ export class LockCoordinator {
     pool.on('error', (e: unknown) => {
       if (c.stopping === undefined) process.emitWarning(`locksmith: worker pool error: ${String(e)}`, 'LocksmithWorkerWarning');
     });
+    c.starting = true;
     for (let i = 0; i < n; i++) c.slots.push(c.launch(i, 0));
-    // A first stats round trip proves every host is up before start() resolves.
-    await Promise.all(c.slots.map((s) => c.ask(s.index, (h) => h.stats())));
+    // A first stats round trip proves every host is up before start() resolves. A worker that dies
+    // before that is not replaced (its replacement would most likely die the same way): start fails.
+    const failed = new Promise<never>((_, reject) => (c.startFailed = reject));
+    try {
+      await Promise.race([Promise.all(c.slots.map((s) => c.ask(s.index, (h) => h.stats()))), failed]);
+    } catch (e) {
+      await c.stop();
+      throw e;
+    } finally {
+      c.starting = false;
+    }
     return c;
   }
 
@@ -378,7 +394,11 @@ export class LockCoordinator {
     for (const p of slot.pings.splice(0)) p.reject(new Error(`locksmith: worker ${slot.index} ended before answering the ping`));
     const asks = [...slot.asks];
     slot.asks.clear();
-    if (this.stopping !== undefined) {
+    if (this.starting && this.stopping === undefined) {
+      const why = error instanceof Error ? error.message : String(error ?? 'it exited');
+      this.startFailed(new Error(`locksmith: worker ${slot.index} could not start: ${why}`));
+    }
+    if (this.stopping !== undefined || this.starting) {
       for (const a of asks) a.reject(new Error(STOPPED));
       return;
     }
