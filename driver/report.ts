@@ -156,7 +156,7 @@ export function slots(s: Omit<StageResult, 'log'>): { main: Slot[]; byOperation:
         ? BEFORE_FIRST_SAMPLE
         : s.timeline.some((p) => p.waitingClients !== null || p.waitingServer !== null)
           ? undefined
-          : "the target reports neither its clients' waiting requests nor the lock manager's queue",
+          : "the target reports neither its clients' waiting requests nor the lock manager's queue (see the notes)",
     },
     { key: 'percentiles', title: 'Latency percentiles by operation (µs, log scale)', why: noLatency },
     {
@@ -272,9 +272,15 @@ function fmtNs(ns) {
   return sig(ns) + ' ns';
 }
 const us = (ns) => ns / 1000;
-const logAxis = (label) => ({ type: 'logarithmic', title: { display: true, text: label } });
-const linAxis = (label) => ({ type: 'linear', title: { display: true, text: label } });
-const usAxis = (label) => ({ type: 'logarithmic', title: { display: true, text: label }, ticks: { callback: (v) => fmtNs(v * 1000) } });
+const isDecade = (v) => v > 0 && Math.abs(Math.log10(v) - Math.round(Math.log10(v))) < 1e-6;
+/** A log axis with ticks at whole decades only, then suffixed. */
+const logAxis = (label, suffix) => ({ type: 'logarithmic', title: { display: true, text: label },
+  ticks: { callback: (v) => isDecade(v) ? Number(v).toLocaleString('en-US', { maximumSignificantDigits: 1 }) + (suffix || '') : '' } });
+const linAxis = (label) => ({ type: 'linear', beginAtZero: true, title: { display: true, text: label } });
+/** A category axis of bins labelled at whole decades only (10 µs, 100 µs, 1 ms ...). */
+const decadeAxis = (edges, label) => ({ title: { display: !!label, text: label }, ticks: { autoSkip: false, maxRotation: 0,
+  callback: (v, i) => isDecade(edges[i]) ? fmtNs(edges[i]) : '' } });
+const usAxis = (label) => ({ type: 'logarithmic', title: { display: true, text: label }, ticks: { callback: (v) => isDecade(v) ? fmtNs(v * 1000) : '' } });
 function line(points, label, colour, dashed) {
   return { label, data: points, borderColor: colour, backgroundColor: colour, pointRadius: 0, borderWidth: 1.5, borderDash: dashed ? [5, 3] : [] };
 }
@@ -322,13 +328,13 @@ const configs = {
   waits: (s) => {
     const edges = binLabels([s.waits]);
     return { type: 'bar', data: { labels: edges.map(fmtNs), datasets: [{ label: 'requests', data: binValues(s.waits, edges, false), backgroundColor: palette[4], barPercentage: 1, categoryPercentage: 1 }] },
-      options: { plugins: { legend: { display: false } }, scales: { x: { title: { display: true, text: 'time taken (bin lower edge)' } }, y: logAxis('requests') } } };
+      options: { plugins: { legend: { display: false } }, scales: { x: decadeAxis(edges, 'time taken'), y: logAxis('requests') } } };
   },
   hist: (s, kind) => {
     const edges = binLabels(Object.values(s.latency));
     const h = s.latency[kind];
     return { type: 'bar', data: { labels: edges.map(fmtNs), datasets: [{ label: kind, data: binValues(h, edges, true), backgroundColor: palette[Object.keys(s.latency).indexOf(kind) % palette.length], barPercentage: 1, categoryPercentage: 1 }] },
-      options: { aspectRatio: 1.3, plugins: { legend: { display: false } }, scales: { x: { ticks: { maxRotation: 0, autoSkipPadding: 12 } }, y: Object.assign(logAxis('% of calls'), { min: 0.001, max: 100 }) } } };
+      options: { aspectRatio: 1.3, plugins: { legend: { display: false } }, scales: { x: decadeAxis(edges), y: Object.assign(logAxis('share of calls', '%'), { min: 0.001, max: 100 }) } } };
   },
 };
 for (const c of document.querySelectorAll('canvas[data-chart]')) {

@@ -105,7 +105,8 @@ export async function runPump(spec: StageSpec, onProgress?: (p: Progress) => voi
   if (sizing) stage.notes.push(sizing);
   const c = await LockCoordinator.start({ workers: spec.workers });
   try {
-    const stopSampling = stage.startSampling(async () => (await c.stats()).waiting);
+    // No queue depth: stats().waiting counts only requests made through the API, never the source's.
+    const stopSampling = stage.startSampling();
     stage.begin();
     const budget = (spec.durationSec ?? 60) * 3000 + stage.drainMs;
     const { log, finished } = await session(c, { ...base, opsPerThread, record: true }, budget, stage).finally(stopSampling);
@@ -115,6 +116,7 @@ export async function runPump(spec: StageSpec, onProgress?: (p: Progress) => voi
     if (log === null) throw new Error('the synthetic source returned no log');
     stage.metrics.placeRates(replay(stage, log));
     stage.notes.push('classic POSIX setlk only (the synthetic source makes no OFD, flock, F_GETLK or Windows requests); no latencies (its log is ordered, not timed)');
+    stage.notes.push("no queue depth: the source does not report its owners' waiting requests, and the coordinator's stats().waiting counts only requests made through its API");
     stage.notes.push('outcome rates over time: each answer placed in the 250 ms sample whose count of replies reached it (the log has an order, not times)');
     return stage.result(stage.close(log.count > 0 ? log.seq[log.count - 1]! : 0), clients);
   } finally {
