@@ -49,18 +49,27 @@ export class Histogram {
    * equivalent to the recorded one at 3 significant digits, never above the exact max.
    */
   quantile(p: number): number {
-    if (this.n === 0) return 0;
+    return this.quantiles([p])[0]!;
+  }
+
+  /** quantile() of each of `ps` (ascending), in one pass over the recorded values. */
+  quantiles(ps: readonly number[]): number[] {
+    if (this.n === 0) return ps.map(() => 0);
     // The rank in integer terms: p * n is off by an ulp for many p (0.323 * 23000 = 7429.000000000001),
     // and so is getValueAtPercentile's (p * 100 / 100) * n, which then answers the next rank.
-    const x = p * this.n;
-    const rank = Math.max(1, Math.abs(x - Math.round(x)) < 1e-9 * x ? Math.round(x) : Math.ceil(x));
+    const ranks = ps.map((p) => {
+      const x = p * this.n;
+      return Math.max(1, Math.abs(x - Math.round(x)) < 1e-9 * x ? Math.round(x) : Math.ceil(x));
+    });
+    const out = ps.map(() => this.max);
     const it = this.h.recordedValuesIterator;
     it.reset();
-    while (it.hasNext()) {
+    let i = 0;
+    while (i < ranks.length && it.hasNext()) {
       const v = it.next();
-      if (v.totalCountToThisValue >= rank) return Math.min(this.max, this.h.highestEquivalentValue(v.valueIteratedTo));
+      for (; i < ranks.length && v.totalCountToThisValue >= ranks[i]!; i++) out[i] = Math.min(this.max, this.h.highestEquivalentValue(v.valueIteratedTo));
     }
-    return this.max;
+    return out;
   }
 
   /** Lowest and highest value HdrHistogram does not tell apart from `ns`. */
@@ -83,16 +92,17 @@ export class Histogram {
   }
 
   summary(): HistogramSummary {
+    const [p50, p90, p99, p999] = this.quantiles([0.5, 0.9, 0.99, 0.999]) as [number, number, number, number];
     return {
       unit: 'ns',
       significantDigits: SIGNIFICANT_DIGITS,
       count: this.n,
       mean: this.n === 0 ? 0 : this.sum / this.n,
       min: this.n === 0 ? 0 : this.min,
-      p50: this.quantile(0.5),
-      p90: this.quantile(0.9),
-      p99: this.quantile(0.99),
-      p999: this.quantile(0.999),
+      p50,
+      p90,
+      p99,
+      p999,
       max: this.max,
       ...(this.clamped > 0 ? { clamped: this.clamped } : {}),
       bins: this.bins(),
