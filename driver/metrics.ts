@@ -54,22 +54,7 @@ export class Histogram {
 
   /** quantile() of each of `ps` (ascending), in one pass over the recorded values. */
   quantiles(ps: readonly number[]): number[] {
-    if (this.n === 0) return ps.map(() => 0);
-    // The rank in integer terms: p * n is off by an ulp for many p (0.323 * 23000 = 7429.000000000001),
-    // and so is getValueAtPercentile's (p * 100 / 100) * n, which then answers the next rank.
-    const ranks = ps.map((p) => {
-      const x = p * this.n;
-      return Math.max(1, Math.abs(x - Math.round(x)) < 1e-9 * x ? Math.round(x) : Math.ceil(x));
-    });
-    const out = ps.map(() => this.max);
-    const it = this.h.recordedValuesIterator;
-    it.reset();
-    let i = 0;
-    while (i < ranks.length && it.hasNext()) {
-      const v = it.next();
-      for (; i < ranks.length && v.totalCountToThisValue >= ranks[i]!; i++) out[i] = Math.min(this.max, this.h.highestEquivalentValue(v.valueIteratedTo));
-    }
-    return out;
+    return this.walk(ps).quantiles;
   }
 
   /** Lowest and highest value HdrHistogram does not tell apart from `ns`. */
@@ -79,20 +64,36 @@ export class Histogram {
 
   /** Non-empty plotting bins as [lower edge ns, count]: BINS_PER_DECADE per decade of ns. */
   bins(): [number, number][] {
+    return this.walk([]).bins;
+  }
+
+  /** quantiles(ps) and bins() in one pass over the recorded values (a pass is most of the cost). */
+  private walk(ps: readonly number[]): { quantiles: number[]; bins: [number, number][] } {
+    const ranks = ps.map((p) => {
+      // The rank in integer terms: p * n is off by an ulp for many p (0.323 * 23000 = 7429.000000000001),
+      // and so is getValueAtPercentile's (p * 100 / 100) * n, which then answers the next rank.
+      const x = p * this.n;
+      return Math.max(1, Math.abs(x - Math.round(x)) < 1e-9 * x ? Math.round(x) : Math.ceil(x));
+    });
+    const quantiles = ps.map(() => (this.n === 0 ? 0 : this.max));
     const counts = new Map<number, number>();
     const it = this.h.recordedValuesIterator;
     it.reset();
-    while (it.hasNext()) {
+    let i = 0;
+    while (this.n > 0 && it.hasNext()) {
       const v = it.next();
+      for (; i < ranks.length && v.totalCountToThisValue >= ranks[i]!; i++) quantiles[i] = Math.min(this.max, this.h.highestEquivalentValue(v.valueIteratedTo));
       const mid = this.h.medianEquivalentValue(v.valueIteratedTo);
       const bin = mid < 1 ? -1 : Math.floor(Math.log10(mid) * BINS_PER_DECADE + 1e-9);
       counts.set(bin, (counts.get(bin) ?? 0) + v.countAddedInThisIterationStep);
     }
-    return [...counts.entries()].sort(([a], [b]) => a - b).map(([bin, n]) => [bin < 0 ? 0 : 10 ** (bin / BINS_PER_DECADE), n]);
+    const bins = [...counts.entries()].sort(([a], [b]) => a - b).map(([bin, n]): [number, number] => [bin < 0 ? 0 : 10 ** (bin / BINS_PER_DECADE), n]);
+    return { quantiles, bins };
   }
 
   summary(): HistogramSummary {
-    const [p50, p90, p99, p999] = this.quantiles([0.5, 0.9, 0.99, 0.999]) as [number, number, number, number];
+    const { quantiles, bins } = this.walk([0.5, 0.9, 0.99, 0.999]);
+    const [p50, p90, p99, p999] = quantiles as [number, number, number, number];
     return {
       unit: 'ns',
       significantDigits: SIGNIFICANT_DIGITS,
@@ -105,7 +106,7 @@ export class Histogram {
       p999,
       max: this.max,
       ...(this.clamped > 0 ? { clamped: this.clamped } : {}),
-      bins: this.bins(),
+      bins,
       hdr: this.n === 0 ? '' : encodeIntoCompressedBase64(this.h),
     };
   }
