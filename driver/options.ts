@@ -39,8 +39,8 @@ options:
   --workload NAME     the operation mix (default: all); one of:
 ${w}
   --target T[,T...]   api (the library in-process), mount (a FUSE mount driven by client
-                      processes), pump (the native synthetic source). Default: a run of about
-                      ${DEFAULT_DURATION_SEC} s through api, pump and mount, each when available.
+                      processes), pump (the native synthetic source). Default: ${DEFAULT_DURATION_SEC} s of
+                      load split over api, pump and mount, each when available.
   --clients N         concurrent clients (default 16)
   --files N           files the clients share (default 8)
   --duration S        seconds of load per target (default: ${DEFAULT_DURATION_SEC} s split over the targets)
