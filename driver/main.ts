@@ -2,12 +2,14 @@
  * `locksmith stress`: plans the stages (which targets, for how long), runs them one after another
  * with live progress, prints the summary and writes report.json and report.html.
  *
- * Exit codes: 0 no violation, 1 violations (or a stage failed), 2 bad options or an unavailable
- * target that was asked for, 130 interrupted (SIGINT; reports are still written).
+ * Exit codes: 0 no violation, 1 violations (or a stage failed, or the reports could not be
+ * written), 2 bad options, an --out folder that cannot be written or an unavailable target that
+ * was asked for, 130 interrupted (SIGINT; reports are still written). The summary is printed
+ * before the reports are written, so it is never lost.
  */
-import { DEFAULT_DURATION_SEC, UsageError, parse, usage, type Options } from './options.js';
-import { ProgressDisplay } from './progress.js';
-import { makeReport, stageName, summary, writeReports } from './report.js';
+import { DEFAULT_DURATION_SEC, UsageError, parse, usage, version, type Options } from './options.js';
+import { ProgressDisplay, type ProgressStream } from './progress.js';
+import { OutDirError, makeReport, prepareOutDir, stageName, summary, writeReports } from './report.js';
 import type { Progress, StageResult, StageSpec, TargetName } from './stage.js';
 import { availability, runTarget } from './targets/index.js';
 
@@ -49,33 +51,44 @@ const DESCRIPTIONS: Record<TargetName, string> = {
   kernel: "the same POSIX client processes on a tmpfs directory, locks decided by the kernel",
 };
 
-export async function main(argv: string[]): Promise<number> {
+/** Where `main` writes: the summary to `out`, progress and errors to `err`. */
+export interface Io {
+  out: { write(s: string): unknown };
+  err: ProgressStream;
+}
+
+export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
   let o: Options;
   let p: Plan;
   try {
     o = parse(argv);
     if (o.help) {
-      process.stdout.write(usage());
+      io.out.write(usage());
       return 0;
     }
+    if (o.version) {
+      io.out.write(`locksmith ${version()}\n`);
+      return 0;
+    }
+    await prepareOutDir(o.out);
     p = await plan(o);
   } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`locksmith stress: ${e.message}\n`);
+    if (!(e instanceof UsageError || e instanceof OutDirError)) throw e;
+    io.err.write(`locksmith stress: ${e.message}\n`);
     return 2;
   }
   const perStage = o.durationSec ?? (o.ops === undefined ? Math.max(MIN_DEFAULT_STAGE_SEC, Math.round(DEFAULT_DURATION_SEC / p.targets.length)) : undefined);
-  process.stdout.write(`locksmith stress: workload ${o.workload}, seed ${o.seed}, ${o.clients} clients, ${o.files} files, ${o.workers} workers, ` +
+  io.out.write(`locksmith stress: workload ${o.workload}, seed ${o.seed}, ${o.clients} clients, ${o.files} files, ${o.workers} workers, ` +
     (perStage !== undefined ? `${perStage} s per target` : `${o.ops} operations per target`) + '\n' + p.lines.map((l) => `  ${l}\n`).join(''));
 
   const interrupt = new AbortController();
   const onSigint = () => {
     if (interrupt.signal.aborted) process.exit(130); // the 'exit' handlers still unmount
-    process.stderr.write('\nlocksmith stress: interrupted; cleaning up (again to force)\n');
+    io.err.write('\nlocksmith stress: interrupted; cleaning up (again to force)\n');
     interrupt.abort();
   };
   process.on('SIGINT', onSigint);
-  const display = new ProgressDisplay();
+  const display = new ProgressDisplay(io.err);
   const startedAt = new Date();
   const results: StageResult[] = [];
   let failed = false;
@@ -98,7 +111,7 @@ export async function main(argv: string[]): Promise<number> {
       } catch (e) {
         failed = true;
         display.end();
-        process.stderr.write(`locksmith stress: the ${target} stage failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        io.err.write(`locksmith stress: the ${target} stage failed: ${e instanceof Error ? e.message : String(e)}\n`);
       }
       display.end();
     }
@@ -107,8 +120,14 @@ export async function main(argv: string[]): Promise<number> {
     display.end();
   }
   const report = makeReport(o.seed, argv, p.lines, results, startedAt);
-  const paths = await writeReports(o.out, report);
-  process.stdout.write('\n' + summary(report, paths));
+  io.out.write('\n' + summary(report));
+  try {
+    const paths = await writeReports(o.out, report);
+    io.out.write(`reports: ${paths.json}, ${paths.html}\n`);
+  } catch (e) {
+    failed = true;
+    io.err.write(`locksmith stress: ${e instanceof Error ? e.message : String(e)}\n`);
+  }
   if (interrupt.signal.aborted) return 130;
   return report.violations === 0 && !failed ? 0 : 1;
 }

@@ -2,12 +2,14 @@
  * `locksmith stress` options: parsed and validated once, here; a bad option is one sentence and
  * exit code 2.
  */
+import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
 import { WORKLOADS, isWorkload } from './workloads.js';
 import type { TargetName } from './stage.js';
 
 export interface Options {
   workload: string;
-  /** Targets asked for; undefined: the default plan (pump and mount when available, else api). */
+  /** Targets asked for; undefined: the default plan (api, pump and mount, each when available). */
   targets?: TargetName[];
   clients: number;
   files: number;
@@ -18,6 +20,7 @@ export interface Options {
   out: string;
   compareKernel: boolean;
   help: boolean;
+  version: boolean;
 }
 
 export class UsageError extends Error {}
@@ -36,8 +39,8 @@ options:
   --workload NAME     the operation mix (default: all); one of:
 ${w}
   --target T[,T...]   api (the library in-process), mount (a FUSE mount driven by client
-                      processes), pump (the native synthetic source). Default: a run of about
-                      ${DEFAULT_DURATION_SEC} s through api, pump and mount, each when available.
+                      processes), pump (the native synthetic source). Default: ${DEFAULT_DURATION_SEC} s of
+                      load split over api, pump and mount, each when available.
   --clients N         concurrent clients (default 16)
   --files N           files the clients share (default 8)
   --duration S        seconds of load per target (default: ${DEFAULT_DURATION_SEC} s split over the targets)
@@ -45,15 +48,18 @@ ${w}
   --seed N            seed of the operation streams (default: random, printed); the same seed
                       replays the same streams
   --workers N         worker threads deciding locks (default 2)
-  --out DIR           where report.json and report.html go (default: stress-report)
+  --out DIR           where report.json and report.html go (default: stress-report); created
+                      and checked for writing before the run starts
   --compare kernel    also run the workload's POSIX clients on a tmpfs directory with the
                       kernel's own locks, and report both side by side
-  --help              this text
+  --version           print locksmith's version
+  --help, -h          this text
 `;
 }
 
-function integer(name: string, v: string | undefined, min: number, max: number): number {
-  if (v === undefined || !/^\d+$/.test(v)) throw new UsageError(`--${name} needs a whole number, got ${v === undefined ? 'nothing' : `'${v}'`}.`);
+function integer(name: string, v: string | undefined, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new UsageError(`--${name} needs a whole number, got '${v}'.`);
   const n = Number(v);
   if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}.`);
   return n;
@@ -61,74 +67,86 @@ function integer(name: string, v: string | undefined, min: number, max: number):
 
 const TARGETS: readonly TargetName[] = ['api', 'mount', 'pump'];
 
+const SPEC = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  workload: { type: 'string' },
+  target: { type: 'string' },
+  clients: { type: 'string' },
+  files: { type: 'string' },
+  duration: { type: 'string' },
+  ops: { type: 'string' },
+  seed: { type: 'string' },
+  workers: { type: 'string' },
+  out: { type: 'string' },
+  compare: { type: 'string' },
+} as const;
+
+/** parseArgs' own errors, as one sentence of ours. */
+function argsError(e: unknown): UsageError {
+  const code = (e as { code?: string }).code;
+  const message = e instanceof Error ? e.message : String(e);
+  const quoted = /'([^']*)'/.exec(message)?.[1] ?? '';
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return new UsageError(`unknown option '${quoted}'; run 'locksmith stress --help'.`);
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return new UsageError(`unexpected argument '${quoted}' (stress takes options only); run 'locksmith stress --help'.`);
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const option = /--[\w-]+/.exec(quoted)?.[0] ?? quoted;
+      if (/does not take an argument/.test(message)) return new UsageError(`${option} takes no value.`);
+      return new UsageError(`${option} needs a value.`);
+    }
+    default:
+      return new UsageError(message.split('\n')[0]!);
+  }
+}
+
 export function parse(argv: readonly string[]): Options {
+  let values: { [K in keyof typeof SPEC]?: (typeof SPEC)[K]['type'] extends 'boolean' ? boolean : string };
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: SPEC, strict: true, allowPositionals: false }));
+  } catch (e) {
+    throw argsError(e);
+  }
   const o: Options = {
     workload: 'all',
-    clients: 16,
-    files: 8,
-    seed: (Date.now() ^ (process.pid << 8)) >>> 0,
-    workers: 2,
+    clients: integer('clients', values.clients, 1, 1024) ?? 16,
+    files: integer('files', values.files, 1, 100000) ?? 8,
+    seed: integer('seed', values.seed, 0, 0xffffffff) ?? (Date.now() ^ (process.pid << 8)) >>> 0,
+    workers: integer('workers', values.workers, 1, 64) ?? 2,
     out: 'stress-report',
     compareKernel: false,
-    help: false,
+    help: values.help === true,
+    version: values.version === true,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const eq = arg.indexOf('=');
-    const name = arg.startsWith('--') ? arg.slice(2, eq < 0 ? undefined : eq) : undefined;
-    const value = (): string | undefined => (eq >= 0 ? arg.slice(eq + 1) : argv[++i]);
-    switch (name) {
-      case 'help':
-        o.help = true;
-        break;
-      case 'workload': {
-        const v = value();
-        if (v === undefined || !isWorkload(v)) throw new UsageError(`--workload must be one of ${WORKLOADS.map((w) => w.name).join(', ')}; got ${v === undefined ? 'nothing' : `'${v}'`}.`);
-        o.workload = v;
-        break;
-      }
-      case 'target': {
-        const v = value() ?? '';
-        const ts = v.split(',').filter((t) => t !== '');
-        const bad = ts.find((t) => !TARGETS.includes(t as TargetName));
-        if (ts.length === 0 || bad !== undefined) throw new UsageError(`--target must be api, mount or pump (or a comma-separated list); got '${bad ?? v}'.`);
-        o.targets = [...new Set(ts as TargetName[])];
-        break;
-      }
-      case 'clients':
-        o.clients = integer('clients', value(), 1, 1024);
-        break;
-      case 'files':
-        o.files = integer('files', value(), 1, 100000);
-        break;
-      case 'duration':
-        o.durationSec = integer('duration', value(), 1, 86400);
-        break;
-      case 'ops':
-        o.ops = integer('ops', value(), 1, 1e12);
-        break;
-      case 'seed':
-        o.seed = integer('seed', value(), 0, 0xffffffff);
-        break;
-      case 'workers':
-        o.workers = integer('workers', value(), 1, 64);
-        break;
-      case 'out': {
-        const v = value();
-        if (v === undefined || v === '') throw new UsageError('--out needs a directory.');
-        o.out = v;
-        break;
-      }
-      case 'compare': {
-        const v = value();
-        if (v !== 'kernel') throw new UsageError(`--compare only knows 'kernel'; got ${v === undefined ? 'nothing' : `'${v}'`}.`);
-        o.compareKernel = true;
-        break;
-      }
-      default:
-        throw new UsageError(`unknown option '${arg}'; run 'locksmith stress --help'.`);
-    }
+  const duration = integer('duration', values.duration, 1, 86400);
+  if (duration !== undefined) o.durationSec = duration;
+  const ops = integer('ops', values.ops, 1, 1e12);
+  if (ops !== undefined) o.ops = ops;
+  if (values.workload !== undefined) {
+    if (!isWorkload(values.workload)) throw new UsageError(`--workload must be one of ${WORKLOADS.map((w) => w.name).join(', ')}; got '${values.workload}'.`);
+    o.workload = values.workload;
+  }
+  if (values.target !== undefined) {
+    const ts = values.target.split(',').filter((t) => t !== '');
+    const bad = ts.find((t) => !TARGETS.includes(t as TargetName));
+    if (ts.length === 0 || bad !== undefined) throw new UsageError(`--target must be api, mount or pump (or a comma-separated list); got '${bad ?? values.target}'.`);
+    o.targets = [...new Set(ts as TargetName[])];
+  }
+  if (values.out !== undefined) {
+    if (values.out === '') throw new UsageError('--out needs a folder.');
+    o.out = values.out;
+  }
+  if (values.compare !== undefined) {
+    if (values.compare !== 'kernel') throw new UsageError(`--compare only knows 'kernel'; got '${values.compare}'.`);
+    o.compareKernel = true;
   }
   if (o.durationSec !== undefined && o.ops !== undefined) throw new UsageError('give either --duration or --ops, not both.');
   return o;
+}
+
+/** This package's version (package.json). */
+export function version(): string {
+  return (createRequire(import.meta.url)('locksmith/package.json') as { version: string }).version;
 }

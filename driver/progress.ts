@@ -7,11 +7,14 @@ import type { Progress } from './stage.js';
 
 const PLAIN_EVERY_SEC = 2;
 
+/** Where progress goes: a bar when it is a terminal, plain lines otherwise. */
+export type ProgressStream = { write(s: string): unknown; isTTY?: boolean };
+
 export class ProgressDisplay {
   private bar: cliProgress.SingleBar | undefined;
   private lastPlain = -Infinity;
 
-  constructor(private readonly out: NodeJS.WriteStream = process.stderr) {}
+  constructor(private readonly out: ProgressStream = process.stderr) {}
 
   /** A new stage; returns the callback the stage reports to. */
   stage(label: string): (p: Progress) => void {
@@ -20,7 +23,7 @@ export class ProgressDisplay {
       this.bar = new cliProgress.SingleBar(
         {
           format: `${label.padEnd(16)} {bar} {percentage}% | {ops} ops | {rate} ops/s | waiting {waiting} | {elapsed} s, {remaining} s left`,
-          stream: this.out,
+          stream: this.out as NodeJS.WriteStream,
           hideCursor: true,
           clearOnComplete: false,
         },

@@ -3,7 +3,7 @@
  * streams and knowledge, the clock, the budget (duration or operation count), sampling for the
  * timeline and the live progress, the oracle, and the result a report is made of.
  */
-import { Metrics, type HistogramSummary, type Sample } from './metrics.js';
+import { Metrics, type HistogramSummary, type Rates, type Sample } from './metrics.js';
 import { Ids } from './observer.js';
 import { Oracle, type LockKind, type LogEvent, type OracleSummary } from './oracle.js';
 import { streamsFor, type ClientStream } from './workloads.js';
@@ -56,8 +56,12 @@ export interface StageResult {
   latency: Record<string, HistogramSummary>;
   waits: HistogramSummary;
   outcomes: Metrics['outcomes'];
+  /** Answers to lock requests by outcome, in all (the timeline has them per period). */
+  answers: Rates;
   timeline: Sample[];
   notes: string[];
+  /** Why the stage has no latencies, when it has none by nature (the pump's log is not timed). */
+  untimed?: string;
   log?: LogEvent[];
 }
 
@@ -89,6 +93,8 @@ export class Stage {
   readonly streams: ClientStream[];
   readonly log: LogEvent[] | undefined;
   readonly notes: string[] = [];
+  /** Set by a target that cannot time its operations: why (see StageResult.untimed). */
+  untimed: string | undefined;
   private issued = 0;
   private stopAt = Infinity;
   private endedAt = 0;
@@ -174,7 +180,7 @@ export class Stage {
         );
       }
       const s = this.metrics.sample(this.clock.now() / 1e9, last);
-      this.onProgress?.({ elapsedSec: s.at, done: this.done(), ops: this.metrics.ops, opsPerSec: s.opsPerSec, waiting: s.waitingClients });
+      this.onProgress?.({ elapsedSec: s.at, done: this.done(), ops: this.metrics.ops, opsPerSec: s.opsPerSec, waiting: s.waitingClients ?? s.waitingServer ?? 0 });
     }, SAMPLE_MS);
     return () => clearInterval(timer);
   }
@@ -223,8 +229,10 @@ export class Stage {
       latency: this.metrics.latency(),
       waits: this.metrics.waits.summary(),
       outcomes: this.metrics.outcomes,
+      answers: this.metrics.answers,
       timeline: this.metrics.timeline,
       notes: this.notes,
+      ...(this.untimed === undefined ? {} : { untimed: this.untimed }),
       ...(this.log === undefined ? {} : { log: this.log }),
     };
   }

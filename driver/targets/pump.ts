@@ -12,6 +12,7 @@
  */
 import { LockCoordinator } from '../../src/index.js';
 import * as native from '../../src/native/index.js';
+import type { RateKind } from '../metrics.js';
 import { ClientObserver, type Naming } from '../observer.js';
 import { Stage, sleep, type Progress, type StageResult, type StageSpec } from '../stage.js';
 import type { Op } from '../workloads.js';
@@ -99,10 +100,13 @@ export async function runPump(spec: StageSpec, onProgress?: (p: Progress) => voi
   }
   // Tolerance in records: far more than can be in flight (every owner has at most one request out).
   const stage = new Stage(spec, ['posix'], onProgress, Math.max(200_000, 100 * clients));
+  stage.metrics.waitingKnown = false;
+  stage.untimed = "the synthetic source's log is ordered, not timed: it has no latencies";
   if (sizing) stage.notes.push(sizing);
   const c = await LockCoordinator.start({ workers: spec.workers });
   try {
-    const stopSampling = stage.startSampling(async () => (await c.stats()).waiting);
+    // No queue depth: stats().waiting counts only requests made through the API, never the source's.
+    const stopSampling = stage.startSampling();
     stage.begin();
     const budget = (spec.durationSec ?? 60) * 3000 + stage.drainMs;
     const { log, finished } = await session(c, { ...base, opsPerThread, record: true }, budget, stage).finally(stopSampling);
@@ -110,8 +114,10 @@ export async function runPump(spec: StageSpec, onProgress?: (p: Progress) => voi
     stage.loadEnded();
     stage.metrics.ops = 0;
     if (log === null) throw new Error('the synthetic source returned no log');
-    replay(stage, log);
+    stage.metrics.placeRates(replay(stage, log));
     stage.notes.push('classic POSIX setlk only (the synthetic source makes no OFD, flock, F_GETLK or Windows requests); no latencies (its log is ordered, not timed)');
+    stage.notes.push("no queue depth: the source does not report its owners' waiting requests, and the coordinator's stats().waiting counts only requests made through its API");
+    stage.notes.push('outcome rates over time: each answer placed in the 250 ms sample whose count of replies reached it (the log has an order, not times)');
     return stage.result(stage.close(log.count > 0 ? log.seq[log.count - 1]! : 0), clients);
   } finally {
     await c.stop();
@@ -126,8 +132,9 @@ const NAMING: Naming = {
   closeDropsClassic: false,
 };
 
-/** Feeds the recorded log through each owner's knowledge into the oracle. */
-function replay(stage: Stage, log: native.SynthLog): void {
+/** Feeds the recorded log through each owner's knowledge into the oracle; returns how each answer counts in the outcome rates, in answer order. */
+function replay(stage: Stage, log: native.SynthLog): (RateKind | undefined)[] {
+  const kinds: (RateKind | undefined)[] = [];
   const observers = new Map<number, { obs: ClientObserver; op?: Op }>();
   for (let i = 0; i < log.count; i++) {
     const owner = log.owner[i]!;
@@ -140,8 +147,9 @@ function replay(stage: Stage, log: native.SynthLog): void {
       o.op = { op: 'lock', role: 'posix', file: log.file[i]!, type: log.type[i]!, start, len: end === Infinity ? 0 : end - start + 1, wait: log.sleep[i] === 1 };
       o.obs.begin(o.op, t);
     } else if (log.rec[i] === native.REC_END && o.op !== undefined) {
-      stage.metrics.count(o.op, o.obs.end(t, -log.errno[i]!));
+      kinds.push(stage.metrics.count(o.op, o.obs.end(t, -log.errno[i]!)));
       o.op = undefined;
     }
   }
+  return kinds;
 }
