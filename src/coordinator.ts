@@ -60,7 +60,7 @@ import { CallBatcher } from './actors/batcher.js';
 import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
 import { RequestWindow } from './actors/request-window.js';
-import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry } from './actors/protocol.js';
+import type { FromHost, HookRunner, HostControl, HostInit, JournalEntry } from './actors/protocol.js';
 
 export type {
   CheckIoRequest,
