@@ -16,6 +16,20 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import type {
+  CheckIoRequest,
+  CloseHandleRequest,
+  CoordinatorOptions,
+  CoordinatorStats,
+  FlushRequest,
+  LockFileRequest,
+  LockReply,
+  LockRequest,
+  ReleaseRequest,
+  StartOptions,
+  Stats,
+  UnlockFileRequest,
+} from './types.js';
 import {
   EINTR,
   ENOLCK,
@@ -27,7 +41,7 @@ import {
   F_GETLK,
   F_UNLCK,
 } from './core/codes.js';
-import type { CancelReason } from './core/lock-table.js';
+import type { CancelReason, LockEntry } from './core/lock-table.js';
 import {
   decodeLock,
   parseCheckIo,
@@ -40,27 +54,15 @@ import {
   snapshotRequest,
   type Call,
   type DecodedLock,
+  type PosixReply,
 } from './core/requests.js';
 import { requireObject } from './core/input.js';
-import type {
-  CheckIoRequest,
-  CloseHandleRequest,
-  FlushRequest,
-  LockEntry,
-  LockFileRequest,
-  LockReply,
-  LockRequest,
-  ReleaseRequest,
-  StartOptions,
-  Stats,
-  UnlockFileRequest,
-} from './types.js';
 import { SweptMap } from './core/swept-map.js';
 import { CallBatcher } from './actors/batcher.js';
 import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from './actors/wire.js';
 import { DeadlockService } from './actors/deadlock-service.js';
 import { RequestWindow } from './actors/request-window.js';
-import type { FromHost, HookRunner, HostControl, HostInit, JournalEntry } from './actors/protocol.js';
+import type { FromHost, HookRunner, HostControl, HostInit, HostStats, JournalEntry } from './actors/protocol.js';
 
 export type {
   CheckIoRequest,

@@ -13,7 +13,6 @@
  * are one identity, the string '5' is another.
  */
 import type { Identity, Offset } from './core/input.js';
-import type { LockKind } from './core/file-locks.js';
 
 export type { Identity, Offset };
 
@@ -195,27 +194,14 @@ export type LockEvent = {
 
 // ---- listings and counters ----------------------------------------------------------------------
 
-/** One granted or waiting lock in `locks()` (think /proc/locks). */
-export type LockEntry = {
-  path: string;
-  kind: LockKind;
-  /** 'read'/'write' for the POSIX kinds, 'shared'/'exclusive' for Windows. */
-  type: 'read' | 'write' | 'shared' | 'exclusive';
-  /** Inclusive; a zero-length Windows lock has end = start - 1. */
-  start: bigint;
-  end: bigint;
-  /** The lockOwner, or the Windows handle. */
-  owner: Identity;
-  /** lockPid; processId for Windows (0 when it is not a number); -1 for OFD. */
-  pid: number;
-  state: 'granted' | 'waiting';
-  /** Windows: the processId as given. */
-  processId?: Identity;
-  /** POSIX kinds: the fileHandle, when the request gave one. */
-  fileHandle?: Identity;
-  /** Waiters: ms since the request queued. */
-  waitingMs?: number;
-};
+/**
+ * One granted or waiting lock in `locks()` (think /proc/locks): path, kind, type ('read'/'write'
+ * for the POSIX kinds, 'shared'/'exclusive' for Windows), start and end (inclusive; a zero-length
+ * Windows lock has end = start - 1), owner (the lockOwner, or the Windows handle), pid (lockPid;
+ * processId for Windows; -1 for OFD), state ('granted'/'waiting'), and for waiters waitingMs.
+ * Declared where the table builds it (src/core/lock-table.ts), so the two cannot drift apart.
+ */
+export type { LockEntry } from './core/lock-table.js';
 
 /** One worker thread's counters in `stats()`. */
 export type WorkerStats = {
