@@ -79,7 +79,9 @@ const CLONED_OF = Object.fromEntries(
 export function snapshotRequest(name: RequestName, input: unknown): Record<string, unknown> {
   const o = requireObject(input, `${name} request`);
   const known = KNOWN[name];
-  for (const k of Object.keys(o)) if (!known.has(k)) throw unknownField(name, k);
+  // Own enumerable string keys, as Object.keys lists them, without the array it allocates (a third
+  // of this function's cost on the hot path); an inherited unknown key is not the caller's field.
+  for (const k in o) if (!known.has(k) && Object.hasOwn(o, k)) throw unknownField(name, k);
   const s = READERS[name](o);
   for (const f of CLONED_OF[name]) {
     const v = s[f];
