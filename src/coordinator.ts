@@ -256,7 +256,7 @@ export class LockCoordinator {
    * together), and with an Error for `store`, which this version does not have yet.
    *
    * @example
-   * const c = await LockCoordinator.start({ workers: 2, onLock: (e) => (e.path.startsWith('/ro/') ? -EACCES : 0) });
+   * const c = await LockCoordinator.start({ workers: 2, onLock: (e) => (e.path.startsWith('/ro/') ? -ENOLCK : 0) });
    */
   static async start(options?: StartOptions): Promise<LockCoordinator> {
     const opts = validateOptions(options);
