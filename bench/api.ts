@@ -69,7 +69,7 @@ import { Batcher, CallBatcher } from '../src/actors/batcher.js';
 import { LOCK_DOUBLES, callEnd, callId } from '../src/actors/wire.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
-import { LockCoordinator, routeOf } from '../src/coordinator.js';
+import { LockCoordinator, routeOf, type LockRequest } from '../src/coordinator.js';
 import { decodeLock, type DecodedLock } from '../src/core/requests.js';
 import { Report, option, type Results, type Unit } from './report.js';
 
@@ -149,7 +149,7 @@ function decoded(path: string, lane: number): DecodedLock {
   return decodeLock(lockReq(path, lane, F_WRLCK)) as DecodedLock;
 }
 
-function lockReq(path: string, lane: number, lockType: number, cmd = F_SETLK): Record<string, unknown> {
+function lockReq(path: string, lane: number, lockType: number, cmd = F_SETLK): LockRequest {
   return { path, lockType, lockStart: lane * RANGE_STRIDE, lockLen: RANGE_LEN, cmd, lockOwner: lane + 1, lockPid: lane + 1 };
 }
 
@@ -356,7 +356,7 @@ function seqLockSampler(name: string, c: LockCoordinator, files: readonly string
  * waiter is queued in the worker (same port, same file, arrival order) and lets the worker go idle.
  */
 function wakeSampler(name: string, c: LockCoordinator, file: string): Sampler {
-  const req = (owner: number, lockType: number, cmd = F_SETLK): Record<string, unknown> => ({ ...lockReq(file, 0, lockType, cmd), lockOwner: owner, lockPid: owner });
+  const req = (owner: number, lockType: number, cmd = F_SETLK): LockRequest => ({ ...lockReq(file, 0, lockType, cmd), lockOwner: owner, lockPid: owner });
   let holder = 1;
   let waiter = 2;
   let started = false;

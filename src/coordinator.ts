@@ -17,6 +17,20 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import type {
+  CheckIoRequest,
+  CloseHandleRequest,
+  CoordinatorOptions,
+  CoordinatorStats,
+  FlushRequest,
+  LockFileRequest,
+  LockReply,
+  LockRequest,
+  ReleaseRequest,
+  StartOptions,
+  Stats,
+  UnlockFileRequest,
+} from './types.js';
 import {
   EINTR,
   ENOLCK,
@@ -36,6 +50,7 @@ import {
   parseRelease,
   parseUnlockFile,
   replyOfLock,
+  snapshotRequest,
   type Call,
   type DecodedLock,
   type PosixReply,
@@ -49,47 +64,26 @@ import { clearTimer, setTimer, type Timer } from './actors/long-timer.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats } from './actors/protocol.js';
 import { Journal, commits } from './journal.js';
 
-export type { LockEntry } from './core/lock-table.js';
-export type { PosixReply } from './core/requests.js';
-
-type HookResult = number | void | Promise<number | void>;
-export type LockFileEvent = Readonly<Record<string, unknown>>;
-export type UnlockFileEvent = Readonly<Record<string, unknown>>;
-export type LockEvent = Readonly<Record<string, unknown>>;
-
-export interface CoordinatorOptions {
-  /** Worker threads hosting the file actors; default: available parallelism. */
-  workers?: number;
-  /** Fires when a Windows lock is grantable, before the grant; non-zero is the caller's result. */
-  onLockFile?: (e: LockFileEvent) => HookResult;
-  /** Fires after each released Windows lock record; its outcome is ignored. */
-  onUnlockFile?: (e: UnlockFileEvent) => void | Promise<void>;
-  /** Fires for POSIX/OFD/flock sets (a negative errno vetoes) and releases. */
-  onLock?: (e: LockEvent) => HookResult;
-  /** Wake-up policy: 'default' (as Windows and Linux) or 'fifo' (starvation-free). */
-  policy?: 'default' | 'fifo';
-  /** A hook that has not answered after this long is a veto with the family's generic code. */
-  hookTimeoutMs?: number;
-}
-
-export interface CoordinatorStats {
-  /** Operations finished, by call and result code. */
-  operations: Record<string, Record<string, number>>;
-  /** Requests queued right now. */
-  waiting: number;
-  /** Requests sent to a worker and not answered yet. */
-  inFlight: number;
-  /** Requests that waited, and for how long (ms). */
-  waits: { count: number; totalMs: number; maxMs: number; histogramMs: Record<string, number> };
-  /** Files with live actors (lock state or waiters), all workers. */
-  files: number;
-  workers: (HostStats & { restarts: number })[];
-  hookErrors: number;
-  /** Steps that threw inside a worker (bugs); each request got its family's generic code. */
-  faults: number;
-  workerRestarts: number;
-  crossWorkerDeadlocks: number;
-}
+export type {
+  CheckIoRequest,
+  CloseHandleRequest,
+  CoordinatorOptions,
+  CoordinatorStats,
+  FlushRequest,
+  LockEntry,
+  LockEvent,
+  LockFileEvent,
+  LockFileRequest,
+  LockReply,
+  LockRequest,
+  PosixReply,
+  ReleaseRequest,
+  StartOptions,
+  Stats,
+  StoreOptions,
+  UnlockFileEvent,
+  UnlockFileRequest,
+} from './types.js';
 
 /** What the coordinator keeps of a call: a lock call as decoded (its reply's fields), others parsed. */
 type Sent = Exclude<Call, { op: 'lock' }> | DecodedLock;
@@ -175,9 +169,25 @@ function hostFile(): string {
   return here;
 }
 
-function validateOptions(o: unknown): CoordinatorOptions {
+/**
+ * The options as the coordinator keeps them. A hook receives an event that a host built and sent
+ * across threads (requests.ts, lock-table.ts): the shapes types.ts declares, held here as records.
+ */
+type HostEvent = Readonly<Record<string, unknown>>;
+interface Options extends Omit<StartOptions, 'onLockFile' | 'onUnlockFile' | 'onLock' | 'store'> {
+  onLockFile?: (e: HostEvent) => number | void | Promise<number | void>;
+  onUnlockFile?: (e: HostEvent) => void | Promise<void>;
+  onLock?: (e: HostEvent) => number | void | Promise<number | void>;
+}
+
+function validateOptions(o: unknown): Options {
   if (o === undefined) return {};
-  const opts = requireObject(o, 'options') as CoordinatorOptions;
+  const opts = requireObject(o, 'options') as StartOptions;
+  // Declared (types.ts StoreOptions) for the shared lock space of API.md, not built yet: refusing it
+  // beats a coordinator that silently keeps its locks to itself while the caller expects a cluster.
+  if (opts.store !== undefined) {
+    throw new Error('options.store: a shared lock store is not available yet in this version of locksmith; start without it for a lock space in this process');
+  }
   if (opts.workers !== undefined && (!Number.isInteger(opts.workers) || opts.workers < 1 || opts.workers > 256)) {
     throw new TypeError(`options.workers must be an integer from 1 to 256, got ${String(opts.workers)}`);
   }
@@ -193,7 +203,7 @@ function validateOptions(o: unknown): CoordinatorOptions {
   if (opts.hookTimeoutMs !== undefined && (typeof opts.hookTimeoutMs !== 'number' || !(opts.hookTimeoutMs > 0))) {
     throw new TypeError(`options.hookTimeoutMs must be a positive number, got ${String(opts.hookTimeoutMs)}`);
   }
-  return opts;
+  return opts as Options;
 }
 
 /** Checks the extensions of waiting requests; returns the family's code for a bad or aborted one. */
@@ -219,30 +229,6 @@ function waitOptions(o: Record<string, unknown>, windows: boolean): WaitOptions 
   }
   return { signal, timeoutMs: t as number | undefined };
 }
-
-/** Contexts travel to the worker by structured clone; refuse what cannot, before it poisons a batch. */
-function checkCloneable(o: Record<string, unknown>): void {
-  if (o.fileContext === undefined && o.handleContext === undefined && o.handleInfo === undefined) return;
-  for (const k of ['fileContext', 'handleContext', 'handleInfo']) {
-    if (o[k] === undefined) continue;
-    try {
-      structuredClone(o[k]);
-    } catch {
-      throw new TypeError(`${k} must be structured-cloneable (it travels to a worker thread)`);
-    }
-  }
-}
-
-/** The name a malformed request is called in its TypeError (as the parse functions call it). */
-const REQUEST_LABEL: Record<PublicCall, string> = {
-  lockFile: 'lockFile request',
-  unlockFile: 'unlockFile request',
-  closeHandle: 'closeHandle request',
-  checkIo: 'checkIo request',
-  lock: 'lock request',
-  flush: 'flush request',
-  release: 'release request',
-};
 
 /**
  * The executor of every request's Promise: it hands its resolve function over through `captured`
@@ -279,7 +265,7 @@ export class LockCoordinator {
 
   private constructor(
     private readonly pool: Piscina,
-    private readonly opts: CoordinatorOptions,
+    private readonly opts: Options,
   ) {
     this.deadlocks = new DeadlockService({
       syncAll: () => Promise.all(this.slots.filter((s) => s.alive).map((s) => this.sync(s))).then(() => undefined),
@@ -291,8 +277,15 @@ export class LockCoordinator {
     });
   }
 
-  /** Starts the worker pool and one actor host per worker. */
-  static async start(options?: CoordinatorOptions): Promise<LockCoordinator> {
+  /**
+   * Starts the worker pool and one actor host per worker; resolves once every worker answers.
+   * Rejects with a TypeError naming a malformed option (hooks: onLockFile and onUnlockFile go
+   * together), and with an Error for `store`, which this version does not have yet.
+   *
+   * @example
+   * const c = await LockCoordinator.start({ workers: 2, onLock: (e) => (e.path.startsWith('/ro/') ? -ENOLCK : 0) });
+   */
+  static async start(options?: StartOptions): Promise<LockCoordinator> {
     const opts = validateOptions(options);
     const n = opts.workers ?? availableParallelism();
     const pool = new Piscina({
@@ -363,7 +356,7 @@ export class LockCoordinator {
       index,
       data: data.port1,
       control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
-      out: new CallBatcher((batch) => data.port1.postMessage(batch), 64, () => this.requests.size > 1),
+      out: new CallBatcher((batch) => data.port1.postMessage(batch), 64, () => this.requests.size > 1, (m, e) => this.unsendable(m, e)),
       restarts,
       alive: true,
       closePorts: () => {
@@ -697,11 +690,16 @@ export class LockCoordinator {
   /**
    * Runs a public call: its TypeError becomes a rejection, an immediate result resolves at once, a
    * parsed call goes to its worker. No async wrapper: one Promise per request is all the caller pays.
+   *
+   * The request is read once, here (requests.ts snapshotRequest): unknown fields are refused, each
+   * known field is read exactly once and the contexts are copied. Everything after (the wait options,
+   * the parse, the early reply, the wire form in submit, a resend, the journal) sees only that copy,
+   * so nothing the caller does to its object later can change or break what is sent.
    */
   private enter<T>(name: PublicCall, req: unknown, windows: boolean, parse: (o: Record<string, unknown>) => Sent | Call | T, early?: (o: Record<string, unknown>, code: number) => T): Promise<T> {
     if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
     try {
-      const o = requireObject(req, REQUEST_LABEL[name]);
+      const o = snapshotRequest(name, req);
       let w = NO_WAIT;
       if (early !== undefined) {
         w = waitOptions(o, windows);
@@ -712,48 +710,117 @@ export class LockCoordinator {
       }
       const c = parse(o);
       if (typeof c !== 'object' || c === null || !('op' in c)) {
-        this.count(name, typeof c === 'number' ? c : (c as PosixReply).result);
+        this.count(name, typeof c === 'number' ? c : (c as LockReply).result);
         return Promise.resolve(c as T);
       }
-      if (early !== undefined) checkCloneable(o);
       return this.submit(name, o, c as Sent, w) as Promise<T>;
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
-  /** LockFileEx: resolves to a Win32 code (SEMANTICS-WINDOWS.md). */
-  lockFile(req: unknown): Promise<number> {
+  /**
+   * A message its batch could not post even alone (batcher.ts CallBatcher; the rest of the batch went).
+   * enter() copies every request, so this is a bug: the request is rejected with an Error that says
+   * so, counted as a fault and reported; other callers are not touched.
+   */
+  private unsendable(message: unknown[], error: unknown): void {
+    this.faults++;
+    const why = error instanceof Error ? error.message : String(error);
+    process.emitWarning(`locksmith: internal error: a message could not be posted to a worker: ${why}`, 'LocksmithFaultWarning');
+    if (message[0] === T_OBJECT) return;
+    const r = this.requests.get(message[1] as number);
+    if (r === undefined) return;
+    const windows = r.call.op !== 'lock' && r.call.op !== 'flush' && r.call.op !== 'release';
+    const failure = Promise.reject(new Error(`locksmith: ${r.name} request could not be sent to its worker: ${why}`));
+    this.finish(r, windows ? ERROR_LOCK_VIOLATION : -ENOLCK, failure);
+  }
+
+  /**
+   * LockFileEx / CBFS LockFile: locks a byte range of `fileName` for the owner (handle, processId,
+   * key). Resolves to a Win32 code: 0 granted, 33 conflict (failImmediately, timeoutMs) or hook veto,
+   * 87 / 307 for a range no Windows call could carry, 158 when the handle closes while it waits, 995
+   * when `signal` aborts the wait (SEMANTICS-WINDOWS.md). A malformed or unknown field rejects with a
+   * TypeError naming it.
+   *
+   * @example
+   * const code = await c.lockFile({ fileName: '/data.db', byteOffset: 0, length: 4096, exclusiveLock: true,
+   *                                 failImmediately: false, handle: 17, processId: 4242, timeoutMs: 5000 });
+   * if (code === ERROR_LOCK_VIOLATION) console.log('busy');
+   */
+  lockFile(req: LockFileRequest): Promise<number> {
     return this.enter<number>('lockFile', req, true, parseLockFile, (_o, code) => code);
   }
 
-  /** UnlockFileEx; byteOffset = length = -1 unlocks everything of (handle, processId). */
-  unlockFile(req: unknown): Promise<number> {
+  /**
+   * UnlockFileEx / CBFS UnlockFile: removes the lock record that matches the range and owner exactly
+   * (0, or 158 ERROR_NOT_LOCKED). byteOffset = length = -1 unlocks everything of (handle, processId).
+   *
+   * @example
+   * await c.unlockFile({ fileName: '/data.db', byteOffset: 0, length: 4096, handle: 17, processId: 4242 });
+   * await c.unlockFile({ fileName: '/data.db', byteOffset: -1, length: -1, handle: 17, processId: 4242 }); // unlock all
+   */
+  unlockFile(req: UnlockFileRequest): Promise<number> {
     return this.enter<number>('unlockFile', req, true, parseUnlockFile);
   }
 
-  /** Releases every lock of the handle; its waiting requests end with ERROR_NOT_LOCKED. */
-  closeHandle(req: unknown): Promise<void> {
+  /**
+   * The last close of a Windows handle: releases every lock taken through it; its waiting requests
+   * end with 158 (ERROR_NOT_LOCKED).
+   *
+   * @example
+   * await c.closeHandle({ fileName: '/data.db', handle: 17 });
+   */
+  closeHandle(req: CloseHandleRequest): Promise<void> {
     return this.enter<void>('closeHandle', req, true, parseCloseHandle);
   }
 
-  /** The mandatory-locking check before a read or write: 0 or ERROR_LOCK_VIOLATION. */
-  checkIo(req: unknown): Promise<number> {
+  /**
+   * The mandatory-locking check a filesystem makes before a read or a write: 0 (allowed) or 33
+   * (ERROR_LOCK_VIOLATION). Zero-length I/O is always allowed; POSIX locks do not count.
+   *
+   * @example
+   * if ((await c.checkIo({ fileName: '/data.db', handle: 18, byteOffset: 0, length: 512, write: true })) !== 0) {
+   *   // fail the write with STATUS_FILE_LOCK_CONFLICT
+   * }
+   */
+  checkIo(req: CheckIoRequest): Promise<number> {
     return this.enter<number>('checkIo', req, true, parseCheckIo);
   }
 
-  /** fcntl F_GETLK / F_SETLK / F_SETLKW, OFD and flock (SEMANTICS-POSIX.md). */
-  lock(req: unknown): Promise<PosixReply> {
-    return this.enter<PosixReply>('lock', req, false, decodeLock, earlyReply);
+  /**
+   * fcntl F_GETLK / F_SETLK / F_SETLKW with classic POSIX, OFD (`kind: 'ofd'`) or flock
+   * (`kind: 'flock'`) semantics (SEMANTICS-POSIX.md). `result` is 0 or a negative errno (-EAGAIN,
+   * -EDEADLK, -EINTR, -EINVAL, -EOVERFLOW, -ENOLCK); F_GETLK reports the conflicting lock or
+   * lockType F_UNLCK.
+   *
+   * @example
+   * const r = await c.lock({ path: '/data.db', lockType: F_WRLCK, lockStart: 0, lockLen: 0, cmd: F_SETLKW,
+   *                          lockOwner: 0x7f3an, lockPid: 4242, timeoutMs: 1000 });
+   * if (r.result === -EAGAIN) console.log('timed out');
+   */
+  lock(req: LockRequest): Promise<LockReply> {
+    return this.enter<LockReply>('lock', req, false, decodeLock, earlyReply);
   }
 
-  /** close(2): drops every classic POSIX lock of lockOwner on path. */
-  flush(req: unknown): Promise<void> {
+  /**
+   * What close(2) does to POSIX locks: drops every classic ('posix') lock of `lockOwner` on `path`.
+   *
+   * @example
+   * await c.flush({ path: '/data.db', lockOwner: 0x7f3an });
+   */
+  flush(req: FlushRequest): Promise<void> {
     return this.enter<void>('flush', req, false, parseFlush);
   }
 
-  /** Last close of an open file description: drops its locks (and the owner's flock lock). */
-  release(req: unknown): Promise<void> {
+  /**
+   * The last close of an open file description: drops every lock taken through `fileHandle` and,
+   * when `lockOwner` is given, that owner's flock lock.
+   *
+   * @example
+   * await c.release({ path: '/data.db', fileHandle: 3, lockOwner: 0x7f3an });
+   */
+  release(req: ReleaseRequest): Promise<void> {
     return this.enter<void>('release', req, false, parseRelease);
   }
 
@@ -762,7 +829,12 @@ export class LockCoordinator {
     return f();
   }
 
-  /** Granted and waiting locks, of one file or all (think /proc/locks). */
+  /**
+   * Granted and waiting locks, of one file or all, one entry per lock (think /proc/locks).
+   *
+   * @example
+   * for (const l of await c.locks('/data.db')) console.log(l.kind, l.type, l.start, l.end, l.owner, l.state);
+   */
   locks(path?: string): Promise<LockEntry[]> {
     return this.guard(async () => {
       if (path !== undefined && typeof path !== 'string') throw new TypeError('path must be a string');
@@ -772,8 +844,15 @@ export class LockCoordinator {
     });
   }
 
-  /** Counters for a person watching a running system. */
-  stats(): Promise<CoordinatorStats> {
+  /**
+   * Counters for a person watching a running system: operations by call and result, waiting
+   * requests, wait times, files with live actors, per worker.
+   *
+   * @example
+   * const s = await c.stats();
+   * console.log(s.waiting, s.operations.lockFile);
+   */
+  stats(): Promise<Stats> {
     return this.guard(async () => {
       const hosts = await Promise.all(this.slots.map((s) => this.ask(s.index, (h) => h.stats())));
       return {
@@ -793,7 +872,10 @@ export class LockCoordinator {
 
   /**
    * Ends every waiting request (995 / -EINTR), waits for the answers, and stops every worker.
-   * Calling it again resolves again.
+   * Calling it again resolves again; every other call rejects afterwards.
+   *
+   * @example
+   * process.once('SIGTERM', () => void c.stop());
    */
   stop(): Promise<void> {
     this.stopping ??= this.shutdown();
@@ -882,8 +964,11 @@ export class LockCoordinator {
   }
 }
 
-/** The reply to a request ended before it was parsed (aborted signal, bad timeout): its fields echoed. */
-function earlyReply(o: Record<string, unknown>, result: number): PosixReply {
+/**
+ * The reply to a request ended before it was parsed (aborted signal, bad timeout): its fields
+ * echoed. `o` is the request's snapshot (enter), never the caller's object.
+ */
+function earlyReply(o: Record<string, unknown>, result: number): LockReply {
   const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : 0n);
   return {
     result,

@@ -5,9 +5,33 @@
  * constants by their C names, and the synchronous LockTable that decides requests (src/core/).
  */
 export * from './core/codes.js';
-export { LockCoordinator, type CoordinatorOptions, type CoordinatorStats, type LockEvent, type LockFileEvent, type UnlockFileEvent } from './coordinator.js';
+export { LockCoordinator } from './coordinator.js';
+/** The requests, replies, hook events, listing entries and options of the public contract (API.md "Types"). */
+export type {
+  LockFileRequest,
+  UnlockFileRequest,
+  CloseHandleRequest,
+  CheckIoRequest,
+  LockRequest,
+  LockReply,
+  FlushRequest,
+  ReleaseRequest,
+  LockFileEvent,
+  UnlockFileEvent,
+  LockEvent,
+  LockEntry,
+  Stats,
+  WorkerStats,
+  StartOptions,
+  StoreOptions,
+  PosixKind,
+  Identity,
+  Offset,
+  CoordinatorOptions,
+  CoordinatorStats,
+  PosixReply,
+} from './types.js';
 export { LockTable } from './core/lock-table.js';
-export type { LockEntry, PosixReply, Pending, TableHooks, TableOptions, CancelReason, Family } from './core/lock-table.js';
+export type { Pending, TableHooks, TableOptions, CancelReason, Family } from './core/lock-table.js';
 export type { Policy, LockKind } from './core/file-locks.js';
-export type { Identity, Offset } from './core/input.js';
 export { mountFuse, runSynthetic, fuseUnavailable, type FuseMount, type FuseMountOptions, type SyntheticOptions, type SyntheticResult, type SessionInfo } from './mount.js';

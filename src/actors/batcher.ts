@@ -48,11 +48,25 @@ abstract class Batching {
     if (this.count === 0) return;
     const batch = this.take();
     this.count = 0;
-    this.send(batch);
+    try {
+      this.send(batch);
+    } catch (e) {
+      this.sendFailed(batch, e);
+    }
   };
 
   /** The batch to post, as it stands; starts the next one empty. */
   protected abstract take(): unknown[];
+
+  /** Posting `batch` threw `error` (it held something that cannot be cloned). */
+  protected sendFailed(_batch: unknown[], error: unknown): void {
+    throw error;
+  }
+
+  /** Posts one batch; what it throws is the caller's. */
+  protected post(batch: unknown[]): void {
+    this.send(batch);
+  }
 }
 
 export class Batcher extends Batching {
@@ -92,7 +106,20 @@ export class CallBatcher extends Batching {
   private paths: string[] = [];
   private mixed: unknown[] = [];
 
-  constructor(send: (batch: unknown[]) => void, limit = 64, busy: () => boolean = () => false) {
+  /**
+   * @param unsendable a message (a wire call, or [T_OBJECT, object]) that could not be posted even
+   * alone, and why; the others of its batch were posted, in order. The coordinator checks and copies
+   * every request before it gets here (requests.ts snapshotRequest), so this is a bug's last line of
+   * defence: without it, a DataCloneError thrown from the flush (a microtask) would be uncaught and
+   * end the process, and the batch's other requests would be lost.
+   */
+  constructor(
+    send: (batch: unknown[]) => void,
+    limit = 64,
+    busy: () => boolean = () => false,
+    private readonly unsendable: (message: unknown[], error: unknown) => void = (_m, e) =>
+      process.emitWarning(`locksmith: a message could not be posted to a worker and was dropped: ${e instanceof Error ? e.message : String(e)}`, 'LocksmithFaultWarning'),
+  ) {
     super(send, limit, busy);
     this.nums = new Float64Array(limit * LOCK_DOUBLES);
   }
@@ -129,20 +156,44 @@ export class CallBatcher extends Batching {
 
   /** The batch as one flat array of wire items, in order. */
   private flat(): unknown[] {
-    const b: unknown[] = [];
-    const m = this.mixed;
-    let p = 0;
-    let i = 0;
-    for (let o = 0; o < this.used; ) {
-      if (this.nums[o] === T_LOCK) {
-        appendLockWire(b, this.nums, o, this.paths[p++]!);
-        o += LOCK_DOUBLES;
-        continue;
-      }
-      o++;
-      const end = m[i] === T_OBJECT ? i + 2 : callEnd(m, i);
-      for (; i < end; i++) b.push(m[i]);
-    }
-    return b;
+    return flatten(this.nums, this.used, this.paths, this.mixed);
   }
+
+  /**
+   * A batch that could not be posted: each of its messages is posted alone, in order, so one that
+   * cannot be cloned is the only one lost (and reported through `unsendable`).
+   */
+  protected override sendFailed(batch: unknown[], error: unknown): void {
+    // A batch in lanes: its number lane is still intact (take() only reset the count of doubles used).
+    const flat = batch[0] instanceof Float64Array ? flatten(batch[0], batch[1] as number, batch[2] as string[], batch[3] as unknown[]) : batch;
+    if (flat.length === 0) throw error;
+    for (let i = 0; i < flat.length; ) {
+      const end = flat[i] === T_OBJECT ? i + 2 : callEnd(flat, i);
+      const message = flat.slice(i, end);
+      try {
+        this.post(message);
+      } catch (e) {
+        this.unsendable(message, e);
+      }
+      i = end;
+    }
+  }
+}
+
+/** A batch in lanes as one flat array of wire items, in order. */
+function flatten(nums: Float64Array, used: number, paths: readonly string[], m: readonly unknown[]): unknown[] {
+  const b: unknown[] = [];
+  let p = 0;
+  let i = 0;
+  for (let o = 0; o < used; ) {
+    if (nums[o] === T_LOCK) {
+      appendLockWire(b, nums, o, paths[p++]!);
+      o += LOCK_DOUBLES;
+      continue;
+    }
+    o++;
+    const end = m[i] === T_OBJECT ? i + 2 : callEnd(m, i);
+    for (; i < end; i++) b.push(m[i]);
+  }
+  return b;
 }

@@ -9,8 +9,9 @@
  * (requests.ts DecodedLock without its owner key, which the worker derives from lockOwner; cmd,
  * type and kind packed in one small integer; offsets as numbers unless the caller gave bigints):
  * the worker builds its Call without checking again. The other calls cross as the
- * caller's raw fields, which the worker parses again (they were validated on the caller's thread,
- * so this cannot throw). A reply crosses as a few numbers: the coordinator still holds the request,
+ * fields of the request's snapshot (requests.ts snapshotRequest: read once from the caller's object
+ * when the call was made, contexts already copied), which the worker parses again (they were
+ * validated on the caller's thread from that same snapshot, so this cannot throw). A reply crosses as a few numbers: the coordinator still holds the request,
  * so it rebuilds a POSIX reply from the request's own fields and the result. Rare messages (cancel,
  * sync, edges, ...) cross as objects.
  */
@@ -86,7 +87,10 @@ const ENCODERS = Object.fromEntries(
   RAW_CALLS.map((c) => [c, new Function('id', 'raw', `return [${TAG[c]}, id, ${FIELDS[c].map((f) => `raw.${f}`).join(', ')}];`) as Encoder]),
 ) as Record<RawCall, Encoder>;
 
-/** A public call other than lock: [tag, id, ...raw fields]. */
+/**
+ * A public call other than lock: [tag, id, ...raw fields]. `raw` is the request's snapshot, never the
+ * caller's object (whose getters could answer differently now than when it was checked).
+ */
 export function encodeCall(name: RawCall, id: number, raw: Record<string, unknown>): unknown[] {
   return ENCODERS[name](id, raw);
 }
@@ -100,7 +104,7 @@ function lockFlags(d: DecodedLock): number {
   return (d.cmd << 4) | (d.lockType << 2) | (d.kind === 'posix' ? 0 : d.kind === 'ofd' ? 1 : 2);
 }
 
-/** A checked lock call (fileContext travels as the caller gave it; cloned when posted). */
+/** A checked lock call; fileContext is the snapshot's copy of the caller's (requests.ts snapshotRequest). */
 export function encodeLock(id: number, d: DecodedLock, fileContext: unknown): unknown[] {
   return [T_LOCK, id, d.path, lockFlags(d), d.lockOwner, d.lockPid, d.lockStart, d.lockLen, d.fileHandle, fileContext];
 }

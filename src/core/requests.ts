@@ -26,6 +26,109 @@ import {
   type PosixRange,
 } from './input.js';
 
+/**
+ * The fields each public request may have (API.md, src/types.ts); any other own field of a request
+ * is a TypeError naming it. Contexts are copied when the call is made (CLONED).
+ */
+export const REQUEST_FIELDS = {
+  lockFile: ['fileName', 'byteOffset', 'length', 'exclusiveLock', 'failImmediately', 'handle', 'processId', 'key', 'handleInfo', 'fileContext', 'handleContext', 'timeoutMs', 'signal'],
+  unlockFile: ['fileName', 'byteOffset', 'length', 'handle', 'processId', 'key'],
+  closeHandle: ['fileName', 'handle'],
+  checkIo: ['fileName', 'handle', 'processId', 'byteOffset', 'length', 'write'],
+  lock: ['path', 'lockType', 'lockStart', 'lockLen', 'cmd', 'lockOwner', 'lockPid', 'kind', 'fileHandle', 'fileContext', 'timeoutMs', 'signal'],
+  flush: ['path', 'lockOwner'],
+  release: ['path', 'fileHandle', 'lockOwner'],
+} as const;
+
+/** A public request method. */
+export type RequestName = keyof typeof REQUEST_FIELDS;
+
+/** Fields that carry the caller's own data to a worker and the hooks: deep-copied at the call. */
+const CLONED: readonly string[] = ['fileContext', 'handleContext', 'handleInfo'];
+
+const KNOWN = Object.fromEntries(
+  Object.entries(REQUEST_FIELDS).map(([name, fields]) => [name, new Set<string>(fields)]),
+) as unknown as Record<RequestName, ReadonlySet<string>>;
+
+/**
+ * One reader per method, generated from REQUEST_FIELDS: `{ fileName: o.fileName, ... }`. Each known
+ * field is read exactly once (a getter or a Proxy trap runs once), written-out reads stay
+ * monomorphic per call, and every known field is an own property of the copy (undefined when
+ * absent), so no later read of the copy reaches a prototype. A plain literal rather than a
+ * null-prototype object: V8 keeps the latter in dictionary mode, and the copy is on the hot path.
+ */
+const READERS = Object.fromEntries(
+  Object.entries(REQUEST_FIELDS).map(([name, fields]) => [
+    name,
+    new Function('o', `return { ${fields.map((f) => `${f}: o.${f}`).join(', ')} };`) as (o: object) => Record<string, unknown>,
+  ]),
+) as Record<RequestName, (o: object) => Record<string, unknown>>;
+
+const CLONED_OF = Object.fromEntries(
+  Object.entries(REQUEST_FIELDS).map(([name, fields]) => [name, CLONED.filter((f) => (fields as readonly string[]).includes(f))]),
+) as unknown as Record<RequestName, readonly string[]>;
+
+/**
+ * The request as the coordinator keeps and sends it, taken once, when the method is called: its
+ * own keys are checked (an unknown one is a TypeError naming it, with the close match if there is
+ * one), each known field is read exactly once, and the contexts are deep-copied by structured clone
+ * (what cannot be copied is this call's TypeError, naming the field). Everything after this reads
+ * the copy, never the caller's object: a getter that answers differently later, a Proxy, or a
+ * context the caller changes after the call cannot change what is checked, sent or replayed.
+ */
+export function snapshotRequest(name: RequestName, input: unknown): Record<string, unknown> {
+  const o = requireObject(input, `${name} request`);
+  const known = KNOWN[name];
+  // Own enumerable string keys, as Object.keys lists them, without the array it allocates (a third
+  // of this function's cost on the hot path); an inherited unknown key is not the caller's field.
+  for (const k in o) if (!known.has(k) && Object.hasOwn(o, k)) throw unknownField(name, k);
+  const s = READERS[name](o);
+  for (const f of CLONED_OF[name]) {
+    const v = s[f];
+    if (v === undefined) continue;
+    try {
+      s[f] = structuredClone(v);
+    } catch (e) {
+      throw new TypeError(`${f} must be structured-cloneable (it travels to a worker thread): ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return s;
+}
+
+function unknownField(name: RequestName, field: string): TypeError {
+  const near = closeMatch(field, REQUEST_FIELDS[name]);
+  return new TypeError(`unknown field '${field}' in ${name} request${near === undefined ? '' : ` (did you mean '${near}'?)`}`);
+}
+
+/** The known field `field` most likely meant: the same but for case, or at most two edits away. */
+function closeMatch(field: string, fields: readonly string[]): string | undefined {
+  const lower = field.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const f of fields) {
+    const d = f.toLowerCase() === lower ? 0 : editDistance(lower, f.toLowerCase(), bestDistance);
+    if (d < bestDistance) {
+      best = f;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance of a and b, or `limit` when it is at least that. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return Math.min(prev[b.length]!, limit);
+}
+
 export interface PosixReply {
   result: number;
   lockType: number;
