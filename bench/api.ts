@@ -411,7 +411,7 @@ function heldPairSampler(name: string, c: LockCoordinator, file: string, held: n
     name,
     async sample(i) {
       const gap = 2 * ((i * 7919) % held) + 1;
-      const req = (lockType: number): Record<string, unknown> => ({ path: file, lockType, lockStart: gap, lockLen: 1, cmd: F_SETLK, lockOwner: 2, lockPid: 2 });
+      const req = (lockType: number): LockRequest => ({ path: file, lockType, lockStart: gap, lockLen: 1, cmd: F_SETLK, lockOwner: 2, lockPid: 2 });
       const t = now();
       const a = await c.lock(req(F_WRLCK));
       const b = await c.lock(req(F_UNLCK));
