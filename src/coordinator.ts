@@ -180,9 +180,14 @@ interface Options extends Omit<StartOptions, 'onLockFile' | 'onUnlockFile' | 'on
   onLock?: (e: HostEvent) => number | void | Promise<number | void>;
 }
 
+const START_OPTIONS = new Set(['workers', 'onLockFile', 'onUnlockFile', 'onLock', 'policy', 'hookTimeoutMs', 'store']);
+
 function validateOptions(o: unknown): Options {
   if (o === undefined) return {};
   const opts = requireObject(o, 'options') as StartOptions;
+  for (const k of Object.keys(opts)) {
+    if (!START_OPTIONS.has(k)) throw new TypeError(`unknown field '${k}' in options (known: ${[...START_OPTIONS].join(', ')})`);
+  }
   // Declared (types.ts StoreOptions) for the shared lock space of API.md, not built yet: refusing it
   // beats a coordinator that silently keeps its locks to itself while the caller expects a cluster.
   if (opts.store !== undefined) {

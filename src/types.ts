@@ -48,7 +48,11 @@ export type LockFileRequest = {
   fileContext?: unknown;
   /** Carried to the hooks as given (copied when the call is made: it must be structured-cloneable). */
   handleContext?: unknown;
-  /** A wait longer than this ends with 33 (ERROR_LOCK_VIOLATION) and leaves nothing queued. */
+  /**
+   * A wait longer than this (ms) ends with 33 (ERROR_LOCK_VIOLATION) and leaves nothing queued.
+   * Any finite value >= 0 is honoured, also past 2^31 ms; omit it (or pass
+   * Number.MAX_SAFE_INTEGER) to wait until the lock is granted, cancelled or the coordinator stops.
+   */
   timeoutMs?: number;
   /** Aborting it ends a wait with 995 (ERROR_OPERATION_ABORTED); already aborted: 995 at once. */
   signal?: AbortSignal;
@@ -105,7 +109,11 @@ export type LockRequest = {
   fileHandle?: Identity;
   /** Carried to onLock as given (copied when the call is made: it must be structured-cloneable). */
   fileContext?: unknown;
-  /** A wait longer than this ends with -EAGAIN and leaves nothing queued. */
+  /**
+   * A wait longer than this (ms) ends with -EAGAIN and leaves nothing queued. Any finite value >= 0
+   * is honoured, also past 2^31 ms; omit it (or pass Number.MAX_SAFE_INTEGER) to wait until the
+   * lock is granted, interrupted or the coordinator stops.
+   */
   timeoutMs?: number;
   /** Aborting it ends a wait with -EINTR; already aborted: -EINTR at once. */
   signal?: AbortSignal;

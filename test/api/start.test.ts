@@ -51,3 +51,8 @@ console.log('result ' + r.result);`;
   t.match(r.out, /^result 0$/m);
   t.notMatch(r.out, /LocksmithWorkerWarning/, 'no worker died');
 });
+
+t.test('an unknown start option is a TypeError naming it (a misspelled hookTimeoutMS would be ignored)', async (t) => {
+  const { LockCoordinator } = await import('../../src/index.js');
+  await t.rejects(LockCoordinator.start({ workers: 1, hookTimeoutMS: 10 } as never), { name: 'TypeError', message: /unknown field 'hookTimeoutMS' in options/ });
+});
