@@ -242,7 +242,10 @@ function serveConnection(sock: Socket, o: ControlServerOptions): void {
   });
   // Answers go out in request order: each waits for the one before it.
   let chain: Promise<void> = Promise.resolve();
-  createInterface({ input: sock, crlfDelay: Infinity }).on('line', (line) => {
+  // readline re-emits the socket's errors: without a listener a client that resets would throw here
+  const rl = createInterface({ input: sock, crlfDelay: Infinity });
+  rl.on('error', () => sock.destroy());
+  rl.on('line', (line) => {
     if (line.trim() === '') return;
     const answer = answerLine(line, o);
     chain = chain.then(async () => {
@@ -305,6 +308,9 @@ export function request(path: string, req: { cmd: string }, ms = 30000): Promise
     });
     s.once('connect', () => s.write(`${toJson(req)}\n`));
     const rl = createInterface({ input: s, crlfDelay: Infinity });
+    rl.on('error', () => {
+      // the socket's own 'error' listener above reports it
+    });
     rl.once('line', (line) => {
       let answer: Record<string, unknown>;
       try {
