@@ -76,7 +76,7 @@ export class KeyPaths {
     return `fuse:${st.dev}:${st.ino}`;
   }
 
-  /** Paths for `keys`, given the pids that hold or wait on each. */
+  /** Paths for the keys of `wanted` (in its order), given the pids that hold or wait on each. */
   async resolve(wanted: Map<string, Set<number>>): Promise<Map<string, string | null>> {
     const out = new Map<string, string | null>();
     for (const [key, pids] of wanted) {
@@ -97,8 +97,7 @@ export class KeyPaths {
     }
     const missing = [...wanted.keys()].filter((k) => !out.has(k) && parseKey(k) !== undefined);
     if (missing.length > 0) await this.walk(new Set(missing), out);
-    for (const key of wanted.keys()) if (!out.has(key)) out.set(key, null);
-    return out;
+    return new Map([...wanted.keys()].map((k) => [k, out.get(k) ?? null]));
   }
 
   private async fromProcess(pid: number, key: string): Promise<string | undefined> {
