@@ -39,6 +39,19 @@ export function runCli(args: string[], o: { env?: NodeJS.ProcessEnv; ms?: number
   });
 }
 
+/** `p`, or a failure naming `what` after `ms` (the timer is cleared: it never holds the test open). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A `locksmith mount` child process. */
 export class Server {
   readonly proc: ChildProcess;
