@@ -117,6 +117,11 @@ export type Handler = () => Promise<Record<string, unknown>> | Record<string, un
 export interface ControlServerOptions {
   /** The mountpoint (any spelling: its real path names the socket). */
   mountpoint: string;
+  /**
+   * `mountpoint` is already its real path: use it as is. A server should pass the path the mount
+   * was made at this way, since resolving a live mount's root asks the mount itself.
+   */
+  resolved?: boolean;
   /** The commands served, by name ('info', 'locks', 'stats'). */
   handlers: Readonly<Record<string, Handler>>;
   /** Default: controlDir(). */
@@ -176,7 +181,7 @@ export function removeStale(path: string): boolean {
 export async function serveControl(o: ControlServerOptions): Promise<ControlServer> {
   const dir = o.dir ?? controlDir();
   ensurePrivateDir(dir);
-  const path = join(dir, socketName(realMountpoint(o.mountpoint)));
+  const path = join(dir, socketName(o.resolved === true ? o.mountpoint : realMountpoint(o.mountpoint)));
   const state = await probe(path);
   if (state === 'live') throw new Error(`another locksmith server already answers on ${path}`);
   if (state === 'stale') removeStale(path);

@@ -109,7 +109,10 @@ export async function main(argv: string[]): Promise<number> {
   let control: ControlServer | undefined;
   try {
     control = await serveControl({
-      mountpoint,
+      // the path the native session mounted at (resolved before mounting): resolving it now would
+      // ask the mount itself
+      mountpoint: m.info().mountpoint ?? mountpoint,
+      resolved: m.info().mountpoint !== undefined,
       handlers: mountHandlers(m, { startedAt }),
       onRequest: (cmd) => log.debug(`control request '${cmd}'`),
       onError: (cmd, e) => log.warn(`control request '${cmd}' failed: ${e instanceof Error ? e.message : String(e)}`),

@@ -12,7 +12,7 @@
  * and otherwise says so: path null, with the device and inode numbers.
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import type { LockEntry } from './coordinator.js';
 import type { FuseMount } from './mount.js';
 import { packageVersion } from './version.js';
@@ -55,9 +55,10 @@ export class KeyPaths {
   readonly mountpoint: string;
   readonly backing: string;
 
+  /** Both real paths (a server takes them from its session: see mountHandlers). */
   constructor(mountpoint: string, backing: string) {
-    this.mountpoint = realMountpoint(mountpoint);
-    this.backing = realMountpoint(backing);
+    this.mountpoint = mountpoint;
+    this.backing = backing;
   }
 
   /** Whether the backing file at `rel` has the identity `key`. */
@@ -154,14 +155,17 @@ export class KeyPaths {
 
 /** The mount's answers: 'info', 'locks', 'stats'. */
 export function mountHandlers(m: FuseMount, o: { startedAt: number }): Record<string, Handler> {
-  const paths = new KeyPaths(m.mountpoint, m.backing);
+  // The session's paths are the real ones the native side resolved before mounting; resolving the
+  // mountpoint here would ask the mount itself.
+  const info = m.info();
+  const paths = new KeyPaths(info.mountpoint ?? resolve(m.mountpoint), info.backing ?? realMountpoint(m.backing));
   const mount = () => ({
     mountpoint: paths.mountpoint,
     backing: paths.backing,
     pid: process.pid,
     uid: process.getuid?.() ?? null,
     version: packageVersion(),
-    workers: m.info().destinations,
+    workers: info.destinations,
     startedAt: new Date(o.startedAt).toISOString(),
     uptimeMs: Date.now() - o.startedAt,
   });
