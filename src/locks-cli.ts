@@ -135,6 +135,12 @@ async function askAll(cmd: Cmd): Promise<Answer[]> {
   return out.sort((a, b) => a.mount.mountpoint.localeCompare(b.mount.mountpoint));
 }
 
+/** A name as text safe for a terminal: control characters (a file may be named with them) as \xNN. */
+function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being escaped
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function table(rows: string[][], headings: boolean, right: Set<number>): string {
   const all = headings ? rows : rows.slice(1);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -161,8 +167,8 @@ function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
         l.start,
         l.end === OFFSET_MAX ? 'EOF' : l.end,
         l.state,
-        ...(many ? [a.mount.mountpoint] : []),
-        l.path ?? `<dev ${l.dev ?? '?'} inode ${l.ino ?? l.key}>`,
+        ...(many ? [printable(a.mount.mountpoint)] : []),
+        l.path === null ? `<dev ${l.dev ?? '?'} inode ${l.ino ?? printable(l.key)}>` : printable(l.path),
       ]);
     }
   }
@@ -199,7 +205,7 @@ function printStats(answers: Answer[]): void {
       .map(([op, byCode]) => `${op} ${Object.entries(byCode).map(([code, k]) => `${code}:${k}`).join(' ')}`)
       .join('; ');
     process.stdout.write(
-      `${m.mountpoint}  (backing ${m.backing}, pid ${m.pid}, up ${duration(m.uptimeMs)}, locksmith ${m.version})\n` +
+      `${printable(m.mountpoint)}  (backing ${printable(m.backing)}, pid ${m.pid}, up ${duration(m.uptimeMs)}, locksmith ${printable(m.version)})\n` +
         `  locks        ${locks} granted, ${waiters} waiting, on ${s.files} files\n` +
         `  requests     ${calls} decided by ${s.workers.length} workers, ${s.inFlight} in flight\n` +
         `  waits        ${s.waits.count}, longest ${s.waits.maxMs} ms, mean ${s.waits.count ? Math.round(s.waits.totalMs / s.waits.count) : 0} ms\n` +

@@ -163,6 +163,16 @@ if (why !== undefined && !process.env.CI) {
     await c.ended();
   });
 
+  t.test('a name with control characters is escaped in the table, exact in --json', async (t) => {
+    const c = client('odd\x1b[2Jname', ['open', 'lock', 'w', '0', '1', 'wait']);
+    t.same(await c.take(2), ['open ok', 'lock ok']);
+    t.match((await locks()).locks, [{ pid: c.pid, path: 'odd\x1b[2Jname' }], 'the exact name in JSON');
+    const table = await runCli(['locks', mnt, '--noheadings'], { env });
+    t.equal(table.stdout.trim().split(/\s+/).at(-1), 'odd\\x1b[2Jname', 'escaped for the terminal');
+    c.go();
+    await c.ended();
+  });
+
   t.test('only root and the owner can reach the socket', async (t) => {
     const sock = join(run, socketName(realpathSync(mnt)));
     const nobody = spawnSync('runuser', ['-u', 'nobody', '--', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', ''], { cwd: '/', stdio: 'ignore' });
