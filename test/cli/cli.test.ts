@@ -10,6 +10,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// The whole file runs about twenty `locksmith` processes, each a fresh Node; on a loaded machine
+// that is minutes, beyond .taprc's 120 s for a file. Every wait inside names what it waits for.
+t.setTimeout(10 * 60_000);
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'dist', 'src', 'cli.js');
 const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;

@@ -31,6 +31,10 @@ interface JsonLock {
   ino: string | null;
 }
 
+// The whole file runs a mount, lock client processes and about twenty `locksmith` processes,
+// each a fresh Node; on a loaded machine that is minutes, beyond .taprc's 120 s for a file. Every wait inside names what it waits for.
+t.setTimeout(10 * 60_000);
+
 const why = fuseUnavailable() ?? mountEnvironmentMissing();
 if (why !== undefined && !process.env.CI) {
   const bar = '!'.repeat(100);

@@ -16,6 +16,10 @@ import { fuseUnavailable } from '../../src/mount.js';
 import { runCli, Server, within } from './cli-proc.js';
 import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
 
+// The whole file runs two mounts, lock clients and a few `locksmith` processes,
+// each a fresh Node; on a loaded machine that is minutes, beyond .taprc's 120 s for a file. Every wait inside names what it waits for.
+t.setTimeout(10 * 60_000);
+
 const why = fuseUnavailable() ?? mountEnvironmentMissing();
 if (why !== undefined && !process.env.CI) {
   const bar = '!'.repeat(100);
