@@ -62,6 +62,13 @@ export class Server {
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     this.proc = spawn(process.execPath, [cli, 'mount', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
+    // If this file is ended early (tap's timeout) its teardown never runs: SIGTERM still makes the
+    // server answer its waiters and unmount on its own, instead of serving on as an orphan.
+    const orphaned = () => {
+      if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGTERM');
+    };
+    process.once('exit', orphaned);
+    void this.exited.then(() => process.off('exit', orphaned));
     createInterface({ input: this.proc.stdout! }).on('line', (l) => this.lines.push(l));
     createInterface({ input: this.proc.stderr! }).on('line', (l) => {
       this.errors.push(l);
