@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 /**
  * The `locksmith` command: `mount` serves a FUSE mount whose locks the actors decide
- * (src/mount-cli.ts), `stress` runs the stress runner (driver/). Each subcommand's module is loaded
+ * (src/mount-cli.ts), `locks` and `stats` ask a running mount through its control socket
+ * (src/locks-cli.ts), `stress` runs the stress runner (driver/). Each subcommand's module is loaded
  * only when it is asked for.
  */
+import { versionLine } from './version.js';
+
 const USAGE = `usage: locksmith <command> [options]
 
 commands:
   mount <backing-dir> <mountpoint> [--workers N]   serve a FUSE mount whose locks locksmith decides
+  locks [<mountpoint>] [--json]                    list the locks processes hold on running mounts
+  stats [<mountpoint>] [--json]                    show a running mount's counters
   stress [options]                                 load the lock manager and check every grant
+  --version                                        print the version
   --help                                           show this text
 
 'locksmith <command> --help' explains a command.
@@ -20,7 +26,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return cmd === undefined ? 2 : 0;
   }
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    process.stdout.write(versionLine());
+    return 0;
+  }
   if (cmd === 'mount') return (await import('./mount-cli.js')).main(rest);
+  if (cmd === 'locks' || cmd === 'stats') return (await import('./locks-cli.js')).main(cmd, rest);
   if (cmd === 'stress') return (await import('../driver/main.js')).main(rest);
   process.stderr.write(`locksmith: unknown command '${cmd}'. Run 'locksmith --help'.\n`);
   return 2;

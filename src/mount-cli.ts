@@ -1,11 +1,18 @@
 /**
  * `locksmith mount <backing-dir> <mountpoint> [--workers N]`: serves a passthrough of the backing
- * directory whose locks locksmith decides, until SIGINT or SIGTERM, then unmounts.
+ * directory whose locks locksmith decides, until SIGINT or SIGTERM, then unmounts. While it serves,
+ * its control socket answers `locksmith locks` and `locksmith stats` (src/control.ts).
  */
 import { parseArgs } from 'node:util';
-import { mountFuse } from './mount.js';
+import { serveControl, type ControlServer } from './control.js';
+import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printWarnings, resolveLogLevel, type LogLevel } from './log.js';
+import { mountHandlers } from './mount-control.js';
+import { DeadMountError } from './dead-mount.js';
+import { mountFuse, type FuseMount } from './mount.js';
+import { versionLine } from './version.js';
 
-const HELP = `usage: locksmith mount <backing-dir> <mountpoint> [--workers N] [--threads N]
+const HELP = `usage: locksmith mount <backing-dir> <mountpoint> [--workers N] [--threads N] [--clean-stale]
+                       [--log-level LEVEL]
 
 Mounts a FUSE passthrough of <backing-dir> at <mountpoint>. Programs that open files under the
 mountpoint read and write the backing files; their fcntl (F_SETLK, F_SETLKW, F_GETLK, OFD) and
@@ -16,10 +23,25 @@ close() and process exit release what they should, and deadlocks between process
 Serves until SIGINT (Ctrl-C) or SIGTERM, then answers every waiting request, unmounts and exits.
 Needs /dev/fuse and the right to mount (root, or fusermount3 for the user).
 
+These locks never appear in /proc/locks or lslocks: from another shell, 'locksmith locks
+<mountpoint>' lists them and 'locksmith stats <mountpoint>' shows the counters, through a control
+socket only root and the user running the mount can open.
+
+A mount whose server was killed (kill -9, a crash) stays behind dead: every access fails with
+"Transport endpoint is not connected" until it is unmounted. Mounting there again says so and
+names the command ('fusermount3 -u -z <mountpoint>', or 'umount -l <mountpoint>' as root);
+--clean-stale runs it and mounts.
+
 options:
-  --workers N   worker threads deciding locks (default: the number of CPUs)
-  --threads N   libfuse threads serving file operations (default 4)
-  --help        show this text
+  --workers N         worker threads deciding locks (default: the number of CPUs)
+  --threads N         libfuse threads serving file operations (default 4)
+  --clean-stale       if <mountpoint> is a dead FUSE mount, lazily unmount it first
+  --log-level LEVEL   ${LOG_LEVELS.join(', ')} (default warn; or set ${LOG_LEVEL_ENV}): what goes to
+                      stderr. error: faults inside a worker (a bug; the request got a generic
+                      error); warn: also hook failures and replaced workers; info: also the control
+                      socket and unmount details; debug: also every control request
+  --version           print the version
+  --help              show this text
 `;
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
@@ -36,32 +58,73 @@ export async function main(argv: string[]): Promise<number> {
   let mountpoint: string;
   let workers: number | undefined;
   let threads: number | undefined;
+  let cleanStale: boolean;
+  let level: LogLevel;
   try {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { workers: { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        workers: { type: 'string' },
+        threads: { type: 'string' },
+        'clean-stale': { type: 'boolean' },
+        'log-level': { type: 'string' },
+        version: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     });
     if (values.help) {
       process.stdout.write(HELP);
+      return 0;
+    }
+    if (values.version) {
+      process.stdout.write(versionLine());
       return 0;
     }
     if (positionals.length !== 2) throw new UsageError('mount needs a backing directory and a mountpoint');
     [backing, mountpoint] = positionals as [string, string];
     workers = positiveInt(values.workers, 'workers');
     threads = positiveInt(values.threads, 'threads');
+    cleanStale = values['clean-stale'] === true;
+    level = resolveLogLevel(values['log-level']);
   } catch (e) {
     process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}. Run 'locksmith mount --help'.\n`);
     return 2;
   }
+  const log = createLogger('locksmith mount', level);
+  printWarnings(log);
 
-  let m;
+  let m: FuseMount;
   try {
-    m = await mountFuse({ backing, mountpoint, ...(workers === undefined ? {} : { workers }), ...(threads === undefined ? {} : { threads }) });
+    m = await mountFuse({ backing, mountpoint, cleanStale, ...(workers === undefined ? {} : { workers }), ...(threads === undefined ? {} : { threads }) });
   } catch (e) {
+    if (e instanceof DeadMountError) {
+      process.stderr.write(`locksmith mount: ${mountpoint} is a dead FUSE mount left by a server that exited: run '${e.command}' (or add --clean-stale)\n`);
+      return 1;
+    }
     process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
+  const startedAt = Date.now();
+  let control: ControlServer | undefined;
+  try {
+    control = await serveControl({
+      // the path the native session mounted at (resolved before mounting): resolving it now would
+      // ask the mount itself
+      mountpoint: m.info().mountpoint ?? mountpoint,
+      resolved: m.info().mountpoint !== undefined,
+      handlers: mountHandlers(m, { startedAt }),
+      onRequest: (cmd) => log.debug(`control request '${cmd}'`),
+      onError: (cmd, e) => log.warn(`control request '${cmd}' failed: ${e instanceof Error ? e.message : String(e)}`),
+    });
+    log.info(`control socket ${control.path} (mode 0600): 'locksmith locks ${mountpoint}' and 'locksmith stats ${mountpoint}' read it`);
+  } catch (e) {
+    // The mount works without it; only `locksmith locks` and `stats` cannot reach this one.
+    log.warn(`no control channel, so 'locksmith locks' and 'stats' cannot see this mount: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const onExit = () => control?.removeSocket();
+  process.once('exit', onExit);
+
   const info = m.info();
   process.stdout.write(
     `locksmith: serving ${backing} at ${mountpoint} with ${workers ?? 'default'} workers` +
@@ -72,8 +135,16 @@ export async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  await control?.close();
   const stats = await m.coordinator.stats().catch(() => undefined);
   await m.unmount();
+  process.off('exit', onExit);
+  if (stats !== undefined) {
+    log.info(
+      `${signal}: ${stats.files} files with locks or waiters at unmount, ${stats.waiting} waiting requests answered;` +
+        ` ${stats.hookErrors} hook errors, ${stats.faults} faults, ${stats.workerRestarts} worker restarts in all`,
+    );
+  }
   const served = stats === undefined ? '' : ` after ${stats.workers.reduce((n, w) => n + w.calls, 0)} lock requests`;
   process.stdout.write(`locksmith: ${signal}: unmounted ${mountpoint}${served}\n`);
   return 0;

@@ -12,10 +12,12 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { LockCoordinator } from './coordinator.js';
 import type { Policy } from './core/file-locks.js';
+import { cleanDeadMount, DeadMountError, isDeadMount } from './dead-mount.js';
 import * as pump from './native/index.js';
 import type { SessionInfo } from './native/index.js';
 
 export type { SessionInfo } from './native/index.js';
+export { cleanDeadMount, DeadMountError, deadMountCommand, isDeadMount } from './dead-mount.js';
 
 export interface FuseMountOptions {
   /** The directory whose files the mount shows. */
@@ -32,6 +34,11 @@ export interface FuseMountOptions {
    * itself (a reference for benchmarks). Default true.
    */
   locks?: boolean;
+  /**
+   * When the mountpoint is a dead FUSE mount (its server was killed), lazily unmount it first
+   * (fusermount3 -u -z, else umount -l) instead of rejecting with a DeadMountError. Default false.
+   */
+  cleanStale?: boolean;
 }
 
 export interface FuseMount {
@@ -92,7 +99,8 @@ function workerCount(v: unknown): number {
 /**
  * Mounts a passthrough of `backing` at `mountpoint` whose getlk, setlk, flock, flush, release and
  * interrupt requests are decided by a new LockCoordinator's workers. Rejects with an Error whose
- * message is one sentence (no /dev/fuse, no permission, busy or missing mountpoint, no FUSE build).
+ * message is one sentence (no /dev/fuse, no permission, busy or missing mountpoint, no FUSE build;
+ * a DeadMountError for a dead FUSE mount left by a killed server, unless `cleanStale`).
  */
 export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   if (typeof o !== 'object' || o === null) throw new TypeError('mountFuse options must be an object');
@@ -101,6 +109,9 @@ export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   const workers = workerCount(o.workers);
   const why = fuseUnavailable();
   if (why !== undefined) throw new Error(why);
+  // Before the native mount: a dead mount there would only surface as "Transport endpoint is not
+  // connected" from deep inside it.
+  if (isDeadMount(mountpoint) && !(o.cleanStale === true && cleanDeadMount(mountpoint))) throw new DeadMountError(mountpoint);
   const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }) });
   let sid: number;
   try {

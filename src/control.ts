@@ -1,0 +1,357 @@
+/**
+ * The control channel of a running mount: a Unix domain socket per mount, through which another
+ * shell (`locksmith locks`, `locksmith stats`) asks the server what it knows. FUSE-decided locks
+ * never reach /proc/locks, so this is the only way to see them.
+ *
+ * Where: one private directory per user, `controlDir()`:
+ *   LOCKSMITH_RUNTIME_DIR if set, else /run/locksmith for root, else $XDG_RUNTIME_DIR/locksmith,
+ *   else /tmp/locksmith-<uid>.
+ * The directory is created mode 0700 and refused if it is a symlink, is owned by another user, or
+ * (when it cannot be fixed) is reachable by group or others. Each mount's socket is
+ * `<first 24 hex of sha256(real path of the mountpoint)>.sock`, mode 0600: it is bound under a
+ * temporary name, chmod-ed, then renamed into place, so it is never visible with a wider mode.
+ *
+ * Who: only root and the user the server runs as can connect (connect(2) on a Unix socket needs
+ * search permission on the directory and write permission on the socket). Node does not expose
+ * SO_PEERCRED, so the server cannot check the peer's uid itself: the file permissions are the check.
+ *
+ * Protocol (line-delimited JSON, UTF-8): the client writes one request per line, `{"cmd":"info"}`,
+ * `{"cmd":"locks"}` or `{"cmd":"stats"}` (an optional "id" is echoed back); the server answers each
+ * with one line, `{"ok":true,"protocol":1,"cmd":...,...}` or `{"ok":false,"error":"one sentence"}`.
+ * 64-bit values (lock ranges, owners) are decimal strings. A request line longer than 64 KiB ends
+ * the connection.
+ *
+ * Life: the server removes its socket when it stops; a socket nobody listens on (its server was
+ * killed) is stale, and is removed by the next server for the same mountpoint and by clients that
+ * list every mount.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const CONTROL_PROTOCOL = 1;
+export const RUNTIME_DIR_ENV = 'LOCKSMITH_RUNTIME_DIR';
+const MAX_LINE = 64 * 1024;
+
+const uid = (): number => process.getuid?.() ?? -1;
+
+/** The directory holding this user's control sockets (see the module comment). */
+export function controlDir(env: NodeJS.ProcessEnv = process.env, user: number = uid()): string {
+  const forced = env[RUNTIME_DIR_ENV];
+  if (forced) return resolve(forced);
+  if (user === 0) return '/run/locksmith';
+  const xdg = env.XDG_RUNTIME_DIR;
+  if (xdg?.startsWith('/')) {
+    try {
+      if (lstatSync(xdg).isDirectory()) return join(xdg, 'locksmith');
+    } catch {
+      // not there: fall back to /tmp
+    }
+  }
+  return `/tmp/locksmith-${user}`;
+}
+
+/**
+ * Where clients look: the caller's own directory, and for root also every user's (so root sees
+ * mounts that users started with fusermount3). LOCKSMITH_RUNTIME_DIR, when set, is the only place.
+ */
+export function searchDirs(env: NodeJS.ProcessEnv = process.env, user: number = uid()): string[] {
+  const own = controlDir(env, user);
+  if (env[RUNTIME_DIR_ENV] || user !== 0) return [own];
+  const dirs = [own];
+  const add = (parent: string, pick: (name: string) => string | undefined) => {
+    try {
+      for (const name of readdirSync(parent)) {
+        const d = pick(name);
+        if (d !== undefined && !dirs.includes(d)) dirs.push(d);
+      }
+    } catch {
+      // no such parent
+    }
+  };
+  add('/run/user', (n) => (/^\d+$/.test(n) ? join('/run/user', n, 'locksmith') : undefined));
+  add('/tmp', (n) => (/^locksmith-\d+$/.test(n) ? join('/tmp', n) : undefined));
+  return dirs;
+}
+
+/**
+ * Creates `dir` (mode 0700) if needed and makes sure it is private: a real directory owned by this
+ * user with no group or other access (tightened if it is ours). Throws a one-sentence Error if not.
+ */
+export function ensurePrivateDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new Error(`cannot create the control directory ${dir}: ${(e as Error).message}`);
+  }
+  const st = lstatSync(dir);
+  if (st.isSymbolicLink() || !st.isDirectory()) throw new Error(`the control directory ${dir} is not a directory (or is a symlink); remove it`);
+  if (st.uid !== uid()) throw new Error(`the control directory ${dir} belongs to uid ${st.uid}, not to this user; remove it or set ${RUNTIME_DIR_ENV}`);
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+}
+
+/** The mountpoint's real path: the socket's name derives from it. A dead mount falls back to resolve(). */
+export function realMountpoint(mountpoint: string): string {
+  try {
+    return realpathSync(mountpoint);
+  } catch {
+    return resolve(mountpoint);
+  }
+}
+
+/** The socket file name of a mount (from its real path). */
+export function socketName(realPath: string): string {
+  return `${createHash('sha256').update(realPath).digest('hex').slice(0, 24)}.sock`;
+}
+
+/** JSON with bigints as decimal strings. */
+export function toJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+}
+
+/** A command's answer (without ok/protocol/cmd, which the server adds). */
+export type Handler = () => Promise<Record<string, unknown>> | Record<string, unknown>;
+
+export interface ControlServerOptions {
+  /** The mountpoint (any spelling: its real path names the socket). */
+  mountpoint: string;
+  /**
+   * `mountpoint` is already its real path: use it as is. A server should pass the path the mount
+   * was made at this way, since resolving a live mount's root asks the mount itself.
+   */
+  resolved?: boolean;
+  /** The commands served, by name ('info', 'locks', 'stats'). */
+  handlers: Readonly<Record<string, Handler>>;
+  /** Default: controlDir(). */
+  dir?: string;
+  /** Called for each request (for a debug log) and for a failed handler. */
+  onRequest?: (cmd: string) => void;
+  onError?: (cmd: string, e: unknown) => void;
+}
+
+export interface ControlServer {
+  /** The socket's path. */
+  readonly path: string;
+  /** Stops accepting, ends open connections and removes the socket (if it is still ours). Safe to call twice. */
+  close(): Promise<void>;
+  /** The synchronous part of close() for a process on its way out: removes the socket file. */
+  removeSocket(): void;
+}
+
+/** What connecting to a socket found. */
+export type Probe = 'live' | 'stale' | 'absent' | 'denied';
+
+/** Whether a server answers on `path`: 'stale' when the file is there but nobody listens. */
+export function probe(path: string, ms = 2000): Promise<Probe> {
+  return new Promise((done) => {
+    const s = createConnection(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      done('live'); // it accepted (or is slow): never treat a possibly live server as stale
+    }, ms);
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.destroy();
+      done('live');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      done(e.code === 'ECONNREFUSED' ? 'stale' : e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : 'absent');
+    });
+  });
+}
+
+/** Removes a stale socket (best effort); true if it is gone. */
+export function removeStale(path: string): boolean {
+  try {
+    if (!lstatSync(path).isSocket()) return false;
+    unlinkSync(path);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
+/**
+ * Serves the control channel of one mount. Rejects with a one-sentence Error if the directory is
+ * not private or another live server already holds the mountpoint's socket.
+ */
+export async function serveControl(o: ControlServerOptions): Promise<ControlServer> {
+  const dir = o.dir ?? controlDir();
+  ensurePrivateDir(dir);
+  const path = join(dir, socketName(o.resolved === true ? o.mountpoint : realMountpoint(o.mountpoint)));
+  const state = await probe(path);
+  if (state === 'live') throw new Error(`another locksmith server already answers on ${path}`);
+  if (state === 'stale') removeStale(path);
+
+  const connections = new Set<Socket>();
+  const server: Server = createServer((sock) => {
+    connections.add(sock);
+    sock.once('close', () => connections.delete(sock));
+    sock.on('error', () => sock.destroy());
+    serveConnection(sock, o);
+  });
+  const tmp = join(dir, `.${process.pid}.${Date.now()}.tmp`);
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(tmp, () => {
+      server.off('error', fail);
+      ok();
+    });
+  });
+  let ino: number;
+  try {
+    chmodSync(tmp, 0o600);
+    renameSync(tmp, path);
+    ino = lstatSync(path).ino;
+  } catch (e) {
+    server.close();
+    throw new Error(`cannot set up the control socket ${path}: ${(e as Error).message}`);
+  }
+  server.on('error', () => {
+    // a listening server only reports accept failures (EMFILE...): the next connection may work
+  });
+
+  const removeSocket = () => {
+    try {
+      if (lstatSync(path).ino === ino) unlinkSync(path);
+    } catch {
+      // already gone
+    }
+  };
+  let closing: Promise<void> | undefined;
+  return {
+    path,
+    removeSocket,
+    close: () =>
+      (closing ??= new Promise<void>((done) => {
+        removeSocket();
+        server.close(() => done());
+        for (const c of connections) c.destroy();
+      })),
+  };
+}
+
+function serveConnection(sock: Socket, o: ControlServerOptions): void {
+  let buffered = 0;
+  sock.on('data', (d: Buffer) => {
+    // readline has no line limit: count what arrives between newlines ourselves
+    const nl = d.lastIndexOf(10);
+    buffered = nl < 0 ? buffered + d.length : d.length - nl - 1;
+    if (buffered > MAX_LINE) {
+      sock.end(`${toJson({ ok: false, protocol: CONTROL_PROTOCOL, error: 'request line too long' })}\n`);
+      sock.destroy();
+    }
+  });
+  // Answers go out in request order: each waits for the one before it.
+  let chain: Promise<void> = Promise.resolve();
+  // readline re-emits the socket's errors: without a listener a client that resets would throw here
+  const rl = createInterface({ input: sock, crlfDelay: Infinity });
+  rl.on('error', () => sock.destroy());
+  rl.on('line', (line) => {
+    if (line.trim() === '') return;
+    const answer = answerLine(line, o);
+    chain = chain.then(async () => {
+      const text = await answer;
+      if (!sock.destroyed) sock.write(`${text}\n`);
+    });
+  });
+}
+
+async function answerLine(line: string, o: ControlServerOptions): Promise<string> {
+  let req: { cmd?: unknown; id?: unknown };
+  try {
+    req = JSON.parse(line) as typeof req;
+    if (typeof req !== 'object' || req === null) throw new Error('not an object');
+  } catch {
+    return toJson({ ok: false, protocol: CONTROL_PROTOCOL, error: 'a request is one JSON object per line, like {"cmd":"locks"}' });
+  }
+  const id = req.id === undefined ? {} : { id: req.id };
+  const cmd = typeof req.cmd === 'string' ? req.cmd : '';
+  const handler = Object.hasOwn(o.handlers, cmd) ? o.handlers[cmd] : undefined;
+  if (handler === undefined) {
+    const known = Object.keys(o.handlers).join(', ');
+    return toJson({ ok: false, protocol: CONTROL_PROTOCOL, ...id, error: `unknown command '${String(req.cmd)}' (known: ${known})` });
+  }
+  o.onRequest?.(cmd);
+  try {
+    return toJson({ ok: true, protocol: CONTROL_PROTOCOL, cmd, ...id, ...(await handler()) });
+  } catch (e) {
+    o.onError?.(cmd, e);
+    return toJson({ ok: false, protocol: CONTROL_PROTOCOL, cmd, ...id, error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
+/** An error talking to a control socket; `code` says what happened. */
+export class ControlError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'absent' | 'stale' | 'denied' | 'timeout' | 'protocol' | 'failed',
+  ) {
+    super(message);
+  }
+}
+
+/** One request/answer over a new connection to `path`. Rejects with a ControlError. */
+export function request(path: string, req: { cmd: string }, ms = 30000): Promise<Record<string, unknown>> {
+  return new Promise((done, fail) => {
+    const s = createConnection(path);
+    const timer = setTimeout(() => {
+      s.destroy();
+      fail(new ControlError(`no answer to '${req.cmd}' on ${path} within ${ms / 1000} s`, 'timeout'));
+    }, ms);
+    const finish = (f: () => void) => {
+      clearTimeout(timer);
+      s.destroy();
+      f();
+    };
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      const code = e.code === 'ECONNREFUSED' ? 'stale' : e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : e.code === 'ENOENT' ? 'absent' : 'failed';
+      finish(() => fail(new ControlError(`cannot connect to ${path}: ${e.message}`, code)));
+    });
+    s.once('connect', () => s.write(`${toJson(req)}\n`));
+    const rl = createInterface({ input: s, crlfDelay: Infinity });
+    rl.on('error', () => {
+      // the socket's own 'error' listener above reports it
+    });
+    rl.once('line', (line) => {
+      let answer: Record<string, unknown>;
+      try {
+        answer = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return finish(() => fail(new ControlError(`${path} answered something that is not JSON`, 'protocol')));
+      }
+      if (answer.ok !== true) return finish(() => fail(new ControlError(String(answer.error ?? 'the server refused the request'), 'failed')));
+      finish(() => done(answer));
+    });
+    s.once('end', () => finish(() => fail(new ControlError(`${path} closed the connection without answering`, 'protocol'))));
+  });
+}
+
+export interface FoundSocket {
+  path: string;
+  state: Probe;
+}
+
+/** Every control socket in `dirs`; with `clean`, stale ones are removed (and left out). */
+export async function listSockets(dirs: string[], clean = true): Promise<FoundSocket[]> {
+  const out: FoundSocket[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(dir).filter((n) => n.endsWith('.sock'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EACCES') out.push({ path: dir, state: 'denied' });
+      continue;
+    }
+    for (const n of names.sort()) {
+      const path = join(dir, n);
+      const state = await probe(path);
+      if (state === 'stale' && clean && removeStale(path)) continue;
+      out.push({ path, state });
+    }
+  }
+  return out;
+}

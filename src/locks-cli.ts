@@ -1,0 +1,272 @@
+/**
+ * `locksmith locks [MOUNTPOINT]` and `locksmith stats [MOUNTPOINT]`: ask running mounts, through
+ * their control sockets (src/control.ts), for the locks they hold (like lslocks, which cannot see
+ * them) and for their counters.
+ */
+import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { ControlError, controlDir, listSockets, realMountpoint, request, searchDirs, socketName } from './control.js';
+import { deadMountCommand, isDeadMount } from './dead-mount.js';
+import { versionLine } from './version.js';
+
+const OFFSET_MAX = '9223372036854775807';
+
+const HELP = {
+  locks: `usage: locksmith locks [MOUNTPOINT] [--json] [--noheadings]
+
+Lists the fcntl, OFD and flock locks that processes hold or wait for on a running 'locksmith
+mount' (they never appear in /proc/locks or lslocks), one per line:
+
+  PID    the process that took the lock (for flock: the thread that called flock)
+  KIND   posix (fcntl; OFD locks arrive as posix over FUSE) or flock
+  TYPE   read or write (flock: shared is read, exclusive is write)
+  START  first byte; END last byte, EOF when the lock runs to the end of the file
+  STATE  granted, or waiting (F_SETLKW, blocking flock)
+  PATH   the file, relative to the mountpoint (<dev:ino> when its name cannot be found)
+
+Without MOUNTPOINT, every running mount this user can reach is listed (a MOUNT column is added).
+Only root and the user running a mount can ask it.
+
+options:
+  --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
+                 start and end are decimal strings (end ${OFFSET_MAX} is EOF)
+  --noheadings   leave the heading line out
+  --version      print the version
+  --help         show this text
+`,
+  stats: `usage: locksmith stats [MOUNTPOINT] [--json]
+
+Shows the counters of a running 'locksmith mount' (every running mount without MOUNTPOINT): locks
+held and waiting, files, operations by result, waits, worker restarts, hook errors, faults and the
+FUSE session's events and replies. Only root and the user running a mount can ask it.
+
+options:
+  --json      {"mounts":[{mount, stats, session}]}, 64-bit values as decimal strings
+  --version   print the version
+  --help      show this text
+`,
+};
+
+type Cmd = keyof typeof HELP;
+type Answer = Record<string, unknown> & { mount: MountInfo };
+interface MountInfo {
+  mountpoint: string;
+  backing: string;
+  pid: number;
+  uid: number | null;
+  version: string;
+  startedAt: string;
+  uptimeMs: number;
+  workers: number;
+}
+interface WireLock {
+  pid: number;
+  kind: string;
+  type: string;
+  start: string;
+  end: string;
+  state: string;
+  path: string | null;
+  dev: string | null;
+  ino: string | null;
+  key: string;
+  owner: string;
+  waitingMs?: number;
+}
+
+class Failure extends Error {}
+
+function fail(cmd: Cmd, msg: string): number {
+  process.stderr.write(`locksmith ${cmd}: ${msg}\n`);
+  return 1;
+}
+
+/** The answer of the mount at `mountpoint`, or a Failure saying in one sentence why not. */
+async function askOne(cmd: Cmd, mountpoint: string): Promise<Answer> {
+  const real = realMountpoint(mountpoint);
+  const name = socketName(real);
+  const dirs = searchDirs();
+  let denied: string | undefined;
+  let stale: string | undefined;
+  for (const dir of dirs) {
+    const path = join(dir, name);
+    try {
+      return (await request(path, { cmd })) as Answer;
+    } catch (e) {
+      if (!(e instanceof ControlError)) throw e;
+      if (e.code === 'absent') continue;
+      if (e.code === 'denied') {
+        denied = path;
+        continue;
+      }
+      if (e.code === 'stale') {
+        stale = path;
+        continue;
+      }
+      throw new Failure(e.message);
+    }
+  }
+  if (denied) throw new Failure(`permission denied on ${denied}: only root and the user running the mount at ${mountpoint} can ask it`);
+  if (isDeadMount(mountpoint)) {
+    throw new Failure(`${mountpoint} is a dead FUSE mount (its server is gone): run '${deadMountCommand(mountpoint)}'`);
+  }
+  if (stale) throw new Failure(`the server of ${mountpoint} is gone (${stale} is left from it)`);
+  throw new Failure(
+    `no running locksmith mount at ${mountpoint} (no control socket ${name} in ${dirs.length === 1 ? dirs[0] : `${controlDir()} or other users' directories`})`,
+  );
+}
+
+/** The answers of every running mount reachable; notes on stderr about the ones that are not. */
+async function askAll(cmd: Cmd): Promise<Answer[]> {
+  const out: Answer[] = [];
+  for (const s of await listSockets(searchDirs())) {
+    if (s.state === 'denied') {
+      process.stderr.write(`locksmith ${cmd}: skipping ${s.path}: permission denied (another user's mount)\n`);
+      continue;
+    }
+    if (s.state !== 'live') continue;
+    try {
+      out.push((await request(s.path, { cmd })) as Answer);
+    } catch (e) {
+      if (!(e instanceof ControlError)) throw e;
+      process.stderr.write(`locksmith ${cmd}: skipping ${s.path}: ${e.message}\n`);
+    }
+  }
+  return out.sort((a, b) => a.mount.mountpoint.localeCompare(b.mount.mountpoint));
+}
+
+/** A name as text safe for a terminal: control characters (a file may be named with them) as \xNN. */
+function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being escaped
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function table(rows: string[][], headings: boolean, right: Set<number>): string {
+  const all = headings ? rows : rows.slice(1);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return all
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join(' ')
+        .trimEnd(),
+    )
+    .map((l) => `${l}\n`)
+    .join('');
+}
+
+function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
+  const cols = ['PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', ...(many ? ['MOUNT'] : []), 'PATH'];
+  const rows = [cols];
+  for (const a of answers) {
+    for (const l of a.locks as WireLock[]) {
+      rows.push([
+        String(l.pid),
+        l.kind,
+        l.type,
+        l.start,
+        l.end === OFFSET_MAX ? 'EOF' : l.end,
+        l.state,
+        ...(many ? [printable(a.mount.mountpoint)] : []),
+        l.path === null ? `<dev ${l.dev ?? '?'} inode ${l.ino ?? printable(l.key)}>` : printable(l.path),
+      ]);
+    }
+  }
+  process.stdout.write(table(rows, headings, new Set([0, 3, 4])));
+}
+
+function duration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const parts = [[Math.floor(s / 86400), 'd'], [Math.floor(s / 3600) % 24, 'h'], [Math.floor(s / 60) % 60, 'm'], [s % 60, 's']] as const;
+  const i = parts.findIndex(([n]) => n > 0);
+  return i < 0 ? '0s' : parts.slice(i, i + 2).map(([n, u]) => `${n}${u}`).join(' ');
+}
+
+function printStats(answers: Answer[]): void {
+  for (const a of answers) {
+    const s = a.stats as {
+      operations: Record<string, Record<string, number>>;
+      waiting: number;
+      inFlight: number;
+      waits: { count: number; totalMs: number; maxMs: number };
+      files: number;
+      workers: { index: number; files: number; locks: number; waiters: number; calls: number; restarts: number }[];
+      hookErrors: number;
+      faults: number;
+      workerRestarts: number;
+      crossWorkerDeadlocks: number;
+    };
+    const n = a.session as { events: number; replied: number; outstanding: number; interrupts?: number; posixLocks?: boolean; flockLocks?: boolean };
+    const m = a.mount;
+    const locks = s.workers.reduce((x, w) => x + w.locks, 0);
+    const waiters = s.workers.reduce((x, w) => x + w.waiters, 0);
+    const calls = s.workers.reduce((x, w) => x + w.calls, 0);
+    const ops = Object.entries(s.operations)
+      .map(([op, byCode]) => `${op} ${Object.entries(byCode).map(([code, k]) => `${code}:${k}`).join(' ')}`)
+      .join('; ');
+    process.stdout.write(
+      `${printable(m.mountpoint)}  (backing ${printable(m.backing)}, pid ${m.pid}, up ${duration(m.uptimeMs)}, locksmith ${printable(m.version)})\n` +
+        `  locks        ${locks} granted, ${waiters} waiting, on ${s.files} files\n` +
+        `  requests     ${calls} decided by ${s.workers.length} workers, ${s.inFlight} in flight\n` +
+        `  waits        ${s.waits.count}, longest ${s.waits.maxMs} ms, mean ${s.waits.count ? Math.round(s.waits.totalMs / s.waits.count) : 0} ms\n` +
+        `  problems     ${s.hookErrors} hook errors, ${s.faults} faults, ${s.workerRestarts} worker restarts; ${s.crossWorkerDeadlocks} cross-worker deadlocks broken\n` +
+        `  fuse         ${n.events} events, ${n.replied} replies, ${n.outstanding} outstanding, ${n.interrupts ?? 0} interrupts;` +
+        ` POSIX locks ${n.posixLocks ? 'ours' : 'kernel'}, flock ${n.flockLocks ? 'ours' : 'kernel'}\n` +
+        (ops ? `  operations   ${ops}\n` : ''),
+    );
+  }
+}
+
+export async function main(cmd: Cmd, argv: string[]): Promise<number> {
+  let json: boolean;
+  let headings: boolean;
+  let mountpoint: string | undefined;
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean' },
+        ...(cmd === 'locks' ? { noheadings: { type: 'boolean', short: 'n' } } : {}),
+        version: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(HELP[cmd]);
+      return 0;
+    }
+    if (values.version) {
+      process.stdout.write(versionLine());
+      return 0;
+    }
+    if (positionals.length > 1) throw new Error(`${cmd} takes at most one mountpoint`);
+    mountpoint = positionals[0];
+    json = values.json === true;
+    headings = (values as { noheadings?: boolean }).noheadings !== true;
+  } catch (e) {
+    process.stderr.write(`locksmith ${cmd}: ${e instanceof Error ? e.message : String(e)}. Run 'locksmith ${cmd} --help'.\n`);
+    return 2;
+  }
+
+  let answers: Answer[];
+  try {
+    answers = mountpoint === undefined ? await askAll(cmd) : [await askOne(cmd, mountpoint)];
+  } catch (e) {
+    if (e instanceof Failure) return fail(cmd, e.message);
+    throw e;
+  }
+  if (json) {
+    const mounts = answers.map((a) => a.mount);
+    const body =
+      cmd === 'locks'
+        ? { mounts, locks: answers.flatMap((a) => (a.locks as WireLock[]).map((l) => ({ mountpoint: a.mount.mountpoint, ...l }))) }
+        : { mounts: answers.map((a) => ({ mount: a.mount, stats: a.stats, session: a.session })) };
+    process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    return 0;
+  }
+  if (mountpoint === undefined && answers.length === 0) process.stderr.write(`locksmith ${cmd}: no running locksmith mount found\n`);
+  if (cmd === 'locks') printLocks(answers, mountpoint === undefined, headings);
+  else printStats(answers);
+  return 0;
+}

@@ -1,0 +1,73 @@
+/**
+ * The log of a long-running locksmith command (`locksmith mount`): one line per event on stderr,
+ * filtered by a level from `--log-level` or LOCKSMITH_LOG_LEVEL (the flag wins; default 'warn').
+ *
+ * The coordinator reports hook failures, faults and worker replacements as process warnings
+ * (LocksmithHookWarning, LocksmithFaultWarning, LocksmithWorkerWarning); `printWarnings` takes
+ * over the process's 'warning' event so they come out as log lines at their level instead of
+ * Node's default "(node:PID) Warning: ..." text.
+ */
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const LOG_LEVEL_ENV = 'LOCKSMITH_LOG_LEVEL';
+
+/** The level a process warning is logged at, by its name. */
+export const WARNING_LEVELS: Readonly<Record<string, LogLevel>> = {
+  LocksmithFaultWarning: 'error',
+  LocksmithHookWarning: 'warn',
+  LocksmithWorkerWarning: 'warn',
+};
+
+/**
+ * The level to use: `flag` (from --log-level) if given, else the environment variable, else 'warn'.
+ * Throws an Error naming the source and the accepted values when the text is not a level.
+ */
+export function resolveLogLevel(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): LogLevel {
+  const [text, from] = flag !== undefined ? [flag, '--log-level'] : [env[LOG_LEVEL_ENV], LOG_LEVEL_ENV];
+  if (text === undefined || text === '') return 'warn';
+  const t = text.trim().toLowerCase();
+  if ((LOG_LEVELS as readonly string[]).includes(t)) return t as LogLevel;
+  throw new Error(`${from} must be one of ${LOG_LEVELS.join(', ')}, got '${text}'`);
+}
+
+export interface Logger {
+  readonly level: LogLevel;
+  enabled(level: LogLevel): boolean;
+  error(msg: string): void;
+  warn(msg: string): void;
+  info(msg: string): void;
+  debug(msg: string): void;
+}
+
+/** A logger writing `<ISO time> <prefix> <level>: <msg>` lines to `out` (stderr) at `level` and above. */
+export function createLogger(prefix: string, level: LogLevel, out: (line: string) => void = (l) => process.stderr.write(l)): Logger {
+  const rank = LOG_LEVELS.indexOf(level);
+  const enabled = (l: LogLevel) => LOG_LEVELS.indexOf(l) <= rank;
+  const at = (l: LogLevel) => (msg: string) => {
+    if (enabled(l)) out(`${new Date().toISOString()} ${prefix} ${l}: ${msg.replace(/\n+$/, '').replace(/\n/g, '\n    ')}\n`);
+  };
+  return { level, enabled, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}
+
+/**
+ * Routes every process warning to `log` (Locksmith* warnings at their WARNING_LEVELS level, other
+ * warnings such as deprecations at 'warn'), replacing Node's default printer. Returns a function
+ * that puts the previous listeners back.
+ */
+export function printWarnings(log: Logger): () => void {
+  const previous = process.listeners('warning');
+  process.removeAllListeners('warning');
+  const listener = (w: Error) => {
+    const level = WARNING_LEVELS[w.name] ?? 'warn';
+    const text = w.message.replace(/^locksmith: /, '');
+    log[level](`${text} (${w.name})`);
+    if (log.enabled('debug') && w.stack) log.debug(w.stack);
+  };
+  process.on('warning', listener);
+  return () => {
+    process.off('warning', listener);
+    for (const l of previous) process.on('warning', l);
+  };
+}

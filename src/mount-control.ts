@@ -1,0 +1,205 @@
+/**
+ * What a running `locksmith mount` answers on its control channel (src/control.ts): 'info',
+ * 'locks' and 'stats', built from its FuseMount.
+ *
+ * The coordinator keys a FUSE file by its backing identity, "fuse:<st_dev>:<st_ino>" (stable across
+ * renames and hard links; src/native/fuse_session.cc). 'locks' maps each key back to a path
+ * relative to the mount, without ever touching the mount itself:
+ *   1. a path found before, if the backing file at that path still has that identity;
+ *   2. the descriptors of the lock's process: /proc/<pid>/fd links that point under the mountpoint,
+ *      checked against the backing file's identity (the name the process opened);
+ *   3. a bounded walk of the backing directory (WALK_LIMIT entries);
+ * and otherwise says so: path null, with the device and inode numbers.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join, relative, resolve, sep } from 'node:path';
+import type { LockEntry } from './coordinator.js';
+import type { FuseMount } from './mount.js';
+import { packageVersion } from './version.js';
+import { realMountpoint, type Handler } from './control.js';
+
+/** Backing entries looked at, at most, per 'locks' request that needs a walk. */
+const WALK_LIMIT = 50_000;
+/** Descriptors of one process looked at, at most. */
+const FD_LIMIT = 4096;
+
+/** One lock as `locksmith locks` shows it (64-bit values as decimal strings on the wire). */
+export interface ControlLock {
+  pid: number;
+  kind: LockEntry['kind'];
+  type: LockEntry['type'];
+  start: bigint;
+  /** Inclusive; 9223372036854775807 (OFFSET_MAX) means "to the end of the file". */
+  end: bigint;
+  state: LockEntry['state'];
+  /** Relative to the mountpoint ('.' for its root), or null when it cannot be found. */
+  path: string | null;
+  /** The backing file's identity (decimal). */
+  dev: string | null;
+  ino: string | null;
+  /** The coordinator's key for the file. */
+  key: string;
+  owner: string;
+  waitingMs?: number;
+}
+
+/** "fuse:<dev>:<ino>" -> [dev, ino], or undefined for another kind of key. */
+export function parseKey(key: string): [bigint, bigint] | undefined {
+  const m = /^fuse:(\d+):(\d+)$/.exec(key);
+  return m ? [BigInt(m[1]!), BigInt(m[2]!)] : undefined;
+}
+
+/** Maps lock keys to paths relative to the mount (see the module comment). */
+export class KeyPaths {
+  private readonly known = new Map<string, string>();
+  readonly mountpoint: string;
+  readonly backing: string;
+
+  /** Both real paths (a server takes them from its session: see mountHandlers). */
+  constructor(mountpoint: string, backing: string) {
+    this.mountpoint = mountpoint;
+    this.backing = backing;
+  }
+
+  /** Whether the backing file at `rel` has the identity `key`. */
+  private async is(rel: string, key: string): Promise<boolean> {
+    const id = parseKey(key);
+    if (!id) return false;
+    try {
+      const st = await lstat(join(this.backing, rel), { bigint: true });
+      return st.dev === id[0] && st.ino === id[1];
+    } catch {
+      return false;
+    }
+  }
+
+  private keyOf(st: { dev: bigint; ino: bigint }): string {
+    return `fuse:${st.dev}:${st.ino}`;
+  }
+
+  /** Paths for the keys of `wanted` (in its order), given the pids that hold or wait on each. */
+  async resolve(wanted: Map<string, Set<number>>): Promise<Map<string, string | null>> {
+    const out = new Map<string, string | null>();
+    for (const [key, pids] of wanted) {
+      const cached = this.known.get(key);
+      if (cached !== undefined && (await this.is(cached, key))) {
+        out.set(key, cached);
+        continue;
+      }
+      this.known.delete(key);
+      for (const pid of pids) {
+        const rel = await this.fromProcess(pid, key);
+        if (rel !== undefined) {
+          this.known.set(key, rel);
+          out.set(key, rel);
+          break;
+        }
+      }
+    }
+    const missing = [...wanted.keys()].filter((k) => !out.has(k) && parseKey(k) !== undefined);
+    if (missing.length > 0) await this.walk(new Set(missing), out);
+    return new Map([...wanted.keys()].map((k) => [k, out.get(k) ?? null]));
+  }
+
+  private async fromProcess(pid: number, key: string): Promise<string | undefined> {
+    if (!Number.isInteger(pid) || pid <= 0) return undefined;
+    const fdDir = `/proc/${pid}/fd`;
+    let fds: string[];
+    try {
+      fds = (await readdir(fdDir)).slice(0, FD_LIMIT);
+    } catch {
+      return undefined; // gone, or not ours to read
+    }
+    const prefix = this.mountpoint.endsWith(sep) ? this.mountpoint : this.mountpoint + sep;
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = await readlink(join(fdDir, fd));
+      } catch {
+        continue;
+      }
+      if (target !== this.mountpoint && !target.startsWith(prefix)) continue;
+      const rel = relative(this.mountpoint, target) || '.';
+      if (await this.is(rel, key)) return rel;
+    }
+    return undefined;
+  }
+
+  private async walk(missing: Set<string>, out: Map<string, string | null>): Promise<void> {
+    const queue: string[] = ['.'];
+    let seen = 0;
+    while (queue.length > 0 && missing.size > 0 && seen < WALK_LIMIT) {
+      const rel = queue.shift()!;
+      let st: Awaited<ReturnType<typeof lstat>>;
+      try {
+        st = await lstat(join(this.backing, rel), { bigint: true });
+      } catch {
+        continue;
+      }
+      seen++;
+      const key = this.keyOf(st);
+      if (missing.has(key)) {
+        missing.delete(key);
+        this.known.set(key, rel);
+        out.set(key, rel);
+      }
+      if (!st.isDirectory()) continue;
+      try {
+        for (const name of await readdir(join(this.backing, rel))) queue.push(rel === '.' ? name : join(rel, name));
+      } catch {
+        // unreadable directory
+      }
+    }
+  }
+}
+
+/** The mount's answers: 'info', 'locks', 'stats'. */
+export function mountHandlers(m: FuseMount, o: { startedAt: number }): Record<string, Handler> {
+  // The session's paths are the real ones the native side resolved before mounting; resolving the
+  // mountpoint here would ask the mount itself.
+  const info = m.info();
+  const paths = new KeyPaths(info.mountpoint ?? resolve(m.mountpoint), info.backing ?? realMountpoint(m.backing));
+  const mount = () => ({
+    mountpoint: paths.mountpoint,
+    backing: paths.backing,
+    pid: process.pid,
+    uid: process.getuid?.() ?? null,
+    version: packageVersion(),
+    workers: info.destinations,
+    startedAt: new Date(o.startedAt).toISOString(),
+    uptimeMs: Date.now() - o.startedAt,
+  });
+  return {
+    info: () => ({ mount: mount() }),
+    locks: async () => {
+      const entries = await m.coordinator.locks();
+      const wanted = new Map<string, Set<number>>();
+      for (const e of entries) {
+        const pids = wanted.get(e.path) ?? new Set<number>();
+        pids.add(e.pid);
+        wanted.set(e.path, pids);
+      }
+      const where = await paths.resolve(wanted);
+      const locks: ControlLock[] = entries.map((e) => {
+        const id = parseKey(e.path);
+        return {
+          pid: e.pid,
+          kind: e.kind,
+          type: e.type,
+          start: e.start,
+          end: e.end,
+          state: e.state,
+          path: where.get(e.path) ?? null,
+          dev: id ? id[0].toString() : null,
+          ino: id ? id[1].toString() : null,
+          key: e.path,
+          owner: String(e.owner),
+          ...(e.waitingMs === undefined ? {} : { waitingMs: e.waitingMs }),
+        };
+      });
+      locks.sort((a, b) => (a.path ?? '\uffff').localeCompare(b.path ?? '\uffff') || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0) || a.pid - b.pid);
+      return { mount: mount(), locks };
+    },
+    stats: async () => ({ mount: mount(), stats: await m.coordinator.stats(), session: m.info() }),
+  };
+}

@@ -1,0 +1,223 @@
+/**
+ * `locksmith locks` and `locksmith stats` against a live mount, as separate processes: lock client
+ * processes (lockclient.c) take fcntl, OFD and flock locks on files of a `locksmith mount` served
+ * by another process, and `locksmith locks MOUNTPOINT --json` lists each with its pid, kind, type,
+ * range, state and path relative to the mount. The control socket is reachable only by root and
+ * its owner: checked with `runuser -u nobody` when that works here, else by the modes alone.
+ *
+ * Skips only outside CI when a mount cannot work here, saying why; with CI set it fails instead.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { socketName } from '../../src/control.js';
+import { fuseUnavailable } from '../../src/mount.js';
+import { runCli, Server } from './cli-proc.js';
+import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
+
+const OFFSET_MAX = '9223372036854775807';
+
+interface JsonLock {
+  mountpoint: string;
+  pid: number;
+  kind: string;
+  type: string;
+  start: string;
+  end: string;
+  state: string;
+  path: string | null;
+  ino: string | null;
+}
+
+// The whole file runs a mount, lock client processes and about twenty `locksmith` processes,
+// each a fresh Node; on a loaded machine that is minutes, beyond .taprc's 120 s for a file. Every wait inside names what it waits for.
+t.setTimeout(10 * 60_000);
+
+const why = fuseUnavailable() ?? mountEnvironmentMissing();
+if (why !== undefined && !process.env.CI) {
+  const bar = '!'.repeat(100);
+  console.error(`\n${bar}\n!! SKIPPING test/native/control.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
+  t.plan(0, `FUSE unavailable: ${why}`);
+} else {
+  if (why !== undefined) t.fail(`FUSE is required in CI but unavailable: ${why}`);
+
+  // /tmp/locksmith-control-XXX is made 0755 so that only the control directory's own mode keeps
+  // another user out; LOCKSMITH_RUNTIME_DIR keeps this file's mounts apart from any other running.
+  const base = mkdtempSync(join(tmpdir(), 'locksmith-control-'));
+  chmodSync(base, 0o755);
+  const backing = join(base, 'backing');
+  const mnt = join(base, 'mnt');
+  const run = join(base, 'run');
+  mkdirSync(join(backing, 'dir'), { recursive: true });
+  mkdirSync(mnt);
+  const env = { LOCKSMITH_RUNTIME_DIR: run };
+  const bin = buildLockClient(join(base, 'lockclient'));
+  const clients: Client[] = [];
+  const client = (name: string, cmds: string[]) => {
+    const c = new Client(bin, join(mnt, name), cmds);
+    clients.push(c);
+    return c;
+  };
+  const server = new Server([backing, mnt, '--workers', '2', '--log-level', 'info'], env);
+  t.teardown(async () => {
+    for (const c of clients) if (c.running) c.proc.kill('SIGKILL');
+    if (server.proc.exitCode === null && server.proc.signalCode === null) {
+      server.proc.kill('SIGTERM');
+      await server.ended().catch(() => server.proc.kill('SIGKILL'));
+    }
+    forceUnmount(mnt);
+    rmSync(base, { recursive: true, force: true });
+  });
+  const locks = async (args: string[] = [mnt]) => {
+    const r = await runCli(['locks', ...args, '--json'], { env });
+    if (r.status !== 0) throw new Error(`locksmith locks failed (${r.status}): ${r.stderr}`);
+    return JSON.parse(r.stdout) as { mounts: { mountpoint: string; pid: number }[]; locks: JsonLock[] };
+  };
+
+  t.test('the control socket: 0600 in a 0700 directory, named from the mountpoint', async (t) => {
+    t.match(await server.serving(), /^locksmith: serving /);
+    t.ok(mounted(mnt), 'mounted');
+    const sock = join(run, socketName(realpathSync(mnt)));
+    t.equal(statSync(run).mode & 0o777, 0o700, 'directory mode 0700');
+    t.equal(statSync(run).uid, process.getuid!(), "owned by the server's user");
+    t.ok(statSync(sock).isSocket(), `${sock} is a socket`);
+    t.equal(statSync(sock).mode & 0o777, 0o600, 'socket mode 0600');
+    t.same(readdirSync(run), [socketName(realpathSync(mnt))], 'nothing else in the directory (no temporary name left)');
+    t.ok(server.errors.some((l) => / info: control socket .*\.sock \(mode 0600\)/.test(l)), '--log-level info names the socket');
+  });
+
+  t.test('locks: the fcntl, OFD and flock locks that processes hold or wait for, with pid, kind, type, range, state and path', async (t) => {
+    const a = client('dir/f', ['open', 'lock', 'w', '0', '100', 'ofd', 'r', '200', '10', 'flock', 'ex', 'wait']);
+    t.same(await a.take(4), ['open ok', 'lock ok', 'ofd ok', 'flock ok']);
+    const b = client('dir/f', ['open', 'lockw', 'w', '50', '1', 'wait']);
+    t.equal(await b.next(), 'open ok');
+    const g = client('g', ['open', 'lock', 'r', '5', '0', 'wait']);
+    t.same(await g.take(2), ['open ok', 'lock ok']);
+
+    // b's F_SETLKW reaches the coordinator after 'open ok': wait until it is listed
+    const got = await until('the waiter in locksmith locks', async () => {
+      const j = await locks();
+      return j.locks.some((l) => l.pid === b.pid && l.state === 'waiting') ? j : undefined;
+    }, 120_000);
+    const mp = realpathSync(mnt);
+    t.same(got.mounts.map((m) => m.mountpoint), [mp], 'one mount, by its real path');
+    const pick = ({ pid, kind, type, start, end, state, path, mountpoint }: JsonLock) => ({ pid, kind, type, start, end, state, path, mountpoint });
+    const listed = got.locks.map(pick);
+    const expected = [
+      { pid: a.pid, kind: 'posix', type: 'write', start: '0', end: '99', state: 'granted', path: 'dir/f', mountpoint: mp },
+      // over FUSE an OFD lock arrives as a POSIX lock of the open file (ARCHITECTURE.md)
+      { pid: a.pid, kind: 'posix', type: 'read', start: '200', end: '209', state: 'granted', path: 'dir/f', mountpoint: mp },
+      { pid: a.pid, kind: 'flock', type: 'write', start: '0', end: OFFSET_MAX, state: 'granted', path: 'dir/f', mountpoint: mp },
+      { pid: b.pid, kind: 'posix', type: 'write', start: '50', end: '50', state: 'waiting', path: 'dir/f', mountpoint: mp },
+      { pid: g.pid, kind: 'posix', type: 'read', start: '5', end: OFFSET_MAX, state: 'granted', path: 'g', mountpoint: mp },
+    ];
+    const key = (l: { pid: number; kind: string; start: string; state: string }) => `${l.pid} ${l.kind} ${l.start} ${l.state}`;
+    t.same([...listed].sort((x, y) => key(x).localeCompare(key(y))), [...expected].sort((x, y) => key(x).localeCompare(key(y))), 'exactly the locks taken');
+
+    const table = await runCli(['locks', mnt], { env });
+    t.equal(table.status, 0);
+    const rows = table.stdout.trimEnd().split('\n').map((l) => l.trim().split(/\s+/));
+    t.same(rows[0], ['PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', 'PATH'], 'lslocks-like heading');
+    t.ok(rows.some((r) => r.join(' ') === `${a.pid} posix write 0 99 granted dir/f`), 'a row per lock');
+    t.ok(rows.some((r) => r.join(' ') === `${a.pid} flock write 0 EOF granted dir/f`), 'EOF for a lock to the end of the file');
+    t.ok(rows.some((r) => r.join(' ') === `${b.pid} posix write 50 50 waiting dir/f`), 'the waiter');
+    const bare = await runCli(['locks', mnt, '--noheadings'], { env });
+    t.equal(bare.stdout.split('\n').filter(Boolean).length, expected.length, '--noheadings: one line per lock');
+
+    const all = await runCli(['locks'], { env });
+    t.equal(all.status, 0, 'without a mountpoint: every running mount');
+    t.match(all.stdout, /^\s*PID KIND +TYPE +START +END +STATE +MOUNT +PATH\n/);
+    t.ok(all.stdout.includes(`${mp} dir/f`), 'with a MOUNT column');
+    t.same((await locks([])).locks.map(pick).length, expected.length, '--json without a mountpoint lists them too');
+
+    const st = await runCli(['stats', mnt, '--json'], { env });
+    t.equal(st.status, 0, 'stats answers');
+    const s = JSON.parse(st.stdout) as { mounts: { mount: { mountpoint: string; pid: number; workers: number }; stats: { workers: { locks: number; waiters: number }[] }; session: { posixLocks: boolean; flockLocks: boolean } }[] };
+    t.equal(s.mounts.length, 1);
+    const m = s.mounts[0]!;
+    t.equal(m.mount.mountpoint, mp);
+    t.equal(m.mount.pid, server.proc.pid, "the server's pid");
+    t.equal(m.stats.workers.length, 2, 'two workers');
+    t.equal(m.stats.workers.reduce((n, w) => n + w.locks, 0), 4, 'four granted locks');
+    t.equal(m.stats.workers.reduce((n, w) => n + w.waiters, 0), 1, 'one waiter');
+    t.same([m.session.posixLocks, m.session.flockLocks], [true, true], 'the session took both lock capabilities');
+    const human = await runCli(['stats', mnt], { env });
+    t.match(human.stdout, /locks +4 granted, 1 waiting, on 2 files/);
+
+    a.go();
+    t.equal(await b.next(), 'lockw ok', "the waiter is granted when a's locks go");
+    b.go();
+    g.go();
+    await Promise.all([a.ended(), b.ended(), g.ended()]);
+    t.same((await locks()).locks, [], 'nothing listed once the processes are gone');
+  });
+
+  t.test('a locked file whose name is gone is shown by its inode', async (t) => {
+    const c = client('doomed', ['open', 'flock', 'sh', 'wait']);
+    t.same(await c.take(2), ['open ok', 'flock ok']);
+    unlinkSync(join(backing, 'doomed')); // behind the mount's back: no name leads to it any more
+    const [l] = (await locks()).locks;
+    t.match(l, { pid: c.pid, kind: 'flock', type: 'read', path: null }, 'no path');
+    t.match(l?.ino, /^\d+$/, 'but the inode');
+    const table = await runCli(['locks', mnt, '--noheadings'], { env });
+    t.match(table.stdout, new RegExp(`^\\s*${c.pid} flock read +0 +EOF granted <dev \\d+ inode \\d+>\\n$`));
+    c.go();
+    await c.ended();
+  });
+
+  t.test('a name with control characters is escaped in the table, exact in --json', async (t) => {
+    const c = client('odd\x1b[2Jname', ['open', 'lock', 'w', '0', '1', 'wait']);
+    t.same(await c.take(2), ['open ok', 'lock ok']);
+    t.match((await locks()).locks, [{ pid: c.pid, path: 'odd\x1b[2Jname' }], 'the exact name in JSON');
+    const table = await runCli(['locks', mnt, '--noheadings'], { env });
+    t.equal(table.stdout.trim().split(/\s+/).at(-1), 'odd\\x1b[2Jname', 'escaped for the terminal');
+    c.go();
+    await c.ended();
+  });
+
+  t.test('only root and the owner can reach the socket', async (t) => {
+    const sock = join(run, socketName(realpathSync(mnt)));
+    const nobody = spawnSync('runuser', ['-u', 'nobody', '--', 'env', '-u', 'NODE_OPTIONS', process.execPath, '-e', ''], { cwd: '/', stdio: 'ignore' });
+    if (process.getuid?.() !== 0 || nobody.status !== 0) {
+      t.comment('cannot run a process as nobody here: checking the modes only');
+      t.equal(statSync(run).mode & 0o077, 0, 'no group or other access to the directory');
+      t.equal(statSync(sock).mode & 0o077, 0, 'nor to the socket');
+      return;
+    }
+    // Without NODE_OPTIONS: tap puts its own imports there (and back into any spawn's environment),
+    // and they would write process files where nobody may not.
+    const asNobody = (args: string[]) => runCli(args, { env, argv0: ['runuser', '-u', 'nobody', '--', 'env', '-u', 'NODE_OPTIONS', process.execPath] });
+    const dirOnly = await asNobody(['locks', mnt]);
+    t.equal(dirOnly.status, 1, 'nobody is refused');
+    t.match(dirOnly.stderr, /^locksmith locks: permission denied on .*\.sock: only root and the user running the mount at .* can ask it\n$/);
+
+    chmodSync(run, 0o711); // the directory searchable: now the socket's own 0600 is all that stands
+    try {
+      const sockOnly = await asNobody(['locks', mnt]);
+      t.equal(sockOnly.status, 1, 'refused by the socket mode alone');
+      t.match(sockOnly.stderr, /permission denied/);
+      chmodSync(sock, 0o666); // control: with both opened up, the same command as nobody works
+      const open = await asNobody(['locks', mnt, '--json']);
+      t.equal(open.status, 0, `nobody can ask once the modes allow it (${open.stderr.trim()})`);
+      t.equal(open.stderr, '', 'without complaint');
+    } finally {
+      chmodSync(sock, 0o600);
+      chmodSync(run, 0o700);
+    }
+    t.equal((await runCli(['stats', mnt], { env })).status, 0, 'root still can');
+  });
+
+  t.test('SIGTERM: the socket goes with the mount', async (t) => {
+    const sock = join(run, socketName(realpathSync(mnt)));
+    server.proc.kill('SIGTERM');
+    t.same(await server.ended(), { code: 0, signal: null }, 'exit 0');
+    t.notOk(mounted(mnt), 'unmounted');
+    t.throws(() => statSync(sock), { code: 'ENOENT' }, 'socket removed');
+    const r = await runCli(['locks', mnt], { env });
+    t.equal(r.status, 1);
+    t.match(r.stderr, /^locksmith locks: no running locksmith mount at /);
+    t.ok(server.errors.some((l) => / info: SIGTERM: /.test(l)), 'the info line at unmount');
+  });
+}
