@@ -471,7 +471,7 @@ async function rssChild(): Promise<void> {
       mainHeapDelta: held.heapUsed - base.heapUsed,
       fillMs,
     };
-    process.stdout.write(JSON.stringify(out) + '\n');
+    process.stdout.write(`${JSON.stringify(out)}\n`);
   } finally {
     await c.stop();
   }

@@ -179,7 +179,7 @@ class Kernel {
   private send(cmd: string): Promise<Record<string, number>> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ resolve, reject });
-      this.child.stdin.write(cmd + '\n');
+      this.child.stdin.write(`${cmd}\n`);
     });
   }
 
@@ -407,8 +407,8 @@ async function main(): Promise<void> {
     targets,
   };
   mkdirSync(path.dirname(RESULTS), { recursive: true });
-  writeFileSync(RESULTS + '.tmp', JSON.stringify(out, null, 2) + '\n');
-  renameSync(RESULTS + '.tmp', RESULTS);
+  writeFileSync(`${RESULTS}.tmp`, `${JSON.stringify(out, null, 2)}\n`);
+  renameSync(`${RESULTS}.tmp`, RESULTS);
   console.log(`wrote ${path.relative(ROOT, RESULTS)}`);
 }
 

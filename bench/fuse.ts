@@ -195,7 +195,10 @@ async function runLoaders(loader: string, mountpoint: string, procs: number, ms:
           const l = lines.shift();
           if (l !== undefined) return resolve(l);
           const timer = setTimeout(() => reject(new Error('a loader said nothing for 30 s')), 30_000);
-          waiters.push((x) => (clearTimeout(timer), resolve(x)));
+          waiters.push((x) => {
+            clearTimeout(timer);
+            resolve(x);
+          });
         });
       kids.push({ child, lines, next });
     }
@@ -252,7 +255,12 @@ async function pumpRate(workers: Worker[], flat: boolean, reply: boolean, ops: n
   const sid = pump.synthStart({ destinations: workers.length, threads: 2, files: 64, opsPerThread: ops, window: 4096, mode: reply ? 'reply' : 'deliver' });
   let stopped = false;
   try {
-    await Promise.all(workers.map((w, index) => (w.postMessage({ sid, index, flat, reply }), once(w))));
+    await Promise.all(
+      workers.map((w, index) => {
+        w.postMessage({ sid, index, flat, reply });
+        return once(w);
+      }),
+    );
     const deadline = Date.now() + 120_000;
     while (!pump.synthStats(sid).done) {
       if (Date.now() > deadline) throw new Error('the synthetic source did not finish within 120 s');

@@ -120,7 +120,7 @@ export class Report {
       loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100),
       ...meta,
     };
-    writeFileSync(file, JSON.stringify({ rows: this.rows, floors: this.floors, ratios: this.ratios, meta: m }, null, 2) + '\n');
+    writeFileSync(file, `${JSON.stringify({ rows: this.rows, floors: this.floors, ratios: this.ratios, meta: m }, null, 2)}\n`);
     console.log(`\nwrote ${path.relative(root, file)}`);
   }
 }

@@ -114,7 +114,7 @@ export function normReply(r: PosixReply): string {
 
 export function entryLine(e: LockEntry): string {
   const holder = idKey(e.owner);
-  const extra = e.kind === 'windows' ? 'pk=' + idKey(e.processId ?? 0) : 'fh=' + (e.fileHandle === undefined ? '-' : idKey(e.fileHandle));
+  const extra = e.kind === 'windows' ? `pk=${idKey(e.processId ?? 0)}` : `fh=${e.fileHandle === undefined ? '-' : idKey(e.fileHandle)}`;
   return line(e.kind, e.type === 'write' || e.type === 'exclusive', e.start, e.end, holder, e.pid, e.state, extra);
 }
 
@@ -310,7 +310,7 @@ function reqAsE(r: MReq): E {
 
 /** F_GETLK answers, checked against the listing before the call. */
 function checkGetlk(env: Env, input: unknown, pre: E[], out: string): void {
-  let d;
+  let d: ReturnType<RefModel['decodeLock']>;
   try {
     d = env.m.decodeLock(input);
   } catch {
@@ -334,7 +334,7 @@ function checkGetlk(env: Env, input: unknown, pre: E[], out: string): void {
 
 /** A new classic F_SETLKW fails with EDEADLK exactly when its edges would close a cycle. */
 function checkDeadlockAnswer(env: Env, input: unknown, pre: E[], out: string): void {
-  let d;
+  let d: ReturnType<RefModel['decodeLock']>;
   try {
     d = env.m.decodeLock(input);
   } catch {
@@ -488,7 +488,7 @@ export function runOp(env: Env, op: Op): void {
   let realOut: string;
   let modelOut: string | string[] = '';
   let method: Method | null = null;
-  let input: unknown = undefined;
+  let input: unknown;
   if (op.t === 'cancel') {
     if (env.pendings.length === 0) return;
     const id = op.k % env.pendings.length;

@@ -157,9 +157,9 @@ export class ModelTypeError extends Error {
 
 /** Identity by value: 5 and 5n are one identity, '5' another. */
 export function idKey(v: unknown): string {
-  if (typeof v === 'string') return 's:' + v;
-  if (typeof v === 'bigint') return 'n:' + v.toString();
-  if (typeof v === 'number' && Number.isInteger(v)) return 'n:' + BigInt(v).toString();
+  if (typeof v === 'string') return `s:${v}`;
+  if (typeof v === 'bigint') return `n:${v.toString()}`;
+  if (typeof v === 'number' && Number.isInteger(v)) return `n:${BigInt(v).toString()}`;
   throw new Error('not an identity');
 }
 /** The value of an identity key (for building requests from model state). */
@@ -384,7 +384,7 @@ export class RefModel {
       fp: footprint(off, end),
       holderKey: hk,
       pid: winPid(o.processId),
-      extra: 'pk=' + pk,
+      extra: `pk=${pk}`,
       handleKey: hk,
       processKey: pk,
       keyKey: kk,
@@ -442,7 +442,7 @@ export class RefModel {
       fp: flock ? { t: 'all' } : footprint(start, end),
       holderKey: ok,
       pid: kind === 'ofd' ? -1 : lockPid,
-      extra: 'fh=' + (fh ?? '-'),
+      extra: `fh=${fh ?? '-'}`,
       handleKey: '',
       processKey: '',
       keyKey: '',
@@ -591,7 +591,7 @@ export class RefModel {
     if (r.kind === 'flock') {
       const old = f.flocks.get(r.owner);
       f.flocks.set(r.owner, r);
-      return old !== undefined && old.write && !r.write;
+      return old?.write === true && !r.write;
     }
     let po = f.posix.get(r.owner);
     if (po === undefined) {
@@ -832,7 +832,7 @@ export class RefModel {
   flush(input: unknown): string {
     const o = obj(input);
     const path = str(o.path, 'path');
-    const owner = 'p|' + ident(o.lockOwner, 'lockOwner');
+    const owner = `p|${ident(o.lockOwner, 'lockOwner')}`;
     const f = this.files.get(path);
     if (f === undefined) return 'void';
     f.posix.delete(owner); // granted locks only; its waiters keep waiting
@@ -844,7 +844,7 @@ export class RefModel {
     const o = obj(input);
     const path = str(o.path, 'path');
     const fh = ident(o.fileHandle, 'fileHandle');
-    const flockOwner = o.lockOwner === undefined ? null : 'f|' + ident(o.lockOwner, 'lockOwner');
+    const flockOwner = o.lockOwner === undefined ? null : `f|${ident(o.lockOwner, 'lockOwner')}`;
     const f = this.files.get(path);
     if (f === undefined) return 'void';
     for (const w of [...f.waiters]) {

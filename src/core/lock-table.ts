@@ -237,7 +237,7 @@ export class LockTable {
       }
       case 'checkIo': {
         const f = this.files.get(c.path);
-        return f !== undefined && f.ioConflict(c.owner, c.start, c.end, c.write) ? ERROR_LOCK_VIOLATION : ERROR_SUCCESS;
+        return f?.ioConflict(c.owner, c.start, c.end, c.write) ? ERROR_LOCK_VIOLATION : ERROR_SUCCESS;
       }
       case 'lock':
         return this.lockCall(c.path, c.cmd, c.lockType, c.req, c.base, done);

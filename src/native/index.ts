@@ -385,9 +385,11 @@ try {
   addon = createRequire(import.meta.url)(addonPath) as Addon;
 } catch (e) {
   const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
+  // One line: what to install and what to run (npm rebuild runs a dependency's install script, not a clone's).
+  const rebuild = /[\\/]node_modules[\\/]/.test(addonPath) ? 'npm rebuild locksmith' : 'npm run build:native';
   loadError = existsSync(addonPath)
-    ? `the native addon ${addonPath} failed to load: ${why}`
-    : `the native addon is not built (${addonPath} is missing): run npm install (or npx node-gyp rebuild)`;
+    ? `the native addon ${addonPath} failed to load (${why}): rebuild it with ${rebuild}`
+    : `the native addon is not built (no ${addonPath}): apt-get install build-essential python3 pkg-config libfuse3-dev fuse3, then ${rebuild}`;
 }
 
 /** Whether the addon loaded, and if not, why. */
