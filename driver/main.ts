@@ -120,7 +120,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     display.end();
   }
   const report = makeReport(o.seed, argv, p.lines, results, startedAt);
-  io.out.write('\n' + summary(report));
+  io.out.write(`\n${summary(report)}`);
   try {
     const paths = await writeReports(o.out, report);
     io.out.write(`reports: ${paths.json}, ${paths.html}\n`);

@@ -233,11 +233,14 @@ export class Oracle {
         this.pending.set(e.req.id, { req: e.req, event: e, t: e.t });
         return;
       case 'grant':
-        return this.onGrant(e, e.lock);
+        this.onGrant(e, e.lock);
+        return;
       case 'release':
-        return this.onRelease(e);
+        this.onRelease(e);
+        return;
       case 'reply':
-        return this.onReply(e);
+        this.onReply(e);
+        return;
     }
   }
 
@@ -483,12 +486,12 @@ export function show(c: Claim): string {
 
 /** One line per event, for printing a trace. */
 export function describe(e: LogEvent): string {
-  const t = (e.t / 1e6).toFixed(3).padStart(12) + ' ms';
+  const t = `${(e.t / 1e6).toFixed(3).padStart(12)} ms`;
   switch (e.ev) {
     case 'request':
       return `${t}  client ${e.req.client} issues #${e.req.id}: ${e.req.text}`;
     case 'reply':
-      return `${t}  #${e.req} replied ${e.result} (${e.outcome})${e.answer ? ' ' + JSON.stringify(e.answer).replace(/"/g, '') : ''}`;
+      return `${t}  #${e.req} replied ${e.result} (${e.outcome})${e.answer ? ` ${JSON.stringify(e.answer).replace(/"/g, '')}` : ''}`;
     case 'grant':
       return `${t}  learned grant L${e.lock.id} (#${e.lock.req}): ${show(e.lock)}`;
     case 'release':

@@ -77,7 +77,7 @@ export async function prepareOutDir(dir: string): Promise<string> {
 export async function writeReports(dir: string, r: Report): Promise<{ json: string; html: string }> {
   const abs = await prepareOutDir(dir);
   const paths = { json: join(abs, 'report.json'), html: join(abs, 'report.html') };
-  await writeFile(paths.json, json(r, 2) + '\n');
+  await writeFile(paths.json, `${json(r, 2)}\n`);
   await writeFile(paths.html, html(r));
   return paths;
 }
@@ -112,12 +112,12 @@ export function summary(r: Report, paths?: { json: string; html: string }): stri
   }
   for (const s of r.stages) {
     for (const v of s.oracle.examples) {
-      lines.push('', `VIOLATION (${v.kind}) in ${stageName(s)}, seed ${r.seed}: ${v.message}`, ...v.trace.map((e) => '    ' + describe(e)));
+      lines.push('', `VIOLATION (${v.kind}) in ${stageName(s)}, seed ${r.seed}: ${v.message}`, ...v.trace.map((e) => `    ${describe(e)}`));
     }
   }
   lines.push('', r.violations === 0 ? `seed ${r.seed}: zero violations.` : `seed ${r.seed}: ${r.violations} violation(s); replay with: ${replay(r)}`);
   if (paths) lines.push(`reports: ${paths.json}, ${paths.html}`);
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }
 
 function replay(r: Report): string {

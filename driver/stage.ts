@@ -175,7 +175,10 @@ export class Stage {
       if (server !== undefined && !busy) {
         busy = true;
         server().then(
-          (n) => ((last = n), (busy = false)),
+          (n) => {
+            last = n;
+            busy = false;
+          },
           () => (busy = false),
         );
       }

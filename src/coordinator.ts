@@ -20,8 +20,6 @@ import { Piscina } from 'piscina';
 import type {
   CheckIoRequest,
   CloseHandleRequest,
-  CoordinatorOptions,
-  CoordinatorStats,
   FlushRequest,
   LockFileRequest,
   LockReply,
@@ -53,7 +51,6 @@ import {
   snapshotRequest,
   type Call,
   type DecodedLock,
-  type PosixReply,
 } from './core/requests.js';
 import { requireObject } from './core/input.js';
 import { CallBatcher } from './actors/batcher.js';
@@ -61,7 +58,7 @@ import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R
 import { DeadlockService } from './actors/deadlock-service.js';
 import { RequestWindow } from './actors/request-window.js';
 import { clearTimer, setTimer, type Timer } from './actors/long-timer.js';
-import type { FromHost, HookRunner, HostControl, HostInit, HostStats } from './actors/protocol.js';
+import type { FromHost, HookRunner, HostControl, HostInit } from './actors/protocol.js';
 import { Journal, commits } from './journal.js';
 
 export type {
@@ -668,7 +665,7 @@ export class LockCoordinator {
 
   private submit(name: PublicCall, raw: Record<string, unknown>, call: Sent, w: WaitOptions): Promise<unknown> {
     const scope = hookScope.getStore();
-    if (scope !== undefined && scope.running && scope.path === call.path) return Promise.reject(reentryError(name, scope));
+    if (scope?.running && scope.path === call.path) return Promise.reject(reentryError(name, scope));
     const id = ++this.nextId;
     const slot = routeOf(call.path, this.slots.length);
     const wire =

@@ -158,7 +158,8 @@ export class ProcessClient {
   private onLine(l: string): void {
     if (l.startsWith('ready ')) {
       this.pid = Number(l.slice(6));
-      return this.topUp();
+      this.topUp();
+      return;
     }
     const op = this.sent.shift();
     if (op === undefined || this.stage.closed) return;

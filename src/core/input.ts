@@ -32,11 +32,11 @@ export function requireObject(v: unknown, what: string): Record<string, unknown>
  * identity), strings are their own kind (the string '5' is another identity).
  */
 export function identityKey(v: unknown, field: string): string {
-  if (typeof v === 'string') return 's' + v;
-  if (typeof v === 'bigint') return 'n' + v.toString();
+  if (typeof v === 'string') return `s${v}`;
+  if (typeof v === 'bigint') return `n${v.toString()}`;
   if (typeof v === 'number') {
     if (!Number.isInteger(v)) throw new TypeError(`${field} must be an integer, a bigint or a string, got ${describe(v)}`);
-    return 'n' + (Number.isSafeInteger(v) ? String(v) : BigInt(v).toString());
+    return `n${Number.isSafeInteger(v) ? String(v) : BigInt(v).toString()}`;
   }
   throw new TypeError(`${field} must be a bigint, an integer number or a string, got ${describe(v)}`);
 }
