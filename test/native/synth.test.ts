@@ -11,18 +11,7 @@ import t from 'tap';
 import { Worker } from 'node:worker_threads';
 import * as pump from '../../src/native/index.js';
 import type { NativeEvent } from '../../src/native/index.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, f: () => T | undefined | false, ms = 10000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+import { HANG_MS, sleep, until } from './proc.js';
 
 /**
  * A worker that attaches to a destination and answers every request with 0 (mode 'reply') or only
@@ -103,10 +92,10 @@ interface Counts {
 /** The flat layout constants the workers (plain CommonJS) need. */
 const F = { F_STRIDE: pump.F_STRIDE, F_REQ_ID: pump.F_REQ_ID, F_PATH: pump.F_PATH };
 
-/** The worker's next message of type `t`; fails (instead of hanging the file) after 10 s. */
+/** The worker's next message of type `t`; fails naming it (instead of hanging the file) after HANG_MS. */
 function reply<T>(w: Worker, t: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => done(new Error(`no '${t}' from the worker within 10 s`)), 10000);
+    const timer = setTimeout(() => done(new Error(`still waiting after ${HANG_MS / 1000} s for the worker's '${t}' message`)), HANG_MS);
     const on = (m: { t: string }) => {
       if (m.t === t) done(undefined, m as T);
     };
@@ -159,7 +148,7 @@ if (why !== undefined && !process.env.CI) {
     // Round trip: every event is a request answered by replyErr.
     const sid = pump.synthStart({ destinations: 2, threads, files: 64, opsPerThread: ops, window: 1024 });
     await Promise.all(workers.map((w, i) => attachWorker(w, sid, i, 2, true)));
-    await until('every reply', () => pump.synthStats(sid).done, 60000);
+    await until('every reply', () => pump.synthStats(sid).done);
     const s = pump.synthStop(sid);
     const counts = await Promise.all(workers.map((w) => (w.postMessage({ t: 'counts' }), reply<Counts>(w, 'counts'))));
     t.equal(s.generated, threads * ops, 'every event was generated');
@@ -179,7 +168,7 @@ if (why !== undefined && !process.env.CI) {
     // Bare delivery: the same events, no requests, no replies.
     const sid2 = pump.synthStart({ destinations: 2, threads, files: 64, opsPerThread: 2 * ops, window: 4096, mode: 'deliver' });
     await Promise.all(workers.map((w, i) => attachWorker(w, sid2, i, 2, false)));
-    await until('every delivery', () => pump.synthStats(sid2).done, 60000);
+    await until('every delivery', () => pump.synthStats(sid2).done);
     const d = pump.synthStop(sid2);
     t.equal(d.delivered, 2 * threads * ops, 'every event delivered');
     t.equal(d.replied, 0);
@@ -199,7 +188,7 @@ if (why !== undefined && !process.env.CI) {
     const total = threads * ops;
     const sid = pump.synthStart({ destinations: 2, threads, files: 64, opsPerThread: ops, window: 4096 });
     await Promise.all(workers.map((w, i) => attachWorker(w, sid, i, 2, true, true, total)));
-    await until('every reply', () => pump.synthStats(sid).done, 60000);
+    await until('every reply', () => pump.synthStats(sid).done);
     const s = pump.synthStop(sid);
     const counts = await Promise.all(workers.map((w) => (w.postMessage({ t: 'counts' }), reply<Counts>(w, 'counts'))));
     t.equal(s.generated, total, 'every event was generated');
@@ -242,7 +231,7 @@ if (why !== undefined && !process.env.CI) {
       });
       rb.flush(sid);
     });
-    await until('every reply', () => pump.synthStats(sid).done, 30000);
+    await until('every reply', () => pump.synthStats(sid).done);
     t.throws(() => pump.attach(sid, 0, () => {}), /already attached/, 'one way or the other');
     const s = pump.synthStop(sid);
     t.equal(s.replied, 20_000);
@@ -286,7 +275,7 @@ if (why !== undefined && !process.env.CI) {
           pump.replyBatch(sid, pairs, b.n);
         });
       }
-      await until('the run', () => pump.synthStats(sid).done, 30000);
+      await until('the run', () => pump.synthStats(sid).done);
       const live = pump.synthLog(sid)!;
       const end = pump.synthStop(sid);
       const log = pump.synthLog(sid)!;
