@@ -6,7 +6,7 @@ import t, { type Test as TapTest } from 'tap';
 import { availableParallelism } from 'node:os';
 import * as api from '../../src/index.js';
 import { LockCoordinator } from '../../src/index.js';
-import { lines, sleep, stillPending, track, waitFor, within, isPending } from './helpers.js';
+import { lines, settles, sleep, stillPending, track, waitFor } from './helpers.js';
 
 type Req = Record<string, unknown>;
 type Coord = LockCoordinator;
@@ -118,8 +118,8 @@ t.test('start with default workers (the available parallelism); stop twice; ever
     ['stats', () => c.stats()],
   ];
   for (const [name, f] of calls) {
-    const r = await within(f().then((v) => ({ resolved: v }), (e: unknown) => ({ rejected: e })), 2000);
-    t.notOk(isPending(r), `${name} settles after stop`);
+    const r = await settles(f().then((v) => ({ resolved: v }), (e: unknown) => ({ rejected: e })), `${name} after stop`);
+    t.pass(`${name} settles after stop`);
     const e = (r as { rejected?: unknown }).rejected;
     t.ok(e instanceof Error, `${name} rejects with an Error after stop`);
     t.match(String((e as Error | undefined)?.message), /stop/i, `${name}: the message says the coordinator is stopped`);
@@ -443,21 +443,28 @@ t.test('Windows: unlockFile never matches a waiting request; a late abort or tim
   const c = view();
   t.equal(await c.lockFile(win({ handle: 1 })), 0);
   const ac = new AbortController();
-  const w = c.lockFile(win({ handle: 2, failImmediately: false, signal: ac.signal, timeoutMs: 200 }));
+  // No timeoutMs on this waiter: its grant takes a few round trips, and on a busy machine those
+  // could outlast any short timeout. The late timeout is checked below, on requests granted at once.
+  const w = c.lockFile(win({ handle: 2, failImmediately: false, signal: ac.signal }));
   await queued(c, '/w', 1);
   t.equal(await c.unlockFile(unl({ handle: 2 })), 158, 'unlocking the range of a waiting request gives 158');
   t.ok(await stillPending(w), 'and does not cancel it');
   t.equal(await c.unlockFile(unl({ handle: 1 })), 0);
-  t.equal(await w, 0, 'granted before its timeout');
+  t.equal(await w, 0, 'granted once the blocker unlocked');
   ac.abort();
-  await sleep(250);
-  t.strictSame(await ls(c, '/w'), ['/w windows exclusive 0-9 2 pid=0 granted'], 'an abort or timeout after the grant changes nothing');
+  // The abort is sent (if at all) on this thread at once, so the listing below travels behind it.
+  t.strictSame(await ls(c, '/w'), ['/w windows exclusive 0-9 2 pid=0 granted'], 'an abort after the grant changes nothing');
   const ac2 = new AbortController();
+  const w2 = c.lockFile(win({ fileName: '/w2', handle: 3, failImmediately: false, signal: ac2.signal, timeoutMs: 100 }));
   const p = c.lock(px({ lockOwner: 1, cmd: F_SETLKW, signal: ac2.signal, timeoutMs: 100 }));
-  t.equal((await p).result, 0, 'a free range is granted at once');
+  t.equal(await w2, 0, 'a free range is granted at once (Windows)');
+  t.equal((await p).result, 0, 'a free range is granted at once (POSIX)');
   ac2.abort();
+  // Both timeouts are timers of this thread that expire before this sleep ends, so by then they
+  // have fired (or been cleared) and whatever they sent travels ahead of the listings.
   await sleep(150);
-  t.strictSame(await ls(c, '/p'), ['/p posix write 0-9 1 pid=0 granted']);
+  t.strictSame(await ls(c, '/w2'), ['/w2 windows exclusive 0-9 3 pid=0 granted'], 'an abort and a timeout after the grant change nothing (Windows)');
+  t.strictSame(await ls(c, '/p'), ['/p posix write 0-9 1 pid=0 granted'], 'nor for POSIX');
 });
 
 t.test('Windows and POSIX on one file see each other; flock and checkIo do not', async (t) => {
@@ -538,11 +545,11 @@ t.test('timeoutMs: Windows 33, POSIX -EAGAIN, nothing left queued', async (t) =>
   const t0 = Date.now();
   const w = c.lockFile(win({ handle: 2, failImmediately: false, timeoutMs: 150 }));
   const p = c.lock(px({ lockOwner: 2, cmd: F_SETLKW, timeoutMs: 150 }));
-  await queued(c, '/w', 1);
-  await queued(c, '/p', 1);
+  // No wait for the two to be listed as queued: on a busy machine the timeout can end them before
+  // a listing sees them. That they waited shows in the time they took (never less than timeoutMs).
   t.equal(await w, 33);
   t.strictSame(await p, reply(-EAGAIN, F_WRLCK, 0, 10));
-  t.ok(Date.now() - t0 >= 140, 'the wait lasted about timeoutMs');
+  t.ok(Date.now() - t0 >= 140, 'the wait lasted at least timeoutMs');
   t.strictSame(await ls(c), ['/p posix write 0-9 1 pid=0 granted', '/w windows exclusive 0-9 1 pid=0 granted'], 'nothing queued');
   t.equal(await c.unlockFile(unl()), 0);
   t.equal((await c.lock(px({ lockType: F_UNLCK }))).result, 0);
@@ -586,18 +593,20 @@ t.test('signal: an already-aborted signal resolves at once with 995 / -EINTR and
   const c = view();
   const ac = new AbortController();
   ac.abort();
-  const w = await within(c.lockFile(win({ failImmediately: false, signal: ac.signal })), 200);
+  // "At once" is checked by what could not happen otherwise: nothing is granted, and a request on a
+  // held range, which would wait forever if it were queued, settles (a hang fails after HANG_MS).
+  const w = await settles(c.lockFile(win({ failImmediately: false, signal: ac.signal })), 'lockFile with an aborted signal');
   t.equal(w, 995, 'free range, aborted signal: 995');
-  const w2 = await within(c.lockFile(win({ failImmediately: true, signal: ac.signal })), 200);
+  const w2 = await settles(c.lockFile(win({ failImmediately: true, signal: ac.signal })), 'lockFile (failImmediately) with an aborted signal');
   t.equal(w2, 995, 'also with failImmediately');
-  const p = await within(c.lock(px({ cmd: F_SETLKW, signal: ac.signal })), 200);
+  const p = await settles(c.lock(px({ cmd: F_SETLKW, signal: ac.signal })), 'F_SETLKW with an aborted signal');
   t.strictSame(p, reply(-EINTR, F_WRLCK, 0, 10));
-  const p2 = await within(c.lock(px({ cmd: F_SETLK, signal: ac.signal })), 200);
+  const p2 = await settles(c.lock(px({ cmd: F_SETLK, signal: ac.signal })), 'F_SETLK with an aborted signal');
   t.strictSame(p2, reply(-EINTR, F_WRLCK, 0, 10));
   t.strictSame(await c.locks(), [], 'nothing granted');
   t.equal(await c.lockFile(win()), 0);
-  const w3 = await within(c.lockFile(win({ handle: 2, failImmediately: false, signal: ac.signal })), 200);
-  t.equal(w3, 995, 'conflicting range, aborted signal: 995 at once');
+  const w3 = await settles(c.lockFile(win({ handle: 2, failImmediately: false, signal: ac.signal })), 'lockFile on a held range with an aborted signal');
+  t.equal(w3, 995, 'conflicting range, aborted signal: 995, never queued');
   t.strictSame(await ls(c), ['/w windows exclusive 0-9 1 pid=0 granted']);
 });
 
@@ -695,7 +704,10 @@ t.test('bad input: TypeError naming the field; nothing changes; the coordinator 
 
 /**
  * One coordinator with all three hooks (one worker: starting workers is slow under tap); each test
- * installs its own behaviour and uses its own file names. hookTimeoutMs is the extra option.
+ * installs its own behaviour and uses its own file names. hookTimeoutMs is the extra option: here
+ * ten minutes, longer than any wait of these tests, so that no check depends on how fast the
+ * machine is. A hook that must not answer is held by its test (a promise it resolves at the end);
+ * the one test of the timeout itself starts a coordinator of its own with a short hookTimeoutMs.
  */
 type Ev = Record<string, unknown>;
 const hookImpl: { lockFile: (e: Ev) => unknown; unlockFile: (e: Ev) => unknown; lock: (e: Ev) => unknown } = {
@@ -706,7 +718,7 @@ const hookImpl: { lockFile: (e: Ev) => unknown; unlockFile: (e: Ev) => unknown; 
 const HOOK_TIMEOUT = 1000;
 const hooked = await LockCoordinator.start({
   workers: 1,
-  hookTimeoutMs: HOOK_TIMEOUT,
+  hookTimeoutMs: 600_000,
   onLockFile: (e: Ev) => hookImpl.lockFile(e) as number,
   onUnlockFile: (e: Ev) => hookImpl.unlockFile(e) as void,
   onLock: (e: Ev) => hookImpl.lock(e) as number,
@@ -776,10 +788,12 @@ t.test('onUnlockFile fires once per released record with its range; its outcome 
   const F = '/h2';
   const released: Ev[] = [];
   let mode: 'ok' | 'throw' | 'hang' = 'ok';
+  const held: (() => void)[] = [];
+  t.teardown(() => held.forEach((r) => r()));
   hookImpl.unlockFile = (e) => {
     released.push(e);
     if (mode === 'throw') throw new Error('ignored');
-    if (mode === 'hang') return new Promise<void>(() => undefined);
+    if (mode === 'hang') return new Promise<void>((r) => held.push(r));
     return undefined;
   };
   const rec = (e: Ev) => `${String(e.handle)}:${String(e.byteOffset)}+${String(e.length)}`;
@@ -807,9 +821,14 @@ t.test('onUnlockFile fires once per released record with its range; its outcome 
   t.equal(released.length, 1, 'an exact unlock fires one event');
   mode = 'hang';
   t.equal(await c.lockFile(win({ fileName: F, handle: 5 })), 0);
-  const u = await within(c.unlockFile(unl({ fileName: F, handle: 5 })), HOOK_TIMEOUT / 2);
+  const before = released.length;
+  // The hook's promise is held until the end of the test (and hookTimeoutMs is ten minutes): the
+  // unlock can settle only if it does not wait for the hook.
+  const u = await settles(c.unlockFile(unl({ fileName: F, handle: 5 })), 'an unlockFile whose onUnlockFile never answers');
   t.equal(u, 0, "the caller's promise does not wait for onUnlockFile");
   t.strictSame(await c.locks(F), []);
+  await waitFor(() => held.length === 1, 'the hanging onUnlockFile call');
+  t.equal(released.length - before, 1, 'the hanging hook was called once');
 });
 
 t.test('onLock: a negative errno vetoes a set; a throw gives -ENOLCK; it fires for unlocks too', async (t) => {
@@ -843,32 +862,47 @@ t.test('onLock: a negative errno vetoes a set; a throw gives -ENOLCK; it fires f
 });
 
 t.test('a hook that hangs past hookTimeoutMs is a veto with the generic code', async (t) => {
-  const c = hooked;
-  hookImpl.lockFile = () => new Promise<number>(() => undefined);
-  hookImpl.lock = () => new Promise<number>(() => undefined);
+  const c = await start(t, {
+    workers: 1,
+    hookTimeoutMs: HOOK_TIMEOUT,
+    onLockFile: () => new Promise<number>(() => undefined),
+    onUnlockFile: () => undefined,
+    onLock: () => new Promise<number>(() => undefined),
+  });
   const t0 = Date.now();
   const [w, p] = await Promise.all([c.lockFile(win({ fileName: '/h4' })), c.lock(px({ path: '/h4' }))]);
   t.equal(w, 33, 'onLockFile timed out: 33');
   t.equal(p.result, -ENOLCK, 'onLock timed out: -ENOLCK');
-  t.ok(Date.now() - t0 >= HOOK_TIMEOUT - 20, 'after about hookTimeoutMs');
+  t.ok(Date.now() - t0 >= HOOK_TIMEOUT - 20, 'not before hookTimeoutMs');
   t.strictSame(await c.locks('/h4'), [], 'nothing granted');
 });
 
 t.test('a hung hook on one file does not block requests on another file of the same worker', async (t) => {
   const c = hooked; // one worker: both files live on it
-  hookImpl.lockFile = (e) => (e.fileName === '/h5slow' ? new Promise<number>(() => undefined) : 0);
-  hookImpl.lock = (e) => (e.path === '/h5slow' ? new Promise<number>(() => undefined) : 0);
+  // The /h5slow hooks answer only when the test lets them (hookTimeoutMs is ten minutes), so the
+  // other file's requests settling at all shows they did not wait behind them. A file's requests
+  // are decided one at a time: the second request on /h5slow gets to its hook once the first one's
+  // hook has answered.
+  const slowHooks: ((v: number) => void)[] = [];
+  t.teardown(() => slowHooks.forEach((r) => r(0)));
+  hookImpl.lockFile = (e) => (e.fileName === '/h5slow' ? new Promise<number>((r) => (slowHooks[0] = r)) : 0);
+  hookImpl.lock = (e) => (e.path === '/h5slow' ? new Promise<number>((r) => (slowHooks[1] = r)) : 0);
   const slow = c.lockFile(win({ fileName: '/h5slow' }));
   const slowP = c.lock(px({ path: '/h5slow', lockStart: 100 }));
-  await sleep(20);
-  t.equal(await within(c.lockFile(win({ fileName: '/h5fast' })), HOOK_TIMEOUT / 2), 0, 'another file is served while the hook hangs');
-  t.strictSame(await within(c.lock(px({ path: '/h5fast2' })), HOOK_TIMEOUT / 2), reply(0, F_WRLCK, 0, 10));
-  t.strictSame(await within(c.locks('/h5fast'), HOOK_TIMEOUT / 2), [
+  await waitFor(() => slowHooks[0] !== undefined, 'the onLockFile hook of /h5slow called');
+  t.equal(await settles(c.lockFile(win({ fileName: '/h5fast' })), 'a lockFile on another file'), 0, 'another file is served while the hook hangs');
+  t.strictSame(await settles(c.lock(px({ path: '/h5fast2' })), 'a lock on another file'), reply(0, F_WRLCK, 0, 10));
+  t.strictSame(await settles(c.locks('/h5fast'), 'locks() of another file'), [
     { path: '/h5fast', kind: 'windows', type: 'exclusive', start: 0n, end: 9n, owner: 1, pid: 0, state: 'granted', processId: 0 },
   ]);
   t.ok(await stillPending(slow, 10), 'the hung one is still pending meanwhile');
-  t.equal(await slow, 33, 'and ends as a veto at hookTimeoutMs');
-  t.equal((await slowP).result, -ENOLCK);
+  t.ok(await stillPending(slowP, 10));
+  slowHooks[0]!(5);
+  t.equal(await slow, 5, 'and ends with what its hook answers, when it answers');
+  await waitFor(() => slowHooks[1] !== undefined, 'the onLock hook of /h5slow called');
+  t.ok(await stillPending(slowP, 10), 'the next request on /h5slow waits for its own hook');
+  slowHooks[1]!(-13);
+  t.equal((await slowP).result, -13);
   t.strictSame(await c.locks('/h5slow'), []);
 });
 

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { LockCoordinator, EAGAIN, EDEADLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/index.js';
 import { routeOf } from '../../src/coordinator.js';
-import { sleep, stillPending, waitFor, within, isPending } from './helpers.js';
+import { HANG_MS, settles, sleep, stillPending, waitFor, within, isPending } from './helpers.js';
 
 type Req = Record<string, unknown>;
 type Coord = LockCoordinator;
@@ -77,7 +77,7 @@ for (const [name, wa, wb] of [
     const aWaits = waitLock(fb, A, { lockPid: 1 });
     await waiting(fb, 1);
     const bWaits = waitLock(fa, B, { lockPid: 2, lockStart: 5, lockLen: 3 });
-    const r = await within(bWaits, 3000);
+    const r = await settles(bWaits, "B's request closing the cycle");
     t.strictSame(r, { result: -EDEADLK, lockType: F_WRLCK, lockStart: 5n, lockLen: 3n, lockPid: 2 }, 'B closes the cycle: -EDEADLK');
     t.ok(await stillPending(aWaits), 'A keeps waiting');
     t.strictSame(await listing(fa), [`posix write 0-9 ${A} granted`], 'B is not queued; A keeps its lock');
@@ -101,8 +101,9 @@ t.test('both halves of a cycle issued at once: exactly one request gets -EDEADLK
       await hold(fb, B);
       const a = waitLock(fb, A);
       const b = waitLock(fa, B);
-      // The first answer must come soon; then the other request must still be waiting.
-      await within(Promise.race([a, b]), 2000);
+      // One of the two must be answered (a hang fails after HANG_MS); then the other must still be
+      // waiting (a second answer within 100 ms is the failure; load only makes it rarer, never false).
+      await settles(Promise.race([a, b]), 'an answer to either half of the cycle');
       const [ra, rb] = await Promise.all([within(a, 100), within(b, 100)]);
       const failed = [ra, rb].filter((r) => !isPending(r) && (r as Reply).result === -EDEADLK).length;
       const other = [ra, rb].filter((r) => !isPending(r) && (r as Reply).result !== -EDEADLK).length;
@@ -134,7 +135,7 @@ t.test('2-owner cycle inside one file', async (t) => {
   await hold(f, B, { lockStart: 10, lockLen: 10 });
   const a = waitLock(f, A, { lockStart: 10, lockLen: 10 });
   await waiting(f, 1);
-  t.equal((await within(waitLock(f, B, { lockStart: 0, lockLen: 10 }), 3000) as Reply).result, -EDEADLK);
+  t.equal((await settles(waitLock(f, B, { lockStart: 0, lockLen: 10 }), "B's request closing the cycle")).result, -EDEADLK);
   t.ok(await stillPending(a));
   t.equal((await unlock(f, B)).result, 0);
   t.equal((await a).result, 0);
@@ -153,8 +154,8 @@ t.test('3-owner cycle over 3 files on both workers', async (t) => {
   await waiting(f2, 1);
   const b = waitLock(f3, B); // B -> C (worker 0)
   await waiting(f3, 1);
-  const r = await within(waitLock(f1, C), 3000); // C -> A closes it (worker 0)
-  t.equal((r as Reply).result, -EDEADLK, 'C gets -EDEADLK');
+  const r = await settles(waitLock(f1, C), "C's request closing the cycle"); // C -> A closes it (worker 0)
+  t.equal(r.result, -EDEADLK, 'C gets -EDEADLK');
   t.ok(await stillPending(a), 'A still waits');
   t.ok(await stillPending(b), 'B still waits');
   t.strictSame(await listing(f1), [`posix write 0-9 ${A} granted`]);
@@ -176,8 +177,8 @@ t.test('a 12-owner cycle is detected: no depth limit', async (t) => {
     waits.push(waitLock(files[i + 1]!, owners[i]!));
     await waiting(files[i + 1]!, 1);
   }
-  const r = await within(waitLock(files[0]!, owners[n - 1]!), 3000);
-  t.equal((r as Reply).result, -EDEADLK, 'the last owner closes a 12-step cycle');
+  const r = await settles(waitLock(files[0]!, owners[n - 1]!), "the last owner's request closing the cycle");
+  t.equal(r.result, -EDEADLK, 'the last owner closes a 12-step cycle');
   for (const w of waits) t.ok(await stillPending(w, 5), 'the others still wait');
   // Unwind from the end of the chain.
   await unlock(files[n - 1]!, owners[n - 1]!);
@@ -211,7 +212,7 @@ t.test('a waiter whose blockers change so that it closes a cycle fails with -EDE
   t.ok(await stillPending(b), 'no cycle yet: B waits for C only');
   await unlock(f1, C);
   t.equal((await a1).result, 0, 'A1 granted');
-  t.equal((await within(b, 3000) as Reply).result, -EDEADLK, 'B, now blocked by A, closes a cycle');
+  t.equal((await settles(b, "B's request, once blocked by A")).result, -EDEADLK, 'B, now blocked by A, closes a cycle');
   t.ok(await stillPending(a2), 'A2 still waits for B');
   await unlock(f2, B);
   t.equal((await a2).result, 0);
@@ -388,7 +389,9 @@ t.test("'fifo' across workers: a hold-back that would close a cycle through anot
   const a = lock(Y, A, 0, 1, F_SETLKW);
   await waitFor(async () => (await f.locks(Y)).some((e) => e.state === 'waiting'), 'A waits on Y');
   // No granted lock stands in C's way on X[1]: only B's earlier waiting request does.
-  const cx = lock(X, C, 1, 1, F_SETLKW, { timeoutMs: 3000 });
+  // Held back, C would wait forever: its timeout (minutes, so a slow machine never reaches it)
+  // turns that into -EAGAIN and a failure here.
+  const cx = lock(X, C, 1, 1, F_SETLKW, { timeoutMs: HANG_MS });
   t.equal((await cx).result, 0, 'C passes B instead of waiting for its own waiter chain (not -EAGAIN from the timeout)');
   t.ok(await stillPending(a), 'A still waits for C on Y');
   t.ok(await stillPending(b), 'B still waits for A on X');

@@ -5,6 +5,14 @@
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * The safety budget for something that must happen (a promise settling, a state becoming visible).
+ * Tests wait for the event itself; this budget exists only so that a hang fails with the name of
+ * what it waited for instead of at tap's file timeout. It is minutes where the thing takes
+ * milliseconds, so a slow, shared machine (both cores busy) never reaches it.
+ */
+export const HANG_MS = 120_000;
+
 const PENDING = Symbol('pending');
 
 /** Resolves to the promise's value if it settles within `ms`, else to the PENDING marker. */
@@ -22,22 +30,31 @@ export function isPending(v: unknown): boolean {
   return v === PENDING;
 }
 
+/** The value `p` settles with; fails naming `what` if it is still pending after `ms` (a hang). */
+export async function settles<T>(p: Promise<T>, what: string, ms = HANG_MS): Promise<T> {
+  const r = await within(p, ms);
+  if (isPending(r)) throw new Error(`still waiting after ${ms / 1000} s for: ${what}`);
+  return r as T;
+}
+
 /** True when `p` is still unsettled after `ms`. */
 export async function stillPending(p: Promise<unknown>, ms = 50): Promise<boolean> {
   return isPending(await within(p, ms));
 }
 
 /**
- * Polls `f` until it returns a truthy value; throws (with `what`) after `ms`. Used only to wait for
- * asynchronous state to become visible; the value it polls for is itself the assertion.
+ * Polls `f` until it returns a truthy value; throws (with `what`) after `ms` (HANG_MS: only a hang
+ * reaches it). Used only to wait for asynchronous state to become visible where the API has no
+ * event for it (a request is queued, a worker restarted); the value it polls for is itself the
+ * assertion.
  */
-export async function waitFor<T>(f: () => Promise<T> | T, what: string, ms = 5000): Promise<T> {
+export async function waitFor<T>(f: () => Promise<T> | T, what: string, ms = HANG_MS): Promise<T> {
   const deadline = Date.now() + ms;
   let last: T;
   for (;;) {
     last = await f();
     if (last) return last;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
+    if (Date.now() > deadline) throw new Error(`still waiting after ${ms / 1000} s for: ${what}`);
     await sleep(5);
   }
 }

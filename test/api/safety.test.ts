@@ -11,7 +11,7 @@ import t from 'tap';
 import { LockCoordinator } from '../../src/index.js';
 import { routeOf } from '../../src/coordinator.js';
 import { snapshotConflicts, historyConflicts } from './checker.js';
-import { within, isPending, sleep } from './helpers.js';
+import { HANG_MS, within, isPending, sleep } from './helpers.js';
 import { runWorkload, listingLines, type OwnerSpec, type Api } from './workload.js';
 
 const WORKERS = 2;
@@ -57,9 +57,9 @@ for (const [seed, policy] of [[1, 'default'], [2, 'default'], [3, 'default'], [4
     let sawGranted = 0;
     const checker = (async () => {
       while (running) {
-        const l = await within(c.locks(), 3000);
+        const l = await within(c.locks(), HANG_MS);
         if (isPending(l)) {
-          snapshotProblems.push('locks() did not answer within 3 s');
+          snapshotProblems.push(`locks() did not answer within ${HANG_MS / 1000} s`);
           return;
         }
         const mine = (l as Awaited<ReturnType<typeof c.locks>>).filter((e) => files.includes(e.path));
@@ -77,7 +77,6 @@ for (const [seed, policy] of [[1, 'default'], [2, 'default'], [3, 'default'], [4
       opsPerOwner: 150,
       seed,
       bytes: 32,
-      hangMs: 10_000,
     });
     running = false;
     await checker;

@@ -11,7 +11,7 @@
  * held spans that overlap in time and conflict are a safety violation (checker.ts).
  */
 import { historyConflicts, type HeldSpan } from './checker.js';
-import { within, isPending } from './helpers.js';
+import { HANG_MS, within, isPending } from './helpers.js';
 
 const F_RDLCK = 0;
 const F_WRLCK = 1;
@@ -69,10 +69,15 @@ export interface WorkloadOptions {
   seed: number;
   /** Bytes per file the workload uses: [0, bytes). */
   bytes: number;
-  /** A request that has not settled after this long is reported as hung. */
+  /**
+   * A request that has not settled after this long is reported as hung (default HANG_MS: minutes,
+   * so a slow machine never reaches it; the timeoutMs of the waits themselves is 5-40 ms).
+   */
   hangMs?: number;
   /** When it returns true, owners stop issuing new requests. */
   stop?: () => boolean;
+  /** Called after each request settled (or was reported hung): progress a test can wait on. */
+  onSettled?: () => void;
 }
 
 export interface WorkloadResult {
@@ -101,12 +106,13 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
   const spans: HeldSpan[] = [];
   const errors: string[] = [];
   const res = { ops: 0, grants: 0, refusals: 0, deadlocks: 0, waits: 0 };
-  const hangMs = o.hangMs ?? 10_000;
+  const hangMs = o.hangMs ?? HANG_MS;
   const api = o.api;
   const expected: string[] = [];
 
   async function settle<T>(p: Promise<T>, what: string): Promise<T | undefined> {
     const r = await within(p, hangMs);
+    o.onSettled?.();
     if (isPending(r)) {
       errors.push(`hung for ${hangMs} ms: ${what}`);
       return undefined;

@@ -11,10 +11,18 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fuseUnavailable } from '../../src/mount.js';
-import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
+import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 20000 });
+/**
+ * Runs the CLI to its exit. Only a hang meets the budget (HANG_MS, minutes; a run takes about a
+ * second): the child is then killed and the test fails saying so.
+ */
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: HANG_MS });
+  if (r.error !== undefined) throw new Error(`locksmith ${args.join(' ')}: ${r.error.message} (still running after ${HANG_MS / 1000} s?)`);
+  return r;
+}
 
 t.test('usage errors: one sentence, exit 2, no stack trace', async (t) => {
   t.ok(existsSync(cli), `${cli} is built`);
@@ -53,7 +61,7 @@ if (why !== undefined && !process.env.CI) {
     const lines: string[] = [];
     createInterface({ input: server.stdout! }).on('line', (l) => lines.push(l));
     const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
-    t.match(await until('the serving line', () => lines[0], 15000), /^locksmith: serving .* at .*mnt with 2 workers \(POSIX locks ours, flock ours\)/);
+    t.match(await until('the serving line of locksmith mount', () => lines[0]), /^locksmith: serving .* at .*mnt with 2 workers \(POSIX locks ours, flock ours\)/);
     t.ok(mounted(mnt), 'mounted');
 
     const busy = run('mount', backing, mnt);
@@ -71,7 +79,7 @@ if (why !== undefined && !process.env.CI) {
     t.ok(await w.silentFor(200), 'a process waits in F_SETLKW');
 
     server.kill('SIGTERM');
-    t.match(await w.next(15000), /^lockw err \d+$/, 'SIGTERM to the server answers the waiter');
+    t.match(await w.next(), /^lockw err \d+$/, 'SIGTERM to the server answers the waiter');
     t.same(await w.ended(), { code: 0, signal: null }, 'and the waiting process exits normally');
     t.equal(await exited, 0, 'exit 0 after SIGTERM');
     a.go();

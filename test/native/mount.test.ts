@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { routeOf } from '../../src/coordinator.js';
 import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
-import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, sleep, until } from './proc.js';
+import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
 
 const EAGAIN = 11;
 const EINTR = 4;
@@ -44,6 +44,14 @@ if (why !== undefined && !process.env.CI) {
   };
   /** The coordinator's view of one process's locks. */
   const locksOf = async (pid: number) => (await m.coordinator.locks()).filter((l) => l.pid === pid);
+  /**
+   * Waits until the coordinator lists a waiting request of client `c`: its blocking call has
+   * reached the decider. (A client that printed nothing for a while may not have made the call yet
+   * on a busy machine; a signal sent then would not interrupt it, and a cycle would close the
+   * other way round.)
+   */
+  const queued = (c: Client, what: string) =>
+    until(`${what}: a waiting request of pid ${c.pid} in the coordinator`, async () => (await m.coordinator.locks()).some((l) => l.state === 'waiting' && l.pid === c.pid) || undefined);
 
   t.before(async () => {
     m = await mountFuse({ backing, mountpoint: mnt, workers: 2 });
@@ -53,7 +61,7 @@ if (why !== undefined && !process.env.CI) {
     for (const c of clients) if (c.running) c.proc.kill('SIGKILL');
     await m?.unmount();
     forceUnmount(mnt);
-    await Promise.race([Promise.all(clients.map((c) => c.exited)), sleep(5000)]);
+    await Promise.all(clients.map((c) => c.ended().catch((e: Error) => console.error(e.message))));
     if (mounted(mnt)) throw new Error(`${mnt} is still mounted`);
     rmSync(base, { recursive: true, force: true });
   });
@@ -75,10 +83,8 @@ if (why !== undefined && !process.env.CI) {
     t.ok(await b.silentFor(200), 'F_SETLKW waits while the range is held');
     const held = await locksOf(a.pid);
     t.match(held, [{ kind: 'posix', type: 'write', start: 0n, end: 99n, state: 'granted' }], 'the coordinator holds the lock');
-    t.ok(
-      (await m.coordinator.locks()).some((l) => l.state === 'waiting' && l.pid === b.pid),
-      "the waiter is in the actor's queue, not in a libfuse thread",
-    );
+    await queued(b, "B's F_SETLKW");
+    t.pass("the waiter is in the actor's queue, not in a libfuse thread");
     a.go();
     t.equal(await a.next(), 'lock ok', 'unlock');
     t.equal(await b.next(), 'lockw ok', 'the waiter is granted after the unlock');
@@ -131,7 +137,8 @@ if (why !== undefined && !process.env.CI) {
     t.equal(paths.length, 2, 'two files');
     t.comment(`files on workers ${paths.map((p) => routeOf(p, 2)).join(' and ')}`);
     a.go();
-    t.ok(await a.silentFor(200), 'A waits for B');
+    await queued(a, "A's F_SETLKW on B's file");
+    t.ok(await a.silentFor(0), 'A waits for B');
     b.go();
     t.equal(await b.next(), `lockw err ${EDEADLK}`, 'B closing the cycle gets EDEADLK');
     b.go();
@@ -146,12 +153,14 @@ if (why !== undefined && !process.env.CI) {
     t.same(await a.take(2), ['open ok', 'lock ok']);
     const b = client('signal', ['trapint', 'open', 'lockw', 'w', '0', '1', 'wait']);
     t.same(await b.take(2), ['trapint ok', 'open ok']);
-    t.ok(await b.silentFor(200), 'blocked');
+    await queued(b, "B's F_SETLKW");
+    t.ok(await b.silentFor(0), 'blocked');
     b.proc.kill('SIGINT');
     t.equal(await b.next(), `lockw err ${EINTR}`, 'SIGINT interrupts F_SETLKW');
     const c = client('signal', ['open', 'lockw', 'w', '0', '1', 'wait']);
     t.equal(await c.next(), 'open ok');
-    t.ok(await c.silentFor(200), 'blocked');
+    await queued(c, "C's F_SETLKW");
+    t.ok(await c.silentFor(0), 'blocked');
     c.proc.kill('SIGKILL');
     t.same(await c.ended(), { code: null, signal: 'SIGKILL' }, 'SIGKILL ends a process blocked in F_SETLKW');
     await until('no waiter left', async () => !(await m.coordinator.locks()).some((l) => l.state === 'waiting') || undefined);
@@ -169,7 +178,8 @@ if (why !== undefined && !process.env.CI) {
     t.equal((await locksOf(a.pid)).length, 3, 'POSIX, OFD and flock locks are held');
     const b = client('killed', ['open', 'lockw', 'w', '0', '200', 'flock', 'ex', 'wait']);
     t.equal(await b.next(), 'open ok');
-    t.ok(await b.silentFor(150), 'B waits');
+    await queued(b, "B's F_SETLKW");
+    t.ok(await b.silentFor(0), 'B waits');
     a.proc.kill('SIGKILL');
     await a.ended();
     t.same(await b.take(2), ['lockw ok', 'flock ok'], "every lock of the killed process went: B's waits are granted");
@@ -189,7 +199,8 @@ if (why !== undefined && !process.env.CI) {
     t.equal((await locksOf(a.pid)).length, 2, 'both locks are still held after the crash');
     const b = client('crash', ['open', 'lock', 'w', '5', '1', 'flock', 'ex', 'nb', 'lockw', 'w', '5', '1', 'wait']);
     t.same(await b.take(3), ['open ok', `lock err ${EAGAIN}`, `flock err ${EAGAIN}`], 'another process still conflicts with both');
-    t.ok(await b.silentFor(150), 'and waits');
+    await queued(b, "B's F_SETLKW on the replacement worker");
+    t.ok(await b.silentFor(0), 'and waits');
     a.go();
     t.equal(await a.next(), 'lock ok');
     t.equal(await b.next(), 'lockw ok', 'the waiter on the replacement worker is granted on unlock');
@@ -212,7 +223,8 @@ if (why !== undefined && !process.env.CI) {
     t.same(await a.take(2), ['open ok', 'lock ok']);
     const b = client('unmount', ['open', 'lockw', 'w', '0', '1']);
     t.equal(await b.next(), 'open ok');
-    t.ok(await b.silentFor(200), 'B waits');
+    await queued(b, "B's F_SETLKW");
+    t.ok(await b.silentFor(0), 'B waits');
     await m.unmount();
     t.match(await b.next(), /^lockw err \d+$/, 'the waiter returned with an error');
     t.same(await b.ended(), { code: 0, signal: null }, 'and exited');

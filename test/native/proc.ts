@@ -4,19 +4,27 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls `f` until it returns a value other than undefined/false, or fails after `ms`. */
-export async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = 5000): Promise<T> {
+/**
+ * The safety budget for something that must happen (a line from a client, a process exit, a state
+ * becoming visible). Tests wait for the event itself; this budget exists only so that a hang fails
+ * naming what it waited for instead of at tap's file timeout. It is minutes where the thing takes
+ * milliseconds, so a slow, shared machine (both cores busy) never reaches it.
+ */
+export const HANG_MS = 120_000;
+
+/** Polls `f` until it returns a value other than undefined/false; fails naming `what` after `ms` (a hang). */
+export async function until<T>(what: string, f: () => T | undefined | false | Promise<T | undefined | false>, ms = HANG_MS): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await f();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`still waiting after ${ms / 1000} s for: ${what}`);
     await sleep(5);
   }
 }
@@ -52,8 +60,10 @@ export class Client {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly lines: string[] = [];
   private pidValue = 0;
+  private readonly name: string;
 
   constructor(bin: string, file: string, cmds: string[]) {
+    this.name = `lockclient on ${basename(file)} (${cmds.join(' ')})`;
     this.proc = spawn(bin, [file, ...cmds], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
     createInterface({ input: this.proc.stdout! }).on('line', (l) => {
@@ -70,26 +80,31 @@ export class Client {
     return this.proc.exitCode === null && this.proc.signalCode === null;
   }
 
-  /** Waits for the exit, failing (instead of hanging the file) if the process is stuck. */
-  async ended(ms = 5000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    const r = await Promise.race([this.exited, sleep(ms).then(() => undefined)]);
-    if (r === undefined) throw new Error(`lockclient ${this.pid} did not exit within ${ms} ms`);
+  /** Waits for the exit, failing (instead of hanging the file) if the process is stuck (HANG_MS). */
+  async ended(ms = HANG_MS): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([this.exited, new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), ms)))]).finally(() => clearTimeout(timer));
+    if (r === undefined) throw new Error(`still waiting after ${ms / 1000} s for ${this.name}, pid ${this.pid}, to exit`);
     return r;
   }
 
   /** The next line the client printed. */
-  next(ms = 5000): Promise<string> {
-    return until('a line from lockclient', () => this.lines.shift(), ms);
+  next(ms = HANG_MS): Promise<string> {
+    return until(`the next line from ${this.name}, pid ${this.pid}`, () => this.lines.shift(), ms);
   }
 
   /** The next `n` lines. */
-  async take(n: number, ms = 5000): Promise<string[]> {
+  async take(n: number, ms = HANG_MS): Promise<string[]> {
     const out: string[] = [];
     for (let i = 0; i < n; i++) out.push(await this.next(ms));
     return out;
   }
 
-  /** True if the client printed nothing more within `ms` (it is blocked). */
+  /**
+   * True if the client printed nothing more within `ms`. Only a negative check: on a slow machine
+   * the client may not even have reached its call yet, so a test that needs the call to be blocked
+   * waits for the decider to hold it (the coordinator's or the pump's queue), not for this.
+   */
   async silentFor(ms: number): Promise<boolean> {
     await sleep(ms);
     return this.lines.length === 0;

@@ -232,7 +232,7 @@ if (why !== undefined && !process.env.CI) {
       }
     }
     mountpoints.forEach(forceUnmount);
-    await Promise.race([Promise.all(clients.map((c) => c.exited)), sleep(5000)]);
+    await Promise.all(clients.map((c) => c.ended().catch((e: Error) => console.error(e.message))));
     for (const m of mountpoints) if (mounted(m)) throw new Error(`${m} is still mounted`);
     rmSync(base, { recursive: true, force: true });
   });
@@ -315,6 +315,9 @@ if (why !== undefined && !process.env.CI) {
     t.equal(blocked.start, 0n);
     t.equal(blocked.end, 9n, 'inclusive end');
     t.not(owner(a, key), owner(b, key), 'two processes are two owners');
+    // A late RELEASE of an earlier test's file may sit in the pump for a moment before this thread's
+    // decider answers it: wait for the count to settle rather than read it once.
+    await until('the waiter as the one outstanding request', () => pump.sessionInfo(sid).outstanding === 1);
     t.equal(pump.sessionInfo(sid).outstanding, 1, 'the waiter is the one outstanding request');
     a.go();
     t.equal(await a.next(), 'lock ok', 'A unlocked');
@@ -372,11 +375,9 @@ if (why !== undefined && !process.env.CI) {
       const c = client('intr', ['open', 'lockw', 'w', '0', '10']);
       t.equal(await c.next(), 'open ok');
       const cReq = await until('C waiting', () => decider.waiting.find((e) => e.pid === c.pid));
-      const t0 = Date.now();
       c.proc.kill(sig);
-      const end = await Promise.race([c.exited, sleep(5000).then(() => 'stuck' as const)]);
-      t.same(end, { code: null, signal: sig }, `${sig} ends a process blocked in F_SETLKW`);
-      t.ok(Date.now() - t0 < 5000);
+      // A process that stays blocked fails here, naming it, after HANG_MS (minutes): no clock check.
+      t.same(await c.ended(), { code: null, signal: sig }, `${sig} ends a process blocked in F_SETLKW`);
       t.ok(decider.events('interrupt').some((e) => e.reqId === cReq.reqId), `${sig}: the interrupt reached JS`);
     }
     t.equal(decider.waiting.length, 0, 'no waiter is left behind');
@@ -424,18 +425,19 @@ if (why !== undefined && !process.env.CI) {
     const c = client('orphan', ['open', 'lock', 'w', '0', '1']);
     t.equal(await c.next(), 'open ok');
     const t0 = Date.now();
-    t.equal(await c.next(GRACE_MS + 3000), `lock err ${ENOLCK}`, 'F_SETLK with nobody attached: ENOLCK');
+    t.equal(await c.next(), `lock err ${ENOLCK}`, 'F_SETLK with nobody attached: ENOLCK');
     t.ok(Date.now() - t0 >= GRACE_MS - 50, 'not before the grace period');
     t.same(await c.ended(), { code: 0, signal: null }, 'its exit-time flush and release were completed too');
 
     // A waiting F_SETLKW stays queued; SIGKILL interrupts it and EINTR is sent natively.
     const b = client('orphan', ['open', 'lockw', 'w', '0', '1']);
     t.equal(await b.next(), 'open ok');
+    // Held by the pump (nobody attached): from then on, the grace period counts for it.
+    await until("B's F_SETLKW outstanding in the pump", () => pump.sessionInfo(sid).outstanding >= 1);
     await sleep(GRACE_MS + 200);
     t.equal(b.proc.exitCode, null, 'the waiting F_SETLKW is still waiting after the grace period');
     b.proc.kill('SIGKILL');
-    const end = await Promise.race([b.exited, sleep(GRACE_MS + 5000).then(() => 'stuck' as const)]);
-    t.same(end, { code: null, signal: 'SIGKILL' }, 'the killed waiter ended without any JS');
+    t.same(await b.ended(), { code: null, signal: 'SIGKILL' }, 'the killed waiter ended without any JS');
     t.ok(pump.sessionInfo(sid).nativeAnswers! >= before + 4, 'answered natively: setlk, interrupt, flushes/releases');
 
     const seen = decider.log.length;
@@ -545,8 +547,8 @@ if (why !== undefined && !process.env.CI) {
     t.same(await b.ended(), { code: 0, signal: null });
     t.notOk(mounted(mnt2), 'nothing is mounted at the mountpoint any more');
     a.go();
-    const aEnd = await Promise.race([a.exited, sleep(5000).then(() => 'stuck' as const)]);
-    t.not(aEnd, 'stuck', 'the holder finishes too');
+    await a.ended();
+    t.pass('the holder finishes too');
     t.equal(pump.unmount(sid2), false, 'a second unmount: false');
     t.throws(() => pump.sessionInfo(sid2), /no session/);
     t.notOk(existsSync(join(mnt2, 'gone')), 'the mountpoint shows the empty directory again');
