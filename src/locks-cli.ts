@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ControlError, controlDir, listSockets, realMountpoint, request, searchDirs, socketName } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { versionLine } from './version.js';
+import type { ControlLock } from './mount-control.js';
 
 const OFFSET_MAX = '9223372036854775807';
 
@@ -59,20 +60,8 @@ interface MountInfo {
   uptimeMs: number;
   workers: number;
 }
-interface WireLock {
-  pid: number;
-  kind: string;
-  type: string;
-  start: string;
-  end: string;
-  state: string;
-  path: string | null;
-  dev: string | null;
-  ino: string | null;
-  key: string;
-  owner: string;
-  waitingMs?: number;
-}
+/** A ControlLock as it crosses the socket: its 64-bit values as decimal strings. */
+type WireLock = { [K in keyof ControlLock]: ControlLock[K] extends bigint ? string : ControlLock[K] };
 
 class Failure extends Error {}
 

@@ -10,6 +10,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { CancelReason, LockEntry, ReplayEntry } from '../core/lock-table.js';
 import type { Lock } from '../core/file-locks.js';
 import type { DecodedLock } from '../core/requests.js';
+import type { WorkerStats } from '../types.js';
 
 /** Coordinator -> host, besides calls (wire.ts encodeCall). */
 export type ToHost =
@@ -74,17 +75,8 @@ export interface HostControl {
   stats(): HostStats;
 }
 
-export interface HostStats {
-  index: number;
-  files: number;
-  actors: number;
-  locks: number;
-  waiters: number;
-  calls: number;
-  batches: number;
-  /** Actors waiting on an asynchronous hook, with requests held in their mailbox. */
-  busyActors: number;
-}
+/** A host's counters: a worker's stats() entry without what only the coordinator knows. */
+export type HostStats = Omit<WorkerStats, 'restarts'>;
 
 /** The control plane the coordinator exposes to hosts: the application's hooks. */
 export interface HookRunner {
