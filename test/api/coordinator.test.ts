@@ -789,7 +789,9 @@ t.test('onUnlockFile fires once per released record with its range; its outcome 
   const released: Ev[] = [];
   let mode: 'ok' | 'throw' | 'hang' = 'ok';
   const held: (() => void)[] = [];
-  t.teardown(() => held.forEach((r) => r()));
+  t.teardown(() => {
+    for (const r of held) r();
+  });
   hookImpl.unlockFile = (e) => {
     released.push(e);
     if (mode === 'throw') throw new Error('ignored');
@@ -884,7 +886,9 @@ t.test('a hung hook on one file does not block requests on another file of the s
   // are decided one at a time: the second request on /h5slow gets to its hook once the first one's
   // hook has answered.
   const slowHooks: ((v: number) => void)[] = [];
-  t.teardown(() => slowHooks.forEach((r) => r(0)));
+  t.teardown(() => {
+    for (const r of slowHooks) r(0);
+  });
   hookImpl.lockFile = (e) => (e.fileName === '/h5slow' ? new Promise<number>((r) => (slowHooks[0] = r)) : 0);
   hookImpl.lock = (e) => (e.path === '/h5slow' ? new Promise<number>((r) => (slowHooks[1] = r)) : 0);
   const slow = c.lockFile(win({ fileName: '/h5slow' }));
