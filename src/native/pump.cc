@@ -383,8 +383,10 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
       std::chrono::duration_cast<std::chrono::nanoseconds>(entered - a->lastEnd).count() < spinNs) {
     a->spinBudgetNs = spinNs;  // woken again soon after the last callback: traffic is steady
   }
+  bool delivered = false;
   for (;;) {
     if (!deliverOnce(env, jsCallback, a)) break;
+    delivered = true;
     a->lastEnd = Clock::now();
     if (a->spinBudgetNs <= 0) break;
     if (std::chrono::duration_cast<std::chrono::milliseconds>(a->lastEnd - entered).count() >= 2) {
@@ -420,6 +422,16 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
     }
     a->spinBudgetNs = spinNs;
   }
+  if (delivered && a->idleRef != nullptr) {
+    // The thread goes back to its event loop: what the callbacks deferred to this point leaves now
+    // (NativeFeed: the journal records of the answers sent during this wake-up). Status ignored,
+    // as for the callback itself.
+    napi_value idle = nullptr, undefined = nullptr;
+    napi_get_undefined(env, &undefined);
+    if (napi_get_reference_value(env, a->idleRef, &idle) == napi_ok && idle != nullptr) {
+      napi_call_function(env, undefined, idle, 0, nullptr, nullptr);
+    }
+  }
 }
 
 /** The attaching thread's env is going away: from now on no native thread may use its function. */
@@ -439,6 +451,7 @@ void finalizeAttachment(napi_env env, void* data, void* /*hint*/) {
   napi_remove_env_cleanup_hook(env, envCleanup, a);
   if (a->batchRef != nullptr) napi_delete_reference(env, a->batchRef);
   if (a->bufferRef != nullptr) napi_delete_reference(env, a->bufferRef);
+  if (a->idleRef != nullptr) napi_delete_reference(env, a->idleRef);
   delete a;
 }
 
@@ -576,7 +589,8 @@ std::vector<SessionPtr> allSessions() {
 
 // ---- attach / detach -------------------------------------------------------------------------
 
-void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat) {
+void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat,
+                       napi_value idle) {
   std::shared_ptr<Destination> dest = s->dests.at(index);
   {
     std::lock_guard<std::mutex> g(dest->mu);
@@ -589,11 +603,16 @@ void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_v
   a->dest = dest;
   a->env = env;
   a->flat = flat;
+  if (idle != nullptr && napi_create_reference(env, idle, 1, &a->idleRef) != napi_ok) {
+    delete a;
+    throw std::runtime_error("could not keep the idle callback for destination " + std::to_string(index));
+  }
   napi_value name;
   napi_create_string_utf8(env, "locksmith.pump", NAPI_AUTO_LENGTH, &name);
   napi_status st = napi_create_threadsafe_function(env, callback, nullptr, name, 0, 1, a, finalizeAttachment, a,
                                                    callJs, &a->tsfn);
   if (st != napi_ok) {
+    if (a->idleRef != nullptr) napi_delete_reference(env, a->idleRef);
     delete a;
     throw std::runtime_error("could not create a thread-safe function for destination " + std::to_string(index));
   }

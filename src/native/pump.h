@@ -137,6 +137,11 @@ struct Attachment {
   napi_ref bufferRef = nullptr;
   void* bufferData = nullptr;
   size_t cap = 0;
+  /**
+   * attachFlat's optional second function: called once when a wake-up that delivered something
+   * ends (after the polling), right before the thread returns to its event loop.
+   */
+  napi_ref idleRef = nullptr;
   /** Adaptive polling (Session::spinUs): the current budget, and when the last callback ended. */
   int64_t spinBudgetNs = 0;
   std::chrono::steady_clock::time_point lastEnd{};
@@ -304,9 +309,11 @@ int newSessionId();
 
 /**
  * Creates this thread's thread-safe function for the destination; throws a message on failure.
- * flat: the callback receives FlatBatch objects (attachFlat) instead of event arrays.
+ * flat: the callback receives FlatBatch objects (attachFlat) instead of event arrays. idle (flat
+ * only, may be null): called with no arguments at the end of every wake-up that delivered events.
  */
-void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat = false);
+void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat = false,
+                       napi_value idle = nullptr);
 /** Detaches the destination if this thread attached it; false if nothing was attached. */
 bool detachDestination(napi_env env, const SessionPtr& s, uint32_t index);
 
