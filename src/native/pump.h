@@ -243,7 +243,8 @@ class Session : public std::enable_shared_from_this<Session> {
    * back to its event loop, so a request arriving right after the last answer (one process doing
    * lock, unlock, lock ...) costs no thread wake-up. Adaptive: a poll that finds nothing halves the
    * budget (down to 0: no polling, nothing burnt on an idle destination); a wake-up that comes
-   * within spinUs of the last callback restores it. 0: never poll.
+   * within spinUs of the last callback restores it. 0: never poll. The poll yields the core
+   * (sched_yield) between looks, so it never holds a core another thread needs.
    */
   uint32_t spinUs = 0;
   std::vector<std::shared_ptr<Destination>> dests;
