@@ -529,6 +529,9 @@ void FuseSession::onInit(fuse_conn_info* conn) {
     conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
   }
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;  // FOPEN_NOFLUSH-like effects must not hide FLUSH
+  // libfuse asks for splice reads because write_buf exists: every request, a lock request too, then
+  // costs splice into a pipe and a read from it instead of one read. Lock latency comes first here.
+  conn->want &= ~FUSE_CAP_SPLICE_READ;
   std::lock_guard<std::mutex> g(stateMu_);
   posixOffered_ = (conn->capable & FUSE_CAP_POSIX_LOCKS) != 0;
   flockOffered_ = (conn->capable & FUSE_CAP_FLOCK_LOCKS) != 0;
