@@ -198,7 +198,11 @@ interface Load {
 
 /** `procs` loader processes on files f0 ... at once; resolves with their combined result. */
 async function runLoaders(loader: string, mountpoint: string, procs: number, ms: number, hold = 0): Promise<Load> {
-  const results = await startTogether(procs, (i) => spawn(loader, [path.join(mountpoint, `f${i % FILES}`), String(ms), '0', String(hold)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  const results = await startTogether(
+    procs,
+    (i) => spawn(loader, [path.join(mountpoint, `f${i % FILES}`), String(ms), '0', String(hold)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    hold > 0 ? 300_000 : 30_000,
+  );
   let ops = 0;
   let maxNs = 0;
   const p50s: number[] = [];
@@ -237,8 +241,8 @@ async function runSqlite(bin: string, dir: string, name: string, procs: number, 
  * Spawns `procs` clients that each print "open" when ready, starts them together with one line on
  * stdin, and returns each one's result line.
  */
-async function startTogether(procs: number, start: (i: number) => ChildProcess): Promise<string[]> {
-  const kids: { child: ChildProcess; lines: string[]; next: () => Promise<string> }[] = [];
+async function startTogether(procs: number, start: (i: number) => ChildProcess, readyMs = 30_000): Promise<string[]> {
+  const kids: { child: ChildProcess; lines: string[]; next: (ms?: number) => Promise<string> }[] = [];
   try {
     for (let i = 0; i < procs; i++) {
       const child = start(i);
@@ -249,17 +253,17 @@ async function startTogether(procs: number, start: (i: number) => ChildProcess):
         if (w !== undefined) w(l);
         else lines.push(l);
       });
-      const next = () =>
+      const next = (wait = 30_000) =>
         new Promise<string>((resolve, reject) => {
           const l = lines.shift();
           if (l !== undefined) return resolve(l);
-          const timer = setTimeout(() => reject(new Error('a client said nothing for 30 s')), 30_000);
+          const timer = setTimeout(() => reject(new Error(`a client said nothing for ${wait / 1000} s`)), wait);
           waiters.push((x) => (clearTimeout(timer), resolve(x)));
         });
       kids.push({ child, lines, next });
     }
     for (const k of kids) {
-      const l = await k.next();
+      const l = await k.next(readyMs);
       if (l !== 'open') throw new Error(`client: ${l}`);
     }
     for (const k of kids) k.child.stdin!.write('go\n');
