@@ -6,19 +6,28 @@
  *   npm run bench:fuse            (build, then node dist/bench/fuse.js; needs root, /dev/fuse,
  *                                  cc, pkg-config fuse3 and fusermount3)
  *
- * Mounts (all three mounted for the whole FUSE part, each serving files f0 ... f7):
+ * Mounts (all four mounted for the whole FUSE part, each serving files f0 ... f7):
  * - fuse_*: ours, src/mount.ts mountFuse({ workers: 2 }) over a backing directory: every getlk,
  *   setlk and flock goes to a worker's actor and is answered from there.
  * - kernel_*: the same native passthrough mounted with `locks: false`: the lock capabilities are
  *   not negotiated, so the kernel decides fcntl locks on the mount itself (no request reaches us).
- * - minimal_*: bench/fuse/minimal.c, a libfuse server (same loop configuration as ours: 4 threads,
- *   no clone_fd) answering every lock request at once with success: the floor for any user-space
- *   lock manager.
+ * - bare_*: the floor, the fastest bare libfuse server: bench/fuse/minimal.c with libfuse's
+ *   single-threaded fuse_session_loop, answering every lock request at once with success (no
+ *   table, no decision, no thread hand-off).
+ * - minimal_*: the same program with fuse_session_loop_mt (4 threads, max_idle_threads 4, no
+ *   clone_fd: the configuration locksmith used before issue 15), a second reference row.
  * Load: bench/fuse/loader.c, one process per file; each opens its file, waits until all are ready,
  * then loops fcntl(F_SETLK, F_WRLCK [0,1)) / fcntl(F_SETLK, F_UNLCK [0,1)) for --ms ms, timing
  * each call. One operation is a lock or an unlock.
  * - *_p1_lat_us: 1 process, mean time per operation (elapsed / operations); *_p1_p50_us its median.
  * - *_p8_ops: 8 processes on 8 files at once: total operations / the longest elapsed.
+ * - *_p1_held10k_lat_us (fuse, kernel): as *_p1_lat_us, by a process that first took 10,000 write
+ *   locks of its own on the same file (bytes 2, 4, ...; the lock+unlock is on byte 0).
+ * - *_sqlite_tx (fuse, kernel): SQLite in WAL mode (bench/fuse/sqlite.c, libsqlite3), 8 processes
+ *   running BEGIN IMMEDIATE / UPDATE / COMMIT on one fresh database for --ms ms: committed
+ *   transactions per second. Each run checks the sum of the updates against the commits and
+ *   PRAGMA integrity_check. Needs libsqlite3-dev (apt-get install libsqlite3-dev); without it these
+ *   rows are skipped with that message.
  *
  * Synthetic (no kernel): 2 native producer threads, 64 files, write lock then unlock per pair.
  * - synthetic_actors_ops_w{1,2}: src/mount.ts runSynthetic({ workers }): each event decided by the
@@ -31,7 +40,8 @@
  * Rounds: one short warm-up round (discarded), then --rounds rounds; each round runs every series
  * once, the mounts in a rotating order. A value is the median over rounds; a ratio is the median of
  * the rounds' own ratios (paired, so a slow round cancels). Targets (reported, not asserted):
- * fuse_p1_lat_us / minimal_p1_lat_us <= 2; fuse_p8_ops / minimal_p8_ops >= 0.5;
+ * fuse_p1_lat_us / bare_p1_lat_us <= 1.5; fuse_p8_ops / bare_p8_ops >= 1;
+ * fuse_p1_held10k_lat_us / fuse_p1_lat_us <= 2; fuse_sqlite_tx / kernel_sqlite_tx >= 0.8;
  * synthetic_actors_ops_w2 >= 1,000,000 ops/s.
  *
  * Writes bench/results/fuse.json ({ rows, floors, ratios, meta }) on a full run; prints the table.
@@ -56,6 +66,8 @@ const SRC = path.join(ROOT, 'bench', 'fuse');
 const BIN = path.join(ROOT, 'bench', 'bin');
 const FILES = 8;
 const PROCS = 8;
+/** Locks the held-locks row's process takes before it starts. */
+const HELD = 10_000;
 
 
 const ROUNDS = Number(option('rounds') ?? 5);
@@ -95,18 +107,25 @@ function unavailable(): string | undefined {
   return undefined;
 }
 
-function buildPrograms(): { minimal: string; loader: string } {
+function buildPrograms(): { minimal: string; loader: string; sqlite: string | undefined } {
   mkdirSync(BIN, { recursive: true });
   const fuseFlags = execFileSync('pkg-config', ['--cflags', '--libs', 'fuse3'], { encoding: 'utf8' }).trim().split(/\s+/);
   const minimal = path.join(BIN, 'minimal');
   const loader = path.join(BIN, 'loader');
+  let sqlite: string | undefined = path.join(BIN, 'sqlite');
   execFileSync('cc', ['-O2', '-Wall', '-o', minimal, path.join(SRC, 'minimal.c'), ...fuseFlags]);
   execFileSync('cc', ['-O2', '-Wall', '-o', loader, path.join(SRC, 'loader.c')]);
-  return { minimal, loader };
+  try {
+    execFileSync('cc', ['-O2', '-Wall', '-o', sqlite, path.join(SRC, 'sqlite.c'), '-lsqlite3'], { stdio: 'pipe' });
+  } catch {
+    console.error('bench:fuse: cannot build bench/fuse/sqlite.c against libsqlite3: the SQLite rows are skipped (apt-get install libsqlite3-dev)');
+    sqlite = undefined;
+  }
+  return { minimal, loader, sqlite };
 }
 
 interface Server {
-  name: 'fuse' | 'kernel' | 'minimal';
+  name: 'fuse' | 'kernel' | 'bare' | 'minimal';
   mountpoint: string;
   stop(): Promise<void>;
 }
@@ -134,9 +153,9 @@ async function startKernel(backing: string, mountpoint: string): Promise<Server>
   return { name: 'kernel', mountpoint, stop };
 }
 
-async function startMinimal(bin: string, mountpoint: string): Promise<Server> {
+async function startMinimal(bin: string, mountpoint: string, loop: 'st' | 'mt'): Promise<Server> {
   mountpoints.add(mountpoint);
-  const child = spawn(bin, [mountpoint, String(FILES), '4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(bin, [mountpoint, String(FILES), '4', loop], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -154,7 +173,7 @@ async function startMinimal(bin: string, mountpoint: string): Promise<Server> {
     });
     child.once('exit', (code) => reject(new Error(`the minimal server exited (${code})`)));
   });
-  return { name: 'minimal', mountpoint, stop };
+  return { name: loop === 'st' ? 'bare' : 'minimal', mountpoint, stop };
 }
 
 async function stopAll(): Promise<void> {
@@ -178,11 +197,55 @@ interface Load {
 }
 
 /** `procs` loader processes on files f0 ... at once; resolves with their combined result. */
-async function runLoaders(loader: string, mountpoint: string, procs: number, ms: number): Promise<Load> {
-  const kids: { child: ChildProcess; lines: string[]; next: () => Promise<string> }[] = [];
+async function runLoaders(loader: string, mountpoint: string, procs: number, ms: number, hold = 0): Promise<Load> {
+  const results = await startTogether(
+    procs,
+    (i) => spawn(loader, [path.join(mountpoint, `f${i % FILES}`), String(ms), '0', String(hold)], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    hold > 0 ? 300_000 : 30_000,
+  );
+  let ops = 0;
+  let maxNs = 0;
+  const p50s: number[] = [];
+  for (const r of results) {
+    const m = /^ops (\d+) ns (\d+) p50 (\d+) p99 (\d+) errors (\d+)$/.exec(r);
+    if (m === null) throw new Error(`loader: ${r}`);
+    if (Number(m[5]) !== 0) throw new Error(`loader: ${m[5]} lock calls failed on ${mountpoint}`);
+    ops += Number(m[1]);
+    maxNs = Math.max(maxNs, Number(m[2]));
+    p50s.push(Number(m[3]) / 1000);
+  }
+  return { opsPerSecond: (ops / maxNs) * 1e9, meanUs: maxNs / 1000 / (ops / procs), p50Us: median(p50s) };
+}
+
+/** SQLite WAL, `procs` processes on a fresh database in `dir`: committed transactions per second. */
+async function runSqlite(bin: string, dir: string, name: string, procs: number, ms: number): Promise<number> {
+  const db = path.join(dir, `${name}.db`);
+  execFileSync(bin, [db, 'init', String(procs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const results = await startTogether(procs, (i) => spawn(bin, [db, 'run', String(ms), String(i)], { stdio: ['pipe', 'pipe', 'inherit'] }));
+  let tx = 0;
+  let maxNs = 0;
+  for (const r of results) {
+    const m = /^tx (\d+) ns (\d+) busy (\d+) errors (\d+)$/.exec(r);
+    if (m === null) throw new Error(`sqlite: ${r}`);
+    if (Number(m[4]) !== 0) throw new Error(`sqlite: ${m[4]} transactions failed on ${db}`);
+    tx += Number(m[1]);
+    maxNs = Math.max(maxNs, Number(m[2]));
+  }
+  const check = execFileSync(bin, [db, 'check'], { encoding: 'utf8' }).trim();
+  if (check !== `sum ${tx} integrity ok`) throw new Error(`sqlite on ${db}: ${tx} commits, but ${check}`);
+  for (const suffix of ['', '-wal', '-shm']) rmSync(db + suffix, { force: true });
+  return (tx / maxNs) * 1e9;
+}
+
+/**
+ * Spawns `procs` clients that each print "open" when ready, starts them together with one line on
+ * stdin, and returns each one's result line.
+ */
+async function startTogether(procs: number, start: (i: number) => ChildProcess, readyMs = 30_000): Promise<string[]> {
+  const kids: { child: ChildProcess; lines: string[]; next: (ms?: number) => Promise<string> }[] = [];
   try {
     for (let i = 0; i < procs; i++) {
-      const child = spawn(loader, [path.join(mountpoint, `f${i % FILES}`), String(ms)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const child = start(i);
       const lines: string[] = [];
       const waiters: ((l: string) => void)[] = [];
       createInterface({ input: child.stdout! }).on('line', (l) => {
@@ -190,11 +253,11 @@ async function runLoaders(loader: string, mountpoint: string, procs: number, ms:
         if (w !== undefined) w(l);
         else lines.push(l);
       });
-      const next = () =>
+      const next = (wait = 30_000) =>
         new Promise<string>((resolve, reject) => {
           const l = lines.shift();
           if (l !== undefined) return resolve(l);
-          const timer = setTimeout(() => reject(new Error('a loader said nothing for 30 s')), 30_000);
+          const timer = setTimeout(() => reject(new Error(`a client said nothing for ${wait / 1000} s`)), wait);
           waiters.push((x) => {
             clearTimeout(timer);
             resolve(x);
@@ -203,24 +266,13 @@ async function runLoaders(loader: string, mountpoint: string, procs: number, ms:
       kids.push({ child, lines, next });
     }
     for (const k of kids) {
-      const l = await k.next();
-      if (l !== 'open') throw new Error(`loader: ${l}`);
+      const l = await k.next(readyMs);
+      if (l !== 'open') throw new Error(`client: ${l}`);
     }
     for (const k of kids) k.child.stdin!.write('go\n');
     const results = await Promise.all(kids.map((k) => k.next()));
-    let ops = 0;
-    let maxNs = 0;
-    const p50s: number[] = [];
-    for (const r of results) {
-      const m = /^ops (\d+) ns (\d+) p50 (\d+) p99 (\d+) errors (\d+)$/.exec(r);
-      if (m === null) throw new Error(`loader: ${r}`);
-      if (Number(m[5]) !== 0) throw new Error(`loader: ${m[5]} lock calls failed on ${mountpoint}`);
-      ops += Number(m[1]);
-      maxNs = Math.max(maxNs, Number(m[2]));
-      p50s.push(Number(m[3]) / 1000);
-    }
     await Promise.all(kids.map((k) => new Promise((r) => (k.child.exitCode !== null ? r(null) : k.child.once('exit', r)))));
-    return { opsPerSecond: (ops / maxNs) * 1e9, meanUs: maxNs / 1000 / (ops / procs), p50Us: median(p50s) };
+    return results;
   } finally {
     for (const k of kids) if (k.child.exitCode === null && k.child.signalCode === null) k.child.kill('SIGKILL');
   }
@@ -307,7 +359,7 @@ async function main(): Promise<void> {
 
   try {
     if (SERIES.has('fuse')) {
-      const { minimal, loader } = buildPrograms();
+      const { minimal, loader, sqlite } = buildPrograms();
       const backing = path.join(base, 'backing');
       mkdirSync(backing);
       for (let i = 0; i < FILES; i++) writeFileSync(path.join(backing, `f${i}`), '');
@@ -316,7 +368,12 @@ async function main(): Promise<void> {
         mkdirSync(p);
         return p;
       };
-      const servers = [await startOurs(backing, mp('fuse')), await startKernel(backing, mp('kernel')), await startMinimal(minimal, mp('minimal'))];
+      const servers = [
+        await startOurs(backing, mp('fuse')),
+        await startKernel(backing, mp('kernel')),
+        await startMinimal(minimal, mp('bare'), 'st'),
+        await startMinimal(minimal, mp('minimal'), 'mt'),
+      ];
       for (let round = 0; round <= ROUNDS; round++) {
         const warm = round === 0;
         const ms = warm ? Math.min(200, LOAD_MS) : LOAD_MS;
@@ -328,6 +385,11 @@ async function main(): Promise<void> {
           record(`${s.name}_p1_ops`, 'ops/s', one.opsPerSecond, warm);
           const eight = await runLoaders(loader, s.mountpoint, PROCS, ms);
           record(`${s.name}_p${PROCS}_ops`, 'ops/s', eight.opsPerSecond, warm);
+          if (s.name !== 'fuse' && s.name !== 'kernel') continue;
+          // Decided locks only: the bare servers keep none.
+          const held = await runLoaders(loader, s.mountpoint, 1, ms, HELD);
+          record(`${s.name}_p1_held10k_lat_us`, 'µs', held.meanUs, warm);
+          if (sqlite !== undefined) record(`${s.name}_sqlite_tx`, 'tx/s', await runSqlite(sqlite, s.mountpoint, `${s.name}-${round}`, PROCS, ms), warm);
         }
         if (!warm) process.stdout.write(`fuse round ${round}/${ROUNDS}\n`);
       }
@@ -364,17 +426,23 @@ async function main(): Promise<void> {
   }
 
   // ---- report --------------------------------------------------------------------------------
-  const report = new Report(results, /^(kernel|minimal|pump)_/, { µs: 2 });
+  const report = new Report(results, /^(kernel|bare|minimal|pump)_/, { µs: 2 });
   const ratio = report.ratio.bind(report);
-  ratio('fuse_p1_lat_us', 'minimal_p1_lat_us', { op: '<=', x: 2 });
-  ratio(`fuse_p${PROCS}_ops`, `minimal_p${PROCS}_ops`, { op: '>=', x: 0.5 });
+  ratio('fuse_p1_lat_us', 'bare_p1_lat_us', { op: '<=', x: 1.5 });
+  ratio(`fuse_p${PROCS}_ops`, `bare_p${PROCS}_ops`, { op: '>=', x: 1 });
+  ratio('fuse_p1_held10k_lat_us', 'fuse_p1_lat_us', { op: '<=', x: 2 });
+  ratio('fuse_sqlite_tx', 'kernel_sqlite_tx', { op: '>=', x: 0.8 });
   const synth = results.get('synthetic_actors_ops_w2');
   if (synth !== undefined) {
     const v = Math.round(median(synth.rounds));
     report.absolute('synthetic_actors_ops_w2 (ops/s, not a ratio)', v, '>= 1000000', v >= 1_000_000);
   }
   // Context, no targets.
-  ratio('fuse_p1_p50_us', 'minimal_p1_p50_us');
+  ratio('fuse_p1_p50_us', 'bare_p1_p50_us');
+  ratio('fuse_p1_lat_us', 'minimal_p1_lat_us');
+  ratio(`fuse_p${PROCS}_ops`, `minimal_p${PROCS}_ops`);
+  ratio('minimal_p1_lat_us', 'bare_p1_lat_us');
+  ratio('kernel_p1_held10k_lat_us', 'kernel_p1_lat_us');
   ratio('fuse_p1_lat_us', 'kernel_p1_lat_us');
   ratio(`fuse_p${PROCS}_ops`, `kernel_p${PROCS}_ops`);
   ratio('minimal_p1_lat_us', 'kernel_p1_lat_us');
@@ -384,7 +452,7 @@ async function main(): Promise<void> {
   ratio('pump_flat_deliver_w2', 'pump_object_deliver_w2');
 
   const elapsed = (performance.now() - tStart) / 1000;
-  report.print('locksmith FUSE bench', ROUNDS, elapsed, 'kernel: the same passthrough without lock caps; minimal: bench/fuse/minimal.c; pump: no actors');
+  report.print('locksmith FUSE bench', ROUNDS, elapsed, 'kernel: the same passthrough without lock caps; bare: bench/fuse/minimal.c single-threaded; minimal: the same, loop_mt; pump: no actors');
   if (fullRun) {
     report.write(RESULTS, ROOT, { rounds: ROUNDS, loadMs: LOAD_MS, processes: PROCS, synthOpsPerThread: SYNTH_OPS, seconds: Math.round(elapsed) });
   } else {

@@ -22,7 +22,7 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export type Unit = 'ops/s' | 'rt/s' | 'µs' | 'MB' | 'B' | 'msg/batch';
+export type Unit = 'ops/s' | 'tx/s' | 'rt/s' | 'µs' | 'MB' | 'B' | 'msg/batch';
 
 export interface Row {
   name: string;

@@ -2,8 +2,9 @@
  * The load generator of bench/fuse.ts: one process, one file, lock+unlock pairs.
  *
  *   cc -O2 -o loader loader.c
- *   loader FILE MS [MAXPAIRS]
- * Opens FILE (O_RDWR), prints "open", waits for one line on stdin (so that several loaders start
+ *   loader FILE MS [MAXPAIRS] [HOLD]
+ * Opens FILE (O_RDWR), takes HOLD write locks of its own first (bytes 2, 4, 6, ...: apart, so
+ * they never merge; default 0), prints "open", waits for one line on stdin (so that several loaders start
  * together), then loops fcntl(F_SETLK, F_WRLCK [0, 1)) / fcntl(F_SETLK, F_UNLCK [0, 1)) for MS
  * milliseconds (or MAXPAIRS pairs), timing every call, and prints one line:
  *   "ops N ns E p50 P p99 Q errors X"
@@ -46,11 +47,24 @@ int main(int argc, char **argv) {
     return 2;
   }
   const uint64_t limitNs = (uint64_t)atoll(argv[2]) * 1000000ull;
-  const uint64_t maxPairs = argc > 3 ? (uint64_t)atoll(argv[3]) : UINT64_MAX;
+  const uint64_t maxPairs = argc > 3 && atoll(argv[3]) > 0 ? (uint64_t)atoll(argv[3]) : UINT64_MAX;
+  const long hold = argc > 4 ? atol(argv[4]) : 0;
   int fd = open(argv[1], O_RDWR);
   if (fd < 0) {
     printf("error open %d\n", errno);
     return 1;
+  }
+  for (long i = 0; i < hold; i++) {
+    struct flock h;
+    memset(&h, 0, sizeof h);
+    h.l_type = F_WRLCK;
+    h.l_whence = SEEK_SET;
+    h.l_start = 2 + 2 * (off_t)i;
+    h.l_len = 1;
+    if (fcntl(fd, F_SETLK, &h) != 0) {
+      printf("error hold %d\n", errno);
+      return 1;
+    }
   }
   printf("open\n");
   fflush(stdout);

@@ -2,12 +2,14 @@
  * The floor for any user-space lock manager (bench/fuse.ts): a minimal libfuse 3 low-level server
  * that serves FILES empty regular files f0 ... f{FILES-1} in its root, negotiates
  * FUSE_CAP_POSIX_LOCKS and FUSE_CAP_FLOCK_LOCKS, and answers every getlk (F_UNLCK), setlk, setlkw
- * and flock at once with success: no table, no decision, no thread hand-off. Its loop is
- * configured like locksmith's (fuse_session_loop_mt, THREADS workers, no clone_fd), so the
- * difference to locksmith is what deciding in JavaScript costs.
+ * and flock at once with success: no table, no decision, no thread hand-off.
+ * LOOP 'st' (the fastest bare server, bench:fuse's floor): libfuse's single-threaded
+ * fuse_session_loop, one thread receiving and answering everything. LOOP 'mt': fuse_session_loop_mt
+ * with THREADS workers, max_idle_threads = THREADS, no clone_fd (what locksmith used before issue 15;
+ * with libfuse 3.14 it creates and destroys a thread for most requests).
  *
  *   cc -O2 -o minimal minimal.c $(pkg-config --cflags --libs fuse3)
- *   minimal MOUNTPOINT [FILES=8] [THREADS=4]
+ *   minimal MOUNTPOINT [FILES=8] [THREADS=4] [LOOP=mt|st]
  * Prints "ready" once the kernel's INIT arrived (the mount is usable); SIGTERM/SIGINT unmount.
  */
 #define FUSE_USE_VERSION 34
@@ -149,6 +151,7 @@ int main(int argc, char **argv) {
   }
   if (argc > 2) nfiles = atoi(argv[2]);
   int threads = argc > 3 ? atoi(argv[3]) : 4;
+  int single = argc > 4 && strcmp(argv[4], "st") == 0;
   char *fargv[] = {argv[0], "-o", "fsname=locksmith-minimal", NULL};
   struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
   struct fuse_session *se = fuse_session_new(&args, &ops, sizeof ops, NULL);
@@ -158,12 +161,17 @@ int main(int argc, char **argv) {
   pthread_t th;
   pthread_create(&th, NULL, announce, NULL);
   pthread_detach(th);
-  struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_clone_fd(cfg, 0);
-  fuse_loop_cfg_set_max_threads(cfg, threads);
-  fuse_loop_cfg_set_idle_threads(cfg, threads);
-  int res = fuse_session_loop_mt(se, cfg);
-  fuse_loop_cfg_destroy(cfg);
+  int res;
+  if (single) {
+    res = fuse_session_loop(se);
+  } else {
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_max_threads(cfg, threads);
+    fuse_loop_cfg_set_idle_threads(cfg, threads);
+    res = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  }
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

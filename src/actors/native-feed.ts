@@ -60,7 +60,10 @@ export interface NativeSink {
   fault(message: string): void;
   /** Native request `req` changed its file's locks (`req` is reused: copy what is kept). */
   journal(req: NativeRequest): void;
-  /** Native answers are about to leave: whatever was journaled must leave first. */
+  /**
+   * Sends whatever was journaled (and anything else waiting in the host's batch). Called before
+   * answers that leave outside a wake-up of this thread, and at the end of each wake-up.
+   */
   beforeReply(): void;
 }
 
@@ -98,6 +101,11 @@ export class NativeFeed {
   private readonly replies = new pump.ReplyBuffer();
   private attached = false;
   private inBatch = false;
+  /**
+   * Between the first batch of a wake-up and its end (attachFlat's idle call): answers leave at
+   * the end of each batch, their journal records once, at the end of the wake-up.
+   */
+  private inWake = false;
   private flushQueued = false;
   events = 0;
 
@@ -108,7 +116,12 @@ export class NativeFeed {
   ) {}
 
   attach(): void {
-    pump.attachFlat(this.sessionId, this.index, (b) => this.onBatch(b));
+    pump.attachFlat(
+      this.sessionId,
+      this.index,
+      (b) => this.onBatch(b),
+      () => this.endWake(),
+    );
     this.attached = true;
   }
 
@@ -126,6 +139,8 @@ export class NativeFeed {
 
   private onBatch(b: FlatBatch): void {
     this.inBatch = true;
+    this.inWake = true;
+    let threw = true;
     try {
       const f = b.f64;
       const u = b.u64;
@@ -173,11 +188,28 @@ export class NativeFeed {
           }
         }
       }
+      threw = false;
     } finally {
       this.inBatch = false;
       this.currentId = 0;
       this.flush();
+      // An exception leaving this thread's callback may end the thread: nothing may stay unsent.
+      if (threw) this.endWake();
     }
+  }
+
+  /**
+   * The wake-up is over (the thread returns to its event loop): the journal records of every
+   * answer it sent leave now, in one message. One process locking and unlocking in turn is
+   * answered many times per wake-up (Session::spinUs), and a file that ends idle sends nothing
+   * (or one R_NIDLE): the coordinator's thread is not woken for every answer. Nothing can run on
+   * this thread between an answer and this call (no timer, message or other callback; an
+   * exception from onBatch calls it on its way out), so a worker that dies has sent every record
+   * of every answer the kernel heard.
+   */
+  private endWake(): void {
+    this.inWake = false;
+    this.sink.beforeReply();
   }
 
   /** The final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
@@ -212,7 +244,8 @@ export class NativeFeed {
   private flush(): void {
     this.flushQueued = false;
     if (this.replies.count === 0) return;
-    this.sink.beforeReply();
+    // Outside a wake-up (a waiter let in by an API call) the records leave first; inside one, at its end.
+    if (!this.inWake) this.sink.beforeReply();
     try {
       this.replies.flush(this.sessionId);
     } catch {

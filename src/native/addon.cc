@@ -174,8 +174,9 @@ class Addon : public Napi::Addon<Addon> {
     SessionPtr s = sessionArg(info);
     uint32_t index = static_cast<uint32_t>(integerOf(env, info[1], "index", 0, s->destinationCount - 1.0));
     if (!info[2].IsFunction()) typeError(env, "callback must be a function");
+    if (!info[3].IsUndefined() && !info[3].IsFunction()) typeError(env, "idle must be a function");
     return guarded(env, [&] {
-      attachDestination(env, s, index, info[2], true);
+      attachDestination(env, s, index, info[2], true, info[3].IsUndefined() ? nullptr : static_cast<napi_value>(info[3]));
       return env.Undefined();
     });
   }

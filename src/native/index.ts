@@ -341,7 +341,7 @@ interface Addon {
   hasFuse: boolean;
   mount(o: MountOptions): number;
   attach(sessionId: number, index: number, callback: (events: NativeEvent[]) => void): void;
-  attachFlat(sessionId: number, index: number, callback: (batch: FlatBatch) => void): void;
+  attachFlat(sessionId: number, index: number, callback: (batch: FlatBatch) => void, idle?: () => void): void;
   replyBatch(sessionId: number, pairs: Float64Array | Int32Array, count: number): number;
   replyLockBatch(sessionId: number, locks: Float64Array, count: number): number;
   synthLog(sessionId: number): SynthLog | null;
@@ -443,9 +443,15 @@ export function attach(sessionId: number, index: number, callback: (events: Nati
  * events in the same order, read from one reused Float64Array, at most 8192 per call. Everything
  * attach() says holds (queued events, keeping the thread alive, automatic detach when the thread
  * ends, detach()). A destination is attached one way or the other, not both.
+ *
+ * `idle`, if given, is called (no arguments) once at the end of every wake-up that delivered
+ * something: after the last callback of that wake-up (the thread may poll and deliver several
+ * batches in one, MountOptions.spinUs), right before the thread returns to its event loop. Work
+ * deferred to it cannot be overtaken by anything else on this thread (a timer, a message, an
+ * uncaught exception of another callback).
  */
-export function attachFlat(sessionId: number, index: number, callback: (batch: FlatBatch) => void): void {
-  native().attachFlat(sessionId, index, callback);
+export function attachFlat(sessionId: number, index: number, callback: (batch: FlatBatch) => void, idle?: () => void): void {
+  native().attachFlat(sessionId, index, callback, idle);
 }
 
 /** Stops deliveries to this thread; events queue until another attach. Only the attaching thread may detach. */

@@ -137,6 +137,11 @@ struct Attachment {
   napi_ref bufferRef = nullptr;
   void* bufferData = nullptr;
   size_t cap = 0;
+  /**
+   * attachFlat's optional second function: called once when a wake-up that delivered something
+   * ends (after the polling), right before the thread returns to its event loop.
+   */
+  napi_ref idleRef = nullptr;
   /** Adaptive polling (Session::spinUs): the current budget, and when the last callback ended. */
   int64_t spinBudgetNs = 0;
   std::chrono::steady_clock::time_point lastEnd{};
@@ -238,7 +243,8 @@ class Session : public std::enable_shared_from_this<Session> {
    * back to its event loop, so a request arriving right after the last answer (one process doing
    * lock, unlock, lock ...) costs no thread wake-up. Adaptive: a poll that finds nothing halves the
    * budget (down to 0: no polling, nothing burnt on an idle destination); a wake-up that comes
-   * within spinUs of the last callback restores it. 0: never poll.
+   * within spinUs of the last callback restores it. 0: never poll. The poll yields the core
+   * (sched_yield) between looks, so it never holds a core another thread needs.
    */
   uint32_t spinUs = 0;
   std::vector<std::shared_ptr<Destination>> dests;
@@ -304,9 +310,11 @@ int newSessionId();
 
 /**
  * Creates this thread's thread-safe function for the destination; throws a message on failure.
- * flat: the callback receives FlatBatch objects (attachFlat) instead of event arrays.
+ * flat: the callback receives FlatBatch objects (attachFlat) instead of event arrays. idle (flat
+ * only, may be null): called with no arguments at the end of every wake-up that delivered events.
  */
-void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat = false);
+void attachDestination(napi_env env, const SessionPtr& s, uint32_t index, napi_value callback, bool flat = false,
+                       napi_value idle = nullptr);
 /** Detaches the destination if this thread attached it; false if nothing was attached. */
 bool detachDestination(napi_env env, const SessionPtr& s, uint32_t index);
 
