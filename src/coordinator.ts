@@ -208,6 +208,10 @@ function validateOptions(o: unknown): Options {
   return opts as Options;
 }
 
+function isInputType(flag: string): boolean {
+  return flag === '--input-type' || flag.startsWith('--input-type=');
+}
+
 /** Checks the extensions of waiting requests; returns the family's code for a bad or aborted one. */
 interface WaitOptions {
   signal?: AbortSignal;
@@ -299,8 +303,9 @@ export class LockCoordinator {
       // An idle host must keep its event loop turning to read its port ('sync' would freeze it).
       atomics: 'disabled',
       // Workers inherit the process's flags; --input-type (node -e with ESM) makes a worker's entry
-      // file fail to load, so it is left out.
-      execArgv: process.execArgv.filter((a) => !a.startsWith('--input-type')),
+      // file fail to load, so it is left out. Only then is a list given: a given list is checked
+      // again, and process-wide V8 flags such as --expose-gc are refused in it.
+      ...(process.execArgv.some(isInputType) ? { execArgv: process.execArgv.filter((a) => !isInputType(a)) } : {}),
     });
     const c = new LockCoordinator(pool, opts);
     // A worker that dies with no task running (during stop) is reported here, not by a task: without
