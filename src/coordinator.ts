@@ -15,7 +15,7 @@ import * as Comlink from 'comlink';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type {
   CheckIoRequest,
@@ -372,11 +372,7 @@ export class LockCoordinator {
         hooks.port1.close();
       },
     };
-    data.port1.on('message', (batch: unknown[] | number) => {
-      if (typeof batch !== 'number') return this.onBatch(slot, batch);
-      const p = slot.pings.shift();
-      p?.resolve((performance.now() - p.t0) * 1000);
-    });
+    data.port1.on('message', (batch: unknown[] | number) => this.onData(slot, batch));
     this.pool
       .run(init, { transferList: [data.port2, control.port2, hooks.port2] })
       .then(
@@ -386,8 +382,21 @@ export class LockCoordinator {
     return slot;
   }
 
+  /** A message on a worker's data port: a batch of answers, or a ping's echo. */
+  private onData(slot: Slot, batch: unknown[] | number): void {
+    if (typeof batch !== 'number') return this.onBatch(slot, batch);
+    const p = slot.pings.shift();
+    p?.resolve((performance.now() - p.t0) * 1000);
+  }
+
   private onHostEnd(slot: Slot, error: unknown): void {
     if (!slot.alive) return;
+    // What the worker posted before it ended may still wait in its port (ports deliver in their own
+    // turns, and the pool may report the end first). Read it now, before the journal is replayed
+    // and the port closed: it can hold the journal records of native grants the kernel has heard of.
+    for (let m = receiveMessageOnPort(slot.data); m !== undefined; m = receiveMessageOnPort(slot.data)) {
+      this.onData(slot, m.message as unknown[] | number);
+    }
     slot.alive = false;
     slot.markDead();
     slot.markStopped();
