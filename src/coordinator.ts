@@ -231,9 +231,10 @@ function waitOptions(o: Record<string, unknown>, windows: boolean): WaitOptions 
   const t = o.timeoutMs;
   if (t !== undefined) {
     if (typeof t !== 'number') throw new TypeError(`timeoutMs must be a number, got ${typeof t}`);
-    if (!(t >= 0) || !Number.isFinite(t)) return { early: windows ? ERROR_INVALID_PARAMETER : -EINVAL };
+    if (!(t >= 0)) return { early: windows ? ERROR_INVALID_PARAMETER : -EINVAL };
   }
-  return { signal, timeoutMs: t as number | undefined };
+  // Infinity waits for ever, as leaving timeoutMs out does.
+  return { signal, timeoutMs: t === Infinity ? undefined : (t as number | undefined) };
 }
 
 /**
@@ -384,7 +385,10 @@ export class LockCoordinator {
 
   /** A message on a worker's data port: a batch of answers, or a ping's echo. */
   private onData(slot: Slot, batch: unknown[] | number): void {
-    if (typeof batch !== 'number') return this.onBatch(slot, batch);
+    if (typeof batch !== 'number') {
+      this.onBatch(slot, batch);
+      return;
+    }
     const p = slot.pings.shift();
     p?.resolve((performance.now() - p.t0) * 1000);
   }
@@ -972,6 +976,8 @@ export class LockCoordinator {
    * once its replacement has been rebuilt and answers.
    */
   async crashWorker(index: number): Promise<void> {
+    if (this.stopping !== undefined) throw new Error(STOPPED);
+    if (!Number.isInteger(index)) throw new TypeError(`index must be an integer, got ${String(index)}`);
     const s = this.slots[index];
     if (s === undefined) throw new RangeError(`no worker ${index}`);
     s.out.object({ t: 'crash' });

@@ -11,7 +11,7 @@
  * Replies, queued notices and wait-for edges go out in one array per turn (Batcher).
  */
 import * as Comlink from 'comlink';
-import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
+import { EAGAIN, EINTR, ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK, F_UNLCK } from '../core/codes.js';
 import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
 import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
@@ -67,6 +67,8 @@ export class ActorHost implements HostControl {
   private readonly out: Batcher;
   /** Files whose actor is busy with an asynchronous step, with the steps queued behind it. */
   private readonly mailboxes = new Map<string, Step[]>();
+  /** Calls waiting in a file's mailbox, by id (a cancel ends them there). */
+  private readonly heldCalls = new Map<number, Call>();
   /** Queued requests by id. */
   private readonly pendings = new Map<number, Pending>();
   /** Requests received and not yet answered; a cancel for one still in a mailbox is kept here. */
@@ -145,7 +147,8 @@ export class ActorHost implements HostControl {
     const box = this.mailboxes.get(call.path);
     if (box !== undefined) {
       this.inflight.set(id, null);
-      box.push(() => this.runCall(id, call));
+      this.heldCalls.set(id, call);
+      box.push(() => this.runHeldCall(id));
       return;
     }
     const r = this.runCall(id, call);
@@ -346,11 +349,35 @@ export class ActorHost implements HostControl {
     this.nativeJournalCount = 0;
   }
 
-  /** Ends request `id` early: now if it waits, or as soon as it would wait. */
+  /**
+   * Ends request `id` early: now if it waits, in a queue or in its file's mailbox (behind an
+   * approval hook: its caller's timeout or signal must end it there too), or as soon as it would
+   * wait.
+   */
   private cancel(id: number, reason: CancelReason): void {
     const p = this.pendings.get(id);
-    if (p !== undefined) this.deliver(p.path, () => this.table.cancel(p, reason));
-    else if (this.inflight.has(id)) this.inflight.set(id, reason);
+    if (p !== undefined) {
+      this.deliver(p.path, () => this.table.cancel(p, reason));
+      return;
+    }
+    const held = this.heldCalls.get(id);
+    if (held !== undefined && (held.op === 'lockFile' || (held.op === 'lock' && held.cmd !== F_GETLK))) {
+      this.heldCalls.delete(id);
+      this.inflight.delete(id);
+      const windows = held.op === 'lockFile';
+      const code = reason === 'timeout' ? (windows ? ERROR_LOCK_VIOLATION : -EAGAIN) : windows ? ERROR_OPERATION_ABORTED : -EINTR;
+      this.reply(id, held, windows ? code : ({ result: code } as PosixReply), -1, false, held.path);
+      return;
+    }
+    if (this.inflight.has(id)) this.inflight.set(id, reason);
+  }
+
+  /** A call that waited in its file's mailbox runs, unless its cancel already ended it. */
+  private runHeldCall(id: number): unknown {
+    const call = this.heldCalls.get(id);
+    if (call === undefined) return undefined;
+    this.heldCalls.delete(id);
+    return this.runCall(id, call);
   }
 
   private runCall(id: number, call: Call): unknown {

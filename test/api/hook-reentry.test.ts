@@ -61,3 +61,36 @@ t.test('onLock calling lock on its own file is refused; the same call made after
   t.match(seen[0], /lock on '\/p' was called from inside the onLock hook/);
   t.equal(((await later) as { result: number }).result, 0, 'the same request made after the hook returned is granted');
 });
+
+t.test('requests held behind a running approval hook still end by their own timeout or signal', async (t) => {
+  let answer!: (v: number) => void;
+  let entered!: () => void;
+  const inHook = new Promise<void>((r) => (entered = r));
+  const c = await LockCoordinator.start({
+    workers: 1,
+    hookTimeoutMs: HOUR,
+    onLockFile: (e) => {
+      if (e.handle !== 1) return 0;
+      entered();
+      return new Promise<number>((r) => (answer = r));
+    },
+    onUnlockFile: () => {},
+  });
+  t.teardown(() => c.stop());
+  const outer = c.lockFile({ fileName: '/q', byteOffset: 0, length: 10, exclusiveLock: true, failImmediately: false, handle: 1 });
+  await inHook;
+  const ac = new AbortController();
+  const winTimeout = c.lockFile({ fileName: '/q', byteOffset: 20, length: 1, exclusiveLock: true, failImmediately: false, handle: 2, timeoutMs: 10 });
+  const winAbort = c.lockFile({ fileName: '/q', byteOffset: 30, length: 1, exclusiveLock: true, failImmediately: false, handle: 3, signal: ac.signal });
+  const posixTimeout = c.lock({ path: '/q', lockType: F_WRLCK, lockStart: 40, lockLen: 1, cmd: F_SETLK, lockOwner: 4, timeoutMs: 10 });
+  const posixAbort = c.lock({ path: '/q', lockType: F_WRLCK, lockStart: 50, lockLen: 1, cmd: F_SETLK, lockOwner: 5, signal: ac.signal });
+  ac.abort();
+  // The four end while the hook still holds the file: nothing here answers the hook first.
+  t.equal(await winTimeout, 33, 'lockFile: its timeout ends it with ERROR_LOCK_VIOLATION');
+  t.equal(await winAbort, 995, 'lockFile: its signal ends it with ERROR_OPERATION_ABORTED');
+  t.equal((await posixTimeout).result, -11, 'lock: its timeout ends it with -EAGAIN');
+  t.equal((await posixAbort).result, -4, 'lock: its signal ends it with -EINTR');
+  answer(0);
+  t.equal(await outer, 0, 'the request in the hook is granted when the hook answers');
+  t.strictSame((await c.locks('/q')).map((e) => e.start), [0n], 'none of the cancelled requests holds a lock');
+});
