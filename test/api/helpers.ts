@@ -9,9 +9,11 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
  * The safety budget for something that must happen (a promise settling, a state becoming visible).
  * Tests wait for the event itself; this budget exists only so that a hang fails with the name of
  * what it waited for instead of at tap's file timeout. It is minutes where the thing takes
- * milliseconds, so a slow, shared machine (both cores busy) never reaches it.
+ * milliseconds, so a slow, shared machine (both cores busy) never reaches it: five minutes, where
+ * the slowest waits seen (a worker start or restart, which compiles TypeScript under tap's loader)
+ * took tens of seconds at load average 20-35 on 2 cores.
  */
-export const HANG_MS = 120_000;
+export const HANG_MS = 300_000;
 
 const PENDING = Symbol('pending');
 
