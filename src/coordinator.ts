@@ -35,10 +35,9 @@ import {
   ERROR_INVALID_PARAMETER,
   ERROR_LOCK_VIOLATION,
   ERROR_OPERATION_ABORTED,
-  EAGAIN,
   EINVAL,
 } from './core/codes.js';
-import type { CancelReason, LockEntry } from './core/lock-table.js';
+import { cancelResult, type CancelReason, type LockEntry } from './core/lock-table.js';
 import {
   decodeLock,
   parseCheckIo,
@@ -658,7 +657,7 @@ export class LockCoordinator {
   /** Ends a request that its worker can no longer answer, as its cancel would have. */
   private finishCancelled(r: Request, reason: CancelReason): void {
     const windows = r.call.op !== 'lock' && r.call.op !== 'flush' && r.call.op !== 'release';
-    const code = reason === 'timeout' ? (windows ? ERROR_LOCK_VIOLATION : -EAGAIN) : windows ? ERROR_OPERATION_ABORTED : -EINTR;
+    const code = cancelResult(reason, windows);
     const call = r.call;
     this.finish(r, code, call.op === 'lock' ? replyOfLock(call, code) : r.name === 'closeHandle' || r.name === 'flush' || r.name === 'release' ? undefined : code);
   }

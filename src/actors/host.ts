@@ -11,10 +11,10 @@
  * Replies, queued notices and wait-for edges go out in one array per turn (Batcher).
  */
 import * as Comlink from 'comlink';
-import { EAGAIN, EINTR, ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK, F_UNLCK } from '../core/codes.js';
+import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
 import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
-import { LockTable, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
+import { LockTable, cancelResult, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import { lockCallOf, type Call, type PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
 import { clearTimer, setTimer, type Timer } from './long-timer.js';
@@ -365,7 +365,7 @@ export class ActorHost implements HostControl {
       this.heldCalls.delete(id);
       this.inflight.delete(id);
       const windows = held.op === 'lockFile';
-      const code = reason === 'timeout' ? (windows ? ERROR_LOCK_VIOLATION : -EAGAIN) : windows ? ERROR_OPERATION_ABORTED : -EINTR;
+      const code = cancelResult(reason, windows);
       this.reply(id, held, windows ? code : ({ result: code } as PosixReply), -1, false, held.path);
       return;
     }

@@ -90,6 +90,11 @@ const CANCEL_RESULT: Record<CancelReason, [windows: number, posix: number]> = {
   deadlock: [ERROR_LOCK_VIOLATION, -EDEADLK],
 };
 
+/** The result a request of the family gets when it is ended for `reason` (API.md). */
+export function cancelResult(reason: CancelReason, windows: boolean): number {
+  return CANCEL_RESULT[reason][windows ? 0 : 1];
+}
+
 type Maybe<T> = T | Promise<T>;
 
 function then<T, U>(x: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
