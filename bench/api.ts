@@ -65,11 +65,12 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Batcher, CallBatcher } from '../src/actors/batcher.js';
-import { LOCK_DOUBLES, callEnd, callId } from '../src/actors/wire.js';
+import { Batcher, CallBatcher } from '../src/wire/batcher.js';
+import { LOCK_DOUBLES, callEnd, callId } from '../src/wire/calls.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
-import { LockCoordinator, routeOf, type LockRequest } from '../src/coordinator.js';
+import { LockCoordinator, type LockRequest } from '../src/caller/coordinator.js';
+import { routeOf } from '../src/wire/route.js';
 import { decodeLock, type DecodedLock } from '../src/core/requests.js';
 import { Report, option, type Results, type Unit } from './report.js';
 

@@ -2,7 +2,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { LockCoordinator, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type PosixReply } from '../src/index.js';
-import { routeOf } from '../src/coordinator.js';
+import { routeOf } from '../src/wire/route.js';
 import { RefModel } from './model.js';
 import { entryLine, normReply, runs } from './harness.js';
 

@@ -5,7 +5,7 @@
  * constants by their C names, and the synchronous LockTable that decides requests (src/core/).
  */
 export * from './core/codes.js';
-export { LockCoordinator } from './coordinator.js';
+export { LockCoordinator } from './caller/coordinator.js';
 /** The requests, replies, hook events, listing entries and options of the public contract (API.md "Types"). */
 export type {
   LockFileRequest,

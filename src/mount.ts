@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { LockCoordinator } from './coordinator.js';
+import { LockCoordinator } from './caller/coordinator.js';
 import type { Policy } from './core/file-locks.js';
 import { cleanDeadMount, DeadMountError, isDeadMount } from './dead-mount.js';
 import * as pump from './native/index.js';

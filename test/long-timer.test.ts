@@ -3,7 +3,7 @@
  * deadline. A small step stands in for 2^31-1 ms so the chain is exercised in milliseconds.
  */
 import t from 'tap';
-import { clearTimer, setTimer, MAX_TIMER_MS } from '../src/actors/long-timer.js';
+import { clearTimer, setTimer, MAX_TIMER_MS } from '../src/long-timer.js';
 
 t.test('a delay of many steps fires once, not before its deadline', async (t) => {
   const t0 = performance.now();

@@ -16,11 +16,11 @@ import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import { lockCallOf, type Call, type PosixReply } from '../core/requests.js';
-import { Batcher } from './batcher.js';
-import { clearTimer, setTimer, type Timer } from './long-timer.js';
+import { Batcher } from '../wire/batcher.js';
+import { clearTimer, setTimer, type Timer } from '../long-timer.js';
 import { NativeFeed, nativeCall } from './native-feed.js';
-import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, decodeCall, readBatch } from './wire.js';
-import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from './protocol.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, decodeCall, readBatch } from '../wire/calls.js';
+import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from '../wire/protocol.js';
 
 type Step = () => unknown;
 

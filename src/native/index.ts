@@ -535,17 +535,7 @@ export function synthStop(sessionId: number): SessionInfo {
   return native().synthStop(sessionId);
 }
 
-/** The destination of a lock key as the native side computes it (FNV-1a, as LockCoordinator's routeOf). */
+/** The destination of a lock key as the native side computes it (FNV-1a, as src/wire/route.ts routeOf). */
 export function nativeRouteOf(path: string, destinations: number): number {
   return native().routeOf(path, destinations);
-}
-
-/** FNV-1a over the path's UTF-16 units: the JavaScript twin of the native routing. */
-export function routeOf(path: string, destinations: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < path.length; i++) {
-    h ^= path.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % destinations;
 }

@@ -5,7 +5,8 @@
  * down and strands no request.
  */
 import t from 'tap';
-import { LockCoordinator, routeOf } from '../../src/coordinator.js';
+import { LockCoordinator } from '../../src/caller/coordinator.js';
+import { routeOf } from '../../src/wire/route.js';
 import { runSynthetic } from '../../src/mount.js';
 import * as pump from '../../src/native/index.js';
 import { until } from './proc.js';

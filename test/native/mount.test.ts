@@ -11,7 +11,7 @@ import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { routeOf } from '../../src/coordinator.js';
+import { routeOf } from '../../src/wire/route.js';
 import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
 import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
 

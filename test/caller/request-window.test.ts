@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { RequestWindow } from '../src/actors/request-window.js';
+import { RequestWindow } from '../../src/caller/request-window.js';
 
 interface Req {
   readonly id: number;

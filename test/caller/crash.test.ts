@@ -7,10 +7,10 @@
  */
 import t, { type Test as TapTest } from 'tap';
 import { LockCoordinator, F_RDLCK, F_WRLCK, F_UNLCK, F_SETLK, F_SETLKW, EAGAIN } from '../../src/index.js';
-import { routeOf } from '../../src/coordinator.js';
-import { snapshotConflicts, historyConflicts } from './checker.js';
-import { HANG_MS, lines, settles, stillPending, waitFor, within, isPending } from './helpers.js';
-import { runWorkload, listingLines, type OwnerSpec, type Api } from './workload.js';
+import { routeOf } from '../../src/wire/route.js';
+import { snapshotConflicts, historyConflicts } from '../api/checker.js';
+import { HANG_MS, lines, settles, stillPending, waitFor, within, isPending } from '../api/helpers.js';
+import { runWorkload, listingLines, type OwnerSpec, type Api } from '../api/workload.js';
 
 type Req = Record<string, unknown>;
 type Coord = LockCoordinator;

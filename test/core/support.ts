@@ -1,5 +1,5 @@
 /** Helpers shared by the core unit tests. */
-import type { PosixReply } from '../src/index.js';
+import type { PosixReply } from '../../src/index.js';
 
 /** A reply that must come at once: neither queued (a Pending) nor a Promise. */
 export function now(x: unknown): PosixReply {

@@ -9,8 +9,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import t from 'tap';
 import fc from 'fast-check';
-import { CallBatcher } from '../../src/actors/batcher.js';
-import { decodeCall, encodeCall, encodeLock, fitsDoubles, readBatch } from '../../src/actors/wire.js';
+import { CallBatcher } from '../../src/wire/batcher.js';
+import { decodeCall, encodeCall, encodeLock, fitsDoubles, readBatch } from '../../src/wire/calls.js';
 import { F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { decodeLock, parseLock, type Call, type DecodedLock } from '../../src/core/requests.js';
 

@@ -28,7 +28,7 @@ import type {
   StartOptions,
   Stats,
   UnlockFileRequest,
-} from './types.js';
+} from '../types.js';
 import {
   EINTR,
   ENOLCK,
@@ -36,8 +36,8 @@ import {
   ERROR_LOCK_VIOLATION,
   ERROR_OPERATION_ABORTED,
   EINVAL,
-} from './core/codes.js';
-import { cancelResult, type CancelReason, type LockEntry } from './core/lock-table.js';
+} from '../core/codes.js';
+import { cancelResult, type CancelReason, type LockEntry } from '../core/lock-table.js';
 import {
   decodeLock,
   parseCheckIo,
@@ -50,15 +50,16 @@ import {
   snapshotRequest,
   type Call,
   type DecodedLock,
-} from './core/requests.js';
-import { requireObject } from './core/input.js';
-import { CallBatcher } from './actors/batcher.js';
-import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from './actors/wire.js';
-import { DeadlockService } from './actors/deadlock-service.js';
-import { RequestWindow } from './actors/request-window.js';
-import { clearTimer, setTimer, type Timer } from './actors/long-timer.js';
-import type { FromHost, HookRunner, HostControl, HostInit } from './actors/protocol.js';
+} from '../core/requests.js';
+import { requireObject } from '../core/input.js';
+import { CallBatcher } from '../wire/batcher.js';
+import { END_FLOCK_DROP, END_IDLE, R_DONE, R_ENDED, R_GETLK, R_NDROP, R_NIDLE, R_NJOURNAL, R_QUEUED, T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from '../wire/calls.js';
+import { DeadlockService } from './deadlock-service.js';
+import { RequestWindow } from './request-window.js';
+import { clearTimer, setTimer, type Timer } from '../long-timer.js';
+import type { FromHost, HookRunner, HostControl, HostInit } from '../wire/protocol.js';
 import { Journal, commits } from './journal.js';
+import { routeOf } from '../wire/route.js';
 
 export type {
   CheckIoRequest,
@@ -79,7 +80,7 @@ export type {
   StoreOptions,
   UnlockFileEvent,
   UnlockFileRequest,
-} from './types.js';
+} from '../types.js';
 
 /** What the coordinator keeps of a call: a lock call as decoded (its reply's fields), others parsed. */
 type Sent = Exclude<Call, { op: 'lock' }> | DecodedLock;
@@ -147,20 +148,9 @@ const STOP_GRACE_MS = 1000;
 const STOPPED = 'LockCoordinator is stopped';
 const WAIT_BUCKETS = [1, 10, 100, 1000, 10000];
 
-/** FNV-1a over the path's UTF-16 units: the file -> worker map must never change while running. */
-export function routeOf(path: string, workers: number): number {
-  if (workers === 1) return 0;
-  let h = 0x811c9dc5;
-  for (let i = 0; i < path.length; i++) {
-    h ^= path.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % workers;
-}
-
 /** The worker entry: built JavaScript, also when this module runs from TypeScript sources in tests. */
 function hostFile(): string {
-  const here = fileURLToPath(new URL('./actors/host.js', import.meta.url));
+  const here = fileURLToPath(new URL('../actors/host.js', import.meta.url));
   if (import.meta.url.endsWith('.ts')) return here.replace(/([\\/])src([\\/])actors([\\/])host\.js$/, '$1dist$1src$2actors$3host.js');
   return here;
 }

@@ -22,7 +22,7 @@ import {
   type Pending,
   type PosixReply,
   type TableOptions,
-} from '../src/index.js';
+} from '../../src/index.js';
 import { now } from './support.js';
 
 const F = '/f';

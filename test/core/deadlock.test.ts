@@ -4,9 +4,9 @@
  */
 import t from 'tap';
 import { inspect } from 'node:util';
-import { LockTable, EDEADLK, EINTR, EAGAIN, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type Pending, type PosixReply, type TableOptions } from '../src/index.js';
+import { LockTable, EDEADLK, EINTR, EAGAIN, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type Pending, type PosixReply, type TableOptions } from '../../src/index.js';
 import { now } from './support.js';
-import { LocalWaitForGraph } from '../src/core/deadlock.js';
+import { LocalWaitForGraph } from '../../src/core/deadlock.js';
 
 type Req = Record<string, unknown>;
 

@@ -9,10 +9,10 @@
  */
 import t from 'tap';
 import { LockCoordinator } from '../../src/index.js';
-import { routeOf } from '../../src/coordinator.js';
-import { snapshotConflicts, historyConflicts } from './checker.js';
-import { HANG_MS, within, isPending, sleep } from './helpers.js';
-import { runWorkload, listingLines, type OwnerSpec, type Api } from './workload.js';
+import { routeOf } from '../../src/wire/route.js';
+import { snapshotConflicts, historyConflicts } from '../api/checker.js';
+import { HANG_MS, within, isPending, sleep } from '../api/helpers.js';
+import { runWorkload, listingLines, type OwnerSpec, type Api } from '../api/workload.js';
 
 const WORKERS = 2;
 const dflt = await LockCoordinator.start({ workers: WORKERS });

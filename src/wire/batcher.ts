@@ -7,7 +7,7 @@
  * batch as large as the whole turn made them take turns, each idle half the time.
  */
 import type { DecodedLock } from '../core/requests.js';
-import { LOCK_DOUBLES, N_MIXED, T_LOCK, T_OBJECT, appendLockWire, callEnd, writeLockDoubles } from './wire.js';
+import { LOCK_DOUBLES, N_MIXED, T_LOCK, T_OBJECT, appendLockWire, callEnd, writeLockDoubles } from './calls.js';
 
 /** When a batch leaves: at the end of the turn, at the end of the phase while busy, at once when full. */
 abstract class Batching {

@@ -5,8 +5,8 @@
  */
 import t from 'tap';
 import { LockCoordinator, EAGAIN, EDEADLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/index.js';
-import { routeOf } from '../../src/coordinator.js';
-import { HANG_MS, settles, sleep, stillPending, waitFor, within, isPending } from './helpers.js';
+import { routeOf } from '../../src/wire/route.js';
+import { HANG_MS, settles, sleep, stillPending, waitFor, within, isPending } from '../api/helpers.js';
 
 type Req = Record<string, unknown>;
 type Coord = LockCoordinator;

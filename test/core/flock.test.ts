@@ -18,9 +18,9 @@ import {
   type Pending,
   type PosixReply,
   type TableOptions,
-} from '../src/index.js';
+} from '../../src/index.js';
 import { now } from './support.js';
-import { LocalWaitForGraph } from '../src/core/deadlock.js';
+import { LocalWaitForGraph } from '../../src/core/deadlock.js';
 
 const F = '/f';
 const MAX = OFFSET_MAX;

@@ -25,7 +25,7 @@ import {
   type Identity,
   type Pending,
   type Policy,
-} from '../src/index.js';
+} from '../../src/index.js';
 
 // ---- constants --------------------------------------------------------------------------------
 

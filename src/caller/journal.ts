@@ -15,11 +15,11 @@
  * The interface is what a store needs: append a step, drop a file, take a compaction, read a
  * file's entries back. A store in another process can stand behind the same calls.
  */
-import { F_GETLK, F_UNLCK } from './core/codes.js';
-import type { Lock } from './core/file-locks.js';
-import type { Call, DecodedLock } from './core/requests.js';
-import { SweptMap } from './core/swept-map.js';
-import type { JournalEntry } from './actors/protocol.js';
+import { F_GETLK, F_UNLCK } from '../core/codes.js';
+import type { Lock } from '../core/file-locks.js';
+import type { Call, DecodedLock } from '../core/requests.js';
+import { SweptMap } from '../core/swept-map.js';
+import type { JournalEntry } from '../wire/protocol.js';
 
 /** Entries before a file's journal may be compacted at all. */
 export const MIN_ENTRIES = 1024;

@@ -4,8 +4,8 @@
  * file holds; a snapshot replaces everything before it; an idle file's journal is dropped.
  */
 import t from 'tap';
-import { Journal, MIN_ENTRIES } from '../src/journal.js';
-import type { Lock } from '../src/core/file-locks.js';
+import { Journal, MIN_ENTRIES } from '../../src/caller/journal.js';
+import type { Lock } from '../../src/core/file-locks.js';
 
 const entry = (i: number) => ({ j: 'flockDrop' as const, owner: `f${i}` });
 const locks = (n: number) => Array.from({ length: n }, (_, i) => ({ start: BigInt(i) }) as unknown as Lock);

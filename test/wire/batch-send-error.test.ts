@@ -5,8 +5,8 @@
  * (the coordinator rejects that request alone); nothing throws out of the flush, flat or in lanes.
  */
 import t from 'tap';
-import { CallBatcher } from '../../src/actors/batcher.js';
-import { T_OBJECT, encodeCall, readBatch } from '../../src/actors/wire.js';
+import { CallBatcher } from '../../src/wire/batcher.js';
+import { T_OBJECT, encodeCall, readBatch } from '../../src/wire/calls.js';
 import { F_SETLK, F_WRLCK } from '../../src/core/codes.js';
 import { decodeLock, type DecodedLock } from '../../src/core/requests.js';
 

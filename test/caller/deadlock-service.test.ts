@@ -4,7 +4,7 @@
  * EDEADLK, and is released at a step where no request of the owner waits on a granted lock.
  */
 import t from 'tap';
-import { DeadlockService } from '../src/actors/deadlock-service.js';
+import { DeadlockService } from '../../src/caller/deadlock-service.js';
 
 function setup() {
   const broken: number[] = [];

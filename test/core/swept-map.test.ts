@@ -4,7 +4,7 @@
  * could be half the map.
  */
 import t from 'tap';
-import { SweptMap } from '../src/core/swept-map.js';
+import { SweptMap } from '../../src/core/swept-map.js';
 
 interface Box {
   n: number;

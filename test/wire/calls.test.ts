@@ -7,7 +7,7 @@
 import t from 'tap';
 import { F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, OFFSET_MAX } from '../../src/core/codes.js';
 import { decodeLock, parseLock, replyOf, replyOfLock, type Call, type DecodedLock } from '../../src/core/requests.js';
-import { LOCK_DOUBLES, T_LOCK, callEnd, callId, decodeCall, decodeLockDoubles, encodeLock, fitsDoubles, writeLockDoubles } from '../../src/actors/wire.js';
+import { LOCK_DOUBLES, T_LOCK, callEnd, callId, decodeCall, decodeLockDoubles, encodeLock, fitsDoubles, writeLockDoubles } from '../../src/wire/calls.js';
 
 const requests: Record<string, unknown>[] = [
   { path: '/a', lockType: F_WRLCK, lockStart: 16, lockLen: 8, cmd: F_SETLK, lockOwner: 7, lockPid: 70 },
