@@ -65,7 +65,8 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { Batcher, CallBatcher } from '../src/wire/batcher.js';
+import { CallBatcher } from '../src/wire/batcher.js';
+import { ReplyWriter, readReplies, type ReplyHandler } from '../src/wire/replies.js';
 import { LOCK_DOUBLES, callEnd, callId } from '../src/wire/calls.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
@@ -86,15 +87,20 @@ const DEFAULT_WORKERS = [1, 2];
 const FILE_COUNTS = option('files')?.split(',').map(Number) ?? DEFAULT_FILES;
 const WORKER_COUNTS = option('workers')?.split(',').map(Number) ?? DEFAULT_WORKERS;
 const RSS_FILES = 100_000;
-/** Items of an R_DONE reply (tag, id, code) in the batched floor. */
-const REPLY_ITEMS = 3;
+/** The batched floor reads its answers with the coordinator's reader: only `result` records come. */
+function floorReplies(result: (id: number) => void): ReplyHandler {
+  const never = (): void => {
+    throw new Error('the echo worker answers with result records only');
+  };
+  return { result, getlk: never, queued: never, journal: never, idle: never, message: never };
+}
 
 
 // ---- the echo worker (this same file, run as a worker_threads Worker) -------------------------
 
 function echoWorker(): void {
   const port = parentPort!;
-  const out = new Batcher((b) => port.postMessage(b));
+  const out = new ReplyWriter((b) => port.postMessage(b));
   port.on('message', (m: unknown) => {
     if (typeof m === 'number') {
       // raw: one postMessage per message
@@ -102,19 +108,17 @@ function echoWorker(): void {
       return;
     }
     // batched: our framing both ways (CallBatcher's lanes or, for a small batch, its flat array
-    // in; Batcher's flat array out); each lock call answered with an R_DONE-sized reply
+    // in; ReplyWriter's flat array out); each lock call answered with an R_DONE reply
     const b = m as unknown[];
     if (b[0] instanceof Float64Array) {
       // The floor sends lock calls only: every LOCK_DOUBLES run is one (no N_MIXED marks to skip).
       const nums = b[0];
       for (let o = 0; o < (b[1] as number); o += LOCK_DOUBLES) {
-        out.buf.push(1, nums[o + 1], 0);
-        out.added();
+        out.result(nums[o + 1]!, 0, -1, 0);
       }
     } else {
       for (let i = 0; i < b.length; i = callEnd(b, i)) {
-        out.buf.push(1, callId(b, i), 0);
-        out.added();
+        out.result(callId(b, i), 0, -1, 0);
       }
     }
   });
@@ -217,14 +221,12 @@ class Echo {
       let t0 = 0;
       let deadline = 0;
       const send = (id: number): void => out.lock(id, records[(id % LANES) * F + (id % F)]!);
-      this.onMessage = (m) => {
-        const b = m as unknown[];
-        for (let i = 0; i < b.length; i += REPLY_ITEMS) {
-          done++;
-          if (now() < deadline) send((b[i + 1] as number) + LANES);
-          else if (--inflight === 0) resolve(done / ((now() - t0) / 1000));
-        }
-      };
+      const replies = floorReplies((id) => {
+        done++;
+        if (now() < deadline) send(id + LANES);
+        else if (--inflight === 0) resolve(done / ((now() - t0) / 1000));
+      });
+      this.onMessage = (m) => readReplies(m as unknown[], replies);
       t0 = now();
       deadline = t0 + ms;
       for (; inflight < LANES; inflight++) send(inflight);

@@ -2,6 +2,7 @@
  * `locksmith stress` options: parsed and validated once, here; a bad option is one sentence and
  * exit code 2.
  */
+import { MAX_WORKERS } from '../src/caller/options.js';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { WORKLOADS, isWorkload } from './workloads.js';
@@ -114,7 +115,7 @@ export function parse(argv: readonly string[]): Options {
     clients: integer('clients', values.clients, 1, 1024) ?? 16,
     files: integer('files', values.files, 1, 100000) ?? 8,
     seed: integer('seed', values.seed, 0, 0xffffffff) ?? (Date.now() ^ (process.pid << 8)) >>> 0,
-    workers: integer('workers', values.workers, 1, 64) ?? 2,
+    workers: integer('workers', values.workers, 1, MAX_WORKERS) ?? 2,
     out: 'stress-report',
     compareKernel: false,
     help: values.help === true,

@@ -7,6 +7,7 @@
  *
  * The main thread is not on that path: it only mounts, attaches the workers and unmounts.
  */
+import { MAX_WORKERS, checkWorkers } from './caller/options.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -91,9 +92,7 @@ function requireText(v: unknown, field: string): string {
 }
 
 function workerCount(v: unknown): number {
-  if (v === undefined) return Math.max(1, availableParallelism());
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1024) throw new TypeError('workers must be an integer from 1 to 1024');
-  return v;
+  return v === undefined ? Math.min(MAX_WORKERS, Math.max(1, availableParallelism())) : checkWorkers(v, 'workers');
 }
 
 /**

@@ -216,7 +216,6 @@ export type WorkerStats = {
   index: number;
   /** Files with lock state or waiters on this worker. */
   files: number;
-  actors: number;
   locks: number;
   waiters: number;
   calls: number;

@@ -1,12 +1,14 @@
 /**
- * The native side of an actor host: events of the native pump (a FUSE session or the synthetic
- * source, src/native/) become Calls run by the host's own LockTable, and their results go back to
- * the native request, from this thread, without passing through the coordinator.
+ * The native side of an actor host: it owns a native request from the pump's event to the
+ * kernel's answer. Events of the native pump (a FUSE session or the synthetic source, src/native/)
+ * become Calls that the host runs on its LockTable with this feed as their reply target; the
+ * results go back to the native request from this thread, without passing through the caller's,
+ * and what they commit goes to the native journal (native-journal.ts).
  *
  * A native event is decided exactly like the same request made through the public API: it is
  * turned into that request's input and parsed by the same code (src/core/requests.ts), so the
- * kernel's requests obey every rule and every check the API's callers do. Native requests carry
- * the id -reqId inside the host, so they never meet the coordinator's positive ids.
+ * kernel's requests obey every rule and every check the API's callers do. A native request is
+ * numbered -reqId in the host, apart from the caller's requests (host.ts).
  *
  * FUSE meanings (SEMANTICS-POSIX.md §12): setlk/getlk are classic POSIX requests of owner
  * lock_owner (the kernel's owner id: the process's file table, or the open file for OFD locks;
@@ -16,9 +18,13 @@
  */
 import { ENOLCK, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, OFFSET_MAX } from '../core/codes.js';
 import { identityKey } from '../core/input.js';
-import type { CancelReason } from '../core/lock-table.js';
 import { OWNER_PREFIX, lockCallOf, parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
 import * as pump from '../native/index.js';
+import { encodeCall, lockFlagsOf } from '../wire/calls.js';
+import { commits } from '../wire/journal-entry.js';
+import type { ReplyWriter } from '../wire/replies.js';
+import type { NativeHost, ReplyTarget, Result } from './host.js';
+import { NativeJournal } from './native-journal.js';
 import {
   F_END,
   F_FH,
@@ -51,22 +57,6 @@ import {
   type FlatBatch,
 } from '../native/index.js';
 
-export interface NativeSink {
-  /** Runs a native request: `id` is -reqId. */
-  submit(id: number, call: Call): void;
-  /** Ends native request `id` (-reqId) early if it waits or is about to. */
-  cancel(id: number, reason: CancelReason): void;
-  /** A native event that could not be turned into a call (a pump bug): reported, answered. */
-  fault(message: string): void;
-  /** Native request `req` changed its file's locks (`req` is reused: copy what is kept). */
-  journal(req: NativeRequest): void;
-  /**
-   * Sends whatever was journaled (and anything else waiting in the host's batch). Called before
-   * answers that leave outside a wake-up of this thread, and at the end of each wake-up.
-   */
-  beforeReply(): void;
-}
-
 /** A native request as it arrived: what its answer and, if it commits, its journal entry need. */
 export interface NativeRequest {
   readonly kind: number;
@@ -89,16 +79,19 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
  * turn for answers that come later (a waiter let in by an API call).
  *
  * Each event is read into one reused record (`current`): most requests are answered while they are
- * submitted, and need no object of their own. Only a request still unanswered when `submit`
- * returns (a waiter, or one held by an asynchronous hook) gets a copy in `inflight`.
+ * run, and need no object of their own. Only a request still unanswered when `run` returns (a
+ * waiter, or one held by an asynchronous hook) gets a copy in `inflight`.
  */
-export class NativeFeed {
-  /** Requests in flight by id (-reqId) after their submit returned: the answer's shape and the journal entry depend on them. */
-  private readonly inflight = new Map<number, NativeRequest>();
+export class NativeFeed implements ReplyTarget {
+  /** Requests in flight by id (-reqId) after their run returned: the answer's shape and the journal record depend on them. */
+  private readonly inflight = new Map<number, { readonly req: NativeRequest; readonly call: Call }>();
   private readonly current: Mutable<NativeRequest> = { kind: 0, path: '', type: 0, flags: 0, pid: 0, fh: 0, owner: 0, start: 0, end: 0 };
-  /** The id of the request being submitted, until it is answered (0: none). */
+  private currentCall: Call | undefined;
+  /** The id of the request being run, until it is answered (0: none). */
   private currentId = 0;
   private readonly replies = new pump.ReplyBuffer();
+  /** What this feed's answers committed, on its way to the caller's journal. */
+  readonly journal: NativeJournal;
   private attached = false;
   private inBatch = false;
   /**
@@ -109,11 +102,16 @@ export class NativeFeed {
   private flushQueued = false;
   events = 0;
 
+  /** `holds(path)`: the host's table holds something of `path` now. */
   constructor(
     readonly sessionId: number,
     readonly index: number,
-    private readonly sink: NativeSink,
-  ) {}
+    private readonly host: NativeHost,
+    out: ReplyWriter,
+    holds: (path: string) => boolean,
+  ) {
+    this.journal = new NativeJournal(out, holds);
+  }
 
   attach(): void {
     pump.attachFlat(
@@ -150,7 +148,7 @@ export class NativeFeed {
         const reqId = f[o + F_REQ_ID]!;
         const kind = f[o + F_KIND]!;
         if (kind === K_INTERRUPT) {
-          this.sink.cancel(-reqId, 'abort');
+          this.host.cancel(-reqId, 'abort');
           continue;
         }
         const flags = f[o + F_FLAGS]!;
@@ -168,7 +166,7 @@ export class NativeFeed {
         try {
           call = fcntlCall(req) ?? callOfRequest(req);
         } catch (err) {
-          this.sink.fault(`native event (kind ${kind}) on ${req.path}: ${err instanceof Error ? err.message : String(err)}`);
+          this.host.fault(`native event (kind ${kind}) on ${req.path}: ${err instanceof Error ? err.message : String(err)}`);
           this.replies.push(reqId, ENOLCK);
           continue;
         }
@@ -178,14 +176,16 @@ export class NativeFeed {
           continue;
         }
         this.currentId = -reqId;
+        this.currentCall = call;
         try {
-          this.sink.submit(-reqId, call);
+          this.host.run(-reqId, call, this);
         } finally {
           if (this.currentId !== 0) {
             // Still in flight (queued, or held by a hook): it needs its own record now.
-            this.inflight.set(-reqId, { ...req });
+            this.inflight.set(-reqId, { req: { ...req }, call });
             this.currentId = 0;
           }
+          this.currentCall = undefined;
         }
       }
       threw = false;
@@ -202,30 +202,44 @@ export class NativeFeed {
    * The wake-up is over (the thread returns to its event loop): the journal records of every
    * answer it sent leave now, in one message. One process locking and unlocking in turn is
    * answered many times per wake-up (Session::spinUs), and a file that ends idle sends nothing
-   * (or one R_NIDLE): the coordinator's thread is not woken for every answer. Nothing can run on
-   * this thread between an answer and this call (no timer, message or other callback; an
-   * exception from onBatch calls it on its way out), so a worker that dies has sent every record
-   * of every answer the kernel heard.
+   * (or one R_IDLE): the caller's thread is not woken for every answer. Nothing can run on this
+   * thread between an answer and this call (no timer, message or other callback; an exception
+   * from onBatch calls it on its way out), so a worker that dies has sent every record of every
+   * answer the kernel heard.
    */
   private endWake(): void {
     this.inWake = false;
-    this.sink.beforeReply();
+    this.journal.send();
   }
 
-  /** The final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
-  answer(id: number, res: number | PosixReply | undefined): void {
-    const reqId = -id;
-    let req: NativeRequest | undefined;
+  /** The record and Call of native request `id` (-reqId); the current one stops being current. */
+  private take(id: number): { req: NativeRequest; call: Call } | undefined {
     if (id === this.currentId) {
-      req = this.current;
       this.currentId = 0;
-    } else {
-      req = this.inflight.get(id);
-      this.inflight.delete(id);
+      return { req: this.current, call: this.currentCall! };
     }
+    const r = this.inflight.get(id);
+    this.inflight.delete(id);
+    return r;
+  }
+
+  /** ReplyTarget: native request `id` waits now; a flock conversion's drop is journaled at once. */
+  queued(id: number, _path: string, flockDrop: boolean): void {
+    if (!flockDrop) return;
+    const req = id === this.currentId ? this.current : this.inflight.get(id)?.req;
+    if (req !== undefined) this.journalFlockDrop(req);
+  }
+
+  /** ReplyTarget: the final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
+  answer(id: number, _path: string | undefined, res: Result, _waitedMs: number, flockDrop: boolean, getlk: boolean): void {
+    const reqId = -id;
+    const r = this.take(id);
     const code = typeof res === 'object' ? res.result : (res ?? 0);
-    if (req !== undefined && commits(req, code)) this.sink.journal(req);
-    if (req?.kind === K_GETLK && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
+    if (r !== undefined) {
+      if (flockDrop) this.journalFlockDrop(r.req);
+      if (commits(r.call, code)) this.journalRequest(r.req);
+    }
+    if (getlk && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
       const end = res.lockLen === 0n ? OFFSET_MAX : res.lockStart + res.lockLen - 1n;
       try {
         pump.replyLock(this.sessionId, reqId, res.lockType, res.lockStart, end, res.lockPid);
@@ -241,39 +255,41 @@ export class NativeFeed {
     }
   }
 
+  /** A committed native request, as the API call it stands for (journal-entry.ts). */
+  private journalRequest(r: NativeRequest): void {
+    const sleep = r.flags & FL_SLEEP ? F_SETLKW : F_SETLK;
+    switch (r.kind) {
+      case K_SETLK:
+        this.journal.lock(r.path, lockFlagsOf(sleep, r.type, 'posix'), r.owner, r.pid, r.start, INFINITE_END(r.end) ? 0 : lengthOf(r.start, r.end), r.fh);
+        return;
+      case K_FLOCK:
+        this.journal.lock(r.path, lockFlagsOf(sleep, r.type, 'flock'), r.owner, r.pid, 0, 0, r.fh);
+        return;
+      case K_FLUSH:
+        this.journal.call(r.path, encodeCall('flush', 0, { path: r.path, lockOwner: r.owner }));
+        return;
+      case K_RELEASE:
+        this.journal.call(r.path, encodeCall('release', 0, { path: r.path, fileHandle: r.fh, lockOwner: r.flags & FL_FLOCK_RELEASE ? r.owner : undefined }));
+        return;
+    }
+  }
+
+  /** The owner's flock lock of the other type went before this request was decided: its flock unlock. */
+  private journalFlockDrop(r: NativeRequest): void {
+    this.journal.lock(r.path, lockFlagsOf(F_SETLK, F_UNLCK, 'flock'), r.owner, 0, 0, 0, undefined);
+  }
+
   private flush(): void {
     this.flushQueued = false;
     if (this.replies.count === 0) return;
     // Outside a wake-up (a waiter let in by an API call) the records leave first; inside one, at its end.
-    if (!this.inWake) this.sink.beforeReply();
+    if (!this.inWake) this.journal.send();
     try {
       this.replies.flush(this.sessionId);
     } catch {
       // session gone: its requests were answered by the unmount
       this.replies.count = 0;
     }
-  }
-}
-
-/** The Call of a journaled native request: `f` is its record after the path (R_NJOURNAL). */
-export function nativeCall(path: string, f: readonly unknown[]): Call {
-  const [kind, type, flags, pid, fh, owner, start, end] = f as [number, number, number, number, number | bigint, number | bigint, number | bigint, number | bigint];
-  const call = callOfRequest({ kind, path, type, flags, pid, fh, owner, start, end });
-  if (!('op' in call)) throw new Error(`journaled native request on ${path} is not a call (${call.result})`);
-  return call;
-}
-
-/** Whether a finished native request changed its file's locks (so belongs in the journal). */
-function commits(req: NativeRequest, code: number): boolean {
-  switch (req.kind) {
-    case K_SETLK:
-    case K_FLOCK:
-      return code === 0 || req.type === F_UNLCK;
-    case K_FLUSH:
-    case K_RELEASE:
-      return true;
-    default:
-      return false;
   }
 }
 

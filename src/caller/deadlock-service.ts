@@ -31,8 +31,8 @@ export interface DeadlockPort {
 
 export class DeadlockService {
   private readonly graph = new LocalWaitForGraph();
-  /** Request id -> its owner, for the requests that have edges. */
-  private readonly owners = new Map<number, string>();
+  /** Request id -> its owner and the worker deciding it, for the requests that have edges. */
+  private readonly owners = new Map<number, { readonly owner: string; readonly worker: number }>();
   private chain: Promise<void> = Promise.resolve();
   /** Cycles broken across workers (stats). */
   broken = 0;
@@ -40,10 +40,11 @@ export class DeadlockService {
   constructor(private readonly port: DeadlockPort) {}
 
   /**
-   * A host reported the edges of request `id`: owners holding locks it waits on, and ('fifo')
-   * owners of waiters it queues behind. Both empty: the request no longer waits.
+   * The host of worker `worker` reported the edges of request `id` (a caller's request or a native
+   * one: the service does not care which): owners holding locks it waits on, and ('fifo') owners
+   * of waiters it queues behind. Both empty: the request no longer waits.
    */
-  edges(id: number, owner: string, blockers: string[], queuedBehind: string[] = []): void {
+  edges(id: number, owner: string, blockers: string[], queuedBehind: string[] = [], worker = 0): void {
     if (blockers.length === 0 && queuedBehind.length === 0) {
       this.forget(id);
       return;
@@ -52,7 +53,7 @@ export class DeadlockService {
     const soft = new Set(queuedBehind);
     const closes = this.graph.closesCycle(owner, hard) || this.graph.closesCycle(owner, soft);
     this.graph.setEdges(id, owner, hard, soft);
-    this.owners.set(id, owner);
+    this.owners.set(id, { owner, worker });
     if (closes) this.chain = this.chain.then(() => this.confirm(id)).catch(() => undefined);
   }
 
@@ -60,15 +61,25 @@ export class DeadlockService {
   forget(id: number): void {
     // Every request ends here, and nearly none ever waited.
     if (this.owners.size === 0) return;
-    const owner = this.owners.get(id);
-    if (owner === undefined) return;
-    this.graph.removeEdges(id, owner);
+    const o = this.owners.get(id);
+    if (o === undefined) return;
+    this.graph.removeEdges(id, o.owner);
     this.owners.delete(id);
+  }
+
+  /** The worker deciding request `id`, while it has edges. */
+  workerOf(id: number): number | undefined {
+    return this.owners.get(id)?.worker;
+  }
+
+  /** Forgets every request decided by worker `worker` (it died; its requests start over). */
+  forgetWorker(worker: number): void {
+    for (const [id, o] of this.owners) if (o.worker === worker) this.forget(id);
   }
 
   private async confirm(id: number): Promise<void> {
     await this.port.syncAll();
-    const owner = this.owners.get(id);
+    const owner = this.owners.get(id)?.owner;
     if (owner === undefined) return;
     const e = this.graph.edgesOf(id, owner);
     if (e === undefined) return;

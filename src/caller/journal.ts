@@ -1,7 +1,7 @@
 /**
  * The caller's side of crash recovery: per file, what a worker would lose if it died. Each file's
- * journal holds its committed steps in the order the worker reported them (protocol.ts
- * JournalEntry); a replacement worker replays them (LockTable.replay) to rebuild the granted locks.
+ * journal holds its committed steps in the order the worker reported them (one entry form:
+ * src/wire/journal-entry.ts); a replacement worker replays them (LockTable.replay) to rebuild the granted locks.
  *
  * A file that goes idle holds nothing, so its journal is dropped. A journal that grows long is
  * replaced by a snapshot of the file's granted locks, asked of the worker that owns the file. A
@@ -15,11 +15,9 @@
  * The interface is what a store needs: append a step, drop a file, take a compaction, read a
  * file's entries back. A store in another process can stand behind the same calls.
  */
-import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { Lock } from '../core/file-locks.js';
-import type { Call, DecodedLock } from '../core/requests.js';
 import { SweptMap } from '../core/swept-map.js';
-import type { JournalEntry } from '../wire/protocol.js';
+import type { JournalEntry } from '../wire/journal-entry.js';
 
 /** Entries before a file's journal may be compacted at all. */
 export const MIN_ENTRIES = 1024;
@@ -93,20 +91,5 @@ export class Journal {
   /** Entries of one file (tests and diagnostics). */
   entriesOf(path: string): readonly JournalEntry[] {
     return this.files.get(path)?.entries ?? [];
-  }
-}
-
-/** Whether a finished call changed the file's granted locks (and so belongs in its journal). */
-export function commits(call: Exclude<Call, { op: 'lock' }> | DecodedLock, code: number | null): boolean {
-  switch (call.op) {
-    case 'lockFile':
-    case 'unlockFile':
-      return code === 0;
-    case 'lock':
-      return call.cmd !== F_GETLK && (call.lockType === F_UNLCK || code === 0);
-    case 'checkIo':
-      return false;
-    default:
-      return true;
   }
 }

@@ -101,8 +101,8 @@ function then<T, U>(x: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
   return x instanceof Promise ? x.then(f) : f(x);
 }
 
-/** A step of a file's history that `replay` re-applies (see src/actors/protocol.ts JournalEntry). */
-export type ReplayEntry = { j: 'call'; call: Call } | { j: 'flockDrop'; owner: string } | { j: 'locks'; locks: readonly Lock[] };
+/** A step of a file's history that `replay` re-applies (see src/wire/journal-entry.ts). */
+export type ReplayEntry = { j: 'call'; call: Call } | { j: 'locks'; locks: readonly Lock[] };
 
 /** A pending request: the waiter and the file it waits on. */
 export interface Pending {
@@ -423,11 +423,6 @@ export class LockTable {
     for (const e of entries) {
       if (e.j === 'locks') {
         for (const l of e.locks) f.grant({ kind: l.kind, write: l.write, owner: l.owner, start: l.start, end: l.end, origin: l.origin });
-        continue;
-      }
-      if (e.j === 'flockDrop') {
-        const held = f.flockOf(e.owner);
-        if (held !== undefined) f.removeFlock(held);
         continue;
       }
       const c = e.call;

@@ -1,25 +1,24 @@
 /**
- * The data-plane encoding: flat runs of primitives, and for the hot lock call a run of doubles.
+ * The call codec: how a request crosses from the caller's thread to a worker (the reply codec,
+ * replies.ts, is its mirror). Flat runs of primitives, and for the hot lock call a run of doubles.
  *
- * Structured clone pays per object and per property name, so nested Call objects cost more to
- * copy than to decide (profiles showed serialization as the largest cost on both threads), and it
- * pays per array item too, so the common lock call crosses in a Float64Array (the number lane,
- * below; batcher.ts CallBatcher). Otherwise a call crosses as its tag, its id and a fixed run of
- * fields. A lock call, the hot one, crosses checked
- * (requests.ts DecodedLock without its owner key, which the worker derives from lockOwner; cmd,
- * type and kind packed in one small integer; offsets as numbers unless the caller gave bigints):
- * the worker builds its Call without checking again. The other calls cross as the
- * fields of the request's snapshot (requests.ts snapshotRequest: read once from the caller's object
- * when the call was made, contexts already copied), which the worker parses again (they were
- * validated on the caller's thread from that same snapshot, so this cannot throw). A reply crosses as a few numbers: the coordinator still holds the request,
- * so it rebuilds a POSIX reply from the request's own fields and the result. Rare messages (cancel,
- * sync, edges, ...) cross as objects.
+ * Structured clone pays per object and per property name, so nested Call objects cost more to copy
+ * than to decide (profiles showed serialization as the largest cost on both threads), and it pays
+ * per array item too, so the common lock call crosses in a Float64Array (the number lane, below;
+ * batcher.ts CallBatcher). Otherwise a call crosses as its tag, its id and a fixed run of fields.
+ * A lock call crosses checked (requests.ts DecodedLock without its owner key, which the worker
+ * derives from lockOwner; cmd, type and kind packed in one small integer; offsets as numbers unless
+ * the caller gave bigints): the worker builds its Call without checking again. The other calls cross
+ * as the fields of the request's snapshot (requests.ts snapshotRequest), which the worker parses
+ * again (they were validated on the caller's thread from that same snapshot, so this cannot throw).
+ * Rare messages (cancel, sync, edges, ...) cross as objects (protocol.ts).
+ *
+ * A call's wire form is also the journal's entry form (journal-entry.ts): compact, and immune to
+ * the caller's later edits.
  */
 import type { Call, DecodedLock } from '../core/requests.js';
 import { identityKey } from '../core/input.js';
 import { OWNER_PREFIX, lockCallOf, parseCheckIo, parseCloseHandle, parseFlush, parseLockFile, parseRelease, parseUnlockFile } from '../core/requests.js';
-
-export type Op = Call['op'];
 
 /** Raw request fields per public call other than lock, in wire order. */
 const FIELDS = {
@@ -48,34 +47,6 @@ const PARSE: Record<RawCall, (o: unknown) => unknown> = {
 
 /** Tag of a rare message carried as one object. */
 export const T_OBJECT = 0;
-/**
- * Reply tags and their fields:
- * - R_DONE id, code (null for close/flush/release): answered without waiting, no flock lock
- *   dropped, the file still holds something (the common answer);
- * - R_ENDED id, code, waitedMs (-1: never queued), flags (END_FLOCK_DROP, END_IDLE);
- * - R_GETLK id, result, lockType, lockStart, lockLen, lockPid;
- * - R_QUEUED id, flockDrop.
- */
-export const R_DONE = 1;
-export const R_ENDED = 2;
-export const R_GETLK = 3;
-export const R_QUEUED = 4;
-/**
- * Native requests (src/actors/native-feed.ts) never travel as calls, but what they commit is
- * journaled like an API call's, so a replacement worker rebuilds their locks too:
- * - R_NJOURNAL path, kind, type, flags, pid, fh, owner, start, end: a committed native request
- *   as it arrived;
- * - R_NIDLE path: a native request committed and the file holds nothing now (the journal goes);
- * - R_NDROP path, owner: a native flock request dropped its owner's lock of the other type.
- */
-export const R_NJOURNAL = 5;
-export const R_NIDLE = 6;
-export const R_NDROP = 7;
-/** R_ENDED flags: the request first dropped its owner's flock lock of the other type. */
-export const END_FLOCK_DROP = 1;
-/** R_ENDED flags: the file holds nothing any more (the coordinator drops its journal). */
-export const END_IDLE = 2;
-
 type Encoder = (id: number, raw: Record<string, unknown>) => unknown[];
 
 /**
@@ -100,13 +71,35 @@ const KINDS = ['posix', 'ofd', 'flock'] as const;
 const LOCK_ITEMS = 10;
 
 /** cmd, type and kind of a lock call in one small integer. */
+export function lockFlagsOf(cmd: number, lockType: number, kind: DecodedLock['kind']): number {
+  return (cmd << 4) | (lockType << 2) | (kind === 'posix' ? 0 : kind === 'ofd' ? 1 : 2);
+}
+
 function lockFlags(d: DecodedLock): number {
-  return (d.cmd << 4) | (d.lockType << 2) | (d.kind === 'posix' ? 0 : d.kind === 'ofd' ? 1 : 2);
+  return lockFlagsOf(d.cmd, d.lockType, d.kind);
 }
 
 /** A checked lock call; fileContext is the snapshot's copy of the caller's (requests.ts snapshotRequest). */
 export function encodeLock(id: number, d: DecodedLock, fileContext: unknown): unknown[] {
   return [T_LOCK, id, d.path, lockFlags(d), d.lockOwner, d.lockPid, d.lockStart, d.lockLen, d.fileHandle, fileContext];
+}
+
+/**
+ * Appends a lock call's wire items to `b` from its fields, without a DecodedLock or an array of its
+ * own (the native journal writes committed requests this way: see src/actors/native-journal.ts).
+ */
+export function pushLock(
+  b: unknown[],
+  id: number,
+  path: string,
+  flags: number,
+  lockOwner: DecodedLock['lockOwner'],
+  lockPid: number,
+  lockStart: DecodedLock['lockStart'],
+  lockLen: DecodedLock['lockLen'],
+  fileHandle: DecodedLock['fileHandle'],
+): void {
+  b.push(T_LOCK, id, path, flags, lockOwner, lockPid, lockStart, lockLen, fileHandle, undefined);
 }
 
 /**
@@ -147,7 +140,7 @@ export function writeLockDoubles(nums: Float64Array, o: number, id: number, d: D
 /** Appends the lock call written at nums[o] to `b` as encodeLock's items. */
 export function appendLockWire(b: unknown[], nums: Float64Array, o: number, path: string): void {
   const fh = nums[o + 7]!;
-  b.push(T_LOCK, nums[o + 1], path, nums[o + 2], nums[o + 3], nums[o + 4], nums[o + 5], nums[o + 6], Number.isNaN(fh) ? undefined : fh, undefined);
+  pushLock(b, nums[o + 1]!, path, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, nums[o + 6]!, Number.isNaN(fh) ? undefined : fh);
 }
 
 /** The Call of the lock call written at nums[o] (whose tag is T_LOCK), with its path. */

@@ -1,18 +1,19 @@
 /**
- * Messages between the coordinator (main thread) and the actor hosts (worker threads).
+ * Messages between the caller's thread (src/caller/) and the actor hosts (src/actors/, one per
+ * worker thread).
  *
- * Data plane: one MessagePort per worker carries batches both ways (batcher.ts, wire.ts): calls as
- * a number lane of doubles with their paths beside it, answers as flat arrays of tagged runs of
- * primitives, and the rarer messages below as one object each.
+ * Data plane: one MessagePort per worker carries batches both ways (batcher.ts): calls as a number
+ * lane of doubles with their paths beside it (calls.ts), answers as flat arrays of tagged runs of
+ * primitives (replies.ts), and the rarer messages below as one object each.
  * Control plane (hooks, listings, stats): comlink over two more ports.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { CancelReason, LockEntry, ReplayEntry } from '../core/lock-table.js';
+import type { CancelReason, LockEntry } from '../core/lock-table.js';
 import type { Lock } from '../core/file-locks.js';
-import type { DecodedLock } from '../core/requests.js';
+import type { JournalEntry } from './journal-entry.js';
 import type { WorkerStats } from '../types.js';
 
-/** Coordinator -> host, besides calls (wire.ts encodeCall). */
+/** Caller -> host, besides calls (calls.ts). */
 export type ToHost =
   /** End request `id` early if it is waiting (or as soon as it would wait). */
   | { t: 'cancel'; id: number; reason: CancelReason }
@@ -33,7 +34,7 @@ export type ToHost =
   /** Take the events of native pump session `sessionId`'s destination for this worker (src/native/). */
   | { t: 'native'; sessionId: number };
 
-/** Host -> coordinator, besides answers (wire.ts R_DONE, R_ENDED, R_GETLK, R_QUEUED). */
+/** Host -> caller, besides the records of replies.ts. */
 export type FromHost =
   /**
    * Wait-for edges of request `id`'s waiter changed ('posix' waiters only): owners of the granted
@@ -49,25 +50,6 @@ export type FromHost =
   /** A step threw (a bug, not bad input): the request got the generic code; the host goes on. */
   | { t: 'fault'; message: string }
   | { t: 'stopped' };
-
-/**
- * What a worker loses when it dies, kept by the coordinator per file: the steps whose effects were
- * committed, in the order the worker reported them (LockTable.replay rebuilds the granted locks).
- */
-export type JournalEntry =
-  /**
-   * A committed call, as it travelled (wire.ts): compact, and immune to the caller's later edits.
-   * The request's own wire array, without a wrapper object (one allocation less per commit).
-   */
-  | unknown[]
-  /**
-   * A committed lock call that crossed as doubles (wire.ts fitsDoubles): the coordinator's own
-   * checked record of it, immutable, so keeping it costs nothing.
-   */
-  | DecodedLock
-  /** A committed native request: kind, type, flags, pid, fh, owner, start, end (wire.ts R_NJOURNAL). */
-  | { j: 'native'; f: unknown[] }
-  | Exclude<ReplayEntry, { j: 'call' }>;
 
 /** The control plane a host exposes through comlink. */
 export interface HostControl {

@@ -6,8 +6,9 @@
 import t from 'tap';
 import { Journal, MIN_ENTRIES } from '../../src/caller/journal.js';
 import type { Lock } from '../../src/core/file-locks.js';
+import { flockDropEntry } from '../../src/wire/journal-entry.js';
 
-const entry = (i: number) => ({ j: 'flockDrop' as const, owner: `f${i}` });
+const entry = (i: number) => flockDropEntry('/a', i);
 const locks = (n: number) => Array.from({ length: n }, (_, i) => ({ start: BigInt(i) }) as unknown as Lock);
 
 t.test('compaction follows the size of the last snapshot', async (t) => {

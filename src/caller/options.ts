@@ -1,0 +1,88 @@
+/**
+ * What a caller passes besides requests, checked once on the caller's thread: start options (one
+ * rule for `workers`, shared by the API, mountFuse and the CLIs) and a waiting request's signal and
+ * timeout.
+ */
+import { EINTR, EINVAL, ERROR_INVALID_PARAMETER, ERROR_OPERATION_ABORTED } from '../core/codes.js';
+import { requireObject } from '../core/input.js';
+import type { StartOptions } from '../types.js';
+
+/** The most worker threads one coordinator runs. */
+export const MAX_WORKERS = 256;
+
+/**
+ * `workers` as every entry point takes it: an integer from 1 to MAX_WORKERS. `field` is the name
+ * the user typed (`options.workers`, `--workers`), so the error names it.
+ */
+export function checkWorkers(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_WORKERS) {
+    throw new TypeError(`${field} must be an integer from 1 to ${MAX_WORKERS}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/**
+ * The options as the coordinator keeps them. A hook receives an event that a host built and sent
+ * across threads (requests.ts, lock-table.ts): the shapes types.ts declares, held here as records.
+ */
+export type HostEvent = Readonly<Record<string, unknown>>;
+export interface Options extends Omit<StartOptions, 'onLockFile' | 'onUnlockFile' | 'onLock' | 'store'> {
+  onLockFile?: (e: HostEvent) => number | void | Promise<number | void>;
+  onUnlockFile?: (e: HostEvent) => void | Promise<void>;
+  onLock?: (e: HostEvent) => number | void | Promise<number | void>;
+}
+
+const START_OPTIONS = new Set(['workers', 'onLockFile', 'onUnlockFile', 'onLock', 'policy', 'hookTimeoutMs', 'store']);
+
+export function validateOptions(o: unknown): Options {
+  if (o === undefined) return {};
+  const opts = requireObject(o, 'options') as StartOptions;
+  for (const k of Object.keys(opts)) {
+    if (!START_OPTIONS.has(k)) throw new TypeError(`unknown field '${k}' in options (known: ${[...START_OPTIONS].join(', ')})`);
+  }
+  // Declared (types.ts StoreOptions) for the shared lock space of API.md, not built yet: refusing it
+  // beats a coordinator that silently keeps its locks to itself while the caller expects a cluster.
+  if (opts.store !== undefined) {
+    throw new Error('options.store: a shared lock store is not available yet in this version of locksmith; start without it for a lock space in this process');
+  }
+  if (opts.workers !== undefined) checkWorkers(opts.workers, 'options.workers');
+  for (const k of ['onLockFile', 'onUnlockFile', 'onLock'] as const) {
+    if (opts[k] !== undefined && typeof opts[k] !== 'function') throw new TypeError(`options.${k} must be a function`);
+  }
+  if ((opts.onLockFile === undefined) !== (opts.onUnlockFile === undefined)) {
+    throw new TypeError('options.onLockFile and options.onUnlockFile go together: pass both or neither');
+  }
+  if (opts.policy !== undefined && opts.policy !== 'default' && opts.policy !== 'fifo') {
+    throw new TypeError(`options.policy must be 'default' or 'fifo', got ${String(opts.policy)}`);
+  }
+  if (opts.hookTimeoutMs !== undefined && (typeof opts.hookTimeoutMs !== 'number' || !(opts.hookTimeoutMs > 0))) {
+    throw new TypeError(`options.hookTimeoutMs must be a positive number, got ${String(opts.hookTimeoutMs)}`);
+  }
+  return opts as Options;
+}
+
+/** A waiting request's signal and timeout, checked. */
+export interface WaitOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  /** The result when the request ends before it starts (aborted signal, bad timeout). */
+  early?: number;
+}
+
+/** The wait options of a request without signal and timeout (most requests): shared, never changed. */
+export const NO_WAIT: WaitOptions = Object.freeze({});
+
+/** Reads the request's signal and timeoutMs; `early` is the family's code for a bad or aborted one. */
+export function waitOptions(o: Record<string, unknown>, windows: boolean): WaitOptions {
+  const signal = o.signal;
+  if (signal === undefined && o.timeoutMs === undefined) return NO_WAIT;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  if (signal?.aborted) return { early: windows ? ERROR_OPERATION_ABORTED : -EINTR };
+  const t = o.timeoutMs;
+  if (t !== undefined) {
+    if (typeof t !== 'number') throw new TypeError(`timeoutMs must be a number, got ${typeof t}`);
+    if (!(t >= 0)) return { early: windows ? ERROR_INVALID_PARAMETER : -EINVAL };
+  }
+  // Infinity waits for ever, as leaving timeoutMs out does.
+  return { signal, timeoutMs: t === Infinity ? undefined : (t as number | undefined) };
+}
