@@ -70,7 +70,8 @@ import { ReplyWriter, readReplies, type ReplyHandler } from '../src/wire/replies
 import { LOCK_DOUBLES, callEnd, callId } from '../src/wire/calls.js';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { LockTable, type PosixReply } from '../src/core/lock-table.js';
-import { LockCoordinator, type LockRequest } from '../src/caller/coordinator.js';
+import { LockCoordinator } from '../src/caller/coordinator.js';
+import type { LockRequest } from '../src/types.js';
 import { routeOf } from '../src/wire/route.js';
 import { decodeLock, type DecodedLock } from '../src/core/requests.js';
 import { Report, option, type Results, type Unit } from './report.js';

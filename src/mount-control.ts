@@ -13,7 +13,7 @@
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import type { LockEntry } from './caller/coordinator.js';
+import type { LockEntry } from './types.js';
 import type { FuseMount } from './mount.js';
 import { packageVersion } from './version.js';
 import { realMountpoint, type Handler } from './control.js';

@@ -39,10 +39,8 @@ import {
   snapshotRequest,
   type Call,
   type DecodedLock,
-  type PosixReply,
 } from '../core/requests.js';
-import { clearTimer, setTimer, type Timer } from '../long-timer.js';
-import type { CallBatcher } from '../wire/batcher.js';
+import { clearTimer, setTimer } from '../long-timer.js';
 import { T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from '../wire/calls.js';
 import { commits, flockDropEntry } from '../wire/journal-entry.js';
 import type { FromHost } from '../wire/protocol.js';
@@ -51,75 +49,16 @@ import { routeOf } from '../wire/route.js';
 import { DeadlockService } from './deadlock-service.js';
 import { hookRunner, hookScope, reentryError } from './hooks.js';
 import { Journal } from './journal.js';
-import { NO_WAIT, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
+import { NO_WAIT, earlyReply, hostConfig, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
+import { captureResolve, captured, isWindows, send, type Request, type Sent } from './request.js';
+import { Counters } from './counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
-
-export type {
-  CheckIoRequest,
-  CloseHandleRequest,
-  CoordinatorOptions,
-  CoordinatorStats,
-  FlushRequest,
-  LockEntry,
-  LockEvent,
-  LockFileEvent,
-  LockFileRequest,
-  LockReply,
-  LockRequest,
-  PosixReply,
-  ReleaseRequest,
-  StartOptions,
-  Stats,
-  StoreOptions,
-  UnlockFileEvent,
-  UnlockFileRequest,
-} from '../types.js';
-
-/** What the coordinator keeps of a call: a lock call as decoded (its reply's fields), others parsed. */
-type Sent = Exclude<Call, { op: 'lock' }> | DecodedLock;
-
-/** A request in flight. */
-interface Request {
-  readonly id: number;
-  readonly name: PublicCall;
-  /**
-   * The call as it travels (calls.ts), a copy taken when it was made, so a caller reusing its
-   * request object cannot change what a resend or the journal replays; undefined for a lock call
-   * that crosses as doubles (its immutable `call` serves both).
-   */
-  readonly wire: unknown[] | undefined;
-  readonly call: Sent;
-  /** The worker that owns the request's file (routeOf). */
-  readonly worker: number;
-  readonly resolve: (v: unknown) => void;
-  readonly signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  timer: Timer | undefined;
-  queued: boolean;
-  /** A cancel the caller asked for (kept so a request resent after a crash still honours it). */
-  cancelled: CancelReason | undefined;
-}
 
 /** How long stop() waits for a host that neither says 'stopped' nor ends (it answers at once). */
 const STOP_GRACE_MS = 1000;
 
 const STOPPED = 'LockCoordinator is stopped';
-const WAIT_BUCKETS = [1, 10, 100, 1000, 10000];
-
-/**
- * The executor of every request's Promise: it hands its resolve function over through `captured`
- * (read right after `new Promise`), so no closure is made per request.
- */
-let captured: ((v: unknown) => void) | undefined;
-function captureResolve(resolve: (v: unknown) => void): void {
-  captured = resolve;
-}
-
-/** Whether a call answers with a Win32 code (its cancel and failure codes are Windows ones). */
-function isWindows(call: Sent): boolean {
-  return call.op !== 'lock' && call.op !== 'flush' && call.op !== 'release';
-}
 
 export class LockCoordinator {
   private readonly workers: Workers;
@@ -128,14 +67,10 @@ export class LockCoordinator {
   private readonly journal = new Journal((path) => this.workerOf(path).out.object({ t: 'snapshot', path }));
   private readonly cycleAnswers = new Map<number, { worker: number; answer: (failed: boolean) => void }>();
   private readonly deadlocks: DeadlockService;
-  private readonly ops: Record<string, Record<string, number>> = {};
-  private readonly waits = { count: 0, totalMs: 0, maxMs: 0, histogramMs: {} as Record<string, number> };
+  private readonly counters = new Counters();
   private readonly replies: Map<Worker, ReplyHandler> = new Map();
   private nextId = 0;
   private nextToken = 0;
-  private waiting = 0;
-  private hookErrors = 0;
-  private faults = 0;
   private stopping: Promise<void> | undefined;
   /** Until start() has heard from every host: a host that ends then fails start (startFailed). */
   private starting = false;
@@ -152,20 +87,10 @@ export class LockCoordinator {
         if (w !== undefined) this.workers.list[w]!.out.object({ t: 'pass', id, owner });
       },
     });
-    const report = (hook: string, message: string): void => {
-      this.hookErrors++;
-      process.emitWarning(`locksmith: ${hook} hook failed: ${message}`, 'LocksmithHookWarning');
-    };
+    const report = (hook: string, message: string): void => this.counters.hookFailed(hook, message);
     this.workers = new Workers(
       n,
-      {
-        policy: opts.policy ?? 'default',
-        approveWindows: opts.onLockFile !== undefined,
-        approvePosix: opts.onLock !== undefined,
-        releasedWindows: opts.onUnlockFile !== undefined,
-        releasedPosix: opts.onLock !== undefined,
-        hookTimeoutMs: opts.hookTimeoutMs ?? 30_000,
-      },
+      hostConfig(opts),
       hookRunner(opts, report),
       {
         replies: (w, batch) => this.onReplies(w, batch),
@@ -237,7 +162,7 @@ export class LockCoordinator {
     }
     for (const r of this.requests.values()) {
       if (r.worker !== dead.index) continue;
-      if (r.queued) this.waiting--;
+      if (r.queued) this.counters.waiting--;
       r.queued = false;
       if (r.cancelled !== undefined) {
         this.finishCancelled(r, r.cancelled);
@@ -294,7 +219,7 @@ export class LockCoordinator {
         if (r === undefined) return;
         if (flockDrop) this.recordFlockDrop(r.call as DecodedLock);
         r.queued = true;
-        this.waiting++;
+        this.counters.waiting++;
       },
       journal: (path, wire) => this.journal.record(path, wire),
       idle: (path) => this.journal.forget(path),
@@ -311,7 +236,7 @@ export class LockCoordinator {
     // A file left idle needs no journal at all (an unlock's entry would be dropped at once).
     if ((flags & END_IDLE) !== 0) this.journal.forget(call.path);
     else if (commits(call, result)) this.journal.record(call.path, r.wire ?? encodeLock(0, call as DecodedLock, undefined));
-    if (waitedMs >= 0) this.noteWait(waitedMs);
+    if (waitedMs >= 0) this.counters.waited(waitedMs);
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOfLock(call, result!) : (result ?? undefined));
   }
 
@@ -335,28 +260,16 @@ export class LockCoordinator {
         this.journal.snapshot(m.path, m.locks);
         return;
       case 'hookError':
-        this.hookErrors++;
-        process.emitWarning(`locksmith: ${m.hook} hook failed: ${m.message}`, 'LocksmithHookWarning');
+        this.counters.hookFailed(m.hook, m.message);
         return;
       case 'fault':
-        this.faults++;
-        process.emitWarning(`locksmith: internal error in a worker: ${m.message}`, 'LocksmithFaultWarning');
+        this.counters.fault(`locksmith: internal error in a worker: ${m.message}`);
         return;
       case 'stopped':
         // Every answer the host could give came before this, in order.
         w.markStopped();
         return;
     }
-  }
-
-  private noteWait(ms: number): void {
-    const w = this.waits;
-    w.count++;
-    w.totalMs += ms;
-    if (ms > w.maxMs) w.maxMs = ms;
-    const bucket = WAIT_BUCKETS.find((b) => ms < b);
-    const key = bucket === undefined ? '>=10000' : `<${bucket}`;
-    w.histogramMs[key] = (w.histogramMs[key] ?? 0) + 1;
   }
 
   /** Ends a request that its worker can no longer answer, as its cancel would have. */
@@ -370,16 +283,11 @@ export class LockCoordinator {
   private finish(r: Request, code: number, value: unknown): void {
     this.requests.delete(r);
     this.deadlocks.forget(r.id);
-    if (r.queued) this.waiting--;
+    if (r.queued) this.counters.waiting--;
     if (r.timer !== undefined) clearTimer(r.timer);
     if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
-    this.count(r.name, code);
+    this.counters.count(r.name, code);
     r.resolve(value);
-  }
-
-  private count(name: PublicCall, code: number): void {
-    const byResult = (this.ops[name] ??= {});
-    byResult[code] = (byResult[code] ?? 0) + 1;
   }
 
   // ---- submitting -----------------------------------------------------------------------------
@@ -427,13 +335,13 @@ export class LockCoordinator {
       if (early !== undefined) {
         w = waitOptions(o, windows);
         if (w.early !== undefined) {
-          this.count(name, w.early);
+          this.counters.count(name, w.early);
           return Promise.resolve(early(o, w.early));
         }
       }
       const c = parse(o);
       if (typeof c !== 'object' || c === null || !('op' in c)) {
-        this.count(name, typeof c === 'number' ? c : (c as LockReply).result);
+        this.counters.count(name, typeof c === 'number' ? c : (c as LockReply).result);
         return Promise.resolve(c as T);
       }
       return this.submit(name, o, c as Sent, w) as Promise<T>;
@@ -448,9 +356,8 @@ export class LockCoordinator {
    * so, counted as a fault and reported; other callers are not touched.
    */
   private unsendable(message: unknown[], error: unknown): void {
-    this.faults++;
     const why = error instanceof Error ? error.message : String(error);
-    process.emitWarning(`locksmith: internal error: a message could not be posted to a worker: ${why}`, 'LocksmithFaultWarning');
+    this.counters.fault(`locksmith: internal error: a message could not be posted to a worker: ${why}`);
     if (message[0] === T_OBJECT) return;
     const r = this.requests.get(message[1] as number);
     if (r === undefined) return;
@@ -578,14 +485,10 @@ export class LockCoordinator {
     return this.guard(async () => {
       const hosts = await Promise.all(this.workers.list.map((w) => this.workers.ask(w.index, (h) => h.stats())));
       return {
-        operations: structuredClone(this.ops),
-        waiting: this.waiting,
+        ...this.counters.snapshot(),
         inFlight: this.requests.size,
-        waits: structuredClone(this.waits),
         files: hosts.reduce((n, h) => n + h.files, 0),
         workers: hosts.map((h, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
-        hookErrors: this.hookErrors,
-        faults: this.faults,
         workerRestarts: this.workers.list.reduce((n, w) => n + w.restarts, 0),
         crossWorkerDeadlocks: this.deadlocks.broken,
       };
@@ -660,25 +563,4 @@ export class LockCoordinator {
     await w.died;
     if (this.stopping === undefined) await this.workers.ask(index, (h) => h.stats());
   }
-}
-
-/**
- * The reply to a request ended before it was parsed (aborted signal, bad timeout): its fields
- * echoed. `o` is the request's snapshot (enter), never the caller's object.
- */
-function earlyReply(o: Record<string, unknown>, result: number): LockReply {
-  const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : 0n);
-  return {
-    result,
-    lockType: typeof o.lockType === 'number' ? o.lockType : 0,
-    lockStart: big(o.lockStart),
-    lockLen: big(o.lockLen),
-    lockPid: typeof o.lockPid === 'number' ? o.lockPid : 0,
-  };
-}
-
-/** Sends request `r` to its worker's batch: first from submit, again to a replacement worker. */
-function send(out: CallBatcher, r: Request): void {
-  if (r.wire !== undefined) out.call(r.wire);
-  else out.lock(r.id, r.call as DecodedLock);
 }

@@ -5,7 +5,8 @@
  */
 import { EINTR, EINVAL, ERROR_INVALID_PARAMETER, ERROR_OPERATION_ABORTED } from '../core/codes.js';
 import { requireObject } from '../core/input.js';
-import type { StartOptions } from '../types.js';
+import type { LockReply, StartOptions } from '../types.js';
+import type { HostConfig } from './workers.js';
 
 /** The most worker threads one coordinator runs. */
 export const MAX_WORKERS = 256;
@@ -19,6 +20,18 @@ export function checkWorkers(v: unknown, field: string): number {
     throw new TypeError(`${field} must be an integer from 1 to ${MAX_WORKERS}, got ${String(v)}`);
   }
   return v;
+}
+
+/** What every host is told at its start (protocol.ts HostInit, without its ports). */
+export function hostConfig(o: Options): HostConfig {
+  return {
+    policy: o.policy ?? 'default',
+    approveWindows: o.onLockFile !== undefined,
+    approvePosix: o.onLock !== undefined,
+    releasedWindows: o.onUnlockFile !== undefined,
+    releasedPosix: o.onLock !== undefined,
+    hookTimeoutMs: o.hookTimeoutMs ?? 30_000,
+  };
 }
 
 /**
@@ -85,4 +98,19 @@ export function waitOptions(o: Record<string, unknown>, windows: boolean): WaitO
   }
   // Infinity waits for ever, as leaving timeoutMs out does.
   return { signal, timeoutMs: t === Infinity ? undefined : (t as number | undefined) };
+}
+
+/**
+ * The reply to a request ended before it was parsed (aborted signal, bad timeout): its fields
+ * echoed. `o` is the request's snapshot (enter), never the caller's object.
+ */
+export function earlyReply(o: Record<string, unknown>, result: number): LockReply {
+  const big = (v: unknown): bigint => (typeof v === 'bigint' ? v : typeof v === 'number' && Number.isSafeInteger(v) ? BigInt(v) : 0n);
+  return {
+    result,
+    lockType: typeof o.lockType === 'number' ? o.lockType : 0,
+    lockStart: big(o.lockStart),
+    lockLen: big(o.lockLen),
+    lockPid: typeof o.lockPid === 'number' ? o.lockPid : 0,
+  };
 }
