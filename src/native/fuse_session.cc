@@ -108,13 +108,13 @@ class FuseSession : public Session, public Passthrough {
   bool isFuse() const override { return true; }
   void start();
   bool replyErr(uint64_t reqId, int err) override;
-  bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) override;
+  bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) override;
   void close() override;
   void stats(Stats& out) override;
 
   // ---- used by the lock operations and init ----
   void lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, EventKind kind, int type, uint64_t start,
-                   uint64_t end, int pid, bool sleep, bool flockRelease);
+                   uint64_t end, int lockPid, bool sleep, bool flockRelease);
   void interrupted(Request* r);
   void onInit(fuse_conn_info* conn);
 
@@ -248,18 +248,18 @@ void FuseSession::onInit(fuse_conn_info* conn) {
 }
 
 void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, EventKind kind, int type,
-                              uint64_t start, uint64_t end, int pid, bool sleep, bool flockRelease) {
+                              uint64_t start, uint64_t end, int lockPid, bool sleep, bool flockRelease) {
   Inode& in = inode(ino);
   auto r = std::make_shared<Request>();
   r->id = nextReqId.fetch_add(1);
   r->kind = kind;
   r->req = req;
-  r->fh = fi->fh;
-  r->owner = fi->lock_owner;
+  r->fileHandle = fi->fh;
+  r->lockOwner = fi->lock_owner;
   r->start = start;
   r->end = end;
   r->type = type;
-  r->pid = pid;
+  r->lockPid = lockPid;
   r->path = in.key;
   r->session = this;
   r->dest = routeOf(*in.key);
@@ -341,7 +341,7 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
         fl.l_whence = SEEK_SET;
         fl.l_start = static_cast<off_t>(r->start);
         fl.l_len = r->end == OFFSET_MAX ? 0 : static_cast<off_t>(r->end - r->start + 1);
-        fl.l_pid = r->pid;
+        fl.l_pid = r->lockPid;
         fuse_reply_lock(req, &fl);
       }
       break;
@@ -350,12 +350,12 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       fuse_reply_err(req, err);
       break;
     case EventKind::Flush: {
-      int res = backingFlush(static_cast<int>(r->fh));
+      int res = backingFlush(static_cast<int>(r->fileHandle));
       fuse_reply_err(req, err != 0 ? err : res);
       break;
     }
     case EventKind::Release:
-      backingRelease(static_cast<int>(r->fh));
+      backingRelease(static_cast<int>(r->fileHandle));
       fuse_reply_err(req, 0);
       break;
     case EventKind::Interrupt:
@@ -371,7 +371,7 @@ bool FuseSession::replyErr(uint64_t reqId, int err) {
   return true;
 }
 
-bool FuseSession::replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) {
+bool FuseSession::replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) {
   RequestPtr peeked = requests.peek(reqId);
   if (!peeked) return false;
   if (peeked->kind != EventKind::Getlk) {
@@ -386,7 +386,7 @@ bool FuseSession::replyLock(uint64_t reqId, int type, uint64_t start, uint64_t e
   fl.l_whence = SEEK_SET;
   fl.l_start = static_cast<off_t>(start);
   fl.l_len = end == OFFSET_MAX ? 0 : static_cast<off_t>(end - start + 1);
-  fl.l_pid = pid;
+  fl.l_pid = lockPid;
   fuse_reply_lock(static_cast<fuse_req_t>(r->req), &fl);
   replies.fetch_add(1, std::memory_order_relaxed);
   return true;

@@ -55,10 +55,10 @@ struct Event {
   uint8_t type = 0;
   bool sleep = false;
   bool flockRelease = false;
-  int32_t pid = 0;
+  int32_t lockPid = 0;
   uint64_t reqId = 0;
-  uint64_t fh = 0;
-  uint64_t owner = 0;
+  uint64_t fileHandle = 0;
+  uint64_t lockOwner = 0;
   uint64_t start = 0;
   uint64_t end = 0;
   Path path;
@@ -103,21 +103,21 @@ enum FlatField : uint32_t {
   kFKind = 1,
   kFType = 2,
   kFFlags = 3,
-  kFPid = 4,
+  kFLockPid = 4,
   kFPath = 5,
-  kFFh = 6,
-  kFOwner = 7,
+  kFFileHandle = 6,
+  kFLockOwner = 7,
   kFStart = 8,
   kFEnd = 9,
 };
 constexpr uint32_t kFlatStride = 10;
-/** Exact 64-bit fh, owner, start, end of each event, for the values a double cannot hold. */
+/** Exact 64-bit fileHandle, lockOwner, start, end of each event, for the values a double cannot hold. */
 constexpr uint32_t kFlatWide = 4;
 enum FlatFlag : uint32_t {
   kFlagSleep = 1,
   kFlagFlockRelease = 2,
-  kFlagWideFh = 4,
-  kFlagWideOwner = 8,
+  kFlagWideFileHandle = 4,
+  kFlagWideLockOwner = 8,
   kFlagWideStart = 16,
   kFlagWideEnd = 32,
 };
@@ -153,15 +153,15 @@ struct Request {
   EventKind kind = EventKind::Setlk;
   uint32_t dest = 0;
   void* req = nullptr;  // fuse_req_t for FUSE sessions
-  uint64_t fh = 0;
+  uint64_t fileHandle = 0;
   uint64_t start = 0;
   uint64_t end = 0;
   int type = 0;
-  int pid = 0;
+  int lockPid = 0;
   uint32_t producer = 0;  // the synthetic source's thread
   uint32_t slot = 0;      // and its owner (pattern 'random')
   uint32_t file = 0;      // the synthetic file
-  uint64_t owner = 0;
+  uint64_t lockOwner = 0;
   bool sleep = false;
   bool flockRelease = false;
   Path path;
@@ -271,7 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
    */
   virtual size_t replyErrBatch(const uint64_t* ids, const int* errs, size_t n);
   /** JS answered an F_GETLK. False if it was already answered; throws for a non-getlk request. */
-  virtual bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) { return false; }
+  virtual bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) { return false; }
   /** Stops the source, answers what is outstanding, detaches every destination. Idempotent. */
   virtual void close() = 0;
   /** Called on the receiving thread after it drained `n` events of `dest`. */
