@@ -163,7 +163,7 @@ if (why !== undefined && !process.env.CI) {
     const e = counts[0]!.sample!;
     t.match(e, { kind: 'setlk', path: /^synth:\d+$/, sleep: false, flockRelease: false });
     t.equal(typeof e.reqId, 'number');
-    for (const k of ['fh', 'owner', 'start', 'end'] as const) t.equal(typeof e[k], 'bigint', `${k} is a bigint`);
+    for (const k of ['fileHandle', 'lockOwner', 'start', 'end'] as const) t.equal(typeof e[k], 'bigint', `${k} is a bigint`);
     t.ok(e.type === 1 || e.type === 2, 'F_WRLCK or F_UNLCK');
     const roundTrip = Math.round((s.generated! / s.elapsedMs!) * 1000);
 
@@ -224,8 +224,8 @@ if (why !== undefined && !process.env.CI) {
     t.equal(x.f64[pump.F_FLAGS], 0, 'not sleeping, no wide values');
     t.match(x.paths[x.f64[pump.F_PATH]!], /^synth:\d+$/);
     t.equal(x.f64[pump.F_END]! - x.f64[pump.F_START]!, 4095);
-    t.same(x.u64.map(Number), [x.f64[pump.F_FH], x.f64[pump.F_OWNER], x.f64[pump.F_START], x.f64[pump.F_END]], 'u64 repeats fh, owner, start, end exactly');
-    t.equal(x.f64[pump.F_OWNER], x.f64[pump.F_FH]! + 1, 'thread t is owner t + 1');
+    t.same(x.u64.map(Number), [x.f64[pump.F_FILE_HANDLE], x.f64[pump.F_LOCK_OWNER], x.f64[pump.F_START], x.f64[pump.F_END]], 'u64 repeats fileHandle, lockOwner, start, end exactly');
+    t.equal(x.f64[pump.F_LOCK_OWNER], x.f64[pump.F_FILE_HANDLE]! + 1, 'thread t is owner t + 1');
   });
 
   t.test('flat batches on this thread: the layout, flatEvent, forEachEvent, ReplyBuffer, misuse', async (t) => {
@@ -250,7 +250,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(events.length, 20_000);
     t.ok(largest <= 8192, `at most 8192 events per call (largest ${largest})`);
     t.same(events.map((e) => e.reqId), Array.from({ length: 20_000 }, (_, i) => i + 1), 'one thread, one destination: request order');
-    t.match(events[0], { kind: 'setlk', path: 'synth:0', fh: 0n, owner: 1n, start: 0n, end: 4095n, type: 1, sleep: false, flockRelease: false });
+    t.match(events[0], { kind: 'setlk', path: 'synth:0', fileHandle: 0n, lockOwner: 1n, start: 0n, end: 4095n, type: 1, sleep: false, flockRelease: false });
     t.match(events[1], { kind: 'setlk', path: 'synth:0', type: 2 });
     t.throws(() => pump.replyBatch(sid, [1, 0] as unknown as Float64Array, 1), TypeError, 'a plain array is refused');
     t.throws(() => pump.replyBatch(sid, new Float64Array([1, 0]), 2), TypeError, 'count beyond the pairs');
@@ -277,7 +277,7 @@ if (why !== undefined && !process.env.CI) {
           const pairs = new Float64Array(2 * b.n);
           for (let i = 0, o = 0; i < b.n; i++, o += pump.F_STRIDE) {
             const id = b.f64[o + pump.F_REQ_ID]!;
-            const owner = b.f64[o + pump.F_OWNER]!;
+            const owner = b.f64[o + pump.F_LOCK_OWNER]!;
             if ((outstanding.get(owner) ?? 0) !== 0) overlap++;
             const err = b.f64[o + pump.F_TYPE] !== 2 && id % 3 === 0 ? EAGAIN : 0;
             answers.set(id, err);
