@@ -3,7 +3,7 @@
 //
 // Model, in the terms used everywhere in locksmith:
 // - A Session owns N destinations. An event for a file goes to destination fnv1a32(path) % N, the
-//   same function as LockCoordinator's routeOf, so every event of a file reaches one thread in order.
+//   same function as src/wire/route.ts routeOf, so every event of a file reaches one thread in order.
 // - A Destination is a queue plus, while some JS thread has called attach(), that thread's
 //   Attachment (one thread-safe function created on that thread). A native thread appends to the
 //   queue and wakes the thread at most once until it drains: one wake-up delivers the whole queue
@@ -66,7 +66,7 @@ struct Event {
 
 /**
  * FNV-1a over the path's bytes. For the ASCII keys the pump makes ("fuse:<dev>:<ino>",
- * "synth:<n>") the bytes are the UTF-16 code units that coordinator.ts routeOf hashes, so both
+ * "synth:<n>") the bytes are the UTF-16 code units that src/wire/route.ts routeOf hashes, so both
  * sides agree (test/native/synth.test.ts checks it).
  */
 uint32_t fnv1a32(const std::string& path);

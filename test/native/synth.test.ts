@@ -8,24 +8,27 @@
  * Skips only outside CI when the addon is not built; with CI set, it runs and fails instead.
  */
 import t from 'tap';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as pump from '../../src/native/index.js';
 import type { NativeEvent } from '../../src/native/index.js';
+import { routeOf } from '../../src/wire/route.js';
 import { HANG_MS, sleep, until } from './proc.js';
+
+/** src/wire/route.ts as built (npm test builds first: package.json pretest), for the workers. */
+const ROUTE_JS = fileURLToPath(new URL('../../dist/src/wire/route.js', import.meta.url));
 
 /**
  * A worker that attaches to a destination and answers every request with 0 (mode 'reply') or only
- * counts (mode 'deliver'). It checks each event's routing itself and reports counts on request.
- * Plain CommonJS so it runs without any TypeScript loader.
+ * counts (mode 'deliver'). It checks each event's routing itself, with the one routeOf
+ * (src/wire/route.ts, imported from its build), and reports counts on request. Plain CommonJS so
+ * it runs without any TypeScript loader; it says 'ready' once routeOf is loaded.
  */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const a = require(workerData.addonPath);
-function routeOf(path, n) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < path.length; i++) { h ^= path.charCodeAt(i); h = Math.imul(h, 0x01000193); }
-  return (h >>> 0) % n;
-}
+let routeOf;
 let events = 0, batches = 0, misrouted = 0, sample = null, answered = 0, seen = null, dup = 0;
 let pairs = new Float64Array(2 * 1024);
 parentPort.on('message', (m) => {
@@ -76,7 +79,10 @@ parentPort.on('message', (m) => {
     parentPort.postMessage({ t: 'pong' });
   }
 });
-parentPort.postMessage({ t: 'ready' });
+import(workerData.routeUrl).then((m) => {
+  routeOf = m.routeOf;
+  parentPort.postMessage({ t: 'ready' });
+});
 `;
 
 interface Counts {
@@ -114,7 +120,8 @@ function reply<T>(w: Worker, t: string): Promise<T> {
 }
 
 async function startWorker(): Promise<Worker> {
-  const w = new Worker(WORKER, { eval: true, workerData: { addonPath: pump.addonPath } });
+  if (!existsSync(ROUTE_JS)) throw new Error(`${ROUTE_JS} is missing: run npm run build first (npm test does)`);
+  const w = new Worker(WORKER, { eval: true, workerData: { addonPath: pump.addonPath, routeUrl: pathToFileURL(ROUTE_JS).href } });
   await reply(w, 'ready');
   return w;
 }
@@ -136,7 +143,7 @@ if (why !== undefined && !process.env.CI) {
     const paths = ['synth:0', 'fuse:2049:1234567', '/db', '', 'a'.repeat(300)];
     for (let i = 0; i < 500; i++) paths.push(`fuse:${i * 7919}:${i * 104729 + 13}`);
     for (const n of [1, 2, 3, 7, 64]) {
-      for (const p of paths) if (pump.nativeRouteOf(p, n) !== pump.routeOf(p, n)) t.fail(`${p} % ${n}`);
+      for (const p of paths) if (pump.nativeRouteOf(p, n) !== routeOf(p, n)) t.fail(`${p} % ${n}`);
     }
     t.pass('identical for 505 paths and 5 destination counts');
   });
