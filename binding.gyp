@@ -15,6 +15,7 @@
         'src/native/addon.cc',
         'src/native/pump.cc',
         'src/native/fuse_session.cc',
+        'src/native/passthrough.cc',
         'src/native/synth.cc',
       ],
       # node-addon-api 8 exports include_dir as a path relative to the current directory, which gyp

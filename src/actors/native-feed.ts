@@ -27,12 +27,12 @@ import type { NativeHost, ReplyTarget, Result } from './host.js';
 import { NativeJournal } from './native-journal.js';
 import {
   F_END,
-  F_FH,
+  F_FILE_HANDLE,
   F_FLAGS,
   F_KIND,
-  F_OWNER,
+  F_LOCK_OWNER,
+  F_LOCK_PID,
   F_PATH,
-  F_PID,
   F_REQ_ID,
   F_START,
   F_STRIDE,
@@ -40,8 +40,8 @@ import {
   FL_FLOCK_RELEASE,
   FL_SLEEP,
   FL_WIDE_END,
-  FL_WIDE_FH,
-  FL_WIDE_OWNER,
+  FL_WIDE_FILE_HANDLE,
+  FL_WIDE_LOCK_OWNER,
   FL_WIDE_START,
   K_FLOCK,
   K_FLUSH,
@@ -50,8 +50,8 @@ import {
   K_RELEASE,
   K_SETLK,
   U_END,
-  U_FH,
-  U_OWNER,
+  U_FILE_HANDLE,
+  U_LOCK_OWNER,
   U_START,
   U_STRIDE,
   type FlatBatch,
@@ -157,9 +157,9 @@ export class NativeFeed implements ReplyTarget {
         req.path = b.paths[f[o + F_PATH]!]!;
         req.type = f[o + F_TYPE]!;
         req.flags = flags;
-        req.pid = f[o + F_PID]!;
-        req.fh = flags & FL_WIDE_FH ? u[w + U_FH]! : f[o + F_FH]!;
-        req.owner = flags & FL_WIDE_OWNER ? u[w + U_OWNER]! : f[o + F_OWNER]!;
+        req.pid = f[o + F_LOCK_PID]!;
+        req.fh = flags & FL_WIDE_FILE_HANDLE ? u[w + U_FILE_HANDLE]! : f[o + F_FILE_HANDLE]!;
+        req.owner = flags & FL_WIDE_LOCK_OWNER ? u[w + U_LOCK_OWNER]! : f[o + F_LOCK_OWNER]!;
         req.start = wideRange ? u[w + U_START]! : f[o + F_START]!;
         req.end = wideRange ? u[w + U_END]! : f[o + F_END]!;
         let call: Call | PosixReply;

@@ -232,7 +232,7 @@ class Addon : public Napi::Addon<Addon> {
     size_t count = static_cast<size_t>(integerOf(env, info[2], "count", 0, q.length / 5));
     struct L {
       uint64_t id, start, end;
-      int type, pid;
+      int type, lockPid;
     };
     std::vector<L> ls(count);
     for (size_t i = 0; i < count; i++) {
@@ -254,7 +254,7 @@ class Addon : public Napi::Addon<Addon> {
     std::string firstError;
     for (const L& l : ls) {
       try {
-        answered += s->replyLock(l.id, l.type, l.start, l.end, l.pid) ? 1 : 0;
+        answered += s->replyLock(l.id, l.type, l.start, l.end, l.lockPid) ? 1 : 0;
       } catch (const std::exception& e) {
         if (firstError.empty()) firstError = e.what();
       }
@@ -270,12 +270,12 @@ class Addon : public Napi::Addon<Addon> {
     int type = static_cast<int>(integerOf(env, info[2], "type", 0, 2));
     uint64_t start = u64Of(env, info[3], "start");
     uint64_t end = u64Of(env, info[4], "end");
-    int pid = static_cast<int>(integerOf(env, info[5], "pid", -2147483648.0, 2147483647.0));
+    int lockPid = static_cast<int>(integerOf(env, info[5], "pid", -2147483648.0, 2147483647.0));
     if (type != 2 && !(start <= end && end <= OFFSET_MAX)) {
       typeError(env, "replyLock needs start <= end <= 2^63-1 (the kernel turns anything else into EIO)");
     }
     if (!s) return Napi::Boolean::New(env, false);
-    return guarded(env, [&] { return Napi::Boolean::New(env, s->replyLock(reqId, type, start, end, pid)); });
+    return guarded(env, [&] { return Napi::Boolean::New(env, s->replyLock(reqId, type, start, end, lockPid)); });
   }
 
   Napi::Value Unmount(const Napi::CallbackInfo& info) {

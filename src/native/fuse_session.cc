@@ -1,16 +1,18 @@
-// A libfuse 3 low-level session over a passthrough of a backing directory (modelled on libfuse's
-// example/passthrough_ll.c: inodes keyed by the backing (st_dev, st_ino), each holding an O_PATH
-// descriptor, files reopened through /proc/self/fd), whose lock traffic is not decided here.
+// The lock session of a FUSE mount (fuse_session.h): a libfuse 3 low-level session over a
+// passthrough of a backing directory, whose lock traffic goes to JavaScript, and the session's life:
+// mount, the receiving threads, the grace sweep, unmount. It decides no lock, and it is not the
+// passthrough: every file operation that is not lock traffic (lookup, open, read, write, readdir ...)
+// and the inode table are passthrough.cc's; this file adds init and the lock operations to its table.
 //
 // getlk, setlk, flock, flush and release become events for the file's destination thread and the
 // handler returns at once without replying, so a blocked F_SETLKW never occupies a libfuse worker
 // (SEMANTICS-POSIX.md §12.3). JavaScript answers later through replyErr / replyLock:
 // - getlk: replyLock (or replyErr: 0 means "no conflict", F_UNLCK with the request's range);
 // - setlk, flock: the errno (0 granted);
-// - flush: JS drops the owner's locks and answers; then the backing flush (close of a dup, as
-//   passthrough_ll) runs and its result is the reply unless JS answered an error;
-// - release: JS drops the handle's locks and answers; then the backing descriptor is closed and the
-//   reply is 0 (the kernel ignores release errors).
+// - flush: JS drops the owner's locks and answers; then the backing flush (backingFlush: close of a
+//   dup, as passthrough_ll) runs and its result is the reply unless JS answered an error;
+// - release: JS drops the handle's locks and answers; then the backing descriptor is closed
+//   (backingRelease) and the reply is 0 (the kernel ignores release errors).
 // Interrupts (§12.4): every setlk with sleep and every blocking flock registers an interrupt
 // callback; an interrupt becomes an event {kind:'interrupt', reqId} to the same destination, after
 // the request's own event. If no thread is attached to that destination, nobody could cancel the
@@ -30,11 +32,11 @@
 
 #if LOCKSMITH_HAVE_FUSE
 
-#define FUSE_USE_VERSION 312
-#include <dirent.h>
+#include "passthrough.h"  // defines FUSE_USE_VERSION and includes <fuse_lowlevel.h>
+
 #include <errno.h>
 #include <fcntl.h>
-#include <fuse_lowlevel.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -44,8 +46,6 @@
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,29 +63,6 @@ extern char** environ;
 
 namespace locksmith {
 namespace {
-
-constexpr double kTimeout = 1.0;  // seconds the kernel may cache entries and attributes
-
-struct Inode {
-  int fd = -1;  // O_PATH
-  dev_t dev = 0;
-  ino_t ino = 0;
-  uint64_t nlookup = 0;
-  Path key;  // "fuse:<st_dev>:<st_ino>": the lock key, stable across renames and hard links
-};
-
-struct DirHandle {
-  DIR* dp = nullptr;
-  off_t offset = 0;
-  struct dirent* entry = nullptr;
-};
-
-Path keyOf(dev_t dev, ino_t ino) {
-  return std::make_shared<const std::string>("fuse:" + std::to_string(static_cast<unsigned long long>(dev)) + ":" +
-                                             std::to_string(static_cast<unsigned long long>(ino)));
-}
-
-std::string procPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
 bool isLockKind(EventKind k) { return k == EventKind::Getlk || k == EventKind::Setlk || k == EventKind::Flock; }
 
@@ -122,7 +99,8 @@ void unmountAtExit() {
   gLiveMu->unlock();
 }
 
-class FuseSession : public Session {
+/** The lock session; its Passthrough base is the fuse_session_new userdata (passthrough.h). */
+class FuseSession : public Session, public Passthrough {
  public:
   FuseSession(int id, const MountOptions& o) : Session(id, o.destinations), opts_(o) {}
   ~FuseSession() override { close(); }
@@ -130,19 +108,13 @@ class FuseSession : public Session {
   bool isFuse() const override { return true; }
   void start();
   bool replyErr(uint64_t reqId, int err) override;
-  bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) override;
+  bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) override;
   void close() override;
   void stats(Stats& out) override;
 
-  // ---- used by the operations ----
-  Inode root;
-  Inode& inode(fuse_ino_t ino) {
-    return ino == FUSE_ROOT_ID ? root : *reinterpret_cast<Inode*>(static_cast<uintptr_t>(ino));
-  }
-  int lookup(fuse_ino_t parent, const char* name, fuse_entry_param* e);
-  void forget(fuse_ino_t ino, uint64_t n);
+  // ---- used by the lock operations and init ----
   void lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, EventKind kind, int type, uint64_t start,
-                   uint64_t end, int pid, bool sleep, bool flockRelease);
+                   uint64_t end, int lockPid, bool sleep, bool flockRelease);
   void interrupted(Request* r);
   void onInit(fuse_conn_info* conn);
 
@@ -156,7 +128,6 @@ class FuseSession : public Session {
   void sweepUnattended();
   bool waitLoopEnd(std::chrono::milliseconds d);
   void abortConnection();
-  void freeInodes();
 
   const MountOptions opts_;
   std::string mountpoint_;  // resolved
@@ -168,9 +139,6 @@ class FuseSession : public Session {
   std::condition_variable graceCv_;
   bool graceStop_ = false;
   unsigned connId_ = 0;
-
-  std::mutex inodesMu_;
-  std::map<std::pair<dev_t, ino_t>, Inode*> inodes_;
 
   std::mutex stateMu_;
   std::condition_variable stateCv_;
@@ -194,254 +162,12 @@ class FuseSession : public Session {
   friend SessionPtr locksmith::mountFuse(const MountOptions& o);
 };
 
-FuseSession* sessionOf(fuse_req_t req) { return static_cast<FuseSession*>(fuse_req_userdata(req)); }
+FuseSession* sessionOf(fuse_req_t req) { return static_cast<FuseSession*>(passthroughOf(req)); }
 
-// ---- passthrough operations ------------------------------------------------------------------
+// ---- init: the lock capabilities ---------------------------------------------------------------
 
-void opInit(void* userdata, struct fuse_conn_info* conn) { static_cast<FuseSession*>(userdata)->onInit(conn); }
-
-void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  fuse_entry_param e;
-  int err = sessionOf(req)->lookup(parent, name, &e);
-  if (err != 0) {
-    fuse_reply_err(req, err);
-  } else if (fuse_reply_entry(req, &e) != 0) {
-    sessionOf(req)->forget(e.ino, 1);
-  }
-}
-
-void opForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  sessionOf(req)->forget(ino, nlookup);
-  fuse_reply_none(req);
-}
-
-void opForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
-  for (size_t i = 0; i < count; i++) sessionOf(req)->forget(forgets[i].ino, forgets[i].nlookup);
-  fuse_reply_none(req);
-}
-
-void replyAttr(fuse_req_t req, int fd) {
-  struct stat st;
-  if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-    fuse_reply_err(req, errno);
-    return;
-  }
-  fuse_reply_attr(req, &st, kTimeout);
-}
-
-void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { replyAttr(req, sessionOf(req)->inode(ino).fd); }
-
-void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
-  Inode& in = sessionOf(req)->inode(ino);
-  const std::string proc = procPath(in.fd);
-  int res = 0;
-  if (toSet & FUSE_SET_ATTR_MODE) {
-    res = fi != nullptr ? fchmod(static_cast<int>(fi->fh), attr->st_mode) : chmod(proc.c_str(), attr->st_mode);
-    if (res < 0) return (void)fuse_reply_err(req, errno);
-  }
-  if (toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-    uid_t uid = (toSet & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
-    gid_t gid = (toSet & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
-    if (fchownat(in.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) return (void)fuse_reply_err(req, errno);
-  }
-  if (toSet & FUSE_SET_ATTR_SIZE) {
-    res = fi != nullptr ? ftruncate(static_cast<int>(fi->fh), attr->st_size) : truncate(proc.c_str(), attr->st_size);
-    if (res < 0) return (void)fuse_reply_err(req, errno);
-  }
-  if (toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
-    struct timespec tv[2];
-    tv[0].tv_sec = 0;
-    tv[1].tv_sec = 0;
-    tv[0].tv_nsec = UTIME_OMIT;
-    tv[1].tv_nsec = UTIME_OMIT;
-    if (toSet & FUSE_SET_ATTR_ATIME_NOW) tv[0].tv_nsec = UTIME_NOW;
-    else if (toSet & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
-    if (toSet & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
-    else if (toSet & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
-    res = fi != nullptr ? futimens(static_cast<int>(fi->fh), tv) : utimensat(AT_FDCWD, proc.c_str(), tv, 0);
-    if (res < 0) return (void)fuse_reply_err(req, errno);
-  }
-  replyAttr(req, in.fd);
-}
-
-void opReadlink(fuse_req_t req, fuse_ino_t ino) {
-  char buf[PATH_MAX + 1];
-  ssize_t n = readlinkat(sessionOf(req)->inode(ino).fd, "", buf, sizeof buf);
-  if (n < 0) return (void)fuse_reply_err(req, errno);
-  if (n == static_cast<ssize_t>(sizeof buf)) return (void)fuse_reply_err(req, ENAMETOOLONG);
-  buf[n] = '\0';
-  fuse_reply_readlink(req, buf);
-}
-
-void replyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name, int res) {
-  if (res < 0) return (void)fuse_reply_err(req, errno);
-  fuse_entry_param e;
-  int err = sessionOf(req)->lookup(parent, name, &e);
-  if (err != 0) return (void)fuse_reply_err(req, err);
-  if (fuse_reply_entry(req, &e) != 0) sessionOf(req)->forget(e.ino, 1);
-}
-
-void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  replyNewEntry(req, parent, name, mknodat(sessionOf(req)->inode(parent).fd, name, mode, rdev));
-}
-
-void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  replyNewEntry(req, parent, name, mkdirat(sessionOf(req)->inode(parent).fd, name, mode));
-}
-
-void opSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  replyNewEntry(req, parent, name, symlinkat(link, sessionOf(req)->inode(parent).fd, name));
-}
-
-void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
-  FuseSession* s = sessionOf(req);
-  int res = linkat(AT_FDCWD, procPath(s->inode(ino).fd).c_str(), s->inode(parent).fd, name, AT_SYMLINK_FOLLOW);
-  replyNewEntry(req, parent, name, res);
-}
-
-void opUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  int res = unlinkat(sessionOf(req)->inode(parent).fd, name, 0);
-  fuse_reply_err(req, res < 0 ? errno : 0);
-}
-
-void opRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  int res = unlinkat(sessionOf(req)->inode(parent).fd, name, AT_REMOVEDIR);
-  fuse_reply_err(req, res < 0 ? errno : 0);
-}
-
-void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
-              unsigned int flags) {
-  FuseSession* s = sessionOf(req);
-  int from = s->inode(parent).fd, to = s->inode(newparent).fd;
-  long res = flags != 0 ? syscall(SYS_renameat2, from, name, to, newname, flags) : renameat(from, name, to, newname);
-  fuse_reply_err(req, res < 0 ? errno : 0);
-}
-
-void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  int fd = open(procPath(sessionOf(req)->inode(ino).fd).c_str(), (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
-  if (fd < 0) return (void)fuse_reply_err(req, errno);
-  fi->fh = static_cast<uint64_t>(fd);
-  fi->noflush = 0;  // FLUSH carries the close-time unlock of classic POSIX locks (§12.5)
-  if (fuse_reply_open(req, fi) != 0) ::close(fd);
-}
-
-void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
-  FuseSession* s = sessionOf(req);
-  int fd = openat(s->inode(parent).fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
-  if (fd < 0) return (void)fuse_reply_err(req, errno);
-  fuse_entry_param e;
-  int err = s->lookup(parent, name, &e);
-  if (err != 0) {
-    ::close(fd);
-    return (void)fuse_reply_err(req, err);
-  }
-  fi->fh = static_cast<uint64_t>(fd);
-  fi->noflush = 0;
-  if (fuse_reply_create(req, &e, fi) != 0) {
-    ::close(fd);
-    s->forget(e.ino, 1);
-  }
-}
-
-void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  fuse_bufvec buf;
-  memset(&buf, 0, sizeof buf);
-  buf.count = 1;
-  buf.buf[0].size = size;
-  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = static_cast<int>(fi->fh);
-  buf.buf[0].pos = off;
-  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-}
-
-void opWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
-  fuse_bufvec out;
-  memset(&out, 0, sizeof out);
-  out.count = 1;
-  out.buf[0].size = fuse_buf_size(in);
-  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  out.buf[0].fd = static_cast<int>(fi->fh);
-  out.buf[0].pos = off;
-  ssize_t res = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
-  if (res < 0) fuse_reply_err(req, static_cast<int>(-res));
-  else fuse_reply_write(req, static_cast<size_t>(res));
-}
-
-void opFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  int fd = static_cast<int>(fi->fh);
-  int res = datasync ? fdatasync(fd) : fsync(fd);
-  fuse_reply_err(req, res < 0 ? errno : 0);
-}
-
-void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  int fd = openat(sessionOf(req)->inode(ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return (void)fuse_reply_err(req, errno);
-  DIR* dp = fdopendir(fd);
-  if (dp == nullptr) {
-    int err = errno;
-    ::close(fd);
-    return (void)fuse_reply_err(req, err);
-  }
-  auto* d = new DirHandle{dp, 0, nullptr};
-  fi->fh = reinterpret_cast<uintptr_t>(d);
-  if (fuse_reply_open(req, fi) != 0) {
-    closedir(dp);
-    delete d;
-  }
-}
-
-void opReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
-  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
-  std::string buf(size, '\0');
-  size_t used = 0;
-  int err = 0;
-  if (offset != d->offset) {
-    seekdir(d->dp, offset);
-    d->entry = nullptr;
-    d->offset = offset;
-  }
-  for (;;) {
-    if (d->entry == nullptr) {
-      errno = 0;
-      d->entry = readdir(d->dp);
-      if (d->entry == nullptr) {
-        err = errno;
-        break;
-      }
-    }
-    struct stat st;
-    memset(&st, 0, sizeof st);
-    st.st_ino = d->entry->d_ino;
-    st.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
-    off_t next = d->entry->d_off;
-    size_t n = fuse_add_direntry(req, &buf[used], size - used, d->entry->d_name, &st, next);
-    if (n > size - used) break;  // full: this entry comes first next time
-    used += n;
-    d->entry = nullptr;
-    d->offset = next;
-  }
-  if (err != 0 && used == 0) fuse_reply_err(req, err);
-  else fuse_reply_buf(req, buf.data(), used);
-}
-
-void opReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
-  closedir(d->dp);
-  delete d;
-  fuse_reply_err(req, 0);
-}
-
-void opFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
-  int fd = dirfd(d->dp);
-  int res = datasync ? fdatasync(fd) : fsync(fd);
-  fuse_reply_err(req, res < 0 ? errno : 0);
-}
-
-void opStatfs(fuse_req_t req, fuse_ino_t ino) {
-  struct statvfs sv;
-  if (fstatvfs(sessionOf(req)->inode(ino).fd, &sv) < 0) return (void)fuse_reply_err(req, errno);
-  fuse_reply_statfs(req, &sv);
+void opInit(void* userdata, struct fuse_conn_info* conn) {
+  static_cast<FuseSession*>(static_cast<Passthrough*>(userdata))->onInit(conn);
 }
 
 // ---- lock traffic: events for JavaScript ------------------------------------------------------
@@ -484,32 +210,10 @@ void onInterrupt(fuse_req_t, void* data) {
 struct fuse_lowlevel_ops makeOps() {
   struct fuse_lowlevel_ops ops;
   memset(&ops, 0, sizeof ops);
+  passthroughOps(ops);
   ops.init = opInit;
-  ops.lookup = opLookup;
-  ops.forget = opForget;
-  ops.forget_multi = opForgetMulti;
-  ops.getattr = opGetattr;
-  ops.setattr = opSetattr;
-  ops.readlink = opReadlink;
-  ops.mknod = opMknod;
-  ops.mkdir = opMkdir;
-  ops.symlink = opSymlink;
-  ops.link = opLink;
-  ops.unlink = opUnlink;
-  ops.rmdir = opRmdir;
-  ops.rename = opRename;
-  ops.open = opOpen;
-  ops.create = opCreate;
-  ops.read = opRead;
-  ops.write_buf = opWriteBuf;
   ops.flush = opFlush;
   ops.release = opRelease;
-  ops.fsync = opFsync;
-  ops.opendir = opOpendir;
-  ops.readdir = opReaddir;
-  ops.releasedir = opReleasedir;
-  ops.fsyncdir = opFsyncdir;
-  ops.statfs = opStatfs;
   ops.getlk = opGetlk;
   ops.setlk = opSetlk;
   ops.flock = opFlock;
@@ -543,63 +247,19 @@ void FuseSession::onInit(fuse_conn_info* conn) {
   stateCv_.notify_all();
 }
 
-int FuseSession::lookup(fuse_ino_t parent, const char* name, fuse_entry_param* e) {
-  memset(e, 0, sizeof *e);
-  e->attr_timeout = kTimeout;
-  e->entry_timeout = kTimeout;
-  int fd = openat(inode(parent).fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return errno;
-  if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-    int err = errno;
-    ::close(fd);
-    return err;
-  }
-  std::lock_guard<std::mutex> g(inodesMu_);
-  auto key = std::make_pair(e->attr.st_dev, e->attr.st_ino);
-  Inode* in;
-  auto it = inodes_.find(key);
-  if (it != inodes_.end()) {
-    in = it->second;
-    ::close(fd);
-  } else {
-    in = new Inode{fd, e->attr.st_dev, e->attr.st_ino, 0, keyOf(e->attr.st_dev, e->attr.st_ino)};
-    inodes_.emplace(key, in);
-  }
-  in->nlookup++;
-  e->ino = reinterpret_cast<uintptr_t>(in);
-  return 0;
-}
-
-void FuseSession::forget(fuse_ino_t ino, uint64_t n) {
-  if (ino == FUSE_ROOT_ID) return;
-  Inode* in = &inode(ino);
-  std::lock_guard<std::mutex> g(inodesMu_);
-  in->nlookup = n >= in->nlookup ? 0 : in->nlookup - n;
-  if (in->nlookup != 0) return;
-  inodes_.erase(std::make_pair(in->dev, in->ino));
-  ::close(in->fd);
-  delete in;
-}
-
-int backingFlush(int fd) {
-  int dupd = dup(fd);
-  if (dupd < 0) return errno;
-  return ::close(dupd) < 0 ? errno : 0;
-}
-
 void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, EventKind kind, int type,
-                              uint64_t start, uint64_t end, int pid, bool sleep, bool flockRelease) {
+                              uint64_t start, uint64_t end, int lockPid, bool sleep, bool flockRelease) {
   Inode& in = inode(ino);
   auto r = std::make_shared<Request>();
   r->id = nextReqId.fetch_add(1);
   r->kind = kind;
   r->req = req;
-  r->fh = fi->fh;
-  r->owner = fi->lock_owner;
+  r->fileHandle = fi->fh;
+  r->lockOwner = fi->lock_owner;
   r->start = start;
   r->end = end;
   r->type = type;
-  r->pid = pid;
+  r->lockPid = lockPid;
   r->path = in.key;
   r->session = this;
   r->dest = routeOf(*in.key);
@@ -681,7 +341,7 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
         fl.l_whence = SEEK_SET;
         fl.l_start = static_cast<off_t>(r->start);
         fl.l_len = r->end == OFFSET_MAX ? 0 : static_cast<off_t>(r->end - r->start + 1);
-        fl.l_pid = r->pid;
+        fl.l_pid = r->lockPid;
         fuse_reply_lock(req, &fl);
       }
       break;
@@ -690,12 +350,12 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       fuse_reply_err(req, err);
       break;
     case EventKind::Flush: {
-      int res = backingFlush(static_cast<int>(r->fh));
+      int res = backingFlush(static_cast<int>(r->fileHandle));
       fuse_reply_err(req, err != 0 ? err : res);
       break;
     }
     case EventKind::Release:
-      ::close(static_cast<int>(r->fh));
+      backingRelease(static_cast<int>(r->fileHandle));
       fuse_reply_err(req, 0);
       break;
     case EventKind::Interrupt:
@@ -711,7 +371,7 @@ bool FuseSession::replyErr(uint64_t reqId, int err) {
   return true;
 }
 
-bool FuseSession::replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) {
+bool FuseSession::replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) {
   RequestPtr peeked = requests.peek(reqId);
   if (!peeked) return false;
   if (peeked->kind != EventKind::Getlk) {
@@ -726,7 +386,7 @@ bool FuseSession::replyLock(uint64_t reqId, int type, uint64_t start, uint64_t e
   fl.l_whence = SEEK_SET;
   fl.l_start = static_cast<off_t>(start);
   fl.l_len = end == OFFSET_MAX ? 0 : static_cast<off_t>(end - start + 1);
-  fl.l_pid = pid;
+  fl.l_pid = lockPid;
   fuse_reply_lock(static_cast<fuse_req_t>(r->req), &fl);
   replies.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -892,17 +552,6 @@ void FuseSession::abortConnection() {
   ::close(fd);
 }
 
-void FuseSession::freeInodes() {
-  std::lock_guard<std::mutex> g(inodesMu_);
-  for (auto& kv : inodes_) {
-    ::close(kv.second->fd);
-    delete kv.second;
-  }
-  inodes_.clear();
-  if (root.fd >= 0) ::close(root.fd);
-  root.fd = -1;
-}
-
 void FuseSession::close() {
   std::lock_guard<std::mutex> cg(closeMu_);
   if (closed_) return;
@@ -1015,20 +664,13 @@ SessionPtr mountFuse(const MountOptions& o) {
   s->spinUs = o.spinUs;
   s->createDestinations();
   s->mountpoint_ = mp;
-  s->root.fd = open(o.backing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (s->root.fd < 0) fail("cannot open the backing directory " + o.backing + ": " + errnoText(errno));
-  struct stat rootSt;
-  fstat(s->root.fd, &rootSt);
-  s->root.dev = rootSt.st_dev;
-  s->root.ino = rootSt.st_ino;
-  s->root.nlookup = 2;
-  s->root.key = keyOf(rootSt.st_dev, rootSt.st_ino);
+  if (int err = s->openRoot(o.backing)) fail("cannot open the backing directory " + o.backing + ": " + errnoText(err));
 
   std::string log;
   tlsLogCapture = &log;
   const char* argv[] = {"locksmith", "-o", "fsname=locksmith,subtype=locksmith", nullptr};
   struct fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
-  s->se_ = fuse_session_new(&args, &kOps, sizeof kOps, s.get());
+  s->se_ = fuse_session_new(&args, &kOps, sizeof kOps, static_cast<Passthrough*>(s.get()));
   fuse_opt_free_args(&args);
   if (s->se_ == nullptr) {
     tlsLogCapture = nullptr;

@@ -1,5 +1,6 @@
-// A FUSE low-level session: a passthrough of a backing directory whose lock traffic (getlk, setlk,
-// flock, flush, release, interrupts) becomes events for JavaScript (fuse_session.cc).
+// A FUSE low-level session: a passthrough of a backing directory (passthrough.cc) whose lock
+// traffic (getlk, setlk, flock, flush, release, interrupts) becomes events for JavaScript
+// (fuse_session.cc).
 #pragma once
 
 #include <string>

@@ -33,24 +33,25 @@ export type NativeEventKind = 'getlk' | 'setlk' | 'flock' | 'flush' | 'release' 
  * - `reqId`: the native request id to answer (for 'interrupt': the interrupted request's).
  * - `path`: the lock key: "fuse:<st_dev>:<st_ino>" of the backing file (stable across renames and
  *   hard links), or "synth:<n>" for the synthetic source. Routing uses it.
- * - `fh`: the open file's handle (the backing descriptor), `owner`: fi->lock_owner (POSIX: the
- *   process's scrambled file table; flock: the scrambled open file; release without flock: 0).
+ * - `fileHandle`: the open file's handle (the backing descriptor), `lockOwner`: fi->lock_owner
+ *   (POSIX: the process's scrambled file table; flock: the scrambled open file; release without
+ *   flock: 0).
  * - `start`, `end`: inclusive range as the kernel sends it; end = 2^63-1 for "to infinity".
  *   flock, flush and release carry [0, 2^63-1].
  * - `type`: F_RDLCK 0, F_WRLCK 1, F_UNLCK 2 (flock: LOCK_SH 0, LOCK_EX 1, LOCK_UN 2; flush and release: 2).
- * - `pid`: lk.pid for getlk/setlk (0 for unlocks and getlk, as the kernel sends), else the calling thread id.
+ * - `lockPid`: lk.pid for getlk/setlk (0 for unlocks and getlk, as the kernel sends), else the calling thread id.
  * - `sleep`: F_SETLKW, or flock without LOCK_NB. `flockRelease`: release of a file flock was used on.
  */
 export interface NativeEvent {
   kind: NativeEventKind;
   reqId: number;
   path: string;
-  fh: bigint;
-  owner: bigint;
+  fileHandle: bigint;
+  lockOwner: bigint;
   start: bigint;
   end: bigint;
   type: number;
-  pid: number;
+  lockPid: number;
   sleep: boolean;
   flockRelease: boolean;
 }
@@ -70,11 +71,12 @@ export const NATIVE_EVENT_KINDS: readonly NativeEventKind[] = ['getlk', 'setlk',
  * - F_REQ_ID: the request id (as NativeEvent.reqId; exact below 2^53, which it never reaches).
  * - F_KIND: K_GETLK ... K_INTERRUPT. F_TYPE: 0 F_RDLCK/LOCK_SH, 1 F_WRLCK/LOCK_EX, 2 unlock.
  * - F_FLAGS: FL_SLEEP | FL_FLOCK_RELEASE | FL_WIDE_* (bits, below).
- * - F_PID: as NativeEvent.pid. F_PATH: index into FlatBatch.paths (this batch's table).
- * - F_FH, F_OWNER, F_START: the value when below 2^53; when FL_WIDE_FH / FL_WIDE_OWNER /
- *   FL_WIDE_START is set the double is rounded and the exact value is `u64[i * U_STRIDE + U_FH /
- *   U_OWNER / U_START]` (a bigint). FUSE lock owners are scrambled 64-bit values: expect
- *   FL_WIDE_OWNER on nearly every FUSE event; synthetic owners are small.
+ * - F_LOCK_PID: as NativeEvent.lockPid. F_PATH: index into FlatBatch.paths (this batch's table).
+ * - F_FILE_HANDLE, F_LOCK_OWNER, F_START: the value when below 2^53; when FL_WIDE_FILE_HANDLE /
+ *   FL_WIDE_LOCK_OWNER / FL_WIDE_START is set the double is rounded and the exact value is
+ *   `u64[i * U_STRIDE + U_FILE_HANDLE / U_LOCK_OWNER / U_START]` (a bigint). FUSE lock owners are
+ *   scrambled 64-bit values: expect FL_WIDE_LOCK_OWNER on nearly every FUSE event; synthetic
+ *   owners are small.
  * - F_END: inclusive end; `Infinity` for OFFSET_MAX (2^63-1, "to the end of the file"); rounded
  *   when FL_WIDE_END (exact in u64[i * U_STRIDE + U_END]).
  */
@@ -82,28 +84,28 @@ export const F_REQ_ID = 0;
 export const F_KIND = 1;
 export const F_TYPE = 2;
 export const F_FLAGS = 3;
-export const F_PID = 4;
+export const F_LOCK_PID = 4;
 export const F_PATH = 5;
-export const F_FH = 6;
-export const F_OWNER = 7;
+export const F_FILE_HANDLE = 6;
+export const F_LOCK_OWNER = 7;
 export const F_START = 8;
 export const F_END = 9;
 /** Doubles per event in FlatBatch.f64 (also FlatBatch.stride). */
 export const F_STRIDE = 10;
-/** Exact 64-bit values per event in FlatBatch.u64 (also FlatBatch.wide): fh, owner, start, end (2^63-1 as is). */
-export const U_FH = 0;
-export const U_OWNER = 1;
+/** Exact 64-bit values per event in FlatBatch.u64 (also FlatBatch.wide): fileHandle, lockOwner, start, end (2^63-1 as is). */
+export const U_FILE_HANDLE = 0;
+export const U_LOCK_OWNER = 1;
 export const U_START = 2;
 export const U_END = 3;
 export const U_STRIDE = 4;
 /** F_FLAGS bits. */
 export const FL_SLEEP = 1;
 export const FL_FLOCK_RELEASE = 2;
-export const FL_WIDE_FH = 4;
-export const FL_WIDE_OWNER = 8;
+export const FL_WIDE_FILE_HANDLE = 4;
+export const FL_WIDE_LOCK_OWNER = 8;
 export const FL_WIDE_START = 16;
 export const FL_WIDE_END = 32;
-export const FL_WIDE = FL_WIDE_FH | FL_WIDE_OWNER | FL_WIDE_START | FL_WIDE_END;
+export const FL_WIDE = FL_WIDE_FILE_HANDLE | FL_WIDE_LOCK_OWNER | FL_WIDE_START | FL_WIDE_END;
 
 /**
  * What attachFlat's callback receives: `n` events (at most 8192 per call; more arrive in the next
@@ -135,12 +137,12 @@ export function flatEvent(b: FlatBatch, i: number): NativeEvent {
     kind: NATIVE_EVENT_KINDS[f[o + F_KIND]!]!,
     reqId: f[o + F_REQ_ID]!,
     path: b.paths[f[o + F_PATH]!]!,
-    fh: b.u64[w + U_FH]!,
-    owner: b.u64[w + U_OWNER]!,
+    fileHandle: b.u64[w + U_FILE_HANDLE]!,
+    lockOwner: b.u64[w + U_LOCK_OWNER]!,
     start: b.u64[w + U_START]!,
     end: b.u64[w + U_END]!,
     type: f[o + F_TYPE]!,
-    pid: f[o + F_PID]!,
+    lockPid: f[o + F_LOCK_PID]!,
     sleep: (flags & FL_SLEEP) !== 0,
     flockRelease: (flags & FL_FLOCK_RELEASE) !== 0,
   };
@@ -230,7 +232,7 @@ export interface SynthOptions {
    * 'pairs' (default): thread t is POSIX owner t + 1, taking a write lock on [k*4096, k*4096+4095]
    * of a file and then unlocking it, file after file (nothing conflicts; for benchmarks).
    * 'random' (needs mode 'reply'): seeded random traffic for the stress runner. Thread t plays
-   * `owners` owners, ids t*owners+1 ... t*owners+owners (also their pid and fh), each with at most
+   * `owners` owners, ids t*owners+1 ... t*owners+owners (also their lockPid and fileHandle), each with at most
    * one request outstanding, like a process. Each random operation of an owner is a setlk on file
    * uniform in [0, files), start uniform in [0, rangeSpace), length uniform in [1, rangeSpace/4]
    * (clipped to rangeSpace-1; 1 in 32 ranges reach OFFSET_MAX instead); with probability

@@ -109,10 +109,10 @@ Event Request::toEvent() const {
   e.type = static_cast<uint8_t>(type);
   e.sleep = sleep;
   e.flockRelease = flockRelease;
-  e.pid = pid;
+  e.lockPid = lockPid;
   e.reqId = id;
-  e.fh = fh;
-  e.owner = owner;
+  e.fileHandle = fileHandle;
+  e.lockOwner = lockOwner;
   e.start = start;
   e.end = end;
   e.path = path;
@@ -152,23 +152,23 @@ napi_value bigint(napi_env env, uint64_t v) {
 }
 
 napi_value eventObject(napi_env env, const Event& e, napi_value const* kinds, napi_value t, napi_value f) {
-  napi_value obj = nullptr, reqId = nullptr, path = nullptr, type = nullptr, pid = nullptr;
+  napi_value obj = nullptr, reqId = nullptr, path = nullptr, type = nullptr, lockPid = nullptr;
   if (napi_create_object(env, &obj) != napi_ok) return nullptr;
   napi_create_double(env, static_cast<double>(e.reqId), &reqId);
   napi_create_string_latin1(env, e.path ? e.path->data() : "", e.path ? e.path->size() : 0, &path);
   napi_create_int32(env, e.type, &type);
-  napi_create_int32(env, e.pid, &pid);
+  napi_create_int32(env, e.lockPid, &lockPid);
   const napi_property_attributes a = napi_default_jsproperty;
   napi_property_descriptor p[] = {
       {"kind", nullptr, nullptr, nullptr, nullptr, kinds[static_cast<int>(e.kind)], a, nullptr},
       {"reqId", nullptr, nullptr, nullptr, nullptr, reqId, a, nullptr},
       {"path", nullptr, nullptr, nullptr, nullptr, path, a, nullptr},
-      {"fh", nullptr, nullptr, nullptr, nullptr, bigint(env, e.fh), a, nullptr},
-      {"owner", nullptr, nullptr, nullptr, nullptr, bigint(env, e.owner), a, nullptr},
+      {"fileHandle", nullptr, nullptr, nullptr, nullptr, bigint(env, e.fileHandle), a, nullptr},
+      {"lockOwner", nullptr, nullptr, nullptr, nullptr, bigint(env, e.lockOwner), a, nullptr},
       {"start", nullptr, nullptr, nullptr, nullptr, bigint(env, e.start), a, nullptr},
       {"end", nullptr, nullptr, nullptr, nullptr, bigint(env, e.end), a, nullptr},
       {"type", nullptr, nullptr, nullptr, nullptr, type, a, nullptr},
-      {"pid", nullptr, nullptr, nullptr, nullptr, pid, a, nullptr},
+      {"lockPid", nullptr, nullptr, nullptr, nullptr, lockPid, a, nullptr},
       {"sleep", nullptr, nullptr, nullptr, nullptr, e.sleep ? t : f, a, nullptr},
       {"flockRelease", nullptr, nullptr, nullptr, nullptr, e.flockRelease ? t : f, a, nullptr},
   };
@@ -258,10 +258,10 @@ napi_value flatBatch(napi_env env, Attachment& a, const std::vector<Event>& batc
     r[kFReqId] = static_cast<double>(e.reqId);
     r[kFKind] = static_cast<double>(static_cast<int>(e.kind));
     r[kFType] = e.type;
-    r[kFPid] = e.pid;
+    r[kFLockPid] = e.lockPid;
     r[kFPath] = lastIndex;
-    r[kFFh] = static_cast<double>(e.fh);
-    r[kFOwner] = static_cast<double>(e.owner);
+    r[kFFileHandle] = static_cast<double>(e.fileHandle);
+    r[kFLockOwner] = static_cast<double>(e.lockOwner);
     r[kFStart] = static_cast<double>(e.start);
     if (e.end == OFFSET_MAX) {
       r[kFEnd] = INFINITY;
@@ -269,13 +269,13 @@ napi_value flatBatch(napi_env env, Attachment& a, const std::vector<Event>& batc
       r[kFEnd] = static_cast<double>(e.end);
       if (e.end >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideEnd;
     }
-    if (e.fh >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideFh;
-    if (e.owner >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideOwner;
+    if (e.fileHandle >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideFileHandle;
+    if (e.lockOwner >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideLockOwner;
     if (e.start >= static_cast<uint64_t>(kTwo53)) flags |= kFlagWideStart;
     r[kFFlags] = flags;
     uint64_t* x = w + i * kFlatWide;
-    x[0] = e.fh;
-    x[1] = e.owner;
+    x[0] = e.fileHandle;
+    x[1] = e.lockOwner;
     x[2] = e.start;
     x[3] = e.end;
   }

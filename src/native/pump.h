@@ -3,7 +3,7 @@
 //
 // Model, in the terms used everywhere in locksmith:
 // - A Session owns N destinations. An event for a file goes to destination fnv1a32(path) % N, the
-//   same function as LockCoordinator's routeOf, so every event of a file reaches one thread in order.
+//   same function as src/wire/route.ts routeOf, so every event of a file reaches one thread in order.
 // - A Destination is a queue plus, while some JS thread has called attach(), that thread's
 //   Attachment (one thread-safe function created on that thread). A native thread appends to the
 //   queue and wakes the thread at most once until it drains: one wake-up delivers the whole queue
@@ -55,10 +55,10 @@ struct Event {
   uint8_t type = 0;
   bool sleep = false;
   bool flockRelease = false;
-  int32_t pid = 0;
+  int32_t lockPid = 0;
   uint64_t reqId = 0;
-  uint64_t fh = 0;
-  uint64_t owner = 0;
+  uint64_t fileHandle = 0;
+  uint64_t lockOwner = 0;
   uint64_t start = 0;
   uint64_t end = 0;
   Path path;
@@ -66,7 +66,7 @@ struct Event {
 
 /**
  * FNV-1a over the path's bytes. For the ASCII keys the pump makes ("fuse:<dev>:<ino>",
- * "synth:<n>") the bytes are the UTF-16 code units that coordinator.ts routeOf hashes, so both
+ * "synth:<n>") the bytes are the UTF-16 code units that src/wire/route.ts routeOf hashes, so both
  * sides agree (test/native/synth.test.ts checks it).
  */
 uint32_t fnv1a32(const std::string& path);
@@ -103,21 +103,21 @@ enum FlatField : uint32_t {
   kFKind = 1,
   kFType = 2,
   kFFlags = 3,
-  kFPid = 4,
+  kFLockPid = 4,
   kFPath = 5,
-  kFFh = 6,
-  kFOwner = 7,
+  kFFileHandle = 6,
+  kFLockOwner = 7,
   kFStart = 8,
   kFEnd = 9,
 };
 constexpr uint32_t kFlatStride = 10;
-/** Exact 64-bit fh, owner, start, end of each event, for the values a double cannot hold. */
+/** Exact 64-bit fileHandle, lockOwner, start, end of each event, for the values a double cannot hold. */
 constexpr uint32_t kFlatWide = 4;
 enum FlatFlag : uint32_t {
   kFlagSleep = 1,
   kFlagFlockRelease = 2,
-  kFlagWideFh = 4,
-  kFlagWideOwner = 8,
+  kFlagWideFileHandle = 4,
+  kFlagWideLockOwner = 8,
   kFlagWideStart = 16,
   kFlagWideEnd = 32,
 };
@@ -153,15 +153,15 @@ struct Request {
   EventKind kind = EventKind::Setlk;
   uint32_t dest = 0;
   void* req = nullptr;  // fuse_req_t for FUSE sessions
-  uint64_t fh = 0;
+  uint64_t fileHandle = 0;
   uint64_t start = 0;
   uint64_t end = 0;
   int type = 0;
-  int pid = 0;
+  int lockPid = 0;
   uint32_t producer = 0;  // the synthetic source's thread
   uint32_t slot = 0;      // and its owner (pattern 'random')
   uint32_t file = 0;      // the synthetic file
-  uint64_t owner = 0;
+  uint64_t lockOwner = 0;
   bool sleep = false;
   bool flockRelease = false;
   Path path;
@@ -271,7 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
    */
   virtual size_t replyErrBatch(const uint64_t* ids, const int* errs, size_t n);
   /** JS answered an F_GETLK. False if it was already answered; throws for a non-getlk request. */
-  virtual bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int pid) { return false; }
+  virtual bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) { return false; }
   /** Stops the source, answers what is outstanding, detaches every destination. Idempotent. */
   virtual void close() = 0;
   /** Called on the receiving thread after it drained `n` events of `dest`. */

@@ -115,7 +115,7 @@ SynthRecord endRecord(const Request& r, uint64_t seq, int err, uint8_t rec) {
   out.reqId = r.id;
   out.start = r.start;
   out.end = r.end;
-  out.owner = static_cast<uint32_t>(r.owner);
+  out.owner = static_cast<uint32_t>(r.lockOwner);
   out.file = r.file;
   out.err = err;
   out.rec = rec;
@@ -160,9 +160,9 @@ void SynthSession::send(uint32_t t, uint32_t slot, uint32_t file, Event&& e) {
   r->file = file;
   r->session = this;
   r->type = e.type;
-  r->pid = e.pid;
-  r->fh = e.fh;
-  r->owner = e.owner;
+  r->lockPid = e.lockPid;
+  r->fileHandle = e.fileHandle;
+  r->lockOwner = e.lockOwner;
   r->start = e.start;
   r->end = e.end;
   r->sleep = e.sleep;
@@ -195,10 +195,10 @@ void SynthSession::run(uint32_t t) {
     e.kind = EventKind::Setlk;
     e.type = (i % 2 == 0) ? 1 : 2;  // F_WRLCK, then F_UNLCK
     e.sleep = false;
-    e.pid = pid;
+    e.lockPid = pid;
     e.reqId = nextReqId.fetch_add(1, std::memory_order_relaxed);
-    e.fh = t;
-    e.owner = t + 1;
+    e.fileHandle = t;
+    e.lockOwner = t + 1;
     e.start = start;
     e.end = start + 4095;
     e.path = paths_[f];
@@ -215,9 +215,9 @@ void SynthSession::run(uint32_t t) {
 
 bool SynthSession::nextOp(Owner& o, Event& e, uint32_t& file) {
   e.kind = EventKind::Setlk;
-  e.pid = static_cast<int32_t>(o.id);
-  e.fh = o.id;
-  e.owner = o.id;
+  e.lockPid = static_cast<int32_t>(o.id);
+  e.fileHandle = o.id;
+  e.lockOwner = o.id;
   if (o.opsLeft > 0) {
     o.opsLeft--;
     // Always the same draws per operation, so one stream never depends on which branch ran.

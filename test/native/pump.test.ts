@@ -38,13 +38,13 @@ function fuseUnavailable(): string | undefined {
 // ---- the tiny lock decider ---------------------------------------------------------------------
 
 interface Held {
-  owner: bigint;
-  fh: bigint;
+  lockOwner: bigint;
+  fileHandle: bigint;
   start: bigint;
   end: bigint;
   write: boolean;
   flock: boolean;
-  pid: number;
+  lockPid: number;
 }
 
 /**
@@ -115,7 +115,7 @@ class TinyDecider {
 
   private conflict(e: NativeEvent, flock: boolean): Held | undefined {
     return this.held(e.path).find(
-      (h) => h.flock === flock && h.owner !== e.owner && h.start <= e.end && e.start <= h.end && (h.write || e.type === F_WRLCK),
+      (h) => h.flock === flock && h.lockOwner !== e.lockOwner && h.start <= e.end && e.start <= h.end && (h.write || e.type === F_WRLCK),
     );
   }
 
@@ -127,7 +127,7 @@ class TinyDecider {
   private tryGrant(e: NativeEvent): boolean {
     const flock = e.kind === 'flock';
     if (this.conflict(e, flock) !== undefined) return false;
-    this.held(e.path).push({ owner: e.owner, fh: e.fh, start: e.start, end: e.end, write: e.type === F_WRLCK, flock, pid: e.pid });
+    this.held(e.path).push({ lockOwner: e.lockOwner, fileHandle: e.fileHandle, start: e.start, end: e.end, write: e.type === F_WRLCK, flock, lockPid: e.lockPid });
     this.reply.err(e.reqId, 0);
     return true;
   }
@@ -143,8 +143,8 @@ class TinyDecider {
     switch (e.kind) {
       case 'getlk': {
         const c = this.conflict(e, false);
-        if (c === undefined) this.reply.lock(e.reqId, F_UNLCK, e.start, e.end, e.pid);
-        else this.reply.lock(e.reqId, c.write ? F_WRLCK : F_RDLCK, c.start, c.end, c.pid);
+        if (c === undefined) this.reply.lock(e.reqId, F_UNLCK, e.start, e.end, e.lockPid);
+        else this.reply.lock(e.reqId, c.write ? F_WRLCK : F_RDLCK, c.start, c.end, c.lockPid);
         return;
       }
       case 'setlk':
@@ -152,7 +152,7 @@ class TinyDecider {
         const flock = e.kind === 'flock';
         if (e.type === F_UNLCK || flock) {
           // flock conversion drops the old lock first, as Linux does (SEMANTICS-POSIX.md §9)
-          this.drop(e.path, (h) => h.flock !== flock || h.owner !== e.owner || h.end < e.start || e.end < h.start);
+          this.drop(e.path, (h) => h.flock !== flock || h.lockOwner !== e.lockOwner || h.end < e.start || e.end < h.start);
         }
         if (e.type === F_UNLCK) {
           this.reply.err(e.reqId, 0);
@@ -166,12 +166,12 @@ class TinyDecider {
         return;
       }
       case 'flush':
-        this.drop(e.path, (h) => h.flock || h.owner !== e.owner);
+        this.drop(e.path, (h) => h.flock || h.lockOwner !== e.lockOwner);
         this.reply.err(e.reqId, 0);
         this.wake();
         return;
       case 'release':
-        this.drop(e.path, (h) => (h.flock ? !(e.flockRelease && h.owner === e.owner) : h.fh !== e.fh));
+        this.drop(e.path, (h) => (h.flock ? !(e.flockRelease && h.lockOwner === e.lockOwner) : h.fileHandle !== e.fileHandle));
         this.reply.err(e.reqId, 0);
         this.wake();
         return;
@@ -220,7 +220,7 @@ if (why !== undefined && !process.env.CI) {
     return c;
   };
   const owner = (c: Client, path: string) =>
-    decider.log.find((e) => e.kind === 'setlk' && e.path === path && e.pid === c.pid && e.type !== F_UNLCK)?.owner;
+    decider.log.find((e) => e.kind === 'setlk' && e.path === path && e.lockPid === c.pid && e.type !== F_UNLCK)?.lockOwner;
 
   t.teardown(async () => {
     for (const c of clients) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
@@ -310,7 +310,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await b.next(), `get w 0 100 ${a.pid}`, "F_GETLK reports A's write lock and A's pid");
     t.ok(await b.silentFor(300), 'F_SETLKW waits');
     const key = decider.events('setlk').at(-1)!.path;
-    const blocked = await until('the waiting setlk', () => decider.waiting.find((e) => e.pid === b.pid));
+    const blocked = await until('the waiting setlk', () => decider.waiting.find((e) => e.lockPid === b.pid));
     t.equal(blocked.sleep, true, 'the waiting request came with sleep');
     t.equal(blocked.kind, 'setlk');
     t.equal(blocked.start, 0n);
@@ -346,10 +346,10 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await b1.next(), 'open ok');
     t.equal(await b1.next(), `lock err ${EAGAIN}`, 'blocked while A holds it');
     await b1.ended();
-    const flushesBefore = decider.events('flush', key).filter((e) => e.owner === aOwner).length;
+    const flushesBefore = decider.events('flush', key).filter((e) => e.lockOwner === aOwner).length;
     a.go();
     t.equal(await a.next(), 'close ok');
-    t.equal(decider.events('flush', key).filter((e) => e.owner === aOwner).length, flushesBefore + 1, "A's close sent one FLUSH with A's lock_owner");
+    t.equal(decider.events('flush', key).filter((e) => e.lockOwner === aOwner).length, flushesBefore + 1, "A's close sent one FLUSH with A's lock_owner");
     const b2 = client('flush', ['open', 'lock', 'r', '5', '1']);
     t.equal(await b2.next(), 'open ok');
     t.equal(await b2.next(), 'lock ok', "after A's close its lock is gone, A still running");
@@ -365,7 +365,7 @@ if (why !== undefined && !process.env.CI) {
 
     const b = client('intr', ['open', 'lockw', 'w', '0', '10', 'close']);
     t.equal(await b.next(), 'open ok');
-    const bReq = await until('B waiting', () => decider.waiting.find((e) => e.pid === b.pid));
+    const bReq = await until('B waiting', () => decider.waiting.find((e) => e.lockPid === b.pid));
     b.proc.kill('SIGUSR1');
     t.equal(await b.next(), `lockw err ${EINTR}`, 'a caught signal (no SA_RESTART) makes F_SETLKW return EINTR');
     t.ok(decider.events('interrupt').some((e) => e.reqId === bReq.reqId), "an interrupt event named B's request");
@@ -375,7 +375,7 @@ if (why !== undefined && !process.env.CI) {
     for (const sig of ['SIGINT', 'SIGKILL'] as const) {
       const c = client('intr', ['open', 'lockw', 'w', '0', '10']);
       t.equal(await c.next(), 'open ok');
-      const cReq = await until('C waiting', () => decider.waiting.find((e) => e.pid === c.pid));
+      const cReq = await until('C waiting', () => decider.waiting.find((e) => e.lockPid === c.pid));
       c.proc.kill(sig);
       // A process that stays blocked fails here, naming it, after HANG_MS (minutes): no clock check.
       t.same(await c.ended(), { code: null, signal: sig }, `${sig} ends a process blocked in F_SETLKW`);
@@ -406,7 +406,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await b.next(), 'close ok');
     await b.ended();
     const key = waiting.path;
-    const bRelease = await until('B release', () => decider.events('release', key).find((e) => e.owner === waiting.owner));
+    const bRelease = await until('B release', () => decider.events('release', key).find((e) => e.lockOwner === waiting.lockOwner));
     t.equal(bRelease.flockRelease, true, "the last close of B's file carries FUSE_RELEASE_FLOCK_UNLOCK and its owner");
     a.go();
     await a.ended();
@@ -447,8 +447,8 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await a.next(), 'close ok', 'events flow again after re-attach');
     await a.ended();
     const late = decider.log.slice(seen);
-    t.notOk(late.some((e) => e.kind === 'setlk' && e.pid === c.pid), "C's withdrawn F_SETLK never reaches JS");
-    t.ok(late.some((e) => e.kind === 'flush' && e.pid === b.pid), "B's exit-time flush still reaches JS (so it can drop B's locks)");
+    t.notOk(late.some((e) => e.kind === 'setlk' && e.lockPid === c.pid), "C's withdrawn F_SETLK never reaches JS");
+    t.ok(late.some((e) => e.kind === 'flush' && e.lockPid === b.pid), "B's exit-time flush still reaches JS (so it can drop B's locks)");
     t.equal(decider.waiting.length, 0, 'no waiter is left behind');
   });
 
@@ -467,8 +467,8 @@ if (why !== undefined && !process.env.CI) {
       for (let i = 0, o = 0; i < b.n; i++, o += pump.F_STRIDE) {
         const e = pump.flatEvent(b, i);
         const flags = b.f64[o + pump.F_FLAGS]!;
-        if (flags & pump.FL_WIDE_OWNER) wideOwners++;
-        else if (BigInt(b.f64[o + pump.F_OWNER]!) === e.owner) exactOwners++;
+        if (flags & pump.FL_WIDE_LOCK_OWNER) wideOwners++;
+        else if (BigInt(b.f64[o + pump.F_LOCK_OWNER]!) === e.lockOwner) exactOwners++;
         if (e.end === OFFSET_MAX && b.f64[o + pump.F_END] === Infinity) infiniteEnds++;
         t.equal(pump.NATIVE_EVENT_KINDS[b.f64[o + pump.F_KIND]!], e.kind);
         evs.push(e);

@@ -8,24 +8,27 @@
  * Skips only outside CI when the addon is not built; with CI set, it runs and fails instead.
  */
 import t from 'tap';
+import { existsSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as pump from '../../src/native/index.js';
 import type { NativeEvent } from '../../src/native/index.js';
+import { routeOf } from '../../src/wire/route.js';
 import { HANG_MS, sleep, until } from './proc.js';
+
+/** src/wire/route.ts as built (npm test builds first: package.json pretest), for the workers. */
+const ROUTE_JS = fileURLToPath(new URL('../../dist/src/wire/route.js', import.meta.url));
 
 /**
  * A worker that attaches to a destination and answers every request with 0 (mode 'reply') or only
- * counts (mode 'deliver'). It checks each event's routing itself and reports counts on request.
- * Plain CommonJS so it runs without any TypeScript loader.
+ * counts (mode 'deliver'). It checks each event's routing itself, with the one routeOf
+ * (src/wire/route.ts, imported from its build), and reports counts on request. Plain CommonJS so
+ * it runs without any TypeScript loader; it says 'ready' once routeOf is loaded.
  */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const a = require(workerData.addonPath);
-function routeOf(path, n) {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < path.length; i++) { h ^= path.charCodeAt(i); h = Math.imul(h, 0x01000193); }
-  return (h >>> 0) % n;
-}
+let routeOf;
 let events = 0, batches = 0, misrouted = 0, sample = null, answered = 0, seen = null, dup = 0;
 let pairs = new Float64Array(2 * 1024);
 parentPort.on('message', (m) => {
@@ -76,7 +79,10 @@ parentPort.on('message', (m) => {
     parentPort.postMessage({ t: 'pong' });
   }
 });
-parentPort.postMessage({ t: 'ready' });
+import(workerData.routeUrl).then((m) => {
+  routeOf = m.routeOf;
+  parentPort.postMessage({ t: 'ready' });
+});
 `;
 
 interface Counts {
@@ -114,7 +120,8 @@ function reply<T>(w: Worker, t: string): Promise<T> {
 }
 
 async function startWorker(): Promise<Worker> {
-  const w = new Worker(WORKER, { eval: true, workerData: { addonPath: pump.addonPath } });
+  if (!existsSync(ROUTE_JS)) throw new Error(`${ROUTE_JS} is missing: run npm run build first (npm test does)`);
+  const w = new Worker(WORKER, { eval: true, workerData: { addonPath: pump.addonPath, routeUrl: pathToFileURL(ROUTE_JS).href } });
   await reply(w, 'ready');
   return w;
 }
@@ -136,7 +143,7 @@ if (why !== undefined && !process.env.CI) {
     const paths = ['synth:0', 'fuse:2049:1234567', '/db', '', 'a'.repeat(300)];
     for (let i = 0; i < 500; i++) paths.push(`fuse:${i * 7919}:${i * 104729 + 13}`);
     for (const n of [1, 2, 3, 7, 64]) {
-      for (const p of paths) if (pump.nativeRouteOf(p, n) !== pump.routeOf(p, n)) t.fail(`${p} % ${n}`);
+      for (const p of paths) if (pump.nativeRouteOf(p, n) !== routeOf(p, n)) t.fail(`${p} % ${n}`);
     }
     t.pass('identical for 505 paths and 5 destination counts');
   });
@@ -163,7 +170,7 @@ if (why !== undefined && !process.env.CI) {
     const e = counts[0]!.sample!;
     t.match(e, { kind: 'setlk', path: /^synth:\d+$/, sleep: false, flockRelease: false });
     t.equal(typeof e.reqId, 'number');
-    for (const k of ['fh', 'owner', 'start', 'end'] as const) t.equal(typeof e[k], 'bigint', `${k} is a bigint`);
+    for (const k of ['fileHandle', 'lockOwner', 'start', 'end'] as const) t.equal(typeof e[k], 'bigint', `${k} is a bigint`);
     t.ok(e.type === 1 || e.type === 2, 'F_WRLCK or F_UNLCK');
     const roundTrip = Math.round((s.generated! / s.elapsedMs!) * 1000);
 
@@ -224,8 +231,8 @@ if (why !== undefined && !process.env.CI) {
     t.equal(x.f64[pump.F_FLAGS], 0, 'not sleeping, no wide values');
     t.match(x.paths[x.f64[pump.F_PATH]!], /^synth:\d+$/);
     t.equal(x.f64[pump.F_END]! - x.f64[pump.F_START]!, 4095);
-    t.same(x.u64.map(Number), [x.f64[pump.F_FH], x.f64[pump.F_OWNER], x.f64[pump.F_START], x.f64[pump.F_END]], 'u64 repeats fh, owner, start, end exactly');
-    t.equal(x.f64[pump.F_OWNER], x.f64[pump.F_FH]! + 1, 'thread t is owner t + 1');
+    t.same(x.u64.map(Number), [x.f64[pump.F_FILE_HANDLE], x.f64[pump.F_LOCK_OWNER], x.f64[pump.F_START], x.f64[pump.F_END]], 'u64 repeats fileHandle, lockOwner, start, end exactly');
+    t.equal(x.f64[pump.F_LOCK_OWNER], x.f64[pump.F_FILE_HANDLE]! + 1, 'thread t is owner t + 1');
   });
 
   t.test('flat batches on this thread: the layout, flatEvent, forEachEvent, ReplyBuffer, misuse', async (t) => {
@@ -250,7 +257,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(events.length, 20_000);
     t.ok(largest <= 8192, `at most 8192 events per call (largest ${largest})`);
     t.same(events.map((e) => e.reqId), Array.from({ length: 20_000 }, (_, i) => i + 1), 'one thread, one destination: request order');
-    t.match(events[0], { kind: 'setlk', path: 'synth:0', fh: 0n, owner: 1n, start: 0n, end: 4095n, type: 1, sleep: false, flockRelease: false });
+    t.match(events[0], { kind: 'setlk', path: 'synth:0', fileHandle: 0n, lockOwner: 1n, start: 0n, end: 4095n, type: 1, sleep: false, flockRelease: false });
     t.match(events[1], { kind: 'setlk', path: 'synth:0', type: 2 });
     t.throws(() => pump.replyBatch(sid, [1, 0] as unknown as Float64Array, 1), TypeError, 'a plain array is refused');
     t.throws(() => pump.replyBatch(sid, new Float64Array([1, 0]), 2), TypeError, 'count beyond the pairs');
@@ -277,7 +284,7 @@ if (why !== undefined && !process.env.CI) {
           const pairs = new Float64Array(2 * b.n);
           for (let i = 0, o = 0; i < b.n; i++, o += pump.F_STRIDE) {
             const id = b.f64[o + pump.F_REQ_ID]!;
-            const owner = b.f64[o + pump.F_OWNER]!;
+            const owner = b.f64[o + pump.F_LOCK_OWNER]!;
             if ((outstanding.get(owner) ?? 0) !== 0) overlap++;
             const err = b.f64[o + pump.F_TYPE] !== 2 && id % 3 === 0 ? EAGAIN : 0;
             answers.set(id, err);

@@ -1,0 +1,391 @@
+// The passthrough file operations of a FUSE session (passthrough.h): a libfuse 3 low-level
+// filesystem that shows a backing directory as it is, modelled on libfuse's
+// example/passthrough_ll.c: inodes keyed by the backing (st_dev, st_ino), each holding an O_PATH
+// descriptor, files reopened through /proc/self/fd, and an open file's handle (fi->fh) its backing
+// descriptor.
+//
+// This is not the lock session: getlk, setlk, flock, flush, release and interrupts, the mount, the
+// loop and the unmount are fuse_session.cc's. Nothing here blocks on JavaScript or knows it exists;
+// every operation answers from the backing directory at once.
+#include "passthrough.h"
+
+#if LOCKSMITH_HAVE_FUSE
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace locksmith {
+namespace {
+
+constexpr double kTimeout = 1.0;  // seconds the kernel may cache entries and attributes
+
+struct DirHandle {
+  DIR* dp = nullptr;
+  off_t offset = 0;
+  struct dirent* entry = nullptr;
+};
+
+std::shared_ptr<const std::string> keyOf(dev_t dev, ino_t ino) {
+  return std::make_shared<const std::string>("fuse:" + std::to_string(static_cast<unsigned long long>(dev)) + ":" +
+                                             std::to_string(static_cast<unsigned long long>(ino)));
+}
+
+std::string procPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+// ---- the operations ----------------------------------------------------------------------------
+
+void opLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fuse_entry_param e;
+  int err = passthroughOf(req)->lookup(parent, name, &e);
+  if (err != 0) {
+    fuse_reply_err(req, err);
+  } else if (fuse_reply_entry(req, &e) != 0) {
+    passthroughOf(req)->forget(e.ino, 1);
+  }
+}
+
+void opForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  passthroughOf(req)->forget(ino, nlookup);
+  fuse_reply_none(req);
+}
+
+void opForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; i++) passthroughOf(req)->forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void replyAttr(fuse_req_t req, int fd) {
+  struct stat st;
+  if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    fuse_reply_err(req, errno);
+    return;
+  }
+  fuse_reply_attr(req, &st, kTimeout);
+}
+
+void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { replyAttr(req, passthroughOf(req)->inode(ino).fd); }
+
+void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
+  Inode& in = passthroughOf(req)->inode(ino);
+  const std::string proc = procPath(in.fd);
+  int res = 0;
+  if (toSet & FUSE_SET_ATTR_MODE) {
+    res = fi != nullptr ? fchmod(static_cast<int>(fi->fh), attr->st_mode) : chmod(proc.c_str(), attr->st_mode);
+    if (res < 0) return (void)fuse_reply_err(req, errno);
+  }
+  if (toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    uid_t uid = (toSet & FUSE_SET_ATTR_UID) ? attr->st_uid : static_cast<uid_t>(-1);
+    gid_t gid = (toSet & FUSE_SET_ATTR_GID) ? attr->st_gid : static_cast<gid_t>(-1);
+    if (fchownat(in.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) return (void)fuse_reply_err(req, errno);
+  }
+  if (toSet & FUSE_SET_ATTR_SIZE) {
+    res = fi != nullptr ? ftruncate(static_cast<int>(fi->fh), attr->st_size) : truncate(proc.c_str(), attr->st_size);
+    if (res < 0) return (void)fuse_reply_err(req, errno);
+  }
+  if (toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+    struct timespec tv[2];
+    tv[0].tv_sec = 0;
+    tv[1].tv_sec = 0;
+    tv[0].tv_nsec = UTIME_OMIT;
+    tv[1].tv_nsec = UTIME_OMIT;
+    if (toSet & FUSE_SET_ATTR_ATIME_NOW) tv[0].tv_nsec = UTIME_NOW;
+    else if (toSet & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
+    if (toSet & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
+    else if (toSet & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
+    res = fi != nullptr ? futimens(static_cast<int>(fi->fh), tv) : utimensat(AT_FDCWD, proc.c_str(), tv, 0);
+    if (res < 0) return (void)fuse_reply_err(req, errno);
+  }
+  replyAttr(req, in.fd);
+}
+
+void opReadlink(fuse_req_t req, fuse_ino_t ino) {
+  char buf[PATH_MAX + 1];
+  ssize_t n = readlinkat(passthroughOf(req)->inode(ino).fd, "", buf, sizeof buf);
+  if (n < 0) return (void)fuse_reply_err(req, errno);
+  if (n == static_cast<ssize_t>(sizeof buf)) return (void)fuse_reply_err(req, ENAMETOOLONG);
+  buf[n] = '\0';
+  fuse_reply_readlink(req, buf);
+}
+
+void replyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name, int res) {
+  if (res < 0) return (void)fuse_reply_err(req, errno);
+  fuse_entry_param e;
+  int err = passthroughOf(req)->lookup(parent, name, &e);
+  if (err != 0) return (void)fuse_reply_err(req, err);
+  if (fuse_reply_entry(req, &e) != 0) passthroughOf(req)->forget(e.ino, 1);
+}
+
+void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  replyNewEntry(req, parent, name, mknodat(passthroughOf(req)->inode(parent).fd, name, mode, rdev));
+}
+
+void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  replyNewEntry(req, parent, name, mkdirat(passthroughOf(req)->inode(parent).fd, name, mode));
+}
+
+void opSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
+  replyNewEntry(req, parent, name, symlinkat(link, passthroughOf(req)->inode(parent).fd, name));
+}
+
+void opLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  Passthrough* s = passthroughOf(req);
+  int res = linkat(AT_FDCWD, procPath(s->inode(ino).fd).c_str(), s->inode(parent).fd, name, AT_SYMLINK_FOLLOW);
+  replyNewEntry(req, parent, name, res);
+}
+
+void opUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  int res = unlinkat(passthroughOf(req)->inode(parent).fd, name, 0);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  int res = unlinkat(passthroughOf(req)->inode(parent).fd, name, AT_REMOVEDIR);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+              unsigned int flags) {
+  Passthrough* s = passthroughOf(req);
+  int from = s->inode(parent).fd, to = s->inode(newparent).fd;
+  long res = flags != 0 ? syscall(SYS_renameat2, from, name, to, newname, flags) : renameat(from, name, to, newname);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  int fd = open(procPath(passthroughOf(req)->inode(ino).fd).c_str(), (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  fi->fh = static_cast<uint64_t>(fd);
+  fi->noflush = 0;  // FLUSH carries the close-time unlock of classic POSIX locks (§12.5)
+  if (fuse_reply_open(req, fi) != 0) ::close(fd);
+}
+
+void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  Passthrough* s = passthroughOf(req);
+  int fd = openat(s->inode(parent).fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  fuse_entry_param e;
+  int err = s->lookup(parent, name, &e);
+  if (err != 0) {
+    ::close(fd);
+    return (void)fuse_reply_err(req, err);
+  }
+  fi->fh = static_cast<uint64_t>(fd);
+  fi->noflush = 0;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    ::close(fd);
+    s->forget(e.ino, 1);
+  }
+}
+
+void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  fuse_bufvec buf;
+  memset(&buf, 0, sizeof buf);
+  buf.count = 1;
+  buf.buf[0].size = size;
+  buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  buf.buf[0].fd = static_cast<int>(fi->fh);
+  buf.buf[0].pos = off;
+  fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void opWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+  fuse_bufvec out;
+  memset(&out, 0, sizeof out);
+  out.count = 1;
+  out.buf[0].size = fuse_buf_size(in);
+  out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+  out.buf[0].fd = static_cast<int>(fi->fh);
+  out.buf[0].pos = off;
+  ssize_t res = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+  if (res < 0) fuse_reply_err(req, static_cast<int>(-res));
+  else fuse_reply_write(req, static_cast<size_t>(res));
+}
+
+void opFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  int fd = static_cast<int>(fi->fh);
+  int res = datasync ? fdatasync(fd) : fsync(fd);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  int fd = openat(passthroughOf(req)->inode(ino).fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return (void)fuse_reply_err(req, errno);
+  DIR* dp = fdopendir(fd);
+  if (dp == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return (void)fuse_reply_err(req, err);
+  }
+  auto* d = new DirHandle{dp, 0, nullptr};
+  fi->fh = reinterpret_cast<uintptr_t>(d);
+  if (fuse_reply_open(req, fi) != 0) {
+    closedir(dp);
+    delete d;
+  }
+}
+
+void opReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t offset, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  std::string buf(size, '\0');
+  size_t used = 0;
+  int err = 0;
+  if (offset != d->offset) {
+    seekdir(d->dp, offset);
+    d->entry = nullptr;
+    d->offset = offset;
+  }
+  for (;;) {
+    if (d->entry == nullptr) {
+      errno = 0;
+      d->entry = readdir(d->dp);
+      if (d->entry == nullptr) {
+        err = errno;
+        break;
+      }
+    }
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_ino = d->entry->d_ino;
+    st.st_mode = static_cast<mode_t>(d->entry->d_type) << 12;
+    off_t next = d->entry->d_off;
+    size_t n = fuse_add_direntry(req, &buf[used], size - used, d->entry->d_name, &st, next);
+    if (n > size - used) break;  // full: this entry comes first next time
+    used += n;
+    d->entry = nullptr;
+    d->offset = next;
+  }
+  if (err != 0 && used == 0) fuse_reply_err(req, err);
+  else fuse_reply_buf(req, buf.data(), used);
+}
+
+void opReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  closedir(d->dp);
+  delete d;
+  fuse_reply_err(req, 0);
+}
+
+void opFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
+  auto* d = reinterpret_cast<DirHandle*>(static_cast<uintptr_t>(fi->fh));
+  int fd = dirfd(d->dp);
+  int res = datasync ? fdatasync(fd) : fsync(fd);
+  fuse_reply_err(req, res < 0 ? errno : 0);
+}
+
+void opStatfs(fuse_req_t req, fuse_ino_t ino) {
+  struct statvfs sv;
+  if (fstatvfs(passthroughOf(req)->inode(ino).fd, &sv) < 0) return (void)fuse_reply_err(req, errno);
+  fuse_reply_statfs(req, &sv);
+}
+
+}  // namespace
+
+void passthroughOps(fuse_lowlevel_ops& ops) {
+  ops.lookup = opLookup;
+  ops.forget = opForget;
+  ops.forget_multi = opForgetMulti;
+  ops.getattr = opGetattr;
+  ops.setattr = opSetattr;
+  ops.readlink = opReadlink;
+  ops.mknod = opMknod;
+  ops.mkdir = opMkdir;
+  ops.symlink = opSymlink;
+  ops.link = opLink;
+  ops.unlink = opUnlink;
+  ops.rmdir = opRmdir;
+  ops.rename = opRename;
+  ops.open = opOpen;
+  ops.create = opCreate;
+  ops.read = opRead;
+  ops.write_buf = opWriteBuf;
+  ops.fsync = opFsync;
+  ops.opendir = opOpendir;
+  ops.readdir = opReaddir;
+  ops.releasedir = opReleasedir;
+  ops.fsyncdir = opFsyncdir;
+  ops.statfs = opStatfs;
+}
+
+// ---- the inode table ---------------------------------------------------------------------------
+
+int Passthrough::openRoot(const std::string& backing) {
+  root_.fd = open(backing.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_.fd < 0) return errno;
+  struct stat rootSt;
+  fstat(root_.fd, &rootSt);
+  root_.dev = rootSt.st_dev;
+  root_.ino = rootSt.st_ino;
+  root_.nlookup = 2;
+  root_.key = keyOf(rootSt.st_dev, rootSt.st_ino);
+  return 0;
+}
+
+int Passthrough::lookup(fuse_ino_t parent, const char* name, fuse_entry_param* e) {
+  memset(e, 0, sizeof *e);
+  e->attr_timeout = kTimeout;
+  e->entry_timeout = kTimeout;
+  int fd = openat(inode(parent).fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return errno;
+  if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+    int err = errno;
+    ::close(fd);
+    return err;
+  }
+  std::lock_guard<std::mutex> g(inodesMu_);
+  auto key = std::make_pair(e->attr.st_dev, e->attr.st_ino);
+  Inode* in;
+  auto it = inodes_.find(key);
+  if (it != inodes_.end()) {
+    in = it->second;
+    ::close(fd);
+  } else {
+    in = new Inode{fd, e->attr.st_dev, e->attr.st_ino, 0, keyOf(e->attr.st_dev, e->attr.st_ino)};
+    inodes_.emplace(key, in);
+  }
+  in->nlookup++;
+  e->ino = reinterpret_cast<uintptr_t>(in);
+  return 0;
+}
+
+void Passthrough::forget(fuse_ino_t ino, uint64_t n) {
+  if (ino == FUSE_ROOT_ID) return;
+  Inode* in = &inode(ino);
+  std::lock_guard<std::mutex> g(inodesMu_);
+  in->nlookup = n >= in->nlookup ? 0 : in->nlookup - n;
+  if (in->nlookup != 0) return;
+  inodes_.erase(std::make_pair(in->dev, in->ino));
+  ::close(in->fd);
+  delete in;
+}
+
+void Passthrough::freeInodes() {
+  std::lock_guard<std::mutex> g(inodesMu_);
+  for (auto& kv : inodes_) {
+    ::close(kv.second->fd);
+    delete kv.second;
+  }
+  inodes_.clear();
+  if (root_.fd >= 0) ::close(root_.fd);
+  root_.fd = -1;
+}
+
+// ---- the backing halves of FLUSH and RELEASE ---------------------------------------------------
+
+int backingFlush(int fd) {
+  int dupd = dup(fd);
+  if (dupd < 0) return errno;
+  return ::close(dupd) < 0 ? errno : 0;
+}
+
+void backingRelease(int fd) { ::close(fd); }
+
+}  // namespace locksmith
+
+#endif  // LOCKSMITH_HAVE_FUSE

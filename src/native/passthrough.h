@@ -1,0 +1,79 @@
+// The passthrough half of a FUSE session (passthrough.cc): the file operations of a libfuse 3
+// low-level filesystem that shows a backing directory as it is. It is not the lock session: it
+// never sees getlk, setlk, flock, flush, release or interrupts, knows nothing of JavaScript or the
+// pump, and decides nothing; fuse_session.cc owns those and the session's life.
+//
+// Interface:
+// - A Passthrough holds the inode table. The session that mounts it derives from it, and the
+//   userdata given to fuse_session_new must be that Passthrough* (passthroughOf reads it back).
+// - passthroughOps fills in every file operation of a fuse_lowlevel_ops; the lock session adds
+//   init and its lock operations to the same table.
+// - Inode::key names the backing file ("fuse:<st_dev>:<st_ino>"): the lock session's lock key.
+// - backingFlush / backingRelease are the backing halves of FLUSH and RELEASE, which the lock
+//   session runs once JavaScript has dropped the locks.
+#pragma once
+
+#ifndef LOCKSMITH_HAVE_FUSE
+#define LOCKSMITH_HAVE_FUSE 0
+#endif
+
+#if LOCKSMITH_HAVE_FUSE
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace locksmith {
+
+/** A backing file or directory the kernel knows (a lookup count above 0), by its O_PATH descriptor. */
+struct Inode {
+  int fd = -1;  // O_PATH
+  dev_t dev = 0;
+  ino_t ino = 0;
+  uint64_t nlookup = 0;
+  /** "fuse:<st_dev>:<st_ino>": stable across renames and hard links (the same type as pump.h Path). */
+  std::shared_ptr<const std::string> key;
+};
+
+class Passthrough {
+ public:
+  /** Opens the backing directory as the root inode: 0, or the errno of the failed open. */
+  int openRoot(const std::string& backing);
+  Inode& inode(fuse_ino_t ino) {
+    return ino == FUSE_ROOT_ID ? root_ : *reinterpret_cast<Inode*>(static_cast<uintptr_t>(ino));
+  }
+  /** Looks `name` up in `parent` and counts one more kernel reference to it: 0, or an errno. */
+  int lookup(fuse_ino_t parent, const char* name, fuse_entry_param* e);
+  /** The kernel dropped n references; the inode goes with the last one. */
+  void forget(fuse_ino_t ino, uint64_t n);
+  /** Closes every inode, the root too (once the libfuse loop has ended). */
+  void freeInodes();
+
+ private:
+  Inode root_;
+  std::mutex inodesMu_;
+  std::map<std::pair<dev_t, ino_t>, Inode*> inodes_;
+};
+
+/** The Passthrough a request belongs to (the session's fuse_session_new userdata). */
+inline Passthrough* passthroughOf(fuse_req_t req) { return static_cast<Passthrough*>(fuse_req_userdata(req)); }
+
+/** Sets every file operation of `ops`: all but init, getlk, setlk, flock, flush and release. */
+void passthroughOps(fuse_lowlevel_ops& ops);
+
+/** FLUSH against the backing file: close a duplicate of its descriptor (as passthrough_ll). 0 or an errno. */
+int backingFlush(int fd);
+
+/** RELEASE against the backing file: close its descriptor (the kernel ignores release errors). */
+void backingRelease(int fd);
+
+}  // namespace locksmith
+
+#endif  // LOCKSMITH_HAVE_FUSE
