@@ -63,9 +63,9 @@ export interface NativeRequest {
   readonly path: string;
   readonly type: number;
   readonly flags: number;
-  readonly pid: number;
-  readonly fh: number | bigint;
-  readonly owner: number | bigint;
+  readonly lockPid: number;
+  readonly fileHandle: number | bigint;
+  readonly lockOwner: number | bigint;
   readonly start: number | bigint;
   readonly end: number | bigint;
 }
@@ -85,7 +85,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export class NativeFeed implements ReplyTarget {
   /** Requests in flight by id (-reqId) after their run returned: the answer's shape and the journal record depend on them. */
   private readonly inflight = new Map<number, { readonly req: NativeRequest; readonly call: Call }>();
-  private readonly current: Mutable<NativeRequest> = { kind: 0, path: '', type: 0, flags: 0, pid: 0, fh: 0, owner: 0, start: 0, end: 0 };
+  private readonly current: Mutable<NativeRequest> = { kind: 0, path: '', type: 0, flags: 0, lockPid: 0, fileHandle: 0, lockOwner: 0, start: 0, end: 0 };
   private currentCall: Call | undefined;
   /** The id of the request being run, until it is answered (0: none). */
   private currentId = 0;
@@ -157,9 +157,9 @@ export class NativeFeed implements ReplyTarget {
         req.path = b.paths[f[o + F_PATH]!]!;
         req.type = f[o + F_TYPE]!;
         req.flags = flags;
-        req.pid = f[o + F_LOCK_PID]!;
-        req.fh = flags & FL_WIDE_FILE_HANDLE ? u[w + U_FILE_HANDLE]! : f[o + F_FILE_HANDLE]!;
-        req.owner = flags & FL_WIDE_LOCK_OWNER ? u[w + U_LOCK_OWNER]! : f[o + F_LOCK_OWNER]!;
+        req.lockPid = f[o + F_LOCK_PID]!;
+        req.fileHandle = flags & FL_WIDE_FILE_HANDLE ? u[w + U_FILE_HANDLE]! : f[o + F_FILE_HANDLE]!;
+        req.lockOwner = flags & FL_WIDE_LOCK_OWNER ? u[w + U_LOCK_OWNER]! : f[o + F_LOCK_OWNER]!;
         req.start = wideRange ? u[w + U_START]! : f[o + F_START]!;
         req.end = wideRange ? u[w + U_END]! : f[o + F_END]!;
         let call: Call | PosixReply;
@@ -227,7 +227,7 @@ export class NativeFeed implements ReplyTarget {
   queued(id: number, _path: string, flockDrop: boolean): void {
     if (!flockDrop) return;
     const req = id === this.currentId ? this.current : this.inflight.get(id)?.req;
-    if (req !== undefined) this.journalFlockDrop(req);
+    if (req !== undefined) journalFlockDrop(this.journal, req);
   }
 
   /** ReplyTarget: the final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
@@ -236,8 +236,8 @@ export class NativeFeed implements ReplyTarget {
     const r = this.take(id);
     const code = typeof res === 'object' ? res.result : (res ?? 0);
     if (r !== undefined) {
-      if (flockDrop) this.journalFlockDrop(r.req);
-      if (commits(r.call, code)) this.journalRequest(r.req);
+      if (flockDrop) journalFlockDrop(this.journal, r.req);
+      if (commits(r.call, code)) journalRequest(this.journal, r.req);
     }
     if (getlk && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
       const end = res.lockLen === 0n ? OFFSET_MAX : res.lockStart + res.lockLen - 1n;
@@ -255,30 +255,6 @@ export class NativeFeed implements ReplyTarget {
     }
   }
 
-  /** A committed native request, as the API call it stands for (journal-entry.ts). */
-  private journalRequest(r: NativeRequest): void {
-    const sleep = r.flags & FL_SLEEP ? F_SETLKW : F_SETLK;
-    switch (r.kind) {
-      case K_SETLK:
-        this.journal.lock(r.path, lockFlagsOf(sleep, r.type, 'posix'), r.owner, r.pid, r.start, INFINITE_END(r.end) ? 0 : lengthOf(r.start, r.end), r.fh);
-        return;
-      case K_FLOCK:
-        this.journal.lock(r.path, lockFlagsOf(sleep, r.type, 'flock'), r.owner, r.pid, 0, 0, r.fh);
-        return;
-      case K_FLUSH:
-        this.journal.call(r.path, encodeCall('flush', 0, { path: r.path, lockOwner: r.owner }));
-        return;
-      case K_RELEASE:
-        this.journal.call(r.path, encodeCall('release', 0, { path: r.path, fileHandle: r.fh, lockOwner: r.flags & FL_FLOCK_RELEASE ? r.owner : undefined }));
-        return;
-    }
-  }
-
-  /** The owner's flock lock of the other type went before this request was decided: its flock unlock. */
-  private journalFlockDrop(r: NativeRequest): void {
-    this.journal.lock(r.path, lockFlagsOf(F_SETLK, F_UNLCK, 'flock'), r.owner, 0, 0, 0, undefined);
-  }
-
   private flush(): void {
     this.flushQueued = false;
     if (this.replies.count === 0) return;
@@ -291,6 +267,33 @@ export class NativeFeed implements ReplyTarget {
       this.replies.count = 0;
     }
   }
+}
+
+/**
+ * Records committed native request `r` in `journal` as the API call it stands for (journal-entry.ts):
+ * the Call that call decodes to is the one `r` was decided as (property-tests/native-call.test.ts).
+ */
+export function journalRequest(journal: NativeJournal, r: NativeRequest): void {
+  const cmd = r.flags & FL_SLEEP ? F_SETLKW : F_SETLK;
+  switch (r.kind) {
+    case K_SETLK:
+      journal.lock(r.path, lockFlagsOf(cmd, r.type, 'posix'), r.lockOwner, r.lockPid, r.start, INFINITE_END(r.end) ? 0 : lengthOf(r.start, r.end), r.fileHandle);
+      return;
+    case K_FLOCK:
+      journal.lock(r.path, lockFlagsOf(cmd, r.type, 'flock'), r.lockOwner, r.lockPid, 0, 0, r.fileHandle);
+      return;
+    case K_FLUSH:
+      journal.call(r.path, encodeCall('flush', 0, { path: r.path, lockOwner: r.lockOwner }));
+      return;
+    case K_RELEASE:
+      journal.call(r.path, encodeCall('release', 0, { path: r.path, fileHandle: r.fileHandle, lockOwner: r.flags & FL_FLOCK_RELEASE ? r.lockOwner : undefined }));
+      return;
+  }
+}
+
+/** The owner's flock lock of the other type went before `r` was decided: recorded as its flock unlock. */
+export function journalFlockDrop(journal: NativeJournal, r: NativeRequest): void {
+  journal.lock(r.path, lockFlagsOf(F_SETLK, F_UNLCK, 'flock'), r.lockOwner, 0, 0, 0, undefined);
 }
 
 /** end - start + 1, a number while that is exact, else a bigint. */
@@ -327,15 +330,15 @@ export function fcntlCall(r: NativeRequest): Call | undefined {
       cmd: kind === K_GETLK ? F_GETLK : r.flags & FL_SLEEP ? F_SETLKW : F_SETLK,
       lockType: type,
       kind: 'posix',
-      owner: cachedKey(ownerKeys, OWNER_PREFIX.posix, r.owner),
-      lockOwner: r.owner,
-      lockPid: r.pid,
-      fileHandle: r.fh,
+      owner: cachedKey(ownerKeys, OWNER_PREFIX.posix, r.lockOwner),
+      lockOwner: r.lockOwner,
+      lockPid: r.lockPid,
+      fileHandle: r.fileHandle,
       lockStart: start,
       lockLen: end === Infinity ? 0 : end - start + 1,
     },
     undefined,
-    cachedKey(handleKeys, '', r.fh),
+    cachedKey(handleKeys, '', r.fileHandle),
   );
 }
 
@@ -362,7 +365,7 @@ function cachedKey(cache: Map<number | bigint, string>, prefix: string, v: numbe
  * numbers when below 2^53, else as exact bigints (both of a range the same way).
  */
 export function callOfRequest(r: NativeRequest): Call | PosixReply {
-  const { kind, path, type, flags, pid, fh, owner, start, end } = r;
+  const { kind, path, type, flags, lockPid, fileHandle, lockOwner, start, end } = r;
   switch (kind) {
     case K_GETLK:
     case K_SETLK:
@@ -372,17 +375,17 @@ export function callOfRequest(r: NativeRequest): Call | PosixReply {
         lockStart: start,
         lockLen: INFINITE_END(end) ? 0 : lengthOf(start, end),
         cmd: kind === K_GETLK ? F_GETLK : flags & FL_SLEEP ? F_SETLKW : F_SETLK,
-        lockOwner: owner,
-        lockPid: pid,
+        lockOwner,
+        lockPid,
         kind: 'posix',
-        fileHandle: fh,
+        fileHandle,
       });
     case K_FLOCK:
-      return parseLock({ path, lockType: type, cmd: flags & FL_SLEEP ? F_SETLKW : F_SETLK, lockOwner: owner, lockPid: pid, kind: 'flock', fileHandle: fh });
+      return parseLock({ path, lockType: type, cmd: flags & FL_SLEEP ? F_SETLKW : F_SETLK, lockOwner, lockPid, kind: 'flock', fileHandle });
     case K_FLUSH:
-      return parseFlush({ path, lockOwner: owner });
+      return parseFlush({ path, lockOwner });
     case K_RELEASE:
-      return parseRelease({ path, fileHandle: fh, ...(flags & FL_FLOCK_RELEASE ? { lockOwner: owner } : {}) });
+      return parseRelease({ path, fileHandle, ...(flags & FL_FLOCK_RELEASE ? { lockOwner } : {}) });
     default:
       throw new TypeError(`unknown native event kind ${kind}`);
   }
