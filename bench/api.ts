@@ -32,8 +32,8 @@
  *   33 µs, 41 vs 42 µs), but in these rounds the lock workers also serve the wake-up series, and
  *   their bare round trip measured 0.9-1.9x the echo Worker's. Against the echo Worker the latency
  *   ratios moved between runs with that, not with the lock manager's own work.
- * - batched_echo_*: the same worker fed our framing (src/actors/batcher.ts, flush at the end of the
- *   turn or at 64 messages): lock calls as CallBatcher writes them (8 doubles and a path, wire.ts
+ * - batched_echo_*: the same worker fed our framing (src/wire/batcher.ts, flush at the end of the
+ *   turn or at 64 messages): lock calls as CallBatcher writes them (8 doubles and a path, calls.ts
  *   LOCK_DOUBLES) from checked records made up front, answered with 3-item R_DONE replies in
  *   Batcher's flat arrays; no parsing, no deciding.
  * - inthread_ops_f{1,100,10000}: LockTable (src/core/lock-table.ts) called synchronously on the

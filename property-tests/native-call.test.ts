@@ -1,8 +1,8 @@
-// Native requests. (1) Fast path, model = callOfRequest (the native event turned into the API's input and parsed by parseLock, as every API call is); invariant: for any getlk/setlk event, fcntlCall either declines (undefined) or returns exactly the Call the model makes, and it never declines a well-formed request with a range below 2^53. (2) Journal, model = callOfRequest again; invariant: a committed native request (setlk, flock, flush, release) recorded by the native journal and read back by the caller's reply reader decodes (the journal's one entry form, a wire call) to exactly the Call it was decided as, so a replacement worker replays what the kernel was told.
+// Native requests. (1) Fast path, model = nativeCall (the native event turned into the API's input and parsed by parseLock, as every API call is); invariant: for any getlk/setlk event, fcntlCall either declines (undefined) or returns exactly the Call the model makes, and it never declines a well-formed request with a range below 2^53. (2) Journal, model = nativeCall again; invariant: a committed native request (setlk, flock, flush, release) recorded by the native journal and read back by the caller's reply reader decodes (the journal's one entry form, a wire call) to exactly the Call it was decided as, so a replacement worker replays what the kernel was told.
 import t from 'tap';
 import fc from 'fast-check';
 import { deepStrictEqual } from 'node:assert/strict';
-import { callOfRequest, fcntlCall, journalRequest, type NativeRequest } from '../src/actors/native-feed.js';
+import { nativeCall, fcntlCall, journalRequest, type NativeRequest } from '../src/actors/native-feed.js';
 import { NativeJournal } from '../src/actors/native-journal.js';
 import { FL_FLOCK_RELEASE, FL_SLEEP, K_FLOCK, K_FLUSH, K_GETLK, K_RELEASE, K_SETLK } from '../src/native/index.js';
 import { decodeCall } from '../src/wire/calls.js';
@@ -35,7 +35,7 @@ t.test('fcntlCall makes the Call parseLock makes, or declines', async (t) => {
       const fast = fcntlCall(r);
       if (fast === undefined) return true;
       taken++;
-      const slow = callOfRequest(r);
+      const slow = nativeCall(r);
       t.same(fast, slow, 'same Call');
       return 'op' in slow;
     }),
@@ -78,9 +78,9 @@ t.test('a committed native request journals as the API call it was decided as', 
   let checked = 0;
   fc.assert(
     fc.property(committed, (r) => {
-      let decided: ReturnType<typeof callOfRequest>;
+      let decided: ReturnType<typeof nativeCall>;
       try {
-        decided = callOfRequest(r);
+        decided = nativeCall(r);
       } catch {
         return; // a malformed event: the feed reports it and answers ENOLCK, never committed
       }

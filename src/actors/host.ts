@@ -160,8 +160,8 @@ export class ActorHost implements HostControl, NativeHost {
     this.out = new ReplyWriter((batch) => init.data.postMessage(batch));
     this.hooks = Comlink.wrap<HookRunner>(init.hooks as unknown as Comlink.Endpoint);
     const graph = new ForwardingGraph(
-      // Every waiter is stamped with its request's id when it queues (run sets table.tag).
-      (w) => (w as Waiter).tag ?? this.table.tag ?? 0,
+      // Every waiter is stamped with its request's id when it queues (step sets table.requestId).
+      (w) => (w as Waiter).requestId ?? this.table.requestId ?? 0,
       (m) => this.out.object(m),
     );
     this.table = new LockTable({
@@ -381,7 +381,7 @@ export class ActorHost implements HostControl, NativeHost {
   }
 
   private step(id: number, call: Call, target: ReplyTarget): unknown {
-    this.table.tag = id;
+    this.table.requestId = id;
     // Waiters this call lets in answer after the call itself: the caller's side journals in
     // arrival order, and a replay must see the release before the grants it made possible.
     this.runningPath = call.path;

@@ -164,7 +164,7 @@ export class NativeFeed implements ReplyTarget {
         req.end = wideRange ? u[w + U_END]! : f[o + F_END]!;
         let call: Call | PosixReply;
         try {
-          call = fcntlCall(req) ?? callOfRequest(req);
+          call = fcntlCall(req) ?? nativeCall(req);
         } catch (err) {
           this.host.fault(`native event (kind ${kind}) on ${req.path}: ${err instanceof Error ? err.message : String(err)}`);
           this.replies.push(reqId, ENOLCK);
@@ -307,9 +307,9 @@ const INFINITE_END = (end: number | bigint): boolean => end === Infinity || end 
 
 /**
  * The common native event, a classic fcntl lock request (getlk/setlk) with a valid type whose
- * range and length are below 2^53, as the Call `callOfRequest` makes of it, without building the
+ * range and length are below 2^53, as the Call `nativeCall` makes of it, without building the
  * API's input object and checking it again: `decodeLock`'s result is built directly, and `lockCallOf` makes the Call
- * as it does for the API. Anything else: undefined (callOfRequest decides). A property test
+ * as it does for the API. Anything else: undefined (nativeCall decides). A property test
  * (property-tests/native-call.test.ts) holds the two to the same Call.
  */
 export function fcntlCall(r: NativeRequest): Call | undefined {
@@ -364,7 +364,7 @@ function cachedKey(cache: Map<number | bigint, string>, prefix: string, v: numbe
  * The public request a native event stands for, parsed as the API parses it. Offsets come as
  * numbers when below 2^53, else as exact bigints (both of a range the same way).
  */
-export function callOfRequest(r: NativeRequest): Call | PosixReply {
+export function nativeCall(r: NativeRequest): Call | PosixReply {
   const { kind, path, type, flags, lockPid, fileHandle, lockOwner, start, end } = r;
   switch (kind) {
     case K_GETLK:

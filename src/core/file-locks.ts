@@ -76,8 +76,8 @@ export class Waiter {
    * files on other workers) for its own owner (LockTable.letPass).
    */
   passes: Set<string> | null = null;
-  /** The id of the request that queued it, as the table's caller named it (LockTable.tag). */
-  tag: number | undefined = undefined;
+  /** The id of the request that queued it, as the table's caller named it (LockTable.requestId). */
+  requestId: number | undefined = undefined;
   constructor(
     readonly seq: number,
     readonly req: LockRequest,

@@ -18,11 +18,12 @@
  * - no waiter fits the granted locks (and, under 'fifo', the waiters ahead of it) while queued;
  * - the wait-for graph holds exactly the current edges of every queued 'posix' waiter, and has no cycle.
  */
-import { EAGAIN, EDEADLK, EINTR, EINVAL, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, ERROR_OPERATION_ABORTED, ERROR_SUCCESS, F_GETLK, F_RDLCK, F_SETLK, F_UNLCK, F_WRLCK, OFFSET_MAX } from './codes.js';
+import { EAGAIN, EDEADLK, EINTR, EINVAL, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, ERROR_OPERATION_ABORTED, ERROR_SUCCESS, F_GETLK, F_SETLK, F_UNLCK } from './codes.js';
 import { type WaitForGraph, LocalWaitForGraph } from './deadlock.js';
 import { SweptMap } from './swept-map.js';
-import { FileLocks, type Lock, type LockKind, type LockOrigin, type LockRequest, type Policy, type Waiter } from './file-locks.js';
-import { posixLength, type Identity } from './input.js';
+import { FileLocks, type Lock, type LockRequest, type Policy, type Waiter } from './file-locks.js';
+import { posixLength } from './input.js';
+import { listLocks, posixView, winUnlockEvent, type LockEntry } from './views.js';
 import {
   parseCheckIo,
   parseCloseHandle,
@@ -38,6 +39,7 @@ import {
 } from './requests.js';
 
 export type { PosixReply } from './requests.js';
+export type { LockEntry } from './views.js';
 
 export type Family = 'windows' | 'posix';
 
@@ -60,23 +62,6 @@ export interface TableOptions {
   hooks?: TableHooks;
   /** Clock for wait times in listings (ms). */
   now?: () => number;
-}
-
-/** One entry of `locks()`: a granted or waiting lock, like a line of /proc/locks. */
-export interface LockEntry {
-  path: string;
-  kind: LockKind;
-  type: 'read' | 'write' | 'shared' | 'exclusive';
-  start: bigint;
-  end: bigint;
-  owner: Identity;
-  pid: number;
-  state: 'granted' | 'waiting';
-  /** Windows processId, when it is not a number. */
-  processId?: Identity;
-  fileHandle?: Identity;
-  /** For waiters: ms since the request queued. */
-  waitingMs?: number;
 }
 
 /** Why a waiter is ended from outside; the result depends on the family (API.md). */
@@ -119,10 +104,10 @@ export class LockTable {
   private readonly now: () => number;
   /**
    * The caller's id for the request it is about to run: stamped on the waiter that request
-   * creates (Waiter.tag), so later edge changes name the right request even while other requests
+   * creates (Waiter.requestId), so later edge changes name the right request even while other requests
    * run (the actor host's request ids).
    */
-  tag: number | undefined = undefined;
+  requestId: number | undefined = undefined;
 
   constructor(opts: TableOptions = {}) {
     this.policy = opts.policy ?? 'default';
@@ -276,7 +261,7 @@ export class LockTable {
         return ERROR_LOCK_VIOLATION;
       }
       const w = f.enqueue(req, this.now(), done);
-      w.tag = this.tag;
+      w.requestId = this.requestId;
       return { waiter: w, path };
     }
     return this.approveAndGrant(f, req, 'windows');
@@ -356,7 +341,7 @@ export class LockTable {
       return replyOf(base, -EDEADLK);
     }
     const w = f.enqueue(req, this.now(), (r) => done(replyOf(base, r)));
-    w.tag = this.tag;
+    w.requestId = this.requestId;
     const pending: Pending = { waiter: w, path: f.path };
     const behind = posix ? f.fifoBlockers(req, w, this.waitsFor) : new Set<string>();
     if (blockers.size === 0 && behind.size === 0) return pending;
@@ -462,17 +447,7 @@ export class LockTable {
   /** Granted and waiting locks, of one file or all. */
   locks(path?: string): LockEntry[] {
     const files = path === undefined ? [...this.files.values()] : [this.files.get(path)].filter((f) => f !== undefined);
-    const out: LockEntry[] = [];
-    const now = this.now();
-    for (const f of files) {
-      for (const l of f.granted()) out.push(entry(f.path, l.kind, l.write, l.start, l.end, l.origin, 'granted'));
-      for (const w of f.waiters) {
-        const e = entry(f.path, w.req.kind, w.req.write, w.req.start, w.req.end, w.req.origin, 'waiting');
-        e.waitingMs = now - w.since;
-        out.push(e);
-      }
-    }
-    return out;
+    return listLocks(files, this.now());
   }
 
   /** Counts for stats(): files, granted locks, waiters. */
@@ -659,48 +634,3 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 }
 
 function noop(): void {}
-
-function winUnlockEvent(l: Lock): Record<string, unknown> {
-  const e = l.origin.event;
-  const out: Record<string, unknown> = {
-    fileName: e.fileName,
-    byteOffset: l.start,
-    length: l.end - l.start + 1n,
-    handle: e.handle,
-    processId: e.processId,
-    key: e.key,
-  };
-  if (e.fileContext !== undefined) out.fileContext = e.fileContext;
-  if (e.handleContext !== undefined) out.handleContext = e.handleContext;
-  return out;
-}
-
-/**
- * A granted lock as an F_GETLK reply. A Windows lock past OFFSET_MAX is clamped to it; a
- * zero-length Windows lock at X (which blocks ranges holding bytes X-1 and X) is shown as [X-1, X].
- */
-function posixView(l: Lock): Omit<PosixReply, 'result'> {
-  let start = l.start;
-  let end = l.end < OFFSET_MAX ? l.end : OFFSET_MAX;
-  if (end < start) {
-    start = l.start - 1n;
-    end = l.start;
-  }
-  return { lockType: l.write ? F_WRLCK : F_RDLCK, lockStart: start, lockLen: posixLength(start, end), lockPid: l.origin.pid };
-}
-
-function entry(path: string, kind: LockKind, write: boolean, start: bigint, end: bigint, origin: LockOrigin, state: 'granted' | 'waiting'): LockEntry {
-  const e: LockEntry = {
-    path,
-    kind,
-    type: kind === 'windows' ? (write ? 'exclusive' : 'shared') : write ? 'write' : 'read',
-    start,
-    end,
-    owner: origin.holder,
-    pid: origin.pid,
-    state,
-  };
-  if (kind === 'windows') e.processId = origin.event.processId as Identity;
-  else if (origin.event.fileHandle !== undefined) e.fileHandle = origin.event.fileHandle as Identity;
-  return e;
-}

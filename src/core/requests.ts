@@ -249,7 +249,7 @@ export function parseCheckIo(input: unknown): Call | number {
 /**
  * A lock request after its checks, before the objects a table keeps (event, origin, request) are
  * built. The coordinator checks each lock call once, on the caller's thread, keeps this as the
- * request's record, and sends its fields to the worker (wire.ts), which builds the Call with
+ * request's record, and sends its fields to the worker (src/wire/calls.ts), which builds the Call with
  * `lockCallOf` without checking anything again.
  */
 export interface DecodedLock {

@@ -1,6 +1,6 @@
 /**
  * Collects the messages one turn of the event loop produces and posts them as one flat array
- * (wire.ts) when the turn ends (a microtask), or at once when `limit` messages are waiting.
+ * (calls.ts, replies.ts) when the turn ends (a microtask), or at once when `limit` messages are waiting.
  *
  * Waking a thread costs ~40-60 µs here whatever carries the message (FIELD-NOTES.md), so what
  * matters is how many requests one wake-up drains. The limit keeps the two threads overlapping: a
@@ -95,7 +95,7 @@ export class Batcher extends Batching {
 const FLAT_MAX = 16;
 
 /**
- * The coordinator's batches to one worker: the same flush rules as Batcher, in three lanes (wire.ts
+ * The coordinator's batches to one worker: the same flush rules as Batcher, in three lanes (calls.ts
  * N_MIXED): a number lane (a Float64Array reused for every batch: posting copies it), the lock
  * calls' paths, and a mixed lane of wire calls and objects for everything else. Posted as
  * [numbers, doubles used, paths, mixed], or, with at most FLAT_MAX messages, as one flat array.
@@ -124,7 +124,7 @@ export class CallBatcher extends Batching {
     this.nums = new Float64Array(limit * LOCK_DOUBLES);
   }
 
-  /** Appends a lock call without fileContext that wire.ts fitsDoubles accepts. */
+  /** Appends a lock call without fileContext that calls.ts fitsDoubles accepts. */
   lock(id: number, d: DecodedLock): void {
     writeLockDoubles(this.nums, this.used, id, d);
     this.used += LOCK_DOUBLES;
@@ -132,7 +132,7 @@ export class CallBatcher extends Batching {
     this.added();
   }
 
-  /** Appends a call in its wire form (wire.ts encodeCall, encodeLock). */
+  /** Appends a call in its wire form (calls.ts encodeCall, encodeLock). */
   call(wire: readonly unknown[]): void {
     this.nums[this.used++] = N_MIXED;
     for (let k = 0; k < wire.length; k++) this.mixed.push(wire[k]);

@@ -146,10 +146,10 @@ export function appendLockWire(b: unknown[], nums: Float64Array, o: number, path
 /** The Call of the lock call written at nums[o] (whose tag is T_LOCK), with its path. */
 export function decodeLockDoubles(nums: Float64Array, o: number, path: string): Call {
   const fh = nums[o + 7]!;
-  return lockCall(path, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, nums[o + 6]!, Number.isNaN(fh) ? undefined : fh, undefined);
+  return decodeLockFields(path, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, nums[o + 6]!, Number.isNaN(fh) ? undefined : fh, undefined);
 }
 
-function lockCall(
+function decodeLockFields(
   path: string,
   flags: number,
   lockOwner: DecodedLock['lockOwner'],
@@ -192,7 +192,7 @@ export function callEnd(batch: readonly unknown[], i: number): number {
 export function decodeCall(batch: readonly unknown[], i: number): Call {
   const tag = batch[i] as number;
   if (tag === T_LOCK) {
-    return lockCall(
+    return decodeLockFields(
       batch[i + 2] as string,
       batch[i + 3] as number,
       batch[i + 4] as DecodedLock['lockOwner'],

@@ -1,5 +1,5 @@
 /**
- * DeadlockService (src/actors/deadlock-service.ts) on its own, with a scripted port: a hard cycle
+ * DeadlockService (src/caller/deadlock-service.ts) on its own, with a scripted port: a hard cycle
  * across hosts fails its closing request; a cycle that needs a 'fifo' soft edge is never an
  * EDEADLK, and is released at a step where no request of the owner waits on a granted lock.
  */

@@ -1,5 +1,5 @@
 /**
- * RequestWindow (src/actors/request-window.ts). Model: a Map from id to request, with ids added in
+ * RequestWindow (src/caller/request-window.ts). Model: a Map from id to request, with ids added in
  * increasing order and dropped in any order. Invariant: after every step the window finds exactly
  * the requests the Map holds, reports the same size, and lists them in id order, whether a request
  * sits in its slot or overflowed because an older one still held that slot.

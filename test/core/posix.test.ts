@@ -903,21 +903,21 @@ t.test('API.md hooks: a file whose approval is pending survives sweeps; its lock
   t.equal(other.result, -EAGAIN, 'and blocks a conflicting owner');
 });
 
-t.test('a waiter keeps the tag of the request that queued it (the host names its edges by it)', async (t) => {
+t.test('a waiter keeps the id of the request that queued it (the host names its edges by it)', async (t) => {
   const edges: [unknown, string][] = [];
   const graph = {
     closesCycle: () => false,
-    setEdges: (w: unknown, owner: string) => edges.push([(w as { tag?: number }).tag, owner]),
+    setEdges: (w: unknown, owner: string) => edges.push([(w as { requestId?: number }).requestId, owner]),
     removeEdges: () => {},
   };
   const table = mk({ graph });
-  table.tag = 1;
+  table.requestId = 1;
   set(table, { lockOwner: 1, lockType: F_RDLCK, lockStart: 0, lockLen: 10 });
-  table.tag = 2;
+  table.requestId = 2;
   const w = wait(table, { lockOwner: 2, lockStart: 0, lockLen: 10 });
-  t.equal(w.p.waiter.tag, 2);
-  // Another request, run under another tag, adds a blocker to the waiter: its edges change then.
-  table.tag = 3;
+  t.equal(w.p.waiter.requestId, 2);
+  // Another request, run under another id, adds a blocker to the waiter: its edges change then.
+  table.requestId = 3;
   t.equal(set(table, { lockOwner: 3, lockType: F_RDLCK, lockStart: 5, lockLen: 2 }).result, 0);
   t.same(edges, [
     [2, 'pn2'],

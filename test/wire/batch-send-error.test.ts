@@ -1,5 +1,5 @@
 /**
- * CallBatcher when posting a batch throws (src/actors/batcher.ts): the last line of defence behind
+ * CallBatcher when posting a batch throws (src/wire/batcher.ts): the last line of defence behind
  * the request snapshot (issue 11 item 2). Model: the messages in append order. Invariant: every
  * message that can be cloned is posted, in order; each one that cannot is handed to `unsendable`
  * (the coordinator rejects that request alone); nothing throws out of the flush, flat or in lanes.

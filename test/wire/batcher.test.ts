@@ -1,5 +1,5 @@
 /**
- * CallBatcher (src/actors/batcher.ts) and readBatch (src/actors/wire.ts), the coordinator's batches
+ * CallBatcher (src/wire/batcher.ts) and readBatch (src/wire/calls.ts), the coordinator's batches
  * to a worker. Model: the messages in the order they were appended, each decoded on its own (a lock
  * call as parseLock makes it, another call as decodeCall makes it from its own wire, an object as
  * itself). Invariant: whatever the mix and the count (a small batch goes flat, a larger one in

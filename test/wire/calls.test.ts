@@ -1,5 +1,5 @@
 /**
- * The lock call's wire form (src/actors/wire.ts): what a worker decodes must be the Call that the
+ * The lock call's wire form (src/wire/calls.ts): what a worker decodes must be the Call that the
  * public parse makes of the same request, for every shape of range and identity, whether it crossed
  * as wire items or as doubles, and the reply the coordinator builds from its own record must echo
  * the request's fields as parseLock's would.
