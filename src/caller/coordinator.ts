@@ -51,6 +51,7 @@ import { hookRunner, hookScope, reentryError } from './hooks.js';
 import { Journal } from './journal.js';
 import { NO_WAIT, earlyReply, hostConfig, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
 import { captureResolve, captured, isWindows, send, type Request, type Sent } from './request.js';
+import { AbortWatch } from './abort-watch.js';
 import { Counters } from './counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
@@ -68,6 +69,7 @@ export class LockCoordinator {
   private readonly cycleAnswers = new Map<number, { worker: number; answer: (failed: boolean) => void }>();
   private readonly deadlocks: DeadlockService;
   private readonly counters = new Counters();
+  private readonly aborts = new AbortWatch<Request>((r) => this.cancel(r, 'abort'));
   private readonly replies: Map<Worker, ReplyHandler> = new Map();
   private nextId = 0;
   private nextToken = 0;
@@ -285,12 +287,19 @@ export class LockCoordinator {
     this.deadlocks.forget(r.id);
     if (r.queued) this.counters.waiting--;
     if (r.timer !== undefined) clearTimer(r.timer);
-    if (r.onAbort !== undefined) r.signal!.removeEventListener('abort', r.onAbort);
+    if (r.signal !== undefined) this.aborts.delete(r.signal, r);
     this.counters.count(r.name, code);
     r.resolve(value);
   }
 
   // ---- submitting -----------------------------------------------------------------------------
+
+  /** The caller's signal or timeout ends request `r` if it still waits (the worker decides). */
+  private cancel(r: Request, reason: CancelReason): void {
+    if (r.cancelled !== undefined || this.requests.get(r.id) !== r) return;
+    r.cancelled = reason;
+    this.workers.list[r.worker]!.out.object({ t: 'cancel', id: r.id, reason });
+  }
 
   private submit(name: PublicCall, raw: Record<string, unknown>, call: Sent, w: WaitOptions): Promise<unknown> {
     const scope = hookScope.getStore();
@@ -300,19 +309,9 @@ export class LockCoordinator {
     const wire =
       call.op !== 'lock' ? encodeCall(name as Exclude<PublicCall, 'lock'>, id, raw) : fitsDoubles(call, raw.fileContext) ? undefined : encodeLock(id, call, raw.fileContext);
     const promise = new Promise(captureResolve);
-    const r: Request = { id, name, wire, call, worker, resolve: captured!, signal: w.signal, onAbort: undefined, timer: undefined, queued: false, cancelled: undefined };
-    if (w.signal !== undefined || w.timeoutMs !== undefined) {
-      const cancel = (reason: CancelReason): void => {
-        if (r.cancelled !== undefined || !this.requests.has(id)) return;
-        r.cancelled = reason;
-        this.workers.list[r.worker]!.out.object({ t: 'cancel', id, reason });
-      };
-      if (w.signal !== undefined) {
-        r.onAbort = () => cancel('abort');
-        w.signal.addEventListener('abort', r.onAbort, { once: true });
-      }
-      if (w.timeoutMs !== undefined) r.timer = setTimer(() => cancel('timeout'), w.timeoutMs);
-    }
+    const r: Request = { id, name, wire, call, worker, resolve: captured!, signal: w.signal, timer: undefined, queued: false, cancelled: undefined };
+    if (w.signal !== undefined) this.aborts.add(w.signal, r);
+    if (w.timeoutMs !== undefined) r.timer = setTimer(() => this.cancel(r, 'timeout'), w.timeoutMs);
     this.requests.add(r);
     send(this.workers.list[worker]!.out, r);
     return promise;

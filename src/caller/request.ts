@@ -27,7 +27,6 @@ export interface Request {
   readonly worker: number;
   readonly resolve: (v: unknown) => void;
   readonly signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
   timer: Timer | undefined;
   queued: boolean;
   /** A cancel the caller asked for (kept so a request resent after a crash still honours it). */
