@@ -15,6 +15,7 @@
  *   install as a dependency): there a failed build fails the install, with node-gyp's output.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
@@ -38,10 +39,24 @@ function haveFuse() {
   return spawnSync('pkg-config', ['--exists', 'fuse3'], { stdio: 'ignore' }).status === 0;
 }
 
-function newestSource() {
+function nativeSources() {
   const native = join(root, 'src', 'native');
-  const files = [join(root, 'binding.gyp'), ...readdirSync(native).filter((f) => /\.(cc|h)$/.test(f)).map((f) => join(native, f))];
-  return Math.max(...files.map((f) => statSync(f).mtimeMs));
+  return [join(root, 'binding.gyp'), ...readdirSync(native).filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => join(native, f))];
+}
+
+function newestSource() {
+  return Math.max(...nativeSources().map((f) => statSync(f).mtimeMs));
+}
+
+/**
+ * What the addon was built from: sha256 over binding.gyp and src/native/*.{cc,h}, sorted by name.
+ * src/native/index.ts computes the same when it loads the addon and refuses a stale one (built from
+ * other sources: a pull without a rebuild), which would otherwise lack what the TypeScript expects.
+ */
+function sourcesHash() {
+  const h = createHash('sha256');
+  for (const f of nativeSources()) h.update(readFileSync(f));
+  return h.digest('hex');
 }
 
 /** Why the addon must be built, or undefined when the one there will do. */
@@ -77,7 +92,7 @@ process.stderr.write(`locksmith: building the native addon (${why}; ${fuse ? 'wi
 const shown = required || explicit;
 const r = nodeGyp(['rebuild'], shown ? 'inherit' : 'pipe');
 if (r.status === 0) {
-  writeFileSync(stamp, `${JSON.stringify({ fuse })}\n`);
+  writeFileSync(stamp, `${JSON.stringify({ fuse, sources: sourcesHash() })}\n`);
   if (!fuse) process.stderr.write(`locksmith: built without FUSE (no libfuse3-dev): for \`locksmith mount\`, ${APT}, then ${RERUN}\n`);
   process.exit(0);
 }

@@ -20,7 +20,8 @@
  * Loading never throws: if the addon is missing (not built, wrong platform), `nativeAvailable()`
  * says why and every function throws an Error carrying that reason.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -381,9 +382,32 @@ function packageRoot(): string | undefined {
 /** Absolute path of the compiled addon (whether or not it exists); worker threads may load it directly. */
 export const addonPath: string = join(packageRoot() ?? process.cwd(), ADDON_RELATIVE);
 
+/**
+ * Why the addon at hand was built from other sources than those beside it, or undefined (the same,
+ * or nothing to compare: no build record, no sources). The hash is scripts/build-native.js's
+ * sourcesHash: sha256 over binding.gyp and src/native/*.{cc,h}, sorted by name.
+ */
+function staleAddon(root: string): string | undefined {
+  let built: unknown;
+  try {
+    built = (JSON.parse(readFileSync(join(root, 'build', 'locksmith-build.json'), 'utf8')) as { sources?: unknown }).sources;
+  } catch {
+    return undefined;
+  }
+  const native = join(root, 'src', 'native');
+  if (typeof built !== 'string' || !existsSync(native)) return undefined;
+  const h = createHash('sha256');
+  h.update(readFileSync(join(root, 'binding.gyp')));
+  for (const f of readdirSync(native).filter((f) => /\.(cc|h)$/.test(f)).sort()) h.update(readFileSync(join(native, f)));
+  return h.digest('hex') === built ? undefined : 'it was built from other sources than these (src/native changed since)';
+}
+
 let addon: Addon | undefined;
 let loadError: string | undefined;
 try {
+  const root = packageRoot();
+  const stale = root === undefined ? undefined : staleAddon(root);
+  if (stale !== undefined) throw new Error(stale);
   addon = createRequire(import.meta.url)(addonPath) as Addon;
 } catch (e) {
   const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
