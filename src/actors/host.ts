@@ -467,6 +467,7 @@ export class ActorHost implements HostControl, NativeHost {
       calls: this.calls,
       batches: this.batches,
       busyActors: this.mailboxes.size,
+      native: this.native?.counters.snapshot(),
     };
   }
 }

@@ -25,6 +25,7 @@ import { commits } from '../wire/journal-entry.js';
 import type { ReplyWriter } from '../wire/replies.js';
 import type { NativeHost, ReplyTarget, Result } from './host.js';
 import { NativeJournal } from './native-journal.js';
+import { Counters } from '../counters.js';
 import {
   F_END,
   F_FILE_HANDLE,
@@ -101,6 +102,10 @@ export class NativeFeed implements ReplyTarget {
   private inWake = false;
   private flushQueued = false;
   events = 0;
+  /** The native requests this feed answered, for stats() (they never pass through the caller's thread). */
+  readonly counters = new Counters();
+  /** Requests of this feed queued in the table now. */
+  private readonly queuedIds = new Set<number>();
 
   /** `holds(path)`: the host's table holds something of `path` now. */
   constructor(
@@ -167,11 +172,13 @@ export class NativeFeed implements ReplyTarget {
           call = fcntlCall(req) ?? nativeCall(req);
         } catch (err) {
           this.host.fault(`native event (kind ${kind}) on ${req.path}: ${err instanceof Error ? err.message : String(err)}`);
+          this.counters.count(kind === K_FLUSH ? 'flush' : kind === K_RELEASE ? 'release' : 'lock', -ENOLCK);
           this.replies.push(reqId, ENOLCK);
           continue;
         }
         if (!('op' in call)) {
           // Refused before any table is consulted (a range the kernel would not send): its code.
+          this.counters.count('lock', call.result);
           this.replies.push(reqId, -call.result);
           continue;
         }
@@ -225,17 +232,22 @@ export class NativeFeed implements ReplyTarget {
 
   /** ReplyTarget: native request `id` waits now; a flock conversion's drop is journaled at once. */
   queued(id: number, _path: string, flockDrop: boolean): void {
+    this.counters.waiting++;
+    this.queuedIds.add(id);
     if (!flockDrop) return;
     const req = id === this.currentId ? this.current : this.inflight.get(id)?.req;
     if (req !== undefined) journalFlockDrop(this.journal, req);
   }
 
   /** ReplyTarget: the final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
-  answer(id: number, _path: string | undefined, res: Result, _waitedMs: number, flockDrop: boolean, getlk: boolean): void {
+  answer(id: number, _path: string | undefined, res: Result, waitedMs: number, flockDrop: boolean, getlk: boolean): void {
     const reqId = -id;
     const r = this.take(id);
     const code = typeof res === 'object' ? res.result : (res ?? 0);
+    if (this.queuedIds.delete(id)) this.counters.waiting--;
+    if (waitedMs >= 0) this.counters.waited(waitedMs);
     if (r !== undefined) {
+      this.counters.count(r.call.op, code);
       if (flockDrop) journalFlockDrop(this.journal, r.req);
       if (commits(r.call, code)) journalRequest(this.journal, r.req);
     }

@@ -52,7 +52,7 @@ import { Journal } from './journal.js';
 import { NO_WAIT, earlyReply, hostConfig, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
 import { captureResolve, captured, isWindows, send, type Request, type Sent } from './request.js';
 import { AbortWatch } from './abort-watch.js';
-import { Counters } from './counters.js';
+import { Counters, merge } from '../counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
 
@@ -69,6 +69,8 @@ export class LockCoordinator {
   private readonly cycleAnswers = new Map<number, { worker: number; answer: (failed: boolean) => void }>();
   private readonly deadlocks: DeadlockService;
   private readonly counters = new Counters();
+  private hookErrors = 0;
+  private faults = 0;
   private readonly aborts = new AbortWatch<Request>((r) => this.cancel(r, 'abort'));
   private readonly replies: Map<Worker, ReplyHandler> = new Map();
   private nextId = 0;
@@ -89,7 +91,7 @@ export class LockCoordinator {
         if (w !== undefined) this.workers.list[w]!.out.object({ t: 'pass', id, owner });
       },
     });
-    const report = (hook: string, message: string): void => this.counters.hookFailed(hook, message);
+    const report = (hook: string, message: string): void => this.hookFailed(hook, message);
     this.workers = new Workers(
       n,
       hostConfig(opts),
@@ -262,16 +264,26 @@ export class LockCoordinator {
         this.journal.snapshot(m.path, m.locks);
         return;
       case 'hookError':
-        this.counters.hookFailed(m.hook, m.message);
+        this.hookFailed(m.hook, m.message);
         return;
       case 'fault':
-        this.counters.fault(`locksmith: internal error in a worker: ${m.message}`);
+        this.fault(`locksmith: internal error in a worker: ${m.message}`);
         return;
       case 'stopped':
         // Every answer the host could give came before this, in order.
         w.markStopped();
         return;
     }
+  }
+
+  private hookFailed(hook: string, message: string): void {
+    this.hookErrors++;
+    process.emitWarning(`locksmith: ${hook} hook failed: ${message}`, 'LocksmithHookWarning');
+  }
+
+  private fault(message: string): void {
+    this.faults++;
+    process.emitWarning(message, 'LocksmithFaultWarning');
   }
 
   /** Ends a request that its worker can no longer answer, as its cancel would have. */
@@ -356,7 +368,7 @@ export class LockCoordinator {
    */
   private unsendable(message: unknown[], error: unknown): void {
     const why = error instanceof Error ? error.message : String(error);
-    this.counters.fault(`locksmith: internal error: a message could not be posted to a worker: ${why}`);
+    this.fault(`locksmith: internal error: a message could not be posted to a worker: ${why}`);
     if (message[0] === T_OBJECT) return;
     const r = this.requests.get(message[1] as number);
     if (r === undefined) return;
@@ -483,11 +495,16 @@ export class LockCoordinator {
   stats(): Promise<Stats> {
     return this.guard(async () => {
       const hosts = await Promise.all(this.workers.list.map((w) => this.workers.ask(w.index, (h) => h.stats())));
+      // A mount's requests never pass through this thread: each worker counted its own.
+      const counted = this.counters.snapshot();
+      for (const h of hosts) if (h.native !== undefined) merge(counted, h.native);
       return {
-        ...this.counters.snapshot(),
+        ...counted,
+        hookErrors: this.hookErrors,
+        faults: this.faults,
         inFlight: this.requests.size,
         files: hosts.reduce((n, h) => n + h.files, 0),
-        workers: hosts.map((h, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
+        workers: hosts.map(({ native: _, ...h }, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
         workerRestarts: this.workers.list.reduce((n, w) => n + w.restarts, 0),
         crossWorkerDeadlocks: this.deadlocks.broken,
       };
