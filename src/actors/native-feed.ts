@@ -219,17 +219,6 @@ export class NativeFeed implements ReplyTarget {
     this.journal.send();
   }
 
-  /** The record and Call of native request `id` (-reqId); the current one stops being current. */
-  private take(id: number): { req: NativeRequest; call: Call } | undefined {
-    if (id === this.currentId) {
-      this.currentId = 0;
-      return { req: this.current, call: this.currentCall! };
-    }
-    const r = this.inflight.get(id);
-    this.inflight.delete(id);
-    return r;
-  }
-
   /** ReplyTarget: native request `id` waits now; a flock conversion's drop is journaled at once. */
   queued(id: number, _path: string, flockDrop: boolean): void {
     this.counters.waiting++;
@@ -242,14 +231,28 @@ export class NativeFeed implements ReplyTarget {
   /** ReplyTarget: the final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
   answer(id: number, _path: string | undefined, res: Result, waitedMs: number, flockDrop: boolean, getlk: boolean): void {
     const reqId = -id;
-    const r = this.take(id);
+    // The record and Call of the request: the current one (no object of its own), or its copy.
+    let req: NativeRequest | undefined;
+    let call: Call | undefined;
+    if (id === this.currentId) {
+      this.currentId = 0;
+      req = this.current;
+      call = this.currentCall;
+    } else {
+      const held = this.inflight.get(id);
+      this.inflight.delete(id);
+      req = held?.req;
+      call = held?.call;
+    }
     const code = typeof res === 'object' ? res.result : (res ?? 0);
-    if (this.queuedIds.delete(id)) this.counters.waiting--;
-    if (waitedMs >= 0) this.counters.waited(waitedMs);
-    if (r !== undefined) {
-      this.counters.count(r.call.op, code);
-      if (flockDrop) journalFlockDrop(this.journal, r.req);
-      if (commits(r.call, code)) journalRequest(this.journal, r.req);
+    if (waitedMs >= 0) {
+      this.counters.waited(waitedMs);
+      if (this.queuedIds.delete(id)) this.counters.waiting--;
+    }
+    if (req !== undefined && call !== undefined) {
+      this.counters.count(call.op, code);
+      if (flockDrop) journalFlockDrop(this.journal, req);
+      if (commits(call, code)) journalRequest(this.journal, req);
     }
     if (getlk && typeof res === 'object' && res.result === 0 && res.lockType !== F_UNLCK) {
       const end = res.lockLen === 0n ? OFFSET_MAX : res.lockStart + res.lockLen - 1n;
