@@ -72,7 +72,8 @@ export class LockCoordinator {
   private hookErrors = 0;
   private faults = 0;
   private readonly aborts = new AbortWatch<Request>((r) => this.cancel(r, 'abort'));
-  private readonly replies: Map<Worker, ReplyHandler> = new Map();
+  /** Each live worker's reply handler (made at its first batch). */
+  private readonly replies = new Map<Worker, ReplyHandler>();
   private nextId = 0;
   private nextToken = 0;
   private stopping: Promise<void> | undefined;
@@ -141,6 +142,7 @@ export class LockCoordinator {
   // ---- a worker's end: recovery -------------------------------------------------------------
 
   private onWorkerEnd(dead: Worker, error: unknown): void {
+    this.replies.delete(dead);
     if (this.starting && this.stopping === undefined) {
       const why = error instanceof Error ? error.message : String(error ?? 'it exited');
       this.startFailed(new Error(`locksmith: worker ${dead.index} could not start: ${why}`));
