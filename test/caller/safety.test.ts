@@ -52,7 +52,7 @@ for (const [seed, policy] of [[1, 'default'], [2, 'default'], [3, 'default'], [4
     const snapshotProblems: string[] = [];
     let snapshots = 0;
     let sawGranted = 0;
-    const checker = (async () => {
+    const sampler = (async () => {
       while (running) {
         const l = await within(c.locks(), HANG_MS);
         if (isPending(l)) {
@@ -70,7 +70,7 @@ for (const [seed, policy] of [[1, 'default'], [2, 'default'], [3, 'default'], [4
     const load = new Load(c, { files, clients: 16, seed, workers: WORKERS, ops: 2400 });
     const ended = await load.ended();
     running = false;
-    await checker;
+    await sampler;
     t.ok(ended, 'every client stopped: no request hung');
     const personalities = load.stage.streams.map((s) => s.personality);
     t.equal(personalities.filter((p) => p === 'windows').length, 6, 'six of the clients are Windows processes');
