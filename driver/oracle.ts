@@ -26,10 +26,11 @@
  *   or held during the request has no cycle through the requester;
  * - undetected-deadlock: a cycle of waits that were certainly blocked (request outstanding,
  *   blocking lock observed held) persisted longer than the tolerance;
- * - bad-reply: an answer the request cannot have. F_GETLK, closes and unlocks succeed, except that
- *   an UnlockFileEx of a record the owner was not known to hold is refused (ERROR_NOT_LOCKED); a
- *   lock request is granted or refused as busy, and only a blocking one may end with EDEADLK or be
- *   interrupted; no answer is another error.
+ * - bad-reply: an answer the request cannot have. A Windows call answers a Win32 code (>= 0), a
+ *   POSIX one 0 or -errno. F_GETLK, closes and unlocks succeed, except that an UnlockFileEx of a
+ *   record the owner was not known to hold is refused (ERROR_NOT_LOCKED); a lock request is
+ *   granted or refused as busy, and only a blocking one may end with EDEADLK or be interrupted; no
+ *   answer is another error.
  *
  * snapshotConflicts() judges a listing taken at one moment (locks()), where grant order is unknown.
  */
@@ -389,7 +390,9 @@ export class Oracle {
   private checkReply(p: Pending, e: Extract<LogEvent, { ev: 'reply' }>, released: boolean): void {
     const q = p.req;
     let ok: boolean;
-    if (q.what === 'lock') {
+    if (q.kind === 'windows' ? e.result < 0 : e.result > 0) {
+      ok = false;
+    } else if (q.what === 'lock') {
       ok = e.outcome === 'ok' || e.outcome === 'busy' || ((e.outcome === 'deadlock' || e.outcome === 'interrupted') && q.wait);
     } else if (q.what === 'unlock' && q.kind === 'windows' && !released) {
       ok = e.outcome === 'ok' || e.outcome === 'error';

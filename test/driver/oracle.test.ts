@@ -142,6 +142,8 @@ t.test('planted: answers a request cannot have', async (t) => {
     ['F_GETLK failing', find('F_GETLK', (q) => q.what === 'getlk'), -22, 'error'],
     ['a lock failing with an error', find('lock', (q) => q.what === 'lock'), -37, 'error'],
     ['UnlockFileEx of a held record refused', find('UnlockFileEx of a held record', (q, r) => q.kind === 'windows' && q.what === 'unlock' && released.has(r.req)), 158, 'error'],
+    ['LockFileEx answered with an errno', find('refused LockFileEx', (q, r) => q.kind === 'windows' && q.what === 'lock' && r.result === 33), -11, 'busy'],
+    ['F_SETLK answered with a Win32 code', find('refused F_SETLK', (q, r) => q.kind === 'posix' && q.what === 'lock' && r.result === -11), 33, 'busy'],
   ];
   for (const [what, r, result, outcome] of plants) {
     const copy = log.map((e) => (e === r ? { ...r, result, outcome } : e));
