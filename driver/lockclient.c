@@ -1,7 +1,10 @@
 /*
- * The stress runner's client process (driver/targets/process.ts compiles it with cc at run time).
- * One process = one POSIX client: classic fcntl locks (owner: this process), OFD locks and flock
- * (owner: an open file description), one descriptor per file for each of the three.
+ * The lock client process: one process is one POSIX client, calling fcntl (classic locks, owned by
+ * the process; OFD locks, owned by an open file description) and flock on real files. One program
+ * for the stress runner and the tests, driven two ways.
+ *
+ * 1. The stress runner's (driver/targets/process.ts compiles it with cc at run time): one
+ *    descriptor per file for each of classic, OFD and flock locks.
  *
  *   lockclient DIR   files are DIR/f<i>; operations arrive on stdin, one per line:
  *     L p|o TYPE WAIT FILE START LEN LIMIT   fcntl F_SETLK/F_SETLKW (p) or F_OFD_SETLK/F_OFD_SETLKW (o)
@@ -12,10 +15,35 @@
  *   TYPE is F_RDLCK 0, F_WRLCK 1, F_UNLCK 2; LIMIT > 0 bounds a wait: SIGALRM (no SA_RESTART) every
  *   LIMIT ms until the call returns, so it ends with EINTR (a timeout or a cancel).
  *
- * Output: "ready PID", then one line per operation, in order:
+ *   Output: "ready PID", then one line per operation, in order:
  *     T0 T1 RESULT [TYPE START LEN PID]      RESULT 0 or -errno; F_GETLK adds its answer
- * T0 is CLOCK_MONOTONIC (ns, system-wide) just before the call, T1 just after it returned: the
- * release and grant stamps of the oracle's observed intervals.
+ *   T0 is CLOCK_MONOTONIC (ns, system-wide) just before the call, T1 just after it returned: the
+ *   release and grant stamps of the oracle's observed intervals.
+ *
+ * 2. The tests' (test/native/proc.ts): the commands given as arguments run one after another on
+ *    one file, each printing one line, so a test can follow (and wait for) each step of a separate
+ *    process.
+ *
+ *   lockclient --script FILE CMD...
+ *     open                     open FILE O_RDWR|O_CREAT             -> "open ok" | "open err N"
+ *     close                    close it (sends FUSE FLUSH, then RELEASE)
+ *     lock  r|w|u START LEN    fcntl F_SETLK                        -> "lock ok" | "lock err N"
+ *     lockw r|w|u START LEN    fcntl F_SETLKW (blocks)              -> "lockw ok" | "lockw err N"
+ *     get   r|w START LEN      fcntl F_GETLK  -> "get TYPE START LEN PID" (TYPE r|w|u)
+ *     ofd   r|w|u START LEN    fcntl F_OFD_SETLK                    -> "ofd ok" | "ofd err N"
+ *     ofdw  r|w|u START LEN    fcntl F_OFD_SETLKW (blocks)          -> "ofdw ok" | "ofdw err N"
+ *     flock sh|ex|un [nb]      flock(2)                             -> "flock ok" | "flock err N"
+ *     wait                     read one line from stdin (the test says when to go on)
+ *     sleep MS
+ *     trapint                  catch SIGINT too (as SIGUSR1)        -> "trapint ok"
+ *   Several descriptors: the commands above act on the current slot.
+ *     file PATH                later opens use PATH instead of FILE
+ *     fd N                     make slot N (0-7) current            -> "fd ok"
+ *     dup                      dup the current descriptor into the next free slot and make it
+ *                              current                              -> "dup ok N"
+ *   N in "err N" is errno. It starts by printing "ready PID". SIGUSR1 is caught without
+ *   SA_RESTART, so a blocked F_SETLKW, F_OFD_SETLKW or flock that it interrupts returns EINTR
+ *   ("lockw err 4").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,7 +68,16 @@ static long long now(void) {
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void onAlarm(int sig) { (void)sig; }
+static void onSignal(int sig) { (void)sig; }
+
+/* Catches `sig` without SA_RESTART: a lock call it interrupts returns EINTR. */
+static int catchSignal(int sig) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = onSignal;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(sig, &sa, NULL);
+}
 
 static void arm(int ms) {
   struct itimerval it;
@@ -72,18 +109,100 @@ static void setRange(struct flock *fl, int type, long long start, long long len)
   fl->l_len = len;
 }
 
+/* ---- 2. the tests' scripted commands ---- */
+
+static short typeOf(const char *s) { return s[0] == 'r' ? F_RDLCK : s[0] == 'w' ? F_WRLCK : F_UNLCK; }
+
+static const char *nameOf(short t) { return t == F_RDLCK ? "r" : t == F_WRLCK ? "w" : "u"; }
+
+static void result(const char *cmd, int rc) {
+  if (rc == 0) printf("%s ok\n", cmd);
+  else printf("%s err %d\n", cmd, errno);
+}
+
+static int script(const char *file, int argc, char **argv) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  int slots[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  int cur = 0;
+  printf("ready %d\n", (int)getpid());
+  for (int i = 0; i < argc; i++) {
+    const char *cmd = argv[i];
+    if (strcmp(cmd, "open") == 0) {
+      slots[cur] = open(file, O_RDWR | O_CREAT, 0644);
+      result(cmd, slots[cur] < 0 ? -1 : 0);
+    } else if (strcmp(cmd, "close") == 0) {
+      int rc = close(slots[cur]);
+      slots[cur] = -1;
+      result(cmd, rc);
+    } else if (strcmp(cmd, "trapint") == 0) {
+      result(cmd, catchSignal(SIGINT));
+    } else if (strcmp(cmd, "file") == 0) {
+      if (i + 1 >= argc) return 2;
+      file = argv[++i];
+    } else if (strcmp(cmd, "fd") == 0) {
+      if (i + 1 >= argc) return 2;
+      int n = atoi(argv[++i]);
+      if (n < 0 || n > 7) return 2;
+      cur = n;
+      result(cmd, 0);
+    } else if (strcmp(cmd, "dup") == 0) {
+      int n = 0;
+      while (n < 8 && slots[n] >= 0) n++;
+      if (n == 8) return 2;
+      slots[n] = dup(slots[cur]);
+      if (slots[n] < 0) {
+        result(cmd, -1);
+      } else {
+        cur = n;
+        printf("dup ok %d\n", n);
+      }
+    } else if (strcmp(cmd, "lock") == 0 || strcmp(cmd, "lockw") == 0 || strcmp(cmd, "get") == 0 || strcmp(cmd, "ofd") == 0 || strcmp(cmd, "ofdw") == 0) {
+      if (i + 3 >= argc) return 2;
+      struct flock fl;
+      setRange(&fl, typeOf(argv[i + 1]), atoll(argv[i + 2]), atoll(argv[i + 3]));
+      i += 3;
+      if (strcmp(cmd, "get") == 0) {
+        if (fcntl(slots[cur], F_GETLK, &fl) < 0) result(cmd, -1);
+        else printf("get %s %lld %lld %d\n", nameOf(fl.l_type), (long long)fl.l_start, (long long)fl.l_len, (int)fl.l_pid);
+      } else {
+        int fcmd = strcmp(cmd, "lock") == 0 ? F_SETLK : strcmp(cmd, "lockw") == 0 ? F_SETLKW : strcmp(cmd, "ofd") == 0 ? F_OFD_SETLK : F_OFD_SETLKW;
+        result(cmd, fcntl(slots[cur], fcmd, &fl));
+      }
+    } else if (strcmp(cmd, "flock") == 0) {
+      if (i + 1 >= argc) return 2;
+      const char *how = argv[++i];
+      int op = strcmp(how, "sh") == 0 ? LOCK_SH : strcmp(how, "ex") == 0 ? LOCK_EX : LOCK_UN;
+      if (i + 1 < argc && strcmp(argv[i + 1], "nb") == 0) {
+        op |= LOCK_NB;
+        i++;
+      }
+      result(cmd, flock(slots[cur], op));
+    } else if (strcmp(cmd, "wait") == 0) {
+      char line[64];
+      if (fgets(line, sizeof line, stdin) == NULL) return 0;
+    } else if (strcmp(cmd, "sleep") == 0) {
+      if (i + 1 >= argc) return 2;
+      usleep((useconds_t)atoi(argv[++i]) * 1000);
+    } else {
+      fprintf(stderr, "lockclient: unknown command %s\n", cmd);
+      return 2;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  catchSignal(SIGALRM);
+  catchSignal(SIGUSR1);
+  if (argc >= 3 && strcmp(argv[1], "--script") == 0) return script(argv[2], argc - 3, argv + 3);
   if (argc != 2) {
-    fprintf(stderr, "usage: lockclient DIR < operations\n");
+    fprintf(stderr, "usage: lockclient DIR < operations\n       lockclient --script FILE CMD...\n");
     return 2;
   }
+
+  /* ---- 1. the stress runner's operations ---- */
   dir = argv[1];
   memset(fds, -1, sizeof fds);
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = onAlarm;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGALRM, &sa, NULL);
   printf("ready %d\n", (int)getpid());
   fflush(stdout);
 

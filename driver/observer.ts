@@ -119,6 +119,31 @@ export class ClientObserver {
     return outcome;
   }
 
+  /**
+   * Every lock the client knows it holds now (between operations): its classic and OFD locks with
+   * adjacent pieces of one type joined, as a lock table keeps them (an owner's same-type ranges
+   * never touch), its flock locks and its Windows records (never joined).
+   */
+  held(): LockRecord[] {
+    const out: LockRecord[] = [];
+    for (const m of [this.classic, this.ofd]) {
+      for (const ps of m.values()) {
+        let run: LockRecord | undefined;
+        for (const l of ps) {
+          if (run !== undefined && run.write === l.write && run.end + 1 === l.start) run = { ...run, end: l.end };
+          else {
+            if (run !== undefined) out.push(run);
+            run = l;
+          }
+        }
+        if (run !== undefined) out.push(run);
+      }
+    }
+    out.push(...this.flocks.values());
+    for (const m of this.windows.values()) for (const rs of m.values()) out.push(...rs);
+    return out;
+  }
+
   private pieces(role: 'posix' | 'ofd', file: number): Pieces {
     const m = role === 'posix' ? this.classic : this.ofd;
     let ps = m.get(file);

@@ -25,7 +25,14 @@
  * - false-deadlock: EDEADLK where the wait-for graph of everything that could have been waiting
  *   or held during the request has no cycle through the requester;
  * - undetected-deadlock: a cycle of waits that were certainly blocked (request outstanding,
- *   blocking lock observed held) persisted longer than the tolerance.
+ *   blocking lock observed held) persisted longer than the tolerance;
+ * - bad-reply: an answer the request cannot have. A Windows call answers a Win32 code (>= 0), a
+ *   POSIX one 0 or -errno. F_GETLK, closes and unlocks succeed, except that an UnlockFileEx of a
+ *   record the owner was not known to hold is refused (ERROR_NOT_LOCKED); a lock request is
+ *   granted or refused as busy, and only a blocking one may end with EDEADLK or be interrupted; no
+ *   answer is another error.
+ *
+ * snapshotConflicts() judges a listing taken at one moment (locks()), where grant order is unknown.
  */
 
 export type LockKind = 'windows' | 'posix' | 'ofd' | 'flock';
@@ -70,7 +77,7 @@ export type LogEvent =
   | { t: number; ev: 'grant'; lock: LockRecord }
   | { t: number; ev: 'release'; lock: number; req: number };
 
-export type ViolationKind = 'conflict' | 'unanswered' | 'getlk-free' | 'getlk-phantom' | 'false-deadlock' | 'undetected-deadlock';
+export type ViolationKind = 'conflict' | 'unanswered' | 'getlk-free' | 'getlk-phantom' | 'false-deadlock' | 'undetected-deadlock' | 'bad-reply';
 
 export interface Violation {
   kind: ViolationKind;
@@ -106,6 +113,31 @@ export function conflicts(a: Claim, b: Claim): boolean {
   if (!(a.start <= b.end && b.start <= a.end)) return false;
   if (a.owner === b.owner) return a.kind === 'windows' && b.kind === 'windows' && b.write;
   return a.write || b.write;
+}
+
+/**
+ * Every pair among locks listed as held at one moment that could not be held together whichever
+ * was granted first (a shared Windows lock may stack on its owner's exclusive one, so only two
+ * exclusive ones of one owner clash). Claims of different files never meet. Empty for a sound listing.
+ */
+export function snapshotConflicts(held: readonly Claim[]): [Claim, Claim][] {
+  const byFile = new Map<string, Claim[]>();
+  for (const c of held) {
+    let list = byFile.get(c.file);
+    if (list === undefined) byFile.set(c.file, (list = []));
+    list.push(c);
+  }
+  const out: [Claim, Claim][] = [];
+  for (const list of byFile.values()) {
+    for (let i = 0; i < list.length; i++) {
+      for (let j = i + 1; j < list.length; j++) {
+        const a = list[i]!;
+        const b = list[j]!;
+        if (conflicts(a, b) && conflicts(b, a)) out.push([a, b]);
+      }
+    }
+  }
+  return out;
 }
 
 // ---- a range index over held locks ---------------------------------------------------------------
@@ -331,8 +363,10 @@ export class Oracle {
   private onReply(e: Extract<LogEvent, { ev: 'reply' }>): void {
     const p = this.pending.get(e.req);
     if (p === undefined) return;
-    for (const r of this.releasing.get(e.req) ?? []) r.until = e.t;
+    const released = this.releasing.get(e.req) ?? [];
+    for (const r of released) r.until = e.t;
     this.releasing.delete(e.req);
+    this.checkReply(p, e, released.length > 0);
     if (p.req.what === 'getlk' && e.answer !== undefined) {
       this.stats.getlks++;
       this.checkGetlk(p, e, e.answer);
@@ -350,6 +384,22 @@ export class Oracle {
         this.endedWaitsPruneAt = Math.max(1024, 2 * this.endedWaits.length);
       }
     }
+  }
+
+  /** Is the answer one the request can have? `released`: the request ended locks the owner was known to hold. */
+  private checkReply(p: Pending, e: Extract<LogEvent, { ev: 'reply' }>, released: boolean): void {
+    const q = p.req;
+    let ok: boolean;
+    if (q.kind === 'windows' ? e.result < 0 : e.result > 0) {
+      ok = false;
+    } else if (q.what === 'lock') {
+      ok = e.outcome === 'ok' || e.outcome === 'busy' || ((e.outcome === 'deadlock' || e.outcome === 'interrupted') && q.wait);
+    } else if (q.what === 'unlock' && q.kind === 'windows' && !released) {
+      ok = e.outcome === 'ok' || e.outcome === 'error';
+    } else {
+      ok = e.outcome === 'ok';
+    }
+    if (!ok) this.flag('bad-reply', `${q.text} by client ${q.client} was answered ${e.result} (${e.outcome}), which it cannot be`, [p.event, e]);
   }
 
   private checkGetlk(p: Pending, e: LogEvent, a: GetlkAnswer): void {

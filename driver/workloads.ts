@@ -129,6 +129,13 @@ const SHAPES: Record<string, { description: string; shape: Shape }> = {
     description: 'close/flush/release storms: locks dropped by closing descriptors and handles',
     shape: { kind: 'profile', profile: { ...BASE, span: 1024, maxLen: 128, waitShare: 0.2, closeShare: 0.25, flockShare: 0.15, windowsShare: 0.25, hold: 6 } },
   },
+  dense: {
+    description: 'a few bytes per file shared by both families, every wait ended by a short timeout or a cancel',
+    shape: {
+      kind: 'profile',
+      profile: { ...BASE, span: 32, maxLen: 8, waitShare: 0.45, timeoutShare: 0.75, cancelShare: 0.25, closeShare: 0.07, windowsShare: 0.375, ofdShare: 0.3, zeroLenShare: 0.03 },
+    },
+  },
   all: {
     description: 'a bit of everything: both families, waits, timeouts, cancels, F_GETLK, flock, closes',
     shape: {

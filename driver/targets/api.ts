@@ -4,7 +4,7 @@
  */
 import { LockCoordinator } from '../../src/index.js';
 import { ClientObserver, type Naming } from '../observer.js';
-import type { GetlkAnswer } from '../oracle.js';
+import { snapshotConflicts, show, type Claim, type GetlkAnswer, type LockKind, type Outcome } from '../oracle.js';
 import { Stage, sleep, type Progress, type StageResult, type StageSpec } from '../stage.js';
 import { F_UNLCK, F_WRLCK, type Op } from '../workloads.js';
 
@@ -70,7 +70,18 @@ async function dispatch(c: LockCoordinator, naming: Naming, client: number, op: 
       return op.op === 'getlk' && r.result === 0 ? { result: 0, answer: answerOf(r) } : { result: r.result };
     }
     case 'flock': {
-      const r = await c.lock({ path, lockType: op.type, lockStart: 0, lockLen: 0, cmd: op.wait ? F_SETLKW : F_SETLK, lockOwner: id('flock'), kind: 'flock', fileHandle: id('flock'), ...bounds });
+      const r = await c.lock({
+        path,
+        lockType: op.type,
+        lockStart: 0,
+        lockLen: 0,
+        cmd: op.wait ? F_SETLKW : F_SETLK,
+        lockOwner: id('flock'),
+        lockPid: naming.classicPids(client)[0],
+        kind: 'flock',
+        fileHandle: id('flock'),
+        ...bounds,
+      });
       return { result: r.result };
     }
     case 'winlock':
@@ -89,32 +100,141 @@ async function dispatch(c: LockCoordinator, naming: Naming, client: number, op: 
 }
 
 /**
- * One in-process client: its load until the budget ends, then its cleanup. Stops quietly once the
- * stage's log is closed (the lock manager is about to stop).
+ * One in-process client: runs its stream's operations one at a time, each observed. `load()` runs
+ * them while the stage's budget lasts, `cleanup()` then closes everything the client used; both
+ * stop quietly once the stage's log is closed (the lock manager is about to stop). `observer`
+ * knows what the client holds between operations.
  */
-export async function apiClient(stage: Stage, c: LockCoordinator, naming: Naming, client: number, emit = stage.feed): Promise<void> {
-  const stream = stage.streams[client]!;
-  const obs = new ClientObserver(client, naming, stage.ids, emit);
-  const run = async (op: Op) => {
+export class ApiClient {
+  readonly observer: ClientObserver;
+
+  constructor(
+    private readonly stage: Stage,
+    private readonly c: LockCoordinator,
+    private readonly naming: Naming,
+    readonly client: number,
+    emit = stage.feed,
+    /** Called with every answer the client logged (tests judge the answers of their own calls). */
+    private readonly onAnswer?: (op: Op, result: number, outcome: Outcome) => void,
+  ) {
+    this.observer = new ClientObserver(client, naming, stage.ids, emit);
+  }
+
+  async load(): Promise<void> {
+    while (this.stage.take()) await this.run(this.stage.streams[this.client]!.next());
+  }
+
+  async cleanup(): Promise<void> {
+    for (const op of this.stage.streams[this.client]!.cleanup()) {
+      if (this.stage.closed) return;
+      await this.run(op);
+    }
+  }
+
+  private async run(op: Op): Promise<void> {
+    const stage = this.stage;
     const t0 = stage.clock.now();
-    obs.begin(op, t0);
+    this.observer.begin(op, t0);
     const wait = 'wait' in op && op.wait;
     if (wait) stage.metrics.waiting++;
     let r: Answer;
     try {
-      r = await callApi(c, naming, client, op);
+      r = await callApi(this.c, this.naming, this.client, op);
     } finally {
       if (wait) stage.metrics.waiting--;
     }
     if (stage.closed) return;
     const t1 = stage.clock.now();
-    stage.metrics.record(op, t0, t1, obs.end(t1, r.result, r.answer));
-  };
-  while (stage.take()) await run(stage.streams[client]!.next());
-  for (const op of stream.cleanup()) {
-    if (stage.closed) return;
-    await run(op);
+    const outcome = this.observer.end(t1, r.result, r.answer);
+    stage.metrics.record(op, t0, t1, outcome);
+    this.onAnswer?.(op, r.result, outcome);
   }
+}
+
+/** One in-process client: its load until the budget ends, then its cleanup. */
+export async function apiClient(stage: Stage, c: LockCoordinator, naming: Naming, client: number, emit = stage.feed): Promise<void> {
+  const a = new ApiClient(stage, c, naming, client, emit);
+  await a.load();
+  await a.cleanup();
+}
+
+// ---- locks() listings, judged by the oracle's rules -------------------------------------------------
+
+/** The fields of a locks() entry read here. */
+export interface Listed {
+  path: string;
+  kind: string;
+  type: string;
+  start: bigint;
+  end: bigint;
+  owner: unknown;
+  pid: number;
+  state: string;
+  processId?: unknown;
+}
+
+const OFFSET_MAX = (1n << 63n) - 1n;
+
+/** An identity as API.md compares them: 5 and 5n are one, the string '5' is another. */
+function identity(v: unknown): string {
+  if (typeof v === 'string') return `'${v}'`;
+  if (typeof v === 'bigint' || typeof v === 'number') return BigInt(v).toString();
+  throw new Error(`not an identity: ${String(v)}`);
+}
+
+/**
+ * A listed lock as the oracle's claim. The owner is a Windows (handle, processId) or a POSIX
+ * kind's lockOwner (an OFD and a classic owner of one name are two owners); the listing has no
+ * Windows key, so listings judged this way must come from key 0. A POSIX range to OFFSET_MAX ends
+ * at Infinity; offsets beyond 2^53 lose precision (the workloads stay far below).
+ */
+export function listedClaim(e: Listed): Claim {
+  const kind = e.kind as LockKind;
+  const posixEnd = kind !== 'windows' && e.end >= OFFSET_MAX;
+  return {
+    file: e.path,
+    owner: kind === 'windows' ? `windows ${identity(e.owner)} ${identity(e.processId ?? e.pid)}` : `${kind} ${identity(e.owner)}`,
+    kind,
+    write: e.type === 'write' || e.type === 'exclusive',
+    start: Number(e.start),
+    end: posixEnd ? Infinity : Number(e.end),
+    pids: [e.pid],
+  };
+}
+
+/** Every pair of granted entries of a listing that could not be held together (empty when the listing is sound), as text. */
+export function listingConflicts(entries: readonly Listed[]): string[] {
+  return snapshotConflicts(entries.filter((e) => e.state === 'granted').map(listedClaim)).map(([a, b]) => `${show(a)}  <->  ${show(b)}`);
+}
+
+function line(path: string, kind: string, write: boolean, start: bigint | number, end: bigint | number, owner: string, pid: number): string {
+  const type = kind === 'windows' ? (write ? 'exclusive' : 'shared') : write ? 'write' : 'read';
+  return `${path} ${kind} ${type} ${start}-${end} ${owner} pid=${pid}`;
+}
+
+/** The granted entries of a listing as sorted lines, comparable with heldLines(). */
+export function listingLines(entries: readonly Listed[]): string[] {
+  return entries
+    .filter((e) => e.state === 'granted')
+    .map((e) => line(e.path, e.kind, e.type === 'write' || e.type === 'exclusive', e.start, e.end, String(e.owner), e.pid))
+    .sort();
+}
+
+/**
+ * What locks() must list as granted for the locks these clients know they hold, as sorted lines
+ * (listingLines). Pids are those callApi sends: the client's classic pid for classic and flock
+ * locks, -1 for OFD locks, its processId for Windows ones.
+ */
+export function heldLines(naming: Naming, clients: readonly ApiClient[]): string[] {
+  return clients
+    .flatMap((a) =>
+      a.observer.held().map((l) => {
+        const end = l.end === Infinity ? OFFSET_MAX : l.end;
+        const pid = l.kind === 'flock' ? naming.classicPids(a.client)[0]! : l.pids[0]!;
+        return line(l.file, l.kind, l.write, l.start, end, l.owner, pid);
+      }),
+    )
+    .sort();
 }
 
 export async function runApi(spec: StageSpec, onProgress?: (p: Progress) => void): Promise<StageResult> {

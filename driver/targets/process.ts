@@ -26,8 +26,8 @@ import { apiClient } from './api.js';
 /** Operations a client has been sent and not answered yet. */
 const WINDOW = 8;
 
-/** driver/lockclient.c, found from this module whether it runs as TypeScript or from dist/. */
-const SOURCE = ((): string => {
+/** driver/lockclient.c, found from this module whether it runs as TypeScript or from dist/ (the tests build it too). */
+export const SOURCE = ((): string => {
   for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const candidate = join(dir, 'driver', 'lockclient.c');
     if (existsSync(candidate) || dirname(dir) === dir) return candidate;

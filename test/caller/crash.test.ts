@@ -2,15 +2,16 @@
  * Worker crash (the issue's requirement): with `workers: 2`, `crashWorker(0)` kills worker 0 as an
  * uncaught exception would. Afterwards every lock granted before is still listed, conflicting
  * requests are still refused, waiting requests are re-queued and granted when their blockers go,
- * stats().workerRestarts is 1, the coordinator keeps serving, and stop() works. Also under load,
- * checked by an independent interval checker (checker.ts) over the final locks().
+ * stats().workerRestarts is 1, the coordinator keeps serving, and stop() works. Also under load
+ * (the stress runner's clients and workload, test/caller/load.ts), checked by its oracle
+ * (driver/oracle.ts) over the whole history and over the final locks().
  */
 import t, { type Test as TapTest } from 'tap';
 import { LockCoordinator, F_RDLCK, F_WRLCK, F_UNLCK, F_SETLK, F_SETLKW, EAGAIN } from '../../src/index.js';
 import { routeOf } from '../../src/wire/route.js';
-import { snapshotConflicts, historyConflicts } from '../api/checker.js';
+import { listingConflicts, listingLines } from '../../driver/targets/api.js';
 import { HANG_MS, lines, settles, stillPending, waitFor, within, isPending } from '../api/helpers.js';
-import { runWorkload, listingLines, type OwnerSpec, type Api } from '../api/workload.js';
+import { Load, violations } from './load.js';
 
 type Req = Record<string, unknown>;
 type Coord = LockCoordinator;
@@ -195,7 +196,7 @@ t.test('crash drill: granted locks survive, conflicts are refused, waiters are r
   t.equal(await c.lockFile(win(n0)), 0);
   t.equal(await c.lockFile(win(n0, { handle: 2 })), 33);
   t.equal((await c.lock(px(fileOn(1)))).result, 0);
-  t.strictSame(snapshotConflicts(await c.locks()), [], 'no conflicting pair is listed');
+  t.strictSame(listingConflicts(await c.locks()), [], 'no conflicting pair is listed');
   await settles(c.stop(), 'stop() after a crash');
   t.pass('stop() works after a crash');
   await t.rejects(c.locks(), /stop/i, 'and the coordinator is stopped');
@@ -364,36 +365,36 @@ t.test('a Windows waiter granted by its own owner\'s unlock keeps exactly its lo
 t.test('crash under load: requests keep flowing, none hangs, no conflicting locks are granted', async (t) => {
   const c = await start(t);
   const files = [fileOn(0, '/load'), fileOn(0, '/load'), fileOn(1, '/load'), fileOn(1, '/load')];
-  const owners: OwnerSpec[] = [];
-  for (let i = 1; i <= 5; i++) owners.push({ kind: 'posix', id: i });
-  for (let i = 6; i <= 8; i++) owners.push({ kind: 'ofd', id: i });
-  for (let i = 9; i <= 14; i++) owners.push({ kind: 'windows', id: i });
   // The load is paced by answers, not by the clock: each step waits until so many more requests
-  // have settled (a hang fails naming the step, after HANG_MS).
-  let stopLoad = false;
-  let settled = 0;
-  const load = runWorkload({ api: c as unknown as Api, files, owners, opsPerOwner: 100_000, seed: 7, bytes: 32, stop: () => stopLoad, onSettled: () => void settled++ });
+  // have been answered (a hang fails naming the step, after HANG_MS).
+  const stop = new AbortController();
+  const load = new Load(c, { files, clients: 14, seed: 7, workers: WORKERS, signal: stop.signal });
   const answered = async (n: number, what: string): Promise<void> => {
-    const target = settled + n;
-    await waitFor(() => settled >= target, `${n} more requests of the load answered ${what}`);
+    const target = load.answered + n;
+    await waitFor(() => load.answered >= target, `${n} more requests of the load answered ${what}`);
   };
   await answered(300, 'before the first crash');
   await c.crashWorker(0);
   await answered(50, 'after the crash of worker 0');
   await c.crashWorker(1).catch(() => undefined); // a second crash, on the other worker, under the same load
-  const after = settled;
+  const after = load.answered;
   await answered(300, 'after the crash of worker 1');
-  stopLoad = true;
-  const r = await load;
-  t.comment(`${r.ops} ops, ${r.grants} grants, ${r.refusals} refusals/timeouts, ${r.deadlocks} EDEADLK, ${r.waits} waits`);
-  t.strictSame(r.errors, [], 'every request settled with an expected result (none hung)');
-  t.ok(settled - after >= 300, 'requests kept flowing after both crashes');
+  stop.abort();
+  const ended = await load.ended();
+  t.comment(`${load.answered} ops, answers ${JSON.stringify(load.stage.metrics.answers)}`);
+  t.ok(ended, 'every client stopped: no request hung');
+  t.ok(load.answered - after >= 300, 'requests kept flowing after both crashes');
   await restarted(c, 2);
   const final = (await c.locks()).filter((e) => files.includes(e.path));
-  t.strictSame(snapshotConflicts(final), [], 'the final locks() has no conflicting pair (independent checker)');
+  t.strictSame(listingConflicts(final), [], 'the final locks() has no conflicting pair');
   t.strictSame(final.filter((e) => e.state === 'waiting'), [], 'nothing left waiting');
-  t.strictSame(listingLines(final), r.expected, 'locks() lists exactly what the callers were granted and did not release');
-  t.strictSame(historyConflicts(r.spans), [], 'no two conflicting locks were known held at once, across the crashes');
+  t.strictSame(listingLines(final), load.expected(), 'locks() lists exactly what the clients were granted and did not release');
+  t.ok(ended && (await load.cleanup()), 'the clients closed every descriptor and handle');
+  t.strictSame((await c.locks()).filter((e) => files.includes(e.path)), [], 'after which nothing is listed');
+  const summary = load.close();
+  t.ok(summary.grants > 0, `the oracle checked ${summary.requests} requests and ${summary.grants} grants`);
+  t.strictSame(violations(summary), [], 'no two conflicting locks were observed held at once, across the crashes; every request was answered as it can be');
+  t.strictSame(load.wrong, [], 'no wait bounded only by its timeout was interrupted');
   const s = await c.stats();
   t.equal(s.workerRestarts, 2, 'two restarts');
   t.equal(await c.lockFile(win(fileOn(0, '/load-after'))), 0, 'still serving');

@@ -5,7 +5,7 @@
  * a real deadlock and the documented conflict rules.
  */
 import t from 'tap';
-import { Oracle, conflicts, type Claim, type LockRecord, type LogEvent, type OracleOptions, type RequestRecord } from '../../driver/oracle.js';
+import { Oracle, conflicts, snapshotConflicts, type Claim, type LockRecord, type LogEvent, type OracleOptions, type Outcome, type RequestRecord } from '../../driver/oracle.js';
 import { runApi } from '../../driver/targets/api.js';
 
 const OPTS: OracleOptions = { deadlockKinds: ['posix'], cycleTolerance: 3e9 };
@@ -26,6 +26,15 @@ t.test('conflict rules', async (t) => {
   t.notOk(conflicts(zero, claim({ owner: 'b', start: 95, end: 99 })), 'not by (95, 5)');
   t.notOk(conflicts(zero, claim({ owner: 'b', start: 100, end: 104 })), 'not by (100, 5)');
   t.notOk(conflicts(win({ owner: 'z', start: 0, end: -1 }), claim({ owner: 'b', start: 0, end: Infinity })), '(0, 0) overlaps nothing');
+});
+
+t.test('conflict rules over a listing (grant order unknown)', async (t) => {
+  const win = (c: Partial<Claim>) => claim({ kind: 'windows', owner: 'w', ...c });
+  t.equal(snapshotConflicts([claim({}), claim({ owner: 'b', write: false })]).length, 1, 'write and read of two owners');
+  t.equal(snapshotConflicts([claim({}), claim({ owner: 'b', file: '/g' })]).length, 0, 'different files never meet');
+  t.equal(snapshotConflicts([win({ write: false }), win({})]).length, 0, 'a shared and an exclusive record of one owner may be stacked (in one order)');
+  t.equal(snapshotConflicts([win({}), win({})]).length, 1, 'two exclusive records of one owner never');
+  t.equal(snapshotConflicts([claim({}), claim({}), claim({ owner: 'b', write: false })]).length, 2, 'every pair is named');
 });
 
 // ---- a real recorded log ---------------------------------------------------------------------
@@ -112,6 +121,36 @@ t.test('planted: false F_GETLK answers', async (t) => {
   s = check(log);
   t.equal(s.byKind['getlk-phantom'], 1, 'a phantom holder');
   t.same(s.examples.find((v) => v.kind === 'getlk-phantom')!.trace.map((e) => e.ev), ['request', 'reply']);
+});
+
+t.test('planted: answers a request cannot have', async (t) => {
+  const log = await realLog();
+  const requests = new Map(log.filter((e): e is Extract<LogEvent, { ev: 'request' }> => e.ev === 'request').map((e) => [e.req.id, e.req]));
+  const released = new Set(log.flatMap((e) => (e.ev === 'release' ? [e.req] : [])));
+  const replies = log.filter((e): e is Extract<LogEvent, { ev: 'reply' }> => e.ev === 'reply');
+  const find = (what: string, f: (q: RequestRecord, r: Extract<LogEvent, { ev: 'reply' }>) => boolean) => {
+    const r = replies.find((r) => f(requests.get(r.req)!, r));
+    if (r === undefined) throw new Error(`no ${what} in the recorded log`);
+    return r;
+  };
+  const notLocked = find('refused UnlockFileEx', (q, r) => q.kind === 'windows' && q.what === 'unlock' && r.result === 158);
+  t.notOk(released.has(notLocked.req), 'the clean log has UnlockFileEx calls refused (ERROR_NOT_LOCKED) for records the client did not hold');
+  const plants: [string, Extract<LogEvent, { ev: 'reply' }>, number, Outcome][] = [
+    ['an unlock refused as busy', find('POSIX unlock', (q) => q.what === 'unlock' && q.kind === 'posix'), -11, 'busy'],
+    ['a non-blocking lock interrupted', find('F_SETLK', (q) => q.what === 'lock' && !q.wait), -4, 'interrupted'],
+    ['EDEADLK for a non-blocking lock', find('F_SETLK', (q) => q.what === 'lock' && !q.wait && q.kind === 'posix'), -35, 'deadlock'],
+    ['F_GETLK failing', find('F_GETLK', (q) => q.what === 'getlk'), -22, 'error'],
+    ['a lock failing with an error', find('lock', (q) => q.what === 'lock'), -37, 'error'],
+    ['UnlockFileEx of a held record refused', find('UnlockFileEx of a held record', (q, r) => q.kind === 'windows' && q.what === 'unlock' && released.has(r.req)), 158, 'error'],
+    ['LockFileEx answered with an errno', find('refused LockFileEx', (q, r) => q.kind === 'windows' && q.what === 'lock' && r.result === 33), -11, 'busy'],
+    ['F_SETLK answered with a Win32 code', find('refused F_SETLK', (q, r) => q.kind === 'posix' && q.what === 'lock' && r.result === -11), 33, 'busy'],
+  ];
+  for (const [what, r, result, outcome] of plants) {
+    const copy = log.map((e) => (e === r ? { ...r, result, outcome } : e));
+    const s = check(copy);
+    t.equal(s.byKind['bad-reply'], 1, what);
+    t.same(s.examples.find((v) => v.kind === 'bad-reply')?.trace.map((e) => e.ev), ['request', 'reply'], `${what}: the trace is the request and its answer`);
+  }
 });
 
 // ---- small synthetic logs --------------------------------------------------------------------

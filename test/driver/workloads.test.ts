@@ -34,6 +34,13 @@ t.test('only classic POSIX waits go without a timeout or cancel', async (t) => {
   t.pass('checked every workload');
 });
 
+t.test('dense ends every wait by a timeout or a cancel (the caller tests rely on it)', async (t) => {
+  const waits = take('dense', 7).flat().filter((op) => 'wait' in op && op.wait);
+  t.ok(waits.length > 1000, `${waits.length} waits`);
+  t.ok(waits.every((op) => ('timeoutMs' in op && op.timeoutMs !== undefined) || ('cancelMs' in op && op.cancelMs !== undefined)), 'none unbounded');
+  t.ok(new Set(take('dense', 7).map((s) => s.find((op) => op.op === 'winlock') ? 'windows' : 'posix')).size === 2, 'both families');
+});
+
 t.test('the many workload holds its locks first', async (t) => {
   const streams = streamsFor({ workload: 'many', seed: 1, clients: 4, files: 1, manyLocks: 100 });
   const firsts = streams.flatMap((s) => Array.from({ length: 25 }, () => s.next()));

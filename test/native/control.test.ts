@@ -1,6 +1,6 @@
 /**
  * `locksmith locks` and `locksmith stats` against a live mount, as separate processes: lock client
- * processes (lockclient.c) take fcntl, OFD and flock locks on files of a `locksmith mount` served
+ * processes (driver/lockclient.c) take fcntl, OFD and flock locks on files of a `locksmith mount` served
  * by another process, and `locksmith locks MOUNTPOINT --json` lists each with its pid, kind, type,
  * range, state and path relative to the mount. The control socket is reachable only by root and
  * its owner: checked with `runuser -u nobody` when that works here, else by the modes alone.

@@ -1,6 +1,6 @@
 /**
  * The product end to end: `mountFuse` mounts a passthrough whose lock requests the coordinator's
- * two workers decide, and separate processes (lockclient.c) call fcntl, OFD fcntl and flock on
+ * two workers decide, and separate processes (driver/lockclient.c) call fcntl, OFD fcntl and flock on
  * its files. Every expectation is what Linux does on a local file system (SEMANTICS-POSIX.md).
  *
  * Skips only outside CI when a mount cannot work here, saying why; with CI set it fails instead.

@@ -1,12 +1,13 @@
 /**
- * Test support for real mounts: the scripted client process (lockclient.c), polling, and the
- * last-resort unmount. Never touch a mount synchronously from a thread that decides its locks.
+ * Test support for real mounts: the scripted client process (the stress runner's client,
+ * driver/lockclient.c, in its --script mode), polling, and the last-resort unmount. Never touch a
+ * mount synchronously from a thread that decides its locks.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { SOURCE as LOCKCLIENT_SOURCE } from '../../driver/targets/process.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,18 +45,18 @@ export function mountEnvironmentMissing(): string | undefined {
   try {
     execFileSync('cc', ['--version'], { stdio: 'ignore' });
   } catch {
-    return 'no C compiler (cc) to build test/native/lockclient.c';
+    return 'no C compiler (cc) to build driver/lockclient.c';
   }
   return undefined;
 }
 
-/** Compiles lockclient.c to `out`. */
+/** Compiles driver/lockclient.c to `out`. */
 export function buildLockClient(out: string): string {
-  execFileSync('cc', ['-O2', '-Wall', '-o', out, join(dirname(fileURLToPath(import.meta.url)), 'lockclient.c')]);
+  execFileSync('cc', ['-O2', '-Wall', '-o', out, LOCKCLIENT_SOURCE]);
   return out;
 }
 
-/** One lockclient process: its commands run one after another, each printing one line. */
+/** One lockclient process running `cmds` (its --script mode): one after another, each printing one line. */
 export class Client {
   readonly proc: ChildProcess;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -65,7 +66,7 @@ export class Client {
 
   constructor(bin: string, file: string, cmds: string[]) {
     this.name = `lockclient on ${basename(file)} (${cmds.join(' ')})`;
-    this.proc = spawn(bin, [file, ...cmds], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.proc = spawn(bin, ['--script', file, ...cmds], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
     createInterface({ input: this.proc.stdout! }).on('line', (l) => {
       if (l.startsWith('ready ')) this.pidValue = Number(l.slice(6));
