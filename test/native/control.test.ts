@@ -134,7 +134,7 @@ if (why !== undefined && !process.env.CI) {
 
     const st = await runCli(['stats', mnt, '--json'], { env });
     t.equal(st.status, 0, 'stats answers');
-    const s = JSON.parse(st.stdout) as { mounts: { mount: { mountpoint: string; pid: number; workers: number }; stats: { workers: { locks: number; waiters: number }[] }; session: { posixLocks: boolean; flockLocks: boolean } }[] };
+    const s = JSON.parse(st.stdout) as { mounts: { mount: { mountpoint: string; pid: number; workers: number }; stats: { workers: { locks: number; waiters: number }[]; operations: Record<string, Record<string, number>>; waiting: number }; session: { posixLocks: boolean; flockLocks: boolean } }[] };
     t.equal(s.mounts.length, 1);
     const m = s.mounts[0]!;
     t.equal(m.mount.mountpoint, mp);
@@ -142,6 +142,9 @@ if (why !== undefined && !process.env.CI) {
     t.equal(m.stats.workers.length, 2, 'two workers');
     t.equal(m.stats.workers.reduce((n, w) => n + w.locks, 0), 4, 'four granted locks');
     t.equal(m.stats.workers.reduce((n, w) => n + w.waiters, 0), 1, 'one waiter');
+    // The kernel's requests never pass through the caller's thread: the workers counted them.
+    t.ok((m.stats.operations.lock?.['0'] ?? 0) >= 4, `the four granted lock requests are counted (${JSON.stringify(m.stats.operations)})`);
+    t.equal(m.stats.waiting, 1, 'and the one waiting');
     t.same([m.session.posixLocks, m.session.flockLocks], [true, true], 'the session took both lock capabilities');
     const human = await runCli(['stats', mnt], { env });
     t.match(human.stdout, /locks +4 granted, 1 waiting, on 2 files/);

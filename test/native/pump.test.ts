@@ -1,7 +1,7 @@
 /**
  * The native event pump over a real FUSE mount (SEMANTICS-POSIX.md §12): a passthrough of a temp
  * directory, one destination attached on this thread to a tiny lock decider written below, and
- * separate processes (test/native/lockclient.c, compiled here) calling fcntl and flock on the mount.
+ * separate processes (driver/lockclient.c, compiled here) calling fcntl and flock on the mount.
  *
  * Skips only outside CI when FUSE cannot work here (no addon, no libfuse, no /dev/fuse, not root,
  * no cc); with CI set, it runs and fails instead.
