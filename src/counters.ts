@@ -12,15 +12,17 @@ const WAIT_BUCKETS = [1, 10, 100, 1000, 10000];
 export type Counted = Pick<Stats, 'operations' | 'waiting' | 'waits'>;
 
 export class Counters {
-  private readonly ops: Record<string, Record<string, number>> = {};
+  /** By call, then by result code: Maps, so counting converts no number into a property name. */
+  private readonly ops = new Map<string, Map<number, number>>();
   private readonly waits = { count: 0, totalMs: 0, maxMs: 0, histogramMs: {} as Record<string, number> };
   /** Requests queued right now. */
   waiting = 0;
 
   /** A call `name` finished with `code`. */
   count(name: string, code: number): void {
-    const byResult = (this.ops[name] ??= {});
-    byResult[code] = (byResult[code] ?? 0) + 1;
+    let byResult = this.ops.get(name);
+    if (byResult === undefined) this.ops.set(name, (byResult = new Map()));
+    byResult.set(code, (byResult.get(code) ?? 0) + 1);
   }
 
   /** A request that had queued ended after `ms`. */
@@ -36,7 +38,9 @@ export class Counters {
 
   /** A copy: the receiver may keep and change it. */
   snapshot(): Counted {
-    return { operations: structuredClone(this.ops), waiting: this.waiting, waits: structuredClone(this.waits) };
+    const operations: Stats['operations'] = {};
+    for (const [name, byResult] of this.ops) operations[name] = Object.fromEntries(byResult);
+    return { operations, waiting: this.waiting, waits: structuredClone(this.waits) };
   }
 }
 
