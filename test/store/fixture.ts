@@ -64,7 +64,9 @@ export async function cluster(kind: Kind, names: string[], server: RedisServer |
     const events = new Feed<InboxEvent>();
     const session = new Feed<SessionEvent>();
     const errors: Error[] = [];
-    const hooks = { onEvents: (es: readonly InboxEvent[]) => es.forEach((e) => events.push(e)), onSession: (e: SessionEvent) => session.push(e), onError: (e: Error) => errors.push(e) };
+    const hooks = { onEvents: (es: readonly InboxEvent[]) => {
+        for (const e of es) events.push(e);
+      }, onSession: (e: SessionEvent) => session.push(e), onError: (e: Error) => errors.push(e) };
     const tt = { graceMs: 0, ...tuning, ...tu };
     const store =
       kind === 'memory'
