@@ -7,31 +7,36 @@ import { randomUUID } from 'node:crypto';
 import { MemoryEngine, memoryStore, openStore, type InboxEvent, type NodeStore, type SessionEvent, type Tuning } from '../../src/store/index.js';
 import { EVENT_BUDGET_MS, type RedisServer, within } from './redis-server.js';
 
-/** A queue of things that happen, and a way to wait for the next one that matches. */
+/** Things that happen, in order; next() takes the first one not taken yet that matches, or waits for it. */
 export class Feed<T> {
   readonly seen: T[] = [];
+  private readonly taken = new Set<number>();
   private readonly waiting: { pred: (x: T) => boolean; resolve: (x: T) => void }[] = [];
-  private read = 0;
 
   push(x: T): void {
     this.seen.push(x);
     const i = this.waiting.findIndex((w) => w.pred(x));
     if (i >= 0) {
       const [w] = this.waiting.splice(i, 1);
-      this.read = this.seen.length;
+      this.taken.add(this.seen.length - 1);
       w!.resolve(x);
     }
   }
 
-  /** The next item (after the ones already taken) that matches, waiting for it within the budget. */
+  /** The first item not taken yet that matches, waiting for it within the budget. */
   next(what: string, pred: (x: T) => boolean = () => true, ms = EVENT_BUDGET_MS): Promise<T> {
-    for (let i = this.read; i < this.seen.length; i++) {
-      if (pred(this.seen[i]!)) {
-        this.read = i + 1;
+    for (let i = 0; i < this.seen.length; i++) {
+      if (!this.taken.has(i) && pred(this.seen[i]!)) {
+        this.taken.add(i);
         return Promise.resolve(this.seen[i]!);
       }
     }
-    return within(new Promise<T>((resolve) => this.waiting.push({ pred, resolve })), ms, what);
+    let entry: { pred: (x: T) => boolean; resolve: (x: T) => void } | undefined;
+    const p = new Promise<T>((resolve) => this.waiting.push((entry = { pred, resolve })));
+    return within(p, ms, what).finally(() => {
+      const i = this.waiting.indexOf(entry!);
+      if (i >= 0) this.waiting.splice(i, 1);
+    });
   }
 }
 
