@@ -55,7 +55,9 @@ export interface RedisEngineOptions {
   requestTimeoutMs: number;
 }
 
-function clientOptions(o: RedisEngineOptions, inbox: boolean): RedisOptions {
+let connections = 0;
+
+function clientOptions(o: RedisEngineOptions, inbox: boolean, name = `locksmith-${inbox ? 'inbox' : 'store'}-${process.pid}-${++connections}`): RedisOptions {
   return {
     lazyConnect: true,
     connectTimeout: o.requestTimeoutMs,
@@ -65,7 +67,8 @@ function clientOptions(o: RedisEngineOptions, inbox: boolean): RedisOptions {
     maxRetriesPerRequest: null,
     retryStrategy: (times: number) => Math.min(25 * 2 ** Math.min(times, 6), 1_000),
     disableClientInfo: true,
-    connectionName: `locksmith-${inbox ? 'inbox' : 'store'}-${process.pid}`,
+    // CLIENT SETNAME on every (re)connect: what CLIENT LIST shows, and how a test finds it.
+    connectionName: name,
   };
 }
 
@@ -317,10 +320,13 @@ class RedisInbox implements InboxReader {
     private readonly onClose: () => void,
   ) {}
 
+  /** The connection's name (CLIENT LIST): nothing else may be sent on a connection blocked in XREAD. */
+  readonly connectionName = `locksmith-inbox-${process.pid}-${++connections}`;
+
   private async client(): Promise<Redis> {
     if (this.conn !== undefined && this.conn.status !== 'end') return this.conn;
     this.connecting ??= (async () => {
-      const c = new Redis(this.o.url, clientOptions(this.o, true));
+      const c = new Redis(this.o.url, clientOptions(this.o, true, this.connectionName));
       c.on('error', () => {});
       this.conn = c;
       return c;
@@ -328,12 +334,6 @@ class RedisInbox implements InboxReader {
       this.connecting = undefined;
     });
     return this.connecting;
-  }
-
-  /** The connection's client id (for tests that kill it: CLIENT KILL ID). */
-  async clientId(): Promise<number> {
-    const c = await this.client();
-    return Number(await c.client('ID'));
   }
 
   async read(after: string): Promise<InboxEvent[]> {

@@ -23,6 +23,11 @@ export class Feed<T> {
     }
   }
 
+  /** Marks everything seen so far as taken: next() then waits for what happens from now on. */
+  skip(): void {
+    for (let i = 0; i < this.seen.length; i++) this.taken.add(i);
+  }
+
   /** The first item not taken yet that matches, waiting for it within the budget. */
   next(what: string, pred: (x: T) => boolean = () => true, ms = EVENT_BUDGET_MS): Promise<T> {
     for (let i = 0; i < this.seen.length; i++) {
