@@ -4,8 +4,8 @@
  * reader (XREAD BLOCK 0, nothing else may run on it).
  *
  * Connections: commands time out after requestTimeoutMs (a reply that never comes is an
- * 'unreachable' reply, never a hang); a command in flight when the connection drops is not sent
- * again by the client (its outcome is unknown, the caller sees 'unreachable' and the step id); the
+ * 'unreachable' reply, never a hang); a command in flight when the connection drops fails at once
+ * and is not sent again (its outcome is unknown: the caller sees 'unreachable' and the step id); the
  * inbox connection does resend its XREAD after a reconnect, with the same last id: that is how it
  * resumes.
  */
@@ -141,6 +141,8 @@ export class RedisEngine implements Engine {
   private readonly inc: string;
   private readonly s: Scripted;
   private readonly readers = new Set<RedisInbox>();
+  /** Calls waiting for a reply: failed at once when the connection closes (the client would drop them silently). */
+  private readonly inFlight = new Set<(e: Error) => void>();
 
   private constructor(
     readonly client: Redis,
@@ -159,6 +161,11 @@ export class RedisEngine implements Engine {
     define('lsReap', REAP);
     define('lsEmpty', EMPTY);
     this.s = client as unknown as Scripted;
+    client.on('close', () => {
+      const err = new Error('the connection closed before the reply (the step may have applied)');
+      for (const fail of this.inFlight) fail(err);
+      this.inFlight.clear();
+    });
   }
 
   /** Connects (or rejects within requestTimeoutMs with an Error naming the URL). */
@@ -176,10 +183,19 @@ export class RedisEngine implements Engine {
   }
 
   private async call(script: keyof Scripted, ...args: (string | number)[]): Promise<Reply> {
+    let drop: (e: Error) => void = () => {};
+    const lost = new Promise<never>((_, reject) => {
+      drop = reject;
+    });
+    this.inFlight.add(drop);
+    const sent = this.s[script](this.inc, this.prefix, ...args);
+    sent.catch(() => {}); // when the connection's end answered first, the client's own timeout error goes nowhere
     try {
-      return await this.s[script](this.inc, this.prefix, ...args);
+      return await Promise.race([sent, lost]);
     } catch (e) {
       throw scriptError(e) ?? new Error(`locksmith store: ${this.o.shownUrl}: ${(e as Error).message}`);
+    } finally {
+      this.inFlight.delete(drop);
     }
   }
 
