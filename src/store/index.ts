@@ -119,7 +119,7 @@ import type { StoreOptions } from '../types.js';
 import type { LockStore, StoreHooks } from './types.js';
 
 export type * from './types.js';
-export { MemoryEngine, LOG_MAX, ProgrammingError } from './memory.js';
+export { MemoryEngine, LOG_MAX, ProgrammingError, type EngineSnapshot } from './memory.js';
 export { RedisEngine } from './redis.js';
 export { NodeStore, type StoreStats } from './node-store.js';
 export { resolveOptions, showUrl, type Tuning } from './options.js';

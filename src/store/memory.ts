@@ -55,6 +55,24 @@ interface Box {
 const sk = (node: string, epoch: number) => `${node}|${epoch}`;
 
 /** A step that contradicts the state at the version it names: the caller's bug, never a reply. */
+/** An engine's whole state (MemoryEngine.snapshot; the property test reads the same from Redis keys). */
+export interface EngineSnapshot {
+  files: Record<string, FileState>;
+  /** "node|epoch" → files where that session has records. */
+  sessionFiles: Record<string, string[]>;
+  /** owner → "file\nwaiter" → the waiter's session and targets. */
+  edges: Record<string, Record<string, { node: string; epoch: number; hard: string[]; soft: string[] }>>;
+  /** file → waiter → owner. */
+  edgeOwners: Record<string, Record<string, string>>;
+  /** node → its inbox entries (ids left out), for non-empty inboxes. */
+  inboxes: Record<string, Omit<InboxEvent, 'id'>[]>;
+  /** node → live session epoch. */
+  live: Record<string, number>;
+  /** "node|epoch" of every registered session. */
+  registry: string[];
+  grace: boolean;
+}
+
 export class ProgrammingError extends Error {
   override name = 'ProgrammingError';
 }
@@ -160,7 +178,7 @@ export class MemoryEngine implements Engine {
     this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs });
     const b = this.box(node);
     b.entries = [];
-    const inboxFrom = this.append(node, { file: '', version: 0, from: node, epoch, requestId: '', kind: 'open', data: '' });
+    const inboxFrom = this.append(node, { file: '', version: 0, from: '', epoch, requestId: '', kind: 'open', data: '' });
     return { node, epoch, incarnation: this.inc, inboxFrom, graceMs: this.graceLeft(), created };
   }
 
@@ -206,13 +224,24 @@ export class MemoryEngine implements Engine {
     return [...this.fileMap.keys()].sort();
   }
 
-  /** The whole state, for the property test's comparison. */
-  snapshot(): { files: Map<string, FileState>; sessionFiles: Map<string, string[]>; edges: Map<string, Map<string, Edge>> } {
-    const files = new Map<string, FileState>();
-    for (const [k, f] of this.fileMap) files.set(k, this.stateOf(f));
-    const sessionFiles = new Map<string, string[]>();
-    for (const [k, s] of this.sessFiles) if (s.size > 0) sessionFiles.set(k, [...s].sort());
-    return { files, sessionFiles, edges: this.graph };
+  /** The whole state, in plain objects (the property test compares it with the Redis engine's keys). */
+  snapshot(): EngineSnapshot {
+    const files: EngineSnapshot['files'] = {};
+    for (const [k, f] of this.fileMap) files[k] = this.stateOf(f);
+    const sessionFiles: EngineSnapshot['sessionFiles'] = {};
+    for (const [k, s] of this.sessFiles) if (s.size > 0) sessionFiles[k] = [...s].sort();
+    const edges: EngineSnapshot['edges'] = {};
+    for (const [owner, g] of this.graph) {
+      edges[owner] = {};
+      for (const [k, e] of g) edges[owner][k] = { node: e.node, epoch: e.epoch, hard: [...e.hard], soft: [...e.soft] };
+    }
+    const edgeOwners: EngineSnapshot['edgeOwners'] = {};
+    for (const [k, f] of this.fileMap) if (f.edgeOwner.size > 0) edgeOwners[k] = Object.fromEntries(f.edgeOwner);
+    const inboxes: EngineSnapshot['inboxes'] = {};
+    for (const [node, b] of this.boxes) if (b.entries.length > 0) inboxes[node] = b.entries.map(({ id: _, ...e }) => e);
+    const live: EngineSnapshot['live'] = {};
+    for (const [node, l] of this.live) if (l.expiresAt > this.now()) live[node] = l.epoch;
+    return { files, sessionFiles, edges, edgeOwners, inboxes, live, registry: [...this.registry.keys()].sort(), grace: this.graceLeft() > 0 };
   }
 
   private stale(f: MemFile | undefined, base: number): CommitReply {

@@ -4,7 +4,7 @@
  * reaches back), records of dead sessions, grants in a grace period, notifications, the
  * session → files index and the reaper, and the end of a file's keys.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { LOG_MAX, ProgrammingError, type CommitReply, type StoreRecord } from '../../src/store/index.js';
 import { cluster, type Kind } from './fixture.js';
 import { RedisServer } from './redis-server.js';
@@ -15,7 +15,7 @@ t.before(async () => {
 });
 t.teardown(() => server?.stop());
 
-function ok(t: Tap.Test, r: CommitReply, what: string): number {
+function ok(t: Test, r: CommitReply, what: string): number {
   t.equal(r.ok, true, `${what}: accepted (${JSON.stringify(r)})`);
   return r.ok ? r.version : -1;
 }
