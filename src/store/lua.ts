@@ -318,7 +318,7 @@ if g < 0 then g = 0 end
 return {inc, epoch, from, g, created}
 `;
 
-/** RENEW: ARGV P, inc, node, epoch, ttlMs, inbox id read up to ('' for none). Never brings back a session that is gone. */
+/** RENEW: ARGV P, inc, node, epoch, ttlMs, inbox id read up to ('' for none). Never brings back a session that is gone; tells whether some session awaits the reaper. */
 export const RENEW = `${PRELUDE}
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then return {'reset'} end
 local node, epoch = ARGV[3], ARGV[4]
@@ -329,7 +329,9 @@ redis.call('ZADD', P .. 'sessions', str(nowMs() + tonumber(ARGV[5])), node .. '|
 if ARGV[6] ~= '' then redis.call('XTRIM', P .. 'in:' .. node, 'MINID', ARGV[6]) end
 local g = redis.call('PTTL', P .. 'grace')
 if g < 0 then g = 0 end
-return {'ok', g}
+-- A registered session past its deadline (or ended: score 0) is the reaper's: say so, for free.
+local due = #redis.call('ZRANGEBYSCORE', P .. 'sessions', '-inf', str(nowMs()), 'LIMIT', '0', '1')
+return {'ok', g, due}
 `;
 
 /** END: ARGV P, inc, node, epoch. The session ends now; its remaining records are the reaper's. */

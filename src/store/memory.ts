@@ -197,7 +197,9 @@ export class MemoryEngine implements Engine {
       const b = this.box(s.node);
       b.entries = b.entries.filter((e) => Number(e.id) >= Number(inboxAck));
     }
-    return { kind: 'ok', graceMs: this.graceLeft() };
+    let reap = false;
+    for (const x of this.registry.values()) if (x.deadline <= now) reap = true;
+    return { kind: 'ok', graceMs: this.graceLeft(), reap };
   }
 
   async endSession(s: SessionRef): Promise<void> {

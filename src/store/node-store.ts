@@ -190,6 +190,13 @@ export class NodeStore implements LockStore {
     if (r?.kind === 'ok') {
       this.confirm(sent);
       if (r.graceMs === 0 && this.graceUntil > this.now()) this.setGrace(0);
+      if (r.reap) {
+        try {
+          this.hooks.onReapDue?.();
+        } catch (err) {
+          this.hooks.onError?.(err as Error);
+        }
+      }
     }
     this.scheduleRenew(sent);
   }

@@ -210,8 +210,8 @@ export class RedisEngine implements Engine {
   }
 
   async renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed> {
-    const [kind, grace] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
-    if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace) };
+    const [kind, grace, due] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
+    if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace), reap: due === 1 };
     return { kind: kind === 'reset' ? 'reset' : 'expired' };
   }
 

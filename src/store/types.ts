@@ -193,6 +193,11 @@ export interface StoreHooks {
   /** Inbox events for this node's current session, in stream order. */
   onEvents?: (events: readonly InboxEvent[]) => void;
   onSession?: (e: SessionEvent) => void;
+  /**
+   * A renewal found a session past its deadline (or ended) that still has records: run reap()
+   * and commit what it returns. Told by the renewal itself: no extra engine command.
+   */
+  onReapDue?: () => void;
   /** An error the store could not attribute to a call (inbox read, renewal); informational. */
   onError?: (err: Error) => void;
 }
@@ -236,7 +241,11 @@ export interface Opened extends SessionRef {
   readonly created: boolean;
 }
 
-export type Renewed = { readonly kind: 'ok'; readonly graceMs: number } | { readonly kind: 'expired' } | { readonly kind: 'reset' };
+export type Renewed =
+  /** `reap`: some registered session is past its deadline or ended: reap() has work. */
+  | { readonly kind: 'ok'; readonly graceMs: number; readonly reap: boolean }
+  | { readonly kind: 'expired' }
+  | { readonly kind: 'reset' };
 
 export interface InboxReader {
   /** The entries after `after`, waiting for at least one; [] when interrupted (restart, reconnect). */

@@ -50,6 +50,8 @@ export interface Node {
   store: NodeStore;
   events: Feed<InboxEvent>;
   session: Feed<SessionEvent>;
+  /** One entry per renewal that said reap() has work. */
+  reapDue: Feed<number>;
   errors: Error[];
 }
 
@@ -74,7 +76,9 @@ export async function cluster(kind: Kind, names: string[], server: RedisServer |
     const events = new Feed<InboxEvent>();
     const session = new Feed<SessionEvent>();
     const errors: Error[] = [];
-    const hooks = { onEvents: (es: readonly InboxEvent[]) => {
+    const reapDue = new Feed<number>();
+    const hooks = {
+      onReapDue: () => reapDue.push(reapDue.seen.length), onEvents: (es: readonly InboxEvent[]) => {
         for (const e of es) events.push(e);
       }, onSession: (e: SessionEvent) => session.push(e), onError: (e: Error) => errors.push(e) };
     const tt = { graceMs: 0, ...tuning, ...tu };
@@ -82,7 +86,7 @@ export async function cluster(kind: Kind, names: string[], server: RedisServer |
       kind === 'memory'
         ? await memoryStore(hooks, { engine: memory!, node: name, sessionTtlMs: tt.sessionTtlMs ?? 60_000, ...tt })
         : await openStore({ url: server!.url, namespace, node: name, sessionTtlMs: tt.sessionTtlMs ?? 60_000, requestTimeoutMs: 10_000 }, hooks, tt);
-    const n = { name, store, events, session, errors };
+    const n = { name, store, events, session, reapDue, errors };
     nodes.push(n);
     return n;
   };

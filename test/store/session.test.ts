@@ -80,10 +80,11 @@ t.test('renewals stop: fenced before the engine lets go, refused by the engine, 
 
 t.test('a renewing session outlives its TTL; a closed one goes to the reaper at once', async (t) => {
   const ttl = 1_500;
-  const c = await cluster('redis', ['b'], server);
+  const c = await cluster('redis', [], server);
   t.teardown(() => c.close());
   const a = await c.add('a', { sessionTtlMs: ttl });
-  const b = c.nodes[0]!.store;
+  const nb = await c.add('b', { sessionTtlMs: ttl });
+  const b = nb.store;
   const sessionKey = `{${c.namespace}}:s:a`;
   const ke = await keyEvents(server);
   t.teardown(ke.close);
@@ -99,7 +100,9 @@ t.test('a renewing session outlives its TTL; a closed one goes to the reaper at 
   t.same(kinds(a.session.seen), [], 'never fenced');
   t.ok(a.store.stats().renewals >= 8);
   const epoch = a.store.session().epoch;
+  t.same(nb.reapDue.seen, [], 'no renewal of b said there was anything to reap');
   await a.store.close();
+  await nb.reapDue.next("b's next renewal to say reap() has work");
   t.same(
     (await b.reap()).dead.map((d) => [d.node, d.epoch, d.files.map((f) => f.records.map((x) => x.id))]),
     [['a', epoch, [['a1']]]],
