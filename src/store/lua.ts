@@ -168,15 +168,18 @@ local function apply(F, base, step, node, removes, removed, puts, edges)
     end
   end
   local vs = str(redis.call('INCR', P .. 'clock'))
-  if redis.call('HLEN', F.r) == 0 then
+  -- Only removes can empty a file (or a step that puts nothing on a file that had nothing).
+  if (#removes > 0 or #puts == 0) and redis.call('HLEN', F.r) == 0 then
     redis.call('DEL', F.r, F.m, F.l, F.e)
     redis.call('SREM', P .. 'files', F.file)
     return '0'
   end
   redis.call('HSET', F.m, 'v', vs)
-  redis.call('SADD', P .. 'files', F.file)
-  redis.call('RPUSH', F.l, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut}))
-  redis.call('LTRIM', F.l, -${LOG_MAX}, -1)
+  -- A file is in 'files' exactly while it has a version: it joins when its first step applies.
+  if base == '0' then redis.call('SADD', P .. 'files', F.file) end
+  if redis.call('RPUSH', F.l, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut})) > ${LOG_MAX} then
+    redis.call('LTRIM', F.l, -${LOG_MAX}, -1)
+  end
   return vs
 end
 `;
