@@ -29,9 +29,9 @@
  * | P clock                | string | the counter of versions and epochs                                 |
  * | P grace                | string | exists (PX graceMs) while the incarnation's grace period runs      |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
- * | P sessions             | zset   | "node\|epoch" → deadline ms; every session until reaped dead+empty |
+ * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
  * | P sf:<node>\|<epoch>   | set    | files where that session has records (the reaper's index)          |
- * | P files                | set    | files that have records (listings)                                 |
+ * | P files                | set    | files that have records, i.e. a version (listings)                 |
  * | P r:<file>             | hash   | record id → `seq\|h or w\|node\|epoch\|requestId\|data`            |
  * | P m:<file>             | hash   | v (version), q (last seq), c:<node>\|<epoch> (records per session) |
  * | P l:<file>             | list   | the last LOG_MAX changes: `base\|version\|[step,node,removed,puts]`|
@@ -40,6 +40,9 @@
  * | P in:<node>            | stream | the node's inbox: f v n e r k d = file, version, from, epoch, request, kind, data |
  * Node names and namespaces are restricted ([A-Za-z0-9._-], namespace also ':') so keys and the
  * `|`-separated fields read back without escaping; file names and ids are free (they end keys).
+ * Scripts build key names from the prefix instead of declaring each in KEYS: on Redis Cluster
+ * that is accepted because every key is in the slot of KEYS[1] (the hash tag); a proxy that
+ * routes by declared keys only would need them declared.
  *
  * ## One commit (the COMMIT script; MemoryEngine.commitSync takes the same decisions in order)
  * 1. `inc` is the caller's incarnation, else 'reset'.
@@ -80,10 +83,21 @@
  *   session's records and the file's version. It changes nothing but its own bookkeeping: the
  *   caller decides the removal and the wake-ups with the core and commits them as a normal step
  *   (stale for all but one of concurrent reapers, who then see the records gone: idempotent).
+ *   When to run it costs nothing extra: each renewal's reply says whether some registered
+ *   session is past its deadline or ended (onReapDue). A dead session leaves `sessions` with its
+ *   last record, so the hint stops once its records are gone.
+ * - Invariants: (1) a session, once dead, never lives again; (2) no step writes a record of a
+ *   session that is not alive (step 5), so a reaped record is never granted to again; (3) a file
+ *   is in sf:<session> exactly while that session has a record in it, and that entry is written
+ *   in the step that writes the record; (4) every wait-for edge belongs to a waiting record that
+ *   exists, and a dead session's edges are ignored by the cycle walk; (5) a node that is not
+ *   fenced has a live session.
  *
  * ## Inbox
  * `in:<node>`, read with XREAD BLOCK 0 on a dedicated connection from the last id; after a
  * dropped connection the client sends the same XREAD again, so events written meanwhile arrive.
+ * Read entries are trimmed by the next renewal (XTRIM MINID), never by length: an event is never
+ * dropped while its node's session lives. A new session restarts the reader from its marker.
  * Events carry the target session's epoch; the reader drops other epochs' events. No polling:
  * a blocked waiter costs no engine command beyond the session renewal.
  *
@@ -94,14 +108,25 @@
  * the new incarnation and, if it was not fenced at that moment, emits 'reset': the actors then
  * re-assert (reassert(): no version check, grace only) what they held. A node that was fenced
  * re-asserts nothing ('lost'). The engine cannot tell a first start from a loss, so a brand-new
- * namespace also starts with a grace period.
+ * namespace also starts with a grace period (graceMs; 0 is only safe where no node can hold
+ * anything the engine forgot: a node alone, tests). Versions and epochs restart from the engine's
+ * time, so they keep growing across the loss.
+ *
+ * ## Failures
+ * Every call has a reply within requestTimeoutMs: a command whose connection closes fails at once
+ * ('unreachable'; the step may have applied: its id shows in the next stale reply, and a version
+ * check never applies a step twice); openStore() rejects with an Error naming the URL (password
+ * hidden); a malformed option is a TypeError naming it. A step that contradicts the state at the
+ * version it names (absent record removed, owner changed, edges of a non-waiter) is a
+ * ProgrammingError: the caller's bug, never a reply.
  *
  * ## What the actors must do (integration)
  * - Decide on the cached state at version v; commit with base v. On 'stale': apply `missed` (or
  *   replace with `records`), decide again. On 'unreachable': the step may have applied; the next
  *   stale reply shows its step id if it did.
  * - On 'dead': treat those sessions' records as gone (decide their removal with the core).
- * - Run the reaper (any node, e.g. every TTL) and commit each file's removal and wake-ups.
+ * - On onReapDue (any node; concurrent reapers are harmless): reap(), then for each file decide
+ *   the dead records' removal and the wake-ups with the core and commit them.
  * - Put notifications for every waiter on another node that the step grants or fails; act on
  *   this node's inbox events by refreshing the file and answering the named request.
  * - On 'fenced': answer nothing from cached state (checkIo and new requests fail with the family's
@@ -113,15 +138,15 @@
  */
 import { MemoryEngine } from './memory.js';
 import { NodeStore } from './node-store.js';
-import { resolveOptions, resolveTuning, defaultNode, type Tuning, DEFAULT_REQUEST_TIMEOUT_MS } from './options.js';
+import { resolveOptions, resolveTuning, defaultNode, type Tuning } from './options.js';
 import { RedisEngine } from './redis.js';
 import type { StoreOptions } from '../types.js';
-import type { LockStore, StoreHooks } from './types.js';
+import type { StoreHooks } from './types.js';
 
 export type * from './types.js';
 export { MemoryEngine, LOG_MAX, ProgrammingError, type EngineSnapshot } from './memory.js';
 export { RedisEngine } from './redis.js';
-export { NodeStore, type StoreStats } from './node-store.js';
+export { NodeStore } from './node-store.js';
 export { resolveOptions, showUrl, type Tuning } from './options.js';
 
 /**
@@ -167,9 +192,3 @@ export async function memoryStore(
   const t = resolveTuning(sessionTtlMs, { graceMs: alone ? 0 : undefined, ...o });
   return NodeStore.start(o.engine ?? new MemoryEngine(), { node: o.node ?? defaultNode(), sessionTtlMs, ...t }, hooks, 'memory', alone);
 }
-
-export function isLockStore(x: unknown): x is LockStore {
-  return x instanceof NodeStore;
-}
-
-export { DEFAULT_REQUEST_TIMEOUT_MS };

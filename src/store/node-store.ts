@@ -23,6 +23,7 @@ import type {
   SessionRef,
   Step,
   StoreHooks,
+  StoreStats,
 } from './types.js';
 
 export interface NodeStoreOptions {
@@ -33,20 +34,6 @@ export interface NodeStoreOptions {
   graceMs: number;
   /** The node's monotonic clock in ms (default performance.now). */
   now?: () => number;
-}
-
-export interface StoreStats {
-  /** Engine calls made by this node (commits, loads, renewals, reassertions, reaps). */
-  roundTrips: number;
-  commits: number;
-  /** Commits refused as stale (another node changed the file first): retries after a concurrent change. */
-  stale: number;
-  /** Commits refused before reaching the engine because the node was fenced. */
-  fencedLocally: number;
-  renewals: number;
-  failedRenewals: number;
-  /** Sessions opened (1 + replacements). */
-  sessions: number;
 }
 
 export class NodeStore implements LockStore {

@@ -202,12 +202,28 @@ export interface StoreHooks {
   onError?: (err: Error) => void;
 }
 
+/** The engine's side of stats(): round trips, retries after a concurrent change, session state. */
+export interface StoreStats {
+  /** Engine calls made by this node (commits, loads, renewals, re-assertions, reaps, queries). */
+  roundTrips: number;
+  commits: number;
+  /** Commits refused as stale (another node changed the file first): retries after a concurrent change. */
+  stale: number;
+  /** Commits refused before reaching the engine because the node was fenced. */
+  fencedLocally: number;
+  renewals: number;
+  failedRenewals: number;
+  /** Sessions opened (1 + replacements after a loss or reset). */
+  sessions: number;
+}
+
 /** What the per-file actors stand on. Every lock rule stays in src/core/: the store never decides. */
 export interface LockStore {
   readonly kind: 'memory' | 'redis';
   readonly node: string;
   /** This node's session: its epoch (0 while none is open), whether it is fenced, in grace. */
   session(): { readonly epoch: number; readonly fenced: boolean; readonly grace: boolean; readonly incarnation: string };
+  stats(): StoreStats;
   /** A record or step id unique in the lock space: node, session and a counter. */
   newId(): string;
   /** The file's state (one round trip, atomic). */

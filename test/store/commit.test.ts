@@ -5,7 +5,7 @@
  * session → files index and the reaper, and the end of a file's keys.
  */
 import t, { type Test } from 'tap';
-import { LOG_MAX, ProgrammingError, type CommitReply, type StoreRecord } from '../../src/store/index.js';
+import { LOG_MAX, memoryStore, ProgrammingError, type CommitReply, type StoreRecord } from '../../src/store/index.js';
 import { cluster, type Kind } from './fixture.js';
 import { RedisServer } from './redis-server.js';
 
@@ -234,3 +234,14 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     t.equal(await b!.closesCycle('b:1', ['a:1'], true), false, "a's edges died with its session");
   });
 }
+
+t.test('a node alone: memoryStore() needs nothing, starts without a grace period, never fences', async (t) => {
+  const s = await memoryStore();
+  t.teardown(() => s.close());
+  t.equal(s.kind, 'memory');
+  t.match(s.session(), { fenced: false, grace: false });
+  const r = await s.commit({ file: '/alone', base: 0, put: [lock('l1')] });
+  t.equal(r.ok, true, 'a grant at once');
+  t.same(await s.files(), ['/alone']);
+  t.match(s.stats(), { commits: 1, stale: 0, sessions: 1 });
+});
