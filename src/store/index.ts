@@ -1,0 +1,194 @@
+/**
+ * # The store: one lock space across nodes, on an engine that decides nothing
+ *
+ * A per-file actor decides every lock with src/core/ on its cached copy of the file's records
+ * (version v) and commits the outcome as one Step. The store makes that step atomic and tells
+ * the actor what it missed when its copy was stale. It never decides a lock: the only checks it
+ * makes are session liveness, versions, record ownership, the grace period and the wait-for cycle
+ * walk. Two engines, one semantics: `memory` (MemoryEngine: a node alone, and the reference model
+ * of the property test) and `redis` (RedisEngine: the scripts in ./lua.ts, one EVALSHA per step).
+ *
+ * ## Words
+ * - record: a granted lock ('held') or a blocked request ('waiting') of one file. Opaque `data`
+ *   (the core's), plus what the engine needs: id (unique in the file), node, epoch (the node's
+ *   session it belongs to), requestId (waiters), seq (file order, engine-assigned).
+ * - version: a file's number; it changes with every step. Versions come from one counter per
+ *   namespace (`clock`, seeded from the engine's time in µs when an incarnation starts), so a
+ *   version is never reused, even after a file's keys are deleted (a file with no records has
+ *   version 0 and no keys): a cached copy can never be mistaken for a newer state of the same number.
+ *   The version is also the fence number hooks may hand out: it grows with every grant on the file.
+ * - session: (node, epoch). epoch comes from the same counter. A session is alive while its key
+ *   holds its epoch; once dead it never comes back (renewal refuses, epochs never repeat).
+ * - incarnation: a random id the engine's data is created with. Missing or different = the engine
+ *   lost its data (restart without persistence, failover to an empty replica).
+ *
+ * ## Key layout (Redis; P = `{ns}:`, one hash tag: every script touches one Cluster slot)
+ * | key                    | type   | holds                                                              |
+ * |------------------------|--------|--------------------------------------------------------------------|
+ * | P inc                  | string | the incarnation id (KEYS[1] of every script)                       |
+ * | P clock                | string | the counter of versions and epochs                                 |
+ * | P grace                | string | exists (PX graceMs) while the incarnation's grace period runs      |
+ * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
+ * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
+ * | P sf:<node>\|<epoch>   | set    | files where that session has records (the reaper's index)          |
+ * | P files                | set    | files that have records, i.e. a version (listings)                 |
+ * | P r:<file>             | hash   | record id → `seq\|h or w\|node\|epoch\|requestId\|data`            |
+ * | P m:<file>             | hash   | v (version), q (last seq), c:<node>\|<epoch> (records per session) |
+ * | P l:<file>             | list   | the last LOG_MAX changes: `base\|version\|[step,node,removed,puts]`|
+ * | P e:<file>             | hash   | waiter id → its owner (which edges to drop with the record)        |
+ * | P w:<owner>            | hash   | "file\nwaiter" → `node\|epoch\|[hard, soft]`: wait-for edges       |
+ * | P in:<node>            | stream | the node's inbox: f v n e r k d = file, version, from, epoch, request, kind, data |
+ * Node names and namespaces are restricted ([A-Za-z0-9._-], namespace also ':') so keys and the
+ * `|`-separated fields read back without escaping; file names and ids are free (they end keys).
+ * Scripts build key names from the prefix instead of declaring each in KEYS: on Redis Cluster
+ * that is accepted because every key is in the slot of KEYS[1] (the hash tag); a proxy that
+ * routes by declared keys only would need them declared.
+ *
+ * ## One commit (the COMMIT script; MemoryEngine.commitSync takes the same decisions in order)
+ * 1. `inc` is the caller's incarnation, else 'reset'.
+ * 2. `s:<node>` holds the caller's epoch, else 'fenced'.
+ * 3. the file's version is `base`, else 'stale' with the changes since base from `l:<file>` (when
+ *    an entry's base is the caller's), or the whole record set (the log no longer reaches back).
+ * 4. the step fits the state (removed ids exist; a put of an existing id keeps its node and epoch;
+ *    edges name waiters): else an error, the caller's bug.
+ * 5. every put record's session is alive, else 'dead' with those sessions: a record of a dead
+ *    session can be removed, never written, so nothing is granted to a dead node, ever.
+ * 6. `grants` and the grace key exists: 'grace'.
+ * 7. each checked edge: a DFS over the hard edges of live sessions (with this step's own edge
+ *    changes laid over) from its targets; reaching its owner = 'deadlock' (EDEADLK, exact).
+ * 8. apply: removes (each decrements its session's count in m:<file>; at 0 the file leaves
+ *    sf:<session>, and a dead session with no file left leaves `sessions`), puts (a new record
+ *    increments its session's count, and the first one adds the file to sf:<session> in the same
+ *    script: the reaper's index exists before the grant it must undo), edges (a waiter's edges go
+ *    with it when it is removed or granted), version = INCR clock, the log entry; a file left
+ *    without records loses its keys. Then one XADD per notified waiter on another node whose
+ *    session is alive. All or nothing: a script either returns before its first write or runs to
+ *    its end.
+ *
+ * ## Sessions and fencing (NodeStore, ./node-store.ts)
+ * - Opening sets `s:<node>` to a new epoch with PX sessionTtlMs (a previous session of the same
+ *   node dies at once), registers it in `sessions`, and empties the node's inbox behind a marker
+ *   the reader starts after. Renewal (every renewEveryMs, default TTL/4) resets the PX only while
+ *   the key still holds the epoch; it also trims the inbox up to what was read.
+ * - The node is fenced from fenceAfterMs (default 3/4 TTL) after the newest *confirmed* renewal
+ *   was *sent*, on its monotonic clock. The engine received that renewal after it was sent, so
+ *   its key lives until at least sent + TTL (engine clock); fenceAfter < TTL leaves the margin for
+ *   clock rate differences and for the time between a check and the act it guards. Invariant: a
+ *   node that is not fenced holds a session the engine still has; everything it holds is its own.
+ *   A fenced node commits nothing (refused locally), and the engine refuses it too (step 2).
+ * - A later confirmed renewal of the same session unfences ('unfenced': nothing was lost: a live
+ *   session's records are never reaped). A renewal or commit that finds the session gone opens a
+ *   new one ('lost': every record of the old epoch counts as lost for good).
+ * - The reaper (reap(), any node, any number at once) lists dead sessions with, per file, that
+ *   session's records and the file's version. It changes nothing but its own bookkeeping: the
+ *   caller decides the removal and the wake-ups with the core and commits them as a normal step
+ *   (stale for all but one of concurrent reapers, who then see the records gone: idempotent).
+ *   When to run it costs nothing extra: each renewal's reply says whether some registered
+ *   session is past its deadline or ended (onReapDue). A dead session leaves `sessions` with its
+ *   last record, so the hint stops once its records are gone.
+ * - Invariants: (1) a session, once dead, never lives again; (2) no step writes a record of a
+ *   session that is not alive (step 5), so a reaped record is never granted to again; (3) a file
+ *   is in sf:<session> exactly while that session has a record in it, and that entry is written
+ *   in the step that writes the record; (4) every wait-for edge belongs to a waiting record that
+ *   exists, and a dead session's edges are ignored by the cycle walk; (5) a node that is not
+ *   fenced has a live session.
+ *
+ * ## Inbox
+ * `in:<node>`, read with XREAD BLOCK 0 on a dedicated connection from the last id; after a
+ * dropped connection the client sends the same XREAD again, so events written meanwhile arrive.
+ * Read entries are trimmed by the next renewal (XTRIM MINID), never by length: an event is never
+ * dropped while its node's session lives. A new session restarts the reader from its marker.
+ * Events carry the target session's epoch; the reader drops other epochs' events. No polling:
+ * a blocked waiter costs no engine command beyond the session renewal.
+ *
+ * ## Engine loss and grace
+ * The first OPEN that finds no `inc` creates the incarnation and `grace` (PX graceMs, default
+ * TTL): until it expires no step with `grants` is accepted, only releases, waiters and
+ * re-assertions. A node learns of the loss from a renewal or commit ('reset'), opens a session in
+ * the new incarnation and, if it was not fenced at that moment, emits 'reset': the actors then
+ * re-assert (reassert(): no version check, grace only) what they held. A node that was fenced
+ * re-asserts nothing ('lost'). The engine cannot tell a first start from a loss, so a brand-new
+ * namespace also starts with a grace period (graceMs; 0 is only safe where no node can hold
+ * anything the engine forgot: a node alone, tests). Versions and epochs restart from the engine's
+ * time, so they keep growing across the loss.
+ *
+ * ## Failures
+ * Every call has a reply within requestTimeoutMs: a command whose connection closes fails at once
+ * ('unreachable'; the step may have applied: its id shows in the next stale reply, and a version
+ * check never applies a step twice); openStore() rejects with an Error naming the URL (password
+ * hidden); a malformed option is a TypeError naming it. A step that contradicts the state at the
+ * version it names (absent record removed, owner changed, edges of a non-waiter) is a
+ * ProgrammingError: the caller's bug, never a reply.
+ *
+ * ## What the actors must do (integration)
+ * - Decide on the cached state at version v; commit with base v. On 'stale': apply `missed` (or
+ *   replace with `records`), decide again. On 'unreachable': the step may have applied; the next
+ *   stale reply shows its step id if it did.
+ * - On 'dead': treat those sessions' records as gone (decide their removal with the core).
+ * - On onReapDue (any node; concurrent reapers are harmless): reap(), then for each file decide
+ *   the dead records' removal and the wake-ups with the core and commit them.
+ * - Put notifications for every waiter on another node that the step grants or fails; act on
+ *   this node's inbox events by refreshing the file and answering the named request.
+ * - On 'fenced': answer nothing from cached state (checkIo and new requests fail with the family's
+ *   generic code) until 'unfenced'; on 'lost': the old epoch's locks are lost (checkIo 33, EIO
+ *   through the mount); on 'reset': re-assert within graceMs; on 'grace-ended': run the wake-up
+ *   pass of files whose grants were refused with 'grace'.
+ * - Qualify POSIX owners with the node in edge owner keys; send `check: true` where LockTable
+ *   calls closesCycle on an added edge, and use closesCycle() for LockTable.waitsFor's question.
+ */
+import { MemoryEngine } from './memory.js';
+import { NodeStore } from './node-store.js';
+import { resolveOptions, resolveTuning, defaultNode, type Tuning } from './options.js';
+import { RedisEngine } from './redis.js';
+import type { StoreOptions } from '../types.js';
+import type { StoreHooks } from './types.js';
+
+export type * from './types.js';
+export { MemoryEngine, LOG_MAX, ProgrammingError, type EngineSnapshot } from './memory.js';
+export { RedisEngine } from './redis.js';
+export { NodeStore } from './node-store.js';
+export { resolveOptions, showUrl, type Tuning } from './options.js';
+
+/**
+ * A Redis-backed store for this node: connects, opens the session and starts reading the inbox.
+ * Rejects within requestTimeoutMs with an Error naming the URL when the engine cannot be reached
+ * or the URL is malformed (a TypeError names a malformed option).
+ */
+export async function openStore(options: string | StoreOptions, hooks: StoreHooks = {}, tuning: Partial<Tuning> = {}): Promise<NodeStore> {
+  const o = resolveOptions(options, tuning);
+  const started = performance.now();
+  const engine = await RedisEngine.connect(o);
+  const opening = NodeStore.start(engine, o, hooks, 'redis', true);
+  const left = Math.max(1, o.requestTimeoutMs - (performance.now() - started));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      opening,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`locksmith store: ${o.shownUrl} did not open a session within ${o.requestTimeoutMs} ms`)), left);
+      }),
+    ]);
+  } catch (e) {
+    void opening.then(
+      (s) => s.close(),
+      () => engine.shutdown(),
+    );
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * An in-process store: a node alone (the default: its own engine, sessions that do not expire
+ * while the process lives, no grace period), or a logical node over a shared MemoryEngine.
+ */
+export async function memoryStore(
+  hooks: StoreHooks = {},
+  o: { engine?: MemoryEngine; node?: string; sessionTtlMs?: number } & Partial<Tuning> = {},
+): Promise<NodeStore> {
+  const alone = o.engine === undefined;
+  const sessionTtlMs = o.sessionTtlMs ?? 2 ** 31 - 1;
+  const t = resolveTuning(sessionTtlMs, { graceMs: alone ? 0 : undefined, ...o });
+  return NodeStore.start(o.engine ?? new MemoryEngine(), { node: o.node ?? defaultNode(), sessionTtlMs, ...t }, hooks, 'memory', alone);
+}

@@ -1,0 +1,538 @@
+/**
+ * The in-process engine: what a node alone stands on, and the reference semantics of every engine
+ * (the property test runs the Redis engine against it, step for step). Its data structures follow
+ * the Redis key layout one for one (see ./index.ts), and each operation takes the same decisions
+ * in the same order as the matching script in ./lua.ts.
+ */
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { bySeq } from './step.js';
+import type {
+  Change,
+  CommitReply,
+  DeadSession,
+  EdgeInput,
+  Engine,
+  EngineStep,
+  FileState,
+  InboxEvent,
+  InboxReader,
+  Opened,
+  ReapReply,
+  ReassertReply,
+  Renewed,
+  SessionRef,
+  StoreRecord,
+} from './types.js';
+
+/** How many changes a file's log keeps (a caller further behind gets the full record set). */
+export const LOG_MAX = 64;
+
+interface MemFile {
+  version: number;
+  seq: number;
+  records: Map<string, StoreRecord>;
+  log: Change[];
+  /** Records per session ("node|epoch"): the session → files index is kept from these counts. */
+  counts: Map<string, number>;
+  /** waiter id → its owner (the edges of this file's waiters). */
+  edgeOwner: Map<string, string>;
+}
+
+interface Edge {
+  node: string;
+  epoch: number;
+  hard: readonly string[];
+  soft: readonly string[];
+}
+
+interface Box {
+  entries: InboxEvent[];
+  next: number;
+  wake: Set<() => void>;
+}
+
+const sk = (node: string, epoch: number) => `${node}|${epoch}`;
+
+/** A step that contradicts the state at the version it names: the caller's bug, never a reply. */
+/** An engine's whole state (MemoryEngine.snapshot; the property test reads the same from Redis keys). */
+export interface EngineSnapshot {
+  files: Record<string, FileState>;
+  /** "node|epoch" → files where that session has records. */
+  sessionFiles: Record<string, string[]>;
+  /** owner → "file\nwaiter" → the waiter's session and targets. */
+  edges: Record<string, Record<string, { node: string; epoch: number; hard: string[]; soft: string[] }>>;
+  /** file → waiter → owner. */
+  edgeOwners: Record<string, Record<string, string>>;
+  /** node → its inbox entries (ids left out), for non-empty inboxes. */
+  inboxes: Record<string, Omit<InboxEvent, 'id'>[]>;
+  /** node → live session epoch. */
+  live: Record<string, number>;
+  /** "node|epoch" of every registered session. */
+  registry: string[];
+  grace: boolean;
+}
+
+export class ProgrammingError extends Error {
+  override name = 'ProgrammingError';
+}
+
+export interface MemoryEngineOptions {
+  /** The engine's clock in ms (sessions and grace expire on it); default performance.now. */
+  now?: () => number;
+}
+
+export class MemoryEngine implements Engine {
+  readonly name = 'memory';
+  private readonly now: () => number;
+  private inc: string | undefined;
+  private clock = 0;
+  private graceUntil = -Infinity;
+  /** node → its session key: epoch and expiry. */
+  private readonly live = new Map<string, { epoch: number; expiresAt: number }>();
+  /** "node|epoch" → deadline: every session until the reaper has seen it dead and empty. */
+  private readonly registry = new Map<string, { node: string; epoch: number; deadline: number }>();
+  private readonly sessFiles = new Map<string, Set<string>>();
+  private readonly fileMap = new Map<string, MemFile>();
+  /** owner → "file\nwaiter" → edges. */
+  private readonly graph = new Map<string, Map<string, Edge>>();
+  private readonly boxes = new Map<string, Box>();
+  private boxSeq = 0;
+
+  constructor(o: MemoryEngineOptions = {}) {
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  // ---- test hooks: what a crash, a pause and a data loss do to an engine ----------------------
+
+  /** The session key of `node` vanishes, as when its TTL runs out. */
+  expire(node: string): void {
+    this.live.delete(node);
+  }
+
+  /** Every key is lost (a restart without persistence). */
+  reset(): void {
+    this.inc = undefined;
+    this.clock = 0;
+    this.graceUntil = -Infinity;
+    this.live.clear();
+    this.registry.clear();
+    this.sessFiles.clear();
+    this.fileMap.clear();
+    this.graph.clear();
+    for (const b of this.boxes.values()) {
+      b.entries = [];
+    }
+  }
+
+  endGrace(): void {
+    this.graceUntil = -Infinity;
+  }
+
+  // ---- sessions --------------------------------------------------------------------------------
+
+  private alive(node: string, epoch: number): boolean {
+    const s = this.live.get(node);
+    return s !== undefined && s.epoch === epoch && s.expiresAt > this.now();
+  }
+
+  private graceLeft(): number {
+    const left = this.graceUntil - this.now();
+    return left > 0 ? Math.ceil(left) : 0;
+  }
+
+  private box(node: string): Box {
+    let b = this.boxes.get(node);
+    if (b === undefined) this.boxes.set(node, (b = { entries: [], next: 0, wake: new Set() }));
+    return b;
+  }
+
+  private append(node: string, e: Omit<InboxEvent, 'id'>): string {
+    const b = this.box(node);
+    const id = `${++this.boxSeq}`;
+    b.entries.push({ id, ...e });
+    for (const w of b.wake) w();
+    b.wake.clear();
+    return id;
+  }
+
+  async open(node: string, ttlMs: number, graceMs: number): Promise<Opened> {
+    return this.openSync(node, ttlMs, graceMs);
+  }
+
+  openSync(node: string, ttlMs: number, graceMs: number): Opened {
+    let created = false;
+    if (this.inc === undefined) {
+      this.inc = randomUUID();
+      if (graceMs > 0) this.graceUntil = this.now() + graceMs;
+      created = true;
+    }
+    const epoch = ++this.clock;
+    const old = this.live.get(node);
+    if (old !== undefined) {
+      const r = this.registry.get(sk(node, old.epoch));
+      if (r !== undefined) r.deadline = 0;
+    }
+    const now = this.now();
+    this.live.set(node, { epoch, expiresAt: now + ttlMs });
+    this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs });
+    const b = this.box(node);
+    b.entries = [];
+    const inboxFrom = this.append(node, { file: '', version: 0, from: '', epoch, requestId: '', kind: 'open', data: '' });
+    return { node, epoch, incarnation: this.inc, inboxFrom, graceMs: this.graceLeft(), created };
+  }
+
+  async renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed> {
+    return this.renewSync(s, ttlMs, inboxAck);
+  }
+
+  renewSync(s: SessionRef, ttlMs: number, inboxAck: string): Renewed {
+    if (this.inc !== s.incarnation) return { kind: 'reset' };
+    if (!this.alive(s.node, s.epoch)) return { kind: 'expired' };
+    const now = this.now();
+    this.live.set(s.node, { epoch: s.epoch, expiresAt: now + ttlMs });
+    const r = this.registry.get(sk(s.node, s.epoch));
+    if (r !== undefined) r.deadline = now + ttlMs;
+    if (inboxAck !== '') {
+      const b = this.box(s.node);
+      b.entries = b.entries.filter((e) => Number(e.id) >= Number(inboxAck));
+    }
+    let reap = false;
+    for (const x of this.registry.values()) if (x.deadline <= now) reap = true;
+    return { kind: 'ok', graceMs: this.graceLeft(), reap };
+  }
+
+  async endSession(s: SessionRef): Promise<void> {
+    if (this.inc !== s.incarnation || !this.alive(s.node, s.epoch)) return;
+    this.live.delete(s.node);
+    const k = sk(s.node, s.epoch);
+    if ((this.sessFiles.get(k)?.size ?? 0) === 0) this.registry.delete(k);
+    else this.registry.get(k)!.deadline = 0;
+    this.box(s.node).entries = [];
+  }
+
+  // ---- files -------------------------------------------------------------------------------------
+
+  private stateOf(f: MemFile | undefined): FileState {
+    if (f === undefined) return { version: 0, records: [] };
+    return { version: f.version, records: [...f.records.values()].sort(bySeq) };
+  }
+
+  async load(file: string): Promise<FileState> {
+    return this.stateOf(this.fileMap.get(file));
+  }
+
+  async files(): Promise<string[]> {
+    return [...this.fileMap.keys()].sort();
+  }
+
+  /** The whole state, in plain objects (the property test compares it with the Redis engine's keys). */
+  snapshot(): EngineSnapshot {
+    const files: EngineSnapshot['files'] = {};
+    for (const [k, f] of this.fileMap) files[k] = this.stateOf(f);
+    const sessionFiles: EngineSnapshot['sessionFiles'] = {};
+    for (const [k, s] of this.sessFiles) if (s.size > 0) sessionFiles[k] = [...s].sort();
+    const edges: EngineSnapshot['edges'] = {};
+    for (const [owner, g] of this.graph) {
+      edges[owner] = {};
+      for (const [k, e] of g) edges[owner][k] = { node: e.node, epoch: e.epoch, hard: [...e.hard], soft: [...e.soft] };
+    }
+    const edgeOwners: EngineSnapshot['edgeOwners'] = {};
+    for (const [k, f] of this.fileMap) if (f.edgeOwner.size > 0) edgeOwners[k] = Object.fromEntries(f.edgeOwner);
+    const inboxes: EngineSnapshot['inboxes'] = {};
+    for (const [node, b] of this.boxes) if (b.entries.length > 0) inboxes[node] = b.entries.map(({ id: _, ...e }) => e);
+    const live: EngineSnapshot['live'] = {};
+    for (const [node, l] of this.live) if (l.expiresAt > this.now()) live[node] = l.epoch;
+    return { files, sessionFiles, edges, edgeOwners, inboxes, live, registry: [...this.registry.keys()].sort(), grace: this.graceLeft() > 0 };
+  }
+
+  private stale(f: MemFile | undefined, base: number): CommitReply {
+    if (f === undefined) return { ok: false, reason: 'stale', version: 0, records: [] };
+    const i = f.log.findIndex((c) => c.base === base);
+    if (i >= 0) return { ok: false, reason: 'stale', version: f.version, missed: f.log.slice(i) };
+    return { ok: false, reason: 'stale', version: f.version, records: this.stateOf(f).records };
+  }
+
+  /** The live edges of `owner`'s waiters, with the step's pending changes laid over them. */
+  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>): Edge[] {
+    const out: Edge[] = [];
+    const over = overlay.get(owner);
+    for (const [k, e] of this.graph.get(owner) ?? []) {
+      if (over?.has(k)) continue;
+      if (this.alive(e.node, e.epoch)) out.push(e);
+    }
+    if (over !== undefined) for (const e of over.values()) if (e !== null && this.alive(e.node, e.epoch)) out.push(e);
+    return out;
+  }
+
+  /** LocalWaitForGraph.closesCycle over the engine's edges (dead sessions' edges do not count). */
+  private cycle(owner: string, targets: readonly string[], hardOnly: boolean, overlay = new Map<string, Map<string, Edge | null>>()): boolean {
+    const seen = new Set<string>();
+    const stack: string[] = [];
+    const visit = (t: string): boolean => {
+      if (t === owner) return true;
+      if (!seen.has(t)) {
+        seen.add(t);
+        stack.push(t);
+      }
+      return false;
+    };
+    for (const t of targets) if (visit(t)) return true;
+    while (stack.length > 0) {
+      for (const e of this.edgesOf(stack.pop()!, overlay)) {
+        for (const t of e.hard) if (visit(t)) return true;
+        if (!hardOnly) for (const t of e.soft) if (visit(t)) return true;
+      }
+    }
+    return false;
+  }
+
+  async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {
+    return this.cycle(owner, targets, hardOnly);
+  }
+
+  private count(f: MemFile, file: string, node: string, epoch: number, by: 1 | -1): void {
+    const k = sk(node, epoch);
+    const c = (f.counts.get(k) ?? 0) + by;
+    if (c > 0) {
+      f.counts.set(k, c);
+      if (c === 1 && by === 1) {
+        let s = this.sessFiles.get(k);
+        if (s === undefined) this.sessFiles.set(k, (s = new Set()));
+        s.add(file);
+      }
+      return;
+    }
+    f.counts.delete(k);
+    const s = this.sessFiles.get(k);
+    s?.delete(file);
+    if ((s?.size ?? 0) === 0) {
+      this.sessFiles.delete(k);
+      if (!this.alive(node, epoch)) this.registry.delete(k);
+    }
+  }
+
+  private dropEdges(f: MemFile, file: string, waiter: string): void {
+    const owner = f.edgeOwner.get(waiter);
+    if (owner === undefined) return;
+    f.edgeOwner.delete(waiter);
+    const g = this.graph.get(owner)!;
+    g.delete(`${file}\n${waiter}`);
+    if (g.size === 0) this.graph.delete(owner);
+  }
+
+  private setEdges(f: MemFile, file: string, e: Required<EdgeInput>, rec: StoreRecord): void {
+    this.dropEdges(f, file, e.waiter);
+    if (e.hard.length === 0 && e.soft.length === 0) return;
+    f.edgeOwner.set(e.waiter, e.owner);
+    let g = this.graph.get(e.owner);
+    if (g === undefined) this.graph.set(e.owner, (g = new Map()));
+    g.set(`${file}\n${e.waiter}`, { node: rec.node, epoch: rec.epoch, hard: e.hard, soft: e.soft });
+  }
+
+  /** The record a waiter id names once the step applies, or a ProgrammingError. */
+  private waiterAfter(f: MemFile | undefined, removed: Set<string>, puts: Map<string, StoreRecord>, id: string, file: string): StoreRecord {
+    const r = puts.get(id) ?? (removed.has(id) ? undefined : f?.records.get(id));
+    if (r === undefined || r.state !== 'waiting') throw new ProgrammingError(`locksmith store: edges of '${id}' in '${file}': no such waiter after the step`);
+    return r;
+  }
+
+  /** Removes, puts, edges; a new version and its log entry (or the file's end). */
+  private apply(f: MemFile, file: string, base: number, step: string, node: string, remove: readonly string[], put: readonly StoreRecord[], edges: readonly Required<EdgeInput>[]): number {
+    for (const id of remove) {
+      const old = f.records.get(id)!;
+      this.count(f, file, old.node, old.epoch, -1);
+      this.dropEdges(f, file, id);
+      f.records.delete(id);
+    }
+    const stored: StoreRecord[] = [];
+    for (const r of put) {
+      const old = f.records.get(r.id);
+      let seq: number;
+      if (old !== undefined) {
+        seq = old.seq;
+        if (r.state === 'held') this.dropEdges(f, file, r.id);
+      } else {
+        seq = ++f.seq;
+        this.count(f, file, r.node, r.epoch, 1);
+      }
+      const s = { ...r, seq };
+      f.records.set(r.id, s);
+      stored.push(s);
+    }
+    for (const e of edges) this.setEdges(f, file, e, f.records.get(e.waiter)!);
+    const version = ++this.clock;
+    if (f.records.size === 0) {
+      this.fileMap.delete(file);
+      return 0;
+    }
+    f.version = version;
+    this.fileMap.set(file, f);
+    f.log.push({ base, version, step, node, removed: [...remove], put: stored });
+    if (f.log.length > LOG_MAX) f.log.splice(0, f.log.length - LOG_MAX);
+    return version;
+  }
+
+  private newFile(): MemFile {
+    return { version: 0, seq: 0, records: new Map(), log: [], counts: new Map(), edgeOwner: new Map() };
+  }
+
+  async commit(s: SessionRef, step: EngineStep): Promise<CommitReply> {
+    return this.commitSync(s, step);
+  }
+
+  commitSync(s: SessionRef, st: EngineStep): CommitReply {
+    if (this.inc !== s.incarnation) return { ok: false, reason: 'reset' };
+    if (!this.alive(s.node, s.epoch)) return { ok: false, reason: 'fenced' };
+    const existing = this.fileMap.get(st.file);
+    if ((existing?.version ?? 0) !== st.base) return this.stale(existing, st.base);
+    const f = existing ?? this.newFile();
+    const removed = new Set<string>();
+    for (const id of st.remove) {
+      if (!f.records.has(id)) throw new ProgrammingError(`locksmith store: no record '${id}' in '${st.file}' to remove`);
+      removed.add(id);
+    }
+    const puts = new Map<string, StoreRecord>();
+    const dead: { node: string; epoch: number }[] = [];
+    const deadSeen = new Set<string>();
+    for (const r of st.put) {
+      const old = removed.has(r.id) ? undefined : f.records.get(r.id);
+      if (old !== undefined && (old.node !== r.node || old.epoch !== r.epoch)) {
+        throw new ProgrammingError(`locksmith store: record '${r.id}' in '${st.file}' belongs to ${old.node}|${old.epoch}, not ${r.node}|${r.epoch}`);
+      }
+      puts.set(r.id, r);
+      if (!this.alive(r.node, r.epoch) && !deadSeen.has(sk(r.node, r.epoch))) {
+        deadSeen.add(sk(r.node, r.epoch));
+        dead.push({ node: r.node, epoch: r.epoch });
+      }
+    }
+    const waiters = st.edges.map((e) => this.waiterAfter(existing, removed, puts, e.waiter, st.file));
+    if (dead.length > 0) return { ok: false, reason: 'dead', sessions: dead };
+    if (st.grants && this.graceLeft() > 0) return { ok: false, reason: 'grace', retryInMs: this.graceLeft() };
+    // Cycle checks see the step's own changes made so far: edges of removed or granted waiters
+    // are gone, and each edge entry replaces its waiter's edges before the next one is checked.
+    const overlay = new Map<string, Map<string, Edge | null>>();
+    const over = (owner: string) => {
+      let m = overlay.get(owner);
+      if (m === undefined) overlay.set(owner, (m = new Map()));
+      return m;
+    };
+    const drop = (id: string) => {
+      const owner = f.edgeOwner.get(id);
+      if (owner !== undefined) over(owner).set(`${st.file}\n${id}`, null);
+    };
+    for (const id of removed) drop(id);
+    for (const r of st.put) if (r.state === 'held' && f.records.has(r.id)) drop(r.id);
+    for (let i = 0; i < st.edges.length; i++) {
+      const e = st.edges[i]!;
+      drop(e.waiter);
+      if (e.check && e.hard.length > 0 && this.cycle(e.owner, e.hard, true, overlay)) return { ok: false, reason: 'deadlock', waiter: e.waiter, owner: e.owner };
+      if (e.hard.length > 0 || e.soft.length > 0) over(e.owner).set(`${st.file}\n${e.waiter}`, { node: waiters[i]!.node, epoch: waiters[i]!.epoch, hard: e.hard, soft: e.soft });
+    }
+    const version = this.apply(f, st.file, st.base, st.step, s.node, st.remove, st.put, st.edges);
+    for (const n of st.notify) {
+      if (n.node !== s.node && this.alive(n.node, n.epoch)) {
+        this.append(n.node, { file: st.file, version, from: s.node, epoch: n.epoch, requestId: n.requestId, kind: n.kind, data: n.data });
+      }
+    }
+    return { ok: true, version, step: st.step };
+  }
+
+  async reassert(s: SessionRef, file: string, step: string, records: readonly StoreRecord[], edges: readonly Required<EdgeInput>[]): Promise<ReassertReply> {
+    return this.reassertSync(s, file, step, records, edges);
+  }
+
+  reassertSync(s: SessionRef, file: string, step: string, records: readonly StoreRecord[], edges: readonly Required<EdgeInput>[]): ReassertReply {
+    if (this.inc !== s.incarnation) return { ok: false, reason: 'reset' };
+    if (!this.alive(s.node, s.epoch)) return { ok: false, reason: 'fenced' };
+    if (this.graceLeft() <= 0) return { ok: false, reason: 'late' };
+    const existing = this.fileMap.get(file);
+    const f = existing ?? this.newFile();
+    const puts = new Map<string, StoreRecord>();
+    for (const r of records) {
+      const old = f.records.get(r.id);
+      if (old !== undefined && (old.node !== r.node || old.epoch !== r.epoch)) {
+        throw new ProgrammingError(`locksmith store: record '${r.id}' in '${file}' belongs to ${old.node}|${old.epoch}, not ${r.node}|${r.epoch}`);
+      }
+      puts.set(r.id, r);
+    }
+    for (const e of edges) this.waiterAfter(existing, new Set(), puts, e.waiter, file);
+    const version = this.apply(f, file, f.version, step, s.node, [], records, edges);
+    return { ok: true, version };
+  }
+
+  // ---- the reaper ----------------------------------------------------------------------------------
+
+  async reap(limit: number): Promise<ReapReply> {
+    return this.reapSync(limit);
+  }
+
+  reapSync(limit: number): ReapReply {
+    const dead: DeadSession[] = [];
+    let budget = limit;
+    let more = false;
+    const regs = [...this.registry.values()].sort((a, b) => (a.node < b.node ? -1 : a.node > b.node ? 1 : a.epoch - b.epoch));
+    for (const r of regs) {
+      if (this.alive(r.node, r.epoch)) continue;
+      const k = sk(r.node, r.epoch);
+      const fs = [...(this.sessFiles.get(k) ?? [])].sort();
+      if (fs.length === 0) {
+        this.registry.delete(k);
+        this.sessFiles.delete(k);
+        const l = this.live.get(r.node);
+        if (l === undefined || l.expiresAt <= this.now()) this.box(r.node).entries = [];
+        continue;
+      }
+      if (budget <= 0) {
+        more = true;
+        break;
+      }
+      const files: DeadSession['files'][number][] = [];
+      for (const file of fs) {
+        if (budget <= 0) {
+          more = true;
+          break;
+        }
+        budget--;
+        const st = this.stateOf(this.fileMap.get(file));
+        files.push({ file, version: st.version, records: st.records.filter((x) => x.node === r.node && x.epoch === r.epoch) });
+      }
+      dead.push({ node: r.node, epoch: r.epoch, files });
+      if (more) break;
+    }
+    return { dead, more };
+  }
+
+  // ---- inboxes -------------------------------------------------------------------------------------
+
+  inbox(node: string): InboxReader {
+    let interrupt: (() => void) | undefined;
+    let closed = false;
+    return {
+      read: (after: string) =>
+        new Promise<InboxEvent[]>((resolve) => {
+          const b = this.box(node);
+          const ready = () => b.entries.filter((e) => Number(e.id) > Number(after));
+          const now = ready();
+          if (now.length > 0 || closed) return resolve(now);
+          const wake = () => {
+            interrupt = undefined;
+            resolve(ready());
+          };
+          interrupt = () => {
+            b.wake.delete(wake);
+            interrupt = undefined;
+            resolve([]);
+          };
+          b.wake.add(wake);
+        }),
+      restart: () => interrupt?.(),
+      close: () => {
+        closed = true;
+        interrupt?.();
+      },
+    };
+  }
+
+  async shutdown(): Promise<void> {}
+}

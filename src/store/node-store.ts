@@ -1,0 +1,363 @@
+/**
+ * One node's LockStore over an Engine: its session (opened, renewed, replaced), its fence, its
+ * inbox reader and the hooks that tell the actors. The engine makes steps atomic; this file makes
+ * a node stop acting on a session the engine may already have let go (see "Sessions and fencing"
+ * in ./index.ts).
+ */
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { toEdge, toEngineStep, toRecord } from './step.js';
+import type {
+  CommitReply,
+  EdgeInput,
+  Engine,
+  FileState,
+  InboxEvent,
+  InboxReader,
+  LockStore,
+  Opened,
+  ReapReply,
+  ReassertReply,
+  RecordInput,
+  SessionEvent,
+  SessionRef,
+  Step,
+  StoreHooks,
+  StoreStats,
+} from './types.js';
+
+export interface NodeStoreOptions {
+  node: string;
+  sessionTtlMs: number;
+  renewEveryMs: number;
+  fenceAfterMs: number;
+  graceMs: number;
+  /** The node's monotonic clock in ms (default performance.now). */
+  now?: () => number;
+}
+
+export class NodeStore implements LockStore {
+  private ref: SessionRef | undefined;
+  /** When the newest confirmed renewal (or the open) was sent, on the node's clock. */
+  private lastAck = Number.NEGATIVE_INFINITY;
+  private reportedFenced = false;
+  private graceUntil = 0;
+  private lastId = '0';
+  /** Bumped when a new session moves the inbox position: reads issued before are stale. */
+  private gen = 0;
+  private counter = 0;
+  private closed = false;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private replacing: Promise<void> | undefined;
+  private reader: InboxReader | undefined;
+  private loop: Promise<void> | undefined;
+  private readonly now: () => number;
+  private readonly st: StoreStats = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, renewals: 0, failedRenewals: 0, sessions: 0 };
+
+  private constructor(
+    private readonly engine: Engine,
+    private readonly o: NodeStoreOptions,
+    private readonly hooks: StoreHooks,
+    readonly kind: 'memory' | 'redis',
+    private readonly ownsEngine: boolean,
+  ) {
+    this.now = o.now ?? (() => performance.now());
+  }
+
+  get node(): string {
+    return this.o.node;
+  }
+
+  /** Opens the session, starts the inbox reader and the renewals. */
+  static async start(engine: Engine, o: NodeStoreOptions, hooks: StoreHooks, kind: 'memory' | 'redis', ownsEngine: boolean): Promise<NodeStore> {
+    const s = new NodeStore(engine, o, hooks, kind, ownsEngine);
+    const sent = s.now();
+    s.st.roundTrips++;
+    s.adopt(await engine.open(o.node, o.sessionTtlMs, o.graceMs), sent);
+    s.reader = engine.inbox(o.node);
+    s.loop = s.readLoop();
+    return s;
+  }
+
+  // ---- session and fence -------------------------------------------------------------------------
+
+  private emit(e: SessionEvent): void {
+    try {
+      this.hooks.onSession?.(e);
+    } catch (err) {
+      this.hooks.onError?.(err as Error);
+    }
+  }
+
+  /** True from fenceAfterMs after the newest confirmed renewal was sent: the engine's TTL, counted from when it received that renewal, has not run out yet. */
+  private fenced(): boolean {
+    return this.ref === undefined || this.now() >= this.lastAck + this.o.fenceAfterMs;
+  }
+
+  private adopt(o: Opened, sent: number): void {
+    this.ref = { node: o.node, epoch: o.epoch, incarnation: o.incarnation };
+    this.st.sessions++;
+    this.lastAck = sent;
+    this.reportedFenced = false;
+    this.gen++;
+    this.lastId = o.inboxFrom;
+    this.reader?.restart();
+    this.setGrace(o.graceMs);
+    this.armFence();
+    this.scheduleRenew(sent);
+  }
+
+  private setGrace(ms: number): void {
+    const was = this.graceUntil > this.now();
+    this.graceUntil = ms > 0 ? this.now() + ms : 0;
+    clearTimeout(this.graceTimer);
+    if (ms > 0) {
+      this.graceTimer = setTimeout(() => {
+        if (!this.closed && this.ref !== undefined) this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
+      }, ms + 1);
+      this.graceTimer.unref();
+    } else if (was && this.ref !== undefined) {
+      this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
+    }
+  }
+
+  private armFence(): void {
+    clearTimeout(this.fenceTimer);
+    if (this.closed || this.ref === undefined) return;
+    this.fenceTimer = setTimeout(() => this.checkFence(), Math.max(0, this.lastAck + this.o.fenceAfterMs - this.now()) + 1);
+    this.fenceTimer.unref();
+  }
+
+  private checkFence(): void {
+    if (this.closed || this.ref === undefined) return;
+    if (!this.fenced()) {
+      this.armFence();
+      return;
+    }
+    if (this.reportedFenced) return;
+    this.reportedFenced = true;
+    this.emit({ kind: 'fenced', epoch: this.ref.epoch });
+  }
+
+  private confirm(sent: number): void {
+    if (sent <= this.lastAck) return;
+    this.lastAck = sent;
+    this.armFence();
+    if (this.reportedFenced && !this.fenced()) {
+      this.reportedFenced = false;
+      this.emit({ kind: 'unfenced', epoch: this.ref!.epoch });
+    }
+  }
+
+  private scheduleRenew(from: number): void {
+    clearTimeout(this.renewTimer);
+    if (this.closed) return;
+    this.renewTimer = setTimeout(() => void this.renew(), Math.max(0, from + this.o.renewEveryMs - this.now()));
+    this.renewTimer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    const ref = this.ref;
+    if (this.closed || ref === undefined) return;
+    const sent = this.now();
+    this.st.roundTrips++;
+    this.st.renewals++;
+    let r: Awaited<ReturnType<Engine['renew']>> | undefined;
+    try {
+      r = await this.engine.renew(ref, this.o.sessionTtlMs, this.lastId);
+    } catch (e) {
+      this.st.failedRenewals++;
+      this.hooks.onError?.(e as Error);
+    }
+    if (this.closed || ref !== this.ref) return;
+    if (r?.kind === 'expired') return this.replace(ref, 'lost');
+    if (r?.kind === 'reset') return this.replace(ref, 'reset');
+    if (r?.kind === 'ok') {
+      this.confirm(sent);
+      if (r.graceMs === 0 && this.graceUntil > this.now()) this.setGrace(0);
+      if (r.reap) {
+        try {
+          this.hooks.onReapDue?.();
+        } catch (err) {
+          this.hooks.onError?.(err as Error);
+        }
+      }
+    }
+    this.scheduleRenew(sent);
+  }
+
+  /**
+   * The engine no longer has session `ref` ('lost'), or lost its data ('reset'): open a new
+   * session. Its records may be re-asserted only when the node was not fenced when it learned of
+   * the reset: then its session was alive when the engine lost it, and nothing it held can have
+   * been given to another node.
+   */
+  private replace(ref: SessionRef, kind: 'lost' | 'reset'): Promise<void> {
+    if (ref !== this.ref) return this.replacing ?? Promise.resolve();
+    const reassert = kind === 'reset' && !this.fenced();
+    if (!this.reportedFenced) {
+      this.reportedFenced = true;
+      this.emit({ kind: 'fenced', epoch: ref.epoch });
+    }
+    this.ref = undefined;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.fenceTimer);
+    this.replacing = (async () => {
+      let backoff = 25;
+      while (!this.closed) {
+        const sent = this.now();
+        this.st.roundTrips++;
+        try {
+          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, this.o.graceMs);
+          if (this.closed) return;
+          this.adopt(o, sent);
+          if (reassert) this.emit({ kind: 'reset', lost: ref.epoch, epoch: o.epoch, graceMs: o.graceMs });
+          else this.emit({ kind: 'lost', lost: ref.epoch, epoch: o.epoch });
+          return;
+        } catch (e) {
+          this.hooks.onError?.(e as Error);
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, this.o.renewEveryMs);
+        }
+      }
+    })().finally(() => {
+      this.replacing = undefined;
+    });
+    return this.replacing;
+  }
+
+  // ---- the inbox ---------------------------------------------------------------------------------
+
+  private async readLoop(): Promise<void> {
+    while (!this.closed) {
+      const gen = this.gen;
+      let evs: InboxEvent[];
+      try {
+        evs = await this.reader!.read(this.lastId);
+      } catch (e) {
+        this.hooks.onError?.(e as Error);
+        await sleep(100);
+        continue;
+      }
+      if (gen !== this.gen || this.closed) continue;
+      const mine: InboxEvent[] = [];
+      for (const e of evs) {
+        this.lastId = e.id;
+        if (e.kind !== 'open' && this.ref !== undefined && e.epoch === this.ref.epoch) mine.push(e);
+      }
+      if (mine.length > 0) {
+        try {
+          this.hooks.onEvents?.(mine);
+        } catch (err) {
+          this.hooks.onError?.(err as Error);
+        }
+      }
+    }
+  }
+
+  // ---- LockStore ---------------------------------------------------------------------------------
+
+  session(): { epoch: number; fenced: boolean; grace: boolean; incarnation: string } {
+    return { epoch: this.ref?.epoch ?? 0, fenced: this.fenced(), grace: this.graceUntil > this.now(), incarnation: this.ref?.incarnation ?? '' };
+  }
+
+  stats(): StoreStats {
+    return { ...this.st };
+  }
+
+  newId(): string {
+    return `${this.o.node}.${this.ref?.epoch ?? 0}.${(++this.counter).toString(36)}`;
+  }
+
+  private open(): void {
+    if (this.closed) throw new Error('locksmith store: closed');
+  }
+
+  async load(file: string): Promise<FileState> {
+    this.open();
+    if (typeof file !== 'string' || file === '') throw new TypeError('file must be a non-empty string');
+    this.st.roundTrips++;
+    return this.engine.load(file);
+  }
+
+  async commit(step: Step): Promise<CommitReply> {
+    this.open();
+    const ref = this.ref;
+    const st = toEngineStep(step, this.o.node, ref?.epoch ?? 0, this.newId());
+    if (ref === undefined || this.fenced()) {
+      this.st.fencedLocally++;
+      this.checkFence();
+      return { ok: false, reason: 'fenced' };
+    }
+    this.st.roundTrips++;
+    this.st.commits++;
+    const r = await this.engine.commit(ref, st);
+    if (!r.ok) {
+      if (r.reason === 'stale') this.st.stale++;
+      else if (r.reason === 'fenced') void this.replace(ref, 'lost');
+      else if (r.reason === 'reset') void this.replace(ref, 'reset');
+    }
+    return r;
+  }
+
+  async reassert(file: string, records: readonly RecordInput[], edges: readonly EdgeInput[] = []): Promise<ReassertReply> {
+    this.open();
+    if (typeof file !== 'string' || file === '') throw new TypeError('file must be a non-empty string');
+    const ref = this.ref;
+    const recs = records.map((r, i) => {
+      if (r?.node !== undefined && r.node !== this.o.node) throw new TypeError(`records[${i}] belongs to ${r.node}: a node re-asserts its own records only`);
+      return toRecord({ ...r, epoch: undefined }, this.o.node, ref?.epoch ?? 0, `records[${i}]`);
+    });
+    const es = edges.map((e, i) => toEdge(e, `edges[${i}]`));
+    if (ref === undefined || this.fenced()) return { ok: false, reason: 'fenced' };
+    this.st.roundTrips++;
+    const r = await this.engine.reassert(ref, file, this.newId(), recs, es);
+    if (!r.ok && r.reason === 'reset') void this.replace(ref, 'reset');
+    return r;
+  }
+
+  async reap(limit = 256): Promise<ReapReply> {
+    this.open();
+    if (!Number.isInteger(limit) || limit < 1) throw new TypeError(`limit must be a positive integer, got ${String(limit)}`);
+    this.st.roundTrips++;
+    return this.engine.reap(limit);
+  }
+
+  async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {
+    this.open();
+    this.st.roundTrips++;
+    return this.engine.closesCycle(owner, targets, hardOnly);
+  }
+
+  async files(): Promise<string[]> {
+    this.open();
+    this.st.roundTrips++;
+    return this.engine.files();
+  }
+
+  /** Test support: the inbox reader (the Redis one can name its connection). */
+  inboxReader(): InboxReader | undefined {
+    return this.reader;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.fenceTimer);
+    clearTimeout(this.graceTimer);
+    this.reader?.close();
+    const ref = this.ref;
+    this.ref = undefined;
+    try {
+      if (ref !== undefined) await this.engine.endSession(ref);
+    } catch (e) {
+      this.hooks.onError?.(e as Error);
+    }
+    await this.loop;
+    await this.replacing;
+    if (this.ownsEngine) await this.engine.shutdown();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * StoreOptions, checked once at the boundary (a TypeError names the option), and the tuning that
+ * follows from them. Names that end up in engine keys are restricted so that a key can be read
+ * back without escaping: see the key layout in ./index.ts.
+ */
+import { hostname } from 'node:os';
+import type { StoreOptions } from '../types.js';
+
+export const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+const NAMESPACE = /^[A-Za-z0-9._:-]{1,64}$/;
+
+export interface Tuning {
+  /** A renewal is sent this often (default sessionTtlMs / 4). */
+  renewEveryMs: number;
+  /** Fenced this long after the last confirmed renewal was *sent* (default sessionTtlMs * 3 / 4). */
+  fenceAfterMs: number;
+  /** The grace period an incarnation starts with (default sessionTtlMs). */
+  graceMs: number;
+}
+
+export interface Resolved extends Tuning {
+  url: string;
+  /** The URL with its password replaced, for messages. */
+  shownUrl: string;
+  parsed: URL;
+  namespace: string;
+  node: string;
+  sessionTtlMs: number;
+  requestTimeoutMs: number;
+}
+
+export const DEFAULT_TTL_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+
+function int(v: unknown, name: string, min: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 31 - 1) {
+    throw new TypeError(`store.${name} must be an integer from ${min} to ${2 ** 31 - 1}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/** A URL for messages: the password (if any) replaced by '***'. Never throws. */
+export function showUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1***@');
+}
+
+/** The default node name: this host and process, so that two coordinators on one host differ. */
+export function defaultNode(): string {
+  const h = hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48) || 'node';
+  return `${h}-${process.pid}`;
+}
+
+/**
+ * StoreOptions (a URL alone is shorthand for { url }) resolved, with the tuning. A malformed URL,
+ * or one that names no Redis, is an Error that names it (its password hidden).
+ */
+export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning> = {}): Resolved {
+  const opts: StoreOptions = typeof o === 'string' ? { url: o } : o;
+  if (opts === null || typeof opts !== 'object') throw new TypeError('store must be a URL or { url, namespace, node, sessionTtlMs, requestTimeoutMs }');
+  if (typeof opts.url !== 'string') throw new TypeError(`store.url must be a string such as 'redis://127.0.0.1:6379', got ${typeof opts.url}`);
+  const shownUrl = showUrl(opts.url);
+  let parsed: URL;
+  try {
+    parsed = new URL(opts.url);
+  } catch {
+    throw new Error(`locksmith store: malformed URL '${shownUrl}' (expected redis://[user:password@]host[:port][/db])`);
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new Error(`locksmith store: unsupported URL '${shownUrl}': the engine must be redis:// or rediss://`);
+  }
+  if (parsed.hostname === '') throw new Error(`locksmith store: malformed URL '${shownUrl}': no host`);
+  const db = parsed.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d{1,5}$/.test(db)) throw new Error(`locksmith store: malformed URL '${shownUrl}': the path must be a database number`);
+  const namespace = opts.namespace ?? 'locksmith';
+  if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
+    throw new TypeError(`store.namespace must be 1 to 64 of A-Z a-z 0-9 . _ : -, got ${String(namespace)}`);
+  }
+  const node = opts.node ?? defaultNode();
+  if (typeof node !== 'string' || !NAME.test(node)) throw new TypeError(`store.node must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${String(node)}`);
+  const sessionTtlMs = int(opts.sessionTtlMs, 'sessionTtlMs', 100, DEFAULT_TTL_MS);
+  const requestTimeoutMs = int(opts.requestTimeoutMs, 'requestTimeoutMs', 1, DEFAULT_REQUEST_TIMEOUT_MS);
+  const t = resolveTuning(sessionTtlMs, tuning);
+  return { url: opts.url, shownUrl, parsed, namespace, node, sessionTtlMs, requestTimeoutMs, ...t };
+}
+
+export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tuning {
+  const renewEveryMs = tuning.renewEveryMs ?? Math.max(1, Math.floor(sessionTtlMs / 4));
+  const fenceAfterMs = tuning.fenceAfterMs ?? Math.floor((sessionTtlMs * 3) / 4);
+  const graceMs = tuning.graceMs ?? sessionTtlMs;
+  // A fence after the TTL would let a node act on locks the engine may already have given away.
+  if (!(fenceAfterMs > 0 && fenceAfterMs < sessionTtlMs)) throw new TypeError(`fenceAfterMs must be above 0 and below sessionTtlMs (${sessionTtlMs}), got ${fenceAfterMs}`);
+  if (!(renewEveryMs > 0)) throw new TypeError(`renewEveryMs must be above 0, got ${renewEveryMs}`);
+  if (!(graceMs >= 0)) throw new TypeError(`graceMs must be 0 or more, got ${graceMs}`);
+  return { renewEveryMs, fenceAfterMs, graceMs };
+}

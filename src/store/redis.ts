@@ -1,0 +1,395 @@
+/**
+ * The Redis engine: the scripts of ./lua.ts over one ioredis connection (EVALSHA; ioredis falls
+ * back to EVAL after an engine restart forgot them), plus one dedicated connection per inbox
+ * reader (XREAD BLOCK 0, nothing else may run on it).
+ *
+ * Connections: commands time out after requestTimeoutMs (a reply that never comes is an
+ * 'unreachable' reply, never a hang); a command in flight when the connection drops fails at once
+ * and is not sent again (its outcome is unknown: the caller sees 'unreachable' and the step id); the
+ * inbox connection does resend its XREAD after a reconnect, with the same last id: that is how it
+ * resumes.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REAP, REASSERT, RENEW } from './lua.js';
+import { ProgrammingError } from './memory.js';
+import { bySeq, decodeRecord, encodeRecord } from './step.js';
+import type {
+  Change,
+  CommitReply,
+  DeadSession,
+  EdgeInput,
+  Engine,
+  EngineStep,
+  FileState,
+  InboxEvent,
+  InboxReader,
+  Opened,
+  ReapReply,
+  ReassertReply,
+  Renewed,
+  SessionRef,
+  StoreRecord,
+} from './types.js';
+
+type Reply = string | number | null | Reply[];
+type Script = (...args: (string | number)[]) => Promise<Reply>;
+
+interface Scripted {
+  lsCommit: Script;
+  lsReassert: Script;
+  lsOpen: Script;
+  lsRenew: Script;
+  lsEnd: Script;
+  lsLoad: Script;
+  lsCycle: Script;
+  lsReap: Script;
+  lsEmpty: Script;
+}
+
+export interface RedisEngineOptions {
+  url: string;
+  /** The URL for messages (password hidden). */
+  shownUrl: string;
+  namespace: string;
+  requestTimeoutMs: number;
+}
+
+let connections = 0;
+
+function clientOptions(o: RedisEngineOptions, inbox: boolean, name = `locksmith-${inbox ? 'inbox' : 'store'}-${process.pid}-${++connections}`): RedisOptions {
+  return {
+    lazyConnect: true,
+    connectTimeout: o.requestTimeoutMs,
+    // A blocked XREAD must not time out; every other command must.
+    commandTimeout: inbox ? undefined : o.requestTimeoutMs,
+    autoResendUnfulfilledCommands: inbox,
+    maxRetriesPerRequest: null,
+    retryStrategy: (times: number) => Math.min(25 * 2 ** Math.min(times, 6), 1_000),
+    disableClientInfo: true,
+    // CLIENT SETNAME on every (re)connect: what CLIENT LIST shows, and how a test finds it.
+    connectionName: name,
+  };
+}
+
+/** `p`, or an Error after `ms` (the timer is cleared either way). */
+async function within<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(what())), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A connected client, or an Error naming the URL within requestTimeoutMs. */
+async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Redis> {
+  const c = new Redis(o.url, clientOptions(o, inbox));
+  let last = '';
+  c.on('error', (e: Error) => {
+    last = e.message;
+  });
+  const fail = (why: string) => `locksmith store: cannot reach ${o.shownUrl} within ${o.requestTimeoutMs} ms${why === '' ? '' : ` (${why})`}`;
+  try {
+    await within(c.connect(), o.requestTimeoutMs, () => fail(last));
+  } catch (e) {
+    c.disconnect();
+    const m = (e as Error).message;
+    throw new Error(m.startsWith('locksmith store:') ? m : fail(last === '' ? m : last));
+  }
+  return c;
+}
+
+function arr(r: Reply): Reply[] {
+  return Array.isArray(r) ? r : [];
+}
+
+function records(flat: Reply): StoreRecord[] {
+  const a = arr(flat);
+  const out: StoreRecord[] = [];
+  for (let i = 0; i + 1 < a.length; i += 2) out.push(decodeRecord(String(a[i]), String(a[i + 1])));
+  return out.sort(bySeq);
+}
+
+/** A change log entry: `base|version|[step, node, removed, [id, record, ...]]` (cjson writes [] as {}). */
+function change(entry: string): Change {
+  const b1 = entry.indexOf('|');
+  const b2 = entry.indexOf('|', b1 + 1);
+  const [step, node, removed, put] = JSON.parse(entry.slice(b2 + 1)) as [string, string, string[] | object, string[] | object];
+  const flat = Array.isArray(put) ? put : [];
+  const recs: StoreRecord[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) recs.push(decodeRecord(flat[i]!, flat[i + 1]!));
+  return { base: Number(entry.slice(0, b1)), version: Number(entry.slice(b1 + 1, b2)), step, node, removed: Array.isArray(removed) ? removed : [], put: recs };
+}
+
+/** A script's error reply: ours (LOCKSMITH ...) are the caller's bug; anything else is the engine's. */
+function scriptError(e: unknown): Error | undefined {
+  const m = (e as Error)?.message ?? '';
+  const at = m.indexOf('LOCKSMITH ');
+  if (at >= 0) return new ProgrammingError(`locksmith store: ${m.slice(at + 10)}`);
+  if ((e as { name?: string })?.name === 'ReplyError') return new Error(`locksmith store: the engine refused a script: ${m}`);
+  return undefined;
+}
+
+export class RedisEngine implements Engine {
+  readonly name: string;
+  private readonly inc: string;
+  private readonly s: Scripted;
+  private readonly readers = new Set<RedisInbox>();
+  /** Calls waiting for a reply: failed at once when the connection closes (the client would drop them silently). */
+  private readonly inFlight = new Set<(e: Error) => void>();
+
+  private constructor(
+    readonly client: Redis,
+    private readonly o: RedisEngineOptions,
+  ) {
+    this.name = o.shownUrl;
+    this.inc = `{${o.namespace}}:inc`;
+    const define = (name: keyof Scripted, lua: string) => client.defineCommand(name, { numberOfKeys: 1, lua });
+    define('lsCommit', COMMIT);
+    define('lsReassert', REASSERT);
+    define('lsOpen', OPEN);
+    define('lsRenew', RENEW);
+    define('lsEnd', END);
+    define('lsLoad', LOAD);
+    define('lsCycle', CYCLE);
+    define('lsReap', REAP);
+    define('lsEmpty', EMPTY);
+    this.s = client as unknown as Scripted;
+    client.on('close', () => {
+      const err = new Error('the connection closed before the reply (the step may have applied)');
+      for (const fail of this.inFlight) fail(err);
+      this.inFlight.clear();
+    });
+  }
+
+  /** Connects (or rejects within requestTimeoutMs with an Error naming the URL). */
+  static async connect(o: RedisEngineOptions): Promise<RedisEngine> {
+    return new RedisEngine(await connectClient(o, false), o);
+  }
+
+  private get prefix(): string {
+    return `{${this.o.namespace}}:`;
+  }
+
+  /** Runs a script; connection trouble is an Error naming the URL, a refusal a ProgrammingError. */
+  private async run(script: keyof Scripted, ...args: (string | number)[]): Promise<Reply[]> {
+    return arr(await this.call(script, ...args));
+  }
+
+  private async call(script: keyof Scripted, ...args: (string | number)[]): Promise<Reply> {
+    let drop: (e: Error) => void = () => {};
+    const lost = new Promise<never>((_, reject) => {
+      drop = reject;
+    });
+    this.inFlight.add(drop);
+    const sent = this.s[script](this.inc, this.prefix, ...args);
+    sent.catch(() => {}); // when the connection's end answered first, the client's own timeout error goes nowhere
+    try {
+      return await Promise.race([sent, lost]);
+    } catch (e) {
+      throw scriptError(e) ?? new Error(`locksmith store: ${this.o.shownUrl}: ${(e as Error).message}`);
+    } finally {
+      this.inFlight.delete(drop);
+    }
+  }
+
+  /** The bare round trip a commit is measured against (the bench). */
+  async empty(): Promise<void> {
+    await this.s.lsEmpty(this.inc);
+  }
+
+  async open(node: string, ttlMs: number, graceMs: number): Promise<Opened> {
+    const [inc, epoch, from, grace, created] = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs);
+    return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1 };
+  }
+
+  async renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed> {
+    const [kind, grace, due] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
+    if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace), reap: due === 1 };
+    return { kind: kind === 'reset' ? 'reset' : 'expired' };
+  }
+
+  async endSession(s: SessionRef): Promise<void> {
+    await this.run('lsEnd', s.incarnation, s.node, s.epoch);
+  }
+
+  async commit(s: SessionRef, st: EngineStep): Promise<CommitReply> {
+    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, st.file, st.base, st.step, st.grants ? 1 : 0, st.remove.length, st.put.length, st.notify.length, st.edges.length];
+    for (const id of st.remove) args.push(id);
+    for (const r of st.put) args.push(r.id, encodeRecord(r));
+    for (const n of st.notify) args.push(n.node, n.epoch, n.requestId, n.kind, n.data);
+    for (const e of st.edges) args.push(e.waiter, e.owner, e.check ? 1 : 0, JSON.stringify([e.hard, e.soft]));
+    let r: Reply[];
+    try {
+      r = await this.run('lsCommit', ...args);
+    } catch (e) {
+      if (e instanceof ProgrammingError || (e as Error).message.includes('refused a script')) throw e;
+      return { ok: false, reason: 'unreachable', step: st.step, error: (e as Error).message };
+    }
+    switch (r[0]) {
+      case 'ok':
+        return { ok: true, version: Number(r[1]), step: st.step };
+      case 'stale':
+        if (r[2] === 'log') return { ok: false, reason: 'stale', version: Number(r[1]), missed: arr(r[3]!).map((x) => change(String(x))) };
+        return { ok: false, reason: 'stale', version: Number(r[1]), records: records(r[3]!) };
+      case 'fenced':
+        return { ok: false, reason: 'fenced' };
+      case 'reset':
+        return { ok: false, reason: 'reset' };
+      case 'grace':
+        return { ok: false, reason: 'grace', retryInMs: Number(r[1]) };
+      case 'deadlock':
+        return { ok: false, reason: 'deadlock', waiter: String(r[1]), owner: String(r[2]) };
+      case 'dead': {
+        const a = arr(r[1]!);
+        const sessions = [];
+        for (let i = 0; i + 1 < a.length; i += 2) sessions.push({ node: String(a[i]), epoch: Number(a[i + 1]) });
+        return { ok: false, reason: 'dead', sessions };
+      }
+      default:
+        throw new Error(`locksmith store: unexpected reply from ${this.o.shownUrl}: ${JSON.stringify(r)}`);
+    }
+  }
+
+  async reassert(s: SessionRef, file: string, step: string, recs: readonly StoreRecord[], edges: readonly Required<EdgeInput>[]): Promise<ReassertReply> {
+    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, file, step, recs.length, edges.length];
+    for (const r of recs) args.push(r.id, encodeRecord(r));
+    for (const e of edges) args.push(e.waiter, e.owner, JSON.stringify([e.hard, e.soft]));
+    let r: Reply[];
+    try {
+      r = await this.run('lsReassert', ...args);
+    } catch (e) {
+      if (e instanceof ProgrammingError || (e as Error).message.includes('refused a script')) throw e;
+      return { ok: false, reason: 'unreachable', error: (e as Error).message };
+    }
+    if (r[0] === 'ok') return { ok: true, version: Number(r[1]) };
+    return { ok: false, reason: r[0] === 'late' ? 'late' : r[0] === 'fenced' ? 'fenced' : 'reset' };
+  }
+
+  async load(file: string): Promise<FileState> {
+    const [v, flat] = await this.run('lsLoad', file);
+    return { version: Number(v), records: records(flat!) };
+  }
+
+  async reap(limit: number): Promise<ReapReply> {
+    const [out, more] = await this.run('lsReap', limit);
+    const dead: DeadSession[] = arr(out!).map((d) => {
+      const [node, epoch, files] = arr(d);
+      return {
+        node: String(node),
+        epoch: Number(epoch),
+        files: arr(files!).map((f) => {
+          const [file, version, flat] = arr(f);
+          return { file: String(file), version: Number(version), records: records(flat!) };
+        }),
+      };
+    });
+    return { dead, more: more === 1 };
+  }
+
+  async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {
+    return (await this.call('lsCycle', owner, hardOnly ? 1 : 0, ...targets)) === 1;
+  }
+
+  async files(): Promise<string[]> {
+    const out: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.client.sscan(`${this.prefix}files`, cursor, 'COUNT', 1000);
+      cursor = next;
+      out.push(...batch);
+    } while (cursor !== '0');
+    return [...new Set(out)].sort();
+  }
+
+  inbox(node: string): InboxReader {
+    const r = new RedisInbox(this.o, `${this.prefix}in:${node}`, () => this.readers.delete(r));
+    this.readers.add(r);
+    return r;
+  }
+
+  async shutdown(): Promise<void> {
+    for (const r of this.readers) r.close();
+    this.client.disconnect();
+  }
+}
+
+/**
+ * One node's inbox stream on a dedicated connection: XREAD BLOCK 0 from the last id. After a
+ * dropped connection ioredis reconnects and sends the same XREAD again (same id): nothing is
+ * lost and nothing polls. restart() ends the connection (a new session moved the id).
+ */
+class RedisInbox implements InboxReader {
+  private conn: Redis | undefined;
+  private connecting: Promise<Redis> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly o: RedisEngineOptions,
+    private readonly key: string,
+    private readonly onClose: () => void,
+  ) {}
+
+  /** The connection's name (CLIENT LIST): nothing else may be sent on a connection blocked in XREAD. */
+  readonly connectionName = `locksmith-inbox-${process.pid}-${++connections}`;
+
+  private async client(): Promise<Redis> {
+    if (this.conn !== undefined && this.conn.status !== 'end') return this.conn;
+    this.connecting ??= (async () => {
+      const c = new Redis(this.o.url, clientOptions(this.o, true, this.connectionName));
+      c.on('error', () => {});
+      this.conn = c;
+      return c;
+    })().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  async read(after: string): Promise<InboxEvent[]> {
+    if (this.closed) return [];
+    const c = await this.client();
+    let r: unknown;
+    try {
+      r = await c.xread('BLOCK', 0, 'STREAMS', this.key, after);
+    } catch (e) {
+      if (this.closed || c.status === 'end') return [];
+      throw new Error(`locksmith store: inbox ${this.key} on ${this.o.shownUrl}: ${(e as Error).message}`);
+    }
+    const out: InboxEvent[] = [];
+    for (const [, entries] of (r ?? []) as [string, [string, string[]][]][]) {
+      for (const [id, kv] of entries) {
+        const m = new Map<string, string>();
+        for (let i = 0; i + 1 < kv.length; i += 2) m.set(kv[i]!, kv[i + 1]!);
+        out.push({
+          id,
+          file: m.get('f') ?? '',
+          version: Number(m.get('v') ?? 0),
+          from: m.get('n') ?? '',
+          epoch: Number(m.get('e') ?? 0),
+          requestId: m.get('r') ?? '',
+          kind: m.get('k') ?? '',
+          data: m.get('d') ?? '',
+        });
+      }
+    }
+    return out;
+  }
+
+  restart(): void {
+    // A manual disconnect rejects the pending XREAD; the next read() connects again.
+    this.conn?.disconnect();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.conn?.disconnect();
+    this.onClose();
+  }
+}

@@ -1,0 +1,289 @@
+/**
+ * The store's vocabulary: what a per-file actor commits, what it gets back, and the engine
+ * interface both engines (memory, redis) implement. The design note is in ./index.ts.
+ */
+
+/** A granted lock ('held') or a blocked request ('waiting') of one file, opaque to the store. */
+export interface StoreRecord {
+  /** Unique in its file. LockStore.newId() makes ids unique in the whole lock space. */
+  readonly id: string;
+  /** The node the lock or request belongs to. */
+  readonly node: string;
+  /** The session of `node` it belongs to; a record outlives no session (see the design note). */
+  readonly epoch: number;
+  readonly state: 'held' | 'waiting';
+  /** Waiters: the request id on its node, what that node's inbox events name. '' for held locks. */
+  readonly requestId: string;
+  /** The core's serialized record. */
+  readonly data: string;
+  /** Position in the file (engine-assigned; ascending = file order). 0 in a record not yet stored. */
+  readonly seq: number;
+}
+
+/** A record to put. `epoch` may be left out for this node's own records: the store stamps its session. */
+export interface RecordInput {
+  readonly id: string;
+  readonly state: 'held' | 'waiting';
+  readonly data: string;
+  /** Default: this node. */
+  readonly node?: string;
+  /** Required for another node's record (copy it from that node's records); default: this session. */
+  readonly epoch?: number;
+  /** Required for a waiter; must be empty or absent for a held lock. */
+  readonly requestId?: string;
+}
+
+/** One event for a waiter on another node, appended to that node's inbox in the same step. */
+export interface NotifyInput {
+  readonly node: string;
+  /** The session of the waiter's record: a dead session is never notified. */
+  readonly epoch: number;
+  readonly requestId: string;
+  /** Opaque to the store ('granted', 'failed', ...). */
+  readonly kind: string;
+  readonly data?: string;
+}
+
+/**
+ * The wait-for edges of one waiting request of a classic POSIX owner (the core's
+ * WaitForGraph.setEdges): `hard` owners hold granted locks it conflicts with, `soft` owners have
+ * earlier waiters it queues behind ('fifo'). Both empty: the waiter's edges are removed.
+ */
+export interface EdgeInput {
+  /** A record id of this file that is a waiter once the step applies. */
+  readonly waiter: string;
+  /** Its owner key, unique in the lock space (qualify it with the node). */
+  readonly owner: string;
+  readonly hard: readonly string[];
+  readonly soft?: readonly string[];
+  /** Refuse the whole step (reason 'deadlock') when `hard` closes a cycle of hard edges. */
+  readonly check?: boolean;
+}
+
+/** One atomic step on one file, decided by the core on the file's state at version `base`. */
+export interface Step {
+  readonly file: string;
+  /** The version the decision was made on (0: the file had no records). */
+  readonly base: number;
+  /** Record ids to remove (applied before the puts: a removed id put again goes to the end). */
+  readonly remove?: readonly string[];
+  /** Records to add (at the end) or replace (in place; owner and session never change). */
+  readonly put?: readonly RecordInput[];
+  /**
+   * True when the step grants bytes that were not held before (a new lock, an upgrade, a woken
+   * waiter). Default: any put is 'held'. Set false for a split or downgrade of held bytes, which
+   * a grace period allows. Grants are refused during a grace period.
+   */
+  readonly grants?: boolean;
+  readonly notify?: readonly NotifyInput[];
+  readonly edges?: readonly EdgeInput[];
+}
+
+/** A step as the engines take it: every field resolved and checked at the boundary. */
+export interface EngineStep {
+  readonly file: string;
+  readonly base: number;
+  /** An id of this step, kept in the change log, so that a caller whose reply was lost recognises it. */
+  readonly step: string;
+  readonly grants: boolean;
+  readonly remove: readonly string[];
+  readonly put: readonly StoreRecord[];
+  readonly notify: readonly Required<NotifyInput>[];
+  readonly edges: readonly Required<EdgeInput>[];
+}
+
+/** One applied step of a file, from its change log. */
+export interface Change {
+  /** The version it applied on, and the one it made. */
+  readonly base: number;
+  readonly version: number;
+  readonly step: string;
+  /** The committing node. */
+  readonly node: string;
+  readonly removed: readonly string[];
+  /** With their final `seq`. */
+  readonly put: readonly StoreRecord[];
+}
+
+export interface FileState {
+  /** 0 when the file has no records (its keys are gone: versions never repeat, see the note). */
+  readonly version: number;
+  /** In file order (ascending seq). */
+  readonly records: readonly StoreRecord[];
+}
+
+export interface SessionId {
+  readonly node: string;
+  readonly epoch: number;
+}
+
+/**
+ * The reply to a commit. Only 'ok' changed anything.
+ * - stale: the file is not at `base`. `missed` are the changes since `base` in order, or (when the
+ *   bounded log no longer reaches back) `records` is the whole current set. Apply, decide again.
+ * - fenced: this node's session is not alive (the node fenced itself, or the engine says so).
+ * - dead: a put names a session that is not alive; those sessions' records may only be removed.
+ * - grace: the engine is in a grace period after losing its data; no grant until it ends.
+ * - deadlock: `waiter`'s hard edges would close a cycle: the core answers EDEADLK.
+ * - reset: the engine lost its data; the store is opening a new session (see SessionEvent).
+ * - unreachable: no reply within requestTimeoutMs. The step may have applied: `step` then appears
+ *   among the missed changes of the next stale reply (a version check never applies it twice).
+ */
+export type CommitReply =
+  | { readonly ok: true; readonly version: number; readonly step: string }
+  | { readonly ok: false; readonly reason: 'stale'; readonly version: number; readonly missed?: readonly Change[]; readonly records?: readonly StoreRecord[] }
+  | { readonly ok: false; readonly reason: 'fenced' }
+  | { readonly ok: false; readonly reason: 'dead'; readonly sessions: readonly SessionId[] }
+  | { readonly ok: false; readonly reason: 'grace'; readonly retryInMs: number }
+  | { readonly ok: false; readonly reason: 'deadlock'; readonly waiter: string; readonly owner: string }
+  | { readonly ok: false; readonly reason: 'reset' }
+  | { readonly ok: false; readonly reason: 'unreachable'; readonly step: string; readonly error: string };
+
+/** The reply to a re-assertion. 'late': the grace period is over, what was not re-asserted is lost. */
+export type ReassertReply =
+  | { readonly ok: true; readonly version: number }
+  | { readonly ok: false; readonly reason: 'late' | 'fenced' | 'reset' }
+  | { readonly ok: false; readonly reason: 'unreachable'; readonly error: string };
+
+/** What a reaper found of one dead session: per file, that session's records and the file's version. */
+export interface DeadSession extends SessionId {
+  readonly files: readonly { readonly file: string; readonly version: number; readonly records: readonly StoreRecord[] }[];
+}
+
+export interface ReapReply {
+  readonly dead: readonly DeadSession[];
+  /** The limit cut the list: call again after committing these. */
+  readonly more: boolean;
+}
+
+/** An event of this node's inbox. */
+export interface InboxEvent {
+  /** The stream id (resumable position). */
+  readonly id: string;
+  readonly file: string;
+  /** The file's version after the step that sent it. */
+  readonly version: number;
+  /** The node whose step sent it. */
+  readonly from: string;
+  readonly epoch: number;
+  readonly requestId: string;
+  readonly kind: string;
+  readonly data: string;
+}
+
+/**
+ * Session changes, as they happen:
+ * - fenced: no renewal confirmed within the fence window; commits are refused until 'unfenced'
+ *   or 'lost'. Answers from cached state must stop.
+ * - unfenced: a renewal confirmed the same session: nothing was lost.
+ * - lost: the engine no longer has session `lost`: every record of that epoch counts as lost
+ *   (checkIo 33); `epoch` is the new session (0 while none could be opened yet).
+ * - reset: the engine lost its data while this node was live: re-assert every record held under
+ *   `lost` with LockStore.reassert within `graceMs`; `epoch` is the new session.
+ * - grace-ended: grants are possible again (a waiter pass may now grant).
+ */
+export type SessionEvent =
+  | { readonly kind: 'fenced'; readonly epoch: number }
+  | { readonly kind: 'unfenced'; readonly epoch: number }
+  | { readonly kind: 'lost'; readonly lost: number; readonly epoch: number }
+  | { readonly kind: 'reset'; readonly lost: number; readonly epoch: number; readonly graceMs: number }
+  | { readonly kind: 'grace-ended'; readonly epoch: number };
+
+export interface StoreHooks {
+  /** Inbox events for this node's current session, in stream order. */
+  onEvents?: (events: readonly InboxEvent[]) => void;
+  onSession?: (e: SessionEvent) => void;
+  /**
+   * A renewal found a session past its deadline (or ended) that still has records: run reap()
+   * and commit what it returns. Told by the renewal itself: no extra engine command.
+   */
+  onReapDue?: () => void;
+  /** An error the store could not attribute to a call (inbox read, renewal); informational. */
+  onError?: (err: Error) => void;
+}
+
+/** The engine's side of stats(): round trips, retries after a concurrent change, session state. */
+export interface StoreStats {
+  /** Engine calls made by this node (commits, loads, renewals, re-assertions, reaps, queries). */
+  roundTrips: number;
+  commits: number;
+  /** Commits refused as stale (another node changed the file first): retries after a concurrent change. */
+  stale: number;
+  /** Commits refused before reaching the engine because the node was fenced. */
+  fencedLocally: number;
+  renewals: number;
+  failedRenewals: number;
+  /** Sessions opened (1 + replacements after a loss or reset). */
+  sessions: number;
+}
+
+/** What the per-file actors stand on. Every lock rule stays in src/core/: the store never decides. */
+export interface LockStore {
+  readonly kind: 'memory' | 'redis';
+  readonly node: string;
+  /** This node's session: its epoch (0 while none is open), whether it is fenced, in grace. */
+  session(): { readonly epoch: number; readonly fenced: boolean; readonly grace: boolean; readonly incarnation: string };
+  stats(): StoreStats;
+  /** A record or step id unique in the lock space: node, session and a counter. */
+  newId(): string;
+  /** The file's state (one round trip, atomic). */
+  load(file: string): Promise<FileState>;
+  /** One atomic step (see CommitReply). Throws only for a malformed step (TypeError) or one that contradicts the state at a matching version (Error). */
+  commit(step: Step): Promise<CommitReply>;
+  /** After a 'reset' event: puts this node's records back (no version check), during the grace period only. */
+  reassert(file: string, records: readonly RecordInput[], edges?: readonly EdgeInput[]): Promise<ReassertReply>;
+  /** Dead sessions and their records (idempotent; any node may run it; several may at once). */
+  reap(limit?: number): Promise<ReapReply>;
+  /** Whether `owner` waiting on `targets` would close a cycle (read-only; LockTable.waitsFor's question). */
+  closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean>;
+  /** Files that have records. */
+  files(): Promise<string[]>;
+  /** Ends the session (its remaining records become the reaper's) and the connections. */
+  close(): Promise<void>;
+}
+
+// ---- the engine level, under the per-node session logic ------------------------------------------
+
+export interface SessionRef extends SessionId {
+  readonly incarnation: string;
+}
+
+export interface Opened extends SessionRef {
+  /** The inbox position to read after. */
+  readonly inboxFrom: string;
+  /** Remaining grace period (0: none). */
+  readonly graceMs: number;
+  /** This call created the incarnation (first start, or after the engine lost its data). */
+  readonly created: boolean;
+}
+
+export type Renewed =
+  /** `reap`: some registered session is past its deadline or ended: reap() has work. */
+  | { readonly kind: 'ok'; readonly graceMs: number; readonly reap: boolean }
+  | { readonly kind: 'expired' }
+  | { readonly kind: 'reset' };
+
+export interface InboxReader {
+  /** The entries after `after`, waiting for at least one; [] when interrupted (restart, reconnect). */
+  read(after: string): Promise<InboxEvent[]>;
+  /** Interrupts a pending read and starts over on a fresh connection (after a new session). */
+  restart(): void;
+  close(): void;
+}
+
+/** The atomic operations, with sessions explicit: MemoryEngine (the model) and RedisEngine. */
+export interface Engine {
+  /** For messages: the redacted URL, or 'memory'. */
+  readonly name: string;
+  open(node: string, ttlMs: number, graceMs: number): Promise<Opened>;
+  renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed>;
+  endSession(s: SessionRef): Promise<void>;
+  commit(s: SessionRef, step: EngineStep): Promise<CommitReply>;
+  reassert(s: SessionRef, file: string, step: string, records: readonly StoreRecord[], edges: readonly Required<EdgeInput>[]): Promise<ReassertReply>;
+  load(file: string): Promise<FileState>;
+  reap(limit: number): Promise<ReapReply>;
+  closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean>;
+  files(): Promise<string[]>;
+  inbox(node: string): InboxReader;
+  shutdown(): Promise<void>;
+}

@@ -1,0 +1,247 @@
+/**
+ * One atomic step, on both engines (the same scenario, the same replies): accept and refuse, the
+ * missed changes of a stale copy (from the log, or the whole record set once the log no longer
+ * reaches back), records of dead sessions, grants in a grace period, notifications, the
+ * session → files index and the reaper, and the end of a file's keys.
+ */
+import t, { type Test } from 'tap';
+import { LOG_MAX, memoryStore, ProgrammingError, type CommitReply, type StoreRecord } from '../../src/store/index.js';
+import { cluster, type Kind } from './fixture.js';
+import { RedisServer } from './redis-server.js';
+
+let server: RedisServer | undefined;
+t.before(async () => {
+  server = await RedisServer.start();
+});
+t.teardown(() => server?.stop());
+
+function ok(t: Test, r: CommitReply, what: string): number {
+  t.equal(r.ok, true, `${what}: accepted (${JSON.stringify(r)})`);
+  return r.ok ? r.version : -1;
+}
+
+const lock = (id: string, data = id) => ({ id, state: 'held' as const, data });
+const wait = (id: string, requestId: string, data = id) => ({ id, state: 'waiting' as const, requestId, data });
+const shape = (rs: readonly StoreRecord[]) => rs.map((r) => `${r.id}:${r.state}:${r.node}:${r.data}:${r.seq}`);
+
+for (const kind of ['memory', 'redis'] as Kind[]) {
+  t.test(`${kind}: accept, stale with the missed changes, stale with the whole set`, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    const v1 = ok(t, await a!.commit({ file: '/f', base: 0, put: [lock('a1', 'A [0,10)')] }), 'first lock');
+    t.ok(v1 > 0, 'a version above 0');
+    const st = await b!.load('/f');
+    t.equal(st.version, v1, 'the version is the one the step made');
+    t.same(shape(st.records), ['a1:held:a:A [0,10):1']);
+    t.equal(st.records[0]!.epoch, a!.session().epoch, "the record carries a's session");
+
+    // b decided on version 0 (an empty file): refused, and told what it missed.
+    const stale = await b!.commit({ file: '/f', base: 0, put: [lock('b1')] });
+    t.match(stale, { ok: false, reason: 'stale', version: v1 });
+    if (stale.ok || stale.reason !== 'stale') throw new Error('expected stale');
+    t.equal(stale.missed?.length, 1, 'one missed change');
+    t.match(stale.missed![0], { base: 0, version: v1, node: 'a', removed: [] });
+    t.same(shape(stale.missed![0]!.put), ['a1:held:a:A [0,10):1']);
+    t.equal(stale.records, undefined, 'not the whole set');
+    t.same(await a!.load('/f'), st, 'nothing changed');
+
+    // Deciding again on v1 succeeds; a replace keeps its place, a new record goes at the end.
+    const v2 = ok(t, await b!.commit({ file: '/f', base: v1, put: [lock('b1', 'B')] }), 'b on the fresh version');
+    const v3 = ok(t, await a!.commit({ file: '/f', base: v2, put: [lock('a1', 'A [0,5)'), lock('a2', 'A [7,10)')], grants: false }), 'a split');
+    t.same(shape((await a!.load('/f')).records), ['a1:held:a:A [0,5):1', 'b1:held:b:B:2', 'a2:held:a:A [7,10):3']);
+    // A removed id put again moves to the end.
+    const v4 = ok(t, await a!.commit({ file: '/f', base: v3, remove: ['a1'], put: [lock('a1', 'again')] }), 'remove and put');
+    t.same(shape((await a!.load('/f')).records), ['b1:held:b:B:2', 'a2:held:a:A [7,10):3', 'a1:held:a:again:4']);
+    const missed = await b!.commit({ file: '/f', base: v2, remove: ['b1'] });
+    t.match(missed, { ok: false, reason: 'stale', version: v4 });
+    if (!missed.ok && missed.reason === 'stale') {
+      t.same(
+        missed.missed!.map((m) => [m.base, m.version, m.removed]),
+        [
+          [v2, v3, []],
+          [v3, v4, ['a1']],
+        ],
+        'the changes since v2, in order',
+      );
+    }
+
+    // Far behind: the bounded log no longer reaches back, so the whole set comes instead.
+    let v = v4;
+    for (let i = 0; i < LOG_MAX + 1; i++) v = ok(t, await a!.commit({ file: '/f', base: v, put: [lock('a2', `n${i}`)], grants: false }), `change ${i}`);
+    const full = await b!.commit({ file: '/f', base: v2, remove: ['b1'] });
+    t.match(full, { ok: false, reason: 'stale', version: v });
+    if (!full.ok && full.reason === 'stale') {
+      t.equal(full.missed, undefined, 'no missed list');
+      t.same(shape(full.records!), shape((await a!.load('/f')).records), 'the whole current set');
+    }
+    // Just inside the log: the changes.
+    const near = await b!.commit({ file: '/f', base: v4, remove: ['b1'] });
+    t.ok(!near.ok && near.reason === 'stale' && near.missed === undefined, 'LOG_MAX + 1 changes behind: the whole set');
+  });
+
+  t.test(`${kind}: a step that contradicts the state it names is the caller's bug`, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    const v = ok(t, await a!.commit({ file: '/g', base: 0, put: [lock('x')] }), 'x');
+    await t.rejects(a!.commit({ file: '/g', base: v, remove: ['nope'] }), ProgrammingError, 'removing an absent record');
+    await t.rejects(b!.commit({ file: '/g', base: v, put: [{ ...lock('x'), node: 'b' }] }), ProgrammingError, 'changing the owner of a record');
+    await t.rejects(a!.commit({ file: '/g', base: v, edges: [{ waiter: 'x', owner: 'a:1', hard: ['b:1'] }] }), ProgrammingError, 'edges of a held lock');
+    await t.rejects(a!.commit({ file: '/g', base: v, put: [lock('y'), lock('y')] }), TypeError, 'the same id twice');
+    await t.rejects(a!.commit({ file: '/g', base: -1 }), TypeError, 'a negative base');
+    await t.rejects(a!.commit({ file: '/g', base: v, put: [{ id: 'w', state: 'waiting', data: '' }] }), TypeError, 'a waiter without a request id');
+    await t.rejects(a!.commit({ file: '/g', base: v, put: [{ ...lock('z'), node: 'b' }] }), TypeError, "another node's record without its epoch");
+    t.equal((await a!.load('/g')).version, v, 'nothing applied');
+  });
+
+  t.test(`${kind}: grants to a waiter on another node: one step, one inbox event`, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [na, nb] = c.nodes;
+    const a = na!.store;
+    const b = nb!.store;
+    const v1 = ok(t, await a.commit({ file: '/h', base: 0, put: [lock('a1')] }), 'a holds');
+    const v2 = ok(t, await b.commit({ file: '/h', base: v1, put: [wait('b1', 'req-7')] }), 'b waits');
+    const bEpoch = (await a.load('/h')).records.find((r) => r.id === 'b1')!.epoch;
+    // a releases and, in the same step, grants b's waiter and tells b.
+    const v3 = ok(
+      t,
+      await a.commit({
+        file: '/h',
+        base: v2,
+        remove: ['a1'],
+        put: [{ id: 'b1', state: 'held', data: 'b1', node: 'b', epoch: bEpoch }],
+        notify: [
+          { node: 'b', epoch: bEpoch, requestId: 'req-7', kind: 'granted', data: '{"fence":1}' },
+          { node: 'a', epoch: a.session().epoch, requestId: 'self', kind: 'granted' },
+        ],
+      }),
+      'release + grant',
+    );
+    const e = await nb!.events.next('the grant event on b');
+    t.match(e, { file: '/h', version: v3, from: 'a', epoch: bEpoch, requestId: 'req-7', kind: 'granted', data: '{"fence":1}' });
+    t.same(shape((await b.load('/h')).records), ['b1:held:b:b1:2'], 'granted in place');
+    t.equal(na!.events.seen.length, 0, 'no event to the committing node itself');
+  });
+
+  t.test(`${kind}: a dead session's records can be removed, never written; the reaper lists them`, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    const v1 = ok(t, await b!.commit({ file: '/d1', base: 0, put: [lock('b1'), wait('b2', 'r2')] }), 'b on d1');
+    const w1 = ok(t, await b!.commit({ file: '/d2', base: 0, put: [lock('b3')] }), 'b on d2');
+    const u1 = ok(t, await a!.commit({ file: '/d3', base: 0, put: [lock('a1')] }), 'a on d3');
+    const bEpoch = b!.session().epoch;
+    t.same(await a!.files(), ['/d1', '/d2', '/d3']);
+    t.same((await a!.reap()).dead, [], 'nobody is dead');
+
+    await c.expire('b');
+    const grant = await a!.commit({ file: '/d1', base: v1, put: [{ id: 'b2', state: 'held', data: 'b2', node: 'b', epoch: bEpoch }] });
+    t.same(grant, { ok: false, reason: 'dead', sessions: [{ node: 'b', epoch: bEpoch }] }, 'no grant to a dead session');
+    const own = await b!.commit({ file: '/d2', base: w1, remove: ['b3'] });
+    t.same(own, { ok: false, reason: 'fenced' }, "the engine refuses the dead session's own steps");
+
+    const reaped = await a!.reap();
+    t.equal(reaped.more, false);
+    t.same(
+      reaped.dead.map((d) => ({ node: d.node, epoch: d.epoch, files: d.files.map((f) => [f.file, f.version, f.records.map((r) => r.id)]) })),
+      [
+        {
+          node: 'b',
+          epoch: bEpoch,
+          files: [
+            ['/d1', v1, ['b1', 'b2']],
+            ['/d2', w1, ['b3']],
+          ],
+        },
+      ],
+      "per file, the dead session's records",
+    );
+    t.same(await a!.reap(), reaped, 'reaping changes nothing: a second reaper sees the same');
+    const limited = await a!.reap(1);
+    t.equal(limited.more, true, 'a limit cuts the list');
+    t.equal(limited.dead[0]!.files.length, 1);
+
+    // The caller removes them through normal steps; a second reaper's step is then stale.
+    ok(t, await a!.commit({ file: '/d1', base: v1, remove: ['b1', 'b2'] }), 'remove on d1');
+    const second = await a!.commit({ file: '/d1', base: v1, remove: ['b1', 'b2'] });
+    t.match(second, { ok: false, reason: 'stale', version: 0, records: [] }, 'the other reaper sees them gone');
+    ok(t, await a!.commit({ file: '/d2', base: w1, remove: ['b3'] }), 'remove on d2');
+    t.same((await a!.reap()).dead, [], 'nothing left to reap: the dead session left the registry');
+    t.same(await a!.files(), ['/d3'], 'empty files are gone');
+    t.same(await a!.load('/d1'), { version: 0, records: [] });
+    t.equal((await a!.load('/d3')).version, u1);
+    if (kind === 'redis') {
+      const keys = await (await server!.client()).keys(`{${c.namespace}}:*`);
+      t.same(keys.filter((k) => /:(r|m|l|e):\/d[12]$|:sf:b\|/.test(k)), [], 'no keys left for the emptied files or the reaped session');
+    }
+  });
+
+  t.test(`${kind}: no grant in a grace period; releases and waiters go through`, async (t) => {
+    const c = await cluster(kind, ['a'], server, { graceMs: 60_000 });
+    t.teardown(() => c.close());
+    const a = c.nodes[0]!.store;
+    t.equal(a.session().grace, true, 'a new incarnation starts in grace');
+    const g = await a.commit({ file: '/g', base: 0, put: [lock('a1')] });
+    t.match(g, { ok: false, reason: 'grace' });
+    t.ok(!g.ok && g.reason === 'grace' && g.retryInMs > 0 && g.retryInMs <= 60_000, 'with the time left');
+    const v = ok(t, await a.commit({ file: '/g', base: 0, put: [wait('w1', 'r1')] }), 'a waiter');
+    ok(t, await a.commit({ file: '/g', base: v, remove: ['w1'] }), 'a removal');
+    if (c.memory !== undefined) c.memory.endGrace();
+    else await (await server!.client()).del(`{${c.namespace}}:grace`);
+    ok(t, await a.commit({ file: '/g', base: 0, put: [lock('a1')] }), 'a grant once the grace period is over');
+  });
+
+  t.test(`${kind}: wait-for edges across nodes: the cycle check runs in the step that adds the edge`, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    // a:1 holds /x, b:1 holds /y; a:1 waits for /y (edge a:1 -> b:1).
+    const x = ok(t, await a!.commit({ file: '/x', base: 0, put: [lock('ax')] }), 'a:1 holds /x');
+    const y = ok(t, await b!.commit({ file: '/y', base: 0, put: [lock('by')] }), 'b:1 holds /y');
+    const y2 = ok(t, await a!.commit({ file: '/y', base: y, put: [wait('aw', 'q1')], edges: [{ waiter: 'aw', owner: 'a:1', hard: ['b:1'], check: true }] }), 'a:1 waits on b:1');
+    t.equal(await b!.closesCycle('b:1', ['a:1'], true), true, 'b:1 waiting on a:1 would close a cycle');
+    t.equal(await b!.closesCycle('b:2', ['a:1'], true), false, 'b:2 would not');
+    // b:1 now waits for /x: closes a:1 -> b:1 -> a:1. Refused whole: the waiter is not queued.
+    const dl = await b!.commit({ file: '/x', base: x, put: [wait('bw', 'q2')], edges: [{ waiter: 'bw', owner: 'b:1', hard: ['a:1'], check: true }] });
+    t.same(dl, { ok: false, reason: 'deadlock', waiter: 'bw', owner: 'b:1' });
+    t.equal((await a!.load('/x')).version, x, 'nothing applied');
+    // Soft ('fifo') edges do not make a deadlock, and unchecked edges are stored as given.
+    const x2 = ok(t, await b!.commit({ file: '/x', base: x, put: [wait('bw', 'q2')], edges: [{ waiter: 'bw', owner: 'b:1', hard: [], soft: ['a:1'], check: true }] }), 'soft edge');
+    t.equal(await a!.closesCycle('a:1', ['b:1'], false), true, 'the soft edge is in the graph');
+    t.equal(await a!.closesCycle('a:1', ['b:1'], true), false, 'but not among hard edges');
+    // Granting a's waiter drops its edges with it: then b:1 may wait on a:1.
+    const y3 = ok(t, await b!.commit({ file: '/y', base: y2, remove: ['by'], put: [{ id: 'aw', state: 'held', data: 'aw', node: 'a', epoch: a!.session().epoch }] }), 'grant aw');
+    t.ok(y3 > 0);
+    ok(t, await b!.commit({ file: '/x', base: x2, edges: [{ waiter: 'bw', owner: 'b:1', hard: ['a:1'], check: true }] }), 'b:1 -> a:1 after the grant');
+    // The edges of a step are checked in order, each seeing the ones before it.
+    const z = ok(t, await a!.commit({ file: '/z', base: 0, put: [lock('az')] }), 'a holds /z');
+    const z2 = await b!.commit({
+      file: '/z',
+      base: z,
+      put: [wait('c1', 'r1', 'c'), wait('c2', 'r2', 'd')],
+      edges: [
+        { waiter: 'c1', owner: 'c:1', hard: ['d:1'], check: true },
+        { waiter: 'c2', owner: 'd:1', hard: ['c:1'], check: true },
+      ],
+    });
+    t.same(z2, { ok: false, reason: 'deadlock', waiter: 'c2', owner: 'd:1' }, 'the second edge closes the cycle the first opened');
+    // A dead session's edges do not count.
+    ok(t, await a!.commit({ file: '/w', base: 0, put: [wait('aw2', 'r9')], edges: [{ waiter: 'aw2', owner: 'a:1', hard: ['b:1'] }] }), 'an unchecked edge a:1 -> b:1');
+    t.equal(await b!.closesCycle('b:1', ['a:1'], true), true, "a live waiter's edge counts");
+    await c.expire('a');
+    t.equal(await b!.closesCycle('b:1', ['a:1'], true), false, "a's edges died with its session");
+  });
+}
+
+t.test('a node alone: memoryStore() needs nothing, starts without a grace period, never fences', async (t) => {
+  const s = await memoryStore();
+  t.teardown(() => s.close());
+  t.equal(s.kind, 'memory');
+  t.match(s.session(), { fenced: false, grace: false });
+  const r = await s.commit({ file: '/alone', base: 0, put: [lock('l1')] });
+  t.equal(r.ok, true, 'a grant at once');
+  t.same(await s.files(), ['/alone']);
+  t.match(s.stats(), { commits: 1, stale: 0, sessions: 1 });
+});

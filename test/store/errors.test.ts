@@ -1,0 +1,98 @@
+/**
+ * Bad input and failures: a malformed URL or option is refused at once, naming it; an engine that
+ * cannot be reached, or that accepts connections and never answers, is an Error naming the URL
+ * (its password hidden) within requestTimeoutMs; a store whose engine stops answering gets
+ * 'unreachable' within requestTimeoutMs, and the step id tells it later whether the step applied.
+ */
+import { createServer } from 'node:net';
+import t from 'tap';
+import { openStore } from '../../src/store/index.js';
+import { RedisServer } from './redis-server.js';
+
+/** Slack allowed above requestTimeoutMs before "within" fails: a loaded 2-core machine is slow. */
+const SLACK_MS = 5_000;
+
+let server: RedisServer;
+t.before(async () => {
+  server = await RedisServer.start();
+});
+t.teardown(() => server?.stop());
+
+async function timed<T>(p: Promise<T>): Promise<{ ms: number; err?: Error; value?: T }> {
+  const t0 = performance.now();
+  try {
+    const value = await p;
+    return { ms: performance.now() - t0, value };
+  } catch (err) {
+    return { ms: performance.now() - t0, err: err as Error };
+  }
+}
+
+t.test('malformed URLs and options', async (t) => {
+  for (const url of ['not a url', 'http://127.0.0.1:6379', 'redis://', 'redis://127.0.0.1:6379/x', 'etcd://127.0.0.1:2379']) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.ok(r.err instanceof Error && !(r.err instanceof TypeError), `${url}: an Error`);
+    t.ok(r.err?.message.includes(url), `${url}: named (${r.err?.message})`);
+    t.ok(r.ms < 500, `${url}: at once (${r.ms.toFixed(0)} ms)`);
+  }
+  const secret = await timed(openStore({ url: 'redis://user:s3cret@[::1', requestTimeoutMs: 500 }));
+  t.notMatch(secret.err?.message, /s3cret/, 'the password is not in the message');
+  t.match(secret.err?.message, /user:\*\*\*@/);
+  await t.rejects(openStore({ url: server.url, namespace: 'a{b}' }), TypeError, 'a namespace with a hash tag');
+  await t.rejects(openStore({ url: server.url, node: 'a|b' }), TypeError, 'a node name with a separator');
+  await t.rejects(openStore({ url: server.url, sessionTtlMs: 10 }), TypeError, 'a TTL too short to renew');
+  await t.rejects(openStore({ url: server.url, requestTimeoutMs: 0 }), TypeError);
+  await t.rejects(openStore({ url: 42 } as never), TypeError);
+  await t.rejects(openStore(server.url, {}, { fenceAfterMs: 20_000 }), TypeError, 'a fence after the TTL');
+});
+
+t.test('nothing listens: an Error naming the URL, within requestTimeoutMs', async (t) => {
+  // A port that was free a moment ago and that nothing listens on.
+  const port = await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+  const url = `redis://user:s3cret@127.0.0.1:${port}`;
+  const r = await timed(openStore({ url, requestTimeoutMs: 1_000 }));
+  t.match(r.err?.message, `redis://user:***@127.0.0.1:${port}`, 'names the URL');
+  t.notMatch(r.err?.message, /s3cret/);
+  t.match(r.err?.message, /ECONNREFUSED|cannot reach/, `says why: ${r.err?.message}`);
+  t.ok(r.ms < 1_000 + SLACK_MS, `within requestTimeoutMs (${r.ms.toFixed(0)} ms)`);
+});
+
+t.test('an engine that accepts and never answers: an Error within requestTimeoutMs', async (t) => {
+  const silent = await RedisServer.start();
+  t.teardown(() => silent.stop());
+  silent.pause();
+  const r = await timed(openStore({ url: silent.url, requestTimeoutMs: 800 }));
+  t.match(r.err?.message, silent.url, 'names the URL');
+  t.ok(r.ms >= 700 && r.ms < 800 + SLACK_MS, `after requestTimeoutMs, not before and not much later (${r.ms.toFixed(0)} ms)`);
+});
+
+t.test("a store whose engine stops answering: 'unreachable' within requestTimeoutMs, and the step id later", async (t) => {
+  const s = await openStore({ url: server.url, namespace: 'pause', node: 'a', sessionTtlMs: 60_000, requestTimeoutMs: 600 }, {}, { graceMs: 0 });
+  t.teardown(() => s.close());
+  const v1 = await s.commit({ file: '/u', base: 0, put: [{ id: 'a1', state: 'held', data: '' }] });
+  if (!v1.ok) throw new Error(JSON.stringify(v1));
+  server.pause();
+  let resumed = false;
+  t.teardown(() => {
+    if (!resumed) server.resume();
+  });
+  const r = await timed(s.commit({ file: '/u', base: v1.version, put: [{ id: 'a2', state: 'held', data: '' }] }));
+  t.match(r.value, { ok: false, reason: 'unreachable' });
+  t.ok(r.ms < 600 + SLACK_MS, `within requestTimeoutMs (${r.ms.toFixed(0)} ms)`);
+  const step = r.value !== undefined && !r.value.ok && r.value.reason === 'unreachable' ? r.value.step : '';
+  t.match(r.value, { error: server.url }, 'the error names the URL');
+  const l = await timed(s.load('/u'));
+  t.match(l.err?.message, server.url, 'a load fails naming the URL');
+  t.ok(l.ms < 600 + SLACK_MS);
+  server.resume();
+  resumed = true;
+  // The engine ran the step when it woke up: the next commit on the old version says so.
+  const again = await s.commit({ file: '/u', base: v1.version, put: [{ id: 'a2', state: 'held', data: '' }] });
+  t.match(again, { ok: false, reason: 'stale' });
+  if (!again.ok && again.reason === 'stale') t.same(again.missed?.map((m) => m.step), [step], 'the step applied: its id is among the missed changes');
+});

@@ -1,0 +1,158 @@
+/**
+ * Sessions and fencing on a real engine. A node whose renewals stop (stopped in-process, or the
+ * whole process SIGSTOPped) is fenced before the engine lets its session go, the engine refuses
+ * its steps, a reaper on another node lists its records, and it comes back with a new session
+ * in which its old records are lost for good. A renewing node keeps its session; a closing one
+ * hands its records to the reaper at once. Every wait is for an event (the engine's own key
+ * events, the store's hooks, a child's lines), never a sleep.
+ */
+import t from 'tap';
+import { RedisEngine, type SessionEvent } from '../../src/store/index.js';
+import { ChildNode } from './child-proc.js';
+import { cluster } from './fixture.js';
+import { keyEvents } from './keyevents.js';
+import { RedisServer } from './redis-server.js';
+
+let server: RedisServer;
+t.before(async () => {
+  server = await RedisServer.start();
+});
+t.teardown(() => server?.stop());
+
+const kinds = (es: readonly SessionEvent[]) => es.map((e) => e.kind);
+
+t.test('renewals stop: fenced before the engine lets go, refused by the engine, reaped, lost', async (t) => {
+  const ttl = 1_000;
+  const c = await cluster('redis', ['b'], server);
+  t.teardown(() => c.close());
+  // a renews only after four TTLs: a node that stopped (a pause, a stalled event loop).
+  const a = await c.add('a', { sessionTtlMs: ttl, renewEveryMs: 4 * ttl });
+  const b = c.nodes[0]!.store;
+  const sessionKey = `{${c.namespace}}:s:a`;
+  let fencedAtExpiry: boolean | undefined;
+  const ke = await keyEvents(server, (e) => {
+    // Checked at the moment the engine tells us, not when the test gets round to it.
+    if (e.event === 'expired' && e.key === sessionKey) fencedAtExpiry = a.store.session().fenced;
+  });
+  t.teardown(ke.close);
+
+  const v1 = await a.store.commit({ file: '/s', base: 0, put: [{ id: 'a1', state: 'held', data: 'a1' }] });
+  if (!v1.ok) throw new Error(JSON.stringify(v1));
+  const old = a.store.session();
+
+  t.match(await a.session.next('a to fence itself', (e) => e.kind === 'fenced'), { kind: 'fenced', epoch: old.epoch });
+  t.equal(a.store.session().fenced, true);
+  t.same(await a.store.commit({ file: '/s', base: v1.version, remove: ['a1'] }), { ok: false, reason: 'fenced' }, 'refused on the node');
+  t.equal(a.store.stats().fencedLocally, 1, 'without a round trip');
+
+  await ke.feed.next("the engine to expire a's session key", (e) => e.event === 'expired' && e.key === sessionKey);
+  t.equal(fencedAtExpiry, true, 'the node was fenced when the engine let its session go');
+
+  // The engine refuses the old session too, whoever sends its step.
+  const direct = await RedisEngine.connect({ url: server.url, shownUrl: server.url, namespace: c.namespace, requestTimeoutMs: 10_000 });
+  t.teardown(() => direct.shutdown());
+  const ref = { node: 'a', epoch: old.epoch, incarnation: old.incarnation };
+  t.same(await direct.commit(ref, { file: '/s', base: v1.version, step: 'x', grants: true, remove: [], put: [], notify: [], edges: [] }), { ok: false, reason: 'fenced' }, 'refused by the engine');
+
+  // A reaper on b finds a's record; b decides its removal (and its own grant) in one step.
+  const reaped = await b.reap();
+  t.same(
+    reaped.dead.map((d) => [d.node, d.epoch, d.files.map((f) => [f.file, f.version, f.records.map((r) => r.id)])]),
+    [['a', old.epoch, [['/s', v1.version, ['a1']]]]],
+  );
+  const taken = await b.commit({ file: '/s', base: v1.version, remove: ['a1'], put: [{ id: 'b1', state: 'held', data: 'b1' }] });
+  t.equal(taken.ok, true, 'b takes the bytes');
+  t.same((await b.reap()).dead, [], 'nothing left to reap');
+
+  // a's next renewal finds its session gone: a new session, the old epoch lost for good.
+  const lost = await a.session.next('a to learn its session is lost', (e) => e.kind === 'lost');
+  t.match(lost, { kind: 'lost', lost: old.epoch });
+  t.ok(lost.kind === 'lost' && lost.epoch > old.epoch, 'a new, larger epoch');
+  t.same(kinds(a.session.seen), ['fenced', 'lost'], 'never unfenced: the session was gone');
+  t.equal(a.store.session().fenced, false);
+  t.same(await direct.commit(ref, { file: '/s2', base: 0, step: 'y', grants: true, remove: [], put: [{ id: 'z', node: 'a', epoch: old.epoch, state: 'held', requestId: '', data: '', seq: 0 }], notify: [], edges: [] }), { ok: false, reason: 'fenced' }, 'the old session stays dead');
+  const st = await b.load('/s');
+  const again = await a.store.commit({ file: '/s', base: st.version, put: [{ id: 'a1', state: 'held', data: 'a1', epoch: old.epoch }] });
+  t.same(again, { ok: false, reason: 'dead', sessions: [{ node: 'a', epoch: old.epoch }] }, 'no record of the old session is ever written again');
+  const fresh = await a.store.commit({ file: '/s', base: st.version, put: [{ id: 'a2', state: 'waiting', requestId: 'r1', data: 'a2' }] });
+  t.equal(fresh.ok, true, 'the new session works');
+});
+
+t.test('a renewing session outlives its TTL; a closed one goes to the reaper at once', async (t) => {
+  const ttl = 1_500;
+  const c = await cluster('redis', [], server);
+  t.teardown(() => c.close());
+  const a = await c.add('a', { sessionTtlMs: ttl });
+  const nb = await c.add('b', { sessionTtlMs: ttl });
+  const b = nb.store;
+  const sessionKey = `{${c.namespace}}:s:a`;
+  const ke = await keyEvents(server);
+  t.teardown(ke.close);
+  const r = await a.store.commit({ file: '/r', base: 0, put: [{ id: 'a1', state: 'held', data: '' }] });
+  t.equal(r.ok, true);
+  // Eight renewals: two TTLs of life that the first PX alone would not have given.
+  for (let i = 0; i < 8; i++) await ke.feed.next(`renewal ${i + 1} of a's session`, (e) => e.event === 'set' && e.key === sessionKey);
+  t.equal(
+    ke.feed.seen.some((e) => e.event === 'expired' && e.key === sessionKey),
+    false,
+    'never expired',
+  );
+  t.same(kinds(a.session.seen), [], 'never fenced');
+  t.ok(a.store.stats().renewals >= 8);
+  const epoch = a.store.session().epoch;
+  t.same(nb.reapDue.seen, [], 'no renewal of b said there was anything to reap');
+  await a.store.close();
+  await nb.reapDue.next("b's next renewal to say reap() has work");
+  t.same(
+    (await b.reap()).dead.map((d) => [d.node, d.epoch, d.files.map((f) => f.records.map((x) => x.id))]),
+    [['a', epoch, [['a1']]]],
+    "a closed session's records are the reaper's at once",
+  );
+  await t.rejects(a.store.commit({ file: '/r', base: 0 }), /closed/, 'a closed store refuses calls');
+});
+
+t.test('a node SIGSTOPped past its TTL: its lock is taken, and on SIGCONT it is fenced, then lost', async (t) => {
+  const ttl = 1_000;
+  const c = await cluster('redis', ['b'], server);
+  t.teardown(() => c.close());
+  const b = c.nodes[0]!.store;
+  const p = new ChildNode({ url: server.url, namespace: c.namespace, node: 'p', sessionTtlMs: ttl, tuning: { graceMs: 0 } });
+  t.teardown(() => p.kill());
+  const epoch = await p.ready();
+  const held = await p.run({ op: 'commit', step: { file: '/stop', base: 0, put: [{ id: 'p1', state: 'held', data: 'p1' }] } });
+  t.equal(held.ok, true, 'p holds');
+  const denied = await b.commit({ file: '/stop', base: held.version, put: [{ id: 'b1', state: 'waiting', requestId: 'rb', data: 'b1' }] });
+  t.equal(denied.ok, true, 'b waits behind it');
+
+  const ke = await keyEvents(server);
+  t.teardown(ke.close);
+  p.signal('SIGSTOP');
+  await ke.feed.next("the engine to expire p's session", (e) => e.event === 'expired' && e.key === `{${c.namespace}}:s:p`);
+  const reaped = await b.reap();
+  t.same(
+    reaped.dead.map((d) => [d.node, d.epoch]),
+    [['p', epoch]],
+  );
+  const f = reaped.dead[0]!.files[0]!;
+  const grant = await b.commit({ file: '/stop', base: f.version, remove: ['p1'], put: [{ id: 'b1', state: 'held', data: 'b1' }] });
+  t.equal(grant.ok, true, "b is granted once p's lock is reaped");
+
+  p.signal('SIGCONT');
+  // Woken, p acts on nothing it held: its first step is refused, then it learns the session is gone.
+  const late = await p.run({ op: 'commit', step: { file: '/stop', base: held.version, remove: ['p1'], put: [{ id: 'p2', state: 'held', data: 'p2' }] } });
+  t.equal(late.ok, false, `p's step on its stale state is refused (${late.reason})`);
+  t.ok(['fenced', 'stale'].includes(late.reason), 'fenced (or, if its new session came first, stale)');
+  const fenced = await p.session('p to report fenced', (e) => e.kind === 'fenced');
+  t.equal(fenced.epoch, epoch);
+  const lost = await p.session('p to report its session lost', (e) => e.kind === 'lost');
+  t.match(lost, { kind: 'lost', lost: epoch });
+  const lines = p.lines.seen.filter((l) => 'session' in l).map((l) => l.session.kind);
+  t.same(lines, ['fenced', 'lost'], 'fenced, then lost; never unfenced');
+  const st = await b.load('/stop');
+  t.same(
+    st.records.map((r) => [r.id, r.node, r.state]),
+    [['b1', 'b', 'held']],
+    'one holder: b',
+  );
+  t.same(await p.run({ op: 'close' }), 'closed');
+});
