@@ -7,14 +7,14 @@
 import { createServer } from 'node:net';
 import t from 'tap';
 import { openStore } from '../../src/store/index.js';
-import { RedisServer } from './redis-server.js';
+import { RedisServer, noRedis } from './redis-server.js';
 
 /** Slack allowed above requestTimeoutMs before "within" fails: a loaded 2-core machine is slow. */
 const SLACK_MS = 5_000;
 
 let server: RedisServer;
 t.before(async () => {
-  server = await RedisServer.start();
+  if (!noRedis) server = await RedisServer.start();
 });
 t.teardown(() => server?.stop());
 
@@ -28,7 +28,7 @@ async function timed<T>(p: Promise<T>): Promise<{ ms: number; err?: Error; value
   }
 }
 
-t.test('malformed URLs and options', async (t) => {
+t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
   for (const url of ['not a url', 'http://127.0.0.1:6379', 'redis://', 'redis://127.0.0.1:6379/x', 'etcd://127.0.0.1:2379']) {
     const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
     t.ok(r.err instanceof Error && !(r.err instanceof TypeError), `${url}: an Error`);
@@ -46,7 +46,7 @@ t.test('malformed URLs and options', async (t) => {
   await t.rejects(openStore(server.url, {}, { fenceAfterMs: 20_000 }), TypeError, 'a fence after the TTL');
 });
 
-t.test('nothing listens: an Error naming the URL, within requestTimeoutMs', async (t) => {
+t.test('nothing listens: an Error naming the URL, within requestTimeoutMs', { skip: noRedis }, async (t) => {
   // A port that was free a moment ago and that nothing listens on.
   const port = await new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
@@ -62,7 +62,7 @@ t.test('nothing listens: an Error naming the URL, within requestTimeoutMs', asyn
   t.ok(r.ms < 1_000 + SLACK_MS, `within requestTimeoutMs (${r.ms.toFixed(0)} ms)`);
 });
 
-t.test('an engine that accepts and never answers: an Error within requestTimeoutMs', async (t) => {
+t.test('an engine that accepts and never answers: an Error within requestTimeoutMs', { skip: noRedis }, async (t) => {
   const silent = await RedisServer.start();
   t.teardown(() => silent.stop());
   silent.pause();
@@ -71,7 +71,7 @@ t.test('an engine that accepts and never answers: an Error within requestTimeout
   t.ok(r.ms >= 700 && r.ms < 800 + SLACK_MS, `after requestTimeoutMs, not before and not much later (${r.ms.toFixed(0)} ms)`);
 });
 
-t.test("a store whose engine stops answering: 'unreachable' within requestTimeoutMs, and the step id later", async (t) => {
+t.test("a store whose engine stops answering: 'unreachable' within requestTimeoutMs, and the step id later", { skip: noRedis }, async (t) => {
   const s = await openStore({ url: server.url, namespace: 'pause', node: 'a', sessionTtlMs: 60_000, requestTimeoutMs: 600 }, {}, { graceMs: 0 });
   t.teardown(() => s.close());
   const v1 = await s.commit({ file: '/u', base: 0, put: [{ id: 'a1', state: 'held', data: '' }] });

@@ -8,15 +8,15 @@
 import t from 'tap';
 import type { ReassertReply, SessionEvent } from '../../src/store/index.js';
 import { cluster, Feed } from './fixture.js';
-import { RedisServer } from './redis-server.js';
+import { RedisServer, noRedis } from './redis-server.js';
 
 let server: RedisServer;
 t.before(async () => {
-  server = await RedisServer.start();
+  if (!noRedis) server = await RedisServer.start();
 });
 t.teardown(() => server?.stop());
 
-t.test('restart without persistence: reset, re-assertion in grace, no conflicting grant, late refused', async (t) => {
+t.test('restart without persistence: reset, re-assertion in grace, no conflicting grant, late refused', { skip: noRedis }, async (t) => {
   const ttl = 1_000;
   const graceMs = 4_000;
   const c = await cluster('redis', [], server, { sessionTtlMs: ttl, graceMs });

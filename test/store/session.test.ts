@@ -11,17 +11,17 @@ import { RedisEngine, type SessionEvent } from '../../src/store/index.js';
 import { ChildNode } from './child-proc.js';
 import { cluster } from './fixture.js';
 import { keyEvents } from './keyevents.js';
-import { RedisServer } from './redis-server.js';
+import { RedisServer, noRedis } from './redis-server.js';
 
 let server: RedisServer;
 t.before(async () => {
-  server = await RedisServer.start();
+  if (!noRedis) server = await RedisServer.start();
 });
 t.teardown(() => server?.stop());
 
 const kinds = (es: readonly SessionEvent[]) => es.map((e) => e.kind);
 
-t.test('renewals stop: fenced before the engine lets go, refused by the engine, reaped, lost', async (t) => {
+t.test('renewals stop: fenced before the engine lets go, refused by the engine, reaped, lost', { skip: noRedis }, async (t) => {
   const ttl = 1_000;
   const c = await cluster('redis', ['b'], server);
   t.teardown(() => c.close());
@@ -78,7 +78,7 @@ t.test('renewals stop: fenced before the engine lets go, refused by the engine, 
   t.equal(fresh.ok, true, 'the new session works');
 });
 
-t.test('a renewing session outlives its TTL; a closed one goes to the reaper at once', async (t) => {
+t.test('a renewing session outlives its TTL; a closed one goes to the reaper at once', { skip: noRedis }, async (t) => {
   const ttl = 1_500;
   const c = await cluster('redis', [], server);
   t.teardown(() => c.close());
@@ -111,7 +111,7 @@ t.test('a renewing session outlives its TTL; a closed one goes to the reaper at 
   await t.rejects(a.store.commit({ file: '/r', base: 0 }), /closed/, 'a closed store refuses calls');
 });
 
-t.test('a node SIGSTOPped past its TTL: its lock is taken, and on SIGCONT it is fenced, then lost', async (t) => {
+t.test('a node SIGSTOPped past its TTL: its lock is taken, and on SIGCONT it is fenced, then lost', { skip: noRedis }, async (t) => {
   const ttl = 1_000;
   const c = await cluster('redis', ['b'], server);
   t.teardown(() => c.close());
