@@ -361,7 +361,10 @@ export class ActorHost implements HostControl, NativeHost {
     }
     const held = this.held.get(id);
     const call = held?.call;
-    if (call !== undefined && (call.op === 'lockFile' || (call.op === 'lock' && call.cmd !== F_GETLK))) {
+    // Only a request that could wait is ended there: an unlock, an F_GETLK, a close never waits, so
+    // it runs when its turn comes (answering an unlock's timeout without running it left the lock
+    // held while the journal recorded it gone: a crash then lost a lock).
+    if (call !== undefined && (call.op === 'lockFile' || (call.op === 'lock' && call.cmd !== F_GETLK && call.lockType !== F_UNLCK))) {
       this.held.delete(id);
       this.inflight.delete(id);
       const windows = call.op === 'lockFile';

@@ -35,7 +35,8 @@ export function commits(call: Call | DecodedLock, code: number | null): boolean 
     case 'unlockFile':
       return code === 0;
     case 'lock':
-      return call.cmd !== F_GETLK && (call.lockType === F_UNLCK || code === 0);
+      // An unlock that ran answers 0; one answered anything else never ran.
+      return call.cmd !== F_GETLK && code === 0;
     case 'checkIo':
       return false;
     default:
