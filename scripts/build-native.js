@@ -67,11 +67,13 @@ function reasonToBuild() {
   if (statSync(addon).mtimeMs < newestSource()) return 'sources changed';
   let built;
   try {
-    built = JSON.parse(readFileSync(stamp, 'utf8')).fuse;
+    built = JSON.parse(readFileSync(stamp, 'utf8'));
   } catch {
     return 'no build record';
   }
-  return built === haveFuse() ? undefined : haveFuse() ? 'libfuse 3 is now installed' : 'libfuse 3 is gone';
+  // The record names the sources it was built from: the loader refuses an addon whose record differs.
+  if (built.sources !== sourcesHash()) return 'sources changed';
+  return built.fuse === haveFuse() ? undefined : haveFuse() ? 'libfuse 3 is now installed' : 'libfuse 3 is gone';
 }
 
 function nodeGyp(args, stdio) {

@@ -101,7 +101,6 @@ export class NativeFeed implements ReplyTarget {
    */
   private inWake = false;
   private flushQueued = false;
-  events = 0;
   /** The native requests this feed answered, for stats() (they never pass through the caller's thread). */
   readonly counters = new Counters();
   /** Requests of this feed queued in the table now. */
@@ -149,7 +148,6 @@ export class NativeFeed implements ReplyTarget {
       const u = b.u64;
       const req = this.current;
       for (let i = 0, o = 0, w = 0; i < b.n; i++, o += F_STRIDE, w += U_STRIDE) {
-        this.events++;
         const reqId = f[o + F_REQ_ID]!;
         const kind = f[o + F_KIND]!;
         if (kind === K_INTERRUPT) {

@@ -49,7 +49,7 @@ import { routeOf } from '../wire/route.js';
 import { DeadlockService } from './deadlock-service.js';
 import { hookRunner, hookScope, reentryError } from './hooks.js';
 import { Journal } from './journal.js';
-import { NO_WAIT, earlyReply, hostConfig, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
+import { MAX_WORKERS, NO_WAIT, earlyReply, hostConfig, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
 import { captureResolve, captured, isWindows, send, type Request, type Sent } from './request.js';
 import { AbortWatch } from './abort-watch.js';
 import { Counters, merge } from '../counters.js';
@@ -116,7 +116,7 @@ export class LockCoordinator {
    */
   static async start(options?: StartOptions): Promise<LockCoordinator> {
     const opts = validateOptions(options);
-    const c = new LockCoordinator(opts.workers ?? availableParallelism(), opts);
+    const c = new LockCoordinator(opts.workers ?? Math.min(MAX_WORKERS, availableParallelism()), opts);
     c.workers.onPoolError((e) => {
       if (c.stopping === undefined) process.emitWarning(`locksmith: worker pool error: ${String(e)}`, 'LocksmithWorkerWarning');
     });
@@ -162,10 +162,12 @@ export class LockCoordinator {
   private recover(dead: Worker, fresh: Worker): void {
     // Native waiters of the dead worker: the pump queues their events again for the new one.
     this.deadlocks.forgetWorker(dead.index);
-    if (this.nativeSession !== undefined) fresh.out.object({ t: 'native', sessionId: this.nativeSession });
     for (const [path, entries] of this.journal.entries()) {
       if (routeOf(path, this.workers.size) === dead.index) fresh.out.object({ t: 'restore', path, entries });
     }
+    // The native destination last: its events, which arrive on another path than this port, find
+    // every file restored (a restore spread over several batches could otherwise come later).
+    if (this.nativeSession !== undefined) fresh.out.object({ t: 'native', sessionId: this.nativeSession });
     for (const r of this.requests.values()) {
       if (r.worker !== dead.index) continue;
       if (r.queued) this.counters.waiting--;

@@ -9,7 +9,6 @@ import { routeOf } from '../../src/wire/route.js';
 import { HANG_MS, settles, sleep, stillPending, waitFor, within, isPending } from '../api/helpers.js';
 
 type Req = Record<string, unknown>;
-type Coord = LockCoordinator;
 type Reply = { result: number; lockType: number; lockStart: bigint; lockLen: bigint; lockPid: number };
 
 const WORKERS = 2;
