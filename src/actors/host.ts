@@ -26,6 +26,7 @@ import { replayOf } from '../wire/journal-entry.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from '../wire/protocol.js';
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter } from '../wire/replies.js';
 import { NativeFeed } from './native-feed.js';
+import { SharedCounters } from '../counters.js';
 
 type Step = () => unknown;
 
@@ -153,11 +154,14 @@ export class ActorHost implements HostControl, NativeHost {
   private native: NativeFeed | undefined;
   private calls = 0;
   private batches = 0;
+  /** Native requests answered, in the caller's memory (counters.ts). */
+  private readonly counters: SharedCounters;
   private resolveFinished!: () => void;
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
 
   constructor(private readonly init: HostInit) {
     this.out = new ReplyWriter((batch) => init.data.postMessage(batch));
+    this.counters = new SharedCounters(init.nativeCounters);
     this.hooks = Comlink.wrap<HookRunner>(init.hooks as unknown as Comlink.Endpoint);
     const graph = new ForwardingGraph(
       // Every waiter is stamped with its request's id when it queues (step sets table.requestId).
@@ -336,7 +340,7 @@ export class ActorHost implements HostControl, NativeHost {
   /** Takes the events of native session `sessionId` for this worker (a replacement feed ends the old one). */
   private attachNative(sessionId: number): void {
     this.native?.detach();
-    const feed = new NativeFeed(sessionId, this.init.index, this, this.out, (path) => this.table.fileState(path) !== undefined);
+    const feed = new NativeFeed(sessionId, this.init.index, this, this.out, (path) => this.table.fileState(path) !== undefined, this.counters);
     // Until now API answers were not tracked: every file holding something may have a journal.
     for (const path of this.table.activePaths()) feed.journal.adopt(path);
     try {
@@ -470,7 +474,6 @@ export class ActorHost implements HostControl, NativeHost {
       calls: this.calls,
       batches: this.batches,
       busyActors: this.mailboxes.size,
-      native: this.native?.counters.snapshot(),
     };
   }
 }

@@ -25,7 +25,7 @@ import { commits } from '../wire/journal-entry.js';
 import type { ReplyWriter } from '../wire/replies.js';
 import type { NativeHost, ReplyTarget, Result } from './host.js';
 import { NativeJournal } from './native-journal.js';
-import { Counters } from '../counters.js';
+import type { NativeName, SharedCounters } from '../counters.js';
 import {
   F_END,
   F_FILE_HANDLE,
@@ -101,8 +101,6 @@ export class NativeFeed implements ReplyTarget {
    */
   private inWake = false;
   private flushQueued = false;
-  /** The native requests this feed answered, for stats() (they never pass through the caller's thread). */
-  readonly counters = new Counters();
   /** Requests of this feed queued in the table now. */
   private readonly queuedIds = new Set<number>();
 
@@ -113,6 +111,8 @@ export class NativeFeed implements ReplyTarget {
     private readonly host: NativeHost,
     out: ReplyWriter,
     holds: (path: string) => boolean,
+    /** Where the requests this feed answers are counted for stats() (they never pass through the caller's thread). */
+    private readonly counters: SharedCounters,
   ) {
     this.journal = new NativeJournal(out, holds);
   }
@@ -219,7 +219,7 @@ export class NativeFeed implements ReplyTarget {
 
   /** ReplyTarget: native request `id` waits now; a flock conversion's drop is journaled at once. */
   queued(id: number, _path: string, flockDrop: boolean): void {
-    this.counters.waiting++;
+    this.counters.queued();
     this.queuedIds.add(id);
     if (!flockDrop) return;
     const req = id === this.currentId ? this.current : this.inflight.get(id)?.req;
@@ -243,12 +243,9 @@ export class NativeFeed implements ReplyTarget {
       call = held?.call;
     }
     const code = typeof res === 'object' ? res.result : (res ?? 0);
-    if (waitedMs >= 0) {
-      this.counters.waited(waitedMs);
-      if (this.queuedIds.delete(id)) this.counters.waiting--;
-    }
+    if (waitedMs >= 0 && this.queuedIds.delete(id)) this.counters.waited(waitedMs);
     if (req !== undefined && call !== undefined) {
-      this.counters.count(call.op, code);
+      this.counters.count(call.op as NativeName, code);
       if (flockDrop) journalFlockDrop(this.journal, req);
       if (commits(call, code)) journalRequest(this.journal, req);
     }

@@ -501,14 +501,14 @@ export class LockCoordinator {
       const hosts = await Promise.all(this.workers.list.map((w) => this.workers.ask(w.index, (h) => h.stats())));
       // A mount's requests never pass through this thread: each worker counted its own.
       const counted = this.counters.snapshot();
-      for (const h of hosts) if (h.native !== undefined) merge(counted, h.native);
+      for (const n of this.workers.nativeCounted()) merge(counted, n);
       return {
         ...counted,
         hookErrors: this.hookErrors,
         faults: this.faults,
         inFlight: this.requests.size,
         files: hosts.reduce((n, h) => n + h.files, 0),
-        workers: hosts.map(({ native: _, ...h }, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
+        workers: hosts.map((h, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
         workerRestarts: this.workers.list.reduce((n, w) => n + w.restarts, 0),
         crossWorkerDeadlocks: this.deadlocks.broken,
       };

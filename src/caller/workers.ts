@@ -8,6 +8,7 @@ import * as Comlink from 'comlink';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { type Counted, SharedCounters } from '../counters.js';
 import { CallBatcher } from '../wire/batcher.js';
 import type { HookRunner, HostControl, HostInit } from '../wire/protocol.js';
 
@@ -55,7 +56,7 @@ export interface WorkerEvents {
 }
 
 /** A host's start message without its ports (they are made per launch). */
-export type HostConfig = Omit<HostInit, 'index' | 'data' | 'control' | 'hooks'>;
+export type HostConfig = Omit<HostInit, 'index' | 'data' | 'control' | 'hooks' | 'nativeCounters'>;
 
 /** The worker entry: built JavaScript, also when this module runs from TypeScript sources in tests. */
 function hostFile(): string {
@@ -72,6 +73,8 @@ export class Workers {
   readonly list: Worker[] = [];
   private readonly pool: Piscina;
   private readonly syncs = new Map<number, () => void>();
+  /** Per worker index, where its native feed counts (kept for the replacement of a worker that dies). */
+  private readonly counters: SharedArrayBuffer[] = [];
   private nextToken = 0;
 
   constructor(
@@ -109,7 +112,8 @@ export class Workers {
     const data = new MessageChannel();
     const control = new MessageChannel();
     const hooks = new MessageChannel();
-    const init: HostInit = { ...this.config, index, data: data.port2, control: control.port2, hooks: hooks.port2 };
+    const nativeCounters = (this.counters[index] ??= new SharedArrayBuffer(SharedCounters.BYTES));
+    const init: HostInit = { ...this.config, index, data: data.port2, control: control.port2, hooks: hooks.port2, nativeCounters };
     Comlink.expose(this.hooks, hooks.port1 as unknown as Comlink.Endpoint);
     let markDead!: () => void;
     const died = new Promise<void>((r) => (markDead = r));
@@ -178,6 +182,7 @@ export class Workers {
    */
   replace(w: Worker): Worker {
     w.closePorts();
+    new SharedCounters(this.counters[w.index]!).noneWaiting();
     const fresh = this.launch(w.index, w.restarts + 1);
     this.list[w.index] = fresh;
     const asks = [...w.asks];
@@ -235,6 +240,11 @@ export class Workers {
       this.syncs.delete(token);
       answer();
     }
+  }
+
+  /** What each worker's native feed counted (counters.ts), all of its life and its predecessors'. */
+  nativeCounted(): Counted[] {
+    return this.counters.map((b) => new SharedCounters(b).snapshot());
   }
 
   /** A bare round trip to worker `index` on its data port, in µs. */

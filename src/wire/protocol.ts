@@ -11,7 +11,6 @@ import type { MessagePort } from 'node:worker_threads';
 import type { CancelReason, LockEntry } from '../core/lock-table.js';
 import type { Lock } from '../core/file-locks.js';
 import type { JournalEntry } from './journal-entry.js';
-import type { Counted } from '../counters.js';
 import type { WorkerStats } from '../types.js';
 
 /** Caller -> host, besides calls (calls.ts). */
@@ -59,10 +58,7 @@ export interface HostControl {
 }
 
 /** A host's counters: a worker's stats() entry without what only the coordinator knows. */
-export type HostStats = Omit<WorkerStats, 'restarts'> & {
-  /** What the native feed counted of the requests it answered (undefined: no native session). */
-  native: Counted | undefined;
-};
+export type HostStats = Omit<WorkerStats, 'restarts'>;
 
 /** The control plane the coordinator exposes to hosts: the application's hooks. */
 export interface HookRunner {
@@ -85,4 +81,6 @@ export interface HostInit {
   releasedWindows: boolean;
   releasedPosix: boolean;
   hookTimeoutMs: number;
+  /** Where the native feed counts the requests it answers (counters.ts SharedCounters): the caller's, kept across replacements. */
+  nativeCounters: SharedArrayBuffer;
 }

@@ -196,9 +196,12 @@ if (why !== undefined && !process.env.CI) {
     t.same(await a.take(3), ['open ok', 'lock ok', 'flock ok']);
     const [held] = await locksOf(a.pid);
     t.ok(held, 'the lock is listed');
-    const before = (await m.coordinator.stats()).workerRestarts;
+    const before = await m.coordinator.stats();
+    t.ok((before.operations.lock?.['0'] ?? 0) >= 2, "the mount's stats count the kernel's granted requests");
     await m.coordinator.crashWorker(routeOf(held!.path, 2));
-    t.equal((await m.coordinator.stats()).workerRestarts, before + 1, 'the worker was replaced');
+    const after = await m.coordinator.stats();
+    t.equal(after.workerRestarts, before.workerRestarts + 1, 'the worker was replaced');
+    t.ok((after.operations.lock?.['0'] ?? 0) >= (before.operations.lock?.['0'] ?? 0), 'and the counts outlive the worker that made them');
     t.equal((await locksOf(a.pid)).length, 2, 'both locks are still held after the crash');
     const b = client('crash', ['open', 'lock', 'w', '5', '1', 'flock', 'ex', 'nb', 'lockw', 'w', '5', '1', 'wait']);
     t.same(await b.take(3), ['open ok', `lock err ${EAGAIN}`, `flock err ${EAGAIN}`], 'another process still conflicts with both');
