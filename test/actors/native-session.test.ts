@@ -9,12 +9,12 @@ import { LockCoordinator } from '../../src/caller/coordinator.js';
 import { routeOf } from '../../src/wire/route.js';
 import { runSynthetic } from '../../src/mount.js';
 import * as pump from '../../src/native/index.js';
-import { until } from './proc.js';
+import { until } from '../native/proc.js';
 
 const why = pump.nativeAvailable().ok ? undefined : pump.nativeAvailable().reason;
 if (why !== undefined && !process.env.CI) {
   const bar = '!'.repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING test/native/actors.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
+  console.error(`\n${bar}\n!! SKIPPING test/actors/native-session.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
   t.plan(0, `native addon unavailable: ${why}`);
 } else {
   if (why !== undefined) t.fail(`the native addon is required in CI but unavailable: ${why}`);
