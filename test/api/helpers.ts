@@ -2,6 +2,10 @@
  * Small helpers shared by the API tests. Nothing here imports from src/: the tests judge the
  * implementation only through its public surface.
  */
+import type { Listed } from '../../driver/targets/api.js';
+
+/** The fields of a locks() entry the tests read: the stress runner's, which judges listings too. */
+export type { Listed };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -69,17 +73,7 @@ export function track<T>(p: Promise<T>, log: string[], name: string): Promise<T>
   });
 }
 
-export interface Listed {
-  path: string;
-  kind: string;
-  type: string;
-  start: bigint;
-  end: bigint;
-  owner: unknown;
-  pid: number;
-  state: string;
-  processId?: unknown;
-}
+
 
 function own(v: unknown): string {
   return typeof v === 'bigint' ? `${v}n` : typeof v === 'string' ? `'${v}'` : String(v);
