@@ -47,6 +47,38 @@ export interface CycleStep {
   readonly waiters: readonly unknown[];
 }
 
+/**
+ * Whether waiting for `targets` would make `owner` wait for itself: a depth-first walk from the
+ * targets over the owners' wait-for edges (`edgesOf`), soft edges too unless `hardOnly`. One walk
+ * for every graph of owners: this worker's (LocalWaitForGraph) and the shared store's
+ * (src/store/memory.ts, the model of the engine's script).
+ */
+export function reaches(
+  owner: string,
+  targets: Iterable<string>,
+  edgesOf: (o: string) => Iterable<{ readonly hard: Iterable<string>; readonly soft: Iterable<string> }>,
+  hardOnly: boolean,
+): boolean {
+  const seen = new Set<string>();
+  const stack: string[] = [];
+  const visit = (t: string): boolean => {
+    if (t === owner) return true;
+    if (!seen.has(t)) {
+      seen.add(t);
+      stack.push(t);
+    }
+    return false;
+  };
+  for (const t of targets) if (visit(t)) return true;
+  while (stack.length > 0) {
+    for (const e of edgesOf(stack.pop()!)) {
+      for (const t of e.hard) if (visit(t)) return true;
+      if (!hardOnly) for (const t of e.soft) if (visit(t)) return true;
+    }
+  }
+  return false;
+}
+
 const NONE: ReadonlySet<string> = new Set();
 
 export class LocalWaitForGraph implements WaitForGraph {
@@ -54,26 +86,7 @@ export class LocalWaitForGraph implements WaitForGraph {
   private readonly out = new Map<string, Map<unknown, Edges>>();
 
   closesCycle(owner: string, blockers: Iterable<string>, hardOnly = false): boolean {
-    const seen = new Set<string>();
-    const stack: string[] = [];
-    const visit = (t: string): boolean => {
-      if (t === owner) return true;
-      if (!seen.has(t)) {
-        seen.add(t);
-        stack.push(t);
-      }
-      return false;
-    };
-    for (const b of blockers) if (visit(b)) return true;
-    while (stack.length > 0) {
-      const waits = this.out.get(stack.pop()!);
-      if (waits === undefined) continue;
-      for (const e of waits.values()) {
-        for (const t of e.hard) if (visit(t)) return true;
-        if (!hardOnly) for (const t of e.soft) if (visit(t)) return true;
-      }
-    }
-    return false;
+    return reaches(owner, blockers, (o) => this.out.get(o)?.values() ?? [], hardOnly);
   }
 
   setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind: ReadonlySet<string> = NONE): void {

@@ -4,6 +4,7 @@
  * the Redis key layout one for one (see ./index.ts), and each operation takes the same decisions
  * in the same order as the matching script in ./lua.ts.
  */
+import { reaches } from '../core/deadlock.js';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { bySeq } from './step.js';
@@ -265,26 +266,9 @@ export class MemoryEngine implements Engine {
     return out;
   }
 
-  /** LocalWaitForGraph.closesCycle over the engine's edges (dead sessions' edges do not count). */
+  /** The core's cycle walk over the engine's edges (dead sessions' edges do not count). */
   private cycle(owner: string, targets: readonly string[], hardOnly: boolean, overlay = new Map<string, Map<string, Edge | null>>()): boolean {
-    const seen = new Set<string>();
-    const stack: string[] = [];
-    const visit = (t: string): boolean => {
-      if (t === owner) return true;
-      if (!seen.has(t)) {
-        seen.add(t);
-        stack.push(t);
-      }
-      return false;
-    };
-    for (const t of targets) if (visit(t)) return true;
-    while (stack.length > 0) {
-      for (const e of this.edgesOf(stack.pop()!, overlay)) {
-        for (const t of e.hard) if (visit(t)) return true;
-        if (!hardOnly) for (const t of e.soft) if (visit(t)) return true;
-      }
-    }
-    return false;
+    return reaches(owner, targets, (o) => this.edgesOf(o, overlay), hardOnly);
   }
 
   async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {
