@@ -19,7 +19,7 @@ import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js
 import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
-import type { Call, PosixReply } from '../core/requests.js';
+import { cancellable, type Call, type PosixReply } from '../core/requests.js';
 import { clearTimer, setTimer, type Timer } from '../long-timer.js';
 import { readBatch } from '../wire/calls.js';
 import { replayOf } from '../wire/journal-entry.js';
@@ -365,10 +365,9 @@ export class ActorHost implements HostControl, NativeHost {
     }
     const held = this.held.get(id);
     const call = held?.call;
-    // Only a request that could wait is ended there: an unlock, an F_GETLK, a close never waits, so
-    // it runs when its turn comes (answering an unlock's timeout without running it left the lock
-    // held while the journal recorded it gone: a crash then lost a lock).
-    if (call !== undefined && (call.op === 'lockFile' || (call.op === 'lock' && call.cmd !== F_GETLK && call.lockType !== F_UNLCK))) {
+    // Only a request that could wait is ended there (requests.ts cancellable): answering an unlock's
+    // timeout without running it left the lock held while the journal recorded it gone.
+    if (call !== undefined && cancellable(call)) {
       this.held.delete(id);
       this.inflight.delete(id);
       const windows = call.op === 'lockFile';

@@ -28,6 +28,7 @@ import type {
 import { ENOLCK, ERROR_LOCK_VIOLATION } from '../core/codes.js';
 import { cancelResult, type CancelReason, type LockEntry } from '../core/lock-table.js';
 import {
+  cancellable,
   decodeLock,
   parseCheckIo,
   parseCloseHandle,
@@ -172,7 +173,9 @@ export class LockCoordinator {
       if (r.worker !== dead.index) continue;
       if (r.queued) this.counters.waiting--;
       r.queued = false;
-      if (r.cancelled !== undefined) {
+      // A cancelled lock request ends as its cancel would have; anything else never waits, so it
+      // is sent again and runs (an unlock answered unrun would leave the lock held).
+      if (r.cancelled !== undefined && cancellable(r.call)) {
         this.finishCancelled(r, r.cancelled);
         continue;
       }

@@ -366,6 +366,16 @@ export function lockCallOf(d: DecodedLock, ctx: Record<string, unknown> | undefi
   return { op: 'lock', path, cmd, lockType, req, base };
 }
 
+/**
+ * Whether a request's signal or timeout may end it before it runs: a lock request (LockFileEx, or
+ * an fcntl/flock set that is no unlock). Every other request never waits, so it always runs: an
+ * unlock, an F_GETLK, a close, a flush or a release answered without running would tell its caller
+ * something that did not happen.
+ */
+export function cancellable(c: Call | DecodedLock): boolean {
+  return c.op === 'lockFile' || (c.op === 'lock' && c.cmd !== F_GETLK && c.lockType !== F_UNLCK);
+}
+
 export function parseFlush(input: unknown): Call {
   const o = requireObject(input, 'flush request');
   return { op: 'flush', path: requireString(o.path, 'path'), owner: OWNER_PREFIX.posix + identityKey(o.lockOwner, 'lockOwner') };
