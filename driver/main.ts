@@ -29,7 +29,9 @@ async function plan(o: Options): Promise<Plan> {
     if (why === undefined) {
       targets.push(t);
       lines.push(`${t}: runs (${DESCRIPTIONS[t]})`);
-    } else if (o.targets !== undefined) {
+    } else if (o.targets !== undefined || why.includes('failed to load')) {
+      // A target asked for by name, or an addon that is there but broken or stale (a build to
+      // repair, not a machine without FUSE), is an error rather than a skip.
       throw new UsageError(`the ${t} target is unavailable: ${why}.`);
     } else {
       lines.push(`${t}: skipped, ${why}`);

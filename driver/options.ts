@@ -2,7 +2,7 @@
  * `locksmith stress` options: parsed and validated once, here; a bad option is one sentence and
  * exit code 2.
  */
-import { MAX_WORKERS } from '../src/caller/options.js';
+import { workersArg } from '../src/caller/options.js';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { WORKLOADS, isWorkload } from './workloads.js';
@@ -56,6 +56,15 @@ ${w}
   --version           print locksmith's version
   --help, -h          this text
 `;
+}
+
+/** Runs `f`, turning its TypeError into the command line's usage error. */
+function asUsage<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError(`${e instanceof Error ? e.message : String(e)}.`);
+  }
 }
 
 function integer(name: string, v: string | undefined, min: number, max: number): number | undefined {
@@ -115,7 +124,7 @@ export function parse(argv: readonly string[]): Options {
     clients: integer('clients', values.clients, 1, 1024) ?? 16,
     files: integer('files', values.files, 1, 100000) ?? 8,
     seed: integer('seed', values.seed, 0, 0xffffffff) ?? (Date.now() ^ (process.pid << 8)) >>> 0,
-    workers: integer('workers', values.workers, 1, MAX_WORKERS) ?? 2,
+    workers: values.workers === undefined ? 2 : asUsage(() => workersArg(values.workers!)),
     out: 'stress-report',
     compareKernel: false,
     help: values.help === true,

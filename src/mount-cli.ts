@@ -3,7 +3,7 @@
  * directory whose locks locksmith decides, until SIGINT or SIGTERM, then unmounts. While it serves,
  * its control socket answers `locksmith locks` and `locksmith stats` (src/control.ts).
  */
-import { checkWorkers } from './caller/options.js';
+import { workersArg } from './caller/options.js';
 import { parseArgs } from 'node:util';
 import { serveControl, type ControlServer } from './control.js';
 import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printWarnings, resolveLogLevel, type LogLevel } from './log.js';
@@ -84,7 +84,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (positionals.length !== 2) throw new UsageError('mount needs a backing directory and a mountpoint');
     [backing, mountpoint] = positionals as [string, string];
-    workers = values.workers === undefined ? undefined : checkWorkers(/^\d+$/.test(values.workers) ? Number(values.workers) : values.workers, '--workers');
+    workers = values.workers === undefined ? undefined : workersArg(values.workers);
     threads = positiveInt(values.threads, 'threads');
     cleanStale = values['clean-stale'] === true;
     level = resolveLogLevel(values['log-level']);

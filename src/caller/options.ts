@@ -17,9 +17,16 @@ export const MAX_WORKERS = 256;
  */
 export function checkWorkers(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_WORKERS) {
-    throw new TypeError(`${field} must be an integer from 1 to ${MAX_WORKERS}, got ${String(v)}`);
+    const got = typeof v === 'number' ? String(v) : typeof v === 'string' ? `the string '${v}'` : typeof v === 'bigint' ? `the bigint ${v}n` : String(v);
+    throw new TypeError(`${field} must be an integer from 1 to ${MAX_WORKERS}, got ${got}`);
   }
   return v;
+}
+
+/** `--workers N` of a command line: the same rule, the text as typed when it is no number. */
+export function workersArg(text: string): number {
+  if (!/^\d+$/.test(text)) throw new TypeError(`--workers must be an integer from 1 to ${MAX_WORKERS}, got '${text}'`);
+  return checkWorkers(Number(text), '--workers');
 }
 
 /** What every host is told at its start (protocol.ts HostInit, without its ports). */
