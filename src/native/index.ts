@@ -21,7 +21,7 @@
  * says why and every function throws an Error carrying that reason.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -384,22 +384,26 @@ export const addonPath: string = join(packageRoot() ?? process.cwd(), ADDON_RELA
 
 /**
  * Why the addon at hand was built from other sources than those beside it, or undefined (the same,
- * or nothing to compare: no build record, no sources). The hash is scripts/build-native.js's
- * sourcesHash: sha256 over binding.gyp and src/native/*.{cc,h}, sorted by name.
+ * or nothing to compare: no sources). The hash is scripts/build-native.js's sourcesHash: sha256
+ * over binding.gyp and src/native/*.{cc,h}, sorted by name; without a build record, file times.
  */
 function staleAddon(root: string): string | undefined {
+  const native = join(root, 'src', 'native');
+  if (!existsSync(native) || !existsSync(addonPath)) return undefined;
+  const sources = [join(root, 'binding.gyp'), ...readdirSync(native).filter((f) => /\.(cc|h)$/.test(f)).sort().map((f) => join(native, f))];
+  const stale = 'it was built from other sources than these (src/native changed since)';
   let built: unknown;
   try {
     built = (JSON.parse(readFileSync(join(root, 'build', 'locksmith-build.json'), 'utf8')) as { sources?: unknown }).sources;
   } catch {
-    return undefined;
+    // No build record (a direct node-gyp rebuild removes it): the addon must at least be newer than its sources.
+    const newest = Math.max(...sources.map((f) => statSync(f).mtimeMs));
+    return statSync(addonPath).mtimeMs < newest ? stale : undefined;
   }
-  const native = join(root, 'src', 'native');
-  if (typeof built !== 'string' || !existsSync(native)) return undefined;
+  if (typeof built !== 'string') return undefined;
   const h = createHash('sha256');
-  h.update(readFileSync(join(root, 'binding.gyp')));
-  for (const f of readdirSync(native).filter((f) => /\.(cc|h)$/.test(f)).sort()) h.update(readFileSync(join(native, f)));
-  return h.digest('hex') === built ? undefined : 'it was built from other sources than these (src/native changed since)';
+  for (const f of sources) h.update(readFileSync(f));
+  return h.digest('hex') === built ? undefined : stale;
 }
 
 let addon: Addon | undefined;
