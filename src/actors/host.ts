@@ -26,33 +26,10 @@ import { replayOf } from '../wire/journal-entry.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from '../wire/protocol.js';
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter } from '../wire/replies.js';
 import { NativeFeed } from './native-feed.js';
+import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { SharedCounters } from '../counters.js';
 
 type Step = () => unknown;
-
-/** A request's result as the table gives it: a Win32 code, a POSIX reply, or nothing (close, flush, release). */
-export type Result = number | PosixReply | undefined;
-
-/** Where the result of a request goes: the caller's thread, or the native pump. */
-export interface ReplyTarget {
-  /**
-   * The final result of request `id` on `path`: `waitedMs` is -1 if it never waited; `flockDrop`:
-   * it first dropped its owner's flock lock of the other type; `getlk`: an F_GETLK, whose reply
-   * reports a lock rather than a code. `path` is undefined for a waiter that ended inside its own
-   * step, before it was ever queued (the file's state is then not this answer's to report).
-   */
-  answer(id: number, path: string | undefined, res: Result, waitedMs: number, flockDrop: boolean, getlk: boolean): void;
-  /** Request `id` on `path` waits now (after dropping its owner's flock lock if `flockDrop`). */
-  queued(id: number, path: string, flockDrop: boolean): void;
-}
-
-/** The host's side of the native feed: how a native request is run and ended. */
-export interface NativeHost {
-  run(id: number, call: Call, target: ReplyTarget): void;
-  cancel(id: number, reason: CancelReason): void;
-  /** A native event that could not be turned into a call (a pump bug): reported. */
-  fault(message: string): void;
-}
 
 function isPromise(x: unknown): x is Promise<unknown> {
   return x instanceof Promise;

@@ -23,7 +23,7 @@ import * as pump from '../native/index.js';
 import { encodeCall, lockFlagsOf } from '../wire/calls.js';
 import { commits } from '../wire/journal-entry.js';
 import type { ReplyWriter } from '../wire/replies.js';
-import type { NativeHost, ReplyTarget, Result } from './host.js';
+import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { NativeJournal } from './native-journal.js';
 import type { NativeName, SharedCounters } from '../counters.js';
 import {
