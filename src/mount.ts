@@ -7,7 +7,8 @@
  *
  * The main thread is not on that path: it only mounts, attaches the workers and unmounts.
  */
-import { MAX_WORKERS, checkWorkers } from './caller/options.js';
+import { MAX_WORKERS, checkWorkers, refuseUnknown } from './caller/options.js';
+import { optionalBoolean } from './core/input.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -91,15 +92,6 @@ function requireText(v: unknown, field: string): string {
   return v;
 }
 
-/** Refuses a field of `o` that `known` does not list, naming it (a misspelt option is never ignored). */
-function knownFields(o: object, known: readonly string[], what: string): void {
-  for (const k of Object.keys(o)) if (!known.includes(k)) throw new TypeError(`unknown field '${k}' in ${what} options (known: ${known.join(', ')})`);
-}
-
-function optionalBoolean(v: unknown, field: string): void {
-  if (v !== undefined && typeof v !== 'boolean') throw new TypeError(`${field} must be a boolean, got ${typeof v}`);
-}
-
 function workerCount(v: unknown): number {
   return v === undefined ? Math.min(MAX_WORKERS, Math.max(1, availableParallelism())) : checkWorkers(v, 'workers');
 }
@@ -112,9 +104,9 @@ function workerCount(v: unknown): number {
  */
 export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   if (typeof o !== 'object' || o === null) throw new TypeError('mountFuse options must be an object');
-  knownFields(o, ['backing', 'mountpoint', 'workers', 'threads', 'policy', 'locks', 'cleanStale'], 'mountFuse');
-  optionalBoolean(o.locks, 'locks');
-  optionalBoolean(o.cleanStale, 'cleanStale');
+  refuseUnknown(o, ['backing', 'mountpoint', 'workers', 'threads', 'policy', 'locks', 'cleanStale'], 'mountFuse options');
+  optionalBoolean(o.locks, 'locks', true);
+  optionalBoolean(o.cleanStale, 'cleanStale', false);
   const backing = requireText(o.backing, 'backing');
   const mountpoint = requireText(o.mountpoint, 'mountpoint');
   const workers = workerCount(o.workers);
@@ -175,7 +167,7 @@ export interface SyntheticResult {
  */
 export async function runSynthetic(o: SyntheticOptions): Promise<SyntheticResult> {
   if (typeof o !== 'object' || o === null) throw new TypeError('runSynthetic options must be an object');
-  knownFields(o, ['workers', 'threads', 'files', 'opsPerThread', 'window', 'policy'], 'runSynthetic');
+  refuseUnknown(o, ['workers', 'threads', 'files', 'opsPerThread', 'window', 'policy'], 'runSynthetic options');
   const workers = workerCount(o.workers);
   const n = pump.nativeAvailable();
   if (!n.ok) throw new Error(n.reason);

@@ -52,14 +52,17 @@ export interface Options extends Omit<StartOptions, 'onLockFile' | 'onUnlockFile
   onLock?: (e: HostEvent) => number | void | Promise<number | void>;
 }
 
-const START_OPTIONS = new Set(['workers', 'onLockFile', 'onUnlockFile', 'onLock', 'policy', 'hookTimeoutMs', 'store']);
+const START_OPTIONS = ['workers', 'onLockFile', 'onUnlockFile', 'onLock', 'policy', 'hookTimeoutMs', 'store'];
+
+/** Refuses a field of an options object that `known` does not list, naming it: a misspelt option is never ignored. */
+export function refuseUnknown(o: object, known: readonly string[], what: string): void {
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw new TypeError(`unknown field '${k}' in ${what} (known: ${known.join(', ')})`);
+}
 
 export function validateOptions(o: unknown): Options {
   if (o === undefined) return {};
   const opts = requireObject(o, 'options') as StartOptions;
-  for (const k of Object.keys(opts)) {
-    if (!START_OPTIONS.has(k)) throw new TypeError(`unknown field '${k}' in options (known: ${[...START_OPTIONS].join(', ')})`);
-  }
+  refuseUnknown(opts, START_OPTIONS, 'options');
   // Declared (types.ts StoreOptions) for the shared lock space of API.md, not built yet: refusing it
   // beats a coordinator that silently keeps its locks to itself while the caller expects a cluster.
   if (opts.store !== undefined) {
