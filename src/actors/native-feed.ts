@@ -21,7 +21,7 @@ import { identityKey } from '../core/input.js';
 import { OWNER_PREFIX, lockCallOf, parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
 import * as pump from '../native/index.js';
 import { encodeCall, lockFlagsOf } from '../wire/calls.js';
-import { commits } from '../wire/journal-entry.js';
+import { commits, flockDropEntry } from '../wire/journal-entry.js';
 import type { ReplyWriter } from '../wire/replies.js';
 import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { NativeJournal } from './native-journal.js';
@@ -293,17 +293,17 @@ export function journalRequest(journal: NativeJournal, r: NativeRequest): void {
       journal.lock(r.path, lockFlagsOf(cmd, r.type, 'flock'), r.lockOwner, r.lockPid, 0, 0, r.fileHandle);
       return;
     case K_FLUSH:
-      journal.call(r.path, encodeCall('flush', 0, { path: r.path, lockOwner: r.lockOwner }));
+      journal.call(encodeCall('flush', 0, { path: r.path, lockOwner: r.lockOwner }));
       return;
     case K_RELEASE:
-      journal.call(r.path, encodeCall('release', 0, { path: r.path, fileHandle: r.fileHandle, lockOwner: r.flags & FL_FLOCK_RELEASE ? r.lockOwner : undefined }));
+      journal.call(encodeCall('release', 0, { path: r.path, fileHandle: r.fileHandle, lockOwner: r.flags & FL_FLOCK_RELEASE ? r.lockOwner : undefined }));
       return;
   }
 }
 
 /** The owner's flock lock of the other type went before `r` was decided: recorded as its flock unlock. */
 export function journalFlockDrop(journal: NativeJournal, r: NativeRequest): void {
-  journal.lock(r.path, lockFlagsOf(F_SETLK, F_UNLCK, 'flock'), r.lockOwner, 0, 0, 0, undefined);
+  journal.call(flockDropEntry(r.path, r.lockOwner));
 }
 
 /** end - start + 1, a number while that is exact, else a bigint. */

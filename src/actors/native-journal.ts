@@ -4,8 +4,8 @@
  *
  * A native request is answered from this thread, never through the caller's, yet a replacement
  * worker must rebuild its locks too: each committed native request is sent to the caller's journal
- * as the API call it stands for (replies.ts R_JOURNAL). Records are kept flat in a reused array, so
- * the request objects die young (holding them to the end of a native batch made the collector copy
+ * as the API call it stands for (replies.ts R_JOURNAL). Records are kept as wire items, flat in one
+ * array, so the request objects die young (holding them to the end of a native batch made the collector copy
  * them and cost a third of the synthetic rate), and they leave once per wake-up of the worker
  * (NativeFeed), or earlier when an answer that may depend on them leaves: before any API answer
  * (each file's journal keeps the order of its commits) and before a kernel answer outside a
@@ -13,14 +13,16 @@
  * caller may hold a journal for it: a lock and its unlock answered in one wake-up send nothing.
  */
 import type { DecodedLock } from '../core/requests.js';
+import { callEnd, putLock } from '../wire/calls.js';
 import type { ReplyWriter } from '../wire/replies.js';
 
-/** Slots of one record: path, flags (-1: a call in wire form, in the last slot), lockOwner, lockPid, lockStart, lockLen, fileHandle, wire. */
-const STRIDE = 8;
-
 export class NativeJournal {
-  private readonly records: unknown[] = [];
-  private count = 0;
+  /**
+   * The committed calls not sent yet, back to back in their wire form (calls.ts: the path is item
+   * 2), in calls[0, used): the array is reused, its storage kept from one wake-up to the next.
+   */
+  private readonly calls: unknown[] = [];
+  private used = 0;
   /** Files the caller may hold a journal for: something committed was sent and no idle mark since. */
   private readonly journaled = new Set<string>();
 
@@ -41,7 +43,7 @@ export class NativeJournal {
     else this.journaled.add(path);
   }
 
-  /** A committed native lock request (or a flock drop, as the owner's flock unlock), in the wire's fields. */
+  /** A committed native lock request, from the wire's fields (no array of its own). */
   lock(
     path: string,
     flags: number,
@@ -51,46 +53,31 @@ export class NativeJournal {
     lockLen: DecodedLock['lockLen'],
     fileHandle: DecodedLock['fileHandle'],
   ): void {
-    const r = this.records;
-    const o = this.count++ * STRIDE;
-    r[o] = path;
-    r[o + 1] = flags;
-    r[o + 2] = lockOwner;
-    r[o + 3] = lockPid;
-    r[o + 4] = lockStart;
-    r[o + 5] = lockLen;
-    r[o + 6] = fileHandle;
-    r[o + 7] = undefined;
+    this.used = putLock(this.calls, this.used, 0, path, flags, lockOwner, lockPid, lockStart, lockLen, fileHandle);
   }
 
-  /** A committed native flush or release, as its wire call (calls.ts encodeCall). */
-  call(path: string, wire: readonly unknown[]): void {
-    const o = this.count++ * STRIDE;
-    this.records[o] = path;
-    this.records[o + 1] = -1;
-    this.records[o + 7] = wire;
+  /** Any other committed call, in its wire form (calls.ts encodeCall; journal-entry.ts flockDropEntry). */
+  call(wire: readonly unknown[]): void {
+    for (let k = 0; k < wire.length; k++) this.calls[this.used++] = wire[k];
   }
 
   /** Writes the pending records into the caller's batch (not sent yet: see send). */
   flush(): void {
-    if (this.count === 0) return;
-    const r = this.records;
-    const out = this.out;
-    const end = this.count * STRIDE;
-    for (let o = 0; o < end; o += STRIDE) {
-      const path = r[o] as string;
-      if (!this.holds(path)) {
-        if (this.journaled.delete(path)) out.idle(path);
-        continue;
+    const c = this.calls;
+    for (let i = 0; i < this.used; ) {
+      const end = callEnd(c, i);
+      const path = c[i + 2] as string;
+      if (this.holds(path)) {
+        this.journaled.add(path);
+        this.out.journal(c, i, end);
+      } else if (this.journaled.delete(path)) {
+        this.out.idle(path);
       }
-      this.journaled.add(path);
-      const flags = r[o + 1] as number;
-      if (flags < 0) out.journalCall(r[o + 7] as unknown[]);
-      else out.journalLock(path, flags, r[o + 2] as DecodedLock['lockOwner'], r[o + 3] as number, r[o + 4] as DecodedLock['lockStart'], r[o + 5] as DecodedLock['lockLen'], r[o + 6] as DecodedLock['fileHandle']);
+      i = end;
     }
-    // Drop the references (owners, paths) but keep the array's storage for the next wake-up.
-    r.fill(undefined, 0, end);
-    this.count = 0;
+    // Drop the references (owners, paths), keep the storage.
+    c.fill(undefined, 0, this.used);
+    this.used = 0;
   }
 
   /** Writes the pending records and sends the caller's batch now (before a kernel answer depends on it). */

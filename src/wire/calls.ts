@@ -85,11 +85,12 @@ export function encodeLock(id: number, d: DecodedLock, fileContext: unknown): un
 }
 
 /**
- * Appends a lock call's wire items to `b` from its fields, without a DecodedLock or an array of its
- * own (the native journal writes committed requests this way: see src/actors/native-journal.ts).
+ * Writes a lock call's wire items at b[o] from its fields, over what is there (a reused array, or
+ * b.length to append), without a DecodedLock or an array of its own; returns the index after it.
  */
-export function pushLock(
+export function putLock(
   b: unknown[],
+  o: number,
   id: number,
   path: string,
   flags: number,
@@ -98,8 +99,18 @@ export function pushLock(
   lockStart: DecodedLock['lockStart'],
   lockLen: DecodedLock['lockLen'],
   fileHandle: DecodedLock['fileHandle'],
-): void {
-  b.push(T_LOCK, id, path, flags, lockOwner, lockPid, lockStart, lockLen, fileHandle, undefined);
+): number {
+  b[o] = T_LOCK;
+  b[o + 1] = id;
+  b[o + 2] = path;
+  b[o + 3] = flags;
+  b[o + 4] = lockOwner;
+  b[o + 5] = lockPid;
+  b[o + 6] = lockStart;
+  b[o + 7] = lockLen;
+  b[o + 8] = fileHandle;
+  b[o + 9] = undefined;
+  return o + LOCK_ITEMS;
 }
 
 /**
@@ -140,7 +151,7 @@ export function writeLockDoubles(nums: Float64Array, o: number, id: number, d: D
 /** Appends the lock call written at nums[o] to `b` as encodeLock's items. */
 export function appendLockWire(b: unknown[], nums: Float64Array, o: number, path: string): void {
   const fh = nums[o + 7]!;
-  pushLock(b, nums[o + 1]!, path, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, nums[o + 6]!, Number.isNaN(fh) ? undefined : fh);
+  putLock(b, b.length, nums[o + 1]!, path, nums[o + 2]!, nums[o + 3]!, nums[o + 4]!, nums[o + 5]!, nums[o + 6]!, Number.isNaN(fh) ? undefined : fh);
 }
 
 /** The Call of the lock call written at nums[o] (whose tag is T_LOCK), with its path. */

@@ -13,7 +13,7 @@ import { F_GETLK, F_SETLK, F_UNLCK } from '../core/codes.js';
 import type { Lock } from '../core/file-locks.js';
 import type { ReplayEntry } from '../core/lock-table.js';
 import type { Call, DecodedLock } from '../core/requests.js';
-import { decodeCall, lockFlagsOf, pushLock } from './calls.js';
+import { decodeCall, lockFlagsOf, putLock } from './calls.js';
 
 /** The granted locks of a file at one point of its journal (compaction). */
 export interface LocksSnapshot {
@@ -47,7 +47,7 @@ export function commits(call: Call | DecodedLock, code: number | null): boolean 
 /** The flock unlock that replays a dropped flock lock of `lockOwner` (a conversion's first step). */
 export function flockDropEntry(path: string, lockOwner: DecodedLock['lockOwner']): unknown[] {
   const b: unknown[] = [];
-  pushLock(b, 0, path, lockFlagsOf(F_SETLK, F_UNLCK, 'flock'), lockOwner, 0, 0, 0, undefined);
+  putLock(b, b.length, 0, path, lockFlagsOf(F_SETLK, F_UNLCK, 'flock'), lockOwner, 0, 0, 0, undefined);
   return b;
 }
 

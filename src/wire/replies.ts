@@ -15,9 +15,9 @@
  * - R_IDLE path: the file holds nothing now (its journal goes).
  * - T_OBJECT message: a rare message (protocol.ts FromHost).
  */
-import type { DecodedLock, PosixReply } from '../core/requests.js';
+import type { PosixReply } from '../core/requests.js';
 import { Batcher } from './batcher.js';
-import { T_OBJECT, callEnd, pushLock } from './calls.js';
+import { T_OBJECT, callEnd } from './calls.js';
 import type { FromHost } from './protocol.js';
 
 export const R_DONE = 1;
@@ -50,25 +50,10 @@ export class ReplyWriter extends Batcher {
     this.added();
   }
 
-  /** A committed native lock request: R_JOURNAL and its wire items (calls.ts pushLock), no array of its own. */
-  journalLock(
-    path: string,
-    flags: number,
-    lockOwner: DecodedLock['lockOwner'],
-    lockPid: number,
-    lockStart: DecodedLock['lockStart'],
-    lockLen: DecodedLock['lockLen'],
-    fileHandle: DecodedLock['fileHandle'],
-  ): void {
+  /** A committed native request: R_JOURNAL and its call's wire items, b[start, end) (calls.ts). */
+  journal(b: readonly unknown[], start: number, end: number): void {
     this.buf.push(R_JOURNAL);
-    pushLock(this.buf, 0, path, flags, lockOwner, lockPid, lockStart, lockLen, fileHandle);
-    this.added();
-  }
-
-  /** A committed native request of another kind, in its wire form (calls.ts encodeCall). */
-  journalCall(wire: readonly unknown[]): void {
-    this.buf.push(R_JOURNAL);
-    for (let k = 0; k < wire.length; k++) this.buf.push(wire[k]);
+    for (let k = start; k < end; k++) this.buf.push(b[k]);
     this.added();
   }
 

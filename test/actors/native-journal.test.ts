@@ -36,7 +36,7 @@ t.test('a held file sends its records, in commit order, at send() and not before
   const { held, seen, j, lock } = setup();
   held.add('/a');
   lock('/a', F_WRLCK);
-  j.call('/a', encodeCall('flush', 0, { path: '/a', lockOwner: 8 }));
+  j.call(encodeCall('flush', 0, { path: '/a', lockOwner: 8 }));
   t.strictSame(seen, [], 'nothing leaves before the wake-up ends');
   j.send();
   t.strictSame(seen, [`journal /a lock ${F_WRLCK}`, 'journal /a flush'], 'both records, in order');

@@ -8,7 +8,7 @@ import t from 'tap';
 import { deepStrictEqual } from 'node:assert/strict';
 import fc from 'fast-check';
 import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { encodeCall, lockFlagsOf } from '../../src/wire/calls.js';
+import { encodeCall, lockFlagsOf, putLock } from '../../src/wire/calls.js';
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter, readReplies, type ReplyHandler } from '../../src/wire/replies.js';
 import type { FromHost } from '../../src/wire/protocol.js';
 
@@ -83,11 +83,15 @@ function write(w: ReplyWriter, r: Record): void {
     case 'queued':
       w.queued(r.id, r.flockDrop);
       return;
-    case 'journalLock':
-      w.journalLock(r.path, r.flags, r.lockOwner, r.lockPid, r.lockStart, r.lockLen, r.fileHandle);
+    case 'journalLock': {
+      // A call among others in a longer array (the native journal's): only b[start, end) is written.
+      const b: unknown[] = ['before'];
+      putLock(b, b.length, 0, r.path, r.flags, r.lockOwner, r.lockPid, r.lockStart, r.lockLen, r.fileHandle);
+      w.journal([...b, 'after'], 1, b.length);
       return;
+    }
     case 'journalCall':
-      w.journalCall(r.wire);
+      w.journal(r.wire, 0, r.wire.length);
       return;
     case 'idle':
       w.idle(r.path);
