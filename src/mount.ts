@@ -7,11 +7,10 @@
  *
  * The main thread is not on that path: it only mounts, attaches the workers and unmounts.
  */
-import { MAX_WORKERS, checkWorkers, refuseUnknown } from './caller/options.js';
+import { checkWorkers, defaultWorkers, refuseUnknown } from './caller/options.js';
 import { optionalBoolean } from './core/input.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { LockCoordinator } from './caller/coordinator.js';
 import type { Policy } from './core/file-locks.js';
 import { cleanDeadMount, DeadMountError, isDeadMount } from './dead-mount.js';
@@ -93,7 +92,7 @@ function requireText(v: unknown, field: string): string {
 }
 
 function workerCount(v: unknown): number {
-  return v === undefined ? Math.min(MAX_WORKERS, Math.max(1, availableParallelism())) : checkWorkers(v, 'workers');
+  return v === undefined ? defaultWorkers() : checkWorkers(v, 'workers');
 }
 
 /**

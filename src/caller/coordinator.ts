@@ -12,7 +12,6 @@
  * worker dies, a replacement starts, the journal rebuilds its files' granted locks, and every
  * request that had no answer is sent again in its original order (recover).
  */
-import { availableParallelism } from 'node:os';
 import type {
   CheckIoRequest,
   CloseHandleRequest,
@@ -50,7 +49,7 @@ import { routeOf } from '../wire/route.js';
 import { DeadlockService } from './deadlock-service.js';
 import { hookRunner, hookScope, reentryError } from './hooks.js';
 import { Journal } from './journal.js';
-import { MAX_WORKERS, NO_WAIT, earlyReply, hostConfig, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
+import { NO_WAIT, defaultWorkers, earlyReply, hostConfig, validateOptions, waitOptions, type Options, type WaitOptions } from './options.js';
 import { captureResolve, captured, isWindows, send, type Request, type Sent } from './request.js';
 import { AbortWatch } from './abort-watch.js';
 import { Counters, merge } from '../counters.js';
@@ -117,7 +116,7 @@ export class LockCoordinator {
    */
   static async start(options?: StartOptions): Promise<LockCoordinator> {
     const opts = validateOptions(options);
-    const c = new LockCoordinator(opts.workers ?? Math.min(MAX_WORKERS, availableParallelism()), opts);
+    const c = new LockCoordinator(opts.workers ?? defaultWorkers(), opts);
     c.workers.onPoolError((e) => {
       if (c.stopping === undefined) process.emitWarning(`locksmith: worker pool error: ${String(e)}`, 'LocksmithWorkerWarning');
     });
@@ -557,7 +556,7 @@ export class LockCoordinator {
     if (!Number.isInteger(sessionId)) throw new TypeError('sessionId must be an integer');
     this.nativeSession = sessionId;
     for (const w of this.workers.list) w.out.object({ t: 'native', sessionId });
-    await Promise.all(this.workers.list.map((w) => this.workers.sync(w)));
+    await this.workers.syncAll();
   }
 
   /**

@@ -3,6 +3,7 @@
  * rule for `workers`, shared by the API, mountFuse and the CLIs) and a waiting request's signal and
  * timeout.
  */
+import { availableParallelism } from 'node:os';
 import { EINTR, EINVAL, ERROR_INVALID_PARAMETER, ERROR_OPERATION_ABORTED } from '../core/codes.js';
 import { requireObject } from '../core/input.js';
 import type { LockReply, StartOptions } from '../types.js';
@@ -21,6 +22,11 @@ export function checkWorkers(v: unknown, field: string): number {
     throw new TypeError(`${field} must be an integer from 1 to ${MAX_WORKERS}, got ${got}`);
   }
   return v;
+}
+
+/** `workers` when none is given: one per CPU, within the rule. */
+export function defaultWorkers(): number {
+  return Math.min(MAX_WORKERS, Math.max(1, availableParallelism()));
 }
 
 /** `--workers N` of a command line: the same rule, the text as typed when it is no number. */
