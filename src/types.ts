@@ -244,14 +244,33 @@ export type Stats = {
   faults: number;
   workerRestarts: number;
   crossWorkerDeadlocks: number;
+  /** With a `store`: the engine's side (round trips, retries after a concurrent change, the session). */
+  store?: StoreStats;
+};
+
+/** The engine's side of `stats()` when the coordinator shares a lock space (`store`). */
+export type StoreStats = {
+  engine: 'redis';
+  node: string;
+  namespace: string;
+  /** This node's session: its number (0 while none is open), whether it is fenced or in a grace period. */
+  session: { epoch: number; fenced: boolean; grace: boolean };
+  /** Engine calls made by this node (commits, loads, renewals, reaps, listings). */
+  roundTrips: number;
+  commits: number;
+  /** Commits refused because another node changed the file first, then decided again. */
+  stale: number;
+  /** Commits refused before reaching the engine because this node was fenced. */
+  fencedLocally: number;
+  renewals: number;
+  failedRenewals: number;
+  /** Sessions opened: 1, plus one after each loss. */
+  sessions: number;
 };
 
 // ---- options ------------------------------------------------------------------------------------
 
-/**
- * A shared lock store (API.md "One lock space across machines"). Declared for the coming `store`
- * option; this version has no store, and `start({ store })` rejects.
- */
+/** A shared lock space on an engine (API.md "One lock space across machines"); a URL alone is `{ url }`. */
 export type StoreOptions = {
   /** The engine: `redis://` or `rediss://` (a password in the URL). */
   url: string;
@@ -279,7 +298,7 @@ export type StartOptions = {
   policy?: 'default' | 'fifo';
   /** A hook that has not answered after this long is a veto with the family's generic code; default 30 000. */
   hookTimeoutMs?: number;
-  /** Not available yet: passing it rejects `start`. See StoreOptions. */
+  /** Share one lock space with every coordinator and mount on the same engine and namespace. */
   store?: string | StoreOptions;
 };
 

@@ -26,6 +26,7 @@ import { replayOf } from '../wire/journal-entry.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from '../wire/protocol.js';
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter } from '../wire/replies.js';
 import { NativeFeed } from './native-feed.js';
+import { SharedFiles, type StoreLink } from './shared-file.js';
 import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { SharedCounters } from '../counters.js';
 
@@ -133,6 +134,8 @@ export class ActorHost implements HostControl, NativeHost {
   private batches = 0;
   /** Native requests answered, in the caller's memory (counters.ts). */
   private readonly counters: SharedCounters;
+  /** A shared lock space: every file's actor decides on the store's records (shared-file.ts). */
+  private readonly shared: SharedFiles | undefined;
   private resolveFinished!: () => void;
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
 
@@ -140,6 +143,12 @@ export class ActorHost implements HostControl, NativeHost {
     this.out = new ReplyWriter((batch) => init.data.postMessage(batch));
     this.counters = new SharedCounters(init.nativeCounters);
     this.hooks = Comlink.wrap<HookRunner>(init.hooks as unknown as Comlink.Endpoint);
+    const hooks = {
+      approve: init.approveWindows || init.approvePosix ? (family: Family, event: Readonly<Record<string, unknown>>) => this.approve(family, event) : undefined,
+      released: init.releasedWindows || init.releasedPosix ? (family: Family, event: Readonly<Record<string, unknown>>) => this.released(family, event) : undefined,
+    };
+    const s = init.shared;
+    this.shared = s === undefined ? undefined : new SharedFiles(Comlink.wrap<StoreLink>(s.port as unknown as Comlink.Endpoint), s, hooks, (m) => this.fault(m));
     const graph = new ForwardingGraph(
       // Every waiter is stamped with its request's id when it queues (step sets table.requestId).
       (w) => (w as Waiter).requestId ?? this.table.requestId ?? 0,
@@ -148,10 +157,7 @@ export class ActorHost implements HostControl, NativeHost {
     this.table = new LockTable({
       policy: init.policy,
       graph,
-      hooks: {
-        approve: init.approveWindows || init.approvePosix ? (family, event) => this.approve(family, event) : undefined,
-        released: init.releasedWindows || init.releasedPosix ? (family, event) => this.released(family, event) : undefined,
-      },
+      hooks,
     });
     this.caller = new CallerReplies(this.out, this.table, this);
     Comlink.expose(this, init.control as unknown as Comlink.Endpoint);
@@ -180,6 +186,10 @@ export class ActorHost implements HostControl, NativeHost {
    */
   run(id: number, call: Call, target: ReplyTarget): void {
     this.calls++;
+    if (this.shared !== undefined) {
+      this.shared.run(id, call, target);
+      return;
+    }
     const box = this.mailboxes.get(call.path);
     if (box !== undefined) {
       this.inflight.set(id, null);
@@ -304,12 +314,26 @@ export class ActorHost implements HostControl, NativeHost {
           throw new Error('locksmith crash drill');
         });
         return;
-      case 'stop':
+      case 'stop': {
         this.native?.detach();
         this.table.cancelAll('stop');
-        this.out.object({ t: 'stopped' });
-        this.out.flushNow();
-        this.resolveFinished();
+        const stopped = (): void => {
+          this.out.object({ t: 'stopped' });
+          this.out.flushNow();
+          this.resolveFinished();
+        };
+        if (this.shared === undefined) stopped();
+        else void this.shared.stop().then(stopped);
+        return;
+      }
+      case 'ended':
+        this.shared?.ended(m.path, m.events);
+        return;
+      case 'reap':
+        void this.shared?.reap(m.path, m.sessions);
+        return;
+      case 'session':
+        this.shared?.session(m.epoch, m.lost);
         return;
     }
   }
@@ -335,6 +359,10 @@ export class ActorHost implements HostControl, NativeHost {
    * wait.
    */
   cancel(id: number, reason: CancelReason): void {
+    if (this.shared !== undefined) {
+      this.shared.cancel(id, reason);
+      return;
+    }
     const p = this.pendings.get(id);
     if (p !== undefined) {
       this.deliver(p.path, () => this.table.cancel(p, reason));
@@ -441,6 +469,10 @@ export class ActorHost implements HostControl, NativeHost {
   }
 
   stats(): HostStats {
+    if (this.shared !== undefined) {
+      const sc = this.shared.counts();
+      return { index: this.init.index, files: sc.files, locks: 0, waiters: sc.waiters, calls: this.calls, batches: this.batches, busyActors: sc.busy };
+    }
     const c = this.table.counts();
     return {
       index: this.init.index,
@@ -463,4 +495,5 @@ export default async function hostTask(init: HostInit): Promise<void> {
   init.data.close();
   init.control.close();
   init.hooks.close();
+  init.shared?.port.close();
 }

@@ -55,6 +55,7 @@ import { AbortWatch } from './abort-watch.js';
 import { Counters, merge } from '../counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
+import { SharedSpace } from './shared-space.js';
 
 /** How long stop() waits for a host that neither says 'stopped' nor ends (it answers at once). */
 const STOP_GRACE_MS = 1000;
@@ -83,7 +84,12 @@ export class LockCoordinator {
   /** The native pump session whose events the workers take (attachNative), if any. */
   private nativeSession: number | undefined;
 
-  private constructor(n: number, opts: Options) {
+  private constructor(
+    n: number,
+    opts: Options,
+    /** A shared lock space (`store`): its session, and the workers' way to the engine. */
+    private readonly space?: SharedSpace,
+  ) {
     this.deadlocks = new DeadlockService({
       syncAll: () => this.workers.syncAll(),
       breakCycle: (id) => this.breakCycle(id),
@@ -103,20 +109,29 @@ export class LockCoordinator {
         unsendable: (m, e) => this.unsendable(m, e),
         busy: () => this.requests.size > 1,
       },
+      space === undefined ? undefined : () => space.link(),
     );
+    if (space !== undefined) {
+      space.post = (path, m) => {
+        if (path !== undefined) this.workerOf(path).out.object(m);
+        else for (const w of this.workers.list) w.out.object(m);
+      };
+    }
   }
 
   /**
    * Starts the worker pool and one actor host per worker; resolves once every worker answers.
    * Rejects with a TypeError naming a malformed option (hooks: onLockFile and onUnlockFile go
-   * together), and with an Error for `store`, which this version does not have yet.
+   * together). With `store`, it first opens this node's session on the engine: an engine that
+   * cannot be reached, or a malformed URL, rejects within requestTimeoutMs with an Error naming it.
    *
    * @example
    * const c = await LockCoordinator.start({ workers: 2, onLock: (e) => (e.path.startsWith('/ro/') ? -ENOLCK : 0) });
    */
   static async start(options?: StartOptions): Promise<LockCoordinator> {
     const opts = validateOptions(options);
-    const c = new LockCoordinator(opts.workers ?? defaultWorkers(), opts);
+    const space = opts.store === undefined ? undefined : await SharedSpace.open(opts.store, opts.policy ?? 'default');
+    const c = new LockCoordinator(opts.workers ?? defaultWorkers(), opts, space);
     c.workers.onPoolError((e) => {
       if (c.stopping === undefined) process.emitWarning(`locksmith: worker pool error: ${String(e)}`, 'LocksmithWorkerWarning');
     });
@@ -242,10 +257,13 @@ export class LockCoordinator {
     const r = this.requests.get(id);
     if (r === undefined) return;
     const call = r.call;
-    if ((flags & END_FLOCK_DROP) !== 0) this.recordFlockDrop(call as DecodedLock);
-    // A file left idle needs no journal at all (an unlock's entry would be dropped at once).
-    if ((flags & END_IDLE) !== 0) this.journal.forget(call.path);
-    else if (commits(call, result)) this.journal.record(call.path, r.wire ?? encodeLock(0, call as DecodedLock, undefined));
+    // A shared lock space keeps its own record of every step: the store (a replacement worker loads from it).
+    if (this.space === undefined) {
+      if ((flags & END_FLOCK_DROP) !== 0) this.recordFlockDrop(call as DecodedLock);
+      // A file left idle needs no journal at all (an unlock's entry would be dropped at once).
+      if ((flags & END_IDLE) !== 0) this.journal.forget(call.path);
+      else if (commits(call, result)) this.journal.record(call.path, r.wire ?? encodeLock(0, call as DecodedLock, undefined));
+    }
     if (waitedMs >= 0) this.counters.waited(waitedMs);
     this.finish(r, result ?? 0, call.op === 'lock' ? replyOfLock(call, result!) : (result ?? undefined));
   }
@@ -484,6 +502,7 @@ export class LockCoordinator {
   locks(path?: string): Promise<LockEntry[]> {
     return this.guard(async () => {
       if (path !== undefined && typeof path !== 'string') throw new TypeError('path must be a string');
+      if (this.space !== undefined) return this.space.locks(path);
       if (path !== undefined) return this.workers.ask(routeOf(path, this.workers.size), (h) => h.locks(path));
       const parts = await Promise.all(this.workers.list.map((w) => this.workers.ask(w.index, (h) => h.locks())));
       return parts.flat();
@@ -513,6 +532,7 @@ export class LockCoordinator {
         workers: hosts.map((h, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
         workerRestarts: this.workers.list.reduce((n, w) => n + w.restarts, 0),
         crossWorkerDeadlocks: this.deadlocks.broken,
+        ...(this.space === undefined ? {} : { store: this.space.stats() }),
       };
     });
   }
@@ -543,6 +563,8 @@ export class LockCoordinator {
       c.answer(false);
     }
     await this.workers.destroy(STOPPED);
+    // The workers released this node's locks (each host's stop); the session ends last.
+    await this.space?.close();
   }
 
   /**

@@ -52,7 +52,7 @@ export function hostConfig(o: Options): HostConfig {
  * across threads (requests.ts, lock-table.ts): the shapes types.ts declares, held here as records.
  */
 export type HostEvent = Readonly<Record<string, unknown>>;
-export interface Options extends Omit<StartOptions, 'onLockFile' | 'onUnlockFile' | 'onLock' | 'store'> {
+export interface Options extends Omit<StartOptions, 'onLockFile' | 'onUnlockFile' | 'onLock'> {
   onLockFile?: (e: HostEvent) => number | void | Promise<number | void>;
   onUnlockFile?: (e: HostEvent) => void | Promise<void>;
   onLock?: (e: HostEvent) => number | void | Promise<number | void>;
@@ -69,11 +69,6 @@ export function validateOptions(o: unknown): Options {
   if (o === undefined) return {};
   const opts = requireObject(o, 'options') as StartOptions;
   refuseUnknown(opts, START_OPTIONS, 'options');
-  // Declared (types.ts StoreOptions) for the shared lock space of API.md, not built yet: refusing it
-  // beats a coordinator that silently keeps its locks to itself while the caller expects a cluster.
-  if (opts.store !== undefined) {
-    throw new Error('options.store: a shared lock store is not available yet in this version of locksmith; start without it for a lock space in this process');
-  }
   if (opts.workers !== undefined) checkWorkers(opts.workers, 'options.workers');
   for (const k of ['onLockFile', 'onUnlockFile', 'onLock'] as const) {
     if (opts[k] !== undefined && typeof opts[k] !== 'function') throw new TypeError(`options.${k} must be a function`);

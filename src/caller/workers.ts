@@ -56,7 +56,7 @@ export interface WorkerEvents {
 }
 
 /** A host's start message without its ports (they are made per launch). */
-export type HostConfig = Omit<HostInit, 'index' | 'data' | 'control' | 'hooks' | 'nativeCounters'>;
+export type HostConfig = Omit<HostInit, 'index' | 'data' | 'control' | 'hooks' | 'nativeCounters' | 'shared'>;
 
 /** The worker entry: built JavaScript, also when this module runs from TypeScript sources in tests. */
 function hostFile(): string {
@@ -82,6 +82,8 @@ export class Workers {
     private readonly config: HostConfig,
     private readonly hooks: HookRunner,
     private readonly events: WorkerEvents,
+    /** A shared lock space: each launch's StoreLink port and config (shared-space.ts link). */
+    private readonly shared?: () => NonNullable<HostInit['shared']>,
   ) {
     this.pool = new Piscina({
       filename: hostFile(),
@@ -114,6 +116,11 @@ export class Workers {
     const hooks = new MessageChannel();
     const nativeCounters = (this.counters[index] ??= new SharedArrayBuffer(SharedCounters.BYTES));
     const init: HostInit = { ...this.config, index, data: data.port2, control: control.port2, hooks: hooks.port2, nativeCounters };
+    const transferList = [data.port2, control.port2, hooks.port2];
+    if (this.shared !== undefined) {
+      init.shared = this.shared();
+      transferList.push(init.shared.port);
+    }
     Comlink.expose(this.hooks, hooks.port1 as unknown as Comlink.Endpoint);
     let markDead!: () => void;
     const died = new Promise<void>((r) => (markDead = r));
@@ -138,7 +145,7 @@ export class Workers {
       },
     };
     data.port1.on('message', (m: unknown[] | number) => this.onData(w, m));
-    this.pool.run(init, { transferList: [data.port2, control.port2, hooks.port2] }).then(
+    this.pool.run(init, { transferList }).then(
       () => this.onEnd(w, markDead, undefined),
       (e: unknown) => this.onEnd(w, markDead, e),
     );

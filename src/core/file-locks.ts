@@ -366,10 +366,13 @@ export class FileLocks {
     // An owner with two queued requests (say SH then EX) ends with the last one granted.
     const old = this.flocks?.get(req.owner)?.lock;
     if (old != null) this.removeFlock(old);
-    const l = lockOf(req, 0n, OFFSET_MAX, req.write);
+    this.putFlock(lockOf(req, 0n, OFFSET_MAX, req.write));
+  }
+
+  private putFlock(l: Lock): void {
     const flocks = (this.flocks ??= new SweptMap(noFlock));
-    const slot = flocks.get(req.owner);
-    if (slot === undefined) flocks.set(req.owner, { lock: l });
+    const slot = flocks.get(l.owner);
+    if (slot === undefined) flocks.set(l.owner, { lock: l });
     else slot.lock = l;
     this.flockCount++;
     if (l.write) this.flockWriter = l;
@@ -379,6 +382,21 @@ export class FileLocks {
       if (set === undefined) this.byHandle.set(hk, new Set([l]));
       else set.add(l);
     }
+  }
+
+  /**
+   * Puts back a lock exactly as it was granted (a shared lock space rebuilding a file from its
+   * records, src/actors/shared-file.ts): no merge, no check. The records were canonical when written.
+   */
+  restoreLock(l: Lock): void {
+    if (l.kind === 'flock') this.putFlock(l);
+    else this.insert(l);
+  }
+
+  /** Removes one granted lock of any kind (a dead node's lock, removed by the reaper). */
+  removeLock(l: Lock): void {
+    if (l.kind === 'flock') this.removeFlock(l);
+    else this.delete(l);
   }
 
   /** The owner's flock lock, if any. */

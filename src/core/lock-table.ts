@@ -89,6 +89,14 @@ function then<T, U>(x: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
 /** A step of a file's history that `replay` re-applies (see src/wire/journal-entry.ts). */
 export type ReplayEntry = { j: 'call'; call: Call } | { j: 'locks'; locks: readonly Lock[] };
 
+/** A waiting request put back by restoreFile. */
+export interface RestoredWaiter {
+  readonly req: LockRequest;
+  readonly since: number;
+  readonly settle: (result: number) => void;
+  readonly requestId: number | undefined;
+}
+
 /** A pending request: the waiter and the file it waits on. */
 export interface Pending {
   readonly waiter: Waiter;
@@ -435,6 +443,49 @@ export class LockTable {
       }
     }
     this.retire(f);
+  }
+
+  // ---- a shared lock space (src/actors/shared-file.ts) -------------------------------------------
+
+  /**
+   * Rebuilds one file of a fresh table from the records of a shared lock space: the granted locks
+   * as they were granted, then the waiters in queue order with their wait-for edges. Decides
+   * nothing: every record was written by a committed step, which left the file settled.
+   */
+  restoreFile(path: string, locks: readonly Lock[], waiters: readonly RestoredWaiter[]): Waiter[] {
+    const f = this.file(path);
+    for (const l of locks) f.restoreLock(l);
+    const out: Waiter[] = [];
+    for (const x of waiters) {
+      const w = f.enqueue(x.req, x.since, x.settle);
+      w.requestId = x.requestId;
+      out.push(w);
+    }
+    for (const w of out) {
+      if (w.req.kind !== 'posix') continue;
+      w.blockers = f.posixBlockers(w.req);
+      w.queuedBehind = f.fifoBlockers(w.req, w, this.waitsFor);
+      if (w.blockers.size > 0 || w.queuedBehind.size > 0) this.graph.setEdges(w, w.req.owner, w.blockers, w.queuedBehind);
+    }
+    return out;
+  }
+
+  /**
+   * Removes granted locks and waiting requests that no live node owns any more (a node whose
+   * session expired): its waiters end unanswered (nobody is left to answer), no hook is told, and
+   * whoever now fits is woken.
+   */
+  dropRecords(path: string, locks: readonly Lock[], waiters: readonly Waiter[]): Maybe<void> {
+    const f = this.files.get(path);
+    if (f === undefined) return;
+    for (const w of waiters) if (f.dequeue(w)) this.dropEdges(w);
+    for (const l of locks) f.removeLock(l);
+    return this.afterRelease(f, []);
+  }
+
+  /** The file's state, idle or not (a shared lock space reads it back into records after each step). */
+  fileLocks(path: string): FileLocks | undefined {
+    return this.files.get(path);
   }
 
   /** The granted locks of one file, for journal compaction. */

@@ -22,6 +22,8 @@ export interface LockEntry {
   fileHandle?: Identity;
   /** For waiters: ms since the request queued. */
   waitingMs?: number;
+  /** In a shared lock space: the node the lock or request belongs to. */
+  node?: string;
 }
 
 /** The granted and waiting locks of `files`, one entry each; `now` dates the waiters (ms). */
@@ -67,7 +69,7 @@ export function posixView(l: Lock): Omit<PosixReply, 'result'> {
   return { lockType: l.write ? F_WRLCK : F_RDLCK, lockStart: start, lockLen: posixLength(start, end), lockPid: l.origin.pid };
 }
 
-function entry(path: string, kind: LockKind, write: boolean, start: bigint, end: bigint, origin: LockOrigin, state: 'granted' | 'waiting'): LockEntry {
+export function entry(path: string, kind: LockKind, write: boolean, start: bigint, end: bigint, origin: LockOrigin, state: 'granted' | 'waiting'): LockEntry {
   const e: LockEntry = {
     path,
     kind,

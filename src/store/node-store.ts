@@ -285,7 +285,7 @@ export class NodeStore implements LockStore {
   async commit(step: Step): Promise<CommitReply> {
     this.open();
     const ref = this.ref;
-    const st = toEngineStep(step, this.o.node, ref?.epoch ?? 0, this.newId());
+    const st = toEngineStep(step, this.o.node, ref?.epoch ?? 0, typeof step?.id === 'string' && step.id !== '' ? step.id : this.newId());
     if (ref === undefined || this.fenced()) {
       this.st.fencedLocally++;
       this.checkFence();

@@ -85,7 +85,9 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
 }
 
 export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tuning {
-  const renewEveryMs = tuning.renewEveryMs ?? Math.max(1, Math.floor(sessionTtlMs / 4));
+  // A renewal's reply is also what tells a node that another's session expired (onReapDue): at
+  // most 500 ms apart, a dead node's locks go within sessionTtlMs + 1 s (API.md).
+  const renewEveryMs = tuning.renewEveryMs ?? Math.max(1, Math.min(500, Math.floor(sessionTtlMs / 4)));
   const fenceAfterMs = tuning.fenceAfterMs ?? Math.floor((sessionTtlMs * 3) / 4);
   const graceMs = tuning.graceMs ?? sessionTtlMs;
   // A fence after the TTL would let a node act on locks the engine may already have given away.

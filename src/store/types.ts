@@ -77,6 +77,11 @@ export interface Step {
   readonly grants?: boolean;
   readonly notify?: readonly NotifyInput[];
   readonly edges?: readonly EdgeInput[];
+  /**
+   * The step's id, given only when sending again a step whose reply was 'unreachable' (that
+   * reply's `step`): if the first one applied, the stale reply lists a change with this id.
+   */
+  readonly id?: string;
 }
 
 /** A step as the engines take it: every field resolved and checked at the boundary. */

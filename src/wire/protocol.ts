@@ -12,6 +12,7 @@ import type { CancelReason, LockEntry } from '../core/lock-table.js';
 import type { Lock } from '../core/file-locks.js';
 import type { JournalEntry } from './journal-entry.js';
 import type { WorkerStats } from '../types.js';
+import type { SharedConfig, WaiterEnded } from '../actors/shared-file.js';
 
 /** Caller -> host, besides calls (calls.ts). */
 export type ToHost =
@@ -32,7 +33,13 @@ export type ToHost =
   /** Crash drill (tests): die as from an uncaught exception. */
   | { t: 'crash' }
   /** Take the events of native pump session `sessionId`'s destination for this worker (src/native/). */
-  | { t: 'native'; sessionId: number };
+  | { t: 'native'; sessionId: number }
+  /** A shared lock space: this node's waiters of `path` that another node's step ended (its inbox). */
+  | { t: 'ended'; path: string; events: WaiterEnded[] }
+  /** A shared lock space: remove the records of these dead sessions from `path` (the reaper). */
+  | { t: 'reap'; path: string; sessions: { node: string; epoch: number }[] }
+  /** A shared lock space: this node's session is now `epoch`; `lost`, if given, took this node's locks with it. */
+  | { t: 'session'; epoch: number; lost?: number };
 
 /** Host -> caller, besides the records of replies.ts. */
 export type FromHost =
@@ -83,4 +90,6 @@ export interface HostInit {
   hookTimeoutMs: number;
   /** Where the native feed counts the requests it answers (counters.ts SharedCounters): the caller's, kept across replacements. */
   nativeCounters: SharedArrayBuffer;
+  /** A shared lock space (src/actors/shared-file.ts): the node, and the port its StoreLink answers on. */
+  shared?: SharedConfig & { epoch: number; port: MessagePort };
 }

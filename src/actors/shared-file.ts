@@ -1,0 +1,702 @@
+/**
+ * The per-file actors of a shared lock space (API.md "One lock space across machines"): the same
+ * decisions as a node alone (src/core/ LockTable), on a cached copy of the file's records, and
+ * every change committed to the store (src/store/) as one atomic step before any answer leaves.
+ *
+ * One decision, in the file's actor (its requests run one at a time, in arrival order):
+ * 1. The file's records at version v (loaded once, then kept) are its state: a LockTable holding
+ *    that one file, with every node's granted locks and waiting requests in queue order.
+ * 2. The call runs on it. Answers it produces (its own, the waiters it ends, hook notices) are
+ *    kept aside, not sent.
+ * 3. What changed becomes a Step on base v: records removed and put, wait-for edges (checked for a
+ *    cycle when a POSIX waiter gains a blocker), and one event per waiter of another node that the
+ *    step ends (granted or failed): that node's inbox receives it in the same atomic step.
+ * 4. 'ok': the kept answers leave. 'stale' (another node changed the file first): the changes it
+ *    missed are applied to the records, the table is rebuilt, and the call runs again from 1.
+ *    'deadlock': the call runs again with that owner's cycle known (EDEADLK). 'dead': the records
+ *    of the sessions named are left out of the rebuilt table, so the next step removes them and
+ *    wakes who they blocked. 'grace': retried when the grace period ends. 'fenced', 'reset' or
+ *    still unreachable at requestTimeoutMs: nothing was decided; a lock request gets its family's
+ *    generic code, anything else is retried until the deadline and then kept as owed, to run first
+ *    in the file's next step.
+ *
+ * A waiter of this node whose record another node grants or fails is answered from the event in
+ * this node's inbox (onEvents), never by polling. Owners, handles and processes are qualified with
+ * the node (core/records.ts qualify), so nodes never mistake each other's owners.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK } from '../core/codes.js';
+import type { WaitForGraph } from '../core/deadlock.js';
+import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
+import { LockTable, cancelResult, type CancelReason, type Family, type Pending, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
+import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
+import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
+import type { Change, CommitReply, EdgeInput, FileState, NotifyInput, RecordInput, Step, StoreRecord } from '../store/types.js';
+import type { ReplyTarget, Result } from './reply-target.js';
+
+/** The store as a worker reaches it: the caller's thread's NodeStore, through comlink (src/caller/shared-space.ts). */
+export interface StoreLink {
+  commit(step: Step): Promise<CommitReply>;
+  load(file: string): Promise<FileState>;
+}
+
+/** What a host needs to know to run a shared lock space. */
+export interface SharedConfig {
+  node: string;
+  policy: 'default' | 'fifo';
+  requestTimeoutMs: number;
+}
+
+/** An event of this node's inbox, as the caller's side forwards it: waiter `requestId` ended with `result`. */
+export interface WaiterEnded {
+  readonly requestId: string;
+  readonly result: number;
+}
+
+/** Marks the events of other nodes' records: hooks are this node's application's, for its own requests. */
+const REMOTE = Symbol('remote');
+
+/** A waiting request of this node, by its record id. */
+interface LocalWait {
+  readonly hostId: number;
+  readonly call: Call;
+  readonly target: ReplyTarget;
+  readonly since: number;
+}
+
+/** What one decision produced, delivered only once its step committed. */
+interface Outcome {
+  answers: (() => void)[];
+  notify: NotifyInput[];
+}
+
+/** The wait-for graph of a decision: cycles are the engine's to find; a refused step names them. */
+class StepGraph implements WaitForGraph {
+  /** Owners whose edges the engine found to close a cycle (the decision runs again with them). */
+  readonly cyclic = new Set<string>();
+  closesCycle(owner: string, _blockers: Iterable<string>, hardOnly?: boolean): boolean {
+    return hardOnly === true && this.cyclic.has(owner);
+  }
+  setEdges(): void {}
+  removeEdges(): void {}
+}
+
+function sameKeys(a: ReadonlySet<string>, b: readonly string[] | undefined): boolean {
+  if (b === undefined) return a.size === 0;
+  if (a.size !== b.length) return false;
+  for (const x of b) if (!a.has(x)) return false;
+  return true;
+}
+
+/** A record put by a step, with the lock or waiter of the decided table it stands for. */
+type Fresh = { readonly id: string; readonly lock: Lock; readonly waiter?: undefined } | { readonly id: string; readonly waiter: Waiter; readonly lock?: undefined };
+
+interface Diffed {
+  readonly step: Step;
+  readonly fresh: readonly Fresh[];
+  readonly edges: readonly EdgeInput[];
+}
+
+type Run = (t: LockTable) => unknown;
+
+class SharedFile {
+  private version = 0;
+  private records: StoreRecord[] = [];
+  private loaded = false;
+  private table!: LockTable;
+  private readonly graph = new StepGraph();
+  private readonly lockIds = new Map<Lock, string>();
+  private readonly waiterIds = new Map<Waiter, string>();
+  /** Another node's owner -> the session its records belong to (a grant to its waiter keeps it). */
+  private readonly epochOf = new Map<string, number>();
+  /** Origins of this node's records: with the caller's contexts, which records do not carry. */
+  private readonly origins = new Map<string, LockOrigin>();
+  /** Per waiter record, the edges the store has: [hard, soft]. */
+  private readonly edgesSent = new Map<string, readonly [readonly string[], readonly string[]]>();
+  /** Sessions the engine called dead: their records are left out (and so removed by the next step). */
+  private readonly dead = new Set<string>();
+  /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
+  private owed: Run[] = [];
+  private out: Outcome = { answers: [], notify: [] };
+  private tail: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  /** The last build left records out (dead sessions, orphaned waiters): the next step removes them and wakes who they blocked. */
+  private leftOut = false;
+
+  constructor(
+    readonly path: string,
+    private readonly space: SharedFiles,
+  ) {}
+
+  /** Runs `f` after every earlier step of this file: the actor's mailbox. */
+  enqueue<T>(f: () => Promise<T>): Promise<T> {
+    this.queued++;
+    const r = this.tail.then(f);
+    this.tail = r.then(
+      () => this.queued--,
+      () => this.queued--,
+    );
+    return r;
+  }
+
+  /** Nothing queued, nothing held: the actor can go. */
+  get idle(): boolean {
+    return this.queued === 0 && this.records.length === 0 && this.owed.length === 0;
+  }
+
+  /** This node's granted locks in the cached state (stop, and the locks lost with a session). */
+  ownLocks(epoch?: number): StoreRecord[] {
+    const me = this.space.config.node;
+    return this.records.filter((r) => r.node === me && r.state === 'held' && (epoch === undefined || r.epoch === epoch));
+  }
+
+  /** The decoded owner keys of records (checkIo's lost handles). */
+  decode(r: StoreRecord) {
+    return decodeRecord(r.data, this.path);
+  }
+
+  // ---- the cached state ------------------------------------------------------------------------
+
+  private async load(): Promise<void> {
+    const s = await this.space.link.load(this.path);
+    this.version = s.version;
+    this.records = [...s.records];
+    this.loaded = true;
+    this.build();
+  }
+
+  /** Forgets the cache: the next step loads the file again (after an event from another node). */
+  invalidate(): void {
+    this.loaded = false;
+  }
+
+  private apply(changes: readonly Change[]): void {
+    const byId = new Map(this.records.map((r) => [r.id, r]));
+    for (const c of changes) {
+      for (const id of c.removed) byId.delete(id);
+      for (const r of c.put) byId.set(r.id, r);
+    }
+    this.records = [...byId.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /** The table of this file's records (a decision's starting point). */
+  private build(): void {
+    const me = this.space.config.node;
+    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.space.tableHooks(() => this.out) });
+    this.lockIds.clear();
+    this.waiterIds.clear();
+    this.epochOf.clear();
+    const locks: Lock[] = [];
+    const waiters: RestoredWaiter[] = [];
+    const waiterRecords: StoreRecord[] = [];
+    const live = new Set<string>();
+    this.leftOut = false;
+    for (const r of this.records) {
+      // A dead session's records, and this node's from a session it lost, hold nothing any more.
+      if (this.dead.has(`${r.node}|${r.epoch}`) || (r.node === me && r.epoch < this.space.epoch)) {
+        this.leftOut = true;
+        continue;
+      }
+      const d = decodeRecord(r.data, this.path);
+      let req = d.req;
+      if (r.node === me) {
+        const o = this.origins.get(r.id);
+        if (o !== undefined) req = { ...req, origin: o };
+      } else {
+        this.epochOf.set(req.owner, r.epoch);
+        // F_GETLK about another node's holder reports lockPid 0 (API.md): its pid means nothing here.
+        req = { ...req, origin: { ...req.origin, pid: 0, event: { ...req.origin.event, [REMOTE]: true } } };
+      }
+      if (r.state === 'held') {
+        const l = lockOf(req);
+        this.lockIds.set(l, r.id);
+        locks.push(l);
+        live.add(r.id);
+        continue;
+      }
+      const hostId = r.node === me ? this.space.waits.get(r.id) : undefined;
+      // This node's waiter that no request here stands for (its worker died): left out, so removed.
+      if (r.node === me && hostId === undefined) {
+        this.leftOut = true;
+        continue;
+      }
+      live.add(r.id);
+      waiters.push({ req, since: d.since, settle: this.settleOf(r), requestId: hostId });
+      waiterRecords.push(r);
+    }
+    const ws = this.table.restoreFile(this.path, locks, waiters);
+    for (let i = 0; i < ws.length; i++) this.waiterIds.set(ws[i]!, waiterRecords[i]!.id);
+    for (const id of this.edgesSent.keys()) if (!live.has(id)) this.edgesSent.delete(id);
+  }
+
+  /** How a waiter of the records ends: this node's answers its request, another node's gets an event. */
+  private settleOf(r: StoreRecord): (result: number) => void {
+    if (r.node !== this.space.config.node) {
+      return (result) => this.out.notify.push({ node: r.node, epoch: r.epoch, requestId: r.requestId, kind: 'end', data: String(result) });
+    }
+    return (result) => this.out.answers.push(() => this.space.endWait(r.id, result));
+  }
+
+  // ---- one decision ------------------------------------------------------------------------------
+
+  /**
+   * Decides `run` on the current state and commits it (see the file comment). Resolves with what
+   * `run` returned once the step committed, or with `failed()` when it could not: then a `mustRun`
+   * call (a release of any kind) is owed to the file's next step.
+   */
+  async decide(run: Run, failed: () => unknown, mustRun: boolean): Promise<unknown> {
+    const deadline = performance.now() + this.space.config.requestTimeoutMs;
+    for (;;) {
+      if (!this.loaded) {
+        try {
+          await this.load();
+        } catch (e) {
+          this.space.report(e);
+          if (performance.now() >= deadline) return this.giveUp(run, failed, mustRun);
+          await sleep(20);
+          continue;
+        }
+      }
+      this.out = { answers: [], notify: [] };
+      const owed = this.owed;
+      // Records left out of the table: whoever they blocked may fit now (the wake-up pass).
+      if (this.leftOut) await this.table.dropRecords(this.path, [], []);
+      for (const o of owed) await o(this.table);
+      const res = await run(this.table);
+      const d = this.diff();
+      if (d === undefined) {
+        this.deliver();
+        return res;
+      }
+      let reply: CommitReply;
+      try {
+        reply = await this.space.link.commit(d.step);
+        while (!reply.ok && reply.reason === 'unreachable' && performance.now() < deadline) {
+          // The same step again, by id: if the first one applied, the stale reply lists it.
+          await sleep(20);
+          reply = await this.space.link.commit({ ...d.step, id: reply.step });
+        }
+      } catch (e) {
+        // A malformed step: a bug of ours, never a reply. Nothing was applied.
+        this.space.report(e);
+        reply = { ok: false, reason: 'fenced' };
+      }
+      if (reply.ok) {
+        this.committed(d, reply.version);
+        return this.done(owed, res);
+      }
+      switch (reply.reason) {
+        case 'stale': {
+          if (reply.records !== undefined) this.records = [...reply.records];
+          else this.apply(reply.missed ?? []);
+          this.version = reply.version;
+          const id = d.step.id;
+          if (id !== undefined && reply.missed?.some((c) => c.step === id)) {
+            // It applied after all (its first reply was lost): its records are in what we missed.
+            this.adopt(d);
+            this.build();
+            return this.done(owed, res);
+          }
+          break;
+        }
+        case 'deadlock':
+          this.graph.cyclic.add(reply.owner);
+          break;
+        case 'dead':
+          for (const s of reply.sessions) this.dead.add(`${s.node}|${s.epoch}`);
+          break;
+        case 'grace':
+          await sleep(Math.max(1, reply.retryInMs));
+          break;
+        case 'unreachable':
+          return this.giveUp(run, failed, mustRun);
+        case 'fenced':
+        case 'reset':
+          if (!mustRun || performance.now() >= deadline) return this.giveUp(run, failed, mustRun);
+          await sleep(20);
+          break;
+      }
+      this.build();
+    }
+  }
+
+  private done(owed: Run[], res: unknown): unknown {
+    if (owed.length > 0) this.owed = this.owed.slice(owed.length);
+    this.graph.cyclic.clear();
+    this.deliver();
+    return res;
+  }
+
+  /** Nothing was decided in time: the cache is dropped; a release is owed to the file's next step. */
+  private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
+    this.loaded = false;
+    this.out = { answers: [], notify: [] };
+    if (mustRun) this.owed.push(run);
+    return failed();
+  }
+
+  private deliver(): void {
+    const { answers } = this.out;
+    this.out = { answers: [], notify: [] };
+    for (const a of answers) a();
+  }
+
+  /** What the decision changed, as a step on the cached version; undefined when nothing did. */
+  private diff(): Diffed | undefined {
+    const me = this.space.config.node;
+    const f = this.table.fileLocks(this.path);
+    const keep = new Set<string>();
+    const put: RecordInput[] = [];
+    const fresh: Fresh[] = [];
+    for (const l of f?.granted() ?? []) {
+      const known = this.lockIds.get(l);
+      if (known !== undefined) {
+        keep.add(known);
+        continue;
+      }
+      const id = this.space.newId();
+      fresh.push({ id, lock: l });
+      const node = nodeOf(l.owner);
+      const data = encodeLock(l);
+      put.push(node === me ? { id, state: 'held', data } : { id, state: 'held', data, node, epoch: this.epochOf.get(l.owner)! });
+    }
+    const edges: EdgeInput[] = [];
+    for (const w of f?.waiters ?? []) {
+      let id = this.waiterIds.get(w);
+      if (id === undefined) {
+        // A new waiter is always this node's: requests come from here.
+        id = this.space.newId();
+        fresh.push({ id, waiter: w });
+        put.push({ id, state: 'waiting', data: encodeLock(w.req, w.since), requestId: id });
+      } else {
+        keep.add(id);
+      }
+      if (w.req.kind !== 'posix') continue;
+      const sent = this.edgesSent.get(id);
+      if (sameKeys(w.blockers, sent?.[0]) && sameKeys(w.queuedBehind, sent?.[1])) continue;
+      const hard = [...w.blockers];
+      const grown = hard.some((o) => !(sent?.[0] ?? []).includes(o));
+      edges.push({ waiter: id, owner: w.req.owner, hard, soft: [...w.queuedBehind], check: grown });
+    }
+    const remove: string[] = [];
+    for (const r of this.records) if (!keep.has(r.id)) remove.push(r.id);
+    const notify = this.out.notify;
+    if (put.length === 0 && remove.length === 0 && edges.length === 0 && notify.length === 0) return undefined;
+    // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.
+    const grants = fresh.some((x) => x.lock !== undefined && !this.coveredBefore(x.lock));
+    return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges };
+  }
+
+  /** Whether the owner held a lock of this mode over all of `l` before the decision (a split, a downgrade). */
+  private coveredBefore(l: Lock): boolean {
+    for (const r of this.records) {
+      if (r.state !== 'held') continue;
+      const d = decodeRecord(r.data, this.path).req;
+      if (d.owner === l.owner && d.start <= l.start && d.end >= l.end && (d.write || !l.write)) return true;
+    }
+    return false;
+  }
+
+  /** The step applied at `version`: the cache is the decided state. */
+  private committed(d: Diffed, version: number): void {
+    const me = this.space.config.node;
+    const removed = new Set(d.step.remove);
+    const next = this.records.filter((r) => !removed.has(r.id));
+    let seq = next.length === 0 ? 0 : next[next.length - 1]!.seq;
+    const putById = new Map((d.step.put ?? []).map((p) => [p.id, p]));
+    for (const id of removed) {
+      this.origins.delete(id);
+      this.edgesSent.delete(id);
+    }
+    for (const x of d.fresh) {
+      const p = putById.get(x.id)!;
+      next.push({ id: x.id, node: p.node ?? me, epoch: p.epoch ?? this.space.epoch, state: p.state, requestId: p.requestId ?? '', data: p.data, seq: ++seq });
+      if (x.lock !== undefined) this.lockIds.set(x.lock, x.id);
+      else this.waiterIds.set(x.waiter, x.id);
+    }
+    this.adopt(d);
+    for (const e of d.edges) this.edgesSent.set(e.waiter, [[...e.hard], [...(e.soft ?? [])]]);
+    this.records = next;
+    this.version = version;
+  }
+
+  /** This node's records the step put: their origins, and its new waiter's request. */
+  private adopt(d: Diffed): void {
+    const me = this.space.config.node;
+    for (const x of d.fresh) {
+      if (x.waiter !== undefined) {
+        this.origins.set(x.id, x.waiter.req.origin);
+        if (x.waiter.requestId !== undefined) this.space.queued(x.waiter.requestId, x.id);
+      } else if (nodeOf(x.lock.owner) === me) {
+        this.origins.set(x.id, x.lock.origin);
+      }
+    }
+  }
+
+  // ---- what the actor runs ---------------------------------------------------------------------
+
+  /** Request `hostId`: its result, or a Pending once it waits (committed). */
+  request(hostId: number, call: Call, done: (res: unknown) => void): Promise<unknown> {
+    const read = call.op === 'checkIo' || (call.op === 'lock' && call.cmd === F_GETLK);
+    return this.decide(
+      (t) => {
+        t.requestId = hostId;
+        return t.run(call, done);
+      },
+      () => 'failed',
+      !cancellable(call) && !read,
+    );
+  }
+
+  /** Ends this node's waiter `rid` for `reason` (its answer leaves once committed); false if it no longer waits. */
+  cancel(rid: string, reason: CancelReason): Promise<unknown> {
+    return this.decide(
+      (t) => {
+        const w = [...this.waiterIds].find(([, id]) => id === rid)?.[0];
+        return w === undefined ? false : t.cancel({ waiter: w, path: this.path }, reason);
+      },
+      () => false,
+      true,
+    );
+  }
+
+  /** Removes the records of dead sessions (the reaper's work) and wakes who they blocked. */
+  reap(sessions: readonly { node: string; epoch: number }[]): Promise<unknown> {
+    for (const s of sessions) this.dead.add(`${s.node}|${s.epoch}`);
+    this.loaded = false;
+    return this.decide(
+      () => undefined,
+      () => undefined,
+      false,
+    );
+  }
+
+
+  /** stop(): every waiter of this node ends ('stop'), every lock of this node goes. */
+  stopAll(): Promise<unknown> {
+    return this.decide(
+      (t) => {
+        for (const [w, id] of [...this.waiterIds]) if (this.space.waits.has(id)) void t.cancel({ waiter: w, path: this.path }, 'stop');
+        const mine = [...this.lockIds.keys()].filter((l) => nodeOf(l.owner) === this.space.config.node);
+        return t.dropRecords(this.path, mine, []);
+      },
+      () => undefined,
+      false,
+    );
+  }
+}
+
+/** Every shared file of one worker, and this node's requests on them. */
+export class SharedFiles {
+  private readonly files = new Map<string, SharedFile>();
+  /** This node's waiting requests: record id -> host request id. */
+  readonly waits = new Map<string, number>();
+  /** Requests received and not answered: host id -> what answers them. */
+  private readonly requests = new Map<number, PendingRequest>();
+  /** Handles whose locks went with a lost session: I/O through them fails until they close (path|handle key). */
+  private readonly lostHandles = new Set<string>();
+  /** This node's session, as the caller's side last said. */
+  epoch: number;
+  private readonly idPrefix: string;
+  private counter = 0;
+  private stopping = false;
+
+  constructor(
+    readonly link: StoreLink,
+    readonly config: SharedConfig & { epoch: number },
+    private readonly hooks: TableHooks,
+    private readonly fault: (message: string) => void,
+  ) {
+    this.epoch = config.epoch;
+    this.idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`;
+  }
+
+  /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */
+  newId(): string {
+    return this.idPrefix + (++this.counter).toString(36);
+  }
+
+  report(e: unknown): void {
+    this.fault(`shared lock space: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  /** The hooks of one decision: no hook hears of another node's locks; notices leave with the answers. */
+  tableHooks(out: () => Outcome): TableHooks {
+    const { approve, released } = this.hooks;
+    return {
+      approve: approve === undefined ? undefined : (family: Family, event) => ((event as Record<symbol, unknown>)[REMOTE] === true ? 0 : approve(family, event)),
+      released:
+        released === undefined
+          ? undefined
+          : (family: Family, event) => {
+              if ((event as Record<symbol, unknown>)[REMOTE] !== true) out().answers.push(() => released(family, event));
+            },
+    };
+  }
+
+  private file(path: string): SharedFile {
+    let f = this.files.get(path);
+    if (f === undefined) {
+      f = new SharedFile(path, this);
+      this.files.set(path, f);
+    }
+    return f;
+  }
+
+  private sweep(f: SharedFile): void {
+    if (f.idle && this.files.get(f.path) === f) this.files.delete(f.path);
+  }
+
+  /** Runs a request of this node; its answer goes to `target` once its step committed. */
+  run(hostId: number, raw: Call, target: ReplyTarget): void {
+    const call = qualify(raw, this.config.node);
+    const generic = (): Result => (call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' ? ERROR_LOCK_VIOLATION : undefined);
+    if (this.stopping) {
+      target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(), -1, false, false);
+      return;
+    }
+    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined };
+    this.requests.set(hostId, r);
+    if (call.op === 'checkIo' && this.lostHandles.has(`${call.path}|${windowsHandleOf(call.owner)}@${this.config.node}`)) {
+      this.finish(hostId, ERROR_LOCK_VIOLATION, false);
+      return;
+    }
+    if (call.op === 'closeHandle' || call.op === 'release') this.lostHandles.delete(`${call.path}|${call.handleKey}`);
+    const f = this.file(call.path);
+    void f
+      .enqueue(async () => {
+        // Ended by its signal or timeout while it waited in the mailbox: a lock request never runs.
+        if (r.cancelled !== undefined && cancellable(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile'), false);
+        const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)));
+        if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+        if (typeof res === 'object' && res !== null && 'waiter' in res) {
+          if (!this.requests.has(hostId)) return;
+          target.queued(hostId, raw.path, false);
+          if (r.cancelled !== undefined && r.rid !== undefined) await f.cancel(r.rid, r.cancelled);
+          return;
+        }
+        if (!this.requests.has(hostId)) return;
+        this.requests.delete(hostId);
+        target.answer(hostId, raw.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
+      })
+      .catch((e: unknown) => {
+        this.report(e);
+        if (this.requests.has(hostId)) {
+          this.requests.delete(hostId);
+          target.answer(hostId, raw.path, generic(), -1, false, false);
+        }
+      })
+      .finally(() => this.sweep(f));
+  }
+
+  /** The waiter of request `hostId` is in the store as record `rid`. */
+  queued(hostId: number, rid: string): void {
+    const r = this.requests.get(hostId);
+    if (r === undefined) return;
+    r.rid = rid;
+    this.waits.set(rid, hostId);
+  }
+
+  /** This node's waiter `rid` ended with `code` (decided here or by another node). */
+  endWait(rid: string, code: number): void {
+    const hostId = this.waits.get(rid);
+    this.waits.delete(rid);
+    if (hostId !== undefined) this.endRequest(hostId, code);
+  }
+
+  private endRequest(hostId: number, code: number): void {
+    this.finish(hostId, code, true);
+  }
+
+  private finish(hostId: number, code: number, waited: boolean): void {
+    const r = this.requests.get(hostId);
+    if (r === undefined) return;
+    this.requests.delete(hostId);
+    if (r.rid !== undefined) this.waits.delete(r.rid);
+    const c = r.call;
+    const res: Result = c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' || c.op === 'unlockFile' ? code : undefined;
+    r.target.answer(hostId, c.path, res, waited ? Date.now() - r.since : -1, false, false);
+  }
+
+  /** Ends request `hostId` for `reason` if it still waits (or as soon as it would). */
+  cancel(hostId: number, reason: CancelReason): void {
+    const r = this.requests.get(hostId);
+    if (r === undefined || r.cancelled !== undefined) return;
+    r.cancelled = reason;
+    if (r.rid === undefined) return;
+    const f = this.file(r.call.path);
+    const rid = r.rid;
+    void f
+      .enqueue(() => f.cancel(rid, reason))
+      .catch((e: unknown) => this.report(e))
+      .finally(() => this.sweep(f));
+  }
+
+  /** Events of this node's inbox for `path`: waiters another node granted or failed. */
+  ended(path: string, events: readonly WaiterEnded[]): void {
+    const f = this.file(path);
+    f.invalidate();
+    void f
+      .enqueue(async () => {
+        for (const e of events) this.endWait(e.requestId, e.result);
+      })
+      .finally(() => this.sweep(f));
+  }
+
+  /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */
+  reap(path: string, sessions: readonly { node: string; epoch: number }[]): Promise<void> {
+    const f = this.file(path);
+    return f
+      .enqueue(() => f.reap(sessions))
+      .then(
+        () => undefined,
+        (e: unknown) => this.report(e),
+      )
+      .finally(() => this.sweep(f));
+  }
+
+  /**
+   * This node's session changed. A lost one takes this node's locks with it (checkIo 33 through
+   * their handles until they close) and ends its waiters with the family's generic code.
+   */
+  session(epoch: number, lost: number | undefined): void {
+    this.epoch = epoch;
+    if (lost === undefined) return;
+    for (const f of this.files.values()) {
+      for (const r of f.ownLocks(lost)) this.lostHandles.add(`${f.path}|${f.decode(r).req.origin.handleKey}`);
+      f.invalidate();
+    }
+    for (const [rid, hostId] of [...this.waits]) {
+      const c = this.requests.get(hostId)?.call;
+      this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
+    }
+  }
+
+  /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const all = [...this.files.values()].map((f) => f.enqueue(() => f.stopAll()).catch((e: unknown) => this.report(e)));
+    await Promise.all(all);
+    for (const [hostId, r] of [...this.requests]) {
+      const c = r.call;
+      const code = cancelResult('stop', c.op === 'lockFile');
+      this.requests.delete(hostId);
+      r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' ? code : undefined, -1, false, false);
+    }
+  }
+
+  counts(): { files: number; waiters: number; busy: number } {
+    let busy = 0;
+    for (const f of this.files.values()) if (!f.idle) busy++;
+    return { files: this.files.size, waiters: this.waits.size, busy };
+  }
+}
+
+interface PendingRequest {
+  readonly call: Call;
+  readonly target: ReplyTarget;
+  readonly since: number;
+  rid: string | undefined;
+  cancelled: CancelReason | undefined;
+}

@@ -1,0 +1,161 @@
+/**
+ * The caller's side of a shared lock space (`start({ store })`): this node's session on the engine
+ * (src/store/ NodeStore: renewals, fence, inbox), and what it tells the workers.
+ *
+ * - Each worker's actors reach the store through a StoreLink on a port of their own (comlink):
+ *   commit and load, with this node's session stamped and fenced here (NodeStore.commit).
+ * - Inbox events (a waiter of this node granted or failed by another node's step) go to the worker
+ *   that owns the file (routeOf), which answers the request.
+ * - A renewal that reports an expired session (onReapDue) starts the reaper: the dead sessions'
+ *   records, per file, go to the owning worker, whose actor removes them as a normal step and wakes
+ *   who they blocked. Any number of nodes may do this at once: only one step per version applies.
+ * - A lost session (or an engine that lost its data) ends this node's waiters and marks its locks
+ *   lost in every worker (checkIo 33 through their handles).
+ * - locks() lists every node's records from the engine, each entry with its node.
+ */
+import * as Comlink from 'comlink';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { decodeRecord } from '../core/records.js';
+import { entry, type LockEntry } from '../core/views.js';
+import { openStore } from '../store/index.js';
+import { resolveOptions } from '../store/options.js';
+import type { NodeStore } from '../store/node-store.js';
+import type { InboxEvent, SessionEvent } from '../store/types.js';
+import type { StoreOptions, StoreStats } from '../types.js';
+import type { SharedConfig, StoreLink, WaiterEnded } from '../actors/shared-file.js';
+import type { ToHost } from '../wire/protocol.js';
+import { refuseUnknown } from './options.js';
+
+const STORE_OPTIONS = ['url', 'namespace', 'node', 'sessionTtlMs', 'requestTimeoutMs'];
+
+export class SharedSpace {
+  private readonly ports = new Set<MessagePort>();
+  private reaping = false;
+  private reapAgain = false;
+  /** Set by the coordinator: posts a message to the worker that owns `path`, or to all. */
+  post: (path: string | undefined, m: ToHost) => void = () => {};
+
+  private constructor(
+    private readonly store: NodeStore,
+    private readonly namespace: string,
+    private readonly requestTimeoutMs: number,
+    private readonly policy: 'default' | 'fifo',
+  ) {}
+
+  /**
+   * Connects and opens this node's session. Rejects within requestTimeoutMs with an Error naming
+   * the URL (password hidden) when the engine cannot be reached or the URL is malformed, and with
+   * a TypeError naming a malformed option.
+   */
+  static async open(options: string | StoreOptions, policy: 'default' | 'fifo'): Promise<SharedSpace> {
+    if (typeof options === 'object' && options !== null) refuseUnknown(options, STORE_OPTIONS, 'options.store');
+    else if (typeof options !== 'string') throw new TypeError(`options.store must be a URL or { ${STORE_OPTIONS.join(', ')} }, got ${options === null ? 'null' : typeof options}`);
+    const o = resolveOptions(options);
+    let space: SharedSpace | undefined;
+    const store = await openStore(options, {
+      onEvents: (evs) => space?.onEvents(evs),
+      onSession: (e) => space?.onSession(e),
+      onReapDue: () => space?.reap(),
+      onError: () => {},
+    });
+    space = new SharedSpace(store, o.namespace, o.requestTimeoutMs, policy);
+    // A session expired before we were listening is found by the first renewal's hint.
+    return space;
+  }
+
+  get node(): string {
+    return this.store.node;
+  }
+
+  /** A worker's start message for the shared space: its StoreLink answers on the returned port. */
+  link(): SharedConfig & { epoch: number; port: MessagePort } {
+    const ch = new MessageChannel();
+    const store = this.store;
+    const link: StoreLink = {
+      commit: (step) => store.commit(step),
+      load: (file) => store.load(file),
+    };
+    Comlink.expose(link, ch.port1 as unknown as Comlink.Endpoint);
+    this.ports.add(ch.port1);
+    return { node: store.node, policy: this.policy, requestTimeoutMs: this.requestTimeoutMs, epoch: store.session().epoch, port: ch.port2 };
+  }
+
+  private onEvents(events: readonly InboxEvent[]): void {
+    const byFile = new Map<string, WaiterEnded[]>();
+    for (const e of events) {
+      if (e.kind !== 'end') continue;
+      const result = Number(e.data);
+      if (!Number.isInteger(result)) continue;
+      let list = byFile.get(e.file);
+      if (list === undefined) byFile.set(e.file, (list = []));
+      list.push({ requestId: e.requestId, result });
+    }
+    for (const [path, evs] of byFile) this.post(path, { t: 'ended', path, events: evs });
+  }
+
+  private onSession(e: SessionEvent): void {
+    // An engine that lost its data is treated as a lost session: this node's locks count as lost
+    // (re-asserting them in the grace period is not built yet), so nothing is ever granted twice.
+    if (e.kind === 'lost' || e.kind === 'reset') this.post(undefined, { t: 'session', epoch: e.epoch, lost: e.lost });
+  }
+
+  /** The reaper: every dead session's records, per file, to the worker that owns it. */
+  private reap(): void {
+    if (this.reaping) {
+      this.reapAgain = true;
+      return;
+    }
+    this.reaping = true;
+    void (async () => {
+      try {
+        do {
+          this.reapAgain = false;
+          const r = await this.store.reap();
+          const byFile = new Map<string, { node: string; epoch: number }[]>();
+          for (const s of r.dead) {
+            for (const f of s.files) {
+              let list = byFile.get(f.file);
+              if (list === undefined) byFile.set(f.file, (list = []));
+              list.push({ node: s.node, epoch: s.epoch });
+            }
+          }
+          for (const [path, sessions] of byFile) this.post(path, { t: 'reap', path, sessions });
+        } while (this.reapAgain);
+      } catch {
+        // The next renewal's hint tries again.
+      } finally {
+        this.reaping = false;
+      }
+    })();
+  }
+
+  /** Every node's locks and waiters, of one file or all, each with its node. */
+  async locks(path?: string): Promise<LockEntry[]> {
+    const files = path === undefined ? (await this.store.files()).sort() : [path];
+    const states = await Promise.all(files.map((f) => this.store.load(f)));
+    const now = Date.now();
+    const out: LockEntry[] = [];
+    files.forEach((file, i) => {
+      for (const r of states[i]!.records) {
+        const { req, since } = decodeRecord(r.data, file);
+        const e = entry(file, req.kind, req.write, req.start, req.end, req.origin, r.state === 'held' ? 'granted' : 'waiting');
+        e.node = r.node;
+        if (r.state === 'waiting') e.waitingMs = Math.max(0, now - since);
+        out.push(e);
+      }
+    });
+    return out;
+  }
+
+  stats(): StoreStats {
+    const s = this.store.session();
+    return { engine: 'redis', node: this.store.node, namespace: this.namespace, session: { epoch: s.epoch, fenced: s.fenced, grace: s.grace }, ...this.store.stats() };
+  }
+
+  /** Ends the session (after the workers released this node's locks) and the connections. */
+  async close(): Promise<void> {
+    for (const p of this.ports) p.close();
+    this.ports.clear();
+    await this.store.close();
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * A file's locks as the records of a shared lock space (src/store/): what a granted lock or a
+ * waiting request becomes in a record's `data`, and back. The store never reads `data`; only the
+ * actors of every node do, with this codec, so all of them rebuild the same FileLocks.
+ *
+ * Owners, handles and processes belong to their node (API.md "One lock space across machines"):
+ * `qualify` suffixes every key of a call with '@' and the node name, so lockOwner 7 on node A and
+ * on node B are two owners, and a release of fileHandle 3 on A never touches B's locks. Node names
+ * have no '@' (src/store/options.ts), so `nodeOf` reads the node back from any qualified key.
+ */
+import { Lock, nextSeq, type LockKind, type LockOrigin, type LockRequest } from './file-locks.js';
+import type { Identity } from './input.js';
+import type { Call } from './requests.js';
+
+/** The JSON form of a lock or a request (short keys: a record is written on every step). */
+interface Encoded {
+  /** kind */
+  k: LockKind;
+  /** write / exclusive */
+  w: 0 | 1;
+  /** owner key, qualified */
+  o: string;
+  /** start, end (inclusive) as decimal strings */
+  s: string;
+  e: string;
+  /** holder (lockOwner or Windows handle), pid, handle key, process key */
+  h: EncodedIdentity;
+  p: number;
+  hk: string;
+  pk: string;
+  /** fileHandle (POSIX kinds) or processId (Windows), as the caller gave it, for listings */
+  x?: EncodedIdentity;
+  /** A waiter: when it queued (ms since the epoch, its node's clock; listings only) */
+  t?: number;
+}
+
+type EncodedIdentity = number | { s: string } | { b: string };
+
+function encodeIdentity(v: Identity): EncodedIdentity {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return { b: v.toString() };
+  return { s: v };
+}
+
+function decodeIdentity(v: EncodedIdentity): Identity {
+  if (typeof v === 'number') return v;
+  return 'b' in v ? BigInt(v.b) : v.s;
+}
+
+/** The record data of a granted lock or (with `since`) of a waiting request. */
+export function encodeLock(l: Lock | LockRequest, since?: number): string {
+  const o = l.origin;
+  const x = l.kind === 'windows' ? o.event.processId : o.event.fileHandle;
+  const e: Encoded = { k: l.kind, w: l.write ? 1 : 0, o: l.owner, s: l.start.toString(), e: l.end.toString(), h: encodeIdentity(o.holder), p: o.pid, hk: o.handleKey, pk: o.processKey };
+  if (x !== undefined) e.x = encodeIdentity(x as Identity);
+  if (since !== undefined) e.t = since;
+  return JSON.stringify(e);
+}
+
+/** What a record's data says; `origin` is rebuilt with the event fields listings and replies read. */
+export interface DecodedRecord {
+  readonly req: LockRequest;
+  readonly since: number;
+}
+
+/** The request (or lock) a record's data describes. A malformed one throws: a bug of some node. */
+export function decodeRecord(data: string, path: string): DecodedRecord {
+  const e = JSON.parse(data) as Encoded;
+  const holder = decodeIdentity(e.h);
+  const x = e.x === undefined ? undefined : decodeIdentity(e.x);
+  const start = BigInt(e.s);
+  const end = BigInt(e.e);
+  const event: Record<string, unknown> =
+    e.k === 'windows'
+      ? { fileName: path, byteOffset: start, length: end - start + 1n, exclusiveLock: e.w === 1, handle: holder, processId: x ?? 0 }
+      : { path, lockOwner: holder, lockPid: e.p, kind: e.k, ...(x === undefined ? {} : { fileHandle: x }) };
+  const origin: LockOrigin = { holder, pid: e.p, handleKey: e.hk, processKey: e.pk, event };
+  return { req: { kind: e.k, write: e.w === 1, owner: e.o, start, end, origin }, since: e.t ?? 0 };
+}
+
+/** A granted lock rebuilt from its record (a fresh grant order: records are kept in file order). */
+export function lockOf(req: LockRequest): Lock {
+  return new Lock(req.start, req.end, nextSeq(), req.kind, req.write, req.owner, req.origin);
+}
+
+/** The handle key inside a Windows owner key (requests.ts windowsOwner: length-prefixed parts). */
+export function windowsHandleOf(owner: string): string {
+  const colon = owner.indexOf(':');
+  return owner.slice(colon + 1, colon + 1 + Number(owner.slice(1, colon)));
+}
+
+/** The node a qualified owner, handle or process key belongs to. */
+export function nodeOf(key: string): string {
+  return key.slice(key.lastIndexOf('@') + 1);
+}
+
+function q(key: string, suffix: string): string {
+  return key + suffix;
+}
+
+function qualifyReq(r: LockRequest, suffix: string): LockRequest {
+  const o = r.origin;
+  return {
+    ...r,
+    owner: q(r.owner, suffix),
+    origin: { ...o, handleKey: o.handleKey === '' ? '' : q(o.handleKey, suffix), processKey: q(o.processKey, suffix) },
+  };
+}
+
+/** `c` with every owner, handle and process key made this node's (see the file comment). */
+export function qualify(c: Call, node: string): Call {
+  const s = `@${node}`;
+  switch (c.op) {
+    case 'lockFile':
+      return { ...c, req: qualifyReq(c.req, s) };
+    case 'lock':
+      return { ...c, req: qualifyReq(c.req, s) };
+    case 'unlockFile':
+    case 'checkIo':
+    case 'flush':
+      return { ...c, owner: q(c.owner, s) };
+    case 'unlockAll':
+      return { ...c, handleKey: q(c.handleKey, s), processKey: q(c.processKey, s) };
+    case 'closeHandle':
+      return { ...c, handleKey: q(c.handleKey, s) };
+    case 'release':
+      return { ...c, handleKey: q(c.handleKey, s), flockOwner: c.flockOwner === null ? null : q(c.flockOwner, s) };
+  }
+}
