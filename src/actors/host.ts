@@ -333,7 +333,7 @@ export class ActorHost implements HostControl, NativeHost {
         void this.shared?.reap(m.path, m.sessions);
         return;
       case 'session':
-        this.shared?.session(m.epoch, m.lost);
+        this.shared?.checkSession();
         return;
     }
   }

@@ -46,6 +46,12 @@ export interface SharedConfig {
   node: string;
   policy: 'default' | 'fifo';
   requestTimeoutMs: number;
+  /**
+   * [until, epoch] as the caller's side keeps them (shared-space.ts): this node may act on session
+   * `epoch` until `until` (ms, performance.timeOrigin + performance.now(), which every thread of
+   * the process reads alike). Past it the node is fenced.
+   */
+  lease: SharedArrayBuffer;
 }
 
 /** An event of this node's inbox, as the caller's side forwards it: waiter `requestId` ended with `result`. */
@@ -496,19 +502,21 @@ export class SharedFiles {
   private readonly requests = new Map<number, PendingRequest>();
   /** Handles whose locks went with a lost session: I/O through them fails until they close (path|handle key). */
   private readonly lostHandles = new Set<string>();
-  /** This node's session, as the caller's side last said. */
+  /** This node's session, as this worker last saw it (a change means the old one was lost). */
   epoch: number;
+  private readonly lease: Float64Array;
   private readonly idPrefix: string;
   private counter = 0;
   private stopping = false;
 
   constructor(
     readonly link: StoreLink,
-    readonly config: SharedConfig & { epoch: number },
+    readonly config: SharedConfig,
     private readonly hooks: TableHooks,
     private readonly fault: (message: string) => void,
   ) {
-    this.epoch = config.epoch;
+    this.lease = new Float64Array(config.lease);
+    this.epoch = this.lease[1]!;
     this.idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`;
   }
 
@@ -556,8 +564,16 @@ export class SharedFiles {
       target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(), -1, false, false);
       return;
     }
+    this.checkSession();
     const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined };
     this.requests.set(hostId, r);
+    // Fenced: the engine may already have let this node's session go, so nothing is answered from
+    // what it holds, and nothing new is granted. Releases go on (the store refuses them until a
+    // session is back, and they are owed to the file's next step).
+    if (this.fenced() && (cancellable(call) || call.op === 'checkIo' || call.op === 'lock')) {
+      this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+      return;
+    }
     if (call.op === 'checkIo' && this.lostHandles.has(`${call.path}|${windowsHandleOf(call.owner)}@${this.config.node}`)) {
       this.finish(hostId, ERROR_LOCK_VIOLATION, false);
       return;
@@ -656,13 +672,21 @@ export class SharedFiles {
       .finally(() => this.sweep(f));
   }
 
+  /** Past the lease: the node must not act on what its session held (see SharedConfig.lease). */
+  private fenced(): boolean {
+    return performance.timeOrigin + performance.now() >= this.lease[0]!;
+  }
+
   /**
-   * This node's session changed. A lost one takes this node's locks with it (checkIo 33 through
-   * their handles until they close) and ends its waiters with the family's generic code.
+   * Whether this node's session changed since this worker last looked. A new session means the
+   * old one was lost, and this node's locks with it (checkIo 33 through their handles until they
+   * close); its waiters end with the family's generic code.
    */
-  session(epoch: number, lost: number | undefined): void {
+  checkSession(): void {
+    const epoch = this.lease[1]!;
+    if (epoch === this.epoch || epoch === 0) return;
+    const lost = this.epoch;
     this.epoch = epoch;
-    if (lost === undefined) return;
     for (const f of this.files.values()) {
       for (const r of f.ownLocks(lost)) this.lostHandles.add(`${f.path}|${f.decode(r).req.origin.handleKey}`);
       f.invalidate();

@@ -40,6 +40,7 @@ export class SharedSpace {
     private readonly namespace: string,
     private readonly requestTimeoutMs: number,
     private readonly policy: 'default' | 'fifo',
+    private readonly lease: Float64Array,
   ) {}
 
   /**
@@ -52,13 +53,20 @@ export class SharedSpace {
     else if (typeof options !== 'string') throw new TypeError(`options.store must be a URL or { ${STORE_OPTIONS.join(', ')} }, got ${options === null ? 'null' : typeof options}`);
     const o = resolveOptions(options);
     let space: SharedSpace | undefined;
+    // [until, epoch]: the workers read the fence from here, exact and without a message (shared-file.ts).
+    const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
+    lease[0] = Number.NEGATIVE_INFINITY;
     const store = await openStore(options, {
+      onLease: (until, epoch) => {
+        lease[0] = until === Number.NEGATIVE_INFINITY ? until : performance.timeOrigin + until;
+        lease[1] = epoch;
+      },
       onEvents: (evs) => space?.onEvents(evs),
       onSession: (e) => space?.onSession(e),
       onReapDue: () => space?.reap(),
       onError: () => {},
     });
-    space = new SharedSpace(store, o.namespace, o.requestTimeoutMs, policy);
+    space = new SharedSpace(store, o.namespace, o.requestTimeoutMs, policy, lease);
     // A session expired before we were listening is found by the first renewal's hint.
     return space;
   }
@@ -68,7 +76,7 @@ export class SharedSpace {
   }
 
   /** A worker's start message for the shared space: its StoreLink answers on the returned port. */
-  link(): SharedConfig & { epoch: number; port: MessagePort } {
+  link(): SharedConfig & { port: MessagePort } {
     const ch = new MessageChannel();
     const store = this.store;
     const link: StoreLink = {
@@ -77,7 +85,7 @@ export class SharedSpace {
     };
     Comlink.expose(link, ch.port1 as unknown as Comlink.Endpoint);
     this.ports.add(ch.port1);
-    return { node: store.node, policy: this.policy, requestTimeoutMs: this.requestTimeoutMs, epoch: store.session().epoch, port: ch.port2 };
+    return { node: store.node, policy: this.policy, requestTimeoutMs: this.requestTimeoutMs, lease: this.lease.buffer as SharedArrayBuffer, port: ch.port2 };
   }
 
   private onEvents(events: readonly InboxEvent[]): void {
@@ -96,7 +104,7 @@ export class SharedSpace {
   private onSession(e: SessionEvent): void {
     // An engine that lost its data is treated as a lost session: this node's locks count as lost
     // (re-asserting them in the grace period is not built yet), so nothing is ever granted twice.
-    if (e.kind === 'lost' || e.kind === 'reset') this.post(undefined, { t: 'session', epoch: e.epoch, lost: e.lost });
+    if (e.kind === 'lost' || e.kind === 'reset') this.post(undefined, { t: 'session' });
   }
 
   /** The reaper: every dead session's records, per file, to the worker that owns it. */

@@ -96,10 +96,21 @@ export class NodeStore implements LockStore {
     return this.ref === undefined || this.now() >= this.lastAck + this.o.fenceAfterMs;
   }
 
+  /** Tells the hook how long this node may act on its session (see StoreHooks.onLease). */
+  private lease(): void {
+    const ref = this.ref;
+    try {
+      this.hooks.onLease?.(ref === undefined ? Number.NEGATIVE_INFINITY : this.lastAck + this.o.fenceAfterMs, ref?.epoch ?? 0);
+    } catch (err) {
+      this.hooks.onError?.(err as Error);
+    }
+  }
+
   private adopt(o: Opened, sent: number): void {
     this.ref = { node: o.node, epoch: o.epoch, incarnation: o.incarnation };
     this.st.sessions++;
     this.lastAck = sent;
+    this.lease();
     this.reportedFenced = false;
     this.gen++;
     this.lastId = o.inboxFrom;
@@ -144,6 +155,7 @@ export class NodeStore implements LockStore {
   private confirm(sent: number): void {
     if (sent <= this.lastAck) return;
     this.lastAck = sent;
+    this.lease();
     this.armFence();
     if (this.reportedFenced && !this.fenced()) {
       this.reportedFenced = false;
@@ -202,6 +214,7 @@ export class NodeStore implements LockStore {
       this.emit({ kind: 'fenced', epoch: ref.epoch });
     }
     this.ref = undefined;
+    this.lease();
     clearTimeout(this.renewTimer);
     clearTimeout(this.fenceTimer);
     this.replacing = (async () => {

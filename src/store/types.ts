@@ -205,6 +205,12 @@ export interface StoreHooks {
   onReapDue?: () => void;
   /** An error the store could not attribute to a call (inbox read, renewal); informational. */
   onError?: (err: Error) => void;
+  /**
+   * The fence moved: this node may act on session `epoch` until `until` (the node's clock,
+   * performance.now() of the thread that opened the store); -Infinity while it has no session.
+   * Called at the open, at every confirmed renewal and when the session is lost.
+   */
+  onLease?: (until: number, epoch: number) => void;
 }
 
 /** The engine's side of stats(): round trips, retries after a concurrent change, session state. */

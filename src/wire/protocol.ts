@@ -38,8 +38,8 @@ export type ToHost =
   | { t: 'ended'; path: string; events: WaiterEnded[] }
   /** A shared lock space: remove the records of these dead sessions from `path` (the reaper). */
   | { t: 'reap'; path: string; sessions: { node: string; epoch: number }[] }
-  /** A shared lock space: this node's session is now `epoch`; `lost`, if given, took this node's locks with it. */
-  | { t: 'session'; epoch: number; lost?: number };
+  /** A shared lock space: this node's session changed (a lost one took this node's locks and waiters with it). */
+  | { t: 'session' };
 
 /** Host -> caller, besides the records of replies.ts. */
 export type FromHost =
@@ -91,5 +91,5 @@ export interface HostInit {
   /** Where the native feed counts the requests it answers (counters.ts SharedCounters): the caller's, kept across replacements. */
   nativeCounters: SharedArrayBuffer;
   /** A shared lock space (src/actors/shared-file.ts): the node, and the port its StoreLink answers on. */
-  shared?: SharedConfig & { epoch: number; port: MessagePort };
+  shared?: SharedConfig & { port: MessagePort };
 }

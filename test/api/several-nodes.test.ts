@@ -1,0 +1,266 @@
+/**
+ * Several nodes, one lock space (API.md "One lock space across machines"): each node is a
+ * LockCoordinator with a `store` in its own process, over a real redis-server this file starts
+ * on a free port. Conflicts, wake-ups, F_GETLK and listings across nodes, EDEADLK across nodes,
+ * and the faults: kill -9 and SIGSTOP of a holder's node, an engine that restarts without its
+ * data, an engine that stops answering, a URL that names no engine.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { ERROR_LOCK_VIOLATION, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
+import { HANG_MS } from './helpers.js';
+
+const script = join(dirname(fileURLToPath(import.meta.url)), 'node-child.ts');
+const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
+
+// biome-ignore lint/suspicious/noExplicitAny: replies are JSON from node-child.ts
+type Reply = any;
+
+/** A node in its own process: calls by tag, replies whenever they settle. */
+class Node {
+  readonly proc: ChildProcess;
+  readonly exited: Promise<number | null>;
+  private readonly waiting = new Map<string, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
+  private readyLine: Promise<Reply>;
+  private readonly stderr: string[] = [];
+  private n = 0;
+
+  constructor(store: Record<string, unknown>) {
+    this.proc = spawn(process.execPath, [...loader, script, JSON.stringify({ store, workers: 2 })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
+    process.once('exit', () => this.proc.kill('SIGKILL'));
+    let ready!: (r: Reply) => void;
+    this.readyLine = new Promise((r) => (ready = r));
+    createInterface({ input: this.proc.stderr! }).on('line', (l) => this.stderr.push(l));
+    createInterface({ input: this.proc.stdout! }).on('line', (l) => {
+      const x = JSON.parse(l, (_k, v) => (v !== null && typeof v === 'object' && '$big' in v ? BigInt(v.$big) : v));
+      if ('ready' in x || ('error' in x && !('tag' in x))) return ready(x);
+      const w = this.waiting.get(x.tag);
+      this.waiting.delete(x.tag);
+      if ('error' in x) w?.reject(new Error(x.error));
+      else w?.resolve(x.reply);
+    });
+  }
+
+  async ready(): Promise<Reply> {
+    const r = await Promise.race([this.readyLine, this.exited.then((c) => ({ error: `exited ${c}: ${this.stderr.join('\n')}` }))]);
+    if ('error' in r) throw new Error(r.error);
+    return r;
+  }
+
+  /** Calls a public method in the node; resolves with what it resolved with. */
+  call(method: string, req?: unknown): Promise<Reply> {
+    const tag = `c${++this.n}`;
+    const p = new Promise<Reply>((resolve, reject) => this.waiting.set(tag, { resolve, reject }));
+    this.proc.stdin!.write(`${JSON.stringify({ tag, method, req }, (_k, v) => (typeof v === 'bigint' ? { $big: v.toString() } : v))}\n`);
+    return p;
+  }
+
+  signal(s: NodeJS.Signals): void {
+    this.proc.kill(s);
+  }
+
+  async kill(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    this.proc.kill('SIGCONT');
+    this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** `p`, or a failure naming what it waited for after HANG_MS (a hang, never a slow machine). */
+async function event<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${HANG_MS / 1000} s`)), HANG_MS)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Asks again, one round trip at a time, until `pred` holds (what a node has committed shows in every node's listing). */
+async function until<T>(ask: () => Promise<T>, pred: (x: T) => boolean, what: string): Promise<T> {
+  const deadline = Date.now() + HANG_MS;
+  for (;;) {
+    const x = await ask();
+    if (pred(x)) return x;
+    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${HANG_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+let server: RedisServer;
+t.before(async () => {
+  if (!noRedis) server = await RedisServer.start();
+});
+t.teardown(() => server?.stop());
+
+/**
+ * Nodes over a fresh namespace. A new namespace starts with a grace period of sessionTtlMs (the
+ * engine cannot tell a first start from a restart that lost its data): the first grant waits for
+ * it, so the TTL is short.
+ */
+function cluster(names: string[], ttl = 2000, extra: Record<string, unknown> = {}): Node[] {
+  const namespace = `n-${randomUUID().slice(0, 8)}`;
+  const nodes = names.map((node) => new Node({ url: server.url, namespace, node, sessionTtlMs: ttl, ...extra }));
+  for (const n of nodes) t.teardown(() => n.kill());
+  return nodes;
+}
+
+const W = F_WRLCK;
+const setlk = (path: string, owner: number, pid: number, start: number, len: number, cmd = F_SETLK, lockType = W) => ({ path, lockType, lockStart: start, lockLen: len, cmd, lockOwner: owner, lockPid: pid });
+const win = (fileName: string, handle: number, failImmediately: boolean) => ({ fileName, byteOffset: 0, length: 10, exclusiveLock: true, failImmediately, handle, processId: 1 });
+const waiterListed = (n: Node, path: string, node: string) => until(() => n.call('locks', path), (l: Reply[]) => l.some((e) => e.node === node && e.state === 'waiting'), `${node}'s waiter on ${path}`);
+
+t.test('two nodes in two processes: one lock space', { skip: noRedis }, async (t) => {
+  const [a, b] = cluster(['a', 'b'], 10_000);
+  await Promise.all([a!.ready(), b!.ready()]);
+
+  // lockOwner 7 on a and on b are two owners: they conflict.
+  t.equal((await a!.call('lock', setlk('/p', 7, 100, 0, 10))).result, 0, 'a takes [0,10)');
+  t.equal((await b!.call('lock', setlk('/p', 7, 200, 5, 10))).result, -EAGAIN, "b's F_SETLK over it fails at once");
+  t.match(await b!.call('lock', setlk('/p', 7, 200, 5, 10, F_GETLK)), { result: 0, lockType: W, lockStart: 0n, lockLen: 10n, lockPid: 0 }, "F_GETLK reports a's lock, lockPid 0 (another node's holder)");
+  t.match(await a!.call('lock', setlk('/p', 8, 101, 5, 10, F_GETLK)), { lockType: W, lockPid: 100 }, 'on its own node the holder keeps its pid');
+
+  const woken = b!.call('lock', setlk('/p', 7, 200, 5, 10, F_SETLKW));
+  const listed = await waiterListed(a!, '/p', 'b');
+  t.match(
+    listed.map((e: Reply) => [e.node, e.state, e.start, e.end, e.pid]),
+    [
+      ['a', 'granted', 0n, 9n, 100],
+      ['b', 'waiting', 5n, 14n, 200],
+    ],
+    "a's listing shows both nodes' entries, each with its node and its own pid",
+  );
+  t.equal((await a!.call('lock', setlk('/p', 7, 100, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'a unlocks');
+  t.equal((await event(woken, "b's wake-up")).result, 0, "b's waiter is granted by a's release, told through b's inbox");
+
+  // Windows across nodes.
+  t.equal(await a!.call('lockFile', win('/w', 1, true)), 0);
+  t.equal(await b!.call('lockFile', win('/w', 1, true)), ERROR_LOCK_VIOLATION, "a's exclusive lock conflicts on b");
+  t.equal(await b!.call('checkIo', { fileName: '/w', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "b's write through its handle 1 is refused");
+  const winWait = b!.call('lockFile', win('/w', 1, false));
+  await waiterListed(a!, '/w', 'b');
+  await a!.call('closeHandle', { fileName: '/w', handle: 1 });
+  t.equal(await event(winWait, "b's LockFileEx wake-up"), 0, "a's close grants b's waiting LockFileEx");
+
+  // flock: one space across nodes too.
+  t.equal((await a!.call('lock', { path: '/f', kind: 'flock', lockType: W, cmd: F_SETLK, lockOwner: 3 })).result, 0);
+  t.equal((await b!.call('lock', { path: '/f', kind: 'flock', lockType: W, cmd: F_SETLK, lockOwner: 3 })).result, -EAGAIN);
+
+  // A wait-for cycle through two nodes: EDEADLK for the request that closes it.
+  t.equal((await a!.call('lock', setlk('/d1', 5, 1, 0, 1))).result, 0);
+  t.equal((await b!.call('lock', setlk('/d2', 6, 2, 0, 1))).result, 0);
+  const aWaits = a!.call('lock', setlk('/d2', 5, 1, 0, 1, F_SETLKW));
+  await waiterListed(b!, '/d2', 'a');
+  t.equal((await b!.call('lock', setlk('/d1', 6, 2, 0, 1, F_SETLKW))).result, -EDEADLK, 'b closing the cycle through a gets EDEADLK');
+  await b!.call('lock', setlk('/d2', 6, 2, 0, 1, F_SETLK, F_UNLCK));
+  t.equal((await event(aWaits, "a's wake-up on /d2")).result, 0, 'the other side of the cycle still gets its lock');
+
+  const st = await a!.call('stats');
+  t.match(st.store, { engine: 'redis', node: 'a', session: { fenced: false }, sessions: 1 }, "stats() shows the engine's side");
+  t.ok(st.store.commits > 0 && st.store.roundTrips >= st.store.commits, 'commits and round trips are counted');
+
+  // stop() releases this node's locks at once: b's waiter does not wait for a's session to expire.
+  t.equal(await a!.call('lockFile', win('/stop', 4, true)), 0);
+  const afterStop = b!.call('lockFile', win('/stop', 4, false));
+  await waiterListed(a!, '/stop', 'b');
+  await a!.call('stop');
+  t.equal(await event(afterStop, "b's grant after a stopped"), 0, "a's stop() released its lock and woke b");
+  t.same(
+    (await b!.call('locks')).filter((e: Reply) => e.node === 'a'),
+    [],
+    'nothing of a is left',
+  );
+  await b!.call('stop');
+});
+
+t.test("kill -9 of the holder's node: its waiter on another node is granted", { skip: noRedis }, async (t) => {
+  const ttl = 2000;
+  const [a, b] = cluster(['a', 'b'], ttl);
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal((await a!.call('lock', setlk('/k', 1, 10, 0, 100))).result, 0);
+  const waits = b!.call('lock', setlk('/k', 1, 20, 50, 10, F_SETLKW));
+  await waiterListed(b!, '/k', 'b');
+  const t0 = performance.now();
+  a!.signal('SIGKILL');
+  t.equal((await event(waits, "the grant after a's session expired")).result, 0, "a's lock went with its session; b's waiter is granted");
+  t.comment(`granted ${Math.round(performance.now() - t0)} ms after kill -9 (sessionTtlMs ${ttl}; the bound, sessionTtlMs + 1 s, is measured by bench:cluster)`);
+  const left = await b!.call('locks');
+  t.same(
+    left.map((e: Reply) => [e.node, e.state]),
+    [['b', 'granted']],
+    "nothing of a's is left in the lock space",
+  );
+});
+
+t.test("SIGSTOP of a holder past its TTL: its lock is lost, never granted twice", { skip: noRedis }, async (t) => {
+  const ttl = 2000;
+  const [a, b] = cluster(['a', 'b'], ttl);
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal(await a!.call('lockFile', win('/s', 1, true)), 0, 'a holds /s through handle 1');
+  const waits = b!.call('lockFile', win('/s', 9, false));
+  await waiterListed(b!, '/s', 'b');
+  a!.signal('SIGSTOP');
+  t.equal(await event(waits, "b's grant once a's session expired"), 0, "b is granted after a's session expired");
+  a!.signal('SIGCONT');
+  // a must not believe it still holds /s: I/O through its handle fails as long as the handle lives.
+  t.equal(await a!.call('checkIo', { fileName: '/s', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "a's handle 1 lost its lock: checkIo 33");
+  await b!.call('closeHandle', { fileName: '/s', handle: 9 });
+  await until(() => a!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "a's new session");
+  t.equal(await a!.call('checkIo', { fileName: '/s', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, 'still 33 through the handle whose lock was lost, though nobody holds /s now');
+  t.equal(await a!.call('checkIo', { fileName: '/s', handle: 2, processId: 1, byteOffset: 0, length: 10, write: true }), 0, 'another handle of a writes freely');
+  await a!.call('closeHandle', { fileName: '/s', handle: 1 });
+  t.equal(await a!.call('checkIo', { fileName: '/s', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), 0, 'once the handle closed, its number is new again');
+  t.equal(await a!.call('lockFile', win('/s', 1, true)), 0, 'a locks /s again in its new session');
+});
+
+t.test('the engine restarts without its data: nothing is granted twice', { skip: noRedis }, async (t) => {
+  const ttl = 2000;
+  const [a, b] = cluster(['a', 'b'], ttl);
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal(await a!.call('lockFile', win('/r', 1, true)), 0, 'a holds /r');
+  const waits = b!.call('lockFile', win('/r', 2, false));
+  await waiterListed(b!, '/r', 'b');
+  await server.restart();
+  t.equal(await event(waits, "b's waiter ending after the engine lost it"), ERROR_LOCK_VIOLATION, "b's waiter, forgotten by the engine, ends with the generic code");
+  await until(() => a!.call('stats'), (s: Reply) => s.store.sessions === 2, "a's new session");
+  t.equal(await a!.call('checkIo', { fileName: '/r', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "a's lock counts as lost");
+  t.equal(await b!.call('lockFile', win('/r', 2, false)), 0, 'b can lock /r in the new incarnation (after its grace period)');
+  t.equal(await a!.call('lockFile', win('/r', 3, true)), ERROR_LOCK_VIOLATION, 'and a conflicts with it: one holder');
+});
+
+t.test('an engine that stops answering: requests end with the generic code, no hang', { skip: noRedis }, async (t) => {
+  const [a] = cluster(['a'], 5000, { requestTimeoutMs: 500 });
+  await a!.ready();
+  server.pause();
+  const t0 = performance.now();
+  try {
+    t.equal(await event(a!.call('lockFile', win('/u', 1, true)), 'an answer from a node whose engine is paused'), ERROR_LOCK_VIOLATION, 'LockFileEx: 33');
+    t.equal((await event(a!.call('lock', setlk('/u', 1, 1, 0, 1)), 'an answer')).result, -ENOLCK, 'fcntl: -ENOLCK');
+  } finally {
+    server.resume();
+  }
+  t.comment(`both answered ${Math.round(performance.now() - t0)} ms after the engine paused (requestTimeoutMs 500)`);
+  const t1 = performance.now();
+  t.equal(await a!.call('lockFile', win('/u2', 1, true)), 0, 'once the engine answers again, so does the node');
+  t.comment(`the next request took ${Math.round(performance.now() - t1)} ms`);
+});
+
+t.test('start with an engine that is not there, or a bad URL: a clear error', { skip: noRedis }, async (t) => {
+  const port = server.port + 1;
+  await t.rejects(LockCoordinator.start({ workers: 1, store: { url: `redis://127.0.0.1:${port}`, requestTimeoutMs: 500 } }), new RegExp(`127\\.0\\.0\\.1:${port}`), 'no engine: an Error naming the URL');
+  await t.rejects(LockCoordinator.start({ workers: 1, store: 'http://example.com' }), /redis:\/\//, 'not a redis URL');
+  const e = await LockCoordinator.start({ workers: 1, store: 'redis://user:secret@' }).then(
+    () => undefined,
+    (x: Error) => x,
+  );
+  t.ok(e instanceof Error && /redis:\/\/user:\*\*\*@/.test(e.message) && !e.message.includes('secret'), `the password is never shown (${e?.message})`);
+  await t.rejects(LockCoordinator.start({ workers: 1, store: { url: server.url, nodes: 'x' } as never }), TypeError, 'an unknown field is a TypeError');
+  await t.rejects(LockCoordinator.start({ workers: 1, store: { url: server.url, sessionTtlMs: -1 } }), /sessionTtlMs/, 'a bad value names its field');
+});
