@@ -29,7 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
-import { LockTable, cancelResult, type CancelReason, type Family, type Pending, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
+import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
 import type { Change, CommitReply, EdgeInput, FileState, NotifyInput, RecordInput, Step, StoreRecord } from '../store/types.js';
@@ -62,14 +62,6 @@ export interface WaiterEnded {
 
 /** Marks the events of other nodes' records: hooks are this node's application's, for its own requests. */
 const REMOTE = Symbol('remote');
-
-/** A waiting request of this node, by its record id. */
-interface LocalWait {
-  readonly hostId: number;
-  readonly call: Call;
-  readonly target: ReplyTarget;
-  readonly since: number;
-}
 
 /** What one decision produced, delivered only once its step committed. */
 interface Outcome {
