@@ -18,7 +18,8 @@ const HELP = {
 Lists the fcntl, OFD and flock locks that processes hold or wait for on a running 'locksmith
 mount' (they never appear in /proc/locks or lslocks), one per line:
 
-  PID    the process that took the lock (for flock: the thread that called flock)
+  NODE   on a mount sharing its lock space (--store): the node that holds or waits
+  PID    the process that took the lock (for flock: the thread that called flock), on its node
   KIND   posix (fcntl; OFD locks arrive as posix over FUSE) or flock
   TYPE   read or write (flock: shared is read, exclusive is write)
   START  first byte; END last byte, EOF when the lock runs to the end of the file
@@ -145,11 +146,14 @@ function table(rows: string[][], headings: boolean, right: Set<number>): string 
 }
 
 function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
-  const cols = ['PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', ...(many ? ['MOUNT'] : []), 'PATH'];
+  // A mount sharing its lock space lists every node's locks: a NODE column says whose each is.
+  const nodes = answers.some((a) => (a.locks as WireLock[]).some((l) => l.node !== undefined));
+  const cols = [...(nodes ? ['NODE'] : []), 'PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', ...(many ? ['MOUNT'] : []), 'PATH'];
   const rows = [cols];
   for (const a of answers) {
     for (const l of a.locks as WireLock[]) {
       rows.push([
+        ...(nodes ? [l.node ?? ''] : []),
         String(l.pid),
         l.kind,
         l.type,
@@ -161,7 +165,7 @@ function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
       ]);
     }
   }
-  process.stdout.write(table(rows, headings, new Set([0, 3, 4])));
+  process.stdout.write(table(rows, headings, nodes ? new Set([1, 4, 5]) : new Set([0, 3, 4])));
 }
 
 function duration(ms: number): string {

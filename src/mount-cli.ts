@@ -11,9 +11,11 @@ import { mountHandlers } from './mount-control.js';
 import { DeadMountError } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
 import { versionLine } from './version.js';
+import type { StoreOptions } from './types.js';
+import { showUrl } from './store/options.js';
 
 const HELP = `usage: locksmith mount <backing-dir> <mountpoint> [--workers N] [--threads N] [--clean-stale]
-                       [--log-level LEVEL]
+                       [--store URL [--namespace NAME] [--node NAME]] [--log-level LEVEL]
 
 Mounts a FUSE passthrough of <backing-dir> at <mountpoint>. Programs that open files under the
 mountpoint read and write the backing files; their fcntl (F_SETLK, F_SETLKW, F_GETLK, OFD) and
@@ -37,6 +39,12 @@ options:
   --workers N         worker threads deciding locks (default: the number of CPUs)
   --threads N         libfuse threads serving file operations (default 4)
   --clean-stale       if <mountpoint> is a dead FUSE mount, lazily unmount it first
+  --store URL         share one lock space with every mount and program using the same Redis
+                      (redis://[user:password@]host[:port][/db], rediss:// for TLS) and namespace:
+                      a lock taken through one node's mount conflicts on every node's. Files are
+                      keyed by inode number, as every node over the same shared storage sees it
+  --namespace NAME    the lock space on that engine (default locksmith): one per shared volume
+  --node NAME         this node's name in listings (default <hostname>-<pid>)
   --log-level LEVEL   ${LOG_LEVELS.join(', ')} (default warn; or set ${LOG_LEVEL_ENV}): what goes to
                       stderr. error: faults inside a worker (a bug; the request got a generic
                       error); warn: also hook failures and replaced workers; info: also the control
@@ -60,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
   let workers: number | undefined;
   let threads: number | undefined;
   let cleanStale: boolean;
+  let store: StoreOptions | undefined;
   let level: LogLevel;
   try {
     const { values, positionals } = parseArgs({
@@ -69,6 +78,9 @@ export async function main(argv: string[]): Promise<number> {
         workers: { type: 'string' },
         threads: { type: 'string' },
         'clean-stale': { type: 'boolean' },
+        store: { type: 'string' },
+        namespace: { type: 'string' },
+        node: { type: 'string' },
         'log-level': { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -87,6 +99,11 @@ export async function main(argv: string[]): Promise<number> {
     workers = values.workers === undefined ? undefined : workersArg(values.workers);
     threads = positiveInt(values.threads, 'threads');
     cleanStale = values['clean-stale'] === true;
+    if (values.store === undefined && (values.namespace !== undefined || values.node !== undefined)) throw new UsageError('--namespace and --node go with --store');
+    store =
+      values.store === undefined
+        ? undefined
+        : { url: values.store, ...(values.namespace === undefined ? {} : { namespace: values.namespace }), ...(values.node === undefined ? {} : { node: values.node }) };
     level = resolveLogLevel(values['log-level']);
   } catch (e) {
     process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}. Run 'locksmith mount --help'.\n`);
@@ -97,7 +114,14 @@ export async function main(argv: string[]): Promise<number> {
 
   let m: FuseMount;
   try {
-    m = await mountFuse({ backing, mountpoint, cleanStale, ...(workers === undefined ? {} : { workers }), ...(threads === undefined ? {} : { threads }) });
+    m = await mountFuse({
+      backing,
+      mountpoint,
+      cleanStale,
+      ...(workers === undefined ? {} : { workers }),
+      ...(threads === undefined ? {} : { threads }),
+      ...(store === undefined ? {} : { store }),
+    });
   } catch (e) {
     if (e instanceof DeadMountError) {
       process.stderr.write(`locksmith mount: ${mountpoint} is a dead FUSE mount left by a server that exited: run '${e.command}' (or add --clean-stale)\n`);
@@ -129,8 +153,9 @@ export async function main(argv: string[]): Promise<number> {
   const info = m.info();
   process.stdout.write(
     `locksmith: serving ${backing} at ${mountpoint} with ${workers ?? 'default'} workers` +
-      ` (POSIX locks ${info.posixLocks ? 'ours' : 'decided by the kernel'}, flock ${info.flockLocks ? 'ours' : 'decided by the kernel'});` +
-      ' Ctrl-C or SIGTERM unmounts\n',
+      ` (POSIX locks ${info.posixLocks ? 'ours' : 'decided by the kernel'}, flock ${info.flockLocks ? 'ours' : 'decided by the kernel'})` +
+      (store === undefined ? '' : `, one lock space with every node on ${showUrl(store.url)} as node '${(await m.coordinator.stats()).store?.node}'`) +
+      '; Ctrl-C or SIGTERM unmounts\n',
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -2,8 +2,9 @@
  * What a running `locksmith mount` answers on its control channel (src/control.ts): 'info',
  * 'locks' and 'stats', built from its FuseMount.
  *
- * The coordinator keys a FUSE file by its backing identity, "fuse:<st_dev>:<st_ino>" (stable across
- * renames and hard links; src/native/fuse_session.cc). 'locks' maps each key back to a path
+ * The coordinator keys a FUSE file by its backing identity, "fuse:<st_dev>:<st_ino>", or "ino:<st_ino>"
+ * when the mount shares its lock space across nodes (stable across renames and hard links;
+ * src/native/passthrough.cc). 'locks' maps each key back to a path
  * relative to the mount, without ever touching the mount itself:
  *   1. a path found before, if the backing file at that path still has that identity;
  *   2. the descriptors of the lock's process: /proc/<pid>/fd links that point under the mountpoint,
@@ -41,12 +42,19 @@ export interface ControlLock {
   key: string;
   owner: string;
   waitingMs?: number;
+  /** In a shared lock space: the node that holds or waits (its pid is that node's). */
+  node?: string;
 }
 
-/** "fuse:<dev>:<ino>" -> [dev, ino], or undefined for another kind of key. */
-export function parseKey(key: string): [bigint, bigint] | undefined {
+/**
+ * "fuse:<dev>:<ino>" -> [dev, ino]; "ino:<ino>" (a mount sharing its lock space, keyed by inode
+ * number alone: every node names a file alike) -> [undefined, ino]; undefined for another kind of key.
+ */
+export function parseKey(key: string): [bigint | undefined, bigint] | undefined {
   const m = /^fuse:(\d+):(\d+)$/.exec(key);
-  return m ? [BigInt(m[1]!), BigInt(m[2]!)] : undefined;
+  if (m) return [BigInt(m[1]!), BigInt(m[2]!)];
+  const i = /^ino:(\d+)$/.exec(key);
+  return i ? [undefined, BigInt(i[1]!)] : undefined;
 }
 
 /** Maps lock keys to paths relative to the mount (see the module comment). */
@@ -67,14 +75,15 @@ export class KeyPaths {
     if (!id) return false;
     try {
       const st = await lstat(join(this.backing, rel), { bigint: true });
-      return st.dev === id[0] && st.ino === id[1];
+      return (id[0] === undefined || st.dev === id[0]) && st.ino === id[1];
     } catch {
       return false;
     }
   }
 
-  private keyOf(st: { dev: bigint; ino: bigint }): string {
-    return `fuse:${st.dev}:${st.ino}`;
+  /** The keys a backing file can have: a mount alone's, and a shared lock space's. */
+  private keysOf(st: { dev: bigint; ino: bigint }): string[] {
+    return [`fuse:${st.dev}:${st.ino}`, `ino:${st.ino}`];
   }
 
   /** Paths for the keys of `wanted` (in its order), given the pids that hold or wait on each. */
@@ -137,8 +146,8 @@ export class KeyPaths {
         continue;
       }
       seen++;
-      const key = this.keyOf(st);
-      if (missing.has(key)) {
+      for (const key of this.keysOf(st)) {
+        if (!missing.has(key)) continue;
         missing.delete(key);
         this.known.set(key, rel);
         out.set(key, rel);
@@ -190,10 +199,11 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number }): Record<st
           end: e.end,
           state: e.state,
           path: where.get(e.path) ?? null,
-          dev: id ? id[0].toString() : null,
+          dev: id?.[0] === undefined ? null : id[0].toString(),
           ino: id ? id[1].toString() : null,
           key: e.path,
           owner: String(e.owner),
+          ...(e.node === undefined ? {} : { node: e.node }),
           ...(e.waitingMs === undefined ? {} : { waitingMs: e.waitingMs }),
         };
       });

@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { LockCoordinator } from './caller/coordinator.js';
 import type { Policy } from './core/file-locks.js';
+import type { StoreOptions } from './types.js';
 import { cleanDeadMount, DeadMountError, isDeadMount } from './dead-mount.js';
 import * as pump from './native/index.js';
 import type { SessionInfo } from './native/index.js';
@@ -40,6 +41,12 @@ export interface FuseMountOptions {
    * (fusermount3 -u -z, else umount -l) instead of rejecting with a DeadMountError. Default false.
    */
   cleanStale?: boolean;
+  /**
+   * Share one lock space with every mount and coordinator on this engine and namespace (API.md
+   * "One lock space across machines"). Files are then keyed by inode number alone ("ino:<st_ino>"),
+   * which every node over the same shared storage sees alike: see ARCHITECTURE.md.
+   */
+  store?: string | StoreOptions;
 }
 
 export interface FuseMount {
@@ -103,7 +110,7 @@ function workerCount(v: unknown): number {
  */
 export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   if (typeof o !== 'object' || o === null) throw new TypeError('mountFuse options must be an object');
-  refuseUnknown(o, ['backing', 'mountpoint', 'workers', 'threads', 'policy', 'locks', 'cleanStale'], 'mountFuse options');
+  refuseUnknown(o, ['backing', 'mountpoint', 'workers', 'threads', 'policy', 'locks', 'cleanStale', 'store'], 'mountFuse options');
   optionalBoolean(o.locks, 'locks', true);
   optionalBoolean(o.cleanStale, 'cleanStale', false);
   const backing = requireText(o.backing, 'backing');
@@ -114,10 +121,17 @@ export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   // Before the native mount: a dead mount there would only surface as "Transport endpoint is not
   // connected" from deep inside it.
   if (isDeadMount(mountpoint) && !(o.cleanStale === true && cleanDeadMount(mountpoint))) throw new DeadMountError(mountpoint);
-  const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }) });
+  const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }), ...(o.store === undefined ? {} : { store: o.store }) });
   let sid: number;
   try {
-    sid = pump.mount({ backing, mountpoint, destinations: workers, ...(o.threads === undefined ? {} : { threads: o.threads }), locks: o.locks !== false });
+    sid = pump.mount({
+      backing,
+      mountpoint,
+      destinations: workers,
+      ...(o.threads === undefined ? {} : { threads: o.threads }),
+      locks: o.locks !== false,
+      sharedKeys: o.store !== undefined,
+    });
   } catch (e) {
     await coordinator.stop();
     throw e;

@@ -155,6 +155,9 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Value locks = o.Get("locks");
     if (!locks.IsUndefined() && !locks.IsBoolean()) throw Napi::TypeError::New(env, "locks must be a boolean");
     m.locks = locks.IsUndefined() || locks.As<Napi::Boolean>().Value();
+    Napi::Value sharedKeys = o.Get("sharedKeys");
+    if (!sharedKeys.IsUndefined() && !sharedKeys.IsBoolean()) throw Napi::TypeError::New(env, "sharedKeys must be a boolean");
+    m.sharedKeys = !sharedKeys.IsUndefined() && sharedKeys.As<Napi::Boolean>().Value();
     return guarded(env, [&] { return Napi::Number::New(env, mountFuse(m)->id); });
   }
 

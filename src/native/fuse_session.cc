@@ -664,6 +664,7 @@ SessionPtr mountFuse(const MountOptions& o) {
   s->spinUs = o.spinUs;
   s->createDestinations();
   s->mountpoint_ = mp;
+  s->sharedKeys = o.sharedKeys;
   if (int err = s->openRoot(o.backing)) fail("cannot open the backing directory " + o.backing + ": " + errnoText(err));
 
   std::string log;

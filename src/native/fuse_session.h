@@ -34,6 +34,8 @@ struct MountOptions {
   bool locks = true;
   /** Session::spinUs: how long a receiving thread polls for the next request after a callback. */
   uint32_t spinUs = 200;
+  /** Passthrough::sharedKeys: files keyed by inode number alone, for a lock space shared across nodes. */
+  bool sharedKeys = false;
 };
 
 /**

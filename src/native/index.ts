@@ -215,6 +215,11 @@ export interface MountOptions {
    * restores it. 0: never poll.
    */
   spinUs?: number;
+  /**
+   * Key files by inode number alone ("ino:<st_ino>") instead of "fuse:<st_dev>:<st_ino>" (default
+   * false): every node over the same shared storage then names a file alike (a shared lock space).
+   */
+  sharedKeys?: boolean;
 }
 
 export interface SynthOptions {

@@ -32,7 +32,8 @@ struct DirHandle {
   struct dirent* entry = nullptr;
 };
 
-std::shared_ptr<const std::string> keyOf(dev_t dev, ino_t ino) {
+std::shared_ptr<const std::string> makeKey(bool sharedKeys, dev_t dev, ino_t ino) {
+  if (sharedKeys) return std::make_shared<const std::string>("ino:" + std::to_string(static_cast<unsigned long long>(ino)));
   return std::make_shared<const std::string>("fuse:" + std::to_string(static_cast<unsigned long long>(dev)) + ":" +
                                              std::to_string(static_cast<unsigned long long>(ino)));
 }
@@ -286,6 +287,8 @@ void opStatfs(fuse_req_t req, fuse_ino_t ino) {
 }
 
 }  // namespace
+
+std::shared_ptr<const std::string> Passthrough::keyOf(dev_t dev, ino_t ino) const { return makeKey(sharedKeys, dev, ino); }
 
 void passthroughOps(fuse_lowlevel_ops& ops) {
   ops.lookup = opLookup;

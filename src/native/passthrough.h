@@ -44,6 +44,11 @@ struct Inode {
 
 class Passthrough {
  public:
+  /**
+   * Key files by inode number alone ("ino:<st_ino>"), as every node over the same shared storage
+   * sees it (NFS fileid), instead of "fuse:<st_dev>:<st_ino>": a shared lock space. Set before openRoot.
+   */
+  bool sharedKeys = false;
   /** Opens the backing directory as the root inode: 0, or the errno of the failed open. */
   int openRoot(const std::string& backing);
   Inode& inode(fuse_ino_t ino) {
@@ -55,6 +60,9 @@ class Passthrough {
   void forget(fuse_ino_t ino, uint64_t n);
   /** Closes every inode, the root too (once the libfuse loop has ended). */
   void freeInodes();
+
+ protected:
+  std::shared_ptr<const std::string> keyOf(dev_t dev, ino_t ino) const;
 
  private:
   Inode root_;
