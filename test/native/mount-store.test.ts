@@ -1,0 +1,108 @@
+/**
+ * Two mounts over one backing directory, each its own node of one shared lock space on a real
+ * redis-server (`mountFuse({ store })`, what `locksmith mount --store` does): the stand-in, on one
+ * machine, for file servers on two machines in front of one shared storage. Processes on either
+ * mount call fcntl and flock (driver/lockclient.c); every decision is one lock space's.
+ *
+ * Skips only outside CI when a mount or redis-server cannot work here, saying why; with CI set it
+ * fails instead.
+ */
+import t from 'tap';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
+import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
+
+const EAGAIN = 11;
+
+const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined);
+if (why !== undefined && !process.env.CI) {
+  const bar = '!'.repeat(100);
+  console.error(`\n${bar}\n!! SKIPPING test/native/mount-store.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
+  t.plan(0, `FUSE or redis-server unavailable: ${why}`);
+} else {
+  if (why !== undefined) t.fail(`FUSE and redis-server are required in CI but unavailable: ${why}`);
+
+  const base = mkdtempSync(join(tmpdir(), 'locksmith-mount-store-'));
+  const backing = join(base, 'backing');
+  const mntA = join(base, 'a');
+  const mntB = join(base, 'b');
+  for (const d of [backing, mntA, mntB]) mkdirSync(d);
+  writeFileSync(join(backing, 'shared'), 'x');
+  const bin = buildLockClient(join(base, 'lockclient'));
+  process.on('exit', () => {
+    forceUnmount(mntA);
+    forceUnmount(mntB);
+  });
+
+  let server: RedisServer;
+  let a: FuseMount;
+  let b: FuseMount;
+  const clients: Client[] = [];
+  const client = (mnt: string, cmds: string[]) => {
+    const c = new Client(bin, join(mnt, 'shared'), cmds);
+    clients.push(c);
+    return c;
+  };
+
+  t.before(async () => {
+    server = await RedisServer.start();
+    const namespace = `m-${randomUUID().slice(0, 8)}`;
+    // A new namespace starts with a grace period of sessionTtlMs: short, so the first grant comes soon.
+    a = await mountFuse({ backing, mountpoint: mntA, workers: 2, store: { url: server.url, namespace, node: 'a', sessionTtlMs: 2000 } });
+    b = await mountFuse({ backing, mountpoint: mntB, workers: 2, store: { url: server.url, namespace, node: 'b', sessionTtlMs: 2000 } });
+  });
+
+  t.teardown(async () => {
+    for (const c of clients) if (c.running) c.proc.kill('SIGKILL');
+    await a?.unmount();
+    await b?.unmount();
+    forceUnmount(mntA);
+    forceUnmount(mntB);
+    await Promise.all(clients.map((c) => c.ended().catch((e: Error) => console.error(e.message))));
+    await server?.stop();
+    if (mounted(mntA) || mounted(mntB)) throw new Error('a mount is still there');
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  t.test('a lock taken through one node is seen through the other', async (t) => {
+    const p = client(mntA, ['open', 'lock', 'w', '0', '100', 'wait', 'lock', 'u', '0', '100', 'wait']);
+    t.same(await p.take(2), ['open ok', 'lock ok'], 'a process on mount a locks [0,100)');
+    const q = client(mntB, ['open', 'lock', 'w', '50', '10', 'get', 'w', '50', '10', 'lockw', 'w', '0', '1', 'wait']);
+    t.same(await q.take(2), ['open ok', `lock err ${EAGAIN}`], "F_SETLK through mount b fails: the range is a's");
+    t.equal(await q.next(), 'get w 0 100 0', 'F_GETLK reports the lock, with pid 0: its holder is on another node');
+    await until("b's F_SETLKW in the shared space", async () => (await a.coordinator.locks()).some((l) => l.node === 'b' && l.state === 'waiting') || undefined);
+    const listed = await a.coordinator.locks();
+    t.match(
+      listed.map((l) => [l.node, l.state, l.pid, l.path]),
+      [
+        ['a', 'granted', p.pid, /^ino:\d+$/],
+        ['b', 'waiting', q.pid, /^ino:\d+$/],
+      ],
+      'both nodes list both entries, keyed by inode number, each with its node and its own pid',
+    );
+    t.equal(listed[0]!.path, listed[1]!.path, 'the two mounts name the file alike');
+    p.go();
+    t.equal(await p.next(), 'lock ok', 'a unlocks');
+    t.equal(await q.next(), 'lockw ok', "b's waiting process is granted by a's unlock");
+    p.go();
+    q.go();
+    await Promise.all([p.ended(), q.ended()]);
+    await until('every lock gone after both processes exited', async () => (await b.coordinator.locks()).length === 0 || undefined);
+  });
+
+  t.test('flock across the two mounts; a process exit on one releases for the other', async (t) => {
+    const p = client(mntA, ['open', 'flock', 'ex', 'wait']);
+    t.same(await p.take(2), ['open ok', 'flock ok']);
+    const q = client(mntB, ['open', 'flock', 'ex', 'nb', 'flock', 'ex', 'wait']);
+    t.same(await q.take(2), ['open ok', `flock err ${EAGAIN}`], 'LOCK_NB fails through the other mount');
+    await until("b's blocking flock in the shared space", async () => (await b.coordinator.locks()).some((l) => l.node === 'b' && l.state === 'waiting') || undefined);
+    p.proc.kill('SIGKILL');
+    t.equal(await q.next(), 'flock ok', "the holder's exit (its release, through mount a) grants the waiter on mount b");
+    q.go();
+    await q.ended();
+  });
+}
