@@ -148,7 +148,16 @@ export class ActorHost implements HostControl, NativeHost {
       released: init.releasedWindows || init.releasedPosix ? (family: Family, event: Readonly<Record<string, unknown>>) => this.released(family, event) : undefined,
     };
     const s = init.shared;
-    this.shared = s === undefined ? undefined : new SharedFiles(Comlink.wrap<StoreLink>(s.port as unknown as Comlink.Endpoint), s, hooks, (m) => this.fault(m));
+    this.shared =
+      s === undefined
+        ? undefined
+        : new SharedFiles(
+            Comlink.wrap<StoreLink>(s.port as unknown as Comlink.Endpoint),
+            s,
+            hooks,
+            (m) => this.fault(m),
+            (fhs) => this.native?.markLost(fhs),
+          );
     const graph = new ForwardingGraph(
       // Every waiter is stamped with its request's id when it queues (step sets table.requestId).
       (w) => (w as Waiter).requestId ?? this.table.requestId ?? 0,

@@ -128,6 +128,11 @@ export class NativeFeed implements ReplyTarget {
   }
 
   /** Stops deliveries to this thread (requests already received stay answerable here). */
+  /** These open files lost their locks with this node's session (a shared lock space): their I/O fails with EIO until released. */
+  markLost(fileHandles: readonly number[]): void {
+    for (const fh of fileHandles) pump.markLost(this.sessionId, fh);
+  }
+
   detach(): void {
     this.flush();
     if (!this.attached) return;

@@ -506,6 +506,8 @@ export class SharedFiles {
     readonly config: SharedConfig,
     private readonly hooks: TableHooks,
     private readonly fault: (message: string) => void,
+    /** Open files of a mount whose POSIX or flock locks went with a lost session (their I/O must fail). */
+    private readonly lostFiles: (fileHandles: number[]) => void = () => {},
   ) {
     this.lease = new Float64Array(config.lease);
     this.epoch = this.lease[1]!;
@@ -679,10 +681,16 @@ export class SharedFiles {
     if (epoch === this.epoch || epoch === 0) return;
     const lost = this.epoch;
     this.epoch = epoch;
+    const handles = new Set<number>();
     for (const f of this.files.values()) {
-      for (const r of f.ownLocks(lost)) this.lostHandles.add(`${f.path}|${f.decode(r).req.origin.handleKey}`);
+      for (const r of f.ownLocks(lost)) {
+        const { origin, kind } = f.decode(r).req;
+        this.lostHandles.add(`${f.path}|${origin.handleKey}`);
+        if (kind !== 'windows' && typeof origin.event.fileHandle === 'number') handles.add(origin.event.fileHandle);
+      }
       f.invalidate();
     }
+    if (handles.size > 0) this.lostFiles([...handles]);
     for (const [rid, hostId] of [...this.waits]) {
       const c = this.requests.get(hostId)?.call;
       this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);

@@ -133,6 +133,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("synthLog", &Addon::SynthLog, napi_enumerable),
                              InstanceMethod("replyLock", &Addon::ReplyLock, napi_enumerable),
                              InstanceMethod("unmount", &Addon::Unmount, napi_enumerable),
+                             InstanceMethod("markLost", &Addon::MarkLost, napi_enumerable),
                              InstanceMethod("sessionInfo", &Addon::SessionInfo, napi_enumerable),
                              InstanceMethod("synthStart", &Addon::SynthStart, napi_enumerable),
                              InstanceMethod("synthStats", &Addon::SynthStats, napi_enumerable),
@@ -290,6 +291,16 @@ class Addon : public Napi::Addon<Addon> {
       s->close();
       unregisterSession(s->id);
       return Napi::Boolean::New(env, true);
+    });
+  }
+
+  Napi::Value MarkLost(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SessionPtr s = sessionArg(info);
+    uint64_t fh = static_cast<uint64_t>(integerOf(env, info[1], "fileHandle", 0, 9007199254740991.0));
+    return guarded(env, [&] {
+      s->markLost(fh);
+      return env.Undefined();
     });
   }
 

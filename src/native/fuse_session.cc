@@ -106,6 +106,7 @@ class FuseSession : public Session, public Passthrough {
   ~FuseSession() override { close(); }
 
   bool isFuse() const override { return true; }
+  void markLost(uint64_t fh) override { Passthrough::markLost(fh); }
   void start();
   bool replyErr(uint64_t reqId, int err) override;
   bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) override;
@@ -355,6 +356,7 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       break;
     }
     case EventKind::Release:
+      clearLost(r->fileHandle);
       backingRelease(static_cast<int>(r->fileHandle));
       fuse_reply_err(req, 0);
       break;

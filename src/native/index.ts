@@ -357,6 +357,7 @@ interface Addon {
   replyErr(sessionId: number, reqId: number | bigint, errno: number): boolean;
   replyLock(sessionId: number, reqId: number | bigint, type: number, start: bigint | number, end: bigint | number, pid: number): boolean;
   unmount(sessionId: number): boolean;
+  markLost(sessionId: number, fileHandle: number): void;
   sessionInfo(sessionId: number): SessionInfo;
   synthStart(o: SynthOptions): number;
   synthStats(sessionId: number): SessionInfo;
@@ -540,6 +541,14 @@ export function replyLock(sessionId: number, reqId: number | bigint, type: numbe
  */
 export function unmount(sessionId: number): boolean {
   return native().unmount(sessionId);
+}
+
+/**
+ * A shared lock space lost this node's session, and the locks taken through the mount's open file
+ * `fileHandle` with it: reads and writes through it fail with EIO until the file is released.
+ */
+export function markLost(sessionId: number, fileHandle: number): void {
+  native().markLost(sessionId, fileHandle);
 }
 
 export function sessionInfo(sessionId: number): SessionInfo {

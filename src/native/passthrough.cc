@@ -186,6 +186,10 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 }
 
 void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  if (passthroughOf(req)->lostHandle(fi->fh)) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
   fuse_bufvec buf;
   memset(&buf, 0, sizeof buf);
   buf.count = 1;
@@ -197,6 +201,10 @@ void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 }
 
 void opWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+  if (passthroughOf(req)->lostHandle(fi->fh)) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
   fuse_bufvec out;
   memset(&out, 0, sizeof out);
   out.count = 1;
@@ -289,6 +297,17 @@ void opStatfs(fuse_req_t req, fuse_ino_t ino) {
 }  // namespace
 
 std::shared_ptr<const std::string> Passthrough::keyOf(dev_t dev, ino_t ino) const { return makeKey(sharedKeys, dev, ino); }
+
+void Passthrough::markLost(uint64_t fh) {
+  std::lock_guard<std::mutex> g(lostMu_);
+  if (lost_.insert(fh).second) lostCount_.fetch_add(1, std::memory_order_release);
+}
+
+void Passthrough::clearLost(uint64_t fh) {
+  if (lostCount_.load(std::memory_order_acquire) == 0) return;
+  std::lock_guard<std::mutex> g(lostMu_);
+  if (lost_.erase(fh) != 0) lostCount_.fetch_sub(1, std::memory_order_release);
+}
 
 void passthroughOps(fuse_lowlevel_ops& ops) {
   ops.lookup = opLookup;

@@ -23,11 +23,13 @@
 #include <fuse_lowlevel.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 namespace locksmith {
@@ -61,6 +63,21 @@ class Passthrough {
   /** Closes every inode, the root too (once the libfuse loop has ended). */
   void freeInodes();
 
+  /**
+   * A shared lock space lost this node's session, and with it the locks taken through open file
+   * `fh`: reads and writes through it fail with EIO until it is released (the process must not
+   * write as if it still held them).
+   */
+  void markLost(uint64_t fh);
+  /** Whether I/O through `fh` must fail (lock-free while nothing is lost). */
+  bool lostHandle(uint64_t fh) {
+    if (lostCount_.load(std::memory_order_acquire) == 0) return false;
+    std::lock_guard<std::mutex> g(lostMu_);
+    return lost_.count(fh) != 0;
+  }
+  /** `fh` is released: its number may be reused by the next open. */
+  void clearLost(uint64_t fh);
+
  protected:
   std::shared_ptr<const std::string> keyOf(dev_t dev, ino_t ino) const;
 
@@ -68,6 +85,9 @@ class Passthrough {
   Inode root_;
   std::mutex inodesMu_;
   std::map<std::pair<dev_t, ino_t>, Inode*> inodes_;
+  std::mutex lostMu_;
+  std::unordered_set<uint64_t> lost_;
+  std::atomic<size_t> lostCount_{0};
 };
 
 /** The Passthrough a request belongs to (the session's fuse_session_new userdata). */

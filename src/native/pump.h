@@ -263,6 +263,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void deliverRequest(const RequestPtr& r, Event&& e);
 
   virtual bool isFuse() const { return false; }
+  /** A FUSE mount's open file `fh` lost its locks with this node's session: its I/O fails (Passthrough::markLost). */
+  virtual void markLost(uint64_t fh) {}
   /** JS answered request `reqId` with errno `err` (0 success). False if it was already answered. */
   virtual bool replyErr(uint64_t reqId, int err) = 0;
   /**

@@ -8,6 +8,8 @@
  * fails instead.
  */
 import t from 'tap';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -104,5 +106,46 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await q.next(), 'flock ok', "the holder's exit (its release, through mount a) grants the waiter on mount b");
     q.go();
     await q.ended();
+  });
+
+  t.test('the engine loses its data: a lock held through the mount is lost, and I/O through its file fails with EIO until it closes', async (t) => {
+    // A process that locks through mount a, then writes one byte per line it reads, printing the outcome.
+    const py = [
+      'import fcntl, os, sys',
+      `fd = os.open(${JSON.stringify(join(mntA, 'shared'))}, os.O_RDWR)`,
+      'fcntl.lockf(fd, fcntl.LOCK_EX, 10, 0)',
+      'print("locked", flush=True)',
+      'for line in sys.stdin:',
+      '    if line.strip() == "reopen":',
+      '        os.close(fd); fd = os.open(' + JSON.stringify(join(mntA, 'shared')) + ', os.O_RDWR); print("reopened", flush=True); continue',
+      '    try:',
+      '        os.pwrite(fd, b"y", 0); print("write ok", flush=True)',
+      '    except OSError as e:',
+      '        print("write err", e.errno, flush=True)',
+    ].join('\n');
+    const p = spawn('python3', ['-c', py], { stdio: ['pipe', 'pipe', 'inherit'] });
+    t.teardown(() => p.kill('SIGKILL'));
+    const lines: string[] = [];
+    createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
+    const next = () => until('a line from the writing process', () => lines.shift());
+    const write = async () => {
+      p.stdin!.write('w\n');
+      return next();
+    };
+    t.equal(await next(), 'locked');
+    t.equal(await write(), 'write ok', 'writes go through while the lock is held');
+    await server.restart();
+    await until("mount a's new session", async () => (await a.coordinator.stats()).store?.sessions === 2 || undefined);
+    // The worker that decided the lock learns of the loss from a message of its own: ask until it did.
+    const failed = await until('a write refused after the loss', async () => {
+      const r = await write();
+      return r !== 'write ok' && r;
+    });
+    t.equal(failed, 'write err 5', 'EIO: the process must not write as if it still held the lock');
+    t.equal(await write(), 'write err 5', 'and it stays so while the file is open');
+    p.stdin!.write('reopen\n');
+    t.equal(await next(), 'reopened');
+    t.equal(await write(), 'write ok', 'a new open of the file writes again');
+    p.stdin!.end();
   });
 }
