@@ -117,7 +117,7 @@ if (why !== undefined && !process.env.CI) {
       'print("locked", flush=True)',
       'for line in sys.stdin:',
       '    if line.strip() == "reopen":',
-      '        os.close(fd); fd = os.open(' + JSON.stringify(join(mntA, 'shared')) + ', os.O_RDWR); print("reopened", flush=True); continue',
+      `        os.close(fd); fd = os.open(${JSON.stringify(join(mntA, 'shared'))}, os.O_RDWR); print("reopened", flush=True); continue`,
       '    try:',
       '        os.pwrite(fd, b"y", 0); print("write ok", flush=True)',
       '    except OSError as e:',
