@@ -32,13 +32,14 @@ import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
-import type { Change, CommitReply, EdgeInput, FileState, NotifyInput, RecordInput, Step, StoreRecord } from '../store/types.js';
+import type { Change, CommitReply, EdgeInput, FileState, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
 
 /** The store as a worker reaches it: the caller's thread's NodeStore, through comlink (src/caller/shared-space.ts). */
 export interface StoreLink {
   commit(step: Step): Promise<CommitReply>;
   load(file: string): Promise<FileState>;
+  reassert(file: string, records: readonly RecordInput[], edges?: readonly EdgeInput[]): Promise<ReassertReply>;
 }
 
 /** What a host needs to know to run a shared lock space. */
@@ -147,6 +148,35 @@ class SharedFile {
   ownLocks(epoch?: number): StoreRecord[] {
     const me = this.space.config.node;
     return this.records.filter((r) => r.node === me && r.state === 'held' && (epoch === undefined || r.epoch === epoch));
+  }
+
+  /**
+   * The engine lost its data while this node was live: puts this node's records of session `old`
+   * back (its held locks, and its waiters that still wait here), with their edges, in the grace
+   * period. Resolves with what could not be (too late, or the node was fenced meanwhile): lost.
+   */
+  async reassert(old: number): Promise<StoreRecord[]> {
+    const me = this.space.config.node;
+    const mine = this.records.filter((r) => r.node === me && r.epoch === old && (r.state === 'held' || this.space.waits.has(r.id)));
+    this.loaded = false;
+    if (mine.length === 0) return [];
+    const edges: EdgeInput[] = [];
+    for (const r of mine) {
+      const e = this.edgesSent.get(r.id);
+      if (r.state === 'waiting' && e !== undefined) edges.push({ waiter: r.id, owner: this.decode(r).req.owner, hard: [...e[0]], soft: [...e[1]] });
+    }
+    let reply: ReassertReply;
+    try {
+      reply = await this.space.link.reassert(
+        this.path,
+        mine.map((r) => (r.state === 'held' ? { id: r.id, state: r.state, data: r.data } : { id: r.id, state: r.state, data: r.data, requestId: r.requestId })),
+        edges,
+      );
+    } catch (e) {
+      this.space.report(e);
+      return mine;
+    }
+    return reply.ok ? [] : mine;
   }
 
   /** The decoded owner keys of records (checkIo's lost handles). */
@@ -679,22 +709,47 @@ export class SharedFiles {
   checkSession(): void {
     const epoch = this.lease[1]!;
     if (epoch === this.epoch || epoch === 0) return;
-    const lost = this.epoch;
+    const old = this.epoch;
     this.epoch = epoch;
-    const handles = new Set<number>();
-    for (const f of this.files.values()) {
-      for (const r of f.ownLocks(lost)) {
-        const { origin, kind } = f.decode(r).req;
-        this.lostHandles.add(`${f.path}|${origin.handleKey}`);
-        if (kind !== 'windows' && typeof origin.event.fileHandle === 'number') handles.add(origin.event.fileHandle);
+    if (this.lease[2] === old) {
+      // The engine lost its data while this session was live: nothing it held was given to anyone.
+      // Each file puts its records back in the grace period, as its next step (its mailbox).
+      for (const f of [...this.files.values()]) {
+        void f
+          .enqueue(() => f.reassert(old))
+          .then((lost) => this.lose(f, lost))
+          .catch((e: unknown) => this.report(e))
+          .finally(() => this.sweep(f));
       }
+      return;
+    }
+    for (const f of this.files.values()) {
+      this.lose(f, f.ownLocks(old));
       f.invalidate();
     }
-    if (handles.size > 0) this.lostFiles([...handles]);
     for (const [rid, hostId] of [...this.waits]) {
       const c = this.requests.get(hostId)?.call;
       this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
     }
+  }
+
+  /**
+   * Records of this node that went with a lost session: held ones make their handles fail (checkIo
+   * 33, EIO through a mount) until they close; waiting ones end with the family's generic code.
+   */
+  private lose(f: SharedFile, records: readonly StoreRecord[]): void {
+    const handles = new Set<number>();
+    for (const r of records) {
+      if (r.state === 'waiting') {
+        const c = this.requests.get(this.waits.get(r.id) ?? 0)?.call;
+        this.endWait(r.id, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
+        continue;
+      }
+      const { origin, kind } = f.decode(r).req;
+      this.lostHandles.add(`${f.path}|${origin.handleKey}`);
+      if (kind !== 'windows' && typeof origin.event.fileHandle === 'number') handles.add(origin.event.fileHandle);
+    }
+    if (handles.size > 0) this.lostFiles([...handles]);
   }
 
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */

@@ -9,8 +9,9 @@
  * - A renewal that reports an expired session (onReapDue) starts the reaper: the dead sessions'
  *   records, per file, go to the owning worker, whose actor removes them as a normal step and wakes
  *   who they blocked. Any number of nodes may do this at once: only one step per version applies.
- * - A lost session (or an engine that lost its data) ends this node's waiters and marks its locks
- *   lost in every worker (checkIo 33 through their handles).
+ * - A lost session ends this node's waiters and marks its locks lost in every worker (checkIo 33
+ *   through their handles); an engine that lost its data while this node was live (reset) gets
+ *   them back: every worker re-asserts its files' records in the grace period.
  * - locks() lists every node's records from the engine, each entry with its node.
  */
 import * as Comlink from 'comlink';
@@ -53,13 +54,16 @@ export class SharedSpace {
     else if (typeof options !== 'string') throw new TypeError(`options.store must be a URL or { ${STORE_OPTIONS.join(', ')} }, got ${options === null ? 'null' : typeof options}`);
     const o = resolveOptions(options);
     let space: SharedSpace | undefined;
-    // [until, epoch]: the workers read the fence from here, exact and without a message (shared-file.ts).
-    const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
+    // [until, epoch, carried]: the workers read the fence from here, exact and without a message (shared-file.ts).
+    const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.NEGATIVE_INFINITY;
     const store = await openStore(options, {
-      onLease: (until, epoch) => {
-        lease[0] = until === Number.NEGATIVE_INFINITY ? until : performance.timeOrigin + until;
+      onLease: (until, epoch, carried) => {
+        // The carried session first: a worker that sees the new epoch must already know whether
+        // the old one's records are to be re-asserted or are lost.
+        lease[2] = carried;
         lease[1] = epoch;
+        lease[0] = until === Number.NEGATIVE_INFINITY ? until : performance.timeOrigin + until;
       },
       onEvents: (evs) => space?.onEvents(evs),
       onSession: (e) => space?.onSession(e),
@@ -82,6 +86,7 @@ export class SharedSpace {
     const link: StoreLink = {
       commit: (step) => store.commit(step),
       load: (file) => store.load(file),
+      reassert: (file, records, edges) => store.reassert(file, records, edges),
     };
     Comlink.expose(link, ch.port1 as unknown as Comlink.Endpoint);
     this.ports.add(ch.port1);
@@ -102,8 +107,7 @@ export class SharedSpace {
   }
 
   private onSession(e: SessionEvent): void {
-    // An engine that lost its data is treated as a lost session: this node's locks count as lost
-    // (re-asserting them in the grace period is not built yet), so nothing is ever granted twice.
+    // A new session: the workers re-assert what the old one held (reset) or count it lost.
     if (e.kind === 'lost' || e.kind === 'reset') this.post(undefined, { t: 'session' });
   }
 
