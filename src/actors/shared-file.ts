@@ -275,8 +275,13 @@ class SharedFile {
    */
   async decide(run: Run, failed: () => unknown, mustRun: boolean): Promise<unknown> {
     const deadline = performance.now() + this.space.config.requestTimeoutMs;
+    // Whether the cache was read from the engine during this call: a decision that changes nothing
+    // (a refusal, F_GETLK, checkIo) may then answer at once; otherwise the cache may be stale (any
+    // node may have changed the file since), so an empty step checks its version first.
+    let fresh = false;
     for (;;) {
       if (!this.loaded) {
+        fresh = true;
         try {
           await this.load();
         } catch (e) {
@@ -293,17 +298,21 @@ class SharedFile {
       for (const o of owed) await o(this.table);
       const res = await run(this.table);
       const d = this.diff();
-      if (d === undefined) {
+      if (d === undefined && fresh) {
         this.deliver();
         return res;
       }
+      const step: Step = d?.step ?? { file: this.path, base: this.version };
       let reply: CommitReply;
+      /** The id the step was sent again with, after a reply that never came. */
+      let resent: string | undefined;
       try {
-        reply = await this.space.link.commit(d.step);
+        reply = await this.space.link.commit(step);
         while (!reply.ok && reply.reason === 'unreachable' && performance.now() < deadline) {
           // The same step again, by id: if the first one applied, the stale reply lists it.
           await sleep(20);
-          reply = await this.space.link.commit({ ...d.step, id: reply.step });
+          resent = reply.step;
+          reply = await this.space.link.commit({ ...step, id: resent });
         }
       } catch (e) {
         // A malformed step: a bug of ours, never a reply. Nothing was applied.
@@ -311,7 +320,7 @@ class SharedFile {
         reply = { ok: false, reason: 'fenced' };
       }
       if (reply.ok) {
-        this.committed(d, reply.version);
+        if (d !== undefined) this.committed(d, reply.version);
         return this.done(owed, res);
       }
       switch (reply.reason) {
@@ -319,8 +328,8 @@ class SharedFile {
           if (reply.records !== undefined) this.records = [...reply.records];
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
-          const id = d.step.id;
-          if (id !== undefined && reply.missed?.some((c) => c.step === id)) {
+          fresh = true;
+          if (d !== undefined && resent !== undefined && reply.missed?.some((c) => c.step === resent)) {
             // It applied after all (its first reply was lost): its records are in what we missed.
             this.adopt(d);
             this.build();

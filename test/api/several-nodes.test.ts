@@ -144,6 +144,9 @@ t.test('two nodes in two processes: one lock space', { skip: noRedis }, async (t
   t.equal(await a!.call('lockFile', win('/w', 1, true)), 0);
   t.equal(await b!.call('lockFile', win('/w', 1, true)), ERROR_LOCK_VIOLATION, "a's exclusive lock conflicts on b");
   t.equal(await b!.call('checkIo', { fileName: '/w', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "b's write through its handle 1 is refused");
+  t.equal(await a!.call('unlockFile', { fileName: '/w', byteOffset: 0, length: 10, handle: 1, processId: 1 }), 0, 'a unlocks');
+  t.equal(await b!.call('checkIo', { fileName: '/w', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), 0, "b's next check sees it gone (no answer from b's old copy)");
+  t.equal(await a!.call('lockFile', win('/w', 1, true)), 0, 'a locks again');
   const winWait = b!.call('lockFile', win('/w', 1, false));
   await waiterListed(a!, '/w', 'b');
   await a!.call('closeHandle', { fileName: '/w', handle: 1 });
@@ -152,6 +155,11 @@ t.test('two nodes in two processes: one lock space', { skip: noRedis }, async (t
   // flock: one space across nodes too.
   t.equal((await a!.call('lock', { path: '/f', kind: 'flock', lockType: W, cmd: F_SETLK, lockOwner: 3 })).result, 0);
   t.equal((await b!.call('lock', { path: '/f', kind: 'flock', lockType: W, cmd: F_SETLK, lockOwner: 3 })).result, -EAGAIN);
+  // b decided that refusal on its copy of /f; a's release changes /f without telling b (b has no
+  // waiter there). b must not refuse again from its old copy.
+  await a!.call('lock', { path: '/f', kind: 'flock', lockType: F_UNLCK, cmd: F_SETLK, lockOwner: 3 });
+  t.equal((await b!.call('lock', { path: '/f', kind: 'flock', lockType: W, cmd: F_SETLK, lockOwner: 3 })).result, 0, "after a's release b gets it: no answer from a stale copy");
+  t.equal(await a!.call('checkIo', { fileName: '/f', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), 0, 'flock locks never restrict I/O');
 
   // A wait-for cycle through two nodes: EDEADLK for the request that closes it.
   t.equal((await a!.call('lock', setlk('/d1', 5, 1, 0, 1))).result, 0);
