@@ -72,10 +72,16 @@ interface Outcome {
 
 /** The wait-for graph of a decision: cycles are the engine's to find; a refused step names them. */
 class StepGraph implements WaitForGraph {
-  /** Owners whose edges the engine found to close a cycle (the decision runs again with them). */
+  /**
+   * Waits the engine found to close a cycle, as owner and blockers (the decision runs again with
+   * them): only the waiter on the cycle fails, not another waiter of its owner.
+   */
   readonly cyclic = new Set<string>();
-  closesCycle(owner: string, _blockers: Iterable<string>, hardOnly?: boolean): boolean {
-    return hardOnly === true && this.cyclic.has(owner);
+  static key(owner: string, blockers: Iterable<string>): string {
+    return `${owner}\n${[...blockers].sort().join('\n')}`;
+  }
+  closesCycle(owner: string, blockers: Iterable<string>, hardOnly?: boolean): boolean {
+    return hardOnly === true && this.cyclic.size > 0 && this.cyclic.has(StepGraph.key(owner, blockers));
   }
   setEdges(): void {}
   removeEdges(): void {}
@@ -109,6 +115,8 @@ class SharedFile {
   private readonly waiterIds = new Map<Waiter, string>();
   /** Another node's owner -> the session its records belong to (a grant to its waiter keeps it). */
   private readonly epochOf = new Map<string, number>();
+  /** Another node's origins as rebuilt here (pid 0), with the pid its records carry. */
+  private remotePid = new WeakMap<LockOrigin, number>();
   /** Origins of this node's records: with the caller's contexts, which records do not carry. */
   private readonly origins = new Map<string, LockOrigin>();
   /** Per waiter record, the edges the store has: [hard, soft]. */
@@ -218,7 +226,6 @@ class SharedFile {
     const locks: Lock[] = [];
     const waiters: RestoredWaiter[] = [];
     const waiterRecords: StoreRecord[] = [];
-    const live = new Set<string>();
     this.leftOut = false;
     for (const r of this.records) {
       // A dead session's records, and this node's from a session it lost, hold nothing any more.
@@ -233,14 +240,16 @@ class SharedFile {
         if (o !== undefined) req = { ...req, origin: o };
       } else {
         this.epochOf.set(req.owner, r.epoch);
-        // F_GETLK about another node's holder reports lockPid 0 (API.md): its pid means nothing here.
-        req = { ...req, origin: { ...req.origin, pid: 0, event: { ...req.origin.event, [REMOTE]: true } } };
+        // F_GETLK about another node's holder reports lockPid 0 (API.md): its pid means nothing
+        // here (an OFD lock's stays -1, as Linux reports any). Its record keeps the real one.
+        const origin = { ...req.origin, pid: req.kind === 'ofd' ? -1 : 0, event: { ...req.origin.event, [REMOTE]: true } };
+        this.remotePid.set(origin, req.origin.pid);
+        req = { ...req, origin };
       }
       if (r.state === 'held') {
         const l = lockOf(req);
         this.lockIds.set(l, r.id);
         locks.push(l);
-        live.add(r.id);
         continue;
       }
       const hostId = r.node === me ? this.space.waits.get(r.id) : undefined;
@@ -249,13 +258,19 @@ class SharedFile {
         this.leftOut = true;
         continue;
       }
-      live.add(r.id);
       waiters.push({ req, since: d.since, settle: this.settleOf(r), requestId: hostId });
       waiterRecords.push(r);
     }
     const ws = this.table.restoreFile(this.path, locks, waiters);
-    for (let i = 0; i < ws.length; i++) this.waiterIds.set(ws[i]!, waiterRecords[i]!.id);
-    for (const id of this.edgesSent.keys()) if (!live.has(id)) this.edgesSent.delete(id);
+    // The engine holds the edges of every waiter as the node that last changed the file computed
+    // them on this same state (the core decides alike everywhere): only changes are sent.
+    this.edgesSent.clear();
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i]!;
+      const id = waiterRecords[i]!.id;
+      this.waiterIds.set(w, id);
+      if (w.req.kind === 'posix' && (w.blockers.size > 0 || w.queuedBehind.size > 0)) this.edgesSent.set(id, [[...w.blockers], [...w.queuedBehind]]);
+    }
   }
 
   /** How a waiter of the records ends: this node's answers its request, another node's gets an event. */
@@ -329,6 +344,8 @@ class SharedFile {
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
           fresh = true;
+          // Another node's step may have broken the cycle: the engine checks again.
+          this.graph.cyclic.clear();
           if (d !== undefined && resent !== undefined && reply.missed?.some((c) => c.step === resent)) {
             // It applied after all (its first reply was lost): its records are in what we missed.
             this.adopt(d);
@@ -337,9 +354,12 @@ class SharedFile {
           }
           break;
         }
-        case 'deadlock':
-          this.graph.cyclic.add(reply.owner);
+        case 'deadlock': {
+          const e = d?.edges.find((x) => x.waiter === reply.waiter);
+          if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
+          this.graph.cyclic.add(StepGraph.key(e.owner, e.hard));
           break;
+        }
         case 'dead':
           for (const s of reply.sessions) this.dead.add(`${s.node}|${s.epoch}`);
           break;
@@ -395,7 +415,7 @@ class SharedFile {
       const id = this.space.newId();
       fresh.push({ id, lock: l });
       const node = nodeOf(l.owner);
-      const data = encodeLock(l);
+      const data = encodeLock(l, undefined, this.remotePid.get(l.origin));
       put.push(node === me ? { id, state: 'held', data } : { id, state: 'held', data, node, epoch: this.epochOf.get(l.owner)! });
     }
     const edges: EdgeInput[] = [];
@@ -479,7 +499,9 @@ class SharedFile {
     return this.decide(
       (t) => {
         t.requestId = hostId;
-        return t.run(call, done);
+        // Its answer, when the request waits and a later step of this table ends it, leaves only
+        // once that step committed, like every other answer.
+        return t.run(call, (v) => this.out.answers.push(() => done(v)));
       },
       () => 'failed',
       !cancellable(call) && !read,

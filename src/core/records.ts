@@ -47,11 +47,11 @@ function decodeIdentity(v: EncodedIdentity): Identity {
   return 'b' in v ? BigInt(v.b) : v.s;
 }
 
-/** The record data of a granted lock or (with `since`) of a waiting request. */
-export function encodeLock(l: Lock | LockRequest, since?: number): string {
+/** The record data of a granted lock or (with `since`) of a waiting request; `pid` replaces its origin's. */
+export function encodeLock(l: Lock | LockRequest, since?: number, pid?: number): string {
   const o = l.origin;
   const x = l.kind === 'windows' ? o.event.processId : o.event.fileHandle;
-  const e: Encoded = { k: l.kind, w: l.write ? 1 : 0, o: l.owner, s: l.start.toString(), e: l.end.toString(), h: encodeIdentity(o.holder), p: o.pid, hk: o.handleKey, pk: o.processKey };
+  const e: Encoded = { k: l.kind, w: l.write ? 1 : 0, o: l.owner, s: l.start.toString(), e: l.end.toString(), h: encodeIdentity(o.holder), p: pid ?? o.pid, hk: o.handleKey, pk: o.processKey };
   if (x !== undefined) e.x = encodeIdentity(x as Identity);
   if (since !== undefined) e.t = since;
   return JSON.stringify(e);
