@@ -161,10 +161,14 @@ export class Space {
         }
         return r;
       },
-      load: (f) => store.load(f),
+      reassert: (f, records, edges) => store.reassert(f, records, edges),
     };
     const epoch = store.session().epoch;
-    const sf = new SharedFiles(link, { node: name, policy: this.policy, requestTimeoutMs: 10_000, epoch }, {}, (m) => this.faults.push(`${name}: ${m}`));
+    // The lease as the caller's side keeps it (shared-space.ts): these sessions never expire.
+    const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
+    lease[0] = Number.POSITIVE_INFINITY;
+    lease[1] = epoch;
+    const sf = new SharedFiles(link, { node: name, policy: this.policy, requestTimeoutMs: 10_000, lease: lease.buffer as SharedArrayBuffer }, {}, (m) => this.faults.push(`${name}: ${m}`));
     self = { index, name, store, sf, epoch, sent: 0, delivered: 0 };
     this.nodes.push(self);
   }

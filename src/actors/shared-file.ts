@@ -4,8 +4,9 @@
  * every change committed to the store (src/store/) as one atomic step before any answer leaves.
  *
  * One decision, in the file's actor (its requests run one at a time, in arrival order):
- * 1. The file's records at version v (loaded once, then kept) are its state: a LockTable holding
- *    that one file, with every node's granted locks and waiting requests in queue order.
+ * 1. The file's records at version v (none at first: version 0; then what its steps and stale
+ *    replies said) are its state: a LockTable holding that one file, with every node's granted
+ *    locks and waiting requests in queue order.
  * 2. The call runs on it. Answers it produces (its own, the waiters it ends, hook notices) are
  *    kept aside, not sent.
  * 3. What changed becomes a Step on base v: records removed and put, wait-for edges (checked for a
@@ -32,13 +33,12 @@ import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
-import type { Change, CommitReply, EdgeInput, FileState, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
+import type { Change, CommitReply, EdgeInput, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
 
 /** The store as a worker reaches it: the caller's thread's NodeStore, through comlink (src/caller/shared-space.ts). */
 export interface StoreLink {
   commit(step: Step): Promise<CommitReply>;
-  load(file: string): Promise<FileState>;
   reassert(file: string, records: readonly RecordInput[], edges?: readonly EdgeInput[]): Promise<ReassertReply>;
 }
 
@@ -108,7 +108,8 @@ type Run = (t: LockTable) => unknown;
 class SharedFile {
   private version = 0;
   private records: StoreRecord[] = [];
-  private loaded = false;
+  /** Whether the table was built once: a file starts from the empty state (see decide). */
+  private built = false;
   private table!: LockTable;
   private readonly graph = new StepGraph();
   private readonly lockIds = new Map<Lock, string>();
@@ -166,7 +167,9 @@ class SharedFile {
   async reassert(old: number): Promise<StoreRecord[]> {
     const me = this.space.config.node;
     const mine = this.records.filter((r) => r.node === me && r.epoch === old && (r.state === 'held' || this.space.waits.has(r.id)));
-    this.loaded = false;
+    // The cache keeps its old version, which the new incarnation never reaches (versions keep
+    // growing across a loss): the next step is refused as stale and learns every node's records.
+    this.refresh();
     if (mine.length === 0) return [];
     const edges: EdgeInput[] = [];
     for (const r of mine) {
@@ -194,17 +197,10 @@ class SharedFile {
 
   // ---- the cached state ------------------------------------------------------------------------
 
-  private async load(): Promise<void> {
-    const s = await this.space.link.load(this.path);
-    this.version = s.version;
-    this.records = [...s.records];
-    this.loaded = true;
-    this.build();
-  }
 
-  /** Forgets the cache: the next step loads the file again (after an event from another node). */
-  invalidate(): void {
-    this.loaded = false;
+  /** Rebuilds the table from the cached records (after the sessions they belong to changed). */
+  refresh(): void {
+    if (this.built) this.build();
   }
 
   private apply(changes: readonly Change[]): void {
@@ -241,8 +237,8 @@ class SharedFile {
       } else {
         this.epochOf.set(req.owner, r.epoch);
         // F_GETLK about another node's holder reports lockPid 0 (API.md): its pid means nothing
-        // here (an OFD lock's stays -1, as Linux reports any). Its record keeps the real one.
-        const origin = { ...req.origin, pid: req.kind === 'ofd' ? -1 : 0, event: { ...req.origin.event, [REMOTE]: true } };
+        // here. Its record keeps the real one.
+        const origin = { ...req.origin, pid: 0, event: { ...req.origin.event, [REMOTE]: true } };
         this.remotePid.set(origin, req.origin.pid);
         req = { ...req, origin };
       }
@@ -295,16 +291,12 @@ class SharedFile {
     // node may have changed the file since), so an empty step checks its version first.
     let fresh = false;
     for (;;) {
-      if (!this.loaded) {
-        fresh = true;
-        try {
-          await this.load();
-        } catch (e) {
-          this.space.report(e);
-          if (performance.now() >= deadline) return this.giveUp(run, failed, mustRun);
-          await sleep(20);
-          continue;
-        }
+      if (!this.built) {
+        // Nothing cached: decided as if the file held nothing (version 0), which is true of most
+        // files a lock starts on; if it is not, the commit says so with every record, and the
+        // call is decided again. An uncontended lock costs one round trip, never a load first.
+        this.built = true;
+        this.build();
       }
       this.out = { answers: [], notify: [] };
       const owed = this.owed;
@@ -385,9 +377,9 @@ class SharedFile {
     return res;
   }
 
-  /** Nothing was decided in time: the cache is dropped; a release is owed to the file's next step. */
+  /** Nothing was decided in time: the decision is dropped; a release is owed to the file's next step. */
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
-    this.loaded = false;
+    this.build();
     this.out = { answers: [], notify: [] };
     if (mustRun) this.owed.push(run);
     return failed();
@@ -523,7 +515,7 @@ class SharedFile {
   /** Removes the records of dead sessions (the reaper's work) and wakes who they blocked. */
   reap(sessions: readonly { node: string; epoch: number }[]): Promise<unknown> {
     for (const s of sessions) this.dead.add(`${s.node}|${s.epoch}`);
-    this.loaded = false;
+    this.refresh();
     return this.decide(
       () => undefined,
       () => undefined,
@@ -707,7 +699,6 @@ export class SharedFiles {
   /** Events of this node's inbox for `path`: waiters another node granted or failed. */
   ended(path: string, events: readonly WaiterEnded[]): void {
     const f = this.file(path);
-    f.invalidate();
     void f
       .enqueue(async () => {
         for (const e of events) this.endWait(e.requestId, e.result);
@@ -756,7 +747,7 @@ export class SharedFiles {
     }
     for (const f of this.files.values()) {
       this.lose(f, f.ownLocks(old));
-      f.invalidate();
+      f.refresh();
     }
     for (const [rid, hostId] of [...this.waits]) {
       const c = this.requests.get(hostId)?.call;

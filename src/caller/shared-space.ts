@@ -3,7 +3,7 @@
  * (src/store/ NodeStore: renewals, fence, inbox), and what it tells the workers.
  *
  * - Each worker's actors reach the store through a StoreLink on a port of their own (comlink):
- *   commit and load, with this node's session stamped and fenced here (NodeStore.commit).
+ *   commit and re-assert, with this node's session stamped and fenced here (NodeStore.commit).
  * - Inbox events (a waiter of this node granted or failed by another node's step) go to the worker
  *   that owns the file (routeOf), which answers the request.
  * - A renewal that reports an expired session (onReapDue) starts the reaper: the dead sessions'
@@ -85,7 +85,6 @@ export class SharedSpace {
     const store = this.store;
     const link: StoreLink = {
       commit: (step) => store.commit(step),
-      load: (file) => store.load(file),
       reassert: (file, records, edges) => store.reassert(file, records, edges),
     };
     Comlink.expose(link, ch.port1 as unknown as Comlink.Endpoint);
