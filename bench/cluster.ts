@@ -583,7 +583,7 @@ interface HotEvent {
  * Cycles granted per second in [from, to], the wake-ups (µs; those where the next holder is on
  * another node apart too) and overlapping holds (must be 0).
  */
-function hotStats(all: HotEvent[][], from: number, to: number): { ops: number; wakes: number[]; crossWakes: number[]; overlaps: number } {
+function hotStats(all: HotEvent[][], from: number, to: number): { ops: number; wakes: number[]; crossWakes: number[]; overlaps: number; perOwner: number[] } {
   const cycles = all.flatMap((evs, node) => evs.map((e) => ({ ...e, node }))).sort((x, y) => x.grant - y.grant);
   let overlaps = 0;
   const wakes: number[] = [];
@@ -600,7 +600,11 @@ function hotStats(all: HotEvent[][], from: number, to: number): { ops: number; w
       if (c.node !== prev.node) crossWakes.push((c.grant - prev.unlock) / 1000);
     }
   }
-  return { ops: ops / ((to - from) / 1e9), wakes, crossWakes, overlaps };
+  const owners = new Map<string, number>();
+  for (const c of cycles) if (c.grant >= from && c.grant <= to) owners.set(`${c.node}/${c.c}`, (owners.get(`${c.node}/${c.c}`) ?? 0) + 1);
+  const perOwner = [...owners.values()];
+  while (perOwner.length < all.length * CLIENTS) perOwner.push(0);
+  return { ops: ops / ((to - from) / 1e9), wakes, crossWakes, overlaps, perOwner };
 }
 
 async function hotRound(nodes: Node[], s: Series | undefined, r: number, overlaps: { ours: number; juice: number }): Promise<void> {
@@ -615,6 +619,7 @@ async function hotRound(nodes: Node[], s: Series | undefined, r: number, overlap
     s?.add('hot_wake_p50_us', quantile(h.wakes, 0.5));
     s?.add('hot_cross_node_wake_p50_us', quantile(h.crossWakes, 0.5));
     s?.add('hot_cross_node_share', h.crossWakes.length / h.wakes.length);
+    s?.add('hot_fairness', Math.min(...h.perOwner) / Math.max(...h.perOwner));
   };
   const juice = async (): Promise<void> => {
     const from = t();
@@ -623,6 +628,7 @@ async function hotRound(nodes: Node[], s: Series | undefined, r: number, overlap
     overlaps.juice += h.overlaps;
     s?.add('juicefs_hot_ops_3nodes', h.ops);
     s?.add('juicefs_hot_wake_p50_us', quantile(h.wakes, 0.5));
+    s?.add('juicefs_hot_fairness', Math.min(...h.perOwner) / Math.max(...h.perOwner));
   };
   if (r % 2 === 0) {
     await ours();
@@ -764,6 +770,8 @@ try {
   row('hot_wake_p50_us', s.get('hot_wake_p50_us'), 'µs');
   row('hot_cross_node_wake_p50_us', s.get('hot_cross_node_wake_p50_us'), 'µs');
   row('hot_cross_node_share', s.get('hot_cross_node_share'), 'of wake-ups');
+  row('hot_fairness', s.get('hot_fairness'), 'min/max cycles per owner');
+  floorRow('juicefs_hot_fairness', s.get('juicefs_hot_fairness'), 'min/max cycles per owner');
   floorRow('juicefs_hot_ops_3nodes', s.get('juicefs_hot_ops_3nodes'), 'ops/s');
   floorRow('juicefs_hot_wake_p50_us', s.get('juicefs_hot_wake_p50_us'), 'µs');
   judge('6. hot file, 3 nodes: lock cycles/s', 'hot_ops_3nodes', 'juicefs_hot_ops_3nodes', s.ratio('hot_ops_3nodes', 'juicefs_hot_ops_3nodes'), { op: '>=', x: 3 });
