@@ -43,9 +43,14 @@
  * 7. Not run here: a coordinator without a store is what bench:api measures; nothing in this
  *    bench changes it (run `node dist/bench/api.js` separately).
  *
- * Rounds: one warm-up round (discarded), then --rounds rounds (default 5) of rows 1, 2 and 4, then
- * row 3 once, then --rounds rounds of row 6, then row 5 --kills times (default 3). Each value is the
- * median over rounds of the round's value; a ratio is the median of the per-round ratios.
+ * Order: a warm-up round (discarded) and --rounds rounds (default 5) of rows 1, 2 and 4; row 3
+ * once; a warm-up round and --rounds rounds of row 6 (a third node started for it, stopped after);
+ * row 5 --kills times (default 3). Each value is the median over rounds of the round's value (a
+ * latency: of the round's p50); a ratio is the median of the per-round ratios. Rows 4 and 6 run ours
+ * and the floor one after the other, the order alternating by round. Beside the judged rows:
+ * the holder's unlock call alone (row 2), engine calls per request from the nodes' own counters,
+ * and for row 6 the share of wake-ups that crossed nodes and the fairness (fewest / most cycles of
+ * one owner in a round).
  * Options: --rounds=N --seq=N (row 1 iterations per round, 1,000) --wake=N (row 2 samples per
  * round, 100) --pipe-ms=MS (1,000) --hot-ms=MS (1,500) --idle-ms=MS (5,000) --kills=N (3)
  * --lanes=N (256) --clients=N (4) --workers=N (1) --ttl=MS (sessionTtlMs of the nodes of rows
@@ -497,17 +502,24 @@ async function idleRow(a: Node, b: Node, obs: Redis, url: string): Promise<Recor
   const sent = new Map<string, number>();
   let renewals = 0;
   let inScripts = 0;
-  let counting = false;
+  // The window is the stream between this bench's two INFO calls as MONITOR shows them: the same
+  // commands, in the engine's order, that the two INFO snapshots enclose.
+  let infos = 0;
+  let closed!: () => void;
+  const windowClosed = new Promise<void>((r) => (closed = r));
   const obsId = String(await obs.client('ID'));
   const obsAddr = ((await obs.client('LIST', 'ID', obsId)) as string).match(/ addr=(\S+)/)?.[1] ?? '';
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (!counting) return;
+    const cmd = args[0]!.toLowerCase();
+    if (source.endsWith(obsAddr)) {
+      if (cmd === 'info' && ++infos === 2) closed();
+      return;
+    }
+    if (infos !== 1) return;
     if (source === 'lua' || source.endsWith(' lua')) {
       inScripts++;
       return;
     }
-    if (source.endsWith(obsAddr)) return;
-    const cmd = args[0]!.toLowerCase();
     if (cmd === 'evalsha' && args[1] === renewSha) renewals++;
     sent.set(cmd, (sent.get(cmd) ?? 0) + 1);
   });
@@ -526,13 +538,12 @@ async function idleRow(a: Node, b: Node, obs: Redis, url: string): Promise<Recor
   };
   const r0 = await st();
   const i0 = await info();
-  counting = true;
   const t0 = performance.now();
   await sleep(IDLE_MS);
-  counting = false;
   const i1 = await info();
   const secs = (performance.now() - t0) / 1000;
   const r1 = await st();
+  await windowClosed;
   await mon.quit().catch(() => {});
   mon.disconnect();
 
