@@ -29,8 +29,8 @@ const scenario = (blockingPosix: boolean) =>
     cmds: fc.array(fc.tuple(fc.nat(2), opArb(blockingPosix)), { maxLength: 30, size: 'max' }),
   });
 
-// At the commit this file was written on, this property fails within its first runs: its shrunk
-// counterexamples are BUG 1, 2 and 3 below (whichever a run meets first).
+// When this file was written the property failed within its first runs; its shrunk
+// counterexamples are the regression cases 1, 2 and 3 below, each fixed since.
 t.test('2-3 nodes over one engine agree with one LockTable (default policy)', async (t) => {
   const before = { ...tally };
   await fc.assert(
@@ -40,11 +40,12 @@ t.test('2-3 nodes over one engine agree with one LockTable (default policy)', as
   t.pass(`no counterexample (${tally.commits - before.commits} commits, ${tally.stale - before.stale} refused as stale and decided again, ${tally.waited - before.waited} requests waited)`);
 });
 
-// Under 'fifo' classic POSIX requests do not wait here, as in the single-table suites (model.ts):
-// where 'fifo' meets deadlock detection is BUG 4's deterministic case below.
+// Under 'fifo' classic POSIX requests wait too: the escape that lets a request pass an earlier
+// waiter when queueing behind it would close a cycle asks the engine about every node's edges
+// (regression case 4 below).
 t.test("2-3 nodes over one engine agree with one LockTable ('fifo' policy)", async (t) => {
   await fc.assert(
-    fc.asyncProperty(scenario(false), ({ nodes, cmds }) => runScenario('fifo', nodes, cmds)),
+    fc.asyncProperty(scenario(true), ({ nodes, cmds }) => runScenario('fifo', nodes, cmds)),
     { numRuns: runs(100) },
   );
   t.pass('no counterexample');
@@ -85,7 +86,7 @@ t.test('two nodes commit on the same version: one is refused as stale, decides a
       t.equal(c.filter((x) => x.reply === 'ok').length, cmd === F_SETLK ? 1 : 2, `commits: ${show(c)}`);
       const waiting = s.waiting();
       t.equal(waiting.length, cmd === F_SETLK ? 0 : 1, 'the loser waits only for F_SETLKW');
-      // The loser's own node ends its wait (a grant from the winner's node is BUG 3's case).
+      // The loser's own node ends its wait (a grant from the winner's node is regression case 3).
       for (const w of waiting) await s.cancel(w, 'abort');
       await s.releaseAll();
       t.pass(`${s.transcript.length} steps agree with the model`);
@@ -118,13 +119,13 @@ async function replay(t: Test, policy: Policy, nodes: number, steps: readonly St
   }
 }
 
-// BUG 1: a decision that changes nothing is never checked against the store. SharedFile.decide
+// Regression 1 (fixed): a decision that changes nothing is never checked against the store. SharedFile.decide
 // runs the call on the cached records and, when diff() finds no change, answers at once: nothing
 // is committed, so no 'stale' reply ever says the cache is old. The cache is refreshed only by this
 // node's own steps and by inbox events (which only name this node's waiters), so another node's
 // lock is missed: checkIo allows I/O under another node's exclusive lock (mandatory locking broken),
 // F_GETLK reports F_UNLCK, and after another node's unlock F_SETLK / failImmediately still refuse.
-t.test('BUG 1: checkIo sees another node exclusive lock taken after this node cached the file', (t) =>
+t.test('regression 1: checkIo sees another node exclusive lock taken after this node cached the file', (t) =>
   replay(t, 'default', 2, [
     [1, px('/a', F_SETLK, F_WRLCK, 0, 1, 1), 'F_SETLK W [0,0] o1 (n1 caches /a: it holds a record there)'],
     [0, parseLockFile({ fileName: '/a', byteOffset: 1, length: 1, exclusiveLock: true, failImmediately: true, handle: 1 }) as Call, 'lockFile exclusive [1,1] handle 1'],
@@ -132,7 +133,7 @@ t.test('BUG 1: checkIo sees another node exclusive lock taken after this node ca
   ]),
 );
 
-t.test('BUG 1: F_SETLK is refused for a lock another node has since released', (t) =>
+t.test('regression 1: F_SETLK is refused for a lock another node has since released', (t) =>
   replay(t, 'default', 2, [
     [0, px('/a', F_SETLK, F_WRLCK, 0, 1, 1), 'F_SETLK W [0,0] o1'],
     [1, px('/a', F_SETLK, F_WRLCK, 0, 1, 1), 'F_SETLK W [0,0] o1: EAGAIN (n1 now caches /a)'],
@@ -141,7 +142,7 @@ t.test('BUG 1: F_SETLK is refused for a lock another node has since released', (
   ]),
 );
 
-// BUG 2: a waiter this node queued keeps, in the cached LockTable, the `done` callback of its
+// Regression 2 (fixed): a waiter this node queued keeps, in the cached LockTable, the `done` callback of its
 // request (SharedFile.request: endRequest at once), not the deferred settleOf() a table rebuilt
 // from records gives it. A later decision on that same table that grants (or fails, or cancels) it
 // answers the request before the step commits. When the commit is then refused ('stale', as here:
@@ -149,7 +150,7 @@ t.test('BUG 1: F_SETLK is refused for a lock another node has since released', (
 // rebuilt table leaves its record out as orphaned (build(): "its worker died") and the step decided
 // again removes it: owner 2 was told 0 (granted) but the store has no lock of it, and any node may
 // now take [0,0] (n0's F_SETLK W [0,0] would be granted).
-t.test('BUG 2: a waiter granted on a stale cache is answered, then its lock is lost', (t) =>
+t.test('regression 2: a waiter granted on a stale cache is answered, then its lock is lost', (t) =>
   replay(t, 'default', 2, [
     [1, px('/a', F_SETLK, F_WRLCK, 0, 1, 1), 'F_SETLK W [0,0] o1'],
     [1, px('/a', F_SETLKW, F_WRLCK, 0, 1, 2), 'F_SETLKW W [0,0] o2 (waits)'],
@@ -159,12 +160,12 @@ t.test('BUG 2: a waiter granted on a stale cache is answered, then its lock is l
   ]),
 );
 
-// BUG 3: another node's waiter is rebuilt with lockPid 0 (build(): the REMOTE origin, right for
+// Regression 3 (fixed): another node's waiter is rebuilt with lockPid 0 (build(): the REMOTE origin, right for
 // F_GETLK about another node's holder), and when this node's step grants it, the lock is encoded
 // from that origin: the record of n1's lock says pid 0. n1 reads its own lock back from the record
 // (its `origins` has no entry for an id n0 made), so F_GETLK on n1 reports lockPid 0 for a holder
 // of its own node (100 expected), and every listing of the store shows pid 0.
-t.test("BUG 3: a waiter granted by another node's step keeps its pid", (t) =>
+t.test("regression 3: a waiter granted by another node's step keeps its pid", (t) =>
   replay(t, 'default', 2, [
     [0, px('/a', F_SETLK, F_WRLCK, 0, 1, 1), 'F_SETLK W [0,0] o1'],
     [1, px('/a', F_SETLKW, F_WRLCK, 0, 1, 1), 'F_SETLKW W [0,0] o1 (waits)'],
@@ -173,13 +174,13 @@ t.test("BUG 3: a waiter granted by another node's step keeps its pid", (t) =>
   ]),
 );
 
-// BUG 4 ('fifo'): SharedFile's StepGraph answers closesCycle() without hardOnly with false, so the
+// Regression 4 (fixed) ('fifo'): SharedFile's StepGraph answers closesCycle() without hardOnly with false, so the
 // table's waitsFor escape (SEMANTICS-POSIX.md §6: "'fifo' must not create deadlocks: a request
 // whose queueing would close a cycle is handled as in default mode") never applies, although the
 // store offers closesCycle() for exactly that question (store/index.ts, "What the actors must do").
 // X (n0 o1) asks for [1,1] on /a, which only W's waiter wants: W (n1 o1) waits for X on /b, so one
 // table grants X at once; the space queues X behind W, a wait-for cycle through a 'fifo' edge.
-t.test("BUG 4 ('fifo'): a request whose queueing would close a cycle is handled as in default mode", (t) =>
+t.test("regression 4 ('fifo'): a request whose queueing would close a cycle is handled as in default mode", (t) =>
   replay(t, 'fifo', 2, [
     [0, px('/b', F_SETLK, F_WRLCK, 0, 1, 1), 'X: F_SETLK W /b [0,0]'],
     [1, px('/b', F_SETLKW, F_WRLCK, 0, 1, 1), 'W: F_SETLKW W /b [0,0] (waits for X)'],
@@ -189,12 +190,12 @@ t.test("BUG 4 ('fifo'): a request whose queueing would close a cycle is handled 
   ]),
 );
 
-// BUG 5: after a 'deadlock' reply the decision runs again with the owner in StepGraph.cyclic, and
+// Regression 5 (fixed): after a 'deadlock' reply the decision runs again with the owner in StepGraph.cyclic, and
 // closesCycle(owner, _, true) is then true for every check of that owner, whatever the blockers:
 // every waiter of A whose blockers grew fails with EDEADLK, not only the one on the cycle. E's
 // unlock grants B [0,0] and D [1,1]; A's waiter [0,0] now waits for B, who waits for A on /b (a
 // cycle: EDEADLK), A's waiter [1,1] waits for D only (no cycle: it must keep waiting).
-t.test('BUG 5: EDEADLK only for the waiter on the cycle, not for every grown waiter of its owner', (t) =>
+t.test('regression 5: EDEADLK only for the waiter on the cycle, not for every grown waiter of its owner', (t) =>
   replay(t, 'default', 2, [
     [0, px('/b', F_SETLK, F_WRLCK, 0, 1, 1), 'A (n0 o1): F_SETLK W /b [0,0]'],
     [1, px('/b', F_SETLKW, F_WRLCK, 0, 1, 1), 'B (n1 o1): F_SETLKW W /b [0,0] (waits for A)'],

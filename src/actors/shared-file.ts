@@ -39,6 +39,8 @@ import type { ReplyTarget, Result } from './reply-target.js';
 /** The store as a worker reaches it: the caller's thread's NodeStore, through comlink (src/caller/shared-space.ts). */
 export interface StoreLink {
   commit(step: Step): Promise<CommitReply>;
+  /** Per pair, whether `from` already waits for `to` through every node's wait-for edges. */
+  reaches(pairs: readonly (readonly [string, string])[]): Promise<boolean[]>;
   reassert(file: string, records: readonly RecordInput[], edges?: readonly EdgeInput[]): Promise<ReassertReply>;
 }
 
@@ -80,8 +82,16 @@ class StepGraph implements WaitForGraph {
   static key(owner: string, blockers: Iterable<string>): string {
     return `${owner}\n${[...blockers].sort().join('\n')}`;
   }
+  /**
+   * 'fifo': "from\nto" for each pair of this file's POSIX owners where `from` already waits for
+   * `to` through any node's edges, asked of the engine before the decision (SharedFile.askReach).
+   */
+  readonly reach = new Set<string>();
   closesCycle(owner: string, blockers: Iterable<string>, hardOnly?: boolean): boolean {
-    return hardOnly === true && this.cyclic.size > 0 && this.cyclic.has(StepGraph.key(owner, blockers));
+    if (hardOnly === true) return this.cyclic.size > 0 && this.cyclic.has(StepGraph.key(owner, blockers));
+    // The table's 'fifo' escape: would `owner` queueing behind these owners' waiters close a cycle?
+    for (const b of blockers) if (this.reach.has(`${b}\n${owner}`)) return true;
+    return false;
   }
   setEdges(): void {}
   removeEdges(): void {}
@@ -103,7 +113,8 @@ interface Diffed {
   readonly edges: readonly EdgeInput[];
 }
 
-type Run = (t: LockTable) => unknown;
+/** What a decision runs on the table; `owner`: the POSIX owner a lock request is made for ('fifo'). */
+type Run = ((t: LockTable) => unknown) & { owner?: string };
 
 class SharedFile {
   private version = 0;
@@ -300,6 +311,7 @@ class SharedFile {
       }
       this.out = { answers: [], notify: [] };
       const owed = this.owed;
+      if (this.space.config.policy === 'fifo') await this.askReach(run.owner);
       // Records left out of the table: whoever they blocked may fit now (the wake-up pass).
       if (this.leftOut) await this.table.dropRecords(this.path, [], []);
       for (const o of owed) await o(this.table);
@@ -367,6 +379,33 @@ class SharedFile {
           break;
       }
       this.build();
+    }
+  }
+
+  /**
+   * 'fifo' lets a request pass earlier waiters when queueing behind them would close a cycle
+   * (SEMANTICS-POSIX.md §6). Whether one owner already waits for another is a question about every
+   * node's edges: asked of the engine in one round trip, for every pair of this file's POSIX
+   * owners (its waiters', and the request's), before the decision. Nothing to ask without a waiter.
+   */
+  private async askReach(requester: string | undefined): Promise<void> {
+    this.graph.reach.clear();
+    const owners = new Set<string>();
+    for (const w of this.table.fileLocks(this.path)?.waiters ?? []) if (w.req.kind === 'posix') owners.add(w.req.owner);
+    if (owners.size === 0) return;
+    if (requester !== undefined) owners.add(requester);
+    if (owners.size < 2) return;
+    const list = [...owners].slice(0, 64);
+    const pairs: [string, string][] = [];
+    for (const a of list) for (const b of list) if (a !== b) pairs.push([a, b]);
+    try {
+      const r = await this.space.link.reaches(pairs);
+      pairs.forEach(([a, b], i) => {
+        if (r[i] === true) this.graph.reach.add(`${a}\n${b}`);
+      });
+    } catch (e) {
+      // Without the answer the request queues in arrival order; the engine's checks stay exact.
+      this.space.report(e);
     }
   }
 
@@ -488,13 +527,15 @@ class SharedFile {
   /** Request `hostId`: its result, or a Pending once it waits (committed). */
   request(hostId: number, call: Call, done: (res: unknown) => void): Promise<unknown> {
     const read = call.op === 'checkIo' || (call.op === 'lock' && call.cmd === F_GETLK);
+    const run: Run = (t) => {
+      t.requestId = hostId;
+      // Its answer, when the request waits and a later step of this table ends it, leaves only
+      // once that step committed, like every other answer.
+      return t.run(call, (v) => this.out.answers.push(() => done(v)));
+    };
+    if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
     return this.decide(
-      (t) => {
-        t.requestId = hostId;
-        // Its answer, when the request waits and a later step of this table ends it, leaves only
-        // once that step committed, like every other answer.
-        return t.run(call, (v) => this.out.answers.push(() => done(v)));
-      },
+      run,
       () => 'failed',
       !cancellable(call) && !read,
     );

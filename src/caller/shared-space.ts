@@ -86,6 +86,7 @@ export class SharedSpace {
     const link: StoreLink = {
       commit: (step) => store.commit(step),
       reassert: (file, records, edges) => store.reassert(file, records, edges),
+      reaches: (pairs) => store.reaches(pairs, false),
     };
     Comlink.expose(link, ch.port1 as unknown as Comlink.Endpoint);
     this.ports.add(ch.port1);

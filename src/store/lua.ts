@@ -359,6 +359,19 @@ return {redis.call('HGET', F.m, 'v') or '0', redis.call('HGETALL', F.r)}
 `;
 
 /** CYCLE: ARGV P, owner, hardOnly, targets... */
+/**
+ * REACH: ARGV P, hardOnly, then pairs (from, to): per pair, 1 when `from` already waits for `to`
+ * through the wait-for edges of live sessions, else 0 (the 'fifo' escape's question, asked for a
+ * file's waiting owners before a decision). Read-only.
+ */
+export const REACH = `${PRELUDE}
+local out = {}
+for i = 3, #ARGV - 1, 2 do
+  out[#out + 1] = cycle(ARGV[i + 1], {ARGV[i]}, ARGV[2] == '1') and 1 or 0
+end
+return out
+`;
+
 export const CYCLE = `${PRELUDE}
 local targets = {}
 for i = 4, #ARGV do targets[#targets + 1] = ARGV[i] end

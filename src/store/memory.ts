@@ -275,6 +275,10 @@ export class MemoryEngine implements Engine {
     return this.cycle(owner, targets, hardOnly);
   }
 
+  async reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]> {
+    return pairs.map(([from, to]) => this.cycle(to, [from], hardOnly));
+  }
+
   private count(f: MemFile, file: string, node: string, epoch: number, by: 1 | -1): void {
     const k = sk(node, epoch);
     const c = (f.counts.get(k) ?? 0) + by;

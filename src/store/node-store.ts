@@ -348,6 +348,12 @@ export class NodeStore implements LockStore {
     return this.engine.closesCycle(owner, targets, hardOnly);
   }
 
+  async reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]> {
+    this.open();
+    this.st.roundTrips++;
+    return this.engine.reaches(pairs, hardOnly);
+  }
+
   async files(): Promise<string[]> {
     this.open();
     this.st.roundTrips++;

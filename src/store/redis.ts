@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
-import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REAP, REASSERT, RENEW } from './lua.js';
+import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { bySeq, decodeRecord, encodeRecord } from './step.js';
 import type {
@@ -43,6 +43,7 @@ interface Scripted {
   lsEnd: Script;
   lsLoad: Script;
   lsCycle: Script;
+  lsReach: Script;
   lsReap: Script;
   lsEmpty: Script;
 }
@@ -158,6 +159,7 @@ export class RedisEngine implements Engine {
     define('lsEnd', END);
     define('lsLoad', LOAD);
     define('lsCycle', CYCLE);
+    define('lsReach', REACH);
     define('lsReap', REAP);
     define('lsEmpty', EMPTY);
     this.s = client as unknown as Scripted;
@@ -295,6 +297,11 @@ export class RedisEngine implements Engine {
 
   async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {
     return (await this.call('lsCycle', owner, hardOnly ? 1 : 0, ...targets)) === 1;
+  }
+
+  async reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]> {
+    if (pairs.length === 0) return [];
+    return (await this.run('lsReach', hardOnly ? 1 : 0, ...pairs.flat())).map((x) => x === 1);
   }
 
   async files(): Promise<string[]> {

@@ -249,6 +249,8 @@ export interface LockStore {
   reap(limit?: number): Promise<ReapReply>;
   /** Whether `owner` waiting on `targets` would close a cycle (read-only; LockTable.waitsFor's question). */
   closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean>;
+  /** Per pair, whether `from` already waits for `to` through the wait-for edges (read-only, one round trip). */
+  reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]>;
   /** Files that have records. */
   files(): Promise<string[]>;
   /** Ends the session (its remaining records become the reaper's) and the connections. */
@@ -296,6 +298,7 @@ export interface Engine {
   load(file: string): Promise<FileState>;
   reap(limit: number): Promise<ReapReply>;
   closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean>;
+  reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]>;
   files(): Promise<string[]>;
   inbox(node: string): InboxReader;
   shutdown(): Promise<void>;
