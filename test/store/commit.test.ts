@@ -211,6 +211,31 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     const x2 = ok(t, await b!.commit({ file: '/x', base: x, put: [wait('bw', 'q2')], edges: [{ waiter: 'bw', owner: 'b:1', hard: [], soft: ['a:1'], check: true }] }), 'soft edge');
     t.equal(await a!.closesCycle('a:1', ['b:1'], false), true, 'the soft edge is in the graph');
     t.equal(await a!.closesCycle('a:1', ['b:1'], true), false, 'but not among hard edges');
+    // The 'fifo' escape's question, for many pairs in one round trip: who already waits for whom.
+    t.same(
+      await b!.reaches(
+        [
+          ['b:1', 'a:1'],
+          ['a:1', 'b:1'],
+          ['b:1', 'x:1'],
+        ],
+        false,
+      ),
+      [true, true, false],
+      'b:1 -> a:1 (soft), a:1 -> b:1 (hard), nobody waits for x:1',
+    );
+    t.same(
+      await b!.reaches(
+        [
+          ['b:1', 'a:1'],
+          ['a:1', 'b:1'],
+        ],
+        true,
+      ),
+      [false, true],
+      'among hard edges only a:1 -> b:1',
+    );
+    t.same(await b!.reaches([], false), [], 'no pairs, no question');
     // Granting a's waiter drops its edges with it: then b:1 may wait on a:1.
     const y3 = ok(t, await b!.commit({ file: '/y', base: y2, remove: ['by'], put: [{ id: 'aw', state: 'held', data: 'aw', node: 'a', epoch: a!.session().epoch }] }), 'grant aw');
     t.ok(y3 > 0);
