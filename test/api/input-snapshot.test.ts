@@ -287,10 +287,8 @@ t.test('known fields keep their checks after the snapshot', async (t) => {
 
 // ---- options -----------------------------------------------------------------------------------
 
-t.test('start({ store }) rejects until a store exists', async (t) => {
-  await t.rejects(LockCoordinator.start({ workers: 1, store: 'redis://127.0.0.1:6379' }), { name: 'Error', message: /\bstore\b.*not available yet/ });
-  await t.rejects(LockCoordinator.start({ workers: 1, store: { url: 'redis://127.0.0.1:6379', namespace: 'vol1', node: 'fs-a', sessionTtlMs: 10_000, requestTimeoutMs: 5_000 } }), {
-    name: 'Error',
-    message: /\bstore\b.*not available yet/,
-  });
+t.test('start({ store }): a malformed store option is a TypeError naming it, before any connection', async (t) => {
+  await t.rejects(LockCoordinator.start({ workers: 1, store: { url: 'redis://127.0.0.1:1', nameSpace: 'x' } as never }), { name: 'TypeError', message: /nameSpace/ });
+  await t.rejects(LockCoordinator.start({ workers: 1, store: 42 as never }), { name: 'TypeError', message: /options\.store/ });
+  await t.rejects(LockCoordinator.start({ workers: 1, store: { url: 'redis://127.0.0.1:1', node: 'a b' } }), { name: 'TypeError', message: /store\.node/ });
 });
