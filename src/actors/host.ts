@@ -26,6 +26,7 @@ import { replayOf } from '../wire/journal-entry.js';
 import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } from '../wire/protocol.js';
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter } from '../wire/replies.js';
 import { NativeFeed } from './native-feed.js';
+import { DirectLink } from './direct-link.js';
 import { SharedFiles, type StoreLink } from './shared-file.js';
 import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { SharedCounters } from '../counters.js';
@@ -136,6 +137,8 @@ export class ActorHost implements HostControl, NativeHost {
   private readonly counters: SharedCounters;
   /** A shared lock space: every file's actor decides on the store's records (shared-file.ts). */
   private readonly shared: SharedFiles | undefined;
+  /** Its connection of this worker's own, on Redis. */
+  private direct: DirectLink | undefined;
   private resolveFinished!: () => void;
   readonly finished = new Promise<void>((r) => (this.resolveFinished = r));
 
@@ -148,16 +151,25 @@ export class ActorHost implements HostControl, NativeHost {
       released: init.releasedWindows || init.releasedPosix ? (family: Family, event: Readonly<Record<string, unknown>>) => this.released(family, event) : undefined,
     };
     const s = init.shared;
-    this.shared =
-      s === undefined
-        ? undefined
-        : new SharedFiles(
-            Comlink.wrap<StoreLink>(s.port as unknown as Comlink.Endpoint),
-            s,
-            hooks,
-            (m) => this.fault(m),
-            (fhs) => this.native?.markLost(fhs),
-          );
+    if (s !== undefined) {
+      // Redis: this worker's own connection (direct-link.ts); otherwise the caller's store, over comlink.
+      const via = Comlink.wrap<StoreLink>(s.port as unknown as Comlink.Endpoint);
+      let link: StoreLink = via;
+      const shared = new SharedFiles(
+        { commit: (st) => link.commit(st), reaches: (p) => link.reaches(p), reassert: (f, r, e) => link.reassert(f, r, e) },
+        s,
+        hooks,
+        (m) => this.fault(m),
+        (fhs) => this.native?.markLost(fhs),
+      );
+      if (s.direct !== undefined) {
+        this.direct = new DirectLink(s.direct.store, s.node, new Float64Array(s.lease), s.direct.incarnation, shared.prefix, () => this.out.object({ t: 'storeTrouble' }));
+        link = this.direct;
+      }
+      this.shared = shared;
+    } else {
+      this.shared = undefined;
+    }
     const graph = new ForwardingGraph(
       // Every waiter is stamped with its request's id when it queues (step sets table.requestId).
       (w) => (w as Waiter).requestId ?? this.table.requestId ?? 0,
@@ -332,7 +344,11 @@ export class ActorHost implements HostControl, NativeHost {
           this.resolveFinished();
         };
         if (this.shared === undefined) stopped();
-        else void this.shared.stop().then(stopped);
+        else
+          void this.shared
+            .stop()
+            .then(() => this.direct?.close())
+            .then(stopped, stopped);
         return;
       }
       case 'ended':
@@ -342,6 +358,7 @@ export class ActorHost implements HostControl, NativeHost {
         void this.shared?.reap(m.path, m.sessions);
         return;
       case 'session':
+        if (this.direct !== undefined) this.direct.incarnation = m.incarnation;
         this.shared?.checkSession();
         return;
     }
@@ -480,7 +497,16 @@ export class ActorHost implements HostControl, NativeHost {
   stats(): HostStats {
     if (this.shared !== undefined) {
       const sc = this.shared.counts();
-      return { index: this.init.index, files: sc.files, locks: 0, waiters: sc.waiters, calls: this.calls, batches: this.batches, busyActors: sc.busy };
+      return {
+        index: this.init.index,
+        files: sc.files,
+        locks: 0,
+        waiters: sc.waiters,
+        calls: this.calls,
+        batches: this.batches,
+        busyActors: sc.busy,
+        ...(this.direct === undefined ? {} : { engine: { ...this.direct.counts } }),
+      };
     }
     const c = this.table.counts();
     return {

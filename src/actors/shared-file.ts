@@ -35,6 +35,7 @@ import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } fr
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
 import type { Change, CommitReply, EdgeInput, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
+import type { StoreOptions } from '../types.js';
 
 /** The store as a worker reaches it: the caller's thread's NodeStore, through comlink (src/caller/shared-space.ts). */
 export interface StoreLink {
@@ -55,6 +56,8 @@ export interface SharedConfig {
    * the process reads alike). Past it the node is fenced.
    */
   lease: SharedArrayBuffer;
+  /** Redis: the worker commits over a connection of its own (direct-link.ts), under this incarnation. */
+  direct?: { store: StoreOptions; incarnation: string };
 }
 
 /** An event of this node's inbox, as the caller's side forwards it: waiter `requestId` ended with `result`. */
@@ -606,6 +609,11 @@ export class SharedFiles {
     this.lease = new Float64Array(config.lease);
     this.epoch = this.lease[1]!;
     this.idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`;
+  }
+
+  /** The tag of this host's ids (record and step ids are unique in the lock space). */
+  get prefix(): string {
+    return this.idPrefix;
   }
 
   /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */

@@ -297,6 +297,9 @@ export class LockCoordinator {
         // Every answer the host could give came before this, in order.
         w.markStopped();
         return;
+      case 'storeTrouble':
+        this.space?.nudge();
+        return;
     }
   }
 
@@ -529,10 +532,10 @@ export class LockCoordinator {
         faults: this.faults,
         inFlight: this.requests.size,
         files: hosts.reduce((n, h) => n + h.files, 0),
-        workers: hosts.map((h, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
+        workers: hosts.map(({ engine: _, ...h }, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
         workerRestarts: this.workers.list.reduce((n, w) => n + w.restarts, 0),
         crossWorkerDeadlocks: this.deadlocks.broken,
-        ...(this.space === undefined ? {} : { store: this.space.stats() }),
+        ...(this.space === undefined ? {} : { store: this.space.stats(hosts.map((h) => h.engine).filter((e) => e !== undefined)) }),
       };
     });
   }

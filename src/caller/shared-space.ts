@@ -2,8 +2,10 @@
  * The caller's side of a shared lock space (`start({ store })`): this node's session on the engine
  * (src/store/ NodeStore: renewals, fence, inbox), and what it tells the workers.
  *
- * - Each worker's actors reach the store through a StoreLink on a port of their own (comlink):
- *   commit and re-assert, with this node's session stamped and fenced here (NodeStore.commit).
+ * - Each worker commits over a Redis connection of its own (actors/direct-link.ts) under this
+ *   node's session: the lease in shared memory says its epoch and until when it may act; the
+ *   incarnation comes with the start message and each 'session' message. (A StoreLink port,
+ *   comlink, serves an in-process engine.)
  * - Inbox events (a waiter of this node granted or failed by another node's step) go to the worker
  *   that owns the file (routeOf), which answers the request.
  * - A renewal that reports an expired session (onReapDue) starts the reaper: the dead sessions'
@@ -42,6 +44,8 @@ export class SharedSpace {
     private readonly requestTimeoutMs: number,
     private readonly policy: 'default' | 'fifo',
     private readonly lease: Float64Array,
+    /** What each worker connects with (its own connection: actors/direct-link.ts). */
+    private readonly options: StoreOptions,
   ) {}
 
   /**
@@ -70,7 +74,7 @@ export class SharedSpace {
       onReapDue: () => space?.reap(),
       onError: () => {},
     });
-    space = new SharedSpace(store, o.namespace, o.requestTimeoutMs, policy, lease);
+    space = new SharedSpace(store, o.namespace, o.requestTimeoutMs, policy, lease, typeof options === 'string' ? { url: options } : { ...options });
     // A session expired before we were listening is found by the first renewal's hint.
     return space;
   }
@@ -90,7 +94,14 @@ export class SharedSpace {
     };
     Comlink.expose(link, ch.port1 as unknown as Comlink.Endpoint);
     this.ports.add(ch.port1);
-    return { node: store.node, policy: this.policy, requestTimeoutMs: this.requestTimeoutMs, lease: this.lease.buffer as SharedArrayBuffer, port: ch.port2 };
+    return {
+      node: store.node,
+      policy: this.policy,
+      requestTimeoutMs: this.requestTimeoutMs,
+      lease: this.lease.buffer as SharedArrayBuffer,
+      direct: { store: this.options, incarnation: store.session().incarnation },
+      port: ch.port2,
+    };
   }
 
   private onEvents(events: readonly InboxEvent[]): void {
@@ -108,7 +119,7 @@ export class SharedSpace {
 
   private onSession(e: SessionEvent): void {
     // A new session: the workers re-assert what the old one held (reset) or count it lost.
-    if (e.kind === 'lost' || e.kind === 'reset') this.post(undefined, { t: 'session' });
+    if (e.kind === 'lost' || e.kind === 'reset') this.post(undefined, { t: 'session', incarnation: this.store.session().incarnation });
   }
 
   /** The reaper: every dead session's records, per file, to the worker that owns it. */
@@ -159,9 +170,22 @@ export class SharedSpace {
     return out;
   }
 
-  stats(): StoreStats {
+  /** The engine's side of stats(): this thread's calls plus each worker's own (`workers`). */
+  stats(workers: readonly { roundTrips: number; commits: number; stale: number; fencedLocally: number }[] = []): StoreStats {
     const s = this.store.session();
-    return { engine: 'redis', node: this.store.node, namespace: this.namespace, session: { epoch: s.epoch, fenced: s.fenced, grace: s.grace }, ...this.store.stats() };
+    const st = this.store.stats();
+    for (const w of workers) {
+      st.roundTrips += w.roundTrips;
+      st.commits += w.commits;
+      st.stale += w.stale;
+      st.fencedLocally += w.fencedLocally;
+    }
+    return { engine: 'redis', node: this.store.node, namespace: this.namespace, session: { epoch: s.epoch, fenced: s.fenced, grace: s.grace }, ...st };
+  }
+
+  /** A worker's commit found this node's session gone: renew now rather than at the next tick. */
+  nudge(): void {
+    this.store.nudge();
   }
 
   /** Ends the session (after the workers released this node's locks) and the connections. */

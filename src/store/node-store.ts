@@ -276,6 +276,13 @@ export class NodeStore implements LockStore {
 
   // ---- LockStore ---------------------------------------------------------------------------------
 
+  /** Renews now (a worker's commit found the session gone): a lost session is replaced at once. */
+  nudge(): void {
+    if (this.closed || this.ref === undefined) return;
+    clearTimeout(this.renewTimer);
+    void this.renew();
+  }
+
   session(): { epoch: number; fenced: boolean; grace: boolean; incarnation: string } {
     return { epoch: this.ref?.epoch ?? 0, fenced: this.fenced(), grace: this.graceUntil > this.now(), incarnation: this.ref?.incarnation ?? '' };
   }

@@ -39,7 +39,7 @@ export type ToHost =
   /** A shared lock space: remove the records of these dead sessions from `path` (the reaper). */
   | { t: 'reap'; path: string; sessions: { node: string; epoch: number }[] }
   /** A shared lock space: this node's session changed (a lost one took this node's locks and waiters with it). */
-  | { t: 'session' };
+  | { t: 'session'; incarnation: string };
 
 /** Host -> caller, besides the records of replies.ts. */
 export type FromHost =
@@ -56,7 +56,9 @@ export type FromHost =
   | { t: 'hookError'; hook: string; message: string }
   /** A step threw (a bug, not bad input): the request got the generic code; the host goes on. */
   | { t: 'fault'; message: string }
-  | { t: 'stopped' };
+  | { t: 'stopped' }
+  /** A shared lock space: the engine refused a commit for a session it no longer has: renew now. */
+  | { t: 'storeTrouble' };
 
 /** The control plane a host exposes through comlink. */
 export interface HostControl {
@@ -65,7 +67,10 @@ export interface HostControl {
 }
 
 /** A host's counters: a worker's stats() entry without what only the coordinator knows. */
-export type HostStats = Omit<WorkerStats, 'restarts'>;
+export type HostStats = Omit<WorkerStats, 'restarts'> & {
+  /** A shared lock space: this worker's own engine calls (direct-link.ts), added to stats().store. */
+  engine?: { roundTrips: number; commits: number; stale: number; fencedLocally: number };
+};
 
 /** The control plane the coordinator exposes to hosts: the application's hooks. */
 export interface HookRunner {

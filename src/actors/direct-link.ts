@@ -1,0 +1,116 @@
+/**
+ * A worker's own way to the engine (a shared lock space on Redis): its file actors commit over a
+ * connection of this worker, under the session the caller's thread keeps (src/caller/shared-space.ts
+ * NodeStore: renewals, fence, inbox). Without it every commit went to the caller's thread and back
+ * (comlink), two thread hops on top of the engine's round trip.
+ *
+ * The session comes from the lease in shared memory (epoch, fence) and the incarnation the caller's
+ * side sends (HostInit, then each 'session' message). A commit the engine refuses because the
+ * session is gone or the engine lost its data ('fenced', 'reset') asks the caller's side to renew
+ * at once (`trouble`), which opens the next session: the actor answers as it would to any
+ * refusal. The checks a commit makes here are NodeStore.commit's: fenced locally, then one EVALSHA.
+ */
+import { RedisEngine } from '../store/redis.js';
+import { resolveOptions } from '../store/options.js';
+import { toEdge, toEngineStep, toRecord } from '../store/step.js';
+import type { CommitReply, EdgeInput, ReassertReply, RecordInput, SessionRef, Step } from '../store/types.js';
+import type { StoreOptions } from '../types.js';
+import type { StoreLink } from './shared-file.js';
+
+/** Counts of this worker's engine calls, for stats().store (summed with the caller's). */
+export interface LinkCounts {
+  roundTrips: number;
+  commits: number;
+  stale: number;
+  fencedLocally: number;
+}
+
+export class DirectLink implements StoreLink {
+  private engine: Promise<RedisEngine> | undefined;
+  private counter = 0;
+  readonly counts: LinkCounts = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0 };
+
+  constructor(
+    private readonly options: StoreOptions,
+    private readonly node: string,
+    private readonly lease: Float64Array,
+    /** The engine's incarnation this node's session belongs to (set again after a new session). */
+    public incarnation: string,
+    private readonly idPrefix: string,
+    private readonly trouble: () => void,
+  ) {}
+
+  private connect(): Promise<RedisEngine> {
+    if (this.engine === undefined) {
+      const p = RedisEngine.connect(resolveOptions(this.options));
+      // A failed connect is tried again at the next call.
+      p.catch(() => {
+        if (this.engine === p) this.engine = undefined;
+      });
+      this.engine = p;
+    }
+    return this.engine;
+  }
+
+  /** The session to act under, or undefined while fenced (see SharedConfig.lease). */
+  private session(): SessionRef | undefined {
+    const epoch = this.lease[1]!;
+    if (epoch === 0 || performance.timeOrigin + performance.now() >= this.lease[0]!) return undefined;
+    return { node: this.node, epoch, incarnation: this.incarnation };
+  }
+
+  async commit(step: Step): Promise<CommitReply> {
+    const ref = this.session();
+    const st = toEngineStep(step, this.node, ref?.epoch ?? 0, typeof step.id === 'string' && step.id !== '' ? step.id : `${this.idPrefix}s${(++this.counter).toString(36)}`);
+    if (ref === undefined) {
+      this.counts.fencedLocally++;
+      return { ok: false, reason: 'fenced' };
+    }
+    let engine: RedisEngine;
+    try {
+      engine = await this.connect();
+    } catch (e) {
+      return { ok: false, reason: 'unreachable', step: st.step, error: (e as Error).message };
+    }
+    this.counts.roundTrips++;
+    this.counts.commits++;
+    const r = await engine.commit(ref, st);
+    if (!r.ok) {
+      if (r.reason === 'stale') this.counts.stale++;
+      else if (r.reason === 'fenced' || r.reason === 'reset') this.trouble();
+    }
+    return r;
+  }
+
+  async reaches(pairs: readonly (readonly [string, string])[]): Promise<boolean[]> {
+    const engine = await this.connect();
+    this.counts.roundTrips++;
+    return engine.reaches(pairs, false);
+  }
+
+  async reassert(file: string, records: readonly RecordInput[], edges: readonly EdgeInput[] = []): Promise<ReassertReply> {
+    const ref = this.session();
+    if (ref === undefined) return { ok: false, reason: 'fenced' };
+    const recs = records.map((r, i) => toRecord({ ...r, epoch: undefined }, this.node, ref.epoch, `records[${i}]`));
+    const es = edges.map((e, i) => toEdge(e, `edges[${i}]`));
+    let engine: RedisEngine;
+    try {
+      engine = await this.connect();
+    } catch (e) {
+      return { ok: false, reason: 'unreachable', error: (e as Error).message };
+    }
+    this.counts.roundTrips++;
+    const r = await engine.reassert(ref, file, `${this.idPrefix}r${(++this.counter).toString(36)}`, recs, es);
+    if (!r.ok && (r.reason === 'reset' || r.reason === 'fenced')) this.trouble();
+    return r;
+  }
+
+  async close(): Promise<void> {
+    const e = this.engine;
+    this.engine = undefined;
+    await e?.then(
+      (x) => x.shutdown(),
+      () => undefined,
+    );
+  }
+}
