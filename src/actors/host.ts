@@ -27,7 +27,8 @@ import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } f
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter } from '../wire/replies.js';
 import { NativeFeed } from './native-feed.js';
 import { DirectLink } from './direct-link.js';
-import { SharedFiles, type StoreLink } from './shared-file.js';
+import { SharedFiles } from './shared-file.js';
+import { randomUUID } from 'node:crypto';
 import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { SharedCounters } from '../counters.js';
 
@@ -152,21 +153,10 @@ export class ActorHost implements HostControl, NativeHost {
     };
     const s = init.shared;
     if (s !== undefined) {
-      // Redis: this worker's own connection (direct-link.ts); otherwise the caller's store, over comlink.
-      const via = Comlink.wrap<StoreLink>(s.port as unknown as Comlink.Endpoint);
-      let link: StoreLink = via;
-      const shared = new SharedFiles(
-        { commit: (st) => link.commit(st), reaches: (p) => link.reaches(p), reassert: (f, r, e) => link.reassert(f, r, e) },
-        s,
-        hooks,
-        (m) => this.fault(m),
-        (fhs) => this.native?.markLost(fhs),
-      );
-      if (s.direct !== undefined) {
-        this.direct = new DirectLink(s.direct.store, s.node, new Float64Array(s.lease), s.direct.incarnation, shared.prefix, () => this.out.object({ t: 'storeTrouble' }));
-        link = this.direct;
-      }
-      this.shared = shared;
+      // This worker's own connection to the engine, under the session the caller's thread keeps.
+      const prefix = `${s.node}.${randomUUID().slice(0, 8)}.`;
+      this.direct = new DirectLink(s.store, s.node, new Float64Array(s.lease), s.incarnation, prefix, () => this.out.object({ t: 'storeTrouble' }));
+      this.shared = new SharedFiles(this.direct, s, hooks, (m) => this.fault(m), (fhs) => this.native?.markLost(fhs), prefix);
     } else {
       this.shared = undefined;
     }
@@ -530,5 +520,4 @@ export default async function hostTask(init: HostInit): Promise<void> {
   init.data.close();
   init.control.close();
   init.hooks.close();
-  init.shared?.port.close();
 }

@@ -35,9 +35,8 @@ import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } fr
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
 import type { Change, CommitReply, EdgeInput, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
-import type { StoreOptions } from '../types.js';
 
-/** The store as a worker reaches it: the caller's thread's NodeStore, through comlink (src/caller/shared-space.ts). */
+/** The store as a file's actors reach it: a worker's own connection (direct-link.ts), or a test's in-process engine. */
 export interface StoreLink {
   commit(step: Step): Promise<CommitReply>;
   /** Per pair, whether `from` already waits for `to` through every node's wait-for edges. */
@@ -56,8 +55,6 @@ export interface SharedConfig {
    * the process reads alike). Past it the node is fenced.
    */
   lease: SharedArrayBuffer;
-  /** Redis: the worker commits over a connection of its own (direct-link.ts), under this incarnation. */
-  direct?: { store: StoreOptions; incarnation: string };
 }
 
 /** An event of this node's inbox, as the caller's side forwards it: waiter `requestId` ended with `result`. */
@@ -594,7 +591,6 @@ export class SharedFiles {
   /** This node's session, as this worker last saw it (a change means the old one was lost). */
   epoch: number;
   private readonly lease: Float64Array;
-  private readonly idPrefix: string;
   private counter = 0;
   private stopping = false;
 
@@ -605,15 +601,11 @@ export class SharedFiles {
     private readonly fault: (message: string) => void,
     /** Open files of a mount whose POSIX or flock locks went with a lost session (their I/O must fail). */
     private readonly lostFiles: (fileHandles: number[]) => void = () => {},
+    /** The tag of this host's record ids: the node and a random part, unique in the lock space. */
+    private readonly idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`,
   ) {
     this.lease = new Float64Array(config.lease);
     this.epoch = this.lease[1]!;
-    this.idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`;
-  }
-
-  /** The tag of this host's ids (record and step ids are unique in the lock space). */
-  get prefix(): string {
-    return this.idPrefix;
   }
 
   /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */

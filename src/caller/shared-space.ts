@@ -4,8 +4,7 @@
  *
  * - Each worker commits over a Redis connection of its own (actors/direct-link.ts) under this
  *   node's session: the lease in shared memory says its epoch and until when it may act; the
- *   incarnation comes with the start message and each 'session' message. (A StoreLink port,
- *   comlink, serves an in-process engine.)
+ *   incarnation comes with the start message and each 'session' message.
  * - Inbox events (a waiter of this node granted or failed by another node's step) go to the worker
  *   that owns the file (routeOf), which answers the request.
  * - A renewal that reports an expired session (onReapDue) starts the reaper: the dead sessions'
@@ -16,8 +15,6 @@
  *   them back: every worker re-asserts its files' records in the grace period.
  * - locks() lists every node's records from the engine, each entry with its node.
  */
-import * as Comlink from 'comlink';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { decodeRecord } from '../core/records.js';
 import { entry, type LockEntry } from '../core/views.js';
 import { openStore } from '../store/index.js';
@@ -25,14 +22,13 @@ import { resolveOptions } from '../store/options.js';
 import type { NodeStore } from '../store/node-store.js';
 import type { InboxEvent, SessionEvent } from '../store/types.js';
 import type { StoreOptions, StoreStats } from '../types.js';
-import type { SharedConfig, StoreLink, WaiterEnded } from '../actors/shared-file.js';
-import type { ToHost } from '../wire/protocol.js';
+import type { WaiterEnded } from '../actors/shared-file.js';
+import type { HostInit, ToHost } from '../wire/protocol.js';
 import { refuseUnknown } from './options.js';
 
 const STORE_OPTIONS = ['url', 'namespace', 'node', 'sessionTtlMs', 'requestTimeoutMs'];
 
 export class SharedSpace {
-  private readonly ports = new Set<MessagePort>();
   private reaping = false;
   private reapAgain = false;
   /** Set by the coordinator: posts a message to the worker that owns `path`, or to all. */
@@ -83,24 +79,15 @@ export class SharedSpace {
     return this.store.node;
   }
 
-  /** A worker's start message for the shared space: its StoreLink answers on the returned port. */
-  link(): SharedConfig & { port: MessagePort } {
-    const ch = new MessageChannel();
-    const store = this.store;
-    const link: StoreLink = {
-      commit: (step) => store.commit(step),
-      reassert: (file, records, edges) => store.reassert(file, records, edges),
-      reaches: (pairs) => store.reaches(pairs, false),
-    };
-    Comlink.expose(link, ch.port1 as unknown as Comlink.Endpoint);
-    this.ports.add(ch.port1);
+  /** A worker's start message for the shared space: what it connects with, and the session it acts under. */
+  link(): NonNullable<HostInit['shared']> {
     return {
-      node: store.node,
+      node: this.store.node,
       policy: this.policy,
       requestTimeoutMs: this.requestTimeoutMs,
       lease: this.lease.buffer as SharedArrayBuffer,
-      direct: { store: this.options, incarnation: store.session().incarnation },
-      port: ch.port2,
+      store: this.options,
+      incarnation: this.store.session().incarnation,
     };
   }
 
@@ -190,8 +177,6 @@ export class SharedSpace {
 
   /** Ends the session (after the workers released this node's locks) and the connections. */
   async close(): Promise<void> {
-    for (const p of this.ports) p.close();
-    this.ports.clear();
     await this.store.close();
   }
 }

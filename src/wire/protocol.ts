@@ -11,7 +11,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { CancelReason, LockEntry } from '../core/lock-table.js';
 import type { Lock } from '../core/file-locks.js';
 import type { JournalEntry } from './journal-entry.js';
-import type { WorkerStats } from '../types.js';
+import type { StoreOptions, WorkerStats } from '../types.js';
 import type { SharedConfig, WaiterEnded } from '../actors/shared-file.js';
 
 /** Caller -> host, besides calls (calls.ts). */
@@ -95,6 +95,9 @@ export interface HostInit {
   hookTimeoutMs: number;
   /** Where the native feed counts the requests it answers (counters.ts SharedCounters): the caller's, kept across replacements. */
   nativeCounters: SharedArrayBuffer;
-  /** A shared lock space (src/actors/shared-file.ts): the node, and the port its StoreLink answers on. */
-  shared?: SharedConfig & { port: MessagePort };
+  /**
+   * A shared lock space (src/actors/shared-file.ts): the node, the session's lease, and the engine
+   * each worker connects to itself (direct-link.ts) under the session's incarnation.
+   */
+  shared?: SharedConfig & { store: StoreOptions; incarnation: string };
 }
