@@ -332,6 +332,8 @@ export class RedisEngine implements Engine {
  * dropped connection ioredis reconnects and sends the same XREAD again (same id): nothing is
  * lost and nothing polls. restart() ends the connection (a new session moved the id).
  */
+const ABORTED = Symbol('aborted');
+
 class RedisInbox implements InboxReader {
   private conn: Redis | undefined;
   private connecting: Promise<Redis> | undefined;
@@ -359,16 +361,29 @@ class RedisInbox implements InboxReader {
     return this.connecting;
   }
 
+  /** Ends the pending read at once (restart, close). */
+  private abort: (() => void) | undefined;
+
   async read(after: string): Promise<InboxEvent[]> {
     if (this.closed) return [];
     const c = await this.client();
     let r: unknown;
+    // restart() must end this read even when the connection is reconnecting, where ioredis keeps
+    // the XREAD queued and disconnect() never settles it (an engine restart left readers stuck).
+    const aborted = new Promise<typeof ABORTED>((resolve) => {
+      this.abort = () => resolve(ABORTED);
+    });
+    const sent = c.xread('BLOCK', 0, 'STREAMS', this.key, after);
+    sent.catch(() => {});
     try {
-      r = await c.xread('BLOCK', 0, 'STREAMS', this.key, after);
+      r = await Promise.race([sent, aborted]);
     } catch (e) {
       if (this.closed || c.status === 'end') return [];
       throw new Error(`locksmith store: inbox ${this.key} on ${this.o.shownUrl}: ${(e as Error).message}`);
+    } finally {
+      this.abort = undefined;
     }
+    if (r === ABORTED) return [];
     const out: InboxEvent[] = [];
     for (const [, entries] of (r ?? []) as [string, [string, string[]][]][]) {
       for (const [id, kv] of entries) {
@@ -390,12 +405,16 @@ class RedisInbox implements InboxReader {
   }
 
   restart(): void {
-    // A manual disconnect rejects the pending XREAD; the next read() connects again.
-    this.conn?.disconnect();
+    // The pending read ends now; the next read() connects again, on a fresh connection.
+    const c = this.conn;
+    this.conn = undefined;
+    this.abort?.();
+    c?.disconnect();
   }
 
   close(): void {
     this.closed = true;
+    this.abort?.();
     this.conn?.disconnect();
     this.onClose();
   }
