@@ -28,7 +28,8 @@ async function plan(o: Options): Promise<Plan> {
     const why = await availability(t);
     if (why === undefined) {
       targets.push(t);
-      lines.push(`${t}: runs (${DESCRIPTIONS[t]})`);
+      const extra = t === 'nodes' ? `; ${o.nodes} nodes, ${o.faults ? 'faults: kill -9, SIGSTOP, engine restart' : 'no faults'}` : '';
+      lines.push(`${t}: runs (${DESCRIPTIONS[t]}${extra})`);
     } else if (o.targets !== undefined || why.includes('failed to load')) {
       // A target asked for by name, or an addon that is there but broken or stale (a build to
       // repair, not a machine without FUSE), is an error rather than a skip.
@@ -51,6 +52,7 @@ const DESCRIPTIONS: Record<TargetName, string> = {
   pump: "the native synthetic source's recorded random requests, decided by the workers",
   mount: 'a FUSE passthrough mount, client processes calling fcntl and flock on it, Windows clients through its coordinator',
   kernel: "the same POSIX client processes on a tmpfs directory, locks decided by the kernel",
+  nodes: 'node processes sharing one lock space on a redis-server of their own, every grant checked by one oracle',
 };
 
 /** Where `main` writes: the summary to `out`, progress and errors to `err`. */
@@ -105,6 +107,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         files: o.files,
         workers: o.workers,
         signal: interrupt.signal,
+        ...(target === 'nodes' ? { nodes: o.nodes, faults: o.faults } : {}),
         ...(perStage !== undefined ? { durationSec: perStage } : { ops: o.ops! }),
       };
       const progress: (p: Progress) => void = display.stage(stageName(spec));

@@ -71,6 +71,11 @@ export class ClientObserver {
   private readonly flocks = new Map<number, LockRecord>();
   private readonly windows = new Map<number, Map<string, LockRecord[]>>();
   private current: { req: RequestRecord; op: Op; released: LockRecord[] } | undefined;
+  /**
+   * Prefixed to every owner key: the node a client runs on, where identities belong to their
+   * node (a shared lock space: lockOwner 7 on two nodes is two owners).
+   */
+  ownerPrefix = '';
 
   constructor(
     readonly client: number,
@@ -144,6 +149,23 @@ export class ClientObserver {
     return out;
   }
 
+  /** Drops the operation in flight without an answer (its node died; the log abandons its request). */
+  abandon(): void {
+    this.current = undefined;
+  }
+
+  /**
+   * Drops everything the client knows it holds, without logging releases: its locks went with its
+   * node's session (the log says so with revoke events). Call between operations only.
+   */
+  forget(): void {
+    if (this.current !== undefined) throw new Error(`client ${this.client}: forget during an operation`);
+    this.classic.clear();
+    this.ofd.clear();
+    this.flocks.clear();
+    this.windows.clear();
+  }
+
   private pieces(role: 'posix' | 'ofd', file: number): Pieces {
     const m = role === 'posix' ? this.classic : this.ofd;
     let ps = m.get(file);
@@ -158,7 +180,7 @@ export class ClientObserver {
   }
 
   private owner(role: Role, file: number): string {
-    return role === 'posix' ? `p${this.client}` : `${role[0]}${this.client}.${file}`;
+    return this.ownerPrefix + (role === 'posix' ? `p${this.client}` : `${role[0]}${this.client}.${file}`);
   }
 
   private request(op: Op): RequestRecord {

@@ -20,6 +20,10 @@ export interface Options {
   workers: number;
   out: string;
   compareKernel: boolean;
+  /** Node processes of the nodes target (--nodes N; 2 with --target nodes alone). */
+  nodes: number;
+  /** The nodes target injects faults (--no-faults turns them off). */
+  faults: boolean;
   help: boolean;
   version: boolean;
 }
@@ -40,8 +44,15 @@ options:
   --workload NAME     the operation mix (default: all); one of:
 ${w}
   --target T[,T...]   api (the library in-process), mount (a FUSE mount driven by client
-                      processes), pump (the native synthetic source). Default: ${DEFAULT_DURATION_SEC} s of
+                      processes), pump (the native synthetic source), nodes (node processes
+                      sharing one lock space on Redis, see --nodes). Default: ${DEFAULT_DURATION_SEC} s of
                       load split over api, pump and mount, each when available.
+  --nodes N           the nodes target with N node processes (2 to 64): each a coordinator on
+                      one store (a redis-server the run starts; apt-get install redis-server),
+                      the clients spread over them, every node's grants checked by one oracle
+  --faults            with the nodes target (the default): kill -9 a node, SIGSTOP one past
+                      its session's TTL, restart the engine, and report how each resolved
+  --no-faults         the nodes target without faults
   --clients N         concurrent clients (default 16)
   --files N           files the clients share (default 8)
   --duration S        seconds of load per target (default: ${DEFAULT_DURATION_SEC} s split over the targets)
@@ -75,7 +86,7 @@ function integer(name: string, v: string | undefined, min: number, max: number):
   return n;
 }
 
-const TARGETS: readonly TargetName[] = ['api', 'mount', 'pump'];
+const TARGETS: readonly TargetName[] = ['api', 'mount', 'pump', 'nodes'];
 
 const SPEC = {
   help: { type: 'boolean', short: 'h' },
@@ -90,6 +101,9 @@ const SPEC = {
   workers: { type: 'string' },
   out: { type: 'string' },
   compare: { type: 'string' },
+  nodes: { type: 'string' },
+  faults: { type: 'boolean' },
+  'no-faults': { type: 'boolean' },
 } as const;
 
 /** parseArgs' own errors, as one sentence of ours. */
@@ -127,6 +141,8 @@ export function parse(argv: readonly string[]): Options {
     workers: values.workers === undefined ? 2 : asUsage(() => workersArg(values.workers!)),
     out: 'stress-report',
     compareKernel: false,
+    nodes: integer('nodes', values.nodes, 2, 64) ?? 2,
+    faults: values['no-faults'] !== true,
     help: values.help === true,
     version: values.version === true,
   };
@@ -141,8 +157,13 @@ export function parse(argv: readonly string[]): Options {
   if (values.target !== undefined) {
     const ts = values.target.split(',').filter((t) => t !== '');
     const bad = ts.find((t) => !TARGETS.includes(t as TargetName));
-    if (ts.length === 0 || bad !== undefined) throw new UsageError(`--target must be api, mount or pump (or a comma-separated list); got '${bad ?? values.target}'.`);
+    if (ts.length === 0 || bad !== undefined) throw new UsageError(`--target must be api, mount, pump or nodes (or a comma-separated list); got '${bad ?? values.target}'.`);
     o.targets = [...new Set(ts as TargetName[])];
+  }
+  if (values.nodes !== undefined && !o.targets?.includes('nodes')) o.targets = [...(o.targets ?? []), 'nodes'];
+  if (values.faults === true && values['no-faults'] === true) throw new UsageError('give either --faults or --no-faults, not both.');
+  if ((values.faults !== undefined || values['no-faults'] !== undefined) && !o.targets?.includes('nodes')) {
+    throw new UsageError('--faults and --no-faults apply to the nodes target (--nodes N).');
   }
   if (values.out !== undefined) {
     if (values.out === '') throw new UsageError('--out needs a folder.');

@@ -32,10 +32,26 @@
  *   granted or refused as busy, and only a blocking one may end with EDEADLK or be interrupted; no
  *   answer is another error.
  *
+ * Lost locks (a shared lock space, the nodes target: driver/targets/nodes.ts). A node that stops
+ * renewing its session loses its locks, and its clients must stop counting on them. Three events
+ * say what the log cannot show by itself:
+ * - revoke: from its stamp on, the lock no longer counts as held by its client (its node's
+ *   session was lost, or the node died); the lock manager may still list it until `until` (it
+ *   reaps the records of a dead session a while later), so F_GETLK may still name it until then;
+ * - abandon: the requester died; its request will get no reply and is not unanswered;
+ * - a reply marked `lost` was given while its node had lost its session or was cut off from the
+ *   engine: besides every answer the request may have, it may be the family's generic code
+ *   (ERROR_LOCK_VIOLATION 33 for Windows calls, -ENOLCK for POSIX ones), as API.md says, and an
+ *   UnlockFileEx may find that its record went with the session (ERROR_NOT_LOCKED).
+ *
  * snapshotConflicts() judges a listing taken at one moment (locks()), where grant order is unknown.
  */
 
 export type LockKind = 'windows' | 'posix' | 'ofd' | 'flock';
+
+/** The families' generic codes (API.md): what a node without a session answers. */
+const ERROR_LOCK_VIOLATION = 33;
+const ENOLCK = 37;
 
 /** What a request or a held lock covers, and whose it is. */
 export interface Claim {
@@ -73,9 +89,11 @@ export type GetlkAnswer = { free: true } | { free: false; write: boolean; start:
 
 export type LogEvent =
   | { t: number; ev: 'request'; req: RequestRecord }
-  | { t: number; ev: 'reply'; req: number; result: number; outcome: Outcome; answer?: GetlkAnswer }
+  | { t: number; ev: 'reply'; req: number; result: number; outcome: Outcome; answer?: GetlkAnswer; lost?: boolean }
   | { t: number; ev: 'grant'; lock: LockRecord }
-  | { t: number; ev: 'release'; lock: number; req: number };
+  | { t: number; ev: 'release'; lock: number; req: number }
+  | { t: number; ev: 'revoke'; lock: number; until: number }
+  | { t: number; ev: 'abandon'; req: number };
 
 export type ViolationKind = 'conflict' | 'unanswered' | 'getlk-free' | 'getlk-phantom' | 'false-deadlock' | 'undetected-deadlock' | 'bad-reply';
 
@@ -273,6 +291,12 @@ export class Oracle {
       case 'reply':
         this.onReply(e);
         return;
+      case 'revoke':
+        this.onRevoke(e);
+        return;
+      case 'abandon':
+        this.onAbandon(e);
+        return;
     }
   }
 
@@ -347,6 +371,27 @@ export class Oracle {
     if (f.recent.length >= f.pruneAt) this.prune(f);
   }
 
+  /** A lock its client lost (see the file comment): no longer held, possibly listed until `until`. */
+  private onRevoke(e: Extract<LogEvent, { ev: 'revoke' }>): void {
+    const h = this.held.get(e.lock);
+    if (h === undefined) return;
+    this.held.delete(e.lock);
+    this.index(h.lock).remove(h);
+    const f = this.file(h.lock.file);
+    f.recent.push({ held: h, releaseReq: -1, until: e.until });
+    if (f.recent.length >= f.pruneAt) this.prune(f);
+  }
+
+  /** The requester died: its request leaves without a reply (the locks it was releasing went when it asked). */
+  private onAbandon(e: Extract<LogEvent, { ev: 'abandon' }>): void {
+    const p = this.pending.get(e.req);
+    if (p === undefined) return;
+    for (const r of this.releasing.get(e.req) ?? []) r.until = e.t;
+    this.releasing.delete(e.req);
+    this.pending.delete(e.req);
+    if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) this.endedWaits.push({ p, until: e.t });
+  }
+
   /** Oldest start among pending requests that may still look back (F_GETLK and blocking ones). */
   private horizon(): number {
     let h = Infinity;
@@ -390,11 +435,13 @@ export class Oracle {
   private checkReply(p: Pending, e: Extract<LogEvent, { ev: 'reply' }>, released: boolean): void {
     const q = p.req;
     let ok: boolean;
-    if (q.kind === 'windows' ? e.result < 0 : e.result > 0) {
+    if (e.lost === true && e.result === (q.kind === 'windows' ? ERROR_LOCK_VIOLATION : -ENOLCK)) {
+      ok = true;
+    } else if (q.kind === 'windows' ? e.result < 0 : e.result > 0) {
       ok = false;
     } else if (q.what === 'lock') {
       ok = e.outcome === 'ok' || e.outcome === 'busy' || ((e.outcome === 'deadlock' || e.outcome === 'interrupted') && q.wait);
-    } else if (q.what === 'unlock' && q.kind === 'windows' && !released) {
+    } else if (q.what === 'unlock' && q.kind === 'windows' && (!released || e.lost === true)) {
       ok = e.outcome === 'ok' || e.outcome === 'error';
     } else {
       ok = e.outcome === 'ok';
@@ -541,10 +588,14 @@ export function describe(e: LogEvent): string {
     case 'request':
       return `${t}  client ${e.req.client} issues #${e.req.id}: ${e.req.text}`;
     case 'reply':
-      return `${t}  #${e.req} replied ${e.result} (${e.outcome})${e.answer ? ` ${JSON.stringify(e.answer).replace(/"/g, '')}` : ''}`;
+      return `${t}  #${e.req} replied ${e.result} (${e.outcome})${e.answer ? ` ${JSON.stringify(e.answer).replace(/"/g, '')}` : ''}${e.lost ? ' [node without a session]' : ''}`;
     case 'grant':
       return `${t}  learned grant L${e.lock.id} (#${e.lock.req}): ${show(e.lock)}`;
     case 'release':
       return `${t}  releases L${e.lock} (#${e.req} about to be issued)`;
+    case 'revoke':
+      return `${t}  L${e.lock} lost with its node's session (listed at most until ${(e.until / 1e6).toFixed(3)} ms)`;
+    case 'abandon':
+      return `${t}  #${e.req} abandoned: its node died`;
   }
 }

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { RATE_KINDS, SIGNIFICANT_DIGITS, formatNs, type HistogramSummary } from './metrics.js';
 import { describe } from './oracle.js';
-import { SAMPLE_MS, type StageResult } from './stage.js';
+import { SAMPLE_MS, type NodesResult, type StageResult } from './stage.js';
 
 export interface Report {
   tool: 'locksmith stress';
@@ -105,6 +105,7 @@ export function summary(r: Report, paths?: { json: string; html: string }): stri
     if (lat) lines.push(`${INDENT} latency: ${lat}; blocking requests' waits p50 ${formatNs(s.waits.p50)} p99 ${formatNs(s.waits.p99)} max ${formatNs(s.waits.max)} (${fmt(s.waits.count)})`);
     const answers = RATE_KINDS.filter((k) => s.answers[k]).map((k) => `${fmt(s.answers[k]!)} ${k}`);
     if (answers.length > 0) lines.push(`${INDENT} lock requests: ${answers.join(', ')}`);
+    if (s.nodes) lines.push(...nodesLines(s.nodes).map((l) => `${INDENT} ${l}`));
     for (const n of s.notes) lines.push(`${INDENT} note: ${n}`);
   }
   if (r.stages.some((s) => s.waits.count > 0 || Object.keys(s.latency).length > 0)) {
@@ -118,6 +119,28 @@ export function summary(r: Report, paths?: { json: string; html: string }): stri
   lines.push('', r.violations === 0 ? `seed ${r.seed}: zero violations.` : `seed ${r.seed}: ${r.violations} violation(s); replay with: ${replay(r)}`);
   if (paths) lines.push(`reports: ${paths.json}, ${paths.html}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** Times of one measure as text: the value, or min/median/max over the tries. */
+function times(v: number[]): string {
+  const xs = [...v].sort((a, b) => a - b);
+  if (xs.length === 1) return `${fmt(xs[0]!)} ms`;
+  return `${fmt(xs[0]!)}/${fmt(xs[Math.floor(xs.length / 2)]!)}/${fmt(xs[xs.length - 1]!)} ms (min/median/max)`;
+}
+
+/** The nodes target's own lines: operations per node, and how each kind of fault went. */
+export function nodesLines(n: NodesResult): string[] {
+  const lines = [
+    `nodes: ${n.perNode.map((x) => `${x.node} ${fmt(x.ops)} ops (${x.ended}${x.sessions > 1 ? `, ${x.sessions} sessions` : ''})`).join(', ')}; ` +
+      `session TTL ${fmt(n.sessionTtlMs)} ms, ${n.engine}`,
+    `while a node had lost its session: ${fmt(n.grantsWhileLost)} grants not counted as holds, ${fmt(n.repliesWhileLost)} replies allowed the generic code`,
+  ];
+  for (const [kind, f] of Object.entries(n.faults)) {
+    const t = Object.entries(f.timesMs).map(([k, v]) => `${k.replace(/Ms$/, '')} ${times(v)}`);
+    lines.push(`fault ${kind}: ${f.tries} tries, ${f.failures} failures${t.length > 0 ? `; ${t.join(', ')}` : ''}`);
+    for (const w of f.why) lines.push(`  FAILED: ${w}`);
+  }
+  return lines;
 }
 
 function replay(r: Report): string {
@@ -190,6 +213,27 @@ function latencyTable(s: Omit<StageResult, 'log'>): string {
   );
 }
 
+function nodesHtml(n: NodesResult): string {
+  const nodes = n.perNode
+    .map((x) => `<tr><td>${escapeHtml(x.node)}</td><td>${x.slot}</td><td>${x.clients}</td><td>${fmt(x.ops)}</td><td>${x.sessions}</td><td>${fmt(x.commits)}</td><td>${fmt(x.stale)}</td><td>${fmt(x.fencedLocally)}</td><td>${escapeHtml(x.ended)}</td></tr>`)
+    .join('');
+  const faults = Object.entries(n.faults)
+    .map(
+      ([kind, f]) =>
+        `<tr><td>${escapeHtml(kind)}</td><td>${f.tries}</td><td class="${f.failures ? 'bad' : 'ok'}">${f.failures}</td><td>${escapeHtml(
+          Object.entries(f.timesMs)
+            .map(([k, v]) => `${k.replace(/Ms$/, '')} ${times(v)}`)
+            .join('; '),
+        )}</td><td>${escapeHtml(f.why.join(' | '))}</td></tr>`,
+    )
+    .join('');
+  return `<h3>Nodes (session TTL ${fmt(n.sessionTtlMs)} ms, ${escapeHtml(n.engine)})</h3>
+<table><tr><th>node</th><th>slot</th><th>clients</th><th>ops</th><th>sessions</th><th>commits</th><th>stale commits</th><th>fenced locally</th><th>ended</th></tr>${nodes}</table>
+<p>While a node had lost its session: ${fmt(n.grantsWhileLost)} grants not counted as holds, ${fmt(n.repliesWhileLost)} replies allowed the generic code.</p>
+${faults ? `<h3>Faults</h3><table><tr><th>fault</th><th>tries</th><th>failures</th><th>times</th><th>why failed</th></tr>${faults}</table>` : '<p>No faults injected.</p>'}
+${n.log.length > 0 ? `<pre>${escapeHtml(n.log.join('\n'))}</pre>` : ''}`;
+}
+
 function stageHtml(s: Omit<StageResult, 'log'>, i: number): string {
   const { main, byOperation } = slots(s);
   const answers = RATE_KINDS.filter((k) => s.answers[k]).map((k) => `${fmt(s.answers[k]!)} ${k}`);
@@ -198,6 +242,7 @@ function stageHtml(s: Omit<StageResult, 'log'>, i: number): string {
 <h3>Notes</h3>
 ${s.notes.length > 0 ? `<ul class="notes">${s.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : '<p class="notes">none</p>'}
 ${answers.length > 0 ? `<p>Lock requests: ${answers.join(', ')}.</p>` : ''}
+${s.nodes ? nodesHtml(s.nodes) : ''}
 ${latencyTable(s)}
 <div class="grid">${main.map((x) => slotHtml(i, x)).join('\n')}</div>
 <h3>Latency distribution by operation (share of that operation's calls, log scale)</h3>

@@ -8,7 +8,7 @@ import { Ids } from './observer.js';
 import { Oracle, type LockKind, type LogEvent, type OracleSummary } from './oracle.js';
 import { streamsFor, type ClientStream } from './workloads.js';
 
-export type TargetName = 'api' | 'mount' | 'pump' | 'kernel';
+export type TargetName = 'api' | 'mount' | 'pump' | 'kernel' | 'nodes';
 
 export interface StageSpec {
   target: TargetName;
@@ -29,6 +29,10 @@ export interface StageSpec {
   drainMs?: number;
   /** Ends the load early (SIGINT); the clients still clean up and the oracle still judges. */
   signal?: AbortSignal;
+  /** The nodes target: node processes sharing one lock space (default 2). */
+  nodes?: number;
+  /** The nodes target: inject faults (kill -9 of a node, SIGSTOP past its session, an engine restart); default true. */
+  faults?: boolean;
 }
 
 export interface Progress {
@@ -62,13 +66,42 @@ export interface StageResult {
   notes: string[];
   /** Why the stage has no latencies, when it has none by nature (the pump's log is not timed). */
   untimed?: string;
+  /** The nodes target: its nodes, their operations and the faults injected. */
+  nodes?: NodesResult;
   log?: LogEvent[];
+}
+
+/** What one kind of fault did over a run of the nodes target. */
+export interface FaultSummary {
+  tries: number;
+  failures: number;
+  /** Per measured time (ms), one value per try that measured it. */
+  timesMs: Record<string, number[]>;
+  /** Why each failed try failed. */
+  why: string[];
+}
+
+export interface NodesResult {
+  nodes: number;
+  sessionTtlMs: number;
+  engine: string;
+  /** Every node process that ran (a killed node is replaced by a new one under a new name). */
+  perNode: { node: string; slot: number; clients: number; ops: number; sessions: number; commits: number; stale: number; fencedLocally: number; ended: string }[];
+  faults: Record<string, FaultSummary>;
+  /** Grants learned by a client while its node had lost its session: not counted as holds (see nodes.ts). */
+  grantsWhileLost: number;
+  /** Replies given while their node had lost its session or could not reach the engine. */
+  repliesWhileLost: number;
+  /** Each fault as it happened, one line each. */
+  log: string[];
 }
 
 /** ns since the stage began on CLOCK_MONOTONIC (process.hrtime), strictly increasing within this process. */
 export class Clock {
-  readonly base = process.hrtime.bigint();
   private last = -1;
+
+  /** `base`: the zero of the scale (another process's clock shares it to stamp on the same scale). */
+  constructor(readonly base = process.hrtime.bigint()) {}
 
   now(): number {
     const t = Number(process.hrtime.bigint() - this.base);
@@ -96,6 +129,10 @@ export class Stage {
   /** Set by a target that cannot time its operations: why (see StageResult.untimed). */
   untimed: string | undefined;
   private issued = 0;
+  /** Set when no operation finished for drainMs (the sampler stopped the load). */
+  stalled = false;
+  /** While above 0, the budget does not end the load (a fault being injected needs it going). */
+  private holds = 0;
   private stopAt = Infinity;
   private endedAt = 0;
   /** Set once the log is closed: late events are dropped. */
@@ -140,12 +177,28 @@ export class Stage {
 
   /** May one more operation start? Counts it if so. */
   take(): boolean {
-    if (this.cut || this.clock.now() >= this.stopAt || (this.spec.ops !== undefined && this.issued >= this.spec.ops)) {
+    const spent = this.clock.now() >= this.stopAt || (this.spec.ops !== undefined && this.issued >= this.spec.ops);
+    if (this.cut || this.stopAt === -Infinity || (spent && this.holds === 0)) {
       this.exhaust();
       return false;
     }
     this.issued++;
     return true;
+  }
+
+  /** Keeps the load going past its budget until the returned function is called (not past SIGINT). */
+  hold(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (!released) this.holds--;
+      released = true;
+    };
+  }
+
+  /** Whether the budget is used up (holds aside). */
+  get spent(): boolean {
+    return this.clock.now() >= this.stopAt || (this.spec.ops !== undefined && this.issued >= this.spec.ops);
   }
 
   get drainMs(): number {
@@ -169,6 +222,7 @@ export class Stage {
       if (now >= this.stopAt) this.exhaust();
       if (now - progressAt > this.drainMs * 1e6) {
         this.notes.push(`no operation finished for ${this.drainMs} ms: the load was stopped`);
+        this.stalled = true;
         progressAt = Infinity;
         this.exhaust();
       }

@@ -5,6 +5,7 @@ import { runKernel } from './kernel.js';
 import { mountUnavailable, runMount } from './mount.js';
 import { processUnavailable } from './process.js';
 import { pumpUnavailable, runPump } from './pump.js';
+import { redisUnavailable } from '../redis-server.js';
 
 /** Why `target` cannot run here (one clause), or undefined when it can. */
 export async function availability(target: TargetName): Promise<string | undefined> {
@@ -17,6 +18,8 @@ export async function availability(target: TargetName): Promise<string | undefin
       return mountUnavailable();
     case 'kernel':
       return processUnavailable();
+    case 'nodes':
+      return redisUnavailable();
   }
 }
 
@@ -30,5 +33,7 @@ export function runTarget(spec: StageSpec, onProgress?: (p: Progress) => void): 
       return runMount(spec, onProgress);
     case 'kernel':
       return runKernel(spec, onProgress);
+    case 'nodes':
+      return import('./nodes.js').then((m) => m.runNodes(spec, onProgress));
   }
 }

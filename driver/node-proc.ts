@@ -1,0 +1,241 @@
+/**
+ * One node of the nodes target (driver/targets/nodes.ts), in a process of its own: a
+ * LockCoordinator on the shared store, and the API clients the parent gives it. The parent owns
+ * the clients' streams and what they know; this process only runs their operations, one at a time
+ * per client, and says when each began and ended, stamped on the parent's clock (CLOCK_MONOTONIC
+ * from the base it was given, so stamps of every process of the run compare).
+ *
+ * Its session's health, polled every pollMs from stats().store, bounds what the parent may judge:
+ * - healthy (not fenced, no new session, no commit refused for a fence, no failed renewal since the
+ *   last poll): ['m', t], t stamped before the poll. Every lock this node's clients held before t
+ *   was still theirs at t, so the parent may judge every event of this node up to t;
+ * - not healthy: ['w', p, lost], p the last healthy stamp: from p on the node may answer with the
+ *   families' generic codes; lost (a new session was opened: the old one's locks are gone) says
+ *   its clients' locks count as lost from p. Each client forgets what it holds before its next
+ *   operation: the 'b' message carries the node's loss generation, which a loss bumps. Healthy
+ *   again: ['m', t, end], the window ends at `end`.
+ *
+ * argv[2]: JSON { url, namespace, node, sessionTtlMs, requestTimeoutMs, workers, clockBase, pollMs }.
+ * Messages are arrays of tuples both ways (IPC, advanced serialization: Infinity survives).
+ */
+import { LockCoordinator } from '../src/index.js';
+import type { GetlkAnswer } from './oracle.js';
+import { Clock } from './stage.js';
+import { API_NAMING, callApi } from './targets/api.js';
+import type { Op } from './workloads.js';
+
+export interface NodeConfig {
+  url: string;
+  namespace: string;
+  node: string;
+  sessionTtlMs: number;
+  requestTimeoutMs: number;
+  workers: number;
+  /** The parent's Clock base (process.hrtime.bigint() as a decimal string). */
+  clockBase: string;
+  pollMs: number;
+}
+
+/** The store counters the parent reports per node. */
+export interface NodeStoreCounts {
+  sessions: number;
+  commits: number;
+  stale: number;
+  fencedLocally: number;
+}
+
+export type ToChild =
+  /** Operations for global client `client`, which calls the API as client `local` of this node. */
+  | ['ops', number, number, Op[]]
+  /** checkIo (a write of [start, start + len)) through client `local`'s Windows handle on file `file`. */
+  | ['io', number, number, number, number, number]
+  | ['poll']
+  | ['exit'];
+
+export type ToParent =
+  | ['ready', number]
+  | ['b', number, number, number]
+  | ['e', number, number, number, GetlkAnswer | undefined]
+  | ['m', number, number | undefined]
+  | ['w', number, boolean, number]
+  | ['io', number, number]
+  | ['stats', NodeStoreCounts]
+  | ['fail', string];
+
+const cfg = JSON.parse(process.argv[2]!) as NodeConfig;
+const clock = new Clock(BigInt(cfg.clockBase));
+
+let buf: ToParent[] = [];
+let flushing = false;
+function out(m: ToParent): void {
+  buf.push(m);
+  if (flushing) return;
+  flushing = true;
+  setImmediate(flush);
+}
+function flush(): void {
+  flushing = false;
+  if (buf.length === 0) return;
+  const b = buf;
+  buf = [];
+  if (process.connected) process.send!(b);
+}
+
+const c = await LockCoordinator.start({
+  workers: cfg.workers,
+  store: { url: cfg.url, namespace: cfg.namespace, node: cfg.node, sessionTtlMs: cfg.sessionTtlMs, requestTimeoutMs: cfg.requestTimeoutMs },
+});
+
+// ---- health -------------------------------------------------------------------------------------
+
+interface Counts {
+  sessions: number;
+  fencedLocally: number;
+  failedRenewals: number;
+}
+
+let base: Counts | undefined;
+let previous: Counts | undefined;
+let healthy = true;
+let lastMark = clock.now();
+/** Bumped when a new session replaced a lost one: clients forget their locks before their next operation. */
+let lossGen = 0;
+let polling = false;
+let pollAgain = false;
+let exiting = false;
+let pollTimer: NodeJS.Timeout | undefined;
+
+async function poll(): Promise<void> {
+  if (polling) {
+    pollAgain = true;
+    return;
+  }
+  polling = true;
+  clearTimeout(pollTimer);
+  try {
+    do {
+      pollAgain = false;
+      const tb = clock.now();
+      const st = (await c.stats()).store;
+      const ta = clock.now();
+      if (st === undefined || exiting) return;
+      const now: Counts = { sessions: st.sessions, fencedLocally: st.fencedLocally, failedRenewals: st.failedRenewals };
+      if (base === undefined) base = previous = now;
+      const moved = (a: Counts, b: Counts) => a.sessions !== b.sessions || a.fencedLocally !== b.fencedLocally || a.failedRenewals !== b.failedRenewals;
+      const lost = now.sessions > previous!.sessions;
+      if (lost) lossGen++;
+      if (healthy) {
+        if (!st.session.fenced && !moved(now, base)) {
+          lastMark = tb;
+          out(['m', tb, undefined]);
+        } else {
+          healthy = false;
+          out(['w', lastMark, lost, lossGen]);
+        }
+      } else {
+        // Every loss is told (a second one in the same window takes what was granted since the first).
+        if (lost) out(['w', lastMark, true, lossGen]);
+        // Healthy again: a session, not fenced, and nothing refused or failed since the last poll.
+        if (!st.session.fenced && st.session.epoch !== 0 && !moved(now, previous!)) {
+          healthy = true;
+          base = now;
+          lastMark = tb;
+          out(['m', tb, ta]);
+        }
+      }
+      previous = now;
+    } while (pollAgain && !exiting);
+  } catch (e) {
+    out(['fail', `health poll: ${e instanceof Error ? e.message : String(e)}`]);
+  } finally {
+    polling = false;
+    if (!exiting) pollTimer = setTimeout(() => void poll(), cfg.pollMs);
+  }
+}
+
+// ---- clients ------------------------------------------------------------------------------------
+
+interface Client {
+  readonly global: number;
+  readonly local: number;
+  readonly queue: Op[];
+  running: boolean;
+}
+
+const clients = new Map<number, Client>();
+
+async function runClient(k: Client): Promise<void> {
+  if (k.running) return;
+  k.running = true;
+  try {
+    while (k.queue.length > 0) {
+      const op = k.queue.shift()!;
+      out(['b', k.global, clock.now(), lossGen]);
+      let r: Awaited<ReturnType<typeof callApi>>;
+      try {
+        r = await callApi(c, API_NAMING, k.local, op);
+      } catch (e) {
+        out(['fail', `client ${k.global}: ${JSON.stringify(op)}: ${e instanceof Error ? e.message : String(e)}`]);
+        r = { result: Number.NaN };
+      }
+      out(['e', k.global, clock.now(), r.result, r.answer]);
+    }
+  } finally {
+    k.running = false;
+  }
+}
+
+async function checkIo(id: number, local: number, file: number, start: number, len: number): Promise<void> {
+  try {
+    const r = await c.checkIo({ fileName: API_NAMING.file(file), handle: `w${local}.${file}`, processId: API_NAMING.windowsPids(local)[0]!, byteOffset: start, length: len, write: true });
+    out(['io', id, r]);
+  } catch (e) {
+    out(['fail', `checkIo: ${e instanceof Error ? e.message : String(e)}`]);
+    out(['io', id, Number.NaN]);
+  }
+}
+
+async function exit(): Promise<void> {
+  if (exiting) return;
+  exiting = true;
+  clearTimeout(pollTimer);
+  try {
+    const st = (await c.stats()).store;
+    if (st !== undefined) out(['stats', { sessions: st.sessions, commits: st.commits, stale: st.stale, fencedLocally: st.fencedLocally }]);
+    await c.stop();
+  } catch (e) {
+    out(['fail', `stop: ${e instanceof Error ? e.message : String(e)}`]);
+  }
+  flush();
+  process.disconnect?.();
+  process.exit(0);
+}
+
+process.on('message', (batch: ToChild[]) => {
+  for (const m of batch) {
+    switch (m[0]) {
+      case 'ops': {
+        const [, global, local, ops] = m;
+        let k = clients.get(global);
+        if (k === undefined) clients.set(global, (k = { global, local, queue: [], running: false }));
+        k.queue.push(...ops);
+        void runClient(k);
+        break;
+      }
+      case 'io':
+        void checkIo(m[1], m[2], m[3], m[4], m[5]);
+        break;
+      case 'poll':
+        void poll();
+        break;
+      case 'exit':
+        void exit();
+        break;
+    }
+  }
+});
+// The parent is gone: nothing will judge this node any more.
+process.on('disconnect', () => void exit());
+
+out(['ready', (await c.stats()).store?.session.epoch ?? 0]);
+void poll();

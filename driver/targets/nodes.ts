@@ -1,0 +1,845 @@
+/**
+ * The nodes target: one lock space shared by N node processes on a Redis engine of the run's own
+ * (driver/redis-server.ts), each node a LockCoordinator with `store` (driver/node-proc.ts) running
+ * API clients, every grant, release and answer of every node judged by ONE oracle here, and
+ * faults injected meanwhile: kill -9 of a node, SIGSTOP of a node past its session's TTL, a
+ * restart of the engine that loses its data.
+ *
+ * Clients. Client i runs on node slot i % N as that node's client floor(i / N): its API owners,
+ * handles and pids (driver/targets/api.ts callApi) are the same strings as those of the clients
+ * with that local index on the other nodes, so the lock space must tell them apart by node (API.md:
+ * lockOwner 7 on node A and on node B are two owners). The oracle's owners carry the node's name.
+ * This process owns each client's stream and knowledge (ClientObserver); the node process runs its
+ * operations in order and says when each began and ended, stamped on this process's clock base
+ * (CLOCK_MONOTONIC: one scale for every process on the machine).
+ *
+ * Ordering. Each node's events arrive in stamp order and are merged by stamp, as far as every
+ * node has vouched: a node's mark is the stamp of its last healthy poll (node-proc.ts), so the
+ * oracle never judges an event before it is known whether that node still had its session then.
+ *
+ * THE RULE FOR LOST LOCKS (what the oracle is told; see also oracle.ts "Lost locks"). A node's
+ * locks are only as good as its session. For each node, p is the stamp of its last healthy poll
+ * (not fenced, no new session, no commit refused for a fence, no failed renewal): up to p its
+ * session was alive, so every lock its clients had learned was really theirs. Then:
+ * 1. When the node turns out to have lost its session (it opened a new one: stats().store.sessions
+ *    grew, which is how a SIGSTOP past the TTL or an engine restart shows) or is killed, every lock
+ *    its clients hold counts as released at p (a revoke event; the lock manager may list it a while
+ *    longer, until the dead session's records are reaped, at most sessionTtlMs + 2 s after p for the
+ *    oracle's F_GETLK checks). Before a fault is injected the parent asks the victim for a fresh
+ *    healthy poll, so p is within milliseconds of the fault.
+ * 2. Its clients forget every lock they knew of before their next operation after the node saw
+ *    the loss (observer.forget()); until then, grants they learn are not counted as holds (they may
+ *    be answers decided in the lost session, or pieces of lost locks a failed set puts back).
+ *    Those grants are counted in the report (grantsWhileLost), never judged.
+ * 3. From p until the node is healthy again, its answers may be the families' generic codes
+ *    (33, -ENOLCK) besides every answer the oracle allows anyway (reply events marked `lost`):
+ *    API.md says a node without a session answers so, and so does a request that could not reach
+ *    the engine in time.
+ * 4. A killed node's requests in flight are abandoned (no reply will come); its clients move to a
+ *    new node process under a new name, knowing nothing.
+ * Everything else is judged as in every target: a grant that conflicts with a lock another client
+ * (of any node) holds under these rules is a violation.
+ *
+ * Faults (--faults, on by default): a round is kill, stop, engine, one after the other, repeated
+ * while the budget lasts (the first round always completes). Each uses a probe: the victim holds
+ * an exclusive Windows lock on a file of its own, a witness on another node waits for a byte of it.
+ * - kill: kill -9 of the victim; the witness must be granted within sessionTtlMs + 1 s (measured:
+ *   failover), and not before the victim's lease could have run out; the victim is replaced.
+ * - stop: SIGSTOP for sessionTtlMs + 1 s, then SIGCONT; the witness must be granted within
+ *   sessionTtlMs + 1 s of the stop; once running the victim must open a new session and checkIo
+ *   through the probe's handle (a range the witness does not hold) must answer 33.
+ * - engine: redis-server killed and started again on the same port with nothing kept; every node
+ *   must open a new session; no grant before the grace period (sessionTtlMs) ends; the witness is
+ *   granted within the grace period + 2 s; checkIo through the holder's handle answers 33.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NodeConfig, NodeStoreCounts, ToChild, ToParent } from '../node-proc.js';
+import { ClientObserver, text, type Naming } from '../observer.js';
+import type { GetlkAnswer, LogEvent } from '../oracle.js';
+import { RedisServer, redisVersion } from '../redis-server.js';
+import { Stage, sleep, type FaultSummary, type NodesResult, type Progress, type StageResult, type StageSpec } from '../stage.js';
+import type { ClientStream, Op } from '../workloads.js';
+
+/** Short, so that faults resolve fast (every wait below scales with it). */
+export const SESSION_TTL_MS = 2000;
+/** The store's default fence (3/4 of the TTL, src/store/options.ts): a healthy node's lease lasts at least TTL - this past its poll. */
+const FENCE_AFTER_MS = Math.floor((SESSION_TTL_MS * 3) / 4);
+const REQUEST_TIMEOUT_MS = 2000;
+const POLL_MS = 100;
+/** Operations a client has been sent and not answered yet. */
+const WINDOW = 8;
+/** The API client index of each node's probe client (the workload's are far below). */
+const PROBE_LOCAL = 1000;
+/** How long a revoked lock may still be listed (F_GETLK) after p: the dead session is reaped within TTL + 1 s, plus 1 s of slack. */
+const REVOKE_LISTED_NS = (SESSION_TTL_MS + 2000) * 1e6;
+const WARMUP_MS = 1000;
+const SETTLE_MS = 500;
+/** A wait for an event that must come (a node's mark, its new session): past this, the fault failed. */
+const EVENT_MS = 15_000;
+
+export type FaultKind = 'kill' | 'stop' | 'engine';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'engine'];
+
+type Marker =
+  | { t: number; ev: 'x-window'; lost: boolean; gen: number }
+  | { t: number; ev: 'x-close' }
+  | { t: number; ev: 'x-forget'; client: number; gen: number }
+  | { t: number; ev: 'x-end' };
+type Queued = LogEvent | Marker;
+
+type Answer = { result: number; t0: number; t1: number };
+
+interface Sent {
+  op: Op;
+  t0?: number;
+  settle?: (a: Answer) => void;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const TS = import.meta.url.endsWith('.ts');
+const SCRIPT = join(here, '..', TS ? 'node-proc.ts' : 'node-proc.js');
+// Under tap the TypeScript loader only (no coverage or mock loaders in a node process).
+const EXEC_ARGV = TS ? process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps') : [];
+
+/** One client: a workload stream (or the node's probe), its knowledge, the operations in flight. */
+class Client {
+  readonly observer: ClientObserver;
+  node!: NodeProc;
+  sent: Sent[] = [];
+  /** The loss generation of the node the client last acted under (node-proc.ts). */
+  gen = 0;
+  cleanup: Op[] | undefined;
+  finished = false;
+  readonly done: Promise<void>;
+  private finish!: () => void;
+
+  constructor(
+    readonly run: Run,
+    readonly global: number,
+    readonly local: number,
+    readonly stream: ClientStream | undefined,
+  ) {
+    this.observer = new ClientObserver(global, run.naming, run.stage.ids, (e) => this.node.push(e));
+    this.done = new Promise((r) => (this.finish = r));
+    if (stream === undefined) this.finishNow();
+  }
+
+  finishNow(): void {
+    this.finished = true;
+    this.finish();
+  }
+
+  /** Moves to `node` (at the start, or from a killed node): it knows nothing and has nothing in flight. */
+  assign(node: NodeProc): void {
+    const s = this.sent[0];
+    if (this.stream !== undefined && s?.t0 !== undefined && 'wait' in s.op && s.op.wait) this.run.stage.metrics.waiting--;
+    this.observer.abandon();
+    this.observer.forget();
+    this.observer.ownerPrefix = `${node.name}:`;
+    this.node = node;
+    node.clients.add(this);
+    this.sent = [];
+    this.gen = 0;
+  }
+
+  /** Keeps WINDOW operations in flight while the budget lasts, then the cleanup, then says done. */
+  topUp(): void {
+    const s = this.stream;
+    if (s === undefined || this.finished || !this.node.ready || !this.node.alive) return;
+    const batch: Op[] = [];
+    const stage = this.run.stage;
+    while (this.sent.length + batch.length < WINDOW && this.cleanup === undefined) {
+      if (!stage.stalled && stage.take()) batch.push(s.next());
+      else this.cleanup = s.cleanup();
+    }
+    while (this.sent.length + batch.length < WINDOW && this.cleanup !== undefined && this.cleanup.length > 0) batch.push(this.cleanup.shift()!);
+    if (batch.length > 0) {
+      for (const op of batch) this.sent.push({ op });
+      this.node.send(['ops', this.global, this.local, batch]);
+    }
+    if (this.cleanup !== undefined && this.cleanup.length === 0 && this.sent.length === 0) this.finishNow();
+  }
+
+  /** A probe operation: its answer when it ends. */
+  probe(op: Op): Promise<Answer> {
+    return new Promise((settle) => {
+      this.sent.push({ op, settle });
+      this.node.send(['ops', this.global, this.local, [op]]);
+    });
+  }
+
+  began(t0: number, gen: number): void {
+    const s = this.sent[0];
+    if (s === undefined) throw new Error(`client ${this.global}: an operation began that was never sent`);
+    if (gen !== this.gen) {
+      this.gen = gen;
+      this.node.push({ t: t0, ev: 'x-forget', client: this.global, gen });
+      this.observer.forget();
+    }
+    s.t0 = t0;
+    this.observer.begin(s.op, t0);
+    if (this.stream !== undefined && 'wait' in s.op && s.op.wait) this.run.stage.metrics.waiting++;
+  }
+
+  ended(t1: number, result: number, answer: GetlkAnswer | undefined): void {
+    const s = this.sent.shift();
+    if (s?.t0 === undefined) throw new Error(`client ${this.global}: an operation ended that never began`);
+    const outcome = this.observer.end(t1, result, answer);
+    if (this.stream !== undefined) {
+      const m = this.run.stage.metrics;
+      if ('wait' in s.op && s.op.wait) m.waiting--;
+      m.record(s.op, s.t0, t1, outcome);
+      this.node.ops++;
+    }
+    s.settle?.({ result, t0: s.t0, t1 });
+    this.topUp();
+  }
+}
+
+/** One node process and what this process knows of it. */
+class NodeProc {
+  readonly child: ChildProcess;
+  readonly clients = new Set<Client>();
+  readonly probe: Client;
+  /** Events not yet judged, in stamp order, from `head` on. */
+  private queue: Queued[] = [];
+  private head = 0;
+  /** No event of this node still to come is stamped at or below this. */
+  mark: number;
+  /** Its last healthy poll's stamp (p in the rule above). */
+  lastMark: number;
+  ready = false;
+  alive = true;
+  /** Set when this process ended it on purpose (a fault, or the end of the run). */
+  expectedExit = false;
+  ended = 'running';
+  ops = 0;
+  counts: NodeStoreCounts | undefined;
+  readonly started: Promise<void>;
+  readonly closed: Promise<void>;
+  /** When it was spawned and when it said ready (this process's clock). */
+  readonly spawnedAt: number;
+  readyAt = 0;
+  /** Sessions it saw lost ('w' lost), and when the last news of one came (this process's clock). */
+  losses = 0;
+  lostAt = 0;
+  /** Whether its last poll was healthy, and when it last turned healthy after a window. */
+  healthy = true;
+  recoveredAt = 0;
+  private out: ToChild[] = [];
+  private flushing = false;
+  private readonly stderr: string[] = [];
+  private readonly checks = new Set<() => void>();
+  private ioId = 0;
+  private readonly io = new Map<number, number>();
+  // The filter's state (judge()).
+  private readonly pending = new Map<number, { t0: number; client: number }>();
+  private readonly held = new Set<number>();
+  private readonly stale = new Set<number>();
+  private lostGen = 0;
+  private readonly windows: { from: number; to: number; lost: boolean }[] = [];
+  private open: { from: number; to: number; lost: boolean } | undefined;
+
+  constructor(
+    private readonly run: Run,
+    readonly name: string,
+    readonly slot: number,
+    probeGlobal: number,
+  ) {
+    const stage = run.stage;
+    this.mark = this.lastMark = this.spawnedAt = stage.clock.now();
+    const cfg: NodeConfig = {
+      url: run.redis.url,
+      namespace: run.namespace,
+      node: name,
+      sessionTtlMs: SESSION_TTL_MS,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      workers: stage.spec.workers,
+      clockBase: stage.clock.base.toString(),
+      pollMs: POLL_MS,
+    };
+    this.child = fork(SCRIPT, [JSON.stringify(cfg)], { execArgv: EXEC_ARGV, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    this.child.stderr!.on('data', (d: Buffer) => {
+      for (const l of d.toString().split('\n')) if (l.trim() !== '' && this.stderr.length < 40) this.stderr.push(l);
+    });
+    this.child.on('error', () => {});
+    let started!: () => void;
+    let failed!: (e: Error) => void;
+    this.started = new Promise<void>((r, j) => ((started = r), (failed = j)));
+    this.closed = new Promise<void>((r) =>
+      this.child.once('close', (code, signal) => {
+        this.alive = false;
+        this.ended = this.expectedExit ? this.ended : `exited unexpectedly (${signal ?? `code ${code}`})`;
+        if (!this.ready) failed(new Error(`node ${name} did not start: ${signal ?? `exit code ${code}`}: ${this.stderr.slice(-8).join(' | ')}`));
+        r();
+      }),
+    );
+    this.child.on('message', (batch: ToParent[]) => {
+      for (const m of batch) this.onMessage(m, started);
+      for (const c of [...this.checks]) c();
+      run.flush();
+    });
+    this.probe = new Client(run, probeGlobal, PROBE_LOCAL, undefined);
+    this.probe.assign(this);
+  }
+
+  private onMessage(m: ToParent, started: () => void): void {
+    switch (m[0]) {
+      case 'ready':
+        this.ready = true;
+        this.readyAt = this.run.stage.clock.now();
+        started();
+        break;
+      case 'b':
+      case 'e': {
+        const k = this.run.clients.get(m[1]);
+        if (k === undefined || k.node !== this) break;
+        if (m[0] === 'b') k.began(m[2], m[3]);
+        else k.ended(m[2], m[3], m[4]);
+        break;
+      }
+      case 'm':
+        if (m[2] !== undefined) {
+          this.push({ t: m[2], ev: 'x-close' });
+          this.recoveredAt = this.run.stage.clock.now();
+        }
+        this.healthy = true;
+        this.lastMark = m[1];
+        if (m[1] > this.mark) this.mark = m[1];
+        break;
+      case 'w':
+        this.push({ t: m[1], ev: 'x-window', lost: m[2], gen: m[3] });
+        this.healthy = false;
+        if (m[2]) {
+          this.losses++;
+          this.lostAt = this.run.stage.clock.now();
+        }
+        break;
+      case 'stats':
+        this.counts = m[1];
+        break;
+      case 'fail':
+        this.run.note(`${this.name}: ${m[1]}`);
+        break;
+      case 'io':
+        this.io.set(m[1], m[2]);
+        break;
+    }
+  }
+
+  /** Resolves with f()'s first value other than undefined (tried now and after each message), or undefined after `ms`. */
+  when<T>(f: () => T | undefined, ms = EVENT_MS): Promise<T | undefined> {
+    const now = f();
+    if (now !== undefined) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const check = () => {
+        const v = f();
+        if (v === undefined) return;
+        clearTimeout(timer);
+        this.checks.delete(check);
+        resolve(v);
+      };
+      const timer = setTimeout(() => {
+        this.checks.delete(check);
+        resolve(undefined);
+      }, ms);
+      this.checks.add(check);
+    });
+  }
+
+  send(m: ToChild): void {
+    if (!this.alive) return;
+    this.out.push(m);
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => {
+      this.flushing = false;
+      const b = this.out;
+      this.out = [];
+      if (this.alive && this.child.connected) this.child.send(b, () => {});
+    });
+  }
+
+  /** A healthy poll begun after now: its stamp, or undefined when none came in time. */
+  freshMark(ms = EVENT_MS): Promise<number | undefined> {
+    const asked = this.run.stage.clock.now();
+    this.send(['poll']);
+    return this.when(() => (this.healthy && this.lastMark >= asked ? this.lastMark : undefined), ms);
+  }
+
+  /** A new session seen after `losses` were, and the node healthy again: when it turned healthy. */
+  recovered(losses: number, ms = EVENT_MS): Promise<number | undefined> {
+    return this.when(() => (this.losses > losses && this.healthy ? this.recoveredAt : undefined), ms);
+  }
+
+  checkIo(file: number, start: number, len: number): Promise<number | undefined> {
+    const id = ++this.ioId;
+    this.send(['io', id, PROBE_LOCAL, file, start, len]);
+    return this.when(() => this.io.get(id));
+  }
+
+  /** Adds an event or marker in stamp order (a marker may name a stamp before events already queued, never before the mark). */
+  push(e: Queued): void {
+    let i = this.queue.length;
+    while (i > this.head && this.queue[i - 1]!.t > e.t) i--;
+    if (i === this.head && this.head > 0 && e.t < this.queue[this.head - 1]!.t) throw new Error(`${this.name}: an event stamped ${e.t} came after the oracle judged ${this.queue[this.head - 1]!.t}`);
+    this.queue.splice(i, 0, e);
+  }
+
+  peek(): Queued | undefined {
+    return this.queue[this.head];
+  }
+
+  take(): Queued {
+    const e = this.queue[this.head++]!;
+    if (this.head > 4096) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return e;
+  }
+
+  kill(signal: NodeJS.Signals): void {
+    if (signal === 'SIGKILL') this.expectedExit = true;
+    this.child.kill(signal);
+  }
+
+  /** After its process ended: nothing more will come; what is in flight is abandoned. */
+  closeLog(at: number): void {
+    const last = this.queue.length > 0 ? this.queue[this.queue.length - 1]!.t : 0;
+    this.push({ t: Math.max(at, last), ev: 'x-end' });
+    this.mark = Infinity;
+  }
+
+  /** Feeds one event to the oracle under the rule for lost locks (file comment). */
+  judge(e: Queued, feed: (e: LogEvent) => void): void {
+    switch (e.ev) {
+      case 'x-window': {
+        let w = this.open;
+        if (w === undefined) this.windows.push((w = this.open = { from: e.t, to: Infinity, lost: false }));
+        if (e.lost) {
+          w.lost = true;
+          this.lostGen = Math.max(this.lostGen, e.gen);
+          for (const lock of this.held) feed({ t: e.t, ev: 'revoke', lock, until: e.t + REVOKE_LISTED_NS });
+          this.held.clear();
+          for (const k of this.clients) this.stale.add(k.global);
+        }
+        return;
+      }
+      case 'x-close':
+        if (this.open !== undefined) this.open.to = e.t;
+        this.open = undefined;
+        return;
+      case 'x-forget':
+        if (e.gen >= this.lostGen) this.stale.delete(e.client);
+        return;
+      case 'x-end':
+        for (const req of this.pending.keys()) feed({ t: e.t, ev: 'abandon', req });
+        this.pending.clear();
+        return;
+      case 'request':
+        this.pending.set(e.req.id, { t0: e.t, client: e.req.client });
+        break;
+      case 'grant': {
+        const client = this.pending.get(e.lock.req)?.client;
+        if (client !== undefined && this.stale.has(client)) {
+          this.run.grantsWhileLost++;
+          return;
+        }
+        this.held.add(e.lock.id);
+        break;
+      }
+      case 'release':
+        this.held.delete(e.lock);
+        break;
+      case 'revoke':
+      case 'abandon':
+        break;
+      case 'reply': {
+        const p = this.pending.get(e.req);
+        this.pending.delete(e.req);
+        if (p !== undefined && this.windows.some((w) => w.from <= e.t && p.t0 <= w.to)) {
+          this.run.repliesWhileLost++;
+          feed({ ...e, lost: true });
+          return;
+        }
+        break;
+      }
+    }
+    feed(e);
+  }
+}
+
+/** Everything of one run of the target. */
+class Run {
+  readonly clients = new Map<number, Client>();
+  readonly nodes: NodeProc[] = [];
+  readonly namespace = `stress-${randomUUID().slice(0, 8)}`;
+  readonly naming: Naming;
+  grantsWhileLost = 0;
+  repliesWhileLost = 0;
+  readonly faultLog: string[] = [];
+  readonly faults: Record<string, FaultSummary> = {};
+  private notes = 0;
+  private nextProbe: number;
+  private readonly gens = new Map<number, number>();
+
+  constructor(
+    readonly stage: Stage,
+    readonly redis: RedisServer,
+    readonly n: number,
+  ) {
+    const localOf = (c: number) => this.clients.get(c)?.local ?? 0;
+    this.naming = {
+      file: (i) => `/stress/f${i}`,
+      // A holder on another node is reported with pid 0 (API.md); OFD locks with -1.
+      classicPids: (c) => [10000 + localOf(c), 0],
+      ofdPids: () => [-1, 0],
+      windowsPids: (c) => [20000 + localOf(c), 0],
+      closeDropsClassic: false,
+    };
+    this.nextProbe = stage.spec.clients;
+  }
+
+  note(s: string): void {
+    if (++this.notes <= 20) this.stage.notes.push(s);
+    else if (this.notes === 21) this.stage.notes.push('(further notes of the nodes left out)');
+  }
+
+  /** Starts node slot `slot` (again, under a new name, after a kill). */
+  spawn(slot: number): NodeProc {
+    const gen = this.gens.get(slot) ?? 0;
+    this.gens.set(slot, gen + 1);
+    const probe = this.nextProbe++;
+    const node = new NodeProc(this, gen === 0 ? `n${slot}` : `n${slot}r${gen}`, slot, probe);
+    this.clients.set(probe, node.probe);
+    this.nodes.push(node);
+    return node;
+  }
+
+  live(): NodeProc[] {
+    return this.nodes.filter((n) => n.alive && !n.expectedExit);
+  }
+
+  /** Judges every event every node has vouched for, in stamp order. */
+  flush(): void {
+    let limit = Infinity;
+    for (const n of this.nodes) if (n.mark < limit) limit = n.mark;
+    for (;;) {
+      let best: NodeProc | undefined;
+      let bestT = Infinity;
+      for (const n of this.nodes) {
+        const e = n.peek();
+        if (e !== undefined && e.t <= limit && e.t < bestT) [best, bestT] = [n, e.t];
+      }
+      if (best === undefined) return;
+      best.judge(best.take(), this.stage.feed);
+    }
+  }
+
+  fault(kind: FaultKind): FaultSummary {
+    return (this.faults[kind] ??= { tries: 0, failures: 0, timesMs: {}, why: [] });
+  }
+}
+
+const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+
+function time(f: FaultSummary, name: string, v: number): void {
+  (f.timesMs[name] ??= []).push(v);
+}
+
+const probeFile = (run: Run) => run.stage.spec.files;
+const holdOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeFile(run), exclusive: true, start: 0, len: 100, wait: false });
+const waitOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeFile(run), exclusive: true, start: 0, len: 1, wait: true, timeoutMs: SESSION_TTL_MS + 10_000 });
+const unlockOp = (run: Run): Op => ({ op: 'winunlock', role: 'windows', file: probeFile(run), start: 0, len: 1 });
+const closeOp = (run: Run): Op => ({ op: 'close', role: 'windows', file: probeFile(run) });
+
+/** Waits for `p` at most `ms`: its value, or undefined. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The victim takes the probe lock, the witness waits for a byte of it: the witness's pending answer. */
+async function setUpProbe(run: Run, victim: NodeProc, witness: NodeProc, why: string[]): Promise<{ waiting: Promise<Answer> } | undefined> {
+  const held = await within(victim.probe.probe(holdOp(run)), EVENT_MS);
+  if (held?.result !== 0) {
+    why.push(`${victim.name} could not take the probe lock (${held === undefined ? 'no answer' : held.result})`);
+    return undefined;
+  }
+  const waiting = witness.probe.probe(waitOp(run));
+  const early = await within(waiting, 300);
+  if (early !== undefined) {
+    why.push(`the witness ${witness.name} was answered ${early.result} while ${victim.name} held the lock`);
+    return undefined;
+  }
+  return { waiting };
+}
+
+/** The witness's answer after a fault at `at`: checks and records the failover time. */
+async function failover(run: Run, f: FaultSummary, waiting: Promise<Answer>, at: number, lease: number, why: string[]): Promise<void> {
+  const w = await within(waiting, SESSION_TTL_MS + 15_000);
+  if (w === undefined || w.result !== 0) {
+    why.push(`the witness was ${w === undefined ? 'never answered' : `answered ${w.result}`}`);
+    return;
+  }
+  const t = ms(w.t1 - at);
+  time(f, 'failoverMs', t);
+  if (t > SESSION_TTL_MS + 1000) why.push(`the witness was granted ${t} ms after the fault (over sessionTtlMs + 1 s)`);
+  // The victim was healthy at `lease`: its session lived at least TTL - fenceAfter past it.
+  if (w.t1 < lease + (SESSION_TTL_MS - FENCE_AFTER_MS) * 1e6) why.push(`the witness was granted ${ms(w.t1 - lease)} ms after the victim's last healthy poll, before its session could have expired`);
+}
+
+async function killFault(run: Run, victim: NodeProc, witness: NodeProc): Promise<string[]> {
+  const f = run.fault('kill');
+  const why: string[] = [];
+  const probe = await setUpProbe(run, victim, witness, why);
+  if (probe === undefined) return why;
+  const p = await victim.freshMark();
+  if (p === undefined) return [...why, `${victim.name} had no healthy poll before the fault`];
+  const at = run.stage.clock.now();
+  victim.kill('SIGKILL');
+  victim.ended = 'killed (kill -9)';
+  victim.push({ t: victim.lastMark, ev: 'x-window', lost: true, gen: Infinity });
+  await victim.closed;
+  victim.closeLog(at);
+  run.faultLog.push(`${ms(at)} ms: kill -9 ${victim.name} (last healthy poll ${ms(at - p)} ms before)`);
+  const next = run.stage.spec.signal?.aborted || run.stage.spent ? undefined : run.spawn(victim.slot);
+  await failover(run, f, probe.waiting, at, p, why);
+  if (next !== undefined) {
+    try {
+      await next.started;
+      time(f, 'respawnMs', ms(next.readyAt - next.spawnedAt));
+      run.faultLog.push(`${ms(run.stage.clock.now())} ms: ${next.name} replaces ${victim.name}`);
+    } catch (e) {
+      why.push(e instanceof Error ? e.message : String(e));
+    }
+  }
+  for (const k of [...victim.clients]) {
+    if (k === victim.probe) continue;
+    victim.clients.delete(k);
+    if (next?.alive && next.ready) {
+      k.assign(next);
+      k.topUp();
+    } else {
+      k.finishNow();
+    }
+  }
+  await within(witness.probe.probe(unlockOp(run)), EVENT_MS);
+  return why;
+}
+
+async function stopFault(run: Run, victim: NodeProc, witness: NodeProc): Promise<string[]> {
+  const f = run.fault('stop');
+  const why: string[] = [];
+  const probe = await setUpProbe(run, victim, witness, why);
+  if (probe === undefined) return why;
+  const p = await victim.freshMark();
+  if (p === undefined) return [...why, `${victim.name} had no healthy poll before the fault`];
+  const losses = victim.losses;
+  const at = run.stage.clock.now();
+  victim.kill('SIGSTOP');
+  run.faultLog.push(`${ms(at)} ms: SIGSTOP ${victim.name} (last healthy poll ${ms(at - p)} ms before)`);
+  const cont = sleep(SESSION_TTL_MS + 1000).then(() => {
+    victim.kill('SIGCONT');
+    const t = run.stage.clock.now();
+    run.faultLog.push(`${ms(t)} ms: SIGCONT ${victim.name} after ${ms(t - at)} ms`);
+    return t;
+  });
+  await failover(run, f, probe.waiting, at, p, why);
+  const resumed = await cont;
+  const back = await victim.recovered(losses);
+  if (back === undefined) {
+    why.push(`${victim.name} did not open a new session and turn healthy within ${EVENT_MS} ms of SIGCONT`);
+  } else {
+    time(f, 'newSessionMs', ms(victim.lostAt - resumed));
+    time(f, 'healthyAgainMs', ms(back - resumed));
+    // A byte the witness does not hold: only the lost lock can make this 33.
+    const io = await victim.checkIo(probeFile(run), 50, 1);
+    run.faultLog.push(`${ms(run.stage.clock.now())} ms: checkIo through ${victim.name}'s lost probe handle: ${io}`);
+    if (io !== 33) why.push(`checkIo through ${victim.name}'s lost probe handle answered ${io}, not 33`);
+  }
+  await within(victim.probe.probe(closeOp(run)), EVENT_MS);
+  await within(witness.probe.probe(unlockOp(run)), EVENT_MS);
+  return why;
+}
+
+async function engineFault(run: Run, holder: NodeProc, witness: NodeProc): Promise<string[]> {
+  const f = run.fault('engine');
+  const why: string[] = [];
+  const held = await within(holder.probe.probe(holdOp(run)), EVENT_MS);
+  if (held?.result !== 0) return [`${holder.name} could not take the probe lock (${held === undefined ? 'no answer' : held.result})`];
+  const nodes = run.live();
+  const marks = await Promise.all(nodes.map((n) => n.freshMark()));
+  if (marks.some((m) => m === undefined)) return [`a node had no healthy poll before the fault`];
+  const losses = nodes.map((n) => n.losses);
+  const at = run.stage.clock.now();
+  await run.redis.restart();
+  const up = run.stage.clock.now();
+  time(f, 'restartMs', ms(up - at));
+  run.faultLog.push(`${ms(at)} ms: redis-server killed, up again after ${ms(up - at)} ms with nothing kept`);
+  const back = await Promise.all(nodes.map((n, i) => n.recovered(losses[i]!, EVENT_MS + SESSION_TTL_MS)));
+  back.forEach((t, i) => {
+    if (t === undefined) why.push(`${nodes[i]!.name} did not open a new session and turn healthy`);
+  });
+  const reopened = back.filter((t): t is number => t !== undefined);
+  if (reopened.length > 0) time(f, 'allSessionsMs', ms(Math.max(...reopened) - up));
+  // Nothing is granted before the grace period ends, and then the witness gets the byte the holder lost.
+  const w = await within(witness.probe.probe(waitOp(run)), SESSION_TTL_MS + 15_000);
+  if (w === undefined || w.result !== 0) {
+    why.push(`the witness was ${w === undefined ? 'never answered' : `answered ${w.result}`} after the restart`);
+  } else {
+    const t = ms(w.t1 - up);
+    time(f, 'firstGrantMs', t);
+    if (w.t1 < up + (SESSION_TTL_MS - 20) * 1e6) why.push(`the witness was granted ${t} ms after the restart, inside the grace period`);
+    if (t > SESSION_TTL_MS + 2000 + (reopened.length > 0 ? Math.max(...reopened) - up : 0) / 1e6) why.push(`the witness was granted ${t} ms after the restart (over the grace period + 2 s)`);
+  }
+  const io = await holder.checkIo(probeFile(run), 50, 1);
+  run.faultLog.push(`${ms(run.stage.clock.now())} ms: checkIo through ${holder.name}'s lost probe handle: ${io}`);
+  if (io !== 33) why.push(`checkIo through ${holder.name}'s lost probe handle answered ${io}, not 33`);
+  await within(holder.probe.probe(closeOp(run)), EVENT_MS);
+  if (w?.result === 0) await within(witness.probe.probe(unlockOp(run)), EVENT_MS);
+  return why;
+}
+
+/** Rounds of faults while the load lasts; the first round always completes. */
+async function injectFaults(run: Run, loadDone: Promise<void>): Promise<void> {
+  const stage = run.stage;
+  let ended = false;
+  void loadDone.then(() => (ended = true));
+  const firstRound = stage.hold();
+  try {
+    await sleep(WARMUP_MS);
+    let i = 0;
+    for (let round = 0; ; round++) {
+      for (const kind of FAULT_KINDS) {
+        if (ended || stage.spec.signal?.aborted || stage.stalled || (round > 0 && stage.spent)) return;
+        const live = run.live().filter((n) => n.ready);
+        if (live.length < 2) return void run.note(`fewer than two nodes are running: no more faults`);
+        const victim = live[i++ % live.length]!;
+        const witness = live.find((n) => n !== victim)!;
+        const f = run.fault(kind);
+        const release = stage.hold();
+        f.tries++;
+        let why: string[];
+        try {
+          why = await (kind === 'kill' ? killFault : kind === 'stop' ? stopFault : engineFault)(run, victim, witness);
+        } catch (e) {
+          why = [e instanceof Error ? e.message : String(e)];
+        } finally {
+          release();
+        }
+        if (why.length > 0) {
+          f.failures++;
+          f.why.push(why.join('; '));
+          run.faultLog.push(`${ms(stage.clock.now())} ms: ${kind} FAILED: ${why.join('; ')}`);
+        }
+        await sleep(SETTLE_MS);
+      }
+      firstRound();
+    }
+  } finally {
+    firstRound();
+  }
+}
+
+export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => void): Promise<StageResult> {
+  const n = spec.nodes ?? 2;
+  if (!Number.isInteger(n) || n < 2) throw new TypeError(`the nodes target needs at least 2 nodes, got ${n}`);
+  const stage = new Stage(spec, ['posix'], onProgress);
+  const redis = await RedisServer.start();
+  const run = new Run(stage, redis, n);
+  let stopSampling = () => {};
+  try {
+    const slots = Array.from({ length: n }, (_, s) => run.spawn(s));
+    await Promise.all(slots.map((x) => x.started));
+    const work: Client[] = [];
+    for (const s of stage.streams) {
+      const k = new Client(run, s.client, Math.floor(s.client / n), s);
+      run.clients.set(s.client, k);
+      k.assign(slots[s.client % n]!);
+      work.push(k);
+    }
+    stopSampling = stage.startSampling();
+    stage.begin();
+    for (const k of work) k.topUp();
+    const flusher = setInterval(() => run.flush(), 50);
+    const loadDone = Promise.all(work.map((k) => k.done)).then(() => undefined);
+    const faulting = spec.faults === false ? Promise.resolve() : injectFaults(run, loadDone);
+    try {
+      await faulting;
+      const drained = await within(loadDone.then(() => true), stage.drainMs);
+      if (drained === undefined) {
+        stage.notes.push(`clients were still waiting ${stage.drainMs} ms after the load ended`);
+        for (const k of work) {
+          const s = k.sent[0];
+          if (k.finished || s === undefined) continue;
+          const since = s.t0 === undefined ? 'not begun' : `waiting since ${ms(s.t0)} ms`;
+          run.note(`client ${k.global} on ${k.node.name}${k.node.alive ? '' : ' (dead)'}: ${text(s.op)}, ${since}`);
+        }
+        for (const x of run.live()) {
+          x.ended = 'killed: its clients did not finish';
+          x.kill('SIGKILL');
+        }
+      }
+      stage.loadEnded();
+      // Each node stops (releasing what it still holds) and exits; one that does not is killed.
+      for (const x of run.live()) {
+        x.expectedExit = true;
+        x.ended = 'stopped at the end';
+        x.send(['exit']);
+      }
+      for (const x of run.nodes) {
+        if ((await within(x.closed, 15_000)) === undefined && x.alive) {
+          run.note(`${x.name} did not exit after stop(): killed`);
+          x.kill('SIGCONT');
+          x.kill('SIGKILL');
+          await x.closed;
+        }
+        if (x.mark !== Infinity) x.closeLog(stage.clock.now());
+      }
+      run.flush();
+    } finally {
+      clearInterval(flusher);
+    }
+    const oracle = stage.close();
+    const r = stage.result(oracle, spec.clients);
+    r.nodes = nodesResult(run);
+    for (const x of run.nodes) if (x.ended.startsWith('exited unexpectedly')) stage.notes.push(`${x.name} ${x.ended}`);
+    return r;
+  } finally {
+    stopSampling();
+    for (const x of run.nodes) if (x.alive) x.kill('SIGKILL');
+    await redis.stop();
+  }
+}
+
+function nodesResult(run: Run): NodesResult {
+  return {
+    nodes: run.n,
+    sessionTtlMs: SESSION_TTL_MS,
+    engine: redisVersion() ?? 'redis-server',
+    perNode: run.nodes.map((x) => ({
+      node: x.name,
+      slot: x.slot,
+      clients: [...x.clients].filter((k) => k.stream !== undefined).length,
+      ops: x.ops,
+      sessions: x.counts?.sessions ?? 0,
+      commits: x.counts?.commits ?? 0,
+      stale: x.counts?.stale ?? 0,
+      fencedLocally: x.counts?.fencedLocally ?? 0,
+      ended: x.ended,
+    })),
+    faults: run.faults,
+    grantsWhileLost: run.grantsWhileLost,
+    repliesWhileLost: run.repliesWhileLost,
+    log: run.faultLog,
+  };
+}
