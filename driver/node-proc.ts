@@ -50,6 +50,8 @@ export type ToChild =
   /** checkIo (a write of [start, start + len)) through client `local`'s Windows handle on file `file`. */
   | ['io', number, number, number, number, number]
   | ['poll']
+  /** What the node says of itself (a hang's diagnosis). */
+  | ['diag', number, number | undefined]
   | ['exit'];
 
 export type ToParent =
@@ -60,6 +62,7 @@ export type ToParent =
   | ['w', number, boolean, number]
   | ['io', number, number]
   | ['stats', NodeStoreCounts]
+  | ['diag', number, string]
   | ['fail', string];
 
 const cfg = JSON.parse(process.argv[2]!) as NodeConfig;
@@ -195,6 +198,31 @@ async function checkIo(id: number, local: number, file: number, start: number, l
   }
 }
 
+async function diag(id: number, file: number | undefined): Promise<void> {
+  if (file !== undefined) {
+    const listing = await c.locks(API_NAMING.file(file)).then(
+      (es) => es.map((e) => `${e.node}:${String(e.owner)} ${e.kind} ${e.type} [${e.start}, ${e.end}] ${e.state}`).join('; ') || 'nothing',
+      (e: unknown) => `locks() failed: ${e instanceof Error ? e.message : String(e)}`,
+    );
+    out(['diag', id, listing]);
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((r) => (timer = setTimeout(() => r('stats() did not answer within 2 s'), 2000)));
+  const stats = c.stats().then((s) => {
+    const st = s.store;
+    const busy = Object.entries(s.operations).map(([k, v]) => `${k} ${JSON.stringify(v)}`);
+    return (
+      `waiting ${s.waiting}, in flight ${s.inFlight}, files ${s.files}, faults ${s.faults}, workers ${JSON.stringify(s.workers.map((w) => ({ files: w.files, locks: w.locks, waiters: w.waiters, busy: w.busyActors })))}` +
+      (st === undefined ? '' : `; store: epoch ${st.session.epoch}, fenced ${st.session.fenced}, grace ${st.session.grace}, sessions ${st.sessions}, commits ${st.commits}, stale ${st.stale}, renewals ${st.renewals}, failed renewals ${st.failedRenewals}, round trips ${st.roundTrips}`) +
+      `; clients running: ${[...clients.values()].filter((k) => k.running).length}, ops queued: ${[...clients.values()].reduce((n, k) => n + k.queue.length, 0)}; operations: ${busy.length}`
+    );
+  });
+  const text = await Promise.race([stats, late]).catch((e: unknown) => `stats() failed: ${e instanceof Error ? e.message : String(e)}`);
+  clearTimeout(timer);
+  out(['diag', id, text]);
+}
+
 async function exit(): Promise<void> {
   if (exiting) return;
   exiting = true;
@@ -227,6 +255,9 @@ process.on('message', (batch: ToChild[]) => {
         break;
       case 'poll':
         void poll();
+        break;
+      case 'diag':
+        void diag(m[1], m[2]);
         break;
       case 'exit':
         void exit();

@@ -37,6 +37,26 @@ function freePort(): Promise<number> {
   });
 }
 
+/** Whether the server answers, and its slowest recent commands (a hang's diagnosis). */
+export async function redisDiag(server: RedisServer): Promise<string> {
+  const { Redis } = await import('ioredis');
+  const c = new Redis(server.url, { lazyConnect: true, connectTimeout: 2000, commandTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  c.on('error', () => {});
+  try {
+    await c.connect();
+    const t0 = performance.now();
+    await c.ping();
+    const pingMs = performance.now() - t0;
+    const slow = (await c.slowlog('GET', 3)) as [number, number, number, string[]][];
+    const keys = await c.dbsize();
+    return `PING ${pingMs.toFixed(1)} ms, ${keys} keys, slowest recent commands: ${slow.map((x) => `${x[2]} µs ${x[3].slice(0, 2).join(' ')}`).join('; ') || 'none'}`;
+  } catch (e) {
+    return `no answer: ${e instanceof Error ? e.message : String(e)}`;
+  } finally {
+    c.disconnect();
+  }
+}
+
 const live = new Set<ChildProcess>();
 process.once('exit', () => {
   for (const p of live) p.kill('SIGKILL');

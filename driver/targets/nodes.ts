@@ -59,7 +59,7 @@ import { fileURLToPath } from 'node:url';
 import type { NodeConfig, NodeStoreCounts, ToChild, ToParent } from '../node-proc.js';
 import { ClientObserver, text, type Naming } from '../observer.js';
 import type { GetlkAnswer, LogEvent } from '../oracle.js';
-import { RedisServer, redisVersion } from '../redis-server.js';
+import { RedisServer, redisDiag, redisVersion } from '../redis-server.js';
 import { Stage, sleep, type FaultSummary, type NodesResult, type Progress, type StageResult, type StageSpec } from '../stage.js';
 import type { ClientStream, Op } from '../workloads.js';
 
@@ -235,6 +235,7 @@ class NodeProc {
   private readonly checks = new Set<() => void>();
   private ioId = 0;
   private readonly io = new Map<number, number>();
+  private readonly diags = new Map<number, string>();
   // The filter's state (judge()).
   private readonly pending = new Map<number, { t0: number; client: number }>();
   private readonly held = new Set<number>();
@@ -268,7 +269,10 @@ class NodeProc {
     this.child.on('error', () => {});
     let started!: () => void;
     let failed!: (e: Error) => void;
-    this.started = new Promise<void>((r, j) => ((started = r), (failed = j)));
+    this.started = new Promise<void>((r, j) => {
+      started = r;
+      failed = j;
+    });
     this.closed = new Promise<void>((r) =>
       this.child.once('close', (code, signal) => {
         this.alive = false;
@@ -327,6 +331,9 @@ class NodeProc {
       case 'io':
         this.io.set(m[1], m[2]);
         break;
+      case 'diag':
+        this.diags.set(m[1], m[2]);
+        break;
     }
   }
 
@@ -373,6 +380,13 @@ class NodeProc {
   /** A new session seen after `losses` were, and the node healthy again: when it turned healthy. */
   recovered(losses: number, ms = EVENT_MS): Promise<number | undefined> {
     return this.when(() => (this.losses > losses && this.healthy ? this.recoveredAt : undefined), ms);
+  }
+
+  /** What the node says of itself, or why it said nothing. */
+  async diag(file?: number): Promise<string> {
+    const id = ++this.ioId;
+    this.send(['diag', id, file]);
+    return (await this.when(() => this.diags.get(id), 5000)) ?? 'no answer within 5 s (its event loop is stuck, or it is stopped)';
   }
 
   checkIo(file: number, start: number, len: number): Promise<number | undefined> {
@@ -571,7 +585,7 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 async function setUpProbe(run: Run, victim: NodeProc, witness: NodeProc, why: string[]): Promise<{ waiting: Promise<Answer> } | undefined> {
   const held = await within(victim.probe.probe(holdOp(run)), EVENT_MS);
   if (held?.result !== 0) {
-    why.push(`${victim.name} could not take the probe lock (${held === undefined ? 'no answer' : held.result})`);
+    why.push(`${victim.name} could not take the probe lock (${held === undefined ? 'no answer' : held.result}; the probe file's locks: ${await victim.diag(probeFile(run))})`);
     return undefined;
   }
   const waiting = witness.probe.probe(waitOp(run));
@@ -584,7 +598,7 @@ async function setUpProbe(run: Run, victim: NodeProc, witness: NodeProc, why: st
 }
 
 /** The witness's answer after a fault at `at`: checks and records the failover time. */
-async function failover(run: Run, f: FaultSummary, waiting: Promise<Answer>, at: number, lease: number, why: string[]): Promise<void> {
+async function failover(f: FaultSummary, waiting: Promise<Answer>, at: number, lease: number, why: string[]): Promise<void> {
   const w = await within(waiting, SESSION_TTL_MS + 15_000);
   if (w === undefined || w.result !== 0) {
     why.push(`the witness was ${w === undefined ? 'never answered' : `answered ${w.result}`}`);
@@ -612,7 +626,7 @@ async function killFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
   victim.closeLog(at);
   run.faultLog.push(`${ms(at)} ms: kill -9 ${victim.name} (last healthy poll ${ms(at - p)} ms before)`);
   const next = run.stage.spec.signal?.aborted || run.stage.spent ? undefined : run.spawn(victim.slot);
-  await failover(run, f, probe.waiting, at, p, why);
+  await failover(f, probe.waiting, at, p, why);
   if (next !== undefined) {
     try {
       await next.started;
@@ -632,8 +646,14 @@ async function killFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
       k.finishNow();
     }
   }
-  await within(witness.probe.probe(unlockOp(run)), EVENT_MS);
+  await release(run, witness, unlockOp(run));
   return why;
+}
+
+/** A probe's release, with what it answered in the fault log when that is not 0. */
+async function release(run: Run, n: NodeProc, op: Op): Promise<void> {
+  const r = await within(n.probe.probe(op), EVENT_MS);
+  if (r?.result !== 0) run.faultLog.push(`${ms(run.stage.clock.now())} ms: ${n.name}'s probe ${text(op)} answered ${r === undefined ? 'nothing' : r.result}`);
 }
 
 async function stopFault(run: Run, victim: NodeProc, witness: NodeProc): Promise<string[]> {
@@ -653,7 +673,7 @@ async function stopFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
     run.faultLog.push(`${ms(t)} ms: SIGCONT ${victim.name} after ${ms(t - at)} ms`);
     return t;
   });
-  await failover(run, f, probe.waiting, at, p, why);
+  await failover(f, probe.waiting, at, p, why);
   const resumed = await cont;
   const back = await victim.recovered(losses);
   if (back === undefined) {
@@ -666,8 +686,8 @@ async function stopFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
     run.faultLog.push(`${ms(run.stage.clock.now())} ms: checkIo through ${victim.name}'s lost probe handle: ${io}`);
     if (io !== 33) why.push(`checkIo through ${victim.name}'s lost probe handle answered ${io}, not 33`);
   }
-  await within(victim.probe.probe(closeOp(run)), EVENT_MS);
-  await within(witness.probe.probe(unlockOp(run)), EVENT_MS);
+  await release(run, victim, closeOp(run));
+  await release(run, witness, unlockOp(run));
   return why;
 }
 
@@ -675,7 +695,7 @@ async function engineFault(run: Run, holder: NodeProc, witness: NodeProc): Promi
   const f = run.fault('engine');
   const why: string[] = [];
   const held = await within(holder.probe.probe(holdOp(run)), EVENT_MS);
-  if (held?.result !== 0) return [`${holder.name} could not take the probe lock (${held === undefined ? 'no answer' : held.result})`];
+  if (held?.result !== 0) return [`${holder.name} could not take the probe lock (${held === undefined ? 'no answer' : held.result}; the probe file's locks: ${await holder.diag(probeFile(run))})`];
   const nodes = run.live();
   const marks = await Promise.all(nodes.map((n) => n.freshMark()));
   if (marks.some((m) => m === undefined)) return [`a node had no healthy poll before the fault`];
@@ -704,8 +724,8 @@ async function engineFault(run: Run, holder: NodeProc, witness: NodeProc): Promi
   const io = await holder.checkIo(probeFile(run), 50, 1);
   run.faultLog.push(`${ms(run.stage.clock.now())} ms: checkIo through ${holder.name}'s lost probe handle: ${io}`);
   if (io !== 33) why.push(`checkIo through ${holder.name}'s lost probe handle answered ${io}, not 33`);
-  await within(holder.probe.probe(closeOp(run)), EVENT_MS);
-  if (w?.result === 0) await within(witness.probe.probe(unlockOp(run)), EVENT_MS);
+  await release(run, holder, closeOp(run));
+  if (w?.result === 0) await release(run, witness, unlockOp(run));
   return why;
 }
 
@@ -775,6 +795,8 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
     const faulting = spec.faults === false ? Promise.resolve() : injectFaults(run, loadDone);
     try {
       await faulting;
+      // The clients get drainMs to finish once the budget is used up (or the load stopped), not before.
+      while (!(await within(loadDone.then(() => true), 100)) && !stage.spent && !stage.stalled && !spec.signal?.aborted);
       const drained = await within(loadDone.then(() => true), stage.drainMs);
       if (drained === undefined) {
         stage.notes.push(`clients were still waiting ${stage.drainMs} ms after the load ended`);
@@ -784,6 +806,10 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
           const since = s.t0 === undefined ? 'not begun' : `waiting since ${ms(s.t0)} ms`;
           run.note(`client ${k.global} on ${k.node.name}${k.node.alive ? '' : ' (dead)'}: ${text(s.op)}, ${since}`);
         }
+        for (const x of run.live()) stage.notes.push(`${x.name} says: ${await x.diag()}`);
+        await sleep(3000);
+        for (const x of run.live()) stage.notes.push(`${x.name} says 3 s later: ${await x.diag()}`);
+        stage.notes.push(`the engine: ${await redisDiag(redis)}`);
         for (const x of run.live()) {
           x.ended = 'killed: its clients did not finish';
           x.kill('SIGKILL');
