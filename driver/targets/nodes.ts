@@ -566,7 +566,9 @@ function time(f: FaultSummary, name: string, v: number): void {
 }
 
 const probeFile = (run: Run) => run.stage.spec.files;
-const holdOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeFile(run), exclusive: true, start: 0, len: 100, wait: false });
+// Waiting (briefly) rather than failing at once: a node's copy of the probe file may be stale (it
+// reaped it, say), and a request that fails at once is answered from that copy without a commit.
+const holdOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeFile(run), exclusive: true, start: 0, len: 100, wait: true, timeoutMs: 5000 });
 const waitOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeFile(run), exclusive: true, start: 0, len: 1, wait: true, timeoutMs: SESSION_TTL_MS + 10_000 });
 const unlockOp = (run: Run): Op => ({ op: 'winunlock', role: 'windows', file: probeFile(run), start: 0, len: 1 });
 const closeOp = (run: Run): Op => ({ op: 'close', role: 'windows', file: probeFile(run) });
@@ -806,6 +808,9 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
           const since = s.t0 === undefined ? 'not begun' : `waiting since ${ms(s.t0)} ms`;
           run.note(`client ${k.global} on ${k.node.name}${k.node.alive ? '' : ' (dead)'}: ${text(s.op)}, ${since}`);
         }
+        const files = new Set(work.filter((k) => !k.finished && k.sent[0] !== undefined).map((k) => k.sent[0]!.op.file));
+        const asker = run.live()[0];
+        if (asker !== undefined) for (const f of files) stage.notes.push(`locks on /stress/f${f}: ${await asker.diag(f)}`);
         for (const x of run.live()) stage.notes.push(`${x.name} says: ${await x.diag()}`);
         await sleep(3000);
         for (const x of run.live()) stage.notes.push(`${x.name} says 3 s later: ${await x.diag()}`);

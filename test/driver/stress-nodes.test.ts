@@ -1,0 +1,130 @@
+/**
+ * `locksmith stress --nodes 2`: two node processes sharing one lock space on a redis-server the
+ * run starts, one fault of each kind (kill -9 of a node, SIGSTOP past its session's TTL, an engine
+ * restart). Asserts the oracle's verdict over every node's grants, that each fault was tried once
+ * and resolved within its bounds, and what the reports say. Needs redis-server: in CI (CI set) its
+ * absence fails this file; elsewhere the run is skipped, loudly.
+ *
+ * Known library bugs the oracle finds in the shared lock space (driver/targets/nodes.ts, found by
+ * this target; reproductions in the branch's report) make some violation kinds expected for now:
+ * those assertions are TODOs naming the bug, every other kind must be zero.
+ */
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../driver/main.js';
+import { redisUnavailable } from '../../driver/redis-server.js';
+import type { Report } from '../../driver/report.js';
+import { SESSION_TTL_MS } from '../../driver/targets/nodes.js';
+
+const noRedis = redisUnavailable();
+if (noRedis !== undefined) {
+  if (process.env.CI) throw new Error(`the nodes target needs redis-server in CI: ${noRedis}`);
+  const bar = '!'.repeat(100);
+  console.error(`\n${bar}\n!! SKIPPING test/driver/stress-nodes.test.ts: ${noRedis} (in CI, with CI set, this is a failure)\n${bar}\n`);
+}
+
+const out = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-test-'));
+t.teardown(() => rmSync(out, { recursive: true, force: true }));
+
+/** Violation kinds a known library bug produces, and the bug. */
+const KNOWN: Record<string, string> = {
+  conflict: 'a waiter woken by its own node is answered before the step commits; a refused commit drops its record (double grant)',
+  'bad-reply': 'the same bug: UnlockFileEx of such a lock answers ERROR_NOT_LOCKED',
+  'getlk-free': "F_GETLK answered from a node's stale copy of the file (misses another node's grant)",
+  'getlk-phantom': "F_GETLK answered from a node's stale copy of the file (names a lock another node released)",
+};
+
+function sink(): { write(s: string): boolean; text: string } {
+  const o = {
+    text: '',
+    write: (s: string) => {
+      o.text += s;
+      return true;
+    },
+  };
+  return o;
+}
+
+t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each resolved', { skip: noRedis }, async (t) => {
+  const dir = join(out, 'run');
+  // A short budget: the first round of faults keeps the load going until it has completed.
+  const argv = ['--nodes', '2', '--workload', 'all', '--clients', '8', '--files', '3', '--workers', '1', '--duration', '2', '--seed', '7', '--out', dir];
+  const stdout = sink();
+  const stderr = Object.assign(sink(), { isTTY: false });
+  const code = await main(argv, { out: stdout, err: stderr });
+  t.comment(stdout.text);
+  const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
+  t.equal(report.stages.length, 1);
+  const s = report.stages[0]!;
+  t.equal(s.target, 'nodes');
+  t.ok(s.ops > 300, `${s.ops} operations ran`);
+  t.ok(s.oracle.grants > 100, `${s.oracle.grants} grants checked`);
+
+  // The oracle's verdict.
+  const byKind = s.oracle.byKind as Record<string, number>;
+  for (const kind of ['conflict', 'unanswered', 'getlk-free', 'getlk-phantom', 'false-deadlock', 'undetected-deadlock', 'bad-reply']) {
+    const n = byKind[kind] ?? 0;
+    const known = KNOWN[kind];
+    t.equal(n, 0, `no ${kind} violation`, known !== undefined && n > 0 ? { todo: `known bug: ${known}` } : {});
+  }
+  for (const v of s.oracle.examples) t.comment(`${v.kind}: ${v.message}`);
+  const unknown = Object.entries(byKind).filter(([k, n]) => n > 0 && KNOWN[k] === undefined);
+  t.same(unknown, [], 'no violation outside the known bugs');
+  t.equal(code, s.oracle.violations === 0 ? 0 : 1, 'the exit code follows the verdict');
+  t.notMatch(s.notes.join('\n'), /still waiting|did not exit|exited unexpectedly/, 'no client or node hung, no node died by itself');
+
+  // The faults: one of each, each resolved within its bounds.
+  const n = s.nodes!;
+  t.equal(n.nodes, 2);
+  for (const kind of ['kill', 'stop', 'engine']) {
+    const f = n.faults[kind];
+    t.ok(f !== undefined, `a ${kind} fault was injected`);
+    if (f === undefined) continue;
+    t.ok(f.tries >= 1, `${kind}: ${f.tries} tries`);
+    t.equal(f.failures, 0, `${kind}: resolved ${JSON.stringify(f.timesMs)}${f.why.length > 0 ? `; ${f.why.join(' | ')}` : ''}`);
+  }
+  for (const v of n.faults.kill?.timesMs.failoverMs ?? []) t.ok(v <= SESSION_TTL_MS + 1000, `kill -9: the witness was granted ${v} ms after the kill`);
+  for (const v of n.faults.stop?.timesMs.failoverMs ?? []) t.ok(v <= SESSION_TTL_MS + 1000, `SIGSTOP: the witness was granted ${v} ms after the stop`);
+  t.match(n.log.join('\n'), /checkIo through n\S+'s lost probe handle: 33[\s\S]*checkIo through n\S+'s lost probe handle: 33/, 'checkIo answered 33 on the lost handles after the stop and after the restart');
+  t.ok(n.perNode.length >= 3, 'the killed node was replaced by a new one');
+  t.ok(n.perNode.every((x) => x.ops > 0 || x.ended.startsWith('killed')), 'every node ran operations');
+  t.ok(
+    n.perNode.filter((x) => !x.ended.startsWith('killed')).every((x) => x.sessions >= 2),
+    'every node that lived through the engine restart opened a new session',
+  );
+
+  // What the reports show.
+  t.match(stdout.text, /nodes: n0 [\d,]+ ops \(killed \(kill -9\)\)/);
+  t.match(stdout.text, /fault kill: 1 tries, 0 failures; failover [\d,]+ ms/);
+  const html = readFileSync(join(dir, 'report.html'), 'utf8');
+  t.match(html, /<h3>Faults<\/h3>/);
+});
+
+t.test('--nodes without redis-server: one line saying how to install it, exit code 2', async (t) => {
+  const path = process.env.PATH;
+  process.env.PATH = join(out, 'nowhere');
+  try {
+    const stdout = sink();
+    const stderr = Object.assign(sink(), { isTTY: false });
+    const code = await main(['--nodes', '2', '--out', join(out, 'none')], { out: stdout, err: stderr });
+    t.equal(code, 2);
+    t.equal(stderr.text, 'locksmith stress: the nodes target is unavailable: redis-server is not installed (install it with: apt-get install redis-server).\n');
+    t.equal(stdout.text, '');
+  } finally {
+    process.env.PATH = path;
+  }
+});
+
+t.test('--nodes and --faults options', async (t) => {
+  for (const [argv, message] of [
+    [['--nodes', '1'], '--nodes must be between 2 and 64, got 1.'],
+    [['--faults'], '--faults and --no-faults apply to the nodes target (--nodes N).'],
+    [['--nodes', '2', '--faults', '--no-faults'], 'give either --faults or --no-faults, not both.'],
+  ] as const) {
+    const stderr = Object.assign(sink(), { isTTY: false });
+    t.equal(await main([...argv], { out: sink(), err: stderr }), 2, argv.join(' '));
+    t.equal(stderr.text, `locksmith stress: ${message}\n`);
+  }
+});
