@@ -265,6 +265,11 @@ process.on('message', (batch: ToChild[]) => {
     }
   }
 });
+// The coordinator's own reports of trouble (an internal error in a worker, a worker replaced).
+let warnings = 0;
+process.on('warning', (w) => {
+  if (w.name.startsWith('Locksmith') && ++warnings <= 10) out(['fail', `${w.name}: ${w.message.split('\n').slice(0, 6).join(' / ')}`]);
+});
 // The parent is gone: nothing will judge this node any more.
 process.on('disconnect', () => void exit());
 

@@ -33,6 +33,8 @@ export interface StageSpec {
   nodes?: number;
   /** The nodes target: inject faults (kill -9 of a node, SIGSTOP past its session, an engine restart); default true. */
   faults?: boolean;
+  /** The nodes target: which faults a round injects, in order (default kill, stop, engine). */
+  faultKinds?: readonly ('kill' | 'stop' | 'engine')[];
 }
 
 export interface Progress {

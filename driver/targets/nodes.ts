@@ -741,7 +741,7 @@ async function injectFaults(run: Run, loadDone: Promise<void>): Promise<void> {
     await sleep(WARMUP_MS);
     let i = 0;
     for (let round = 0; ; round++) {
-      for (const kind of FAULT_KINDS) {
+      for (const kind of stage.spec.faultKinds ?? FAULT_KINDS) {
         if (ended || stage.spec.signal?.aborted || stage.stalled || (round > 0 && stage.spent)) return;
         const live = run.live().filter((n) => n.ready);
         if (live.length < 2) return void run.note(`fewer than two nodes are running: no more faults`);
