@@ -54,6 +54,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeConfig, NodeStoreCounts, ToChild, ToParent } from '../node-proc.js';
@@ -99,9 +100,12 @@ interface Sent {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-const TS = import.meta.url.endsWith('.ts');
-const SCRIPT = join(here, '..', TS ? 'node-proc.ts' : 'node-proc.js');
-// Under tap the TypeScript loader only (no coverage or mock loaders in a node process).
+// Run from TypeScript (the tests), a node runs the build when there is one, as the lock manager's
+// workers do (src/caller/workers.ts): compiling the sources again in every node process takes
+// seconds. Without a build, the TypeScript loader only (no coverage or mock loaders in a node).
+const BUILT = join(here, '..', '..', 'dist', 'driver', 'node-proc.js');
+const TS = import.meta.url.endsWith('.ts') && !existsSync(BUILT);
+const SCRIPT = import.meta.url.endsWith('.ts') ? (TS ? join(here, '..', 'node-proc.ts') : BUILT) : join(here, '..', 'node-proc.js');
 const EXEC_ARGV = TS ? process.execArgv.filter((a) => a.includes('@tapjs/typescript') || a === '--enable-source-maps') : [];
 
 /** One client: a workload stream (or the node's probe), its knowledge, the operations in flight. */
