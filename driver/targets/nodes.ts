@@ -219,6 +219,8 @@ class NodeProc {
   alive = true;
   /** Set when this process ended it on purpose (a fault, or the end of the run). */
   expectedExit = false;
+  /** Killed at the end because its clients did not finish. */
+  hung = false;
   ended = 'running';
   ops = 0;
   counts: NodeStoreCounts | undefined;
@@ -425,10 +427,14 @@ class NodeProc {
     this.child.kill(signal);
   }
 
-  /** After its process ended: nothing more will come; what is in flight is abandoned. */
+  /**
+   * After its process ended: nothing more will come. What it had in flight is abandoned when it
+   * was killed as a fault; a node killed because its clients never finished leaves its requests
+   * unanswered, which the oracle reports.
+   */
   closeLog(at: number): void {
     const last = this.queue.length > 0 ? this.queue[this.queue.length - 1]!.t : 0;
-    this.push({ t: Math.max(at, last), ev: 'x-end' });
+    if (!this.hung) this.push({ t: Math.max(at, last), ev: 'x-end' });
     this.mark = Infinity;
   }
 
@@ -821,6 +827,7 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
         stage.notes.push(`the engine: ${await redisDiag(redis)}`);
         for (const x of run.live()) {
           x.ended = 'killed: its clients did not finish';
+          x.hung = true;
           x.kill('SIGKILL');
         }
       }
