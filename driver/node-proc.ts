@@ -9,13 +9,15 @@
  * - healthy (not fenced, no new session, no commit refused for a fence, no failed renewal since the
  *   last poll): ['m', t], t stamped before the poll. Every lock this node's clients held before t
  *   was still theirs at t, so the parent may judge every event of this node up to t;
- * - not healthy: ['w', p, lost], p the last healthy stamp: from p on the node may answer with the
- *   families' generic codes; lost (a new session was opened: the old one's locks are gone) says
- *   its clients' locks count as lost from p. Each client forgets what it holds before its next
- *   operation: the 'b' message carries the node's loss generation, which a loss bumps. Healthy
- *   again: ['m', t, end], the window ends at `end`.
+ * - not healthy: ['w', p, false, gen], p the last healthy stamp: from p on the node may answer
+ *   with the families' generic codes. Healthy again: ['m', t, end, sessions], the window ends at
+ *   `end`. If a new session was opened meanwhile and the old one's locks went with it (the canary
+ *   below says so), ['w', p, true, gen] comes first: its clients' locks count as lost from p, and
+ *   each client forgets what it holds before its next operation (the 'b' message carries the
+ *   node's loss generation, which a loss bumps). A new session that re-asserted the old one's
+ *   locks (an engine that lost its data while the node was live) loses nothing.
  *
- * argv[2]: JSON { url, namespace, node, sessionTtlMs, requestTimeoutMs, workers, clockBase, pollMs }.
+ * argv[2]: JSON { url, namespace, node, sessionTtlMs, requestTimeoutMs, workers, clockBase, pollMs, canary }.
  * Messages are arrays of tuples both ways (IPC, advanced serialization: Infinity survives).
  */
 import { LockCoordinator } from '../src/index.js';
@@ -34,6 +36,8 @@ export interface NodeConfig {
   /** The parent's Clock base (process.hrtime.bigint() as a decimal string). */
   clockBase: string;
   pollMs: number;
+  /** This node's byte of the canary file (unique per node process of the run). */
+  canary: number;
 }
 
 /** The store counters the parent reports per node. */
@@ -58,7 +62,7 @@ export type ToParent =
   | ['ready', number]
   | ['b', number, number, number]
   | ['e', number, number, number, GetlkAnswer | undefined]
-  | ['m', number, number | undefined]
+  | ['m', number, number | undefined, number]
   | ['w', number, boolean, number]
   | ['io', number, number]
   | ['stats', NodeStoreCounts]
@@ -101,12 +105,43 @@ let base: Counts | undefined;
 let previous: Counts | undefined;
 let healthy = true;
 let lastMark = clock.now();
+/** A new session was opened since the last healthy poll. */
+let grew = false;
 /** Bumped when a new session replaced a lost one: clients forget their locks before their next operation. */
 let lossGen = 0;
 let polling = false;
 let pollAgain = false;
 let exiting = false;
 let pollTimer: NodeJS.Timeout | undefined;
+
+// ---- the canary: whether a new session kept the old one's locks ---------------------------------
+//
+// An engine that lost its data while this node was live gets its locks back (re-asserted); a node
+// whose session expired, or that was fenced when it learned of the loss, has lost them (checkIo
+// 33 through their handles, API.md). Which one happened is node-wide, so one lock this process
+// holds for that purpose alone (an exclusive byte of CANARY, no other node's) tells it.
+
+const CANARY = '/stress/canary';
+const canaryIo = () => c.checkIo({ fileName: CANARY, handle: 'canary', processId: 1, byteOffset: cfg.canary, length: 1, write: true });
+let canaryHeld = false;
+
+async function takeCanary(): Promise<void> {
+  await c.closeHandle({ fileName: CANARY, handle: 'canary' });
+  const r = await c.lockFile({ fileName: CANARY, handle: 'canary', processId: 1, byteOffset: cfg.canary, length: 1, exclusiveLock: true, failImmediately: false, timeoutMs: 4 * cfg.sessionTtlMs });
+  canaryHeld = r === 0;
+  if (!canaryHeld) out(['fail', `the canary lock was answered ${r}: from now on every new session counts as a loss`]);
+}
+
+/** After a new session: 'kept' (re-asserted), 'lost', or 'unknown' (fenced again meanwhile: ask later). */
+async function canaryVerdict(): Promise<'kept' | 'lost' | 'unknown'> {
+  if (!canaryHeld) return 'lost';
+  // The second call runs after whatever the new session queued on the canary's file (re-asserting it).
+  await canaryIo();
+  const r = await canaryIo();
+  const st = (await c.stats()).store;
+  if (st === undefined || st.session.fenced) return 'unknown';
+  return r === 0 ? 'kept' : r === 33 ? 'lost' : 'unknown';
+}
 
 async function poll(): Promise<void> {
   if (polling) {
@@ -125,25 +160,30 @@ async function poll(): Promise<void> {
       const now: Counts = { sessions: st.sessions, fencedLocally: st.fencedLocally, failedRenewals: st.failedRenewals };
       if (base === undefined) base = previous = now;
       const moved = (a: Counts, b: Counts) => a.sessions !== b.sessions || a.fencedLocally !== b.fencedLocally || a.failedRenewals !== b.failedRenewals;
-      const lost = now.sessions > previous!.sessions;
-      if (lost) lossGen++;
+      if (now.sessions > previous!.sessions) grew = true;
       if (healthy) {
         if (!st.session.fenced && !moved(now, base)) {
           lastMark = tb;
-          out(['m', tb, undefined]);
+          out(['m', tb, undefined, now.sessions]);
         } else {
           healthy = false;
-          out(['w', lastMark, lost, lossGen]);
+          out(['w', lastMark, false, lossGen]);
         }
-      } else {
-        // Every loss is told (a second one in the same window takes what was granted since the first).
-        if (lost) out(['w', lastMark, true, lossGen]);
+      } else if (!st.session.fenced && st.session.epoch !== 0 && !moved(now, previous!)) {
         // Healthy again: a session, not fenced, and nothing refused or failed since the last poll.
-        if (!st.session.fenced && st.session.epoch !== 0 && !moved(now, previous!)) {
+        // After a new session, the canary says whether the old one's locks went with it.
+        const verdict = grew ? await canaryVerdict() : 'kept';
+        if (verdict !== 'unknown') {
+          if (verdict === 'lost') {
+            lossGen++;
+            out(['w', lastMark, true, lossGen]);
+            await takeCanary();
+          }
+          grew = false;
           healthy = true;
           base = now;
           lastMark = tb;
-          out(['m', tb, ta]);
+          out(['m', tb, ta, now.sessions]);
         }
       }
       previous = now;
@@ -273,5 +313,6 @@ process.on('warning', (w) => {
 // The parent is gone: nothing will judge this node any more.
 process.on('disconnect', () => void exit());
 
+await takeCanary();
 out(['ready', (await c.stats()).store?.session.epoch ?? 0]);
 void poll();

@@ -38,7 +38,10 @@
  * - revoke: from its stamp on, the lock no longer counts as held by its client (its node's
  *   session was lost, or the node died); the lock manager may still list it until `until` (it
  *   reaps the records of a dead session a while later), so F_GETLK may still name it until then;
- * - abandon: the requester died; its request will get no reply and is not unanswered;
+ * - maybe: a lock its client learned of while its node had lost its session: it may be held or
+ *   not, so it never counts as held, but F_GETLK may name it until `until`;
+ * - abandon: the requester died; its request will get no reply and is not unanswered, but the lock
+ *   manager may have granted it, so F_GETLK may name what it asked for until `until`;
  * - a reply marked `lost` was given while its node had lost its session or was cut off from the
  *   engine: besides every answer the request may have, it may be the family's generic code
  *   (ERROR_LOCK_VIOLATION 33 for Windows calls, -ENOLCK for POSIX ones), as API.md says, and an
@@ -93,7 +96,8 @@ export type LogEvent =
   | { t: number; ev: 'grant'; lock: LockRecord }
   | { t: number; ev: 'release'; lock: number; req: number }
   | { t: number; ev: 'revoke'; lock: number; until: number }
-  | { t: number; ev: 'abandon'; req: number };
+  | { t: number; ev: 'maybe'; lock: LockRecord; until: number }
+  | { t: number; ev: 'abandon'; req: number; until: number };
 
 export type ViolationKind = 'conflict' | 'unanswered' | 'getlk-free' | 'getlk-phantom' | 'false-deadlock' | 'undetected-deadlock' | 'bad-reply';
 
@@ -297,6 +301,12 @@ export class Oracle {
       case 'abandon':
         this.onAbandon(e);
         return;
+      case 'maybe': {
+        const f = this.file(e.lock.file);
+        f.recent.push({ held: { lock: e.lock, grant: e, request: this.pending.get(e.lock.req)?.event, from: e.t, mark: 0 }, releaseReq: -1, until: e.until });
+        if (f.recent.length >= f.pruneAt) this.prune(f);
+        return;
+      }
     }
   }
 
@@ -390,6 +400,12 @@ export class Oracle {
     this.releasing.delete(e.req);
     this.pending.delete(e.req);
     if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) this.endedWaits.push({ p, until: e.t });
+    if (p.req.what === 'lock') {
+      const f = this.file(p.req.file);
+      const lock: LockRecord = { ...p.req, id: -p.req.id, req: p.req.id };
+      f.recent.push({ held: { lock, grant: e, request: p.event, from: p.t, mark: 0 }, releaseReq: -1, until: e.until });
+      if (f.recent.length >= f.pruneAt) this.prune(f);
+    }
   }
 
   /** Oldest start among pending requests that may still look back (F_GETLK and blocking ones). */
@@ -597,5 +613,7 @@ export function describe(e: LogEvent): string {
       return `${t}  L${e.lock} lost with its node's session (listed at most until ${(e.until / 1e6).toFixed(3)} ms)`;
     case 'abandon':
       return `${t}  #${e.req} abandoned: its node died`;
+    case 'maybe':
+      return `${t}  learned grant L${e.lock.id} (#${e.lock.req}) while its node had lost its session, not counted as held: ${show(e.lock)}`;
   }
 }

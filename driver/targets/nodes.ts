@@ -21,16 +21,21 @@
  * locks are only as good as its session. For each node, p is the stamp of its last healthy poll
  * (not fenced, no new session, no commit refused for a fence, no failed renewal): up to p its
  * session was alive, so every lock its clients had learned was really theirs. Then:
- * 1. When the node turns out to have lost its session (it opened a new one: stats().store.sessions
- *    grew, which is how a SIGSTOP past the TTL or an engine restart shows) or is killed, every lock
- *    its clients hold counts as released at p (a revoke event; the lock manager may list it a while
+ * 1. When the node turns out to have lost its locks with its session, or is killed, every lock its
+ *    clients hold counts as released at p (a revoke event; the lock manager may list it a while
  *    longer, until the dead session's records are reaped, at most sessionTtlMs + 2 s after p for the
- *    oracle's F_GETLK checks). Before a fault is injected the parent asks the victim for a fresh
- *    healthy poll, so p is within milliseconds of the fault.
+ *    oracle's F_GETLK checks). A node that opened a new session (stats().store.sessions grew) tells
+ *    which it was with a lock of its own, its canary (node-proc.ts): checkIo 33 through its handle,
+ *    lost (a SIGSTOP past the TTL; an engine restart that found it fenced); 0, re-asserted (an
+ *    engine that lost its data while the node was live: API.md), and then nothing is revoked:
+ *    its locks stay its clients', and a conflicting grant elsewhere is a violation. Before a
+ *    fault is injected the parent asks the victim for a fresh healthy poll, so p is within
+ *    milliseconds of the fault.
  * 2. Its clients forget every lock they knew of before their next operation after the node saw
  *    the loss (observer.forget()); until then, grants they learn are not counted as holds (they may
- *    be answers decided in the lost session, or pieces of lost locks a failed set puts back).
- *    Those grants are counted in the report (grantsWhileLost), never judged.
+ *    be answers decided in the lost session, or pieces of lost locks a failed set puts back, or
+ *    real grants of the new session that the client is about to forget). Those grants are counted
+ *    in the report (grantsWhileLost) and never count as holds; F_GETLK may name them (a maybe event).
  * 3. From p until the node is healthy again, its answers may be the families' generic codes
  *    (33, -ENOLCK) besides every answer the oracle allows anyway (reply events marked `lost`):
  *    API.md says a node without a session answers so, and so does a request that could not reach
@@ -49,8 +54,10 @@
  *   sessionTtlMs + 1 s of the stop; once running the victim must open a new session and checkIo
  *   through the probe's handle (a range the witness does not hold) must answer 33.
  * - engine: redis-server killed and started again on the same port with nothing kept; every node
- *   must open a new session; no grant before the grace period (sessionTtlMs) ends; the witness is
- *   granted within the grace period + 2 s; checkIo through the holder's handle answers 33.
+ *   must open a new session; a byte nobody held is granted after the grace period (sessionTtlMs)
+ *   and within it + 2 s; the holder, live, re-asserts its lock: checkIo through its handle answers
+ *   0 and the witness waits until the holder releases it (had the holder been fenced, its lock
+ *   would be lost: checkIo 33, and the witness granted after the grace period).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -234,6 +241,8 @@ class NodeProc {
   lostAt = 0;
   /** Whether its last poll was healthy, and when it last turned healthy after a window. */
   healthy = true;
+  /** Sessions it had opened at its last healthy poll. */
+  sessions = 1;
   recoveredAt = 0;
   private out: ToChild[] = [];
   private flushing = false;
@@ -267,6 +276,7 @@ class NodeProc {
       workers: stage.spec.workers,
       clockBase: stage.clock.base.toString(),
       pollMs: POLL_MS,
+      canary: probeGlobal,
     };
     this.child = fork(SCRIPT, [JSON.stringify(cfg)], { execArgv: EXEC_ARGV, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child.stderr!.on('data', (d: Buffer) => {
@@ -316,6 +326,7 @@ class NodeProc {
           this.push({ t: m[2], ev: 'x-close' });
           this.recoveredAt = this.run.stage.clock.now();
         }
+        this.sessions = m[3];
         this.healthy = true;
         this.lastMark = m[1];
         if (m[1] > this.mark) this.mark = m[1];
@@ -383,9 +394,14 @@ class NodeProc {
     return this.when(() => (this.healthy && this.lastMark >= asked ? this.lastMark : undefined), ms);
   }
 
-  /** A new session seen after `losses` were, and the node healthy again: when it turned healthy. */
+  /** A lost session seen after `losses` were, and the node healthy again: when it turned healthy. */
   recovered(losses: number, ms = EVENT_MS): Promise<number | undefined> {
     return this.when(() => (this.losses > losses && this.healthy ? this.recoveredAt : undefined), ms);
+  }
+
+  /** A session opened after `sessions` were (lost or re-asserted), and the node healthy again: when it turned healthy. */
+  renewed(sessions: number, ms = EVENT_MS): Promise<number | undefined> {
+    return this.when(() => (this.sessions > sessions && this.healthy ? this.recoveredAt : undefined), ms);
   }
 
   /** What the node says of itself, or why it said nothing. */
@@ -461,7 +477,8 @@ class NodeProc {
         if (e.gen >= this.lostGen) this.stale.delete(e.client);
         return;
       case 'x-end':
-        for (const req of this.pending.keys()) feed({ t: e.t, ev: 'abandon', req });
+        // What it asked for may have been granted: listed until its dead session is reaped.
+        for (const req of this.pending.keys()) feed({ t: e.t, ev: 'abandon', req, until: e.t + REVOKE_LISTED_NS });
         this.pending.clear();
         return;
       case 'request':
@@ -470,7 +487,9 @@ class NodeProc {
       case 'grant': {
         const client = this.pending.get(e.lock.req)?.client;
         if (client !== undefined && this.stale.has(client)) {
+          // Maybe held (a grant of the new session) or not (an answer of the lost one): F_GETLK may name it.
           this.run.grantsWhileLost++;
+          feed({ t: e.t, ev: 'maybe', lock: e.lock, until: Infinity });
           return;
         }
         this.held.add(e.lock.id);
@@ -481,6 +500,7 @@ class NodeProc {
         break;
       case 'revoke':
       case 'abandon':
+      case 'maybe':
         break;
       case 'reply': {
         const p = this.pending.get(e.req);
@@ -582,6 +602,7 @@ const holdOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeF
 const waitOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeFile(run), exclusive: true, start: 0, len: 1, wait: true, timeoutMs: SESSION_TTL_MS + 10_000 });
 const unlockOp = (run: Run): Op => ({ op: 'winunlock', role: 'windows', file: probeFile(run), start: 0, len: 1 });
 const closeOp = (run: Run): Op => ({ op: 'close', role: 'windows', file: probeFile(run) });
+const freshOp = (run: Run): Op => ({ op: 'winlock', role: 'windows', file: probeFile(run), exclusive: true, start: 200, len: 1, wait: true, timeoutMs: SESSION_TTL_MS + 10_000 });
 
 /** Waits for `p` at most `ms`: its value, or undefined. */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
@@ -711,33 +732,51 @@ async function engineFault(run: Run, holder: NodeProc, witness: NodeProc): Promi
   const nodes = run.live();
   const marks = await Promise.all(nodes.map((n) => n.freshMark()));
   if (marks.some((m) => m === undefined)) return [`a node had no healthy poll before the fault`];
-  const losses = nodes.map((n) => n.losses);
+  const sessions = nodes.map((n) => n.sessions);
+  const losses = holder.losses;
   const at = run.stage.clock.now();
   await run.redis.restart();
   const up = run.stage.clock.now();
   time(f, 'restartMs', ms(up - at));
   run.faultLog.push(`${ms(at)} ms: redis-server killed, up again after ${ms(up - at)} ms with nothing kept`);
-  const back = await Promise.all(nodes.map((n, i) => n.recovered(losses[i]!, EVENT_MS + SESSION_TTL_MS)));
+  const back = await Promise.all(nodes.map((n, i) => n.renewed(sessions[i]!, EVENT_MS + SESSION_TTL_MS)));
   back.forEach((t, i) => {
     if (t === undefined) why.push(`${nodes[i]!.name} did not open a new session and turn healthy`);
   });
   const reopened = back.filter((t): t is number => t !== undefined);
   if (reopened.length > 0) time(f, 'allSessionsMs', ms(Math.max(...reopened) - up));
-  // Nothing is granted before the grace period ends, and then the witness gets the byte the holder lost.
-  const w = await within(witness.probe.probe(waitOp(run)), SESSION_TTL_MS + 15_000);
-  if (w === undefined || w.result !== 0) {
-    why.push(`the witness was ${w === undefined ? 'never answered' : `answered ${w.result}`} after the restart`);
+  // Nothing is granted before the grace period ends: a byte nobody held, asked for by the witness.
+  const fresh = await within(witness.probe.probe(freshOp(run)), SESSION_TTL_MS + 15_000);
+  if (fresh === undefined || fresh.result !== 0) {
+    why.push(`a byte nobody held was ${fresh === undefined ? 'never granted' : `answered ${fresh.result}`} after the restart`);
   } else {
-    const t = ms(w.t1 - up);
+    const t = ms(fresh.t1 - up);
     time(f, 'firstGrantMs', t);
-    if (w.t1 < up + (SESSION_TTL_MS - 20) * 1e6) why.push(`the witness was granted ${t} ms after the restart, inside the grace period`);
-    if (t > SESSION_TTL_MS + 2000 + (reopened.length > 0 ? Math.max(...reopened) - up : 0) / 1e6) why.push(`the witness was granted ${t} ms after the restart (over the grace period + 2 s)`);
+    if (fresh.t1 < up + (SESSION_TTL_MS - 20) * 1e6) why.push(`a byte was granted ${t} ms after the restart, inside the grace period`);
+    if (t > SESSION_TTL_MS + 2000 + (reopened.length > 0 ? Math.max(...reopened) - up : 0) / 1e6) why.push(`a byte was granted ${t} ms after the restart (over the grace period + 2 s)`);
+    await release(run, witness, { op: 'winunlock', role: 'windows', file: probeFile(run), start: 200, len: 1 });
   }
+  // The holder was live: its lock was put back (API.md), so the witness waits until it is released.
+  // Had it been fenced when it learned of the loss, the lock would be lost (checkIo 33) instead.
+  const lost = holder.losses > losses;
   const io = await holder.checkIo(probeFile(run), 50, 1);
-  run.faultLog.push(`${ms(run.stage.clock.now())} ms: checkIo through ${holder.name}'s lost probe handle: ${io}`);
-  if (io !== 33) why.push(`checkIo through ${holder.name}'s lost probe handle answered ${io}, not 33`);
-  await release(run, holder, closeOp(run));
-  if (w?.result === 0) await release(run, witness, unlockOp(run));
+  run.faultLog.push(`${ms(run.stage.clock.now())} ms: ${holder.name}'s probe lock ${lost ? 'was lost' : 'was re-asserted'}; checkIo through its handle: ${io}`);
+  if (io !== (lost ? 33 : 0)) why.push(`checkIo through ${holder.name}'s ${lost ? 'lost' : 're-asserted'} probe handle answered ${io}, not ${lost ? 33 : 0}`);
+  const waiting = witness.probe.probe(waitOp(run));
+  if (lost) {
+    const w = await within(waiting, SESSION_TTL_MS + 15_000);
+    if (w?.result !== 0) why.push(`the witness was ${w === undefined ? 'never answered' : `answered ${w.result}`} though the holder's lock was lost`);
+    await release(run, holder, closeOp(run));
+  } else {
+    const early = await within(waiting, 300);
+    if (early !== undefined) why.push(`the witness was answered ${early.result} while ${holder.name} held its re-asserted lock`);
+    const freed = run.stage.clock.now();
+    await release(run, holder, closeOp(run));
+    const w = early ?? (await within(waiting, SESSION_TTL_MS + 15_000));
+    if (w?.result !== 0) why.push(`the witness was ${w === undefined ? 'never answered' : `answered ${w.result}`} after the holder released its lock`);
+    else if (early === undefined) time(f, 'wakeAfterReleaseMs', ms(w.t1 - freed));
+  }
+  await release(run, witness, unlockOp(run));
   return why;
 }
 
