@@ -31,7 +31,7 @@ const out = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-test-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
 
 /**
- * A known library bug (main 36dd380): after the engine lost its data, a live node does not put
+ * A known library bug (main 1db9cac): after the engine lost its data, a live node does not put
  * back every lock and waiter it had. A file's re-assertion waits in the file's mailbox behind a
  * step that waits out the grace period (a release sent while the engine was down, whose step wakes
  * a waiter), and is then refused as too late; a lock that another node's step granted to this
@@ -46,8 +46,7 @@ const KNOWN: Record<string, string> = {
   'getlk-free': `${REASSERT}: F_GETLK does not see a lock that was not put back`,
 };
 /** Clients waiting forever. */
-const HANG =
-  `${REASSERT}: a waiter whose record was not put back is never answered; or the node's inbox reader is stuck (RedisInbox.restart() calls ioredis disconnect() while the connection is reconnecting, which never settles the pending XREAD)`;
+const HANG = `${REASSERT}: a waiter whose record was not put back is never answered`;
 
 function sink(): { write(s: string): boolean; text: string } {
   const o = {
