@@ -6,7 +6,7 @@
  * delivered), then the answers and the store's records are compared with the model.
  */
 import { setImmediate as turn } from 'node:timers/promises';
-import { SharedFiles, type StoreLink } from '../src/actors/shared-file.js';
+import { SharedFiles, endedByFile, type StoreLink } from '../src/actors/shared-file.js';
 import type { ReplyTarget, Result } from '../src/actors/reply-target.js';
 import { F_GETLK, F_UNLCK } from '../src/core/codes.js';
 import type { Lock, LockRequest, Policy } from '../src/core/file-locks.js';
@@ -176,17 +176,8 @@ export class Space {
 
   /** src/caller/shared-space.ts onEvents, for one node: each file's 'end' events to its SharedFiles. */
   private onEvents(n: SpaceNode, events: readonly InboxEvent[]): void {
-    const byFile = new Map<string, { requestId: string; result: number }[]>();
-    for (const e of events) {
-      n.delivered++;
-      if (e.kind !== 'end') continue;
-      const result = Number(e.data);
-      if (!Number.isInteger(result)) continue;
-      let list = byFile.get(e.file);
-      if (list === undefined) byFile.set(e.file, (list = []));
-      list.push({ requestId: e.requestId, result });
-    }
-    for (const [path, evs] of byFile) n.sf.ended(path, evs);
+    n.delivered += events.length;
+    for (const [path, evs] of endedByFile(events)) n.sf.ended(path, evs);
   }
 
   private target(node: number): ReplyTarget {

@@ -33,7 +33,7 @@ import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
-import type { Change, CommitReply, EdgeInput, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
+import type { Change, CommitReply, EdgeInput, InboxEvent, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
 
 /** The store as a file's actors reach it: a worker's own connection (direct-link.ts), or a test's in-process engine. */
@@ -61,6 +61,23 @@ export interface SharedConfig {
 export interface WaiterEnded {
   readonly requestId: string;
   readonly result: number;
+}
+
+/**
+ * A node's inbox events as each file's actor takes them: per file, the waiters another node's step
+ * ended ('end' events, the result in their data).
+ */
+export function endedByFile(events: readonly InboxEvent[]): Map<string, WaiterEnded[]> {
+  const byFile = new Map<string, WaiterEnded[]>();
+  for (const e of events) {
+    if (e.kind !== 'end') continue;
+    const result = Number(e.data);
+    if (!Number.isInteger(result)) continue;
+    let list = byFile.get(e.file);
+    if (list === undefined) byFile.set(e.file, (list = []));
+    list.push({ requestId: e.requestId, result });
+  }
+  return byFile;
 }
 
 /** Marks the events of other nodes' records: hooks are this node's application's, for its own requests. */

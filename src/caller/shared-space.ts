@@ -22,7 +22,7 @@ import { resolveOptions } from '../store/options.js';
 import type { NodeStore } from '../store/node-store.js';
 import type { InboxEvent, SessionEvent } from '../store/types.js';
 import type { StoreOptions, StoreStats } from '../types.js';
-import type { WaiterEnded } from '../actors/shared-file.js';
+import { endedByFile } from '../actors/shared-file.js';
 import type { HostInit, ToHost } from '../wire/protocol.js';
 import { refuseUnknown } from './options.js';
 
@@ -92,16 +92,7 @@ export class SharedSpace {
   }
 
   private onEvents(events: readonly InboxEvent[]): void {
-    const byFile = new Map<string, WaiterEnded[]>();
-    for (const e of events) {
-      if (e.kind !== 'end') continue;
-      const result = Number(e.data);
-      if (!Number.isInteger(result)) continue;
-      let list = byFile.get(e.file);
-      if (list === undefined) byFile.set(e.file, (list = []));
-      list.push({ requestId: e.requestId, result });
-    }
-    for (const [path, evs] of byFile) this.post(path, { t: 'ended', path, events: evs });
+    for (const [path, evs] of endedByFile(events)) this.post(path, { t: 'ended', path, events: evs });
   }
 
   private onSession(e: SessionEvent): void {
