@@ -166,10 +166,10 @@ export class Space {
     };
     const epoch = store.session().epoch;
     // The lease as the caller's side keeps it (shared-space.ts): these sessions never expire.
-    const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
+    const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.POSITIVE_INFINITY;
     lease[1] = epoch;
-    const sf = new SharedFiles(link, { node: name, policy: this.policy, requestTimeoutMs: 10_000, lease: lease.buffer as SharedArrayBuffer }, {}, (m) => this.faults.push(`${name}: ${m}`));
+    const sf = new SharedFiles(link, { node: name, policy: this.policy, requestTimeoutMs: 10_000, lease: lease.buffer as SharedArrayBuffer, epoch }, {}, (m) => this.faults.push(`${name}: ${m}`));
     self = { index, name, store, sf, epoch, sent: 0, delivered: 0 };
     this.nodes.push(self);
   }

@@ -4,8 +4,10 @@
  * NodeStore: renewals, fence, inbox). Without it every commit went to the caller's thread and back
  * (comlink), two thread hops on top of the engine's round trip.
  *
- * The session comes from the lease in shared memory (epoch, fence) and the incarnation the caller's
- * side sends (HostInit, then each 'session' message). A commit the engine refuses because the
+ * The session is the one the caller's side last sent (HostInit, then each 'session' message: epoch
+ * and incarnation together), acted on until the fence the lease in shared memory says; a lease
+ * naming another epoch means a new session whose message is on its way: fenced until it comes.
+ * A commit the engine refuses because the
  * session is gone or the engine lost its data ('fenced', 'reset') asks the caller's side to renew
  * at once (`trouble`), which opens the next session: the actor answers as it would to any
  * refusal. The checks a commit makes here are NodeStore.commit's: fenced locally, then one EVALSHA.
@@ -34,8 +36,9 @@ export class DirectLink implements StoreLink {
     private readonly options: StoreOptions,
     private readonly node: string,
     private readonly lease: Float64Array,
-    /** The engine's incarnation this node's session belongs to (set again after a new session). */
-    public incarnation: string,
+    private epoch: number,
+    /** The engine's incarnation this node's session belongs to. */
+    private incarnation: string,
     private readonly idPrefix: string,
     private readonly trouble: () => void,
   ) {}
@@ -52,10 +55,16 @@ export class DirectLink implements StoreLink {
     return this.engine;
   }
 
+  /** A new session (the 'session' message): commits go out under it from now on. */
+  adopt(epoch: number, incarnation: string): void {
+    this.epoch = epoch;
+    this.incarnation = incarnation;
+  }
+
   /** The session to act under, or undefined while fenced (see SharedConfig.lease). */
   private session(): SessionRef | undefined {
-    const epoch = this.lease[1]!;
-    if (epoch === 0 || performance.timeOrigin + performance.now() >= this.lease[0]!) return undefined;
+    const epoch = this.epoch;
+    if (epoch === 0 || this.lease[1] !== epoch || performance.timeOrigin + performance.now() >= this.lease[0]!) return undefined;
     return { node: this.node, epoch, incarnation: this.incarnation };
   }
 

@@ -155,7 +155,7 @@ export class ActorHost implements HostControl, NativeHost {
     if (s !== undefined) {
       // This worker's own connection to the engine, under the session the caller's thread keeps.
       const prefix = `${s.node}.${randomUUID().slice(0, 8)}.`;
-      this.direct = new DirectLink(s.store, s.node, new Float64Array(s.lease), s.incarnation, prefix, () => this.out.object({ t: 'storeTrouble' }));
+      this.direct = new DirectLink(s.store, s.node, new Float64Array(s.lease), s.epoch, s.incarnation, prefix, () => this.out.object({ t: 'storeTrouble' }));
       this.shared = new SharedFiles(this.direct, s, hooks, (m) => this.fault(m), (fhs) => this.native?.markLost(fhs), prefix);
     } else {
       this.shared = undefined;
@@ -348,8 +348,9 @@ export class ActorHost implements HostControl, NativeHost {
         void this.shared?.reap(m.path, m.sessions);
         return;
       case 'session':
-        if (this.direct !== undefined) this.direct.incarnation = m.incarnation;
-        this.shared?.checkSession();
+        // The connection first: the re-assertions the files start at once go out under the new session.
+        this.direct?.adopt(m.epoch, m.incarnation);
+        this.shared?.adopt(m.epoch, m.carried, m.graceMs);
         return;
     }
   }

@@ -52,9 +52,13 @@ export interface SharedConfig {
   /**
    * [until, epoch] as the caller's side keeps them (shared-space.ts): this node may act on session
    * `epoch` until `until` (ms, performance.timeOrigin + performance.now(), which every thread of
-   * the process reads alike). Past it the node is fenced.
+   * the process reads alike). Past it the node is fenced. A worker acts on the session it was
+   * last told of (`epoch`, then SharedFiles.adopt); while the lease names another, the new
+   * session's message is on its way, and decisions wait for it.
    */
   lease: SharedArrayBuffer;
+  /** The session this worker starts on. */
+  epoch: number;
 }
 
 /** An event of this node's inbox, as the caller's side forwards it: waiter `requestId` ended with `result`. */
@@ -159,6 +163,10 @@ class SharedFile {
   private queued = 0;
   /** The last build left records out (dead sessions, orphaned waiters): the next step removes them and wakes who they blocked. */
   private leftOut = false;
+  /** Counts replacements of the cache under a decision (a new session): a step decided before one is never sent, its reply never applied. */
+  private gen = 0;
+  /** This node's records being put back after the engine lost its data: decisions wait for it. */
+  private reasserting: Promise<void> | undefined;
 
   constructor(
     readonly path: string,
@@ -181,29 +189,41 @@ class SharedFile {
     return this.queued === 0 && this.records.length === 0 && this.owed.length === 0;
   }
 
-  /** This node's granted locks in the cached state (stop, and the locks lost with a session). */
-  ownLocks(epoch?: number): StoreRecord[] {
+  /** This node's records in the cache that still stand: its granted locks, and its waiters that still wait here. */
+  ownRecords(): StoreRecord[] {
     const me = this.space.config.node;
-    return this.records.filter((r) => r.node === me && r.state === 'held' && (epoch === undefined || r.epoch === epoch));
+    return this.records.filter((r) => r.node === me && (r.state === 'held' || this.space.waits.has(r.id)));
   }
 
   /**
-   * The engine lost its data while this node was live: puts this node's records of session `old`
-   * back (its held locks, and its waiters that still wait here), with their edges, in the grace
-   * period. Resolves with what could not be (too late, or the node was fenced meanwhile): lost.
+   * The engine lost its data while this node's session was live (SharedFiles.adopt): this node's
+   * records go back in the grace period, under the new session, at once and outside the mailbox
+   * (a decision in the mailbox may be waiting out that very grace period). They are taken from the
+   * cache now, and the cache becomes just them, at version 0, which the engine has only while
+   * the file holds nothing: once they are back, the next step is stale and learns every node's
+   * records. Decisions wait until the engine answered (decide). A waiter put
+   * back is looked at again when the grace period ends: its blockers may not come back.
    */
-  async reassert(old: number): Promise<StoreRecord[]> {
-    const me = this.space.config.node;
-    const mine = this.records.filter((r) => r.node === me && r.epoch === old && (r.state === 'held' || this.space.waits.has(r.id)));
-    // The cache keeps its old version, which the new incarnation never reaches (versions keep
-    // growing across a loss): the next step is refused as stale and learns every node's records.
-    this.refresh();
-    if (mine.length === 0) return [];
+  beginReassert(graceEndsAt: number): void {
+    const epoch = this.space.epoch;
+    const mine = this.ownRecords();
     const edges: EdgeInput[] = [];
     for (const r of mine) {
       const e = this.edgesSent.get(r.id);
       if (r.state === 'waiting' && e !== undefined) edges.push({ waiter: r.id, owner: this.decode(r).req.owner, hard: [...e[0]], soft: [...e[1]] });
     }
+    this.records = mine.map((r) => ({ ...r, epoch }));
+    this.version = 0;
+    const gen = ++this.gen;
+    this.refresh();
+    if (mine.length === 0) return;
+    const p = this.putBack(mine, edges, gen, graceEndsAt).finally(() => {
+      if (this.reasserting === p) this.reasserting = undefined;
+    });
+    this.reasserting = p;
+  }
+
+  private async putBack(mine: readonly StoreRecord[], edges: readonly EdgeInput[], gen: number, graceEndsAt: number): Promise<void> {
     let reply: ReassertReply;
     try {
       reply = await this.space.link.reassert(
@@ -213,9 +233,62 @@ class SharedFile {
       );
     } catch (e) {
       this.space.report(e);
-      return mine;
+      reply = { ok: false, reason: 'unreachable', error: String(e) };
     }
-    return reply.ok ? [] : mine;
+    // A newer session replaced the cache again: its own re-assertion carries these records.
+    if (gen !== this.gen) return;
+    if (reply.ok) {
+      if (mine.some((r) => r.state === 'waiting')) this.space.wakeAt(this.path, graceEndsAt);
+      return;
+    }
+    // The engine lost its data again: the next session's message puts them back.
+    if (reply.reason === 'reset') return;
+    // Too late, fenced meanwhile, or no answer: lost.
+    const ids = new Set(mine.map((r) => r.id));
+    this.records = this.records.filter((r) => !ids.has(r.id));
+    this.refresh();
+    this.space.lose(this, mine);
+  }
+
+  /** This node's session was lost: what it held is gone (SharedFiles.adopt tells the handles); the cache leaves it out from now on. */
+  sessionLost(): void {
+    this.gen++;
+    this.refresh();
+  }
+
+  /**
+   * Another node's step ended this node's waiter `rid` (the inbox). A grant stands in the cache as
+   * the waiter's record turned into the lock, so that a re-assertion puts it back even if this
+   * node never reads the file again; the next step's stale reply brings the records as they are.
+   * A POSIX grant may have merged with its owner's other locks: then the file is read at once.
+   */
+  endedRemotely(rid: string, result: number): boolean {
+    const i = this.records.findIndex((r) => r.id === rid && r.state === 'waiting');
+    if (i < 0 || result !== 0) return false;
+    const r = this.records[i]!;
+    const { req } = this.decode(r);
+    this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
+    this.refresh();
+    if (req.kind !== 'posix') return false;
+    return this.records.some((x) => x.id !== rid && x.state === 'held' && this.decode(x).req.owner === req.owner);
+  }
+
+  /** Reads the file's records now (a decision that changes nothing: one round trip). */
+  reread(): Promise<unknown> {
+    return this.decide(
+      () => undefined,
+      () => undefined,
+      false,
+    );
+  }
+
+  /** Looks again at this file's waiters (after a grace period): who fits now is granted. */
+  wake(): Promise<unknown> {
+    return this.decide(
+      (t) => t.dropRecords(this.path, [], []),
+      () => undefined,
+      false,
+    );
   }
 
   /** The decoded owner keys of records (checkIo's lost handles). */
@@ -319,6 +392,11 @@ class SharedFile {
     // node may have changed the file since), so an empty step checks its version first.
     let fresh = false;
     for (;;) {
+      // A new session: its message first (the connection's session changes with it), then this
+      // file's re-assertion, if the engine lost its data.
+      if (this.space.awaitingSession() && !(await this.space.nextSession(this.space.epoch, deadline))) return this.giveUp(run, failed, mustRun);
+      while (this.reasserting !== undefined) await this.reasserting;
+      const gen = this.gen;
       if (!this.built) {
         // Nothing cached: decided as if the file held nothing (version 0), which is true of most
         // files a lock starts on; if it is not, the commit says so with every record, and the
@@ -338,22 +416,37 @@ class SharedFile {
         this.deliver();
         return res;
       }
+      // Decided on a cache a new session replaced meanwhile (the awaits above): decided again.
+      if (gen !== this.gen || this.reasserting !== undefined) {
+        fresh = false;
+        this.build();
+        continue;
+      }
       const step: Step = d?.step ?? { file: this.path, base: this.version };
+      const epoch = this.space.epoch;
       let reply: CommitReply;
       /** The id the step was sent again with, after a reply that never came. */
       let resent: string | undefined;
       try {
         reply = await this.space.link.commit(step);
-        while (!reply.ok && reply.reason === 'unreachable' && performance.now() < deadline) {
+        while (!reply.ok && reply.reason === 'unreachable' && performance.now() < deadline && gen === this.gen) {
           // The same step again, by id: if the first one applied, the stale reply lists it.
           await sleep(20);
           resent = reply.step;
           reply = await this.space.link.commit({ ...step, id: resent });
         }
       } catch (e) {
-        // A malformed step: a bug of ours, never a reply. Nothing was applied.
+        // A malformed step: a bug of ours, never a reply. Nothing was applied; trying again would
+        // only repeat it.
         this.space.report(e);
-        reply = { ok: false, reason: 'fenced' };
+        return this.giveUp(run, failed, mustRun);
+      }
+      // The reply is about the engine as it was before a new session replaced the cache (the
+      // step went out under the old one): nothing of it stands; decided again.
+      if (gen !== this.gen) {
+        fresh = false;
+        this.build();
+        continue;
       }
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version);
@@ -389,8 +482,13 @@ class SharedFile {
           break;
         case 'unreachable':
           return this.giveUp(run, failed, mustRun);
-        case 'fenced':
         case 'reset':
+          // The engine lost its data: the caller's side opens the next session; decided again under it.
+          if (!(await this.space.nextSession(epoch, deadline))) return this.giveUp(run, failed, mustRun);
+          break;
+        case 'fenced':
+          // A new session whose message is on its way (the lease names it): decided again under it.
+          if (this.space.awaitingSession()) break;
           if (!mustRun || performance.now() >= deadline) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
@@ -605,9 +703,11 @@ export class SharedFiles {
   private readonly requests = new Map<number, PendingRequest>();
   /** Handles whose locks went with a lost session: I/O through them fails until they close (path|handle key). */
   private readonly lostHandles = new Set<string>();
-  /** This node's session, as this worker last saw it (a change means the old one was lost). */
+  /** This node's session, as this worker was last told (adopt). */
   epoch: number;
   private readonly lease: Float64Array;
+  /** Decisions waiting for the next session's message (nextSession). */
+  private sessionWaiters: (() => void)[] = [];
   private counter = 0;
   private stopping = false;
 
@@ -622,7 +722,7 @@ export class SharedFiles {
     private readonly idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`,
   ) {
     this.lease = new Float64Array(config.lease);
-    this.epoch = this.lease[1]!;
+    this.epoch = config.epoch;
   }
 
   /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */
@@ -669,7 +769,6 @@ export class SharedFiles {
       target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(), -1, false, false);
       return;
     }
-    this.checkSession();
     const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined };
     this.requests.set(hostId, r);
     // Fenced: the engine may already have let this node's session go, so nothing is answered from
@@ -759,7 +858,12 @@ export class SharedFiles {
     const f = this.file(path);
     void f
       .enqueue(async () => {
-        for (const e of events) this.endWait(e.requestId, e.result);
+        let reread = false;
+        for (const e of events) {
+          if (f.endedRemotely(e.requestId, e.result)) reread = true;
+          this.endWait(e.requestId, e.result);
+        }
+        if (reread) await f.reread();
       })
       .finally(() => this.sweep(f));
   }
@@ -781,43 +885,71 @@ export class SharedFiles {
     return performance.timeOrigin + performance.now() >= this.lease[0]!;
   }
 
+  /** The lease names a session this worker was not told of yet: its message is on its way. */
+  awaitingSession(): boolean {
+    const e = this.lease[1]!;
+    return e !== 0 && e !== this.epoch;
+  }
+
+  /** Resolves true once this worker acts on a session other than `from`, false at `deadline` (performance.now()). */
+  nextSession(from: number, deadline: number): Promise<boolean> {
+    if (this.epoch !== from) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+      this.sessionWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
   /**
-   * Whether this node's session changed since this worker last looked. A new session means the
-   * old one was lost, and this node's locks with it (checkIo 33 through their handles until they
-   * close); its waiters end with the family's generic code.
+   * This node acts on session `epoch` from now on (the caller's 'session' message; the
+   * connection's session changed with it). `carried` is the previous one when the engine lost its
+   * data while it was live: nothing it held was given to anyone, and each file puts its records
+   * back at once, for `graceMs` more. Otherwise the previous session was lost, and this node's
+   * locks with it (checkIo 33 through their handles until they close); its waiters end with the
+   * family's generic code.
    */
-  checkSession(): void {
-    const epoch = this.lease[1]!;
-    if (epoch === this.epoch || epoch === 0) return;
+  adopt(epoch: number, carried: number, graceMs: number): void {
+    if (epoch === this.epoch) return;
     const old = this.epoch;
     this.epoch = epoch;
-    if (this.lease[2] === old) {
-      // The engine lost its data while this session was live: nothing it held was given to anyone.
-      // Each file puts its records back in the grace period, as its next step (its mailbox).
-      for (const f of [...this.files.values()]) {
-        void f
-          .enqueue(() => f.reassert(old))
-          .then((lost) => this.lose(f, lost))
-          .catch((e: unknown) => this.report(e))
-          .finally(() => this.sweep(f));
+    if (carried !== 0 && carried === old) {
+      const graceEndsAt = performance.now() + graceMs;
+      for (const f of this.files.values()) f.beginReassert(graceEndsAt);
+    } else {
+      for (const f of this.files.values()) {
+        this.lose(f, f.ownRecords());
+        f.sessionLost();
       }
-      return;
+      for (const [rid, hostId] of [...this.waits]) {
+        const c = this.requests.get(hostId)?.call;
+        this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
+      }
     }
-    for (const f of this.files.values()) {
-      this.lose(f, f.ownLocks(old));
-      f.refresh();
-    }
-    for (const [rid, hostId] of [...this.waits]) {
-      const c = this.requests.get(hostId)?.call;
-      this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
-    }
+    const waiting = this.sessionWaiters;
+    this.sessionWaiters = [];
+    for (const w of waiting) w();
+  }
+
+  /** Looks again at `path`'s waiters at `at` (performance.now()): the end of a grace period. */
+  wakeAt(path: string, at: number): void {
+    const t = setTimeout(() => {
+      const f = this.file(path);
+      void f
+        .enqueue(() => f.wake())
+        .catch((e: unknown) => this.report(e))
+        .finally(() => this.sweep(f));
+    }, Math.max(0, at - performance.now()) + 1);
+    t.unref?.();
   }
 
   /**
    * Records of this node that went with a lost session: held ones make their handles fail (checkIo
    * 33, EIO through a mount) until they close; waiting ones end with the family's generic code.
    */
-  private lose(f: SharedFile, records: readonly StoreRecord[]): void {
+  lose(f: SharedFile, records: readonly StoreRecord[]): void {
     const handles = new Set<number>();
     for (const r of records) {
       if (r.state === 'waiting') {

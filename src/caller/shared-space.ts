@@ -54,14 +54,11 @@ export class SharedSpace {
     else if (typeof options !== 'string') throw new TypeError(`options.store must be a URL or { ${STORE_OPTIONS.join(', ')} }, got ${options === null ? 'null' : typeof options}`);
     const o = resolveOptions(options);
     let space: SharedSpace | undefined;
-    // [until, epoch, carried]: the workers read the fence from here, exact and without a message (shared-file.ts).
-    const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
+    // [until, epoch]: the workers read the fence from here, exact and without a message (shared-file.ts).
+    const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.NEGATIVE_INFINITY;
     const store = await openStore(options, {
-      onLease: (until, epoch, carried) => {
-        // The carried session first: a worker that sees the new epoch must already know whether
-        // the old one's records are to be re-asserted or are lost.
-        lease[2] = carried;
+      onLease: (until, epoch) => {
         lease[1] = epoch;
         lease[0] = until === Number.NEGATIVE_INFINITY ? until : performance.timeOrigin + until;
       },
@@ -87,6 +84,7 @@ export class SharedSpace {
       requestTimeoutMs: this.requestTimeoutMs,
       lease: this.lease.buffer as SharedArrayBuffer,
       store: this.options,
+      epoch: this.store.session().epoch,
       incarnation: this.store.session().incarnation,
     };
   }
@@ -96,8 +94,12 @@ export class SharedSpace {
   }
 
   private onSession(e: SessionEvent): void {
-    // A new session: the workers re-assert what the old one held (reset) or count it lost.
-    if (e.kind === 'lost' || e.kind === 'reset') this.post(undefined, { t: 'session', incarnation: this.store.session().incarnation });
+    // A new session: the workers re-assert what the old one held (reset) or count it lost. Workers
+    // act on it only from this message: the incarnation and the epoch change together there.
+    if (e.kind === 'lost' || e.kind === 'reset') {
+      const { incarnation } = this.store.session();
+      this.post(undefined, { t: 'session', incarnation, epoch: e.epoch, carried: e.kind === 'reset' ? e.lost : 0, graceMs: e.kind === 'reset' ? e.graceMs : 0 });
+    }
   }
 
   /** The reaper: every dead session's records, per file, to the worker that owns it. */

@@ -41,8 +41,6 @@ export class NodeStore implements LockStore {
   /** When the newest confirmed renewal (or the open) was sent, on the node's clock. */
   private lastAck = Number.NEGATIVE_INFINITY;
   private reportedFenced = false;
-  /** The session whose records may be re-asserted after a reset (StoreHooks.onLease), else 0. */
-  private carried = 0;
   private graceUntil = 0;
   private lastId = '0';
   /** Bumped when a new session moves the inbox position: reads issued before are stale. */
@@ -102,7 +100,7 @@ export class NodeStore implements LockStore {
   private lease(): void {
     const ref = this.ref;
     try {
-      this.hooks.onLease?.(ref === undefined ? Number.NEGATIVE_INFINITY : this.lastAck + this.o.fenceAfterMs, ref?.epoch ?? 0, this.carried);
+      this.hooks.onLease?.(ref === undefined ? Number.NEGATIVE_INFINITY : this.lastAck + this.o.fenceAfterMs, ref?.epoch ?? 0);
     } catch (err) {
       this.hooks.onError?.(err as Error);
     }
@@ -216,7 +214,6 @@ export class NodeStore implements LockStore {
       this.emit({ kind: 'fenced', epoch: ref.epoch });
     }
     this.ref = undefined;
-    this.carried = 0;
     this.lease();
     clearTimeout(this.renewTimer);
     clearTimeout(this.fenceTimer);
@@ -228,7 +225,6 @@ export class NodeStore implements LockStore {
         try {
           const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, this.o.graceMs);
           if (this.closed) return;
-          this.carried = reassert ? ref.epoch : 0;
           this.adopt(o, sent);
           if (reassert) this.emit({ kind: 'reset', lost: ref.epoch, epoch: o.epoch, graceMs: o.graceMs });
           else this.emit({ kind: 'lost', lost: ref.epoch, epoch: o.epoch });

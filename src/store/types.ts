@@ -208,11 +208,10 @@ export interface StoreHooks {
   /**
    * The fence moved: this node may act on session `epoch` until `until` (the node's clock,
    * performance.now() of the thread that opened the store); -Infinity while it has no session.
-   * Called at the open, at every confirmed renewal and when the session is lost. `carried` is the
-   * previous session when the engine lost its data while this node was live: its records are to
-   * be re-asserted in the grace period (the 'reset' event follows); 0 otherwise.
+   * Called at the open, at every confirmed renewal and when the session is lost; a new session's
+   * 'lost' or 'reset' event (onSession) follows its first call.
    */
-  onLease?: (until: number, epoch: number, carried: number) => void;
+  onLease?: (until: number, epoch: number) => void;
 }
 
 /** The engine's side of stats(): round trips, retries after a concurrent change, session state. */

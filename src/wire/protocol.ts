@@ -38,8 +38,12 @@ export type ToHost =
   | { t: 'ended'; path: string; events: WaiterEnded[] }
   /** A shared lock space: remove the records of these dead sessions from `path` (the reaper). */
   | { t: 'reap'; path: string; sessions: { node: string; epoch: number }[] }
-  /** A shared lock space: this node's session changed (a lost one took this node's locks and waiters with it). */
-  | { t: 'session'; incarnation: string };
+  /**
+   * A shared lock space: this node acts on session `epoch` of the engine's `incarnation` from now
+   * on. `carried`: the previous session, when the engine lost its data while it was live (its
+   * records are re-asserted, for `graceMs` more); 0 when it was lost (its locks and waiters with it).
+   */
+  | { t: 'session'; incarnation: string; epoch: number; carried: number; graceMs: number };
 
 /** Host -> caller, besides the records of replies.ts. */
 export type FromHost =
@@ -96,8 +100,8 @@ export interface HostInit {
   /** Where the native feed counts the requests it answers (counters.ts SharedCounters): the caller's, kept across replacements. */
   nativeCounters: SharedArrayBuffer;
   /**
-   * A shared lock space (src/actors/shared-file.ts): the node, the session's lease, and the engine
-   * each worker connects to itself (direct-link.ts) under the session's incarnation.
+   * A shared lock space (src/actors/shared-file.ts): the node, the session's lease and epoch, and the
+   * engine each worker connects to itself (direct-link.ts) under the session's incarnation.
    */
   shared?: SharedConfig & { store: StoreOptions; incarnation: string };
 }
