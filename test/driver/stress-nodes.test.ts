@@ -4,11 +4,6 @@
  * restart). Asserts the oracle's verdict over every node's grants, that each fault was tried once
  * and resolved within its bounds, and what the reports say. Needs redis-server: in CI (CI set) its
  * absence fails this file; elsewhere the run is skipped, loudly.
- *
- * Known library bugs this target found in the shared lock space around an engine restart
- * (reproductions in the branch's report) make some violation kinds, and sometimes a client that
- * never finishes, expected for now: those assertions are TODOs naming the bug; every other kind
- * must be zero.
  */
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -29,25 +24,6 @@ if (noRedis !== undefined) {
 
 const out = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-test-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
-
-/**
- * A known library bug (main 1db9cac): after the engine lost its data, a live node does not put
- * back every lock and waiter it had. A file's re-assertion waits in the file's mailbox behind a
- * step that waits out the grace period (a release sent while the engine was down, whose step wakes
- * a waiter), and is then refused as too late; a lock that another node's step granted to this
- * node's waiter is not put back either. Another node is then granted those locks, and the waiters
- * are never answered.
- */
-const REASSERT = 'after an engine restart a live node does not re-assert every lock and waiter (see the file comment)';
-/** Violation kinds that bug produces. */
-const KNOWN: Record<string, string> = {
-  'undetected-deadlock': 'the same re-assertion bug: a waiter whose record was not put back stays in its node\'s table, and a cycle through it is never seen by the engine',
-  conflict: `${REASSERT}: another node is granted a lock that was not put back`,
-  'bad-reply': `${REASSERT}: UnlockFileEx of a lock that was not put back answers ERROR_NOT_LOCKED`,
-  'getlk-free': `${REASSERT}: F_GETLK does not see a lock that was not put back`,
-};
-/** Clients waiting forever. */
-const HANG = `${REASSERT}: a waiter whose record was not put back is never answered`;
 
 function sink(): { write(s: string): boolean; text: string } {
   const o = {
@@ -80,17 +56,14 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
   const notes = s.notes.join('\n');
   const hung = /still waiting/.test(notes);
   for (const kind of ['conflict', 'unanswered', 'getlk-free', 'getlk-phantom', 'false-deadlock', 'undetected-deadlock', 'bad-reply']) {
-    const n = byKind[kind] ?? 0;
-    const known = kind === 'unanswered' && hung ? HANG : KNOWN[kind];
-    t.equal(n, 0, `no ${kind} violation`, known !== undefined && n > 0 ? { todo: `known bug: ${known}` } : {});
+    t.equal(byKind[kind] ?? 0, 0, `no ${kind} violation`);
   }
   for (const v of s.oracle.examples) t.comment(`${v.kind}: ${v.message}`);
-  const unknown = Object.entries(byKind).filter(([k, n]) => n > 0 && KNOWN[k] === undefined && !(k === 'unanswered' && hung));
-  t.same(unknown, [], 'no violation outside the known bugs');
+  t.same(Object.entries(byKind).filter(([, n]) => n > 0), [], 'no violation of any kind');
   t.equal(code, s.oracle.violations === 0 ? 0 : 1, 'the exit code follows the verdict');
   for (const n of s.notes) t.comment(`note: ${n}`);
   t.notMatch(notes, /did not exit|exited unexpectedly|LocksmithFaultWarning: (?!.*connection closed before the reply)/, 'no node died by itself or hit an internal error');
-  t.notOk(hung, 'every client finished', hung ? { todo: `known bug: ${HANG}` } : {});
+  t.notOk(hung, 'every client finished');
 
   // The faults: one of each, each resolved within its bounds.
   const n = s.nodes!;
