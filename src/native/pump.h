@@ -145,6 +145,8 @@ struct Attachment {
   /** Adaptive polling (Session::spinUs): the current budget, and when the last callback ended. */
   int64_t spinBudgetNs = 0;
   std::chrono::steady_clock::time_point lastEnd{};
+  /** Session::readWhilePolling: the buffer this thread reads requests into. */
+  std::vector<char> readBuf;
 };
 
 /** A request waiting for its answer from JavaScript. */
@@ -263,6 +265,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void deliverRequest(const RequestPtr& r, Event&& e);
 
   virtual bool isFuse() const { return false; }
+  /**
+   * Whether the polling thread of a destination reads the session's source itself (a FUSE device)
+   * while it polls (Session::spinUs): requests then reach JavaScript with no other thread woken on
+   * their way. pollStarted() and pollEnded() bracket each polling period (the session's own readers
+   * stand aside meanwhile); readWhilePolling() reads, without blocking, what the source holds now
+   * and queues it as a reader thread would (for any destination); it returns how many it read.
+   */
+  virtual bool readsWhilePolling() { return false; }
+  virtual void pollStarted() {}
+  virtual void pollEnded() {}
+  virtual size_t readWhilePolling(std::vector<char>& buf) { return 0; }
   /** A FUSE mount's open file `fh` lost its locks with this node's session: its I/O fails (Passthrough::markLost). */
   virtual void markLost(uint64_t fh) {}
   /** JS answered request `reqId` with errno `err` (0 success). False if it was already answered. */
