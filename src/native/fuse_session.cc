@@ -142,7 +142,7 @@ class FuseSession : public Session, public Passthrough {
   void onInit(fuse_conn_info* conn);
 
   bool readsWhilePolling() override { return opts_.locks && !deviceGone_.load(std::memory_order_relaxed); }
-  void pollStarted() override;
+  bool pollStarted() override;
   void pollEnded() override;
   size_t readWhilePolling(std::vector<char>& buf) override;
 
@@ -210,7 +210,7 @@ class FuseSession : public Session, public Passthrough {
   /** Wakes every reader to stop. */
   int stopFd_ = -1;
   std::mutex readersMu_;
-  /** The readers' epoll sets; while pollers_ > 0 (JavaScript threads polling) the device is not in them. */
+  /** The readers' epoll sets; while pollers_ is 1 (a JavaScript thread polls) the device is not in them. */
   std::vector<int> readerEps_;
   int pollers_ = 0;
   std::atomic<uint64_t> polledReads_{0};
@@ -518,17 +518,21 @@ void FuseSession::armReadersLocked(bool arm) {
   for (int ep : readerEps_) epoll_ctl(ep, arm ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, devFd_, arm ? &ev : nullptr);
 }
 
-void FuseSession::pollStarted() {
+bool FuseSession::pollStarted() {
   // A JavaScript thread reads the device while it polls: were the readers still sleeping on it,
   // the kernel would wake one of them for every request (and that one would race the poller).
   std::lock_guard<std::mutex> g(readersMu_);
-  if (pollers_++ == 0) armReadersLocked(false);
+  if (pollers_ != 0) return false;
+  pollers_ = 1;
+  armReadersLocked(false);
+  return true;
 }
 
 void FuseSession::pollEnded() {
   // The readers sleep on the device again; a request that came meanwhile wakes one at once.
   std::lock_guard<std::mutex> g(readersMu_);
-  if (--pollers_ == 0) armReadersLocked(true);
+  pollers_ = 0;
+  armReadersLocked(true);
 }
 
 void FuseSession::serve(std::atomic<int>& firstError) {

@@ -420,14 +420,16 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
       if (d.current == a && !d.queue.empty() && !d.wakePending) wakeLocked(d);
       break;
     }
+    if (reader != nullptr && !polling) {
+      // Another thread reads the source while it polls: it hands this one its events (one
+      // thread-safe call per batch), and two polling threads would only share the cores.
+      if (!reader->pollStarted()) break;
+      polling = true;
+    }
     {
       std::lock_guard<std::mutex> g(d.mu);
       if (d.current != a) break;
       d.spinning = true;
-    }
-    if (reader != nullptr && !polling) {
-      polling = true;
-      reader->pollStarted();
     }
     const auto deadline = a->lastEnd + std::chrono::nanoseconds(a->spinBudgetNs);
     bool got = pollForEvents(reader, *a, d, deadline);

@@ -268,12 +268,14 @@ class Session : public std::enable_shared_from_this<Session> {
   /**
    * Whether the polling thread of a destination reads the session's source itself (a FUSE device)
    * while it polls (Session::spinUs): requests then reach JavaScript with no other thread woken on
-   * their way. pollStarted() and pollEnded() bracket each polling period (the session's own readers
-   * stand aside meanwhile); readWhilePolling() reads, without blocking, what the source holds now
-   * and queues it as a reader thread would (for any destination); it returns how many it read.
+   * their way. One thread at a time: pollStarted() says whether this one may (then the session's
+   * own readers stand aside until pollEnded()); a thread that may not does not poll at all, and
+   * gets its events from the one that does. readWhilePolling() reads, without blocking, what the
+   * source holds now and queues it as a reader thread would (for any destination); it returns how
+   * many it read.
    */
   virtual bool readsWhilePolling() { return false; }
-  virtual void pollStarted() {}
+  virtual bool pollStarted() { return true; }
   virtual void pollEnded() {}
   virtual size_t readWhilePolling(std::vector<char>& buf) { return 0; }
   /** A FUSE mount's open file `fh` lost its locks with this node's session: its I/O fails (Passthrough::markLost). */
