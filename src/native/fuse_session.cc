@@ -20,6 +20,16 @@
 // answered EINTR here (it was interrupted, so EINTR is the right answer) and its queued event is
 // dropped; if JS had already seen it, the interrupt event waits in the queue for the next thread.
 //
+// Who reads /dev/fuse (the device is non-blocking): the reader threads (`threads`), each sleeping
+// on its own epoll set that holds the device exclusively, so the kernel wakes one per request; and,
+// while it polls after a callback (Session::spinUs), one worker thread at a time
+// (readWhilePolling), during which the readers take the device out of their sets. A request the
+// worker reads is lock traffic (getlk, setlk, setlkw, interrupt, flush, release: its op only queues
+// an event, for that worker or another) and runs where it was read, or anything else, which may
+// block on the backing file system and goes to the readers as a job. So one process locking in
+// turn has its requests read by the thread that decides them, and no slow file operation ever
+// runs on a worker.
+//
 // Unmount answers every outstanding request itself, so no process stays blocked: a lock request
 // that was interrupted gets EINTR, any other lock request gets ENOLCK ("no locks available": the
 // lock service is going away; EINTR would reach a process with no signal pending as errno 512),

@@ -246,7 +246,8 @@ class Session : public std::enable_shared_from_this<Session> {
    * lock, unlock, lock ...) costs no thread wake-up. Adaptive: a poll that finds nothing halves the
    * budget (down to 0: no polling, nothing burnt on an idle destination); a wake-up that comes
    * within spinUs of the last callback restores it. 0: never poll. The poll yields the core
-   * (sched_yield) between looks, so it never holds a core another thread needs.
+   * (sched_yield) between looks, so it never holds a core another thread needs. A session that
+   * lets its polling thread read its source (readsWhilePolling: a FUSE device) is read on each look.
    */
   uint32_t spinUs = 0;
   std::vector<std::shared_ptr<Destination>> dests;
