@@ -2,8 +2,9 @@
  * The native pump connected to the actors: a FUSE mount whose locks a LockCoordinator's workers
  * decide, and the synthetic source run through the same path (benchmarks, machines without FUSE).
  *
- *   kernel ─▶ libfuse threads ─▶ destination fnv1a(path) % workers ─▶ worker's ActorHost
- *          ◀──────────── fuse_reply_* from the worker thread (src/native replyErr/replyLock) ◀─┘
+ *   kernel ─▶ reader threads ─▶ destination fnv1a(path) % workers ─▶ worker's ActorHost
+ *     │    ◀──────────── fuse_reply_* from the worker thread (src/native replyErr/replyLock) ◀─┘
+ *     └──▶ a polling worker reads /dev/fuse itself (non-lock requests go to the reader threads)
  *
  * The main thread is not on that path: it only mounts, attaches the workers and unmounts.
  */
@@ -28,7 +29,7 @@ export interface FuseMountOptions {
   mountpoint: string;
   /** Worker threads deciding locks (default: available parallelism). */
   workers?: number;
-  /** libfuse threads (default 4); a waiting lock request never holds one. */
+  /** Reader threads (default 4): they also run the mount's file I/O; a waiting lock request never holds one. */
   threads?: number;
   policy?: Policy;
   /**

@@ -20,6 +20,16 @@
 // answered EINTR here (it was interrupted, so EINTR is the right answer) and its queued event is
 // dropped; if JS had already seen it, the interrupt event waits in the queue for the next thread.
 //
+// Who reads /dev/fuse (the device is non-blocking): the reader threads (`threads`), each sleeping
+// on its own epoll set that holds the device exclusively, so the kernel wakes one per request; and,
+// while it polls after a callback (Session::spinUs), one worker thread at a time
+// (readWhilePolling), during which the readers take the device out of their sets. A request the
+// worker reads is lock traffic (getlk, setlk, setlkw, interrupt, flush, release: its op only queues
+// an event, for that worker or another) and runs where it was read, or anything else, which may
+// block on the backing file system and goes to the readers as a job. So one process locking in
+// turn has its requests read by the thread that decides them, and no slow file operation ever
+// runs on a worker.
+//
 // Unmount answers every outstanding request itself, so no process stays blocked: a lock request
 // that was interrupted gets EINTR, any other lock request gets ENOLCK ("no locks available": the
 // lock service is going away; EINTR would reach a process with no signal pending as errno 512),
@@ -43,6 +53,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -53,6 +65,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <shared_mutex>
@@ -65,6 +78,25 @@ namespace locksmith {
 namespace {
 
 bool isLockKind(EventKind k) { return k == EventKind::Getlk || k == EventKind::Setlk || k == EventKind::Flock; }
+
+// ---- reading the device ------------------------------------------------------------------------
+
+/** The header of every request read from /dev/fuse (linux/fuse.h fuse_in_header). */
+struct InHeader {
+  uint32_t len;
+  uint32_t opcode;
+  uint64_t unique;
+  uint64_t nodeid;
+  uint32_t uid, gid, pid;
+  uint16_t totalExtlen, padding;
+};
+// Opcodes (linux/fuse.h) of the requests a polling JavaScript thread handles where it reads them.
+constexpr uint32_t kOpRelease = 18, kOpFlush = 25, kOpGetlk = 31, kOpSetlk = 32, kOpSetlkw = 33, kOpInterrupt = 36;
+/**
+ * Bytes read per request: more than the largest request the kernel may send (a write of
+ * max_write, at most 256 pages here, plus its headers); a smaller buffer fails every read.
+ */
+constexpr size_t kReadBuf = 2 * (1 << 20) + 2 * 4096;
 
 // ---- libfuse log messages: captured while mounting (for the Error), else to stderr -------------
 
@@ -119,7 +151,21 @@ class FuseSession : public Session, public Passthrough {
   void interrupted(Request* r);
   void onInit(fuse_conn_info* conn);
 
+  bool readsWhilePolling() override { return opts_.locks && !deviceGone_.load(std::memory_order_relaxed); }
+  bool pollStarted() override;
+  void pollEnded() override;
+  size_t readWhilePolling(std::vector<char>& buf) override;
+
  private:
+  /** A reader thread: reads the device (non-blocking, sleeping on its epoll set) and runs the session's jobs. */
+  void serve(std::atomic<int>& firstError);
+  /** Runs one request read from the device on this thread (libfuse parses it and calls the ops). */
+  void process(char* mem, size_t n);
+  /** Hands a request read by a polling JavaScript thread to the reader threads. */
+  void pushJob(const char* mem, size_t n);
+  bool popJob(std::vector<char>& out);
+  /** Puts the device in (or takes it out of) every reader's epoll set. Caller holds readersMu_. */
+  void armReadersLocked(bool arm);
   void sendInterrupt(Request* r, bool insideCallback);
   /** Sends the reply of a request already taken from the table. */
   void finish(const RequestPtr& r, int err, bool unregisterInterrupt);
@@ -159,6 +205,26 @@ class FuseSession : public Session, public Passthrough {
   bool leaked_ = false;
   std::atomic<uint64_t> interrupts_{0};
   std::atomic<uint64_t> nativeAnswers_{0};
+
+  /** The device (non-blocking), read by the reader threads and by JavaScript threads while they poll. */
+  int devFd_ = -1;
+  std::atomic<bool> deviceGone_{false};
+  /** Held shared while a polling thread reads and runs requests; close() takes it before the session goes. */
+  std::shared_mutex ioMu_;
+  bool ioClosed_ = false;
+  /** Requests read by a polling thread that are not lock traffic (they may block: file I/O), for the readers. */
+  std::mutex jobsMu_;
+  std::deque<std::vector<char>> jobs_;
+  /** Wakes one reader per write while jobs wait (exclusive in every reader's epoll set). */
+  int jobsFd_ = -1;
+  /** Wakes every reader to stop. */
+  int stopFd_ = -1;
+  std::mutex readersMu_;
+  /** The readers' epoll sets; while pollers_ is 1 (a JavaScript thread polls) the device is not in them. */
+  std::vector<int> readerEps_;
+  int pollers_ = 0;
+  std::atomic<uint64_t> polledReads_{0};
+  std::atomic<uint64_t> jobsRun_{0};
 
   friend SessionPtr locksmith::mountFuse(const MountOptions& o);
 };
@@ -407,25 +473,7 @@ void FuseSession::start() {
     // A slow backing operation holds one of them; the others go on serving.
     std::vector<std::thread> readers;
     std::atomic<int> firstError{0};
-    auto serve = [this, &firstError] {
-      pthread_setname_np(pthread_self(), "locksmith-fuse");
-      struct fuse_buf buf;
-      memset(&buf, 0, sizeof buf);
-      while (!fuse_session_exited(se_)) {
-        int res = fuse_session_receive_buf(se_, &buf);
-        if (res == -EINTR || res == -EAGAIN) continue;
-        if (res <= 0) {
-          if (res < 0) {
-            int expected = 0;
-            firstError.compare_exchange_strong(expected, res);
-          }
-          fuse_session_exit(se_);  // unmounted (ENODEV: res 0) or the device failed: all stop
-          break;
-        }
-        fuse_session_process_buf(se_, &buf);
-      }
-      free(buf.mem);
-    };
+    auto serve = [this, &firstError] { this->serve(firstError); };
     for (uint32_t i = 1; i < opts_.threads; i++) readers.emplace_back(serve);
     serve();
     for (std::thread& t : readers) t.join();
@@ -442,6 +490,162 @@ void FuseSession::start() {
     pthread_setname_np(pthread_self(), "locksmith-grace");
     graceLoop();
   });
+}
+
+void FuseSession::process(char* mem, size_t n) {
+  struct fuse_buf fb;
+  memset(&fb, 0, sizeof fb);
+  fb.mem = mem;
+  fb.size = n;
+  fuse_session_process_buf(se_, &fb);
+}
+
+void FuseSession::pushJob(const char* mem, size_t n) {
+  std::lock_guard<std::mutex> g(jobsMu_);
+  jobs_.emplace_back(mem, mem + n);
+  if (jobs_.size() == 1) {
+    uint64_t one = 1;
+    ssize_t ignored = write(jobsFd_, &one, sizeof one);
+    (void)ignored;
+  }
+}
+
+bool FuseSession::popJob(std::vector<char>& out) {
+  std::lock_guard<std::mutex> g(jobsMu_);
+  if (jobs_.empty()) return false;
+  out.swap(jobs_.front());
+  jobs_.pop_front();
+  uint64_t x = 1;
+  ssize_t ignored = jobs_.empty() ? read(jobsFd_, &x, sizeof x) : write(jobsFd_, &x, sizeof x);  // reset, or wake another reader
+  (void)ignored;
+  return true;
+}
+
+void FuseSession::armReadersLocked(bool arm) {
+  struct epoll_event ev {};
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.u32 = 0;
+  for (int ep : readerEps_) epoll_ctl(ep, arm ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, devFd_, arm ? &ev : nullptr);
+}
+
+bool FuseSession::pollStarted() {
+  // A JavaScript thread reads the device while it polls: were the readers still sleeping on it,
+  // the kernel would wake one of them for every request (and that one would race the poller).
+  std::lock_guard<std::mutex> g(readersMu_);
+  if (pollers_ != 0) return false;
+  pollers_ = 1;
+  armReadersLocked(false);
+  return true;
+}
+
+void FuseSession::pollEnded() {
+  // The readers sleep on the device again; a request that came meanwhile wakes one at once.
+  std::lock_guard<std::mutex> g(readersMu_);
+  pollers_ = 0;
+  armReadersLocked(true);
+}
+
+void FuseSession::serve(std::atomic<int>& firstError) {
+  pthread_setname_np(pthread_self(), "locksmith-fuse");
+  // The device is non-blocking (JavaScript threads read it too while they poll): each reader
+  // sleeps on its own epoll set, holding the device exclusively (the kernel wakes one sleeper per
+  // request) unless a JavaScript thread polls, and the jobs likewise.
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev {};
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.u32 = 1;
+  bool ok = ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, jobsFd_, &ev) == 0;
+  ev.events = EPOLLIN;
+  ev.data.u32 = 2;
+  ok = ok && epoll_ctl(ep, EPOLL_CTL_ADD, stopFd_, &ev) == 0;
+  if (!ok) {
+    int expected = 0;
+    firstError.compare_exchange_strong(expected, -errno);
+    if (ep >= 0) ::close(ep);
+    fuse_session_exit(se_);
+    uint64_t one = 1;
+    ssize_t ignored = write(stopFd_, &one, sizeof one);
+    (void)ignored;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> g(readersMu_);
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u32 = 0;
+    if (pollers_ == 0) epoll_ctl(ep, EPOLL_CTL_ADD, devFd_, &ev);
+    readerEps_.push_back(ep);
+  }
+  std::vector<char> buf(kReadBuf);
+  std::vector<char> job;
+  while (!fuse_session_exited(se_)) {
+    if (popJob(job)) {
+      process(job.data(), job.size());
+      jobsRun_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    ssize_t res = ::read(devFd_, buf.data(), buf.size());
+    if (res >= static_cast<ssize_t>(sizeof(InHeader))) {
+      process(buf.data(), static_cast<size_t>(res));
+      continue;
+    }
+    int err = res < 0 ? errno : res == 0 ? ENODEV : EIO;
+    if (err == EAGAIN) {
+      struct epoll_event evs[4];
+      epoll_wait(ep, evs, 4, -1);
+      continue;
+    }
+    if (err == EINTR || err == ENOENT) continue;  // ENOENT: the request was interrupted before we read it
+    if (err != ENODEV) {
+      int expected = 0;
+      firstError.compare_exchange_strong(expected, -err);
+    }
+    deviceGone_ = true;
+    fuse_session_exit(se_);  // unmounted (ENODEV) or the device failed: all stop
+    uint64_t one = 1;
+    ssize_t ignored = write(stopFd_, &one, sizeof one);
+    (void)ignored;
+    break;
+  }
+  std::lock_guard<std::mutex> g(readersMu_);
+  readerEps_.erase(std::remove(readerEps_.begin(), readerEps_.end(), ep), readerEps_.end());
+  ::close(ep);
+}
+
+size_t FuseSession::readWhilePolling(std::vector<char>& buf) {
+  std::shared_lock<std::shared_mutex> g(ioMu_, std::try_to_lock);
+  if (!g.owns_lock() || ioClosed_ || deviceGone_.load(std::memory_order_relaxed)) return 0;
+  if (buf.size() < kReadBuf) buf.resize(kReadBuf);
+  size_t n = 0;
+  while (n < 64) {
+    ssize_t res = ::read(devFd_, buf.data(), buf.size());
+    if (res < static_cast<ssize_t>(sizeof(InHeader))) {
+      if (res < 0 && (errno == EINTR || errno == ENOENT)) continue;
+      if (res < 0 && errno == EAGAIN) break;
+      // The device is gone (or failed): the readers see it too (pollEnded puts it back in their
+      // sets) and end the session.
+      deviceGone_ = true;
+      break;
+    }
+    n++;
+    polledReads_.fetch_add(1, std::memory_order_relaxed);
+    const auto* in = reinterpret_cast<const InHeader*>(buf.data());
+    switch (in->opcode) {
+      case kOpGetlk:
+      case kOpSetlk:
+      case kOpSetlkw:
+      case kOpInterrupt:
+      case kOpFlush:
+      case kOpRelease:
+        // Lock traffic: its op only queues an event (flush and release do their backing part
+        // when answered), so it runs here.
+        process(buf.data(), static_cast<size_t>(res));
+        break;
+      default:
+        // Anything else may block on the backing file system: a reader thread runs it.
+        pushJob(buf.data(), static_cast<size_t>(res));
+    }
+  }
+  return n;
 }
 
 void FuseSession::graceLoop() {
@@ -589,13 +793,25 @@ void FuseSession::close() {
     }
     if (!leaked_) {
       if (loop_.joinable()) loop_.join();
+      {
+        // No polling thread reads the device or runs a request from now on.
+        std::unique_lock<std::shared_mutex> g(ioMu_);
+        ioClosed_ = true;
+      }
       fuse_session_exit(se_);
       fuse_session_unmount(se_);  // the connection is gone: this only closes /dev/fuse
       fuse_session_destroy(se_);
       se_ = nullptr;
     }
   }
-  if (!leaked_) freeInodes();
+  if (!leaked_) {
+    freeInodes();
+    std::lock_guard<std::mutex> g(jobsMu_);
+    jobs_.clear();
+    if (jobsFd_ >= 0) ::close(jobsFd_);
+    if (stopFd_ >= 0) ::close(stopFd_);
+    jobsFd_ = stopFd_ = -1;
+  }
   std::lock_guard<std::mutex> lg(*gLiveMu);
   gLive->erase(id);
 }
@@ -614,6 +830,8 @@ void FuseSession::stats(Stats& out) {
   out.numbers.emplace_back("interrupts", static_cast<double>(interrupts_.load()));
   out.numbers.emplace_back("nativeAnswers", static_cast<double>(nativeAnswers_.load()));
   out.numbers.emplace_back("redelivered", static_cast<double>(redelivered.load()));
+  out.numbers.emplace_back("polledReads", static_cast<double>(polledReads_.load()));
+  out.numbers.emplace_back("handedToReaders", static_cast<double>(jobsRun_.load()));
   out.numbers.emplace_back("connection", connId_);
   out.strings.emplace_back("mountpoint", mountpoint_);
   out.strings.emplace_back("backing", opts_.backing);
@@ -704,6 +922,15 @@ SessionPtr mountFuse(const MountOptions& o) {
     // 0) that is the minor number.
     s->connId_ = static_cast<unsigned>(std::stoul(dev.substr(colon + 1))) |
                  (static_cast<unsigned>(std::stoul(dev.substr(0, colon))) << 20);
+  }
+  s->devFd_ = fuse_session_fd(s->se_);
+  s->jobsFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  s->stopFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  int fl = fcntl(s->devFd_, F_GETFL);
+  if (s->jobsFd_ < 0 || s->stopFd_ < 0 || fl < 0 || fcntl(s->devFd_, F_SETFL, fl | O_NONBLOCK) < 0) {
+    int err = errno;
+    s->close();
+    fail("could not set up the FUSE device for " + o.mountpoint + ": " + errnoText(err));
   }
   s->start();
   {

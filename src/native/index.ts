@@ -3,7 +3,7 @@
  *
  * Native threads turn lock traffic into events; JavaScript threads decide them and answer:
  *
- *   FUSE kernel ─▶ libfuse workers (passthrough of `backing`) ─┐
+ *   FUSE kernel ─▶ reader threads (passthrough of `backing`) ──┐  (or the polling thread itself: spinUs)
  *   synthetic producer threads ──────────────────────────────────┤ route: fnv1a32(path) % destinations
  *                                                                 ▼
  *                    destination i: queue ─▶ one wake-up ─▶ callback(events[])    on the attached thread
@@ -191,7 +191,11 @@ export interface MountOptions {
   mountpoint: string;
   /** JavaScript threads deciding the locks; each file's events go to one of them. */
   destinations: number;
-  /** libfuse worker threads (default 4). Lock requests never hold one while they wait. */
+  /**
+   * Reader threads (default 4): they read /dev/fuse while no JavaScript thread polls it, and run
+   * every request that is not lock traffic (file I/O: a slow one holds one reader). Lock requests
+   * never hold one while they wait.
+   */
   threads?: number;
   /**
    * While no thread is attached to a destination, its events wait in its queue. A request that
@@ -210,9 +214,11 @@ export interface MountOptions {
   /**
    * After each callback, the receiving thread polls its queue for up to this many µs (default 200)
    * before returning to its event loop, so the next request of a busy process reaches JavaScript
-   * without a thread wake-up (≈40-60 µs here). Adaptive: a poll that finds nothing halves the
-   * budget down to 0 (an idle mount burns nothing); a wake-up within spinUs of the last callback
-   * restores it. 0: never poll.
+   * without a thread wake-up (≈40-60 µs here). One of the mount's threads at a time also reads
+   * /dev/fuse itself while it polls (the reader threads stand aside): a lock request then reaches
+   * the thread that decides it with no other thread woken; others are handed to the readers.
+   * Adaptive: a poll that finds nothing of its own halves the budget down to 0 (an idle mount
+   * burns nothing); a wake-up within spinUs of the last callback restores it. 0: never poll.
    */
   spinUs?: number;
   /**
@@ -330,6 +336,9 @@ export interface SessionInfo {
   nativeAnswers?: number;
   /** Events queued again because the thread that had received them ended without answering. */
   redelivered?: number;
+  /** Requests a polling JavaScript thread read from /dev/fuse itself, and those of them (not lock traffic) the reader threads ran. */
+  polledReads?: number;
+  handedToReaders?: number;
   connection?: number;
   mountpoint?: string;
   backing?: string;

@@ -368,6 +368,27 @@ inline void cpuRelax() {
 }
 
 /**
+ * Polls the queue of `d` until `deadline`: looks at hasEvents, and first reads the session's
+ * source when the session lets its polling threads read it (Session::readsWhilePolling), yielding
+ * the core between looks. True when events came.
+ */
+bool pollForEvents(Session* s, Attachment& a, Destination& d, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    if (s != nullptr) s->readWhilePolling(a.readBuf);
+    if (d.hasEvents.load(std::memory_order_acquire)) return true;
+    cpuRelax();
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    // A polling thread that only pauses holds its core against the very threads it waits for
+    // (the process on the mount, the libfuse thread that receives its request): on a loaded
+    // machine that made one process's lock+unlock 3-5x slower. Yielding lets them run, and the
+    // thread stays runnable, so the request still needs no wake-up. Measured (8,000 operations,
+    // load 20 on 2 cores, interleaved): yielding every 64 pauses 0.5-1.8 s, every 16 1.2-2.1 s,
+    // every pause 0.36-0.47 s (the bare single-threaded server: 0.18-0.53 s).
+    sched_yield();
+  }
+}
+
+/**
  * Runs on the attached thread when woken: delivers, then (Session::spinUs) polls the queue for a
  * while and delivers again what arrives, so a steady trickle of requests needs no wake-ups. At most
  * ~2 ms per wake-up, so the thread's event loop still turns.
@@ -376,15 +397,18 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
   if (env == nullptr || jsCallback == nullptr) return;  // the thread-safe function is being torn down
   auto* a = static_cast<Attachment*>(context);
   Destination& d = *a->dest;
+  // Kept while polling: readWhilePolling reads the session's source.
   auto session = d.session.lock();
   const int64_t spinNs = session ? static_cast<int64_t>(session->spinUs) * 1000 : 0;
-  session.reset();
   using Clock = std::chrono::steady_clock;
   const auto entered = Clock::now();
   if (spinNs > 0 && a->spinBudgetNs == 0 && a->lastEnd != Clock::time_point{} &&
       std::chrono::duration_cast<std::chrono::nanoseconds>(entered - a->lastEnd).count() < spinNs) {
     a->spinBudgetNs = spinNs;  // woken again soon after the last callback: traffic is steady
   }
+  // The session's source is read here while polling: its readers stand aside until the end.
+  Session* reader = session && spinNs > 0 && session->readsWhilePolling() ? session.get() : nullptr;
+  bool polling = false;
   bool delivered = false;
   for (;;) {
     if (!deliverOnce(env, jsCallback, a)) break;
@@ -396,28 +420,19 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
       if (d.current == a && !d.queue.empty() && !d.wakePending) wakeLocked(d);
       break;
     }
+    if (reader != nullptr && !polling) {
+      // Another thread reads the source while it polls: it hands this one its events (one
+      // thread-safe call per batch), and two polling threads would only share the cores.
+      if (!reader->pollStarted()) break;
+      polling = true;
+    }
     {
       std::lock_guard<std::mutex> g(d.mu);
       if (d.current != a) break;
       d.spinning = true;
     }
     const auto deadline = a->lastEnd + std::chrono::nanoseconds(a->spinBudgetNs);
-    bool got = false;
-    for (;;) {
-      if (d.hasEvents.load(std::memory_order_acquire)) {
-        got = true;
-        break;
-      }
-      cpuRelax();
-      if (Clock::now() >= deadline) break;
-      // A polling thread that only pauses holds its core against the very threads it waits for
-      // (the process on the mount, the libfuse thread that receives its request): on a loaded
-      // machine that made one process's lock+unlock 3-5x slower. Yielding lets them run, and the
-      // thread stays runnable, so the request still needs no wake-up. Measured (8,000 operations,
-      // load 20 on 2 cores, interleaved): yielding every 64 pauses 0.5-1.8 s, every 16 1.2-2.1 s,
-      // every pause 0.36-0.47 s (the bare single-threaded server: 0.18-0.53 s).
-      sched_yield();
-    }
+    bool got = pollForEvents(reader, *a, d, deadline);
     {
       std::lock_guard<std::mutex> g(d.mu);
       d.spinning = false;
@@ -431,6 +446,8 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
     }
     a->spinBudgetNs = spinNs;
   }
+  if (polling) reader->pollEnded();
+  session.reset();
   if (delivered && a->idleRef != nullptr) {
     // The thread goes back to its event loop: what the callbacks deferred to this point leaves now
     // (NativeFeed: the journal records of the answers sent during this wake-up). Status ignored,
@@ -473,13 +490,20 @@ void Session::createDestinations() {
   }
 }
 
+namespace {
+/** A new event is queued: wake the attached thread unless it is awake or polling. Caller holds d.mu. */
+void notifyLocked(Destination& d) {
+  if (d.current != nullptr && !d.wakePending && !d.spinning) wakeLocked(d);
+}
+}  // namespace
+
 void Session::deliver(uint32_t dest, Event&& e) {
   Destination& d = *dests[dest];
   eventsQueued.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> g(d.mu);
   d.queue.push_back(std::move(e));
   d.hasEvents.store(true, std::memory_order_release);
-  if (d.current != nullptr && !d.wakePending && !d.spinning) wakeLocked(d);
+  notifyLocked(d);
 }
 
 void Session::deliverRequest(const RequestPtr& r, Event&& e) {
@@ -489,7 +513,7 @@ void Session::deliverRequest(const RequestPtr& r, Event&& e) {
   requests.put(r);
   d.queue.push_back(std::move(e));
   d.hasEvents.store(true, std::memory_order_release);
-  if (d.current != nullptr && !d.wakePending && !d.spinning) wakeLocked(d);
+  notifyLocked(d);
 }
 
 void Session::detachAll() {

@@ -145,6 +145,8 @@ struct Attachment {
   /** Adaptive polling (Session::spinUs): the current budget, and when the last callback ended. */
   int64_t spinBudgetNs = 0;
   std::chrono::steady_clock::time_point lastEnd{};
+  /** Session::readWhilePolling: the buffer this thread reads requests into. */
+  std::vector<char> readBuf;
 };
 
 /** A request waiting for its answer from JavaScript. */
@@ -244,7 +246,8 @@ class Session : public std::enable_shared_from_this<Session> {
    * lock, unlock, lock ...) costs no thread wake-up. Adaptive: a poll that finds nothing halves the
    * budget (down to 0: no polling, nothing burnt on an idle destination); a wake-up that comes
    * within spinUs of the last callback restores it. 0: never poll. The poll yields the core
-   * (sched_yield) between looks, so it never holds a core another thread needs.
+   * (sched_yield) between looks, so it never holds a core another thread needs. A session that
+   * lets its polling thread read its source (readsWhilePolling: a FUSE device) is read on each look.
    */
   uint32_t spinUs = 0;
   std::vector<std::shared_ptr<Destination>> dests;
@@ -263,6 +266,19 @@ class Session : public std::enable_shared_from_this<Session> {
   void deliverRequest(const RequestPtr& r, Event&& e);
 
   virtual bool isFuse() const { return false; }
+  /**
+   * Whether the polling thread of a destination reads the session's source itself (a FUSE device)
+   * while it polls (Session::spinUs): requests then reach JavaScript with no other thread woken on
+   * their way. One thread at a time: pollStarted() says whether this one may (then the session's
+   * own readers stand aside until pollEnded()); a thread that may not does not poll at all, and
+   * gets its events from the one that does. readWhilePolling() reads, without blocking, what the
+   * source holds now and queues it as a reader thread would (for any destination); it returns how
+   * many it read.
+   */
+  virtual bool readsWhilePolling() { return false; }
+  virtual bool pollStarted() { return true; }
+  virtual void pollEnded() {}
+  virtual size_t readWhilePolling(std::vector<char>& buf) { return 0; }
   /** A FUSE mount's open file `fh` lost its locks with this node's session: its I/O fails (Passthrough::markLost). */
   virtual void markLost(uint64_t fh) {}
   /** JS answered request `reqId` with errno `err` (0 success). False if it was already answered. */
