@@ -217,7 +217,9 @@ class SharedFile {
     const gen = ++this.gen;
     this.refresh();
     if (mine.length === 0) return;
-    const p = this.putBack(mine, edges, gen, graceEndsAt).finally(() => {
+    const p = this.putBack(mine, edges, gen, graceEndsAt)
+      .catch((e: unknown) => this.space.report(e))
+      .finally(() => {
       if (this.reasserting === p) this.reasserting = undefined;
     });
     this.reasserting = p;
@@ -257,18 +259,26 @@ class SharedFile {
   }
 
   /**
-   * Another node's step ended this node's waiter `rid` (the inbox). A grant stands in the cache as
-   * the waiter's record turned into the lock, so that a re-assertion puts it back even if this
-   * node never reads the file again; the next step's stale reply brings the records as they are.
-   * A POSIX grant may have merged with its owner's other locks: then the file is read at once.
+   * Another node's step granted this node's waiter `rid` (the inbox). The grant stands in the
+   * cache at once, as the waiter's record turned into the lock, outside the mailbox: a session
+   * message handled before the mailbox gets to it then puts it back as held (beginReassert). The
+   * table follows at the mailbox's turn (refresh); a decision in flight has a stale base and is
+   * decided again. True when it changed the cache.
    */
-  endedRemotely(rid: string, result: number): boolean {
+  grantedRemotely(rid: string, result: number): boolean {
     const i = this.records.findIndex((r) => r.id === rid && r.state === 'waiting');
     if (i < 0 || result !== 0) return false;
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
-    this.refresh();
+    return true;
+  }
+
+  /** Whether `rid`, granted remotely, is a POSIX lock whose owner holds others here: it may have merged with them, so the file is read again. */
+  mayHaveMerged(rid: string): boolean {
+    const r = this.records.find((x) => x.id === rid && x.state === 'held');
+    if (r === undefined) return false;
+    const { req } = this.decode(r);
     if (req.kind !== 'posix') return false;
     return this.records.some((x) => x.id !== rid && x.state === 'held' && this.decode(x).req.owner === req.owner);
   }
@@ -432,6 +442,8 @@ class SharedFile {
         while (!reply.ok && reply.reason === 'unreachable' && performance.now() < deadline && gen === this.gen) {
           // The same step again, by id: if the first one applied, the stale reply lists it.
           await sleep(20);
+          // Never sent under a session that replaced the cache meanwhile.
+          if (gen !== this.gen) break;
           resent = reply.step;
           reply = await this.space.link.commit({ ...step, id: resent });
         }
@@ -856,15 +868,15 @@ export class SharedFiles {
   /** Events of this node's inbox for `path`: waiters another node granted or failed. */
   ended(path: string, events: readonly WaiterEnded[]): void {
     const f = this.file(path);
+    const granted = events.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
     void f
       .enqueue(async () => {
-        let reread = false;
-        for (const e of events) {
-          if (f.endedRemotely(e.requestId, e.result)) reread = true;
-          this.endWait(e.requestId, e.result);
-        }
+        if (granted.length > 0) f.refresh();
+        const reread = granted.some((rid) => f.mayHaveMerged(rid));
+        for (const e of events) this.endWait(e.requestId, e.result);
         if (reread) await f.reread();
       })
+      .catch((e: unknown) => this.report(e))
       .finally(() => this.sweep(f));
   }
 
@@ -895,11 +907,15 @@ export class SharedFiles {
   nextSession(from: number, deadline: number): Promise<boolean> {
     if (this.epoch !== from) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
-      this.sessionWaiters.push(() => {
+      const w = (): void => {
         clearTimeout(timer);
         resolve(true);
-      });
+      };
+      const timer = setTimeout(() => {
+        this.sessionWaiters = this.sessionWaiters.filter((x) => x !== w);
+        resolve(false);
+      }, Math.max(0, deadline - performance.now()));
+      this.sessionWaiters.push(w);
     });
   }
 
