@@ -684,11 +684,7 @@ class SharedFile {
   reap(sessions: readonly { node: string; epoch: number }[]): Promise<unknown> {
     for (const s of sessions) this.dead.add(`${s.node}|${s.epoch}`);
     this.refresh();
-    return this.decide(
-      () => undefined,
-      () => undefined,
-      false,
-    );
+    return this.reread();
   }
 
 
