@@ -501,6 +501,9 @@ class SharedFile {
         case 'fenced':
           // A new session whose message is on its way (the lease names it): decided again under it.
           if (this.space.awaitingSession()) break;
+          // Fenced here because a renewal is late, not because the session was lost: decided
+          // again once the renewal came.
+          if (this.space.late() && (await this.space.renewed(deadline))) break;
           if (!mustRun || performance.now() >= deadline) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
@@ -779,10 +782,12 @@ export class SharedFiles {
     }
     const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined };
     this.requests.set(hostId, r);
-    // Fenced: the engine may already have let this node's session go, so nothing is answered from
-    // what it holds, and nothing new is granted. Releases go on (the store refuses them until a
-    // session is back, and they are owed to the file's next step).
-    if (this.fenced() && (cancellable(call) || call.op === 'checkIo' || call.op === 'lock')) {
+    // No session (it was lost, the next one is not open yet): nothing is answered from what it
+    // held, and nothing new is granted. Releases go on (the store refuses them until a session is
+    // back, and they are owed to the file's next step). A renewal that is only late fences the
+    // node too, but the session may well live: the request is decided, and waits for the renewal
+    // up to requestTimeoutMs (decide, 'fenced').
+    if (this.sessionGone() && (cancellable(call) || call.op === 'checkIo' || call.op === 'lock')) {
       this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
       return;
     }
@@ -891,6 +896,31 @@ export class SharedFiles {
   /** Past the lease: the node must not act on what its session held (see SharedConfig.lease). */
   private fenced(): boolean {
     return performance.timeOrigin + performance.now() >= this.lease[0]!;
+  }
+
+  /** Fenced only because the session's renewal is late: the session may well live. */
+  late(): boolean {
+    return this.fenced() && !this.sessionGone() && !this.awaitingSession();
+  }
+
+  /** No session at all: the last one was lost and the next is not open (the lease is -Infinity). */
+  sessionGone(): boolean {
+    return this.lease[0] === Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * Resolves true once the lease is renewed past now, or names a new session; false when the
+   * session is gone meanwhile, or at `deadline` (performance.now()). The lease is shared memory
+   * that no message announces, so it is read every 10 ms, and only while a renewal is late.
+   */
+  async renewed(deadline: number): Promise<boolean> {
+    for (;;) {
+      if (this.awaitingSession() || !this.fenced()) return true;
+      if (this.sessionGone()) return false;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await sleep(Math.min(10, left));
+    }
   }
 
   /** The lease names a session this worker was not told of yet: its message is on its way. */

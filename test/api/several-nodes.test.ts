@@ -271,6 +271,29 @@ t.test('the engine restarts while a node is fenced: that node re-asserts nothing
   t.equal(await a!.call('lockFile', win('/f', 3, true)), ERROR_LOCK_VIOLATION, 'and a conflicts with it: one holder');
 });
 
+t.test('a renewal that is only late: requests made meanwhile wait for it and are decided, not failed', { skip: noRedis }, async (t) => {
+  // sessionTtlMs 8000: a fences itself 6 s after its last acknowledged renewal, 2 s before the
+  // engine could let its session go. The requests below are made in that window.
+  const [a] = cluster(['a'], 8000);
+  await a!.ready();
+  t.equal(await a!.call('lockFile', win('/late', 1, true)), 0, 'a holds /late before the engine pauses');
+  server.pause();
+  let answers: Promise<[number, Reply, number]>;
+  try {
+    await until(() => a!.call('stats'), (s: Reply) => s.store.session.fenced, 'a fenced by its late renewal');
+    answers = Promise.all([a!.call('lockFile', win('/late', 2, true)), a!.call('lock', setlk('/late2', 1, 1, 0, 1)), a!.call('checkIo', { fileName: '/late', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true })]);
+  } finally {
+    server.resume();
+  }
+  // Before, a fenced node answered these at once with the generic codes (33, -ENOLCK, 33).
+  const [conflict, setlkReply, io] = await event(answers, 'answers once the renewal came');
+  t.equal(conflict, ERROR_LOCK_VIOLATION, "another handle's LockFileEx on /late is refused: a still holds it (the session lived)");
+  t.equal(setlkReply.result, 0, 'F_SETLK on another file is granted');
+  t.equal(io, 0, "checkIo through a's handle is allowed: its lock was never lost");
+  const st = await a!.call('stats');
+  t.equal(st.store.sessions, 1, 'the same session throughout');
+});
+
 t.test('an engine that stops answering: requests end with the generic code, no hang', { skip: noRedis }, async (t) => {
   const [a] = cluster(['a'], 5000, { requestTimeoutMs: 500 });
   await a!.ready();
