@@ -262,6 +262,8 @@ export type StoreStats = {
   stale: number;
   /** Commits refused before reaching the engine because this node was fenced. */
   fencedLocally: number;
+  /** Commits refused because the engine was in a grace period after losing its data, tried again when it ended. */
+  graceWaits: number;
   renewals: number;
   failedRenewals: number;
   /** Sessions opened: 1, plus one after each loss. */

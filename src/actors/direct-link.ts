@@ -25,12 +25,13 @@ export interface LinkCounts {
   commits: number;
   stale: number;
   fencedLocally: number;
+  graceWaits: number;
 }
 
 export class DirectLink implements StoreLink {
   private engine: Promise<RedisEngine> | undefined;
   private counter = 0;
-  readonly counts: LinkCounts = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0 };
+  readonly counts: LinkCounts = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, graceWaits: 0 };
 
   constructor(
     private readonly options: StoreOptions,
@@ -86,6 +87,7 @@ export class DirectLink implements StoreLink {
     const r = await engine.commit(ref, st);
     if (!r.ok) {
       if (r.reason === 'stale') this.counts.stale++;
+      else if (r.reason === 'grace') this.counts.graceWaits++;
       else if (r.reason === 'fenced' || r.reason === 'reset') this.trouble();
     }
     return r;

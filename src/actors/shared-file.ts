@@ -27,7 +27,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK } from '../core/codes.js';
+import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
@@ -134,8 +134,11 @@ interface Diffed {
   readonly edges: readonly EdgeInput[];
 }
 
-/** What a decision runs on the table; `owner`: the POSIX owner a lock request is made for ('fifo'). */
-type Run = ((t: LockTable) => unknown) & { owner?: string };
+/**
+ * What a decision runs on the table; `owner`: the POSIX owner a lock request is made for ('fifo');
+ * `free`: whether a read's answer says the bytes are free (see decide).
+ */
+type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean };
 
 class SharedFile {
   private version = 0;
@@ -422,7 +425,10 @@ class SharedFile {
       for (const o of owed) await o(this.table);
       const res = await run(this.table);
       const d = this.diff();
-      if (d === undefined && fresh) {
+      // A read that found the bytes free is checked against a grace period too: records not put
+      // back yet could make it untrue (as NFS refuses LOCKT in its grace period).
+      const free = d === undefined && run.free?.(res) === true;
+      if (d === undefined && fresh && !free) {
         this.deliver();
         return res;
       }
@@ -432,7 +438,7 @@ class SharedFile {
         this.build();
         continue;
       }
-      const step: Step = d?.step ?? { file: this.path, base: this.version };
+      const step: Step = d?.step ?? { file: this.path, base: this.version, grants: free };
       const epoch = this.space.epoch;
       let reply: CommitReply;
       /** The id the step was sent again with, after a reply that never came. */
@@ -664,6 +670,8 @@ class SharedFile {
       return t.run(call, (v) => this.out.answers.push(() => done(v)));
     };
     if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
+    if (call.op === 'checkIo') run.free = (res) => res === 0;
+    else if (read) run.free = (res) => (res as PosixReply).lockType === F_UNLCK;
     return this.decide(
       run,
       () => 'failed',

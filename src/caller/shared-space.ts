@@ -151,7 +151,7 @@ export class SharedSpace {
   }
 
   /** The engine's side of stats(): this thread's calls plus each worker's own (`workers`). */
-  stats(workers: readonly { roundTrips: number; commits: number; stale: number; fencedLocally: number }[] = []): StoreStats {
+  stats(workers: readonly { roundTrips: number; commits: number; stale: number; fencedLocally: number; graceWaits: number }[] = []): StoreStats {
     const s = this.store.session();
     const st = this.store.stats();
     for (const w of workers) {
@@ -159,6 +159,7 @@ export class SharedSpace {
       st.commits += w.commits;
       st.stale += w.stale;
       st.fencedLocally += w.fencedLocally;
+      st.graceWaits += w.graceWaits;
     }
     return { engine: 'redis', node: this.store.node, namespace: this.namespace, session: { epoch: s.epoch, fenced: s.fenced, grace: s.grace }, ...st };
   }

@@ -209,8 +209,15 @@ if cur ~= base then
   end
   return {'stale', cur, 'full', redis.call('HGETALL', F.r)}
 end
--- An empty step checks without writing: this session is alive and the file is at base.
-if nR + nP + nN + nE == 0 then return {'ok', cur, step} end
+-- An empty step checks without writing: this session is alive and the file is at base, and with
+-- grants, that no grace period runs (an answer that found the bytes free).
+if nR + nP + nN + nE == 0 then
+  if grants then
+    local g = redis.call('PTTL', P .. 'grace')
+    if g > 0 then return {'grace', g} end
+  end
+  return {'ok', cur, step}
+end
 -- 4. the step agrees with the state it was decided on (else the caller has a bug).
 local a = 13
 local removed, removes = {}, {}

@@ -374,8 +374,12 @@ export class MemoryEngine implements Engine {
     if (!this.alive(s.node, s.epoch)) return { ok: false, reason: 'fenced' };
     const existing = this.fileMap.get(st.file);
     if ((existing?.version ?? 0) !== st.base) return this.stale(existing, st.base);
-    // An empty step checks without writing: this session is alive and the file is at `base`.
-    if (st.remove.length === 0 && st.put.length === 0 && st.notify.length === 0 && st.edges.length === 0) return { ok: true, version: st.base, step: st.step };
+    // An empty step checks without writing: this session is alive and the file is at `base`, and
+    // with `grants`, that no grace period runs (an answer that found the bytes free).
+    if (st.remove.length === 0 && st.put.length === 0 && st.notify.length === 0 && st.edges.length === 0) {
+      if (st.grants && this.graceLeft() > 0) return { ok: false, reason: 'grace', retryInMs: this.graceLeft() };
+      return { ok: true, version: st.base, step: st.step };
+    }
     const f = existing ?? this.newFile();
     const removed = new Set<string>();
     for (const id of st.remove) {

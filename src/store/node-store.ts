@@ -54,7 +54,7 @@ export class NodeStore implements LockStore {
   private reader: InboxReader | undefined;
   private loop: Promise<void> | undefined;
   private readonly now: () => number;
-  private readonly st: StoreStats = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, renewals: 0, failedRenewals: 0, sessions: 0 };
+  private readonly st: StoreStats = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, graceWaits: 0, renewals: 0, failedRenewals: 0, sessions: 0 };
 
   private constructor(
     private readonly engine: Engine,
@@ -316,6 +316,7 @@ export class NodeStore implements LockStore {
     const r = await this.engine.commit(ref, st);
     if (!r.ok) {
       if (r.reason === 'stale') this.st.stale++;
+      else if (r.reason === 'grace') this.st.graceWaits++;
       else if (r.reason === 'fenced') void this.replace(ref, 'lost');
       else if (r.reason === 'reset') void this.replace(ref, 'reset');
     }

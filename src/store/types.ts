@@ -72,7 +72,9 @@ export interface Step {
   /**
    * True when the step grants bytes that were not held before (a new lock, an upgrade, a woken
    * waiter). Default: any put is 'held'. Set false for a split or downgrade of held bytes, which
-   * a grace period allows. Grants are refused during a grace period.
+   * a grace period allows. Grants are refused during a grace period. On an empty step, true says
+   * that an answer found bytes free (F_GETLK, checkIo), which records not yet put back in a grace
+   * period could make untrue: refused during it too.
    */
   readonly grants?: boolean;
   readonly notify?: readonly NotifyInput[];
@@ -223,6 +225,8 @@ export interface StoreStats {
   stale: number;
   /** Commits refused before reaching the engine because the node was fenced. */
   fencedLocally: number;
+  /** Commits refused in a grace period (a grant, or a read that found bytes free), tried again when it ended. */
+  graceWaits: number;
   renewals: number;
   failedRenewals: number;
   /** Sessions opened (1 + replacements after a loss or reset). */

@@ -73,7 +73,7 @@ export interface HostControl {
 /** A host's counters: a worker's stats() entry without what only the coordinator knows. */
 export type HostStats = Omit<WorkerStats, 'restarts'> & {
   /** A shared lock space: this worker's own engine calls (direct-link.ts), added to stats().store. */
-  engine?: { roundTrips: number; commits: number; stale: number; fencedLocally: number };
+  engine?: { roundTrips: number; commits: number; stale: number; fencedLocally: number; graceWaits: number };
 };
 
 /** The control plane the coordinator exposes to hosts: the application's hooks. */

@@ -252,6 +252,35 @@ t.test('the engine restarts without its data: the nodes put back what they held,
   t.equal(await event(waits, "b's grant once a closed"), 0, "b's waiter, kept across the restart, is granted by a's close");
 });
 
+t.test('the engine restarts: in its grace period, F_GETLK and checkIo never say free what a node has yet to put back', { skip: noRedis }, async (t) => {
+  // sessionTtlMs 6000: a grace period of 6 s, and a fences itself 4.5 s after its last renewal;
+  // a is stopped for much less than that, so it still puts its lock back when it runs again.
+  const [a, b] = cluster(['a', 'b'], 6000);
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal((await a!.call('lock', setlk('/g', 1, 4242, 0, 100))).result, 0, 'a holds [0, 99] of /g (fcntl)');
+  t.equal(await a!.call('lockFile', { ...win('/g', 1, true), byteOffset: 200 }), 0, 'and [200, 209] (LockFileEx)');
+  a!.signal('SIGSTOP');
+  let getlk: Promise<Reply>;
+  let io: Promise<number>;
+  try {
+    await server.restart();
+    await until(() => b!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "b's new session");
+    // a cannot have put its lock back: it is stopped. b's questions are made now, and a runs
+    // again once the engine refused the first for its grace period (or, wrongly, b answered them).
+    // They are on one file, decided one after the other: the second is decided when the first is.
+    const before = (await b!.call('stats')).store.graceWaits;
+    getlk = b!.call('lock', setlk('/g', 2, 7, 50, 10, F_GETLK));
+    io = b!.call('checkIo', { fileName: '/g', handle: 5, processId: 7, byteOffset: 205, length: 10, write: true });
+    await Promise.race([Promise.all([getlk, io]), until(() => b!.call('stats'), (s: Reply) => s.store.graceWaits >= before + 1, 'a refusal for the grace period')]);
+  } finally {
+    a!.signal('SIGCONT');
+  }
+  const r = await event(getlk, "b's F_GETLK");
+  t.equal(r.lockType, W, "F_GETLK reports a's write lock, put back in the grace period (never 'free': before, it was)");
+  t.equal(r.lockPid, 0, 'held on another node: lockPid 0');
+  t.equal(await event(io, "b's checkIo"), ERROR_LOCK_VIOLATION, "checkIo over a's range is refused");
+});
+
 t.test('the engine restarts while a node is fenced: that node re-asserts nothing, its locks are lost', { skip: noRedis }, async (t) => {
   const ttl = 2000;
   const [a, b] = cluster(['a', 'b'], ttl);

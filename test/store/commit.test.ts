@@ -187,7 +187,9 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     t.match(g, { ok: false, reason: 'grace' });
     t.ok(!g.ok && g.reason === 'grace' && g.retryInMs > 0 && g.retryInMs <= 60_000, 'with the time left');
     const v = ok(t, await a.commit({ file: '/g', base: 0, put: [wait('w1', 'r1')] }), 'a waiter');
-    ok(t, await a.commit({ file: '/g', base: v, remove: ['w1'] }), 'a removal');
+    const v2 = ok(t, await a.commit({ file: '/g', base: v, remove: ['w1'] }), 'a removal');
+    ok(t, await a.commit({ file: '/g', base: v2 }), 'an empty step (a read that found a conflict)');
+    t.match(await a.commit({ file: '/g', base: v2, grants: true }), { ok: false, reason: 'grace' }, 'an empty step with grants (a read that found the bytes free) is refused');
     if (c.memory !== undefined) c.memory.endGrace();
     else await (await server!.client()).del(`{${c.namespace}}:grace`);
     ok(t, await a.commit({ file: '/g', base: 0, put: [lock('a1')] }), 'a grant once the grace period is over');
