@@ -41,11 +41,15 @@
  * - maybe: a lock its client learned of while its node had lost its session: it may be held or
  *   not, so it never counts as held, but F_GETLK may name it until `until`;
  * - abandon: the requester died; its request will get no reply and is not unanswered, but the lock
- *   manager may have granted it, so F_GETLK may name what it asked for until `until`;
+ *   manager may have granted it, so F_GETLK may name what it asked for until `until`; and a lock
+ *   it was releasing may never have been released (the request may not have reached the engine):
+ *   listed until `until` too, when the dead session's records are reaped;
  * - a reply marked `lost` was given while its node had lost its session or was cut off from the
  *   engine: besides every answer the request may have, it may be the family's generic code
  *   (ERROR_LOCK_VIOLATION 33 for Windows calls, -ENOLCK for POSIX ones), as API.md says, and an
- *   UnlockFileEx may find that its record went with the session (ERROR_NOT_LOCKED).
+ *   UnlockFileEx may find that its record went with the session (ERROR_NOT_LOCKED). Such a reply
+ *   may carry `listedUntil`: the locks it released went with the session, whose records stay
+ *   listed until they are reaped, so F_GETLK may name them (and EDEADLK count them) until then.
  *
  * snapshotConflicts() judges a listing taken at one moment (locks()), where grant order is unknown.
  */
@@ -92,7 +96,7 @@ export type GetlkAnswer = { free: true } | { free: false; write: boolean; start:
 
 export type LogEvent =
   | { t: number; ev: 'request'; req: RequestRecord }
-  | { t: number; ev: 'reply'; req: number; result: number; outcome: Outcome; answer?: GetlkAnswer; lost?: boolean }
+  | { t: number; ev: 'reply'; req: number; result: number; outcome: Outcome; answer?: GetlkAnswer; lost?: boolean; listedUntil?: number }
   | { t: number; ev: 'grant'; lock: LockRecord }
   | { t: number; ev: 'release'; lock: number; req: number }
   | { t: number; ev: 'revoke'; lock: number; until: number }
@@ -392,11 +396,11 @@ export class Oracle {
     if (f.recent.length >= f.pruneAt) this.prune(f);
   }
 
-  /** The requester died: its request leaves without a reply (the locks it was releasing went when it asked). */
+  /** The requester died: its request leaves without a reply; locks it was releasing may be listed until `until`. */
   private onAbandon(e: Extract<LogEvent, { ev: 'abandon' }>): void {
     const p = this.pending.get(e.req);
     if (p === undefined) return;
-    for (const r of this.releasing.get(e.req) ?? []) r.until = e.t;
+    for (const r of this.releasing.get(e.req) ?? []) r.until = Math.max(e.t, e.until);
     this.releasing.delete(e.req);
     this.pending.delete(e.req);
     if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) this.endedWaits.push({ p, until: e.t });
@@ -425,7 +429,7 @@ export class Oracle {
     const p = this.pending.get(e.req);
     if (p === undefined) return;
     const released = this.releasing.get(e.req) ?? [];
-    for (const r of released) r.until = e.t;
+    for (const r of released) r.until = e.listedUntil === undefined ? e.t : Math.max(e.t, e.listedUntil);
     this.releasing.delete(e.req);
     this.checkReply(p, e, released.length > 0);
     if (p.req.what === 'getlk' && e.answer !== undefined) {

@@ -505,9 +505,11 @@ class NodeProc {
       case 'reply': {
         const p = this.pending.get(e.req);
         this.pending.delete(e.req);
-        if (p !== undefined && this.windows.some((w) => w.from <= e.t && p.t0 <= w.to)) {
+        const w = p === undefined ? undefined : this.windows.find((x) => x.from <= e.t && p.t0 <= x.to);
+        if (w !== undefined) {
           this.run.repliesWhileLost++;
-          feed({ ...e, lost: true });
+          // What it released may have gone with the session instead: listed until that is reaped.
+          feed({ ...e, lost: true, listedUntil: w.from + REVOKE_LISTED_NS });
           return;
         }
         break;

@@ -129,6 +129,30 @@ t.test("the oracle's rules for lost locks: revoke, abandon, replies of a node wi
   const dead: LogEvent[] = [{ t: 1, ev: 'request', req: req(3, 2, 'C', true) }];
   t.match(Oracle.check(dead, o).byKind, { unanswered: 1 });
   t.equal(Oracle.check([...dead, { t: 5, ev: 'abandon', req: 3, until: 10 }], o).violations, 0, 'an abandoned request needs no reply');
+  // E held [0, 9] and asked to release it at 3; its node died before the answer (abandoned at 5).
+  // The release may never have reached the engine: the lock is listed until the dead session's
+  // records are reaped (`until` 40), so an F_GETLK at 20 may name it, one at 50 may not.
+  const getlk = (id: number, at: number): LogEvent[] => [
+    { t: at, ev: 'request', req: { ...req(id, 5, 'F'), what: 'getlk' } },
+    { t: at + 1, ev: 'reply', req: id, result: 0, outcome: 'ok', answer: { free: false, write: true, start: 0, end: 9, pid: 1 } },
+  ];
+  const releasing = (end: LogEvent): LogEvent[] => [
+    { t: 1, ev: 'request', req: req(5, 4, 'E') },
+    { t: 2, ev: 'grant', lock: { ...claim('E', true), id: 5, req: 5 } },
+    { t: 2, ev: 'reply', req: 5, result: 0, outcome: 'ok' },
+    { t: 3, ev: 'request', req: { ...req(6, 4, 'E'), what: 'unlock' } },
+    { t: 3, ev: 'release', lock: 5, req: 6 },
+    end,
+  ];
+  const abandoned = releasing({ t: 5, ev: 'abandon', req: 6, until: 40 });
+  t.equal(Oracle.check([...abandoned, ...getlk(7, 20)], o).violations, 0, 'a release abandoned with its node: the lock may be listed until reaped');
+  t.match(Oracle.check([...abandoned, ...getlk(7, 50)], o).byKind, { 'getlk-phantom': 1 }, 'and not after');
+  // The same release answered while its node had lost its session: the lock went with the session.
+  const lostReply = releasing({ t: 5, ev: 'reply', req: 6, result: 0, outcome: 'ok', lost: true, listedUntil: 40 });
+  t.equal(Oracle.check([...lostReply, ...getlk(7, 20)], o).violations, 0, 'a release answered without a session: listed until reaped');
+  t.match(Oracle.check([...lostReply, ...getlk(7, 50)], o).byKind, { 'getlk-phantom': 1 }, 'and not after');
+  const healthy = releasing({ t: 5, ev: 'reply', req: 6, result: 0, outcome: 'ok' });
+  t.match(Oracle.check([...healthy, ...getlk(7, 20)], o).byKind, { 'getlk-phantom': 1 }, 'a release answered by a live node: gone at its reply');
   // -ENOLCK for a lock request: a bad reply, unless its node had lost its session.
   const enolck = (lost: boolean): LogEvent[] => [
     { t: 1, ev: 'request', req: req(4, 3, 'D') },
