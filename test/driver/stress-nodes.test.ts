@@ -4,12 +4,7 @@
  * restart). Asserts the oracle's verdict over every node's grants, that each fault was tried once
  * and resolved within its bounds, and what the reports say. Needs redis-server: in CI (CI set) its
  * absence fails this file; elsewhere the run is skipped, loudly.
- *
- * Two violation kinds are open bugs, found once the re-assertion after an engine restart was
- * fixed, and expected for now (TODOs that name them; every other kind must be zero): F_GETLK
- * sometimes names a lock of another node that no one held then ('getlk-phantom': `--nodes 3
- * --seed 1`, and this file's run under load), and an EDEADLK once named a cycle that could not
- * have existed ('false-deadlock': `--nodes 3 --seed 4`).
+
  */
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -27,12 +22,6 @@ if (noRedis !== undefined) {
   const bar = '!'.repeat(100);
   console.error(`\n${bar}\n!! SKIPPING test/driver/stress-nodes.test.ts: ${noRedis} (in CI, with CI set, this is a failure)\n${bar}\n`);
 }
-
-/** Violation kinds of the open bugs named in the file comment. */
-const OPEN: Record<string, string> = {
-  'getlk-phantom': 'F_GETLK names a lock of another node that no one held then (open bug)',
-  'false-deadlock': 'an EDEADLK across nodes names a cycle that could not have existed (open bug)',
-};
 
 const out = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-test-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
@@ -69,13 +58,13 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
   const hung = /still waiting/.test(notes);
   for (const kind of ['conflict', 'unanswered', 'getlk-free', 'getlk-phantom', 'false-deadlock', 'undetected-deadlock', 'bad-reply']) {
     const n = byKind[kind] ?? 0;
-    t.equal(n, 0, `no ${kind} violation`, OPEN[kind] !== undefined && n > 0 ? { todo: `known bug: ${OPEN[kind]}` } : {});
+    t.equal(n, 0, `no ${kind} violation`);
   }
   for (const v of s.oracle.examples) t.comment(`${v.kind}: ${v.message}`);
   t.same(
-    Object.entries(byKind).filter(([k, n]) => n > 0 && OPEN[k] === undefined),
+    Object.entries(byKind).filter(([, n]) => n > 0),
     [],
-    'no violation outside the open bugs',
+    'no violation of any kind',
   );
   t.equal(code, s.oracle.violations === 0 ? 0 : 1, 'the exit code follows the verdict');
   for (const n of s.notes) t.comment(`note: ${n}`);
