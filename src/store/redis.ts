@@ -88,6 +88,9 @@ async function within<T>(p: Promise<T>, ms: number, what: () => string): Promise
   }
 }
 
+/** Error replies that say the engine refused us (authentication, rights, database), not that it was out of reach. */
+const REFUSAL = /^(WRONGPASS|NOAUTH|NOPERM|ERR )/;
+
 /** A connected client, or an Error naming the URL within requestTimeoutMs. */
 async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Redis> {
   const c = new Redis(o.url, clientOptions(o, inbox));
@@ -95,9 +98,18 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   c.on('error', (e: Error) => {
     last = e.message;
   });
-  const fail = (why: string) => `locksmith store: cannot reach ${o.shownUrl} within ${o.requestTimeoutMs} ms${why === '' ? '' : ` (${why})`}`;
+  const fail = (why: string) =>
+    // The engine answered, and said no (a wrong password, a user without the rights, a database
+    // it does not have): not a matter of reaching it.
+    REFUSAL.test(why)
+      ? `locksmith store: ${o.shownUrl} refused the connection: ${why}`
+      : `locksmith store: cannot reach ${o.shownUrl} within ${o.requestTimeoutMs} ms${why === '' ? '' : ` (${why})`}`;
   try {
     await within(c.connect(), o.requestTimeoutMs, () => fail(last));
+    // The client selects the URL's database on connect but does not fail when the engine
+    // refuses it (it would then use database 0): asked again here, where a refusal is seen.
+    const db = new URL(o.url).pathname.replace(/^\//, '');
+    if (db !== '') await within(c.select(Number(db)), o.requestTimeoutMs, () => fail(last));
   } catch (e) {
     c.disconnect();
     const m = (e as Error).message;

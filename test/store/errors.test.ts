@@ -1,7 +1,8 @@
 /**
  * Bad input and failures: a malformed URL or option is refused at once, naming it; an engine that
  * cannot be reached, or that accepts connections and never answers, is an Error naming the URL
- * (its password hidden) within requestTimeoutMs; a store whose engine stops answering gets
+ * (its password hidden) within requestTimeoutMs; one that refuses us (a wrong password, a
+ * database it does not have) is an Error saying so; a store whose engine stops answering gets
  * 'unreachable' within requestTimeoutMs, and the step id tells it later whether the step applied.
  */
 import { createServer } from 'node:net';
@@ -60,6 +61,33 @@ t.test('nothing listens: an Error naming the URL, within requestTimeoutMs', { sk
   t.notMatch(r.err?.message, /s3cret/);
   t.match(r.err?.message, /ECONNREFUSED|cannot reach/, `says why: ${r.err?.message}`);
   t.ok(r.ms < 1_000 + SLACK_MS, `within requestTimeoutMs (${r.ms.toFixed(0)} ms)`);
+});
+
+t.test('an engine that refuses us (password, database): an Error that says so, not a timeout', { skip: noRedis }, async (t) => {
+  const admin = await server.client();
+  // A database the engine does not have (16 by default): the client would quietly use 0.
+  const db = await timed(openStore({ url: `${server.url}/20`, requestTimeoutMs: 5_000 }));
+  t.match(db.err?.message, `${server.url}/20 refused the connection`, `names the URL and says it refused (${db.err?.message})`);
+  t.match(db.err?.message, /DB index/, 'with the engine\'s reason');
+  const ok = await openStore({ url: `${server.url}/3`, requestTimeoutMs: 5_000 });
+  await ok.close();
+  t.pass('a database the engine has is used');
+  // A password: the admin connection was authenticated before, and stays so.
+  await admin.config('SET', 'requirepass', 's3cret');
+  t.teardown(() => admin.config('SET', 'requirepass', ''));
+  const port = server.port;
+  for (const [url, why] of [
+    [`redis://:wrong@127.0.0.1:${port}`, /WRONGPASS/],
+    [`redis://127.0.0.1:${port}`, /NOAUTH/],
+  ] as const) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 5_000 }));
+    t.match(r.err?.message, 'refused the connection', `${url}: refused, not "cannot reach" (${r.err?.message})`);
+    t.match(r.err?.message, why);
+    t.notMatch(r.err?.message, /wrong@/, 'the password is not in the message');
+  }
+  const authed = await openStore({ url: `redis://:s3cret@127.0.0.1:${port}`, requestTimeoutMs: 5_000 });
+  await authed.close();
+  t.pass('the right password connects');
 });
 
 t.test('an engine that accepts and never answers: an Error within requestTimeoutMs', { skip: noRedis }, async (t) => {
