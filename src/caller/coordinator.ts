@@ -116,6 +116,7 @@ export class LockCoordinator {
         if (path !== undefined) this.workerOf(path).out.object(m);
         else for (const w of this.workers.list) w.out.object(m);
       };
+      space.fault = (message) => this.fault(message);
     }
   }
 

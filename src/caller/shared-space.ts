@@ -33,6 +33,8 @@ export class SharedSpace {
   private reapAgain = false;
   /** Set by the coordinator: posts a message to the worker that owns `path`, or to all. */
   post: (path: string | undefined, m: ToHost) => void = () => {};
+  /** Set by the coordinator: reports what the application must hear of (a fault, counted and warned). */
+  fault: (message: string) => void = () => {};
 
   private constructor(
     private readonly store: NodeStore,
@@ -99,6 +101,11 @@ export class SharedSpace {
     if (e.kind === 'lost' || e.kind === 'reset') {
       const { incarnation } = this.store.session();
       this.post(undefined, { t: 'session', incarnation, epoch: e.epoch, carried: e.kind === 'reset' ? e.lost : 0, graceMs: e.kind === 'reset' ? e.graceMs : 0 });
+    } else if (e.kind === 'displaced') {
+      // No next session: session 0 makes the workers count what they held as lost and end
+      // their waiters, as for a lost session, and fail what comes next.
+      this.post(undefined, { t: 'session', incarnation: '', epoch: 0, carried: 0, graceMs: 0 });
+      this.fault(`locksmith store: another process opened a session under this node's name '${this.store.node}': this coordinator has no session from now on, and its lock requests fail with the family's generic code. Give each node its own name (store.node, --node).`);
     }
   }
 

@@ -301,7 +301,11 @@ if not edges then return a end
 return {'ok', apply(F, base, step, node, {}, {}, puts, edges)}
 `;
 
-/** OPEN: ARGV P, incarnation candidate, node, ttlMs, graceMs. A new session; a new incarnation (with its grace period) when there is none. */
+/**
+ * OPEN: ARGV P, incarnation candidate, node, ttlMs, graceMs, instance, takeover ('1' or '0'). A new
+ * session; a new incarnation (with its grace period) when there is none. {'taken'} when the node
+ * name's session is live under another instance and this is not a takeover.
+ */
 export const OPEN = `${PRELUDE}
 local created = 0
 local inc = redis.call('GET', KEYS[1])
@@ -316,9 +320,16 @@ if not inc then
   created = 1
 end
 local node, ttl = ARGV[3], tonumber(ARGV[4])
-local epoch = str(redis.call('INCR', P .. 'clock'))
 local sk = P .. 's:' .. node
 local old = redis.call('GET', sk)
+-- Two processes under one node name: a live session of another instance is only taken at a start.
+local ok = P .. 'own:' .. node
+if old and ARGV[7] ~= '1' then
+  local owner = redis.call('GET', ok)
+  if owner and owner ~= ARGV[6] then return {'taken'} end
+end
+redis.call('SET', ok, ARGV[6])
+local epoch = str(redis.call('INCR', P .. 'clock'))
 if old then redis.call('ZADD', P .. 'sessions', '0', node .. '|' .. old) end
 redis.call('SET', sk, epoch, 'PX', ARGV[4])
 redis.call('ZADD', P .. 'sessions', str(nowMs() + ttl), node .. '|' .. epoch)
@@ -352,7 +363,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
 local node, epoch = ARGV[3], ARGV[4]
 local sk = P .. 's:' .. node
 if redis.call('GET', sk) ~= epoch then return 0 end
-redis.call('DEL', sk)
+redis.call('DEL', sk, P .. 'own:' .. node)
 local m = node .. '|' .. epoch
 if redis.call('SCARD', P .. 'sf:' .. m) == 0 then redis.call('ZREM', P .. 'sessions', m) else redis.call('ZADD', P .. 'sessions', '0', m) end
 redis.call('DEL', P .. 'in:' .. node)

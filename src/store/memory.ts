@@ -19,6 +19,7 @@ import type {
   InboxEvent,
   InboxReader,
   Opened,
+  Taken,
   ReapReply,
   ReassertReply,
   Renewed,
@@ -91,6 +92,8 @@ export class MemoryEngine implements Engine {
   private graceUntil = -Infinity;
   /** node → its session key: epoch and expiry. */
   private readonly live = new Map<string, { epoch: number; expiresAt: number }>();
+  /** Node name -> the instance that opened its last session (two processes under one name). */
+  private readonly owners = new Map<string, string>();
   /** "node|epoch" → deadline: every session until the reaper has seen it dead and empty. */
   private readonly registry = new Map<string, { node: string; epoch: number; deadline: number }>();
   private readonly sessFiles = new Map<string, Set<string>>();
@@ -157,7 +160,13 @@ export class MemoryEngine implements Engine {
     return id;
   }
 
-  async open(node: string, ttlMs: number, graceMs: number): Promise<Opened> {
+  async open(node: string, ttlMs: number, graceMs: number, instance = '', takeover = true): Promise<Opened | Taken> {
+    const old = this.live.get(node);
+    if (!takeover && old !== undefined && this.alive(node, old.epoch)) {
+      const owner = this.owners.get(node);
+      if (owner !== undefined && owner !== instance) return { taken: true };
+    }
+    this.owners.set(node, instance);
     return this.openSync(node, ttlMs, graceMs);
   }
 
@@ -206,6 +215,7 @@ export class MemoryEngine implements Engine {
   async endSession(s: SessionRef): Promise<void> {
     if (this.inc !== s.incarnation || !this.alive(s.node, s.epoch)) return;
     this.live.delete(s.node);
+    this.owners.delete(s.node);
     const k = sk(s.node, s.epoch);
     if ((this.sessFiles.get(k)?.size ?? 0) === 0) this.registry.delete(k);
     else this.registry.get(k)!.deadline = 0;

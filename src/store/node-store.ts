@@ -4,6 +4,7 @@
  * a node stop acting on a session the engine may already have let go (see "Sessions and fencing"
  * in ./index.ts).
  */
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toEdge, toEngineStep, toRecord } from './step.js';
@@ -54,6 +55,10 @@ export class NodeStore implements LockStore {
   private reader: InboxReader | undefined;
   private loop: Promise<void> | undefined;
   private readonly now: () => number;
+  /** Tells this NodeStore's sessions apart from another process's under the same node name. */
+  private readonly instance = randomUUID();
+  /** Another process took this node's name: no session from then on (replace). */
+  private displaced = false;
   private readonly st: StoreStats = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, graceWaits: 0, renewals: 0, failedRenewals: 0, sessions: 0 };
 
   private constructor(
@@ -75,7 +80,10 @@ export class NodeStore implements LockStore {
     const s = new NodeStore(engine, o, hooks, kind, ownsEngine);
     const sent = s.now();
     s.st.roundTrips++;
-    s.adopt(await engine.open(o.node, o.sessionTtlMs, o.graceMs), sent);
+    // A start takes the name over: a process restarted under its old name ends its old session.
+    const opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance, true);
+    if ('taken' in opened) throw new Error(`locksmith store: the engine did not open a session for node '${o.node}'`);
+    s.adopt(opened, sent);
     s.reader = engine.inbox(o.node);
     s.loop = s.readLoop();
     return s;
@@ -207,7 +215,7 @@ export class NodeStore implements LockStore {
    * been given to another node.
    */
   private replace(ref: SessionRef, kind: 'lost' | 'reset'): Promise<void> {
-    if (ref !== this.ref) return this.replacing ?? Promise.resolve();
+    if (ref !== this.ref || this.displaced) return this.replacing ?? Promise.resolve();
     const reassert = kind === 'reset' && !this.fenced();
     if (!this.reportedFenced) {
       this.reportedFenced = true;
@@ -223,8 +231,17 @@ export class NodeStore implements LockStore {
         const sent = this.now();
         this.st.roundTrips++;
         try {
-          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, this.o.graceMs);
+          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, this.o.graceMs, this.instance, false);
           if (this.closed) return;
+          if ('taken' in o) {
+            // Another process opened a session under this node's name: taking it back would end
+            // that one's session, and it would take it back in turn (each losing its locks every
+            // few hundred ms). This one stays without a session: its lock requests get the
+            // family's generic code, and the application hears of it (SharedSpace).
+            this.displaced = true;
+            this.emit({ kind: 'displaced', lost: ref.epoch });
+            return;
+          }
           this.adopt(o, sent);
           if (reassert) this.emit({ kind: 'reset', lost: ref.epoch, epoch: o.epoch, graceMs: o.graceMs });
           else this.emit({ kind: 'lost', lost: ref.epoch, epoch: o.epoch });

@@ -194,7 +194,9 @@ export type SessionEvent =
   | { readonly kind: 'unfenced'; readonly epoch: number }
   | { readonly kind: 'lost'; readonly lost: number; readonly epoch: number }
   | { readonly kind: 'reset'; readonly lost: number; readonly epoch: number; readonly graceMs: number }
-  | { readonly kind: 'grace-ended'; readonly epoch: number };
+  | { readonly kind: 'grace-ended'; readonly epoch: number }
+  /** Another process opened a session under this node's name: this one has none from now on. */
+  | { readonly kind: 'displaced'; readonly lost: number };
 
 export interface StoreHooks {
   /** Inbox events for this node's current session, in stream order. */
@@ -275,6 +277,11 @@ export interface Opened extends SessionRef {
   readonly created: boolean;
 }
 
+/** Another instance holds the node name's live session (two processes given one name). */
+export interface Taken {
+  readonly taken: true;
+}
+
 export type Renewed =
   /** `reap`: some registered session is past its deadline or ended: reap() has work. */
   | { readonly kind: 'ok'; readonly graceMs: number; readonly reap: boolean }
@@ -293,7 +300,13 @@ export interface InboxReader {
 export interface Engine {
   /** For messages: the redacted URL, or 'memory'. */
   readonly name: string;
-  open(node: string, ttlMs: number, graceMs: number): Promise<Opened>;
+  /**
+   * A new session for `node`, opened by `instance` (one per NodeStore). Without `takeover`, a
+   * node name whose session is live under another instance is not taken: 'taken'. With it (a
+   * start: a process restarted under its old name), that session ends and its records go to the
+   * reaper.
+   */
+  open(node: string, ttlMs: number, graceMs: number, instance?: string, takeover?: boolean): Promise<Opened | Taken>;
   renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed>;
   endSession(s: SessionRef): Promise<void>;
   commit(s: SessionRef, step: EngineStep): Promise<CommitReply>;

@@ -257,6 +257,7 @@ class Run {
         const node = NODES[o.n]!;
         const m = this.mem.openSync(node, TTL, this.nextGrace);
         const r = await this.red.open(node, TTL, this.nextGrace);
+        if ('taken' in r) throw new Error('a takeover open is never refused');
         if (r.created) this.offset = r.epoch - m.epoch;
         this.memRef.set(node, m);
         this.redRef.set(node, r);

@@ -156,3 +156,28 @@ t.test('a node SIGSTOPped past its TTL: its lock is taken, and on SIGCONT it is 
   );
   t.same(await p.run({ op: 'close' }), 'closed');
 });
+
+for (const kind of ['memory', 'redis'] as const) {
+  t.test(`${kind}: two processes under one node name: the later start takes the name, the earlier is displaced for good (no flapping)`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    const c = await cluster(kind, [], server);
+    t.teardown(() => c.close());
+    const first = await c.add('a');
+    t.equal((await first.store.commit({ file: '/d', base: 0, put: [{ id: 'a1', state: 'held', data: '' }] })).ok, true, 'the first holds a record');
+    const epoch1 = first.store.session().epoch;
+    // A second process with the same name (or the first one restarted): its start takes the name.
+    const second = await c.add('a');
+    const epoch2 = second.store.session().epoch;
+    t.not(epoch2, epoch1, 'the second has a session of its own');
+    // The first's next renewal finds its session gone, and the name live under another process.
+    first.store.nudge();
+    await first.session.next('the first to be displaced', (e) => e.kind === 'displaced');
+    t.same(kinds(first.session.seen), ['fenced', 'displaced'], 'fenced, then displaced: it does not open a session again');
+    t.equal(first.store.session().epoch, 0, 'the first has no session');
+    t.match(await first.store.commit({ file: '/d', base: 0 }), { ok: false, reason: 'fenced' }, 'and its steps are refused');
+    t.equal(first.store.stats().sessions, 1, 'one session in all: it never took the name back');
+    t.equal(second.store.session().epoch, epoch2, "the second's session was not taken back");
+    t.same(kinds(second.session.seen), [], 'the second never lost it');
+    const v = await second.store.commit({ file: '/d2', base: 0, put: [{ id: 'b1', state: 'held', data: '' }] });
+    t.equal(v.ok, true, 'the second commits under its session');
+  });
+}
