@@ -552,12 +552,22 @@ class SharedFile {
     return res;
   }
 
-  /** Nothing was decided in time: the decision is dropped; a release is owed to the file's next step. */
+  /**
+   * Nothing was decided in time: the decision is dropped; a release is owed to the file's next
+   * step, which comes by itself a while later if no request brings it (retryOwed): the locks it
+   * frees may be what another node's waiter waits for.
+   */
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
     this.build();
     this.out = { answers: [], notify: [] };
     if (mustRun) this.owed.push(run);
+    if (this.owed.length > 0) this.space.retryOwed(this.path);
     return failed();
+  }
+
+  /** Whether releases are owed to this file's next step. */
+  get owing(): boolean {
+    return this.owed.length > 0;
   }
 
   private deliver(): void {
@@ -729,6 +739,9 @@ export class SharedFiles {
   private sessionWaiters: (() => void)[] = [];
   private counter = 0;
   private stopping = false;
+  /** Per file, the timer of its owed releases' next try, and how many tries it had (retryOwed). */
+  private readonly owedRetries = new Map<string, NodeJS.Timeout>();
+  private readonly owedBackoff = new Map<string, number>();
 
   constructor(
     readonly link: StoreLink,
@@ -983,6 +996,33 @@ export class SharedFiles {
     for (const w of waiting) w();
   }
 
+  /**
+   * Releases owed to `path` (their steps could not be written in time) are tried again in a step
+   * of their own: after 100 ms, then twice as long each time up to 5 s, while they are owed.
+   */
+  retryOwed(path: string): void {
+    if (this.stopping || this.owedRetries.has(path)) return;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(this.owedBackoff.get(path) ?? 0, 6));
+    this.owedBackoff.set(path, (this.owedBackoff.get(path) ?? 0) + 1);
+    const t = setTimeout(() => {
+      this.owedRetries.delete(path);
+      const f = this.files.get(path);
+      if (f === undefined || !f.owing) {
+        this.owedBackoff.delete(path);
+        return;
+      }
+      void f
+        .enqueue(() => f.reread())
+        .then(() => {
+          if (!f.owing) this.owedBackoff.delete(path);
+        })
+        .catch((e: unknown) => this.report(e))
+        .finally(() => this.sweep(f));
+    }, delay);
+    t.unref?.();
+    this.owedRetries.set(path, t);
+  }
+
   /** Looks again at `path`'s waiters at `at` (performance.now()): the end of a grace period. */
   wakeAt(path: string, at: number): void {
     const t = setTimeout(() => {
@@ -1017,6 +1057,8 @@ export class SharedFiles {
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const t of this.owedRetries.values()) clearTimeout(t);
+    this.owedRetries.clear();
     const all = [...this.files.values()].map((f) => f.enqueue(() => f.stopAll()).catch((e: unknown) => this.report(e)));
     await Promise.all(all);
     for (const [hostId, r] of [...this.requests]) {

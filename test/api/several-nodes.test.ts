@@ -294,7 +294,8 @@ t.test('the engine restarts while a node is fenced: that node re-asserts nothing
     server.resume();
   }
   await server.restart();
-  await until(() => a!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "a's new session");
+  // b was fenced too: until its new session is open, its requests fail at once (API.md).
+  await until(() => Promise.all([a!.call('stats'), b!.call('stats')]), (s: Reply[]) => s.every((x) => x.store.sessions === 2 && !x.store.session.fenced), 'new sessions on both nodes');
   t.equal(await a!.call('checkIo', { fileName: '/f', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "a's lock counts as lost: checkIo 33 through its handle");
   t.equal(await b!.call('lockFile', win('/f', 2, false)), 0, 'b can lock /f (after the grace period)');
   t.equal(await a!.call('lockFile', win('/f', 3, true)), ERROR_LOCK_VIOLATION, 'and a conflicts with it: one holder');
@@ -365,6 +366,25 @@ t.test('an engine that stops answering: requests end with the generic code, no h
   const t1 = performance.now();
   t.equal(await a!.call('lockFile', win('/u2', 1, true)), 0, 'once the engine answers again, so does the node');
   t.comment(`the next request took ${Math.round(performance.now() - t1)} ms`);
+});
+
+t.test('a release the engine did not answer in time is written once it answers again: the waiter it frees elsewhere is granted', { skip: noRedis }, async (t) => {
+  // sessionTtlMs 4000: the pause below (about requestTimeoutMs) stays far from a's fence at 3 s.
+  const [a, b] = cluster(['a', 'b'], 4000, { requestTimeoutMs: 500 });
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal(await a!.call('lockFile', win('/owed', 1, true)), 0, 'a holds /owed');
+  const waits = b!.call('lockFile', win('/owed', 2, false));
+  await waiterListed(a!, '/owed', 'b');
+  server.pause();
+  try {
+    // requestTimeoutMs 500: answered, though not written; it is owed to the file.
+    await event(a!.call('closeHandle', { fileName: '/owed', handle: 1 }), "a's closeHandle");
+    t.pass("a's closeHandle is answered while the engine is paused");
+  } finally {
+    server.resume();
+  }
+  // Nothing more happens on a: the owed release must still reach the engine, by itself.
+  t.equal(await event(waits, "b's grant once a's release was written"), 0, "b's waiter is granted");
 });
 
 t.test('start with an engine that is not there, or a bad URL: a clear error', { skip: noRedis }, async (t) => {
