@@ -56,15 +56,14 @@
  * --lanes=N (256) --clients=N (4) --workers=N (1) --ttl=MS (sessionTtlMs of the nodes of rows
  * 1-4 and 6, default 10,000). Writes bench/results/cluster.json ({ rows, floors, ratios, meta }).
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { RedisServer } from '../driver/redis-server.js';
 import { openStore } from '../src/store/index.js';
 import { RENEW } from '../src/store/lua.js';
 import { median, option } from './report.js';
@@ -103,37 +102,6 @@ const base = process.hrtime.bigint();
 /** Nanoseconds since `base`, as the nodes count them. */
 const t = (): number => Number(process.hrtime.bigint() - base);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-// ---- redis-server ---------------------------------------------------------------------------------
-
-async function redisServer(): Promise<{ url: string; stop: () => void }> {
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'locksmith-bench-cluster-'));
-  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  p.once('error', () => {
-    rmSync(dir, { recursive: true, force: true });
-    console.error('bench:cluster needs redis-server: apt-get install redis-server');
-    process.exit(2);
-  });
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: p.stdout! }).on('line', (l) => l.includes('Ready to accept connections') && resolve());
-    p.once('exit', (c) => reject(new Error(`redis-server exited ${c}`)));
-  });
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: () => {
-      p.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 // ---- nodes ------------------------------------------------------------------------------------------
 
@@ -679,7 +647,10 @@ async function killRow(waiter: Node, obs: Redis, url: string): Promise<number[]>
 // ---- main ---------------------------------------------------------------------------------------------
 
 const started = performance.now();
-const server = await redisServer();
+const server = await RedisServer.start().catch((e: Error) => {
+  console.error(`bench:cluster: ${e.message}`);
+  process.exit(2);
+});
 const nodes: Node[] = [];
 let exitCode = 0;
 try {
@@ -834,6 +805,6 @@ try {
 } finally {
   await Promise.all(nodes.map((n) => Promise.race([n.stop(), sleep(3000)])));
   for (const n of nodes) if (!n.exited) n.kill();
-  server.stop();
+  await server.stop();
 }
 process.exit(exitCode);

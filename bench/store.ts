@@ -9,42 +9,11 @@
  * (remove it), each decided on the version the previous one returned. Prints p50 and p99 of each
  * series and the ratios; --n=N sets the number of samples per series (default 20,000).
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
+import { RedisServer } from '../driver/redis-server.js';
 import { NodeStore } from '../src/store/node-store.js';
 import { RedisEngine } from '../src/store/redis.js';
 import { option } from './report.js';
-
-async function redisServer(): Promise<{ url: string; stop: () => void }> {
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'locksmith-bench-redis-'));
-  const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''], { stdio: ['ignore', 'pipe', 'inherit'] });
-  p.once('error', () => {
-    console.error('redis-server is not installed: apt-get install redis-server (Debian) or brew install redis');
-    process.exit(2);
-  });
-  await new Promise<void>((resolve, reject) => {
-    createInterface({ input: p.stdout! }).on('line', (l) => l.includes('Ready to accept connections') && resolve());
-    p.once('exit', (c) => reject(new Error(`redis-server exited ${c}`)));
-  });
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: () => {
-      p.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -52,7 +21,10 @@ function pct(xs: number[], q: number): number {
 }
 
 const n = Number(option('n') ?? 20_000);
-const server = await redisServer();
+const server = await RedisServer.start().catch((e: Error) => {
+  console.error(`bench:store: ${e.message}`);
+  process.exit(2);
+});
 try {
   const o = { url: server.url, shownUrl: server.url, namespace: 'bench', requestTimeoutMs: 5_000 };
   const engine = await RedisEngine.connect(o);
@@ -90,5 +62,5 @@ try {
   console.log(`commit / bare script: p50 ${(pct(commits, 0.5) / pct(floor, 0.5)).toFixed(2)}x, p99 ${(pct(commits, 0.99) / pct(floor, 0.99)).toFixed(2)}x`);
   await store.close();
 } finally {
-  server.stop();
+  await server.stop();
 }

@@ -1,8 +1,10 @@
 /**
- * The engine of the nodes target: a redis-server of its own, on a free loopback port, in a
- * temporary directory, with no persistence (--save '' --appendonly no). Started, and restarted on
- * the same port, by waiting for its "Ready to accept connections" line (an event, not a sleep);
- * killed at the end (and when this process exits).
+ * A redis-server of our own, the one way this project starts one (the nodes target of the stress
+ * runner, the store tests, bench:store, bench:cluster): a free loopback port (another one when the
+ * port is taken between the check and the start), a temporary --dir removed on stop, no
+ * persistence (--save '' --appendonly no). Started, and restarted on the same port with nothing
+ * kept, by waiting for its "Ready to accept connections" line (an event, not a sleep); paused and
+ * resumed (SIGSTOP / SIGCONT); killed on stop, and when this process exits. Several run at once.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,20 +12,38 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Redis } from 'ioredis';
 
-/** The longest a redis-server may take to say it is ready (milliseconds when quiet; a loaded machine is slow). */
-const START_BUDGET_MS = 60_000;
+/** The longest a redis-server may take to say it is ready, or to exit after SIGKILL (milliseconds when quiet; a loaded machine is slow). */
+export const START_BUDGET_MS = 60_000;
 
-/** The server's version line ('Redis server v=7.0.15 ...'), or undefined when redis-server is not installed. */
+const NOT_INSTALLED = 'redis-server is not installed (install it with: apt-get install redis-server)';
+
+/** The server's version ('redis-server 7.0.15'), or undefined when redis-server is not installed. */
 export function redisVersion(): string | undefined {
   const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (r.status !== 0 || typeof r.stdout !== 'string') return undefined;
   return /v=\S+/.exec(r.stdout)?.[0]?.replace('v=', 'redis-server ') ?? r.stdout.trim();
 }
 
-/** Why the nodes target cannot run here (one clause), or undefined. */
+/** Why no redis-server can be started here (one clause, with how to install it), or undefined. */
 export function redisUnavailable(): string | undefined {
-  return redisVersion() === undefined ? 'redis-server is not installed (install it with: apt-get install redis-server)' : undefined;
+  return redisVersion() === undefined ? NOT_INSTALLED : undefined;
+}
+
+/** `p`, or an Error naming `what` after `ms` (the timer never holds the process open). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function freePort(): Promise<number> {
@@ -66,7 +86,8 @@ type Outcome = { ok: true } | { ok: false; inUse: boolean; why: string };
 
 export class RedisServer {
   private proc: ChildProcess | undefined;
-  private readonly dir = mkdtempSync(join(tmpdir(), 'locksmith-stress-redis-'));
+  private admin: Redis | undefined;
+  private readonly dir = mkdtempSync(join(tmpdir(), 'locksmith-redis-'));
 
   private constructor(readonly port: number) {}
 
@@ -85,7 +106,7 @@ export class RedisServer {
       last = r.why;
       if (!r.inUse) break;
     }
-    throw new Error(`redis-server did not start: ${last}`);
+    throw new Error(last === NOT_INSTALLED ? last : `redis-server did not start: ${last}`);
   }
 
   private launch(): Promise<Outcome> {
@@ -96,38 +117,60 @@ export class RedisServer {
     );
     this.proc = p;
     live.add(p);
+    // The last lines only (the server logs for as long as it runs; the output is read to the end, or it would block).
     const lines: string[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    return new Promise<Outcome>((resolve) => {
+    const started = new Promise<Outcome>((resolve) => {
       const onLine = (l: string) => {
-        if (lines.length < 50) lines.push(l);
+        if (lines.push(l) > 20) lines.shift();
         if (l.includes('Ready to accept connections')) resolve({ ok: true });
       };
       createInterface({ input: p.stdout! }).on('line', onLine);
       createInterface({ input: p.stderr! }).on('line', onLine);
+      p.once('error', (e: NodeJS.ErrnoException) => {
+        live.delete(p);
+        resolve({ ok: false, inUse: false, why: e.code === 'ENOENT' ? NOT_INSTALLED : e.message });
+      });
       p.once('exit', (code, signal) => {
         live.delete(p);
         const why = `exit ${code ?? signal}: ${lines.slice(-5).join(' | ')}`;
         resolve({ ok: false, inUse: /in use|bind/i.test(why), why });
       });
-      timer = setTimeout(() => {
-        p.kill('SIGKILL');
-        resolve({ ok: false, inUse: false, why: `not ready after ${START_BUDGET_MS / 1000} s: ${lines.slice(-5).join(' | ')}` });
-      }, START_BUDGET_MS);
-    }).finally(() => clearTimeout(timer));
+    });
+    return within(started, START_BUDGET_MS, `redis-server on port ${this.port} to accept connections`).catch((e: Error): Outcome => {
+      p.kill('SIGKILL');
+      return { ok: false, inUse: false, why: `${e.message}: ${lines.slice(-5).join(' | ')}` };
+    });
+  }
+
+  /** A plain client of this server for commands around the code under test (DEL, CLIENT KILL, INFO, CONFIG SET); one, kept until restart or stop. */
+  async client(): Promise<Redis> {
+    if (this.admin === undefined || this.admin.status === 'end') {
+      const { Redis } = await import('ioredis');
+      this.admin = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: null, disableClientInfo: true, retryStrategy: () => 50 });
+      this.admin.on('error', () => {});
+      await this.admin.connect();
+    }
+    return this.admin;
+  }
+
+  private dropClient(): void {
+    this.admin?.disconnect();
+    this.admin = undefined;
   }
 
   private async kill(): Promise<void> {
     const p = this.proc;
     this.proc = undefined;
-    if (p === undefined || p.exitCode !== null || p.signalCode !== null) return;
+    if (p === undefined || p.pid === undefined || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill('SIGCONT');
     p.kill('SIGKILL');
-    await gone;
+    await within(gone, START_BUDGET_MS, `redis-server on port ${this.port} to exit after SIGKILL`);
   }
 
   /** kill -9, then the same port again with nothing kept: the engine lost its data. */
   async restart(): Promise<void> {
+    this.dropClient();
     await this.kill();
     let last = '';
     for (let i = 0; i < 20; i++) {
@@ -140,11 +183,22 @@ export class RedisServer {
     throw new Error(`redis-server did not restart on port ${this.port}: ${last}`);
   }
 
+  /** SIGSTOP: an engine that accepts connections and never answers, until resume(). */
+  pause(): void {
+    this.proc?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT: the paused engine answers again. */
+  resume(): void {
+    this.proc?.kill('SIGCONT');
+  }
+
   private removeDir(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
   async stop(): Promise<void> {
+    this.dropClient();
     await this.kill();
     this.removeDir();
   }
