@@ -239,7 +239,7 @@ export class NodeStore implements LockStore {
             // few hundred ms). This one stays without a session: its lock requests get the
             // family's generic code, and the application hears of it (SharedSpace).
             this.displaced = true;
-            this.emit({ kind: 'displaced', lost: ref.epoch });
+            this.emit({ kind: 'displaced', lost: ref.epoch, epoch: 0 });
             return;
           }
           this.adopt(o, sent);

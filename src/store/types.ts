@@ -196,7 +196,7 @@ export type SessionEvent =
   | { readonly kind: 'reset'; readonly lost: number; readonly epoch: number; readonly graceMs: number }
   | { readonly kind: 'grace-ended'; readonly epoch: number }
   /** Another process opened a session under this node's name: this one has none from now on. */
-  | { readonly kind: 'displaced'; readonly lost: number };
+  | { readonly kind: 'displaced'; readonly lost: number; readonly epoch: 0 };
 
 export interface StoreHooks {
   /** Inbox events for this node's current session, in stream order. */
