@@ -229,16 +229,18 @@ class SharedFile {
   }
 
   private async putBack(mine: readonly StoreRecord[], edges: readonly EdgeInput[], gen: number, graceEndsAt: number): Promise<void> {
+    const records = mine.map((r) => (r.state === 'held' ? { id: r.id, state: r.state, data: r.data } : { id: r.id, state: r.state, data: r.data, requestId: r.requestId }));
     let reply: ReassertReply;
-    try {
-      reply = await this.space.link.reassert(
-        this.path,
-        mine.map((r) => (r.state === 'held' ? { id: r.id, state: r.state, data: r.data } : { id: r.id, state: r.state, data: r.data, requestId: r.requestId })),
-        edges,
-      );
-    } catch (e) {
-      this.space.report(e);
-      reply = { ok: false, reason: 'unreachable', error: String(e) };
+    for (;;) {
+      try {
+        reply = await this.space.link.reassert(this.path, records, edges);
+      } catch (e) {
+        this.space.report(e);
+        reply = { ok: false, reason: 'unreachable', error: String(e) };
+      }
+      // No answer: sent again (a record put again replaces itself) while the grace period lasts.
+      if (reply.ok || reply.reason !== 'unreachable' || gen !== this.gen || performance.now() >= graceEndsAt) break;
+      await sleep(50);
     }
     // A newer session replaced the cache again: its own re-assertion carries these records.
     if (gen !== this.gen) return;
@@ -246,8 +248,9 @@ class SharedFile {
       if (mine.some((r) => r.state === 'waiting')) this.space.wakeAt(this.path, graceEndsAt);
       return;
     }
-    // The engine lost its data again: the next session's message puts them back.
-    if (reply.reason === 'reset') return;
+    // The engine lost its data again, or a newer session's message is on its way (the lease
+    // names it): that session puts them back, or counts them lost.
+    if (reply.reason === 'reset' || (reply.reason === 'fenced' && this.space.awaitingSession())) return;
     // Too late, fenced meanwhile, or no answer: lost.
     const ids = new Set(mine.map((r) => r.id));
     this.records = this.records.filter((r) => !ids.has(r.id));
