@@ -342,7 +342,7 @@ export class ActorHost implements HostControl, NativeHost {
         return;
       }
       case 'ended':
-        this.shared?.ended(m.path, m.events);
+        this.shared?.ended(m.path, m.events, m.changes);
         return;
       case 'reap':
         void this.shared?.reap(m.path, m.sessions);

@@ -92,7 +92,7 @@ export class SharedSpace {
   }
 
   private onEvents(events: readonly InboxEvent[]): void {
-    for (const [path, evs] of endedByFile(events)) this.post(path, { t: 'ended', path, events: evs });
+    for (const [path, x] of endedByFile(events)) this.post(path, { t: 'ended', path, events: x.events, changes: x.changes });
   }
 
   private onSession(e: SessionEvent): void {
