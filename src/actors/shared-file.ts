@@ -180,8 +180,6 @@ class SharedFile {
   private leftOut = false;
   /** Counts replacements of the cache under a decision (a new session): a step decided before one is never sent, its reply never applied. */
   private gen = 0;
-  /** Records changed (learn) since the table was built: the next decision builds it first. */
-  private dirty = false;
   /** This node's records being put back after the engine lost its data: decisions wait for it. */
   private reasserting: Promise<void> | undefined;
 
@@ -322,9 +320,7 @@ class SharedFile {
       this.version = c.version;
       applied = true;
     }
-    // The table follows at the next decision (decide): changes that come one after another cost
-    // one rebuild, not one each.
-    if (applied) this.dirty = true;
+    if (applied) this.build();
     return this.version === last;
   }
 
@@ -370,7 +366,6 @@ class SharedFile {
 
   /** The table of this file's records (a decision's starting point). */
   private build(): void {
-    this.dirty = false;
     const me = this.space.config.node;
     this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.space.tableHooks(() => this.out) });
     this.lockIds.clear();
@@ -458,8 +453,6 @@ class SharedFile {
         // files a lock starts on; if it is not, the commit says so with every record, and the
         // call is decided again. An uncontended lock costs one round trip, never a load first.
         this.built = true;
-        this.build();
-      } else if (this.dirty) {
         this.build();
       }
       this.out = { answers: [], notify: [] };
