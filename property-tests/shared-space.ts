@@ -174,14 +174,10 @@ export class Space {
     this.nodes.push(self);
   }
 
-  /**
-   * src/caller/shared-space.ts onEvents, for one node: each file's 'end' events and changes to its
-   * SharedFiles. Only 'end' events are counted: a step's notify sends them; the engine adds the
-   * changes by itself, and a change missed only costs a stale reply later.
-   */
+  /** src/caller/shared-space.ts onEvents, for one node: each file's 'end' events to its SharedFiles. */
   private onEvents(n: SpaceNode, events: readonly InboxEvent[]): void {
-    n.delivered += events.filter((e) => e.kind !== 'change').length;
-    for (const [path, x] of endedByFile(events)) n.sf.ended(path, x.events, x.changes);
+    n.delivered += events.length;
+    for (const [path, evs] of endedByFile(events)) n.sf.ended(path, evs);
   }
 
   private target(node: number): ReplyTarget {

@@ -342,7 +342,7 @@ export class ActorHost implements HostControl, NativeHost {
         return;
       }
       case 'ended':
-        this.shared?.ended(m.path, m.events, m.changes);
+        this.shared?.ended(m.path, m.events);
         return;
       case 'reap':
         void this.shared?.reap(m.path, m.sessions);

@@ -33,7 +33,6 @@ import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
-import { decodeChange } from '../store/step.js';
 import type { Change, CommitReply, EdgeInput, InboxEvent, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
 
@@ -68,30 +67,19 @@ export interface WaiterEnded {
   readonly result: number;
 }
 
-/** A node's inbox events for one file: its waiters another node's step ended, and the changes other nodes' steps made. */
-export interface FileEvents {
-  readonly events: WaiterEnded[];
-  /** Change log entries (store/step.ts decodeChange), in stream order. */
-  readonly changes: string[];
-}
-
-/** A node's inbox events as each file's actor takes them, per file, in stream order. */
-export function endedByFile(events: readonly InboxEvent[]): Map<string, FileEvents> {
-  const byFile = new Map<string, FileEvents>();
-  const of = (file: string): FileEvents => {
-    let x = byFile.get(file);
-    if (x === undefined) byFile.set(file, (x = { events: [], changes: [] }));
-    return x;
-  };
+/**
+ * A node's inbox events as each file's actor takes them: per file, the waiters another node's step
+ * ended ('end' events, the result in their data).
+ */
+export function endedByFile(events: readonly InboxEvent[]): Map<string, WaiterEnded[]> {
+  const byFile = new Map<string, WaiterEnded[]>();
   for (const e of events) {
-    if (e.kind === 'change') {
-      of(e.file).changes.push(e.data);
-      continue;
-    }
     if (e.kind !== 'end') continue;
     const result = Number(e.data);
     if (!Number.isInteger(result)) continue;
-    of(e.file).events.push({ requestId: e.requestId, result });
+    let list = byFile.get(e.file);
+    if (list === undefined) byFile.set(e.file, (list = []));
+    list.push({ requestId: e.requestId, result });
   }
   return byFile;
 }
@@ -299,29 +287,6 @@ class SharedFile {
     const { req } = this.decode(r);
     if (req.kind !== 'posix') return false;
     return this.records.some((x) => x.id !== rid && x.state === 'held' && this.decode(x).req.owner === req.owner);
-  }
-
-  /**
-   * Other nodes' committed steps on this file, from this node's inbox, in order: each whose base
-   * is the cached version is applied, so the cache follows the engine without a round trip and
-   * the next step here is not stale. One that does not follow (a step of ours in between, a lost
-   * event) is left to the stale reply of the next step. True when the cache is at the version of
-   * the last of them.
-   */
-  learn(entries: readonly string[]): boolean {
-    if (entries.length === 0 || !this.built || this.reasserting !== undefined) return false;
-    let applied = false;
-    let last = -1;
-    for (const text of entries) {
-      const c = decodeChange(text);
-      last = c.version;
-      if (c.base !== this.version) continue;
-      this.apply([c]);
-      this.version = c.version;
-      applied = true;
-    }
-    if (applied) this.build();
-    return this.version === last;
   }
 
   /** Reads the file's records now (a decision that changes nothing: one round trip). */
@@ -926,16 +891,13 @@ export class SharedFiles {
   }
 
   /** Events of this node's inbox for `path`: waiters another node granted or failed. */
-  ended(path: string, events: readonly WaiterEnded[], changes: readonly string[] = []): void {
+  ended(path: string, events: readonly WaiterEnded[]): void {
     const f = this.file(path);
     const granted = events.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
     void f
       .enqueue(async () => {
-        // The steps themselves, when they follow the cached version: the cache is the engine's
-        // state after them, merges included, and needs no reading.
-        const current = f.learn(changes);
-        if (granted.length > 0 && !current) f.refresh();
-        const reread = !current && granted.some((rid) => f.mayHaveMerged(rid));
+        if (granted.length > 0) f.refresh();
+        const reread = granted.some((rid) => f.mayHaveMerged(rid));
         for (const e of events) this.endWait(e.requestId, e.result);
         if (reread) await f.reread();
       })

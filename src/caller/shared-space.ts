@@ -92,7 +92,7 @@ export class SharedSpace {
   }
 
   private onEvents(events: readonly InboxEvent[]): void {
-    for (const [path, x] of endedByFile(events)) this.post(path, { t: 'ended', path, events: x.events, changes: x.changes });
+    for (const [path, evs] of endedByFile(events)) this.post(path, { t: 'ended', path, events: evs });
   }
 
   private onSession(e: SessionEvent): void {

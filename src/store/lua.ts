@@ -172,16 +172,15 @@ local function apply(F, base, step, node, removes, removed, puts, edges)
   if (#removes > 0 or #puts == 0) and redis.call('HLEN', F.r) == 0 then
     redis.call('DEL', F.r, F.m, F.l, F.e)
     redis.call('SREM', P .. 'files', F.file)
-    return '0', nil
+    return '0'
   end
   redis.call('HSET', F.m, 'v', vs)
   -- A file is in 'files' exactly while it has a version: it joins when its first step applies.
   if base == '0' then redis.call('SADD', P .. 'files', F.file) end
-  local entry = base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut})
-  if redis.call('RPUSH', F.l, entry) > ${LOG_MAX} then
+  if redis.call('RPUSH', F.l, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut})) > ${LOG_MAX} then
     redis.call('LTRIM', F.l, -${LOG_MAX}, -1)
   end
-  return vs, entry
+  return vs
 end
 `;
 
@@ -276,21 +275,10 @@ for _, e in ipairs(edges) do
   if #hs[1] > 0 or #hs[2] > 0 then over(e.owner)[file .. '\\n' .. e.w] = {nd = e.nd, ep = e.ep, h = hs[1], s = hs[2]} end
 end
 -- 8. apply, then tell the other nodes' live waiters.
-local vs, entry = apply(F, base, step, node, removes, removed, puts, edges)
+local vs = apply(F, base, step, node, removes, removed, puts, edges)
 for _, n in ipairs(notes) do
   if n[1] ~= node and alive(n[1], n[2]) then
     redis.call('XADD', P .. 'in:' .. n[1], '*', 'f', file, 'v', vs, 'n', node, 'e', n[2], 'r', n[3], 'k', n[4], 'd', n[5])
-  end
-end
--- 9. every other live session with records in the file gets the change itself ('change', the log
--- entry): its copy follows without a round trip, and its next step on the file is not stale.
-if entry then
-  local meta = redis.call('HGETALL', F.m)
-  for i = 1, #meta, 2 do
-    local nd, ep = string.match(meta[i], '^c:(.*)|(%d+)$')
-    if nd and nd ~= node and alive(nd, ep) then
-      redis.call('XADD', P .. 'in:' .. nd, '*', 'f', file, 'v', vs, 'n', node, 'e', ep, 'r', '', 'k', 'change', 'd', entry)
-    end
   end
 end
 return {'ok', vs}
@@ -310,8 +298,7 @@ if not puts then return putOf end
 local edges
 edges, a = readEdges(F, a, nE, {}, putOf, false)
 if not edges then return a end
-local vs = apply(F, base, step, node, {}, {}, puts, edges)
-return {'ok', vs}
+return {'ok', apply(F, base, step, node, {}, {}, puts, edges)}
 `;
 
 /**

@@ -7,7 +7,7 @@
 import { reaches } from '../core/deadlock.js';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { bySeq, encodeChange } from './step.js';
+import { bySeq } from './step.js';
 import type {
   Change,
   CommitReply,
@@ -437,16 +437,6 @@ export class MemoryEngine implements Engine {
     for (const n of st.notify) {
       if (n.node !== s.node && this.alive(n.node, n.epoch)) {
         this.append(n.node, { file: st.file, version, from: s.node, epoch: n.epoch, requestId: n.requestId, kind: n.kind, data: n.data });
-      }
-    }
-    // Every other live session with records in the file gets the change itself (lua.ts COMMIT, 9.).
-    if (version !== 0) {
-      const data = encodeChange(f.log[f.log.length - 1]!);
-      for (const k of f.counts.keys()) {
-        const bar = k.lastIndexOf('|');
-        const node = k.slice(0, bar);
-        const epoch = Number(k.slice(bar + 1));
-        if (node !== s.node && this.alive(node, epoch)) this.append(node, { file: st.file, version, from: s.node, epoch, requestId: '', kind: 'change', data });
       }
     }
     return { ok: true, version, step: st.step };

@@ -13,8 +13,9 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW } from './lua.js';
 import { ProgrammingError } from './memory.js';
-import { bySeq, decodeChange, decodeRecord, encodeRecord } from './step.js';
+import { bySeq, decodeRecord, encodeRecord } from './step.js';
 import type {
+  Change,
   CommitReply,
   DeadSession,
   EdgeInput,
@@ -129,6 +130,17 @@ function records(flat: Reply): StoreRecord[] {
   return out.sort(bySeq);
 }
 
+/** A change log entry: `base|version|[step, node, removed, [id, record, ...]]` (cjson writes [] as {}). */
+function change(entry: string): Change {
+  const b1 = entry.indexOf('|');
+  const b2 = entry.indexOf('|', b1 + 1);
+  const [step, node, removed, put] = JSON.parse(entry.slice(b2 + 1)) as [string, string, string[] | object, string[] | object];
+  const flat = Array.isArray(put) ? put : [];
+  const recs: StoreRecord[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) recs.push(decodeRecord(flat[i]!, flat[i + 1]!));
+  return { base: Number(entry.slice(0, b1)), version: Number(entry.slice(b1 + 1, b2)), step, node, removed: Array.isArray(removed) ? removed : [], put: recs };
+}
+
 /** A script's error reply: ours (LOCKSMITH ...) are the caller's bug; anything else is the engine's. */
 function scriptError(e: unknown): Error | undefined {
   const m = (e as Error)?.message ?? '';
@@ -241,7 +253,7 @@ export class RedisEngine implements Engine {
       case 'ok':
         return { ok: true, version: Number(r[1]), step: st.step };
       case 'stale':
-        if (r[2] === 'log') return { ok: false, reason: 'stale', version: Number(r[1]), missed: arr(r[3]!).map((x) => decodeChange(String(x))) };
+        if (r[2] === 'log') return { ok: false, reason: 'stale', version: Number(r[1]), missed: arr(r[3]!).map((x) => change(String(x))) };
         return { ok: false, reason: 'stale', version: Number(r[1]), records: records(r[3]!) };
       case 'fenced':
         return { ok: false, reason: 'fenced' };

@@ -3,7 +3,7 @@
  * the field), resolved against this node's session, and the record text the Redis engine keeps.
  */
 import { NAME } from './options.js';
-import type { Change, EdgeInput, EngineStep, NotifyInput, RecordInput, Step, StoreRecord } from './types.js';
+import type { EdgeInput, EngineStep, NotifyInput, RecordInput, Step, StoreRecord } from './types.js';
 
 function str(v: unknown, what: string, nonEmpty = true): string {
   if (typeof v !== 'string' || (nonEmpty && v === '')) throw new TypeError(`${what} must be a${nonEmpty ? ' non-empty' : ''} string, got ${typeof v === 'string' ? "''" : typeof v}`);
@@ -130,22 +130,4 @@ export function decodeRecord(id: string, text: string): StoreRecord {
 
 export function bySeq(a: StoreRecord, b: StoreRecord): number {
   return a.seq - b.seq;
-}
-
-/** A change log entry: `base|version|[step, node, removed, [id, record, ...]]` (cjson writes [] as {}). */
-export function decodeChange(entry: string): Change {
-  const b1 = entry.indexOf('|');
-  const b2 = entry.indexOf('|', b1 + 1);
-  const [step, node, removed, put] = JSON.parse(entry.slice(b2 + 1)) as [string, string, string[] | object, string[] | object];
-  const flat = Array.isArray(put) ? put : [];
-  const recs: StoreRecord[] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) recs.push(decodeRecord(flat[i]!, flat[i + 1]!));
-  return { base: Number(entry.slice(0, b1)), version: Number(entry.slice(b1 + 1, b2)), step, node, removed: Array.isArray(removed) ? removed : [], put: recs };
-}
-
-/** The log entry of a change, as the Redis engine writes it (the memory engine's inbox events carry the same). */
-export function encodeChange(c: Change): string {
-  const flat: string[] = [];
-  for (const r of c.put) flat.push(r.id, `${r.seq}|${encodeRecord(r)}`);
-  return `${c.base}|${c.version}|${JSON.stringify([c.step, c.node, c.removed, flat])}`;
 }

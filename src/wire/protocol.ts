@@ -35,7 +35,7 @@ export type ToHost =
   /** Take the events of native pump session `sessionId`'s destination for this worker (src/native/). */
   | { t: 'native'; sessionId: number }
   /** A shared lock space: this node's waiters of `path` that another node's step ended (its inbox). */
-  | { t: 'ended'; path: string; events: WaiterEnded[]; changes: string[] }
+  | { t: 'ended'; path: string; events: WaiterEnded[] }
   /** A shared lock space: remove the records of these dead sessions from `path` (the reaper). */
   | { t: 'reap'; path: string; sessions: { node: string; epoch: number }[] }
   /**
