@@ -12,23 +12,32 @@ import { ProgressDisplay, type ProgressStream } from './progress.js';
 import { OutDirError, makeReport, prepareOutDir, stageName, summary, writeReports } from './report.js';
 import type { Progress, StageResult, StageSpec, TargetName } from './stage.js';
 import { availability, runTarget } from './targets/index.js';
+import { nodesMountsUnavailable } from './targets/mount.js';
 
 const MIN_DEFAULT_STAGE_SEC = 5;
 
 interface Plan {
   targets: TargetName[];
   lines: string[];
+  /** Said on stderr too: what runs with less than asked for. */
+  warnings: string[];
 }
 
 async function plan(o: Options): Promise<Plan> {
   const lines: string[] = [];
+  const warnings: string[] = [];
   const wanted: TargetName[] = o.targets ?? ['api', 'pump', 'mount'];
   const targets: TargetName[] = [];
   for (const t of wanted) {
     const why = await availability(t);
     if (why === undefined) {
       targets.push(t);
-      const extra = t === 'nodes' ? `; ${o.nodes} nodes, ${o.faults ? 'faults: kill -9, SIGSTOP, engine restart' : 'no faults'}` : '';
+      let extra = '';
+      if (t === 'nodes') {
+        const noMounts = await nodesMountsUnavailable({ mounts: o.mounts });
+        extra = `; ${o.nodes} nodes (${noMounts === undefined ? 'API clients and mounts' : `API clients only; MOUNTS SKIPPED: ${noMounts}`}), ${o.faults ? 'faults: kill -9, SIGSTOP, engine restart' : 'no faults'}`;
+        if (noMounts !== undefined && o.mounts) warnings.push(`the nodes target runs WITHOUT MOUNTS: ${noMounts}`);
+      }
       lines.push(`${t}: runs (${DESCRIPTIONS[t]}${extra})`);
     } else if (o.targets !== undefined || why.includes('failed to load')) {
       // A target asked for by name, or an addon that is there but broken or stale (a build to
@@ -44,7 +53,7 @@ async function plan(o: Options): Promise<Plan> {
     targets.push('kernel');
     lines.push(`kernel: runs (${DESCRIPTIONS.kernel})`);
   }
-  return { targets, lines };
+  return { targets, lines, warnings };
 }
 
 const DESCRIPTIONS: Record<TargetName, string> = {
@@ -84,6 +93,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   const perStage = o.durationSec ?? (o.ops === undefined ? Math.max(MIN_DEFAULT_STAGE_SEC, Math.round(DEFAULT_DURATION_SEC / p.targets.length)) : undefined);
   io.out.write(`locksmith stress: workload ${o.workload}, seed ${o.seed}, ${o.clients} clients, ${o.files} files, ${o.workers} workers, ` +
     (perStage !== undefined ? `${perStage} s per target` : `${o.ops} operations per target`) + '\n' + p.lines.map((l) => `  ${l}\n`).join(''));
+  for (const w of p.warnings) io.err.write(`locksmith stress: WARNING: ${w}\n`);
 
   const interrupt = new AbortController();
   const onSigint = () => {
@@ -107,7 +117,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         files: o.files,
         workers: o.workers,
         signal: interrupt.signal,
-        ...(target === 'nodes' ? { nodes: o.nodes, faults: o.faults } : {}),
+        ...(target === 'nodes' ? { nodes: o.nodes, faults: o.faults, mounts: o.mounts } : {}),
         ...(perStage !== undefined ? { durationSec: perStage } : { ops: o.ops! }),
       };
       const progress: (p: Progress) => void = display.stage(stageName(spec));

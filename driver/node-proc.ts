@@ -17,10 +17,19 @@
  *   node's loss generation, which a loss bumps). A new session that re-asserted the old one's
  *   locks (an engine that lost its data while the node was live) loses nothing.
  *
- * argv[2]: JSON { url, namespace, node, sessionTtlMs, requestTimeoutMs, workers, clockBase, pollMs, canary }.
+ * With `mount`, the node is a FUSE mount too (mountFuse with the same store, namespace and node
+ * name): the mount's coordinator is the node's, so its API clients and the processes calling fcntl
+ * and flock on its mountpoint (the parent runs them, driver/targets/nodes.ts) share one session,
+ * and a fault of this process is a fault of its mount: kill -9 leaves a dead mount (the parent
+ * unmounts it lazily), SIGSTOP blocks the processes on it in the kernel. `keys` names the
+ * workload's files as the mount does ("ino:<st_ino>" of the backing files), so API clients and
+ * mount processes meet on the same files.
+ *
+ * argv[2]: JSON { url, namespace, node, sessionTtlMs, requestTimeoutMs, workers, clockBase, pollMs, canary, keys?, mount? }.
  * Messages are arrays of tuples both ways (IPC, advanced serialization: Infinity survives).
  */
-import { LockCoordinator } from '../src/index.js';
+import { LockCoordinator, mountFuse, type FuseMount } from '../src/index.js';
+import type { Naming } from './observer.js';
 import type { GetlkAnswer } from './oracle.js';
 import { Clock } from './stage.js';
 import { API_NAMING, callApi } from './targets/api.js';
@@ -38,6 +47,10 @@ export interface NodeConfig {
   pollMs: number;
   /** This node's byte of the canary file (unique per node process of the run). */
   canary: number;
+  /** The lock key of workload file i (default "/stress/f<i>"; the probe file past them keeps that name). */
+  keys?: string[];
+  /** Also mount `backing` at `mountpoint`, the mount's coordinator being this node's. */
+  mount?: { backing: string; mountpoint: string };
 }
 
 /** The store counters the parent reports per node. */
@@ -46,6 +59,8 @@ export interface NodeStoreCounts {
   commits: number;
   stale: number;
   fencedLocally: number;
+  /** Its mount's counters, when it mounted. */
+  fuse?: { events: number; interrupts: number };
 }
 
 export type ToChild =
@@ -59,6 +74,7 @@ export type ToChild =
   | ['exit'];
 
 export type ToParent =
+  /** Started: its session's epoch. */
   | ['ready', number]
   | ['b', number, number, number]
   | ['e', number, number, number, GetlkAnswer | undefined]
@@ -88,10 +104,29 @@ function flush(): void {
   if (process.connected) process.send!(b);
 }
 
-const c = await LockCoordinator.start({
-  workers: cfg.workers,
-  store: { url: cfg.url, namespace: cfg.namespace, node: cfg.node, sessionTtlMs: cfg.sessionTtlMs, requestTimeoutMs: cfg.requestTimeoutMs },
-});
+const store = { url: cfg.url, namespace: cfg.namespace, node: cfg.node, sessionTtlMs: cfg.sessionTtlMs, requestTimeoutMs: cfg.requestTimeoutMs };
+let fuse: FuseMount | undefined;
+let c: LockCoordinator;
+if (cfg.mount === undefined) {
+  c = await LockCoordinator.start({ workers: cfg.workers, store });
+} else {
+  try {
+    fuse = await mountFuse({ backing: cfg.mount.backing, mountpoint: cfg.mount.mountpoint, workers: cfg.workers, store });
+  } catch (e) {
+    process.stderr.write(`mount at ${cfg.mount.mountpoint}: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  }
+  const info = fuse.info();
+  if (!info.posixLocks || !info.flockLocks) {
+    process.stderr.write('the kernel did not grant the FUSE lock capabilities, so locks on the mount would not reach locksmith\n');
+    await fuse.unmount();
+    process.exit(1);
+  }
+  c = fuse.coordinator;
+}
+const keys = cfg.keys;
+/** API_NAMING with the workload's files named as the mount names them. */
+const NAMING: Naming = keys === undefined ? API_NAMING : { ...API_NAMING, file: (i) => keys[i] ?? API_NAMING.file(i) };
 
 // ---- health -------------------------------------------------------------------------------------
 
@@ -216,7 +251,7 @@ async function runClient(k: Client): Promise<void> {
       out(['b', k.global, clock.now(), lossGen]);
       let r: Awaited<ReturnType<typeof callApi>>;
       try {
-        r = await callApi(c, API_NAMING, k.local, op);
+        r = await callApi(c, NAMING, k.local, op);
       } catch (e) {
         out(['fail', `client ${k.global}: ${JSON.stringify(op)}: ${e instanceof Error ? e.message : String(e)}`]);
         r = { result: Number.NaN };
@@ -230,7 +265,7 @@ async function runClient(k: Client): Promise<void> {
 
 async function checkIo(id: number, local: number, file: number, start: number, len: number): Promise<void> {
   try {
-    const r = await c.checkIo({ fileName: API_NAMING.file(file), handle: `w${local}.${file}`, processId: API_NAMING.windowsPids(local)[0]!, byteOffset: start, length: len, write: true });
+    const r = await c.checkIo({ fileName: NAMING.file(file), handle: `w${local}.${file}`, processId: API_NAMING.windowsPids(local)[0]!, byteOffset: start, length: len, write: true });
     out(['io', id, r]);
   } catch (e) {
     out(['fail', `checkIo: ${e instanceof Error ? e.message : String(e)}`]);
@@ -240,7 +275,7 @@ async function checkIo(id: number, local: number, file: number, start: number, l
 
 async function diag(id: number, file: number | undefined): Promise<void> {
   if (file !== undefined) {
-    const listing = await c.locks(API_NAMING.file(file)).then(
+    const listing = await c.locks(NAMING.file(file)).then(
       (es) => es.map((e) => `${e.node}:${String(e.owner)} ${e.kind} ${e.type} [${e.start}, ${e.end}] ${e.state}`).join('; ') || 'nothing',
       (e: unknown) => `locks() failed: ${e instanceof Error ? e.message : String(e)}`,
     );
@@ -269,8 +304,13 @@ async function exit(): Promise<void> {
   clearTimeout(pollTimer);
   try {
     const st = (await c.stats()).store;
-    if (st !== undefined) out(['stats', { sessions: st.sessions, commits: st.commits, stale: st.stale, fencedLocally: st.fencedLocally }]);
-    await c.stop();
+    const info = fuse?.info();
+    if (st !== undefined) {
+      out(['stats', { sessions: st.sessions, commits: st.commits, stale: st.stale, fencedLocally: st.fencedLocally, ...(info === undefined ? {} : { fuse: { events: info.events, interrupts: info.interrupts ?? 0 } }) }]);
+    }
+    // A mount answers what still waits on it, unmounts and stops its coordinator.
+    if (fuse !== undefined) await fuse.unmount();
+    else await c.stop();
   } catch (e) {
     out(['fail', `stop: ${e instanceof Error ? e.message : String(e)}`]);
   }

@@ -27,6 +27,11 @@ export interface Naming {
   windowsPids(client: number): number[];
   /** close(2) of any descriptor drops the process's classic locks on that file (real processes). */
   closeDropsClassic: boolean;
+  /**
+   * The kind the oracle gives OFD locks (default 'ofd'): 'posix' for processes on a FUSE mount,
+   * whose every byte-range owner reaches the server as a POSIX owner with deadlock detection.
+   */
+  ofdKind?: LockKind;
 }
 
 /** Lock and request ids, unique within a run. */
@@ -185,8 +190,8 @@ export class ClientObserver {
 
   private request(op: Op): RequestRecord {
     const c = this.client;
-    const kind: LockKind = op.role;
-    const pids = kind === 'posix' ? this.naming.classicPids(c) : kind === 'ofd' ? this.naming.ofdPids(c) : kind === 'windows' ? this.naming.windowsPids(c) : [];
+    const kind: LockKind = op.role === 'ofd' ? (this.naming.ofdKind ?? 'ofd') : op.role;
+    const pids = op.role === 'posix' ? this.naming.classicPids(c) : op.role === 'ofd' ? this.naming.ofdPids(c) : op.role === 'windows' ? this.naming.windowsPids(c) : [];
     let start = 0;
     let end = Infinity;
     let write = false;

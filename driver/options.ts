@@ -24,6 +24,8 @@ export interface Options {
   nodes: number;
   /** The nodes target injects faults (--no-faults turns them off). */
   faults: boolean;
+  /** The nodes target mounts when FUSE is there (--no-mounts turns that off). */
+  mounts: boolean;
   help: boolean;
   version: boolean;
 }
@@ -49,10 +51,15 @@ ${w}
                       load split over api, pump and mount, each when available.
   --nodes N           the nodes target with N node processes (2 to 64): each a coordinator on
                       one store (a redis-server the run starts; apt-get install redis-server),
-                      the clients spread over them, every node's grants checked by one oracle
+                      the clients spread over them, every node's grants checked by one oracle.
+                      When FUSE is there (root, /dev/fuse, cc), each node also mounts one
+                      shared directory (API clients and mounts): every other POSIX client of a
+                      node is a process calling fcntl and flock on its mount; without FUSE the
+                      run says why it skipped the mounts, and runs API clients only
   --faults            with the nodes target (the default): kill -9 a node, SIGSTOP one past
                       its session's TTL, restart the engine, and report how each resolved
   --no-faults         the nodes target without faults
+  --no-mounts         the nodes target with API clients only, even where FUSE is there
   --clients N         concurrent clients (default 16)
   --files N           files the clients share (default 8)
   --duration S        seconds of load per target (default: ${DEFAULT_DURATION_SEC} s split over the targets)
@@ -104,6 +111,7 @@ const SPEC = {
   nodes: { type: 'string' },
   faults: { type: 'boolean' },
   'no-faults': { type: 'boolean' },
+  'no-mounts': { type: 'boolean' },
 } as const;
 
 /** parseArgs' own errors, as one sentence of ours. */
@@ -143,6 +151,7 @@ export function parse(argv: readonly string[]): Options {
     compareKernel: false,
     nodes: integer('nodes', values.nodes, 2, 64) ?? 2,
     faults: values['no-faults'] !== true,
+    mounts: values['no-mounts'] !== true,
     help: values.help === true,
     version: values.version === true,
   };
@@ -165,6 +174,7 @@ export function parse(argv: readonly string[]): Options {
   if ((values.faults !== undefined || values['no-faults'] !== undefined) && !o.targets?.includes('nodes')) {
     throw new UsageError('--faults and --no-faults apply to the nodes target (--nodes N).');
   }
+  if (values['no-mounts'] !== undefined && !o.targets?.includes('nodes')) throw new UsageError('--no-mounts applies to the nodes target (--nodes N).');
   if (values.out !== undefined) {
     if (values.out === '') throw new UsageError('--out needs a folder.');
     o.out = values.out;

@@ -131,7 +131,8 @@ function times(v: number[]): string {
 /** The nodes target's own lines: operations per node, and how each kind of fault went. */
 export function nodesLines(n: NodesResult): string[] {
   const lines = [
-    `nodes: ${n.perNode.map((x) => `${x.node} ${fmt(x.ops)} ops (${x.ended}${x.sessions > 1 ? `, ${x.sessions} sessions` : ''})`).join(', ')}; ` +
+    mountsLine(n),
+    `nodes: ${n.perNode.map((x) => `${x.node} ${fmt(x.ops)} ops (${x.onMount === undefined ? '' : `${x.onMount} ${x.onMount === 1 ? 'client' : 'clients'} on its mount, `}${x.ended}${x.sessions > 1 ? `, ${x.sessions} sessions` : ''})`).join(', ')}; ` +
       `session TTL ${fmt(n.sessionTtlMs)} ms, ${n.engine}`,
     `while a node had lost its session: ${fmt(n.grantsWhileLost)} grants not counted as holds, ${fmt(n.repliesWhileLost)} replies allowed the generic code`,
   ];
@@ -213,6 +214,13 @@ function latencyTable(s: Omit<StageResult, 'log'>): string {
   );
 }
 
+/** Whether the nodes mounted, or why not (loud: a run without mounts tests less). */
+export function mountsLine(n: NodesResult): string {
+  const m = n.mounts;
+  if (m === undefined || !m.ran) return `nodes: ${n.nodes} (API clients only; MOUNTS SKIPPED: ${m?.why ?? 'not recorded'})`;
+  return `nodes: ${n.nodes} (API clients and mounts: ${m.processes} client processes on the nodes' mounts of one shared directory)`;
+}
+
 function nodesHtml(n: NodesResult): string {
   const nodes = n.perNode
     .map((x) => `<tr><td>${escapeHtml(x.node)}</td><td>${x.slot}</td><td>${x.clients}</td><td>${fmt(x.ops)}</td><td>${x.sessions}</td><td>${fmt(x.commits)}</td><td>${fmt(x.stale)}</td><td>${fmt(x.fencedLocally)}</td><td>${escapeHtml(x.ended)}</td></tr>`)
@@ -228,6 +236,7 @@ function nodesHtml(n: NodesResult): string {
     )
     .join('');
   return `<h3>Nodes (session TTL ${fmt(n.sessionTtlMs)} ms, ${escapeHtml(n.engine)})</h3>
+<p>${escapeHtml(mountsLine(n))}</p>
 <table><tr><th>node</th><th>slot</th><th>clients</th><th>ops</th><th>sessions</th><th>commits</th><th>stale commits</th><th>fenced locally</th><th>ended</th></tr>${nodes}</table>
 <p>While a node had lost its session: ${fmt(n.grantsWhileLost)} grants not counted as holds, ${fmt(n.repliesWhileLost)} replies allowed the generic code.</p>
 ${faults ? `<h3>Faults</h3><table><tr><th>fault</th><th>tries</th><th>failures</th><th>times</th><th>why failed</th></tr>${faults}</table>` : '<p>No faults injected.</p>'}

@@ -33,6 +33,8 @@ export interface StageSpec {
   nodes?: number;
   /** The nodes target: inject faults (kill -9 of a node, SIGSTOP past its session, an engine restart); default true. */
   faults?: boolean;
+  /** The nodes target: each node also mounts one shared directory, with client processes on it, when FUSE is there (default true). */
+  mounts?: boolean;
   /** The nodes target: which faults a round injects, in order (default kill, stop, engine). */
   faultKinds?: readonly ('kill' | 'stop' | 'engine')[];
 }
@@ -87,8 +89,11 @@ export interface NodesResult {
   nodes: number;
   sessionTtlMs: number;
   engine: string;
+  /** Whether the nodes mounted one shared directory with client processes on each mount, or why not. */
+  mounts?: { ran: true; processes: number } | { ran: false; why: string };
   /** Every node process that ran (a killed node is replaced by a new one under a new name). */
-  perNode: { node: string; slot: number; clients: number; ops: number; sessions: number; commits: number; stale: number; fencedLocally: number; ended: string }[];
+  /** onMount: the clients that ran on its mount (lockclient processes), when mounts ran. */
+  perNode: { node: string; slot: number; clients: number; onMount?: number; ops: number; sessions: number; commits: number; stale: number; fencedLocally: number; ended: string }[];
   faults: Record<string, FaultSummary>;
   /** Grants learned by a client while its node had lost its session: not counted as holds (see nodes.ts). */
   grantsWhileLost: number;

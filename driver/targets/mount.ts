@@ -29,6 +29,12 @@ export async function mountUnavailable(): Promise<string | undefined> {
   return processUnavailable();
 }
 
+/** Why the nodes target runs without mounts (FUSE missing here, or --no-mounts), or undefined when they run. */
+export async function nodesMountsUnavailable(o: { mounts?: boolean }): Promise<string | undefined> {
+  if (o.mounts === false) return 'turned off (--no-mounts)';
+  return mountUnavailable();
+}
+
 export async function runMount(spec: StageSpec, onProgress?: (p: Progress) => void): Promise<StageResult> {
   const stage = new Stage(spec, ['posix', 'ofd'], onProgress);
   const base = await mkdtemp(join(tmpdir(), 'locksmith-stress-mount-'));

@@ -5,6 +5,24 @@
  * faults injected meanwhile: kill -9 of a node, SIGSTOP of a node past its session's TTL, a
  * restart of the engine that loses its data.
  *
+ * Mounts. When FUSE is there (mountUnavailable(), driver/targets/mount.ts) and --no-mounts is not
+ * given, the run makes one backing directory with the workload's files, and each node process
+ * also mounts it at a mountpoint of its own (mountFuse with the node's store, namespace and name:
+ * the mount's coordinator IS the node's, one session for both kinds of clients). Files are keyed
+ * "ino:<st_ino>" of the backing files, as every mount over that directory keys them, and the API
+ * clients name them so too, so both kinds of clients meet on the same files. Of each node's POSIX
+ * clients every other one (its first included) is then a lockclient process (driver/lockclient.c)
+ * calling fcntl and flock on the files under its node's mountpoint; this process spawns it and
+ * reads its answers, each stamped by the process itself (MountClient). Its owners are those of a
+ * real process (close(2) of any descriptor drops its classic locks; over FUSE its OFD locks are
+ * POSIX owners with deadlock detection, so the oracle gives them kind 'posix'); F_GETLK names it
+ * by its pid on its own node, 0 on another, and F_OFD_GETLK through a mount names every holder
+ * -1; the kernel shows a pid that names no process of the machine (an API client's) as 0. A fault
+ * of a node is a fault of its mount: kill -9 kills its FUSE server, leaving a dead mount, which
+ * this process unmounts lazily (fusermount3 -u -z) before the replacement mounts there again;
+ * SIGSTOP leaves the processes on the mount blocked in the kernel until SIGCONT. Without FUSE the
+ * nodes run API clients only, and the plan, stderr, the notes and the report say why, loudly.
+ *
  * Clients. Client i runs on node slot i % N as that node's client floor(i / N): its API owners,
  * handles and pids (driver/targets/api.ts callApi) are the same strings as those of the clients
  * with that local index on the other nodes, so the lock space must tell them apart by node (API.md:
@@ -16,6 +34,8 @@
  * Ordering. Each node's events arrive in stamp order and are merged by stamp, as far as every
  * node has vouched: a node's mark is the stamp of its last healthy poll (node-proc.ts), so the
  * oracle never judges an event before it is known whether that node still had its session then.
+ * A process on a mount reports a call only when it returns, so it vouches too: nothing past its
+ * last answer is judged until it answers again (a long wait holds the judging back, no more).
  *
  * THE RULE FOR LOST LOCKS (what the oracle is told; see also oracle.ts "Lost locks"). A node's
  * locks are only as good as its session. For each node, p is the stamp of its last healthy poll
@@ -31,17 +51,28 @@
  *    its locks stay its clients', and a conflicting grant elsewhere is a violation. Before a
  *    fault is injected the parent asks the victim for a fresh healthy poll, so p is within
  *    milliseconds of the fault.
+ *    Every client that ran on the node counts, the processes on its mount as much as its API
+ *    clients: their locks are the node's session's.
  * 2. Its clients forget every lock they knew of before their next operation after the node saw
  *    the loss (observer.forget()); until then, grants they learn are not counted as holds (they may
  *    be answers decided in the lost session, or pieces of lost locks a failed set puts back, or
  *    real grants of the new session that the client is about to forget). Those grants are counted
  *    in the report (grantsWhileLost) and never count as holds; F_GETLK may name them (a maybe event).
+ *    A process on the mount forgets before its first call that began after this process heard of
+ *    the loss (its stamps say when each call began; the node says nothing about it): later than
+ *    the node saw it, so it only stays unsure a little longer.
  * 3. From p until the node is healthy again, its answers may be the families' generic codes
  *    (33, -ENOLCK) besides every answer the oracle allows anyway (reply events marked `lost`):
  *    API.md says a node without a session answers so, and so does a request that could not reach
- *    the engine in time.
+ *    the engine in time. The same holds for the calls of the processes on its mount (their SIGSTOP
+ *    waits end after SIGCONT, answered by a node whose session is gone).
  * 4. A killed node's requests in flight are abandoned (no reply will come); its clients move to a
- *    new node process under a new name, knowing nothing.
+ *    new node process under a new name, knowing nothing. For a process on its mount, `at` (the
+ *    stamp taken just before kill -9) is the cut: a call that returned before it was answered by
+ *    the live node and is judged; the first that returned after it (ENOTCONN, EIO or
+ *    ECONNABORTED from the dead mount, or an answer the node gave just before it died: no telling)
+ *    is abandoned, and what it did later is dropped. The process is killed and a new one starts
+ *    on the replacement node's mount, knowing nothing.
  * Everything else is judged as in every target: a grant that conflicts with a lock another client
  * (of any node) holds under these rules is a violation.
  *
@@ -59,17 +90,23 @@
  *   0 and the witness waits until the holder releases it (had the holder been fenced, its lock
  *   would be lost: checkIo 33, and the witness granted after the grace period).
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { forceUnmount } from '../../src/mount.js';
 import type { NodeConfig, NodeStoreCounts, ToChild, ToParent } from '../node-proc.js';
 import { ClientObserver, text, type Naming } from '../observer.js';
 import type { GetlkAnswer, LogEvent } from '../oracle.js';
 import { RedisServer, redisDiag, redisVersion } from '../redis-server.js';
 import { Stage, sleep, type FaultSummary, type NodesResult, type Progress, type StageResult, type StageSpec } from '../stage.js';
 import type { ClientStream, Op } from '../workloads.js';
+import { nodesMountsUnavailable } from './mount.js';
+import { answerOf, buildClient, line } from './process.js';
 
 /** Short, so that faults resolve fast (every wait below scales with it). */
 export const SESSION_TTL_MS = 2000;
@@ -132,8 +169,9 @@ class Client {
     readonly global: number,
     readonly local: number,
     readonly stream: ClientStream | undefined,
+    naming: Naming = run.naming,
   ) {
-    this.observer = new ClientObserver(global, run.naming, run.stage.ids, (e) => this.node.push(e));
+    this.observer = new ClientObserver(global, naming, run.stage.ids, (e) => this.node.push(e));
     this.done = new Promise((r) => (this.finish = r));
     if (stream === undefined) this.finishNow();
   }
@@ -152,6 +190,7 @@ class Client {
     this.observer.ownerPrefix = `${node.name}:`;
     this.node = node;
     node.clients.add(this);
+    node.served.add(this.global);
     this.sent = [];
     this.gen = 0;
   }
@@ -210,10 +249,137 @@ class Client {
   }
 }
 
+/**
+ * A client on its node's mount: a lockclient process (driver/lockclient.c) calling fcntl and flock
+ * on the files under the node's mountpoint. It reports each call with its stamps when the call
+ * returns, so it is begun and ended at once, and `mark` holds back the judging of every node
+ * until its answers have come (no later event of it is stamped below its last answer).
+ */
+class MountClient extends Client {
+  /** No event of it still to come is stamped below this. */
+  mark = 0;
+  pid = 0;
+  /** Its current process, and when that process has closed (every line read). */
+  proc: ChildProcess | undefined;
+  exited: Promise<void> = Promise.resolve();
+  private ready = false;
+  private quit = false;
+  private lastT1 = 0;
+  /** Its node was killed at this stamp: a call that returned after it was not answered by that node. */
+  private cutAt = Infinity;
+  private cutDone = false;
+
+  /** Moves to `node`'s mount with a new process (at the start, or from a killed node): it knows nothing. */
+  override assign(node: NodeProc): void {
+    super.assign(node);
+    const bin = this.run.mounts?.bin;
+    if (this.stream === undefined || bin === undefined || node.mountpoint === undefined) throw new Error(`client ${this.global}: no mount to run on`);
+    this.mark = this.run.stage.clock.now();
+    this.ready = false;
+    this.quit = false;
+    this.cutAt = Infinity;
+    this.cutDone = false;
+    const child = spawn(bin, [node.mountpoint], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.proc = child;
+    child.stdin!.on('error', () => {}); // killed with its node, or at the end: nothing more to send
+    child.on('error', (e) => this.run.note(`client ${this.global}: its process on ${node.name}'s mount failed: ${e.message}`));
+    this.exited = new Promise<void>((r) =>
+      child.once('close', () => {
+        if (this.proc === child) {
+          this.mark = Infinity;
+          if (this.quit && !this.finished) this.finishNow();
+          else if (!this.finished && node.alive && this.cutAt === Infinity) {
+            this.run.note(`client ${this.global}'s process on ${node.name}'s mount ended by itself`);
+            this.finishNow();
+          }
+        }
+        r();
+      }),
+    );
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (this.proc === child) this.onLine(l, node);
+    });
+  }
+
+  private onLine(l: string, node: NodeProc): void {
+    if (l.startsWith('ready ')) {
+      this.pid = Number(l.slice(6));
+      this.ready = true;
+      this.topUp();
+      return;
+    }
+    if (this.cutDone || this.run.stage.closed || this.sent.length === 0) return;
+    const [a, b, r, ...rest] = l.split(' ');
+    const clock = this.run.stage.clock;
+    const t0 = Math.max(clock.from(BigInt(a!)), this.lastT1);
+    const t1 = Math.max(clock.from(BigInt(b!)), t0);
+    const result = Number(r);
+    // A call that began after the node reported a lost session begins after its clients forgot.
+    const gen = t0 > node.lostAt ? node.lossGen : this.gen;
+    if (t1 >= this.cutAt) {
+      // Its node died meanwhile (ENOTCONN, EIO from the dead mount, or an answer the dead node
+      // gave before it died): abandoned, as the calls in flight of the node's API clients.
+      this.cutDone = true;
+      this.began(t0, gen);
+      this.mark = Infinity;
+      return;
+    }
+    this.began(t0, gen);
+    this.lastT1 = t1;
+    this.mark = t1;
+    this.ended(t1, result, this.sent[0]!.op.op === 'getlk' && result === 0 ? answerOf(rest) : undefined);
+  }
+
+  override topUp(): void {
+    const s = this.stream;
+    const child = this.proc;
+    if (s === undefined || child === undefined || this.finished || this.quit || !this.ready || !this.node.alive || this.cutAt !== Infinity) return;
+    const stage = this.run.stage;
+    const batch: Op[] = [];
+    while (this.sent.length + batch.length < WINDOW && this.cleanup === undefined) {
+      if (!stage.stalled && stage.take()) batch.push(s.next());
+      else this.cleanup = s.cleanup();
+    }
+    while (this.sent.length + batch.length < WINDOW && this.cleanup !== undefined && this.cleanup.length > 0) batch.push(this.cleanup.shift()!);
+    for (const op of batch) {
+      this.sent.push({ op });
+      child.stdin!.write(line(op));
+    }
+    if (this.cleanup !== undefined && this.cleanup.length === 0 && this.sent.length === 0) {
+      this.quit = true;
+      child.stdin!.write('Q\n');
+      child.stdin!.end();
+    }
+  }
+
+  /** Its node is killed at `at`: a call that returns after that was not answered by the node. */
+  cutOff(at: number): void {
+    this.cutAt = at;
+  }
+
+  /** Kills its process (its node was killed: it can do nothing more on that mount). */
+  kill(): void {
+    this.proc?.kill('SIGKILL');
+  }
+
+  /** At the end, stuck: the call it is in began after its last answer and has no reply (the oracle says so). */
+  abandonStuck(): void {
+    const s = this.sent[0];
+    if (s !== undefined && !this.cutDone && this.cutAt === Infinity) {
+      this.cutDone = true;
+      this.began(this.lastT1 + 1, this.gen);
+    }
+    this.mark = Infinity;
+    this.proc?.kill('SIGKILL');
+  }
+}
+
 /** One node process and what this process knows of it. */
 class NodeProc {
   readonly child: ChildProcess;
   readonly clients = new Set<Client>();
+  /** Every client that ran on it, moved away or not (a loss judged late still concerns them). */
+  readonly served = new Set<number>();
   readonly probe: Client;
   /** Events not yet judged, in stamp order, from `head` on. */
   private queue: Queued[] = [];
@@ -239,6 +405,10 @@ class NodeProc {
   /** Sessions it saw lost ('w' lost), and when the last news of one came (this process's clock). */
   losses = 0;
   lostAt = 0;
+  /** Its loss generation at the last news of a loss (node-proc.ts). */
+  lossGen = 0;
+  /** Where it mounts the run's backing directory, when mounts run. */
+  readonly mountpoint: string | undefined;
   /** Whether its last poll was healthy, and when it last turned healthy after a window. */
   healthy = true;
   /** Sessions it had opened at its last healthy poll. */
@@ -267,6 +437,8 @@ class NodeProc {
   ) {
     const stage = run.stage;
     this.mark = this.lastMark = this.spawnedAt = stage.clock.now();
+    const mounts = run.mounts;
+    this.mountpoint = mounts?.mountpoints[slot];
     const cfg: NodeConfig = {
       url: run.redis.url,
       namespace: run.namespace,
@@ -277,6 +449,7 @@ class NodeProc {
       clockBase: stage.clock.base.toString(),
       pollMs: POLL_MS,
       canary: probeGlobal,
+      ...(mounts === undefined ? {} : { keys: mounts.keys, mount: { backing: mounts.backing, mountpoint: this.mountpoint! } }),
     };
     this.child = fork(SCRIPT, [JSON.stringify(cfg)], { execArgv: EXEC_ARGV, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
     this.child.stderr!.on('data', (d: Buffer) => {
@@ -337,6 +510,7 @@ class NodeProc {
         if (m[2]) {
           this.losses++;
           this.lostAt = this.run.stage.clock.now();
+          this.lossGen = m[3];
         }
         break;
       case 'stats':
@@ -465,7 +639,7 @@ class NodeProc {
           this.lostGen = Math.max(this.lostGen, e.gen);
           for (const lock of this.held) feed({ t: e.t, ev: 'revoke', lock, until: e.t + REVOKE_LISTED_NS });
           this.held.clear();
-          for (const k of this.clients) this.stale.add(k.global);
+          for (const k of this.served) this.stale.add(k);
         }
         return;
       }
@@ -519,34 +693,71 @@ class NodeProc {
   }
 }
 
+/** The run's mounts: one backing directory, each node slot's mountpoint, the workload's files as the mounts key them. */
+interface Mounts {
+  base: string;
+  backing: string;
+  mountpoints: string[];
+  /** "ino:<st_ino>" of backing file i: what the mounts call it, and so what the API clients call it too. */
+  keys: string[];
+  /** The lockclient binary. */
+  bin: string;
+}
+
 /** Everything of one run of the target. */
 class Run {
   readonly clients = new Map<number, Client>();
+  readonly mountClients: MountClient[] = [];
   readonly nodes: NodeProc[] = [];
   readonly namespace = `stress-${randomUUID().slice(0, 8)}`;
   readonly naming: Naming;
   grantsWhileLost = 0;
   repliesWhileLost = 0;
+  /** Why mounts did not run, when they did not. */
+  mountsSkipped: string | undefined;
   readonly faultLog: string[] = [];
   readonly faults: Record<string, FaultSummary> = {};
   private notes = 0;
   private nextProbe: number;
   private readonly gens = new Map<number, number>();
 
+  /** The naming of the clients on a mount (lockclient processes). */
+  readonly mountNaming: Naming | undefined;
+
   constructor(
     readonly stage: Stage,
     readonly redis: RedisServer,
     readonly n: number,
+    readonly mounts: Mounts | undefined,
   ) {
     const localOf = (c: number) => this.clients.get(c)?.local ?? 0;
+    // A holder on another node is reported with pid 0 (API.md); OFD locks with -1 (through a mount:
+    // F_OFD_GETLK always -1, and the kernel shows a pid that names no process of the machine as 0).
+    const viaMount = mounts === undefined ? [] : [-1];
     this.naming = {
-      file: (i) => `/stress/f${i}`,
-      // A holder on another node is reported with pid 0 (API.md); OFD locks with -1.
-      classicPids: (c) => [10000 + localOf(c), 0],
+      file: mounts === undefined ? (i) => `/stress/f${i}` : (i) => mounts.keys[i]!,
+      classicPids: (c) => [10000 + localOf(c), 0, ...viaMount],
       ofdPids: () => [-1, 0],
-      windowsPids: (c) => [20000 + localOf(c), 0],
+      windowsPids: (c) => [20000 + localOf(c), 0, ...viaMount],
       closeDropsClassic: false,
     };
+    if (mounts !== undefined) {
+      const pidOf = (c: number) => {
+        const k = this.clients.get(c);
+        return k instanceof MountClient ? k.pid : 0;
+      };
+      // A process's locks: its pid on its own node (F_GETLK through its mount, or by an API client
+      // of its node), 0 on another; F_OFD_GETLK -1. Over FUSE its OFD locks are POSIX owners with
+      // deadlock detection, and close(2) of any descriptor drops its classic locks on the file.
+      this.mountNaming = {
+        file: (i) => mounts.keys[i]!,
+        classicPids: (c) => [pidOf(c), 0, -1],
+        ofdPids: (c) => [-1, pidOf(c), 0],
+        windowsPids: () => [0, -1],
+        closeDropsClassic: true,
+        ofdKind: 'posix',
+      };
+    }
     this.nextProbe = stage.spec.clients;
   }
 
@@ -570,10 +781,11 @@ class Run {
     return this.nodes.filter((n) => n.alive && !n.expectedExit);
   }
 
-  /** Judges every event every node has vouched for, in stamp order. */
+  /** Judges every event every node (and every process on a mount) has vouched for, in stamp order. */
   flush(): void {
     let limit = Infinity;
     for (const n of this.nodes) if (n.mark < limit) limit = n.mark;
+    for (const k of this.mountClients) if (k.mark < limit) limit = k.mark;
     for (;;) {
       let best: NodeProc | undefined;
       let bestT = Infinity;
@@ -654,10 +866,18 @@ async function killFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
   const p = await victim.freshMark();
   if (p === undefined) return [...why, `${victim.name} had no healthy poll before the fault`];
   const at = run.stage.clock.now();
+  const onMount = [...victim.clients].filter((k): k is MountClient => k instanceof MountClient);
+  for (const k of onMount) k.cutOff(at);
   victim.kill('SIGKILL');
   victim.ended = 'killed (kill -9)';
   victim.push({ t: victim.lastMark, ev: 'x-window', lost: true, gen: Infinity });
   await victim.closed;
+  // Its mount died with it: the processes on it get ENOTCONN or EIO from now on. They go too (what
+  // they answer after `at` is not the node's), and the dead mount is unmounted lazily, so that the
+  // replacement can mount there again.
+  for (const k of onMount) k.kill();
+  if (victim.mountpoint !== undefined) forceUnmount(victim.mountpoint);
+  await Promise.all(onMount.map((k) => k.exited));
   victim.closeLog(at);
   run.faultLog.push(`${ms(at)} ms: kill -9 ${victim.name} (last healthy poll ${ms(at - p)} ms before)`);
   const next = run.stage.spec.signal?.aborted || run.stage.spent ? undefined : run.spawn(victim.slot);
@@ -823,21 +1043,61 @@ async function injectFaults(run: Run, loadDone: Promise<void>): Promise<void> {
   }
 }
 
+/** The backing directory with the workload's files, and a mountpoint per node slot. */
+async function prepareMounts(spec: StageSpec, n: number): Promise<Mounts> {
+  const base = await mkdtemp(join(tmpdir(), 'locksmith-stress-nodes-'));
+  const backing = join(base, 'backing');
+  const mountpoints = Array.from({ length: n }, (_, s) => join(base, `mnt${s}`));
+  await Promise.all([backing, ...mountpoints].map((d) => mkdir(d)));
+  const keys: string[] = [];
+  for (let i = 0; i < spec.files; i++) {
+    await writeFile(join(backing, `f${i}`), '');
+    keys.push(`ino:${(await stat(join(backing, `f${i}`))).ino}`);
+  }
+  return { base, backing, mountpoints, keys, bin: await buildClient() };
+}
+
 export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => void): Promise<StageResult> {
   const n = spec.nodes ?? 2;
   if (!Number.isInteger(n) || n < 2) throw new TypeError(`the nodes target needs at least 2 nodes, got ${n}`);
   const stage = new Stage(spec, ['posix'], onProgress);
-  const redis = await RedisServer.start();
-  const run = new Run(stage, redis, n);
+  const noMounts = await nodesMountsUnavailable(spec);
+  if (noMounts !== undefined) stage.notes.push(`MOUNTS SKIPPED: ${noMounts}; the nodes ran API clients only`);
+  const mounts = noMounts === undefined ? await prepareMounts(spec, n) : undefined;
+  const unmountAll = () => {
+    for (const m of mounts?.mountpoints ?? []) forceUnmount(m);
+  };
+  const removeMounts = async () => {
+    unmountAll();
+    process.removeListener('exit', unmountAll);
+    if (mounts !== undefined) await rm(mounts.base, { recursive: true, force: true }).catch(() => {});
+  };
+  process.on('exit', unmountAll);
+  let redis: RedisServer;
+  try {
+    redis = await RedisServer.start();
+  } catch (e) {
+    await removeMounts();
+    throw e;
+  }
+  const run = new Run(stage, redis, n, mounts);
+  run.mountsSkipped = noMounts;
   let stopSampling = () => {};
   try {
     const slots = Array.from({ length: n }, (_, s) => run.spawn(s));
     await Promise.all(slots.map((x) => x.started));
     const work: Client[] = [];
+    // Of each node's POSIX clients, every other one (its first included) is a process on the
+    // node's mount when mounts run; the rest, and every Windows client, call the API.
+    const posixSeen = new Array<number>(n).fill(0);
     for (const s of stage.streams) {
-      const k = new Client(run, s.client, Math.floor(s.client / n), s);
+      const slot = s.client % n;
+      const onMount = mounts !== undefined && s.personality === 'posix' && posixSeen[slot]! % 2 === 0;
+      if (s.personality === 'posix') posixSeen[slot]!++;
+      const k = onMount ? new MountClient(run, s.client, Math.floor(s.client / n), s, run.mountNaming) : new Client(run, s.client, Math.floor(s.client / n), s);
       run.clients.set(s.client, k);
-      k.assign(slots[s.client % n]!);
+      if (k instanceof MountClient) run.mountClients.push(k);
+      k.assign(slots[slot]!);
       work.push(k);
     }
     stopSampling = stage.startSampling();
@@ -866,11 +1126,13 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
         await sleep(3000);
         for (const x of run.live()) stage.notes.push(`${x.name} says 3 s later: ${await x.diag()}`);
         stage.notes.push(`the engine: ${await redisDiag(redis)}`);
+        for (const k of run.mountClients) if (!k.finished) k.abandonStuck();
         for (const x of run.live()) {
           x.ended = 'killed: its clients did not finish';
           x.hung = true;
           x.kill('SIGKILL');
         }
+        await Promise.all(run.mountClients.map((k) => k.exited));
       }
       stage.loadEnded();
       // Each node stops (releasing what it still holds) and exits; one that does not is killed.
@@ -892,6 +1154,10 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
     } finally {
       clearInterval(flusher);
     }
+    if (mounts !== undefined) {
+      const fuse = run.nodes.map((x) => x.counts?.fuse).filter((f) => f !== undefined);
+      stage.notes.push(`FUSE: ${run.mountClients.length} processes on ${n} mounts; ${fuse.reduce((a, f) => a + f.events, 0)} lock events, ${fuse.reduce((a, f) => a + f.interrupts, 0)} interrupts (nodes that stopped normally)`);
+    }
     const oracle = stage.close();
     const r = stage.result(oracle, spec.clients);
     r.nodes = nodesResult(run);
@@ -899,7 +1165,11 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
     return r;
   } finally {
     stopSampling();
+    for (const k of run.mountClients) k.proc?.kill('SIGKILL');
     for (const x of run.nodes) if (x.alive) x.kill('SIGKILL');
+    // Their mounts are undone (a node that stopped normally unmounted its own) once they are gone.
+    await within(Promise.all(run.nodes.map((x) => x.closed)), 5000);
+    await removeMounts();
     await redis.stop();
   }
 }
@@ -907,12 +1177,14 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
 function nodesResult(run: Run): NodesResult {
   return {
     nodes: run.n,
+    mounts: run.mounts !== undefined ? { ran: true, processes: run.mountClients.length } : { ran: false, why: run.mountsSkipped ?? 'unknown' },
     sessionTtlMs: SESSION_TTL_MS,
     engine: redisVersion() ?? 'redis-server',
     perNode: run.nodes.map((x) => ({
       node: x.name,
       slot: x.slot,
       clients: [...x.clients].filter((k) => k.stream !== undefined).length,
+      ...(run.mounts === undefined ? {} : { onMount: [...x.served].filter((c) => run.clients.get(c) instanceof MountClient).length }),
       ops: x.ops,
       sessions: x.counts?.sessions ?? 0,
       commits: x.counts?.commits ?? 0,

@@ -103,7 +103,8 @@ export class Merger {
   }
 }
 
-function line(op: Op): string {
+/** The line that asks a lockclient for `op`. */
+export function line(op: Op): string {
   const limit = 'timeoutMs' in op || 'cancelMs' in op ? Math.max(1, op.timeoutMs ?? op.cancelMs ?? 0) : 0;
   switch (op.op) {
     case 'lock':
@@ -120,7 +121,8 @@ function line(op: Op): string {
   }
 }
 
-function answerOf(fields: string[]): GetlkAnswer {
+/** A lockclient's F_GETLK answer (the fields after RESULT). */
+export function answerOf(fields: string[]): GetlkAnswer {
   const [type, start, len, pid] = fields.map(Number) as [number, number, number, number];
   if (type === 2) return { free: true };
   return { free: false, write: type === 1, start, end: len === 0 ? Infinity : start + len - 1, pid };

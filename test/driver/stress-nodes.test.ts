@@ -1,9 +1,12 @@
 /**
  * `locksmith stress --nodes 2`: two node processes sharing one lock space on a redis-server the
- * run starts, one fault of each kind (kill -9 of a node, SIGSTOP past its session's TTL, an engine
- * restart). Asserts the oracle's verdict over every node's grants, that each fault was tried once
- * and resolved within its bounds, and what the reports say. Needs redis-server: in CI (CI set) its
- * absence fails this file; elsewhere the run is skipped, loudly.
+ * run starts, each also a FUSE mount of one shared directory with client processes on it, one
+ * fault of each kind (kill -9 of a node, SIGSTOP past its session's TTL, an engine restart).
+ * Asserts the oracle's verdict over every node's grants (API clients' and mount processes' alike),
+ * that the mounts ran and were all undone, that each fault was tried once and resolved within its
+ * bounds, and what the reports say. Needs redis-server, and FUSE for the mounts: in CI (CI set)
+ * the absence of either fails this file; elsewhere the run is skipped (no redis-server) or runs
+ * without mounts (no FUSE), loudly.
 
  */
 import t from 'tap';
@@ -14,6 +17,7 @@ import { main } from '../../driver/main.js';
 import { Oracle, type LockRecord, type LogEvent, type RequestRecord } from '../../driver/oracle.js';
 import { redisUnavailable } from '../../driver/redis-server.js';
 import type { Report } from '../../driver/report.js';
+import { mountUnavailable } from '../../driver/targets/mount.js';
 import { SESSION_TTL_MS } from '../../driver/targets/nodes.js';
 
 const noRedis = redisUnavailable();
@@ -22,6 +26,19 @@ if (noRedis !== undefined) {
   const bar = '!'.repeat(100);
   console.error(`\n${bar}\n!! SKIPPING test/driver/stress-nodes.test.ts: ${noRedis} (in CI, with CI set, this is a failure)\n${bar}\n`);
 }
+
+const noFuse = await mountUnavailable();
+if (noFuse !== undefined) {
+  if (process.env.CI) throw new Error(`the nodes target's mounts need FUSE in CI: ${noFuse}`);
+  const bar = '!'.repeat(100);
+  console.error(`\n${bar}\n!! test/driver/stress-nodes.test.ts runs the nodes WITHOUT MOUNTS: ${noFuse} (in CI, with CI set, this is a failure)\n${bar}\n`);
+}
+
+/** The FUSE mounts of this process's mount namespace whose mountpoint is under a run's directory. */
+const stressMounts = () =>
+  readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4]?.includes('locksmith-stress-nodes-'));
 
 const out = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-test-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
@@ -67,6 +84,22 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
     'no violation of any kind',
   );
   t.equal(code, s.oracle.violations === 0 ? 0 : 1, 'the exit code follows the verdict');
+
+  // The mounts: each node mounted the shared directory, processes on the mounts called fcntl and
+  // flock through them, and no mount is left behind (the killed node's dead one included).
+  const m = s.nodes!.mounts;
+  if (noFuse === undefined) {
+    t.match(m, { ran: true }, 'the nodes mounted');
+    t.ok(m?.ran === true && m.processes >= 2, `${m?.ran === true ? m.processes : 0} client processes ran on the mounts`);
+    t.match(stdout.text, /nodes: runs \(.*2 nodes \(API clients and mounts\)/, 'the plan says mounts run');
+    t.match(stdout.text, /nodes: 2 \(API clients and mounts: \d+ client processes/, 'the report says mounts ran');
+    t.match(notes, /FUSE: \d+ processes on 2 mounts; [1-9][\d]* lock events/, 'lock requests reached the mounts');
+    t.ok(s.nodes!.perNode.every((x) => (x.onMount ?? 0) >= 1), 'every node had a client on its mount');
+  } else {
+    t.match(m, { ran: false, why: noFuse });
+    t.match(stdout.text, /MOUNTS SKIPPED/);
+  }
+  t.same(stressMounts(), [], 'no mount left behind');
   for (const n of s.notes) t.comment(`note: ${n}`);
   t.notMatch(notes, /did not exit|exited unexpectedly|LocksmithFaultWarning: (?!.*connection closed before the reply)/, 'no node died by itself or hit an internal error');
   t.notOk(hung, 'every client finished');
@@ -93,7 +126,7 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
   );
 
   // What the reports show.
-  t.match(stdout.text, /nodes: n0 [\d,]+ ops \(killed \(kill -9\)\)/);
+  t.match(stdout.text, /nodes: n0 [\d,]+ ops \((?:\d+ clients? on its mount, )?killed \(kill -9\)\)/);
   t.match(stdout.text, /fault kill: 1 tries, 0 failures; failover [\d,]+ ms/);
   const html = readFileSync(join(dir, 'report.html'), 'utf8');
   t.match(html, /<h3>Faults<\/h3>/);
@@ -171,6 +204,7 @@ t.test('--nodes and --faults options', async (t) => {
     [['--nodes', '1'], '--nodes must be between 2 and 64, got 1.'],
     [['--faults'], '--faults and --no-faults apply to the nodes target (--nodes N).'],
     [['--nodes', '2', '--faults', '--no-faults'], 'give either --faults or --no-faults, not both.'],
+    [['--no-mounts'], '--no-mounts applies to the nodes target (--nodes N).'],
   ] as const) {
     const stderr = Object.assign(sink(), { isTTY: false });
     t.equal(await main([...argv], { out: sink(), err: stderr }), 2, argv.join(' '));
