@@ -41,7 +41,8 @@
  * - maybe: a lock its client learned of while its node had lost its session: it may be held or
  *   not, so it never counts as held, but F_GETLK may name it until `until`;
  * - abandon: the requester died; its request will get no reply and is not unanswered, but the lock
- *   manager may have granted it, so F_GETLK may name what it asked for until `until`; and a lock
+ *   manager may have granted it, so F_GETLK may name what it asked for until `until` (and a wait
+ *   of it may close a wait-for cycle until then, for EDEADLK); and a lock
  *   it was releasing may never have been released (the request may not have reached the engine):
  *   listed until `until` too, when the dead session's records are reaped;
  * - a reply marked `lost` was given while its node had lost its session or was cut off from the
@@ -403,7 +404,9 @@ export class Oracle {
     for (const r of this.releasing.get(e.req) ?? []) r.until = Math.max(e.t, e.until);
     this.releasing.delete(e.req);
     this.pending.delete(e.req);
-    if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) this.endedWaits.push({ p, until: e.t });
+    // Its waiter record (and its wait-for edges) may stay in the lock manager until the dead
+    // session is reaped: a cycle through it may be reported until then.
+    if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) this.endedWaits.push({ p, until: Math.max(e.t, e.until) });
     if (p.req.what === 'lock') {
       const f = this.file(p.req.file);
       const lock: LockRecord = { ...p.req, id: -p.req.id, req: p.req.id };
@@ -442,7 +445,8 @@ export class Oracle {
     }
     this.pending.delete(e.req);
     if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) {
-      this.endedWaits.push({ p, until: e.t });
+      // A wait answered while its node had lost its session may stay listed until it is reaped.
+      this.endedWaits.push({ p, until: e.listedUntil === undefined ? e.t : Math.max(e.t, e.listedUntil) });
       if (this.endedWaits.length >= this.endedWaitsPruneAt) {
         const h = this.horizon();
         this.endedWaits = this.endedWaits.filter((w) => w.until >= h);

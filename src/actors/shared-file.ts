@@ -264,6 +264,15 @@ class SharedFile {
     this.refresh();
   }
 
+  /** No session will come (the node was displaced): the cache and the owed releases go, and the actor with them. */
+  forget(): void {
+    this.gen++;
+    this.records = [];
+    this.owed = [];
+    this.version = 0;
+    this.built = false;
+  }
+
   /**
    * Another node's step granted this node's waiter `rid` (the inbox). The grant stands in the
    * cache at once, as the waiter's record turned into the lock, outside the mailbox: a session
@@ -993,6 +1002,15 @@ export class SharedFiles {
         const c = this.requests.get(hostId)?.call;
         this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
       }
+      // Session 0: none will come (displaced). Nothing cached stays, nothing owed is retried.
+      if (epoch === 0) {
+        for (const t of this.owedRetries.values()) clearTimeout(t);
+        this.owedRetries.clear();
+        for (const f of [...this.files.values()]) {
+          f.forget();
+          this.sweep(f);
+        }
+      }
     }
     const waiting = this.sessionWaiters;
     this.sessionWaiters = [];
@@ -1004,7 +1022,7 @@ export class SharedFiles {
    * of their own: after 100 ms, then twice as long each time up to 5 s, while they are owed.
    */
   retryOwed(path: string): void {
-    if (this.stopping || this.owedRetries.has(path)) return;
+    if (this.stopping || this.epoch === 0 || this.owedRetries.has(path)) return;
     const delay = Math.min(5000, 100 * 2 ** Math.min(this.owedBackoff.get(path) ?? 0, 6));
     this.owedBackoff.set(path, (this.owedBackoff.get(path) ?? 0) + 1);
     const t = setTimeout(() => {

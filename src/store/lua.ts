@@ -302,9 +302,9 @@ return {'ok', apply(F, base, step, node, {}, {}, puts, edges)}
 `;
 
 /**
- * OPEN: ARGV P, incarnation candidate, node, ttlMs, graceMs, instance, takeover ('1' or '0'). A new
- * session; a new incarnation (with its grace period) when there is none. {'taken'} when the node
- * name's session is live under another instance and this is not a takeover.
+ * OPEN: ARGV P, incarnation candidate, node, ttlMs, graceMs, instance. A new session; a new
+ * incarnation (with its grace period) when there is none. {'taken'} when the node name's session
+ * is live under another instance (another process, or one that died less than a TTL ago).
  */
 export const OPEN = `${PRELUDE}
 local created = 0
@@ -322,13 +322,14 @@ end
 local node, ttl = ARGV[3], tonumber(ARGV[4])
 local sk = P .. 's:' .. node
 local old = redis.call('GET', sk)
--- Two processes under one node name: a live session of another instance is only taken at a start.
+-- Two processes under one node name: a live session of another instance is never taken (its
+-- process may still act on its locks until its own fence).
 local ok = P .. 'own:' .. node
-if old and ARGV[7] ~= '1' then
+if old then
   local owner = redis.call('GET', ok)
   if owner and owner ~= ARGV[6] then return {'taken'} end
 end
-redis.call('SET', ok, ARGV[6])
+redis.call('SET', ok, ARGV[6], 'PX', ARGV[4])
 local epoch = str(redis.call('INCR', P .. 'clock'))
 if old then redis.call('ZADD', P .. 'sessions', '0', node .. '|' .. old) end
 redis.call('SET', sk, epoch, 'PX', ARGV[4])
@@ -348,6 +349,7 @@ local node, epoch = ARGV[3], ARGV[4]
 local sk = P .. 's:' .. node
 if redis.call('GET', sk) ~= epoch then return {'expired'} end
 redis.call('SET', sk, epoch, 'PX', ARGV[5])
+redis.call('PEXPIRE', P .. 'own:' .. node, ARGV[5])
 redis.call('ZADD', P .. 'sessions', str(nowMs() + tonumber(ARGV[5])), node .. '|' .. epoch)
 if ARGV[6] ~= '' then redis.call('XTRIM', P .. 'in:' .. node, 'MINID', ARGV[6]) end
 local g = redis.call('PTTL', P .. 'grace')

@@ -160,9 +160,9 @@ export class MemoryEngine implements Engine {
     return id;
   }
 
-  async open(node: string, ttlMs: number, graceMs: number, instance = '', takeover = true): Promise<Opened | Taken> {
+  async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
     const old = this.live.get(node);
-    if (!takeover && old !== undefined && this.alive(node, old.epoch)) {
+    if (old !== undefined && this.alive(node, old.epoch)) {
       const owner = this.owners.get(node);
       if (owner !== undefined && owner !== instance) return { taken: true };
     }

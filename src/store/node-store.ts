@@ -80,10 +80,25 @@ export class NodeStore implements LockStore {
     const s = new NodeStore(engine, o, hooks, kind, ownsEngine);
     const sent = s.now();
     s.st.roundTrips++;
-    // A start takes the name over: a process restarted under its old name ends its old session.
-    const opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance, true);
-    if ('taken' in opened) throw new Error(`locksmith store: the engine did not open a session for node '${o.node}'`);
-    s.adopt(opened, sent);
+    // A name whose session is live belongs to another process, or to one that died less than a
+    // TTL ago (a restart): waited for until that session expires, never taken from it (it may act
+    // on its locks until its own fence). A name still renewed a TTL later is another live
+    // process's: refused.
+    let opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance);
+    let at = sent;
+    const by = s.now() + o.sessionTtlMs + o.renewEveryMs;
+    while ('taken' in opened) {
+      if (s.now() >= by) {
+        throw new Error(
+          `locksmith store: node name '${o.node}' is in use on ${engine.name}: another process has renewed its session for ${o.sessionTtlMs + o.renewEveryMs} ms. Give each node its own name (store.node, --node).`,
+        );
+      }
+      await sleep(Math.min(o.renewEveryMs, 100));
+      at = s.now();
+      s.st.roundTrips++;
+      opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance);
+    }
+    s.adopt(opened, at);
     s.reader = engine.inbox(o.node);
     s.loop = s.readLoop();
     return s;
@@ -231,13 +246,14 @@ export class NodeStore implements LockStore {
         const sent = this.now();
         this.st.roundTrips++;
         try {
-          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, this.o.graceMs, this.instance, false);
+          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, this.o.graceMs, this.instance);
           if (this.closed) return;
           if ('taken' in o) {
-            // Another process opened a session under this node's name: taking it back would end
-            // that one's session, and it would take it back in turn (each losing its locks every
-            // few hundred ms). This one stays without a session: its lock requests get the
-            // family's generic code, and the application hears of it (SharedSpace).
+            // Another process opened a session under this node's name after this one's expired:
+            // taking it back would end that one's session, and it would take it back in turn
+            // (each losing its locks every few hundred ms). This one stays without a session: its
+            // lock requests get the family's generic code, and the application hears of it
+            // (SharedSpace).
             this.displaced = true;
             this.emit({ kind: 'displaced', lost: ref.epoch, epoch: 0 });
             return;

@@ -219,8 +219,8 @@ export class RedisEngine implements Engine {
     await this.s.lsEmpty(this.inc);
   }
 
-  async open(node: string, ttlMs: number, graceMs: number, instance = '', takeover = true): Promise<Opened | Taken> {
-    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, instance, takeover ? 1 : 0);
+  async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
+    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, instance);
     if (r[0] === 'taken') return { taken: true };
     const [inc, epoch, from, grace, created] = r;
     return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1 };

@@ -301,12 +301,11 @@ export interface Engine {
   /** For messages: the redacted URL, or 'memory'. */
   readonly name: string;
   /**
-   * A new session for `node`, opened by `instance` (one per NodeStore). Without `takeover`, a
-   * node name whose session is live under another instance is not taken: 'taken'. With it (a
-   * start: a process restarted under its old name), that session ends and its records go to the
-   * reaper.
+   * A new session for `node`, opened by `instance` (one per NodeStore). A node name whose session
+   * is live under another instance (another process, or one that died less than a TTL ago) is
+   * not taken: 'taken'.
    */
-  open(node: string, ttlMs: number, graceMs: number, instance?: string, takeover?: boolean): Promise<Opened | Taken>;
+  open(node: string, ttlMs: number, graceMs: number, instance?: string): Promise<Opened | Taken>;
   renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed>;
   endSession(s: SessionRef): Promise<void>;
   commit(s: SessionRef, step: EngineStep): Promise<CommitReply>;

@@ -173,6 +173,25 @@ t.test("the oracle's rules for lost locks: revoke, abandon, replies of a node wi
   const lostReply = releasing({ t: 5, ev: 'reply', req: 6, result: 0, outcome: 'ok', lost: true, listedUntil: 40 });
   t.equal(Oracle.check([...lostReply, ...getlk(7, 20)], o).violations, 0, 'a release answered without a session: listed until reaped');
   t.match(Oracle.check([...lostReply, ...getlk(7, 50)], o).byKind, { 'getlk-phantom': 1 }, 'and not after');
+  // B holds /g and waits for A's /f (blocked by A); B's node dies at 5: its lock and its wait stay
+  // in the lock manager until its session is reaped (40). A's wait for /g closing the cycle at 10
+  // may get EDEADLK then; at 50 it may not.
+  const g = (owner: string, id: number, client: number, file: string, wait: boolean): RequestRecord => ({ ...req(id, client, owner, wait), file });
+  const cycle = (at: number): LogEvent[] => [
+    { t: 1, ev: 'request', req: g('A', 10, 6, '/f', false) },
+    { t: 2, ev: 'grant', lock: { ...claim('A', true), id: 10, req: 10 } },
+    { t: 2, ev: 'reply', req: 10, result: 0, outcome: 'ok' },
+    { t: 3, ev: 'request', req: g('B', 11, 7, '/g', false) },
+    { t: 3, ev: 'grant', lock: { ...claim('B', true), file: '/g', id: 11, req: 11 } },
+    { t: 3, ev: 'reply', req: 11, result: 0, outcome: 'ok' },
+    { t: 4, ev: 'request', req: g('B', 12, 7, '/f', true) },
+    { t: 5, ev: 'revoke', lock: 11, until: 40 },
+    { t: 5, ev: 'abandon', req: 12, until: 40 },
+    { t: at, ev: 'request', req: g('A', 13, 6, '/g', true) },
+    { t: at + 1, ev: 'reply', req: 13, result: -35, outcome: 'deadlock' },
+  ];
+  t.equal(Oracle.check(cycle(10), o).violations, 0, "EDEADLK through a dead node's wait, before its session is reaped");
+  t.match(Oracle.check(cycle(50), o).byKind, { 'false-deadlock': 1 }, 'and not after');
   const healthy = releasing({ t: 5, ev: 'reply', req: 6, result: 0, outcome: 'ok' });
   t.match(Oracle.check([...healthy, ...getlk(7, 20)], o).byKind, { 'getlk-phantom': 1 }, 'a release answered by a live node: gone at its reply');
   // -ENOLCK for a lock request: a bad reply, unless its node had lost its session.

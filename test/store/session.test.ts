@@ -158,26 +158,53 @@ t.test('a node SIGSTOPped past its TTL: its lock is taken, and on SIGCONT it is 
 });
 
 for (const kind of ['memory', 'redis'] as const) {
-  t.test(`${kind}: two processes under one node name: the later start takes the name, the earlier is displaced for good (no flapping)`, { skip: kind === 'redis' && noRedis }, async (t) => {
-    const c = await cluster(kind, [], server);
+  t.test(`${kind}: a start under a node name whose session is live waits for it, then is refused; the live one keeps its session`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    // sessionTtlMs 1000: the second start gives up after 1 s plus one renewal interval (250 ms).
+    const c = await cluster(kind, [], server, { sessionTtlMs: 1000 });
     t.teardown(() => c.close());
     const first = await c.add('a');
     t.equal((await first.store.commit({ file: '/d', base: 0, put: [{ id: 'a1', state: 'held', data: '' }] })).ok, true, 'the first holds a record');
     const epoch1 = first.store.session().epoch;
-    // A second process with the same name (or the first one restarted): its start takes the name.
-    const second = await c.add('a');
-    const epoch2 = second.store.session().epoch;
-    t.not(epoch2, epoch1, 'the second has a session of its own');
-    // The first's next renewal finds its session gone, and the name live under another process.
-    first.store.nudge();
-    await first.session.next('the first to be displaced', (e) => e.kind === 'displaced');
-    t.same(kinds(first.session.seen), ['fenced', 'displaced'], 'fenced, then displaced: it does not open a session again');
-    t.equal(first.store.session().epoch, 0, 'the first has no session');
-    t.match(await first.store.commit({ file: '/d', base: 0 }), { ok: false, reason: 'fenced' }, 'and its steps are refused');
-    t.equal(first.store.stats().sessions, 1, 'one session in all: it never took the name back');
-    t.equal(second.store.session().epoch, epoch2, "the second's session was not taken back");
-    t.same(kinds(second.session.seen), [], 'the second never lost it');
-    const v = await second.store.commit({ file: '/d2', base: 0, put: [{ id: 'b1', state: 'held', data: '' }] });
-    t.equal(v.ok, true, 'the second commits under its session');
+    const second = await c.add('a').then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    t.match(second?.message, /node name 'a' is in use/, `the second start is refused, naming the node (${second?.message})`);
+    t.equal(first.store.session().epoch, epoch1, 'the first keeps its session');
+    t.same(kinds(first.session.seen), [], 'and never lost it');
+    t.equal((await first.store.commit({ file: '/d2', base: 0, put: [{ id: 'a2', state: 'held', data: '' }] })).ok, true, 'it commits under it');
   });
 }
+
+t.test('redis: a start under the name of a process that died waits for its session to expire, then opens', { skip: noRedis }, async (t) => {
+  const c = await cluster('redis', [], server, { sessionTtlMs: 1000 });
+  t.teardown(() => c.close());
+  const witness = await c.add('w');
+  const p = new ChildNode({ url: server.url, namespace: c.namespace, node: 'a', sessionTtlMs: 1000, tuning: { graceMs: 0 } });
+  t.teardown(() => p.kill());
+  await p.ready();
+  const held = await p.run({ op: 'commit', step: { file: '/r', base: 0, put: [{ id: 'p1', state: 'held', data: 'p1' }] } });
+  t.equal(held.ok, true, 'the process holds a record');
+  await p.kill();
+  const again = await c.add('a');
+  t.not(again.store.session().epoch, 0, 'a start under its name opens a session once the dead one expired');
+  const left = (await witness.store.reap()).dead.flatMap((d) => d.files.flatMap((f) => f.records.map((r) => r.id)));
+  t.same(left, ['p1'], "the dead process's record is the reaper's, not carried over");
+});
+
+t.test('memory: a node whose session expired while another process started under its name is displaced for good (no flapping)', async (t) => {
+  const c = await cluster('memory', [], undefined);
+  t.teardown(() => c.close());
+  const first = await c.add('a');
+  t.equal((await first.store.commit({ file: '/d', base: 0, put: [{ id: 'a1', state: 'held', data: '' }] })).ok, true, 'the first holds a record');
+  // As if the first process had been paused past its TTL: its session is gone, the name is free.
+  await c.expire('a');
+  const second = await c.add('a');
+  const epoch2 = second.store.session().epoch;
+  first.store.nudge();
+  await first.session.next('the first to be displaced', (e) => e.kind === 'displaced');
+  t.equal(first.store.session().epoch, 0, 'the first has no session, and opens none');
+  t.equal(first.store.stats().sessions, 1, 'it never took the name back');
+  t.equal(second.store.session().epoch, epoch2, "the second's session was not taken");
+  t.same(kinds(second.session.seen), [], 'the second never lost it');
+});
