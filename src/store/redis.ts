@@ -99,12 +99,14 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   c.on('error', (e: Error) => {
     last = e.message;
   });
+  const t0 = performance.now();
   const fail = (why: string) =>
     // The engine answered, and said no (a wrong password, a user without the rights, a database
     // it does not have): not a matter of reaching it.
     REFUSAL.test(why)
       ? `locksmith store: ${o.shownUrl} refused the connection: ${why}`
-      : `locksmith store: cannot reach ${o.shownUrl} within ${o.requestTimeoutMs} ms${why === '' ? '' : ` (${why})`}`;
+      : // "within" only when the time ran out; a refused connection fails at once.
+        `locksmith store: cannot reach ${o.shownUrl}${performance.now() - t0 >= o.requestTimeoutMs ? ` within ${o.requestTimeoutMs} ms` : ''}${why === '' ? '' : ` (${why})`}`;
   try {
     await within(c.connect(), o.requestTimeoutMs, () => fail(last));
     // The client selects the URL's database on connect but does not fail when the engine
