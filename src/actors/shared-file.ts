@@ -751,9 +751,8 @@ export class SharedFiles {
   private sessionWaiters: (() => void)[] = [];
   private counter = 0;
   private stopping = false;
-  /** Per file, the timer of its owed releases' next try, and how many tries it had (retryOwed). */
-  private readonly owedRetries = new Map<string, NodeJS.Timeout>();
-  private readonly owedBackoff = new Map<string, number>();
+  /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
+  private readonly owedRetries = new Map<string, { timer: NodeJS.Timeout | undefined; tries: number }>();
 
   constructor(
     readonly link: StoreLink,
@@ -893,9 +892,17 @@ export class SharedFiles {
     if (r.rid === undefined) return;
     const f = this.file(r.call.path);
     const rid = r.rid;
-    void f
-      .enqueue(() => f.cancel(rid, reason))
-      .catch((e: unknown) => this.report(e))
+    void this.inMailbox(f, () => f.cancel(rid, reason));
+  }
+
+  /** Runs `job` in `f`'s mailbox; a failure is reported, and the actor goes once it is idle. */
+  private inMailbox(f: SharedFile, job: () => Promise<unknown>): Promise<void> {
+    return f
+      .enqueue(job)
+      .then(
+        () => undefined,
+        (e: unknown) => this.report(e),
+      )
       .finally(() => this.sweep(f));
   }
 
@@ -903,27 +910,18 @@ export class SharedFiles {
   ended(path: string, events: readonly WaiterEnded[]): void {
     const f = this.file(path);
     const granted = events.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
-    void f
-      .enqueue(async () => {
-        if (granted.length > 0) f.refresh();
-        const reread = granted.some((rid) => f.mayHaveMerged(rid));
-        for (const e of events) this.endWait(e.requestId, e.result);
-        if (reread) await f.reread();
-      })
-      .catch((e: unknown) => this.report(e))
-      .finally(() => this.sweep(f));
+    void this.inMailbox(f, async () => {
+      if (granted.length > 0) f.refresh();
+      const reread = granted.some((rid) => f.mayHaveMerged(rid));
+      for (const e of events) this.endWait(e.requestId, e.result);
+      if (reread) await f.reread();
+    });
   }
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */
   reap(path: string, sessions: readonly { node: string; epoch: number }[]): Promise<void> {
     const f = this.file(path);
-    return f
-      .enqueue(() => f.reap(sessions))
-      .then(
-        () => undefined,
-        (e: unknown) => this.report(e),
-      )
-      .finally(() => this.sweep(f));
+    return this.inMailbox(f, () => f.reap(sessions));
   }
 
   /** Past the lease: the node must not act on what its session held (see SharedConfig.lease). */
@@ -1004,8 +1002,7 @@ export class SharedFiles {
       }
       // Session 0: none will come (displaced). Nothing cached stays, nothing owed is retried.
       if (epoch === 0) {
-        for (const t of this.owedRetries.values()) clearTimeout(t);
-        this.owedRetries.clear();
+        this.dropOwedRetries();
         for (const f of [...this.files.values()]) {
           f.forget();
           this.sweep(f);
@@ -1022,36 +1019,36 @@ export class SharedFiles {
    * of their own: after 100 ms, then twice as long each time up to 5 s, while they are owed.
    */
   retryOwed(path: string): void {
-    if (this.stopping || this.epoch === 0 || this.owedRetries.has(path)) return;
-    const delay = Math.min(5000, 100 * 2 ** Math.min(this.owedBackoff.get(path) ?? 0, 6));
-    this.owedBackoff.set(path, (this.owedBackoff.get(path) ?? 0) + 1);
-    const t = setTimeout(() => {
-      this.owedRetries.delete(path);
+    const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0 };
+    if (this.stopping || this.epoch === 0 || o.timer !== undefined) return;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(o.tries++, 6));
+    o.timer = setTimeout(() => {
+      o.timer = undefined;
       const f = this.files.get(path);
       if (f === undefined || !f.owing) {
-        this.owedBackoff.delete(path);
+        this.owedRetries.delete(path);
         return;
       }
-      void f
-        .enqueue(() => f.reread())
-        .then(() => {
-          if (!f.owing) this.owedBackoff.delete(path);
-        })
-        .catch((e: unknown) => this.report(e))
-        .finally(() => this.sweep(f));
+      // Still owing after the step: its give-up scheduled the next try.
+      void this.inMailbox(f, () => f.reread()).then(() => {
+        if (!f.owing) this.owedRetries.delete(path);
+      });
     }, delay);
-    t.unref?.();
-    this.owedRetries.set(path, t);
+    o.timer.unref?.();
+    this.owedRetries.set(path, o);
+  }
+
+  /** Stops every owed release's next try (stop(), or no session will come). */
+  private dropOwedRetries(): void {
+    for (const o of this.owedRetries.values()) clearTimeout(o.timer);
+    this.owedRetries.clear();
   }
 
   /** Looks again at `path`'s waiters at `at` (performance.now()): the end of a grace period. */
   wakeAt(path: string, at: number): void {
     const t = setTimeout(() => {
       const f = this.file(path);
-      void f
-        .enqueue(() => f.wake())
-        .catch((e: unknown) => this.report(e))
-        .finally(() => this.sweep(f));
+      void this.inMailbox(f, () => f.wake());
     }, Math.max(0, at - performance.now()) + 1);
     t.unref?.();
   }
@@ -1078,8 +1075,7 @@ export class SharedFiles {
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const t of this.owedRetries.values()) clearTimeout(t);
-    this.owedRetries.clear();
+    this.dropOwedRetries();
     const all = [...this.files.values()].map((f) => f.enqueue(() => f.stopAll()).catch((e: unknown) => this.report(e)));
     await Promise.all(all);
     for (const [hostId, r] of [...this.requests]) {

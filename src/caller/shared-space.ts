@@ -15,6 +15,7 @@
  *   them back: every worker re-asserts its files' records in the grace period.
  * - locks() lists every node's records from the engine, each entry with its node.
  */
+import type { LinkCounts } from '../actors/direct-link.js';
 import { decodeRecord } from '../core/records.js';
 import { entry, type LockEntry } from '../core/views.js';
 import { openStore } from '../store/index.js';
@@ -158,7 +159,7 @@ export class SharedSpace {
   }
 
   /** The engine's side of stats(): this thread's calls plus each worker's own (`workers`). */
-  stats(workers: readonly { roundTrips: number; commits: number; stale: number; fencedLocally: number; graceWaits: number }[] = []): StoreStats {
+  stats(workers: readonly LinkCounts[] = []): StoreStats {
     const s = this.store.session();
     const st = this.store.stats();
     for (const w of workers) {

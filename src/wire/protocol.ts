@@ -13,6 +13,7 @@ import type { Lock } from '../core/file-locks.js';
 import type { JournalEntry } from './journal-entry.js';
 import type { StoreOptions, WorkerStats } from '../types.js';
 import type { SharedConfig, WaiterEnded } from '../actors/shared-file.js';
+import type { LinkCounts } from '../actors/direct-link.js';
 
 /** Caller -> host, besides calls (calls.ts). */
 export type ToHost =
@@ -73,7 +74,7 @@ export interface HostControl {
 /** A host's counters: a worker's stats() entry without what only the coordinator knows. */
 export type HostStats = Omit<WorkerStats, 'restarts'> & {
   /** A shared lock space: this worker's own engine calls (direct-link.ts), added to stats().store. */
-  engine?: { roundTrips: number; commits: number; stale: number; fencedLocally: number; graceWaits: number };
+  engine?: LinkCounts;
 };
 
 /** The control plane the coordinator exposes to hosts: the application's hooks. */
