@@ -33,6 +33,7 @@ import type { Naming } from './observer.js';
 import type { GetlkAnswer } from './oracle.js';
 import { Clock } from './stage.js';
 import { API_NAMING, callApi } from './targets/api.js';
+import { lockCapabilitiesMissing } from './targets/mount.js';
 import type { Op } from './workloads.js';
 
 export interface NodeConfig {
@@ -116,9 +117,9 @@ if (cfg.mount === undefined) {
     process.stderr.write(`mount at ${cfg.mount.mountpoint}: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exit(1);
   }
-  const info = fuse.info();
-  if (!info.posixLocks || !info.flockLocks) {
-    process.stderr.write('the kernel did not grant the FUSE lock capabilities, so locks on the mount would not reach locksmith\n');
+  const missing = lockCapabilitiesMissing(fuse.info());
+  if (missing !== undefined) {
+    process.stderr.write(`${missing}\n`);
     await fuse.unmount();
     process.exit(1);
   }

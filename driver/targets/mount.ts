@@ -29,6 +29,13 @@ export async function mountUnavailable(): Promise<string | undefined> {
   return processUnavailable();
 }
 
+/** Why locks on a mount would not reach locksmith (the kernel did not grant FUSE's lock capabilities), or undefined. */
+export function lockCapabilitiesMissing(info: { posixLocks?: boolean; flockLocks?: boolean }): string | undefined {
+  // Undefined (not known) counts as not granted, as `!info.posixLocks` did.
+  if (info.posixLocks === true && info.flockLocks === true) return undefined;
+  return 'the kernel did not grant the FUSE lock capabilities, so locks on the mount would not reach locksmith';
+}
+
 /** Why the nodes target runs without mounts (FUSE missing here, or --no-mounts), or undefined when they run. */
 export async function nodesMountsUnavailable(o: { mounts?: boolean }): Promise<string | undefined> {
   if (o.mounts === false) return 'turned off (--no-mounts)';
@@ -52,8 +59,8 @@ export async function runMount(spec: StageSpec, onProgress?: (p: Progress) => vo
   const m = await mountFuse({ backing, mountpoint: mnt, workers: spec.workers });
   const stopSampling = stage.startSampling(async () => (await m.coordinator.stats()).waiting);
   try {
-    const info = m.info();
-    if (!info.posixLocks || !info.flockLocks) throw new Error('the kernel did not grant the FUSE lock capabilities, so locks on the mount would not reach locksmith');
+    const missing = lockCapabilitiesMissing(m.info());
+    if (missing !== undefined) throw new Error(missing);
     // F_OFD_GETLK over FUSE shows -1 for any holder; the kernel shows a pid outside the caller's
     // namespace (a Windows processId) as 0.
     const naming = (pidOf: (c: number) => number): Naming => ({
