@@ -71,7 +71,7 @@ export class DirectLink implements StoreLink {
 
   async commit(step: Step): Promise<CommitReply> {
     const ref = this.session();
-    const st = toEngineStep(step, this.node, ref?.epoch ?? 0, typeof step.id === 'string' && step.id !== '' ? step.id : `${this.idPrefix}s${(++this.counter).toString(36)}`);
+    const st = toEngineStep(step, this.node, ref?.epoch ?? 0, typeof step.id === 'string' && step.id !== '' ? step.id : `${this.idPrefix}s${(++this.counter).toString(36)}`, this.lease[2]);
     if (ref === undefined) {
       this.counts.fencedLocally++;
       return { ok: false, reason: 'fenced' };

@@ -16,8 +16,9 @@
  *    missed are applied to the records, the table is rebuilt, and the call runs again from 1.
  *    'deadlock': the call runs again with that owner's cycle known (EDEADLK). 'dead': the records
  *    of the sessions named are left out of the rebuilt table, so the next step removes them and
- *    wakes who they blocked. 'grace': retried when the grace period ends. 'fenced', 'reset' or
- *    still unreachable at requestTimeoutMs: nothing was decided; a lock request gets its family's
+ *    wakes who they blocked. 'grace': retried when the grace period ends. 'fenced', 'reset',
+ *    'late' or still unreachable at requestTimeoutMs: nothing was decided (the step carries that
+ *    deadline, and the engine refuses it as 'late' past it); a lock request gets its family's
  *    generic code, anything else is retried until the deadline and then kept as owed, to run first
  *    in the file's next step.
  *
@@ -50,11 +51,12 @@ export interface SharedConfig {
   policy: 'default' | 'fifo';
   requestTimeoutMs: number;
   /**
-   * [until, epoch] as the caller's side keeps them (shared-space.ts): this node may act on session
+   * [until, epoch, offset] as the caller's side keeps them (shared-space.ts): this node may act on session
    * `epoch` until `until` (ms, performance.timeOrigin + performance.now(), which every thread of
    * the process reads alike). Past it the node is fenced. A worker acts on the session it was
    * last told of (`epoch`, then SharedFiles.adopt); while the lease names another, the new
-   * session's message is on its way, and decisions wait for it.
+   * session's message is on its way, and decisions wait for it. Then the engine's clock minus
+   * that one, at least (NaN: not known yet), for steps' deadlines (Step.deadline).
    */
   lease: SharedArrayBuffer;
   /** The session this worker starts on. */
@@ -136,9 +138,25 @@ interface Diffed {
 
 /**
  * What a decision runs on the table; `owner`: the POSIX owner a lock request is made for ('fifo');
- * `free`: whether a read's answer says the bytes are free (see decide).
+ * `free`: whether a read's answer says the bytes are free (see decide); `undone`: a lock request,
+ * whose step is undone if it applied after the request was answered as failed (Unsure).
  */
-type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean };
+type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean; undone?: boolean };
+
+/**
+ * A lock request's step given up on with no reply (the request was answered as failed): it may
+ * have applied before its deadline (a reply lost with its connection). If this node's records it
+ * put show up in a stale reply, it did: the next step removes them and puts back this node's
+ * locks it removed (a POSIX lock merged with its owner's others), as if it never ran.
+ */
+interface Unsure {
+  /** This node's records the step put. */
+  readonly put: readonly string[];
+  /** This node's locks of the current session the step removed, and their origins. */
+  readonly removed: readonly StoreRecord[];
+  readonly origins: ReadonlyMap<string, LockOrigin>;
+  applied: boolean;
+}
 
 class SharedFile {
   private version = 0;
@@ -161,6 +179,8 @@ class SharedFile {
   private readonly dead = new Set<string>();
   /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
   private owed: Run[] = [];
+  /** Lock requests' steps with no reply, answered as failed (by step id): undone if they applied. Cleared by the next step that commits. */
+  private readonly unsure = new Map<string, Unsure>();
   private out: Outcome = { answers: [], notify: [] };
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -189,7 +209,7 @@ class SharedFile {
 
   /** Nothing queued, nothing held: the actor can go. */
   get idle(): boolean {
-    return this.queued === 0 && this.records.length === 0 && this.owed.length === 0;
+    return this.queued === 0 && this.records.length === 0 && !this.owing;
   }
 
   /** This node's records in the cache that still stand: its granted locks, and its waiters that still wait here. */
@@ -209,7 +229,8 @@ class SharedFile {
    */
   beginReassert(graceEndsAt: number): void {
     const epoch = this.space.epoch;
-    const mine = this.ownRecords();
+    const mine = this.ownRecords().filter((r) => !this.undoing(r.id));
+    this.unsure.clear();
     const edges: EdgeInput[] = [];
     for (const r of mine) {
       const e = this.edgesSent.get(r.id);
@@ -269,6 +290,7 @@ class SharedFile {
     this.gen++;
     this.records = [];
     this.owed = [];
+    this.unsure.clear();
     this.version = 0;
     this.built = false;
   }
@@ -350,8 +372,9 @@ class SharedFile {
     const waiterRecords: StoreRecord[] = [];
     this.leftOut = false;
     for (const r of this.records) {
-      // A dead session's records, and this node's from a session it lost, hold nothing any more.
-      if (this.dead.has(`${r.node}|${r.epoch}`) || (r.node === me && r.epoch < this.space.epoch)) {
+      // A dead session's records, and this node's from a session it lost, hold nothing any more;
+      // nor does what a lock request answered as failed put (Unsure).
+      if (this.dead.has(`${r.node}|${r.epoch}`) || (r.node === me && r.epoch < this.space.epoch) || (this.unsure.size > 0 && this.undoing(r.id))) {
         this.leftOut = true;
         continue;
       }
@@ -382,6 +405,20 @@ class SharedFile {
       }
       waiters.push({ req, since: d.since, settle: this.settleOf(r), requestId: hostId });
       waiterRecords.push(r);
+    }
+    // This node's locks a lock request answered as failed removed go back, as new records (the
+    // next step puts them).
+    for (const u of this.unsure.values()) {
+      if (!u.applied) continue;
+      for (const r of u.removed) {
+        if (r.epoch !== this.space.epoch || this.records.some((x) => x.id === r.id)) continue;
+        const req = decodeRecord(r.data, this.path).req;
+        // Unless another owner was granted bytes it freed meanwhile (the step downgraded them):
+        // then what the step left stays.
+        if (locks.some((l) => l.owner !== req.owner && l.start <= req.end && req.start <= l.end && (l.write || req.write))) continue;
+        const o = u.origins.get(r.id);
+        locks.push(lockOf(o === undefined ? req : { ...req, origin: o }));
+      }
     }
     const ws = this.table.restoreFile(this.path, locks, waiters);
     // The engine holds the edges of every waiter as the node that last changed the file computed
@@ -450,14 +487,20 @@ class SharedFile {
         this.build();
         continue;
       }
-      const step: Step = d?.step ?? { file: this.path, base: this.version, grants: free };
+      // Until when the step is sent again after no reply, and then given up on: the request's
+      // deadline, or, when a wait that outlasts it (a grace period) came first, requestTimeoutMs
+      // from now. It goes with the step, and the engine refuses the step past it ('late'): a step
+      // held up on its way never applies after its request was answered as failed (giveUp).
+      const now = performance.now();
+      const sendBy = now < deadline ? deadline : now + this.space.config.requestTimeoutMs;
+      const step: Step = { ...(d?.step ?? { file: this.path, base: this.version, grants: free }), deadline: performance.timeOrigin + sendBy };
       const epoch = this.space.epoch;
       let reply: CommitReply;
       /** The id the step was sent again with, after a reply that never came. */
       let resent: string | undefined;
       try {
         reply = await this.space.link.commit(step);
-        while (!reply.ok && reply.reason === 'unreachable' && performance.now() < deadline && gen === this.gen) {
+        while (!reply.ok && reply.reason === 'unreachable' && performance.now() < sendBy && gen === this.gen) {
           // The same step again, by id: if the first one applied, the stale reply lists it.
           await sleep(20);
           // Never sent under a session that replaced the cache meanwhile.
@@ -478,8 +521,15 @@ class SharedFile {
         this.build();
         continue;
       }
+      // A send got no reply, and no later reply says whether it applied (the engine checks its
+      // session before the version): the step may stand, though this decision moves on (Unsure).
+      const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
+      if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version);
+        // Any step given up on earlier either applied before this one, and was in the state
+        // this one was decided on (undone there), or never will: it is past its deadline.
+        this.unsure.clear();
         return this.done(owed, res);
       }
       switch (reply.reason) {
@@ -487,6 +537,7 @@ class SharedFile {
           if (reply.records !== undefined) this.records = [...reply.records];
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
+          this.noticeApplied();
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
@@ -511,6 +562,7 @@ class SharedFile {
           await sleep(Math.max(1, reply.retryInMs));
           break;
         case 'unreachable':
+        case 'late':
           return this.giveUp(run, failed, mustRun);
         case 'reset':
           // The engine lost its data: the caller's side opens the next session; decided again under it.
@@ -573,13 +625,46 @@ class SharedFile {
     this.build();
     this.out = { answers: [], notify: [] };
     if (mustRun) this.owed.push(run);
-    if (this.owed.length > 0) this.space.retryOwed(this.path);
+    // Also a step that may have applied after all: the next step finds out, and undoes it.
+    if (this.owing) this.space.retryOwed(this.path);
     return failed();
   }
 
-  /** Whether releases are owed to this file's next step. */
+  /** A lock request's step `id` got no reply and the request is answered as failed: what undoes it, if it applied (Unsure). */
+  private remember(id: string, d: Diffed): void {
+    const me = this.space.config.node;
+    const put = d.fresh.filter((x) => x.waiter !== undefined || nodeOf(x.lock.owner) === me).map((x) => x.id);
+    if (put.length === 0) return;
+    const gone = new Set(d.step.remove);
+    const removed = this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch);
+    const origins = new Map<string, LockOrigin>();
+    for (const r of removed) {
+      const o = this.origins.get(r.id);
+      if (o !== undefined) origins.set(r.id, o);
+    }
+    this.unsure.set(id, { put, removed, origins, applied: false });
+  }
+
+  /** After a stale reply: whether a step given up on applied after all (its records are in the file). */
+  private noticeApplied(): void {
+    if (this.unsure.size === 0) return;
+    const ids = new Set(this.records.map((r) => r.id));
+    for (const u of this.unsure.values()) {
+      if (u.applied || !u.put.some((id) => ids.has(id))) continue;
+      u.applied = true;
+      this.space.report(new Error(`a lock request's step on ${this.path} that got no reply from the engine had applied after all; undone`));
+    }
+  }
+
+  /** Whether the record is one a step given up on put (left out of the table: the next step removes it). */
+  private undoing(id: string): boolean {
+    for (const u of this.unsure.values()) if (u.applied && u.put.includes(id)) return true;
+    return false;
+  }
+
+  /** Whether releases are owed to this file's next step, or a step given up on may have applied (Unsure): either needs a step. */
   get owing(): boolean {
-    return this.owed.length > 0;
+    return this.owed.length > 0 || this.unsure.size > 0;
   }
 
   private deliver(): void {
@@ -692,6 +777,7 @@ class SharedFile {
       return t.run(call, (v) => this.out.answers.push(() => done(v)));
     };
     if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
+    if ((call.op === 'lock' || call.op === 'lockFile') && !read && cancellable(call)) run.undone = true;
     if (call.op === 'checkIo') run.free = (res) => res === 0;
     else if (read) run.free = (res) => (res as PosixReply).lockType === F_UNLCK;
     return this.decide(
@@ -1015,8 +1101,9 @@ export class SharedFiles {
   }
 
   /**
-   * Releases owed to `path` (their steps could not be written in time) are tried again in a step
-   * of their own: after 100 ms, then twice as long each time up to 5 s, while they are owed.
+   * Releases owed to `path` (their steps could not be written in time), and lock requests' steps
+   * that may have applied though no reply came (Unsure), are settled in a step of their own:
+   * after 100 ms, then twice as long each time up to 5 s, while they are owed.
    */
   retryOwed(path: string): void {
     const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0 };

@@ -57,13 +57,17 @@ export class SharedSpace {
     else if (typeof options !== 'string') throw new TypeError(`options.store must be a URL or { ${STORE_OPTIONS.join(', ')} }, got ${options === null ? 'null' : typeof options}`);
     const o = resolveOptions(options);
     let space: SharedSpace | undefined;
-    // [until, epoch]: the workers read the fence from here, exact and without a message (shared-file.ts).
-    const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
+    // [until, epoch, offset]: the workers read the fence from here, exact and without a message
+    // (shared-file.ts), and the engine's clock minus theirs (performance.timeOrigin + now), at
+    // least, for steps' deadlines (Step.deadline).
+    const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.NEGATIVE_INFINITY;
+    lease[2] = Number.NaN;
     const store = await openStore(options, {
-      onLease: (until, epoch) => {
+      onLease: (until, epoch, offset) => {
         lease[1] = epoch;
         lease[0] = until === Number.NEGATIVE_INFINITY ? until : performance.timeOrigin + until;
+        lease[2] = offset - performance.timeOrigin;
       },
       onEvents: (evs) => space?.onEvents(evs),
       onSession: (e) => space?.onSession(e),

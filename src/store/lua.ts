@@ -186,7 +186,7 @@ end
 
 /**
  * COMMIT: ARGV P, inc, node, epoch, file, base, step, grants, nRemove, nPut, nNotify, nEdges,
- * then the removed ids, the puts (id, record), the notifications (node, epoch, requestId, kind,
+ * until (the engine's ms from which the step is late; '' for never), then the removed ids, the puts (id, record), the notifications (node, epoch, requestId, kind,
  * data) and the edges (waiter, owner, check, '[hard, soft]').
  */
 export const COMMIT = `${PRELUDE}
@@ -209,6 +209,10 @@ if cur ~= base then
   end
   return {'stale', cur, 'full', redis.call('HGETALL', F.r)}
 end
+-- A step past its deadline on this clock: its request was answered already (as failed), so it
+-- never applies now (it was held up on its way: the engine paused, a slow network).
+local untilMs = tonumber(ARGV[13])
+if untilMs and nowMs() >= untilMs then return {'late'} end
 -- An empty step checks without writing: this session is alive and the file is at base, and with
 -- grants, that no grace period runs (an answer that found the bytes free).
 if nR + nP + nN + nE == 0 then
@@ -219,7 +223,7 @@ if nR + nP + nN + nE == 0 then
   return {'ok', cur, step}
 end
 -- 4. the step agrees with the state it was decided on (else the caller has a bug).
-local a = 13
+local a = 14
 local removed, removes = {}, {}
 for i = 1, nR do
   local id = ARGV[a]
@@ -339,7 +343,7 @@ redis.call('XTRIM', ik, 'MAXLEN', '0')
 local from = redis.call('XADD', ik, '*', 'k', 'open', 'e', epoch)
 local g = redis.call('PTTL', P .. 'grace')
 if g < 0 then g = 0 end
-return {inc, epoch, from, g, created}
+return {inc, epoch, from, g, created, str(nowMs())}
 `;
 
 /** RENEW: ARGV P, inc, node, epoch, ttlMs, inbox id read up to ('' for none). Never brings back a session that is gone; tells whether some session awaits the reaper. */
@@ -356,7 +360,7 @@ local g = redis.call('PTTL', P .. 'grace')
 if g < 0 then g = 0 end
 -- A registered session past its deadline (or ended: score 0) is the reaper's: say so, for free.
 local due = #redis.call('ZRANGEBYSCORE', P .. 'sessions', '-inf', str(nowMs()), 'LIMIT', '0', '1')
-return {'ok', g, due}
+return {'ok', g, due, str(nowMs())}
 `;
 
 /** END: ARGV P, inc, node, epoch. The session ends now; its remaining records are the reaper's. */

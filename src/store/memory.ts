@@ -189,7 +189,7 @@ export class MemoryEngine implements Engine {
     const b = this.box(node);
     b.entries = [];
     const inboxFrom = this.append(node, { file: '', version: 0, from: '', epoch, requestId: '', kind: 'open', data: '' });
-    return { node, epoch, incarnation: this.inc, inboxFrom, graceMs: this.graceLeft(), created };
+    return { node, epoch, incarnation: this.inc, inboxFrom, graceMs: this.graceLeft(), created, now };
   }
 
   async renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed> {
@@ -209,7 +209,7 @@ export class MemoryEngine implements Engine {
     }
     let reap = false;
     for (const x of this.registry.values()) if (x.deadline <= now) reap = true;
-    return { kind: 'ok', graceMs: this.graceLeft(), reap };
+    return { kind: 'ok', graceMs: this.graceLeft(), reap, now };
   }
 
   async endSession(s: SessionRef): Promise<void> {
@@ -384,6 +384,8 @@ export class MemoryEngine implements Engine {
     if (!this.alive(s.node, s.epoch)) return { ok: false, reason: 'fenced' };
     const existing = this.fileMap.get(st.file);
     if ((existing?.version ?? 0) !== st.base) return this.stale(existing, st.base);
+    // Past its deadline, its request was answered already (as failed): never applied now.
+    if (st.until !== undefined && this.now() >= st.until) return { ok: false, reason: 'late' };
     // An empty step checks without writing: this session is alive and the file is at `base`, and
     // with `grants`, that no grace period runs (an answer that found the bytes free).
     if (st.remove.length === 0 && st.put.length === 0 && st.notify.length === 0 && st.edges.length === 0) {

@@ -41,6 +41,12 @@ export class NodeStore implements LockStore {
   private ref: SessionRef | undefined;
   /** When the newest confirmed renewal (or the open) was sent, on the node's clock. */
   private lastAck = Number.NEGATIVE_INFINITY;
+  /**
+   * The engine's clock minus the node's, at least: the engine's time in the newest reply that
+   * carried it, minus when that reply was received (it was read before). A step's deadline on
+   * the node's clock is at least this much later on the engine's.
+   */
+  private offset = Number.NaN;
   private reportedFenced = false;
   private graceUntil = 0;
   private lastId = '0';
@@ -123,13 +129,14 @@ export class NodeStore implements LockStore {
   private lease(): void {
     const ref = this.ref;
     try {
-      this.hooks.onLease?.(ref === undefined ? Number.NEGATIVE_INFINITY : this.lastAck + this.o.fenceAfterMs, ref?.epoch ?? 0);
+      this.hooks.onLease?.(ref === undefined ? Number.NEGATIVE_INFINITY : this.lastAck + this.o.fenceAfterMs, ref?.epoch ?? 0, this.offset);
     } catch (err) {
       this.hooks.onError?.(err as Error);
     }
   }
 
   private adopt(o: Opened, sent: number): void {
+    this.offset = o.now - this.now();
     this.ref = { node: o.node, epoch: o.epoch, incarnation: o.incarnation };
     this.st.sessions++;
     this.lastAck = sent;
@@ -210,6 +217,7 @@ export class NodeStore implements LockStore {
     if (r?.kind === 'expired') return this.replace(ref, 'lost');
     if (r?.kind === 'reset') return this.replace(ref, 'reset');
     if (r?.kind === 'ok') {
+      this.offset = r.now - this.now();
       this.confirm(sent);
       if (r.graceMs === 0 && this.graceUntil > this.now()) this.setGrace(0);
       if (r.reap) {
@@ -338,7 +346,8 @@ export class NodeStore implements LockStore {
   async commit(step: Step): Promise<CommitReply> {
     this.open();
     const ref = this.ref;
-    const st = toEngineStep(step, this.o.node, ref?.epoch ?? 0, typeof step?.id === 'string' && step.id !== '' ? step.id : this.newId());
+    // The node's clock is performance.now() of this thread (as for the lease).
+    const st = toEngineStep(step, this.o.node, ref?.epoch ?? 0, typeof step?.id === 'string' && step.id !== '' ? step.id : this.newId(), this.offset - performance.timeOrigin);
     if (ref === undefined || this.fenced()) {
       this.st.fencedLocally++;
       this.checkFence();

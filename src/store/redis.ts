@@ -224,13 +224,13 @@ export class RedisEngine implements Engine {
   async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
     const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, instance);
     if (r[0] === 'taken') return { taken: true };
-    const [inc, epoch, from, grace, created] = r;
-    return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1 };
+    const [inc, epoch, from, grace, created, now] = r;
+    return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1, now: Number(now) };
   }
 
   async renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed> {
-    const [kind, grace, due] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
-    if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace), reap: due === 1 };
+    const [kind, grace, due, now] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
+    if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace), reap: due === 1, now: Number(now) };
     return { kind: kind === 'reset' ? 'reset' : 'expired' };
   }
 
@@ -239,7 +239,7 @@ export class RedisEngine implements Engine {
   }
 
   async commit(s: SessionRef, st: EngineStep): Promise<CommitReply> {
-    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, st.file, st.base, st.step, st.grants ? 1 : 0, st.remove.length, st.put.length, st.notify.length, st.edges.length];
+    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, st.file, st.base, st.step, st.grants ? 1 : 0, st.remove.length, st.put.length, st.notify.length, st.edges.length, st.until ?? ''];
     for (const id of st.remove) args.push(id);
     for (const r of st.put) args.push(r.id, encodeRecord(r));
     for (const n of st.notify) args.push(n.node, n.epoch, n.requestId, n.kind, n.data);
@@ -261,6 +261,8 @@ export class RedisEngine implements Engine {
         return { ok: false, reason: 'fenced' };
       case 'reset':
         return { ok: false, reason: 'reset' };
+      case 'late':
+        return { ok: false, reason: 'late' };
       case 'grace':
         return { ok: false, reason: 'grace', retryInMs: Number(r[1]) };
       case 'deadlock':

@@ -78,8 +78,18 @@ function unique(ids: readonly string[], what: string): void {
   }
 }
 
-/** A Step checked and resolved for the engines (this node `self` in session `epoch`). */
-export function toEngineStep(s: Step, self: string, epoch: number, stepId: string): EngineStep {
+/**
+ * How much earlier than its deadline a step is refused on the engine's clock: the clocks' drift
+ * over a renewal interval (a few seconds) and the engine's whole milliseconds.
+ */
+export const LATE_MARGIN_MS = 5;
+
+/**
+ * A Step checked and resolved for the engines (this node `self` in session `epoch`). `offset`:
+ * the engine's clock minus performance.timeOrigin + performance.now(), at least (NaN: not known,
+ * the step gets no deadline on the engine).
+ */
+export function toEngineStep(s: Step, self: string, epoch: number, stepId: string, offset = Number.NaN): EngineStep {
   if (s === null || typeof s !== 'object') throw new TypeError('step must be an object');
   const file = str(s.file, 'step.file');
   if (typeof s.base !== 'number' || !Number.isSafeInteger(s.base) || s.base < 0) throw new TypeError(`step.base must be a version (an integer >= 0), got ${String(s.base)}`);
@@ -98,7 +108,9 @@ export function toEngineStep(s: Step, self: string, epoch: number, stepId: strin
   );
   if (s.grants !== undefined && typeof s.grants !== 'boolean') throw new TypeError('step.grants must be a boolean');
   const grants = s.grants ?? put.some((r) => r.state === 'held');
-  return { file, base: s.base, step: stepId, grants, remove, put, notify, edges };
+  if (s.deadline !== undefined && (typeof s.deadline !== 'number' || !Number.isFinite(s.deadline))) throw new TypeError(`step.deadline must be a time in ms, got ${String(s.deadline)}`);
+  const until = s.deadline === undefined || !Number.isFinite(offset) ? undefined : Math.floor(s.deadline + offset) - LATE_MARGIN_MS;
+  return { file, base: s.base, step: stepId, grants, remove, put, notify, edges, until };
 }
 
 // ---- the record text kept by the Redis engine --------------------------------------------------

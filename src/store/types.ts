@@ -84,6 +84,13 @@ export interface Step {
    * reply's `step`): if the first one applied, the stale reply lists a change with this id.
    */
   readonly id?: string;
+  /**
+   * When the request the step decides is answered anyway if no reply came (ms on
+   * performance.timeOrigin + performance.now()). The engine refuses the step ('late') once its own
+   * clock is past that moment, so a step held up on its way (the engine paused, a slow network)
+   * never applies after its request was answered as failed. None: applies whenever it arrives.
+   */
+  readonly deadline?: number;
 }
 
 /** A step as the engines take it: every field resolved and checked at the boundary. */
@@ -97,6 +104,8 @@ export interface EngineStep {
   readonly put: readonly StoreRecord[];
   readonly notify: readonly Required<NotifyInput>[];
   readonly edges: readonly Required<EdgeInput>[];
+  /** The engine's clock (ms) from which the step is refused as 'late' (Step.deadline); none: never. */
+  readonly until?: number;
 }
 
 /** One applied step of a file, from its change log. */
@@ -144,6 +153,8 @@ export type CommitReply =
   | { readonly ok: false; readonly reason: 'grace'; readonly retryInMs: number }
   | { readonly ok: false; readonly reason: 'deadlock'; readonly waiter: string; readonly owner: string }
   | { readonly ok: false; readonly reason: 'reset' }
+  /** Arrived past its deadline (Step.deadline): not applied. */
+  | { readonly ok: false; readonly reason: 'late' }
   | { readonly ok: false; readonly reason: 'unreachable'; readonly step: string; readonly error: string };
 
 /** The reply to a re-assertion. 'late': the grace period is over, what was not re-asserted is lost. */
@@ -213,9 +224,11 @@ export interface StoreHooks {
    * The fence moved: this node may act on session `epoch` until `until` (the node's clock,
    * performance.now() of the thread that opened the store); -Infinity while it has no session.
    * Called at the open, at every confirmed renewal and when the session is lost; a new session's
-   * 'lost' or 'reset' event (onSession) follows its first call.
+   * 'lost' or 'reset' event (onSession) follows its first call. `offset`: the engine's clock
+   * minus the node's, at least (from the newest reply that carried the engine's time; NaN before
+   * one): what Step.deadline becomes on the engine's clock.
    */
-  onLease?: (until: number, epoch: number) => void;
+  onLease?: (until: number, epoch: number, offset: number) => void;
 }
 
 /** The engine's side of stats(): round trips, retries after a concurrent change, session state. */
@@ -275,6 +288,8 @@ export interface Opened extends SessionRef {
   readonly graceMs: number;
   /** This call created the incarnation (first start, or after the engine lost its data). */
   readonly created: boolean;
+  /** The engine's clock (ms) when it opened the session. */
+  readonly now: number;
 }
 
 /** Another instance holds the node name's live session (two processes given one name). */
@@ -284,7 +299,7 @@ export interface Taken {
 
 export type Renewed =
   /** `reap`: some registered session is past its deadline or ended: reap() has work. */
-  | { readonly kind: 'ok'; readonly graceMs: number; readonly reap: boolean }
+  | { readonly kind: 'ok'; readonly graceMs: number; readonly reap: boolean; /** The engine's clock (ms) at the renewal. */ readonly now: number }
   | { readonly kind: 'expired' }
   | { readonly kind: 'reset' };
 

@@ -12,6 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { ERROR_LOCK_VIOLATION, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
+import { CutProxy } from '../store/cut-proxy.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { HANG_MS } from './helpers.js';
 
@@ -105,9 +106,9 @@ t.teardown(() => server?.stop());
  * engine cannot tell a first start from a restart that lost its data): the first grant waits for
  * it, so the TTL is short.
  */
-function cluster(names: string[], ttl = 2000, extra: Record<string, unknown> = {}): Node[] {
+function cluster(names: string[], ttl = 2000, extra: Record<string, unknown> | ((node: string) => Record<string, unknown>) = {}): Node[] {
   const namespace = `n-${randomUUID().slice(0, 8)}`;
-  const nodes = names.map((node) => new Node({ url: server.url, namespace, node, sessionTtlMs: ttl, ...extra }));
+  const nodes = names.map((node) => new Node({ url: server.url, namespace, node, sessionTtlMs: ttl, ...(typeof extra === 'function' ? extra(node) : extra) }));
   for (const n of nodes) t.teardown(() => n.kill());
   return nodes;
 }
@@ -383,6 +384,66 @@ t.test('an engine that stops answering: requests end with the generic code, no h
   const t1 = performance.now();
   t.equal(await a!.call('lockFile', win('/u2', 1, true)), 0, 'once the engine answers again, so does the node');
   t.comment(`the next request took ${Math.round(performance.now() - t1)} ms`);
+});
+
+t.test('a lock answered as failed while the engine was paused is not held once it answers again', { skip: noRedis }, async (t) => {
+  // sessionTtlMs 4000: the pause (about requestTimeoutMs) stays far from the fence at 3 s.
+  const [a, b] = cluster(['a', 'b'], 4000, { requestTimeoutMs: 500 });
+  await Promise.all([a!.ready(), b!.ready()]);
+  // The first grant waits out the new namespace's grace period: the steps below are not refused for it.
+  t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
+  server.pause();
+  try {
+    // Both steps reach the engine's socket and wait there; the node answers at requestTimeoutMs.
+    t.equal(await event(a!.call('lockFile', win('/ghost', 1, true)), 'an answer from a node whose engine is paused'), ERROR_LOCK_VIOLATION, 'LockFileEx: 33');
+    t.equal((await event(a!.call('lock', setlk('/ghost-posix', 1, 1, 0, 1)), 'an answer')).result, -ENOLCK, 'fcntl: -ENOLCK');
+  } finally {
+    server.resume();
+  }
+  // The engine runs the queued steps now; they are past their deadline and must change nothing.
+  t.equal(await a!.call('lockFile', win('/warm2', 1, true)), 0, 'the engine answers again');
+  t.same(await b!.call('locks', '/ghost'), [], 'nobody holds /ghost');
+  t.same(await b!.call('locks', '/ghost-posix'), [], 'nobody holds /ghost-posix');
+  t.equal(await b!.call('lockFile', win('/ghost', 7, true)), 0, "another node's exclusive lock on /ghost is granted");
+  t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 1))).result, 0, "another node's write lock on /ghost-posix is granted");
+});
+
+t.test('a lock request whose step applied but whose reply was lost is answered as failed, and undone', { skip: noRedis }, async (t) => {
+  const proxy = await CutProxy.start(server.port);
+  t.teardown(() => proxy.stop());
+  // a reaches the engine through the proxy; sessionTtlMs 4000 keeps a's session through the cut.
+  const [a, b] = cluster(['a', 'b'], 4000, (node) => (node === 'a' ? { url: proxy.url, requestTimeoutMs: 500 } : { requestTimeoutMs: 500 }));
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
+  t.equal((await a!.call('lock', setlk('/lost-posix', 1, 1, 0, 10))).result, 0, 'a holds [0,10) of /lost-posix');
+  const again = (call: () => Promise<Reply>, generic: (r: Reply) => boolean, what: string) => until(call, (r) => !generic(r), what);
+  let probes = 0;
+  /** Sends `call` with its step's reply lost; its answer. */
+  const lost = async (marker: string, call: () => Promise<Reply>): Promise<Reply> => {
+    // a answers normally first (its connections back after an earlier cut).
+    await again(() => a!.call('lock', setlk(`/probe${++probes}`, 1, 1, 0, 1)), (r) => r.result !== 0, 'a answering normally');
+    const cut = proxy.loseReplyTo(marker);
+    const asked = call();
+    const first = await event(Promise.race([cut.then(() => 'cut'), asked.then(() => 'answered')]), `the step on ${marker} reaching the engine`);
+    t.equal(first, 'cut', `the step on ${marker} ran in the engine before a answered`);
+    const answer = await event(asked, 'an answer with no reply from the engine');
+    proxy.pass();
+    return answer;
+  };
+  // An upgrade of a's own bytes past them: one merged record replaces the old one.
+  t.equal((await lost('/lost-posix', () => a!.call('lock', setlk('/lost-posix', 1, 1, 5, 20)))).result, -ENOLCK, 'answered -ENOLCK: no reply came');
+  t.equal(await lost('/lost-win', () => a!.call('lockFile', win('/lost-win', 1, true))), ERROR_LOCK_VIOLATION, 'LockFileEx answered 33: no reply came');
+  // Both steps applied. a settles a step that got no reply in a step of its own: it learns that
+  // they applied, and undoes them, with no other request.
+  const listed = async (path: string) => (await b!.call('locks', path)).map((l: Reply) => `${l.owner}:${l.start}-${l.end}`).sort();
+  await until(() => listed('/lost-win'), (l) => l.length === 0, 'the lock on /lost-win undone');
+  t.pass('nobody holds /lost-win: the lock answered 33 was undone');
+  await until(() => listed('/lost-posix'), (l) => l.join() === '1:0-9', 'the upgrade of /lost-posix undone');
+  t.pass('a holds [0,10) of /lost-posix again, not [0,25): the upgrade answered -ENOLCK was undone');
+  t.ok((await a!.call('stats')).faults >= 2, 'both undos were reported as faults: the steps had applied');
+  t.equal(await a!.call('lockFile', win('/lost-win', 2, true)), 0, "a's other handle is granted /lost-win");
+  t.equal((await b!.call('lock', setlk('/lost-posix', 7, 7, 10, 15))).result, 0, 'b gets [10,25)');
+  t.equal((await b!.call('lock', setlk('/lost-posix', 7, 7, 0, 1))).result, -EAGAIN, 'but not [0,1), which a still holds');
 });
 
 t.test('a release the engine did not answer in time is written once it answers again: the waiter it frees elsewhere is granted', { skip: noRedis }, async (t) => {

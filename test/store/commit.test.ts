@@ -80,6 +80,20 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     t.ok(!near.ok && near.reason === 'stale' && near.missed === undefined, 'LOG_MAX + 1 changes behind: the whole set');
   });
 
+  t.test(`${kind}: a step that arrives past its deadline is refused and changes nothing; a stale one still learns what it missed`, { skip: noRedis }, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    const now = () => performance.timeOrigin + performance.now();
+    // A deadline a second ago: the request was answered as failed already.
+    t.match(await a!.commit({ file: '/late', base: 0, put: [lock('a1')], deadline: now() - 1000 }), { ok: false, reason: 'late' }, 'refused as late');
+    t.same((await b!.load('/late')).records, [], 'nothing was written');
+    const v1 = ok(t, await a!.commit({ file: '/late', base: 0, put: [lock('a1')], deadline: now() + 60_000 }), 'the same step before its deadline');
+    // The version check comes first: a step sent again after a lost reply learns that it applied.
+    t.match(await a!.commit({ file: '/late', base: 0, put: [lock('a2')], deadline: now() - 1000 }), { ok: false, reason: 'stale', version: v1 }, 'stale before late');
+    await t.rejects(a!.commit({ file: '/late', base: v1, deadline: Number.NaN }), TypeError, 'a deadline that is not a time is a TypeError');
+  });
+
   t.test(`${kind}: a step that contradicts the state it names is the caller's bug`, { skip: noRedis }, async (t) => {
     const c = await cluster(kind, ['a', 'b'], server);
     t.teardown(() => c.close());
