@@ -421,10 +421,15 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
       break;
     }
     if (reader != nullptr && !polling) {
-      // Another thread reads the source while it polls: it hands this one its events (one
-      // thread-safe call per batch), and two polling threads would only share the cores.
-      if (!reader->pollStarted()) break;
-      polling = true;
+      if (reader->pollStarted()) {
+        polling = true;
+      } else {
+        // Another thread reads the source while it polls, and two threads reading it would only
+        // share the cores. That thread queues this one's events as it reads them: poll this
+        // queue alone, so they arrive without a thread-safe call (a wake-up of this thread) per
+        // batch, and this wake-up's journal records leave once, not once per batch.
+        reader = nullptr;
+      }
     }
     {
       std::lock_guard<std::mutex> g(d.mu);
