@@ -276,6 +276,8 @@ class Session : public std::enable_shared_from_this<Session> {
    * many it read.
    */
   virtual bool readsWhilePolling() { return false; }
+  /** The CPU of the thread that reads the source while it polls (pollStarted), or -1. */
+  std::atomic<int> pollerCpu{-1};
   virtual bool pollStarted() { return true; }
   virtual void pollEnded() {}
   virtual size_t readWhilePolling(std::vector<char>& buf) { return 0; }
