@@ -1,6 +1,7 @@
 // Routing, queues, batched delivery to JavaScript threads, and the request table (pump.h).
 #include "pump.h"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
@@ -389,6 +390,28 @@ bool pollForEvents(Session* s, Attachment& a, Destination& d, std::chrono::stead
 }
 
 /**
+ * A thread about to poll its own queue while another thread of the session polls the source
+ * (Session::readsWhilePolling) moves to that thread's CPU, when this process may run on at most
+ * two CPUs; the caller restores `own` (the thread's CPUs) when the wake-up ends, at most ~2 ms
+ * later. True if it moved. Neither thread ever sleeps while they poll: on two CPUs they held both,
+ * and every answer woke its process on a busy CPU, an IPI and a preemption (bench/NOTES.md
+ * 2026-12-03 "the 8-process row": the reply's wake-up ~10 us per operation here against ~3 in the
+ * bare server). Side by side they share one CPU, each yielding between looks, and the processes on
+ * the mount have the other: server CPU per operation 25-31 -> 17-23 us, 8 processes 0.68 -> 0.75x
+ * the bare server. With more CPUs the pollers leave the processes room anyway, and stay apart.
+ */
+bool runBesidePoller(Session& s, cpu_set_t& own) {
+  const int cpu = s.pollerCpu.load(std::memory_order_relaxed);
+  if (cpu < 0 || cpu >= CPU_SETSIZE) return false;
+  if (pthread_getaffinity_np(pthread_self(), sizeof own, &own) != 0) return false;
+  if (CPU_COUNT(&own) > 2 || !CPU_ISSET(cpu, &own)) return false;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  return pthread_setaffinity_np(pthread_self(), sizeof one, &one) == 0;
+}
+
+/**
  * Runs on the attached thread when woken: delivers, then (Session::spinUs) polls the queue for a
  * while and delivers again what arrives, so a steady trickle of requests needs no wake-ups. At most
  * ~2 ms per wake-up, so the thread's event loop still turns.
@@ -409,6 +432,9 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
   // The session's source is read here while polling: its readers stand aside until the end.
   Session* reader = session && spinNs > 0 && session->readsWhilePolling() ? session.get() : nullptr;
   bool polling = false;
+  // runBesidePoller: this thread's CPUs before it moved beside the polling thread.
+  cpu_set_t ownCpus;
+  bool beside = false;
   bool delivered = false;
   for (;;) {
     if (!deliverOnce(env, jsCallback, a)) break;
@@ -421,10 +447,17 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
       break;
     }
     if (reader != nullptr && !polling) {
-      // Another thread reads the source while it polls: it hands this one its events (one
-      // thread-safe call per batch), and two polling threads would only share the cores.
-      if (!reader->pollStarted()) break;
-      polling = true;
+      if (reader->pollStarted()) {
+        polling = true;
+        reader->pollerCpu.store(sched_getcpu(), std::memory_order_relaxed);
+      } else {
+        // Another thread reads the source while it polls, and two threads reading it would only
+        // share the cores. That thread queues this one's events as it reads them: poll this
+        // queue alone, so they arrive without a thread-safe call (a wake-up of this thread) per
+        // batch, and this wake-up's journal records leave once, not once per batch.
+        reader = nullptr;
+        beside = runBesidePoller(*session, ownCpus);
+      }
     }
     {
       std::lock_guard<std::mutex> g(d.mu);
@@ -446,7 +479,11 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
     }
     a->spinBudgetNs = spinNs;
   }
-  if (polling) reader->pollEnded();
+  if (polling) {
+    reader->pollerCpu.store(-1, std::memory_order_relaxed);
+    reader->pollEnded();
+  }
+  if (beside) pthread_setaffinity_np(pthread_self(), sizeof ownCpus, &ownCpus);
   session.reset();
   if (delivered && a->idleRef != nullptr) {
     // The thread goes back to its event loop: what the callbacks deferred to this point leaves now
