@@ -155,6 +155,10 @@ interface Unsure {
   /** This node's locks of the current session the step removed, and their origins. */
   readonly removed: readonly StoreRecord[];
   readonly origins: ReadonlyMap<string, LockOrigin>;
+  /** performance.now() from which the engine refuses the step ('late'): a step sent after it settles the entry. */
+  readonly sendBy: number;
+  /** The step changed other requests too (woke a waiter, told another node, carried owed releases): not undone, reported. */
+  readonly tangled: boolean;
   applied: boolean;
 }
 
@@ -413,9 +417,6 @@ class SharedFile {
       for (const r of u.removed) {
         if (r.epoch !== this.space.epoch || this.records.some((x) => x.id === r.id)) continue;
         const req = decodeRecord(r.data, this.path).req;
-        // Unless another owner was granted bytes it freed meanwhile (the step downgraded them):
-        // then what the step left stays.
-        if (locks.some((l) => l.owner !== req.owner && l.start <= req.end && req.start <= l.end && (l.write || req.write))) continue;
         const o = u.origins.get(r.id);
         locks.push(lockOf(o === undefined ? req : { ...req, origin: o }));
       }
@@ -524,12 +525,13 @@ class SharedFile {
       // A send got no reply, and no later reply says whether it applied (the engine checks its
       // session before the version): the step may stand, though this decision moves on (Unsure).
       const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
-      if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d);
+      if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version);
-        // Any step given up on earlier either applied before this one, and was in the state
-        // this one was decided on (undone there), or never will: it is past its deadline.
-        this.unsure.clear();
+        // A step given up on before this one was sent, and past its deadline then, either applied
+        // before this one (and was in the state this one was decided on: undone there) or never
+        // will.
+        for (const [id, u] of this.unsure) if (u.sendBy <= now) this.unsure.delete(id);
         return this.done(owed, res);
       }
       switch (reply.reason) {
@@ -537,7 +539,7 @@ class SharedFile {
           if (reply.records !== undefined) this.records = [...reply.records];
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
-          this.noticeApplied();
+          this.noticeApplied(reply.missed);
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
@@ -566,15 +568,15 @@ class SharedFile {
           return this.giveUp(run, failed, mustRun);
         case 'reset':
           // The engine lost its data: the caller's side opens the next session; decided again under it.
-          if (!(await this.space.nextSession(epoch, deadline))) return this.giveUp(run, failed, mustRun);
+          if (!(await this.space.nextSession(epoch, sendBy))) return this.giveUp(run, failed, mustRun);
           break;
         case 'fenced':
           // A new session whose message is on its way (the lease names it): decided again under it.
           if (this.space.awaitingSession()) break;
           // Fenced here because a renewal is late, not because the session was lost: decided
           // again once the renewal came.
-          if (this.space.late() && (await this.space.renewed(deadline))) break;
-          if (!mustRun || performance.now() >= deadline) return this.giveUp(run, failed, mustRun);
+          if (this.space.late() && (await this.space.renewed(sendBy))) break;
+          if (!mustRun || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
       }
@@ -631,29 +633,54 @@ class SharedFile {
   }
 
   /** A lock request's step `id` got no reply and the request is answered as failed: what undoes it, if it applied (Unsure). */
-  private remember(id: string, d: Diffed): void {
+  private remember(id: string, d: Diffed, sendBy: number, owed: boolean): void {
     const me = this.space.config.node;
     const put = d.fresh.filter((x) => x.waiter !== undefined || nodeOf(x.lock.owner) === me).map((x) => x.id);
     if (put.length === 0) return;
     const gone = new Set(d.step.remove);
     const removed = this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch);
+    const tangled = owed || (d.step.notify?.length ?? 0) > 0 || this.records.some((r) => gone.has(r.id) && r.state === 'waiting') || put.length !== d.fresh.length;
     const origins = new Map<string, LockOrigin>();
     for (const r of removed) {
       const o = this.origins.get(r.id);
       if (o !== undefined) origins.set(r.id, o);
     }
-    this.unsure.set(id, { put, removed, origins, applied: false });
+    this.unsure.set(id, { put, removed, origins, sendBy, tangled, applied: false });
   }
 
-  /** After a stale reply: whether a step given up on applied after all (its records are in the file). */
-  private noticeApplied(): void {
+  /**
+   * After a stale reply: whether a step given up on applied after all (its records are in the
+   * file, or the missed changes name it). Undone when it changed nothing but its owner's locks and
+   * they can all go back; otherwise (it woke or told others, another owner was granted bytes it
+   * freed, or its waiter was granted elsewhere) it stays, and the fault says so.
+   */
+  private noticeApplied(missed: readonly Change[] | undefined): void {
     if (this.unsure.size === 0) return;
     const ids = new Set(this.records.map((r) => r.id));
-    for (const u of this.unsure.values()) {
-      if (u.applied || !u.put.some((id) => ids.has(id))) continue;
+    for (const [id, u] of this.unsure) {
+      if (u.applied) continue;
+      const present = u.put.some((x) => ids.has(x));
+      if (!present && !(missed?.some((c) => c.step === id) ?? false)) continue;
+      const undo = present && !u.tangled && u.removed.every((r) => this.restorable(r, u));
+      const what = `a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all`;
+      if (!undo) {
+        this.unsure.delete(id);
+        this.space.report(new Error(`${what}; it could not be undone (it changed other requests too, or its bytes went on to others): its owner may hold them until it closes the file`));
+        continue;
+      }
       u.applied = true;
-      this.space.report(new Error(`a lock request's step on ${this.path} that got no reply from the engine had applied after all; undone`));
+      this.space.report(new Error(`${what}; undone`));
     }
+  }
+
+  /** Whether `r`, an owner's lock the step replaced, can go back: no other owner holds conflicting bytes now. */
+  private restorable(r: StoreRecord, u: Unsure): boolean {
+    const req = decodeRecord(r.data, this.path).req;
+    return !this.records.some((x) => {
+      if (x.state !== 'held' || u.put.includes(x.id)) return false;
+      const o = decodeRecord(x.data, this.path).req;
+      return o.owner !== req.owner && o.start <= req.end && req.start <= o.end && (o.write || req.write);
+    });
   }
 
   /** Whether the record is one a step given up on put (left out of the table: the next step removes it). */
@@ -1119,6 +1146,8 @@ export class SharedFiles {
       // Still owing after the step: its give-up scheduled the next try.
       void this.inMailbox(f, () => f.reread()).then(() => {
         if (!f.owing) this.owedRetries.delete(path);
+        // A step given up on that is not settled yet (the reread was sent before its deadline).
+        else this.retryOwed(path);
       });
     }, delay);
     o.timer.unref?.();

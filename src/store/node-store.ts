@@ -47,6 +47,8 @@ export class NodeStore implements LockStore {
    * the node's clock is at least this much later on the engine's.
    */
   private offset = Number.NaN;
+  /** When `offset` was last measured or aged (the node's clock). */
+  private offsetAt = 0;
   private reportedFenced = false;
   private graceUntil = 0;
   private lastId = '0';
@@ -135,8 +137,23 @@ export class NodeStore implements LockStore {
     }
   }
 
+  /**
+   * A reply carrying the engine's time `engineNow` was just received. Each such reply bounds the
+   * offset from below; the best bound is kept (a reply that arrived late gives a low one, which
+   * would refuse steps as 'late' too early), aged by 1 ms per second for the clocks' drift.
+   */
+  private measured(engineNow: number): void {
+    const now = this.now();
+    const sample = engineNow - now;
+    const aged = this.offset - (now - this.offsetAt) / 1000;
+    this.offset = aged > sample ? aged : sample;
+    this.offsetAt = now;
+  }
+
   private adopt(o: Opened, sent: number): void {
-    this.offset = o.now - this.now();
+    // A new session may be on another engine (a failover): its clock is measured afresh.
+    this.offset = Number.NaN;
+    this.measured(o.now);
     this.ref = { node: o.node, epoch: o.epoch, incarnation: o.incarnation };
     this.st.sessions++;
     this.lastAck = sent;
@@ -217,7 +234,7 @@ export class NodeStore implements LockStore {
     if (r?.kind === 'expired') return this.replace(ref, 'lost');
     if (r?.kind === 'reset') return this.replace(ref, 'reset');
     if (r?.kind === 'ok') {
-      this.offset = r.now - this.now();
+      this.measured(r.now);
       this.confirm(sent);
       if (r.graceMs === 0 && this.graceUntil > this.now()) this.setGrace(0);
       if (r.reap) {
