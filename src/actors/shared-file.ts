@@ -30,7 +30,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
-import type { Lock, LockOrigin, Waiter } from '../core/file-locks.js';
+import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
@@ -183,7 +183,7 @@ class SharedFile {
   private readonly dead = new Set<string>();
   /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
   private owed: Run[] = [];
-  /** Lock requests' steps with no reply, answered as failed (by step id): undone if they applied. Cleared by the next step that commits. */
+  /** Lock requests' steps with no reply, answered as failed (by step id): undone if they applied. Settled by a step sent after their deadline. */
   private readonly unsure = new Map<string, Unsure>();
   private out: Outcome = { answers: [], notify: [] };
   private tail: Promise<unknown> = Promise.resolve();
@@ -411,12 +411,12 @@ class SharedFile {
       waiterRecords.push(r);
     }
     // This node's locks a lock request answered as failed removed go back, as new records (the
-    // next step puts them).
+    // next step puts them), unless the owner holds them already (that step's reply was lost too).
     for (const u of this.unsure.values()) {
       if (!u.applied) continue;
       for (const r of u.removed) {
-        if (r.epoch !== this.space.epoch || this.records.some((x) => x.id === r.id)) continue;
         const req = decodeRecord(r.data, this.path).req;
+        if (r.epoch !== this.space.epoch || this.coveredBefore(req, (id) => this.undoing(id))) continue;
         const o = u.origins.get(r.id);
         locks.push(lockOf(o === undefined ? req : { ...req, origin: o }));
       }
@@ -676,11 +676,7 @@ class SharedFile {
   /** Whether `r`, an owner's lock the step replaced, can go back: no other owner holds conflicting bytes now. */
   private restorable(r: StoreRecord, u: Unsure): boolean {
     const req = decodeRecord(r.data, this.path).req;
-    return !this.records.some((x) => {
-      if (x.state !== 'held' || u.put.includes(x.id)) return false;
-      const o = decodeRecord(x.data, this.path).req;
-      return o.owner !== req.owner && o.start <= req.end && req.start <= o.end && (o.write || req.write);
-    });
+    return !this.records.some((x) => x.state === 'held' && !u.put.includes(x.id) && conflicts(req, decodeRecord(x.data, this.path).req));
   }
 
   /** Whether the record is one a step given up on put (left out of the table: the next step removes it). */
@@ -747,9 +743,9 @@ class SharedFile {
   }
 
   /** Whether the owner held a lock of this mode over all of `l` before the decision (a split, a downgrade). */
-  private coveredBefore(l: Lock): boolean {
+  private coveredBefore(l: Lock | LockRequest, skip?: (id: string) => boolean): boolean {
     for (const r of this.records) {
-      if (r.state !== 'held') continue;
+      if (r.state !== 'held' || skip?.(r.id) === true) continue;
       const d = decodeRecord(r.data, this.path).req;
       if (d.owner === l.owner && d.start <= l.start && d.end >= l.end && (d.write || !l.write)) return true;
     }
@@ -1143,10 +1139,10 @@ export class SharedFiles {
         this.owedRetries.delete(path);
         return;
       }
-      // Still owing after the step: its give-up scheduled the next try.
+      // Still owing after the step (it gave up, or was sent before an unsure step's deadline):
+      // the next try (a give-up has scheduled it already).
       void this.inMailbox(f, () => f.reread()).then(() => {
         if (!f.owing) this.owedRetries.delete(path);
-        // A step given up on that is not settled yet (the reread was sent before its deadline).
         else this.retryOwed(path);
       });
     }, delay);

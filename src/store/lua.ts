@@ -186,8 +186,9 @@ end
 
 /**
  * COMMIT: ARGV P, inc, node, epoch, file, base, step, grants, nRemove, nPut, nNotify, nEdges,
- * until (the engine's ms from which the step is late; '' for never), then the removed ids, the puts (id, record), the notifications (node, epoch, requestId, kind,
- * data) and the edges (waiter, owner, check, '[hard, soft]').
+ * until (the engine's ms from which the step is late; '' for never), then the removed ids, the
+ * puts (id, record), the notifications (node, epoch, requestId, kind, data) and the edges
+ * (waiter, owner, check, '[hard, soft]').
  */
 export const COMMIT = `${PRELUDE}
 local inc, node, epoch, file, base, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
