@@ -16,7 +16,9 @@
  *    missed are applied to the records, the table is rebuilt, and the call runs again from 1.
  *    'deadlock': the call runs again with that owner's cycle known (EDEADLK). 'dead': the records
  *    of the sessions named are left out of the rebuilt table, so the next step removes them and
- *    wakes who they blocked. 'grace': retried when the grace period ends. 'fenced', 'reset',
+ *    wakes who they blocked. 'grace': decided again with the wake-up pass held (a release goes
+ *    through, its waiters wait for the period's end); a request whose own decision grants waits
+ *    outside the mailbox until then (Parked). 'fenced', 'reset',
  *    'late' or still unreachable at requestTimeoutMs: nothing was decided (the step carries that
  *    deadline, and the engine refuses it as 'late' past it); a lock request gets its family's
  *    generic code, anything else is retried until the deadline and then kept as owed, to run first
@@ -31,7 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
-import { LockTable, cancelResult, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
+import { LockTable, cancelResult, closedWith, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
 import type { Change, CommitReply, EdgeInput, InboxEvent, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
@@ -139,9 +141,20 @@ interface Diffed {
 /**
  * What a decision runs on the table; `owner`: the POSIX owner a lock request is made for ('fifo');
  * `free`: whether a read's answer says the bytes are free (see decide); `undone`: a lock request,
- * whose step is undone if it applied after the request was answered as failed (Unsure).
+ * whose step is undone if it applied after the request was answered as failed (Unsure); `park`:
+ * a request that waits out a grace period outside the mailbox (Parked) when its own decision
+ * grants bytes.
  */
-type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean; undone?: boolean };
+type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean; undone?: boolean; park?: boolean };
+
+/**
+ * What decide() returns for a request (Run.park) whose own decision grants bytes while the engine
+ * is in a grace period: nothing was decided; the request waits `ms` outside the file's mailbox
+ * (SharedFiles.run), where its timeout, signal or handle's close can still end it, then runs again.
+ */
+export class Parked {
+  constructor(readonly ms: number) {}
+}
 
 /**
  * A lock request's step given up on with no reply (the request was answered as failed): it may
@@ -190,6 +203,11 @@ class SharedFile {
   private queued = 0;
   /** The last build left records out (dead sessions, orphaned waiters): the next step removes them and wakes who they blocked. */
   private leftOut = false;
+  /**
+   * A step committed while the wake-up pass was held (a grace period, see decide): the next
+   * decision that may grant runs the pass first, so whoever fits is granted in queue order.
+   */
+  private wakeOwed = false;
   /** Counts replacements of the cache under a decision (a new session): a step decided before one is never sent, its reply never applied. */
   private gen = 0;
   /** This node's records being put back after the engine lost its data: decisions wait for it. */
@@ -454,6 +472,9 @@ class SharedFile {
     // (a refusal, F_GETLK, checkIo) may then answer at once; otherwise the cache may be stale (any
     // node may have changed the file since), so an empty step checks its version first.
     let fresh = false;
+    // The engine refused the step in a grace period: decided again with the wake-up pass held
+    // (releases go through, their waiters wait for the pass at the grace period's end).
+    let hold = false;
     for (;;) {
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
@@ -468,10 +489,12 @@ class SharedFile {
         this.build();
       }
       this.out = { answers: [], notify: [] };
+      this.table.wakeups = !hold;
       const owed = this.owed;
       if (this.space.config.policy === 'fifo') await this.askReach(run.owner);
-      // Records left out of the table: whoever they blocked may fit now (the wake-up pass).
-      if (this.leftOut) await this.table.dropRecords(this.path, [], []);
+      // Records left out of the table, or a pass held in a grace period: whoever they blocked may
+      // fit now (the wake-up pass).
+      if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
       for (const o of owed) await o(this.table);
       const res = await run(this.table);
       const d = this.diff();
@@ -479,6 +502,7 @@ class SharedFile {
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period).
       const free = d === undefined && run.free?.(res) === true;
       if (d === undefined && fresh && !free) {
+        if (!hold) this.wakeOwed = false;
         this.deliver();
         return res;
       }
@@ -528,6 +552,7 @@ class SharedFile {
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version);
+        this.wakeOwed = hold;
         // A step given up on before this one was sent, and past its deadline then, either applied
         // before this one (and was in the state this one was decided on: undone there) or never
         // will.
@@ -546,6 +571,7 @@ class SharedFile {
           if (d !== undefined && resent !== undefined && reply.missed?.some((c) => c.step === resent)) {
             // It applied after all (its first reply was lost): its records are in what we missed.
             this.adopt(d);
+            this.wakeOwed = hold;
             this.build();
             return this.done(owed, res);
           }
@@ -560,9 +586,26 @@ class SharedFile {
         case 'dead':
           for (const s of reply.sessions) this.dead.add(`${s.node}|${s.epoch}`);
           break;
-        case 'grace':
-          await sleep(Math.max(1, reply.retryInMs));
+        case 'grace': {
+          // Grants wait for the grace period's end; nothing else does. First decided again with
+          // the wake-up pass held: a release, a cancel or a reaping then goes through at once,
+          // and a file's pass comes again when the period ends (wakeAt). A request whose own
+          // decision grants waits outside the mailbox (Parked), so the requests behind it and
+          // its own timeout, signal or close are not held up.
+          const ms = Math.max(1, reply.retryInMs);
+          if (!hold) {
+            hold = true;
+            this.space.wakeAt(this.path, performance.now() + ms);
+          } else if (run.park === true) {
+            this.build();
+            this.out = { answers: [], notify: [] };
+            return new Parked(ms);
+          } else {
+            // Nothing of this node's grants without a request (a bug if it ever does): waited out.
+            await sleep(ms);
+          }
           break;
+        }
         case 'unreachable':
         case 'late':
           return this.giveUp(run, failed, mustRun);
@@ -803,6 +846,8 @@ class SharedFile {
     if ((call.op === 'lock' || call.op === 'lockFile') && !read && cancellable(call)) run.undone = true;
     if (call.op === 'checkIo') run.free = (res) => res === 0;
     else if (read) run.free = (res) => (res as PosixReply).lockType === F_UNLCK;
+    // What can grant: a lock request, or a read that found the bytes free.
+    run.park = read || cancellable(call);
     return this.decide(
       run,
       () => 'failed',
@@ -916,12 +961,11 @@ export class SharedFiles {
   /** Runs a request of this node; its answer goes to `target` once its step committed. */
   run(hostId: number, raw: Call, target: ReplyTarget): void {
     const call = qualify(raw, this.config.node);
-    const generic = (): Result => (call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' ? ERROR_LOCK_VIOLATION : undefined);
     if (this.stopping) {
-      target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(), -1, false, false);
+      target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(call), -1, false, false);
       return;
     }
-    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined };
+    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined, parked: undefined };
     this.requests.set(hostId, r);
     // No session (it was lost, the next one is not open yet): nothing is answered from what it
     // held, and nothing new is granted. Releases go on (the store refuses them until a session is
@@ -937,31 +981,72 @@ export class SharedFiles {
       return;
     }
     if (call.op === 'closeHandle' || call.op === 'release') this.lostHandles.delete(`${call.path}|${call.handleKey}`);
+    this.attempt(hostId, r);
+  }
+
+  /** Runs request `hostId` in its file's mailbox; again after a grace period it waited out (Parked). */
+  private attempt(hostId: number, r: PendingRequest): void {
+    const { call, target } = r;
     const f = this.file(call.path);
     void f
       .enqueue(async () => {
         // Ended by its signal or timeout while it waited in the mailbox: a lock request never runs.
         if (r.cancelled !== undefined && cancellable(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile'), false);
+        // A close ends the requests through its handle that wait out a grace period, as it ends
+        // the waiters through it (core closedWith), in the mailbox's order.
+        if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
         const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)));
+        if (res instanceof Parked) {
+          if (!this.requests.has(hostId)) return;
+          // Its timeout or signal came while it was decided.
+          if (r.cancelled !== undefined && cancellable(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile'), true);
+          this.parked.add(hostId);
+          r.parked = setTimeout(() => {
+            this.unpark(hostId, r);
+            this.attempt(hostId, r);
+          }, res.ms + 1);
+          return;
+        }
         if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
         if (typeof res === 'object' && res !== null && 'waiter' in res) {
           if (!this.requests.has(hostId)) return;
-          target.queued(hostId, raw.path, false);
+          target.queued(hostId, call.path, false);
           if (r.cancelled !== undefined && r.rid !== undefined) await f.cancel(r.rid, r.cancelled);
           return;
         }
         if (!this.requests.has(hostId)) return;
         this.requests.delete(hostId);
-        target.answer(hostId, raw.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
+        target.answer(hostId, call.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
       })
       .catch((e: unknown) => {
         this.report(e);
         if (this.requests.has(hostId)) {
           this.requests.delete(hostId);
-          target.answer(hostId, raw.path, generic(), -1, false, false);
+          target.answer(hostId, call.path, generic(call), -1, false, false);
         }
       })
       .finally(() => this.sweep(f));
+  }
+
+  /** Requests waiting out a grace period (Parked), by host id. */
+  private readonly parked = new Set<number>();
+
+  /** Ends the parked requests that close `c` of their handle ends, with the code it ends a waiter with. */
+  private endParked(c: Call): void {
+    for (const hostId of [...this.parked]) {
+      const r = this.requests.get(hostId);
+      const req = r === undefined || r.call.path !== c.path || !('req' in r.call) ? undefined : r.call.req;
+      const code = req === undefined ? undefined : closedWith(c, req);
+      if (code === undefined) continue;
+      this.unpark(hostId, r!);
+      this.finish(hostId, code, true);
+    }
+  }
+
+  private unpark(hostId: number, r: PendingRequest): void {
+    clearTimeout(r.parked);
+    r.parked = undefined;
+    this.parked.delete(hostId);
   }
 
   /** The waiter of request `hostId` is in the store as record `rid`. */
@@ -998,6 +1083,12 @@ export class SharedFiles {
     const r = this.requests.get(hostId);
     if (r === undefined || r.cancelled !== undefined) return;
     r.cancelled = reason;
+    // Waiting out a grace period: ended now, like a waiter (a read is answered when it ends).
+    if (r.parked !== undefined && cancellable(r.call)) {
+      this.unpark(hostId, r);
+      this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile'), true);
+      return;
+    }
     if (r.rid === undefined) return;
     const f = this.file(r.call.path);
     const rid = r.rid;
@@ -1158,12 +1249,20 @@ export class SharedFiles {
 
   /** Looks again at `path`'s waiters at `at` (performance.now()): the end of a grace period. */
   wakeAt(path: string, at: number): void {
+    // One pass per file at a time: a pass that comes too early (in the grace period still) is
+    // refused, and held, and asks for the next one.
+    if (this.wakeTimers.has(path)) return;
     const t = setTimeout(() => {
+      this.wakeTimers.delete(path);
       const f = this.file(path);
       void this.inMailbox(f, () => f.wake());
     }, Math.max(0, at - performance.now()) + 1);
     t.unref?.();
+    this.wakeTimers.set(path, t);
   }
+
+  /** The pending pass of each file (wakeAt). */
+  private readonly wakeTimers = new Map<string, NodeJS.Timeout>();
 
   /**
    * Records of this node that went with a lost session: held ones make their handles fail (checkIo
@@ -1188,9 +1287,12 @@ export class SharedFiles {
   async stop(): Promise<void> {
     this.stopping = true;
     this.dropOwedRetries();
+    for (const t of this.wakeTimers.values()) clearTimeout(t);
+    this.wakeTimers.clear();
     const all = [...this.files.values()].map((f) => f.enqueue(() => f.stopAll()).catch((e: unknown) => this.report(e)));
     await Promise.all(all);
     for (const [hostId, r] of [...this.requests]) {
+      this.unpark(hostId, r);
       const c = r.call;
       const code = cancelResult('stop', c.op === 'lockFile');
       this.requests.delete(hostId);
@@ -1211,4 +1313,11 @@ interface PendingRequest {
   readonly since: number;
   rid: string | undefined;
   cancelled: CancelReason | undefined;
+  /** The timer that runs it again once the grace period it waits out ends (Parked). */
+  parked: NodeJS.Timeout | undefined;
+}
+
+/** A request's answer when nothing could be decided: its family's generic code. */
+function generic(call: Call): Result {
+  return call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' ? ERROR_LOCK_VIOLATION : undefined;
 }

@@ -116,6 +116,12 @@ export class LockTable {
    * run (the actor host's request ids).
    */
   requestId: number | undefined = undefined;
+  /**
+   * False while the wake-up pass is held: a release frees its bytes, but its waiters stay queued,
+   * with their edges refreshed, until a later pass (dropRecords). A shared lock space holds it for
+   * a decision the engine refused in a grace period (no new grant until it ends).
+   */
+  wakeups = true;
 
   constructor(opts: TableOptions = {}) {
     this.policy = opts.policy ?? 'default';
@@ -229,7 +235,8 @@ export class LockTable {
         const f = this.files.get(c.path);
         if (f === undefined) return;
         for (const w of f.waiters) {
-          if (w.req.kind === 'windows' && w.req.origin.handleKey === c.handleKey) this.endWaiter(f, w, ERROR_NOT_LOCKED);
+          const code = closedWith(c, w.req);
+          if (code !== undefined) this.endWaiter(f, w, code);
         }
         return this.afterRelease(f, f.removeByHandle(c.handleKey, (l) => l.kind === 'windows'));
       }
@@ -248,7 +255,8 @@ export class LockTable {
         const f = this.files.get(c.path);
         if (f === undefined) return;
         for (const w of f.waiters) {
-          if (w.req.kind !== 'windows' && w.req.origin.handleKey === c.handleKey) this.endWaiter(f, w, -EINTR);
+          const code = closedWith(c, w.req);
+          if (code !== undefined) this.endWaiter(f, w, code);
         }
         const gone = f.removeByHandle(c.handleKey, (l) => l.kind !== 'windows');
         const fl = c.flockOwner === null ? undefined : f.flockOf(c.flockOwner);
@@ -594,6 +602,10 @@ export class LockTable {
   private settle(f: FileLocks): Maybe<void> {
     // Nobody waits: no one to let in and no edge to refresh (the common unlock, without the pass).
     if (f.waiters.size === 0) return undefined;
+    if (!this.wakeups) {
+      this.refreshEdges(f);
+      return undefined;
+    }
     const pass = f.grantable(this.waitsFor);
     const step = (): Maybe<void> => {
       for (;;) {
@@ -676,6 +688,18 @@ export class LockTable {
    */
   private readonly waitsFor = (waiterOwner: string, owner: string): boolean =>
     waiterOwner !== owner && waiterOwner[0] === 'p' && owner[0] === 'p' && this.graph.closesCycle(owner, [waiterOwner]);
+}
+
+/**
+ * The code a close of a handle (closeHandle: IRP_MJ_CLEANUP) or the last close of an open file
+ * description (release) ends a waiting request `req` with, or undefined if it keeps waiting:
+ * ERROR_NOT_LOCKED for a Windows request through the handle, -EINTR for a POSIX, OFD or flock
+ * request through the file handle.
+ */
+export function closedWith(c: Call, req: LockRequest): number | undefined {
+  if (c.op === 'closeHandle') return req.kind === 'windows' && req.origin.handleKey === c.handleKey ? ERROR_NOT_LOCKED : undefined;
+  if (c.op === 'release') return req.kind !== 'windows' && req.origin.handleKey === c.handleKey ? -EINTR : undefined;
+  return undefined;
 }
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { ERROR_LOCK_VIOLATION, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
+import { EINTR, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
 import { CutProxy } from '../store/cut-proxy.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { HANG_MS } from './helpers.js';
@@ -299,6 +299,64 @@ t.test('the engine restarts twice in a row: what the node put back after the fir
   await until(() => a.stats(), (s) => s.store!.sessions === 3 && !s.store!.session.fenced, "a's session after the second restart");
   t.equal(await a.checkIo({ fileName: '/rr', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), 0, "a's lock was never lost: checkIo 0 (before: 33)");
   t.equal(await b.lockFile(win('/rr', 9, true)), ERROR_LOCK_VIOLATION, "b's LockFileEx conflicts with it (before: granted at the end of the grace period)");
+});
+
+t.test('in a grace period only grants wait: releases answer at once, timeouts, signals and closes end requests, other requests of the file go on', { skip: noRedis }, async (t) => {
+  // Both coordinators in this process (signals are the caller's). sessionTtlMs 10,000: a grace
+  // period of 10 s after the restart, far longer than everything below takes before its end is
+  // awaited. Each answer is checked to come while the period lasts (the node's own view): before,
+  // a decision waiting out the period held its file's mailbox, and every answer here came after it.
+  const namespace = `n-${randomUUID().slice(0, 8)}`;
+  const mk = (node: string) => LockCoordinator.start({ workers: 1, store: { url: server.url, namespace, node, sessionTtlMs: 10_000 } });
+  const [a, b] = await Promise.all([mk('a'), mk('b')]);
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const inGrace = async (what: string) => t.equal((await b.stats()).store!.session.grace, true, `${what}, in the grace period`);
+  /** Resolves once b's requests were refused for the grace period `n` more times. */
+  const refused = async (n: number, from: number) => until(() => b.stats(), (s) => s.store!.graceWaits >= from + n, `${n} refusal(s) for the grace period`);
+  t.equal(await a.lockFile(win('/gp', 1, true)), 0, 'a holds [0, 9] of /gp');
+  const waits = b.lockFile(win('/gp', 2, false));
+  await until(() => b.locks('/gp'), (l) => l.some((e) => e.node === 'b' && e.state === 'waiting'), "b's waiter on /gp");
+  await server.restart();
+  await until(() => Promise.all([a.stats(), b.stats()]), (s) => s.every((x) => x.store!.sessions === 2 && x.store!.session.grace && !x.store!.session.fenced), 'new sessions on both nodes, in a grace period');
+  await until(() => b.locks('/gp'), (l) => l.length === 2, "a's lock and b's waiter put back");
+
+  let from = (await b.stats()).store!.graceWaits;
+  t.equal(await b.lockFile({ ...win('/gp2', 3, false), timeoutMs: 200 }), ERROR_LOCK_VIOLATION, 'a LockFileEx of free bytes with timeoutMs 200 ends with 33 at its timeout');
+  await inGrace('answered');
+  t.ok((await b.stats()).store!.graceWaits > from, 'it had been refused for the grace period');
+
+  from = (await b.stats()).store!.graceWaits;
+  const ac = new AbortController();
+  const aborted = b.lock({ ...setlk('/gp2', 9, 99, 0, 10, F_SETLKW), signal: ac.signal });
+  await refused(1, from);
+  ac.abort();
+  t.equal((await event(aborted, 'the aborted F_SETLKW')).result, -EINTR, 'an F_SETLKW of free bytes is ended by its signal: -EINTR');
+  await inGrace('answered');
+
+  from = (await b.stats()).store!.graceWaits;
+  const closed = b.lockFile(win('/gp2', 4, false));
+  await refused(1, from);
+  await b.closeHandle({ fileName: '/gp2', handle: 4 });
+  t.equal(await event(closed, 'the LockFileEx whose handle closed'), ERROR_NOT_LOCKED, "a LockFileEx of free bytes ends with 158 when its handle closes");
+  await inGrace('answered');
+
+  from = (await b.stats()).store!.graceWaits;
+  const later = b.lockFile({ ...win('/gp', 6, false), byteOffset: 20 });
+  await refused(1, from);
+  t.equal(await b.lockFile(win('/gp', 7, true)), ERROR_LOCK_VIOLATION, "a LockFileEx on the same file, of a's bytes, is refused at once (a request waiting out the period does not hold the file's mailbox)");
+  await inGrace('answered');
+
+  t.equal(await a.unlockFile({ fileName: '/gp', byteOffset: 0, length: 10, handle: 1, processId: 1 }), 0, 'a unlocks [0, 9]');
+  await inGrace('answered');
+  t.same(
+    (await b.locks('/gp')).map((e) => [e.node, e.state]),
+    [['b', 'waiting']],
+    "a's lock is gone and b's waiter still waits: the release went through, the grant waits for the period's end",
+  );
+
+  t.equal(await event(waits, "b's waiter granted once the grace period ended"), 0, "b's waiter is granted when the grace period ends");
+  t.equal(await event(later, 'the LockFileEx of [20, 29]'), 0, 'the request that waited out the period is granted');
+  t.equal((await b.stats()).store!.session.grace, false, 'and the period is over');
 });
 
 t.test('the engine restarts while a node is fenced: that node re-asserts nothing, its locks are lost', { skip: noRedis }, async (t) => {
