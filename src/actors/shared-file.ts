@@ -163,16 +163,27 @@ export class Parked {
  * locks it removed (a POSIX lock merged with its owner's others), as if it never ran.
  */
 interface Unsure {
-  /** This node's records the step put. */
-  readonly put: readonly string[];
-  /** This node's locks of the current session the step removed, and their origins. */
-  readonly removed: readonly StoreRecord[];
+  /** This node's records the step put (or, its waiter granted elsewhere, that grant put). */
+  put: readonly string[];
+  /** This node's locks of the current session the step (or that grant) removed, and their origins. */
+  removed: readonly StoreRecord[];
   readonly origins: ReadonlyMap<string, LockOrigin>;
   /** performance.now() from which the engine refuses the step ('late'): a step sent after it settles the entry. */
   readonly sendBy: number;
-  /** The step changed other requests too (woke a waiter, told another node, carried owed releases): not undone, reported. */
-  readonly tangled: boolean;
+  /**
+   * The step changed other requests too (woke a waiter, told another node, carried owed
+   * releases), or a later step of this node changed its waiter's owner's locks: not undone,
+   * reported.
+   */
+  tangled: boolean;
   applied: boolean;
+  /**
+   * The step queued a waiter: its owner and bytes, and that owner's locks here when it was sent.
+   * Another node may grant the waiter before this node learns the step applied: the owner's
+   * locks over those bytes that are not among these then came from that grant (only this node's
+   * steps and grants of its waiters give its owners locks), and are undone like the step's own.
+   */
+  readonly waiter?: { readonly req: LockRequest; readonly before: readonly StoreRecord[] };
 }
 
 class SharedFile {
@@ -340,6 +351,12 @@ class SharedFile {
     const { req } = this.decode(r);
     if (req.kind !== 'posix') return false;
     return this.records.some((x) => x.id !== rid && x.state === 'held' && this.decode(x).req.owner === req.owner);
+  }
+
+  /** Whether `rid` is a waiter that a step given up on with no reply may have queued (Unsure). */
+  unsureWaiter(rid: string): boolean {
+    for (const u of this.unsure.values()) if (u.waiter !== undefined && u.put.includes(rid)) return true;
+    return false;
   }
 
   /** Reads the file's records now (a decision that changes nothing: one round trip). */
@@ -683,12 +700,42 @@ class SharedFile {
     const gone = new Set(d.step.remove);
     const removed = this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch);
     const tangled = owed || (d.step.notify?.length ?? 0) > 0 || this.records.some((r) => gone.has(r.id) && r.state === 'waiting') || put.length !== d.fresh.length;
+    const w = d.fresh.find((x) => x.waiter !== undefined)?.waiter;
+    const waiter = w === undefined ? undefined : { req: w.req, before: this.ownerLocks(w.req.owner).filter((r) => !gone.has(r.id)) };
     const origins = new Map<string, LockOrigin>();
-    for (const r of removed) {
+    for (const r of [...removed, ...(waiter?.before ?? [])]) {
       const o = this.origins.get(r.id);
       if (o !== undefined) origins.set(r.id, o);
     }
-    this.unsure.set(id, { put, removed, origins, sendBy, tangled, applied: false });
+    this.unsure.set(id, { put, removed, origins, sendBy, tangled, applied: false, waiter });
+  }
+
+  /** This node's locks of `owner` in the cache, under the current session. */
+  private ownerLocks(owner: string): StoreRecord[] {
+    const me = this.space.config.node;
+    return this.records.filter((r) => r.node === me && r.state === 'held' && r.epoch === this.space.epoch && this.decode(r).req.owner === owner);
+  }
+
+  /**
+   * An unsure step's waiter that another node granted before this node learned the step applied:
+   * the owner's locks over (or next to, merged with) the waiter's bytes that it did not hold when
+   * the step was sent, and the ones it held then that are gone (the grant replaced them).
+   */
+  private grantedAway(u: Unsure): { put: string[]; removed: StoreRecord[] } | undefined {
+    if (u.waiter === undefined) return undefined;
+    const { req, before } = u.waiter;
+    const had = new Set(before.map((r) => r.id));
+    const now = this.ownerLocks(req.owner);
+    const put = now
+      .filter((r) => {
+        if (had.has(r.id)) return false;
+        const l = this.decode(r).req;
+        return l.start <= req.end + 1n && l.end + 1n >= req.start;
+      })
+      .map((r) => r.id);
+    if (put.length === 0) return undefined;
+    const ids = new Set(now.map((r) => r.id));
+    return { put, removed: before.filter((r) => !ids.has(r.id)) };
   }
 
   /**
@@ -703,9 +750,15 @@ class SharedFile {
     for (const [id, u] of this.unsure) {
       if (u.applied) continue;
       const present = u.put.some((x) => ids.has(x));
-      if (!present && !(missed?.some((c) => c.step === id) ?? false)) continue;
-      const undo = present && !u.tangled && u.removed.every((r) => this.restorable(r, u));
-      const what = `a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all`;
+      // Its waiter, granted by another node: what the grant gave is undone instead.
+      const granted = present ? undefined : this.grantedAway(u);
+      if (granted !== undefined) {
+        u.put = granted.put;
+        u.removed = [...u.removed, ...granted.removed.filter((r) => !u.removed.some((x) => x.id === r.id))];
+      }
+      if (!present && granted === undefined && !(missed?.some((c) => c.step === id) ?? false)) continue;
+      const undo = (present || granted !== undefined) && !u.tangled && u.removed.every((r) => this.restorable(r, u));
+      const what = `a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all${granted === undefined ? '' : ', and another node granted its waiter'}`;
       if (!undo) {
         this.unsure.delete(id);
         this.space.report(new Error(`${what}; it could not be undone (it changed other requests too, or its bytes went on to others): its owner may hold them until it closes the file`));
@@ -799,6 +852,13 @@ class SharedFile {
   private committed(d: Diffed, version: number): void {
     const me = this.space.config.node;
     const removed = new Set(d.step.remove);
+    // A later step that changed the locks of an unsure waiter's owner: what a grant of that waiter
+    // gave can no longer be told apart from what the owner asked for since.
+    for (const u of this.unsure.values()) {
+      if (u.waiter === undefined || u.applied) continue;
+      const o = u.waiter.req.owner;
+      if (d.fresh.some((x) => (x.lock ?? x.waiter.req).owner === o) || this.records.some((r) => removed.has(r.id) && r.state === 'held' && this.decode(r).req.owner === o)) u.tangled = true;
+    }
     const next = this.records.filter((r) => !removed.has(r.id));
     let seq = next.length === 0 ? 0 : next[next.length - 1]!.seq;
     const putById = new Map((d.step.put ?? []).map((p) => [p.id, p]));
@@ -1112,7 +1172,8 @@ export class SharedFiles {
     const granted = events.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
     void this.inMailbox(f, async () => {
       if (granted.length > 0) f.refresh();
-      const reread = granted.some((rid) => f.mayHaveMerged(rid));
+      // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
+      const reread = granted.some((rid) => f.mayHaveMerged(rid)) || events.some((e) => f.unsureWaiter(e.requestId));
       for (const e of events) this.endWait(e.requestId, e.result);
       if (reread) await f.reread();
     });

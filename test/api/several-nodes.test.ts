@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { EINTR, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
+import { EINTR, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_RDLCK, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
 import { CutProxy } from '../store/cut-proxy.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { HANG_MS } from './helpers.js';
@@ -502,6 +502,64 @@ t.test('a lock request whose step applied but whose reply was lost is answered a
   t.equal(await a!.call('lockFile', win('/lost-win', 2, true)), 0, "a's other handle is granted /lost-win");
   t.equal((await b!.call('lock', setlk('/lost-posix', 7, 7, 10, 15))).result, 0, 'b gets [10,25)');
   t.equal((await b!.call('lock', setlk('/lost-posix', 7, 7, 0, 1))).result, -EAGAIN, 'but not [0,1), which a still holds');
+});
+
+t.test('a blocked request whose step applied but whose reply was lost, granted by another node before its own node learned of it, is undone', { skip: noRedis }, async (t) => {
+  const proxy = await CutProxy.start(server.port);
+  t.teardown(() => proxy.stop());
+  // a reaches the engine through the proxy; sessionTtlMs 4000 keeps a's session through the cut.
+  const [a, b] = cluster(['a', 'b'], 4000, (node) => (node === 'a' ? { url: proxy.url, requestTimeoutMs: 500 } : { requestTimeoutMs: 500 }));
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
+  // a's owner 1 holds a read lock of [10,20); b holds [0,10) and [30,40), which a's requests wait for.
+  t.equal((await a!.call('lock', setlk('/ghost-posix', 1, 1, 10, 10, F_SETLK, F_RDLCK))).result, 0, 'a reads [10,20) of /ghost-posix');
+  t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 10))).result, 0, 'b holds [0,10)');
+  t.equal(await b!.call('lockFile', win('/ghost-win', 7, true)), 0, 'b holds [0,10) of /ghost-win');
+  // a's copies of both files learn of b's locks first: the waiters' steps below are then a's only
+  // commands naming the files, and the first reply the proxy loses.
+  t.equal((await a!.call('lock', setlk('/ghost-posix', 1, 1, 0, 10, F_GETLK))).lockType, W, "a's F_GETLK sees b's lock");
+  t.equal(await a!.call('lockFile', win('/ghost-win', 2, true)), ERROR_LOCK_VIOLATION, "a's LockFileEx that fails at once sees b's lock");
+  const listed = async (path: string) => (await b!.call('locks', path)).map((l: Reply) => `${l.node}:${l.owner}:${l.start}-${l.end}:${l.state}`).sort();
+  /** `call` waits for b's lock; its step reaches the engine, its reply is lost; b's `release` grants it before a hears again. */
+  let probes = 0;
+  const ghost = async (path: string, call: () => Promise<Reply>, release: () => Promise<Reply>, granted: (l: string[]) => boolean): Promise<Reply> => {
+    // a answers normally first (its connections back after an earlier cut).
+    await until(() => a!.call('lock', setlk(`/ghost-probe${++probes}`, 1, 1, 0, 1)), (r) => r.result === 0, 'a answering normally');
+    const cut = proxy.loseReplyTo(path);
+    const asked = call();
+    const first = await event(Promise.race([cut.then(() => 'cut'), asked.then(() => 'answered')]), `the step on ${path} reaching the engine`);
+    t.equal(first, 'cut', `the waiter's step on ${path} ran in the engine before a answered`);
+    const answer = await event(asked, 'an answer with no reply from the engine');
+    await release();
+    await until(() => listed(path), granted, `a's waiter on ${path} granted by b's release`);
+    t.pass(`b's release granted a's waiter on ${path}, in the engine`);
+    proxy.pass();
+    return answer;
+  };
+  // An F_SETLKW write of [5,15): granted, it takes [5,15) and leaves a's read [15,20).
+  const posix = await ghost(
+    '/ghost-posix',
+    () => a!.call('lock', setlk('/ghost-posix', 1, 1, 5, 10, F_SETLKW)),
+    () => b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 10, F_SETLK, F_UNLCK)),
+    (l) => l.some((e) => e.startsWith('a:1:5-14:granted')),
+  );
+  t.equal(posix.result, -ENOLCK, 'the F_SETLKW was answered -ENOLCK: no reply came');
+  const win2 = await ghost(
+    '/ghost-win',
+    () => a!.call('lockFile', win('/ghost-win', 1, false)),
+    () => b!.call('closeHandle', { fileName: '/ghost-win', handle: 7 }),
+    (l) => l.some((e) => e.startsWith('a:') && e.endsWith(':granted')),
+  );
+  t.equal(win2, ERROR_LOCK_VIOLATION, 'the LockFileEx was answered 33: no reply came');
+  // a learns that the steps applied and what the grants gave, and undoes them, with no other request.
+  await until(() => listed('/ghost-posix'), (l) => l.join() === 'a:1:10-19:granted', 'the grant on /ghost-posix undone');
+  t.pass('a reads [10,20) of /ghost-posix again, and holds nothing else there');
+  await until(() => listed('/ghost-win'), (l) => l.length === 0, 'the grant on /ghost-win undone');
+  t.pass('nobody holds /ghost-win');
+  t.ok((await a!.call('stats')).faults >= 2, 'both undos were reported as faults');
+  t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 10))).result, 0, 'b gets [0,10) again');
+  t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 10, 1))).result, -EAGAIN, 'but not [10,11), which a still reads');
+  t.equal(await b!.call('lockFile', win('/ghost-win', 8, true)), 0, 'b gets /ghost-win');
 });
 
 t.test('a release the engine did not answer in time is written once it answers again: the waiter it frees elsewhere is granted', { skip: noRedis }, async (t) => {
