@@ -155,6 +155,10 @@ class FuseSession : public Session, public Passthrough {
   bool pollStarted() override;
   void pollEnded() override;
   size_t readWhilePolling(std::vector<char>& buf) override;
+  bool handedBusy(std::chrono::steady_clock::time_point since) override {
+    return jobsUnanswered_.load(std::memory_order_relaxed) != 0 ||
+           lastJobEndNs_.load(std::memory_order_relaxed) > since.time_since_epoch().count();
+  }
 
  private:
   /** A reader thread: reads the device (non-blocking, sleeping on its epoll set) and runs the session's jobs. */
@@ -225,6 +229,9 @@ class FuseSession : public Session, public Passthrough {
   int pollers_ = 0;
   std::atomic<uint64_t> polledReads_{0};
   std::atomic<uint64_t> jobsRun_{0};
+  /** Jobs pushed and not yet run to their end, and when the last one ended (steady clock): handedBusy. */
+  std::atomic<int64_t> jobsUnanswered_{0};
+  std::atomic<int64_t> lastJobEndNs_{0};
 
   friend SessionPtr locksmith::mountFuse(const MountOptions& o);
 };
@@ -501,6 +508,7 @@ void FuseSession::process(char* mem, size_t n) {
 }
 
 void FuseSession::pushJob(const char* mem, size_t n) {
+  jobsUnanswered_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> g(jobsMu_);
   jobs_.emplace_back(mem, mem + n);
   if (jobs_.size() == 1) {
@@ -581,6 +589,8 @@ void FuseSession::serve(std::atomic<int>& firstError) {
     if (popJob(job)) {
       process(job.data(), job.size());
       jobsRun_.fetch_add(1, std::memory_order_relaxed);
+      lastJobEndNs_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      jobsUnanswered_.fetch_sub(1, std::memory_order_relaxed);
       continue;
     }
     ssize_t res = ::read(devFd_, buf.data(), buf.size());
