@@ -46,7 +46,8 @@
  *
  * Writes bench/results/fuse.json ({ rows, floors, ratios, meta }) on a full run; prints the table.
  * Options: --rounds=N (default 5)  --ms=MS (one loader run, default 1000)  --ops=N (synthetic events
- * per producer thread, default 500000)  --series=fuse,synthetic (a part: results file not written).
+ * per producer thread, default 500000)  --series=fuse,synthetic (a part: results file not written;
+ * `--series=sqlite`: only the SQLite rows, on ours and the kernel-decided mount).
  * Every mount is unmounted on the way out, also after an error or a signal (fusermount3 -u -z last).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -84,7 +85,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 function unavailable(): string | undefined {
   if (!pump.nativeAvailable().ok) return pump.nativeAvailable().reason;
-  if (SERIES.has('fuse')) {
+  if (SERIES.has('fuse') || SERIES.has('sqlite')) {
     if (!pump.hasFuse) return 'the addon was built without libfuse3';
     if (process.getuid?.() !== 0) return 'mounting needs root';
     try {
@@ -358,8 +359,10 @@ async function main(): Promise<void> {
   }
 
   try {
-    if (SERIES.has('fuse')) {
+    if (SERIES.has('fuse') || SERIES.has('sqlite')) {
       const { minimal, loader, sqlite } = buildPrograms();
+      const loaders = SERIES.has('fuse');
+      if (!loaders && sqlite === undefined) throw new Error('--series=sqlite needs libsqlite3-dev');
       const backing = path.join(base, 'backing');
       mkdirSync(backing);
       for (let i = 0; i < FILES; i++) writeFileSync(path.join(backing, `f${i}`), '');
@@ -368,17 +371,17 @@ async function main(): Promise<void> {
         mkdirSync(p);
         return p;
       };
-      const servers = [
-        await startOurs(backing, mp('fuse')),
-        await startKernel(backing, mp('kernel')),
-        await startMinimal(minimal, mp('bare'), 'st'),
-        await startMinimal(minimal, mp('minimal'), 'mt'),
-      ];
+      const servers = [await startOurs(backing, mp('fuse')), await startKernel(backing, mp('kernel'))];
+      if (loaders) servers.push(await startMinimal(minimal, mp('bare'), 'st'), await startMinimal(minimal, mp('minimal'), 'mt'));
       for (let round = 0; round <= ROUNDS; round++) {
         const warm = round === 0;
         const ms = warm ? Math.min(200, LOAD_MS) : LOAD_MS;
         for (let k = 0; k < servers.length; k++) {
           const s = servers[(k + round) % servers.length]!;
+          if (!loaders) {
+            record(`${s.name}_sqlite_tx`, 'tx/s', await runSqlite(sqlite!, s.mountpoint, `${s.name}-${round}`, PROCS, ms), warm);
+            continue;
+          }
           const one = await runLoaders(loader, s.mountpoint, 1, ms);
           record(`${s.name}_p1_lat_us`, 'µs', one.meanUs, warm);
           record(`${s.name}_p1_p50_us`, 'µs', one.p50Us, warm);

@@ -47,6 +47,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -97,6 +98,13 @@ constexpr uint32_t kOpRelease = 18, kOpFlush = 25, kOpGetlk = 31, kOpSetlk = 32,
  * max_write, at most 256 pages here, plus its headers); a smaller buffer fails every read.
  */
 constexpr size_t kReadBuf = 2 * (1 << 20) + 2 * 4096;
+/**
+ * How long a reader that ran a job (a request a polling worker read and handed over) looks for the
+ * next one, jobs and the device, before it sleeps again: a process doing file I/O sends its next
+ * request right after the answer (SQLite's commit: pwrite, pwrite, fdatasync), which then needs
+ * no wake-up of a reader.
+ */
+constexpr auto kJobSpin = std::chrono::microseconds(50);
 
 // ---- libfuse log messages: captured while mounting (for the Error), else to stderr -------------
 
@@ -155,6 +163,10 @@ class FuseSession : public Session, public Passthrough {
   bool pollStarted() override;
   void pollEnded() override;
   size_t readWhilePolling(std::vector<char>& buf) override;
+  bool handedBusy(std::chrono::steady_clock::time_point since) override {
+    return jobsUnanswered_.load(std::memory_order_relaxed) != 0 ||
+           lastJobEndNs_.load(std::memory_order_relaxed) > since.time_since_epoch().count();
+  }
 
  private:
   /** A reader thread: reads the device (non-blocking, sleeping on its epoll set) and runs the session's jobs. */
@@ -215,6 +227,8 @@ class FuseSession : public Session, public Passthrough {
   /** Requests read by a polling thread that are not lock traffic (they may block: file I/O), for the readers. */
   std::mutex jobsMu_;
   std::deque<std::vector<char>> jobs_;
+  /** Readers looking for jobs after one (kJobSpin), under jobsMu_: a job pushed then needs no wake-up. */
+  int spinningReaders_ = 0;
   /** Wakes one reader per write while jobs wait (exclusive in every reader's epoll set). */
   int jobsFd_ = -1;
   /** Wakes every reader to stop. */
@@ -225,6 +239,9 @@ class FuseSession : public Session, public Passthrough {
   int pollers_ = 0;
   std::atomic<uint64_t> polledReads_{0};
   std::atomic<uint64_t> jobsRun_{0};
+  /** Jobs pushed and not yet run to their end, and when the last one ended (steady clock): handedBusy. */
+  std::atomic<int64_t> jobsUnanswered_{0};
+  std::atomic<int64_t> lastJobEndNs_{0};
 
   friend SessionPtr locksmith::mountFuse(const MountOptions& o);
 };
@@ -501,9 +518,10 @@ void FuseSession::process(char* mem, size_t n) {
 }
 
 void FuseSession::pushJob(const char* mem, size_t n) {
+  jobsUnanswered_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> g(jobsMu_);
   jobs_.emplace_back(mem, mem + n);
-  if (jobs_.size() == 1) {
+  if (jobs_.size() == 1 && spinningReaders_ == 0) {
     uint64_t one = 1;
     ssize_t ignored = write(jobsFd_, &one, sizeof one);
     (void)ignored;
@@ -577,19 +595,43 @@ void FuseSession::serve(std::atomic<int>& firstError) {
   }
   std::vector<char> buf(kReadBuf);
   std::vector<char> job;
+  using Clock = std::chrono::steady_clock;
+  // After a job: look for the next request until then (kJobSpin), counted in spinningReaders_.
+  Clock::time_point spinUntil{};
+  bool spinning = false;
   while (!fuse_session_exited(se_)) {
     if (popJob(job)) {
       process(job.data(), job.size());
       jobsRun_.fetch_add(1, std::memory_order_relaxed);
+      const auto end = Clock::now();
+      lastJobEndNs_.store(end.time_since_epoch().count(), std::memory_order_relaxed);
+      jobsUnanswered_.fetch_sub(1, std::memory_order_relaxed);
+      spinUntil = end + kJobSpin;
       continue;
     }
     ssize_t res = ::read(devFd_, buf.data(), buf.size());
     if (res >= static_cast<ssize_t>(sizeof(InHeader))) {
       process(buf.data(), static_cast<size_t>(res));
+      if (spinning) spinUntil = Clock::now() + kJobSpin;
       continue;
     }
     int err = res < 0 ? errno : res == 0 ? ENODEV : EIO;
     if (err == EAGAIN) {
+      if (Clock::now() < spinUntil) {
+        if (!spinning) {
+          std::lock_guard<std::mutex> g(jobsMu_);
+          spinningReaders_++;
+          spinning = true;
+        }
+        sched_yield();
+        continue;
+      }
+      if (spinning) {
+        std::lock_guard<std::mutex> g(jobsMu_);
+        spinningReaders_--;
+        spinning = false;
+        if (!jobs_.empty()) continue;  // pushed while this reader looked: nobody was woken for it
+      }
       struct epoll_event evs[4];
       epoll_wait(ep, evs, 4, -1);
       continue;
@@ -605,6 +647,10 @@ void FuseSession::serve(std::atomic<int>& firstError) {
     ssize_t ignored = write(stopFd_, &one, sizeof one);
     (void)ignored;
     break;
+  }
+  if (spinning) {
+    std::lock_guard<std::mutex> g(jobsMu_);
+    spinningReaders_--;
   }
   std::lock_guard<std::mutex> g(readersMu_);
   readerEps_.erase(std::remove(readerEps_.begin(), readerEps_.end(), ep), readerEps_.end());

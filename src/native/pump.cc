@@ -371,14 +371,20 @@ inline void cpuRelax() {
 /**
  * Polls the queue of `d` until `deadline`: looks at hasEvents, and first reads the session's
  * source when the session lets its polling threads read it (Session::readsWhilePolling), yielding
- * the core between looks. True when events came.
+ * the core between looks. True when events came. A thread reading the source goes on past
+ * `deadline`, up to `limit`, while a request it handed to the readers is unanswered or was
+ * answered less than `spin` ago (Session::handedBusy): SQLite's commit is pwrite, pwrite,
+ * fdatasync (250 us and more here), then the unlock; a poll ending among them made that unlock
+ * wake a reader and this thread.
  */
-bool pollForEvents(Session* s, Attachment& a, Destination& d, std::chrono::steady_clock::time_point deadline) {
+bool pollForEvents(Session* s, Attachment& a, Destination& d, std::chrono::steady_clock::time_point deadline,
+                   std::chrono::steady_clock::time_point limit, std::chrono::nanoseconds spin) {
   for (;;) {
     if (s != nullptr) s->readWhilePolling(a.readBuf);
     if (d.hasEvents.load(std::memory_order_acquire)) return true;
     cpuRelax();
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline && (s == nullptr || now >= limit || !s->handedBusy(now - spin))) return false;
     // A polling thread that only pauses holds its core against the very threads it waits for
     // (the process on the mount, the libfuse thread that receives its request): on a loaded
     // machine that made one process's lock+unlock 3-5x slower. Yielding lets them run, and the
@@ -465,7 +471,7 @@ void callJs(napi_env env, napi_value jsCallback, void* context, void* /*data*/) 
       d.spinning = true;
     }
     const auto deadline = a->lastEnd + std::chrono::nanoseconds(a->spinBudgetNs);
-    bool got = pollForEvents(reader, *a, d, deadline);
+    bool got = pollForEvents(reader, *a, d, deadline, entered + std::chrono::milliseconds(2), std::chrono::nanoseconds(spinNs));
     {
       std::lock_guard<std::mutex> g(d.mu);
       d.spinning = false;

@@ -281,6 +281,14 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual bool pollStarted() { return true; }
   virtual void pollEnded() {}
   virtual size_t readWhilePolling(std::vector<char>& buf) { return 0; }
+  /**
+   * Whether a request the polling thread read and handed to other threads (a FUSE file operation,
+   * run by a reader) is still unanswered, or was answered after `since`: its process was waiting,
+   * and often sends its next request as soon as it has the answer (SQLite: pwrite, pwrite,
+   * fdatasync, then the unlock). The polling thread goes on polling meanwhile, within its
+   * wake-up's ~2 ms.
+   */
+  virtual bool handedBusy(std::chrono::steady_clock::time_point since) { return false; }
   /** A FUSE mount's open file `fh` lost its locks with this node's session: its I/O fails (Passthrough::markLost). */
   virtual void markLost(uint64_t fh) {}
   /** JS answered request `reqId` with errno `err` (0 success). False if it was already answered. */
