@@ -11,6 +11,9 @@
  */
 import { LOG_MAX } from './memory.js';
 
+/** How many of the newest log entries a stale commit reads first. */
+const TAIL = 4;
+
 const PRELUDE = `
 local P = ARGV[1]
 local function str(n) return string.format('%.0f', n) end
@@ -200,11 +203,23 @@ if not alive(node, epoch) then return {'fenced'} end
 local F = fileKeys(file)
 local cur = redis.call('HGET', F.m, 'v') or '0'
 if cur ~= base then
-  local log = redis.call('LRANGE', F.l, 0, -1)
+  -- The changes since base: from the log entry whose base is the caller's (bases only grow along
+  -- the log, each entry's base being the version before it, so at most one matches). A caller is
+  -- mostly a step or two behind: the last entries are read first, the rest only if need be.
+  local tail = redis.call('LRANGE', F.l, '-${TAIL}', '-1')
+  for i = 1, #tail do
+    if string.match(tail[i], '^(%d+)|') == base then
+      local out = {}
+      for j = i, #tail do out[#out + 1] = tail[j] end
+      return {'stale', cur, 'log', out}
+    end
+  end
+  local log = #tail < ${TAIL} and {} or redis.call('LRANGE', F.l, '0', '-${TAIL + 1}')
   for i = 1, #log do
     if string.match(log[i], '^(%d+)|') == base then
       local out = {}
       for j = i, #log do out[#out + 1] = log[j] end
+      for j = 1, #tail do out[#out + 1] = tail[j] end
       return {'stale', cur, 'log', out}
     end
   end
