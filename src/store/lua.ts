@@ -98,6 +98,10 @@ else
 end
 `;
 
+/** One command with the values of `list` as its last arguments, in chunks of 1000 (an even count: pairs stay together). */
+const chunks = (cmdKey: string, list: string) =>
+  `for i = 1, #${list}, 1000 do redis.call(${cmdKey}, unpack(${list}, i, math.min(i + 999, #${list}))) end`;
+
 /**
  * Reads and checks a step (COMMIT, REASSERT): `nR` removed ids from ARGV[aR], `nP` puts (id,
  * record) from ARGV[aP], `nE` edges from ARGV[aE], `eN` values each (waiter, owner, [check,]
@@ -208,7 +212,7 @@ for _, id in ipairs(removes) do
   count(nd, ep, -1)
   dropEdges(id)
 end
-if #removes > 0 and not emptied then redis.call('HDEL', kr, unpack(removes)) end
+if not emptied then ${chunks("'HDEL', kr", 'removes')} end
 local logPut, nNew, q0 = {}, 0, tonumber(vq[2]) or 0
 for _, p in ipairs(puts) do
   local seq
@@ -223,7 +227,7 @@ for _, p in ipairs(puts) do
   logPut[#logPut + 1] = p.id
   logPut[#logPut + 1] = seq .. '|' .. p.enc
 end
-if #puts > 0 then redis.call('HSET', kr, unpack(logPut)) end
+${chunks("'HSET', kr", 'logPut')}
 for _, e in ipairs(edges) do
   local o = owner[e.w]
   local set = #e.hs[1] > 0 or #e.hs[2] > 0
