@@ -8,13 +8,35 @@
  * KEYS[1] is always `{ns}:inc`; ARGV[1] is the key prefix `{ns}:`. Every other key is built from
  * the prefix, so all keys share one hash slot (Redis Cluster runs a script on one slot). Numbers
  * go back to Redis through str(): Lua's own tostring would write 1.7e+15.
+ *
+ * Cost: a script's time inside redis-server goes to its redis.call (each a whole command:
+ * lookup, arguments copied, statistics, the reply turned into Lua values), to the closures and
+ * tables it makes, and to its strings (Redis' Lua hashes every byte of every new string: a reply
+ * listing a file's whole log costs more than the step). So each script defines only the helpers
+ * it uses (the text below is pasted in, not called), a step reads each key once (one MGET of the
+ * incarnation, session and grace keys, one HMGET of the records it names, one of their edge
+ * owners), writes no key or field it deletes or writes again later in the same step, and a stale
+ * reply reads the newest log entries first. bench/NOTES.md (2026-12-03, the scripts' cost) has
+ * the numbers.
  */
 import { LOG_MAX } from './memory.js';
 
-const PRELUDE = `
+/** How many of the newest log entries a stale commit reads first (the rest only when the caller is further behind). */
+const TAIL = 4;
+
+/** A stored record `seq|state|node|epoch|requestId|data`: the Lua pattern of its first five fields. */
+const REC = `'^(%d+)|(%a)|([^|]*)|(%d+)|'`;
+
+/** What every script may use: the prefix, numbers as text, the engine's clock. */
+const BASE = `
 local P = ARGV[1]
-local function str(n) return string.format('%.0f', n) end
+-- Whole numbers only (counters, ms): '%d' writes them exactly, for less than '%.0f' costs.
+local function str(n) return string.format('%d', n) end
 local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
+`;
+
+/** Session liveness, asked once per session and script. */
+const ALIVE = `
 local aliveMemo = {}
 local function alive(node, epoch)
   local k = node .. '|' .. epoch
@@ -22,12 +44,13 @@ local function alive(node, epoch)
   if a == nil then a = (redis.call('GET', P .. 's:' .. node) == epoch); aliveMemo[k] = a end
   return a
 end
--- A stored record: seq|state|node|epoch|requestId|data
-local function parse(v) return string.match(v, '^(%d+)|(%a)|([^|]*)|(%d+)|') end
-local function fail(msg) return redis.error_reply('LOCKSMITH ' .. msg) end
+`;
 
--- The wait-for graph: {ns}:w:<owner> holds, per waiting request ("file\\nwaiter"), the waiter's
--- session and its hard and soft targets. overlay[owner][field] = false (gone) or a new edge.
+/**
+ * The wait-for graph: {ns}:w:<owner> holds, per waiting request ("file\\nwaiter"), the waiter's
+ * session and its hard and soft targets. overlay[owner][field] = false (gone) or a new edge.
+ */
+const CYCLE_FN = `
 local overlay = {}
 local function edgesOf(owner)
   local out = {}
@@ -59,129 +82,205 @@ local function cycle(owner, targets, hardOnly)
   end
   return false
 end
+`;
 
--- One file's keys and the operations that keep its indexes.
-local function fileKeys(file)
-  return {file = file, r = P .. 'r:' .. file, m = P .. 'm:' .. file, l = P .. 'l:' .. file, e = P .. 'e:' .. file}
+/** HMGET of `ids` into `out` (in chunks: unpack and the Lua stack take a few thousand values at most). */
+const hmget = (out: string, key: string, ids: string) => `
+local ${out}
+if #${ids} == 0 then ${out} = {}
+elseif #${ids} <= 1000 then ${out} = redis.call('HMGET', ${key}, unpack(${ids}))
+else
+  ${out} = {}
+  for i = 1, #${ids}, 1000 do
+    local r = redis.call('HMGET', ${key}, unpack(${ids}, i, math.min(i + 999, #${ids})))
+    for j = 1, #r do ${out}[#${out} + 1] = r[j] end
+  end
 end
--- Records per session in the file; the session -> files index follows the count.
-local function count(F, nd, ep, by)
+`;
+
+/** One command with the values of `list` as its last arguments, in chunks of 1000 (an even count: pairs stay together). */
+const chunks = (cmdKey: string, list: string) =>
+  `for i = 1, #${list}, 1000 do redis.call(${cmdKey}, unpack(${list}, i, math.min(i + 999, #${list}))) end`;
+
+/**
+ * Reads and checks a step (COMMIT, REASSERT): `nR` removed ids from ARGV[aR], `nP` puts (id,
+ * record) from ARGV[aP], `nE` edges from ARGV[aE], `eN` values each (waiter, owner, [check,]
+ * json). One HMGET reads every record it names. Sets removed (id -> stored text), removes, puts
+ * ({id, enc, st, nd, ep, old = stored text or false}), putOf, edges ({w, owner, check, json, nd,
+ * ep}: the waiter's session, which must be a waiting record once the step applies); or returns
+ * the caller's bug as an error.
+ */
+const READ = `
+local kr, km, kl, ke = P .. 'r:' .. file, P .. 'm:' .. file, P .. 'l:' .. file, P .. 'e:' .. file
+local ids = {}
+for i = 0, nR - 1 do ids[#ids + 1] = ARGV[aR + i] end
+for i = 0, nP - 1 do ids[#ids + 1] = ARGV[aP + 2 * i] end
+for i = 0, nE - 1 do ids[#ids + 1] = ARGV[aE + eN * i] end
+${hmget('olds', 'kr', 'ids')}
+local removed, removes = {}, {}
+for i = 1, nR do
+  local id, old = ids[i], olds[i]
+  if not old then return redis.error_reply('LOCKSMITH no record ' .. id .. ' in ' .. file .. ' to remove') end
+  removed[id] = old
+  removes[i] = id
+end
+local puts, putOf = {}, {}
+for i = 1, nP do
+  local id, enc = ARGV[aP + 2 * i - 2], ARGV[aP + 2 * i - 1]
+  local st, nd, ep = string.match(enc, '^(%a)|([^|]*)|(%d+)|')
+  local old = false
+  if not removed[id] then old = olds[nR + i] end
+  if old then
+    local _, _, ond, oep = string.match(old, ${REC})
+    if ond ~= nd or oep ~= ep then
+      return redis.error_reply('LOCKSMITH record ' .. id .. ' in ' .. file .. ' belongs to ' .. ond .. '|' .. oep .. ', not ' .. nd .. '|' .. ep)
+    end
+  end
+  local p = {id = id, enc = enc, st = st, nd = nd, ep = ep, old = old}
+  puts[i] = p
+  putOf[id] = p
+end
+local edges = {}
+for i = 1, nE do
+  local a = aE + eN * (i - 1)
+  local w = ARGV[a]
+  local nd, ep
+  local p = putOf[w]
+  if p then
+    if p.st == 'w' then nd, ep = p.nd, p.ep end
+  elseif not removed[w] then
+    local v = olds[nR + nP + i]
+    if v then
+      local _, st, vn, ve = string.match(v, ${REC})
+      if st == 'w' then nd, ep = vn, ve end
+    end
+  end
+  if not nd then return redis.error_reply('LOCKSMITH edges of ' .. w .. ' in ' .. file .. ': no such waiter after the step') end
+  edges[i] = {w = w, owner = ARGV[a + 1], nd = nd, ep = ep, check = eN == 4 and ARGV[a + 2] == '1', json = ARGV[a + eN - 1], hs = false}
+end
+`;
+
+/**
+ * The edge owners (e:<file>) of the waiters whose edges the step may drop or replace: the
+ * removed ids, the held puts that replace a record, the edges' waiters. owner[id] = owner or
+ * false; APPLY keeps it up to date.
+ */
+const OWNERS = `
+local oids = {}
+for _, id in ipairs(removes) do oids[#oids + 1] = id end
+for _, p in ipairs(puts) do if p.st == 'h' and p.old then oids[#oids + 1] = p.id end end
+for _, e in ipairs(edges) do oids[#oids + 1] = e.w end
+${hmget('orep', 'ke', 'oids')}
+local owner = {}
+for i = 1, #oids do owner[oids[i]] = orep[i] end
+`;
+
+/**
+ * Applies removes, puts and edges (each edge's `hs`: its decoded json), bumps the version and
+ * logs the change: vs is the version, or '0' when the file has no records left (its keys are
+ * deleted). The end state is that of applying the removes, the puts and the edges one by one, in
+ * order; the commands differ only where they would change nothing in it: one HDEL and one HSET
+ * per hash, the record counts changed once per session by its net change, no write of a key or
+ * field deleted or written again later in the step.
+ */
+const APPLY = `
+-- Only removes can empty a file (or a step that puts nothing on a file that had nothing).
+local emptied = false
+if #puts == 0 then
+  local n = 0
+  for _ in pairs(removed) do n = n + 1 end
+  emptied = redis.call('HLEN', kr) == n
+end
+-- Records per session in the file: the step's net change per session, in order of appearance.
+local delta, sessions = {}, {}
+local function count(nd, ep, by)
   local s = nd .. '|' .. ep
-  local c = redis.call('HINCRBY', F.m, 'c:' .. s, by)
-  if c > 0 then
-    if c == 1 and by == 1 then redis.call('SADD', P .. 'sf:' .. s, F.file) end
-    return
-  end
-  redis.call('HDEL', F.m, 'c:' .. s)
-  redis.call('SREM', P .. 'sf:' .. s, F.file)
-  if redis.call('SCARD', P .. 'sf:' .. s) == 0 and not alive(nd, ep) then redis.call('ZREM', P .. 'sessions', s) end
+  local d = delta[s]
+  if d == nil then d = 0; sessions[#sessions + 1] = s end
+  delta[s] = d + by
 end
-local function dropEdges(F, w)
-  local owner = redis.call('HGET', F.e, w)
-  if owner then
-    redis.call('HDEL', F.e, w)
-    redis.call('HDEL', P .. 'w:' .. owner, F.file .. '\\n' .. w)
+local function dropEdges(w)
+  local o = owner[w]
+  if o then
+    owner[w] = false
+    if not emptied then redis.call('HDEL', ke, w) end
+    redis.call('HDEL', P .. 'w:' .. o, file .. '\\n' .. w)
   end
 end
--- Puts: {id, enc = 'state|node|epoch|requestId|data', st, nd, ep, old = stored text or false}.
-local function readPuts(F, a, n, removed)
-  local puts, putOf = {}, {}
-  for i = 1, n do
-    local id, enc = ARGV[a], ARGV[a + 1]
-    a = a + 2
-    local st, nd, ep = string.match(enc, '^(%a)|([^|]*)|(%d+)|')
-    local old = false
-    if not removed[id] then old = redis.call('HGET', F.r, id) end
-    if old then
-      local _, _, ond, oep = parse(old)
-      if ond ~= nd or oep ~= ep then
-        return nil, fail('record ' .. id .. ' in ' .. F.file .. ' belongs to ' .. ond .. '|' .. oep .. ', not ' .. nd .. '|' .. ep)
+for _, id in ipairs(removes) do
+  local _, _, nd, ep = string.match(removed[id], ${REC})
+  count(nd, ep, -1)
+  dropEdges(id)
+end
+if not emptied then ${chunks("'HDEL', kr", 'removes')} end
+local logPut, nNew, q0 = {}, 0, tonumber(vq[2]) or 0
+for _, p in ipairs(puts) do
+  local seq
+  if p.old then
+    seq = string.match(p.old, '^(%d+)|')
+    if p.st == 'h' then dropEdges(p.id) end
+  else
+    nNew = nNew + 1
+    seq = str(q0 + nNew)
+    count(p.nd, p.ep, 1)
+  end
+  logPut[#logPut + 1] = p.id
+  logPut[#logPut + 1] = seq .. '|' .. p.enc
+end
+${chunks("'HSET', kr", 'logPut')}
+for _, e in ipairs(edges) do
+  local o = owner[e.w]
+  local set = #e.hs[1] > 0 or #e.hs[2] > 0
+  local f = file .. '\\n' .. e.w
+  -- The old edges go, unless the same field is written again just below.
+  if o and not (set and o == e.owner) then
+    redis.call('HDEL', P .. 'w:' .. o, f)
+    if not set then redis.call('HDEL', ke, e.w) end
+  end
+  if set then
+    if o ~= e.owner then redis.call('HSET', ke, e.w, e.owner) end
+    redis.call('HSET', P .. 'w:' .. e.owner, f, e.nd .. '|' .. e.ep .. '|' .. e.json)
+    owner[e.w] = e.owner
+  else
+    owner[e.w] = false
+  end
+end
+-- The counts (a file left empty loses m:<file> whole); the session -> files index follows them.
+for _, s in ipairs(sessions) do
+  local by = delta[s]
+  if by ~= 0 then
+    local c = 0
+    if not emptied then c = redis.call('HINCRBY', km, 'c:' .. s, str(by)) end
+    if c > 0 then
+      if c == by then redis.call('SADD', P .. 'sf:' .. s, file) end
+    else
+      if not emptied then redis.call('HDEL', km, 'c:' .. s) end
+      redis.call('SREM', P .. 'sf:' .. s, file)
+      if redis.call('SCARD', P .. 'sf:' .. s) == 0 then
+        local nd, ep = string.match(s, '^(.*)|(%d+)$')
+        if not alive(nd, ep) then redis.call('ZREM', P .. 'sessions', s) end
       end
     end
-    local p = {id = id, enc = enc, st = st, nd = nd, ep = ep, old = old}
-    puts[i] = p
-    putOf[id] = p
   end
-  return puts, putOf, a
 end
--- Edges: {w, owner, check, json = '[hard, soft]'} and the waiter's session, which must be a
--- waiting record once the step applies.
-local function readEdges(F, a, n, removed, putOf, withCheck)
-  local edges = {}
-  for i = 1, n do
-    local w = ARGV[a]
-    local nd, ep
-    local p = putOf[w]
-    if p then
-      if p.st == 'w' then nd, ep = p.nd, p.ep end
-    elseif not removed[w] then
-      local v = redis.call('HGET', F.r, w)
-      if v then
-        local _, st, vn, ve = parse(v)
-        if st == 'w' then nd, ep = vn, ve end
-      end
-    end
-    if not nd then return nil, fail('edges of ' .. w .. ' in ' .. F.file .. ': no such waiter after the step') end
-    local e = {w = w, owner = ARGV[a + 1], nd = nd, ep = ep}
-    if withCheck then
-      e.check = ARGV[a + 2] == '1'
-      e.json = ARGV[a + 3]
-      a = a + 4
-    else
-      e.json = ARGV[a + 2]
-      a = a + 3
-    end
-    edges[i] = e
-  end
-  return edges, a
-end
--- Applies removes, puts and edges, bumps the version and logs the change; the version, or '0'
--- when the file has no records left (its keys are deleted).
-local function apply(F, base, step, node, removes, removed, puts, edges)
-  for _, id in ipairs(removes) do
-    local _, _, nd, ep = parse(removed[id])
-    count(F, nd, ep, -1)
-    dropEdges(F, id)
-    redis.call('HDEL', F.r, id)
-  end
-  local logPut = {}
-  for _, p in ipairs(puts) do
-    local seq
-    if p.old then
-      seq = string.match(p.old, '^(%d+)|')
-      if p.st == 'h' then dropEdges(F, p.id) end
-    else
-      seq = str(redis.call('HINCRBY', F.m, 'q', 1))
-      count(F, p.nd, p.ep, 1)
-    end
-    local v = seq .. '|' .. p.enc
-    redis.call('HSET', F.r, p.id, v)
-    logPut[#logPut + 1] = p.id
-    logPut[#logPut + 1] = v
-  end
-  for _, e in ipairs(edges) do
-    dropEdges(F, e.w)
-    local hs = cjson.decode(e.json)
-    if #hs[1] > 0 or #hs[2] > 0 then
-      redis.call('HSET', F.e, e.w, e.owner)
-      redis.call('HSET', P .. 'w:' .. e.owner, F.file .. '\\n' .. e.w, e.nd .. '|' .. e.ep .. '|' .. e.json)
-    end
-  end
-  local vs = str(redis.call('INCR', P .. 'clock'))
-  -- Only removes can empty a file (or a step that puts nothing on a file that had nothing).
-  if (#removes > 0 or #puts == 0) and redis.call('HLEN', F.r) == 0 then
-    redis.call('DEL', F.r, F.m, F.l, F.e)
-    redis.call('SREM', P .. 'files', F.file)
-    return '0'
-  end
-  redis.call('HSET', F.m, 'v', vs)
+local vs = str(redis.call('INCR', P .. 'clock'))
+if emptied then
+  redis.call('DEL', kr, km, kl, ke)
+  redis.call('SREM', P .. 'files', file)
+  vs = '0'
+else
+  if nNew > 0 then redis.call('HSET', km, 'v', vs, 'q', str(q0 + nNew)) else redis.call('HSET', km, 'v', vs) end
   -- A file is in 'files' exactly while it has a version: it joins when its first step applies.
-  if base == '0' then redis.call('SADD', P .. 'files', F.file) end
-  if redis.call('RPUSH', F.l, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut})) > ${LOG_MAX} then
-    redis.call('LTRIM', F.l, -${LOG_MAX}, -1)
+  if base == '0' then redis.call('SADD', P .. 'files', file) end
+  if redis.call('RPUSH', kl, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut})) > ${LOG_MAX} then
+    redis.call('LTRIM', kl, '-${LOG_MAX}', '-1')
   end
-  return vs
 end
+`;
+
+/** What REAP, REACH and CYCLE use. */
+const PRELUDE = `${BASE}${ALIVE}${CYCLE_FN}
+local function parse(v) return string.match(v, ${REC}) end
 `;
 
 /**
@@ -190,25 +289,43 @@ end
  * puts (id, record), the notifications (node, epoch, requestId, kind, data) and the edges
  * (waiter, owner, check, '[hard, soft]').
  */
-export const COMMIT = `${PRELUDE}
+export const COMMIT = `${BASE}${ALIVE}
 local inc, node, epoch, file, base, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local grants = ARGV[8] == '1'
 local nR, nP, nN, nE = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
--- 1. the incarnation (the engine did not lose its data), 2. this session, 3. the version.
-if redis.call('GET', KEYS[1]) ~= inc then return {'reset'} end
-if not alive(node, epoch) then return {'fenced'} end
-local F = fileKeys(file)
-local cur = redis.call('HGET', F.m, 'v') or '0'
+-- 1. the incarnation (the engine did not lose its data), 2. this session, 3. the version. The
+-- grace key is read with them; its PTTL is asked only when it exists.
+local k3 = redis.call('MGET', KEYS[1], P .. 's:' .. node, P .. 'grace')
+if k3[1] ~= inc then return {'reset'} end
+aliveMemo[node .. '|' .. epoch] = (k3[2] == epoch)
+if k3[2] ~= epoch then return {'fenced'} end
+local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q')
+local cur = vq[1] or '0'
 if cur ~= base then
-  local log = redis.call('LRANGE', F.l, 0, -1)
-  for i = 1, #log do
-    if string.match(log[i], '^(%d+)|') == base then
+  -- The changes since base: from the log entry whose base is the caller's, to the end. Bases
+  -- grow along the log (each is the version of the entry before), so at most one entry matches;
+  -- a caller is mostly a step or two behind, so the newest entries are read first.
+  local kl = P .. 'l:' .. file
+  local tail = redis.call('LRANGE', kl, '-${TAIL}', '-1')
+  for i = 1, #tail do
+    if string.match(tail[i], '^(%d+)|') == base then
       local out = {}
-      for j = i, #log do out[#out + 1] = log[j] end
+      for j = i, #tail do out[#out + 1] = tail[j] end
       return {'stale', cur, 'log', out}
     end
   end
-  return {'stale', cur, 'full', redis.call('HGETALL', F.r)}
+  if #tail == ${TAIL} then
+    local log = redis.call('LRANGE', kl, '0', '-${TAIL + 1}')
+    for i = 1, #log do
+      if string.match(log[i], '^(%d+)|') == base then
+        local out = {}
+        for j = i, #log do out[#out + 1] = log[j] end
+        for j = 1, #tail do out[#out + 1] = tail[j] end
+        return {'stale', cur, 'log', out}
+      end
+    end
+  end
+  return {'stale', cur, 'full', redis.call('HGETALL', P .. 'r:' .. file)}
 end
 -- A step past its deadline on this clock: its request was answered already (as failed), so it
 -- never applies now (it was held up on its way: the engine paused, a slow network).
@@ -217,34 +334,21 @@ if untilMs and nowMs() >= untilMs then return {'late'} end
 -- An empty step checks without writing: this session is alive and the file is at base, and with
 -- grants, that no grace period runs (an answer that found the bytes free).
 if nR + nP + nN + nE == 0 then
-  if grants then
+  if grants and k3[3] then
     local g = redis.call('PTTL', P .. 'grace')
     if g > 0 then return {'grace', g} end
   end
   return {'ok', cur, step}
 end
 -- 4. the step agrees with the state it was decided on (else the caller has a bug).
-local a = 14
-local removed, removes = {}, {}
-for i = 1, nR do
-  local id = ARGV[a]
-  a = a + 1
-  local old = redis.call('HGET', F.r, id)
-  if not old then return fail('no record ' .. id .. ' in ' .. file .. ' to remove') end
-  removed[id] = old
-  removes[i] = id
-end
-local puts, putOf
-puts, putOf, a = readPuts(F, a, nP, removed)
-if not puts then return putOf end
+local aR, aP, eN = 14, 14 + nR, 4
+local aE = aP + 2 * nP + 5 * nN
+${READ}
 local notes = {}
 for i = 1, nN do
+  local a = aP + 2 * nP + 5 * (i - 1)
   notes[i] = {ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]}
-  a = a + 5
 end
-local edges
-edges, a = readEdges(F, a, nE, removed, putOf, true)
-if not edges then return a end
 -- 5. no record is written for a session that is not alive: a dead session's records only go.
 local dead, deadSeen = {}, {}
 for _, p in ipairs(puts) do
@@ -257,30 +361,39 @@ for _, p in ipairs(puts) do
 end
 if #dead > 0 then return {'dead', dead} end
 -- 6. no grant during a grace period.
-if grants then
+if grants and k3[3] then
   local g = redis.call('PTTL', P .. 'grace')
   if g > 0 then return {'grace', g} end
 end
 -- 7. no hard wait-for cycle (seen with the step's own edge changes made so far).
-local function over(owner)
-  local m = overlay[owner]
-  if not m then m = {}; overlay[owner] = m end
-  return m
-end
-local function drop(id)
-  local owner = redis.call('HGET', F.e, id)
-  if owner then over(owner)[file .. '\\n' .. id] = false end
-end
-for _, id in ipairs(removes) do drop(id) end
-for _, p in ipairs(puts) do if p.st == 'h' and p.old then drop(p.id) end end
+${OWNERS}
+local checks = false
 for _, e in ipairs(edges) do
-  drop(e.w)
-  local hs = cjson.decode(e.json)
-  if e.check and #hs[1] > 0 and cycle(e.owner, hs[1], true) then return {'deadlock', e.w, e.owner} end
-  if #hs[1] > 0 or #hs[2] > 0 then over(e.owner)[file .. '\\n' .. e.w] = {nd = e.nd, ep = e.ep, h = hs[1], s = hs[2]} end
+  e.hs = cjson.decode(e.json)
+  if e.check and #e.hs[1] > 0 then checks = true end
+end
+if checks then
+  ${CYCLE_FN}
+  local function over(o)
+    local m = overlay[o]
+    if not m then m = {}; overlay[o] = m end
+    return m
+  end
+  local function drop(id)
+    local o = owner[id]
+    if o then over(o)[file .. '\\n' .. id] = false end
+  end
+  for _, id in ipairs(removes) do drop(id) end
+  for _, p in ipairs(puts) do if p.st == 'h' and p.old then drop(p.id) end end
+  for _, e in ipairs(edges) do
+    drop(e.w)
+    local hs = e.hs
+    if e.check and #hs[1] > 0 and cycle(e.owner, hs[1], true) then return {'deadlock', e.w, e.owner} end
+    if #hs[1] > 0 or #hs[2] > 0 then over(e.owner)[file .. '\\n' .. e.w] = {nd = e.nd, ep = e.ep, h = hs[1], s = hs[2]} end
+  end
 end
 -- 8. apply, then tell the other nodes' live waiters.
-local vs = apply(F, base, step, node, removes, removed, puts, edges)
+${APPLY}
 for _, n in ipairs(notes) do
   if n[1] ~= node and alive(n[1], n[2]) then
     redis.call('XADD', P .. 'in:' .. n[1], '*', 'f', file, 'v', vs, 'n', node, 'e', n[2], 'r', n[3], 'k', n[4], 'd', n[5])
@@ -290,20 +403,21 @@ return {'ok', vs}
 `;
 
 /** REASSERT: ARGV P, inc, node, epoch, file, step, nPut, nEdges, puts (id, record), edges (waiter, owner, '[hard, soft]'). */
-export const REASSERT = `${PRELUDE}
+export const REASSERT = `${BASE}${ALIVE}
 local inc, node, epoch, file, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local nP, nE = tonumber(ARGV[7]), tonumber(ARGV[8])
+local nR, nP, nE = 0, tonumber(ARGV[7]), tonumber(ARGV[8])
 if redis.call('GET', KEYS[1]) ~= inc then return {'reset'} end
 if not alive(node, epoch) then return {'fenced'} end
 if redis.call('PTTL', P .. 'grace') <= 0 then return {'late'} end
-local F = fileKeys(file)
-local base = redis.call('HGET', F.m, 'v') or '0'
-local puts, putOf, a = readPuts(F, 9, nP, {})
-if not puts then return putOf end
-local edges
-edges, a = readEdges(F, a, nE, {}, putOf, false)
-if not edges then return a end
-return {'ok', apply(F, base, step, node, {}, {}, puts, edges)}
+local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q')
+local base = vq[1] or '0'
+local aR, aP, eN = 9, 9, 3
+local aE = aP + 2 * nP
+${READ}
+${OWNERS}
+for _, e in ipairs(edges) do e.hs = cjson.decode(e.json) end
+${APPLY}
+return {'ok', vs}
 `;
 
 /**
@@ -311,7 +425,7 @@ return {'ok', apply(F, base, step, node, {}, {}, puts, edges)}
  * incarnation (with its grace period) when there is none. {'taken'} when the node name's session
  * is live under another instance (another process, or one that died less than a TTL ago).
  */
-export const OPEN = `${PRELUDE}
+export const OPEN = `${BASE}
 local created = 0
 local inc = redis.call('GET', KEYS[1])
 if not inc then
@@ -338,34 +452,38 @@ redis.call('SET', ok, ARGV[6], 'PX', ARGV[4])
 local epoch = str(redis.call('INCR', P .. 'clock'))
 if old then redis.call('ZADD', P .. 'sessions', '0', node .. '|' .. old) end
 redis.call('SET', sk, epoch, 'PX', ARGV[4])
-redis.call('ZADD', P .. 'sessions', str(nowMs() + ttl), node .. '|' .. epoch)
+local now = nowMs()
+redis.call('ZADD', P .. 'sessions', str(now + ttl), node .. '|' .. epoch)
 local ik = P .. 'in:' .. node
 redis.call('XTRIM', ik, 'MAXLEN', '0')
 local from = redis.call('XADD', ik, '*', 'k', 'open', 'e', epoch)
 local g = redis.call('PTTL', P .. 'grace')
 if g < 0 then g = 0 end
-return {inc, epoch, from, g, created, str(nowMs())}
+return {inc, epoch, from, g, created, str(now)}
 `;
 
 /** RENEW: ARGV P, inc, node, epoch, ttlMs, inbox id read up to ('' for none). Never brings back a session that is gone; tells whether some session awaits the reaper. */
-export const RENEW = `${PRELUDE}
-if redis.call('GET', KEYS[1]) ~= ARGV[2] then return {'reset'} end
+export const RENEW = `${BASE}
 local node, epoch = ARGV[3], ARGV[4]
 local sk = P .. 's:' .. node
-if redis.call('GET', sk) ~= epoch then return {'expired'} end
+local cur = redis.call('MGET', KEYS[1], sk)
+if cur[1] ~= ARGV[2] then return {'reset'} end
+if cur[2] ~= epoch then return {'expired'} end
 redis.call('SET', sk, epoch, 'PX', ARGV[5])
 redis.call('PEXPIRE', P .. 'own:' .. node, ARGV[5])
-redis.call('ZADD', P .. 'sessions', str(nowMs() + tonumber(ARGV[5])), node .. '|' .. epoch)
+-- One reading of the clock for the new deadline, the reaper's question and the reply.
+local now = nowMs()
+redis.call('ZADD', P .. 'sessions', str(now + tonumber(ARGV[5])), node .. '|' .. epoch)
 if ARGV[6] ~= '' then redis.call('XTRIM', P .. 'in:' .. node, 'MINID', ARGV[6]) end
 local g = redis.call('PTTL', P .. 'grace')
 if g < 0 then g = 0 end
 -- A registered session past its deadline (or ended: score 0) is the reaper's: say so, for free.
-local due = #redis.call('ZRANGEBYSCORE', P .. 'sessions', '-inf', str(nowMs()), 'LIMIT', '0', '1')
-return {'ok', g, due, str(nowMs())}
+local due = #redis.call('ZRANGEBYSCORE', P .. 'sessions', '-inf', str(now), 'LIMIT', '0', '1')
+return {'ok', g, due, str(now)}
 `;
 
 /** END: ARGV P, inc, node, epoch. The session ends now; its remaining records are the reaper's. */
-export const END = `${PRELUDE}
+export const END = `${BASE}
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
 local node, epoch = ARGV[3], ARGV[4]
 local sk = P .. 's:' .. node
@@ -378,9 +496,8 @@ return 1
 `;
 
 /** LOAD: ARGV P, file. */
-export const LOAD = `${PRELUDE}
-local F = fileKeys(ARGV[2])
-return {redis.call('HGET', F.m, 'v') or '0', redis.call('HGETALL', F.r)}
+export const LOAD = `${BASE}
+return {redis.call('HGET', P .. 'm:' .. ARGV[2], 'v') or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[2])}
 `;
 
 /** CYCLE: ARGV P, owner, hardOnly, targets... */
