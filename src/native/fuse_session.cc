@@ -599,8 +599,21 @@ void FuseSession::serve(std::atomic<int>& firstError) {
   // After a job: look for the next request until then (kJobSpin), counted in spinningReaders_.
   Clock::time_point spinUntil{};
   bool spinning = false;
+  // A looking reader that takes work is no longer counted: a job pushed while it runs (file I/O
+  // that may block) must wake another reader, and one pushed just before is woken for now.
+  const auto unspin = [&] {
+    std::lock_guard<std::mutex> g(jobsMu_);
+    spinningReaders_--;
+    spinning = false;
+    if (!jobs_.empty()) {
+      uint64_t one = 1;
+      ssize_t ignored = write(jobsFd_, &one, sizeof one);
+      (void)ignored;
+    }
+  };
   while (!fuse_session_exited(se_)) {
     if (popJob(job)) {
+      if (spinning) unspin();
       process(job.data(), job.size());
       jobsRun_.fetch_add(1, std::memory_order_relaxed);
       const auto end = Clock::now();
@@ -611,8 +624,10 @@ void FuseSession::serve(std::atomic<int>& firstError) {
     }
     ssize_t res = ::read(devFd_, buf.data(), buf.size());
     if (res >= static_cast<ssize_t>(sizeof(InHeader))) {
+      const bool looked = spinning;
+      if (spinning) unspin();
       process(buf.data(), static_cast<size_t>(res));
-      if (spinning) spinUntil = Clock::now() + kJobSpin;
+      if (looked) spinUntil = Clock::now() + kJobSpin;
       continue;
     }
     int err = res < 0 ? errno : res == 0 ? ENODEV : EIO;
