@@ -163,8 +163,9 @@ export class RedisServer {
     this.proc = undefined;
     if (p === undefined || p.pid === undefined || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGCONT');
+    // SIGKILL first: a paused server never runs again, so nothing it had queued is answered.
     p.kill('SIGKILL');
+    p.kill('SIGCONT');
     await within(gone, START_BUDGET_MS, `redis-server on port ${this.port} to exit after SIGKILL`);
   }
 

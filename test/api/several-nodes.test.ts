@@ -368,14 +368,17 @@ t.test('the engine restarts while a node is fenced: that node re-asserts nothing
   server.pause();
   try {
     await until(() => a!.call('stats'), (s: Reply) => s.store.session.fenced, 'a fenced');
+    // Killed while paused: a renewal it had queued is never answered, so a stays fenced until the
+    // engine comes back empty (a resume first could answer it and unfence a, which then put its
+    // lock back: one full run hung here).
+    await server.restart();
   } finally {
     server.resume();
   }
-  await server.restart();
   // b was fenced too: until its new session is open, its requests fail at once (API.md).
   await until(() => Promise.all([a!.call('stats'), b!.call('stats')]), (s: Reply[]) => s.every((x) => x.store.sessions === 2 && !x.store.session.fenced), 'new sessions on both nodes');
   t.equal(await a!.call('checkIo', { fileName: '/f', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "a's lock counts as lost: checkIo 33 through its handle");
-  t.equal(await b!.call('lockFile', win('/f', 2, false)), 0, 'b can lock /f (after the grace period)');
+  t.equal(await event(b!.call('lockFile', win('/f', 2, false)), "b's LockFileEx on /f"), 0, 'b can lock /f (after the grace period)');
   t.equal(await a!.call('lockFile', win('/f', 3, true)), ERROR_LOCK_VIOLATION, 'and a conflicts with it: one holder');
 });
 
