@@ -702,12 +702,15 @@ class SharedFile {
     const tangled = owed || (d.step.notify?.length ?? 0) > 0 || this.records.some((r) => gone.has(r.id) && r.state === 'waiting') || put.length !== d.fresh.length;
     const w = d.fresh.find((x) => x.waiter !== undefined)?.waiter;
     const waiter = w === undefined ? undefined : { req: w.req, before: this.ownerLocks(w.req.owner).filter((r) => !gone.has(r.id)) };
+    // The owner waits here already: a grant of that waiter in the same step as this one's (and
+    // merged with it) could not be told apart from this one's.
+    const sibling = w !== undefined && this.records.some((r) => r.node === me && r.state === 'waiting' && this.decode(r).req.owner === w.req.owner);
     const origins = new Map<string, LockOrigin>();
     for (const r of [...removed, ...(waiter?.before ?? [])]) {
       const o = this.origins.get(r.id);
       if (o !== undefined) origins.set(r.id, o);
     }
-    this.unsure.set(id, { put, removed, origins, sendBy, tangled, applied: false, waiter });
+    this.unsure.set(id, { put, removed, origins, sendBy, tangled: tangled || sibling, applied: false, waiter });
   }
 
   /** This node's locks of `owner` in the cache, under the current session. */
