@@ -1028,7 +1028,7 @@ export class SharedFiles {
       target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(call), -1, false, false);
       return;
     }
-    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined, parked: undefined };
+    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined, parked: false, seq: ++this.arrivals };
     this.requests.set(hostId, r);
     // No session (it was lost, the next one is not open yet): nothing is answered from what it
     // held, and nothing new is granted. Releases go on (the store refuses them until a session is
@@ -1062,12 +1062,8 @@ export class SharedFiles {
         if (res instanceof Parked) {
           if (!this.requests.has(hostId)) return;
           // Its timeout or signal came while it was decided.
-          if (r.cancelled !== undefined && cancellable(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile'), true);
-          this.parked.add(hostId);
-          r.parked = setTimeout(() => {
-            this.unpark(hostId, r);
-            this.attempt(hostId, r);
-          }, res.ms + 1);
+          if (r.cancelled !== undefined) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo'), true);
+          this.park(hostId, r, res.ms);
           return;
         }
         if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
@@ -1091,14 +1087,45 @@ export class SharedFiles {
       .finally(() => this.sweep(f));
   }
 
-  /** Requests waiting out a grace period (Parked), by host id. */
-  private readonly parked = new Set<number>();
+  /** Requests received so far: their order of arrival (PendingRequest.seq). */
+  private arrivals = 0;
+  /**
+   * Requests waiting out a grace period (Parked), per file: in order of arrival, and the timer that
+   * runs them all again, in that order, once the period ends (they queue as they came).
+   */
+  private readonly parked = new Map<string, { ids: number[]; at: number; timer: NodeJS.Timeout | undefined }>();
+
+  private park(hostId: number, r: PendingRequest, ms: number): void {
+    const path = r.call.path;
+    let p = this.parked.get(path);
+    if (p === undefined) this.parked.set(path, (p = { ids: [], at: 0, timer: undefined }));
+    let i = p.ids.length;
+    while (i > 0 && (this.requests.get(p.ids[i - 1]!)?.seq ?? 0) > r.seq) i--;
+    p.ids.splice(i, 0, hostId);
+    r.parked = true;
+    // A few ms past the engine's count: a request run again before the period ended would be
+    // refused again and queue behind those after it.
+    const at = performance.now() + ms + 5;
+    if (p.timer !== undefined && at <= p.at) return;
+    clearTimeout(p.timer);
+    p.at = at;
+    const q = p;
+    p.timer = setTimeout(() => {
+      if (this.parked.get(path) === q) this.parked.delete(path);
+      for (const id of q.ids) {
+        const x = this.requests.get(id);
+        if (x === undefined || !x.parked) continue;
+        x.parked = false;
+        this.attempt(id, x);
+      }
+    }, at - performance.now());
+  }
 
   /** Ends the parked requests that close `c` of their handle ends, with the code it ends a waiter with. */
   private endParked(c: Call): void {
-    for (const hostId of [...this.parked]) {
+    for (const hostId of [...(this.parked.get(c.path)?.ids ?? [])]) {
       const r = this.requests.get(hostId);
-      const req = r === undefined || r.call.path !== c.path || !('req' in r.call) ? undefined : r.call.req;
+      const req = r === undefined || !('req' in r.call) ? undefined : r.call.req;
       const code = req === undefined ? undefined : closedWith(c, req);
       if (code === undefined) continue;
       this.unpark(hostId, r!);
@@ -1107,9 +1134,14 @@ export class SharedFiles {
   }
 
   private unpark(hostId: number, r: PendingRequest): void {
-    clearTimeout(r.parked);
-    r.parked = undefined;
-    this.parked.delete(hostId);
+    if (!r.parked) return;
+    r.parked = false;
+    const p = this.parked.get(r.call.path);
+    if (p === undefined) return;
+    p.ids = p.ids.filter((x) => x !== hostId);
+    if (p.ids.length > 0) return;
+    clearTimeout(p.timer);
+    this.parked.delete(r.call.path);
   }
 
   /** The waiter of request `hostId` is in the store as record `rid`. */
@@ -1146,10 +1178,10 @@ export class SharedFiles {
     const r = this.requests.get(hostId);
     if (r === undefined || r.cancelled !== undefined) return;
     r.cancelled = reason;
-    // Waiting out a grace period: ended now, like a waiter (a read is answered when it ends).
-    if (r.parked !== undefined && cancellable(r.call)) {
+    // Waiting out a grace period: ended now, like a waiter (a read too: it waits as well).
+    if (r.parked) {
       this.unpark(hostId, r);
-      this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile'), true);
+      this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
       return;
     }
     if (r.rid === undefined) return;
@@ -1377,8 +1409,10 @@ interface PendingRequest {
   readonly since: number;
   rid: string | undefined;
   cancelled: CancelReason | undefined;
-  /** The timer that runs it again once the grace period it waits out ends (Parked). */
-  parked: NodeJS.Timeout | undefined;
+  /** Waiting out a grace period (Parked): run again, in order of arrival, once it ends. */
+  parked: boolean;
+  /** Its order of arrival among this worker's requests. */
+  readonly seq: number;
 }
 
 /** A request's answer when nothing could be decided: its family's generic code. */

@@ -343,6 +343,11 @@ t.test('in a grace period only grants wait: releases answer at once, timeouts, s
   from = (await b.stats()).store!.graceWaits;
   const later = b.lockFile({ ...win('/gp', 6, false), byteOffset: 20 });
   await refused(1, from);
+  // A second request for the same bytes, after it: they queue in the order they came.
+  from = (await b.stats()).store!.graceWaits;
+  let secondDone = false;
+  const second = b.lockFile({ ...win('/gp', 8, false), byteOffset: 20 }).finally(() => (secondDone = true));
+  await refused(1, from);
   t.equal(await b.lockFile(win('/gp', 7, true)), ERROR_LOCK_VIOLATION, "a LockFileEx on the same file, of a's bytes, is refused at once (a request waiting out the period does not hold the file's mailbox)");
   await inGrace('answered');
 
@@ -356,6 +361,10 @@ t.test('in a grace period only grants wait: releases answer at once, timeouts, s
 
   t.equal(await event(waits, "b's waiter granted once the grace period ended"), 0, "b's waiter is granted when the grace period ends");
   t.equal(await event(later, 'the LockFileEx of [20, 29]'), 0, 'the request that waited out the period is granted');
+  await until(() => b.locks('/gp'), (l) => l.some((e) => e.state === 'waiting' && Number(e.start) === 20), 'the second request for [20, 29] queued');
+  t.equal(secondDone, false, 'the second one, which came after it, waits for it');
+  await b.closeHandle({ fileName: '/gp', handle: 6 });
+  t.equal(await event(second, 'the second LockFileEx of [20, 29]'), 0, 'and is granted when it closes');
   t.equal((await b.stats()).store!.session.grace, false, 'and the period is over');
 });
 
