@@ -13,8 +13,8 @@
 //   dup, as passthrough_ll) runs and its result is the reply unless JS answered an error;
 // - release: JS drops the handle's locks and answers; then the backing descriptor is closed
 //   (backingRelease) and the reply is 0 (the kernel ignores release errors).
-// Interrupts (§12.4): every setlk with sleep and every blocking flock registers an interrupt
-// callback; an interrupt becomes an event {kind:'interrupt', reqId} to the same destination, after
+// Interrupts (§12.4): every getlk, setlk and flock registers an interrupt callback (a blocking
+// one waits for a conflict, any one for a shared lock space's grace period to end); an interrupt becomes an event {kind:'interrupt', reqId} to the same destination, after
 // the request's own event. If no thread is attached to that destination, nobody could cancel the
 // waiter, and a process whose request the server ignores cannot even be killed: the request is then
 // answered EINTR here (it was interrupted, so EINTR is the right answer) and its queued event is
@@ -349,7 +349,9 @@ void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi
   r->dest = routeOf(*in.key);
   r->sleep = sleep;
   r->flockRelease = flockRelease;
-  r->interruptible = sleep && (kind == EventKind::Setlk || kind == EventKind::Flock);
+  // Every lock request, not only one that sleeps: in a shared lock space's grace period even
+  // F_GETLK and F_SETLK wait (for its end), and fcntl(2) allows EINTR for them too.
+  r->interruptible = kind == EventKind::Getlk || kind == EventKind::Setlk || kind == EventKind::Flock;
   // Registered before the request becomes visible: once JS can answer, `req` may be gone. If the
   // interrupt already happened, the callback runs now and only marks the request.
   if (r->interruptible) fuse_req_interrupt_func(req, onInterrupt, r.get());
