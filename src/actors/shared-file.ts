@@ -1287,6 +1287,14 @@ export class SharedFiles {
     if (carried !== 0 && carried === old) {
       const graceEndsAt = performance.now() + graceMs;
       for (const f of this.files.values()) f.beginReassert(graceEndsAt);
+      // A release owed while the engine was away is put back with the rest (the cache still has
+      // its locks): it is tried again right after the re-assertion, not after the backoff its
+      // failed tries grew to (up to 5 s of a lock its owner was told is gone).
+      for (const [path, o] of [...this.owedRetries]) {
+        clearTimeout(o.timer);
+        this.owedRetries.delete(path);
+        this.retryOwed(path);
+      }
     } else {
       for (const f of this.files.values()) {
         this.lose(f, f.ownRecords());
