@@ -1112,6 +1112,8 @@ export class SharedFiles {
     const q = p;
     p.timer = setTimeout(() => {
       if (this.parked.get(path) === q) this.parked.delete(path);
+      // stop() answers them: run again now, one could commit a grant nobody is told of.
+      if (this.stopping) return;
       for (const id of q.ids) {
         const x = this.requests.get(id);
         if (x === undefined || !x.parked) continue;
