@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { EINTR, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_RDLCK, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
 import { CutProxy } from '../store/cut-proxy.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
@@ -478,117 +478,114 @@ t.test('a lock answered as failed while the engine was paused is not held once i
   t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 1))).result, 0, "another node's write lock on /ghost-posix is granted");
 });
 
-t.test('a lock request whose step applied but whose reply was lost is answered as failed, and undone', { skip: noRedis }, async (t) => {
+/**
+ * Nodes a and b where a reaches the engine through a CutProxy (sessionTtlMs 4000 keeps a's session
+ * through a cut), both with requestTimeoutMs 500, past the new namespace's grace period.
+ * `lostReply` sends `call` with its step's reply lost, runs `meanwhile` while a cannot reach the
+ * engine, lets a reach it again and resolves with the answer; `answering` waits until a answers
+ * normally (its connections back after an earlier cut).
+ */
+async function cutNodes(t: Test) {
   const proxy = await CutProxy.start(server.port);
   t.teardown(() => proxy.stop());
-  // a reaches the engine through the proxy; sessionTtlMs 4000 keeps a's session through the cut.
   const [a, b] = cluster(['a', 'b'], 4000, (node) => (node === 'a' ? { url: proxy.url, requestTimeoutMs: 500 } : { requestTimeoutMs: 500 }));
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
-  t.equal((await a!.call('lock', setlk('/lost-posix', 1, 1, 0, 10))).result, 0, 'a holds [0,10) of /lost-posix');
-  const again = (call: () => Promise<Reply>, generic: (r: Reply) => boolean, what: string) => until(call, (r) => !generic(r), what);
   let probes = 0;
-  /** Sends `call` with its step's reply lost; its answer. */
-  const lost = async (marker: string, call: () => Promise<Reply>): Promise<Reply> => {
-    // a answers normally first (its connections back after an earlier cut).
-    await again(() => a!.call('lock', setlk(`/probe${++probes}`, 1, 1, 0, 1)), (r) => r.result !== 0, 'a answering normally');
+  const answering = () => until(() => a!.call('lock', setlk(`/probe${++probes}`, 1, 1, 0, 1)), (r) => r.result === 0, 'a answering normally');
+  const lostReply = async (marker: string, call: () => Promise<Reply>, meanwhile?: () => Promise<void>): Promise<Reply> => {
+    await answering();
     const cut = proxy.loseReplyTo(marker);
     const asked = call();
     const first = await event(Promise.race([cut.then(() => 'cut'), asked.then(() => 'answered')]), `the step on ${marker} reaching the engine`);
     t.equal(first, 'cut', `the step on ${marker} ran in the engine before a answered`);
     const answer = await event(asked, 'an answer with no reply from the engine');
+    await meanwhile?.();
     proxy.pass();
     return answer;
   };
+  return { a: a!, b: b!, lostReply, answering };
+}
+
+t.test('a lock request whose step applied but whose reply was lost is answered as failed, and undone', { skip: noRedis }, async (t) => {
+  const { a, b, lostReply: lost } = await cutNodes(t);
+  t.equal((await a.call('lock', setlk('/lost-posix', 1, 1, 0, 10))).result, 0, 'a holds [0,10) of /lost-posix');
   // An upgrade of a's own bytes past them: one merged record replaces the old one.
-  t.equal((await lost('/lost-posix', () => a!.call('lock', setlk('/lost-posix', 1, 1, 5, 20)))).result, -ENOLCK, 'answered -ENOLCK: no reply came');
-  t.equal(await lost('/lost-win', () => a!.call('lockFile', win('/lost-win', 1, true))), ERROR_LOCK_VIOLATION, 'LockFileEx answered 33: no reply came');
+  t.equal((await lost('/lost-posix', () => a.call('lock', setlk('/lost-posix', 1, 1, 5, 20)))).result, -ENOLCK, 'answered -ENOLCK: no reply came');
+  t.equal(await lost('/lost-win', () => a.call('lockFile', win('/lost-win', 1, true))), ERROR_LOCK_VIOLATION, 'LockFileEx answered 33: no reply came');
   // Both steps applied. a settles a step that got no reply in a step of its own: it learns that
   // they applied, and undoes them, with no other request.
-  const listed = async (path: string) => (await b!.call('locks', path)).map((l: Reply) => `${l.owner}:${l.start}-${l.end}`).sort();
+  const listed = async (path: string) => (await b.call('locks', path)).map((l: Reply) => `${l.owner}:${l.start}-${l.end}`).sort();
   await until(() => listed('/lost-win'), (l) => l.length === 0, 'the lock on /lost-win undone');
   t.pass('nobody holds /lost-win: the lock answered 33 was undone');
   await until(() => listed('/lost-posix'), (l) => l.join() === '1:0-9', 'the upgrade of /lost-posix undone');
   t.pass('a holds [0,10) of /lost-posix again, not [0,25): the upgrade answered -ENOLCK was undone');
-  t.ok((await a!.call('stats')).faults >= 2, 'both undos were reported as faults: the steps had applied');
-  t.equal(await a!.call('lockFile', win('/lost-win', 2, true)), 0, "a's other handle is granted /lost-win");
-  t.equal((await b!.call('lock', setlk('/lost-posix', 7, 7, 10, 15))).result, 0, 'b gets [10,25)');
-  t.equal((await b!.call('lock', setlk('/lost-posix', 7, 7, 0, 1))).result, -EAGAIN, 'but not [0,1), which a still holds');
+  t.ok((await a.call('stats')).faults >= 2, 'both undos were reported as faults: the steps had applied');
+  t.equal(await a.call('lockFile', win('/lost-win', 2, true)), 0, "a's other handle is granted /lost-win");
+  t.equal((await b.call('lock', setlk('/lost-posix', 7, 7, 10, 15))).result, 0, 'b gets [10,25)');
+  t.equal((await b.call('lock', setlk('/lost-posix', 7, 7, 0, 1))).result, -EAGAIN, 'but not [0,1), which a still holds');
 });
 
 t.test('a blocked request whose step applied but whose reply was lost, granted by another node before its own node learned of it, is undone', { skip: noRedis }, async (t) => {
-  const proxy = await CutProxy.start(server.port);
-  t.teardown(() => proxy.stop());
-  // a reaches the engine through the proxy; sessionTtlMs 4000 keeps a's session through the cut.
-  const [a, b] = cluster(['a', 'b'], 4000, (node) => (node === 'a' ? { url: proxy.url, requestTimeoutMs: 500 } : { requestTimeoutMs: 500 }));
-  await Promise.all([a!.ready(), b!.ready()]);
-  t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
-  // a's owner 1 holds a read lock of [10,20); b holds [0,10) and [30,40), which a's requests wait for.
-  t.equal((await a!.call('lock', setlk('/ghost-posix', 1, 1, 10, 10, F_SETLK, F_RDLCK))).result, 0, 'a reads [10,20) of /ghost-posix');
-  t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 10))).result, 0, 'b holds [0,10)');
-  t.equal(await b!.call('lockFile', win('/ghost-win', 7, true)), 0, 'b holds [0,10) of /ghost-win');
+  const { a, b, lostReply, answering } = await cutNodes(t);
+  // a's owner 1 holds a read lock of [10,20) of /ghost-posix; b holds [0,10) of it and of
+  // /ghost-win, which a's requests wait for.
+  t.equal((await a.call('lock', setlk('/ghost-posix', 1, 1, 10, 10, F_SETLK, F_RDLCK))).result, 0, 'a reads [10,20) of /ghost-posix');
+  t.equal((await b.call('lock', setlk('/ghost-posix', 7, 7, 0, 10))).result, 0, 'b holds [0,10)');
+  t.equal(await b.call('lockFile', win('/ghost-win', 7, true)), 0, 'b holds [0,10) of /ghost-win');
   // a's copies of both files learn of b's locks first: the waiters' steps below are then a's only
   // commands naming the files, and the first reply the proxy loses.
-  t.equal((await a!.call('lock', setlk('/ghost-posix', 1, 1, 0, 10, F_GETLK))).lockType, W, "a's F_GETLK sees b's lock");
-  t.equal(await a!.call('lockFile', win('/ghost-win', 2, true)), ERROR_LOCK_VIOLATION, "a's LockFileEx that fails at once sees b's lock");
-  const listed = async (path: string) => (await b!.call('locks', path)).map((l: Reply) => `${l.node}:${l.owner}:${l.start}-${l.end}:${l.state}`).sort();
+  t.equal((await a.call('lock', setlk('/ghost-posix', 1, 1, 0, 10, F_GETLK))).lockType, W, "a's F_GETLK sees b's lock");
+  t.equal(await a.call('lockFile', win('/ghost-win', 2, true)), ERROR_LOCK_VIOLATION, "a's LockFileEx that fails at once sees b's lock");
+  const listed = async (path: string) => (await b.call('locks', path)).map((l: Reply) => `${l.node}:${l.owner}:${l.start}-${l.end}:${l.state}`).sort();
   /** `call` waits for b's lock; its step reaches the engine, its reply is lost; b's `release` grants it before a hears again. */
-  let probes = 0;
-  const ghost = async (path: string, call: () => Promise<Reply>, release: () => Promise<Reply>, granted: (l: string[]) => boolean): Promise<Reply> => {
-    // a answers normally first (its connections back after an earlier cut).
-    await until(() => a!.call('lock', setlk(`/ghost-probe${++probes}`, 1, 1, 0, 1)), (r) => r.result === 0, 'a answering normally');
-    const cut = proxy.loseReplyTo(path);
-    const asked = call();
-    const first = await event(Promise.race([cut.then(() => 'cut'), asked.then(() => 'answered')]), `the step on ${path} reaching the engine`);
-    t.equal(first, 'cut', `the waiter's step on ${path} ran in the engine before a answered`);
-    const answer = await event(asked, 'an answer with no reply from the engine');
-    await release();
-    await until(() => listed(path), granted, `a's waiter on ${path} granted by b's release`);
-    t.pass(`b's release granted a's waiter on ${path}, in the engine`);
-    proxy.pass();
-    return answer;
-  };
+  const ghost = (path: string, call: () => Promise<Reply>, release: () => Promise<Reply>, granted: (l: string[]) => boolean): Promise<Reply> =>
+    lostReply(path, call, async () => {
+      await release();
+      await until(() => listed(path), granted, `a's waiter on ${path} granted by b's release`);
+      t.pass(`b's release granted a's waiter on ${path}, in the engine`);
+    });
   // An F_SETLKW write of [5,15): granted, it takes [5,15) and leaves a's read [15,20).
   const posix = await ghost(
     '/ghost-posix',
-    () => a!.call('lock', setlk('/ghost-posix', 1, 1, 5, 10, F_SETLKW)),
-    () => b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 10, F_SETLK, F_UNLCK)),
+    () => a.call('lock', setlk('/ghost-posix', 1, 1, 5, 10, F_SETLKW)),
+    () => b.call('lock', setlk('/ghost-posix', 7, 7, 0, 10, F_SETLK, F_UNLCK)),
     (l) => l.some((e) => e.startsWith('a:1:5-14:granted')),
   );
   t.equal(posix.result, -ENOLCK, 'the F_SETLKW was answered -ENOLCK: no reply came');
   const win2 = await ghost(
     '/ghost-win',
-    () => a!.call('lockFile', win('/ghost-win', 1, false)),
-    () => b!.call('closeHandle', { fileName: '/ghost-win', handle: 7 }),
+    () => a.call('lockFile', win('/ghost-win', 1, false)),
+    () => b.call('closeHandle', { fileName: '/ghost-win', handle: 7 }),
     (l) => l.some((e) => e.startsWith('a:') && e.endsWith(':granted')),
   );
   t.equal(win2, ERROR_LOCK_VIOLATION, 'the LockFileEx was answered 33: no reply came');
   // Owner 1 waits for [0,10) of /ghost-two already when its wait for [10,20) loses its reply: one
   // release grants both, merged. Which bytes came from which grant cannot be told: not undone, reported.
-  t.equal((await b!.call('lock', setlk('/ghost-two', 7, 7, 0, 20))).result, 0, 'b holds [0,20) of /ghost-two');
-  await until(() => a!.call('lock', setlk('/ghost-probe-two', 1, 1, 0, 1)), (r) => r.result === 0, 'a answering normally');
-  const w1 = a!.call('lock', setlk('/ghost-two', 1, 1, 0, 10, F_SETLKW));
-  await waiterListed(b!, '/ghost-two', 'a');
-  const faults = (await a!.call('stats')).faults;
+  t.equal((await b.call('lock', setlk('/ghost-two', 7, 7, 0, 20))).result, 0, 'b holds [0,20) of /ghost-two');
+  await answering();
+  const w1 = a.call('lock', setlk('/ghost-two', 1, 1, 0, 10, F_SETLKW));
+  await waiterListed(b, '/ghost-two', 'a');
+  const faults = (await a.call('stats')).faults;
   const w2 = await ghost(
     '/ghost-two',
-    () => a!.call('lock', setlk('/ghost-two', 1, 1, 10, 10, F_SETLKW)),
-    () => b!.call('lock', setlk('/ghost-two', 7, 7, 0, 20, F_SETLK, F_UNLCK)),
+    () => a.call('lock', setlk('/ghost-two', 1, 1, 10, 10, F_SETLKW)),
+    () => b.call('lock', setlk('/ghost-two', 7, 7, 0, 20, F_SETLK, F_UNLCK)),
     (l) => l.join() === 'a:1:0-19:granted',
   );
   t.equal(w2.result, -ENOLCK, 'the second F_SETLKW was answered -ENOLCK');
   t.equal((await event(w1, 'the first F_SETLKW')).result, 0, 'the first F_SETLKW is granted');
-  await until(() => a!.call('stats'), (s: Reply) => s.faults > faults, 'the fault that says the grant stays');
-  t.equal((await b!.call('lock', setlk('/ghost-two', 7, 7, 0, 10))).result, -EAGAIN, "[0,10), granted to owner 1's first request, is not taken away from it");
+  await until(() => a.call('stats'), (s: Reply) => s.faults > faults, 'the fault that says the grant stays');
+  t.equal((await b.call('lock', setlk('/ghost-two', 7, 7, 0, 10))).result, -EAGAIN, "[0,10), granted to owner 1's first request, is not taken away from it");
   // a learns that the steps applied and what the grants gave, and undoes them, with no other request.
   await until(() => listed('/ghost-posix'), (l) => l.join() === 'a:1:10-19:granted', 'the grant on /ghost-posix undone');
   t.pass('a reads [10,20) of /ghost-posix again, and holds nothing else there');
   await until(() => listed('/ghost-win'), (l) => l.length === 0, 'the grant on /ghost-win undone');
   t.pass('nobody holds /ghost-win');
-  t.ok((await a!.call('stats')).faults >= 2, 'both undos were reported as faults');
-  t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 0, 10))).result, 0, 'b gets [0,10) again');
-  t.equal((await b!.call('lock', setlk('/ghost-posix', 7, 7, 10, 1))).result, -EAGAIN, 'but not [10,11), which a still reads');
-  t.equal(await b!.call('lockFile', win('/ghost-win', 8, true)), 0, 'b gets /ghost-win');
+  t.ok((await a.call('stats')).faults >= 2, 'both undos were reported as faults');
+  t.equal((await b.call('lock', setlk('/ghost-posix', 7, 7, 0, 10))).result, 0, 'b gets [0,10) again');
+  t.equal((await b.call('lock', setlk('/ghost-posix', 7, 7, 10, 1))).result, -EAGAIN, 'but not [10,11), which a still reads');
+  t.equal(await b.call('lockFile', win('/ghost-win', 8, true)), 0, 'b gets /ghost-win');
 });
 
 t.test('a release the engine did not answer in time is written once it answers again: the waiter it frees elsewhere is granted', { skip: noRedis }, async (t) => {
