@@ -203,6 +203,15 @@ class SharedFile {
   private readonly origins = new Map<string, LockOrigin>();
   /** Per waiter record, the edges the store has: [hard, soft]. */
   private readonly edgesSent = new Map<string, readonly [readonly string[], readonly string[]]>();
+  /**
+   * Waiter records whose edges in the store may not be edgesSent's: the table they were computed
+   * on differed from the records (records left out, locks put back by an undo), or this node put
+   * them back after the engine lost its data, computed on the file as it was. The next step
+   * writes them whole. A stale edge would outlive the lock it names: once that owner waited for
+   * the waiter's owner (its node back under a new session, the same name), the engine's walk
+   * would find a cycle that is not there, an EDEADLK no kernel would give.
+   */
+  private readonly resend = new Set<string>();
   /** Sessions the engine called dead: their records are left out (and so removed by the next step). */
   private readonly dead = new Set<string>();
   /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
@@ -271,6 +280,8 @@ class SharedFile {
     }
     this.records = mine.map((r) => ({ ...r, epoch }));
     this.version = 0;
+    // Their edges were computed on the file as it was; whoever they name may not come back.
+    for (const r of mine) if (r.state === 'waiting') this.resend.add(r.id);
     const gen = ++this.gen;
     this.refresh();
     if (mine.length === 0) return;
@@ -447,6 +458,7 @@ class SharedFile {
     }
     // This node's locks a lock request answered as failed removed go back, as new records (the
     // next step puts them), unless the owner holds them already (that step's reply was lost too).
+    let putBack = false;
     for (const u of this.unsure.values()) {
       if (!u.applied) continue;
       for (const r of u.removed) {
@@ -454,18 +466,25 @@ class SharedFile {
         if (r.epoch !== this.space.epoch || this.coveredBefore(req, (id) => this.undoing(id))) continue;
         const o = u.origins.get(r.id);
         locks.push(lockOf(o === undefined ? req : { ...req, origin: o }));
+        putBack = true;
       }
     }
     const ws = this.table.restoreFile(this.path, locks, waiters);
     // The engine holds the edges of every waiter as the node that last changed the file computed
-    // them on this same state (the core decides alike everywhere): only changes are sent.
+    // them on this same state (the core decides alike everywhere): only changes are sent. Unless
+    // this table is not that state: then they are sent whole (resend).
     this.edgesSent.clear();
+    const waiting = new Set<string>();
     for (let i = 0; i < ws.length; i++) {
       const w = ws[i]!;
       const id = waiterRecords[i]!.id;
       this.waiterIds.set(w, id);
-      if (w.req.kind === 'posix' && (w.blockers.size > 0 || w.queuedBehind.size > 0)) this.edgesSent.set(id, [[...w.blockers], [...w.queuedBehind]]);
+      if (w.req.kind !== 'posix') continue;
+      waiting.add(id);
+      if (this.leftOut || putBack) this.resend.add(id);
+      if (w.blockers.size > 0 || w.queuedBehind.size > 0) this.edgesSent.set(id, [[...w.blockers], [...w.queuedBehind]]);
     }
+    for (const id of this.resend) if (!waiting.has(id)) this.resend.delete(id);
   }
 
   /** How a waiter of the records ends: this node's answers its request, another node's gets an event. */
@@ -827,7 +846,7 @@ class SharedFile {
       }
       if (w.req.kind !== 'posix') continue;
       const sent = this.edgesSent.get(id);
-      if (sameKeys(w.blockers, sent?.[0]) && sameKeys(w.queuedBehind, sent?.[1])) continue;
+      if (!this.resend.has(id) && sameKeys(w.blockers, sent?.[0]) && sameKeys(w.queuedBehind, sent?.[1])) continue;
       const hard = [...w.blockers];
       const grown = hard.some((o) => !(sent?.[0] ?? []).includes(o));
       edges.push({ waiter: id, owner: w.req.owner, hard, soft: [...w.queuedBehind], check: grown });
@@ -868,6 +887,7 @@ class SharedFile {
     for (const id of removed) {
       this.origins.delete(id);
       this.edgesSent.delete(id);
+      this.resend.delete(id);
     }
     for (const x of d.fresh) {
       const p = putById.get(x.id)!;
@@ -876,7 +896,10 @@ class SharedFile {
       else this.waiterIds.set(x.waiter, x.id);
     }
     this.adopt(d);
-    for (const e of d.edges) this.edgesSent.set(e.waiter, [[...e.hard], [...(e.soft ?? [])]]);
+    for (const e of d.edges) {
+      this.edgesSent.set(e.waiter, [[...e.hard], [...(e.soft ?? [])]]);
+      this.resend.delete(e.waiter);
+    }
     this.records = next;
     this.version = version;
   }

@@ -229,6 +229,30 @@ t.test("SIGSTOP of a holder past its TTL: its lock is lost, never granted twice"
   t.equal(await a!.call('lockFile', win('/s', 1, true)), 0, 'a locks /s again in its new session');
 });
 
+t.test("a dead session's lock that a waiter still blocked on elsewhere leaves no wait-for edge behind: its owner, back under a new session, is not refused EDEADLK", { skip: noRedis }, async (t) => {
+  const ttl = 2000;
+  const [a, b] = cluster(['a', 'b'], ttl);
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal((await a!.call('lock', setlk('/x', 5, 1, 0, 1))).result, 0, "a's owner 5 holds /x [0,1)");
+  t.equal((await b!.call('lock', setlk('/x', 8, 2, 1, 1))).result, 0, "b's owner 8 holds /x [1,2)");
+  t.equal((await b!.call('lock', setlk('/y', 6, 3, 0, 1))).result, 0, "b's owner 6 holds /y [0,1)");
+  const sixWaits = b!.call('lock', setlk('/x', 6, 3, 0, 2, F_SETLKW));
+  await waiterListed(b!, '/x', 'b');
+  // a's session expires; b reaps a's lock. Owner 6 still waits, now for owner 8 alone.
+  a!.signal('SIGSTOP');
+  await until(() => b!.call('locks', '/x'), (l: Reply[]) => !l.some((e) => e.node === 'a'), "a's lock reaped");
+  a!.signal('SIGCONT');
+  await until(() => a!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "a's new session");
+  // a's owner 5 waits for owner 6 on /y. Owner 6 waits for owner 8, who waits for nobody: no cycle.
+  const fiveWaits = a!.call('lock', setlk('/y', 5, 1, 0, 1, F_SETLKW));
+  const first = await event(Promise.race([fiveWaits.then((r: Reply) => ({ replied: r.result })), waiterListed(b!, '/y', 'a').then(() => 'queued')]), "a's request on /y");
+  t.equal(first, 'queued', "a's owner 5 queues behind owner 6 (EDEADLK would name a cycle through the reaped lock's edge)");
+  t.equal((await b!.call('lock', setlk('/x', 8, 2, 1, 1, F_SETLK, F_UNLCK))).result, 0, 'owner 8 unlocks');
+  t.equal((await event(sixWaits, "owner 6's grant on /x")).result, 0, 'owner 6 is granted /x');
+  t.equal((await b!.call('lock', setlk('/y', 6, 3, 0, 1, F_SETLK, F_UNLCK))).result, 0, 'owner 6 unlocks /y');
+  t.equal((await event(fiveWaits, "owner 5's grant on /y")).result, 0, "a's owner 5 is granted /y");
+});
+
 t.test('the engine restarts without its data: the nodes put back what they held, in its grace period', { skip: noRedis }, async (t) => {
   const ttl = 2000;
   const [a, b] = cluster(['a', 'b'], ttl);
