@@ -321,7 +321,27 @@ export class Space {
       const sHeld = held.map(lineOf).sort();
       if (sHeld.join('\n') !== mHeld.join('\n')) this.fail(`granted records of ${path}:\n      ${sHeld.join('\n      ')}\n    the model's:\n      ${mHeld.join('\n      ')}`);
       if (waiting.join('\n') !== mWaiting.join('\n')) this.fail(`waiting records of ${path}:\n      ${waiting.join('\n      ')}\n    the model's queue:\n      ${mWaiting.join('\n      ')}`);
+      else this.checkEdges(path, st.records, [...(f?.waiters ?? [])]);
     }
+  }
+
+  /**
+   * (d) The engine's wait-for edges of each POSIX waiter are the model's: the owners it waits for
+   * (hard) and queues behind (soft). A stale edge would let the engine's cycle walk find a
+   * deadlock the model does not have.
+   */
+  private checkEdges(path: string, records: readonly { id: string; state: string; data: string }[], model: readonly { req: LockRequest; blockers: ReadonlySet<string>; queuedBehind: ReadonlySet<string> }[]): void {
+    const edges = this.engine.snapshot().edges;
+    const waiters = records.filter((r) => r.state === 'waiting');
+    waiters.forEach((r, i) => {
+      const w = model[i]!;
+      if (w.req.kind !== 'posix') return;
+      const e = edges[w.req.owner]?.[`${path}\n${r.id}`];
+      const show = (h: readonly string[], s: readonly string[]) => `hard [${[...h].sort().join(', ')}] soft [${[...s].sort().join(', ')}]`;
+      const got = show(e?.hard ?? [], e?.soft ?? []);
+      const want = show([...w.blockers], [...w.queuedBehind]);
+      if (got !== want) this.fail(`edges of ${lineOf(w.req)} on ${path}: ${got}, the model's: ${want}`);
+    });
   }
 
   /** Requests still waiting in the model, by id. */
