@@ -286,6 +286,14 @@ class MountClient extends Client {
     this.exited = new Promise<void>((r) =>
       child.once('close', () => {
         if (this.proc === child) {
+          // Killed with its node in the middle of a call: that call began after its last answer.
+          // It may have queued a waiter or been granted on the node (whose session outlives it
+          // until its TTL), so it is abandoned like the calls in flight of the node's API clients;
+          // unlogged, F_GETLK naming its lock or EDEADLK through its wait would look like a phantom.
+          if (this.cutAt !== Infinity && !this.cutDone && this.sent.length > 0) {
+            this.cutDone = true;
+            this.began(Math.min(Math.max(this.lastT1 + 1, this.mark), this.cutAt), this.gen);
+          }
           this.mark = Infinity;
           if (this.quit && !this.finished) this.finishNow();
           else if (!this.finished && node.alive && this.cutAt === Infinity) {
