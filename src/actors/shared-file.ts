@@ -535,8 +535,9 @@ class SharedFile {
       const res = await run(this.table);
       const d = this.diff();
       // A read that found the bytes free is checked against a grace period too: records not put
-      // back yet could make it untrue (as NFS refuses LOCKT in its grace period).
-      const free = d === undefined && run.free?.(res) === true;
+      // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
+      // step carries other changes (owed releases, edges written whole, records left out).
+      const free = run.free?.(res) === true;
       if (d === undefined && fresh && !free) {
         if (!hold) this.wakeOwed = false;
         this.deliver();
@@ -554,7 +555,7 @@ class SharedFile {
       // held up on its way never applies after its request was answered as failed (giveUp).
       const now = performance.now();
       const sendBy = now < deadline ? deadline : now + this.space.config.requestTimeoutMs;
-      const step: Step = { ...(d?.step ?? { file: this.path, base: this.version, grants: free }), deadline: performance.timeOrigin + sendBy };
+      const step: Step = d === undefined ? { file: this.path, base: this.version, grants: free, deadline: performance.timeOrigin + sendBy } : { ...d.step, grants: d.step.grants || free, deadline: performance.timeOrigin + sendBy };
       const epoch = this.space.epoch;
       let reply: CommitReply;
       /** The id the step was sent again with, after a reply that never came. */
@@ -607,6 +608,7 @@ class SharedFile {
           if (d !== undefined && resent !== undefined && reply.missed?.some((c) => c.step === resent)) {
             // It applied after all (its first reply was lost): its records are in what we missed.
             this.adopt(d);
+            for (const e of d.edges) this.resend.delete(e.waiter);
             this.wakeOwed = hold;
             this.build();
             return this.done(owed, res);
@@ -855,6 +857,9 @@ class SharedFile {
     for (const r of this.records) if (!keep.has(r.id)) remove.push(r.id);
     const notify = this.out.notify;
     if (put.length === 0 && remove.length === 0 && edges.length === 0 && notify.length === 0) return undefined;
+    // The engine checks an edge against the step's edge changes before it: unchecked ones (edges
+    // written whole among them) go first, so no check walks an edge this step replaces.
+    edges.sort((a, b) => Number(a.check === true) - Number(b.check === true));
     // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.
     const grants = fresh.some((x) => x.lock !== undefined && !this.coveredBefore(x.lock));
     return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges };
