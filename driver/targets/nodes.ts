@@ -292,7 +292,8 @@ class MountClient extends Client {
           // unlogged, F_GETLK naming its lock or EDEADLK through its wait would look like a phantom.
           if (this.cutAt !== Infinity && !this.cutDone && this.sent.length > 0) {
             this.cutDone = true;
-            this.began(Math.min(Math.max(this.lastT1 + 1, this.mark), this.cutAt), this.gen);
+            const t0 = Math.min(Math.max(this.lastT1 + 1, this.mark), this.cutAt);
+            this.began(t0, t0 > node.lostAt ? node.lossGen : this.gen);
           }
           this.mark = Infinity;
           if (this.quit && !this.finished) this.finishNow();
@@ -375,7 +376,8 @@ class MountClient extends Client {
     const s = this.sent[0];
     if (s !== undefined && !this.cutDone && this.cutAt === Infinity) {
       this.cutDone = true;
-      this.began(this.lastT1 + 1, this.gen);
+      const t0 = Math.max(this.lastT1 + 1, Number.isFinite(this.mark) ? this.mark : 0);
+      this.began(t0, t0 > this.node.lostAt ? this.node.lossGen : this.gen);
     }
     this.mark = Infinity;
     this.proc?.kill('SIGKILL');
