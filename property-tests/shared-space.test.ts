@@ -1,18 +1,20 @@
-// Shared lock space, model = ONE plain LockTable that receives every call with its owners qualified by node (core/records.ts qualify) in the order the space commits them, while 2-3 logical nodes (a NodeStore from memoryStore and a SharedFiles each, over one MemoryEngine) run the same calls one at a time, each until the space is quiescent; invariant: every answer (immediate result, F_GETLK report with lockPid 0 for another node's holder and the holder's pid for its own node's, each waiter's grant or failure, in each node's order) equals the model's, after every quiescent point the store's records decoded equal the model's granted locks (as a set) and waiters (in queue order) with the same owners, ranges, modes and pids, the engine's wait-for edges of each POSIX waiter are the model's waiter's blockers (hard) and the owners it queues behind (soft), no step ever commits two conflicting granted locks, and once everything is released every waiter has ended and the store is empty.
+// Shared lock space, model = ONE plain LockTable that receives every call with its owners qualified by node (core/records.ts qualify) in the order the space commits them, while 2-3 logical nodes (a NodeStore from memoryStore and a SharedFiles each, over one MemoryEngine) run the same calls one at a time, each until the space is quiescent, and a node may die (its session ends, another node reaps its records; the model drops its locks and waiters, and its requests get no answer); invariant: every answer (immediate result, F_GETLK report with lockPid 0 for another node's holder and the holder's pid for its own node's, each waiter's grant or failure, in each node's order) equals the model's, after every quiescent point the store's records decoded equal the model's granted locks (as a set) and waiters (in queue order) with the same owners, ranges, modes and pids, the engine's wait-for edges of each POSIX waiter are the model's waiter's blockers (hard) and the owners it queues behind (soft) and no edge outlives its waiter, no step ever commits two conflicting granted locks, and once everything is released every waiter has ended and the store is empty.
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import type { Policy } from '../src/core/file-locks.js';
 import { parseCheckIo, parseLock, parseLockFile, type Call } from '../src/core/requests.js';
 import { cancelCommand, fileHandleOf, flockCommands, flushCommand, posixCommands, releaseCommand, windowsCommands } from './arbitraries.js';
-import { runs, show, type Op } from './harness.js';
-import { PATHS, runScenario, Space, tally, Violation } from './shared-space.js';
+import { runs, show } from './harness.js';
+import { PATHS, runScenario, Space, tally, Violation, type SpaceOp } from './shared-space.js';
 
 // ---- the property ---------------------------------------------------------------------------------------
 
-const opArb = (blockingPosix: boolean): fc.Arbitrary<Op> =>
+const opArb = (blockingPosix: boolean): fc.Arbitrary<SpaceOp> =>
   fc
     .oneof(
+      // A node dies and another reaps its records (rare: most runs keep every node).
+      { weight: 1, arbitrary: fc.constant({ op: { t: 'die' } as SpaceOp }) },
       ...windowsCommands(PATHS),
       { weight: 10, arbitrary: posixCommands(PATHS, { blockingPosix, smallCells: 4 }) },
       { weight: 2, arbitrary: flockCommands(PATHS) },
@@ -20,7 +22,7 @@ const opArb = (blockingPosix: boolean): fc.Arbitrary<Op> =>
       { weight: 1, arbitrary: releaseCommand(PATHS) },
       { weight: 1, arbitrary: cancelCommand },
     )
-    .map((c) => c.op);
+    .map((c): SpaceOp => c.op);
 
 /** 2 or 3 nodes; each command names its node (modulo the count). */
 const scenario = (blockingPosix: boolean) =>

@@ -41,7 +41,12 @@ interface SpaceNode {
   /** Inbox events other nodes' committed steps sent to this node, and those its onEvents received. */
   sent: number;
   delivered: number;
+  /** Its session ended (SpaceOp 'die'): it takes no more calls, and another node reaped its records. */
+  dead: boolean;
 }
+
+/** The harness's commands, and a node's death: its session ends, another node reaps what it held. */
+export type SpaceOp = Op | { readonly t: 'die' };
 
 /** A request of the run, by its host id (unique across nodes). */
 export interface Req {
@@ -170,7 +175,7 @@ export class Space {
     lease[0] = Number.POSITIVE_INFINITY;
     lease[1] = epoch;
     const sf = new SharedFiles(link, { node: name, policy: this.policy, requestTimeoutMs: 10_000, lease: lease.buffer as SharedArrayBuffer, epoch }, {}, (m) => this.faults.push(`${name}: ${m}`));
-    self = { index, name, store, sf, epoch, sent: 0, delivered: 0 };
+    self = { index, name, store, sf, epoch, sent: 0, delivered: 0, dead: false };
     this.nodes.push(self);
   }
 
@@ -323,6 +328,14 @@ export class Space {
       if (waiting.join('\n') !== mWaiting.join('\n')) this.fail(`waiting records of ${path}:\n      ${waiting.join('\n      ')}\n    the model's queue:\n      ${mWaiting.join('\n      ')}`);
       else this.checkEdges(path, st.records, [...(f?.waiters ?? [])]);
     }
+    // No edge outlives its waiter: every stored edge names a waiting record of its file, of its owner.
+    for (const [owner, fields] of Object.entries(this.engine.snapshot().edges)) {
+      for (const field of Object.keys(fields)) {
+        const [path, id] = field.split('\n') as [string, string];
+        const r = (await this.engine.load(path)).records.find((x) => x.id === id);
+        if (r?.state !== 'waiting' || decodeRecord(r.data, path).req.owner !== owner) this.fail(`an edge of ${owner} names ${id} on ${path}, which is not its waiting record`);
+      }
+    }
   }
 
   /**
@@ -356,9 +369,16 @@ export class Space {
     return (this.model.fileLocks(path)?.granted() ?? []).filter((l) => l.kind === 'windows');
   }
 
-  async run(node: number, op: Op): Promise<void> {
+  async run(node: number, op: SpaceOp): Promise<void> {
+    // A dead node's calls go to the next live one.
+    const live = this.nodes.filter((n) => !n.dead);
+    if (this.nodes[node]!.dead) node = live[node % live.length]!.index;
+    if (op.t === 'die') {
+      await this.die(node);
+      return;
+    }
     if (op.t === 'cancel') {
-      const w = this.waiting();
+      const w = this.waiting().filter((r) => !this.nodes[r.node]!.dead);
       if (w.length === 0) return;
       await this.cancel(w[op.k % w.length]!, op.reason);
       return;
@@ -372,6 +392,7 @@ export class Space {
       const l = recs[op.k % recs.length]!;
       const e = l.origin.event;
       node = NODE_NAMES.indexOf(nodeOf(l.owner));
+      if (this.nodes[node]!.dead) return;
       method = 'unlockFile';
       input = { fileName: op.path, byteOffset: l.start, length: l.end - l.start + 1n, handle: e.handle, processId: e.processId, key: e.key };
     } else {
@@ -384,9 +405,43 @@ export class Space {
     await this.submit(node, call, `${method}(${show(input)})`);
   }
 
+  /**
+   * Node `k` dies (the last live node never does): its session ends in the engine, as a crash
+   * whose TTL ran out leaves it, and the next live node reaps its records as src/caller/
+   * shared-space.ts does (reap(), then each file's actor removes them as a step). The model drops
+   * its locks and waiters, which wakes whoever they blocked; its own requests get no answer.
+   */
+  async die(k: number): Promise<void> {
+    const n = this.nodes[k]!;
+    const reaper = this.nodes.find((x) => !x.dead && x !== n);
+    if (n.dead || reaper === undefined) return;
+    this.shared = [];
+    this.expected = [];
+    n.dead = true;
+    await n.store.close();
+    const r = await reaper.store.reap(100);
+    const byFile = new Map<string, { node: string; epoch: number }[]>();
+    for (const d of r.dead) for (const f of d.files) byFile.set(f.file, [...(byFile.get(f.file) ?? []), { node: d.node, epoch: d.epoch }]);
+    for (const [path, sessions] of byFile) void reaper.sf.reap(path, sessions);
+    await this.quiesce();
+    for (const path of PATHS) {
+      const f = this.model.fileLocks(path);
+      if (f === undefined) continue;
+      const locks = f.granted().filter((l) => nodeOf(l.owner) === n.name);
+      const waiters = [...f.waiters].filter((w) => nodeOf(w.req.owner) === n.name);
+      if (this.model.dropRecords(path, locks, waiters) instanceof Promise) this.fail('the model table returned a Promise');
+    }
+    for (const q of this.reqs.values()) if (q.node === k) q.pending = undefined;
+    this.expected = this.expected.filter((a) => a.node !== k);
+    this.shared = this.shared.filter((a) => a.node !== k);
+    this.compare(`${n.name} dies; ${reaper.name} reaps`);
+    await this.checkRecords();
+  }
+
   /** Releases everything every node may hold or wait for, then checks that nothing is left. */
   async releaseAll(): Promise<void> {
     for (const n of this.nodes) {
+      if (n.dead) continue;
       for (const path of PATHS) {
         for (const handle of WIN_HANDLES) await this.submit(n.index, parseCloseHandle({ fileName: path, handle }), `closeHandle(${show(handle)})`);
         const handles = [...POSIX_OWNERS.map((_, i) => fileHandleOf('posix', i)), ...OFD_OWNERS.map((_, i) => fileHandleOf('ofd', i))];
@@ -405,6 +460,7 @@ export class Space {
       if (st.records.length > 0) this.fail(`records left on ${path}: ${st.records.map((r) => r.data).join(', ')}`);
     }
     for (const n of this.nodes) {
+      if (n.dead) continue;
       const c = n.sf.counts();
       if (c.waiters > 0) this.fail(`${n.name} still counts ${c.waiters} waiting requests`);
     }
@@ -441,7 +497,7 @@ export function parse(method: Method, input: unknown): Call | undefined {
 }
 
 /** One run of the property: a fresh space of `nodes` nodes, the commands, then everything released. */
-export async function runScenario(policy: Policy, nodes: number, cmds: readonly (readonly [number, Op])[]): Promise<void> {
+export async function runScenario(policy: Policy, nodes: number, cmds: readonly (readonly [number, SpaceOp])[]): Promise<void> {
   const s = await Space.open(nodes, policy);
   try {
     for (const [n, op] of cmds) await s.run(n % nodes, op);
