@@ -422,8 +422,13 @@ export class Space {
     const r = await reaper.store.reap(100);
     const byFile = new Map<string, { node: string; epoch: number }[]>();
     for (const d of r.dead) for (const f of d.files) byFile.set(f.file, [...(byFile.get(f.file) ?? []), { node: d.node, epoch: d.epoch }]);
-    for (const [path, sessions] of byFile) void reaper.sf.reap(path, sessions);
-    await this.quiesce();
+    // One file at a time, in the order the model drops them: the answers of each come in order.
+    for (const path of PATHS) {
+      const sessions = byFile.get(path);
+      if (sessions === undefined) continue;
+      void reaper.sf.reap(path, sessions);
+      await this.quiesce();
+    }
     for (const path of PATHS) {
       const f = this.model.fileLocks(path);
       if (f === undefined) continue;
