@@ -14,7 +14,8 @@
  *    step ends (granted or failed): that node's inbox receives it in the same atomic step.
  * 4. 'ok': the kept answers leave. 'stale' (another node changed the file first): the changes it
  *    missed are applied to the records, the table is rebuilt, and the call runs again from 1.
- *    'deadlock': the call runs again with that owner's cycle known (EDEADLK). 'dead': the records
+ *    'deadlock': the call runs again with that owner's cycle known (EDEADLK; a waiter put back after
+ *    an engine loss whose edges were checked whole ends with it, see recheck). 'dead': the records
  *    of the sessions named are left out of the rebuilt table, so the next step removes them and
  *    wakes who they blocked. 'grace': decided again with the wake-up pass held (a release goes
  *    through, its waiters wait for the period's end); a request whose own decision grants waits
@@ -212,6 +213,17 @@ class SharedFile {
    * would find a cycle that is not there, an EDEADLK no kernel would give.
    */
   private readonly resend = new Set<string>();
+  /**
+   * This node's waiters put back after the engine lost its data: the edges this node had for them
+   * may be stale (its copy of the file may have missed a lock that blocks them), so they go back
+   * without edges (none stale, no EDEADLK for a cycle that is not there), and until the grace
+   * period ends (reassertedUntil) each step writes them whole and checks them whole: a lock put
+   * back later may close a cycle through them that no request's check saw.
+   */
+  private readonly recheck = new Set<string>();
+  private reassertedUntil = 0;
+  /** Waiters the engine found on a cycle when their edges were checked whole (recheck): they end with EDEADLK. */
+  private readonly deadlocked = new Set<string>();
   /** Sessions the engine called dead: their records are left out (and so removed by the next step). */
   private readonly dead = new Set<string>();
   /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
@@ -273,15 +285,16 @@ class SharedFile {
     const epoch = this.space.epoch;
     const mine = this.ownRecords().filter((r) => !this.undoing(r.id));
     this.unsure.clear();
+    // Waiters go back without edges (recheck).
     const edges: EdgeInput[] = [];
-    for (const r of mine) {
-      const e = this.edgesSent.get(r.id);
-      if (r.state === 'waiting' && e !== undefined) edges.push({ waiter: r.id, owner: this.decode(r).req.owner, hard: [...e[0]], soft: [...e[1]] });
-    }
     this.records = mine.map((r) => ({ ...r, epoch }));
     this.version = 0;
-    // Their edges were computed on the file as it was; whoever they name may not come back.
-    for (const r of mine) if (r.state === 'waiting') this.resend.add(r.id);
+    this.reassertedUntil = graceEndsAt;
+    for (const r of mine) {
+      if (r.state !== 'waiting') continue;
+      this.resend.add(r.id);
+      this.recheck.add(r.id);
+    }
     const gen = ++this.gen;
     this.refresh();
     if (mine.length === 0) return;
@@ -532,6 +545,10 @@ class SharedFile {
       // fit now (the wake-up pass).
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
       for (const o of owed) await o(this.table);
+      for (const id of this.deadlocked) {
+        const w = [...this.waiterIds].find(([, x]) => x === id)?.[0];
+        if (w !== undefined) await this.table.cancel({ waiter: w, path: this.path }, 'deadlock');
+      }
       const res = await run(this.table);
       const d = this.diff();
       // A read that found the bytes free is checked against a grace period too: records not put
@@ -605,6 +622,7 @@ class SharedFile {
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
+          this.deadlocked.clear();
           if (d !== undefined && resent !== undefined && reply.missed?.some((c) => c.step === resent)) {
             // It applied after all (its first reply was lost): its records are in what we missed.
             this.adopt(d);
@@ -618,7 +636,10 @@ class SharedFile {
         case 'deadlock': {
           const e = d?.edges.find((x) => x.waiter === reply.waiter);
           if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
-          this.graph.cyclic.add(StepGraph.key(e.owner, e.hard));
+          // A waiter checked whole (recheck) did not grow in this decision: the table would not
+          // end it, so it is ended as deadlocked in the next.
+          if (this.recheck.has(reply.waiter)) this.deadlocked.add(reply.waiter);
+          else this.graph.cyclic.add(StepGraph.key(e.owner, e.hard));
           break;
         }
         case 'dead':
@@ -695,6 +716,7 @@ class SharedFile {
   private done(owed: Run[], res: unknown): unknown {
     if (owed.length > 0) this.owed = this.owed.slice(owed.length);
     this.graph.cyclic.clear();
+    this.deadlocked.clear();
     this.deliver();
     return res;
   }
@@ -705,6 +727,7 @@ class SharedFile {
    * frees may be what another node's waiter waits for.
    */
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
+    this.deadlocked.clear();
     this.build();
     this.out = { answers: [], notify: [] };
     if (mustRun) this.owed.push(run);
@@ -850,7 +873,7 @@ class SharedFile {
       const sent = this.edgesSent.get(id);
       if (!this.resend.has(id) && sameKeys(w.blockers, sent?.[0]) && sameKeys(w.queuedBehind, sent?.[1])) continue;
       const hard = [...w.blockers];
-      const grown = hard.some((o) => !(sent?.[0] ?? []).includes(o));
+      const grown = this.recheck.has(id) ? hard.length > 0 : hard.some((o) => !(sent?.[0] ?? []).includes(o));
       edges.push({ waiter: id, owner: w.req.owner, hard, soft: [...w.queuedBehind], check: grown });
     }
     const remove: string[] = [];
@@ -893,6 +916,8 @@ class SharedFile {
       this.origins.delete(id);
       this.edgesSent.delete(id);
       this.resend.delete(id);
+      this.recheck.delete(id);
+      this.deadlocked.delete(id);
     }
     for (const x of d.fresh) {
       const p = putById.get(x.id)!;
@@ -901,9 +926,12 @@ class SharedFile {
       else this.waiterIds.set(x.waiter, x.id);
     }
     this.adopt(d);
+    const graceOver = performance.now() >= this.reassertedUntil;
     for (const e of d.edges) {
       this.edgesSent.set(e.waiter, [[...e.hard], [...(e.soft ?? [])]]);
+      if (this.recheck.has(e.waiter) && !graceOver) continue;
       this.resend.delete(e.waiter);
+      this.recheck.delete(e.waiter);
     }
     this.records = next;
     this.version = version;
