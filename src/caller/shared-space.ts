@@ -106,6 +106,10 @@ export class SharedSpace {
     if (e.kind === 'lost' || e.kind === 'reset') {
       const { incarnation } = this.store.session();
       this.post(undefined, { t: 'session', incarnation, epoch: e.epoch, carried: e.kind === 'reset' ? e.lost : 0, graceMs: e.kind === 'reset' ? e.graceMs : 0 });
+      // The lost session is dead from the new one's opening: its records go now, not at the next
+      // renewal's hint. Until then the waiters they blocked elsewhere keep wait-for edges to their
+      // owners, whose names this node's owners go on using.
+      if (e.kind === 'lost') this.reap();
     } else if (e.kind === 'displaced') {
       // No next session: session 0 makes the workers count what they held as lost and end
       // their waiters, as for a lost session, and fail what comes next.
