@@ -222,8 +222,6 @@ class SharedFile {
    */
   private readonly recheck = new Set<string>();
   private reassertedUntil = 0;
-  /** Waiters the engine found on a cycle when their edges were checked whole (recheck): they end with EDEADLK. */
-  private readonly deadlocked = new Set<string>();
   /** Sessions the engine called dead: their records are left out (and so removed by the next step). */
   private readonly dead = new Set<string>();
   /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
@@ -392,12 +390,16 @@ class SharedFile {
     );
   }
 
-  /** Looks again at this file's waiters (after a grace period): who fits now is granted. */
+  /**
+   * Looks again at this file's waiters (after a grace period): who fits now is granted. With
+   * waiters put back whose edges are still to be checked whole (recheck), a pass that could not
+   * be written is owed like a release, so it is tried again.
+   */
   wake(): Promise<unknown> {
     return this.decide(
       (t) => t.dropRecords(this.path, [], []),
       () => undefined,
-      false,
+      this.recheck.size > 0,
     );
   }
 
@@ -498,6 +500,7 @@ class SharedFile {
       if (w.blockers.size > 0 || w.queuedBehind.size > 0) this.edgesSent.set(id, [[...w.blockers], [...w.queuedBehind]]);
     }
     for (const id of this.resend) if (!waiting.has(id)) this.resend.delete(id);
+    for (const id of this.recheck) if (!waiting.has(id)) this.recheck.delete(id);
   }
 
   /** How a waiter of the records ends: this node's answers its request, another node's gets an event. */
@@ -524,6 +527,9 @@ class SharedFile {
     // The engine refused the step in a grace period: decided again with the wake-up pass held
     // (releases go through, their waiters wait for the pass at the grace period's end).
     let hold = false;
+    // Waiters the engine just found on a cycle when their edges were checked whole (recheck):
+    // ended with EDEADLK in the next iteration, and only there (a later reply may say otherwise).
+    let deadlocked: string[] = [];
     for (;;) {
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
@@ -545,10 +551,11 @@ class SharedFile {
       // fit now (the wake-up pass).
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
       for (const o of owed) await o(this.table);
-      for (const id of this.deadlocked) {
+      for (const id of deadlocked) {
         const w = [...this.waiterIds].find(([, x]) => x === id)?.[0];
         if (w !== undefined) await this.table.cancel({ waiter: w, path: this.path }, 'deadlock');
       }
+      deadlocked = [];
       const res = await run(this.table);
       const d = this.diff();
       // A read that found the bytes free is checked against a grace period too: records not put
@@ -605,7 +612,7 @@ class SharedFile {
       const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       if (reply.ok) {
-        if (d !== undefined) this.committed(d, reply.version);
+        if (d !== undefined) this.committed(d, reply.version, now);
         this.wakeOwed = hold;
         // A step given up on before this one was sent, and past its deadline then, either applied
         // before this one (and was in the state this one was decided on: undone there) or never
@@ -622,11 +629,10 @@ class SharedFile {
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
-          this.deadlocked.clear();
           if (d !== undefined && resent !== undefined && reply.missed?.some((c) => c.step === resent)) {
             // It applied after all (its first reply was lost): its records are in what we missed.
             this.adopt(d);
-            for (const e of d.edges) this.resend.delete(e.waiter);
+            this.edgesWritten(d, now);
             this.wakeOwed = hold;
             this.build();
             return this.done(owed, res);
@@ -638,7 +644,7 @@ class SharedFile {
           if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
           // A waiter checked whole (recheck) did not grow in this decision: the table would not
           // end it, so it is ended as deadlocked in the next.
-          if (this.recheck.has(reply.waiter)) this.deadlocked.add(reply.waiter);
+          if (this.recheck.has(reply.waiter)) deadlocked = [reply.waiter];
           else this.graph.cyclic.add(StepGraph.key(e.owner, e.hard));
           break;
         }
@@ -716,7 +722,6 @@ class SharedFile {
   private done(owed: Run[], res: unknown): unknown {
     if (owed.length > 0) this.owed = this.owed.slice(owed.length);
     this.graph.cyclic.clear();
-    this.deadlocked.clear();
     this.deliver();
     return res;
   }
@@ -727,7 +732,6 @@ class SharedFile {
    * frees may be what another node's waiter waits for.
    */
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
-    this.deadlocked.clear();
     this.build();
     this.out = { answers: [], notify: [] };
     if (mustRun) this.owed.push(run);
@@ -899,7 +903,7 @@ class SharedFile {
   }
 
   /** The step applied at `version`: the cache is the decided state. */
-  private committed(d: Diffed, version: number): void {
+  private committed(d: Diffed, version: number, sentAt: number): void {
     const me = this.space.config.node;
     const removed = new Set(d.step.remove);
     // A later step that changed the locks of an unsure waiter's owner: what a grant of that waiter
@@ -917,7 +921,6 @@ class SharedFile {
       this.edgesSent.delete(id);
       this.resend.delete(id);
       this.recheck.delete(id);
-      this.deadlocked.delete(id);
     }
     for (const x of d.fresh) {
       const p = putById.get(x.id)!;
@@ -926,15 +929,24 @@ class SharedFile {
       else this.waiterIds.set(x.waiter, x.id);
     }
     this.adopt(d);
-    const graceOver = performance.now() >= this.reassertedUntil;
+    for (const e of d.edges) this.edgesSent.set(e.waiter, [[...e.hard], [...(e.soft ?? [])]]);
+    this.edgesWritten(d, sentAt);
+    this.records = next;
+    this.version = version;
+  }
+
+  /**
+   * The step's edges are in the engine: no longer to be written whole, except a waiter put back
+   * after an engine loss while the grace period may still run (judged by when the step was sent:
+   * one committed just before the period's end may be answered after it).
+   */
+  private edgesWritten(d: Diffed, sentAt: number): void {
+    const graceOver = sentAt >= this.reassertedUntil;
     for (const e of d.edges) {
-      this.edgesSent.set(e.waiter, [[...e.hard], [...(e.soft ?? [])]]);
       if (this.recheck.has(e.waiter) && !graceOver) continue;
       this.resend.delete(e.waiter);
       this.recheck.delete(e.waiter);
     }
-    this.records = next;
-    this.version = version;
   }
 
   /** This node's records the step put: their origins, and its new waiter's request. */
@@ -1413,18 +1425,21 @@ export class SharedFiles {
   wakeAt(path: string, at: number): void {
     // One pass per file at a time: a pass that comes too early (in the grace period still) is
     // refused, and held, and asks for the next one.
-    if (this.wakeTimers.has(path)) return;
-    const t = setTimeout(() => {
+    // A later end (a second loss in the period) moves the pending pass to it.
+    const pending = this.wakeTimers.get(path);
+    if (pending !== undefined && pending.at >= at) return;
+    clearTimeout(pending?.timer);
+    const timer = setTimeout(() => {
       this.wakeTimers.delete(path);
       const f = this.file(path);
       void this.inMailbox(f, () => f.wake());
     }, Math.max(0, at - performance.now()) + 1);
-    t.unref?.();
-    this.wakeTimers.set(path, t);
+    timer.unref?.();
+    this.wakeTimers.set(path, { timer, at });
   }
 
-  /** The pending pass of each file (wakeAt). */
-  private readonly wakeTimers = new Map<string, NodeJS.Timeout>();
+  /** The pending pass of each file (wakeAt), and when it runs. */
+  private readonly wakeTimers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
 
   /**
    * Records of this node that went with a lost session: held ones make their handles fail (checkIo
@@ -1449,7 +1464,7 @@ export class SharedFiles {
   async stop(): Promise<void> {
     this.stopping = true;
     this.dropOwedRetries();
-    for (const t of this.wakeTimers.values()) clearTimeout(t);
+    for (const t of this.wakeTimers.values()) clearTimeout(t.timer);
     this.wakeTimers.clear();
     const all = [...this.files.values()].map((f) => f.enqueue(() => f.stopAll()).catch((e: unknown) => this.report(e)));
     await Promise.all(all);
