@@ -552,7 +552,7 @@ class SharedFile {
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
       for (const o of owed) await o(this.table);
       for (const id of deadlocked) {
-        const w = [...this.waiterIds].find(([, x]) => x === id)?.[0];
+        const w = this.waiterOf(id);
         if (w !== undefined) await this.table.cancel({ waiter: w, path: this.path }, 'deadlock');
       }
       deadlocked = [];
@@ -579,7 +579,7 @@ class SharedFile {
       // held up on its way never applies after its request was answered as failed (giveUp).
       const now = performance.now();
       const sendBy = now < deadline ? deadline : now + this.space.config.requestTimeoutMs;
-      const step: Step = d === undefined ? { file: this.path, base: this.version, grants: free, deadline: performance.timeOrigin + sendBy } : { ...d.step, grants: d.step.grants || free, deadline: performance.timeOrigin + sendBy };
+      const step: Step = { ...(d?.step ?? { file: this.path, base: this.version }), grants: (d?.step.grants ?? false) || free, deadline: performance.timeOrigin + sendBy };
       const epoch = this.space.epoch;
       let reply: CommitReply;
       /** The id the step was sent again with, after a reply that never came. */
@@ -949,6 +949,12 @@ class SharedFile {
     }
   }
 
+  /** The table's waiter of record `id`, if it waits. */
+  private waiterOf(id: string): Waiter | undefined {
+    for (const [w, x] of this.waiterIds) if (x === id) return w;
+    return undefined;
+  }
+
   /** This node's records the step put: their origins, and its new waiter's request. */
   private adopt(d: Diffed): void {
     const me = this.space.config.node;
@@ -990,7 +996,7 @@ class SharedFile {
   cancel(rid: string, reason: CancelReason): Promise<unknown> {
     return this.decide(
       (t) => {
-        const w = [...this.waiterIds].find(([, id]) => id === rid)?.[0];
+        const w = this.waiterOf(rid);
         return w === undefined ? false : t.cancel({ waiter: w, path: this.path }, reason);
       },
       () => false,
