@@ -318,57 +318,61 @@ t.test('the engine restarts: in its grace period, F_GETLK and checkIo never say 
   t.equal((await event(bWaits, "b's waiter")).result, 0, "b's waiter, put back after the restart, is granted by a's unlock");
 });
 
-t.test('the engine restarts: a waiter put back with edges its node had not seen grow closes no cycle unnoticed', { skip: noRedis }, async (t) => {
+/**
+ * Nodes a and b (sessionTtlMs 2000): a's owner 1 holds /g, b's owner 7 holds /f [0, 9], and owner 1
+ * waits on /f [0, len - 1] (`oneWaits`), listed as waiting.
+ */
+async function oneWaitsForSeven(t: Test, len: number) {
   const [a, b] = cluster(['a', 'b'], 2000);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal((await a!.call('lock', setlk('/g', 1, 1, 0, 10))).result, 0, "a's owner 1 holds /g");
   t.equal((await b!.call('lock', setlk('/f', 7, 7, 0, 10))).result, 0, "b's owner 7 holds /f [0, 9]");
-  const oneWaits = a!.call('lock', setlk('/f', 1, 1, 0, 20, F_SETLKW));
+  const oneWaits = a!.call('lock', setlk('/f', 1, 1, 0, len, F_SETLKW));
   await waiterListed(b!, '/f', 'a');
+  return { a: a!, b: b!, oneWaits };
+}
+
+t.test('the engine restarts: a waiter put back with edges its node had not seen grow closes no cycle unnoticed', { skip: noRedis }, async (t) => {
+  const { a, b, oneWaits } = await oneWaitsForSeven(t, 20);
   // b's step grants owner 5 [10, 19], which owner 1 waits for too; a's copy of /f does not know.
-  t.equal((await b!.call('lock', setlk('/f', 5, 5, 10, 10))).result, 0, "b's owner 5 takes /f [10, 19]");
+  t.equal((await b.call('lock', setlk('/f', 5, 5, 10, 10))).result, 0, "b's owner 5 takes /f [10, 19]");
   await server.restart();
-  await until(() => Promise.all([a!.call('stats'), b!.call('stats')]), (s: Reply[]) => s.every((x) => x.store.sessions === 2 && !x.store.session.fenced), 'new sessions on both nodes');
-  await until(() => b!.call('locks', '/f'), (l: Reply[]) => l.length === 3, "/f's records back in the engine");
+  await until(() => Promise.all([a.call('stats'), b.call('stats')]), (s: Reply[]) => s.every((x) => x.store.sessions === 2 && !x.store.session.fenced), 'new sessions on both nodes');
+  await until(() => b.call('locks', '/f'), (l: Reply[]) => l.length === 3, "/f's records back in the engine");
   // Owner 5 waits for owner 1 on /g, and owner 1 waits for owner 5 on /f: a cycle.
-  const fiveWaits = b!.call('lock', setlk('/g', 5, 5, 0, 1, F_SETLKW));
+  const fiveWaits = b.call('lock', setlk('/g', 5, 5, 0, 1, F_SETLKW));
   const first = await event(Promise.race([oneWaits.then((r: Reply) => ['owner 1', r.result]), fiveWaits.then((r: Reply) => ['owner 5', r.result])]), 'EDEADLK for one side of the cycle');
   t.equal(first[1], -EDEADLK, `${first[0]} ends with EDEADLK: the cycle is found (by the end of the grace period at the latest), not left to wait for ever`);
   // The other side goes on once the cycle is broken.
   if (first[0] === 'owner 1') {
-    t.equal((await a!.call('lock', setlk('/g', 1, 1, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'owner 1 unlocks /g');
+    t.equal((await a.call('lock', setlk('/g', 1, 1, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'owner 1 unlocks /g');
     t.equal((await event(fiveWaits, "owner 5's grant")).result, 0, 'owner 5 is granted /g');
   } else {
-    await b!.call('lock', setlk('/f', 7, 7, 0, 10, F_SETLK, F_UNLCK));
-    await b!.call('lock', setlk('/f', 5, 5, 10, 10, F_SETLK, F_UNLCK));
+    await b.call('lock', setlk('/f', 7, 7, 0, 10, F_SETLK, F_UNLCK));
+    await b.call('lock', setlk('/f', 5, 5, 10, 10, F_SETLK, F_UNLCK));
     t.equal((await event(oneWaits, "owner 1's grant")).result, 0, 'owner 1 is granted /f');
   }
 });
 
 t.test('the engine restarts while the holder a waiter waited for is stopped: the waiter put back names no lost lock, no EDEADLK through it', { skip: noRedis }, async (t) => {
-  const [a, b] = cluster(['a', 'b'], 2000);
-  await Promise.all([a!.ready(), b!.ready()]);
-  t.equal((await a!.call('lock', setlk('/g', 1, 1, 0, 10))).result, 0, "a's owner 1 holds /g");
-  t.equal((await b!.call('lock', setlk('/f', 7, 7, 0, 10))).result, 0, "b's owner 7 holds /f");
-  const oneWaits = a!.call('lock', setlk('/f', 1, 1, 0, 10, F_SETLKW));
-  await waiterListed(b!, '/f', 'a');
+  const { a, b, oneWaits } = await oneWaitsForSeven(t, 10);
   // b stopped past its fence (3/4 of 2 s) while the engine loses its data: b puts nothing back.
-  b!.signal('SIGSTOP');
+  b.signal('SIGSTOP');
   try {
     // A fault's length, not a budget: its last renewal was sent at most 500 ms before the stop, so
     // after 1.8 s it is past its fence whatever the load (a longer stop changes nothing).
     await new Promise((r) => setTimeout(r, 1800));
     await server.restart();
-    await until(() => a!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "a's new session");
+    await until(() => a.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "a's new session");
   } finally {
-    b!.signal('SIGCONT');
+    b.signal('SIGCONT');
   }
-  await until(() => b!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "b's new session");
+  await until(() => b.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "b's new session");
   // Owner 7 (its lock on /f lost) waits for owner 1 on /g. Owner 1 waits for nobody now: no cycle.
-  const sevenWaits = b!.call('lock', setlk('/g', 7, 7, 0, 1, F_SETLKW));
+  const sevenWaits = b.call('lock', setlk('/g', 7, 7, 0, 1, F_SETLKW));
   const first = await event(Promise.race([sevenWaits.then((r: Reply) => ['owner 7', r.result]), oneWaits.then((r: Reply) => ['owner 1', r.result])]), "an answer on /f or /g");
   t.same(first, ['owner 1', 0], "owner 1 is granted /f once the grace period ends; owner 7 was not refused EDEADLK through owner 1's old edge");
-  t.equal((await a!.call('lock', setlk('/g', 1, 1, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'owner 1 unlocks /g');
+  t.equal((await a.call('lock', setlk('/g', 1, 1, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'owner 1 unlocks /g');
   t.equal((await event(sevenWaits, "owner 7's grant")).result, 0, 'owner 7 is granted /g');
 });
 
