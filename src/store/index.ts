@@ -36,7 +36,7 @@
  * | P m:<file>             | hash   | v (version), q (last seq), c:<node>\|<epoch> (records per session) |
  * | P l:<file>             | list   | the last LOG_MAX changes: `base\|version\|[step,node,removed,puts]`|
  * | P e:<file>             | hash   | waiter id → its owner (which edges to drop with the record)        |
- * | P w:<owner>            | hash   | "file\nwaiter" → `node\|epoch\|[hard, soft]`: wait-for edges       |
+ * | P w:<owner>            | hash   | "file\nwaiter" → `node\|epoch\|[hard, soft, sessions]`: edges     |
  * | P in:<node>            | stream | the node's inbox: f v n e r k d = file, version, from, epoch, request, kind, data |
  * Node names and namespaces are restricted ([A-Za-z0-9._-], namespace also ':') so keys and the
  * `|`-separated fields read back without escaping; file names and ids are free (they end keys).
@@ -55,7 +55,8 @@
  *    session can be removed, never written, so nothing is granted to a dead node, ever.
  * 6. `grants` and the grace key exists: 'grace'.
  * 7. each checked edge: a DFS over the hard edges of live sessions (with this step's own edge
- *    changes laid over) from its targets; reaching its owner = 'deadlock' (EDEADLK, exact).
+ *    changes laid over) from its targets; reaching its owner = 'deadlock' (EDEADLK, exact). A
+ *    target counts while one of the sessions the edge names for it lives (EdgeInput.sessions).
  * 8. apply: removes (each decrements its session's count in m:<file>; at 0 the file leaves
  *    sf:<session>, and a dead session with no file left leaves `sessions`), puts (a new record
  *    increments its session's count, and the first one adds the file to sf:<session> in the same
@@ -90,8 +91,8 @@
  *   session that is not alive (step 5), so a reaped record is never granted to again; (3) a file
  *   is in sf:<session> exactly while that session has a record in it, and that entry is written
  *   in the step that writes the record; (4) every wait-for edge belongs to a waiting record that
- *   exists, and a dead session's edges are ignored by the cycle walk; (5) a node that is not
- *   fenced has a live session.
+ *   exists, and a dead session's edges are ignored by the cycle walk, as is a target whose named
+ *   sessions are all dead; (5) a node that is not fenced has a live session.
  *
  * ## Inbox
  * `in:<node>`, read with XREAD BLOCK 0 on a dedicated connection from the last id; after a

@@ -48,10 +48,33 @@ end
 
 /**
  * The wait-for graph: {ns}:w:<owner> holds, per waiting request ("file\\nwaiter"), the waiter's
- * session and its hard and soft targets. overlay[owner][field] = false (gone) or a new edge.
+ * session and its hard and soft targets, with the sessions of the targets' records
+ * ([hard, soft, {owner = {"node|epoch", ...}}]). A target counts while one of its sessions lives
+ * (one named by no session always counts): an owner's lock of a dead session that nobody has
+ * reaped yet closes no cycle, even once the same owner waits again under a new session.
+ * overlay[owner][field] = false (gone) or a new edge.
  */
 const CYCLE_FN = `
 local overlay = {}
+local function liveKey(s)
+  local nd, ep = string.match(s, '^([^|]*)|(%d+)$')
+  return alive(nd, ep)
+end
+-- The targets of \`list\` that count (the list itself when all do).
+local function live(list, of)
+  if not of then return list end
+  local out
+  for i, t in ipairs(list) do
+    local ss, ok = of[t], true
+    if ss then
+      ok = false
+      for _, x in ipairs(ss) do if liveKey(x) then ok = true; break end end
+    end
+    if not ok and not out then out = {}; for j = 1, i - 1 do out[j] = list[j] end end
+    if ok and out then out[#out + 1] = t end
+  end
+  return out or list
+end
 local function edgesOf(owner)
   local out = {}
   local m = overlay[owner]
@@ -59,7 +82,7 @@ local function edgesOf(owner)
   for i = 1, #stored, 2 do
     if not (m and m[stored[i]] ~= nil) then
       local nd, ep, json = string.match(stored[i + 1], '^([^|]*)|(%d+)|(.*)$')
-      if alive(nd, ep) then local hs = cjson.decode(json); out[#out + 1] = {h = hs[1], s = hs[2]} end
+      if alive(nd, ep) then local hs = cjson.decode(json); out[#out + 1] = {h = live(hs[1], hs[3]), s = live(hs[2], hs[3])} end
     end
   end
   if m then for _, e in pairs(m) do if e and alive(e.nd, e.ep) then out[#out + 1] = e end end end
@@ -287,7 +310,7 @@ local function parse(v) return string.match(v, ${REC}) end
  * COMMIT: ARGV P, inc, node, epoch, file, base, step, grants, nRemove, nPut, nNotify, nEdges,
  * until (the engine's ms from which the step is late; '' for never), then the removed ids, the
  * puts (id, record), the notifications (node, epoch, requestId, kind, data) and the edges
- * (waiter, owner, check, '[hard, soft]').
+ * (waiter, owner, check, '[hard, soft, sessions]').
  */
 export const COMMIT = `${BASE}${ALIVE}
 local inc, node, epoch, file, base, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -388,8 +411,8 @@ if checks then
   for _, e in ipairs(edges) do
     drop(e.w)
     local hs = e.hs
-    if e.check and #hs[1] > 0 and cycle(e.owner, hs[1], true) then return {'deadlock', e.w, e.owner} end
-    if #hs[1] > 0 or #hs[2] > 0 then over(e.owner)[file .. '\\n' .. e.w] = {nd = e.nd, ep = e.ep, h = hs[1], s = hs[2]} end
+    if e.check and #hs[1] > 0 and cycle(e.owner, live(hs[1], hs[3]), true) then return {'deadlock', e.w, e.owner} end
+    if #hs[1] > 0 or #hs[2] > 0 then over(e.owner)[file .. '\\n' .. e.w] = {nd = e.nd, ep = e.ep, h = live(hs[1], hs[3]), s = live(hs[2], hs[3])} end
   end
 end
 -- 8. apply, then tell the other nodes' live waiters.
@@ -402,7 +425,7 @@ end
 return {'ok', vs}
 `;
 
-/** REASSERT: ARGV P, inc, node, epoch, file, step, nPut, nEdges, puts (id, record), edges (waiter, owner, '[hard, soft]'). */
+/** REASSERT: ARGV P, inc, node, epoch, file, step, nPut, nEdges, puts (id, record), edges (waiter, owner, '[hard, soft, sessions]'). */
 export const REASSERT = `${BASE}${ALIVE}
 local inc, node, epoch, file, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local nR, nP, nE = 0, tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -500,7 +523,6 @@ export const LOAD = `${BASE}
 return {redis.call('HGET', P .. 'm:' .. ARGV[2], 'v') or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[2])}
 `;
 
-/** CYCLE: ARGV P, owner, hardOnly, targets... */
 /**
  * REACH: ARGV P, hardOnly, then pairs (from, to): per pair, 1 when `from` already waits for `to`
  * through the wait-for edges of live sessions, else 0 (the 'fifo' escape's question, asked for a
@@ -514,6 +536,7 @@ end
 return out
 `;
 
+/** CYCLE: ARGV P, owner, hardOnly, targets... (owners: each counts, whatever its session). */
 export const CYCLE = `${PRELUDE}
 local targets = {}
 for i = 4, #ARGV do targets[#targets + 1] = ARGV[i] end

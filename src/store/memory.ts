@@ -46,6 +46,8 @@ interface Edge {
   epoch: number;
   hard: readonly string[];
   soft: readonly string[];
+  /** Per target owner, the sessions of its records ("node|epoch"): EdgeInput.sessions. */
+  sessions: Readonly<Record<string, readonly string[]>>;
 }
 
 interface Box {
@@ -63,7 +65,7 @@ export interface EngineSnapshot {
   /** "node|epoch" → files where that session has records. */
   sessionFiles: Record<string, string[]>;
   /** owner → "file\nwaiter" → the waiter's session and targets. */
-  edges: Record<string, Record<string, { node: string; epoch: number; hard: string[]; soft: string[] }>>;
+  edges: Record<string, Record<string, { node: string; epoch: number; hard: string[]; soft: string[]; sessions: Record<string, string[]> }>>;
   /** file → waiter → owner. */
   edgeOwners: Record<string, Record<string, string>>;
   /** node → its inbox entries (ids left out), for non-empty inboxes. */
@@ -246,7 +248,7 @@ export class MemoryEngine implements Engine {
     const edges: EngineSnapshot['edges'] = {};
     for (const [owner, g] of this.graph) {
       edges[owner] = {};
-      for (const [k, e] of g) edges[owner][k] = { node: e.node, epoch: e.epoch, hard: [...e.hard], soft: [...e.soft] };
+      for (const [k, e] of g) edges[owner][k] = { node: e.node, epoch: e.epoch, hard: [...e.hard], soft: [...e.soft], sessions: Object.fromEntries(Object.entries(e.sessions).map(([o, ss]) => [o, [...ss]])) };
     }
     const edgeOwners: EngineSnapshot['edgeOwners'] = {};
     for (const [k, f] of this.fileMap) if (f.edgeOwner.size > 0) edgeOwners[k] = Object.fromEntries(f.edgeOwner);
@@ -264,16 +266,30 @@ export class MemoryEngine implements Engine {
     return { ok: false, reason: 'stale', version: f.version, records: this.stateOf(f).records };
   }
 
-  /** The live edges of `owner`'s waiters, with the step's pending changes laid over them. */
-  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>): Edge[] {
-    const out: Edge[] = [];
+  /**
+   * The live edges of `owner`'s waiters, with the step's pending changes laid over them: each with
+   * the targets that count (one of their sessions lives, or none is named).
+   */
+  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>): { hard: readonly string[]; soft: readonly string[] }[] {
+    const out: { hard: readonly string[]; soft: readonly string[] }[] = [];
+    const add = (e: Edge) => {
+      if (this.alive(e.node, e.epoch)) out.push({ hard: this.counting(e.hard, e.sessions), soft: this.counting(e.soft, e.sessions) });
+    };
     const over = overlay.get(owner);
-    for (const [k, e] of this.graph.get(owner) ?? []) {
-      if (over?.has(k)) continue;
-      if (this.alive(e.node, e.epoch)) out.push(e);
-    }
-    if (over !== undefined) for (const e of over.values()) if (e !== null && this.alive(e.node, e.epoch)) out.push(e);
+    for (const [k, e] of this.graph.get(owner) ?? []) if (!over?.has(k)) add(e);
+    if (over !== undefined) for (const e of over.values()) if (e !== null) add(e);
     return out;
+  }
+
+  /** The targets of `list` that count in a cycle walk: named by no session, or by a live one. */
+  private counting(list: readonly string[], sessions: Edge['sessions']): readonly string[] {
+    return list.filter((t) => {
+      const ss = Object.hasOwn(sessions, t) ? sessions[t] : undefined;
+      return ss === undefined || ss.some((x) => {
+        const bar = x.lastIndexOf('|');
+        return this.alive(x.slice(0, bar), Number(x.slice(bar + 1)));
+      });
+    });
   }
 
   /** The core's cycle walk over the engine's edges (dead sessions' edges do not count). */
@@ -325,7 +341,7 @@ export class MemoryEngine implements Engine {
     f.edgeOwner.set(e.waiter, e.owner);
     let g = this.graph.get(e.owner);
     if (g === undefined) this.graph.set(e.owner, (g = new Map()));
-    g.set(`${file}\n${e.waiter}`, { node: rec.node, epoch: rec.epoch, hard: e.hard, soft: e.soft });
+    g.set(`${file}\n${e.waiter}`, { node: rec.node, epoch: rec.epoch, hard: e.hard, soft: e.soft, sessions: e.sessions });
   }
 
   /** The record a waiter id names once the step applies, or a ProgrammingError. */
@@ -432,8 +448,8 @@ export class MemoryEngine implements Engine {
     for (let i = 0; i < st.edges.length; i++) {
       const e = st.edges[i]!;
       drop(e.waiter);
-      if (e.check && e.hard.length > 0 && this.cycle(e.owner, e.hard, true, overlay)) return { ok: false, reason: 'deadlock', waiter: e.waiter, owner: e.owner };
-      if (e.hard.length > 0 || e.soft.length > 0) over(e.owner).set(`${st.file}\n${e.waiter}`, { node: waiters[i]!.node, epoch: waiters[i]!.epoch, hard: e.hard, soft: e.soft });
+      if (e.check && e.hard.length > 0 && this.cycle(e.owner, this.counting(e.hard, e.sessions), true, overlay)) return { ok: false, reason: 'deadlock', waiter: e.waiter, owner: e.owner };
+      if (e.hard.length > 0 || e.soft.length > 0) over(e.owner).set(`${st.file}\n${e.waiter}`, { node: waiters[i]!.node, epoch: waiters[i]!.epoch, hard: e.hard, soft: e.soft, sessions: e.sessions });
     }
     const version = this.apply(f, st.file, st.base, st.step, s.node, st.remove, st.put, st.edges);
     for (const n of st.notify) {

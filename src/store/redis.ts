@@ -243,7 +243,7 @@ export class RedisEngine implements Engine {
     for (const id of st.remove) args.push(id);
     for (const r of st.put) args.push(r.id, encodeRecord(r));
     for (const n of st.notify) args.push(n.node, n.epoch, n.requestId, n.kind, n.data);
-    for (const e of st.edges) args.push(e.waiter, e.owner, e.check ? 1 : 0, JSON.stringify([e.hard, e.soft]));
+    for (const e of st.edges) args.push(e.waiter, e.owner, e.check ? 1 : 0, JSON.stringify([e.hard, e.soft, e.sessions]));
     let r: Reply[];
     try {
       r = await this.run('lsCommit', ...args);
@@ -281,7 +281,7 @@ export class RedisEngine implements Engine {
   async reassert(s: SessionRef, file: string, step: string, recs: readonly StoreRecord[], edges: readonly Required<EdgeInput>[]): Promise<ReassertReply> {
     const args: (string | number)[] = [s.incarnation, s.node, s.epoch, file, step, recs.length, edges.length];
     for (const r of recs) args.push(r.id, encodeRecord(r));
-    for (const e of edges) args.push(e.waiter, e.owner, JSON.stringify([e.hard, e.soft]));
+    for (const e of edges) args.push(e.waiter, e.owner, JSON.stringify([e.hard, e.soft, e.sessions]));
     let r: Reply[];
     try {
       r = await this.run('lsReassert', ...args);

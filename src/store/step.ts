@@ -66,8 +66,26 @@ export function toEdge(e: EdgeInput, what: string): Required<EdgeInput> {
     owner: str(e.owner, `${what}.owner`),
     hard: owners(e.hard, `${what}.hard`),
     soft: owners(e.soft, `${what}.soft`),
+    sessions: sessionsOf(e.sessions, `${what}.sessions`),
     check: e.check === undefined ? false : e.check === true,
   };
+}
+
+/** An edge's target sessions: owner -> `node|epoch` strings (a fresh object: no prototype keys). */
+function sessionsOf(v: EdgeInput['sessions'], what: string): Readonly<Record<string, readonly string[]>> {
+  const out: Record<string, readonly string[]> = Object.create(null);
+  if (v === undefined) return out;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${what} must be an object (owner -> ['node|epoch', ...])`);
+  for (const [owner, ss] of Object.entries(v)) {
+    out[owner] = list(ss, `${what}[${JSON.stringify(owner)}]`).map((x, i) => {
+      const m = typeof x === 'string' ? /^(.*)\|([1-9][0-9]{0,15})$/.exec(x) : null;
+      if (m === null || !NAME.test(m[1]!) || !Number.isSafeInteger(Number(m[2]))) {
+        throw new TypeError(`${what}[${JSON.stringify(owner)}][${i}] must be a session 'node|epoch' (a node name and a positive integer), got ${String(x)}`);
+      }
+      return x;
+    });
+  }
+  return out;
 }
 
 function unique(ids: readonly string[], what: string): void {

@@ -56,6 +56,13 @@ export interface EdgeInput {
   readonly owner: string;
   readonly hard: readonly string[];
   readonly soft?: readonly string[];
+  /**
+   * Per target owner (of `hard` or `soft`), the sessions (`node|epoch`) of its records the waiter
+   * waits on. A target counts in the cycle walk only while one of them lives: an owner's lock of
+   * a dead session that nobody has reaped yet closes no cycle, even once the same owner (its node
+   * back under a new session) waits again. A target named here by no session always counts.
+   */
+  readonly sessions?: Readonly<Record<string, readonly string[]>>;
   /** Refuse the whole step (reason 'deadlock') when `hard` closes a cycle of hard edges. */
   readonly check?: boolean;
 }

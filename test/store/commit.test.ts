@@ -274,6 +274,28 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     await c.expire('a');
     t.equal(await b!.closesCycle('b:1', ['a:1'], true), false, "a's edges died with its session");
   });
+
+  t.test(`${kind}: an edge to a lock of a dead session nobody reaped yet closes no cycle, even once the same owner waits under a new session`, { skip: noRedis }, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    const e1 = a!.session().epoch;
+    // a:1 holds /x; b:1 holds /y and waits for /x (edge b:1 -> a:1, naming the session of a's lock).
+    const x = ok(t, await a!.commit({ file: '/x', base: 0, put: [lock('ax')] }), 'a:1 holds /x');
+    const y = ok(t, await b!.commit({ file: '/y', base: 0, put: [lock('by')] }), 'b:1 holds /y');
+    ok(t, await b!.commit({ file: '/x', base: x, put: [wait('bw', 'q1')], edges: [{ waiter: 'bw', owner: 'b:1', hard: ['a:1'], sessions: { 'a:1': [`a|${e1}`] }, check: true }] }), 'b:1 waits on a:1');
+    t.equal(await a!.closesCycle('a:1', ['b:1'], true), true, "while a's session lives, a:1 waiting on b:1 closes a cycle");
+    // a's session ends (paused past its TTL); its lock on /x is not reaped yet. a opens a new one.
+    await c.expire('a');
+    a!.nudge();
+    await c.nodes[0]!.session.next('a new session for a', (e) => e.kind === 'lost');
+    t.not(a!.session().epoch, e1, 'a has a new session');
+    // a:1, under the new session, waits for /y: the only "cycle" runs through its dead lock on /x.
+    const r = await a!.commit({ file: '/y', base: y, put: [wait('aw', 'q2')], edges: [{ waiter: 'aw', owner: 'a:1', hard: ['b:1'], sessions: { 'b:1': [`b|${b!.session().epoch}`] }, check: true }] });
+    ok(t, r, 'no EDEADLK: b:1 waits only on a lock of a dead session');
+    // A target under a live session still counts: b:1 waiting on the new a:1 would close a cycle.
+    t.equal(await b!.closesCycle('b:1', ['a:1'], true), true, "a:1's new waiter waits on b:1");
+  });
 }
 
 t.test('a node alone: memoryStore() needs nothing, starts without a grace period, never fences', async (t) => {

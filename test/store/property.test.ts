@@ -41,6 +41,8 @@ interface EdgeSel {
   owner: number;
   hard: number[];
   soft: number[];
+  /** Per target (hard then soft): 0 no session named, else a node's live (1-3) or older (4-6) session. */
+  sess: number[];
   check: boolean;
 }
 interface NotifySel {
@@ -73,6 +75,7 @@ const edgeSel: fc.Arbitrary<EdgeSel> = fc.record({
   owner: idx(OWNERS.length),
   hard: fc.array(idx(OWNERS.length), { maxLength: 2 }),
   soft: fc.array(idx(OWNERS.length), { maxLength: 1 }),
+  sess: fc.array(fc.nat(6), { maxLength: 3 }),
   check: fc.boolean(),
 });
 const n = idx(NODES.length);
@@ -210,7 +213,16 @@ class Run {
     for (const e of o.edges) {
       const waiter = e.pick === 99 ? held[0] : waiters.length > 0 ? waiters[e.pick % waiters.length] : undefined;
       if (waiter === undefined || edges.some((x) => x.waiter === waiter)) continue;
-      edges.push({ waiter, owner: OWNERS[e.owner]!, hard: e.hard.map((h) => OWNERS[h]!), soft: e.soft.map((s) => OWNERS[s]!), check: e.check });
+      const hard = e.hard.map((h) => OWNERS[h]!);
+      const soft = e.soft.map((s) => OWNERS[s]!);
+      const sessions: Record<string, string[]> = {};
+      [...hard, ...soft].forEach((o, i) => {
+        const v = e.sess[i] ?? 0;
+        if (v === 0) return;
+        const other = NODES[(v - 1) % NODES.length]!;
+        (sessions[o] ??= []).push(`${other}|${this.epochOf(other, v > NODES.length)}`);
+      });
+      edges.push({ waiter, owner: OWNERS[e.owner]!, hard, soft, sessions, check: e.check });
     }
     let base = st.version;
     if (o.t === 'commit') {
@@ -229,7 +241,15 @@ class Run {
   }
 
   toRedStep(s: EngineStep): EngineStep {
-    return { ...s, base: this.toRed(s.base), put: s.put.map(this.redRec), notify: s.notify.map((x) => ({ ...x, epoch: this.toRed(x.epoch) })) };
+    return { ...s, base: this.toRed(s.base), put: s.put.map(this.redRec), notify: s.notify.map((x) => ({ ...x, epoch: this.toRed(x.epoch) })), edges: s.edges.map(this.redEdge) };
+  }
+
+  /** An edge's target sessions in Redis numbering (`sess` turns them back). */
+  redEdge = <E extends { sessions: Record<string, readonly string[]> }>(e: E): E => ({ ...e, sessions: this.mapSessions(e.sessions, this.toRed) });
+  mapSessions(sessions: Record<string, readonly string[]>, f: (v: number) => number): Record<string, string[]> {
+    const out: Record<string, string[]> = {};
+    for (const [o, ss] of Object.entries(sessions)) out[o] = ss.map((x) => `${x.slice(0, x.lastIndexOf('|'))}|${f(Number(x.slice(x.lastIndexOf('|') + 1)))}`);
+    return out;
   }
 
   /** Both worlds' outcome: a value, or the class of the error. */
@@ -309,7 +329,7 @@ class Run {
               )
             : await this.both(
                 () => this.mem.reassertSync(this.ref(this.memRef, node), s.file, s.step, s.put, s.edges),
-                () => this.red.reassert(this.ref(this.redRef, node), s.file, s.step, this.toRedStep(s).put, s.edges),
+                () => this.red.reassert(this.ref(this.redRef, node), s.file, s.step, this.toRedStep(s).put, this.toRedStep(s).edges),
               );
         const norm = typeof r === 'string' ? r : o.t === 'commit' ? this.normReply(r as CommitReply) : r.ok ? { ...r, version: this.fromRed(r.version) } : r;
         const model = typeof m !== 'string' && !m.ok && m.reason === 'grace' ? { ...m, retryInMs: 0 } : m;
@@ -389,8 +409,8 @@ class Run {
         const g: EngineSnapshot['edges'][string] = {};
         for (const [field, v] of Object.entries(await this.admin.hgetall(key))) {
           const [node, epoch] = v.split('|');
-          const [hard, soft] = JSON.parse(v.slice(v.indexOf('|', v.indexOf('|') + 1) + 1)) as [string[], string[]];
-          g[field] = { node: node!, epoch: this.fromRed(Number(epoch)), hard, soft };
+          const [hard, soft, sessions] = JSON.parse(v.slice(v.indexOf('|', v.indexOf('|') + 1) + 1)) as [string[], string[], Record<string, string[]>];
+          g[field] = { node: node!, epoch: this.fromRed(Number(epoch)), hard, soft, sessions: this.mapSessions(sessions, this.fromRed) };
         }
         snap.edges[k.slice(2)] = g;
       } else if (k.startsWith('e:')) snap.edgeOwners[k.slice(2)] = await this.admin.hgetall(key);
