@@ -354,6 +354,12 @@ export class Space {
       const got = show(e?.hard ?? [], e?.soft ?? []);
       const want = show([...w.blockers], [...w.queuedBehind]);
       if (got !== want) this.fail(`edges of ${lineOf(w.req)} on ${path}: ${got}, the model's: ${want}`);
+      // Each target is named with the session of its node (no node here comes back under a new one).
+      for (const o of [...(e?.hard ?? []), ...(e?.soft ?? [])]) {
+        const n = this.nodes.find((x) => x.name === nodeOf(o));
+        const ss = e?.sessions[o] ?? [];
+        if (n === undefined || ss.length !== 1 || ss[0] !== `${n.name}|${n.epoch}`) this.fail(`edges of ${lineOf(w.req)} on ${path}: target ${o} named with sessions [${ss.join(', ')}]`);
+      }
     });
   }
 

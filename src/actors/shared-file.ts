@@ -123,11 +123,23 @@ class StepGraph implements WaitForGraph {
   removeEdges(): void {}
 }
 
-function sameKeys(a: ReadonlySet<string>, b: readonly string[] | undefined): boolean {
-  if (b === undefined) return a.size === 0;
-  if (a.size !== b.length) return false;
-  for (const x of b) if (!a.has(x)) return false;
+function sameKeys(a: readonly string[], b: readonly string[] | undefined): boolean {
+  if (b === undefined) return a.length === 0;
+  if (a.length !== b.length) return false;
+  const set = new Set(b);
+  for (const x of a) if (!set.has(x)) return false;
   return true;
+}
+
+/** An edge's targets as `owner\nsession` keys: the same owners under other sessions are other edges. */
+function targetKeys(owners: Iterable<string>, sessions: EdgeInput['sessions']): string[] {
+  const out: string[] = [];
+  for (const o of owners) {
+    const ss = sessions?.[o];
+    if (ss === undefined || ss.length === 0) out.push(`${o}\n`);
+    else for (const x of ss) out.push(`${o}\n${x}`);
+  }
+  return out;
 }
 
 /** A record put by a step, with the lock or waiter of the decided table it stands for. */
@@ -202,8 +214,14 @@ class SharedFile {
   private remotePid = new WeakMap<LockOrigin, number>();
   /** Origins of this node's records: with the caller's contexts, which records do not carry. */
   private readonly origins = new Map<string, LockOrigin>();
-  /** Per waiter record, the edges the store has: [hard, soft]. */
+  /** Per waiter record, the edges the store has: [hard, soft], as targetKeys. */
   private readonly edgesSent = new Map<string, readonly [readonly string[], readonly string[]]>();
+  /**
+   * Owner -> the sessions (`node|epoch`) of its records in the table: an edge names them with its
+   * targets, so the engine's cycle walk skips a target once they have all ended (a dead session's
+   * lock nobody reaped yet, whose owner may wait again under a new session of its node).
+   */
+  private readonly sessionsOf = new Map<string, string[]>();
   /**
    * Waiter records whose edges in the store may not be edgesSent's: the table they were computed
    * on differed from the records (records left out, locks put back by an undo), or this node put
@@ -432,6 +450,7 @@ class SharedFile {
     this.lockIds.clear();
     this.waiterIds.clear();
     this.epochOf.clear();
+    this.sessionsOf.clear();
     const locks: Lock[] = [];
     const waiters: RestoredWaiter[] = [];
     const waiterRecords: StoreRecord[] = [];
@@ -445,6 +464,7 @@ class SharedFile {
       }
       const d = decodeRecord(r.data, this.path);
       let req = d.req;
+      this.addSession(req.owner, `${r.node}|${r.epoch}`);
       if (r.node === me) {
         const o = this.origins.get(r.id);
         if (o !== undefined) req = { ...req, origin: o };
@@ -497,7 +517,9 @@ class SharedFile {
       if (w.req.kind !== 'posix') continue;
       waiting.add(id);
       if (this.leftOut || putBack) this.resend.add(id);
-      if (w.blockers.size > 0 || w.queuedBehind.size > 0) this.edgesSent.set(id, [[...w.blockers], [...w.queuedBehind]]);
+      if (w.blockers.size === 0 && w.queuedBehind.size === 0) continue;
+      const sessions = this.targetSessions(w);
+      this.edgesSent.set(id, [targetKeys(w.blockers, sessions), targetKeys(w.queuedBehind, sessions)]);
     }
     for (const id of this.resend) if (!waiting.has(id)) this.resend.delete(id);
     for (const id of this.recheck) if (!waiting.has(id)) this.recheck.delete(id);
@@ -875,10 +897,13 @@ class SharedFile {
       }
       if (w.req.kind !== 'posix') continue;
       const sent = this.edgesSent.get(id);
-      if (!this.resend.has(id) && sameKeys(w.blockers, sent?.[0]) && sameKeys(w.queuedBehind, sent?.[1])) continue;
+      const sessions = this.targetSessions(w);
+      const hardKeys = targetKeys(w.blockers, sessions);
+      if (!this.resend.has(id) && sameKeys(hardKeys, sent?.[0]) && sameKeys(targetKeys(w.queuedBehind, sessions), sent?.[1])) continue;
       const hard = [...w.blockers];
-      const grown = this.recheck.has(id) ? hard.length > 0 : hard.some((o) => !(sent?.[0] ?? []).includes(o));
-      edges.push({ waiter: id, owner: w.req.owner, hard, soft: [...w.queuedBehind], check: grown });
+      // Checked when it waits on something new: an owner, or an owner's lock under a new session.
+      const grown = this.recheck.has(id) ? hard.length > 0 : hardKeys.some((k) => !(sent?.[0] ?? []).includes(k));
+      edges.push({ waiter: id, owner: w.req.owner, hard, soft: [...w.queuedBehind], sessions, check: grown });
     }
     const remove: string[] = [];
     for (const r of this.records) if (!keep.has(r.id)) remove.push(r.id);
@@ -890,6 +915,33 @@ class SharedFile {
     // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.
     const grants = fresh.some((x) => x.lock !== undefined && !this.coveredBefore(x.lock));
     return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges };
+  }
+
+  private addSession(owner: string, session: string): void {
+    const ss = this.sessionsOf.get(owner);
+    if (ss === undefined) this.sessionsOf.set(owner, [session]);
+    else if (!ss.includes(session)) ss.push(session);
+  }
+
+  /**
+   * The sessions of the owners `w` waits on (EdgeInput.sessions): of their records here, or, for an
+   * owner the decision granted its first lock, the session its record will have.
+   */
+  private targetSessions(w: Waiter): Record<string, readonly string[]> {
+    const out: Record<string, readonly string[]> = {};
+    const me = this.space.config.node;
+    for (const set of [w.blockers, w.queuedBehind]) {
+      for (const o of set) {
+        let ss: readonly string[] | undefined = this.sessionsOf.get(o);
+        if (ss === undefined) {
+          const node = nodeOf(o);
+          const e = node === me ? this.space.epoch : this.epochOf.get(o);
+          ss = e === undefined ? undefined : [`${node}|${e}`];
+        }
+        if (ss !== undefined) out[o] = ss;
+      }
+    }
+    return out;
   }
 
   /** Whether the owner held a lock of this mode over all of `l` before the decision (a split, a downgrade). */
@@ -925,11 +977,12 @@ class SharedFile {
     for (const x of d.fresh) {
       const p = putById.get(x.id)!;
       next.push({ id: x.id, node: p.node ?? me, epoch: p.epoch ?? this.space.epoch, state: p.state, requestId: p.requestId ?? '', data: p.data, seq: ++seq });
+      this.addSession((x.lock ?? x.waiter.req).owner, `${p.node ?? me}|${p.epoch ?? this.space.epoch}`);
       if (x.lock !== undefined) this.lockIds.set(x.lock, x.id);
       else this.waiterIds.set(x.waiter, x.id);
     }
     this.adopt(d);
-    for (const e of d.edges) this.edgesSent.set(e.waiter, [[...e.hard], [...(e.soft ?? [])]]);
+    for (const e of d.edges) this.edgesSent.set(e.waiter, [targetKeys(e.hard, e.sessions), targetKeys(e.soft ?? [], e.sessions)]);
     this.edgesWritten(d, sentAt);
     this.records = next;
     this.version = version;
