@@ -28,6 +28,7 @@
  * | P inc                  | string | the incarnation id (KEYS[1] of every script)                       |
  * | P clock                | string | the counter of versions and epochs                                 |
  * | P grace                | string | exists (PX graceMs) while the incarnation's grace period runs      |
+ * | P ttlmax               | string | the longest sessionTtlMs a session of the incarnation opened with  |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
  * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
  * | P sf:<node>\|<epoch>   | set    | files where that session has records (the reaper's index)          |
@@ -111,7 +112,9 @@
  * re-asserts nothing ('lost'). The engine cannot tell a first start from a loss, so a brand-new
  * namespace also starts with a grace period (graceMs; 0 is only safe where no node can hold
  * anything the engine forgot: a node alone, tests). Versions and epochs restart from the engine's
- * time, so they keep growing across the loss.
+ * time, so they keep growing across the loss. A node that reopens after a loss asks for a grace
+ * period of at least the longest TTL its renewals last reported (`ttlmax`): a node with a longer
+ * TTL than the first to reopen may stay unfenced that long, holding what it has not put back.
  *
  * ## Failures
  * Every call has a reply within requestTimeoutMs: a command whose connection closes fails at once

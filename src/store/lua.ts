@@ -482,14 +482,17 @@ redis.call('XTRIM', ik, 'MAXLEN', '0')
 local from = redis.call('XADD', ik, '*', 'k', 'open', 'e', epoch)
 local g = redis.call('PTTL', P .. 'grace')
 if g < 0 then g = 0 end
-return {inc, epoch, from, g, created, str(now)}
+-- The longest TTL of the incarnation: what the first node to reopen after a loss makes its grace.
+local tm = redis.call('GET', P .. 'ttlmax')
+if not tm or tonumber(tm) < ttl then tm = ARGV[4]; redis.call('SET', P .. 'ttlmax', tm) end
+return {inc, epoch, from, g, created, str(now), tm}
 `;
 
 /** RENEW: ARGV P, inc, node, epoch, ttlMs, inbox id read up to ('' for none). Never brings back a session that is gone; tells whether some session awaits the reaper. */
 export const RENEW = `${BASE}
 local node, epoch = ARGV[3], ARGV[4]
 local sk = P .. 's:' .. node
-local cur = redis.call('MGET', KEYS[1], sk)
+local cur = redis.call('MGET', KEYS[1], sk, P .. 'ttlmax')
 if cur[1] ~= ARGV[2] then return {'reset'} end
 if cur[2] ~= epoch then return {'expired'} end
 redis.call('SET', sk, epoch, 'PX', ARGV[5])
@@ -502,7 +505,7 @@ local g = redis.call('PTTL', P .. 'grace')
 if g < 0 then g = 0 end
 -- A registered session past its deadline (or ended: score 0) is the reaper's: say so, for free.
 local due = #redis.call('ZRANGEBYSCORE', P .. 'sessions', '-inf', str(now), 'LIMIT', '0', '1')
-return {'ok', g, due, str(now)}
+return {'ok', g, due, str(now), cur[3] or '0'}
 `;
 
 /** END: ARGV P, inc, node, epoch. The session ends now; its remaining records are the reaper's. */

@@ -90,6 +90,8 @@ export class MemoryEngine implements Engine {
   readonly name = 'memory';
   private readonly now: () => number;
   private inc: string | undefined;
+  /** Opened.ttlMaxMs: the longest TTL a session of this incarnation was opened with. */
+  private ttlMax = 0;
   private clock = 0;
   private graceUntil = -Infinity;
   /** node → its session key: epoch and expiry. */
@@ -119,6 +121,7 @@ export class MemoryEngine implements Engine {
   /** Every key is lost (a restart without persistence). */
   reset(): void {
     this.inc = undefined;
+    this.ttlMax = 0;
     this.clock = 0;
     this.graceUntil = -Infinity;
     this.live.clear();
@@ -180,6 +183,7 @@ export class MemoryEngine implements Engine {
       created = true;
     }
     const epoch = ++this.clock;
+    this.ttlMax = Math.max(this.ttlMax, ttlMs);
     const old = this.live.get(node);
     if (old !== undefined) {
       const r = this.registry.get(sk(node, old.epoch));
@@ -191,7 +195,7 @@ export class MemoryEngine implements Engine {
     const b = this.box(node);
     b.entries = [];
     const inboxFrom = this.append(node, { file: '', version: 0, from: '', epoch, requestId: '', kind: 'open', data: '' });
-    return { node, epoch, incarnation: this.inc, inboxFrom, graceMs: this.graceLeft(), created, now };
+    return { node, epoch, incarnation: this.inc, inboxFrom, graceMs: this.graceLeft(), created, now, ttlMaxMs: this.ttlMax };
   }
 
   async renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed> {
@@ -211,7 +215,7 @@ export class MemoryEngine implements Engine {
     }
     let reap = false;
     for (const x of this.registry.values()) if (x.deadline <= now) reap = true;
-    return { kind: 'ok', graceMs: this.graceLeft(), reap, now };
+    return { kind: 'ok', graceMs: this.graceLeft(), reap, now, ttlMaxMs: this.ttlMax };
   }
 
   async endSession(s: SessionRef): Promise<void> {

@@ -51,6 +51,13 @@ export class NodeStore implements LockStore {
   private offsetAt = 0;
   private reportedFenced = false;
   private graceUntil = 0;
+  /**
+   * The longest sessionTtlMs of the namespace's sessions, as the engine last said (Opened and
+   * Renewed.ttlMaxMs). A node that creates the incarnation anew after a loss gives it a grace
+   * period at least this long: a node with a longer TTL than its own may stay unfenced, holding
+   * locks it has not put back yet, that long after the loss.
+   */
+  private ttlSeen = 0;
   private lastId = '0';
   /** Bumped when a new session moves the inbox position: reads issued before are stale. */
   private gen = 0;
@@ -151,6 +158,7 @@ export class NodeStore implements LockStore {
   }
 
   private adopt(o: Opened, sent: number): void {
+    this.ttlSeen = Math.max(this.ttlSeen, o.ttlMaxMs);
     // A new session may be on another engine (a failover): its clock is measured afresh.
     this.offset = Number.NaN;
     this.measured(o.now);
@@ -235,6 +243,7 @@ export class NodeStore implements LockStore {
     if (r?.kind === 'reset') return this.replace(ref, 'reset');
     if (r?.kind === 'ok') {
       this.measured(r.now);
+      this.ttlSeen = Math.max(this.ttlSeen, r.ttlMaxMs);
       this.confirm(sent);
       if (r.graceMs === 0 && this.graceUntil > this.now()) this.setGrace(0);
       if (r.reap) {
@@ -271,7 +280,9 @@ export class NodeStore implements LockStore {
         const sent = this.now();
         this.st.roundTrips++;
         try {
-          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, this.o.graceMs, this.instance);
+          // graceMs 0 (a node alone, or a test) stays 0.
+          const grace = this.o.graceMs > 0 ? Math.max(this.o.graceMs, this.ttlSeen) : 0;
+          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, grace, this.instance);
           if (this.closed) return;
           if ('taken' in o) {
             // Another process opened a session under this node's name after this one's expired:

@@ -224,13 +224,13 @@ export class RedisEngine implements Engine {
   async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
     const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, instance);
     if (r[0] === 'taken') return { taken: true };
-    const [inc, epoch, from, grace, created, now] = r;
-    return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1, now: Number(now) };
+    const [inc, epoch, from, grace, created, now, ttlMax] = r;
+    return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1, now: Number(now), ttlMaxMs: Number(ttlMax) };
   }
 
   async renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed> {
-    const [kind, grace, due, now] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
-    if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace), reap: due === 1, now: Number(now) };
+    const [kind, grace, due, now, ttlMax] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
+    if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace), reap: due === 1, now: Number(now), ttlMaxMs: Number(ttlMax) };
     return { kind: kind === 'reset' ? 'reset' : 'expired' };
   }
 

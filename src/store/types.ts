@@ -297,6 +297,8 @@ export interface Opened extends SessionRef {
   readonly created: boolean;
   /** The engine's clock (ms) when it opened the session. */
   readonly now: number;
+  /** The longest sessionTtlMs a session of this incarnation was opened with (this one's included). */
+  readonly ttlMaxMs: number;
 }
 
 /** Another instance holds the node name's live session (two processes given one name). */
@@ -306,7 +308,15 @@ export interface Taken {
 
 export type Renewed =
   /** `reap`: some registered session is past its deadline or ended: reap() has work. */
-  | { readonly kind: 'ok'; readonly graceMs: number; readonly reap: boolean; /** The engine's clock (ms) at the renewal. */ readonly now: number }
+  | {
+      readonly kind: 'ok';
+      readonly graceMs: number;
+      readonly reap: boolean;
+      /** The engine's clock (ms) at the renewal. */
+      readonly now: number;
+      /** Opened.ttlMaxMs, as of this renewal. */
+      readonly ttlMaxMs: number;
+    }
   | { readonly kind: 'expired' }
   | { readonly kind: 'reset' };
 

@@ -174,6 +174,31 @@ for (const kind of ['memory', 'redis'] as const) {
     t.same(kinds(first.session.seen), [], 'and never lost it');
     t.equal((await first.store.commit({ file: '/d2', base: 0, put: [{ id: 'a2', state: 'held', data: '' }] })).ok, true, 'it commits under it');
   });
+
+  t.test(`${kind}: after the engine lost its data, the grace period lasts the namespace's longest TTL, not only that of the first node back`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    const c = await cluster(kind, [], server);
+    t.teardown(() => c.close());
+    const short = await c.add('short', { sessionTtlMs: 2_000, graceMs: 2_000 });
+    // A dead session with a record makes every renewal of short's report reaping due: the test's
+    // sign that one ran.
+    const x = await c.add('x', { sessionTtlMs: 2_000 });
+    t.equal((await x.store.commit({ file: '/x', base: 0, put: [{ id: 'x1', state: 'waiting', requestId: 'r1', data: '' }] })).ok, true, 'x has a record (a waiter: the namespace is in its first grace period)');
+    await x.store.close();
+    // long joins after short: short hears of its TTL from its next renewal.
+    await c.add('long', { sessionTtlMs: 30_000, graceMs: 30_000 });
+    short.reapDue.skip();
+    short.store.nudge();
+    await short.reapDue.next("a renewal of short's after long joined");
+    if (c.memory !== undefined) c.memory.reset();
+    else {
+      const admin = await server.client();
+      const keys = await admin.keys(`{${c.namespace}}:*`);
+      if (keys.length > 0) await admin.del(...keys);
+    }
+    short.store.nudge();
+    const e = await short.session.next('short to hear of the reset', (e) => e.kind === 'reset');
+    t.ok(e.kind === 'reset' && e.graceMs > 2_000 && e.graceMs <= 30_000, `short, back first, opened a grace period of long's TTL (${e.kind === 'reset' ? e.graceMs : e.kind} ms), not its own 2,000`);
+  });
 }
 
 t.test('redis: a start under the name of a process that died waits for its session to expire, then opens', { skip: noRedis }, async (t) => {
