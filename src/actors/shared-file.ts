@@ -246,6 +246,13 @@ class SharedFile {
   private owed: Run[] = [];
   /** Lock requests' steps with no reply, answered as failed (by step id): undone if they applied. Settled by a step sent after their deadline. */
   private readonly unsure = new Map<string, Unsure>();
+  /**
+   * Steps given up on with no reply, by id: what they decided for other requests (waiters they
+   * granted or ended, hooks). If one shows up applied in a stale reply, that was decided: it is
+   * delivered then (else such a waiter, its record changed, would wait for ever). Settled like
+   * `unsure`.
+   */
+  private readonly lostAnswers = new Map<string, { answers: (() => void)[]; sendBy: number }>();
   private out: Outcome = { answers: [], notify: [] };
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -640,6 +647,7 @@ class SharedFile {
         // before this one (and was in the state this one was decided on: undone there) or never
         // will.
         for (const [id, u] of this.unsure) if (u.sendBy <= now) this.unsure.delete(id);
+        for (const [id, l] of this.lostAnswers) if (l.sendBy <= now) this.lostAnswers.delete(id);
         return this.done(owed, res);
       }
       switch (reply.reason) {
@@ -648,6 +656,7 @@ class SharedFile {
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
           this.noticeApplied(reply.missed);
+          this.deliverLost(reply.missed);
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
@@ -695,10 +704,10 @@ class SharedFile {
         }
         case 'unreachable':
         case 'late':
-          return this.giveUp(run, failed, mustRun);
+          return this.giveUp(run, failed, mustRun, unsure, sendBy);
         case 'reset':
           // The engine lost its data: the caller's side opens the next session; decided again under it.
-          if (!(await this.space.nextSession(epoch, sendBy))) return this.giveUp(run, failed, mustRun);
+          if (!(await this.space.nextSession(epoch, sendBy))) return this.giveUp(run, failed, mustRun, unsure, sendBy);
           break;
         case 'fenced':
           // A new session whose message is on its way (the lease names it): decided again under it.
@@ -706,7 +715,7 @@ class SharedFile {
           // Fenced here because a renewal is late, not because the session was lost: decided
           // again once the renewal came.
           if (this.space.late() && (await this.space.renewed(sendBy))) break;
-          if (!mustRun || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
+          if (!mustRun || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun, unsure, sendBy);
           await sleep(20);
           break;
       }
@@ -753,7 +762,11 @@ class SharedFile {
    * step, which comes by itself a while later if no request brings it (retryOwed): the locks it
    * frees may be what another node's waiter waits for.
    */
-  private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
+  private giveUp(run: Run, failed: () => unknown, mustRun: boolean, sent?: string, sendBy = 0): unknown {
+    // A lock request's own step that may have applied is undone (Unsure), unless it changed other
+    // requests too: then what it decided for them stands, and is delivered if it applied.
+    const undone = run.undone === true && sent !== undefined && this.unsure.get(sent)?.tangled === false;
+    if (sent !== undefined && !undone && this.out.answers.length > 0) this.lostAnswers.set(sent, { answers: this.out.answers, sendBy });
     this.build();
     this.out = { answers: [], notify: [] };
     if (mustRun) this.owed.push(run);
@@ -839,6 +852,17 @@ class SharedFile {
       }
       u.applied = true;
       this.space.report(new Error(`${what}; undone`));
+    }
+  }
+
+  /** Steps given up on that the missed changes show applied: what they decided for other requests is delivered now. */
+  private deliverLost(missed: readonly Change[] | undefined): void {
+    if (this.lostAnswers.size === 0 || missed === undefined) return;
+    for (const c of missed) {
+      const l = this.lostAnswers.get(c.step);
+      if (l === undefined) continue;
+      this.lostAnswers.delete(c.step);
+      for (const a of l.answers) a();
     }
   }
 

@@ -682,6 +682,19 @@ t.test('a blocked request whose step applied but whose reply was lost, granted b
   t.equal(await b.call('lockFile', win('/ghost-win', 8, true)), 0, 'b gets /ghost-win');
 });
 
+t.test('a release whose step applied but whose reply was lost: the waiter of the same node it granted is answered once the node learns the step applied', { skip: noRedis }, async (t) => {
+  const { a, lostReply } = await cutNodes(t);
+  t.equal((await a.call('lock', setlk('/lost-grant', 1, 1, 0, 10))).result, 0, "a's owner 1 holds [0,10) of /lost-grant");
+  const twoWaits = a.call('lock', setlk('/lost-grant', 2, 2, 0, 10, F_SETLKW));
+  await waiterListed(a, '/lost-grant', 'a');
+  // Owner 1's unlock grants owner 2's waiter in the same step; the step applies, its reply is lost.
+  // Before the fix, owner 2's grant went with the lost reply: its F_SETLKW waited for ever.
+  const unlocked = await lostReply('/lost-grant', () => a.call('lock', setlk('/lost-grant', 1, 1, 0, 10, F_SETLK, F_UNLCK)));
+  t.ok(unlocked.result === 0 || unlocked.result === -ENOLCK, `owner 1's unlock is answered (${unlocked.result})`);
+  t.equal((await event(twoWaits, "owner 2's F_SETLKW")).result, 0, "owner 2's F_SETLKW is granted once a learns that the release's step applied");
+  t.same((await a.call('locks', '/lost-grant')).map((l: Reply) => `${l.owner}:${l.start}-${l.end}:${l.state}`), ['2:0-9:granted'], 'owner 2 holds [0,10), nothing else');
+});
+
 t.test('a release the engine did not answer in time is written once it answers again: the waiter it frees elsewhere is granted', { skip: noRedis }, async (t) => {
   // sessionTtlMs 4000: the pause below (about requestTimeoutMs) stays far from a's fence at 3 s.
   const [a, b] = cluster(['a', 'b'], 4000, { requestTimeoutMs: SHORT_MS });
