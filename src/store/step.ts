@@ -77,7 +77,10 @@ function sessionsOf(v: EdgeInput['sessions'], what: string): Readonly<Record<str
   if (v === undefined) return out;
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TypeError(`${what} must be an object (owner -> ['node|epoch', ...])`);
   for (const [owner, ss] of Object.entries(v)) {
-    out[owner] = list(ss, `${what}[${JSON.stringify(owner)}]`).map((x, i) => {
+    const l = list(ss, `${what}[${JSON.stringify(owner)}]`);
+    // An empty list would make the engine skip the target (no live session): a missed deadlock.
+    if (l.length === 0) throw new TypeError(`${what}[${JSON.stringify(owner)}] must name at least one session (leave the owner out to name none)`);
+    out[owner] = l.map((x, i) => {
       const m = typeof x === 'string' ? /^(.*)\|([1-9][0-9]{0,15})$/.exec(x) : null;
       if (m === null || !NAME.test(m[1]!) || !Number.isSafeInteger(Number(m[2]))) {
         throw new TypeError(`${what}[${JSON.stringify(owner)}][${i}] must be a session 'node|epoch' (a node name and a positive integer), got ${String(x)}`);

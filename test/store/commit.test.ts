@@ -106,6 +106,10 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     await t.rejects(a!.commit({ file: '/g', base: -1 }), TypeError, 'a negative base');
     await t.rejects(a!.commit({ file: '/g', base: v, put: [{ id: 'w', state: 'waiting', data: '' }] }), TypeError, 'a waiter without a request id');
     await t.rejects(a!.commit({ file: '/g', base: v, put: [{ ...lock('z'), node: 'b' }] }), TypeError, "another node's record without its epoch");
+    const w = { id: 'w', state: 'waiting' as const, requestId: 'r', data: '' };
+    await t.rejects(a!.commit({ file: '/g', base: v, put: [w], edges: [{ waiter: 'w', owner: 'a:1', hard: ['b:1'], sessions: { 'b:1': [] } }] }), /must name at least one session/, 'an edge target named with no session (the engine would skip it)');
+    await t.rejects(a!.commit({ file: '/g', base: v, put: [w], edges: [{ waiter: 'w', owner: 'a:1', hard: ['b:1'], sessions: { 'b:1': ['b|0'] } }] }), TypeError, 'a session with epoch 0');
+    await t.rejects(a!.commit({ file: '/g', base: v, put: [w], edges: [{ waiter: 'w', owner: 'a:1', hard: ['b:1'], sessions: { 'b:1': ['b'] } }] }), TypeError, 'a session without its epoch');
     t.equal((await a!.load('/g')).version, v, 'nothing applied');
   });
 
