@@ -52,10 +52,11 @@ export class NodeStore implements LockStore {
   private reportedFenced = false;
   private graceUntil = 0;
   /**
-   * The longest sessionTtlMs of the namespace's sessions, as the engine last said (Opened and
-   * Renewed.ttlMaxMs). A node that creates the incarnation anew after a loss gives it a grace
-   * period at least this long: a node with a longer TTL than its own may stay unfenced, holding
-   * locks it has not put back yet, that long after the loss.
+   * The longest sessionTtlMs of the incarnation's sessions, as the engine last said (Opened and
+   * Renewed.ttlMaxMs; it only grows within an incarnation). A node that creates the incarnation
+   * anew after a loss gives it a grace period at least this long: a node with a longer TTL than
+   * its own may stay unfenced, holding locks it has not put back yet, that long after the loss.
+   * (A graceMs above 0 is raised to it; 0, a node alone or a test, stays 0.)
    */
   private ttlSeen = 0;
   private lastId = '0';
@@ -158,7 +159,7 @@ export class NodeStore implements LockStore {
   }
 
   private adopt(o: Opened, sent: number): void {
-    this.ttlSeen = Math.max(this.ttlSeen, o.ttlMaxMs);
+    this.ttlSeen = o.ttlMaxMs;
     // A new session may be on another engine (a failover): its clock is measured afresh.
     this.offset = Number.NaN;
     this.measured(o.now);
@@ -243,7 +244,7 @@ export class NodeStore implements LockStore {
     if (r?.kind === 'reset') return this.replace(ref, 'reset');
     if (r?.kind === 'ok') {
       this.measured(r.now);
-      this.ttlSeen = Math.max(this.ttlSeen, r.ttlMaxMs);
+      this.ttlSeen = r.ttlMaxMs;
       this.confirm(sent);
       if (r.graceMs === 0 && this.graceUntil > this.now()) this.setGrace(0);
       if (r.reap) {
