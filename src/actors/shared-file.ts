@@ -142,6 +142,15 @@ function targetKeys(owners: Iterable<string>, sessions: EdgeInput['sessions']): 
   return out;
 }
 
+/** What a step given up on decided for other requests, with what shows it applied (SharedFile.lostAnswers). */
+interface Lost {
+  readonly answers: (() => void)[];
+  readonly sendBy: number;
+  /** Its puts and removals: a whole record set (no log) that has every put and none of the removed ids says it applied. */
+  readonly put: readonly RecordInput[];
+  readonly remove: readonly string[];
+}
+
 /** A record put by a step, with the lock or waiter of the decided table it stands for. */
 type Fresh = { readonly id: string; readonly lock: Lock; readonly waiter?: undefined } | { readonly id: string; readonly waiter: Waiter; readonly lock?: undefined };
 
@@ -240,6 +249,14 @@ class SharedFile {
    */
   private readonly recheck = new Set<string>();
   private reassertedUntil = 0;
+  /**
+   * This node put locks back after the engine lost its data. Another node's waiter queued in the
+   * grace period before they were back has engine edges without them, and its node, learning of
+   * them later, takes its edges for written: a cycle through both would go unchecked. So until a
+   * step sent after the grace period applied, every POSIX waiter of the file has its edges written
+   * and checked whole (recheck), and the pass at the period's end comes for this file too.
+   */
+  private heldPutBack = false;
   /** Sessions the engine called dead: their records are left out (and so removed by the next step). */
   private readonly dead = new Set<string>();
   /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
@@ -252,7 +269,7 @@ class SharedFile {
    * delivered then (else such a waiter, its record changed, would wait for ever). Settled like
    * `unsure`.
    */
-  private readonly lostAnswers = new Map<string, { answers: (() => void)[]; sendBy: number }>();
+  private readonly lostAnswers = new Map<string, Lost>();
   private out: Outcome = { answers: [], notify: [] };
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -313,6 +330,7 @@ class SharedFile {
     this.records = mine.map((r) => ({ ...r, epoch }));
     this.version = 0;
     this.reassertedUntil = graceEndsAt;
+    this.heldPutBack = false;
     for (const r of mine) {
       if (r.state !== 'waiting') continue;
       this.resend.add(r.id);
@@ -346,7 +364,8 @@ class SharedFile {
     // A newer session replaced the cache again: its own re-assertion carries these records.
     if (gen !== this.gen) return;
     if (reply.ok) {
-      if (mine.some((r) => r.state === 'waiting')) this.space.wakeAt(this.path, graceEndsAt);
+      if (mine.some((r) => r.state === 'held')) this.heldPutBack = true;
+      this.space.wakeAt(this.path, graceEndsAt);
       return;
     }
     // The engine lost its data again, or a newer session's message is on its way (the lease
@@ -424,7 +443,7 @@ class SharedFile {
     return this.decide(
       (t) => t.dropRecords(this.path, [], []),
       () => undefined,
-      this.recheck.size > 0,
+      this.recheck.size > 0 || this.heldPutBack,
     );
   }
 
@@ -524,6 +543,10 @@ class SharedFile {
       if (w.req.kind !== 'posix') continue;
       waiting.add(id);
       if (this.leftOut || putBack) this.resend.add(id);
+      if (this.heldPutBack) {
+        this.resend.add(id);
+        this.recheck.add(id);
+      }
       if (w.blockers.size === 0 && w.queuedBehind.size === 0) continue;
       const sessions = this.targetSessions(w);
       this.edgesSent.set(id, [targetKeys(w.blockers, sessions), targetKeys(w.queuedBehind, sessions)]);
@@ -640,8 +663,13 @@ class SharedFile {
       // session before the version): the step may stand, though this decision moves on (Unsure).
       const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
+      // Whatever this decision does next (gives up, or decides again), the step may stand.
+      if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run, sendBy);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
+        // Decided on the records as the engine had them after the grace period: every waiter's
+        // edges were written whole then (heldPutBack).
+        if (now >= this.reassertedUntil) this.heldPutBack = false;
         this.wakeOwed = hold;
         // A step given up on before this one was sent, and past its deadline then, either applied
         // before this one (and was in the state this one was decided on: undone there) or never
@@ -704,10 +732,10 @@ class SharedFile {
         }
         case 'unreachable':
         case 'late':
-          return this.giveUp(run, failed, mustRun, unsure, sendBy);
+          return this.giveUp(run, failed, mustRun);
         case 'reset':
           // The engine lost its data: the caller's side opens the next session; decided again under it.
-          if (!(await this.space.nextSession(epoch, sendBy))) return this.giveUp(run, failed, mustRun, unsure, sendBy);
+          if (!(await this.space.nextSession(epoch, sendBy))) return this.giveUp(run, failed, mustRun);
           break;
         case 'fenced':
           // A new session whose message is on its way (the lease names it): decided again under it.
@@ -715,7 +743,7 @@ class SharedFile {
           // Fenced here because a renewal is late, not because the session was lost: decided
           // again once the renewal came.
           if (this.space.late() && (await this.space.renewed(sendBy))) break;
-          if (!mustRun || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun, unsure, sendBy);
+          if (!mustRun || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
       }
@@ -762,11 +790,7 @@ class SharedFile {
    * step, which comes by itself a while later if no request brings it (retryOwed): the locks it
    * frees may be what another node's waiter waits for.
    */
-  private giveUp(run: Run, failed: () => unknown, mustRun: boolean, sent?: string, sendBy = 0): unknown {
-    // A lock request's own step that may have applied is undone (Unsure), unless it changed other
-    // requests too: then what it decided for them stands, and is delivered if it applied.
-    const undone = run.undone === true && sent !== undefined && this.unsure.get(sent)?.tangled === false;
-    if (sent !== undefined && !undone && this.out.answers.length > 0) this.lostAnswers.set(sent, { answers: this.out.answers, sendBy });
+  private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
     this.build();
     this.out = { answers: [], notify: [] };
     if (mustRun) this.owed.push(run);
@@ -855,13 +879,32 @@ class SharedFile {
     }
   }
 
-  /** Steps given up on that the missed changes show applied: what they decided for other requests is delivered now. */
+  /**
+   * Step `id` got no reply: what it decided for other requests is kept (lostAnswers), and a step
+   * comes by itself to find out whether it applied (retryOwed). Not for a lock request's own
+   * step that is undone if it applied (Unsure, not tangled): nothing of it stands then.
+   */
+  private keepLost(id: string, d: Diffed, run: Run, sendBy: number): void {
+    if (this.out.answers.length === 0 || (run.undone === true && this.unsure.get(id)?.tangled === false)) return;
+    this.lostAnswers.set(id, { answers: this.out.answers, sendBy, put: d.step.put ?? [], remove: d.step.remove ?? [] });
+    this.space.retryOwed(this.path);
+  }
+
+  /**
+   * Steps given up on that a stale reply shows applied (its missed changes name them, or the
+   * whole record set has what they put and not what they removed): what they decided for other
+   * requests is delivered now.
+   */
   private deliverLost(missed: readonly Change[] | undefined): void {
-    if (this.lostAnswers.size === 0 || missed === undefined) return;
-    for (const c of missed) {
-      const l = this.lostAnswers.get(c.step);
-      if (l === undefined) continue;
-      this.lostAnswers.delete(c.step);
+    if (this.lostAnswers.size === 0) return;
+    const byId = missed === undefined ? new Map(this.records.map((r) => [r.id, r])) : undefined;
+    for (const [id, l] of [...this.lostAnswers]) {
+      const applied =
+        byId === undefined
+          ? missed!.some((c) => c.step === id)
+          : l.put.every((p) => byId.get(p.id)?.state === p.state && byId.get(p.id)?.data === p.data) && l.remove.every((x) => !byId.has(x));
+      if (!applied) continue;
+      this.lostAnswers.delete(id);
       for (const a of l.answers) a();
     }
   }
@@ -880,7 +923,7 @@ class SharedFile {
 
   /** Whether releases are owed to this file's next step, or a step given up on may have applied (Unsure): either needs a step. */
   get owing(): boolean {
-    return this.owed.length > 0 || this.unsure.size > 0;
+    return this.owed.length > 0 || this.unsure.size > 0 || this.lostAnswers.size > 0;
   }
 
   private deliver(): void {

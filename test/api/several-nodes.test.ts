@@ -376,6 +376,45 @@ t.test('the engine restarts while the holder a waiter waited for is stopped: the
   t.equal((await event(sevenWaits, "owner 7's grant")).result, 0, 'owner 7 is granted /g');
 });
 
+t.test('the engine restarts: a lock put back after another node queued a waiter on its bytes is in that waiter\'s edges by the end of the grace period (a cycle through both is found)', { skip: noRedis }, async (t) => {
+  // sessionTtlMs 8000: a's fence comes 6 s after its last renewal, far beyond its stop below, and
+  // the grace period lasts 8 s.
+  const [a, b] = cluster(['a', 'b'], 8000);
+  await Promise.all([a!.ready(), b!.ready()]);
+  const R = F_RDLCK;
+  t.equal((await a!.call('lock', setlk('/pb', 1, 1, 0, 10, F_SETLK, R))).result, 0, "a's owner 1 reads [0,10) of /pb");
+  t.equal((await b!.call('lock', setlk('/pb', 8, 8, 0, 10, F_SETLK, R))).result, 0, "b's owner 8 reads it too");
+  t.equal((await b!.call('lock', setlk('/pg', 7, 7, 0, 10))).result, 0, "b's owner 7 holds /pg");
+  // a is stopped across the restart: it puts its lock back only after b's owner 7 queued on /pb.
+  a!.signal('SIGSTOP');
+  try {
+    await server.restart();
+    await until(() => b!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, "b's new session");
+    await until(() => b!.call('locks', '/pb'), (l: Reply[]) => l.length === 1, "b's read lock on /pb back");
+    const sevenWaits = b!.call('lock', setlk('/pb', 7, 7, 0, 10, F_SETLKW));
+    await waiterListed(b!, '/pb', 'b');
+    t.same((await b!.call('locks', '/pb')).map((l: Reply) => `${l.node}:${l.owner}:${l.state}`).sort(), ['b:7:waiting', 'b:8:granted'], "owner 7 queued behind owner 8 before a's lock came back");
+    a!.signal('SIGCONT');
+    await until(() => b!.call('locks', '/pb'), (l: Reply[]) => l.some((e: Reply) => e.node === 'a'), "a's read lock on /pb back");
+    // Owner 1 waits for owner 7 on /pg, and owner 7 waits for owners 8 and 1 on /pb: a cycle. Its
+    // last edge, 1 -> 7, is checked against 7's edges, which the engine had without owner 1.
+    const oneWaits = a!.call('lock', setlk('/pg', 1, 1, 0, 1, F_SETLKW));
+    const first = await event(Promise.race([oneWaits.then((r: Reply) => ['owner 1', r.result]), sevenWaits.then((r: Reply) => ['owner 7', r.result])]), 'EDEADLK for one side of the cycle');
+    t.equal(first[1], -EDEADLK, `${first[0]} ends with EDEADLK: the cycle is found (by the end of the grace period at the latest), not left to wait for ever`);
+    // The other side goes on once the cycle is broken.
+    if (first[0] === 'owner 7') {
+      t.equal((await b!.call('lock', setlk('/pg', 7, 7, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'owner 7 unlocks /pg');
+      t.equal((await event(oneWaits, "owner 1's grant")).result, 0, 'owner 1 is granted /pg');
+    } else {
+      t.equal((await a!.call('lock', setlk('/pb', 1, 1, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'owner 1 unlocks /pb');
+      t.equal((await b!.call('lock', setlk('/pb', 8, 8, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'owner 8 unlocks /pb');
+      t.equal((await event(sevenWaits, "owner 7's grant")).result, 0, 'owner 7 is granted /pb');
+    }
+  } finally {
+    a!.signal('SIGCONT');
+  }
+});
+
 t.test('the engine restarts twice in a row: what the node put back after the first is put back after the second', { skip: noRedis }, async (t) => {
   // Both coordinators in this process: a's session is seen the moment it opens (no IPC between),
   // so the second restart comes before a's re-assertion under the first new session (before the

@@ -1,0 +1,148 @@
+/**
+ * A file's actor over a shared engine whose reply to a step is lost after the step applied (the
+ * engine ran it; the node heard nothing): what that step decided for other requests (here, the
+ * grant of a waiter of the same node) must still reach them once the node learns the step
+ * applied, whether the decision then gave up, decided again (fenced for a late renewal), learned
+ * it from the whole record set (the log no longer reaching back), or had no request behind it
+ * (a reaping step). Before, that waiter waited for ever. Real SharedFiles over a MemoryEngine;
+ * the link in between loses the chosen reply. Every wait is for an answer, within a budget.
+ */
+import t from 'tap';
+import { SharedFiles, endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
+import type { ReplyTarget } from '../../src/actors/reply-target.js';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseLock, type Call } from '../../src/core/requests.js';
+import { MemoryEngine, memoryStore, type CommitReply, type NodeStore, type Step } from '../../src/store/index.js';
+
+/** How long an answer may take on a loaded machine: the actor's own retries come within a second. */
+const BUDGET_MS = 30_000;
+
+type Lose = 'giveup' | 'fenced' | 'full';
+
+interface TestNode {
+  store: NodeStore;
+  sf: SharedFiles;
+  lease: Float64Array;
+  /** The next new step's reply is lost once it applied (and `then` runs before the loss is told). */
+  trap?: { lose: Lose; then?: () => Promise<void> };
+  lost?: string;
+  answers: Map<number, Promise<unknown>>;
+  target: ReplyTarget;
+}
+
+async function node(engine: MemoryEngine, name: string): Promise<TestNode> {
+  let sf!: SharedFiles;
+  const store = await memoryStore({ onEvents: (es) => { for (const [p, e] of endedByFile(es)) sf.ended(p, e); } }, { engine, node: name, graceMs: 0 });
+  const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
+  lease[0] = Number.POSITIVE_INFINITY;
+  lease[1] = store.session().epoch;
+  const n = { store, lease, answers: new Map(), target: undefined as unknown as ReplyTarget } as TestNode;
+  const link: StoreLink = {
+    commit: async (step: Step & { id?: string }): Promise<CommitReply> => {
+      const trap = n.trap;
+      if (trap !== undefined && step.id === undefined) {
+        const r = await store.commit(step);
+        if (!r.ok) return r;
+        n.trap = undefined;
+        n.lost = r.step;
+        await trap.then?.();
+        return { ok: false, reason: 'unreachable', step: r.step, error: 'the reply was lost' };
+      }
+      if (step.id !== undefined && step.id === n.lost) {
+        if (n.trap === undefined && lostMode.get(n) === 'fenced') {
+          // Its resend finds the node fenced for a late renewal, which comes soon after.
+          lease[0] = performance.timeOrigin + performance.now() - 1;
+          setTimeout(() => (lease[0] = Number.POSITIVE_INFINITY), 50);
+          return { ok: false, reason: 'fenced' };
+        }
+        return { ok: false, reason: 'unreachable', step: step.id, error: 'the reply was lost' };
+      }
+      return store.commit(step);
+    },
+    reassert: (f, records, edges) => store.reassert(f, records, edges),
+    reaches: (pairs) => store.reaches(pairs, false),
+  };
+  sf = new SharedFiles(link, { node: name, policy: 'default', requestTimeoutMs: 300, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, {}, () => {});
+  n.sf = sf;
+  const waiting = new Map<number, (v: unknown) => void>();
+  const answered = (id: number) => {
+    let p = n.answers.get(id);
+    if (p === undefined) {
+      p = new Promise((r) => waiting.set(id, r));
+      n.answers.set(id, p);
+    }
+    return p;
+  };
+  n.target = {
+    answer: (id: number, _path: string, res: unknown) => {
+      answered(id);
+      waiting.get(id)?.(res);
+    },
+    queued: (id: number) => {
+      answered(-id);
+      waiting.get(-id)?.('queued');
+    },
+  } as unknown as ReplyTarget;
+  (n as TestNode & { answered: typeof answered }).answered = answered;
+  return n;
+}
+
+const lostMode = new WeakMap<TestNode, Lose>();
+
+function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${BUDGET_MS / 1000} s`)), BUDGET_MS)))]).finally(() => clearTimeout(timer));
+}
+
+const answered = (n: TestNode, id: number, what: string) => within((n as TestNode & { answered: (id: number) => Promise<unknown> }).answered(id), what);
+const lock = (owner: string, pid: number, type: number, cmd: number): Call => parseLock({ path: '/a', lockType: type, cmd, lockOwner: owner, lockStart: 0, lockLen: 10, lockPid: pid, fileHandle: pid });
+
+for (const lose of ['giveup', 'fenced', 'full'] as const) {
+  t.test(`a release's step applies, its reply is lost (${lose}): the waiter of the same node it granted is answered`, async (t) => {
+    const engine = new MemoryEngine();
+    const a = await node(engine, 'a');
+    t.teardown(() => a.store.close());
+    lostMode.set(a, lose);
+    a.sf.run(1, lock('p1', 1, F_WRLCK, F_SETLK), a.target);
+    t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'p1 holds [0,10)');
+    a.sf.run(2, lock('p2', 2, F_WRLCK, F_SETLKW), a.target);
+    await answered(a, -2, "p2's waiter queued");
+    let then: (() => Promise<void>) | undefined;
+    if (lose === 'full') {
+      // Another node makes more steps on the file than the engine's log keeps: the node learns of
+      // them from the whole record set, which names no step.
+      const b = await memoryStore({}, { engine, node: 'b', graceMs: 0 });
+      t.teardown(() => b.close());
+      then = async () => {
+        for (let i = 0; i < 40; i++) {
+          const v = (await engine.load('/a')).version;
+          const put = await b.commit({ file: '/a', base: v, put: [{ id: `x${i}`, state: 'held', data: 'removed in the next step' }] });
+          const v2 = (await engine.load('/a')).version;
+          const rm = await b.commit({ file: '/a', base: v2, remove: [`x${i}`] });
+          if (!put.ok || !rm.ok) throw new Error(`b's steps: ${JSON.stringify([put, rm])}`);
+        }
+      };
+    }
+    a.trap = { lose, then };
+    a.sf.run(3, lock('p1', 1, F_UNLCK, F_SETLK), a.target);
+    await answered(a, 3, "p1's unlock");
+    t.same((await engine.load('/a')).records.map((r) => r.state), ['held'], "the engine: p2's waiter turned into the lock (the step applied)");
+    t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, "p2's F_SETLKW is granted");
+  });
+}
+
+t.test("a reaping step applies, its reply is lost: the waiter of the reaping node it granted is answered, with no request behind it", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lock('q1', 1, F_WRLCK, F_SETLK), b.target);
+  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
+  a.sf.run(2, lock('p2', 2, F_WRLCK, F_SETLKW), a.target);
+  await answered(a, -2, "a's waiter queued");
+  const s = b.store.session();
+  await engine.endSession({ node: 'b', epoch: s.epoch, incarnation: s.incarnation });
+  a.trap = { lose: 'giveup' };
+  await a.sf.reap('/a', [{ node: 'b', epoch: s.epoch }]);
+  t.match(await answered(a, 2, "a's F_SETLKW"), { result: 0 }, "a's F_SETLKW is granted once a learns that its reaping step applied");
+});
