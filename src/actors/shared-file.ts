@@ -436,8 +436,8 @@ class SharedFile {
 
   /**
    * Looks again at this file's waiters (after a grace period): who fits now is granted. With
-   * waiters put back whose edges are still to be checked whole (recheck), a pass that could not
-   * be written is owed like a release, so it is tried again.
+   * waiters whose edges are still to be checked whole (recheck, heldPutBack), a pass that could
+   * not be written is owed like a release, so it is tried again.
    */
   wake(): Promise<unknown> {
     return this.decide(
