@@ -158,8 +158,18 @@ export class NodeStore implements LockStore {
     this.offsetAt = now;
   }
 
+  /**
+   * The engine's ttlMaxMs counts only sessions opened in its incarnation: in a grace period (a new
+   * incarnation, whose grace this node may have set from the last one's) the largest value seen
+   * is kept, so a second loss before every node is back still gets the longest TTL; after it, the
+   * engine's own (a lowered sessionTtlMs takes effect).
+   */
+  private seeTtl(ttlMaxMs: number, graceMs: number): void {
+    this.ttlSeen = graceMs > 0 ? Math.max(this.ttlSeen, ttlMaxMs) : ttlMaxMs;
+  }
+
   private adopt(o: Opened, sent: number): void {
-    this.ttlSeen = o.ttlMaxMs;
+    this.seeTtl(o.ttlMaxMs, o.graceMs);
     // A new session may be on another engine (a failover): its clock is measured afresh.
     this.offset = Number.NaN;
     this.measured(o.now);
@@ -244,7 +254,7 @@ export class NodeStore implements LockStore {
     if (r?.kind === 'reset') return this.replace(ref, 'reset');
     if (r?.kind === 'ok') {
       this.measured(r.now);
-      this.ttlSeen = r.ttlMaxMs;
+      this.seeTtl(r.ttlMaxMs, r.graceMs);
       this.confirm(sent);
       if (r.graceMs === 0 && this.graceUntil > this.now()) this.setGrace(0);
       if (r.reap) {
