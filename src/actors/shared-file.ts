@@ -145,10 +145,12 @@ function targetKeys(owners: Iterable<string>, sessions: EdgeInput['sessions']): 
 /** What a step given up on decided for other requests, with what shows it applied (SharedFile.lostAnswers). */
 interface Lost {
   readonly answers: (() => void)[];
-  readonly sendBy: number;
-  /** Its puts and removals: a whole record set (no log) that has every put and none of the removed ids says it applied. */
-  readonly put: readonly RecordInput[];
-  readonly remove: readonly string[];
+  /**
+   * The record ids it minted (newId: no other step puts them): a whole record set (the log no
+   * longer reaching back) that has one says it applied. One that has none proves nothing: its
+   * records may have gone since, and a step that only removes leaves no trace of its own.
+   */
+  readonly fresh: readonly string[];
 }
 
 /** A record put by a step, with the lock or waiter of the decided table it stands for. */
@@ -266,8 +268,9 @@ class SharedFile {
   /**
    * Steps given up on with no reply, by id: what they decided for other requests (waiters they
    * granted or ended, hooks). If one shows up applied in a stale reply, that was decided: it is
-   * delivered then (else such a waiter, its record changed, would wait for ever). Settled like
-   * `unsure`.
+   * delivered then (else such a waiter, its record changed, would wait for ever). Any later step
+   * that commits settles them all: decided on the version they were sent on or a later one, it
+   * would have been stale had one applied unseen, and none can apply after it.
    */
   private readonly lostAnswers = new Map<string, Lost>();
   private out: Outcome = { answers: [], notify: [] };
@@ -390,6 +393,7 @@ class SharedFile {
     this.records = [];
     this.owed = [];
     this.unsure.clear();
+    this.lostAnswers.clear();
     this.version = 0;
     this.built = false;
   }
@@ -664,7 +668,7 @@ class SharedFile {
       const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       // Whatever this decision does next (gives up, or decides again), the step may stand.
-      if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run, sendBy);
+      if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
         // Decided on the records as the engine had them after the grace period: every waiter's
@@ -675,7 +679,7 @@ class SharedFile {
         // before this one (and was in the state this one was decided on: undone there) or never
         // will.
         for (const [id, u] of this.unsure) if (u.sendBy <= now) this.unsure.delete(id);
-        for (const [id, l] of this.lostAnswers) if (l.sendBy <= now) this.lostAnswers.delete(id);
+        this.lostAnswers.clear();
         return this.done(owed, res);
       }
       switch (reply.reason) {
@@ -884,25 +888,22 @@ class SharedFile {
    * comes by itself to find out whether it applied (retryOwed). Not for a lock request's own
    * step that is undone if it applied (Unsure, not tangled): nothing of it stands then.
    */
-  private keepLost(id: string, d: Diffed, run: Run, sendBy: number): void {
+  private keepLost(id: string, d: Diffed, run: Run): void {
     if (this.out.answers.length === 0 || (run.undone === true && this.unsure.get(id)?.tangled === false)) return;
-    this.lostAnswers.set(id, { answers: this.out.answers, sendBy, put: d.step.put ?? [], remove: d.step.remove ?? [] });
+    this.lostAnswers.set(id, { answers: this.out.answers, fresh: d.fresh.map((x) => x.id) });
     this.space.retryOwed(this.path);
   }
 
   /**
    * Steps given up on that a stale reply shows applied (its missed changes name them, or the
-   * whole record set has what they put and not what they removed): what they decided for other
-   * requests is delivered now.
+   * whole record set has a record they minted): what they decided for other requests is
+   * delivered now.
    */
   private deliverLost(missed: readonly Change[] | undefined): void {
     if (this.lostAnswers.size === 0) return;
-    const byId = missed === undefined ? new Map(this.records.map((r) => [r.id, r])) : undefined;
+    const ids = missed === undefined ? new Set(this.records.map((r) => r.id)) : undefined;
     for (const [id, l] of [...this.lostAnswers]) {
-      const applied =
-        byId === undefined
-          ? missed!.some((c) => c.step === id)
-          : l.put.every((p) => byId.get(p.id)?.state === p.state && byId.get(p.id)?.data === p.data) && l.remove.every((x) => !byId.has(x));
+      const applied = ids === undefined ? missed!.some((c) => c.step === id) : l.fresh.some((x) => ids.has(x));
       if (!applied) continue;
       this.lostAnswers.delete(id);
       for (const a of l.answers) a();

@@ -12,7 +12,7 @@ import { SharedFiles, endedByFile, type StoreLink } from '../../src/actors/share
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLock, type Call } from '../../src/core/requests.js';
-import { MemoryEngine, memoryStore, type CommitReply, type NodeStore, type Step } from '../../src/store/index.js';
+import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';
 
 /** How long an answer may take on a loaded machine: the actor's own retries come within a second. */
 const BUDGET_MS = 30_000;
@@ -26,19 +26,41 @@ interface TestNode {
   /** The next new step's reply is lost once it applied (and `then` runs before the loss is told). */
   trap?: { lose: Lose; then?: () => Promise<void> };
   lost?: string;
+  /** Every step is refused as 'unreachable' and not applied (the node cut off). */
+  drop?: boolean;
+  /** Called with each step refused while cut off (drop). */
+  onDropped?: (step: Step & { id?: string }) => void;
+  /** Called with each reply to a step that reached the engine. */
+  onReply?: (r: CommitReply) => void;
+  /** Inbox events held back while set (the node's reader slow), delivered by release(). */
+  held?: InboxEvent[];
+  release(): void;
   answers: Map<number, Promise<unknown>>;
   target: ReplyTarget;
 }
 
 async function node(engine: MemoryEngine, name: string): Promise<TestNode> {
   let sf!: SharedFiles;
-  const store = await memoryStore({ onEvents: (es) => { for (const [p, e] of endedByFile(es)) sf.ended(p, e); } }, { engine, node: name, graceMs: 0 });
+  const deliver = (es: readonly InboxEvent[]) => {
+    for (const [p, e] of endedByFile(es)) sf.ended(p, e);
+  };
+  const store = await memoryStore({ onEvents: (es) => (n.held !== undefined ? n.held.push(...es) : deliver(es)) }, { engine, node: name, graceMs: 0 });
   const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
   lease[0] = Number.POSITIVE_INFINITY;
   lease[1] = store.session().epoch;
   const n = { store, lease, answers: new Map(), target: undefined as unknown as ReplyTarget } as TestNode;
+  n.release = () => {
+    const es = n.held ?? [];
+    n.held = undefined;
+    deliver(es);
+  };
+  let dropped = 0;
   const link: StoreLink = {
     commit: async (step: Step & { id?: string }): Promise<CommitReply> => {
+      if (n.drop === true) {
+        n.onDropped?.(step);
+        return { ok: false, reason: 'unreachable', step: step.id ?? `${name}.dropped.${++dropped}`, error: 'cut off' };
+      }
       const trap = n.trap;
       if (trap !== undefined && step.id === undefined) {
         const r = await store.commit(step);
@@ -57,7 +79,9 @@ async function node(engine: MemoryEngine, name: string): Promise<TestNode> {
         }
         return { ok: false, reason: 'unreachable', step: step.id, error: 'the reply was lost' };
       }
-      return store.commit(step);
+      const r = await store.commit(step);
+      n.onReply?.(r);
+      return r;
     },
     reassert: (f, records, edges) => store.reassert(f, records, edges),
     reaches: (pairs) => store.reaches(pairs, false),
@@ -145,4 +169,41 @@ t.test("a reaping step applies, its reply is lost: the waiter of the reaping nod
   a.trap = { lose: 'giveup' };
   await a.sf.reap('/a', [{ node: 'b', epoch: s.epoch }]);
   t.match(await answered(a, 2, "a's F_SETLKW"), { result: 0 }, "a's F_SETLKW is granted once a learns that its reaping step applied");
+});
+
+t.test("a cancel's step that never applied, its waiter granted by another node meanwhile: the whole record set proves nothing, the grant's answer stands", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lock('q1', 1, F_WRLCK, F_SETLK), b.target);
+  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
+  a.sf.run(2, lock('p2', 2, F_WRLCK, F_SETLKW), a.target);
+  await answered(a, -2, "a's waiter queued");
+  // a is cut off, its inbox reader slow: its cancel of p2's waiter (a timeout) never applies.
+  a.drop = true;
+  a.held = [];
+  // The cancel's step, sent again by id until its deadline; then given up on, the file owes a
+  // step, which comes by itself as a new one: the second new step seen.
+  let fresh = 0;
+  const gaveUp = new Promise<void>((r) => (a.onDropped = (step) => step.id === undefined && ++fresh === 2 && r()));
+  a.sf.cancel(2, 'timeout');
+  await within(gaveUp, 'the cancel given up on, and the owed step after it');
+  t.equal(a.answers.has(2), false, "p2's timeout is not answered: its step got no reply");
+  // b's unlock grants p2's waiter; then more steps on the file than the engine's log keeps.
+  b.sf.run(3, lock('q1', 1, F_UNLCK, F_SETLK), b.target);
+  t.match(await answered(b, 3, "b's unlock"), { result: 0 }, "b's unlock grants a's waiter");
+  for (let i = 0; i < 40; i++) {
+    const put = await b.store.commit({ file: '/a', base: (await engine.load('/a')).version, put: [{ id: `x${i}`, state: 'held', data: 'removed in the next step' }] });
+    const rm = await b.store.commit({ file: '/a', base: (await engine.load('/a')).version, remove: [`x${i}`] });
+    if (!put.ok || !rm.ok) throw new Error(`b's steps: ${JSON.stringify([put, rm])}`);
+  }
+  // a reaches the engine again: its owed step learns the whole record set (p2's waiter gone,
+  // granted) before its inbox hands it b's event.
+  const healed = new Promise<CommitReply>((r) => (a.onReply = (x) => !x.ok && x.reason === 'stale' && x.records !== undefined && r(x)));
+  a.drop = false;
+  await within(healed, "a's stale reply with the whole record set");
+  a.release();
+  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, "p2's F_SETLKW is answered granted (it holds the lock), not with its timeout's code");
+  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held'], 'the engine: p2 holds [0,10)');
 });
