@@ -922,7 +922,7 @@ class SharedFile {
     return false;
   }
 
-  /** Whether releases are owed to this file's next step, or a step given up on may have applied (Unsure): either needs a step. */
+  /** Whether releases are owed to this file's next step, or a step given up on may have applied (Unsure, lostAnswers): each needs a step. */
   get owing(): boolean {
     return this.owed.length > 0 || this.unsure.size > 0 || this.lostAnswers.size > 0;
   }
