@@ -7,12 +7,13 @@
  * (a reaping step). Before, that waiter waited for ever. Real SharedFiles over a MemoryEngine;
  * the link in between loses the chosen reply. Every wait is for an answer, within a budget.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { SharedFiles, endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLock, type Call } from '../../src/core/requests.js';
 import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';
+import { within } from '../../driver/redis-server.js';
 
 /** How long an answer may take on a loaded machine: the actor's own retries come within a second. */
 const BUDGET_MS = 30_000;
@@ -24,8 +25,10 @@ interface TestNode {
   sf: SharedFiles;
   lease: Float64Array;
   /** The next new step's reply is lost once it applied (and `then` runs before the loss is told). */
-  trap?: { lose: Lose; then?: () => Promise<void> };
+  trap?: { then?: () => Promise<void> };
   lost?: string;
+  /** How the lost step's resends fare: 'fenced' = the first finds a late renewal. */
+  lose?: Lose;
   /** Every step is refused as 'unreachable' and not applied (the node cut off). */
   drop?: boolean;
   /** Called with each step refused while cut off (drop). */
@@ -36,6 +39,8 @@ interface TestNode {
   held?: InboxEvent[];
   release(): void;
   answers: Map<number, Promise<unknown>>;
+  /** Request `id`'s answer (-id: its waiter queued). */
+  answer(id: number): Promise<unknown>;
   target: ReplyTarget;
 }
 
@@ -71,7 +76,7 @@ async function node(engine: MemoryEngine, name: string): Promise<TestNode> {
         return { ok: false, reason: 'unreachable', step: r.step, error: 'the reply was lost' };
       }
       if (step.id !== undefined && step.id === n.lost) {
-        if (n.trap === undefined && lostMode.get(n) === 'fenced') {
+        if (n.trap === undefined && n.lose === 'fenced') {
           // Its resend finds the node fenced for a late renewal, which comes soon after.
           lease[0] = performance.timeOrigin + performance.now() - 1;
           setTimeout(() => (lease[0] = Number.POSITIVE_INFINITY), 50);
@@ -89,7 +94,7 @@ async function node(engine: MemoryEngine, name: string): Promise<TestNode> {
   sf = new SharedFiles(link, { node: name, policy: 'default', requestTimeoutMs: 300, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, {}, () => {});
   n.sf = sf;
   const waiting = new Map<number, (v: unknown) => void>();
-  const answered = (id: number) => {
+  n.answer = (id: number) => {
     let p = n.answers.get(id);
     if (p === undefined) {
       p = new Promise((r) => waiting.set(id, r));
@@ -99,26 +104,40 @@ async function node(engine: MemoryEngine, name: string): Promise<TestNode> {
   };
   n.target = {
     answer: (id: number, _path: string, res: unknown) => {
-      answered(id);
+      void n.answer(id);
       waiting.get(id)?.(res);
     },
     queued: (id: number) => {
-      answered(-id);
+      void n.answer(-id);
       waiting.get(-id)?.('queued');
     },
   } as unknown as ReplyTarget;
-  (n as TestNode & { answered: typeof answered }).answered = answered;
   return n;
 }
 
-const lostMode = new WeakMap<TestNode, Lose>();
+const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
 
-function within<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${BUDGET_MS / 1000} s`)), BUDGET_MS)))]).finally(() => clearTimeout(timer));
+/** Nodes a and b over one engine: b's owner q1 holds [0,10) of /a, a's p2 waits for it (F_SETLKW). */
+async function bHoldsAWaits(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lock('q1', 1, F_WRLCK, F_SETLK), b.target);
+  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
+  a.sf.run(2, lock('p2', 2, F_WRLCK, F_SETLKW), a.target);
+  await answered(a, -2, "a's waiter queued");
+  return { engine, a, b };
 }
 
-const answered = (n: TestNode, id: number, what: string) => within((n as TestNode & { answered: (id: number) => Promise<unknown> }).answered(id), what);
+/** `store` makes more steps on /a than the engine's log keeps (each record it puts it removes). */
+async function overflowLog(engine: MemoryEngine, store: NodeStore): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    const put = await store.commit({ file: '/a', base: (await engine.load('/a')).version, put: [{ id: `x${i}`, state: 'held', data: 'removed in the next step' }] });
+    const rm = await store.commit({ file: '/a', base: (await engine.load('/a')).version, remove: [`x${i}`] });
+    if (!put.ok || !rm.ok) throw new Error(`the steps that fill the log: ${JSON.stringify([put, rm])}`);
+  }
+}
 const lock = (owner: string, pid: number, type: number, cmd: number): Call => parseLock({ path: '/a', lockType: type, cmd, lockOwner: owner, lockStart: 0, lockLen: 10, lockPid: pid, fileHandle: pid });
 
 for (const lose of ['giveup', 'fenced', 'full'] as const) {
@@ -126,7 +145,7 @@ for (const lose of ['giveup', 'fenced', 'full'] as const) {
     const engine = new MemoryEngine();
     const a = await node(engine, 'a');
     t.teardown(() => a.store.close());
-    lostMode.set(a, lose);
+    a.lose = lose;
     a.sf.run(1, lock('p1', 1, F_WRLCK, F_SETLK), a.target);
     t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'p1 holds [0,10)');
     a.sf.run(2, lock('p2', 2, F_WRLCK, F_SETLKW), a.target);
@@ -137,17 +156,9 @@ for (const lose of ['giveup', 'fenced', 'full'] as const) {
       // them from the whole record set, which names no step.
       const b = await memoryStore({}, { engine, node: 'b', graceMs: 0 });
       t.teardown(() => b.close());
-      then = async () => {
-        for (let i = 0; i < 40; i++) {
-          const v = (await engine.load('/a')).version;
-          const put = await b.commit({ file: '/a', base: v, put: [{ id: `x${i}`, state: 'held', data: 'removed in the next step' }] });
-          const v2 = (await engine.load('/a')).version;
-          const rm = await b.commit({ file: '/a', base: v2, remove: [`x${i}`] });
-          if (!put.ok || !rm.ok) throw new Error(`b's steps: ${JSON.stringify([put, rm])}`);
-        }
-      };
+      then = () => overflowLog(engine, b);
     }
-    a.trap = { lose, then };
+    a.trap = { then };
     a.sf.run(3, lock('p1', 1, F_UNLCK, F_SETLK), a.target);
     await answered(a, 3, "p1's unlock");
     t.same((await engine.load('/a')).records.map((r) => r.state), ['held'], "the engine: p2's waiter turned into the lock (the step applied)");
@@ -156,30 +167,16 @@ for (const lose of ['giveup', 'fenced', 'full'] as const) {
 }
 
 t.test("a reaping step applies, its reply is lost: the waiter of the reaping node it granted is answered, with no request behind it", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lock('q1', 1, F_WRLCK, F_SETLK), b.target);
-  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
-  a.sf.run(2, lock('p2', 2, F_WRLCK, F_SETLKW), a.target);
-  await answered(a, -2, "a's waiter queued");
+  const { engine, a, b } = await bHoldsAWaits(t);
   const s = b.store.session();
   await engine.endSession({ node: 'b', epoch: s.epoch, incarnation: s.incarnation });
-  a.trap = { lose: 'giveup' };
+  a.trap = {};
   await a.sf.reap('/a', [{ node: 'b', epoch: s.epoch }]);
   t.match(await answered(a, 2, "a's F_SETLKW"), { result: 0 }, "a's F_SETLKW is granted once a learns that its reaping step applied");
 });
 
 t.test("a cancel's step that never applied, its waiter granted by another node meanwhile: the whole record set proves nothing, the grant's answer stands", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lock('q1', 1, F_WRLCK, F_SETLK), b.target);
-  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
-  a.sf.run(2, lock('p2', 2, F_WRLCK, F_SETLKW), a.target);
-  await answered(a, -2, "a's waiter queued");
+  const { engine, a, b } = await bHoldsAWaits(t);
   // a is cut off, its inbox reader slow: its cancel of p2's waiter (a timeout) never applies.
   a.drop = true;
   a.held = [];
@@ -188,21 +185,17 @@ t.test("a cancel's step that never applied, its waiter granted by another node m
   let fresh = 0;
   const gaveUp = new Promise<void>((r) => (a.onDropped = (step) => step.id === undefined && ++fresh === 2 && r()));
   a.sf.cancel(2, 'timeout');
-  await within(gaveUp, 'the cancel given up on, and the owed step after it');
+  await within(gaveUp, BUDGET_MS, 'the cancel given up on, and the owed step after it');
   t.equal(a.answers.has(2), false, "p2's timeout is not answered: its step got no reply");
   // b's unlock grants p2's waiter; then more steps on the file than the engine's log keeps.
   b.sf.run(3, lock('q1', 1, F_UNLCK, F_SETLK), b.target);
   t.match(await answered(b, 3, "b's unlock"), { result: 0 }, "b's unlock grants a's waiter");
-  for (let i = 0; i < 40; i++) {
-    const put = await b.store.commit({ file: '/a', base: (await engine.load('/a')).version, put: [{ id: `x${i}`, state: 'held', data: 'removed in the next step' }] });
-    const rm = await b.store.commit({ file: '/a', base: (await engine.load('/a')).version, remove: [`x${i}`] });
-    if (!put.ok || !rm.ok) throw new Error(`b's steps: ${JSON.stringify([put, rm])}`);
-  }
+  await overflowLog(engine, b.store);
   // a reaches the engine again: its owed step learns the whole record set (p2's waiter gone,
   // granted) before its inbox hands it b's event.
   const healed = new Promise<CommitReply>((r) => (a.onReply = (x) => !x.ok && x.reason === 'stale' && x.records !== undefined && r(x)));
   a.drop = false;
-  await within(healed, "a's stale reply with the whole record set");
+  await within(healed, BUDGET_MS, "a's stale reply with the whole record set");
   a.release();
   t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, "p2's F_SETLKW is answered granted (it holds the lock), not with its timeout's code");
   t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held'], 'the engine: p2 holds [0,10)');
