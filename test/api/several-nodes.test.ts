@@ -30,8 +30,10 @@ class Node {
   private readyLine: Promise<Reply>;
   private readonly stderr: string[] = [];
   private n = 0;
+  readonly namespace: string;
 
   constructor(store: Record<string, unknown>) {
+    this.namespace = String(store.namespace);
     this.proc = spawn(process.execPath, [...loader, script, JSON.stringify({ store, workers: 2 })], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
     process.once('exit', () => this.proc.kill('SIGKILL'));
@@ -90,7 +92,7 @@ async function until<T>(ask: () => Promise<T>, pred: (x: T) => boolean, what: st
   for (;;) {
     const x = await ask();
     if (pred(x)) return x;
-    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${HANG_MS / 1000} s`);
+    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${HANG_MS / 1000} s (last seen: ${JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))})`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -106,8 +108,7 @@ t.teardown(() => server?.stop());
  * engine cannot tell a first start from a restart that lost its data): the first grant waits for
  * it, so the TTL is short.
  */
-function cluster(names: string[], ttl = 2000, extra: Record<string, unknown> | ((node: string) => Record<string, unknown>) = {}): Node[] {
-  const namespace = `n-${randomUUID().slice(0, 8)}`;
+function cluster(names: string[], ttl = 2000, extra: Record<string, unknown> | ((node: string) => Record<string, unknown>) = {}, namespace = `n-${randomUUID().slice(0, 8)}`): Node[] {
   const nodes = names.map((node) => new Node({ url: server.url, namespace, node, sessionTtlMs: ttl, ...(typeof extra === 'function' ? extra(node) : extra) }));
   for (const n of nodes) t.teardown(() => n.kill());
   return nodes;
@@ -612,18 +613,25 @@ t.test('a lock answered as failed while the engine was paused is not held once i
 });
 
 /**
- * Nodes a and b where a reaches the engine through a CutProxy (sessionTtlMs 4000 keeps a's session
- * through a cut), both with requestTimeoutMs SHORT_MS, past the new namespace's grace period.
- * `lostReply` sends `call` with its step's reply lost, runs `meanwhile` while a cannot reach the
- * engine, lets a reach it again and resolves with the answer; `answering` waits until a answers
- * normally (its connections back after an earlier cut).
+ * Nodes a and b where a reaches the engine through a CutProxy, both with requestTimeoutMs
+ * SHORT_MS, past the new namespace's grace period. a keeps its session through every cut: its
+ * sessionTtlMs is 60 s (a cut lasts SHORT_MS, then `meanwhile`, then up to 1 s of reconnect
+ * backoff; with a TTL of 4 s, a cut that a loaded machine stretched past it cost a its session
+ * and its locks, which the tests below then waited for). b opens first, so the namespace's grace
+ * period is b's 4 s, not a's 60. `lostReply` sends `call` with its step's reply lost, runs
+ * `meanwhile` while a cannot reach the engine, lets a reach it again and resolves with the
+ * answer; `answering` waits until a answers normally (its connections back after an earlier cut).
+ * `sameSession` checks the premise.
  */
 async function cutNodes(t: Test) {
   const proxy = await CutProxy.start(server.port);
   t.teardown(() => proxy.stop());
-  const [a, b] = cluster(['a', 'b'], 4000, (node) => (node === 'a' ? { url: proxy.url, requestTimeoutMs: SHORT_MS } : { requestTimeoutMs: SHORT_MS }));
-  await Promise.all([a!.ready(), b!.ready()]);
+  const [b] = cluster(['b'], 4000, { requestTimeoutMs: SHORT_MS });
+  await b!.ready();
+  const [a] = cluster(['a'], 60_000, { url: proxy.url, requestTimeoutMs: SHORT_MS }, b!.namespace);
+  await a!.ready();
   t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
+  const sameSession = async () => t.equal((await a!.call('stats')).store.sessions, 1, 'a kept its first session through the cuts');
   let probes = 0;
   const answering = () => until(() => a!.call('lock', setlk(`/probe${++probes}`, 1, 1, 0, 1)), (r) => r.result === 0, 'a answering normally');
   const lostReply = async (marker: string, call: () => Promise<Reply>, meanwhile?: () => Promise<void>): Promise<Reply> => {
@@ -637,15 +645,16 @@ async function cutNodes(t: Test) {
     proxy.pass();
     return answer;
   };
-  return { a: a!, b: b!, lostReply, answering };
+  return { a: a!, b: b!, lostReply, answering, sameSession };
 }
 
 t.test('a lock request whose step applied but whose reply was lost is answered as failed, and undone', { skip: noRedis }, async (t) => {
-  const { a, b, lostReply: lost } = await cutNodes(t);
+  const { a, b, lostReply: lost, sameSession } = await cutNodes(t);
   t.equal((await a.call('lock', setlk('/lost-posix', 1, 1, 0, 10))).result, 0, 'a holds [0,10) of /lost-posix');
   // An upgrade of a's own bytes past them: one merged record replaces the old one.
   t.equal((await lost('/lost-posix', () => a.call('lock', setlk('/lost-posix', 1, 1, 5, 20)))).result, -ENOLCK, 'answered -ENOLCK: no reply came');
   t.equal(await lost('/lost-win', () => a.call('lockFile', win('/lost-win', 1, true))), ERROR_LOCK_VIOLATION, 'LockFileEx answered 33: no reply came');
+  await sameSession();
   // Both steps applied. a settles a step that got no reply in a step of its own: it learns that
   // they applied, and undoes them, with no other request.
   const listed = async (path: string) => (await b.call('locks', path)).map((l: Reply) => `${l.owner}:${l.start}-${l.end}`).sort();
@@ -660,7 +669,7 @@ t.test('a lock request whose step applied but whose reply was lost is answered a
 });
 
 t.test('a blocked request whose step applied but whose reply was lost, granted by another node before its own node learned of it, is undone', { skip: noRedis }, async (t) => {
-  const { a, b, lostReply, answering } = await cutNodes(t);
+  const { a, b, lostReply, answering, sameSession } = await cutNodes(t);
   // a's owner 1 holds a read lock of [10,20) of /ghost-posix; b holds [0,10) of it and of
   // /ghost-win, which a's requests wait for.
   t.equal((await a.call('lock', setlk('/ghost-posix', 1, 1, 10, 10, F_SETLK, F_RDLCK))).result, 0, 'a reads [10,20) of /ghost-posix');
@@ -710,6 +719,7 @@ t.test('a blocked request whose step applied but whose reply was lost, granted b
   t.equal((await event(w1, 'the first F_SETLKW')).result, 0, 'the first F_SETLKW is granted');
   await until(() => a.call('stats'), (s: Reply) => s.faults > faults, 'the fault that says the grant stays');
   t.equal((await b.call('lock', setlk('/ghost-two', 7, 7, 0, 10))).result, -EAGAIN, "[0,10), granted to owner 1's first request, is not taken away from it");
+  await sameSession();
   // a learns that the steps applied and what the grants gave, and undoes them, with no other request.
   await until(() => listed('/ghost-posix'), (l) => l.join() === 'a:1:10-19:granted', 'the grant on /ghost-posix undone');
   t.pass('a reads [10,20) of /ghost-posix again, and holds nothing else there');
@@ -722,7 +732,7 @@ t.test('a blocked request whose step applied but whose reply was lost, granted b
 });
 
 t.test('a release whose step applied but whose reply was lost: the waiter of the same node it granted is answered once the node learns the step applied', { skip: noRedis }, async (t) => {
-  const { a, lostReply } = await cutNodes(t);
+  const { a, lostReply, sameSession } = await cutNodes(t);
   t.equal((await a.call('lock', setlk('/lost-grant', 1, 1, 0, 10))).result, 0, "a's owner 1 holds [0,10) of /lost-grant");
   const twoWaits = a.call('lock', setlk('/lost-grant', 2, 2, 0, 10, F_SETLKW));
   await waiterListed(a, '/lost-grant', 'a');
@@ -730,6 +740,7 @@ t.test('a release whose step applied but whose reply was lost: the waiter of the
   // Before the fix, owner 2's grant went with the lost reply: its F_SETLKW waited for ever.
   const unlocked = await lostReply('/lost-grant', () => a.call('lock', setlk('/lost-grant', 1, 1, 0, 10, F_SETLK, F_UNLCK)));
   t.ok(unlocked.result === 0 || unlocked.result === -ENOLCK, `owner 1's unlock is answered (${unlocked.result})`);
+  await sameSession();
   t.equal((await event(twoWaits, "owner 2's F_SETLKW")).result, 0, "owner 2's F_SETLKW is granted once a learns that the release's step applied");
   t.same((await a.call('locks', '/lost-grant')).map((l: Reply) => `${l.owner}:${l.start}-${l.end}:${l.state}`), ['2:0-9:granted'], 'owner 2 holds [0,10), nothing else');
 });
