@@ -35,17 +35,105 @@ uint32_t fnv1a32(const std::string& path) {
 
 // ---- RequestTable ----------------------------------------------------------------------------
 
+namespace {
+/** Shards start at this many slots, and never shrink below it. */
+constexpr size_t kMinSlots = 64;
+}  // namespace
+
+size_t RequestTable::Shard::find(uint64_t id) const {
+  if (id == 0 || count == 0) return kNone;
+  const size_t mask = slots.size() - 1;
+  size_t i = home(id, mask);
+  for (size_t dist = 0;; dist++, i = (i + 1) & mask) {
+    const uint64_t here = slots[i].id;
+    if (here == id) return i;
+    // Robin Hood order: past an empty slot or an entry nearer its home than we are, id is absent.
+    if (here == 0 || ((i - home(here, mask)) & mask) < dist) return kNone;
+  }
+}
+
+void RequestTable::Shard::resize(size_t cap) {
+  std::vector<Slot> old;
+  old.swap(slots);
+  slots.resize(cap);
+  count = 0;
+  for (Slot& e : old) {
+    if (e.id != 0) place(e.id, std::move(e.r));
+  }
+  peak = count;
+  erases = 0;
+}
+
+void RequestTable::Shard::place(uint64_t id, RequestPtr&& r) {
+  const size_t mask = slots.size() - 1;
+  size_t i = home(id, mask);
+  Slot in;
+  in.id = id;
+  in.r = std::move(r);
+  for (size_t dist = 0;; dist++, i = (i + 1) & mask) {
+    Slot& here = slots[i];
+    if (here.id == 0) {
+      here = std::move(in);
+      count++;
+      return;
+    }
+    // Robin Hood: the entry nearer its home gives its slot to the one farther from its own.
+    const size_t hereDist = (i - home(here.id, mask)) & mask;
+    if (hereDist < dist) {
+      std::swap(here, in);
+      dist = hereDist;
+    }
+  }
+}
+
+void RequestTable::Shard::insert(uint64_t id, RequestPtr&& r) {
+  // At most half full: probes stay short even when ids are not consecutive.
+  if (slots.empty()) {
+    slots.resize(kMinSlots);
+  } else if (2 * (count + 1) > slots.size()) {
+    resize(2 * slots.size());
+  }
+  place(id, std::move(r));
+  if (count > peak) peak = count;
+}
+
+void RequestTable::Shard::erase(size_t i) {
+  const size_t mask = slots.size() - 1;
+  slots[i].r.reset();
+  // Backward shift until an empty slot or an entry at its home (Robin Hood order keeps every
+  // entry between its home and here, so none after that could move).
+  for (size_t j = (i + 1) & mask; slots[j].id != 0 && ((j - home(slots[j].id, mask)) & mask) != 0;
+       j = (j + 1) & mask) {
+    slots[i].id = slots[j].id;
+    slots[i].r = std::move(slots[j].r);
+    i = j;
+  }
+  slots[i].id = 0;
+  count--;
+  // After a burst (a FUSE mount with many waiters), give the memory back: when the table stayed
+  // below an eighth full over as many removals as it has slots (not at every dip: the synthetic
+  // source empties and refills it many times a second).
+  if (++erases >= slots.size()) {
+    if (slots.size() > kMinSlots && 8 * peak < slots.size()) {
+      resize(slots.size() / 2);
+    } else {
+      erases = 0;
+      peak = count;
+    }
+  }
+}
+
 void RequestTable::put(const RequestPtr& r) {
   Shard& s = shard(r->id);
   std::lock_guard<std::mutex> g(s.mu);
-  s.map.emplace(r->id, r);
+  s.insert(r->id, RequestPtr(r));
 }
 
 RequestPtr RequestTable::takeLocked(Shard& s, uint64_t id) {
-  auto it = s.map.find(id);
-  if (it == s.map.end()) return nullptr;
-  RequestPtr r = std::move(it->second);
-  s.map.erase(it);
+  const size_t i = s.find(id);
+  if (i == Shard::kNone) return nullptr;
+  RequestPtr r = std::move(s.slots[i].r);
+  s.erase(i);
   r->replied = true;
   return r;
 }
@@ -77,19 +165,24 @@ void RequestTable::takeMany(const uint64_t* ids, size_t n, RequestPtr* out) {
 RequestPtr RequestTable::peek(uint64_t id) {
   Shard& s = shard(id);
   std::lock_guard<std::mutex> g(s.mu);
-  auto it = s.map.find(id);
-  return it == s.map.end() ? nullptr : it->second;
+  const size_t i = s.find(id);
+  return i == Shard::kNone ? nullptr : s.slots[i].r;
 }
 
 std::vector<RequestPtr> RequestTable::takeAll() {
   std::vector<RequestPtr> out;
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> g(s.mu);
-    for (auto& kv : s.map) {
-      kv.second->replied = true;
-      out.push_back(std::move(kv.second));
+    for (Slot& e : s.slots) {
+      if (e.id == 0) continue;
+      e.r->replied = true;
+      out.push_back(std::move(e.r));
+      e.id = 0;
     }
-    s.map.clear();
+    s.count = 0;
+    s.peak = 0;
+    s.erases = 0;
+    std::vector<Slot>().swap(s.slots);
   }
   std::sort(out.begin(), out.end(), [](const RequestPtr& a, const RequestPtr& b) { return a->id < b->id; });
   return out;
@@ -99,7 +192,7 @@ size_t RequestTable::size() {
   size_t n = 0;
   for (Shard& s : shards_) {
     std::lock_guard<std::mutex> g(s.mu);
-    n += s.map.size();
+    n += s.count;
   }
   return n;
 }
