@@ -151,6 +151,10 @@ struct Attachment {
 
 /** A request waiting for its answer from JavaScript. */
 struct Request {
+  Request() = default;
+  /** A source that never reads `since` (the synthetic source): no clock read per request. */
+  struct NoClock {};
+  explicit Request(NoClock) : since() {}
   uint64_t id = 0;
   EventKind kind = EventKind::Setlk;
   uint32_t dest = 0;

@@ -39,6 +39,125 @@ uint64_t splitmix64(uint64_t& x) {
 /** Uniform in [0, 1) from 53 random bits. */
 double unit(uint64_t& x) { return static_cast<double>(splitmix64(x) >> 11) * (1.0 / 9007199254740992.0); }
 
+/**
+ * Blocks of one size, reused instead of malloc/free per request. A request is made on a producer
+ * thread and freed on the thread that answered it; freed one by one into malloc, every free went
+ * to the producer's arena under its lock, against the producer's own mallocs (a quarter of the
+ * CPU with the table's nodes). Here each thread keeps its own free list, and blocks travel between
+ * threads in chains of kChain through one depot: a mutex per kChain requests. Never destroyed
+ * (like the registry, pump.cc): a thread may return its blocks at exit, after static destructors.
+ */
+template <size_t Size>
+class BlockPool {
+ public:
+  static BlockPool& get() {
+    static BlockPool& pool = *new BlockPool;
+    return pool;
+  }
+  void* allocate() {
+    Cache& c = cache();
+    if (c.head == nullptr) {
+      std::lock_guard<std::mutex> g(mu_);
+      if (!chains_.empty()) {
+        c.head = chains_.back();
+        chains_.pop_back();
+        c.n = kChain;
+      }
+    }
+    if (c.head == nullptr) return ::operator new(Size < sizeof(Free) ? sizeof(Free) : Size);
+    Free* b = c.head;
+    c.head = b->next;
+    c.n--;
+    return b;
+  }
+  void deallocate(void* p) {
+    Cache& c = cache();
+    auto* b = static_cast<Free*>(p);
+    b->next = c.head;
+    c.head = b;
+    if (++c.n < 2 * kChain) return;
+    // Keep kChain, hand the other kChain to the depot for the threads that allocate.
+    Free* chain = c.head;
+    Free* last = chain;
+    for (size_t i = 1; i < kChain; i++) last = last->next;
+    c.head = last->next;
+    last->next = nullptr;
+    c.n -= kChain;
+    std::lock_guard<std::mutex> g(mu_);
+    chains_.push_back(chain);
+  }
+
+ private:
+  struct Free {
+    Free* next;
+  };
+  static constexpr size_t kChain = 256;
+  struct Cache {
+    Free* head = nullptr;
+    size_t n = 0;
+    ~Cache() {
+      // The thread ends: its blocks go to the depot (a last chain may be short; allocate() takes
+      // chains as lists, so its length only matters to the count, which starts from kChain).
+      while (head != nullptr) {
+        Free* chain = head;
+        Free* last = chain;
+        size_t k = 1;
+        while (k < kChain && last->next != nullptr) {
+          last = last->next;
+          k++;
+        }
+        head = last->next;
+        last->next = nullptr;
+        if (k < kChain) {  // a short chain: free it rather than miscount it
+          while (chain != nullptr) {
+            Free* next = chain->next;
+            ::operator delete(chain);
+            chain = next;
+          }
+          break;
+        }
+        BlockPool& pool = get();
+        std::lock_guard<std::mutex> g(pool.mu_);
+        pool.chains_.push_back(chain);
+      }
+      n = 0;
+    }
+  };
+  static Cache& cache() {
+    thread_local Cache c;
+    return c;
+  }
+  std::mutex mu_;
+  std::vector<Free*> chains_;
+};
+
+/** allocate_shared's allocator: the request and its control block in one pooled block. */
+template <class T>
+struct PoolAllocator {
+  using value_type = T;
+  PoolAllocator() = default;
+  template <class U>
+  PoolAllocator(const PoolAllocator<U>&) {}
+  T* allocate(size_t n) {
+    if (n != 1) return static_cast<T*>(::operator new(n * sizeof(T)));
+    return static_cast<T*>(BlockPool<sizeof(T)>::get().allocate());
+  }
+  void deallocate(T* p, size_t n) {
+    if (n != 1) {
+      ::operator delete(p);
+      return;
+    }
+    BlockPool<sizeof(T)>::get().deallocate(p);
+  }
+  template <class U>
+  bool operator==(const PoolAllocator<U>&) const { return true; }
+  template <class U>
+  bool operator!=(const PoolAllocator<U>&) const { return false; }
+};
+
+/** `since` is left at 0: nothing reads it here, and a clock read cost ~7 % of the echo floor's CPU. */
+RequestPtr newRequest() { return std::allocate_shared<Request>(PoolAllocator<Request>(), Request::NoClock{}); }
+
 class SynthSession : public Session {
  public:
   SynthSession(int id, const SynthOptions& o) : Session(id, o.destinations), o_(o) {}
@@ -151,7 +270,7 @@ void SynthSession::start() {
 }
 
 void SynthSession::send(uint32_t t, uint32_t slot, uint32_t file, Event&& e) {
-  auto r = std::make_shared<Request>();
+  RequestPtr r = newRequest();
   r->id = e.reqId;
   r->kind = e.kind;
   r->dest = routes_[file];
