@@ -129,6 +129,22 @@ void RequestTable::put(const RequestPtr& r) {
   s.insert(r->id, RequestPtr(r));
 }
 
+void RequestTable::putMany(RequestPtr* rs, size_t n) {
+  // Usually consecutive ids: every shard gets a few; one lock per shard.
+  std::array<bool, kShards> used{};
+  for (size_t i = 0; i < n; i++) used[shardOf(rs[i]->id)] = true;
+  for (size_t sh = 0; sh < kShards; sh++) {
+    if (!used[sh]) continue;
+    Shard& s = shards_[sh];
+    std::lock_guard<std::mutex> g(s.mu);
+    for (size_t i = 0; i < n; i++) {
+      if (!rs[i] || shardOf(rs[i]->id) != sh) continue;  // moved into an earlier shard
+      const uint64_t id = rs[i]->id;
+      s.insert(id, std::move(rs[i]));
+    }
+  }
+}
+
 RequestPtr RequestTable::takeLocked(Shard& s, uint64_t id) {
   const size_t i = s.find(id);
   if (i == Shard::kNone) return nullptr;
@@ -648,6 +664,17 @@ void Session::deliverRequest(const RequestPtr& r, Event&& e) {
   std::lock_guard<std::mutex> g(d.mu);
   requests.put(r);
   d.queue.push_back(std::move(e));
+  d.hasEvents.store(true, std::memory_order_release);
+  notifyLocked(d);
+}
+
+void Session::deliverRequests(uint32_t dest, RequestPtr* rs, Event* es, size_t n) {
+  if (n == 0) return;
+  Destination& d = *dests[dest];
+  eventsQueued.fetch_add(n, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> g(d.mu);
+  requests.putMany(rs, n);
+  d.queue.insert(d.queue.end(), std::make_move_iterator(es), std::make_move_iterator(es + n));
   d.hasEvents.store(true, std::memory_order_release);
   notifyLocked(d);
 }

@@ -195,6 +195,8 @@ using RequestPtr = std::shared_ptr<Request>;
 class RequestTable {
  public:
   void put(const RequestPtr& r);
+  /** put() of n requests at once (moved from), locking each shard once. */
+  void putMany(RequestPtr* rs, size_t n);
   /** Removes and returns the request, marking it replied; null if it was already answered. */
   RequestPtr take(uint64_t id);
   /**
@@ -299,6 +301,11 @@ class Session : public std::enable_shared_from_this<Session> {
    * dying thread's requeue (requeueUnanswered) sees both or neither.
    */
   void deliverRequest(const RequestPtr& r, Event&& e);
+  /**
+   * deliverRequest() of n requests of one destination at once (moved from): one lock of the
+   * destination, one lock per table shard, at most one wake-up.
+   */
+  void deliverRequests(uint32_t dest, RequestPtr* rs, Event* es, size_t n);
 
   virtual bool isFuse() const { return false; }
   /**

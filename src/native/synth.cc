@@ -9,7 +9,8 @@
 // Flow control keeps memory bounded when JavaScript is slower than the producers:
 // - 'reply' mode (awaitReplies): each event is a Request in the session's table, answered by
 //   replyErr / replyBatch; a thread stops at `window` unanswered requests (Random: when all of its
-//   owners wait for an answer) until replies come back.
+//   owners wait for an answer) until replies come back. Pairs makes what its window allows in
+//   batches of up to 256, each queued with one lock per destination (Session::deliverRequests).
 // - 'deliver' mode: no requests, no replies; the producers stop while `window * threads` events
 //   are queued but not yet handed to JavaScript. This measures the bare delivery rate.
 #include "synth.h"
@@ -195,6 +196,10 @@ class SynthSession : public Session {
     std::vector<SynthRecord> log;
   };
   void run(uint32_t t);
+  /** Pattern Pairs, 'reply' mode. */
+  void runPairs(uint32_t t, int32_t pid);
+  /** Event i of thread t (pattern Pairs), all but its reqId; `file` its file. */
+  void fill(uint32_t t, uint64_t i, int32_t pid, Event& e, uint32_t& file) const;
   void runRandom(uint32_t t);
   /** The next operation of owner o (Random), or false when it has none left. Caller holds p.mu. */
   bool nextOp(Owner& o, Event& e, uint32_t& file);
@@ -289,47 +294,98 @@ void SynthSession::send(uint32_t t, uint32_t slot, uint32_t file, Event&& e) {
   deliverRequest(r, std::move(e));
 }
 
+void SynthSession::fill(uint32_t t, uint64_t i, int32_t pid, Event& e, uint32_t& file) const {
+  // Pairs of events on one file: lock, then unlock; thread t walks the files from its own start.
+  const uint64_t pair = i / 2;
+  file = static_cast<uint32_t>((t + pair * o_.threads) % o_.files);
+  const uint64_t start = (pair % 16) * 4096;
+  e.kind = EventKind::Setlk;
+  e.type = (i % 2 == 0) ? 1 : 2;  // F_WRLCK, then F_UNLCK
+  e.sleep = false;
+  e.lockPid = pid;
+  e.fileHandle = t;
+  e.lockOwner = t + 1;
+  e.start = start;
+  e.end = start + 4095;
+  e.path = paths_[file];
+}
+
 void SynthSession::run(uint32_t t) {
   Producer& p = *producers_[t];
   const uint64_t window = o_.window;
   const uint64_t flowLimit = window * o_.threads;
   const int32_t pid = static_cast<int32_t>(getpid());
-  for (uint64_t i = 0; o_.opsPerThread == 0 || i < o_.opsPerThread; i++) {
-    if (o_.awaitReplies) {
-      std::unique_lock<std::mutex> l(p.mu);
-      p.cv.wait(l, [&] { return stop_.load() || p.outstanding < window; });
-      if (stop_.load()) break;
-      p.outstanding++;
-    } else {
-      std::unique_lock<std::mutex> l(flowMu_);
-      flowCv_.wait(l, [&] { return stop_.load() || undrained_ < flowLimit; });
-      if (stop_.load()) break;
-      undrained_++;
-    }
-    // Pairs of events on one file: lock, then unlock; thread t walks the files from its own start.
-    const uint64_t pair = i / 2;
-    const uint32_t f = static_cast<uint32_t>((t + pair * o_.threads) % o_.files);
-    const uint64_t start = (pair % 16) * 4096;
-    Event e;
-    e.kind = EventKind::Setlk;
-    e.type = (i % 2 == 0) ? 1 : 2;  // F_WRLCK, then F_UNLCK
-    e.sleep = false;
-    e.lockPid = pid;
-    e.reqId = nextReqId.fetch_add(1, std::memory_order_relaxed);
-    e.fileHandle = t;
-    e.lockOwner = t + 1;
-    e.start = start;
-    e.end = start + 4095;
-    e.path = paths_[f];
-    if (o_.awaitReplies) {
-      send(t, 0, f, std::move(e));
-    } else {
+  if (o_.awaitReplies) {
+    runPairs(t, pid);
+  } else {
+    for (uint64_t i = 0; o_.opsPerThread == 0 || i < o_.opsPerThread; i++) {
+      {
+        std::unique_lock<std::mutex> l(flowMu_);
+        flowCv_.wait(l, [&] { return stop_.load() || undrained_ < flowLimit; });
+        if (stop_.load()) break;
+        undrained_++;
+      }
+      Event e;
+      uint32_t f = 0;
+      fill(t, i, pid, e, f);
+      e.reqId = nextReqId.fetch_add(1, std::memory_order_relaxed);
       deliver(routes_[f], std::move(e));
+      p.generated.fetch_add(1, std::memory_order_relaxed);
     }
-    p.generated.fetch_add(1, std::memory_order_relaxed);
   }
   running_.fetch_sub(1);
   noteProgress();
+}
+
+void SynthSession::runPairs(uint32_t t, int32_t pid) {
+  // What the window allows, up to kSendBatch at a time, is made in one go and queued with one
+  // lock of each destination (deliverRequests): per request, no lock and no wake-up of its own.
+  constexpr uint64_t kSendBatch = 256;
+  Producer& p = *producers_[t];
+  const uint64_t window = o_.window;
+  std::vector<std::vector<RequestPtr>> reqs(destinationCount);
+  std::vector<std::vector<Event>> evs(destinationCount);
+  for (uint64_t i = 0; o_.opsPerThread == 0 || i < o_.opsPerThread;) {
+    uint64_t k = 0;
+    {
+      std::unique_lock<std::mutex> l(p.mu);
+      p.cv.wait(l, [&] { return stop_.load() || p.outstanding < window; });
+      if (stop_.load()) break;
+      k = std::min(window - p.outstanding, kSendBatch);
+      if (o_.opsPerThread != 0) k = std::min(k, o_.opsPerThread - i);
+      p.outstanding += k;
+    }
+    const uint64_t firstId = nextReqId.fetch_add(k, std::memory_order_relaxed);
+    for (uint64_t j = 0; j < k; j++) {
+      Event e;
+      uint32_t f = 0;
+      fill(t, i + j, pid, e, f);
+      e.reqId = firstId + j;
+      RequestPtr r = newRequest();
+      r->id = e.reqId;
+      r->kind = e.kind;
+      r->dest = routes_[f];
+      r->producer = t;
+      r->file = f;
+      r->session = this;
+      r->type = e.type;
+      r->lockPid = e.lockPid;
+      r->fileHandle = e.fileHandle;
+      r->lockOwner = e.lockOwner;
+      r->start = e.start;
+      r->end = e.end;
+      r->path = e.path;
+      reqs[r->dest].push_back(std::move(r));
+      evs[routes_[f]].push_back(std::move(e));
+    }
+    for (uint32_t d = 0; d < destinationCount; d++) {
+      deliverRequests(d, reqs[d].data(), evs[d].data(), evs[d].size());
+      reqs[d].clear();
+      evs[d].clear();
+    }
+    i += k;
+    p.generated.fetch_add(k, std::memory_order_relaxed);
+  }
 }
 
 bool SynthSession::nextOp(Owner& o, Event& e, uint32_t& file) {
