@@ -501,7 +501,11 @@ void SynthSession::noteProgress() {
   if (running_.load() != 0) return;
   bool complete;
   if (o_.awaitReplies) {
-    complete = requests.size() == 0;
+    // Every request answered and counted. Not "the table is empty": an answering thread takes
+    // its batch out of the table before it counts the replies, so another thread could see the
+    // table empty and end the run with a batch still uncounted (runSynthetic then reported
+    // "1000000 generated, 999018 answered").
+    complete = replies.load() == generatedTotal();
   } else {
     std::lock_guard<std::mutex> g(flowMu_);
     complete = undrained_ == 0;
@@ -529,10 +533,12 @@ void SynthSession::answered(const RequestPtr& r, int err) {
 bool SynthSession::replyErr(uint64_t reqId, int err) {
   RequestPtr r = requests.take(reqId);
   if (!r) return false;
-  replies.fetch_add(1, std::memory_order_relaxed);
   if (err != 0) errors_.fetch_add(1, std::memory_order_relaxed);
   answered(r, err);
-  if (running_.load(std::memory_order_relaxed) == 0) noteProgress();
+  // Counted last, with the default order: a thread that sees every reply counted (noteProgress)
+  // sees the rest of the answer too, and the producers' last check sees this count or we see it.
+  replies.fetch_add(1);
+  if (running_.load() == 0) noteProgress();
   return true;
 }
 
@@ -553,7 +559,6 @@ size_t SynthSession::replyErrBatch(const uint64_t* ids, const int* errs, size_t 
     taken[i].reset();
   }
   if (answeredCount == 0) return 0;
-  replies.fetch_add(answeredCount, std::memory_order_relaxed);
   if (failed != 0) errors_.fetch_add(failed, std::memory_order_relaxed);
   for (size_t t = 0; t < credit.size(); t++) {
     if (credit[t] == 0) continue;
@@ -564,7 +569,8 @@ size_t SynthSession::replyErrBatch(const uint64_t* ids, const int* errs, size_t 
     }
     p.cv.notify_one();
   }
-  if (running_.load(std::memory_order_relaxed) == 0) noteProgress();
+  replies.fetch_add(answeredCount);  // last, as in replyErr
+  if (running_.load() == 0) noteProgress();
   return answeredCount;
 }
 
