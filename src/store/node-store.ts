@@ -50,6 +50,12 @@ export class NodeStore implements LockStore {
   /** When `offset` was last measured or aged (the node's clock). */
   private offsetAt = 0;
   private reportedFenced = false;
+  /**
+   * When this node's view of the grace period ends (its clock): measured from when the message
+   * that gave the remaining time was sent, so it never ends after the engine's own (the engine
+   * read that time later). A grant, which the engine allows only after its end, is never seen
+   * while this node still says grace.
+   */
   private graceUntil = 0;
   /**
    * The longest sessionTtlMs of the incarnation's sessions, as the engine last said (Opened and
@@ -181,19 +187,23 @@ export class NodeStore implements LockStore {
     this.gen++;
     this.lastId = o.inboxFrom;
     this.reader?.restart();
-    this.setGrace(o.graceMs);
+    this.setGrace(o.graceMs, sent);
     this.armFence();
     this.scheduleRenew(sent);
   }
 
-  private setGrace(ms: number): void {
+  /** The grace period ends `ms` after `from` (when the message that said so was sent). */
+  private setGrace(ms: number, from = this.now()): void {
     const was = this.graceUntil > this.now();
-    this.graceUntil = ms > 0 ? this.now() + ms : 0;
+    this.graceUntil = ms > 0 ? from + ms : 0;
     clearTimeout(this.graceTimer);
     if (ms > 0) {
-      this.graceTimer = setTimeout(() => {
-        if (!this.closed && this.ref !== undefined) this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
-      }, ms + 1);
+      this.graceTimer = setTimeout(
+        () => {
+          if (!this.closed && this.ref !== undefined) this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
+        },
+        Math.max(0, this.graceUntil - this.now()) + 1,
+      );
       this.graceTimer.unref();
     } else if (was && this.ref !== undefined) {
       this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });

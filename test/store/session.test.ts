@@ -4,10 +4,11 @@
  * its steps, a reaper on another node lists its records, and it comes back with a new session
  * in which its old records are lost for good. A renewing node keeps its session; a closing one
  * hands its records to the reaper at once. Every wait is for an event (the engine's own key
- * events, the store's hooks, a child's lines), never a sleep.
+ * events, the store's hooks, a child's lines), never a sleep; one test delays a reply on purpose
+ * (the fault it is about).
  */
 import t from 'tap';
-import { RedisEngine, type SessionEvent } from '../../src/store/index.js';
+import { MemoryEngine, memoryStore, RedisEngine, type SessionEvent } from '../../src/store/index.js';
 import { ChildNode } from './child-proc.js';
 import { cluster } from './fixture.js';
 import { keyEvents } from './keyevents.js';
@@ -232,4 +233,25 @@ t.test('memory: a node whose session expired while another process started under
   t.equal(first.store.stats().sessions, 1, 'it never took the name back');
   t.equal(second.store.session().epoch, epoch2, "the second's session was not taken");
   t.same(kinds(second.session.seen), [], 'the second never lost it');
+});
+
+t.test("memory: a node's view of the grace period never outlasts the engine's, however late the reply that started it came", async (t) => {
+  const engine = new MemoryEngine();
+  // The OPEN runs at once; its reply reaches the node 300 ms later (a loaded machine, a slow link).
+  // The node used to count the grace period from the reply: it said "grace" for 300 ms after the
+  // engine's had ended, while grants were being made (several-nodes saw it once in CI).
+  const open = engine.open.bind(engine);
+  engine.open = async (...a: Parameters<typeof open>) => {
+    const r = await open(...a);
+    await new Promise((res) => setTimeout(res, 300));
+    return r;
+  };
+  const s = await memoryStore({}, { engine, node: 'a', sessionTtlMs: 60_000, graceMs: 1_000 });
+  t.teardown(() => s.close());
+  t.equal(s.session().grace, true, 'the node starts in the grace period');
+  // Asked every 5 ms: the first time the engine says its grace period is over.
+  while (engine.snapshot().grace) await new Promise((res) => setTimeout(res, 5));
+  t.equal(s.session().grace, false, "once the engine's grace period is over, the node does not say grace");
+  const r = await s.commit({ file: '/g', base: 0, grants: true, put: [{ id: 'a1', state: 'held', data: '' }] });
+  t.equal(r.ok, true, 'and the engine grants');
 });
