@@ -239,6 +239,8 @@ class SynthSession : public Session {
   void runRandom(uint32_t t);
   /** The next operation of owner o (Random), or false when it has none left. Caller holds p.mu. */
   bool nextOp(Owner& o, Event& e, uint32_t& file);
+  /** The Request that stands for event `e` of thread t (its owner `slot`, pattern 'random') on `file`. */
+  RequestPtr requestOf(uint32_t t, uint32_t slot, uint32_t file, const Event& e);
   void send(uint32_t t, uint32_t slot, uint32_t file, Event&& e);
   /** A reply for r arrived: frees its window slot or owner, logs its end. */
   void answered(const RequestPtr& r, int err);
@@ -320,7 +322,7 @@ void SynthSession::start() {
   }
 }
 
-void SynthSession::send(uint32_t t, uint32_t slot, uint32_t file, Event&& e) {
+RequestPtr SynthSession::requestOf(uint32_t t, uint32_t slot, uint32_t file, const Event& e) {
   RequestPtr r = newRequest();
   r->id = e.reqId;
   r->kind = e.kind;
@@ -337,7 +339,11 @@ void SynthSession::send(uint32_t t, uint32_t slot, uint32_t file, Event&& e) {
   r->end = e.end;
   r->sleep = e.sleep;
   r->path = e.path;
-  deliverRequest(r, std::move(e));
+  return r;
+}
+
+void SynthSession::send(uint32_t t, uint32_t slot, uint32_t file, Event&& e) {
+  deliverRequest(requestOf(t, slot, file, e), std::move(e));
 }
 
 void SynthSession::fill(uint32_t t, uint64_t i, int32_t pid, Event& e, uint32_t& file) const {
@@ -407,22 +413,9 @@ void SynthSession::runPairs(uint32_t t, int32_t pid) {
       uint32_t f = 0;
       fill(t, i + j, pid, e, f);
       e.reqId = firstId + j;
-      RequestPtr r = newRequest();
-      r->id = e.reqId;
-      r->kind = e.kind;
-      r->dest = routes_[f];
-      r->producer = t;
-      r->file = f;
-      r->session = this;
-      r->type = e.type;
-      r->lockPid = e.lockPid;
-      r->fileHandle = e.fileHandle;
-      r->lockOwner = e.lockOwner;
-      r->start = e.start;
-      r->end = e.end;
-      r->path = e.path;
-      reqs[r->dest].push_back(std::move(r));
-      evs[routes_[f]].push_back(std::move(e));
+      const uint32_t d = routes_[f];
+      reqs[d].push_back(requestOf(t, 0, f, e));
+      evs[d].push_back(std::move(e));
     }
     // Counted before any of them can be answered: synthStats never shows more replies than requests.
     p.generated.fetch_add(k, std::memory_order_relaxed);
