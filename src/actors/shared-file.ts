@@ -96,6 +96,8 @@ const REMOTE = Symbol('remote');
 interface Outcome {
   answers: (() => void)[];
   notify: NotifyInput[];
+  /** This node's waiters the decision ends, by record id, with their results (also in `answers`). */
+  ends: { rid: string; result: number }[];
 }
 
 /** The wait-for graph of a decision: cycles are the engine's to find; a refused step names them. */
@@ -145,12 +147,27 @@ function targetKeys(owners: Iterable<string>, sessions: EdgeInput['sessions']): 
 /** What a step given up on decided for other requests, with what shows it applied (SharedFile.lostAnswers). */
 interface Lost {
   readonly answers: (() => void)[];
+  /** The waiters of this node it ended: settled by what became of their records (SharedFile.settleEnds). */
+  readonly ends: readonly LostEnd[];
   /**
    * The record ids it minted (newId: no other step puts them): a whole record set (the log no
    * longer reaching back) that has one says it applied. One that has none proves nothing: its
    * records may have gone since, and a step that only removes leaves no trace of its own.
    */
   readonly fresh: readonly string[];
+}
+
+/**
+ * A waiter of this node that a step given up on ended: its record, its owner's bytes, and the
+ * ids of the owner's locks when the step was decided (what a grant by another node would add to).
+ */
+interface LostEnd {
+  readonly rid: string;
+  readonly result: number;
+  readonly owner: string;
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly before: ReadonlySet<string>;
 }
 
 /** A record put by a step, with the lock or waiter of the decided table it stands for. */
@@ -273,7 +290,7 @@ class SharedFile {
    * would have been stale had one applied unseen, and none can apply after it.
    */
   private readonly lostAnswers = new Map<string, Lost>();
-  private out: Outcome = { answers: [], notify: [] };
+  private out: Outcome = { answers: [], notify: [], ends: [] };
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
   /** The last build left records out (dead sessions, orphaned waiters): the next step removes them and wakes who they blocked. */
@@ -564,7 +581,10 @@ class SharedFile {
     if (r.node !== this.space.config.node) {
       return (result) => this.out.notify.push({ node: r.node, epoch: r.epoch, requestId: r.requestId, kind: 'end', data: String(result) });
     }
-    return (result) => this.out.answers.push(() => this.space.endWait(r.id, result));
+    return (result) => {
+      this.out.answers.push(() => this.space.endWait(r.id, result));
+      this.out.ends.push({ rid: r.id, result });
+    };
   }
 
   // ---- one decision ------------------------------------------------------------------------------
@@ -599,7 +619,7 @@ class SharedFile {
         this.built = true;
         this.build();
       }
-      this.out = { answers: [], notify: [] };
+      this.out = { answers: [], notify: [], ends: [] };
       this.table.wakeups = !hold;
       const owed = this.owed;
       if (this.space.config.policy === 'fifo') await this.askReach(run.owner);
@@ -679,8 +699,11 @@ class SharedFile {
         // before this one (and was in the state this one was decided on: undone there) or never
         // will.
         for (const [id, u] of this.unsure) if (u.sendBy <= now) this.unsure.delete(id);
+        const dropped = [...this.lostAnswers.values()];
         this.lostAnswers.clear();
-        return this.done(owed, res);
+        const out = this.done(owed, res);
+        this.settleEnds(dropped);
+        return out;
       }
       switch (reply.reason) {
         case 'stale': {
@@ -726,7 +749,7 @@ class SharedFile {
             this.space.wakeAt(this.path, performance.now() + ms);
           } else if (run.park === true) {
             this.build();
-            this.out = { answers: [], notify: [] };
+            this.out = { answers: [], notify: [], ends: [] };
             return new Parked(ms);
           } else {
             // Nothing of this node's grants without a request (a bug if it ever does): waited out.
@@ -796,7 +819,7 @@ class SharedFile {
    */
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
     this.build();
-    this.out = { answers: [], notify: [] };
+    this.out = { answers: [], notify: [], ends: [] };
     if (mustRun) this.owed.push(run);
     // Also a step that may have applied after all: the next step finds out, and undoes it.
     if (this.owing) this.space.retryOwed(this.path);
@@ -890,7 +913,15 @@ class SharedFile {
    */
   private keepLost(id: string, d: Diffed, run: Run): void {
     if (this.out.answers.length === 0 || (run.undone === true && this.unsure.get(id)?.tangled === false)) return;
-    this.lostAnswers.set(id, { answers: this.out.answers, fresh: d.fresh.map((x) => x.id) });
+    const ends: LostEnd[] = [];
+    for (const e of this.out.ends) {
+      const r = this.records.find((x) => x.id === e.rid);
+      if (r === undefined) continue;
+      const { req } = this.decode(r);
+      const before = new Set(this.records.filter((x) => x.node === r.node && x.epoch === r.epoch && x.state === 'held' && this.decode(x).req.owner === req.owner).map((x) => x.id));
+      ends.push({ rid: e.rid, result: e.result, owner: req.owner, start: req.start, end: req.end, before });
+    }
+    this.lostAnswers.set(id, { answers: this.out.answers, ends, fresh: d.fresh.map((x) => x.id) });
     this.space.retryOwed(this.path);
   }
 
@@ -907,6 +938,27 @@ class SharedFile {
       if (!applied) continue;
       this.lostAnswers.delete(id);
       for (const a of l.answers) a();
+    }
+  }
+
+  /**
+   * Steps given up on whose fate no reply told (a step that only removed records leaves no trace
+   * in a whole record set), once a later step committed: none can apply any more, and the records
+   * are the engine's after them. A waiter they ended that is still waiting here, whose record is
+   * gone, and whose owner got no new lock over or next to its bytes (another node's grant; its
+   * inbox event answers it), ended by that step: it is answered as the step decided.
+   */
+  private settleEnds(dropped: readonly Lost[]): void {
+    for (const l of dropped) {
+      for (const e of l.ends) {
+        if (!this.space.waits.has(e.rid) || this.records.some((r) => r.id === e.rid)) continue;
+        const grant = this.records.some((r) => {
+          if (r.state !== 'held' || e.before.has(r.id)) return false;
+          const { req } = this.decode(r);
+          return req.owner === e.owner && req.start <= e.end + 1n && req.end + 1n >= e.start;
+        });
+        if (!grant) this.space.endWait(e.rid, e.result);
+      }
     }
   }
 
@@ -929,7 +981,7 @@ class SharedFile {
 
   private deliver(): void {
     const { answers } = this.out;
-    this.out = { answers: [], notify: [] };
+    this.out = { answers: [], notify: [], ends: [] };
     for (const a of answers) a();
   }
 
@@ -1098,7 +1150,11 @@ class SharedFile {
       t.requestId = hostId;
       // Its answer, when the request waits and a later step of this table ends it, leaves only
       // once that step committed, like every other answer.
-      return t.run(call, (v) => this.out.answers.push(() => done(v)));
+      return t.run(call, (v) => {
+        this.out.answers.push(() => done(v));
+        const rid = this.space.ridOf(hostId);
+        if (rid !== undefined) this.out.ends.push({ rid, result: typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number) });
+      });
     };
     if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
     if ((call.op === 'lock' || call.op === 'lockFile') && !read && cancellable(call)) run.undone = true;
@@ -1350,6 +1406,11 @@ export class SharedFiles {
   }
 
   /** This node's waiter `rid` ended with `code` (decided here or by another node). */
+  /** The record id of request `hostId`'s waiter, once its step committed. */
+  ridOf(hostId: number): string | undefined {
+    return this.requests.get(hostId)?.rid;
+  }
+
   endWait(rid: string, code: number): void {
     const hostId = this.waits.get(rid);
     this.waits.delete(rid);

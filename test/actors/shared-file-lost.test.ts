@@ -4,13 +4,15 @@
  * grant of a waiter of the same node) must still reach them once the node learns the step
  * applied, whether the decision then gave up, decided again (fenced for a late renewal), learned
  * it from the whole record set (the log no longer reaching back), or had no request behind it
- * (a reaping step). Before, that waiter waited for ever. Real SharedFiles over a MemoryEngine;
+ * (a reaping step). Before, that waiter waited for ever. The same for a waiter such a step ended
+ * (a timeout's cancel) when only the whole record set is left to tell: its record is gone and no
+ * grant by another node explains it. Real SharedFiles over a MemoryEngine;
  * the link in between loses the chosen reply. Every wait is for an answer, within a budget.
  */
 import t, { type Test } from 'tap';
 import { SharedFiles, endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLock, type Call } from '../../src/core/requests.js';
 import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';
 import { within } from '../../driver/redis-server.js';
@@ -196,7 +198,28 @@ t.test("a cancel's step that never applied, its waiter granted by another node m
   const healed = new Promise<CommitReply>((r) => (a.onReply = (x) => !x.ok && x.reason === 'stale' && x.records !== undefined && r(x)));
   a.drop = false;
   await within(healed, BUDGET_MS, "a's stale reply with the whole record set");
+  // A step of a commits before the event comes: the cancel given up on can no longer apply, yet
+  // the waiter it ended is gone because b granted it (p2 holds new bytes), not because it did.
+  a.sf.run(4, parseLock({ path: '/a', lockType: F_WRLCK, cmd: F_SETLK, lockOwner: 'p3', lockStart: 20, lockLen: 10, lockPid: 3, fileHandle: 3 }), a.target);
+  t.match(await answered(a, 4, "p3's lock on [20,30)"), { result: 0 }, "a's next step commits");
+  t.equal(a.answers.has(2), false, "p2's F_SETLKW is not answered before its grant's event");
   a.release();
   t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, "p2's F_SETLKW is answered granted (it holds the lock), not with its timeout's code");
-  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held'], 'the engine: p2 holds [0,10)');
+  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held', 'a:held'], 'the engine: p2 holds [0,10), p3 [20,30)');
+});
+
+t.test("a cancel's step applies, its reply is lost, and the log no longer reaches back: the request is answered with its timeout's code", async (t) => {
+  const { engine, a, b } = await bHoldsAWaits(t);
+  // The cancel's step (a timeout) removes p2's waiter and nothing else: no record it minted can
+  // show that it applied. Meanwhile b makes more steps on the file than the engine's log keeps.
+  a.lose = 'full';
+  a.trap = { then: () => overflowLog(engine, b.store) };
+  a.sf.cancel(2, 'timeout');
+  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: -EAGAIN }, "p2's F_SETLKW ends with its timeout's code once a learns its waiter is gone");
+  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['b:held'], "the engine: only b's lock; p2's waiter went with the cancel");
+  // The file serves on: b's unlock, then a's new lock.
+  b.sf.run(3, lock('q1', 1, F_UNLCK, F_SETLK), b.target);
+  t.match(await answered(b, 3, "b's unlock"), { result: 0 });
+  a.sf.run(4, lock('p2', 2, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 4, "p2's new lock"), { result: 0 }, 'p2 locks [0,10) again');
 });
