@@ -92,6 +92,13 @@ async function within<T>(p: Promise<T>, ms: number, what: () => string): Promise
 /** Error replies that say the engine refused us (authentication, rights, database), not that it was out of reach. */
 const REFUSAL = /^(WRONGPASS|NOAUTH|NOPERM|ERR )/;
 
+/** What to do about a refusal, where the engine's own words do not say it (NOAUTH speaks of HELLO). */
+function refusalHint(why: string): string {
+  if (why.startsWith('NOAUTH')) return ' (the engine asks for a password: put it in the URL, redis://:PASSWORD@HOST:PORT, or redis://USER:PASSWORD@HOST:PORT for an ACL user)';
+  if (why.startsWith('WRONGPASS')) return ' (check the user and password in the URL)';
+  return '';
+}
+
 /** A connected client, or an Error naming the URL within requestTimeoutMs. */
 async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Redis> {
   const c = new Redis(o.url, clientOptions(o, inbox));
@@ -104,7 +111,7 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     // The engine answered, and said no (a wrong password, a user without the rights, a database
     // it does not have): not a matter of reaching it.
     REFUSAL.test(why)
-      ? `locksmith store: ${o.shownUrl} refused the connection: ${why}`
+      ? `locksmith store: ${o.shownUrl} refused the connection: ${why}${refusalHint(why)}`
       : // "within" only when the time ran out; a refused connection fails at once.
         `locksmith store: cannot reach ${o.shownUrl}${performance.now() - t0 >= o.requestTimeoutMs ? ` within ${o.requestTimeoutMs} ms` : ''}${why === '' ? '' : ` (${why})`}`;
   try {

@@ -78,7 +78,7 @@ t.test('an engine that refuses us (password, database): an Error that says so, n
   const port = server.port;
   for (const [url, why] of [
     [`redis://:wrong@127.0.0.1:${port}`, /WRONGPASS/],
-    [`redis://127.0.0.1:${port}`, /NOAUTH/],
+    [`redis://127.0.0.1:${port}`, /NOAUTH.*put it in the URL, redis:\/\/:PASSWORD@HOST:PORT/],
   ] as const) {
     const r = await timed(openStore({ url, requestTimeoutMs: 5_000 }));
     t.match(r.err?.message, 'refused the connection', `${url}: refused, not "cannot reach" (${r.err?.message})`);
