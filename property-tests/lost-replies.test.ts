@@ -1,0 +1,78 @@
+// Lost replies, model = no table at all but what the nodes answered (each request's answer: granted, failed, queued) and the fault schedule fast-check chose, while 2-3 nodes (SharedFiles over one MemoryEngine, each behind a link that loses a step's reply after it applied, cuts the node off, holds its inbox back; a flood node overruns the 64-entry log) run random POSIX/OFD, flock and Windows calls, cancels and closes on 2 files with small ranges; invariant: (1) after every step the engine applies no two granted records conflict (core conflicts() both ways), (2) once the faults heal and every handle is closed and every waiter aborted, every request is answered within a budget, and (3) once settled every waiting record stands for a request still waiting, every held byte lies in a request of its owner answered granted (same mode), and once everything is released the engine holds no record, except where a node reported a step that could not be undone (counted and printed, not failed).
+import t from 'tap';
+import fc from 'fast-check';
+import { F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
+import { fileHandleOf } from './arbitraries.js';
+import { runs, show } from './harness.js';
+import { excusedSamples, PATHS, runScenario, tally, type Cmd, type LROp } from './lost-replies.js';
+
+const path = fc.oneof({ weight: 3, arbitrary: fc.constant(PATHS[0]!) }, { weight: 1, arbitrary: fc.constant(PATHS[1]!) });
+/** Small ranges over bytes 0..7: requests meet. */
+const range = fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 1, max: 3 }));
+const cmd = fc.constantFrom(F_SETLK, F_SETLKW, F_SETLKW, F_GETLK);
+const type = fc.constantFrom(F_RDLCK, F_WRLCK, F_WRLCK, F_UNLCK);
+const owner = fc.constantFrom(1, 2);
+
+const posix = fc.record({ path, kind: fc.constantFrom('posix', 'ofd'), o: owner, cmd, type, r: range }).map(
+  ({ path, kind, o, cmd, type, r }): LROp => ({
+    t: 'call',
+    method: 'lock',
+    input: { path, kind, lockType: type, cmd, lockStart: r[0], lockLen: r[1], lockOwner: o, lockPid: kind === 'posix' ? 100 + o - 1 : 0, fileHandle: fileHandleOf(kind as 'posix' | 'ofd', o - 1) },
+  }),
+);
+const flock = fc.record({ path, o: owner, cmd, type }).map(
+  ({ path, o, cmd, type }): LROp => ({ t: 'call', method: 'lock', input: { path, kind: 'flock', lockType: type, cmd, lockOwner: o, lockPid: 300 + o - 1, fileHandle: fileHandleOf('flock', o - 1) } }),
+);
+const lockFile = fc.record({ path, h: fc.constantFrom(1, 2), r: range, x: fc.boolean(), fi: fc.boolean() }).map(
+  ({ path, h, r, x, fi }): LROp => ({ t: 'call', method: 'lockFile', input: { fileName: path, byteOffset: r[0], length: r[1], exclusiveLock: x, failImmediately: fi, handle: h } }),
+);
+const closeHandle = fc.record({ path, h: fc.constantFrom(1, 2) }).map(({ path, h }): LROp => ({ t: 'call', method: 'closeHandle', input: { fileName: path, handle: h } }));
+const release = fc.record({ path, kind: fc.constantFrom('posix', 'ofd'), o: owner }).map(
+  ({ path, kind, o }): LROp => ({ t: 'call', method: 'release', input: kind === 'ofd' ? { path, fileHandle: fileHandleOf('ofd', o - 1), lockOwner: o } : { path, fileHandle: fileHandleOf('posix', o - 1) } }),
+);
+const flush = fc.record({ path, o: owner }).map(({ path, o }): LROp => ({ t: 'call', method: 'flush', input: { path, lockOwner: o } }));
+
+const op: fc.Arbitrary<LROp> = fc.oneof(
+  { weight: 8, arbitrary: posix },
+  { weight: 2, arbitrary: flock },
+  { weight: 4, arbitrary: lockFile },
+  { weight: 2, arbitrary: fc.nat(7).map((k): LROp => ({ t: 'unlockPrev', k })) },
+  { weight: 1, arbitrary: closeHandle },
+  { weight: 1, arbitrary: release },
+  { weight: 1, arbitrary: flush },
+  { weight: 3, arbitrary: fc.record({ k: fc.nat(7), reason: fc.constantFrom<'abort' | 'timeout'>('abort', 'timeout') }).map((c): LROp => ({ t: 'cancel', ...c })) },
+  // The fault schedule.
+  { weight: 4, arbitrary: fc.record({ resends: fc.constantFrom(0, 1, 3, 1000), flood: fc.boolean() }).map((c): LROp => ({ t: 'lose', ...c })) },
+  { weight: 1, arbitrary: fc.constant<LROp>({ t: 'cut' }) },
+  { weight: 2, arbitrary: fc.constant<LROp>({ t: 'heal' }) },
+  { weight: 1, arbitrary: fc.constant<LROp>({ t: 'hold' }) },
+  { weight: 1, arbitrary: fc.constant<LROp>({ t: 'deliver' }) },
+  { weight: 1, arbitrary: path.map((p): LROp => ({ t: 'flood', path: p })) },
+);
+
+const scenario = fc.record({
+  nodes: fc.integer({ min: 2, max: 3 }),
+  cmds: fc.array(fc.tuple(fc.nat(2), op, fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })) as fc.Arbitrary<Cmd>, { maxLength: 25 }),
+});
+
+t.test('2-3 nodes over one engine, replies lost, nodes cut off, inboxes late, logs overrun: safe, live, consistent', async (t) => {
+  const seed = process.env.LOCKSMITH_SEED === undefined ? undefined : Number(process.env.LOCKSMITH_SEED);
+  const before = { ...tally };
+  const started = performance.now();
+  const r = await fc.check(
+    fc.asyncProperty(scenario, ({ nodes, cmds }) => runScenario(nodes, cmds)),
+    { numRuns: runs(60), seed, endOnFailure: process.env.LOCKSMITH_NO_SHRINK === '1' },
+  );
+  const d = Object.fromEntries(Object.entries(tally).map(([k, v]) => [k, v - (before as Record<string, number>)[k]!]));
+  t.comment(`faults exercised: ${show(d)} in ${Math.round(performance.now() - started)} ms`);
+  for (const s of excusedSamples) t.comment(`excused by a fault report:\n${s}`);
+  if (r.failed) {
+    const ce = r.counterexample?.[0] as { nodes: number; cmds: Cmd[] } | undefined;
+    const msg = `counterexample (seed ${r.seed}, path ${r.counterexamplePath}, ${r.numShrinks} shrinks): ${ce?.nodes} nodes\n${(ce?.cmds ?? []).map((c) => `  ${show(c)}`).join('\n')}\n${r.errorInstance instanceof Error ? r.errorInstance.message : String(r.errorInstance)}`;
+    // Printed whole (tap escapes a failure message's newlines).
+    console.error(msg);
+    t.fail('counterexample found (printed above)');
+  } else {
+    t.ok((d.lostApplied ?? 0) > 0 && (d.cutRefused ?? 0) > 0 && (d.heldEvents ?? 0) > 0 && (d.wholeSets ?? 0) > 0, 'every kind of fault was exercised');
+  }
+});
