@@ -9,7 +9,7 @@ import { excusedSamples, PATHS, runScenario, tally, type Cmd, type LROp } from '
 const path = fc.oneof({ weight: 3, arbitrary: fc.constant(PATHS[0]!) }, { weight: 1, arbitrary: fc.constant(PATHS[1]!) });
 /** Small ranges over bytes 0..7: requests meet. */
 const range = fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 1, max: 3 }));
-const cmd = fc.constantFrom(F_SETLK, F_SETLKW, F_SETLKW, F_GETLK);
+const cmd = fc.constantFrom(F_SETLK, F_SETLKW, F_SETLKW, F_SETLKW, F_GETLK);
 const type = fc.constantFrom(F_RDLCK, F_WRLCK, F_WRLCK, F_UNLCK);
 const owner = fc.constantFrom(1, 2);
 
@@ -42,21 +42,24 @@ const op: fc.Arbitrary<LROp> = fc.oneof(
   { weight: 1, arbitrary: flush },
   { weight: 3, arbitrary: fc.record({ k: fc.nat(7), reason: fc.constantFrom<'abort' | 'timeout'>('abort', 'timeout') }).map((c): LROp => ({ t: 'cancel', ...c })) },
   // The fault schedule.
-  { weight: 4, arbitrary: fc.record({ resends: fc.constantFrom(0, 1, 3, 1000), flood: fc.boolean() }).map((c): LROp => ({ t: 'lose', ...c })) },
+  { weight: 2, arbitrary: fc.record({ resends: fc.constantFrom(0, 1, 3, 1000), flood: fc.boolean() }).map((c): LROp => ({ t: 'lose', ...c })) },
   { weight: 1, arbitrary: fc.constant<LROp>({ t: 'cut' }) },
-  { weight: 2, arbitrary: fc.constant<LROp>({ t: 'heal' }) },
-  { weight: 1, arbitrary: fc.constant<LROp>({ t: 'hold' }) },
+  { weight: 3, arbitrary: fc.constant<LROp>({ t: 'heal' }) },
+  { weight: 3, arbitrary: fc.constant<LROp>({ t: 'hold' }) },
   { weight: 1, arbitrary: fc.constant<LROp>({ t: 'deliver' }) },
   { weight: 1, arbitrary: path.map((p): LROp => ({ t: 'flood', path: p })) },
 );
 
 const scenario = fc.record({
   nodes: fc.integer({ min: 2, max: 3 }),
-  cmds: fc.array(fc.tuple(fc.nat(2), op, fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })) as fc.Arbitrary<Cmd>, { maxLength: 25 }),
+  cmds: fc.array(fc.tuple(fc.nat(2), op, fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) })) as fc.Arbitrary<Cmd>, { maxLength: 30, size: 'max' }),
 });
 
 t.test('2-3 nodes over one engine, replies lost, nodes cut off, inboxes late, logs overrun: safe, live, consistent', async (t) => {
-  const seed = process.env.LOCKSMITH_SEED === undefined ? undefined : Number(process.env.LOCKSMITH_SEED);
+  // Shrinking a liveness failure waits out its budget at every try.
+  t.setTimeout(60 * 60_000);
+  const seed = process.env.LOCKSMITH_SEED === undefined ? (Math.random() * 2 ** 31) | 0 : Number(process.env.LOCKSMITH_SEED);
+  t.comment(`seed ${seed} (LOCKSMITH_SEED=${seed} runs it again)`);
   const before = { ...tally };
   const started = performance.now();
   const r = await fc.check(
@@ -73,6 +76,8 @@ t.test('2-3 nodes over one engine, replies lost, nodes cut off, inboxes late, lo
     console.error(msg);
     t.fail('counterexample found (printed above)');
   } else {
-    t.ok((d.lostApplied ?? 0) > 0 && (d.cutRefused ?? 0) > 0 && (d.heldEvents ?? 0) > 0 && (d.wholeSets ?? 0) > 0, 'every kind of fault was exercised');
+    // Held inbox events need a waiter of one node ended by another's step while inboxes are held:
+    // rare (see the count above), so not required of every seed.
+    t.ok((d.lostApplied ?? 0) > 0 && (d.cutRefused ?? 0) > 0 && (d.wholeSets ?? 0) > 0 && (d.floodsInLoss ?? 0) > 0, 'lost replies, cut-off nodes and whole record sets were exercised');
   }
 });
