@@ -685,7 +685,12 @@ class SharedFile {
       }
       // A send got no reply, and no later reply says whether it applied (the engine checks its
       // session before the version): the step may stand, though this decision moves on (Unsure).
-      const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
+      // Likewise a resend whose stale reply is the whole record set (the log no longer reaching
+      // back) that holds no record the step minted: that proves nothing (a step that only removes
+      // leaves no trace, and what it put may have gone since), so what it decided is kept too.
+      const whole = !reply.ok && reply.reason === 'stale' ? reply.records : undefined;
+      const unknown = resent !== undefined && whole !== undefined && !(d?.fresh.some((x) => whole.some((r) => r.id === x.id)) ?? false);
+      const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' || unknown ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       // Whatever this decision does next (gives up, or decides again), the step may stand.
       if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
@@ -715,8 +720,13 @@ class SharedFile {
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
-          if (d !== undefined && resent !== undefined && reply.missed?.some((c) => c.step === resent)) {
-            // It applied after all (its first reply was lost): its records are in what we missed.
+          // It applied after all (its first reply was lost): the missed changes name it, or, when the
+          // log no longer reaches back, the whole record set holds a record it minted (newId: no
+          // other step puts it). Otherwise it would be decided again on a state that has its own
+          // records (a Windows request then waits behind, or is refused by, its own lock).
+          const records = reply.records;
+          const appliedAfterAll = resent !== undefined && (reply.missed?.some((c) => c.step === resent) === true || (records !== undefined && d?.fresh.some((x) => records.some((r) => r.id === x.id)) === true));
+          if (d !== undefined && appliedAfterAll) {
             this.adopt(d);
             this.edgesWritten(d, now);
             this.wakeOwed = hold;
