@@ -81,3 +81,36 @@ t.test('2-3 nodes over one engine, replies lost, nodes cut off, inboxes late, lo
     t.ok((d.lostApplied ?? 0) > 0 && (d.cutRefused ?? 0) > 0 && (d.wholeSets ?? 0) > 0 && (d.floodsInLoss ?? 0) > 0, 'lost replies, cut-off nodes and whole record sets were exercised');
   }
 });
+
+// ---- what the property found -------------------------------------------------------------------
+// Shrunk counterexamples, replayed as they were found (against 65463c9). Both come from
+// SharedFile.decide when a resent step's stale reply is the whole record set (the log of 64 no
+// longer reaching back): it recognised its own step only among `missed` changes, and `unsure`
+// was taken from the last reply only (a 'stale' one), so neither the step's own answer nor what
+// it decided for other requests was kept.
+
+const replay = (name: string, nodes: number, cmds: readonly Cmd[]) =>
+  t.test(name, async (t) => {
+    await runScenario(nodes, cmds);
+    t.pass('safe, live, consistent');
+  });
+
+// Case 1: the lock's step applied, its reply was lost; its resend's stale reply is the whole set,
+// which holds the lock it minted, yet the request was decided again on that set: the Windows
+// request then waited behind its own exclusive lock (with failImmediately it would be refused,
+// ERROR_LOCK_VIOLATION, holding it): a held lock no request was answered granted for.
+replay('regression 1: a lock whose step applied unseen, then a whole record set: not decided again against itself', 2, [
+  [0, { t: 'lose', resends: 0, flood: true }, false],
+  [0, { t: 'call', method: 'lockFile', input: { fileName: '/a', byteOffset: 0, length: 1, exclusiveLock: true, failImmediately: false, handle: 1 } }, false],
+]);
+
+// Case 2: a cancel's step (it only removes the waiter) applied, its reply was lost; its resend's
+// stale reply is the whole set, where the waiter is gone: decided again, the cancel finds no waiter
+// and answers nothing, and the abort's answer was dropped: the request waits for ever (every later
+// cancel is ignored: it is already cancelled; its handle's close finds no waiter).
+replay('regression 2: a cancel whose step applied unseen, then a whole record set: the request is answered', 2, [
+  [0, { t: 'call', method: 'lock', input: { path: '/b', kind: 'posix', lockType: F_WRLCK, cmd: F_SETLK, lockStart: 0, lockLen: 1, lockOwner: 1, lockPid: 100, fileHandle: 10 } }, false],
+  [1, { t: 'call', method: 'lockFile', input: { fileName: '/b', byteOffset: 0, length: 1, exclusiveLock: false, failImmediately: false, handle: 1 } }, false],
+  [1, { t: 'lose', resends: 0, flood: true }, false],
+  [0, { t: 'cancel', k: 0, reason: 'abort' }, false],
+]);
