@@ -35,8 +35,12 @@ export const PATHS = ['/a', '/b'];
 export const NODE_NAMES = ['n0', 'n1', 'n2'];
 /** The actors' request timeout: short, so that give-ups happen. */
 export const REQUEST_TIMEOUT_MS = 200;
-/** How long a request may stay unanswered once everything healed and was released. */
-export const BUDGET_MS = 4_000;
+/**
+ * How long a request may stay unanswered once everything healed and was released. Passing runs
+ * answer within a few steps (ms); the budget is for a machine whose CPUs are busy with other
+ * work, and only a failing run waits it out.
+ */
+export const BUDGET_MS = 20_000;
 
 /** A lost reply's resends: lost this many times, then through (Infinity: until the deadline). */
 export type LROp =
