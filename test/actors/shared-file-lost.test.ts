@@ -213,7 +213,8 @@ t.test("a cancel's step applies, its reply is lost, and the log no longer reache
   // The cancel's step (a timeout) removes p2's waiter and nothing else: no record it minted can
   // show that it applied. Meanwhile b makes more steps on the file than the engine's log keeps.
   a.lose = 'full';
-  a.trap = { then: () => overflowLog(engine, b.store) };
+  const then = (): Promise<void> => overflowLog(engine, b.store);
+  a.trap = { then };
   a.sf.cancel(2, 'timeout');
   t.match(await answered(a, 2, "p2's F_SETLKW"), { result: -EAGAIN }, "p2's F_SETLKW ends with its timeout's code once a learns its waiter is gone");
   t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['b:held'], "the engine: only b's lock; p2's waiter went with the cancel");
