@@ -690,10 +690,12 @@ class SharedFile {
       // leaves no trace, and what it put may have gone since), so what it decided is kept too.
       const whole = !reply.ok && reply.reason === 'stale' ? reply.records : undefined;
       const unknown = resent !== undefined && whole !== undefined && !(d?.fresh.some((x) => whole.some((r) => r.id === x.id)) ?? false);
-      const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' || unknown ? resent : undefined;
+      const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
-      // Whatever this decision does next (gives up, or decides again), the step may stand.
-      if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
+      // Whatever this decision does next (gives up, or decides again), the step may stand. Not
+      // remembered to be undone when only unknown: the request is decided again and may queue
+      // under a new record, whose grant would be taken for the lost step's (a false report).
+      if ((unsure !== undefined || unknown) && d !== undefined) this.keepLost((unsure ?? resent)!, d, run);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
         // Decided on the records as the engine had them after the grace period: every waiter's
@@ -842,7 +844,9 @@ class SharedFile {
     const put = d.fresh.filter((x) => x.waiter !== undefined || nodeOf(x.lock.owner) === me).map((x) => x.id);
     if (put.length === 0) return;
     const gone = new Set(d.step.remove);
-    const removed = this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch);
+    // Not what the step removed only because an earlier unsure step's puts are being undone: that
+    // lock never stood, and undoing this step must not put it back.
+    const removed = this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch && !this.undoing(r.id));
     const tangled = owed || (d.step.notify?.length ?? 0) > 0 || this.records.some((r) => gone.has(r.id) && r.state === 'waiting') || put.length !== d.fresh.length;
     const w = d.fresh.find((x) => x.waiter !== undefined)?.waiter;
     const waiter = w === undefined ? undefined : { req: w.req, before: this.ownerLocks(w.req.owner).filter((r) => !gone.has(r.id)) };
@@ -952,23 +956,26 @@ class SharedFile {
   }
 
   /**
-   * Steps given up on whose fate no reply told (a step that only removed records leaves no trace
+   * Steps given up on whose fate no reply told (a step that only removes records leaves no trace
    * in a whole record set), once a later step committed: none can apply any more, and the records
-   * are the engine's after them. A waiter they ended that is still waiting here, whose record is
-   * gone, and whose owner got no new lock over or next to its bytes (another node's grant; its
-   * inbox event answers it), ended by that step: it is answered as the step decided.
+   * are the engine's after them. A waiter they ended with a failure (a timeout's or a signal's
+   * cancel, a close), still waiting here, whose record is gone, and whose owner holds no new lock
+   * over all its bytes (another node's grant: its inbox event answers it) ended: it is answered
+   * with the failure the last of them decided for it (an earlier one that ended it too was decided
+   * on a cache where it still waited, so it cannot have applied). A grant is never inferred from
+   * a record's absence: another node may have failed that waiter (EDEADLK), its event on the way.
    */
   private settleEnds(dropped: readonly Lost[]): void {
-    for (const l of dropped) {
-      for (const e of l.ends) {
-        if (!this.space.waits.has(e.rid) || this.records.some((r) => r.id === e.rid)) continue;
-        const grant = this.records.some((r) => {
-          if (r.state !== 'held' || e.before.has(r.id)) return false;
-          const { req } = this.decode(r);
-          return req.owner === e.owner && req.start <= e.end + 1n && req.end + 1n >= e.start;
-        });
-        if (!grant) this.space.endWait(e.rid, e.result);
-      }
+    const last = new Map<string, LostEnd>();
+    for (const l of dropped) for (const e of l.ends) last.set(e.rid, e);
+    for (const e of last.values()) {
+      if (e.result === 0 || !this.space.waits.has(e.rid) || this.records.some((r) => r.id === e.rid)) continue;
+      const granted = this.records.some((r) => {
+        if (r.state !== 'held' || e.before.has(r.id)) return false;
+        const { req } = this.decode(r);
+        return req.owner === e.owner && req.start <= e.start && req.end >= e.end;
+      });
+      if (!granted) this.space.endWait(e.rid, e.result);
     }
   }
 

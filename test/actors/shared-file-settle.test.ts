@@ -1,0 +1,83 @@
+/**
+ * A waiter of this node that a step given up on ended (no reply came) is settled once a later
+ * step commits, from the records alone (SharedFile.settleEnds), but only where they prove it:
+ * when two lost steps ended the same waiter, the later one's answer is the one that can have
+ * applied; and a grant is never inferred from a record's absence, since another node may have
+ * failed that waiter (EDEADLK) with its inbox event still on the way. Real SharedFiles over a
+ * MemoryEngine; the link between them drops steps or loses their replies as each case chooses.
+ * Every wait is for an answer or a step, within a budget.
+ */
+import t from 'tap';
+import { EAGAIN, EDEADLK, ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { MemoryEngine, answered, lk, node, overflowLog, within, BUDGET_MS, type S } from './lost-link.js';
+
+t.test('two lost steps ended the same waiter (a grant that never applied, then a timeout that did): the timeout is answered', async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, 'p1 lock'), { result: 0 });
+  a.sf.run(2, lk('p2', 2, F_RDLCK, F_SETLKW), a.target);
+  await answered(a, -2, 'p2 queued');
+  // p1 downgrades to read, which grants p2's read: a is cut off, the step never applies.
+  a.policy = () => 'drop';
+  a.sf.run(3, lk('p1', 1, F_RDLCK, F_SETLK), a.target);
+  t.match(await answered(a, 3, 'p1 downgrade'), { result: -ENOLCK }, 'the downgrade is answered failed (no reply)');
+  t.equal(a.got.has(2), false, 'p2 still waits');
+  // p2's timeout: its cancel's step applies and its reply is lost; then b overruns the log.
+  let cancelSeen = false;
+  a.policy = (s: S) => {
+    if (!cancelSeen && s.id === undefined && (s.remove?.length ?? 0) > 0 && (s.put?.length ?? 0) === 0) {
+      cancelSeen = true;
+      return 'lose';
+    }
+    return cancelSeen ? 'pass' : 'drop';
+  };
+  a.afterLose = async () => {
+    a.policy = () => 'drop';
+    await overflowLog(engine, b.store);
+  };
+  // Given up on, the file owes a step, which comes by itself as a new one (dropped while cut off).
+  const gaveUp = new Promise<void>((r) => (a.afterDrop = async (s: S) => (cancelSeen && s.id === undefined ? r() : undefined)));
+  a.sf.cancel(2, 'timeout');
+  await within(gaveUp, BUDGET_MS, "the cancel given up on, and the owed step after it");
+  t.equal(a.got.has(2), false, "p2 is not answered yet (its cancel's step got no reply)");
+  a.policy = () => 'pass';
+  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: -EAGAIN }, "p2 is answered with its timeout's code (the cancel applied), not granted");
+  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held'], 'only p1 holds');
+});
+
+for (const flood of [false, true]) {
+  t.test(`a lost unlock granted a waiter that another node then failed with EDEADLK (log overrun: ${flood}): the event answers it, no grant is inferred`, async (t) => {
+    const engine = new MemoryEngine();
+    const a = await node(engine, 'a');
+    const b = await node(engine, 'b');
+    t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+    // On /g: a's p2 holds, b's q1 waits for it. On /a: a's p1 holds read, p2 waits for write.
+    a.sf.run(1, lk('p2', 2, F_WRLCK, F_SETLK, 0, 10, '/g'), a.target);
+    t.match(await answered(a, 1, 'p2 on /g'), { result: 0 });
+    b.sf.run(2, lk('q1', 1, F_WRLCK, F_SETLKW, 0, 10, '/g'), b.target);
+    await answered(b, -2, 'q1 queued on /g');
+    a.sf.run(3, lk('p1', 1, F_RDLCK, F_SETLK), a.target);
+    t.match(await answered(a, 3, 'p1 read on /a'), { result: 0 });
+    a.sf.run(4, lk('p2', 2, F_WRLCK, F_SETLKW), a.target);
+    await answered(a, -4, 'p2 queued on /a');
+    // a is cut off, its inbox held: p1's unlock (which grants p2) never applies.
+    a.policy = () => 'drop';
+    a.held = [];
+    a.sf.run(5, lk('p1', 1, F_UNLCK, F_SETLK), a.target);
+    await answered(a, 5, "p1's unlock");
+    // b's q1 takes read on /a: p2 -> q1 -> p2 is a cycle, so b fails p2 with EDEADLK.
+    b.sf.run(6, lk('q1', 1, F_RDLCK, F_SETLK), b.target);
+    t.match(await answered(b, 6, 'q1 read on /a'), { result: 0 });
+    if (flood) await overflowLog(engine, b.store);
+    a.policy = () => 'pass';
+    // a's next step commits before the event: p2's record is gone, yet nothing says it was granted.
+    a.sf.run(7, lk('p9', 9, F_WRLCK, F_SETLK, 50, 10), a.target);
+    t.match(await answered(a, 7, 'p9 on [50,60)'), { result: 0 });
+    t.equal(a.got.has(4), false, "p2 is not answered before its event");
+    a.release();
+    t.match(await answered(a, 4, "p2's F_SETLKW"), { result: -EDEADLK }, 'p2 fails with EDEADLK, as b decided, not granted');
+  });
+}
