@@ -42,7 +42,15 @@ function int(v: unknown, name: string, min: number, dflt: number): number {
 
 /** A URL for messages: the password (if any) replaced by '***'. Never throws. */
 export function showUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^/@:]*:)[^/@]*@/i, '$1***@');
+  // Up to the last '@': a password may hold '@', '/' or '#' (written as is, the URL is malformed,
+  // and the error that says so must not show it either).
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^:@]*):(.*)@/is.exec(url);
+  return m === null ? url : `${m[1]}${m[2]}:***@${url.slice(m[0].length)}`;
+}
+
+/** Where the URL has a password: how to write one with characters a URL reserves. */
+function passwordHint(url: string): string {
+  return url.includes('@') ? "; a password with '@', '/', '#', '%' or ':' is written percent-encoded (encodeURIComponent)" : '';
 }
 
 /** The default node name: this host and process, so that two coordinators on one host differ. */
@@ -64,14 +72,14 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   try {
     parsed = new URL(opts.url);
   } catch {
-    throw new Error(`locksmith store: malformed URL '${shownUrl}' (expected redis://[user:password@]host[:port][/db])`);
+    throw new Error(`locksmith store: malformed URL '${shownUrl}' (expected redis://[user:password@]host[:port][/db]${passwordHint(opts.url)})`);
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new Error(`locksmith store: unsupported URL '${shownUrl}': the engine must be redis:// or rediss://`);
   }
-  if (parsed.hostname === '') throw new Error(`locksmith store: malformed URL '${shownUrl}': no host`);
+  if (parsed.hostname === '') throw new Error(`locksmith store: malformed URL '${shownUrl}': no host${passwordHint(opts.url)}`);
   const db = parsed.pathname.replace(/^\//, '');
-  if (db !== '' && !/^\d{1,5}$/.test(db)) throw new Error(`locksmith store: malformed URL '${shownUrl}': the path must be a database number`);
+  if (db !== '' && !/^\d{1,5}$/.test(db)) throw new Error(`locksmith store: malformed URL '${shownUrl}': the path must be a database number${passwordHint(opts.url)}`);
   const namespace = opts.namespace ?? 'locksmith';
   if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
     throw new TypeError(`store.namespace must be 1 to 64 of A-Z a-z 0-9 . _ : -, got ${String(namespace)}`);

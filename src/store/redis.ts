@@ -95,7 +95,7 @@ const REFUSAL = /^(WRONGPASS|NOAUTH|NOPERM|ERR )/;
 /** What to do about a refusal, where the engine's own words do not say it (NOAUTH speaks of HELLO). */
 function refusalHint(why: string): string {
   if (why.startsWith('NOAUTH')) return ' (the engine asks for a password: put it in the URL, redis://:PASSWORD@HOST:PORT, or redis://USER:PASSWORD@HOST:PORT for an ACL user)';
-  if (why.startsWith('WRONGPASS')) return ' (check the user and password in the URL)';
+  if (why.startsWith('WRONGPASS')) return " (check the user and password in the URL; a password with '@', '/', '#', '%' or ':' is written percent-encoded)";
   return '';
 }
 

@@ -39,6 +39,13 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
   const secret = await timed(openStore({ url: 'redis://user:s3cret@[::1', requestTimeoutMs: 500 }));
   t.notMatch(secret.err?.message, /s3cret/, 'the password is not in the message');
   t.match(secret.err?.message, /user:\*\*\*@/);
+  // A password holding characters a URL reserves, written as is: never shown, even in part, and
+  // the message says how to write it.
+  for (const url of ['redis://:pa/ss3cret@127.0.0.1:1', 'redis://u:p#s3cret@127.0.0.1:1/0', 'redis://u:s3cret@x@[::1']) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.notMatch(r.err?.message, /s3cret|pa\/ss|ss3/, `${url.replace(/s3cret/, '…')}: no part of the password in the message`);
+    t.match(r.err?.message, /percent-encoded/, 'the message says to percent-encode it');
+  }
   await t.rejects(openStore({ url: server.url, namespace: 'a{b}' }), TypeError, 'a namespace with a hash tag');
   await t.rejects(openStore({ url: server.url, node: 'a|b' }), TypeError, 'a node name with a separator');
   await t.rejects(openStore({ url: server.url, sessionTtlMs: 10 }), TypeError, 'a TTL too short to renew');
