@@ -690,12 +690,10 @@ class SharedFile {
       // leaves no trace, and what it put may have gone since), so what it decided is kept too.
       const whole = !reply.ok && reply.reason === 'stale' ? reply.records : undefined;
       const unknown = resent !== undefined && whole !== undefined && !(d?.fresh.some((x) => whole.some((r) => r.id === x.id)) ?? false);
-      const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' ? resent : undefined;
+      const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' || unknown ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
-      // Whatever this decision does next (gives up, or decides again), the step may stand. Not
-      // remembered to be undone when only unknown: the request is decided again and may queue
-      // under a new record, whose grant would be taken for the lost step's (a false report).
-      if ((unsure !== undefined || unknown) && d !== undefined) this.keepLost((unsure ?? resent)!, d, run);
+      // Whatever this decision does next (gives up, or decides again), the step may stand.
+      if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
         // Decided on the records as the engine had them after the grace period: every waiter's
@@ -960,7 +958,8 @@ class SharedFile {
    * in a whole record set), once a later step committed: none can apply any more, and the records
    * are the engine's after them. A waiter they ended with a failure (a timeout's or a signal's
    * cancel, a close), still waiting here, whose record is gone, and whose owner holds no new lock
-   * over all its bytes (another node's grant: its inbox event answers it) ended: it is answered
+   * over any of its bytes (another node's grant, maybe split since by the owner's own later
+   * requests: its inbox event answers it) ended: it is answered
    * with the failure the last of them decided for it (an earlier one that ended it too was decided
    * on a cache where it still waited, so it cannot have applied). A grant is never inferred from
    * a record's absence: another node may have failed that waiter (EDEADLK), its event on the way.
@@ -973,7 +972,7 @@ class SharedFile {
       const granted = this.records.some((r) => {
         if (r.state !== 'held' || e.before.has(r.id)) return false;
         const { req } = this.decode(r);
-        return req.owner === e.owner && req.start <= e.start && req.end >= e.end;
+        return req.owner === e.owner && req.start <= e.end && req.end >= e.start;
       });
       if (!granted) this.space.endWait(e.rid, e.result);
     }

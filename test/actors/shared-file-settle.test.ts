@@ -81,3 +81,38 @@ for (const flood of [false, true]) {
     t.match(await answered(a, 4, "p2's F_SETLKW"), { result: -EDEADLK }, 'p2 fails with EDEADLK, as b decided, not granted');
   });
 }
+
+// The grant's record may be split by the owner's own requests before a's next step commits: no
+// single record covers the waiter's bytes then, yet they are its. Any new lock of the owner over
+// them keeps the settle off; the grant's event answers the request.
+for (const [name, call] of [
+  ['a read over [0,5)', lk('p2', 2, F_RDLCK, F_SETLK, 0, 5)],
+  ['an unlock of [4,5)', lk('p2', 2, F_UNLCK, F_SETLK, 4, 1)],
+] as const) {
+  t.test(`a lost cancel; another node grants the waiter; then its owner's ${name} splits that lock before the event: the request is answered granted`, async (t) => {
+    const engine = new MemoryEngine();
+    const a = await node(engine, 'a');
+    const b = await node(engine, 'b');
+    t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+    b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK), b.target);
+    t.match(await answered(b, 1, "q1's lock"), { result: 0 });
+    a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW), a.target);
+    await answered(a, -2, 'p2 queued');
+    // a is cut off, its inbox held: p2's timeout's cancel never applies.
+    a.policy = () => 'drop';
+    a.held = [];
+    const gaveUp = new Promise<void>((r) => (a.afterDrop = async () => r()));
+    a.sf.cancel(2, 'timeout');
+    await within(gaveUp, BUDGET_MS, "the cancel's step dropped");
+    // b's unlock grants p2 (the event held in a's inbox).
+    b.sf.run(3, lk('q1', 1, F_UNLCK, F_SETLK), b.target);
+    t.match(await answered(b, 3, "q1's unlock"), { result: 0 });
+    // a is back, but the cancel's resends stay dropped; p2's own request (another thread) commits first.
+    a.policy = (s: S) => ((s.put?.length ?? 0) === 0 && (s.remove?.length ?? 0) > 0 && s.id !== undefined ? 'drop' : 'pass');
+    a.sf.run(4, call, a.target);
+    t.match(await answered(a, 4, `p2's ${name}`), { result: 0 });
+    t.equal(a.got.has(2), false, "p2's F_SETLKW is not answered before its grant's event");
+    a.release();
+    t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, 'granted, as b decided: p2 holds those bytes');
+  });
+}
