@@ -46,6 +46,9 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
     t.notMatch(r.err?.message, /s3cret|pa\/ss|ss3/, `${url.replace(/s3cret/, '…')}: no part of the password in the message`);
     t.match(r.err?.message, /percent-encoded/, 'the message says to percent-encode it');
   }
+  // An e-mail-like user with an '@' of its own: the password is still masked.
+  const mail = await timed(openStore({ url: 'redis://us@er:s3cret@127.0.0.1:1', requestTimeoutMs: 500 }));
+  t.notMatch(mail.err?.message, /s3cret/, 'a user with an @: the password is not in the message');
   await t.rejects(openStore({ url: server.url, namespace: 'a{b}' }), TypeError, 'a namespace with a hash tag');
   await t.rejects(openStore({ url: server.url, node: 'a|b' }), TypeError, 'a node name with a separator');
   await t.rejects(openStore({ url: server.url, sessionTtlMs: 10 }), TypeError, 'a TTL too short to renew');
