@@ -100,6 +100,10 @@ interface Outcome {
   ends: { rid: string; result: number }[];
 }
 
+function emptyOutcome(): Outcome {
+  return { answers: [], notify: [], ends: [] };
+}
+
 /** The wait-for graph of a decision: cycles are the engine's to find; a refused step names them. */
 class StepGraph implements WaitForGraph {
   /**
@@ -290,7 +294,7 @@ class SharedFile {
    * would have been stale had one applied unseen, and none can apply after it.
    */
   private readonly lostAnswers = new Map<string, Lost>();
-  private out: Outcome = { answers: [], notify: [], ends: [] };
+  private out: Outcome = emptyOutcome();
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
   /** The last build left records out (dead sessions, orphaned waiters): the next step removes them and wakes who they blocked. */
@@ -619,7 +623,7 @@ class SharedFile {
         this.built = true;
         this.build();
       }
-      this.out = { answers: [], notify: [], ends: [] };
+      this.out = emptyOutcome();
       this.table.wakeups = !hold;
       const owed = this.owed;
       if (this.space.config.policy === 'fifo') await this.askReach(run.owner);
@@ -689,7 +693,9 @@ class SharedFile {
       // back) that holds no record the step minted: that proves nothing (a step that only removes
       // leaves no trace, and what it put may have gone since), so what it decided is kept too.
       const whole = !reply.ok && reply.reason === 'stale' ? reply.records : undefined;
-      const unknown = resent !== undefined && whole !== undefined && !(d?.fresh.some((x) => whole.some((r) => r.id === x.id)) ?? false);
+      // The whole record set holds a record the step minted (newId: no other step puts it).
+      const mintedSeen = whole !== undefined && d?.fresh.some((x) => whole.some((r) => r.id === x.id)) === true;
+      const unknown = resent !== undefined && whole !== undefined && !mintedSeen;
       const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' || unknown ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       // Whatever this decision does next (gives up, or decides again), the step may stand.
@@ -721,11 +727,10 @@ class SharedFile {
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
           // It applied after all (its first reply was lost): the missed changes name it, or, when the
-          // log no longer reaches back, the whole record set holds a record it minted (newId: no
-          // other step puts it). Otherwise it would be decided again on a state that has its own
-          // records (a Windows request then waits behind, or is refused by, its own lock).
-          const records = reply.records;
-          const appliedAfterAll = resent !== undefined && (reply.missed?.some((c) => c.step === resent) === true || (records !== undefined && d?.fresh.some((x) => records.some((r) => r.id === x.id)) === true));
+          // log no longer reaches back, the whole record set holds a record it minted. Otherwise it
+          // would be decided again on a state that has its own records (a Windows request then
+          // waits behind, or is refused by, its own lock).
+          const appliedAfterAll = resent !== undefined && (reply.missed?.some((c) => c.step === resent) === true || mintedSeen);
           if (d !== undefined && appliedAfterAll) {
             this.adopt(d);
             this.edgesWritten(d, now);
@@ -759,7 +764,7 @@ class SharedFile {
             this.space.wakeAt(this.path, performance.now() + ms);
           } else if (run.park === true) {
             this.build();
-            this.out = { answers: [], notify: [], ends: [] };
+            this.out = emptyOutcome();
             return new Parked(ms);
           } else {
             // Nothing of this node's grants without a request (a bug if it ever does): waited out.
@@ -829,7 +834,7 @@ class SharedFile {
    */
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
     this.build();
-    this.out = { answers: [], notify: [], ends: [] };
+    this.out = emptyOutcome();
     if (mustRun) this.owed.push(run);
     // Also a step that may have applied after all: the next step finds out, and undoes it.
     if (this.owing) this.space.retryOwed(this.path);
@@ -997,7 +1002,7 @@ class SharedFile {
 
   private deliver(): void {
     const { answers } = this.out;
-    this.out = { answers: [], notify: [], ends: [] };
+    this.out = emptyOutcome();
     for (const a of answers) a();
   }
 
@@ -1421,12 +1426,12 @@ export class SharedFiles {
     this.waits.set(rid, hostId);
   }
 
-  /** This node's waiter `rid` ended with `code` (decided here or by another node). */
   /** The record id of request `hostId`'s waiter, once its step committed. */
   ridOf(hostId: number): string | undefined {
     return this.requests.get(hostId)?.rid;
   }
 
+  /** This node's waiter `rid` ended with `code` (decided here or by another node). */
   endWait(rid: string, code: number): void {
     const hostId = this.waits.get(rid);
     this.waits.delete(rid);

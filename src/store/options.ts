@@ -42,9 +42,9 @@ function int(v: unknown, name: string, min: number, dflt: number): number {
 
 /** A URL for messages: the password (if any) replaced by '***'. Never throws. */
 export function showUrl(url: string): string {
-  // Up to the last '@': a password may hold '@', '/' or '#' (written as is, the URL is malformed,
-  // and the error that says so must not show it either).
-  // The user ends at the first ':' (it may hold an '@': an e-mail-like ACL user).
+  // The user ends at the first ':' (it may hold an '@': an e-mail-like ACL user), the password at
+  // the last '@' (it may hold '@', '/' or '#': written as is, the URL is malformed, and the error
+  // that says so must not show it either).
   const m = /^([a-z][a-z0-9+.-]*:\/\/)([^:]*?):(.*)@/is.exec(url);
   return m === null ? url : `${m[1]}${m[2]}:***@${url.slice(m[0].length)}`;
 }
