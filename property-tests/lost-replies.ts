@@ -19,7 +19,8 @@
  *   is counted and printed, not failed.
  */
 import { setImmediate as turn } from 'node:timers/promises';
-import { SharedFiles, endedByFile, type StoreLink } from '../src/actors/shared-file.js';
+import { endedByFile, type StoreLink } from '../src/actors/shared-file.js';
+import { SharedFiles } from '../src/actors/shared-files.js';
 import type { ReplyTarget, Result } from '../src/actors/reply-target.js';
 import { F_GETLK, F_SETLK, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
 import { conflicts, type LockRequest } from '../src/core/file-locks.js';

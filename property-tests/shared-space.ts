@@ -6,7 +6,8 @@
  * delivered), then the answers and the store's records are compared with the model.
  */
 import { setImmediate as turn } from 'node:timers/promises';
-import { SharedFiles, endedByFile, type StoreLink } from '../src/actors/shared-file.js';
+import { endedByFile, type StoreLink } from '../src/actors/shared-file.js';
+import { SharedFiles } from '../src/actors/shared-files.js';
 import type { ReplyTarget, Result } from '../src/actors/reply-target.js';
 import { F_GETLK, F_UNLCK } from '../src/core/codes.js';
 import type { Lock, LockRequest, Policy } from '../src/core/file-locks.js';

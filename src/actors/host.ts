@@ -27,7 +27,7 @@ import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } f
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter } from '../wire/replies.js';
 import { NativeFeed } from './native-feed.js';
 import { DirectLink } from './direct-link.js';
-import { SharedFiles } from './shared-file.js';
+import { SharedFiles } from './shared-files.js';
 import { randomUUID } from 'node:crypto';
 import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { SharedCounters } from '../counters.js';
@@ -136,7 +136,7 @@ export class ActorHost implements HostControl, NativeHost {
   private batches = 0;
   /** Native requests answered, in the caller's memory (counters.ts). */
   private readonly counters: SharedCounters;
-  /** A shared lock space: every file's actor decides on the store's records (shared-file.ts). */
+  /** A shared lock space: every file's actor decides on the store's records (shared-file.ts, shared-files.ts). */
   private readonly shared: SharedFiles | undefined;
   /** Its connection of this worker's own, on Redis. */
   private direct: DirectLink | undefined;

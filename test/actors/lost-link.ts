@@ -1,5 +1,6 @@
 /** Test harness: SharedFiles over a MemoryEngine, with a link whose fate per step is chosen by a policy. */
-import { SharedFiles, endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
+import { endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
+import { SharedFiles } from '../../src/actors/shared-files.js';
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
 import { parseLock, type Call } from '../../src/core/requests.js';
 import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';

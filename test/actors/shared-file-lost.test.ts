@@ -10,7 +10,8 @@
  * the link in between loses the chosen reply. Every wait is for an answer, within a budget.
  */
 import t, { type Test } from 'tap';
-import { SharedFiles, endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
+import { endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
+import { SharedFiles } from '../../src/actors/shared-files.js';
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
 import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLock, type Call } from '../../src/core/requests.js';

@@ -1,0 +1,504 @@
+/**
+ * One worker's side of a shared lock space: every shared file's actor (shared-file.ts) of this
+ * worker, and this node's requests on them from arrival to answer. It qualifies a request's owner
+ * with the node, answers at once what needs no decision (no session; I/O through a handle whose
+ * locks were lost), runs the rest in the file's mailbox, and keeps what outlives one decision:
+ * waiting requests by record id (answered from inbox events, endWait), requests that wait out a
+ * grace period (park), releases owed to a file's next step (retryOwed), and the session this
+ * worker acts on (adopt, renewed, nextSession).
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK } from '../core/codes.js';
+import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
+import { qualify, windowsHandleOf } from '../core/records.js';
+import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
+import type { StoreRecord } from '../store/types.js';
+import type { ReplyTarget, Result } from './reply-target.js';
+import { Parked, REMOTE, SharedFile, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
+
+/** Every shared file of one worker, and this node's requests on them. */
+export class SharedFiles {
+  private readonly files = new Map<string, SharedFile>();
+  /** This node's waiting requests: record id -> host request id. */
+  readonly waits = new Map<string, number>();
+  /** Requests received and not answered: host id -> what answers them. */
+  private readonly requests = new Map<number, PendingRequest>();
+  /** Handles whose locks went with a lost session: I/O through them fails until they close (path|handle key). */
+  private readonly lostHandles = new Set<string>();
+  /** This node's session, as this worker was last told (adopt). */
+  epoch: number;
+  private readonly lease: Float64Array;
+  /** Decisions waiting for the next session's message (nextSession). */
+  private sessionWaiters: (() => void)[] = [];
+  private counter = 0;
+  private stopping = false;
+  /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
+  private readonly owedRetries = new Map<string, { timer: NodeJS.Timeout | undefined; tries: number }>();
+
+  constructor(
+    readonly link: StoreLink,
+    readonly config: SharedConfig,
+    private readonly hooks: TableHooks,
+    private readonly fault: (message: string) => void,
+    /** Open files of a mount whose POSIX or flock locks went with a lost session (their I/O must fail). */
+    private readonly lostFiles: (fileHandles: number[]) => void = () => {},
+    /** The tag of this host's record ids: the node and a random part, unique in the lock space. */
+    private readonly idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`,
+  ) {
+    this.lease = new Float64Array(config.lease);
+    this.epoch = config.epoch;
+  }
+
+  /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */
+  newId(): string {
+    return this.idPrefix + (++this.counter).toString(36);
+  }
+
+  report(e: unknown): void {
+    this.fault(`shared lock space: ${e instanceof Error ? e.message : String(e)}`);
+  }
+
+  /** The hooks of one decision: no hook hears of another node's locks; notices leave with the answers. */
+  tableHooks(out: () => Outcome): TableHooks {
+    const { approve, released } = this.hooks;
+    return {
+      approve: approve === undefined ? undefined : (family: Family, event) => ((event as Record<symbol, unknown>)[REMOTE] === true ? 0 : approve(family, event)),
+      released:
+        released === undefined
+          ? undefined
+          : (family: Family, event) => {
+              if ((event as Record<symbol, unknown>)[REMOTE] !== true) out().answers.push(() => released(family, event));
+            },
+    };
+  }
+
+  private file(path: string): SharedFile {
+    let f = this.files.get(path);
+    if (f === undefined) {
+      f = new SharedFile(path, this);
+      this.files.set(path, f);
+    }
+    return f;
+  }
+
+  private sweep(f: SharedFile): void {
+    if (f.idle && this.files.get(f.path) === f) this.files.delete(f.path);
+  }
+
+  /** Runs a request of this node; its answer goes to `target` once its step committed. */
+  run(hostId: number, raw: Call, target: ReplyTarget): void {
+    const call = qualify(raw, this.config.node);
+    if (this.stopping) {
+      target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(call), -1, false, false);
+      return;
+    }
+    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined, parked: false, seq: ++this.arrivals };
+    this.requests.set(hostId, r);
+    // No session (it was lost, the next one is not open yet): nothing is answered from what it
+    // held, and nothing new is granted. Releases go on (the store refuses them until a session is
+    // back, and they are owed to the file's next step). A renewal that is only late fences the
+    // node too, but the session may well live: the request is decided, and waits for the renewal
+    // up to requestTimeoutMs (decide, 'fenced').
+    if (this.sessionGone() && (cancellable(call) || call.op === 'checkIo' || call.op === 'lock')) {
+      this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+      return;
+    }
+    if (call.op === 'checkIo' && this.lostHandles.has(`${call.path}|${windowsHandleOf(call.owner)}@${this.config.node}`)) {
+      this.finish(hostId, ERROR_LOCK_VIOLATION, false);
+      return;
+    }
+    if (call.op === 'closeHandle' || call.op === 'release') this.lostHandles.delete(`${call.path}|${call.handleKey}`);
+    this.attempt(hostId, r);
+  }
+
+  /** Runs request `hostId` in its file's mailbox; again after a grace period it waited out (Parked). */
+  private attempt(hostId: number, r: PendingRequest): void {
+    const { call, target } = r;
+    const f = this.file(call.path);
+    void f
+      .enqueue(async () => {
+        // Ended by its signal or timeout while it waited in the mailbox: a lock request never runs.
+        if (r.cancelled !== undefined && cancellable(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile'), false);
+        // A close ends the requests through its handle that wait out a grace period, as it ends
+        // the waiters through it (core closedWith), in the mailbox's order.
+        if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
+        const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)));
+        if (res instanceof Parked) {
+          if (!this.requests.has(hostId)) return;
+          // Its timeout or signal came while it was decided.
+          if (r.cancelled !== undefined) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo'), true);
+          this.park(hostId, r, res.ms);
+          return;
+        }
+        if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+        if (typeof res === 'object' && res !== null && 'waiter' in res) {
+          if (!this.requests.has(hostId)) return;
+          target.queued(hostId, call.path, false);
+          if (r.cancelled !== undefined && r.rid !== undefined) await f.cancel(r.rid, r.cancelled);
+          return;
+        }
+        if (!this.requests.has(hostId)) return;
+        this.requests.delete(hostId);
+        target.answer(hostId, call.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
+      })
+      .catch((e: unknown) => {
+        this.report(e);
+        if (this.requests.has(hostId)) {
+          this.requests.delete(hostId);
+          target.answer(hostId, call.path, generic(call), -1, false, false);
+        }
+      })
+      .finally(() => this.sweep(f));
+  }
+
+  /** Requests received so far: their order of arrival (PendingRequest.seq). */
+  private arrivals = 0;
+  /**
+   * Requests waiting out a grace period (Parked), per file: in order of arrival, and the timer that
+   * runs them all again, in that order, once the period ends (they queue as they came).
+   */
+  private readonly parked = new Map<string, { ids: number[]; at: number; timer: NodeJS.Timeout | undefined }>();
+
+  private park(hostId: number, r: PendingRequest, ms: number): void {
+    const path = r.call.path;
+    let p = this.parked.get(path);
+    if (p === undefined) this.parked.set(path, (p = { ids: [], at: 0, timer: undefined }));
+    let i = p.ids.length;
+    while (i > 0 && (this.requests.get(p.ids[i - 1]!)?.seq ?? 0) > r.seq) i--;
+    p.ids.splice(i, 0, hostId);
+    r.parked = true;
+    // A few ms past the engine's count: a request run again before the period ended would be
+    // refused again and queue behind those after it.
+    const at = performance.now() + ms + 5;
+    if (p.timer !== undefined && at <= p.at) return;
+    clearTimeout(p.timer);
+    p.at = at;
+    const q = p;
+    p.timer = setTimeout(() => {
+      if (this.parked.get(path) === q) this.parked.delete(path);
+      // stop() answers them: run again now, one could commit a grant nobody is told of.
+      if (this.stopping) return;
+      for (const id of q.ids) {
+        const x = this.requests.get(id);
+        if (x === undefined || !x.parked) continue;
+        x.parked = false;
+        this.attempt(id, x);
+      }
+    }, at - performance.now());
+  }
+
+  /** Ends the parked requests that close `c` of their handle ends, with the code it ends a waiter with. */
+  private endParked(c: Call): void {
+    for (const hostId of [...(this.parked.get(c.path)?.ids ?? [])]) {
+      const r = this.requests.get(hostId);
+      const req = r === undefined || !('req' in r.call) ? undefined : r.call.req;
+      const code = req === undefined ? undefined : closedWith(c, req);
+      if (code === undefined) continue;
+      this.unpark(hostId, r!);
+      this.finish(hostId, code, true);
+    }
+  }
+
+  private unpark(hostId: number, r: PendingRequest): void {
+    if (!r.parked) return;
+    r.parked = false;
+    const p = this.parked.get(r.call.path);
+    if (p === undefined) return;
+    p.ids = p.ids.filter((x) => x !== hostId);
+    if (p.ids.length > 0) return;
+    clearTimeout(p.timer);
+    this.parked.delete(r.call.path);
+  }
+
+  /** The waiter of request `hostId` is in the store as record `rid`. */
+  queued(hostId: number, rid: string): void {
+    const r = this.requests.get(hostId);
+    if (r === undefined) return;
+    r.rid = rid;
+    this.waits.set(rid, hostId);
+  }
+
+  /** The record id of request `hostId`'s waiter, once its step committed. */
+  ridOf(hostId: number): string | undefined {
+    return this.requests.get(hostId)?.rid;
+  }
+
+  /** This node's waiter `rid` ended with `code` (decided here or by another node). */
+  endWait(rid: string, code: number): void {
+    const hostId = this.waits.get(rid);
+    this.waits.delete(rid);
+    if (hostId !== undefined) this.endRequest(hostId, code);
+  }
+
+  private endRequest(hostId: number, code: number): void {
+    this.finish(hostId, code, true);
+  }
+
+  private finish(hostId: number, code: number, waited: boolean): void {
+    const r = this.requests.get(hostId);
+    if (r === undefined) return;
+    this.requests.delete(hostId);
+    if (r.rid !== undefined) this.waits.delete(r.rid);
+    const c = r.call;
+    const res: Result = c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' || c.op === 'unlockFile' ? code : undefined;
+    r.target.answer(hostId, c.path, res, waited ? Date.now() - r.since : -1, false, false);
+  }
+
+  /** Ends request `hostId` for `reason` if it still waits (or as soon as it would). */
+  cancel(hostId: number, reason: CancelReason): void {
+    const r = this.requests.get(hostId);
+    if (r === undefined || r.cancelled !== undefined) return;
+    r.cancelled = reason;
+    // Waiting out a grace period: ended now, like a waiter (a read too: it waits as well).
+    if (r.parked) {
+      this.unpark(hostId, r);
+      this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
+      return;
+    }
+    if (r.rid === undefined) return;
+    const f = this.file(r.call.path);
+    const rid = r.rid;
+    void this.inMailbox(f, () => f.cancel(rid, reason));
+  }
+
+  /** Runs `job` in `f`'s mailbox; a failure is reported, and the actor goes once it is idle. */
+  private inMailbox(f: SharedFile, job: () => Promise<unknown>): Promise<void> {
+    return f
+      .enqueue(job)
+      .then(
+        () => undefined,
+        (e: unknown) => this.report(e),
+      )
+      .finally(() => this.sweep(f));
+  }
+
+  /** Events of this node's inbox for `path`: waiters another node granted or failed. */
+  ended(path: string, events: readonly WaiterEnded[]): void {
+    const f = this.file(path);
+    const granted = events.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
+    void this.inMailbox(f, async () => {
+      if (granted.length > 0) f.refresh();
+      // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
+      const reread = granted.some((rid) => f.mayHaveMerged(rid)) || events.some((e) => f.unsureWaiter(e.requestId));
+      for (const e of events) this.endWait(e.requestId, e.result);
+      if (reread) await f.reread();
+    });
+  }
+
+  /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */
+  reap(path: string, sessions: readonly { node: string; epoch: number }[]): Promise<void> {
+    const f = this.file(path);
+    return this.inMailbox(f, () => f.reap(sessions));
+  }
+
+  /** Past the lease: the node must not act on what its session held (see SharedConfig.lease). */
+  private fenced(): boolean {
+    return performance.timeOrigin + performance.now() >= this.lease[0]!;
+  }
+
+  /** Fenced only because the session's renewal is late: the session may well live. */
+  late(): boolean {
+    return this.fenced() && !this.sessionGone() && !this.awaitingSession();
+  }
+
+  /** No session at all: the last one was lost and the next is not open (the lease is -Infinity). */
+  sessionGone(): boolean {
+    return this.lease[0] === Number.NEGATIVE_INFINITY;
+  }
+
+  /**
+   * Resolves true once the lease is renewed past now, or names a new session; false when the
+   * session is gone meanwhile, or at `deadline` (performance.now()). The lease is shared memory
+   * that no message announces, so it is read every 10 ms, and only while a renewal is late.
+   */
+  async renewed(deadline: number): Promise<boolean> {
+    for (;;) {
+      if (this.awaitingSession() || !this.fenced()) return true;
+      if (this.sessionGone()) return false;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      await sleep(Math.min(10, left));
+    }
+  }
+
+  /** The lease names a session this worker was not told of yet: its message is on its way. */
+  awaitingSession(): boolean {
+    const e = this.lease[1]!;
+    return e !== 0 && e !== this.epoch;
+  }
+
+  /** Resolves true once this worker acts on a session other than `from`, false at `deadline` (performance.now()). */
+  nextSession(from: number, deadline: number): Promise<boolean> {
+    if (this.epoch !== from) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const w = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.sessionWaiters = this.sessionWaiters.filter((x) => x !== w);
+        resolve(false);
+      }, Math.max(0, deadline - performance.now()));
+      this.sessionWaiters.push(w);
+    });
+  }
+
+  /**
+   * This node acts on session `epoch` from now on (the caller's 'session' message; the
+   * connection's session changed with it). `carried` is the previous one when the engine lost its
+   * data while it was live: nothing it held was given to anyone, and each file puts its records
+   * back at once, for `graceMs` more. Otherwise the previous session was lost, and this node's
+   * locks with it (checkIo 33 through their handles until they close); its waiters end with the
+   * family's generic code.
+   */
+  adopt(epoch: number, carried: number, graceMs: number): void {
+    if (epoch === this.epoch) return;
+    const old = this.epoch;
+    this.epoch = epoch;
+    if (carried !== 0 && carried === old) {
+      const graceEndsAt = performance.now() + graceMs;
+      for (const f of this.files.values()) f.beginReassert(graceEndsAt);
+      // A release owed while the engine was away is put back with the rest (the cache still has
+      // its locks): it is tried again right after the re-assertion, not after the backoff its
+      // failed tries grew to (up to 5 s of a lock its owner was told is gone).
+      for (const [path, o] of [...this.owedRetries]) {
+        clearTimeout(o.timer);
+        this.owedRetries.delete(path);
+        this.retryOwed(path);
+      }
+    } else {
+      for (const f of this.files.values()) {
+        this.lose(f, f.ownRecords());
+        f.sessionLost();
+      }
+      for (const [rid, hostId] of [...this.waits]) {
+        const c = this.requests.get(hostId)?.call;
+        this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
+      }
+      // Session 0: none will come (displaced). Nothing cached stays, nothing owed is retried.
+      if (epoch === 0) {
+        this.dropOwedRetries();
+        for (const f of [...this.files.values()]) {
+          f.forget();
+          this.sweep(f);
+        }
+      }
+    }
+    const waiting = this.sessionWaiters;
+    this.sessionWaiters = [];
+    for (const w of waiting) w();
+  }
+
+  /**
+   * Releases owed to `path` (their steps could not be written in time), and lock requests' steps
+   * that may have applied though no reply came (Unsure), are settled in a step of their own:
+   * after 100 ms, then twice as long each time up to 5 s, while they are owed.
+   */
+  retryOwed(path: string): void {
+    const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0 };
+    if (this.stopping || this.epoch === 0 || o.timer !== undefined) return;
+    const delay = Math.min(5000, 100 * 2 ** Math.min(o.tries++, 6));
+    o.timer = setTimeout(() => {
+      o.timer = undefined;
+      const f = this.files.get(path);
+      if (f === undefined || !f.owing) {
+        this.owedRetries.delete(path);
+        return;
+      }
+      // Still owing after the step (it gave up, or was sent before an unsure step's deadline):
+      // the next try (a give-up has scheduled it already).
+      void this.inMailbox(f, () => f.reread()).then(() => {
+        if (!f.owing) this.owedRetries.delete(path);
+        else this.retryOwed(path);
+      });
+    }, delay);
+    o.timer.unref?.();
+    this.owedRetries.set(path, o);
+  }
+
+  /** Stops every owed release's next try (stop(), or no session will come). */
+  private dropOwedRetries(): void {
+    for (const o of this.owedRetries.values()) clearTimeout(o.timer);
+    this.owedRetries.clear();
+  }
+
+  /** Looks again at `path`'s waiters at `at` (performance.now()): the end of a grace period. */
+  wakeAt(path: string, at: number): void {
+    // One pass per file at a time: a pass that comes too early (in the grace period still) is
+    // refused, and held, and asks for the next one.
+    // A later end (a second loss in the period) moves the pending pass to it.
+    const pending = this.wakeTimers.get(path);
+    if (pending !== undefined && pending.at >= at) return;
+    clearTimeout(pending?.timer);
+    const timer = setTimeout(() => {
+      this.wakeTimers.delete(path);
+      const f = this.file(path);
+      void this.inMailbox(f, () => f.wake());
+    }, Math.max(0, at - performance.now()) + 1);
+    timer.unref?.();
+    this.wakeTimers.set(path, { timer, at });
+  }
+
+  /** The pending pass of each file (wakeAt), and when it runs. */
+  private readonly wakeTimers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
+
+  /**
+   * Records of this node that went with a lost session: held ones make their handles fail (checkIo
+   * 33, EIO through a mount) until they close; waiting ones end with the family's generic code.
+   */
+  lose(f: SharedFile, records: readonly StoreRecord[]): void {
+    const handles = new Set<number>();
+    for (const r of records) {
+      if (r.state === 'waiting') {
+        const c = this.requests.get(this.waits.get(r.id) ?? 0)?.call;
+        this.endWait(r.id, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
+        continue;
+      }
+      const { origin, kind } = f.decode(r).req;
+      this.lostHandles.add(`${f.path}|${origin.handleKey}`);
+      if (kind !== 'windows' && typeof origin.event.fileHandle === 'number') handles.add(origin.event.fileHandle);
+    }
+    if (handles.size > 0) this.lostFiles([...handles]);
+  }
+
+  /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.dropOwedRetries();
+    for (const t of this.wakeTimers.values()) clearTimeout(t.timer);
+    this.wakeTimers.clear();
+    const all = [...this.files.values()].map((f) => f.enqueue(() => f.stopAll()).catch((e: unknown) => this.report(e)));
+    await Promise.all(all);
+    for (const [hostId, r] of [...this.requests]) {
+      this.unpark(hostId, r);
+      const c = r.call;
+      const code = cancelResult('stop', c.op === 'lockFile');
+      this.requests.delete(hostId);
+      r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' ? code : undefined, -1, false, false);
+    }
+  }
+
+  counts(): { files: number; waiters: number; busy: number } {
+    let busy = 0;
+    for (const f of this.files.values()) if (!f.idle) busy++;
+    return { files: this.files.size, waiters: this.waits.size, busy };
+  }
+}
+
+interface PendingRequest {
+  readonly call: Call;
+  readonly target: ReplyTarget;
+  readonly since: number;
+  rid: string | undefined;
+  cancelled: CancelReason | undefined;
+  /** Waiting out a grace period (Parked): run again, in order of arrival, once it ends. */
+  parked: boolean;
+  /** Its order of arrival among this worker's requests. */
+  readonly seq: number;
+}
+
+/** A request's answer when nothing could be decided: its family's generic code. */
+function generic(call: Call): Result {
+  return call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' ? ERROR_LOCK_VIOLATION : undefined;
+}
