@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ENOLCK, ERROR_LOCK_VIOLATION, F_GETLK } from '../core/codes.js';
+import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK } from '../core/codes.js';
 import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
 import { qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
@@ -188,14 +188,26 @@ export class SharedFiles {
     }, at - performance.now());
   }
 
-  /** Ends the parked requests that close `c` of their handle ends, with the code it ends a waiter with. */
+  /**
+   * Ends the parked requests that close `c` of their handle ends: a lock request with the code it
+   * ends a waiter with (core closedWith), a read or write check through the handle closed with
+   * ERROR_OPERATION_ABORTED, as a handle's cleanup cancels the I/O still pending on it.
+   */
   private endParked(c: Call): void {
     for (const hostId of [...(this.parked.get(c.path)?.ids ?? [])]) {
       const r = this.requests.get(hostId);
-      const req = r === undefined || !('req' in r.call) ? undefined : r.call.req;
-      const code = req === undefined ? undefined : closedWith(c, req);
+      if (r === undefined) continue;
+      const x = r.call;
+      const code =
+        x.op === 'checkIo'
+          ? c.op === 'closeHandle' && `${windowsHandleOf(x.owner)}@${this.config.node}` === c.handleKey
+            ? ERROR_OPERATION_ABORTED
+            : undefined
+          : 'req' in x
+            ? closedWith(c, x.req)
+            : undefined;
       if (code === undefined) continue;
-      this.unpark(hostId, r!);
+      this.unpark(hostId, r);
       this.finish(hostId, code, true);
     }
   }

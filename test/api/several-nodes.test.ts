@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
-import { EINTR, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_RDLCK, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
+import { EINTR, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, ERROR_OPERATION_ABORTED, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_RDLCK, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
 import { CutProxy } from '../store/cut-proxy.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { HANG_MS } from './helpers.js';
@@ -472,6 +472,14 @@ t.test('in a grace period only grants wait: releases answer at once, timeouts, s
   await refused(1, from);
   await b.closeHandle({ fileName: '/gp2', handle: 4 });
   t.equal(await event(closed, 'the LockFileEx whose handle closed'), ERROR_NOT_LOCKED, "a LockFileEx of free bytes ends with 158 when its handle closes");
+  await inGrace('answered');
+
+  from = (await b.stats()).store!.graceWaits;
+  const io = b.checkIo({ fileName: '/gp2', handle: 5, processId: 1, byteOffset: 0, length: 10, write: true });
+  await refused(1, from);
+  await b.closeHandle({ fileName: '/gp2', handle: 5 });
+  // Before, it stayed parked until the period's end, and was then answered 0 through a closed handle.
+  t.equal(await event(io, 'the write check whose handle closed'), ERROR_OPERATION_ABORTED, 'a write check of free bytes ends with 995 when its handle closes, as cleanup cancels pending I/O');
   await inGrace('answered');
 
   from = (await b.stats()).store!.graceWaits;
