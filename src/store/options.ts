@@ -41,7 +41,10 @@ function int(v: unknown, name: string, min: number, dflt: number): number {
 }
 
 /** A URL for messages: the password (if any) replaced by '***'. Never throws. */
-export function showUrl(url: string): string {
+export function showUrl(raw: string): string {
+  // First what the URL parser drops: C0 controls and spaces around it, tabs and newlines in it.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: those are the characters dropped
+  const url = raw.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
   // The user ends at the first ':' (it may hold an '@': an e-mail-like ACL user), the password at
   // the last '@' (it may hold '@', '/' or '#': written as is, the URL is malformed, and the error
   // that says so must not show it either).
@@ -90,7 +93,9 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   const sessionTtlMs = int(opts.sessionTtlMs, 'sessionTtlMs', 100, DEFAULT_TTL_MS);
   const requestTimeoutMs = int(opts.requestTimeoutMs, 'requestTimeoutMs', 1, DEFAULT_REQUEST_TIMEOUT_MS);
   const t = resolveTuning(sessionTtlMs, tuning);
-  return { url: opts.url, shownUrl, parsed, namespace, node, sessionTtlMs, requestTimeoutMs, ...t };
+  // The client is handed the URL as parsed and checked here, not the raw text: ioredis reads one
+  // that does not start with "redis://" (a tab before it) as a host name, and its errors repeat it.
+  return { url: parsed.href, shownUrl: showUrl(parsed.href), parsed, namespace, node, sessionTtlMs, requestTimeoutMs, ...t };
 }
 
 export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tuning {

@@ -49,6 +49,11 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
   // An e-mail-like user with an '@' of its own: the password is still masked.
   const mail = await timed(openStore({ url: 'redis://us@er:s3cret@127.0.0.1:1', requestTimeoutMs: 500 }));
   t.notMatch(mail.err?.message, /s3cret/, 'a user with an @: the password is not in the message');
+  // Padded with what the URL parser drops (a tab, a newline, spaces): still masked.
+  for (const url of ['\tredis://user:s3cret@[::1', ' redis://u:p#s3cret@127.0.0.1:1/0\n', 'red\nis://u:s3cret@127.0.0.1:1/x']) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.notMatch(r.err?.message, /s3cret/, `${JSON.stringify(url.replace(/s3cret/, '…'))}: the password is not in the message (${r.err?.message})`);
+  }
   await t.rejects(openStore({ url: server.url, namespace: 'a{b}' }), TypeError, 'a namespace with a hash tag');
   await t.rejects(openStore({ url: server.url, node: 'a|b' }), TypeError, 'a node name with a separator');
   await t.rejects(openStore({ url: server.url, sessionTtlMs: 10 }), TypeError, 'a TTL too short to renew');
@@ -98,6 +103,15 @@ t.test('an engine that refuses us (password, database): an Error that says so, n
   const authed = await openStore({ url: `redis://:s3cret@127.0.0.1:${port}`, requestTimeoutMs: 5_000 });
   await authed.close();
   t.pass('the right password connects');
+  // A URL read from a file or a terminal, with a tab before it and a newline after: the URL's
+  // parser drops them, so it is checked in that form; the client is handed the same form (before,
+  // it was handed the raw text, which it read as a host named "redis", and its error showed the password).
+  const padded = await timed(openStore({ url: `\tredis://:s3cret@127.0.0.1:${port}\n`, requestTimeoutMs: 5_000 }));
+  t.equal(padded.err, undefined, `the right password connects through a URL with a tab before it and a newline after (${padded.err?.message})`);
+  await padded.value?.close();
+  const paddedWrong = await timed(openStore({ url: `\tredis://:wr0ng@127.0.0.1:${port}\n`, requestTimeoutMs: 5_000 }));
+  t.match(paddedWrong.err?.message, /refused the connection: WRONGPASS/, `a wrong one is refused (${paddedWrong.err?.message})`);
+  t.notMatch(paddedWrong.err?.message, /wr0ng/, 'the password is not in the message');
 });
 
 t.test('an engine that accepts and never answers: an Error within requestTimeoutMs', { skip: noRedis }, async (t) => {
