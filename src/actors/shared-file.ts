@@ -33,11 +33,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
-import { LockTable, type CancelReason, type RestoredWaiter } from '../core/lock-table.js';
+import { LockTable, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
 import type { Change, CommitReply, EdgeInput, InboxEvent, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
-import type { SharedFiles } from './shared-files.js';
 
 /** The store as a file's actors reach it: a worker's own connection (direct-link.ts), or a test's in-process engine. */
 export interface StoreLink {
@@ -86,6 +85,41 @@ export function endedByFile(events: readonly InboxEvent[]): Map<string, WaiterEn
     list.push({ requestId: e.requestId, result });
   }
   return byFile;
+}
+
+/**
+ * What a file's actor needs of its worker's side of the shared space (SharedFiles in
+ * shared-files.ts): the engine, the session, this node's waiting requests, and where to report.
+ */
+export interface FileSpace {
+  readonly link: StoreLink;
+  readonly config: SharedConfig;
+  /** The session this worker acts on. */
+  readonly epoch: number;
+  /** This node's waiting requests: record id -> host request id. */
+  readonly waits: ReadonlyMap<string, number>;
+  /** A record id unique in the lock space. */
+  newId(): string;
+  report(e: unknown): void;
+  /** The hooks of one decision (`out`: where its notices go). */
+  tableHooks(out: () => Outcome): TableHooks;
+  /** Request `hostId`'s waiter is in the store as record `rid`. */
+  queued(hostId: number, rid: string): void;
+  ridOf(hostId: number): string | undefined;
+  /** This node's waiter `rid` ended with `code`. */
+  endWait(rid: string, code: number): void;
+  /** Whether a new session's message is on its way; nextSession waits for it (false: not by `deadline`). */
+  awaitingSession(): boolean;
+  nextSession(from: number, deadline: number): Promise<boolean>;
+  /** Whether the node is fenced only because a renewal is late; renewed waits for it. */
+  late(): boolean;
+  renewed(deadline: number): Promise<boolean>;
+  /** A step to come by itself for the file's owed releases and unsure steps. */
+  retryOwed(path: string): void;
+  /** The file's wake-up pass at `at` (a grace period's end). */
+  wakeAt(path: string, at: number): void;
+  /** This node's records of `f` that went with a lost session. */
+  lose(f: SharedFile, records: readonly StoreRecord[]): void;
 }
 
 /** Marks the events of other nodes' records: hooks are this node's application's, for its own requests. */
@@ -310,7 +344,7 @@ export class SharedFile {
 
   constructor(
     readonly path: string,
-    private readonly space: SharedFiles,
+    private readonly space: FileSpace,
   ) {}
 
   /** Runs `f` after every earlier step of this file: the actor's mailbox. */

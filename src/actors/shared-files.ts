@@ -15,10 +15,10 @@ import { qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
 import type { StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
-import { Parked, REMOTE, SharedFile, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
+import { Parked, REMOTE, SharedFile, type FileSpace, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
 
 /** Every shared file of one worker, and this node's requests on them. */
-export class SharedFiles {
+export class SharedFiles implements FileSpace {
   private readonly files = new Map<string, SharedFile>();
   /** This node's waiting requests: record id -> host request id. */
   readonly waits = new Map<string, number>();
