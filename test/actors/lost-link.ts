@@ -1,4 +1,8 @@
-/** Test harness: SharedFiles over a MemoryEngine, with a link whose fate per step is chosen by a policy. */
+/**
+ * Test harness: SharedFiles over a MemoryEngine, behind a link whose fate per new step is chosen
+ * by a policy ('pass' | 'drop' | 'lose'), and whose resends of a lost step fare as `lostResend`
+ * says. Shared by shared-file-lost.test.ts and shared-file-settle.test.ts.
+ */
 import { endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
 import { SharedFiles } from '../../src/actors/shared-files.js';
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
@@ -6,7 +10,9 @@ import { parseLock, type Call } from '../../src/core/requests.js';
 import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';
 import { within } from '../../driver/redis-server.js';
 
-export const BUDGET_MS = 20_000;
+/** How long an answer may take on a loaded machine: the actor's own retries come within a second. */
+export const BUDGET_MS = 30_000;
+/** 'pass': committed; 'drop': refused 'unreachable', not applied (cut off); 'lose': committed, and if it applied its reply is lost. */
 export type Fate = 'pass' | 'drop' | 'lose';
 export type S = Step & { id?: string };
 
@@ -15,18 +21,33 @@ export interface TestNode {
   store: NodeStore;
   sf: SharedFiles;
   lease: Float64Array;
-  /** Decides each new step's fate (resends of a lost step are lost too). */
+  /** Decides each step's fate, except a lost step's resends (see lostResend). Default: 'pass'. */
   policy: (step: S) => Fate;
+  /** The steps whose reply was lost. */
   lostIds: Set<string>;
+  /**
+   * How every resend of a lost step fares: 'lose' (default) its reply is lost again; 'fenced' it
+   * finds the node fenced for a late renewal, which comes 50 ms later.
+   */
+  lostResend: 'lose' | 'fenced';
+  /** Inbox events held back while set (the node's reader slow), delivered by release(). */
   held?: InboxEvent[];
   release(): void;
+  /** Request `id`'s answer (-id: its waiter queued); an entry once answered or asked for. */
   answers: Map<number, Promise<unknown>>;
+  /** The answers given, by request id. */
   got: Map<number, unknown>;
   answer(id: number): Promise<unknown>;
   target: ReplyTarget;
+  /** One line per step that reached the engine: its fate, what it put and removed, the engine's reply. */
   log: string[];
+  /** Runs once a 'lose' step applied, before its loss is told. */
   afterLose?: (step: S) => Promise<void>;
+  /** Runs with each step dropped, before it is refused. */
   afterDrop?: (step: S) => Promise<void>;
+  /** Called with each reply of the engine to a step that reached it (before any loss). */
+  onReply?: (r: CommitReply) => void;
+  /** The actor's fault reports. */
   faults: string[];
 }
 
@@ -39,7 +60,7 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
   const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
   lease[0] = Number.POSITIVE_INFINITY;
   lease[1] = store.session().epoch;
-  const n = { name, store, lease, answers: new Map(), got: new Map(), policy: () => 'pass', lostIds: new Set(), log: [], faults: [] } as unknown as TestNode;
+  const n = { name, store, lease, answers: new Map(), got: new Map(), policy: () => 'pass', lostIds: new Set(), lostResend: 'lose', log: [], faults: [] } as unknown as TestNode;
   n.release = () => {
     const es = n.held ?? [];
     n.held = undefined;
@@ -48,11 +69,19 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
   let k = 0;
   const link: StoreLink = {
     commit: async (step: S): Promise<CommitReply> => {
-      if (step.id !== undefined && n.lostIds.has(step.id)) return { ok: false, reason: 'unreachable', step: step.id, error: 'lost (resend)' };
+      if (step.id !== undefined && n.lostIds.has(step.id)) {
+        if (n.lostResend === 'lose') return { ok: false, reason: 'unreachable', step: step.id, error: 'the reply was lost' };
+        lease[0] = performance.timeOrigin + performance.now() - 1;
+        setTimeout(() => (lease[0] = Number.POSITIVE_INFINITY), 50);
+        return { ok: false, reason: 'fenced' };
+      }
       const fate = n.policy(step);
-      if (fate === 'drop') await n.afterDrop?.(step);
-      if (fate === 'drop') return { ok: false, reason: 'unreachable', step: step.id ?? `${name}.dropped.${++k}`, error: 'cut off' };
+      if (fate === 'drop') {
+        await n.afterDrop?.(step);
+        return { ok: false, reason: 'unreachable', step: step.id ?? `${name}.dropped.${++k}`, error: 'cut off' };
+      }
       const r = await store.commit(step);
+      n.onReply?.(r);
       n.log.push(`${fate} ${JSON.stringify({ put: step.put?.map((p) => p.id), remove: step.remove, id: step.id })} -> ${r.ok ? 'ok' : r.reason}${!r.ok && r.reason === 'stale' ? (r.records ? ' whole' : ' missed') : ''}`);
       if (fate === 'lose' && r.ok) {
         n.lostIds.add(r.step);
@@ -89,18 +118,33 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
   return n;
 }
 
+/**
+ * A one-shot trap: the node's next new step (no id) that applies has its reply lost; `then` runs
+ * before the loss is told. Until then every new step is tried for it; afterwards all pass.
+ */
+export function loseNext(n: TestNode, then?: () => Promise<void>): void {
+  n.policy = (s) => (s.id === undefined ? 'lose' : 'pass');
+  n.afterLose = async () => {
+    n.policy = () => 'pass';
+    n.afterLose = undefined;
+    await then?.();
+  };
+}
+
 export const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
 
+/** `store` makes more steps on `path` than the engine's log keeps (each record it puts it removes). */
 export async function overflowLog(engine: MemoryEngine, store: NodeStore, path = '/a'): Promise<void> {
   for (let i = 0; i < 40; i++) {
     const tag = Math.random().toString(36).slice(2);
     const put = await store.commit({ file: path, base: (await engine.load(path)).version, put: [{ id: `x${tag}`, state: 'held', data: 'removed in the next step' }] });
     const rm = await store.commit({ file: path, base: (await engine.load(path)).version, remove: [`x${tag}`] });
-    if (!put.ok || !rm.ok) throw new Error(`fill: ${JSON.stringify([put, rm])}`);
+    if (!put.ok || !rm.ok) throw new Error(`the steps that fill the log: ${JSON.stringify([put, rm])}`);
   }
 }
 
+/** A POSIX lock call of `owner` (pid `pid`) on [start, start+len) of `path`. */
 export const lk = (owner: string, pid: number, type: number, cmd: number, start = 0, len = 10, path = '/a'): Call =>
-  parseLock({ path, lockType: type, cmd, lockOwner: owner, lockStart: start, lockLen: len, lockPid: pid, fileHandle: pid });
+  parseLock({ path, lockType: type, cmd, lockOwner: owner, lockStart: start, lockLen: len, lockPid: pid, fileHandle: pid }) as Call;
 
 export { MemoryEngine, memoryStore, within };
