@@ -262,7 +262,11 @@ export type StoreStats = {
   stale: number;
   /** Commits refused before reaching the engine because this node was fenced. */
   fencedLocally: number;
-  /** Commits refused because the engine was in a grace period after losing its data, tried again when it ended. */
+  /**
+   * Requests that waited for the end of a grace period after the engine lost its data, tried
+   * again then: commits the engine refused in it, and requests that would grant and came after
+   * this node's earlier ones refused so (they wait behind them, unsent).
+   */
   graceWaits: number;
   renewals: number;
   failedRenewals: number;

@@ -496,7 +496,7 @@ export class ActorHost implements HostControl, NativeHost {
         calls: this.calls,
         batches: this.batches,
         busyActors: sc.busy,
-        ...(this.direct === undefined ? {} : { engine: { ...this.direct.counts } }),
+        ...(this.direct === undefined ? {} : { engine: { ...this.direct.counts, graceWaits: this.direct.counts.graceWaits + this.shared.parkedBehind } }),
       };
     }
     const c = this.table.counts();

@@ -116,6 +116,8 @@ export interface FileSpace {
   renewed(deadline: number): Promise<boolean>;
   /** A step to come by itself for the file's owed releases and unsure steps. */
   retryOwed(path: string): void;
+  /** Ms until the requests parked on `path` that arrived before request `hostId` run again; undefined if none. */
+  parkedAhead(path: string, hostId: number): number | undefined;
   /** The file's wake-up pass at `at` (a grace period's end). */
   wakeAt(path: string, at: number): void;
   /** This node's records of `f` that went with a lost session. */
@@ -221,9 +223,10 @@ interface Diffed {
  * `free`: whether a read's answer says the bytes are free (see decide); `undone`: a lock request,
  * whose step is undone if it applied after the request was answered as failed (Unsure); `park`:
  * a request that waits out a grace period outside the mailbox (Parked) when its own decision
- * grants bytes.
+ * grants bytes; `ahead`: how long (ms) until this node's requests on the file that arrived before
+ * it and wait out a grace period run again, if any do.
  */
-type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean; undone?: boolean; park?: boolean };
+type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean; undone?: boolean; park?: boolean; ahead?: () => number | undefined };
 
 /**
  * What decide() returns for a request (Run.park) whose own decision grants bytes while the engine
@@ -231,7 +234,11 @@ type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown)
  * (SharedFiles.run), where its timeout, signal or handle's close can still end it, then runs again.
  */
 export class Parked {
-  constructor(readonly ms: number) {}
+  constructor(
+    readonly ms: number,
+    /** Not refused by the engine: it waits behind this node's earlier requests that were (Run.ahead). */
+    readonly behind = false,
+  ) {}
 }
 
 /**
@@ -685,6 +692,16 @@ export class SharedFile {
         fresh = false;
         this.build();
         continue;
+      }
+      // Earlier requests of this node wait out a grace period for this file (Parked): a request
+      // whose own decision grants waits with them, after them, also once the period ended by the
+      // engine's count but before they ran again (else it would pass them). Refusals, waiters
+      // that queue and releases go on.
+      const ahead = run.park === true && ((d?.step.grants ?? false) || free) ? run.ahead?.() : undefined;
+      if (ahead !== undefined) {
+        this.build();
+        this.out = emptyOutcome();
+        return new Parked(ahead, true);
       }
       // Until when the step is sent again after no reply, and then given up on: the request's
       // deadline, or, when a wait that outlasts it (a grace period) came first, requestTimeoutMs
@@ -1216,6 +1233,7 @@ export class SharedFile {
     else if (read) run.free = (res) => (res as PosixReply).lockType === F_UNLCK;
     // What can grant: a lock request, or a read that found the bytes free.
     run.park = read || cancellable(call);
+    run.ahead = () => this.space.parkedAhead(this.path, hostId);
     return this.decide(
       run,
       () => 'failed',

@@ -128,6 +128,7 @@ export class SharedFiles implements FileSpace {
           if (!this.requests.has(hostId)) return;
           // Its timeout or signal came while it was decided.
           if (r.cancelled !== undefined) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo'), true);
+          if (res.behind) this.parkedBehind++;
           this.park(hostId, r, res.ms);
           return;
         }
@@ -152,6 +153,8 @@ export class SharedFiles implements FileSpace {
       .finally(() => this.sweep(f));
   }
 
+  /** Requests that waited out a grace period behind this node's earlier ones, with no refusal of the engine (stats: graceWaits). */
+  parkedBehind = 0;
   /** Requests received so far: their order of arrival (PendingRequest.seq). */
   private arrivals = 0;
   /**
@@ -170,7 +173,7 @@ export class SharedFiles implements FileSpace {
     r.parked = true;
     // A few ms past the engine's count: a request run again before the period ended would be
     // refused again and queue behind those after it.
-    const at = performance.now() + ms + 5;
+    const at = performance.now() + ms + PARK_MARGIN_MS;
     if (p.timer !== undefined && at <= p.at) return;
     clearTimeout(p.timer);
     p.at = at;
@@ -186,6 +189,14 @@ export class SharedFiles implements FileSpace {
         this.attempt(id, x);
       }
     }, at - performance.now());
+  }
+
+  parkedAhead(path: string, hostId: number): number | undefined {
+    const p = this.parked.get(path);
+    const seq = this.requests.get(hostId)?.seq;
+    if (p === undefined || seq === undefined || !p.ids.some((id) => (this.requests.get(id)?.seq ?? seq) < seq)) return undefined;
+    // park() adds its margin to the ms: then it runs in the same pass, after them.
+    return Math.max(0, p.at - PARK_MARGIN_MS - performance.now());
   }
 
   /**
@@ -497,6 +508,9 @@ export class SharedFiles implements FileSpace {
     return { files: this.files.size, waiters: this.waits.size, busy };
   }
 }
+
+/** How long after a grace period's end (by the engine's count) parked requests run again. */
+const PARK_MARGIN_MS = 5;
 
 interface PendingRequest {
   readonly call: Call;

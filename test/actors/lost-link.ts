@@ -51,12 +51,13 @@ export interface TestNode {
   faults: string[];
 }
 
-export async function node(engine: MemoryEngine, name: string, policy: 'default' | 'fifo' = 'default', timeoutMs = 300): Promise<TestNode> {
+/** A node on `engine`; `graceMs`: the grace period the engine starts with if this is its first session (the engine's clock). */
+export async function node(engine: MemoryEngine, name: string, policy: 'default' | 'fifo' = 'default', timeoutMs = 300, graceMs = 0): Promise<TestNode> {
   let sf!: SharedFiles;
   const deliver = (es: readonly InboxEvent[]) => {
     for (const [p, e] of endedByFile(es)) sf.ended(p, e);
   };
-  const store = await memoryStore({ onEvents: (es) => (n.held !== undefined ? n.held.push(...es) : deliver(es)) }, { engine, node: name, graceMs: 0 });
+  const store = await memoryStore({ onEvents: (es) => (n.held !== undefined ? n.held.push(...es) : deliver(es)) }, { engine, node: name, graceMs });
   const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
   lease[0] = Number.POSITIVE_INFINITY;
   lease[1] = store.session().epoch;
