@@ -6,7 +6,9 @@
  * it from the whole record set (the log no longer reaching back), or had no request behind it
  * (a reaping step). Before, that waiter waited for ever. The same for a waiter such a step ended
  * (a timeout's cancel) when only the whole record set is left to tell: its record is gone and no
- * grant by another node explains it. Real SharedFiles over a MemoryEngine; the link in between
+ * grant by another node explains it. And a lock request's own step, learned applied from the
+ * whole record set (a record it minted is there): granted as it stands, not undone and decided
+ * again. Real SharedFiles over a MemoryEngine; the link in between
  * (lost-link.ts) loses the chosen reply. Every wait is for an answer or a step, within a budget.
  */
 import t, { type Test } from 'tap';
@@ -108,4 +110,25 @@ t.test("a cancel's step applies, its reply is lost, and the log no longer reache
   t.match(await answered(b, 3, "b's unlock"), { result: 0 });
   a.sf.run(4, lk('p2', 2, F_WRLCK, F_SETLK), a.target);
   t.match(await answered(a, 4, "p2's new lock"), { result: 0 }, 'p2 locks [0,10) again');
+});
+
+t.test("a lock's step applies, its reply is lost, and its resend finds the log overrun: the whole record set holds the lock the step minted, so it applied; granted, nothing undone", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await memoryStore({}, { engine, node: 'b', graceMs: 0 });
+  t.teardown(() => Promise.all([a.store.close(), b.close()]));
+  // The first step's reply is lost; b then overruns the log, and the resend reaches the engine.
+  loseNext(a, async () => {
+    await overflowLog(engine, b);
+    a.lostIds.clear();
+  });
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'p1 is granted');
+  t.ok(
+    a.log.some((l) => l.includes('-> stale whole')),
+    `the resend was answered with the whole record set (${a.log.filter((l) => !l.includes('"x')).join('; ')})`,
+  );
+  // Before it was recognised, the step counted as unsure: undone (reported), and decided again.
+  t.same(a.faults, [], 'nothing reported: the step was recognised as applied, not undone');
+  t.equal((await engine.load('/a')).records.length, 1, 'one lock stands');
 });
