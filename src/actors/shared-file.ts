@@ -772,6 +772,12 @@ export class SharedFile {
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
           this.noticeApplied(reply.missed);
+          // The resend of unknown fate: after its stale reply, the step can no longer apply (the
+          // version moved past its base), and the whole record set is the engine's state since
+          // any time it could have. Unless noticeApplied found something of it there (a grant of
+          // its waiter elsewhere: its own records would be minted ones), it left nothing to undo;
+          // kept, a grant of the request decided again would later be taken for its waiter's.
+          if (unknown && this.unsure.get(resent!)?.applied === false) this.unsure.delete(resent!);
           this.deliverLost(reply.missed);
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.

@@ -132,3 +132,40 @@ t.test("a lock's step applies, its reply is lost, and its resend finds the log o
   t.same(a.faults, [], 'nothing reported: the step was recognised as applied, not undone');
   t.equal((await engine.load('/a')).records.length, 1, 'one lock stands');
 });
+
+t.test("a lock's step of unknown fate (the resend found the log overrun, no record of it there) that never applied: the request's waiter, queued again and granted, is not taken for its", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a', 'default', 2_000);
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK), b.target);
+  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
+  a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 9, "a's F_SETLK"), { result: -EAGAIN }, "a learns of b's lock");
+  // a's next step (p2 queues) never reaches the engine; b then overruns the log, and the resend
+  // is answered with the whole record set, which holds nothing of it: its fate is unknown.
+  let first = true;
+  a.policy = () => (first ? 'drop' : 'pass');
+  a.afterDrop = async () => {
+    first = false;
+    await overflowLog(engine, b.store);
+  };
+  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW), a.target);
+  await answered(a, -2, "p2's waiter queued (decided again)");
+  t.ok(a.log.some((l) => l.includes('-> stale whole')), 'the resend was answered with the whole record set');
+  b.sf.run(3, lk('q1', 1, F_UNLCK, F_SETLK), b.target);
+  await answered(b, 3, "b's unlock");
+  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, 'p2 is granted by b (its inbox event)');
+  // A later stale reply on a: b changes the file, then a decides on its older copy.
+  b.sf.run(4, lk('q1', 1, F_WRLCK, F_SETLK, 20), b.target);
+  t.match(await answered(b, 4, "b's lock of [20,30)"), { result: 0 });
+  a.sf.run(5, lk('p3', 3, F_WRLCK, F_SETLK, 40), a.target);
+  t.match(await answered(a, 5, "p3's lock of [40,50)"), { result: 0 });
+  // Before, p2's grant was taken for the first step's waiter granted elsewhere: "could not be undone".
+  t.same(a.faults, [], "nothing reported: the first step never applied, and nothing of it is left to undo");
+  t.same(
+    (await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`).sort(),
+    ['a:held', 'a:held', 'b:held'],
+    "p2's lock, p3's and b's new one stand",
+  );
+});
