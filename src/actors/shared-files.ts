@@ -118,6 +118,10 @@ export class SharedFiles implements FileSpace {
     const f = this.file(call.path);
     void f
       .enqueue(async () => {
+        // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
+        // a stop): it never runs. Run again after a grace period: no longer parked from here on.
+        if (r.parked === 'resuming') this.unpark(hostId, r);
+        if (!this.requests.has(hostId)) return;
         // Ended by its signal or timeout while it waited in the mailbox: a lock request never runs.
         if (r.cancelled !== undefined && cancellable(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile'), false);
         // A close ends the requests through its handle that wait out a grace period, as it ends
@@ -159,7 +163,9 @@ export class SharedFiles implements FileSpace {
   private arrivals = 0;
   /**
    * Requests waiting out a grace period (Parked), per file: in order of arrival, and the timer that
-   * runs them all again, in that order, once the period ends (they queue as they came).
+   * runs them all again, in that order, once the period ends (they queue as they came). They stay
+   * here until their new run starts in the mailbox ('resuming'), so that a close queued before it
+   * still ends them (endParked).
    */
   private readonly parked = new Map<string, { ids: number[]; at: number; timer: NodeJS.Timeout | undefined }>();
 
@@ -170,7 +176,7 @@ export class SharedFiles implements FileSpace {
     let i = p.ids.length;
     while (i > 0 && (this.requests.get(p.ids[i - 1]!)?.seq ?? 0) > r.seq) i--;
     p.ids.splice(i, 0, hostId);
-    r.parked = true;
+    r.parked = 'waiting';
     // A few ms past the engine's count: a request run again before the period ended would be
     // refused again and queue behind those after it.
     const at = performance.now() + ms + PARK_MARGIN_MS;
@@ -179,13 +185,13 @@ export class SharedFiles implements FileSpace {
     p.at = at;
     const q = p;
     p.timer = setTimeout(() => {
-      if (this.parked.get(path) === q) this.parked.delete(path);
+      q.timer = undefined;
       // stop() answers them: run again now, one could commit a grant nobody is told of.
       if (this.stopping) return;
-      for (const id of q.ids) {
+      for (const id of [...q.ids]) {
         const x = this.requests.get(id);
-        if (x === undefined || !x.parked) continue;
-        x.parked = false;
+        if (x === undefined || x.parked !== 'waiting') continue;
+        x.parked = 'resuming';
         this.attempt(id, x);
       }
     }, at - performance.now());
@@ -224,7 +230,7 @@ export class SharedFiles implements FileSpace {
   }
 
   private unpark(hostId: number, r: PendingRequest): void {
-    if (!r.parked) return;
+    if (r.parked === false) return;
     r.parked = false;
     const p = this.parked.get(r.call.path);
     if (p === undefined) return;
@@ -518,8 +524,8 @@ interface PendingRequest {
   readonly since: number;
   rid: string | undefined;
   cancelled: CancelReason | undefined;
-  /** Waiting out a grace period (Parked): run again, in order of arrival, once it ends. */
-  parked: boolean;
+  /** Waiting out a grace period (Parked), then queued to run again (in order of arrival) until that run starts. */
+  parked: false | 'waiting' | 'resuming';
   /** Its order of arrival among this worker's requests. */
   readonly seq: number;
 }
