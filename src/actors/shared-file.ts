@@ -958,7 +958,13 @@ export class SharedFile {
     if (this.unsure.size === 0) return;
     const ids = new Set(this.records.map((r) => r.id));
     for (const [id, u] of this.unsure) {
-      if (u.applied) continue;
+      if (u.applied) {
+        // Being undone, and its waiter's record gone before the undo committed: another node's
+        // step ended that waiter (granted it: what the grant gave is undone instead; or failed
+        // it, or reaped it: nothing of it is left). Looked at again, as if just learned.
+        if (u.waiter === undefined || u.put.some((x) => ids.has(x))) continue;
+        u.applied = false;
+      }
       const present = u.put.some((x) => ids.has(x));
       // Its waiter, granted by another node: what the grant gave is undone instead.
       const granted = present ? undefined : this.grantedAway(u);
@@ -1163,6 +1169,8 @@ export class SharedFile {
       if (d.fresh.some((x) => (x.lock ?? x.waiter.req).owner === o) || this.records.some((r) => removed.has(r.id) && r.state === 'held' && this.decode(r).req.owner === o)) u.tangled = true;
     }
     const next = this.records.filter((r) => !removed.has(r.id));
+    // An undo committed with this step (its records removed): nothing of it is left to look at.
+    for (const [id, u] of this.unsure) if (u.applied && !next.some((r) => u.put.includes(r.id))) this.unsure.delete(id);
     let seq = next.length === 0 ? 0 : next[next.length - 1]!.seq;
     const putById = new Map((d.step.put ?? []).map((p) => [p.id, p]));
     for (const id of removed) {
