@@ -110,6 +110,11 @@ export class SharedSpace {
       // renewal's hint. Until then the waiters they blocked elsewhere keep wait-for edges to their
       // owners, whose names this node's owners go on using.
       if (e.kind === 'lost') this.reap();
+    } else if (e.kind === 'expired') {
+      // No session until the engine answers again: as for a displaced node, the workers count
+      // what they held as lost and end their waiters now (session 0); the new session's message
+      // follows once it is open ('lost').
+      this.post(undefined, { t: 'session', incarnation: '', epoch: 0, carried: 0, graceMs: 0 });
     } else if (e.kind === 'displaced') {
       // No next session: session 0 makes the workers count what they held as lost and end
       // their waiters, as for a lost session, and fail what comes next.

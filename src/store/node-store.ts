@@ -223,9 +223,22 @@ export class NodeStore implements LockStore {
       this.armFence();
       return;
     }
-    if (this.reportedFenced) return;
-    this.reportedFenced = true;
-    this.emit({ kind: 'fenced', epoch: this.ref.epoch });
+    if (!this.reportedFenced) {
+      this.reportedFenced = true;
+      this.emit({ kind: 'fenced', epoch: this.ref.epoch });
+    }
+    // sessionTtlMs after the last renewal the engine confirmed was sent, and none since: the
+    // session has expired on the engine's clock (or went sooner, with the engine's data), whether
+    // or not the engine answers now. It is lost from here, not from when the engine is back: this
+    // node's waiters end and its locks count as lost within the TTL (API.md), while a new session
+    // is sought.
+    const left = this.lastAck + this.o.sessionTtlMs - this.now();
+    if (left <= 0) {
+      void this.replace(this.ref, 'lost', true);
+      return;
+    }
+    this.fenceTimer = setTimeout(() => this.checkFence(), left + 1);
+    this.fenceTimer.unref();
   }
 
   private confirm(sent: number): void {
@@ -284,13 +297,14 @@ export class NodeStore implements LockStore {
    * the reset: then its session was alive when the engine lost it, and nothing it held can have
    * been given to another node.
    */
-  private replace(ref: SessionRef, kind: 'lost' | 'reset'): Promise<void> {
+  private replace(ref: SessionRef, kind: 'lost' | 'reset', expired = false): Promise<void> {
     if (ref !== this.ref || this.displaced) return this.replacing ?? Promise.resolve();
     const reassert = kind === 'reset' && !this.fenced();
     if (!this.reportedFenced) {
       this.reportedFenced = true;
       this.emit({ kind: 'fenced', epoch: ref.epoch });
     }
+    if (expired) this.emit({ kind: 'expired', epoch: ref.epoch });
     this.ref = undefined;
     this.lease();
     clearTimeout(this.renewTimer);

@@ -213,6 +213,8 @@ export type SessionEvent =
   | { readonly kind: 'lost'; readonly lost: number; readonly epoch: number }
   | { readonly kind: 'reset'; readonly lost: number; readonly epoch: number; readonly graceMs: number }
   | { readonly kind: 'grace-ended'; readonly epoch: number }
+  /** Session `epoch` outlived its TTL with no renewal confirmed (the engine unreachable): lost; a new one is sought ('lost' once open). */
+  | { readonly kind: 'expired'; readonly epoch: number }
   /** Another process opened a session under this node's name: this one has none from now on. */
   | { readonly kind: 'displaced'; readonly lost: number; readonly epoch: 0 };
 

@@ -656,6 +656,35 @@ async function cutNodes(t: Test) {
   return { a: a!, b: b!, lostReply, answering, sameSession };
 }
 
+t.test('a node cut off from the engine past its TTL ends its waiters and counts its locks lost while still cut off', { skip: noRedis }, async (t) => {
+  // a reaches the engine through a proxy that cuts it off; its sessionTtlMs is 2,000. Before, its
+  // waiter (and the checkIo of its lock's handle) waited for the engine to answer a again: the
+  // session counted as lost only once a new one was open. Now both answer within the TTL of the
+  // last renewal, with the engine still out of reach.
+  const proxy = await CutProxy.start(server.port);
+  t.teardown(() => proxy.stop());
+  const [b] = cluster(['b'], 4000, { requestTimeoutMs: SHORT_MS });
+  await b!.ready();
+  const [a] = cluster(['a'], 2000, { url: proxy.url, requestTimeoutMs: SHORT_MS }, b!.namespace);
+  await a!.ready();
+  t.equal(await a!.call('lockFile', win('/held', 1, true)), 0, 'a holds /held (once the grace period is over)');
+  t.equal(await b!.call('lockFile', win('/w', 7, true)), 0, 'b holds /w');
+  const waiting = a!.call('lockFile', win('/w', 2, false));
+  await until(() => b!.call('locks', '/w'), (l: Reply[]) => l.some((e) => e.node === 'a' && e.state === 'waiting'), "a's waiter on /w");
+  proxy.cut();
+  try {
+    t.equal(await event(waiting, "the answer to a's waiter while a is cut off"), ERROR_LOCK_VIOLATION, "a's waiter ends with the generic code: its session expired");
+    const s = await a!.call('stats');
+    t.equal(s.store.session.fenced, true, 'a is fenced');
+    t.equal(s.store.sessions, 1, 'a has no new session yet: the engine is still out of reach');
+    t.equal(await a!.call('checkIo', { fileName: '/held', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "a's lock counts as lost: checkIo through its handle is 33");
+  } finally {
+    proxy.pass();
+  }
+  await until(() => a!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, 'a new session once a reaches the engine');
+  t.equal(await b!.call('lockFile', win('/held', 8, true)), 0, "b is granted /held: a's old session's lock is gone");
+});
+
 t.test('a lock request whose step applied but whose reply was lost is answered as failed, and undone', { skip: noRedis }, async (t) => {
   const { a, b, lostReply: lost, sameSession } = await cutNodes(t);
   t.equal((await a.call('lock', setlk('/lost-posix', 1, 1, 0, 10))).result, 0, 'a holds [0,10) of /lost-posix');

@@ -40,6 +40,12 @@ export class CutProxy {
     return new Promise((cut) => (this.marker = { text: `\r\n${text}\r\n`, cut }));
   }
 
+  /** Every connection breaks, and new ones are refused until pass(): the engine out of reach. */
+  cut(): void {
+    this.refusing = true;
+    for (const c of [...this.clients]) c.destroy();
+  }
+
   /** Connections go through again. */
   pass(): void {
     this.refusing = false;
