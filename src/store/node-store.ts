@@ -37,6 +37,9 @@ export interface NodeStoreOptions {
   now?: () => number;
 }
 
+/** How long past its TTL with no renewal confirmed this node counts its session lost by itself (checkFence). */
+const EXPIRY_MARGIN_MS = 250;
+
 export class NodeStore implements LockStore {
   private ref: SessionRef | undefined;
   /** When the newest confirmed renewal (or the open) was sent, on the node's clock. */
@@ -230,9 +233,10 @@ export class NodeStore implements LockStore {
     // sessionTtlMs after the last renewal the engine confirmed was sent, and none since: the
     // session has expired on the engine's clock (or went sooner, with the engine's data), whether
     // or not the engine answers now. It is lost from here, not from when the engine is back: this
-    // node's waiters end and its locks count as lost within the TTL (API.md), while a new session
-    // is sought.
-    const left = this.lastAck + this.o.sessionTtlMs - this.now();
+    // node's waiters end and its locks count as lost within the TTL and a second (API.md), while
+    // a new session is sought. The margin lets the engine's own expiry come first (Redis expires a
+    // key up to ~100 ms late), so that a node merely stalled hears of it as before.
+    const left = this.lastAck + this.o.sessionTtlMs + EXPIRY_MARGIN_MS - this.now();
     if (left <= 0) {
       void this.replace(this.ref, 'lost', true);
       return;

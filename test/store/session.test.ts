@@ -69,7 +69,13 @@ t.test('renewals stop: fenced before the engine lets go, refused by the engine, 
   const lost = await a.session.next('a to learn its session is lost', (e) => e.kind === 'lost');
   t.match(lost, { kind: 'lost', lost: old.epoch });
   t.ok(lost.kind === 'lost' && lost.epoch > old.epoch, 'a new, larger epoch');
-  t.same(kinds(a.session.seen), ['fenced', 'lost'], 'never unfenced: the session was gone');
+  // a renews only after four TTLs: its session counts as lost by itself first ('expired'), a TTL
+  // (and a margin) after its last renewal, unless its event loop stalled past the renewal.
+  t.same(
+    kinds(a.session.seen).filter((k) => k !== 'expired'),
+    ['fenced', 'lost'],
+    'never unfenced: the session was gone',
+  );
   t.equal(a.store.session().fenced, false);
   t.same(await direct.commit(ref, { file: '/s2', base: 0, step: 'y', grants: true, remove: [], put: [{ id: 'z', node: 'a', epoch: old.epoch, state: 'held', requestId: '', data: '', seq: 0 }], notify: [], edges: [] }), { ok: false, reason: 'fenced' }, 'the old session stays dead');
   const st = await b.load('/s');
@@ -148,7 +154,13 @@ t.test('a node SIGSTOPped past its TTL: its lock is taken, and on SIGCONT it is 
   const lost = await p.session('p to report its session lost', (e) => e.kind === 'lost');
   t.match(lost, { kind: 'lost', lost: epoch });
   const lines = p.lines.seen.filter((l) => 'session' in l).map((l) => l.session.kind);
-  t.same(lines, ['fenced', 'lost'], 'fenced, then lost; never unfenced');
+  // Woken, p may count its session expired by itself before its renewal says so.
+  t.same(
+    lines.filter((k) => k !== 'expired'),
+    ['fenced', 'lost'],
+    'fenced, then lost; never unfenced',
+  );
+  t.ok(lines.indexOf('expired') < 0 || lines.indexOf('expired') < lines.indexOf('lost'), 'expired (if so) before lost');
   const st = await b.load('/stop');
   t.same(
     st.records.map((r) => [r.id, r.node, r.state]),
