@@ -40,16 +40,57 @@ function int(v: unknown, name: string, min: number, dflt: number): number {
   return v;
 }
 
-/** A URL for messages: the password (if any) replaced by '***'. Never throws. */
+/** Query parameters whose values are hidden: ioredis reads any as an option (password, sentinelPassword, ...). */
+const SECRET_PARAM = /pass|pwd|secret|token|auth|cred|key/i;
+
+/**
+ * A URL for messages: its password (if any) replaced by '***'. Never throws. Any text, well-formed
+ * or not, is masked: everything between the scheme (with its slashes) and the last '@', all but the
+ * user up to its first ':' when there is one ('redis:/:PW@h', 'redis:u:PW@h', '//:PW@h' and the
+ * old password-only 'PW@h' included), and the values of query parameters that name a password.
+ */
 export function showUrl(raw: string): string {
-  // First what the URL parser drops: C0 controls and spaces around it, tabs and newlines in it.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: those are the characters dropped
-  const url = raw.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
-  // The user ends at the first ':' (it may hold an '@': an e-mail-like ACL user), the password at
-  // the last '@' (it may hold '@', '/' or '#': written as is, the URL is malformed, and the error
-  // that says so must not show it either).
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^:]*?):(.*)@/is.exec(url);
-  return m === null ? url : `${m[1]}${m[2]}:***@${url.slice(m[0].length)}`;
+  try {
+    // First what the URL parser drops: C0 controls and spaces around it, tabs and newlines in it.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: those are the characters dropped
+    const url = String(raw).replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
+    // The user ends at the first ':' (it may hold an '@': an e-mail-like ACL user), the password at
+    // the last '@' (it may hold '@', '/' or '#': written as is, the URL is malformed, and the error
+    // that says so must not show it either).
+    const at = url.lastIndexOf('@');
+    let head = '';
+    let rest = url;
+    if (at >= 0) {
+      const scheme = /^(?:[a-z][a-z0-9+.-]*:)?[/\\]*/i.exec(url)?.[0] ?? '';
+      const info = url.slice(scheme.length, at);
+      const colon = info.indexOf(':');
+      head = `${scheme}${colon < 0 ? '' : `${info.slice(0, colon)}:`}***@`;
+      rest = url.slice(at + 1);
+    }
+    // A password in the query ends the shown query: what follows it may be the rest of a password
+    // written as is, with a '&' or a '#' in it.
+    const q = rest.indexOf('?');
+    if (q < 0) return head + rest;
+    const params = rest.slice(q + 1).split('&');
+    const shown: string[] = [];
+    for (const p of params) {
+      const eq = p.indexOf('=');
+      let name = eq < 0 ? p : p.slice(0, eq);
+      try {
+        name = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // a name that cannot be read may name a password
+      }
+      if (SECRET_PARAM.test(name) || name.includes('%')) {
+        shown.push(`${p.slice(0, eq < 0 ? p.length : eq)}=***${shown.length + 1 < params.length ? '&…' : ''}`);
+        break;
+      }
+      shown.push(p);
+    }
+    return `${head}${rest.slice(0, q + 1)}${shown.join('&')}`;
+  } catch {
+    return '(a URL that cannot be shown)';
+  }
 }
 
 /** Where the URL has a password: how to write one with characters a URL reserves. */

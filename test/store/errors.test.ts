@@ -10,6 +10,17 @@ import t from 'tap';
 import { openStore } from '../../src/store/index.js';
 import { RedisServer, noRedis } from './redis-server.js';
 
+/** Whether any part of the password (3 characters or more) is in the error: its message, its other properties, its cause. */
+function leaks(err: unknown, password: string): boolean {
+  const e = err as Error | undefined;
+  if (e === undefined) return false;
+  const props: Record<string, unknown> = {};
+  for (const k of Object.getOwnPropertyNames(e)) if (k !== 'stack') props[k] = (e as unknown as Record<string, unknown>)[k];
+  const text = `${String(e)} ${JSON.stringify(props)} ${String(e.cause)} ${e.stack ?? ''}`;
+  for (let i = 0; i + 3 <= password.length; i++) if (text.includes(password.slice(i, i + 3))) return true;
+  return false;
+}
+
 /** Slack allowed above requestTimeoutMs before "within" fails: a loaded 2-core machine is slow. */
 const SLACK_MS = 5_000;
 
@@ -18,6 +29,11 @@ t.before(async () => {
   if (!noRedis) server = await RedisServer.start();
 });
 t.teardown(() => server?.stop());
+
+/** A URL for a test's name: without its password. */
+function showable(url: string): string {
+  return JSON.stringify(url.replace(/s3c|ret/g, '…'));
+}
 
 async function timed<T>(p: Promise<T>): Promise<{ ms: number; err?: Error; value?: T }> {
   const t0 = performance.now();
@@ -54,6 +70,41 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
     const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
     t.notMatch(r.err?.message, /s3cret/, `${JSON.stringify(url.replace(/s3cret/, '…'))}: the password is not in the message (${r.err?.message})`);
   }
+  // A password in a URL of any shape, well-formed or not: the message names the URL with the
+  // password hidden (everything between the scheme and the last '@' but the user), and holds no part of it.
+  for (const [url, shown] of [
+    ['redis:/:s3cret@h', "'redis:/:***@h'"],
+    ['redis::s3cret@h', "'redis::***@h'"],
+    ['redis:u:s3cret@h', "'redis:u:***@h'"],
+    ['redis:\\\\:s3cret@h', "'redis:\\\\:***@h'"],
+    ['redis//:s3cret@h', "'redis//:***@h'"],
+    [':s3cret@h', "':***@h'"],
+    ['//:s3cret@h', "'//:***@h'"],
+    ['s3cret@h', "'***@h'"], // the old password-only form: a user without ':' is hidden whole
+    ['redis:s3cret@h', "'redis:***@h'"],
+  ] as const) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.ok(r.err instanceof Error && r.err.constructor === Error, `${showable(url)}: an Error (${r.err?.name})`);
+    t.match(r.err?.message, /^locksmith store: malformed URL /, `${showable(url)}: malformed`);
+    t.ok(r.err?.message.includes(shown), `${showable(url)}: named ${shown} (${r.err?.message.replace(/s3cret/g, '…')})`);
+    t.notOk(leaks(r.err, 's3cret'), `${showable(url)}: no part of the password in the error`);
+  }
+  // A password in the query (the client reads any query parameter as an option): hidden, and what
+  // follows it too (a password written as is, with a '&' or a '#').
+  for (const [url, shown] of [
+    ['redis://127.0.0.1:1/0?password=s3cret', 'redis://127.0.0.1:1/0?password=***'],
+    ['redis://127.0.0.1:1/0?family=4&sentinelPassword=s3cret', 'redis://127.0.0.1:1/0?family=4&sentinelPassword=***'],
+    ['redis://127.0.0.1:1/0?pass%77ord=s3cret', 'redis://127.0.0.1:1/0?pass%77ord=***'],
+    ['redis://127.0.0.1:1/0?password=s3c&ret#s3cret', 'redis://127.0.0.1:1/0?password=***'],
+  ] as const) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.ok(r.err?.message.includes(`cannot reach ${shown}`), `${showable(url)}: named ${shown} (${r.err?.message.replace(/s3c|ret/g, '…')})`);
+    t.notOk(leaks(r.err, 's3cret'), `${showable(url)}: no part of the password in the error`);
+  }
+  // A space before the URL: once a TypeError whose input held the password.
+  const spaced = await timed(openStore({ url: ' redis://:s3cret@127.0.0.1:1', requestTimeoutMs: 500 }));
+  t.ok(spaced.err?.message.includes('redis://:***@127.0.0.1:1'), `a space before the URL: named (${spaced.err?.message})`);
+  t.notOk(leaks(spaced.err, 's3cret'), 'a space before the URL: no part of the password in the error');
   await t.rejects(openStore({ url: server.url, namespace: 'a{b}' }), TypeError, 'a namespace with a hash tag');
   await t.rejects(openStore({ url: server.url, node: 'a|b' }), TypeError, 'a node name with a separator');
   await t.rejects(openStore({ url: server.url, sessionTtlMs: 10 }), TypeError, 'a TTL too short to renew');
@@ -103,6 +154,14 @@ t.test('an engine that refuses us (password, database): an Error that says so, n
   const authed = await openStore({ url: `redis://:s3cret@127.0.0.1:${port}`, requestTimeoutMs: 5_000 });
   await authed.close();
   t.pass('the right password connects');
+  // A password in the query, which the client reads: the right one connects, a wrong one is
+  // refused and not shown.
+  const query = await timed(openStore({ url: `redis://127.0.0.1:${port}/0?password=s3cret`, requestTimeoutMs: 5_000 }));
+  t.equal(query.err, undefined, `the right password in the query connects (${query.err?.message})`);
+  await query.value?.close();
+  const queryWrong = await timed(openStore({ url: `redis://127.0.0.1:${port}/0?password=wr0ng`, requestTimeoutMs: 5_000 }));
+  t.ok(queryWrong.err?.message.includes(`redis://127.0.0.1:${port}/0?password=*** refused the connection: WRONGPASS`), `a wrong one is refused, named (${queryWrong.err?.message})`);
+  t.notOk(leaks(queryWrong.err, 'wr0ng'), 'the password is not in the error');
   // A URL read from a file or a terminal, with a tab before it and a newline after: the URL's
   // parser drops them, so it is checked in that form; the client is handed the same form (before,
   // it was handed the raw text, which it read as a host named "redis", and its error showed the password).
