@@ -123,6 +123,14 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
     throw new Error(`locksmith store: unsupported URL '${shownUrl}': the engine must be redis:// or rediss://`);
   }
   if (parsed.hostname === '') throw new Error(`locksmith store: malformed URL '${shownUrl}': no host${passwordHint(opts.url)}`);
+  // The client decodes the user and the password (decodeURIComponent): a '%' not followed by two
+  // hex digits, or bytes that are not UTF-8, would be its raw URIError.
+  try {
+    decodeURIComponent(parsed.username);
+    decodeURIComponent(parsed.password);
+  } catch {
+    throw new Error(`locksmith store: malformed URL '${shownUrl}': the user or password is not valid percent-encoding${passwordHint(opts.url)}`);
+  }
   const db = parsed.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,5}$/.test(db)) throw new Error(`locksmith store: malformed URL '${shownUrl}': the path must be a database number${passwordHint(opts.url)}`);
   const namespace = opts.namespace ?? 'locksmith';

@@ -99,12 +99,46 @@ function refusalHint(why: string): string {
   return '';
 }
 
+/**
+ * A client for the URL (not yet connected). Whatever the client throws on it is an Error naming
+ * the URL, its password hidden: the client's own message (a URIError, a TypeError whose input is
+ * the URL) is dropped, as it may hold the password.
+ */
+function newClient(o: RedisEngineOptions, options: RedisOptions): Redis {
+  try {
+    return new Redis(o.url, options);
+  } catch {
+    throw new Error(`locksmith store: malformed URL '${o.shownUrl}': the client cannot use it`);
+  }
+}
+
+/** The secrets the URL holds (its password, as written and decoded; a password in its query): hidden in what the client says. */
+function secrets(url: string): string[] {
+  const out: string[] = [];
+  try {
+    const u = new URL(url);
+    out.push(u.password);
+    try {
+      out.push(decodeURIComponent(u.password));
+    } catch {}
+    for (const [k, v] of u.searchParams) if (/pass|pwd|secret|token|auth|cred|key/i.test(k)) out.push(v);
+  } catch {}
+  return out.filter((x) => x !== '');
+}
+
+function hide(message: string, hidden: string[]): string {
+  let m = message;
+  for (const x of hidden) m = m.split(x).join('***');
+  return m;
+}
+
 /** A connected client, or an Error naming the URL within requestTimeoutMs. */
 async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Redis> {
-  const c = new Redis(o.url, clientOptions(o, inbox));
+  const c = newClient(o, clientOptions(o, inbox));
+  const hidden = secrets(o.url);
   let last = '';
   c.on('error', (e: Error) => {
-    last = e.message;
+    last = hide(e.message, hidden);
   });
   const t0 = performance.now();
   const fail = (why: string) =>
@@ -122,7 +156,7 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     if (db !== '') await within(c.select(Number(db)), o.requestTimeoutMs, () => fail(last));
   } catch (e) {
     c.disconnect();
-    const m = (e as Error).message;
+    const m = hide((e as Error).message, hidden);
     throw new Error(m.startsWith('locksmith store:') ? m : fail(last === '' ? m : last));
   }
   return c;
@@ -377,7 +411,7 @@ class RedisInbox implements InboxReader {
   private async client(): Promise<Redis> {
     if (this.conn !== undefined && this.conn.status !== 'end') return this.conn;
     this.connecting ??= (async () => {
-      const c = new Redis(this.o.url, clientOptions(this.o, true, this.connectionName));
+      const c = newClient(this.o, clientOptions(this.o, true, this.connectionName));
       c.on('error', () => {});
       this.conn = c;
       return c;

@@ -8,6 +8,7 @@
 import { createServer } from 'node:net';
 import t from 'tap';
 import { openStore } from '../../src/store/index.js';
+import { RedisEngine } from '../../src/store/redis.js';
 import { RedisServer, noRedis } from './redis-server.js';
 
 /** Whether any part of the password (3 characters or more) is in the error: its message, its other properties, its cause. */
@@ -82,12 +83,21 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
     ['//:s3cret@h', "'//:***@h'"],
     ['s3cret@h', "'***@h'"], // the old password-only form: a user without ':' is hidden whole
     ['redis:s3cret@h', "'redis:***@h'"],
+    // Not valid percent-encoding in the user or the password: the client's decodeURIComponent
+    // threw a raw URIError.
+    ['redis://:s3c%zzret@127.0.0.1:1', "'redis://:***@127.0.0.1:1'"],
+    ['redis://:s3c%cdret@127.0.0.1:1', "'redis://:***@127.0.0.1:1'"],
+    ['redis://u%zz:s3cret@127.0.0.1:1', "'redis://u%zz:***@127.0.0.1:1'"],
   ] as const) {
     const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
     t.ok(r.err instanceof Error && r.err.constructor === Error, `${showable(url)}: an Error (${r.err?.name})`);
     t.match(r.err?.message, /^locksmith store: malformed URL /, `${showable(url)}: malformed`);
     t.ok(r.err?.message.includes(shown), `${showable(url)}: named ${shown} (${r.err?.message.replace(/s3cret/g, '…')})`);
     t.notOk(leaks(r.err, 's3cret'), `${showable(url)}: no part of the password in the error`);
+  }
+  for (const url of ['redis://:s3c%zzret@127.0.0.1:1', 'redis://:s3c%cdret@127.0.0.1:1']) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.match(r.err?.message, /percent-encoded/, `${showable(url)}: the message says to percent-encode it`);
   }
   // A password in the query (the client reads any query parameter as an option): hidden, and what
   // follows it too (a password written as is, with a '&' or a '#').
@@ -101,6 +111,12 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
     t.ok(r.err?.message.includes(`cannot reach ${shown}`), `${showable(url)}: named ${shown} (${r.err?.message.replace(/s3c|ret/g, '…')})`);
     t.notOk(leaks(r.err, 's3cret'), `${showable(url)}: no part of the password in the error`);
   }
+  // What the client throws on a URL it is handed is an Error naming the URL, its password hidden
+  // (the URL given here skips the checks of openStore).
+  const raw = await timed(RedisEngine.connect({ url: 'redis://:s3c%zzret@127.0.0.1:1', shownUrl: 'redis://:***@127.0.0.1:1', namespace: 'x', requestTimeoutMs: 500 }));
+  t.ok(raw.err instanceof Error && raw.err.constructor === Error, `the client's own throw: an Error (${raw.err?.name})`);
+  t.ok(raw.err?.message.includes("'redis://:***@127.0.0.1:1'"), `names the URL (${raw.err?.message})`);
+  t.notOk(leaks(raw.err, 's3cret'), 'no part of the password in the error');
   // A space before the URL: once a TypeError whose input held the password.
   const spaced = await timed(openStore({ url: ' redis://:s3cret@127.0.0.1:1', requestTimeoutMs: 500 }));
   t.ok(spaced.err?.message.includes('redis://:***@127.0.0.1:1'), `a space before the URL: named (${spaced.err?.message})`);
@@ -162,6 +178,12 @@ t.test('an engine that refuses us (password, database): an Error that says so, n
   const queryWrong = await timed(openStore({ url: `redis://127.0.0.1:${port}/0?password=wr0ng`, requestTimeoutMs: 5_000 }));
   t.ok(queryWrong.err?.message.includes(`redis://127.0.0.1:${port}/0?password=*** refused the connection: WRONGPASS`), `a wrong one is refused, named (${queryWrong.err?.message})`);
   t.notOk(leaks(queryWrong.err, 'wr0ng'), 'the password is not in the error');
+  // Percent-encoded, decoded by the client: the right one connects.
+  await admin.config('SET', 'requirepass', 's3:cr@t%');
+  const encoded = await timed(openStore({ url: `redis://:${encodeURIComponent('s3:cr@t%')}@127.0.0.1:${port}`, requestTimeoutMs: 5_000 }));
+  t.equal(encoded.err, undefined, `the right password, percent-encoded, connects (${encoded.err?.message})`);
+  await encoded.value?.close();
+  await admin.config('SET', 'requirepass', 's3cret');
   // A URL read from a file or a terminal, with a tab before it and a newline after: the URL's
   // parser drops them, so it is checked in that form; the client is handed the same form (before,
   // it was handed the raw text, which it read as a host named "redis", and its error showed the password).
