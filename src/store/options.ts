@@ -41,7 +41,7 @@ function int(v: unknown, name: string, min: number, dflt: number): number {
 }
 
 /** Query parameters whose values are hidden: ioredis reads any as an option (password, sentinelPassword, ...). */
-const SECRET_PARAM = /pass|pwd|secret|token|auth|cred|key/i;
+export const SECRET_PARAM = /pass|pwd|secret|token|auth|cred|key/i;
 
 /**
  * A URL for messages: its password (if any) replaced by '***'. Never throws. Any text, well-formed

@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW } from './lua.js';
 import { ProgrammingError } from './memory.js';
+import { SECRET_PARAM } from './options.js';
 import { bySeq, decodeRecord, encodeRecord } from './step.js';
 import type {
   Change,
@@ -121,7 +122,7 @@ function secrets(url: string): string[] {
     try {
       out.push(decodeURIComponent(u.password));
     } catch {}
-    for (const [k, v] of u.searchParams) if (/pass|pwd|secret|token|auth|cred|key/i.test(k)) out.push(v);
+    for (const [k, v] of u.searchParams) if (SECRET_PARAM.test(k)) out.push(v);
   } catch {}
   return out.filter((x) => x !== '');
 }
