@@ -405,7 +405,9 @@ export class SharedFiles implements FileSpace {
         const c = this.requests.get(hostId)?.call;
         this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
       }
-      // Session 0: none will come (displaced). Nothing cached stays, nothing owed is retried.
+      // Session 0: none for now (displaced, or the last one expired with the engine out of
+      // reach; the next one's message follows once it is open). Nothing cached stays, nothing
+      // owed is retried: it was the lost session's.
       if (epoch === 0) {
         this.dropOwedRetries();
         for (const f of [...this.files.values()]) {
