@@ -113,6 +113,8 @@ export interface FileSpace {
   nextSession(from: number, deadline: number): Promise<boolean>;
   /** Whether the node is fenced only because a renewal is late; renewed waits for it. */
   late(): boolean;
+  /** Whether the node has no session at all (the last one lost, the next not open). */
+  sessionGone(): boolean;
   renewed(deadline: number): Promise<boolean>;
   /** A step to come by itself for the file's owed releases and unsure steps. */
   retryOwed(path: string): void;
@@ -841,7 +843,9 @@ export class SharedFile {
           // Fenced here because a renewal is late, not because the session was lost: decided
           // again once the renewal came.
           if (this.space.late() && (await this.space.renewed(sendBy))) break;
-          if (!mustRun || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
+          // No session at all (lost, displaced): none to wait for here. A release is owed to the
+          // file's next step, under the next session (its records are lost with this one).
+          if (!mustRun || this.space.sessionGone() || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
       }

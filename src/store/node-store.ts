@@ -241,6 +241,7 @@ export class NodeStore implements LockStore {
       void this.replace(this.ref, 'lost', true);
       return;
     }
+    clearTimeout(this.fenceTimer);
     this.fenceTimer = setTimeout(() => this.checkFence(), left + 1);
     this.fenceTimer.unref();
   }
