@@ -504,9 +504,9 @@ export class SharedFiles implements FileSpace {
     for (const [hostId, r] of [...this.requests]) {
       this.unpark(hostId, r);
       const c = r.call;
-      const code = cancelResult('stop', c.op === 'lockFile');
+      const code = cancelResult('stop', c.op === 'lockFile' || c.op === 'checkIo');
       this.requests.delete(hostId);
-      r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' ? code : undefined, -1, false, false);
+      r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' ? code : generic(c), -1, false, false);
     }
   }
 

@@ -7,11 +7,12 @@
  * file's mailbox before their timer fired ends them too: before, the timer took them off the
  * list the close looks in, and the request was granted to a closed handle. Real SharedFiles over
  * a MemoryEngine whose clock the test moves; the parked requests run again on this node's own
- * timer. Every wait is for an answer, a reply or a step, within a budget.
+ * timer. And stop() answers each parked request with a result of its kind. Every wait is for an
+ * answer, a reply or a step, within a budget.
  */
 import t, { type Test } from 'tap';
-import { EAGAIN, EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { parseRelease } from '../../src/core/requests.js';
+import { EAGAIN, EINTR, ERROR_OPERATION_ABORTED, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseCheckIo, parseRelease, type Call } from '../../src/core/requests.js';
 import type { CommitReply } from '../../src/store/index.js';
 import { MemoryEngine, answered, lk, node, within, BUDGET_MS, type TestNode } from './lost-link.js';
 
@@ -87,4 +88,20 @@ t.test('a close queued before the parked request ran again ends it, though the g
   a.sf.run(4, lk('p6', 6, F_WRLCK, F_SETLK, 40), a.target);
   t.match(await answered(a, 4, "p6's lock of [40,50)"), { result: 0 });
   t.same(await held(engine), ['held'], "only p6's lock stands: nothing is held through the closed handle");
+});
+
+t.test('stop() answers every parked request with a result of its kind: a checkIo with 995, not undefined', async (t) => {
+  const { a } = await parkP1(t, 60_000);
+  // A write check of the same free bytes, after p1: it waits behind it (or is refused for the period).
+  a.sf.run(2, parseCheckIo({ fileName: '/a', handle: 2, processId: 2, byteOffset: 0, length: 10, write: true }) as Call, a.target);
+  await within(
+    (async () => {
+      while (a.sf.parkedBehind === 0) await new Promise((r) => setImmediate(r));
+    })(),
+    BUDGET_MS,
+    'the checkIo parked behind p1',
+  );
+  await a.sf.stop();
+  t.equal(await answered(a, 2, 'the parked checkIo at stop()'), ERROR_OPERATION_ABORTED, 'the checkIo ends with 995');
+  t.match(await answered(a, 1, "p1's F_SETLKW at stop()"), { result: -EINTR }, "p1's F_SETLKW ends as a stopped wait does");
 });
