@@ -66,6 +66,12 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
   // An e-mail-like user with an '@' of its own: the password is still masked.
   const mail = await timed(openStore({ url: 'redis://us@er:s3cret@127.0.0.1:1', requestTimeoutMs: 500 }));
   t.notMatch(mail.err?.message, /s3cret/, 'a user with an @: the password is not in the message');
+  // The '@host' forgotten: the password stands where the port does. A port that is not a number is masked.
+  for (const url of ['redis://user:s3cret', 'redis://:s3cret', 'redis://:s3cret/2']) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.ok(r.err instanceof Error, `${url.replace(/s3cret/, '…')}: an Error`);
+    t.notMatch(r.err?.message, /s3c|3cr|cre|ret/, `${url.replace(/s3cret/, '…')}: no part of the password in the message (${r.err?.message})`);
+  }
   // Padded with what the URL parser drops (a tab, a newline, spaces): still masked.
   for (const url of ['\tredis://user:s3cret@[::1', ' redis://u:p#s3cret@127.0.0.1:1/0\n', 'red\nis://u:s3cret@127.0.0.1:1/x']) {
     const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
