@@ -843,8 +843,8 @@ export class SharedFile {
           // Fenced here because a renewal is late, not because the session was lost: decided
           // again once the renewal came.
           if (this.space.late() && (await this.space.renewed(sendBy))) break;
-          // No session at all (lost, displaced): none to wait for here. A release is owed to the
-          // file's next step, under the next session (its records are lost with this one).
+          // No session at all (lost, displaced): none to wait for here; what a release frees
+          // went with the lost session (giveUp).
           if (!mustRun || this.space.sessionGone() || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
@@ -895,7 +895,9 @@ export class SharedFile {
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
     this.build();
     this.out = emptyOutcome();
-    if (mustRun) this.owed.push(run);
+    // Not under session 0 (displaced, or expired with the engine out of reach): what it would
+    // release went with the lost session, and no step could carry it (the file would never idle).
+    if (mustRun && this.space.epoch !== 0) this.owed.push(run);
     // Also a step that may have applied after all: the next step finds out, and undoes it.
     if (this.owing) this.space.retryOwed(this.path);
     return failed();
