@@ -68,9 +68,10 @@ export function showUrl(raw: string): string {
       rest = url.slice(at + 1);
     } else {
       // No '@': one forgotten ('redis://user:PASSWORD', 'redis://:PASSWORD') leaves the password
-      // where the port stands. A port that is not a number is masked (an IPv6 host is left alone).
+      // where the port stands. A port that is not a number is masked, and all after it (the
+      // password may hold '/', '?' or '#'); an IPv6 host is left alone.
       const m = /^((?:[a-z][a-z0-9+.-]*:)?[/\\]*[^/\\?#:[]*:)([^/\\?#]*)/i.exec(url);
-      if (m !== null && m[2] !== '' && !/^\d+$/.test(m[2]!)) rest = `${m[1]}***${url.slice(m[0].length)}`;
+      if (m !== null && m[2] !== '' && !/^\d+$/.test(m[2]!)) rest = `${m[1]}***`;
     }
     // A password in the query ends the shown query: what follows it may be the rest of a password
     // written as is, with a '&' or a '#' in it.
