@@ -8,6 +8,7 @@ import { reaches } from '../core/deadlock.js';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { bySeq } from './step.js';
+import { INBOX_MARK } from './types.js';
 import type {
   Change,
   CommitReply,
@@ -407,9 +408,11 @@ export class MemoryEngine implements Engine {
     // Past its deadline, its request was answered already (as failed): never applied now.
     if (st.until !== undefined && this.now() >= st.until) return { ok: false, reason: 'late' };
     // An empty step checks without writing: this session is alive and the file is at `base`, and
-    // with `grants`, that no grace period runs (an answer that found the bytes free).
-    if (st.remove.length === 0 && st.put.length === 0 && st.notify.length === 0 && st.edges.length === 0) {
+    // with `grants`, that no grace period runs (an answer that found the bytes free). Its marks in
+    // the node's own inbox (notifications to itself) change nothing in the file.
+    if (st.remove.length === 0 && st.put.length === 0 && st.notify.every((n) => n.node === s.node && n.kind === INBOX_MARK) && st.edges.length === 0) {
       if (st.grants && this.graceLeft() > 0) return { ok: false, reason: 'grace', retryInMs: this.graceLeft() };
+      this.notify(s, st, st.base);
       return { ok: true, version: st.base, step: st.step };
     }
     const f = existing ?? this.newFile();
@@ -456,12 +459,19 @@ export class MemoryEngine implements Engine {
       if (e.hard.length > 0 || e.soft.length > 0) over(e.owner).set(`${st.file}\n${e.waiter}`, { node: waiters[i]!.node, epoch: waiters[i]!.epoch, hard: e.hard, soft: e.soft, sessions: e.sessions });
     }
     const version = this.apply(f, st.file, st.base, st.step, s.node, st.remove, st.put, st.edges);
-    for (const n of st.notify) {
-      if (n.node !== s.node && this.alive(n.node, n.epoch)) {
-        this.append(n.node, { file: st.file, version, from: s.node, epoch: n.epoch, requestId: n.requestId, kind: n.kind, data: n.data });
-      }
-    }
+    this.notify(s, st, version);
     return { ok: true, version, step: st.step };
+  }
+
+  /**
+   * A committed step's notifications, each to its node's inbox while its session is alive: an
+   * event for a waiter of another node, or a mark in the committing node's own inbox, after every
+   * event that steps before this one sent it (SharedFile.settleEnds waits for one).
+   */
+  private notify(s: SessionRef, st: EngineStep, version: number): void {
+    for (const n of st.notify) {
+      if ((n.node !== s.node || n.kind === INBOX_MARK) && this.alive(n.node, n.epoch)) this.append(n.node, { file: st.file, version, from: s.node, epoch: n.epoch, requestId: n.requestId, kind: n.kind, data: n.data });
+    }
   }
 
   async reassert(s: SessionRef, file: string, step: string, records: readonly StoreRecord[], edges: readonly Required<EdgeInput>[]): Promise<ReassertReply> {

@@ -33,10 +33,15 @@ export interface RecordInput {
   readonly requestId?: string;
 }
 
-/** One event for a waiter on another node, appended to that node's inbox in the same step. */
+/**
+ * One event for a waiter on another node, appended to that node's inbox in the same step. One to
+ * the committing node itself is left out, unless it is a mark (kind INBOX_MARK): that one goes to
+ * its own inbox, after every event that steps applied before this one sent it there (a step with
+ * nothing else changes nothing in the file).
+ */
 export interface NotifyInput {
   readonly node: string;
-  /** The session of the waiter's record: a dead session is never notified. */
+  /** The session of the waiter's record (a mark's: the committing session): a dead session is never notified. */
   readonly epoch: number;
   readonly requestId: string;
   /** Opaque to the store ('granted', 'failed', ...). */
@@ -66,6 +71,9 @@ export interface EdgeInput {
   /** Refuse the whole step (reason 'deadlock') when `hard` closes a cycle of hard edges. */
   readonly check?: boolean;
 }
+
+/** The kind of a notification a node sends its own inbox (NotifyInput): a mark the node waits for. */
+export const INBOX_MARK = 'mark';
 
 /** One atomic step on one file, decided by the core on the file's state at version `base`. */
 export interface Step {
