@@ -36,7 +36,7 @@ import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } 
 import { LockTable, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
-import type { Change, CommitReply, EdgeInput, InboxEvent, NotifyInput, ReassertReply, RecordInput, Step, StoreRecord } from '../store/types.js';
+import { INBOX_MARK, type Change, type CommitReply, type EdgeInput, type InboxEvent, type NotifyInput, type ReassertReply, type RecordInput, type Step, type StoreRecord } from '../store/types.js';
 
 /** The store as a file's actors reach it: a worker's own connection (direct-link.ts), or a test's in-process engine. */
 export interface StoreLink {
@@ -68,21 +68,28 @@ export interface SharedConfig {
 export interface WaiterEnded {
   readonly requestId: string;
   readonly result: number;
+  /**
+   * A mark one of this node's steps left in its own inbox (SharedFile.settleEnds), `requestId`
+   * its name: every event before it in the inbox came before it here (result 0, meaningless).
+   */
+  readonly mark?: true;
 }
 
 /**
- * A node's inbox events as each file's actor takes them: per file, the waiters another node's step
- * ended ('end' events, the result in their data).
+ * A node's inbox events as each file's actor takes them: per file, in inbox order, the waiters
+ * another node's step ended ('end' events, the result in their data), and the marks of its own
+ * steps.
  */
 export function endedByFile(events: readonly InboxEvent[]): Map<string, WaiterEnded[]> {
   const byFile = new Map<string, WaiterEnded[]>();
   for (const e of events) {
-    if (e.kind !== 'end') continue;
-    const result = Number(e.data);
+    const mark = e.kind === INBOX_MARK;
+    if (e.kind !== 'end' && !mark) continue;
+    const result = mark ? 0 : Number(e.data);
     if (!Number.isInteger(result)) continue;
     let list = byFile.get(e.file);
     if (list === undefined) byFile.set(e.file, (list = []));
-    list.push({ requestId: e.requestId, result });
+    list.push(mark ? { requestId: e.requestId, result, mark } : { requestId: e.requestId, result });
   }
   return byFile;
 }
@@ -108,6 +115,11 @@ export interface FileSpace {
   ridOf(hostId: number): string | undefined;
   /** This node's waiter `rid` ended with `code`. */
   endWait(rid: string, code: number): void;
+  /**
+   * Once mark `mark` of this node's inbox (a step of `path` left it) came, the waiters `ends` that
+   * still wait end with their results: no event before the mark ended them (SharedFile.settleEnds).
+   */
+  afterMark(mark: string, path: string, ends: readonly LostEnd[]): void;
   /** Whether a new session's message is on its way; nextSession waits for it (false: not by `deadline`). */
   awaitingSession(): boolean;
   nextSession(from: number, deadline: number): Promise<boolean>;
@@ -198,17 +210,10 @@ interface Lost {
   readonly fresh: readonly string[];
 }
 
-/**
- * A waiter of this node that a step given up on ended: its record, its owner's bytes, and the
- * ids of the owner's locks when the step was decided (what a grant by another node would add to).
- */
-interface LostEnd {
+/** A waiter of this node (its record) that a step given up on ended, and the result it decided. */
+export interface LostEnd {
   readonly rid: string;
   readonly result: number;
-  readonly owner: string;
-  readonly start: bigint;
-  readonly end: bigint;
-  readonly before: ReadonlySet<string>;
 }
 
 /** A record put by a step, with the lock or waiter of the decided table it stands for. */
@@ -711,7 +716,13 @@ export class SharedFile {
       // held up on its way never applies after its request was answered as failed (giveUp).
       const now = performance.now();
       const sendBy = now < deadline ? deadline : now + this.space.config.requestTimeoutMs;
-      const step: Step = { ...(d?.step ?? { file: this.path, base: this.version }), grants: (d?.step.grants ?? false) || free, deadline: performance.timeOrigin + sendBy };
+      const mark = this.markFor();
+      const step: Step = {
+        ...(d?.step ?? { file: this.path, base: this.version }),
+        grants: (d?.step.grants ?? false) || free,
+        deadline: performance.timeOrigin + sendBy,
+        ...(mark === undefined ? {} : { notify: [...(d?.step.notify ?? []), mark] }),
+      };
       const epoch = this.space.epoch;
       let reply: CommitReply;
       /** The id the step was sent again with, after a reply that never came. */
@@ -765,7 +776,7 @@ export class SharedFile {
         const dropped = [...this.lostAnswers.values()];
         this.lostAnswers.clear();
         const out = this.done(owed, res);
-        this.settleEnds(dropped);
+        this.settleEnds(dropped, mark?.requestId);
         return out;
       }
       switch (reply.reason) {
@@ -998,14 +1009,7 @@ export class SharedFile {
    */
   private keepLost(id: string, d: Diffed, run: Run): void {
     if (this.out.answers.length === 0 || (run.undone === true && this.unsure.get(id)?.tangled === false)) return;
-    const ends: LostEnd[] = [];
-    for (const e of this.out.ends) {
-      const r = this.records.find((x) => x.id === e.rid);
-      if (r === undefined) continue;
-      const { req } = this.decode(r);
-      const before = new Set(this.records.filter((x) => x.node === r.node && x.epoch === r.epoch && x.state === 'held' && this.decode(x).req.owner === req.owner).map((x) => x.id));
-      ends.push({ rid: e.rid, result: e.result, owner: req.owner, start: req.start, end: req.end, before });
-    }
+    const ends = this.out.ends.filter((e) => this.records.some((x) => x.id === e.rid)).map(({ rid, result }) => ({ rid, result }));
     this.lostAnswers.set(id, { answers: this.out.answers, ends, fresh: d.fresh.map((x) => x.id) });
     this.space.retryOwed(this.path);
   }
@@ -1030,25 +1034,36 @@ export class SharedFile {
    * Steps given up on whose fate no reply told (a step that only removes records leaves no trace
    * in a whole record set), once a later step committed: none can apply any more, and the records
    * are the engine's after them. A waiter they ended with a failure (a timeout's or a signal's
-   * cancel, a close), still waiting here, whose record is gone, and whose owner holds no new lock
-   * over any of its bytes (another node's grant, maybe split since by the owner's own later
-   * requests: its inbox event answers it) ended: it is answered
-   * with the failure the last of them decided for it (an earlier one that ended it too was decided
-   * on a cache where it still waited, so it cannot have applied). A grant is never inferred from
-   * a record's absence: another node may have failed that waiter (EDEADLK), its event on the way.
+   * cancel, a close), still waiting here, whose record is gone, was ended either by one of them
+   * or by another node's step that granted it or failed it (EDEADLK). Such a step applied before
+   * this one and, in that same atomic step, appended its event to this node's inbox: before the
+   * mark this one left there (markFor). So the waiter waits for the mark (SharedFiles.afterMark):
+   * an event that came before it answered it; if none did, one of the steps given up on ended it,
+   * and it is answered with the failure the last of them decided for it (an earlier one that
+   * ended it too was decided on a cache where it still waited, so it cannot have applied). What
+   * its owner holds now tells nothing: another request of that owner on this node may have taken
+   * some of its bytes meanwhile, as another node's grant would have.
    */
-  private settleEnds(dropped: readonly Lost[]): void {
+  private settleEnds(dropped: readonly Lost[], mark: string | undefined): void {
     const last = new Map<string, LostEnd>();
     for (const l of dropped) for (const e of l.ends) last.set(e.rid, e);
-    for (const e of last.values()) {
-      if (e.result === 0 || !this.space.waits.has(e.rid) || this.records.some((r) => r.id === e.rid)) continue;
-      const granted = this.records.some((r) => {
-        if (r.state !== 'held' || e.before.has(r.id)) return false;
-        const { req } = this.decode(r);
-        return req.owner === e.owner && req.start <= e.end && req.end >= e.start;
-      });
-      if (!granted) this.space.endWait(e.rid, e.result);
+    const ends = [...last.values()].filter((e) => e.result !== 0 && this.space.waits.has(e.rid) && !this.records.some((r) => r.id === e.rid));
+    // The step carried a mark whenever one of them could be here (markFor).
+    if (ends.length > 0 && mark !== undefined) this.space.afterMark(mark, this.path, ends);
+  }
+
+  /**
+   * The mark a step leaves in this node's own inbox when steps given up on ended waiters of this
+   * node with a failure and they still wait (settleEnds): its name, and its notification. None
+   * otherwise: a step costs nothing more on the usual path.
+   */
+  private markFor(): NotifyInput | undefined {
+    for (const l of this.lostAnswers.values()) {
+      for (const e of l.ends) {
+        if (e.result !== 0 && this.space.waits.has(e.rid)) return { node: this.space.config.node, epoch: this.space.epoch, requestId: this.space.newId(), kind: INBOX_MARK };
+      }
     }
+    return undefined;
   }
 
   /** Whether `r`, an owner's lock the step replaced, can go back: no other owner holds conflicting bytes now. */

@@ -15,13 +15,18 @@ import { qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
 import type { StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
-import { Parked, REMOTE, SharedFile, type FileSpace, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
+import { Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
 
 /** Every shared file of one worker, and this node's requests on them. */
 export class SharedFiles implements FileSpace {
   private readonly files = new Map<string, SharedFile>();
   /** This node's waiting requests: record id -> host request id. */
   readonly waits = new Map<string, number>();
+  /**
+   * Waiters of this node that steps given up on ended with a failure, whose records are gone, by
+   * the mark in this node's inbox that settles them (afterMark), with their file.
+   */
+  private readonly marks = new Map<string, { path: string; ends: readonly LostEnd[] }>();
   /** Requests received and not answered: host id -> what answers them. */
   private readonly requests = new Map<number, PendingRequest>();
   /** Handles whose locks went with a lost session: I/O through them fails until they close (path|handle key). */
@@ -260,6 +265,22 @@ export class SharedFiles implements FileSpace {
     if (hostId !== undefined) this.endRequest(hostId, code);
   }
 
+  afterMark(mark: string, path: string, ends: readonly LostEnd[]): void {
+    this.marks.set(mark, { path, ends });
+  }
+
+  /**
+   * Mark `mark` came through this node's inbox, after every event before it (their waiters are
+   * answered): the waiters it settles that still wait were ended by no other node's step, so the
+   * steps given up on did end them. Run in the file's mailbox, behind the events that came first.
+   */
+  private settleMark(mark: string): void {
+    const m = this.marks.get(mark);
+    if (m === undefined) return;
+    this.marks.delete(mark);
+    for (const e of m.ends) if (this.waits.has(e.rid)) this.endWait(e.rid, e.result);
+  }
+
   private endRequest(hostId: number, code: number): void {
     this.finish(hostId, code, true);
   }
@@ -302,15 +323,19 @@ export class SharedFiles implements FileSpace {
       .finally(() => this.sweep(f));
   }
 
-  /** Events of this node's inbox for `path`: waiters another node granted or failed. */
+  /** Events of this node's inbox for `path`, in inbox order: waiters another node granted or failed, and marks (settleMark). */
   ended(path: string, events: readonly WaiterEnded[]): void {
     const f = this.file(path);
-    const granted = events.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
+    const ends = events.filter((e) => e.mark !== true);
+    const granted = ends.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
     void this.inMailbox(f, async () => {
       if (granted.length > 0) f.refresh();
       // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
-      const reread = granted.some((rid) => f.mayHaveMerged(rid)) || events.some((e) => f.unsureWaiter(e.requestId));
-      for (const e of events) this.endWait(e.requestId, e.result);
+      const reread = granted.some((rid) => f.mayHaveMerged(rid)) || ends.some((e) => f.unsureWaiter(e.requestId));
+      for (const e of events) {
+        if (e.mark === true) this.settleMark(e.requestId);
+        else this.endWait(e.requestId, e.result);
+      }
       if (reread) await f.reread();
     });
   }
@@ -405,6 +430,8 @@ export class SharedFiles implements FileSpace {
         const c = this.requests.get(hostId)?.call;
         this.endWait(rid, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
       }
+      // Their marks' waiters among them.
+      this.marks.clear();
       // Session 0: none for now (displaced, or the last one expired with the engine out of
       // reach; the next one's message follows once it is open). Nothing cached stays, nothing
       // owed is retried: it was the lost session's.
@@ -415,6 +442,14 @@ export class SharedFiles implements FileSpace {
           this.sweep(f);
         }
       }
+    }
+    // The engine lost its data: the marks awaited are gone with the old session's inbox, and what
+    // its reader took came before this message (it reads the new inbox from now on). Their
+    // waiters end as the marks would have ended them, in their files' mailboxes, behind those
+    // events. (A grant by another node whose event was not read yet was lost with the inbox.)
+    for (const [mark, m] of [...this.marks]) {
+      const f = this.file(m.path);
+      void this.inMailbox(f, async () => this.settleMark(mark));
     }
     const waiting = this.sessionWaiters;
     this.sessionWaiters = [];
@@ -496,6 +531,7 @@ export class SharedFiles implements FileSpace {
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.marks.clear();
     this.dropOwedRetries();
     for (const t of this.wakeTimers.values()) clearTimeout(t.timer);
     this.wakeTimers.clear();

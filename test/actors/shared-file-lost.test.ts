@@ -6,7 +6,8 @@
  * it from the whole record set (the log no longer reaching back), or had no request behind it
  * (a reaping step). Before, that waiter waited for ever. The same for a waiter such a step ended
  * (a timeout's cancel) when only the whole record set is left to tell: its record is gone and no
- * grant by another node explains it. And a lock request's own step, learned applied from the
+ * grant by another node explains it (none came through the inbox before the mark the settling
+ * step left there), also when its owner took some of its bytes meanwhile. And a lock request's own step, learned applied from the
  * whole record set (a record it minted is there): granted as it stands, not undone and decided
  * again. Real SharedFiles over a MemoryEngine; the link in between
  * (lost-link.ts) loses the chosen reply. Every wait is for an answer or a step, within a budget.
@@ -110,6 +111,30 @@ t.test("a cancel's step applies, its reply is lost, and the log no longer reache
   t.match(await answered(b, 3, "b's unlock"), { result: 0 });
   a.sf.run(4, lk('p2', 2, F_WRLCK, F_SETLK), a.target);
   t.match(await answered(a, 4, "p2's new lock"), { result: 0 }, 'p2 locks [0,10) again');
+});
+
+t.test("a cancel's step applies, its reply is lost, the log no longer reaches back, and the waiter's owner took some of its bytes meanwhile: the request is answered with its timeout's code", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK), b.target);
+  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
+  // p2 waits for [0,20): b's lock blocks its first half.
+  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW, 0, 20), a.target);
+  await answered(a, -2, "a's waiter queued");
+  // The cancel's step (a timeout) removes p2's waiter and nothing else; b overruns the log.
+  loseNext(a, () => overflowLog(engine, b.store));
+  a.sf.cancel(2, 'timeout');
+  // Another thread of p2 locks [15,20), part of the waiter's bytes, in the next step of a, which
+  // learns the whole record set (the waiter gone) and commits. p2 now holds bytes of its
+  // waiter's it did not hold before, as if b had granted it: before, the waiter was left to an
+  // inbox event that no node sent, and waited for ever.
+  a.sf.run(5, lk('p2', 2, F_WRLCK, F_SETLK, 15, 5), a.target);
+  t.match(await answered(a, 5, "p2's lock on [15,20)"), { result: 0 }, "p2's other lock is granted");
+  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: -EAGAIN }, "p2's F_SETLKW ends with its timeout's code");
+  t.same(a.faults, [], 'nothing reported');
+  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['b:held', 'a:held'], "the engine: b's lock and p2's [15,20); the waiter went with the cancel");
 });
 
 t.test("a lock's step applies, its reply is lost, and its resend finds the log overrun: the whole record set holds the lock the step minted, so it applied; granted, nothing undone", async (t) => {
