@@ -64,7 +64,9 @@
  *    script: the reaper's index exists before the grant it must undo), edges (a waiter's edges go
  *    with it when it is removed or granted), version = INCR clock, the log entry; a file left
  *    without records loses its keys. Then one XADD per notified waiter on another node whose
- *    session is alive. All or nothing: a script either returns before its first write or runs to
+ *    session is alive, and per mark the step leaves in its own node's inbox (INBOX_MARK: it comes
+ *    after every event earlier steps sent there; a step with only marks writes nothing else).
+ *    All or nothing: a script either returns before its first write or runs to
  *    its end.
  *
  * ## Sessions and fencing (NodeStore, ./node-store.ts)

@@ -1,9 +1,10 @@
 /**
  * A waiter of this node that a step given up on ended (no reply came) is settled once a later
- * step commits, from the records alone (SharedFile.settleEnds), but only where they prove it:
- * when two lost steps ended the same waiter, the later one's answer is the one that can have
- * applied; and a grant is never inferred from a record's absence, since another node may have
- * failed that waiter (EDEADLK) with its inbox event still on the way. Real SharedFiles over a
+ * step commits (SharedFile.settleEnds): when two lost steps ended the same waiter, the later
+ * one's answer is the one that can have applied; and a grant is never inferred from a record's
+ * absence, since another node may have granted or failed that waiter (EDEADLK) with its inbox
+ * event still on the way: the settling step leaves a mark in this node's inbox, and the waiter
+ * is answered from whichever comes first, that event or the mark. Real SharedFiles over a
  * MemoryEngine; the link between them drops steps or loses their replies as each case chooses.
  * Every wait is for an answer or a step, within a budget.
  */
@@ -83,8 +84,8 @@ for (const flood of [false, true]) {
 }
 
 // The grant's record may be split by the owner's own requests before a's next step commits: no
-// single record covers the waiter's bytes then, yet they are its. Any new lock of the owner over
-// them keeps the settle off; the grant's event answers the request.
+// single record covers the waiter's bytes then, yet they are its. The grant's event comes before
+// the settling step's mark and answers the request.
 for (const [name, call] of [
   ['a read over [0,5)', lk('p2', 2, F_RDLCK, F_SETLK, 0, 5)],
   ['an unlock of [4,5)', lk('p2', 2, F_UNLCK, F_SETLK, 4, 1)],
