@@ -15,6 +15,7 @@ import { LockTable, type CancelReason, type Pending, type PosixReply } from '../
 import { decodeRecord, nodeOf, qualify } from '../src/core/records.js';
 import { parseCheckIo, parseCloseHandle, parseFlush, parseLock, parseLockFile, parseRelease, parseUnlockFile, type Call } from '../src/core/requests.js';
 import { MemoryEngine, memoryStore, type InboxEvent, type NodeStore } from '../src/store/index.js';
+import { INBOX_MARK } from '../src/store/types.js';
 import { fileHandleOf, OFD_OWNERS, POSIX_OWNERS, WIN_HANDLES } from './arbitraries.js';
 import { show, type Method, type Op } from './harness.js';
 
@@ -162,7 +163,8 @@ export class Space {
           }
           for (const x of step.notify ?? []) {
             const to = this.nodes.find((m) => m.name === x.node);
-            if (to !== undefined && to !== self) to.sent++;
+            // A mark (to the committing node itself) is delivered like any other event.
+            if (to !== undefined && (to !== self || x.kind === INBOX_MARK)) to.sent++;
           }
         }
         return r;
