@@ -158,20 +158,25 @@ export { resolveOptions, showUrl, type Tuning } from './options.js';
 /**
  * A Redis-backed store for this node: connects, opens the session and starts reading the inbox.
  * Rejects within requestTimeoutMs with an Error naming the URL when the engine cannot be reached
- * or the URL is malformed (a TypeError names a malformed option).
+ * or the URL is malformed (a TypeError names a malformed option). A node name whose session is
+ * live is waited for (a restart after a crash: up to sessionTtlMs and one renewal), then refused
+ * with an Error saying the name is in use (NodeStore.start).
  */
 export async function openStore(options: string | StoreOptions, hooks: StoreHooks = {}, tuning: Partial<Tuning> = {}): Promise<NodeStore> {
   const o = resolveOptions(options, tuning);
   const started = performance.now();
   const engine = await RedisEngine.connect(o);
   const opening = NodeStore.start(engine, o, hooks, 'redis', true);
-  const left = Math.max(1, o.requestTimeoutMs - (performance.now() - started));
+  // Each engine call fails by itself within requestTimeoutMs; this bound only backs them up, so it
+  // must outlast the longest open that is going well: waiting out a crashed predecessor's session.
+  const bound = o.requestTimeoutMs + o.sessionTtlMs + o.renewEveryMs;
+  const left = Math.max(1, bound - (performance.now() - started));
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
       opening,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`locksmith store: ${o.shownUrl} did not open a session within ${o.requestTimeoutMs} ms`)), left);
+        timer = setTimeout(() => reject(new Error(`locksmith store: ${o.shownUrl} did not open a session within ${Math.round(bound)} ms`)), left);
       }),
     ]);
   } catch (e) {

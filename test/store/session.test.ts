@@ -7,8 +7,9 @@
  * events, the store's hooks, a child's lines), never a sleep; one test delays a reply on purpose
  * (the fault it is about).
  */
+import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { MemoryEngine, memoryStore, RedisEngine, type SessionEvent } from '../../src/store/index.js';
+import { MemoryEngine, memoryStore, openStore, RedisEngine, type SessionEvent } from '../../src/store/index.js';
 import { ChildNode } from './child-proc.js';
 import { cluster } from './fixture.js';
 import { keyEvents } from './keyevents.js';
@@ -228,6 +229,21 @@ t.test('redis: a start under the name of a process that died waits for its sessi
   t.not(again.store.session().epoch, 0, 'a start under its name opens a session once the dead one expired');
   const left = (await witness.store.reap()).dead.flatMap((d) => d.files.flatMap((f) => f.records.map((r) => r.id)));
   t.same(left, ['p1'], "the dead process's record is the reaper's, not carried over");
+});
+
+t.test('redis: a restart after a crash waits out the dead session even when it outlasts requestTimeoutMs', { skip: noRedis }, async (t) => {
+  // The defaults (sessionTtlMs 10 s, requestTimeoutMs 5 s) refused every restart under the same
+  // name within the TTL: the open was cut off at requestTimeoutMs while it waited, as it should,
+  // for the dead session to expire.
+  const namespace = `t-${randomUUID().slice(0, 8)}`;
+  const p = new ChildNode({ url: server.url, namespace, node: 'a', sessionTtlMs: 3000, tuning: { graceMs: 0 } });
+  t.teardown(() => p.kill());
+  await p.ready();
+  t.equal((await p.run({ op: 'commit', step: { file: '/r', base: 0, put: [{ id: 'p1', state: 'held', data: 'p1' }] } })).ok, true, 'the process holds a record');
+  await p.kill();
+  const again = await openStore({ url: server.url, namespace, node: 'a', sessionTtlMs: 3000, requestTimeoutMs: 1000 }, {}, { graceMs: 0 });
+  t.teardown(() => again.close());
+  t.not(again.session().epoch, 0, 'the restart opens a session once the dead one expired');
 });
 
 t.test('memory: a node whose session expired while another process started under its name is displaced for good (no flapping)', async (t) => {
