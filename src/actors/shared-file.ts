@@ -147,10 +147,12 @@ export interface Outcome {
   notify: NotifyInput[];
   /** This node's waiters the decision ends, by record id, with their results (also in `answers`). */
   ends: { rid: string; result: number }[];
+  /** Each Windows lock whose release the application is told of (onUnlockFile), with that notice (also in `answers`). */
+  released: { event: Readonly<Record<string, unknown>>; answer: () => void }[];
 }
 
 function emptyOutcome(): Outcome {
-  return { answers: [], notify: [], ends: [] };
+  return { answers: [], notify: [], ends: [], released: [] };
 }
 
 /** The wait-for graph of a decision: cycles are the engine's to find; a refused step names them. */
@@ -208,6 +210,14 @@ interface Lost {
    * records may have gone since, and a step that only removes leaves no trace of its own.
    */
   readonly fresh: readonly string[];
+  /**
+   * This node's Windows locks of the session `epoch` it removed, each with its onUnlockFile notice
+   * (in `answers` too). Only this node's steps remove them while that session lives: one absent
+   * from a whole record set was released by a step of this node given up on, so its notice is
+   * due though nothing shows which step that was (SharedFile.deliverLost).
+   */
+  readonly released: readonly { readonly id: string; readonly answer: () => void }[];
+  readonly epoch: number;
 }
 
 /** A waiter of this node (its record) that a step given up on ended, and the result it decided. */
@@ -341,6 +351,11 @@ export class SharedFile {
    * would have been stale had one applied unseen, and none can apply after it.
    */
   private readonly lostAnswers = new Map<string, Lost>();
+  /**
+   * Records of Lost.released whose notice went out: several steps given up on may have released
+   * the same record (an owed unlock runs again in each), and only one of them can have applied.
+   */
+  private readonly releaseTold = new Set<string>();
   private out: Outcome = emptyOutcome();
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -462,6 +477,7 @@ export class SharedFile {
     this.owed = [];
     this.unsure.clear();
     this.lostAnswers.clear();
+    this.releaseTold.clear();
     this.version = 0;
     this.built = false;
   }
@@ -544,7 +560,7 @@ export class SharedFile {
   /** The table of this file's records (a decision's starting point). */
   private build(): void {
     const me = this.space.config.node;
-    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.space.tableHooks(() => this.out) });
+    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks() });
     this.lockIds.clear();
     this.waiterIds.clear();
     this.epochOf.clear();
@@ -625,6 +641,24 @@ export class SharedFile {
     }
     for (const id of this.resend) if (!waiting.has(id)) this.resend.delete(id);
     for (const id of this.recheck) if (!waiting.has(id)) this.recheck.delete(id);
+  }
+
+  /**
+   * The table's hooks: the application's, with each Windows lock's release notice also kept aside
+   * (Outcome.released), so that a step given up on can tell which records' notices it holds.
+   */
+  private hooks(): TableHooks {
+    const hooks = this.space.tableHooks(() => this.out);
+    const { released } = hooks;
+    if (released === undefined) return hooks;
+    return {
+      ...hooks,
+      released: (family, event) => {
+        const n = this.out.answers.length;
+        released(family, event);
+        if (family === 'windows' && this.out.answers.length > n) this.out.released.push({ event, answer: this.out.answers[n]! });
+      },
+    };
   }
 
   /** How a waiter of the records ends: this node's answers its request, another node's gets an event. */
@@ -775,6 +809,7 @@ export class SharedFile {
         for (const [id, u] of this.unsure) if (u.sendBy <= now) this.unsure.delete(id);
         const dropped = [...this.lostAnswers.values()];
         this.lostAnswers.clear();
+        this.releaseTold.clear();
         const out = this.done(owed, res);
         this.settleEnds(dropped, mark?.requestId);
         return out;
@@ -1010,14 +1045,45 @@ export class SharedFile {
   private keepLost(id: string, d: Diffed, run: Run): void {
     if (this.out.answers.length === 0 || (run.undone === true && this.unsure.get(id)?.tangled === false)) return;
     const ends = this.out.ends.filter((e) => this.records.some((x) => x.id === e.rid)).map(({ rid, result }) => ({ rid, result }));
-    this.lostAnswers.set(id, { answers: this.out.answers, ends, fresh: d.fresh.map((x) => x.id) });
+    this.lostAnswers.set(id, { answers: this.out.answers, ends, fresh: d.fresh.map((x) => x.id), released: this.releasedBy(d), epoch: this.space.epoch });
     this.space.retryOwed(this.path);
+  }
+
+  /**
+   * The records of this node's Windows locks of the current session that step `d` removes, with
+   * the release notice the decision gave each (matched by what the notice says: the lock's
+   * handle, process, key and range; locks alike give the same notice). A lock the step removes
+   * without a notice (stopAll) has none.
+   */
+  private releasedBy(d: Diffed): { id: string; answer: () => void }[] {
+    if (this.out.released.length === 0) return [];
+    const me = this.space.config.node;
+    const gone = new Set(d.step.remove);
+    const mine = new Set(this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch).map((r) => r.id));
+    const locks = [...this.lockIds].filter(([l, id]) => l.kind === 'windows' && mine.has(id));
+    const out: { id: string; answer: () => void }[] = [];
+    for (const { event: e, answer } of this.out.released) {
+      const i = locks.findIndex(([l]) => {
+        const o = l.origin.event;
+        return l.start === e.byteOffset && l.end - l.start + 1n === e.length && o.handle === e.handle && o.processId === e.processId && o.key === e.key;
+      });
+      if (i < 0) continue;
+      out.push({ id: locks[i]![1], answer });
+      locks.splice(i, 1);
+    }
+    return out;
   }
 
   /**
    * Steps given up on that a stale reply shows applied (its missed changes name them, or the
    * whole record set has a record they minted): what they decided for other requests is
-   * delivered now.
+   * delivered now. A whole record set may show no step: a step that only removes leaves no
+   * trace. Yet a Windows lock of this node's session that such a step released (Lost.released)
+   * and that is gone was released by one of them (a step of this node: nothing else removes it
+   * while the session lives, and one of this node that committed would have settled them all):
+   * its release notice (onUnlockFile) is delivered now, once. The owed release, run again, finds
+   * nothing of it to release and tells nothing; had the lock stayed, it would release it and
+   * tell itself.
    */
   private deliverLost(missed: readonly Change[] | undefined): void {
     if (this.lostAnswers.size === 0) return;
@@ -1026,7 +1092,18 @@ export class SharedFile {
       const applied = ids === undefined ? missed!.some((c) => c.step === id) : l.fresh.some((x) => ids.has(x));
       if (!applied) continue;
       this.lostAnswers.delete(id);
-      for (const a of l.answers) a();
+      const told = new Set(l.released.filter((r) => this.releaseTold.has(r.id)).map((r) => r.answer));
+      for (const r of l.released) this.releaseTold.add(r.id);
+      for (const a of l.answers) if (!told.has(a)) a();
+    }
+    if (ids === undefined) return;
+    for (const l of this.lostAnswers.values()) {
+      if (l.epoch !== this.space.epoch) continue;
+      for (const r of l.released) {
+        if (ids.has(r.id) || this.releaseTold.has(r.id)) continue;
+        this.releaseTold.add(r.id);
+        r.answer();
+      }
     }
   }
 

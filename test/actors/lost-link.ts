@@ -6,7 +6,8 @@
 import { endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
 import { SharedFiles } from '../../src/actors/shared-files.js';
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
-import { parseLock, type Call } from '../../src/core/requests.js';
+import type { TableHooks } from '../../src/core/lock-table.js';
+import { parseCloseHandle, parseLock, parseLockFile, parseUnlockFile, type Call } from '../../src/core/requests.js';
 import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';
 import { within } from '../../driver/redis-server.js';
 
@@ -51,8 +52,11 @@ export interface TestNode {
   faults: string[];
 }
 
-/** A node on `engine`; `graceMs`: the grace period the engine starts with if this is its first session (the engine's clock). */
-export async function node(engine: MemoryEngine, name: string, policy: 'default' | 'fifo' = 'default', timeoutMs = 300, graceMs = 0): Promise<TestNode> {
+/**
+ * A node on `engine`; `graceMs`: the grace period the engine starts with if this is its first
+ * session (the engine's clock); `hooks`: the application's (none by default).
+ */
+export async function node(engine: MemoryEngine, name: string, policy: 'default' | 'fifo' = 'default', timeoutMs = 300, graceMs = 0, hooks: TableHooks = {}): Promise<TestNode> {
   let sf!: SharedFiles;
   const deliver = (es: readonly InboxEvent[]) => {
     for (const [p, e] of endedByFile(es)) sf.ended(p, e);
@@ -94,7 +98,7 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
     reassert: (f, records, edges) => store.reassert(f, records, edges),
     reaches: (pairs) => store.reaches(pairs, false),
   };
-  sf = new SharedFiles(link, { node: name, policy, requestTimeoutMs: timeoutMs, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, {}, (m) => n.faults.push(m));
+  sf = new SharedFiles(link, { node: name, policy, requestTimeoutMs: timeoutMs, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, hooks, (m) => n.faults.push(m));
   n.sf = sf;
   const waiting = new Map<number, (v: unknown) => void>();
   n.answer = (id: number) => {
@@ -147,5 +151,15 @@ export async function overflowLog(engine: MemoryEngine, store: NodeStore, path =
 /** A POSIX lock call of `owner` (pid `pid`) on [start, start+len) of `path`. */
 export const lk = (owner: string, pid: number, type: number, cmd: number, start = 0, len = 10, path = '/a'): Call =>
   parseLock({ path, lockType: type, cmd, lockOwner: owner, lockStart: start, lockLen: len, lockPid: pid, fileHandle: pid }) as Call;
+
+/** A Windows LockFileEx of [start, start+len) of `path` through `handle` (process 1), failing at once. */
+export const lf = (handle: number, start = 0, len = 10, exclusive = true, path = '/a'): Call =>
+  parseLockFile({ fileName: path, byteOffset: start, length: len, exclusiveLock: exclusive, failImmediately: true, handle, processId: 1 }) as Call;
+
+/** A Windows UnlockFileEx of [start, start+len) of `path` through `handle` (process 1). */
+export const uf = (handle: number, start = 0, len = 10, path = '/a'): Call => parseUnlockFile({ fileName: path, byteOffset: start, length: len, handle, processId: 1 }) as Call;
+
+/** The close of `handle` on `path` (its Windows locks go). */
+export const ch = (handle: number, path = '/a'): Call => parseCloseHandle({ fileName: path, handle });
 
 export { MemoryEngine, memoryStore, within };

@@ -15,7 +15,7 @@
 import t, { type Test } from 'tap';
 import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import type { CommitReply } from '../../src/store/index.js';
-import { MemoryEngine, answered, lk, loseNext, memoryStore, node, overflowLog, within, BUDGET_MS, type TestNode } from './lost-link.js';
+import { MemoryEngine, answered, ch, lf, lk, loseNext, memoryStore, node, overflowLog, uf, within, BUDGET_MS, type TestNode } from './lost-link.js';
 
 /** Nodes a and b over one engine: b's owner q1 holds [0,10) of /a, a's p2 waits for it (F_SETLKW). */
 async function bHoldsAWaits(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
@@ -193,4 +193,91 @@ t.test("a lock's step of unknown fate (the resend found the log overrun, no reco
     ['a:held', 'a:held', 'b:held'],
     "p2's lock, p3's and b's new one stand",
   );
+});
+
+/**
+ * Node a, whose application is told of each released Windows record (onUnlockFile: the table's
+ * `released` hook), as handle:offset+length; and a second node's store, b, to overrun the log.
+ */
+async function unlockHooked(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: Awaited<ReturnType<typeof memoryStore>>; released: string[] }> {
+  const engine = new MemoryEngine();
+  const released: string[] = [];
+  const a = await node(engine, 'a', 'default', 300, 0, {
+    released: (family, e) => {
+      if (family === 'windows') released.push(`${String(e.handle)}:${String(e.byteOffset)}+${String(e.length)}`);
+    },
+  });
+  const b = await memoryStore({}, { engine, node: 'b', graceMs: 0 });
+  t.teardown(() => Promise.all([a.store.close(), b.close()]));
+  a.sf.run(1, lf(7, 0, 10), a.target);
+  t.equal(await answered(a, 1, "handle 7's lock of [0,10)"), 0, 'handle 7 locks [0,10)');
+  a.sf.run(2, lf(7, 20, 5), a.target);
+  t.equal(await answered(a, 2, "handle 7's lock of [20,25)"), 0, 'handle 7 locks [20,25)');
+  // A lock that stays: the file never empties (the engine would then answer with its whole record set, none).
+  a.sf.run(9, lf(9, 60, 10), a.target);
+  t.equal(await answered(a, 9, "handle 9's lock of [60,70)"), 0, 'handle 9 locks [60,70)');
+  return { engine, a, b, released };
+}
+
+for (const op of ['unlock', 'close'] as const) {
+  for (const learn of ['missed', 'whole'] as const) {
+    for (const lose of ['giveup', 'fenced'] as const) {
+      t.test(`a Windows ${op}'s step applies, its reply is lost (${lose}), and the node learns it from ${learn === 'whole' ? 'the whole record set' : 'the missed changes'}: onUnlockFile fires once per released record, with its range`, async (t) => {
+        const { engine, a, b, released } = await unlockHooked(t);
+        if (lose === 'fenced') a.lostResend = 'fenced';
+        // The step removes records and puts none: only the missed changes can name it, and the
+        // whole record set (b overruns the log) shows no record it minted.
+        loseNext(a, learn === 'whole' ? () => overflowLog(engine, b) : undefined);
+        a.sf.run(3, op === 'unlock' ? uf(7, 0, 10) : ch(7), a.target);
+        await answered(a, 3, `handle 7's ${op}`);
+        // A later request commits: what the lost step did is known by then (its step is stale
+        // until the node learned it), and nothing of it is owed any more.
+        a.sf.run(4, lf(8, 40, 10), a.target);
+        t.equal(await answered(a, 4, "handle 8's lock of [40,50)"), 0, "handle 8's lock commits");
+        t.ok(
+          a.log.some((l) => l.endsWith(`-> stale ${learn}`)),
+          `a stale reply with the ${learn === 'whole' ? 'whole record set' : 'missed changes'} (${a.log.filter((l) => !l.includes('"x')).join('; ')})`,
+        );
+        t.same(released.sort(), op === 'unlock' ? ['7:0+10'] : ['7:0+10', '7:20+5'], 'onUnlockFile fired once for each record the step released, with its range');
+        t.equal((await engine.load('/a')).records.length, op === 'unlock' ? 3 : 2, `the engine: ${op === 'unlock' ? "handle 7's [20,25), " : ''}handle 8's and handle 9's locks`);
+      });
+    }
+  }
+}
+
+for (const learn of ['ok', 'whole'] as const) {
+  t.test(`a Windows unlock's step that never applied (no reply, given up on; the next step ${learn === 'whole' ? 'learns the whole record set' : 'commits'}): onUnlockFile fires once, from the owed unlock run again`, async (t) => {
+    const { engine, a, b, released } = await unlockHooked(t);
+    // a is cut off until its unlock was given up on.
+    a.policy = () => 'drop';
+    a.sf.run(3, uf(7, 0, 10), a.target);
+    await answered(a, 3, "handle 7's unlock, given up on");
+    t.same(released, [], 'no hook yet: nothing was released');
+    if (learn === 'whole') await overflowLog(engine, b);
+    a.policy = () => 'pass';
+    a.sf.run(4, lf(8, 40, 10), a.target);
+    t.equal(await answered(a, 4, "handle 8's lock of [40,50)"), 0, "handle 8's lock commits, with the owed unlock");
+    if (learn === 'whole') t.ok(a.log.some((l) => l.endsWith('-> stale whole')), 'a stale reply with the whole record set');
+    t.same(released, ['7:0+10'], 'onUnlockFile fired once, with the range the owed unlock released');
+    t.equal((await engine.load('/a')).records.length, 3, "the engine: handle 7's [20,25), handle 8's and handle 9's locks");
+  });
+}
+
+t.test("a Windows unlock's step applies, its reply is lost, the next step (the owed unlock run again in it) gets no reply either, then the whole record set: onUnlockFile fires once", async (t) => {
+  const { engine, a, b, released } = await unlockHooked(t);
+  loseNext(a);
+  a.sf.run(3, uf(7, 0, 10), a.target);
+  await answered(a, 3, "handle 7's unlock");
+  // The next request's step carries the owed unlock (its notice again) and never reaches the
+  // engine: two steps given up on released the same record, and only the first applied.
+  a.policy = () => 'drop';
+  a.sf.run(4, lf(8, 40, 10), a.target);
+  await answered(a, 4, "handle 8's lock, given up on");
+  await overflowLog(engine, b);
+  a.policy = () => 'pass';
+  a.sf.run(5, lf(8, 40, 10), a.target);
+  t.equal(await answered(a, 5, "handle 8's lock of [40,50)"), 0, "handle 8's lock commits");
+  t.ok(a.log.some((l) => l.endsWith('-> stale whole')), 'a stale reply with the whole record set');
+  t.same(released, ['7:0+10'], 'onUnlockFile fired once, with the range released');
+  t.equal((await engine.load('/a')).records.length, 3, "the engine: handle 7's [20,25), handle 8's and handle 9's locks");
 });
