@@ -621,27 +621,35 @@ t.test('a lock answered as failed while the engine was paused is not held once i
 });
 
 /**
- * Nodes a and b where a reaches the engine through a CutProxy, both with requestTimeoutMs
- * SHORT_MS, past the new namespace's grace period. a keeps its session through every cut: its
- * sessionTtlMs is 60 s (a cut lasts SHORT_MS, then `meanwhile`, then up to 1 s of reconnect
- * backoff; with a TTL of 4 s, a cut that a loaded machine stretched past it cost a its session
- * and its locks, which the tests below then waited for). b opens first, so the namespace's grace
- * period is b's 4 s, not a's 60. `lostReply` sends `call` with its step's reply lost, runs
- * `meanwhile` while a cannot reach the engine, lets a reach it again and resolves with the
- * answer; `answering` waits until a answers normally (its connections back after an earlier cut).
- * `sameSession` checks the premise.
+ * Nodes a and b over a fresh namespace, both with requestTimeoutMs SHORT_MS, where a reaches the
+ * engine through `proxy`, a CutProxy, with a sessionTtlMs of `aTtlMs`. b opens first, with a
+ * sessionTtlMs of 4 s, so the namespace's grace period is b's 4 s, whatever a's TTL.
  */
-async function cutNodes(t: Test) {
+async function proxiedPair(t: Test, aTtlMs: number) {
   const proxy = await CutProxy.start(server.port);
   t.teardown(() => proxy.stop());
   const [b] = cluster(['b'], 4000, { requestTimeoutMs: SHORT_MS });
   await b!.ready();
-  const [a] = cluster(['a'], 60_000, { url: proxy.url, requestTimeoutMs: SHORT_MS }, b!.namespace);
+  const [a] = cluster(['a'], aTtlMs, { url: proxy.url, requestTimeoutMs: SHORT_MS }, b!.namespace);
   await a!.ready();
-  t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
-  const sameSession = async () => t.equal((await a!.call('stats')).store.sessions, 1, 'a kept its first session through the cuts');
+  return { proxy, a: a!, b: b! };
+}
+
+/**
+ * proxiedPair, past the new namespace's grace period. a keeps its session through every cut: its
+ * sessionTtlMs is 60 s (a cut lasts SHORT_MS, then `meanwhile`, then up to 1 s of reconnect
+ * backoff; with a TTL of 4 s, a cut that a loaded machine stretched past it cost a its session
+ * and its locks, which the tests below then waited for; the grace period is still b's 4 s).
+ * `lostReply` sends `call` with its step's reply lost, runs `meanwhile` while a cannot reach the
+ * engine, lets a reach it again and resolves with the answer; `answering` waits until a answers
+ * normally (its connections back after an earlier cut). `sameSession` checks the premise.
+ */
+async function cutNodes(t: Test) {
+  const { proxy, a, b } = await proxiedPair(t, 60_000);
+  t.equal(await a.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
+  const sameSession = async () => t.equal((await a.call('stats')).store.sessions, 1, 'a kept its first session through the cuts');
   let probes = 0;
-  const answering = () => until(() => a!.call('lock', setlk(`/probe${++probes}`, 1, 1, 0, 1)), (r) => r.result === 0, 'a answering normally');
+  const answering = () => until(() => a.call('lock', setlk(`/probe${++probes}`, 1, 1, 0, 1)), (r) => r.result === 0, 'a answering normally');
   const lostReply = async (marker: string, call: () => Promise<Reply>, meanwhile?: () => Promise<void>): Promise<Reply> => {
     await answering();
     const cut = proxy.loseReplyTo(marker);
@@ -653,7 +661,7 @@ async function cutNodes(t: Test) {
     proxy.pass();
     return answer;
   };
-  return { a: a!, b: b!, lostReply, answering, sameSession };
+  return { a, b, lostReply, answering, sameSession };
 }
 
 t.test('a node cut off from the engine past its TTL ends its waiters and counts its locks lost while still cut off', { skip: noRedis }, async (t) => {
@@ -661,33 +669,28 @@ t.test('a node cut off from the engine past its TTL ends its waiters and counts 
   // waiter (and the checkIo of its lock's handle) waited for the engine to answer a again: the
   // session counted as lost only once a new one was open. Now both answer within the TTL of the
   // last renewal, with the engine still out of reach.
-  const proxy = await CutProxy.start(server.port);
-  t.teardown(() => proxy.stop());
-  const [b] = cluster(['b'], 4000, { requestTimeoutMs: SHORT_MS });
-  await b!.ready();
-  const [a] = cluster(['a'], 2000, { url: proxy.url, requestTimeoutMs: SHORT_MS }, b!.namespace);
-  await a!.ready();
-  t.equal(await a!.call('lockFile', win('/held', 1, true)), 0, 'a holds /held (once the grace period is over)');
-  t.equal(await b!.call('lockFile', win('/w', 7, true)), 0, 'b holds /w');
-  const waiting = a!.call('lockFile', win('/w', 2, false));
-  await until(() => b!.call('locks', '/w'), (l: Reply[]) => l.some((e) => e.node === 'a' && e.state === 'waiting'), "a's waiter on /w");
+  const { proxy, a, b } = await proxiedPair(t, 2000);
+  t.equal(await a.call('lockFile', win('/held', 1, true)), 0, 'a holds /held (once the grace period is over)');
+  t.equal(await b.call('lockFile', win('/w', 7, true)), 0, 'b holds /w');
+  const waiting = a.call('lockFile', win('/w', 2, false));
+  await until(() => b.call('locks', '/w'), (l: Reply[]) => l.some((e) => e.node === 'a' && e.state === 'waiting'), "a's waiter on /w");
   proxy.cut();
   try {
     t.equal(await event(waiting, "the answer to a's waiter while a is cut off"), ERROR_LOCK_VIOLATION, "a's waiter ends with the generic code: its session expired");
-    const s = await a!.call('stats');
+    const s = await a.call('stats');
     t.equal(s.store.session.fenced, true, 'a is fenced');
     t.equal(s.store.sessions, 1, 'a has no new session yet: the engine is still out of reach');
-    t.equal(await a!.call('checkIo', { fileName: '/held', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "a's lock counts as lost: checkIo through its handle is 33");
+    t.equal(await a.call('checkIo', { fileName: '/held', handle: 1, processId: 1, byteOffset: 0, length: 10, write: true }), ERROR_LOCK_VIOLATION, "a's lock counts as lost: checkIo through its handle is 33");
     // Releases with no session: answered with the family's generic code at once, owed to the next
     // session (before this was caught in review, they retried until the engine answered again).
-    t.equal(await event(a!.call('unlockFile', { fileName: '/held', byteOffset: 0, length: 10, handle: 1, processId: 1 }), 'an answer to an unlock with no session'), ERROR_LOCK_VIOLATION, 'an unlock with no session: 33');
-    await event(a!.call('closeHandle', { fileName: '/held', handle: 1 }), 'an answer to a close with no session');
+    t.equal(await event(a.call('unlockFile', { fileName: '/held', byteOffset: 0, length: 10, handle: 1, processId: 1 }), 'an answer to an unlock with no session'), ERROR_LOCK_VIOLATION, 'an unlock with no session: 33');
+    await event(a.call('closeHandle', { fileName: '/held', handle: 1 }), 'an answer to a close with no session');
     t.pass('a close with no session is answered');
   } finally {
     proxy.pass();
   }
-  await until(() => a!.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, 'a new session once a reaches the engine');
-  t.equal(await b!.call('lockFile', win('/held', 8, true)), 0, "b is granted /held: a's old session's lock is gone");
+  await until(() => a.call('stats'), (s: Reply) => s.store.sessions === 2 && !s.store.session.fenced, 'a new session once a reaches the engine');
+  t.equal(await b.call('lockFile', win('/held', 8, true)), 0, "b is granted /held: a's old session's lock is gone");
 });
 
 t.test('a lock request whose step applied but whose reply was lost is answered as failed, and undone', { skip: noRedis }, async (t) => {
