@@ -89,17 +89,23 @@ export class RedisServer {
   private admin: Redis | undefined;
   private readonly dir = mkdtempSync(join(tmpdir(), 'locksmith-redis-'));
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly settings: readonly string[],
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** A server on a free port (another port when one is taken between the check and the start). */
-  static async start(): Promise<RedisServer> {
+  /**
+   * A server on a free port (another port when one is taken between the check and the start).
+   * `settings`: more command-line settings, kept on restart (['--rename-command', 'AUTH', '']).
+   */
+  static async start(settings: readonly string[] = []): Promise<RedisServer> {
     let last = '';
     for (let i = 0; i < 10; i++) {
-      const s = new RedisServer(await freePort());
+      const s = new RedisServer(await freePort(), settings);
       const r = await s.launch();
       if (r.ok) return s;
       s.removeDir();
@@ -112,7 +118,7 @@ export class RedisServer {
   private launch(): Promise<Outcome> {
     const p = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '', '--loglevel', 'notice'],
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '', '--loglevel', 'notice', ...this.settings],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.proc = p;
