@@ -127,9 +127,28 @@ function secrets(url: string): string[] {
   return out.filter((x) => x !== '');
 }
 
+/**
+ * `message` with the secrets in it replaced by '***'. The engine may quote one cut short or
+ * changed: it answers a command it does not know with at most 128 characters of its arguments,
+ * CR and LF made spaces (a server with HELLO and AUTH renamed away answers the client's AUTH so).
+ * So each secret is also looked for with CR and LF made spaces, and then the longest beginning of
+ * it that the message still holds (3 characters or more) is hidden too.
+ */
 function hide(message: string, hidden: string[]): string {
+  // The longest first: one may hold another.
+  const forms = [...new Set(hidden.flatMap((x) => [x, x.replace(/[\r\n]/g, ' ')]))].sort((a, b) => b.length - a.length);
   let m = message;
-  for (const x of hidden) m = m.split(x).join('***');
+  for (const x of forms) m = m.split(x).join('***');
+  const begun: string[] = [];
+  for (const x of forms) {
+    for (let n = x.length - 1; n >= 3; n--) {
+      if (m.includes(x.slice(0, n))) {
+        begun.push(x.slice(0, n));
+        break;
+      }
+    }
+  }
+  for (const x of begun.sort((a, b) => b.length - a.length)) m = m.split(x).join('***');
   return m;
 }
 

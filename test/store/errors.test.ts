@@ -2,8 +2,9 @@
  * Bad input and failures: a malformed URL or option is refused at once, naming it; an engine that
  * cannot be reached, or that accepts connections and never answers, is an Error naming the URL
  * (its password hidden) within requestTimeoutMs; one that refuses us (a wrong password, a
- * database it does not have) is an Error saying so; a store whose engine stops answering gets
- * 'unreachable' within requestTimeoutMs, and the step id tells it later whether the step applied.
+ * database it does not have) is an Error saying so, with no part of the password even where the
+ * engine quoted it; a store whose engine stops answering gets 'unreachable' within
+ * requestTimeoutMs, and the step id tells it later whether the step applied.
  */
 import { createServer } from 'node:net';
 import t from 'tap';
@@ -17,7 +18,8 @@ function leaks(err: unknown, password: string): boolean {
   if (e === undefined) return false;
   const props: Record<string, unknown> = {};
   for (const k of Object.getOwnPropertyNames(e)) if (k !== 'stack') props[k] = (e as unknown as Record<string, unknown>)[k];
-  const text = `${String(e)} ${JSON.stringify(props)} ${String(e.cause)} ${e.stack ?? ''}`;
+  // No cause is no text: 'undefined' would hold 'def' and 'fin'.
+  const text = `${String(e)} ${JSON.stringify(props)} ${e.cause === undefined ? '' : String(e.cause)} ${e.stack ?? ''}`;
   for (let i = 0; i + 3 <= password.length; i++) if (text.includes(password.slice(i, i + 3))) return true;
   return false;
 }
@@ -199,6 +201,32 @@ t.test('an engine that refuses us (password, database): an Error that says so, n
   const paddedWrong = await timed(openStore({ url: `\tredis://:wr0ng@127.0.0.1:${port}\n`, requestTimeoutMs: 5_000 }));
   t.match(paddedWrong.err?.message, /refused the connection: WRONGPASS/, `a wrong one is refused (${paddedWrong.err?.message})`);
   t.notMatch(paddedWrong.err?.message, /wr0ng/, 'the password is not in the message');
+});
+
+t.test('an engine that quotes the password back: no part of it in the error', { skip: noRedis }, async (t) => {
+  // The engine answers a command it does not know with up to 128 characters of its arguments, CR
+  // and LF made spaces ("ERR unknown command 'auth', with args beginning with: 'u' 'PASSWORD'").
+  // With HELLO and AUTH renamed away, the client's HELLO is one (the client then falls back to
+  // AUTH, as with a server older than Redis 6), and so is its AUTH, whose answer it passes on. The
+  // engine needs no password: the client sends the URL's anyway.
+  const echoing = await RedisServer.start(['--rename-command', 'HELLO', '', '--rename-command', 'AUTH', '']);
+  t.teardown(() => echoing.stop());
+  const long = `L0ng${'abcdefghij'.repeat(20)}`;
+  for (const [what, user, password] of [
+    ['a password', '', 's3cret'],
+    ["a password with an '@', percent-encoded (the client decodes it)", 'u', 's3c@ret'],
+    ['a password with CR and LF, percent-encoded (the engine quotes them as spaces)', 'u', 's3c\nret\r!'],
+    ['a password of 204 characters (the engine quotes the first 125)', '', long],
+    ['a user of 110 characters and that password (the engine quotes the user and the first 15)', 'x'.repeat(110), long],
+  ] as const) {
+    const url = `redis://${user}:${encodeURIComponent(password)}@127.0.0.1:${echoing.port}`;
+    const r = await timed(openStore({ url, requestTimeoutMs: 5_000 }));
+    t.match(r.err?.message, /refused the connection: ERR unknown command 'auth'/, `${what}: the engine's answer is passed on`);
+    t.notOk(leaks(r.err, password), `${what}: no part of the password in the error (${r.err?.message.replace(/x{110}/, 'x…x')})`);
+  }
+  const query = await timed(openStore({ url: `redis://127.0.0.1:${echoing.port}/0?password=s3cret`, requestTimeoutMs: 5_000 }));
+  t.match(query.err?.message, /refused the connection: ERR unknown command 'auth'/, "a password in the query (the client reads it): the engine's answer is passed on");
+  t.notOk(leaks(query.err, 's3cret'), `a password in the query: no part of it in the error (${query.err?.message})`);
 });
 
 t.test('an engine that accepts and never answers: an Error within requestTimeoutMs', { skip: noRedis }, async (t) => {
