@@ -141,6 +141,8 @@ export class Stage {
   /** While above 0, the budget does not end the load (a fault being injected needs it going). */
   private holds = 0;
   private stopAt = Infinity;
+  /** When the load began (begin()): the start-up before it (nodes, mounts, workers) is no part of the load's duration. */
+  private beganAt: number | undefined;
   private endedAt = 0;
   /** Set once the log is closed: late events are dropped. */
   private cut = false;
@@ -173,7 +175,8 @@ export class Stage {
 
   /** Marks the start of the load. */
   begin(): void {
-    if (this.spec.durationSec !== undefined) this.stopAt = this.clock.now() + this.spec.durationSec * 1e9;
+    this.beganAt = this.clock.now();
+    if (this.spec.durationSec !== undefined) this.stopAt = this.beganAt + this.spec.durationSec * 1e9;
     const stop = () => {
       this.stopAt = -Infinity;
       this.exhaust();
@@ -208,13 +211,23 @@ export class Stage {
     return this.clock.now() >= this.stopAt || (this.spec.ops !== undefined && this.issued >= this.spec.ops);
   }
 
+  /** Milliseconds of the duration budget left (Infinity with an operation count, or before begin()). */
+  get remainingMs(): number {
+    return this.stopAt === Infinity ? Infinity : Math.max(0, (this.stopAt - this.clock.now()) / 1e6);
+  }
+
+  /** Seconds since the load began (0 before begin()). */
+  private loadSec(now = this.clock.now()): number {
+    return this.beganAt === undefined ? 0 : (now - this.beganAt) / 1e9;
+  }
+
   get drainMs(): number {
     return this.spec.drainMs ?? 15000;
   }
 
   private done(): number {
     if (this.spec.ops !== undefined) return Math.min(1, this.issued / this.spec.ops);
-    return Math.min(1, this.clock.now() / (this.spec.durationSec! * 1e9));
+    return Math.min(1, this.loadSec() / this.spec.durationSec!);
   }
 
   /** Samples every SAMPLE_MS until stopped; `server` reads the manager's queue depth if it can. */
@@ -244,7 +257,7 @@ export class Stage {
         );
       }
       const s = this.metrics.sample(this.clock.now() / 1e9, last);
-      this.onProgress?.({ elapsedSec: s.at, done: this.done(), ops: this.metrics.ops, opsPerSec: s.opsPerSec, waiting: s.waitingClients ?? s.waitingServer ?? 0 });
+      this.onProgress?.({ elapsedSec: this.loadSec(), done: this.done(), ops: this.metrics.ops, opsPerSec: s.opsPerSec, waiting: s.waitingClients ?? s.waitingServer ?? 0 });
     }, SAMPLE_MS);
     return () => clearInterval(timer);
   }
@@ -267,6 +280,11 @@ export class Stage {
     this.endedAt ||= this.clock.now();
   }
 
+  /** How long the load lasted, from begin() to loadEnded() (s). */
+  get loadDurationSec(): number {
+    return this.endedAt === 0 ? this.loadSec() : this.loadSec(this.endedAt);
+  }
+
   /** Closes the log at `end` (a stamp): later events are dropped, pending requests are unanswered. */
   close(end = this.clock.now()): OracleSummary {
     this.loadEnded();
@@ -277,7 +295,7 @@ export class Stage {
 
   result(oracle: OracleSummary, clientsRun: number): StageResult {
     const s = this.spec;
-    const durationSec = this.endedAt / 1e9;
+    const durationSec = this.loadDurationSec;
     return {
       target: s.target,
       workload: s.workload,

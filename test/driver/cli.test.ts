@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../../driver/main.js';
 import { UsageError, parse } from '../../driver/options.js';
 import { OutDirError, prepareOutDir } from '../../driver/report.js';
+import { Stage } from '../../driver/stage.js';
 
 t.test('parse', async (t) => {
   const o = parse(['--workload', 'hot', '--clients=4', '--files', '2', '--ops', '100', '--seed', '7', '--target', 'api,mount', '--compare', 'kernel']);
@@ -43,6 +44,19 @@ t.test('parse', async (t) => {
     }
     t.ok(caught instanceof UsageError && !caught.message.includes('\n'), `${bad.join(' ')}: ${String(caught)}`);
   }
+});
+
+t.test('the budget: what --duration counts', async (t) => {
+  // A stage's duration runs from begin(): what a target does before (nodes, mounts, workers
+  // starting) is no part of it. The pause stands in for a slow start-up.
+  const stage = new Stage({ target: 'api', workload: 'all', seed: 1, clients: 2, files: 1, workers: 1, durationSec: 60 }, ['posix']);
+  t.equal(stage.remainingMs, Infinity, 'no budget running before begin()');
+  await new Promise((r) => setTimeout(r, 300));
+  stage.begin();
+  t.ok(stage.remainingMs > 59_000 && stage.remainingMs <= 60_000, `the whole budget is left at begin(): ${stage.remainingMs} ms`);
+  stage.loadEnded();
+  const d = stage.result(stage.close(), 2).durationSec;
+  t.ok(d < 0.25, `the load lasted ${d} s: the start-up is not counted`);
 });
 
 /** Runs `main(args)` in this process, its output captured (stdout carries this test's TAP). */
