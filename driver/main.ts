@@ -7,7 +7,7 @@
  * was asked for, 130 interrupted (SIGINT; reports are still written). The summary is printed
  * before the reports are written, so it is never lost.
  */
-import { DEFAULT_DURATION_SEC, UsageError, parse, usage, version, type Options } from './options.js';
+import { DEFAULT_DURATION_SEC, FAULT_ROUND, UsageError, parse, usage, version, type Options } from './options.js';
 import { ProgressDisplay, type ProgressStream } from './progress.js';
 import { OutDirError, makeReport, prepareOutDir, stageName, summary, writeReports } from './report.js';
 import type { Progress, StageResult, StageSpec, TargetName } from './stage.js';
@@ -92,7 +92,8 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   }
   const perStage = o.durationSec ?? (o.ops === undefined ? Math.max(MIN_DEFAULT_STAGE_SEC, Math.round(DEFAULT_DURATION_SEC / p.targets.length)) : undefined);
   io.out.write(`locksmith stress: workload ${o.workload}, seed ${o.seed}, ${o.clients} clients, ${o.files} files, ${o.workers} workers, ` +
-    (perStage !== undefined ? `${perStage} s per target` : `${o.ops} operations per target`) + '\n' + p.lines.map((l) => `  ${l}\n`).join(''));
+    (perStage !== undefined ? `${perStage} s per target` : `${o.ops} operations per target`) +
+    (p.targets.includes('nodes') && o.faults ? ` (${FAULT_ROUND})` : '') + '\n' + p.lines.map((l) => `  ${l}\n`).join(''));
   for (const w of p.warnings) io.err.write(`locksmith stress: WARNING: ${w}\n`);
 
   const interrupt = new AbortController();

@@ -1012,24 +1012,36 @@ async function engineFault(run: Run, holder: NodeProc, witness: NodeProc): Promi
   return why;
 }
 
+/**
+ * Whether a fault of a later round may begin: only when the budget left covers what the same
+ * kind took in the first round (each waits out a session TTL or more, and holds the load until
+ * it has resolved), so that the load ends near its budget rather than one fault past it.
+ */
+export function faultFits(round: number, tookMs: number | undefined, remainingMs: number): boolean {
+  return round === 0 || (remainingMs > 0 && (tookMs === undefined || tookMs <= remainingMs));
+}
+
 /** Rounds of faults while the load lasts; the first round always completes. */
 async function injectFaults(run: Run, loadDone: Promise<void>): Promise<void> {
   const stage = run.stage;
   let ended = false;
   void loadDone.then(() => (ended = true));
   const firstRound = stage.hold();
+  /** How long each kind took in the first round, its settling included (ms). */
+  const took = new Map<FaultKind, number>();
   try {
     await sleep(WARMUP_MS);
     let i = 0;
     for (let round = 0; ; round++) {
       for (const kind of stage.spec.faultKinds ?? FAULT_KINDS) {
-        if (ended || stage.spec.signal?.aborted || stage.stalled || (round > 0 && stage.spent)) return;
+        if (ended || stage.spec.signal?.aborted || stage.stalled || !faultFits(round, took.get(kind), stage.spent ? 0 : stage.remainingMs)) return;
         const live = run.live().filter((n) => n.ready);
         if (live.length < 2) return void run.note(`fewer than two nodes are running: no more faults`);
         const victim = live[i++ % live.length]!;
         const witness = live.find((n) => n !== victim)!;
         const f = run.fault(kind);
         const release = stage.hold();
+        const began = stage.clock.now();
         f.tries++;
         let why: string[];
         try {
@@ -1045,6 +1057,7 @@ async function injectFaults(run: Run, loadDone: Promise<void>): Promise<void> {
           run.faultLog.push(`${ms(stage.clock.now())} ms: ${kind} FAILED: ${why.join('; ')}`);
         }
         await sleep(SETTLE_MS);
+        if (round === 0) took.set(kind, (stage.clock.now() - began) / 1e6);
       }
       firstRound();
     }
@@ -1145,6 +1158,12 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
         await Promise.all(run.mountClients.map((k) => k.exited));
       }
       stage.loadEnded();
+      const budget = spec.durationSec;
+      if (budget !== undefined && spec.faults !== false && stage.loadDurationSec > budget + 1) {
+        stage.notes.push(
+          `the load ran ${stage.loadDurationSec.toFixed(1)} s, past its ${budget} s budget: the first round of faults (kill -9, SIGSTOP, engine restart) completes whatever the budget, and a fault keeps the load going until it has resolved`,
+        );
+      }
       // Each node stops (releasing what it still holds) and exits; one that does not is killed.
       for (const x of run.live()) {
         x.expectedExit = true;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { main } from '../../driver/main.js';
-import { UsageError, parse } from '../../driver/options.js';
+import { UsageError, parse, usage } from '../../driver/options.js';
 import { OutDirError, prepareOutDir } from '../../driver/report.js';
 import { Stage } from '../../driver/stage.js';
 
@@ -46,7 +46,13 @@ t.test('parse', async (t) => {
   }
 });
 
-t.test('the budget: what --duration counts', async (t) => {
+t.test('the budget: what --duration counts, what --nodes adds, what faults need, as the help says', async (t) => {
+  t.same(parse(['--target', 'api', '--nodes', '2']).targets, ['api', 'nodes'], '--nodes adds the nodes target to those of --target');
+  const help = usage().replace(/\s+/g, ' ');
+  t.match(help, "added to those of --target ('--target api --nodes 2' runs api, then nodes)");
+  t.match(help, '--duration S seconds of load per target, start-up not counted');
+  t.match(help, 'The first round of the three always completes, so the nodes target\'s load lasts at least about 11 s');
+
   // A stage's duration runs from begin(): what a target does before (nodes, mounts, workers
   // starting) is no part of it. The pause stands in for a slow start-up.
   const stage = new Stage({ target: 'api', workload: 'all', seed: 1, clients: 2, files: 1, workers: 1, durationSec: 60 }, ['posix']);

@@ -18,7 +18,7 @@ import { Oracle, type LockRecord, type LogEvent, type RequestRecord } from '../.
 import { redisUnavailable } from '../../driver/redis-server.js';
 import type { Report } from '../../driver/report.js';
 import { mountUnavailable } from '../../driver/targets/mount.js';
-import { SESSION_TTL_MS } from '../../driver/targets/nodes.js';
+import { SESSION_TTL_MS, faultFits } from '../../driver/targets/nodes.js';
 
 const noRedis = redisUnavailable();
 if (noRedis !== undefined) {
@@ -125,6 +125,10 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
     'every node that lived through the engine restart opened a new session',
   );
 
+  // What the budget came to: the first round of faults outlasts the 2 s asked for, and the run says so.
+  t.match(stdout.text, /, 2 s per target \(nodes with faults: until their first round has completed, about 11 s, past the budget if need be\)\n/);
+  t.match(notes, /the load ran [\d.]+ s, past its 2 s budget: the first round of faults \(kill -9, SIGSTOP, engine restart\) completes whatever the budget/);
+
   // What the reports show.
   t.match(stdout.text, /nodes: n0 [\d,]+ ops \((?:\d+ clients? on its mount, )?killed \(kill -9\)\)/);
   t.match(stdout.text, /fault kill: 1 tries, 0 failures; failover [\d,]+ ms/);
@@ -229,4 +233,13 @@ t.test('--nodes and --faults options', async (t) => {
     t.equal(await main([...argv], { out: sink(), err: stderr }), 2, argv.join(' '));
     t.equal(stderr.text, `locksmith stress: ${message}\n`);
   }
+});
+
+t.test('a fault of a later round begins only when the budget left covers what its kind took in the first', async (t) => {
+  t.ok(faultFits(0, undefined, 0), 'the first round always completes');
+  t.ok(faultFits(0, 3000, 0), 'even with no budget left');
+  t.ok(faultFits(1, 3000, 3500), 'a later fault that fits');
+  t.notOk(faultFits(1, 3000, 2500), 'one that would run past the budget does not begin');
+  t.notOk(faultFits(1, undefined, 0), 'nor anything once the budget is spent');
+  t.ok(faultFits(2, undefined, Infinity), 'with an operation count, while it is not used up');
 });
