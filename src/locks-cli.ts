@@ -24,7 +24,8 @@ mount' (they never appear in /proc/locks or lslocks), one per line:
   TYPE   read or write (flock: shared is read, exclusive is write)
   START  first byte; END last byte, EOF when the lock runs to the end of the file
   STATE  granted, or waiting (F_SETLKW, blocking flock)
-  PATH   the file, relative to the mountpoint (<dev:ino> when its name cannot be found)
+  PATH   the file, relative to the mountpoint (<dev D inode I> when its name cannot be found);
+         on a mount sharing its lock space, a lock a program took under a path: that path
 
 Without MOUNTPOINT, every running mount this user can reach is listed (a MOUNT column is added).
 Only root and the user running a mount can ask it.
@@ -145,6 +146,17 @@ function table(rows: string[][], headings: boolean, right: Set<number>): string 
     .join('');
 }
 
+/**
+ * The PATH column: the name under the mountpoint; a file whose name cannot be found by its device
+ * and inode; a key that is no file identity (a lock API code took under a path, in a shared lock
+ * space) as it was given.
+ */
+function shownPath(l: WireLock): string {
+  if (l.path !== null) return printable(l.path);
+  if (l.ino === null) return printable(l.key);
+  return `<dev ${l.dev ?? '?'} inode ${l.ino}>`;
+}
+
 function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
   // A mount sharing its lock space lists every node's locks: a NODE column says whose each is.
   const nodes = answers.some((a) => (a.locks as WireLock[]).some((l) => l.node !== undefined));
@@ -161,7 +173,7 @@ function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
         l.end === OFFSET_MAX ? 'EOF' : l.end,
         l.state,
         ...(many ? [printable(a.mount.mountpoint)] : []),
-        l.path === null ? `<dev ${l.dev ?? '?'} inode ${l.ino ?? printable(l.key)}>` : printable(l.path),
+        shownPath(l),
       ]);
     }
   }

@@ -11,11 +11,14 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
+import { EAGAIN as EAGAIN_, F_SETLK, F_WRLCK, LockCoordinator, fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
+import { serveControl } from '../../src/control.js';
+import { mountHandlers } from '../../src/mount-control.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
+import { runCli } from './cli-proc.js';
 import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
 
 const EAGAIN = 11;
@@ -41,6 +44,7 @@ if (why !== undefined && !process.env.CI) {
   });
 
   let server: RedisServer;
+  let namespace: string;
   let a: FuseMount;
   let b: FuseMount;
   const clients: Client[] = [];
@@ -52,7 +56,7 @@ if (why !== undefined && !process.env.CI) {
 
   t.before(async () => {
     server = await RedisServer.start();
-    const namespace = `m-${randomUUID().slice(0, 8)}`;
+    namespace = `m-${randomUUID().slice(0, 8)}`;
     // A new namespace starts with a grace period of sessionTtlMs: short, so the first grant comes soon.
     a = await mountFuse({ backing, mountpoint: mntA, workers: 2, store: { url: server.url, namespace, node: 'a', sessionTtlMs: 2000 } });
     b = await mountFuse({ backing, mountpoint: mntB, workers: 2, store: { url: server.url, namespace, node: 'b', sessionTtlMs: 2000 } });
@@ -106,6 +110,27 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await q.next(), 'flock ok', "the holder's exit (its release, through mount a) grants the waiter on mount b");
     q.go();
     await q.ended();
+  });
+
+  t.test("a program shares a mount's locks by naming the file 'ino:<st_ino>'; a path of its own is another file, which 'locksmith locks' shows as given", async (t) => {
+    const c = await LockCoordinator.start({ workers: 1, store: { url: server.url, namespace, node: 'prog', sessionTtlMs: 2000 } });
+    t.teardown(() => c.stop());
+    const p = client(mntA, ['open', 'lock', 'w', '0', '100', 'wait']);
+    t.same(await p.take(2), ['open ok', 'lock ok'], 'a process on mount a locks [0,100)');
+    const lock = (path: string) => c.lock({ path, lockType: F_WRLCK, lockStart: 0, lockLen: 100, cmd: F_SETLK, lockOwner: 1n, lockPid: process.pid });
+    t.equal((await lock(`ino:${statSync(join(backing, 'shared')).ino}`)).result, -EAGAIN_, "by its inode number on the shared storage: the mount's lock conflicts");
+    t.equal((await lock('/shared')).result, 0, 'by a path: another file to the lock space, granted');
+
+    const run = join(base, 'run');
+    const info = b.info();
+    const control = await serveControl({ mountpoint: info.mountpoint ?? mntB, resolved: info.mountpoint !== undefined, handlers: mountHandlers(b, { startedAt: Date.now() }), dir: run });
+    t.teardown(() => control.close());
+    const r = await runCli(['locks', mntB, '--noheadings'], { env: { LOCKSMITH_RUNTIME_DIR: run } });
+    t.equal(r.status, 0, r.stderr);
+    t.match(r.stdout, new RegExp(`^a +${p.pid} +posix +write +0 +99 +granted +shared$`, 'm'), "the mount's lock by the file's name under the mountpoint");
+    t.match(r.stdout, new RegExp(`^prog +${process.pid} +posix +write +0 +99 +granted +/shared$`, 'm'), "the program's lock by its path, as given");
+    p.go();
+    await p.ended();
   });
 
   t.test('the engine loses its data while the node is fenced: a lock held through the mount is lost, and I/O through its file fails with EIO until it closes', async (t) => {
