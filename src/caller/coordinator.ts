@@ -55,7 +55,8 @@ import { AbortWatch } from './abort-watch.js';
 import { Counters, merge } from '../counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
-import { SharedSpace } from './shared-space.js';
+import { SharedSpace, type SessionState } from './shared-space.js';
+import type { SessionEvent } from '../store/types.js';
 
 /** How long stop() waits for a host that neither says 'stopped' nor ends (it answers at once). */
 const STOP_GRACE_MS = 1000;
@@ -81,6 +82,8 @@ export class LockCoordinator {
   /** Until start() has heard from every host: a host that ends then fails start (startFailed). */
   private starting = false;
   private startFailed: (e: Error) => void = () => {};
+  /** Told of the shared space's session events (onStoreSession). */
+  private sessionListener: ((e: SessionEvent, now: SessionState) => void) | undefined;
   /** The native pump session whose events the workers take (attachNative), if any. */
   private nativeSession: number | undefined;
 
@@ -117,6 +120,7 @@ export class LockCoordinator {
         else for (const w of this.workers.list) w.out.object(m);
       };
       space.fault = (message) => this.fault(message);
+      space.heard = (e, now) => this.sessionListener?.(e, now);
     }
   }
 
@@ -569,6 +573,15 @@ export class LockCoordinator {
     await this.workers.destroy(STOPPED);
     // The workers released this node's locks (each host's stop); the session ends last.
     await this.space?.close();
+  }
+
+  /**
+   * Tells `listener` of every event of this node's session on the store (fenced, lost, expired, a
+   * reset, a grace period's end...), with the session as it then is: a mount logs them. Replaces
+   * any listener before; nothing happens without a store.
+   */
+  onStoreSession(listener: (e: SessionEvent, now: SessionState) => void): void {
+    this.sessionListener = listener;
   }
 
   /**

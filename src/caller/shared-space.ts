@@ -29,6 +29,13 @@ import { refuseUnknown } from './options.js';
 
 const STORE_OPTIONS = ['url', 'namespace', 'node', 'sessionTtlMs', 'requestTimeoutMs'];
 
+/** A node's session as it is: its epoch (0 while none is open), whether it is fenced, in a grace period. */
+export interface SessionState {
+  readonly epoch: number;
+  readonly fenced: boolean;
+  readonly grace: boolean;
+}
+
 export class SharedSpace {
   private reaping = false;
   private reapAgain = false;
@@ -36,6 +43,8 @@ export class SharedSpace {
   post: (path: string | undefined, m: ToHost) => void = () => {};
   /** Set by the coordinator: reports what the application must hear of (a fault, counted and warned). */
   fault: (message: string) => void = () => {};
+  /** Set by the coordinator: told of every session event once it is acted on, with the session as it then is (a mount logs them). */
+  heard: (e: SessionEvent, now: SessionState) => void = () => {};
 
   private constructor(
     private readonly store: NodeStore,
@@ -101,6 +110,15 @@ export class SharedSpace {
   }
 
   private onSession(e: SessionEvent): void {
+    this.act(e);
+    try {
+      this.heard(e, this.store.session());
+    } catch {
+      // A listener's failure is no concern of the session's.
+    }
+  }
+
+  private act(e: SessionEvent): void {
     // A new session: the workers re-assert what the old one held (reset) or count it lost. Workers
     // act on it only from this message: the incarnation and the epoch change together there.
     if (e.kind === 'lost' || e.kind === 'reset') {
