@@ -6,13 +6,15 @@
 import { workersArg } from './caller/options.js';
 import { parseArgs } from 'node:util';
 import { serveControl, type ControlServer } from './control.js';
-import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printWarnings, resolveLogLevel, type LogLevel } from './log.js';
+import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
 import { mountHandlers } from './mount-control.js';
 import { DeadMountError } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
 import { versionLine } from './version.js';
 import type { StoreOptions } from './types.js';
 import { showUrl } from './store/options.js';
+import type { LockCoordinator } from './caller/coordinator.js';
+import type { SessionEvent } from './store/types.js';
 
 const HELP = `usage: locksmith mount <backing-dir> <mountpoint> [--workers N] [--threads N] [--clean-stale]
                        [--store URL [--namespace NAME] [--node NAME]] [--log-level LEVEL]
@@ -42,16 +44,64 @@ options:
   --store URL         share one lock space with every mount and program using the same Redis
                       (redis://[user:password@]host[:port][/db], rediss:// for TLS) and namespace:
                       a lock taken through one node's mount conflicts on every node's. Files are
-                      keyed by inode number, as every node over the same shared storage sees it
+                      keyed by inode number, as every node over the same shared storage sees it:
+                      a program shares a file's locks by naming it 'ino:<st_ino>' too
   --namespace NAME    the lock space on that engine (default locksmith): one per shared volume
   --node NAME         this node's name in listings (default <hostname>-<pid>)
   --log-level LEVEL   ${LOG_LEVELS.join(', ')} (default warn; or set ${LOG_LEVEL_ENV}): what goes to
                       stderr. error: faults inside a worker (a bug; the request got a generic
-                      error); warn: also hook failures and replaced workers; info: also the control
-                      socket and unmount details; debug: also every control request
+                      error); warn: also hook failures, replaced workers, and a --store session
+                      fenced or lost; info: also new sessions, grace periods, the control socket
+                      and unmount details; debug: also every control request
   --version           print the version
   --help              show this text
 `;
+
+/** What the processes on the mount see once a session is lost. */
+const LOST = 'its locks are lost (reads and writes through the files that held them fail with EIO until closed) and its waiters ended';
+
+/**
+ * One log line for an event of the node's session on the store, or undefined for none. `said`:
+ * the lost session's loss was logged already (at its 'expired'; the new session's 'lost' follows).
+ */
+function sessionLine(e: SessionEvent, grace: boolean, said: boolean): [LogLevel, string] | undefined {
+  const inGrace = grace ? "; the lock space is in a grace period: grants wait for its end" : '';
+  switch (e.kind) {
+    case 'fenced':
+      return ['warn', `session ${e.epoch} fenced: no renewal confirmed in time, so it may have expired; nothing is answered from what it holds until a renewal gets through or it counts as lost`];
+    case 'unfenced':
+      return ['info', `session ${e.epoch} renewed: no longer fenced`];
+    case 'expired':
+      return ['warn', `session ${e.epoch} lost: no renewal confirmed within its TTL (the store out of reach, or this process paused); ${LOST}; a new session opens once the store answers`];
+    case 'lost':
+      if (said) return ['info', `new session ${e.epoch} opened (session ${e.lost} was lost)${inGrace}`];
+      return ['warn', `session ${e.lost} lost (it expired before a renewal got through, or the store lost its data while it was fenced): ${LOST}; new session ${e.epoch} opened${inGrace}`];
+    case 'reset':
+      return ['info', `the store lost its data: new session ${e.epoch} puts back what session ${e.lost} held, in a grace period of ${e.graceMs} ms (grants wait for its end)`];
+    case 'grace-ended':
+      return ['info', `grace period over (session ${e.epoch}): grants go on`];
+    case 'displaced':
+      // Said as a LocksmithFaultWarning (SharedSpace), at 'error'.
+      return undefined;
+  }
+}
+
+/**
+ * Logs each event of the coordinator's session on its store, one line each: at 'warn' what costs
+ * the processes on the mount their locks or answers (fenced, lost), at 'info' the rest (a new
+ * session, a grace period's end, a renewal that ended a fence). Also says now, at 'info', when the
+ * lock space is in a grace period (a new namespace starts in one).
+ */
+export async function logSession(c: LockCoordinator, log: Logger): Promise<void> {
+  let expired = 0;
+  c.onStoreSession((e, now) => {
+    const l = sessionLine(e, now.grace, e.kind === 'lost' && e.lost === expired);
+    if (e.kind === 'expired') expired = e.epoch;
+    if (l !== undefined) log[l[0]](l[1]);
+  });
+  const s = (await c.stats()).store;
+  if (s?.session.grace) log.info(`session ${s.session.epoch} opened in a grace period (a new lock space starts in one, for nodes to put back what they held): grants wait for its end`);
+}
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -131,6 +181,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const startedAt = Date.now();
+  if (store !== undefined) await logSession(m.coordinator, log);
   let control: ControlServer | undefined;
   try {
     control = await serveControl({

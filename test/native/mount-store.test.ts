@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EAGAIN as EAGAIN_, F_SETLK, F_WRLCK, LockCoordinator, fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
 import { serveControl } from '../../src/control.js';
+import { createLogger } from '../../src/log.js';
+import { logSession } from '../../src/mount-cli.js';
 import { mountHandlers } from '../../src/mount-control.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { runCli } from './cli-proc.js';
@@ -157,6 +159,9 @@ if (why !== undefined && !process.env.CI) {
       p.stdin!.write('w\n');
       return next();
     };
+    // What `locksmith mount --store --log-level info` logs of its session.
+    const logged: string[] = [];
+    await logSession(a.coordinator, createLogger('locksmith mount', 'info', (l) => logged.push(l)));
     t.equal(await next(), 'locked');
     t.equal(await write(), 'write ok', 'writes go through while the lock is held');
     // The engine stops answering for longer than the fence, then restarts without its data: node a
@@ -180,5 +185,11 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await next(), 'reopened');
     t.equal(await write(), 'write ok', 'a new open of the file writes again');
     p.stdin!.end();
+    // One line per event: the fence, then the loss with the new session.
+    const lost = await until("the log's line for the lost session", () => logged.find((l) => / warn: session \d+ lost /.test(l)), 60_000);
+    t.match(lost, /fail with EIO until closed/, 'it says what the processes on the mount see');
+    t.match(lost, /new session \d+ opened; the lock space is in a grace period/, 'and that a new session opened, in the restarted engine\'s grace period');
+    t.ok(logged.findIndex((l) => / warn: session \d+ fenced: /.test(l)) < logged.indexOf(lost), `the fence was logged before it: ${logged.join(' | ')}`);
+    await until("the log's line for the grace period's end", () => logged.find((l) => / info: grace period over /.test(l)), 60_000);
   });
 }
