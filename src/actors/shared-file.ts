@@ -23,8 +23,7 @@
  *    'late' or still unreachable at requestTimeoutMs: nothing was decided (the step carries that
  *    deadline, and the engine refuses it as 'late' past it); a lock request gets its family's
  *    generic code, anything else is retried until the deadline and then kept as owed, to run first
- *    in the file's next steps until one commits, or one that carried it is shown applied (then it
- *    applied, and never runs again).
+ *    in the file's next step.
  *
  * A waiter of this node whose record another node grants or fails is answered from the event in
  * this node's inbox (onEvents), never by polling. Owners, handles and processes are qualified with
@@ -34,7 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
-import { LockTable, type CancelReason, type Family, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
+import { LockTable, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
 import { INBOX_MARK, type Change, type CommitReply, type EdgeInput, type InboxEvent, type NotifyInput, type ReassertReply, type RecordInput, type Step, type StoreRecord } from '../store/types.js';
@@ -150,12 +149,10 @@ export interface Outcome {
   ends: { rid: string; result: number }[];
   /** Each Windows lock whose release the application is told of (onUnlockFile), with that notice (also in `answers`). */
   released: { event: Readonly<Record<string, unknown>>; answer: () => void }[];
-  /** Every release notice (hooks.released), with its family (also in `answers`). */
-  notices: { family: Family; answer: () => void }[];
 }
 
 function emptyOutcome(): Outcome {
-  return { answers: [], notify: [], ends: [], released: [], notices: [] };
+  return { answers: [], notify: [], ends: [], released: [] };
 }
 
 /** The wait-for graph of a decision: cycles are the engine's to find; a refused step names them. */
@@ -247,34 +244,6 @@ interface Diffed {
  * it and wait out a grace period run again, if any do.
  */
 type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean; undone?: boolean; park?: boolean; ahead?: () => number | undefined };
-
-/**
- * A release given up on, owed to the file's next step (SharedFile.owed), or a decision's step
- * that got no reply while the decision goes on (decide): with what shows that a step carrying it
- * applied. Then it must not run again: a Windows unlock run again releases a second lock alike
- * of its handle (locks stack), a POSIX unlock what its owner locked since (its waiter granted),
- * and either tells the application twice.
- */
-interface Carried {
-  readonly run: Run;
-  /** The steps given up on with no reply that carried it, by id, each with the records it minted. */
-  readonly steps: Map<string, readonly string[]>;
-  /**
-   * This node's locks the run itself removed where it was decided (not the owed releases run
-   * before it there): only this node's steps remove them while its session lives, and each one
-   * since carried the run, so a whole record set without any of them says one of those applied.
-   */
-  readonly frees: readonly string[];
-  /** The release notices the run gave there (also in that step's answers). */
-  readonly notices: readonly { readonly family: Family; readonly answer: () => void }[];
-}
-
-/** A step of the decision under way that got no reply: what the decision returns if it applied. */
-interface LostTry extends Carried {
-  readonly res: unknown;
-  readonly d: Diffed;
-  readonly owed: readonly Carried[];
-}
 
 /**
  * What decide() returns for a request (Run.park) whose own decision grants bytes while the engine
@@ -370,11 +339,8 @@ export class SharedFile {
   private heldPutBack = false;
   /** Sessions the engine called dead: their records are left out (and so removed by the next step). */
   private readonly dead = new Set<string>();
-  /**
-   * Releases that could not commit before their deadline (answered anyway): they run first in the
-   * next step, until a step carrying them commits or one given up on is shown applied (dropApplied).
-   */
-  private owed: Carried[] = [];
+  /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
+  private owed: Run[] = [];
   /** Lock requests' steps with no reply, answered as failed (by step id): undone if they applied. Settled by a step sent after their deadline. */
   private readonly unsure = new Map<string, Unsure>();
   /**
@@ -390,13 +356,6 @@ export class SharedFile {
    * the same record (an owed unlock runs again in each), and only one of them can have applied.
    */
   private readonly releaseTold = new Set<string>();
-  /** Answers of steps given up on that went out (deliverLost, dropApplied): none twice. */
-  private readonly told = new Set<() => void>();
-  /**
-   * Steps with no reply since the last commit, by id, with the records each removed: a record one
-   * of them removed, gone, does not show that a later release freeing it too applied (Carried.frees).
-   */
-  private readonly lostRemoved = new Map<string, readonly string[]>();
   private out: Outcome = emptyOutcome();
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -519,8 +478,6 @@ export class SharedFile {
     this.unsure.clear();
     this.lostAnswers.clear();
     this.releaseTold.clear();
-    this.told.clear();
-    this.lostRemoved.clear();
     this.version = 0;
     this.built = false;
   }
@@ -699,10 +656,7 @@ export class SharedFile {
       released: (family, event) => {
         const n = this.out.answers.length;
         released(family, event);
-        if (this.out.answers.length === n) return;
-        const answer = this.out.answers[n]!;
-        this.out.notices.push({ family, answer });
-        if (family === 'windows') this.out.released.push({ event, answer });
+        if (family === 'windows' && this.out.answers.length > n) this.out.released.push({ event, answer: this.out.answers[n]! });
       },
     };
   }
@@ -737,16 +691,10 @@ export class SharedFile {
     // Waiters the engine just found on a cycle when their edges were checked whole (recheck):
     // ended with EDEADLK in the next iteration, and only there (a later reply may say otherwise).
     let deadlocked: string[] = [];
-    // This decision's steps that got no reply while it went on (a resend fenced, then decided
-    // again): if one shows up applied, the decision returns what it decided then (run again on
-    // its own result, an unlock would find nothing to unlock, or something else).
-    const lostTries: LostTry[] = [];
-    // What the run itself freed and told in the last try (Carried).
-    let own: Pick<Carried, 'frees' | 'notices'> = { frees: [], notices: [] };
     for (;;) {
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
-      if (this.space.awaitingSession() && !(await this.space.nextSession(this.space.epoch, deadline))) return this.giveUp(run, failed, mustRun, lostTries, own);
+      if (this.space.awaitingSession() && !(await this.space.nextSession(this.space.epoch, deadline))) return this.giveUp(run, failed, mustRun);
       while (this.reasserting !== undefined) await this.reasserting;
       const gen = this.gen;
       if (!this.built) {
@@ -763,16 +711,13 @@ export class SharedFile {
       // Records left out of the table, or a pass held in a grace period: whoever they blocked may
       // fit now (the wake-up pass).
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
-      for (const o of owed) await o.run(this.table);
+      for (const o of owed) await o(this.table);
       for (const id of deadlocked) {
         const w = this.waiterOf(id);
         if (w !== undefined) await this.table.cancel({ waiter: w, path: this.path }, 'deadlock');
       }
       deadlocked = [];
-      const held = mustRun ? this.ownLocks() : undefined;
-      const said = this.out.notices.length;
       const res = await run(this.table);
-      own = { frees: held === undefined ? [] : this.freed(held, lostTries), notices: this.out.notices.slice(said) };
       const d = this.diff();
       // A read that found the bytes free is checked against a grace period too: records not put
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
@@ -830,7 +775,7 @@ export class SharedFile {
         // A malformed step: a bug of ours, never a reply. Nothing was applied; trying again would
         // only repeat it.
         this.space.report(e);
-        return this.giveUp(run, failed, mustRun, lostTries, own);
+        return this.giveUp(run, failed, mustRun);
       }
       // The reply is about the engine as it was before a new session replaced the cache (the
       // step went out under the old one): nothing of it stands; decided again.
@@ -851,14 +796,7 @@ export class SharedFile {
       const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' || unknown ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       // Whatever this decision does next (gives up, or decides again), the step may stand.
-      if (unsure !== undefined && d !== undefined) {
-        this.keepLost(unsure, d, run);
-        // Every release it carried, and the run itself, applied if it did.
-        const minted = d.fresh.map((x) => x.id);
-        for (const o of owed) o.steps.set(unsure, minted);
-        lostTries.push({ run, steps: new Map([[unsure, minted]]), ...own, res, d, owed });
-        this.lostRemoved.set(unsure, d.step.remove ?? []);
-      }
+      if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
         // Decided on the records as the engine had them after the grace period: every waiter's
@@ -872,8 +810,6 @@ export class SharedFile {
         const dropped = [...this.lostAnswers.values()];
         this.lostAnswers.clear();
         this.releaseTold.clear();
-        this.told.clear();
-        this.lostRemoved.clear();
         const out = this.done(owed, res);
         this.settleEnds(dropped, mark?.requestId);
         return out;
@@ -883,7 +819,7 @@ export class SharedFile {
           if (reply.records !== undefined) this.records = [...reply.records];
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
-          const noticed = this.noticeApplied(reply.missed);
+          this.noticeApplied(reply.missed);
           // The resend of unknown fate: after its stale reply, the step can no longer apply (the
           // version moved past its base), and the whole record set is the engine's state since
           // any time it could have. Unless noticeApplied found something of it there (a grant of
@@ -891,23 +827,6 @@ export class SharedFile {
           // kept, a grant of the request decided again would later be taken for its waiter's.
           if (unknown && this.unsure.get(resent!)?.applied === false) this.unsure.delete(resent!);
           this.deliverLost(reply.missed);
-          // Owed releases, and this decision's own earlier tries, that a step shown applied carried.
-          const named = new Set([...(reply.missed ?? []).map((c) => c.step), ...noticed]);
-          const wholeIds = reply.records === undefined ? undefined : new Set(this.records.map((r) => r.id));
-          this.dropApplied(named, wholeIds);
-          // One being undone (a lock request's, Unsure) is decided again instead.
-          const earlier = lostTries.find((x) => [...x.steps.keys()].every((id) => this.unsure.get(id)?.applied !== true) && this.shownApplied(x, named, wholeIds) !== undefined);
-          if (earlier !== undefined) {
-            // What this try decided goes: the earlier one's answers went out (deliverLost), or,
-            // shown only by the locks it freed, its notices go now.
-            this.out = emptyOutcome();
-            if (this.shownApplied(earlier, named, wholeIds) === 'frees') this.tellNotices(earlier);
-            this.adopt(earlier.d);
-            this.edgesWritten(earlier.d, now);
-            this.wakeOwed = hold;
-            this.build();
-            return this.done(earlier.owed, earlier.res);
-          }
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
@@ -959,10 +878,10 @@ export class SharedFile {
         }
         case 'unreachable':
         case 'late':
-          return this.giveUp(run, failed, mustRun, lostTries, own);
+          return this.giveUp(run, failed, mustRun);
         case 'reset':
           // The engine lost its data: the caller's side opens the next session; decided again under it.
-          if (!(await this.space.nextSession(epoch, sendBy))) return this.giveUp(run, failed, mustRun, lostTries, own);
+          if (!(await this.space.nextSession(epoch, sendBy))) return this.giveUp(run, failed, mustRun);
           break;
         case 'fenced':
           // A new session whose message is on its way (the lease names it): decided again under it.
@@ -972,7 +891,7 @@ export class SharedFile {
           if (this.space.late() && (await this.space.renewed(sendBy))) break;
           // No session at all (lost, displaced): none to wait for here; what a release frees
           // went with the lost session (giveUp).
-          if (!mustRun || this.space.sessionGone() || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun, lostTries, own);
+          if (!mustRun || this.space.sessionGone() || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
       }
@@ -1007,9 +926,8 @@ export class SharedFile {
     }
   }
 
-  /** The step that carried `owed` committed (or was shown applied): they are settled, and only they (a release given up on since stays). */
-  private done(owed: readonly Carried[], res: unknown): unknown {
-    if (owed.length > 0) this.owed = this.owed.filter((o) => !owed.includes(o));
+  private done(owed: Run[], res: unknown): unknown {
+    if (owed.length > 0) this.owed = this.owed.slice(owed.length);
     this.graph.cyclic.clear();
     this.deliver();
     return res;
@@ -1020,13 +938,12 @@ export class SharedFile {
    * step, which comes by itself a while later if no request brings it (retryOwed): the locks it
    * frees may be what another node's waiter waits for.
    */
-  private giveUp(run: Run, failed: () => unknown, mustRun: boolean, tries: readonly LostTry[], own: Pick<Carried, 'frees' | 'notices'>): unknown {
+  private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
     this.build();
     this.out = emptyOutcome();
     // Not under session 0 (displaced, or expired with the engine out of reach): what it would
     // release went with the lost session, and no step could carry it (the file would never idle).
-    // Linked to each of the decision's steps with no reply: if one applied, so did the release.
-    if (mustRun && this.space.epoch !== 0) this.owed.push({ run, steps: new Map(tries.flatMap((x) => [...x.steps])), ...own });
+    if (mustRun && this.space.epoch !== 0) this.owed.push(run);
     // Also a step that may have applied after all: the next step finds out, and undoes it.
     if (this.owing) this.space.retryOwed(this.path);
     return failed();
@@ -1087,12 +1004,10 @@ export class SharedFile {
    * After a stale reply: whether a step given up on applied after all (its records are in the
    * file, or the missed changes name it). Undone when it changed nothing but its owner's locks and
    * they can all go back; otherwise (it woke or told others, another owner was granted bytes it
-   * freed, or its waiter was granted elsewhere) it stays, and the fault says so. Returns the ids
-   * of those it found applied (the owed releases such a step carried applied with it).
+   * freed, or its waiter was granted elsewhere) it stays, and the fault says so.
    */
-  private noticeApplied(missed: readonly Change[] | undefined): string[] {
-    const found: string[] = [];
-    if (this.unsure.size === 0) return found;
+  private noticeApplied(missed: readonly Change[] | undefined): void {
+    if (this.unsure.size === 0) return;
     const ids = new Set(this.records.map((r) => r.id));
     for (const [id, u] of this.unsure) {
       if (u.applied) {
@@ -1111,7 +1026,6 @@ export class SharedFile {
       }
       if (!present && granted === undefined && !(missed?.some((c) => c.step === id) ?? false)) continue;
       const undo = (present || granted !== undefined) && !u.tangled && u.removed.every((r) => this.restorable(r, u));
-      found.push(id);
       const what = `a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all${granted === undefined ? '' : ', and another node granted its waiter'}`;
       if (!undo) {
         this.unsure.delete(id);
@@ -1121,7 +1035,6 @@ export class SharedFile {
       u.applied = true;
       this.space.report(new Error(`${what}; undone`));
     }
-    return found;
   }
 
   /**
@@ -1168,9 +1081,9 @@ export class SharedFile {
    * trace. Yet a Windows lock of this node's session that such a step released (Lost.released)
    * and that is gone was released by one of them (a step of this node: nothing else removes it
    * while the session lives, and one of this node that committed would have settled them all):
-   * its release notice (onUnlockFile) is delivered now, once. The owed release whose freed locks
-   * are all gone is not run again (dropApplied); had they stayed, it would release them and tell
-   * itself.
+   * its release notice (onUnlockFile) is delivered now, once. The owed release, run again, finds
+   * nothing of it to release and tells nothing; had the lock stayed, it would release it and
+   * tell itself.
    */
   private deliverLost(missed: readonly Change[] | undefined): void {
     if (this.lostAnswers.size === 0) return;
@@ -1181,11 +1094,7 @@ export class SharedFile {
       this.lostAnswers.delete(id);
       const told = new Set(l.released.filter((r) => this.releaseTold.has(r.id)).map((r) => r.answer));
       for (const r of l.released) this.releaseTold.add(r.id);
-      for (const a of l.answers) {
-        if (told.has(a) || this.told.has(a)) continue;
-        this.told.add(a);
-        a();
-      }
+      for (const a of l.answers) if (!told.has(a)) a();
     }
     if (ids === undefined) return;
     for (const l of this.lostAnswers.values()) {
@@ -1193,79 +1102,9 @@ export class SharedFile {
       for (const r of l.released) {
         if (ids.has(r.id) || this.releaseTold.has(r.id)) continue;
         this.releaseTold.add(r.id);
-        if (this.told.has(r.answer)) continue;
-        this.told.add(r.answer);
         r.answer();
       }
     }
-  }
-
-  /**
-   * Whether a stale reply shows that a step carrying `c` applied: 'step' when it names one (its
-   * missed changes, noticeApplied's findings in `named`) or the whole record set (`whole`) has a
-   * record one minted; 'frees' when the whole record set has none of the locks the run freed
-   * (Carried.frees): a step that only removes leaves no other trace there.
-   */
-  private shownApplied(c: Carried, named: ReadonlySet<string>, whole: ReadonlySet<string> | undefined): 'step' | 'frees' | undefined {
-    for (const [id, minted] of c.steps) if (named.has(id) || (whole !== undefined && minted.some((x) => whole.has(x)))) return 'step';
-    if (whole !== undefined && c.frees.length > 0 && c.frees.every((x) => !whole.has(x))) return 'frees';
-    return undefined;
-  }
-
-  /**
-   * Owed releases that a step shown applied carried (shownApplied) applied with it: they never run
-   * again (done for them). Their answers went out with that step's (deliverLost), except when
-   * only their freed locks show it: then the step is not known, and the run's own notices go out
-   * now, once (a Windows one by its record: deliverLost).
-   */
-  private dropApplied(named: ReadonlySet<string>, whole: ReadonlySet<string> | undefined): void {
-    if (this.owed.length === 0) return;
-    const keep: Carried[] = [];
-    for (const o of this.owed) {
-      const how = this.shownApplied(o, named, whole);
-      if (how === undefined) {
-        keep.push(o);
-        continue;
-      }
-      if (how === 'frees') this.tellNotices(o);
-    }
-    this.owed = keep;
-  }
-
-  /** The notices `c`'s run gave, but Windows ones (deliverLost tells those by record), unless told. */
-  private tellNotices(c: Carried): void {
-    for (const n of c.notices) {
-      if (n.family === 'windows' || this.told.has(n.answer)) continue;
-      this.told.add(n.answer);
-      n.answer();
-    }
-  }
-
-  /** This node's granted locks of the file in the table, with their record ids (before a run: freed). */
-  private ownLocks(): [Lock, string][] {
-    const me = this.space.config.node;
-    const out: [Lock, string][] = [];
-    for (const l of this.table.fileLocks(this.path)?.granted() ?? []) {
-      const id = this.lockIds.get(l);
-      if (id !== undefined && nodeOf(l.owner) === me) out.push([l, id]);
-    }
-    return out;
-  }
-
-  /**
-   * The records of `held` (ownLocks) that are no longer granted in the table: the run freed them.
-   * None if a step with no reply that did not carry the run (not one of `tries`, this decision's)
-   * removed one of them too: gone, they would not tell which step applied.
-   */
-  private freed(held: readonly [Lock, string][], tries: readonly LostTry[]): string[] {
-    if (held.length === 0) return [];
-    const now = new Set(this.table.fileLocks(this.path)?.granted() ?? []);
-    const ids = held.filter(([l]) => !now.has(l)).map(([, id]) => id);
-    for (const [step, removed] of this.lostRemoved) {
-      if (tries.some((x) => x.steps.has(step))) continue;
-      if (removed.some((r) => ids.includes(r))) return [];
-    }
-    return ids;
   }
 
   /**
