@@ -17,15 +17,15 @@ import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/code
 import type { CommitReply } from '../../src/store/index.js';
 import { MemoryEngine, answered, ch, lf, lk, loseNext, memoryStore, node, overflowLog, uf, within, BUDGET_MS, type TestNode } from './lost-link.js';
 
-/** Nodes a and b over one engine: b's owner q1 holds [0,10) of /a, a's p2 waits for it (F_SETLKW). */
-async function bHoldsAWaits(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
+/** Nodes a and b over one engine: b's owner q1 holds [0,10) of /a, a's p2 waits for it (F_SETLKW of [0,waitLen)). */
+async function bHoldsAWaits(t: Test, waitLen = 10): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
   const engine = new MemoryEngine();
   const a = await node(engine, 'a');
   const b = await node(engine, 'b');
   t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
   b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK), b.target);
   t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
-  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW), a.target);
+  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW, 0, waitLen), a.target);
   await answered(a, -2, "a's waiter queued");
   return { engine, a, b };
 }
@@ -114,15 +114,8 @@ t.test("a cancel's step applies, its reply is lost, and the log no longer reache
 });
 
 t.test("a cancel's step applies, its reply is lost, the log no longer reaches back, and the waiter's owner took some of its bytes meanwhile: the request is answered with its timeout's code", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK), b.target);
-  t.match(await answered(b, 1, "b's lock"), { result: 0 }, 'b holds [0,10)');
   // p2 waits for [0,20): b's lock blocks its first half.
-  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW, 0, 20), a.target);
-  await answered(a, -2, "a's waiter queued");
+  const { engine, a, b } = await bHoldsAWaits(t, 20);
   // The cancel's step (a timeout) removes p2's waiter and nothing else; b overruns the log.
   loseNext(a, () => overflowLog(engine, b.store));
   a.sf.cancel(2, 'timeout');
