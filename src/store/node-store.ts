@@ -406,7 +406,7 @@ export class NodeStore implements LockStore {
 
   async load(file: string): Promise<FileState> {
     this.open();
-    if (typeof file !== 'string' || file === '') throw new TypeError('file must be a non-empty string');
+    if (typeof file !== 'string') throw new TypeError('file must be a string');
     this.st.roundTrips++;
     return this.engine.load(file);
   }
@@ -435,7 +435,7 @@ export class NodeStore implements LockStore {
 
   async reassert(file: string, records: readonly RecordInput[], edges: readonly EdgeInput[] = []): Promise<ReassertReply> {
     this.open();
-    if (typeof file !== 'string' || file === '') throw new TypeError('file must be a non-empty string');
+    if (typeof file !== 'string') throw new TypeError('file must be a string');
     const ref = this.ref;
     const recs = records.map((r, i) => {
       if (r?.node !== undefined && r.node !== this.o.node) throw new TypeError(`records[${i}] belongs to ${r.node}: a node re-asserts its own records only`);

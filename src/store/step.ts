@@ -112,7 +112,10 @@ export const LATE_MARGIN_MS = 5;
  */
 export function toEngineStep(s: Step, self: string, epoch: number, stepId: string, offset = Number.NaN): EngineStep {
   if (s === null || typeof s !== 'object') throw new TypeError('step must be an object');
-  const file = str(s.file, 'step.file');
+  // Any string names a file, '' too (API.md: the same string is the same file): every key and
+  // field a file name goes into ends with it or is its own value, and nothing tells a file by
+  // its name being empty (the inbox's 'open' marker is told by its kind).
+  const file = str(s.file, 'step.file', false);
   if (typeof s.base !== 'number' || !Number.isSafeInteger(s.base) || s.base < 0) throw new TypeError(`step.base must be a version (an integer >= 0), got ${String(s.base)}`);
   const remove = list(s.remove, 'step.remove').map((id, i) => str(id, `step.remove[${i}]`));
   const put = list(s.put, 'step.put').map((r, i) => toRecord(r, self, epoch, `step.put[${i}]`));

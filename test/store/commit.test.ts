@@ -80,6 +80,32 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     t.ok(!near.ok && near.reason === 'stale' && near.missed === undefined, 'LOG_MAX + 1 changes behind: the whole set');
   });
 
+  t.test(`${kind}: the empty file name is a file like any other: steps, stale replies, edges, notifications, listing, the reaper, its keys' end`, { skip: noRedis }, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    const [, nb] = c.nodes;
+    const v1 = ok(t, await a!.commit({ file: '', base: 0, put: [lock('a1')] }), "a lock on ''");
+    t.match(await b!.commit({ file: '', base: 0, put: [lock('b1')] }), { ok: false, reason: 'stale', version: v1 }, "b's stale copy of '' learns what it missed");
+    const bEpoch = b!.session().epoch;
+    const v2 = ok(t, await b!.commit({ file: '', base: v1, put: [wait('b2', 'req-b2')], edges: [{ waiter: 'b2', owner: 'ob', hard: ['oa'], check: true }] }), "b's waiter, with its edge");
+    t.equal(await a!.closesCycle('oa', ['ob'], true), true, "the edge of a waiter of '' is in the wait-for graph");
+    ok(t, await a!.commit({ file: '', base: v2, remove: ['a1'], put: [{ id: 'b2', state: 'held', data: 'b2', node: 'b', epoch: bEpoch }], notify: [{ node: 'b', epoch: bEpoch, requestId: 'req-b2', kind: 'granted' }] }), "a's release grants b's waiter");
+    t.match(await nb!.events.next("b's grant"), { file: '', requestId: 'req-b2', kind: 'granted' }, "b's inbox names the file ''");
+    t.same(await a!.files(), [''], "'' is listed");
+    t.same(shape((await a!.load('')).records), ['b2:held:b:b2:2']);
+    await c.expire('b');
+    const reaped = await a!.reap();
+    t.same(reaped.dead.map((d) => d.files.map((f) => [f.file, f.records.map((r) => r.id)])), [[['', ['b2']]]], "the reaper lists b's record of ''");
+    ok(t, await a!.commit({ file: '', base: reaped.dead[0]!.files[0]!.version, remove: ['b2'] }), 'and its removal applies');
+    t.same(await a!.files(), [], "'' is gone once empty");
+    t.same(await a!.load(''), { version: 0, records: [] });
+    if (kind === 'redis') {
+      const keys = await (await server!.client()).keys(`{${c.namespace}}:*`);
+      t.same(keys.filter((k) => /:(r|m|l|e):$/.test(k)), [], "no keys left for ''");
+    }
+  });
+
   t.test(`${kind}: a step that arrives past its deadline is refused and changes nothing; a stale one still learns what it missed`, { skip: noRedis }, async (t) => {
     const c = await cluster(kind, ['a', 'b'], server);
     t.teardown(() => c.close());
