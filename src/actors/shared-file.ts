@@ -36,6 +36,7 @@ import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } 
 import { LockTable, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
+import { ProgrammingError } from '../store/memory.js';
 import { INBOX_MARK, type Change, type CommitReply, type EdgeInput, type InboxEvent, type NotifyInput, type ReassertReply, type RecordInput, type Step, type StoreRecord } from '../store/types.js';
 
 /** The store as a file's actors reach it: a worker's own connection (direct-link.ts), or a test's in-process engine. */
@@ -772,9 +773,13 @@ export class SharedFile {
           reply = await this.space.link.commit({ ...step, id: resent });
         }
       } catch (e) {
-        // A malformed step: a bug of ours, never a reply. Nothing was applied; trying again would
-        // only repeat it.
         this.space.report(e);
+        // A malformed step (refused by its checks, TypeError, or by the engine as contradicting the
+        // state it names, ProgrammingError): a bug of ours, never a reply. Nothing was applied, and
+        // trying again would only repeat it: nothing of it is owed (dropMalformed).
+        if (e instanceof TypeError || e instanceof ProgrammingError) return this.dropMalformed(failed, owed);
+        // Anything else is the engine refusing the script (out of memory, a read-only replica):
+        // like no reply, a release is owed and tried again.
         return this.giveUp(run, failed, mustRun);
       }
       // The reply is about the engine as it was before a new session replaced the cache (the
@@ -946,6 +951,20 @@ export class SharedFile {
     if (mustRun && this.space.epoch !== 0) this.owed.push(run);
     // Also a step that may have applied after all: the next step finds out, and undoes it.
     if (this.owing) this.space.retryOwed(this.path);
+    return failed();
+  }
+
+  /**
+   * A malformed step (decide): dropped with its fault reported once. The call is not owed, and
+   * neither are the owed releases the step carried: each next step would carry them again, throw
+   * again and report again, and a retry would come by itself for ever (retryOwed), the file's
+   * actor never idle. What they would have released stays held in the engine (the cache still
+   * has it) until a later call of its owner releases it or this node's session ends.
+   */
+  private dropMalformed(failed: () => unknown, owed: readonly Run[]): unknown {
+    this.build();
+    this.out = emptyOutcome();
+    if (owed.length > 0) this.owed = this.owed.slice(owed.length);
     return failed();
   }
 
