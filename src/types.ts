@@ -214,13 +214,22 @@ export type { LockEntry } from './core/lock-table.js';
 /** One worker thread's counters in `stats()`. */
 export type WorkerStats = {
   index: number;
-  /** Files with lock state or waiters on this worker. */
+  /**
+   * Files with lock state or waiters on this worker. With a `store`: files whose actor is alive
+   * on this worker (it keeps a copy of the file's records while any node holds something there).
+   */
   files: number;
+  /** Granted locks on this worker's files. With a `store`: this node's own (locks() lists every node's). */
   locks: number;
+  /** Requests waiting on this worker's files. With a `store`: this node's own. */
   waiters: number;
   calls: number;
   batches: number;
-  /** Actors waiting on an asynchronous hook, with requests held in their mailbox. */
+  /**
+   * Actors waiting on an asynchronous hook, with requests held in their mailbox. With a `store`,
+   * where every decision waits for the engine: actors with a decision running or queued, or a
+   * release owed to the file's next step.
+   */
   busyActors: number;
   /** Times this worker was replaced after it died. */
   restarts: number;

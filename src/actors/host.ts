@@ -491,7 +491,7 @@ export class ActorHost implements HostControl, NativeHost {
       return {
         index: this.init.index,
         files: sc.files,
-        locks: 0,
+        locks: sc.locks,
         waiters: sc.waiters,
         calls: this.calls,
         batches: this.batches,

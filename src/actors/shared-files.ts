@@ -121,8 +121,8 @@ export class SharedFiles implements FileSpace {
   private attempt(hostId: number, r: PendingRequest): void {
     const { call, target } = r;
     const f = this.file(call.path);
-    void f
-      .enqueue(async () => {
+    void this
+      .enqueue(f, async () => {
         // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
         // a stop): it never runs. Run again after a grace period: no longer parked from here on.
         if (r.parked === 'resuming') this.unpark(hostId, r);
@@ -314,8 +314,8 @@ export class SharedFiles implements FileSpace {
 
   /** Runs `job` in `f`'s mailbox; a failure is reported, and the actor goes once it is idle. */
   private inMailbox(f: SharedFile, job: () => Promise<unknown>): Promise<void> {
-    return f
-      .enqueue(job)
+    return this
+      .enqueue(f, job)
       .then(
         () => undefined,
         (e: unknown) => this.report(e),
@@ -535,7 +535,7 @@ export class SharedFiles implements FileSpace {
     this.dropOwedRetries();
     for (const t of this.wakeTimers.values()) clearTimeout(t.timer);
     this.wakeTimers.clear();
-    const all = [...this.files.values()].map((f) => f.enqueue(() => f.stopAll()).catch((e: unknown) => this.report(e)));
+    const all = [...this.files.values()].map((f) => this.enqueue(f, () => f.stopAll()).catch((e: unknown) => this.report(e)));
     await Promise.all(all);
     for (const [hostId, r] of [...this.requests]) {
       this.unpark(hostId, r);
@@ -546,10 +546,41 @@ export class SharedFiles implements FileSpace {
     }
   }
 
-  counts(): { files: number; waiters: number; busy: number } {
+  /**
+   * This worker's counters (WorkerStats), meaning what they mean without a store: `locks` and
+   * `waiters` are this node's own, held or waiting through this worker (its session's granted
+   * records in the files' caches, its requests whose waiter is in the engine). The caches also
+   * hold other nodes' records, but only as of this node's last step on each file: counting them
+   * would give a number that is neither this node's nor the lock space's (locks() lists those),
+   * and summed over nodes would count a lock once per node that looked at its file. `files`:
+   * the files with a live actor here. `busy`: actors with work in hand, a decision running or
+   * queued in the mailbox (each waits for the engine, as an actor without a store waits for a
+   * hook), or a step owed (retryOwed); an actor that only caches records is not busy.
+   */
+  counts(): { files: number; locks: number; waiters: number; busy: number } {
+    let locks = 0;
     let busy = 0;
-    for (const f of this.files.values()) if (!f.idle) busy++;
-    return { files: this.files.size, waiters: this.waits.size, busy };
+    for (const f of this.files.values()) {
+      for (const r of f.ownRecords()) if (r.state === 'held' && r.epoch === this.epoch) locks++;
+      if (this.jobs.has(f) || f.owing) busy++;
+    }
+    return { files: this.files.size, locks, waiters: this.waits.size, busy };
+  }
+
+  /** Mailbox jobs queued or running, per file (counts: busy). */
+  private readonly jobs = new Map<SharedFile, number>();
+
+  /** Runs `job` in `f`'s mailbox, counted in `jobs` until it ends. */
+  private enqueue<T>(f: SharedFile, job: () => Promise<T>): Promise<T> {
+    this.jobs.set(f, (this.jobs.get(f) ?? 0) + 1);
+    const done = (): void => {
+      const n = (this.jobs.get(f) ?? 1) - 1;
+      if (n > 0) this.jobs.set(f, n);
+      else this.jobs.delete(f);
+    };
+    const p = f.enqueue(job);
+    p.then(done, done);
+    return p;
   }
 }
 

@@ -25,5 +25,5 @@ t.test('with no session, a release is answered and leaves nothing owed: the acto
   a.sf.run(2, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
   await answered(a, 2, 'the release with no session');
   await new Promise((r) => setImmediate(r));
-  t.same(a.sf.counts(), { files: 0, waiters: 0, busy: 0 }, "nothing owed: /a's actor went");
+  t.same(a.sf.counts(), { files: 0, locks: 0, waiters: 0, busy: 0 }, "nothing owed: /a's actor went");
 });

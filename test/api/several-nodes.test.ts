@@ -196,6 +196,27 @@ t.test('two nodes in two processes: one lock space', { skip: noRedis }, async (t
   await b!.call('stop');
 });
 
+t.test("stats() with a store: a worker's locks and waiters are its node's own, busyActors the actors with work in hand", { skip: noRedis }, async (t) => {
+  const [a, b] = cluster(['a', 'b']);
+  await Promise.all([a!.ready(), b!.ready()]);
+  const sum = (s: Reply, k: string) => s.workers.reduce((x: number, w: Reply) => x + w[k], 0);
+  t.equal((await a!.call('lock', setlk('/s1', 1, 100, 0, 10))).result, 0, 'a holds a POSIX lock on /s1');
+  t.equal(await a!.call('lockFile', win('/s2', 1, true)), 0, 'and a Windows lock on /s2');
+  const waits = b!.call('lock', setlk('/s1', 1, 200, 0, 10, F_SETLKW));
+  await waiterListed(a!, '/s1', 'b');
+  t.equal((await a!.call('locks')).length, 3, "a lists every node's: its two locks and b's waiter");
+  const sa = await a!.call('stats');
+  // Before: locks 0 with a store, and busyActors counted every file whose records were cached.
+  t.same([sum(sa, 'locks'), sum(sa, 'waiters'), sum(sa, 'busyActors'), sa.files], [2, 0, 0, 2], "a: its 2 locks, no waiter, nothing busy, on 2 files");
+  // b's waiter is counted once its step's reply is in (the listing above saw the engine's record).
+  const sb = await until(() => b!.call('stats'), (s: Reply) => sum(s, 'waiters') === 1, "b's waiter counted");
+  t.same([sum(sb, 'locks'), sum(sb, 'busyActors')], [0, 0], "b: no lock of its own (a's are not b's), its waiter's actor is not busy");
+  t.equal((await a!.call('lock', setlk('/s1', 1, 100, 0, 10, F_SETLK, F_UNLCK))).result, 0, 'a unlocks /s1');
+  t.equal((await event(waits, "b's wake-up")).result, 0, "b's waiter is granted");
+  const after = [await a!.call('stats'), await b!.call('stats')];
+  t.same(after.map((s) => [sum(s, 'locks'), sum(s, 'waiters'), sum(s, 'busyActors')]), [[1, 0, 0], [1, 0, 0]], 'then a holds 1 (/s2) and b 1 (/s1)');
+});
+
 t.test("kill -9 of the holder's node: its waiter on another node is granted", { skip: noRedis }, async (t) => {
   const ttl = 2000;
   const [a, b] = cluster(['a', 'b'], ttl);
