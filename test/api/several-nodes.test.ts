@@ -196,6 +196,53 @@ t.test('two nodes in two processes: one lock space', { skip: noRedis }, async (t
   await b!.call('stop');
 });
 
+/**
+ * The empty path on two nodes `a` and `b` (with a store) or on one coordinator `alone` (without):
+ * the same calls, their results in order. `x` is a's owner 1 and handle 1, `y` b's owner 2 and
+ * handle 2 (alone: both on the one coordinator).
+ */
+async function emptyPathScript(x: (m: string, r?: unknown) => Promise<Reply>, y: (m: string, r?: unknown) => Promise<Reply>): Promise<unknown[]> {
+  const wf = (handle: number, failImmediately = true) => ({ fileName: '', byteOffset: 100, length: 10, exclusiveLock: true, failImmediately, handle, processId: handle });
+  const out: unknown[] = [];
+  out.push((await x('lock', setlk('', 1, 100, 0, 10))).result);
+  out.push((await y('lock', setlk('', 2, 200, 5, 10))).result);
+  out.push(await x('lockFile', wf(1)));
+  out.push(await y('lockFile', wf(2)));
+  out.push((await x('locks', '')).map((e: Reply) => `${e.path}|${e.kind}|${e.start}-${e.end}|${e.state}`).sort());
+  // close(2) of owner 1 on '': its POSIX lock goes; owner 2's F_SETLK then gets the bytes.
+  out.push(await x('flush', { path: '', lockOwner: 1 }));
+  out.push((await y('lock', setlk('', 2, 200, 5, 10))).result);
+  out.push(await x('unlockFile', { fileName: '', byteOffset: 100, length: 10, handle: 1, processId: 1 }));
+  out.push(await y('lockFile', wf(2)));
+  return out;
+}
+
+t.test("the empty path is an ordinary file with a store, as without one: it locks, conflicts and unlocks, and a flush of it leaves no fault behind", { skip: noRedis }, async (t) => {
+  const alone = await LockCoordinator.start({ workers: 2 });
+  t.teardown(() => alone.stop());
+  const call = (m: string, r?: unknown) => (alone as unknown as Record<string, (r?: unknown) => Promise<Reply>>)[m]!.call(alone, r);
+  const without = await emptyPathScript(call, call);
+  t.same(without, [0, -EAGAIN, 0, ERROR_LOCK_VIOLATION, ['|posix|0-9|granted', '|windows|100-109|granted'], undefined, 0, 0, 0], "without a store: '' is a file like any other");
+
+  const [a, b] = cluster(['a', 'b']);
+  await Promise.all([a!.ready(), b!.ready()]);
+  // Before, each of a's calls on '' was an internal fault (step.file must be a non-empty string):
+  // -ENOLCK, 33, and a flush owed to the file and retried for ever, a fault each time.
+  const shared = await emptyPathScript(
+    (m, r) => a!.call(m, r),
+    (m, r) => b!.call(m, r),
+  );
+  t.same(shared.map((x) => (x === null ? undefined : x)), without, "with a store: the same results, across two nodes");
+  // a's unlockFile above was a later step on '': a flush still owed would have gone with it (and
+  // thrown again). Nothing of '' is owed or running now on either node.
+  for (const [name, n] of [['a', a!], ['b', b!]] as const) {
+    const s = await n.call('stats');
+    t.equal(s.faults, 0, `no fault on ${name}`);
+    t.equal(s.workers.reduce((k: number, w: Reply) => k + w.busyActors, 0), 0, `no busy actor on ${name}`);
+  }
+  t.same((await b!.call('locks', '')).map((e: Reply) => `${e.node}|${e.kind}|${e.start}-${e.end}`).sort(), ['b|posix|5-14', 'b|windows|100-109'], "'' holds b's two locks, nothing of a");
+});
+
 t.test("stats() with a store: a worker's locks and waiters are its node's own, busyActors the actors with work in hand", { skip: noRedis }, async (t) => {
   const [a, b] = cluster(['a', 'b']);
   await Promise.all([a!.ready(), b!.ready()]);
