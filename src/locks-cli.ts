@@ -40,8 +40,10 @@ options:
   stats: `usage: locksmith stats [MOUNTPOINT] [--json]
 
 Shows the counters of a running 'locksmith mount' (every running mount without MOUNTPOINT): locks
-held and waiting, files, operations by result, waits, worker restarts, hook errors, faults and the
-FUSE session's events and replies. Only root and the user running a mount can ask it.
+held and waiting, files, operations by result, waits, worker restarts, hook errors, faults, the
+FUSE session's events and replies, and on a mount sharing its lock space (--store) the engine's
+side: its session, renewals and round trips (the lock counts are then that node's own; 'locksmith
+locks' lists every node's). Only root and the user running a mount can ask it.
 
 options:
   --json      {"mounts":[{mount, stats, session}]}, 64-bit values as decimal strings
@@ -51,7 +53,7 @@ options:
 };
 
 type Cmd = keyof typeof HELP;
-type Answer = Record<string, unknown> & { mount: MountInfo };
+export type Answer = Record<string, unknown> & { mount: MountInfo };
 interface MountInfo {
   mountpoint: string;
   backing: string;
@@ -187,39 +189,66 @@ function duration(ms: number): string {
   return i < 0 ? '0s' : parts.slice(i, i + 2).map(([n, u]) => `${n}${u}`).join(' ');
 }
 
+/** What the engine of a mount sharing its lock space (--store) says in `stats` (Stats.store). */
+interface StoreLine {
+  engine: string;
+  node: string;
+  namespace: string;
+  session: { epoch: number; fenced: boolean; grace: boolean };
+  roundTrips: number;
+  commits: number;
+  stale: number;
+  fencedLocally: number;
+  graceWaits: number;
+  renewals: number;
+  failedRenewals: number;
+  sessions: number;
+}
+
+/** One mount's counters as `locksmith stats` prints them (an answer of its control socket). */
+export function statsText(a: Answer): string {
+  const s = a.stats as {
+    operations: Record<string, Record<string, number>>;
+    waiting: number;
+    inFlight: number;
+    waits: { count: number; totalMs: number; maxMs: number };
+    files: number;
+    workers: { index: number; files: number; locks: number; waiters: number; calls: number; restarts: number }[];
+    hookErrors: number;
+    faults: number;
+    workerRestarts: number;
+    crossWorkerDeadlocks: number;
+    store?: StoreLine;
+  };
+  const n = a.session as { events: number; replied: number; outstanding: number; interrupts?: number; posixLocks?: boolean; flockLocks?: boolean };
+  const m = a.mount;
+  const locks = s.workers.reduce((x, w) => x + w.locks, 0);
+  const waiters = s.workers.reduce((x, w) => x + w.waiters, 0);
+  const calls = s.workers.reduce((x, w) => x + w.calls, 0);
+  const ops = Object.entries(s.operations)
+    .map(([op, byCode]) => `${op} ${Object.entries(byCode).map(([code, k]) => `${code}:${k}`).join(' ')}`)
+    .join('; ');
+  const st = s.store;
+  // With a store the lock counts are this node's own (every node's are in `locksmith locks`).
+  const session = st === undefined ? '' : st.session.epoch === 0 ? 'none open' : `${st.session.epoch}${st.session.fenced ? ', fenced' : ''}${st.session.grace ? ', in a grace period' : ''}`;
+  return (
+    `${printable(m.mountpoint)}  (backing ${printable(m.backing)}, pid ${m.pid}, up ${duration(m.uptimeMs)}, locksmith ${printable(m.version)})\n` +
+    `  locks        ${locks} granted, ${waiters} waiting, on ${s.files} files${st === undefined ? '' : ` (node ${printable(st.node)}'s)`}\n` +
+    `  requests     ${calls} decided by ${s.workers.length} workers, ${s.inFlight} in flight\n` +
+    `  waits        ${s.waits.count}, longest ${s.waits.maxMs} ms, mean ${s.waits.count ? Math.round(s.waits.totalMs / s.waits.count) : 0} ms\n` +
+    `  problems     ${s.hookErrors} hook errors, ${s.faults} faults, ${s.workerRestarts} worker restarts; ${s.crossWorkerDeadlocks} cross-worker deadlocks broken\n` +
+    (st === undefined
+      ? ''
+      : `  store        ${printable(st.engine)} namespace ${printable(st.namespace)}, node ${printable(st.node)}, session ${session} (${st.sessions} opened);` +
+        ` ${st.renewals} renewals, ${st.failedRenewals} failed; ${st.roundTrips} round trips, ${st.commits} commits, ${st.stale} stale, ${st.fencedLocally} fenced locally, ${st.graceWaits} grace waits\n`) +
+    `  fuse         ${n.events} events, ${n.replied} replies, ${n.outstanding} outstanding, ${n.interrupts ?? 0} interrupts;` +
+    ` POSIX locks ${n.posixLocks ? 'ours' : 'kernel'}, flock ${n.flockLocks ? 'ours' : 'kernel'}\n` +
+    (ops ? `  operations   ${ops}\n` : '')
+  );
+}
+
 function printStats(answers: Answer[]): void {
-  for (const a of answers) {
-    const s = a.stats as {
-      operations: Record<string, Record<string, number>>;
-      waiting: number;
-      inFlight: number;
-      waits: { count: number; totalMs: number; maxMs: number };
-      files: number;
-      workers: { index: number; files: number; locks: number; waiters: number; calls: number; restarts: number }[];
-      hookErrors: number;
-      faults: number;
-      workerRestarts: number;
-      crossWorkerDeadlocks: number;
-    };
-    const n = a.session as { events: number; replied: number; outstanding: number; interrupts?: number; posixLocks?: boolean; flockLocks?: boolean };
-    const m = a.mount;
-    const locks = s.workers.reduce((x, w) => x + w.locks, 0);
-    const waiters = s.workers.reduce((x, w) => x + w.waiters, 0);
-    const calls = s.workers.reduce((x, w) => x + w.calls, 0);
-    const ops = Object.entries(s.operations)
-      .map(([op, byCode]) => `${op} ${Object.entries(byCode).map(([code, k]) => `${code}:${k}`).join(' ')}`)
-      .join('; ');
-    process.stdout.write(
-      `${printable(m.mountpoint)}  (backing ${printable(m.backing)}, pid ${m.pid}, up ${duration(m.uptimeMs)}, locksmith ${printable(m.version)})\n` +
-        `  locks        ${locks} granted, ${waiters} waiting, on ${s.files} files\n` +
-        `  requests     ${calls} decided by ${s.workers.length} workers, ${s.inFlight} in flight\n` +
-        `  waits        ${s.waits.count}, longest ${s.waits.maxMs} ms, mean ${s.waits.count ? Math.round(s.waits.totalMs / s.waits.count) : 0} ms\n` +
-        `  problems     ${s.hookErrors} hook errors, ${s.faults} faults, ${s.workerRestarts} worker restarts; ${s.crossWorkerDeadlocks} cross-worker deadlocks broken\n` +
-        `  fuse         ${n.events} events, ${n.replied} replies, ${n.outstanding} outstanding, ${n.interrupts ?? 0} interrupts;` +
-        ` POSIX locks ${n.posixLocks ? 'ours' : 'kernel'}, flock ${n.flockLocks ? 'ours' : 'kernel'}\n` +
-        (ops ? `  operations   ${ops}\n` : ''),
-    );
-  }
+  for (const a of answers) process.stdout.write(statsText(a));
 }
 
 export async function main(cmd: Cmd, argv: string[]): Promise<number> {

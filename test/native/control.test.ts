@@ -9,11 +9,13 @@
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { socketName } from '../../src/control.js';
 import { fuseUnavailable } from '../../src/mount.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
 import { runCli, Server } from './cli-proc.js';
 import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
 
@@ -155,6 +157,46 @@ if (why !== undefined && !process.env.CI) {
     g.go();
     await Promise.all([a.ended(), b.ended(), g.ended()]);
     t.same((await locks()).locks, [], 'nothing listed once the processes are gone');
+  });
+
+  t.test('stats of a mount sharing its lock space (--store): its own locks and waiters counted, and a store line', { skip: noRedis }, async (t) => {
+    const redis = await RedisServer.start();
+    const mnt2 = join(base, 'mnt-store');
+    mkdirSync(mnt2);
+    // A new namespace starts with a grace period of the session TTL (10 s): the first grant waits for it.
+    const served = new Server([backing, mnt2, '--workers', '2', '--store', redis.url, '--namespace', `ctl-${randomUUID().slice(0, 8)}`, '--node', 'ctl-a'], env);
+    const mine: Client[] = [];
+    t.teardown(async () => {
+      for (const c of mine) if (c.running) c.proc.kill('SIGKILL');
+      if (served.proc.exitCode === null && served.proc.signalCode === null) {
+        served.proc.kill('SIGTERM');
+        await served.ended().catch(() => served.proc.kill('SIGKILL'));
+      }
+      forceUnmount(mnt2);
+      await redis.stop();
+    });
+    t.match(await served.serving(), /^locksmith: serving /);
+    const a = new Client(bin, join(mnt2, 'g'), ['open', 'lock', 'w', '0', '10', 'flock', 'ex', 'wait']);
+    mine.push(a);
+    t.same(await a.take(3), ['open ok', 'lock ok', 'flock ok'], 'a POSIX lock and a flock lock');
+    // Started once a holds its lock: its F_SETLKW waits for it.
+    const b = new Client(bin, join(mnt2, 'g'), ['open', 'lockw', 'w', '5', '1', 'wait']);
+    mine.push(b);
+    t.equal(await b.next(), 'open ok');
+    // Before, the workers counted no lock with a store: "locks 0 granted, 1 waiting"; and no store line.
+    const human = await until("b's waiter counted by locksmith stats", async () => {
+      const r = await runCli(['stats', mnt2], { env });
+      return / 1 waiting/.test(r.stdout) ? r : undefined;
+    }, 120_000);
+    t.equal(human.status, 0);
+    t.match(human.stdout, /\n {2}locks +2 granted, 1 waiting, on 1 files \(node ctl-a's\)\n/, 'the two locks and the waiter of this node');
+    t.match(human.stdout, /\n {2}store +redis namespace ctl-\w+, node ctl-a, session \d+ \(1 opened\); \d+ renewals, 0 failed; \d+ round trips, \d+ commits, /, 'the store line');
+    const json = JSON.parse((await runCli(['stats', mnt2, '--json'], { env })).stdout) as { mounts: { stats: { workers: { busyActors: number }[] } }[] };
+    t.equal(json.mounts[0]!.stats.workers.reduce((n, w) => n + w.busyActors, 0), 0, 'no actor busy: the waiter waits in its table');
+    a.go();
+    t.equal(await b.next(), 'lockw ok', "b's waiter is granted when a's locks go");
+    b.go();
+    await Promise.all([a.ended(), b.ended()]);
   });
 
   t.test('a locked file whose name is gone is shown by its inode', async (t) => {
