@@ -244,7 +244,15 @@ interface Diffed {
  * grants bytes; `ahead`: how long (ms) until this node's requests on the file that arrived before
  * it and wait out a grace period run again, if any do.
  */
-type Run = ((t: LockTable) => unknown) & { owner?: string; free?: (res: unknown) => boolean; undone?: boolean; park?: boolean; ahead?: () => number | undefined };
+type Run = ((t: LockTable) => unknown) & {
+  owner?: string;
+  free?: (res: unknown) => boolean;
+  undone?: boolean;
+  park?: boolean;
+  ahead?: () => number | undefined;
+  /** A release: the records of the locks it removed when last decided (appliedBefore). */
+  targets?: readonly string[];
+};
 
 /**
  * What decide() returns for a request (Run.park) whose own decision grants bytes while the engine
@@ -692,6 +700,8 @@ export class SharedFile {
     // Waiters the engine just found on a cycle when their edges were checked whole (recheck):
     // ended with EDEADLK in the next iteration, and only there (a later reply may say otherwise).
     let deadlocked: string[] = [];
+    /** A try of this decision whose step got no reply it could settle by: its answer (appliedBefore). */
+    let tried: { res: unknown } | undefined;
     for (;;) {
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
@@ -707,18 +717,26 @@ export class SharedFile {
       }
       this.out = emptyOutcome();
       this.table.wakeups = !hold;
+      // A release whose last step is shown applied is not run again (appliedBefore): owed, it is
+      // dropped; this decision's own, after a try whose reply was lost, is answered as that try was.
+      if (this.owed.length > 0) this.owed = this.owed.filter((o) => !this.appliedBefore(o));
+      if (mustRun && tried !== undefined && this.appliedBefore(run)) {
+        this.build();
+        this.out = emptyOutcome();
+        return this.done([], tried.res);
+      }
       const owed = this.owed;
       if (this.space.config.policy === 'fifo') await this.askReach(run.owner);
       // Records left out of the table, or a pass held in a grace period: whoever they blocked may
       // fit now (the wake-up pass).
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
-      for (const o of owed) await o(this.table);
+      for (const o of owed) await this.targeting(o);
       for (const id of deadlocked) {
         const w = this.waiterOf(id);
         if (w !== undefined) await this.table.cancel({ waiter: w, path: this.path }, 'deadlock');
       }
       deadlocked = [];
-      const res = await run(this.table);
+      const res = mustRun ? await this.targeting(run) : await run(this.table);
       const d = this.diff();
       // A read that found the bytes free is checked against a grace period too: records not put
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
@@ -802,6 +820,7 @@ export class SharedFile {
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       // Whatever this decision does next (gives up, or decides again), the step may stand.
       if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
+      if (unsure !== undefined && mustRun) tried = { res };
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
         // Decided on the records as the engine had them after the grace period: every waiter's
@@ -929,6 +948,44 @@ export class SharedFile {
       // Without the answer the request queues in arrival order; the engine's checks stay exact.
       this.space.report(e);
     }
+  }
+
+  /** Runs release `r` on the table, and keeps the records of the locks it removed (Run.targets). */
+  private async targeting(r: Run): Promise<unknown> {
+    const before = this.heldIds();
+    const res = await r(this.table);
+    const after = this.heldIds();
+    r.targets = [...before].filter((id) => !after.has(id));
+    return res;
+  }
+
+  /** The records of the locks in the table that have one (new locks have none yet). */
+  private heldIds(): Set<string> {
+    const ids = new Set<string>();
+    for (const l of this.table.fileLocks(this.path)?.granted() ?? []) {
+      const id = this.lockIds.get(l);
+      if (id !== undefined) ids.add(id);
+    }
+    return ids;
+  }
+
+  /**
+   * Whether release `r`'s last step applied, as the cache (the engine's records once a reply
+   * said so) shows: it removed locks, and none of them is left. While the session lives only this
+   * node's steps remove its locks, one at a time through this mailbox, each applied whole or not
+   * at all, and a step carries the owed releases before anything else of it: a later one that
+   * removed them carried this release. Run again, a release would take what its owner holds now
+   * (a Windows handle's second identical lock, bytes the owner was granted since) and tell it
+   * again. Not when a lock request's step of unknown fate that would be undone removed one of
+   * them too (Unsure, not tangled; one that carried this release is tangled): it may be the step
+   * that applied, and its undo puts them back as new records, which the release, run again,
+   * releases.
+   */
+  private appliedBefore(r: Run): boolean {
+    const gone = r.targets;
+    if (gone === undefined || gone.length === 0 || this.records.some((x) => gone.includes(x.id))) return false;
+    for (const u of this.unsure.values()) if (!u.tangled && u.removed.some((x) => gone.includes(x.id))) return false;
+    return true;
   }
 
   private done(owed: Run[], res: unknown): unknown {

@@ -14,6 +14,7 @@
  */
 import t, { type Test } from 'tap';
 import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseLockFile, type Call } from '../../src/core/requests.js';
 import type { CommitReply } from '../../src/store/index.js';
 import { MemoryEngine, answered, ch, lf, lk, loseNext, memoryStore, node, overflowLog, uf, within, BUDGET_MS, type TestNode } from './lost-link.js';
 
@@ -273,4 +274,282 @@ t.test("a Windows unlock's step applies, its reply is lost, the next step (the o
   t.ok(a.log.some((l) => l.endsWith('-> stale whole')), 'a stale reply with the whole record set');
   t.same(released, ['7:0+10'], 'onUnlockFile fired once, with the range released');
   t.equal((await engine.load('/a')).records.length, 3, "the engine: handle 7's [20,25), handle 8's and handle 9's locks");
+});
+
+/** Node a, whose application hears of each release (the table's `released` hook) as family:offset+length. */
+async function releaseHooked(t: Test, engine = new MemoryEngine()): Promise<{ engine: MemoryEngine; a: TestNode; released: string[] }> {
+  const released: string[] = [];
+  const a = await node(engine, 'a', 'default', 300, 0, {
+    released: (family, e) => {
+      released.push(family === 'windows' ? `windows:${String(e.handle)}:${String(e.byteOffset)}+${String(e.length)}` : `posix:${String(e.lockStart)}+${String(e.lockLen)}`);
+    },
+  });
+  t.teardown(() => a.store.close());
+  return { engine, a, released };
+}
+
+for (const lose of ['giveup', 'fenced'] as const) {
+  t.test(`a POSIX unlock's step applies, its reply is lost (${lose}), and the next step learns it from the missed changes: the unlock is not run again (its notice once)`, async (t) => {
+    const { engine, a, released } = await releaseHooked(t);
+    if (lose === 'fenced') a.lostResend = 'fenced';
+    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+    t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'p1 holds [0,10)');
+    // A lock that stays: the file never empties (the engine would then answer with its whole record set, none).
+    a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK, 60), a.target);
+    t.match(await answered(a, 9, "p9's lock"), { result: 0 }, 'p9 holds [60,70)');
+    loseNext(a);
+    a.sf.run(2, lk('p1', 1, F_UNLCK, F_SETLK), a.target);
+    // Given up on (ENOLCK), or answered once its resend's fence was over.
+    await answered(a, 2, "p1's unlock");
+    a.sf.run(3, lk('p2', 2, F_WRLCK, F_SETLK, 20), a.target);
+    t.match(await answered(a, 3, "p2's lock of [20,30)"), { result: 0 }, "p2's lock commits");
+    t.ok(a.log.some((l) => l.endsWith('-> stale missed')), 'a stale reply with the missed changes');
+    // Before, the unlock ran again once its step was known applied (owed, or decided again after
+    // the fenced resend), and told the application a second time.
+    t.same(released, ['posix:0+10'], 'the unlock notice fired once');
+    t.equal((await engine.load('/a')).records.length, 2, "the engine: p2's lock and p9's");
+  });
+}
+
+t.test("a Windows unlock of one of a handle's two identical shared locks applies, its reply is lost: the owed unlock does not release the other", async (t) => {
+  const { engine, a, released } = await releaseHooked(t);
+  a.sf.run(1, lf(7, 0, 10, false), a.target);
+  t.equal(await answered(a, 1, "handle 7's first shared lock of [0,10)"), 0, 'handle 7 locks [0,10) shared');
+  a.sf.run(2, lf(7, 0, 10, false), a.target);
+  t.equal(await answered(a, 2, "handle 7's second shared lock of [0,10)"), 0, 'and again: two identical locks');
+  loseNext(a);
+  a.sf.run(3, uf(7, 0, 10), a.target);
+  // Given up on: answered with the generic code.
+  await answered(a, 3, "handle 7's unlock");
+  a.sf.run(4, lf(8, 40, 10), a.target);
+  t.equal(await answered(a, 4, "handle 8's lock of [40,50)"), 0, "handle 8's lock commits");
+  t.ok(a.log.some((l) => l.endsWith('-> stale missed')), 'a stale reply with the missed changes');
+  t.same(released, ['windows:7:0+10'], 'onUnlockFile fired once');
+  t.equal((await engine.load('/a')).records.length, 2, "the engine: one of handle 7's locks, and handle 8's");
+  // Before, the owed unlock ran again and released the second lock: the handle had none left.
+  a.sf.run(5, uf(7, 0, 10), a.target);
+  t.equal(await answered(a, 5, "handle 7's second unlock"), 0, 'handle 7 still holds one lock of [0,10)');
+  a.sf.run(6, uf(7, 0, 10), a.target);
+  t.equal(await answered(a, 6, "handle 7's third unlock"), 158, 'and only one');
+});
+
+t.test("a POSIX unlock's step applies, its reply is lost, and another node grants its owner's waiter over those bytes before the next step: the owed unlock does not take them", async (t) => {
+  const engine = new MemoryEngine();
+  const { a, released } = await releaseHooked(t, engine);
+  const b = await node(engine, 'b');
+  t.teardown(() => b.store.close());
+  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q1's lock of [10,20)"), { result: 0 }, 'b holds [10,20)');
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 20), a.target);
+  await answered(a, -2, "p1's waiter for [0,20) queued (b's lock blocks it)");
+  // p1 unlocks [0,10): the step applies, its reply is lost. Meanwhile b unlocks [10,20), which
+  // grants p1's waiter: p1 holds [0,20) again, through that request.
+  loseNext(a, async () => {
+    b.sf.run(2, lk('q1', 1, F_UNLCK, F_SETLK, 10, 10), b.target);
+    t.match(await answered(b, 2, "q1's unlock"), { result: 0 }, "b's unlock grants p1's waiter");
+  });
+  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK), a.target);
+  await answered(a, 3, "p1's unlock (given up on)");
+  t.match(await answered(a, 2, "p1's F_SETLKW"), { result: 0 }, "p1's F_SETLKW is granted");
+  a.sf.run(4, lk('p3', 3, F_WRLCK, F_SETLK, 40), a.target);
+  t.match(await answered(a, 4, "p3's lock of [40,50)"), { result: 0 }, "a's next step commits");
+  // Before, the owed unlock ran again on [0,10) of the lock p1's F_SETLKW was granted.
+  b.sf.run(3, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 3, "q2's lock of [0,10)"), { result: -EAGAIN }, 'p1 still holds [0,10)');
+  b.sf.run(4, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 4, "q2's lock of [10,20)"), { result: -EAGAIN }, 'and [10,20)');
+  t.same(released, ['posix:0+10'], 'the unlock notice fired once');
+});
+
+t.test("a Windows unlock's step applies, its reply is lost, and its resend finds the node fenced for a late renewal: answered 0 (it unlocked), not decided again", async (t) => {
+  const { engine, a, released } = await releaseHooked(t);
+  a.lostResend = 'fenced';
+  a.sf.run(1, lf(7, 0, 10), a.target);
+  t.equal(await answered(a, 1, "handle 7's lock of [0,10)"), 0, 'handle 7 locks [0,10)');
+  a.sf.run(2, lf(9, 60, 10), a.target);
+  t.equal(await answered(a, 2, "handle 9's lock of [60,70)"), 0, 'handle 9 locks [60,70)');
+  loseNext(a);
+  a.sf.run(3, uf(7, 0, 10), a.target);
+  // Before, decided again on the file after its own step: nothing to unlock, 158.
+  t.equal(await answered(a, 3, "handle 7's unlock"), 0, 'the unlock is answered 0: its step unlocked');
+  t.ok(a.log.some((l) => l.endsWith('-> stale missed')), 'a stale reply with the missed changes');
+  t.same(released, ['windows:7:0+10'], 'onUnlockFile fired once');
+  t.same((await engine.load('/a')).records.length, 1, "the engine: handle 9's lock");
+});
+
+for (const learn of ['missed', 'whole'] as const) {
+  for (const applied of ['first', 'second'] as const) {
+    t.test(`a Windows unlock of one of two identical locks, given up on, and the next step carrying it, given up on too; only the ${applied} applied, learned from ${learn === 'whole' ? 'the whole record set' : 'the missed changes'}: the other lock stays`, async (t) => {
+      const { engine, a, released } = await releaseHooked(t);
+      const b = await memoryStore({}, { engine, node: 'b', graceMs: 0 });
+      t.teardown(() => b.close());
+      a.sf.run(1, lf(7, 0, 10, false), a.target);
+      t.equal(await answered(a, 1, "handle 7's first shared lock of [0,10)"), 0, 'handle 7 locks [0,10) shared');
+      a.sf.run(2, lf(7, 0, 10, false), a.target);
+      t.equal(await answered(a, 2, "handle 7's second shared lock of [0,10)"), 0, 'and again: two identical locks');
+      // The unlock's step, then the next request's (the owed unlock run first in it): one of
+      // them applies with its reply lost, the other never reaches the engine (nor do its
+      // resends); then no step of a does (the file's own retries) until the test lets them.
+      const outcomes: ('lose' | 'drop')[] = applied === 'first' ? ['lose', 'drop'] : ['drop', 'lose'];
+      const cut = (s: { id?: string }) => s.id?.startsWith('a.dropped.') === true;
+      let sent!: () => void;
+      const bothSent = new Promise<void>((r) => (sent = r));
+      const next = () => {
+        outcomes.shift();
+        if (outcomes.length === 0) sent();
+      };
+      a.policy = (s) => (s.id === undefined ? (outcomes[0] ?? 'drop') : cut(s) ? 'drop' : 'pass');
+      a.afterLose = async () => next();
+      a.afterDrop = async (s) => void (s.id === undefined && outcomes.length > 0 && next());
+      a.sf.run(3, uf(7, 0, 10), a.target);
+      await answered(a, 3, "handle 7's unlock (given up on)");
+      a.sf.run(4, lf(8, 40, 10, false), a.target);
+      await answered(a, 4, "handle 8's lock (given up on)");
+      await within(bothSent, BUDGET_MS, 'both steps sent');
+      if (learn === 'whole') await overflowLog(engine, b);
+      a.policy = (s) => (cut(s) ? 'drop' : 'pass');
+      a.sf.run(5, lf(9, 60, 10), a.target);
+      t.equal(await answered(a, 5, "handle 9's lock of [60,70)"), 0, "handle 9's lock commits");
+      t.ok(a.log.some((l) => l.endsWith(`-> stale ${learn}`)), `a stale reply with the ${learn === 'whole' ? 'whole record set' : 'missed changes'}`);
+      t.same(released, ['windows:7:0+10'], 'onUnlockFile fired once');
+      t.same((await engine.load('/a')).records.length, applied === 'first' ? 2 : 3, `the engine: one of handle 7's locks, handle 9's${applied === 'first' ? '' : ", and handle 8's (its step applied)"}`);
+      a.sf.run(6, uf(7, 0, 10), a.target);
+      t.equal(await answered(a, 6, "handle 7's second unlock"), 0, 'handle 7 still holds one lock of [0,10)');
+      a.sf.run(7, uf(7, 0, 10), a.target);
+      t.equal(await answered(a, 7, "handle 7's third unlock"), 158, 'and only one');
+    });
+  }
+}
+
+t.test("a POSIX lock merged with its owner's lock applies, its reply lost (answered failed); the owner's unlock of the old lock never reaches the engine; the whole record set, without that old lock, does not count as the unlock's: it still runs", async (t) => {
+  const engine = new MemoryEngine();
+  const { a, released } = await releaseHooked(t, engine);
+  const b = await memoryStore({}, { engine, node: 'b', graceMs: 0 });
+  t.teardown(() => b.close());
+  a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK, 60), a.target);
+  t.match(await answered(a, 9, "p9's lock of [60,70)"), { result: 0 }, 'p9 holds [60,70)');
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
+  // p1's lock of [10,20) merges with [0,10) into one new record; it applies, its reply is lost.
+  loseNext(a);
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLK, 10, 10), a.target);
+  await answered(a, 2, "p1's lock of [10,20) (given up on)");
+  // p1 unlocks [0,10): the step (it removes the old record of [0,10)) never reaches the engine.
+  const cut = (s: { id?: string }) => s.id === undefined || s.id.startsWith('a.dropped.');
+  a.policy = (s) => (cut(s) ? 'drop' : 'pass');
+  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK), a.target);
+  await answered(a, 3, "p1's unlock (given up on)");
+  await overflowLog(engine, b);
+  a.policy = (s) => (s.id?.startsWith('a.dropped.') === true ? 'drop' : 'pass');
+  // The whole record set: the merged lock (the lock request's: undone), the old [0,10) gone.
+  a.sf.run(4, lk('p3', 3, F_WRLCK, F_SETLK, 40), a.target);
+  t.match(await answered(a, 4, "p3's lock of [40,50)"), { result: 0 }, "a's next step commits");
+  t.ok(a.log.some((l) => l.endsWith('-> stale whole')), 'a stale reply with the whole record set');
+  a.sf.run(5, lk('p5', 5, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 5, "p5's lock of [0,10)"), { result: 0 }, "[0,10) is free: p1's unlock ran (its old lock's absence was the merge's)");
+  t.same(released, ['posix:0+10'], 'the unlock notice fired once');
+});
+
+/** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` (process 1). */
+const lw = (handle: number, start: number, len: number): Call =>
+  parseLockFile({ fileName: '/a', byteOffset: start, length: len, exclusiveLock: true, failImmediately: false, handle, processId: 1 }) as Call;
+
+// An owed release whose step never reached the engine is not taken for applied because its locks'
+// neighbours changed: another node granted a waiter of a's (a record of the same owner or handle
+// next to the bytes), while the step that carried the release was given up on too.
+t.test('an owed POSIX unlock that never applied runs, though another node granted a waiter of its node meanwhile', async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 1, "q1's lock"), { result: 0 }, 'q1 holds [0,10)');
+  b.sf.run(2, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 2, "q2's lock"), { result: 0 }, 'q2 holds [10,20)');
+  a.sf.run(1, lk('x1', 7, F_WRLCK, F_SETLK, 100, 10), a.target);
+  t.match(await answered(a, 1, "x1's lock"), { result: 0 }, 'x1 holds [100,110)');
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
+  await answered(a, -2, "p1's waiter for [10,20) queued");
+  // a is cut off: x1's unlock is given up on (owed); p1's F_SETLKW of [0,10), whose step carries
+  // the owed unlock, never reaches the engine either.
+  a.policy = () => 'drop';
+  const before = a.log.length;
+  a.sf.run(3, lk('x1', 7, F_UNLCK, F_SETLK, 100, 10), a.target);
+  await answered(a, 3, "x1's unlock (given up on)");
+  a.sf.run(4, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10), a.target);
+  await answered(a, 4, "p1's F_SETLKW of [0,10) (given up on)");
+  t.ok(!a.log.slice(before).some((l) => !l.startsWith('drop')), 'nothing of a reached the engine');
+  b.sf.run(3, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 3, "q2's unlock"), { result: 0 });
+  t.match(await answered(a, 2, "p1's F_SETLKW of [10,20)"), { result: 0 }, "granted by b's unlock");
+  a.policy = () => 'pass';
+  a.sf.run(5, lk('p5', 5, F_WRLCK, F_SETLK, 40, 10), a.target);
+  t.match(await answered(a, 5, "p5's lock"), { result: 0 }, "a's next step commits");
+  // Waits until x1's owed unlock has run: answered only if it did.
+  b.sf.run(4, lk('q3', 3, F_WRLCK, F_SETLKW, 100, 10), b.target);
+  t.match(await answered(b, 4, "q3's F_SETLKW of [100,110)"), { result: 0 }, "[100,110) is freed: x1's owed unlock ran");
+});
+
+t.test('an owed Windows unlock that never applied runs, though another node granted a waiter of its node meanwhile', async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lf(1, 0, 10), b.target);
+  t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
+  b.sf.run(2, lf(2, 10, 10), b.target);
+  t.equal(await answered(b, 2, "b's handle 2 locks [10,20)"), 0);
+  a.sf.run(1, lf(9, 100, 10), a.target);
+  t.equal(await answered(a, 1, "a's handle 9 locks [100,110)"), 0);
+  a.sf.run(2, lw(7, 10, 10), a.target);
+  await answered(a, -2, "a's handle 7 waits for [10,20)");
+  a.policy = () => 'drop';
+  a.sf.run(3, uf(9, 100, 10), a.target);
+  await answered(a, 3, "handle 9's unlock (given up on)");
+  a.sf.run(4, lw(7, 0, 10), a.target);
+  await answered(a, 4, "handle 7's LockFileEx of [0,10) (given up on)");
+  b.sf.run(3, uf(2, 10, 10), b.target);
+  t.equal(await answered(b, 3, "b's handle 2 unlocks"), 0);
+  t.equal(await answered(a, 2, "handle 7's LockFileEx of [10,20)"), 0, "granted by b's unlock");
+  a.policy = () => 'pass';
+  a.sf.run(5, lf(5, 40, 10), a.target);
+  t.equal(await answered(a, 5, "a's handle 5 locks [40,50)"), 0, "a's next step commits");
+  b.sf.run(4, lw(3, 100, 10), b.target);
+  t.equal(await answered(b, 4, "b's handle 3's LockFileEx of [100,110)"), 0, "[100,110) is freed: handle 9's owed unlock ran");
+});
+
+t.test("a lock request decided again after its resend was fenced, whose first try never applied, waits in the engine and is granted", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 1, "q1's lock"), { result: 0 }, 'q1 holds [0,10)');
+  b.sf.run(2, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 2, "q2's lock"), { result: 0 }, 'q2 holds [10,20)');
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
+  await answered(a, -2, "p1's waiter for [10,20) queued");
+  // p1's F_SETLKW of [0,10): its first step never reaches the engine, its resend finds a fenced
+  // for a late renewal (then decided again). Meanwhile b unlocks [10,20): p1's first waiter is
+  // granted, a record of p1 next to [0,10).
+  a.lostResend = 'fenced';
+  a.held = [];
+  let drops = 0;
+  a.policy = (s) => (s.id === undefined && drops === 0 ? 'drop' : 'pass');
+  a.afterDrop = async () => {
+    drops++;
+    a.lostIds.add(`a.dropped.${drops}`);
+    b.sf.run(3, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+    await answered(b, 3, "q2's unlock");
+  };
+  a.sf.run(4, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10), a.target);
+  await answered(a, -4, "p1's F_SETLKW of [0,10) queued");
+  a.release();
+  t.match(await answered(a, 2, "p1's F_SETLKW of [10,20)"), { result: 0 }, "granted by b's unlock");
+  t.ok((await engine.load('/a')).records.some((r) => r.node === 'a' && r.state === 'waiting'), 'the engine holds the waiter of the F_SETLKW of [0,10)');
+  b.sf.run(5, lk('q1', 1, F_UNLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 5, "q1's unlock"), { result: 0 });
+  t.match(await answered(a, 4, "p1's F_SETLKW of [0,10)"), { result: 0 }, "granted once q1 unlocks");
 });
