@@ -129,6 +129,8 @@ export interface FileSpace {
   /** Whether the node has no session at all (the last one lost, the next not open). */
   sessionGone(): boolean;
   renewed(deadline: number): Promise<boolean>;
+  /** Until when the node may act on its session (the lease; renewals move it on). */
+  leaseUntil(): number;
   /** A step to come by itself for the file's owed releases and unsure steps. */
   retryOwed(path: string): void;
   /** Ms until the requests parked on `path` that arrived before request `hostId` run again; undefined if none. */
@@ -780,6 +782,9 @@ export class SharedFile {
       let reply: CommitReply;
       /** The id the step was sent again with, after a reply that never came. */
       let resent: string | undefined;
+      // Where the lease stood when the step went out: a refusal by the node's own fence may be
+      // followed at once by the renewal it waited for ('fenced' below).
+      const leaseAt = this.space.leaseUntil();
       try {
         reply = await this.space.link.commit(step);
         while (!reply.ok && reply.reason === 'unreachable' && performance.now() < sendBy && gen === this.gen) {
@@ -911,8 +916,10 @@ export class SharedFile {
           // A new session whose message is on its way (the lease names it): decided again under it.
           if (this.space.awaitingSession()) break;
           // Fenced here because a renewal is late, not because the session was lost: decided
-          // again once the renewal came.
-          if (this.space.late() && (await this.space.renewed(sendBy))) break;
+          // again once the renewal came, also when it came between the link's check and this one
+          // (the lease moved on since the step went out; given up on, a lock request that only
+          // waited for it failed: seen once in CI).
+          if (this.space.late() ? await this.space.renewed(sendBy) : this.space.leaseUntil() > leaseAt) break;
           // No session at all (lost, displaced): none to wait for here; what a release frees
           // went with the lost session (giveUp).
           if (!mustRun || this.space.sessionGone() || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);

@@ -356,6 +356,10 @@ export class SharedFiles implements FileSpace {
     return this.fenced() && !this.sessionGone() && !this.awaitingSession();
   }
 
+  leaseUntil(): number {
+    return this.lease[0]!;
+  }
+
   /** No session at all: the last one was lost and the next is not open (the lease is -Infinity). */
   sessionGone(): boolean {
     return this.lease[0] === Number.NEGATIVE_INFINITY;

@@ -13,8 +13,12 @@ import { within } from '../../driver/redis-server.js';
 
 /** How long an answer may take on a loaded machine: the actor's own retries come within a second. */
 export const BUDGET_MS = 30_000;
-/** 'pass': committed; 'drop': refused 'unreachable', not applied (cut off); 'lose': committed, and if it applied its reply is lost. */
-export type Fate = 'pass' | 'drop' | 'lose';
+/**
+ * 'pass': committed; 'drop': refused 'unreachable', not applied (cut off); 'lose': committed, and
+ * if it applied its reply is lost; 'fenced': refused by the node's own fence (a renewal late),
+ * which the renewal lifts right after (the lease moves on before the refusal is handled).
+ */
+export type Fate = 'pass' | 'drop' | 'lose' | 'fenced';
 export type S = Step & { id?: string };
 
 export interface TestNode {
@@ -81,6 +85,10 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
         return { ok: false, reason: 'fenced' };
       }
       const fate = n.policy(step);
+      if (fate === 'fenced') {
+        lease[0] = Number.POSITIVE_INFINITY;
+        return { ok: false, reason: 'fenced' };
+      }
       if (fate === 'drop') {
         await n.afterDrop?.(step);
         return { ok: false, reason: 'unreachable', step: step.id ?? `${name}.dropped.${++k}`, error: 'cut off' };
