@@ -123,7 +123,8 @@ export class MemoryEngine implements Engine {
   reset(): void {
     this.inc = undefined;
     this.ttlMax = 0;
-    this.clock = 0;
+    // The clock counts on, as Redis's epochs and versions do (from its time): a session opened
+    // after the loss is not the one before it, for the nodes that adopt it.
     this.graceUntil = -Infinity;
     this.live.clear();
     this.registry.clear();
