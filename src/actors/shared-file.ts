@@ -448,15 +448,23 @@ export class SharedFile {
     const records = mine.map((r) => (r.state === 'held' ? { id: r.id, state: r.state, data: r.data } : { id: r.id, state: r.state, data: r.data, requestId: r.requestId }));
     let reply: ReassertReply;
     for (;;) {
+      const leaseAt = this.space.leaseUntil();
       try {
         reply = await this.space.link.reassert(this.path, records, edges);
       } catch (e) {
         this.space.report(e);
         reply = { ok: false, reason: 'unreachable', error: String(e) };
       }
+      if (reply.ok || gen !== this.gen || performance.now() >= graceEndsAt) break;
       // No answer: sent again (a record put again replaces itself) while the grace period lasts.
-      if (reply.ok || reply.reason !== 'unreachable' || gen !== this.gen || performance.now() >= graceEndsAt) break;
-      await sleep(50);
+      if (reply.reason === 'unreachable') {
+        await sleep(50);
+        continue;
+      }
+      // Refused by the node's own fence, a renewal late (not a lost session): sent again once it
+      // came, as a decision is (decide, 'fenced').
+      if (reply.reason === 'fenced' && !this.space.awaitingSession() && (this.space.late() ? await this.space.renewed(graceEndsAt) : this.space.leaseUntil() > leaseAt)) continue;
+      break;
     }
     // A newer session replaced the cache again: its own re-assertion carries these records.
     if (gen !== this.gen) return;

@@ -48,6 +48,8 @@ export interface TestNode {
   log: string[];
   /** Runs once a 'lose' step applied, before its loss is told. */
   afterLose?: (step: S) => Promise<void>;
+  /** How each re-assertion fares: 'fenced' as the fate of a step; anything else, or unset, is sent. */
+  reassertFate?: () => Fate;
   /** Runs with each step dropped, before it is refused. */
   afterDrop?: (step: S) => Promise<void>;
   /** Called with each reply of the engine to a step that reached it (before any loss). */
@@ -103,7 +105,15 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
       }
       return r;
     },
-    reassert: (f, records, edges) => store.reassert(f, records, edges),
+    reassert: async (f, records, edges) => {
+      if (n.reassertFate?.() === 'fenced') {
+        lease[0] = Number.POSITIVE_INFINITY;
+        return { ok: false, reason: 'fenced' };
+      }
+      const r = await store.reassert(f, records, edges);
+      n.log.push(`reassert ${JSON.stringify(records.map((x) => x.id))} -> ${r.ok ? 'ok' : r.reason}`);
+      return r;
+    },
     reaches: (pairs) => store.reaches(pairs, false),
   };
   sf = new SharedFiles(link, { node: name, policy, requestTimeoutMs: timeoutMs, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, hooks, (m) => n.faults.push(m));

@@ -10,7 +10,8 @@
 import t from 'tap';
 import { F_SETLK, F_WRLCK } from '../../src/core/codes.js';
 import { parseRelease } from '../../src/core/requests.js';
-import { MemoryEngine, answered, lk, node } from './lost-link.js';
+import { EAGAIN } from '../../src/core/codes.js';
+import { BUDGET_MS, MemoryEngine, answered, lk, memoryStore, node, within } from './lost-link.js';
 
 t.test('with no session, a release is answered and leaves nothing owed: the actor goes', async (t) => {
   const engine = new MemoryEngine();
@@ -43,4 +44,39 @@ t.test('a lock refused by the fence of a late renewal that lands right after is 
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
   t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'granted once the renewal came');
   t.equal(refusals, 2, 'refused once by the fence, then committed');
+});
+
+t.test("after the engine lost its data, a re-assertion refused by the fence of a late renewal that lands right after is sent again: the node's lock is put back", async (t) => {
+  const engine = new MemoryEngine();
+  // The engine's first session starts its grace period: a's, with a grace period of its own for
+  // the restart below, comes after it.
+  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+  const a = await node(engine, 'a', 'default', 300, 60_000);
+  t.teardown(() => a.store.close());
+  // Closed before the reset: reopening first, with no grace period, it would start the next incarnation without one.
+  await first.close();
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'p1 holds [0,10) of /a');
+  const old = a.store.session().epoch;
+  const before = a.store.session().incarnation;
+  engine.reset();
+  // a's store hears of the reset at its next renewal and opens a new session.
+  await within(
+    (async () => {
+      while (a.store.session().incarnation === before) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    BUDGET_MS,
+    "a's new session after the reset",
+  );
+  const epoch = a.store.session().epoch;
+  a.lease[1] = epoch;
+  a.lease[0] = performance.timeOrigin + performance.now() - 1;
+  let refusals = 0;
+  a.reassertFate = () => (refusals++ === 0 ? 'fenced' : 'pass');
+  a.sf.adopt(epoch, old, 60_000);
+  // Behind the re-assertion in the file's mailbox.
+  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 2, "p2's lock of the same bytes"), { result: -EAGAIN }, 'p2 is refused: p1 still holds [0,10)');
+  t.equal(refusals, 2, 'the re-assertion was refused once by the fence, then sent again');
+  t.same((await engine.load('/a')).records.map((r) => r.data.includes('"p1"')), [true], "the engine holds p1's lock again, and nothing else");
 });
