@@ -965,36 +965,42 @@ export class SharedFile {
     }
   }
 
-  /** Runs release `r` on the table, and keeps the records of the locks it removed (Run.targets). */
+  /**
+   * Runs release `r` on the table, and keeps the records of the Windows locks it removed
+   * (Run.targets); none when it removed another kind's: those other nodes' steps replace too.
+   */
   private async targeting(r: Run): Promise<unknown> {
     const before = this.heldIds();
     const res = await r(this.table);
     const after = this.heldIds();
-    r.targets = [...before].filter((id) => !after.has(id));
+    const gone = [...before].filter(([id]) => !after.has(id));
+    r.targets = gone.every(([, l]) => l.kind === 'windows') ? gone.map(([id]) => id) : [];
     return res;
   }
 
-  /** The records of the locks in the table that have one (new locks have none yet). */
-  private heldIds(): Set<string> {
-    const ids = new Set<string>();
+  /** The locks in the table that have a record, by its id (new locks have none yet). */
+  private heldIds(): Map<string, Lock> {
+    const ids = new Map<string, Lock>();
     for (const l of this.table.fileLocks(this.path)?.granted() ?? []) {
       const id = this.lockIds.get(l);
-      if (id !== undefined) ids.add(id);
+      if (id !== undefined) ids.set(id, l);
     }
     return ids;
   }
 
   /**
    * Whether release `r`'s last step applied, as the cache (the engine's records once a reply
-   * said so) shows: it removed locks, and none of them is left. While the session lives only this
-   * node's steps remove its locks, one at a time through this mailbox, each applied whole or not
-   * at all, and a step carries the owed releases before anything else of it: a later one that
-   * removed them carried this release. Run again, a release would take what its owner holds now
-   * (a Windows handle's second identical lock, bytes the owner was granted since) and tell it
-   * again. Not when a lock request's step of unknown fate that would be undone removed one of
-   * them too (Unsure, not tangled; one that carried this release is tangled): it may be the step
-   * that applied, and its undo puts them back as new records, which the release, run again,
-   * releases.
+   * said so) shows: it removed Windows locks, and none of them is left. While the session lives
+   * only this node's steps remove its Windows locks (a lock request never does; nor does another
+   * node's grant of a waiter here, which only adds), one at a time through this mailbox, each
+   * applied whole or not at all, and a step carries the owed releases before anything else of
+   * it: a later one that removed them carried this release. Run again, an unlock would release
+   * the handle's second identical lock, and tell it again. Not when a lock request's step of
+   * unknown fate that would be undone removed one of them too (Unsure, not tangled; one that
+   * carried this release is tangled). POSIX, OFD and flock locks are left out: another node's
+   * grant of this node's waiter merges, splits or converts its owner's locks into new records,
+   * so their absence proves nothing; such a release runs again (left: a POSIX unlock can then
+   * take bytes its owner was granted since).
    */
   private appliedBefore(r: Run): boolean {
     const gone = r.targets;

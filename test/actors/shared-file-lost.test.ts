@@ -288,29 +288,6 @@ async function releaseHooked(t: Test, engine = new MemoryEngine()): Promise<{ en
   return { engine, a, released };
 }
 
-for (const lose of ['giveup', 'fenced'] as const) {
-  t.test(`a POSIX unlock's step applies, its reply is lost (${lose}), and the next step learns it from the missed changes: the unlock is not run again (its notice once)`, async (t) => {
-    const { engine, a, released } = await releaseHooked(t);
-    if (lose === 'fenced') a.lostResend = 'fenced';
-    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
-    t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'p1 holds [0,10)');
-    // A lock that stays: the file never empties (the engine would then answer with its whole record set, none).
-    a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK, 60), a.target);
-    t.match(await answered(a, 9, "p9's lock"), { result: 0 }, 'p9 holds [60,70)');
-    loseNext(a);
-    a.sf.run(2, lk('p1', 1, F_UNLCK, F_SETLK), a.target);
-    // Given up on (ENOLCK), or answered once its resend's fence was over.
-    await answered(a, 2, "p1's unlock");
-    a.sf.run(3, lk('p2', 2, F_WRLCK, F_SETLK, 20), a.target);
-    t.match(await answered(a, 3, "p2's lock of [20,30)"), { result: 0 }, "p2's lock commits");
-    t.ok(a.log.some((l) => l.endsWith('-> stale missed')), 'a stale reply with the missed changes');
-    // Before, the unlock ran again once its step was known applied (owed, or decided again after
-    // the fenced resend), and told the application a second time.
-    t.same(released, ['posix:0+10'], 'the unlock notice fired once');
-    t.equal((await engine.load('/a')).records.length, 2, "the engine: p2's lock and p9's");
-  });
-}
-
 t.test("a Windows unlock of one of a handle's two identical shared locks applies, its reply is lost: the owed unlock does not release the other", async (t) => {
   const { engine, a, released } = await releaseHooked(t);
   a.sf.run(1, lf(7, 0, 10, false), a.target);
@@ -331,36 +308,6 @@ t.test("a Windows unlock of one of a handle's two identical shared locks applies
   t.equal(await answered(a, 5, "handle 7's second unlock"), 0, 'handle 7 still holds one lock of [0,10)');
   a.sf.run(6, uf(7, 0, 10), a.target);
   t.equal(await answered(a, 6, "handle 7's third unlock"), 158, 'and only one');
-});
-
-t.test("a POSIX unlock's step applies, its reply is lost, and another node grants its owner's waiter over those bytes before the next step: the owed unlock does not take them", async (t) => {
-  const engine = new MemoryEngine();
-  const { a, released } = await releaseHooked(t, engine);
-  const b = await node(engine, 'b');
-  t.teardown(() => b.store.close());
-  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 1, "q1's lock of [10,20)"), { result: 0 }, 'b holds [10,20)');
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 20), a.target);
-  await answered(a, -2, "p1's waiter for [0,20) queued (b's lock blocks it)");
-  // p1 unlocks [0,10): the step applies, its reply is lost. Meanwhile b unlocks [10,20), which
-  // grants p1's waiter: p1 holds [0,20) again, through that request.
-  loseNext(a, async () => {
-    b.sf.run(2, lk('q1', 1, F_UNLCK, F_SETLK, 10, 10), b.target);
-    t.match(await answered(b, 2, "q1's unlock"), { result: 0 }, "b's unlock grants p1's waiter");
-  });
-  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK), a.target);
-  await answered(a, 3, "p1's unlock (given up on)");
-  t.match(await answered(a, 2, "p1's F_SETLKW"), { result: 0 }, "p1's F_SETLKW is granted");
-  a.sf.run(4, lk('p3', 3, F_WRLCK, F_SETLK, 40), a.target);
-  t.match(await answered(a, 4, "p3's lock of [40,50)"), { result: 0 }, "a's next step commits");
-  // Before, the owed unlock ran again on [0,10) of the lock p1's F_SETLKW was granted.
-  b.sf.run(3, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10), b.target);
-  t.match(await answered(b, 3, "q2's lock of [0,10)"), { result: -EAGAIN }, 'p1 still holds [0,10)');
-  b.sf.run(4, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 4, "q2's lock of [10,20)"), { result: -EAGAIN }, 'and [10,20)');
-  t.same(released, ['posix:0+10'], 'the unlock notice fired once');
 });
 
 t.test("a Windows unlock's step applies, its reply is lost, and its resend finds the node fenced for a late renewal: answered 0 (it unlocked), not decided again", async (t) => {
