@@ -367,6 +367,8 @@ export class SharedFile {
    * the same record (an owed unlock runs again in each), and only one of them can have applied.
    */
   private readonly releaseTold = new Set<string>();
+  /** Records of locks another node granted to waiters here, under the waiters' ids until the engine's records replace them (standIn). */
+  private readonly standIns = new Set<string>();
   private out: Outcome = emptyOutcome();
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -497,6 +499,7 @@ export class SharedFile {
     this.unsure.clear();
     this.lostAnswers.clear();
     this.releaseTold.clear();
+    this.standIns.clear();
     this.version = 0;
     this.built = false;
   }
@@ -514,7 +517,19 @@ export class SharedFile {
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
+    this.standIns.add(rid);
     return true;
+  }
+
+  /**
+   * Whether record `id` stands in the cache for a lock another node's step granted (grantedRemotely):
+   * the engine's record of that lock has an id of that step's, and this one's absence from a
+   * reply proves nothing of this node's steps (appliedBefore, deliverLost).
+   */
+  private standIn(id: string): boolean {
+    if (this.standIns.size === 0) return false;
+    for (const x of this.standIns) if (!this.records.some((r) => r.id === x)) this.standIns.delete(x);
+    return this.standIns.has(id);
   }
 
   /** Whether `rid`, granted remotely, is a POSIX lock whose owner holds others here: it may have merged with them, so the file is read again. */
@@ -712,6 +727,8 @@ export class SharedFile {
     let deadlocked: string[] = [];
     /** A try of this decision whose step got no reply it could settle by: its answer (appliedBefore). */
     let tried: { res: unknown } | undefined;
+    /** Until when a step refused by the fence is decided again because the lease moved on meanwhile ('fenced'). */
+    let fencedBy: number | undefined;
     for (;;) {
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
@@ -927,7 +944,9 @@ export class SharedFile {
           // again once the renewal came, also when it came between the link's check and this one
           // (the lease moved on since the step went out; given up on, a lock request that only
           // waited for it failed: seen once in CI).
-          if (this.space.late() ? await this.space.renewed(sendBy) : this.space.leaseUntil() > leaseAt) break;
+          // Bounded by the first such refusal's sendBy (sendBy itself moves on past the deadline).
+          fencedBy ??= sendBy;
+          if (this.space.late() ? await this.space.renewed(sendBy) : this.space.leaseUntil() > leaseAt && performance.now() < fencedBy) break;
           // No session at all (lost, displaced): none to wait for here; what a release frees
           // went with the lost session (giveUp).
           if (!mustRun || this.space.sessionGone() || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
@@ -974,7 +993,7 @@ export class SharedFile {
     const res = await r(this.table);
     const after = this.heldIds();
     const gone = [...before].filter(([id]) => !after.has(id));
-    r.targets = gone.every(([, l]) => l.kind === 'windows') ? gone.map(([id]) => id) : [];
+    r.targets = gone.every(([id, l]) => l.kind === 'windows' && !this.standIn(id)) ? gone.map(([id]) => id) : [];
     return res;
   }
 
@@ -1156,7 +1175,7 @@ export class SharedFile {
     if (this.out.released.length === 0) return [];
     const me = this.space.config.node;
     const gone = new Set(d.step.remove);
-    const mine = new Set(this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch).map((r) => r.id));
+    const mine = new Set(this.records.filter((r) => gone.has(r.id) && r.node === me && r.state === 'held' && r.epoch === this.space.epoch && !this.standIn(r.id)).map((r) => r.id));
     const locks = [...this.lockIds].filter(([l, id]) => l.kind === 'windows' && mine.has(id));
     const out: { id: string; answer: () => void }[] = [];
     for (const { event: e, answer } of this.out.released) {

@@ -8,10 +8,9 @@
  * an answer, within a budget.
  */
 import t from 'tap';
-import { F_SETLK, F_WRLCK } from '../../src/core/codes.js';
+import { EAGAIN, F_SETLK, F_WRLCK } from '../../src/core/codes.js';
 import { parseRelease } from '../../src/core/requests.js';
-import { EAGAIN } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, memoryStore, node, within } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, lf, lk, memoryStore, node, within } from './lost-link.js';
 
 t.test('with no session, a release is answered and leaves nothing owed: the actor goes', async (t) => {
   const engine = new MemoryEngine();
@@ -79,4 +78,30 @@ t.test("after the engine lost its data, a re-assertion refused by the fence of a
   t.match(await answered(a, 2, "p2's lock of the same bytes"), { result: -EAGAIN }, 'p2 is refused: p1 still holds [0,10)');
   t.equal(refusals, 2, 'the re-assertion was refused once by the fence, then sent again');
   t.same((await engine.load('/a')).records.map((r) => r.data.includes('"p1"')), [true], "the engine holds p1's lock again, and nothing else");
+});
+
+// The engine refuses every step as 'fenced' (its session check says no), while the local lease
+// moves on during each round trip (a renewal lands), for 1.5 s. A refusal followed by a renewal
+// is decided again (above), but only until the first such refusal's deadline: without that
+// bound, the request (timeout 300 ms) was answered only once the lease stopped moving.
+t.test("a lock request every step of which is refused 'fenced' while the lease moves on each time is answered by its deadline", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  t.teardown(() => a.store.close());
+  let k = 0;
+  a.lease[0] = performance.timeOrigin + performance.now() + 60_000;
+  const t0 = performance.now();
+  a.policy = () => {
+    k++;
+    // The renewal lands right after the refusal (before the actor looks at it), for 1.5 s.
+    if (performance.now() - t0 < 1500) queueMicrotask(() => (a.lease[0] = performance.timeOrigin + performance.now() + 60_000));
+    return 'fenced';
+  };
+  let timers = 0;
+  const tick = setInterval(() => timers++, 10);
+  a.sf.run(1, lf(7, 0, 10), a.target);
+  t.equal(await answered(a, 1, "handle 7's LockFileEx"), 33, 'failed with the generic code');
+  clearInterval(tick);
+  const ms = Math.round(performance.now() - t0);
+  t.ok(ms < 1000, `answered within its timeout's order (300 ms): took ${ms} ms, ${k} refusals, ${timers} timer ticks meanwhile`);
 });
