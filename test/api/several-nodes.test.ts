@@ -120,6 +120,11 @@ function cluster(names: string[], ttl = 2000, extra: Record<string, unknown> | (
  * failed that once on a machine at load 8). Far below the fence (3/4 of sessionTtlMs 4000).
  */
 const SHORT_MS = 1000;
+/**
+ * sessionTtlMs of nodes whose sessions must outlive an engine restart: with 2000 a restart on a
+ * loaded CI machine outlasted it once (the node counted its session lost and put nothing back).
+ */
+const RESTART_TTL_MS = 6000;
 const W = F_WRLCK;
 const setlk = (path: string, owner: number, pid: number, start: number, len: number, cmd = F_SETLK, lockType = W) => ({ path, lockType, lockStart: start, lockLen: len, cmd, lockOwner: owner, lockPid: pid });
 const win = (fileName: string, handle: number, failImmediately: boolean) => ({ fileName, byteOffset: 0, length: 10, exclusiveLock: true, failImmediately, handle, processId: 1 });
@@ -329,8 +334,7 @@ t.test("a dead session's lock that a waiter still blocked on elsewhere leaves no
 });
 
 t.test('the engine restarts without its data: the nodes put back what they held, in its grace period', { skip: noRedis }, async (t) => {
-  const ttl = 2000;
-  const [a, b] = cluster(['a', 'b'], ttl);
+  const [a, b] = cluster(['a', 'b'], RESTART_TTL_MS);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal(await a!.call('lockFile', win('/r', 1, true)), 0, 'a holds /r');
   const waits = b!.call('lockFile', win('/r', 2, false));
@@ -391,8 +395,8 @@ t.test('the engine restarts: in its grace period, F_GETLK and checkIo never say 
  * Nodes a and b (sessionTtlMs 2000): a's owner 1 holds /g, b's owner 7 holds /f [0, 9], and owner 1
  * waits on /f [0, len - 1] (`oneWaits`), listed as waiting.
  */
-async function oneWaitsForSeven(t: Test, len: number) {
-  const [a, b] = cluster(['a', 'b'], 2000);
+async function oneWaitsForSeven(t: Test, len: number, ttl = 2000) {
+  const [a, b] = cluster(['a', 'b'], ttl);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal((await a!.call('lock', setlk('/g', 1, 1, 0, 10))).result, 0, "a's owner 1 holds /g");
   t.equal((await b!.call('lock', setlk('/f', 7, 7, 0, 10))).result, 0, "b's owner 7 holds /f [0, 9]");
@@ -402,7 +406,7 @@ async function oneWaitsForSeven(t: Test, len: number) {
 }
 
 t.test('the engine restarts: a waiter put back with edges its node had not seen grow closes no cycle unnoticed', { skip: noRedis }, async (t) => {
-  const { a, b, oneWaits } = await oneWaitsForSeven(t, 20);
+  const { a, b, oneWaits } = await oneWaitsForSeven(t, 20, RESTART_TTL_MS);
   // b's step grants owner 5 [10, 19], which owner 1 waits for too; a's copy of /f does not know.
   t.equal((await b.call('lock', setlk('/f', 5, 5, 10, 10))).result, 0, "b's owner 5 takes /f [10, 19]");
   await server.restart();
