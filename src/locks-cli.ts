@@ -233,7 +233,7 @@ export function statsText(a: Answer): string {
   const session = st === undefined ? '' : st.session.epoch === 0 ? 'none open' : `${st.session.epoch}${st.session.fenced ? ', fenced' : ''}${st.session.grace ? ', in a grace period' : ''}`;
   return (
     `${printable(m.mountpoint)}  (backing ${printable(m.backing)}, pid ${m.pid}, up ${duration(m.uptimeMs)}, locksmith ${printable(m.version)})\n` +
-    `  locks        ${locks} granted, ${waiters} waiting, on ${s.files} files${st === undefined ? '' : ` (node ${printable(st.node)}'s)`}\n` +
+    `  locks        ${locks} granted, ${waiters} waiting, on ${s.files} file${s.files === 1 ? '' : 's'}${st === undefined ? '' : ` (node ${printable(st.node)}'s)`}\n` +
     `  requests     ${calls} decided by ${s.workers.length} workers, ${s.inFlight} in flight\n` +
     `  waits        ${s.waits.count}, longest ${s.waits.maxMs} ms, mean ${s.waits.count ? Math.round(s.waits.totalMs / s.waits.count) : 0} ms\n` +
     `  problems     ${s.hookErrors} hook errors, ${s.faults} faults, ${s.workerRestarts} worker restarts; ${s.crossWorkerDeadlocks} cross-worker deadlocks broken\n` +

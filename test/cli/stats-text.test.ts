@@ -47,13 +47,13 @@ function answer(withStore: boolean, session = store.session): Answer {
 
 t.test('a mount alone: no store line', async (t) => {
   const text = statsText(answer(false));
-  t.match(text, /^ {2}locks {8}2 granted, 1 waiting, on 1 files\n/m);
+  t.match(text, /^ {2}locks {8}2 granted, 1 waiting, on 1 file\n/m);
   t.notMatch(text, /store/);
 });
 
 t.test("a mount sharing its lock space: a store line (engine, namespace, node, session, renewals, round trips), and the lock counts named as the node's", async (t) => {
   const text = statsText(answer(true));
-  t.match(text, /^ {2}locks {8}2 granted, 1 waiting, on 1 files \(node fs-a's\)\n/m);
+  t.match(text, /^ {2}locks {8}2 granted, 1 waiting, on 1 file \(node fs-a's\)\n/m);
   t.match(
     text,
     /^ {2}store {8}redis namespace vol1, node fs-a, session 1733300000000042 \(1 opened\); 30 renewals, 4 failed; 120 round trips, 40 commits, 3 stale, 1 fenced locally, 2 grace waits\n/m,

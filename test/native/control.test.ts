@@ -189,7 +189,7 @@ if (why !== undefined && !process.env.CI) {
       return / 1 waiting/.test(r.stdout) ? r : undefined;
     }, 120_000);
     t.equal(human.status, 0);
-    t.match(human.stdout, /\n {2}locks +2 granted, 1 waiting, on 1 files \(node ctl-a's\)\n/, 'the two locks and the waiter of this node');
+    t.match(human.stdout, /\n {2}locks +2 granted, 1 waiting, on 1 file \(node ctl-a's\)\n/, 'the two locks and the waiter of this node');
     t.match(human.stdout, /\n {2}store +redis namespace ctl-\w+, node ctl-a, session \d+ \(1 opened\); \d+ renewals, 0 failed; \d+ round trips, \d+ commits, /, 'the store line');
     const json = JSON.parse((await runCli(['stats', mnt2, '--json'], { env })).stdout) as { mounts: { stats: { workers: { busyActors: number }[] } }[] };
     t.equal(json.mounts[0]!.stats.workers.reduce((n, w) => n + w.busyActors, 0), 0, 'no actor busy: the waiter waits in its table');
