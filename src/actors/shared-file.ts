@@ -424,6 +424,8 @@ export class SharedFile {
     const epoch = this.space.epoch;
     const mine = this.ownRecords().filter((r) => !this.undoing(r.id));
     this.unsure.clear();
+    // Put back under their ids, stand-ins too: the engine will hold them so (or they are lost).
+    this.standIns.clear();
     // Waiters go back without edges (recheck).
     const edges: EdgeInput[] = [];
     this.records = mine.map((r) => ({ ...r, epoch }));
@@ -517,7 +519,8 @@ export class SharedFile {
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
-    this.standIns.add(rid);
+    // Only Windows locks are evidence (appliedBefore, releasedBy): only theirs are kept.
+    if (req.kind === 'windows') this.standIns.add(rid);
     return true;
   }
 
@@ -944,12 +947,13 @@ export class SharedFile {
           // again once the renewal came, also when it came between the link's check and this one
           // (the lease moved on since the step went out; given up on, a lock request that only
           // waited for it failed: seen once in CI).
-          // Bounded by the first such refusal's sendBy (sendBy itself moves on past the deadline).
+          // Each way on is bounded by the first such refusal's sendBy (sendBy itself moves on past
+          // the deadline, for a try that starts after it).
           fencedBy ??= sendBy;
-          if (this.space.late() ? await this.space.renewed(sendBy) : this.space.leaseUntil() > leaseAt && performance.now() < fencedBy) break;
+          if (this.space.late() ? await this.space.renewed(fencedBy) : this.space.leaseUntil() > leaseAt && performance.now() < fencedBy) break;
           // No session at all (lost, displaced): none to wait for here; what a release frees
           // went with the lost session (giveUp).
-          if (!mustRun || this.space.sessionGone() || performance.now() >= sendBy) return this.giveUp(run, failed, mustRun);
+          if (!mustRun || this.space.sessionGone() || performance.now() >= fencedBy) return this.giveUp(run, failed, mustRun);
           await sleep(20);
           break;
       }
