@@ -201,12 +201,18 @@ export class NodeStore implements LockStore {
     this.graceUntil = ms > 0 ? from + ms : 0;
     clearTimeout(this.graceTimer);
     if (ms > 0) {
-      this.graceTimer = setTimeout(
-        () => {
-          if (!this.closed && this.ref !== undefined) this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
-        },
-        Math.max(0, this.graceUntil - this.now()) + 1,
-      );
+      const end = (): void => {
+        if (this.closed || this.ref === undefined) return;
+        // A timer can fire early by the event loop's cached time (by more than the 1 ms margin
+        // on a loaded machine: the event came while session().grace still said true): re-armed.
+        if (this.graceUntil > this.now()) {
+          this.graceTimer = setTimeout(end, this.graceUntil - this.now() + 1);
+          this.graceTimer.unref();
+          return;
+        }
+        this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
+      };
+      this.graceTimer = setTimeout(end, Math.max(0, this.graceUntil - this.now()) + 1);
       this.graceTimer.unref();
     } else if (was && this.ref !== undefined) {
       this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
