@@ -9,6 +9,7 @@ import { ControlError, controlDir, listSockets, realMountpoint, request, searchD
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { versionLine } from './version.js';
 import type { ControlLock } from './mount-control.js';
+import type { StoreStats } from './types.js';
 
 const OFFSET_MAX = '9223372036854775807';
 
@@ -189,22 +190,6 @@ function duration(ms: number): string {
   return i < 0 ? '0s' : parts.slice(i, i + 2).map(([n, u]) => `${n}${u}`).join(' ');
 }
 
-/** What the engine of a mount sharing its lock space (--store) says in `stats` (Stats.store). */
-interface StoreLine {
-  engine: string;
-  node: string;
-  namespace: string;
-  session: { epoch: number; fenced: boolean; grace: boolean };
-  roundTrips: number;
-  commits: number;
-  stale: number;
-  fencedLocally: number;
-  graceWaits: number;
-  renewals: number;
-  failedRenewals: number;
-  sessions: number;
-}
-
 /** One mount's counters as `locksmith stats` prints them (an answer of its control socket). */
 export function statsText(a: Answer): string {
   const s = a.stats as {
@@ -218,7 +203,7 @@ export function statsText(a: Answer): string {
     faults: number;
     workerRestarts: number;
     crossWorkerDeadlocks: number;
-    store?: StoreLine;
+    store?: StoreStats;
   };
   const n = a.session as { events: number; replied: number; outstanding: number; interrupts?: number; posixLocks?: boolean; flockLocks?: boolean };
   const m = a.mount;
