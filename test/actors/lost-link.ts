@@ -154,6 +154,24 @@ export function loseNext(n: TestNode, then?: () => Promise<void>): void {
   };
 }
 
+/**
+ * The engine loses its data (MemoryEngine.reset); resolves once `n`'s store has heard of it at a
+ * renewal and opened a session in the new incarnation, with the session it had before.
+ */
+export async function resetEngine(engine: MemoryEngine, n: TestNode): Promise<{ old: number; epoch: number }> {
+  const old = n.store.session().epoch;
+  const before = n.store.session().incarnation;
+  engine.reset();
+  await within(
+    (async () => {
+      while (n.store.session().incarnation === before) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    BUDGET_MS,
+    `${n.name}'s new session after the reset`,
+  );
+  return { old, epoch: n.store.session().epoch };
+}
+
 export const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
 
 /** `store` makes more steps on `path` than the engine's log keeps (each record it puts it removes). */

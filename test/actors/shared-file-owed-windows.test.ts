@@ -8,7 +8,7 @@
  */
 import t from 'tap';
 import { parseLockFile, type Call } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, ch, lf, loseNext, memoryStore, node, overflowLog, uf, within } from './lost-link.js';
+import { MemoryEngine, answered, ch, lf, loseNext, memoryStore, node, overflowLog, resetEngine, uf } from './lost-link.js';
 
 /** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` (process 1). */
 const lw = (handle: number, start: number, len: number, exclusive = true): Call =>
@@ -102,17 +102,7 @@ t.test('an owed Windows unlock whose step applied before the engine lost its dat
   a.sf.run(3, uf(7, 0, 10), a.target);
   await answered(a, 3, "handle 7's unlock (given up on)");
   t.same((await engine.load('/a')).records.length, 1, "the engine: handle 9's lock (the unlock applied)");
-  const old = a.store.session().epoch;
-  const before = a.store.session().incarnation;
-  engine.reset();
-  await within(
-    (async () => {
-      while (a.store.session().incarnation === before) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    "a's new session after the reset",
-  );
-  const epoch = a.store.session().epoch;
+  const { old, epoch } = await resetEngine(engine, a);
   t.ok(epoch > old, 'the new session has a later number (the memory engine counts on)');
   a.lease[1] = epoch;
   a.policy = () => 'pass';

@@ -10,7 +10,7 @@
 import t from 'tap';
 import { EAGAIN, F_SETLK, F_WRLCK } from '../../src/core/codes.js';
 import { parseRelease } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, lf, lk, memoryStore, node, within } from './lost-link.js';
+import { MemoryEngine, answered, lf, lk, memoryStore, node, resetEngine } from './lost-link.js';
 
 t.test('with no session, a release is answered and leaves nothing owed: the actor goes', async (t) => {
   const engine = new MemoryEngine();
@@ -56,18 +56,8 @@ t.test("after the engine lost its data, a re-assertion refused by the fence of a
   await first.close();
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
   t.match(await answered(a, 1, "p1's lock"), { result: 0 }, 'p1 holds [0,10) of /a');
-  const old = a.store.session().epoch;
-  const before = a.store.session().incarnation;
-  engine.reset();
   // a's store hears of the reset at its next renewal and opens a new session.
-  await within(
-    (async () => {
-      while (a.store.session().incarnation === before) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    "a's new session after the reset",
-  );
-  const epoch = a.store.session().epoch;
+  const { old, epoch } = await resetEngine(engine, a);
   a.lease[1] = epoch;
   a.lease[0] = performance.timeOrigin + performance.now() - 1;
   let refusals = 0;
