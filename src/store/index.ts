@@ -35,6 +35,7 @@
  * | P files                | set    | files that have records, i.e. a version (listings)                 |
  * | P r:<file>             | hash   | record id → `seq\|h or w\|node\|epoch\|requestId\|data`            |
  * | P m:<file>             | hash   | v (version), q (last seq), c:<node>\|<epoch> (records per session) |
+ * |                        |        | a:<node> (the node's last step applied here: a lost reply's answer) |
  * | P l:<file>             | list   | the last LOG_MAX changes: `base\|version\|[step,node,removed,puts]`|
  * | P e:<file>             | hash   | waiter id → its owner (which edges to drop with the record)        |
  * | P w:<owner>            | hash   | "file\nwaiter" → `node\|epoch\|[hard, soft, sessions]`: edges     |

@@ -293,7 +293,7 @@ if emptied then
   redis.call('SREM', P .. 'files', file)
   vs = '0'
 else
-  if nNew > 0 then redis.call('HSET', km, 'v', vs, 'q', str(q0 + nNew)) else redis.call('HSET', km, 'v', vs) end
+  if nNew > 0 then redis.call('HSET', km, 'v', vs, 'q', str(q0 + nNew), 'a:' .. node, step) else redis.call('HSET', km, 'v', vs, 'a:' .. node, step) end
   -- A file is in 'files' exactly while it has a version: it joins when its first step applies.
   if base == '0' then redis.call('SADD', P .. 'files', file) end
   if redis.call('RPUSH', kl, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut})) > ${LOG_MAX} then
@@ -323,7 +323,7 @@ local k3 = redis.call('MGET', KEYS[1], P .. 's:' .. node, P .. 'grace')
 if k3[1] ~= inc then return {'reset'} end
 aliveMemo[node .. '|' .. epoch] = (k3[2] == epoch)
 if k3[2] ~= epoch then return {'fenced'} end
-local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q')
+local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q', 'a:' .. node)
 local cur = vq[1] or '0'
 if cur ~= base then
   -- The changes since base: from the log entry whose base is the caller's, to the end. Bases
@@ -349,7 +349,8 @@ if cur ~= base then
       end
     end
   end
-  return {'stale', cur, 'full', redis.call('HGETALL', P .. 'r:' .. file)}
+  -- With this node's last step that applied here ('a:<node>'): the log that named it is gone.
+  return {'stale', cur, 'full', redis.call('HGETALL', P .. 'r:' .. file), vq[3] or ''}
 end
 -- A step past its deadline on this clock: its request was answered already (as failed), so it
 -- never applies now (it was held up on its way: the engine paused, a slow network).

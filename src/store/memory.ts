@@ -40,6 +40,8 @@ interface MemFile {
   counts: Map<string, number>;
   /** waiter id → its owner (the edges of this file's waiters). */
   edgeOwner: Map<string, string>;
+  /** node → its last step that applied here (CommitReply 'stale' `last`). */
+  last: Map<string, string>;
 }
 
 interface Edge {
@@ -265,11 +267,12 @@ export class MemoryEngine implements Engine {
     return { files, sessionFiles, edges, edgeOwners, inboxes, live, registry: [...this.registry.keys()].sort(), grace: this.graceLeft() > 0 };
   }
 
-  private stale(f: MemFile | undefined, base: number): CommitReply {
+  private stale(f: MemFile | undefined, base: number, node: string): CommitReply {
     if (f === undefined) return { ok: false, reason: 'stale', version: 0, records: [] };
     const i = f.log.findIndex((c) => c.base === base);
     if (i >= 0) return { ok: false, reason: 'stale', version: f.version, missed: f.log.slice(i) };
-    return { ok: false, reason: 'stale', version: f.version, records: this.stateOf(f).records };
+    const last = f.last.get(node);
+    return { ok: false, reason: 'stale', version: f.version, records: this.stateOf(f).records, ...(last === undefined ? {} : { last }) };
   }
 
   /**
@@ -388,13 +391,14 @@ export class MemoryEngine implements Engine {
     }
     f.version = version;
     this.fileMap.set(file, f);
+    f.last.set(node, step);
     f.log.push({ base, version, step, node, removed: [...remove], put: stored });
     if (f.log.length > LOG_MAX) f.log.splice(0, f.log.length - LOG_MAX);
     return version;
   }
 
   private newFile(): MemFile {
-    return { version: 0, seq: 0, records: new Map(), log: [], counts: new Map(), edgeOwner: new Map() };
+    return { version: 0, seq: 0, records: new Map(), log: [], counts: new Map(), edgeOwner: new Map(), last: new Map() };
   }
 
   async commit(s: SessionRef, step: EngineStep): Promise<CommitReply> {
@@ -405,7 +409,7 @@ export class MemoryEngine implements Engine {
     if (this.inc !== s.incarnation) return { ok: false, reason: 'reset' };
     if (!this.alive(s.node, s.epoch)) return { ok: false, reason: 'fenced' };
     const existing = this.fileMap.get(st.file);
-    if ((existing?.version ?? 0) !== st.base) return this.stale(existing, st.base);
+    if ((existing?.version ?? 0) !== st.base) return this.stale(existing, st.base, s.node);
     // Past its deadline, its request was answered already (as failed): never applied now.
     if (st.until !== undefined && this.now() >= st.until) return { ok: false, reason: 'late' };
     // An empty step checks without writing: this session is alive and the file is at `base`, and

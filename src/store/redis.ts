@@ -317,7 +317,7 @@ export class RedisEngine implements Engine {
         return { ok: true, version: Number(r[1]), step: st.step };
       case 'stale':
         if (r[2] === 'log') return { ok: false, reason: 'stale', version: Number(r[1]), missed: arr(r[3]!).map((x) => change(String(x))) };
-        return { ok: false, reason: 'stale', version: Number(r[1]), records: records(r[3]!) };
+        return { ok: false, reason: 'stale', version: Number(r[1]), records: records(r[3]!), ...(r[4] ? { last: String(r[4]) } : {}) };
       case 'fenced':
         return { ok: false, reason: 'fenced' };
       case 'reset':

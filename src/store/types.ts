@@ -151,7 +151,9 @@ export interface SessionId {
 /**
  * The reply to a commit. Only 'ok' changed anything.
  * - stale: the file is not at `base`. `missed` are the changes since `base` in order, or (when the
- *   bounded log no longer reaches back) `records` is the whole current set. Apply, decide again.
+ *   bounded log no longer reaches back) `records` is the whole current set, with `last`, the id
+ *   of the caller's last step that applied to the file since it last held nothing (none if no
+ *   step did). Apply, decide again.
  * - fenced: this node's session is not alive (the node fenced itself, or the engine says so).
  * - dead: a put names a session that is not alive; those sessions' records may only be removed.
  * - grace: the engine is in a grace period after losing its data; no grant until it ends.
@@ -162,7 +164,7 @@ export interface SessionId {
  */
 export type CommitReply =
   | { readonly ok: true; readonly version: number; readonly step: string }
-  | { readonly ok: false; readonly reason: 'stale'; readonly version: number; readonly missed?: readonly Change[]; readonly records?: readonly StoreRecord[] }
+  | { readonly ok: false; readonly reason: 'stale'; readonly version: number; readonly missed?: readonly Change[]; readonly records?: readonly StoreRecord[]; readonly last?: string }
   | { readonly ok: false; readonly reason: 'fenced' }
   | { readonly ok: false; readonly reason: 'dead'; readonly sessions: readonly SessionId[] }
   | { readonly ok: false; readonly reason: 'grace'; readonly retryInMs: number }

@@ -47,7 +47,8 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     t.same(await a!.load('/f'), st, 'nothing changed');
 
     // Deciding again on v1 succeeds; a replace keeps its place, a new record goes at the end.
-    const v2 = ok(t, await b!.commit({ file: '/f', base: v1, put: [lock('b1', 'B')] }), 'b on the fresh version');
+    const bStep = await b!.commit({ file: '/f', base: v1, put: [lock('b1', 'B')] });
+    const v2 = ok(t, bStep, 'b on the fresh version');
     const v3 = ok(t, await a!.commit({ file: '/f', base: v2, put: [lock('a1', 'A [0,5)'), lock('a2', 'A [7,10)')], grants: false }), 'a split');
     t.same(shape((await a!.load('/f')).records), ['a1:held:a:A [0,5):1', 'b1:held:b:B:2', 'a2:held:a:A [7,10):3']);
     // A removed id put again moves to the end.
@@ -74,7 +75,15 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     if (!full.ok && full.reason === 'stale') {
       t.equal(full.missed, undefined, 'no missed list');
       t.same(shape(full.records!), shape((await a!.load('/f')).records), 'the whole current set');
+      // A reply lost on its way is answered here: b's last step that applied to the file.
+      t.equal(full.last, bStep.ok ? bStep.step : 'no step', "with b's last step that applied to the file");
     }
+    const aFull = await a!.commit({ file: '/f', base: v2, remove: ['a2'] });
+    t.match(aFull, { ok: false, reason: 'stale', version: v }, 'a far behind too');
+    const aLast = await a!.commit({ file: '/f', base: v, put: [lock('a3')] });
+    t.ok(!aFull.ok && aFull.reason === 'stale' && aLast.ok && aFull.last !== undefined && aFull.last !== (bStep.ok ? bStep.step : ''), "a's is its own");
+    const again = await a!.commit({ file: '/f', base: v2, remove: ['a2'] });
+    t.equal(!again.ok && again.reason === 'stale' ? again.last : 'not stale', aLast.ok ? aLast.step : 'no step', "a's last step now: the one that just applied");
     // Just inside the log: the changes.
     const near = await b!.commit({ file: '/f', base: v4, remove: ['b1'] });
     t.ok(!near.ok && near.reason === 'stale' && near.missed === undefined, 'LOG_MAX + 1 changes behind: the whole set');
