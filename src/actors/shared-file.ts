@@ -254,6 +254,10 @@ type Run = ((t: LockTable) => unknown) & {
   ahead?: () => number | undefined;
   /** A release: the records of the locks it removed when last decided (appliedBefore). */
   targets?: readonly string[];
+  /** The ids of the steps that carried it and got no reply that settled their fate (shownApplied). */
+  sent?: string[];
+  /** A later reply named one of those steps as applied: it is not run again (appliedBefore). */
+  applied?: boolean;
 };
 
 /**
@@ -854,6 +858,7 @@ export class SharedFile {
       // Whatever this decision does next (gives up, or decides again), the step may stand.
       if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
       if (unsure !== undefined && mustRun) tried = { res };
+      if (unsure !== undefined) for (const r of mustRun ? [...owed, run] : owed) (r.sent ??= []).push(unsure);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
         // Decided on the records as the engine had them after the grace period: every waiter's
@@ -876,6 +881,7 @@ export class SharedFile {
           if (reply.records !== undefined) this.records = [...reply.records];
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
+          this.shownApplied(mustRun ? [...this.owed, run] : this.owed, reply);
           this.noticeApplied(reply.missed);
           // The resend of unknown fate: after its stale reply, the step can no longer apply (the
           // version moved past its base), and the whole record set is the engine's state since
@@ -883,7 +889,7 @@ export class SharedFile {
           // its waiter elsewhere: its own records would be minted ones), it left nothing to undo;
           // kept, a grant of the request decided again would later be taken for its waiter's.
           if (unknown && this.unsure.get(resent!)?.applied === false) this.unsure.delete(resent!);
-          this.deliverLost(reply.missed);
+          this.deliverLost(reply.missed, reply.last);
           fresh = true;
           // Another node's step may have broken the cycle: the engine checks again.
           this.graph.cyclic.clear();
@@ -1022,14 +1028,32 @@ export class SharedFile {
    * unknown fate that would be undone removed one of them too (Unsure, not tangled; one that
    * carried this release is tangled). POSIX, OFD and flock locks are left out: another node's
    * grant of this node's waiter merges, splits or converts its owner's locks into new records,
-   * so their absence proves nothing; such a release runs again (left: a POSIX unlock can then
-   * take bytes its owner was granted since).
+   * so their absence proves nothing. Any release a reply named as applied is not run again
+   * either (Run.applied, shownApplied); one no reply named yet runs again (a POSIX unlock then
+   * frees what it frees on the records as they are).
    */
   private appliedBefore(r: Run): boolean {
+    if (r.applied === true) return true;
     const gone = r.targets;
     if (gone === undefined || gone.length === 0 || this.records.some((x) => gone.includes(x.id))) return false;
     for (const u of this.unsure.values()) if (!u.tangled && u.removed.some((x) => gone.includes(x.id))) return false;
     return true;
+  }
+
+  /**
+   * Releases whose steps went unanswered (Run.sent), that a stale reply names as applied: a change
+   * of the log since this node's version, or, when the log no longer reaches back, this node's
+   * last step that applied to the file (`last`). That one is exact too: this node's steps on the
+   * file go one at a time (the mailbox), never apply past their deadline (so none is in flight
+   * when the next goes), and every one sent after a release's first unanswered step carried it
+   * until one was answered: had any of them applied, the last that did is one of them. Such a
+   * release is not run again: a POSIX unlock would take bytes its owner was granted since (by
+   * another node's grant of its waiter), and tell its notice again.
+   */
+  private shownApplied(runs: readonly Run[], reply: { missed?: readonly Change[]; last?: string }): void {
+    const shown = new Set(reply.missed?.map((c) => c.step) ?? (reply.last === undefined ? [] : [reply.last]));
+    if (shown.size === 0) return;
+    for (const r of runs) if (r.sent?.some((id) => shown.has(id)) === true) r.applied = true;
   }
 
   private done(owed: Run[], res: unknown): unknown {
@@ -1196,20 +1220,20 @@ export class SharedFile {
 
   /**
    * Steps given up on that a stale reply shows applied (its missed changes name them, or the
-   * whole record set has a record they minted): what they decided for other requests is
-   * delivered now. A whole record set may show no step: a step that only removes leaves no
-   * trace. Yet a Windows lock of this node's session that such a step released (Lost.released)
+   * whole record set has a record they minted or comes with one as this node's last step there):
+   * what they decided for other requests is delivered now. A whole record set may show no step
+   * (an earlier one than the last; the file held nothing since). Yet a Windows lock of this node's session that such a step released (Lost.released)
    * and that is gone was released by one of them (a step of this node: nothing else removes it
    * while the session lives, and one of this node that committed would have settled them all):
    * its release notice (onUnlockFile) is delivered now, once. The owed release, run again, finds
    * nothing of it to release and tells nothing; had the lock stayed, it would release it and
    * tell itself.
    */
-  private deliverLost(missed: readonly Change[] | undefined): void {
+  private deliverLost(missed: readonly Change[] | undefined, last: string | undefined): void {
     if (this.lostAnswers.size === 0) return;
     const ids = missed === undefined ? new Set(this.records.map((r) => r.id)) : undefined;
     for (const [id, l] of [...this.lostAnswers]) {
-      const applied = ids === undefined ? missed!.some((c) => c.step === id) : l.fresh.some((x) => ids.has(x));
+      const applied = ids === undefined ? missed!.some((c) => c.step === id) : id === last || l.fresh.some((x) => ids.has(x));
       if (!applied) continue;
       this.lostAnswers.delete(id);
       const told = new Set(l.released.filter((r) => this.releaseTold.has(r.id)).map((r) => r.answer));
