@@ -162,7 +162,8 @@ function emptyOutcome(): Outcome {
 class StepGraph implements WaitForGraph {
   /**
    * Waits the engine found to close a cycle, as owner and blockers (the decision runs again with
-   * them): only the waiter on the cycle fails, not another waiter of its owner.
+   * them): only the waiter on the cycle fails, not another waiter of its owner. Good for the
+   * decision that was told (cleared as each starts): by the next, another node may have broken it.
    */
   readonly cyclic = new Set<string>();
   static key(owner: string, blockers: Iterable<string>): string {
@@ -736,6 +737,8 @@ export class SharedFile {
     let tried: { res: unknown } | undefined;
     /** Until when a step refused by the fence is decided again because the lease moved on meanwhile ('fenced'). */
     let fencedBy: number | undefined;
+    // A cycle an earlier decision was told of may be gone (an edge of another node's ended since).
+    this.graph.cyclic.clear();
     for (;;) {
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
