@@ -779,10 +779,10 @@ export class SharedFile {
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
       // step carries other changes (owed releases, edges written whole, records left out).
       const free = run.free?.(res) === true;
+      // The owed releases it carried found nothing to release on the engine's state: settled.
       if (d === undefined && fresh && !free) {
         if (!hold) this.wakeOwed = false;
-        this.deliver();
-        return res;
+        return this.done(owed, res);
       }
       // Decided on a cache a new session replaced meanwhile (the awaits above): decided again.
       if (gen !== this.gen || this.reasserting !== undefined) {
