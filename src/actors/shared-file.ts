@@ -737,6 +737,11 @@ export class SharedFile {
     let tried: { res: unknown } | undefined;
     /** Until when a step refused by the fence is decided again because the lease moved on meanwhile ('fenced'). */
     let fencedBy: number | undefined;
+    /**
+     * The tries of this decision (not a release's: `tried`) whose steps got no reply that settled
+     * their fate: one that a later reply shows applied is this decision's outcome (earlier).
+     */
+    const tries = new Map<string, { d: Diffed; res: unknown; owed: Run[]; sentAt: number }>();
     // A cycle an earlier decision was told of may be gone (an edge of another node's ended since).
     this.graph.cyclic.clear();
     for (;;) {
@@ -836,9 +841,11 @@ export class SharedFile {
         // state it names, ProgrammingError): a bug of ours, never a reply. Nothing was applied, and
         // trying again would only repeat it: nothing of it is owed (dropMalformed).
         if (e instanceof TypeError || e instanceof ProgrammingError) return this.dropMalformed(failed, owed);
-        // Anything else is the engine refusing the script (out of memory, a read-only replica):
-        // like no reply, a release is owed and tried again.
-        return this.giveUp(run, failed, mustRun);
+        // Anything else is the engine refusing the script (out of memory, a read-only replica,
+        // loading): like no reply, a release is owed and tried again. A refused resend says
+        // nothing of the first send, whose reply was lost: it may have applied (Unsure, lostAnswers).
+        if (resent === undefined) return this.giveUp(run, failed, mustRun);
+        reply = { ok: false, reason: 'unreachable', step: resent, error: String(e) };
       }
       // The reply is about the engine as it was before a new session replaced the cache (the
       // step went out under the old one): nothing of it stands; decided again.
@@ -853,14 +860,18 @@ export class SharedFile {
       // back) that holds no record the step minted: that proves nothing (a step that only removes
       // leaves no trace, and what it put may have gone since), so what it decided is kept too.
       const whole = !reply.ok && reply.reason === 'stale' ? reply.records : undefined;
-      // The whole record set holds a record the step minted (newId: no other step puts it).
-      const mintedSeen = whole !== undefined && d?.fresh.some((x) => whole.some((r) => r.id === x.id)) === true;
+      // The whole record set shows step `id` (decided as `x`) applied: it holds a record the step
+      // minted (newId: no other step puts it), or names it as this node's last step on the file.
+      const shownInWhole = (id: string, x: Diffed | undefined) =>
+        whole !== undefined && ((!reply.ok && reply.reason === 'stale' && reply.last === id) || x?.fresh.some((f) => whole.some((r) => r.id === f.id)) === true);
+      const mintedSeen = resent !== undefined && shownInWhole(resent, d);
       const unknown = resent !== undefined && whole !== undefined && !mintedSeen;
       const unsure = reply.ok ? undefined : reply.reason === 'unreachable' ? reply.step : reply.reason === 'fenced' || reply.reason === 'reset' || unknown ? resent : undefined;
       if (unsure !== undefined && d !== undefined && run.undone === true) this.remember(unsure, d, sendBy, owed.length > 0);
       // Whatever this decision does next (gives up, or decides again), the step may stand.
       if (unsure !== undefined && d !== undefined) this.keepLost(unsure, d, run);
       if (unsure !== undefined && mustRun) tried = { res };
+      if (unsure !== undefined && d !== undefined && !mustRun) tries.set(unsure, { d, res, owed, sentAt: now });
       if (unsure !== undefined) for (const r of mustRun ? [...owed, run] : owed) (r.sent ??= []).push(unsure);
       if (reply.ok) {
         if (d !== undefined) this.committed(d, reply.version, now);
@@ -885,6 +896,15 @@ export class SharedFile {
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
           this.shownApplied(mustRun ? [...this.owed, run] : this.owed, reply);
+          // An earlier try of this decision that applied after all (its reply lost, then decided
+          // again): what it decided stands, and answers the request (not undone as a step given up
+          // on would be, Unsure: its request was never answered).
+          let earlier: { d: Diffed; res: unknown; owed: Run[]; sentAt: number } | undefined;
+          for (const [id, x] of tries) {
+            if (id === resent || !(reply.missed?.some((c) => c.step === id) ?? shownInWhole(id, x.d))) continue;
+            earlier = x;
+            this.unsure.delete(id);
+          }
           this.noticeApplied(reply.missed);
           // The resend of unknown fate: after its stale reply, the step can no longer apply (the
           // version moved past its base), and the whole record set is the engine's state since
@@ -907,6 +927,14 @@ export class SharedFile {
             this.wakeOwed = hold;
             this.build();
             return this.done(owed, res);
+          }
+          if (earlier !== undefined) {
+            this.adopt(earlier.d);
+            this.edgesWritten(earlier.d, earlier.sentAt);
+            this.wakeOwed = hold;
+            this.build();
+            this.out = emptyOutcome();
+            return this.done(earlier.owed, earlier.res);
           }
           break;
         }
@@ -1059,8 +1087,8 @@ export class SharedFile {
     for (const r of runs) if (r.sent?.some((id) => shown.has(id)) === true) r.applied = true;
   }
 
-  private done(owed: Run[], res: unknown): unknown {
-    if (owed.length > 0) this.owed = this.owed.slice(owed.length);
+  private done(owed: readonly Run[], res: unknown): unknown {
+    if (owed.length > 0) this.owed = this.owed.filter((o) => !owed.includes(o));
     this.graph.cyclic.clear();
     this.deliver();
     return res;
@@ -1092,7 +1120,7 @@ export class SharedFile {
   private dropMalformed(failed: () => unknown, owed: readonly Run[]): unknown {
     this.build();
     this.out = emptyOutcome();
-    if (owed.length > 0) this.owed = this.owed.slice(owed.length);
+    if (owed.length > 0) this.owed = this.owed.filter((o) => !owed.includes(o));
     return failed();
   }
 
