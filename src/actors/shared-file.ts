@@ -392,7 +392,26 @@ export class SharedFile {
   constructor(
     readonly path: string,
     private readonly space: FileSpace,
+    /**
+     * Whether the cache's records of this node are the engine's (nothingOfMine): true once a reply
+     * gave the engine's records, or from the start when an actor before this one on the file knew
+     * it held nothing of this node (SharedFiles.noneOfMine).
+     */
+    private ownExact = false,
   ) {}
+
+  /**
+   * Whether this node has nothing in the file, in the engine too: no record of this node in the
+   * cache, the cache's records of this node exact, no step of unknown fate, nothing owed. Every
+   * record of this node comes from a step of this node, or from another node's grant of a waiter
+   * this node put; so until this node's next step, none appears. A release then releases nothing,
+   * and is answered without the engine (decide): a close of a file no lock was taken on costs no
+   * round trip, and does not wait for an unreachable engine.
+   */
+  get nothingOfMine(): boolean {
+    const me = this.space.config.node;
+    return this.ownExact && !this.owing && !this.records.some((r) => r.node === me);
+  }
 
   /** Runs `f` after every earlier step of this file: the actor's mailbox. */
   enqueue<T>(f: () => Promise<T>): Promise<T> {
@@ -436,6 +455,7 @@ export class SharedFile {
     this.records = mine.map((r) => ({ ...r, epoch }));
     this.version = 0;
     this.reassertedUntil = graceEndsAt;
+    this.ownExact = true;
     this.heldPutBack = false;
     for (const r of mine) {
       if (r.state !== 'waiting') continue;
@@ -784,8 +804,9 @@ export class SharedFile {
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
       // step carries other changes (owed releases, edges written whole, records left out).
       const free = run.free?.(res) === true;
-      // The owed releases it carried found nothing to release on the engine's state: settled.
-      if (d === undefined && fresh && !free) {
+      // The owed releases it carried found nothing to release on the engine's state: settled. A
+      // release where this node has nothing needs no look at the engine (nothingOfMine).
+      if (d === undefined && !free && (fresh || (mustRun && this.nothingOfMine))) {
         if (!hold) this.wakeOwed = false;
         return this.done(owed, res);
       }
@@ -874,6 +895,7 @@ export class SharedFile {
       if (unsure !== undefined && d !== undefined && !mustRun) tries.set(unsure, { d, res, owed, sentAt: now });
       if (unsure !== undefined) for (const r of mustRun ? [...owed, run] : owed) (r.sent ??= []).push(unsure);
       if (reply.ok) {
+        this.ownExact = true;
         if (d !== undefined) this.committed(d, reply.version, now);
         // Decided on the records as the engine had them after the grace period: every waiter's
         // edges were written whole then (heldPutBack).
@@ -895,6 +917,7 @@ export class SharedFile {
           if (reply.records !== undefined) this.records = [...reply.records];
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
+          this.ownExact = true;
           this.shownApplied(mustRun ? [...this.owed, run] : this.owed, reply);
           // An earlier try of this decision that applied after all (its reply lost, then decided
           // again): what it decided stands, and answers the request (not undone as a step given up

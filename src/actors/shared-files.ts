@@ -38,6 +38,14 @@ export class SharedFiles implements FileSpace {
   private sessionWaiters: (() => void)[] = [];
   private counter = 0;
   private stopping = false;
+  /**
+   * Files whose actor went idle knowing this node had nothing there (SharedFile.nothingOfMine):
+   * the next actor of the file knows it from the start, so a close of a file opened and closed
+   * again without a lock costs no round trip. Only this worker's steps put this node's records in
+   * its files; a replacement worker starts with none known. The oldest are forgotten past
+   * NONE_OF_MINE_MAX (a forgotten file's next release asks the engine once).
+   */
+  private readonly noneOfMine = new Set<string>();
   /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
   private readonly owedRetries = new Map<string, { timer: NodeJS.Timeout | undefined; tries: number }>();
 
@@ -81,14 +89,18 @@ export class SharedFiles implements FileSpace {
   private file(path: string): SharedFile {
     let f = this.files.get(path);
     if (f === undefined) {
-      f = new SharedFile(path, this);
+      f = new SharedFile(path, this, this.noneOfMine.delete(path));
       this.files.set(path, f);
     }
     return f;
   }
 
   private sweep(f: SharedFile): void {
-    if (f.idle && this.files.get(f.path) === f) this.files.delete(f.path);
+    if (!f.idle || this.files.get(f.path) !== f) return;
+    this.files.delete(f.path);
+    if (!f.nothingOfMine) return;
+    this.noneOfMine.add(f.path);
+    if (this.noneOfMine.size > NONE_OF_MINE_MAX) this.noneOfMine.delete(this.noneOfMine.values().next().value!);
   }
 
   /** Runs a request of this node; its answer goes to `target` once its step committed. */
@@ -607,3 +619,5 @@ interface PendingRequest {
 function generic(call: Call): Result {
   return call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' ? ERROR_LOCK_VIOLATION : undefined;
 }
+/** How many files SharedFiles.noneOfMine keeps (a path string each). */
+const NONE_OF_MINE_MAX = 65_536;
