@@ -63,6 +63,12 @@ export interface SharedConfig {
   lease: SharedArrayBuffer;
   /** The session this worker starts on. */
   epoch: number;
+  /**
+   * No record of this node is in any file this worker serves: it is the first worker of its
+   * destination since the node's session opened (a replacement may find its predecessor's locks).
+   * Then every file is known from the start to hold nothing of this node (nothingOfMine).
+   */
+  blank?: boolean;
 }
 
 /** An event of this node's inbox, as the caller's side forwards it: waiter `requestId` ended with `result`. */

@@ -89,7 +89,7 @@ export class SharedFiles implements FileSpace {
   private file(path: string): SharedFile {
     let f = this.files.get(path);
     if (f === undefined) {
-      f = new SharedFile(path, this, this.noneOfMine.delete(path));
+      f = new SharedFile(path, this, this.noneOfMine.delete(path) || this.config.blank === true);
       this.files.set(path, f);
     }
     return f;

@@ -117,7 +117,8 @@ export class Workers {
     const nativeCounters = (this.counters[index] ??= new SharedArrayBuffer(SharedCounters.BYTES));
     const init: HostInit = { ...this.config, index, data: data.port2, control: control.port2, hooks: hooks.port2, nativeCounters };
     const transferList = [data.port2, control.port2, hooks.port2];
-    if (this.shared !== undefined) init.shared = this.shared();
+    // A replacement's files may hold its predecessor's locks in the engine; a first worker's hold none.
+    if (this.shared !== undefined) init.shared = { ...this.shared(), blank: restarts === 0 };
     Comlink.expose(this.hooks, hooks.port1 as unknown as Comlink.Endpoint);
     let markDead!: () => void;
     const died = new Promise<void>((r) => (markDead = r));

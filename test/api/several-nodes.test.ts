@@ -653,6 +653,33 @@ t.test('one node name, two processes: a second start is refused while the first 
   t.equal(await again.call('lockFile', win('/dup', 1, true)), ERROR_LOCK_VIOLATION, 'the restarted process does not inherit the old lock: c holds /dup');
 });
 
+t.test("a close (flush, release) of files the node never locked asks nothing of the engine: no commit, and no wait while the engine does not answer", { skip: noRedis }, async (t) => {
+  // Long: while the engine is paused, a request that asks it is answered requestTimeoutMs later.
+  const [a] = cluster(['a'], 60_000, { requestTimeoutMs: 60_000 });
+  await a!.ready();
+  const commits = async () => (await a!.call('stats')).store.commits as number;
+  const before = await commits();
+  for (let i = 0; i < 5; i++) {
+    await a!.call('flush', { path: `/never${i}`, lockOwner: 1 });
+    await a!.call('release', { path: `/never${i}`, fileHandle: 1 });
+  }
+  t.equal((await commits()) - before, 0, 'five opens and closes of files never locked: no commit');
+  server.pause();
+  try {
+    // A lock request first, on another file: it asks the engine, and is answered only when the
+    // engine does, or at its requestTimeoutMs. A close that asked the engine too would come after it.
+    const lock = a!.call('lock', setlk('/x', 2, 2, 0, 1)).then(() => 'the lock request');
+    const close = (async () => {
+      await a!.call('flush', { path: '/never9', lockOwner: 1 });
+      await a!.call('release', { path: '/never9', fileHandle: 1 });
+      return 'the close';
+    })();
+    t.equal(await event(Promise.race([lock, close]), 'an answer while the engine is paused'), 'the close', 'the close is answered first, while the engine is paused');
+  } finally {
+    server.resume();
+  }
+});
+
 t.test('an engine that stops answering: requests end with the generic code, no hang', { skip: noRedis }, async (t) => {
   const [a] = cluster(['a'], 5000, { requestTimeoutMs: SHORT_MS });
   await a!.ready();
