@@ -155,21 +155,43 @@ export function loseNext(n: TestNode, then?: () => Promise<void>): void {
 }
 
 /**
- * The engine loses its data (MemoryEngine.reset); resolves once `n`'s store has heard of it at a
- * renewal and opened a session in the new incarnation, with the session it had before.
+ * The engine loses its data (MemoryEngine.reset); resolves once `n`'s store, and each of
+ * `others`', has heard of it at a renewal and opened a session in the new incarnation, with the
+ * session `n` had before and its new one.
  */
-export async function resetEngine(engine: MemoryEngine, n: TestNode): Promise<{ old: number; epoch: number }> {
+export async function resetEngine(engine: MemoryEngine, n: TestNode, ...others: TestNode[]): Promise<{ old: number; epoch: number }> {
   const old = n.store.session().epoch;
-  const before = n.store.session().incarnation;
+  const all = [n, ...others];
+  const before = all.map((x) => x.store.session().incarnation);
   engine.reset();
   await within(
     (async () => {
-      while (n.store.session().incarnation === before) await new Promise((r) => setTimeout(r, 10));
+      while (all.some((x, i) => x.store.session().incarnation === before[i])) await new Promise((r) => setTimeout(r, 10));
     })(),
     BUDGET_MS,
-    `${n.name}'s new session after the reset`,
+    `${all.map((x) => x.name).join(', ')}'s new sessions after the reset`,
   );
   return { old, epoch: n.store.session().epoch };
+}
+
+/**
+ * Ends the engine's grace period now (MemoryEngine.endGrace); resolves once each of `nodes`'
+ * stores heard of it at a renewal (session().grace false). After a reset, the node that opens the
+ * new incarnation gives it a grace period as long as the longest session TTL it saw
+ * (NodeStore.replace): 2^31-1 ms here (memoryStore), so it never ends by itself, and a decision that grants bytes
+ * waits it out (refused 'grace', then Parked for the rest). Call it only once the nodes'
+ * re-assertions were answered (a request of the node on the file that came after its adopt was
+ * answered: decisions wait for them): one sent after it is refused 'late', its records lost.
+ */
+export async function endGrace(engine: MemoryEngine, ...nodes: TestNode[]): Promise<void> {
+  engine.endGrace();
+  await within(
+    (async () => {
+      while (nodes.some((n) => n.store.session().grace)) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    BUDGET_MS,
+    `the end of the grace period heard by ${nodes.map((n) => n.name).join(', ')}`,
+  );
 }
 
 export const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
