@@ -448,17 +448,29 @@ export class SharedFile {
    * cache now, and the cache becomes just them, at version 0, which the engine has only while
    * the file holds nothing: once they are back, the next step is stale and learns every node's
    * records. Decisions wait until the engine answered (decide). A waiter put
-   * back is looked at again when the grace period ends: its blockers may not come back.
+   * back is looked at again when the grace period ends: its blockers may not come back. An undo
+   * still to commit (Unsure) is done by the re-assertion itself (pendingUndos): the records it
+   * removes stay out, the locks it puts back go back. `carried`: the session the engine lost.
    */
-  beginReassert(graceEndsAt: number): void {
+  beginReassert(graceEndsAt: number, carried: number): void {
     const epoch = this.space.epoch;
-    const mine = this.ownRecords().filter((r) => !this.undoing(r.id));
+    const { stay, back } = this.pendingUndos(carried);
+    const mine = this.ownRecords().filter((r) => stay.has(r.id) || !this.undoing(r.id));
     this.unsure.clear();
     // Put back under their ids, stand-ins too: the engine will hold them so (or they are lost).
     this.standIns.clear();
     // Waiters go back without edges (recheck).
     const edges: EdgeInput[] = [];
     this.records = mine.map((r) => ({ ...r, epoch }));
+    // Then the locks the undos put back, as new records (as build() adds them to the table, and
+    // the next step puts them), unless their owner holds them already.
+    for (const { r, origin } of back) {
+      if (this.coveredBefore(this.decode(r).req)) continue;
+      const x = { ...r, id: this.space.newId(), epoch, seq: (this.records.at(-1)?.seq ?? 0) + 1 };
+      if (origin !== undefined) this.origins.set(x.id, origin);
+      this.records.push(x);
+      mine.push(x);
+    }
     this.version = 0;
     this.reassertedUntil = graceEndsAt;
     this.ownExact = true;
@@ -477,6 +489,30 @@ export class SharedFile {
       if (this.reasserting === p) this.reasserting = undefined;
     });
     this.reasserting = p;
+  }
+
+  /**
+   * The undos still to commit (Unsure entries found applied), which the re-assertion settles:
+   * the engine lost the records they would remove (left out of it, as of the table: undoing),
+   * and the owner's locks of the carried session they would put back (build) go back with the
+   * node's records, else nothing would. One whose locks can no longer all go back (another
+   * owner holds conflicting bytes now: restorable) is not undone, as noticeApplied decides:
+   * what its step put stays (`stay`), and the fault says so. Locks of another session went with it.
+   */
+  private pendingUndos(carried: number): { stay: Set<string>; back: { r: StoreRecord; origin: LockOrigin | undefined }[] } {
+    const stay = new Set<string>();
+    const back: { r: StoreRecord; origin: LockOrigin | undefined }[] = [];
+    for (const u of this.unsure.values()) {
+      if (!u.applied) continue;
+      const removed = u.removed.filter((r) => r.epoch === carried);
+      if (!removed.every((r) => this.restorable(r, u))) {
+        for (const id of u.put) stay.add(id);
+        this.space.report(new Error(`a lock request's step on ${this.path} that had applied after all, its request answered as failed, could not be undone when the engine lost its data (its bytes went on to others): its owner may hold them until it closes the file`));
+        continue;
+      }
+      for (const r of removed) if (!back.some((x) => x.r.id === r.id)) back.push({ r, origin: u.origins.get(r.id) });
+    }
+    return { stay, back };
   }
 
   private async putBack(mine: readonly StoreRecord[], edges: readonly EdgeInput[], gen: number, graceEndsAt: number): Promise<void> {

@@ -428,7 +428,7 @@ export class SharedFiles implements FileSpace {
     this.epoch = epoch;
     if (carried !== 0 && carried === old) {
       const graceEndsAt = performance.now() + graceMs;
-      for (const f of this.files.values()) f.beginReassert(graceEndsAt);
+      for (const f of this.files.values()) f.beginReassert(graceEndsAt, carried);
       // A release owed while the engine was away is put back with the rest (the cache still has
       // its locks): it is tried again right after the re-assertion, not after the backoff its
       // failed tries grew to (up to 5 s of a lock its owner was told is gone).

@@ -1,0 +1,267 @@
+/**
+ * The engine loses its data (a reset) while a node has unfinished business on a file; the node
+ * puts its records back in the grace period (SharedFile.beginReassert). An undo of a lock
+ * request's step that applied though its request was answered as failed (Unsure), pending at the
+ * reset: the owner's locks that step removed go back with the rest, as the kernel would have left
+ * them (or, when they can no longer all go back, what the step put stays), once, and only those
+ * of the session the engine lost. Real SharedFiles over a MemoryEngine, behind the lost-link
+ * harness; every wait is for an answer or a step, within a budget.
+ */
+import t, { type Test } from 'tap';
+import { EAGAIN, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { BUDGET_MS, MemoryEngine, answered, endGrace, lk, loseNext, memoryStore, node, resetEngine, within, type S, type TestNode } from './lost-link.js';
+
+/** The engine's records of /a: session, state, mode, holder (POSIX owner or Windows handle) and bytes. */
+async function held(engine: MemoryEngine): Promise<string[]> {
+  return (await engine.load('/a')).records.map((r) => {
+    const d = JSON.parse(r.data) as { w: number; h: { s: string } | number; s: string; e: string };
+    return `${r.node}|${r.epoch} ${r.state} ${d.w === 1 ? 'write' : 'read'} ${typeof d.h === 'number' ? d.h : d.h.s} ${d.s}-${d.e}`;
+  });
+}
+
+/**
+ * Node a (timeout 300 ms, a grace period after a reset), alone on an engine whose incarnation
+ * started without one.
+ */
+async function alone(t: Test): Promise<{ engine: MemoryEngine; a: TestNode }> {
+  const engine = new MemoryEngine();
+  // The engine's first session starts its incarnation with no grace period; a's own (60 s) is
+  // for the incarnation after a reset, which a opens.
+  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+  const a = await node(engine, 'a', 'default', 300, 60_000);
+  t.teardown(() => a.store.close());
+  await first.close();
+  return { engine, a };
+}
+
+/**
+ * p1 (request 1) reads [0,10) on a and asks a write lock of it (request 2): the step (it replaces
+ * the read lock) applies, its reply is lost, and the request is answered as failed. The next
+ * step's stale reply shows it applied; every new step of a after that is cut off, the undo's
+ * first (it would remove the write lock and put the read lock back): resolves then. The link is
+ * left cutting a off.
+ */
+async function undoPending(t: Test, engine: MemoryEngine, a: TestNode): Promise<void> {
+  a.sf.run(1, lk('p1', 1, F_RDLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, "p1's read lock of [0,10)"), { result: 0 }, 'p1 reads [0,10)');
+  let stale = false;
+  a.onReply = (r) => {
+    if (!r.ok && r.reason === 'stale') stale = true;
+  };
+  let undoCut!: () => void;
+  const cut = new Promise<void>((r) => (undoCut = r));
+  loseNext(a, async () => {
+    a.policy = () => (stale ? 'drop' : 'pass');
+    a.afterDrop = async (s: S) => {
+      if (s.id === undefined) undoCut();
+    };
+  });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.notMatch(await answered(a, 2, "p1's write lock of [0,10) (given up on)"), { result: 0 }, 'answered as failed');
+  await within(cut, BUDGET_MS, "the undo's step, cut off");
+  t.match(a.faults, [/had applied after all; undone/], 'the step was found applied, to be undone');
+  t.same(await held(engine), [`a|${a.store.session().epoch} held write p1 0-9`], "the engine: p1's write lock (the undo never reached it)");
+}
+
+/** a reaches the engine again. */
+function heal(a: TestNode): void {
+  a.policy = () => 'pass';
+  a.afterDrop = undefined;
+  a.onReply = undefined;
+}
+
+// p1 holds a POSIX read lock on [0,10) and asks a write lock on the same bytes; the step applies,
+// the request is answered as failed, and its undo is pending (undoPending) when the engine loses
+// its data. What the kernel leaves p1 after a failed F_SETLK is its read lock: the re-assertion
+// puts it back (under the new session, a new record), and not the write lock the undo removes.
+// Before, the re-assertion left out the write lock (being undone) and forgot the undo: p1 held
+// nothing.
+t.test('an undo pending when the engine loses its data: the locks it would put back go back with the re-assertion, what it removes does not', async (t) => {
+  const { engine, a } = await alone(t);
+  await undoPending(t, engine, a);
+  // The engine loses its data; a opens a new session and puts its records back.
+  const { old, epoch } = await resetEngine(engine, a);
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  heal(a);
+  // Behind the re-assertion in the file's mailbox: an unlock of bytes nobody holds.
+  a.sf.run(3, lk('nobody', 9, F_UNLCK, F_SETLK, 100, 1), a.target);
+  t.match(await answered(a, 3, 'an unlock of nothing, after the re-assertion'), { result: 0 });
+  t.same(await held(engine), [`a|${epoch} held read p1 0-9`], "the engine: p1's read lock under the new session (the one the failed request replaced), not the write lock the undo removes");
+  // The grace period ends (a grant in it would wait it out: for ever here).
+  await endGrace(engine, a);
+  a.sf.run(4, lk('p2', 2, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 4, "p2's write lock of [0,10)"), { result: -EAGAIN }, "p2's write lock is refused: p1 reads [0,10)");
+  a.sf.run(5, lk('p2', 2, F_WRLCK, F_GETLK), a.target);
+  t.match(await answered(a, 5, "p2's F_GETLK of a write lock on [0,10)"), { lockType: F_RDLCK, lockPid: 1 }, "F_GETLK reports p1's read lock");
+  a.sf.run(6, lk('p3', 3, F_RDLCK, F_SETLK), a.target);
+  t.match(await answered(a, 6, "p3's read lock of [0,10)"), { result: 0 }, 'another reader is let in');
+  // The lock put back is p1's to release: once p1 and p3 unlock, p2 writes.
+  a.sf.run(7, lk('p2', 2, F_WRLCK, F_SETLKW), a.target);
+  a.sf.run(8, lk('p1', 1, F_UNLCK, F_SETLK), a.target);
+  t.match(await answered(a, 8, "p1's unlock"), { result: 0 });
+  a.sf.run(9, lk('p3', 3, F_UNLCK, F_SETLK), a.target);
+  t.match(await answered(a, 9, "p3's unlock"), { result: 0 });
+  t.match(await answered(a, 7, "p2's F_SETLKW"), { result: 0 }, 'p2 writes [0,10)');
+  t.equal(a.faults.length, 1, 'nothing more reported');
+});
+
+// p1 holds a write lock on [0,10) and downgrades it to a read lock: the step applies, its reply is
+// lost, and the request is answered as failed; the next step's stale reply shows it applied, and
+// the undo (put the write lock back) is cut off. Then b's q1 reads [0,10) (the engine has p1's
+// read lock), and a learns of it in a stale reply: the write lock can no longer go back. The
+// engine loses its data with the undo still pending: the re-assertion puts back p1's read lock
+// (what the step put stays, as when the conflict is seen first, noticeApplied), never the write
+// lock, which with q1's read lock put back by b would be a conflict no kernel allows. Before, the
+// re-assertion left out the read lock (being undone) and forgot the undo: p1 held nothing.
+t.test('an undo pending when the engine loses its data, whose locks can no longer go back (another node reads the bytes since): what its step put goes back instead', async (t) => {
+  const engine = new MemoryEngine();
+  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+  const a = await node(engine, 'a', 'default', 300, 60_000);
+  const b = await node(engine, 'b', 'default', 300, 60_000);
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  await first.close();
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, "p1's write lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+  // The downgrade's step applies, its reply is lost; the next step's stale reply shows it
+  // applied, and every new step after that is cut off, the undo's first.
+  let stale = 0;
+  a.onReply = (r) => {
+    if (!r.ok && r.reason === 'stale') stale++;
+  };
+  let undoCut!: () => void;
+  const undoPending = new Promise<void>((r) => (undoCut = r));
+  let learnedCut!: () => void;
+  const learned = new Promise<void>((r) => (learnedCut = r));
+  loseNext(a, async () => {
+    a.policy = () => (stale > 0 ? 'drop' : 'pass');
+    a.afterDrop = async (s: S) => {
+      if (s.id !== undefined) return;
+      if (stale > 1) learnedCut();
+      else undoCut();
+    };
+  });
+  a.sf.run(2, lk('p1', 1, F_RDLCK, F_SETLK), a.target);
+  t.notMatch(await answered(a, 2, "p1's downgrade (given up on)"), { result: 0 }, 'answered as failed');
+  await within(undoPending, BUDGET_MS, "the undo's step, cut off");
+  t.match(a.faults, [/had applied after all; undone/], 'the step was found applied, to be undone');
+  // q1 reads [0,10): the engine has p1's read lock.
+  b.sf.run(1, lk('q1', 1, F_RDLCK, F_SETLK), b.target);
+  t.match(await answered(b, 1, "q1's read lock of [0,10)"), { result: 0 }, 'q1 reads [0,10)');
+  // One more step of a passes: its stale reply brings q1's lock; the one after it is cut off.
+  a.policy = () => (stale > 1 ? 'drop' : 'pass');
+  await within(learned, BUDGET_MS, "a's stale reply with q1's lock, and the next step cut off");
+  const was = a.store.session().epoch;
+  const bWas = b.store.session().epoch;
+  t.same(
+    (await held(engine)).sort(),
+    [`a|${was} held read p1 0-9`, `b|${bWas} held read q1 0-9`],
+    "the engine: p1's read lock (the undo never reached it), q1's",
+  );
+  const { old, epoch } = await resetEngine(engine, a, b);
+  const bEpoch = b.store.session().epoch;
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  b.lease[1] = bEpoch;
+  b.sf.adopt(bEpoch, bWas, 60_000);
+  heal(a);
+  // Behind the re-assertions in the files' mailboxes: unlocks of bytes nobody holds.
+  a.sf.run(3, lk('nobody', 9, F_UNLCK, F_SETLK, 100, 1), a.target);
+  t.match(await answered(a, 3, "a's unlock of nothing, after the re-assertion"), { result: 0 });
+  b.sf.run(2, lk('nobody', 9, F_UNLCK, F_SETLK, 100, 1), b.target);
+  t.match(await answered(b, 2, "b's unlock of nothing, after the re-assertion"), { result: 0 });
+  t.same(
+    (await held(engine)).sort(),
+    [`a|${epoch} held read p1 0-9`, `b|${bEpoch} held read q1 0-9`],
+    "the engine: p1's read lock (what the step put) and q1's; no write lock",
+  );
+  t.match(a.faults, [/undone/, /could not be undone when the engine lost its data/], 'the fault says the step stays');
+  await endGrace(engine, a, b);
+  a.sf.run(4, lk('p2', 2, F_RDLCK, F_SETLK), a.target);
+  t.match(await answered(a, 4, "p2's read lock of [0,10)"), { result: 0 }, 'another reader is let in');
+  a.sf.run(5, lk('p3', 3, F_WRLCK, F_GETLK), a.target);
+  t.match(await answered(a, 5, "p3's F_GETLK of a write lock on [0,10)"), { lockType: F_RDLCK }, 'a write lock would wait for the readers');
+});
+
+// As the first test, but the undo's own step applies too, its reply lost, and the next step's
+// stale reply shows it (p1's read lock back, under a record the undo minted); nothing commits
+// after it before the engine loses its data, so the undo is still pending (Unsure). The
+// re-assertion puts back p1's read lock once: the one the undo put, not a second one for the
+// lock the undo would put back, which p1 holds already (as build() decides: coveredBefore).
+t.test('an undo pending when the engine loses its data, whose step applied though its reply was lost: the lock it put back goes back once', async (t) => {
+  const engine = new MemoryEngine();
+  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+  const a = await node(engine, 'a', 'default', 300, 60_000);
+  t.teardown(() => a.store.close());
+  await first.close();
+  a.sf.run(1, lk('p1', 1, F_RDLCK, F_SETLK), a.target);
+  t.match(await answered(a, 1, "p1's read lock of [0,10)"), { result: 0 }, 'p1 reads [0,10)');
+  // a's new steps after the write lock's (lost): the first passes (its stale reply shows the
+  // write lock applied), the second (the undo) applies with its reply lost, the third passes
+  // (its stale reply shows the undo applied); every step after them is cut off.
+  let k = 0;
+  let cutOff!: () => void;
+  const settled = new Promise<void>((r) => (cutOff = r));
+  loseNext(a, async () => {
+    a.policy = (s) => {
+      if (s.id !== undefined) return k >= 4 ? 'drop' : 'pass';
+      k++;
+      return k === 2 ? 'lose' : k >= 4 ? 'drop' : 'pass';
+    };
+    a.afterDrop = async () => cutOff();
+  });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLK), a.target);
+  t.notMatch(await answered(a, 2, "p1's write lock of [0,10) (given up on)"), { result: 0 }, 'answered as failed');
+  await within(settled, BUDGET_MS, "the undo's step applied, a stale reply shows it, and a's next step is cut off");
+  t.equal(k, 4, "a's fourth new step is the first cut off");
+  t.ok(a.log.filter((l) => l.startsWith('pass ') && l.endsWith('-> stale missed')).length === 2, 'two stale replies');
+  const was = a.store.session().epoch;
+  t.same(await held(engine), [`a|${was} held read p1 0-9`], "the engine: p1's read lock (the undo applied)");
+  const { old, epoch } = await resetEngine(engine, a);
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  a.policy = () => 'pass';
+  a.afterDrop = undefined;
+  a.sf.run(3, lk('nobody', 9, F_UNLCK, F_SETLK, 100, 1), a.target);
+  t.match(await answered(a, 3, 'an unlock of nothing, after the re-assertion'), { result: 0 });
+  t.same(await held(engine), [`a|${epoch} held read p1 0-9`], "the engine: p1's read lock, once");
+  t.match(a.faults, [/had applied after all; undone/], 'nothing more reported');
+});
+
+/**
+ * a's session expires (its locks go with it, and a is told so) and a opens another; then the
+ * engine loses its data while that one lives, and a puts its records back: resolves once that
+ * re-assertion was answered, a reaching the engine again.
+ */
+async function lostThenReset(t: Test, engine: MemoryEngine, a: TestNode): Promise<void> {
+  const lost = a.store.session().epoch;
+  engine.expire('a');
+  await within(
+    (async () => {
+      while (a.store.session().epoch === lost || a.store.session().epoch === 0) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    BUDGET_MS,
+    "a's session after the lost one",
+  );
+  const second = a.store.session().epoch;
+  a.lease[1] = second;
+  a.sf.adopt(second, 0, 0);
+  const { old, epoch } = await resetEngine(engine, a);
+  t.equal(old, second, 'the session the engine lost is the second one');
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  heal(a);
+  // Behind the re-assertion in the file's mailbox: an unlock of bytes nobody holds.
+  a.sf.run(99, lk('nobody', 8, F_UNLCK, F_SETLK, 100, 1), a.target);
+  t.match(await answered(a, 99, 'an unlock of nothing, after the re-assertion'), { result: 0 });
+}
+
+// The undo of the first test is pending, a cut off, when the session it was of is lost, and the
+// engine loses its data under the next one, before any step of a on the file committed: the
+// lock the undo would put back went with the lost session, and does not go back.
+t.test('an undo pending when its session is lost, and the engine loses its data under the next one: the lock it would put back does not go back', async (t) => {
+  const { engine, a } = await alone(t);
+  await undoPending(t, engine, a);
+  await lostThenReset(t, engine, a);
+  t.same(await held(engine), [], 'the engine: nothing (what p1 held went with the first session)');
+});
