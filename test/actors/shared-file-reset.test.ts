@@ -4,12 +4,15 @@
  * request's step that applied though its request was answered as failed (Unsure), pending at the
  * reset: the owner's locks that step removed go back with the rest, as the kernel would have left
  * them (or, when they can no longer all go back, what the step put stays), once, and only those
- * of the session the engine lost. Real SharedFiles over a MemoryEngine, behind the lost-link
+ * of the session the engine lost. And a Windows lock another node granted to a waiter here (a
+ * stand-in under the waiter's record id), put back under that id: evidence again for a release
+ * of it whose reply is lost. Real SharedFiles over a MemoryEngine, behind the lost-link
  * harness; every wait is for an answer or a step, within a budget.
  */
 import t, { type Test } from 'tap';
 import { EAGAIN, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, endGrace, lk, loseNext, memoryStore, node, resetEngine, within, type S, type TestNode } from './lost-link.js';
+import { parseLockFile, type Call } from '../../src/core/requests.js';
+import { BUDGET_MS, MemoryEngine, answered, endGrace, lf, lk, loseNext, memoryStore, node, resetEngine, uf, within, type S, type TestNode } from './lost-link.js';
 
 /** The engine's records of /a: session, state, mode, holder (POSIX owner or Windows handle) and bytes. */
 async function held(engine: MemoryEngine): Promise<string[]> {
@@ -265,3 +268,90 @@ t.test('an undo pending when its session is lost, and the engine loses its data 
   await lostThenReset(t, engine, a);
   t.same(await held(engine), [], 'the engine: nothing (what p1 held went with the first session)');
 });
+
+/** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` (process 1). */
+const lw = (handle: number, start: number, len: number, exclusive: boolean): Call =>
+  parseLockFile({ fileName: '/a', byteOffset: start, length: len, exclusiveLock: exclusive, failImmediately: false, handle, processId: 1 }) as Call;
+
+// a's handle 7 waits for a shared lock of [0,10); b's unlock grants it. a's cache holds the grant
+// under the waiter's record id (a stand-in: the engine's record of it has an id b's step minted),
+// and a makes no step before the engine loses its data. The re-assertion puts the lock back under
+// the waiter's id: the engine's record has that id now, so it is evidence again (beginReassert
+// clears standIns). Then handle 7's unlock of it: the step applies, its reply is lost, and the
+// unlock is owed. Property: a's next step, whatever its stale reply tells, neither runs the
+// unlock again nor leaves its notice untold (onUnlockFile once):
+// - 'second lock': handle 7 took a second, identical shared lock of [0,10) first; the unlock
+//   removes the one put back. The reply names the lost step (shownApplied), and the record it
+//   removed is gone (appliedBefore: the unlock's targets are that record): run again, the unlock
+//   would release the second lock and tell its notice twice.
+// - 'emptied': the unlock empties the file, whose keys go with it (its log, and this node's last
+//   step there): the reply, the empty record set, names no step. Only the record's absence tells
+//   that the unlock applied (appliedBefore; deliverLost, from Lost.released): as a stand-in it
+//   proves nothing, the unlock runs again on nothing, and the notice is never told.
+// (A close is the same as the unlock here: it takes what the unlock takes, and tells the same.)
+for (const kind of ['second lock', 'emptied'] as const) {
+  t.test(`a Windows lock another node granted to a's waiter, put back after the engine lost its data: an unlock of it whose reply is lost (${kind}) is not run again, its notice told once`, async (t) => {
+    const engine = new MemoryEngine();
+    const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+    const released: string[] = [];
+    const a = await node(engine, 'a', 'default', 300, 60_000, {
+      released: (family, e) => void released.push(`${family}:${String(e.handle)}:${String(e.byteOffset)}+${String(e.length)}`),
+    });
+    const b = await node(engine, 'b', 'default', 300, 60_000);
+    t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+    await first.close();
+    b.sf.run(1, lf(1, 0, 10), b.target);
+    t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
+    a.sf.run(1, lw(7, 0, 10, false), a.target);
+    await answered(a, -1, "a's handle 7 waits for a shared lock of [0,10)");
+    b.sf.run(2, uf(1, 0, 10), b.target);
+    t.equal(await answered(b, 2, "b's handle 1 unlocks"), 0);
+    t.equal(await answered(a, 1, "a's handle 7's LockFileEx of [0,10)"), 0, "granted by b's unlock");
+    t.match((await engine.load('/a')).records.map((r) => r.id), [/^b\./], "the engine's record of it has an id of b's step");
+    // b is done: closed before the reset (it would open the next incarnation itself).
+    await b.store.close();
+    const { old, epoch } = await resetEngine(engine, a);
+    a.lease[1] = epoch;
+    a.sf.adopt(epoch, old, 60_000);
+    // Behind the re-assertion: the second identical lock (no grant of new bytes: the grace period
+    // does not refuse it), or an unlock of bytes handle 5 never locked.
+    if (kind === 'second lock') {
+      a.sf.run(2, lf(7, 0, 10, false), a.target);
+      t.equal(await answered(a, 2, "handle 7's second shared lock of [0,10)"), 0);
+    } else {
+      a.sf.run(2, uf(5, 40, 10), a.target);
+      t.equal(await answered(a, 2, "handle 5's unlock of nothing"), 158);
+    }
+    const back = (await engine.load('/a')).records.map((r) => r.id);
+    t.equal(back.length, kind === 'second lock' ? 2 : 1, `the engine: ${kind === 'second lock' ? 'two records' : 'one record'} of handle 7`);
+    t.match(back[0], /^a\./, "the lock b granted was put back under a's waiter's id");
+    const at = a.log.length;
+    loseNext(a);
+    a.sf.run(3, uf(7, 0, 10), a.target);
+    await answered(a, 3, "handle 7's unlock (its reply lost, given up on)");
+    t.equal((await engine.load('/a')).records.length, kind === 'second lock' ? 1 : 0, 'the engine: the unlock applied');
+    // a's next step (it carries the owed unlock, or finds it applied; or the owed step's retry
+    // comes first): an unlock of bytes handle 5 never locked.
+    a.sf.run(4, uf(5, 40, 10), a.target);
+    t.equal(await answered(a, 4, "handle 5's unlock of nothing"), 158);
+    t.ok(
+      a.log.slice(at).some((l) => l.endsWith(kind === 'second lock' ? '-> stale missed' : '-> stale whole')),
+      kind === 'second lock' ? 'a stale reply with the missed changes' : 'a stale reply with the whole record set (empty)',
+    );
+    const left = (await engine.load('/a')).records.filter((r) => r.data.includes('"h":7'));
+    t.equal(left.length, kind === 'second lock' ? 1 : 0, kind === 'second lock' ? "the engine: handle 7's second lock of [0,10) stands" : 'the engine: nothing');
+    t.same(released, ['windows:7:0+10'], 'onUnlockFile told once');
+    if (kind === 'second lock') {
+      a.sf.run(5, uf(7, 0, 10), a.target);
+      t.equal(await answered(a, 5, "handle 7's second unlock"), 0, 'handle 7 still held one lock of [0,10)');
+      t.same(released, ['windows:7:0+10', 'windows:7:0+10'], "its notice, once");
+    }
+    a.sf.run(6, uf(7, 0, 10), a.target);
+    t.equal(await answered(a, 6, "handle 7's last unlock"), 158, 'handle 7 holds nothing');
+    // The grace period ends: [0,10) is granted to another handle (new bytes for it).
+    await endGrace(engine, a);
+    a.sf.run(7, lf(9, 0, 10), a.target);
+    t.equal(await answered(a, 7, "handle 9's exclusive lock of [0,10)"), 0, '[0,10) is free');
+    t.same(a.faults, [], 'nothing reported');
+  });
+}
