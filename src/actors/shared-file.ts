@@ -455,7 +455,9 @@ export class SharedFile {
   beginReassert(graceEndsAt: number, carried: number): void {
     const epoch = this.space.epoch;
     const { stay, back } = this.pendingUndos(carried);
-    const mine = this.ownRecords().filter((r) => stay.has(r.id) || !this.undoing(r.id));
+    // Only the lost session's: the cache may still have records of an earlier one that was lost
+    // (its handles told so, sessionLost) if no step on the file came since.
+    const mine = this.ownRecords().filter((r) => r.epoch === carried && (stay.has(r.id) || !this.undoing(r.id)));
     this.unsure.clear();
     // Put back under their ids, stand-ins too: the engine will hold them so (or they are lost).
     this.standIns.clear();

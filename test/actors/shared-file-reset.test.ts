@@ -4,10 +4,11 @@
  * request's step that applied though its request was answered as failed (Unsure), pending at the
  * reset: the owner's locks that step removed go back with the rest, as the kernel would have left
  * them (or, when they can no longer all go back, what the step put stays), once, and only those
- * of the session the engine lost. And a Windows lock another node granted to a waiter here (a
- * stand-in under the waiter's record id), put back under that id: evidence again for a release
- * of it whose reply is lost. Real SharedFiles over a MemoryEngine, behind the lost-link
- * harness; every wait is for an answer or a step, within a budget.
+ * of the session the engine lost; no record of an earlier, lost session goes back. And a Windows
+ * lock another node granted to a waiter here (a stand-in under the waiter's record id), put back
+ * under that id: evidence again for a release of it whose reply is lost. Real SharedFiles over a
+ * MemoryEngine, behind the lost-link harness; every wait is for an answer or a step, within a
+ * budget.
  */
 import t, { type Test } from 'tap';
 import { EAGAIN, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
@@ -267,6 +268,22 @@ t.test('an undo pending when its session is lost, and the engine loses its data 
   await undoPending(t, engine, a);
   await lostThenReset(t, engine, a);
   t.same(await held(engine), [], 'the engine: nothing (what p1 held went with the first session)');
+});
+
+// a's session expires (p9's lock goes with it, and a is told so: I/O through its handle fails
+// until it closes); a opens another, and the engine loses its data while that one lives, before
+// any step of a on the file: a's cache still has p9's record (a step would remove it). The
+// re-assertion puts back only what the session the engine lost held: p9's lock stays lost.
+// Before, it came back under the newest session, and held the bytes against everyone.
+t.test('a lock of a session lost before the one the engine lost does not come back with the re-assertion', async (t) => {
+  const { engine, a } = await alone(t);
+  a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK, 20, 10), a.target);
+  t.match(await answered(a, 9, "p9's lock of [20,30)"), { result: 0 }, 'p9 writes [20,30)');
+  await lostThenReset(t, engine, a);
+  t.same(await held(engine), [], 'the engine: nothing (p9 held its lock under the first session)');
+  await endGrace(engine, a);
+  a.sf.run(10, lk('p2', 2, F_WRLCK, F_SETLK, 20, 10), a.target);
+  t.match(await answered(a, 10, "p2's lock of [20,30)"), { result: 0 }, 'p2 writes [20,30)');
 });
 
 /** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` (process 1). */
