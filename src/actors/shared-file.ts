@@ -449,8 +449,9 @@ export class SharedFile {
    * the file holds nothing: once they are back, the next step is stale and learns every node's
    * records. Decisions wait until the engine answered (decide). A waiter put
    * back is looked at again when the grace period ends: its blockers may not come back. An undo
-   * still to commit (Unsure) is done by the re-assertion itself (pendingUndos): the records it
-   * removes stay out, the locks it puts back go back. `carried`: the session the engine lost.
+   * still to commit (Unsure) is done by the re-assertion itself where it only narrows or weakens
+   * what the owner held (pendingUndos): the records it removes stay out, the locks it puts back go
+   * back. `carried`: the session the engine lost.
    */
   beginReassert(graceEndsAt: number, carried: number): void {
     const epoch = this.space.epoch;
@@ -497,9 +498,11 @@ export class SharedFile {
    * The undos still to commit (Unsure entries found applied), which the re-assertion settles:
    * the engine lost the records they would remove (left out of it, as of the table: undoing),
    * and the owner's locks of the carried session they would put back (build) go back with the
-   * node's records, else nothing would. One whose locks can no longer all go back (another
-   * owner holds conflicting bytes now: restorable) is not undone, as noticeApplied decides:
-   * what its step put stays (`stay`), and the fault says so. Locks of another session went with it.
+   * node's records, else nothing would. One that would put back bytes its owner no longer held
+   * in the engine (heldAlready: a downgrade's write lock; a node's copy may not know who took
+   * them since, and they put theirs back too) is not undone, as noticeApplied decides for one
+   * that cannot be: what its step put stays (`stay`), and the fault says so. Locks of another
+   * session went with it.
    */
   private pendingUndos(carried: number): { stay: Set<string>; back: { r: StoreRecord; origin: LockOrigin | undefined }[] } {
     const stay = new Set<string>();
@@ -507,14 +510,38 @@ export class SharedFile {
     for (const u of this.unsure.values()) {
       if (!u.applied) continue;
       const removed = u.removed.filter((r) => r.epoch === carried);
-      if (!removed.every((r) => this.restorable(r, u))) {
+      // Put back in the grace period, a lock must be one the engine held: the cache may not know
+      // what other nodes took since (bytes the step freed), and they put theirs back too. So an
+      // undo goes back only where it only narrows or weakens what the owner held there.
+      if (!removed.every((r) => this.heldAlready(r, carried))) {
         for (const id of u.put) stay.add(id);
-        this.space.report(new Error(`a lock request's step on ${this.path} that had applied after all, its request answered as failed, could not be undone when the engine lost its data (its bytes went on to others): its owner may hold them until it closes the file`));
+        this.space.report(new Error(`a lock request's step on ${this.path} that had applied after all, its request answered as failed, could not be undone when the engine lost its data (it would put back bytes its owner no longer held, which others may hold since): its owner may hold them until it closes the file`));
         continue;
       }
       for (const r of removed) if (!back.some((x) => x.r.id === r.id)) back.push({ r, origin: u.origins.get(r.id) });
     }
     return { stay, back };
+  }
+
+  /**
+   * Whether the owner of `r` holds all of its bytes, in its mode or a stronger one, in this node's
+   * records of session `epoch` (the engine's, as the cache has them): put back, `r` grants nothing new.
+   */
+  private heldAlready(r: StoreRecord, epoch: number): boolean {
+    const req = this.decode(r).req;
+    const me = this.space.config.node;
+    const spans = this.records
+      .filter((x) => x.node === me && x.epoch === epoch && x.state === 'held')
+      .map((x) => this.decode(x).req)
+      .filter((x) => x.owner === req.owner && x.kind === req.kind && (x.write || !req.write))
+      .sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+    let next = req.start;
+    for (const x of spans) {
+      if (x.start > next) break;
+      if (x.end >= next) next = x.end + 1n;
+      if (next > req.end) return true;
+    }
+    return false;
   }
 
   private async putBack(mine: readonly StoreRecord[], edges: readonly EdgeInput[], gen: number, graceEndsAt: number): Promise<void> {
@@ -666,6 +693,7 @@ export class SharedFile {
   /** The table of this file's records (a decision's starting point). */
   private build(): void {
     const me = this.space.config.node;
+    this.giveUpUndos();
     this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks() });
     this.lockIds.clear();
     this.waiterIds.clear();
@@ -1383,6 +1411,21 @@ export class SharedFile {
       }
     }
     return undefined;
+  }
+
+  /**
+   * Undos being done whose put-back another owner's lock came to conflict with since they were
+   * judged possible (noticeApplied): the bytes their step freed were free in the engine, and
+   * another node may have taken them before the undo committed. Given up, as noticeApplied gives
+   * up one that cannot be done: what the step put stays. Put back, the lock would be granted over
+   * the other owner's.
+   */
+  private giveUpUndos(): void {
+    for (const [id, u] of this.unsure) {
+      if (!u.applied || u.removed.every((r) => r.epoch !== this.space.epoch || this.restorable(r, u))) continue;
+      this.unsure.delete(id);
+      this.space.report(new Error(`a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all; it could not be undone (another owner holds bytes it would put back since): its owner may hold them until it closes the file`));
+    }
   }
 
   /** Whether `r`, an owner's lock the step replaced, can go back: no other owner holds conflicting bytes now. */
