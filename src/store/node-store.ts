@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { MAX_TIMER_MS } from '../long-timer.js';
 import { toEdge, toEngineStep, toRecord } from './step.js';
 import type {
   CommitReply,
@@ -204,15 +205,18 @@ export class NodeStore implements LockStore {
       const end = (): void => {
         if (this.closed || this.ref === undefined) return;
         // A timer can fire early by the event loop's cached time (by more than the 1 ms margin
-        // on a loaded machine: the event came while session().grace still said true): re-armed.
+        // on a loaded machine: the event came while session().grace still said true), or on a
+        // step of a long period: re-armed.
         if (this.graceUntil > this.now()) {
-          this.graceTimer = setTimeout(end, this.graceUntil - this.now() + 1);
+          this.graceTimer = setTimeout(end, Math.min(MAX_TIMER_MS, this.graceUntil - this.now() + 1));
           this.graceTimer.unref();
           return;
         }
         this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });
       };
-      this.graceTimer = setTimeout(end, Math.max(0, this.graceUntil - this.now()) + 1);
+      // A period past MAX_TIMER_MS (a TTL of weeks) is waited out in steps: setTimeout would take
+      // the delay for 1 ms, warn, and come back every ms.
+      this.graceTimer = setTimeout(end, Math.min(MAX_TIMER_MS, Math.max(0, this.graceUntil - this.now()) + 1));
       this.graceTimer.unref();
     } else if (was && this.ref !== undefined) {
       this.emit({ kind: 'grace-ended', epoch: this.ref.epoch });

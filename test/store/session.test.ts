@@ -283,3 +283,19 @@ t.test("memory: a node's view of the grace period never outlasts the engine's, h
   const r = await s.commit({ file: '/g', base: 0, grants: true, put: [{ id: 'a1', state: 'held', data: '' }] });
   t.equal(r.ok, true, 'and the engine grants');
 });
+
+t.test('a grace period longer than a setTimeout can wait (a TTL of weeks): no overflow warning, and it runs on', async (t) => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => void warnings.push(`${w.name}: ${w.message}`);
+  process.on('warning', onWarning);
+  t.teardown(() => void process.off('warning', onWarning));
+  const ends: SessionEvent[] = [];
+  const store = await memoryStore({ onSession: (e) => void ends.push(e) }, { engine: new MemoryEngine(), node: 'long', graceMs: 2 ** 31 + 5_000 });
+  t.teardown(() => store.close());
+  // A warning is emitted on the next tick of the setTimeout that overflows; a timer clamped to
+  // 1 ms would have fired and come back many times over these turns.
+  for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 1));
+  t.same(warnings.filter((w) => w.startsWith('TimeoutOverflowWarning')), [], 'no TimeoutOverflowWarning');
+  t.equal(store.session().grace, true, 'the grace period still runs');
+  t.same(ends.filter((e) => e.kind === 'grace-ended'), [], 'and was not told over');
+});
