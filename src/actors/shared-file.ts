@@ -419,6 +419,14 @@ export class SharedFile {
     return this.ownExact && !this.owing && !this.records.some((r) => r.node === me);
   }
 
+  /**
+   * A release answered without the engine (nothingOfMine): not while the node has no session,
+   * when every request gets the family's generic code until a new one opens (API.md, fencing).
+   */
+  private get releaseHere(): boolean {
+    return this.nothingOfMine && !this.space.sessionGone();
+  }
+
   /** Runs `f` after every earlier step of this file: the actor's mailbox. */
   enqueue<T>(f: () => Promise<T>): Promise<T> {
     this.queued++;
@@ -576,9 +584,11 @@ export class SharedFile {
     // The engine lost its data again, or a newer session's message is on its way (the lease
     // names it): that session puts them back, or counts them lost.
     if (reply.reason === 'reset' || (reply.reason === 'fenced' && this.space.awaitingSession())) return;
-    // Too late, fenced meanwhile, or no answer: lost.
+    // Too late, fenced meanwhile, or no answer: lost. A try whose reply was lost may have put them
+    // back all the same: the engine may hold them under this session, so a release asks it again.
     const ids = new Set(mine.map((r) => r.id));
     this.records = this.records.filter((r) => !ids.has(r.id));
+    this.ownExact = false;
     this.refresh();
     this.space.lose(this, mine);
   }
@@ -878,7 +888,7 @@ export class SharedFile {
       const free = run.free?.(res) === true;
       // The owed releases it carried found nothing to release on the engine's state: settled. A
       // release where this node has nothing needs no look at the engine (nothingOfMine).
-      if (d === undefined && !free && (fresh || (mustRun && this.nothingOfMine))) {
+      if (d === undefined && !free && (fresh || (mustRun && this.releaseHere))) {
         if (!hold) this.wakeOwed = false;
         return this.done(owed, res);
       }
@@ -977,6 +987,9 @@ export class SharedFile {
         // before this one (and was in the state this one was decided on: undone there) or never
         // will.
         for (const [id, u] of this.unsure) if (u.sendBy <= now) this.unsure.delete(id);
+        // Likewise this decision's earlier tries: on this version or an earlier one, unnamed by
+        // the stale replies since, they never applied, and this step moved the version past them.
+        for (const id of tries.keys()) this.unsure.delete(id);
         const dropped = [...this.lostAnswers.values()];
         this.lostAnswers.clear();
         this.releaseTold.clear();
@@ -995,10 +1008,20 @@ export class SharedFile {
           // again): what it decided stands, and answers the request (not undone as a step given up
           // on would be, Unsure: its request was never answered).
           let earlier: { d: Diffed; res: unknown; owed: Run[]; sentAt: number } | undefined;
+          let earlierId: string | undefined;
           for (const [id, x] of tries) {
             if (id === resent || !(reply.missed?.some((c) => c.step === id) ?? shownInWhole(id, x.d))) continue;
             earlier = x;
-            this.unsure.delete(id);
+            earlierId = id;
+          }
+          // Its other tries were decided on the same version or an earlier one, and a reply after
+          // each of those would have named it: none applied, and none can now (the version moved).
+          // What it decided for other requests is delivered below (deliverLost).
+          if (earlier !== undefined) {
+            for (const id of tries.keys()) {
+              this.unsure.delete(id);
+              if (id !== earlierId) this.lostAnswers.delete(id);
+            }
           }
           this.noticeApplied(reply.missed);
           // The resend of unknown fate: after its stale reply, the step can no longer apply (the
