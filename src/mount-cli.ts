@@ -12,7 +12,7 @@ import { DeadMountError } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
 import { versionLine } from './version.js';
 import type { StoreOptions } from './types.js';
-import { showUrl } from './store/options.js';
+import { NAME, NAME_RULE, NAMESPACE, NAMESPACE_RULE, showUrl } from './store/options.js';
 import type { LockCoordinator } from './caller/coordinator.js';
 import type { SessionEvent } from './store/types.js';
 
@@ -110,6 +110,12 @@ function positiveInt(v: string | undefined, name: string): number | undefined {
   return n;
 }
 
+/** A --node or --namespace value as the store takes it, else a UsageError naming the flag and quoting the value. */
+function storeName(v: string | undefined, flag: string, re: RegExp, rule: string): string | undefined {
+  if (v !== undefined && !re.test(v)) throw new UsageError(`--${flag} must be ${rule}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
 class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
@@ -150,6 +156,8 @@ export async function main(argv: string[]): Promise<number> {
     threads = positiveInt(values.threads, 'threads');
     cleanStale = values['clean-stale'] === true;
     if (values.store === undefined && (values.namespace !== undefined || values.node !== undefined)) throw new UsageError('--namespace and --node go with --store');
+    storeName(values.namespace, 'namespace', NAMESPACE, NAMESPACE_RULE);
+    storeName(values.node, 'node', NAME, NAME_RULE);
     store =
       values.store === undefined
         ? undefined

@@ -7,7 +7,10 @@ import { hostname } from 'node:os';
 import type { StoreOptions } from '../types.js';
 
 export const NAME = /^[A-Za-z0-9._-]{1,64}$/;
-const NAMESPACE = /^[A-Za-z0-9._:-]{1,64}$/;
+export const NAMESPACE = /^[A-Za-z0-9._:-]{1,64}$/;
+/** What NAME and NAMESPACE accept, for messages. */
+export const NAME_RULE = '1 to 64 of A-Z a-z 0-9 . _ -';
+export const NAMESPACE_RULE = '1 to 64 of A-Z a-z 0-9 . _ : -';
 
 export interface Tuning {
   /** A renewal is sent this often (default sessionTtlMs / 4). */
@@ -69,9 +72,11 @@ export function showUrl(raw: string): string {
     } else {
       // No '@': one forgotten ('redis://user:PASSWORD', 'redis://:PASSWORD') leaves the password
       // where the port stands. A port that is not a number is masked, and all after it (the
-      // password may hold '/', '?' or '#'); an IPv6 host is left alone.
-      const m = /^((?:[a-z][a-z0-9+.-]*:)?[/\\]*[^/\\?#:[]*:)([^/\\?#]*)/i.exec(url);
-      if (m !== null && m[2] !== '' && !/^\d+$/.test(m[2]!)) rest = `${m[1]}***`;
+      // password may hold '/', '?' or '#'), unless what stands before it cannot be a user: an IP
+      // address or 'localhost' ('redis://127.0.0.1:637g' is a mistyped port, shown as written). An
+      // IPv6 host is left alone.
+      const m = portSlot(url);
+      if (m !== undefined && m.port !== '' && !/^\d+$/.test(m.port) && !hostOnly(m.host)) rest = `${m.before}***`;
     }
     // A password in the query ends the shown query: what follows it may be the rest of a password
     // written as is, with a '&' or a '#' in it.
@@ -99,6 +104,39 @@ export function showUrl(raw: string): string {
   }
 }
 
+/**
+ * In a URL with no '@': what stands where the port does, what comes before it (the scheme and the
+ * host, with the ':'), and that host; undefined when there is no ':' after the host (or the host is
+ * an IPv6 address in brackets).
+ */
+function portSlot(url: string): { before: string; host: string; port: string } | undefined {
+  const m = /^((?:[a-z][a-z0-9+.-]*:)?[/\\]*([^/\\?#:[]*):)([^/\\?#]*)/i.exec(url);
+  return m === null ? undefined : { before: m[1]!, host: m[2]!, port: m[3]! };
+}
+
+/** A host that no one would take for a user name: an IPv4 address or localhost. */
+function hostOnly(host: string): boolean {
+  return /^\d{1,3}(?:\.\d{1,3}){3}$/.test(host) || /^localhost$/i.test(host);
+}
+
+/**
+ * Why the port of a URL the URL parser refused is wrong, or undefined when its port is not the
+ * problem. Where showUrl hides it (with no '@', a password may stand there), the message says so.
+ */
+function portProblem(raw: string): string | undefined {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: those are the characters the URL parser drops
+  const url = raw.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
+  const at = url.lastIndexOf('@');
+  const scheme = /^(?:[a-z][a-z0-9+.-]*:)?[/\\]*/i.exec(url)?.[0] ?? '';
+  const authority = (at >= 0 ? url.slice(at + 1) : url.slice(scheme.length)).split(/[/\\?#]/)[0]!;
+  const port = /^(?:\[[^\]]*\]|[^:]*):(.*)$/.exec(authority)?.[1];
+  if (port === undefined || (/^\d+$/.test(port) && Number(port) <= 65535)) return undefined;
+  // Hidden exactly where showUrl hides it.
+  const slot = at < 0 ? portSlot(url) : undefined;
+  const hidden = slot !== undefined && slot.port !== '' && !/^\d+$/.test(slot.port) && !hostOnly(slot.host);
+  return `the port must be a number from 0 to 65535${hidden ? " (what stands there is not shown: with no '@' in the URL it may be a password whose '@host' was left out)" : ''}`;
+}
+
 /** Where the URL has a password: how to write one with characters a URL reserves. */
 function passwordHint(url: string): string {
   return url.includes('@') ? "; a password with '@', '/', '#', '%' or ':' is written percent-encoded (encodeURIComponent)" : '';
@@ -123,6 +161,8 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   try {
     parsed = new URL(opts.url);
   } catch {
+    const port = portProblem(opts.url);
+    if (port !== undefined) throw new Error(`locksmith store: malformed URL '${shownUrl}': ${port}${passwordHint(opts.url)}`);
     throw new Error(`locksmith store: malformed URL '${shownUrl}' (expected redis://[user:password@]host[:port][/db]${passwordHint(opts.url)})`);
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
@@ -141,10 +181,10 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   if (db !== '' && !/^\d{1,5}$/.test(db)) throw new Error(`locksmith store: malformed URL '${shownUrl}': the path must be a database number${passwordHint(opts.url)}`);
   const namespace = opts.namespace ?? 'locksmith';
   if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
-    throw new TypeError(`store.namespace must be 1 to 64 of A-Z a-z 0-9 . _ : -, got ${String(namespace)}`);
+    throw new TypeError(`store.namespace must be ${NAMESPACE_RULE}, got ${String(namespace)}`);
   }
   const node = opts.node ?? defaultNode();
-  if (typeof node !== 'string' || !NAME.test(node)) throw new TypeError(`store.node must be 1 to 64 of A-Z a-z 0-9 . _ -, got ${String(node)}`);
+  if (typeof node !== 'string' || !NAME.test(node)) throw new TypeError(`store.node must be ${NAME_RULE}, got ${String(node)}`);
   const sessionTtlMs = int(opts.sessionTtlMs, 'sessionTtlMs', 100, DEFAULT_TTL_MS);
   const requestTimeoutMs = int(opts.requestTimeoutMs, 'requestTimeoutMs', 1, DEFAULT_REQUEST_TIMEOUT_MS);
   const t = resolveTuning(sessionTtlMs, tuning);

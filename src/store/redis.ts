@@ -10,6 +10,7 @@
  * resumes.
  */
 import { randomUUID } from 'node:crypto';
+import { createConnection } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW } from './lua.js';
 import { ProgrammingError } from './memory.js';
@@ -152,6 +153,47 @@ function hide(message: string, hidden: string[]): string {
   return m;
 }
 
+/**
+ * What the client's parser says when the bytes that came back are not the Redis protocol (an HTTP
+ * server, a TLS server, another service on that port) as a sentence for the user, or undefined. Its
+ * own words ("Unknown RESP type 72 "H". Please report this.") ask for a bug report about the client.
+ */
+function notRedis(why: string): string | undefined {
+  const m = /Unknown RESP type (\d+)/.exec(why);
+  if (m === null && !why.includes('Please report this')) return undefined;
+  const first = m === null ? undefined : Number(m[1]);
+  // A TLS record starts with 0x15 (an alert) or 0x16 (a handshake).
+  if (first === 0x15 || first === 0x16) return 'the server there answers in TLS, not as a plain Redis: use rediss://';
+  const shown = first === undefined ? '' : first >= 0x20 && first < 0x7f ? ` (its reply began with ${JSON.stringify(String.fromCharCode(first))})` : ` (its reply began with byte ${first})`;
+  return `the server there does not answer as Redis${shown}: is it another service on that port?`;
+}
+
+/**
+ * After a rediss:// connection got nowhere in time: whether the host answers on that port at all,
+ * and as a plain Redis, within `ms`. One plain TCP connection sends PING: '+' or '-' back (PONG, or
+ * NOAUTH) is a Redis without TLS. Used only on that failure, to say why.
+ */
+function tlsHint(url: URL, ms: number): Promise<string> {
+  return new Promise((done) => {
+    const s = createConnection({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379) });
+    let tcp = false;
+    const end = (hint: string) => {
+      clearTimeout(timer);
+      s.destroy();
+      done(hint);
+    };
+    const noAnswer = () => end(tcp ? ': the connection opened, but a TLS handshake got no answer: is the server TLS? (a Redis without TLS is redis://)' : '');
+    const timer = setTimeout(noAnswer, ms);
+    s.once('connect', () => {
+      tcp = true;
+      s.write('PING\r\n');
+    });
+    s.once('data', (d: Buffer) => end(d[0] === 0x2b || d[0] === 0x2d ? ': a TLS handshake got no answer, and the server there answers as a Redis without TLS: use redis://, or enable TLS on the server' : ''));
+    s.once('error', () => end(''));
+    s.once('close', noAnswer);
+  });
+}
+
 /** A connected client, or an Error naming the URL within requestTimeoutMs. */
 async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Redis> {
   const c = newClient(o, clientOptions(o, inbox));
@@ -161,13 +203,15 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     last = hide(e.message, hidden);
   });
   const t0 = performance.now();
-  const fail = (why: string) =>
+  const fail = (why: string) => {
     // The engine answered, and said no (a wrong password, a user without the rights, a database
     // it does not have): not a matter of reaching it.
-    REFUSAL.test(why)
-      ? `locksmith store: ${o.shownUrl} refused the connection: ${why}${refusalHint(why)}`
-      : // "within" only when the time ran out; a refused connection fails at once.
-        `locksmith store: cannot reach ${o.shownUrl}${performance.now() - t0 >= o.requestTimeoutMs ? ` within ${o.requestTimeoutMs} ms` : ''}${why === '' ? '' : ` (${why})`}`;
+    if (REFUSAL.test(why)) return `locksmith store: ${o.shownUrl} refused the connection: ${why}${refusalHint(why)}`;
+    const other = notRedis(why);
+    if (other !== undefined) return `locksmith store: cannot use ${o.shownUrl}: ${other}`;
+    // "within" only when the time ran out; a refused connection fails at once.
+    return `locksmith store: cannot reach ${o.shownUrl}${performance.now() - t0 >= o.requestTimeoutMs ? ` within ${o.requestTimeoutMs} ms` : ''}${why === '' ? '' : ` (${why})`}`;
+  };
   try {
     await within(c.connect(), o.requestTimeoutMs, () => fail(last));
     // The client selects the URL's database on connect but does not fail when the engine
@@ -177,7 +221,12 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   } catch (e) {
     c.disconnect();
     const m = hide((e as Error).message, hidden);
-    throw new Error(m.startsWith('locksmith store:') ? m : fail(last === '' ? m : last));
+    let message = m.startsWith('locksmith store:') ? m : fail(last === '' ? m : last);
+    // A TLS handshake a plain server never answers looks like an engine out of reach: told apart
+    // by one more connection, on this failure only.
+    const url = new URL(o.url);
+    if (url.protocol === 'rediss:' && message.startsWith('locksmith store: cannot reach ')) message += await tlsHint(url, Math.min(1_000, o.requestTimeoutMs));
+    throw new Error(message);
   }
   return c;
 }

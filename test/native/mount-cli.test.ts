@@ -12,6 +12,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fuseUnavailable } from '../../src/mount.js';
 import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { runCli } from './cli-proc.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
 /**
@@ -31,6 +35,17 @@ t.test('usage errors: one sentence, exit 2, no stack trace', async (t) => {
     t.equal(r.status, 2, `${args.join(' ')}: exit 2`);
     t.match(r.stderr, /^locksmith mount: [^\n]+\n$/, `${args.join(' ')}: one line`);
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+  // A bad --node or --namespace is a bad flag like any other: named, its value quoted, exit 2.
+  // Before, the store's own check said "store.node must be ..., got a b" and exited 1.
+  for (const [flag, value, rule] of [
+    ['--node', 'a b', '1 to 64 of A-Z a-z 0-9 . _ -'],
+    ['--namespace', 'x/y', '1 to 64 of A-Z a-z 0-9 . _ : -'],
+    ['--node', '', '1 to 64 of A-Z a-z 0-9 . _ -'],
+  ] as const) {
+    const r = run('mount', '/tmp', '/mnt', '--store', 'redis://127.0.0.1:1', flag, value);
+    t.equal(r.status, 2, `${flag} ${JSON.stringify(value)}: exit 2`);
+    t.equal(r.stderr, `locksmith mount: ${flag} must be ${rule}, got ${JSON.stringify(value)}. Run 'locksmith mount --help'.\n`, `${flag} ${JSON.stringify(value)}: names the flag, quotes the value`);
   }
   const help = run('mount', '--help');
   t.equal(help.status, 0);
@@ -86,5 +101,52 @@ if (why !== undefined && !process.env.CI) {
     await a.ended();
     t.match(lines.at(-1), /^locksmith: SIGTERM: unmounted .*mnt after \d+ lock requests$/);
     t.notOk(mounted(mnt), 'nothing left mounted');
+  });
+
+  t.test('--store: what is wrong with the URL or the server there, said plainly', async (t) => {
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-store-'));
+    const backing = join(base, 'backing');
+    const mnt = join(base, 'mnt');
+    mkdirSync(backing);
+    mkdirSync(mnt);
+    const http = createServer((_q, res) => res.end('<html>not redis</html>'));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    t.teardown(() => {
+      http.close();
+      forceUnmount(mnt);
+      rmSync(base, { recursive: true, force: true });
+    });
+    // The port is shown as written: an IP address is no user name, so it is no password either.
+    const port = run('mount', backing, mnt, '--store', 'redis://127.0.0.1:notaport');
+    t.equal(port.status, 1);
+    t.equal(port.stderr, "locksmith mount: locksmith store: malformed URL 'redis://127.0.0.1:notaport': the port must be a number from 0 to 65535\n", 'the port named and shown');
+    // Where a password may stand (the '@host' left out) it stays hidden, and the message says why.
+    const pw = run('mount', backing, mnt, '--store', 'redis://admin:s3cret');
+    t.equal(pw.status, 1);
+    t.notMatch(pw.stderr, /s3c|cret/, 'no part of a possible password');
+    t.match(pw.stderr, /^locksmith mount: locksmith store: malformed URL 'redis:\/\/admin:\*\*\*': the port must be a number from 0 to 65535 \(what stands there is not shown: .*password/);
+    // An HTTP server on that port: the client's "Unknown RESP type ... Please report this." before.
+    // Run without blocking this process: the HTTP server answers from its event loop.
+    const web = await runCli(['mount', backing, mnt, '--store', `redis://127.0.0.1:${(http.address() as AddressInfo).port}`]);
+    t.equal(web.status, 1);
+    t.match(web.stderr, /^locksmith mount: locksmith store: cannot use redis:\/\/127\.0\.0\.1:\d+: the server there does not answer as Redis \(its reply began with "H"\): is it another service on that port\?\n$/);
+    t.notMatch(web.stderr, /report this|RESP/i, "nothing of the client's own words");
+    t.notOk(mounted(mnt), 'nothing mounted');
+  });
+
+  t.test('--store rediss:// against a Redis without TLS: the hint says so', { skip: noRedis }, async (t) => {
+    const redis = await RedisServer.start();
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-tls-'));
+    mkdirSync(join(base, 'backing'));
+    mkdirSync(join(base, 'mnt'));
+    t.teardown(async () => {
+      forceUnmount(join(base, 'mnt'));
+      rmSync(base, { recursive: true, force: true });
+      await redis.stop();
+    });
+    // Before: "cannot reach rediss://127.0.0.1:PORT within 5000 ms" and nothing more.
+    const r = run('mount', join(base, 'backing'), join(base, 'mnt'), '--store', `rediss://127.0.0.1:${redis.port}`);
+    t.equal(r.status, 1);
+    t.match(r.stderr, new RegExp(`^locksmith mount: locksmith store: cannot reach rediss://127\\.0\\.0\\.1:${redis.port}[^\\n]*: a TLS handshake got no answer, and the server there answers as a Redis without TLS: use redis://, or enable TLS on the server\\n$`));
   });
 }
