@@ -13,6 +13,8 @@ import { mountFuse, type FuseMount } from './mount.js';
 import { versionLine } from './version.js';
 import type { StoreOptions } from './types.js';
 import { NAME, NAME_RULE, NAMESPACE, NAMESPACE_RULE, showUrl } from './store/options.js';
+import { NODE_WAIT_CHANNEL, type NodeWait } from './store/index.js';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { LockCoordinator } from './caller/coordinator.js';
 import type { SessionEvent } from './store/types.js';
 
@@ -116,6 +118,11 @@ function storeName(v: string | undefined, flag: string, re: RegExp, rule: string
   return v;
 }
 
+/** ms as seconds for a person: 10500 -> "10.5 s". */
+function seconds(ms: number): string {
+  return `${Math.ceil(ms / 100) / 10} s`;
+}
+
 class UsageError extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
@@ -171,6 +178,16 @@ export async function main(argv: string[]): Promise<number> {
   printWarnings(log);
 
   let m: FuseMount;
+  // A node name whose previous session is still live (this node's last run was killed) is waited
+  // for, up to a TTL: said at once, not after a silent wait.
+  const onWait = (msg: unknown) => {
+    const w = msg as NodeWait;
+    process.stdout.write(
+      `locksmith: waiting for node '${w.node}''s previous session on ${w.url} to expire (up to ${seconds(w.upToMs)}): it is still live,` +
+        ' left by a run of this node that ended without closing it, or held by another process using the same --node (the mount then fails)\n',
+    );
+  };
+  subscribe(NODE_WAIT_CHANNEL, onWait);
   try {
     m = await mountFuse({
       backing,
@@ -187,6 +204,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
+  } finally {
+    unsubscribe(NODE_WAIT_CHANNEL, onWait);
   }
   const startedAt = Date.now();
   if (store !== undefined) await logSession(m.coordinator, log);

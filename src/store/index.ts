@@ -143,6 +143,7 @@
  * - Qualify POSIX owners with the node in edge owner keys; send `check: true` where LockTable
  *   calls closesCycle on an added edge, and use closesCycle() for LockTable.waitsFor's question.
  */
+import { channel } from 'node:diagnostics_channel';
 import { MemoryEngine } from './memory.js';
 import { NodeStore } from './node-store.js';
 import { resolveOptions, resolveTuning, defaultNode, type Tuning } from './options.js';
@@ -157,6 +158,22 @@ export { NodeStore } from './node-store.js';
 export { resolveOptions, showUrl, type Tuning } from './options.js';
 
 /**
+ * The diagnostics channel openStore publishes a NodeWait on when it finds this node's name held
+ * by a live session, once, before it waits for that session to expire (a restart after a crash):
+ * a command says so at once (src/mount-cli.ts) instead of staying silent for up to a TTL.
+ */
+export const NODE_WAIT_CHANNEL = 'locksmith:store:node-wait';
+export interface NodeWait {
+  node: string;
+  /** The engine's URL, its password hidden. */
+  url: string;
+  namespace: string;
+  /** How long the open waits at most before it refuses the name as another live process's. */
+  upToMs: number;
+}
+const nodeWait = channel(NODE_WAIT_CHANNEL);
+
+/**
  * A Redis-backed store for this node: connects, opens the session and starts reading the inbox.
  * Rejects within requestTimeoutMs with an Error naming the URL when the engine cannot be reached
  * or the URL is malformed (a TypeError names a malformed option). A node name whose session is
@@ -167,6 +184,18 @@ export async function openStore(options: string | StoreOptions, hooks: StoreHook
   const o = resolveOptions(options, tuning);
   const started = performance.now();
   const engine = await RedisEngine.connect(o);
+  // NodeStore.start tries the name again until the live session is gone: the first 'taken' is told.
+  const open = engine.open.bind(engine);
+  let told = false;
+  engine.open = async (...args: Parameters<typeof open>) => {
+    const r = await open(...args);
+    if ('taken' in r && !told) {
+      told = true;
+      const w: NodeWait = { node: o.node, url: o.shownUrl, namespace: o.namespace, upToMs: o.sessionTtlMs + o.renewEveryMs };
+      nodeWait.publish(w);
+    }
+    return r;
+  };
   const opening = NodeStore.start(engine, o, hooks, 'redis', true);
   // Each engine call fails by itself within requestTimeoutMs; this bound only backs them up, so it
   // must outlast the longest open that is going well: waiting out a crashed predecessor's session.

@@ -14,7 +14,7 @@ import { fuseUnavailable } from '../../src/mount.js';
 import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { runCli } from './cli-proc.js';
+import { runCli, Server } from './cli-proc.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
@@ -148,5 +148,38 @@ if (why !== undefined && !process.env.CI) {
     const r = run('mount', join(base, 'backing'), join(base, 'mnt'), '--store', `rediss://127.0.0.1:${redis.port}`);
     t.equal(r.status, 1);
     t.match(r.stderr, new RegExp(`^locksmith mount: locksmith store: cannot reach rediss://127\\.0\\.0\\.1:${redis.port}[^\\n]*: a TLS handshake got no answer, and the server there answers as a Redis without TLS: use redis://, or enable TLS on the server\\n$`));
+  });
+
+  t.test('a restart under the name of a killed mount says at once that it waits for its session to expire', { skip: noRedis }, async (t) => {
+    const redis = await RedisServer.start();
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-restart-'));
+    const backing = join(base, 'backing');
+    const mnt = join(base, 'mnt');
+    mkdirSync(backing);
+    mkdirSync(mnt);
+    const env = { LOCKSMITH_RUNTIME_DIR: join(base, 'run') };
+    const args = [backing, mnt, '--workers', '1', '--clean-stale', '--store', redis.url, '--namespace', `rs-${process.pid}`, '--node', 'again'];
+    const first = new Server(args, env);
+    let second: Server | undefined;
+    t.teardown(async () => {
+      for (const s of [first, second]) {
+        if (s !== undefined && s.proc.exitCode === null && s.proc.signalCode === null) {
+          s.proc.kill('SIGTERM');
+          await s.ended().catch(() => s.proc.kill('SIGKILL'));
+        }
+      }
+      forceUnmount(mnt);
+      rmSync(base, { recursive: true, force: true });
+      await redis.stop();
+    });
+    t.match(await first.serving(), / as node 'again'/);
+    first.proc.kill('SIGKILL'); // its session lives on in the engine until its TTL runs out
+    await first.ended();
+    second = new Server(args, env);
+    // Waited for by its stdout lines, in order: the notice must come first, not after the wait.
+    const said = await until('the first line of the restarted mount', () => second!.lines[0]);
+    t.match(said, /^locksmith: waiting for node 'again''s previous session on redis:\/\/127\.0\.0\.1:\d+ to expire \(up to 10\.5 s\)/, 'the first line says it waits, and how long at most');
+    t.match(await second.serving(), / as node 'again'/, 'then it serves');
+    t.equal(second.lines.filter((l) => l.startsWith('locksmith: waiting')).length, 1, 'said once');
   });
 }
