@@ -249,7 +249,10 @@ export async function main(argv: string[]): Promise<number> {
         ` ${stats.hookErrors} hook errors, ${stats.faults} faults, ${stats.workerRestarts} worker restarts in all`,
     );
   }
-  const served = stats === undefined ? '' : ` after ${stats.workers.reduce((n, w) => n + w.calls, 0)} lock requests`;
+  // Lock requests only (fcntl and flock, getlk included): the flushes and releases each close
+  // sends are counted apart (operations.flush, operations.release).
+  const lockRequests = stats === undefined ? 0 : Object.values(stats.operations.lock ?? {}).reduce((n, k) => n + k, 0);
+  const served = stats === undefined ? '' : ` after ${lockRequests} lock request${lockRequests === 1 ? '' : 's'}`;
   process.stdout.write(`locksmith: ${signal}: unmounted ${mountpoint}${served}\n`);
   return 0;
 }
