@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ControlError, controlDir, listSockets, realMountpoint, request, searchDirs, socketName } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { versionLine } from './version.js';
-import type { ControlLock } from './mount-control.js';
+import type { ControlLock, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
 
 const OFFSET_MAX = '9223372036854775807';
@@ -29,11 +29,15 @@ mount' (they never appear in /proc/locks or lslocks), one per line:
          on a mount sharing its lock space, a lock a program took under a path: that path
 
 Without MOUNTPOINT, every running mount this user can reach is listed (a MOUNT column is added).
-Only root and the user running a mount can ask it.
+Mounts sharing one lock space (--store, same engine and namespace) each see every node's locks:
+each lock is listed once, its MOUNT the mount of its NODE, or '-' when that node has no mount
+listed (another machine's, or a program using the API). Only root and the user running a mount
+can ask it. A mount that cannot answer is named on stderr, and the exit status is 1.
 
 options:
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
-                 start and end are decimal strings (end ${OFFSET_MAX} is EOF)
+                 start and end are decimal strings (end ${OFFSET_MAX} is EOF); mountpoint is
+                 the lock's MOUNT (null for '-')
   --noheadings   leave the heading line out
   --version      print the version
   --help         show this text
@@ -54,7 +58,7 @@ options:
 };
 
 type Cmd = keyof typeof HELP;
-export type Answer = Record<string, unknown> & { mount: MountInfo };
+export type Answer = Record<string, unknown> & { mount: MountInfo; space?: ControlSpace };
 interface MountInfo {
   mountpoint: string;
   backing: string;
@@ -73,6 +77,11 @@ class Failure extends Error {}
 function fail(cmd: Cmd, msg: string): number {
   process.stderr.write(`locksmith ${cmd}: ${msg}\n`);
   return 1;
+}
+
+/** A control error as the user reads it: a mount's own error without the prefix of the part that raised it ("locksmith store: "). */
+function said(e: ControlError): string {
+  return e.code === 'failed' ? e.message.replace(/^locksmith [a-z]+: /, '') : e.message;
 }
 
 /** The answer of the mount at `mountpoint`, or a Failure saying in one sentence why not. */
@@ -97,7 +106,7 @@ async function askOne(cmd: Cmd, mountpoint: string): Promise<Answer> {
         stale = path;
         continue;
       }
-      throw new Failure(e.message);
+      throw new Failure(said(e));
     }
   }
   if (denied) throw new Failure(`permission denied on ${denied}: only root and the user running the mount at ${mountpoint} can ask it`);
@@ -110,23 +119,43 @@ async function askOne(cmd: Cmd, mountpoint: string): Promise<Answer> {
   );
 }
 
-/** The answers of every running mount reachable; notes on stderr about the ones that are not. */
-async function askAll(cmd: Cmd): Promise<Answer[]> {
-  const out: Answer[] = [];
-  for (const s of await listSockets(searchDirs())) {
-    if (s.state === 'denied') {
-      process.stderr.write(`locksmith ${cmd}: skipping ${s.path}: permission denied (another user's mount)\n`);
-      continue;
-    }
-    if (s.state !== 'live') continue;
-    try {
-      out.push((await request(s.path, { cmd })) as Answer);
-    } catch (e) {
-      if (!(e instanceof ControlError)) throw e;
-      process.stderr.write(`locksmith ${cmd}: skipping ${s.path}: ${e.message}\n`);
-    }
+/** The mountpoint a live control socket serves ('info' needs nothing but the mount), or undefined. */
+async function mountOf(path: string): Promise<string | undefined> {
+  try {
+    return ((await request(path, { cmd: 'info' }, 5_000)) as Answer).mount.mountpoint;
+  } catch {
+    return undefined;
   }
-  return out.sort((a, b) => a.mount.mountpoint.localeCompare(b.mount.mountpoint));
+}
+
+/**
+ * The answers of every running mount reachable; notes on stderr about the ones that are not.
+ * `failed`: mounts that are running but could not answer (their listing is missing).
+ */
+async function askAll(cmd: Cmd): Promise<{ answers: Answer[]; failed: number }> {
+  let failed = 0;
+  // Every mount at once: one that waits for its engine (up to its request timeout) holds up no other.
+  const results = await Promise.all(
+    (await listSockets(searchDirs())).map(async (s): Promise<Answer | string | undefined> => {
+      if (s.state === 'denied') return `skipping ${s.path}: permission denied (another user's mount)`;
+      if (s.state !== 'live') return undefined;
+      try {
+        return (await request(s.path, { cmd })) as Answer;
+      } catch (e) {
+        if (!(e instanceof ControlError)) throw e;
+        // A mount that answered with an error is running: named by its mountpoint, not its socket.
+        const mount = e.code === 'failed' ? await mountOf(s.path) : undefined;
+        failed++;
+        return `skipping ${mount === undefined ? s.path : `the mount at ${printable(mount)}`}: ${said(e)}`;
+      }
+    }),
+  );
+  const out: Answer[] = [];
+  for (const r of results) {
+    if (typeof r === 'string') process.stderr.write(`locksmith ${cmd}: ${r}\n`);
+    else if (r !== undefined) out.push(r);
+  }
+  return { answers: out.sort((a, b) => a.mount.mountpoint.localeCompare(b.mount.mountpoint)), failed };
 }
 
 /** A name as text safe for a terminal: control characters (a file may be named with them) as \xNN. */
@@ -160,25 +189,84 @@ function shownPath(l: WireLock): string {
   return `<dev ${l.dev ?? '?'} inode ${l.ino}>`;
 }
 
+/** One lock to list, and the mount it is on: its node's, or null for a node with no mount among the answers. */
+interface Listed {
+  lock: WireLock;
+  mountpoint: string | null;
+}
+
+/** What tells two answers' entries for one lock apart from another lock (waitingMs and path are each mount's view). */
+function lockId(l: WireLock): string {
+  return JSON.stringify([l.node, l.key, l.owner, l.pid, l.kind, l.type, l.start, l.end, l.state]);
+}
+
+function byPlace(a: Listed, b: Listed): number {
+  const x = a.lock;
+  const y = b.lock;
+  return (
+    (x.path ?? '\uffff').localeCompare(y.path ?? '\uffff') ||
+    x.key.localeCompare(y.key) ||
+    (BigInt(x.start) < BigInt(y.start) ? -1 : BigInt(x.start) > BigInt(y.start) ? 1 : 0) ||
+    (x.node ?? '').localeCompare(y.node ?? '') ||
+    x.pid - y.pid
+  );
+}
+
+/**
+ * The locks of the answers, each once. A mount alone lists its own. Every mount of one lock space
+ * (--store: same engine and namespace) lists every node's locks, from the engine: each is kept
+ * once, on the mount of its node (that mount's entry: it found the path through the holder's own
+ * descriptors), or with mountpoint null when its node has no mount among the answers (another
+ * machine's, a program using the API, a mount not listed).
+ */
+export function listed(answers: readonly Answer[]): Listed[] {
+  const out: Listed[] = [];
+  const done = new Set<string>();
+  for (const a of answers) {
+    const locks = (a.locks ?? []) as WireLock[];
+    if (a.space === undefined) {
+      for (const lock of locks) out.push({ lock, mountpoint: a.mount.mountpoint });
+      continue;
+    }
+    const space = JSON.stringify([a.space.engine, a.space.namespace]);
+    if (done.has(space)) continue;
+    done.add(space);
+    const group = answers.filter((b) => b.space !== undefined && JSON.stringify([b.space.engine, b.space.namespace]) === space);
+    const mountOfNode = new Map<string, string>();
+    for (const b of group) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
+    const once = new Map<string, Listed>();
+    for (const b of group) {
+      for (const lock of (b.locks ?? []) as WireLock[]) {
+        const id = lockId(lock);
+        const own = lock.node !== undefined && lock.node === b.space!.node;
+        const seen = once.get(id);
+        if (seen === undefined) once.set(id, { lock, mountpoint: lock.node === undefined ? b.mount.mountpoint : (mountOfNode.get(lock.node) ?? null) });
+        else if (own) seen.lock = lock;
+      }
+    }
+    out.push(...[...once.values()].sort(byPlace));
+  }
+  return out;
+}
+
 function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
-  // A mount sharing its lock space lists every node's locks: a NODE column says whose each is.
-  const nodes = answers.some((a) => (a.locks as WireLock[]).some((l) => l.node !== undefined));
+  // A mount sharing its lock space lists every node's locks: a NODE column says whose each is
+  // (also with nothing to list: the heading is the same).
+  const nodes = answers.some((a) => a.space !== undefined || ((a.locks ?? []) as WireLock[]).some((l) => l.node !== undefined));
   const cols = [...(nodes ? ['NODE'] : []), 'PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', ...(many ? ['MOUNT'] : []), 'PATH'];
   const rows = [cols];
-  for (const a of answers) {
-    for (const l of a.locks as WireLock[]) {
-      rows.push([
-        ...(nodes ? [l.node ?? ''] : []),
-        String(l.pid),
-        l.kind,
-        l.type,
-        l.start,
-        l.end === OFFSET_MAX ? 'EOF' : l.end,
-        l.state,
-        ...(many ? [printable(a.mount.mountpoint)] : []),
-        shownPath(l),
-      ]);
-    }
+  for (const { lock: l, mountpoint } of listed(answers)) {
+    rows.push([
+      ...(nodes ? [l.node ?? ''] : []),
+      String(l.pid),
+      l.kind,
+      l.type,
+      l.start,
+      l.end === OFFSET_MAX ? 'EOF' : l.end,
+      l.state,
+      ...(many ? [mountpoint === null ? '-' : printable(mountpoint)] : []),
+      shownPath(l),
+    ]);
   }
   process.stdout.write(table(rows, headings, nodes ? new Set([1, 4, 5]) : new Set([0, 3, 4])));
 }
@@ -269,23 +357,27 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
   }
 
   let answers: Answer[];
+  let failed = 0;
   try {
-    answers = mountpoint === undefined ? await askAll(cmd) : [await askOne(cmd, mountpoint)];
+    if (mountpoint === undefined) ({ answers, failed } = await askAll(cmd));
+    else answers = [await askOne(cmd, mountpoint)];
   } catch (e) {
     if (e instanceof Failure) return fail(cmd, e.message);
     throw e;
   }
+  // A running mount that could not answer leaves the listing incomplete: said on stderr, and exit 1.
+  const status = failed > 0 ? 1 : 0;
   if (json) {
-    const mounts = answers.map((a) => a.mount);
+    const mounts = answers.map((a) => ({ ...a.mount, ...(a.space === undefined ? {} : { space: a.space }) }));
     const body =
       cmd === 'locks'
-        ? { mounts, locks: answers.flatMap((a) => (a.locks as WireLock[]).map((l) => ({ mountpoint: a.mount.mountpoint, ...l }))) }
+        ? { mounts, locks: listed(answers).map(({ lock, mountpoint }) => ({ mountpoint, ...lock })) }
         : { mounts: answers.map((a) => ({ mount: a.mount, stats: a.stats, session: a.session })) };
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
-    return 0;
+    return status;
   }
-  if (mountpoint === undefined && answers.length === 0) process.stderr.write(`locksmith ${cmd}: no running locksmith mount found\n`);
+  if (mountpoint === undefined && answers.length === 0 && failed === 0) process.stderr.write(`locksmith ${cmd}: no running locksmith mount found\n`);
   if (cmd === 'locks') printLocks(answers, mountpoint === undefined, headings);
   else printStats(answers);
-  return 0;
+  return status;
 }

@@ -12,7 +12,7 @@ import { DeadMountError } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
 import { versionLine } from './version.js';
 import type { StoreOptions } from './types.js';
-import { NAME, NAME_RULE, NAMESPACE, NAMESPACE_RULE, showUrl } from './store/options.js';
+import { NAME, NAME_RULE, NAMESPACE, NAMESPACE_RULE, resolveOptions, showUrl } from './store/options.js';
 import { NODE_WAIT_CHANNEL, type NodeWait } from './store/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { LockCoordinator } from './caller/coordinator.js';
@@ -209,6 +209,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const startedAt = Date.now();
   if (store !== undefined) await logSession(m.coordinator, log);
+  // The lock space this mount shares: `locksmith locks` lists each lock of it once, under its node's mount.
+  const node = store === undefined ? undefined : (await m.coordinator.stats()).store?.node;
+  const resolved = store === undefined ? undefined : resolveOptions(store);
+  const space = resolved === undefined || node === undefined ? undefined : { engine: resolved.shownUrl, namespace: resolved.namespace, node };
   let control: ControlServer | undefined;
   try {
     control = await serveControl({
@@ -216,7 +220,7 @@ export async function main(argv: string[]): Promise<number> {
       // ask the mount itself
       mountpoint: m.info().mountpoint ?? mountpoint,
       resolved: m.info().mountpoint !== undefined,
-      handlers: mountHandlers(m, { startedAt }),
+      handlers: mountHandlers(m, { startedAt, ...(space === undefined ? {} : { space }) }),
       onRequest: (cmd) => log.debug(`control request '${cmd}'`),
       onError: (cmd, e) => log.warn(`control request '${cmd}' failed: ${e instanceof Error ? e.message : String(e)}`),
     });
@@ -232,7 +236,7 @@ export async function main(argv: string[]): Promise<number> {
   process.stdout.write(
     `locksmith: serving ${backing} at ${mountpoint} with ${workers ?? 'default'} workers` +
       ` (POSIX locks ${info.posixLocks ? 'ours' : 'decided by the kernel'}, flock ${info.flockLocks ? 'ours' : 'decided by the kernel'})` +
-      (store === undefined ? '' : `, one lock space with every node on ${showUrl(store.url)} as node '${(await m.coordinator.stats()).store?.node}'`) +
+      (store === undefined ? '' : `, one lock space with every node on ${showUrl(store.url)} as node '${node}'`) +
       '; Ctrl-C or SIGTERM unmounts\n',
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -162,12 +162,25 @@ export class KeyPaths {
   }
 }
 
-/** The mount's answers: 'info', 'locks', 'stats'. */
-export function mountHandlers(m: FuseMount, o: { startedAt: number }): Record<string, Handler> {
+/** The lock space a mount shares (--store): `locksmith locks` lists its locks once over all its mounts. */
+export interface ControlSpace {
+  /** The engine's URL, its password hidden. */
+  engine: string;
+  namespace: string;
+  /** This mount's node: the locks whose node it is are this mount's. */
+  node: string;
+}
+
+/**
+ * The mount's answers: 'info', 'locks', 'stats'. With `space` (a mount sharing its lock space),
+ * 'info' and 'locks' say which, and which node the mount is.
+ */
+export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: ControlSpace }): Record<string, Handler> {
   // The session's paths are the real ones the native side resolved before mounting; resolving the
   // mountpoint here would ask the mount itself.
   const info = m.info();
   const paths = new KeyPaths(info.mountpoint ?? resolve(m.mountpoint), info.backing ?? realMountpoint(m.backing));
+  const space = o.space === undefined ? {} : { space: o.space };
   const mount = () => ({
     mountpoint: paths.mountpoint,
     backing: paths.backing,
@@ -179,7 +192,7 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number }): Record<st
     uptimeMs: Date.now() - o.startedAt,
   });
   return {
-    info: () => ({ mount: mount() }),
+    info: () => ({ mount: mount(), ...space }),
     locks: async () => {
       const entries = await m.coordinator.locks();
       const wanted = new Map<string, Set<number>>();
@@ -208,7 +221,7 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number }): Record<st
         };
       });
       locks.sort((a, b) => (a.path ?? '\uffff').localeCompare(b.path ?? '\uffff') || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0) || a.pid - b.pid);
-      return { mount: mount(), locks };
+      return { mount: mount(), ...space, locks };
     },
     stats: async () => ({ mount: mount(), stats: await m.coordinator.stats(), session: m.info() }),
   };

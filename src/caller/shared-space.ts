@@ -54,6 +54,8 @@ export class SharedSpace {
     private readonly lease: Float64Array,
     /** What each worker connects with (its own connection: actors/direct-link.ts). */
     private readonly options: StoreOptions,
+    /** The engine's URL for messages (password hidden). */
+    private readonly shownUrl: string,
   ) {}
 
   /**
@@ -83,7 +85,7 @@ export class SharedSpace {
       onReapDue: () => space?.reap(),
       onError: () => {},
     });
-    space = new SharedSpace(store, o.namespace, o.requestTimeoutMs, policy, lease, typeof options === 'string' ? { url: options } : { ...options });
+    space = new SharedSpace(store, o.namespace, o.requestTimeoutMs, policy, lease, typeof options === 'string' ? { url: options } : { ...options }, o.shownUrl);
     // A session expired before we were listening is found by the first renewal's hint.
     return space;
   }
@@ -171,10 +173,27 @@ export class SharedSpace {
     })();
   }
 
-  /** Every node's locks and waiters, of one file or all, each with its node. */
+  /**
+   * Every node's locks and waiters, of one file or all, each with its node. They are read from the
+   * engine, this node's own too (its workers' caches hold only what each file's last step saw): an
+   * engine that does not answer is an Error saying so, naming it.
+   */
   async locks(path?: string): Promise<LockEntry[]> {
-    const files = path === undefined ? (await this.store.files()).sort() : [path];
-    const states = await Promise.all(files.map((f) => this.store.load(f)));
+    let files: string[];
+    let states: Awaited<ReturnType<NodeStore['load']>>[];
+    try {
+      files = path === undefined ? (await this.store.files()).sort() : [path];
+      states = await Promise.all(files.map((f) => this.store.load(f)));
+    } catch (e) {
+      const m = e instanceof Error ? e.message : '';
+      const why = m.replace(/^locksmith store: /, '').replace(`${this.shownUrl}: `, '');
+      if (/^locksmith store: the engine refused/.test(m)) throw new Error(`locksmith store: the lock space's engine at ${this.shownUrl} refused to list its locks (${why})`);
+      // Anything else than the engine's silence (a closed store, a bug) as it is.
+      if (!m.startsWith(`locksmith store: ${this.shownUrl}: `)) throw e;
+      throw new Error(
+        `locksmith store: the lock space's engine at ${this.shownUrl} did not answer (${why}): every node's locks are listed from it, so other nodes' locks are unknown, and this node's cannot be listed either until it answers`,
+      );
+    }
     const now = Date.now();
     const out: LockEntry[] = [];
     files.forEach((file, i) => {

@@ -437,7 +437,15 @@ export class RedisEngine implements Engine {
     const out: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await this.client.sscan(`${this.prefix}files`, cursor, 'COUNT', 1000);
+      let next: string;
+      let batch: string[];
+      try {
+        [next, batch] = await this.client.sscan(`${this.prefix}files`, cursor, 'COUNT', 1000);
+      } catch (e) {
+        // As for a script: an Error naming the URL, never the client's bare "Command timed out".
+        const m = (e as Error).message;
+        throw new Error((e as { name?: string }).name === 'ReplyError' ? `locksmith store: the engine refused a listing: ${m}` : `locksmith store: ${this.o.shownUrl}: ${m}`);
+      }
       cursor = next;
       out.push(...batch);
     } while (cursor !== '0');

@@ -14,6 +14,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { socketName } from '../../src/control.js';
+import { F_SETLK, F_WRLCK, LockCoordinator } from '../../src/index.js';
 import { fuseUnavailable } from '../../src/mount.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { runCli, Server } from './cli-proc.js';
@@ -195,6 +196,102 @@ if (why !== undefined && !process.env.CI) {
     t.equal(json.mounts[0]!.stats.workers.reduce((n, w) => n + w.busyActors, 0), 0, 'no actor busy: the waiter waits in its table');
     a.go();
     t.equal(await b.next(), 'lockw ok', "b's waiter is granted when a's locks go");
+    b.go();
+    await Promise.all([a.ended(), b.ended()]);
+  });
+
+  t.test('locks of two mounts sharing one lock space: each lock once, under the mount of its node; an engine that does not answer is said', { skip: noRedis }, async (t) => {
+    // A password, to see it hidden in the messages.
+    const redis = await RedisServer.start(['--requirepass', 's3cret']);
+    const url = `redis://:s3cret@127.0.0.1:${redis.port}`;
+    const shown = `redis://:***@127.0.0.1:${redis.port}`;
+    const ns = `two-${randomUUID().slice(0, 8)}`;
+    // Their own runtime directory: `locksmith locks` without a mountpoint lists these two only.
+    const env2 = { LOCKSMITH_RUNTIME_DIR: join(base, 'run-two') };
+    const [mA, mB] = [join(base, 'mnt-n1'), join(base, 'mnt-n2')];
+    mkdirSync(mA);
+    mkdirSync(mB);
+    const served = [
+      new Server([backing, mA, '--workers', '2', '--store', url, '--namespace', ns, '--node', 'n1'], env2),
+      new Server([backing, mB, '--workers', '2', '--store', url, '--namespace', ns, '--node', 'n2'], env2),
+    ];
+    const mine: Client[] = [];
+    let api: LockCoordinator | undefined;
+    t.teardown(async () => {
+      redis.resume();
+      for (const c of mine) if (c.running) c.proc.kill('SIGKILL');
+      await api?.stop().catch(() => {});
+      for (const sv of served) {
+        if (sv.proc.exitCode === null && sv.proc.signalCode === null) {
+          sv.proc.kill('SIGTERM');
+          await sv.ended().catch(() => sv.proc.kill('SIGKILL'));
+        }
+      }
+      forceUnmount(mA);
+      forceUnmount(mB);
+      await redis.stop();
+    });
+    for (const sv of served) t.match(await sv.serving(), /^locksmith: serving /);
+    const [pA, pB] = [realpathSync(mA), realpathSync(mB)];
+
+    // Nothing locked yet: the heading still has the NODE column of a shared lock space.
+    const empty = await runCli(['locks', mA], { env: env2 });
+    t.equal(empty.status, 0);
+    t.equal(empty.stdout, 'NODE PID KIND TYPE START END STATE PATH\n', 'no locks: the NODE column is in the heading all the same');
+
+    // n1's process holds bytes 0-9 through mount A; n2's waits for byte 5 through mount B; a
+    // program on a third node (the API, no mount) holds a lock of its own.
+    const a = new Client(bin, join(mA, 'shared'), ['open', 'lock', 'w', '0', '10', 'wait']);
+    mine.push(a);
+    t.same(await a.take(2), ['open ok', 'lock ok'], "n1's lock (once the new lock space's grace period is over)");
+    const b = new Client(bin, join(mB, 'shared'), ['open', 'lockw', 'w', '5', '1', 'wait']);
+    mine.push(b);
+    t.equal(await b.next(), 'open ok');
+    api = await LockCoordinator.start({ workers: 1, store: { url, namespace: ns, node: 'n3' } });
+    t.equal((await api.lock({ path: '/api-file', lockType: F_WRLCK, lockStart: 0, lockLen: 1, cmd: F_SETLK, lockOwner: 1, lockPid: 4242 })).result, 0, "n3's lock");
+
+    type Listed = JsonLock & { node: string };
+    const got = await until("n2's waiter in locksmith locks", async () => {
+      const r = await runCli(['locks', '--json'], { env: env2 });
+      const j = JSON.parse(r.stdout) as { mounts: { mountpoint: string }[]; locks: Listed[] };
+      return j.locks.some((l) => l.pid === b.pid && l.state === 'waiting') ? j : undefined;
+    }, 120_000);
+    t.same(got.mounts.map((m) => m.mountpoint), [pA, pB], 'both mounts asked');
+    const pick = ({ node, pid, state, mountpoint }: Listed) => ({ node, pid, state, mountpoint });
+    // Before, each mount listed every node's locks, each under its own name: six entries, and
+    // n2's waiter under mount A.
+    t.same(got.locks.map(pick), [
+      { node: 'n1', pid: a.pid, state: 'granted', mountpoint: pA },
+      { node: 'n2', pid: b.pid, state: 'waiting', mountpoint: pB },
+      { node: 'n3', pid: 4242, state: 'granted', mountpoint: null },
+    ], "each lock once, on its node's mount (null: a node with no mount listed)");
+    t.same(got.locks.filter((l) => l.node !== 'n3').map((l) => l.path), ['shared', 'shared'], 'with its path');
+
+    const table = await runCli(['locks'], { env: env2 });
+    t.equal(table.status, 0);
+    const rows = table.stdout.trimEnd().split('\n').map((l) => l.trim().split(/\s+/));
+    t.same(rows, [
+      ['NODE', 'PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', 'MOUNT', 'PATH'],
+      ['n1', String(a.pid), 'posix', 'write', '0', '9', 'granted', pA, 'shared'],
+      ['n2', String(b.pid), 'posix', 'write', '5', '5', 'waiting', pB, 'shared'],
+      ['n3', '4242', 'posix', 'write', '0', '0', 'granted', '-', '/api-file'],
+    ], "the table: one row per lock, MOUNT the mount of its NODE, '-' for none");
+    const one = await runCli(['locks', mB, '--noheadings'], { env: env2 });
+    t.equal(one.stdout.trimEnd().split('\n').length, 3, 'locks MOUNTPOINT: every node\'s lock, once');
+
+    // The engine stops answering (SIGSTOP): the listing says which engine, and what is unknown.
+    redis.pause();
+    // Both at once: each waits out the request timeout (5 s), within the sessions' fence (7.5 s).
+    const [dark, darkAll] = await Promise.all([runCli(['locks', mA], { env: env2 }), runCli(['locks'], { env: env2 })]);
+    redis.resume();
+    t.equal(dark.status, 1, 'exit 1');
+    t.match(dark.stderr, new RegExp(`^locksmith locks: the lock space's engine at ${shown.replace(/[*.]/g, '\\$&')} did not answer \\([^)]*\\): every node's locks are listed from it, so other nodes' locks are unknown, and this node's cannot be listed either until it answers\\n$`), `names the engine, its password hidden (${dark.stderr.trim()})`);
+    t.notMatch(dark.stderr + darkAll.stderr, /s3cret/, 'never the password');
+    t.equal(darkAll.status, 1, 'without a mountpoint: exit 1, the listing is incomplete');
+    t.equal(darkAll.stderr.split('\n').filter((l) => l.includes(`skipping the mount at ${pA}: the lock space's engine at ${shown} did not answer`)).length, 1, `mount A named (${darkAll.stderr.trim()})`);
+    t.equal(darkAll.stderr.split('\n').filter((l) => l.includes(`skipping the mount at ${pB}: the lock space's engine at ${shown} did not answer`)).length, 1, 'and mount B');
+
+    a.go();
     b.go();
     await Promise.all([a.ended(), b.ended()]);
   });
