@@ -200,7 +200,9 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   const hidden = secrets(o.url);
   let last = '';
   c.on('error', (e: Error) => {
-    last = hide(e.message, hidden);
+    // What the server sent that is not Redis says more than the reset that usually follows it
+    // (a server that closes on what it cannot read: ECONNRESET after its reply).
+    if (notRedis(last) === undefined) last = hide(e.message, hidden);
   });
   const t0 = performance.now();
   const fail = (why: string) => {

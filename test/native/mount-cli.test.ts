@@ -12,8 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fuseUnavailable } from '../../src/mount.js';
 import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { runCli, Server } from './cli-proc.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 
@@ -117,10 +116,15 @@ if (why !== undefined && !process.env.CI) {
     const mnt = join(base, 'mnt');
     mkdirSync(backing);
     mkdirSync(mnt);
-    const http = createServer((_q, res) => res.end('<html>not redis</html>'));
-    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    // A web server that answers whatever it is sent with a page, and keeps the connection open (an
+    // HTTP server that closes it may reset it before its reply is read: a reset is all one sees then).
+    const page = createServer((sock) => {
+      sock.on('error', () => {});
+      sock.once('data', () => sock.write('<html>not redis</html>\r\n'));
+    });
+    await new Promise<void>((r) => page.listen(0, '127.0.0.1', r));
     t.teardown(() => {
-      http.close();
+      page.close();
       forceUnmount(mnt);
       rmSync(base, { recursive: true, force: true });
     });
@@ -133,11 +137,11 @@ if (why !== undefined && !process.env.CI) {
     t.equal(pw.status, 1);
     t.notMatch(pw.stderr, /s3c|cret/, 'no part of a possible password');
     t.match(pw.stderr, /^locksmith mount: locksmith store: malformed URL 'redis:\/\/admin:\*\*\*': the port must be a number from 0 to 65535 \(what stands there is not shown: .*password/);
-    // An HTTP server on that port: the client's "Unknown RESP type ... Please report this." before.
-    // Run without blocking this process: the HTTP server answers from its event loop.
-    const web = await runCli(['mount', backing, mnt, '--store', `redis://127.0.0.1:${(http.address() as AddressInfo).port}`]);
+    // A web server on that port: the client's "Unknown RESP type ... Please report this." before.
+    // Run without blocking this process: the web server answers from its event loop.
+    const web = await runCli(['mount', backing, mnt, '--store', `redis://127.0.0.1:${(page.address() as AddressInfo).port}`]);
     t.equal(web.status, 1);
-    t.match(web.stderr, /^locksmith mount: locksmith store: cannot use redis:\/\/127\.0\.0\.1:\d+: the server there does not answer as Redis \(its reply began with "H"\): is it another service on that port\?\n$/);
+    t.match(web.stderr, /^locksmith mount: locksmith store: cannot use redis:\/\/127\.0\.0\.1:\d+: the server there does not answer as Redis \(its reply began with "<"\): is it another service on that port\?\n$/);
     t.notMatch(web.stderr, /report this|RESP/i, "nothing of the client's own words");
     t.notOk(mounted(mnt), 'nothing mounted');
   });
