@@ -420,11 +420,18 @@ export class SharedFile {
   }
 
   /**
-   * A release answered without the engine (nothingOfMine): not while the node has no session,
-   * when every request gets the family's generic code until a new one opens (API.md, fencing).
+   * Whether a release that changes nothing on the cache changes nothing in the engine either, so
+   * that it is answered without it: the cache's records of this node are the engine's (ownExact,
+   * nothing owed or of unknown fate) and none of them waits. A lock of this node changes in the
+   * engine only by its own steps, or by another node's grant of a waiter of its owner; so whatever
+   * other owners of this node hold, a close of an owner that holds nothing here releases nothing
+   * (a daemon holds its lock while other processes open and close the file). Not while the node
+   * has no session, when every request gets the family's generic code until a new one opens
+   * (API.md, fencing).
    */
   private get releaseHere(): boolean {
-    return this.nothingOfMine && !this.space.sessionGone();
+    const me = this.space.config.node;
+    return this.ownExact && !this.owing && !this.records.some((r) => r.node === me && r.state === 'waiting') && !this.space.sessionGone();
   }
 
   /** Runs `f` after every earlier step of this file: the actor's mailbox. */
@@ -887,7 +894,8 @@ export class SharedFile {
       // step carries other changes (owed releases, edges written whole, records left out).
       const free = run.free?.(res) === true;
       // The owed releases it carried found nothing to release on the engine's state: settled. A
-      // release where this node has nothing needs no look at the engine (nothingOfMine).
+      // release that finds nothing where the cache is exact for this node needs no look at the
+      // engine (releaseHere).
       if (d === undefined && !free && (fresh || (mustRun && this.releaseHere))) {
         if (!hold) this.wakeOwed = false;
         return this.done(owed, res);

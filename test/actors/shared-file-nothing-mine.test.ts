@@ -1,11 +1,12 @@
 /**
- * A release where this node has nothing (no record of its own in the file, the cache's records of
- * this node known to be the engine's, nothing owed or of unknown fate) is answered without the
- * engine: a close of a file no lock was taken on costs no round trip, and does not wait out an
- * unreachable engine. Model: the kernel, where such a close touches no lock. Invariant: a release
- * is answered without a step only when no record of this node can be in the engine; where one is
- * (a lock of another owner of this node, a waiter another node may grant), the release asks the
- * engine. Real SharedFiles over a MemoryEngine behind the lost-link harness.
+ * A release that finds nothing to release, where the cache's records of this node are known to be
+ * the engine's (nothing owed or of unknown fate) and no waiter of this node is in the file, is
+ * answered without the engine: a close of a file its owner took no lock on costs no round trip,
+ * and does not wait out an unreachable engine, whatever other owners of this node hold there.
+ * Model: the kernel, where such a close touches no lock. Invariant: a release is answered without
+ * a step only when the engine cannot hold anything it would release; where it may (a waiter of
+ * this node that another node may have granted since), the release asks the engine. Real
+ * SharedFiles over a MemoryEngine behind the lost-link harness.
  */
 import t from 'tap';
 import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
@@ -51,7 +52,7 @@ t.test('a close (flush, release) of a file this node has nothing in: no step onc
   t.same(a.faults, [], 'nothing reported');
 });
 
-t.test('a release where this node has something in the file still asks the engine', async (t) => {
+t.test('a close of an owner with nothing is answered here while another owner of the node holds a lock; a release that releases something, or after a waiter of the node may have been granted elsewhere, asks the engine', async (t) => {
   const engine = new MemoryEngine();
   const a = await node(engine, 'a', 'default', 2000);
   const b = await node(engine, 'b', 'default', 2000);
@@ -59,13 +60,19 @@ t.test('a release where this node has something in the file still asks the engin
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   t.match(await answered(a, 1, "p1's lock"), { result: 0 });
   const c = counting(a);
-  // p2 holds nothing, but p1 (this node) does: decided on the engine's state (the rule looks at
-  // the node, not the owner).
+  // p2 holds nothing while p1 (this node) holds a lock: p2's close releases nothing anywhere (a
+  // daemon holds its lock while other processes open and close the file).
   a.sf.run(2, flush('p2'), a.target);
   await answered(a, 2, "p2's flush");
-  t.equal(c.steps, 1, "a flush of another owner while this node holds a lock in the file: one step");
-  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 3, "p1's unlock"), { result: 0 });
+  t.equal(c.steps, 0, "a flush of an owner with nothing, while another owner of this node holds a lock: no step");
+  // p1's own close does release: the engine is asked.
+  a.sf.run(7, flush('p1'), a.target);
+  await answered(a, 7, "p1's flush");
+  t.equal(c.steps, 1, "p1's flush, which releases its lock: one step");
+  b.sf.run(9, lk('q9', 9, F_WRLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 9, "q9's lock"), { result: 0 }, "[0,10) is free after p1's flush");
+  b.sf.run(10, lk('q9', 9, F_UNLCK, F_SETLK, 0, 10), b.target);
+  await answered(b, 10, "q9's unlock");
   // A waiter of this node that another node may grant: b holds [0,10), p3 waits for it.
   b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 0, 10), b.target);
   t.match(await answered(b, 1, "q1's lock"), { result: 0 });
