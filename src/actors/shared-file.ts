@@ -164,6 +164,21 @@ function emptyOutcome(): Outcome {
   return { answers: [], notify: [], ends: [], released: [] };
 }
 
+/**
+ * Whether `req`'s bytes are all held by `held`'s locks of its owner and kind, in its mode or a
+ * stronger one (the union of them may cover it where no single one does).
+ */
+function coveredBy(req: LockRequest, held: readonly LockRequest[]): boolean {
+  const spans = held.filter((x) => x.owner === req.owner && x.kind === req.kind && (x.write || !req.write)).sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+  let next = req.start;
+  for (const x of spans) {
+    if (x.start > next) break;
+    if (x.end >= next) next = x.end + 1n;
+    if (next > req.end) return true;
+  }
+  return false;
+}
+
 /** The wait-for graph of a decision: cycles are the engine's to find; a refused step names them. */
 class StepGraph implements WaitForGraph {
   /**
@@ -289,6 +304,8 @@ export class Parked {
 interface Unsure {
   /** This node's records the step put (or, its waiter granted elsewhere, that grant put). */
   put: readonly string[];
+  /** The locks of this node the step itself put, as records (what an engine reset may keep: meetOfUnknown). */
+  readonly putHeld: readonly StoreRecord[];
   /** This node's locks of the current session the step (or that grant) removed, and their origins. */
   removed: readonly StoreRecord[];
   readonly origins: ReadonlyMap<string, LockOrigin>;
@@ -471,9 +488,11 @@ export class SharedFile {
   beginReassert(graceEndsAt: number, carried: number): void {
     const epoch = this.space.epoch;
     const { stay, back } = this.pendingUndos(carried);
+    const meet = this.meetOfUnknown(carried);
     // Only the lost session's: the cache may still have records of an earlier one that was lost
     // (its handles told so, sessionLost) if no step on the file came since.
-    const mine = this.ownRecords().filter((r) => r.epoch === carried && (stay.has(r.id) || !this.undoing(r.id)));
+    const mine = this.ownRecords().filter((r) => r.epoch === carried && (stay.has(r.id) || !this.undoing(r.id)) && !meet.drop.has(r.id));
+    for (const r of meet.add) if (!mine.some((x) => x.id === r.id)) mine.push({ ...r, epoch: carried, seq: (mine.at(-1)?.seq ?? 0) + 1 });
     this.unsure.clear();
     // Put back under their ids, stand-ins too: the engine will hold them so (or they are lost).
     this.standIns.clear();
@@ -543,20 +562,42 @@ export class SharedFile {
    * records of session `epoch` (the engine's, as the cache has them): put back, `r` grants nothing new.
    */
   private heldAlready(r: StoreRecord, epoch: number): boolean {
-    const req = this.decode(r).req;
     const me = this.space.config.node;
-    const spans = this.records
-      .filter((x) => x.node === me && x.epoch === epoch && x.state === 'held')
-      .map((x) => this.decode(x).req)
-      .filter((x) => x.owner === req.owner && x.kind === req.kind && (x.write || !req.write))
-      .sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
-    let next = req.start;
-    for (const x of spans) {
-      if (x.start > next) break;
-      if (x.end >= next) next = x.end + 1n;
-      if (next > req.end) return true;
+    return coveredBy(this.decode(r).req, this.records.filter((x) => x.node === me && x.epoch === epoch && x.state === 'held').map((x) => this.decode(x).req));
+  }
+
+  /**
+   * Lock requests of this node whose step got no reply and whose fate is still unknown when the
+   * engine loses its data (Unsure, not found applied): the engine held either the cache's locks
+   * (it did not apply) or what the step left (it did). Put back, a lock must be one the engine
+   * held either way: other nodes may have taken bytes the step freed, and put theirs back too.
+   * A step that only strengthened (each lock it removed is covered by what it put) needs nothing:
+   * the cache's locks are held either way. One that only weakened (each lock it put is covered by
+   * what it removed: a downgrade) goes back as it left them; any other, neither. Either way its
+   * owner may now hold less than it was told, and the fault says so.
+   */
+  private meetOfUnknown(carried: number): { drop: Set<string>; add: StoreRecord[] } {
+    const drop = new Set<string>();
+    const add: StoreRecord[] = [];
+    for (const u of this.unsure.values()) {
+      if (u.applied) continue;
+      const removed = u.removed.filter((r) => r.epoch === carried);
+      if (removed.length === 0) continue;
+      const removedReqs = removed.map((r) => this.decode(r).req);
+      const putReqs = u.putHeld.map((r) => this.decode(r).req);
+      if (removedReqs.every((r) => coveredBy(r, putReqs))) continue;
+      for (const r of removed) drop.add(r.id);
+      const weakened = putReqs.every((p) => coveredBy(p, removedReqs));
+      if (weakened) {
+        add.push(...u.putHeld);
+        for (const r of u.putHeld) {
+          const o = u.origins.get(r.id);
+          if (o !== undefined) this.origins.set(r.id, o);
+        }
+      }
+      this.space.report(new Error(`a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) may have applied when the engine lost its data: its owner keeps only what it holds either way (${weakened ? 'what the step left' : 'none of the locks it replaced'}), and may hold less than it was told until it closes the file`));
     }
-    return false;
+    return { drop, add };
   }
 
   private async putBack(mine: readonly StoreRecord[], edges: readonly EdgeInput[], gen: number, graceEndsAt: number): Promise<void> {
@@ -1270,7 +1311,12 @@ export class SharedFile {
       const o = this.origins.get(r.id);
       if (o !== undefined) origins.set(r.id, o);
     }
-    this.unsure.set(id, { put, removed, origins, sendBy, tangled: tangled || sibling, applied: false, waiter });
+    for (const x of d.fresh) if (x.lock !== undefined && put.includes(x.id)) origins.set(x.id, x.lock.origin);
+    const putHeld: StoreRecord[] = [];
+    for (const p of d.step.put ?? []) {
+      if (p.state === 'held' && put.includes(p.id) && (p.node === undefined || p.node === me)) putHeld.push({ id: p.id, node: me, epoch: this.space.epoch, state: 'held', requestId: '', data: p.data, seq: 0 });
+    }
+    this.unsure.set(id, { put, removed, origins, putHeld, sendBy, tangled: tangled || sibling, applied: false, waiter });
   }
 
   /** This node's locks of `owner` in the cache, under the current session. */
