@@ -125,6 +125,15 @@ function seconds(ms: number): string {
 
 class UsageError extends Error {}
 
+/** Checks the store's URL as the store will (resolveOptions), else a UsageError naming where it came from. */
+function storeUrl(store: StoreOptions, from: string): void {
+  try {
+    resolveOptions(store);
+  } catch (e) {
+    throw new UsageError(`${from}: ${(e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, '')}`);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   let backing: string;
   let mountpoint: string;
@@ -169,6 +178,8 @@ export async function main(argv: string[]): Promise<number> {
       values.store === undefined
         ? undefined
         : { url: values.store, ...(values.namespace === undefined ? {} : { namespace: values.namespace }), ...(values.node === undefined ? {} : { node: values.node }) };
+    // A URL that cannot name a Redis is a bad flag like any other (its password hidden in the message).
+    if (store !== undefined) storeUrl(store, '--store');
     level = resolveLogLevel(values['log-level']);
   } catch (e) {
     process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}. Run 'locksmith mount --help'.\n`);

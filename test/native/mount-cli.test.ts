@@ -46,6 +46,19 @@ t.test('usage errors: one sentence, exit 2, no stack trace', async (t) => {
     t.equal(r.status, 2, `${flag} ${JSON.stringify(value)}: exit 2`);
     t.equal(r.stderr, `locksmith mount: ${flag} must be ${rule}, got ${JSON.stringify(value)}. Run 'locksmith mount --help'.\n`, `${flag} ${JSON.stringify(value)}: names the flag, quotes the value`);
   }
+  // A malformed --store URL too: exit 2 and the help hint, naming the flag, the password hidden.
+  // Before, "locksmith store: malformed URL ..." and exit 1.
+  const port = run('mount', '/tmp', '/mnt', '--store', 'redis://127.0.0.1:notaport');
+  t.equal(port.status, 2, 'a malformed --store URL: exit 2');
+  t.equal(port.stderr, "locksmith mount: --store: malformed URL 'redis://127.0.0.1:notaport': the port must be a number from 0 to 65535. Run 'locksmith mount --help'.\n", 'names --store, shows the port');
+  // Where a password may stand (the '@host' left out) it stays hidden, and the message says why.
+  const pw = run('mount', '/tmp', '/mnt', '--store', 'redis://admin:s3cret');
+  t.equal(pw.status, 2);
+  t.notMatch(pw.stderr, /s3c|cret/, 'no part of a possible password');
+  t.match(pw.stderr, /^locksmith mount: --store: malformed URL 'redis:\/\/admin:\*\*\*': the port must be a number from 0 to 65535 \(what stands there is not shown: .*password.*\. Run 'locksmith mount --help'\.\n$/);
+  const scheme = run('mount', '/tmp', '/mnt', '--store', 'http://u:s3cret@127.0.0.1');
+  t.equal(scheme.status, 2, 'an engine that is not Redis: exit 2');
+  t.equal(scheme.stderr, "locksmith mount: --store: unsupported URL 'http://u:***@127.0.0.1': the engine must be redis:// or rediss://. Run 'locksmith mount --help'.\n");
   const help = run('mount', '--help');
   t.equal(help.status, 0);
   t.match(help.stdout, /usage: locksmith mount <backing-dir> <mountpoint> \[--workers N\]/);
@@ -128,15 +141,7 @@ if (why !== undefined && !process.env.CI) {
       forceUnmount(mnt);
       rmSync(base, { recursive: true, force: true });
     });
-    // The port is shown as written: an IP address is no user name, so it is no password either.
-    const port = run('mount', backing, mnt, '--store', 'redis://127.0.0.1:notaport');
-    t.equal(port.status, 1);
-    t.equal(port.stderr, "locksmith mount: locksmith store: malformed URL 'redis://127.0.0.1:notaport': the port must be a number from 0 to 65535\n", 'the port named and shown');
-    // Where a password may stand (the '@host' left out) it stays hidden, and the message says why.
-    const pw = run('mount', backing, mnt, '--store', 'redis://admin:s3cret');
-    t.equal(pw.status, 1);
-    t.notMatch(pw.stderr, /s3c|cret/, 'no part of a possible password');
-    t.match(pw.stderr, /^locksmith mount: locksmith store: malformed URL 'redis:\/\/admin:\*\*\*': the port must be a number from 0 to 65535 \(what stands there is not shown: .*password/);
+    // A malformed URL is a usage error: see 'usage errors' above.
     // A web server on that port: the client's "Unknown RESP type ... Please report this." before.
     // Run without blocking this process: the web server answers from its event loop.
     const web = await runCli(['mount', backing, mnt, '--store', `redis://127.0.0.1:${(page.address() as AddressInfo).port}`]);
