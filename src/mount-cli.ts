@@ -18,6 +18,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { LockCoordinator } from './caller/coordinator.js';
 import type { SessionEvent } from './store/types.js';
 
+/** The environment variable that gives the store's URL when --store is not given. */
+const STORE_ENV = 'LOCKSMITH_STORE';
+
 const HELP = `usage: locksmith mount <backing-dir> <mountpoint> [--workers N] [--threads N] [--clean-stale]
                        [--store URL [--namespace NAME] [--node NAME]] [--log-level LEVEL]
 
@@ -47,7 +50,9 @@ options:
                       (redis://[user:password@]host[:port][/db], rediss:// for TLS) and namespace:
                       a lock taken through one node's mount conflicts on every node's. Files are
                       keyed by inode number, as every node over the same shared storage sees it:
-                      a program shares a file's locks by naming it 'ino:<st_ino>' too
+                      a program shares a file's locks by naming it 'ino:<st_ino>' too. Without
+                      --store, the URL in $${STORE_ENV} if set: unlike an argument, ps does not
+                      show it to other users (a password in it included)
   --namespace NAME    the lock space on that engine (default locksmith): one per shared volume
   --node NAME         this node's name in listings (default <hostname>-<pid>)
   --log-level LEVEL   ${LOG_LEVELS.join(', ')} (default warn; or set ${LOG_LEVEL_ENV}): what goes to
@@ -171,15 +176,19 @@ export async function main(argv: string[]): Promise<number> {
     workers = values.workers === undefined ? undefined : workersArg(values.workers);
     threads = positiveInt(values.threads, 'threads');
     cleanStale = values['clean-stale'] === true;
-    if (values.store === undefined && (values.namespace !== undefined || values.node !== undefined)) throw new UsageError('--namespace and --node go with --store');
+    // The URL from the environment when --store is not given: an argument is shown to every user
+    // by ps, a password in it too. Empty is unset.
+    const fromEnv = values.store === undefined && (process.env[STORE_ENV] ?? '') !== '';
+    const url = fromEnv ? process.env[STORE_ENV] : values.store;
+    if (url === undefined && (values.namespace !== undefined || values.node !== undefined)) throw new UsageError(`--namespace and --node go with --store (or ${STORE_ENV})`);
     storeName(values.namespace, 'namespace', NAMESPACE, NAMESPACE_RULE);
     storeName(values.node, 'node', NAME, NAME_RULE);
     store =
-      values.store === undefined
+      url === undefined
         ? undefined
-        : { url: values.store, ...(values.namespace === undefined ? {} : { namespace: values.namespace }), ...(values.node === undefined ? {} : { node: values.node }) };
+        : { url, ...(values.namespace === undefined ? {} : { namespace: values.namespace }), ...(values.node === undefined ? {} : { node: values.node }) };
     // A URL that cannot name a Redis is a bad flag like any other (its password hidden in the message).
-    if (store !== undefined) storeUrl(store, '--store');
+    if (store !== undefined) storeUrl(store, fromEnv ? STORE_ENV : '--store');
     level = resolveLogLevel(values['log-level']);
   } catch (e) {
     process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}. Run 'locksmith mount --help'.\n`);

@@ -22,7 +22,12 @@ const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 's
  * second): the child is then killed and the test fails saying so.
  */
 function run(...args: string[]) {
-  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: HANG_MS });
+  return runEnv({}, ...args);
+}
+
+/** run() with these environment variables added. */
+function runEnv(env: NodeJS.ProcessEnv, ...args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: HANG_MS, env: { ...process.env, ...env } });
   if (r.error !== undefined) throw new Error(`locksmith ${args.join(' ')}: ${r.error.message} (still running after ${HANG_MS / 1000} s?)`);
   return r;
 }
@@ -59,8 +64,22 @@ t.test('usage errors: one sentence, exit 2, no stack trace', async (t) => {
   const scheme = run('mount', '/tmp', '/mnt', '--store', 'http://u:s3cret@127.0.0.1');
   t.equal(scheme.status, 2, 'an engine that is not Redis: exit 2');
   t.equal(scheme.stderr, "locksmith mount: --store: unsupported URL 'http://u:***@127.0.0.1': the engine must be redis:// or rediss://. Run 'locksmith mount --help'.\n");
+  // Without --store, LOCKSMITH_STORE gives the URL (out of ps's sight): a bad one is named as such.
+  const env = runEnv({ LOCKSMITH_STORE: 'redis://admin:s3cret@127.0.0.1:notaport' }, 'mount', '/tmp', '/mnt', '--node', 'n1');
+  t.equal(env.status, 2, 'a malformed URL in LOCKSMITH_STORE: exit 2');
+  t.notMatch(env.stderr, /s3c|cret/, 'its password hidden');
+  t.match(env.stderr, /^locksmith mount: LOCKSMITH_STORE: malformed URL 'redis:\/\/admin:\*\*\*@127\.0\.0\.1:notaport': the port must be a number from 0 to 65535.*\. Run 'locksmith mount --help'\.\n$/);
+  // --store wins over it.
+  const both = runEnv({ LOCKSMITH_STORE: 'redis://127.0.0.1:fromenv' }, 'mount', '/tmp', '/mnt', '--store', 'redis://127.0.0.1:fromflag');
+  t.equal(both.status, 2);
+  t.match(both.stderr, /^locksmith mount: --store: malformed URL 'redis:\/\/127\.0\.0\.1:fromflag'/, '--store is used when both are given');
+  // Empty is unset: --node then has no store to go with.
+  const empty = runEnv({ LOCKSMITH_STORE: '' }, 'mount', '/tmp', '/mnt', '--node', 'n1');
+  t.equal(empty.status, 2);
+  t.equal(empty.stderr, "locksmith mount: --namespace and --node go with --store (or LOCKSMITH_STORE). Run 'locksmith mount --help'.\n");
   const help = run('mount', '--help');
   t.equal(help.status, 0);
+  t.match(help.stdout, /Without\s+--store, the URL in \$LOCKSMITH_STORE/, '--help names the variable');
   t.match(help.stdout, /usage: locksmith mount <backing-dir> <mountpoint> \[--workers N\]/);
 });
 
@@ -148,6 +167,11 @@ if (why !== undefined && !process.env.CI) {
     t.equal(web.status, 1);
     t.match(web.stderr, /^locksmith mount: locksmith store: cannot use redis:\/\/127\.0\.0\.1:\d+: the server there does not answer as Redis \(its reply began with "<"\): is it another service on that port\?\n$/);
     t.notMatch(web.stderr, /report this|RESP/i, "nothing of the client's own words");
+    // The same server named by LOCKSMITH_STORE instead of --store: that URL is the one used.
+    const fromEnv = await runCli(['mount', backing, mnt], { env: { LOCKSMITH_STORE: `redis://admin:s3cret@127.0.0.1:${(page.address() as AddressInfo).port}` } });
+    t.equal(fromEnv.status, 1);
+    t.match(fromEnv.stderr, /^locksmith mount: locksmith store: cannot use redis:\/\/admin:\*\*\*@127\.0\.0\.1:\d+: the server there does not answer as Redis/, 'LOCKSMITH_STORE is the URL used without --store');
+    t.notMatch(fromEnv.stderr, /s3c|cret/, 'its password hidden');
     t.notOk(mounted(mnt), 'nothing mounted');
   });
 
