@@ -213,6 +213,14 @@ function byPlace(a: Listed, b: Listed): number {
 }
 
 /**
+ * What tells lock spaces apart: the engine's incarnation and the namespace (one engine's URL may be
+ * written many ways), or the URL as shown and the namespace from a mount that reported none.
+ */
+function spaceId(s: ControlSpace): string {
+  return JSON.stringify(s.incarnation ? ['incarnation', s.incarnation, s.namespace] : ['url', s.engine, s.namespace]);
+}
+
+/**
  * The locks of the answers, each once. A mount alone lists its own. Every mount of one lock space
  * (--store: same engine and namespace) lists every node's locks, from the engine: each is kept
  * once, on the mount of its node (that mount's entry: it found the path through the holder's own
@@ -228,10 +236,10 @@ export function listed(answers: readonly Answer[]): Listed[] {
       for (const lock of locks) out.push({ lock, mountpoint: a.mount.mountpoint });
       continue;
     }
-    const space = JSON.stringify([a.space.engine, a.space.namespace]);
+    const space = spaceId(a.space);
     if (done.has(space)) continue;
     done.add(space);
-    const group = answers.filter((b) => b.space !== undefined && JSON.stringify([b.space.engine, b.space.namespace]) === space);
+    const group = answers.filter((b) => b.space !== undefined && spaceId(b.space) === space);
     const mountOfNode = new Map<string, string>();
     for (const b of group) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
     const once = new Map<string, Listed>();

@@ -169,6 +169,12 @@ export interface ControlSpace {
   namespace: string;
   /** This mount's node: the locks whose node it is are this mount's. */
   node: string;
+  /**
+   * In a 'locks' answer: the engine's incarnation (StoreStats.incarnation) when the locks were
+   * listed. Mounts that give one URL two ways ('localhost' and '127.0.0.1', a default port or
+   * database written out) report the same one: one lock space.
+   */
+  incarnation?: string;
 }
 
 /**
@@ -221,7 +227,8 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
         };
       });
       locks.sort((a, b) => (a.path ?? '\uffff').localeCompare(b.path ?? '\uffff') || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0) || a.pid - b.pid);
-      return { mount: mount(), ...space, locks };
+      const incarnation = o.space === undefined ? undefined : (await m.coordinator.stats()).store?.incarnation;
+      return { mount: mount(), ...(o.space === undefined ? {} : { space: { ...o.space, ...(incarnation ? { incarnation } : {}) } }), locks };
     },
     stats: async () => ({ mount: mount(), stats: await m.coordinator.stats(), session: m.info() }),
   };

@@ -264,6 +264,12 @@ export type StoreStats = {
   namespace: string;
   /** This node's session: its number (0 while none is open), whether it is fenced or in a grace period. */
   session: { epoch: number; fenced: boolean; grace: boolean };
+  /**
+   * The engine's incarnation this node's session belongs to: a random id its data in the namespace
+   * was created with (a new one once it lost that data), the same for every node of the lock space
+   * however each wrote the URL; '' while no session is open.
+   */
+  incarnation: string;
   /** Engine calls made by this node (commits, loads, renewals, reaps, listings). */
   roundTrips: number;
   commits: number;

@@ -219,7 +219,7 @@ export class SharedSpace {
       st.fencedLocally += w.fencedLocally;
       st.graceWaits += w.graceWaits;
     }
-    return { engine: 'redis', node: this.store.node, namespace: this.namespace, session: { epoch: s.epoch, fenced: s.fenced, grace: s.grace }, ...st };
+    return { engine: 'redis', node: this.store.node, namespace: this.namespace, session: { epoch: s.epoch, fenced: s.fenced, grace: s.grace }, incarnation: s.incarnation, ...st };
   }
 
   /** A worker's commit found this node's session gone: renew now rather than at the next tick. */

@@ -24,6 +24,7 @@ import {
 import { cleanDeadMount, deadMountCommand, isDeadMount } from '../../src/dead-mount.js';
 import { createLogger, printWarnings, resolveLogLevel } from '../../src/log.js';
 import { KeyPaths, parseKey } from '../../src/mount-control.js';
+import { listed } from '../../src/locks-cli.js';
 import { packageVersion } from '../../src/version.js';
 
 const base = mkdtempSync(join(tmpdir(), 'locksmith-ctl-unit-'));
@@ -219,4 +220,21 @@ t.test('log levels and warnings', async (t) => {
 
 t.test('the version comes from package.json', async (t) => {
   t.match(packageVersion(), /^\d+\.\d+\.\d+/);
+});
+
+t.test('locks of one lock space reached by URLs written two ways: listed once', async (t) => {
+  const lock = (node: string, pid: number) => ({ pid, kind: 'posix', type: 'write', start: '0', end: '9', state: 'granted', path: 'f', dev: null, ino: '7', key: 'ino:7', owner: '1', node });
+  const answer = (mountpoint: string, engine: string, node: string, incarnation?: string) => ({
+    mount: { mountpoint, backing: '/b', pid: 1, uid: 0, version: 'x', startedAt: '', uptimeMs: 0, workers: 1 },
+    space: { engine, namespace: 'ns', node, ...(incarnation === undefined ? {} : { incarnation }) },
+    locks: [lock('n1', 10), lock('n2', 20)],
+  });
+  // Each mount lists every node's locks: before, the two spellings made two lock spaces, and each
+  // lock was listed twice.
+  const one = listed([answer('/a', 'redis://localhost:6393', 'n1', 'inc-1'), answer('/b', 'redis://127.0.0.1:6393/0', 'n2', 'inc-1')]);
+  t.same(one.map((l) => [l.lock.node, l.mountpoint]), [['n1', '/a'], ['n2', '/b']], 'one incarnation and namespace: each lock once, on its node\'s mount');
+  const two = listed([answer('/a', 'redis://127.0.0.1:6393', 'n1', 'inc-1'), answer('/b', 'redis://127.0.0.1:6393', 'n2', 'inc-2')]);
+  t.equal(two.length, 4, 'two incarnations: two lock spaces');
+  const old = listed([answer('/a', 'redis://127.0.0.1:6393', 'n1'), answer('/b', 'redis://127.0.0.1:6393', 'n2')]);
+  t.equal(old.length, 2, 'mounts that report no incarnation: grouped by the URL as before');
 });

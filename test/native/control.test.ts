@@ -205,6 +205,9 @@ if (why !== undefined && !process.env.CI) {
     const redis = await RedisServer.start(['--requirepass', 's3cret']);
     const url = `redis://:s3cret@127.0.0.1:${redis.port}`;
     const shown = `redis://:***@127.0.0.1:${redis.port}`;
+    // Mount B is given the URL written another way (its database written out), by LOCKSMITH_STORE:
+    // still one lock space. Before, the two spellings made two, and each lock was listed twice.
+    const shownB = `${shown}/0`;
     const ns = `two-${randomUUID().slice(0, 8)}`;
     // Their own runtime directory: `locksmith locks` without a mountpoint lists these two only.
     const env2 = { LOCKSMITH_RUNTIME_DIR: join(base, 'run-two') };
@@ -213,7 +216,7 @@ if (why !== undefined && !process.env.CI) {
     mkdirSync(mB);
     const served = [
       new Server([backing, mA, '--workers', '2', '--store', url, '--namespace', ns, '--node', 'n1'], env2),
-      new Server([backing, mB, '--workers', '2', '--store', url, '--namespace', ns, '--node', 'n2'], env2),
+      new Server([backing, mB, '--workers', '2', '--namespace', ns, '--node', 'n2'], { ...env2, LOCKSMITH_STORE: `${url}/0` }),
     ];
     const mine: Client[] = [];
     let api: LockCoordinator | undefined;
@@ -257,6 +260,9 @@ if (why !== undefined && !process.env.CI) {
       return j.locks.some((l) => l.pid === b.pid && l.state === 'waiting') ? j : undefined;
     }, 120_000);
     t.same(got.mounts.map((m) => m.mountpoint), [pA, pB], 'both mounts asked');
+    const spaces = (got.mounts as { space?: { engine: string; incarnation?: string } }[]).map((m) => m.space);
+    t.same(spaces.map((s) => s?.engine), [shown, shownB], 'the URL each was given, its password hidden');
+    t.ok(spaces[0]?.incarnation && spaces[0].incarnation === spaces[1]?.incarnation, 'and the one incarnation of their engine');
     const pick = ({ node, pid, state, mountpoint }: Listed) => ({ node, pid, state, mountpoint });
     // Before, each mount listed every node's locks, each under its own name: six entries, and
     // n2's waiter under mount A.
@@ -289,7 +295,7 @@ if (why !== undefined && !process.env.CI) {
     t.notMatch(dark.stderr + darkAll.stderr, /s3cret/, 'never the password');
     t.equal(darkAll.status, 1, 'without a mountpoint: exit 1, the listing is incomplete');
     t.equal(darkAll.stderr.split('\n').filter((l) => l.includes(`skipping the mount at ${pA}: the lock space's engine at ${shown} did not answer`)).length, 1, `mount A named (${darkAll.stderr.trim()})`);
-    t.equal(darkAll.stderr.split('\n').filter((l) => l.includes(`skipping the mount at ${pB}: the lock space's engine at ${shown} did not answer`)).length, 1, 'and mount B');
+    t.equal(darkAll.stderr.split('\n').filter((l) => l.includes(`skipping the mount at ${pB}: the lock space's engine at ${shownB} did not answer`)).length, 1, 'and mount B');
 
     a.go();
     b.go();
