@@ -583,19 +583,28 @@ export class SharedFile {
       if (u.applied) continue;
       const removed = u.removed.filter((r) => r.epoch === carried);
       if (removed.length === 0) continue;
-      const removedReqs = removed.map((r) => this.decode(r).req);
       const putReqs = u.putHeld.map((r) => this.decode(r).req);
-      if (removedReqs.every((r) => coveredBy(r, putReqs))) continue;
-      for (const r of removed) drop.add(r.id);
-      const weakened = putReqs.every((p) => coveredBy(p, removedReqs));
-      if (weakened) {
-        add.push(...u.putHeld);
-        for (const r of u.putHeld) {
-          const o = u.origins.get(r.id);
-          if (o !== undefined) this.origins.set(r.id, o);
-        }
+      // Owner by owner: a step may carry an owed release of another owner's locks too.
+      const owners = new Map<string, StoreRecord[]>();
+      for (const r of removed) {
+        const o = this.decode(r).req.owner;
+        owners.set(o, [...(owners.get(o) ?? []), r]);
       }
-      this.space.report(new Error(`a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) may have applied when the engine lost its data: its owner keeps only what it holds either way (${weakened ? 'what the step left' : 'none of the locks it replaced'}), and may hold less than it was told until it closes the file`));
+      for (const [owner, rs] of owners) {
+        const removedReqs = rs.map((r) => this.decode(r).req);
+        if (removedReqs.every((r) => coveredBy(r, putReqs))) continue;
+        for (const r of rs) drop.add(r.id);
+        const puts = u.putHeld.filter((r) => this.decode(r).req.owner === owner);
+        const weakened = puts.every((r) => coveredBy(this.decode(r).req, removedReqs));
+        if (weakened) {
+          add.push(...puts);
+          for (const r of puts) {
+            const o = u.origins.get(r.id);
+            if (o !== undefined) this.origins.set(r.id, o);
+          }
+        }
+        this.space.report(new Error(`a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) may have applied when the engine lost its data: its owner keeps only what it holds either way (${weakened ? 'what the step left' : 'none of the locks it replaced'}), and may hold less than it was told until it closes the file`));
+      }
     }
     return { drop, add };
   }

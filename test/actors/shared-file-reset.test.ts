@@ -410,3 +410,33 @@ t.test('a downgrade of unknown fate when the engine loses its data: the re-asser
   b.sf.run(4, lk('q3', 3, F_WRLCK, F_SETLK), b.target);
   t.match(await answered(b, 4, "q3's write lock of [0,10)"), { result: -EAGAIN }, 'a writer is not');
 });
+
+// x1's unlock of [100,110) is owed (a cut off); p1 extends its lock of [0,10) to [0,20): the step
+// (carrying x1's unlock) applies, its reply lost, and a is cut off again. The engine loses its
+// data: p1 held [0,10) either way (the step only extended it), so it goes back; x1's lock, which
+// the owed unlock releases either way, does not. Owner by owner: x1's unlock in the same step
+// does not cost p1 its lock.
+t.test("a lock request's step of unknown fate that carried another owner's owed unlock, when the engine loses its data: each owner keeps what it held either way", async (t) => {
+  const { engine, a } = await alone(t);
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
+  a.sf.run(2, lk('x1', 7, F_WRLCK, F_SETLK, 100, 10), a.target);
+  t.match(await answered(a, 2, "x1's lock of [100,110)"), { result: 0 }, 'x1 holds [100,110)');
+  a.policy = (s) => (s.id === undefined && (s.put?.length ?? 0) > 0 ? 'lose' : 'drop');
+  a.afterLose = async () => {
+    a.policy = () => 'drop';
+  };
+  a.sf.run(3, lk('x1', 7, F_UNLCK, F_SETLK, 100, 10), a.target);
+  await answered(a, 3, "x1's unlock (given up on: owed)");
+  a.sf.run(4, lk('p1', 1, F_WRLCK, F_SETLK, 0, 20), a.target);
+  t.notMatch(await answered(a, 4, "p1's extension (given up on)"), { result: 0 }, 'answered as failed');
+  const was = a.store.session().epoch;
+  t.same(await held(engine), [`a|${was} held write p1 0-19`], "the engine: p1's [0,20) (the step applied, x1's unlock with it)");
+  const { old, epoch } = await resetEngine(engine, a);
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  heal(a);
+  a.sf.run(5, lk('nobody', 9, F_UNLCK, F_SETLK, 200, 1), a.target);
+  t.match(await answered(a, 5, "a's unlock of nothing, after its re-assertion"), { result: 0 });
+  t.same(await held(engine), [`a|${epoch} held write p1 0-9`], "the engine: p1's [0,10), held either way; x1's lock gone");
+});
