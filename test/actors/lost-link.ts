@@ -3,9 +3,11 @@
  * by a policy ('pass' | 'drop' | 'lose'), and whose resends of a lost step fare as `lostResend`
  * says. Shared by shared-file-lost.test.ts and shared-file-settle.test.ts.
  */
+import type { Test } from 'tap';
 import { endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
 import { SharedFiles } from '../../src/actors/shared-files.js';
 import type { ReplyTarget } from '../../src/actors/reply-target.js';
+import { EAGAIN, F_SETLK, F_SETLKW, F_WRLCK } from '../../src/core/codes.js';
 import type { TableHooks } from '../../src/core/lock-table.js';
 import { parseCloseHandle, parseLock, parseLockFile, parseUnlockFile, type Call } from '../../src/core/requests.js';
 import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';
@@ -195,6 +197,36 @@ export async function endGrace(engine: MemoryEngine, ...nodes: TestNode[]): Prom
 }
 
 export const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
+
+/**
+ * q2 (node b) holds [10,20); p1 (node a) holds [0,10) and waits for [5,15); a tells the POSIX
+ * release notices it gives (`released`). The stage for an unlock of p1's [0,10) whose reply is lost
+ * while b's unlock grants p1's waiter [5,15) on the engine's records.
+ */
+export async function waiterBehindRemote(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode; released: string[] }> {
+  const engine = new MemoryEngine();
+  const released: string[] = [];
+  const a = await node(engine, 'a', 'default', 300, 0, {
+    released: (family, e) => void released.push(`${family}:${String(e.lockStart)}+${String(e.lockLen)}`),
+  });
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 }, 'q2 holds [10,20)');
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 10), a.target);
+  await answered(a, -2, "p1's waiter for [5,15) queued");
+  return { engine, a, b, released };
+}
+
+/** After waiterBehindRemote's unlock and grant, asked of node b: p1 holds [5,10) (the grant stands), [0,5) is free (the unlock applied once). */
+export async function grantStands(t: Test, b: TestNode, what: string): Promise<void> {
+  b.sf.run(10, lk('q3', 3, F_WRLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 10, "q3's lock of [5,10)"), { result: -EAGAIN }, `${what}: p1 holds [5,10) (the grant stands)`);
+  b.sf.run(11, lk('q4', 4, F_WRLCK, F_SETLK, 0, 5), b.target);
+  t.match(await answered(b, 11, "q4's lock of [0,5)"), { result: 0 }, `${what}: [0,5) is free (the unlock applied)`);
+}
 
 /** `store` makes more steps on `path` than the engine's log keeps (each record it puts it removes). */
 export async function overflowLog(engine: MemoryEngine, store: NodeStore, path = '/a'): Promise<void> {

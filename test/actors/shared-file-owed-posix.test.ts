@@ -8,8 +8,8 @@
  * wait is for an answer, within a budget.
  */
 import t, { type Test } from 'tap';
-import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { MemoryEngine, answered, lk, loseNext, node, overflowLog, type TestNode } from './lost-link.js';
+import { F_SETLK, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { answered, grantStands, lk, loseNext, overflowLog, waiterBehindRemote } from './lost-link.js';
 
 /**
  * q2 (node b) holds [10,20); p1 (node a) holds [0,10) and waits for [5,15). p1's unlock of [0,10)
@@ -17,19 +17,7 @@ import { MemoryEngine, answered, lk, loseNext, node, overflowLog, type TestNode 
  * [5,15) on the engine's records (p1's [0,10) gone). Then a's next step learns it all.
  */
 async function unlockThenRemoteGrant(t: Test, how: 'giveup' | 'fenced', overflow: boolean) {
-  const engine = new MemoryEngine();
-  const released: string[] = [];
-  const a = await node(engine, 'a', 'default', 300, 0, {
-    released: (family, e) => void released.push(`${family}:${String(e.lockStart)}+${String(e.lockLen)}`),
-  });
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 }, 'q2 holds [10,20)');
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 10), a.target);
-  await answered(a, -2, "p1's waiter for [5,15) queued");
+  const { engine, a, b, released } = await waiterBehindRemote(t);
   if (how === 'fenced') a.lostResend = 'fenced';
   loseNext(a, async () => {
     b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
@@ -45,19 +33,12 @@ async function unlockThenRemoteGrant(t: Test, how: 'giveup' | 'fenced', overflow
   return { a, b, released };
 }
 
-async function owns(t: Test, b: TestNode, what: string) {
-  b.sf.run(10, lk('q3', 3, F_WRLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 10, "q3's lock of [5,10)"), { result: -EAGAIN }, `${what}: p1 holds [5,10) (the grant stands)`);
-  b.sf.run(11, lk('q4', 4, F_WRLCK, F_SETLK, 0, 5), b.target);
-  t.match(await answered(b, 11, "q4's lock of [0,5)"), { result: 0 }, `${what}: [0,5) is free (the unlock applied)`);
-}
-
 for (const how of ['giveup', 'fenced'] as const) {
   for (const overflow of [false, true]) {
     const from = overflow ? 'the whole record set (the log overrun)' : 'the change log';
     t.test(`a POSIX unlock applied with its reply lost (${how}), then another node granted its owner's waiter: learned from ${from}, it is not run again`, async (t) => {
       const { a, b, released } = await unlockThenRemoteGrant(t, how, overflow);
-      await owns(t, b, from);
+      await grantStands(t, b, from);
       t.same(released.filter((r) => r.startsWith('posix:0+')), ['posix:0+10'], 'the unlock notice fired once');
       t.same(a.faults, [], 'nothing reported');
     });
