@@ -483,22 +483,27 @@ export class SharedFile {
    * back is looked at again when the grace period ends: its blockers may not come back. An undo
    * still to commit (Unsure) is done by the re-assertion itself where it only narrows or weakens
    * what the owner held (pendingUndos): the records it removes stay out, the locks it puts back go
-   * back. `carried`: the session the engine lost.
+   * back. The releases owed (answered, their steps of unknown fate) are settled by it too, before
+   * anything goes back (settleOwed): what they release never returns. `carried`: the session the
+   * engine lost.
    */
   beginReassert(graceEndsAt: number, carried: number): void {
     const epoch = this.space.epoch;
+    // Shown applied already (appliedBefore: judged on the cache and the Unsure entries as they are
+    // now): the cache lacks what they released, and their notices were told.
+    const owed = this.owed.filter((o) => !this.appliedBefore(o));
     const { stay, back } = this.pendingUndos(carried);
     const meet = this.meetOfUnknown(carried);
     // Only the lost session's: the cache may still have records of an earlier one that was lost
     // (its handles told so, sessionLost) if no step on the file came since.
-    const mine = this.ownRecords().filter((r) => r.epoch === carried && (stay.has(r.id) || !this.undoing(r.id)) && !meet.drop.has(r.id));
-    for (const r of meet.add) if (!mine.some((x) => x.id === r.id)) mine.push({ ...r, epoch: carried, seq: (mine.at(-1)?.seq ?? 0) + 1 });
+    const kept = this.ownRecords().filter((r) => r.epoch === carried && (stay.has(r.id) || !this.undoing(r.id)) && !meet.drop.has(r.id));
+    for (const r of meet.add) if (!kept.some((x) => x.id === r.id)) kept.push({ ...r, epoch: carried, seq: (kept.at(-1)?.seq ?? 0) + 1 });
     this.unsure.clear();
     // Put back under their ids, stand-ins too: the engine will hold them so (or they are lost).
     this.standIns.clear();
     // Waiters go back without edges (recheck).
     const edges: EdgeInput[] = [];
-    this.records = mine.map((r) => ({ ...r, epoch }));
+    this.records = kept.map((r) => ({ ...r, epoch }));
     // Then the locks the undos put back, as new records (as build() adds them to the table, and
     // the next step puts them), unless their owner holds them already.
     for (const { r, origin } of back) {
@@ -506,8 +511,9 @@ export class SharedFile {
       const x = { ...r, id: this.space.newId(), epoch, seq: (this.records.at(-1)?.seq ?? 0) + 1 };
       if (origin !== undefined) this.origins.set(x.id, origin);
       this.records.push(x);
-      mine.push(x);
     }
+    const told = this.settleOwed(owed);
+    const mine = [...this.records];
     this.version = 0;
     this.reassertedUntil = graceEndsAt;
     this.ownExact = true;
@@ -519,6 +525,13 @@ export class SharedFile {
     }
     const gen = ++this.gen;
     this.refresh();
+    for (const a of told) {
+      try {
+        a();
+      } catch (e) {
+        this.space.report(e);
+      }
+    }
     if (mine.length === 0) return;
     const p = this.putBack(mine, edges, gen, graceEndsAt)
       .catch((e: unknown) => this.space.report(e))
@@ -607,6 +620,81 @@ export class SharedFile {
       }
     }
     return { drop, add };
+  }
+
+  /**
+   * The releases owed when the engine lost its data (answered to their callers, their steps of
+   * unknown fate: applied with the reply lost, or never), settled by the re-assertion: the engine
+   * held either the cache's locks (a step did not apply: the release runs next) or what the
+   * release left (it did), and since a release only removes, what it leaves is held either way.
+   * So they run here, in order, on the table of the records about to go back (this.records: this
+   * node's alone, which is all a release of this node's owners and handles looks at), and only
+   * what they leave goes back: a lock they release is never put back over bytes another node may
+   * have taken once they were free (and put back too). The split a partial POSIX unlock leaves
+   * goes back as a new record; a Windows unlock takes its one exact lock; a close its handle's
+   * locks and waiters (their requests are answered now, as its step would have). They are not
+   * owed any more, and their notices (release hooks, ended waiters) are told once, by the caller
+   * (beginReassert), from this run: none from the lost session's steps (lostAnswers) can be told
+   * after this, as no reply can show one applied (the engine's log and last steps start again,
+   * the records going back are the cache's, which show none, and deliverLost skips an earlier
+   * session's Windows records). A lock that another node's grant of a waiter here
+   * re-created since (a POSIX lock over bytes the release freed) is released again, as a release
+   * run again after an unanswered step would release it (appliedBefore): what the owner holds
+   * then is what it holds either way.
+   *
+   * Synchronously, here rather than in the mailbox or the re-assertion's promise: the wake-up
+   * pass is held (no grant while the records are not all back; the pass at the grace period's
+   * end comes), so no approval hook is asked, the only hook that may answer later, and each
+   * release decides at once. Nothing then runs between the build and the result: a decision in
+   * flight (across its own await) finds the table rebuilt and its cache replaced (gen), and
+   * decides again. A release that returns a Promise all the same (a bug) is not settled: the
+   * owed releases then run in the next step, as before, and the fault says so. Returns the
+   * notices to tell, or none.
+   */
+  private settleOwed(owed: readonly Run[]): (() => void)[] {
+    if (owed.length === 0) {
+      this.owed = [];
+      return [];
+    }
+    const me = this.space.config.node;
+    const epoch = this.space.epoch;
+    const outside = this.out;
+    this.out = emptyOutcome();
+    // Cycles and reach found before the loss (for a decision of the old session) mean nothing here.
+    this.graph.cyclic.clear();
+    this.graph.reach.clear();
+    this.build();
+    this.table.wakeups = false;
+    try {
+      for (const o of owed) {
+        const res = o(this.table);
+        if (res instanceof Promise) {
+          res.catch((e: unknown) => this.space.report(e));
+          this.space.report(new Error(`a release owed on ${this.path} did not decide at once when the engine lost its data (the wake-up pass held): it runs again in the next step`));
+          return [];
+        }
+      }
+      const d = this.diff();
+      if (d !== undefined) {
+        const gone = new Set(d.step.remove);
+        const puts = new Map((d.step.put ?? []).map((p) => [p.id, p]));
+        const next = this.records.filter((r) => !gone.has(r.id));
+        for (const id of gone) this.origins.delete(id);
+        let seq = next.at(-1)?.seq ?? 0;
+        // What a release leaves that no record holds yet: a split's remaining part.
+        for (const x of d.fresh) {
+          const p = puts.get(x.id);
+          if (x.lock === undefined || p === undefined) continue;
+          this.origins.set(x.id, x.lock.origin);
+          next.push({ id: x.id, node: me, epoch, state: 'held', requestId: '', data: p.data, seq: ++seq });
+        }
+        this.records = next;
+      }
+      this.owed = [];
+      return this.out.answers;
+    } finally {
+      this.out = outside;
+    }
   }
 
   private async putBack(mine: readonly StoreRecord[], edges: readonly EdgeInput[], gen: number, graceEndsAt: number): Promise<void> {

@@ -1,0 +1,218 @@
+/**
+ * Model: a release answered to its caller (a POSIX unlock, a Windows unlock, a close) happened,
+ * once, whatever became of its step; so when the engine loses its data while that release is
+ * still owed (its step applied with the reply lost, or never), the node's re-assertion puts back
+ * only what the release left, and tells its notices once. Invariant checked: right after both
+ * nodes' re-assertions, before any later step, the engine never holds two conflicting locks (the
+ * released lock and the one another node took of the bytes it freed). Real SharedFiles over a
+ * MemoryEngine behind the lost-link harness; every wait is for an answer or an engine record,
+ * within a budget.
+ */
+import t, { type Test } from 'tap';
+import { EAGAIN, F_SETLK, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseLockFile, type Call } from '../../src/core/requests.js';
+import { BUDGET_MS, MemoryEngine, answered, ch, endGrace, lf, lk, loseNext, memoryStore, node, resetEngine, uf, within, type TestNode } from './lost-link.js';
+
+/** The engine's records of /a, sorted: node, state, mode, holder (POSIX owner or Windows handle) and bytes. */
+async function held(engine: MemoryEngine): Promise<string[]> {
+  return (await engine.load('/a')).records
+    .map((r) => {
+      const d = JSON.parse(r.data) as { w: number; h: { s: string } | number; s: string; e: string };
+      return `${r.node} ${r.state} ${d.w === 1 ? 'write' : 'read'} ${typeof d.h === 'number' ? d.h : d.h.s} ${d.s}-${d.e}`;
+    })
+    .sort();
+}
+
+/** Resolves once `cond` holds (checked every 10 ms), within the budget. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  await within(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    BUDGET_MS,
+    what,
+  );
+}
+
+/**
+ * Nodes a and b (a grace period after a reset) on an engine whose incarnation started without one;
+ * a tells the release notices it gives (`released`: `posix:start+len`, `windows:handle:start+len`).
+ */
+async function nodes(t: Test, policy: 'default' | 'fifo' = 'default'): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode; released: string[] }> {
+  const engine = new MemoryEngine();
+  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+  const released: string[] = [];
+  const a = await node(engine, 'a', policy, 300, 60_000, {
+    released: (family, e) =>
+      void released.push(family === 'posix' ? `posix:${String(e.lockStart)}+${String(e.lockLen)}` : `windows:${String(e.handle)}:${String(e.byteOffset)}+${String(e.length)}`),
+  });
+  const b = await node(engine, 'b', policy, 300, 60_000);
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  await first.close();
+  return { engine, a, b, released };
+}
+
+/**
+ * a's release `call` (request `id`): its step applies, its reply is lost, and every new step of a
+ * after it is cut off, so the release is owed (answered, to run first in a's next step).
+ */
+async function owedRelease(a: TestNode, id: number, call: Call, what: string): Promise<void> {
+  loseNext(a, async () => {
+    a.policy = () => 'drop';
+  });
+  a.sf.run(id, call, a.target);
+  await answered(a, id, `${what} (given up on: owed)`);
+}
+
+/**
+ * The engine loses its data; a and b open new sessions and put their records back, a still cut
+ * off (no step of a after the re-assertion reaches the engine). Resolves once both re-assertions
+ * reached the engine.
+ */
+async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode): Promise<void> {
+  const bWas = b.store.session().epoch;
+  const at = [a.log.length, b.log.length];
+  const { old, epoch } = await resetEngine(engine, a, b);
+  const bEpoch = b.store.session().epoch;
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  b.lease[1] = bEpoch;
+  b.sf.adopt(bEpoch, bWas, 60_000);
+  await until(() => a.log.slice(at[0]).some((l) => l.startsWith('reassert ')) && b.log.slice(at[1]).some((l) => l.startsWith('reassert ')), "a's and b's re-assertions");
+}
+
+/**
+ * a reaches the engine again; its next step commits (request `id`: an UnlockFileEx of bytes
+ * handle 99 never locked, which tells no notice).
+ */
+async function heal(t: Test, a: TestNode, id: number): Promise<void> {
+  a.policy = () => 'pass';
+  a.sf.run(id, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, id, "handle 99's unlock of nothing, after the re-assertion"), 158);
+}
+
+/** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` (process 1). */
+const lw = (handle: number, start: number, len: number): Call =>
+  parseLockFile({ fileName: '/a', byteOffset: start, length: len, exclusiveLock: true, failImmediately: false, handle, processId: 1 }) as Call;
+
+// The reviewer's scenario. p1 (node a) unlocks [0,10): the step applies, its reply is lost, the
+// unlock is owed. b's q1 is granted [0,10). The engine loses its data: b puts back q1's lock, and
+// a put back p1's (still in its cache), so both were in the engine until a's owed unlock
+// committed after the re-assertion. p1 was told its unlock was done: it does not get its lock back.
+for (const policy of ['default', 'fifo'] as const) {
+  t.test(`an unlock owed when the engine loses its data (${policy}): the lock it released is not put back over the one another node took since`, async (t) => {
+    const { engine, a, b, released } = await nodes(t, policy);
+    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+    t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+    a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLK, 20, 10), a.target);
+    t.match(await answered(a, 2, "p2's lock of [20,30)"), { result: 0 }, 'p2 writes [20,30)');
+    await owedRelease(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock of [0,10)");
+    t.same(await held(engine), ['a held write p2 20-29'], 'the engine: the unlock applied');
+    b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 0, 10), b.target);
+    t.match(await answered(b, 1, "q1's lock of [0,10)"), { result: 0 }, 'q1 writes [0,10)');
+    await resetBoth(engine, a, b);
+    t.same(await held(engine), ['a held write p2 20-29', 'b held write q1 0-9'], "right after the re-assertions: p2's lock and q1's, not p1's");
+    await heal(t, a, 4);
+    t.same(await held(engine), ['a held write p2 20-29', 'b held write q1 0-9'], "after a's next step: the same");
+    t.same(released, ['posix:0+10'], "p1's unlock notice, told once");
+    await endGrace(engine, a, b);
+    a.sf.run(5, lk('p3', 3, F_WRLCK, F_SETLK, 0, 10), a.target);
+    t.match(await answered(a, 5, "p3's lock of [0,10)"), { result: -EAGAIN }, 'q1 holds [0,10)');
+    b.sf.run(2, lk('q1', 1, F_UNLCK, F_SETLK, 0, 10), b.target);
+    t.match(await answered(b, 2, "q1's unlock"), { result: 0 });
+    a.sf.run(6, lk('p3', 3, F_WRLCK, F_SETLK, 0, 10), a.target);
+    t.match(await answered(a, 6, "p3's lock of [0,10), again"), { result: 0 }, '[0,10) is free: p1 holds none of it');
+    t.same(a.faults, [], 'nothing reported');
+  });
+}
+
+// p1 holds [0,10) and unlocks [0,5): owed as above; b's q1 takes [0,5). After the reset p1 holds
+// [5,10), the part the unlock left (a new record), and not [0,5).
+t.test('a partial unlock owed when the engine loses its data: what it left goes back, not what it released', async (t) => {
+  const { engine, a, b, released } = await nodes(t);
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+  await owedRelease(a, 2, lk('p1', 1, F_UNLCK, F_SETLK, 0, 5), "p1's unlock of [0,5)");
+  t.same(await held(engine), ['a held write p1 5-9'], 'the engine: the unlock applied');
+  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 0, 5), b.target);
+  t.match(await answered(b, 1, "q1's lock of [0,5)"), { result: 0 }, 'q1 writes [0,5)');
+  await resetBoth(engine, a, b);
+  t.same(await held(engine), ['a held write p1 5-9', 'b held write q1 0-4'], "right after the re-assertions: p1's [5,10) and q1's [0,5)");
+  await heal(t, a, 3);
+  t.same(await held(engine), ['a held write p1 5-9', 'b held write q1 0-4'], "after a's next step: the same");
+  t.same(released, ['posix:0+5'], "p1's unlock notice, told once");
+  await endGrace(engine, a, b);
+  a.sf.run(4, lk('p3', 3, F_WRLCK, F_SETLK, 5, 5), a.target);
+  t.match(await answered(a, 4, "p3's lock of [5,10)"), { result: -EAGAIN }, 'p1 holds [5,10)');
+  b.sf.run(2, lk('q1', 1, F_UNLCK, F_SETLK, 0, 5), b.target);
+  t.match(await answered(b, 2, "q1's unlock"), { result: 0 });
+  a.sf.run(5, lk('p3', 3, F_WRLCK, F_SETLK, 0, 5), a.target);
+  t.match(await answered(a, 5, "p3's lock of [0,5)"), { result: 0 }, '[0,5) is free: p1 holds none of it');
+  a.sf.run(6, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 6, "p1's unlock of [0,10)"), { result: 0 });
+  t.same(await held(engine), ['a held write p3 0-4'], "the engine: p3's [0,5) alone (p1's [5,10) was p1's to release)");
+  t.same(a.faults, [], 'nothing reported');
+});
+
+// a's handle 1 holds [0,10) and [40,50); handle 2 holds [20,30). Handle 1's UnlockFileEx of [0,10)
+// is owed; b's handle 5 takes [0,10). After the reset handle 1 holds [40,50) alone: the unlock
+// took its one exact lock.
+t.test('a Windows unlock owed when the engine loses its data: its one lock is not put back, the handle keeps the others', async (t) => {
+  const { engine, a, b, released } = await nodes(t);
+  a.sf.run(1, lf(1, 0, 10), a.target);
+  t.equal(await answered(a, 1, "handle 1's lock of [0,10)"), 0);
+  a.sf.run(2, lf(1, 40, 10), a.target);
+  t.equal(await answered(a, 2, "handle 1's lock of [40,50)"), 0);
+  a.sf.run(3, lf(2, 20, 10), a.target);
+  t.equal(await answered(a, 3, "handle 2's lock of [20,30)"), 0);
+  await owedRelease(a, 4, uf(1, 0, 10), "handle 1's UnlockFileEx of [0,10)");
+  t.same(await held(engine), ['a held write 1 40-49', 'a held write 2 20-29'], 'the engine: the unlock applied');
+  b.sf.run(1, lf(5, 0, 10), b.target);
+  t.equal(await answered(b, 1, "b's handle 5's lock of [0,10)"), 0, "b's handle 5 locks [0,10)");
+  await resetBoth(engine, a, b);
+  const after = ['a held write 1 40-49', 'a held write 2 20-29', 'b held write 5 0-9'];
+  t.same(await held(engine), after, "right after the re-assertions: handle 1's [40,50), handle 2's, b's handle 5's; not handle 1's [0,10)");
+  await heal(t, a, 5);
+  t.same(await held(engine), after, "after a's next step: the same");
+  t.same(released, ['windows:1:0+10'], 'onUnlockFile told once');
+  await endGrace(engine, a, b);
+  a.sf.run(6, uf(1, 0, 10), a.target);
+  t.equal(await answered(a, 6, "handle 1's unlock of [0,10), again"), 158, 'handle 1 holds no lock of [0,10)');
+  a.sf.run(7, uf(1, 40, 10), a.target);
+  t.equal(await answered(a, 7, "handle 1's unlock of [40,50)"), 0, 'handle 1 held [40,50)');
+  t.same(released, ['windows:1:0+10', 'windows:1:40+10'], 'each notice once');
+  t.same(a.faults, [], 'nothing reported');
+});
+
+// a's handle 1 holds [0,10) and [40,50) and waits for [20,30) (b's handle 9 holds it); handle 2
+// holds [60,70). Handle 1's close is owed; b's handle 5 takes [0,10). After the reset nothing of
+// handle 1 is back, neither its locks nor its waiter, whose request is answered once as the close
+// ends it (ERROR_NOT_LOCKED).
+t.test('a close owed when the engine loses its data: none of its handle\'s locks or waiters is put back', async (t) => {
+  const { engine, a, b, released } = await nodes(t);
+  b.sf.run(1, lf(9, 20, 10), b.target);
+  t.equal(await answered(b, 1, "b's handle 9's lock of [20,30)"), 0);
+  a.sf.run(1, lf(1, 0, 10), a.target);
+  t.equal(await answered(a, 1, "handle 1's lock of [0,10)"), 0);
+  a.sf.run(2, lf(1, 40, 10), a.target);
+  t.equal(await answered(a, 2, "handle 1's lock of [40,50)"), 0);
+  a.sf.run(3, lf(2, 60, 10), a.target);
+  t.equal(await answered(a, 3, "handle 2's lock of [60,70)"), 0);
+  a.sf.run(4, lw(1, 20, 10), a.target);
+  await answered(a, -4, "handle 1's waiter for [20,30) queued");
+  await owedRelease(a, 5, ch(1), "handle 1's close");
+  t.same(await held(engine), ['a held write 2 60-69', 'b held write 9 20-29'], 'the engine: the close applied');
+  b.sf.run(2, lf(5, 0, 10), b.target);
+  t.equal(await answered(b, 2, "b's handle 5's lock of [0,10)"), 0, "b's handle 5 locks [0,10)");
+  await resetBoth(engine, a, b);
+  const after = ['a held write 2 60-69', 'b held write 5 0-9', 'b held write 9 20-29'];
+  t.same(await held(engine), after, "right after the re-assertions: handle 2's lock, b's; nothing of handle 1");
+  await heal(t, a, 6);
+  t.same(await held(engine), after, "after a's next step: the same");
+  t.equal(await answered(a, 4, "handle 1's waiter"), 158, 'its waiter ended by the close (ERROR_NOT_LOCKED)');
+  t.same([...released].sort(), ['windows:1:0+10', 'windows:1:40+10'], 'onUnlockFile told once for each of its locks');
+  await endGrace(engine, a, b);
+  a.sf.run(7, lf(3, 40, 10), a.target);
+  t.equal(await answered(a, 7, "handle 3's lock of [40,50)"), 0, '[40,50) is free');
+  t.same(a.faults, [], 'nothing reported');
+});
