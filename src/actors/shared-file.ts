@@ -562,7 +562,7 @@ export class SharedFile {
       // undo goes back only where it only narrows or weakens what the owner held there.
       if (!removed.every((r) => this.heldAlready(r, carried))) {
         for (const id of u.put) stay.add(id);
-        this.space.report(new Error(`a lock request's step on ${this.path} that had applied after all, its request answered as failed, could not be undone when the engine lost its data (it would put back bytes its owner no longer held, which others may hold since): its owner may hold them until it closes the file`));
+        this.space.report(this.cannotUndo('it would put back bytes its owner no longer held, which others may hold since', '', ' when the engine lost its data'));
         continue;
       }
       for (const r of removed) if (!back.some((x) => x.r.id === r.id)) back.push({ r, origin: u.origins.get(r.id) });
@@ -1470,14 +1470,14 @@ export class SharedFile {
       }
       if (!present && granted === undefined && !(missed?.some((c) => c.step === id) ?? false)) continue;
       const undo = (present || granted !== undefined) && !u.tangled && u.removed.every((r) => this.restorable(r, u));
-      const what = `a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all${granted === undefined ? '' : ', and another node granted its waiter'}`;
+      const also = granted === undefined ? '' : ', and another node granted its waiter';
       if (!undo) {
         this.unsure.delete(id);
-        this.space.report(new Error(`${what}; it could not be undone (it changed other requests too, or its bytes went on to others): its owner may hold them until it closes the file`));
+        this.space.report(this.cannotUndo('it changed other requests too, or its bytes went on to others', also));
         continue;
       }
       u.applied = true;
-      this.space.report(new Error(`${what}; undone`));
+      this.space.report(new Error(`${this.appliedAfterAll(also)}; undone`));
     }
   }
 
@@ -1598,8 +1598,21 @@ export class SharedFile {
     for (const [id, u] of this.unsure) {
       if (!u.applied || u.removed.every((r) => r.epoch !== this.space.epoch || this.restorable(r, u))) continue;
       this.unsure.delete(id);
-      this.space.report(new Error(`a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all; it could not be undone (another owner holds bytes it would put back since): its owner may hold them until it closes the file`));
+      this.space.report(this.cannotUndo('another owner holds bytes it would put back since'));
     }
+  }
+
+  /** What a fault about a lock request's step that applied though its request was answered as failed (Unsure) starts with; `also`: what else befell it. */
+  private appliedAfterAll(also = ''): string {
+    return `a lock request's step on ${this.path} that got no reply from the engine (the request was answered as failed) had applied after all${also}`;
+  }
+
+  /**
+   * The fault for such a step that cannot be undone (noticeApplied, giveUpUndos, pendingUndos):
+   * what it put stays. `why`: what stands in the way; `when`: the moment, if not a reply's.
+   */
+  private cannotUndo(why: string, also = '', when = ''): Error {
+    return new Error(`${this.appliedAfterAll(also)}; it could not be undone${when} (${why}): its owner may hold them until it closes the file`);
   }
 
   /** Whether `r`, an owner's lock the step replaced, can go back: no other owner holds conflicting bytes now. */
