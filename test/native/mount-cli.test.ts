@@ -14,7 +14,7 @@ import { fuseUnavailable } from '../../src/mount.js';
 import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
 import { createServer, type AddressInfo } from 'node:net';
 import { runCli, Server } from './cli-proc.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { RedisServer, START_BUDGET_MS, noRedis } from '../store/redis-server.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
 /**
@@ -173,6 +173,66 @@ if (why !== undefined && !process.env.CI) {
     t.match(fromEnv.stderr, /^locksmith mount: locksmith store: cannot use redis:\/\/admin:\*\*\*@127\.0\.0\.1:\d+: the server there does not answer as Redis/, 'LOCKSMITH_STORE is the URL used without --store');
     t.notMatch(fromEnv.stderr, /s3c|cret/, 'its password hidden');
     t.notOk(mounted(mnt), 'nothing mounted');
+  });
+
+  t.test('--store naming a port nothing listens on: the engine refused the connection, said at once', async (t) => {
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-refused-'));
+    mkdirSync(join(base, 'backing'));
+    mkdirSync(join(base, 'mnt'));
+    t.teardown(() => {
+      forceUnmount(join(base, 'mnt'));
+      rmSync(base, { recursive: true, force: true });
+    });
+    // A port just freed: nothing listens there (ECONNREFUSED).
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    // Before: "cannot reach redis://u:***@127.0.0.1:PORT (connect ECONNREFUSED 127.0.0.1:PORT)",
+    // and the exit 2 s later (the store client's disconnect timer held the process).
+    const r = await runCli(['mount', join(base, 'backing'), join(base, 'mnt'), '--store', `redis://u:s3cret@127.0.0.1:${port}`]);
+    t.equal(r.status, 1);
+    t.equal(r.stderr, `locksmith mount: the engine at 127.0.0.1:${port} refused the connection (redis://u:***@127.0.0.1:${port}: nothing listens on that port)\n`, 'says refused, names host:port, the password hidden');
+    t.notMatch(r.stderr, /timed out|within/, 'no timeout spoken of');
+    t.notOk(mounted(join(base, 'mnt')), 'nothing mounted');
+  });
+
+  t.test('--store redis:// against a Redis with TLS only: the hint says rediss://', { skip: noRedis }, async (t) => {
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-tlsonly-'));
+    mkdirSync(join(base, 'backing'));
+    mkdirSync(join(base, 'mnt'));
+    // A self-signed certificate for the server (its own CA too), in the test's directory.
+    const cert = join(base, 'cert.pem');
+    const key = join(base, 'key.pem');
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { encoding: 'utf8' });
+    t.equal(made.status, 0, `openssl made a certificate${made.status === 0 ? '' : `: ${made.stderr}`}`);
+    // TLS only (--port 0: no plain port), on a port just freed; started by its "Ready to accept
+    // connections" line (an event), within START_BUDGET_MS (a minute: a loaded machine is slow).
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise<void>((r) => free.close(() => r()));
+    const redis = spawn(
+      'redis-server',
+      ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert, '--dir', base, '--save', '', '--appendonly', 'no'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    t.teardown(() => {
+      redis.kill('SIGKILL');
+      forceUnmount(join(base, 'mnt'));
+      rmSync(base, { recursive: true, force: true });
+    });
+    const said: string[] = [];
+    createInterface({ input: redis.stdout! }).on('line', (l) => said.push(l));
+    await until('redis-server with TLS to accept connections', () => said.some((l) => l.includes('Ready to accept connections')) || redis.exitCode !== null, START_BUDGET_MS);
+    t.equal(redis.exitCode, null, `redis-server with TLS runs${redis.exitCode === null ? '' : ` (${said.slice(-3).join(' | ')})`}`);
+    // Before: "cannot reach redis://127.0.0.1:PORT (read ECONNRESET)": OpenSSL resets the
+    // connection on the client's plain hello, and the "use rediss://" hint (a TLS record read
+    // back) never came.
+    const r = await runCli(['mount', join(base, 'backing'), join(base, 'mnt'), '--store', `redis://127.0.0.1:${port}`]);
+    t.equal(r.status, 1);
+    t.equal(r.stderr, `locksmith mount: locksmith store: cannot use redis://127.0.0.1:${port}: the server there dropped a plain Redis hello (it reset or closed the connection, or answered in TLS), as a Redis with TLS does: use rediss://\n`);
+    t.notOk(mounted(join(base, 'mnt')), 'nothing mounted');
   });
 
   t.test('--store rediss:// against a Redis without TLS: the hint says so', { skip: noRedis }, async (t) => {
