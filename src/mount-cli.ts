@@ -294,7 +294,11 @@ export async function main(argv: string[]): Promise<number> {
   // Lock requests only (fcntl and flock, getlk included): the flushes and releases each close
   // sends are counted apart (operations.flush, operations.release).
   const lockRequests = stats === undefined ? 0 : Object.values(stats.operations.lock ?? {}).reduce((n, k) => n + k, 0);
-  const served = stats === undefined ? '' : ` after ${lockRequests} lock request${lockRequests === 1 ? '' : 's'}`;
+  // A request still waiting at the signal is answered by the unmount (its waiter ended), after
+  // these counters were read: counted here, and said.
+  const waiting = stats?.waiting ?? 0;
+  const requests = lockRequests + waiting;
+  const served = stats === undefined ? '' : ` after ${requests} lock request${requests === 1 ? '' : 's'}${waiting === 0 ? '' : `, ${waiting} still waiting, ended`}`;
   process.stdout.write(`locksmith: ${signal}: unmounted ${mountpoint}${served}\n`);
   return 0;
 }
