@@ -26,9 +26,9 @@
  * list every mount.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, realpathSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const CONTROL_PROTOCOL = 1;
@@ -193,7 +193,16 @@ export async function serveControl(o: ControlServerOptions): Promise<ControlServ
     sock.on('error', () => sock.destroy());
     serveConnection(sock, o);
   });
-  const tmp = join(dir, `.${process.pid}.${Date.now()}.tmp`);
+  // The temporary name is the one /proc/net/unix keeps showing for the listening socket after the
+  // rename: it carries the start of the socket's name and this pid, so a client can name the server
+  // of a socket that does not answer (socketServer). Ours alone: one left by a process that had
+  // this pid before is removed.
+  const tmp = join(dir, tmpName(basename(path), process.pid));
+  try {
+    unlinkSync(tmp);
+  } catch {
+    // none
+  }
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);
     server.listen(tmp, () => {
@@ -288,25 +297,32 @@ async function answerLine(line: string, o: ControlServerOptions): Promise<string
 export class ControlError extends Error {
   constructor(
     message: string,
-    readonly code: 'absent' | 'stale' | 'denied' | 'timeout' | 'protocol' | 'failed',
+    readonly code: 'absent' | 'stale' | 'denied' | 'timeout' | 'protocol' | 'failed' | 'aborted',
   ) {
     super(message);
   }
 }
 
-/** One request/answer over a new connection to `path`. Rejects with a ControlError. */
-export function request(path: string, req: { cmd: string }, ms = 30000): Promise<Record<string, unknown>> {
+/**
+ * One request/answer over a new connection to `path`. Rejects with a ControlError ('aborted' when
+ * `signal` aborts first: the connection is closed).
+ */
+export function request(path: string, req: { cmd: string }, ms = 30000, signal?: AbortSignal): Promise<Record<string, unknown>> {
   return new Promise((done, fail) => {
     const s = createConnection(path);
     const timer = setTimeout(() => {
       s.destroy();
       fail(new ControlError(`no answer to '${req.cmd}' on ${path} within ${ms / 1000} s`, 'timeout'));
     }, ms);
+    const abort = () => finish(() => fail(new ControlError(`'${req.cmd}' on ${path} abandoned`, 'aborted')));
+    signal?.addEventListener('abort', abort, { once: true });
     const finish = (f: () => void) => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', abort);
       s.destroy();
       f();
     };
+    if (signal?.aborted) return abort();
     s.once('error', (e: NodeJS.ErrnoException) => {
       const code = e.code === 'ECONNREFUSED' ? 'stale' : e.code === 'EACCES' || e.code === 'EPERM' ? 'denied' : e.code === 'ENOENT' ? 'absent' : 'failed';
       finish(() => fail(new ControlError(`cannot connect to ${path}: ${e.message}`, code)));
@@ -354,4 +370,74 @@ export async function listSockets(dirs: string[], clean = true): Promise<FoundSo
     }
   }
   return out;
+}
+
+/** Octal escapes of /proc/self/mountinfo (\040 for a space...) decoded. */
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+}
+
+/** The mountpoints of the FUSE mounts in this process's mount namespace, read without touching any of them. */
+export function fuseMounts(): string[] {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (dash < 0 || f[4] === undefined) continue;
+    if (/^fuse(\.|$)|^fuseblk$/.test(f[dash + 1] ?? '')) out.push(unescapeMount(f[4]));
+  }
+  return out;
+}
+
+/**
+ * `mountpoint`'s real path when it is a FUSE mount, found without touching the mount itself (the
+ * real path of its parent, then its name, looked up in the mount table): resolving a mount whose
+ * server is stopped would hang. Undefined when it is no FUSE mount.
+ */
+export function fuseMountAt(mountpoint: string): string | undefined {
+  const abs = resolve(mountpoint);
+  let real: string;
+  try {
+    real = abs === '/' ? abs : join(realpathSync(dirname(abs)), basename(abs));
+  } catch {
+    return undefined;
+  }
+  return fuseMounts().includes(real) ? real : undefined;
+}
+
+/** The name a server binds its socket at before renaming it into place: see serveControl. */
+function tmpName(name: string, pid: number): string {
+  return `.${name.slice(0, 8)}.${pid}.tmp`;
+}
+
+/**
+ * Who serves the control socket at `path`, found without asking it (for naming a server that does
+ * not answer): the FUSE mount whose real path names the socket, and the server's pid from the name
+ * its listening socket was bound at (/proc/net/unix lists it; see serveControl).
+ */
+export function socketServer(path: string): { mountpoint?: string; pid?: number } {
+  const name = basename(path);
+  const mountpoint = fuseMounts().find((m) => socketName(m) === name);
+  const pids = new Set<number>();
+  const prefix = join(dirname(path), tmpName(name, 0).replace(/0\.tmp$/, ''));
+  try {
+    for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+      // Num: RefCount Protocol Flags Type St Inode Path, the path as it was bound (tmpName)
+      const bound = /^\s*\S+ \S+ \S+ \S+ \S+ \S+ \S+ (.*)$/.exec(line)?.[1];
+      if (bound === undefined || !bound.startsWith(prefix) || !bound.endsWith('.tmp')) continue;
+      const pid = bound.slice(prefix.length, -'.tmp'.length);
+      if (/^\d+$/.test(pid)) pids.add(Number(pid));
+    }
+  } catch {
+    // no /proc
+  }
+  const pid = pids.size === 1 ? [...pids][0] : undefined;
+  return { ...(mountpoint === undefined ? {} : { mountpoint }), ...(pid === undefined ? {} : { pid }) };
 }

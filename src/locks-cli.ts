@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { ControlError, controlDir, listSockets, realMountpoint, request, searchDirs, socketName } from './control.js';
+import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, request, searchDirs, socketName, socketServer } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { versionLine } from './version.js';
 import type { ControlLock, ControlSpace } from './mount-control.js';
@@ -84,9 +84,52 @@ function said(e: ControlError): string {
   return e.code === 'failed' ? e.message.replace(/^locksmith [a-z]+: /, '') : e.message;
 }
 
+/**
+ * How long a mount may leave 'info' unanswered (it needs nothing but the server's event loop)
+ * before it counts as not answering: its server is stopped (SIGSTOP, a debugger) or stuck.
+ */
+export const ALIVE_MS = 3_000;
+
+/** A mount that does not answer, named by its mountpoint (and pid when found), else by its socket. */
+class Silent extends Error {
+  constructor(readonly mount: string) {
+    super(`${mount} does not answer (${SILENT})`);
+  }
+}
+
+/** A mount that does not answer, named by its mountpoint (else its socket) and its server's pid when found. */
+function silentName(path: string, known?: string): string {
+  const who = socketServer(path);
+  const mount = known ?? who.mountpoint;
+  return `${mount === undefined ? `the mount served on ${path}` : `the mount at ${printable(mount)}`}${who.pid === undefined ? '' : ` (pid ${who.pid})`}`;
+}
+
+const SILENT = `no answer to 'info' within ${ALIVE_MS / 1000} s: its server is stopped (SIGSTOP, a debugger) or stuck`;
+
+/**
+ * `cmd`'s answer on the socket at `path`. Beside it, 'info': a server that answers neither within
+ * ALIVE_MS does not answer at all (a Silent, naming its mount); one that answers 'info' is only
+ * slow on `cmd` (its engine, a walk of its backing directory) and has the request's full time.
+ */
+async function ask(cmd: Cmd, path: string, mountpoint?: string): Promise<Answer> {
+  const ac = new AbortController();
+  const answer = request(path, { cmd }, undefined, ac.signal);
+  const alive = request(path, { cmd: 'info' }, ALIVE_MS, ac.signal).then(
+    () => true,
+    (e: unknown) => !(e instanceof ControlError && e.code === 'timeout'),
+  );
+  try {
+    return (await Promise.race([answer, alive.then((ok) => (ok ? answer : Promise.reject(new Silent(silentName(path, mountpoint)))))])) as Answer;
+  } finally {
+    ac.abort();
+    answer.catch(() => {});
+  }
+}
+
 /** The answer of the mount at `mountpoint`, or a Failure saying in one sentence why not. */
 async function askOne(cmd: Cmd, mountpoint: string): Promise<Answer> {
-  const real = realMountpoint(mountpoint);
+  // A live FUSE mount's real path is found without touching it (a stopped server would hang it).
+  const real = fuseMountAt(mountpoint) ?? realMountpoint(mountpoint);
   const name = socketName(real);
   const dirs = searchDirs();
   let denied: string | undefined;
@@ -94,8 +137,9 @@ async function askOne(cmd: Cmd, mountpoint: string): Promise<Answer> {
   for (const dir of dirs) {
     const path = join(dir, name);
     try {
-      return (await request(path, { cmd })) as Answer;
+      return await ask(cmd, path, real);
     } catch (e) {
+      if (e instanceof Silent) throw new Failure(e.message);
       if (!(e instanceof ControlError)) throw e;
       if (e.code === 'absent') continue;
       if (e.code === 'denied') {
@@ -140,8 +184,12 @@ async function askAll(cmd: Cmd): Promise<{ answers: Answer[]; failed: number }> 
       if (s.state === 'denied') return `skipping ${s.path}: permission denied (another user's mount)`;
       if (s.state !== 'live') return undefined;
       try {
-        return (await request(s.path, { cmd })) as Answer;
+        return await ask(cmd, s.path);
       } catch (e) {
+        if (e instanceof Silent) {
+          failed++;
+          return `skipping ${e.mount}: it does not answer (${SILENT}); the other mounts are listed`;
+        }
         if (!(e instanceof ControlError)) throw e;
         // A mount that answered with an error is running: named by its mountpoint, not its socket.
         const mount = e.code === 'failed' ? await mountOf(s.path) : undefined;

@@ -1,0 +1,68 @@
+/**
+ * `locksmith locks` when something behind a mount does not answer: a mount whose server is stopped
+ * (SIGSTOP) is named by its mountpoint and pid within a few seconds while the other mounts are
+ * listed. Real mounts, real processes.
+ */
+import t from 'tap';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fuseUnavailable } from '../../src/mount.js';
+import { runCli, Server } from './cli-proc.js';
+import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing } from './proc.js';
+
+// Mounts, lock clients and `locksmith` processes, each a fresh Node; a first lock in a new lock
+// space waits out its grace period (10 s). Every wait names what it waits for.
+t.setTimeout(10 * 60_000);
+
+const why = fuseUnavailable() ?? mountEnvironmentMissing();
+if (why !== undefined && !process.env.CI) {
+  console.error(`\n!! SKIPPING test/native/locks-cli.test.ts: ${why}\n`);
+  t.plan(0, `FUSE unavailable: ${why}`);
+} else {
+  /** A directory, a backing directory and mountpoints, a control directory of its own, removed at the end. */
+  const place = (t: Tap.Test, name: string, mounts: string[]) => {
+    const base = mkdtempSync(join(tmpdir(), `locksmith-${name}-`));
+    mkdirSync(join(base, 'backing'));
+    for (const m of mounts) mkdirSync(join(base, m));
+    const servers: Server[] = [];
+    const clients: Client[] = [];
+    t.teardown(async () => {
+      for (const c of clients) if (c.running) c.proc.kill('SIGKILL');
+      for (const s of servers) {
+        if (s.proc.exitCode !== null || s.proc.signalCode !== null) continue;
+        s.proc.kill('SIGCONT');
+        s.proc.kill('SIGTERM');
+        await s.ended().catch(() => s.proc.kill('SIGKILL'));
+      }
+      for (const m of mounts) forceUnmount(join(base, m));
+      rmSync(base, { recursive: true, force: true });
+    });
+    return { base, env: { LOCKSMITH_RUNTIME_DIR: join(base, 'run') }, bin: buildLockClient(join(base, 'lockclient')), servers, clients };
+  };
+
+  t.test('a mount whose server is stopped: named by mountpoint and pid after a few seconds, the others listed', async (t) => {
+    const { base, env, bin, servers, clients } = place(t, 'locks-stopped', ['a', 'b']);
+    const a = new Server([join(base, 'backing'), join(base, 'a'), '--workers', '1'], env);
+    const b = new Server([join(base, 'backing'), join(base, 'b'), '--workers', '1'], env);
+    servers.push(a, b);
+    await a.serving();
+    await b.serving();
+    const holder = new Client(bin, join(base, 'b', 'f'), ['open', 'lock', 'w', '0', '0', 'wait']);
+    clients.push(holder);
+    t.same(await holder.take(2), ['open ok', 'lock ok'], 'a lock on mount b');
+    a.proc.kill('SIGSTOP');
+    // Nothing here touches mount a while its server is stopped (that would hang this process).
+    // Before: 30 s, then "skipping /…/run/<hash>.sock: no answer to 'locks' … within 30 s".
+    const all = await runCli(['locks'], { env });
+    t.equal(all.status, 1, 'exit 1: a mount is missing from the listing');
+    t.match(all.stderr, new RegExp(`^locksmith locks: skipping the mount at ${join(base, 'a')} \\(pid ${a.proc.pid}\\): it does not answer \\(no answer to 'info' within 3 s: its server is stopped \\(SIGSTOP, a debugger\\) or stuck\\); the other mounts are listed\\n$`));
+    t.match(all.stdout, new RegExp(`^ *${holder.pid} posix write +0 EOF granted ${join(base, 'b')} f$`, 'm'), "mount b's lock is listed");
+    const one = await runCli(['locks', join(base, 'a')], { env });
+    t.equal(one.status, 1);
+    t.equal(one.stderr, `locksmith locks: the mount at ${join(base, 'a')} (pid ${a.proc.pid}) does not answer (no answer to 'info' within 3 s: its server is stopped (SIGSTOP, a debugger) or stuck)\n`);
+    a.proc.kill('SIGCONT');
+    holder.go();
+    await holder.ended();
+  });
+}
