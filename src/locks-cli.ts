@@ -32,7 +32,11 @@ Without MOUNTPOINT, every running mount this user can reach is listed (a MOUNT c
 Mounts sharing one lock space (--store, same engine and namespace) each see every node's locks:
 each lock is listed once, its MOUNT the mount of its NODE, or '-' when that node has no mount
 listed (another machine's, or a program using the API). Only root and the user running a mount
-can ask it. A mount that cannot answer is named on stderr, and the exit status is 1.
+can ask it. A mount that cannot answer is named on stderr, and the exit status is 1: one whose
+server does not answer at all (stopped, stuck) is named by its mountpoint and pid after 3 s, and
+the other mounts are listed. A mount sharing its lock space whose engine refuses connections or
+does not answer lists its own node's locks as that node last knew them, STATE marked '*' (--json:
+"lastKnown": true), and says why on stderr; other nodes' locks are unknown then.
 
 options:
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
@@ -58,7 +62,8 @@ options:
 };
 
 type Cmd = keyof typeof HELP;
-export type Answer = Record<string, unknown> & { mount: MountInfo; space?: ControlSpace };
+/** `lastKnown`: the engine of the mount's lock space did not answer (why): its locks are its node's own, as it last knew them. */
+export type Answer = Record<string, unknown> & { mount: MountInfo; space?: ControlSpace; lastKnown?: string };
 interface MountInfo {
   mountpoint: string;
   backing: string;
@@ -239,9 +244,13 @@ function shownPath(l: WireLock): string {
 
 /** One lock to list, and the mount it is on: its node's, or null for a node with no mount among the answers. */
 interface Listed {
-  lock: WireLock;
+  lock: WireLock & { lastKnown?: true };
   mountpoint: string | null;
 }
+
+/** How a lock listed as its node last knew it is marked (STATE), and the note that says so. */
+const LAST_KNOWN_MARK = '*';
+const LAST_KNOWN = 'as this node last knew (engine not answering)';
 
 /** What tells two answers' entries for one lock apart from another lock (waitingMs and path are each mount's view). */
 function lockId(l: WireLock): string {
@@ -287,7 +296,11 @@ export function listed(answers: readonly Answer[]): Listed[] {
     const space = spaceId(a.space);
     if (done.has(space)) continue;
     done.add(space);
-    const group = answers.filter((b) => b.space !== undefined && spaceId(b.space) === space);
+    const all = answers.filter((b) => b.space !== undefined && spaceId(b.space) === space);
+    // A mount whose engine did not answer lists only its own node's locks, as it last knew them:
+    // when another mount of the space got them from the engine, those are the ones listed.
+    const fresh = all.filter((b) => b.lastKnown === undefined);
+    const group = fresh.length > 0 ? fresh : all;
     const mountOfNode = new Map<string, string>();
     for (const b of group) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
     const once = new Map<string, Listed>();
@@ -296,7 +309,8 @@ export function listed(answers: readonly Answer[]): Listed[] {
         const id = lockId(lock);
         const own = lock.node !== undefined && lock.node === b.space!.node;
         const seen = once.get(id);
-        if (seen === undefined) once.set(id, { lock, mountpoint: lock.node === undefined ? b.mount.mountpoint : (mountOfNode.get(lock.node) ?? null) });
+        const marked = b.lastKnown === undefined ? lock : { ...lock, lastKnown: true as const };
+        if (seen === undefined) once.set(id, { lock: marked, mountpoint: lock.node === undefined ? b.mount.mountpoint : (mountOfNode.get(lock.node) ?? null) });
         else if (own) seen.lock = lock;
       }
     }
@@ -319,7 +333,7 @@ function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
       l.type,
       l.start,
       l.end === OFFSET_MAX ? 'EOF' : l.end,
-      l.state,
+      l.lastKnown ? `${l.state}${LAST_KNOWN_MARK}` : l.state,
       ...(many ? [mountpoint === null ? '-' : printable(mountpoint)] : []),
       shownPath(l),
     ]);
@@ -421,10 +435,21 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     if (e instanceof Failure) return fail(cmd, e.message);
     throw e;
   }
+  // A mount whose engine did not answer listed its node's own locks as it last knew them: said on
+  // stderr (its locks are marked), and the listing is incomplete (other nodes' are unknown).
+  if (cmd === 'locks') {
+    for (const a of answers) {
+      if (a.lastKnown === undefined) continue;
+      failed++;
+      process.stderr.write(
+        `locksmith locks: the mount at ${printable(a.mount.mountpoint)}: ${a.lastKnown}; its node's own locks are listed ${LAST_KNOWN}${json ? ' ("lastKnown": true)' : `, marked ${LAST_KNOWN_MARK} in STATE`}; other nodes' locks are unknown\n`,
+      );
+    }
+  }
   // A running mount that could not answer leaves the listing incomplete: said on stderr, and exit 1.
   const status = failed > 0 ? 1 : 0;
   if (json) {
-    const mounts = answers.map((a) => ({ ...a.mount, ...(a.space === undefined ? {} : { space: a.space }) }));
+    const mounts = answers.map((a) => ({ ...a.mount, ...(a.space === undefined ? {} : { space: a.space }), ...(a.lastKnown === undefined ? {} : { lastKnown: a.lastKnown }) }));
     const body =
       cmd === 'locks'
         ? { mounts, locks: listed(answers).map(({ lock, mountpoint }) => ({ mountpoint, ...lock })) }

@@ -258,7 +258,7 @@ export async function main(argv: string[]): Promise<number> {
       // ask the mount itself
       mountpoint: m.info().mountpoint ?? mountpoint,
       resolved: m.info().mountpoint !== undefined,
-      handlers: mountHandlers(m, { startedAt, ...(space === undefined ? {} : { space }) }),
+      handlers: mountHandlers(m, { startedAt, ...(space === undefined || resolved === undefined ? {} : { space, engineUrl: resolved.url }) }),
       onRequest: (cmd) => log.debug(`control request '${cmd}'`),
       onError: (cmd, e) => log.warn(`control request '${cmd}' failed: ${e instanceof Error ? e.message : String(e)}`),
     });

@@ -18,6 +18,7 @@ import type { LockEntry } from './types.js';
 import type { FuseMount } from './mount.js';
 import { packageVersion } from './version.js';
 import { realMountpoint, type Handler } from './control.js';
+import { probeEngine, refusedText } from './engine-probe.js';
 
 /** Backing entries looked at, at most, per 'locks' request that needs a walk. */
 const WALK_LIMIT = 50_000;
@@ -181,7 +182,34 @@ export interface ControlSpace {
  * The mount's answers: 'info', 'locks', 'stats'. With `space` (a mount sharing its lock space),
  * 'info' and 'locks' say which, and which node the mount is.
  */
-export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: ControlSpace }): Record<string, Handler> {
+/** How long 'locks' gives a plain connection to the engine to be refused (it answers at once when it is). */
+const PROBE_MS = 1_000;
+
+/** Why a mount sharing its lock space lists only what it last knew of its own locks. */
+class EngineDown extends Error {}
+
+/**
+ * The lock space's locks from the engine; or, when the engine refuses connections (seen at once
+ * by a plain connection beside the listing) or does not answer (the listing's own error, after
+ * requestTimeoutMs), an EngineDown saying so.
+ */
+async function fromEngine(m: FuseMount, url: string, shownUrl: string): Promise<LockEntry[]> {
+  const listing = m.coordinator.locks();
+  listing.catch(() => {});
+  const refused = probeEngine(url, PROBE_MS, false).then((p) => (p.kind === 'refused' ? Promise.reject(new EngineDown(refusedText(url, shownUrl))) : listing));
+  try {
+    return await Promise.race([listing, refused]);
+  } catch (e) {
+    if (e instanceof EngineDown) throw e;
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/^locksmith store: the lock space's engine at .* did not answer \(/.test(msg)) {
+      throw new EngineDown(`the lock space's engine at ${shownUrl} did not answer${/\(([^)]*)\)/.exec(msg)?.[0].replace(/^/, ' ') ?? ''}`);
+    }
+    throw e;
+  }
+}
+
+export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: ControlSpace; engineUrl?: string }): Record<string, Handler> {
   // The session's paths are the real ones the native side resolved before mounting; resolving the
   // mountpoint here would ask the mount itself.
   const info = m.info();
@@ -200,7 +228,17 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
   return {
     info: () => ({ mount: mount(), ...space }),
     locks: async () => {
-      const entries = await m.coordinator.locks();
+      // With the engine down, this node's own locks as it last knew them, said so (lastKnown):
+      // other nodes' are unknown.
+      let entries: LockEntry[];
+      let lastKnown: string | undefined;
+      try {
+        entries = o.space === undefined || o.engineUrl === undefined ? await m.coordinator.locks() : await fromEngine(m, o.engineUrl, o.space.engine);
+      } catch (e) {
+        if (!(e instanceof EngineDown)) throw e;
+        lastKnown = e.message;
+        entries = await m.coordinator.lastKnownLocks();
+      }
       const wanted = new Map<string, Set<number>>();
       for (const e of entries) {
         const pids = wanted.get(e.path) ?? new Set<number>();
@@ -228,7 +266,12 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
       });
       locks.sort((a, b) => (a.path ?? '\uffff').localeCompare(b.path ?? '\uffff') || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0) || a.pid - b.pid);
       const incarnation = o.space === undefined ? undefined : (await m.coordinator.stats()).store?.incarnation;
-      return { mount: mount(), ...(o.space === undefined ? {} : { space: { ...o.space, ...(incarnation ? { incarnation } : {}) } }), locks };
+      return {
+        mount: mount(),
+        ...(o.space === undefined ? {} : { space: { ...o.space, ...(incarnation ? { incarnation } : {}) } }),
+        ...(lastKnown === undefined ? {} : { lastKnown }),
+        locks,
+      };
     },
     stats: async () => ({ mount: mount(), stats: await m.coordinator.stats(), session: m.info() }),
   };

@@ -20,6 +20,8 @@ import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
+import { decodeRecord } from '../core/records.js';
+import { entry, type LockEntry } from '../core/views.js';
 import { clearTimer, setTimer, type Timer } from '../long-timer.js';
 import { readBatch } from '../wire/calls.js';
 import { replayOf } from '../wire/journal-entry.js';
@@ -481,8 +483,26 @@ export class ActorHost implements HostControl, NativeHost {
 
   // ---- control plane (comlink) ------------------------------------------------------------------
 
-  locks(path?: string) {
-    return this.table.locks(path);
+  /**
+   * The locks of `path`, or of every file this worker has. In a shared lock space (where the
+   * coordinator lists every node's from the engine) this node's own, as its caches last knew them
+   * (SharedFiles.lastKnown): what the node can list while the engine does not answer.
+   */
+  locks(path?: string): LockEntry[] {
+    if (this.shared === undefined) return this.table.locks(path);
+    const now = Date.now();
+    const out: LockEntry[] = [];
+    for (const [file, records] of this.shared.lastKnown()) {
+      if (path !== undefined && file !== path) continue;
+      for (const r of records) {
+        const { req, since } = decodeRecord(r.data, file);
+        const e = entry(file, req.kind, req.write, req.start, req.end, req.origin, r.state === 'held' ? 'granted' : 'waiting');
+        e.node = r.node;
+        if (r.state === 'waiting') e.waitingMs = Math.max(0, now - since);
+        out.push(e);
+      }
+    }
+    return out;
   }
 
   stats(): HostStats {

@@ -598,6 +598,15 @@ export class SharedFiles implements FileSpace {
     p.then(done, done);
     return p;
   }
+
+  /**
+   * This node's own records in each file's cache, as of its last step on the file: its held locks
+   * of the current session and its waiters. What the node lists of itself while the engine does
+   * not answer (ActorHost.locks); other nodes' records are left out, known only as of that step.
+   */
+  lastKnown(): [string, StoreRecord[]][] {
+    return [...this.files].map(([path, f]): [string, StoreRecord[]] => [path, f.ownRecords().filter((r) => r.state !== 'held' || r.epoch === this.epoch)]);
+  }
 }
 
 /** How long after a grace period's end (by the engine's count) parked requests run again. */

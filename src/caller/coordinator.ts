@@ -518,6 +518,15 @@ export class LockCoordinator {
   }
 
   /**
+   * With a store: this node's own locks and waiters as its workers last knew them (each file's
+   * cache, as of this node's last step on it), without asking the engine: what `locksmith locks`
+   * lists while the engine does not answer. Without a store, the same as locks().
+   */
+  lastKnownLocks(): Promise<LockEntry[]> {
+    return this.guard(async () => (await Promise.all(this.workers.list.map((w) => this.workers.ask(w.index, (h) => h.locks())))).flat());
+  }
+
+  /**
    * Counters for a person watching a running system: operations by call and result, waiting
    * requests, wait times, files with live actors, per worker.
    *

@@ -1,13 +1,15 @@
 /**
  * `locksmith locks` when something behind a mount does not answer: a mount whose server is stopped
  * (SIGSTOP) is named by its mountpoint and pid within a few seconds while the other mounts are
- * listed. Real mounts, real processes.
+ * listed; a mount sharing its lock space whose engine is gone lists its node's own locks, as that
+ * node last knew them, and says the engine refused the connection. Real mounts, real processes.
  */
 import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fuseUnavailable } from '../../src/mount.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
 import { runCli, Server } from './cli-proc.js';
 import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing } from './proc.js';
 
@@ -62,6 +64,31 @@ if (why !== undefined && !process.env.CI) {
     t.equal(one.status, 1);
     t.equal(one.stderr, `locksmith locks: the mount at ${join(base, 'a')} (pid ${a.proc.pid}) does not answer (no answer to 'info' within 3 s: its server is stopped (SIGSTOP, a debugger) or stuck)\n`);
     a.proc.kill('SIGCONT');
+    holder.go();
+    await holder.ended();
+  });
+
+  t.test('a mount sharing its lock space, its engine gone: its own locks as its node last knew them', { skip: noRedis }, async (t) => {
+    const { base, env, bin, servers, clients } = place(t, 'locks-engine', ['a']);
+    const redis = await RedisServer.start();
+    t.teardown(() => redis.stop());
+    const a = new Server([join(base, 'backing'), join(base, 'a'), '--workers', '1', '--store', redis.url, '--namespace', `lk-${process.pid}`, '--node', 'a'], env);
+    servers.push(a);
+    await a.serving();
+    // A new lock space's first grant waits out its grace period (sessionTtlMs, 10 s): the line is the event.
+    const holder = new Client(bin, join(base, 'a', 'f'), ['open', 'lock', 'w', '0', '9', 'wait']);
+    clients.push(holder);
+    t.same(await holder.take(2), ['open ok', 'lock ok'], 'a lock through node a');
+    await redis.stop();
+    // Before: after requestTimeoutMs (5 s), "the lock space's engine … did not answer (Command timed
+    // out): … this node's cannot be listed either", and nothing listed.
+    const r = await runCli(['locks', join(base, 'a')], { env });
+    t.equal(r.status, 1, 'exit 1: other nodes’ locks are unknown');
+    t.equal(
+      r.stderr,
+      `locksmith locks: the mount at ${join(base, 'a')}: the engine at 127.0.0.1:${redis.port} refused the connection (${redis.url}: nothing listens on that port); its node's own locks are listed as this node last knew (engine not answering), marked * in STATE; other nodes' locks are unknown\n`,
+    );
+    t.match(r.stdout, new RegExp(`^a +${holder.pid} posix write +0 +8 granted\\* f$`, 'm'), 'its lock, marked');
     holder.go();
     await holder.ended();
   });
