@@ -15,7 +15,7 @@
 import { RedisEngine } from '../store/redis.js';
 import { resolveOptions } from '../store/options.js';
 import { toEdge, toEngineStep, toRecord } from '../store/step.js';
-import type { CommitReply, EdgeInput, ReassertReply, RecordInput, SessionRef, Step } from '../store/types.js';
+import type { CommitReply, EdgeInput, ReassertReply, RecordInput, SessionFilesPage, SessionRef, Step } from '../store/types.js';
 import type { StoreOptions } from '../types.js';
 import type { StoreLink } from './shared-file.js';
 
@@ -114,6 +114,17 @@ export class DirectLink implements StoreLink {
     const r = await engine.reassert(ref, file, `${this.idPrefix}r${(++this.counter).toString(36)}`, recs, es);
     if (!r.ok && (r.reason === 'reset' || r.reason === 'fenced')) this.trouble();
     return r;
+  }
+
+  /**
+   * A page of the files where session `epoch` of `incarnation` has records, with its records
+   * (Engine.sessionFiles): read whatever the fence says (it changes nothing). Throws when the
+   * engine cannot be reached.
+   */
+  async sessionFiles(epoch: number, incarnation: string, cursor: string, limit: number): Promise<SessionFilesPage | 'reset'> {
+    const engine = await this.connect();
+    this.counts.roundTrips++;
+    return engine.sessionFiles({ node: this.node, epoch, incarnation }, cursor, limit);
   }
 
   async close(): Promise<void> {

@@ -605,5 +605,30 @@ end
 return {out, more}
 `;
 
+/**
+ * SESSION_FILES: ARGV P, inc, node, epoch, cursor, count. One SSCAN page of the session's index
+ * (sf:<node>|<epoch>) with, per file, that session's records: {'ok', next cursor, {{file,
+ * {id, record, ...}}, ...}}, or {'reset'} when the incarnation is not the caller's. Read-only. A
+ * worker that replaces one that died learns from it which locks its files hold of this node's
+ * session (SharedFiles.recover).
+ */
+export const SESSION_FILES = `${BASE}
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return {'reset'} end
+local node, epoch = ARGV[3], ARGV[4]
+local function parse(v) return string.match(v, ${REC}) end
+local page = redis.call('SSCAN', P .. 'sf:' .. node .. '|' .. epoch, ARGV[5], 'COUNT', ARGV[6])
+local out = {}
+for _, f in ipairs(page[2]) do
+  local recs = redis.call('HGETALL', P .. 'r:' .. f)
+  local mine = {}
+  for i = 1, #recs, 2 do
+    local _, _, rn, re = parse(recs[i + 1])
+    if rn == node and re == epoch then mine[#mine + 1] = recs[i]; mine[#mine + 1] = recs[i + 1] end
+  end
+  out[#out + 1] = {f, mine}
+end
+return {'ok', page[1], out}
+`;
+
 /** The smallest script, the floor a commit's round trip is measured against. */
 export const EMPTY = 'return 1';

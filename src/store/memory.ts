@@ -24,6 +24,7 @@ import type {
   ReapReply,
   ReassertReply,
   Renewed,
+  SessionFilesPage,
   SessionRef,
   StoreRecord,
 } from './types.js';
@@ -245,6 +246,18 @@ export class MemoryEngine implements Engine {
 
   async files(): Promise<string[]> {
     return [...this.fileMap.keys()].sort();
+  }
+
+  /** The cursor is the last file of the previous page (prefixed '>'): pages in file order. */
+  async sessionFiles(s: SessionRef, cursor: string, limit: number): Promise<SessionFilesPage | 'reset'> {
+    if (this.inc !== s.incarnation) return 'reset';
+    const after = cursor.startsWith('>') ? cursor.slice(1) : undefined;
+    const all = [...(this.sessFiles.get(sk(s.node, s.epoch)) ?? [])].sort().filter((f) => after === undefined || f > after);
+    const page = all.slice(0, Math.max(1, limit));
+    return {
+      files: page.map((file) => ({ file, records: this.stateOf(this.fileMap.get(file)).records.filter((r) => r.node === s.node && r.epoch === s.epoch) })),
+      cursor: page.length < all.length ? `>${page.at(-1)!}` : '0',
+    };
   }
 
   /** The whole state, in plain objects (the property test compares it with the Redis engine's keys). */

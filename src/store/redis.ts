@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { createConnection } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
-import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW } from './lua.js';
+import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM } from './options.js';
 import { bySeq, decodeRecord, encodeRecord } from './step.js';
@@ -31,6 +31,7 @@ import type {
   ReapReply,
   ReassertReply,
   Renewed,
+  SessionFilesPage,
   SessionRef,
   StoreRecord,
 } from './types.js';
@@ -48,6 +49,7 @@ interface Scripted {
   lsCycle: Script;
   lsReach: Script;
   lsReap: Script;
+  lsSessionFiles: Script;
   lsEmpty: Script;
 }
 
@@ -288,6 +290,7 @@ export class RedisEngine implements Engine {
     define('lsCycle', CYCLE);
     define('lsReach', REACH);
     define('lsReap', REAP);
+    define('lsSessionFiles', SESSION_FILES);
     define('lsEmpty', EMPTY);
     this.s = client as unknown as Scripted;
     client.on('close', () => {
@@ -424,6 +427,18 @@ export class RedisEngine implements Engine {
       };
     });
     return { dead, more: more === 1 };
+  }
+
+  async sessionFiles(s: SessionRef, cursor: string, limit: number): Promise<SessionFilesPage | 'reset'> {
+    const r = await this.run('lsSessionFiles', s.incarnation, s.node, s.epoch, cursor, limit);
+    if (r[0] !== 'ok') return 'reset';
+    return {
+      cursor: String(r[1]),
+      files: arr(r[2]!).map((f) => {
+        const [file, flat] = arr(f);
+        return { file: String(file), records: records(flat!) };
+      }),
+    };
   }
 
   async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {

@@ -313,6 +313,13 @@ export interface Opened extends SessionRef {
   readonly ttlMaxMs: number;
 }
 
+/** A page of Engine.sessionFiles. */
+export interface SessionFilesPage {
+  readonly files: readonly { readonly file: string; readonly records: readonly StoreRecord[] }[];
+  /** '0': this was the last page. */
+  readonly cursor: string;
+}
+
 /** Another instance holds the node name's live session (two processes given one name). */
 export interface Taken {
   readonly taken: true;
@@ -359,6 +366,14 @@ export interface Engine {
   closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean>;
   reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]>;
   files(): Promise<string[]>;
+  /**
+   * One page of the files where session `s` has records (its index, sf:<node>|<epoch>), each with
+   * that session's records: from `cursor` ('0' for the first page), about `limit` files, and the
+   * cursor of the next page ('0' after the last). A file may come twice (Redis SSCAN). 'reset'
+   * when the engine is not of `s`'s incarnation (it lost its data: nothing of `s` is left).
+   * Read-only; any session, live or not.
+   */
+  sessionFiles(s: SessionRef, cursor: string, limit: number): Promise<SessionFilesPage | 'reset'>;
   inbox(node: string): InboxReader;
   shutdown(): Promise<void>;
 }
