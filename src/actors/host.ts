@@ -29,8 +29,10 @@ import type { FromHost, HookRunner, HostControl, HostInit, HostStats, ToHost } f
 import { END_FLOCK_DROP, END_IDLE, ReplyWriter } from '../wire/replies.js';
 import { NativeFeed } from './native-feed.js';
 import { DirectLink } from './direct-link.js';
-import { SharedFiles } from './shared-files.js';
+import { PAGE_FILES, SharedFiles } from './shared-files.js';
+import { routeOf } from '../wire/route.js';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { SharedCounters } from '../counters.js';
 
@@ -159,6 +161,22 @@ export class ActorHost implements HostControl, NativeHost {
       const prefix = `${s.node}.${randomUUID().slice(0, 8)}.`;
       this.direct = new DirectLink(s.store, s.node, new Float64Array(s.lease), s.epoch, s.incarnation, prefix, () => this.out.object({ t: 'storeTrouble' }));
       this.shared = new SharedFiles(this.direct, s, hooks, (m) => this.fault(m), (fhs) => this.native?.markLost(fhs), prefix);
+      // A replacement: the locks its predecessor took in its files are in the engine only. It
+      // reads them now, in the background, before a reset or a lost session needs them.
+      if (s.blank === false && s.workers !== undefined) {
+        const direct = this.direct;
+        const { epoch, incarnation, workers } = s;
+        const listed = this.shared.recover(
+          (cursor) => direct.sessionFiles(epoch, incarnation, cursor, PAGE_FILES),
+          (path) => routeOf(path, workers) === init.index,
+        );
+        // Its first answer to the control plane (the coordinator's stats round trip after a
+        // replacement, crashWorker) comes once it knows them, or after requestTimeoutMs (the
+        // engine out of reach: the reading goes on).
+        this.recovered = Promise.race([listed, sleep(s.requestTimeoutMs)]).then(() => {
+          this.recovered = undefined;
+        });
+      }
     } else {
       this.shared = undefined;
     }
@@ -505,7 +523,15 @@ export class ActorHost implements HostControl, NativeHost {
     return out;
   }
 
-  stats(): HostStats {
+  stats(): HostStats | Promise<HostStats> {
+    const r = this.recovered;
+    return r === undefined ? this.counts() : r.then(() => this.counts());
+  }
+
+  /** A replacement's reading of its predecessor's locks (SharedFiles.recover) while stats() waits for it. */
+  private recovered: Promise<void> | undefined;
+
+  private counts(): HostStats {
     if (this.shared !== undefined) {
       const sc = this.shared.counts();
       return {

@@ -4,16 +4,17 @@
  * with the node, answers at once what needs no decision (no session; I/O through a handle whose
  * locks were lost), runs the rest in the file's mailbox, and keeps what outlives one decision:
  * waiting requests by record id (answered from inbox events, endWait), requests that wait out a
- * grace period (park), releases owed to a file's next step (retryOwed), and the session this
- * worker acts on (adopt, renewed, nextSession).
+ * grace period (park), releases owed to a file's next step (retryOwed), the session this
+ * worker acts on (adopt, renewed, nextSession), and, in a worker that replaces one that died, the
+ * locks its predecessor took (recover).
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK } from '../core/codes.js';
 import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
-import { qualify, windowsHandleOf } from '../core/records.js';
+import { decodeRecord, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
-import type { StoreRecord } from '../store/types.js';
+import type { SessionFilesPage, StoreRecord } from '../store/types.js';
 import type { ReplyTarget, Result } from './reply-target.js';
 import { Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
 
@@ -46,6 +47,21 @@ export class SharedFiles implements FileSpace {
    * NONE_OF_MINE_MAX (a forgotten file's next release asks the engine once).
    */
   private readonly noneOfMine = new Set<string>();
+  /**
+   * A replacement worker's files whose locks its predecessor took under this session, read from
+   * the engine (recover) and not yet in the cache of an actor here: per file, those held records.
+   * Only this node's steps change its records while its session lives, and the first step on such
+   * a file here is the actor's load (file() queues it first): until that load has the engine's
+   * records, these are exactly what the engine holds of this node there. A new session before
+   * then (adopt) counts them lost: the actor has nothing to put back, the engine nothing left.
+   */
+  private readonly pending = new Map<string, readonly StoreRecord[]>();
+  /** Files of `pending` whose actor is not made yet, in the order they are loaded (pumpLoads). */
+  private loadQueue: string[] = [];
+  /** Loads of pending files running in their mailboxes (at most LOADS_AT_ONCE from the queue). */
+  private loading = 0;
+  /** The session a replacement's reading of its predecessor's locks (recover) is for, while it reads. */
+  private recovering: number | undefined;
   /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
   private readonly owedRetries = new Map<string, { timer: NodeJS.Timeout | undefined; tries: number }>();
 
@@ -91,8 +107,136 @@ export class SharedFiles implements FileSpace {
     if (f === undefined) {
       f = new SharedFile(path, this, this.noneOfMine.delete(path) || this.config.blank === true);
       this.files.set(path, f);
+      // Its predecessor's locks (recover): the cache has them before anything else runs here.
+      if (this.pending.has(path)) this.load(f);
     }
     return f;
+  }
+
+  /**
+   * A replacement worker (SharedConfig.blank false) learns the locks this node's session holds in
+   * the files it serves (`mine`), which its predecessor took: pages of the session's index
+   * (`list`, Engine.sessionFiles), each file's records kept in `pending`, then each such file's
+   * actor made and loaded (one step that changes nothing, first in its mailbox), LOADS_AT_ONCE
+   * at a time, so that other files are served meanwhile. Once loaded, the cache has the records:
+   * a reset puts them back (beginReassert), a lost session counts them lost, a close releases
+   * them. A node without locks in this worker's files costs one read per PAGE_FILES files it has
+   * locks in, nothing else. A new session before a file was loaded counts its records lost
+   * (adopt); one before the index was read to its end, or an engine that lost its data before it
+   * was read, leaves the rest unknown: reported (a fault). Resolves once the index was read to
+   * its end (the loads go on), or given up.
+   */
+  async recover(list: (cursor: string) => Promise<SessionFilesPage | 'reset'>, mine: (path: string) => boolean): Promise<void> {
+    const epoch = this.epoch;
+    if (this.config.blank === true || epoch === 0 || this.stopping) return;
+    this.recovering = epoch;
+    let cursor = '0';
+    let backoff = 25;
+    try {
+      for (;;) {
+        let page: SessionFilesPage | 'reset';
+        try {
+          page = await list(cursor);
+        } catch (e) {
+          // Not reached: tried again while the session lasts (a lost one is told by adopt).
+          if (this.epoch !== epoch || this.stopping) break;
+          this.report(e);
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 1000);
+          continue;
+        }
+        if (this.epoch !== epoch || this.stopping) break;
+        if (page === 'reset') {
+          this.report(new Error(RECOVER_UNKNOWN));
+          return;
+        }
+        const me = this.config.node;
+        for (const { file, records } of page.files) {
+          if (!mine(file) || this.pending.has(file)) continue;
+          // An actor made meanwhile (a request came first) that has the engine's records already.
+          const f = this.files.get(file);
+          if (f !== undefined && (f.nothingOfMine || f.ownRecords().some((r) => r.node === me))) continue;
+          const held = records.filter((r) => r.state === 'held');
+          if (held.length === 0) continue;
+          this.pending.set(file, held);
+          this.loadQueue.push(file);
+        }
+        this.pumpLoads();
+        cursor = page.cursor;
+        if (cursor === '0') break;
+      }
+    } finally {
+      if (this.recovering === epoch) this.recovering = undefined;
+    }
+  }
+
+  /** Makes the actors of queued pending files (each loads first), LOADS_AT_ONCE loading at a time. */
+  private pumpLoads(): void {
+    while (this.loading < LOADS_AT_ONCE && this.loadQueue.length > 0 && !this.stopping) {
+      const path = this.loadQueue.shift()!;
+      if (!this.pending.has(path)) continue;
+      const f = this.files.get(path);
+      if (f === undefined) this.file(path);
+      else this.load(f);
+    }
+  }
+
+  /** Pending files whose load is queued or running (one at a time per file). */
+  private readonly loads = new Set<string>();
+
+  /**
+   * Loads pending file `f` in its mailbox: a step that changes nothing, whose reply gives the
+   * engine's records. Tried again while they are pending (the engine out of reach), on the
+   * file's actor of the time (one that went idle meanwhile is made again).
+   */
+  private load(f: SharedFile, tries = 0): void {
+    const path = f.path;
+    const recs = this.pending.get(path);
+    if (recs === undefined || this.loads.has(path)) return;
+    this.loads.add(path);
+    this.loading++;
+    let ok = false;
+    void this.inMailbox(f, async () => {
+      if (this.pending.get(path) !== recs) return;
+      ok = (await f.decide(() => undefined, () => LOAD_FAILED, false)) !== LOAD_FAILED;
+    }).then(() => {
+      this.loads.delete(path);
+      this.loading--;
+      if (ok || this.stopping) {
+        if (this.pending.get(path) === recs) this.pending.delete(path);
+      } else if (this.pending.get(path) === recs) {
+        const t = setTimeout(() => {
+          if (this.pending.get(path) !== recs || this.stopping) return;
+          const cur = this.files.get(path);
+          if (cur === undefined) this.file(path);
+          else this.load(cur, tries + 1);
+        }, Math.min(5000, 100 * 2 ** Math.min(tries, 6)));
+        t.unref?.();
+      }
+      this.pumpLoads();
+    });
+  }
+
+  /**
+   * A new session (adopt): the predecessor's locks of files whose actor has not loaded them are
+   * lost (their handles told, as for any lost lock); an unfinished reading of the index leaves
+   * the rest unknown. Whether an actor has loaded: a reply gave it the engine's records if it
+   * now has records of this node (a step at version 0 applies only on a file without records)
+   * or knows it has none (nothingOfMine). Run before the files learn of the session.
+   */
+  private settleRecovery(): void {
+    if (this.recovering !== undefined) {
+      this.recovering = undefined;
+      this.report(new Error(RECOVER_UNKNOWN));
+    }
+    this.loadQueue = [];
+    const me = this.config.node;
+    for (const [path, recs] of [...this.pending]) {
+      this.pending.delete(path);
+      const f = this.files.get(path);
+      if (f !== undefined && (f.nothingOfMine || f.ownRecords().some((r) => r.node === me))) continue;
+      this.loseRecords(path, recs);
+    }
   }
 
   private sweep(f: SharedFile): void {
@@ -424,6 +568,8 @@ export class SharedFiles implements FileSpace {
    */
   adopt(epoch: number, carried: number, graceMs: number): void {
     if (epoch === this.epoch) return;
+    // Before the files hear of it (a re-assertion makes an actor's cache exact, and empty).
+    this.settleRecovery();
     const old = this.epoch;
     this.epoch = epoch;
     if (carried !== 0 && carried === old) {
@@ -530,6 +676,10 @@ export class SharedFiles implements FileSpace {
    * 33, EIO through a mount) until they close; waiting ones end with the family's generic code.
    */
   lose(f: SharedFile, records: readonly StoreRecord[]): void {
+    this.loseRecords(f.path, records);
+  }
+
+  private loseRecords(path: string, records: readonly StoreRecord[]): void {
     const handles = new Set<number>();
     for (const r of records) {
       if (r.state === 'waiting') {
@@ -537,8 +687,8 @@ export class SharedFiles implements FileSpace {
         this.endWait(r.id, c?.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
         continue;
       }
-      const { origin, kind } = f.decode(r).req;
-      this.lostHandles.add(`${f.path}|${origin.handleKey}`);
+      const { origin, kind } = decodeRecord(r.data, path).req;
+      this.lostHandles.add(`${path}|${origin.handleKey}`);
       if (kind !== 'windows' && typeof origin.event.fileHandle === 'number') handles.add(origin.event.fileHandle);
     }
     if (handles.size > 0) this.lostFiles([...handles]);
@@ -547,6 +697,7 @@ export class SharedFiles implements FileSpace {
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.loadQueue = [];
     this.marks.clear();
     this.dropOwedRetries();
     for (const t of this.wakeTimers.values()) clearTimeout(t.timer);
@@ -608,6 +759,15 @@ export class SharedFiles implements FileSpace {
     return [...this.files].map(([path, f]): [string, StoreRecord[]] => [path, f.ownRecords().filter((r) => r.state !== 'held' || r.epoch === this.epoch)]);
   }
 }
+
+/** Files per page of a replacement worker's reading of its session's index (recover). */
+export const PAGE_FILES = 256;
+/** Pending files a replacement worker loads at once (recover): the rest wait, other files are served. */
+const LOADS_AT_ONCE = 16;
+/** A load's decision given up on (recover). */
+const LOAD_FAILED = Symbol('load failed');
+const RECOVER_UNKNOWN =
+  "a worker that replaced one that died could not read to its end, before this node's session changed or the engine lost its data, which locks its predecessor took: those it did not read are lost, and their handles are not told so (their I/O is not refused)";
 
 /** How long after a grace period's end (by the engine's count) parked requests run again. */
 const PARK_MARGIN_MS = 5;

@@ -78,7 +78,7 @@ export class Workers {
   private nextToken = 0;
 
   constructor(
-    n: number,
+    private readonly n: number,
     private readonly config: HostConfig,
     private readonly hooks: HookRunner,
     private readonly events: WorkerEvents,
@@ -118,7 +118,7 @@ export class Workers {
     const init: HostInit = { ...this.config, index, data: data.port2, control: control.port2, hooks: hooks.port2, nativeCounters };
     const transferList = [data.port2, control.port2, hooks.port2];
     // A replacement's files may hold its predecessor's locks in the engine; a first worker's hold none.
-    if (this.shared !== undefined) init.shared = { ...this.shared(), blank: restarts === 0 };
+    if (this.shared !== undefined) init.shared = { ...this.shared(), blank: restarts === 0, workers: this.n };
     Comlink.expose(this.hooks, hooks.port1 as unknown as Comlink.Endpoint);
     let markDead!: () => void;
     const died = new Promise<void>((r) => (markDead = r));

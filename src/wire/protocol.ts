@@ -68,7 +68,8 @@ export type FromHost =
 /** The control plane a host exposes through comlink. */
 export interface HostControl {
   locks(path?: string): LockEntry[];
-  stats(): HostStats;
+  /** A replacement worker answers its first once it read which locks its predecessor took (SharedFiles.recover), or after requestTimeoutMs. */
+  stats(): HostStats | Promise<HostStats>;
 }
 
 /** A host's counters: a worker's stats() entry without what only the coordinator knows. */
@@ -104,5 +105,10 @@ export interface HostInit {
    * A shared lock space (src/actors/shared-file.ts): the node, the session's lease and epoch, and the
    * engine each worker connects to itself (direct-link.ts) under the session's incarnation.
    */
-  shared?: SharedConfig & { store: StoreOptions; incarnation: string };
+  shared?: SharedConfig & {
+    store: StoreOptions;
+    incarnation: string;
+    /** How many workers share the files (routeOf): a replacement reads which locks of its files its predecessor took (SharedFiles.recover). */
+    workers?: number;
+  };
 }
