@@ -20,8 +20,8 @@ import { LocalWaitForGraph, type WaitForGraph } from '../core/deadlock.js';
 import type { Waiter } from '../core/file-locks.js';
 import { LockTable, cancelResult, type CancelReason, type Family, type Pending } from '../core/lock-table.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
-import { decodeRecord } from '../core/records.js';
-import { entry, type LockEntry } from '../core/views.js';
+import { recordEntries } from '../core/records.js';
+import type { LockEntry } from '../core/views.js';
 import { clearTimer, setTimer, type Timer } from '../long-timer.js';
 import { readBatch } from '../wire/calls.js';
 import { replayOf } from '../wire/journal-entry.js';
@@ -510,16 +510,7 @@ export class ActorHost implements HostControl, NativeHost {
     if (this.shared === undefined) return this.table.locks(path);
     const now = Date.now();
     const out: LockEntry[] = [];
-    for (const [file, records] of this.shared.lastKnown()) {
-      if (path !== undefined && file !== path) continue;
-      for (const r of records) {
-        const { req, since } = decodeRecord(r.data, file);
-        const e = entry(file, req.kind, req.write, req.start, req.end, req.origin, r.state === 'held' ? 'granted' : 'waiting');
-        e.node = r.node;
-        if (r.state === 'waiting') e.waitingMs = Math.max(0, now - since);
-        out.push(e);
-      }
-    }
+    for (const [file, records] of this.shared.lastKnown()) if (path === undefined || file === path) out.push(...recordEntries(file, records, now));
     return out;
   }
 

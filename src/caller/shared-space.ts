@@ -16,8 +16,8 @@
  * - locks() lists every node's records from the engine, each entry with its node.
  */
 import type { LinkCounts } from '../actors/direct-link.js';
-import { decodeRecord } from '../core/records.js';
-import { entry, type LockEntry } from '../core/views.js';
+import { recordEntries } from '../core/records.js';
+import type { LockEntry } from '../core/views.js';
 import { openStore } from '../store/index.js';
 import { resolveOptions } from '../store/options.js';
 import type { NodeStore } from '../store/node-store.js';
@@ -195,17 +195,7 @@ export class SharedSpace {
       );
     }
     const now = Date.now();
-    const out: LockEntry[] = [];
-    files.forEach((file, i) => {
-      for (const r of states[i]!.records) {
-        const { req, since } = decodeRecord(r.data, file);
-        const e = entry(file, req.kind, req.write, req.start, req.end, req.origin, r.state === 'held' ? 'granted' : 'waiting');
-        e.node = r.node;
-        if (r.state === 'waiting') e.waitingMs = Math.max(0, now - since);
-        out.push(e);
-      }
-    });
-    return out;
+    return files.flatMap((file, i) => recordEntries(file, states[i]!.records, now));
   }
 
   /** The engine's side of stats(): this thread's calls plus each worker's own (`workers`). */

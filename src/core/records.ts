@@ -11,6 +11,7 @@
 import { Lock, nextSeq, type LockKind, type LockOrigin, type LockRequest } from './file-locks.js';
 import type { Identity } from './input.js';
 import type { Call } from './requests.js';
+import { entry, type LockEntry } from './views.js';
 
 /** The JSON form of a lock or a request (short keys: a record is written on every step). */
 interface Encoded {
@@ -76,6 +77,20 @@ export function decodeRecord(data: string, path: string): DecodedRecord {
       : { path, lockOwner: holder, lockPid: e.p, kind: e.k, ...(x === undefined ? {} : { fileHandle: x }) };
   const origin: LockOrigin = { holder, pid: e.p, handleKey: e.hk, processKey: e.pk, event };
   return { req: { kind: e.k, write: e.w === 1, owner: e.o, start, end, origin }, since: e.t ?? 0 };
+}
+
+/**
+ * A file's records as `locks()` entries, with the node each belongs to; a waiter's `waitingMs`
+ * counted to `now` (Date.now()). Used by the engine's listing and by a worker's last-known one.
+ */
+export function recordEntries(file: string, records: readonly { readonly node: string; readonly state: 'held' | 'waiting'; readonly data: string }[], now: number): LockEntry[] {
+  return records.map((r) => {
+    const { req, since } = decodeRecord(r.data, file);
+    const e = entry(file, req.kind, req.write, req.start, req.end, req.origin, r.state === 'held' ? 'granted' : 'waiting');
+    e.node = r.node;
+    if (r.state === 'waiting') e.waitingMs = Math.max(0, now - since);
+    return e;
+  });
 }
 
 /** A granted lock rebuilt from its record (a fresh grant order: records are kept in file order). */
