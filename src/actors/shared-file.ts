@@ -1031,18 +1031,21 @@ export class SharedFile {
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
       // step carries other changes (owed releases, edges written whole, records left out).
       const free = run.free?.(res) === true;
+      // Decided on a cache a new session replaced meanwhile (the awaits above): decided again,
+      // also when it changed nothing on the rebuilt table (that table is not the one it ran on,
+      // and the owed releases it ran were settled by the re-assertion: answered from it, their
+      // notices would be told twice).
+      if (gen !== this.gen || this.reasserting !== undefined) {
+        fresh = false;
+        this.build();
+        continue;
+      }
       // The owed releases it carried found nothing to release on the engine's state: settled. A
       // release that finds nothing where the cache is exact for this node needs no look at the
       // engine (releaseHere).
       if (d === undefined && !free && (fresh || (mustRun && this.releaseHere))) {
         if (!hold) this.wakeOwed = false;
         return this.done(owed, res);
-      }
-      // Decided on a cache a new session replaced meanwhile (the awaits above): decided again.
-      if (gen !== this.gen || this.reasserting !== undefined) {
-        fresh = false;
-        this.build();
-        continue;
       }
       // Earlier requests of this node wait out a grace period for this file (Parked): a request
       // whose own decision grants waits with them, after them, also once the period ended by the

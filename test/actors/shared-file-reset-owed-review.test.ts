@@ -1,0 +1,108 @@
+/**
+ * Review of the settlement of owed releases at an engine reset (SharedFile.beginReassert,
+ * settleOwed): a release still in flight when the engine loses its data (its step applied, its
+ * reply not yet in), and a decision in flight across the reset that carried an owed release.
+ * Invariants checked: right after the re-assertions the engine never holds two conflicting locks;
+ * a release notice is told once. Real SharedFiles over a MemoryEngine behind the lost-link
+ * harness; every wait is for an answer or an engine record, within a budget.
+ */
+import t, { type Test } from 'tap';
+import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { BUDGET_MS, MemoryEngine, answered, lk, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
+
+/** The engine's records of /a, sorted: node, state, mode, holder and bytes. */
+async function held(engine: MemoryEngine): Promise<string[]> {
+  return (await engine.load('/a')).records
+    .map((r) => {
+      const d = JSON.parse(r.data) as { w: number; h: { s: string } | number; s: string; e: string };
+      return `${r.node} ${r.state} ${d.w === 1 ? 'write' : 'read'} ${typeof d.h === 'number' ? d.h : d.h.s} ${d.s}-${d.e}`;
+    })
+    .sort();
+}
+
+/** Resolves once `cond` holds (checked every 10 ms), within the budget. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  await within(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    BUDGET_MS,
+    what,
+  );
+}
+
+/** Nodes a and b (a grace period after a reset); a tells the POSIX release notices it gives. */
+async function nodes(t: Test, policy: 'default' | 'fifo' = 'default'): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode; released: string[] }> {
+  const engine = new MemoryEngine();
+  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+  const released: string[] = [];
+  const a = await node(engine, 'a', policy, 300, 60_000, {
+    released: (family, e) => void released.push(`${family}:${String(e.lockStart)}+${String(e.lockLen)}`),
+  });
+  const b = await node(engine, 'b', policy, 300, 60_000);
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  await first.close();
+  return { engine, a, b, released };
+}
+
+/** The engine loses its data; a and b adopt their new sessions; resolves once both re-assertions reached the engine. */
+async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode): Promise<void> {
+  const bWas = b.store.session().epoch;
+  const at = [a.log.length, b.log.length];
+  const { old, epoch } = await resetEngine(engine, a, b);
+  const bEpoch = b.store.session().epoch;
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  b.lease[1] = bEpoch;
+  b.sf.adopt(bEpoch, bWas, 60_000);
+  await until(() => a.log.slice(at[0]).some((l) => l.startsWith('reassert ')) && b.log.slice(at[1]).some((l) => l.startsWith('reassert ')), "a's and b's re-assertions");
+}
+
+// 'fifo': a's decisions ask the engine which owners wait for which (askReach) when b's waiters are
+// in a's copy of the file. p1's unlock is owed (its steps cut off, never applied). a's next step
+// (the retry's read of the file) carries it and is stale (b changed the file); decided again, it
+// asks the engine, and the engine loses its data meanwhile: the re-assertion settles the owed
+// unlock and tells its notice. The decision in flight, on the rebuilt table, must not run that
+// unlock again and tell the notice a second time.
+t.test("a decision in flight across the reset that carried an owed unlock (fifo): the unlock's notice is told once", async (t) => {
+  const { engine, a, b, released } = await nodes(t, 'fifo');
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLK, 40, 10), a.target);
+  t.match(await answered(a, 2, "p2's lock of [40,50)"), { result: 0 }, 'p2 writes [40,50)');
+  b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 20, 10), b.target);
+  t.match(await answered(b, 1, "q1's lock of [20,30)"), { result: 0 }, 'q1 writes [20,30)');
+  b.sf.run(2, lk('q3', 3, F_WRLCK, F_SETLKW, 20, 10), b.target);
+  await answered(b, -2, "q3's waiter queued");
+  b.sf.run(3, lk('q4', 4, F_WRLCK, F_SETLKW, 20, 10), b.target);
+  await answered(b, -3, "q4's waiter queued");
+  // Every step of a is cut off until the trap is armed; then they pass, and the first question
+  // to the engine about waiting owners waits for the reset.
+  let armed = false;
+  a.policy = () => (armed ? 'pass' : 'drop');
+  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
+  await answered(a, 3, "p1's unlock of [0,10) (given up on: owed)");
+  t.same(await held(engine), ['a held write p1 0-9', 'a held write p2 40-49', 'b held write q1 20-29', 'b waiting write q3 20-29', 'b waiting write q4 20-29'], 'the engine: the unlock never applied');
+  const reaches = a.store.reaches.bind(a.store);
+  let resetDone!: () => void;
+  const afterReset = new Promise<void>((r) => (resetDone = r));
+  let asked = false;
+  a.store.reaches = async (pairs, hardOnly) => {
+    if (!asked) {
+      asked = true;
+      await resetBoth(engine, a, b);
+      resetDone();
+    }
+    return reaches(pairs, hardOnly);
+  };
+  armed = true;
+  // p5 asks who holds [40,50) (p2, a's own lock: nothing changes, nothing is free).
+  a.sf.run(4, lk('p5', 5, F_WRLCK, F_GETLK, 40, 10), a.target);
+  await within(afterReset, BUDGET_MS, 'the reset, during a question of a decision of a');
+  t.match(await answered(a, 4, "p5's F_GETLK of [40,50)"), { result: 0, lockStart: 40 }, 'p2 holds [40,50)');
+  // Whatever of a's comes next: the file read again, once the re-assertion is answered.
+  a.sf.run(5, lk('p6', 6, F_WRLCK, F_GETLK, 40, 10), a.target);
+  await answered(a, 5, "p6's F_GETLK of [40,50)");
+  t.same(released, ['posix:0+10'], "p1's unlock notice, told once");
+  t.notOk((await held(engine)).some((x) => x.startsWith('a held write p1')), 'p1 holds nothing');
+});
