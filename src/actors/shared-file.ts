@@ -280,6 +280,11 @@ type Run = ((t: LockTable) => unknown) & {
   sent?: string[];
   /** A later reply named one of those steps as applied: it is not run again (appliedBefore). */
   applied?: boolean;
+  /**
+   * Settled by the re-assertion while its decision was in flight (settleOwed): its answer on the
+   * records put back. The decision answers with it and runs nothing more.
+   */
+  settled?: { readonly res: unknown };
 };
 
 /**
@@ -411,6 +416,12 @@ export class SharedFile {
   private gen = 0;
   /** This node's records being put back after the engine lost its data: decisions wait for it. */
   private reasserting: Promise<void> | undefined;
+  /**
+   * The release (a `mustRun` decision) whose step went out and whose decision has not ended: at an
+   * engine reset its fate is as unknown as an owed one's (it may have applied, its reply still on
+   * its way), and it is settled with them (beginReassert).
+   */
+  private flying: Run | undefined;
 
   constructor(
     readonly path: string,
@@ -492,6 +503,9 @@ export class SharedFile {
     // Shown applied already (appliedBefore: judged on the cache and the Unsure entries as they are
     // now): the cache lacks what they released, and their notices were told.
     const owed = this.owed.filter((o) => !this.appliedBefore(o));
+    // The release in flight, whose step may have applied with its reply still on its way: settled
+    // last (its step carried the owed ones first); its decision then answers from that (Run.settled).
+    if (this.flying !== undefined && !this.appliedBefore(this.flying)) owed.push(this.flying);
     const { stay, back } = this.pendingUndos(carried);
     const meet = this.meetOfUnknown(carried);
     // Only the lost session's: the cache may still have records of an earlier one that was lost
@@ -666,6 +680,7 @@ export class SharedFile {
     this.build();
     this.table.wakeups = false;
     try {
+      const results: unknown[] = [];
       for (const o of owed) {
         const res = o(this.table);
         if (res instanceof Promise) {
@@ -673,7 +688,9 @@ export class SharedFile {
           this.space.report(new Error(`a release owed on ${this.path} did not decide at once when the engine lost its data (the wake-up pass held): it runs again in the next step`));
           return [];
         }
+        results.push(res);
       }
+      for (let i = 0; i < owed.length; i++) owed[i]!.settled = { res: results[i] };
       const d = this.diff();
       if (d !== undefined) {
         const gone = new Set(d.step.remove);
@@ -969,6 +986,19 @@ export class SharedFile {
    * call (a release of any kind) is owed to the file's next step.
    */
   async decide(run: Run, failed: () => unknown, mustRun: boolean): Promise<unknown> {
+    try {
+      return await this.deciding(run, failed, mustRun);
+    } finally {
+      if (this.flying === run) this.flying = undefined;
+    }
+  }
+
+  private async deciding(run: Run, failed: () => unknown, mustRun: boolean): Promise<unknown> {
+    // Settled by a re-assertion meanwhile (beginReassert): answered from that, nothing more runs.
+    const settled = (): unknown => {
+      this.out = emptyOutcome();
+      return this.done([], run.settled!.res);
+    };
     const deadline = performance.now() + this.space.config.requestTimeoutMs;
     // Whether the cache was read from the engine during this call: a decision that changes nothing
     // (a refusal, F_GETLK, checkIo) may then answer at once; otherwise the cache may be stale (any
@@ -992,10 +1022,12 @@ export class SharedFile {
     // A cycle an earlier decision was told of may be gone (an edge of another node's ended since).
     this.graph.cyclic.clear();
     for (;;) {
+      if (run.settled !== undefined) return settled();
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
       if (this.space.awaitingSession() && !(await this.space.nextSession(this.space.epoch, deadline))) return this.giveUp(run, failed, mustRun);
       while (this.reasserting !== undefined) await this.reasserting;
+      if (run.settled !== undefined) return settled();
       const gen = this.gen;
       if (!this.built) {
         // Nothing cached: decided as if the file held nothing (version 0), which is true of most
@@ -1077,6 +1109,8 @@ export class SharedFile {
       // Where the lease stood when the step went out: a refusal by the node's own fence may be
       // followed at once by the renewal it waited for ('fenced' below).
       const leaseAt = this.space.leaseUntil();
+      // Once out, the step may apply whatever reply comes (beginReassert).
+      if (mustRun) this.flying = run;
       try {
         reply = await this.space.link.commit(step);
         while (!reply.ok && reply.reason === 'unreachable' && performance.now() < sendBy && gen === this.gen) {
@@ -1355,6 +1389,7 @@ export class SharedFile {
   }
 
   private done(owed: readonly Run[], res: unknown): unknown {
+    this.flying = undefined;
     if (owed.length > 0) this.owed = this.owed.filter((o) => !owed.includes(o));
     this.graph.cyclic.clear();
     this.deliver();
@@ -1367,6 +1402,7 @@ export class SharedFile {
    * frees may be what another node's waiter waits for.
    */
   private giveUp(run: Run, failed: () => unknown, mustRun: boolean): unknown {
+    this.flying = undefined;
     this.build();
     this.out = emptyOutcome();
     // Not under session 0 (displaced, or expired with the engine out of reach): what it would
@@ -1385,6 +1421,7 @@ export class SharedFile {
    * has it) until a later call of its owner releases it or this node's session ends.
    */
   private dropMalformed(failed: () => unknown, owed: readonly Run[]): unknown {
+    this.flying = undefined;
     this.build();
     this.out = emptyOutcome();
     if (owed.length > 0) this.owed = this.owed.filter((o) => !owed.includes(o));

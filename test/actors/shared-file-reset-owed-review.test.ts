@@ -8,7 +8,7 @@
  */
 import t, { type Test } from 'tap';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, lk, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
 
 /** The engine's records of /a, sorted: node, state, mode, holder and bytes. */
 async function held(engine: MemoryEngine): Promise<string[]> {
@@ -22,13 +22,19 @@ async function held(engine: MemoryEngine): Promise<string[]> {
 
 /** Resolves once `cond` holds (checked every 10 ms), within the budget. */
 async function until(cond: () => boolean, what: string): Promise<void> {
-  await within(
-    (async () => {
-      while (!cond()) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    what,
-  );
+  let over = false;
+  try {
+    await within(
+      (async () => {
+        while (!cond() && !over) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      BUDGET_MS,
+      what,
+    );
+  } finally {
+    // Past the budget the check stops too (it would keep the test's process alive).
+    over = true;
+  }
 }
 
 /** Nodes a and b (a grace period after a reset); a tells the POSIX release notices it gives. */
@@ -57,6 +63,31 @@ async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode): Promis
   b.sf.adopt(bEpoch, bWas, 60_000);
   await until(() => a.log.slice(at[0]).some((l) => l.startsWith('reassert ')) && b.log.slice(at[1]).some((l) => l.startsWith('reassert ')), "a's and b's re-assertions");
 }
+
+// p1 (node a) holds [0,10), p2 [20,30). p1 unlocks [0,10): the step applies and its reply is on its way (not owed yet: the
+// decision is still waiting for it) when b's q1 takes [0,10) and the engine loses its data. a's
+// re-assertion must not put p1's lock back over q1's: the unlock is a release of unknown fate as
+// much as an owed one is.
+t.test('an unlock in flight (applied, its reply not in yet) when the engine loses its data: its lock is not put back over the one another node took since', async (t) => {
+  const { engine, a, b, released } = await nodes(t);
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+  a.sf.run(3, lk('p2', 2, F_WRLCK, F_SETLK, 20, 10), a.target);
+  t.match(await answered(a, 3, "p2's lock of [20,30)"), { result: 0 }, 'p2 writes [20,30)');
+  let right: string[] = [];
+  loseNext(a, async () => {
+    t.same(await held(engine), ['a held write p2 20-29'], 'the engine: the unlock applied');
+    b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 0, 10), b.target);
+    t.match(await answered(b, 1, "q1's lock of [0,10)"), { result: 0 }, 'q1 writes [0,10)');
+    await resetBoth(engine, a, b);
+    right = await held(engine);
+  });
+  a.sf.run(2, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 2, "p1's unlock of [0,10)"), { result: 0 }, "p1's unlock answered");
+  t.same(right, ['a held write p2 20-29', 'b held write q1 0-9'], "right after the re-assertions: p2's lock and q1's, not p1's");
+  t.same(await held(engine), ['a held write p2 20-29', 'b held write q1 0-9'], 'once the unlock is answered: the same');
+  t.same(released, ['posix:0+10'], "p1's unlock notice, told once");
+});
 
 // 'fifo': a's decisions ask the engine which owners wait for which (askReach) when b's waiters are
 // in a's copy of the file. p1's unlock is owed (its steps cut off, never applied). a's next step
