@@ -26,7 +26,7 @@
  * list every mount.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, realpathSync, renameSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -402,14 +402,26 @@ export function fuseMounts(): string[] {
  * server is stopped would hang. Undefined when it is no FUSE mount.
  */
 export function fuseMountAt(mountpoint: string): string | undefined {
-  const abs = resolve(mountpoint);
-  let real: string;
-  try {
-    real = abs === '/' ? abs : join(realpathSync(dirname(abs)), basename(abs));
-  } catch {
-    return undefined;
+  const mounts = fuseMounts();
+  let abs = resolve(mountpoint);
+  // A symlink to the mount (/data -> /mnt/data) is followed by reading the link itself: its target
+  // is checked against the mount table before anything stats it (lstat of a mount's root asks it).
+  for (let hops = 0; hops <= 40; hops++) {
+    let real: string;
+    try {
+      real = abs === '/' ? abs : join(realpathSync(dirname(abs)), basename(abs));
+    } catch {
+      return undefined;
+    }
+    if (mounts.includes(real)) return real;
+    try {
+      if (!lstatSync(real).isSymbolicLink()) return undefined;
+      abs = resolve(dirname(real), readlinkSync(real));
+    } catch {
+      return undefined;
+    }
   }
-  return fuseMounts().includes(real) ? real : undefined;
+  return undefined;
 }
 
 /** The name a server binds its socket at before renaming it into place: see serveControl. */
