@@ -301,8 +301,9 @@ export function listed(answers: readonly Answer[]): Listed[] {
     // when another mount of the space got them from the engine, those are the ones listed.
     const fresh = all.filter((b) => b.lastKnown === undefined);
     const group = fresh.length > 0 ? fresh : all;
+    // Every answering mount names its node's mount, also one whose listing is not used.
     const mountOfNode = new Map<string, string>();
-    for (const b of group) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
+    for (const b of all) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
     const once = new Map<string, Listed>();
     for (const b of group) {
       for (const lock of (b.locks ?? []) as WireLock[]) {
@@ -441,6 +442,14 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     for (const a of answers) {
       if (a.lastKnown === undefined) continue;
       failed++;
+      // Another mount of its lock space got the locks from the engine: those are listed (listed()).
+      const from = answers.find((b) => b.lastKnown === undefined && b.space !== undefined && a.space !== undefined && spaceId(b.space) === spaceId(a.space));
+      if (from !== undefined) {
+        process.stderr.write(
+          `locksmith locks: the mount at ${printable(a.mount.mountpoint)}: ${a.lastKnown}; its lock space's locks are listed as the mount at ${printable(from.mount.mountpoint)} got them from the engine\n`,
+        );
+        continue;
+      }
       process.stderr.write(
         `locksmith locks: the mount at ${printable(a.mount.mountpoint)}: ${a.lastKnown}; its node's own locks are listed ${LAST_KNOWN}${json ? ' ("lastKnown": true)' : `, marked ${LAST_KNOWN_MARK} in STATE`}; other nodes' locks are unknown\n`,
       );
