@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { RUNTIME_DIR_ENV, serveControl } from '../../src/control.js';
 import { listed, main } from '../../src/locks-cli.js';
 
-const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-review-'));
+const base = mkdtempSync(join(tmpdir(), 'locksmith-locks-down-'));
 t.teardown(() => rmSync(base, { recursive: true, force: true }));
 
 const lock = (node: string, pid: number) => ({ pid, kind: 'posix', type: 'write', start: '0', end: '9', state: 'granted', path: 'f', dev: null, ino: '7', key: 'ino:7', owner: '1', node });

@@ -1,5 +1,5 @@
 /**
- * `locksmith locks` and `stats` in the corners a review found: a mountpoint named through a symlink
+ * `locksmith locks` and `stats` given a mountpoint through a symlink
  * while its server is stopped. Real mounts, real processes.
  */
 import t from 'tap';
@@ -14,7 +14,7 @@ t.setTimeout(5 * 60_000);
 
 const why = fuseUnavailable() ?? mountEnvironmentMissing();
 if (why !== undefined && !process.env.CI) {
-  console.error(`\n!! SKIPPING test/native/cli-review.test.ts: ${why}\n`);
+  console.error(`\n!! SKIPPING test/native/locks-symlink.test.ts: ${why}\n`);
   t.plan(0, `FUSE unavailable: ${why}`);
 } else {
   /** A directory with a backing directory and mountpoints, a control directory of its own, removed at the end. */
