@@ -5,9 +5,11 @@
  * persistence (--save '' --appendonly no). Started, and restarted on the same port with nothing
  * kept, by waiting for its "Ready to accept connections" line (an event, not a sleep); paused and
  * resumed (SIGSTOP / SIGCONT); killed on stop, and when this process exits. Several run at once.
+ * With `tls`, it speaks TLS only on its port (a self-signed certificate for localhost made in its
+ * directory): what a client reaching it through redis:// meets.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,20 +94,23 @@ export class RedisServer {
   private constructor(
     readonly port: number,
     private readonly settings: readonly string[],
+    readonly tls: boolean,
   ) {}
 
+  /** rediss:// for a server with `tls` (its certificate is self-signed: a client must be given it, or not check it). */
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
   }
 
   /**
    * A server on a free port (another port when one is taken between the check and the start).
    * `settings`: more command-line settings, kept on restart (['--rename-command', 'AUTH', '']).
+   * `tls`: TLS only on that port (no plain port).
    */
-  static async start(settings: readonly string[] = []): Promise<RedisServer> {
+  static async start(settings: readonly string[] = [], o: { tls?: boolean } = {}): Promise<RedisServer> {
     let last = '';
     for (let i = 0; i < 10; i++) {
-      const s = new RedisServer(await freePort(), settings);
+      const s = new RedisServer(await freePort(), settings, o.tls === true);
       const r = await s.launch();
       if (r.ok) return s;
       s.removeDir();
@@ -115,10 +120,24 @@ export class RedisServer {
     throw new Error(last === NOT_INSTALLED ? last : `redis-server did not start: ${last}`);
   }
 
+  /** The arguments that give the server its port: a plain one, or a TLS one with a certificate made here once. */
+  private portArgs(): string[] | Outcome {
+    if (!this.tls) return ['--port', String(this.port)];
+    const cert = join(this.dir, 'cert.pem');
+    const key = join(this.dir, 'key.pem');
+    if (!existsSync(cert)) {
+      const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { encoding: 'utf8' });
+      if (made.status !== 0) return { ok: false, inUse: false, why: `openssl could not make a certificate: ${made.error?.message ?? made.stderr}` };
+    }
+    return ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert];
+  }
+
   private launch(): Promise<Outcome> {
+    const ports = this.portArgs();
+    if (!Array.isArray(ports)) return Promise.resolve(ports);
     const p = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '', '--loglevel', 'notice', ...this.settings],
+      [...ports, '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '', '--loglevel', 'notice', ...this.settings],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.proc = p;
@@ -148,7 +167,7 @@ export class RedisServer {
     });
   }
 
-  /** A plain client of this server for commands around the code under test (DEL, CLIENT KILL, INFO, CONFIG SET); one, kept until restart or stop. */
+  /** A plain client of this server (not one with `tls`) for commands around the code under test (DEL, CLIENT KILL, INFO, CONFIG SET); one, kept until restart or stop. */
   async client(): Promise<Redis> {
     if (this.admin === undefined || this.admin.status === 'end') {
       const { Redis } = await import('ioredis');
