@@ -202,18 +202,27 @@ export async function openStore(options: string | StoreOptions, hooks: StoreHook
   const bound = o.requestTimeoutMs + o.sessionTtlMs + o.renewEveryMs;
   const left = Math.max(1, bound - (performance.now() - started));
   let timer: NodeJS.Timeout | undefined;
+  let late = false;
   try {
     return await Promise.race([
       opening,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`locksmith store: ${o.shownUrl} did not open a session within ${Math.round(bound)} ms`)), left);
+        timer = setTimeout(() => {
+          late = true;
+          reject(new Error(`locksmith store: ${o.shownUrl} did not open a session within ${Math.round(bound)} ms`));
+        }, left);
       }),
     ]);
   } catch (e) {
-    void opening.then(
+    const closed = opening.then(
       (s) => s.close(),
       () => engine.shutdown(),
     );
+    // An open that failed (a name in use, a refused script) has its connections closed before
+    // the rejection: nothing of it is left behind. One still running past the bound is closed
+    // whenever it ends.
+    if (!late) await closed.catch(() => {});
+    else void closed.catch(() => {});
     throw e;
   } finally {
     clearTimeout(timer);

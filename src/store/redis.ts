@@ -10,7 +10,7 @@
  * resumes.
  */
 import { randomUUID } from 'node:crypto';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
@@ -63,6 +63,11 @@ export interface RedisEngineOptions {
 
 let connections = 0;
 
+/** The wait before reconnect attempt `times`: 50 ms, doubling up to 1 s. */
+function backoff(times: number): number {
+  return Math.min(25 * 2 ** Math.min(times, 6), 1_000);
+}
+
 function clientOptions(o: RedisEngineOptions, inbox: boolean, name = `locksmith-${inbox ? 'inbox' : 'store'}-${process.pid}-${++connections}`): RedisOptions {
   return {
     lazyConnect: true,
@@ -71,11 +76,36 @@ function clientOptions(o: RedisEngineOptions, inbox: boolean, name = `locksmith-
     commandTimeout: inbox ? undefined : o.requestTimeoutMs,
     autoResendUnfulfilledCommands: inbox,
     maxRetriesPerRequest: null,
-    retryStrategy: (times: number) => Math.min(25 * 2 ** Math.min(times, 6), 1_000),
+    retryStrategy: backoff,
+    // A socket we end is destroyed at once (closeNow), never given the default 2 s to close: a
+    // client ended while it waited to reconnect keeps the timer for its closed socket only this long.
+    disconnectTimeout: 0,
     disableClientInfo: true,
     // CLIENT SETNAME on every (re)connect: what CLIENT LIST shows, and how a test finds it.
     connectionName: name,
   };
+}
+
+/**
+ * Ends a client now and resolves once nothing of it is left in the event loop (a library's failed
+ * start or stop must not hold the process up): no reconnect, its socket destroyed, and closed.
+ * ioredis's disconnect() alone ends a live socket gracefully and leaves a timer until it closes;
+ * on a socket that had already closed (a refused or dropped connection) the timer waited its
+ * whole 2 s for a 'close' that had come before.
+ */
+function closeNow(c: Redis): Promise<void> {
+  if (c.status === 'end') return Promise.resolve();
+  // 'wait': never connected; 'reconnecting': its last socket has closed, the reconnect is cancelled
+  // (the disconnect timer left for that closed socket lasts disconnectTimeout, 0 here).
+  if (c.status === 'wait' || c.status === 'reconnecting') {
+    c.disconnect();
+    return Promise.resolve();
+  }
+  // A socket open or opening: the client ends once its close has come.
+  const ended = new Promise<void>((r) => c.once('end', () => r()));
+  c.disconnect();
+  (c.stream as Socket | undefined)?.destroy();
+  return ended;
 }
 
 /** `p`, or an Error after `ms` (the timer is cleared either way). */
@@ -198,7 +228,10 @@ function tlsHint(url: URL, ms: number): Promise<string> {
 
 /** A connected client, or an Error naming the URL within requestTimeoutMs. */
 async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Redis> {
-  const c = newClient(o, clientOptions(o, inbox));
+  // No reconnect before the first connection is up: connect() fails at the first close anyway,
+  // and a reconnect pending then would be one more thing to cancel.
+  let up = false;
+  const c = newClient(o, { ...clientOptions(o, inbox), retryStrategy: (times: number) => (up ? backoff(times) : null) });
   const hidden = secrets(o.url);
   let last = '';
   c.on('error', (e: Error) => {
@@ -223,7 +256,7 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     const db = new URL(o.url).pathname.replace(/^\//, '');
     if (db !== '') await within(c.select(Number(db)), o.requestTimeoutMs, () => fail(last));
   } catch (e) {
-    c.disconnect();
+    await closeNow(c);
     const m = hide((e as Error).message, hidden);
     let message = m.startsWith('locksmith store:') ? m : fail(last === '' ? m : last);
     // A TLS handshake a plain server never answers looks like an engine out of reach: told apart
@@ -232,6 +265,7 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     if (url.protocol === 'rediss:' && message.startsWith('locksmith store: cannot reach ')) message += await tlsHint(url, Math.min(1_000, o.requestTimeoutMs));
     throw new Error(message);
   }
+  up = true;
   return c;
 }
 
@@ -469,15 +503,23 @@ export class RedisEngine implements Engine {
     return [...new Set(out)].sort();
   }
 
+  /** Inbox connections being closed (at a reader's close or restart): shutdown waits for them. */
+  private readonly closing = new Set<Promise<void>>();
+
   inbox(node: string): InboxReader {
-    const r = new RedisInbox(this.o, `${this.prefix}in:${node}`, () => this.readers.delete(r));
+    const ending = (p: Promise<void>) => {
+      this.closing.add(p);
+      void p.then(() => this.closing.delete(p));
+    };
+    const r = new RedisInbox(this.o, `${this.prefix}in:${node}`, () => this.readers.delete(r), ending);
     this.readers.add(r);
     return r;
   }
 
+  /** Resolves once its connections have closed: nothing of it is left in the event loop. */
   async shutdown(): Promise<void> {
     for (const r of this.readers) r.close();
-    this.client.disconnect();
+    await Promise.all([closeNow(this.client), ...this.closing]);
   }
 }
 
@@ -497,6 +539,8 @@ class RedisInbox implements InboxReader {
     private readonly o: RedisEngineOptions,
     private readonly key: string,
     private readonly onClose: () => void,
+    /** Told of each connection it ends, until that connection has closed. */
+    private readonly ending: (closed: Promise<void>) => void,
   ) {}
 
   /** The connection's name (CLIENT LIST): nothing else may be sent on a connection blocked in XREAD. */
@@ -563,13 +607,13 @@ class RedisInbox implements InboxReader {
     const c = this.conn;
     this.conn = undefined;
     this.abort?.();
-    c?.disconnect();
+    if (c !== undefined) this.ending(closeNow(c));
   }
 
   close(): void {
     this.closed = true;
     this.abort?.();
-    this.conn?.disconnect();
+    if (this.conn !== undefined) this.ending(closeNow(this.conn));
     this.onClose();
   }
 }
