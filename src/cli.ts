@@ -40,9 +40,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
-    // mount, locks and stats are done when they return: nothing left behind (a store client's
-    // disconnect timer after a refused connection, a control connection's teardown) may hold the
-    // exit up. Their output is written synchronously (files and pipes on Linux).
+    // mount, locks and stats are done when they return: nothing left behind (a control
+    // connection's teardown) may hold the exit up. Their output is written synchronously (files
+    // and pipes on Linux).
     const cmd = process.argv[2];
     if (cmd === 'mount' || cmd === 'locks' || cmd === 'stats') process.exit(code);
   },

@@ -17,7 +17,6 @@ import { NODE_WAIT_CHANNEL, type NodeWait } from './store/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { LockCoordinator } from './caller/coordinator.js';
 import type { SessionEvent } from './store/types.js';
-import { probeEngine, refusedText } from './engine-probe.js';
 
 /** The environment variable that gives the store's URL when --store is not given. */
 const STORE_ENV = 'LOCKSMITH_STORE';
@@ -140,22 +139,6 @@ function storeUrl(store: StoreOptions, from: string): void {
   }
 }
 
-/**
- * The store's failure to connect, said plainly where its client could not: one plain connection to
- * the engine's host and port tells an engine that refused the connection (nothing listens there) and
- * a TLS server that dropped a plain Redis hello (the URL should be rediss://) from one out of reach.
- */
-async function engineText(store: StoreOptions, message: string): Promise<string> {
-  if (!message.startsWith('locksmith store: cannot reach ')) return message;
-  const o = resolveOptions(store);
-  const p = await probeEngine(o.url, 1_000);
-  if (p.kind === 'refused') return refusedText(o.url, o.shownUrl);
-  if (p.kind === 'tls' && o.parsed.protocol === 'redis:') {
-    return `locksmith store: cannot use ${o.shownUrl}: the server there dropped a plain Redis hello (it reset or closed the connection, or answered in TLS), as a Redis with TLS does: use rediss://`;
-  }
-  return message;
-}
-
 export async function main(argv: string[]): Promise<number> {
   let backing: string;
   let mountpoint: string;
@@ -239,8 +222,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`locksmith mount: ${mountpoint} is a dead FUSE mount left by a server that exited: run '${e.command}' (or add --clean-stale)\n`);
       return 1;
     }
-    const message = e instanceof Error ? e.message : String(e);
-    process.stderr.write(`locksmith mount: ${store === undefined ? message : await engineText(store, message)}\n`);
+    process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   } finally {
     unsubscribe(NODE_WAIT_CHANNEL, onWait);

@@ -18,7 +18,7 @@ import type { LockEntry } from './types.js';
 import type { FuseMount } from './mount.js';
 import { packageVersion } from './version.js';
 import { realMountpoint, type Handler } from './control.js';
-import { probeEngine, refusedText } from './engine-probe.js';
+import { probeEngine, refusedText } from './store/probe.js';
 
 /** Backing entries looked at, at most, per 'locks' request that needs a walk. */
 const WALK_LIMIT = 50_000;

@@ -10,11 +10,12 @@
  * resumes.
  */
 import { randomUUID } from 'node:crypto';
-import { createConnection, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM } from './options.js';
+import { probeEngine, refusedText, TLS_ONLY } from './probe.js';
 import { bySeq, decodeRecord, encodeRecord } from './step.js';
 import type {
   Change,
@@ -201,29 +202,28 @@ function notRedis(why: string): string | undefined {
 }
 
 /**
- * After a rediss:// connection got nowhere in time: whether the host answers on that port at all,
- * and as a plain Redis, within `ms`. One plain TCP connection sends PING: '+' or '-' back (PONG, or
- * NOAUTH) is a Redis without TLS. Used only on that failure, to say why.
+ * Why a connection failed, where the client's own error does not say it (its "read ECONNRESET",
+ * "connect ECONNREFUSED ..."), as the store's whole message, or undefined when there is nothing
+ * more to say. One plain TCP connection (probe.ts), on these failures only, within `ms`:
+ * - refused (ECONNREFUSED, the client's own code): nothing listens there, said without a probe;
+ * - redis:// dropped (reset or closed before any reply): a TLS server drops a plain Redis hello
+ *   (OpenSSL resets the connection), and so does the probe's PING: use rediss://;
+ * - rediss:// got nowhere: a plain Redis answers the probe's PING ('+PONG', '-NOAUTH'): use
+ *   redis://; a server that accepts and answers nothing (nor a TLS handshake) may not be TLS.
  */
-function tlsHint(url: URL, ms: number): Promise<string> {
-  return new Promise((done) => {
-    const s = createConnection({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 6379) });
-    let tcp = false;
-    const end = (hint: string) => {
-      clearTimeout(timer);
-      s.destroy();
-      done(hint);
-    };
-    const noAnswer = () => end(tcp ? ': the connection opened, but a TLS handshake got no answer: is the server TLS? (a Redis without TLS is redis://)' : '');
-    const timer = setTimeout(noAnswer, ms);
-    s.once('connect', () => {
-      tcp = true;
-      s.write('PING\r\n');
-    });
-    s.once('data', (d: Buffer) => end(d[0] === 0x2b || d[0] === 0x2d ? ': a TLS handshake got no answer, and the server there answers as a Redis without TLS: use redis://, or enable TLS on the server' : ''));
-    s.once('error', () => end(''));
-    s.once('close', noAnswer);
-  });
+async function reachHint(o: RedisEngineOptions, code: string, dropped: boolean, message: string, ms: number): Promise<string | undefined> {
+  if (code === 'ECONNREFUSED') return `locksmith store: ${refusedText(o.url, o.shownUrl)}`;
+  if (new URL(o.url).protocol === 'rediss:') {
+    const p = await probeEngine(o.url, ms);
+    if (p.kind === 'redis') return `${message}: a TLS handshake got no answer, and the server there answers as a Redis without TLS: use redis://, or enable TLS on the server`;
+    if (p.kind === 'silent' || p.kind === 'tls') return `${message}: the connection opened, but a TLS handshake got no answer: is the server TLS? (a Redis without TLS is redis://)`;
+    return undefined;
+  }
+  if (!dropped) return undefined;
+  const p = await probeEngine(o.url, ms);
+  if (p.kind === 'tls') return `locksmith store: cannot use ${o.shownUrl}: ${TLS_ONLY}`;
+  if (p.kind === 'refused') return `locksmith store: ${refusedText(o.url, o.shownUrl)}`;
+  return undefined;
 }
 
 /** A connected client, or an Error naming the URL within requestTimeoutMs. */
@@ -234,10 +234,13 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   const c = newClient(o, { ...clientOptions(o, inbox), retryStrategy: (times: number) => (up ? backoff(times) : null) });
   const hidden = secrets(o.url);
   let last = '';
-  c.on('error', (e: Error) => {
+  let code = '';
+  c.on('error', (e: NodeJS.ErrnoException) => {
     // What the server sent that is not Redis says more than the reset that usually follows it
     // (a server that closes on what it cannot read: ECONNRESET after its reply).
-    if (notRedis(last) === undefined) last = hide(e.message, hidden);
+    if (notRedis(last) !== undefined) return;
+    last = hide(e.message, hidden);
+    code = e.code ?? '';
   });
   const t0 = performance.now();
   const fail = (why: string) => {
@@ -259,10 +262,13 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     await closeNow(c);
     const m = hide((e as Error).message, hidden);
     let message = m.startsWith('locksmith store:') ? m : fail(last === '' ? m : last);
-    // A TLS handshake a plain server never answers looks like an engine out of reach: told apart
-    // by one more connection, on this failure only.
-    const url = new URL(o.url);
-    if (url.protocol === 'rediss:' && message.startsWith('locksmith store: cannot reach ')) message += await tlsHint(url, Math.min(1_000, o.requestTimeoutMs));
+    // A refused connection, a TLS server behind redis:// and a plain one behind rediss:// all look
+    // like an engine out of reach: told apart here, on this failure only.
+    if (message.startsWith('locksmith store: cannot reach ')) {
+      // Reset or closed with no reply (a connection that closes cleanly gives no error of its own).
+      const dropped = code === 'ECONNRESET' || code === 'EPIPE' || (last === '' && m.includes('Connection is closed'));
+      message = (await reachHint(o, code, dropped, message, Math.min(1_000, o.requestTimeoutMs))) ?? message;
+    }
     throw new Error(message);
   }
   up = true;

@@ -1,7 +1,8 @@
 /**
  * Bad input and failures: a malformed URL or option is refused at once, naming it; an engine that
  * cannot be reached, or that accepts connections and never answers, is an Error naming the URL
- * (its password hidden) within requestTimeoutMs; one that refuses us (a wrong password, a
+ * (its password hidden) within requestTimeoutMs, which says so where it can tell (nothing listens
+ * there; a TLS server behind redis://, a plain one behind rediss://); one that refuses us (a wrong password, a
  * database it does not have) is an Error saying so, with no part of the password even where the
  * engine quoted it; a store whose engine stops answering gets 'unreachable' within
  * requestTimeoutMs, and the step id tells it later whether the step applied.
@@ -116,7 +117,8 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
     ['redis://127.0.0.1:1/0?password=s3c&ret#s3cret', 'redis://127.0.0.1:1/0?password=***'],
   ] as const) {
     const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
-    t.ok(r.err?.message.includes(`cannot reach ${shown}`), `${showable(url)}: named ${shown} (${r.err?.message.replace(/s3c|ret/g, '…')})`);
+    // Nothing listens on port 1: the engine refused the connection, the URL in parentheses.
+    t.ok(r.err?.message.includes(`refused the connection (${shown}`), `${showable(url)}: named ${shown} (${r.err?.message.replace(/s3c|ret/g, '…')})`);
     t.notOk(leaks(r.err, 's3cret'), `${showable(url)}: no part of the password in the error`);
   }
   // What the client throws on a URL it is handed is an Error naming the URL, its password hidden
@@ -137,7 +139,7 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
   await t.rejects(openStore(server.url, {}, { fenceAfterMs: 20_000 }), TypeError, 'a fence after the TTL');
 });
 
-t.test('nothing listens: an Error naming the URL, within requestTimeoutMs', { skip: noRedis }, async (t) => {
+t.test('nothing listens: an Error saying the engine refused the connection, naming host:port and the URL, at once', { skip: noRedis }, async (t) => {
   // A port that was free a moment ago and that nothing listens on.
   const port = await new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
@@ -149,8 +151,29 @@ t.test('nothing listens: an Error naming the URL, within requestTimeoutMs', { sk
   const r = await timed(openStore({ url, requestTimeoutMs: 1_000 }));
   t.match(r.err?.message, `redis://user:***@127.0.0.1:${port}`, 'names the URL');
   t.notMatch(r.err?.message, /s3cret/);
-  t.match(r.err?.message, /ECONNREFUSED|cannot reach/, `says why: ${r.err?.message}`);
+  // Before: "cannot reach redis://user:***@127.0.0.1:PORT (connect ECONNREFUSED 127.0.0.1:PORT)".
+  t.equal(r.err?.message, `locksmith store: the engine at 127.0.0.1:${port} refused the connection (redis://user:***@127.0.0.1:${port}: nothing listens on that port)`, 'says refused');
   t.ok(r.ms < 1_000 + SLACK_MS, `within requestTimeoutMs (${r.ms.toFixed(0)} ms)`);
+});
+
+t.test('a Redis with TLS only, reached through redis://: the Error says to use rediss://', { skip: noRedis }, async (t) => {
+  const tls = await RedisServer.start([], { tls: true });
+  t.teardown(() => tls.stop());
+  // OpenSSL resets a connection that does not open with a TLS handshake: before, "cannot reach
+  // redis://127.0.0.1:PORT (read ECONNRESET)" (or write ECONNRESET), and no hint.
+  const url = `redis://u:s3cret@127.0.0.1:${tls.port}`;
+  const r = await timed(openStore({ url, requestTimeoutMs: 5_000 }));
+  t.equal(
+    r.err?.message,
+    `locksmith store: cannot use redis://u:***@127.0.0.1:${tls.port}: the server there dropped a plain Redis hello (it reset or closed the connection, or answered in TLS), as a Redis with TLS does: use rediss://`,
+  );
+  t.notOk(leaks(r.err, 's3cret'), 'the password is not in the error');
+});
+
+t.test('a Redis without TLS, reached through rediss://: the Error says to use redis://', { skip: noRedis }, async (t) => {
+  const r = await timed(openStore({ url: `rediss://127.0.0.1:${server.port}`, requestTimeoutMs: 1_000 }));
+  t.match(r.err?.message, `locksmith store: cannot reach rediss://127.0.0.1:${server.port}`, 'names the URL');
+  t.match(r.err?.message, /: a TLS handshake got no answer, and the server there answers as a Redis without TLS: use redis:\/\/, or enable TLS on the server$/, `says why (${r.err?.message})`);
 });
 
 t.test('an engine that refuses us (password, database): an Error that says so, not a timeout', { skip: noRedis }, async (t) => {

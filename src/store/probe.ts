@@ -1,8 +1,8 @@
 /**
- * What the command line finds at a lock space's engine when the store's own client could not say
- * it plainly: one plain TCP connection to the URL's host and port. Used only after a failure (why
- * `locksmith mount --store` could not connect) and beside a 'locks' request of a mount sharing its
- * lock space (an engine that refuses connections is said at once, not after requestTimeoutMs).
+ * One plain TCP connection to an engine's host and port, to say why a connection failed where
+ * the client's own error cannot (./redis.ts, after a failed connect only), and beside a 'locks'
+ * request of a mount sharing its lock space (src/mount-control.ts: an engine that refuses
+ * connections is said at once, not after requestTimeoutMs).
  */
 import { createConnection } from 'node:net';
 
@@ -13,8 +13,9 @@ import { createConnection } from 'node:net';
  *   TLS server does (OpenSSL drops a client that does not open with a handshake);
  * - other: it answered something else (its first byte);
  * - open: it accepted the connection (only asked with `hello` false);
- * - silent: no answer within the budget;
- * - unreachable: another connect error (its code: EHOSTUNREACH, ENOTFOUND...).
+ * - silent: it accepted the connection and answered nothing within the budget;
+ * - unreachable: the connection did not open: another connect error (its code: EHOSTUNREACH,
+ *   ENOTFOUND...), or ETIMEDOUT when it did not open within the budget.
  */
 export type EngineProbe =
   | { kind: 'refused' | 'redis' | 'tls' | 'open' | 'silent' }
@@ -31,12 +32,15 @@ export function engineAddress(url: string): { host: string; port: number; shown:
 
 /**
  * Connects to `url`'s host and port and, with `hello`, sends a plain PING and reads the first
- * bytes back; within `ms`. Never rejects.
+ * bytes back; within `ms`. Never rejects; resolves once its socket has closed (nothing of it is
+ * left in the event loop).
  */
 export function probeEngine(url: string, ms: number, hello = true): Promise<EngineProbe> {
   const { host, port } = engineAddress(url);
   return new Promise((done) => {
     const s = createConnection({ host, port });
+    // Its 'close' comes once its handle has closed (a socket's `closed` is true before that).
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
     let connected = false;
     let settled = false;
     const end = (p: EngineProbe) => {
@@ -44,9 +48,9 @@ export function probeEngine(url: string, ms: number, hello = true): Promise<Engi
       settled = true;
       clearTimeout(timer);
       s.destroy();
-      done(p);
+      void closed.then(() => done(p));
     };
-    const timer = setTimeout(() => end({ kind: 'silent' }), ms);
+    const timer = setTimeout(() => end(connected ? { kind: 'silent' } : { kind: 'unreachable', code: 'ETIMEDOUT' }), ms);
     s.once('connect', () => {
       connected = true;
       if (!hello) return end({ kind: 'open' });
@@ -72,3 +76,6 @@ export function probeEngine(url: string, ms: number, hello = true): Promise<Engi
 export function refusedText(url: string, shownUrl: string): string {
   return `the engine at ${engineAddress(url).shown} refused the connection (${shownUrl}: nothing listens on that port)`;
 }
+
+/** What a server that dropped a plain Redis hello is told to use. */
+export const TLS_ONLY = 'the server there dropped a plain Redis hello (it reset or closed the connection, or answered in TLS), as a Redis with TLS does: use rediss://';
