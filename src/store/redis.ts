@@ -99,7 +99,17 @@ function closeNow(c: Redis): Promise<void> {
   // 'wait': never connected; 'reconnecting': its last socket has closed, the reconnect is cancelled
   // (the disconnect timer left for that closed socket lasts disconnectTimeout, 0 here).
   if (c.status === 'wait' || c.status === 'reconnecting') {
+    const waiting = c.status === 'reconnecting';
     c.disconnect();
+    // A client waiting to reconnect keeps the calls made meanwhile in its queue, each with its
+    // command timer (requestTimeoutMs): disconnect() cancels the reconnect but neither settles
+    // them nor ends the client (its socket's close, which would, came before). Done here as the
+    // client does when it ends by itself (ioredis's close: status 'end', its queues flushed).
+    if (waiting) {
+      const inner = c as unknown as { setStatus(s: string): void; flushQueue(e: Error): void };
+      inner.setStatus('end');
+      inner.flushQueue(new Error('Connection is closed.'));
+    }
     return Promise.resolve();
   }
   // A socket open or opening: the client ends once its close has come.
