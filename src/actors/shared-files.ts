@@ -183,13 +183,15 @@ export class SharedFiles implements FileSpace {
 
   /** Pending files whose load is queued or running (one at a time per file). */
   private readonly loads = new Set<string>();
+  /** Per pending file whose load failed, how many times (the wait before its next try). */
+  private readonly loadTries = new Map<string, number>();
 
   /**
    * Loads pending file `f` in its mailbox: a step that changes nothing, whose reply gives the
-   * engine's records. Tried again while they are pending (the engine out of reach), on the
-   * file's actor of the time (one that went idle meanwhile is made again).
+   * engine's records. Tried again while they are pending (the engine out of reach), queued
+   * (pumpLoads), on the file's actor of the time (one that went idle meanwhile is made again).
    */
-  private load(f: SharedFile, tries = 0): void {
+  private load(f: SharedFile): void {
     const path = f.path;
     const recs = this.pending.get(path);
     if (recs === undefined || this.loads.has(path)) return;
@@ -204,12 +206,16 @@ export class SharedFiles implements FileSpace {
       this.loading--;
       if (ok || this.stopping) {
         if (this.pending.get(path) === recs) this.pending.delete(path);
+        this.loadTries.delete(path);
       } else if (this.pending.get(path) === recs) {
+        const tries = this.loadTries.get(path) ?? 0;
+        this.loadTries.set(path, tries + 1);
+        // Tried again in its turn, behind the files queued meanwhile: LOADS_AT_ONCE at a time,
+        // retries too (started at once, they came on top of the loads the queue had started).
         const t = setTimeout(() => {
           if (this.pending.get(path) !== recs || this.stopping) return;
-          const cur = this.files.get(path);
-          if (cur === undefined) this.file(path);
-          else this.load(cur, tries + 1);
+          this.loadQueue.push(path);
+          this.pumpLoads();
         }, Math.min(5000, 100 * 2 ** Math.min(tries, 6)));
         t.unref?.();
       }
@@ -230,6 +236,7 @@ export class SharedFiles implements FileSpace {
       this.report(new Error(RECOVER_UNKNOWN));
     }
     this.loadQueue = [];
+    this.loadTries.clear();
     const me = this.config.node;
     for (const [path, recs] of [...this.pending]) {
       this.pending.delete(path);

@@ -1,0 +1,72 @@
+/**
+ * Review of a replacement worker's reading of its predecessor's locks (SharedFiles.recover), on
+ * the lost-link harness (node a's SharedFiles is the predecessor; a second SharedFiles on the
+ * same link and lease, SharedConfig.blank false, is its replacement; the files it serves are
+ * those under /k). Every wait is for an answer or an event, within a budget.
+ */
+import t from 'tap';
+import { SharedFiles } from '../../src/actors/shared-files.js';
+import type { StoreLink } from '../../src/actors/shared-file.js';
+import type { SessionFilesPage } from '../../src/store/index.js';
+import { BUDGET_MS, MemoryEngine, answered, lf, node, within, type TestNode } from './lost-link.js';
+
+/** The replacement of `a`'s worker: its own SharedFiles on `link` (a's by default), its faults kept. */
+function replacement(a: TestNode, engine: MemoryEngine, link: StoreLink = a.sf.link, list?: (cursor: string) => Promise<SessionFilesPage | 'reset'>) {
+  const faults: string[] = [];
+  const sf = new SharedFiles(link, { ...a.sf.config, blank: false }, {}, (m) => faults.push(m));
+  const { epoch, incarnation } = a.store.session();
+  const read = list ?? ((cursor: string) => engine.sessionFiles({ node: a.name, epoch, incarnation }, cursor, 256));
+  return { sf, faults, recover: () => sf.recover(read, (path) => path.startsWith('/k')) };
+}
+
+// a's predecessor took a lock in each of 40 files the replacement serves; the engine does not
+// answer the replacement's loads at first. Loads are LOADS_AT_ONCE (16) at a time so that other
+// files are served meanwhile, and a load tried again after a failure waits its turn with the
+// rest: never more than 16 files loading at once (before, each retry started at once, beside
+// the 16 the queue had started meanwhile).
+t.test('loads tried again after the engine did not answer keep to 16 at once', async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  t.teardown(() => a.store.close());
+  const files = Array.from({ length: 40 }, (_, i) => `/k${i}`);
+  for (const [i, path] of files.entries()) {
+    a.sf.run(i + 1, lf(1, 0, 10, true, path), a.target);
+    t.equal(await answered(a, i + 1, `the lock of ${path}`), 0);
+  }
+  let up = false;
+  let most = 0;
+  const decisions = new Map<string, number>();
+  let retried!: () => void;
+  const aRetry = new Promise<void>((r) => (retried = r));
+  let r!: ReturnType<typeof replacement>;
+  const link: StoreLink = {
+    commit: async (step) => {
+      most = Math.max(most, r.sf.counts().busy);
+      if (up) return a.sf.link.commit(step);
+      // A new decision (not a resend of its step): the second on a file is a load tried again.
+      if ((step as { id?: string }).id === undefined) {
+        const n = (decisions.get(step.file) ?? 0) + 1;
+        decisions.set(step.file, n);
+        if (n === 2) retried();
+      }
+      return { ok: false, reason: 'unreachable', step: `${step.file}.cut.${Math.random()}`, error: 'cut off' };
+    },
+    reassert: (f, recs, e) => a.sf.link.reassert(f, recs, e),
+    reaches: (p) => a.sf.link.reaches(p),
+  };
+  r = replacement(a, engine, link);
+  await within(r.recover(), BUDGET_MS, "the replacement's reading of the session's index");
+  await within(aRetry, BUDGET_MS, 'a load tried again after the engine did not answer');
+  up = true;
+  // Every file loaded: each of a's locks is in an actor's cache.
+  await within(
+    (async () => {
+      while (r.sf.counts().locks < files.length) await new Promise((res) => setTimeout(res, 10));
+    })(),
+    BUDGET_MS,
+    "the replacement's loads of the 40 files",
+  );
+  t.ok(most <= 16, `at most 16 files loading at once (seen: ${most})`);
+  t.equal(r.sf.counts().locks, 40, "a's 40 locks are in the replacement's caches");
+});
+
