@@ -132,15 +132,18 @@ export class SharedFiles implements FileSpace {
     this.recovering = epoch;
     let cursor = '0';
     let backoff = 25;
+    let told = false;
     try {
       for (;;) {
         let page: SessionFilesPage | 'reset';
         try {
           page = await list(cursor);
         } catch (e) {
-          // Not reached: tried again while the session lasts (a lost one is told by adopt).
+          // Not reached: tried again while the session lasts (a lost one is told by adopt). Told
+          // once: each report is a fault (stats().faults), and an outage lasts many tries.
           if (this.epoch !== epoch || this.stopping) break;
-          this.report(e);
+          if (!told) this.report(e);
+          told = true;
           await sleep(backoff);
           backoff = Math.min(backoff * 2, 1000);
           continue;

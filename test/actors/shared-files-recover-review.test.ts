@@ -70,3 +70,23 @@ t.test('loads tried again after the engine did not answer keep to 16 at once', a
   t.equal(r.sf.counts().locks, 40, "a's 40 locks are in the replacement's caches");
 });
 
+
+// The engine does not answer the replacement's reading of the index for a while: one fault says
+// so, not one per try (each is a LocksmithFaultWarning and counts in stats().faults, the
+// count of internal errors; the reading goes on every second while the outage lasts).
+t.test("the index read failing while the engine is out of reach is reported once, not at every try", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  t.teardown(() => a.store.close());
+  a.sf.run(1, lf(1, 0, 10, true, '/k1'), a.target);
+  t.equal(await answered(a, 1, 'the lock of /k1'), 0);
+  const { epoch, incarnation } = a.store.session();
+  let tries = 0;
+  const r = replacement(a, engine, a.sf.link, async (cursor) => {
+    if (++tries <= 4) throw new Error('locksmith store: cannot reach the engine');
+    return engine.sessionFiles({ node: a.name, epoch, incarnation }, cursor, 256);
+  });
+  await within(r.recover(), BUDGET_MS, "the replacement's reading of the session's index");
+  t.equal(tries, 5, 'read on the fifth try');
+  t.equal(r.faults.length, 1, `one fault for the outage (${JSON.stringify(r.faults)})`);
+});
