@@ -6,9 +6,14 @@
  */
 import t from 'tap';
 import { SharedFiles } from '../../src/actors/shared-files.js';
-import type { StoreLink } from '../../src/actors/shared-file.js';
+import { endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
+import { parseLockFile, type Call } from '../../src/core/requests.js';
 import type { SessionFilesPage } from '../../src/store/index.js';
-import { BUDGET_MS, MemoryEngine, answered, lf, node, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, lf, node, uf, within, type TestNode } from './lost-link.js';
+
+/** A blocking LockFileEx of [0,10) of `path` through `handle` (process 1). */
+const lfw = (handle: number, path: string): Call =>
+  parseLockFile({ fileName: path, byteOffset: 0, length: 10, exclusiveLock: true, failImmediately: false, handle, processId: 1 }) as Call;
 
 /** The replacement of `a`'s worker: its own SharedFiles on `link` (a's by default), its faults kept. */
 function replacement(a: TestNode, engine: MemoryEngine, link: StoreLink = a.sf.link, list?: (cursor: string) => Promise<SessionFilesPage | 'reset'>) {
@@ -90,3 +95,44 @@ t.test("the index read failing while the engine is out of reach is reported once
   t.equal(tries, 5, 'read on the fifth try');
   t.equal(r.faults.length, 1, `one fault for the outage (${JSON.stringify(r.faults)})`);
 });
+
+// a's handle 1 waits (LockFileEx, blocking) for /k1, which b's handle 9 holds; a's worker dies
+// with the request unanswered, and the caller asks it again of the replacement. b's unlock comes
+// first, and b's step grants the waiter the dead worker put (its record is a's, of a's session):
+// the engine now has handle 1 holding /k1 under the dead worker's record. The request asked again
+// is that very lock: it must be granted, not wait behind its own handle's lock until its handle
+// closes. Not so yet (todo): the replacement leaves the dead worker's waiter out of its table only
+// while it waits; granted, it is a held lock of handle 1 like any other, and the request asked
+// again waits behind it (until its timeout, or for ever).
+t.test("a blocked request of the dead worker, granted by another node before it was asked again, is granted to the replacement", { todo: 'a waiter of a dead worker granted before its request was asked again' }, async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lf(9, 0, 10, true, '/k1'), b.target);
+  t.equal(await answered(b, 1, "b's lock of /k1"), 0, 'b holds /k1');
+  a.sf.run(1, lfw(1, '/k1'), a.target);
+  await answered(a, -1, "a's waiter for /k1 queued");
+  // a's worker is dead from here: its inbox events are kept for the replacement.
+  a.held = [];
+  b.sf.run(2, uf(9, 0, 10, '/k1'), b.target);
+  t.equal(await answered(b, 2, "b's unlock of /k1"), 0, "b's unlock");
+  t.match(
+    (await engine.load('/k1')).records.map((r) => [r.node, r.state]),
+    [['a', 'held']],
+    "b's step granted a's waiter: the engine has a's handle 1 holding /k1",
+  );
+  const r = replacement(a, engine);
+  // The caller asks the request again of the replacement, and forwards a's inbox to it.
+  let done!: (v: unknown) => void;
+  const got = new Promise((res) => (done = res));
+  const target = { answer: (_id: number, _p: string, res: unknown) => done(res), queued: () => {} } as unknown as typeof a.target;
+  await within(r.recover(), BUDGET_MS, "the replacement's reading of the session's index");
+  r.sf.run(1, lfw(1, '/k1'), target);
+  const events = a.held;
+  a.held = undefined;
+  for (const [p, e] of endedByFile(events)) r.sf.ended(p, e);
+  const res = await within(got, BUDGET_MS, "the answer to the request asked again of the replacement").catch((e: Error) => e.message);
+  t.equal(res, 0, "the request asked again is granted: handle 1 holds /k1 (the grant the dead worker's waiter got)");
+});
+
