@@ -1,5 +1,5 @@
 /**
- * Review of a store's stop (RedisEngine.shutdown, closeNow) against a real redis-server this
+ * A store's stop (RedisEngine.shutdown, closeNow) against a real redis-server this
  * file starts: what its connections leave behind when the engine is down. Every wait is for an
  * event, within a budget.
  */

@@ -1,5 +1,5 @@
 /**
- * Review of a replaced worker in a shared lock space (SharedFiles.recover through the API): two
+ * A replaced worker in a shared lock space (SharedFiles.recover through the API): two
  * nodes as LockCoordinators in this process over a real redis-server this file starts. Every wait
  * is for an answer, within HANG_MS.
  */

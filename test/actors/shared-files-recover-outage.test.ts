@@ -1,5 +1,5 @@
 /**
- * Review of a replacement worker's reading of its predecessor's locks (SharedFiles.recover), on
+ * A replacement worker's reading of its predecessor's locks (SharedFiles.recover), on
  * the lost-link harness (node a's SharedFiles is the predecessor; a second SharedFiles on the
  * same link and lease, SharedConfig.blank false, is its replacement; the files it serves are
  * those under /k). Every wait is for an answer or an event, within a budget.
