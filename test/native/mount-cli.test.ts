@@ -14,7 +14,7 @@ import { fuseUnavailable } from '../../src/mount.js';
 import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
 import { createServer, type AddressInfo } from 'node:net';
 import { runCli, Server } from './cli-proc.js';
-import { RedisServer, START_BUDGET_MS, noRedis } from '../store/redis-server.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
 /**
@@ -204,31 +204,14 @@ if (why !== undefined && !process.env.CI) {
     const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-tlsonly-'));
     mkdirSync(join(base, 'backing'));
     mkdirSync(join(base, 'mnt'));
-    // A self-signed certificate for the server (its own CA too), in the test's directory.
-    const cert = join(base, 'cert.pem');
-    const key = join(base, 'key.pem');
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { encoding: 'utf8' });
-    t.equal(made.status, 0, `openssl made a certificate${made.status === 0 ? '' : `: ${made.stderr}`}`);
-    // TLS only (--port 0: no plain port), on a port just freed; started by its "Ready to accept
-    // connections" line (an event), within START_BUDGET_MS (a minute: a loaded machine is slow).
-    const free = createServer();
-    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
-    const port = (free.address() as AddressInfo).port;
-    await new Promise<void>((r) => free.close(() => r()));
-    const redis = spawn(
-      'redis-server',
-      ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert, '--dir', base, '--save', '', '--appendonly', 'no'],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    t.teardown(() => {
-      redis.kill('SIGKILL');
+    // TLS only on its port (no plain port), a self-signed certificate made in its directory.
+    const redis = await RedisServer.start([], { tls: true });
+    t.teardown(async () => {
       forceUnmount(join(base, 'mnt'));
       rmSync(base, { recursive: true, force: true });
+      await redis.stop();
     });
-    const said: string[] = [];
-    createInterface({ input: redis.stdout! }).on('line', (l) => said.push(l));
-    await until('redis-server with TLS to accept connections', () => said.some((l) => l.includes('Ready to accept connections')) || redis.exitCode !== null, START_BUDGET_MS);
-    t.equal(redis.exitCode, null, `redis-server with TLS runs${redis.exitCode === null ? '' : ` (${said.slice(-3).join(' | ')})`}`);
+    const port = redis.port;
     // Before: "cannot reach redis://127.0.0.1:PORT (read ECONNRESET)": OpenSSL resets the
     // connection on the client's plain hello, and the "use rediss://" hint (a TLS record read
     // back) never came.
