@@ -1,6 +1,7 @@
 /**
  * One plain TCP connection to an engine's host and port, to say why a connection failed where
- * the client's own error cannot (./redis.ts, after a failed connect only), and beside a 'locks'
+ * the client's own error cannot (./redis.ts, after a failed connect only: refused, not Redis, TLS
+ * or not, accepted but silent, never opened), and beside a 'locks'
  * request of a mount sharing its lock space (src/mount-control.ts: an engine that refuses
  * connections is said at once, not after requestTimeoutMs).
  */
@@ -75,6 +76,24 @@ export function probeEngine(url: string, ms: number, hello = true): Promise<Engi
 /** The sentence for an engine that refused the connection: host:port, and the URL (its password hidden). */
 export function refusedText(url: string, shownUrl: string): string {
   return `the engine at ${engineAddress(url).shown} refused the connection (${shownUrl}: nothing listens on that port)`;
+}
+
+/**
+ * Why an engine gave no answer within `ms` (a client's connection that timed out), from a plain
+ * connection of the probe's (within `probeMs`, without a hello: it resolves as soon as it opens),
+ * as the clause after "cannot reach URL", or undefined when the probe tells nothing more:
+ * - it opened: the engine accepted the connection but did not answer (a server stopped with
+ *   SIGSTOP, or overloaded: the kernel accepts for it);
+ * - it did not open within the budget: no connection (a host down, or a firewall dropping it; a
+ *   full accept queue looks the same);
+ * - refused: nothing listens there now.
+ */
+export async function silenceText(url: string, shownUrl: string, ms: number, probeMs: number): Promise<string | undefined> {
+  const p = await probeEngine(url, probeMs, false);
+  if (p.kind === 'open') return `cannot reach ${shownUrl} within ${ms} ms: the engine at ${engineAddress(url).shown} accepted the connection but did not answer (stopped or overloaded?)`;
+  if (p.kind === 'unreachable' && p.code === 'ETIMEDOUT') return `cannot reach ${shownUrl}: no connection within ${ms} ms (host down or filtered?)`;
+  if (p.kind === 'refused') return refusedText(url, shownUrl);
+  return undefined;
 }
 
 /** What a server that dropped a plain Redis hello is told to use. */

@@ -15,7 +15,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM } from './options.js';
-import { probeEngine, refusedText, TLS_ONLY } from './probe.js';
+import { probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
 import { bySeq, decodeRecord, encodeRecord } from './step.js';
 import type {
   Change,
@@ -219,7 +219,9 @@ function notRedis(why: string): string | undefined {
  * - redis:// dropped (reset or closed before any reply): a TLS server drops a plain Redis hello
  *   (OpenSSL resets the connection), and so does the probe's PING: use rediss://;
  * - rediss:// got nowhere: a plain Redis answers the probe's PING ('+PONG', '-NOAUTH'): use
- *   redis://; a server that accepts and answers nothing (nor a TLS handshake) may not be TLS.
+ *   redis://; a server that accepts and answers nothing (nor a TLS handshake) may not be TLS;
+ * - redis:// out of time: accepted but silent (stopped, overloaded), or no connection at all
+ *   (host down, filtered): probe.ts silenceText.
  */
 async function reachHint(o: RedisEngineOptions, code: string, dropped: boolean, message: string, ms: number): Promise<string | undefined> {
   if (code === 'ECONNREFUSED') return `locksmith store: ${refusedText(o.url, o.shownUrl)}`;
@@ -229,7 +231,12 @@ async function reachHint(o: RedisEngineOptions, code: string, dropped: boolean, 
     if (p.kind === 'silent' || p.kind === 'tls') return `${message}: the connection opened, but a TLS handshake got no answer: is the server TLS? (a Redis without TLS is redis://)`;
     return undefined;
   }
-  if (!dropped) return undefined;
+  if (!dropped) {
+    // Out of time (the client's connect, or its first commands): whether a connection opens says which.
+    const timedOut = code === 'ETIMEDOUT' || message.startsWith(`locksmith store: cannot reach ${o.shownUrl} within `);
+    const why = timedOut ? await silenceText(o.url, o.shownUrl, o.requestTimeoutMs, ms) : undefined;
+    return why === undefined ? undefined : `locksmith store: ${why}`;
+  }
   const p = await probeEngine(o.url, ms);
   if (p.kind === 'tls') return `locksmith store: cannot use ${o.shownUrl}: ${TLS_ONLY}`;
   if (p.kind === 'refused') return `locksmith store: ${refusedText(o.url, o.shownUrl)}`;

@@ -5,14 +5,14 @@
  */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fuseUnavailable } from '../../src/mount.js';
 import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
-import { createServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { runCli, Server } from './cli-proc.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 
@@ -30,6 +30,55 @@ function runEnv(env: NodeJS.ProcessEnv, ...args: string[]) {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: HANG_MS, env: { ...process.env, ...env } });
   if (r.error !== undefined) throw new Error(`locksmith ${args.join(' ')}: ${r.error.message} (still running after ${HANG_MS / 1000} s?)`);
   return r;
+}
+
+/** The listening TCP sockets' accept queues (/proc/net/tcp: tx_queue is the backlog, rx_queue the connections waiting), by port. */
+function acceptQueues(): Map<number, { waiting: number; backlog: number }> {
+  const out = new Map<number, { waiting: number; backlog: number }>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[3] !== '0A') continue; // LISTEN
+    const [tx, rx] = f[4]!.split(':').map((x) => Number.parseInt(x, 16)) as [number, number];
+    out.set(Number.parseInt(f[1]!.split(':')[1]!, 16), { waiting: rx, backlog: tx });
+  }
+  return out;
+}
+
+/**
+ * A loopback port where a connection never opens, as at a host that is down or filtered: its
+ * listener (a child process, stopped) never accepts, and its accept queue (backlog 1) is filled
+ * first, so the kernel drops every further SYN. Filled connection by connection, each waited for
+ * by its 'connect', until /proc/net/tcp shows the queue full.
+ */
+async function fullListener(): Promise<{ port: number; close: () => void }> {
+  const child = spawn(process.execPath, ['-e', "const s = require('net').createServer(); s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => console.log(s.address().port))"], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const fillers: Socket[] = [];
+  const close = () => {
+    for (const s of fillers) s.destroy();
+    child.kill('SIGKILL');
+    child.kill('SIGCONT');
+  };
+  try {
+    const port = Number(await new Promise<string>((r) => createInterface({ input: child.stdout! }).once('line', r)));
+    child.kill('SIGSTOP');
+    await until('the listener to be stopped', () => /^\d+ \(.*\) T/.test(readFileSync(`/proc/${child.pid}/stat`, 'utf8')));
+    for (;;) {
+      const q = acceptQueues().get(port);
+      if (q === undefined) throw new Error(`no listener on port ${port} in /proc/net/tcp`);
+      if (q.waiting > q.backlog) return { port, close };
+      const s = createConnection({ host: '127.0.0.1', port });
+      fillers.push(s);
+      await new Promise<void>((ok, fail) => {
+        s.once('connect', ok);
+        s.once('error', fail);
+      });
+    }
+  } catch (e) {
+    close();
+    throw e;
+  }
 }
 
 t.test('usage errors: one sentence, exit 2, no stack trace', async (t) => {
@@ -197,6 +246,45 @@ if (why !== undefined && !process.env.CI) {
     // The store's own message, as the API gives it (src/store/redis.ts).
     t.equal(r.stderr, `locksmith mount: locksmith store: the engine at 127.0.0.1:${port} refused the connection (redis://u:***@127.0.0.1:${port}: nothing listens on that port)\n`, 'says refused, names host:port, the password hidden');
     t.notMatch(r.stderr, /timed out|within/, 'no timeout spoken of');
+    t.notOk(mounted(join(base, 'mnt')), 'nothing mounted');
+  });
+
+  t.test('--store naming a stopped engine: it accepted the connection but did not answer', { skip: noRedis }, async (t) => {
+    const redis = await RedisServer.start();
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-stopped-'));
+    mkdirSync(join(base, 'backing'));
+    mkdirSync(join(base, 'mnt'));
+    t.teardown(async () => {
+      redis.resume();
+      forceUnmount(join(base, 'mnt'));
+      rmSync(base, { recursive: true, force: true });
+      await redis.stop();
+    });
+    // SIGSTOP: the kernel still accepts connections for it, and nothing answers.
+    redis.pause();
+    // Before: "cannot reach redis://127.0.0.1:PORT within 5000 ms", as for a host that never
+    // answers the connection at all.
+    const r = await runCli(['mount', join(base, 'backing'), join(base, 'mnt'), '--store', redis.url]);
+    t.equal(r.status, 1);
+    t.equal(r.stderr, `locksmith mount: locksmith store: cannot reach ${redis.url} within 5000 ms: the engine at 127.0.0.1:${redis.port} accepted the connection but did not answer (stopped or overloaded?)\n`);
+    t.notOk(mounted(join(base, 'mnt')), 'nothing mounted');
+  });
+
+  t.test('--store naming a port where no connection opens: no connection, host down or filtered', async (t) => {
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-noconn-'));
+    mkdirSync(join(base, 'backing'));
+    mkdirSync(join(base, 'mnt'));
+    const full = await fullListener();
+    t.teardown(() => {
+      full.close();
+      forceUnmount(join(base, 'mnt'));
+      rmSync(base, { recursive: true, force: true });
+    });
+    // Before: "cannot reach redis://127.0.0.1:PORT within 5000 ms", as for an engine that accepted
+    // the connection and did not answer.
+    const r = await runCli(['mount', join(base, 'backing'), join(base, 'mnt'), '--store', `redis://127.0.0.1:${full.port}`]);
+    t.equal(r.status, 1);
+    t.equal(r.stderr, `locksmith mount: locksmith store: cannot reach redis://127.0.0.1:${full.port}: no connection within 5000 ms (host down or filtered?)\n`);
     t.notOk(mounted(join(base, 'mnt')), 'nothing mounted');
   });
 
