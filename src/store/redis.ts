@@ -137,6 +137,17 @@ async function within<T>(p: Promise<T>, ms: number, what: () => string): Promise
 /** Error replies that say the engine refused us (authentication, rights, database), not that it was out of reach. */
 const REFUSAL = /^(WRONGPASS|NOAUTH|NOPERM|ERR )/;
 
+/**
+ * What the engine refused: the credentials (a wrong password), to serve without them, or else
+ * the connection's setup (a database it does not have, a command the user may not run). Not
+ * "refused the connection", which is said of a port nothing listens on (probe.ts refusedText).
+ */
+function refused(why: string): string {
+  if (/^WRONGPASS|^ERR invalid (username-)?password/.test(why)) return 'refused the credentials';
+  if (why.startsWith('NOAUTH')) return 'refused to serve without credentials';
+  return 'refused the connection';
+}
+
 /** What to do about a refusal, where the engine's own words do not say it (NOAUTH speaks of HELLO). */
 function refusalHint(why: string): string {
   if (why.startsWith('NOAUTH')) return ' (the engine asks for a password: put it in the URL, redis://:PASSWORD@HOST:PORT, or redis://USER:PASSWORD@HOST:PORT for an ACL user)';
@@ -263,7 +274,7 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   const fail = (why: string) => {
     // The engine answered, and said no (a wrong password, a user without the rights, a database
     // it does not have): not a matter of reaching it.
-    if (REFUSAL.test(why)) return `locksmith store: ${o.shownUrl} refused the connection: ${why}${refusalHint(why)}`;
+    if (REFUSAL.test(why)) return `locksmith store: ${o.shownUrl} ${refused(why)}: ${why}${refusalHint(why)}`;
     const other = notRedis(why);
     if (other !== undefined) return `locksmith store: cannot use ${o.shownUrl}: ${other}`;
     // "within" only when the time ran out; a refused connection fails at once.

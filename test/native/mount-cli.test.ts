@@ -249,6 +249,24 @@ if (why !== undefined && !process.env.CI) {
     t.notOk(mounted(join(base, 'mnt')), 'nothing mounted');
   });
 
+  t.test('--store with a wrong password: the engine refused the credentials', { skip: noRedis }, async (t) => {
+    const redis = await RedisServer.start(['--requirepass', 's3cret']);
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-wrongpass-'));
+    mkdirSync(join(base, 'backing'));
+    mkdirSync(join(base, 'mnt'));
+    t.teardown(async () => {
+      forceUnmount(join(base, 'mnt'));
+      rmSync(base, { recursive: true, force: true });
+      await redis.stop();
+    });
+    // Before: "... refused the connection: WRONGPASS ...", the words said of a port nothing listens on.
+    const r = await runCli(['mount', join(base, 'backing'), join(base, 'mnt'), '--store', `redis://:wr0ng@127.0.0.1:${redis.port}`]);
+    t.equal(r.status, 1);
+    t.match(r.stderr, new RegExp(`^locksmith mount: locksmith store: redis://:\\*\\*\\*@127\\.0\\.0\\.1:${redis.port} refused the credentials: WRONGPASS [^\\n]*\\(check the user and password in the URL[^\\n]*\\n$`));
+    t.notMatch(r.stderr, /wr0ng/, 'the password hidden');
+    t.notOk(mounted(join(base, 'mnt')), 'nothing mounted');
+  });
+
   t.test('--store naming a stopped engine: it accepted the connection but did not answer', { skip: noRedis }, async (t) => {
     const redis = await RedisServer.start();
     const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-stopped-'));
