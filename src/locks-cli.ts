@@ -248,9 +248,8 @@ interface Listed {
   mountpoint: string | null;
 }
 
-/** How a lock listed as its node last knew it is marked (STATE), and the note that says so. */
+/** How a lock listed as its node last knew it is marked (STATE). */
 const LAST_KNOWN_MARK = '*';
-const LAST_KNOWN = 'as this node last knew (engine not answering)';
 
 /** What tells two answers' entries for one lock apart from another lock (waitingMs and path are each mount's view). */
 function lockId(l: WireLock): string {
@@ -450,9 +449,12 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
         );
         continue;
       }
-      process.stderr.write(
-        `locksmith locks: the mount at ${printable(a.mount.mountpoint)}: ${a.lastKnown}; its node's own locks are listed ${LAST_KNOWN}${json ? ' ("lastKnown": true)' : `, marked ${LAST_KNOWN_MARK} in STATE`}; other nodes' locks are unknown\n`,
-      );
+      // One sentence: why the engine gave nothing, so what is listed (or that nothing is: a node
+      // whose session was lost knows of no locks of its own).
+      const listedNow = ((a.locks ?? []) as WireLock[]).length > 0
+        ? `so its node's own locks are listed as it last knew them (${json ? '"lastKnown": true' : `marked ${LAST_KNOWN_MARK} in STATE`}) and other nodes' locks are unknown`
+        : "so nothing is listed: its node last knew of no locks of its own, and other nodes' locks are unknown";
+      process.stderr.write(`locksmith locks: the mount at ${printable(a.mount.mountpoint)}: ${a.lastKnown}, ${listedNow}\n`);
     }
   }
   // A running mount that could not answer leaves the listing incomplete: said on stderr, and exit 1.

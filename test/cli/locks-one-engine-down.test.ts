@@ -36,12 +36,14 @@ t.test("one mount of a space reached the engine, another did not: each lock on i
   );
 });
 
-t.test('one mount of a space reached the engine, another did not: stderr says what is listed', async (t) => {
-  const dir = join(base, 'run');
+let runs = 0;
+/** `locksmith locks` (main) over fake mounts giving these answers: its exit status, stdout and stderr. */
+async function locks(answers: ReturnType<typeof answer>[], args: string[] = []): Promise<{ code: number; out: string; err: string }> {
+  const dir = join(base, `run-${++runs}`);
   const saved = process.env[RUNTIME_DIR_ENV];
   process.env[RUNTIME_DIR_ENV] = dir;
   const servers = [];
-  for (const a of [fresh, stale]) {
+  for (const a of answers) {
     servers.push(await serveControl({ mountpoint: a.mount.mountpoint, resolved: true, dir, handlers: { info: () => ({ mount: a.mount, space: a.space }), locks: () => a } }));
   }
   let out = '';
@@ -57,7 +59,7 @@ t.test('one mount of a space reached the engine, another did not: stderr says wh
   }) as typeof process.stderr.write;
   let code: number;
   try {
-    code = await main('locks', []);
+    code = await main('locks', args);
   } finally {
     process.stdout.write = write.out;
     process.stderr.write = write.err;
@@ -65,6 +67,11 @@ t.test('one mount of a space reached the engine, another did not: stderr says wh
     else process.env[RUNTIME_DIR_ENV] = saved;
     for (const s of servers) await s.close();
   }
+  return { code, out, err };
+}
+
+t.test('one mount of a space reached the engine, another did not: stderr says what is listed', async (t) => {
+  const { code, out, err } = await locks([fresh, stale]);
   t.equal(code, 1, 'exit 1: a mount could not reach its engine');
   t.notMatch(out, /\*/, 'nothing is marked: every lock listed came from the engine');
   // Before: "its node's own locks are listed as this node last knew (engine not answering), marked *
@@ -73,4 +80,25 @@ t.test('one mount of a space reached the engine, another did not: stderr says wh
     err,
     `locksmith locks: the mount at /b: ${WHY}; its lock space's locks are listed as the mount at /a got them from the engine\n`,
   );
+});
+
+t.test('the only mount of a space did not reach its engine: one sentence says why, so what is listed', async (t) => {
+  const { code, out, err } = await locks([stale]);
+  t.equal(code, 1);
+  t.match(out, /granted\*/, 'its lock, marked');
+  // Before: "...: the engine at ... refused the connection (...); its node's own locks are listed as
+  // this node last knew (engine not answering), ...": refused, then "not answering".
+  t.equal(err, `locksmith locks: the mount at /b: ${WHY}, so its node's own locks are listed as it last knew them (marked * in STATE) and other nodes' locks are unknown\n`);
+  t.notMatch(err, /not answering/, 'no second reason that contradicts the first');
+  const json = await locks([stale], ['--json']);
+  t.match(json.err, /, so its node's own locks are listed as it last knew them \("lastKnown": true\) and other nodes' locks are unknown\n$/);
+});
+
+t.test('the only mount of a space did not reach its engine and last knew of no locks: nothing is said to be listed', async (t) => {
+  const { code, out, err } = await locks([answer('/b', 'n2', [], WHY)]);
+  t.equal(code, 1);
+  t.equal(out.trim().split('\n').length, 1, 'the heading alone');
+  // Before: "its node's own locks are listed as this node last knew (engine not answering), marked
+  // * in STATE", over an empty table (a session lost after its TTL leaves the node none).
+  t.equal(err, `locksmith locks: the mount at /b: ${WHY}, so nothing is listed: its node last knew of no locks of its own, and other nodes' locks are unknown\n`);
 });

@@ -295,7 +295,7 @@ if (why !== undefined && !process.env.CI) {
     // nothing listed, "this node's cannot be listed either until it answers".
     const esc = (x: string) => x.replace(/[*.?()[\]]/g, '\\$&');
     const lastKnown = (mount: string, engine: string) =>
-      new RegExp(`^locksmith locks: the mount at ${esc(mount)}: the lock space's engine at ${esc(engine)} did not answer \\([^)]*\\); its node's own locks are listed as this node last knew \\(engine not answering\\), marked \\* in STATE; other nodes' locks are unknown$`, 'm');
+      new RegExp(`^locksmith locks: the mount at ${esc(mount)}: the lock space's engine at ${esc(engine)} did not answer \\([^)]*\\), so its node's own locks are listed as it last knew them \\(marked \\* in STATE\\) and other nodes' locks are unknown$`, 'm');
     t.match(dark.stderr, lastKnown(pA, shown), `names the mount and the engine, its password hidden (${dark.stderr.trim()})`);
     t.same(dark.stdout.trimEnd().split('\n').slice(1).map((l) => l.trim().split(/\s+/)), [['n1', String(a.pid), 'posix', 'write', '0', '9', 'granted*', 'shared']], "mount A: n1's lock, as n1 last knew it");
     t.notMatch(dark.stderr + darkAll.stderr, /s3cret/, 'never the password');

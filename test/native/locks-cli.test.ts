@@ -86,7 +86,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(r.status, 1, 'exit 1: other nodes’ locks are unknown');
     t.equal(
       r.stderr,
-      `locksmith locks: the mount at ${join(base, 'a')}: the engine at 127.0.0.1:${redis.port} refused the connection (${redis.url}: nothing listens on that port); its node's own locks are listed as this node last knew (engine not answering), marked * in STATE; other nodes' locks are unknown\n`,
+      `locksmith locks: the mount at ${join(base, 'a')}: the engine at 127.0.0.1:${redis.port} refused the connection (${redis.url}: nothing listens on that port), so its node's own locks are listed as it last knew them (marked * in STATE) and other nodes' locks are unknown\n`,
     );
     t.match(r.stdout, new RegExp(`^a +${holder.pid} posix write +0 +8 granted\\* f$`, 'm'), 'its lock, marked');
     holder.go();
