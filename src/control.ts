@@ -163,10 +163,33 @@ export function probe(path: string, ms = 2000): Promise<Probe> {
   });
 }
 
-/** Removes a stale socket (best effort); true if it is gone. */
-export function removeStale(path: string): boolean {
+/**
+ * Which file is at a path: lstat's device and inode, and its change and birth times (ns). The
+ * times tell a new file from the one before it when the file system hands the freed inode number
+ * straight to the next file (ext4 does: a stale socket unlinked, then a new one bound and renamed
+ * into place, gets the same dev and ino).
+ */
+export type FileId = string;
+
+/** The identity of the file at `path`, or undefined (none, or not ours to see). */
+export function fileId(path: string): FileId | undefined {
+  try {
+    const st = lstatSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.ctimeNs}:${st.birthtimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes a stale socket (best effort); true if it is gone. `seen`: the socket found stale, as
+ * lstat saw it before it was probed: a different file there now (a restarted server renamed its
+ * live socket into place meanwhile) is left alone, and false is returned.
+ */
+export function removeStale(path: string, seen?: FileId): boolean {
   try {
     if (!lstatSync(path).isSocket()) return false;
+    if (seen !== undefined && fileId(path) !== seen) return false;
     unlinkSync(path);
     return true;
   } catch (e) {
@@ -182,9 +205,13 @@ export async function serveControl(o: ControlServerOptions): Promise<ControlServ
   const dir = o.dir ?? controlDir();
   ensurePrivateDir(dir);
   const path = join(dir, socketName(o.resolved === true ? o.mountpoint : realMountpoint(o.mountpoint)));
+  const seen = fileId(path);
   const state = await probe(path);
   if (state === 'live') throw new Error(`another locksmith server already answers on ${path}`);
-  if (state === 'stale') removeStale(path);
+  if (state === 'stale' && seen !== undefined && !removeStale(path, seen)) {
+    // Another server put its socket there since the probe.
+    if ((await probe(path)) === 'live') throw new Error(`another locksmith server already answers on ${path}`);
+  }
 
   const connections = new Set<Socket>();
   const server: Server = createServer((sock) => {
@@ -351,8 +378,14 @@ export interface FoundSocket {
   state: Probe;
 }
 
-/** Every control socket in `dirs`; with `clean`, stale ones are removed (and left out). */
-export async function listSockets(dirs: string[], clean = true): Promise<FoundSocket[]> {
+/**
+ * Every control socket in `dirs`; with `clean`, stale ones are removed (and left out). A socket is
+ * removed only if it is still the file that was probed (lstat before the probe and again before
+ * the unlink: same device, inode and times, FileId): a restarted server may rename its new live socket into place
+ * in between, which is probed again instead. `probed` (for tests) runs after each probe, before
+ * any removal.
+ */
+export async function listSockets(dirs: string[], clean = true, probed?: (path: string, state: Probe) => void | Promise<void>): Promise<FoundSocket[]> {
   const out: FoundSocket[] = [];
   for (const dir of dirs) {
     let names: string[];
@@ -364,8 +397,14 @@ export async function listSockets(dirs: string[], clean = true): Promise<FoundSo
     }
     for (const n of names.sort()) {
       const path = join(dir, n);
-      const state = await probe(path);
-      if (state === 'stale' && clean && removeStale(path)) continue;
+      const seen = fileId(path);
+      let state = await probe(path);
+      await probed?.(path, state);
+      if (state === 'stale' && clean && seen !== undefined) {
+        if (removeStale(path, seen)) continue;
+        // Replaced since the probe (or not a socket): what is there now.
+        state = await probe(path);
+      }
       out.push({ path, state });
     }
   }

@@ -143,6 +143,34 @@ t.test('stale sockets: found, refused to connect, cleaned', async (t) => {
   await server.close();
 });
 
+t.test('a stale socket replaced by a live one between the probe and the removal is kept', async (t) => {
+  const dir = join(base, 'swapped');
+  ensurePrivateDir(dir);
+  const path = join(dir, socketName('/restarted'));
+  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`], {
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  await new Promise((r) => child.once('exit', r));
+  const dead = lstatSync(path, { bigint: true });
+  // The mount restarts right after the listing found its old socket stale, and before the listing
+  // removes it: its new socket is renamed into place in between.
+  let server: Awaited<ReturnType<typeof serveControl>> | undefined;
+  t.teardown(() => server?.close());
+  const found = await listSockets([dir], true, async (p, state) => {
+    if (p !== path || state !== 'stale' || server !== undefined) return;
+    server = await serveControl({ mountpoint: '/restarted', dir, handlers: { info: () => ({ up: true }) } });
+  });
+  t.ok(server !== undefined, 'the new server started between the probe and the removal');
+  // ext4 gives the new socket the inode number the stale one freed: its times tell them apart.
+  const now = lstatSync(path, { bigint: true, throwIfNoEntry: false });
+  t.ok(now !== undefined && (now.ino !== dead.ino || now.ctimeNs !== dead.ctimeNs), 'its socket replaced the stale one');
+  // Before: the listing unlinked whatever was at the path once the old socket had been probed
+  // stale: the live server's new socket was deleted, and the mount could no longer be asked.
+  t.ok(lstatSync(path, { throwIfNoEntry: false })?.isSocket(), 'the live socket is still there');
+  t.same(found, [{ path, state: 'live' }], 'and listed as live');
+  t.match(await request(path, { cmd: 'info' }), { ok: true, up: true }, 'the restarted server answers');
+});
+
 t.test('lock keys back to paths: from the holder\'s descriptors, else a walk, else nothing', async (t) => {
   const dir = join(base, 'tree');
   mkdirSync(join(dir, 'sub'), { recursive: true });
