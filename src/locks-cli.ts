@@ -4,10 +4,12 @@
  * them) and for their counters.
  */
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, request, searchDirs, socketName, socketServer } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { versionLine } from './version.js';
+import { defaultNode } from './store/options.js';
 import type { ControlLock, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
 
@@ -30,8 +32,9 @@ mount' (they never appear in /proc/locks or lslocks), one per line:
 
 Without MOUNTPOINT, every running mount this user can reach is listed (a MOUNT column is added).
 Mounts sharing one lock space (--store, same engine and namespace) each see every node's locks:
-each lock is listed once, its MOUNT the mount of its NODE, or '-' when that node has no mount
-listed (another machine's, or a program using the API). Only root and the user running a mount
+each lock is listed once, its MOUNT the mount of its NODE (also one that does not answer, named
+on stderr), or '-' when that node has no mount on this machine (another machine's, or a program
+using the API). Only root and the user running a mount
 can ask it. A mount that cannot answer is named on stderr, and the exit status is 1: one whose
 server does not answer at all (stopped, stuck) is named by its mountpoint and pid after 3 s, and
 the other mounts are listed. A mount sharing its lock space whose engine refuses connections or
@@ -177,12 +180,42 @@ async function mountOf(path: string): Promise<string | undefined> {
   }
 }
 
+/** A mount whose server does not answer (stopped, stuck), as far as it is known without asking it. */
+export interface SilentMount {
+  mountpoint: string;
+  /** Its node in a shared lock space, from its server's command line (see serverNode). */
+  node: string;
+}
+
+/**
+ * The node name of the `locksmith mount` server `pid`, read from its command line (a stopped
+ * server can still be read so): its --node, else the default name a mount on this host takes
+ * (<host>-<pid>). Undefined when its command line cannot be read.
+ */
+export function serverNode(pid: number): string | undefined {
+  let args: string[];
+  try {
+    args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return undefined;
+  }
+  let node: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--node' && i + 1 < args.length) node = args[i + 1];
+    else if (args[i]!.startsWith('--node=')) node = args[i]!.slice('--node='.length);
+  }
+  return node ?? defaultNode(pid);
+}
+
 /**
  * The answers of every running mount reachable; notes on stderr about the ones that are not.
- * `failed`: mounts that are running but could not answer (their listing is missing).
+ * `failed`: mounts that are running but could not answer (their listing is missing). `silent`:
+ * those whose server does not answer at all, with their node, so that their node's locks that
+ * another mount of the lock space lists are shown on their mount.
  */
-async function askAll(cmd: Cmd): Promise<{ answers: Answer[]; failed: number }> {
+async function askAll(cmd: Cmd): Promise<{ answers: Answer[]; failed: number; silent: SilentMount[] }> {
   let failed = 0;
+  const silent: SilentMount[] = [];
   // Every mount at once: one that waits for its engine (up to its request timeout) holds up no other.
   const results = await Promise.all(
     (await listSockets(searchDirs())).map(async (s): Promise<Answer | string | undefined> => {
@@ -193,6 +226,9 @@ async function askAll(cmd: Cmd): Promise<{ answers: Answer[]; failed: number }> 
       } catch (e) {
         if (e instanceof Silent) {
           failed++;
+          const who = socketServer(s.path);
+          const node = who.pid === undefined ? undefined : serverNode(who.pid);
+          if (who.mountpoint !== undefined && node !== undefined) silent.push({ mountpoint: who.mountpoint, node });
           return `skipping ${e.mount}: it does not answer (${SILENT}); the other mounts are listed`;
         }
         if (!(e instanceof ControlError)) throw e;
@@ -208,7 +244,7 @@ async function askAll(cmd: Cmd): Promise<{ answers: Answer[]; failed: number }> 
     if (typeof r === 'string') process.stderr.write(`locksmith ${cmd}: ${r}\n`);
     else if (r !== undefined) out.push(r);
   }
-  return { answers: out.sort((a, b) => a.mount.mountpoint.localeCompare(b.mount.mountpoint)), failed };
+  return { answers: out.sort((a, b) => a.mount.mountpoint.localeCompare(b.mount.mountpoint)), failed, silent };
 }
 
 /** A name as text safe for a terminal: control characters (a file may be named with them) as \xNN. */
@@ -281,9 +317,10 @@ function spaceId(s: ControlSpace): string {
  * (--store: same engine and namespace) lists every node's locks, from the engine: each is kept
  * once, on the mount of its node (that mount's entry: it found the path through the holder's own
  * descriptors), or with mountpoint null when its node has no mount among the answers (another
- * machine's, a program using the API, a mount not listed).
+ * machine's, a program using the API, a mount not listed). A node whose mount does not answer
+ * (`silent`) has its locks shown on that mount.
  */
-export function listed(answers: readonly Answer[]): Listed[] {
+export function listed(answers: readonly Answer[], silent: readonly SilentMount[] = []): Listed[] {
   const out: Listed[] = [];
   const done = new Set<string>();
   for (const a of answers) {
@@ -303,6 +340,8 @@ export function listed(answers: readonly Answer[]): Listed[] {
     // Every answering mount names its node's mount, also one whose listing is not used.
     const mountOfNode = new Map<string, string>();
     for (const b of all) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
+    // A mount that does not answer was named on stderr: its node's locks are shown on it, not '-'.
+    for (const m of silent) if (!mountOfNode.has(m.node)) mountOfNode.set(m.node, m.mountpoint);
     const once = new Map<string, Listed>();
     for (const b of group) {
       for (const lock of (b.locks ?? []) as WireLock[]) {
@@ -319,13 +358,13 @@ export function listed(answers: readonly Answer[]): Listed[] {
   return out;
 }
 
-function printLocks(answers: Answer[], many: boolean, headings: boolean): void {
+function printLocks(answers: Answer[], many: boolean, headings: boolean, silent: readonly SilentMount[]): void {
   // A mount sharing its lock space lists every node's locks: a NODE column says whose each is
   // (also with nothing to list: the heading is the same).
   const nodes = answers.some((a) => a.space !== undefined || ((a.locks ?? []) as WireLock[]).some((l) => l.node !== undefined));
   const cols = [...(nodes ? ['NODE'] : []), 'PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', ...(many ? ['MOUNT'] : []), 'PATH'];
   const rows = [cols];
-  for (const { lock: l, mountpoint } of listed(answers)) {
+  for (const { lock: l, mountpoint } of listed(answers, silent)) {
     rows.push([
       ...(nodes ? [l.node ?? ''] : []),
       String(l.pid),
@@ -428,8 +467,9 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
 
   let answers: Answer[];
   let failed = 0;
+  let silent: SilentMount[] = [];
   try {
-    if (mountpoint === undefined) ({ answers, failed } = await askAll(cmd));
+    if (mountpoint === undefined) ({ answers, failed, silent } = await askAll(cmd));
     else answers = [await askOne(cmd, mountpoint)];
   } catch (e) {
     if (e instanceof Failure) return fail(cmd, e.message);
@@ -463,13 +503,13 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     const mounts = answers.map((a) => ({ ...a.mount, ...(a.space === undefined ? {} : { space: a.space }), ...(a.lastKnown === undefined ? {} : { lastKnown: a.lastKnown }) }));
     const body =
       cmd === 'locks'
-        ? { mounts, locks: listed(answers).map(({ lock, mountpoint }) => ({ mountpoint, ...lock })) }
+        ? { mounts, locks: listed(answers, silent).map(({ lock, mountpoint }) => ({ mountpoint, ...lock })) }
         : { mounts: answers.map((a) => ({ mount: a.mount, stats: a.stats, session: a.session })) };
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     return status;
   }
   if (mountpoint === undefined && answers.length === 0 && failed === 0) process.stderr.write(`locksmith ${cmd}: no running locksmith mount found\n`);
-  if (cmd === 'locks') printLocks(answers, mountpoint === undefined, headings);
+  if (cmd === 'locks') printLocks(answers, mountpoint === undefined, headings, silent);
   else printStats(answers);
   return status;
 }

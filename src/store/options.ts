@@ -142,10 +142,10 @@ function passwordHint(url: string): string {
   return url.includes('@') ? "; a password with '@', '/', '#', '%' or ':' is written percent-encoded (encodeURIComponent)" : '';
 }
 
-/** The default node name: this host and process, so that two coordinators on one host differ. */
-export function defaultNode(): string {
+/** The default node name: this host and process (`pid`: another process of this host's), so that two coordinators on one host differ. */
+export function defaultNode(pid: number = process.pid): string {
   const h = hostname().replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 48) || 'node';
-  return `${h}-${process.pid}`;
+  return `${h}-${pid}`;
 }
 
 /**

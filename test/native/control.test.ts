@@ -222,6 +222,7 @@ if (why !== undefined && !process.env.CI) {
     let api: LockCoordinator | undefined;
     t.teardown(async () => {
       redis.resume();
+      for (const sv of served) sv.proc.kill('SIGCONT');
       for (const c of mine) if (c.running) c.proc.kill('SIGKILL');
       await api?.stop().catch(() => {});
       for (const sv of served) {
@@ -309,6 +310,24 @@ if (why !== undefined && !process.env.CI) {
         ['n2', String(b.pid), 'posix', 'write', '5', '5', 'waiting*', pB, 'shared'],
       ],
       "each node's own locks, on its mount; n3's (no mount) unknown",
+    );
+
+    // Mount B's server stops (SIGSTOP): named on stderr as not answering, and n2's lock, which mount
+    // A lists from the engine, is shown on mount B. Before: MOUNT '-', as for a node with no mount.
+    const [, sB] = served as [Server, Server];
+    sB.proc.kill('SIGSTOP');
+    const stopped = await runCli(['locks'], { env: env2 });
+    sB.proc.kill('SIGCONT');
+    t.equal(stopped.status, 1, 'exit 1: a mount did not answer');
+    t.match(stopped.stderr, new RegExp(`^locksmith locks: skipping the mount at ${esc(pB)} \\(pid ${sB.proc.pid}\\): it does not answer`, 'm'), `mount B named (${stopped.stderr.trim()})`);
+    t.same(
+      stopped.stdout.trimEnd().split('\n').slice(1).map((l) => l.trim().split(/\s+/)),
+      [
+        ['n1', String(a.pid), 'posix', 'write', '0', '9', 'granted', pA, 'shared'],
+        ['n2', String(b.pid), 'posix', 'write', '5', '5', 'waiting', pB, 'shared'],
+        ['n3', '4242', 'posix', 'write', '0', '0', 'granted', '-', '/api-file'],
+      ],
+      "n2's lock on mount B, the mount that did not answer; n3's (no mount) '-'",
     );
 
     a.go();
