@@ -102,6 +102,11 @@ export class RedisServer {
     return `${this.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`;
   }
 
+  /** With `tls`: its self-signed certificate (PEM), for localhost: the CA a client is given (NODE_EXTRA_CA_CERTS). */
+  get certFile(): string {
+    return join(this.dir, 'cert.pem');
+  }
+
   /**
    * A server on a free port (another port when one is taken between the check and the start).
    * `settings`: more command-line settings, kept on restart (['--rename-command', 'AUTH', '']).
@@ -123,7 +128,7 @@ export class RedisServer {
   /** The arguments that give the server its port: a plain one, or a TLS one with a certificate made here once. */
   private portArgs(): string[] | Outcome {
     if (!this.tls) return ['--port', String(this.port)];
-    const cert = join(this.dir, 'cert.pem');
+    const cert = this.certFile;
     const key = join(this.dir, 'key.pem');
     if (!existsSync(cert)) {
       const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { encoding: 'utf8' });
