@@ -1841,8 +1841,11 @@ export class SharedFile {
   /** Request `hostId`: its result, or a Pending once it waits (committed). */
   request(hostId: number, call: Call, done: (res: unknown) => void): Promise<unknown> {
     const read = call.op === 'checkIo' || (call.op === 'lock' && call.cmd === F_GETLK);
+    const again = call.op === 'lockFile' && this.space.config.blank !== true;
     const run: Run = (t) => {
       t.requestId = hostId;
+      // Asked again of this replacement worker: its lock may be granted already.
+      if (again && this.grantedBefore(hostId, call)) return 0;
       // Its answer, when the request waits and a later step of this table ends it, leaves only
       // once that step committed, like every other answer.
       return t.run(call, (v) => {
@@ -1863,6 +1866,31 @@ export class SharedFile {
       () => 'failed',
       !cancellable(call) && !read,
     );
+  }
+
+  /**
+   * Whether Windows lock request `hostId` holds its lock already: a held record of this node's
+   * session made for that very request (LockOrigin.request), with its handle, range and mode. Only
+   * a request a worker that died left unanswered, asked again of its replacement (same id: the
+   * caller's ids never repeat), can find one: its step committed just before the worker died, or
+   * its waiter was granted by another node's step (the inbox event for the waiter's record, which
+   * the replacement does not know, ends nothing) or by its predecessor's own. Run again, it would
+   * be refused (33) or wait behind its own handle's lock for ever: a Windows exclusive lock
+   * conflicts with its own handle's. Answered granted with no step: the lock it asked for is
+   * held, once. A record without the request's id (from a node that does not keep it) is not
+   * matched, and the request runs as before. POSIX locks merge with their owner's others, and a
+   * POSIX request run again grants what its owner holds already: they are not looked at.
+   */
+  private grantedBefore(hostId: number, call: Call): boolean {
+    if (call.op !== 'lockFile') return false;
+    const me = this.space.config.node;
+    const want = call.req;
+    for (const r of this.records) {
+      if (r.node !== me || r.epoch !== this.space.epoch || r.state !== 'held' || this.undoing(r.id)) continue;
+      const { req } = this.decode(r);
+      if (req.origin.request === hostId && req.kind === 'windows' && req.owner === want.owner && req.start === want.start && req.end === want.end && req.write === want.write) return true;
+    }
+    return false;
   }
 
   /** Ends this node's waiter `rid` for `reason` (its answer leaves once committed); false if it no longer waits. */

@@ -259,7 +259,11 @@ export class SharedFiles implements FileSpace {
 
   /** Runs a request of this node; its answer goes to `target` once its step committed. */
   run(hostId: number, raw: Call, target: ReplyTarget): void {
-    const call = qualify(raw, this.config.node);
+    const q = qualify(raw, this.config.node);
+    // A Windows lock names the request that asked for it in its records (LockOrigin.request): asked
+    // again of a replacement worker (the same id), it is answered from the lock its predecessor's
+    // step, or another node's grant of its waiter, gave it (SharedFile.request).
+    const call: Call = q.op === 'lockFile' ? { ...q, req: { ...q.req, origin: { ...q.req.origin, request: hostId } } } : q;
     if (this.stopping) {
       target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(call), -1, false, false);
       return;

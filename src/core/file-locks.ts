@@ -41,6 +41,13 @@ export interface LockOrigin {
   readonly processKey: string;
   /** The request as the hooks see it (API.md LockFileEvent / LockEvent). */
   readonly event: Readonly<Record<string, unknown>>;
+  /**
+   * A shared lock space's Windows lock: the caller's id of the request that asked for it (unique
+   * in its node's session: one coordinator's ids never repeat). Kept in its record, and by every
+   * node that grants its waiter, so that the request asked again of a replacement worker finds
+   * the lock it got already (SharedFile.request).
+   */
+  readonly request?: number;
 }
 
 export class Lock implements Ranged {

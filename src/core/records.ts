@@ -33,6 +33,8 @@ interface Encoded {
   x?: EncodedIdentity;
   /** A waiter: when it queued (ms since the epoch, its node's clock; listings only) */
   t?: number;
+  /** The request that asked for it (LockOrigin.request), if known */
+  r?: number;
 }
 
 type EncodedIdentity = number | { s: string } | { b: string };
@@ -55,6 +57,7 @@ export function encodeLock(l: Lock | LockRequest, since?: number, pid?: number):
   const e: Encoded = { k: l.kind, w: l.write ? 1 : 0, o: l.owner, s: l.start.toString(), e: l.end.toString(), h: encodeIdentity(o.holder), p: pid ?? o.pid, hk: o.handleKey, pk: o.processKey };
   if (x !== undefined) e.x = encodeIdentity(x as Identity);
   if (since !== undefined) e.t = since;
+  if (o.request !== undefined) e.r = o.request;
   return JSON.stringify(e);
 }
 
@@ -75,7 +78,7 @@ export function decodeRecord(data: string, path: string): DecodedRecord {
     e.k === 'windows'
       ? { fileName: path, byteOffset: start, length: end - start + 1n, exclusiveLock: e.w === 1, handle: holder, processId: x ?? 0 }
       : { path, lockOwner: holder, lockPid: e.p, kind: e.k, ...(x === undefined ? {} : { fileHandle: x }) };
-  const origin: LockOrigin = { holder, pid: e.p, handleKey: e.hk, processKey: e.pk, event };
+  const origin: LockOrigin = { holder, pid: e.p, handleKey: e.hk, processKey: e.pk, event, ...(e.r === undefined ? {} : { request: e.r }) };
   return { req: { kind: e.k, write: e.w === 1, owner: e.o, start, end, origin }, since: e.t ?? 0 };
 }
 

@@ -101,10 +101,9 @@ t.test("the index read failing while the engine is out of reach is reported once
 // first, and b's step grants the waiter the dead worker put (its record is a's, of a's session):
 // the engine now has handle 1 holding /k1 under the dead worker's record. The request asked again
 // is that very lock: it must be granted, not wait behind its own handle's lock until its handle
-// closes. Not so yet (todo): the replacement leaves the dead worker's waiter out of its table only
-// while it waits; granted, it is a held lock of handle 1 like any other, and the request asked
-// again waits behind it (until its timeout, or for ever).
-t.test("a blocked request of the dead worker, granted by another node before it was asked again, is granted to the replacement", { todo: 'a waiter of a dead worker granted before its request was asked again' }, async (t) => {
+// closes. The waiter's record names the request (LockOrigin.request), b's grant keeps it, and the
+// replacement finds the lock of the request asked again (before, it waited behind it for ever).
+t.test("a blocked request of the dead worker, granted by another node before it was asked again, is granted to the replacement", async (t) => {
   const engine = new MemoryEngine();
   const a = await node(engine, 'a');
   const b = await node(engine, 'b');
@@ -135,4 +134,5 @@ t.test("a blocked request of the dead worker, granted by another node before it 
   const res = await within(got, BUDGET_MS, "the answer to the request asked again of the replacement").catch((e: Error) => e.message);
   t.equal(res, 0, "the request asked again is granted: handle 1 holds /k1 (the grant the dead worker's waiter got)");
 });
+
 
