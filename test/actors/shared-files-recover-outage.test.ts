@@ -136,3 +136,28 @@ t.test("a blocked request of the dead worker, granted by another node before it 
 });
 
 
+// a's non-blocking LockFileEx of /k1 through handle 1 (request 1) commits, and a's worker dies
+// before its answer leaves (here: the answer is dropped, as the caller never read it). Asked
+// again of the replacement, it is granted: its handle holds the lock its step took (before, it
+// was refused 33, its own handle's lock in the way). Another request for that same lock through
+// that handle is refused as ever: the lock is granted once.
+t.test('a Windows lock whose step committed just before its worker died is granted when asked again', async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  t.teardown(() => a.store.close());
+  a.sf.run(1, lf(1, 0, 10, true, '/k1'), a.target);
+  t.equal(await answered(a, 1, "a's lock of /k1 (its answer never reaches the caller)"), 0);
+  t.match((await engine.load('/k1')).records.map((r) => [r.node, r.state]), [['a', 'held']], 'the engine has handle 1 holding /k1');
+  const r = replacement(a, engine);
+  const answers = new Map<number, (v: unknown) => void>();
+  const answer = (id: number) => new Promise((res) => answers.set(id, res));
+  const target = { answer: (id: number, _p: string, res: unknown) => answers.get(id)?.(res), queued: () => {} } as unknown as typeof a.target;
+  await within(r.recover(), BUDGET_MS, "the replacement's reading of the session's index");
+  const again = answer(1);
+  r.sf.run(1, lf(1, 0, 10, true, '/k1'), target);
+  t.equal(await within(again, BUDGET_MS, 'the answer to the request asked again'), 0, 'the request asked again is granted: handle 1 holds /k1');
+  const other = answer(2);
+  r.sf.run(2, lf(1, 0, 10, true, '/k1'), target);
+  t.equal(await within(other, BUDGET_MS, 'the answer to a new request for the same lock'), 33, 'a new request for that lock through handle 1 is refused (its own handle holds it)');
+  t.equal((await engine.load('/k1')).records.length, 1, 'one lock in the engine');
+});
