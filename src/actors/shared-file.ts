@@ -285,6 +285,15 @@ type Run = ((t: LockTable) => unknown) & {
    * records put back. The decision answers with it and runs nothing more.
    */
   settled?: { readonly res: unknown };
+  /** A byte-range unlock (a POSIX, OFD or flock unlock, an UnlockFileEx): a release that ends no waiter. */
+  unlock?: boolean;
+  /**
+   * An unlock's: the locks another node's steps granted this node's waiters while it was owed or
+   * in flight (grantedRemotely), by the waiters' ids (their records' while the cache stands them
+   * in). Its answer came before their grants were told: the settlement at an engine reset leaves
+   * them out of its reach where it can, and reports it where it cannot (settleOwed).
+   */
+  spared?: Map<string, LockRequest>;
 };
 
 /**
@@ -330,6 +339,11 @@ interface Unsure {
    * steps and grants of its waiters give its owners locks), and are undone like the step's own.
    */
   readonly waiter?: { readonly req: LockRequest; readonly before: readonly StoreRecord[] };
+}
+
+/** Whether two sets of ids are the same. */
+function sameIds(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
 }
 
 export class SharedFile {
@@ -651,10 +665,17 @@ export class SharedFile {
    * (beginReassert), from this run: none from the lost session's steps (lostAnswers) can be told
    * after this, as no reply can show one applied (the engine's log and last steps start again,
    * the records going back are the cache's, which show none, and deliverLost skips an earlier
-   * session's Windows records). A lock that another node's grant of a waiter here
-   * re-created since (a POSIX lock over bytes the release freed) is released again, as a release
-   * run again after an unanswered step would release it (appliedBefore): what the owner holds
-   * then is what it holds either way.
+   * session's Windows records). A lock another node's step granted to a waiter here after an
+   * unlock was answered (or, in flight, decided) is out of that unlock's reach (Run.spared): its
+   * owner was told it holds it, and the kernel's order is the unlock, then the grant. Exact while
+   * the cache still has that grant as its stand-in (the held record under the waiter's id,
+   * grantedRemotely): the engine's grant removed the waiter's record, so no reply of the engine
+   * since the grant came (each replaces or changes the cache's records); and a step applies only
+   * on the version it was decided on, so every step of this node that carried the unlock was
+   * decided before the grant and applied before it, or never. The engine held the grant's bytes
+   * either way, for that owner, and they go back. Once a reply replaced the stand-in (the grant's
+   * records under that step's ids), a later step carrying the unlock may have applied after the
+   * grant: the unlock then releases what it reaches, as the next step would (appliedBefore).
    *
    * Synchronously, here rather than in the mailbox or the re-assertion's promise: the wake-up
    * pass is held (no grant while the records are not all back; the pass at the grace period's
@@ -673,31 +694,46 @@ export class SharedFile {
     const me = this.space.config.node;
     const epoch = this.space.epoch;
     const outside = this.out;
+    const before = this.records;
     this.out = emptyOutcome();
     // Cycles and reach found before the loss (for a decision of the old session) mean nothing here.
     this.graph.cyclic.clear();
     this.graph.reach.clear();
-    this.build();
-    this.table.wakeups = false;
     try {
       const results: unknown[] = [];
-      for (const o of owed) {
-        const res = o(this.table);
-        if (res instanceof Promise) {
-          res.catch((e: unknown) => this.space.report(e));
-          this.space.report(new Error(`a release owed on ${this.path} did not decide at once when the engine lost its data (the wake-up pass held): it runs again in the next step`));
-          return [];
+      const gone = new Set<string>();
+      let all = this.records;
+      let lostGrant = false;
+      // In turns, each on a table of the records a run of them can reach: those of its spared
+      // locks are left out of it (and so kept by its step), and put with the records again after.
+      for (let i = 0; i < owed.length; ) {
+        const hide = this.sparedIn(owed[i]!, all);
+        // One whose spared lock is no longer stood in for runs alone: what its turn took is its.
+        const alone = (o: Run) => [...(o.spared?.keys() ?? [])].some((id) => !all.some((r) => r.id === id && r.state === 'held'));
+        let j = i + 1;
+        while (j < owed.length && !alone(owed[i]!) && !alone(owed[j]!) && sameIds(this.sparedIn(owed[j]!, all), hide)) j++;
+        const turn = owed.slice(i, j);
+        i = j;
+        this.records = all.filter((r) => !hide.has(r.id));
+        this.build();
+        this.table.wakeups = false;
+        for (const o of turn) {
+          const res = o(this.table);
+          if (res instanceof Promise) {
+            res.catch((e: unknown) => this.space.report(e));
+            this.space.report(new Error(`a release owed on ${this.path} did not decide at once when the engine lost its data (the wake-up pass held): it runs again in the next step`));
+            this.records = before;
+            return [];
+          }
+          results.push(res);
         }
-        results.push(res);
-      }
-      for (let i = 0; i < owed.length; i++) owed[i]!.settled = { res: results[i] };
-      const d = this.diff();
-      if (d !== undefined) {
-        const gone = new Set(d.step.remove);
+        const d = this.diff();
+        if (d === undefined) continue;
+        const removed = new Set(d.step.remove);
         const puts = new Map((d.step.put ?? []).map((p) => [p.id, p]));
-        const next = this.records.filter((r) => !gone.has(r.id));
-        for (const id of gone) this.origins.delete(id);
-        let seq = next.at(-1)?.seq ?? 0;
+        const next = all.filter((r) => !removed.has(r.id));
+        for (const id of removed) gone.add(id);
+        let seq = Math.max(0, ...all.map((r) => r.seq));
         // What a release leaves that no record holds yet: a split's remaining part.
         for (const x of d.fresh) {
           const p = puts.get(x.id);
@@ -705,13 +741,47 @@ export class SharedFile {
           this.origins.set(x.id, x.lock.origin);
           next.push({ id: x.id, node: me, epoch, state: 'held', requestId: '', data: p.data, seq: ++seq });
         }
-        this.records = next;
+        // A spared grant no longer stood in for (a reply's records replaced it) was in reach: its
+        // owner was told it holds it, and may hold less now (the kernel's rule: at least a fault).
+        if (!lostGrant && turn.some((o) => this.tookGrant(o, all, next))) {
+          lostGrant = true;
+          this.space.report(new Error(`an unlock owed on ${this.path} when the engine lost its data may have applied after another node granted its owner a lock it waited for (the unlock's steps got no reply): it released what it reached of that lock too, and its owner may hold less than it was told until it closes the file`));
+        }
+        all = next;
       }
+      this.records = all;
+      for (const id of gone) this.origins.delete(id);
+      for (let i = 0; i < owed.length; i++) owed[i]!.settled = { res: results[i] };
       this.owed = [];
       return this.out.answers;
     } finally {
       this.out = outside;
     }
+  }
+
+  /** The records of `records` that stand for locks spared by `run` (Run.spared): held, under a waiter's id. */
+  private sparedIn(run: Run, records: readonly StoreRecord[]): Set<string> {
+    const ids = new Set<string>();
+    if (run.spared === undefined) return ids;
+    for (const r of records) if (r.state === 'held' && run.spared.has(r.id)) ids.add(r.id);
+    return ids;
+  }
+
+  /**
+   * Whether a lock spared by `run` (Run.spared) that no record stands in for any more in `before`
+   * was held whole by its owner there (this node's records) and is not in `after`.
+   */
+  private tookGrant(run: Run, before: readonly StoreRecord[], after: readonly StoreRecord[]): boolean {
+    if (run.spared === undefined) return false;
+    const me = this.space.config.node;
+    const reqs = (rs: readonly StoreRecord[]) => rs.filter((r) => r.node === me && r.state === 'held').map((r) => this.decode(r).req);
+    const was = reqs(before);
+    const is = reqs(after);
+    for (const [id, req] of run.spared) {
+      if (before.some((r) => r.id === id && r.state === 'held')) continue;
+      if (coveredBy(req, was) && !coveredBy(req, is)) return true;
+    }
+    return false;
   }
 
   private async putBack(mine: readonly StoreRecord[], edges: readonly EdgeInput[], gen: number, graceEndsAt: number): Promise<void> {
@@ -787,6 +857,9 @@ export class SharedFile {
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
+    // Granted after the unlocks owed or in flight were answered (or, in flight, decided): out of
+    // their reach when an engine reset settles them (settleOwed).
+    for (const o of [...this.owed, this.flying]) if (o?.unlock === true) (o.spared ??= new Map()).set(rid, req);
     // Only Windows locks are evidence (appliedBefore, releasedBy): only theirs are kept.
     if (req.kind === 'windows') this.standIns.add(rid);
     return true;
@@ -1856,6 +1929,7 @@ export class SharedFile {
     };
     if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
     if ((call.op === 'lock' || call.op === 'lockFile') && !read && cancellable(call)) run.undone = true;
+    if ((call.op === 'lock' && !read && call.lockType === F_UNLCK) || call.op === 'unlockFile') run.unlock = true;
     if (call.op === 'checkIo') run.free = (res) => res === 0;
     else if (read) run.free = (res) => (res as PosixReply).lockType === F_UNLCK;
     // What can grant: a lock request, or a read that found the bytes free.
