@@ -521,11 +521,11 @@ export class SharedFile {
     // last (its step carried the owed ones first); its decision then answers from that (Run.settled).
     if (this.flying !== undefined && !this.appliedBefore(this.flying)) owed.push(this.flying);
     const { stay, back } = this.pendingUndos(carried);
-    const meet = this.meetOfUnknown(carried);
+    // Judged once the owed releases are settled (meetOfUnknown).
+    const unknown = [...this.unsure.values()].filter((u) => !u.applied);
     // Only the lost session's: the cache may still have records of an earlier one that was lost
     // (its handles told so, sessionLost) if no step on the file came since.
-    const kept = this.ownRecords().filter((r) => r.epoch === carried && (stay.has(r.id) || !this.undoing(r.id)) && !meet.drop.has(r.id));
-    for (const r of meet.add) if (!kept.some((x) => x.id === r.id)) kept.push({ ...r, epoch: carried, seq: (kept.at(-1)?.seq ?? 0) + 1 });
+    const kept = this.ownRecords().filter((r) => r.epoch === carried && (stay.has(r.id) || !this.undoing(r.id)));
     this.unsure.clear();
     // Put back under their ids, stand-ins too: the engine will hold them so (or they are lost).
     this.standIns.clear();
@@ -540,7 +540,12 @@ export class SharedFile {
       if (origin !== undefined) this.origins.set(x.id, origin);
       this.records.push(x);
     }
+    // Grants the owed unlocks spared, stood in for now: no step decided since they came applied.
+    const stoodIn = new Set(owed.flatMap((o) => [...this.sparedIn(o, this.records)]));
     const told = this.settleOwed(owed);
+    const meet = this.meetOfUnknown(unknown, carried, stoodIn);
+    this.records = this.records.filter((r) => !meet.drop.has(r.id));
+    for (const r of meet.add) if (!this.records.some((x) => x.id === r.id)) this.records.push({ ...r, epoch, seq: (this.records.at(-1)?.seq ?? 0) + 1 });
     const mine = [...this.records];
     this.version = 0;
     this.reassertedUntil = graceEndsAt;
@@ -615,14 +620,21 @@ export class SharedFile {
    * A step that only strengthened (each lock it removed is covered by what it put) needs nothing:
    * the cache's locks are held either way. One that only weakened (each lock it put is covered by
    * what it removed: a downgrade) goes back as it left them; any other, neither. Either way its
-   * owner may now hold less than it was told, and the fault says so.
+   * owner may now hold less than it was told, and the fault says so. Judged after the owed
+   * releases are settled (settleOwed, on the records about to go back): those the step carried
+   * ran in it before the request, and ran there too, so the locks they removed are gone; their
+   * owners were told their locks were released, hold what they were told, and nothing of theirs
+   * is judged or reported here (the fault named them as told more than they hold). What the
+   * request itself replaced, still there, is.
    */
-  private meetOfUnknown(carried: number): { drop: Set<string>; add: StoreRecord[] } {
+  private meetOfUnknown(unknown: readonly Unsure[], carried: number, stoodIn: ReadonlySet<string>): { drop: Set<string>; add: StoreRecord[] } {
     const drop = new Set<string>();
     const add: StoreRecord[] = [];
-    for (const u of this.unsure.values()) {
-      if (u.applied) continue;
-      const removed = u.removed.filter((r) => r.epoch === carried);
+    for (const u of unknown) {
+      // It took a lock the cache stood in for, granted by another node's step that had applied
+      // (its inbox event came): decided on a version before that grant, it was stale, never applied.
+      if (u.removed.some((r) => stoodIn.has(r.id))) continue;
+      const removed = u.removed.filter((r) => r.epoch === carried && this.records.some((x) => x.id === r.id));
       if (removed.length === 0) continue;
       const putReqs = u.putHeld.map((r) => this.decode(r).req);
       // Owner by owner: a step may carry an owed release of another owner's locks too.

@@ -302,3 +302,28 @@ t.test("an unlock owed when the engine loses its data, decided again on a grante
   t.match(a.faults, [/may hold less than it was told/], 'p1 may hold less than it was told (it was told it holds [5,15))');
   t.equal(a.faults.length, 1, 'reported once');
 });
+
+// p1 (node a) holds [0,10), p3 [40,50); every step of a is cut off (never applied). p1's unlock of [0,10) is
+// owed; p2's lock of [20,30) carries it in a step of unknown fate (the request answered as
+// failed). The engine loses its data. p1 was told its unlock was done: it holds nothing, as it was
+// told, and its unlock notice is told once; nothing is reported (only a lock request's owner, told
+// its request failed, may hold less than it was told, and p2 held nothing before).
+t.test("an unlock owed when the engine loses its data, carried in another owner's lock step of unknown fate: settled, nothing reported", async (t) => {
+  const { engine, a, b, released } = await nodes(t);
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+  a.sf.run(5, lk('p3', 3, F_WRLCK, F_SETLK, 40, 10), a.target);
+  t.match(await answered(a, 5, "p3's lock of [40,50)"), { result: 0 }, 'p3 writes [40,50)');
+  a.policy = () => 'drop';
+  a.sf.run(2, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
+  await answered(a, 2, "p1's unlock of [0,10) (given up on: owed)");
+  a.sf.run(3, lk('p2', 2, F_WRLCK, F_SETLK, 20, 10), a.target);
+  t.notMatch(await answered(a, 3, "p2's lock of [20,30) (given up on)"), { result: 0 }, "p2's lock answered as failed");
+  t.same(await held(engine), ['a held write p1 0-9', 'a held write p3 40-49'], 'the engine: nothing of a applied');
+  await resetBoth(engine, a, b, true);
+  t.same(await held(engine), ['a held write p3 40-49'], "right after a's re-assertion: p3's lock, nothing of p1 (nor of p2)");
+  await heal(t, a, 4);
+  t.same(await held(engine), ['a held write p3 40-49'], "after a's next step: the same");
+  t.same(released, ['posix:0+10'], "p1's unlock notice, told once");
+  t.same(a.faults, [], 'nothing reported');
+});
