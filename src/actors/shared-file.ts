@@ -416,6 +416,12 @@ export class SharedFile {
   private readonly releaseTold = new Set<string>();
   /** Records of locks another node granted to waiters here, under the waiters' ids until the engine's records replace them (standIn). */
   private readonly standIns = new Set<string>();
+  /**
+   * The records an engine reset's settlement of the owed releases left of this node's locks (a
+   * split's remaining part, a new record), by the id of the lock they are what is left of
+   * (settleOwed): meetOfUnknown judges them as that lock.
+   */
+  private readonly remnants = new Map<string, string>();
   private out: Outcome = emptyOutcome();
   private tail: Promise<unknown> = Promise.resolve();
   private queued = 0;
@@ -542,8 +548,10 @@ export class SharedFile {
     }
     // Grants the owed unlocks spared, stood in for now: no step decided since they came applied.
     const stoodIn = new Set(owed.flatMap((o) => [...this.sparedIn(o, this.records)]));
+    this.remnants.clear();
     const told = this.settleOwed(owed);
     const meet = this.meetOfUnknown(unknown, carried, stoodIn);
+    this.remnants.clear();
     this.records = this.records.filter((r) => !meet.drop.has(r.id));
     for (const r of meet.add) if (!this.records.some((x) => x.id === r.id)) this.records.push({ ...r, epoch, seq: (this.records.at(-1)?.seq ?? 0) + 1 });
     const mine = [...this.records];
@@ -634,7 +642,11 @@ export class SharedFile {
       // It took a lock the cache stood in for, granted by another node's step that had applied
       // (its inbox event came): decided on a version before that grant, it was stale, never applied.
       if (u.removed.some((r) => stoodIn.has(r.id))) continue;
-      const removed = u.removed.filter((r) => r.epoch === carried && this.records.some((x) => x.id === r.id));
+      // What is left of them: the records themselves, or what a settled release left of them
+      // (remnants): a step that replaced a lock with one its owner may hold less of (a downgrade)
+      // may have applied, and what the release left of that lock is no more held either way.
+      const ids = new Set(u.removed.filter((r) => r.epoch === carried).map((r) => r.id));
+      const removed = this.records.filter((x) => ids.has(x.id) || ids.has(this.remnants.get(x.id) ?? ''));
       if (removed.length === 0) continue;
       const putReqs = u.putHeld.map((r) => this.decode(r).req);
       // Owner by owner: a step may carry an owed release of another owner's locks too.
@@ -751,7 +763,12 @@ export class SharedFile {
           const p = puts.get(x.id);
           if (x.lock === undefined || p === undefined) continue;
           this.origins.set(x.id, x.lock.origin);
-          next.push({ id: x.id, node: me, epoch, state: 'held', requestId: '', data: p.data, seq: ++seq });
+          const rec: StoreRecord = { id: x.id, node: me, epoch, state: 'held', requestId: '', data: p.data, seq: ++seq };
+          next.push(rec);
+          // The lock it is what is left of (of the same owner, covering it), for meetOfUnknown.
+          const req = this.decode(rec).req;
+          const from = all.find((r) => removed.has(r.id) && r.node === me && r.state === 'held' && coveredBy(req, [this.decode(r).req]));
+          if (from !== undefined) this.remnants.set(x.id, this.remnants.get(from.id) ?? from.id);
         }
         // A spared grant no longer stood in for (a reply's records replaced it) was in reach: its
         // owner was told it holds it, and may hold less now (the kernel's rule: at least a fault).

@@ -7,7 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, lk, loseNext, uf, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
 
 /** The engine's records of /a, sorted: node, state, mode, POSIX owner and bytes. */
 async function held(engine: MemoryEngine): Promise<string[]> {
@@ -62,6 +62,35 @@ async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode, aOnly =
   const sent = (n: TestNode, i: number) => n.log.slice(at[i]).some((l) => l.startsWith('reassert '));
   await until(() => (bOnly || sent(a, 0)) && (aOnly || sent(b, 1)), aOnly ? "a's re-assertion" : bOnly ? "b's re-assertion" : "a's and b's re-assertions");
 }
+
+// p1 (node a) writes [0,10) and downgrades it to a read lock: the step applies, its reply is lost
+// (the request answered as failed, the step Unsure). p1 then unlocks [0,5): cut off, owed. b's q1
+// reads [5,10) (the engine has p1's read lock there). The engine loses its data. p1 holds, either
+// way, a read lock of [5,10) at most (the downgrade applied) or a write lock (it did not): what
+// goes back must be compatible with q1's read lock, as the engine may have held that.
+t.test("a downgrade of unknown fate, then a partial unlock owed of the same owner: the unlock's remainder is judged as the lock it came from", async (t) => {
+  const { engine, a, b } = await nodes(t);
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+  loseNext(a, async () => {
+    a.policy = () => 'drop';
+  });
+  a.sf.run(2, lk('p1', 1, F_RDLCK, F_SETLK, 0, 10), a.target);
+  t.notMatch(await answered(a, 2, "p1's downgrade of [0,10) (given up on)"), { result: 0 }, 'the downgrade answered as failed');
+  t.same(await held(engine), ['a held read p1 0-9'], 'the engine: the downgrade applied');
+  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 5), a.target);
+  await answered(a, 3, "p1's unlock of [0,5) (given up on: owed)");
+  b.sf.run(1, lk('q1', 1, F_RDLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 1, "q1's read lock of [5,10)"), { result: 0 }, 'q1 reads [5,10)');
+  // a may have nothing to put back: its next step, which waits for its re-assertion, if any.
+  await resetBoth(engine, a, b, false, true);
+  a.policy = () => 'pass';
+  a.sf.run(4, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 4, "handle 99's unlock of nothing, after the re-assertion"), 158);
+  const after = await held(engine);
+  t.notOk(after.includes('a held write p1 5-9'), `after the re-assertions, no write lock of p1 over q1's read lock: ${JSON.stringify(after)}`);
+  t.match(a.faults, [/may hold less than it was told/], 'the downgrade of unknown fate reported');
+});
 
 // q2 (node b) writes [10,20); p1 (node a) writes [0,10) and waits for [5,15). Every step of a is
 // cut off: p1's unlock of [0,10) is owed. b's unlock grants p1's waiter (the cache stands in for
