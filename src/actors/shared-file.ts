@@ -285,7 +285,7 @@ type Run = ((t: LockTable) => unknown) & {
    * records put back. The decision answers with it and runs nothing more.
    */
   settled?: { readonly res: unknown };
-  /** A byte-range unlock (a POSIX, OFD or flock unlock, an UnlockFileEx): a release that ends no waiter. */
+  /** A byte-range unlock (a POSIX, OFD or flock unlock, an UnlockFileEx), a flush or an unlockAll: a release that ends no waiter. */
   unlock?: boolean;
   /**
    * An unlock's: the locks another node's steps granted this node's waiters while it was owed or
@@ -1958,7 +1958,9 @@ export class SharedFile {
     };
     if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
     if ((call.op === 'lock' || call.op === 'lockFile') && !read && cancellable(call)) run.undone = true;
-    if ((call.op === 'lock' && !read && call.lockType === F_UNLCK) || call.op === 'unlockFile') run.unlock = true;
+    // A flush (POSIX: all of its owner's locks go, its waiters keep waiting) and an unlockAll are
+    // such releases too.
+    if ((call.op === 'lock' && !read && call.lockType === F_UNLCK) || call.op === 'unlockFile' || call.op === 'flush' || call.op === 'unlockAll') run.unlock = true;
     if (call.op === 'checkIo') run.free = (res) => res === 0;
     else if (read) run.free = (res) => (res as PosixReply).lockType === F_UNLCK;
     // What can grant: a lock request, or a read that found the bytes free.

@@ -7,6 +7,7 @@
  */
 import t, { type Test } from 'tap';
 import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseFlush } from '../../src/core/requests.js';
 import { BUDGET_MS, MemoryEngine, answered, lk, loseNext, uf, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
 
 /** The engine's records of /a, sorted: node, state, mode, POSIX owner and bytes. */
@@ -117,4 +118,33 @@ t.test('a lock step of unknown fate that took the stand-in of a grant spared by 
   await resetBoth(engine, a, b, true);
   t.same(await held(engine), ['a held write p1 5-14'], "right after a's re-assertion: p1's write lock of [5,15), the grant");
   t.same(a.faults, [], 'nothing reported');
+});
+
+// As shared-file-reset-owed's "an unlock owed ... then another node granted its owner's waiter",
+// with a flush (a close of another descriptor of p1's: all of p1's POSIX locks go, its waiter
+// keeps waiting) instead of the unlock. The flush was answered before the grant, and no step of
+// a carrying it was decided on records that had the grant: p1 holds [5,15) after the reset, as
+// the engine held it either way, or at the least the fault says it may hold less than it was told.
+t.test("a flush owed when the engine loses its data, then another node granted its owner's waiter: the grant's bytes go back", async (t) => {
+  const { engine, a, b } = await nodes(t);
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 }, 'q2 writes [10,20)');
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 10), a.target);
+  await answered(a, -2, "p1's waiter for [5,15) queued");
+  a.policy = () => 'drop';
+  a.sf.run(3, parseFlush({ path: '/a', lockOwner: 'p1' }), a.target);
+  await answered(a, 3, "p1's flush (given up on: owed)");
+  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  t.match(await answered(a, 2, "p1's F_SETLKW of [5,15)"), { result: 0 }, "p1's waiter granted by b's unlock");
+  t.same(await held(engine), ['a held write p1 0-14'], 'the engine: the grant, merged with the lock the flush never released');
+  // Neither node may have anything to put back: a's next step waits for its re-assertion, if any.
+  await resetBoth(engine, a, b, true, true);
+  a.policy = () => 'pass';
+  a.sf.run(4, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 4, "handle 99's unlock of nothing, after the re-assertion"), 158);
+  const after = await held(engine);
+  t.ok(after.includes('a held write p1 5-14') || a.faults.some((f) => /may hold less than it was told/.test(f)), `p1 keeps the grant, or the fault says it may not: ${JSON.stringify(after)} ${JSON.stringify(a.faults)}`);
 });
