@@ -757,7 +757,7 @@ export class SharedFile {
         const puts = new Map((d.step.put ?? []).map((p) => [p.id, p]));
         const next = all.filter((r) => !removed.has(r.id));
         for (const id of removed) gone.add(id);
-        let seq = Math.max(0, ...all.map((r) => r.seq));
+        let seq = all.reduce((m, r) => Math.max(m, r.seq), 0);
         // What a release leaves that no record holds yet: a split's remaining part.
         for (const x of d.fresh) {
           const p = puts.get(x.id);
