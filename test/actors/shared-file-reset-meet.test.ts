@@ -5,64 +5,11 @@
  * node granted is not taken by a step that never applied. Real SharedFiles over a MemoryEngine
  * behind the lost-link harness; every wait is for an answer or an engine record, within a budget.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseFlush } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, loseNext, uf, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
-
-/** The engine's records of /a, sorted: node, state, mode, POSIX owner and bytes. */
-async function held(engine: MemoryEngine): Promise<string[]> {
-  return (await engine.load('/a')).records
-    .map((r) => {
-      const d = JSON.parse(r.data) as { w: number; h: { s: string } | number; s: string; e: string };
-      return `${r.node} ${r.state} ${d.w === 1 ? 'write' : 'read'} ${typeof d.h === 'number' ? d.h : d.h.s} ${d.s}-${d.e}`;
-    })
-    .sort();
-}
-
-async function until(cond: () => boolean, what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!cond() && !over) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      what,
-    );
-  } finally {
-    over = true;
-  }
-}
-
-/** Nodes a and b (a grace period after a reset) on an engine whose incarnation started without one. */
-async function nodes(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
-  const engine = new MemoryEngine();
-  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
-  const a = await node(engine, 'a', 'default', 300, 60_000);
-  const b = await node(engine, 'b', 'default', 300, 60_000);
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  await first.close();
-  return { engine, a, b };
-}
-
-/**
- * The engine loses its data; a and b put their records back (a still cut off). Resolves once the
- * re-assertions reached the engine (only a's with `aOnly`, only b's with `bOnly`, none with
- * both: a node with nothing to put back sends none).
- */
-async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode, aOnly = false, bOnly = false): Promise<void> {
-  const bWas = b.store.session().epoch;
-  const at = [a.log.length, b.log.length];
-  const { old, epoch } = await resetEngine(engine, a, b);
-  const bEpoch = b.store.session().epoch;
-  a.lease[1] = epoch;
-  a.sf.adopt(epoch, old, 60_000);
-  b.lease[1] = bEpoch;
-  b.sf.adopt(bEpoch, bWas, 60_000);
-  const sent = (n: TestNode, i: number) => n.log.slice(at[i]).some((l) => l.startsWith('reassert '));
-  await until(() => (bOnly || sent(a, 0)) && (aOnly || sent(b, 1)), aOnly ? "a's re-assertion" : bOnly ? "b's re-assertion" : "a's and b's re-assertions");
-}
+import { answered, lk, loseNext, uf } from './lost-link.js';
+import { held, nodes, resetBoth } from './reset-harness.js';
 
 // p1 (node a) writes [0,10) and downgrades it to a read lock: the step applies, its reply is lost
 // (the request answered as failed, the step Unsure). p1 then unlocks [0,5): cut off, owed. b's q1
@@ -70,7 +17,7 @@ async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode, aOnly =
 // way, a read lock of [5,10) at most (the downgrade applied) or a write lock (it did not): what
 // goes back must be compatible with q1's read lock, as the engine may have held that.
 t.test("a downgrade of unknown fate, then a partial unlock owed of the same owner: the unlock's remainder is judged as the lock it came from", async (t) => {
-  const { engine, a, b } = await nodes(t);
+  const { engine, a, b } = await nodes(t, 'default', null);
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
   loseNext(a, async () => {
@@ -99,7 +46,7 @@ t.test("a downgrade of unknown fate, then a partial unlock owed of the same owne
 // and is stale at the engine whatever becomes of it), is cut off too: Unsure. At the reset the
 // downgrade never applied: p1 keeps its write lock of [5,15), the grant, and nothing is reported.
 t.test('a lock step of unknown fate that took the stand-in of a grant spared by an owed unlock: not judged', async (t) => {
-  const { engine, a, b } = await nodes(t);
+  const { engine, a, b } = await nodes(t, 'default', null);
   b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
   t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 }, 'q2 writes [10,20)');
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
@@ -126,7 +73,7 @@ t.test('a lock step of unknown fate that took the stand-in of a grant spared by 
 // a carrying it was decided on records that had the grant: p1 holds [5,15) after the reset, as
 // the engine held it either way, or at the least the fault says it may hold less than it was told.
 t.test("a flush owed when the engine loses its data, then another node granted its owner's waiter: the grant's bytes go back", async (t) => {
-  const { engine, a, b } = await nodes(t);
+  const { engine, a, b } = await nodes(t, 'default', null);
   b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
   t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 }, 'q2 writes [10,20)');
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);

@@ -6,63 +6,10 @@
  * a release notice is told once. Real SharedFiles over a MemoryEngine behind the lost-link
  * harness; every wait is for an answer or an engine record, within a budget.
  */
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { F_GETLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
-
-/** The engine's records of /a, sorted: node, state, mode, holder and bytes. */
-async function held(engine: MemoryEngine): Promise<string[]> {
-  return (await engine.load('/a')).records
-    .map((r) => {
-      const d = JSON.parse(r.data) as { w: number; h: { s: string } | number; s: string; e: string };
-      return `${r.node} ${r.state} ${d.w === 1 ? 'write' : 'read'} ${typeof d.h === 'number' ? d.h : d.h.s} ${d.s}-${d.e}`;
-    })
-    .sort();
-}
-
-/** Resolves once `cond` holds (checked every 10 ms), within the budget. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!cond() && !over) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      what,
-    );
-  } finally {
-    // Past the budget the check stops too (it would keep the test's process alive).
-    over = true;
-  }
-}
-
-/** Nodes a and b (a grace period after a reset); a tells the POSIX release notices it gives. */
-async function nodes(t: Test, policy: 'default' | 'fifo' = 'default'): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode; released: string[] }> {
-  const engine = new MemoryEngine();
-  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
-  const released: string[] = [];
-  const a = await node(engine, 'a', policy, 300, 60_000, {
-    released: (family, e) => void released.push(`${family}:${String(e.lockStart)}+${String(e.lockLen)}`),
-  });
-  const b = await node(engine, 'b', policy, 300, 60_000);
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  await first.close();
-  return { engine, a, b, released };
-}
-
-/** The engine loses its data; a and b adopt their new sessions; resolves once both re-assertions reached the engine. */
-async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode): Promise<void> {
-  const bWas = b.store.session().epoch;
-  const at = [a.log.length, b.log.length];
-  const { old, epoch } = await resetEngine(engine, a, b);
-  const bEpoch = b.store.session().epoch;
-  a.lease[1] = epoch;
-  a.sf.adopt(epoch, old, 60_000);
-  b.lease[1] = bEpoch;
-  b.sf.adopt(bEpoch, bWas, 60_000);
-  await until(() => a.log.slice(at[0]).some((l) => l.startsWith('reassert ')) && b.log.slice(at[1]).some((l) => l.startsWith('reassert ')), "a's and b's re-assertions");
-}
+import { BUDGET_MS, answered, lk, loseNext, within } from './lost-link.js';
+import { held, nodes, resetBoth } from './reset-harness.js';
 
 // p1 (node a) holds [0,10), p2 [20,30). p1 unlocks [0,10): the step applies and its reply is on its way (not owed yet: the
 // decision is still waiting for it) when b's q1 takes [0,10) and the engine loses its data. a's

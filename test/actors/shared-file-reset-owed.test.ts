@@ -11,81 +11,8 @@
 import t, { type Test } from 'tap';
 import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLockFile, type Call } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, ch, endGrace, lf, lk, loseNext, memoryStore, node, resetEngine, uf, within, type TestNode } from './lost-link.js';
-
-/** The engine's records of /a, sorted: node, state, mode, holder (POSIX owner or Windows handle) and bytes. */
-async function held(engine: MemoryEngine): Promise<string[]> {
-  return (await engine.load('/a')).records
-    .map((r) => {
-      const d = JSON.parse(r.data) as { w: number; h: { s: string } | number; s: string; e: string };
-      return `${r.node} ${r.state} ${d.w === 1 ? 'write' : 'read'} ${typeof d.h === 'number' ? d.h : d.h.s} ${d.s}-${d.e}`;
-    })
-    .sort();
-}
-
-/** Resolves once `cond` holds (checked every 10 ms), within the budget. */
-async function until(cond: () => boolean, what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!cond() && !over) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      what,
-    );
-  } finally {
-    // Past the budget the check stops too (it would keep the test's process alive).
-    over = true;
-  }
-}
-
-/**
- * Nodes a and b (a grace period after a reset) on an engine whose incarnation started without one;
- * a tells the release notices it gives (`released`: `posix:start+len`, `windows:handle:start+len`).
- */
-async function nodes(t: Test, policy: 'default' | 'fifo' = 'default'): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode; released: string[] }> {
-  const engine = new MemoryEngine();
-  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
-  const released: string[] = [];
-  const a = await node(engine, 'a', policy, 300, 60_000, {
-    released: (family, e) =>
-      void released.push(family === 'posix' ? `posix:${String(e.lockStart)}+${String(e.lockLen)}` : `windows:${String(e.handle)}:${String(e.byteOffset)}+${String(e.length)}`),
-  });
-  const b = await node(engine, 'b', policy, 300, 60_000);
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  await first.close();
-  return { engine, a, b, released };
-}
-
-/**
- * a's release `call` (request `id`): its step applies, its reply is lost, and every new step of a
- * after it is cut off, so the release is owed (answered, to run first in a's next step).
- */
-async function owedRelease(a: TestNode, id: number, call: Call, what: string): Promise<void> {
-  loseNext(a, async () => {
-    a.policy = () => 'drop';
-  });
-  a.sf.run(id, call, a.target);
-  await answered(a, id, `${what} (given up on: owed)`);
-}
-
-/**
- * The engine loses its data; a and b open new sessions and put their records back, a still cut
- * off (no step of a after the re-assertion reaches the engine). Resolves once both re-assertions
- * reached the engine (only a's with `aOnly`: b, holding nothing in the file, puts nothing back).
- */
-async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode, aOnly = false): Promise<void> {
-  const bWas = b.store.session().epoch;
-  const at = [a.log.length, b.log.length];
-  const { old, epoch } = await resetEngine(engine, a, b);
-  const bEpoch = b.store.session().epoch;
-  a.lease[1] = epoch;
-  a.sf.adopt(epoch, old, 60_000);
-  b.lease[1] = bEpoch;
-  b.sf.adopt(bEpoch, bWas, 60_000);
-  await until(() => a.log.slice(at[0]).some((l) => l.startsWith('reassert ')) && (aOnly || b.log.slice(at[1]).some((l) => l.startsWith('reassert '))), aOnly ? "a's re-assertion" : "a's and b's re-assertions");
-}
+import { answered, ch, endGrace, lf, lk, uf, type TestNode } from './lost-link.js';
+import { held, nodes, owedRelease, resetBoth, until } from './reset-harness.js';
 
 /**
  * a reaches the engine again; its next step commits (request `id`: an UnlockFileEx of bytes

@@ -1,0 +1,104 @@
+/**
+ * Test harness for an engine reset: two nodes a and b on a MemoryEngine behind the lost-link
+ * harness, the engine losing its data, both nodes re-asserting. Shared by
+ * shared-file-reset-owed.test.ts, shared-file-reset-owed-review.test.ts and
+ * shared-file-reset-meet.test.ts.
+ */
+import type { Test } from 'tap';
+import type { Call } from '../../src/core/requests.js';
+import { BUDGET_MS, MemoryEngine, answered, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
+
+/**
+ * The engine's records of `path` (default /a), sorted, one string each: node, state, mode, holder
+ * (POSIX owner or Windows handle) and bytes, as `a held write p1 0-9`.
+ */
+export async function held(engine: MemoryEngine, path = '/a'): Promise<string[]> {
+  return (await engine.load(path)).records
+    .map((r) => {
+      const d = JSON.parse(r.data) as { w: number; h: { s: string } | number; s: string; e: string };
+      return `${r.node} ${r.state} ${d.w === 1 ? 'write' : 'read'} ${typeof d.h === 'number' ? d.h : d.h.s} ${d.s}-${d.e}`;
+    })
+    .sort();
+}
+
+/**
+ * Resolves once `cond` holds (checked every 10 ms), within the budget (rejects past it, naming
+ * `what`, and stops checking).
+ */
+export async function until(cond: () => boolean, what: string): Promise<void> {
+  let over = false;
+  try {
+    await within(
+      (async () => {
+        while (!cond() && !over) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      BUDGET_MS,
+      what,
+    );
+  } finally {
+    // Past the budget the check stops too (it would keep the test's process alive).
+    over = true;
+  }
+}
+
+/** How a release notice (the `released` hook's family and event) is written down. */
+export type NoticeFormat = (family: string, e: Readonly<Record<string, unknown>>) => string;
+
+/**
+ * The default notice format: a POSIX release as `posix:start+len`, a Windows one as
+ * `windows:handle:start+len`.
+ */
+export const notice: NoticeFormat = (family, e) =>
+  family === 'posix' ? `posix:${String(e.lockStart)}+${String(e.lockLen)}` : `windows:${String(e.handle)}:${String(e.byteOffset)}+${String(e.length)}`;
+
+/**
+ * Nodes a and b (`policy`; a grace period after a reset) on an engine whose incarnation started
+ * without one (a first store 'z' opened with graceMs 0, closed once a and b are open). a tells the
+ * release notices it gives in `released`, written by `format` (`notice` by default); with `format`
+ * null a has no release hook and `released` stays empty.
+ */
+export async function nodes(
+  t: Test,
+  policy: 'default' | 'fifo' = 'default',
+  format: NoticeFormat | null = notice,
+): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode; released: string[] }> {
+  const engine = new MemoryEngine();
+  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
+  const released: string[] = [];
+  const a = await node(engine, 'a', policy, 300, 60_000, format === null ? {} : { released: (family, e) => void released.push(format(family, e)) });
+  const b = await node(engine, 'b', policy, 300, 60_000);
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  await first.close();
+  return { engine, a, b, released };
+}
+
+/**
+ * a's release `call` (request `id`): its step applies, its reply is lost, and every new step of a
+ * after it is cut off, so the release is owed (answered, to run first in a's next step).
+ */
+export async function owedRelease(a: TestNode, id: number, call: Call, what: string): Promise<void> {
+  loseNext(a, async () => {
+    a.policy = () => 'drop';
+  });
+  a.sf.run(id, call, a.target);
+  await answered(a, id, `${what} (given up on: owed)`);
+}
+
+/**
+ * The engine loses its data; a and b open new sessions and put their records back (a's policy
+ * unchanged: if it cuts a off, no step of a after the re-assertion reaches the engine). Resolves
+ * once the re-assertions reached the engine: both, only a's with `aOnly`, only b's with `bOnly`,
+ * none with both (a node holding nothing in the file puts nothing back, and sends none).
+ */
+export async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode, aOnly = false, bOnly = false): Promise<void> {
+  const bWas = b.store.session().epoch;
+  const at = [a.log.length, b.log.length];
+  const { old, epoch } = await resetEngine(engine, a, b);
+  const bEpoch = b.store.session().epoch;
+  a.lease[1] = epoch;
+  a.sf.adopt(epoch, old, 60_000);
+  b.lease[1] = bEpoch;
+  b.sf.adopt(bEpoch, bWas, 60_000);
+  const sent = (n: TestNode, i: number) => n.log.slice(at[i]).some((l) => l.startsWith('reassert '));
+  await until(() => (bOnly || sent(a, 0)) && (aOnly || sent(b, 1)), aOnly ? "a's re-assertion" : bOnly ? "b's re-assertion" : "a's and b's re-assertions");
+}
