@@ -508,12 +508,13 @@ t.test('the engine restarts twice in a row: what the node put back after the fir
 });
 
 t.test('in a grace period only grants wait: releases answer at once, timeouts, signals and closes end requests, other requests of the file go on', { skip: noRedis }, async (t) => {
-  // Both coordinators in this process (signals are the caller's). sessionTtlMs 10,000: a grace
-  // period of 10 s after the restart, far longer than everything below takes before its end is
-  // awaited. Each answer is checked to come while the period lasts (the node's own view): before,
-  // a decision waiting out the period held its file's mailbox, and every answer here came after it.
+  // Both coordinators in this process (signals are the caller's). sessionTtlMs 30,000: a grace
+  // period of 30 s after the restart, far longer than everything below takes before its end is
+  // awaited (with 10 s, one CI run saw the period over before the first request below). Each
+  // answer is checked to come while the period lasts (the node's own view): before, a decision
+  // waiting out the period held its file's mailbox, and every answer here came after it.
   const namespace = `n-${randomUUID().slice(0, 8)}`;
-  const mk = (node: string) => LockCoordinator.start({ workers: 1, store: { url: server.url, namespace, node, sessionTtlMs: 10_000 } });
+  const mk = (node: string) => LockCoordinator.start({ workers: 1, store: { url: server.url, namespace, node, sessionTtlMs: 30_000 } });
   const [a, b] = await Promise.all([mk('a'), mk('b')]);
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   const inGrace = async (what: string) => t.equal((await b.stats()).store!.session.grace, true, `${what}, in the grace period`);
