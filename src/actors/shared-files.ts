@@ -58,8 +58,6 @@ export class SharedFiles implements FileSpace {
   private readonly pending = new Map<string, readonly StoreRecord[]>();
   /** Files of `pending` whose actor is not made yet, in the order they are loaded (pumpLoads). */
   private loadQueue: string[] = [];
-  /** Loads of pending files running in their mailboxes (at most LOADS_AT_ONCE from the queue). */
-  private loading = 0;
   /** The session a replacement's reading of its predecessor's locks (recover) is for, while it reads. */
   private recovering: number | undefined;
   /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
@@ -175,7 +173,7 @@ export class SharedFiles implements FileSpace {
 
   /** Makes the actors of queued pending files (each loads first), LOADS_AT_ONCE loading at a time. */
   private pumpLoads(): void {
-    while (this.loading < LOADS_AT_ONCE && this.loadQueue.length > 0 && !this.stopping) {
+    while (this.loads.size < LOADS_AT_ONCE && this.loadQueue.length > 0 && !this.stopping) {
       const path = this.loadQueue.shift()!;
       if (!this.pending.has(path)) continue;
       const f = this.files.get(path);
@@ -199,14 +197,12 @@ export class SharedFiles implements FileSpace {
     const recs = this.pending.get(path);
     if (recs === undefined || this.loads.has(path)) return;
     this.loads.add(path);
-    this.loading++;
     let ok = false;
     void this.inMailbox(f, async () => {
       if (this.pending.get(path) !== recs) return;
       ok = (await f.decide(() => undefined, () => LOAD_FAILED, false)) !== LOAD_FAILED;
     }).then(() => {
       this.loads.delete(path);
-      this.loading--;
       if (ok || this.stopping) {
         if (this.pending.get(path) === recs) this.pending.delete(path);
         this.loadTries.delete(path);
@@ -219,7 +215,7 @@ export class SharedFiles implements FileSpace {
           if (this.pending.get(path) !== recs || this.stopping) return;
           this.loadQueue.push(path);
           this.pumpLoads();
-        }, Math.min(5000, 100 * 2 ** Math.min(tries, 6)));
+        }, retryDelay(tries));
         t.unref?.();
       }
       this.pumpLoads();
@@ -640,7 +636,7 @@ export class SharedFiles implements FileSpace {
   retryOwed(path: string): void {
     const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0 };
     if (this.stopping || this.epoch === 0 || o.timer !== undefined) return;
-    const delay = Math.min(5000, 100 * 2 ** Math.min(o.tries++, 6));
+    const delay = retryDelay(o.tries++);
     o.timer = setTimeout(() => {
       o.timer = undefined;
       const f = this.files.get(path);
@@ -778,6 +774,11 @@ export class SharedFiles implements FileSpace {
 export const PAGE_FILES = 256;
 /** Pending files a replacement worker loads at once (recover): the rest wait, other files are served. */
 const LOADS_AT_ONCE = 16;
+
+/** The wait before try `tries` + 1 of something the engine did not answer: 100 ms, doubling up to 5 s. */
+function retryDelay(tries: number): number {
+  return Math.min(5000, 100 * 2 ** Math.min(tries, 6));
+}
 /** A load's decision given up on (recover). */
 const LOAD_FAILED = Symbol('load failed');
 const RECOVER_UNKNOWN =
