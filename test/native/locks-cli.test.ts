@@ -2,10 +2,11 @@
  * `locksmith locks` when something behind a mount does not answer: a mount whose server is stopped
  * (SIGSTOP) is named by its mountpoint and pid within a few seconds while the other mounts are
  * listed; a mount sharing its lock space whose engine is gone lists its node's own locks, as that
- * node last knew them, and says the engine refused the connection. Real mounts, real processes.
+ * node last knew them, and says the engine refused the connection; a stopped mount named through a
+ * symlink never hangs the command. Real mounts, real processes.
  */
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fuseUnavailable } from '../../src/mount.js';
@@ -40,7 +41,8 @@ if (why !== undefined && !process.env.CI) {
       for (const m of mounts) forceUnmount(join(base, m));
       rmSync(base, { recursive: true, force: true });
     });
-    return { base, env: { LOCKSMITH_RUNTIME_DIR: join(base, 'run') }, bin: buildLockClient(join(base, 'lockclient')), servers, clients };
+    const bin = () => buildLockClient(join(base, 'lockclient'));
+    return { base, env: { LOCKSMITH_RUNTIME_DIR: join(base, 'run') }, bin, servers, clients };
   };
 
   t.test('a mount whose server is stopped: named by mountpoint and pid after a few seconds, the others listed', async (t) => {
@@ -50,7 +52,7 @@ if (why !== undefined && !process.env.CI) {
     servers.push(a, b);
     await a.serving();
     await b.serving();
-    const holder = new Client(bin, join(base, 'b', 'f'), ['open', 'lock', 'w', '0', '0', 'wait']);
+    const holder = new Client(bin(), join(base, 'b', 'f'), ['open', 'lock', 'w', '0', '0', 'wait']);
     clients.push(holder);
     t.same(await holder.take(2), ['open ok', 'lock ok'], 'a lock on mount b');
     a.proc.kill('SIGSTOP');
@@ -76,7 +78,7 @@ if (why !== undefined && !process.env.CI) {
     servers.push(a);
     await a.serving();
     // A new lock space's first grant waits out its grace period (sessionTtlMs, 10 s): the line is the event.
-    const holder = new Client(bin, join(base, 'a', 'f'), ['open', 'lock', 'w', '0', '9', 'wait']);
+    const holder = new Client(bin(), join(base, 'a', 'f'), ['open', 'lock', 'w', '0', '9', 'wait']);
     clients.push(holder);
     t.same(await holder.take(2), ['open ok', 'lock ok'], 'a lock through node a');
     await redis.stop();
@@ -91,5 +93,26 @@ if (why !== undefined && !process.env.CI) {
     t.match(r.stdout, new RegExp(`^a +${holder.pid} posix write +0 +8 granted\\* f$`, 'm'), 'its lock, marked');
     holder.go();
     await holder.ended();
+  });
+
+  t.test('a stopped mount named through a symlink: named by its mountpoint and pid, never hangs', async (t) => {
+    const { base, env, servers } = place(t, 'locks-link', ['a']);
+    const a = new Server([join(base, 'backing'), join(base, 'a'), '--workers', '1'], env);
+    servers.push(a);
+    await a.serving();
+    symlinkSync(join(base, 'a'), join(base, 'link'));
+    a.proc.kill('SIGSTOP');
+    // Before: resolving the symlink stat-ed the mount's root, which waits for the stopped server
+    // for ever (SIGTERM does not end it). The run takes about 3 s; the budget only catches the hang.
+    for (const cmd of ['locks', 'stats']) {
+      const r = await runCli([cmd, join(base, 'link')], { env, ms: 60_000 });
+      t.equal(r.status, 1, `${cmd}: exit 1`);
+      t.equal(
+        r.stderr,
+        `locksmith ${cmd}: the mount at ${join(base, 'a')} (pid ${a.proc.pid}) does not answer (no answer to 'info' within 3 s: its server is stopped (SIGSTOP, a debugger) or stuck)\n`,
+        `${cmd}: names the mount the symlink leads to`,
+      );
+    }
+    a.proc.kill('SIGCONT');
   });
 }
