@@ -290,8 +290,9 @@ type Run = ((t: LockTable) => unknown) & {
   /**
    * An unlock's: the locks another node's steps granted this node's waiters while it was owed or
    * in flight (grantedRemotely), by the waiters' ids (their records' while the cache stands them
-   * in). Its answer came before their grants were told: the settlement at an engine reset leaves
-   * them out of its reach where it can, and reports it where it cannot (settleOwed).
+   * in). Its answer came before their grants were told: a POSIX, OFD or flock unlock leaves their
+   * bytes alone wherever it runs (spareOf); the settlement at an engine reset keeps them out of a
+   * flush's or an unlockAll's reach where it can, and reports it where it cannot (settleOwed).
    */
   spared?: Map<string, LockRequest>;
 };
@@ -698,8 +699,10 @@ export class SharedFile {
    * on the version it was decided on, so every step of this node that carried the unlock was
    * decided before the grant and applied before it, or never. The engine held the grant's bytes
    * either way, for that owner, and they go back. Once a reply replaced the stand-in (the grant's
-   * records under that step's ids), a later step carrying the unlock may have applied after the
-   * grant: the unlock then releases what it reaches, as the next step would (appliedBefore).
+   * records under that step's ids), a POSIX, OFD or flock unlock still leaves the grant's bytes
+   * alone (spareOf), as every step that carried it since did; a flush or an unlockAll, which has
+   * no bytes to leave out, may have applied after the grant in such a step: it then releases what
+   * it reaches, as the next step would (appliedBefore), and a fault says so.
    *
    * Synchronously, here rather than in the mailbox or the re-assertion's promise: the wake-up
    * pass is held (no grant while the records are not all back; the pass at the grace period's
@@ -742,7 +745,13 @@ export class SharedFile {
         this.build();
         this.table.wakeups = false;
         for (const o of turn) {
-          const res = o(this.table);
+          this.hiding = hide;
+          let res: unknown;
+          try {
+            res = o(this.table);
+          } finally {
+            this.hiding = new Set();
+          }
           if (res instanceof Promise) {
             res.catch((e: unknown) => this.space.report(e));
             this.space.report(new Error(`a release owed on ${this.path} did not decide at once when the engine lost its data (the wake-up pass held): it runs again in the next step`));
@@ -774,7 +783,7 @@ export class SharedFile {
         // owner was told it holds it, and may hold less now (the kernel's rule: at least a fault).
         if (!lostGrant && turn.some((o) => this.tookGrant(o, all, next))) {
           lostGrant = true;
-          this.space.report(new Error(`an unlock owed on ${this.path} when the engine lost its data may have applied after another node granted its owner a lock it waited for (the unlock's steps got no reply): it released what it reached of that lock too, and its owner may hold less than it was told until it closes the file`));
+          this.space.report(new Error(`a flush or unlockAll owed on ${this.path} when the engine lost its data may have applied after another node granted its owner a lock it waited for (its steps got no reply): it released what it reached of that lock too, and its owner may hold less than it was told until it closes the file`));
         }
         all = next;
       }
@@ -787,6 +796,24 @@ export class SharedFile {
       this.out = outside;
     }
   }
+
+  /**
+   * The ranges a POSIX, OFD or flock unlock `call` (run as `run`) leaves to its owner: those of its
+   * owner's locks that another node granted after it (Run.spared), or undefined when there are none
+   * (or `call` is no such unlock). The kernel's order is the unlock, then the grant: run later, the
+   * unlock must not take the granted bytes back. Exact: a step that carried the unlock applied
+   * before the grant (and no later step runs it again: appliedBefore, shownApplied) or was decided
+   * after this node learned of the grant (the engine refuses a step decided on an older version).
+   * Not the grants whose records settleOwed keeps out of the table (`hiding`): out of reach already.
+   */
+  private spareOf(run: Run, call: Call): { start: bigint; end: bigint }[] | undefined {
+    if (run.spared === undefined || call.op !== 'lock' || call.lockType !== F_UNLCK) return undefined;
+    const mine = [...run.spared].filter(([id, g]) => g.owner === call.req.owner && !this.hiding.has(id));
+    return mine.length === 0 ? undefined : mine.map(([, g]) => ({ start: g.start, end: g.end }));
+  }
+
+  /** The records of spared grants settleOwed keeps out of the table while an owed release runs (spareOf). */
+  private hiding: ReadonlySet<string> = new Set();
 
   /** The records of `records` that stand for locks spared by `run` (Run.spared): held, under a waiter's id. */
   private sparedIn(run: Run, records: readonly StoreRecord[]): Set<string> {
@@ -886,12 +913,19 @@ export class SharedFile {
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
-    // Granted after the unlocks owed or in flight were answered (or, in flight, decided): out of
-    // their reach when an engine reset settles them (settleOwed).
-    for (const o of [...this.owed, this.flying]) if (o?.unlock === true) (o.spared ??= new Map()).set(rid, req);
+    this.spare(rid, req);
     // Only Windows locks are evidence (appliedBefore, releasedBy): only theirs are kept.
     if (req.kind === 'windows') this.standIns.add(rid);
     return true;
+  }
+
+  /**
+   * Waiter `rid`'s lock `req`, granted by another node's step after the unlocks owed or in flight
+   * were answered (or, in flight, decided): out of their reach (Run.spared), in the next step
+   * (spareOf) and when an engine reset settles them (settleOwed).
+   */
+  private spare(rid: string, req: LockRequest): void {
+    for (const o of [...this.owed, this.flying]) if (o?.unlock === true) (o.spared ??= new Map()).set(rid, req);
   }
 
   /**
@@ -957,8 +991,16 @@ export class SharedFile {
 
   private apply(changes: readonly Change[]): void {
     const byId = new Map(this.records.map((r) => [r.id, r]));
+    const me = this.space.config.node;
     for (const c of changes) {
-      for (const id of c.removed) byId.delete(id);
+      for (const id of c.removed) {
+        // Another node's step removed a waiter of this node's session: it granted it (only this
+        // node's steps end its waiters otherwise), though its event may not be read yet. After the
+        // unlocks owed or in flight, as in grantedRemotely.
+        const r = byId.get(id);
+        if (c.node !== me && r?.node === me && r.state === 'waiting' && r.epoch === this.space.epoch) this.spare(id, this.decode(r).req);
+        byId.delete(id);
+      }
       for (const r of c.put) byId.set(r.id, r);
     }
     this.records = [...byId.values()].sort((a, b) => a.seq - b.seq);
@@ -1948,6 +1990,10 @@ export class SharedFile {
       t.requestId = hostId;
       // Asked again of this replacement worker: its lock may be granted already.
       if (again && this.grantedBefore(hostId, call)) return 0;
+      // An unlock owed or in flight when another node granted its owner's waiter: the grant
+      // came after it, and keeps its bytes (Run.spared).
+      const spare = this.spareOf(run, call);
+      if (spare !== undefined) return t.unlockSparing(call as Extract<Call, { op: 'lock' }>, spare);
       // Its answer, when the request waits and a later step of this table ends it, leaves only
       // once that step committed, like every other answer.
       return t.run(call, (v) => {

@@ -82,6 +82,24 @@ export function cancelResult(reason: CancelReason, windows: boolean): number {
 
 type Maybe<T> = T | Promise<T>;
 
+/** The parts of [start, end] (inclusive) outside every range of `cut`, in order. */
+function without(start: bigint, end: bigint, cut: readonly { readonly start: bigint; readonly end: bigint }[]): [bigint, bigint][] {
+  let parts: [bigint, bigint][] = [[start, end]];
+  for (const c of cut) {
+    const next: [bigint, bigint][] = [];
+    for (const [s, e] of parts) {
+      if (c.end < s || c.start > e) {
+        next.push([s, e]);
+        continue;
+      }
+      if (c.start > s) next.push([s, c.start - 1n]);
+      if (c.end < e) next.push([c.end + 1n, e]);
+    }
+    parts = next;
+  }
+  return parts;
+}
+
 function then<T, U>(x: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
   return x instanceof Promise ? x.then(f) : f(x);
 }
@@ -212,6 +230,18 @@ export class LockTable {
   }
 
   /**
+   * A POSIX, OFD or flock unlock (`c`, F_SETLK with F_UNLCK) that leaves its owner's locks over
+   * the ranges `spare` as they are: the unlock came first, and the owner was granted those bytes
+   * after it (a shared lock space: another node's step granted its waiter while the unlock's own
+   * step had not applied yet). A flock unlock with anything spared removes nothing (its lock is
+   * the whole file). Its release notice is the unlock's, as for any unlock.
+   */
+  unlockSparing(c: Extract<Call, { op: 'lock' }>, spare: readonly { readonly start: bigint; readonly end: bigint }[]): Maybe<PosixReply> {
+    if (c.lockType !== F_UNLCK || c.cmd === F_GETLK) throw new TypeError(`unlockSparing: not an unlock (lockType ${c.lockType}, cmd ${c.cmd})`);
+    return this.unlock(c.path, c.req, c.base, spare);
+  }
+
+  /**
    * Runs a parsed call. The result is the call's: a Win32 code, a PosixReply, nothing (close,
    * flush, release), or a Pending whose `done` receives the final code or reply.
    */
@@ -316,7 +346,7 @@ export class LockTable {
     return { result: 0, ...posixView(l) };
   }
 
-  private unlock(path: string, req: LockRequest, base: ReplyBase): Maybe<PosixReply> {
+  private unlock(path: string, req: LockRequest, base: ReplyBase, spare: readonly { readonly start: bigint; readonly end: bigint }[] = []): Maybe<PosixReply> {
     const f = this.files.get(path);
     if (f === undefined) {
       this.hooks.released?.('posix', req.origin.event);
@@ -324,9 +354,9 @@ export class LockTable {
     }
     if (req.kind === 'flock') {
       const held = f.flockOf(req.owner);
-      if (held !== undefined) f.removeFlock(held);
+      if (held !== undefined && spare.length === 0) f.removeFlock(held);
     } else {
-      f.applyPosix(req.owner, req.start, req.end, 'unlock');
+      for (const [start, end] of without(req.start, req.end, spare)) f.applyPosix(req.owner, start, end, 'unlock');
     }
     this.hooks.released?.('posix', req.origin.event);
     const settled = this.settle(f);

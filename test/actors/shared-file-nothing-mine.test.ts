@@ -79,17 +79,24 @@ t.test('a close of an owner with nothing is answered here while another owner of
   a.sf.run(4, lk('p3', 3, F_WRLCK, F_SETLKW, 0, 10), a.target);
   await answered(a, -4, "p3's wait queued");
   // b's unlock grants p3 in the engine; a's copy does not know yet (its inbox held back). p3's
-  // unlock (another thread of p3) comes after the grant, so it must release the granted lock,
-  // though a's copy still shows p3 waiting and holding nothing.
+  // unlock (another thread of p3) must ask the engine, though a's copy still shows p3 waiting and
+  // holding nothing: its step finds the grant. It is answered before p3 is told of the grant, so
+  // it leaves the granted lock to p3 (the order of the answers: the unlock, then the grant).
   a.held = [];
   b.sf.run(2, lk('q1', 1, F_UNLCK, F_SETLK, 0, 10), b.target);
   t.match(await answered(b, 2, "q1's unlock"), { result: 0 });
+  const before = c.steps;
   a.sf.run(5, lk('p3', 3, F_UNLCK, F_SETLK, 0, 10), a.target);
   t.match(await answered(a, 5, "p3's unlock"), { result: 0 });
+  t.ok(c.steps > before, "p3's unlock asked the engine");
   a.release();
   t.match(await answered(a, 4, "p3's lock, granted by b"), { result: 0 });
   b.sf.run(3, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10), b.target);
-  t.match(await answered(b, 3, "q2's lock"), { result: 0 }, "[0,10) is free: p3's unlock released the granted lock");
+  t.match(await answered(b, 3, "q2's lock"), { result: -EAGAIN }, 'p3 holds [0,10): granted after its unlock was answered');
+  a.sf.run(8, lk('p3', 3, F_UNLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 8, "p3's second unlock"), { result: 0 });
+  b.sf.run(6, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 6, "q2's lock"), { result: 0 }, "[0,10) is free: p3's second unlock released the granted lock");
   b.sf.run(4, lk('q2', 2, F_UNLCK, F_SETLK, 0, 10), b.target);
   await answered(b, 4, "q2's unlock");
   a.sf.run(6, lk('p4', 4, F_WRLCK, F_SETLK, 0, 10), a.target);
