@@ -11,6 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
@@ -94,7 +95,15 @@ function clientOptions(o: RedisEngineOptions, inbox: boolean, name = `locksmith-
  * on a socket that had already closed (a refused or dropped connection) the timer waited its
  * whole 2 s for a 'close' that had come before.
  */
-function closeNow(c: Redis): Promise<void> {
+async function closeNow(c: Redis): Promise<void> {
+  await endNow(c);
+  // A TLS socket frees its TLS state on the turn after its close (a setImmediate of Node's, queued
+  // in its 'close', which came before the client's end): gone once a turn queued now has come.
+  if (c.stream instanceof TLSSocket) await new Promise<void>((r) => setImmediate(r));
+}
+
+/** closeNow up to the close of the client's last socket (whose TLS state is freed a turn later). */
+function endNow(c: Redis): Promise<void> {
   if (c.status === 'end') return Promise.resolve();
   // 'wait': never connected; 'reconnecting': its last socket has closed, the reconnect is cancelled
   // (the disconnect timer left for that closed socket lasts disconnectTimeout, 0 here).
