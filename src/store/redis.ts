@@ -16,7 +16,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM } from './options.js';
-import { probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
+import { engineAddress, probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
 import { bySeq, decodeRecord, encodeRecord } from './step.js';
 import type {
   Change,
@@ -232,6 +232,87 @@ function notRedis(why: string): string | undefined {
 }
 
 /**
+ * Node's codes for a server certificate its TLS client refused (its X509 verify results, and the
+ * host-name check's), by what is to be done about it:
+ * - not trusted: no CA Node trusts issued it (self-signed, a private CA, or a chain the server
+ *   sends incomplete): give Node the CA (NODE_EXTRA_CA_CERTS);
+ * - out of date: expired or not yet valid: the server's certificate is to be renewed (or a clock set);
+ * - the wrong name: it does not name the URL's host: a host it names goes in the URL;
+ * - refused: any other (revoked, a bad signature, not for a server...): said, with its code.
+ */
+const NOT_TRUSTED = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_UNTRUSTED']);
+const OUT_OF_DATE = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD']);
+const WRONG_NAME = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH']);
+const REFUSED_CERT = new Set([
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_REJECTED',
+  'UNSPECIFIED',
+]);
+
+/** What Node's TLS client puts on a certificate it refused: the host-name check adds the host and the certificate. */
+type CertError = NodeJS.ErrnoException & { reason?: string; host?: string; cert?: { subjectaltname?: string; subject?: { CN?: string | string[] } } };
+
+function isCertError(e: NodeJS.ErrnoException): boolean {
+  const c = e.code ?? '';
+  return NOT_TRUSTED.has(c) || OUT_OF_DATE.has(c) || WRONG_NAME.has(c) || REFUSED_CERT.has(c);
+}
+
+/** The names a certificate is for: its DNS and IP alternative names, or else its subject's CN. */
+function certNames(cert: CertError['cert']): string[] {
+  const alt = (cert?.subjectaltname ?? '')
+    .split(', ')
+    .map((x) => /^(?:DNS|IP Address):(.+)$/.exec(x)?.[1])
+    .filter((x): x is string => x !== undefined);
+  if (alt.length > 0) return alt;
+  const cn = cert?.subject?.CN;
+  return cn === undefined ? [] : Array.isArray(cn) ? cn : [cn];
+}
+
+/**
+ * Why the client refused the server's certificate, and what to do, as the clause after "cannot
+ * use URL". The handshake was answered: the server sent a certificate, and it was refused. The
+ * advice for a private CA is the one of README.md and docs/API.md (NODE_EXTRA_CA_CERTS).
+ */
+function certText(e: CertError, url: string): string {
+  const code = e.code ?? '';
+  // Node's message, without the empty list it may end with ("... is not in the cert's list: ").
+  const why = `${code}: ${e.message.replace(/[:\s]+$/, '')}`;
+  if (NOT_TRUSTED.has(code)) {
+    // Node reads NODE_EXTRA_CA_CERTS once, at startup: one set then trusts the CAs of that file too.
+    const given = process.env.NODE_EXTRA_CA_CERTS;
+    const unset = given === undefined || given === '';
+    const also = unset ? '' : ` (those in NODE_EXTRA_CA_CERTS=${given} included)`;
+    // sudo passes on no such variable unless told to (README.md: mount through sudo).
+    const sudo = unset && process.env.SUDO_USER !== undefined ? '; through sudo: sudo --preserve-env=NODE_EXTRA_CA_CERTS ...' : '';
+    // A server that sends its certificate without the intermediate ones its CA signed through.
+    const chain = code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' ? '; or the server sends its certificate without the intermediate ones: its certificate file is to hold the chain' : '';
+    return `the server's certificate is not trusted (${why}): no CA Node trusts issued it${also}; if a private CA issued it, give Node the CA (a self-signed certificate is its own CA): NODE_EXTRA_CA_CERTS=/path/to/ca.pem in the environment of the mount or program (read once, at startup${sudo})${chain}`;
+  }
+  if (OUT_OF_DATE.has(code)) return `the server's certificate is not valid at this time (${why}): renew it on the server, or check this machine's clock`;
+  if (WRONG_NAME.has(code)) {
+    const host = e.host ?? engineAddress(url).host;
+    const names = certNames(e.cert);
+    const its = names.length === 0 ? '' : ` (it names ${names.join(', ')})`;
+    return `the server's certificate does not name ${host}, the URL's host (${why}): put a host it names in the URL${its}, or give the server a certificate that names ${host}`;
+  }
+  return `the server's certificate was refused (${why})`;
+}
+
+/**
  * Why a connection failed, where the client's own error does not say it (its "read ECONNRESET",
  * "connect ECONNREFUSED ..."), as the store's whole message, or undefined when there is nothing
  * more to say. One plain TCP connection (probe.ts), on these failures only, within `ms`:
@@ -272,7 +353,10 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   const hidden = secrets(o.url);
   let last = '';
   let code = '';
+  // The first certificate the client refused: what the failure is, whatever follows it.
+  let cert: CertError | undefined;
   c.on('error', (e: NodeJS.ErrnoException) => {
+    if (cert === undefined && isCertError(e)) cert = e;
     // What the server sent that is not Redis says more than the reset that usually follows it
     // (a server that closes on what it cannot read: ECONNRESET after its reply).
     if (notRedis(last) !== undefined) return;
@@ -297,6 +381,8 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     if (db !== '') await within(c.select(Number(db)), o.requestTimeoutMs, () => fail(last));
   } catch (e) {
     await closeNow(c);
+    // The handshake was answered, and its certificate refused: no probe, nothing else to tell apart.
+    if (cert !== undefined) throw new Error(hide(`locksmith store: cannot use ${o.shownUrl}: ${certText(cert, o.url)}`, hidden));
     const m = hide((e as Error).message, hidden);
     let message = m.startsWith('locksmith store:') ? m : fail(last === '' ? m : last);
     // A refused connection, a TLS server behind redis:// and a plain one behind rediss:// all look
