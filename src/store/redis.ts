@@ -313,6 +313,17 @@ function certText(e: CertError, url: string): string {
 }
 
 /**
+ * Why a rediss:// connection closed right after its TLS handshake, before any reply: a server that
+ * asks for a client certificate (an alert saying so, or a reset), which locksmith does not send.
+ */
+function clientCertText(code: string, why: string): string {
+  const fix = 'locksmith sends none; set tls-auth-clients no (or optional) on the Redis';
+  if (code.includes('CERTIFICATE_REQUIRED')) return `the server asks for a client certificate (${code}): ${fix}`;
+  const said = code.startsWith('ERR_SSL_') ? code : why === '' ? 'closed' : why;
+  return `the server closed the connection right after the TLS handshake (${said}), as a Redis does that asks for a client certificate: ${fix}`;
+}
+
+/**
  * Why a connection failed, where the client's own error does not say it (its "read ECONNRESET",
  * "connect ECONNREFUSED ..."), as the store's whole message, or undefined when there is nothing
  * more to say. One plain TCP connection (probe.ts), on these failures only, within `ms`:
@@ -355,6 +366,11 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   let code = '';
   // The first certificate the client refused: what the failure is, whatever follows it.
   let cert: CertError | undefined;
+  // Over rediss://, the TLS handshake completed (the client's 'connect' comes at its end).
+  let secured = false;
+  c.once('connect', () => {
+    secured = true;
+  });
   c.on('error', (e: NodeJS.ErrnoException) => {
     if (cert === undefined && isCertError(e)) cert = e;
     // What the server sent that is not Redis says more than the reset that usually follows it
@@ -390,7 +406,12 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     if (message.startsWith('locksmith store: cannot reach ')) {
       // Reset or closed with no reply (a connection that closes cleanly gives no error of its own).
       const dropped = code === 'ECONNRESET' || code === 'EPIPE' || (last === '' && m.includes('Connection is closed'));
-      message = (await reachHint(o, code, dropped, message, Math.min(1_000, o.requestTimeoutMs))) ?? message;
+      // A TLS server that asks for a client certificate (Redis's default with tls-ca-cert-file)
+      // completes the handshake (TLS 1.3), then sends an alert or resets the connection: the
+      // handshake was answered, the probe's "no answer" would not be true.
+      const alert = code.startsWith('ERR_SSL_');
+      if (secured && (dropped || alert) && new URL(o.url).protocol === 'rediss:') message = `locksmith store: cannot use ${o.shownUrl}: ${clientCertText(code, last)}`;
+      else message = (await reachHint(o, code, dropped, message, Math.min(1_000, o.requestTimeoutMs))) ?? message;
     }
     throw new Error(message);
   }

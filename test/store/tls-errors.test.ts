@@ -8,7 +8,8 @@
  * LockCoordinator.start in their own process (./start-child.ts: Node reads NODE_EXTRA_CA_CERTS at
  * startup only), and the rejection, or the stop, must leave nothing of the store in the event
  * loop, as ./handles.test.ts asks of any stop or failed start (before, over TLS, the socket's TLS
- * state, freed a turn after its close, was still there).
+ * state, freed a turn after its close, was still there). A server that asks for a client
+ * certificate (locksmith sends none) is said so too: before, the same "got no answer".
  */
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -144,5 +145,21 @@ t.test("the CA given, the URL's host not one the certificate names: said so, and
     o.error,
     `locksmith store: cannot use ${url}: the server's certificate does not name 127.0.0.1, the URL's host (ERR_TLS_CERT_ALTNAME_INVALID: Hostname/IP does not match certificate's altnames: IP: 127.0.0.1 is not in the cert's list): put a host it names in the URL (it names localhost), or give the server a certificate that names 127.0.0.1`,
   );
+  leftBehind(t, o, 'the rejection');
+});
+
+t.test('the CA given, a Redis that asks for a client certificate: said so, and tls-auth-clients', { skip: noRedis }, async (t) => {
+  // Redis's default with tls-ca-cert-file: a client certificate is required. The TLS 1.3 handshake
+  // completes, then the server sends an alert or resets the connection (either comes first).
+  const asking = await RedisServer.start([], { tls: true });
+  t.teardown(() => asking.stop());
+  const url = `rediss://localhost:${asking.port}`;
+  const o = await startIn(url, asking.certFile, 'a Redis that asks for a client certificate');
+  const fix = 'locksmith sends none; set tls-auth-clients no (or optional) on the Redis';
+  const said = [
+    `locksmith store: cannot use ${url}: the server asks for a client certificate (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED): ${fix}`,
+    ...['read ECONNRESET', 'write ECONNRESET', 'write EPIPE', 'closed'].map((why) => `locksmith store: cannot use ${url}: the server closed the connection right after the TLS handshake (${why}), as a Redis does that asks for a client certificate: ${fix}`),
+  ];
+  t.ok(said.includes(o.error ?? ''), `says it asks for a client certificate (${o.error})`);
   leftBehind(t, o, 'the rejection');
 });
