@@ -6,7 +6,7 @@
  */
 import type { Test } from 'tap';
 import type { Call } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, endGrace, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
 
 /**
  * The engine's records of `path` (default /a), sorted, one string each: node, state, mode, holder
@@ -101,4 +101,56 @@ export async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode, 
   b.sf.adopt(bEpoch, bWas, 60_000);
   const sent = (n: TestNode, i: number) => n.log.slice(at[i]).some((l) => l.startsWith('reassert '));
   await until(() => (bOnly || sent(a, 0)) && (aOnly || sent(b, 1)), aOnly ? "a's re-assertion" : bOnly ? "b's re-assertion" : "a's and b's re-assertions");
+}
+
+/**
+ * Every answer `n` gives request `id` from now on, in order (`got` keeps only the last one): a
+ * request answered twice, or first with one result and then another, shows here.
+ */
+export function answersTo(n: TestNode, id: number): unknown[] {
+  const all: unknown[] = [];
+  const answer = n.target.answer.bind(n.target);
+  n.target.answer = (i, path, res, waitedMs, flockDrop, getlk) => {
+    if (i === id) all.push(res);
+    answer(i, path, res, waitedMs, flockDrop, getlk);
+  };
+  return all;
+}
+
+/**
+ * The grace period ends (endGrace), and each of `nodes` looks at `path`'s waiters as at its end:
+ * the pass a re-assertion schedules (SharedFiles.wakeAt, a minute away after resetBoth) runs now.
+ */
+export async function graceOver(engine: MemoryEngine, path: string, ...nodes: TestNode[]): Promise<void> {
+  await endGrace(engine, ...nodes);
+  for (const n of nodes) {
+    // wakeAt keeps a later pending pass: that one's timer goes first.
+    const timers = (n.sf as unknown as { wakeTimers: Map<string, { timer: NodeJS.Timeout }> }).wakeTimers;
+    clearTimeout(timers.get(path)?.timer);
+    timers.delete(path);
+    n.sf.wakeAt(path, 0);
+  }
+}
+
+/**
+ * The pairs of `held` lines (as held() writes them) that conflict: granted locks of two holders
+ * over common bytes, at least one of them a write lock.
+ */
+export function conflicts(lines: readonly string[]): string[] {
+  const locks = lines
+    .map((l) => l.split(' '))
+    .filter((p) => p[1] === 'held')
+    .map((p) => {
+      const [s, e] = p[4]!.split('-').map(Number);
+      return { line: p.join(' '), who: `${p[0]} ${p[3]}`, write: p[2] === 'write', s: s!, e: e! };
+    });
+  const out: string[] = [];
+  for (let i = 0; i < locks.length; i++) {
+    for (let j = i + 1; j < locks.length; j++) {
+      const x = locks[i]!;
+      const y = locks[j]!;
+      if (x.who !== y.who && (x.write || y.write) && x.s <= y.e && y.s <= x.e) out.push(`${x.line} / ${y.line}`);
+    }
+  }
+  return out;
 }
