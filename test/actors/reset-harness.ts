@@ -1,8 +1,7 @@
 /**
  * Test harness for an engine reset: two nodes a and b on a MemoryEngine behind the lost-link
- * harness, the engine losing its data, both nodes re-asserting. Shared by
- * shared-file-reset-owed.test.ts, shared-file-reset-owed-review.test.ts and
- * shared-file-reset-meet.test.ts.
+ * harness, the engine losing its data, both nodes re-asserting. Shared by the
+ * shared-file-reset-*.test.ts files.
  */
 import type { Test } from 'tap';
 import type { Call } from '../../src/core/requests.js';
