@@ -128,30 +128,10 @@ export class SharedFiles implements FileSpace {
     const epoch = this.epoch;
     if (this.config.blank === true || epoch === 0 || this.stopping) return;
     this.recovering = epoch;
-    let cursor = '0';
-    let backoff = 25;
-    let told = false;
+    const me = this.config.node;
     try {
-      for (;;) {
-        let page: SessionFilesPage | 'reset';
-        try {
-          page = await list(cursor);
-        } catch (e) {
-          // Not reached: tried again while the session lasts (a lost one is told by adopt). Told
-          // once: each report is a fault (stats().faults), and an outage lasts many tries.
-          if (this.epoch !== epoch || this.stopping) break;
-          if (!told) this.report(e);
-          told = true;
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, 1000);
-          continue;
-        }
-        if (this.epoch !== epoch || this.stopping) break;
-        if (page === 'reset') {
-          this.report(new Error(RECOVER_UNKNOWN));
-          return;
-        }
-        const me = this.config.node;
+      // Read while the session lasts (a lost one is told by adopt).
+      const read = await this.readIndex(list, () => this.epoch === epoch && !this.stopping, (page) => {
         for (const { file, records } of page.files) {
           if (!mine(file) || this.pending.has(file)) continue;
           // An actor made meanwhile (a request came first) that has the engine's records already.
@@ -163,11 +143,44 @@ export class SharedFiles implements FileSpace {
           this.loadQueue.push(file);
         }
         this.pumpLoads();
-        cursor = page.cursor;
-        if (cursor === '0') break;
-      }
+      });
+      if (read === 'reset') this.report(new Error(RECOVER_UNKNOWN));
     } finally {
       if (this.recovering === epoch) this.recovering = undefined;
+    }
+  }
+
+  /**
+   * Reads a session's index (`list`, Engine.sessionFiles) page by page to its end, handing each
+   * page to `take`, while `wanted()`: 'read', or 'reset' when the engine lost its data, or
+   * 'dropped' once no longer wanted. An engine out of reach is asked again, told once (each report
+   * is a fault, stats().faults, and an outage lasts many tries).
+   */
+  private async readIndex(
+    list: (cursor: string) => Promise<SessionFilesPage | 'reset'>,
+    wanted: () => boolean,
+    take: (page: SessionFilesPage) => void,
+  ): Promise<'read' | 'reset' | 'dropped'> {
+    let cursor = '0';
+    let backoff = 25;
+    let told = false;
+    for (;;) {
+      let page: SessionFilesPage | 'reset';
+      try {
+        page = await list(cursor);
+      } catch (e) {
+        if (!wanted()) return 'dropped';
+        if (!told) this.report(e);
+        told = true;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 1000);
+        continue;
+      }
+      if (!wanted()) return 'dropped';
+      if (page === 'reset') return 'reset';
+      take(page);
+      cursor = page.cursor;
+      if (cursor === '0') return 'read';
     }
   }
 
