@@ -371,6 +371,8 @@ export class ActorHost implements HostControl, NativeHost {
         // The connection first: the re-assertions the files start at once go out under the new session.
         this.direct?.adopt(m.epoch, m.incarnation);
         this.shared?.adopt(m.epoch, m.carried, m.graceMs);
+        // Told to the caller (Worker.session): a replacement of this worker knows the session it acted on.
+        this.out.object({ t: 'adopted', epoch: m.epoch, incarnation: m.incarnation });
         return;
     }
   }

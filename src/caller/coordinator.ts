@@ -305,6 +305,10 @@ export class LockCoordinator {
       case 'storeTrouble':
         this.space?.nudge();
         return;
+      case 'adopted':
+        // Session 0 holds nothing: the locks it may have are still the last session's.
+        if (m.epoch !== 0) w.session = { epoch: m.epoch, incarnation: m.incarnation };
+        return;
     }
   }
 

@@ -10,7 +10,7 @@ import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:wor
 import { Piscina } from 'piscina';
 import { type Counted, SharedCounters } from '../counters.js';
 import { CallBatcher } from '../wire/batcher.js';
-import type { HookRunner, HostControl, HostInit } from '../wire/protocol.js';
+import type { HookRunner, HostControl, HostInit, HostSession } from '../wire/protocol.js';
 
 /** One worker thread. */
 export interface Worker {
@@ -21,6 +21,13 @@ export interface Worker {
   readonly out: CallBatcher;
   /** Times a worker at this index was replaced after it died. */
   readonly restarts: number;
+  /**
+   * A shared lock space: the last session (epoch not 0) this worker started on or said it acts on
+   * (the host's 'adopted'), under which it may have taken locks. A message it never read is no
+   * word: a session lost while it died is not taken for one it acted on (its replacement's
+   * HostInit.shared.predecessor).
+   */
+  session: HostSession | undefined;
   alive: boolean;
   /** Settles when this worker is gone (crashWorker waits for it). */
   readonly died: Promise<void>;
@@ -98,7 +105,7 @@ export class Workers {
       // again, and process-wide V8 flags such as --expose-gc are refused in it.
       ...(process.execArgv.some(isInputType) ? { execArgv: process.execArgv.filter((a) => !isInputType(a)) } : {}),
     });
-    for (let i = 0; i < n; i++) this.list.push(this.launch(i, 0));
+    for (let i = 0; i < n; i++) this.list.push(this.launch(i));
   }
 
   /** Reports a pool error (a worker that died with no task running, during stop); without a listener it would end the process. */
@@ -110,7 +117,8 @@ export class Workers {
     return this.list.length;
   }
 
-  private launch(index: number, restarts: number): Worker {
+  /** Starts the host of worker `index`, replacing `dead` if given. */
+  private launch(index: number, dead?: Worker): Worker {
     const data = new MessageChannel();
     const control = new MessageChannel();
     const hooks = new MessageChannel();
@@ -118,7 +126,18 @@ export class Workers {
     const init: HostInit = { ...this.config, index, data: data.port2, control: control.port2, hooks: hooks.port2, nativeCounters };
     const transferList = [data.port2, control.port2, hooks.port2];
     // A replacement's files may hold its predecessor's locks in the engine; a first worker's hold none.
-    if (this.shared !== undefined) init.shared = { ...this.shared(), blank: restarts === 0, workers: this.n };
+    let session: HostSession | undefined;
+    if (this.shared !== undefined) {
+      const s = { ...this.shared(), blank: dead === undefined, workers: this.n };
+      const before = dead?.session;
+      // The session its predecessor last acted on, when the node has another now: what it took
+      // there went with that session (or with the engine's data), and its handles are told so.
+      if (before !== undefined && (before.epoch !== s.epoch || before.incarnation !== s.incarnation)) s.predecessor = before;
+      init.shared = s;
+      // Started with none (the next is not open yet): its predecessor's is still the one whose
+      // locks its files may hold, for its own replacement.
+      session = s.epoch !== 0 ? { epoch: s.epoch, incarnation: s.incarnation } : before;
+    }
     Comlink.expose(this.hooks, hooks.port1 as unknown as Comlink.Endpoint);
     let markDead!: () => void;
     const died = new Promise<void>((r) => (markDead = r));
@@ -129,7 +148,8 @@ export class Workers {
       data: data.port1,
       control: Comlink.wrap<HostControl>(control.port1 as unknown as Comlink.Endpoint),
       out: new CallBatcher((batch) => data.port1.postMessage(batch), 64, this.events.busy, this.events.unsendable),
-      restarts,
+      restarts: dead === undefined ? 0 : dead.restarts + 1,
+      session,
       alive: true,
       died,
       stopped,
@@ -188,7 +208,7 @@ export class Workers {
   replace(w: Worker): Worker {
     w.closePorts();
     new SharedCounters(this.counters[w.index]!).noneWaiting();
-    const fresh = this.launch(w.index, w.restarts + 1);
+    const fresh = this.launch(w.index, w);
     this.list[w.index] = fresh;
     const asks = [...w.asks];
     w.asks.clear();

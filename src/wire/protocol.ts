@@ -63,7 +63,15 @@ export type FromHost =
   | { t: 'fault'; message: string }
   | { t: 'stopped' }
   /** A shared lock space: the engine refused a commit for a session it no longer has: renew now. */
-  | { t: 'storeTrouble' };
+  | { t: 'storeTrouble' }
+  /** A shared lock space: the host acts on this session from now on (the 'session' message it read; epoch 0: none). */
+  | ({ t: 'adopted' } & HostSession);
+
+/** One of this node's sessions on a shared lock space's engine: its epoch, in the engine's incarnation. */
+export interface HostSession {
+  epoch: number;
+  incarnation: string;
+}
 
 /** The control plane a host exposes through comlink. */
 export interface HostControl {
@@ -110,5 +118,11 @@ export interface HostInit {
     incarnation: string;
     /** How many workers share the files (routeOf): a replacement reads which locks of its files its predecessor took (SharedFiles.recover). */
     workers?: number;
+    /**
+     * A replacement whose predecessor last said it acts on another session than this one
+     * (Worker.session): the locks it took under that one are lost, and their handles are told so
+     * from that session's index (SharedFiles.recoverLost).
+     */
+    predecessor?: HostSession;
   };
 }
