@@ -165,15 +165,16 @@ export class ActorHost implements HostControl, NativeHost {
       // reads them now, in the background, before a reset or a lost session needs them.
       if (s.blank === false && s.workers !== undefined) {
         const direct = this.direct;
-        const { epoch, incarnation, workers } = s;
-        const listed = this.shared.recover(
-          (cursor) => direct.sessionFiles(epoch, incarnation, cursor, PAGE_FILES),
-          (path) => routeOf(path, workers) === init.index,
-        );
+        const { epoch, incarnation, workers, predecessor } = s;
+        const mine = (path: string): boolean => routeOf(path, workers) === init.index;
+        const listed = this.shared.recover((cursor) => direct.sessionFiles(epoch, incarnation, cursor, PAGE_FILES), mine);
+        // Its predecessor acted on a session this node no longer has: what it took there is lost.
+        const lost =
+          predecessor === undefined ? undefined : this.shared.recoverLost((cursor) => direct.sessionFiles(predecessor.epoch, predecessor.incarnation, cursor, PAGE_FILES), mine);
         // Its first answer to the control plane (the coordinator's stats round trip after a
         // replacement, crashWorker) comes once it knows them, or after requestTimeoutMs (the
         // engine out of reach: the reading goes on).
-        this.recovered = Promise.race([listed, sleep(s.requestTimeoutMs)]).then(() => {
+        this.recovered = Promise.race([Promise.all([listed, lost]), sleep(s.requestTimeoutMs)]).then(() => {
           this.recovered = undefined;
         });
       }

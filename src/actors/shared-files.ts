@@ -6,7 +6,7 @@
  * waiting requests by record id (answered from inbox events, endWait), requests that wait out a
  * grace period (park), releases owed to a file's next step (retryOwed), the session this
  * worker acts on (adopt, renewed, nextSession), and, in a worker that replaces one that died, the
- * locks its predecessor took (recover).
+ * locks its predecessor took (recover), or lost with a session it did not hear of (recoverLost).
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -60,6 +60,10 @@ export class SharedFiles implements FileSpace {
   private loadQueue: string[] = [];
   /** The session a replacement's reading of its predecessor's locks (recover) is for, while it reads. */
   private recovering: number | undefined;
+  /** While a replacement reads a session its predecessor lost (recoverLost): the handles closed since it began (path|handle key). */
+  private closedMeanwhile: Set<string> | undefined;
+  /** That reading, while it runs: this worker's reaping waits for it (reap). */
+  private lostReading: Promise<unknown> | undefined;
   /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
   private readonly owedRetries = new Map<string, { timer: NodeJS.Timeout | undefined; tries: number }>();
 
@@ -147,6 +151,40 @@ export class SharedFiles implements FileSpace {
       if (read === 'reset') this.report(new Error(RECOVER_UNKNOWN));
     } finally {
       if (this.recovering === epoch) this.recovering = undefined;
+    }
+  }
+
+  /**
+   * A replacement worker whose predecessor last acted on a session this node no longer has
+   * (HostInit.shared.predecessor): the predecessor died before it heard of the next one (its
+   * message on its way, or none open yet). What it held under that session went with it (lost,
+   * or with the engine's data), and no handle was told so here: recover reads the session this
+   * worker starts on, which has none of it. Each held record of that session in this worker's
+   * files (`mine`) counts lost now, as adopt counts a live worker's (lostHandles, lostFiles), read
+   * from that session's index (`list`, to its end). The index keeps them until a reaper removes
+   * them: this node's reaping of them is this worker's, and waits for this reading (reap); another
+   * node's may come first, and what it removed is not seen (the engine keeps no trace of it). An
+   * engine that lost its data leaves them unknown: reported, as recover does. A handle closed
+   * while the index is read is not told (closedMeanwhile: its number may be another open file's
+   * by then).
+   */
+  async recoverLost(list: (cursor: string) => Promise<SessionFilesPage | 'reset'>, mine: (path: string) => boolean): Promise<void> {
+    if (this.stopping) return;
+    const closed = (this.closedMeanwhile = new Set());
+    const reading = this.readIndex(list, () => !this.stopping, (page) => {
+      for (const { file, records } of page.files) {
+        if (mine(file)) this.loseRecords(file, records.filter((r) => r.state === 'held'), closed);
+      }
+    });
+    this.lostReading = reading.catch(() => undefined);
+    try {
+      if ((await reading) === 'reset') this.report(new Error(RECOVER_UNKNOWN));
+    } catch (e) {
+      // A record that does not decode (a bug): said, and the rest is not read.
+      this.report(e);
+    } finally {
+      this.closedMeanwhile = undefined;
+      this.lostReading = undefined;
     }
   }
 
@@ -292,7 +330,10 @@ export class SharedFiles implements FileSpace {
       this.finish(hostId, ERROR_LOCK_VIOLATION, false);
       return;
     }
-    if (call.op === 'closeHandle' || call.op === 'release') this.lostHandles.delete(`${call.path}|${call.handleKey}`);
+    if (call.op === 'closeHandle' || call.op === 'release') {
+      this.lostHandles.delete(`${call.path}|${call.handleKey}`);
+      this.closedMeanwhile?.add(`${call.path}|${call.handleKey}`);
+    }
     this.attempt(hostId, r);
   }
 
@@ -521,6 +562,9 @@ export class SharedFiles implements FileSpace {
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */
   reap(path: string, sessions: readonly { node: string; epoch: number }[]): Promise<void> {
+    // After a replacement's reading of what its predecessor lost, which the reaping would remove.
+    const reading = this.lostReading;
+    if (reading !== undefined) return reading.then(() => this.reap(path, sessions));
     const f = this.file(path);
     return this.inMailbox(f, () => f.reap(sessions));
   }
@@ -702,7 +746,8 @@ export class SharedFiles implements FileSpace {
     this.loseRecords(f.path, records);
   }
 
-  private loseRecords(path: string, records: readonly StoreRecord[]): void {
+  /** `closed`: handles (path|handle key) not to tell, closed already. */
+  private loseRecords(path: string, records: readonly StoreRecord[], closed?: ReadonlySet<string>): void {
     const handles = new Set<number>();
     for (const r of records) {
       if (r.state === 'waiting') {
@@ -711,7 +756,9 @@ export class SharedFiles implements FileSpace {
         continue;
       }
       const { origin, kind } = decodeRecord(r.data, path).req;
-      this.lostHandles.add(`${path}|${origin.handleKey}`);
+      const key = `${path}|${origin.handleKey}`;
+      if (closed?.has(key)) continue;
+      this.lostHandles.add(key);
       if (kind !== 'windows' && typeof origin.event.fileHandle === 'number') handles.add(origin.event.fileHandle);
     }
     if (handles.size > 0) this.lostFiles([...handles]);
