@@ -997,16 +997,27 @@ export class SharedFile {
     const me = this.space.config.node;
     for (const c of changes) {
       for (const id of c.removed) {
-        // Another node's step removed a waiter of this node's session: it granted it (only this
-        // node's steps end its waiters otherwise), though its event may not be read yet. After the
-        // unlocks owed or in flight, as in grantedRemotely.
+        // Another node's step removed a waiter of this node's session and put its owner's lock over
+        // its bytes: it granted it, though its event may not be read yet. After the unlocks owed or
+        // in flight, as in grantedRemotely.
         const r = byId.get(id);
-        if (c.node !== me && r?.node === me && r.state === 'waiting' && r.epoch === this.space.epoch) this.spare(id, this.decode(r).req);
+        if (c.node !== me && r !== undefined && this.grantedIn(r, c.put)) this.spare(id, this.decode(r).req);
         byId.delete(id);
       }
       for (const r of c.put) byId.set(r.id, r);
     }
     this.records = [...byId.values()].sort((a, b) => a.seq - b.seq);
+  }
+
+  /**
+   * Whether `r` is a waiter of this node's session whose owner holds its bytes, in its mode or a
+   * stronger one, in `put` (records a step put): a grant. Not a waiter another node's step failed
+   * (EDEADLK, its edges' check closing a cycle), which gives its owner nothing.
+   */
+  private grantedIn(r: StoreRecord, put: readonly StoreRecord[]): boolean {
+    const me = this.space.config.node;
+    if (r.node !== me || r.state !== 'waiting' || r.epoch !== this.space.epoch) return false;
+    return coveredBy(this.decode(r).req, put.filter((x) => x.node === me && x.state === 'held').map((x) => this.decode(x).req));
   }
 
   /** The table of this file's records (a decision's starting point). */

@@ -1,0 +1,223 @@
+/**
+ * What an unlock answered before another node granted its owner's waiter leaves to that owner
+ * when it runs later (Run.spared, SharedFile.spareOf): the granted bytes, of that owner only, and
+ * only for a grant (not a waiter failed by another node's step), whichever way the grant is
+ * learned (the inbox, a stale reply's changes, a stale reply's whole record set). A release issued
+ * after the grant was told spares nothing; a release shown applied is not run again. Real
+ * SharedFiles over a MemoryEngine, behind the lost-link harness; every wait is for an answer,
+ * within a budget.
+ */
+import t, { type Test } from 'tap';
+import { EAGAIN, EDEADLK, ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseLock, type Call } from '../../src/core/requests.js';
+import { MemoryEngine, answered, lk, node, type TestNode } from './lost-link.js';
+import { held } from './reset-harness.js';
+
+/** An OFD or flock lock call of `owner` through file handle `fh` on [start, start+len) of /a. */
+const lkk = (kind: 'ofd' | 'flock', owner: string, fh: number, type: number, cmd: number, start = 0, len = 10): Call =>
+  parseLock({ path: '/a', kind, lockType: type, cmd, lockOwner: owner, lockStart: start, lockLen: len, lockPid: fh, fileHandle: fh }) as Call;
+
+async function pair(t: Test, released?: string[]): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
+  const engine = new MemoryEngine();
+  const hooks = released === undefined ? {} : { released: (family: string, e: Readonly<Record<string, unknown>>) => void released.push(`${family}:${String(e.lockStart ?? e.byteOffset)}+${String(e.lockLen ?? e.length)}`) };
+  const a = await node(engine, 'a', 'default', 300, 0, hooks);
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  return { engine, a, b };
+}
+
+/** Request `id` of b: a write lock of [start, start+len) for a fresh owner, answered as `want`. */
+async function probe(t: Test, b: TestNode, id: number, start: number, len: number, want: number, what: string): Promise<void> {
+  b.sf.run(id, lk(`z${id}`, 100 + id, F_WRLCK, F_SETLK, start, len), b.target);
+  t.match(await answered(b, id, `a write lock of [${start},${start + len})`), { result: want }, what);
+}
+
+/** a is cut off; its release `call` (request `id`) is answered for want of a reply, and owed. */
+async function owe(a: TestNode, id: number, call: Call, what: string): Promise<unknown> {
+  a.policy = () => 'drop';
+  a.sf.run(id, call, a.target);
+  return answered(a, id, `${what} (given up on: owed)`);
+}
+
+/** a reaches the engine again; its next step (request `id`: p4's lock of [40,50)) carries what is owed. */
+async function heal(t: Test, a: TestNode, id: number): Promise<void> {
+  a.policy = () => 'pass';
+  a.sf.run(id, lk('p4', 4, F_WRLCK, F_SETLK, 40, 10), a.target);
+  t.match(await answered(a, id, "p4's lock of [40,50)"), { result: 0 }, "a's next step commits, carrying what is owed");
+}
+
+for (const kind of ['ofd', 'flock'] as const) {
+  t.test(`an owed ${kind} unlock, then a grant of the same owner's waiter: the owner keeps the grant`, async (t) => {
+    const { a, b } = await pair(t);
+    // flock: b's f2 holds the whole file, a's f1 waits for it (holding nothing: a conversion drops
+    // the old lock first). OFD: f1 holds [0,10) and waits for [5,20), which f2 holds [10,20) of.
+    const [s, n] = kind === 'flock' ? [0, 0] : [10, 10];
+    b.sf.run(1, lkk(kind, 'f2', 2, F_WRLCK, F_SETLK, s, n), b.target);
+    t.match(await answered(b, 1, "f2's lock"), { result: 0 });
+    if (kind === 'ofd') {
+      a.sf.run(1, lkk(kind, 'f1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+      t.match(await answered(a, 1, "f1's lock of [0,10)"), { result: 0 });
+    }
+    a.sf.run(2, lkk(kind, 'f1', 1, F_WRLCK, F_SETLKW, 5, 15), a.target);
+    await answered(a, -2, "f1's waiter queued");
+    t.match(await owe(a, 3, lkk(kind, 'f1', 1, F_UNLCK, F_SETLK, 0, 10), "f1's unlock"), { result: -ENOLCK });
+    b.sf.run(2, lkk(kind, 'f2', 2, F_UNLCK, F_SETLK, s, n), b.target);
+    t.match(await answered(b, 2, "f2's unlock"), { result: 0 });
+    t.match(await answered(a, 2, "f1's waiter"), { result: 0 }, "granted by b's unlock, after f1's unlock was answered");
+    await heal(t, a, 4);
+    b.sf.run(3, lkk(kind, 'f3', 3, F_WRLCK, F_SETLK, 5, 5), b.target);
+    t.match(await answered(b, 3, "f3's lock"), { result: -EAGAIN }, 'f1 still holds what it was granted after its unlock');
+    if (kind === 'ofd') await probe(t, b, 4, 0, 5, 0, '[0,5) is free: the owed unlock ran');
+    t.same(a.faults, [], 'nothing reported');
+  });
+}
+
+t.test('an owed unlock of [0,30), then grants of two waiters of its owner, [5,10) and [20,25): both stay, the rest goes', async (t) => {
+  const { a, b } = await pair(t);
+  b.sf.run(1, lk('q2', 2, F_RDLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 1, "q2's read of [5,10)"), { result: 0 });
+  b.sf.run(2, lk('q3', 3, F_RDLCK, F_SETLK, 20, 5), b.target);
+  t.match(await answered(b, 2, "q3's read of [20,25)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_RDLCK, F_SETLK, 0, 30), a.target);
+  t.match(await answered(a, 1, "p1's read of [0,30)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 5), a.target);
+  await answered(a, -2, "p1's write waiter for [5,10)");
+  a.sf.run(3, lk('p1', 1, F_WRLCK, F_SETLKW, 20, 5), a.target);
+  await answered(a, -3, "p1's write waiter for [20,25)");
+  t.match(await owe(a, 4, lk('p1', 1, F_UNLCK, F_SETLK, 0, 30), "p1's unlock of [0,30)"), { result: -ENOLCK });
+  b.sf.run(3, lk('q2', 2, F_UNLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 3, "q2's unlock"), { result: 0 });
+  b.sf.run(4, lk('q3', 3, F_UNLCK, F_SETLK, 20, 5), b.target);
+  t.match(await answered(b, 4, "q3's unlock"), { result: 0 });
+  t.match(await answered(a, 2, "p1's [5,10)"), { result: 0 }, 'granted');
+  t.match(await answered(a, 3, "p1's [20,25)"), { result: 0 }, 'granted');
+  await heal(t, a, 5);
+  await probe(t, b, 5, 5, 5, -EAGAIN, 'p1 holds [5,10)');
+  await probe(t, b, 6, 20, 5, -EAGAIN, 'p1 holds [20,25)');
+  await probe(t, b, 7, 0, 5, 0, '[0,5) is free');
+  await probe(t, b, 8, 10, 10, 0, '[10,20) is free');
+  await probe(t, b, 9, 25, 5, 0, '[25,30) is free');
+  t.same(a.faults, [], 'nothing reported');
+});
+
+t.test("an owed unlock of p1's [0,10), then a grant of ANOTHER owner's waiter over [5,20): p1's bytes all go", async (t) => {
+  const { a, b } = await pair(t);
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's write of [10,20)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_RDLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's read of [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p5', 5, F_RDLCK, F_SETLKW, 5, 15), a.target);
+  await answered(a, -2, "p5's read waiter for [5,20)");
+  t.match(await owe(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock of [0,10)"), { result: -ENOLCK });
+  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  t.match(await answered(a, 2, "p5's read of [5,20)"), { result: 0 }, 'granted');
+  await heal(t, a, 4);
+  a.sf.run(5, lk('p5', 5, F_UNLCK, F_SETLK, 5, 15), a.target);
+  t.match(await answered(a, 5, "p5's unlock"), { result: 0 });
+  await probe(t, b, 3, 0, 10, 0, "[0,10) is free: p1's unlock released it all");
+  t.same(a.faults, [], 'nothing reported');
+});
+
+for (const inbox of ['read at once', 'read late'] as const) {
+  t.test(`an unlock in flight (not owed) when another node grants its owner's waiter (inbox ${inbox}): decided again, it leaves the grant`, async (t) => {
+    const { a, b } = await pair(t);
+    b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+    t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+    t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
+    a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 15), a.target);
+    await answered(a, -2, "p1's waiter for [5,20)");
+    // The unlock's first send is cut off; while it is out, b's unlock grants p1's waiter. Its
+    // resend (same step) is then stale, and it is decided again with the grant known.
+    let once = false;
+    a.policy = (s) => (s.id === undefined && !once ? 'drop' : 'pass');
+    a.afterDrop = async () => {
+      once = true;
+      if (inbox === 'read late') a.held = [];
+      b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+      t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+    };
+    a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
+    t.match(await answered(a, 3, "p1's unlock"), { result: 0 }, 'answered 0, before the grant was told');
+    t.notOk(a.got.has(2), 'the grant not told yet');
+    if (inbox === 'read late') a.release();
+    t.match(await answered(a, 2, "p1's waiter"), { result: 0 }, 'granted');
+    await probe(t, b, 3, 5, 5, -EAGAIN, 'p1 holds [5,10)');
+    await probe(t, b, 4, 0, 5, 0, '[0,5) is free');
+    t.same(a.faults, [], 'nothing reported');
+  });
+}
+
+t.test('an owed unlock spares the grant; an unlock of the same owner issued after the grant was told releases it', async (t) => {
+  const { a, b } = await pair(t);
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 15), a.target);
+  await answered(a, -2, "p1's waiter for [5,20)");
+  t.match(await owe(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock of [0,10)"), { result: -ENOLCK });
+  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  t.match(await answered(a, 2, "p1's waiter"), { result: 0 }, 'granted, and told');
+  // Issued after the grant was told, still cut off: owed behind the first.
+  t.match(await owe(a, 4, lk('p1', 1, F_UNLCK, F_SETLK, 5, 10), "p1's unlock of [5,15)"), { result: -ENOLCK });
+  await heal(t, a, 5);
+  await probe(t, b, 3, 0, 15, 0, '[0,15) is free: the second unlock released what it reached of the grant');
+  await probe(t, b, 4, 15, 5, -EAGAIN, 'p1 holds [15,20)');
+  t.same(a.faults, [], 'nothing reported');
+});
+
+t.test('an owed unlock whose carrying step applied (reply lost) before the grant: not run again after it', async (t) => {
+  const { engine, a, b } = await pair(t);
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 15), a.target);
+  await answered(a, -2, "p1's waiter for [5,20)");
+  t.match(await owe(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock of [0,10)"), { result: -ENOLCK });
+  // a's next step carries it, applies, and its reply is lost (p6's lock is answered as failed).
+  a.policy = (s) => (s.id === undefined ? 'lose' : 'pass');
+  a.sf.run(4, lk('p6', 6, F_WRLCK, F_SETLK, 60, 10), a.target);
+  t.notMatch(await answered(a, 4, "p6's lock (reply lost)"), { result: 0 });
+  t.same(await held(engine), ['a held write p6 60-69', 'a waiting write p1 5-19', 'b held write q2 10-19'], 'the engine: the unlock applied');
+  a.policy = () => 'pass';
+  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  t.match(await answered(a, 2, "p1's waiter"), { result: 0 }, 'granted (on the records the unlock left)');
+  await heal(t, a, 5);
+  await probe(t, b, 3, 5, 5, -EAGAIN, 'p1 holds [5,10): the unlock did not run again');
+  await probe(t, b, 4, 0, 5, 0, '[0,5) is free');
+});
+
+// p1 reads [0,10) (r1 too) and waits to write it; q2 waits for p1's [100,110). q2's read of
+// [0,10) gives p1's waiter a blocker that closes a cycle: b's step ends it with EDEADLK. That
+// removal is no grant: p1's owed unlock of [0,10) must release it all.
+t.test("an owed unlock, then another node's step fails the owner's waiter (EDEADLK), learned from a stale reply: nothing is spared", async (t) => {
+  const { a, b } = await pair(t);
+  b.sf.run(1, lk('r1', 11, F_RDLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 1, "r1's read of [0,10)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_RDLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's read of [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLK, 100, 10), a.target);
+  t.match(await answered(a, 2, "p1's write of [100,110)"), { result: 0 });
+  b.sf.run(2, lk('q2', 2, F_WRLCK, F_SETLKW, 100, 10), b.target);
+  await answered(b, -2, "q2's waiter for [100,110) (p1 holds it)");
+  a.sf.run(3, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10), a.target);
+  await answered(a, -3, "p1's write waiter for [0,10) (r1 reads it)");
+  t.match(await owe(a, 4, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock of [0,10)"), { result: -ENOLCK });
+  a.held = [];
+  b.sf.run(3, lk('q2', 2, F_RDLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 3, "q2's read of [0,10)"), { result: 0 });
+  await heal(t, a, 5);
+  a.release();
+  t.match(await answered(a, 3, "p1's write waiter"), { result: -EDEADLK }, "ended by b's step");
+  b.sf.run(4, lk('q2', 2, F_UNLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 4, "q2's unlock of [0,10)"), { result: 0 });
+  b.sf.run(5, lk('r1', 11, F_UNLCK, F_SETLK, 0, 10), b.target);
+  t.match(await answered(b, 5, "r1's unlock"), { result: 0 });
+  await probe(t, b, 6, 0, 10, 0, "[0,10) is free: p1's owed unlock released it");
+});
+
