@@ -1010,6 +1010,20 @@ export class SharedFile {
   }
 
   /**
+   * The engine's whole record set replaces the cache (a stale reply, the log no longer reaching
+   * back): a waiter of this node's session it lacks, whose owner holds its bytes in records new
+   * here, was granted, as in apply (a step of this node that gave them carried the releases owed
+   * first, and the reply shows it applied: shownApplied).
+   */
+  private replace(records: readonly StoreRecord[]): void {
+    const known = new Set(this.records.map((r) => r.id));
+    const now = new Set(records.map((r) => r.id));
+    const fresh = records.filter((r) => !known.has(r.id));
+    for (const r of this.records) if (!now.has(r.id) && this.grantedIn(r, fresh)) this.spare(r.id, this.decode(r).req);
+    this.records = [...records];
+  }
+
+  /**
    * Whether `r` is a waiter of this node's session whose owner holds its bytes, in its mode or a
    * stronger one, in `put` (records a step put): a grant. Not a waiter another node's step failed
    * (EDEADLK, its edges' check closing a cycle), which gives its owner nothing.
@@ -1340,7 +1354,7 @@ export class SharedFile {
       }
       switch (reply.reason) {
         case 'stale': {
-          if (reply.records !== undefined) this.records = [...reply.records];
+          if (reply.records !== undefined) this.replace(reply.records);
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
           this.ownExact = true;

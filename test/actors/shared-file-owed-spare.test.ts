@@ -10,7 +10,7 @@
 import t, { type Test } from 'tap';
 import { EAGAIN, EDEADLK, ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLock, type Call } from '../../src/core/requests.js';
-import { MemoryEngine, answered, lk, node, type TestNode } from './lost-link.js';
+import { MemoryEngine, answered, lk, node, overflowLog, type TestNode } from './lost-link.js';
 import { held } from './reset-harness.js';
 
 /** An OFD or flock lock call of `owner` through file handle `fh` on [start, start+len) of /a. */
@@ -190,6 +190,28 @@ t.test('an owed unlock whose carrying step applied (reply lost) before the grant
   await heal(t, a, 5);
   await probe(t, b, 3, 5, 5, -EAGAIN, 'p1 holds [5,10): the unlock did not run again');
   await probe(t, b, 4, 0, 5, 0, '[0,5) is free');
+});
+
+t.test("an owed unlock, then a grant learned from a stale reply's whole record set (the log no longer reaching back): the grant stays", async (t) => {
+  const { engine, a, b } = await pair(t);
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 15), a.target);
+  await answered(a, -2, "p1's waiter for [5,20)");
+  t.match(await owe(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock of [0,10)"), { result: -ENOLCK });
+  a.held = [];
+  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  await overflowLog(engine, b.store);
+  await heal(t, a, 4);
+  t.ok(a.log.some((l) => l.endsWith('stale whole')), "a's step was stale, with the whole record set");
+  a.release();
+  t.match(await answered(a, 2, "p1's waiter"), { result: 0 }, 'granted');
+  await probe(t, b, 3, 5, 5, -EAGAIN, 'p1 holds [5,10), which it was granted after the unlock');
+  await probe(t, b, 4, 0, 5, 0, '[0,5) is free: the owed unlock ran');
+  t.same(a.faults, [], 'nothing reported');
 });
 
 // p1 reads [0,10) (r1 too) and waits to write it; q2 waits for p1's [100,110). q2's read of
