@@ -290,9 +290,9 @@ type Run = ((t: LockTable) => unknown) & {
   /**
    * An unlock's: the locks another node's steps granted this node's waiters while it was owed or
    * in flight (grantedRemotely), by the waiters' ids (their records' while the cache stands them
-   * in). Its answer came before their grants were told: a POSIX, OFD or flock unlock leaves their
-   * bytes alone wherever it runs (spareOf); the settlement at an engine reset keeps them out of a
-   * flush's or an unlockAll's reach where it can, and reports it where it cannot (settleOwed).
+   * in). Its answer came before their grants were told: it leaves their bytes alone wherever it
+   * runs (spareOf), and the settlement at an engine reset keeps their stand-ins out of its reach
+   * (settleOwed).
    */
   spared?: Map<string, LockRequest>;
 };
@@ -801,18 +801,24 @@ export class SharedFile {
   }
 
   /**
-   * The ranges a POSIX, OFD or flock unlock `call` (run as `run`) leaves to its owner: those of its
-   * owner's locks that another node granted after it (Run.spared), or undefined when there are none
-   * (or `call` is no such unlock). The kernel's order is the unlock, then the grant: run later, the
-   * unlock must not take the granted bytes back. Exact: a step that carried the unlock applied
-   * before the grant (and no later step runs it again: appliedBefore, shownApplied) or was decided
-   * after this node learned of the grant (the engine refuses a step decided on an older version).
-   * Not the grants whose records settleOwed keeps out of the table (`hiding`): out of reach already.
+   * The locks a POSIX, OFD or flock unlock, a flush or a Windows unlockAll `call` (run as `run`)
+   * leaves to its owner (or handle): those another node granted after it (Run.spared), or
+   * undefined when there are none. The kernel's order is the release, then the grant: run later,
+   * the release must not take the granted bytes back. Exact: a step that carried the release
+   * applied before the grant (and no later step runs it again: appliedBefore, shownApplied) or was
+   * decided after this node learned of the grant (the engine refuses a step decided on an older
+   * version). Not the grants whose records settleOwed keeps out of the table (`hiding`): out of
+   * reach already.
    */
-  private spareOf(run: Run, call: Call): { start: bigint; end: bigint }[] | undefined {
-    if (run.spared === undefined || call.op !== 'lock' || call.lockType !== F_UNLCK) return undefined;
-    const mine = [...run.spared].filter(([id, g]) => g.owner === call.req.owner && !this.hiding.has(id));
-    return mine.length === 0 ? undefined : mine.map(([, g]) => ({ start: g.start, end: g.end }));
+  private spareOf(run: Run, call: Call): LockRequest[] | undefined {
+    if (run.spared === undefined) return undefined;
+    const mine = (g: LockRequest): boolean => {
+      if (call.op === 'lock') return call.lockType === F_UNLCK && g.owner === call.req.owner;
+      if (call.op === 'flush') return g.owner === call.owner;
+      return call.op === 'unlockAll' && g.kind === 'windows' && g.origin.handleKey === call.handleKey && g.origin.processKey === call.processKey;
+    };
+    const spare = [...run.spared].filter(([id, g]) => mine(g) && !this.hiding.has(id)).map(([, g]) => g);
+    return spare.length === 0 ? undefined : spare;
   }
 
   /** The records of spared grants settleOwed keeps out of the table while an owed release runs (spareOf). */
@@ -2021,7 +2027,7 @@ export class SharedFile {
       // An unlock owed or in flight when another node granted its owner's waiter: the grant
       // came after it, and keeps its bytes (Run.spared).
       const spare = this.spareOf(run, call);
-      if (spare !== undefined) return t.unlockSparing(call as Extract<Call, { op: 'lock' }>, spare);
+      if (spare !== undefined) return t.unlockSparing(call as Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' }>, spare);
       // Its answer, when the request waits and a later step of this table ends it, leaves only
       // once that step committed, like every other answer.
       return t.run(call, (v) => {

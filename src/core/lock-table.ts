@@ -21,7 +21,7 @@
 import { EAGAIN, EDEADLK, EINTR, EINVAL, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, ERROR_OPERATION_ABORTED, ERROR_SUCCESS, F_GETLK, F_SETLK, F_UNLCK } from './codes.js';
 import { type WaitForGraph, LocalWaitForGraph } from './deadlock.js';
 import { SweptMap } from './swept-map.js';
-import { FileLocks, type Lock, type LockRequest, type Policy, type Waiter } from './file-locks.js';
+import { FileLocks, Lock, type LockRequest, type Policy, type Waiter } from './file-locks.js';
 import { posixLength } from './input.js';
 import { listLocks, posixView, winUnlockEvent, type LockEntry } from './views.js';
 import {
@@ -81,6 +81,9 @@ export function cancelResult(reason: CancelReason, windows: boolean): number {
 }
 
 type Maybe<T> = T | Promise<T>;
+
+/** A lock a release leaves to its owner (LockTable.unlockSparing): its range, and its mode. */
+export type Spared = Pick<LockRequest, 'start' | 'end' | 'write'>;
 
 /** The parts of [start, end] (inclusive) outside every range of `cut`, in order. */
 function without(start: bigint, end: bigint, cut: readonly { readonly start: bigint; readonly end: bigint }[]): [bigint, bigint][] {
@@ -230,15 +233,37 @@ export class LockTable {
   }
 
   /**
-   * A POSIX, OFD or flock unlock (`c`, F_SETLK with F_UNLCK) that leaves its owner's locks over
-   * the ranges `spare` as they are: the unlock came first, and the owner was granted those bytes
-   * after it (a shared lock space: another node's step granted its waiter while the unlock's own
-   * step had not applied yet). A flock unlock with anything spared removes nothing (its lock is
-   * the whole file). Its release notice is the unlock's, as for any unlock.
+   * A release that leaves its owner's locks over the ranges `spare` as they are: the release came
+   * first, and the owner was granted those bytes after it (a shared lock space: another node's
+   * step granted its waiter while the release's own step had not applied yet). A POSIX, OFD or
+   * flock unlock (F_SETLK with F_UNLCK) tells its notice as any unlock; a flock unlock with
+   * anything spared removes nothing (its lock is the whole file). A flush removes what its owner's
+   * locks have outside them, with a notice for each part it removes. A Windows unlockAll keeps,
+   * for each of `spare` (the handle's granted locks), the newest of the handle's locks with its
+   * range and mode.
    */
-  unlockSparing(c: Extract<Call, { op: 'lock' }>, spare: readonly { readonly start: bigint; readonly end: bigint }[]): Maybe<PosixReply> {
-    if (c.lockType !== F_UNLCK || c.cmd === F_GETLK) throw new TypeError(`unlockSparing: not an unlock (lockType ${c.lockType}, cmd ${c.cmd})`);
-    return this.unlock(c.path, c.req, c.base, spare);
+  unlockSparing(c: Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' }>, spare: readonly Spared[]): Maybe<PosixReply | number | void> {
+    if (c.op === 'lock') {
+      if (c.lockType !== F_UNLCK || c.cmd === F_GETLK) throw new TypeError(`unlockSparing: not an unlock (lockType ${c.lockType}, cmd ${c.cmd})`);
+      return this.unlock(c.path, c.req, c.base, spare);
+    }
+    const f = this.files.get(c.path);
+    if (c.op === 'flush') {
+      if (f === undefined) return;
+      // The parts it removes, each told as a lock of its own (afterRelease).
+      const gone = f.ownedBy(c.owner).flatMap((l) => without(l.start, l.end, spare).map(([start, end]) => new Lock(start, end, l.seq, l.kind, l.write, l.owner, l.origin)));
+      for (const l of gone) f.applyPosix(c.owner, l.start, l.end, 'unlock');
+      return this.afterRelease(f, gone);
+    }
+    if (f === undefined) return ERROR_SUCCESS;
+    const mine = f.granted().filter((l) => l.kind === 'windows' && l.origin.handleKey === c.handleKey && l.origin.processKey === c.processKey);
+    const keep = new Set<Lock>();
+    for (const s of spare) {
+      const newest = mine.filter((l) => !keep.has(l) && l.start === s.start && l.end === s.end && l.write === s.write).sort((x, y) => y.seq - x.seq)[0];
+      if (newest !== undefined) keep.add(newest);
+    }
+    const gone = f.removeByHandle(c.handleKey, (l) => l.kind === 'windows' && l.origin.processKey === c.processKey && !keep.has(l));
+    return then(this.afterRelease(f, gone), () => ERROR_SUCCESS);
   }
 
   /**
@@ -346,7 +371,7 @@ export class LockTable {
     return { result: 0, ...posixView(l) };
   }
 
-  private unlock(path: string, req: LockRequest, base: ReplyBase, spare: readonly { readonly start: bigint; readonly end: bigint }[] = []): Maybe<PosixReply> {
+  private unlock(path: string, req: LockRequest, base: ReplyBase, spare: readonly Spared[] = []): Maybe<PosixReply> {
     const f = this.files.get(path);
     if (f === undefined) {
       this.hooks.released?.('posix', req.origin.event);

@@ -3,19 +3,29 @@
  * when it runs later (Run.spared, SharedFile.spareOf): the granted bytes, of that owner only, and
  * only for a grant (not a waiter failed by another node's step), whichever way the grant is
  * learned (the inbox, a stale reply's changes, a stale reply's whole record set). A release issued
- * after the grant was told spares nothing; a release shown applied is not run again. Real
- * SharedFiles over a MemoryEngine, behind the lost-link harness; every wait is for an answer,
- * within a budget.
+ * after the grant was told spares nothing; a release shown applied is not run again. Also a flush
+ * (a POSIX close: all of the owner's locks go, its waiters keep waiting) and a Windows unlockAll,
+ * owed, then a grant of a waiter of that owner or handle: the grant stays. Real SharedFiles over a
+ * MemoryEngine, behind the lost-link harness; every wait is for an answer, within a budget.
  */
 import t, { type Test } from 'tap';
 import { EAGAIN, EDEADLK, ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { parseLock, type Call } from '../../src/core/requests.js';
-import { MemoryEngine, answered, lk, node, overflowLog, type TestNode } from './lost-link.js';
-import { held } from './reset-harness.js';
+import { parseFlush, parseLock, parseLockFile, parseUnlockFile, type Call } from '../../src/core/requests.js';
+import { MemoryEngine, answered, lf, lk, node, overflowLog, uf, type TestNode } from './lost-link.js';
+import { held, nodes, resetBoth, until } from './reset-harness.js';
 
 /** An OFD or flock lock call of `owner` through file handle `fh` on [start, start+len) of /a. */
 const lkk = (kind: 'ofd' | 'flock', owner: string, fh: number, type: number, cmd: number, start = 0, len = 10): Call =>
   parseLock({ path: '/a', kind, lockType: type, cmd, lockOwner: owner, lockStart: start, lockLen: len, lockPid: fh, fileHandle: fh }) as Call;
+
+const flush = (owner: string): Call => parseFlush({ path: '/a', lockOwner: owner });
+
+/** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` (process 1). */
+const lw = (handle: number, start: number, len: number): Call =>
+  parseLockFile({ fileName: '/a', byteOffset: start, length: len, exclusiveLock: true, failImmediately: false, handle, processId: 1 }) as Call;
+
+/** IRP_MN_UNLOCK_ALL of `handle` (process 1) on /a. */
+const unlockAll = (handle: number): Call => parseUnlockFile({ fileName: '/a', byteOffset: 2n ** 64n - 1n, length: 2n ** 64n - 1n, handle, processId: 1 }) as Call;
 
 async function pair(t: Test, released?: string[]): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
   const engine = new MemoryEngine();
@@ -243,3 +253,103 @@ t.test("an owed unlock, then another node's step fails the owner's waiter (EDEAD
   await probe(t, b, 6, 0, 10, 0, "[0,10) is free: p1's owed unlock released it");
 });
 
+// A flush (close(2) of another descriptor: all of p1's POSIX locks go, its waiter keeps waiting),
+// answered before the grant, leaves the grant to p1 when it runs later. Its release notices: one
+// per lock it removes, for the part it removes.
+for (const inbox of ['read at once', 'read late'] as const) {
+  t.test(`an owed flush, then another node grants its owner's waiter (inbox ${inbox}): the grant stays`, async (t) => {
+    const released: string[] = [];
+    const { a, b } = await pair(t, released);
+    b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+    t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+    t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
+    a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLK, 30, 5), a.target);
+    t.match(await answered(a, 2, "p1's lock of [30,35)"), { result: 0 });
+    a.sf.run(3, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 15), a.target);
+    await answered(a, -3, "p1's waiter for [5,20)");
+    await owe(a, 4, flush('p1'), "p1's flush");
+    if (inbox === 'read late') a.held = [];
+    b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+    t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+    if (inbox === 'read at once') t.match(await answered(a, 3, "p1's waiter"), { result: 0 }, 'granted after the flush was answered');
+    await heal(t, a, 5);
+    if (inbox === 'read late') {
+      a.release();
+      t.match(await answered(a, 3, "p1's waiter"), { result: 0 }, 'granted');
+    }
+    await probe(t, b, 3, 5, 15, -EAGAIN, 'p1 holds [5,20), granted after the flush');
+    await probe(t, b, 4, 0, 5, 0, '[0,5) is free: the flush ran');
+    await probe(t, b, 5, 30, 5, 0, '[30,35) is free: the flush ran');
+    t.same(released.sort(), ['posix:0+5', 'posix:30+5'], 'one notice per lock the flush removed, for the part it removed');
+    t.same(a.faults, [], 'nothing reported');
+  });
+}
+
+t.test('an owed unlockAll of a Windows handle, then another node grants that handle a waiter: the grant stays', async (t) => {
+  const { a, b } = await pair(t);
+  b.sf.run(1, lf(1, 20, 10), b.target);
+  t.equal(await answered(b, 1, "b's handle 1 locks [20,30)"), 0);
+  a.sf.run(1, lf(7, 0, 10), a.target);
+  t.equal(await answered(a, 1, "a's handle 7 locks [0,10)"), 0);
+  a.sf.run(2, lw(7, 20, 10), a.target);
+  await answered(a, -2, "a's handle 7 waits for [20,30)");
+  await owe(a, 3, unlockAll(7), "handle 7's unlockAll");
+  b.sf.run(2, uf(1, 20, 10), b.target);
+  t.equal(await answered(b, 2, "b's handle 1 unlocks"), 0);
+  t.equal(await answered(a, 2, "handle 7's LockFileEx of [20,30)"), 0, 'granted after the unlockAll was answered');
+  await heal(t, a, 4);
+  b.sf.run(3, lf(2, 20, 10), b.target);
+  t.equal(await answered(b, 3, "b's handle 2's LockFileEx of [20,30)"), 33, 'handle 7 holds [20,30), granted after the unlockAll');
+  b.sf.run(4, lf(2, 0, 10), b.target);
+  t.equal(await answered(b, 4, "b's handle 2's LockFileEx of [0,10)"), 0, '[0,10) is free: the unlockAll ran');
+  t.same(a.faults, [], 'nothing reported');
+});
+
+// At an engine reset (settleOwed): an owed flush, then a grant of its owner's waiter, learned
+// from the inbox (the cache stands it in: kept out of the flush's table) or also from a stale
+// reply of a's step after it (the engine's records replace the stand-in: the flush leaves the
+// grant's bytes, spareOf). Either way p1 holds [5,15) after the reset, nothing reported (before,
+// with the stand-in replaced, the flush took the grant too, and a fault said so).
+for (const how of ['stood in', 'replaced by a stale reply'] as const) {
+  t.test(`a flush owed when the engine loses its data, its owner's waiter granted since (${how}): the grant's bytes stay, nothing reported`, async (t) => {
+    const { engine, a, b, released } = await nodes(t);
+    b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+    t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+    t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
+    a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 10), a.target);
+    await answered(a, -2, "p1's waiter for [5,15)");
+    // Cut off; with 'replaced', but for the first new step of a once b's unlock applied (stale).
+    let granted = false;
+    let passed = how === 'stood in';
+    a.policy = (s) => {
+      if (!granted || passed || s.id !== undefined) return 'drop';
+      passed = true;
+      return 'pass';
+    };
+    a.sf.run(3, flush('p1'), a.target);
+    await answered(a, 3, "p1's flush (given up on: owed)");
+    b.onReply = (r) => void (r.ok && (granted = true));
+    b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+    t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+    t.match(await answered(a, 2, "p1's waiter"), { result: 0 }, 'granted after the flush was answered');
+    if (how !== 'stood in') await until(() => a.log.some((l) => l.startsWith('pass ') && l.includes('-> stale')), "a's step after the grant, stale");
+    else {
+      a.sf.run(4, lk('p4', 4, F_WRLCK, F_SETLK, 40, 10), a.target);
+      await answered(a, 4, "p4's lock (cut off)");
+    }
+    t.same(await held(engine), ['a held write p1 0-14'], 'the engine: the grant, merged with the lock the flush never released');
+    // a may have nothing to put back (if the flush took the grant too): its next step waits for
+    // its re-assertion, if any.
+    await resetBoth(engine, a, b, true, true);
+    a.policy = () => 'pass';
+    a.sf.run(5, uf(99, 1000, 1), a.target);
+    t.equal(await answered(a, 5, "handle 99's unlock of nothing, after the re-assertion"), 158);
+    t.same(await held(engine), ['a held write p1 5-14'], "after a's re-assertion and next step: p1's [5,15), the grant's bytes");
+    // Stood in, the grant is out of the flush's table: it removes p1's [0,10) whole. Replaced, it
+    // removes what the merged [0,15) has outside the grant.
+    t.same(released, [how === 'stood in' ? 'posix:0+10' : 'posix:0+5'], "the flush's notice, for what it removed, told once");
+    t.same(a.faults, [], 'nothing reported');
+  });
+}
