@@ -702,10 +702,9 @@ export class SharedFile {
    * on the version it was decided on, so every step of this node that carried the unlock was
    * decided before the grant and applied before it, or never. The engine held the grant's bytes
    * either way, for that owner, and they go back. Once a reply replaced the stand-in (the grant's
-   * records under that step's ids), a POSIX, OFD or flock unlock still leaves the grant's bytes
-   * alone (spareOf), as every step that carried it since did; a flush or an unlockAll, which has
-   * no bytes to leave out, may have applied after the grant in such a step: it then releases what
-   * it reaches, as the next step would (appliedBefore), and a fault says so.
+   * records under that step's ids), the release still leaves the grant alone (spareOf), as every
+   * step that carried it since did. Should a release still take a spared grant (one spareOf could
+   * not match), a fault says so (tookGrant).
    *
    * Synchronously, here rather than in the mailbox or the re-assertion's promise: the wake-up
    * pass is held (no grant while the records are not all back; the pass at the grace period's
@@ -786,7 +785,7 @@ export class SharedFile {
         // owner was told it holds it, and may hold less now (the kernel's rule: at least a fault).
         if (!lostGrant && turn.some((o) => this.tookGrant(o, all, next))) {
           lostGrant = true;
-          this.space.report(new Error(`a flush or unlockAll owed on ${this.path} when the engine lost its data may have applied after another node granted its owner a lock it waited for (its steps got no reply): it released what it reached of that lock too, and its owner may hold less than it was told until it closes the file`));
+          this.space.report(new Error(`a release owed on ${this.path} when the engine lost its data took a lock another node granted its owner after the release was answered (its steps got no reply), and its owner may hold less than it was told until it closes the file`));
         }
         all = next;
       }
