@@ -28,6 +28,11 @@ export class SharedFiles implements FileSpace {
    * the mark in this node's inbox that settles them (afterMark), with their file.
    */
   private readonly marks = new Map<string, { path: string; ends: readonly LostEnd[] }>();
+  /**
+   * Inbox events read (ended) whose turn in their file's mailbox has not come: waiter record id ->
+   * result. A close answered before that turn tells them first (endThrough).
+   */
+  private readonly readEnds = new Map<string, number>();
   /** Requests received and not answered: host id -> what answers them. */
   private readonly requests = new Map<number, PendingRequest>();
   /** Handles whose locks went with a lost session: I/O through them fails until they close (path|handle key). */
@@ -353,6 +358,7 @@ export class SharedFiles implements FileSpace {
         // the waiters through it (core closedWith), in the mailbox's order.
         if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
         const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)));
+        if (call.op === 'closeHandle' || call.op === 'release') this.endThrough(call);
         if (res instanceof Parked) {
           if (!this.requests.has(hostId)) return;
           // Its timeout or signal came while it was decided.
@@ -454,6 +460,27 @@ export class SharedFiles implements FileSpace {
     }
   }
 
+  /**
+   * Before close `c` is answered (committed, owed or settled), every request through its handle
+   * whose waiter is in the engine ends: the close ended those its decision saw waiting (core
+   * closedWith; SharedFile.endClosed when it is owed), and a caller never hears of a request
+   * through a handle after its close (API.md: its waiting requests complete with 158). The others
+   * another node's step ended first (granted: a record standing in as held, or gone in the changes
+   * a stale reply brought): one whose inbox event was read is told that event's result now (its
+   * turn in the mailbox comes after the close's); one whose event is still to come ends with the
+   * close's code, and whatever it was granted the close releases (at once, or owed).
+   */
+  private endThrough(c: Call): void {
+    for (const [rid, hostId] of [...this.waits]) {
+      const x = this.requests.get(hostId)?.call;
+      if (x === undefined || x.path !== c.path || !('req' in x)) continue;
+      const code = closedWith(c, x.req);
+      if (code === undefined) continue;
+      const read = this.readEnds.get(rid);
+      this.endWait(rid, read ?? code);
+    }
+  }
+
   private unpark(hostId: number, r: PendingRequest): void {
     if (r.parked === false) return;
     r.parked = false;
@@ -548,13 +575,17 @@ export class SharedFiles implements FileSpace {
     const f = this.file(path);
     const ends = events.filter((e) => e.mark !== true);
     const granted = ends.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
+    for (const e of ends) this.readEnds.set(e.requestId, e.result);
     void this.inMailbox(f, async () => {
       if (granted.length > 0) f.refresh();
       // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
       const reread = granted.some((rid) => f.mayHaveMerged(rid)) || ends.some((e) => f.unsureWaiter(e.requestId));
       for (const e of events) {
         if (e.mark === true) this.settleMark(e.requestId);
-        else this.endWait(e.requestId, e.result);
+        else {
+          this.readEnds.delete(e.requestId);
+          this.endWait(e.requestId, e.result);
+        }
       }
       if (reread) await f.reread();
     });
