@@ -593,6 +593,10 @@ export class SharedFiles implements FileSpace {
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */
   reap(path: string, sessions: readonly { node: string; epoch: number }[]): Promise<void> {
+    // stop() ended this worker's work on the engine (its host closes the connection next): a
+    // reaping that came since, or waited for the reading below (which stop ends), is left to the
+    // reapers of the nodes that go on.
+    if (this.stopping) return Promise.resolve();
     // After a replacement's reading of what its predecessor lost, which the reaping would remove.
     const reading = this.lostReading;
     if (reading !== undefined) return reading.then(() => this.reap(path, sessions));
