@@ -221,3 +221,38 @@ t.test('an owed release ends the waiters through its file handle (POSIX, flock) 
   t.same(order.filter(([i]) => i === 4 || i === 7).length, 2, 'each told once');
   t.same(a.faults, [], 'nothing reported');
 });
+
+// A cancel (timeout, abort) of the handle's waiter racing the owed close: during the close's
+// decision (the cancel queued in the mailbox behind it), and after its answer. The request is told
+// once, with the close's code (it came first); the cancel's step, once a is back, carries the owed
+// close and removes the waiter's record.
+t.test("a cancel racing an owed close: the request is told once (158), its record goes with the owed close's step", async (t) => {
+  const { engine, a, b } = await nodes(t, 'default');
+  b.sf.run(1, lf(9, 20, 10), b.target);
+  t.equal(await answered(b, 1, "b's handle 9's lock of [20,30)"), 0);
+  a.sf.run(4, lw(1, 20, 10), a.target);
+  await answered(a, -4, "handle 1's waiter for [20,30) queued");
+  const order = log(a);
+  a.policy = () => 'drop';
+  a.afterDrop = async () => {
+    a.afterDrop = undefined;
+    a.sf.cancel(4, 'timeout');
+  };
+  a.sf.run(5, ch(1), a.target);
+  await answered(a, 5, "handle 1's close (owed)");
+  a.sf.cancel(4, 'abort');
+  a.policy = () => 'pass';
+  a.sf.run(6, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 6, "handle 99's unlock of nothing"), 158);
+  t.same(await held(engine), ['b held write 9 20-29'], "the waiter's record is gone");
+  t.same(
+    order.map(([i, r]) => [i, resultOf(r)]),
+    [
+      [4, 158],
+      [5, undefined],
+      [6, 158],
+    ],
+    'request 4 told once, with the close, before its answer',
+  );
+  t.same(a.faults, [], 'nothing reported');
+});
