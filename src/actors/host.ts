@@ -160,7 +160,9 @@ export class ActorHost implements HostControl, NativeHost {
       // This worker's own connection to the engine, under the session the caller's thread keeps.
       const prefix = `${s.node}.${randomUUID().slice(0, 8)}.`;
       this.direct = new DirectLink(s.store, s.node, new Float64Array(s.lease), s.epoch, s.incarnation, prefix, () => this.out.object({ t: 'storeTrouble' }));
-      this.shared = new SharedFiles(this.direct, s, hooks, (m) => this.fault(m), (fhs) => this.native?.markLost(fhs), prefix);
+      this.shared = new SharedFiles(this.direct, s, hooks, (m) => this.fault(m), (fhs) => this.native?.markLost(fhs), prefix, (m) => this.out.object(m));
+      // A replacement: its predecessors' lost handles, which only the caller kept.
+      if (s.lost !== undefined) this.shared.lostBefore(s.lost.handles);
       // A replacement: the locks its predecessor took in its files are in the engine only. It
       // reads them now, in the background, before a reset or a lost session needs them.
       if (s.blank === false && s.workers !== undefined) {
@@ -170,7 +172,9 @@ export class ActorHost implements HostControl, NativeHost {
         const listed = this.shared.recover((cursor) => direct.sessionFiles(epoch, incarnation, cursor, PAGE_FILES), mine);
         // Its predecessor acted on a session this node no longer has: what it took there is lost.
         const lost =
-          predecessor === undefined ? undefined : this.shared.recoverLost((cursor) => direct.sessionFiles(predecessor.epoch, predecessor.incarnation, cursor, PAGE_FILES), mine);
+          predecessor === undefined
+            ? undefined
+            : this.shared.recoverLost((cursor) => direct.sessionFiles(predecessor.epoch, predecessor.incarnation, cursor, PAGE_FILES), mine, s.lost?.closed);
         // Its first answer to the control plane (the coordinator's stats round trip after a
         // replacement, crashWorker) comes once it knows them, or after requestTimeoutMs (the
         // engine out of reach: the reading goes on).

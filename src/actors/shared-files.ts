@@ -15,6 +15,7 @@ import { cancelResult, closedWith, type CancelReason, type Family, type TableHoo
 import { decodeRecord, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
 import type { SessionFilesPage, StoreRecord } from '../store/types.js';
+import type { FromHost } from '../wire/protocol.js';
 import type { ReplyTarget, Result } from './reply-target.js';
 import { Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
 
@@ -81,6 +82,11 @@ export class SharedFiles implements FileSpace {
     private readonly lostFiles: (fileHandles: number[]) => void = () => {},
     /** The tag of this host's record ids: the node and a random part, unique in the lock space. */
     private readonly idPrefix = `${config.node}.${randomUUID().slice(0, 8)}.`,
+    /**
+     * Tells the caller of handles told lost and of closes that end that (FromHost 'lostHandles',
+     * 'lostClosed'): a replacement of this worker starts from them (lostBefore, recoverLost).
+     */
+    private readonly tell: (m: Extract<FromHost, { t: 'lostHandles' | 'lostClosed' }>) => void = () => {},
   ) {
     this.lease = new Float64Array(config.lease);
     this.epoch = config.epoch;
@@ -173,9 +179,10 @@ export class SharedFiles implements FileSpace {
    * while the index is read is not told (closedMeanwhile: its number may be another open file's
    * by then).
    */
-  async recoverLost(list: (cursor: string) => Promise<SessionFilesPage | 'reset'>, mine: (path: string) => boolean): Promise<void> {
+  async recoverLost(list: (cursor: string) => Promise<SessionFilesPage | 'reset'>, mine: (path: string) => boolean, closedBefore: Iterable<string> = []): Promise<void> {
     if (this.stopping) return;
-    const closed = (this.closedMeanwhile = new Set());
+    // With those its predecessors closed since the session was lost (HostInit.shared.lost.closed).
+    const closed = (this.closedMeanwhile = new Set(closedBefore));
     const reading = this.readIndex(list, () => !this.stopping, (page) => {
       for (const { file, records } of page.files) {
         if (mine(file)) this.loseRecords(file, records.filter((r) => r.state === 'held'), closed);
@@ -191,6 +198,15 @@ export class SharedFiles implements FileSpace {
       this.closedMeanwhile = undefined;
       this.lostReading = undefined;
     }
+  }
+
+  /**
+   * A replacement worker: the handles its predecessors told lost and that did not close since
+   * (HostInit.shared.lost.handles). Their I/O fails here too; a mount's open files were marked in
+   * the native session, which outlives a worker (Passthrough::markLost until the file's release).
+   */
+  lostBefore(keys: Iterable<string>): void {
+    for (const key of keys) this.lostHandles.add(key);
   }
 
   /**
@@ -336,8 +352,10 @@ export class SharedFiles implements FileSpace {
       return;
     }
     if (call.op === 'closeHandle' || call.op === 'release') {
-      this.lostHandles.delete(`${call.path}|${call.handleKey}`);
-      this.closedMeanwhile?.add(`${call.path}|${call.handleKey}`);
+      const key = `${call.path}|${call.handleKey}`;
+      // Told to the caller only for a lost handle, or while a lost session's index is read: rare.
+      if (this.lostHandles.delete(key) || this.closedMeanwhile !== undefined) this.tell({ t: 'lostClosed', key });
+      this.closedMeanwhile?.add(key);
     }
     this.attempt(hostId, r);
   }
@@ -784,6 +802,7 @@ export class SharedFiles implements FileSpace {
   /** `closed`: handles (path|handle key) not to tell, closed already. */
   private loseRecords(path: string, records: readonly StoreRecord[], closed?: ReadonlySet<string>): void {
     const handles = new Set<number>();
+    const told: string[] = [];
     for (const r of records) {
       if (r.state === 'waiting') {
         const c = this.requests.get(this.waits.get(r.id) ?? 0)?.call;
@@ -793,9 +812,11 @@ export class SharedFiles implements FileSpace {
       const { origin, kind } = decodeRecord(r.data, path).req;
       const key = `${path}|${origin.handleKey}`;
       if (closed?.has(key)) continue;
+      if (!this.lostHandles.has(key)) told.push(key);
       this.lostHandles.add(key);
       if (kind !== 'windows' && typeof origin.event.fileHandle === 'number') handles.add(origin.event.fileHandle);
     }
+    if (told.length > 0) this.tell({ t: 'lostHandles', keys: told });
     if (handles.size > 0) this.lostFiles([...handles]);
   }
 

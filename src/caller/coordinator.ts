@@ -307,8 +307,26 @@ export class LockCoordinator {
         return;
       case 'adopted':
         // Session 0 holds nothing: the locks it may have are still the last session's.
-        if (m.epoch !== 0) w.session = { epoch: m.epoch, incarnation: m.incarnation };
+        if (m.epoch !== 0) {
+          w.session = { epoch: m.epoch, incarnation: m.incarnation };
+          // Its replacement reads no older session's index: the closes that index needed go.
+          this.workers.lostOf(w.index).closed.clear();
+        }
         return;
+      case 'lostHandles': {
+        const lost = this.workers.lostOf(w.index);
+        for (const key of m.keys) {
+          lost.handles.add(key);
+          lost.closed.delete(key);
+        }
+        return;
+      }
+      case 'lostClosed': {
+        const lost = this.workers.lostOf(w.index);
+        lost.handles.delete(m.key);
+        lost.closed.add(m.key);
+        return;
+      }
     }
   }
 

@@ -44,6 +44,18 @@ export interface Worker {
   closePorts(): void;
 }
 
+/** What a worker index's hosts said of lost handles (path|handle keys; Workers.lostOf). */
+export interface LostHandles {
+  /** Told lost and not closed since: their I/O fails. */
+  readonly handles: Set<string>;
+  /**
+   * Closed since their session was lost, or while a replacement read a lost session's index: not
+   * told lost from that index (SharedFiles.recoverLost). Emptied when a worker here acts on a new
+   * session (no replacement reads an older one then).
+   */
+  readonly closed: Set<string>;
+}
+
 /** A control-plane call in flight (Workers.ask). */
 interface Ask {
   readonly retry: () => void;
@@ -82,6 +94,8 @@ export class Workers {
   private readonly syncs = new Map<number, () => void>();
   /** Per worker index, where its native feed counts (kept for the replacement of a worker that dies). */
   private readonly counters: SharedArrayBuffer[] = [];
+  /** Per worker index, what its workers said of lost handles (lostOf). */
+  private readonly lost: LostHandles[] = [];
   private nextToken = 0;
 
   constructor(
@@ -133,6 +147,9 @@ export class Workers {
       // The session its predecessor last acted on, when the node has another now: what it took
       // there went with that session (or with the engine's data), and its handles are told so.
       if (before !== undefined && (before.epoch !== s.epoch || before.incarnation !== s.incarnation)) s.predecessor = before;
+      // The handles its predecessors told lost live only in them: the replacement tells them too.
+      const lost = this.lostOf(index);
+      if (dead !== undefined) s.lost = { handles: [...lost.handles], closed: [...lost.closed] };
       init.shared = s;
       // Started with none (the next is not open yet): its predecessor's is still the one whose
       // locks its files may hold, for its own replacement.
@@ -193,6 +210,15 @@ export class Workers {
     w.markStopped();
     for (const p of w.pings.splice(0)) p.reject(new Error(`locksmith: worker ${w.index} ended before answering the ping`));
     this.events.ended(w, error);
+  }
+
+  /**
+   * A shared lock space: what the workers at `index` said of lost handles (the hosts'
+   * 'lostHandles' and 'lostClosed'), kept across their deaths for each replacement
+   * (HostInit.shared.lost).
+   */
+  lostOf(index: number): LostHandles {
+    return (this.lost[index] ??= { handles: new Set(), closed: new Set() });
   }
 
   /** A dead worker that will not be replaced (stopping, or failing to start): its control calls fail with `why`. */

@@ -65,7 +65,17 @@ export type FromHost =
   /** A shared lock space: the engine refused a commit for a session it no longer has: renew now. */
   | { t: 'storeTrouble' }
   /** A shared lock space: the host acts on this session from now on (the 'session' message it read; epoch 0: none). */
-  | ({ t: 'adopted' } & HostSession);
+  | ({ t: 'adopted' } & HostSession)
+  /**
+   * A shared lock space: handles (path|handle key) whose locks went with a lost session
+   * (SharedFiles.lostHandles): their I/O fails until they close. Sent only when they are told so.
+   */
+  | { t: 'lostHandles'; keys: string[] }
+  /**
+   * A shared lock space: handle `key` closed, one of those, or any while a replacement reads a
+   * lost session's index (SharedFiles.recoverLost): that index's record of it is not its handle's.
+   */
+  | { t: 'lostClosed'; key: string };
 
 /** One of this node's sessions on a shared lock space's engine: its epoch, in the engine's incarnation. */
 export interface HostSession {
@@ -124,5 +134,11 @@ export interface HostInit {
      * from that session's index (SharedFiles.recoverLost).
      */
     predecessor?: HostSession;
+    /**
+     * A replacement: what its predecessors said of lost handles ('lostHandles', 'lostClosed'; the
+     * caller keeps it per worker index, Workers.lostOf): the handles still lost, and those closed
+     * since, whose records in `predecessor`'s index are not to be told lost.
+     */
+    lost?: { handles: string[]; closed: string[] };
   };
 }

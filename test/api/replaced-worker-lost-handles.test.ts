@@ -15,7 +15,8 @@
  *   is not reaped yet, and tells the handle lost. A handle opened next under that number fails
  *   its I/O for a lock it never had.
  * What each worker knows of its lost handles (SharedFiles.lostHandles), and of the closes since,
- * dies with it. One node as a LockCoordinator in this process, over a real redis-server this file
+ * would die with it: the caller keeps it per worker index ('lostHandles', 'lostClosed';
+ * Workers.lostOf) and gives it to the replacement (HostInit.shared.lost). One node as a LockCoordinator in this process, over a real redis-server this file
  * starts; the engine paused to let a's session expire. Every wait is for an event (a session
  * event, a worker's replacement, an answer), within HANG_MS.
  */
@@ -35,9 +36,6 @@ t.teardown(() => server?.stop());
 
 const win = (fileName: string, handle: number) => ({ fileName, byteOffset: 0, length: 10, exclusiveLock: true, failImmediately: true, handle, processId: 1 });
 const io = (fileName: string, handle: number) => ({ fileName, handle, processId: 1, byteOffset: 0, length: 10, write: true });
-
-const WHY =
-  "a worker's lost handles (SharedFiles.lostHandles) and the closes of them since live only in that worker: the caller's thread must keep them (a host message per lost handle and close, given to the replacement), which needs a new message in src/wire/protocol.ts";
 
 /** Node a (2 workers, short session, long requestTimeoutMs) with its session events; handle 1 locks /w through worker k. */
 async function start(t: Test) {
@@ -93,7 +91,7 @@ async function start(t: Test) {
   return { a, k, seen, expire, resume, replacing };
 }
 
-t.test("a worker that heard its session was lost, then died: its replacement still fails the lost lock's handle (checkIo 33)", { skip: noRedis, todo: WHY }, async (t) => {
+t.test("a worker that heard its session was lost, then died: its replacement still fails the lost lock's handle (checkIo 33)", { skip: noRedis }, async (t) => {
   const { a, k, seen, expire, resume } = await start(t);
   await expire();
   resume();
@@ -105,7 +103,7 @@ t.test("a worker that heard its session was lost, then died: its replacement sti
   t.equal((await a.stats()).faults, 0, 'nothing reported');
 });
 
-t.test("a replacement that read its predecessor's lost session dies too: its replacement still fails the handle (checkIo 33)", { skip: noRedis, todo: WHY }, async (t) => {
+t.test("a replacement that read its predecessor's lost session dies too: its replacement still fails the handle (checkIo 33)", { skip: noRedis }, async (t) => {
   const { a, k, seen, expire, resume, replacing } = await start(t);
   await expire();
   const replaced = replacing();
@@ -120,7 +118,7 @@ t.test("a replacement that read its predecessor's lost session dies too: its rep
   t.equal((await a.stats()).faults, 0, 'nothing reported');
 });
 
-t.test('a handle whose close the predecessor answered while the session was gone is not told lost by its replacement', { skip: noRedis, todo: WHY }, async (t) => {
+t.test('a handle whose close the predecessor answered while the session was gone is not told lost by its replacement', { skip: noRedis }, async (t) => {
   const { a, k, seen, expire, resume, replacing } = await start(t);
   await expire();
   // Worker k counted handle 1's lock lost (session 0), and answers its close: nothing to commit.
