@@ -108,8 +108,9 @@ t.teardown(() => server?.stop());
  * engine cannot tell a first start from a restart that lost its data): the first grant waits for
  * it, so the TTL is short.
  */
-function cluster(names: string[], ttl = 2000, extra: Record<string, unknown> | ((node: string) => Record<string, unknown>) = {}, namespace = `n-${randomUUID().slice(0, 8)}`): Node[] {
+function cluster(t: Test, names: string[], ttl = 2000, extra: Record<string, unknown> | ((node: string) => Record<string, unknown>) = {}, namespace = `n-${randomUUID().slice(0, 8)}`): Node[] {
   const nodes = names.map((node) => new Node({ url: server.url, namespace, node, sessionTtlMs: ttl, ...(typeof extra === 'function' ? extra(node) : extra) }));
+  // Killed when the test that made them ends: each holds a Node process (~350 MB) and its session.
   for (const n of nodes) t.teardown(() => n.kill());
   return nodes;
 }
@@ -131,7 +132,7 @@ const win = (fileName: string, handle: number, failImmediately: boolean) => ({ f
 const waiterListed = (n: Node, path: string, node: string) => until(() => n.call('locks', path), (l: Reply[]) => l.some((e) => e.node === node && e.state === 'waiting'), `${node}'s waiter on ${path}`);
 
 t.test('two nodes in two processes: one lock space', { skip: noRedis }, async (t) => {
-  const [a, b] = cluster(['a', 'b'], 10_000);
+  const [a, b] = cluster(t, ['a', 'b'], 10_000);
   await Promise.all([a!.ready(), b!.ready()]);
 
   // lockOwner 7 on a and on b are two owners: they conflict.
@@ -229,7 +230,7 @@ t.test("the empty path is an ordinary file with a store, as without one: it lock
   const without = await emptyPathScript(call, call);
   t.same(without, [0, -EAGAIN, 0, ERROR_LOCK_VIOLATION, ['|posix|0-9|granted', '|windows|100-109|granted'], undefined, 0, 0, 0], "without a store: '' is a file like any other");
 
-  const [a, b] = cluster(['a', 'b']);
+  const [a, b] = cluster(t, ['a', 'b']);
   await Promise.all([a!.ready(), b!.ready()]);
   // Before, each of a's calls on '' was an internal fault (step.file must be a non-empty string):
   // -ENOLCK, 33, and a flush owed to the file and retried for ever, a fault each time.
@@ -249,7 +250,7 @@ t.test("the empty path is an ordinary file with a store, as without one: it lock
 });
 
 t.test("stats() with a store: a worker's locks and waiters are its node's own, busyActors the actors with work in hand", { skip: noRedis }, async (t) => {
-  const [a, b] = cluster(['a', 'b']);
+  const [a, b] = cluster(t, ['a', 'b']);
   await Promise.all([a!.ready(), b!.ready()]);
   const sum = (s: Reply, k: string) => s.workers.reduce((x: number, w: Reply) => x + w[k], 0);
   t.equal((await a!.call('lock', setlk('/s1', 1, 100, 0, 10))).result, 0, 'a holds a POSIX lock on /s1');
@@ -271,7 +272,7 @@ t.test("stats() with a store: a worker's locks and waiters are its node's own, b
 
 t.test("kill -9 of the holder's node: its waiter on another node is granted", { skip: noRedis }, async (t) => {
   const ttl = 2000;
-  const [a, b] = cluster(['a', 'b'], ttl);
+  const [a, b] = cluster(t, ['a', 'b'], ttl);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal((await a!.call('lock', setlk('/k', 1, 10, 0, 100))).result, 0);
   const waits = b!.call('lock', setlk('/k', 1, 20, 50, 10, F_SETLKW));
@@ -290,7 +291,7 @@ t.test("kill -9 of the holder's node: its waiter on another node is granted", { 
 
 t.test("SIGSTOP of a holder past its TTL: its lock is lost, never granted twice", { skip: noRedis }, async (t) => {
   const ttl = 2000;
-  const [a, b] = cluster(['a', 'b'], ttl);
+  const [a, b] = cluster(t, ['a', 'b'], ttl);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal(await a!.call('lockFile', win('/s', 1, true)), 0, 'a holds /s through handle 1');
   const waits = b!.call('lockFile', win('/s', 9, false));
@@ -311,7 +312,7 @@ t.test("SIGSTOP of a holder past its TTL: its lock is lost, never granted twice"
 
 t.test("a dead session's lock that a waiter still blocked on elsewhere leaves no wait-for edge behind: its owner, back under a new session, is not refused EDEADLK", { skip: noRedis }, async (t) => {
   const ttl = 2000;
-  const [a, b] = cluster(['a', 'b'], ttl);
+  const [a, b] = cluster(t, ['a', 'b'], ttl);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal((await a!.call('lock', setlk('/x', 5, 1, 0, 1))).result, 0, "a's owner 5 holds /x [0,1)");
   t.equal((await b!.call('lock', setlk('/x', 8, 2, 1, 1))).result, 0, "b's owner 8 holds /x [1,2)");
@@ -334,7 +335,7 @@ t.test("a dead session's lock that a waiter still blocked on elsewhere leaves no
 });
 
 t.test('the engine restarts without its data: the nodes put back what they held, in its grace period', { skip: noRedis }, async (t) => {
-  const [a, b] = cluster(['a', 'b'], RESTART_TTL_MS);
+  const [a, b] = cluster(t, ['a', 'b'], RESTART_TTL_MS);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal(await a!.call('lockFile', win('/r', 1, true)), 0, 'a holds /r');
   const waits = b!.call('lockFile', win('/r', 2, false));
@@ -359,7 +360,7 @@ t.test('the engine restarts without its data: the nodes put back what they held,
 t.test('the engine restarts: in its grace period, F_GETLK and checkIo never say free what a node has yet to put back', { skip: noRedis }, async (t) => {
   // sessionTtlMs 6000: a grace period of 6 s, and a fences itself 4.5 s after its last renewal;
   // a is stopped for much less than that, so it still puts its lock back when it runs again.
-  const [a, b] = cluster(['a', 'b'], 6000);
+  const [a, b] = cluster(t, ['a', 'b'], 6000);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal((await a!.call('lock', setlk('/g', 1, 4242, 0, 100))).result, 0, 'a holds [0, 99] of /g (fcntl)');
   t.equal(await a!.call('lockFile', { ...win('/g', 1, true), byteOffset: 200 }), 0, 'and [200, 209] (LockFileEx)');
@@ -396,7 +397,7 @@ t.test('the engine restarts: in its grace period, F_GETLK and checkIo never say 
  * waits on /f [0, len - 1] (`oneWaits`), listed as waiting.
  */
 async function oneWaitsForSeven(t: Test, len: number, ttl = 2000) {
-  const [a, b] = cluster(['a', 'b'], ttl);
+  const [a, b] = cluster(t, ['a', 'b'], ttl);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal((await a!.call('lock', setlk('/g', 1, 1, 0, 10))).result, 0, "a's owner 1 holds /g");
   t.equal((await b!.call('lock', setlk('/f', 7, 7, 0, 10))).result, 0, "b's owner 7 holds /f [0, 9]");
@@ -452,7 +453,7 @@ t.test('the engine restarts while the holder a waiter waited for is stopped: the
 t.test('the engine restarts: a lock put back after another node queued a waiter on its bytes is in that waiter\'s edges by the end of the grace period (a cycle through both is found)', { skip: noRedis }, async (t) => {
   // sessionTtlMs 8000: a's fence comes 6 s after its last renewal, far beyond its stop below, and
   // the grace period lasts 8 s.
-  const [a, b] = cluster(['a', 'b'], 8000);
+  const [a, b] = cluster(t, ['a', 'b'], 8000);
   await Promise.all([a!.ready(), b!.ready()]);
   const R = F_RDLCK;
   t.equal((await a!.call('lock', setlk('/pb', 1, 1, 0, 10, F_SETLK, R))).result, 0, "a's owner 1 reads [0,10) of /pb");
@@ -585,7 +586,7 @@ t.test('in a grace period only grants wait: releases answer at once, timeouts, s
 
 t.test('the engine restarts while a node is fenced: that node re-asserts nothing, its locks are lost', { skip: noRedis }, async (t) => {
   const ttl = 2000;
-  const [a, b] = cluster(['a', 'b'], ttl);
+  const [a, b] = cluster(t, ['a', 'b'], ttl);
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal(await a!.call('lockFile', win('/f', 1, true)), 0, 'a holds /f');
   // An engine that stops answering for longer than the fence: a can no longer be sure of its session.
@@ -609,7 +610,7 @@ t.test('the engine restarts while a node is fenced: that node re-asserts nothing
 t.test('a renewal that is only late: requests made meanwhile wait for it and are decided, not failed', { skip: noRedis }, async (t) => {
   // sessionTtlMs 8000: a fences itself 6 s after its last acknowledged renewal, 2 s before the
   // engine could let its session go. The requests below are made in that window.
-  const [a] = cluster(['a'], 8000);
+  const [a] = cluster(t, ['a'], 8000);
   await a!.ready();
   t.equal(await a!.call('lockFile', win('/late', 1, true)), 0, 'a holds /late before the engine pauses');
   server.pause();
@@ -656,7 +657,7 @@ t.test('one node name, two processes: a second start is refused while the first 
 
 t.test("a close (flush, release) of files the node never locked asks nothing of the engine: no commit, and no wait while the engine does not answer", { skip: noRedis }, async (t) => {
   // Long: while the engine is paused, a request that asks it is answered requestTimeoutMs later.
-  const [a] = cluster(['a'], 60_000, { requestTimeoutMs: 60_000 });
+  const [a] = cluster(t, ['a'], 60_000, { requestTimeoutMs: 60_000 });
   await a!.ready();
   const commits = async () => (await a!.call('stats')).store.commits as number;
   const before = await commits();
@@ -682,7 +683,7 @@ t.test("a close (flush, release) of files the node never locked asks nothing of 
 });
 
 t.test('an engine that stops answering: requests end with the generic code, no hang', { skip: noRedis }, async (t) => {
-  const [a] = cluster(['a'], 5000, { requestTimeoutMs: SHORT_MS });
+  const [a] = cluster(t, ['a'], 5000, { requestTimeoutMs: SHORT_MS });
   await a!.ready();
   server.pause();
   const t0 = performance.now();
@@ -700,7 +701,7 @@ t.test('an engine that stops answering: requests end with the generic code, no h
 
 t.test('a lock answered as failed while the engine was paused is not held once it answers again', { skip: noRedis }, async (t) => {
   // sessionTtlMs 4000: the pause (about requestTimeoutMs) stays far from the fence at 3 s.
-  const [a, b] = cluster(['a', 'b'], 4000, { requestTimeoutMs: SHORT_MS });
+  const [a, b] = cluster(t, ['a', 'b'], 4000, { requestTimeoutMs: SHORT_MS });
   await Promise.all([a!.ready(), b!.ready()]);
   // The first grant waits out the new namespace's grace period: the steps below are not refused for it.
   t.equal(await a!.call('lockFile', win('/warm', 1, true)), 0, 'a grant once the grace period is over');
@@ -728,9 +729,9 @@ t.test('a lock answered as failed while the engine was paused is not held once i
 async function proxiedPair(t: Test, aTtlMs: number) {
   const proxy = await CutProxy.start(server.port);
   t.teardown(() => proxy.stop());
-  const [b] = cluster(['b'], 4000, { requestTimeoutMs: SHORT_MS });
+  const [b] = cluster(t, ['b'], 4000, { requestTimeoutMs: SHORT_MS });
   await b!.ready();
-  const [a] = cluster(['a'], aTtlMs, { url: proxy.url, requestTimeoutMs: SHORT_MS }, b!.namespace);
+  const [a] = cluster(t, ['a'], aTtlMs, { url: proxy.url, requestTimeoutMs: SHORT_MS }, b!.namespace);
   await a!.ready();
   return { proxy, a: a!, b: b! };
 }
@@ -892,7 +893,7 @@ t.test('a release whose step applied but whose reply was lost: the waiter of the
 
 t.test('a release the engine did not answer in time is written once it answers again: the waiter it frees elsewhere is granted', { skip: noRedis }, async (t) => {
   // sessionTtlMs 4000: the pause below (about requestTimeoutMs) stays far from a's fence at 3 s.
-  const [a, b] = cluster(['a', 'b'], 4000, { requestTimeoutMs: SHORT_MS });
+  const [a, b] = cluster(t, ['a', 'b'], 4000, { requestTimeoutMs: SHORT_MS });
   await Promise.all([a!.ready(), b!.ready()]);
   t.equal(await a!.call('lockFile', win('/owed', 1, true)), 0, 'a holds /owed');
   const waits = b!.call('lockFile', win('/owed', 2, false));
