@@ -3,6 +3,7 @@
  * implementation only through its public surface.
  */
 import type { Listed } from '../../driver/targets/api.js';
+import type { SessionEvent } from '../../src/store/index.js';
 
 /** The fields of a locks() entry the tests read: the stress runner's, which judges listings too. */
 export type { Listed };
@@ -84,4 +85,27 @@ export function lines(entries: readonly Listed[]): string[] {
   return entries
     .map((e) => `${e.path} ${e.kind} ${e.type} ${e.start}-${e.end} ${own(e.owner)} pid=${e.pid} ${e.state}`)
     .sort();
+}
+
+/**
+ * The session events of coordinator `c` (onStoreSession) from now on; `seen(kind)` resolves once
+ * one of `kind` came (also one that came before the call), within HANG_MS.
+ */
+export function sessionEvents(c: { onStoreSession(f: (e: SessionEvent) => void): unknown }): (kind: SessionEvent['kind']) => Promise<void> {
+  const events: SessionEvent[] = [];
+  let heard: () => void = () => {};
+  c.onStoreSession((e) => {
+    events.push(e);
+    heard();
+  });
+  return (kind) =>
+    settles(
+      new Promise<void>((resolve) => {
+        heard = () => {
+          if (events.some((e) => e.kind === kind)) resolve();
+        };
+        heard();
+      }),
+      `a session event '${kind}'`,
+    );
 }

@@ -23,10 +23,9 @@
 import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { LockCoordinator } from '../../src/index.js';
-import type { SessionEvent } from '../../src/store/index.js';
 import { routeOf } from '../../src/wire/route.js';
 import { RedisServer, noRedis, within } from '../store/redis-server.js';
-import { HANG_MS } from './helpers.js';
+import { HANG_MS, sessionEvents } from './helpers.js';
 
 let server: RedisServer;
 t.before(async () => {
@@ -42,24 +41,8 @@ async function start(t: Test) {
   const namespace = `rwh-${randomUUID().slice(0, 8)}`;
   const a = await LockCoordinator.start({ workers: 2, store: { url: server.url, namespace, node: 'a', sessionTtlMs: 1000, requestTimeoutMs: 60_000 } });
   t.teardown(() => a.stop());
-  const events: SessionEvent[] = [];
-  let heard: () => void = () => {};
-  a.onStoreSession((e) => {
-    events.push(e);
-    heard();
-  });
   /** A session event of `kind` (from a's start). */
-  const seen = (kind: SessionEvent['kind']): Promise<void> =>
-    within(
-      new Promise<void>((resolve) => {
-        heard = () => {
-          if (events.some((e) => e.kind === kind)) resolve();
-        };
-        heard();
-      }),
-      HANG_MS,
-      `a's session event '${kind}'`,
-    );
+  const seen = sessionEvents(a);
   t.equal(await a.lockFile(win('/w', 1)), 0, "a's handle 1 locks /w");
   const k = routeOf('/w', 2);
   let paused = false;
