@@ -6,50 +6,15 @@
  * Each case runs in its own process (./start-child.ts), which lists the event loop's resources
  * right after the rejection or the stop, then must exit by itself.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { openStore } from '../../src/store/index.js';
-import { EVENT_BUDGET_MS, RedisServer, noRedis, within } from './redis-server.js';
-
-const script = join(dirname(fileURLToPath(import.meta.url)), 'start-child.ts');
-// Only the TypeScript loader: the coverage and mock loaders have no business in the child.
-const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-
-/** What the event loop holds that a store's connection would: its timers and sockets. */
-const STORE_KINDS = /Timeout|Immediate|TCP|TLS/;
-
-interface Outcome {
-  error?: string;
-  stopped?: boolean;
-  resources: string[];
-  exitAfterMs?: number;
-  code: number | null;
-  stderr: string;
-}
+import { RedisServer, noRedis } from './redis-server.js';
+import { leftBehind, runStartChild, type Outcome } from './start-in.js';
 
 /** Runs start-child.ts against `url` and waits for it to exit by itself. */
-async function startIn(url: string, requestTimeoutMs: number, what: string, more: { node?: string; sessionTtlMs?: number } = {}): Promise<Outcome> {
-  const p = spawn(process.execPath, [...loader, script, JSON.stringify({ url, requestTimeoutMs, ...more })], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const killer = () => p.kill('SIGKILL');
-  process.once('exit', killer);
-  const lines: Record<string, unknown>[] = [];
-  const stderr: string[] = [];
-  createInterface({ input: p.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as Record<string, unknown>));
-  createInterface({ input: p.stderr! }).on('line', (l) => stderr.push(l));
-  // Its stdout read to the end too: the exit line comes last.
-  const done = Promise.all([new Promise<number | null>((r) => p.once('exit', (code) => r(code))), new Promise<void>((r) => p.stdout!.once('end', () => r()))]);
-  try {
-    const [code] = await within(done, EVENT_BUDGET_MS, `the process that started a coordinator on ${what} to exit by itself`);
-    const said = Object.assign({}, ...lines) as Omit<Outcome, 'code' | 'stderr'>;
-    return { ...said, resources: said.resources ?? [], code, stderr: stderr.join('\n') };
-  } finally {
-    process.off('exit', killer);
-    p.kill('SIGKILL');
-  }
+function startIn(url: string, requestTimeoutMs: number, what: string, more: { node?: string; sessionTtlMs?: number } = {}): Promise<Outcome> {
+  return runStartChild({ url, requestTimeoutMs, ...more }, what);
 }
 
 /** A loopback port that was free a moment ago: nothing listens there. */
@@ -59,15 +24,6 @@ async function closedPort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
-}
-
-function leftBehind(t: Test, o: Outcome, after: string): void {
-  t.equal(o.code, 0, `exited by itself, with 0${o.code === 0 ? '' : ` (${o.stderr})`}`);
-  t.strictSame(
-    o.resources.filter((r) => STORE_KINDS.test(r)),
-    [],
-    `no timer or socket left right after ${after} (event loop: ${JSON.stringify(o.resources)}; the exit came ${o.exitAfterMs} ms later)`,
-  );
 }
 
 t.test('an engine nothing listens on (refused)', async (t) => {
