@@ -33,7 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
-import { LockTable, closedWith, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
+import { LockTable, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
 import { ProgrammingError } from '../store/memory.js';
@@ -685,7 +685,7 @@ export class SharedFile {
    * what they leave goes back: a lock they release is never put back over bytes another node may
    * have taken once they were free (and put back too). The split a partial POSIX unlock leaves
    * goes back as a new record; a Windows unlock takes its one exact lock; a close its handle's
-   * locks and waiters (an owed one ended their requests when it was answered, endClosed; one in
+   * locks and waiters (an owed one ended their requests when it was answered, SharedFiles.endThrough; one in
    * flight ends them now, as its step would have), and a lock another node granted one of them:
    * no close spares it (its request was told granted before the close was answered, or ended
    * with the close: a grant nobody holds). They are not owed any more, and their notices
@@ -2047,24 +2047,9 @@ export class SharedFile {
     run.ahead = () => this.space.parkedAhead(this.path, hostId);
     return this.decide(
       run,
-      () => {
-        // A close answered with no step that committed (owed) happened all the same: the
-        // requests still waiting on its handle end with it, before its answer, as a handle's
-        // cleanup completes them (core closedWith), not once a step carrying it commits. A grant
-        // of one by another node after this tells no request: the close releases it when it runs.
-        if (call.op === 'closeHandle' || call.op === 'release') this.endClosed(call);
-        return 'failed';
-      },
+      () => 'failed',
       !cancellable(call) && !read,
     );
-  }
-
-  /** Ends this node's waiters that close `c` ends, with that code (core closedWith), now. */
-  private endClosed(c: Call): void {
-    for (const [w, id] of this.waiterIds) {
-      const code = closedWith(c, w.req);
-      if (code !== undefined && this.space.waits.has(id)) this.space.endWait(id, code);
-    }
   }
 
   /**

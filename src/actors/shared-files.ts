@@ -480,10 +480,11 @@ export class SharedFiles implements FileSpace {
 
   /**
    * Before close `c` is answered (committed, owed or settled), every request through its handle
-   * whose waiter is in the engine ends: the close ended those its decision saw waiting (core
-   * closedWith; SharedFile.endClosed when it is owed), and a caller never hears of a request
-   * through a handle after its close (API.md: its waiting requests complete with 158). The others
-   * another node's step ended first (granted: a record standing in as held, or gone in the changes
+   * whose waiter is in the engine ends: a caller never hears of a request through a handle after
+   * its close (API.md: its waiting requests complete with 158). A committed close ended those its
+   * decision saw waiting (core closedWith); an owed one's answers were not kept, so they end here
+   * with the close's code, as it ends any whose event is still to come. The others another node's
+   * step ended first (granted: a record standing in as held, or gone in the changes
    * a stale reply brought): one whose inbox event was read is told that event's result now (its
    * turn in the mailbox comes after the close's); one whose event is still to come ends with the
    * close's code, and whatever it was granted the close releases (at once, or owed).
