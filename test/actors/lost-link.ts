@@ -246,6 +246,10 @@ export const lk = (owner: string, pid: number, type: number, cmd: number, start 
 export const lf = (handle: number, start = 0, len = 10, exclusive = true, path = '/a'): Call =>
   parseLockFile({ fileName: path, byteOffset: start, length: len, exclusiveLock: exclusive, failImmediately: true, handle, processId: 1 }) as Call;
 
+/** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` of process `pid`. */
+export const lw = (handle: number, start: number, len: number, pid = 1): Call =>
+  parseLockFile({ fileName: '/a', byteOffset: start, length: len, exclusiveLock: true, failImmediately: false, handle, processId: pid }) as Call;
+
 /** A Windows UnlockFileEx of [start, start+len) of `path` through `handle` (process 1). */
 export const uf = (handle: number, start = 0, len = 10, path = '/a'): Call => parseUnlockFile({ fileName: path, byteOffset: start, length: len, handle, processId: 1 }) as Call;
 

@@ -22,13 +22,10 @@
  */
 import t from 'tap';
 import { EINTR, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { parseLock, parseLockFile, parseRelease, type Call } from '../../src/core/requests.js';
-import { answered, ch, lf, uf, type TestNode } from './lost-link.js';
+import { parseLock, parseRelease, type Call } from '../../src/core/requests.js';
+import { answered, ch, lf, lw, uf, type TestNode } from './lost-link.js';
 import { held, nodes, owedRelease, until } from './reset-harness.js';
-
-/** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` of process `pid`. */
-const lw = (handle: number, start: number, len: number, pid = 1): Call =>
-  parseLockFile({ fileName: '/a', byteOffset: start, length: len, exclusiveLock: true, failImmediately: false, handle, processId: pid }) as Call;
+import { holds, owedCutOff, stage, waits, type Req } from './stages.js';
 
 /** A POSIX call of `kind` by `owner` through file handle `fh` on [start, start+len) of /a. */
 const px = (kind: 'posix' | 'ofd' | 'flock', owner: string, fh: number, type: number, cmd: number, start = 0, len = 10): Call =>
@@ -47,25 +44,26 @@ function log(n: TestNode): [number, unknown][] {
 
 const resultOf = (res: unknown): unknown => (typeof res === 'object' && res !== null ? (res as { result: number }).result : res);
 
-// b's handle 9 holds [20,30); a's handle 1 holds [0,10) and waits for [20,30) (request 4). a's
-// handle 1 closes (request 5) while a is cut off; during its first send, b unlocks and its step
-// grants a's waiter; the event reaches a at once (grantedRemotely: held in the cache, its answer
-// queued in the mailbox behind the close). The close gives up and is answered (owed).
+/** b's handle 9 holds [20,30); a's handle 1 holds [0,10) and waits for [20,30) (request 4): the stage's requests. */
+const handle1Waits = (a: TestNode, b: TestNode): Req[] => [
+  holds(b, 1, lf(9, 20, 10), "b's handle 9's lock of [20,30)"),
+  holds(a, 1, lf(1, 0, 10), "handle 1's lock of [0,10)"),
+  waits(a, 4, lw(1, 20, 10), "handle 1's waiter for [20,30) queued"),
+];
+
+// handle1Waits, then a's handle 1 closes (request 5) while a is cut off; during its first send,
+// b unlocks and its step grants a's waiter; the event reaches a at once (grantedRemotely: held in
+// the cache, its answer queued in the mailbox behind the close). The close gives up and is
+// answered (owed).
 t.test("the grant of a close's waiter read while the close's step is on its way: the request is not told granted after the close's answer", async (t) => {
   const { engine, a, b } = await nodes(t, 'default');
-  b.sf.run(1, lf(9, 20, 10), b.target);
-  t.equal(await answered(b, 1, "b's handle 9's lock of [20,30)"), 0);
-  a.sf.run(1, lf(1, 0, 10), a.target);
-  t.equal(await answered(a, 1, "handle 1's lock of [0,10)"), 0);
-  a.sf.run(4, lw(1, 20, 10), a.target);
-  await answered(a, -4, "handle 1's waiter for [20,30) queued");
+  await stage(t, ...handle1Waits(a, b));
   const order = log(a);
   a.policy = () => 'drop';
   a.afterDrop = async () => {
     a.afterDrop = undefined;
     a.held = [];
-    b.sf.run(2, uf(9, 20, 10), b.target);
-    t.equal(await answered(b, 2, "b's handle 9's unlock of [20,30)"), 0);
+    await stage(t, holds(b, 2, uf(9, 20, 10), "b's handle 9's unlock of [20,30)"));
     await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
     a.release();
   };
@@ -87,19 +85,13 @@ t.test("the grant of a close's waiter read while the close's step is on its way:
 // commits; the grant's event is read after that. Not new with the owed close, the same order.
 t.test("a close whose step finds its handle's waiter granted by another node: the request is not told granted after the close's answer", async (t) => {
   const { engine, a, b } = await nodes(t, 'default');
-  b.sf.run(1, lf(9, 20, 10), b.target);
-  t.equal(await answered(b, 1, "b's handle 9's lock of [20,30)"), 0);
-  a.sf.run(1, lf(1, 0, 10), a.target);
-  t.equal(await answered(a, 1, "handle 1's lock of [0,10)"), 0);
-  a.sf.run(4, lw(1, 20, 10), a.target);
-  await answered(a, -4, "handle 1's waiter for [20,30) queued");
+  await stage(t, ...handle1Waits(a, b));
   const order = log(a);
   a.policy = () => 'drop';
   a.held = [];
   a.afterDrop = async () => {
     a.afterDrop = undefined;
-    b.sf.run(2, uf(9, 20, 10), b.target);
-    t.equal(await answered(b, 2, "b's handle 9's unlock of [20,30)"), 0);
+    await stage(t, holds(b, 2, uf(9, 20, 10), "b's handle 9's unlock of [20,30)"));
     await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox (held back)");
     a.policy = () => 'pass';
   };
@@ -121,27 +113,20 @@ t.test("a close whose step finds its handle's waiter granted by another node: th
 for (const how of ['applied', 'never applied'] as const) {
   t.test(`an owed Windows close (${how}) ends its handle's waiters only, once; its records go, the waiter behind them is granted`, async (t) => {
     const { engine, a, b } = await nodes(t, 'fifo');
-    b.sf.run(1, lf(9, 20, 10), b.target);
-    t.equal(await answered(b, 1, "b's handle 9's lock of [20,30)"), 0);
     // Handle 1 of process 1 waits for [20,30) and [25,27); handle 1 of process 2 and handle 2 of
     // process 1 wait for [20,30) too.
-    a.sf.run(4, lw(1, 20, 10), a.target);
-    await answered(a, -4, 'handle 1 (process 1) queued');
-    a.sf.run(5, lw(1, 25, 2), a.target);
-    await answered(a, -5, 'handle 1 (process 1) queued again');
-    a.sf.run(6, lw(2, 20, 10), a.target);
-    await answered(a, -6, 'handle 2 (process 1) queued');
-    a.sf.run(10, lw(1, 20, 10, 2), a.target);
-    await answered(a, -10, 'handle 1 (process 2) queued');
-    b.sf.run(2, lw(8, 20, 10), b.target);
-    await answered(b, -2, "b's handle 8 queued behind them ('fifo')");
+    await stage(
+      t,
+      holds(b, 1, lf(9, 20, 10), "b's handle 9's lock of [20,30)"),
+      waits(a, 4, lw(1, 20, 10), 'handle 1 (process 1) queued'),
+      waits(a, 5, lw(1, 25, 2), 'handle 1 (process 1) queued again'),
+      waits(a, 6, lw(2, 20, 10), 'handle 2 (process 1) queued'),
+      waits(a, 10, lw(1, 20, 10, 2), 'handle 1 (process 2) queued'),
+      waits(b, 2, lw(8, 20, 10), "b's handle 8 queued behind them ('fifo')"),
+    );
     const order = log(a);
     if (how === 'applied') await owedRelease(a, 7, ch(1), "handle 1's close");
-    else {
-      a.policy = () => 'drop';
-      a.sf.run(7, ch(1), a.target);
-      await answered(a, 7, "handle 1's close (owed)");
-    }
+    else await owedCutOff(a, 7, ch(1), "handle 1's close");
     t.same(
       order.map(([i, r]) => [i, resultOf(r)]),
       [
@@ -165,8 +150,7 @@ for (const how of ['applied', 'never applied'] as const) {
     // Handle 2 closes too (reachable now): b's handle 8 is first.
     a.sf.run(9, ch(2), a.target);
     await answered(a, 9, "handle 2's close");
-    b.sf.run(3, uf(9, 20, 10), b.target);
-    t.equal(await answered(b, 3, "b's handle 9's unlock"), 0);
+    await stage(t, holds(b, 3, uf(9, 20, 10), "b's handle 9's unlock"));
     t.equal(await answered(b, 2, "b's handle 8's LockFileEx"), 0, "b's handle 8 granted: nothing of a's is ahead of it");
     t.same(
       order.filter(([i]) => [4, 5, 6, 10].includes(i)).map(([i, r]) => [i, resultOf(r)]),
@@ -184,23 +168,18 @@ for (const how of ['applied', 'never applied'] as const) {
 
 t.test('an owed release ends the waiters through its file handle (POSIX, flock) only, once, with EINTR', async (t) => {
   const { engine, a, b } = await nodes(t, 'default', null);
-  b.sf.run(1, px('posix', 'q9', 9, F_WRLCK, F_SETLK, 20, 10), b.target);
-  t.match(await answered(b, 1, "q9's lock of [20,30)"), { result: 0 });
-  b.sf.run(2, px('flock', 'g9', 9, F_WRLCK, F_SETLK), b.target);
-  t.match(await answered(b, 2, "b's flock g9"), { result: 0 });
   // p1 through fh 1 and fh 2; OFD o1 (its own file handle 3); flock f1 through fh 1.
-  a.sf.run(4, px('posix', 'p1', 1, F_WRLCK, F_SETLKW, 20, 10), a.target);
-  await answered(a, -4, 'p1 through fh 1 queued');
-  a.sf.run(5, px('posix', 'p1', 2, F_RDLCK, F_SETLKW, 22, 2), a.target);
-  await answered(a, -5, 'p1 through fh 2 queued');
-  a.sf.run(6, px('ofd', 'o3', 3, F_WRLCK, F_SETLKW, 20, 10), a.target);
-  await answered(a, -6, 'OFD o3 (fh 3) queued');
-  a.sf.run(7, px('flock', 'f1', 1, F_WRLCK, F_SETLKW), a.target);
-  await answered(a, -7, 'flock f1 through fh 1 queued');
+  await stage(
+    t,
+    holds(b, 1, px('posix', 'q9', 9, F_WRLCK, F_SETLK, 20, 10), "q9's lock of [20,30)"),
+    holds(b, 2, px('flock', 'g9', 9, F_WRLCK, F_SETLK), "b's flock g9"),
+    waits(a, 4, px('posix', 'p1', 1, F_WRLCK, F_SETLKW, 20, 10), 'p1 through fh 1 queued'),
+    waits(a, 5, px('posix', 'p1', 2, F_RDLCK, F_SETLKW, 22, 2), 'p1 through fh 2 queued'),
+    waits(a, 6, px('ofd', 'o3', 3, F_WRLCK, F_SETLKW, 20, 10), 'OFD o3 (fh 3) queued'),
+    waits(a, 7, px('flock', 'f1', 1, F_WRLCK, F_SETLKW), 'flock f1 through fh 1 queued'),
+  );
   const order = log(a);
-  a.policy = () => 'drop';
-  a.sf.run(8, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-  await answered(a, 8, "fh 1's release (owed)");
+  await owedCutOff(a, 8, parseRelease({ path: '/a', fileHandle: 1 }), "fh 1's release");
   t.same(
     order.map(([i, r]) => [i, resultOf(r)]),
     [
@@ -228,10 +207,7 @@ t.test('an owed release ends the waiters through its file handle (POSIX, flock) 
 // close and removes the waiter's record.
 t.test("a cancel racing an owed close: the request is told once (158), its record goes with the owed close's step", async (t) => {
   const { engine, a, b } = await nodes(t, 'default');
-  b.sf.run(1, lf(9, 20, 10), b.target);
-  t.equal(await answered(b, 1, "b's handle 9's lock of [20,30)"), 0);
-  a.sf.run(4, lw(1, 20, 10), a.target);
-  await answered(a, -4, "handle 1's waiter for [20,30) queued");
+  await stage(t, holds(b, 1, lf(9, 20, 10), "b's handle 9's lock of [20,30)"), waits(a, 4, lw(1, 20, 10), "handle 1's waiter for [20,30) queued"));
   const order = log(a);
   a.policy = () => 'drop';
   a.afterDrop = async () => {

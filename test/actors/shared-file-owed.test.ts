@@ -12,27 +12,16 @@
 import t from 'tap';
 import { EAGAIN, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { MemoryEngine, answered, lk, loseNext, memoryStore, node, overflowLog } from './lost-link.js';
+import { grant, holds, owedCutOff, q2Unlock, stage, twoNodes, waiterBehindQ2, waits } from './stages.js';
 
 t.test("an owed POSIX unlock that never applied, whose lock another node's grant of its owner's waiter merged into a new record: it still runs", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 }, 'q2 holds [10,20)');
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
-  await answered(a, -2, "p1's waiter for [10,20) queued");
+  const { engine, a, b } = await twoNodes(t);
+  const waiter = await waiterBehindQ2(t, a, b, 10, 10);
   // a is cut off: p1's unlock of [0,10) never reaches the engine; answered, and owed.
-  a.policy = () => 'drop';
-  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
-  await answered(a, 3, "p1's unlock (given up on)");
+  await owedCutOff(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock");
   // b's unlock grants p1's waiter: b's step merges it with p1's [0,10) (still held in the
   // engine) into one new record of [0,20), removing the record the owed unlock targets.
-  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
-  t.match(await answered(a, 2, "p1's F_SETLKW of [10,20)"), { result: 0 }, "granted by b's unlock");
+  await grant(t, q2Unlock(b), waiter, "p1's F_SETLKW of [10,20)", "granted by b's unlock");
   t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held'], 'the engine: one record of p1 (the merge)');
   a.policy = () => 'pass';
   a.sf.run(4, lk('p4', 4, F_WRLCK, F_SETLK, 40, 10), a.target);
@@ -46,25 +35,19 @@ t.test("an owed POSIX unlock that never applied, whose lock another node's grant
 });
 
 t.test("an owed POSIX unlock that never applied, whose lock another node's grant of its owner's waiter split (an upgrade inside it): it still runs", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q2', 2, F_RDLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 1, "q2's read lock of [5,10)"), { result: 0 }, 'q2 reads [5,10)');
-  a.sf.run(1, lk('p1', 1, F_RDLCK, F_SETLK, 0, 20), a.target);
-  t.match(await answered(a, 1, "p1's read lock of [0,20)"), { result: 0 }, 'p1 reads [0,20)');
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 5), a.target);
-  await answered(a, -2, "p1's upgrade of [5,10) queued (q2 reads it)");
+  const { a, b } = await twoNodes(t);
+  const upgrade = waits(a, 2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 5), "p1's upgrade of [5,10) queued (q2 reads it)");
+  await stage(
+    t,
+    holds(b, 1, lk('q2', 2, F_RDLCK, F_SETLK, 5, 5), "q2's read lock of [5,10)", 'q2 reads [5,10)'),
+    holds(a, 1, lk('p1', 1, F_RDLCK, F_SETLK, 0, 20), "p1's read lock of [0,20)", 'p1 reads [0,20)'),
+    upgrade,
+  );
   // a is cut off: p1's unlock of [15,20) never reaches the engine; answered, and owed.
-  a.policy = () => 'drop';
-  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 15, 5), a.target);
-  await answered(a, 3, "p1's unlock of [15,20) (given up on)");
+  await owedCutOff(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 15, 5), "p1's unlock of [15,20)");
   // b's unlock grants the upgrade: b's step splits p1's [0,20) (the record the owed unlock
   // targets) into three new records.
-  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
-  t.match(await answered(a, 2, "p1's upgrade of [5,10)"), { result: 0 }, "granted by b's unlock");
+  await grant(t, holds(b, 2, lk('q2', 2, F_UNLCK, F_SETLK, 5, 5), "q2's unlock"), upgrade, "p1's upgrade of [5,10)", "granted by b's unlock");
   a.policy = () => 'pass';
   a.sf.run(4, lk('p4', 4, F_WRLCK, F_SETLK, 40, 10), a.target);
   t.match(await answered(a, 4, "p4's lock of [40,50)"), { result: 0 }, "a's next step commits");
@@ -74,16 +57,8 @@ t.test("an owed POSIX unlock that never applied, whose lock another node's grant
 });
 
 t.test("a POSIX unlock whose first try never applied, its resend fenced, and its lock merged meanwhile by another node's grant of its owner's waiter: decided again, not answered as that try", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 }, 'q2 holds [10,20)');
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
-  await answered(a, -2, "p1's waiter for [10,20) queued");
+  const { a, b } = await twoNodes(t);
+  await waiterBehindQ2(t, a, b, 10, 10);
   // p1's unlock of [0,10): its first step never reaches the engine; while it is on its way b's
   // unlock grants p1's waiter (merged with [0,10)); the resend finds a fenced for a late
   // renewal, and the unlock is decided again.
@@ -131,10 +106,7 @@ for (const lose of ['giveup', 'fenced'] as const) {
 }
 
 t.test("an owed POSIX unlock that never applied, whose lock a lock request's step of the same owner merged (that step applied, its reply lost, tangled: it carried another owed release): it still runs", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  const { a, b } = await twoNodes(t);
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
   a.sf.run(2, lk('x1', 7, F_WRLCK, F_SETLK, 100, 10), a.target);
@@ -163,10 +135,7 @@ t.test("an owed POSIX unlock that never applied, whose lock a lock request's ste
 });
 
 t.test("an owed POSIX unlock that never applied, whose lock a downgrade of the same owner replaced (that step applied, its reply lost, and could not be undone: another node reads the bytes since): it still runs", async (t) => {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  const { a, b } = await twoNodes(t);
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   t.match(await answered(a, 1, "p1's write lock of [0,10)"), { result: 0 }, 'p1 writes [0,10)');
   // p1 downgrades to a read lock: the step applies, its reply is lost (answered failed).
@@ -174,9 +143,7 @@ t.test("an owed POSIX unlock that never applied, whose lock a downgrade of the s
   a.sf.run(2, lk('p1', 1, F_RDLCK, F_SETLK, 0, 10), a.target);
   await answered(a, 2, "p1's downgrade (given up on)");
   // p1 unlocks [0,10): the step never reaches the engine; owed.
-  a.policy = () => 'drop';
-  a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
-  await answered(a, 3, "p1's unlock (given up on)");
+  await owedCutOff(a, 3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), "p1's unlock");
   // b reads [0,10): the engine has p1's read lock.
   b.sf.run(1, lk('q1', 1, F_RDLCK, F_SETLK, 0, 10), b.target);
   t.match(await answered(b, 1, "q1's read lock of [0,10)"), { result: 0 }, 'q1 reads [0,10)');

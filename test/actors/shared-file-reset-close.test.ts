@@ -22,13 +22,10 @@
  */
 import t, { type Test } from 'tap';
 import { EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { parseLockFile, parseRelease, type Call } from '../../src/core/requests.js';
-import { answered, ch, lf, lk, uf, type TestNode } from './lost-link.js';
+import { parseRelease, type Call } from '../../src/core/requests.js';
+import { answered, ch, lf, lk, lw, uf, type TestNode } from './lost-link.js';
 import { answersTo, conflicts, graceOver, held, nodes, owedRelease, resetBoth, until } from './reset-harness.js';
-
-/** A blocking Windows LockFileEx of [start, start+len) of /a through `handle` (process 1). */
-const lw = (handle: number, start: number, len: number): Call =>
-  parseLockFile({ fileName: '/a', byteOffset: start, length: len, exclusiveLock: true, failImmediately: false, handle, processId: 1 }) as Call;
+import { holds, owedCutOff, stage, waits } from './stages.js';
 
 /** a reaches the engine again; its next step commits (request `id`: an UnlockFileEx of bytes handle 99 never locked). */
 async function heal(t: Test, a: TestNode, id: number): Promise<void> {
@@ -41,35 +38,30 @@ async function heal(t: Test, a: TestNode, id: number): Promise<void> {
  * b's handle 9 holds [20,30); a's handle 1 holds [0,10) and waits for [20,30) (request 4), a's
  * handle 2 holds [60,70); b's handle 8 waits for [20,30) too (b's request 2), queued after it.
  */
-async function stage(t: Test, policy: 'default' | 'fifo') {
+async function handleWaits(t: Test, policy: 'default' | 'fifo') {
   const n = await nodes(t, policy);
   const { a, b } = n;
-  b.sf.run(1, lf(9, 20, 10), b.target);
-  t.equal(await answered(b, 1, "b's handle 9's lock of [20,30)"), 0);
-  a.sf.run(1, lf(1, 0, 10), a.target);
-  t.equal(await answered(a, 1, "handle 1's lock of [0,10)"), 0);
-  a.sf.run(2, lf(2, 60, 10), a.target);
-  t.equal(await answered(a, 2, "handle 2's lock of [60,70)"), 0);
-  a.sf.run(4, lw(1, 20, 10), a.target);
-  await answered(a, -4, "handle 1's waiter for [20,30) queued");
-  b.sf.run(2, lw(8, 20, 10), b.target);
-  await answered(b, -2, "b's handle 8's waiter for [20,30) queued");
+  await stage(
+    t,
+    holds(b, 1, lf(9, 20, 10), "b's handle 9's lock of [20,30)"),
+    holds(a, 1, lf(1, 0, 10), "handle 1's lock of [0,10)"),
+    holds(a, 2, lf(2, 60, 10), "handle 2's lock of [60,70)"),
+    waits(a, 4, lw(1, 20, 10), "handle 1's waiter for [20,30) queued"),
+    waits(b, 2, lw(8, 20, 10), "b's handle 8's waiter for [20,30) queued"),
+  );
   return n;
 }
 
 /** Handle 1's close (request 5) is owed: its step applied with the reply lost, or never applied (every step of a cut off from then on). */
 async function owedClose(a: TestNode, how: 'applied' | 'never applied', call: Call = ch(1)): Promise<void> {
   if (how === 'applied') return owedRelease(a, 5, call, "handle 1's close");
-  a.policy = () => 'drop';
-  a.sf.run(5, call, a.target);
-  await answered(a, 5, "handle 1's close (given up on: owed)");
+  await owedCutOff(a, 5, call, "handle 1's close");
 }
 
 /** b's handle 9 unlocks [20,30); the inbox events it gives a are handed to a before this resolves (`granted`: one is due). */
 async function bUnlocks(t: Test, a: TestNode, b: TestNode, granted: boolean): Promise<void> {
   a.held = [];
-  b.sf.run(3, uf(9, 20, 10), b.target);
-  t.equal(await answered(b, 3, "b's handle 9's unlock of [20,30)"), 0);
+  await stage(t, holds(b, 3, uf(9, 20, 10), "b's handle 9's unlock of [20,30)"));
   if (granted) await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
   a.release();
 }
@@ -83,7 +75,7 @@ for (const policy of ['default', 'fifo'] as const) {
     // settlement of the close does not put it back; b's handle 8 gets the bytes once the grace
     // period ends.
     t.test(`a close owed (${how}) when the engine loses its data, then another node granted its handle's waiter (${policy}): not told, not put back`, async (t) => {
-      const { engine, a, b, released } = await stage(t, policy);
+      const { engine, a, b, released } = await handleWaits(t, policy);
       const told = answersTo(a, 4);
       await owedClose(a, how);
       t.same(told, [158], "handle 1's waiter ended with the close, before the close was answered (ERROR_NOT_LOCKED)");
@@ -116,7 +108,7 @@ for (const policy of ['default', 'fifo'] as const) {
   // As above, the close never applied, with no reset: a's next step carries it, releases the
   // grant and gives [20,30) to b's handle 8 in the same step.
   t.test(`a close owed (never applied), then another node granted its handle's waiter (${policy}): not told; the close's next step releases it`, async (t) => {
-    const { engine, a, b, released } = await stage(t, policy);
+    const { engine, a, b, released } = await handleWaits(t, policy);
     const told = answersTo(a, 4);
     await owedClose(a, 'never applied');
     t.same(told, [158], "handle 1's waiter ended with the close, before the close was answered");
@@ -135,7 +127,7 @@ for (const policy of ['default', 'fifo'] as const) {
     // b's unlock grants a's waiter and a is told so; then handle 1 closes, owed. The lock is the
     // handle's like any other: the settlement releases it, and b's handle 8 gets the bytes.
     t.test(`a waiter granted by another node and told so, then its handle's close owed (${how}) when the engine loses its data (${policy}): the close releases it`, async (t) => {
-      const { engine, a, b, released } = await stage(t, policy);
+      const { engine, a, b, released } = await handleWaits(t, policy);
       const told = answersTo(a, 4);
       await bUnlocks(t, a, b, true);
       t.equal(await answered(a, 4, "handle 1's LockFileEx of [20,30)"), 0, "handle 1's waiter granted by b's unlock");
@@ -167,7 +159,7 @@ for (const policy of ['default', 'fifo'] as const) {
 // the records with the grant, and releases it. The grant came before the close was answered: the
 // caller is told the waiter was granted (then the close released it).
 t.test("a waiter granted by another node while its handle's close is in flight, and the engine loses its data: the close releases it", async (t) => {
-  const { engine, a, b, released } = await stage(t, 'default');
+  const { engine, a, b, released } = await handleWaits(t, 'default');
   const told = answersTo(a, 4);
   a.policy = () => 'drop';
   a.afterDrop = async () => {
@@ -198,22 +190,19 @@ t.test("a waiter granted by another node while its handle's close is in flight, 
 // close: the waiter was told EINTR, never granted, and the grant is not put back.
 t.test("a release owed (never applied) when the engine loses its data, then another node granted its file handle's waiter: not told, not put back", async (t) => {
   const { engine, a, b } = await nodes(t, 'default', null);
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 20, 10), b.target);
-  t.match(await answered(b, 1, "q9's lock of [20,30)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
-  a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLK, 60, 10), a.target);
-  t.match(await answered(a, 2, "p2's lock of [60,70)"), { result: 0 });
-  a.sf.run(4, lk('p1', 1, F_WRLCK, F_SETLKW, 20, 10), a.target);
-  await answered(a, -4, "p1's waiter for [20,30) queued");
-  b.sf.run(2, lk('q8', 8, F_WRLCK, F_SETLKW, 20, 10), b.target);
-  await answered(b, -2, "q8's waiter for [20,30) queued");
+  await stage(
+    t,
+    holds(b, 1, lk('q9', 9, F_WRLCK, F_SETLK, 20, 10), "q9's lock of [20,30)"),
+    holds(a, 1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), "p1's lock of [0,10)"),
+    holds(a, 2, lk('p2', 2, F_WRLCK, F_SETLK, 60, 10), "p2's lock of [60,70)"),
+    waits(a, 4, lk('p1', 1, F_WRLCK, F_SETLKW, 20, 10), "p1's waiter for [20,30) queued"),
+    waits(b, 2, lk('q8', 8, F_WRLCK, F_SETLKW, 20, 10), "q8's waiter for [20,30) queued"),
+  );
   const told = answersTo(a, 4);
   await owedClose(a, 'never applied', parseRelease({ path: '/a', fileHandle: 1 }));
   t.match(told, [{ result: -EINTR }], "p1's waiter ended with the release, before the release was answered (EINTR)");
   a.held = [];
-  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 20, 10), b.target);
-  t.match(await answered(b, 3, "q9's unlock"), { result: 0 });
+  await stage(t, holds(b, 3, lk('q9', 9, F_UNLCK, F_SETLK, 20, 10), "q9's unlock"));
   await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
   a.release();
   t.same(await held(engine), ['a held write p1 0-9', 'a held write p1 20-29', 'a held write p2 60-69', 'b waiting write q8 20-29'], "the engine: the release never applied, b's unlock granted p1's waiter");
