@@ -32,6 +32,8 @@
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
  * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
  * | P sf:<node>\|<epoch>   | set    | files where that session has records (the reaper's index)          |
+ * | P rp:<node>\|<epoch>   | hash   | file → [id, record, ...]: that session's locks steps removed while |
+ * |                        |        | it was dead (reaped), PX REAPED_KEEP_MS from the last one          |
  * | P files                | set    | files that have records, i.e. a version (listings)                 |
  * | P r:<file>             | hash   | record id → `seq\|h or w\|node\|epoch\|requestId\|data`            |
  * | P m:<file>             | hash   | v (version), q (last seq), c:<node>\|<epoch> (records per session) |
@@ -64,11 +66,13 @@
  *    increments its session's count, and the first one adds the file to sf:<session> in the same
  *    script: the reaper's index exists before the grant it must undo), edges (a waiter's edges go
  *    with it when it is removed or granted), version = INCR clock, the log entry; a file left
- *    without records loses its keys. Then one XADD per notified waiter on another node whose
- *    session is alive, and per mark the step leaves in its own node's inbox (INBOX_MARK: it comes
- *    after every event earlier steps sent there; a step with only marks writes nothing else).
- *    All or nothing: a script either returns before its first write or runs to
- *    its end.
+ *    without records loses its keys. A held record of a dead session the step removes (the
+ *    reaper's work) is added to rp:<session> (Engine.sessionFiles gives it after the index: a
+ *    worker that replaces one that died learns what its predecessor lost even once reaped).
+ *    Then one XADD per notified waiter on another node whose session is alive, and per mark
+ *    the step leaves in its own node's inbox (INBOX_MARK: it comes after every event earlier
+ *    steps sent there; a step with only marks writes nothing else). All or nothing: a script
+ *    either returns before its first write or runs to its end.
  *
  * ## Sessions and fencing (NodeStore, ./node-store.ts)
  * - Opening sets `s:<node>` to a new epoch with PX sessionTtlMs (a previous session of the same

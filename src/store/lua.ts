@@ -19,7 +19,7 @@
  * reply reads the newest log entries first. bench/NOTES.md (2026-12-03, the scripts' cost) has
  * the numbers.
  */
-import { LOG_MAX } from './memory.js';
+import { LOG_MAX, REAPED_KEEP_MS } from './memory.js';
 import { INBOX_MARK } from './types.js';
 
 /** How many of the newest log entries a stale commit reads first (the rest only when the caller is further behind). */
@@ -231,10 +231,30 @@ local function dropEdges(w)
     redis.call('HDEL', P .. 'w:' .. o, file .. '\\n' .. w)
   end
 end
+-- A dead session's locks the step removes (the reaper's work), per session: kept in rp:<session>.
+local reapedOf, reapedList = {}, {}
 for _, id in ipairs(removes) do
-  local _, _, nd, ep = string.match(removed[id], ${REC})
+  local _, st, nd, ep = string.match(removed[id], ${REC})
   count(nd, ep, -1)
   dropEdges(id)
+  if st == 'h' and not alive(nd, ep) then
+    local s = nd .. '|' .. ep
+    local l = reapedOf[s]
+    if not l then l = {}; reapedOf[s] = l; reapedList[#reapedList + 1] = s end
+    l[#l + 1] = id
+    l[#l + 1] = removed[id]
+  end
+end
+for _, s in ipairs(reapedList) do
+  local rk, l = P .. 'rp:' .. s, reapedOf[s]
+  local prev = redis.call('HGET', rk, file)
+  if prev then
+    local p = cjson.decode(prev)
+    for _, x in ipairs(l) do p[#p + 1] = x end
+    l = p
+  end
+  redis.call('HSET', rk, file, cjson.encode(l))
+  redis.call('PEXPIRE', rk, '${REAPED_KEEP_MS}')
 end
 if not emptied then ${chunks("'HDEL', kr", 'removes')} end
 local logPut, nNew, q0 = {}, 0, tonumber(vq[2]) or 0
@@ -608,13 +628,25 @@ return {out, more}
 /**
  * SESSION_FILES: ARGV P, inc, node, epoch, cursor, count. One SSCAN page of the session's index
  * (sf:<node>|<epoch>) with, per file, that session's records: {'ok', next cursor, {{file,
- * {id, record, ...}}, ...}}, or {'reset'} when the incarnation is not the caller's. Read-only. A
- * worker that replaces one that died learns from it which locks its files hold of this node's
- * session (SharedFiles.recover).
+ * {id, record, ...}}, ...}}, or {'reset'} when the incarnation is not the caller's. After the
+ * index, HSCAN pages of what steps removed of the session while it was dead (rp:<node>|<epoch>,
+ * the reaper's work, kept REAPED_KEEP_MS), in the same form; their cursors are 'r' and HSCAN's.
+ * Read-only. A worker that replaces one that died learns from it which locks its files hold of
+ * this node's session (SharedFiles.recover), or held in one it did not hear was lost
+ * (SharedFiles.recoverLost).
  */
 export const SESSION_FILES = `${BASE}
 if redis.call('GET', KEYS[1]) ~= ARGV[2] then return {'reset'} end
 local node, epoch = ARGV[3], ARGV[4]
+local rk = P .. 'rp:' .. node .. '|' .. epoch
+if string.sub(ARGV[5], 1, 1) == 'r' then
+  local page = redis.call('HSCAN', rk, string.sub(ARGV[5], 2), 'COUNT', ARGV[6])
+  local kv, out = page[2], {}
+  for i = 1, #kv, 2 do out[#out + 1] = {kv[i], cjson.decode(kv[i + 1])} end
+  local nxt = '0'
+  if page[1] ~= '0' then nxt = 'r' .. page[1] end
+  return {'ok', nxt, out}
+end
 local function parse(v) return string.match(v, ${REC}) end
 local page = redis.call('SSCAN', P .. 'sf:' .. node .. '|' .. epoch, ARGV[5], 'COUNT', ARGV[6])
 local out = {}
@@ -627,7 +659,9 @@ for _, f in ipairs(page[2]) do
   end
   out[#out + 1] = {f, mine}
 end
-return {'ok', page[1], out}
+local nxt = page[1]
+if nxt == '0' and redis.call('EXISTS', rk) == 1 then nxt = 'r0' end
+return {'ok', nxt, out}
 `;
 
 /** The smallest script, the floor a commit's round trip is measured against. */

@@ -32,6 +32,15 @@ import type {
 /** How many changes a file's log keeps (a caller further behind gets the full record set). */
 export const LOG_MAX = 64;
 
+/**
+ * How long the engine keeps what steps removed of a dead session (the reaper's work), per file:
+ * Engine.sessionFiles gives it after the session's index, so that a worker that replaces one that
+ * died learns what its predecessor lost there even once another node reaped it (SharedFiles.
+ * recoverLost). Each removal restarts it. An hour: a replacement reads it within seconds of its
+ * start, and its start follows its predecessor's death at once.
+ */
+export const REAPED_KEEP_MS = 3_600_000;
+
 interface MemFile {
   version: number;
   seq: number;
@@ -68,6 +77,8 @@ export interface EngineSnapshot {
   files: Record<string, FileState>;
   /** "node|epoch" → files where that session has records. */
   sessionFiles: Record<string, string[]>;
+  /** "node|epoch" → file → the held records of that session steps removed while it was dead (kept REAPED_KEEP_MS). */
+  reaped: Record<string, Record<string, StoreRecord[]>>;
   /** owner → "file\nwaiter" → the waiter's session and targets. */
   edges: Record<string, Record<string, { node: string; epoch: number; hard: string[]; soft: string[]; sessions: Record<string, string[]> }>>;
   /** file → waiter → owner. */
@@ -105,6 +116,11 @@ export class MemoryEngine implements Engine {
   /** "node|epoch" → deadline: every session until the reaper has seen it dead and empty. */
   private readonly registry = new Map<string, { node: string; epoch: number; deadline: number }>();
   private readonly sessFiles = new Map<string, Set<string>>();
+  /**
+   * "node|epoch" → the held records of that dead session steps removed, per file, in the order
+   * removed, until `until` (REAPED_KEEP_MS after the last removal): Redis' rp:<node>|<epoch>.
+   */
+  private readonly reaped = new Map<string, { until: number; files: Map<string, StoreRecord[]> }>();
   private readonly fileMap = new Map<string, MemFile>();
   /** owner → "file\nwaiter" → edges. */
   private readonly graph = new Map<string, Map<string, Edge>>();
@@ -132,6 +148,7 @@ export class MemoryEngine implements Engine {
     this.live.clear();
     this.registry.clear();
     this.sessFiles.clear();
+    this.reaped.clear();
     this.fileMap.clear();
     this.graph.clear();
     for (const b of this.boxes.values()) {
@@ -248,15 +265,37 @@ export class MemoryEngine implements Engine {
     return [...this.fileMap.keys()].sort();
   }
 
-  /** The cursor is the last file of the previous page (prefixed '>'): pages in file order. */
+  /** What steps removed of dead session `k` while it is kept (REAPED_KEEP_MS), or undefined. */
+  private reapedOf(k: string): Map<string, StoreRecord[]> | undefined {
+    const r = this.reaped.get(k);
+    if (r === undefined) return undefined;
+    if (r.until > this.now()) return r.files;
+    this.reaped.delete(k);
+    return undefined;
+  }
+
+  /**
+   * The session's index, then what steps removed of it while dead (its reaped records, kept
+   * REAPED_KEEP_MS): the cursor is the last file of the previous page (prefixed '>'), or in the
+   * second part 'r' and that ('r' alone: its start). Pages in file order.
+   */
   async sessionFiles(s: SessionRef, cursor: string, limit: number): Promise<SessionFilesPage | 'reset'> {
     if (this.inc !== s.incarnation) return 'reset';
+    const k = sk(s.node, s.epoch);
+    const n = Math.max(1, limit);
+    if (cursor.startsWith('r')) {
+      const kept = this.reapedOf(k);
+      const after = cursor.length > 1 ? cursor.slice(2) : undefined;
+      const all = [...(kept?.keys() ?? [])].sort().filter((f) => after === undefined || f > after);
+      const page = all.slice(0, n);
+      return { files: page.map((file) => ({ file, records: [...kept!.get(file)!] })), cursor: page.length < all.length ? `r>${page.at(-1)!}` : '0' };
+    }
     const after = cursor.startsWith('>') ? cursor.slice(1) : undefined;
-    const all = [...(this.sessFiles.get(sk(s.node, s.epoch)) ?? [])].sort().filter((f) => after === undefined || f > after);
-    const page = all.slice(0, Math.max(1, limit));
+    const all = [...(this.sessFiles.get(k) ?? [])].sort().filter((f) => after === undefined || f > after);
+    const page = all.slice(0, n);
     return {
       files: page.map((file) => ({ file, records: this.stateOf(this.fileMap.get(file)).records.filter((r) => r.node === s.node && r.epoch === s.epoch) })),
-      cursor: page.length < all.length ? `>${page.at(-1)!}` : '0',
+      cursor: page.length < all.length ? `>${page.at(-1)!}` : this.reapedOf(k) !== undefined ? 'r' : '0',
     };
   }
 
@@ -266,6 +305,11 @@ export class MemoryEngine implements Engine {
     for (const [k, f] of this.fileMap) files[k] = this.stateOf(f);
     const sessionFiles: EngineSnapshot['sessionFiles'] = {};
     for (const [k, s] of this.sessFiles) if (s.size > 0) sessionFiles[k] = [...s].sort();
+    const reaped: EngineSnapshot['reaped'] = {};
+    for (const k of [...this.reaped.keys()]) {
+      const kept = this.reapedOf(k);
+      if (kept !== undefined) reaped[k] = Object.fromEntries([...kept].map(([file, recs]) => [file, [...recs]]));
+    }
     const edges: EngineSnapshot['edges'] = {};
     for (const [owner, g] of this.graph) {
       edges[owner] = {};
@@ -277,7 +321,7 @@ export class MemoryEngine implements Engine {
     for (const [node, b] of this.boxes) if (b.entries.length > 0) inboxes[node] = b.entries.map(({ id: _, ...e }) => e);
     const live: EngineSnapshot['live'] = {};
     for (const [node, l] of this.live) if (l.expiresAt > this.now()) live[node] = l.epoch;
-    return { files, sessionFiles, edges, edgeOwners, inboxes, live, registry: [...this.registry.keys()].sort(), grace: this.graceLeft() > 0 };
+    return { files, sessionFiles, reaped, edges, edgeOwners, inboxes, live, registry: [...this.registry.keys()].sort(), grace: this.graceLeft() > 0 };
   }
 
   private stale(f: MemFile | undefined, base: number, node: string): CommitReply {
@@ -348,6 +392,17 @@ export class MemoryEngine implements Engine {
     }
   }
 
+  /** Adds `r`, a held record of a dead session a step removes from `file`, to that session's reaped records. */
+  private keepReaped(file: string, r: StoreRecord): void {
+    const k = sk(r.node, r.epoch);
+    let files = this.reapedOf(k);
+    if (files === undefined) files = new Map();
+    this.reaped.set(k, { until: this.now() + REAPED_KEEP_MS, files });
+    let list = files.get(file);
+    if (list === undefined) files.set(file, (list = []));
+    list.push(r);
+  }
+
   private dropEdges(f: MemFile, file: string, waiter: string): void {
     const owner = f.edgeOwner.get(waiter);
     if (owner === undefined) return;
@@ -380,6 +435,8 @@ export class MemoryEngine implements Engine {
       this.count(f, file, old.node, old.epoch, -1);
       this.dropEdges(f, file, id);
       f.records.delete(id);
+      // A dead session's lock removed (reaped): kept for a replacement worker of its node to read.
+      if (old.state === 'held' && !this.alive(old.node, old.epoch)) this.keepReaped(file, old);
     }
     const stored: StoreRecord[] = [];
     for (const r of put) {

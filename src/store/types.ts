@@ -369,7 +369,9 @@ export interface Engine {
   /**
    * One page of the files where session `s` has records (its index, sf:<node>|<epoch>), each with
    * that session's records: from `cursor` ('0' for the first page), about `limit` files, and the
-   * cursor of the next page ('0' after the last). A file may come twice (Redis SSCAN). 'reset'
+   * cursor of the next page ('0' after the last). After the index, in the same pages: the locks
+   * of `s` that steps removed while it was dead (reaped), per file, kept REAPED_KEEP_MS (the
+   * engine's rp:<session>). A file may come twice (Redis SSCAN; reaped between two pages). 'reset'
    * when the engine is not of `s`'s incarnation (it lost its data: nothing of `s` is left).
    * Read-only; any session, live or not.
    */

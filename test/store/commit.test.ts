@@ -5,7 +5,7 @@
  * session → files index and the reaper, and the end of a file's keys.
  */
 import t, { type Test } from 'tap';
-import { LOG_MAX, memoryStore, ProgrammingError, type CommitReply, type StoreRecord } from '../../src/store/index.js';
+import { LOG_MAX, memoryStore, ProgrammingError, RedisEngine, type CommitReply, type StoreRecord } from '../../src/store/index.js';
 import { cluster, type Kind } from './fixture.js';
 import { RedisServer, noRedis } from './redis-server.js';
 
@@ -113,6 +113,46 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
       const keys = await (await server!.client()).keys(`{${c.namespace}}:*`);
       t.same(keys.filter((k) => /:(r|m|l|e):$/.test(k)), [], "no keys left for ''");
     }
+  });
+
+  // A worker that replaces one that died reads its predecessor's lost session (SharedFiles.
+  // recoverLost) maybe after another node reaped it: the reaping steps keep what they removed of
+  // it (held records only: a waiter is no lock), which the reading gives after the index.
+  t.test(`${kind}: what steps remove of a dead session is read after its index (sessionFiles)`, { skip: noRedis }, async (t) => {
+    const c = await cluster(kind, ['a', 'b'], server);
+    t.teardown(() => c.close());
+    const [a, b] = c.nodes.map((n) => n.store);
+    const engine = kind === 'memory' ? c.memory! : await RedisEngine.connect({ url: server!.url, shownUrl: server!.url, namespace: c.namespace, requestTimeoutMs: 30_000 });
+    if (kind === 'redis') t.teardown(() => engine.shutdown());
+    const { epoch, incarnation } = a!.session();
+    const old = { node: 'a', epoch, incarnation };
+    /** Every page of a's old session, one file a page: per file, its records' ids. */
+    const read = async (): Promise<Record<string, string[]>> => {
+      const out: Record<string, string[]> = {};
+      let cursor = '0';
+      do {
+        const page = await engine.sessionFiles(old, cursor, 1);
+        if (page === 'reset') throw new Error('reset');
+        for (const f of page.files) out[f.file] = [...new Set([...(out[f.file] ?? []), ...f.records.map((r) => r.id)])].sort();
+        cursor = page.cursor;
+      } while (cursor !== '0');
+      return out;
+    };
+    ok(t, await a!.commit({ file: '/x', base: 0, put: [lock('a1')] }), 'a locks /x');
+    const vy = ok(t, await b!.commit({ file: '/y', base: 0, put: [lock('b1')] }), 'b locks /y');
+    ok(t, await a!.commit({ file: '/y', base: vy, put: [lock('a2'), wait('a3', 'req-a3')] }), 'a locks /y elsewhere, and waits there');
+    ok(t, await a!.commit({ file: '/z', base: 0, put: [lock('a4')] }), 'a locks /z');
+    t.same(await read(), { '/x': ['a1'], '/y': ['a2', 'a3'], '/z': ['a4'] }, "a's session's index");
+    await c.expire('a');
+    const dead = (await b!.reap()).dead.find((d) => d.node === 'a' && d.epoch === epoch)!;
+    for (const f of dead.files.filter((x) => x.file !== '/z')) ok(t, await b!.commit({ file: f.file, base: f.version, remove: f.records.map((r) => r.id) }), `b reaps a's records of ${f.file}`);
+    t.same(await read(), { '/x': ['a1'], '/y': ['a2'], '/z': ['a4'] }, "what b reaped (its locks) is read after what is left in the index");
+    const z = dead.files.find((x) => x.file === '/z')!;
+    ok(t, await b!.commit({ file: '/z', base: z.version, remove: ['a4'] }), "b reaps a's record of /z");
+    t.same(await read(), { '/x': ['a1'], '/y': ['a2'], '/z': ['a4'] }, 'and once the index is gone');
+    t.same(await read(), { '/x': ['a1'], '/y': ['a2'], '/z': ['a4'] }, 'read again, the same');
+    const { epoch: bEpoch } = b!.session();
+    t.same(((await engine.sessionFiles({ node: 'b', epoch: bEpoch, incarnation }, '0', 100)) as { files: { file: string }[] }).files.map((f) => f.file), ['/y'], "b's live session: its index only (a release of its own keeps nothing)");
   });
 
   t.test(`${kind}: a step that arrives past its deadline is refused and changes nothing; a stale one still learns what it missed`, { skip: noRedis }, async (t) => {

@@ -1,4 +1,4 @@
-// Model = MemoryEngine (src/store/memory.ts), the reference semantics of an engine; invariant: for any interleaving of N logical nodes' session opens, renewals, expiries and ends, commits (on fresh, stale, zero or unknown versions; valid or contradicting the state), re-assertions, reaps, cycle queries, grace ends and losses of all data, the Redis engine gives every call the same reply as the model and is left in the same state (records, versions and epochs up to the incarnation's offset, the session → files index, wait-for edges, inboxes, live sessions, registry, grace), and no accepted step ever wrote a record for a session that was not alive.
+// Model = MemoryEngine (src/store/memory.ts), the reference semantics of an engine; invariant: for any interleaving of N logical nodes' session opens, renewals, expiries and ends, commits (on fresh, stale, zero or unknown versions; valid or contradicting the state), re-assertions, reaps, readings of a session's files (its index, then what steps removed of it while dead), cycle queries, grace ends and losses of all data, the Redis engine gives every call the same reply as the model and is left in the same state (records, versions and epochs up to the incarnation's offset, the session → files index, the reaped records kept per session, wait-for edges, inboxes, live sessions, registry, grace), and no accepted step ever wrote a record for a session that was not alive.
 import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
@@ -12,6 +12,7 @@ import {
   MemoryEngine,
   ProgrammingError,
   RedisEngine,
+  type SessionFilesPage,
   type SessionRef,
   type StoreRecord,
 } from '../../src/store/index.js';
@@ -58,6 +59,7 @@ type Op =
   | { t: 'commit'; n: number; f: number; base: 'fresh' | 'stale' | 'zero' | 'unknown'; rm: number[]; put: PutSel[]; grants: boolean | undefined; notify: NotifySel[]; edges: EdgeSel[] }
   | { t: 'reassert'; n: number; f: number; put: PutSel[]; edges: EdgeSel[] }
   | { t: 'reap'; limit: number }
+  | { t: 'sessionFiles'; n: number; older: boolean; limit: number }
   | { t: 'cycle'; owner: number; targets: number[]; hardOnly: boolean }
   | { t: 'reset'; grace: boolean }
   | { t: 'endGrace' };
@@ -101,6 +103,7 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('reassert' as const), n, f, put: fc.array(putSel, { maxLength: 2 }), edges: fc.array(edgeSel, { maxLength: 1 }) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('reap' as const), limit: fc.constantFrom(1, 2, 100) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('sessionFiles' as const), n, older: fc.boolean(), limit: fc.constantFrom(1, 2, 100) }) },
   { weight: 2, arbitrary: fc.record({ t: fc.constant('cycle' as const), owner: idx(OWNERS.length), targets: fc.array(idx(OWNERS.length), { maxLength: 2 }), hardOnly: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('reset' as const), grace: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('endGrace' as const) }) },
@@ -352,6 +355,17 @@ class Run {
         this.count(`reap ${m.dead.length > 0 ? 'found' : 'none'}`);
         return;
       }
+      case 'sessionFiles': {
+        // Every page to the end (the index, then what steps removed of the session while dead):
+        // per file, the records by id (Redis' SSCAN may give a file twice, and pages differ).
+        const node = NODES[o.n]!;
+        const epoch = this.epochOf(node, o.older);
+        const m = await this.allSessionFiles((c) => this.mem.sessionFiles({ node, epoch, incarnation: this.ref(this.memRef, node).incarnation }, c, o.limit), (r) => r);
+        const r = await this.allSessionFiles((c) => this.red.sessionFiles({ node, epoch: this.toRed(epoch), incarnation: this.ref(this.redRef, node).incarnation }, c, o.limit), this.normRec);
+        this.same(r, m, `sessionFiles ${node}|${epoch} by ${o.limit}`);
+        this.count(`sessionFiles ${typeof m === 'string' ? m : Object.keys(m).length > 0 ? 'found' : 'none'}`);
+        return;
+      }
       case 'cycle': {
         const targets = o.targets.map((x) => OWNERS[x]!);
         const m = await this.mem.closesCycle(OWNERS[o.owner]!, targets, o.hardOnly);
@@ -373,6 +387,27 @@ class Run {
     }
   }
 
+  /** A session's files read to the end, per file its records by id (sorted), or 'reset'. */
+  async allSessionFiles(
+    page: (cursor: string) => Promise<SessionFilesPage | 'reset'>,
+    norm: (r: StoreRecord) => StoreRecord,
+  ): Promise<Record<string, StoreRecord[]> | 'reset'> {
+    const out = new Map<string, Map<string, StoreRecord>>();
+    let cursor = '0';
+    for (let i = 0; i < 1000; i++) {
+      const p = await page(cursor);
+      if (p === 'reset') return 'reset';
+      for (const { file, records } of p.files) {
+        let m = out.get(file);
+        if (m === undefined) out.set(file, (m = new Map()));
+        for (const r of records) m.set(r.id, norm(r));
+      }
+      cursor = p.cursor;
+      if (cursor === '0') break;
+    }
+    return Object.fromEntries([...out].sort(([a], [b]) => (a < b ? -1 : 1)).map(([f, m]) => [f, [...m.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))]));
+  }
+
   async keys(): Promise<string[]> {
     const out: string[] = [];
     let cursor = '0';
@@ -387,7 +422,7 @@ class Run {
   /** The Redis engine's whole state, read from its keys, in the model's numbering. */
   async redisSnapshot(): Promise<EngineSnapshot> {
     const p = `{${this.ns}}:`;
-    const snap: EngineSnapshot = { files: {}, sessionFiles: {}, edges: {}, edgeOwners: {}, inboxes: {}, live: {}, registry: [], grace: false };
+    const snap: EngineSnapshot = { files: {}, sessionFiles: {}, reaped: {}, edges: {}, edgeOwners: {}, inboxes: {}, live: {}, registry: [], grace: false };
     const sess = (s: string) => {
       const bar = s.lastIndexOf('|');
       return `${s.slice(0, bar)}|${this.fromRed(Number(s.slice(bar + 1)))}`;
@@ -405,6 +440,16 @@ class Run {
             .sort((a, b) => a.seq - b.seq),
         };
       } else if (k.startsWith('sf:')) snap.sessionFiles[sess(k.slice(3))] = (await this.admin.smembers(key)).sort();
+      else if (k.startsWith('rp:')) {
+        const kept: Record<string, StoreRecord[]> = {};
+        for (const [file, json] of Object.entries(await this.admin.hgetall(key))) {
+          const flat = JSON.parse(json) as string[];
+          const recs: StoreRecord[] = [];
+          for (let i = 0; i + 1 < flat.length; i += 2) recs.push(this.normRec(decodeRecord(flat[i]!, flat[i + 1]!)));
+          kept[file] = recs;
+        }
+        snap.reaped[sess(k.slice(3))] = kept;
+      }
       else if (k.startsWith('w:')) {
         const g: EngineSnapshot['edges'][string] = {};
         for (const [field, v] of Object.entries(await this.admin.hgetall(key))) {
@@ -467,6 +512,7 @@ t.test('the Redis engine against the model, N nodes, random interleavings', { sk
         for (const o of [...NODES.map((_, i): Op => ({ t: 'open', n: i })), ...ops]) {
           await run.step(o);
           const model = run.mem.snapshot();
+          if (Object.keys(model.reaped).length > 0) run.count('state with reaped records');
           run.checkIndex(model);
           run.same(await run.redisSnapshot(), model, `the state after ${JSON.stringify(o)}`);
           if (run.failures.length > 0) break;
