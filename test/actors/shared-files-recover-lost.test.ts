@@ -165,3 +165,52 @@ t.test("the engine lost its data before the replacement read its predecessor's s
   t.equal(r.faults.length, 1, 'one fault');
   t.match(r.faults[0], /could not read to its end, before this node's session changed or the engine lost its data, which locks its predecessor took/, 'saying which locks are unknown');
 });
+
+// Another node's reaper removes the old session's records of /k1 before the replacement reads
+// that session, and of /k3 between the reading's pages (one file a page; /k2 is read first): the
+// reaping steps leave what they removed of that session per file (the engine's rp:<session>),
+// which the reading gives after the index. Every handle is told lost; before, the reading found
+// /k1 and /k3 gone from the index and told handles 1 and 3 nothing (their locks gone, their I/O
+// going on).
+t.test("another node reaped the old session before or while the replacement read it: what it removed is read too", async (t) => {
+  const engine = new MemoryEngine();
+  const a = await node(engine, 'a');
+  t.teardown(() => a.store.close());
+  const b = await node(engine, 'b');
+  t.teardown(() => b.store.close());
+  for (const h of [1, 2, 3]) {
+    a.sf.run(h, lf(h, 0, 10, true, `/k${h}`), a.target);
+    t.equal(await answered(a, h, `handle ${h}'s lock of /k${h}`), 0, `the predecessor locked /k${h} through handle ${h}`);
+  }
+  const before = a.store.session();
+  const { old } = await loseSession(engine, a);
+  const oldSession = { node: 'a', epoch: old, incarnation: before.incarnation };
+  await within(b.sf.reap('/k1', [{ node: 'a', epoch: old }]), BUDGET_MS, "b's reaping of /k1");
+  const r = replacement(a);
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  let atGate!: () => void;
+  const reached = new Promise<void>((resolve) => (atGate = resolve));
+  const list = async (cursor: string): Promise<SessionFilesPage | 'reset'> => {
+    const page = await engine.sessionFiles(oldSession, cursor, 1);
+    if (cursor === '0') {
+      atGate();
+      await gate;
+    }
+    return page;
+  };
+  const reading = r.sf.recoverLost(list, mine);
+  await within(reached, BUDGET_MS, "the reading's first page, held");
+  await within(b.sf.reap('/k3', [{ node: 'a', epoch: old }]), BUDGET_MS, "b's reaping of /k3, between the pages");
+  const left = await engine.sessionFiles(oldSession, '0', 256);
+  t.same(left !== 'reset' && left.files.filter((f) => f.file === '/k2').length, 1, "/k2's record of the old session is the one left unreaped");
+  open();
+  await within(reading, BUDGET_MS, "the replacement's reading of its predecessor's session");
+  for (const h of [1, 2, 3]) {
+    r.sf.run(10 + h, io(h, `/k${h}`), a.target);
+    t.equal(await answered(a, 10 + h, `checkIo through handle ${h} on /k${h}`), ERROR_LOCK_VIOLATION, `handle ${h}'s lock on /k${h} is told lost (33)`);
+  }
+  r.sf.run(20, io(4, '/k1'), a.target);
+  t.equal(await answered(a, 20, 'checkIo through handle 4 on /k1'), 0, 'handle 4 held nothing there: its I/O goes on');
+  t.same(r.faults, []);
+});
