@@ -395,9 +395,14 @@ export class MemoryEngine implements Engine {
   /** Adds `r`, a held record of a dead session a step removes from `file`, to that session's reaped records. */
   private keepReaped(file: string, r: StoreRecord): void {
     const k = sk(r.node, r.epoch);
+    const now = this.now();
     let files = this.reapedOf(k);
-    if (files === undefined) files = new Map();
-    this.reaped.set(k, { until: this.now() + REAPED_KEEP_MS, files });
+    if (files === undefined) {
+      files = new Map();
+      // Another session's turn: the expired ones go (Redis lets their keys expire).
+      for (const [x, kept] of this.reaped) if (kept.until <= now) this.reaped.delete(x);
+    }
+    this.reaped.set(k, { until: now + REAPED_KEEP_MS, files });
     let list = files.get(file);
     if (list === undefined) files.set(file, (list = []));
     list.push(r);

@@ -6,6 +6,7 @@
  */
 import t, { type Test } from 'tap';
 import { LOG_MAX, memoryStore, ProgrammingError, RedisEngine, type CommitReply, type StoreRecord } from '../../src/store/index.js';
+import { MemoryEngine, REAPED_KEEP_MS } from '../../src/store/memory.js';
 import { cluster, type Kind } from './fixture.js';
 import { RedisServer, noRedis } from './redis-server.js';
 
@@ -386,4 +387,30 @@ t.test('a node alone: memoryStore() needs nothing, starts without a grace period
   t.equal(r.ok, true, 'a grant at once');
   t.same(await s.files(), ['/alone']);
   t.match(s.stats(), { commits: 1, stale: 0, sessions: 1 });
+});
+
+t.test('memory: what steps removed of a dead session is kept REAPED_KEEP_MS after the last one, then forgotten', async (t) => {
+  let now = 0;
+  const e = new MemoryEngine({ now: () => now });
+  const a = e.openSync('a', 1000, 0);
+  const b = e.openSync('b', 10 * REAPED_KEEP_MS, 0);
+  const old = { node: 'a', epoch: a.epoch, incarnation: a.incarnation };
+  const rec = { id: 'a1', node: 'a', epoch: a.epoch, state: 'held' as const, requestId: '', data: 'a1', seq: 0 };
+  const step = (file: string, base: number, name: string, remove: string[], put: (typeof rec)[]) => ({ file, base, step: name, grants: false, remove, put, notify: [], edges: [] });
+  const v = e.commitSync(old, step('/x', 0, 's1', [], [rec]));
+  t.equal(v.ok, true, 'a locks /x');
+  now = 2000;
+  const bRef = { node: 'b', epoch: b.epoch, incarnation: b.incarnation };
+  t.equal(e.commitSync(bRef, step('/x', v.ok ? v.version : 0, 's2', ['a1'], [])).ok, true, "b reaps a's lock (a's session expired)");
+  const ids = async () => {
+    const p = await e.sessionFiles(old, '0', 100);
+    if (p === 'reset') return 'reset';
+    const next = p.cursor === '0' ? [] : (await e.sessionFiles(old, p.cursor, 100) as { files: { file: string; records: { id: string }[] }[] }).files;
+    return [...p.files, ...next].map((f) => `${f.file}:${f.records.map((r) => r.id).join(',')}`);
+  };
+  t.same(await ids(), ['/x:a1'], 'kept after the reaping');
+  now = 2000 + REAPED_KEEP_MS - 1;
+  t.same(await ids(), ['/x:a1'], 'until REAPED_KEEP_MS after it');
+  now = 2000 + REAPED_KEEP_MS;
+  t.same(await ids(), [], 'then forgotten');
 });
