@@ -372,13 +372,18 @@ export class ActorHost implements HostControl, NativeHost {
       case 'reap':
         void this.shared?.reap(m.path, m.sessions);
         return;
-      case 'session':
+      case 'session': {
         // The connection first: the re-assertions the files start at once go out under the new session.
         this.direct?.adopt(m.epoch, m.incarnation);
-        this.shared?.adopt(m.epoch, m.carried, m.graceMs);
-        // Told to the caller (Worker.session): a replacement of this worker knows the session it acted on.
-        this.out.object({ t: 'adopted', epoch: m.epoch, incarnation: m.incarnation });
+        const back = this.shared?.adopt(m.epoch, m.carried, m.graceMs);
+        // Told to the caller (Worker.session): a replacement of this worker knows the session it
+        // acted on. A carried one once the locks it puts back are there, or told lost (a newer
+        // session first: not at all): a replacement of a worker that died before reads the older one.
+        const adopted = (): void => this.out.object({ t: 'adopted', epoch: m.epoch, incarnation: m.incarnation });
+        if (back === undefined) adopted();
+        else void back.then((done) => (done ? adopted() : undefined));
         return;
+      }
     }
   }
 

@@ -73,8 +73,26 @@ export class SharedFiles implements FileSpace {
   /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
   private readonly owedRetries = new Map<string, { timer: NodeJS.Timeout | undefined; tries: number }>();
 
+  /**
+   * The engine's link, as the files use it: a re-assertion's reply that put records back settles
+   * its file in `putBacks`.
+   */
+  readonly link: StoreLink;
+  /**
+   * The files whose records an adopt of a carried session began to put back (beginReassert), not
+   * back yet nor told lost, and what ends the wait for them: true once none is left, false when a
+   * newer session came first. The host says it acts on the session ('adopted') only then: a
+   * worker that dies before leaves its replacement its older session (HostInit.shared.predecessor),
+   * whose data the engine lost (unknown, reported), not the new one, which lacks what it held.
+   */
+  private putBacks: { readonly adopt: number; readonly paths: Set<string>; readonly end: (done: boolean) => void; readonly done: Promise<boolean> } | undefined;
+  /** Counts adopt()s that changed the session (a re-assertion's reply counts for the put-backs of its own). */
+  private adopts = 0;
+  /** While an adopt makes its files begin their re-assertions: the files whose first try went out. */
+  private collecting: Set<string> | undefined;
+
   constructor(
-    readonly link: StoreLink,
+    link: StoreLink,
     readonly config: SharedConfig,
     private readonly hooks: TableHooks,
     private readonly fault: (message: string) => void,
@@ -90,6 +108,27 @@ export class SharedFiles implements FileSpace {
   ) {
     this.lease = new Float64Array(config.lease);
     this.epoch = config.epoch;
+    this.link = {
+      commit: (step) => link.commit(step),
+      reaches: (pairs) => link.reaches(pairs),
+      reassert: (file, records, edges) => {
+        // A file's put-back sends its first try at once (beginReassert): it is one to wait for.
+        this.collecting?.add(file);
+        const adopt = this.adopts;
+        return link.reassert(file, records, edges).then((reply) => {
+          const w = this.putBacks;
+          if (reply.ok && w !== undefined && w.adopt === adopt) this.putBack(w, file);
+          return reply;
+        });
+      },
+    };
+  }
+
+  /** File `path` of put-backs `w` is back, or told lost: `w` ends once none is left. */
+  private putBack(w: NonNullable<SharedFiles['putBacks']>, path: string): void {
+    if (this.putBacks !== w || !w.paths.delete(path) || w.paths.size > 0) return;
+    this.putBacks = undefined;
+    w.end(true);
   }
 
   /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */
@@ -686,17 +725,38 @@ export class SharedFiles implements FileSpace {
    * data while it was live: nothing it held was given to anyone, and each file puts its records
    * back at once, for `graceMs` more. Otherwise the previous session was lost, and this node's
    * locks with it (checkIo 33 through their handles until they close); its waiters end with the
-   * family's generic code.
+   * family's generic code. Returns, for a carried session whose records go back, when they are
+   * back or told lost (true), or a newer session came first (false): the host's 'adopted' waits
+   * for it (putBacks); undefined: at once.
    */
-  adopt(epoch: number, carried: number, graceMs: number): void {
-    if (epoch === this.epoch) return;
+  adopt(epoch: number, carried: number, graceMs: number): Promise<boolean> | undefined {
+    if (epoch === this.epoch) return this.putBacks?.done;
+    // A newer session than the carried one whose records were going back: its own message (and
+    // re-assertion, or loss) settles them; the older one is not said to be acted on.
+    if (this.putBacks !== undefined) {
+      this.putBacks.end(false);
+      this.putBacks = undefined;
+    }
+    const adopt = ++this.adopts;
     // Before the files hear of it (a re-assertion makes an actor's cache exact, and empty).
     this.settleRecovery();
     const old = this.epoch;
     this.epoch = epoch;
+    let back: Promise<boolean> | undefined;
     if (carried !== 0 && carried === old) {
       const graceEndsAt = performance.now() + graceMs;
-      for (const f of this.files.values()) f.beginReassert(graceEndsAt, carried);
+      const paths = (this.collecting = new Set<string>());
+      try {
+        for (const f of this.files.values()) f.beginReassert(graceEndsAt, carried);
+      } finally {
+        this.collecting = undefined;
+      }
+      if (paths.size > 0) {
+        let end!: (done: boolean) => void;
+        const done = new Promise<boolean>((resolve) => (end = resolve));
+        this.putBacks = { adopt, paths, end, done };
+        back = done;
+      }
       // A release owed while the engine was away is put back with the rest (the cache still has
       // its locks): it is tried again right after the re-assertion, not after the backoff its
       // failed tries grew to (up to 5 s of a lock its owner was told is gone).
@@ -738,6 +798,7 @@ export class SharedFiles implements FileSpace {
     const waiting = this.sessionWaiters;
     this.sessionWaiters = [];
     for (const w of waiting) w();
+    return back;
   }
 
   /**
@@ -799,6 +860,8 @@ export class SharedFiles implements FileSpace {
    */
   lose(f: SharedFile, records: readonly StoreRecord[]): void {
     this.loseRecords(f.path, records);
+    // A put-back that could not be done (too late, fenced): its records are told lost.
+    if (this.putBacks !== undefined) this.putBack(this.putBacks, f.path);
   }
 
   /** `closed`: handles (path|handle key) not to tell, closed already. */

@@ -10,6 +10,7 @@ export class CutProxy {
   /** While set, new connections are closed at once (the engine out of reach). */
   private refusing = false;
   private marker: { text: string; cut: () => void } | undefined;
+  private holding: { text: string; held: () => void } | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -40,6 +41,14 @@ export class CutProxy {
     return new Promise((cut) => (this.marker = { text: `\r\n${text}\r\n`, cut }));
   }
 
+  /**
+   * The next command with `text` as one of its arguments never reaches the engine: it and what
+   * follows on its connection are held (dropped when the connection closes). Resolves once held.
+   */
+  holdNext(text: string): Promise<void> {
+    return new Promise((held) => (this.holding = { text: `\r\n${text}\r\n`, held }));
+  }
+
   /** Every connection breaks, and new ones are refused until pass(): the engine out of reach. */
   cut(): void {
     this.refusing = true;
@@ -59,12 +68,24 @@ export class CutProxy {
     this.clients.add(client);
     const upstream = createConnection(target, '127.0.0.1');
     let losing = false;
+    let held: Buffer[] | undefined;
     const close = () => {
       client.destroy();
       upstream.destroy();
       this.clients.delete(client);
     };
     client.on('data', (b) => {
+      if (held !== undefined) {
+        held.push(b);
+        return;
+      }
+      const h = this.holding;
+      if (h !== undefined && b.includes(h.text)) {
+        this.holding = undefined;
+        held = [b];
+        h.held();
+        return;
+      }
       const m = this.marker;
       if (m !== undefined && b.includes(m.text)) {
         this.marker = undefined;
