@@ -215,9 +215,9 @@ export class SharedFiles implements FileSpace {
    * them: this node's reaping of them is this worker's, and waits for this reading (reap); another
    * node's may come first, and what its steps removed the engine keeps for an hour
    * (REAPED_KEEP_MS), read after the index: a lock reaped before or while the index is read is
-   * counted too (a file may come twice: a handle is told once). An engine that lost its data leaves them unknown: reported, as recover does. A handle closed
-   * while the index is read is not told (closedMeanwhile: its number may be another open file's
-   * by then).
+   * counted too (a file may come twice: a handle is told once). An engine that lost its data
+   * leaves them unknown: reported, as recover does. A handle closed while the index is read is
+   * not told (closedMeanwhile: its number may be another open file's by then).
    */
   async recoverLost(list: (cursor: string) => Promise<SessionFilesPage | 'reset'>, mine: (path: string) => boolean, closedBefore: Iterable<string> = []): Promise<void> {
     if (this.stopping) return;
