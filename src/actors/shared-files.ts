@@ -851,6 +851,13 @@ export class SharedFiles implements FileSpace {
     this.wakeTimers.set(path, { timer, at });
   }
 
+  /** Runs `path`'s wake-up pass now, in place of a pending one (wakeAt): the grace period is known over. */
+  wakeNow(path: string): void {
+    clearTimeout(this.wakeTimers.get(path)?.timer);
+    this.wakeTimers.delete(path);
+    this.wakeAt(path, 0);
+  }
+
   /** The pending pass of each file (wakeAt), and when it runs. */
   private readonly wakeTimers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
 

@@ -122,13 +122,7 @@ export function answersTo(n: TestNode, id: number): unknown[] {
  */
 export async function graceOver(engine: MemoryEngine, path: string, ...nodes: TestNode[]): Promise<void> {
   await endGrace(engine, ...nodes);
-  for (const n of nodes) {
-    // wakeAt keeps a later pending pass: that one's timer goes first.
-    const timers = (n.sf as unknown as { wakeTimers: Map<string, { timer: NodeJS.Timeout }> }).wakeTimers;
-    clearTimeout(timers.get(path)?.timer);
-    timers.delete(path);
-    n.sf.wakeAt(path, 0);
-  }
+  for (const n of nodes) n.sf.wakeNow(path);
 }
 
 /**
