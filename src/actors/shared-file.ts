@@ -1001,14 +1001,14 @@ export class SharedFile {
     const byId = new Map(this.records.map((r) => [r.id, r]));
     const me = this.space.config.node;
     for (const c of changes) {
-      for (const id of c.removed) {
-        // Another node's step removed a waiter of this node's session and put its owner's lock over
-        // its bytes: it granted it, though its event may not be read yet. After the unlocks owed or
-        // in flight, as in grantedRemotely.
-        const r = byId.get(id);
-        if (c.node !== me && r !== undefined && this.grantedIn(r, c.put)) this.spare(id, this.decode(r).req);
-        byId.delete(id);
+      // Another node's step removed waiters of this node's session and put their owners' locks
+      // over their bytes: it granted them, though their events may not be read yet. After the
+      // unlocks owed or in flight, as in grantedRemotely.
+      if (c.node !== me) {
+        const gone = c.removed.flatMap((id) => byId.get(id) ?? []);
+        for (const r of this.grantedIn(gone, c.put)) this.spare(r.id, this.decode(r).req);
       }
+      for (const id of c.removed) byId.delete(id);
       for (const r of c.put) byId.set(r.id, r);
     }
     this.records = [...byId.values()].sort((a, b) => a.seq - b.seq);
@@ -1024,19 +1024,35 @@ export class SharedFile {
     const known = new Set(this.records.map((r) => r.id));
     const now = new Set(records.map((r) => r.id));
     const fresh = records.filter((r) => !known.has(r.id));
-    for (const r of this.records) if (!now.has(r.id) && this.grantedIn(r, fresh)) this.spare(r.id, this.decode(r).req);
+    for (const r of this.grantedIn(this.records.filter((x) => !now.has(x.id)), fresh)) this.spare(r.id, this.decode(r).req);
     this.records = [...records];
   }
 
   /**
-   * Whether `r` is a waiter of this node's session whose owner holds its bytes, in its mode or a
-   * stronger one, in `put` (records a step put): a grant. Not a waiter another node's step failed
-   * (EDEADLK, its edges' check closing a cycle), which gives its owner nothing.
+   * The records of `gone` (no longer in the engine) that are waiters of this node's session whose
+   * owner holds their bytes, in their mode or a stronger one, in `put` (records the steps that
+   * removed them put): grants. Not a waiter another node's step failed (EDEADLK, its edges' check
+   * closing a cycle), which gives its owner nothing. One step may grant an owner two waiters, the
+   * second a read inside the first's write: the owner's lock then reads those bytes (a POSIX
+   * owner's locks convert), so a write waiter counts as granted where it is read in `put` only
+   * over bytes of a read waiter of the same owner that `gone` has and `put` grants.
    */
-  private grantedIn(r: StoreRecord, put: readonly StoreRecord[]): boolean {
+  private grantedIn(gone: readonly StoreRecord[], put: readonly StoreRecord[]): StoreRecord[] {
     const me = this.space.config.node;
-    if (r.node !== me || r.state !== 'waiting' || r.epoch !== this.space.epoch) return false;
-    return coveredBy(this.decode(r).req, put.filter((x) => x.node === me && x.state === 'held').map((x) => this.decode(x).req));
+    const waiters = gone.filter((r) => r.node === me && r.state === 'waiting' && r.epoch === this.space.epoch).map((r) => ({ r, req: this.decode(r).req }));
+    if (waiters.length === 0) return [];
+    const held = put.filter((x) => x.node === me && x.state === 'held').map((x) => this.decode(x).req);
+    const reads = waiters.filter((w) => !w.req.write && coveredBy(w.req, held)).map((w) => w.req);
+    // The owner's read bytes in `put` that a granted read waiter of its covers, counted as write.
+    const converted: LockRequest[] = [];
+    for (const g of reads) {
+      for (const x of held) {
+        if (x.write || x.owner !== g.owner || x.kind !== g.kind || x.end < g.start || x.start > g.end) continue;
+        converted.push({ ...x, write: true, start: x.start > g.start ? x.start : g.start, end: x.end < g.end ? x.end : g.end });
+      }
+    }
+    const all = [...held, ...converted];
+    return waiters.filter((w) => coveredBy(w.req, all)).map((w) => w.r);
   }
 
   /** The table of this file's records (a decision's starting point). */
