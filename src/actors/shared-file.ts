@@ -33,7 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
-import { LockTable, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
+import { LockTable, closedWith, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
 import { ProgrammingError } from '../store/memory.js';
@@ -342,6 +342,17 @@ interface Unsure {
   readonly waiter?: { readonly req: LockRequest; readonly before: readonly StoreRecord[] };
 }
 
+/**
+ * A lock another node's step granted a waiter of this node (SharedFile.grantOf): the waiter's
+ * record id and request, and whether its request was told granted (its inbox event read while it
+ * still waited here: the caller is told that event's result, SharedFiles.ended and endThrough).
+ */
+interface Grant {
+  readonly rid: string;
+  readonly req: LockRequest;
+  told: boolean;
+}
+
 /** Whether two sets of ids are the same. */
 function sameIds(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return a.size === b.size && [...a].every((x) => b.has(x));
@@ -415,6 +426,18 @@ export class SharedFile {
    * the same record (an owed unlock runs again in each), and only one of them can have applied.
    */
   private readonly releaseTold = new Set<string>();
+  /**
+   * This node's held records that stand for a lock another node's step granted one of its
+   * waiters (grantedRemotely, or learned from a stale reply: markGrants), by record id: the
+   * waiter's record id. A split of one keeps its origin (grantOrigin), and so its mark.
+   */
+  private readonly grantOf = new Map<string, string>();
+  /** The grants of grantOf, by waiter record id: whether the caller was told its request granted. */
+  private readonly grants = new Map<string, Grant>();
+  /** The origins the table's locks of grantOf have (build), with their grants: a release notice finds its lock's grant here (untold). */
+  private grantOrigin = new WeakMap<LockOrigin, Grant>();
+  /** The close (closeHandle, release) whose run is deciding now: the waiters it ends (closedWith) are never told granted (untold). */
+  private closing: Call | undefined;
   /** Records of locks another node granted to waiters here, under the waiters' ids until the engine's records replace them (standIn). */
   private readonly standIns = new Set<string>();
   /**
@@ -688,7 +711,8 @@ export class SharedFile {
    * locks and waiters (an owed one ended their requests when it was answered, SharedFiles.endThrough; one in
    * flight ends them now, as its step would have), and a lock another node granted one of them:
    * no close spares it (its request was told granted before the close was answered, or ended
-   * with the close: a grant nobody holds). They are not owed any more, and their notices
+   * with the close: a grant nobody holds, whose release is told to nobody: untold). They are not
+   * owed any more, and their notices
    * (release hooks, ended waiters) are told once, by the caller (beginReassert), from this run:
    * none from the lost session's steps (lostAnswers) can be told
    * after this, as no reply can show one applied (the engine's log and last steps start again,
@@ -904,6 +928,8 @@ export class SharedFile {
     this.lostAnswers.clear();
     this.releaseTold.clear();
     this.standIns.clear();
+    this.grantOf.clear();
+    this.grants.clear();
     this.version = 0;
     this.built = false;
   }
@@ -916,11 +942,18 @@ export class SharedFile {
    * decided again. True when it changed the cache.
    */
   grantedRemotely(rid: string, result: number): boolean {
+    // Read while the request still waits here: it is told this result (SharedFiles.ended), its
+    // lock granted, whether this grant stands in the cache already or came from a stale reply.
+    const waits = this.space.waits.has(rid);
+    const known = this.grants.get(rid);
+    if (known !== undefined && result === 0 && waits) known.told = true;
     const i = this.records.findIndex((r) => r.id === rid && r.state === 'waiting');
     if (i < 0 || result !== 0) return false;
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
+    this.grantOf.set(rid, rid);
+    this.grants.set(rid, { rid, req, told: waits });
     this.spare(rid, req);
     // Only Windows locks are evidence (appliedBefore, releasedBy): only theirs are kept.
     if (req.kind === 'windows') this.standIns.add(rid);
@@ -1006,7 +1039,9 @@ export class SharedFile {
       // unlocks owed or in flight, as in grantedRemotely.
       if (c.node !== me) {
         const gone = c.removed.flatMap((id) => byId.get(id) ?? []);
-        for (const r of this.grantedIn(gone, c.put)) this.spare(r.id, this.decode(r).req);
+        const granted = this.grantedIn(gone, c.put);
+        for (const r of granted) this.spare(r.id, this.decode(r).req);
+        this.markGrants(granted, gone, c.put);
       }
       for (const id of c.removed) byId.delete(id);
       for (const r of c.put) byId.set(r.id, r);
@@ -1024,7 +1059,10 @@ export class SharedFile {
     const known = new Set(this.records.map((r) => r.id));
     const now = new Set(records.map((r) => r.id));
     const fresh = records.filter((r) => !known.has(r.id));
-    for (const r of this.grantedIn(this.records.filter((x) => !now.has(x.id)), fresh)) this.spare(r.id, this.decode(r).req);
+    const gone = this.records.filter((x) => !now.has(x.id));
+    const granted = this.grantedIn(gone, fresh);
+    for (const r of granted) this.spare(r.id, this.decode(r).req);
+    this.markGrants(granted, gone, fresh);
     this.records = [...records];
   }
 
@@ -1055,6 +1093,45 @@ export class SharedFile {
     return waiters.filter((w) => coveredBy(w.req, all)).map((w) => w.r);
   }
 
+  /**
+   * Marks the records of `put` that stand for grants (grantOf): this node's locks, each inside
+   * the range of a waiter of its owner `granted` has (for a Windows lock: its very range and
+   * mode), or inside a lock of grantOf that `gone` has (a stand-in the engine's records replace),
+   * over bytes its owner held in no other record of `gone` (a lock it replaced, told to its
+   * owner, is not a grant: its release is told).
+   */
+  private markGrants(granted: readonly StoreRecord[], gone: readonly StoreRecord[], put: readonly StoreRecord[]): void {
+    const me = this.space.config.node;
+    const from: { rid: string; req: LockRequest; id: string }[] = granted.map((r) => ({ rid: r.id, req: this.decode(r).req, id: r.id }));
+    for (const r of gone) {
+      const rid = this.grantOf.get(r.id);
+      if (rid !== undefined && r.state === 'held' && this.grants.has(rid)) from.push({ rid, req: this.decode(r).req, id: r.id });
+    }
+    if (from.length === 0) return;
+    const marked = new Set(from.map((g) => g.id));
+    const before = gone.filter((r) => r.node === me && r.state === 'held' && !marked.has(r.id)).map((r) => this.decode(r).req);
+    for (const x of put) {
+      if (x.node !== me || x.state !== 'held') continue;
+      const xr = this.decode(x).req;
+      const g = from.find(({ req }) => req.owner === xr.owner && req.kind === xr.kind && (xr.kind === 'windows' ? req.start === xr.start && req.end === xr.end && req.write === xr.write : req.start <= xr.start && xr.end <= req.end));
+      if (g === undefined || before.some((b) => b.owner === xr.owner && b.kind === xr.kind && b.start <= xr.end && xr.start <= b.end)) continue;
+      this.grantOf.set(x.id, g.rid);
+      if (!this.grants.has(g.rid)) this.grants.set(g.rid, { rid: g.rid, req: g.req, told: false });
+    }
+  }
+
+  /**
+   * Whether the release of `lock` is one the caller must not hear of: a grant of a waiter of this
+   * node (grantOf) whose request was not told granted, and never will be: it was answered
+   * otherwise (ended with a close: SharedFiles.endThrough), or the close deciding now ends it.
+   */
+  private untold(lock: Lock): boolean {
+    const g = this.grantOrigin.get(lock.origin);
+    if (g === undefined || g.told) return false;
+    if (!this.space.waits.has(g.rid)) return true;
+    return this.closing !== undefined && closedWith(this.closing, g.req) !== undefined;
+  }
+
   /** The table of this file's records (a decision's starting point). */
   private build(): void {
     const me = this.space.config.node;
@@ -1081,6 +1158,17 @@ export class SharedFile {
       if (r.node === me) {
         const o = this.origins.get(r.id);
         if (o !== undefined) req = { ...req, origin: o };
+        // A grant's lock (grantOf), or what a step of this node left of one (its origin kept).
+        const known = o === undefined ? undefined : this.grantOrigin.get(o);
+        const rid = r.state === 'held' ? (this.grantOf.get(r.id) ?? known?.rid) : undefined;
+        const g = rid === undefined ? undefined : this.grants.get(rid);
+        if (g !== undefined) {
+          this.grantOf.set(r.id, g.rid);
+          if (known !== g) {
+            req = { ...req, origin: { ...req.origin } };
+            this.grantOrigin.set(req.origin, g);
+          }
+        }
       } else {
         this.epochOf.set(req.owner, r.epoch);
         // F_GETLK about another node's holder reports lockPid 0 (API.md): its pid means nothing
@@ -1103,6 +1191,13 @@ export class SharedFile {
       }
       waiters.push({ req, since: d.since, settle: this.settleOf(r), requestId: hostId });
       waiterRecords.push(r);
+    }
+    // Marks of grants whose records are gone.
+    if (this.grantOf.size > 0 || this.grants.size > 0) {
+      const ids = new Set(this.records.map((r) => r.id));
+      for (const id of this.grantOf.keys()) if (!ids.has(id)) this.grantOf.delete(id);
+      const rids = new Set(this.grantOf.values());
+      for (const rid of this.grants.keys()) if (!rids.has(rid)) this.grants.delete(rid);
     }
     // This node's locks a lock request answered as failed removed go back, as new records (the
     // next step puts them), unless the owner holds them already (that step's reply was lost too).
@@ -1152,7 +1247,9 @@ export class SharedFile {
     if (released === undefined) return hooks;
     return {
       ...hooks,
-      released: (family, event) => {
+      released: (family, event, lock) => {
+        // A lock the caller was never told granted: it never held it, and hears nothing of it.
+        if (lock !== undefined && this.untold(lock)) return;
         const n = this.out.answers.length;
         released(family, event);
         if (family === 'windows' && this.out.answers.length > n) this.out.released.push({ event, answer: this.out.answers[n]! });
@@ -2044,12 +2141,19 @@ export class SharedFile {
       const spare = this.spareOf(run, call);
       if (spare !== undefined) return t.unlockSparing(call as Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' }>, spare);
       // Its answer, when the request waits and a later step of this table ends it, leaves only
-      // once that step committed, like every other answer.
-      return t.run(call, (v) => {
-        this.out.answers.push(() => done(v));
-        const rid = this.space.ridOf(hostId);
-        if (rid !== undefined) this.out.ends.push({ rid, result: typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number) });
-      });
+      // once that step committed, like every other answer. A close's release notices are told
+      // while it runs (afterRelease, before any hook is awaited): those of grants of the waiters
+      // it ends are not (untold).
+      this.closing = call.op === 'closeHandle' || call.op === 'release' ? call : undefined;
+      try {
+        return t.run(call, (v) => {
+          this.out.answers.push(() => done(v));
+          const rid = this.space.ridOf(hostId);
+          if (rid !== undefined) this.out.ends.push({ rid, result: typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number) });
+        });
+      } finally {
+        this.closing = undefined;
+      }
     };
     if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
     if ((call.op === 'lock' || call.op === 'lockFile') && !read && cancellable(call)) run.undone = true;

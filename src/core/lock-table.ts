@@ -50,8 +50,12 @@ export interface TableHooks {
    * granted. May answer with a Promise (see the class comment).
    */
   approve?: (family: Family, event: Readonly<Record<string, unknown>>) => number | Promise<number>;
-  /** Told after a lock is released: each Windows record, each POSIX unlock, flush or release. */
-  released?: (family: Family, event: Readonly<Record<string, unknown>>) => void;
+  /**
+   * Told after a lock is released: each Windows record, each POSIX unlock, flush or release.
+   * `lock`: the lock released, for a notice of one (a Windows record; a lock a POSIX flush or
+   * release removed), not for a POSIX unlock's notice (its own call's).
+   */
+  released?: (family: Family, event: Readonly<Record<string, unknown>>, lock?: Lock) => void;
 }
 
 export interface TableOptions {
@@ -641,8 +645,8 @@ export class LockTable {
     const released = this.hooks.released;
     if (released !== undefined) {
       for (const l of gone) {
-        if (l.kind === 'windows') released('windows', winUnlockEvent(l));
-        else released('posix', { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: l.start, lockLen: posixLength(l.start, l.end) });
+        if (l.kind === 'windows') released('windows', winUnlockEvent(l), l);
+        else released('posix', { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: l.start, lockLen: posixLength(l.start, l.end) }, l);
       }
     }
     return then(this.settle(f), () => {
