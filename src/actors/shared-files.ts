@@ -866,9 +866,13 @@ export class SharedFiles implements FileSpace {
    * 33, EIO through a mount) until they close; waiting ones end with the family's generic code.
    */
   lose(f: SharedFile, records: readonly StoreRecord[]): void {
-    this.loseRecords(f.path, records);
-    // A put-back that could not be done (too late, fenced): its records are told lost.
-    if (this.putBacks !== undefined) this.putBack(this.putBacks, f.path);
+    try {
+      this.loseRecords(f.path, records);
+    } finally {
+      // A put-back that could not be done (too late, fenced): its records are told lost. Also when
+      // telling threw (a mount's mark), or the carried session would never be confirmed (adopt).
+      if (this.putBacks !== undefined) this.putBack(this.putBacks, f.path);
+    }
   }
 
   /** `closed`: handles (path|handle key) not to tell, closed already. */

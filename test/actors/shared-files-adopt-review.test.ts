@@ -51,3 +51,27 @@ t.test('a newer session before the put-back settled: false', async (t) => {
   t.equal(await within(back!, BUDGET_MS, 'the older wait settled'), false, 'the carried one settles false');
   release({ ok: false, reason: 'fenced' });
 });
+
+// Telling the caller of the lost handles throws (a mount's mark, the caller's port): the wait
+// ends all the same (true), or the carried session would never be confirmed.
+t.test('a put-back told lost whose telling throws: the carried session is adopted all the same', async (t) => {
+  const { engine, a, b } = await nodes(t);
+  a.sf.run(1, lf(1, 0, 10, true, '/p'), a.target);
+  t.equal(await answered(a, 1, "handle 1's lock of /p"), 0, 'handle 1 locks /p');
+  const { old, epoch } = await resetEngine(engine, a, b);
+  await endGrace(engine, a, b);
+  // Fault injection: the private telling callback throws once.
+  const sf = a.sf as unknown as { tell: (m: unknown) => void };
+  const tell = sf.tell;
+  let threw = 0;
+  sf.tell = () => {
+    threw++;
+    sf.tell = tell;
+    throw new Error('telling failed');
+  };
+  a.lease[1] = epoch;
+  const back = a.sf.adopt(epoch, old, 60_000);
+  t.ok(back !== undefined, 'a promise');
+  t.equal(await within(back!, BUDGET_MS, 'the put-back settled'), true, 'settles true');
+  t.equal(threw, 1, 'the telling threw once');
+});
