@@ -1095,8 +1095,9 @@ export class SharedFile {
 
   /**
    * Marks the records of `put` that stand for grants (grantOf): this node's locks, each inside
-   * the range of a waiter of its owner `granted` has (for a Windows lock: its very range and
-   * mode), or inside a lock of grantOf that `gone` has (a stand-in the engine's records replace),
+   * the range of a waiter of its owner, in its mode and through its handle, that `granted` has
+   * (for a Windows lock: its very range), or inside a lock of grantOf that `gone` has (a
+   * stand-in the engine's records replace),
    * over bytes its owner held in no other record of `gone` (a lock it replaced, told to its
    * owner, is not a grant: its release is told).
    */
@@ -1113,7 +1114,10 @@ export class SharedFile {
     for (const x of put) {
       if (x.node !== me || x.state !== 'held') continue;
       const xr = this.decode(x).req;
-      const g = from.find(({ req }) => req.owner === xr.owner && req.kind === xr.kind && (xr.kind === 'windows' ? req.start === xr.start && req.end === xr.end && req.write === xr.write : req.start <= xr.start && xr.end <= req.end));
+      // Its very waiter: the lock has the granted request's mode and handle (one step may grant an
+      // owner a write waiter and a read waiter inside it through another handle: the read's bytes
+      // are the read waiter's grant, not the write's).
+      const g = from.find(({ req }) => req.owner === xr.owner && req.kind === xr.kind && req.write === xr.write && req.origin.handleKey === xr.origin.handleKey && (xr.kind === 'windows' ? req.start === xr.start && req.end === xr.end : req.start <= xr.start && xr.end <= req.end));
       if (g === undefined || before.some((b) => b.owner === xr.owner && b.kind === xr.kind && b.start <= xr.end && xr.start <= b.end)) continue;
       this.grantOf.set(x.id, g.rid);
       if (!this.grants.has(g.rid)) this.grants.set(g.rid, { rid: g.rid, req: g.req, told: false });
