@@ -1127,13 +1127,16 @@ export class SharedFile {
   /**
    * Whether the release of `lock` is one the caller must not hear of: a grant of a waiter of this
    * node (grantOf) whose request was not told granted, and never will be: it was answered
-   * otherwise (ended with a close: SharedFiles.endThrough), or the close deciding now ends it.
+   * otherwise (ended with a close: SharedFiles.endThrough): true. The close deciding now ends its
+   * request: the grant, when its notice leaves (the step committed): the request is told the
+   * close's code unless the grant's event was read before (endThrough tells that event's result,
+   * granted), and the notice is told with it (Grant.told then). Otherwise false.
    */
-  private untold(lock: Lock): boolean {
+  private untold(lock: Lock): boolean | Grant {
     const g = this.grantOrigin.get(lock.origin);
     if (g === undefined || g.told) return false;
     if (!this.space.waits.has(g.rid)) return true;
-    return this.closing !== undefined && closedWith(this.closing, g.req) !== undefined;
+    return this.closing !== undefined && closedWith(this.closing, g.req) !== undefined ? g : false;
   }
 
   /** The table of this file's records (a decision's starting point). */
@@ -1253,9 +1256,16 @@ export class SharedFile {
       ...hooks,
       released: (family, event, lock) => {
         // A lock the caller was never told granted: it never held it, and hears nothing of it.
-        if (lock !== undefined && this.untold(lock)) return;
+        const untold = lock === undefined ? false : this.untold(lock);
+        if (untold === true) return;
         const n = this.out.answers.length;
         released(family, event);
+        if (untold !== false && this.out.answers.length > n) {
+          const tell = this.out.answers[n]!;
+          this.out.answers[n] = () => {
+            if (untold.told) tell();
+          };
+        }
         if (family === 'windows' && this.out.answers.length > n) this.out.released.push({ event, answer: this.out.answers[n]! });
       },
     };
