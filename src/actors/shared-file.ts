@@ -876,6 +876,9 @@ export class SharedFile {
     const records = mine.map((r) => (r.state === 'held' ? { id: r.id, state: r.state, data: r.data } : { id: r.id, state: r.state, data: r.data, requestId: r.requestId }));
     let reply: ReassertReply;
     for (;;) {
+      // A newer session replaced the cache while this one waited to send again: its own
+      // re-assertion carries these records (not this one, under a session it is not for).
+      if (gen !== this.gen) return;
       const leaseAt = this.space.leaseUntil();
       try {
         reply = await this.space.link.reassert(this.path, records, edges);
