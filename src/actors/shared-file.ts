@@ -295,6 +295,12 @@ type Run = ((t: LockTable) => unknown) & {
    * (settleOwed).
    */
   spared?: Map<string, LockRequest>;
+  /**
+   * A cancel's (SharedFile.cancel): called when one of its steps got no reply or was refused by
+   * the node's fence. Its request may then be answered at once, the waiter's removal owed
+   * (SharedFile.cancelAnswered).
+   */
+  early?: () => void;
 };
 
 /**
@@ -340,6 +346,13 @@ interface Unsure {
    * steps and grants of its waiters give its owners locks), and are undone like the step's own.
    */
   readonly waiter?: { readonly req: LockRequest; readonly before: readonly StoreRecord[] };
+  /**
+   * A waiter whose cancel (timeout, signal, interrupt) was answered before the step removing it
+   * could commit (cancelAnswered): its record surely stands in the engine, and its removal is
+   * owed; a grant of it by another node is undone like an unsure waiter's, with no fault (its
+   * caller was told it was cancelled).
+   */
+  readonly cancel?: true;
 }
 
 /**
@@ -952,6 +965,9 @@ export class SharedFile {
     if (known !== undefined && result === 0 && waits) known.told = true;
     const i = this.records.findIndex((r) => r.id === rid && r.state === 'waiting');
     if (i < 0 || result !== 0) return false;
+    // A waiter whose cancel was answered: not stood in; the file is read again (unsureWaiter) and
+    // what the grant gave is undone (noticeApplied).
+    if (this.cancelledWaiter(rid)) return false;
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
@@ -1420,6 +1436,7 @@ export class SharedFile {
       if (mustRun) this.flying = run;
       try {
         reply = await this.space.link.commit(step);
+        if (!reply.ok && (reply.reason === 'unreachable' || reply.reason === 'fenced')) run.early?.();
         while (!reply.ok && reply.reason === 'unreachable' && performance.now() < sendBy && gen === this.gen) {
           // The same step again, by id: if the first one applied, the stale reply lists it.
           await sleep(20);
@@ -1811,6 +1828,12 @@ export class SharedFile {
       const present = u.put.some((x) => ids.has(x));
       // Its waiter, granted by another node: what the grant gave is undone instead.
       const granted = present ? undefined : this.grantedAway(u);
+      // A cancelled waiter (answered already) that another node's step failed or reaped: nothing
+      // of it is left.
+      if (u.cancel === true && !present && granted === undefined) {
+        this.unsure.delete(id);
+        continue;
+      }
       if (granted !== undefined) {
         u.put = granted.put;
         u.removed = [...u.removed, ...granted.removed.filter((r) => !u.removed.some((x) => x.id === r.id))];
@@ -1824,7 +1847,7 @@ export class SharedFile {
         continue;
       }
       u.applied = true;
-      this.space.report(new Error(`${this.appliedAfterAll(also)}; undone`));
+      if (u.cancel !== true) this.space.report(new Error(`${this.appliedAfterAll(also)}; undone`));
     }
   }
 
@@ -2214,16 +2237,50 @@ export class SharedFile {
     return false;
   }
 
-  /** Ends this node's waiter `rid` for `reason` (its answer leaves once committed); false if it no longer waits. */
-  cancel(rid: string, reason: CancelReason): Promise<unknown> {
-    return this.decide(
-      (t) => {
-        const w = this.waiterOf(rid);
-        return w === undefined ? false : t.cancel({ waiter: w, path: this.path }, reason);
-      },
-      () => false,
-      true,
-    );
+  /**
+   * Ends this node's waiter `rid` for `reason` (its answer leaves once committed); false if it no
+   * longer waits. `early`: called when a step of it gets no reply or is refused by the node's
+   * fence (Run.early): the caller may then be answered at once (cancelAnswered).
+   */
+  cancel(rid: string, reason: CancelReason, early?: () => void): Promise<unknown> {
+    const run: Run = (t) => {
+      const w = this.waiterOf(rid);
+      return w === undefined ? false : t.cancel({ waiter: w, path: this.path }, reason);
+    };
+    if (early !== undefined) run.early = early;
+    return this.decide(run, () => false, true);
+  }
+
+  /**
+   * The cancel of this node's waiter `rid` is answered now, before any step removing it committed
+   * (its node fenced, or the engine not answering): the removal is owed, to run first in the
+   * file's next step that reaches the engine (the record is left out of the table, as an undo's:
+   * Unsure, applied), and a step comes by itself for it (retryOwed). If another node's step
+   * granted the waiter meanwhile (learned from the inbox, a stale reply's changes or the whole
+   * record set), what that grant gave is undone there instead (noticeApplied, grantedAway), and
+   * never told. False, and nothing changes, unless the cache has the waiter still waiting.
+   */
+  cancelAnswered(rid: string): boolean {
+    const me = this.space.config.node;
+    const r = this.records.find((x) => x.id === rid);
+    if (r === undefined || r.node !== me || r.state !== 'waiting' || r.epoch !== this.space.epoch || this.unsureWaiter(rid)) return false;
+    const { req } = this.decode(r);
+    const before = this.ownerLocks(req.owner);
+    const origins = new Map<string, LockOrigin>();
+    for (const x of before) {
+      const o = this.origins.get(x.id);
+      if (o !== undefined) origins.set(x.id, o);
+    }
+    // Another waiter of its owner here: a grant of both in one step could not be told apart (as remember's sibling).
+    const sibling = this.records.some((x) => x.id !== rid && x.node === me && x.state === 'waiting' && this.decode(x).req.owner === req.owner);
+    this.unsure.set(`cancel:${rid}`, { put: [rid], removed: [], origins, putHeld: [], sendBy: Number.POSITIVE_INFINITY, tangled: sibling, applied: true, waiter: { req, before }, cancel: true });
+    this.space.retryOwed(this.path);
+    return true;
+  }
+
+  /** Whether `rid` is a waiter whose cancel was answered before its removal committed (cancelAnswered). */
+  private cancelledWaiter(rid: string): boolean {
+    return this.unsure.has(`cancel:${rid}`);
   }
 
   /** Removes the records of dead sessions (the reaper's work) and wakes who they blocked. */

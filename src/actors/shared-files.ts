@@ -429,7 +429,7 @@ export class SharedFiles implements FileSpace {
         if (typeof res === 'object' && res !== null && 'waiter' in res) {
           if (!this.requests.has(hostId)) return;
           target.queued(hostId, call.path, false);
-          if (r.cancelled !== undefined && r.rid !== undefined) await f.cancel(r.rid, r.cancelled);
+          if (r.cancelled !== undefined && r.rid !== undefined) await f.cancel(r.rid, r.cancelled, this.early(f, hostId, r, r.rid, r.cancelled));
           return;
         }
         if (!this.requests.has(hostId)) return;
@@ -615,7 +615,19 @@ export class SharedFiles implements FileSpace {
     if (r.rid === undefined) return;
     const f = this.file(r.call.path);
     const rid = r.rid;
-    void this.inMailbox(f, () => f.cancel(rid, reason));
+    void this.inMailbox(f, () => f.cancel(rid, reason, this.early(f, hostId, r, rid, reason)));
+  }
+
+  /**
+   * What answers request `hostId`'s cancel at once when its step gets no reply or finds the node
+   * fenced: its waiter's removal is owed to the file's next step (SharedFile.cancelAnswered), as a
+   * release is when no reply comes, and a grant of it that comes meanwhile is undone, never told.
+   */
+  private early(f: SharedFile, hostId: number, r: PendingRequest, rid: string, reason: CancelReason): () => void {
+    return () => {
+      if (this.requests.get(hostId) !== r || this.waits.get(rid) !== hostId || !f.cancelAnswered(rid)) return;
+      this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
+    };
   }
 
   /** Runs `job` in `f`'s mailbox; a failure is reported, and the actor goes once it is idle. */
