@@ -2258,22 +2258,28 @@ export class SharedFile {
    * Unsure, applied), and a step comes by itself for it (retryOwed). If another node's step
    * granted the waiter meanwhile (learned from the inbox, a stale reply's changes or the whole
    * record set), what that grant gave is undone there instead (noticeApplied, grantedAway), and
-   * never told. False, and nothing changes, unless the cache has the waiter still waiting.
+   * never told. False, and nothing changes, unless the cache has the waiter still waiting, or if
+   * its owner has another waiter on this file (the old rule is kept then).
    */
   cancelAnswered(rid: string): boolean {
     const me = this.space.config.node;
     const r = this.records.find((x) => x.id === rid);
     if (r === undefined || r.node !== me || r.state !== 'waiting' || r.epoch !== this.space.epoch || this.unsureWaiter(rid)) return false;
     const { req } = this.decode(r);
+    // Another waiter of its owner on this file (in the cache, or one of a step of unknown fate): a
+    // grant of the cancelled waiter could not be told apart from the other's in the engine's
+    // records, nor undone (the Unsure limitation). The old rule then: the cancel is answered when
+    // its removal commits or the session is counted lost, and a grant that comes first stands and
+    // is told.
+    if (this.records.some((x) => x.id !== rid && x.state === 'waiting' && this.decode(x).req.owner === req.owner)) return false;
+    for (const u of this.unsure.values()) if (u.waiter !== undefined && u.waiter.req.owner === req.owner) return false;
     const before = this.ownerLocks(req.owner);
     const origins = new Map<string, LockOrigin>();
     for (const x of before) {
       const o = this.origins.get(x.id);
       if (o !== undefined) origins.set(x.id, o);
     }
-    // Another waiter of its owner here: a grant of both in one step could not be told apart (as remember's sibling).
-    const sibling = this.records.some((x) => x.id !== rid && x.node === me && x.state === 'waiting' && this.decode(x).req.owner === req.owner);
-    this.unsure.set(`cancel:${rid}`, { put: [rid], removed: [], origins, putHeld: [], sendBy: Number.POSITIVE_INFINITY, tangled: sibling, applied: true, waiter: { req, before }, cancel: true });
+    this.unsure.set(`cancel:${rid}`, { put: [rid], removed: [], origins, putHeld: [], sendBy: Number.POSITIVE_INFINITY, tangled: false, applied: true, waiter: { req, before }, cancel: true });
     this.space.retryOwed(this.path);
     return true;
   }

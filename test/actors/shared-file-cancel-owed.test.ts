@@ -6,7 +6,9 @@
  * by a request of a or by the owed-retry timer alone. A grant of that waiter by node b that comes
  * after the answer (read from a's inbox, or learned from a stale reply's changes or the whole
  * record set) is never told and is undone by the owed step; an engine reset while it is owed does
- * not put the waiter or its grant back. Real SharedFiles over a MemoryEngine, behind the lost-link
+ * not put the waiter or its grant back. When the waiter's owner has another waiter on the file,
+ * the old rule is kept for that cancel (a grant of one could not be told from the other's): it is
+ * answered once its removal commits, and a grant that comes first stands and is told. Real SharedFiles over a MemoryEngine, behind the lost-link
  * harness; every wait is for an answer or an engine state, within a budget.
  */
 import t, { type Test } from 'tap';
@@ -234,3 +236,41 @@ for (const [family, reason, grant] of [
     t.same(b.faults, [], 'nothing reported (b)');
   });
 }
+
+// The owner has another waiter on the file (a's handle 7 waits for [0,10) and for [20,30)): a
+// grant of the cancelled one could not be told apart from the other's in the engine's records,
+// nor undone, so the old rule is kept for that cancel: it is not answered at once; b's grant,
+// which comes first, stands and is told, once.
+t.test("windows: a waiter's timeout while a is cut off, its owner waiting here for other bytes too, b's grant before the cancel applies: the old rule, the grant stands and is told once", async (t) => {
+  const { engine, a, b } = await twoNodes(t);
+  b.sf.run(1, lf(1, 0, 10), b.target);
+  t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
+  b.sf.run(5, lf(1, 20, 10), b.target);
+  t.equal(await answered(b, 5, "b's handle 1 locks [20,30)"), 0);
+  a.sf.run(1, lw(7, 0, 10), a.target);
+  await answered(a, -1, "a's handle 7 waits for [0,10)");
+  a.sf.run(2, lw(7, 20, 10), a.target);
+  await answered(a, -2, "a's handle 7 waits for [20,30)");
+  const told = answersTo(a, 1);
+  a.policy = () => 'drop';
+  a.held = [];
+  const gaveUp = new Promise<void>((r) => (a.afterDrop = async () => r()));
+  a.sf.cancel(1, 'timeout');
+  await within(gaveUp, BUDGET_MS, "the cancel's step dropped");
+  await bReleases(t, b, 'windows');
+  t.ok((await held(engine)).includes('a held write 7 0-9'), "b's release granted a's waiter in the engine");
+  t.equal(told.length, 0, 'the timeout is not answered while a is cut off (another waiter of its owner: the old rule)');
+  a.policy = () => 'pass';
+  a.release();
+  t.equal(await answered(a, 1, "a's request 1"), 0, 'answered granted, as b decided: the grant stands');
+  // b releases [20,30): a's other waiter is granted.
+  b.sf.run(6, uf(1, 20, 10), b.target);
+  t.equal(await answered(b, 6, "b's release of [20,30)"), 0);
+  t.equal(await answered(a, 2, "a's request 2"), 0, "a's other waiter is granted");
+  const lines = await held(engine);
+  t.same(lines, ['a held write 7 0-9', 'a held write 7 20-29'], 'the engine: a holds both ranges');
+  t.same(conflicts(lines), [], 'no two conflicting locks');
+  t.equal(told.length, 1, 'the caller was told once');
+  t.same(a.faults, [], 'nothing reported (a)');
+  t.same(b.faults, [], 'nothing reported (b)');
+});
