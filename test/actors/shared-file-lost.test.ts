@@ -16,6 +16,7 @@ import t, { type Test } from 'tap';
 import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLockFile, type Call } from '../../src/core/requests.js';
 import type { CommitReply } from '../../src/store/index.js';
+import { answersTo } from './reset-harness.js';
 import { MemoryEngine, answered, ch, lf, lk, loseNext, memoryStore, node, overflowLog, uf, within, BUDGET_MS, type TestNode } from './lost-link.js';
 
 /** Nodes a and b over one engine: b's owner q1 holds [0,10) of /a, a's p2 waits for it (F_SETLKW of [0,waitLen)). */
@@ -66,8 +67,9 @@ t.test("a reaping step applies, its reply is lost: the waiter of the reaping nod
   t.match(await answered(a, 2, "a's F_SETLKW"), { result: 0 }, "a's F_SETLKW is granted once a learns that its reaping step applied");
 });
 
-t.test("a cancel's step that never applied, its waiter granted by another node meanwhile: the whole record set proves nothing, the grant's answer stands", async (t) => {
+t.test("a cancel's step that never applied, its waiter granted by another node meanwhile: the whole record set proves nothing; the cancel, answered at once, stands and the grant is undone", async (t) => {
   const { engine, a, b } = await bHoldsAWaits(t);
+  const told = answersTo(a, 2);
   // a is cut off, its inbox reader slow: its cancel of p2's waiter (a timeout) never applies.
   a.policy = () => 'drop';
   a.held = [];
@@ -79,7 +81,9 @@ t.test("a cancel's step that never applied, its waiter granted by another node m
     }));
   a.sf.cancel(2, 'timeout');
   await within(gaveUp, BUDGET_MS, 'the cancel given up on, and the owed step after it');
-  t.equal(a.answers.has(2), false, "p2's timeout is not answered: its step got no reply");
+  // Its step got no reply: the timeout is answered at once, the waiter's removal owed.
+  t.equal(a.got.has(2), true, "p2's timeout is answered at once: its step got no reply");
+  t.match(a.got.get(2), { result: -EAGAIN }, "p2's F_SETLKW is answered with its timeout's code");
   // b's unlock grants p2's waiter; then more steps on the file than the engine's log keeps.
   b.sf.run(3, lk('q1', 1, F_UNLCK, F_SETLK), b.target);
   t.match(await answered(b, 3, "b's unlock"), { result: 0 }, "b's unlock grants a's waiter");
@@ -90,13 +94,19 @@ t.test("a cancel's step that never applied, its waiter granted by another node m
   a.policy = () => 'pass';
   await within(healed, BUDGET_MS, "a's stale reply with the whole record set");
   // A step of a commits before the event comes: the cancel given up on can no longer apply, yet
-  // the waiter it ended is gone because b granted it (p2 holds new bytes), not because it did.
+  // the waiter it ended is gone because b granted it (p2 holds new bytes), not because it did;
+  // that grant came after the cancel was answered, so the owed step undoes it.
   a.sf.run(4, lk('p3', 3, F_WRLCK, F_SETLK, 20, 10), a.target);
   t.match(await answered(a, 4, "p3's lock on [20,30)"), { result: 0 }, "a's next step commits");
-  t.equal(a.answers.has(2), false, "p2's F_SETLKW is not answered before its grant's event");
   a.release();
-  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, "p2's F_SETLKW is answered granted (it holds the lock), not with its timeout's code");
-  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held', 'a:held'], 'the engine: p2 holds [0,10), p3 [20,30)');
+  t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held'], 'the engine: p3 holds [20,30); nothing of the grant to p2 is left');
+  // b's new lock of [0,10) is granted: p2 holds none of it.
+  b.sf.run(5, lk('q5', 5, F_WRLCK, F_SETLK), b.target);
+  t.match(await answered(b, 5, "q5's lock of [0,10)"), { result: 0 }, '[0,10) is free: p2 holds none of it');
+  t.equal(told.length, 1, "p2's F_SETLKW was answered once");
+  t.match(told[0], { result: -EAGAIN }, 'with its timeout, never granted');
+  t.same(a.faults, [], 'nothing reported (a)');
+  t.same(b.faults, [], 'nothing reported (b)');
 });
 
 t.test("a cancel's step applies, its reply is lost, and the log no longer reaches back: the request is answered with its timeout's code", async (t) => {

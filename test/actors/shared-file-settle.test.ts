@@ -10,6 +10,7 @@
  */
 import t from 'tap';
 import { EAGAIN, EDEADLK, ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { answersTo } from './reset-harness.js';
 import { MemoryEngine, answered, lk, node, overflowLog, within, BUDGET_MS, type S } from './lost-link.js';
 
 t.test('two lost steps ended the same waiter (a grant that never applied, then a timeout that did): the timeout is answered', async (t) => {
@@ -43,10 +44,18 @@ t.test('two lost steps ended the same waiter (a grant that never applied, then a
   const gaveUp = new Promise<void>((r) => (a.afterDrop = async (s: S) => (cancelSeen && s.id === undefined ? r() : undefined)));
   a.sf.cancel(2, 'timeout');
   await within(gaveUp, BUDGET_MS, "the cancel given up on, and the owed step after it");
-  t.equal(a.got.has(2), false, "p2 is not answered yet (its cancel's step got no reply)");
+  // Its cancel's step got no reply: p2 is answered at once with the timeout's code, its
+  // waiter's removal owed; what settles the two lost steps later tells it nothing more.
+  t.equal(a.got.has(2), true, "p2 is answered at once (its cancel's step got no reply)");
+  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: -EAGAIN }, "p2 is answered with its timeout's code, not granted");
+  const told = answersTo(a, 2);
   a.policy = () => 'pass';
-  t.match(await answered(a, 2, "p2's F_SETLKW"), { result: -EAGAIN }, "p2 is answered with its timeout's code (the cancel applied), not granted");
+  // a's next step commits (an unlock of bytes no one locked), settling what was lost.
+  a.sf.run(4, lk('p9', 9, F_UNLCK, F_SETLK, 50, 10), a.target);
+  t.match(await answered(a, 4, "p9's unlock of [50,60)"), { result: 0 });
   t.same((await engine.load('/a')).records.map((r) => `${r.node}:${r.state}`), ['a:held'], 'only p1 holds');
+  t.same(told, [], 'p2 is told nothing more');
+  t.same(a.faults, [], 'nothing reported');
 });
 
 for (const flood of [false, true]) {
@@ -85,7 +94,10 @@ for (const flood of [false, true]) {
 
 // The grant's record may be split by the owner's own requests before a's next step commits: no
 // single record covers the waiter's bytes then, yet they are its. The grant's event comes before
-// the settling step's mark and answers the request.
+// the settling step's mark and answers the request. This needs a cancel not answered at once (a
+// cancel whose step gets no reply is answered at once, and a grant after it undone): p2 waits for
+// [50,60) too (another thread's F_SETLKW), and a cancel whose waiter's owner has another waiter on
+// the file keeps that rule (a grant of one could not be told from the other's).
 for (const [name, call] of [
   ['a read over [0,5)', lk('p2', 2, F_RDLCK, F_SETLK, 0, 5)],
   ['an unlock of [4,5)', lk('p2', 2, F_UNLCK, F_SETLK, 4, 1)],
@@ -97,8 +109,12 @@ for (const [name, call] of [
     t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
     b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK), b.target);
     t.match(await answered(b, 1, "q1's lock"), { result: 0 });
+    b.sf.run(5, lk('q1', 1, F_WRLCK, F_SETLK, 50, 10), b.target);
+    t.match(await answered(b, 5, "q1's lock of [50,60)"), { result: 0 });
     a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW), a.target);
     await answered(a, -2, 'p2 queued');
+    a.sf.run(6, lk('p2', 2, F_WRLCK, F_SETLKW, 50, 10), a.target);
+    await answered(a, -6, "p2's other waiter, for [50,60), queued");
     // a is cut off, its inbox held: p2's timeout's cancel never applies.
     a.policy = () => 'drop';
     a.held = [];
@@ -115,5 +131,11 @@ for (const [name, call] of [
     t.equal(a.got.has(2), false, "p2's F_SETLKW is not answered before its grant's event");
     a.release();
     t.match(await answered(a, 2, "p2's F_SETLKW"), { result: 0 }, 'granted, as b decided: p2 holds those bytes');
+    // q1 releases [50,60): p2's other waiter is granted.
+    b.sf.run(7, lk('q1', 1, F_UNLCK, F_SETLK, 50, 10), b.target);
+    t.match(await answered(b, 7, "q1's unlock of [50,60)"), { result: 0 });
+    t.match(await answered(a, 6, "p2's F_SETLKW for [50,60)"), { result: 0 }, "p2's other waiter is granted");
+    t.same(a.faults, [], 'nothing reported (a)');
+    t.same(b.faults, [], 'nothing reported (b)');
   });
 }
