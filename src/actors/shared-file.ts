@@ -1096,7 +1096,11 @@ export class SharedFile {
    */
   private grantedIn(gone: readonly StoreRecord[], put: readonly StoreRecord[]): StoreRecord[] {
     const me = this.space.config.node;
-    const waiters = gone.filter((r) => r.node === me && r.state === 'waiting' && r.epoch === this.space.epoch).map((r) => ({ r, req: this.decode(r).req }));
+    // Not a waiter whose cancel was answered (cancelAnswered): its grant is undone, never told,
+    // so no owed unlock spares it (spareOf) and nothing marks it as a grant, as grantedRemotely.
+    const waiters = gone
+      .filter((r) => r.node === me && r.state === 'waiting' && r.epoch === this.space.epoch && !this.cancelledWaiter(r.id))
+      .map((r) => ({ r, req: this.decode(r).req }));
     if (waiters.length === 0) return [];
     const held = put.filter((x) => x.node === me && x.state === 'held').map((x) => this.decode(x).req);
     const reads = waiters.filter((w) => !w.req.write && coveredBy(w.req, held)).map((w) => w.req);
