@@ -21,6 +21,28 @@ export async function held(engine: MemoryEngine, path = '/a'): Promise<string[]>
 }
 
 /**
+ * Resolves once the engine's records of /a are `want` (in any order; checked every 10 ms), within
+ * the budget; past it, the rejection says what the engine has.
+ */
+export async function engineIs(engine: MemoryEngine, want: readonly string[], what: string): Promise<void> {
+  const sorted = JSON.stringify([...want].sort());
+  let over = false;
+  try {
+    await within(
+      (async () => {
+        while (!over && JSON.stringify(await held(engine)) !== sorted) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      BUDGET_MS,
+      `${what} (engine: want ${sorted})`,
+    );
+  } catch (e) {
+    throw new Error(`${String(e)}; the engine has ${JSON.stringify(await held(engine))}`);
+  } finally {
+    over = true;
+  }
+}
+
+/**
  * Resolves once `cond` holds (checked every 10 ms), within the budget (rejects past it, naming
  * `what`, and stops checking).
  */

@@ -10,50 +10,16 @@
  */
 import t, { type Test } from 'tap';
 import { EAGAIN, ENOLCK, ERROR_LOCK_VIOLATION, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, ch, endGrace, lf, lk, loseNext, lw, node, uf, within, type TestNode } from './lost-link.js';
-import { answersTo, conflicts, held, nodes, resetBoth } from './reset-harness.js';
+import { answered, ch, endGrace, lf, lk, loseNext, lw, uf, type TestNode } from './lost-link.js';
+import { answersTo, conflicts, engineIs, held, nodes, resetBoth, until } from './reset-harness.js';
+import { twoNodes } from './stages.js';
 import { parseLock, type Call } from '../../src/core/requests.js';
 
-/** Nodes a and b under `policy` on a fresh engine, closed when `t` ends. */
-async function pair(t: Test, policy: 'default' | 'fifo'): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a', policy);
-  const b = await node(engine, 'b', policy);
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  return { engine, a, b };
-}
-
-/** Resolves once the engine's records of /a are `want` (checked every 10 ms), within the budget. */
-async function engineIs(engine: MemoryEngine, want: string[], what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!over && JSON.stringify(await held(engine)) !== JSON.stringify([...want].sort())) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      `${what} (engine: want ${JSON.stringify(want)})`,
-    );
-  } catch (e) {
-    throw new Error(`${String(e)}; the engine has ${JSON.stringify(await held(engine))}`);
-  } finally {
-    over = true;
-  }
-}
-
 /** Resolves once `n` has an inbox event held back (its reader slow: TestNode.held). */
-async function inboxHolds(n: TestNode, what: string): Promise<void> {
-  await within(
-    (async () => {
-      while ((n.held?.length ?? 0) === 0) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    what,
-  );
-}
+const inboxHolds = (n: TestNode, what: string): Promise<void> => until(() => (n.held?.length ?? 0) > 0, what);
 
 t.test("windows: a cancel whose step applied, its reply lost (and every resend's): answered once, the waiter gone, nothing reported", async (t) => {
-  const { engine, a, b } = await pair(t, 'default');
+  const { engine, a, b } = await twoNodes(t, {}, 'default');
   b.sf.run(1, lf(1, 0, 10), b.target);
   t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
   a.sf.run(1, lw(7, 0, 10), a.target);
@@ -76,7 +42,7 @@ t.test("windows: a cancel whose step applied, its reply lost (and every resend's
 
 for (const policy of ['default', 'fifo'] as const) {
   t.test(`windows (${policy}): b's waiter queued behind a's cancelled waiter is granted once the grant of a's waiter is undone`, async (t) => {
-    const { engine, a, b } = await pair(t, policy);
+    const { engine, a, b } = await twoNodes(t, {}, policy);
     b.sf.run(1, lf(1, 0, 10), b.target);
     t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
     a.sf.run(1, lw(7, 0, 10), a.target);
@@ -106,7 +72,7 @@ for (const policy of ['default', 'fifo'] as const) {
 }
 
 t.test("posix: p1's waiter for [5,25) between its [0,10) and [20,30), cancelled; b's grant merges them into [0,30): the undo puts both back", async (t) => {
-  const { engine, a, b } = await pair(t, 'default');
+  const { engine, a, b } = await twoNodes(t, {}, 'default');
   b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
   t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
@@ -133,7 +99,7 @@ t.test("posix: p1's waiter for [5,25) between its [0,10) and [20,30), cancelled;
 });
 
 t.test("posix: a's p5 waits behind a's cancelled p1 waiter; b's grant of p1 undone: p5 granted, told once", async (t) => {
-  const { engine, a, b } = await pair(t, 'fifo');
+  const { engine, a, b } = await twoNodes(t, {}, 'fifo');
   b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10), b.target);
   t.match(await answered(b, 1, "q2's [0,10)"), { result: 0 });
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10), a.target);
@@ -161,7 +127,7 @@ t.test("posix: a's p5 waits behind a's cancelled p1 waiter; b's grant of p1 undo
 });
 
 t.test("windows: the handle closed while the removal is owed and b's grant was read from the inbox: nothing of handle 7 stays", async (t) => {
-  const { engine, a, b } = await pair(t, 'default');
+  const { engine, a, b } = await twoNodes(t, {}, 'default');
   b.sf.run(1, lf(1, 0, 10), b.target);
   t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
   a.sf.run(1, lw(7, 0, 10), a.target);
@@ -196,7 +162,7 @@ const kl = (kind: 'posix' | 'ofd' | 'flock', owner: string, type: number, cmd: n
  * later); otherwise the cancel commits as before. Returns the engine's records at the end.
  */
 async function upgrade(t: Test, kind: 'posix' | 'ofd' | 'flock', cut: boolean): Promise<string[]> {
-  const { engine, a, b } = await pair(t, 'default');
+  const { engine, a, b } = await twoNodes(t, {}, 'default');
   a.sf.run(1, kl(kind, 'o1', F_RDLCK, F_SETLK), a.target);
   t.match(await answered(a, 1, "o1's read lock"), { result: 0 });
   b.sf.run(1, kl(kind, 'q2', F_RDLCK, F_SETLK), b.target);

@@ -16,7 +16,7 @@ import { EAGAIN, EINTR, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_SETLK, 
 import type { CancelReason } from '../../src/core/lock-table.js';
 import type { CommitReply, Step } from '../../src/store/types.js';
 import { BUDGET_MS, answered, endGrace, lf, lk, lw, overflowLog, uf, within, type TestNode } from './lost-link.js';
-import { answersTo, conflicts, held, nodes, resetBoth } from './reset-harness.js';
+import { answersTo, conflicts, engineIs, held, nodes, resetBoth, until } from './reset-harness.js';
 import { twoNodes } from './stages.js';
 
 type Family = 'windows' | 'posix';
@@ -26,22 +26,6 @@ type Cut = 'drop' | 'fenced';
 type Grant = 'none' | 'inbox' | 'stale' | 'whole';
 /** What carries the owed removal once a reaches the engine again: a request of a, or the owed-retry timer alone. */
 type Carry = 'step' | 'timer';
-
-/** Resolves once the engine's records of /a are `want` (checked every 10 ms), within the budget. */
-async function engineIs(engine: Parameters<typeof held>[0], want: string[], what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!over && JSON.stringify(await held(engine)) !== JSON.stringify(want)) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      what,
-    );
-  } finally {
-    over = true;
-  }
-}
 
 /** Cuts a off as `cut` says; returns what heals it (every step passes again, the lease moves on). */
 function cutOff(a: TestNode, cut: Cut): () => void {
@@ -136,13 +120,7 @@ async function scenario(t: Test, family: Family, reason: CancelReason, cut: Cut,
     await bReleases(t, b, family);
     t.ok((await held(engine)).some((l) => l.startsWith('a held') && (family === 'windows' ? l === 'a held write 7 0-9' : l === 'a held write p1 0-14')), "b's release granted a's waiter in the engine");
     if (grant === 'inbox') {
-      await within(
-        (async () => {
-          while ((a.held?.length ?? 0) === 0) await new Promise((r) => setTimeout(r, 10));
-        })(),
-        BUDGET_MS,
-        "the grant's event in a's inbox",
-      );
+      await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
       a.release();
     }
     if (grant === 'whole') await overflowLog(engine, b.store);
@@ -203,13 +181,7 @@ for (const [family, reason, grant] of [
     if (grant === 'inbox') {
       a.held = [];
       await bReleases(t, b, family);
-      await within(
-        (async () => {
-          while ((a.held?.length ?? 0) === 0) await new Promise((r) => setTimeout(r, 10));
-        })(),
-        BUDGET_MS,
-        "the grant's event in a's inbox",
-      );
+      await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
       a.release();
     }
     // a puts back p1's [0,10) (POSIX) and nothing of its waiter; b its lock, unless it released it.
