@@ -109,3 +109,21 @@ export function sessionEvents(c: { onStoreSession(f: (e: SessionEvent) => void):
       `a session event '${kind}'`,
     );
 }
+
+/**
+ * Resolves once a worker's replacement is launched (the coordinator warns, LocksmithWorkerWarning,
+ * just before), within HANG_MS; `what` names it in a hang.
+ */
+export function replacementLaunched(what: string): Promise<void> {
+  return settles(
+    new Promise<void>((resolve) => {
+      const onWarning = (w: Error): void => {
+        if (w.name !== 'LocksmithWorkerWarning') return;
+        process.off('warning', onWarning);
+        resolve();
+      };
+      process.on('warning', onWarning);
+    }),
+    what,
+  );
+}

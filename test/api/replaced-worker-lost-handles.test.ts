@@ -25,7 +25,7 @@ import t, { type Test } from 'tap';
 import { LockCoordinator } from '../../src/index.js';
 import { routeOf } from '../../src/wire/route.js';
 import { RedisServer, noRedis, within } from '../store/redis-server.js';
-import { HANG_MS, sessionEvents } from './helpers.js';
+import { HANG_MS, replacementLaunched, sessionEvents } from './helpers.js';
 
 let server: RedisServer;
 t.before(async () => {
@@ -59,18 +59,7 @@ async function start(t: Test) {
   };
   /** Resolves once worker k's replacement was launched (onWorkerEnd warns just before). */
   const replacing = (): Promise<void> =>
-    within(
-      new Promise<void>((resolve) => {
-        const onWarning = (w: Error): void => {
-          if (w.name !== 'LocksmithWorkerWarning') return;
-          process.off('warning', onWarning);
-          resolve();
-        };
-        process.on('warning', onWarning);
-      }),
-      HANG_MS,
-      `worker ${k}'s replacement`,
-    );
+    replacementLaunched(`worker ${k}'s replacement`);
   return { a, k, seen, expire, resume, replacing };
 }
 

@@ -10,7 +10,7 @@ import t from 'tap';
 import { LockCoordinator } from '../../src/index.js';
 import { routeOf } from '../../src/wire/route.js';
 import { RedisServer, noRedis, within } from '../store/redis-server.js';
-import { HANG_MS, sessionEvents } from './helpers.js';
+import { HANG_MS, replacementLaunched, sessionEvents } from './helpers.js';
 
 let server: RedisServer;
 t.before(async () => {
@@ -46,18 +46,7 @@ t.test('a worker replaced while its session was lost: the handle that held a loc
   t.teardown(() => (resumed ? undefined : server.resume()));
   await seen('expired');
   // The replacement is launched (onWorkerEnd warns just before) while a has no session.
-  const replaced = within(
-    new Promise<void>((resolve) => {
-      const onWarning = (w: Error): void => {
-        if (w.name !== 'LocksmithWorkerWarning') return;
-        process.off('warning', onWarning);
-        resolve();
-      };
-      process.on('warning', onWarning);
-    }),
-    HANG_MS,
-    `worker ${k}'s replacement`,
-  );
+  const replaced = replacementLaunched(`worker ${k}'s replacement`);
   const crashed = a.crashWorker(k);
   await replaced;
   server.resume();
