@@ -7,6 +7,7 @@
  * process.hrtime.bigint() (CLOCK_MONOTONIC, one clock for every process of the machine) minus the
  * base the orchestrator sent at start, so they compare across processes.
  */
+import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { LockCoordinator } from '../src/caller/coordinator.js';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../src/core/codes.js';
@@ -26,6 +27,50 @@ let bare: Redis | undefined;
 let reader: Redis | undefined;
 let sha = '';
 let url = '';
+
+/**
+ * The architecture floors' worker thread (bench/cluster-thread.ts): a message to it, its own bare
+ * engine command, a message back.
+ */
+class FloorThread {
+  private readonly w: Worker;
+  private next = 0;
+  private readonly replies = new Map<number, (m: Record<string, unknown>) => void>();
+  readonly ready: Promise<void>;
+
+  constructor() {
+    this.w = new Worker(new URL('./cluster-thread.js', import.meta.url), { workerData: { url, pid: process.pid } });
+    let ready!: () => void;
+    this.ready = new Promise<void>((r) => (ready = r));
+    this.w.on('error', (e) => {
+      console.error('bench node: the floor thread failed:', e);
+      process.exit(1);
+    });
+    this.w.on('message', (m: Record<string, unknown>) => {
+      if (m.ready === true) ready();
+      else if (typeof m.xread === 'number') send({ ev: 'txread', tag: m.xread, t: t() });
+      else {
+        const f = this.replies.get(m.i as number);
+        this.replies.delete(m.i as number);
+        f?.(m);
+      }
+    });
+  }
+
+  ask(op: string, args: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    const i = ++this.next;
+    return new Promise((resolve) => {
+      this.replies.set(i, resolve);
+      this.w.postMessage({ i, op, ...args });
+    });
+  }
+
+  async quit(): Promise<void> {
+    await this.ask('quit');
+    await this.w.terminate();
+  }
+}
+let thread: FloorThread | undefined;
 
 function send(m: Record<string, unknown>): void {
   process.send!(m);
@@ -161,13 +206,16 @@ const ops: Record<string, (m: Msg) => Promise<unknown>> = {
     });
     bare = await connect(`bench-bare-${process.pid}`);
     sha = (await bare.script('LOAD', 'return 1')) as string;
+    thread = new FloorThread();
+    await thread.ready;
     const st = await c.stats();
     return { node: st.store?.node, pid: process.pid };
   },
 
   /**
-   * Row 1: `n` iterations, each one uncontended F_SETLK lock (timed), its unlock (timed) and one
-   * bare EVALSHA on `bare` (timed), the order of ours and the floor alternating. µs.
+   * Row 1: `n` iterations, each one uncontended F_SETLK lock (timed), its unlock (timed), one bare
+   * EVALSHA on `bare` (timed) and one asked of the floor thread (timed from this thread: a message
+   * there, its EVALSHA, a message back), the order rotating. µs.
    */
   async seq(m) {
     const path = m.path as string;
@@ -175,8 +223,10 @@ const ops: Record<string, (m: Msg) => Promise<unknown>> = {
     const lock: number[] = [];
     const unlock: number[] = [];
     const floor: number[] = [];
+    const threadFloor: number[] = [];
     const co = coord();
     const b = bare!;
+    const th = thread!;
     const ours = async (): Promise<void> => {
       const t0 = now();
       const a = await co.lock(req(path, 1, F_WRLCK, F_SETLK));
@@ -192,16 +242,14 @@ const ops: Record<string, (m: Msg) => Promise<unknown>> = {
       await b.evalsha(sha, 0);
       floor.push((now() - t0) * 1000);
     };
-    for (let i = 0; i < n; i++) {
-      if (i % 2 === 0) {
-        await ours();
-        await bareOnce();
-      } else {
-        await bareOnce();
-        await ours();
-      }
-    }
-    return { lock, unlock, floor };
+    const threadOnce = async (): Promise<void> => {
+      const t0 = now();
+      await th.ask('eval');
+      threadFloor.push((now() - t0) * 1000);
+    };
+    const order = [ours, bareOnce, threadOnce];
+    for (let i = 0; i < n; i++) for (let k = 0; k < 3; k++) await order[(i + k) % 3]!();
+    return { lock, unlock, floor, threadFloor };
   },
 
   /** Takes a write lock on [0, 100) as `owner`, waiting if need be. */
@@ -241,6 +289,22 @@ const ops: Record<string, (m: Msg) => Promise<unknown>> = {
   async xadd(m) {
     const t0 = t();
     await bare!.xadd(m.key as string, 'MAXLEN', '1000', '*', 'f', '1');
+    return t0;
+  },
+
+  /**
+   * Row 2's architecture floor, reader: XREAD BLOCK 0 in the floor thread; event 'txread' (tag)
+   * when its message that XREAD returned reaches this thread.
+   */
+  async txarm(m) {
+    const r = await thread!.ask('xarm', { key: m.key, tag: m.tag });
+    return r.name;
+  },
+
+  /** Row 2's architecture floor, writer: the time just before this thread asks the floor thread to XADD. */
+  async txadd(m) {
+    const t0 = t();
+    await thread!.ask('xadd', { key: m.key });
     return t0;
   },
 
@@ -343,6 +407,8 @@ const ops: Record<string, (m: Msg) => Promise<unknown>> = {
   async stop() {
     await c?.stop();
     c = undefined;
+    await thread?.quit();
+    thread = undefined;
     for (const r of [bare, reader, ...juice]) r?.disconnect();
     setImmediate(() => process.exit(0));
     return true;

@@ -15,12 +15,17 @@
  * 1. seq: one node, one file, uncontended F_SETLK lock then its unlock, each call timed, one bare
  *    EVALSHA of `return 1` on the node's own ioredis connection between them (order alternating).
  *    Judged per call (the p50 of every lock and unlock call) against the bare round trip's p50,
- *    target <= 1.5; a lock+unlock pair against one bare round trip is printed too.
+ *    target <= 1.5; a lock+unlock pair against one bare round trip is printed too. Beside them, not
+ *    judged, the architecture floor: the same bare EVALSHA done by a worker thread of the node
+ *    process on its own connection, asked by a message from the node's main thread and answered by
+ *    one (bench/cluster-thread.ts), the least any lock call costs when actors live on worker threads.
  * 2. wake: node A holds [0, 100) of a file, node B waits with F_SETLKW (its record is in the
  *    engine before the unlock: polled); from just before A's unlock call to B's promise resolving.
  *    Then B holds and A waits. Floor: a stream echo on the same engine between the same two
  *    processes: XREAD BLOCK 0 on one's dedicated connection (blocked: polled in CLIENT LIST),
- *    from just before XADD on the other's connection to XREAD returned. Target p50 <= 2x.
+ *    from just before XADD on the other's connection to XREAD returned. Target p50 <= 2x. The
+ *    architecture floor beside it, not judged: the same echo with each end in a worker thread of
+ *    its process (a message to the writer's thread, a message from the reader's).
  * 3. idle: A holds, B waits, nothing else for --idle-ms (5 s): the engine's commands from INFO
  *    (stats and commandstats deltas, this bench's INFO excluded; these count the commands scripts
  *    run too) and, to tell who sent what, MONITOR: commands sent by clients, and among them the
@@ -43,7 +48,8 @@
  * 7. Not run here: a coordinator without a store is what bench:api measures; nothing in this
  *    bench changes it (run `node dist/bench/api.js` separately).
  *
- * Order: a warm-up round (discarded) and --rounds rounds (default 5) of rows 1, 2 and 4; row 3
+ * Order: a warm-up round (discarded) and --rounds rounds (default 5) of rows 1, 2 and 4 (in rows 1
+ * and 2, one sample of ours and of each floor in turn, the order rotating); row 3
  * once; a warm-up round and --rounds rounds of row 6 (a third node started for it, stopped after);
  * row 5 --kills times (default 3). Each value is the median over rounds of the round's value (a
  * latency: of the round's p50); a ratio is the median of the per-round ratios. Rows 4 and 6 run ours
@@ -279,7 +285,7 @@ function floorRow(name: string, xs: number[], unit: string): number {
 }
 
 function judge(name: string, ours: string, floor: string, ratio: number, target?: { op: '<=' | '>='; x: number }, note?: string): void {
-  const o = rows.find((r) => r.name === ours);
+  const o = rows.find((r) => r.name === ours) ?? floors[ours];
   const f = floors[floor] ?? rows.find((r) => r.name === floor);
   const v = r3(ratio);
   ratios.push({
@@ -331,7 +337,7 @@ function perRequest(): Record<string, Record<string, number>> {
 
 async function seqRound(n: Node, s: Series, keep: boolean): Promise<void> {
   const c0 = await counters([n]);
-  const r = await n.call<{ lock: number[]; unlock: number[]; floor: number[] }>('seq', { path: '/bench/seq', n: SEQ_N });
+  const r = await n.call<{ lock: number[]; unlock: number[]; floor: number[]; threadFloor: number[] }>('seq', { path: '/bench/seq', n: SEQ_N });
   if (!keep) return;
   account('seq', c0, await counters([n]), 2 * SEQ_N);
   const calls = [...r.lock, ...r.unlock];
@@ -343,6 +349,7 @@ async function seqRound(n: Node, s: Series, keep: boolean): Promise<void> {
   s.add('seq_call_p99_us', quantile(calls, 0.99));
   s.add('bare_evalsha_p50_us', quantile(r.floor, 0.5));
   s.add('bare_evalsha_p99_us', quantile(r.floor, 0.99));
+  s.add('thread_evalsha_p50_us', quantile(r.threadFloor, 0.5));
 }
 
 // ---- row 2: cross-node wake-up ----------------------------------------------------------------------
@@ -398,25 +405,37 @@ class WakeRow {
     return (e.t - t0) / 1000;
   }
 
+  /**
+   * The same echo with each end in a worker thread of its process (bench/cluster-thread.ts): from
+   * just before the writer's main thread asks its thread to XADD to the reader's main thread hearing
+   * from its thread that XREAD returned. µs.
+   */
+  private async threadFloor(i: number): Promise<number> {
+    const tag = ++this.tag;
+    const [rd, wr] = i % 4 < 2 ? [this.b, this.a] : [this.a, this.b];
+    const got = rd.event('txread', tag);
+    const name = await rd.call<string>('txarm', { key: this.stream, tag });
+    await blocked(this.obs, name);
+    await sleep(1);
+    const t0 = await wr.call<number>('txadd', { key: this.stream });
+    const e = await got;
+    return (e.t - t0) / 1000;
+  }
+
   async round(s: Series | undefined): Promise<void> {
     const ours: number[] = [];
     const floor: number[] = [];
+    const threadFloor: number[] = [];
     this.unlockUs = [];
-    for (let i = 0; i < WAKE_N; i++) {
-      if (i % 2 === 0) {
-        ours.push(await this.ours());
-        floor.push(await this.floor(i));
-      } else {
-        floor.push(await this.floor(i));
-        ours.push(await this.ours());
-      }
-    }
+    const order = [async () => ours.push(await this.ours()), async (i: number) => floor.push(await this.floor(i)), async (i: number) => threadFloor.push(await this.threadFloor(i))];
+    for (let i = 0; i < WAKE_N; i++) for (let k = 0; k < 3; k++) await order[(i + k) % 3]!(i);
     if (s === undefined) return;
     s.add('wake_p50_us', quantile(ours, 0.5));
     s.add('wake_p99_us', quantile(ours, 0.99));
     s.add('wake_holder_unlock_p50_us', quantile(this.unlockUs, 0.5));
     s.add('stream_echo_p50_us', quantile(floor, 0.5));
     s.add('stream_echo_p99_us', quantile(floor, 0.99));
+    s.add('thread_echo_p50_us', quantile(threadFloor, 0.5));
   }
 
   async finish(): Promise<void> {
@@ -702,6 +721,9 @@ try {
   floorRow('bare_evalsha_p99_us', s.get('bare_evalsha_p99_us'), 'µs');
   judge('1. uncontended, per call', 'seq_call_p50_us', 'bare_evalsha_p50_us', s.ratio('seq_call_p50_us', 'bare_evalsha_p50_us'), { op: '<=', x: 1.5 }, 'judged: one lock or unlock call vs one bare EVALSHA');
   judge('1. uncontended, lock+unlock pair', 'seq_pair_p50_us', 'bare_evalsha_p50_us', s.ratio('seq_pair_p50_us', 'bare_evalsha_p50_us'), undefined, 'a pair vs one bare EVALSHA (not judged)');
+  floorRow('thread_evalsha_p50_us', s.get('thread_evalsha_p50_us'), 'µs');
+  judge('1. the architecture floor', 'thread_evalsha_p50_us', 'bare_evalsha_p50_us', s.ratio('thread_evalsha_p50_us', 'bare_evalsha_p50_us'), undefined, 'not judged: a worker thread\'s bare EVALSHA asked by message from the caller\'s thread vs the bare EVALSHA: the least a lock call costs with actors on worker threads');
+  judge('1. per call vs the architecture floor', 'seq_call_p50_us', 'thread_evalsha_p50_us', s.ratio('seq_call_p50_us', 'thread_evalsha_p50_us'), undefined, 'not judged: what the actor, its decision and the COMMIT script add to that floor');
 
   row('wake_p50_us', s.get('wake_p50_us'), 'µs');
   row('wake_p99_us', s.get('wake_p99_us'), 'µs');
@@ -709,6 +731,9 @@ try {
   floorRow('stream_echo_p50_us', s.get('stream_echo_p50_us'), 'µs');
   floorRow('stream_echo_p99_us', s.get('stream_echo_p99_us'), 'µs');
   judge('2. cross-node wake-up p50', 'wake_p50_us', 'stream_echo_p50_us', s.ratio('wake_p50_us', 'stream_echo_p50_us'), { op: '<=', x: 2 });
+  floorRow('thread_echo_p50_us', s.get('thread_echo_p50_us'), 'µs');
+  judge('2. the architecture floor', 'thread_echo_p50_us', 'stream_echo_p50_us', s.ratio('thread_echo_p50_us', 'stream_echo_p50_us'), undefined, 'not judged: the echo with each end in a worker thread (a message there on the writer, a message back on the reader) vs the echo: the least a wake-up costs with actors on worker threads');
+  judge('2. wake-up vs the architecture floor', 'wake_p50_us', 'thread_echo_p50_us', s.ratio('wake_p50_us', 'thread_echo_p50_us'), undefined, 'not judged: what the holder\'s step (its COMMIT, a stale round trip when the waiter\'s step changed the file) and the inbox add to that floor');
 
   const secs = idle.seconds as number;
   const perS = (x: number): number => r2(x / secs);
@@ -770,8 +795,8 @@ try {
   );
   console.log(`${'row'.padEnd(48)} ${'ours'.padStart(16)} ${'floor'.padStart(16)} ${'ratio'.padStart(8)}  ${'target'.padEnd(12)} met`);
   for (const x of ratios) {
-    const o = rows.find((y) => y.name === x.row)!;
-    const f = floors[x.floor]!;
+    const o = (rows.find((y) => y.name === x.row) ?? floors[x.row])!;
+    const f = (floors[x.floor] ?? rows.find((y) => y.name === x.floor))!;
     const verdict = x.met === null ? '' : x.met ? 'met' : 'MISSED';
     console.log(`${x.name.padEnd(48)} ${fmt(o.value, o.unit).padStart(16)} ${fmt(f.value, f.unit).padStart(16)} ${String(x.ratio).padStart(8)}  ${x.target.padEnd(12)} ${verdict}`);
   }
