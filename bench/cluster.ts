@@ -44,7 +44,9 @@
  *    processes with the same owners: JuiceFS's Setlk (pkg/meta/redis_lock.go) on a hash per file,
  *    each try WATCH / HGETALL / MULTI HSET SADD EXEC / UNWATCH under a per-process mutex of the
  *    key, a refused EXEC retried, a conflict polled again after 1 ms. Targets: ops >= 3x, wake-up
- *    p50 <= 0.5x. Mutual exclusion is checked on the merged timeline of both.
+ *    p50 <= 0.5x. Mutual exclusion is checked on the merged timeline of both. Beside them, not
+ *    judged: the CPU time (user + system, all threads, /proc/PID/stat) of the three node processes
+ *    and redis-server per cycle, for both, and how many of the machine's cores that kept busy.
  * 7. Not run here: a coordinator without a store is what bench:api measures; nothing in this
  *    bench changes it (run `node dist/bench/api.js` separately).
  *
@@ -64,7 +66,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -605,11 +607,29 @@ function hotStats(all: HotEvent[][], from: number, to: number): { ops: number; w
   return { ops: ops / ((to - from) / 1e9), wakes, crossWakes, overlaps, perOwner };
 }
 
-async function hotRound(nodes: Node[], s: Series | undefined, r: number, overlaps: { ours: number; juice: number }): Promise<void> {
+/** CPU time (user + system, every thread, µs) the processes `pids` have used so far, from /proc. */
+function cpuUs(pids: readonly number[]): number {
+  const tick = 1e6 / 100; // USER_HZ
+  let sum = 0;
+  for (const pid of pids) {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    sum += (Number(f[11]) + Number(f[12])) * tick; // utime, stime: fields 14 and 15 of stat(5)
+  }
+  return sum;
+}
+
+async function hotRound(nodes: Node[], s: Series | undefined, r: number, overlaps: { ours: number; juice: number }, cpuPids: readonly number[]): Promise<void> {
+  const cycles = (ev: HotEvent[][]): number => ev.reduce((a, b) => a + b.length, 0);
   const ours = async (): Promise<void> => {
     const c0 = await counters(nodes);
     const from = t();
+    const cpu0 = cpuUs(cpuPids);
     const ev = await Promise.all(nodes.map((n, k) => n.call<HotEvent[]>('hot', { path: '/bench/hot', clients: CLIENTS, ms: HOT_MS, owner0: 1 + k * 100 })));
+    const cpu = cpuUs(cpuPids) - cpu0;
+    const wall = (t() - from) / 1000;
+    s?.add('hot_cpu_us_per_cycle', cpu / cycles(ev));
+    s?.add('hot_cpu_cores_busy', cpu / wall);
     const h = hotStats(ev, from, from + HOT_MS * 1e6);
     if (s !== undefined) account('hot', c0, await counters(nodes), 2 * ev.reduce((a, b) => a + b.length, 0));
     overlaps.ours += h.overlaps;
@@ -621,7 +641,12 @@ async function hotRound(nodes: Node[], s: Series | undefined, r: number, overlap
   };
   const juice = async (): Promise<void> => {
     const from = t();
+    const cpu0 = cpuUs(cpuPids);
     const ev = await Promise.all(nodes.map((n, k) => n.call<HotEvent[]>('hotJuice', { key: '{jfs}:lockp:hot', sid: String(k + 1), clients: CLIENTS, ms: HOT_MS })));
+    const cpu = cpuUs(cpuPids) - cpu0;
+    const wall = (t() - from) / 1000;
+    s?.add('juicefs_hot_cpu_us_per_cycle', cpu / cycles(ev));
+    s?.add('juicefs_hot_cpu_cores_busy', cpu / wall);
     const h = hotStats(ev, from, from + HOT_MS * 1e6);
     overlaps.juice += h.overlaps;
     s?.add('juicefs_hot_ops_3nodes', h.ops);
@@ -703,7 +728,9 @@ try {
   const n3 = await new Node('node3').start(server.url, TTL);
   nodes.push(n3);
   const overlaps = { ours: 0, juice: 0 };
-  for (let r = 0; r <= ROUNDS; r++) await hotRound([n1, n2, n3], r > 0 ? s : undefined, r, overlaps);
+  const redisPid = Number(((await obs.info('server')) as string).match(/process_id:(\d+)/)?.[1]);
+  const cpuPids = [...[n1, n2, n3].map((n) => n.proc.pid!), redisPid];
+  for (let r = 0; r <= ROUNDS; r++) await hotRound([n1, n2, n3], r > 0 ? s : undefined, r, overlaps, cpuPids);
   await n3.stop();
   console.log(`hot: done (${ROUNDS} rounds)`);
 
@@ -781,8 +808,13 @@ try {
   floorRow('juicefs_hot_fairness', s.get('juicefs_hot_fairness'), 'min/max cycles per owner');
   floorRow('juicefs_hot_ops_3nodes', s.get('juicefs_hot_ops_3nodes'), 'ops/s');
   floorRow('juicefs_hot_wake_p50_us', s.get('juicefs_hot_wake_p50_us'), 'µs');
+  row('hot_cpu_us_per_cycle', s.get('hot_cpu_us_per_cycle'), 'µs');
+  row('hot_cpu_cores_busy', s.get('hot_cpu_cores_busy'), 'cores');
+  floorRow('juicefs_hot_cpu_us_per_cycle', s.get('juicefs_hot_cpu_us_per_cycle'), 'µs');
+  floorRow('juicefs_hot_cpu_cores_busy', s.get('juicefs_hot_cpu_cores_busy'), 'cores');
   judge('6. hot file, 3 nodes: lock cycles/s', 'hot_ops_3nodes', 'juicefs_hot_ops_3nodes', s.ratio('hot_ops_3nodes', 'juicefs_hot_ops_3nodes'), { op: '>=', x: 3 });
   judge('6. hot file, 3 nodes: wake-up p50', 'hot_wake_p50_us', 'juicefs_hot_wake_p50_us', s.ratio('hot_wake_p50_us', 'juicefs_hot_wake_p50_us'), { op: '<=', x: 0.5 });
+  judge('6. hot file: CPU per cycle', 'hot_cpu_us_per_cycle', 'juicefs_hot_cpu_us_per_cycle', s.ratio('hot_cpu_us_per_cycle', 'juicefs_hot_cpu_us_per_cycle'), undefined, `not judged: CPU time (user + system) of the 3 node processes and redis-server per lock cycle; ours kept ${r2(median(s.get('hot_cpu_cores_busy')))} of the ${os.availableParallelism()} cores busy. At 3x the baseline's rate the cores could spend ${r2((os.availableParallelism() * 1e6) / (3 * median(s.get('juicefs_hot_ops_3nodes'))))} µs per cycle`);
   if (overlaps.ours + overlaps.juice > 0) {
     console.error(`MUTUAL EXCLUSION VIOLATED on the hot file: ours ${overlaps.ours}, baseline ${overlaps.juice} overlapping holds`);
     exitCode = 1;
