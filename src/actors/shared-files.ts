@@ -14,7 +14,7 @@ import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK } from '
 import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
-import type { SessionFilesPage, StoreRecord } from '../store/types.js';
+import type { CommitReply, SessionFilesPage, StoreRecord } from '../store/types.js';
 import type { FromHost } from '../wire/protocol.js';
 import type { ReplyTarget, Result } from './reply-target.js';
 import { Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
@@ -71,7 +71,21 @@ export class SharedFiles implements FileSpace {
   /** That reading, while it runs: this worker's reaping waits for it (reap). */
   private lostReading: Promise<unknown> | undefined;
   /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
-  private readonly owedRetries = new Map<string, { timer: NodeJS.Timeout | undefined; tries: number }>();
+  private readonly owedRetries = new Map<string, OwedRetry>();
+  /**
+   * The wait before a file's owed try `tries` + 1 (retryOwed): 100 ms, doubling up to 5 s. Tests
+   * may replace it (a wait that never ends shows a try came because the engine answered again).
+   */
+  owedDelay: (tries: number) => number = retryDelay;
+  /** Steps this worker sent the engine (link.commit): their order, which an answer's is compared with (healed). */
+  private sends = 0;
+  /**
+   * Files whose owed try waits out its backoff and may be cut short (healed): not run so since
+   * its last try that the wait ran out for. In the order their waits began (`since` grows).
+   */
+  private readonly owedWaiting = new Set<string>();
+  /** Watches the lease while the node is late and owed tries wait (watchRenewal). */
+  private renewalWatch: NodeJS.Timeout | undefined;
 
   /**
    * The engine's link, as the files use it: a re-assertion's reply that put records back settles
@@ -109,7 +123,13 @@ export class SharedFiles implements FileSpace {
     this.lease = new Float64Array(config.lease);
     this.epoch = config.epoch;
     this.link = {
-      commit: (step) => link.commit(step),
+      commit: (step) => {
+        const sent = ++this.sends;
+        return link.commit(step).then((reply) => {
+          if (this.owedWaiting.size > 0 && engineAnswered(reply)) this.healed(sent);
+          return reply;
+        });
+      },
       reaches: (pairs) => link.reaches(pairs),
       reassert: (file, records, edges) => {
         // A file's put-back sends its first try at once (beginReassert): it is one to wait for.
@@ -775,6 +795,7 @@ export class SharedFiles implements FileSpace {
       for (const [path, o] of [...this.owedRetries]) {
         clearTimeout(o.timer);
         this.owedRetries.delete(path);
+        this.owedWaiting.delete(path);
         this.retryOwed(path);
       }
     } else {
@@ -816,34 +837,107 @@ export class SharedFiles implements FileSpace {
   /**
    * Releases owed to `path` (their steps could not be written in time), and lock requests' steps
    * that may have applied though no reply came (Unsure), are settled in a step of their own:
-   * after 100 ms, then twice as long each time up to 5 s, while they are owed.
+   * after 100 ms, then twice as long each time up to 5 s, while they are owed (owedDelay). A wait
+   * is cut short once the node knows the engine answers again (healed: the engine replied to a
+   * step of this worker sent after the file's last try failed; watchRenewal: the renewal of a
+   * late node came): until the owed step commits, the engine keeps what the node counts gone (a
+   * lock another node's waiter waits for, the wait-for edges of a waiter a close ended), and the
+   * wait its failed tries grew to would outlast the outage by up to 5 s.
    */
   retryOwed(path: string): void {
-    const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0 };
+    const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0, since: 0, cut: false };
     if (this.stopping || this.epoch === 0 || o.timer !== undefined) return;
-    const delay = retryDelay(o.tries++);
+    const delay = this.owedDelay(o.tries++);
     o.timer = setTimeout(() => {
       o.timer = undefined;
-      const f = this.files.get(path);
-      if (f === undefined || !f.owing) {
-        this.owedRetries.delete(path);
-        return;
-      }
-      // Still owing after the step (it gave up, or was sent before an unsure step's deadline):
-      // the next try (a give-up has scheduled it already).
-      void this.inMailbox(f, () => f.reread()).then(() => {
-        if (!f.owing) this.owedRetries.delete(path);
-        else this.retryOwed(path);
-      });
+      o.cut = false;
+      this.owedWaiting.delete(path);
+      this.runOwed(path);
     }, delay);
     o.timer.unref?.();
+    o.since = this.sends;
     this.owedRetries.set(path, o);
+    // A wait cut short once is not cut short again before it ran out: a file whose steps fail
+    // while others' are answered (a heal that is not its own) is tried as often as the backoff
+    // says, and twice at most.
+    this.owedWaiting.delete(path);
+    if (!o.cut) this.owedWaiting.add(path);
+    if (this.late()) this.watchRenewal();
+  }
+
+  /** The owed try of `path` (retryOwed), in its mailbox; the next is scheduled while it still owes. */
+  private runOwed(path: string): void {
+    const f = this.files.get(path);
+    if (f === undefined || !f.owing) {
+      this.owedRetries.delete(path);
+      return;
+    }
+    // Still owing after the step (it gave up, or was sent before an unsure step's deadline):
+    // the next try (a give-up has scheduled it already).
+    void this.inMailbox(f, () => f.reread()).then(() => {
+      if (!f.owing) {
+        this.owedRetries.delete(path);
+        this.owedWaiting.delete(path);
+      } else this.retryOwed(path);
+    });
+  }
+
+  /**
+   * The engine answered step `sent` of this worker (committed, or refused for what it found:
+   * stale, dead, grace, deadlock): the owed tries of files whose step failed before it went out
+   * run now, each once (a heal of the link), instead of at the end of their backoff. A try that
+   * fails again waits on, as long as its backoff says.
+   */
+  private healed(sent: number): void {
+    const due: string[] = [];
+    for (const path of this.owedWaiting) {
+      const since = this.owedRetries.get(path)?.since;
+      if (since !== undefined && since >= sent) break;
+      due.push(path);
+    }
+    this.cutShort(due);
+  }
+
+  /** Runs the owed tries of `paths` now, each once until its next wait runs out (retryOwed). */
+  private cutShort(paths: readonly string[]): void {
+    for (const path of paths) {
+      this.owedWaiting.delete(path);
+      const o = this.owedRetries.get(path);
+      if (o?.timer === undefined) continue;
+      clearTimeout(o.timer);
+      o.timer = undefined;
+      o.cut = true;
+      this.runOwed(path);
+    }
+  }
+
+  /**
+   * The node is late (a renewal did not come in time, the session may well live) while owed tries
+   * wait: their steps are refused by the node's own fence meanwhile, and the renewal that lifts it
+   * is the sign the engine answers again. The lease is shared memory no message announces: read
+   * every 10 ms while the node is late and a wait may be cut short; once renewed, they run
+   * (cutShort). A session lost or replaced meanwhile is adopt's.
+   */
+  private watchRenewal(): void {
+    if (this.renewalWatch !== undefined) return;
+    const look = (): void => {
+      this.renewalWatch = undefined;
+      if (this.stopping || this.owedWaiting.size === 0) return;
+      if (this.late()) {
+        this.renewalWatch = setTimeout(look, 10);
+        this.renewalWatch.unref?.();
+      } else if (!this.fenced()) this.cutShort([...this.owedWaiting]);
+    };
+    look();
   }
 
   /** Stops every owed release's next try (stop(), or no session will come). */
   private dropOwedRetries(): void {
     for (const o of this.owedRetries.values()) clearTimeout(o.timer);
     this.owedRetries.clear();
+    this.owedWaiting.clear();
+    clearTimeout(this.renewalWatch);
+    this.renewalWatch = undefined;
   }
 
   /** Looks again at `path`'s waiters at `at` (performance.now()): the end of a grace period. */
@@ -982,6 +1076,26 @@ const LOADS_AT_ONCE = 16;
 /** The wait before try `tries` + 1 of something the engine did not answer: 100 ms, doubling up to 5 s. */
 function retryDelay(tries: number): number {
   return Math.min(5000, 100 * 2 ** Math.min(tries, 6));
+}
+/** A file's owed tries (SharedFiles.retryOwed). */
+interface OwedRetry {
+  /** The next try's, while it waits. */
+  timer: NodeJS.Timeout | undefined;
+  /** How many tries were scheduled. */
+  tries: number;
+  /** SharedFiles.sends when the wait began: an answer to a step sent later may cut it short. */
+  since: number;
+  /** The wait was cut short since the last one that ran out: the next is not (SharedFiles.healed). */
+  cut: boolean;
+}
+
+/**
+ * Whether `reply` came from the engine and says it serves this node's steps: committed, or
+ * refused for what the step found there. Not 'unreachable', 'late' (the way is slow), 'fenced'
+ * (also the node's own fence), 'reset'.
+ */
+function engineAnswered(reply: CommitReply): boolean {
+  return reply.ok || reply.reason === 'stale' || reply.reason === 'dead' || reply.reason === 'grace' || reply.reason === 'deadlock';
 }
 /** A load's decision given up on (recover). */
 const LOAD_FAILED = Symbol('load failed');
