@@ -6,14 +6,16 @@
  * not reach the engine, and no other node knows the waiter ended: a request of another node whose
  * only cycle runs through that edge is refused EDEADLK in that window (todo: exact only if the
  * engine learns of the end, see the report of this change), and queues once the owed close
- * committed. Real SharedFiles over a MemoryEngine, behind the lost-link harness; every wait is for
- * an answer or an engine record, within the harness's budget.
+ * committed: at once when the node knows the engine answers again (a step of another file
+ * committed), not at the end of the backoff its failed tries grew to. Real SharedFiles over a
+ * MemoryEngine, behind the lost-link harness; every wait is for an answer or an engine record,
+ * within the harness's budget.
  */
 import t, { type Test } from 'tap';
 import { EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseRelease } from '../../src/core/requests.js';
 import { BUDGET_MS, MemoryEngine, answered, lk, node, within, type TestNode } from './lost-link.js';
-import { held } from './reset-harness.js';
+import { engineIs, held, until } from './reset-harness.js';
 
 /**
  * q2 (node b) writes /a [0,10); p1 (node a, file handle 1) writes /b [0,10) and waits for /a
@@ -53,6 +55,24 @@ t.test(
     t.equal(await q2Waits(b, 2), 'queued', "q2 waits for p1's /b lock: p1 waits for nothing since its waiter was answered");
   },
 );
+
+t.test("once a's engine answers again (a step of another file commits), the owed close commits at once, not after its backoff: another node's request queues", async (t) => {
+  const { engine, a, b } = await stage(t);
+  // From now on each wait of the owed close's tries never runs out: a try after the heal came from it.
+  let waits = 0;
+  a.sf.owedDelay = () => {
+    waits++;
+    return 2 ** 31 - 1;
+  };
+  await until(() => waits > 0, "the owed close's next try, failed, waiting for ever");
+  a.policy = () => 'pass';
+  a.sf.run(4, lk('p4', 4, F_WRLCK, F_SETLK, 0, 10, '/c'), a.target);
+  t.match(await answered(a, 4, "p4's write of /c [0,10)"), { result: 0 }, "a's step on /c commits: the engine answers again");
+  await engineIs(engine, ['b held write q2 0-9'], "the owed close's step removing p1's ended waiter, with no step of a on /a");
+  t.equal(waits, 1, 'no wait of the owed close ran out');
+  t.equal(await q2Waits(b, 2), 'queued', "q2 waits for p1's /b lock");
+  t.same(a.faults, [], 'nothing reported');
+});
 
 t.test("once the owed close committed, the ended waiter's edges are gone: another node's request queues", async (t) => {
   const { engine, a, b } = await stage(t);
