@@ -125,6 +125,8 @@ export class SharedFiles implements FileSpace {
     this.link = {
       commit: (step) => {
         const sent = ++this.sends;
+        // No wait began before this step: its answer cuts none short (healed), and costs nothing.
+        if (this.owedWaiting.size === 0) return link.commit(step);
         return link.commit(step).then((reply) => {
           if (this.owedWaiting.size > 0 && engineAnswered(reply)) this.healed(sent);
           return reply;
