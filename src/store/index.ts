@@ -30,6 +30,7 @@
  * | P grace                | string | exists (PX graceMs) while the incarnation's grace period runs      |
  * | P ttlmax               | string | the longest sessionTtlMs a session of the incarnation opened with  |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
+ * | P own:<node>           | string | `<instance>/<sessionTtlMs>` of the live session's opener, PX TTL    |
  * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
  * | P sf:<node>\|<epoch>   | set    | files where that session has records (the reaper's index)          |
  * | P rp:<node>\|<epoch>   | hash   | file → [id, record, ...]: that session's locks steps removed while |

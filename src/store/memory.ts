@@ -26,6 +26,7 @@ import type {
   Renewed,
   SessionFilesPage,
   SessionRef,
+  SessionsRead,
   StoreRecord,
 } from './types.js';
 
@@ -114,7 +115,7 @@ export class MemoryEngine implements Engine {
   /** Node name -> the instance that opened its last session (two processes under one name). */
   private readonly owners = new Map<string, string>();
   /** "node|epoch" → deadline: every session until the reaper has seen it dead and empty. */
-  private readonly registry = new Map<string, { node: string; epoch: number; deadline: number }>();
+  private readonly registry = new Map<string, { node: string; epoch: number; deadline: number; ttlMs: number }>();
   private readonly sessFiles = new Map<string, Set<string>>();
   /**
    * "node|epoch" → the held records of that dead session steps removed, per file, in the order
@@ -213,7 +214,7 @@ export class MemoryEngine implements Engine {
     }
     const now = this.now();
     this.live.set(node, { epoch, expiresAt: now + ttlMs });
-    this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs });
+    this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs, ttlMs });
     const b = this.box(node);
     b.entries = [];
     const inboxFrom = this.append(node, { file: '', version: 0, from: '', epoch, requestId: '', kind: 'open', data: '' });
@@ -263,6 +264,15 @@ export class MemoryEngine implements Engine {
 
   async files(): Promise<string[]> {
     return [...this.fileMap.keys()].sort();
+  }
+
+  async sessions(): Promise<SessionsRead> {
+    const now = this.now();
+    // A session whose key vanished (expire(): its TTL ran out) is past its deadline, as in Redis.
+    const sessions = [...this.registry.values()].map((r) =>
+      this.alive(r.node, r.epoch) ? { node: r.node, epoch: r.epoch, deadline: r.deadline, ttlMs: r.ttlMs } : { node: r.node, epoch: r.epoch, deadline: r.deadline === 0 ? 0 : Math.min(r.deadline, now) },
+    );
+    return { now, ttlMaxMs: this.ttlMax, sessions };
   }
 
   /** What steps removed of dead session `k` while it is kept (REAPED_KEEP_MS), or undefined. */

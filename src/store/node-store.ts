@@ -23,6 +23,7 @@ import type {
   RecordInput,
   SessionEvent,
   SessionRef,
+  SessionsRead,
   Step,
   StoreHooks,
   StoreStats,
@@ -482,6 +483,13 @@ export class NodeStore implements LockStore {
     this.open();
     this.st.roundTrips++;
     return this.engine.files();
+  }
+
+  /** The engine's session registry and clock (Engine.sessions): read-only. */
+  async sessions(): Promise<SessionsRead> {
+    this.open();
+    this.st.roundTrips++;
+    return this.engine.sessions();
   }
 
   /** Test support: the inbox reader (the Redis one can name its connection). */

@@ -36,6 +36,7 @@ import type {
   SessionFilesPage,
   SessionRef,
   StoreRecord,
+  SessionsRead,
 } from './types.js';
 
 type Reply = string | number | null | Reply[];
@@ -522,7 +523,9 @@ export class RedisEngine implements Engine {
   }
 
   async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
-    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, instance);
+    // The instance's key (own:<node>) also keeps the session's TTL, for sessions(): a NodeStore
+    // always opens with the same TTL, so it still tells one instance from another.
+    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, instance === '' ? '' : `${instance}/${ttlMs}`);
     if (r[0] === 'taken') return { taken: true };
     const [inc, epoch, from, grace, created, now, ttlMax] = r;
     return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1, now: Number(now), ttlMaxMs: Number(ttlMax) };
@@ -652,6 +655,43 @@ export class RedisEngine implements Engine {
       out.push(...batch);
     } while (cursor !== '0');
     return [...new Set(out)].sort();
+  }
+
+  async sessions(): Promise<SessionsRead> {
+    let replies: [Error | null, unknown][] | null;
+    try {
+      // One round trip, one moment: the clock, the registry (member node|epoch, score the deadline) and the longest TTL.
+      replies = await this.client.multi().time().zrange(`${this.prefix}sessions`, '0', '-1', 'WITHSCORES').get(`${this.prefix}ttlmax`).exec();
+    } catch (e) {
+      const m = (e as Error).message;
+      throw new Error((e as { name?: string }).name === 'ReplyError' ? `locksmith store: the engine refused a listing: ${m}` : `locksmith store: ${this.o.shownUrl}: ${m}`);
+    }
+    if (replies === null) throw new Error(`locksmith store: ${this.o.shownUrl}: the session listing was discarded`);
+    for (const [err] of replies) if (err) throw new Error(`locksmith store: the engine refused a listing: ${err.message}`);
+    const [sec, usec] = replies[0]![1] as [string, string];
+    const flat = replies[1]![1] as string[];
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const sessions: { node: string; epoch: number; deadline: number; ttlMs?: number }[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const m = /^(.*)\|(\d+)$/.exec(flat[i]!);
+      if (m) sessions.push({ node: m[1]!, epoch: Number(m[2]), deadline: Number(flat[i + 1]) });
+    }
+    // The TTLs of the sessions still live, from their openers' keys (a second read: a session that
+    // ended in between keeps none).
+    const live = sessions.filter((x) => x.deadline > now);
+    if (live.length > 0) {
+      let owners: (string | null)[];
+      try {
+        owners = await this.client.mget(live.map((x) => `${this.prefix}own:${x.node}`));
+      } catch {
+        owners = [];
+      }
+      live.forEach((x, i) => {
+        const ttl = /\/(\d+)$/.exec(owners[i] ?? '')?.[1];
+        if (ttl !== undefined) x.ttlMs = Number(ttl);
+      });
+    }
+    return { now, ttlMaxMs: Number(replies[2]![1] ?? 0), sessions };
   }
 
   /** Inbox connections being closed (at a reader's close or restart): shutdown waits for them. */

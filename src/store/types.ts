@@ -320,6 +320,28 @@ export interface SessionFilesPage {
   readonly cursor: string;
 }
 
+/** One session of the engine's registry (Engine.sessions). */
+export interface SessionDeadline extends SessionId {
+  /**
+   * When the session expires unless renewed, on the engine's clock (ms): its last renewal (or its
+   * open) plus its node's sessionTtlMs. 0 for a session that was ended or replaced by a newer one
+   * of its node. A session past it is dead: its records are the reaper's.
+   */
+  readonly deadline: number;
+  /** The sessionTtlMs it was opened with, when the engine still has it (a live session's, opened through a NodeStore). */
+  readonly ttlMs?: number;
+}
+
+/** The engine's session registry as it is at one moment (Engine.sessions). */
+export interface SessionsRead {
+  /** The engine's clock (ms) at the read. */
+  readonly now: number;
+  /** Opened.ttlMaxMs: the longest sessionTtlMs a session of the incarnation opened with (0: none yet). */
+  readonly ttlMaxMs: number;
+  /** Every registered session: the live ones, and dead ones until the reaper has removed their records. */
+  readonly sessions: readonly SessionDeadline[];
+}
+
 /** Another instance holds the node name's live session (two processes given one name). */
 export interface Taken {
   readonly taken: true;
@@ -377,5 +399,13 @@ export interface Engine {
    */
   sessionFiles(s: SessionRef, cursor: string, limit: number): Promise<SessionFilesPage | 'reset'>;
   inbox(node: string): InboxReader;
+  /**
+   * The session registry with the engine's clock, read-only: what tells a listing that a node's
+   * session is no longer renewed (its server killed, paused, cut off) and when its locks go. The
+   * registry and the clock are read at one moment (Redis: one MULTI), the live sessions' TTLs
+   * just after (a second round trip, when any is live). The deadline is the engine's own
+   * (registry and session key agree on it).
+   */
+  sessions(): Promise<SessionsRead>;
   shutdown(): Promise<void>;
 }
