@@ -19,6 +19,8 @@ import type { FuseMount } from './mount.js';
 import { packageVersion } from './version.js';
 import { realMountpoint, type Handler } from './control.js';
 import { probeEngine, refusedText } from './store/probe.js';
+import type { SpaceListing } from './caller/shared-space.js';
+import type { SessionsRead } from './store/types.js';
 
 /** Backing entries looked at, at most, per 'locks' request that needs a walk. */
 const WALK_LIMIT = 50_000;
@@ -45,6 +47,26 @@ export interface ControlLock {
   waitingMs?: number;
   /** In a shared lock space: the node that holds or waits (its pid is that node's). */
   node?: string;
+  /** In a shared lock space, listed from the engine: the session of `node` the lock belongs to. */
+  epoch?: number;
+}
+
+/**
+ * In a 'locks' answer of a mount sharing its lock space: the engine's session registry, read beside
+ * the locks, its deadlines made relative to the engine's clock at the read (no other clock enters).
+ */
+export interface ControlRegistry {
+  /**
+   * Per session: ms until it expires unless renewed (at or below 0: expired that long ago), null
+   * once ended or replaced; the TTL it was opened with, when the engine still has it (live ones).
+   */
+  sessions: { node: string; epoch: number; expiresInMs: number | null; ttlMs?: number }[];
+}
+
+function registryOf(r: SessionsRead): ControlRegistry {
+  return {
+    sessions: r.sessions.map((x) => ({ node: x.node, epoch: x.epoch, expiresInMs: x.deadline === 0 ? null : x.deadline - r.now, ...(x.ttlMs === undefined ? {} : { ttlMs: x.ttlMs }) })),
+  };
 }
 
 /**
@@ -185,6 +207,9 @@ export interface ControlSpace {
 /** How long 'locks' gives a plain connection to the engine to be refused (it answers at once when it is). */
 const PROBE_MS = 1_000;
 
+/** What a 'locks' answer is built from: the entries, with their sessions and the engine's registry when the lock space's engine listed them. */
+type Listing = Omit<SpaceListing, 'epochs'> & { epochs?: number[] };
+
 /** Why a mount sharing its lock space lists only what it last knew of its own locks. */
 class EngineDown extends Error {}
 
@@ -193,8 +218,8 @@ class EngineDown extends Error {}
  * by a plain connection beside the listing) or does not answer (the listing's own error, after
  * requestTimeoutMs), an EngineDown saying so.
  */
-async function fromEngine(m: FuseMount, url: string, shownUrl: string): Promise<LockEntry[]> {
-  const listing = m.coordinator.locks();
+async function fromEngine(m: FuseMount, url: string, shownUrl: string): Promise<Listing> {
+  const listing = m.coordinator.spaceLocks().then((l) => l ?? { locks: [] });
   listing.catch(() => {});
   const refused = probeEngine(url, PROBE_MS, false).then((p) => (p.kind === 'refused' ? Promise.reject(new EngineDown(refusedText(url, shownUrl))) : listing));
   try {
@@ -230,15 +255,16 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
     locks: async () => {
       // With the engine down, this node's own locks as it last knew them, said so (lastKnown):
       // other nodes' are unknown.
-      let entries: LockEntry[];
+      let listing: Listing;
       let lastKnown: string | undefined;
       try {
-        entries = o.space === undefined || o.engineUrl === undefined ? await m.coordinator.locks() : await fromEngine(m, o.engineUrl, o.space.engine);
+        listing = o.space === undefined || o.engineUrl === undefined ? { locks: await m.coordinator.locks() } : await fromEngine(m, o.engineUrl, o.space.engine);
       } catch (e) {
         if (!(e instanceof EngineDown)) throw e;
         lastKnown = e.message;
-        entries = await m.coordinator.lastKnownLocks();
+        listing = { locks: await m.coordinator.lastKnownLocks() };
       }
+      const entries = listing.locks;
       const wanted = new Map<string, Set<number>>();
       for (const e of entries) {
         const pids = wanted.get(e.path) ?? new Set<number>();
@@ -246,7 +272,7 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
         wanted.set(e.path, pids);
       }
       const where = await paths.resolve(wanted);
-      const locks: ControlLock[] = entries.map((e) => {
+      const locks: ControlLock[] = entries.map((e, i) => {
         const id = parseKey(e.path);
         return {
           pid: e.pid,
@@ -261,6 +287,7 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
           key: e.path,
           owner: String(e.owner),
           ...(e.node === undefined ? {} : { node: e.node }),
+          ...(listing.epochs === undefined ? {} : { epoch: listing.epochs[i]! }),
           ...(e.waitingMs === undefined ? {} : { waitingMs: e.waitingMs }),
         };
       });
@@ -270,6 +297,7 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
         mount: mount(),
         ...(o.space === undefined ? {} : { space: { ...o.space, ...(incarnation ? { incarnation } : {}) } }),
         ...(lastKnown === undefined ? {} : { lastKnown }),
+        ...(listing.registry === undefined ? {} : { registry: registryOf(listing.registry) }),
         locks,
       };
     },

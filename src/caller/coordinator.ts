@@ -55,7 +55,7 @@ import { AbortWatch } from './abort-watch.js';
 import { Counters, merge } from '../counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
-import { SharedSpace, type SessionState } from './shared-space.js';
+import { SharedSpace, type SessionState, type SpaceListing } from './shared-space.js';
 import type { SessionEvent } from '../store/types.js';
 
 /** How long stop() waits for a host that neither says 'stopped' nor ends (it answers at once). */
@@ -537,6 +537,15 @@ export class LockCoordinator {
       const parts = await Promise.all(this.workers.list.map((w) => this.workers.ask(w.index, (h) => h.locks())));
       return parts.flat();
     });
+  }
+
+  /**
+   * With a store: every node's locks as locks() lists them, each with the epoch of its session,
+   * and the engine's session registry read beside them (what `locksmith locks` tells a node that
+   * no longer renews its session by). Undefined without a store.
+   */
+  spaceLocks(): Promise<SpaceListing | undefined> {
+    return this.guard(async () => this.space?.listing(undefined, true));
   }
 
   /**

@@ -21,7 +21,7 @@ import type { LockEntry } from '../core/views.js';
 import { openStore } from '../store/index.js';
 import { resolveOptions } from '../store/options.js';
 import type { NodeStore } from '../store/node-store.js';
-import type { InboxEvent, SessionEvent } from '../store/types.js';
+import type { InboxEvent, SessionEvent, SessionsRead } from '../store/types.js';
 import type { StoreOptions, StoreStats } from '../types.js';
 import { endedByFile } from '../actors/shared-file.js';
 import type { HostInit, ToHost } from '../wire/protocol.js';
@@ -34,6 +34,14 @@ export interface SessionState {
   readonly epoch: number;
   readonly fenced: boolean;
   readonly grace: boolean;
+}
+
+/** Every node's locks with the sessions they belong to, and the engine's session registry (SharedSpace.listing). */
+export interface SpaceListing {
+  readonly locks: LockEntry[];
+  /** Per entry of `locks`, the epoch of the session its record belongs to (its node's). */
+  readonly epochs: number[];
+  readonly registry?: SessionsRead;
 }
 
 export class SharedSpace {
@@ -179,8 +187,19 @@ export class SharedSpace {
    * engine that does not answer is an Error saying so, naming it.
    */
   async locks(path?: string): Promise<LockEntry[]> {
+    return (await this.listing(path, false)).locks;
+  }
+
+  /**
+   * locks(), each entry with the session its record belongs to (`epochs`, in the same order), and
+   * with `registry` the engine's session registry, read beside the listing: what tells
+   * `locksmith locks` which nodes no longer renew their session, and when their locks go. A
+   * registry that could not be read is left out (the listing stands without it).
+   */
+  async listing(path: string | undefined, registry: boolean): Promise<SpaceListing> {
     let files: string[];
     let states: Awaited<ReturnType<NodeStore['load']>>[];
+    const sessions = registry ? this.store.sessions().catch(() => undefined) : undefined;
     try {
       files = path === undefined ? (await this.store.files()).sort() : [path];
       states = await Promise.all(files.map((f) => this.store.load(f)));
@@ -195,7 +214,12 @@ export class SharedSpace {
       );
     }
     const now = Date.now();
-    return files.flatMap((file, i) => recordEntries(file, states[i]!.records, now));
+    const read = await sessions;
+    return {
+      locks: files.flatMap((file, i) => recordEntries(file, states[i]!.records, now)),
+      epochs: states.flatMap((st) => st.records.map((r) => r.epoch)),
+      ...(read === undefined ? {} : { registry: read }),
+    };
   }
 
   /** The engine's side of stats(): this thread's calls plus each worker's own (`workers`). */
