@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, request, searchDirs, socketName, socketServer } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { versionLine } from './version.js';
-import { defaultNode } from './store/options.js';
-import type { ControlLock, ControlSpace } from './mount-control.js';
+import { defaultNode, resolveTuning } from './store/options.js';
+import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
 
 const OFFSET_MAX = '9223372036854775807';
@@ -41,10 +41,23 @@ the other mounts are listed. A mount sharing its lock space whose engine refuses
 does not answer lists its own node's locks as that node last knew them, STATE marked '*' (--json:
 "lastKnown": true), and says why on stderr; other nodes' locks are unknown then.
 
+In a shared lock space each node keeps a session on the engine, renewed about every 0.5 s, that
+expires its TTL (a mount's: 10 s) after its last renewal; then a live node's next renewal reaps
+its locks. A node whose server was killed, crashed, is stopped or cut off from the engine keeps
+its locks listed (they still block others) until then: once it has not renewed for over two
+renewals and a second (at most 3/4 of its TTL), stderr names it (and its mount, when that is one
+of this machine's that does not answer), says for how long, and when its locks go ("in about
+N s", on the engine's clock), or that its session expired (or was ended) and they go at the next
+reap. The listing is complete all the same: this alone leaves the exit status 0.
+
 options:
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
                  start and end are decimal strings (end ${OFFSET_MAX} is EOF); mountpoint is
-                 the lock's MOUNT (null for '-')
+                 the lock's MOUNT (null for '-'); in a shared lock space node, epoch (its
+                 session), and "late": true on a late session's locks, which are listed in
+                 "lateSessions":[{node,epoch,mountpoint,notRenewedForMs,expiresInMs}]
+                 (expiresInMs at or below 0: expired that long ago; null: ended or replaced;
+                 notRenewedForMs null then)
   --noheadings   leave the heading line out
   --version      print the version
   --help         show this text
@@ -66,7 +79,7 @@ options:
 
 type Cmd = keyof typeof HELP;
 /** `lastKnown`: the engine of the mount's lock space did not answer (why): its locks are its node's own, as it last knew them. */
-export type Answer = Record<string, unknown> & { mount: MountInfo; space?: ControlSpace; lastKnown?: string };
+export type Answer = Record<string, unknown> & { mount: MountInfo; space?: ControlSpace; lastKnown?: string; registry?: ControlRegistry };
 interface MountInfo {
   mountpoint: string;
   backing: string;
@@ -280,8 +293,51 @@ function shownPath(l: WireLock): string {
 
 /** One lock to list, and the mount it is on: its node's, or null for a node with no mount among the answers. */
 interface Listed {
-  lock: WireLock & { lastKnown?: true };
+  lock: WireLock & { lastKnown?: true; late?: true };
   mountpoint: string | null;
+  /** Its session, when its node no longer renews it. */
+  late?: LateSession;
+}
+
+/**
+ * A session of a shared lock space that holds or waits for listed locks and that its node no
+ * longer renews (its server killed or crashed, stopped, or cut off from the engine): its locks stay
+ * until it expires and a reaper (run by a live node's next renewal) removes them.
+ */
+export interface LateSession {
+  node: string;
+  epoch: number;
+  /** Its node's mount on this machine, when known (one that does not answer), else null. */
+  mountpoint: string | null;
+  /** ms since its last renewal on the engine's clock; null when its TTL is unknown (expired or ended). */
+  notRenewedForMs: number | null;
+  /** ms until it expires (at or below 0: it expired that long ago); null: it was ended or replaced by a newer one. */
+  expiresInMs: number | null;
+  /** Its listed locks: granted, and waiting. */
+  granted: number;
+  waiting: number;
+}
+
+/**
+ * How long a session may go without a renewal before it counts as late: two renewals missed and a
+ * second (a renewal is sent every TTL/4, at most 500 ms, by default: resolveTuning), at most the
+ * time after which its node fences itself (3/4 of the TTL).
+ */
+export function lateAfterMs(ttlMs: number): number {
+  const t = resolveTuning(ttlMs, {});
+  return Math.min(2 * t.renewEveryMs + 1000, t.fenceAfterMs);
+}
+
+/** The session of `node`/`epoch` in `registry` when its node no longer renews it, else undefined. */
+function lateOf(registry: ControlRegistry, node: string, epoch: number, mountpoint: string | null): LateSession | undefined {
+  const s = registry.sessions.find((x) => x.node === node && x.epoch === epoch);
+  if (s === undefined) return undefined;
+  const late = (notRenewedForMs: number | null): LateSession => ({ node, epoch, mountpoint, notRenewedForMs, expiresInMs: s.expiresInMs, granted: 0, waiting: 0 });
+  if (s.expiresInMs === null || s.expiresInMs <= 0) return late(null);
+  // A live session's TTL is known from its opener: without it, it is only judged once expired.
+  if (s.ttlMs === undefined) return undefined;
+  const since = Math.max(0, s.ttlMs - s.expiresInMs);
+  return since > lateAfterMs(s.ttlMs) ? late(since) : undefined;
 }
 
 /** How a lock listed as its node last knew it is marked (STATE). */
@@ -342,6 +398,9 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
     for (const b of all) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
     // A mount that does not answer was named on stderr: its node's locks are shown on it, not '-'.
     for (const m of silent) if (!mountOfNode.has(m.node)) mountOfNode.set(m.node, m.mountpoint);
+    // The engine's session registry, read beside the locks: which sessions their nodes no longer renew.
+    const registry = group.find((b) => b.registry !== undefined)?.registry;
+    const lateSessions = new Map<string, LateSession | undefined>();
     const once = new Map<string, Listed>();
     for (const b of group) {
       for (const lock of (b.locks ?? []) as WireLock[]) {
@@ -353,18 +412,57 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
         else if (own) seen.lock = lock;
       }
     }
+    for (const l of once.values()) {
+      const { node, epoch } = l.lock;
+      if (registry === undefined || node === undefined || epoch === undefined || l.lock.lastKnown) continue;
+      const k = `${node}|${epoch}`;
+      if (!lateSessions.has(k)) lateSessions.set(k, lateOf(registry, node, epoch, mountOfNode.get(node) ?? null));
+      const late = lateSessions.get(k);
+      if (late === undefined) continue;
+      if (l.lock.state === 'waiting') late.waiting++;
+      else late.granted++;
+      l.late = late;
+      l.lock = { ...l.lock, late: true };
+    }
     out.push(...[...once.values()].sort(byPlace));
   }
   return out;
 }
 
-function printLocks(answers: Answer[], many: boolean, headings: boolean, silent: readonly SilentMount[]): void {
+/** The late sessions of a listing (listed()), each once, in the order their first lock is listed. */
+export function lateSessions(locks: readonly Listed[]): LateSession[] {
+  return [...new Set(locks.flatMap((l) => (l.late === undefined ? [] : [l.late])))];
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** What a late session's locks are, as a subject: "its lock", "its 2 locks and 1 waiting request". */
+function itsLocks(s: LateSession): string {
+  const parts = [...(s.granted > 0 ? [s.granted === 1 ? 'lock' : `${s.granted} locks`] : []), ...(s.waiting > 0 ? [s.waiting === 1 ? 'waiting request' : `${s.waiting} waiting requests`] : [])];
+  return `its ${s.granted + s.waiting === 1 ? parts[0] : parts.join(' and ')}${s.granted + s.waiting === 1 ? ' goes' : ' go'}`;
+}
+
+/** The stderr line for a late session (see the help text). */
+export function lateText(s: LateSession): string {
+  const who = `node ${printable(s.node)}${s.mountpoint === null ? '' : ` (the mount at ${printable(s.mountpoint)})`}`;
+  const reap = 'at the next reap, which the next renewal of a live node starts';
+  if (s.expiresInMs === null) return `${who}: its session ${s.epoch} was ended or replaced by a newer one; ${itsLocks(s)} ${reap}`;
+  if (s.expiresInMs <= 0) return `${who}: its session ${s.epoch} expired ${seconds(-s.expiresInMs)} ago without a renewal (its server gone, stopped or cut off from the engine); ${itsLocks(s)} ${reap}`;
+  return (
+    `${who} has not renewed its session ${s.epoch} for ${seconds(s.notRenewedForMs ?? 0)} (its server gone, stopped or cut off from the engine): ` +
+    `${itsLocks(s)} when the session expires, in about ${seconds(s.expiresInMs)} on the engine's clock, unless it renews first`
+  );
+}
+
+function printLocks(locks: readonly Listed[], answers: Answer[], many: boolean, headings: boolean): void {
   // A mount sharing its lock space lists every node's locks: a NODE column says whose each is
   // (also with nothing to list: the heading is the same).
   const nodes = answers.some((a) => a.space !== undefined || ((a.locks ?? []) as WireLock[]).some((l) => l.node !== undefined));
   const cols = [...(nodes ? ['NODE'] : []), 'PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', ...(many ? ['MOUNT'] : []), 'PATH'];
   const rows = [cols];
-  for (const { lock: l, mountpoint } of listed(answers, silent)) {
+  for (const { lock: l, mountpoint } of locks) {
     rows.push([
       ...(nodes ? [l.node ?? ''] : []),
       String(l.pid),
@@ -497,19 +595,28 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
       process.stderr.write(`locksmith locks: the mount at ${printable(a.mount.mountpoint)}: ${a.lastKnown}, ${listedNow}\n`);
     }
   }
+  // A node that no longer renews its session: its locks are listed (they are the engine's, and
+  // still block), and stderr says so and when they go. The listing is complete: the exit status stays 0.
+  const all = cmd === 'locks' ? listed(answers, silent) : [];
+  const late = lateSessions(all);
+  for (const s of late) process.stderr.write(`locksmith locks: ${lateText(s)}\n`);
   // A running mount that could not answer leaves the listing incomplete: said on stderr, and exit 1.
   const status = failed > 0 ? 1 : 0;
   if (json) {
     const mounts = answers.map((a) => ({ ...a.mount, ...(a.space === undefined ? {} : { space: a.space }), ...(a.lastKnown === undefined ? {} : { lastKnown: a.lastKnown }) }));
     const body =
       cmd === 'locks'
-        ? { mounts, locks: listed(answers, silent).map(({ lock, mountpoint }) => ({ mountpoint, ...lock })) }
+        ? {
+            mounts,
+            locks: all.map(({ lock, mountpoint }) => ({ mountpoint, ...lock })),
+            ...(late.length === 0 ? {} : { lateSessions: late.map(({ granted: _g, waiting: _w, ...s }) => s) }),
+          }
         : { mounts: answers.map((a) => ({ mount: a.mount, stats: a.stats, session: a.session })) };
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
     return status;
   }
   if (mountpoint === undefined && answers.length === 0 && failed === 0) process.stderr.write(`locksmith ${cmd}: no running locksmith mount found\n`);
-  if (cmd === 'locks') printLocks(answers, mountpoint === undefined, headings, silent);
+  if (cmd === 'locks') printLocks(all, answers, mountpoint === undefined, headings);
   else printStats(answers);
   return status;
 }

@@ -2,8 +2,10 @@
  * `locksmith locks` when something behind a mount does not answer: a mount whose server is stopped
  * (SIGSTOP) is named by its mountpoint and pid within a few seconds while the other mounts are
  * listed; a mount sharing its lock space whose engine is gone lists its node's own locks, as that
- * node last knew them, and says the engine refused the connection; a stopped mount named through a
- * symlink never hangs the command. Real mounts, real processes.
+ * node last knew them, and says the engine refused the connection; a node whose mount was killed
+ * (SIGKILL) while holding a lock is said late on stderr, with when its locks go, until its session
+ * is reaped; a stopped mount named through a symlink never hangs the command. Real mounts, real
+ * processes.
  */
 import t from 'tap';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -12,7 +14,7 @@ import { join } from 'node:path';
 import { fuseUnavailable } from '../../src/mount.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { runCli, Server } from './cli-proc.js';
-import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing } from './proc.js';
+import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, until } from './proc.js';
 
 // Mounts, lock clients and `locksmith` processes, each a fresh Node; a first lock in a new lock
 // space waits out its grace period (10 s). Every wait names what it waits for.
@@ -93,6 +95,79 @@ if (why !== undefined && !process.env.CI) {
     t.match(r.stdout, new RegExp(`^a +${holder.pid} posix write +0 +8 granted\\* f$`, 'm'), 'its lock, marked');
     holder.go();
     await holder.ended();
+  });
+
+  t.test('a node whose mount was killed (SIGKILL) holding a lock: said late, with when its lock goes, until its session is reaped', { skip: noRedis }, async (t) => {
+    const { base, env, bin, servers, clients } = place(t, 'locks-killed', ['a', 'b']);
+    const redis = await RedisServer.start();
+    t.teardown(() => redis.stop());
+    const store = ['--workers', '1', '--store', redis.url, '--namespace', `lk-${process.pid}-killed`];
+    const a = new Server([join(base, 'backing'), join(base, 'a'), ...store, '--node', 'a'], env);
+    const b = new Server([join(base, 'backing'), join(base, 'b'), ...store, '--node', 'b'], env);
+    servers.push(a, b);
+    await a.serving();
+    await b.serving();
+    // A new lock space's first grant waits out its grace period (sessionTtlMs, 10 s): the line is the event.
+    const holder = new Client(bin(), join(base, 'b', 'f'), ['open', 'lock', 'w', '0', '9', 'wait']);
+    clients.push(holder);
+    t.same(await holder.take(2), ['open ok', 'lock ok'], 'a lock through node b');
+    const waiter = new Client(bin(), join(base, 'a', 'f'), ['open', 'lockw', 'w', '0', '9', 'wait']);
+    clients.push(waiter);
+    t.equal(await waiter.next(), 'open ok');
+    const json = async () => {
+      const r = await runCli(['locks', '--json'], { env });
+      return { ...r, body: JSON.parse(r.stdout) as { locks: { node: string; pid: number; state: string; late?: true }[]; lateSessions?: Record<string, unknown>[] } };
+    };
+    const before = await until("node a's F_SETLKW waiting behind node b's lock, in the listing", async () => {
+      const r = await json();
+      return r.body.locks.some((l) => l.node === 'a' && l.state === 'waiting') && r;
+    });
+    t.equal(before.stderr, '', 'both nodes renew: nothing said');
+    t.equal(before.body.lateSessions, undefined);
+
+    b.proc.kill('SIGKILL');
+    await b.exited;
+    // The grant that ends the wait below: b's session expired and was reaped.
+    let reaped = false;
+    const granted = waiter.next().finally(() => (reaped = true));
+    // Node b no longer renews: said once two renewals are missed (2 s), long before its session
+    // expires (10 s after its last renewal) and a's request is granted. Before: the listing showed
+    // b's lock like a live node's, and nothing was said until the grant.
+    const late = await until("the listing to say that node b no longer renews its session (or a's grant, which is too late)", async () => {
+      const r = await json();
+      return (r.stderr !== '' || reaped) && r;
+    });
+    t.notOk(reaped, 'said before the session was reaped');
+    t.equal(late.status, 0, 'exit 0: the listing is complete (b’s lock is the engine’s, and still blocks)');
+    t.match(
+      late.stderr,
+      /^locksmith locks: node b has not renewed its session \d+ for (\d+\.\d) s \(its server gone, stopped or cut off from the engine\): its lock goes when the session expires, in about (\d+\.\d) s on the engine's clock, unless it renews first\n$/,
+    );
+    const [, since, left] = /for (\d+\.\d) s .* in about (\d+\.\d) s/.exec(late.stderr) ?? [];
+    t.ok(Number(since) >= 2 && Number(since) + Number(left) <= 10.1, `not renewed for ${since} s, expires in ${left} s: within its 10 s TTL`);
+    t.match(late.body.lateSessions, [{ node: 'b', mountpoint: null, notRenewedForMs: Number, expiresInMs: Number }], '--json: lateSessions');
+    t.same(
+      late.body.locks.map((l) => [l.node, l.state, l.late ?? false]),
+      [
+        ['a', 'waiting', false],
+        ['b', 'granted', true],
+      ],
+      "--json: b's lock marked late, a's request not",
+    );
+
+    // The session expires and a live node's renewal reaps it: a's request is granted, and the note goes.
+    t.equal(await granted, 'lockw ok', "node a's F_SETLKW granted once node b's session is reaped");
+    const after = await json();
+    t.equal(after.status, 0);
+    t.equal(after.stderr, '', 'nothing said once the session is reaped');
+    t.equal(after.body.lateSessions, undefined);
+    t.same(
+      after.body.locks.map((l) => [l.node, l.pid, l.state]),
+      [['a', waiter.pid, 'granted']],
+      "only a's lock is left",
+    );
+    waiter.go();
+    await waiter.ended();
   });
 
   t.test('a stopped mount named through a symlink: named by its mountpoint and pid, never hangs', async (t) => {
