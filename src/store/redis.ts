@@ -525,7 +525,7 @@ export class RedisEngine implements Engine {
   async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
     // The instance's key (own:<node>) also keeps the session's TTL, for sessions(): a NodeStore
     // always opens with the same TTL, so it still tells one instance from another.
-    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, instance === '' ? '' : `${instance}/${ttlMs}`);
+    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, `${instance}/${ttlMs}`);
     if (r[0] === 'taken') return { taken: true };
     const [inc, epoch, from, grace, created, now, ttlMax] = r;
     return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1, now: Number(now), ttlMaxMs: Number(ttlMax) };

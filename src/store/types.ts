@@ -328,7 +328,7 @@ export interface SessionDeadline extends SessionId {
    * of its node. A session past it is dead: its records are the reaper's.
    */
   readonly deadline: number;
-  /** The sessionTtlMs it was opened with, when the engine still has it (a live session's, opened through a NodeStore). */
+  /** The sessionTtlMs it was opened with, when the engine still has it (a live session's). */
   readonly ttlMs?: number;
 }
 

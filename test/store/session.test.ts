@@ -299,3 +299,38 @@ t.test('a grace period longer than a setTimeout can wait (a TTL of weeks): no ov
   t.equal(store.session().grace, true, 'the grace period still runs');
   t.same(ends.filter((e) => e.kind === 'grace-ended'), [], 'and was not told over');
 });
+
+for (const kind of ['memory', 'redis'] as const) {
+  t.test(`${kind}: sessions() is the registry on the engine's clock: a live session's deadline and TTL, an expired one past its deadline, a replaced one at 0`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    const engine = kind === 'memory' ? new MemoryEngine() : await RedisEngine.connect({ url: server.url, shownUrl: server.url, namespace: `sessions-${randomUUID().slice(0, 8)}`, requestTimeoutMs: 10_000 });
+    t.teardown(() => engine.shutdown());
+    const opened = async (node: string, ttl: number, instance: string) => {
+      const o = await engine.open(node, ttl, 0, instance);
+      if ('taken' in o) throw new Error(`${node}: taken`);
+      return o;
+    };
+    const a = await opened('a', 60_000, 'ia');
+    const c = await opened('c', 200, 'ic');
+    const first = await engine.sessions();
+    const of = (r: typeof first, node: string, epoch: number) => r.sessions.find((x) => x.node === node && x.epoch === epoch);
+    const sa = of(first, 'a', a.epoch);
+    t.equal(sa?.ttlMs, 60_000, "a's TTL, from its opener");
+    t.ok(sa !== undefined && sa.deadline > first.now && sa.deadline <= first.now + 60_000, `a's deadline within its TTL of the engine's clock (${(sa?.deadline ?? 0) - first.now} ms ahead)`);
+    t.equal(first.ttlMaxMs, 60_000);
+    // c is never renewed: the event is the registry's own, c past its deadline.
+    let expired: typeof first | undefined;
+    for (;;) {
+      expired = await engine.sessions();
+      const sc = of(expired, 'c', c.epoch);
+      if (sc !== undefined && sc.deadline <= expired.now) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    t.match(of(expired, 'c', c.epoch), { node: 'c', epoch: c.epoch, ttlMs: undefined }, 'an expired session: past its deadline, its TTL gone with its key');
+    // The same instance opens a's name again (its TTL unchanged: not 'taken'): the old session is replaced.
+    const a2 = await opened('a', 60_000, 'ia');
+    const after = await engine.sessions();
+    t.equal(of(after, 'a', a.epoch)?.deadline, 0, 'the replaced session: deadline 0');
+    t.equal(of(after, 'a', a2.epoch)?.ttlMs, 60_000, 'the new one live, with its TTL');
+    t.same(await engine.open('a', 60_000, 0, 'another'), { taken: true }, 'another instance is still refused the live name');
+  });
+}
