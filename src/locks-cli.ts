@@ -448,10 +448,10 @@ function itsLocks(s: LateSession): string {
 export function lateText(s: LateSession): string {
   const who = `node ${printable(s.node)}${s.mountpoint === null ? '' : ` (the mount at ${printable(s.mountpoint)})`}`;
   const reap = 'at the next reap, which the next renewal of a live node starts';
-  if (s.expiresInMs === null) return `${who}: its session ${s.epoch} was ended or replaced by a newer one; ${itsLocks(s)} ${reap}`;
-  if (s.expiresInMs <= 0) return `${who}: its session ${s.epoch} expired ${seconds(-s.expiresInMs)} ago without a renewal (its server gone, stopped or cut off from the engine); ${itsLocks(s)} ${reap}`;
+  if (s.expiresInMs === null) return `${who}: its session was ended or replaced by a newer one; ${itsLocks(s)} ${reap}`;
+  if (s.expiresInMs <= 0) return `${who}: its session expired ${seconds(-s.expiresInMs)} ago without a renewal (its server gone, stopped or cut off from the engine); ${itsLocks(s)} ${reap}`;
   return (
-    `${who} has not renewed its session ${s.epoch} for ${seconds(s.notRenewedForMs ?? 0)} (its server gone, stopped or cut off from the engine): ` +
+    `${who} has not renewed its session for ${seconds(s.notRenewedForMs ?? 0)} (its server gone, stopped or cut off from the engine): ` +
     `${itsLocks(s)} when the session expires, in about ${seconds(s.expiresInMs)} on the engine's clock, unless it renews first`
   );
 }

@@ -141,7 +141,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(late.status, 0, 'exit 0: the listing is complete (b’s lock is the engine’s, and still blocks)');
     t.match(
       late.stderr,
-      /^locksmith locks: node b has not renewed its session \d+ for (\d+\.\d) s \(its server gone, stopped or cut off from the engine\): its lock goes when the session expires, in about (\d+\.\d) s on the engine's clock, unless it renews first\n$/,
+      /^locksmith locks: node b has not renewed its session for (\d+\.\d) s \(its server gone, stopped or cut off from the engine\): its lock goes when the session expires, in about (\d+\.\d) s on the engine's clock, unless it renews first\n$/,
     );
     const [, since, left] = /for (\d+\.\d) s .* in about (\d+\.\d) s/.exec(late.stderr) ?? [];
     t.ok(Number(since) >= 2 && Number(since) + Number(left) <= 10.1, `not renewed for ${since} s, expires in ${left} s: within its 10 s TTL`);
