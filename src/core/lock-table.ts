@@ -22,8 +22,7 @@ import { EAGAIN, EDEADLK, EINTR, EINVAL, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED,
 import { type WaitForGraph, LocalWaitForGraph } from './deadlock.js';
 import { SweptMap } from './swept-map.js';
 import { FileLocks, Lock, type LockRequest, type Policy, type Waiter } from './file-locks.js';
-import { posixLength } from './input.js';
-import { listLocks, posixView, winUnlockEvent, type LockEntry } from './views.js';
+import { listLocks, posixUnlockEvent, posixView, winUnlockEvent, type LockEntry } from './views.js';
 import {
   parseCheckIo,
   parseCloseHandle,
@@ -90,7 +89,7 @@ type Maybe<T> = T | Promise<T>;
 export type Spared = Pick<LockRequest, 'start' | 'end' | 'write'>;
 
 /** The parts of [start, end] (inclusive) outside every range of `cut`, in order. */
-function without(start: bigint, end: bigint, cut: readonly { readonly start: bigint; readonly end: bigint }[]): [bigint, bigint][] {
+export function without(start: bigint, end: bigint, cut: readonly { readonly start: bigint; readonly end: bigint }[]): [bigint, bigint][] {
   let parts: [bigint, bigint][] = [[start, end]];
   for (const c of cut) {
     const next: [bigint, bigint][] = [];
@@ -646,7 +645,7 @@ export class LockTable {
     if (released !== undefined) {
       for (const l of gone) {
         if (l.kind === 'windows') released('windows', winUnlockEvent(l), l);
-        else released('posix', { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: l.start, lockLen: posixLength(l.start, l.end) }, l);
+        else released('posix', posixUnlockEvent(l), l);
       }
     }
     return then(this.settle(f), () => {

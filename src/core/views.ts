@@ -2,7 +2,7 @@
  * How a lock is shown outside the table: as an entry of `locks()` (a line of /proc/locks), as the
  * lock an F_GETLK reply reports, and as the event a Windows unlock hook receives.
  */
-import { F_RDLCK, F_WRLCK, OFFSET_MAX } from './codes.js';
+import { F_RDLCK, F_SETLK, F_UNLCK, F_WRLCK, OFFSET_MAX } from './codes.js';
 import type { FileLocks, Lock, LockKind, LockOrigin } from './file-locks.js';
 import { posixLength, type Identity } from './input.js';
 import type { PosixReply } from './requests.js';
@@ -38,6 +38,15 @@ export function listLocks(files: Iterable<FileLocks>, now: number): LockEntry[] 
     }
   }
   return out;
+}
+
+/**
+ * The event a POSIX release notice of lock `l` receives (a flush or a release removed it): the
+ * request that took it, as an F_SETLK F_UNLCK of its bytes, or of bytes [start, end] of them only
+ * (a shared lock space tells no notice for bytes its caller never held: SharedFile.untold).
+ */
+export function posixUnlockEvent(l: Lock, start: bigint = l.start, end: bigint = l.end): Record<string, unknown> {
+  return { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: start, lockLen: posixLength(start, end) };
 }
 
 export function winUnlockEvent(l: Lock): Record<string, unknown> {
