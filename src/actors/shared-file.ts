@@ -33,9 +33,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
-import { LockTable, closedWith, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
+import { LockTable, closedWith, without, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
+import { posixUnlockEvent } from '../core/views.js';
 import { ProgrammingError } from '../store/memory.js';
 import { INBOX_MARK, type Change, type CommitReply, type EdgeInput, type InboxEvent, type NotifyInput, type ReassertReply, type RecordInput, type Step, type StoreRecord } from '../store/types.js';
 
@@ -366,6 +367,42 @@ interface Grant {
   told: boolean;
 }
 
+/**
+ * Bytes [start, end] of a record of this node (SharedFile.grantOf) that another node's step
+ * granted waiter `rid`. A POSIX record may hold bytes of several grants and bytes its owner held
+ * before (the core merges an owner's locks of one mode that overlap or touch); a Windows record
+ * is one grant, whole.
+ */
+interface GrantPart {
+  readonly rid: string;
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+/** A GrantPart of a lock of the table (SharedFile.grantOrigin), with its grant. */
+interface GrantBytes {
+  readonly g: Grant;
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
+/**
+ * How bytes of a release notice are told (SharedFile.untold): at once; never (grants the caller
+ * was never told, and never will be); or, when the notice leaves, if one of these grants was told
+ * by then (grants of the requests the close deciding now ends).
+ */
+type Fate = 'told' | 'never' | readonly Grant[];
+
+function sameFate(a: Fate, b: Fate): boolean {
+  if (typeof a === 'string' || typeof b === 'string') return a === b;
+  return a.length === b.length && a.every((g) => b.includes(g));
+}
+
+/** Whether two lists of a lock's grants' bytes are the same. */
+function sameMarks(a: readonly GrantBytes[], b: readonly GrantBytes[]): boolean {
+  return a.length === b.length && a.every((m, i) => m.g === b[i]!.g && m.start === b[i]!.start && m.end === b[i]!.end);
+}
+
 /** Whether two sets of ids are the same. */
 function sameIds(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return a.size === b.size && [...a].every((x) => b.has(x));
@@ -440,15 +477,17 @@ export class SharedFile {
    */
   private readonly releaseTold = new Set<string>();
   /**
-   * This node's held records that stand for a lock another node's step granted one of its
-   * waiters (grantedRemotely, or learned from a stale reply: markGrants), by record id: the
-   * waiter's record id. A split of one keeps its origin (grantOrigin), and so its mark.
+   * This node's held records that hold bytes of a lock another node's step granted one of its
+   * waiters (grantedRemotely, or learned from a stale reply: markGrants), by record id: those
+   * bytes, each with the waiter's record id (all of the record, or, for a POSIX record that step
+   * merged with its owner's other locks, part of it). What this node's step leaves of one keeps
+   * its origin (grantOrigin), and so its marks.
    */
-  private readonly grantOf = new Map<string, string>();
+  private readonly grantOf = new Map<string, readonly GrantPart[]>();
   /** The grants of grantOf, by waiter record id: whether the caller was told its request granted. */
   private readonly grants = new Map<string, Grant>();
-  /** The origins the table's locks of grantOf have (build), with their grants: a release notice finds its lock's grant here (untold). */
-  private grantOrigin = new WeakMap<LockOrigin, Grant>();
+  /** The origins the table's locks of grantOf have (build), with their grants' bytes: a release notice finds them here (untold). */
+  private grantOrigin = new WeakMap<LockOrigin, readonly GrantBytes[]>();
   /** The close (closeHandle, release) whose run is deciding now: the waiters it ends (closedWith) are never told granted (untold). */
   private closing: Call | undefined;
   /** Records of locks another node granted to waiters here, under the waiters' ids until the engine's records replace them (standIn). */
@@ -971,7 +1010,7 @@ export class SharedFile {
     const r = this.records[i]!;
     const { req } = this.decode(r);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
-    this.grantOf.set(rid, rid);
+    this.grantOf.set(rid, [{ rid, start: req.start, end: req.end }]);
     this.grants.set(rid, { rid, req, told: waits });
     this.spare(rid, req);
     // Only Windows locks are evidence (appliedBefore, releasedBy): only theirs are kept.
@@ -1117,49 +1156,178 @@ export class SharedFile {
   }
 
   /**
-   * Marks the records of `put` that stand for grants (grantOf): this node's locks, each inside
-   * the range of a waiter of its owner, in its mode and through its handle, that `granted` has
-   * (for a Windows lock: its very range), or inside a lock of grantOf that `gone` has (a
-   * stand-in the engine's records replace),
-   * over bytes its owner held in no other record of `gone` (a lock it replaced, told to its
-   * owner, is not a grant: its release is told).
+   * Marks the bytes of the records of `put` that stand for grants (grantOf): this node's locks,
+   * each where it holds bytes of a waiter of its owner that `granted` has, in its mode (for a
+   * Windows lock: that waiter's very range, through its handle), or bytes of a lock of grantOf
+   * that `gone` has (a stand-in, or a record marked before, that the engine's records replace).
+   * Not the bytes its owner held in `gone` outside any grant: a lock the grant replaced, or (a
+   * POSIX owner's locks of one mode that overlap or touch merge: fs/locks.c) merged with, was
+   * told to its owner, and its release is told. One step may grant an owner two waiters, a read
+   * inside a write through another handle: the read's bytes are the read waiter's grant, read in
+   * the owner's lock after it, not the write's. Another, two waiters side by side through two
+   * handles, merged into one lock through the second's handle: each holds its own bytes of it.
    */
   private markGrants(granted: readonly StoreRecord[], gone: readonly StoreRecord[], put: readonly StoreRecord[]): void {
     const me = this.space.config.node;
-    const from: { rid: string; req: LockRequest; id: string }[] = granted.map((r) => ({ rid: r.id, req: this.decode(r).req, id: r.id }));
+    // The grants `put` may hold bytes of: each with the request it stands for and its bytes.
+    const from: { rid: string; req: LockRequest; start: bigint; end: bigint }[] = granted.map((r) => {
+      const { req } = this.decode(r);
+      return { rid: r.id, req, start: req.start, end: req.end };
+    });
+    // What the owners held in `gone` outside those grants: told.
+    const before: LockRequest[] = [];
     for (const r of gone) {
-      const rid = this.grantOf.get(r.id);
-      if (rid !== undefined && r.state === 'held' && this.grants.has(rid)) from.push({ rid, req: this.decode(r).req, id: r.id });
+      if (r.node !== me || r.state !== 'held') continue;
+      const { req } = this.decode(r);
+      const parts = this.grantOf.get(r.id)?.filter((p) => this.grants.has(p.rid)) ?? [];
+      for (const p of parts) from.push({ rid: p.rid, req, start: p.start > req.start ? p.start : req.start, end: p.end < req.end ? p.end : req.end });
+      for (const [start, end] of parts.length === 0 ? [[req.start, req.end] as const] : without(req.start, req.end, parts)) before.push({ ...req, start, end });
     }
     if (from.length === 0) return;
-    const marked = new Set(from.map((g) => g.id));
-    const before = gone.filter((r) => r.node === me && r.state === 'held' && !marked.has(r.id)).map((r) => this.decode(r).req);
     for (const x of put) {
       if (x.node !== me || x.state !== 'held') continue;
       const xr = this.decode(x).req;
-      // Its very waiter: the lock has the granted request's mode and handle (one step may grant an
-      // owner a write waiter and a read waiter inside it through another handle: the read's bytes
-      // are the read waiter's grant, not the write's).
-      const g = from.find(({ req }) => req.owner === xr.owner && req.kind === xr.kind && req.write === xr.write && req.origin.handleKey === xr.origin.handleKey && (xr.kind === 'windows' ? req.start === xr.start && req.end === xr.end : req.start <= xr.start && xr.end <= req.end));
-      if (g === undefined || before.some((b) => b.owner === xr.owner && b.kind === xr.kind && b.start <= xr.end && xr.start <= b.end)) continue;
-      this.grantOf.set(x.id, g.rid);
-      if (!this.grants.has(g.rid)) this.grants.set(g.rid, { rid: g.rid, req: g.req, told: false });
+      const held = before.filter((b) => b.owner === xr.owner && b.kind === xr.kind && b.start <= xr.end && xr.start <= b.end);
+      const parts: GrantPart[] = [];
+      for (const g of from) {
+        const { req } = g;
+        if (req.owner !== xr.owner || req.kind !== xr.kind || req.write !== xr.write) continue;
+        if (xr.kind === 'windows') {
+          // Its very waiter: the lock has the granted request's range and handle.
+          if (req.origin.handleKey !== xr.origin.handleKey || g.start !== xr.start || g.end !== xr.end || held.length > 0) continue;
+          parts.push({ rid: g.rid, start: xr.start, end: xr.end });
+          break;
+        }
+        if (g.end < xr.start || g.start > xr.end) continue;
+        const start = g.start > xr.start ? g.start : xr.start;
+        const end = g.end < xr.end ? g.end : xr.end;
+        for (const [s, e] of without(start, end, held)) parts.push({ rid: g.rid, start: s, end: e });
+      }
+      if (parts.length === 0) continue;
+      this.grantOf.set(x.id, parts);
+      for (const p of parts) {
+        if (this.grants.has(p.rid)) continue;
+        const g = from.find((f) => f.rid === p.rid)!;
+        this.grants.set(p.rid, { rid: p.rid, req: g.req, told: false });
+      }
     }
   }
 
   /**
-   * Whether the release of `lock` is one the caller must not hear of: a grant of a waiter of this
-   * node (grantOf) whose request was not told granted, and never will be: it was answered
-   * otherwise (ended with a close: SharedFiles.endThrough): true. The close deciding now ends its
-   * request: the grant, when its notice leaves (the step committed): the request is told the
-   * close's code unless the grant's event was read before (endThrough tells that event's result,
-   * granted), and the notice is told with it (Grant.told then). Otherwise false.
+   * How the release notice of `lock` (the hooks' released: `tell` tells it for bytes [start, end]
+   * of it) is told, by its bytes: those of a grant of a waiter of this node (grantOrigin) whose
+   * request was not told granted, and never will be (it was answered otherwise: ended with a
+   * close, SharedFiles.endThrough) are never told: the caller never held them. Where the close
+   * deciding now ends a grant's request: told with the grant, when its notice leaves (the step
+   * committed), if the grant's event was read before (endThrough then tells the request that
+   * event's result, granted: Grant.told). The rest is told: bytes its owner was told it holds (its
+   * own, or a grant told), and a grant whose request still waits here (told granted later, from
+   * its event). A byte of several grants (two waiters of one owner, granted in one step, merged)
+   * is told if one of them is. One notice per run of bytes told alike; the whole lock's own notice
+   * (`whole`) when all of it is.
    */
-  private untold(lock: Lock): boolean | Grant {
-    const g = this.grantOrigin.get(lock.origin);
-    if (g === undefined || g.told) return false;
-    if (!this.space.waits.has(g.rid)) return true;
-    return this.closing !== undefined && closedWith(this.closing, g.req) !== undefined ? g : false;
+  private untold(lock: Lock, whole: () => void, tell: (start: bigint, end: bigint) => void): void {
+    const marks = this.grantOrigin.get(lock.origin);
+    if (marks === undefined) {
+      whole();
+      return;
+    }
+    // A Windows lock is one grant's, whole.
+    if (lock.kind === 'windows') {
+      this.noticeAs(this.fate([marks[0]!.g]), whole);
+      return;
+    }
+    // Where a grant's bytes begin or end inside the lock.
+    const cuts = new Set<bigint>([lock.start, lock.end + 1n]);
+    for (const m of marks) {
+      if (m.start > lock.start && m.start <= lock.end) cuts.add(m.start);
+      if (m.end >= lock.start && m.end < lock.end) cuts.add(m.end + 1n);
+    }
+    const at = [...cuts].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+    // Runs of bytes told alike.
+    const runs: { start: bigint; end: bigint; how: Fate }[] = [];
+    for (let i = 0; i + 1 < at.length; i++) {
+      const start = at[i]!;
+      const end = at[i + 1]! - 1n;
+      const how = this.fate(marks.filter((m) => m.start <= start && end <= m.end).map((m) => m.g));
+      const last = runs.at(-1);
+      if (last !== undefined && sameFate(last.how, how)) last.end = end;
+      else runs.push({ start, end, how });
+    }
+    const notice = (i: number, j: number): void => (i === 0 && j === runs.length - 1 ? whole() : tell(runs[i]!.start, runs[j]!.end));
+    if (runs.every((r) => typeof r.how === 'string')) {
+      for (let i = 0; i < runs.length; i++) if (runs[i]!.how === 'told') notice(i, i);
+      return;
+    }
+    // Bytes of grants of requests the close deciding now ends: told if one of them was told by the
+    // time the notice leaves. Then one notice per run of bytes told: each that may be one is made
+    // now (the hooks are the decision's), and those told leave.
+    const made = new Map<string, (() => void)[]>();
+    for (let i = 0; i < runs.length; i++) {
+      for (let j = i; j < runs.length && runs[j]!.how !== 'never'; j++) {
+        const n = this.out.answers.length;
+        notice(i, j);
+        made.set(`${i}:${j}`, this.out.answers.splice(n));
+      }
+    }
+    this.out.answers.push(() => {
+      let i = -1;
+      for (let j = 0; j <= runs.length; j++) {
+        const how = runs[j]?.how;
+        if (how === 'told' || (how !== undefined && how !== 'never' && how.some((g) => g.told))) {
+          if (i < 0) i = j;
+          continue;
+        }
+        if (i >= 0) for (const a of made.get(`${i}:${j - 1}`) ?? []) a();
+        i = -1;
+      }
+    });
+  }
+
+  /** How bytes of the grants `gs` (none: bytes their owner was told it holds) are told (untold). */
+  private fate(gs: readonly Grant[]): Fate {
+    let later: Grant[] | undefined;
+    let never = gs.length > 0;
+    for (const g of gs) {
+      if (g.told) return 'told';
+      if (!this.space.waits.has(g.rid)) continue;
+      never = false;
+      // Its request still waits, and no close ends it now: it is told granted (its event).
+      if (this.closing === undefined || closedWith(this.closing, g.req) === undefined) return 'told';
+      (later ??= []).push(g);
+    }
+    return never ? 'never' : (later ?? 'told');
+  }
+
+  /** Tells a notice (`notice`) as untold judged it (`how`): at once, never, or when it leaves, if one of the grants was told by then. */
+  private noticeAs(how: Fate, notice: () => void): void {
+    if (how === 'never') return;
+    const n = this.out.answers.length;
+    notice();
+    if (how === 'told') return;
+    const grants = how;
+    for (let i = n; i < this.out.answers.length; i++) {
+      const tell = this.out.answers[i]!;
+      this.out.answers[i] = () => {
+        if (grants.some((g) => g.told)) tell();
+      };
+    }
+  }
+
+  /**
+   * The grants' bytes of a record of this node whose lock is `req` (build): its marks (grantOf),
+   * else those of its origin (`known`: what a step of this node left of a grant's lock), over its
+   * bytes, of grants still known; undefined if none.
+   */
+  private grantMarks(parts: readonly GrantPart[] | undefined, known: readonly GrantBytes[] | undefined, req: LockRequest): GrantBytes[] | undefined {
+    const all = parts ?? known?.map(({ g, start, end }) => ({ rid: g.rid, start, end }));
+    if (all === undefined) return undefined;
+    const out: GrantBytes[] = [];
+    for (const { rid, start, end } of all) {
+      const g = this.grants.get(rid);
+      if (g !== undefined && start <= req.end && req.start <= end) out.push({ g, start, end });
+    }
+    return out.length === 0 ? undefined : out;
   }
 
   /** The table of this file's records (a decision's starting point). */
@@ -1190,13 +1358,15 @@ export class SharedFile {
         if (o !== undefined) req = { ...req, origin: o };
         // A grant's lock (grantOf), or what a step of this node left of one (its origin kept).
         const known = o === undefined ? undefined : this.grantOrigin.get(o);
-        const rid = r.state === 'held' ? (this.grantOf.get(r.id) ?? known?.rid) : undefined;
-        const g = rid === undefined ? undefined : this.grants.get(rid);
-        if (g !== undefined) {
-          this.grantOf.set(r.id, g.rid);
-          if (known !== g) {
+        const marks = r.state === 'held' ? this.grantMarks(this.grantOf.get(r.id), known, req) : undefined;
+        if (marks !== undefined) {
+          this.grantOf.set(
+            r.id,
+            marks.map(({ g, start, end }) => ({ rid: g.rid, start, end })),
+          );
+          if (known === undefined || !sameMarks(known, marks)) {
             req = { ...req, origin: { ...req.origin } };
-            this.grantOrigin.set(req.origin, g);
+            this.grantOrigin.set(req.origin, marks);
           }
         }
       } else {
@@ -1226,7 +1396,7 @@ export class SharedFile {
     if (this.grantOf.size > 0 || this.grants.size > 0) {
       const ids = new Set(this.records.map((r) => r.id));
       for (const id of this.grantOf.keys()) if (!ids.has(id)) this.grantOf.delete(id);
-      const rids = new Set(this.grantOf.values());
+      const rids = new Set([...this.grantOf.values()].flatMap((ps) => ps.map((p) => p.rid)));
       for (const rid of this.grants.keys()) if (!rids.has(rid)) this.grants.delete(rid);
     }
     // This node's locks a lock request answered as failed removed go back, as new records (the
@@ -1269,7 +1439,11 @@ export class SharedFile {
 
   /**
    * The table's hooks: the application's, with each Windows lock's release notice also kept aside
-   * (Outcome.released), so that a step given up on can tell which records' notices it holds.
+   * (Outcome.released), so that a step given up on can tell which records' notices it holds. A
+   * release notice of a lock that holds bytes of another node's grants (grantOrigin) is told as
+   * untold judges it: none for the bytes of a grant the caller was never told (a POSIX lock's
+   * notice then covers the rest only, one per run of bytes). With no grant marked (grantOf empty),
+   * each notice is the table's own, as it comes.
    */
   private hooks(): TableHooks {
     const hooks = this.space.tableHooks(() => this.out);
@@ -1278,17 +1452,16 @@ export class SharedFile {
     return {
       ...hooks,
       released: (family, event, lock) => {
-        // A lock the caller was never told granted: it never held it, and hears nothing of it.
-        const untold = lock === undefined ? false : this.untold(lock);
-        if (untold === true) return;
         const n = this.out.answers.length;
-        released(family, event);
-        if (untold !== false && this.out.answers.length > n) {
-          const tell = this.out.answers[n]!;
-          this.out.answers[n] = () => {
-            if (untold.told) tell();
-          };
-        }
+        // Bytes the caller was never told granted: it never held them, and hears nothing of them.
+        // Nothing to look up while no grant is marked: the common release, with no allocation.
+        if (lock === undefined || this.grantOf.size === 0) released(family, event);
+        else
+          this.untold(
+            lock,
+            () => released(family, event),
+            (start, end) => released(family, posixUnlockEvent(lock, start, end)),
+          );
         if (family === 'windows' && this.out.answers.length > n) this.out.released.push({ event, answer: this.out.answers[n]! });
       },
     };

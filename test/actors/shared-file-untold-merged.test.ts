@@ -114,6 +114,33 @@ t.test("a close whose step finds its handle's waiter granted by another node and
   t.same(a.faults, [], 'nothing reported');
 });
 
+// The same close, the grant's event read while its step is on its way (after the decision, before
+// its reply): the close's answer tells the waiter granted (SharedFiles.endThrough), so the caller
+// was told it held all of the merged lock the close released, and its notice covers all of it.
+t.test("a close decided on its waiter's grant merged with the owner's lock, the grant's event read before the close's reply: the waiter told granted and the notice covers the whole merged lock", async (t) => {
+  const { engine, a, b, released } = await stage(t);
+  const told = answersTo(a, 4);
+  a.policy = () => 'drop';
+  a.held = [];
+  a.afterDrop = async () => {
+    a.afterDrop = undefined;
+    await bGrants(t, engine, a, b);
+    a.policy = () => 'pass';
+    a.onReply = (r) => {
+      if (!r.ok) return;
+      a.onReply = undefined;
+      a.release();
+    };
+  };
+  a.sf.run(5, close(1), a.target);
+  await answered(a, 5, "handle 1's close");
+  await answered(a, 4, "p1's waiter");
+  t.same(await held(engine), [], 'the close committed: nothing of p1');
+  t.match(told, [{ result: 0 }], 'the waiter: one answer, granted (its event read before the close was answered)');
+  t.same(released, ['posix:0+10'], "the close's notice for all of the merged lock, once");
+  t.same(a.faults, [], 'nothing reported');
+});
+
 // A close(2) of the last descriptor: FUSE sends the flush (p1's locks go, its waiters keep
 // waiting), then the release (the handle's waiters end). Both owed, the grant comes after them:
 // the flush leaves the grant alone (Run.spared), the release takes it, and neither tells it.
