@@ -252,8 +252,11 @@ export interface LostEnd {
   readonly result: number;
 }
 
-/** A record put by a step, with the lock or waiter of the decided table it stands for. */
-type Fresh = { readonly id: string; readonly lock: Lock; readonly waiter?: undefined } | { readonly id: string; readonly waiter: Waiter; readonly lock?: undefined };
+/**
+ * A record put by a step, with the lock or waiter of the decided table it stands for; `marks`: the
+ * bytes of grants of this node's waiters it holds that its lock's origin does not say (SharedFile.carried).
+ */
+type Fresh = { readonly id: string; readonly lock: Lock; readonly waiter?: undefined; readonly marks?: readonly GrantPart[] } | { readonly id: string; readonly waiter: Waiter; readonly lock?: undefined };
 
 interface Diffed {
   readonly step: Step;
@@ -288,6 +291,8 @@ type Run = ((t: LockTable) => unknown) & {
   settled?: { readonly res: unknown };
   /** A byte-range unlock (a POSIX, OFD or flock unlock, an UnlockFileEx), a flush or an unlockAll: a release that ends no waiter. */
   unlock?: boolean;
+  /** A POSIX or OFD lock request (not an unlock): the bytes its owner is told it holds if granted (SharedFile.carried). */
+  asks?: LockRequest;
   /**
    * An unlock's: the locks another node's steps granted this node's waiters while it was owed or
    * in flight (grantedRemotely), by the waiters' ids (their records' while the cache stands them
@@ -1558,7 +1563,7 @@ export class SharedFile {
       }
       deadlocked = [];
       const res = mustRun ? await this.targeting(run) : await run(this.table);
-      const d = this.diff();
+      const d = this.diff(run.asks);
       // A read that found the bytes free is checked against a grace period too: records not put
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
       // step carries other changes (owed releases, edges written whole, records left out).
@@ -2185,8 +2190,8 @@ export class SharedFile {
     for (const a of answers) a();
   }
 
-  /** What the decision changed, as a step on the cached version; undefined when nothing did. */
-  private diff(): Diffed | undefined {
+  /** What the decision changed, as a step on the cached version; undefined when nothing did. `asks`: Run.asks. */
+  private diff(asks?: LockRequest): Diffed | undefined {
     const me = this.space.config.node;
     const f = this.table.fileLocks(this.path);
     const keep = new Set<string>();
@@ -2199,7 +2204,8 @@ export class SharedFile {
         continue;
       }
       const id = this.space.newId();
-      fresh.push({ id, lock: l });
+      const marks = this.grantOf.size === 0 ? undefined : this.carried(l, asks);
+      fresh.push(marks === undefined ? { id, lock: l } : { id, lock: l, marks });
       const node = nodeOf(l.owner);
       const data = encodeLock(l, undefined, this.remotePid.get(l.origin));
       put.push(node === me ? { id, state: 'held', data } : { id, state: 'held', data, node, epoch: this.epochOf.get(l.owner)! });
@@ -2330,7 +2336,7 @@ export class SharedFile {
     return undefined;
   }
 
-  /** This node's records the step put: their origins, and its new waiter's request. */
+  /** This node's records the step put: their origins and grants' bytes (carried), and its new waiter's request. */
   private adopt(d: Diffed): void {
     const me = this.space.config.node;
     for (const x of d.fresh) {
@@ -2339,8 +2345,42 @@ export class SharedFile {
         if (x.waiter.requestId !== undefined) this.space.queued(x.waiter.requestId, x.id);
       } else if (nodeOf(x.lock.owner) === me) {
         this.origins.set(x.id, x.lock.origin);
+        if (x.marks === undefined) continue;
+        // The decided table stays the file's until the next build: its lock says them too.
+        this.grantOf.set(x.id, x.marks);
+        const marks = this.grantMarks(x.marks, undefined, x.lock);
+        if (marks !== undefined) this.grantOrigin.set(x.lock.origin, marks);
       }
     }
+  }
+
+  /**
+   * The bytes of grants (grantOf) a POSIX or OFD lock `l` of this node's decided table holds that
+   * its origin does not say: a lock this decision made by merging one that held them with a lock
+   * of a request (the merged lock has the request's origin, not the grant's: grantOrigin). Not
+   * the bytes this decision told its owner it holds: those of its request `asks`, if its owner's,
+   * and of its owner's waiters it granted. Undefined if none.
+   */
+  private carried(l: Lock, asks: LockRequest | undefined): GrantPart[] | undefined {
+    if ((l.kind !== 'posix' && l.kind !== 'ofd') || this.grantOrigin.has(l.origin) || nodeOf(l.owner) !== this.space.config.node) return undefined;
+    const told: { start: bigint; end: bigint }[] = [];
+    if (asks !== undefined && asks.owner === l.owner) told.push(asks);
+    for (const e of this.out.ends) {
+      const w = e.result === 0 ? this.waiterOf(e.rid) : undefined;
+      if (w !== undefined && w.req.owner === l.owner) told.push(w.req);
+    }
+    let out: GrantPart[] | undefined;
+    // The table's locks as it was built (before this decision) that held bytes of grants.
+    for (const lock of this.lockIds.keys()) {
+      if (lock.owner !== l.owner || lock.kind !== l.kind || lock.end < l.start || lock.start > l.end) continue;
+      for (const m of this.grantOrigin.get(lock.origin) ?? []) {
+        const start = m.start > l.start ? m.start : l.start;
+        const end = m.end < l.end ? m.end : l.end;
+        if (start > end) continue;
+        for (const [s, e] of without(start, end, told)) (out ??= []).push({ rid: m.g.rid, start: s, end: e });
+      }
+    }
+    return out;
   }
 
   // ---- what the actor runs ---------------------------------------------------------------------
@@ -2373,6 +2413,7 @@ export class SharedFile {
       }
     };
     if (call.op === 'lock' && call.req.kind === 'posix' && !read) run.owner = call.req.owner;
+    if (call.op === 'lock' && !read && call.lockType !== F_UNLCK && (call.req.kind === 'posix' || call.req.kind === 'ofd')) run.asks = call.req;
     if ((call.op === 'lock' || call.op === 'lockFile') && !read && cancellable(call)) run.undone = true;
     // A flush (POSIX: all of its owner's locks go, its waiters keep waiting) and an unlockAll are
     // such releases too.

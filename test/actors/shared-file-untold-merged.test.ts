@@ -173,8 +173,11 @@ for (const learned of ['inbox', 'stale reply'] as const) {
 // One step of b grants two waiters of p1 next to each other: [5,10) through handle 1, then
 // [10,15) through handle 2, which the core merges into one lock through handle 2. Handle 1's
 // close ended the first before (untold); the second is told. p1's flush releases the merged lock:
-// its notice covers the told grant's bytes only.
-t.test("one step of another node grants an owner's two adjacent waiters through two handles, merged into one lock; the first ended untold by its handle's close: the owner's flush notices only the told grant's bytes", async (t) => {
+// its notice covers the told grant's bytes only. `then`: what p1 locks itself before the flush
+// (none; [15,20), which this node's step merges with the grants' lock; the first grant's bytes
+// [5,10), which it is then told it holds; [5,20) with a wait behind p7 of this node, whose unlock
+// grants it in this node's step: told granted, all of it is p1's).
+async function twoGrants(t: Test, then?: 'next' | 'again' | 'waits') {
   const { engine, a, b, released } = await nodes(t, 'default');
   b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 10), b.target);
   t.match(await answered(b, 1, "q9's lock of [5,15)"), { result: 0 });
@@ -198,14 +201,41 @@ t.test("one step of another node grants an owner's two adjacent waiters through 
   t.match(to2, [{ result: 0 }], 'the second waiter told granted');
   await heal(t, a, 7);
   t.same(released, [], 'the owed close of handle 1 released nothing: the merged lock is through handle 2');
+  if (then === 'waits') {
+    a.sf.run(10, lk('p7', 7, F_WRLCK, F_SETLK, 15, 5), a.target);
+    t.match(await answered(a, 10, "p7's lock of [15,20)"), { result: 0 });
+    const toW = answersTo(a, 9);
+    a.sf.run(9, lkFh(2, F_WRLCK, F_SETLKW, 5, 15), a.target);
+    await answered(a, -9, "p1's waiter for [5,20), behind p7");
+    a.sf.run(11, lk('p7', 7, F_UNLCK, F_SETLK, 15, 5), a.target);
+    t.match(await answered(a, 11, "p7's unlock of [15,20)"), { result: 0 });
+    await answered(a, 9, "p1's lock of [5,20)");
+    t.match(toW, [{ result: 0 }], "p1's waiter told granted");
+    t.same(await held(engine), ['a held write p1 5-19'], "p1's lock merged with the grants'");
+  } else if (then !== undefined) {
+    // p1 locks bytes itself: this node's own step merges them with the lock that holds the grants.
+    const [start, len] = then === 'next' ? [15, 5] : [5, 5];
+    a.sf.run(9, lkFh(2, F_WRLCK, F_SETLK, start, len), a.target);
+    t.match(await answered(a, 9, `p1's lock of [${start},${start + len})`), { result: 0 });
+    t.same(await held(engine), [then === 'next' ? 'a held write p1 5-19' : 'a held write p1 5-14'], "p1's lock merged with the grants'");
+  }
   a.sf.run(8, flush, a.target);
   await answered(a, 8, "p1's flush");
   t.same(await held(engine), [], 'the engine: nothing of p1');
   t.same(conflicts(await held(engine)), [], 'no two conflicting locks');
   endedOnce(t, to1, 'the first waiter was told once, never granted');
-  t.same(released, ['posix:10+5'], "the flush's notice for the told grant's bytes; none for the first grant's");
+  // ('waits': p7's unlock told its own notice first.)
+  t.same(released, then === 'next' ? ['posix:10+10'] : then === 'again' ? ['posix:5+10'] : then === 'waits' ? ['posix:15+5', 'posix:5+15'] : ['posix:10+5'], "the flush's notice for the bytes the caller was told it holds; none for the first grant's unless it locked them itself");
   t.same(a.faults, [], 'nothing reported');
-});
+}
+
+t.test("one step of another node grants an owner's two adjacent waiters through two handles, merged into one lock; the first ended untold by its handle's close: the owner's flush notices only the told grant's bytes", (t) => twoGrants(t));
+
+// The marks of a grant's bytes follow the lock this node's own step merges it into (the merged
+// lock has the request's origin, not the grant's), except for the bytes the request asked for.
+t.test("the same, then the owner locks the next bytes itself, which this node's step merges with the grants' lock: the flush notices only the bytes the caller was told it holds", (t) => twoGrants(t, 'next'));
+t.test("the same, then the owner locks the untold grant's bytes itself: told granted, they are its, and the flush notices all of the lock", (t) => twoGrants(t, 'again'));
+t.test("the same, then the owner waits for the grants' bytes and more, granted by this node's step: told granted, the flush notices all of the lock", (t) => twoGrants(t, 'waits'));
 
 // Beside them, what stays: a grant told to the caller (its event read while the request waited)
 // is the owner's lock like any other, and the close's notice covers all of the merged lock.
