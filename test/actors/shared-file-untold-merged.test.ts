@@ -6,7 +6,8 @@
  * grants the waiter, and the engine has one record, p1's [0,10). When the caller was never told
  * that grant (its handle's close ended the waiter first), a release of that lock is noticed for
  * the bytes the caller held only ([0,5)); when it was told, for all of them. The same for a
- * flush, and for a lock that stands for two grants through two handles, one told, one not. Real
+ * flush, and for a lock that stands for two grants through two handles, one told, one not, also
+ * once this node's own step merged it with a lock its owner asked for (those bytes told). Real
  * SharedFiles over a MemoryEngine, behind the lost-link harness; every wait is for an answer, an
  * inbox event or an engine record, within the harness's budget.
  */
@@ -232,7 +233,8 @@ async function twoGrants(t: Test, then?: 'next' | 'again' | 'waits') {
 t.test("one step of another node grants an owner's two adjacent waiters through two handles, merged into one lock; the first ended untold by its handle's close: the owner's flush notices only the told grant's bytes", (t) => twoGrants(t));
 
 // The marks of a grant's bytes follow the lock this node's own step merges it into (the merged
-// lock has the request's origin, not the grant's), except for the bytes the request asked for.
+// lock has the request's origin, not the grant's), except for the bytes the request asked for and
+// those of its owner's waiters the step granted: told.
 t.test("the same, then the owner locks the next bytes itself, which this node's step merges with the grants' lock: the flush notices only the bytes the caller was told it holds", (t) => twoGrants(t, 'next'));
 t.test("the same, then the owner locks the untold grant's bytes itself: told granted, they are its, and the flush notices all of the lock", (t) => twoGrants(t, 'again'));
 t.test("the same, then the owner waits for the grants' bytes and more, granted by this node's step: told granted, the flush notices all of the lock", (t) => twoGrants(t, 'waits'));
