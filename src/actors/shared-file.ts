@@ -2399,8 +2399,8 @@ export class SharedFile {
       if (spare !== undefined) return t.unlockSparing(call as Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' }>, spare);
       // Its answer, when the request waits and a later step of this table ends it, leaves only
       // once that step committed, like every other answer. A close's release notices are told
-      // while it runs (afterRelease, before any hook is awaited): those of grants of the waiters
-      // it ends are not (untold).
+      // while it runs (afterRelease, before any hook is awaited): not for the bytes of grants of
+      // the waiters it ends (untold).
       this.closing = call.op === 'closeHandle' || call.op === 'release' ? call : undefined;
       try {
         return t.run(call, (v) => {
