@@ -76,6 +76,23 @@ t.test("a's late renewal comes (the lease moves on): the owed unlock runs at onc
   t.same(a.faults, [], 'nothing reported');
 });
 
+t.test("a quiet node that was never late: its renewal comes again (the lease moves on) and the owed unlock runs at once, and q2 is granted", async (t) => {
+  // A real node's lease: its last answered renewal plus its fence, ahead of now while it renews.
+  // An outage shorter than the fence never makes it late, and no other step of a's is sent.
+  const ahead = (): number => performance.timeOrigin + performance.now() + 3_600_000;
+  const { a, b, asked } = await backedOff(t, (_, a) => {
+    a.lease[0] = ahead();
+    return true;
+  });
+  t.notOk(a.sf.late(), 'a was never late');
+  a.policy = () => 'pass';
+  // The renewal the engine answered after the owed try failed: the lease moves on.
+  a.lease[0] = ahead() + 1000;
+  await q2Granted(t, b, 'the renewal cut the never-ending wait short');
+  t.same(asked, [100, 200, 400, 800, 1600, 3200], 'no wait asked since: the owed try that ran committed');
+  t.same(a.faults, [], 'nothing reported');
+});
+
 t.test("answers to steps of another file while the owed file's steps keep failing: one try per wait that ran out, the backoff goes on", async (t) => {
   const onA = (s: S) => s.file === '/a';
   const { a, b, asked } = await backedOff(t, onA);
