@@ -84,7 +84,7 @@ export class SharedFiles implements FileSpace {
    * its last try that the wait ran out for. In the order their waits began (`since` grows).
    */
   private readonly owedWaiting = new Set<string>();
-  /** Watches the lease while the node is late and owed tries wait (watchRenewal). */
+  /** Watches the lease while owed tries wait to be cut short by a renewal (watchRenewal). */
   private renewalWatch: NodeJS.Timeout | undefined;
 
   /**
@@ -841,13 +841,13 @@ export class SharedFiles implements FileSpace {
    * that may have applied though no reply came (Unsure), are settled in a step of their own:
    * after 100 ms, then twice as long each time up to 5 s, while they are owed (owedDelay). A wait
    * is cut short once the node knows the engine answers again (healed: the engine replied to a
-   * step of this worker sent after the file's last try failed; watchRenewal: the renewal of a
-   * late node came): until the owed step commits, the engine keeps what the node counts gone (a
+   * step of this worker sent after the file's last try failed; watchRenewal: a renewal of the
+   * node's session was answered since, late or not): until the owed step commits, the engine keeps what the node counts gone (a
    * lock another node's waiter waits for, the wait-for edges of a waiter a close ended), and the
    * wait its failed tries grew to would outlast the outage by up to 5 s.
    */
   retryOwed(path: string): void {
-    const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0, since: 0, cut: false };
+    const o = this.owedRetries.get(path) ?? { timer: undefined, tries: 0, since: 0, lease: 0, cut: false };
     if (this.stopping || this.epoch === 0 || o.timer !== undefined) return;
     const delay = this.owedDelay(o.tries++);
     o.timer = setTimeout(() => {
@@ -858,13 +858,16 @@ export class SharedFiles implements FileSpace {
     }, delay);
     o.timer.unref?.();
     o.since = this.sends;
+    o.lease = this.lease[0]!;
     this.owedRetries.set(path, o);
     // A wait cut short once is not cut short again before it ran out: a file whose steps fail
     // while others' are answered (a heal that is not its own) is tried as often as the backoff
     // says, and twice at most.
     this.owedWaiting.delete(path);
-    if (!o.cut) this.owedWaiting.add(path);
-    if (this.late()) this.watchRenewal();
+    if (!o.cut) {
+      this.owedWaiting.add(path);
+      this.watchRenewal();
+    }
   }
 
   /** The owed try of `path` (retryOwed), in its mailbox; the next is scheduled while it still owes. */
@@ -914,23 +917,36 @@ export class SharedFiles implements FileSpace {
   }
 
   /**
-   * The node is late (a renewal did not come in time, the session may well live) while owed tries
-   * wait: their steps are refused by the node's own fence meanwhile, and the renewal that lifts it
-   * is the sign the engine answers again. The lease is shared memory no message announces: read
-   * every 10 ms while the node is late and a wait may be cut short; once renewed, they run
-   * (cutShort). A session lost or replaced meanwhile is adopt's.
+   * Owed tries wait: a renewal of the node's session answered since a wait began (the lease moved
+   * on past what it was then) is a sign the engine answers again, whether or not the node was late
+   * meanwhile (an outage shorter than its fence never makes it late, and a quiet node sends no
+   * other step whose answer would tell: healed). The lease is shared memory no message announces:
+   * read every 10 ms while a wait may be cut short; the waits the lease moved on from run
+   * (cutShort) once the node is not fenced. A session lost or replaced meanwhile is adopt's.
    */
   private watchRenewal(): void {
     if (this.renewalWatch !== undefined) return;
     const look = (): void => {
       this.renewalWatch = undefined;
-      if (this.stopping || this.owedWaiting.size === 0) return;
-      if (this.late()) {
-        this.renewalWatch = setTimeout(look, 10);
-        this.renewalWatch.unref?.();
-      } else if (!this.fenced()) this.cutShort([...this.owedWaiting]);
+      if (this.stopping || this.owedWaiting.size === 0 || this.sessionGone()) return;
+      if (!this.fenced() && !this.awaitingSession()) {
+        // The lease only moves on while the session lasts (its last answered renewal plus the
+        // fence), and the waits are in the order they began: the first it has not moved on from ends the due ones.
+        const lease = this.lease[0]!;
+        const due: string[] = [];
+        for (const path of this.owedWaiting) {
+          const since = this.owedRetries.get(path)?.lease;
+          if (since !== undefined && since >= lease) break;
+          due.push(path);
+        }
+        this.cutShort(due);
+        if (this.owedWaiting.size === 0) return;
+      }
+      this.renewalWatch = setTimeout(look, 10);
+      this.renewalWatch.unref?.();
     };
-    look();
+    this.renewalWatch = setTimeout(look, 10);
+    this.renewalWatch.unref?.();
   }
 
   /** Stops every owed release's next try (stop(), or no session will come). */
@@ -1087,6 +1103,8 @@ interface OwedRetry {
   tries: number;
   /** SharedFiles.sends when the wait began: an answer to a step sent later may cut it short. */
   since: number;
+  /** The lease (its end) when the wait began: a renewal answered since moves it on (watchRenewal). */
+  lease: number;
   /** The wait was cut short since the last one that ran out: the next is not (SharedFiles.healed). */
   cut: boolean;
 }
