@@ -334,3 +334,19 @@ for (const kind of ['memory', 'redis'] as const) {
     t.same(await engine.open('a', 60_000, 0, 'another'), { taken: true }, 'another instance is still refused the live name');
   });
 }
+
+for (const kind of ['memory', 'redis'] as const) {
+  t.test(`${kind}: the instance that opened a live session opens its name again with another TTL: not taken, the new TTL listed`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    const engine = kind === 'memory' ? new MemoryEngine() : await RedisEngine.connect({ url: server.url, shownUrl: server.url, namespace: `reopen-${randomUUID().slice(0, 8)}`, requestTimeoutMs: 10_000 });
+    t.teardown(() => engine.shutdown());
+    const a = await engine.open('a', 60_000, 0, 'ia');
+    t.notOk('taken' in a, 'opened');
+    // The TTL an instance opens with is not who it is: the same instance, another TTL.
+    const a2 = await engine.open('a', 30_000, 0, 'ia');
+    if ('taken' in a2) return void t.fail('the same instance was refused its own live name');
+    const read = await engine.sessions();
+    t.equal(read.sessions.find((x) => x.node === 'a' && x.epoch === a2.epoch)?.ttlMs, 30_000, 'the new session with its own TTL');
+    t.same(await engine.open('a', 30_000, 0, 'another'), { taken: true }, 'another instance with the same TTL is still refused');
+    t.same(await engine.open('a', 60_000, 0, 'another'), { taken: true }, 'and with another TTL');
+  });
+}
