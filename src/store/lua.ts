@@ -498,11 +498,13 @@ local node, ttl = ARGV[3], tonumber(ARGV[4])
 local sk = P .. 's:' .. node
 local old = redis.call('GET', sk)
 -- Two processes under one node name: a live session of another instance is never taken (its
--- process may still act on its locks until its own fence).
+-- process may still act on its locks until its own fence). The key keeps '<instance>/<ttlMs>':
+-- the instance is who opened it, whatever TTL it opens with now.
 local ok = P .. 'own:' .. node
 if old then
   local owner = redis.call('GET', ok)
-  if owner and owner ~= ARGV[6] then return {'taken'} end
+  local function who(v) return string.match(v, '^(.*)/%d+$') or v end
+  if owner and who(owner) ~= who(ARGV[6]) then return {'taken'} end
 end
 redis.call('SET', ok, ARGV[6], 'PX', ARGV[4])
 local epoch = str(redis.call('INCR', P .. 'clock'))

@@ -523,8 +523,8 @@ export class RedisEngine implements Engine {
   }
 
   async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
-    // The instance's key (own:<node>) also keeps the session's TTL, for sessions(): a NodeStore
-    // always opens with the same TTL, so it still tells one instance from another.
+    // The instance's key (own:<node>) also keeps the session's TTL, for sessions(): OPEN compares
+    // the instance part only (the same instance is not refused its name for another TTL).
     const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, `${instance}/${ttlMs}`);
     if (r[0] === 'taken') return { taken: true };
     const [inc, epoch, from, grace, created, now, ttlMax] = r;
