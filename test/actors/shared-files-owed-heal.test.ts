@@ -2,7 +2,7 @@
  * An owed release waits out a backoff (SharedFiles.retryOwed: 100 ms, doubling up to 5 s) while
  * its node cannot reach the engine, and the engine keeps the lock meanwhile: another node's waiter
  * stays blocked by a lock its owner was told is gone. Once the node knows the engine answers again
- * (a step of another file got its reply, or its late renewal came), the owed try runs at once, not
+ * (a step of another file got its reply, or a renewal came, late or not), the owed try runs at once, not
  * at the end of the wait its failed tries grew to; while the engine keeps not answering the tries
  * back off, and a heal cuts a wait short once. The backoff is the node's owedDelay: here it gives
  * the real delays' tries at once, and a wait that never runs out from the first multi-second one,
