@@ -57,7 +57,7 @@ options:
                  session), and "late": true on a late session's locks, which are listed in
                  "lateSessions":[{node,epoch,mountpoint,notRenewedForMs,expiresInMs}]
                  (expiresInMs at or below 0: expired that long ago; null: ended or replaced;
-                 notRenewedForMs null then)
+                 notRenewedForMs null in both cases)
   --noheadings   leave the heading line out
   --version      print the version
   --help         show this text
