@@ -1,0 +1,131 @@
+/**
+ * Review of the untold rule by bytes (SharedFile.untold, markGrants, carried): what the tests of
+ * shared-file-untold-merged.test.ts do not look at. One step of node b grants p1 (node a) two
+ * adjacent waiters through two handles, merged into one lock [5,15); the first ended untold (its
+ * handle's close came first). Then p1's own steps, each committed with no rebuild of a's table in
+ * between (the decided table stays the file's): the marks of the untold bytes must follow only
+ * the locks that still hold them, never a lock an earlier step of a already replaced. And a
+ * wake-up pass of a's own that grants many waiters while a grant is marked in the file must cost
+ * what it costs with none (no pass over every waiter per granted waiter). Real SharedFiles over a
+ * MemoryEngine, behind the lost-link harness; every wait is for an answer, an inbox event or an
+ * engine record, within the harness's budget.
+ */
+import t, { type Test } from 'tap';
+import { EINTR, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseFlush, parseLock, parseRelease, type Call } from '../../src/core/requests.js';
+import { SharedFile } from '../../src/actors/shared-file.js';
+import { answered, lk, uf, type TestNode } from './lost-link.js';
+import { answersTo, held, nodes, until } from './reset-harness.js';
+
+/** A POSIX lock call of owner p1 (pid 1) on [start, start+len) of /a through file handle `fh`. */
+const lkFh = (fh: number, type: number, cmd: number, start: number, len: number): Call =>
+  parseLock({ path: '/a', lockType: type, cmd, lockOwner: 'p1', lockStart: start, lockLen: len, lockPid: 1, fileHandle: fh }) as Call;
+/** close(2) of a descriptor by p1: all of p1's locks of /a go, its waiters keep waiting. */
+const flush: Call = parseFlush({ path: '/a', lockOwner: 'p1' });
+
+function endedOnce(t: Test, told: unknown[], what: string): void {
+  t.equal(told.length, 1, `${what}: one answer`);
+  t.match(told[0], { result: -EINTR }, what);
+}
+
+/** As in shared-file-untold-merged's twoGrants: p1 holds [5,15), one lock; the bytes [5,10) of a grant never told. */
+async function twoGrants(t: Test) {
+  const n = await nodes(t, 'default');
+  const { engine, a, b } = n;
+  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 10), b.target);
+  t.match(await answered(b, 1, "q9's lock of [5,15)"), { result: 0 });
+  const to1 = answersTo(a, 4);
+  const to2 = answersTo(a, 5);
+  a.sf.run(4, lkFh(1, F_WRLCK, F_SETLKW, 5, 5), a.target);
+  await answered(a, -4, "p1's waiter for [5,10) through handle 1");
+  a.sf.run(5, lkFh(2, F_WRLCK, F_SETLKW, 10, 5), a.target);
+  await answered(a, -5, "p1's waiter for [10,15) through handle 2");
+  a.policy = () => 'drop';
+  a.sf.run(6, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
+  await answered(a, 6, "handle 1's close (given up on: owed)");
+  endedOnce(t, to1, 'the first waiter ended with the close');
+  a.held = [];
+  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 10), b.target);
+  t.match(await answered(b, 3, "q9's unlock of [5,15)"), { result: 0 });
+  await until(() => (a.held?.length ?? 0) >= 2, "both grants' events in a's inbox");
+  t.same(await held(engine), ['a held write p1 5-14'], "b's one step granted both waiters, merged");
+  a.release();
+  await answered(a, 5, "p1's waiter for [10,15)");
+  t.match(to2, [{ result: 0 }], 'the second waiter told granted');
+  a.policy = () => 'pass';
+  a.sf.run(7, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 7, "handle 99's unlock of nothing (a's next step commits)"), 158);
+  return { ...n, to1 };
+}
+
+/** p1's lock call `call` (request `id`), granted. */
+async function p1Locks(t: Test, a: TestNode, id: number, call: Call, what: string): Promise<void> {
+  a.sf.run(id, call, a.target);
+  t.match(await answered(a, id, what), { result: 0 }, what);
+}
+
+// p1 locks the untold bytes itself (told: they are its now), then, in a's next step (no rebuild in
+// between), the bytes after its lock, which the core merges with it: all of [5,20) is p1's, told.
+t.test("the owner locks the untold grant's bytes itself, then the next bytes in a later step of this node: the flush notices all of the lock", async (t) => {
+  const { engine, a, released, to1 } = await twoGrants(t);
+  await p1Locks(t, a, 8, lkFh(2, F_WRLCK, F_SETLK, 5, 5), "p1's lock of [5,10)");
+  await p1Locks(t, a, 9, lkFh(2, F_WRLCK, F_SETLK, 15, 5), "p1's lock of [15,20)");
+  t.same(await held(engine), ['a held write p1 5-19'], 'one lock of p1');
+  a.sf.run(10, flush, a.target);
+  await answered(a, 10, "p1's flush");
+  t.same(await held(engine), [], 'the engine: nothing of p1');
+  endedOnce(t, to1, 'the first waiter was told once, never granted');
+  t.same(released, ['posix:5+15'], "the flush's notice for all of p1's lock: the caller locked each byte of it");
+  t.same(a.faults, [], 'nothing reported');
+});
+
+// The same with a downgrade: p1 read-locks all of its lock (told: [5,15) read is its), then the
+// next bytes, read, merged with it in a later step.
+t.test("the owner read-locks all of its lock (the untold bytes among them), then the next bytes in a later step of this node: the flush notices all of the lock", async (t) => {
+  const { engine, a, released, to1 } = await twoGrants(t);
+  await p1Locks(t, a, 8, lkFh(2, F_RDLCK, F_SETLK, 5, 10), "p1's read lock of [5,15)");
+  await p1Locks(t, a, 9, lkFh(2, F_RDLCK, F_SETLK, 15, 5), "p1's read lock of [15,20)");
+  t.same(await held(engine), ['a held read p1 5-19'], 'one read lock of p1');
+  a.sf.run(10, flush, a.target);
+  await answered(a, 10, "p1's flush");
+  t.same(await held(engine), [], 'the engine: nothing of p1');
+  endedOnce(t, to1, 'the first waiter was told once, never granted');
+  t.same(released, ['posix:5+15'], "the flush's notice for all of p1's lock");
+  t.same(a.faults, [], 'nothing reported');
+});
+
+// Cost: a grant marked in the file (p1's, told), and K readers of a waiting behind p0's write lock:
+// p0's unlock grants them all in one wake-up pass of a's. Each lock that pass makes is looked at
+// for grants' bytes it carries (SharedFile.carried); that must not look for each waiter the pass
+// granted among all the waiters (waiterOf, a walk over them), for each lock: K^2 walks of K
+// waiters (about a minute of a blocked thread for K = 2000, against 50 ms without a mark). Counted
+// here (a clock would not see it: the thread is blocked, so no timer fires before the answers).
+t.test('a wake-up pass of this node granting many of its waiters while a grant is marked in the file: no walk over the waiters per waiter granted', async (t) => {
+  const K = 300;
+  const { a, b } = await nodes(t, 'default');
+  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 100000, 10), b.target);
+  t.match(await answered(b, 1, "q9's lock of [100000,100010)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLKW, 100000, 10), a.target);
+  await answered(a, -1, "p1's waiter queued");
+  b.sf.run(2, lk('q9', 9, F_UNLCK, F_SETLK, 100000, 10), b.target);
+  t.match(await answered(b, 2, "q9's unlock"), { result: 0 });
+  t.match(await answered(a, 1, "p1's waiter granted by b's step"), { result: 0 });
+  a.sf.run(2, lk('p0', 2, F_WRLCK, F_SETLK, 0, 100), a.target);
+  t.match(await answered(a, 2, "p0's lock of [0,100)"), { result: 0 });
+  for (let i = 0; i < K; i++) a.sf.run(10 + i, lk(`r${i}`, 10 + i, F_RDLCK, F_SETLKW, 0, 100), a.target);
+  for (let i = 0; i < K; i++) await answered(a, -(10 + i), `r${i}'s waiter queued`);
+  const proto = SharedFile.prototype as unknown as { waiterOf: (id: string) => unknown };
+  const waiterOf = proto.waiterOf;
+  let walks = 0;
+  proto.waiterOf = function (this: unknown, id: string) {
+    walks++;
+    return waiterOf.call(this, id);
+  };
+  t.teardown(() => void (proto.waiterOf = waiterOf));
+  a.sf.run(5, lk('p0', 2, F_UNLCK, F_SETLK, 0, 100), a.target);
+  t.match(await answered(a, 5, "p0's unlock"), { result: 0 });
+  const locks = await Promise.all(Array.from({ length: K }, (_, i) => answered(a, 10 + i, `r${i}'s lock`)));
+  t.match(locks, Array.from({ length: K }, () => ({ result: 0 })), 'every reader granted');
+  t.ok(walks < K, `fewer walks over the waiters than waiters granted (${walks})`);
+  t.same(a.faults, [], 'nothing reported');
+});
