@@ -384,6 +384,12 @@ interface GrantPart {
   readonly end: bigint;
 }
 
+/** Bytes [start, end]. */
+interface Bytes {
+  readonly start: bigint;
+  readonly end: bigint;
+}
+
 /** A GrantPart of a lock of the table (SharedFile.grantOrigin), with its grant. */
 interface GrantBytes {
   readonly g: Grant;
@@ -421,6 +427,12 @@ export class SharedFile {
   private table!: LockTable;
   private readonly graph = new StepGraph();
   private readonly lockIds = new Map<Lock, string>();
+  /**
+   * The locks of the table that hold bytes of grants (their origins are in grantOrigin), by record
+   * id: what a decision's merges may carry (carried). Unlike lockIds, a lock a committed step
+   * removed is no longer here.
+   */
+  private readonly markedLocks = new Map<Lock, string>();
   private readonly waiterIds = new Map<Waiter, string>();
   /** Another node's owner -> the session its records belong to (a grant to its waiter keeps it). */
   private readonly epochOf = new Map<string, number>();
@@ -1341,6 +1353,7 @@ export class SharedFile {
     this.giveUpUndos();
     this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks() });
     this.lockIds.clear();
+    this.markedLocks.clear();
     this.waiterIds.clear();
     this.epochOf.clear();
     this.sessionsOf.clear();
@@ -1385,6 +1398,7 @@ export class SharedFile {
       if (r.state === 'held') {
         const l = lockOf(req);
         this.lockIds.set(l, r.id);
+        if (this.grantOrigin.has(l.origin)) this.markedLocks.set(l, r.id);
         locks.push(l);
         continue;
       }
@@ -2197,6 +2211,9 @@ export class SharedFile {
     const keep = new Set<string>();
     const put: RecordInput[] = [];
     const fresh: Fresh[] = [];
+    // The bytes this decision told each owner it holds (carried): made once, when first needed.
+    let told: Map<string, Bytes[]> | undefined;
+    const toldOf = (owner: string): readonly Bytes[] => (told ??= this.toldBytes(asks)).get(owner) ?? [];
     for (const l of f?.granted() ?? []) {
       const known = this.lockIds.get(l);
       if (known !== undefined) {
@@ -2204,7 +2221,7 @@ export class SharedFile {
         continue;
       }
       const id = this.space.newId();
-      const marks = this.grantOf.size === 0 ? undefined : this.carried(l, asks);
+      const marks = this.markedLocks.size === 0 ? undefined : this.carried(l, toldOf);
       fresh.push(marks === undefined ? { id, lock: l } : { id, lock: l, marks });
       const node = nodeOf(l.owner);
       const data = encodeLock(l, undefined, this.remotePid.get(l.origin));
@@ -2310,6 +2327,9 @@ export class SharedFile {
       else this.waiterIds.set(x.waiter, x.id);
     }
     this.adopt(d);
+    // The decided table stays the file's: the marked locks are its own, not those it replaced.
+    if (this.markedLocks.size > 0) for (const [l, id] of this.markedLocks) if (removed.has(id)) this.markedLocks.delete(l);
+    for (const x of d.fresh) if (x.lock !== undefined && this.grantOrigin.has(x.lock.origin)) this.markedLocks.set(x.lock, x.id);
     for (const e of d.edges) this.edgesSent.set(e.waiter, [targetKeys(e.hard, e.sessions), targetKeys(e.soft ?? [], e.sessions)]);
     this.edgesWritten(d, sentAt);
     this.records = next;
@@ -2356,30 +2376,40 @@ export class SharedFile {
 
   /**
    * The bytes of grants (grantOf) a POSIX or OFD lock `l` of this node's decided table holds that
-   * its origin does not say: a lock this decision made by merging one that held them with a lock
-   * of a request (the merged lock has the request's origin, not the grant's: grantOrigin). Not
-   * the bytes this decision told its owner it holds: those of its request `asks`, if its owner's,
-   * and of its owner's waiters it granted. Undefined if none.
+   * its origin does not say: a lock this decision made by merging one that held them (markedLocks:
+   * the table's as the decision began) with a lock of a request (the merged lock has the request's
+   * origin, not the grant's: grantOrigin). Not the bytes this decision told its owner it holds
+   * (`told`: toldBytes). Undefined if none.
    */
-  private carried(l: Lock, asks: LockRequest | undefined): GrantPart[] | undefined {
+  private carried(l: Lock, told: (owner: string) => readonly Bytes[]): GrantPart[] | undefined {
     if ((l.kind !== 'posix' && l.kind !== 'ofd') || this.grantOrigin.has(l.origin) || nodeOf(l.owner) !== this.space.config.node) return undefined;
-    const told: { start: bigint; end: bigint }[] = [];
-    if (asks !== undefined && asks.owner === l.owner) told.push(asks);
-    for (const e of this.out.ends) {
-      const w = e.result === 0 ? this.waiterOf(e.rid) : undefined;
-      if (w !== undefined && w.req.owner === l.owner) told.push(w.req);
-    }
     let out: GrantPart[] | undefined;
-    // The table's locks as it was built (before this decision) that held bytes of grants.
-    for (const lock of this.lockIds.keys()) {
+    for (const lock of this.markedLocks.keys()) {
       if (lock.owner !== l.owner || lock.kind !== l.kind || lock.end < l.start || lock.start > l.end) continue;
       for (const m of this.grantOrigin.get(lock.origin) ?? []) {
         const start = m.start > l.start ? m.start : l.start;
         const end = m.end < l.end ? m.end : l.end;
         if (start > end) continue;
-        for (const [s, e] of without(start, end, told)) (out ??= []).push({ rid: m.g.rid, start: s, end: e });
+        for (const [s, e] of without(start, end, told(l.owner))) (out ??= []).push({ rid: m.g.rid, start: s, end: e });
       }
     }
+    return out;
+  }
+
+  /**
+   * The bytes the decision told each owner it holds, by owner: those of its request `asks` (a
+   * POSIX or OFD lock request: Run.asks), and of the waiters of this node it granted (the ends).
+   */
+  private toldBytes(asks: LockRequest | undefined): Map<string, Bytes[]> {
+    const out = new Map<string, Bytes[]>();
+    const add = (r: LockRequest): void => {
+      const list = out.get(r.owner);
+      if (list === undefined) out.set(r.owner, [r]);
+      else list.push(r);
+    };
+    if (asks !== undefined) add(asks);
+    const granted = new Set(this.out.ends.filter((e) => e.result === 0).map((e) => e.rid));
+    if (granted.size > 0) for (const [w, id] of this.waiterIds) if (granted.has(id)) add(w.req);
     return out;
   }
 
