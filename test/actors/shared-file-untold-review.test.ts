@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { EINTR, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseFlush, parseLock, parseRelease, type Call } from '../../src/core/requests.js';
 import { SharedFile } from '../../src/actors/shared-file.js';
-import { answered, lk, uf, type TestNode } from './lost-link.js';
+import { answered, lk, overflowLog, uf, type TestNode } from './lost-link.js';
 import { answersTo, held, nodes, until } from './reset-harness.js';
 
 /** A POSIX lock call of owner p1 (pid 1) on [start, start+len) of /a through file handle `fh`. */
@@ -129,3 +129,87 @@ t.test('a wake-up pass of this node granting many of its waiters while a grant i
   t.ok(walks < K, `fewer walks over the waiters than waiters granted (${walks})`);
   t.same(a.faults, [], 'nothing reported');
 });
+
+// The merged grant learned from the engine's whole record set (a stale reply whose log no longer
+// reaches back: SharedFile.replace), not from the changes or the inbox: p1 holds [0,5) and waits
+// for [5,10) behind q9 of node b; handle 1's close, owed, ends the waiter; b's unlock grants it,
+// merged with p1's [0,5); b's steps then overflow the log; a's next step learns the grant from the
+// whole record set, before the grant's event. The close's notice: only the bytes p1 held.
+t.test("an untold grant merged with its owner's lock, learned from the whole record set: the close's notice covers only the bytes the caller held", async (t) => {
+  const { engine, a, b, released } = await nodes(t, 'default');
+  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 1, "q9's lock of [5,10)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 5), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,5)"), { result: 0 });
+  const told = answersTo(a, 4);
+  a.sf.run(4, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 5), a.target);
+  await answered(a, -4, "p1's waiter for [5,10) queued");
+  a.policy = () => 'drop';
+  a.sf.run(5, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
+  await answered(a, 5, "handle 1's close (given up on: owed)");
+  endedOnce(t, told, 'the waiter ended with the close');
+  a.held = [];
+  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 3, "q9's unlock of [5,10)"), { result: 0 });
+  await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
+  t.same(await held(engine), ['a held write p1 0-9'], "the engine merged the grant with p1's lock");
+  await overflowLog(engine, b.store);
+  a.policy = () => 'pass';
+  a.sf.run(6, lk('p7', 7, F_WRLCK, F_SETLK, 80, 10), a.target);
+  t.match(await answered(a, 6, "p7's lock of [80,90)"), { result: 0 });
+  t.ok(a.log.some((l) => l.endsWith('stale whole')), "a's step was refused stale with the whole record set");
+  a.release();
+  a.sf.run(7, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 7, "handle 99's unlock of nothing"), 158);
+  t.same((await held(engine)).filter((x) => !x.includes(' p7 80-89')), [], 'the engine: nothing of p1');
+  endedOnce(t, told, 'the waiter was told once, never granted');
+  t.same(released, ['posix:0+5'], "the close's notice for the bytes p1 held; none for the grant's");
+  t.same(a.faults, [], 'nothing reported');
+});
+
+// Three runs in one lock: p1's own [0,5) (through handle 3), an untold grant [5,10) (handle 1,
+// closed first) and a told one [10,15) (handle 2), granted in one step of b and merged with p1's
+// lock. The caller holds [0,5) and [10,15): two locks to it, and the flush gives two notices, in
+// the order of their bytes (as two locks of the non-store path would).
+// 'middle': p1 first unlocks [3,12), the middle of the lock (its notice is the unlock's own, as
+// the caller asked it, as in the non-store path): two locks are left, [0,3) and [12,15), each
+// noticed whole by the flush (the untold bytes went with the unlock).
+for (const middle of [false, true]) {
+t.test(`an owner's lock merged with an untold grant and a told one${middle ? ', its middle unlocked' : ''}: the flush notices the owner's bytes and the told grant's, two notices in order`, async (t) => {
+  const { engine, a, b, released } = await nodes(t, 'default');
+  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 10), b.target);
+  t.match(await answered(b, 1, "q9's lock of [5,15)"), { result: 0 });
+  await p1Locks(t, a, 1, lkFh(3, F_WRLCK, F_SETLK, 0, 5), "p1's lock of [0,5) through handle 3");
+  const to1 = answersTo(a, 4);
+  const to2 = answersTo(a, 5);
+  a.sf.run(4, lkFh(1, F_WRLCK, F_SETLKW, 5, 5), a.target);
+  await answered(a, -4, "p1's waiter for [5,10) through handle 1");
+  a.sf.run(5, lkFh(2, F_WRLCK, F_SETLKW, 10, 5), a.target);
+  await answered(a, -5, "p1's waiter for [10,15) through handle 2");
+  a.policy = () => 'drop';
+  a.sf.run(6, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
+  await answered(a, 6, "handle 1's close (given up on: owed)");
+  endedOnce(t, to1, 'the first waiter ended with the close');
+  a.held = [];
+  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 10), b.target);
+  t.match(await answered(b, 3, "q9's unlock of [5,15)"), { result: 0 });
+  await until(() => (a.held?.length ?? 0) >= 2, "both grants' events in a's inbox");
+  t.same(await held(engine), ['a held write p1 0-14'], "b's one step granted both waiters, merged with p1's [0,5)");
+  a.release();
+  await answered(a, 5, "p1's waiter for [10,15)");
+  t.match(to2, [{ result: 0 }], 'the second waiter told granted');
+  a.policy = () => 'pass';
+  a.sf.run(7, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 7, "handle 99's unlock of nothing (a's next step commits)"), 158);
+  if (middle) {
+    await p1Locks(t, a, 9, lkFh(3, F_UNLCK, F_SETLK, 3, 9), "p1's unlock of [3,12)");
+    t.same(await held(engine), ['a held write p1 0-2', 'a held write p1 12-14'], 'two locks of p1 left');
+  }
+  a.sf.run(8, flush, a.target);
+  await answered(a, 8, "p1's flush");
+  t.same(await held(engine), [], 'the engine: nothing of p1');
+  endedOnce(t, to1, 'the first waiter was told once, never granted');
+  t.same(released, middle ? ['posix:3+9', 'posix:0+3', 'posix:12+3'] : ['posix:0+5', 'posix:10+5'], "the flush's notices: p1's own bytes, then the told grant's; none for the untold grant's");
+  t.same(a.faults, [], 'nothing reported');
+});
+}
