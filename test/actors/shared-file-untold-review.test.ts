@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { EINTR, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseFlush, parseLock, parseRelease, type Call } from '../../src/core/requests.js';
 import { SharedFile } from '../../src/actors/shared-file.js';
-import { answered, lk, overflowLog, uf, type TestNode } from './lost-link.js';
+import { answered, lk, loseNext, overflowLog, uf, type TestNode } from './lost-link.js';
 import { answersTo, held, nodes, until } from './reset-harness.js';
 
 /** A POSIX lock call of owner p1 (pid 1) on [start, start+len) of /a through file handle `fh`. */
@@ -213,3 +213,47 @@ t.test(`an owner's lock merged with an untold grant and a told one${middle ? ', 
   t.same(a.faults, [], 'nothing reported');
 });
 }
+
+// The owner unlocks the start of a lock that holds an untold grant's bytes; that step applies but
+// its reply is lost (the unlock owed, shown applied by a later reply): what it left of the lock,
+// a record this node's lost step put, keeps the marks.
+t.test('an unlock of part of a lock holding untold bytes, applied with its reply lost: the flush notices only the told bytes of what is left', async (t) => {
+  const { engine, a, released, to1 } = await twoGrants(t);
+  loseNext(a);
+  a.sf.run(8, lkFh(2, F_UNLCK, F_SETLK, 5, 2), a.target);
+  t.match(await answered(a, 8, "p1's unlock of [5,7) (its reply lost)"), { result: 0 });
+  t.same(await held(engine), ['a held write p1 7-14'], 'the unlock applied');
+  a.sf.run(9, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 9, "handle 99's unlock of nothing (a's next step)"), 158);
+  a.sf.run(10, flush, a.target);
+  await answered(a, 10, "p1's flush");
+  t.same(await held(engine), [], 'the engine: nothing of p1');
+  endedOnce(t, to1, 'the first waiter was told once, never granted');
+  t.same(released, ['posix:5+2', 'posix:10+5'], "the unlock's own notice, then the flush's for the told grant's bytes only");
+  t.same(a.faults, [], 'nothing reported');
+});
+
+// The owner locks the next bytes (this node's step merges them with the lock that holds the
+// untold bytes); that step applies but its reply is lost, and the request is answered as failed:
+// the next step undoes it, putting back the lock it merged (SharedFile.remember, Unsure). That
+// lock keeps its marks: the flush notices only the told grant's bytes.
+t.test("a lock request merged with a lock holding untold bytes, applied with its reply lost and undone: the lock put back keeps the marks", async (t) => {
+  const { engine, a, released, to1 } = await twoGrants(t);
+  // Its reply lost, then a cut off: every later try of it fails, and the request times out.
+  loseNext(a, async () => {
+    a.policy = () => 'drop';
+  });
+  a.sf.run(8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), a.target);
+  const r = (await answered(a, 8, "p1's lock of [15,20) (its reply lost: answered as failed)")) as { result: number };
+  t.not(r.result, 0, 'answered as failed');
+  a.policy = () => 'pass';
+  a.sf.run(9, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 9, "handle 99's unlock of nothing (a's next step: the undo)"), 158);
+  t.same(await held(engine), ['a held write p1 5-14'], 'the lock request undone: p1 holds what it held');
+  a.sf.run(10, flush, a.target);
+  await answered(a, 10, "p1's flush");
+  t.same(await held(engine), [], 'the engine: nothing of p1');
+  endedOnce(t, to1, 'the first waiter was told once, never granted');
+  t.same(released, ['posix:10+5'], "the flush's notice for the told grant's bytes only");
+  t.same(a.faults, [], 'nothing reported');
+});
