@@ -2211,9 +2211,10 @@ export class SharedFile {
     const keep = new Set<string>();
     const put: RecordInput[] = [];
     const fresh: Fresh[] = [];
-    // The bytes this decision told each owner it holds (carried): made once, when first needed.
+    // The bytes this decision told each owner it holds (carried): made once, when first needed;
+    // nothing at all while no lock of the table holds a grant's bytes.
     let told: Map<string, Bytes[]> | undefined;
-    const toldOf = (owner: string): readonly Bytes[] => (told ??= this.toldBytes(asks)).get(owner) ?? [];
+    const toldOf = this.markedLocks.size === 0 ? undefined : (owner: string): readonly Bytes[] => (told ??= this.toldBytes(asks)).get(owner) ?? [];
     for (const l of f?.granted() ?? []) {
       const known = this.lockIds.get(l);
       if (known !== undefined) {
@@ -2221,7 +2222,7 @@ export class SharedFile {
         continue;
       }
       const id = this.space.newId();
-      const marks = this.markedLocks.size === 0 ? undefined : this.carried(l, toldOf);
+      const marks = toldOf === undefined ? undefined : this.carried(l, toldOf);
       fresh.push(marks === undefined ? { id, lock: l } : { id, lock: l, marks });
       const node = nodeOf(l.owner);
       const data = encodeLock(l, undefined, this.remotePid.get(l.origin));
