@@ -257,3 +257,36 @@ t.test("a lock request merged with a lock holding untold bytes, applied with its
   t.same(released, ['posix:10+5'], "the flush's notice for the told grant's bytes only");
   t.same(a.faults, [], 'nothing reported');
 });
+
+// An OFD owner (one open file description, file handle 1): o1 holds [0,5) and waits for [5,10)
+// behind q9 of node b; the close of handle 1, owed, ends the waiter and releases o1's locks; b's
+// unlock grants the waiter, merged with o1's [0,5); the close, settled by a's next step,
+// notices the bytes o1 held only.
+t.test("an OFD owner's untold grant merged with its lock, then the close of its handle settled: the notice covers only the bytes the caller held", async (t) => {
+  const ofd = (type: number, cmd: number, start: number, len: number): Call =>
+    parseLock({ path: '/a', kind: 'ofd', lockType: type, cmd, lockOwner: 'o1', lockStart: start, lockLen: len, fileHandle: 1 }) as Call;
+  const { engine, a, b, released } = await nodes(t, 'default');
+  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 1, "q9's lock of [5,10)"), { result: 0 });
+  await p1Locks(t, a, 1, ofd(F_WRLCK, F_SETLK, 0, 5), "o1's lock of [0,5)");
+  const told = answersTo(a, 4);
+  a.sf.run(4, ofd(F_WRLCK, F_SETLKW, 5, 5), a.target);
+  await answered(a, -4, "o1's waiter for [5,10) queued");
+  a.policy = () => 'drop';
+  a.sf.run(5, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
+  await answered(a, 5, "handle 1's close (given up on: owed)");
+  endedOnce(t, told, 'the waiter ended with the close');
+  a.held = [];
+  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 5), b.target);
+  t.match(await answered(b, 3, "q9's unlock of [5,10)"), { result: 0 });
+  await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
+  t.equal((await held(engine)).length, 1, "the engine merged the grant with o1's lock: one record");
+  a.release();
+  a.policy = () => 'pass';
+  a.sf.run(7, uf(99, 1000, 1), a.target);
+  t.equal(await answered(a, 7, "handle 99's unlock of nothing"), 158);
+  t.same(await held(engine), [], 'the engine: nothing of o1');
+  endedOnce(t, told, 'the waiter was told once, never granted');
+  t.same(released, ['posix:0+5'], "the close's notice for the bytes o1 held; none for the grant's");
+  t.same(a.faults, [], 'nothing reported');
+});
