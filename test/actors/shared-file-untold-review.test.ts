@@ -290,3 +290,18 @@ t.test("an OFD owner's untold grant merged with its lock, then the close of its 
   t.same(released, ['posix:0+5'], "the close's notice for the bytes o1 held; none for the grant's");
   t.same(a.faults, [], 'nothing reported');
 });
+
+// A downgrade of part of the lock, over the untold bytes and the told ones: the core splits it
+// (write [5,7) and [12,15), each keeping the lock's marks) and converts [7,12) to read (the
+// owner's request: told). The flush notices the read lock and the told write bytes.
+t.test('the owner read-locks bytes across the untold and the told grants: the flush notices the read lock and the told bytes left of the write lock', async (t) => {
+  const { engine, a, released, to1 } = await twoGrants(t);
+  await p1Locks(t, a, 8, lkFh(2, F_RDLCK, F_SETLK, 7, 5), "p1's read lock of [7,12)");
+  t.same(await held(engine), ['a held read p1 7-11', 'a held write p1 12-14', 'a held write p1 5-6'], 'split and converted');
+  a.sf.run(10, flush, a.target);
+  await answered(a, 10, "p1's flush");
+  t.same(await held(engine), [], 'the engine: nothing of p1');
+  endedOnce(t, to1, 'the first waiter was told once, never granted');
+  t.same(released, ['posix:7+5', 'posix:12+3'], "the flush's notices: the read lock, the told write bytes; none for [5,7)");
+  t.same(a.faults, [], 'nothing reported');
+});
