@@ -102,6 +102,8 @@ const CLIENTS = num('clients', 4);
 const WORKERS = num('workers', 1);
 const TTL = num('ttl', 10_000);
 const KILL_TTL = 2000;
+/** How long the bench waits for one event of a node (a grant, an echo) before it fails the run. */
+const EVENT_BUDGET_MS = 60_000;
 const PIPE_FILES = 10_000;
 const NS = 'bench';
 const P = `{${NS}}:`;
@@ -165,7 +167,16 @@ class Node {
   call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
     const id = ++this.nextId;
     return new Promise<T>((resolve, reject) => {
-      this.calls.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      // Budget: a call that never returns (a request never answered) fails the run with its name.
+      const timer = setTimeout(() => {
+        this.calls.delete(id);
+        reject(new Error(`bench: node ${this.name} did not answer '${op}' within ${EVENT_BUDGET_MS / 1000} s`));
+      }, EVENT_BUDGET_MS);
+      const done = <V>(f: (v: V) => void) => (v: V) => {
+        clearTimeout(timer);
+        f(v);
+      };
+      this.calls.set(id, { resolve: done(resolve as (v: unknown) => void), reject: done(reject) });
       this.proc.send({ id, op, ...args });
     });
   }
@@ -178,7 +189,17 @@ class Node {
       this.early.delete(key);
       return Promise.resolve(e);
     }
-    return new Promise((r) => this.waiting.set(key, r));
+    // Budget: an event that never comes (a lost wake-up, a dead node) fails the run with its name.
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new Error(`bench: no '${ev}' event (tag ${tag}) from node ${this.name} within ${EVENT_BUDGET_MS / 1000} s`));
+      }, EVENT_BUDGET_MS);
+      this.waiting.set(key, (e) => {
+        clearTimeout(timer);
+        resolve(e);
+      });
+    });
   }
 
   async stop(): Promise<void> {
