@@ -415,32 +415,20 @@ class WakeRow {
   /** The holder's unlock call alone (its promise resolved), µs: a diagnostic of where a wake-up goes. */
   private unlockUs: number[] = [];
 
-  /** One stream echo between the same processes, µs (direction alternating like ours). */
-  private async floor(i: number): Promise<number> {
-    const tag = ++this.tag;
-    const [rd, wr] = i % 4 < 2 ? [this.b, this.a] : [this.a, this.b];
-    const got = rd.event('xread', tag);
-    const name = await rd.call<string>('xarm', { key: this.stream, tag });
-    await blocked(this.obs, name);
-    await sleep(1);
-    const t0 = await wr.call<number>('xadd', { key: this.stream });
-    const e = await got;
-    return (e.t - t0) / 1000;
-  }
-
   /**
-   * The same echo with each end in a worker thread of its process (bench/cluster-thread.ts): from
-   * just before the writer's main thread asks its thread to XADD to the reader's main thread hearing
-   * from its thread that XREAD returned. µs.
+   * One stream echo between the same processes, µs (direction alternating like ours); with `t`
+   * ('t'), each end in a worker thread of its process (bench/cluster-thread.ts): from just before
+   * the writer's main thread asks its thread to XADD to the reader's main thread hearing from its
+   * thread that XREAD returned.
    */
-  private async threadFloor(i: number): Promise<number> {
+  private async floor(i: number, t: '' | 't' = ''): Promise<number> {
     const tag = ++this.tag;
     const [rd, wr] = i % 4 < 2 ? [this.b, this.a] : [this.a, this.b];
-    const got = rd.event('txread', tag);
-    const name = await rd.call<string>('txarm', { key: this.stream, tag });
+    const got = rd.event(`${t}xread`, tag);
+    const name = await rd.call<string>(`${t}xarm`, { key: this.stream, tag });
     await blocked(this.obs, name);
     await sleep(1);
-    const t0 = await wr.call<number>('txadd', { key: this.stream });
+    const t0 = await wr.call<number>(`${t}xadd`, { key: this.stream });
     const e = await got;
     return (e.t - t0) / 1000;
   }
@@ -450,7 +438,7 @@ class WakeRow {
     const floor: number[] = [];
     const threadFloor: number[] = [];
     this.unlockUs = [];
-    const order = [async () => ours.push(await this.ours()), async (i: number) => floor.push(await this.floor(i)), async (i: number) => threadFloor.push(await this.threadFloor(i))];
+    const order = [async () => ours.push(await this.ours()), async (i: number) => floor.push(await this.floor(i)), async (i: number) => threadFloor.push(await this.floor(i, 't'))];
     for (let i = 0; i < WAKE_N; i++) for (let k = 0; k < 3; k++) await order[(i + k) % 3]!(i);
     if (s === undefined) return;
     s.add('wake_p50_us', quantile(ours, 0.5));
