@@ -2546,12 +2546,18 @@ export class SharedFile {
   }
 
 
-  /** stop(): every waiter of this node ends ('stop'), every lock of this node goes. */
+  /**
+   * stop(): every waiter of this node ends ('stop'), every lock of this node goes: those the table
+   * holds as the stop runs, after the releases owed that ran first in its decision (a split's
+   * parts have no record yet). Not lockIds: it keeps locks committed steps replaced until they are
+   * swept (committed), and those the owed releases just removed; the core's removal of a lock the
+   * table does not hold is no no-op (it mends indexes that may have been swept since, and throws).
+   */
   stopAll(): Promise<unknown> {
     return this.decide(
       (t) => {
         for (const [w, id] of [...this.waiterIds]) if (this.space.waits.has(id)) void t.cancel({ waiter: w, path: this.path }, 'stop');
-        const mine = [...this.lockIds.keys()].filter((l) => nodeOf(l.owner) === this.space.config.node);
+        const mine = (t.fileLocks(this.path)?.granted() ?? []).filter((l) => nodeOf(l.owner) === this.space.config.node);
         return t.dropRecords(this.path, mine, []);
       },
       () => undefined,
