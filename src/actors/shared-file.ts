@@ -1265,12 +1265,19 @@ export class SharedFile {
       if (m.end >= lock.start && m.end < lock.end) cuts.add(m.end + 1n);
     }
     const at = [...cuts].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-    // Runs of bytes told alike.
+    // Runs of bytes told alike. Every grant's bytes that begin or end inside the lock are cut there,
+    // so a grant's bytes that meet a run cover it: those of the grants met so far (in order of
+    // their start) that do not end before it.
+    const over = marks.filter((m) => m.start <= lock.end && lock.start <= m.end).sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+    const covering = new Set<GrantBytes>();
+    let k = 0;
     const runs: { start: bigint; end: bigint; how: Fate }[] = [];
     for (let i = 0; i + 1 < at.length; i++) {
       const start = at[i]!;
       const end = at[i + 1]! - 1n;
-      const how = this.fate(marks.filter((m) => m.start <= start && end <= m.end).map((m) => m.g));
+      while (k < over.length && over[k]!.start <= start) covering.add(over[k++]!);
+      for (const m of covering) if (m.end < start) covering.delete(m);
+      const how = this.fate([...covering].map((m) => m.g));
       const last = runs.at(-1);
       if (last !== undefined && sameFate(last.how, how)) last.end = end;
       else runs.push({ start, end, how });
@@ -1281,16 +1288,10 @@ export class SharedFile {
       return;
     }
     // Bytes of grants of requests the close deciding now ends: told if one of them was told by the
-    // time the notice leaves. Then one notice per run of bytes told: each that may be one is made
-    // now (the hooks are the decision's), and those told leave.
-    const made = new Map<string, (() => void)[]>();
-    for (let i = 0; i < runs.length; i++) {
-      for (let j = i; j < runs.length && runs[j]!.how !== 'never'; j++) {
-        const n = this.out.answers.length;
-        notice(i, j);
-        made.set(`${i}:${j}`, this.out.answers.splice(n));
-      }
-    }
+    // time the notice leaves, which is when the runs told are known. One notice per run of bytes
+    // told, made then (madeBy), not for every span of runs that might be one: a close that ends
+    // many waiters whose grants sit in one merged lock would make a number of them quadratic in
+    // its runs.
     this.out.answers.push(() => {
       let i = -1;
       for (let j = 0; j <= runs.length; j++) {
@@ -1299,10 +1300,26 @@ export class SharedFile {
           if (i < 0) i = j;
           continue;
         }
-        if (i >= 0) for (const a of made.get(`${i}:${j - 1}`) ?? []) a();
+        const from = i;
+        if (from >= 0) for (const a of this.madeBy(() => notice(from, j - 1))) a();
         i = -1;
       }
     });
+  }
+
+  /**
+   * The answers `make` gives through the hooks (which put them in this.out), taken aside and
+   * returned: a notice made as it leaves, after its decision, whatever decision runs then (untold).
+   */
+  private madeBy(make: () => void): (() => void)[] {
+    const out = this.out;
+    this.out = emptyOutcome();
+    try {
+      make();
+      return this.out.answers;
+    } finally {
+      this.out = out;
+    }
   }
 
   /** How bytes of the grants `gs` (none: bytes their owner was told it holds) are told (untold). */
