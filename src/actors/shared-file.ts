@@ -372,29 +372,24 @@ interface Grant {
   told: boolean;
 }
 
-/**
- * Bytes [start, end] of a record of this node (SharedFile.grantOf) that another node's step
- * granted waiter `rid`. A POSIX record may hold bytes of several grants and bytes its owner held
- * before (the core merges an owner's locks of one mode that overlap or touch); a Windows record
- * is one grant, whole.
- */
-interface GrantPart {
-  readonly rid: string;
-  readonly start: bigint;
-  readonly end: bigint;
-}
-
 /** Bytes [start, end]. */
 interface Bytes {
   readonly start: bigint;
   readonly end: bigint;
 }
 
+/**
+ * Bytes of a record of this node (SharedFile.grantOf) that another node's step granted waiter
+ * `rid`. A POSIX record may hold bytes of several grants and bytes its owner held before (the core
+ * merges an owner's locks of one mode that overlap or touch); a Windows record is one grant, whole.
+ */
+interface GrantPart extends Bytes {
+  readonly rid: string;
+}
+
 /** A GrantPart of a lock of the table (SharedFile.grantOrigin), with its grant. */
-interface GrantBytes {
+interface GrantBytes extends Bytes {
   readonly g: Grant;
-  readonly start: bigint;
-  readonly end: bigint;
 }
 
 /**
