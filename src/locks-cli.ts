@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, request, searchDirs, socketName, socketServer } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
@@ -33,8 +34,9 @@ mount' (they never appear in /proc/locks or lslocks), one per line:
 Without MOUNTPOINT, every running mount this user can reach is listed (a MOUNT column is added).
 Mounts sharing one lock space (--store, same engine and namespace) each see every node's locks:
 each lock is listed once, its MOUNT the mount of its NODE (also one that does not answer, named
-on stderr), or '-' when that node has no mount on this machine (another machine's, or a program
-using the API). Only root and the user running a mount
+on stderr, or one whose server is gone, as its live session recorded where it serves), or '-'
+when that node has no mount on this machine (another machine's, or a program using the API).
+Only root and the user running a mount
 can ask it. A mount that cannot answer is named on stderr, and the exit status is 1: one whose
 server does not answer at all (stopped, stuck) is named by its mountpoint and pid after 3 s, and
 the other mounts are listed. A mount sharing its lock space whose engine refuses connections or
@@ -45,19 +47,23 @@ In a shared lock space each node keeps a session on the engine, renewed about ev
 expires its TTL (a mount's: 10 s) after its last renewal; then a live node's next renewal reaps
 its locks. A node whose server was killed, crashed, is stopped or cut off from the engine keeps
 its locks listed (they still block others) until then: once it has not renewed for over two
-renewals and a second (at most 3/4 of its TTL), stderr names it (and its mount, when that is one
-of this machine's that does not answer), says for how long, and when its locks go ("in about
-N s", on the engine's clock), or that its session expired (or was ended) and they go at the next
-reap. The listing is complete all the same: this alone leaves the exit status 0.
+renewals and a second (at most 3/4 of its TTL), stderr names it and its mount ("node b (the
+mount at /mnt/x)", "on host H" added when that is another machine: a mount records where it
+serves with its session, while the session lives; a program using the API has no mount), says
+for how long, and when its locks go ("in about N s", on the engine's clock), or that its session
+expired (or was ended) and they go at the next reap. The listing is complete all the same: this
+alone leaves the exit status 0.
 
 options:
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
                  start and end are decimal strings (end ${OFFSET_MAX} is EOF); mountpoint is
                  the lock's MOUNT (null for '-'); in a shared lock space node, epoch (its
                  session), and "late": true on a late session's locks, which are listed in
-                 "lateSessions":[{node,epoch,mountpoint,notRenewedForMs,expiresInMs}]
-                 (expiresInMs at or below 0: expired that long ago; null: ended or replaced;
-                 notRenewedForMs null in both cases)
+                 "lateSessions":[{node,epoch,mountpoint,host,notRenewedForMs,expiresInMs}]
+                 (mountpoint: its node's mount, null when not known; host: that mount's
+                 machine when it is not this one, else null; expiresInMs at or below 0:
+                 expired that long ago; null: ended or replaced; notRenewedForMs null in
+                 both cases)
   --noheadings   leave the heading line out
   --version      print the version
   --help         show this text
@@ -307,8 +313,14 @@ interface Listed {
 export interface LateSession {
   node: string;
   epoch: number;
-  /** Its node's mount on this machine, when known (one that does not answer), else null. */
+  /**
+   * Its node's mount, when known: one of this machine's that does not answer, else where the mount
+   * recorded with its session that it serves (on `host`); null for a node that is no mount, or
+   * whose record the engine no longer has (its session expired or ended).
+   */
   mountpoint: string | null;
+  /** The machine of that mount when it is not this one (its host name), else null. */
+  host: string | null;
   /** ms since its last renewal on the engine's clock; null when its TTL is unknown (expired or ended). */
   notRenewedForMs: number | null;
   /** ms until it expires (at or below 0: it expired that long ago); null: it was ended or replaced by a newer one. */
@@ -328,11 +340,16 @@ export function lateAfterMs(ttlMs: number): number {
   return Math.min(2 * t.renewEveryMs + 1000, t.fenceAfterMs);
 }
 
-/** The session of `node`/`epoch` in `registry` when its node no longer renews it, else undefined. */
+/**
+ * The session of `node`/`epoch` in `registry` when its node no longer renews it, else undefined.
+ * `mountpoint`: its node's mount on this machine as the listing knows it (one that answers or does
+ * not answer), else null: then the mount its session recorded, if any.
+ */
 function lateOf(registry: ControlRegistry, node: string, epoch: number, mountpoint: string | null): LateSession | undefined {
   const s = registry.sessions.find((x) => x.node === node && x.epoch === epoch);
   if (s === undefined) return undefined;
-  const late = (notRenewedForMs: number | null): LateSession => ({ node, epoch, mountpoint, notRenewedForMs, expiresInMs: s.expiresInMs, granted: 0, waiting: 0 });
+  const at = mountpoint !== null ? { mountpoint, host: null } : s.serves === undefined ? { mountpoint: null, host: null } : { mountpoint: s.serves.mountpoint, host: s.serves.host === hostname() ? null : s.serves.host };
+  const late = (notRenewedForMs: number | null): LateSession => ({ node, epoch, ...at, notRenewedForMs, expiresInMs: s.expiresInMs, granted: 0, waiting: 0 });
   if (s.expiresInMs === null || s.expiresInMs <= 0) return late(null);
   // A live session's TTL is known from its opener: without it, it is only judged once expired.
   if (s.ttlMs === undefined) return undefined;
@@ -400,6 +417,10 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
     for (const m of silent) if (!mountOfNode.has(m.node)) mountOfNode.set(m.node, m.mountpoint);
     // The engine's session registry, read beside the locks: which sessions their nodes no longer renew.
     const registry = group.find((b) => b.registry !== undefined)?.registry;
+    // A mount of this machine that no answer names (its server killed, or another user's) is known
+    // from its session's record of where it serves.
+    const here = hostname();
+    for (const x of registry?.sessions ?? []) if (x.serves !== undefined && x.serves.host === here && !mountOfNode.has(x.node)) mountOfNode.set(x.node, x.serves.mountpoint);
     const lateSessions = new Map<string, LateSession | undefined>();
     const once = new Map<string, Listed>();
     for (const b of group) {
@@ -446,7 +467,7 @@ function itsLocks(s: LateSession): string {
 
 /** The stderr line for a late session (see the help text). */
 export function lateText(s: LateSession): string {
-  const who = `node ${printable(s.node)}${s.mountpoint === null ? '' : ` (the mount at ${printable(s.mountpoint)})`}`;
+  const who = `node ${printable(s.node)}${s.mountpoint === null ? '' : ` (the mount at ${printable(s.mountpoint)}${s.host === null ? '' : ` on host ${printable(s.host)}`})`}`;
   const reap = 'at the next reap, which the next renewal of a live node starts';
   if (s.expiresInMs === null) return `${who}: its session was ended or replaced by a newer one; ${itsLocks(s)} ${reap}`;
   if (s.expiresInMs <= 0) return `${who}: its session expired ${seconds(-s.expiresInMs)} ago without a renewal (its server gone, stopped or cut off from the engine); ${itsLocks(s)} ${reap}`;

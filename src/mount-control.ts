@@ -58,14 +58,15 @@ export interface ControlLock {
 export interface ControlRegistry {
   /**
    * Per session: ms until it expires unless renewed (at or below 0: expired that long ago), null
-   * once ended or replaced; the TTL it was opened with, when the engine still has it (live ones).
+   * once ended or replaced; the TTL it was opened with, when the engine still has it (live ones);
+   * where its node's mount serves, when it recorded it and the engine still has it (as ttlMs).
    */
-  sessions: { node: string; epoch: number; expiresInMs: number | null; ttlMs?: number }[];
+  sessions: { node: string; epoch: number; expiresInMs: number | null; ttlMs?: number; serves?: { host: string; mountpoint: string } }[];
 }
 
 function registryOf(r: SessionsRead): ControlRegistry {
   return {
-    sessions: r.sessions.map((x) => ({ node: x.node, epoch: x.epoch, expiresInMs: x.deadline === 0 ? null : x.deadline - r.now, ...(x.ttlMs === undefined ? {} : { ttlMs: x.ttlMs }) })),
+    sessions: r.sessions.map((x) => ({ node: x.node, epoch: x.epoch, expiresInMs: x.deadline === 0 ? null : x.deadline - r.now, ...(x.ttlMs === undefined ? {} : { ttlMs: x.ttlMs }), ...(x.serves === undefined ? {} : { serves: x.serves }) })),
   };
 }
 

@@ -31,6 +31,8 @@
  * | P ttlmax               | string | the longest sessionTtlMs a session of the incarnation opened with  |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
  * | P own:<node>           | string | `<instance>/<sessionTtlMs>` of the live session's opener, PX TTL    |
+ * | P at:<node>            | string | `{"host","mountpoint"}`: where the live session's mount serves, PX |
+ * |                        |        | TTL (with own:<node>); none for a node that is no mount            |
  * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
  * | P sf:<node>\|<epoch>   | set    | files where that session has records (the reaper's index)          |
  * | P rp:<node>\|<epoch>   | hash   | file → [id, record, ...]: that session's locks steps removed while |
@@ -154,7 +156,7 @@ import { NodeStore } from './node-store.js';
 import { resolveOptions, resolveTuning, defaultNode, type Tuning } from './options.js';
 import { RedisEngine } from './redis.js';
 import type { StoreOptions } from '../types.js';
-import type { StoreHooks } from './types.js';
+import type { SessionServes, StoreHooks } from './types.js';
 
 export type * from './types.js';
 export { MemoryEngine, LOG_MAX, ProgrammingError, type EngineSnapshot } from './memory.js';
@@ -240,10 +242,10 @@ export async function openStore(options: string | StoreOptions, hooks: StoreHook
  */
 export async function memoryStore(
   hooks: StoreHooks = {},
-  o: { engine?: MemoryEngine; node?: string; sessionTtlMs?: number } & Partial<Tuning> = {},
+  o: { engine?: MemoryEngine; node?: string; sessionTtlMs?: number; serves?: SessionServes } & Partial<Tuning> = {},
 ): Promise<NodeStore> {
   const alone = o.engine === undefined;
   const sessionTtlMs = o.sessionTtlMs ?? 2 ** 31 - 1;
   const t = resolveTuning(sessionTtlMs, { graceMs: alone ? 0 : undefined, ...o });
-  return NodeStore.start(o.engine ?? new MemoryEngine(), { node: o.node ?? defaultNode(), sessionTtlMs, ...t }, hooks, 'memory', alone);
+  return NodeStore.start(o.engine ?? new MemoryEngine(), { node: o.node ?? defaultNode(), sessionTtlMs, ...t, ...(o.serves === undefined ? {} : { serves: o.serves }) }, hooks, 'memory', alone);
 }

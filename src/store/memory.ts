@@ -26,6 +26,7 @@ import type {
   Renewed,
   SessionFilesPage,
   SessionRef,
+  SessionServes,
   SessionsRead,
   StoreRecord,
 } from './types.js';
@@ -115,7 +116,7 @@ export class MemoryEngine implements Engine {
   /** Node name -> the instance that opened its last session (two processes under one name). */
   private readonly owners = new Map<string, string>();
   /** "node|epoch" → deadline: every session until the reaper has seen it dead and empty. */
-  private readonly registry = new Map<string, { node: string; epoch: number; deadline: number; ttlMs: number }>();
+  private readonly registry = new Map<string, { node: string; epoch: number; deadline: number; ttlMs: number; serves?: SessionServes }>();
   private readonly sessFiles = new Map<string, Set<string>>();
   /**
    * "node|epoch" → the held records of that dead session steps removed, per file, in the order
@@ -188,17 +189,17 @@ export class MemoryEngine implements Engine {
     return id;
   }
 
-  async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
+  async open(node: string, ttlMs: number, graceMs: number, instance = '', serves?: SessionServes): Promise<Opened | Taken> {
     const old = this.live.get(node);
     if (old !== undefined && this.alive(node, old.epoch)) {
       const owner = this.owners.get(node);
       if (owner !== undefined && owner !== instance) return { taken: true };
     }
     this.owners.set(node, instance);
-    return this.openSync(node, ttlMs, graceMs);
+    return this.openSync(node, ttlMs, graceMs, serves);
   }
 
-  openSync(node: string, ttlMs: number, graceMs: number): Opened {
+  openSync(node: string, ttlMs: number, graceMs: number, serves?: SessionServes): Opened {
     let created = false;
     if (this.inc === undefined) {
       this.inc = randomUUID();
@@ -214,7 +215,8 @@ export class MemoryEngine implements Engine {
     }
     const now = this.now();
     this.live.set(node, { epoch, expiresAt: now + ttlMs });
-    this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs, ttlMs });
+    // Where its mount serves lives with the session, as Redis's at:<node> with its key.
+    this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs, ttlMs, ...(serves === undefined ? {} : { serves: { host: serves.host, mountpoint: serves.mountpoint } }) });
     const b = this.box(node);
     b.entries = [];
     const inboxFrom = this.append(node, { file: '', version: 0, from: '', epoch, requestId: '', kind: 'open', data: '' });
@@ -270,7 +272,7 @@ export class MemoryEngine implements Engine {
     const now = this.now();
     // A session whose key vanished (expire(): its TTL ran out) is past its deadline, as in Redis.
     const sessions = [...this.registry.values()].map((r) =>
-      this.alive(r.node, r.epoch) ? { node: r.node, epoch: r.epoch, deadline: r.deadline, ttlMs: r.ttlMs } : { node: r.node, epoch: r.epoch, deadline: r.deadline === 0 ? 0 : Math.min(r.deadline, now) },
+      this.alive(r.node, r.epoch) ? { node: r.node, epoch: r.epoch, deadline: r.deadline, ttlMs: r.ttlMs, ...(r.serves === undefined ? {} : { serves: r.serves }) } : { node: r.node, epoch: r.epoch, deadline: r.deadline === 0 ? 0 : Math.min(r.deadline, now) },
     );
     return { now, ttlMaxMs: this.ttlMax, sessions };
   }

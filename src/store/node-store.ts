@@ -23,6 +23,7 @@ import type {
   RecordInput,
   SessionEvent,
   SessionRef,
+  SessionServes,
   SessionsRead,
   Step,
   StoreHooks,
@@ -35,6 +36,8 @@ export interface NodeStoreOptions {
   renewEveryMs: number;
   fenceAfterMs: number;
   graceMs: number;
+  /** Where this node's mount serves, recorded with each session it opens (a mount's; none for a program using the API). */
+  serves?: SessionServes;
   /** The node's monotonic clock in ms (default performance.now). */
   now?: () => number;
 }
@@ -111,7 +114,7 @@ export class NodeStore implements LockStore {
     // TTL ago (a restart): waited for until that session expires, never taken from it (it may act
     // on its locks until its own fence). A name still renewed a TTL later is another live
     // process's: refused.
-    let opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance);
+    let opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance, o.serves);
     let at = sent;
     const by = s.now() + o.sessionTtlMs + o.renewEveryMs;
     while ('taken' in opened) {
@@ -123,7 +126,7 @@ export class NodeStore implements LockStore {
       await sleep(Math.min(o.renewEveryMs, 100));
       at = s.now();
       s.st.roundTrips++;
-      opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance);
+      opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance, o.serves);
     }
     s.adopt(opened, at);
     s.reader = engine.inbox(o.node);
@@ -333,7 +336,7 @@ export class NodeStore implements LockStore {
         try {
           // graceMs 0 (a node alone, or a test) stays 0.
           const grace = this.o.graceMs > 0 ? Math.max(this.o.graceMs, this.ttlSeen) : 0;
-          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, grace, this.instance);
+          const o = await this.engine.open(this.o.node, this.o.sessionTtlMs, grace, this.instance, this.o.serves);
           if (this.closed) return;
           if ('taken' in o) {
             // Another process opened a session under this node's name after this one's expired:

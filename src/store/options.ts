@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import type { StoreOptions } from '../types.js';
+import type { SessionServes } from './types.js';
 
 export const NAME = /^[A-Za-z0-9._-]{1,64}$/;
 export const NAMESPACE = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -21,6 +22,18 @@ export interface Tuning {
   graceMs: number;
 }
 
+/**
+ * The key under which a mount hands its store options where it serves (SessionServes): the
+ * node's session records it on the engine (Engine.open), so that 'locksmith locks' can name the
+ * mount of a node whose server is gone, or that is on another machine. Not an option of the API
+ * (a symbol: StoreOptions' checks, which list string keys, and the copies the workers are sent
+ * leave it out); a program using the API records nothing.
+ */
+export const SERVES = Symbol('locksmith.serves');
+
+/** Store options that may carry where a mount serves (SERVES). */
+export type ServingStoreOptions = StoreOptions & { [SERVES]?: SessionServes };
+
 export interface Resolved extends Tuning {
   url: string;
   /** The URL with its password replaced, for messages. */
@@ -30,6 +43,8 @@ export interface Resolved extends Tuning {
   node: string;
   sessionTtlMs: number;
   requestTimeoutMs: number;
+  /** Where this node's mount serves (SERVES), for a mount. */
+  serves?: SessionServes;
 }
 
 export const DEFAULT_TTL_MS = 10_000;
@@ -190,7 +205,8 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   const t = resolveTuning(sessionTtlMs, tuning);
   // The client is handed the URL as parsed and checked here, not the raw text: ioredis reads one
   // that does not start with "redis://" (a tab before it) as a host name, and its errors repeat it.
-  return { url: parsed.href, shownUrl: showUrl(parsed.href), parsed, namespace, node, sessionTtlMs, requestTimeoutMs, ...t };
+  const serves = (opts as ServingStoreOptions)[SERVES];
+  return { url: parsed.href, shownUrl: showUrl(parsed.href), parsed, namespace, node, sessionTtlMs, requestTimeoutMs, ...t, ...(serves === undefined ? {} : { serves }) };
 }
 
 export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tuning {

@@ -36,6 +36,7 @@ import type {
   SessionFilesPage,
   SessionRef,
   StoreRecord,
+  SessionServes,
   SessionsRead,
 } from './types.js';
 
@@ -452,6 +453,17 @@ function scriptError(e: unknown): Error | undefined {
   return undefined;
 }
 
+/** A session's at:<node> as recorded by OPEN, or undefined (none, or not of its shape). */
+function servesOf(v: string | null | undefined): SessionServes | undefined {
+  if (v === null || v === undefined || v === '') return undefined;
+  try {
+    const o = JSON.parse(v) as { host?: unknown; mountpoint?: unknown };
+    return typeof o.host === 'string' && typeof o.mountpoint === 'string' ? { host: o.host, mountpoint: o.mountpoint } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class RedisEngine implements Engine {
   readonly name: string;
   private readonly inc: string;
@@ -522,10 +534,11 @@ export class RedisEngine implements Engine {
     await this.s.lsEmpty(this.inc);
   }
 
-  async open(node: string, ttlMs: number, graceMs: number, instance = ''): Promise<Opened | Taken> {
+  async open(node: string, ttlMs: number, graceMs: number, instance = '', serves?: SessionServes): Promise<Opened | Taken> {
     // The instance's key (own:<node>) also keeps the session's TTL, for sessions(): OPEN compares
     // the instance part only (the same instance is not refused its name for another TTL).
-    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, `${instance}/${ttlMs}`);
+    const at = serves === undefined ? '' : JSON.stringify({ host: serves.host, mountpoint: serves.mountpoint });
+    const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, `${instance}/${ttlMs}`, at);
     if (r[0] === 'taken') return { taken: true };
     const [inc, epoch, from, grace, created, now, ttlMax] = r;
     return { node, epoch: Number(epoch), incarnation: String(inc), inboxFrom: String(from), graceMs: Number(grace), created: created === 1, now: Number(now), ttlMaxMs: Number(ttlMax) };
@@ -671,24 +684,26 @@ export class RedisEngine implements Engine {
     const [sec, usec] = replies[0]![1] as [string, string];
     const flat = replies[1]![1] as string[];
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
-    const sessions: { node: string; epoch: number; deadline: number; ttlMs?: number }[] = [];
+    const sessions: { node: string; epoch: number; deadline: number; ttlMs?: number; serves?: SessionServes }[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) {
       const m = /^(.*)\|(\d+)$/.exec(flat[i]!);
       if (m) sessions.push({ node: m[1]!, epoch: Number(m[2]), deadline: Number(flat[i + 1]) });
     }
-    // The TTLs of the sessions still live, from their openers' keys (a second read: a session that
-    // ended in between keeps none).
+    // The TTLs of the sessions still live, from their openers' keys, and where their mounts serve
+    // (a second read: a session that ended in between keeps neither).
     const live = sessions.filter((x) => x.deadline > now);
     if (live.length > 0) {
       let owners: (string | null)[];
       try {
-        owners = await this.client.mget(live.map((x) => `${this.prefix}own:${x.node}`));
+        owners = await this.client.mget([...live.map((x) => `${this.prefix}own:${x.node}`), ...live.map((x) => `${this.prefix}at:${x.node}`)]);
       } catch {
         owners = [];
       }
       live.forEach((x, i) => {
         const ttl = /\/(\d+)$/.exec(owners[i] ?? '')?.[1];
         if (ttl !== undefined) x.ttlMs = Number(ttl);
+        const serves = servesOf(owners[live.length + i]);
+        if (serves !== undefined) x.serves = serves;
       });
     }
     return { now, ttlMaxMs: Number(replies[2]![1] ?? 0), sessions };

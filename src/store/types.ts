@@ -320,6 +320,18 @@ export interface SessionFilesPage {
   readonly cursor: string;
 }
 
+/**
+ * Where a mount serves, recorded with its session when it opens one (Engine.open) and listed with
+ * it (Engine.sessions): what names a node's mount once its server is gone (killed, crashed) or on
+ * another machine. A node that is no mount (a program using the API) records nothing.
+ */
+export interface SessionServes {
+  /** The machine's host name (os.hostname()). */
+  readonly host: string;
+  /** The mountpoint, an absolute path on that machine. */
+  readonly mountpoint: string;
+}
+
 /** One session of the engine's registry (Engine.sessions). */
 export interface SessionDeadline extends SessionId {
   /**
@@ -330,6 +342,8 @@ export interface SessionDeadline extends SessionId {
   readonly deadline: number;
   /** The sessionTtlMs it was opened with, when the engine still has it (a live session's). */
   readonly ttlMs?: number;
+  /** Where its node's mount serves, when it recorded it and the engine still has it (a live session's, as ttlMs). */
+  readonly serves?: SessionServes;
 }
 
 /** The engine's session registry as it is at one moment (Engine.sessions). */
@@ -376,9 +390,10 @@ export interface Engine {
   /**
    * A new session for `node`, opened by `instance` (one per NodeStore). A node name whose session
    * is live under another instance (another process, or one that died less than a TTL ago) is
-   * not taken: 'taken'.
+   * not taken: 'taken'. `serves`: where the node's mount serves, kept with the session while it
+   * lives (sessions()); without it, the node's earlier record of it is dropped.
    */
-  open(node: string, ttlMs: number, graceMs: number, instance?: string): Promise<Opened | Taken>;
+  open(node: string, ttlMs: number, graceMs: number, instance?: string, serves?: SessionServes): Promise<Opened | Taken>;
   renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed>;
   endSession(s: SessionRef): Promise<void>;
   commit(s: SessionRef, step: EngineStep): Promise<CommitReply>;

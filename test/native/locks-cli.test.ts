@@ -3,8 +3,8 @@
  * (SIGSTOP) is named by its mountpoint and pid within a few seconds while the other mounts are
  * listed; a mount sharing its lock space whose engine is gone lists its node's own locks, as that
  * node last knew them, and says the engine refused the connection; a node whose mount was killed
- * (SIGKILL) while holding a lock is said late on stderr, with when its locks go, until its session
- * is reaped; a stopped mount named through a symlink never hangs the command. Real mounts, real
+ * (SIGKILL) while holding a lock is said late on stderr, named with its mount (recorded with its
+ * session), with when its locks go, until its session is reaped; a stopped mount named through a symlink never hangs the command. Real mounts, real
  * processes.
  */
 import t from 'tap';
@@ -97,7 +97,7 @@ if (why !== undefined && !process.env.CI) {
     await holder.ended();
   });
 
-  t.test('a node whose mount was killed (SIGKILL) holding a lock: said late, with when its lock goes, until its session is reaped', { skip: noRedis }, async (t) => {
+  t.test('a node whose mount was killed (SIGKILL) holding a lock: said late, named with its mount, with when its lock goes, until its session is reaped', { skip: noRedis }, async (t) => {
     const { base, env, bin, servers, clients } = place(t, 'locks-killed', ['a', 'b']);
     const redis = await RedisServer.start();
     t.teardown(() => redis.stop());
@@ -116,7 +116,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(await waiter.next(), 'open ok');
     const json = async () => {
       const r = await runCli(['locks', '--json'], { env });
-      return { ...r, body: JSON.parse(r.stdout) as { locks: { node: string; pid: number; state: string; late?: true }[]; lateSessions?: Record<string, unknown>[] } };
+      return { ...r, body: JSON.parse(r.stdout) as { locks: { node: string; pid: number; state: string; mountpoint: string | null; late?: true }[]; lateSessions?: Record<string, unknown>[] } };
     };
     const before = await until("node a's F_SETLKW waiting behind node b's lock, in the listing", async () => {
       const r = await json();
@@ -131,8 +131,9 @@ if (why !== undefined && !process.env.CI) {
     let reaped = false;
     const granted = waiter.next().finally(() => (reaped = true));
     // Node b no longer renews: said once two renewals are missed (2 s), long before its session
-    // expires (10 s after its last renewal) and a's request is granted. Before: the listing showed
-    // b's lock like a live node's, and nothing was said until the grant.
+    // expires (10 s after its last renewal) and a's request is granted, with its mount: a dead
+    // FUSE mount has no server to ask, so it is named as its session recorded it. Before: the
+    // line said "node b has not renewed ..." without the mount, and b's lock was on MOUNT '-'.
     const late = await until("the listing to say that node b no longer renews its session (or a's grant, which is too late)", async () => {
       const r = await json();
       return (r.stderr !== '' || reaped) && r;
@@ -141,18 +142,21 @@ if (why !== undefined && !process.env.CI) {
     t.equal(late.status, 0, 'exit 0: the listing is complete (b’s lock is the engine’s, and still blocks)');
     t.match(
       late.stderr,
-      /^locksmith locks: node b has not renewed its session for (\d+\.\d) s \(its server gone, stopped or cut off from the engine\): its lock goes when the session expires, in about (\d+\.\d) s on the engine's clock, unless it renews first\n$/,
+      new RegExp(
+        `^locksmith locks: node b \\(the mount at ${join(base, 'b')}\\) has not renewed its session for (\\d+\\.\\d) s \\(its server gone, stopped or cut off from the engine\\): ` +
+          "its lock goes when the session expires, in about (\\d+\\.\\d) s on the engine's clock, unless it renews first\\n$",
+      ),
     );
     const [, since, left] = /for (\d+\.\d) s .* in about (\d+\.\d) s/.exec(late.stderr) ?? [];
     t.ok(Number(since) >= 2 && Number(since) + Number(left) <= 10.1, `not renewed for ${since} s, expires in ${left} s: within its 10 s TTL`);
-    t.match(late.body.lateSessions, [{ node: 'b', mountpoint: null, notRenewedForMs: Number, expiresInMs: Number }], '--json: lateSessions');
+    t.match(late.body.lateSessions, [{ node: 'b', mountpoint: join(base, 'b'), host: null, notRenewedForMs: Number, expiresInMs: Number }], '--json: lateSessions, with its mount (on this machine: host null)');
     t.same(
-      late.body.locks.map((l) => [l.node, l.state, l.late ?? false]),
+      late.body.locks.map((l) => [l.node, l.state, l.mountpoint, l.late ?? false]),
       [
-        ['a', 'waiting', false],
-        ['b', 'granted', true],
+        ['a', 'waiting', join(base, 'a'), false],
+        ['b', 'granted', join(base, 'b'), true],
       ],
-      "--json: b's lock marked late, a's request not",
+      "--json: b's lock on its dead mount and marked late, a's request not",
     );
 
     // The session expires and a live node's renewal reaps it: a's request is granted, and the note goes.

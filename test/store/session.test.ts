@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { MemoryEngine, memoryStore, openStore, RedisEngine, type SessionEvent } from '../../src/store/index.js';
+import { SERVES } from '../../src/store/options.js';
 import { ChildNode } from './child-proc.js';
 import { cluster } from './fixture.js';
 import { keyEvents } from './keyevents.js';
@@ -348,5 +349,64 @@ for (const kind of ['memory', 'redis'] as const) {
     t.equal(read.sessions.find((x) => x.node === 'a' && x.epoch === a2.epoch)?.ttlMs, 30_000, 'the new session with its own TTL');
     t.same(await engine.open('a', 30_000, 0, 'another'), { taken: true }, 'another instance with the same TTL is still refused');
     t.same(await engine.open('a', 60_000, 0, 'another'), { taken: true }, 'and with another TTL');
+  });
+}
+
+for (const kind of ['memory', 'redis'] as const) {
+  t.test(`${kind}: where a mount serves is recorded with its session and listed while it lives; a node that is no mount records nothing`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    const engine = kind === 'memory' ? new MemoryEngine() : await RedisEngine.connect({ url: server.url, shownUrl: server.url, namespace: `serves-${randomUUID().slice(0, 8)}`, requestTimeoutMs: 10_000 });
+    t.teardown(() => engine.shutdown());
+    const opened = async (node: string, ttl: number, instance: string, serves?: { host: string; mountpoint: string }) => {
+      const o = await engine.open(node, ttl, 0, instance, serves);
+      if ('taken' in o) throw new Error(`${node}: taken`);
+      return o;
+    };
+    const at = { host: 'h1', mountpoint: '/mnt/x' };
+    const m = await opened('m', 60_000, 'im', at);
+    const api = await opened('api', 60_000, 'ia');
+    const of = (r: Awaited<ReturnType<typeof engine.sessions>>, node: string, epoch: number) => r.sessions.find((x) => x.node === node && x.epoch === epoch);
+    const first = await engine.sessions();
+    t.same(of(first, 'm', m.epoch)?.serves, at, "the mount's session: where it serves");
+    t.equal(of(first, 'api', api.epoch)?.serves, undefined, 'a node that is no mount: nothing');
+
+    // Renewed past its first TTL (the engine's clock says when): still listed with it.
+    const short = await opened('r', 300, 'ir', { host: 'h2', mountpoint: '/mnt/r' });
+    const ref = { node: 'r', epoch: short.epoch, incarnation: short.incarnation };
+    for (;;) {
+      const r = await engine.renew(ref, 300, '');
+      if (r.kind !== 'ok') throw new Error(`r: ${r.kind}`);
+      if (r.now > short.now + 600) break;
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    t.same(of(await engine.sessions(), 'r', short.epoch)?.serves, { host: 'h2', mountpoint: '/mnt/r' }, 'renewed beyond its first TTL: still recorded');
+
+    // The same name opened again by the same instance without it (a program using the API under a
+    // mount's old name): the new session records nothing, the old one is replaced.
+    const m2 = await opened('m', 60_000, 'im');
+    const after = await engine.sessions();
+    t.equal(of(after, 'm', m2.epoch)?.serves, undefined, "the new session: nothing of the old mount's");
+    t.equal(of(after, 'm', m.epoch)?.serves, undefined, 'the replaced one: nothing either');
+
+    // An ended session: nothing left of where it served.
+    const e = await opened('e', 60_000, 'ie', { host: 'h3', mountpoint: '/mnt/e' });
+    await engine.endSession({ node: 'e', epoch: e.epoch, incarnation: e.incarnation });
+    t.equal(of(await engine.sessions(), 'e', e.epoch)?.serves, undefined, 'ended: nothing');
+  });
+
+  t.test(`${kind}: a store opened for a mount records where it serves (store options' SERVES); one opened without it, nothing`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    const at = { host: 'h1', mountpoint: '/mnt/x' };
+    const namespace = `serves-store-${randomUUID().slice(0, 8)}`;
+    const memory = new MemoryEngine();
+    const open = (node: string, serves?: typeof at) =>
+      kind === 'memory'
+        ? memoryStore({}, { engine: memory, node, sessionTtlMs: 60_000, graceMs: 0, ...(serves === undefined ? {} : { serves }) })
+        : openStore({ url: server.url, namespace, node, requestTimeoutMs: 10_000, ...(serves === undefined ? {} : { [SERVES]: serves }) }, {}, { graceMs: 0 });
+    const mount = await open('mount', at);
+    t.teardown(() => mount.close());
+    const api = await open('api');
+    t.teardown(() => api.close());
+    const read = await api.sessions();
+    t.same(read.sessions.find((x) => x.node === 'mount' && x.epoch === mount.session().epoch)?.serves, at, "the mount's session, as any node reads it");
+    t.equal(read.sessions.find((x) => x.node === 'api' && x.epoch === api.session().epoch)?.serves, undefined, "the program's: nothing");
   });
 }
