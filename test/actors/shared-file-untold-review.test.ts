@@ -10,66 +10,23 @@
  * MemoryEngine, behind the lost-link harness; every wait is for an answer, an inbox event or an
  * engine record, within the harness's budget.
  */
-import t, { type Test } from 'tap';
-import { EINTR, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { parseFlush, parseLock, parseRelease, type Call } from '../../src/core/requests.js';
+import t from 'tap';
+import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { SharedFile } from '../../src/actors/shared-file.js';
-import { answered, lk, loseNext, overflowLog, uf, type TestNode } from './lost-link.js';
-import { answersTo, held, nodes, until } from './reset-harness.js';
+import { answered, lk, loseNext, overflowLog, uf } from './lost-link.js';
+import { answersTo, held, nodes } from './reset-harness.js';
+import { closeOwed, endedOnce, flush, grantHeld, heal, lkFh, locks, mergedWaiter, twoGrants } from './notice-stages.js';
+import { grant, holds, stage, waits } from './stages.js';
 
-/** A POSIX lock call of owner p1 (pid 1) on [start, start+len) of /a through file handle `fh`. */
-const lkFh = (fh: number, type: number, cmd: number, start: number, len: number): Call =>
-  parseLock({ path: '/a', lockType: type, cmd, lockOwner: 'p1', lockStart: start, lockLen: len, lockPid: 1, fileHandle: fh }) as Call;
-/** close(2) of a descriptor by p1: all of p1's locks of /a go, its waiters keep waiting. */
-const flush: Call = parseFlush({ path: '/a', lockOwner: 'p1' });
-
-function endedOnce(t: Test, told: unknown[], what: string): void {
-  t.equal(told.length, 1, `${what}: one answer`);
-  t.match(told[0], { result: -EINTR }, what);
-}
-
-/** As in shared-file-untold-merged's twoGrants: p1 holds [5,15), one lock; the bytes [5,10) of a grant never told. */
-async function twoGrants(t: Test) {
-  const n = await nodes(t, 'default');
-  const { engine, a, b } = n;
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 10), b.target);
-  t.match(await answered(b, 1, "q9's lock of [5,15)"), { result: 0 });
-  const to1 = answersTo(a, 4);
-  const to2 = answersTo(a, 5);
-  a.sf.run(4, lkFh(1, F_WRLCK, F_SETLKW, 5, 5), a.target);
-  await answered(a, -4, "p1's waiter for [5,10) through handle 1");
-  a.sf.run(5, lkFh(2, F_WRLCK, F_SETLKW, 10, 5), a.target);
-  await answered(a, -5, "p1's waiter for [10,15) through handle 2");
-  a.policy = () => 'drop';
-  a.sf.run(6, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-  await answered(a, 6, "handle 1's close (given up on: owed)");
-  endedOnce(t, to1, 'the first waiter ended with the close');
-  a.held = [];
-  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 10), b.target);
-  t.match(await answered(b, 3, "q9's unlock of [5,15)"), { result: 0 });
-  await until(() => (a.held?.length ?? 0) >= 2, "both grants' events in a's inbox");
-  t.same(await held(engine), ['a held write p1 5-14'], "b's one step granted both waiters, merged");
-  a.release();
-  await answered(a, 5, "p1's waiter for [10,15)");
-  t.match(to2, [{ result: 0 }], 'the second waiter told granted');
-  a.policy = () => 'pass';
-  a.sf.run(7, uf(99, 1000, 1), a.target);
-  t.equal(await answered(a, 7, "handle 99's unlock of nothing (a's next step commits)"), 158);
-  return { ...n, to1 };
-}
-
-/** p1's lock call `call` (request `id`), granted. */
-async function p1Locks(t: Test, a: TestNode, id: number, call: Call, what: string): Promise<void> {
-  a.sf.run(id, call, a.target);
-  t.match(await answered(a, id, what), { result: 0 }, what);
-}
+// twoGrants (notice-stages.ts), as in shared-file-untold-merged: p1 holds [5,15), one lock; the
+// bytes [5,10) of a grant never told.
 
 // p1 locks the untold bytes itself (told: they are its now), then, in a's next step (no rebuild in
 // between), the bytes after its lock, which the core merges with it: all of [5,20) is p1's, told.
 t.test("the owner locks the untold grant's bytes itself, then the next bytes in a later step of this node: the flush notices all of the lock", async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
-  await p1Locks(t, a, 8, lkFh(2, F_WRLCK, F_SETLK, 5, 5), "p1's lock of [5,10)");
-  await p1Locks(t, a, 9, lkFh(2, F_WRLCK, F_SETLK, 15, 5), "p1's lock of [15,20)");
+  await locks(t, a, 8, lkFh(2, F_WRLCK, F_SETLK, 5, 5), "p1's lock of [5,10)");
+  await locks(t, a, 9, lkFh(2, F_WRLCK, F_SETLK, 15, 5), "p1's lock of [15,20)");
   t.same(await held(engine), ['a held write p1 5-19'], 'one lock of p1');
   a.sf.run(10, flush, a.target);
   await answered(a, 10, "p1's flush");
@@ -83,8 +40,8 @@ t.test("the owner locks the untold grant's bytes itself, then the next bytes in 
 // next bytes, read, merged with it in a later step.
 t.test("the owner read-locks all of its lock (the untold bytes among them), then the next bytes in a later step of this node: the flush notices all of the lock", async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
-  await p1Locks(t, a, 8, lkFh(2, F_RDLCK, F_SETLK, 5, 10), "p1's read lock of [5,15)");
-  await p1Locks(t, a, 9, lkFh(2, F_RDLCK, F_SETLK, 15, 5), "p1's read lock of [15,20)");
+  await locks(t, a, 8, lkFh(2, F_RDLCK, F_SETLK, 5, 10), "p1's read lock of [5,15)");
+  await locks(t, a, 9, lkFh(2, F_RDLCK, F_SETLK, 15, 5), "p1's read lock of [15,20)");
   t.same(await held(engine), ['a held read p1 5-19'], 'one read lock of p1');
   a.sf.run(10, flush, a.target);
   await answered(a, 10, "p1's flush");
@@ -103,15 +60,10 @@ t.test("the owner read-locks all of its lock (the untold bytes among them), then
 t.test('a wake-up pass of this node granting many of its waiters while a grant is marked in the file: no walk over the waiters per waiter granted', async (t) => {
   const K = 300;
   const { a, b } = await nodes(t, 'default');
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 100000, 10), b.target);
-  t.match(await answered(b, 1, "q9's lock of [100000,100010)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLKW, 100000, 10), a.target);
-  await answered(a, -1, "p1's waiter queued");
-  b.sf.run(2, lk('q9', 9, F_UNLCK, F_SETLK, 100000, 10), b.target);
-  t.match(await answered(b, 2, "q9's unlock"), { result: 0 });
-  t.match(await answered(a, 1, "p1's waiter granted by b's step"), { result: 0 });
-  a.sf.run(2, lk('p0', 2, F_WRLCK, F_SETLK, 0, 100), a.target);
-  t.match(await answered(a, 2, "p0's lock of [0,100)"), { result: 0 });
+  const waiter = waits(a, 1, lk('p1', 1, F_WRLCK, F_SETLKW, 100000, 10), "p1's waiter queued");
+  await stage(t, holds(b, 1, lk('q9', 9, F_WRLCK, F_SETLK, 100000, 10), "q9's lock of [100000,100010)"), waiter);
+  await grant(t, holds(b, 2, lk('q9', 9, F_UNLCK, F_SETLK, 100000, 10), "q9's unlock"), waiter, "p1's waiter granted by b's step");
+  await stage(t, holds(a, 2, lk('p0', 2, F_WRLCK, F_SETLK, 0, 100), "p0's lock of [0,100)"));
   for (let i = 0; i < K; i++) a.sf.run(10 + i, lk(`r${i}`, 10 + i, F_RDLCK, F_SETLKW, 0, 100), a.target);
   for (let i = 0; i < K; i++) await answered(a, -(10 + i), `r${i}'s waiter queued`);
   const proto = SharedFile.prototype as unknown as { waiterOf: (id: string) => unknown };
@@ -136,22 +88,10 @@ t.test('a wake-up pass of this node granting many of its waiters while a grant i
 // merged with p1's [0,5); b's steps then overflow the log; a's next step learns the grant from the
 // whole record set, before the grant's event. The close's notice: only the bytes p1 held.
 t.test("an untold grant merged with its owner's lock, learned from the whole record set: the close's notice covers only the bytes the caller held", async (t) => {
-  const { engine, a, b, released } = await nodes(t, 'default');
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 1, "q9's lock of [5,10)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 5), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,5)"), { result: 0 });
+  const { engine, a, b, released, unlock } = await mergedWaiter(t);
   const told = answersTo(a, 4);
-  a.sf.run(4, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 5), a.target);
-  await answered(a, -4, "p1's waiter for [5,10) queued");
-  a.policy = () => 'drop';
-  a.sf.run(5, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-  await answered(a, 5, "handle 1's close (given up on: owed)");
-  endedOnce(t, told, 'the waiter ended with the close');
-  a.held = [];
-  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 3, "q9's unlock of [5,10)"), { result: 0 });
-  await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
+  await closeOwed(t, a, told, 'the waiter ended with the close');
+  await grantHeld(t, a, unlock, 1);
   t.same(await held(engine), ['a held write p1 0-9'], "the engine merged the grant with p1's lock");
   await overflowLog(engine, b.store);
   a.policy = () => 'pass';
@@ -159,8 +99,7 @@ t.test("an untold grant merged with its owner's lock, learned from the whole rec
   t.match(await answered(a, 6, "p7's lock of [80,90)"), { result: 0 });
   t.ok(a.log.some((l) => l.endsWith('stale whole')), "a's step was refused stale with the whole record set");
   a.release();
-  a.sf.run(7, uf(99, 1000, 1), a.target);
-  t.equal(await answered(a, 7, "handle 99's unlock of nothing"), 158);
+  await heal(t, a, 7);
   t.same((await held(engine)).filter((x) => !x.includes(' p7 80-89')), [], 'the engine: nothing of p1');
   endedOnce(t, told, 'the waiter was told once, never granted');
   t.same(released, ['posix:0+5'], "the close's notice for the bytes p1 held; none for the grant's");
@@ -176,33 +115,9 @@ t.test("an untold grant merged with its owner's lock, learned from the whole rec
 // noticed whole by the flush (the untold bytes went with the unlock).
 for (const middle of [false, true]) {
 t.test(`an owner's lock merged with an untold grant and a told one${middle ? ', its middle unlocked' : ''}: the flush notices the owner's bytes and the told grant's, two notices in order`, async (t) => {
-  const { engine, a, b, released } = await nodes(t, 'default');
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 10), b.target);
-  t.match(await answered(b, 1, "q9's lock of [5,15)"), { result: 0 });
-  await p1Locks(t, a, 1, lkFh(3, F_WRLCK, F_SETLK, 0, 5), "p1's lock of [0,5) through handle 3");
-  const to1 = answersTo(a, 4);
-  const to2 = answersTo(a, 5);
-  a.sf.run(4, lkFh(1, F_WRLCK, F_SETLKW, 5, 5), a.target);
-  await answered(a, -4, "p1's waiter for [5,10) through handle 1");
-  a.sf.run(5, lkFh(2, F_WRLCK, F_SETLKW, 10, 5), a.target);
-  await answered(a, -5, "p1's waiter for [10,15) through handle 2");
-  a.policy = () => 'drop';
-  a.sf.run(6, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-  await answered(a, 6, "handle 1's close (given up on: owed)");
-  endedOnce(t, to1, 'the first waiter ended with the close');
-  a.held = [];
-  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 10), b.target);
-  t.match(await answered(b, 3, "q9's unlock of [5,15)"), { result: 0 });
-  await until(() => (a.held?.length ?? 0) >= 2, "both grants' events in a's inbox");
-  t.same(await held(engine), ['a held write p1 0-14'], "b's one step granted both waiters, merged with p1's [0,5)");
-  a.release();
-  await answered(a, 5, "p1's waiter for [10,15)");
-  t.match(to2, [{ result: 0 }], 'the second waiter told granted');
-  a.policy = () => 'pass';
-  a.sf.run(7, uf(99, 1000, 1), a.target);
-  t.equal(await answered(a, 7, "handle 99's unlock of nothing (a's next step commits)"), 158);
+  const { engine, a, released, to1 } = await twoGrants(t, { call: lkFh(3, F_WRLCK, F_SETLK, 0, 5), says: "p1's lock of [0,5) through handle 3" });
   if (middle) {
-    await p1Locks(t, a, 9, lkFh(3, F_UNLCK, F_SETLK, 3, 9), "p1's unlock of [3,12)");
+    await locks(t, a, 9, lkFh(3, F_UNLCK, F_SETLK, 3, 9), "p1's unlock of [3,12)");
     t.same(await held(engine), ['a held write p1 0-2', 'a held write p1 12-14'], 'two locks of p1 left');
   }
   a.sf.run(8, flush, a.target);
@@ -263,28 +178,13 @@ t.test("a lock request merged with a lock holding untold bytes, applied with its
 // unlock grants the waiter, merged with o1's [0,5); the close, settled by a's next step,
 // notices the bytes o1 held only.
 t.test("an OFD owner's untold grant merged with its lock, then the close of its handle settled: the notice covers only the bytes the caller held", async (t) => {
-  const ofd = (type: number, cmd: number, start: number, len: number): Call =>
-    parseLock({ path: '/a', kind: 'ofd', lockType: type, cmd, lockOwner: 'o1', lockStart: start, lockLen: len, fileHandle: 1 }) as Call;
-  const { engine, a, b, released } = await nodes(t, 'default');
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 1, "q9's lock of [5,10)"), { result: 0 });
-  await p1Locks(t, a, 1, ofd(F_WRLCK, F_SETLK, 0, 5), "o1's lock of [0,5)");
+  const { engine, a, released, unlock } = await mergedWaiter(t, 'o1', "o1's lock of [0,5)");
   const told = answersTo(a, 4);
-  a.sf.run(4, ofd(F_WRLCK, F_SETLKW, 5, 5), a.target);
-  await answered(a, -4, "o1's waiter for [5,10) queued");
-  a.policy = () => 'drop';
-  a.sf.run(5, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-  await answered(a, 5, "handle 1's close (given up on: owed)");
-  endedOnce(t, told, 'the waiter ended with the close');
-  a.held = [];
-  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 3, "q9's unlock of [5,10)"), { result: 0 });
-  await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
+  await closeOwed(t, a, told, 'the waiter ended with the close');
+  await grantHeld(t, a, unlock, 1);
   t.equal((await held(engine)).length, 1, "the engine merged the grant with o1's lock: one record");
   a.release();
-  a.policy = () => 'pass';
-  a.sf.run(7, uf(99, 1000, 1), a.target);
-  t.equal(await answered(a, 7, "handle 99's unlock of nothing"), 158);
+  await heal(t, a, 7);
   t.same(await held(engine), [], 'the engine: nothing of o1');
   endedOnce(t, told, 'the waiter was told once, never granted');
   t.same(released, ['posix:0+5'], "the close's notice for the bytes o1 held; none for the grant's");
@@ -296,7 +196,7 @@ t.test("an OFD owner's untold grant merged with its lock, then the close of its 
 // owner's request: told). The flush notices the read lock and the told write bytes.
 t.test('the owner read-locks bytes across the untold and the told grants: the flush notices the read lock and the told bytes left of the write lock', async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
-  await p1Locks(t, a, 8, lkFh(2, F_RDLCK, F_SETLK, 7, 5), "p1's read lock of [7,12)");
+  await locks(t, a, 8, lkFh(2, F_RDLCK, F_SETLK, 7, 5), "p1's read lock of [7,12)");
   t.same(await held(engine), ['a held read p1 7-11', 'a held write p1 12-14', 'a held write p1 5-6'], 'split and converted');
   a.sf.run(10, flush, a.target);
   await answered(a, 10, "p1's flush");
