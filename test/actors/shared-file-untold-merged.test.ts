@@ -12,51 +12,19 @@
  * inbox event or an engine record, within the harness's budget.
  */
 import t, { type Test } from 'tap';
-import { EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { parseFlush, parseLock, parseRelease, type Call } from '../../src/core/requests.js';
-import { answered, lk, uf, type MemoryEngine, type TestNode } from './lost-link.js';
-import { answersTo, conflicts, held, nodes, resetBoth, until } from './reset-harness.js';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { answered, lk, type MemoryEngine, type TestNode } from './lost-link.js';
+import { answersTo, conflicts, held } from './reset-harness.js';
+import { close, closeOwed, endedOnce, flush, grantHeld, heal, inFlight, learnSettle, lkFh, mergedWaiter, twoGrants as twoGrantsStage } from './notice-stages.js';
+import { holds, owedCutOff, stage, waits, type Req } from './stages.js';
 
-/** A POSIX lock call of owner p1 (pid 1) on [start, start+len) of /a through file handle `fh`. */
-const lkFh = (fh: number, type: number, cmd: number, start: number, len: number): Call =>
-  parseLock({ path: '/a', lockType: type, cmd, lockOwner: 'p1', lockStart: start, lockLen: len, lockPid: 1, fileHandle: fh }) as Call;
-/** The close of file handle `fh` of /a (its POSIX locks go, its waiters end with EINTR). */
-const close = (fh: number): Call => parseRelease({ path: '/a', fileHandle: fh });
-/** close(2) of a descriptor by p1: all of p1's locks of /a go, its waiters keep waiting. */
-const flush: Call = parseFlush({ path: '/a', lockOwner: 'p1' });
+// The stage (mergedWaiter, notice-stages.ts): q9 (node b) holds [5,10); p1 (node a) holds [0,5)
+// and waits for [5,10) (request 4), both through file handle 1; `unlock` is q9's unlock (b's 3).
 
-/** q9 (node b) holds [5,10); p1 (node a) holds [0,5) and waits for [5,10) (request 4), both through file handle 1. */
-async function stage(t: Test) {
-  const n = await nodes(t, 'default');
-  const { a, b } = n;
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 1, "q9's lock of [5,10)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 5), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,5)"), { result: 0 });
-  a.sf.run(4, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 5), a.target);
-  await answered(a, -4, "p1's waiter for [5,10) queued");
-  return n;
-}
-
-/** b's unlock of [5,10) (request 3) grants a's waiter: its event waits in a's inbox (held back); the engine merged the grant with p1's [0,5). */
-async function bGrants(t: Test, engine: MemoryEngine, a: TestNode, b: TestNode): Promise<void> {
-  a.held = [];
-  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 5), b.target);
-  t.match(await answered(b, 3, "q9's unlock of [5,10)"), { result: 0 });
-  await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox");
+/** b's `unlock` grants a's waiter: its event waits in a's inbox (held back); the engine merged the grant with p1's [0,5). */
+async function bGrants(t: Test, engine: MemoryEngine, a: TestNode, unlock: Req): Promise<void> {
+  await grantHeld(t, a, unlock, 1);
   t.same(await held(engine), ['a held write p1 0-9'], "the engine merged the grant with p1's lock: one record");
-}
-
-/** a reaches the engine again; its next step commits (request `id`: an UnlockFileEx of bytes handle 99 never locked). */
-async function heal(t: Test, a: TestNode, id: number): Promise<void> {
-  a.policy = () => 'pass';
-  a.sf.run(id, uf(99, 1000, 1), a.target);
-  t.equal(await answered(a, id, "handle 99's unlock of nothing"), 158);
-}
-
-function endedOnce(t: Test, told: unknown[], what: string): void {
-  t.equal(told.length, 1, `${what}: one answer`);
-  t.match(told[0], { result: -EINTR }, what);
 }
 
 for (const [learned, settled] of [
@@ -65,26 +33,12 @@ for (const [learned, settled] of [
   ['stale reply', 'next step'],
 ] as const) {
   t.test(`a close owed (never applied), then another node grants its ended waiter next to the owner's lock, merged (learned from the ${learned}), the close settled by the ${settled}: the notice covers only the bytes the caller held`, async (t) => {
-    const { engine, a, b, released } = await stage(t);
+    const n = await mergedWaiter(t);
+    const { engine, a, released, unlock } = n;
     const told = answersTo(a, 4);
-    a.policy = () => 'drop';
-    a.sf.run(5, close(1), a.target);
-    await answered(a, 5, "handle 1's close (given up on: owed)");
-    endedOnce(t, told, 'the waiter ended with the close, before its answer');
-    await bGrants(t, engine, a, b);
-    if (learned === 'inbox') a.release();
-    if (settled === 'engine reset') {
-      await resetBoth(engine, a, b, true, true);
-      a.policy = () => 'pass';
-    }
-    if (learned === 'stale reply') {
-      // a's next step learns the grant from the changes it missed, before the event.
-      a.policy = () => 'pass';
-      a.sf.run(6, lk('p7', 7, F_WRLCK, F_SETLK, 80, 10), a.target);
-      t.match(await answered(a, 6, "p7's lock of [80,90)"), { result: 0 });
-      a.release();
-    }
-    await heal(t, a, 7);
+    await closeOwed(t, a, told, 'the waiter ended with the close, before its answer');
+    await bGrants(t, engine, a, unlock);
+    await learnSettle(t, n, learned, settled, holds(a, 6, lk('p7', 7, F_WRLCK, F_SETLK, 80, 10), "p7's lock of [80,90)"));
     const after = (await held(engine)).filter((x) => !x.includes(' p7 80-89'));
     t.same(after, [], 'the engine: nothing of p1');
     endedOnce(t, told, 'the waiter was told once, never granted');
@@ -96,17 +50,9 @@ for (const [learned, settled] of [
 // The close's own step finds the waiter granted (stale: b's grant came first), is decided again on
 // the merged record and commits before the grant's event is read: the waiter ends with the close.
 t.test("a close whose step finds its handle's waiter granted by another node and merged with the owner's lock, before the grant's event: the notice covers only the bytes the caller held", async (t) => {
-  const { engine, a, b, released } = await stage(t);
+  const { engine, a, released, unlock } = await mergedWaiter(t);
   const told = answersTo(a, 4);
-  a.policy = () => 'drop';
-  a.held = [];
-  a.afterDrop = async () => {
-    a.afterDrop = undefined;
-    await bGrants(t, engine, a, b);
-    a.policy = () => 'pass';
-  };
-  a.sf.run(5, close(1), a.target);
-  await answered(a, 5, "handle 1's close");
+  await inFlight(a, close(1), () => bGrants(t, engine, a, unlock));
   t.same(await held(engine), [], 'the close committed: nothing of p1');
   a.release();
   await answered(a, 4, "p1's waiter");
@@ -119,22 +65,16 @@ t.test("a close whose step finds its handle's waiter granted by another node and
 // its reply): the close's answer tells the waiter granted (SharedFiles.endThrough), so the caller
 // was told it held all of the merged lock the close released, and its notice covers all of it.
 t.test("a close decided on its waiter's grant merged with the owner's lock, the grant's event read before the close's reply: the waiter told granted and the notice covers the whole merged lock", async (t) => {
-  const { engine, a, b, released } = await stage(t);
+  const { engine, a, released, unlock } = await mergedWaiter(t);
   const told = answersTo(a, 4);
-  a.policy = () => 'drop';
-  a.held = [];
-  a.afterDrop = async () => {
-    a.afterDrop = undefined;
-    await bGrants(t, engine, a, b);
-    a.policy = () => 'pass';
+  await inFlight(a, close(1), async () => {
+    await bGrants(t, engine, a, unlock);
     a.onReply = (r) => {
       if (!r.ok) return;
       a.onReply = undefined;
       a.release();
     };
-  };
-  a.sf.run(5, close(1), a.target);
-  await answered(a, 5, "handle 1's close");
+  });
   await answered(a, 4, "p1's waiter");
   t.same(await held(engine), [], 'the close committed: nothing of p1');
   t.match(told, [{ result: 0 }], 'the waiter: one answer, granted (its event read before the close was answered)');
@@ -147,23 +87,13 @@ t.test("a close decided on its waiter's grant merged with the owner's lock, the 
 // the flush leaves the grant alone (Run.spared), the release takes it, and neither tells it.
 for (const learned of ['inbox', 'stale reply'] as const) {
   t.test(`a flush and the close of the waiter's handle owed, then another node grants the ended waiter, merged with the owner's lock (learned from the ${learned}): notices only for the bytes the caller held`, async (t) => {
-    const { engine, a, b, released } = await stage(t);
+    const n = await mergedWaiter(t);
+    const { engine, a, released, unlock } = n;
     const told = answersTo(a, 4);
-    a.policy = () => 'drop';
-    a.sf.run(5, flush, a.target);
-    await answered(a, 5, "p1's flush (given up on: owed)");
-    a.sf.run(6, close(1), a.target);
-    await answered(a, 6, "handle 1's close (given up on: owed)");
-    endedOnce(t, told, 'the waiter ended with the close');
-    await bGrants(t, engine, a, b);
-    if (learned === 'inbox') a.release();
-    else {
-      a.policy = () => 'pass';
-      a.sf.run(8, lk('p7', 7, F_WRLCK, F_SETLK, 80, 10), a.target);
-      t.match(await answered(a, 8, "p7's lock of [80,90)"), { result: 0 });
-      a.release();
-    }
-    await heal(t, a, 7);
+    await owedCutOff(a, 5, flush, "p1's flush");
+    await closeOwed(t, a, told, 'the waiter ended with the close', close(1), undefined, 6);
+    await bGrants(t, engine, a, unlock);
+    await learnSettle(t, n, learned, 'next step', holds(a, 8, lk('p7', 7, F_WRLCK, F_SETLK, 80, 10), "p7's lock of [80,90)"));
     t.same((await held(engine)).filter((x) => !x.includes(' p7 80-89')), [], 'the engine: nothing of p1');
     endedOnce(t, told, 'the waiter was told once, never granted');
     t.same(released, ['posix:0+5'], "the flush's notice for the bytes p1 held; none for the grant's bytes");
@@ -173,51 +103,25 @@ for (const learned of ['inbox', 'stale reply'] as const) {
 
 // One step of b grants two waiters of p1 next to each other: [5,10) through handle 1, then
 // [10,15) through handle 2, which the core merges into one lock through handle 2. Handle 1's
-// close ended the first before (untold); the second is told. p1's flush releases the merged lock:
-// its notice covers the told grant's bytes only. `then`: what p1 locks itself before the flush
-// (none; [15,20), which this node's step merges with the grants' lock; the first grant's bytes
-// [5,10), which it is then told it holds; [5,20) with a wait behind p7 of this node, whose unlock
-// grants it in this node's step: told granted, all of it is p1's).
+// close ended the first before (untold); the second is told (twoGrants, notice-stages.ts). p1's
+// flush releases the merged lock: its notice covers the told grant's bytes only. `then`: what p1
+// locks itself before the flush (none; [15,20), which this node's step merges with the grants'
+// lock; the first grant's bytes [5,10), which it is then told it holds; [5,20) with a wait behind
+// p7 of this node, whose unlock grants it in this node's step: told granted, all of it is p1's).
 async function twoGrants(t: Test, then?: 'next' | 'again' | 'waits') {
-  const { engine, a, b, released } = await nodes(t, 'default');
-  b.sf.run(1, lk('q9', 9, F_WRLCK, F_SETLK, 5, 10), b.target);
-  t.match(await answered(b, 1, "q9's lock of [5,15)"), { result: 0 });
-  const to1 = answersTo(a, 4);
-  const to2 = answersTo(a, 5);
-  a.sf.run(4, lkFh(1, F_WRLCK, F_SETLKW, 5, 5), a.target);
-  await answered(a, -4, "p1's waiter for [5,10) through handle 1");
-  a.sf.run(5, lkFh(2, F_WRLCK, F_SETLKW, 10, 5), a.target);
-  await answered(a, -5, "p1's waiter for [10,15) through handle 2");
-  a.policy = () => 'drop';
-  a.sf.run(6, close(1), a.target);
-  await answered(a, 6, "handle 1's close (given up on: owed)");
-  endedOnce(t, to1, 'the first waiter ended with the close');
-  a.held = [];
-  b.sf.run(3, lk('q9', 9, F_UNLCK, F_SETLK, 5, 10), b.target);
-  t.match(await answered(b, 3, "q9's unlock of [5,15)"), { result: 0 });
-  await until(() => (a.held?.length ?? 0) >= 2, "both grants' events in a's inbox");
-  t.same(await held(engine), ['a held write p1 5-14'], "b's one step granted both waiters, merged");
-  a.release();
-  await answered(a, 5, "p1's waiter for [10,15)");
-  t.match(to2, [{ result: 0 }], 'the second waiter told granted');
-  await heal(t, a, 7);
+  const { engine, a, released, to1 } = await twoGrantsStage(t, undefined, "handle 99's unlock of nothing");
   t.same(released, [], 'the owed close of handle 1 released nothing: the merged lock is through handle 2');
   if (then === 'waits') {
-    a.sf.run(10, lk('p7', 7, F_WRLCK, F_SETLK, 15, 5), a.target);
-    t.match(await answered(a, 10, "p7's lock of [15,20)"), { result: 0 });
+    await stage(t, holds(a, 10, lk('p7', 7, F_WRLCK, F_SETLK, 15, 5), "p7's lock of [15,20)"));
     const toW = answersTo(a, 9);
-    a.sf.run(9, lkFh(2, F_WRLCK, F_SETLKW, 5, 15), a.target);
-    await answered(a, -9, "p1's waiter for [5,20), behind p7");
-    a.sf.run(11, lk('p7', 7, F_UNLCK, F_SETLK, 15, 5), a.target);
-    t.match(await answered(a, 11, "p7's unlock of [15,20)"), { result: 0 });
+    await stage(t, waits(a, 9, lkFh(2, F_WRLCK, F_SETLKW, 5, 15), "p1's waiter for [5,20), behind p7"), holds(a, 11, lk('p7', 7, F_UNLCK, F_SETLK, 15, 5), "p7's unlock of [15,20)"));
     await answered(a, 9, "p1's lock of [5,20)");
     t.match(toW, [{ result: 0 }], "p1's waiter told granted");
     t.same(await held(engine), ['a held write p1 5-19'], "p1's lock merged with the grants'");
   } else if (then !== undefined) {
     // p1 locks bytes itself: this node's own step merges them with the lock that holds the grants.
     const [start, len] = then === 'next' ? [15, 5] : [5, 5];
-    a.sf.run(9, lkFh(2, F_WRLCK, F_SETLK, start, len), a.target);
-    t.match(await answered(a, 9, `p1's lock of [${start},${start + len})`), { result: 0 });
+    await stage(t, holds(a, 9, lkFh(2, F_WRLCK, F_SETLK, start, len), `p1's lock of [${start},${start + len})`));
     t.same(await held(engine), [then === 'next' ? 'a held write p1 5-19' : 'a held write p1 5-14'], "p1's lock merged with the grants'");
   }
   a.sf.run(8, flush, a.target);
@@ -243,15 +147,13 @@ t.test("the same, then the owner waits for the grants' bytes and more, granted b
 // is the owner's lock like any other, and the close's notice covers all of the merged lock.
 for (const how of ['close', 'flush'] as const) {
   t.test(`a waiter granted by another node next to the owner's lock, merged, and told so, then an owed ${how}: the notice covers the whole merged lock`, async (t) => {
-    const { engine, a, b, released } = await stage(t);
+    const { engine, a, released, unlock } = await mergedWaiter(t);
     const told = answersTo(a, 4);
-    await bGrants(t, engine, a, b);
+    await bGrants(t, engine, a, unlock);
     a.release();
     await answered(a, 4, "p1's waiter");
     t.match(told, [{ result: 0 }], 'told granted');
-    a.policy = () => 'drop';
-    a.sf.run(5, how === 'close' ? close(1) : flush, a.target);
-    await answered(a, 5, `p1's ${how} (given up on: owed)`);
+    await owedCutOff(a, 5, how === 'close' ? close(1) : flush, `p1's ${how}`);
     await heal(t, a, 7);
     t.same(await held(engine), [], 'the engine: nothing of p1');
     t.same(released, ['posix:0+10'], `the ${how}'s notice, for all of the merged lock, once`);
