@@ -12,18 +12,41 @@ import t, { type Test } from 'tap';
 import { EAGAIN, ENOLCK, ERROR_LOCK_VIOLATION, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { answered, ch, endGrace, lf, lk, loseNext, lw, uf, type TestNode } from './lost-link.js';
 import { answersTo, conflicts, engineIs, held, nodes, resetBoth, until } from './reset-harness.js';
-import { twoNodes } from './stages.js';
+import { cancelCut, grantHeld } from './notice-stages.js';
+import { holds, q2Unlock, stage, twoNodes, waits } from './stages.js';
 import { parseLock, type Call } from '../../src/core/requests.js';
 
 /** Resolves once `n` has an inbox event held back (its reader slow: TestNode.held). */
 const inboxHolds = (n: TestNode, what: string): Promise<void> => until(() => (n.held?.length ?? 0) > 0, what);
 
+/** Nodes a and b (`policy`): b's handle 1 holds [0,10), a's handle 7 waits for it (a's request 1); `release` is b's unlock of [0,10) (its request 2). */
+async function windowsWaiter(t: Test, policy: 'default' | 'fifo') {
+  const n = await twoNodes(t, {}, policy);
+  const { a, b } = n;
+  await stage(t, holds(b, 1, lf(1, 0, 10), "b's handle 1 locks [0,10)"), waits(a, 1, lw(7, 0, 10), "a's handle 7 waits for [0,10)"));
+  return { ...n, release: holds(b, 2, uf(1, 0, 10), "b's release") };
+}
+
+/**
+ * q2 (node b) holds [10,20); p1 (node a) holds [0,10) and waits for [5,15) (request 2); a cut
+ * off, the waiter's timeout is answered at once (its removal owed); b's unlock of [10,20) grants
+ * the waiter in the engine, merged with p1's [0,10), its event held back in a's inbox. Resolves
+ * with the answers to the waiter from the timeout on.
+ */
+async function cancelledThenGranted(t: Test, a: TestNode, b: TestNode): Promise<unknown[]> {
+  await stage(
+    t,
+    holds(b, 1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), "q2's lock of [10,20)"),
+    holds(a, 1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), "p1's lock of [0,10)"),
+    waits(a, 2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 10), "p1's waiter for [5,15)"),
+  );
+  const told = await cancelCut(t, a, 2, 'timeout', -EAGAIN, 'the timeout, while a is cut off');
+  await grantHeld(t, a, q2Unlock(b));
+  return told;
+}
+
 t.test("windows: a cancel whose step applied, its reply lost (and every resend's): answered once, the waiter gone, nothing reported", async (t) => {
-  const { engine, a, b } = await twoNodes(t, {}, 'default');
-  b.sf.run(1, lf(1, 0, 10), b.target);
-  t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
-  a.sf.run(1, lw(7, 0, 10), a.target);
-  await answered(a, -1, "a's handle 7 waits for [0,10)");
+  const { engine, a, b, release } = await windowsWaiter(t, 'default');
   const told = answersTo(a, 1);
   loseNext(a);
   a.sf.cancel(1, 'timeout');
@@ -31,10 +54,7 @@ t.test("windows: a cancel whose step applied, its reply lost (and every resend's
   await engineIs(engine, ['b held write 1 0-9'], "a's waiter gone from the engine");
   a.sf.run(10, lf(5, 40, 10), a.target);
   t.equal(await answered(a, 10, "a's lock of [40,50)"), 0);
-  b.sf.run(2, uf(1, 0, 10), b.target);
-  t.equal(await answered(b, 2, "b's release"), 0);
-  b.sf.run(3, lf(2, 0, 10), b.target);
-  t.equal(await answered(b, 3, "b's handle 2 locks [0,10)"), 0, "[0,10) free: a's handle 7 holds none of it");
+  await stage(t, release, holds(b, 3, lf(2, 0, 10), "b's handle 2 locks [0,10)", "[0,10) free: a's handle 7 holds none of it"));
   t.equal(told.length, 1, 'the caller was told once');
   t.same(a.faults, [], 'nothing reported (a)');
   t.same(b.faults, [], 'nothing reported (b)');
@@ -42,20 +62,10 @@ t.test("windows: a cancel whose step applied, its reply lost (and every resend's
 
 for (const policy of ['default', 'fifo'] as const) {
   t.test(`windows (${policy}): b's waiter queued behind a's cancelled waiter is granted once the grant of a's waiter is undone`, async (t) => {
-    const { engine, a, b } = await twoNodes(t, {}, policy);
-    b.sf.run(1, lf(1, 0, 10), b.target);
-    t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
-    a.sf.run(1, lw(7, 0, 10), a.target);
-    await answered(a, -1, "a's handle 7 waits for [0,10)");
-    b.sf.run(3, lw(2, 0, 10, 2), b.target);
-    await answered(b, -3, "b's handle 2 waits for [0,10), behind a's");
-    const told = answersTo(a, 1);
-    a.policy = () => 'drop';
-    a.sf.cancel(1, 'abort');
-    t.equal(await answered(a, 1, "the abort of a's waiter, while a is cut off"), 995, 'answered at once');
-    a.held = [];
-    b.sf.run(2, uf(1, 0, 10), b.target);
-    t.equal(await answered(b, 2, "b's release"), 0);
+    const { engine, a, b, release } = await windowsWaiter(t, policy);
+    await stage(t, waits(b, 3, lw(2, 0, 10, 2), "b's handle 2 waits for [0,10), behind a's"));
+    const told = await cancelCut(t, a, 1, 'abort', 995, "the abort of a's waiter, while a is cut off", 'answered at once');
+    await grantHeld(t, a, release);
     const lines = await held(engine);
     t.ok(lines.includes('a held write 7 0-9'), "b's release granted a's waiter in the engine (first in line)");
     a.policy = () => 'pass';
@@ -73,21 +83,15 @@ for (const policy of ['default', 'fifo'] as const) {
 
 t.test("posix: p1's waiter for [5,25) between its [0,10) and [20,30), cancelled; b's grant merges them into [0,30): the undo puts both back", async (t) => {
   const { engine, a, b } = await twoNodes(t, {}, 'default');
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 1, "p1's [0,10)"), { result: 0 });
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLK, 20, 10), a.target);
-  t.match(await answered(a, 2, "p1's [20,30)"), { result: 0 });
-  a.sf.run(3, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 20), a.target);
-  await answered(a, -3, "p1's waiter for [5,25)");
-  const told = answersTo(a, 3);
-  a.policy = () => 'drop';
-  a.sf.cancel(3, 'timeout');
-  t.match(await answered(a, 3, 'the timeout, while a is cut off'), { result: -EAGAIN });
-  a.held = [];
-  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  await stage(
+    t,
+    holds(b, 1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), "q2's lock of [10,20)"),
+    holds(a, 1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), "p1's [0,10)"),
+    holds(a, 2, lk('p1', 1, F_WRLCK, F_SETLK, 20, 10), "p1's [20,30)"),
+    waits(a, 3, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 20), "p1's waiter for [5,25)"),
+  );
+  const told = await cancelCut(t, a, 3, 'timeout', -EAGAIN, 'the timeout, while a is cut off');
+  await grantHeld(t, a, q2Unlock(b));
   t.same(await held(engine), ['a held write p1 0-29'], 'the grant merged p1 into [0,30)');
   a.policy = () => 'pass';
   a.sf.run(10, lk('p3', 3, F_WRLCK, F_SETLK, 40, 10), a.target);
@@ -100,20 +104,15 @@ t.test("posix: p1's waiter for [5,25) between its [0,10) and [20,30), cancelled;
 
 t.test("posix: a's p5 waits behind a's cancelled p1 waiter; b's grant of p1 undone: p5 granted, told once", async (t) => {
   const { engine, a, b } = await twoNodes(t, {}, 'fifo');
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10), b.target);
-  t.match(await answered(b, 1, "q2's [0,10)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10), a.target);
-  await answered(a, -1, "p1's waiter");
-  a.sf.run(2, lk('p5', 5, F_WRLCK, F_SETLKW, 0, 10), a.target);
-  await answered(a, -2, "p5's waiter, behind p1's");
-  const told = answersTo(a, 1);
+  await stage(
+    t,
+    holds(b, 1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10), "q2's [0,10)"),
+    waits(a, 1, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10), "p1's waiter"),
+    waits(a, 2, lk('p5', 5, F_WRLCK, F_SETLKW, 0, 10), "p5's waiter, behind p1's"),
+  );
   const told5 = answersTo(a, 2);
-  a.policy = () => 'drop';
-  a.sf.cancel(1, 'abort');
-  t.match(await answered(a, 1, "p1's abort, while a is cut off"), { result: -4 });
-  a.held = [];
-  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 0, 10), b.target);
-  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  const told = await cancelCut(t, a, 1, 'abort', -4, "p1's abort, while a is cut off");
+  await grantHeld(t, a, holds(b, 2, lk('q2', 2, F_UNLCK, F_SETLK, 0, 10), "q2's unlock"));
   t.same(await held(engine), ['a held write p1 0-9', 'a waiting write p5 0-9'], "the engine granted p1's waiter");
   a.policy = () => 'pass';
   a.sf.run(10, lk('p3', 3, F_WRLCK, F_SETLK, 40, 10), a.target);
@@ -127,19 +126,9 @@ t.test("posix: a's p5 waits behind a's cancelled p1 waiter; b's grant of p1 undo
 });
 
 t.test("windows: the handle closed while the removal is owed and b's grant was read from the inbox: nothing of handle 7 stays", async (t) => {
-  const { engine, a, b } = await twoNodes(t, {}, 'default');
-  b.sf.run(1, lf(1, 0, 10), b.target);
-  t.equal(await answered(b, 1, "b's handle 1 locks [0,10)"), 0);
-  a.sf.run(1, lw(7, 0, 10), a.target);
-  await answered(a, -1, "a's handle 7 waits for [0,10)");
-  const told = answersTo(a, 1);
-  a.policy = () => 'drop';
-  a.sf.cancel(1, 'timeout');
-  t.equal(await answered(a, 1, 'the timeout, while a is cut off'), ERROR_LOCK_VIOLATION);
-  a.held = [];
-  b.sf.run(2, uf(1, 0, 10), b.target);
-  t.equal(await answered(b, 2, "b's release"), 0);
-  await inboxHolds(a, "the grant's event in a's inbox");
+  const { engine, a, b, release } = await windowsWaiter(t, 'default');
+  const told = await cancelCut(t, a, 1, 'timeout', ERROR_LOCK_VIOLATION, 'the timeout, while a is cut off');
+  await grantHeld(t, a, release, 1);
   a.release();
   a.sf.run(10, ch(7), a.target);
   await answered(a, 10, 'the close of handle 7, while a is cut off');
@@ -163,12 +152,12 @@ const kl = (kind: 'posix' | 'ofd' | 'flock', owner: string, type: number, cmd: n
  */
 async function upgrade(t: Test, kind: 'posix' | 'ofd' | 'flock', cut: boolean): Promise<string[]> {
   const { engine, a, b } = await twoNodes(t, {}, 'default');
-  a.sf.run(1, kl(kind, 'o1', F_RDLCK, F_SETLK), a.target);
-  t.match(await answered(a, 1, "o1's read lock"), { result: 0 });
-  b.sf.run(1, kl(kind, 'q2', F_RDLCK, F_SETLK), b.target);
-  t.match(await answered(b, 1, "q2's read lock"), { result: 0 });
-  a.sf.run(2, kl(kind, 'o1', F_WRLCK, F_SETLKW), a.target);
-  await answered(a, -2, "o1's upgrade waits behind q2");
+  await stage(
+    t,
+    holds(a, 1, kl(kind, 'o1', F_RDLCK, F_SETLK), "o1's read lock"),
+    holds(b, 1, kl(kind, 'q2', F_RDLCK, F_SETLK), "q2's read lock"),
+    waits(a, 2, kl(kind, 'o1', F_WRLCK, F_SETLKW), "o1's upgrade waits behind q2"),
+  );
   const told = answersTo(a, 2);
   if (cut) a.policy = () => 'drop';
   a.sf.cancel(2, 'abort');
@@ -205,19 +194,7 @@ for (const kind of ['posix', 'ofd', 'flock'] as const) {
 
 t.test("posix: b's grant of the cancelled waiter learned from a stale reply (its undo not committed), then the engine loses its data: only p1's [0,10) goes back", async (t) => {
   const { engine, a, b } = await nodes(t, 'default', null);
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 10), a.target);
-  await answered(a, -2, "p1's waiter for [5,15)");
-  const told = answersTo(a, 2);
-  a.policy = () => 'drop';
-  a.sf.cancel(2, 'timeout');
-  t.match(await answered(a, 2, 'the timeout, while a is cut off'), { result: -EAGAIN });
-  a.held = [];
-  b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+  const told = await cancelledThenGranted(t, a, b);
   t.same(await held(engine), ['a held write p1 0-14'], "b's release granted p1's waiter, merged");
   // One step of a reaches the engine (stale: it learns the grant); the undo decided next gets no reply.
   const at = a.log.length;
@@ -244,19 +221,7 @@ t.test("posix: b's grant of the cancelled waiter learned from a stale reply (its
 for (const learn of ['inbox', 'stale'] as const) {
   t.test(`posix: p1's unlock of [0,10) owed (no reply) after its waiter's cancel was answered, b's grant of the waiter in between (${learn}): the owed steps leave p1 nothing, no notice of the grant`, async (t) => {
     const { engine, a, b, released } = await nodes(t, 'default');
-    b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-    t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
-    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
-    t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
-    a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 5, 10), a.target);
-    await answered(a, -2, "p1's waiter for [5,15)");
-    const told = answersTo(a, 2);
-    a.policy = () => 'drop';
-    a.sf.cancel(2, 'timeout');
-    t.match(await answered(a, 2, 'the timeout, while a is cut off'), { result: -EAGAIN });
-    a.held = [];
-    b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
-    t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+    const told = await cancelledThenGranted(t, a, b);
     t.same(await held(engine), ['a held write p1 0-14'], "b's release granted p1's waiter, merged");
     if (learn === 'inbox') {
       await inboxHolds(a, "the grant's event in a's inbox");
