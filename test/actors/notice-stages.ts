@@ -4,8 +4,8 @@
  * waiter of node a behind a lock of node b; a cut off and a close (or a cancel) owed or answered
  * at once; b's step granting the waiter while a's inbox reader is slow (TestNode.held); a
  * reaching the engine again. Each builder asserts what its stage asserted inline before (the
- * locks granted, the waiter ended once) with the same messages; each test keeps its action and
- * the assertions it is about.
+ * locks granted, the waiter ended once) with the same messages (a Windows call's granted answer
+ * by t.equal, as stages.ts asserts it); each test keeps its action and the assertions it is about.
  */
 import type { Test } from 'tap';
 import { EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
