@@ -2578,7 +2578,16 @@ export class SharedFile {
   stopAll(): Promise<unknown> {
     return this.decide(
       (t) => {
-        for (const [w, id] of [...this.waiterIds]) if (this.space.waits.has(id)) void t.cancel({ waiter: w, path: this.path }, 'stop');
+        // Every waiter of this node ends before any pass (as the core's stop, cancelAll): a pass
+        // after one ends could let another in whose approval is answered later, and it would be
+        // granted then though the stop ended it. With no pass, each cancel decides at once.
+        const wakeups = t.wakeups;
+        t.wakeups = false;
+        try {
+          for (const [w, id] of [...this.waiterIds]) if (this.space.waits.has(id)) void t.cancel({ waiter: w, path: this.path }, 'stop');
+        } finally {
+          t.wakeups = wakeups;
+        }
         const mine = (t.fileLocks(this.path)?.granted() ?? []).filter((l) => nodeOf(l.owner) === this.space.config.node);
         return t.dropRecords(this.path, mine, []);
       },
