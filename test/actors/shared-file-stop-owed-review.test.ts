@@ -1,0 +1,72 @@
+/**
+ * Review guard of stop() (SharedFile.stopAll) with what is owed to the file: a cancel answered
+ * while a was cut off (its waiter's removal owed, SharedFile.cancelAnswered), with or without b's
+ * grant of that waiter meanwhile (never told, undone); and a stop whose own step gets no reply (a
+ * cut off again during it). Nothing of a is left in the engine once a step of it commits, and each
+ * request of a is answered once. Real SharedFiles over a MemoryEngine (lost-link harness); every
+ * wait is for an answer or an engine state within its budget.
+ */
+import t, { type Test } from 'tap';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { answered, lk, type TestNode } from './lost-link.js';
+import { held } from './reset-harness.js';
+import { twoNodes } from './stages.js';
+
+/** Counts the answers `n` gives from now on, by request id. */
+function counted(n: TestNode): Map<number, number> {
+  const c = new Map<number, number>();
+  const answer = n.target.answer.bind(n.target);
+  n.target.answer = (i, path, res, waitedMs, flockDrop, getlk) => {
+    c.set(i, (c.get(i) ?? 0) + 1);
+    answer(i, path, res, waitedMs, flockDrop, getlk);
+  };
+  return c;
+}
+
+async function stage(t: Test, a: TestNode, b: TestNode): Promise<Map<number, number>> {
+  const c = counted(a);
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+  a.sf.run(1, lk('p0', 9, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p0's lock of [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
+  await answered(a, -2, "p1's waiter for [10,20) queued");
+  a.policy = () => 'drop';
+  a.sf.cancel(2, 'abort');
+  t.match(await answered(a, 2, "p1's cancel answered while a is cut off"), { result: -4 });
+  a.policy = () => 'pass';
+  return c;
+}
+
+for (const grant of [false, true]) {
+  t.test(`a stop with a cancel's removal owed${grant ? ', b having granted the waiter meanwhile' : ''}: nothing of a left, each request answered once`, async (t) => {
+    const { engine, a, b } = await twoNodes(t);
+    const c = await stage(t, a, b);
+    if (grant) {
+      b.sf.run(2, lk('q2', 2, F_UNLCK, F_SETLK, 10, 10), b.target);
+      t.match(await answered(b, 2, "q2's unlock"), { result: 0 });
+    }
+    await a.sf.stop();
+    t.same((await held(engine)).filter((x) => x.startsWith('a ')), [], 'nothing of a left in the engine');
+    t.same([...c].filter(([, n]) => n !== 1), [], 'each request of a answered once');
+    t.equal(c.get(2), 1, "p1's request answered once (the cancel)");
+    t.same(a.faults, [], 'nothing reported on a');
+  });
+}
+
+t.test('a stop whose step gets no reply (cut off during it): nothing reported, its requests answered once; what it holds stays until its session ends', async (t) => {
+  const { engine, a, b } = await twoNodes(t);
+  const c = counted(a);
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
+  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
+  a.sf.run(1, lk('p0', 9, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p0's lock of [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
+  await answered(a, -2, "p1's waiter for [10,20) queued");
+  a.policy = () => 'drop';
+  await a.sf.stop();
+  t.match(a.got.get(2), { result: -4 }, "p1's request ended by the stop (EINTR)");
+  t.same([...c].filter(([, n]) => n !== 1), [], 'each request of a answered once');
+  t.same(a.faults, [], 'nothing reported on a');
+  t.ok((await held(engine)).includes('a held write p0 0-9'), "p0's lock stays in the engine (no step of a committed)");
+});
