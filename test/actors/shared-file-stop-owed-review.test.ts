@@ -2,13 +2,14 @@
  * Review guard of stop() (SharedFile.stopAll) with what is owed to the file: a cancel answered
  * while a was cut off (its waiter's removal owed, SharedFile.cancelAnswered), with or without b's
  * grant of that waiter meanwhile (never told, undone); and a stop whose own step gets no reply (a
- * cut off again during it). Nothing of a is left in the engine once a step of it commits, and each
+ * cut off again during it); a lock request's step of unknown fate found applied and undone by the
+ * stop's step (fails before the change to stopAll, 2ae662b: the lock put back stayed). Nothing of a is left in the engine once a step of it commits, and each
  * request of a is answered once. Real SharedFiles over a MemoryEngine (lost-link harness); every
  * wait is for an answer or an engine state within its budget.
  */
 import t, { type Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { answered, lk, type TestNode } from './lost-link.js';
+import { answered, lk, loseNext, type TestNode } from './lost-link.js';
 import { held } from './reset-harness.js';
 import { twoNodes } from './stages.js';
 
@@ -69,4 +70,20 @@ t.test('a stop whose step gets no reply (cut off during it): nothing reported, i
   t.same([...c].filter(([, n]) => n !== 1), [], 'each request of a answered once');
   t.same(a.faults, [], 'nothing reported on a');
   t.ok((await held(engine)).includes('a held write p0 0-9'), "p0's lock stays in the engine (no step of a committed)");
+});
+
+// A lock request's step that applied though the request was answered as failed (its reply lost,
+// Unsure) is undone by the next step: its record left out, the owner's lock it replaced put back
+// in the table with no record yet. When that next step is the stop's, the lock put back goes too
+// (the stop drops the table's locks, not those that have a record): nothing of a left.
+t.test("a stop that finds a lock request's step applied after all (undone): the lock put back goes too, nothing of a left", async (t) => {
+  const { engine, a } = await twoNodes(t);
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
+  t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 });
+  // p1 extends its lock to [0,20) (merged): the step applies, its reply is lost; answered failed.
+  loseNext(a);
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLK, 10, 10), a.target);
+  await answered(a, 2, "p1's lock of [10,20) (answered failed)");
+  await a.sf.stop();
+  t.same((await held(engine)).filter((x) => x.startsWith('a ')), [], 'nothing of a left in the engine');
 });
