@@ -1,11 +1,12 @@
 /**
  * Review guard of stop() (SharedFile.stopAll) with what is owed to the file: a cancel answered
  * while a was cut off (its waiter's removal owed, SharedFile.cancelAnswered), with or without b's
- * grant of that waiter meanwhile (never told, undone); and a stop whose own step gets no reply (a
- * cut off again during it); a lock request's step of unknown fate found applied and undone by the
- * stop's step (fails before the change to stopAll, 2ae662b: the lock put back stayed). Nothing of a is left in the engine once a step of it commits, and each
- * request of a is answered once. Real SharedFiles over a MemoryEngine (lost-link harness); every
- * wait is for an answer or an engine state within its budget.
+ * grant of that waiter meanwhile (never told, undone); a stop whose own step gets no reply (a cut
+ * off again during it); a lock request's step of unknown fate found applied and undone by the
+ * stop's step (fails before the change to stopAll, 2ae662b: the lock put back stayed). Nothing of
+ * a is left in the engine once a step of it commits, and each request of a is answered once. Real
+ * SharedFiles over a MemoryEngine (lost-link harness); every wait is for an answer or an engine
+ * state within its budget.
  */
 import t, { type Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
