@@ -691,7 +691,8 @@ export class LockTable {
       this.endWaiter(f, w, code);
       return;
     }
-    f.dequeue(w);
+    // A waiter ended while its approval was pending (a cancel, a stop) stays ended.
+    if (!f.dequeue(w)) return;
     this.dropEdges(w);
     f.grant(w.req);
     w.settle(0);

@@ -966,3 +966,20 @@ t.test('API.md hooks: released treats an unlock of nothing the same whether or n
   set(table, { path: '/idle', lockOwner: 1, lockType: F_UNLCK, lockStart: 100, lockLen: 10 });
   t.equal(n, onLive, 'same number of released events for the same no-op unlock');
 });
+
+t.test('API.md hooks: a waiter cancelled while the approval of its grant is pending is not granted when the approval comes', async (t) => {
+  // The table's own callers hold a file while its approval is pending (the host's mailbox), but the
+  // core must not rely on it: a waiter ended meanwhile (a stop's cancel) stays ended, holds nothing.
+  let approveLate: (code: number) => void = () => {};
+  const table = mk({ hooks: { approve: (_family, e) => (e.lockOwner === 2n || e.lockOwner === 2 ? new Promise<number>((r) => (approveLate = r)) : 0) } });
+  set(table, { lockOwner: 1, lockStart: 0, lockLen: 10 });
+  const w = wait(table, { lockOwner: 2, lockStart: 0, lockLen: 10 });
+  const unlocked = table.lock(rq({ lockOwner: 1, lockType: F_UNLCK, lockStart: 0, lockLen: 10 }));
+  t.ok(unlocked instanceof Promise, "the unlock's wake-up pass waits for the waiter's approval");
+  t.equal(await table.cancel(w.p, 'stop'), true, 'the waiter ends while its approval is pending');
+  approveLate(0);
+  await unlocked;
+  t.strictSame(w.out, [rep(-EINTR, F_WRLCK, 0, 10)], 'the waiter is answered once, ended');
+  t.strictSame(ls(table), [], 'and holds nothing');
+  t.equal(set(table, { lockOwner: 3, lockStart: 0, lockLen: 10 }).result, 0, 'another owner takes the bytes');
+});
