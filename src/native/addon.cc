@@ -288,9 +288,11 @@ class Addon : public Napi::Addon<Addon> {
     if (!s) return Napi::Boolean::New(env, false);
     if (!s->isFuse()) typeError(env, "session " + std::to_string(s->id) + " is a synthetic source: stop it with synthStop");
     return guarded(env, [&] {
-      s->close();
+      // The lock requests the unmount answered itself (still waiting, or arriving meanwhile): read
+      // here, as the session is unregistered right after.
+      uint64_t answered = unmountFuse(*s);
       unregisterSession(s->id);
-      return Napi::Boolean::New(env, true);
+      return Napi::Number::New(env, static_cast<double>(answered));
     });
   }
 

@@ -151,6 +151,8 @@ class FuseSession : public Session, public Passthrough {
   bool replyErr(uint64_t reqId, int err) override;
   bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) override;
   void close() override;
+  /** Lock requests (getlk, setlk, setlkw, flock) close() answered itself, with ENOLCK or EINTR (unmountFuse). */
+  uint64_t closeAnsweredLocks() const { return closeAnsweredLocks_.load(); }
   void stats(Stats& out) override;
 
   // ---- used by the lock operations and init ----
@@ -217,6 +219,8 @@ class FuseSession : public Session, public Passthrough {
   bool leaked_ = false;
   std::atomic<uint64_t> interrupts_{0};
   std::atomic<uint64_t> nativeAnswers_{0};
+  /** Of those, the lock requests answered because the session closed (closeAnsweredLocks). */
+  std::atomic<uint64_t> closeAnsweredLocks_{0};
 
   /** The device (non-blocking), read by the reader threads and by JavaScript threads while they poll. */
   int devFd_ = -1;
@@ -372,6 +376,7 @@ void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi
   if (!admitted) {
     r->replied = true;
     nativeAnswers_++;
+    if (isLockKind(kind)) closeAnsweredLocks_++;
     finish(r, isLockKind(kind) ? ENOLCK : 0, true);
     return;
   }
@@ -838,6 +843,7 @@ void FuseSession::close() {
   for (const RequestPtr& r : requests.takeAll()) {
     bool wasInterrupted = requests.locked(r.get(), [&] { return r->interrupted; });
     nativeAnswers_++;
+    if (isLockKind(r->kind)) closeAnsweredLocks_++;
     finish(r, isLockKind(r->kind) ? (wasInterrupted ? EINTR : ENOLCK) : 0, true);
   }
   detachAll();
@@ -905,6 +911,12 @@ std::string errnoText(int err) { return std::string(strerror(err)); }
 [[noreturn]] void fail(const std::string& sentence) { throw std::runtime_error(sentence); }
 
 }  // namespace
+
+uint64_t unmountFuse(Session& s) {
+  s.close();
+  auto* f = dynamic_cast<FuseSession*>(&s);
+  return f == nullptr ? 0 : f->closeAnsweredLocks();
+}
 
 SessionPtr mountFuse(const MountOptions& o) {
   static std::once_flag once;
@@ -1010,6 +1022,11 @@ SessionPtr mountFuse(const MountOptions& o) {
 #else  // !LOCKSMITH_HAVE_FUSE
 
 namespace locksmith {
+
+uint64_t unmountFuse(Session& s) {
+  s.close();
+  return 0;
+}
 
 SessionPtr mountFuse(const MountOptions&) {
   throw std::runtime_error(

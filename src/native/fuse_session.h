@@ -45,4 +45,12 @@ struct MountOptions {
  */
 SessionPtr mountFuse(const MountOptions& o);
 
+/**
+ * Closes the FUSE session `s` (Session::close: answers what is outstanding, unmounts, joins the
+ * threads) and returns how many lock requests (getlk, setlk, setlkw, flock) it answered itself:
+ * those still unanswered when it closed, and those that arrived while it closed. A second call
+ * closes nothing more and returns the same count. 0 for a session that is not a FUSE mount's.
+ */
+uint64_t unmountFuse(Session& s);
+
 }  // namespace locksmith

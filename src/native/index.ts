@@ -365,7 +365,7 @@ interface Addon {
   detach(sessionId: number, index: number): boolean;
   replyErr(sessionId: number, reqId: number | bigint, errno: number): boolean;
   replyLock(sessionId: number, reqId: number | bigint, type: number, start: bigint | number, end: bigint | number, pid: number): boolean;
-  unmount(sessionId: number): boolean;
+  unmount(sessionId: number): number | false;
   markLost(sessionId: number, fileHandle: number): void;
   sessionInfo(sessionId: number): SessionInfo;
   synthStart(o: SynthOptions): number;
@@ -546,9 +546,11 @@ export function replyLock(sessionId: number, reqId: number | bigint, type: numbe
  * Answers everything outstanding (an interrupted lock request EINTR, any other lock request
  * ENOLCK so the waiting process returns, flush/release 0 after their backing part), detaches every
  * destination, unmounts (aborting the connection if files stay open) and joins the threads.
- * Returns false if the session was already gone.
+ * Returns how many lock requests (getlk, setlk, setlkw, flock) it answered so: those still waiting
+ * or not yet answered, and those that arrived while it unmounted; false if the session was
+ * already gone.
  */
-export function unmount(sessionId: number): boolean {
+export function unmount(sessionId: number): number | false {
   return native().unmount(sessionId);
 }
 
