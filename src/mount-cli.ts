@@ -269,7 +269,8 @@ export async function main(argv: string[]): Promise<number> {
   });
   await control?.close();
   const stats = await m.coordinator.stats().catch(() => undefined);
-  await m.unmount();
+  // The lock requests the unmount itself answered (their processes were still waiting).
+  const ended = await m.unmountCounted();
   process.off('exit', onExit);
   if (stats !== undefined) {
     log.info(
@@ -281,10 +282,11 @@ export async function main(argv: string[]): Promise<number> {
   // sends are counted apart (operations.flush, operations.release).
   const lockRequests = stats === undefined ? 0 : Object.values(stats.operations.lock ?? {}).reduce((n, k) => n + k, 0);
   // A request still waiting at the signal is answered by the unmount (its waiter ended), after
-  // these counters were read: counted here, and said.
-  const waiting = stats?.waiting ?? 0;
-  const requests = lockRequests + waiting;
-  const served = stats === undefined ? '' : ` after ${requests} lock request${requests === 1 ? '' : 's'}${waiting === 0 ? '' : `, ${waiting} still waiting, ended`}`;
+  // these counters were read: counted here, and said. The unmount's own count, not stats.waiting:
+  // in a shared lock space a request counts as waiting only once the engine applied its step, and
+  // one whose step had not reached it (the engine slow or out of reach) was counted nowhere.
+  const requests = lockRequests + ended;
+  const served = stats === undefined ? '' : ` after ${requests} lock request${requests === 1 ? '' : 's'}${ended === 0 ? '' : `, ${ended} still waiting, ended`}`;
   process.stdout.write(`locksmith: ${signal}: unmounted ${mountpoint}${served}\n`);
   return 0;
 }

@@ -62,6 +62,13 @@ export interface FuseMount {
    * threads and stops the workers. Safe to call more than once.
    */
   unmount(): Promise<void>;
+  /**
+   * unmount(), resolving to how many lock requests (fcntl and flock, F_GETLK included) it answered
+   * itself: every one not answered yet (its process still waiting), also one a shared lock space
+   * never counted as waiting (its step had not reached the engine), and any that arrived while it
+   * unmounted. The one unmount: every call of either resolves once it is done, this to the same count.
+   */
+  unmountCounted(): Promise<number>;
 }
 
 /** Why FUSE mounts cannot work in this build, or undefined when they can. */
@@ -138,17 +145,22 @@ export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
     throw e;
   }
   await coordinator.attachNative(sid);
-  let unmounting: Promise<void> | undefined;
+  let unmounting: Promise<number> | undefined;
+  const unmountCounted = () =>
+    (unmounting ??= (async () => {
+      const answered = pump.unmount(sid);
+      await coordinator.stop();
+      return answered === false ? 0 : answered;
+    })());
   return {
     mountpoint,
     backing,
     coordinator,
     info: () => pump.sessionInfo(sid),
-    unmount: () =>
-      (unmounting ??= (async () => {
-        pump.unmount(sid);
-        await coordinator.stop();
-      })()),
+    unmount: async () => {
+      await unmountCounted();
+    },
+    unmountCounted,
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,6 +15,8 @@ import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { runCli, Server } from './cli-proc.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
+import { controlDir, request, socketName } from '../../src/control.js';
+import { randomUUID } from 'node:crypto';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'cli.js');
 /**
@@ -193,6 +195,75 @@ if (why !== undefined && !process.env.CI) {
     t.match(lines.at(-1), new RegExp(`^locksmith: SIGTERM: unmounted .*mnt after ${beforeStop + 1} lock requests, 1 still waiting, ended$`), `the unmount line counts the ${beforeStop} lock requests answered before SIGTERM and the waiter it ended (flushes and releases: ${closes})`);
     t.ok(closes > 0, 'closes sent flushes and releases, left out of that count');
     t.notOk(mounted(mnt), 'nothing left mounted');
+  });
+
+  t.test('--store: the unmount line counts every waiter the unmount ended, also one whose step never reached the engine', { skip: noRedis }, async (t) => {
+    const redis = await RedisServer.start();
+    const base = mkdtempSync(join(tmpdir(), 'locksmith-cli-exit-'));
+    const backing = join(base, 'backing');
+    const mnt = join(base, 'mnt');
+    mkdirSync(backing);
+    mkdirSync(mnt);
+    const env = { LOCKSMITH_RUNTIME_DIR: join(base, 'run') };
+    // A new namespace starts with a grace period of the session TTL (10 s): the first grant waits for it.
+    const server = new Server([backing, mnt, '--workers', '1', '--store', redis.url, '--namespace', `exit-${randomUUID().slice(0, 8)}`, '--node', 'exit-a'], env);
+    const mine: Client[] = [];
+    t.teardown(async () => {
+      redis.resume();
+      for (const c of mine) if (c.running) c.proc.kill('SIGKILL');
+      if (server.proc.exitCode === null && server.proc.signalCode === null) {
+        server.proc.kill('SIGTERM');
+        await server.ended().catch(() => server.proc.kill('SIGKILL'));
+      }
+      forceUnmount(mnt);
+      rmSync(base, { recursive: true, force: true });
+      await redis.stop();
+    });
+    t.match(await server.serving(), /^locksmith: serving .* one lock space with every node on /);
+    // The mount's control socket, asked directly: its 'stats' answers from the mount's own counters
+    // (the coordinator's, and the native session's outstanding requests), the engine stopped or not.
+    const socket = join(controlDir(env), socketName(realpathSync(mnt)));
+    type Answer = { stats: { operations: Record<string, Record<string, number>>; waiting: number }; session: { outstanding: number } };
+    const stats = async () => (await request(socket, { cmd: 'stats' })) as unknown as Answer;
+    const bin = buildLockClient(join(base, 'lockclient'));
+    const holder = new Client(bin, join(mnt, 'f'), ['open', 'lock', 'w', '0', '10', 'wait']);
+    mine.push(holder);
+    t.same(await holder.take(2), ['open ok', 'lock ok'], 'a lock granted (once the grace period is over)');
+    // w1 waits on the holder's lock: queued in the engine, so the lock space counts it as waiting.
+    const w1 = new Client(bin, join(mnt, 'f'), ['open', 'lockw', 'w', '5', '1']);
+    mine.push(w1);
+    t.equal(await w1.next(), 'open ok');
+    const queued = await until("w1 queued in the lock space (locksmith stats: 1 waiting)", async () => {
+      const s = await stats();
+      return s.stats.waiting === 1 ? s : undefined;
+    });
+    const before = Object.values(queued.stats.operations.lock ?? {}).reduce((n, k) => n + k, 0);
+    t.equal(before, 1, "the holder's lock request the only one answered");
+    // The engine stops answering; w2's F_SETLKW then reaches the mount but its step never reaches
+    // the engine, so the lock space never counts it as waiting.
+    const redisPid = Number(/process_id:(\d+)/.exec(await (await redis.client()).info('server'))![1]);
+    redis.pause();
+    await until('redis-server to be stopped', () => /^\d+ \(.*\) T/.test(readFileSync(`/proc/${redisPid}/stat`, 'utf8')));
+    const w2 = new Client(bin, join(mnt, 'f'), ['open', 'lockw', 'w', '6', '1']);
+    mine.push(w2);
+    t.equal(await w2.next(), 'open ok');
+    // Both F_SETLKW requests held by the mount, unanswered. The signal must follow at once: a
+    // request that cannot reach the engine is answered as failed after its requestTimeoutMs (5 s).
+    const held = await until("w2's request held by the mount (the native session: 2 outstanding)", async () => {
+      const s = await stats();
+      return s.session.outstanding === 2 ? s : undefined;
+    });
+    t.equal(held.stats.waiting, 1, 'the lock space still counts only w1 as waiting');
+    server.proc.kill('SIGINT');
+    t.equal(await w1.next(), 'lockw err 37', 'the unmount ends w1 (ENOLCK)');
+    t.equal(await w2.next(), 'lockw err 37', 'and w2, whose step never reached the engine');
+    t.same(await server.ended(), { code: 0, signal: null }, 'exit 0 after SIGINT');
+    // Before: "after 2 lock requests, 1 still waiting": the waiter the engine never saw was
+    // counted nowhere.
+    t.match(server.lines.at(-1), new RegExp(`^locksmith: SIGINT: unmounted .*mnt after ${before + 2} lock requests, 2 still waiting, ended$`), 'the unmount line: the granted request and the two waiters it ended');
+    t.notOk(mounted(mnt), 'nothing left mounted');
+    holder.go();
+    await Promise.all(mine.map((c) => c.ended()));
   });
 
   t.test('--store: what is wrong with the URL or the server there, said plainly', async (t) => {
