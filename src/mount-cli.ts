@@ -274,7 +274,7 @@ export async function main(argv: string[]): Promise<number> {
   process.off('exit', onExit);
   if (stats !== undefined) {
     log.info(
-      `${signal}: ${stats.files} files with locks or waiters at unmount, ${stats.waiting} waiting requests answered;` +
+      `${signal}: ${stats.files} files with locks or waiters at unmount, ${ended} waiting requests answered;` +
         ` ${stats.hookErrors} hook errors, ${stats.faults} faults, ${stats.workerRestarts} worker restarts in all`,
     );
   }
