@@ -15,7 +15,9 @@
  * 4. 'ok': the kept answers leave. 'stale' (another node changed the file first): the changes it
  *    missed are applied to the records, the table is rebuilt, and the call runs again from 1.
  *    'deadlock': the call runs again with that owner's cycle known (EDEADLK; a waiter put back after
- *    an engine loss whose edges were checked whole ends with it, see recheck). 'dead': the records
+ *    an engine loss whose edges were checked whole ends with it, see recheck). 'overdue' (the
+ *    cycle runs only through edges of late sessions): the request waits outside the mailbox until
+ *    the first of them expires (Parked), then is decided again. 'dead': the records
  *    of the sessions named are left out of the rebuilt table, so the next step removes them and
  *    wakes who they blocked. 'grace': decided again with the wake-up pass held (a release goes
  *    through, its waiters wait for the period's end); a request whose own decision grants waits
@@ -319,6 +321,12 @@ export class Parked {
     readonly ms: number,
     /** Not refused by the engine: it waits behind this node's earlier requests that were (Run.ahead). */
     readonly behind = false,
+    /**
+     * Not a grace period: its waiter would close a wait-for cycle only through edges of late
+     * sessions (CommitReply 'overdue'); `ms` is until the earliest of them expires. Requests
+     * after it do not wait behind it.
+     */
+    readonly overdue = false,
   ) {}
 }
 
@@ -1775,9 +1783,21 @@ export class SharedFile {
           }
           break;
         }
+        case 'overdue':
         case 'deadlock': {
           const e = d?.edges.find((x) => x.waiter === reply.waiter);
           if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
+          // The cycle runs only through edges of late sessions (their node may have answered those
+          // waiters already, cut off from the engine): the request whose own new waiter it is waits
+          // outside the mailbox (Parked) until the earliest of those sessions expires, then is
+          // decided again (EDEADLK if the cycle is still there, once its node renewed). Any other
+          // waiter the step checks (one of this node's whose blockers grew, one checked whole)
+          // has no request here to wait: its cycle counts as found.
+          if (reply.reason === 'overdue' && run.park === true && !this.recheck.has(reply.waiter) && d!.fresh.some((x) => x.id === reply.waiter && x.waiter !== undefined)) {
+            this.build();
+            this.out = emptyOutcome();
+            return new Parked(reply.retryInMs, false, true);
+          }
           // A waiter checked whole (recheck) did not grow in this decision: the table would not
           // end it, so it is ended as deadlocked in the next.
           if (this.recheck.has(reply.waiter)) deadlocked = [reply.waiter];

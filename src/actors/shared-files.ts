@@ -444,7 +444,8 @@ export class SharedFiles implements FileSpace {
           // Its timeout or signal came while it was decided.
           if (r.cancelled !== undefined) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo'), true);
           if (res.behind) this.parkedBehind++;
-          this.park(hostId, r, res.ms);
+          if (res.overdue) this.parkedOverdue++;
+          this.park(hostId, r, res.ms, res.overdue);
           return;
         }
         if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
@@ -470,6 +471,8 @@ export class SharedFiles implements FileSpace {
 
   /** Requests that waited out a grace period behind this node's earlier ones, with no refusal of the engine (stats: graceWaits). */
   parkedBehind = 0;
+  /** Times a request waited for late sessions to renew or expire (Parked.overdue): no grace period, not in graceWaits. */
+  parkedOverdue = 0;
   /** Requests received so far: their order of arrival (PendingRequest.seq). */
   private arrivals = 0;
   /**
@@ -478,40 +481,64 @@ export class SharedFiles implements FileSpace {
    * here until their new run starts in the mailbox ('resuming'), so that a close queued before it
    * still ends them (endParked).
    */
-  private readonly parked = new Map<string, { ids: number[]; at: number; timer: NodeJS.Timeout | undefined }>();
+  private readonly parked = new Map<string, Parking>();
 
-  private park(hostId: number, r: PendingRequest, ms: number): void {
+  /**
+   * Parks request `hostId` for `ms`. `overdue` (Parked.overdue): its own timer, the earliest of
+   * those parked so, and at most OVERDUE_RECHECK_MS (one run again early is decided again, and
+   * parks again if it must); the grace period's timer is the latest (all wait for the same end).
+   */
+  private park(hostId: number, r: PendingRequest, ms: number, overdue = false): void {
     const path = r.call.path;
     let p = this.parked.get(path);
-    if (p === undefined) this.parked.set(path, (p = { ids: [], at: 0, timer: undefined }));
+    if (p === undefined) this.parked.set(path, (p = { ids: [], at: 0, timer: undefined, lateAt: 0, lateTimer: undefined }));
     let i = p.ids.length;
     while (i > 0 && (this.requests.get(p.ids[i - 1]!)?.seq ?? 0) > r.seq) i--;
     p.ids.splice(i, 0, hostId);
     r.parked = 'waiting';
+    r.overdue = overdue;
     // A few ms past the engine's count: a request run again before the period ended would be
-    // refused again and queue behind those after it.
-    const at = performance.now() + ms + PARK_MARGIN_MS;
-    if (p.timer !== undefined && at <= p.at) return;
-    clearTimeout(p.timer);
-    p.at = at;
+    // refused again and queue behind those after it. At most what a timer takes.
+    // One waiting for late sessions asks again at least every OVERDUE_RECHECK_MS: a node that
+    // renews meanwhile is trusted again (a true deadlock through it is told, its owed steps that
+    // commit free the request) within that, not at its session's expiry.
+    const wait = overdue ? Math.min(ms, OVERDUE_RECHECK_MS) : Math.min(ms, MAX_TIMER_MS - PARK_MARGIN_MS);
+    const at = performance.now() + wait + PARK_MARGIN_MS;
     const q = p;
-    p.timer = setTimeout(() => {
-      q.timer = undefined;
-      // stop() answers them: run again now, one could commit a grant nobody is told of.
+    // stop() answers them: run again now, one could commit a grant nobody is told of.
+    const resume = (late: boolean) => {
       if (this.stopping) return;
       for (const id of [...q.ids]) {
         const x = this.requests.get(id);
-        if (x === undefined || x.parked !== 'waiting') continue;
+        if (x === undefined || x.parked !== 'waiting' || x.overdue !== late) continue;
         x.parked = 'resuming';
         this.attempt(id, x);
       }
+    };
+    if (overdue) {
+      if (p.lateTimer !== undefined && at >= p.lateAt) return;
+      clearTimeout(p.lateTimer);
+      p.lateAt = at;
+      p.lateTimer = setTimeout(() => {
+        q.lateTimer = undefined;
+        resume(true);
+      }, at - performance.now());
+      return;
+    }
+    if (p.timer !== undefined && at <= p.at) return;
+    clearTimeout(p.timer);
+    p.at = at;
+    p.timer = setTimeout(() => {
+      q.timer = undefined;
+      resume(false);
     }, at - performance.now());
   }
 
   parkedAhead(path: string, hostId: number): number | undefined {
     const p = this.parked.get(path);
     const seq = this.requests.get(hostId)?.seq;
-    if (p === undefined || seq === undefined || !p.ids.some((id) => (this.requests.get(id)?.seq ?? seq) < seq)) return undefined;
+    // Those waiting for late sessions (Parked.overdue) hold nobody up: they would be waiters.
+    if (p === undefined || seq === undefined || !p.ids.some((id) => this.requests.get(id)?.overdue !== true && (this.requests.get(id)?.seq ?? seq) < seq)) return undefined;
     // park() adds its margin to the ms: then it runs in the same pass, after them.
     return Math.max(0, p.at - PARK_MARGIN_MS - performance.now());
   }
@@ -570,6 +597,7 @@ export class SharedFiles implements FileSpace {
     p.ids = p.ids.filter((x) => x !== hostId);
     if (p.ids.length > 0) return;
     clearTimeout(p.timer);
+    clearTimeout(p.lateTimer);
     this.parked.delete(r.call.path);
   }
 
@@ -1115,7 +1143,7 @@ interface OwedRetry {
  * (also the node's own fence), 'reset'.
  */
 function engineAnswered(reply: CommitReply): boolean {
-  return reply.ok || reply.reason === 'stale' || reply.reason === 'dead' || reply.reason === 'grace' || reply.reason === 'deadlock';
+  return reply.ok || reply.reason === 'stale' || reply.reason === 'dead' || reply.reason === 'grace' || reply.reason === 'deadlock' || reply.reason === 'overdue';
 }
 /** A load's decision given up on (recover). */
 const LOAD_FAILED = Symbol('load failed');
@@ -1124,6 +1152,21 @@ const RECOVER_UNKNOWN =
 
 /** How long after a grace period's end (by the engine's count) parked requests run again. */
 const PARK_MARGIN_MS = 5;
+/** How long a request parked for late sessions (Parked.overdue) waits at most before it asks the engine again. */
+const OVERDUE_RECHECK_MS = 1000;
+/** The longest delay setTimeout keeps (a longer one runs at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The requests of a file parked (SharedFiles.park), and the timers that run them again. */
+interface Parking {
+  ids: number[];
+  /** When those waiting out a grace period run again, and its timer. */
+  at: number;
+  timer: NodeJS.Timeout | undefined;
+  /** When those waiting for late sessions (PendingRequest.overdue) run again, and its timer. */
+  lateAt: number;
+  lateTimer: NodeJS.Timeout | undefined;
+}
 
 interface PendingRequest {
   readonly call: Call;
@@ -1133,6 +1176,8 @@ interface PendingRequest {
   cancelled: CancelReason | undefined;
   /** Waiting out a grace period (Parked), then queued to run again (in order of arrival) until that run starts. */
   parked: false | 'waiting' | 'resuming';
+  /** Parked for late sessions (Parked.overdue), not for a grace period. */
+  overdue?: boolean;
   /** Its order of arrival among this worker's requests. */
   readonly seq: number;
 }

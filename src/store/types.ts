@@ -158,6 +158,11 @@ export interface SessionId {
  * - dead: a put names a session that is not alive; those sessions' records may only be removed.
  * - grace: the engine is in a grace period after losing its data; no grant until it ends.
  * - deadlock: `waiter`'s hard edges would close a cycle: the core answers EDEADLK.
+ * - overdue: they would, but only through wait-for edges of sessions that are late (not renewed
+ *   for longer than lateAfterMs of their TTL): their node may be cut off and have answered those
+ *   waiters already (their removal owed to its next step). Nothing applied; decided again in
+ *   `retryInMs` (the earliest expiry among those sessions, on the engine's clock), when each has
+ *   renewed (its edges trusted again) or expired (its edges gone).
  * - reset: the engine lost its data; the store is opening a new session (see SessionEvent).
  * - unreachable: no reply within requestTimeoutMs. The step may have applied: `step` then appears
  *   among the missed changes of the next stale reply (a version check never applies it twice).
@@ -169,6 +174,7 @@ export type CommitReply =
   | { readonly ok: false; readonly reason: 'dead'; readonly sessions: readonly SessionId[] }
   | { readonly ok: false; readonly reason: 'grace'; readonly retryInMs: number }
   | { readonly ok: false; readonly reason: 'deadlock'; readonly waiter: string; readonly owner: string }
+  | { readonly ok: false; readonly reason: 'overdue'; readonly waiter: string; readonly owner: string; readonly retryInMs: number }
   | { readonly ok: false; readonly reason: 'reset' }
   /** Arrived past its deadline (Step.deadline): not applied. */
   | { readonly ok: false; readonly reason: 'late' }
