@@ -76,6 +76,28 @@ local function live(list, of)
   end
   return out or list
 end
+-- While set ({soonest = ms}): the walk leaves out the stored edges of late sessions (lateLeft),
+-- keeping the earliest expiry among them (MemoryEngine.lateLeft, the reference).
+local lateWalk = nil
+local lateMemo = {}
+-- For a live session not renewed for longer than lateAfterMs of its TTL (own:<node> keeps it),
+-- its ms until it expires; else false.
+local function lateLeft(nd, ep)
+  local k = nd .. '|' .. ep
+  local v = lateMemo[k]
+  if v == nil then
+    v = false
+    local own = redis.call('GET', P .. 'own:' .. nd)
+    local ttl = own and tonumber(string.match(own, '/(%d+)$'))
+    if ttl then
+      local left = redis.call('PTTL', P .. 's:' .. nd)
+      local every = math.max(1, math.min(500, math.floor(ttl / 4)))
+      if left > 0 and ttl - left > math.min(2 * every + 1000, math.floor(ttl * 3 / 4)) then v = left end
+    end
+    lateMemo[k] = v
+  end
+  return v
+end
 local function edgesOf(owner)
   local out = {}
   local m = overlay[owner]
@@ -83,7 +105,14 @@ local function edgesOf(owner)
   for i = 1, #stored, 2 do
     if not (m and m[stored[i]] ~= nil) then
       local nd, ep, json = string.match(stored[i + 1], '^([^|]*)|(%d+)|(.*)$')
-      if alive(nd, ep) then local hs = cjson.decode(json); out[#out + 1] = {h = live(hs[1], hs[3]), s = live(hs[2], hs[3])} end
+      if alive(nd, ep) then
+        local left = lateWalk and lateLeft(nd, ep)
+        if left then
+          if left < lateWalk.soonest then lateWalk.soonest = left end
+        else
+          local hs = cjson.decode(json); out[#out + 1] = {h = live(hs[1], hs[3]), s = live(hs[2], hs[3])}
+        end
+      end
     end
   end
   if m then for _, e in pairs(m) do if e and alive(e.nd, e.ep) then out[#out + 1] = e end end end
@@ -444,7 +473,18 @@ if checks then
   for _, e in ipairs(edges) do
     drop(e.w)
     local hs = e.hs
-    if e.check and #hs[1] > 0 and cycle(e.owner, live(hs[1], hs[3]), true) then return {'deadlock', e.w, e.owner} end
+    if e.check and #hs[1] > 0 then
+      local targets = live(hs[1], hs[3])
+      if cycle(e.owner, targets, true) then
+        -- A cycle only through edges of late sessions is not trusted yet ('overdue').
+        lateWalk = {soonest = math.huge}
+        local again = cycle(e.owner, targets, true)
+        local soonest = lateWalk.soonest
+        lateWalk = nil
+        if again or soonest == math.huge then return {'deadlock', e.w, e.owner} end
+        return {'overdue', e.w, e.owner, str(math.max(1, soonest))}
+      end
+    end
     if #hs[1] > 0 or #hs[2] > 0 then over(e.owner)[file .. '\\n' .. e.w] = {nd = e.nd, ep = e.ep, h = live(hs[1], hs[3]), s = live(hs[2], hs[3])} end
   end
 end

@@ -7,6 +7,7 @@
 import { reaches } from '../core/deadlock.js';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { lateAfterMs } from './options.js';
 import { bySeq } from './step.js';
 import { INBOX_MARK } from './types.js';
 import type {
@@ -348,13 +349,19 @@ export class MemoryEngine implements Engine {
    * The live edges of `owner`'s waiters, with the step's pending changes laid over them: each with
    * the targets that count (one of their sessions lives, or none is named).
    */
-  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>): { hard: readonly string[]; soft: readonly string[] }[] {
+  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>, late?: { soonest: number }): { hard: readonly string[]; soft: readonly string[] }[] {
     const out: { hard: readonly string[]; soft: readonly string[] }[] = [];
     const add = (e: Edge) => {
       if (this.alive(e.node, e.epoch)) out.push({ hard: this.counting(e.hard, e.sessions), soft: this.counting(e.soft, e.sessions) });
     };
     const over = overlay.get(owner);
-    for (const [k, e] of this.graph.get(owner) ?? []) if (!over?.has(k)) add(e);
+    for (const [k, e] of this.graph.get(owner) ?? []) {
+      if (over?.has(k)) continue;
+      // With `late`: a stored edge of a late session is left out, and its session's expiry kept (soonest).
+      const left = late === undefined ? undefined : this.lateLeft(e.node, e.epoch);
+      if (left !== undefined) late!.soonest = Math.min(late!.soonest, left);
+      else add(e);
+    }
     if (over !== undefined) for (const e of over.values()) if (e !== null) add(e);
     return out;
   }
@@ -370,9 +377,26 @@ export class MemoryEngine implements Engine {
     });
   }
 
-  /** The core's cycle walk over the engine's edges (dead sessions' edges do not count). */
-  private cycle(owner: string, targets: readonly string[], hardOnly: boolean, overlay = new Map<string, Map<string, Edge | null>>()): boolean {
-    return reaches(owner, targets, (o) => this.edgesOf(o, overlay), hardOnly);
+  /**
+   * The core's cycle walk over the engine's edges (dead sessions' edges do not count); with
+   * `late`, the stored edges of late sessions do not either (lateLeft), and `late.soonest` is the
+   * earliest expiry, in ms from now, among those left out.
+   */
+  private cycle(owner: string, targets: readonly string[], hardOnly: boolean, overlay = new Map<string, Map<string, Edge | null>>(), late?: { soonest: number }): boolean {
+    return reaches(owner, targets, (o) => this.edgesOf(o, overlay, late), hardOnly);
+  }
+
+  /**
+   * For a live session that is late (its node has not renewed it for longer than lateAfterMs of its
+   * TTL: a healthy node renews well within that), the ms until it expires; else undefined. Lua:
+   * lua.ts LATE.
+   */
+  private lateLeft(node: string, epoch: number): number | undefined {
+    const l = this.live.get(node);
+    const r = this.registry.get(sk(node, epoch));
+    if (l === undefined || l.epoch !== epoch || r === undefined) return undefined;
+    const left = l.expiresAt - this.now();
+    return left > 0 && r.ttlMs - left > lateAfterMs(r.ttlMs) ? left : undefined;
   }
 
   async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {
@@ -547,7 +571,15 @@ export class MemoryEngine implements Engine {
     for (let i = 0; i < st.edges.length; i++) {
       const e = st.edges[i]!;
       drop(e.waiter);
-      if (e.check && e.hard.length > 0 && this.cycle(e.owner, this.counting(e.hard, e.sessions), true, overlay)) return { ok: false, reason: 'deadlock', waiter: e.waiter, owner: e.owner };
+      if (e.check && e.hard.length > 0) {
+        const targets = this.counting(e.hard, e.sessions);
+        if (this.cycle(e.owner, targets, true, overlay)) {
+          // A cycle only through edges of late sessions is not trusted yet (CommitReply 'overdue').
+          const late = { soonest: Infinity };
+          if (!this.cycle(e.owner, targets, true, overlay, late) && late.soonest !== Infinity) return { ok: false, reason: 'overdue', waiter: e.waiter, owner: e.owner, retryInMs: Math.max(1, Math.ceil(late.soonest)) };
+          return { ok: false, reason: 'deadlock', waiter: e.waiter, owner: e.owner };
+        }
+      }
       if (e.hard.length > 0 || e.soft.length > 0) over(e.owner).set(`${st.file}\n${e.waiter}`, { node: waiters[i]!.node, epoch: waiters[i]!.epoch, hard: e.hard, soft: e.soft, sessions: e.sessions });
     }
     const version = this.apply(f, st.file, st.base, st.step, s.node, st.remove, st.put, st.edges);

@@ -221,3 +221,16 @@ export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tu
   if (!(graceMs >= 0)) throw new TypeError(`graceMs must be 0 or more, got ${graceMs}`);
   return { renewEveryMs, fenceAfterMs, graceMs };
 }
+
+/**
+ * How long a session may go without a renewal before it counts as late: two renewals missed and a
+ * second (a renewal is sent every TTL/4, at most 500 ms, by default: resolveTuning), at most the
+ * time after which its node fences itself (3/4 of the TTL). The engines judge by it whose
+ * wait-for edges a deadlock check trusts (a late node may have answered its waiters already: the
+ * COMMIT reply 'overdue'); the Lua copy is lua.ts LATE. locks-cli.ts keeps the same rule.
+ */
+export function lateAfterMs(ttlMs: number): number {
+  // resolveTuning's defaults, written out (it refuses a TTL too short to fence within; this never throws).
+  const renewEveryMs = Math.max(1, Math.min(500, Math.floor(ttlMs / 4)));
+  return Math.min(2 * renewEveryMs + 1000, Math.floor((ttlMs * 3) / 4));
+}

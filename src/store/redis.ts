@@ -583,6 +583,8 @@ export class RedisEngine implements Engine {
         return { ok: false, reason: 'grace', retryInMs: Number(r[1]) };
       case 'deadlock':
         return { ok: false, reason: 'deadlock', waiter: String(r[1]), owner: String(r[2]) };
+      case 'overdue':
+        return { ok: false, reason: 'overdue', waiter: String(r[1]), owner: String(r[2]), retryInMs: Number(r[3]) };
       case 'dead': {
         const a = arr(r[1]!);
         const sessions = [];

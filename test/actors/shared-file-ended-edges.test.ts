@@ -3,27 +3,64 @@
  * it before the close's answer): the engine keeps the waiter's record, and its edges, until the
  * owed close's step commits (the file's next step that reaches the engine removes them), and
  * another node's deadlock check walks them meanwhile. The close is owed because its node could
- * not reach the engine, and no other node knows the waiter ended: a request of another node whose
- * only cycle runs through that edge is refused EDEADLK in that window (todo: exact only if the
- * engine learns of the end, see the report of this change), and queues once the owed close
- * committed: at once when the node knows the engine answers again (a step of another file
+ * not reach the engine, and no other node knows the waiter ended. So a cycle that runs only
+ * through edges of a late session (its node has not renewed it for longer than a healthy node
+ * would: lateAfterMs) is not trusted: the engine replies 'overdue', and the request waits outside
+ * the mailbox (Parked), asking again, until that node renewed (a cycle still there: EDEADLK) or
+ * its session is gone (its edges with it). Once the owed close committed, another node's request
+ * queues: at once when the node knows the engine answers again (a step of another file
  * committed), not at the end of the backoff its failed tries grew to. Real SharedFiles over a
- * MemoryEngine, behind the lost-link harness; every wait is for an answer or an engine record,
- * within the harness's budget.
+ * MemoryEngine, behind the lost-link harness, with node a's renewals cut off with its steps;
+ * every wait is for an answer, an engine record or a counter, within the harness's budget.
  */
 import t, { type Test } from 'tap';
-import { EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { EDEADLK, EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { cancelResult } from '../../src/core/lock-table.js';
 import { parseRelease } from '../../src/core/requests.js';
+import { lateAfterMs } from '../../src/store/options.js';
+import type { Renewed, SessionRef } from '../../src/store/types.js';
 import { BUDGET_MS, MemoryEngine, answered, lk, node, within, type TestNode } from './lost-link.js';
 import { engineIs, held, until } from './reset-harness.js';
+
+/** A MemoryEngine whose renewals from the nodes in `cut` do not arrive (the node is cut off from it). */
+class CutEngine extends MemoryEngine {
+  readonly cut = new Set<string>();
+  override renewSync(s: SessionRef, ttlMs: number, inboxAck: string): Renewed {
+    if (this.cut.has(s.node)) throw new Error(`${s.node} is cut off`);
+    return super.renewSync(s, ttlMs, inboxAck);
+  }
+}
+
+/** Whether the engine counts `name`'s session late: alive, not renewed for longer than lateAfterMs of its TTL. */
+async function lateOnEngine(engine: MemoryEngine, name: string): Promise<boolean> {
+  const read = await engine.sessions();
+  const s = read.sessions.find((x) => x.node === name && x.ttlMs !== undefined);
+  return s !== undefined && s.ttlMs !== undefined && s.deadline > read.now && s.ttlMs - (s.deadline - read.now) > lateAfterMs(s.ttlMs);
+}
+
+/** Resolves once the engine's view of `name`'s session is `late` (checked every 20 ms), within the budget. */
+async function lateIs(engine: MemoryEngine, name: string, late: boolean, what: string): Promise<void> {
+  let over = false;
+  try {
+    await within(
+      (async () => {
+        while (!over && (await lateOnEngine(engine, name)) !== late) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      BUDGET_MS,
+      what,
+    );
+  } finally {
+    over = true;
+  }
+}
 
 /**
  * q2 (node b) writes /a [0,10); p1 (node a, file handle 1) writes /b [0,10) and waits for /a
  * [0,10) (its edge: p1 -> q2). p1's handle on /a closes while a is cut off: the close is owed,
  * and p1's waiter is answered (EINTR) before it.
  */
-async function stage(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
-  const engine = new MemoryEngine();
+async function stage(t: Test, close = true): Promise<{ engine: CutEngine; a: TestNode; b: TestNode }> {
+  const engine = new CutEngine();
   const a = await node(engine, 'a');
   const b = await node(engine, 'b');
   t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
@@ -34,6 +71,7 @@ async function stage(t: Test): Promise<{ engine: MemoryEngine; a: TestNode; b: T
   a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10, '/a'), a.target);
   await answered(a, -2, "p1's waiter for /a [0,10) queued");
   a.policy = () => 'drop';
+  if (!close) return { engine, a, b };
   a.sf.run(3, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
   await answered(a, 3, "p1's handle 1's close of /a (given up on: owed)");
   t.match(a.got.get(2), { result: -EINTR }, "p1's waiter ended with the close, before its answer");
@@ -47,14 +85,81 @@ async function q2Waits(b: TestNode, id: number): Promise<unknown> {
   return within(Promise.race([b.answer(-id).then(() => 'queued'), b.answer(id)]), BUDGET_MS, "q2's write of /b [0,10): queued or answered");
 }
 
-t.test(
-  "while an owed close is not committed, another node's request that closes a cycle only through the edge of a waiter the close ended is not refused EDEADLK",
-  { todo: 'the engine keeps the ended waiter and its edges until the owed close commits, and only the cut-off node knows it ended' },
-  async (t) => {
-    const { b } = await stage(t);
-    t.equal(await q2Waits(b, 2), 'queued', "q2 waits for p1's /b lock: p1 waits for nothing since its waiter was answered");
-  },
-);
+/** Cuts a off (its steps and renewals), and resolves once the engine counts its session late. */
+async function cutOff(engine: CutEngine, a: TestNode): Promise<void> {
+  a.policy = () => 'drop';
+  engine.cut.add('a');
+  await lateIs(engine, 'a', true, "a's session late on the engine (not renewed for lateAfterMs)");
+}
+
+/** a reaches the engine again: its renewals and steps pass; resolves once the engine no longer counts it late. */
+async function heal(engine: CutEngine, a: TestNode): Promise<void> {
+  engine.cut.delete('a');
+  a.policy = () => 'pass';
+  a.store.nudge();
+  await lateIs(engine, 'a', false, "a's renewal on the engine");
+}
+
+/** Starts q2's blocking write of /b [0,10) (request `id` of b), and resolves once it waits for late sessions (parked, unanswered). */
+async function q2Parks(t: Test, b: TestNode, id: number): Promise<void> {
+  const before = b.sf.parkedOverdue;
+  b.sf.run(id, lk('q2', 2, F_WRLCK, F_SETLKW, 0, 10, '/b'), b.target);
+  await until(() => b.sf.parkedOverdue > before || b.got.has(id), "q2's write of /b [0,10): parked for a's late session, or answered");
+  t.notOk(b.got.has(id), `q2 is not answered (${JSON.stringify(b.got.get(id))})`);
+  t.notOk(b.answers.has(-id), 'nor queued');
+}
+
+t.test("while an owed close is not committed and its node is late, another node's request that closes a cycle only through the edge of a waiter the close ended is not refused EDEADLK: it waits, and queues once the owed close committed", async (t) => {
+  const { engine, a, b } = await stage(t);
+  await cutOff(engine, a);
+  await q2Parks(t, b, 2);
+  await heal(engine, a);
+  a.sf.run(4, lk('p4', 4, F_WRLCK, F_SETLK, 0, 10, '/c'), a.target);
+  t.match(await answered(a, 4, "p4's write of /c [0,10)"), { result: 0 }, "a's step on /c commits: the engine answers again");
+  await engineIs(engine, ['b held write q2 0-9'], "the owed close's step removing p1's ended waiter");
+  t.equal(await within(Promise.race([b.answer(-2).then(() => 'queued'), b.answer(2)]), BUDGET_MS, "q2's write of /b: queued or answered"), 'queued', "q2 waits for p1's /b lock");
+  a.sf.run(5, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10, '/b'), a.target);
+  t.match(await answered(b, 2, "q2's write of /b [0,10)"), { result: 0 }, 'granted once p1 unlocked');
+  t.same(a.faults, [], 'nothing reported by a');
+  t.same(b.faults, [], 'nothing reported by b');
+});
+
+t.test("a true cycle through a node that was late and renews is refused EDEADLK once it renewed", async (t) => {
+  // p1's waiter for /a stays (no close): p1 -> q2 is true.
+  const { engine, a, b } = await stage(t, false);
+  await cutOff(engine, a);
+  await q2Parks(t, b, 2);
+  await heal(engine, a);
+  t.match(await answered(b, 2, "q2's write of /b [0,10)"), { result: -EDEADLK }, 'q2 -> p1 -> q2: EDEADLK, reported late, not missed');
+  t.same(await held(engine, '/b'), ['a held write p1 0-9'], 'q2 left nothing on /b');
+  t.same(b.faults, [], 'nothing reported by b');
+});
+
+t.test("a cycle through a late node that dies dissolves with its session: the request queues", async (t) => {
+  const { engine, a, b } = await stage(t);
+  await cutOff(engine, a);
+  await q2Parks(t, b, 2);
+  engine.expire('a');
+  const got = await within(Promise.race([b.answer(-2).then(() => 'queued'), b.answer(2)]), BUDGET_MS, "q2's write of /b: queued or answered");
+  t.equal(got, 'queued', "q2 queues: p1's ended waiter's edge went with a's session (its lock of /b waits for the reaper)");
+  t.same(b.faults, [], 'nothing reported by b');
+});
+
+for (const how of ['timeout', 'abort', 'close'] as const) {
+  t.test(`a request waiting for a late session ends with its ${how}`, async (t) => {
+    const { engine, a, b } = await stage(t);
+    await cutOff(engine, a);
+    await q2Parks(t, b, 2);
+    if (how === 'close') b.sf.run(3, parseRelease({ path: '/b', fileHandle: 2 }), b.target);
+    else b.sf.cancel(2, how);
+    const want = how === 'close' ? -EINTR : cancelResult(how, false);
+    t.match(await answered(b, 2, `q2's write of /b, ended by its ${how}`), { result: want }, `answered ${want}`);
+    if (how === 'close') await answered(b, 3, "q2's handle's close of /b");
+    t.same(await held(engine, '/b'), ['a held write p1 0-9'], 'q2 left nothing on /b');
+    t.notOk(b.answers.has(-2), 'q2 never queued');
+    t.same(b.faults, [], 'nothing reported by b');
+  });
+}
 
 t.test("once a's engine answers again (a step of another file commits), the owed close commits at once, not after its backoff: another node's request queues", async (t) => {
   const { engine, a, b } = await stage(t);

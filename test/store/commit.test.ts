@@ -7,6 +7,8 @@
 import t, { type Test } from 'tap';
 import { LOG_MAX, memoryStore, ProgrammingError, RedisEngine, type CommitReply, type StoreRecord } from '../../src/store/index.js';
 import { MemoryEngine, REAPED_KEEP_MS } from '../../src/store/memory.js';
+import { lateAfterMs } from '../../src/store/options.js';
+import { within } from '../../driver/redis-server.js';
 import { cluster, type Kind } from './fixture.js';
 import { RedisServer, noRedis } from './redis-server.js';
 
@@ -353,6 +355,48 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     t.equal(await b!.closesCycle('b:1', ['a:1'], true), true, "a live waiter's edge counts");
     await c.expire('a');
     t.equal(await b!.closesCycle('b:1', ['a:1'], true), false, "a's edges died with its session");
+  });
+
+  t.test(`${kind}: a cycle only through edges of a late session is 'overdue' (nothing applied, retry before its expiry), 'deadlock' once it renewed, gone once it expired`, { skip: noRedis }, async (t) => {
+    const c = await cluster(kind, ['b', 'd'], server);
+    t.teardown(() => c.close());
+    const [b, d] = c.nodes.map((n) => n.store);
+    // a renews only when told (nudge): late lateAfterMs after its open, expired after its TTL.
+    const ttl = 60_000;
+    const a = (await c.add('a', { sessionTtlMs: ttl, renewEveryMs: 2 ** 30 })).store;
+    /** Resolves once the engine counts a's session `late` or not (every 20 ms, by its sessions' deadlines and TTLs). */
+    const lateIs = (late: boolean, what: string) =>
+      within(
+        (async () => {
+          for (;;) {
+            const read = await b!.sessions();
+            const s = read.sessions.find((x) => x.node === 'a' && x.deadline > read.now);
+            if (s?.ttlMs !== undefined && s.ttlMs - (s.deadline - read.now) > lateAfterMs(s.ttlMs) === late) return;
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        })(),
+        30_000,
+        what,
+      );
+    // a:1 holds /x, b:1 holds /y, a:1 waits for /y (a's edge a:1 -> b:1).
+    const x = ok(t, await a.commit({ file: '/x', base: 0, put: [lock('ax')] }), 'a:1 holds /x');
+    const y = ok(t, await b!.commit({ file: '/y', base: 0, put: [lock('by')] }), 'b:1 holds /y');
+    ok(t, await a.commit({ file: '/y', base: y, put: [wait('aw', 'q1')], edges: [{ waiter: 'aw', owner: 'a:1', hard: ['b:1'], check: true }] }), 'a:1 waits on b:1');
+    const step = { file: '/x', base: x, put: [wait('bw', 'q2')], edges: [{ waiter: 'bw', owner: 'b:1', hard: ['a:1'], check: true }] };
+    t.same(await b!.commit(step), { ok: false, reason: 'deadlock', waiter: 'bw', owner: 'b:1' }, 'a renewed lately: its edge is trusted, EDEADLK at once');
+    await lateIs(true, "a's session late");
+    const r = await b!.commit(step);
+    t.match(r, { ok: false, reason: 'overdue', waiter: 'bw', owner: 'b:1' }, "a late: the cycle through its edge is not trusted ('overdue')");
+    t.ok(!r.ok && r.reason === 'overdue' && r.retryInMs > 0 && r.retryInMs <= ttl - lateAfterMs(ttl), `with the time until a's session expires (${JSON.stringify(r)})`);
+    t.equal((await b!.load('/x')).version, x, 'nothing applied');
+    // Another way round the cycle through a live session's edge: trusted whatever a's is.
+    ok(t, await d!.commit({ file: '/d', base: 0, put: [wait('dw', 'q3')], edges: [{ waiter: 'dw', owner: 'd:1', hard: ['b:1'] }] }), 'd:1 waits on b:1');
+    t.same(await b!.commit({ ...step, edges: [{ waiter: 'bw', owner: 'b:1', hard: ['a:1', 'd:1'], check: true }] }), { ok: false, reason: 'deadlock', waiter: 'bw', owner: 'b:1' }, 'b:1 -> d:1 -> b:1 needs no late edge: EDEADLK');
+    a.nudge();
+    await lateIs(false, "a's renewal");
+    t.same(await b!.commit(step), { ok: false, reason: 'deadlock', waiter: 'bw', owner: 'b:1' }, 'a renewed: the cycle through its edge is trusted again');
+    await c.expire('a');
+    ok(t, await b!.commit(step), "a's session gone: its edges with it, b:1 waits");
   });
 
   t.test(`${kind}: an edge to a lock of a dead session nobody reaped yet closes no cycle, even once the same owner waits under a new session`, { skip: noRedis }, async (t) => {
