@@ -16,8 +16,8 @@
  *    missed are applied to the records, the table is rebuilt, and the call runs again from 1.
  *    'deadlock': the call runs again with that owner's cycle known (EDEADLK; a waiter put back after
  *    an engine loss whose edges were checked whole ends with it, see recheck). 'overdue' (the
- *    cycle runs only through edges of late sessions): the request waits outside the mailbox until
- *    the first of them expires (Parked), then is decided again. 'dead': the records
+ *    cycle runs only through edges of late sessions): the request waits outside the mailbox
+ *    (Parked) and is decided again, until those sessions renewed or expired. 'dead': the records
  *    of the sessions named are left out of the rebuilt table, so the next step removes them and
  *    wakes who they blocked. 'grace': decided again with the wake-up pass held (a release goes
  *    through, its waiters wait for the period's end); a request whose own decision grants waits
@@ -323,8 +323,8 @@ export class Parked {
     readonly behind = false,
     /**
      * Not a grace period: its waiter would close a wait-for cycle only through edges of late
-     * sessions (CommitReply 'overdue'); `ms` is until the earliest of them expires. Requests
-     * after it do not wait behind it.
+     * sessions (CommitReply 'overdue'); `ms` is until the earliest of them expires (it asks
+     * again sooner: SharedFiles.park). Requests after it do not wait behind it.
      */
     readonly overdue = false,
   ) {}
@@ -1789,8 +1789,9 @@ export class SharedFile {
           if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
           // The cycle runs only through edges of late sessions (their node may have answered those
           // waiters already, cut off from the engine): the request whose own new waiter it is waits
-          // outside the mailbox (Parked) until the earliest of those sessions expires, then is
-          // decided again (EDEADLK if the cycle is still there, once its node renewed). Any other
+          // outside the mailbox (Parked; SharedFiles.park asks again at least every second, and
+          // when the earliest of those sessions expires) and is decided again: EDEADLK if the
+          // cycle is still there once its node renewed, queued once its edges went. Any other
           // waiter the step checks (one of this node's whose blockers grew, one checked whole)
           // has no request here to wait: its cycle counts as found.
           if (reply.reason === 'overdue' && run.park === true && !this.recheck.has(reply.waiter) && d!.fresh.some((x) => x.id === reply.waiter && x.waiter !== undefined)) {

@@ -498,10 +498,10 @@ export class SharedFiles implements FileSpace {
     r.parked = 'waiting';
     r.overdue = overdue;
     // A few ms past the engine's count: a request run again before the period ended would be
-    // refused again and queue behind those after it. At most what a timer takes.
-    // One waiting for late sessions asks again at least every OVERDUE_RECHECK_MS: a node that
-    // renews meanwhile is trusted again (a true deadlock through it is told, its owed steps that
-    // commit free the request) within that, not at its session's expiry.
+    // refused again and queue behind those after it; at most what a timer takes. One waiting for
+    // late sessions asks again at least every OVERDUE_RECHECK_MS: a node that renews meanwhile is
+    // trusted again (a true deadlock through it is told, its owed steps that commit free the
+    // request) within that, not at its session's expiry.
     const wait = overdue ? Math.min(ms, OVERDUE_RECHECK_MS) : Math.min(ms, MAX_TIMER_MS - PARK_MARGIN_MS);
     const at = performance.now() + wait + PARK_MARGIN_MS;
     const q = p;
