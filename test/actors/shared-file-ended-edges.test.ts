@@ -145,6 +145,18 @@ t.test("a cycle through a late node that dies dissolves with its session: the re
   t.same(b.faults, [], 'nothing reported by b');
 });
 
+t.test("a request waiting for a late session holds up none of its node's later requests on the file", async (t) => {
+  const { engine, a, b } = await stage(t);
+  await cutOff(engine, a);
+  await q2Parks(t, b, 2);
+  b.sf.run(3, lk('q3', 3, F_WRLCK, F_SETLK, 20, 10, '/b'), b.target);
+  t.match(await answered(b, 3, "q3's write of /b [20,30), free"), { result: 0 }, 'granted at once, not parked behind q2');
+  t.notOk(b.got.has(2), 'q2 still waits');
+  b.sf.cancel(2, 'abort');
+  t.match(await answered(b, 2, "q2's write of /b, aborted"), { result: -EINTR });
+  t.same(b.faults, [], 'nothing reported by b');
+});
+
 for (const how of ['timeout', 'abort', 'close'] as const) {
   t.test(`a request waiting for a late session ends with its ${how}`, async (t) => {
     const { engine, a, b } = await stage(t);
