@@ -549,9 +549,10 @@ if old then
 end
 redis.call('SET', ok, ARGV[6], 'PX', ARGV[4])
 -- Where the node's mount serves lives as long as its session key; a node that is no mount drops
--- what an earlier run under its name left.
+-- what an earlier run under its name left. Only a listing's help: a user whose ACL refuses the key
+-- (written before it was added) still opens its session (pcall), with nothing recorded.
 local at = P .. 'at:' .. node
-if ARGV[7] ~= nil and ARGV[7] ~= '' then redis.call('SET', at, ARGV[7], 'PX', ARGV[4]) else redis.call('DEL', at) end
+if ARGV[7] ~= nil and ARGV[7] ~= '' then redis.pcall('SET', at, ARGV[7], 'PX', ARGV[4]) else redis.pcall('DEL', at) end
 local epoch = str(redis.call('INCR', P .. 'clock'))
 if old then redis.call('ZADD', P .. 'sessions', '0', node .. '|' .. old) end
 redis.call('SET', sk, epoch, 'PX', ARGV[4])
@@ -577,7 +578,7 @@ if cur[1] ~= ARGV[2] then return {'reset'} end
 if cur[2] ~= epoch then return {'expired'} end
 redis.call('SET', sk, epoch, 'PX', ARGV[5])
 redis.call('PEXPIRE', P .. 'own:' .. node, ARGV[5])
-redis.call('PEXPIRE', P .. 'at:' .. node, ARGV[5])
+redis.pcall('PEXPIRE', P .. 'at:' .. node, ARGV[5]) -- as OPEN: refused by an ACL, nothing is recorded
 -- One reading of the clock for the new deadline, the reaper's question and the reply.
 local now = nowMs()
 redis.call('ZADD', P .. 'sessions', str(now + tonumber(ARGV[5])), node .. '|' .. epoch)
@@ -595,7 +596,8 @@ if redis.call('GET', KEYS[1]) ~= ARGV[2] then return 0 end
 local node, epoch = ARGV[3], ARGV[4]
 local sk = P .. 's:' .. node
 if redis.call('GET', sk) ~= epoch then return 0 end
-redis.call('DEL', sk, P .. 'own:' .. node, P .. 'at:' .. node)
+redis.call('DEL', sk, P .. 'own:' .. node)
+redis.pcall('DEL', P .. 'at:' .. node) -- as OPEN: refused by an ACL, nothing was recorded
 local m = node .. '|' .. epoch
 if redis.call('SCARD', P .. 'sf:' .. m) == 0 then redis.call('ZREM', P .. 'sessions', m) else redis.call('ZADD', P .. 'sessions', '0', m) end
 redis.call('DEL', P .. 'in:' .. node)

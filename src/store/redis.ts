@@ -695,11 +695,14 @@ export class RedisEngine implements Engine {
     // (a second read: a session that ended in between keeps neither).
     const live = sessions.filter((x) => x.deadline > now);
     if (live.length > 0) {
+      const own = live.map((x) => `${this.prefix}own:${x.node}`);
       let owners: (string | null)[];
       try {
-        owners = await this.client.mget([...live.map((x) => `${this.prefix}own:${x.node}`), ...live.map((x) => `${this.prefix}at:${x.node}`)]);
-      } catch {
-        owners = [];
+        owners = await this.client.mget([...own, ...live.map((x) => `${this.prefix}at:${x.node}`)]);
+      } catch (e) {
+        // A user whose ACL refuses at:<node> (OPEN records nothing for it then) still reads the
+        // TTLs, which judge a late node; an engine that does not answer is not asked again.
+        owners = /^NOPERM/.test(e instanceof Error ? e.message : '') ? await this.client.mget(own).catch(() => []) : [];
       }
       live.forEach((x, i) => {
         const ttl = /\/(\d+)$/.exec(owners[i] ?? '')?.[1];

@@ -410,3 +410,30 @@ for (const kind of ['memory', 'redis'] as const) {
     t.equal(read.sessions.find((x) => x.node === 'api' && x.epoch === api.session().epoch)?.serves, undefined, "the program's: nothing");
   });
 }
+
+t.test('redis: an ACL user granted the key kinds a session had before its mount recorded where it serves (no at:<node>) still opens, renews, lists and ends sessions', { skip: noRedis }, async (t) => {
+  // A least-privilege user written from the key table before at:<node> was added: the record of
+  // where a mount serves is only a listing's help, so refusing it must cost no node its session
+  // (before: every OPEN failed, a program's too, as OPEN drops the record of a name's earlier mount).
+  const namespace = `serves-acl-${randomUUID().slice(0, 8)}`;
+  const user = `ls-${randomUUID().slice(0, 8)}`;
+  const kinds = ['inc', 'clock', 'grace', 'ttlmax', 's:*', 'own:*', 'sessions', 'sf:*', 'rp:*', 'files', 'r:*', 'm:*', 'l:*', 'e:*', 'w:*', 'in:*'];
+  const admin = await server.client();
+  await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '+@all', ...kinds.map((k) => `~{${namespace}}:${k}`));
+  t.teardown(() => admin.call('ACL', 'DELUSER', user));
+  const url = server.url.replace('://', `://${user}:pw@`);
+  const api = await openStore({ url, namespace, node: 'api', requestTimeoutMs: 10_000 }, {}, { graceMs: 0 });
+  t.teardown(() => api.close());
+  t.pass('a program using the API opens its session');
+  const engine = await RedisEngine.connect({ url, shownUrl: url, namespace, requestTimeoutMs: 10_000 });
+  t.teardown(() => engine.shutdown());
+  const o = await engine.open('m', 60_000, 0, 'im', { host: 'h1', mountpoint: '/mnt/x' });
+  if ('taken' in o) throw new Error('m: taken');
+  const ref = { node: 'm', epoch: o.epoch, incarnation: o.incarnation };
+  t.equal((await engine.renew(ref, 60_000, '')).kind, 'ok', "a mount's session opens and renews");
+  const live = (await engine.sessions()).sessions.find((x) => x.node === 'm' && x.epoch === o.epoch);
+  t.match(live, { deadline: Number, ttlMs: 60_000 }, 'listed live with its TTL (what judges a late node), where it serves unknown');
+  t.equal(live?.serves, undefined);
+  await engine.endSession(ref);
+  t.notOk((await engine.sessions()).sessions.some((x) => x.node === 'm' && x.epoch === o.epoch && x.deadline !== 0), 'ended');
+});
