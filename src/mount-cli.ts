@@ -5,15 +5,14 @@
  */
 import { workersArg } from './caller/options.js';
 import { parseArgs } from 'node:util';
-import { hostname } from 'node:os';
-import { realMountpoint, serveControl, type ControlServer } from './control.js';
+import { serveControl, type ControlServer } from './control.js';
 import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
 import { mountHandlers } from './mount-control.js';
 import { DeadMountError } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
 import { versionLine } from './version.js';
 import type { StoreOptions } from './types.js';
-import { NAME, NAME_RULE, NAMESPACE, NAMESPACE_RULE, resolveOptions, SERVES, type ServingStoreOptions, showUrl } from './store/options.js';
+import { NAME, NAME_RULE, NAMESPACE, NAMESPACE_RULE, resolveOptions, showUrl } from './store/options.js';
 import { NODE_WAIT_CHANNEL, type NodeWait } from './store/index.js';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { LockCoordinator } from './caller/coordinator.js';
@@ -209,9 +208,6 @@ export async function main(argv: string[]): Promise<number> {
     );
   };
   subscribe(NODE_WAIT_CHANNEL, onWait);
-  // The node's session records where this mount serves: 'locksmith locks' names it by that once
-  // its server is gone (killed, crashed) and on other machines.
-  const serving: ServingStoreOptions | undefined = store === undefined ? undefined : { ...store, [SERVES]: { host: hostname(), mountpoint: realMountpoint(mountpoint) } };
   try {
     m = await mountFuse({
       backing,
@@ -219,7 +215,7 @@ export async function main(argv: string[]): Promise<number> {
       cleanStale,
       ...(workers === undefined ? {} : { workers }),
       ...(threads === undefined ? {} : { threads }),
-      ...(serving === undefined ? {} : { store: serving }),
+      ...(store === undefined ? {} : { store }),
     });
   } catch (e) {
     if (e instanceof DeadMountError) {

@@ -12,10 +12,13 @@ import { checkWorkers, defaultWorkers, refuseUnknown } from './caller/options.js
 import { optionalBoolean } from './core/input.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { LockCoordinator } from './caller/coordinator.js';
 import type { Policy } from './core/file-locks.js';
 import type { StoreOptions } from './types.js';
 import { cleanDeadMount, DeadMountError, isDeadMount } from './dead-mount.js';
+import { realMountpoint } from './control.js';
+import { SERVES, type ServingStoreOptions } from './store/options.js';
 import * as pump from './native/index.js';
 import type { SessionInfo } from './native/index.js';
 
@@ -45,7 +48,8 @@ export interface FuseMountOptions {
   /**
    * Share one lock space with every mount and coordinator on this engine and namespace (API.md
    * "One lock space across machines"). Files are then keyed by inode number alone ("ino:<st_ino>"),
-   * which every node over the same shared storage sees alike: see ARCHITECTURE.md.
+   * which every node over the same shared storage sees alike: see ARCHITECTURE.md. The node's
+   * session records where the mount serves (host name, mountpoint): `locksmith locks` names it so.
    */
   store?: string | StoreOptions;
 }
@@ -129,7 +133,13 @@ export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   // Before the native mount: a dead mount there would only surface as "Transport endpoint is not
   // connected" from deep inside it.
   if (isDeadMount(mountpoint) && !(o.cleanStale === true && cleanDeadMount(mountpoint))) throw new DeadMountError(mountpoint);
-  const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }), ...(o.store === undefined ? {} : { store: o.store }) });
+  // The node's session records where this mount serves (its path resolves now that a dead mount
+  // there is gone): 'locksmith locks' names the mount by it once its server is gone, and on other
+  // machines. A store given malformed is left to the coordinator's TypeError.
+  const at = () => ({ host: hostname(), mountpoint: realMountpoint(mountpoint) });
+  const store: string | ServingStoreOptions | undefined =
+    typeof o.store === 'string' ? { url: o.store, [SERVES]: at() } : typeof o.store === 'object' && o.store !== null ? { ...o.store, [SERVES]: at() } : o.store;
+  const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }), ...(store === undefined ? {} : { store }) });
   let sid: number;
   try {
     sid = pump.mount({

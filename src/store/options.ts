@@ -23,11 +23,11 @@ export interface Tuning {
 }
 
 /**
- * The key under which a mount hands its store options where it serves (SessionServes): the
- * node's session records it on the engine (Engine.open), so that 'locksmith locks' can name the
- * mount of a node whose server is gone, or that is on another machine. Not an option of the API
- * (a symbol: StoreOptions' checks, which list string keys, and the copies the workers are sent
- * leave it out); a program using the API records nothing.
+ * The key under which a mount (mountFuse, so 'locksmith mount' too) hands its store options where
+ * it serves (SessionServes): the node's session records it on the engine (Engine.open), so that
+ * 'locksmith locks' can name the mount of a node whose server is gone, or that is on another
+ * machine. Not an option of the API (a symbol: StoreOptions' checks, which list string keys, and
+ * the copies the workers are sent leave it out); a coordinator a program starts records nothing.
  */
 export const SERVES = Symbol('locksmith.serves');
 

@@ -11,8 +11,8 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EAGAIN as EAGAIN_, F_SETLK, F_WRLCK, LockCoordinator, fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
 import { serveControl } from '../../src/control.js';
@@ -74,6 +74,15 @@ if (why !== undefined && !process.env.CI) {
     await server?.stop();
     if (mounted(mntA) || mounted(mntB)) throw new Error('a mount is still there');
     rmSync(base, { recursive: true, force: true });
+  });
+
+  t.test("a mount records where it serves with its session (mountFuse, as locksmith mount): what names its node's mount once its server is gone", async (t) => {
+    // Before, only 'locksmith mount' recorded it: a program mounting with mountFuse({ store }) left
+    // a dead FUSE mount when killed that 'locksmith locks' named as a node with no mount.
+    const read = await a.coordinator.spaceLocks();
+    const serves = (node: string) => read?.registry?.sessions.find((x) => x.node === node && x.deadline > read.registry!.now)?.serves;
+    t.same(serves('a'), { host: hostname(), mountpoint: realpathSync(mntA) }, "a's own session");
+    t.same(serves('b'), { host: hostname(), mountpoint: realpathSync(mntB) }, "b's, as a reads it");
   });
 
   t.test('a lock taken through one node is seen through the other', async (t) => {
