@@ -36,23 +36,23 @@ Mounts sharing one lock space (--store, same engine and namespace) each see ever
 each lock is listed once, its MOUNT the mount of its NODE (also one that does not answer, named
 on stderr, or one whose server is gone, as its live session recorded where it serves), or '-'
 when that node has no mount on this machine (another machine's, or a program's coordinator).
-Only root and the user running a mount
-can ask it. A mount that cannot answer is named on stderr, and the exit status is 1: one whose
-server does not answer at all (stopped, stuck) is named by its mountpoint and pid after 3 s, and
-the other mounts are listed. A mount sharing its lock space whose engine refuses connections or
-does not answer lists its own node's locks as that node last knew them, STATE marked '*' (--json:
-"lastKnown": true), and says why on stderr; other nodes' locks are unknown then.
+Only root and the user running a mount can ask it. A mount that cannot answer is named on
+stderr, and the exit status is 1: one whose server does not answer at all (stopped, stuck) is
+named by its mountpoint and pid after 3 s, and the other mounts are listed. A mount sharing its
+lock space whose engine refuses connections or does not answer lists its own node's locks as
+that node last knew them, STATE marked '*' (--json: "lastKnown": true), and says why on stderr;
+other nodes' locks are unknown then.
 
 In a shared lock space each node keeps a session on the engine, renewed about every 0.5 s, that
 expires its TTL (a mount's: 10 s) after its last renewal; then a live node's next renewal reaps
 its locks. A node whose server was killed, crashed, is stopped or cut off from the engine keeps
 its locks listed (they still block others) until then: once it has not renewed for over two
 renewals and a second (at most 3/4 of its TTL), stderr names it and its mount ("node b (the
-mount at /mnt/x)", "on host H" added when that is another machine: a mount records where it
-serves with its session, while the session lives; a program's coordinator has none), says
-for how long, and when its locks go ("in about N s", on the engine's clock), or that its session
-expired (or was ended) and they go at the next reap. The listing is complete all the same: this
-alone leaves the exit status 0.
+mount at /mnt/x)", "on host H" added when H is not this machine's host name: a mount records
+where it serves with its session, while the session lives; a program's coordinator has none),
+says for how long, and when its locks go ("in about N s", on the engine's clock), or that its
+session expired (or was ended) and they go at the next reap. The listing is complete all the
+same: this alone leaves the exit status 0.
 
 options:
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
