@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, request, searchDirs, socketName, socketServer } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { versionLine } from './version.js';
-import { defaultNode, resolveTuning } from './store/options.js';
+import { defaultNode, lateAfterMs } from './store/options.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
 
@@ -330,15 +330,6 @@ export interface LateSession {
   waiting: number;
 }
 
-/**
- * How long a session may go without a renewal before it counts as late: two renewals missed and a
- * second (a renewal is sent every TTL/4, at most 500 ms, by default: resolveTuning), at most the
- * time after which its node fences itself (3/4 of the TTL).
- */
-export function lateAfterMs(ttlMs: number): number {
-  const t = resolveTuning(ttlMs, {});
-  return Math.min(2 * t.renewEveryMs + 1000, t.fenceAfterMs);
-}
 
 /**
  * The session of `node`/`epoch` in `registry` when its node no longer renews it, else undefined.

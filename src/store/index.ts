@@ -65,6 +65,9 @@
  * 7. each checked edge: a DFS over the hard edges of live sessions (with this step's own edge
  *    changes laid over) from its targets; reaching its owner = 'deadlock' (EDEADLK, exact). A
  *    target counts while one of the sessions the edge names for it lives (EdgeInput.sessions).
+ *    A cycle found is walked again without the stored edges of late sessions (not renewed for
+ *    lateAfterMs of their TTL: their node may have answered those waiters, cut off): none left =
+ *    'overdue' with the ms until the earliest of them expires; the request waits and asks again.
  * 8. apply: removes (each decrements its session's count in m:<file>; at 0 the file leaves
  *    sf:<session>, and a dead session with no file left leaves `sessions`), puts (a new record
  *    increments its session's count, and the first one adds the file to sf:<session> in the same

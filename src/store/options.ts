@@ -212,8 +212,8 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
 export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tuning {
   // A renewal's reply is also what tells a node that another's session expired (onReapDue): at
   // most 500 ms apart, a dead node's locks go within sessionTtlMs + 1 s (API.md).
-  const renewEveryMs = tuning.renewEveryMs ?? Math.max(1, Math.min(500, Math.floor(sessionTtlMs / 4)));
-  const fenceAfterMs = tuning.fenceAfterMs ?? Math.floor((sessionTtlMs * 3) / 4);
+  const renewEveryMs = tuning.renewEveryMs ?? defaultRenewEveryMs(sessionTtlMs);
+  const fenceAfterMs = tuning.fenceAfterMs ?? defaultFenceAfterMs(sessionTtlMs);
   const graceMs = tuning.graceMs ?? sessionTtlMs;
   // A fence after the TTL would let a node act on locks the engine may already have given away.
   if (!(fenceAfterMs > 0 && fenceAfterMs < sessionTtlMs)) throw new TypeError(`fenceAfterMs must be above 0 and below sessionTtlMs (${sessionTtlMs}), got ${fenceAfterMs}`);
@@ -222,15 +222,18 @@ export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tu
   return { renewEveryMs, fenceAfterMs, graceMs };
 }
 
+/** A node renews its session every TTL/4, at most 500 ms apart (resolveTuning's default). */
+const defaultRenewEveryMs = (ttlMs: number): number => Math.max(1, Math.min(500, Math.floor(ttlMs / 4)));
+/** A node fences itself 3/4 of the TTL after its last confirmed renewal was sent (the default). */
+const defaultFenceAfterMs = (ttlMs: number): number => Math.floor((ttlMs * 3) / 4);
+
 /**
  * How long a session may go without a renewal before it counts as late: two renewals missed and a
- * second (a renewal is sent every TTL/4, at most 500 ms, by default: resolveTuning), at most the
- * time after which its node fences itself (3/4 of the TTL). The engines judge by it whose
- * wait-for edges a deadlock check trusts (a late node may have answered its waiters already: the
- * COMMIT reply 'overdue'); the Lua copy is lua.ts LATE. locks-cli.ts keeps the same rule.
+ * second, at most the time after which its node fences itself (the defaults: no node tunes them
+ * outside tests). The engines judge by it whose wait-for edges a deadlock check trusts (a late
+ * node may have answered its waiters already: the COMMIT reply 'overdue'; the Lua copy is in
+ * lua.ts lateLeft), and `locksmith locks` which nodes it names late. Never throws.
  */
 export function lateAfterMs(ttlMs: number): number {
-  // resolveTuning's defaults, written out (it refuses a TTL too short to fence within; this never throws).
-  const renewEveryMs = Math.max(1, Math.min(500, Math.floor(ttlMs / 4)));
-  return Math.min(2 * renewEveryMs + 1000, Math.floor((ttlMs * 3) / 4));
+  return Math.min(2 * defaultRenewEveryMs(ttlMs) + 1000, defaultFenceAfterMs(ttlMs));
 }

@@ -7,7 +7,8 @@
  */
 import { hostname } from 'node:os';
 import t from 'tap';
-import { lateAfterMs, lateSessions, lateText, listed } from '../../src/locks-cli.js';
+import { lateSessions, lateText, listed } from '../../src/locks-cli.js';
+import { lateAfterMs } from '../../src/store/options.js';
 
 const lock = (node: string, epoch: number, pid: number, state = 'granted') => ({
   pid,
