@@ -246,6 +246,19 @@ interface Lost {
    */
   readonly released: readonly { readonly id: string; readonly answer: () => void }[];
   readonly epoch: number;
+  /**
+   * This node's locks it put that hold bytes of grants (grantOrigin, or carried), with their
+   * origins and those bytes: if it applied, they keep their marks as a committed step's would
+   * (adopt, adoptLost). Only while a grant is marked in the file.
+   */
+  readonly marked?: readonly Marked[];
+}
+
+/** A record a step put for a lock of this node holding bytes of grants: its origin, and those bytes (Lost.marked). */
+interface Marked {
+  readonly id: string;
+  readonly origin: LockOrigin;
+  readonly marks: readonly GrantBytes[];
 }
 
 /** A waiter of this node (its record) that a step given up on ended, and the result it decided. */
@@ -2092,8 +2105,40 @@ export class SharedFile {
   private keepLost(id: string, d: Diffed, run: Run): void {
     if (this.out.answers.length === 0 || (run.undone === true && this.unsure.get(id)?.tangled === false)) return;
     const ends = this.out.ends.filter((e) => this.records.some((x) => x.id === e.rid)).map(({ rid, result }) => ({ rid, result }));
-    this.lostAnswers.set(id, { answers: this.out.answers, ends, fresh: d.fresh.map((x) => x.id), released: this.releasedBy(d), epoch: this.space.epoch });
+    const marked = this.markedLocks.size === 0 ? undefined : this.markedBy(d);
+    this.lostAnswers.set(id, { answers: this.out.answers, ends, fresh: d.fresh.map((x) => x.id), released: this.releasedBy(d), epoch: this.space.epoch, ...(marked === undefined ? {} : { marked }) });
     this.space.retryOwed(this.path);
+  }
+
+  /**
+   * This node's locks step `d` puts that hold bytes of grants: what the decision left of a marked
+   * lock (its origin's marks: grantOrigin), or a lock it merged with one (carried). Undefined if none.
+   */
+  private markedBy(d: Diffed): Marked[] | undefined {
+    let out: Marked[] | undefined;
+    for (const x of d.fresh) {
+      if (x.lock === undefined) continue;
+      const known = this.grantOrigin.get(x.lock.origin);
+      const marks = known ?? (x.marks === undefined ? undefined : this.grantMarks(x.marks, undefined, x.lock));
+      if (marks !== undefined) (out ??= []).push({ id: x.id, origin: x.lock.origin, marks });
+    }
+    return out;
+  }
+
+  /**
+   * A step given up on is shown applied: its locks that hold bytes of grants (Lost.marked) keep
+   * them, as a committed step's do (adopt): their records' marks, by their origins.
+   */
+  private adoptLost(marked: readonly Marked[]): void {
+    for (const { id, origin, marks } of marked) {
+      this.origins.set(id, origin);
+      for (const m of marks) if (!this.grants.has(m.g.rid)) this.grants.set(m.g.rid, m.g);
+      if (!this.grantOrigin.has(origin)) this.grantOrigin.set(origin, marks);
+      this.grantOf.set(
+        id,
+        marks.map(({ g, start, end }) => ({ rid: g.rid, start, end })),
+      );
+    }
   }
 
   /**
@@ -2139,6 +2184,7 @@ export class SharedFile {
       const applied = ids === undefined ? missed!.some((c) => c.step === id) : id === last || l.fresh.some((x) => ids.has(x));
       if (!applied) continue;
       this.lostAnswers.delete(id);
+      if (l.marked !== undefined) this.adoptLost(l.marked);
       const told = new Set(l.released.filter((r) => this.releaseTold.has(r.id)).map((r) => r.answer));
       for (const r of l.released) this.releaseTold.add(r.id);
       for (const a of l.answers) if (!told.has(a)) a();

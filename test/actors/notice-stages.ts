@@ -90,13 +90,10 @@ export async function closeOwed(t: Test, a: TestNode, told: unknown[], what: str
  * grants merge with it. `healed` names a's request 7 in a timeout. Resolves with the nodes and
  * the answers to the two waiters.
  *
- * Note: request 7 is run here inline, not through heal(), on purpose. After its answer a makes one
- * more step of its own (an empty one), right after. The two tests of
- * shared-file-untold-review that call loseNext(a) right after twoGrants resolves have their loss
- * fall on that empty step, not on the unlock or lock they name, and pass as they stand
- * only so; one more await here (heal's) lets the empty step through first, the loss falls on the
- * request they name, and four of their asserts fail (the unlock answered -ENOLCK; the flush's
- * notices take in untold bytes; faults reported). Kept so until those tests make their loss certain.
+ * Note: after request 7's answer a may make one more step of its own (an empty one: the owed try
+ * the heal cut short, SharedFiles.retryOwed, run after request 7 settled what was owed). A test
+ * that makes a step of a's lose its reply waits for that try first (ownTryDone), so the loss
+ * falls on the request it names.
  */
 export async function twoGrants(t: Test, own?: { call: Call; says: string }, healed = "handle 99's unlock of nothing (a's next step commits)") {
   const n = await nodes(t, 'default');
@@ -120,6 +117,16 @@ export async function twoGrants(t: Test, own?: { call: Call; says: string }, hea
   a.sf.run(7, uf(99, 1000, 1), a.target);
   t.equal(await answered(a, 7, healed), 158);
   return { ...n, to1, to2 };
+}
+
+/**
+ * Resolves once a has no owed try of /a pending (SharedFiles.retryOwed: scheduled, or cut short
+ * by a heal and not run yet): a's steps from now on are those its requests make. The event: the
+ * try's entry gone from a's owed retries (its step, if it made one, committed).
+ */
+export async function ownTryDone(a: TestNode, path = '/a'): Promise<void> {
+  const retries = (a.sf as unknown as { owedRetries: Map<string, unknown> }).owedRetries;
+  await until(() => !retries.has(path), `a's owed try of ${path} done`);
 }
 
 /** How a learns of b's grant: its inbox event read at once, or a step of a's stale reply first. */

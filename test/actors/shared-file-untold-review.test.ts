@@ -11,11 +11,11 @@
  * engine record, within the harness's budget.
  */
 import t from 'tap';
-import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { SharedFile } from '../../src/actors/shared-file.js';
 import { answered, lk, loseNext, overflowLog, uf } from './lost-link.js';
 import { answersTo, held, nodes } from './reset-harness.js';
-import { closeOwed, endedOnce, flush, grantHeld, heal, lkFh, locks, mergedWaiter, twoGrants } from './notice-stages.js';
+import { closeOwed, endedOnce, flush, grantHeld, heal, lkFh, locks, mergedWaiter, ownTryDone, twoGrants } from './notice-stages.js';
 import { grant, holds, stage, waits } from './stages.js';
 
 // twoGrants (notice-stages.ts), as in shared-file-untold-merged: p1 holds [5,15), one lock; the
@@ -130,16 +130,23 @@ t.test(`an owner's lock merged with an untold grant and a told one${middle ? ', 
 }
 
 // The owner unlocks the start of a lock that holds an untold grant's bytes; that step applies but
-// its reply is lost (the unlock owed, shown applied by a later reply): what it left of the lock,
-// a record this node's lost step put, keeps the marks.
+// its reply is lost, and every resend of it gets none: the unlock is answered with the generic
+// code, its release owed (API.md: an engine that does not answer), and a's next step's stale
+// reply shows it applied (not run again). What it left of the lock, a record this node's lost
+// step put, keeps the marks. The loss falls on the unlock's step: a's owed try after twoGrants'
+// heal is waited for first (ownTryDone), and the log shows it.
 t.test('an unlock of part of a lock holding untold bytes, applied with its reply lost: the flush notices only the told bytes of what is left', async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
+  await ownTryDone(a);
+  const at = a.log.length;
   loseNext(a);
   a.sf.run(8, lkFh(2, F_UNLCK, F_SETLK, 5, 2), a.target);
-  t.match(await answered(a, 8, "p1's unlock of [5,7) (its reply lost)"), { result: 0 });
+  t.match(await answered(a, 8, "p1's unlock of [5,7) (its reply lost)"), { result: -ENOLCK }, 'no reply: the generic code, its release owed');
+  t.match(a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the unlock's (one record for what is left, one removed), its reply lost");
   t.same(await held(engine), ['a held write p1 7-14'], 'the unlock applied');
   a.sf.run(9, uf(99, 1000, 1), a.target);
   t.equal(await answered(a, 9, "handle 99's unlock of nothing (a's next step)"), 158);
+  t.match(a.log.slice(at + 1), [/ -> stale missed$/], "a's next step: a stale reply naming the unlock's step (the release not run again)");
   a.sf.run(10, flush, a.target);
   await answered(a, 10, "p1's flush");
   t.same(await held(engine), [], 'the engine: nothing of p1');
