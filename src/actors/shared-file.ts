@@ -254,7 +254,7 @@ interface Lost {
   readonly marked?: readonly Marked[];
 }
 
-/** A record a step put for a lock of this node holding bytes of grants: its origin, and those bytes (Lost.marked). */
+/** A record a step put for a lock of this node holding bytes of grants: its origin, and those bytes (Lost.marked, Unsure.marks). */
 interface Marked {
   readonly id: string;
   readonly origin: LockOrigin;
@@ -373,6 +373,12 @@ interface Unsure {
    * steps and grants of its waiters give its owners locks), and are undone like the step's own.
    */
   readonly waiter?: { readonly req: LockRequest; readonly before: readonly StoreRecord[] };
+  /**
+   * The bytes of grants (grantOf) the locks of `removed` held, by record id: an undo puts them
+   * back with their marks (build), though the records, and so grantOf's entries, are gone by then.
+   * Only while a grant is marked in the file.
+   */
+  readonly marks?: ReadonlyMap<string, readonly GrantBytes[]>;
   /**
    * A waiter whose cancel (timeout, signal, interrupt) was answered before the step removing it
    * could commit (cancelAnswered): its record surely stands in the engine, and its removal is
@@ -1464,7 +1470,18 @@ export class SharedFile {
         const req = decodeRecord(r.data, this.path).req;
         if (r.epoch !== this.space.epoch || this.coveredBefore(req, (id) => this.undoing(id))) continue;
         const o = u.origins.get(r.id);
-        locks.push(lockOf(o === undefined ? req : { ...req, origin: o }));
+        // With the bytes of grants it held (its record, and grantOf's entry, gone since): marked
+        // under an origin of its own, as a record's lock is above.
+        const marks = u.marks?.get(r.id);
+        if (marks === undefined) locks.push(lockOf(o === undefined ? req : { ...req, origin: o }));
+        else {
+          for (const m of marks) if (!this.grants.has(m.g.rid)) this.grants.set(m.g.rid, m.g);
+          const origin = { ...(o ?? req.origin) };
+          this.grantOrigin.set(origin, marks);
+          const l = lockOf({ ...req, origin });
+          this.markedLocks.set(l, r.id);
+          locks.push(l);
+        }
         putBack = true;
       }
     }
@@ -2023,7 +2040,18 @@ export class SharedFile {
     for (const p of d.step.put ?? []) {
       if (p.state === 'held' && put.includes(p.id) && (p.node === undefined || p.node === me)) putHeld.push({ id: p.id, node: me, epoch: this.space.epoch, state: 'held', requestId: '', data: p.data, seq: 0 });
     }
-    this.unsure.set(id, { put, removed, origins, putHeld, sendBy, tangled: tangled || sibling, applied: false, waiter });
+    const marks = this.grantOf.size === 0 ? undefined : this.marksOf(removed);
+    this.unsure.set(id, { put, removed, origins, putHeld, sendBy, tangled: tangled || sibling, applied: false, waiter, ...(marks === undefined ? {} : { marks }) });
+  }
+
+  /** The grants' bytes (grantOf) the records `rs` hold, by record id; undefined if none do. */
+  private marksOf(rs: readonly StoreRecord[]): Map<string, GrantBytes[]> | undefined {
+    let out: Map<string, GrantBytes[]> | undefined;
+    for (const r of rs) {
+      const marks = this.grantMarks(this.grantOf.get(r.id), undefined, this.decode(r).req);
+      if (marks !== undefined) (out ??= new Map()).set(r.id, marks);
+    }
+    return out;
   }
 
   /** This node's locks of `owner` in the cache, under the current session. */
@@ -2455,7 +2483,13 @@ export class SharedFile {
         if (x.waiter.requestId !== undefined) this.space.queued(x.waiter.requestId, x.id);
       } else if (nodeOf(x.lock.owner) === me) {
         this.origins.set(x.id, x.lock.origin);
-        if (x.marks === undefined) continue;
+        if (x.marks === undefined) {
+          // A lock with a marked origin (what the decision left of a marked lock, or one an undo
+          // put back): its record is marked as build would mark it, so a notice looks (hooks).
+          const known = this.markedLocks.size === 0 ? undefined : this.grantOrigin.get(x.lock.origin);
+          if (known !== undefined) this.grantOf.set(x.id, known.map(({ g, start, end }) => ({ rid: g.rid, start, end })));
+          continue;
+        }
         // The decided table stays the file's until the next build: its lock says them too.
         this.grantOf.set(x.id, x.marks);
         const marks = this.grantMarks(x.marks, undefined, x.lock);

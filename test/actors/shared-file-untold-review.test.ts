@@ -157,27 +157,34 @@ t.test('an unlock of part of a lock holding untold bytes, applied with its reply
 
 // The owner locks the next bytes (this node's step merges them with the lock that holds the
 // untold bytes); that step applies but its reply is lost, and the request is answered as failed:
-// the next step undoes it, putting back the lock it merged (SharedFile.remember, Unsure). That
-// lock keeps its marks: the flush notices only the told grant's bytes.
+// the next step undoes it, putting back the lock it merged (SharedFile.remember, Unsure), and
+// reports that (a fault: a step applied after its request was answered as failed). That lock
+// keeps its marks: the flush notices only the told grant's bytes. The loss falls on the lock
+// request's step (ownTryDone, and the log shows it).
 t.test("a lock request merged with a lock holding untold bytes, applied with its reply lost and undone: the lock put back keeps the marks", async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
   // Its reply lost, then a cut off: every later try of it fails, and the request times out.
+  await ownTryDone(a);
+  const at = a.log.length;
   loseNext(a, async () => {
     a.policy = () => 'drop';
   });
   a.sf.run(8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), a.target);
   const r = (await answered(a, 8, "p1's lock of [15,20) (its reply lost: answered as failed)")) as { result: number };
-  t.not(r.result, 0, 'answered as failed');
+  t.equal(r.result, -ENOLCK, 'answered as failed: the generic code');
+  t.match(a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the lock request's (the merged lock put, the lock it merged removed), its reply lost");
+  t.same(await held(engine), ['a held write p1 5-19'], 'the lock request applied');
   a.policy = () => 'pass';
   a.sf.run(9, uf(99, 1000, 1), a.target);
   t.equal(await answered(a, 9, "handle 99's unlock of nothing (a's next step: the undo)"), 158);
+  t.match(a.log.slice(at + 1), [/ -> stale missed$/, /^pass \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "a's next step: a stale reply naming the lock request's step, then the undo (the lock put back, the merged one removed)");
   t.same(await held(engine), ['a held write p1 5-14'], 'the lock request undone: p1 holds what it held');
   a.sf.run(10, flush, a.target);
   await answered(a, 10, "p1's flush");
   t.same(await held(engine), [], 'the engine: nothing of p1');
   endedOnce(t, to1, 'the first waiter was told once, never granted');
   t.same(released, ['posix:10+5'], "the flush's notice for the told grant's bytes only");
-  t.same(a.faults, [], 'nothing reported');
+  t.match(a.faults, [/had applied after all; undone$/], 'the lock request found applied and undone: reported, nothing else');
 });
 
 // An OFD owner (one open file description, file handle 1): o1 holds [0,5) and waits for [5,10)
