@@ -659,10 +659,18 @@ export class SharedFile {
     this.records = kept.map((r) => ({ ...r, epoch }));
     // Then the locks the undos put back, as new records (as build() adds them to the table, and
     // the next step puts them), unless their owner holds them already.
-    for (const { r, origin } of back) {
+    for (const { r, origin, marks } of back) {
       if (this.coveredBefore(this.decode(r).req)) continue;
       const x = { ...r, id: this.space.newId(), epoch, seq: (this.records.at(-1)?.seq ?? 0) + 1 };
       if (origin !== undefined) this.origins.set(x.id, origin);
+      // With the bytes of grants it held (Unsure.marks), as the undo's step would have put it.
+      if (marks !== undefined) {
+        for (const m of marks) if (!this.grants.has(m.g.rid)) this.grants.set(m.g.rid, m.g);
+        this.grantOf.set(
+          x.id,
+          marks.map(({ g, start, end }) => ({ rid: g.rid, start, end })),
+        );
+      }
       this.records.push(x);
     }
     // Grants the owed unlocks spared, stood in for now: no step decided since they came applied.
@@ -711,9 +719,9 @@ export class SharedFile {
    * that cannot be: what its step put stays (`stay`), and the fault says so. Locks of another
    * session went with it.
    */
-  private pendingUndos(carried: number): { stay: Set<string>; back: { r: StoreRecord; origin: LockOrigin | undefined }[] } {
+  private pendingUndos(carried: number): { stay: Set<string>; back: { r: StoreRecord; origin: LockOrigin | undefined; marks: readonly GrantBytes[] | undefined }[] } {
     const stay = new Set<string>();
-    const back: { r: StoreRecord; origin: LockOrigin | undefined }[] = [];
+    const back: { r: StoreRecord; origin: LockOrigin | undefined; marks: readonly GrantBytes[] | undefined }[] = [];
     for (const u of this.unsure.values()) {
       if (!u.applied) continue;
       const removed = u.removed.filter((r) => r.epoch === carried);
@@ -725,7 +733,7 @@ export class SharedFile {
         this.space.report(this.cannotUndo('it would put back bytes its owner no longer held, which others may hold since', '', ' when the engine lost its data'));
         continue;
       }
-      for (const r of removed) if (!back.some((x) => x.r.id === r.id)) back.push({ r, origin: u.origins.get(r.id) });
+      for (const r of removed) if (!back.some((x) => x.r.id === r.id)) back.push({ r, origin: u.origins.get(r.id), marks: u.marks?.get(r.id) });
     }
     return { stay, back };
   }
