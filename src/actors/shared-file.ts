@@ -2151,9 +2151,10 @@ export class SharedFile {
    * lock (its origin's marks: grantOrigin), or a lock it merged with one (carried). Undefined if none.
    */
   private markedBy(d: Diffed): Marked[] | undefined {
+    const me = this.space.config.node;
     let out: Marked[] | undefined;
     for (const x of d.fresh) {
-      if (x.lock === undefined) continue;
+      if (x.lock === undefined || nodeOf(x.lock.owner) !== me) continue;
       const known = this.grantOrigin.get(x.lock.origin);
       const marks = known ?? (x.marks === undefined ? undefined : this.grantMarks(x.marks, undefined, x.lock));
       if (marks !== undefined) (out ??= []).push({ id: x.id, origin: x.lock.origin, marks });
