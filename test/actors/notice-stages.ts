@@ -129,6 +129,18 @@ export async function ownTryDone(a: TestNode, path = '/a'): Promise<void> {
   await until(() => !retries.has(path), `a's owed try of ${path} done`);
 }
 
+/** The lines `got` (a node's log, from a point on) are as many as `want`, each matching its pattern. */
+export function lines(t: Test, got: readonly string[], want: readonly RegExp[], what: string): void {
+  t.equal(got.length, want.length, `${what}: ${want.length} step(s)`);
+  t.match(got, want, what);
+}
+
+/** The faults `n` reported are as many as `want`, each matching its pattern. */
+export function faults(t: Test, n: TestNode, want: readonly RegExp[], what: string): void {
+  t.equal(n.faults.length, want.length, `${what}: ${want.length} fault(s)`);
+  t.match(n.faults, want, what);
+}
+
 /** How a learns of b's grant: its inbox event read at once, or a step of a's stale reply first. */
 export type Learned = 'inbox' | 'stale reply';
 /** How the owed release is settled: a's next step, or an engine reset (both nodes put back what they hold). */

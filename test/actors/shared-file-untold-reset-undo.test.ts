@@ -12,7 +12,7 @@ import t from 'tap';
 import { ENOLCK, F_SETLK, F_WRLCK } from '../../src/core/codes.js';
 import { BUDGET_MS, answered, loseNext, within, type S } from './lost-link.js';
 import { held, resetBoth } from './reset-harness.js';
-import { endedOnce, flush, lkFh, ownTryDone, twoGrants } from './notice-stages.js';
+import { endedOnce, faults, flush, lines, lkFh, ownTryDone, twoGrants } from './notice-stages.js';
 
 // p1 locks [15,20) (merged with its lock: the step removes the lock holding the untold bytes and
 // puts [5,20)); the step applies, its reply is lost, the request is answered as failed. a's next
@@ -38,8 +38,8 @@ t.test('a lock request merged with a lock holding untold bytes, applied with its
   a.sf.run(8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), a.target);
   t.match(await answered(a, 8, "p1's lock of [15,20) (its reply lost: answered as failed)"), { result: -ENOLCK }, 'answered as failed');
   await within(cut, BUDGET_MS, "the undo's step, cut off");
-  t.match(a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/, / -> stale missed$/], "the lock request's step lost, then a's owed try's stale reply naming it");
-  t.match(a.faults, [/had applied after all; undone$/], 'the step found applied, to be undone');
+  lines(t, a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/, / -> stale missed$/], "the lock request's step lost, then a's owed try's stale reply naming it");
+  faults(t, a, [/had applied after all; undone$/], 'the step found applied, to be undone');
   t.same(await held(engine), ['a held write p1 5-19'], 'the engine: the merged lock (the undo never reached it)');
   await resetBoth(engine, a, b, true);
   a.policy = () => 'pass';
@@ -49,5 +49,5 @@ t.test('a lock request merged with a lock holding untold bytes, applied with its
   t.same(await held(engine), [], 'the engine: nothing of p1');
   endedOnce(t, to1, 'the first waiter was told once, never granted');
   t.same(released, ['posix:10+5'], "the flush's notice for the told grant's bytes only");
-  t.match(a.faults, [/had applied after all; undone$/], 'nothing more reported');
+  faults(t, a, [/had applied after all; undone$/], 'that fault, nothing more');
 });

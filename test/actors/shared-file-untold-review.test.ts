@@ -15,7 +15,7 @@ import { ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/
 import { SharedFile } from '../../src/actors/shared-file.js';
 import { answered, lk, loseNext, overflowLog, uf } from './lost-link.js';
 import { answersTo, held, nodes } from './reset-harness.js';
-import { closeOwed, endedOnce, flush, grantHeld, heal, lkFh, locks, mergedWaiter, ownTryDone, twoGrants } from './notice-stages.js';
+import { closeOwed, endedOnce, faults, flush, grantHeld, heal, lines, lkFh, locks, mergedWaiter, ownTryDone, twoGrants } from './notice-stages.js';
 import { grant, holds, stage, waits } from './stages.js';
 
 // twoGrants (notice-stages.ts), as in shared-file-untold-merged: p1 holds [5,15), one lock; the
@@ -142,11 +142,11 @@ t.test('an unlock of part of a lock holding untold bytes, applied with its reply
   loseNext(a);
   a.sf.run(8, lkFh(2, F_UNLCK, F_SETLK, 5, 2), a.target);
   t.match(await answered(a, 8, "p1's unlock of [5,7) (its reply lost)"), { result: -ENOLCK }, 'no reply: the generic code, its release owed');
-  t.match(a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the unlock's (one record for what is left, one removed), its reply lost");
+  lines(t, a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the unlock's (one record for what is left, one removed), its reply lost");
   t.same(await held(engine), ['a held write p1 7-14'], 'the unlock applied');
   a.sf.run(9, uf(99, 1000, 1), a.target);
   t.equal(await answered(a, 9, "handle 99's unlock of nothing (a's next step)"), 158);
-  t.match(a.log.slice(at + 1), [/ -> stale missed$/], "a's next step: a stale reply naming the unlock's step (the release not run again)");
+  lines(t, a.log.slice(at + 1), [/ -> stale missed$/], "a's next step: a stale reply naming the unlock's step (the release not run again)");
   a.sf.run(10, flush, a.target);
   await answered(a, 10, "p1's flush");
   t.same(await held(engine), [], 'the engine: nothing of p1');
@@ -172,19 +172,19 @@ t.test("a lock request merged with a lock holding untold bytes, applied with its
   a.sf.run(8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), a.target);
   const r = (await answered(a, 8, "p1's lock of [15,20) (its reply lost: answered as failed)")) as { result: number };
   t.equal(r.result, -ENOLCK, 'answered as failed: the generic code');
-  t.match(a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the lock request's (the merged lock put, the lock it merged removed), its reply lost");
+  lines(t, a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the lock request's (the merged lock put, the lock it merged removed), its reply lost");
   t.same(await held(engine), ['a held write p1 5-19'], 'the lock request applied');
   a.policy = () => 'pass';
   a.sf.run(9, uf(99, 1000, 1), a.target);
   t.equal(await answered(a, 9, "handle 99's unlock of nothing (a's next step: the undo)"), 158);
-  t.match(a.log.slice(at + 1), [/ -> stale missed$/, /^pass \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "a's next step: a stale reply naming the lock request's step, then the undo (the lock put back, the merged one removed)");
+  lines(t, a.log.slice(at + 1), [/ -> stale missed$/, /^pass \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "a's next step: a stale reply naming the lock request's step, then the undo (the lock put back, the merged one removed)");
   t.same(await held(engine), ['a held write p1 5-14'], 'the lock request undone: p1 holds what it held');
   a.sf.run(10, flush, a.target);
   await answered(a, 10, "p1's flush");
   t.same(await held(engine), [], 'the engine: nothing of p1');
   endedOnce(t, to1, 'the first waiter was told once, never granted');
   t.same(released, ['posix:10+5'], "the flush's notice for the told grant's bytes only");
-  t.match(a.faults, [/had applied after all; undone$/], 'the lock request found applied and undone: reported, nothing else');
+  faults(t, a, [/had applied after all; undone$/], 'the lock request found applied and undone: reported');
 });
 
 // An OFD owner (one open file description, file handle 1): o1 holds [0,5) and waits for [5,10)
