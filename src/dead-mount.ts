@@ -6,10 +6,21 @@
  */
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
+import { printable } from './log.js';
 
-/** `s` quoted for a POSIX shell when it needs to be. */
+/**
+ * `s` quoted for a shell when it needs to be: in single quotes, or, when it holds control
+ * characters (a newline would split the command's line), in $'...' with those as their UTF-8
+ * bytes \xNN (bash, zsh, ksh, and POSIX since 2024), so the command stays one line that a shell
+ * runs as it is.
+ */
 function shellWord(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  if (/^[\w@%+=:,./-]+$/.test(s)) return s;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being escaped
+  if (!/[\x00-\x1f\x7f-\x9f]/.test(s)) return `'${s.replace(/'/g, `'\\''`)}'`;
+  const bytes = (c: string) => [...Buffer.from(c, 'utf8')].map((b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being escaped
+  return `$'${s.replace(/[\\']/g, (c) => `\\${c}`).replace(/[\x00-\x1f\x7f-\x9f]/g, bytes)}'`;
 }
 
 /**
@@ -37,7 +48,7 @@ export class DeadMountError extends Error {
   readonly command: string;
   constructor(readonly mountpoint: string) {
     const command = deadMountCommand(mountpoint);
-    super(`the mountpoint ${mountpoint} is a dead FUSE mount (its server exited without unmounting): run '${command}' (or 'umount -l ${shellWord(mountpoint)}' as root) first`);
+    super(`the mountpoint ${printable(mountpoint)} is a dead FUSE mount (its server exited without unmounting): run '${command}' (or 'umount -l ${shellWord(mountpoint)}' as root) first`);
     this.name = 'DeadMountError';
     this.command = command;
   }

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, request, searchDirs, socketName, socketServer } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
+import { printable } from './log.js';
 import { versionLine } from './version.js';
 import { defaultNode, lateAfterMs } from './store/options.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
@@ -180,13 +181,13 @@ async function askOne(cmd: Cmd, mountpoint: string): Promise<Answer> {
       throw new Failure(said(e));
     }
   }
-  if (denied) throw new Failure(`permission denied on ${denied}: only root and the user running the mount at ${mountpoint} can ask it`);
+  if (denied) throw new Failure(`permission denied on ${denied}: only root and the user running the mount at ${printable(mountpoint)} can ask it`);
   if (isDeadMount(mountpoint)) {
-    throw new Failure(`${mountpoint} is a dead FUSE mount (its server is gone): run '${deadMountCommand(mountpoint)}'`);
+    throw new Failure(`${printable(mountpoint)} is a dead FUSE mount (its server is gone): run '${deadMountCommand(mountpoint)}'`);
   }
-  if (stale) throw new Failure(`the server of ${mountpoint} is gone (${stale} is left from it)`);
+  if (stale) throw new Failure(`the server of ${printable(mountpoint)} is gone (${stale} is left from it)`);
   throw new Failure(
-    `no running locksmith mount at ${mountpoint} (no control socket ${name} in ${dirs.length === 1 ? dirs[0] : `${controlDir()} or other users' directories`})`,
+    `no running locksmith mount at ${printable(mountpoint)} (no control socket ${name} in ${dirs.length === 1 ? dirs[0] : `${controlDir()} or other users' directories`})`,
   );
 }
 
@@ -266,11 +267,6 @@ async function askAll(cmd: Cmd): Promise<{ answers: Answer[]; failed: number; si
   return { answers: out.sort((a, b) => a.mount.mountpoint.localeCompare(b.mount.mountpoint)), failed, silent };
 }
 
-/** A name as text safe for a terminal: control characters (a file may be named with them) as \xNN. */
-function printable(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being escaped
-  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
 
 function table(rows: string[][], headings: boolean, right: Set<number>): string {
   const all = headings ? rows : rows.slice(1);

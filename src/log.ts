@@ -8,6 +8,12 @@
  * Node's default "(node:PID) Warning: ..." text.
  */
 
+/** A name as text safe for a terminal: control characters (a file may be named with them) as \xNN. */
+export function printable(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being escaped
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

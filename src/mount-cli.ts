@@ -6,7 +6,7 @@
 import { workersArg } from './caller/options.js';
 import { parseArgs } from 'node:util';
 import { serveControl, type ControlServer } from './control.js';
-import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
+import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printable, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
 import { mountHandlers } from './mount-control.js';
 import { DeadMountError } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
@@ -219,7 +219,7 @@ export async function main(argv: string[]): Promise<number> {
     });
   } catch (e) {
     if (e instanceof DeadMountError) {
-      process.stderr.write(`locksmith mount: ${mountpoint} is a dead FUSE mount left by a server that exited: run '${e.command}' (or add --clean-stale)\n`);
+      process.stderr.write(`locksmith mount: ${printable(mountpoint)} is a dead FUSE mount left by a server that exited: run '${e.command}' (or add --clean-stale)\n`);
       return 1;
     }
     process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -83,11 +83,14 @@ export function fuseUnavailable(): string | undefined {
   return undefined;
 }
 
-/** Whether something is mounted at `mountpoint` now (/proc/self/mountinfo). */
+/**
+ * Whether something is mounted at `mountpoint` now (/proc/self/mountinfo, which writes a space,
+ * tab, newline and backslash in a path as \040, \011, \012 and \134).
+ */
 export function isMounted(mountpoint: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .some((l) => l.split(' ')[4] === mountpoint);
+    .some((l) => l.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))) === mountpoint);
 }
 
 /**
