@@ -59,6 +59,13 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
   const secret = await timed(openStore({ url: 'redis://user:s3cret@[::1', requestTimeoutMs: 500 }));
   t.notMatch(secret.err?.message, /s3cret/, 'the password is not in the message');
   t.match(secret.err?.message, /user:\*\*\*@/);
+  // An IPv6 address whose '[' is not closed: the port is not the problem, so the message does not
+  // say it is (it said "the port must be a number from 0 to 65535" of 'redis://[::1').
+  for (const url of ['redis://[::1', 'redis://[::1:6379', 'redis://u@[::1']) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.match(r.err?.message, /^locksmith store: malformed URL .*\(expected redis:\/\/\[user:password@\]host\[:port\]\[\/db\]/, `${url}: malformed, the form expected (${r.err?.message})`);
+    t.notMatch(r.err?.message, /the port must be/, `${url}: not blamed on the port`);
+  }
   // A password holding characters a URL reserves, written as is: never shown, even in part, and
   // the message says how to write it.
   for (const url of ['redis://:pa/ss3cret@127.0.0.1:1', 'redis://u:p#s3cret@127.0.0.1:1/0', 'redis://u:s3cret@x@[::1']) {
