@@ -144,6 +144,8 @@ function portProblem(raw: string): string | undefined {
   const at = url.lastIndexOf('@');
   const scheme = /^(?:[a-z][a-z0-9+.-]*:)?[/\\]*/i.exec(url)?.[0] ?? '';
   const authority = (at >= 0 ? url.slice(at + 1) : url.slice(scheme.length)).split(/[/\\?#]/)[0]!;
+  // An IPv6 address whose '[' is not closed is the problem itself, not the ':' inside it.
+  if (authority.startsWith('[') && !authority.includes(']')) return undefined;
   const port = /^(?:\[[^\]]*\]|[^:]*):(.*)$/.exec(authority)?.[1];
   if (port === undefined || (/^\d+$/.test(port) && Number(port) <= 65535)) return undefined;
   // Hidden exactly where showUrl hides it.
