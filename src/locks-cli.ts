@@ -64,7 +64,7 @@ options:
                  (mountpoint: its node's mount, null when not known; host: that mount's
                  machine when it is not this one, else null; expiresInMs at or below 0:
                  expired that long ago; null: ended or replaced; notRenewedForMs null in
-                 both cases)
+                 both cases); no "lateSessions" key when no session is late
   --noheadings   leave the heading line out
   --version      print the version
   --help         show this text
