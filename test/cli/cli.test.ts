@@ -61,6 +61,26 @@ t.test('usage errors: one sentence, exit 2', async (t) => {
   }
 });
 
+// Node's parseArgs says "Unknown option '--node'. To specify a positional argument starting with a
+// '-', place it at the end of the command after '--', as in '-- "--node"" (its quote unbalanced):
+// mount, locks and stats now say it in a sentence of their own, as stress does.
+t.test("unknown options and missing or extra option values: a sentence of locksmith's own, exit 2", async (t) => {
+  const cases: [string[], string][] = [
+    [['mount', '--bogus', '/tmp', '/mnt'], "locksmith mount: unknown option '--bogus'. Run 'locksmith mount --help'.\n"],
+    [['mount', '-x', '/tmp', '/mnt'], "locksmith mount: unknown option '-x'. Run 'locksmith mount --help'.\n"],
+    [['mount', '/tmp', '/mnt', '--workers'], "locksmith mount: --workers needs a value. Run 'locksmith mount --help'.\n"],
+    [['mount', '/tmp', '/mnt', '--clean-stale=yes'], "locksmith mount: --clean-stale takes no value. Run 'locksmith mount --help'.\n"],
+    [['locks', '--node', 'b'], "locksmith locks: unknown option '--node'. Run 'locksmith locks --help'.\n"],
+    [['locks', '--json=1'], "locksmith locks: --json takes no value. Run 'locksmith locks --help'.\n"],
+    [['stats', '--bogus'], "locksmith stats: unknown option '--bogus'. Run 'locksmith stats --help'.\n"],
+  ];
+  for (const [args, said] of cases) {
+    const r = run(args);
+    t.equal(r.status, 2, `${args.join(' ')}: exit 2`);
+    t.equal(r.stderr, said, `${args.join(' ')}: one sentence`);
+  }
+});
+
 t.test('locks and stats with no running mount', async (t) => {
   const one = run(['locks', join(runtime, 'nowhere')]);
   t.equal(one.status, 1, 'a mountpoint nobody serves: exit 1');
