@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, request, searchDirs, socketName, socketServer } from './control.js';
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
-import { printable } from './log.js';
+import { argsMessage, printable } from './log.js';
 import { versionLine } from './version.js';
 import { defaultNode, lateAfterMs } from './store/options.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
@@ -567,7 +567,7 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     json = values.json === true;
     headings = (values as { noheadings?: boolean }).noheadings !== true;
   } catch (e) {
-    process.stderr.write(`locksmith ${cmd}: ${e instanceof Error ? e.message : String(e)}. Run 'locksmith ${cmd} --help'.\n`);
+    process.stderr.write(`locksmith ${cmd}: ${argsMessage(e)}. Run 'locksmith ${cmd} --help'.\n`);
     return 2;
   }
 

@@ -14,6 +14,26 @@ export function printable(s: string): string {
   return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
+/**
+ * The message of an error thrown by the command line's parse: node:util parseArgs' own errors as
+ * a sentence of ours ("unknown option '--x'", "--x needs a value", "--x takes no value"; its
+ * text, with advice about '--', confuses more than it helps), any other error's message as is.
+ */
+export function argsMessage(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  const message = e instanceof Error ? e.message : String(e);
+  const quoted = /'([^']*)'/.exec(message)?.[1] ?? '';
+  const option = /^-{1,2}[^\s=<]+/.exec(quoted)?.[0] ?? quoted;
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option '${quoted}'`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return /does not take an argument/.test(message) ? `${option} takes no value` : `${option} needs a value`;
+    default:
+      return message.split('\n')[0]!;
+  }
+}
+
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

@@ -6,7 +6,7 @@
 import { workersArg } from './caller/options.js';
 import { parseArgs } from 'node:util';
 import { serveControl, type ControlServer } from './control.js';
-import { createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printable, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
+import { argsMessage, createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printable, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
 import { mountHandlers } from './mount-control.js';
 import { DeadMountError } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
@@ -191,7 +191,7 @@ export async function main(argv: string[]): Promise<number> {
     if (store !== undefined) storeUrl(store, fromEnv ? STORE_ENV : '--store');
     level = resolveLogLevel(values['log-level']);
   } catch (e) {
-    process.stderr.write(`locksmith mount: ${e instanceof Error ? e.message : String(e)}. Run 'locksmith mount --help'.\n`);
+    process.stderr.write(`locksmith mount: ${argsMessage(e)}. Run 'locksmith mount --help'.\n`);
     return 2;
   }
   const log = createLogger('locksmith mount', level);
