@@ -472,6 +472,9 @@ class NodeProc {
       started = r;
       failed = j;
     });
+    // A replacement is awaited only after the failover it follows (seconds): its failure to start
+    // may come first, and must then wait there, not end the run as an unhandled rejection.
+    this.started.catch(() => {});
     this.closed = new Promise<void>((r) =>
       this.child.once('close', (code, signal) => {
         this.alive = false;
