@@ -49,6 +49,7 @@ class FloorThread {
     this.w.on('message', (m: Record<string, unknown>) => {
       if (m.ready === true) ready();
       else if (typeof m.xread === 'number') send({ ev: 'txread', tag: m.xread, t: t() });
+      else if (typeof m.hot === 'number') hotGranted(m.hot);
       else {
         const f = this.replies.get(m.i as number);
         this.replies.delete(m.i as number);
@@ -71,6 +72,19 @@ class FloorThread {
   }
 }
 let thread: FloorThread | undefined;
+
+/** Row 6's floor: the owners of this node waiting for their entry on its stream, and entries come early. */
+const hotWaiting = new Map<number, () => void>();
+const hotEarly = new Set<number>();
+
+function hotGranted(owner: number): void {
+  const w = hotWaiting.get(owner);
+  if (w === undefined) hotEarly.add(owner);
+  else {
+    hotWaiting.delete(owner);
+    w();
+  }
+}
 
 function send(m: Record<string, unknown>): void {
   process.send!(m);
@@ -401,6 +415,46 @@ const ops: Record<string, (m: Msg) => Promise<unknown>> = {
       }
     };
     await Promise.all(clients.map((_, k) => client(k)));
+    return events;
+  },
+
+  /**
+   * Row 6's architecture floor: the same owners and loop as `hot`, each lock and unlock one message
+   * to the floor thread, one bare script there (HOT_LOCK, HOT_UNLOCK in cluster-thread.ts: a holder
+   * key and a FIFO queue, no lock rules, no records, no versions, no sessions) and one message back;
+   * a queued lock waits for its owner's entry on this node's stream (`prefix` + `node`), read by the
+   * thread's XREAD BLOCK reader and posted here. The bench deleted the keys before the round.
+   */
+  async hotFloor(m) {
+    const th = thread!;
+    const prefix = m.prefix as string;
+    const node = m.node as number;
+    const keys = [`${prefix}holder`, `${prefix}queue`];
+    const stream = `${prefix}s:${node}`;
+    const events: HotEvent[] = [];
+    await th.ask('harm', { key: stream });
+    const stopAt = t() + (m.ms as number) * 1e6;
+    const owner0 = m.owner0 as number;
+    const granted = (owner: number): Promise<void> => {
+      if (hotEarly.delete(owner)) return Promise.resolve();
+      return new Promise((r) => hotWaiting.set(owner, r));
+    };
+    const client = async (k: number): Promise<void> => {
+      const owner = owner0 + k;
+      const me = `${node}|${owner}`;
+      while (t() < stopAt) {
+        const t0 = t();
+        const a = await th.ask('hlock', { keys, me });
+        if (a.r !== 1) await granted(owner);
+        const t1 = t();
+        const t2 = t();
+        await th.ask('hunlock', { keys, prefix: `${prefix}s:` });
+        events.push({ c: owner, req: t0, grant: t1, unlock: t2 });
+      }
+    };
+    await Promise.all(Array.from({ length: m.clients as number }, (_, k) => client(k)));
+    await th.ask('hend', { key: stream });
+    if (hotWaiting.size + hotEarly.size > 0) throw new Error(`hotFloor: ${hotWaiting.size} owners still waiting, ${hotEarly.size} entries unclaimed`);
     return events;
   },
 
