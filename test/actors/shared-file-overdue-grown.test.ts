@@ -1,0 +1,118 @@
+/**
+ * 'overdue' (a wait-for cycle only through edges of late sessions) named for a waiter that is not
+ * the request's own new one: a queued POSIX waiter of this node whose blockers grew with the
+ * request's grant (LockTable.refreshEdges checks it again). Its cycle is as untrusted as a new
+ * waiter's: a cut-off node's stale edge must not end it with EDEADLK. Real SharedFiles over a
+ * MemoryEngine, behind the lost-link harness, node a's renewals and steps cut off; every wait is
+ * for an answer, an engine record or a counter, within the harness's budget.
+ */
+import t, { type Test } from 'tap';
+import { EDEADLK, EINTR, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { parseRelease } from '../../src/core/requests.js';
+import { lateAfterMs } from '../../src/store/options.js';
+import type { Renewed, SessionRef } from '../../src/store/types.js';
+import { BUDGET_MS, MemoryEngine, answered, lk, node, within, type TestNode } from './lost-link.js';
+import { held, until } from './reset-harness.js';
+
+/** A MemoryEngine whose renewals from the nodes in `cut` do not arrive. */
+class CutEngine extends MemoryEngine {
+  readonly cut = new Set<string>();
+  override renewSync(s: SessionRef, ttlMs: number, inboxAck: string): Renewed {
+    if (this.cut.has(s.node)) throw new Error(`${s.node} is cut off`);
+    return super.renewSync(s, ttlMs, inboxAck);
+  }
+}
+
+async function lateOnEngine(engine: MemoryEngine, name: string): Promise<boolean> {
+  const read = await engine.sessions();
+  const s = read.sessions.find((x) => x.node === name && x.ttlMs !== undefined);
+  return s !== undefined && s.ttlMs !== undefined && s.deadline > read.now && s.ttlMs - (s.deadline - read.now) > lateAfterMs(s.ttlMs);
+}
+
+async function lateIs(engine: MemoryEngine, name: string, late: boolean, what: string): Promise<void> {
+  let over = false;
+  try {
+    await within(
+      (async () => {
+        while (!over && (await lateOnEngine(engine, name)) !== late) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      BUDGET_MS,
+      what,
+    );
+  } finally {
+    over = true;
+  }
+}
+
+/**
+ * q2 (b) writes /a [0,10); p1 (a) writes /b [0,10) and waits for /a (p1 -> q2). Unless `keep`,
+ * p1's handle on /a closes while a is cut off: p1's waiter is answered EINTR, the close owed, its
+ * edge stays in the engine. a goes late. q3 (b) waits for /b (q3 -> p1: no cycle, q2 waits for
+ * nobody). x4 (b) reads /c [0,10); q2 waits to write /c (q2 -> x4).
+ */
+async function stage(t: Test, keep = false): Promise<{ engine: CutEngine; a: TestNode; b: TestNode }> {
+  const engine = new CutEngine();
+  const a = await node(engine, 'a');
+  const b = await node(engine, 'b');
+  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10, '/a'), b.target);
+  t.match(await answered(b, 1, "q2's write of /a [0,10)"), { result: 0 });
+  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10, '/b'), a.target);
+  t.match(await answered(a, 1, "p1's write of /b [0,10)"), { result: 0 });
+  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10, '/a'), a.target);
+  await answered(a, -2, "p1's waiter for /a [0,10) queued");
+  a.policy = () => 'drop';
+  if (!keep) {
+    a.sf.run(3, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
+    await answered(a, 3, "p1's handle 1's close of /a (given up on: owed)");
+    t.match(a.got.get(2), { result: -EINTR }, "p1's waiter ended with the close");
+  }
+  engine.cut.add('a');
+  await lateIs(engine, 'a', true, "a's session late on the engine");
+  b.sf.run(2, lk('q3', 3, F_WRLCK, F_SETLKW, 0, 10, '/b'), b.target);
+  await answered(b, -2, "q3's waiter for /b [0,10) queued (q3 -> p1 -> q2: no cycle)");
+  b.sf.run(3, lk('x4', 4, F_RDLCK, F_SETLK, 0, 10, '/c'), b.target);
+  t.match(await answered(b, 3, "x4's read of /c [0,10)"), { result: 0 });
+  b.sf.run(4, lk('q2', 2, F_WRLCK, F_SETLKW, 0, 10, '/c'), b.target);
+  await answered(b, -4, "q2's waiter for /c [0,10) queued (q2 -> x4)");
+  return { engine, a, b };
+}
+
+t.test("a queued waiter whose blockers grow is not ended EDEADLK by a cycle only through a late node's edge of a waiter its node already ended", async (t) => {
+  const { engine, a, b } = await stage(t);
+  // q3's read of /c [0,10) is granted beside x4's: q2's waiter now waits for q3 too, and
+  // q2 -> q3 -> p1 -> q2 runs through p1's ended waiter's edge, which only a (late) knows is gone.
+  b.sf.run(5, lk('q3', 3, F_RDLCK, F_SETLK, 0, 10, '/c'), b.target);
+  await until(() => b.got.has(4) || b.got.has(5) || b.sf.parkedOverdue > 0, "q3's read of /c answered, or parked for a's late session, or q2's waiter ended");
+  t.notOk(b.got.has(4), `q2's waiter for /c is not ended (${String((b.got.get(4) as { result?: number } | undefined)?.result)})`);
+  // a heals: its owed close commits with its next step, and p1's edge goes.
+  engine.cut.delete('a');
+  a.policy = () => 'pass';
+  a.store.nudge();
+  await lateIs(engine, 'a', false, "a's renewal on the engine");
+  a.sf.run(4, lk('p5', 5, F_WRLCK, F_SETLK, 0, 10, '/d'), a.target);
+  t.match(await answered(a, 4, "p5's write of /d [0,10)"), { result: 0 });
+  t.match(await answered(b, 5, "q3's read of /c [0,10)"), { result: 0 }, 'granted');
+  t.notOk(b.got.has(4), `q2's waiter for /c still waits (${String((b.got.get(4) as { result?: number } | undefined)?.result)})`);
+  t.same(await held(engine, '/c'), ['b held read q3 0-9', 'b held read x4 0-9', 'b waiting write q2 0-9'].sort(), "/c: q3's and x4's reads, q2's waiter");
+  b.sf.run(6, lk('x4', 4, F_UNLCK, F_SETLK, 0, 10, '/c'), b.target);
+  await answered(b, 6, "x4's unlock of /c");
+  b.sf.run(7, lk('q3', 3, F_UNLCK, F_SETLK, 0, 10, '/c'), b.target);
+  await answered(b, 7, "q3's unlock of /c");
+  t.match(await answered(b, 4, "q2's write of /c [0,10)"), { result: 0 }, 'granted once the reads went');
+  t.same(b.faults, [], 'nothing reported by b');
+  t.same(a.faults, [], 'nothing reported by a');
+});
+
+t.test("the same growth through a late node whose waiter is true ends the grown waiter EDEADLK once the node renewed", async (t) => {
+  const { engine, a, b } = await stage(t, true);
+  b.sf.run(5, lk('q3', 3, F_RDLCK, F_SETLK, 0, 10, '/c'), b.target);
+  await until(() => b.got.has(4) || b.got.has(5) || b.sf.parkedOverdue > 0, "q3's read of /c answered, or parked, or q2's waiter ended");
+  engine.cut.delete('a');
+  a.policy = () => 'pass';
+  a.store.nudge();
+  await lateIs(engine, 'a', false, "a's renewal on the engine");
+  t.match(await answered(b, 4, "q2's waiter for /c"), { result: -EDEADLK }, 'q2 -> q3 -> p1 -> q2 is true: EDEADLK');
+  t.match(await answered(b, 5, "q3's read of /c [0,10)"), { result: 0 }, 'granted');
+  t.same(b.faults, [], 'nothing reported by b');
+});
