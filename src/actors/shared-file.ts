@@ -1829,10 +1829,12 @@ export class SharedFile {
           // waiters already, cut off from the engine): the request whose own new waiter it is waits
           // outside the mailbox (Parked; SharedFiles.park asks again at least every second, and
           // when the earliest of those sessions expires) and is decided again: EDEADLK if the
-          // cycle is still there once its node renewed, queued once its edges went. Any other
-          // waiter the step checks (one of this node's whose blockers grew, one checked whole)
-          // has no request here to wait: its cycle counts as found.
-          if (reply.reason === 'overdue' && run.park === true && !this.recheck.has(reply.waiter) && d!.fresh.some((x) => x.id === reply.waiter && x.waiter !== undefined)) {
+          // cycle is still there once its node renewed, queued once its edges went. So does the
+          // request whose grant made one of this node's queued waiters wait for more owners
+          // (its blockers grew, LockTable.refreshEdges): ended EDEADLK now, that waiter's cycle
+          // would be a false one whenever the late node already answered its own waiter. A
+          // waiter checked whole (recheck) has no request here to wait: its cycle counts as found.
+          if (reply.reason === 'overdue' && run.park === true && !this.recheck.has(reply.waiter)) {
             this.build();
             this.out = emptyOutcome();
             return new Parked(reply.retryInMs, false, true);
