@@ -1832,9 +1832,11 @@ export class SharedFile {
           // cycle is still there once its node renewed, queued once its edges went. So does the
           // request whose grant made one of this node's queued waiters wait for more owners
           // (its blockers grew, LockTable.refreshEdges): ended EDEADLK now, that waiter's cycle
-          // would be a false one whenever the late node already answered its own waiter. A
-          // waiter checked whole (recheck) has no request here to wait: its cycle counts as found.
-          if (reply.reason === 'overdue' && run.park === true && !this.recheck.has(reply.waiter)) {
+          // would be a false one whenever the late node already answered its own waiter. And so
+          // does a request whose step carries the edges of a waiter put back after an engine loss,
+          // checked whole (recheck): they stay to be checked, again with its next try. A decision
+          // that cannot wait (a release, a wake-up pass) counts the cycle as found.
+          if (reply.reason === 'overdue' && run.park === true) {
             this.build();
             this.out = emptyOutcome();
             return new Parked(reply.retryInMs, false, true);
