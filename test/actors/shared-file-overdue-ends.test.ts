@@ -7,7 +7,7 @@
  * answer, an engine record or a counter, within the harness's budget.
  */
 import t, { type Test } from 'tap';
-import { EDEADLK, EINTR, F_SETLK, F_SETLKW, F_WRLCK } from '../../src/core/codes.js';
+import { EDEADLK, EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { cancelResult } from '../../src/core/lock-table.js';
 import { parseRelease } from '../../src/core/requests.js';
 import { lateAfterMs } from '../../src/store/options.js';
@@ -83,11 +83,13 @@ t.test('a request parked for a late session asks again with one step each time, 
 
 t.test('an engine reset while a request is parked for a late session: decided again under the new session, never EDEADLK from the edges it lost', async (t) => {
   const { engine, b } = await stage(t);
-  await resetEngine(engine, b);
-  // The next recheck meets the new session's grace period: it waits that out (parked again).
-  await until(() => b.store.session().grace === false || b.log.some((l) => l.includes('grace')), "q2's recheck under the new session");
-  b.sf.run(3, lk('q9', 9, F_WRLCK, F_SETLK, 100, 1, '/b'), b.target);
-  await answered(b, 3, "a later request of b on /b (after the re-assertion)");
+  const { old, epoch } = await resetEngine(engine, b);
+  b.lease[1] = epoch;
+  b.sf.adopt(epoch, old, 60_000);
+  // Behind b's re-assertion of /b in its mailbox: an unlock of bytes nobody holds.
+  b.sf.run(3, lk('nobody', 9, F_UNLCK, F_SETLK, 100, 1, '/b'), b.target);
+  t.match(await answered(b, 3, "b's unlock of nothing on /b, after the re-assertion"), { result: 0 });
+  t.notOk(b.got.has(2), 'q2 still waits (the grace period of the new incarnation)');
   await endGrace(engine, b);
   const got = await within(Promise.race([b.answer(-2).then(() => 'queued'), b.answer(2).then((v) => (v as { result: number }).result)]), BUDGET_MS, "q2's write of /b: queued or answered");
   t.not(got, -EDEADLK, `q2 is not refused EDEADLK (${String(got)})`);
