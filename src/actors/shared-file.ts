@@ -1151,6 +1151,12 @@ export class SharedFile {
         const granted = this.grantedIn(gone, c.put);
         for (const r of granted) this.spare(r.id, this.decode(r).req);
         this.markGrants(granted, gone, c.put);
+      } else if (this.lostAnswers.size > 0) {
+        // A step of this node given up on, shown applied here: the locks it put that hold bytes of
+        // grants are marked before a later change is read (Lost.marked), so that another node's
+        // step merging one of them with a grant keeps those bytes (markGrants: not told).
+        const marked = this.lostAnswers.get(c.step)?.marked;
+        if (marked !== undefined) this.adoptLost(marked);
       }
       for (const id of c.removed) byId.delete(id);
       for (const r of c.put) byId.set(r.id, r);
