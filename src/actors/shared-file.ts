@@ -374,9 +374,10 @@ interface Unsure {
    */
   readonly waiter?: { readonly req: LockRequest; readonly before: readonly StoreRecord[] };
   /**
-   * The bytes of grants (grantOf) the locks of `removed` held, by record id: an undo puts them
-   * back with their marks (build), though the records, and so grantOf's entries, are gone by then.
-   * Only while a grant is marked in the file.
+   * The bytes of grants (grantOf) the locks of `removed` held, and those of `waiter.before` (a
+   * grant of the waiter elsewhere adds those it replaced to `removed`: grantedAway), by record id:
+   * an undo puts them back with their marks (build), though the records, and so grantOf's entries,
+   * are gone by then. Only while a grant is marked in the file.
    */
   readonly marks?: ReadonlyMap<string, readonly GrantBytes[]>;
   /**
@@ -2058,7 +2059,9 @@ export class SharedFile {
     for (const p of d.step.put ?? []) {
       if (p.state === 'held' && put.includes(p.id) && (p.node === undefined || p.node === me)) putHeld.push({ id: p.id, node: me, epoch: this.space.epoch, state: 'held', requestId: '', data: p.data, seq: 0 });
     }
-    const marks = this.grantOf.size === 0 ? undefined : this.marksOf(removed);
+    // Also the owner's locks before its waiter: a grant of it elsewhere, merged with one, is undone
+    // by putting that one back (grantedAway).
+    const marks = this.grantOf.size === 0 ? undefined : this.marksOf(waiter === undefined ? removed : [...removed, ...waiter.before]);
     this.unsure.set(id, { put, removed, origins, putHeld, sendBy, tangled: tangled || sibling, applied: false, waiter, ...(marks === undefined ? {} : { marks }) });
   }
 
@@ -2670,7 +2673,10 @@ export class SharedFile {
       const o = this.origins.get(x.id);
       if (o !== undefined) origins.set(x.id, o);
     }
-    this.unsure.set(`cancel:${rid}`, { put: [rid], removed: [], origins, putHeld: [], sendBy: Number.POSITIVE_INFINITY, tangled: false, applied: true, waiter: { req, before }, cancel: true });
+    // Their grants' bytes: a grant of the waiter elsewhere, merged with one of them, is undone by
+    // putting that one back (grantedAway), with its marks.
+    const marks = this.grantOf.size === 0 ? undefined : this.marksOf(before);
+    this.unsure.set(`cancel:${rid}`, { put: [rid], removed: [], origins, putHeld: [], sendBy: Number.POSITIVE_INFINITY, tangled: false, applied: true, waiter: { req, before }, cancel: true, ...(marks === undefined ? {} : { marks }) });
     this.space.retryOwed(this.path);
     return true;
   }
