@@ -11,10 +11,16 @@
  */
 import t from 'tap';
 import { ENOLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { answered, lk, loseNext, uf } from './lost-link.js';
+import { answered, lk, loseNext, uf, type TestNode } from './lost-link.js';
 import { answersTo, held } from './reset-harness.js';
 import { endedOnce, flush, lines, lkFh, ownTryDone, twoGrants } from './notice-stages.js';
 import { holds, stage, waits } from './stages.js';
+
+/** The records a's cache of /a keeps an origin of (SharedFile.origins) that it no longer has. */
+function gone(a: TestNode): string[] {
+  const sf = (a.sf as unknown as { files: Map<string, unknown> }).files.get('/a') as { origins: Map<string, unknown>; records: { id: string }[] };
+  return [...sf.origins.keys()].filter((id) => !sf.records.some((r) => r.id === id));
+}
 
 t.test("a lost unlock of part of a lock holding untold bytes, then another node's step merging what is left with a grant: the flush notices only told bytes", async (t) => {
   const { engine, a, b, released, to1 } = await twoGrants(t);
@@ -39,6 +45,7 @@ t.test("a lost unlock of part of a lock holding untold bytes, then another node'
   a.sf.run(14, uf(99, 1000, 1), a.target);
   t.equal(await answered(a, 14, "handle 99's unlock of nothing (a's next step)"), 158);
   lines(t, a.log.slice(at + 1), [/ -> stale missed$/], "a's next step: a stale reply whose missed changes show the unlock's step and b's");
+  t.same(gone(a), [], "a keeps no origin of a record gone (the lost step's, the waiter's: b's step removed them)");
   a.sf.run(15, flush, a.target);
   await answered(a, 15, "p1's flush");
   t.same(await held(engine), [], 'the engine: nothing of p1');
