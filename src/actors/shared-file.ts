@@ -1152,15 +1152,19 @@ export class SharedFile {
         const granted = this.grantedIn(gone, c.put);
         for (const r of granted) this.spare(r.id, this.decode(r).req);
         this.markGrants(granted, gone, c.put);
-      } else if (this.lostAnswers.size > 0) {
-        // A step of this node given up on, shown applied here: the locks it put that hold bytes of
-        // grants are marked before a later change is read (Lost.marked), so that another node's
-        // step merging one of them with a grant keeps those bytes (markGrants: not told).
-        const marked = this.lostAnswers.get(c.step)?.marked;
-        if (marked !== undefined) this.adoptLost(marked);
       }
-      for (const id of c.removed) byId.delete(id);
+      // The origins of records gone go with them (a waiter another node granted, a lock its grant
+      // merged): nothing looks them up again.
+      for (const id of c.removed) {
+        byId.delete(id);
+        this.origins.delete(id);
+      }
       for (const r of c.put) byId.set(r.id, r);
+      // A step of this node given up on, shown applied here: the locks it put that hold bytes of
+      // grants are marked before a later change is read (Lost.marked), so that another node's
+      // step merging one of them with a grant keeps those bytes (markGrants: not told).
+      const marked = c.node === me && this.lostAnswers.size > 0 ? this.lostAnswers.get(c.step)?.marked : undefined;
+      if (marked !== undefined) this.adoptLost(marked, (id) => byId.has(id));
     }
     this.records = [...byId.values()].sort((a, b) => a.seq - b.seq);
   }
@@ -1179,6 +1183,7 @@ export class SharedFile {
     const granted = this.grantedIn(gone, fresh);
     for (const r of granted) this.spare(r.id, this.decode(r).req);
     this.markGrants(granted, gone, fresh);
+    for (const r of gone) this.origins.delete(r.id);
     this.records = [...records];
   }
 
@@ -2179,8 +2184,10 @@ export class SharedFile {
    * A step given up on is shown applied: its locks that hold bytes of grants (Lost.marked) keep
    * them, as a committed step's do (adopt): their records' marks, by their origins.
    */
-  private adoptLost(marked: readonly Marked[]): void {
+  private adoptLost(marked: readonly Marked[], has: (id: string) => boolean): void {
     for (const { id, origin, marks } of marked) {
+      // Gone since (another node's step replaced it): nothing of it to mark.
+      if (!has(id)) continue;
       this.origins.set(id, origin);
       for (const m of marks) if (!this.grants.has(m.g.rid)) this.grants.set(m.g.rid, m.g);
       if (!this.grantOrigin.has(origin)) this.grantOrigin.set(origin, marks);
@@ -2230,11 +2237,13 @@ export class SharedFile {
   private deliverLost(missed: readonly Change[] | undefined, last: string | undefined): void {
     if (this.lostAnswers.size === 0) return;
     const ids = missed === undefined ? new Set(this.records.map((r) => r.id)) : undefined;
+    // The records there are (made once, if a step shown applied put marked locks).
+    let present: Set<string> | undefined;
     for (const [id, l] of [...this.lostAnswers]) {
       const applied = ids === undefined ? missed!.some((c) => c.step === id) : id === last || l.fresh.some((x) => ids.has(x));
       if (!applied) continue;
       this.lostAnswers.delete(id);
-      if (l.marked !== undefined) this.adoptLost(l.marked);
+      if (l.marked !== undefined) this.adoptLost(l.marked, (x) => (present ??= ids ?? new Set(this.records.map((r) => r.id))).has(x));
       const told = new Set(l.released.filter((r) => this.releaseTold.has(r.id)).map((r) => r.answer));
       for (const r of l.released) this.releaseTold.add(r.id);
       for (const a of l.answers) if (!told.has(a)) a();
