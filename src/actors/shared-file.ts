@@ -442,6 +442,9 @@ function sameIds(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return a.size === b.size && [...a].every((x) => b.has(x));
 }
 
+/** The record id a lock an undo put back has in SharedFile.markedLocks until a step puts it: none. */
+const PUT_BACK = '';
+
 export class SharedFile {
   private version = 0;
   private records: StoreRecord[] = [];
@@ -1499,7 +1502,9 @@ export class SharedFile {
           const origin = { ...(o ?? req.origin) };
           this.grantOrigin.set(origin, marks);
           const l = lockOf({ ...req, origin });
-          this.markedLocks.set(l, r.id);
+          // No record has it yet (PUT_BACK): the decision's step puts it (committed marks it under
+          // its new record) or replaces it at once, and then its marks go with it.
+          this.markedLocks.set(l, PUT_BACK);
           locks.push(l);
         }
         putBack = true;
@@ -2471,7 +2476,7 @@ export class SharedFile {
     }
     this.adopt(d);
     // The decided table stays the file's: the marked locks are its own, not those it replaced.
-    if (this.markedLocks.size > 0) for (const [l, id] of this.markedLocks) if (removed.has(id)) this.markedLocks.delete(l);
+    if (this.markedLocks.size > 0) for (const [l, id] of this.markedLocks) if (removed.has(id) || id === PUT_BACK) this.markedLocks.delete(l);
     for (const x of d.fresh) if (x.lock !== undefined && this.grantOrigin.has(x.lock.origin)) this.markedLocks.set(x.lock, x.id);
     for (const e of d.edges) this.edgesSent.set(e.waiter, [targetKeys(e.hard, e.sessions), targetKeys(e.soft ?? [], e.sessions)]);
     this.edgesWritten(d, sentAt);
