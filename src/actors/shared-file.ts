@@ -381,6 +381,12 @@ interface Unsure {
    */
   readonly marks?: ReadonlyMap<string, readonly GrantBytes[]>;
   /**
+   * The locks of this node the step put that hold bytes of grants (as Lost.marked): if it applied
+   * and cannot be undone, what it put stays, and keeps their marks (adoptLost). Only while a grant
+   * is marked in the file.
+   */
+  readonly marked?: readonly Marked[];
+  /**
    * A waiter whose cancel (timeout, signal, interrupt) was answered before the step removing it
    * could commit (cancelAnswered): its record surely stands in the engine, and its removal is
    * owed; a grant of it by another node is undone like an unsure waiter's, with no fault (its
@@ -734,6 +740,7 @@ export class SharedFile {
       // undo goes back only where it only narrows or weakens what the owner held there.
       if (!removed.every((r) => this.heldAlready(r, carried))) {
         for (const id of u.put) stay.add(id);
+        this.keepMarks(u);
         this.space.report(this.cannotUndo('it would put back bytes its owner no longer held, which others may hold since', '', ' when the engine lost its data'));
         continue;
       }
@@ -2072,7 +2079,8 @@ export class SharedFile {
     // Also the owner's locks before its waiter: a grant of it elsewhere, merged with one, is undone
     // by putting that one back (grantedAway).
     const marks = this.grantOf.size === 0 ? undefined : this.marksOf(waiter === undefined ? removed : [...removed, ...waiter.before]);
-    this.unsure.set(id, { put, removed, origins, putHeld, sendBy, tangled: tangled || sibling, applied: false, waiter, ...(marks === undefined ? {} : { marks }) });
+    const marked = this.markedLocks.size === 0 ? undefined : this.markedBy(d);
+    this.unsure.set(id, { put, removed, origins, putHeld, sendBy, tangled: tangled || sibling, applied: false, waiter, ...(marks === undefined ? {} : { marks }), ...(marked === undefined ? {} : { marked }) });
   }
 
   /** The grants' bytes (grantOf) the records `rs` hold, by record id; undefined if none do. */
@@ -2148,6 +2156,7 @@ export class SharedFile {
       const also = granted === undefined ? '' : ', and another node granted its waiter';
       if (!undo) {
         this.unsure.delete(id);
+        if (present) this.keepMarks(u);
         this.space.report(this.cannotUndo('it changed other requests too, or its bytes went on to others', also));
         continue;
       }
@@ -2201,6 +2210,13 @@ export class SharedFile {
         marks.map(({ g, start, end }) => ({ rid: g.rid, start, end })),
       );
     }
+  }
+
+  /** A step given up on that applied and stays (not undone, Unsure): the locks it put keep their grant marks (Unsure.marked), as a lost step's shown applied do. */
+  private keepMarks(u: Unsure): void {
+    if (u.marked === undefined) return;
+    const ids = new Set(this.records.map((r) => r.id));
+    this.adoptLost(u.marked, (id) => ids.has(id));
   }
 
   /**
@@ -2311,6 +2327,7 @@ export class SharedFile {
     for (const [id, u] of this.unsure) {
       if (!u.applied || u.removed.every((r) => r.epoch !== this.space.epoch || this.restorable(r, u))) continue;
       this.unsure.delete(id);
+      this.keepMarks(u);
       this.space.report(this.cannotUndo('another owner holds bytes it would put back since'));
     }
   }
