@@ -98,7 +98,15 @@ local function lateLeft(nd, ep)
   end
   return v
 end
+-- edgesOf(owner) of this script run, outside a late walk: the keys it reads change only after
+-- the checks, so an entry holds until the step's overlay of that owner changes (over() drops it).
+-- On a hot file every waiter of a step waits for the same new holder: one read instead of one each.
+local edgeMemo = {}
 local function edgesOf(owner)
+  if not lateWalk then
+    local c = edgeMemo[owner]
+    if c then return c end
+  end
   local out = {}
   local m = overlay[owner]
   local stored = redis.call('HGETALL', P .. 'w:' .. owner)
@@ -116,6 +124,7 @@ local function edgesOf(owner)
     end
   end
   if m then for _, e in pairs(m) do if e and alive(e.nd, e.ep) then out[#out + 1] = e end end end
+  if not lateWalk then edgeMemo[owner] = out end
   return out
 end
 local function cycle(owner, targets, hardOnly)
@@ -460,6 +469,7 @@ end
 if checks then
   ${CYCLE_FN}
   local function over(o)
+    edgeMemo[o] = nil
     local m = overlay[o]
     if not m then m = {}; overlay[o] = m end
     return m

@@ -350,6 +350,19 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
       ],
     });
     t.same(z2, { ok: false, reason: 'deadlock', waiter: 'c2', owner: 'd:1' }, 'the second edge closes the cycle the first opened');
+    // A walk reads an owner's edges once per step, until the step's own edges of that owner change:
+    // q:1's (none) are read by the first check, the second gives q:1 one, the third closes through it.
+    const z3 = await b!.commit({
+      file: '/z',
+      base: z,
+      put: [wait('p1', 'r3', 'p'), wait('q1', 'r4', 'q'), wait('r1', 'r5', 'r')],
+      edges: [
+        { waiter: 'p1', owner: 'p:1', hard: ['q:1'], check: true },
+        { waiter: 'q1', owner: 'q:1', hard: ['r:1'], check: true },
+        { waiter: 'r1', owner: 'r:1', hard: ['p:1'], check: true },
+      ],
+    });
+    t.same(z3, { ok: false, reason: 'deadlock', waiter: 'r1', owner: 'r:1' }, 'p:1 -> q:1 -> r:1 -> p:1 through the edge the step gave q:1 after reading its edges');
     // A dead session's edges do not count.
     ok(t, await a!.commit({ file: '/w', base: 0, put: [wait('aw2', 'r9')], edges: [{ waiter: 'aw2', owner: 'a:1', hard: ['b:1'] }] }), 'an unchecked edge a:1 -> b:1');
     t.equal(await b!.closesCycle('b:1', ['a:1'], true), true, "a live waiter's edge counts");
