@@ -555,6 +555,10 @@ async function idleRow(a: Node, b: Node, obs: Redis, url: string): Promise<Recor
   const secs = (performance.now() - t0) / 1000;
   const r1 = await st();
   await windowClosed;
+  // monitor() answers with a connection of its own: closing `mon` leaves it attached, and the
+  // engine would feed every command of the rows after this one to it.
+  await monitor.quit().catch(() => {});
+  monitor.disconnect();
   await mon.quit().catch(() => {});
   mon.disconnect();
 
