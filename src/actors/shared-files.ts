@@ -698,6 +698,11 @@ export class SharedFiles implements FileSpace {
     const granted = ends.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
     for (const e of ends) this.readEnds.set(e.requestId, e.result);
     void this.inMailbox(f, async () => {
+      // A grant read before the reply of the waiter's own step (its record not in the cache then):
+      // stood in now, at its turn, behind that step, before its request is told. Else the cache
+      // keeps the lock as a waiter, and the owner's next unlock, shown the grant by a stale reply
+      // while in flight, takes it for one that came after it (spare) and releases nothing.
+      for (const e of ends) if (!granted.includes(e.requestId) && f.grantedRemotely(e.requestId, e.result)) granted.push(e.requestId);
       if (granted.length > 0) f.refresh();
       // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
       const reread = granted.some((rid) => f.mayHaveMerged(rid)) || ends.some((e) => f.unsureWaiter(e.requestId));
