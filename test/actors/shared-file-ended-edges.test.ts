@@ -17,66 +17,23 @@ import t, { type Test } from 'tap';
 import { EDEADLK, EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { cancelResult } from '../../src/core/lock-table.js';
 import { parseRelease } from '../../src/core/requests.js';
-import { lateAfterMs } from '../../src/store/options.js';
-import type { Renewed, SessionRef } from '../../src/store/types.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, node, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, answered, lk, within, type TestNode } from './lost-link.js';
 import { engineIs, held, until } from './reset-harness.js';
-
-/** A MemoryEngine whose renewals from the nodes in `cut` do not arrive (the node is cut off from it). */
-class CutEngine extends MemoryEngine {
-  readonly cut = new Set<string>();
-  override renewSync(s: SessionRef, ttlMs: number, inboxAck: string): Renewed {
-    if (this.cut.has(s.node)) throw new Error(`${s.node} is cut off`);
-    return super.renewSync(s, ttlMs, inboxAck);
-  }
-}
-
-/** Whether the engine counts `name`'s session late: alive, not renewed for longer than lateAfterMs of its TTL. */
-async function lateOnEngine(engine: MemoryEngine, name: string): Promise<boolean> {
-  const read = await engine.sessions();
-  const s = read.sessions.find((x) => x.node === name && x.ttlMs !== undefined);
-  return s !== undefined && s.ttlMs !== undefined && s.deadline > read.now && s.ttlMs - (s.deadline - read.now) > lateAfterMs(s.ttlMs);
-}
-
-/** Resolves once the engine's view of `name`'s session is `late` (checked every 20 ms), within the budget. */
-async function lateIs(engine: MemoryEngine, name: string, late: boolean, what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!over && (await lateOnEngine(engine, name)) !== late) await new Promise((r) => setTimeout(r, 20));
-      })(),
-      BUDGET_MS,
-      what,
-    );
-  } finally {
-    over = true;
-  }
-}
+import { cutNodes, cutOff as cutOffLate, heal, p1CloseOwed, p1WaitsForQ2, type Nodes } from './overdue-stages.js';
 
 /**
  * q2 (node b) writes /a [0,10); p1 (node a, file handle 1) writes /b [0,10) and waits for /a
  * [0,10) (its edge: p1 -> q2). p1's handle on /a closes while a is cut off: the close is owed,
  * and p1's waiter is answered (EINTR) before it.
  */
-async function stage(t: Test, close = true): Promise<{ engine: CutEngine; a: TestNode; b: TestNode }> {
-  const engine = new CutEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10, '/a'), b.target);
-  t.match(await answered(b, 1, "q2's write of /a [0,10)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10, '/b'), a.target);
-  t.match(await answered(a, 1, "p1's write of /b [0,10)"), { result: 0 });
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10, '/a'), a.target);
-  await answered(a, -2, "p1's waiter for /a [0,10) queued");
-  a.policy = () => 'drop';
-  if (!close) return { engine, a, b };
-  a.sf.run(3, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-  await answered(a, 3, "p1's handle 1's close of /a (given up on: owed)");
-  t.match(a.got.get(2), { result: -EINTR }, "p1's waiter ended with the close, before its answer");
-  t.same(await held(engine, '/a'), ['a waiting write p1 0-9', 'b held write q2 0-9'], "the engine still has p1's ended waiter (the close is owed)");
-  return { engine, a, b };
+async function stage(t: Test, close = true): Promise<Nodes> {
+  const n = await cutNodes(t);
+  await p1WaitsForQ2(t, n.a, n.b);
+  n.a.policy = () => 'drop';
+  if (!close) return n;
+  await p1CloseOwed(t, n.a, undefined, "p1's waiter ended with the close, before its answer");
+  t.same(await held(n.engine, '/a'), ['a waiting write p1 0-9', 'b held write q2 0-9'], "the engine still has p1's ended waiter (the close is owed)");
+  return n;
 }
 
 /** q2's blocking write of /b [0,10) (request `id` of b), which p1 holds: 'queued', or its answer. */
@@ -86,19 +43,7 @@ async function q2Waits(b: TestNode, id: number): Promise<unknown> {
 }
 
 /** Cuts a off (its steps and renewals), and resolves once the engine counts its session late. */
-async function cutOff(engine: CutEngine, a: TestNode): Promise<void> {
-  a.policy = () => 'drop';
-  engine.cut.add('a');
-  await lateIs(engine, 'a', true, "a's session late on the engine (not renewed for lateAfterMs)");
-}
-
-/** a reaches the engine again: its renewals and steps pass; resolves once the engine no longer counts it late. */
-async function heal(engine: CutEngine, a: TestNode): Promise<void> {
-  engine.cut.delete('a');
-  a.policy = () => 'pass';
-  a.store.nudge();
-  await lateIs(engine, 'a', false, "a's renewal on the engine");
-}
+const cutOff = (n: Nodes['engine'], a: TestNode): Promise<void> => cutOffLate(n, a, "a's session late on the engine (not renewed for lateAfterMs)");
 
 /** Starts q2's blocking write of /b [0,10) (request `id` of b), and resolves once it waits for late sessions (parked, unanswered). */
 async function q2Parks(t: Test, b: TestNode, id: number): Promise<void> {

@@ -9,51 +9,16 @@
 import t, { type Test } from 'tap';
 import { EDEADLK, EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { cancelResult } from '../../src/core/lock-table.js';
-import { parseRelease } from '../../src/core/requests.js';
-import { lateAfterMs } from '../../src/store/options.js';
-import type { Renewed, SessionRef } from '../../src/store/types.js';
-import { BUDGET_MS, MemoryEngine, answered, endGrace, lk, node, resetEngine, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, answered, endGrace, lk, resetEngine, within } from './lost-link.js';
 import { held, until } from './reset-harness.js';
-
-class CutEngine extends MemoryEngine {
-  readonly cut = new Set<string>();
-  override renewSync(s: SessionRef, ttlMs: number, inboxAck: string): Renewed {
-    if (this.cut.has(s.node)) throw new Error(`${s.node} is cut off`);
-    return super.renewSync(s, ttlMs, inboxAck);
-  }
-}
-
-async function lateOnEngine(engine: MemoryEngine, name: string): Promise<boolean> {
-  const read = await engine.sessions();
-  const s = read.sessions.find((x) => x.node === name && x.ttlMs !== undefined);
-  return s !== undefined && s.ttlMs !== undefined && s.deadline > read.now && s.ttlMs - (s.deadline - read.now) > lateAfterMs(s.ttlMs);
-}
+import { cutNodes, cutOff, p1CloseOwed, p1WaitsForQ2, type Nodes } from './overdue-stages.js';
 
 /** As shared-file-ended-edges: p1's (a) waiter for /a ended by an owed close, its edge p1 -> q2 in the engine; a late; q2 (b) parked for it. */
-async function stage(t: Test): Promise<{ engine: CutEngine; a: TestNode; b: TestNode }> {
-  const engine = new CutEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10, '/a'), b.target);
-  t.match(await answered(b, 1, "q2's write of /a [0,10)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10, '/b'), a.target);
-  t.match(await answered(a, 1, "p1's write of /b [0,10)"), { result: 0 });
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10, '/a'), a.target);
-  await answered(a, -2, "p1's waiter for /a [0,10) queued");
-  a.policy = () => 'drop';
-  a.sf.run(3, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-  await answered(a, 3, "p1's handle 1's close of /a (given up on: owed)");
-  t.match(a.got.get(2), { result: -EINTR });
-  engine.cut.add('a');
-  let over = false;
-  await within(
-    (async () => {
-      while (!over && !(await lateOnEngine(engine, 'a'))) await new Promise((r) => setTimeout(r, 20));
-    })(),
-    BUDGET_MS,
-    "a's session late on the engine",
-  ).finally(() => (over = true));
+async function stage(t: Test): Promise<Nodes> {
+  const { engine, a, b } = await cutNodes(t);
+  await p1WaitsForQ2(t, a, b);
+  await p1CloseOwed(t, a);
+  await cutOff(engine, a);
   b.sf.run(2, lk('q2', 2, F_WRLCK, F_SETLKW, 0, 10, '/b'), b.target);
   await until(() => b.sf.parkedOverdue > 0 || b.got.has(2), "q2's write of /b parked for a's late session, or answered");
   t.notOk(b.got.has(2), 'q2 is parked, unanswered');

@@ -7,42 +7,10 @@
  * for an answer, an engine record or a counter, within the harness's budget.
  */
 import t, { type Test } from 'tap';
-import { EDEADLK, EINTR, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { parseRelease } from '../../src/core/requests.js';
-import { lateAfterMs } from '../../src/store/options.js';
-import type { Renewed, SessionRef } from '../../src/store/types.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, node, within, type TestNode } from './lost-link.js';
+import { EDEADLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { answered, lk } from './lost-link.js';
 import { held, until } from './reset-harness.js';
-
-/** A MemoryEngine whose renewals from the nodes in `cut` do not arrive. */
-class CutEngine extends MemoryEngine {
-  readonly cut = new Set<string>();
-  override renewSync(s: SessionRef, ttlMs: number, inboxAck: string): Renewed {
-    if (this.cut.has(s.node)) throw new Error(`${s.node} is cut off`);
-    return super.renewSync(s, ttlMs, inboxAck);
-  }
-}
-
-async function lateOnEngine(engine: MemoryEngine, name: string): Promise<boolean> {
-  const read = await engine.sessions();
-  const s = read.sessions.find((x) => x.node === name && x.ttlMs !== undefined);
-  return s !== undefined && s.ttlMs !== undefined && s.deadline > read.now && s.ttlMs - (s.deadline - read.now) > lateAfterMs(s.ttlMs);
-}
-
-async function lateIs(engine: MemoryEngine, name: string, late: boolean, what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!over && (await lateOnEngine(engine, name)) !== late) await new Promise((r) => setTimeout(r, 20));
-      })(),
-      BUDGET_MS,
-      what,
-    );
-  } finally {
-    over = true;
-  }
-}
+import { cutNodes, cutOff, heal, p1CloseOwed, p1WaitsForQ2, type Nodes } from './overdue-stages.js';
 
 /**
  * q2 (b) writes /a [0,10); p1 (a) writes /b [0,10) and waits for /a (p1 -> q2). Unless `keep`,
@@ -50,25 +18,11 @@ async function lateIs(engine: MemoryEngine, name: string, late: boolean, what: s
  * edge stays in the engine. a goes late. q3 (b) waits for /b (q3 -> p1: no cycle, q2 waits for
  * nobody). x4 (b) reads /c [0,10); q2 waits to write /c (q2 -> x4).
  */
-async function stage(t: Test, keep = false): Promise<{ engine: CutEngine; a: TestNode; b: TestNode }> {
-  const engine = new CutEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10, '/a'), b.target);
-  t.match(await answered(b, 1, "q2's write of /a [0,10)"), { result: 0 });
-  a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10, '/b'), a.target);
-  t.match(await answered(a, 1, "p1's write of /b [0,10)"), { result: 0 });
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10, '/a'), a.target);
-  await answered(a, -2, "p1's waiter for /a [0,10) queued");
-  a.policy = () => 'drop';
-  if (!keep) {
-    a.sf.run(3, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-    await answered(a, 3, "p1's handle 1's close of /a (given up on: owed)");
-    t.match(a.got.get(2), { result: -EINTR }, "p1's waiter ended with the close");
-  }
-  engine.cut.add('a');
-  await lateIs(engine, 'a', true, "a's session late on the engine");
+async function stage(t: Test, keep = false): Promise<Nodes> {
+  const { engine, a, b } = await cutNodes(t);
+  await p1WaitsForQ2(t, a, b);
+  if (!keep) await p1CloseOwed(t, a, undefined, "p1's waiter ended with the close");
+  await cutOff(engine, a);
   b.sf.run(2, lk('q3', 3, F_WRLCK, F_SETLKW, 0, 10, '/b'), b.target);
   await answered(b, -2, "q3's waiter for /b [0,10) queued (q3 -> p1 -> q2: no cycle)");
   b.sf.run(3, lk('x4', 4, F_RDLCK, F_SETLK, 0, 10, '/c'), b.target);
@@ -86,10 +40,7 @@ t.test("a queued waiter whose blockers grow is not ended EDEADLK by a cycle only
   await until(() => b.got.has(4) || b.got.has(5) || b.sf.parkedOverdue > 0, "q3's read of /c answered, or parked for a's late session, or q2's waiter ended");
   t.notOk(b.got.has(4), `q2's waiter for /c is not ended (${String((b.got.get(4) as { result?: number } | undefined)?.result)})`);
   // a heals: its owed close commits with its next step, and p1's edge goes.
-  engine.cut.delete('a');
-  a.policy = () => 'pass';
-  a.store.nudge();
-  await lateIs(engine, 'a', false, "a's renewal on the engine");
+  await heal(engine, a);
   a.sf.run(4, lk('p5', 5, F_WRLCK, F_SETLK, 0, 10, '/d'), a.target);
   t.match(await answered(a, 4, "p5's write of /d [0,10)"), { result: 0 });
   t.match(await answered(b, 5, "q3's read of /c [0,10)"), { result: 0 }, 'granted');
@@ -108,10 +59,7 @@ t.test("the same growth through a late node whose waiter is true ends the grown 
   const { engine, a, b } = await stage(t, true);
   b.sf.run(5, lk('q3', 3, F_RDLCK, F_SETLK, 0, 10, '/c'), b.target);
   await until(() => b.got.has(4) || b.got.has(5) || b.sf.parkedOverdue > 0, "q3's read of /c answered, or parked, or q2's waiter ended");
-  engine.cut.delete('a');
-  a.policy = () => 'pass';
-  a.store.nudge();
-  await lateIs(engine, 'a', false, "a's renewal on the engine");
+  await heal(engine, a);
   t.match(await answered(b, 4, "q2's waiter for /c"), { result: -EDEADLK }, 'q2 -> q3 -> p1 -> q2 is true: EDEADLK');
   t.match(await answered(b, 5, "q3's read of /c [0,10)"), { result: 0 }, 'granted');
   t.same(b.faults, [], 'nothing reported by b');

@@ -10,30 +10,20 @@
  * or an engine record, within the harness's budget.
  */
 import t from 'tap';
-import { EDEADLK, EINTR, F_SETLK, F_SETLKW, F_WRLCK } from '../../src/core/codes.js';
-import { parseRelease } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, node, within } from './lost-link.js';
+import { EDEADLK, F_SETLKW, F_WRLCK } from '../../src/core/codes.js';
+import { BUDGET_MS, lk, within } from './lost-link.js';
 import { held } from './reset-harness.js';
+import { cutNodes, p1CloseOwed, p1WaitsForQ2 } from './overdue-stages.js';
 
 t.test(
   "a request that closes a cycle only through the edge of a waiter its node answered ended, while that node's session is not late yet, is not refused EDEADLK",
   { todo: "not fixed: the node answers the close before the engine distrusts its edges (outside this review's files: SharedFiles.early/endThrough, the late rule)" },
   async (t) => {
-    const engine = new MemoryEngine();
-    const a = await node(engine, 'a');
-    const b = await node(engine, 'b');
-    t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-    b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 0, 10, '/a'), b.target);
-    t.match(await answered(b, 1, "q2's write of /a [0,10)"), { result: 0 });
-    a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10, '/b'), a.target);
-    t.match(await answered(a, 1, "p1's write of /b [0,10)"), { result: 0 });
-    a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 0, 10, '/a'), a.target);
-    await answered(a, -2, "p1's waiter for /a [0,10) queued");
+    // Nobody is cut off from the engine: a's renewals arrive throughout.
+    const { engine, a, b } = await cutNodes(t);
+    await p1WaitsForQ2(t, a, b);
     // a's steps are lost from now on; its renewals still arrive.
-    a.policy = () => 'drop';
-    a.sf.run(3, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
-    await answered(a, 3, "p1's handle 1's close of /a (given up on: owed)");
-    t.match(a.got.get(2), { result: -EINTR }, "p1's waiter ended with the close, before its answer");
+    await p1CloseOwed(t, a, undefined, "p1's waiter ended with the close, before its answer");
     t.same(await held(engine, '/a'), ['a waiting write p1 0-9', 'b held write q2 0-9'], "the engine still has p1's ended waiter");
     b.sf.run(2, lk('q2', 2, F_WRLCK, F_SETLKW, 0, 10, '/b'), b.target);
     const got = await within(Promise.race([b.answer(-2).then(() => 'queued'), b.answer(2).then((v) => (v as { result: number }).result)]), BUDGET_MS, "q2's write of /b: queued or answered");
