@@ -8,9 +8,9 @@
  * by t.equal, as stages.ts asserts it); each test keeps its action and the assertions it is about.
  */
 import type { Test } from 'tap';
-import { EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
+import { EINTR, ENOLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseFlush, parseLock, parseRelease, type Call } from '../../src/core/requests.js';
-import { answered, lf, lk, lw, uf, type MemoryEngine, type TestNode } from './lost-link.js';
+import { BUDGET_MS, answered, lf, lk, loseNext, lw, uf, within, type MemoryEngine, type S, type TestNode } from './lost-link.js';
 import { answersTo, held, nodes, resetBoth, until } from './reset-harness.js';
 import { holds, owedCutOff, stage, waits, type Req } from './stages.js';
 
@@ -229,4 +229,47 @@ export async function cancelCut(t: Test, a: TestNode, id: number, reason: 'timeo
   if (typeof res === 'number') t.equal(res, code, ...msg);
   else t.match(res, { result: code }, ...msg);
   return told;
+}
+
+/** For replyLost: from the lost reply on, a's steps are dropped (cut off). */
+export const dropAfter = (a: TestNode) => async (): Promise<void> => {
+  a.policy = () => 'drop';
+};
+
+/**
+ * After ownTryDone: a's next step, that of `call` (request `id` of a), applies but its reply is
+ * lost (loseNext), and `then` runs; resolves with a's log length before it and the request's
+ * answer (`what` naming the wait).
+ */
+export async function replyLost(a: TestNode, id: number, call: Call, what: string, then?: () => Promise<void>): Promise<{ at: number; got: unknown }> {
+  await ownTryDone(a);
+  const at = a.log.length;
+  loseNext(a, then);
+  a.sf.run(id, call, a.target);
+  return { at, got: await answered(a, id, what) };
+}
+
+/**
+ * replyLost of `call` (request 8 of a), answered as failed (asserted, 'answered as failed'); a's
+ * next step's stale reply shows it applied, and from then a's steps are dropped: the undo decided
+ * then is cut off (resolves once its step was). Resolves with a's log length before the request.
+ */
+export async function undoCut(t: Test, a: TestNode, call: Call, what: string): Promise<number> {
+  // Only stale replies after a's owed try is done count (replyLost's own wait for it: at once).
+  await ownTryDone(a);
+  let stale = false;
+  a.onReply = (r) => {
+    if (!r.ok && r.reason === 'stale') stale = true;
+  };
+  let cutDone!: () => void;
+  const cut = new Promise<void>((r) => (cutDone = r));
+  const { at, got } = await replyLost(a, 8, call, what, async () => {
+    a.policy = () => (stale ? 'drop' : 'pass');
+    a.afterDrop = async (s: S) => {
+      if (s.id === undefined) cutDone();
+    };
+  });
+  t.match(got, { result: -ENOLCK }, 'answered as failed');
+  await within(cut, BUDGET_MS, "the undo's step, cut off");
+  return at;
 }

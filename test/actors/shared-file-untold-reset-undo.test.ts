@@ -9,10 +9,10 @@
  * re-assertion, within the harness's budget.
  */
 import t from 'tap';
-import { ENOLCK, F_SETLK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, answered, loseNext, within, type S } from './lost-link.js';
+import { F_SETLK, F_WRLCK } from '../../src/core/codes.js';
+import { answered } from './lost-link.js';
 import { held, resetBoth } from './reset-harness.js';
-import { endedOnce, faults, flush, lines, lkFh, ownTryDone, twoGrants } from './notice-stages.js';
+import { endedOnce, faults, flush, lines, lkFh, twoGrants, undoCut } from './notice-stages.js';
 
 // p1 locks [15,20) (merged with its lock: the step removes the lock holding the untold bytes and
 // puts [5,20)); the step applies, its reply is lost, the request is answered as failed. a's next
@@ -21,23 +21,7 @@ import { endedOnce, faults, flush, lines, lkFh, ownTryDone, twoGrants } from './
 // [5,15) back as a new record. That lock keeps the marks.
 t.test('a lock request merged with a lock holding untold bytes, applied with its reply lost, its undo pending at an engine reset: the lock put back keeps the marks', async (t) => {
   const { engine, a, b, released, to1 } = await twoGrants(t);
-  await ownTryDone(a);
-  const at = a.log.length;
-  let stale = false;
-  a.onReply = (r) => {
-    if (!r.ok && r.reason === 'stale') stale = true;
-  };
-  let undoCut!: () => void;
-  const cut = new Promise<void>((r) => (undoCut = r));
-  loseNext(a, async () => {
-    a.policy = () => (stale ? 'drop' : 'pass');
-    a.afterDrop = async (s: S) => {
-      if (s.id === undefined) undoCut();
-    };
-  });
-  a.sf.run(8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), a.target);
-  t.match(await answered(a, 8, "p1's lock of [15,20) (its reply lost: answered as failed)"), { result: -ENOLCK }, 'answered as failed');
-  await within(cut, BUDGET_MS, "the undo's step, cut off");
+  const at = await undoCut(t, a, lkFh(2, F_WRLCK, F_SETLK, 15, 5), "p1's lock of [15,20) (its reply lost: answered as failed)");
   lines(t, a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/, / -> stale missed$/], "the lock request's step lost, then a's owed try's stale reply naming it");
   faults(t, a, [/had applied after all; undone$/], 'the step found applied, to be undone');
   t.same(await held(engine), ['a held write p1 5-19'], 'the engine: the merged lock (the undo never reached it)');

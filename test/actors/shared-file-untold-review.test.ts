@@ -13,9 +13,9 @@
 import t from 'tap';
 import { ENOLCK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { SharedFile } from '../../src/actors/shared-file.js';
-import { answered, lk, loseNext, overflowLog, uf } from './lost-link.js';
+import { answered, lk, overflowLog, uf } from './lost-link.js';
 import { answersTo, held, nodes } from './reset-harness.js';
-import { closeOwed, endedOnce, faults, flush, grantHeld, heal, lines, lkFh, locks, mergedWaiter, ownTryDone, twoGrants } from './notice-stages.js';
+import { closeOwed, dropAfter, endedOnce, faults, flush, grantHeld, heal, lines, lkFh, locks, mergedWaiter, replyLost, twoGrants } from './notice-stages.js';
 import { grant, holds, stage, waits } from './stages.js';
 
 // twoGrants (notice-stages.ts), as in shared-file-untold-merged: p1 holds [5,15), one lock; the
@@ -137,11 +137,8 @@ t.test(`an owner's lock merged with an untold grant and a told one${middle ? ', 
 // heal is waited for first (ownTryDone), and the log shows it.
 t.test('an unlock of part of a lock holding untold bytes, applied with its reply lost: the flush notices only the told bytes of what is left', async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
-  await ownTryDone(a);
-  const at = a.log.length;
-  loseNext(a);
-  a.sf.run(8, lkFh(2, F_UNLCK, F_SETLK, 5, 2), a.target);
-  t.match(await answered(a, 8, "p1's unlock of [5,7) (its reply lost)"), { result: -ENOLCK }, 'no reply: the generic code, its release owed');
+  const { at, got } = await replyLost(a, 8, lkFh(2, F_UNLCK, F_SETLK, 5, 2), "p1's unlock of [5,7) (its reply lost)");
+  t.match(got, { result: -ENOLCK }, 'no reply: the generic code, its release owed');
   lines(t, a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the unlock's (one record for what is left, one removed), its reply lost");
   t.same(await held(engine), ['a held write p1 7-14'], 'the unlock applied');
   a.sf.run(9, uf(99, 1000, 1), a.target);
@@ -164,13 +161,8 @@ t.test('an unlock of part of a lock holding untold bytes, applied with its reply
 t.test("a lock request merged with a lock holding untold bytes, applied with its reply lost and undone: the lock put back keeps the marks", async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
   // Its reply lost, then a cut off: every later try of it fails, and the request times out.
-  await ownTryDone(a);
-  const at = a.log.length;
-  loseNext(a, async () => {
-    a.policy = () => 'drop';
-  });
-  a.sf.run(8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), a.target);
-  const r = (await answered(a, 8, "p1's lock of [15,20) (its reply lost: answered as failed)")) as { result: number };
+  const { at, got } = await replyLost(a, 8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), "p1's lock of [15,20) (its reply lost: answered as failed)", dropAfter(a));
+  const r = got as { result: number };
   t.equal(r.result, -ENOLCK, 'answered as failed: the generic code');
   lines(t, a.log.slice(at), [/^lose \{"put":\["[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/], "the one step that reached the engine since: the lock request's (the merged lock put, the lock it merged removed), its reply lost");
   t.same(await held(engine), ['a held write p1 5-19'], 'the lock request applied');

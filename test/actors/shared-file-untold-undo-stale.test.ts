@@ -11,9 +11,9 @@
  */
 import t from 'tap';
 import { ENOLCK, F_SETLK, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { answered, loseNext } from './lost-link.js';
+import { answered } from './lost-link.js';
 import { held } from './reset-harness.js';
-import { endedOnce, faults, flush, lines, lkFh, locks, ownTryDone, twoGrants } from './notice-stages.js';
+import { dropAfter, endedOnce, faults, flush, lines, lkFh, locks, replyLost, twoGrants } from './notice-stages.js';
 
 // p1 locks [15,20) (merged with its lock); the step applies, its reply is lost, the request is
 // answered as failed. p1's unlock of [5,10) is a's next step: the stale reply shows the lock
@@ -23,13 +23,8 @@ import { endedOnce, faults, flush, lines, lkFh, locks, ownTryDone, twoGrants } f
 // [5,20) is p1's, told.
 t.test("a lock put back by an undo and replaced in that same decision: its marks go with it, and the owner's later locks there are told", async (t) => {
   const { engine, a, released, to1 } = await twoGrants(t);
-  await ownTryDone(a);
-  const at = a.log.length;
-  loseNext(a, async () => {
-    a.policy = () => 'drop';
-  });
-  a.sf.run(8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), a.target);
-  t.match(await answered(a, 8, "p1's lock of [15,20) (its reply lost: answered as failed)"), { result: -ENOLCK }, 'answered as failed: the generic code');
+  const { at, got } = await replyLost(a, 8, lkFh(2, F_WRLCK, F_SETLK, 15, 5), "p1's lock of [15,20) (its reply lost: answered as failed)", dropAfter(a));
+  t.match(got, { result: -ENOLCK }, 'answered as failed: the generic code');
   t.same(await held(engine), ['a held write p1 5-19'], 'the lock request applied');
   a.policy = () => 'pass';
   a.sf.run(9, lkFh(2, F_UNLCK, F_SETLK, 5, 5), a.target);

@@ -10,10 +10,10 @@
  * step or a re-assertion, within the harness's budget.
  */
 import t from 'tap';
-import { ENOLCK, F_RDLCK, F_SETLK } from '../../src/core/codes.js';
-import { BUDGET_MS, answered, loseNext, within, type S } from './lost-link.js';
+import { F_RDLCK, F_SETLK } from '../../src/core/codes.js';
+import { answered } from './lost-link.js';
 import { held, resetBoth } from './reset-harness.js';
-import { endedOnce, faults, flush, lines, lkFh, ownTryDone, twoGrants } from './notice-stages.js';
+import { endedOnce, faults, flush, lines, lkFh, twoGrants, undoCut } from './notice-stages.js';
 
 // p1 read-locks [12,15) (a downgrade: the step removes its lock and puts [5,12) write, [12,15)
 // read); the step applies, its reply is lost, the request is answered as failed. a's next step's
@@ -22,23 +22,7 @@ import { endedOnce, faults, flush, lines, lkFh, ownTryDone, twoGrants } from './
 // untold bytes' marks.
 t.test("a downgrade of a lock holding untold bytes, applied with its reply lost, its undo pending at an engine reset and not done: the write lock left keeps the marks", async (t) => {
   const { engine, a, b, released, to1 } = await twoGrants(t);
-  await ownTryDone(a);
-  const at = a.log.length;
-  let stale = false;
-  a.onReply = (r) => {
-    if (!r.ok && r.reason === 'stale') stale = true;
-  };
-  let undoCut!: () => void;
-  const cut = new Promise<void>((r) => (undoCut = r));
-  loseNext(a, async () => {
-    a.policy = () => (stale ? 'drop' : 'pass');
-    a.afterDrop = async (s: S) => {
-      if (s.id === undefined) undoCut();
-    };
-  });
-  a.sf.run(8, lkFh(2, F_RDLCK, F_SETLK, 12, 3), a.target);
-  t.match(await answered(a, 8, "p1's read lock of [12,15) (its reply lost: answered as failed)"), { result: -ENOLCK }, 'answered as failed');
-  await within(cut, BUDGET_MS, "the undo's step, cut off");
+  const at = await undoCut(t, a, lkFh(2, F_RDLCK, F_SETLK, 12, 3), "p1's read lock of [12,15) (its reply lost: answered as failed)");
   lines(t, a.log.slice(at), [/^lose \{"put":\["[^"]+","[^"]+"\],"remove":\["[^"]+"\]\} -> ok$/, / -> stale missed$/], "the downgrade's step lost, then a's owed try's stale reply naming it");
   t.same(await held(engine), ['a held read p1 12-14', 'a held write p1 5-11'], 'the engine: the downgrade (the undo never reached it)');
   await resetBoth(engine, a, b, true);
