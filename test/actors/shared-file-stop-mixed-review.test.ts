@@ -19,7 +19,10 @@ const px = (kind: 'posix' | 'ofd' | 'flock', owner: string, fh: number, type: nu
   parseLock({ path: '/a', lockType: type, cmd, lockOwner: owner, lockStart: start, lockLen: len, lockPid: 7, fileHandle: fh, kind }) as Call;
 
 t.test("a stop with POSIX (split by an owed unlock), OFD, flock, Windows and granted-by-b locks, and a waiter: nothing of a left, b's waiters granted", async (t) => {
-  const { engine, a, b } = await twoNodes(t);
+  // a's requestTimeoutMs, from each request's arrival to its last try: its eight steps before the
+  // owed one must be decided and sent within it (2 s: a loaded machine starved the default 300 ms
+  // in CI); the owed unlock's tries, all cut off, run that long before it is given up on.
+  const { engine, a, b } = await twoNodes(t, {}, 'default', 2_000);
   const ok = { result: 0 };
   b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 200, 10), b.target);
   t.match(await answered(b, 1, "q1's lock of [200,210)"), ok);

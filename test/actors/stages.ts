@@ -19,10 +19,10 @@ export const holds = (by: TestNode, id: number, call: Call, what: string, says?:
 /** A blocking request that queues a waiter (waited for, not asserted). */
 export const waits = (by: TestNode, id: number, call: Call, what: string): Req => ({ by, id, call, what, waits: true });
 
-/** Nodes a (with `hooks`) and b under `policy` on a fresh engine with no grace period, closed when `t` ends. */
-export async function twoNodes(t: Test, hooks: TableHooks = {}, policy: 'default' | 'fifo' = 'default'): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
+/** Nodes a (with `hooks`, its requestTimeoutMs `timeoutMs`) and b under `policy` on a fresh engine with no grace period, closed when `t` ends. */
+export async function twoNodes(t: Test, hooks: TableHooks = {}, policy: 'default' | 'fifo' = 'default', timeoutMs = 300): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a', policy, 300, 0, hooks);
+  const a = await node(engine, 'a', policy, timeoutMs, 0, hooks);
   const b = await node(engine, 'b', policy);
   t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
   return { engine, a, b };
