@@ -389,7 +389,7 @@ export class MemoryEngine implements Engine {
   /**
    * For a live session that is late (its node has not renewed it for longer than lateAfterMs of its
    * TTL: a healthy node renews well within that), the ms until it expires; else undefined. Lua:
-   * lua.ts LATE.
+   * lua.ts lateLeft.
    */
   private lateLeft(node: string, epoch: number): number | undefined {
     const l = this.live.get(node);
