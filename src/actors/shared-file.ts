@@ -146,6 +146,8 @@ export interface FileSpace {
   parkedAhead(path: string, hostId: number): number | undefined;
   /** The file's wake-up pass at `at` (a grace period's end). */
   wakeAt(path: string, at: number): void;
+  /** The file's wake-up pass at `at`, also when one is due later, for checks put off (SharedFile.deferred). */
+  checkAt(path: string, at: number): void;
   /** This node's records of `f` that went with a lost session. */
   lose(f: SharedFile, records: readonly StoreRecord[]): void;
 }
@@ -325,6 +327,12 @@ type Run = ((t: LockTable) => unknown) & {
 };
 
 /**
+ * How long a request parked for late sessions (Parked.overdue), or a waiter whose check was put
+ * off for them (SharedFile.deferred), waits at most before the engine is asked again.
+ */
+export const OVERDUE_RECHECK_MS = 1000;
+
+/**
  * What decide() returns for a request (Run.park) whose own decision grants bytes while the engine
  * is in a grace period: nothing was decided; the request waits `ms` outside the file's mailbox
  * (SharedFiles.run), where its timeout, signal or handle's close can still end it, then runs again.
@@ -502,6 +510,18 @@ export class SharedFile {
    */
   private readonly recheck = new Set<string>();
   private reassertedUntil = 0;
+  /**
+   * This node's POSIX waiters that another request's decision made wait for more owners (or whose
+   * edges were checked whole, recheck), where the engine found a cycle only through edges of late
+   * sessions ('overdue'): that decision went through with their edges written unchecked (a grant,
+   * an F_SETLK, a release never waits for a third party's doubt), and from `deferredDue` on each
+   * step writes them whole and checks them (the wake-up pass comes then: wakeAt): EDEADLK once the
+   * late node renewed with the cycle still there, nothing once its edges went, deferred again while
+   * it is still late. A check that passed, or a waiter that ended, leaves the set.
+   * (SharedFiles.checkAt: its own timer, a grace period's pass may be due much later.)
+   */
+  private readonly deferred = new Set<string>();
+  private deferredDue = 0;
   /**
    * This node put locks back after the engine lost its data. Another node's waiter queued in the
    * grace period before they were back has engine edges without them, and its node, learning of
@@ -1133,7 +1153,7 @@ export class SharedFile {
     return this.decide(
       (t) => t.dropRecords(this.path, [], []),
       () => undefined,
-      this.recheck.size > 0 || this.heldPutBack,
+      this.recheck.size > 0 || this.heldPutBack || this.deferred.size > 0,
     );
   }
 
@@ -1540,6 +1560,7 @@ export class SharedFile {
     }
     for (const id of this.resend) if (!waiting.has(id)) this.resend.delete(id);
     for (const id of this.recheck) if (!waiting.has(id)) this.recheck.delete(id);
+    for (const id of this.deferred) if (!waiting.has(id)) this.deferred.delete(id);
   }
 
   /**
@@ -1615,6 +1636,8 @@ export class SharedFile {
     // Waiters the engine just found on a cycle when their edges were checked whole (recheck):
     // ended with EDEADLK in the next iteration, and only there (a later reply may say otherwise).
     let deadlocked: string[] = [];
+    /** Waiters of this node whose edges this decision writes unchecked (deferred). */
+    const unchecked = new Set<string>();
     /** A try of this decision whose step got no reply it could settle by: its answer (appliedBefore). */
     let tried: { res: unknown } | undefined;
     /** Until when a step refused by the fence is decided again because the lease moved on meanwhile ('fenced'). */
@@ -1663,7 +1686,10 @@ export class SharedFile {
       }
       deadlocked = [];
       const res = mustRun ? await this.targeting(run) : await run(this.table);
-      const d = this.diff(run.asks);
+      // Waiters whose check is put off (deferred) are written unchecked until it is due, and those
+      // this decision was just told of ('overdue' below) until it ends.
+      if (performance.now() < this.deferredDue) for (const id of this.deferred) unchecked.add(id);
+      const d = this.diff(run.asks, unchecked);
       // A read that found the bytes free is checked against a grace period too: records not put
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
       // step carries other changes (owed releases, edges written whole, records left out).
@@ -1850,24 +1876,31 @@ export class SharedFile {
           const e = d?.edges.find((x) => x.waiter === reply.waiter);
           if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
           // The cycle runs only through edges of late sessions (their node may have answered those
-          // waiters already, cut off from the engine): the request whose own new waiter it is waits
-          // outside the mailbox (Parked; SharedFiles.park asks again at least every second, and
-          // when the earliest of those sessions expires) and is decided again: EDEADLK if the
-          // cycle is still there once its node renewed, queued once its edges went. So does the
-          // request whose grant made one of this node's queued waiters wait for more owners
-          // (its blockers grew, LockTable.refreshEdges): ended EDEADLK now, that waiter's cycle
-          // would be a false one whenever the late node already answered its own waiter. And so
-          // does a request whose step carries the edges of a waiter put back after an engine loss,
-          // checked whole (recheck): they stay to be checked, again with its next try. A decision
-          // that cannot wait (a release, a wake-up pass) counts the cycle as found.
-          if (reply.reason === 'overdue' && run.park === true) {
+          // waiters already, cut off from the engine). The request whose own new waiter it is
+          // waits outside the mailbox (Parked; SharedFiles.park asks again at least every second,
+          // and when the earliest of those sessions expires) and is decided again: EDEADLK if the
+          // cycle is still there once its node renewed, queued once its edges went.
+          if (reply.reason === 'overdue' && run.park === true && d?.fresh.some((x) => x.waiter !== undefined && x.id === reply.waiter) === true) {
             this.build();
             this.out = emptyOutcome();
             return new Parked(reply.retryInMs, false, true);
           }
-          // A waiter checked whole (recheck) did not grow in this decision: the table would not
-          // end it, so it is ended as deadlocked in the next.
-          if (this.recheck.has(reply.waiter)) deadlocked = [reply.waiter];
+          // Any other waiter named (one of this node's queued ones whose blockers grew with the
+          // decision's grant, LockTable.refreshEdges, or whose edges are checked whole, recheck):
+          // ended EDEADLK now, its cycle would be a false one whenever the late node already
+          // answered its own waiter, and the decision (an F_SETLK, a release, a wake-up pass) is
+          // not that waiter's to wait for. Decided again with its edges written unchecked, and
+          // checked later (deferred).
+          if (reply.reason === 'overdue') {
+            unchecked.add(reply.waiter);
+            this.deferred.add(reply.waiter);
+            this.deferredDue = performance.now() + Math.min(Math.max(1, reply.retryInMs), OVERDUE_RECHECK_MS);
+            this.space.checkAt(this.path, this.deferredDue);
+            break;
+          }
+          // A waiter checked whole (recheck, deferred) did not grow in this decision: the table
+          // would not end it, so it is ended as deadlocked in the next.
+          if (this.recheck.has(reply.waiter) || this.deferred.has(reply.waiter)) deadlocked = [reply.waiter];
           else this.graph.cyclic.add(StepGraph.key(e.owner, e.hard));
           break;
         }
@@ -2369,7 +2402,7 @@ export class SharedFile {
   }
 
   /** What the decision changed, as a step on the cached version; undefined when nothing did. `asks`: Run.asks. */
-  private diff(asks?: LockRequest): Diffed | undefined {
+  private diff(asks?: LockRequest, unchecked?: ReadonlySet<string>): Diffed | undefined {
     const me = this.space.config.node;
     const f = this.table.fileLocks(this.path);
     const keep = new Set<string>();
@@ -2407,10 +2440,13 @@ export class SharedFile {
       const sent = this.edgesSent.get(id);
       const sessions = this.targetSessions(w);
       const hardKeys = targetKeys(w.blockers, sessions);
-      if (!this.resend.has(id) && sameKeys(hardKeys, sent?.[0]) && sameKeys(targetKeys(w.queuedBehind, sessions), sent?.[1])) continue;
+      const later = unchecked?.has(id) === true;
+      // A check put off (deferred) and now due: written and checked whole.
+      const due = !later && this.deferred.has(id);
+      if (!this.resend.has(id) && !due && sameKeys(hardKeys, sent?.[0]) && sameKeys(targetKeys(w.queuedBehind, sessions), sent?.[1])) continue;
       const hard = [...w.blockers];
       // Checked when it waits on something new: an owner, or an owner's lock under a new session.
-      const grown = this.recheck.has(id) ? hard.length > 0 : hardKeys.some((k) => !(sent?.[0] ?? []).includes(k));
+      const grown = later ? false : this.recheck.has(id) || due ? hard.length > 0 : hardKeys.some((k) => !(sent?.[0] ?? []).includes(k));
       edges.push({ waiter: id, owner: w.req.owner, hard, soft: [...w.queuedBehind], sessions, check: grown });
     }
     const remove: string[] = [];
@@ -2483,6 +2519,7 @@ export class SharedFile {
       this.edgesSent.delete(id);
       this.resend.delete(id);
       this.recheck.delete(id);
+      this.deferred.delete(id);
     }
     for (const x of d.fresh) {
       const p = putById.get(x.id)!;
@@ -2515,6 +2552,8 @@ export class SharedFile {
   private edgesWritten(d: Diffed, sentAt: number): void {
     const graceOver = sentAt >= this.reassertedUntil;
     for (const e of d.edges) {
+      // Checked and found on no cycle, or waiting on nobody: nothing put off is left to check.
+      if (e.check === true || e.hard.length === 0) this.deferred.delete(e.waiter);
       if (this.recheck.has(e.waiter) && !graceOver) continue;
       this.resend.delete(e.waiter);
       this.recheck.delete(e.waiter);

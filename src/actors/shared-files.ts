@@ -17,7 +17,7 @@ import { cancellable, replyOf, type Call, type PosixReply } from '../core/reques
 import type { CommitReply, SessionFilesPage, StoreRecord } from '../store/types.js';
 import type { FromHost } from '../wire/protocol.js';
 import type { ReplyTarget, Result } from './reply-target.js';
-import { Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
+import { OVERDUE_RECHECK_MS, Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
 
 /** Every shared file of one worker, and this node's requests on them. */
 export class SharedFiles implements FileSpace {
@@ -1018,6 +1018,22 @@ export class SharedFiles implements FileSpace {
   /** The pending pass of each file (wakeAt), and when it runs. */
   private readonly wakeTimers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
 
+  /** A wake-up pass of `path` at `at` for the checks it put off; the earliest one pending stands. */
+  checkAt(path: string, at: number): void {
+    const pending = this.checkTimers.get(path);
+    if (pending !== undefined && pending.at <= at) return;
+    clearTimeout(pending?.timer);
+    const timer = setTimeout(() => {
+      this.checkTimers.delete(path);
+      const f = this.file(path);
+      void this.inMailbox(f, () => f.wake());
+    }, Math.max(0, at - performance.now()) + 1);
+    timer.unref?.();
+    this.checkTimers.set(path, { timer, at });
+  }
+
+  private readonly checkTimers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
+
   /**
    * Records of this node that went with a lost session: held ones make their handles fail (checkIo
    * 33, EIO through a mount) until they close; waiting ones end with the family's generic code.
@@ -1061,6 +1077,8 @@ export class SharedFiles implements FileSpace {
     this.dropOwedRetries();
     for (const t of this.wakeTimers.values()) clearTimeout(t.timer);
     this.wakeTimers.clear();
+    for (const t of this.checkTimers.values()) clearTimeout(t.timer);
+    this.checkTimers.clear();
     const all = [...this.files.values()].map((f) => this.enqueue(f, () => f.stopAll()).catch((e: unknown) => this.report(e)));
     await Promise.all(all);
     for (const [hostId, r] of [...this.requests]) {
@@ -1157,8 +1175,6 @@ const RECOVER_UNKNOWN =
 
 /** How long after a grace period's end (by the engine's count) parked requests run again. */
 const PARK_MARGIN_MS = 5;
-/** How long a request parked for late sessions (Parked.overdue) waits at most before it asks the engine again. */
-const OVERDUE_RECHECK_MS = 1000;
 /** The longest delay setTimeout keeps (a longer one runs at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 

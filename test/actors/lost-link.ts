@@ -55,7 +55,8 @@ export interface TestNode {
   /** Runs with each step dropped, before it is refused. */
   afterDrop?: (step: S) => Promise<void>;
   /** Called with each reply of the engine to a step that reached it (before any loss). */
-  onReply?: (r: CommitReply) => void;
+  /** Told of every committed step's reply, with that step. */
+  onReply?: (r: CommitReply, step: S) => void;
   /** The actor's fault reports. */
   faults: string[];
 }
@@ -98,7 +99,7 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
         return { ok: false, reason: 'unreachable', step: step.id ?? `${name}.dropped.${++k}`, error: 'cut off' };
       }
       const r = await store.commit(step);
-      n.onReply?.(r);
+      n.onReply?.(r, step);
       n.log.push(`${fate} ${JSON.stringify({ put: step.put?.map((p) => p.id), remove: step.remove, id: step.id })} -> ${r.ok ? 'ok' : r.reason}${!r.ok && r.reason === 'stale' ? (r.records ? ' whole' : ' missed') : ''}`);
       if (fate === 'lose' && r.ok) {
         n.lostIds.add(r.step);

@@ -9,7 +9,7 @@ import type { Test } from 'tap';
 import { EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseRelease } from '../../src/core/requests.js';
 import { lateAfterMs } from '../../src/store/options.js';
-import type { Renewed, SessionRef } from '../../src/store/types.js';
+import type { CommitReply, Renewed, SessionRef } from '../../src/store/types.js';
 import { BUDGET_MS, MemoryEngine, answered, lk, memoryStore, node, within, type TestNode } from './lost-link.js';
 import { resetBoth } from './reset-harness.js';
 
@@ -77,6 +77,21 @@ export async function twoLocks(t: Test, a: TestNode, b: TestNode, range = ' [0,1
   t.match(await answered(b, 1, `q2's write of /a${range}`), { result: 0 });
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10, '/b'), a.target);
   t.match(await answered(a, 1, `p1's write of /b${range}`), { result: 0 });
+}
+
+/**
+ * Resolves with the reply to node `n`'s next step on `file` that checks a waiter's edges for a
+ * cycle (EdgeInput.check) and is not refused 'overdue': a check put off for a late session
+ * (SharedFile.deferred) that was done. Takes over `n.onReply` until then.
+ */
+export function checkDone(n: TestNode, file: string): Promise<CommitReply> {
+  return new Promise((resolve) => {
+    n.onReply = (r, step) => {
+      if (step.file !== file || !(step.edges ?? []).some((e) => e.check === true) || (!r.ok && r.reason === 'overdue')) return;
+      n.onReply = undefined;
+      resolve(r);
+    };
+  });
 }
 
 /** p1 (a, request 2) waits for q2's /a [0,10) (its edge: p1 -> q2). */
