@@ -16,8 +16,9 @@
  *    missed are applied to the records, the table is rebuilt, and the call runs again from 1.
  *    'deadlock': the call runs again with that owner's cycle known (EDEADLK; a waiter put back after
  *    an engine loss whose edges were checked whole ends with it, see recheck). 'overdue' (the
- *    cycle runs only through edges of late sessions): the request waits outside the mailbox
- *    (Parked) and is decided again, until those sessions renewed or expired. 'dead': the records
+ *    cycle runs only through edges of late sessions): decided again with that waiter's edges
+ *    written unchecked, its check put off until those sessions renewed or expired (deferred).
+ *    'dead': the records
  *    of the sessions named are left out of the rebuilt table, so the next step removes them and
  *    wakes who they blocked. 'grace': decided again with the wake-up pass held (a release goes
  *    through, its waiters wait for the period's end); a request whose own decision grants waits
@@ -279,7 +280,12 @@ interface Diffed {
   readonly step: Step;
   readonly fresh: readonly Fresh[];
   readonly edges: readonly EdgeInput[];
+  /** The decision's new waiter, its edges written unchecked: its check is put off (deferred). */
+  readonly deferNew?: string;
 }
+
+/** In a decision's unchecked set (SharedFile.diff): its new waiter, whatever id it is minted. */
+const NEW_WAITER = '';
 
 /**
  * What a decision runs on the table; `owner`: the POSIX owner a lock request is made for ('fifo');
@@ -326,10 +332,7 @@ type Run = ((t: LockTable) => unknown) & {
   early?: () => void;
 };
 
-/**
- * How long a request parked for late sessions (Parked.overdue), or a waiter whose check was put
- * off for them (SharedFile.deferred), waits at most before the engine is asked again.
- */
+/** How long a waiter whose check was put off for late sessions (SharedFile.deferred) waits at most before it is checked again. */
 export const OVERDUE_RECHECK_MS = 1000;
 
 /**
@@ -342,12 +345,6 @@ export class Parked {
     readonly ms: number,
     /** Not refused by the engine: it waits behind this node's earlier requests that were (Run.ahead). */
     readonly behind = false,
-    /**
-     * Not a grace period: its waiter would close a wait-for cycle only through edges of late
-     * sessions (CommitReply 'overdue'); `ms` is until the earliest of them expires (it asks
-     * again sooner: SharedFiles.park). Requests after it do not wait behind it.
-     */
-    readonly overdue = false,
   ) {}
 }
 
@@ -511,14 +508,14 @@ export class SharedFile {
   private readonly recheck = new Set<string>();
   private reassertedUntil = 0;
   /**
-   * This node's POSIX waiters that another request's decision made wait for more owners (or whose
-   * edges were checked whole, recheck), where the engine found a cycle only through edges of late
-   * sessions ('overdue'): that decision went through with their edges written unchecked (a grant,
-   * an F_SETLK, a release never waits for a third party's doubt), and from `deferredDue` on each
-   * step writes them whole and checks them (the wake-up pass comes then: wakeAt): EDEADLK once the
-   * late node renewed with the cycle still there, nothing once its edges went, deferred again while
-   * it is still late. A check that passed, or a waiter that ended, leaves the set.
-   * (SharedFiles.checkAt: its own timer, a grace period's pass may be due much later.)
+   * This node's POSIX waiters whose check found a cycle only through edges of late sessions
+   * ('overdue'): a new waiter, one whose blockers grew with another request's grant, or one checked
+   * whole (recheck). The decision went through with their edges written unchecked (the request
+   * queues in its place; an F_SETLK, a release never waits for a third party's doubt), and from
+   * `deferredDue` on each step writes them whole and checks them (a wake-up pass comes then,
+   * SharedFiles.checkAt, on its own timer: a grace period's may be due much later): EDEADLK once
+   * the late node renewed with the cycle still there, nothing once its edges went, put off again
+   * while it is still late. A check that passed, or a waiter that ended, leaves the set.
    */
   private readonly deferred = new Set<string>();
   private deferredDue = 0;
@@ -1688,7 +1685,11 @@ export class SharedFile {
       const res = mustRun ? await this.targeting(run) : await run(this.table);
       // Waiters whose check is put off (deferred) are written unchecked until it is due, and those
       // this decision was just told of ('overdue' below) until it ends.
-      if (performance.now() < this.deferredDue) for (const id of this.deferred) unchecked.add(id);
+      // A pass stays pending for them (its timer may run a little early, or was another's).
+      if (this.deferred.size > 0 && performance.now() < this.deferredDue) {
+        for (const id of this.deferred) unchecked.add(id);
+        this.space.checkAt(this.path, this.deferredDue);
+      }
       const d = this.diff(run.asks, unchecked);
       // A read that found the bytes free is checked against a grace period too: records not put
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
@@ -1876,26 +1877,22 @@ export class SharedFile {
           const e = d?.edges.find((x) => x.waiter === reply.waiter);
           if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
           // The cycle runs only through edges of late sessions (their node may have answered those
-          // waiters already, cut off from the engine). The request whose own new waiter it is
-          // waits outside the mailbox (Parked; SharedFiles.park asks again at least every second,
-          // and when the earliest of those sessions expires) and is decided again: EDEADLK if the
-          // cycle is still there once its node renewed, queued once its edges went.
-          if (reply.reason === 'overdue' && run.park === true && d?.fresh.some((x) => x.waiter !== undefined && x.id === reply.waiter) === true) {
-            this.build();
-            this.out = emptyOutcome();
-            return new Parked(reply.retryInMs, false, true);
-          }
-          // Any other waiter named (one of this node's queued ones whose blockers grew with the
-          // decision's grant, LockTable.refreshEdges, or whose edges are checked whole, recheck):
-          // ended EDEADLK now, its cycle would be a false one whenever the late node already
-          // answered its own waiter, and the decision (an F_SETLK, a release, a wake-up pass) is
-          // not that waiter's to wait for. Decided again with its edges written unchecked, and
-          // checked later (deferred).
+          // waiters already, cut off from the engine): untrusted. Ended EDEADLK now, the waiter
+          // named would be refused for a cycle that is gone whenever the late node already
+          // answered its own waiter; and nothing else of the decision (an F_SETLK, a release, a
+          // wake-up pass, the request's own queueing) is held up by that doubt. Decided again with
+          // that waiter's edges written unchecked (the decision's new one: the request queues in
+          // its place, 'fifo' too), and its check put off (deferred): at most a second later, or
+          // at the earliest of those sessions' expiry, a wake-up pass checks it whole: EDEADLK
+          // if the cycle is still there once its node renewed, nothing once its edges went.
           if (reply.reason === 'overdue') {
-            unchecked.add(reply.waiter);
-            this.deferred.add(reply.waiter);
+            const own = d?.fresh.some((x) => x.waiter !== undefined && x.id === reply.waiter) === true;
+            unchecked.add(own ? NEW_WAITER : reply.waiter);
+            if (!own) this.deferred.add(reply.waiter);
             this.deferredDue = performance.now() + Math.min(Math.max(1, reply.retryInMs), OVERDUE_RECHECK_MS);
             this.space.checkAt(this.path, this.deferredDue);
+            // The engine checked the version before the cycle: the cache is its state.
+            fresh = true;
             break;
           }
           // A waiter checked whole (recheck, deferred) did not grow in this decision: the table
@@ -2426,8 +2423,10 @@ export class SharedFile {
       put.push(node === me ? { id, state: 'held', data } : { id, state: 'held', data, node, epoch: this.epochOf.get(l.owner)! });
     }
     const edges: EdgeInput[] = [];
+    let deferNew: string | undefined;
     for (const w of f?.waiters ?? []) {
       let id = this.waiterIds.get(w);
+      const isNew = id === undefined;
       if (id === undefined) {
         // A new waiter is always this node's: requests come from here.
         id = this.space.newId();
@@ -2440,7 +2439,7 @@ export class SharedFile {
       const sent = this.edgesSent.get(id);
       const sessions = this.targetSessions(w);
       const hardKeys = targetKeys(w.blockers, sessions);
-      const later = unchecked?.has(id) === true;
+      const later = unchecked?.has(id) === true || (isNew && unchecked?.has(NEW_WAITER) === true);
       // A check put off (deferred) and now due: written and checked whole.
       const due = !later && this.deferred.has(id);
       if (!this.resend.has(id) && !due && sameKeys(hardKeys, sent?.[0]) && sameKeys(targetKeys(w.queuedBehind, sessions), sent?.[1])) continue;
@@ -2448,6 +2447,7 @@ export class SharedFile {
       // Checked when it waits on something new: an owner, or an owner's lock under a new session.
       const grown = later ? false : this.recheck.has(id) || due ? hard.length > 0 : hardKeys.some((k) => !(sent?.[0] ?? []).includes(k));
       edges.push({ waiter: id, owner: w.req.owner, hard, soft: [...w.queuedBehind], sessions, check: grown });
+      if (later && isNew && hard.length > 0) deferNew = id;
     }
     const remove: string[] = [];
     for (const r of this.records) if (!keep.has(r.id)) remove.push(r.id);
@@ -2458,7 +2458,7 @@ export class SharedFile {
     edges.sort((a, b) => Number(a.check === true) - Number(b.check === true));
     // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.
     const grants = fresh.some((x) => x.lock !== undefined && !this.coveredBefore(x.lock));
-    return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges };
+    return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges, ...(deferNew === undefined ? {} : { deferNew }) };
   }
 
   private addSession(owner: string, session: string): void {
@@ -2558,6 +2558,7 @@ export class SharedFile {
       this.resend.delete(e.waiter);
       this.recheck.delete(e.waiter);
     }
+    if (d.deferNew !== undefined) this.deferred.add(d.deferNew);
   }
 
   /** The table's waiter of record `id`, if it waits. */

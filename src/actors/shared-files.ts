@@ -17,7 +17,7 @@ import { cancellable, replyOf, type Call, type PosixReply } from '../core/reques
 import type { CommitReply, SessionFilesPage, StoreRecord } from '../store/types.js';
 import type { FromHost } from '../wire/protocol.js';
 import type { ReplyTarget, Result } from './reply-target.js';
-import { OVERDUE_RECHECK_MS, Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
+import { Parked, REMOTE, SharedFile, type FileSpace, type LostEnd, type Outcome, type SharedConfig, type StoreLink, type WaiterEnded } from './shared-file.js';
 
 /** Every shared file of one worker, and this node's requests on them. */
 export class SharedFiles implements FileSpace {
@@ -444,8 +444,7 @@ export class SharedFiles implements FileSpace {
           // Its timeout or signal came while it was decided.
           if (r.cancelled !== undefined) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo'), true);
           if (res.behind) this.parkedBehind++;
-          if (res.overdue) this.parkedOverdue++;
-          this.park(hostId, r, res.ms, res.overdue);
+          this.park(hostId, r, res.ms);
           return;
         }
         if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
@@ -471,8 +470,6 @@ export class SharedFiles implements FileSpace {
 
   /** Requests that waited out a grace period behind this node's earlier ones, with no refusal of the engine (stats: graceWaits). */
   parkedBehind = 0;
-  /** Times a request waited for late sessions to renew or expire (Parked.overdue): no grace period, not in graceWaits. */
-  parkedOverdue = 0;
   /** Requests received so far: their order of arrival (PendingRequest.seq). */
   private arrivals = 0;
   /**
@@ -483,62 +480,39 @@ export class SharedFiles implements FileSpace {
    */
   private readonly parked = new Map<string, Parking>();
 
-  /**
-   * Parks request `hostId` for `ms`. `overdue` (Parked.overdue): its own timer, the earliest of
-   * those parked so, and at most OVERDUE_RECHECK_MS (one run again early is decided again, and
-   * parks again if it must); the grace period's timer is the latest (all wait for the same end).
-   */
-  private park(hostId: number, r: PendingRequest, ms: number, overdue = false): void {
+  /** Parks request `hostId` for `ms`; the grace period's timer is the latest (all wait for the same end). */
+  private park(hostId: number, r: PendingRequest, ms: number): void {
     const path = r.call.path;
     let p = this.parked.get(path);
-    if (p === undefined) this.parked.set(path, (p = { ids: [], at: 0, timer: undefined, lateAt: 0, lateTimer: undefined }));
+    if (p === undefined) this.parked.set(path, (p = { ids: [], at: 0, timer: undefined }));
     let i = p.ids.length;
     while (i > 0 && (this.requests.get(p.ids[i - 1]!)?.seq ?? 0) > r.seq) i--;
     p.ids.splice(i, 0, hostId);
     r.parked = 'waiting';
-    r.overdue = overdue;
     // A few ms past the engine's count: a request run again before the period ended would be
-    // refused again and queue behind those after it; at most what a timer takes. One waiting for
-    // late sessions asks again at least every OVERDUE_RECHECK_MS: a node that renews meanwhile is
-    // trusted again (a true deadlock through it is told, its owed steps that commit free the
-    // request) within that, not at its session's expiry.
-    const wait = overdue ? Math.min(ms, OVERDUE_RECHECK_MS) : Math.min(ms, MAX_TIMER_MS - PARK_MARGIN_MS);
-    const at = performance.now() + wait + PARK_MARGIN_MS;
-    const q = p;
-    // stop() answers them: run again now, one could commit a grant nobody is told of.
-    const resume = (late: boolean) => {
-      if (this.stopping) return;
-      for (const id of [...q.ids]) {
-        const x = this.requests.get(id);
-        if (x === undefined || x.parked !== 'waiting' || x.overdue !== late) continue;
-        x.parked = 'resuming';
-        this.attempt(id, x);
-      }
-    };
-    if (overdue) {
-      if (p.lateTimer !== undefined && at >= p.lateAt) return;
-      clearTimeout(p.lateTimer);
-      p.lateAt = at;
-      p.lateTimer = setTimeout(() => {
-        q.lateTimer = undefined;
-        resume(true);
-      }, at - performance.now());
-      return;
-    }
+    // refused again and queue behind those after it; at most what a timer takes.
+    const at = performance.now() + Math.min(ms, MAX_TIMER_MS - PARK_MARGIN_MS) + PARK_MARGIN_MS;
     if (p.timer !== undefined && at <= p.at) return;
     clearTimeout(p.timer);
     p.at = at;
+    const q = p;
     p.timer = setTimeout(() => {
       q.timer = undefined;
-      resume(false);
+      // stop() answers them: run again now, one could commit a grant nobody is told of.
+      if (this.stopping) return;
+      for (const id of [...q.ids]) {
+        const x = this.requests.get(id);
+        if (x === undefined || x.parked !== 'waiting') continue;
+        x.parked = 'resuming';
+        this.attempt(id, x);
+      }
     }, at - performance.now());
   }
 
   parkedAhead(path: string, hostId: number): number | undefined {
     const p = this.parked.get(path);
     const seq = this.requests.get(hostId)?.seq;
-    // Those waiting for late sessions (Parked.overdue) hold nobody up: they would be waiters.
-    if (p === undefined || seq === undefined || !p.ids.some((id) => this.requests.get(id)?.overdue !== true && (this.requests.get(id)?.seq ?? seq) < seq)) return undefined;
+    if (p === undefined || seq === undefined || !p.ids.some((id) => (this.requests.get(id)?.seq ?? seq) < seq)) return undefined;
     // park() adds its margin to the ms: then it runs in the same pass, after them.
     return Math.max(0, p.at - PARK_MARGIN_MS - performance.now());
   }
@@ -597,7 +571,6 @@ export class SharedFiles implements FileSpace {
     p.ids = p.ids.filter((x) => x !== hostId);
     if (p.ids.length > 0) return;
     clearTimeout(p.timer);
-    clearTimeout(p.lateTimer);
     this.parked.delete(r.call.path);
   }
 
@@ -1020,19 +993,28 @@ export class SharedFiles implements FileSpace {
 
   /** A wake-up pass of `path` at `at` for the checks it put off; the earliest one pending stands. */
   checkAt(path: string, at: number): void {
+    if (this.stopping) return;
     const pending = this.checkTimers.get(path);
     if (pending !== undefined && pending.at <= at) return;
     clearTimeout(pending?.timer);
-    const timer = setTimeout(() => {
+    const entry = { timer: undefined as NodeJS.Timeout | undefined, at };
+    // A timer may run up to a millisecond early (the loop's clock): then it waits the rest, else
+    // the pass would find the checks not yet due and only ask for another.
+    const arm = () => {
+      entry.timer = setTimeout(fire, Math.max(0, at - performance.now()) + 1);
+      entry.timer.unref?.();
+    };
+    const fire = () => {
+      if (performance.now() < at) return arm();
       this.checkTimers.delete(path);
       const f = this.file(path);
       void this.inMailbox(f, () => f.wake());
-    }, Math.max(0, at - performance.now()) + 1);
-    timer.unref?.();
-    this.checkTimers.set(path, { timer, at });
+    };
+    arm();
+    this.checkTimers.set(path, entry);
   }
 
-  private readonly checkTimers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
+  private readonly checkTimers = new Map<string, { timer: NodeJS.Timeout | undefined; at: number }>();
 
   /**
    * Records of this node that went with a lost session: held ones make their handles fail (checkIo
@@ -1184,9 +1166,6 @@ interface Parking {
   /** When those waiting out a grace period run again, and its timer. */
   at: number;
   timer: NodeJS.Timeout | undefined;
-  /** When those waiting for late sessions (PendingRequest.overdue) run again, and its timer. */
-  lateAt: number;
-  lateTimer: NodeJS.Timeout | undefined;
 }
 
 interface PendingRequest {
@@ -1197,8 +1176,6 @@ interface PendingRequest {
   cancelled: CancelReason | undefined;
   /** Waiting out a grace period (Parked), then queued to run again (in order of arrival) until that run starts. */
   parked: false | 'waiting' | 'resuming';
-  /** Parked for late sessions (Parked.overdue), not for a grace period. */
-  overdue?: boolean;
   /** Its order of arrival among this worker's requests. */
   readonly seq: number;
 }

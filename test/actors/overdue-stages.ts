@@ -62,11 +62,17 @@ export async function heal(engine: CutEngine, a: TestNode, what = "a's renewal o
   await lateIs(engine, 'a', false, what);
 }
 
-/** Nodes a and b over a CutEngine, closed with the test. */
-export async function cutNodes(t: Test, policy: 'default' | 'fifo' = 'default'): Promise<Nodes> {
+/**
+ * Nodes a and b over a CutEngine, closed with the test. `resetGraceMs`: the grace period an
+ * incarnation after an engine reset starts with (the engine's first session, 'z', starts this one
+ * with none); none by default.
+ */
+export async function cutNodes(t: Test, policy: 'default' | 'fifo' = 'default', resetGraceMs = 0): Promise<Nodes> {
   const engine = new CutEngine();
-  const a = await node(engine, 'a', policy);
-  const b = await node(engine, 'b', policy);
+  const first = resetGraceMs > 0 ? await memoryStore({}, { engine, node: 'z', graceMs: 0 }) : undefined;
+  const a = await node(engine, 'a', policy, 300, resetGraceMs);
+  const b = await node(engine, 'b', policy, 300, resetGraceMs);
+  await first?.close();
   t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
   return { engine, a, b };
 }
@@ -129,12 +135,7 @@ export async function p1CloseOwed(t: Test, a: TestNode, what = "p1's handle 1's 
  * them, checked).
  */
 export async function putBack(t: Test): Promise<Nodes> {
-  const engine = new CutEngine();
-  const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
-  const a = await node(engine, 'a', 'default', 300, 60_000);
-  const b = await node(engine, 'b', 'default', 300, 60_000);
-  await first.close();
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  const { engine, a, b } = await cutNodes(t, 'default', 60_000);
   await twoLocks(t, a, b, '');
   b.sf.run(2, lk('q2', 2, F_WRLCK, F_SETLKW, 0, 10, '/b'), b.target);
   await answered(b, -2, "q2's waiter for /b queued");

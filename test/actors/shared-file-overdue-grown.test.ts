@@ -11,7 +11,7 @@
 import t, { type Test } from 'tap';
 import { EDEADLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { BUDGET_MS, answered, lk, within } from './lost-link.js';
-import { held, until } from './reset-harness.js';
+import { held } from './reset-harness.js';
 import { checkDone, cutNodes, cutOff, heal, lateOnEngine, p1CloseOwed, p1WaitsForQ2, type Nodes } from './overdue-stages.js';
 
 /**
