@@ -2,14 +2,16 @@
  * `locksmith stress`: plans the stages (which targets, for how long), runs them one after another
  * with live progress, prints the summary and writes report.json and report.html.
  *
- * Exit codes: 0 no violation, 1 violations (or a stage failed, or the reports could not be
- * written), 2 bad options, an --out folder that cannot be written or an unavailable target that
- * was asked for, 130 interrupted (SIGINT; reports are still written). The summary is printed
- * before the reports are written, so it is never lost.
+ * Exit codes (EXIT in report.ts): 0 no violation and every fault check passed, 1 violations (or
+ * a stage failed, or the reports could not be written), 2 bad options, an --out folder that cannot
+ * be written or an unavailable target that was asked for, 3 no violation but a fault check of the
+ * nodes target failed, 130 interrupted (SIGINT; reports are still written). The summary, whose
+ * last line is the verdict, is printed before the reports are written, so it is never lost; the
+ * verdict is in report.json too.
  */
 import { DEFAULT_DURATION_SEC, FAULT_ROUND, UsageError, parse, usage, version, type Options } from './options.js';
 import { ProgressDisplay, type ProgressStream } from './progress.js';
-import { OutDirError, makeReport, prepareOutDir, stageName, summary, writeReports } from './report.js';
+import { EXIT, OutDirError, makeReport, prepareOutDir, stageName, summary, writeReports } from './report.js';
 import type { Progress, StageResult, StageSpec, TargetName } from './stage.js';
 import { availability, runTarget } from './targets/index.js';
 import { nodesMountsUnavailable } from './targets/mount.js';
@@ -88,7 +90,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   } catch (e) {
     if (!(e instanceof UsageError || e instanceof OutDirError)) throw e;
     io.err.write(`locksmith stress: ${e.message}\n`);
-    return 2;
+    return EXIT.usage;
   }
   const perStage = o.durationSec ?? (o.ops === undefined ? Math.max(MIN_DEFAULT_STAGE_SEC, Math.round(DEFAULT_DURATION_SEC / p.targets.length)) : undefined);
   io.out.write(`locksmith stress: workload ${o.workload}, seed ${o.seed}, ${o.clients} clients, ${o.files} files, ${o.workers} workers, ` +
@@ -106,7 +108,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   const display = new ProgressDisplay(io.err);
   const startedAt = new Date();
   const results: StageResult[] = [];
-  let failed = false;
+  const stageFailures: string[] = [];
   try {
     for (const target of p.targets) {
       if (interrupt.signal.aborted) break;
@@ -125,9 +127,10 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       try {
         results.push(await runTarget(spec, progress));
       } catch (e) {
-        failed = true;
+        const why = `the ${target} stage failed: ${e instanceof Error ? e.message : String(e)}`;
+        stageFailures.push(why.split('\n')[0]!);
         display.end();
-        io.err.write(`locksmith stress: the ${target} stage failed: ${e instanceof Error ? e.message : String(e)}\n`);
+        io.err.write(`locksmith stress: ${why}\n`);
       }
       display.end();
     }
@@ -135,15 +138,14 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
     process.removeListener('SIGINT', onSigint);
     display.end();
   }
-  const report = makeReport(o.seed, argv, p.lines, results, startedAt);
+  const report = makeReport(o.seed, argv, p.lines, results, startedAt, { stageFailures, interrupted: interrupt.signal.aborted });
   io.out.write(`\n${summary(report)}`);
   try {
     const paths = await writeReports(o.out, report);
     io.out.write(`reports: ${paths.json}, ${paths.html}\n`);
   } catch (e) {
-    failed = true;
     io.err.write(`locksmith stress: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (!report.verdict.interrupted) return EXIT.failed;
   }
-  if (interrupt.signal.aborted) return 130;
-  return report.violations === 0 && !failed ? 0 : 1;
+  return report.verdict.exitCode;
 }

@@ -47,7 +47,13 @@ export function usage(): string {
   return `usage: locksmith stress [options]
 
 Loads the lock manager with many clients and checks every grant with an independent oracle.
-Exits 0 only when the oracle found no violation.
+The last line of the summary is the verdict, also in report.json. Exit status:
+  0    the oracle found no violation and every fault check passed
+  1    a violation (or a target that failed, or reports that could not be written)
+  2    bad options, an --out folder that cannot be written, or a target asked for
+       that is unavailable here
+  3    no violation, but a fault check of the nodes target failed (see --faults)
+  130  interrupted (the reports are still written)
 
 options:
   --workload NAME     the operation mix (default: all); one of:
@@ -66,7 +72,8 @@ ${w}
                       node is a process calling fcntl and flock on its mount; without FUSE the
                       run says why it skipped the mounts, and runs API clients only
   --faults            with the nodes target (the default): kill -9 a node, SIGSTOP one past
-                      its session's TTL, restart the engine, and report how each resolved.
+                      its session's TTL, restart the engine, and check how each resolved (a
+                      check that failed: exit status 3, unless a violation makes it 1).
                       The first round of the three always completes, so the nodes target's
                       load lasts at least about 11 s (each fault waits out a 2 s session TTL;
                       more with mounts), past --duration if need be; a later fault begins only

@@ -20,9 +20,82 @@ export interface Report {
   plan: string[];
   stages: Omit<StageResult, 'log'>[];
   violations: number;
+  /** The nodes target's fault checks over every stage: tried, and failed. */
+  faultChecks: { tries: number; failures: number };
+  verdict: Verdict;
 }
 
-export function makeReport(seed: number, argv: readonly string[], plan: string[], stages: StageResult[], startedAt: Date): Report {
+/**
+ * `locksmith stress`'s exit statuses (the help and the README list them). A run that failed in
+ * more than one way exits with the first of interrupted, failed, faultChecks.
+ */
+export const EXIT = {
+  passed: 0,
+  /** A violation, a stage that failed, or reports that could not be written. */
+  failed: 1,
+  /** Bad options, an --out folder that cannot be written, an unavailable target asked for. */
+  usage: 2,
+  /** No violation, but a fault check of the nodes target failed. */
+  faultChecks: 3,
+  interrupted: 130,
+} as const;
+
+/** How the run went, as its exit status says it. */
+export interface Verdict {
+  exitCode: number;
+  /** Why the run failed, one clause each (violations first); empty when it passed. */
+  failures: string[];
+  interrupted: boolean;
+}
+
+/** How the run ended besides what its stages found. */
+export interface RunEnd {
+  /** One sentence for each stage that failed (threw) and so has no result. */
+  stageFailures?: string[];
+  interrupted?: boolean;
+}
+
+const FAULT_NAMES: Record<string, string> = { kill: 'kill -9', stop: 'SIGSTOP', engine: 'engine restart' };
+
+/** Each kind of fault's checks over every stage, in the order they were first tried. */
+function faultChecks(stages: readonly Pick<StageResult, 'nodes'>[]): Map<string, { tries: number; failures: number }> {
+  const byKind = new Map<string, { tries: number; failures: number }>();
+  for (const s of stages) {
+    for (const [kind, f] of Object.entries(s.nodes?.faults ?? {})) {
+      const c = byKind.get(kind) ?? { tries: 0, failures: 0 };
+      c.tries += f.tries;
+      c.failures += f.failures;
+      byKind.set(kind, c);
+    }
+  }
+  return byKind;
+}
+
+export function verdict(stages: readonly Pick<StageResult, 'oracle' | 'nodes'>[], end: RunEnd = {}): Verdict {
+  const violations = stages.reduce((n, s) => n + s.oracle.violations, 0);
+  const stageFailures = end.stageFailures ?? [];
+  const failures: string[] = [];
+  if (violations > 0) failures.push(`${violations} violation(s)`);
+  failures.push(...stageFailures);
+  let faultFailures = 0;
+  for (const [kind, c] of faultChecks(stages)) {
+    if (c.failures === 0) continue;
+    faultFailures += c.failures;
+    failures.push(`${c.failures} of ${c.tries} ${FAULT_NAMES[kind] ?? kind} ${c.tries === 1 ? 'check' : 'checks'} failed`);
+  }
+  const interrupted = end.interrupted === true;
+  const exitCode = interrupted
+    ? EXIT.interrupted
+    : violations > 0 || stageFailures.length > 0
+      ? EXIT.failed
+      : faultFailures > 0
+        ? EXIT.faultChecks
+        : EXIT.passed;
+  return { exitCode, failures, interrupted };
+}
+
+export function makeReport(seed: number, argv: readonly string[], plan: string[], stages: StageResult[], startedAt: Date, end: RunEnd = {}): Report {
+  const checks = [...faultChecks(stages).values()];
   return {
     tool: 'locksmith stress',
     startedAt: startedAt.toISOString(),
@@ -31,7 +104,23 @@ export function makeReport(seed: number, argv: readonly string[], plan: string[]
     plan,
     stages: stages.map(({ log: _log, ...s }) => s),
     violations: stages.reduce((n, s) => n + s.oracle.violations, 0),
+    faultChecks: { tries: checks.reduce((n, c) => n + c.tries, 0), failures: checks.reduce((n, c) => n + c.failures, 0) },
+    verdict: verdict(stages, end),
   };
+}
+
+/**
+ * The run's verdict in one line, without the seed: 'zero violations.' (with how many fault checks
+ * passed, when there were any), or 'FAILED: ' and why.
+ */
+export function verdictLine(r: Report): string {
+  const v = r.verdict;
+  const head = v.interrupted ? 'interrupted; ' : '';
+  if (v.failures.length === 0) {
+    const checks = r.faultChecks.tries > 0 ? `, all ${r.faultChecks.tries} fault checks passed` : '';
+    return `${head}zero violations${checks}.`;
+  }
+  return `${head}FAILED: ${v.failures.join('; ')}${r.violations === 0 ? ' (zero violations)' : ''}`;
 }
 
 /** JSON with Infinity (ranges to OFFSET_MAX) written as the string "EOF". */
@@ -116,7 +205,7 @@ export function summary(r: Report, paths?: { json: string; html: string }): stri
       lines.push('', `VIOLATION (${v.kind}) in ${stageName(s)}, seed ${r.seed}: ${v.message}`, ...v.trace.map((e) => `    ${describe(e)}`));
     }
   }
-  lines.push('', r.violations === 0 ? `seed ${r.seed}: zero violations.` : `seed ${r.seed}: ${r.violations} violation(s); replay with: ${replay(r)}`);
+  lines.push('', `seed ${r.seed}: ${verdictLine(r)}${r.violations > 0 ? `; replay with: ${replay(r)}` : ''}`);
   if (paths) lines.push(`reports: ${paths.json}, ${paths.html}`);
   return `${lines.join('\n')}\n`;
 }
@@ -297,7 +386,7 @@ pre{background:#f6f6f6;padding:.5em;overflow:auto}code{background:#f3f3f3}
 </style></head><body>
 <h1>locksmith stress</h1>
 <p>${escapeHtml(r.startedAt)} &middot; <code>${escapeHtml(r.command)}</code> &middot; seed ${r.seed} &middot;
-<span class="${r.violations ? 'bad' : 'ok'}">${r.violations === 0 ? 'zero violations' : `${r.violations} violations`}</span></p>
+<span class="${r.verdict.failures.length > 0 ? 'bad' : 'ok'}">${escapeHtml(verdictLine(r))}</span></p>
 <ul>${r.plan.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul>
 <table><tr><th>target / workload</th><th>clients</th><th>s</th><th>ops</th><th>ops/s</th><th>holds checked</th><th>max held</th><th>EDEADLK</th><th>wait p99</th><th>violations</th></tr>
 ${rows}</table>
