@@ -5,8 +5,9 @@
  * came while the runner still waited for the failover, before it awaited the replacement's start:
  * an unhandled rejection ended the run with a stack trace, left the other node's process serving
  * as an orphan with its mount, and reported nothing. The failed start is the kill fault's failure,
- * and the run ends as a run does. Needs redis-server and FUSE (skipped without, saying why; with
- * CI set their absence fails).
+ * and the run ends as a run does: its last line the verdict, FAILED with the kill -9 check, and
+ * exit status 3 (it was 0). Needs redis-server and FUSE (skipped without, saying why; with CI set
+ * their absence fails).
  */
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
@@ -15,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { redisUnavailable } from '../../driver/redis-server.js';
+import type { Report } from '../../driver/report.js';
 import { isDeadMount } from '../../src/dead-mount.js';
 import { mountUnavailable } from '../../driver/targets/mount.js';
 
@@ -99,7 +101,10 @@ t.test('a replacement node that cannot start: the kill fault fails, the run ends
   t.match(stdout, /did not start/, 'the replacement that did not start is reported');
   t.match(stdout, /fault kill: 1 tries, 1 failures/, 'as the kill fault failing');
   t.equal(ended.signal, null, 'not killed by a signal');
-  t.match(stdout, /^seed 7: .*\nreports: /m, 'the run ended as a run does: its verdict and its reports');
+  t.match(stdout, /^seed 7: FAILED: (?:.*; )?1 of 1 kill -9 check failed.*\nreports: /m, 'the run ended as a run does: its verdict, the failed check, and its reports');
+  const report = JSON.parse(readFileSync(join(base, 'out', 'report.json'), 'utf8')) as Report;
+  t.equal(ended.code, report.violations > 0 ? 1 : 3, 'a failed fault check fails the run: exit status 3 (1 had the oracle found a violation)');
+  t.equal(report.verdict.exitCode, ended.code, 'report.json carries the same verdict');
   t.same(processesWith(tmp), [], 'no node process of the run left behind');
   const left = mountsUnder(tmp);
   t.ok(left.length <= 1, `no mount left but the killed node's (${left.join(', ')})`);

@@ -83,7 +83,9 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
     [],
     'no violation of any kind',
   );
-  t.equal(code, s.oracle.violations === 0 ? 0 : 1, 'the exit code follows the verdict');
+  const faultFailures = Object.values(s.nodes?.faults ?? {}).reduce((n, f) => n + f.failures, 0);
+  t.equal(code, s.oracle.violations > 0 ? 1 : faultFailures > 0 ? 3 : 0, 'the exit code follows the verdict: 1 on a violation, else 3 on a failed fault check');
+  t.equal(report.verdict.exitCode, code, 'report.json carries the same verdict');
 
   // The mounts: each node mounted the shared directory, processes on the mounts called fcntl and
   // flock through them, and no mount is left behind (the killed node's dead one included).
