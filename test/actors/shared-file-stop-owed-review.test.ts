@@ -25,7 +25,8 @@ function counted(n: TestNode): Map<number, number> {
   return c;
 }
 
-async function stage(t: Test, a: TestNode, b: TestNode): Promise<Map<number, number>> {
+/** q2 (b) holds [10,20), p0 (a) holds [0,10), p1 (a) waits for [10,20); then a's steps are lost. Counts a's answers. */
+async function cutWithWaiter(t: Test, a: TestNode, b: TestNode): Promise<Map<number, number>> {
   const c = counted(a);
   b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
   t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
@@ -34,6 +35,11 @@ async function stage(t: Test, a: TestNode, b: TestNode): Promise<Map<number, num
   a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
   await answered(a, -2, "p1's waiter for [10,20) queued");
   a.policy = () => 'drop';
+  return c;
+}
+
+async function stage(t: Test, a: TestNode, b: TestNode): Promise<Map<number, number>> {
+  const c = await cutWithWaiter(t, a, b);
   a.sf.cancel(2, 'abort');
   t.match(await answered(a, 2, "p1's cancel answered while a is cut off"), { result: -4 });
   a.policy = () => 'pass';
@@ -58,14 +64,7 @@ for (const grant of [false, true]) {
 
 t.test('a stop whose step gets no reply (cut off during it): nothing reported, its requests answered once; what it holds stays until its session ends', async (t) => {
   const { engine, a, b } = await twoNodes(t);
-  const c = counted(a);
-  b.sf.run(1, lk('q2', 2, F_WRLCK, F_SETLK, 10, 10), b.target);
-  t.match(await answered(b, 1, "q2's lock of [10,20)"), { result: 0 });
-  a.sf.run(1, lk('p0', 9, F_WRLCK, F_SETLK, 0, 10), a.target);
-  t.match(await answered(a, 1, "p0's lock of [0,10)"), { result: 0 });
-  a.sf.run(2, lk('p1', 1, F_WRLCK, F_SETLKW, 10, 10), a.target);
-  await answered(a, -2, "p1's waiter for [10,20) queued");
-  a.policy = () => 'drop';
+  const c = await cutWithWaiter(t, a, b);
   await a.sf.stop();
   t.match(a.got.get(2), { result: -4 }, "p1's request ended by the stop (EINTR)");
   t.same([...c].filter(([, n]) => n !== 1), [], 'each request of a answered once');

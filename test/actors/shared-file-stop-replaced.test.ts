@@ -15,13 +15,27 @@
  * over a MemoryEngine, behind the lost-link harness; every wait is for an answer, within its
  * budget (b's only once a's locks are gone from the engine).
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { answered, lf, lk, lw, uf } from './lost-link.js';
+import { type MemoryEngine, type TestNode, answered, lf, lk, lw, uf } from './lost-link.js';
 import { held } from './reset-harness.js';
 import { owedCutOff, twoNodes } from './stages.js';
 
 const N = 70;
+
+/** a stops: nothing reported, nothing of a left in the engine (`what`), and then b's waiter (request 1) is answered `granted`. */
+async function stopsClean(t: Test, engine: MemoryEngine, a: TestNode, b: TestNode, what: string, granted: unknown): Promise<void> {
+  await a.sf.stop();
+  t.same(a.faults, [], 'nothing reported');
+  const left = await held(engine);
+  t.same(
+    left.filter((x) => x.startsWith('a ')),
+    [],
+    what,
+  );
+  // Only once a's locks are gone (else it would wait for the budget).
+  if (left.every((x) => !x.startsWith('a '))) t.match(await answered(b, 1, "b's waiter granted by a's stop"), granted);
+}
 
 for (const kind of ['posix', 'windows'] as const) {
   t.test(`${kind}: a stop after ${N} locks taken and released (the core's indexes swept): this node's locks go, the other node's waiter is granted, nothing reported`, async (t) => {
@@ -41,16 +55,7 @@ for (const kind of ['posix', 'windows'] as const) {
     t.match(await answered(a, 2, "a's lock of [0,10)"), posix ? { result: 0 } : 0);
     b.sf.run(1, posix ? lk('q1', 1, F_WRLCK, F_SETLKW, 0, 10) : lw(1, 0, 10, 2), b.target);
     await answered(b, -1, "b's waiter for [0,10) queued");
-    await a.sf.stop();
-    t.same(a.faults, [], 'nothing reported');
-    const left = await held(engine);
-    t.same(
-      left.filter((x) => x.startsWith('a ')),
-      [],
-      "a's stop released all of a's locks in the engine",
-    );
-    // Only once a's locks are gone (else it would wait for the budget).
-    if (left.every((x) => !x.startsWith('a '))) t.match(await answered(b, 1, "b's waiter granted by a's stop"), posix ? { result: 0 } : 0);
+    await stopsClean(t, engine, a, b, "a's stop released all of a's locks in the engine", posix ? { result: 0 } : 0);
   });
 }
 
@@ -66,15 +71,7 @@ t.test('a stop that carries an owed unlock splitting a lock: both parts go, the 
   a.policy = () => 'pass';
   b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLKW, 0, 10), b.target);
   await answered(b, -1, "b's waiter for [0,10) queued");
-  await a.sf.stop();
-  t.same(a.faults, [], 'nothing reported');
-  const left = await held(engine);
-  t.same(
-    left.filter((x) => x.startsWith('a ')),
-    [],
-    "a's stop released all of p1's lock in the engine",
-  );
-  if (left.every((x) => !x.startsWith('a '))) t.match(await answered(b, 1, "b's waiter granted by a's stop"), { result: 0 });
+  await stopsClean(t, engine, a, b, "a's stop released all of p1's lock in the engine", { result: 0 });
 });
 
 // What the table's locks were, by record id (SharedFile.lockIds), keeps the locks committed steps
