@@ -10,7 +10,7 @@
  */
 import t, { type Test } from 'tap';
 import { EDEADLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, answered, lk, within } from './lost-link.js';
+import { BUDGET_MS, answered, lk, within, type TestNode } from './lost-link.js';
 import { held } from './reset-harness.js';
 import { checkDone, cutNodes, cutOff, heal, lateOnEngine, p1CloseOwed, p1WaitsForQ2, type Nodes } from './overdue-stages.js';
 
@@ -34,6 +34,19 @@ async function stage(t: Test, keep = false): Promise<Nodes> {
   return { engine, a, b };
 }
 
+/**
+ * a heals: its next step (p5's write of /d) carries its owed close, and p1's edge goes. Resolves
+ * once b's put-off check of q2's edges on /c (its wake-up pass, at most a second away) passed:
+ * watched from before the heal, the first check that is not put off again.
+ */
+async function healChecked(t: Test, engine: Nodes['engine'], a: TestNode, b: TestNode): Promise<void> {
+  const checked = checkDone(b, '/c');
+  await heal(engine, a);
+  a.sf.run(4, lk('p5', 5, F_WRLCK, F_SETLK, 0, 10, '/d'), a.target);
+  t.match(await answered(a, 4, "p5's write of /d [0,10)"), { result: 0 });
+  t.match(await within(checked, BUDGET_MS, "b's check of q2's edges on /c, done"), { ok: true }, 'no cycle once p1 went');
+}
+
 t.test("a queued waiter whose blockers grow is not ended EDEADLK by a cycle only through a late node's edge of a waiter its node already ended, and the F_SETLK that grew it is answered at once", async (t) => {
   const { engine, a, b } = await stage(t);
   // q3's read of /c [0,10) is granted beside x4's: q2's waiter now waits for q3 too, and
@@ -42,14 +55,7 @@ t.test("a queued waiter whose blockers grow is not ended EDEADLK by a cycle only
   t.match(await answered(b, 5, "q3's read of /c [0,10)"), { result: 0 }, 'granted at once: an F_SETLK never waits for a third party');
   t.ok(await lateOnEngine(engine, 'a'), 'a is still late when q3 is answered');
   t.notOk(b.got.has(4), `q2's waiter for /c is not ended (${String((b.got.get(4) as { result?: number } | undefined)?.result)})`);
-  // a heals: its owed close commits with its next step, and p1's edge goes.
-  // Watched from before a heals: the first check after it that is not put off again.
-  const checked = checkDone(b, '/c');
-  await heal(engine, a);
-  a.sf.run(4, lk('p5', 5, F_WRLCK, F_SETLK, 0, 10, '/d'), a.target);
-  t.match(await answered(a, 4, "p5's write of /d [0,10)"), { result: 0 });
-  // b's put-off check of q2's edges (its wake-up pass, at most a second away) now passes.
-  t.match(await within(checked, BUDGET_MS, "b's check of q2's edges on /c, done"), { ok: true }, 'no cycle once p1 went');
+  await healChecked(t, engine, a, b);
   t.notOk(b.got.has(4), `q2's waiter for /c still waits (${String((b.got.get(4) as { result?: number } | undefined)?.result)})`);
   t.same(await held(engine, '/c'), ['b held read q3 0-9', 'b held read x4 0-9', 'b waiting write q2 0-9'].sort(), "/c: q3's and x4's reads, q2's waiter");
   b.sf.run(6, lk('x4', 4, F_UNLCK, F_SETLK, 0, 10, '/c'), b.target);
@@ -84,12 +90,7 @@ t.test("a release whose wake-up grows a queued waiter through a late node's stal
   t.match(await answered(b, 9, "q3's read of /c [0,20)"), { result: 0 }, 'q3 granted by it');
   t.ok(await lateOnEngine(engine, 'a'), 'a is still late then');
   t.notOk(b.got.has(4), `q2's waiter for /c is not ended (${String((b.got.get(4) as { result?: number } | undefined)?.result)})`);
-  // Watched from before a heals: the first check after it that is not put off again.
-  const checked = checkDone(b, '/c');
-  await heal(engine, a);
-  a.sf.run(4, lk('p5', 5, F_WRLCK, F_SETLK, 0, 10, '/d'), a.target);
-  t.match(await answered(a, 4, "p5's write of /d [0,10)"), { result: 0 });
-  t.match(await within(checked, BUDGET_MS, "b's check of q2's edges on /c, done"), { ok: true }, 'no cycle once p1 went');
+  await healChecked(t, engine, a, b);
   t.notOk(b.got.has(4), 'q2 still waits');
   t.same(b.faults, [], 'nothing reported by b');
 });
