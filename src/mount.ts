@@ -18,6 +18,7 @@ import type { Policy } from './core/file-locks.js';
 import type { StoreOptions } from './types.js';
 import { cleanDeadMount, DeadMountError, isDeadMount } from './dead-mount.js';
 import { realMountpoint } from './control.js';
+import { thisMachine } from './machine.js';
 import { SERVES, type ServingStoreOptions } from './store/options.js';
 import * as pump from './native/index.js';
 import type { SessionInfo } from './native/index.js';
@@ -49,7 +50,8 @@ export interface FuseMountOptions {
    * Share one lock space with every mount and coordinator on this engine and namespace (API.md
    * "One lock space across machines"). Files are then keyed by inode number alone ("ino:<st_ino>"),
    * which every node over the same shared storage sees alike: see ARCHITECTURE.md. The node's
-   * session records where the mount serves (host name, mountpoint): `locksmith locks` names it so.
+   * session records where the mount serves (host name, machine identity, mountpoint): `locksmith
+   * locks` names it so.
    */
   store?: string | StoreOptions;
 }
@@ -139,7 +141,9 @@ export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   // The node's session records where this mount serves (its path resolves now that a dead mount
   // there is gone): 'locksmith locks' names the mount by it once its server is gone, and on other
   // machines. A store given malformed is left to the coordinator's TypeError.
-  const at = () => ({ host: hostname(), mountpoint: realMountpoint(mountpoint) });
+  // Its machine identity beside the host name tells apart two machines of one host name.
+  const machine = thisMachine();
+  const at = () => ({ host: hostname(), mountpoint: realMountpoint(mountpoint), ...(machine === undefined ? {} : { machine }) });
   const store: string | ServingStoreOptions | undefined =
     typeof o.store === 'string' ? { url: o.store, [SERVES]: at() } : typeof o.store === 'object' && o.store !== null ? { ...o.store, [SERVES]: at() } : o.store;
   const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }), ...(store === undefined ? {} : { store }) });

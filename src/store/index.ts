@@ -31,9 +31,11 @@
  * | P ttlmax               | string | the longest sessionTtlMs a session of the incarnation opened with  |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
  * | P own:<node>           | string | `<instance>/<sessionTtlMs>` of the live session's opener, PX TTL    |
- * | P at:<node>            | string | `{"host","mountpoint"}`: where the live session's mount serves, PX |
- * |                        |        | TTL (with own:<node>); none for a node that is no mount (nor where |
- * |                        |        | the user's ACL refuses it: no session depends on it)               |
+ * | P at:<node>            | string | `{"host","mountpoint","machine"}` (machine: a keyed hash of its    |
+ * |                        |        | machine ID, src/machine.ts; absent without one, or from an earlier |
+ * |                        |        | version): where the live session's mount serves, PX TTL (with      |
+ * |                        |        | own:<node>); none for a node that is no mount (nor where the       |
+ * |                        |        | user's ACL refuses it: no session depends on it)                   |
  * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
  * | P sf:<node>\|<epoch>   | set    | files where that session has records (the reaper's index)          |
  * | P rp:<node>\|<epoch>   | hash   | file → [id, record, ...]: that session's locks steps removed while |

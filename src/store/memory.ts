@@ -217,7 +217,7 @@ export class MemoryEngine implements Engine {
     const now = this.now();
     this.live.set(node, { epoch, expiresAt: now + ttlMs });
     // Where its mount serves lives with the session, as Redis's at:<node> with its key.
-    this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs, ttlMs, ...(serves === undefined ? {} : { serves: { host: serves.host, mountpoint: serves.mountpoint } }) });
+    this.registry.set(sk(node, epoch), { node, epoch, deadline: now + ttlMs, ttlMs, ...(serves === undefined ? {} : { serves: { host: serves.host, mountpoint: serves.mountpoint, ...(serves.machine === undefined ? {} : { machine: serves.machine }) } }) });
     const b = this.box(node);
     b.entries = [];
     const inboxFrom = this.append(node, { file: '', version: 0, from: '', epoch, requestId: '', kind: 'open', data: '' });

@@ -457,8 +457,10 @@ function scriptError(e: unknown): Error | undefined {
 function servesOf(v: string | null | undefined): SessionServes | undefined {
   if (v === null || v === undefined || v === '') return undefined;
   try {
-    const o = JSON.parse(v) as { host?: unknown; mountpoint?: unknown };
-    return typeof o.host === 'string' && typeof o.mountpoint === 'string' ? { host: o.host, mountpoint: o.mountpoint } : undefined;
+    const o = JSON.parse(v) as { host?: unknown; mountpoint?: unknown; machine?: unknown };
+    if (typeof o.host !== 'string' || typeof o.mountpoint !== 'string') return undefined;
+    // A record of an earlier version has no machine: host name alone then.
+    return { host: o.host, mountpoint: o.mountpoint, ...(typeof o.machine === 'string' ? { machine: o.machine } : {}) };
   } catch {
     return undefined;
   }
@@ -537,7 +539,7 @@ export class RedisEngine implements Engine {
   async open(node: string, ttlMs: number, graceMs: number, instance = '', serves?: SessionServes): Promise<Opened | Taken> {
     // The instance's key (own:<node>) also keeps the session's TTL, for sessions(): OPEN compares
     // the instance part only (the same instance is not refused its name for another TTL).
-    const at = serves === undefined ? '' : JSON.stringify({ host: serves.host, mountpoint: serves.mountpoint });
+    const at = serves === undefined ? '' : JSON.stringify({ host: serves.host, mountpoint: serves.mountpoint, ...(serves.machine === undefined ? {} : { machine: serves.machine }) });
     const r = await this.run('lsOpen', randomUUID(), node, ttlMs, graceMs, `${instance}/${ttlMs}`, at);
     if (r[0] === 'taken') return { taken: true };
     const [inc, epoch, from, grace, created, now, ttlMax] = r;

@@ -334,6 +334,13 @@ export interface SessionFilesPage {
 export interface SessionServes {
   /** The machine's host name (os.hostname()). */
   readonly host: string;
+  /**
+   * The machine's identity, which tells apart machines that share a host name: 16 hex digits of a
+   * keyed hash of its machine ID (src/machine.ts; never the ID itself, which machine-id(5) says is
+   * confidential). Absent when the machine has no readable machine ID, and in a record written by
+   * a version before it: then machines are told apart by host name alone.
+   */
+  readonly machine?: string;
   /** The mountpoint, an absolute path on that machine. */
   readonly mountpoint: string;
 }

@@ -19,6 +19,7 @@ import { serveControl } from '../../src/control.js';
 import { createLogger } from '../../src/log.js';
 import { logSession } from '../../src/mount-cli.js';
 import { mountHandlers } from '../../src/mount-control.js';
+import { thisMachine } from '../../src/machine.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { runCli } from './cli-proc.js';
 import { buildLockClient, Client, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
@@ -81,8 +82,11 @@ if (why !== undefined && !process.env.CI) {
     // a dead FUSE mount when killed that 'locksmith locks' named as a node with no mount.
     const read = await a.coordinator.spaceLocks();
     const serves = (node: string) => read?.registry?.sessions.find((x) => x.node === node && x.deadline > read.registry!.now)?.serves;
-    t.same(serves('a'), { host: hostname(), mountpoint: realpathSync(mntA) }, "a's own session");
-    t.same(serves('b'), { host: hostname(), mountpoint: realpathSync(mntB) }, "b's, as a reads it");
+    // With this machine's identity beside its host name, when it has a machine ID (src/machine.ts).
+    const machine = thisMachine();
+    const here = { host: hostname(), ...(machine === undefined ? {} : { machine }) };
+    t.strictSame(serves('a'), { ...here, mountpoint: realpathSync(mntA) }, "a's own session");
+    t.strictSame(serves('b'), { ...here, mountpoint: realpathSync(mntB) }, "b's, as a reads it");
   });
 
   t.test('a lock taken through one node is seen through the other', async (t) => {

@@ -393,6 +393,37 @@ for (const kind of ['memory', 'redis'] as const) {
     t.equal(of(await engine.sessions(), 'e', e.epoch)?.serves, undefined, 'ended: nothing');
   });
 
+  t.test(`${kind}: a mount's machine identity is recorded beside its host name and listed; a record without one (an earlier version's) still parses`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    const namespace = `serves-machine-${randomUUID().slice(0, 8)}`;
+    const engine = kind === 'memory' ? new MemoryEngine() : await RedisEngine.connect({ url: server.url, shownUrl: server.url, namespace, requestTimeoutMs: 10_000 });
+    t.teardown(() => engine.shutdown());
+    const opened = async (node: string, serves: { host: string; mountpoint: string; machine?: string }) => {
+      const o = await engine.open(node, 60_000, 0, `i-${node}`, serves);
+      if ('taken' in o) throw new Error(`${node}: taken`);
+      return o;
+    };
+    const of = (r: Awaited<ReturnType<typeof engine.sessions>>, node: string, epoch: number) => r.sessions.find((x) => x.node === node && x.epoch === epoch);
+    // Two machines of one host name: told apart by their machine identities.
+    const x = await opened('x', { host: 'debian', mountpoint: '/mnt/x', machine: '0123456789abcdef' });
+    const y = await opened('y', { host: 'debian', mountpoint: '/mnt/y', machine: 'fedcba9876543210' });
+    const noId = await opened('n', { host: 'debian', mountpoint: '/mnt/n' });
+    const read = await engine.sessions();
+    t.same(of(read, 'x', x.epoch)?.serves, { host: 'debian', mountpoint: '/mnt/x', machine: '0123456789abcdef' }, 'x: host, mountpoint and machine');
+    t.same(of(read, 'y', y.epoch)?.serves, { host: 'debian', mountpoint: '/mnt/y', machine: 'fedcba9876543210' }, 'y: its own machine');
+    t.strictSame(of(read, 'n', noId.epoch)?.serves, { host: 'debian', mountpoint: '/mnt/n' }, 'a machine without a machine ID: no machine key at all');
+    if (kind === 'memory') return;
+    // The record an earlier version wrote, as it wrote it (no machine), and one whose machine is
+    // not text: both parse, with host and mountpoint only.
+    const admin = await server.client();
+    const old = await opened('old', { host: 'h0', mountpoint: '/mnt/new', machine: '0123456789abcdef' });
+    t.equal(await admin.call('SET', `{${namespace}}:at:old`, JSON.stringify({ host: 'h0', mountpoint: '/mnt/old' }), 'KEEPTTL'), 'OK');
+    const odd = await opened('odd', { host: 'h1', mountpoint: '/mnt/odd' });
+    t.equal(await admin.call('SET', `{${namespace}}:at:odd`, JSON.stringify({ host: 'h1', mountpoint: '/mnt/odd', machine: 7 }), 'KEEPTTL'), 'OK');
+    const after = await engine.sessions();
+    t.strictSame(of(after, 'old', old.epoch)?.serves, { host: 'h0', mountpoint: '/mnt/old' }, "an earlier version's record: host and mountpoint");
+    t.strictSame(of(after, 'odd', odd.epoch)?.serves, { host: 'h1', mountpoint: '/mnt/odd' }, 'a machine that is not text: left out');
+  });
+
   t.test(`${kind}: a store opened for a mount records where it serves (store options' SERVES); one opened without it, nothing`, { skip: kind === 'redis' && noRedis }, async (t) => {
     const at = { host: 'h1', mountpoint: '/mnt/x' };
     const namespace = `serves-store-${randomUUID().slice(0, 8)}`;
