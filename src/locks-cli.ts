@@ -12,6 +12,7 @@ import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { argsMessage, printable } from './log.js';
 import { versionLine } from './version.js';
 import { defaultNode, lateAfterMs } from './store/options.js';
+import { isThisMachine, thisMachine } from './machine.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
 
@@ -49,20 +50,24 @@ expires its TTL (a mount's: 10 s) after its last renewal; then a live node's nex
 its locks. A node whose server was killed, crashed, is stopped or cut off from the engine keeps
 its locks listed (they still block others) until then: once it has not renewed for over two
 renewals and a second (at most 3/4 of its TTL), stderr names it and its mount ("node b (the
-mount at /mnt/x)", "on host H" added when H is not this machine's host name: a mount records
-where it serves with its session, while the session lives; a program's coordinator has none),
-says for how long, and when its locks go ("in about N s", on the engine's clock), or that its
-session expired (or was ended) and they go at the next reap. The listing is complete all the
-same: this alone leaves the exit status 0.
+mount at /mnt/x)", "on host H" added when it is another machine's, and ", another machine
+with this host name" when H is also this machine's host name: a mount records where it serves
+with its session, while the session lives, with its host name and its machine's identity, and
+machines are told apart by their machine ID (/etc/machine-id) when both have one, else by host
+name; a program's coordinator records none), says for how long, and when its locks go ("in
+about N s", on the engine's clock), or that its session expired (or was ended) and they go at
+the next reap. The listing is complete all the same: this alone leaves the exit status 0.
 
 options:
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
                  start and end are decimal strings (end ${OFFSET_MAX} is EOF); mountpoint is
                  the lock's MOUNT (null for '-'); in a shared lock space node, epoch (its
                  session), and "late": true on a late session's locks, which are listed in
-                 "lateSessions":[{node,epoch,mountpoint,host,notRenewedForMs,expiresInMs}]
-                 (mountpoint: its node's mount, null when not known; host: that mount's
-                 machine when it is not this one, else null; expiresInMs at or below 0:
+                 "lateSessions":[{node,epoch,mountpoint,host,machine,notRenewedForMs,
+                 expiresInMs}] (mountpoint: its node's mount, null when not known; host: that
+                 mount's host name when it is another machine's, else null; machine: that
+                 machine's identity, 16 hex digits of a keyed hash of its machine ID, when it
+                 is another machine's and recorded one, else null; expiresInMs at or below 0:
                  expired that long ago; null: ended or replaced; notRenewedForMs null in
                  both cases); no "lateSessions" key when no session is late
   --noheadings   leave the heading line out
@@ -315,8 +320,10 @@ export interface LateSession {
    * whose record the engine no longer has (its session expired or ended).
    */
   mountpoint: string | null;
-  /** The machine of that mount when it is not this one (its host name), else null. */
+  /** The host name of that mount's machine when it is another machine (see isThisMachine), else null. */
   host: string | null;
+  /** That machine's identity (SessionServes.machine) when it is another machine and recorded one, else null. */
+  machine: string | null;
   /** ms since its last renewal on the engine's clock; null when its TTL is unknown (expired or ended). */
   notRenewedForMs: number | null;
   /** ms until it expires (at or below 0: it expired that long ago); null: it was ended or replaced by a newer one. */
@@ -327,15 +334,41 @@ export interface LateSession {
 }
 
 
+/** Where a mount serves as its session recorded it (SessionServes): machine from a version that records it. */
+type Serves = { host: string; mountpoint: string; machine?: string };
+
+/** This machine as a recorded mount is compared with (isThisMachine). */
+export interface Here {
+  host: string;
+  machine: string | undefined;
+}
+
+function thisHere(): Here {
+  return { host: hostname(), machine: thisMachine() };
+}
+
+/** Whether the mount a session recorded is on this machine: by machine identity when both have one, else by host name. */
+function servesHere(s: Serves, here: Here): boolean {
+  return isThisMachine(s.host, s.machine, here);
+}
+
 /**
  * The session of `node`/`epoch` in `registry` when its node no longer renews it, else undefined.
  * `mountpoint`: its node's mount on this machine as the listing knows it (one that answers or does
  * not answer), else null: then the mount its session recorded, if any.
  */
-function lateOf(registry: ControlRegistry, node: string, epoch: number, mountpoint: string | null): LateSession | undefined {
+function lateOf(registry: ControlRegistry, node: string, epoch: number, mountpoint: string | null, here: Here): LateSession | undefined {
   const s = registry.sessions.find((x) => x.node === node && x.epoch === epoch);
   if (s === undefined) return undefined;
-  const at = mountpoint !== null ? { mountpoint, host: null } : s.serves === undefined ? { mountpoint: null, host: null } : { mountpoint: s.serves.mountpoint, host: s.serves.host === hostname() ? null : s.serves.host };
+  const serves = s.serves as Serves | undefined;
+  const at =
+    mountpoint !== null
+      ? { mountpoint, host: null, machine: null }
+      : serves === undefined
+        ? { mountpoint: null, host: null, machine: null }
+        : servesHere(serves, here)
+          ? { mountpoint: serves.mountpoint, host: null, machine: null }
+          : { mountpoint: serves.mountpoint, host: serves.host, machine: serves.machine ?? null };
   const late = (notRenewedForMs: number | null): LateSession => ({ node, epoch, ...at, notRenewedForMs, expiresInMs: s.expiresInMs, granted: 0, waiting: 0 });
   if (s.expiresInMs === null || s.expiresInMs <= 0) return late(null);
   // A live session's TTL is known from its opener: without it, it is only judged once expired.
@@ -380,7 +413,7 @@ function spaceId(s: ControlSpace): string {
  * machine's, a program using the API, a mount not listed). A node whose mount does not answer
  * (`silent`) has its locks shown on that mount.
  */
-export function listed(answers: readonly Answer[], silent: readonly SilentMount[] = []): Listed[] {
+export function listed(answers: readonly Answer[], silent: readonly SilentMount[] = [], here: Here = thisHere()): Listed[] {
   const out: Listed[] = [];
   const done = new Set<string>();
   for (const a of answers) {
@@ -406,8 +439,7 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
     const registry = group.find((b) => b.registry !== undefined)?.registry;
     // A mount of this machine that no answer names (its server killed, or another user's) is known
     // from its session's record of where it serves.
-    const here = hostname();
-    for (const x of registry?.sessions ?? []) if (x.serves !== undefined && x.serves.host === here && !mountOfNode.has(x.node)) mountOfNode.set(x.node, x.serves.mountpoint);
+    for (const x of registry?.sessions ?? []) if (x.serves !== undefined && servesHere(x.serves, here) && !mountOfNode.has(x.node)) mountOfNode.set(x.node, x.serves.mountpoint);
     const lateSessions = new Map<string, LateSession | undefined>();
     const once = new Map<string, Listed>();
     for (const b of group) {
@@ -424,7 +456,7 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
       const { node, epoch } = l.lock;
       if (registry === undefined || node === undefined || epoch === undefined || l.lock.lastKnown) continue;
       const k = `${node}|${epoch}`;
-      if (!lateSessions.has(k)) lateSessions.set(k, lateOf(registry, node, epoch, mountOfNode.get(node) ?? null));
+      if (!lateSessions.has(k)) lateSessions.set(k, lateOf(registry, node, epoch, mountOfNode.get(node) ?? null, here));
       const late = lateSessions.get(k);
       if (late === undefined) continue;
       if (l.lock.state === 'waiting') late.waiting++;
@@ -435,6 +467,11 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
     out.push(...[...once.values()].sort(byPlace));
   }
   return out;
+}
+
+/** A late session as --json lists it (see the help text): its counts are its locks' own entries. */
+export function lateJson({ granted: _g, waiting: _w, ...s }: LateSession): Omit<LateSession, 'granted' | 'waiting'> {
+  return s;
 }
 
 /** The late sessions of a listing (listed()), each once, in the order their first lock is listed. */
@@ -452,9 +489,15 @@ function itsLocks(s: LateSession): string {
   return `its ${s.granted + s.waiting === 1 ? parts[0] : parts.join(' and ')}${s.granted + s.waiting === 1 ? ' goes' : ' go'}`;
 }
 
+/** Where a late session's mount is, when on another machine: " on host H", told from this machine when H is also its host name. */
+function onHost(s: LateSession): string {
+  if (s.host === null) return '';
+  return ` on host ${printable(s.host)}${s.host === hostname() ? ', another machine with this host name' : ''}`;
+}
+
 /** The stderr line for a late session (see the help text). */
 export function lateText(s: LateSession): string {
-  const who = `node ${printable(s.node)}${s.mountpoint === null ? '' : ` (the mount at ${printable(s.mountpoint)}${s.host === null ? '' : ` on host ${printable(s.host)}`})`}`;
+  const who = `node ${printable(s.node)}${s.mountpoint === null ? '' : ` (the mount at ${printable(s.mountpoint)}${onHost(s)})`}`;
   const reap = 'at the next reap, which the next renewal of a live node starts';
   if (s.expiresInMs === null) return `${who}: its session was ended or replaced by a newer one; ${itsLocks(s)} ${reap}`;
   if (s.expiresInMs <= 0) return `${who}: its session expired ${seconds(-s.expiresInMs)} ago without a renewal (its server gone, stopped or cut off from the engine); ${itsLocks(s)} ${reap}`;
@@ -617,7 +660,7 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
         ? {
             mounts,
             locks: all.map(({ lock, mountpoint }) => ({ mountpoint, ...lock })),
-            ...(late.length === 0 ? {} : { lateSessions: late.map(({ granted: _g, waiting: _w, ...s }) => s) }),
+            ...(late.length === 0 ? {} : { lateSessions: late.map(lateJson) }),
           }
         : { mounts: answers.map((a) => ({ mount: a.mount, stats: a.stats, session: a.session })) };
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
