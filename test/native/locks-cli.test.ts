@@ -149,7 +149,7 @@ if (why !== undefined && !process.env.CI) {
     );
     const [, since, left] = /for (\d+\.\d) s .* in about (\d+\.\d) s/.exec(late.stderr) ?? [];
     t.ok(Number(since) >= 2 && Number(since) + Number(left) <= 10.1, `not renewed for ${since} s, expires in ${left} s: within its 10 s TTL`);
-    t.match(late.body.lateSessions, [{ node: 'b', mountpoint: join(base, 'b'), host: null, notRenewedForMs: Number, expiresInMs: Number }], '--json: lateSessions, with its mount (on this machine: host null)');
+    t.match(late.body.lateSessions, [{ node: 'b', mountpoint: join(base, 'b'), host: null, machine: null, notRenewedForMs: Number, expiresInMs: Number }], '--json: lateSessions, with its mount (on this machine: host and machine null)');
     t.same(
       late.body.locks.map((l) => [l.node, l.state, l.mountpoint, l.late ?? false]),
       [
