@@ -15,6 +15,7 @@ import { defaultNode, lateAfterMs } from './store/options.js';
 import { isThisMachine, thisMachine } from './machine.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
+import type { SessionServes } from './store/types.js';
 
 const OFFSET_MAX = '9223372036854775807';
 
@@ -334,8 +335,6 @@ export interface LateSession {
 }
 
 
-/** Where a mount serves as its session recorded it (SessionServes): machine from a version that records it. */
-type Serves = { host: string; mountpoint: string; machine?: string };
 
 /** This machine as a recorded mount is compared with (isThisMachine). */
 export interface Here {
@@ -348,7 +347,7 @@ function thisHere(): Here {
 }
 
 /** Whether the mount a session recorded is on this machine: by machine identity when both have one, else by host name. */
-function servesHere(s: Serves, here: Here): boolean {
+function servesHere(s: SessionServes, here: Here): boolean {
   return isThisMachine(s.host, s.machine, here);
 }
 
@@ -360,7 +359,7 @@ function servesHere(s: Serves, here: Here): boolean {
 function lateOf(registry: ControlRegistry, node: string, epoch: number, mountpoint: string | null, here: Here): LateSession | undefined {
   const s = registry.sessions.find((x) => x.node === node && x.epoch === epoch);
   if (s === undefined) return undefined;
-  const serves = s.serves as Serves | undefined;
+  const serves = s.serves;
   const at =
     mountpoint !== null
       ? { mountpoint, host: null, machine: null }

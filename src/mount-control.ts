@@ -20,7 +20,7 @@ import { packageVersion } from './version.js';
 import { realMountpoint, type Handler } from './control.js';
 import { probeEngine, refusedText } from './store/probe.js';
 import type { SpaceListing } from './caller/shared-space.js';
-import type { SessionsRead } from './store/types.js';
+import type { SessionServes, SessionsRead } from './store/types.js';
 
 /** Backing entries looked at, at most, per 'locks' request that needs a walk. */
 const WALK_LIMIT = 50_000;
@@ -61,7 +61,7 @@ export interface ControlRegistry {
    * once ended or replaced; the TTL it was opened with, when the engine still has it (live ones);
    * where its node's mount serves, when it recorded it and the engine still has it (as ttlMs).
    */
-  sessions: { node: string; epoch: number; expiresInMs: number | null; ttlMs?: number; serves?: { host: string; mountpoint: string } }[];
+  sessions: { node: string; epoch: number; expiresInMs: number | null; ttlMs?: number; serves?: SessionServes }[];
 }
 
 function registryOf(r: SessionsRead): ControlRegistry {
