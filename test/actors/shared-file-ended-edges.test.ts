@@ -81,7 +81,7 @@ t.test("a true cycle through a node that was late and renews is refused EDEADLK 
   t.same(b.faults, [], 'nothing reported by b');
 });
 
-t.test("a cycle through a late node that dies dissolves with its session: the waiter\'s check passes", async (t) => {
+t.test("a cycle through a late node that dies dissolves with its session: the waiter's check passes", async (t) => {
   const { engine, a, b } = await stage(t);
   await cutOff(engine, a);
   await q2Parks(t, b, 2);
