@@ -730,6 +730,8 @@ class Run {
   mountsSkipped: string | undefined;
   readonly faultLog: string[] = [];
   readonly faults: Record<string, FaultSummary> = {};
+  /** Whether the first round of faults, which completes whatever the budget, is still going on. */
+  firstRound = true;
   private notes = 0;
   private nextProbe: number;
   private readonly gens = new Map<number, number>();
@@ -893,7 +895,9 @@ async function killFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
   await Promise.all(onMount.map((k) => k.exited));
   victim.closeLog(at);
   run.faultLog.push(`${ms(at)} ms: kill -9 ${victim.name} (last healthy poll ${ms(at - p)} ms before)`);
-  const next = run.stage.spec.signal?.aborted || run.stage.spent ? undefined : run.spawn(victim.slot);
+  // Replaced unless the run is ending: also past the budget while the first round lasts, which
+  // needs two nodes for its SIGSTOP and engine restart (and always completes).
+  const next = run.stage.spec.signal?.aborted || (run.stage.spent && !run.firstRound) ? undefined : run.spawn(victim.slot);
   await failover(f, probe.waiting, at, p, why);
   if (next !== undefined) {
     try {
@@ -1062,9 +1066,11 @@ async function injectFaults(run: Run, loadDone: Promise<void>): Promise<void> {
         await sleep(SETTLE_MS);
         if (round === 0) took.set(kind, (stage.clock.now() - began) / 1e6);
       }
+      run.firstRound = false;
       firstRound();
     }
   } finally {
+    run.firstRound = false;
     firstRound();
   }
 }
