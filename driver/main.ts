@@ -5,7 +5,7 @@
  * Exit codes (EXIT in report.ts): 0 no violation and every fault check passed, 1 violations (or
  * a stage failed, or the reports could not be written), 2 bad options, an --out folder that cannot
  * be written or an unavailable target that was asked for, 3 no violation but a fault check of the
- * nodes target failed, 130 interrupted (SIGINT or SIGTERM; reports are still written). The summary, whose
+ * nodes target failed, 130 interrupted (SIGINT, SIGTERM or SIGHUP; reports are still written). The summary, whose
  * last line is the verdict, is printed before the reports are written, so it is never lost; the
  * verdict is in report.json too.
  */
@@ -106,8 +106,10 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
   };
   // SIGTERM (timeout, kill, a CI runner's cancel) ends the run as Ctrl-C does: without a handler
   // it killed the runner at once, leaving its redis-server and mounts behind, and no report.
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
+  // SIGHUP (its terminal closed) too: the run's processes have process groups of their own, so the
+  // runner stops them, the redis-server included, which the default action would leave running.
+  const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of SIGNALS) process.on(s, onSigint);
   const display = new ProgressDisplay(io.err);
   const startedAt = new Date();
   const results: StageResult[] = [];
@@ -138,8 +140,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
       display.end();
     }
   } finally {
-    process.removeListener('SIGINT', onSigint);
-    process.removeListener('SIGTERM', onSigint);
+    for (const s of SIGNALS) process.removeListener(s, onSigint);
     display.end();
   }
   const report = makeReport(o.seed, argv, p.lines, results, startedAt, { stageFailures, interrupted: interrupt.signal.aborted });

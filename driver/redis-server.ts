@@ -143,7 +143,9 @@ export class RedisServer {
     const p = spawn(
       'redis-server',
       [...ports, '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', '', '--loglevel', 'notice', ...this.settings],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      // Its own process group: a terminal's Ctrl-C signals the runner's whole group, and the server
+      // shutting down on it under the runner's orderly stop left every node without its engine.
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     this.proc = p;
     live.add(p);

@@ -279,7 +279,8 @@ class MountClient extends Client {
     this.quit = false;
     this.cutAt = Infinity;
     this.cutDone = false;
-    const child = spawn(bin, [node.mountpoint], { stdio: ['pipe', 'pipe', 'ignore'] });
+    // Its own process group, as every process of the run (see NodeProc): the runner stops it.
+    const child = spawn(bin, [node.mountpoint], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
     this.proc = child;
     child.stdin!.on('error', () => {}); // killed with its node, or at the end: nothing more to send
     child.on('error', (e) => this.run.note(`client ${this.global}: its process on ${node.name}'s mount failed: ${e.message}`));
@@ -461,7 +462,11 @@ class NodeProc {
       canary: probeGlobal,
       ...(mounts === undefined ? {} : { keys: mounts.keys, mount: { backing: mounts.backing, mountpoint: this.mountpoint! } }),
     };
-    this.child = fork(SCRIPT, [JSON.stringify(cfg)], { execArgv: EXEC_ARGV, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    // Its own process group: a terminal's Ctrl-C (and `timeout`) signal the runner's whole group,
+    // and a node dying of that signal under the runner's orderly stop left its clients waiting on
+    // a dead node until the stall limits, and a fault under way judged failed. It goes with the
+    // runner all the same: it exits when its IPC channel closes.
+    this.child = fork(SCRIPT, [JSON.stringify(cfg)], { execArgv: EXEC_ARGV, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'], detached: true });
     this.child.stderr!.on('data', (d: Buffer) => {
       for (const l of d.toString().split('\n')) if (l.trim() !== '' && this.stderr.length < 40) this.stderr.push(l);
     });

@@ -148,7 +148,8 @@ export class ProcessClient {
     private readonly merger: Merger,
   ) {
     this.obs = new ClientObserver(client, naming, stage.ids, (e) => merger.push(client, e));
-    this.child = spawn(bin, [dir], { stdio: ['pipe', 'pipe', 'inherit'] });
+    // Its own process group, so that a terminal's Ctrl-C reaches the runner alone, which stops it.
+    this.child = spawn(bin, [dir], { stdio: ['pipe', 'pipe', 'inherit'], detached: true });
     this.child.stdin!.on('error', () => {}); // a client killed at the end: nothing more to send
     // 'close', not 'exit': every line it wrote has been read by then.
     this.exited = new Promise((r) => this.child.once('close', () => r()));
