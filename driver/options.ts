@@ -53,7 +53,7 @@ The last line of the summary is the verdict, also in report.json. Exit status:
   2    bad options, an --out folder that cannot be written, or a target asked for
        that is unavailable here
   3    no violation, but a fault check of the nodes target failed (see --faults)
-  130  interrupted by Ctrl-C (SIGINT) or SIGTERM (the reports are still written)
+  130  interrupted by Ctrl-C (SIGINT), SIGTERM or SIGHUP (the reports are still written)
 
 options:
   --workload NAME     the operation mix (default: all); one of:
