@@ -128,6 +128,13 @@ t.test('every fault check passed: the run passes, and says how many checks it ma
   t.equal(report.verdict.exitCode, 0);
 });
 
+t.test('one fault check made (an interrupted run, or one whose other nodes were gone): said in the singular', async (t) => {
+  const one = nodes(0);
+  one.nodes!.faults = { kill: { tries: 1, failures: 0, timesMs: { failoverMs: [2100] }, why: [] } };
+  const r = nodesReport([one], { interrupted: true });
+  t.equal(lastLine(r), 'seed 7: interrupted; zero violations, its 1 fault check passed.', 'not "all 1 fault checks passed"');
+});
+
 t.test('a fault check that failed fails the run: exit status 3, the FAILED line, report.json and the page say so', async (t) => {
   const r = nodesReport([nodes(1)]);
   t.match(asJson(r), { violations: 0, faultChecks: { tries: 4, failures: 1 }, verdict: { exitCode: 3, failures: ['1 of 2 kill -9 checks failed'], interrupted: false } });
