@@ -117,7 +117,8 @@ export function verdictLine(r: Report): string {
   const v = r.verdict;
   const head = v.interrupted ? 'interrupted; ' : '';
   if (v.failures.length === 0) {
-    const checks = r.faultChecks.tries > 0 ? `, all ${r.faultChecks.tries} fault checks passed` : '';
+    const n = r.faultChecks.tries;
+    const checks = n === 0 ? '' : n === 1 ? ', its 1 fault check passed' : `, all ${n} fault checks passed`;
     return `${head}zero violations${checks}.`;
   }
   return `${head}FAILED: ${v.failures.join('; ')}${r.violations === 0 ? ' (zero violations)' : ''}`;
