@@ -1681,6 +1681,8 @@ export class SharedFile {
         const w = this.waiterOf(id);
         if (w !== undefined) await this.table.cancel({ waiter: w, path: this.path }, 'deadlock');
       }
+      // Kept past an 'overdue' for another waiter in this step (below): the version is the same.
+      const ending = deadlocked;
       deadlocked = [];
       const res = mustRun ? await this.targeting(run) : await run(this.table);
       // Waiters whose check is put off (deferred) are written unchecked until it is due, and those
@@ -1891,8 +1893,11 @@ export class SharedFile {
             if (!own) this.deferred.add(reply.waiter);
             this.deferredDue = performance.now() + Math.min(Math.max(1, reply.retryInMs), OVERDUE_RECHECK_MS);
             this.space.checkAt(this.path, this.deferredDue);
-            // The engine checked the version before the cycle: the cache is its state.
+            // The engine checked the version before the cycle: the cache is its state. So the
+            // waiters this step ended for a cycle found by the step before still end in the next
+            // (they would be put off with the others now, and their deadlock forgotten).
             fresh = true;
+            deadlocked = ending;
             break;
           }
           // A waiter checked whole (recheck, deferred) did not grow in this decision: the table
