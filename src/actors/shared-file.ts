@@ -1890,7 +1890,12 @@ export class SharedFile {
           if (reply.reason === 'overdue') {
             const own = d?.fresh.some((x) => x.waiter !== undefined && x.id === reply.waiter) === true;
             unchecked.add(own ? NEW_WAITER : reply.waiter);
-            if (!own) this.deferred.add(reply.waiter);
+            // Last in the set: the engine stops at the first cycle of a step, so the next pass
+            // checks the others first (one still late must not hold up a cycle become true).
+            if (!own) {
+              this.deferred.delete(reply.waiter);
+              this.deferred.add(reply.waiter);
+            }
             this.deferredDue = performance.now() + Math.min(Math.max(1, reply.retryInMs), OVERDUE_RECHECK_MS);
             this.space.checkAt(this.path, this.deferredDue);
             // The engine checked the version before the cycle: the cache is its state. So the
@@ -2461,6 +2466,12 @@ export class SharedFile {
     // The engine checks an edge against the step's edge changes before it: unchecked ones (edges
     // written whole among them) go first, so no check walks an edge this step replaces.
     edges.sort((a, b) => Number(a.check === true) - Number(b.check === true));
+    // Checks put off are done in the set's order: the one found 'overdue' last goes last (decide).
+    if (this.deferred.size > 1) {
+      const rank = new Map([...this.deferred].map((id, i) => [id, i]));
+      const at = (e: EdgeInput) => (e.check === true ? (rank.get(e.waiter) ?? -1) : -2);
+      edges.sort((a, b) => at(a) - at(b));
+    }
     // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.
     const grants = fresh.some((x) => x.lock !== undefined && !this.coveredBefore(x.lock));
     return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges, ...(deferNew === undefined ? {} : { deferNew }) };

@@ -79,3 +79,8 @@ t.test("the waiter whose cycle became true queued first: its 'deadlock' is not l
   const { engine, b, c } = await stage(t, true);
   await healC(t, engine, b, c);
 });
+
+t.test("the waiter whose cycle became true queued after the one still 'overdue': its check is not held up behind it", async (t) => {
+  const { engine, b, c } = await stage(t, false);
+  await healC(t, engine, b, c);
+});
