@@ -1896,7 +1896,9 @@ export class SharedFile {
               this.deferred.delete(reply.waiter);
               this.deferred.add(reply.waiter);
             }
-            this.deferredDue = performance.now() + Math.min(Math.max(1, reply.retryInMs), OVERDUE_RECHECK_MS);
+            // Not later than a pass already due: each new 'overdue' would put the others off.
+            const next = performance.now() + Math.min(Math.max(1, reply.retryInMs), OVERDUE_RECHECK_MS);
+            this.deferredDue = this.deferred.size > 0 && this.deferredDue > performance.now() ? Math.min(this.deferredDue, next) : next;
             this.space.checkAt(this.path, this.deferredDue);
             // The engine checked the version before the cycle: the cache is its state. So the
             // waiters this step ended for a cycle found by the step before still end in the next
@@ -2466,10 +2468,11 @@ export class SharedFile {
     // The engine checks an edge against the step's edge changes before it: unchecked ones (edges
     // written whole among them) go first, so no check walks an edge this step replaces.
     edges.sort((a, b) => Number(a.check === true) - Number(b.check === true));
-    // Checks put off are done in the set's order: the one found 'overdue' last goes last (decide).
-    if (this.deferred.size > 1) {
+    // Checks put off are done first, in the set's order (the one found 'overdue' last goes last,
+    // decide), then the others: a new waiter's 'overdue' must not hold up a check that is due.
+    if (this.deferred.size > 0) {
       const rank = new Map([...this.deferred].map((id, i) => [id, i]));
-      const at = (e: EdgeInput) => (e.check === true ? (rank.get(e.waiter) ?? -1) : -2);
+      const at = (e: EdgeInput) => (e.check === true ? (rank.get(e.waiter) ?? rank.size) : -1);
       edges.sort((a, b) => at(a) - at(b));
     }
     // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.

@@ -84,3 +84,34 @@ t.test("the waiter whose cycle became true queued after the one still 'overdue':
   const { engine, b, c } = await stage(t, false);
   await healC(t, engine, b, c);
 });
+
+t.test("new requests refused 'overdue' for a late node, one after another, do not put a due check of an earlier put-off waiter off for ever", async (t) => {
+  const { engine, b, c } = await stage(t, true);
+  engine.cut.delete('c');
+  c.policy = () => 'pass';
+  c.store.nudge();
+  await lateIs(engine, 'c', false, "c's renewal on the engine");
+  // q1's waiter (through a, still late) is aborted and asked again, each new one 'overdue' (its
+  // check put off), as a process that retries a timed-out lock would: until q2 is answered.
+  let id = 3;
+  let rounds = 0;
+  let over = false;
+  const stream = (async () => {
+    while (!b.got.has(4) && !over) {
+      b.sf.cancel(id, 'abort');
+      await answered(b, id, `q1's waiter (request ${id}), aborted`);
+      id += 10;
+      rounds++;
+      b.sf.run(id, lk('q1', 1, F_WRLCK, F_SETLKW, 0, 10, '/x'), b.target);
+      await Promise.race([b.answer(-id), b.answer(4)]);
+    }
+  })();
+  try {
+    t.match(await answered(b, 4, "q2's waiter for /x [20,30), while q1 asks again and again"), { result: -EDEADLK }, 'q2 -> r1 -> q2 is true: EDEADLK');
+  } finally {
+    over = true;
+    await stream;
+  }
+  t.ok(await lateOnEngine(engine, 'a'), `a is still late when q2 is answered (after ${rounds} requests of q1)`);
+  t.same(b.faults, [], 'nothing reported by b');
+});
