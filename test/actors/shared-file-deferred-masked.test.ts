@@ -12,7 +12,7 @@
  */
 import t, { type Test } from 'tap';
 import { EDEADLK, F_SETLK, F_SETLKW, F_WRLCK } from '../../src/core/codes.js';
-import { answered, lk, node, type TestNode } from './lost-link.js';
+import { BUDGET_MS, answered, lk, node, within, type TestNode } from './lost-link.js';
 import { CutEngine, lateIs, lateOnEngine } from './overdue-stages.js';
 
 async function stage(t: Test, trueFirst: boolean): Promise<{ engine: CutEngine; a: TestNode; b: TestNode; c: TestNode }> {
@@ -92,7 +92,8 @@ t.test("new requests refused 'overdue' for a late node, one after another, do no
   c.store.nudge();
   await lateIs(engine, 'c', false, "c's renewal on the engine");
   // q1's waiter (through a, still late) is aborted and asked again, each new one 'overdue' (its
-  // check put off), as a process that retries a timed-out lock would: until q2 is answered.
+  // check put off), as a process that retries a timed-out lock would, several times a second:
+  // until q2 is answered.
   let id = 3;
   let rounds = 0;
   let over = false;
@@ -103,7 +104,11 @@ t.test("new requests refused 'overdue' for a late node, one after another, do no
       id += 10;
       rounds++;
       b.sf.run(id, lk('q1', 1, F_WRLCK, F_SETLKW, 0, 10, '/x'), b.target);
-      await Promise.race([b.answer(-id), b.answer(4)]);
+      await within(Promise.race([b.answer(-id), b.answer(id), b.answer(4)]), BUDGET_MS, `q1's request ${id}: queued or answered`);
+      if (b.got.has(id)) throw new Error(`q1's request ${id} was answered ${JSON.stringify(b.got.get(id), (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}, not queued`);
+      // About ten a second (a pace, not a wait for anything): as fast as it can go, the loop
+      // would starve the nodes' renewals in this one process, and make c late again.
+      await new Promise((r) => setTimeout(r, 100));
     }
   })();
   try {
