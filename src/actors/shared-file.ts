@@ -519,6 +519,8 @@ export class SharedFile {
    */
   private readonly deferred = new Set<string>();
   private deferredDue = 0;
+  /** The waiters of `deferred` whose last check was 'overdue': a cycle found next is checked once more (decide). */
+  private readonly doubted = new Set<string>();
   /**
    * This node put locks back after the engine lost its data. Another node's waiter queued in the
    * grace period before they were back has engine edges without them, and its node, learning of
@@ -1558,6 +1560,7 @@ export class SharedFile {
     for (const id of this.resend) if (!waiting.has(id)) this.resend.delete(id);
     for (const id of this.recheck) if (!waiting.has(id)) this.recheck.delete(id);
     for (const id of this.deferred) if (!waiting.has(id)) this.deferred.delete(id);
+    for (const id of this.doubted) if (!this.deferred.has(id)) this.doubted.delete(id);
   }
 
   /**
@@ -1887,7 +1890,12 @@ export class SharedFile {
           // its place, 'fifo' too), and its check put off (deferred): at most a second later, or
           // at the earliest of those sessions' expiry, a wake-up pass checks it whole: EDEADLK
           // if the cycle is still there once its node renewed, nothing once its edges went.
-          if (reply.reason === 'overdue') {
+          // A put-off waiter whose last check was 'overdue' (doubted), found on a cycle now: the
+          // late node has just renewed, and the steps it owes (the end of its waiter, answered
+          // while it was cut off) commit only after that renewal was answered. Checked once more
+          // a pass later before it ends: the cycle may be one its node already broke.
+          const doubt = reply.reason === 'deadlock' && this.doubted.delete(reply.waiter);
+          if (reply.reason === 'overdue' || doubt) {
             const own = d?.fresh.some((x) => x.waiter !== undefined && x.id === reply.waiter) === true;
             unchecked.add(own ? NEW_WAITER : reply.waiter);
             // Last in the set: the engine stops at the first cycle of a step, so the next pass
@@ -1895,9 +1903,10 @@ export class SharedFile {
             if (!own) {
               this.deferred.delete(reply.waiter);
               this.deferred.add(reply.waiter);
+              if (!doubt) this.doubted.add(reply.waiter);
             }
             // Not later than a pass already due: each new 'overdue' would put the others off.
-            const next = performance.now() + Math.min(Math.max(1, reply.retryInMs), OVERDUE_RECHECK_MS);
+            const next = performance.now() + Math.min(Math.max(1, reply.reason === 'overdue' ? reply.retryInMs : OVERDUE_RECHECK_MS), OVERDUE_RECHECK_MS);
             this.deferredDue = this.deferred.size > 0 && this.deferredDue > performance.now() ? Math.min(this.deferredDue, next) : next;
             this.space.checkAt(this.path, this.deferredDue);
             // The engine checked the version before the cycle: the cache is its state. So the
@@ -2539,6 +2548,7 @@ export class SharedFile {
       this.resend.delete(id);
       this.recheck.delete(id);
       this.deferred.delete(id);
+      this.doubted.delete(id);
     }
     for (const x of d.fresh) {
       const p = putById.get(x.id)!;
@@ -2572,12 +2582,18 @@ export class SharedFile {
     const graceOver = sentAt >= this.reassertedUntil;
     for (const e of d.edges) {
       // Checked and found on no cycle, or waiting on nobody: nothing put off is left to check.
-      if (e.check === true || e.hard.length === 0) this.deferred.delete(e.waiter);
+      if (e.check === true || e.hard.length === 0) {
+        this.deferred.delete(e.waiter);
+        this.doubted.delete(e.waiter);
+      }
       if (this.recheck.has(e.waiter) && !graceOver) continue;
       this.resend.delete(e.waiter);
       this.recheck.delete(e.waiter);
     }
-    if (d.deferNew !== undefined) this.deferred.add(d.deferNew);
+    if (d.deferNew !== undefined) {
+      this.deferred.add(d.deferNew);
+      this.doubted.add(d.deferNew);
+    }
   }
 
   /** The table's waiter of record `id`, if it waits. */
