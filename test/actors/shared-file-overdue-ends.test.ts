@@ -9,8 +9,8 @@
 import t, { type Test } from 'tap';
 import { EDEADLK, EINTR, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { cancelResult } from '../../src/core/lock-table.js';
-import { answered, endGrace, lk, resetEngine } from './lost-link.js';
-import { held, until } from './reset-harness.js';
+import { answered, lk, resetEngine } from './lost-link.js';
+import { graceOver, held, until } from './reset-harness.js';
 import { cutNodes, cutOff, p1CloseOwed, p1WaitsForQ2, type Nodes } from './overdue-stages.js';
 
 /** As shared-file-ended-edges: p1's (a) waiter for /a ended by an owed close, its edge p1 -> q2 in the engine; a late; q2 (b) queued, its check put off. */
@@ -58,7 +58,7 @@ t.test('an engine reset while a waiter\'s check is put off: put back under the n
   b.sf.run(3, lk('nobody', 9, F_UNLCK, F_SETLK, 100, 1, '/b'), b.target);
   t.match(await answered(b, 3, "b's unlock of nothing on /b, after the re-assertion"), { result: 0 });
   t.notOk(b.got.has(2), `q2 still waits (the grace period of the new incarnation): ${String((b.got.get(2) as { result?: number } | undefined)?.result)}`);
-  await endGrace(engine, b);
+  await graceOver(engine, '/b', b);
   // p1's lock and its ended waiter's edge went with the engine's data, and a (cut off) put nothing back.
   t.match(await answered(b, 2, "q2's write of /b [0,10), after the grace period"), { result: 0 }, `granted, never EDEADLK (-${EDEADLK})`);
   t.same(b.faults, [], 'nothing reported by b');
