@@ -1156,6 +1156,11 @@ export class SharedFile {
     );
   }
 
+  /** The pass for the checks put off (SharedFiles.checkAt): with none left (ended, or checked by another step), none. */
+  checkPass(): Promise<unknown> {
+    return this.deferred.size === 0 ? Promise.resolve(undefined) : this.wake();
+  }
+
   /** The decoded owner keys of records (checkIo's lost handles). */
   decode(r: StoreRecord) {
     return decodeRecord(r.data, this.path);

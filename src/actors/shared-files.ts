@@ -1008,7 +1008,7 @@ export class SharedFiles implements FileSpace {
       if (performance.now() < at) return arm();
       this.checkTimers.delete(path);
       const f = this.file(path);
-      void this.inMailbox(f, () => f.wake());
+      void this.inMailbox(f, () => f.checkPass());
     };
     arm();
     this.checkTimers.set(path, entry);
