@@ -18,9 +18,8 @@
  *    an engine loss whose edges were checked whole ends with it, see recheck). 'overdue' (the
  *    cycle runs only through edges of late sessions): decided again with that waiter's edges
  *    written unchecked, its check put off until those sessions renewed or expired (deferred).
- *    'dead': the records
- *    of the sessions named are left out of the rebuilt table, so the next step removes them and
- *    wakes who they blocked. 'grace': decided again with the wake-up pass held (a release goes
+ *    'dead': the records of the sessions named are left out of the rebuilt table, so the next
+ *    step removes them and wakes who they blocked. 'grace': decided again with the wake-up pass held (a release goes
  *    through, its waiters wait for the period's end); a request whose own decision grants waits
  *    outside the mailbox until then (Parked). 'fenced', 'reset',
  *    'late' or still unreachable at requestTimeoutMs: nothing was decided (the step carries that
@@ -1888,9 +1887,9 @@ export class SharedFile {
           if (e === undefined) throw new Error(`the engine named waiter ${reply.waiter}, which the step did not check`);
           // The cycle runs only through edges of late sessions (their node may have answered those
           // waiters already, cut off from the engine): untrusted. Ended EDEADLK now, the waiter
-          // named would be refused for a cycle that is gone whenever the late node already
-          // answered its own waiter; and nothing else of the decision (an F_SETLK, a release, a
-          // wake-up pass, the request's own queueing) is held up by that doubt. Decided again with
+          // named would be refused for a cycle gone whenever the late node already answered its
+          // own waiter; and nothing else of the decision (an F_SETLK, a release, a wake-up pass,
+          // the request's own queueing) waits for that doubt. Decided again with
           // that waiter's edges written unchecked (the decision's new one: the request queues in
           // its place, 'fifo' too), and its check put off (deferred): at most a second later, or
           // at the earliest of those sessions' expiry, a wake-up pass checks it whole: EDEADLK
