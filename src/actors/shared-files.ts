@@ -969,16 +969,7 @@ export class SharedFiles implements FileSpace {
     // One pass per file at a time: a pass that comes too early (in the grace period still) is
     // refused, and held, and asks for the next one.
     // A later end (a second loss in the period) moves the pending pass to it.
-    const pending = this.wakeTimers.get(path);
-    if (pending !== undefined && pending.at >= at) return;
-    clearTimeout(pending?.timer);
-    const timer = setTimeout(() => {
-      this.wakeTimers.delete(path);
-      const f = this.file(path);
-      void this.inMailbox(f, () => f.wake());
-    }, Math.max(0, at - performance.now()) + 1);
-    timer.unref?.();
-    this.wakeTimers.set(path, { timer, at });
+    this.passAt(this.wakeTimers, path, at, true, (f) => f.wake());
   }
 
   /** Runs `path`'s wake-up pass now, in place of a pending one (wakeAt): the grace period is known over. */
@@ -988,33 +979,39 @@ export class SharedFiles implements FileSpace {
     this.wakeAt(path, 0);
   }
 
-  /** The pending pass of each file (wakeAt), and when it runs. */
-  private readonly wakeTimers = new Map<string, { timer: NodeJS.Timeout; at: number }>();
-
   /** A wake-up pass of `path` at `at` for the checks it put off; the earliest one pending stands. */
   checkAt(path: string, at: number): void {
-    if (this.stopping) return;
-    const pending = this.checkTimers.get(path);
-    if (pending !== undefined && pending.at <= at) return;
+    if (!this.stopping) this.passAt(this.checkTimers, path, at, false, (f) => f.checkPass());
+  }
+
+  /**
+   * Runs `pass` on `path`'s actor, in its mailbox, at `at` (performance.now()): one pending per file
+   * in `timers`, the latest (`later`) or the earliest standing. A timer may run up to a millisecond
+   * early (the loop's clock): then it waits the rest, else a pass could find what it is for not yet
+   * due and only ask for another.
+   */
+  private passAt(timers: Map<string, PassTimer>, path: string, at: number, later: boolean, pass: (f: SharedFile) => Promise<unknown>): void {
+    const pending = timers.get(path);
+    if (pending !== undefined && (later ? pending.at >= at : pending.at <= at)) return;
     clearTimeout(pending?.timer);
-    const entry = { timer: undefined as NodeJS.Timeout | undefined, at };
-    // A timer may run up to a millisecond early (the loop's clock): then it waits the rest, else
-    // the pass would find the checks not yet due and only ask for another.
+    const entry: PassTimer = { timer: undefined, at };
     const arm = () => {
       entry.timer = setTimeout(fire, Math.max(0, at - performance.now()) + 1);
       entry.timer.unref?.();
     };
     const fire = () => {
       if (performance.now() < at) return arm();
-      this.checkTimers.delete(path);
+      timers.delete(path);
       const f = this.file(path);
-      void this.inMailbox(f, () => f.checkPass());
+      void this.inMailbox(f, () => pass(f));
     };
     arm();
-    this.checkTimers.set(path, entry);
+    timers.set(path, entry);
   }
 
-  private readonly checkTimers = new Map<string, { timer: NodeJS.Timeout | undefined; at: number }>();
+  /** The pending pass of each file: at a grace period's end (wakeAt), for checks put off (checkAt). */
+  private readonly wakeTimers = new Map<string, PassTimer>();
+  private readonly checkTimers = new Map<string, PassTimer>();
 
   /**
    * Records of this node that went with a lost session: held ones make their handles fail (checkIo
@@ -1159,6 +1156,12 @@ const RECOVER_UNKNOWN =
 const PARK_MARGIN_MS = 5;
 /** The longest delay setTimeout keeps (a longer one runs at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A file's pending pass (SharedFiles.passAt): its timer, and when it runs. */
+interface PassTimer {
+  timer: NodeJS.Timeout | undefined;
+  at: number;
+}
 
 /** The requests of a file parked (SharedFiles.park), and the timers that run them again. */
 interface Parking {
