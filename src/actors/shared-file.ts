@@ -1640,8 +1640,8 @@ export class SharedFile {
     // Waiters the engine just found on a cycle when their edges were checked whole (recheck):
     // ended with EDEADLK in the next iteration, and only there (a later reply may say otherwise).
     let deadlocked: string[] = [];
-    /** Waiters of this node whose edges this decision writes unchecked (deferred). */
-    const unchecked = new Set<string>();
+    /** Waiters of this node whose edges this decision writes unchecked (deferred); made when there is one. */
+    let unchecked: Set<string> | undefined;
     /** A try of this decision whose step got no reply it could settle by: its answer (appliedBefore). */
     let tried: { res: unknown } | undefined;
     /** Until when a step refused by the fence is decided again because the lease moved on meanwhile ('fenced'). */
@@ -1696,6 +1696,7 @@ export class SharedFile {
       // this decision was just told of ('overdue' below) until it ends.
       // A pass stays pending for them (its timer may run a little early, or was another's).
       if (this.deferred.size > 0 && performance.now() < this.deferredDue) {
+        unchecked ??= new Set();
         for (const id of this.deferred) unchecked.add(id);
         this.space.checkAt(this.path, this.deferredDue);
       }
@@ -1901,7 +1902,7 @@ export class SharedFile {
           const doubt = reply.reason === 'deadlock' && this.doubted.delete(reply.waiter);
           if (reply.reason === 'overdue' || doubt) {
             const own = d?.fresh.some((x) => x.waiter !== undefined && x.id === reply.waiter) === true;
-            unchecked.add(own ? NEW_WAITER : reply.waiter);
+            (unchecked ??= new Set()).add(own ? NEW_WAITER : reply.waiter);
             // Last in the set: the engine stops at the first cycle of a step, so the next pass
             // checks the others first (one still late must not hold up a cycle become true).
             if (!own) {
