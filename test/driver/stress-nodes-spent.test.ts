@@ -14,28 +14,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../driver/main.js';
 import { redisUnavailable } from '../../driver/redis-server.js';
+import { sink, skipLoudly } from './nodes-run.js';
 import type { Report } from '../../driver/report.js';
 
 const noRedis = redisUnavailable();
-if (noRedis !== undefined) {
-  if (process.env.CI) throw new Error(`the nodes target needs redis-server in CI: ${noRedis}`);
-  const bar = '!'.repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING test/driver/stress-nodes-spent.test.ts: ${noRedis} (in CI, with CI set, this is a failure)\n${bar}\n`);
-}
+skipLoudly('test/driver/stress-nodes-spent.test.ts', noRedis);
 
 const out = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-spent-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
-
-function sink(): { write(s: string): boolean; text: string } {
-  const o = {
-    text: '',
-    write: (s: string) => {
-      o.text += s;
-      return true;
-    },
-  };
-  return o;
-}
 
 t.test('--nodes 2 --ops 50: the budget is spent before the kill, and the first round of faults still completes', { skip: noRedis }, async (t) => {
   const dir = join(out, 'run');
