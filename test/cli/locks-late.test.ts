@@ -4,14 +4,17 @@
  * each (not renewed for a while, expired, ended), and that a session renewed on time, or one whose
  * TTL is unknown and not yet expired, is not named; a late node's mount as its session recorded
  * it, on this machine or another (told apart by machine identity, else host name). Canned
- * answers, no mount.
+ * answers, no mount; and the machine identity itself (src/machine.ts), also as computed by a
+ * process beside this one and by one in another mount namespace.
  */
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import t from 'tap';
 import { lateJson, lateSessions, lateText, listed } from '../../src/locks-cli.js';
 import { lateAfterMs } from '../../src/store/options.js';
-import { machineIdentity, thisMachine } from '../../src/machine.js';
+import { machineIdentity, readMachineIds, thisMachine } from '../../src/machine.js';
 
 const lock = (node: string, epoch: number, pid: number, state = 'granted') => ({
   pid,
@@ -185,20 +188,69 @@ t.test('two machines of one host name: a mount is this machine\'s by machine ide
   );
 });
 
-t.test("this machine's identity: a keyed hash of its machine ID, never the ID or a part of it", async (t) => {
-  let id: string | undefined;
-  for (const f of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
-    try {
-      id = readFileSync(f, 'utf8').trim();
-      if (id !== '' && id !== 'uninitialized') break;
-      id = undefined;
-    } catch {}
-  }
-  const m = thisMachine();
-  if (id === undefined) return void t.equal(m, undefined, 'no machine ID: none');
+t.test("a machine's identity: a keyed hash of its machine ID, boot ID and mount namespace, never an ID or a part of one", async (t) => {
+  const machineId = '0123456789abcdef0123456789abcdef';
+  const bootId = '526c5bbf-42eb-46c4-9b9f-a80ef7f294be';
+  const mountNs = '4:4026531832';
+  const m = machineIdentity({ machineId, bootId, mountNs })!;
   t.match(m, /^[0-9a-f]{16}$/, '16 hex digits');
-  t.equal(m, machineIdentity(id), 'of this machine ID');
+  t.equal(machineIdentity({ machineId, bootId, mountNs }), m, 'the same inputs: the same identity');
+  // One image's machine ID in containers on two hosts: two boots of two kernels.
+  t.not(machineIdentity({ machineId, bootId: '9f0c2d6e-1b7a-4c3e-8d5f-2a4b6c8e0f13', mountNs }), m, 'the same machine ID, another boot ID: another machine');
+  // ... and in two containers of one host: one boot, two mount namespaces.
+  t.not(machineIdentity({ machineId, bootId, mountNs: '4:4026532291' }), m, 'the same machine and boot IDs, another mount namespace: another machine');
+  t.not(machineIdentity({ machineId: machineId.replace(/f$/, '0'), bootId, mountNs }), m, 'another machine ID: another machine');
+  for (const part of [machineId, bootId.replaceAll('-', '')]) {
+    const pieces = Array.from({ length: part.length - 7 }, (_, i) => part.slice(i, i + 8));
+    t.notOk(pieces.some((x) => m.includes(x)), `no 8 digits in a row of ${part} in it`);
+  }
+  // A record of an earlier mount (its machine ID alone) is told from this one: another machine.
+  const old = createHmac('sha256', machineId).update('locksmith machine identity').digest('hex').slice(0, 16);
+  t.equal(machineIdentity({ machineId }), old, 'a machine ID alone: the identity earlier versions recorded');
+  t.not(m, old, "an earlier version's record reads as another machine's");
+  // No machine ID (an image without one): the boot ID keys it, so containers are still told apart.
+  const bare = machineIdentity({ bootId, mountNs });
+  t.match(bare, /^[0-9a-f]{16}$/, 'a boot ID without a machine ID: an identity');
+  t.not(machineIdentity({ bootId, mountNs: '4:4026532291' }), bare, 'and another mount namespace, another one');
+  t.equal(machineIdentity({ mountNs }), undefined, 'neither ID (a namespace number is the same on every host): none');
+  t.equal(machineIdentity({}), undefined, 'nothing: none');
+});
+
+t.test("this machine's identity: of this machine's IDs and this process's mount namespace, read once", async (t) => {
+  const read = (f: string) => {
+    try {
+      const v = readFileSync(f, 'utf8').trim();
+      return v === '' || v === 'uninitialized' ? undefined : v;
+    } catch {
+      return undefined;
+    }
+  };
+  const machineId = read('/etc/machine-id') ?? read('/var/lib/dbus/machine-id');
+  const bootId = read('/proc/sys/kernel/random/boot_id');
+  let mountNs: string | undefined;
+  try {
+    const s = statSync('/proc/self/ns/mnt');
+    mountNs = `${s.dev}:${s.ino}`;
+  } catch {}
+  t.strictSame(readMachineIds(), { ...(machineId === undefined ? {} : { machineId }), ...(bootId === undefined ? {} : { bootId }), ...(mountNs === undefined ? {} : { mountNs }) }, 'what it is made of');
+  const m = thisMachine();
+  t.equal(m, machineIdentity({ machineId, bootId, mountNs }), 'their identity');
   t.equal(thisMachine(), m, 'the same on every call');
-  t.notOk(id.includes(m!), 'no part of the ID');
-  t.not(machineIdentity(`${id.slice(0, -1)}${id.endsWith('0') ? '1' : '0'}`), m, 'another ID, another identity');
+});
+
+t.test('a process in another mount namespace of this host (a container) is another machine; one in this one is this machine', async (t) => {
+  // The built module (dist/), in a fresh Node: as a mount's server and `locksmith locks` compute it.
+  const mod = new URL('../../dist/src/machine.js', import.meta.url).href;
+  const code = `import(${JSON.stringify(mod)}).then((m) => process.stdout.write(String(m.thisMachine())))`;
+  const here = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(here.status, 0, `a process beside this one ran (${here.stderr.trim()})`);
+  t.equal(here.stdout, String(thisMachine()), 'in this mount namespace: this machine');
+  // unshare(1) needs root (CAP_SYS_ADMIN) for a new mount namespace: skipped without it.
+  const probe = spawnSync('unshare', ['-m', 'true'], { encoding: 'utf8', timeout: 120_000 });
+  if (probe.error !== undefined || probe.status !== 0) return void t.skip(`no new mount namespace here: ${probe.error?.message ?? probe.stderr.trim()}`);
+  if (thisMachine() === undefined) return void t.skip('no machine ID nor boot ID here');
+  const there = spawnSync('unshare', ['-m', process.execPath, '-e', code], { encoding: 'utf8', timeout: 120_000 });
+  t.equal(there.status, 0, `a process in a new mount namespace ran (${there.stderr.trim()})`);
+  t.match(there.stdout, /^[0-9a-f]{16}$/, 'it has an identity');
+  t.not(there.stdout, thisMachine(), 'in another mount namespace (same machine ID, host name and boot): another machine');
 });
