@@ -54,10 +54,12 @@ renewals and a second (at most 3/4 of its TTL), stderr names it and its mount ("
 mount at /mnt/x)", "on host H" added when it is another machine's, and ", another machine
 with this host name" when H is also this machine's host name: a mount records where it serves
 with its session, while the session lives, with its host name and its machine's identity, and
-machines are told apart by their machine ID (/etc/machine-id) when both have one, else by host
-name; a program's coordinator records none), says for how long, and when its locks go ("in
-about N s", on the engine's clock), or that its session expired (or was ended) and they go at
-the next reap. The listing is complete all the same: this alone leaves the exit status 0.
+machines are told apart by that identity when both have one, else by host name: a machine is
+one mount namespace of one boot of a host, each container one of its own, and its identity a
+keyed hash of its machine ID (/etc/machine-id), boot ID and mount namespace; a program's
+coordinator records none), says for how long, and when its locks go ("in about N s", on the
+engine's clock), or that its session expired (or was ended) and they go at the next reap. The
+listing is complete all the same: this alone leaves the exit status 0.
 
 options:
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
@@ -67,10 +69,11 @@ options:
                  "lateSessions":[{node,epoch,mountpoint,host,machine,notRenewedForMs,
                  expiresInMs}] (mountpoint: its node's mount, null when not known; host: that
                  mount's host name when it is another machine's, else null; machine: that
-                 machine's identity, 16 hex digits of a keyed hash of its machine ID, when it
-                 is another machine's and recorded one, else null; expiresInMs at or below 0:
-                 expired that long ago; null: ended or replaced; notRenewedForMs null in
-                 both cases); no "lateSessions" key when no session is late
+                 machine's identity, 16 hex digits of a keyed hash of its machine ID, boot ID
+                 and mount namespace, when it is another machine's and recorded one, else
+                 null; expiresInMs at or below 0: expired that long ago; null: ended or
+                 replaced; notRenewedForMs null in both cases); no "lateSessions" key when no
+                 session is late
   --noheadings   leave the heading line out
   --version      print the version
   --help         show this text
