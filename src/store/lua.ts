@@ -36,6 +36,59 @@ local function str(n) return string.format('%d', n) end
 local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
 `;
 
+/**
+ * The engine's run: redis-server's run_id, new at every start of a server process and different on
+ * the replica a failover promotes. `P run` keeps the run the incarnation's data was written under.
+ * Data found under another run may be older than what nodes were told had committed (a restart
+ * from an RDB snapshot or an AOF that missed the last writes, a replica that lagged): no step may
+ * apply to it. rolledBack() then drops every key of the namespace (wipe), so that the next OPEN
+ * starts a new incarnation with its grace period, as after a loss: nodes re-assert what they hold
+ * and nothing is granted twice. An engine that refuses INFO in a script gives no run (nil): no
+ * check (the data is trusted, as before). The scripts that do not check it themselves are sent
+ * by EVALSHA only: a new server process knows no script, and the node runs RUN_CHECK before it
+ * loads one (RedisEngine.call), so every script a new process runs comes after a check.
+ */
+const RUN = `
+local function runId()
+  local info = redis.pcall('INFO', 'server')
+  if type(info) ~= 'string' then return nil end
+  return string.match(info, 'run_id:(%x+)')
+end
+-- Every key of the namespace, found through its indexes (never KEYS: the database may hold much
+-- else): the files' keys and their waiters' owners' edges, the registered sessions' keys.
+local function wipe()
+  local keys, soft = {}, {}
+  local function add(k) keys[#keys + 1] = P .. k end
+  for _, f in ipairs(redis.call('SMEMBERS', P .. 'files')) do
+    for _, owner in ipairs(redis.call('HVALS', P .. 'e:' .. f)) do add('w:' .. owner) end
+    add('r:' .. f); add('m:' .. f); add('l:' .. f); add('e:' .. f)
+  end
+  for _, m in ipairs(redis.call('ZRANGE', P .. 'sessions', 0, -1)) do
+    local nd = string.match(m, '^(.*)|%d+$')
+    add('s:' .. nd); add('own:' .. nd); add('in:' .. nd); add('sf:' .. m); add('rp:' .. m)
+    soft[#soft + 1] = P .. 'at:' .. nd
+  end
+  add('clock'); add('grace'); add('ttlmax'); add('files'); add('sessions')
+  keys[#keys + 1] = KEYS[1]
+  for i = 1, #keys, 1000 do redis.call('UNLINK', unpack(keys, i, math.min(i + 999, #keys))) end
+  -- Keys a least-privilege user may not have been granted (as OPEN writes them): each on its own.
+  soft[#soft + 1] = P .. 'run'
+  for _, k in ipairs(soft) do redis.pcall('UNLINK', k) end
+end
+-- True when the namespace's data was written under another run (then wiped); an incarnation of
+-- an earlier version of these scripts, with no run recorded, adopts this one. No check where the
+-- user may not run INFO or read the run's key.
+local function rolledBack()
+  local run = runId()
+  if run == nil then return false end
+  local cur = redis.pcall('MGET', KEYS[1], P .. 'run')
+  if type(cur) ~= 'table' or cur.err or not cur[1] or cur[2] == run then return false end
+  if not cur[2] then redis.pcall('SET', P .. 'run', run); return false end
+  wipe()
+  return true
+end
+`;
+
 /** Session liveness, asked once per session and script. */
 const ALIVE = `
 local aliveMemo = {}
@@ -532,12 +585,15 @@ return {'ok', vs}
  * incarnation (with its grace period) when there is none. {'taken'} when the node name's session
  * is live under another instance (another process, or one that died less than a TTL ago).
  */
-export const OPEN = `${BASE}
+export const OPEN = `${BASE}${RUN}
 local created = 0
+rolledBack()
 local inc = redis.call('GET', KEYS[1])
 if not inc then
   inc = ARGV[2]
   redis.call('SET', KEYS[1], inc)
+  local run = runId()
+  if run then redis.pcall('SET', P .. 'run', run) end
   -- Versions and epochs count on from the engine's time in microseconds, so that they keep
   -- growing across a loss of the data (fence numbers) and a cached version is never reused.
   local t = redis.call('TIME')
@@ -580,9 +636,10 @@ return {inc, epoch, from, g, created, str(now), tm}
 `;
 
 /** RENEW: ARGV P, inc, node, epoch, ttlMs, inbox id read up to ('' for none). Never brings back a session that is gone; tells whether some session awaits the reaper. */
-export const RENEW = `${BASE}
+export const RENEW = `${BASE}${RUN}
 local node, epoch = ARGV[3], ARGV[4]
 local sk = P .. 's:' .. node
+if rolledBack() then return {'reset'} end
 local cur = redis.call('MGET', KEYS[1], sk, P .. 'ttlmax')
 if cur[1] ~= ARGV[2] then return {'reset'} end
 if cur[2] ~= epoch then return {'expired'} end
@@ -722,6 +779,16 @@ end
 local nxt = page[1]
 if nxt == '0' and redis.call('EXISTS', rk) == 1 then nxt = 'r0' end
 return {'ok', nxt, out}
+`;
+
+/**
+ * RUN_CHECK: ARGV P. The run check alone (RUN): 1 when the namespace's data was written under
+ * another run of the engine and has been dropped, else 0. Sent by EVAL, before a script the
+ * engine does not know is loaded (a new server process, or SCRIPT FLUSH).
+ */
+export const RUN_CHECK = `${BASE}${RUN}
+if rolledBack() then return 1 end
+return 0
 `;
 
 /** The smallest script, the floor a commit's round trip is measured against. */

@@ -1,7 +1,9 @@
 /**
- * The Redis engine: the scripts of ./lua.ts over one ioredis connection (EVALSHA; ioredis falls
- * back to EVAL after an engine restart forgot them), plus one dedicated connection per inbox
- * reader (XREAD BLOCK 0, nothing else may run on it).
+ * The Redis engine: the scripts of ./lua.ts over one ioredis connection (EVALSHA), plus one
+ * dedicated connection per inbox reader (XREAD BLOCK 0, nothing else may run on it). A script
+ * the engine does not know (a new server process: a restart, a failover; or SCRIPT FLUSH) is
+ * loaded by EVAL only after RUN_CHECK (lua.ts RUN): data older than the engine's run is dropped
+ * before any step can apply to it. OPEN and RENEW make that check themselves.
  *
  * Connections: commands time out after requestTimeoutMs (a reply that never comes is an
  * 'unreachable' reply, never a hang); a command in flight when the connection drops fails at once
@@ -9,11 +11,11 @@
  * inbox connection does resend its XREAD after a reconnect, with the same last id: that is how it
  * resumes.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, SESSION_FILES } from './lua.js';
+import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM } from './options.js';
 import { engineAddress, probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
@@ -43,19 +45,39 @@ import type {
 type Reply = string | number | null | Reply[];
 type Script = (...args: (string | number)[]) => Promise<Reply>;
 
+/** The scripts that check the engine's run themselves (OPEN, RENEW), and the bench's floor: ioredis' EVALSHA, EVAL when the engine does not know them. */
 interface Scripted {
-  lsCommit: Script;
-  lsReassert: Script;
   lsOpen: Script;
   lsRenew: Script;
-  lsEnd: Script;
-  lsLoad: Script;
-  lsCycle: Script;
-  lsReach: Script;
-  lsReap: Script;
-  lsSessionFiles: Script;
   lsEmpty: Script;
 }
+
+/** A script sent by EVALSHA only: one the engine does not know is loaded after RUN_CHECK (RedisEngine.call). */
+interface Gated {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function gated(lua: string): Gated {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/** Every other script: a step, a read or a listing of the namespace's data. */
+const GATED = {
+  lsCommit: gated(COMMIT),
+  lsReassert: gated(REASSERT),
+  lsEnd: gated(END),
+  lsLoad: gated(LOAD),
+  lsCycle: gated(CYCLE),
+  lsReach: gated(REACH),
+  lsReap: gated(REAP),
+  lsSessionFiles: gated(SESSION_FILES),
+};
+
+type ScriptName = keyof Scripted | keyof typeof GATED;
+
+/** The engine's answer to EVALSHA of a script it does not have. */
+const isNoScript = (e: unknown): boolean => (e as { name?: string })?.name === 'ReplyError' && (e as Error).message.startsWith('NOSCRIPT');
 
 export interface RedisEngineOptions {
   url: string;
@@ -473,6 +495,10 @@ export class RedisEngine implements Engine {
   private readonly readers = new Set<RedisInbox>();
   /** Calls waiting for a reply: failed at once when the connection closes (the client would drop them silently). */
   private readonly inFlight = new Set<(e: Error) => void>();
+  /** Connections closed so far: the next one may reach another server process (a restart, a failover). */
+  private closes = 0;
+  /** The value of `closes` under which a run check (RUN_CHECK) was answered: none needed before the next close. */
+  private checkedAt = -1;
 
   private constructor(
     readonly client: Redis,
@@ -481,19 +507,12 @@ export class RedisEngine implements Engine {
     this.name = o.shownUrl;
     this.inc = `{${o.namespace}}:inc`;
     const define = (name: keyof Scripted, lua: string) => client.defineCommand(name, { numberOfKeys: 1, lua });
-    define('lsCommit', COMMIT);
-    define('lsReassert', REASSERT);
     define('lsOpen', OPEN);
     define('lsRenew', RENEW);
-    define('lsEnd', END);
-    define('lsLoad', LOAD);
-    define('lsCycle', CYCLE);
-    define('lsReach', REACH);
-    define('lsReap', REAP);
-    define('lsSessionFiles', SESSION_FILES);
     define('lsEmpty', EMPTY);
     this.s = client as unknown as Scripted;
     client.on('close', () => {
+      this.closes++;
       const err = new Error('the connection closed before the reply (the step may have applied)');
       for (const fail of this.inFlight) fail(err);
       this.inFlight.clear();
@@ -510,17 +529,17 @@ export class RedisEngine implements Engine {
   }
 
   /** Runs a script; connection trouble is an Error naming the URL, a refusal a ProgrammingError. */
-  private async run(script: keyof Scripted, ...args: (string | number)[]): Promise<Reply[]> {
+  private async run(script: ScriptName, ...args: (string | number)[]): Promise<Reply[]> {
     return arr(await this.call(script, ...args));
   }
 
-  private async call(script: keyof Scripted, ...args: (string | number)[]): Promise<Reply> {
+  private async call(script: ScriptName, ...args: (string | number)[]): Promise<Reply> {
     let drop: (e: Error) => void = () => {};
     const lost = new Promise<never>((_, reject) => {
       drop = reject;
     });
     this.inFlight.add(drop);
-    const sent = this.s[script](this.inc, this.prefix, ...args);
+    const sent = script in GATED ? this.sendGated(GATED[script as keyof typeof GATED], args) : this.s[script as keyof Scripted](this.inc, this.prefix, ...args);
     sent.catch(() => {}); // when the connection's end answered first, the client's own timeout error goes nowhere
     try {
       return await Promise.race([sent, lost]);
@@ -529,6 +548,35 @@ export class RedisEngine implements Engine {
     } finally {
       this.inFlight.delete(drop);
     }
+  }
+
+  /**
+   * EVALSHA of `g`, after a run check (RUN_CHECK) on a connection that has not had one answered:
+   * sent just before on the same connection, so the engine runs it first (one more round trip's
+   * work once per connection, no wait). When the engine does not know the script, the run check
+   * again, then EVAL: a new server process knows no script (Redis 7 neither keeps nor replicates
+   * them), so the first script any node runs on one comes after a check, even through a proxy
+   * that hid the reconnect. Either way no step applies to data older than the engine's run.
+   * Three commands at most, each within requestTimeoutMs; a step carries its own deadline, past
+   * which the engine refuses it.
+   */
+  private async sendGated(g: Gated, args: readonly (string | number)[]): Promise<Reply> {
+    if (this.checkedAt !== this.closes) {
+      const at = this.closes;
+      this.client.eval(RUN_CHECK, 1, this.inc, this.prefix).then(
+        () => {
+          if (at === this.closes) this.checkedAt = at;
+        },
+        () => {}, // the script's own call fails or runs as the engine is then
+      );
+    }
+    try {
+      return (await this.client.evalsha(g.sha, 1, this.inc, this.prefix, ...args)) as Reply;
+    } catch (e) {
+      if (!isNoScript(e)) throw e;
+    }
+    await this.client.eval(RUN_CHECK, 1, this.inc, this.prefix);
+    return (await this.client.eval(g.lua, 1, this.inc, this.prefix, ...args)) as Reply;
   }
 
   /** The bare round trip a commit is measured against (the bench). */
