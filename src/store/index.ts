@@ -21,19 +21,25 @@
  *   holds its epoch; once dead it never comes back (renewal refuses, epochs never repeat).
  * - incarnation: a random id the engine's data is created with. Missing or different = the engine
  *   lost its data (restart without persistence, failover to an empty replica).
+ * - run: the engine's server process (redis-server's run_id) the data was written under. Another
+ *   run's data may be older than what nodes were told had committed (a restart from a snapshot or
+ *   an AOF missing the last writes, a failover to a lagging replica): it is dropped before any step
+ *   applies to it (lua.ts RUN), which makes a rollback a loss (the next OPEN starts an incarnation).
  *
  * ## Key layout (Redis; P = `{ns}:`, one hash tag: every script touches one Cluster slot)
  * | key                    | type   | holds                                                              |
  * |------------------------|--------|--------------------------------------------------------------------|
  * | P inc                  | string | the incarnation id (KEYS[1] of every script)                       |
  * | P clock                | string | the counter of versions and epochs                                 |
+ * | P run                  | string | redis-server's run_id the incarnation's data was written under     |
  * | P grace                | string | exists (PX graceMs) while the incarnation's grace period runs      |
  * | P ttlmax               | string | the longest sessionTtlMs a session of the incarnation opened with  |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
  * | P own:<node>           | string | `<instance>/<sessionTtlMs>` of the live session's opener, PX TTL    |
  * | P at:<node>            | string | `{"host","mountpoint","machine"}` (machine: a keyed hash of its    |
- * |                        |        | machine ID, src/machine.ts; absent without one, or from an earlier |
- * |                        |        | version): where the live session's mount serves, PX TTL (with      |
+ * |                        |        | machine ID, boot ID and mount namespace, src/machine.ts; absent    |
+ * |                        |        | without a machine or boot ID, or from an earlier version): where   |
+ * |                        |        | the live session's mount serves, PX TTL (with                      |
  * |                        |        | own:<node>); none for a node that is no mount (nor where the       |
  * |                        |        | user's ACL refuses it: no session depends on it)                   |
  * | P sessions             | zset   | "node\|epoch" → deadline ms (0: ended); until dead and empty       |
@@ -120,6 +126,14 @@
  * a blocked waiter costs no engine command beyond the session renewal.
  *
  * ## Engine loss and grace
+ * A rollback is a loss: OPEN and RENEW compare `run` with the server's run_id (INFO, in the
+ * script), and every other script is sent by EVALSHA only, after a run check (RUN_CHECK) on a
+ * connection that has had none answered and again when the engine does not know the script (Redis
+ * 7 neither keeps scripts across a restart nor replicates them), so the first script of any node
+ * on a new server process follows a check. A mismatch drops every key the namespace's indexes
+ * name (files, their waiters' owners' edges, registered sessions, the counters, `inc`): what is
+ * left is what dead sessions no index names any more (own:, rp: expire; in: is emptied at OPEN).
+ * Where the user may not run INFO or read `run` (an ACL), there is no check.
  * The first OPEN that finds no `inc` creates the incarnation and `grace` (PX graceMs, default
  * TTL): until it expires no step with `grants` is accepted, only releases, waiters and
  * re-assertions. A node learns of the loss from a renewal or commit ('reset'), opens a session in

@@ -1,6 +1,6 @@
 /**
- * The Redis engine's scripts. Each runs atomically in one round trip (EVALSHA through ioredis'
- * defineCommand). They store and check; they decide no lock: the checks are the session, the
+ * The Redis engine's scripts. Each runs atomically in one round trip (EVALSHA; ./redis.ts sends
+ * them, after a run check where the engine may be a new server process: RUN). They store and check; they decide no lock: the checks are the session, the
  * version, record ownership, liveness of the sessions a step writes for, the grace period, and the
  * wait-for cycle search (a graph walk, not a lock rule). Each takes its decisions in the same
  * order as the matching method of MemoryEngine (./memory.ts), the reference.

@@ -336,9 +336,10 @@ export interface SessionServes {
   readonly host: string;
   /**
    * The machine's identity, which tells apart machines that share a host name: 16 hex digits of a
-   * keyed hash of its machine ID (src/machine.ts; never the ID itself, which machine-id(5) says is
-   * confidential). Absent when the machine has no readable machine ID, and in a record written by
-   * a version before it: then machines are told apart by host name alone.
+   * keyed hash of its machine ID, the kernel's boot ID and the mount namespace (src/machine.ts;
+   * never the IDs themselves, which machine-id(5) says are confidential). Absent when neither a
+   * machine ID nor a boot ID can be read, and in a record written by a version before it: then
+   * machines are told apart by host name alone.
    */
   readonly machine?: string;
   /** The mountpoint, an absolute path on that machine. */
