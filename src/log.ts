@@ -43,6 +43,7 @@ export const LOG_LEVEL_ENV = 'LOCKSMITH_LOG_LEVEL';
 export const WARNING_LEVELS: Readonly<Record<string, LogLevel>> = {
   LocksmithFaultWarning: 'error',
   LocksmithHookWarning: 'warn',
+  LocksmithEngineWarning: 'warn',
   LocksmithWorkerWarning: 'warn',
 };
 

@@ -211,6 +211,8 @@ export async function openStore(options: string | StoreOptions, hooks: StoreHook
   const o = resolveOptions(options, tuning);
   const started = performance.now();
   const engine = await RedisEngine.connect(o);
+  const risk = await engine.evictionRisk();
+  if (risk !== undefined) process.emitWarning(risk, 'LocksmithEngineWarning');
   // NodeStore.start tries the name again until the live session is gone: the first 'taken' is told.
   const open = engine.open.bind(engine);
   let told = false;

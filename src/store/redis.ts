@@ -579,6 +579,25 @@ export class RedisEngine implements Engine {
     return (await this.client.eval(g.lua, 1, this.inc, this.prefix, ...args)) as Reply;
   }
 
+  /**
+   * What is unsafe in the engine's memory settings, as a sentence, or undefined: a server that
+   * may evict keys (maxmemory set, with a policy other than noeviction) drops a record, a session
+   * key or the grace period's key without a trace when it fills up, so a lock may be granted
+   * twice. Undefined too when the engine will not say (INFO refused by an ACL, no reply).
+   */
+  async evictionRisk(): Promise<string | undefined> {
+    let info: string;
+    try {
+      info = await this.client.info('memory');
+    } catch {
+      return undefined;
+    }
+    const max = Number(/^maxmemory:(\d+)/m.exec(info)?.[1] ?? 0);
+    const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
+    if (max === 0 || policy === undefined || policy === 'noeviction') return undefined;
+    return `locksmith store: the engine at ${this.o.shownUrl} may evict keys when it fills up (maxmemory ${max} bytes, maxmemory-policy ${policy}): a lock or session it evicts is lost without a trace, and its bytes may be granted twice; set maxmemory-policy noeviction (a full engine then refuses steps: requests fail as when it is out of reach, releases are tried again)`;
+  }
+
   /** The bare round trip a commit is measured against (the bench). */
   async empty(): Promise<void> {
     await this.s.lsEmpty(this.inc);
