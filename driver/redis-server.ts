@@ -2,8 +2,11 @@
  * A redis-server of our own, the one way this project starts one (the nodes target of the stress
  * runner, the store tests, bench:store, bench:cluster): a free loopback port (another one when the
  * port is taken between the check and the start), a temporary --dir removed on stop, no
- * persistence (--save '' --appendonly no). Started, and restarted on the same port with nothing
- * kept, by waiting for its "Ready to accept connections" line (an event, not a sleep); paused and
+ * persistence of its own (--save '' --appendonly no). Started, and restarted (kill -9) on the same
+ * port, by waiting for its "Ready to accept connections" line (an event, not a sleep): restart()
+ * keeps nothing (the dump and any append-only file in its --dir are removed first, so a SAVE by
+ * anyone is not loaded back); restart({ fromSnapshot: true }) loads the dump the last snapshot()
+ * (SAVE) wrote, the engine back with data older than what its clients were told. Paused and
  * resumed (SIGSTOP / SIGCONT); killed on stop, and when this process exits. Several run at once.
  * With `tls`, it speaks TLS only on its port (a self-signed certificate for localhost made in its
  * directory): what a client reaching it through redis:// meets.
@@ -201,10 +204,38 @@ export class RedisServer {
     await within(gone, START_BUDGET_MS, `redis-server on port ${this.port} to exit after SIGKILL`);
   }
 
-  /** kill -9, then the same port again with nothing kept: the engine lost its data. */
-  async restart(): Promise<void> {
+  /** A setting given on the command line (`--dbfilename x`), or `fallback`. */
+  private setting(name: string, fallback: string): string {
+    const i = this.settings.lastIndexOf(`--${name}`);
+    return i >= 0 && i + 1 < this.settings.length ? this.settings[i + 1]! : fallback;
+  }
+
+  /** The dump a SAVE writes and a start loads: in its --dir. */
+  private get dumpFile(): string {
+    return join(this.dir, this.setting('dbfilename', 'dump.rdb'));
+  }
+
+  /** SAVE through its admin client: the dump restart({ fromSnapshot: true }) loads. */
+  async snapshot(): Promise<void> {
+    const r = await (await this.client()).save();
+    if (r !== 'OK') throw new Error(`SAVE on port ${this.port} answered ${String(r)}`);
+  }
+
+  /**
+   * kill -9, then the same port again. With nothing kept (the default): the dump and any
+   * append-only file are removed first, the engine lost its data. `fromSnapshot`: the dump the last
+   * snapshot() wrote is loaded, the engine back with older data (a new run of it all the same).
+   */
+  async restart(o: { fromSnapshot?: boolean } = {}): Promise<void> {
     this.dropClient();
     await this.kill();
+    if (o.fromSnapshot === true) {
+      if (!existsSync(this.dumpFile)) throw new Error(`redis-server on port ${this.port}: no snapshot to restart from (${this.dumpFile}); snapshot() first`);
+    } else {
+      for (const f of [this.dumpFile, join(this.dir, this.setting('appenddirname', 'appendonlydir')), join(this.dir, this.setting('appendfilename', 'appendonly.aof'))]) {
+        rmSync(f, { recursive: true, force: true });
+      }
+    }
     let last = '';
     for (let i = 0; i < 20; i++) {
       const r = await this.launch();

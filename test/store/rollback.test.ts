@@ -41,7 +41,7 @@ t.test('a restart from an older snapshot: the writes after it are not trusted, n
   });
 
   // kill -9 and the same port again: the server loads dump.rdb, where /g is free.
-  await server.restart();
+  await server.restart({ fromSnapshot: true });
   const engine = await server.client();
   t.equal(await engine.exists(`${P}inc`), 1, 'the snapshot brought the incarnation back: the data does not look lost');
 
