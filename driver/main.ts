@@ -37,7 +37,7 @@ async function plan(o: Options): Promise<Plan> {
       let extra = '';
       if (t === 'nodes') {
         const noMounts = await nodesMountsUnavailable({ mounts: o.mounts });
-        extra = `; ${o.nodes} nodes (${noMounts === undefined ? 'API clients and mounts' : `API clients only; MOUNTS SKIPPED: ${noMounts}`}), ${o.faults ? 'faults: kill -9, SIGSTOP, engine restart' : 'no faults'}`;
+        extra = `; ${o.nodes} nodes (${noMounts === undefined ? 'API clients and mounts' : `API clients only; MOUNTS SKIPPED: ${noMounts}`}), ${o.faults ? 'faults: kill -9, SIGSTOP, engine restart, engine restart from an older snapshot' : 'no faults'}`;
         if (noMounts !== undefined && o.mounts) warnings.push(`the nodes target runs WITHOUT MOUNTS: ${noMounts}`);
       }
       lines.push(`${t}: runs (${DESCRIPTIONS[t]}${extra})`);

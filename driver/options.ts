@@ -38,9 +38,9 @@ export const DEFAULT_DURATION_SEC = 27;
 /**
  * What the nodes target with faults does to the budget, as the help and the run's first line say
  * it: its first round of faults completes whatever the budget (each fault waits out a session TTL,
- * 2 s there: about 11 s for the round).
+ * 2 s there: about 14 s for the round of four).
  */
-export const FAULT_ROUND = 'nodes with faults: until their first round has completed, about 11 s, past the budget if need be';
+export const FAULT_ROUND = 'nodes with faults: until their first round has completed, about 14 s, past the budget if need be';
 
 export function usage(): string {
   const w = WORKLOADS.map((x) => `  ${x.name.padEnd(10)} ${x.description}`).join('\n');
@@ -72,10 +72,12 @@ ${w}
                       node is a process calling fcntl and flock on its mount; without FUSE the
                       run says why it skipped the mounts, and runs API clients only
   --faults            with the nodes target (the default): kill -9 a node, SIGSTOP one past
-                      its session's TTL, restart the engine, and check how each resolved (a
-                      check that failed: exit status 3, unless a violation makes it 1).
-                      The first round of the three always completes, so the nodes target's
-                      load lasts at least about 11 s (each fault waits out a 2 s session TTL;
+                      its session's TTL, restart the engine with nothing kept, restart it
+                      from an older snapshot (one that lacks a lock a node holds), and check
+                      how each resolved (a check that failed: exit status 3, unless a
+                      violation makes it 1).
+                      The first round of the four always completes, so the nodes target's
+                      load lasts at least about 14 s (each fault waits out a 2 s session TTL;
                       more with mounts), past --duration if need be; a later fault begins only
                       when the time left covers what its kind took in the first round
   --no-faults         the nodes target without faults

@@ -31,12 +31,12 @@ export interface StageSpec {
   signal?: AbortSignal;
   /** The nodes target: node processes sharing one lock space (default 2). */
   nodes?: number;
-  /** The nodes target: inject faults (kill -9 of a node, SIGSTOP past its session, an engine restart); default true. */
+  /** The nodes target: inject faults (kill -9 of a node, SIGSTOP past its session, an engine restart, one from an older snapshot); default true. */
   faults?: boolean;
   /** The nodes target: each node also mounts one shared directory, with client processes on it, when FUSE is there (default true). */
   mounts?: boolean;
-  /** The nodes target: which faults a round injects, in order (default kill, stop, engine). */
-  faultKinds?: readonly ('kill' | 'stop' | 'engine')[];
+  /** The nodes target: which faults a round injects, in order (default kill, stop, engine, snapshot). */
+  faultKinds?: readonly ('kill' | 'stop' | 'engine' | 'snapshot')[];
 }
 
 export interface Progress {

@@ -3,7 +3,7 @@
  * (driver/redis-server.ts), each node a LockCoordinator with `store` (driver/node-proc.ts) running
  * API clients, every grant, release and answer of every node judged by ONE oracle here, and
  * faults injected meanwhile: kill -9 of a node, SIGSTOP of a node past its session's TTL, a
- * restart of the engine that loses its data.
+ * restart of the engine that loses its data, a restart of the engine from an older snapshot.
  *
  * Mounts. When FUSE is there (mountUnavailable(), driver/targets/mount.ts) and --no-mounts is not
  * given, the run makes one backing directory with the workload's files, and each node process
@@ -76,7 +76,7 @@
  * Everything else is judged as in every target: a grant that conflicts with a lock another client
  * (of any node) holds under these rules is a violation.
  *
- * Faults (--faults, on by default): a round is kill, stop, engine, one after the other, repeated
+ * Faults (--faults, on by default): a round is kill, stop, engine, snapshot, one after the other, repeated
  * while the budget lasts (the first round always completes). Each uses a probe: the victim holds
  * an exclusive Windows lock on a file of its own, a witness on another node waits for a byte of it.
  * - kill: kill -9 of the victim; the witness must be granted within sessionTtlMs + 1 s (measured:
@@ -89,6 +89,11 @@
  *   and within it + 2 s; the holder, live, re-asserts its lock: checkIo through its handle answers
  *   0 and the witness waits until the holder releases it (had the holder been fenced, its lock
  *   would be lost: checkIo 33, and the witness granted after the grace period).
+ * - snapshot: the engine SAVEs, then the holder takes the probe lock (so the snapshot lacks it),
+ *   then redis-server is killed and started again from that snapshot: data older than what the
+ *   nodes were told, the incarnation still there. The same checks as engine: the data of the older
+ *   run must be dropped (every node opens a new session, nothing is granted in the grace period),
+ *   the holder re-asserts the lock the snapshot lacks, and the witness waits until it is released.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -125,8 +130,8 @@ const SETTLE_MS = 500;
 /** A wait for an event that must come (a node's mark, its new session): past this, the fault failed. */
 const EVENT_MS = 15_000;
 
-export type FaultKind = 'kill' | 'stop' | 'engine';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'engine'];
+export type FaultKind = 'kill' | 'stop' | 'engine' | 'snapshot';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'engine', 'snapshot'];
 
 type Marker =
   | { t: number; ev: 'x-window'; lost: boolean; gen: number }
@@ -901,7 +906,7 @@ async function killFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
   victim.closeLog(at);
   run.faultLog.push(`${ms(at)} ms: kill -9 ${victim.name} (last healthy poll ${ms(at - p)} ms before)`);
   // Replaced unless the run is ending: also past the budget while the first round lasts, which
-  // needs two nodes for its SIGSTOP and engine restart (and always completes).
+  // needs two nodes for its SIGSTOP and engine restarts (and always completes).
   const next = run.stage.spec.signal?.aborted || (run.stage.spent && !run.firstRound) ? undefined : run.spawn(victim.slot);
   await failover(f, probe.waiting, at, p, why);
   if (next !== undefined) {
@@ -968,9 +973,15 @@ async function stopFault(run: Run, victim: NodeProc, witness: NodeProc): Promise
   return why;
 }
 
-async function engineFault(run: Run, holder: NodeProc, witness: NodeProc): Promise<string[]> {
-  const f = run.fault('engine');
+/**
+ * The engine restarts (kill -9): with nothing kept, or (`fromSnapshot`) from a snapshot taken just
+ * before the holder took the probe lock, so that the engine comes back without it.
+ */
+async function engineFault(run: Run, holder: NodeProc, witness: NodeProc, fromSnapshot: boolean): Promise<string[]> {
+  const f = run.fault(fromSnapshot ? 'snapshot' : 'engine');
   const why: string[] = [];
+  const saved = fromSnapshot ? run.stage.clock.now() : undefined;
+  if (fromSnapshot) await run.redis.snapshot();
   const held = await within(holder.probe.probe(holdOp(run)), EVENT_MS);
   if (held?.result !== 0) return [`${holder.name} could not take the probe lock (${held === undefined ? 'no answer' : held.result}; the probe file's locks: ${await holder.diag(probeFile(run))})`];
   const nodes = run.live();
@@ -979,10 +990,11 @@ async function engineFault(run: Run, holder: NodeProc, witness: NodeProc): Promi
   const sessions = nodes.map((n) => n.sessions);
   const losses = holder.losses;
   const at = run.stage.clock.now();
-  await run.redis.restart();
+  await run.redis.restart({ fromSnapshot });
   const up = run.stage.clock.now();
   time(f, 'restartMs', ms(up - at));
-  run.faultLog.push(`${ms(at)} ms: redis-server killed, up again after ${ms(up - at)} ms with nothing kept`);
+  const kept = saved === undefined ? 'with nothing kept' : `from its snapshot of ${ms(saved)} ms (before ${holder.name} took the probe lock)`;
+  run.faultLog.push(`${ms(at)} ms: redis-server killed, up again after ${ms(up - at)} ms ${kept}`);
   const back = await Promise.all(nodes.map((n, i) => n.renewed(sessions[i]!, EVENT_MS + SESSION_TTL_MS)));
   back.forEach((t, i) => {
     if (t === undefined) why.push(`${nodes[i]!.name} did not open a new session and turn healthy`);
@@ -1057,7 +1069,7 @@ async function injectFaults(run: Run, loadDone: Promise<void>): Promise<void> {
         f.tries++;
         let why: string[];
         try {
-          why = await (kind === 'kill' ? killFault : kind === 'stop' ? stopFault : engineFault)(run, victim, witness);
+          why = await (kind === 'kill' ? killFault(run, victim, witness) : kind === 'stop' ? stopFault(run, victim, witness) : engineFault(run, victim, witness, kind === 'snapshot'));
         } catch (e) {
           why = [e instanceof Error ? e.message : String(e)];
         } finally {
@@ -1175,7 +1187,7 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
       const budget = spec.durationSec;
       if (budget !== undefined && spec.faults !== false && stage.loadDurationSec > budget + 1) {
         stage.notes.push(
-          `the load ran ${stage.loadDurationSec.toFixed(1)} s, past its ${budget} s budget: the first round of faults (kill -9, SIGSTOP, engine restart) completes whatever the budget, and a fault keeps the load going until it has resolved`,
+          `the load ran ${stage.loadDurationSec.toFixed(1)} s, past its ${budget} s budget: the first round of faults (kill -9, SIGSTOP, engine restart, engine restart from an older snapshot) completes whatever the budget, and a fault keeps the load going until it has resolved`,
         );
       }
       // Each node stops (releasing what it still holds) and exits; one that does not is killed.

@@ -51,7 +51,7 @@ t.test('the budget: what --duration counts, what --nodes adds, what faults need,
   const help = usage().replace(/\s+/g, ' ');
   t.match(help, "added to those of --target ('--target api --nodes 2' runs api, then nodes)");
   t.match(help, '--duration S seconds of load per target, start-up not counted');
-  t.match(help, 'The first round of the three always completes, so the nodes target\'s load lasts at least about 11 s');
+  t.match(help, 'The first round of the four always completes, so the nodes target\'s load lasts at least about 14 s');
 
   // A stage's duration runs from begin(): what a target does before (nodes, mounts, workers
   // starting) is no part of it. The pause stands in for a slow start-up.
