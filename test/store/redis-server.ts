@@ -1,7 +1,8 @@
 /**
  * A real redis-server per test file: driver/redis-server.ts (its own free loopback port and
- * temporary directory, no persistence, started and restarted by its "Ready to accept connections"
- * line, killed in teardown), and what these tests do on a machine without one.
+ * temporary directory, no persistence but a snapshot a test asks for, started and restarted with
+ * nothing kept or from that snapshot by its "Ready to accept connections" line, killed in
+ * teardown), and what these tests do on a machine without one.
  */
 import { redisUnavailable } from '../../driver/redis-server.js';
 
