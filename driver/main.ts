@@ -11,8 +11,8 @@
  */
 import { DEFAULT_DURATION_SEC, FAULT_ROUND, UsageError, parse, usage, version, type Options } from './options.js';
 import { ProgressDisplay, type ProgressStream } from './progress.js';
-import { EXIT, OutDirError, makeReport, prepareOutDir, stageName, summary, writeReports } from './report.js';
-import type { Progress, StageResult, StageSpec, TargetName } from './stage.js';
+import { EXIT, FAULT_NAMES, OutDirError, makeReport, prepareOutDir, stageName, summary, writeReports } from './report.js';
+import { FAULT_KINDS, type Progress, type StageResult, type StageSpec, type TargetName } from './stage.js';
 import { availability, runTarget } from './targets/index.js';
 import { nodesMountsUnavailable } from './targets/mount.js';
 
@@ -37,7 +37,7 @@ async function plan(o: Options): Promise<Plan> {
       let extra = '';
       if (t === 'nodes') {
         const noMounts = await nodesMountsUnavailable({ mounts: o.mounts });
-        extra = `; ${o.nodes} nodes (${noMounts === undefined ? 'API clients and mounts' : `API clients only; MOUNTS SKIPPED: ${noMounts}`}), ${o.faults ? 'faults: kill -9, SIGSTOP, engine restart, engine restart from an older snapshot' : 'no faults'}`;
+        extra = `; ${o.nodes} nodes (${noMounts === undefined ? 'API clients and mounts' : `API clients only; MOUNTS SKIPPED: ${noMounts}`}), ${o.faults ? `faults: ${(o.faultKinds ?? FAULT_KINDS).map((k) => FAULT_NAMES[k]).join(', ')}` : 'no faults'}`;
         if (noMounts !== undefined && o.mounts) warnings.push(`the nodes target runs WITHOUT MOUNTS: ${noMounts}`);
       }
       lines.push(`${t}: runs (${DESCRIPTIONS[t]}${extra})`);
@@ -125,7 +125,7 @@ export async function main(argv: string[], io: Io = { out: process.stdout, err: 
         files: o.files,
         workers: o.workers,
         signal: interrupt.signal,
-        ...(target === 'nodes' ? { nodes: o.nodes, faults: o.faults, mounts: o.mounts } : {}),
+        ...(target === 'nodes' ? { nodes: o.nodes, faults: o.faults, mounts: o.mounts, ...(o.faultKinds === undefined ? {} : { faultKinds: o.faultKinds }) } : {}),
         ...(perStage !== undefined ? { durationSec: perStage } : { ops: o.ops! }),
       };
       const progress: (p: Progress) => void = display.stage(stageName(spec));

@@ -6,7 +6,7 @@ import { workersArg } from '../src/caller/options.js';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { WORKLOADS, isWorkload } from './workloads.js';
-import type { TargetName } from './stage.js';
+import { FAULT_KINDS, type FaultKind, type TargetName } from './stage.js';
 
 export interface Options {
   workload: string;
@@ -24,6 +24,8 @@ export interface Options {
   nodes: number;
   /** The nodes target injects faults (--no-faults turns them off). */
   faults: boolean;
+  /** The faults of a round, in order (--fault-kinds); undefined: all of FAULT_KINDS. */
+  faultKinds?: FaultKind[];
   /** The nodes target mounts when FUSE is there (--no-mounts turns that off). */
   mounts: boolean;
   help: boolean;
@@ -80,6 +82,10 @@ ${w}
                       load lasts at least about 14 s (each fault waits out a 2 s session TTL;
                       more with mounts), past --duration if need be; a later fault begins only
                       when the time left covers what its kind took in the first round
+  --fault-kinds K[,K...]
+                      only these faults, in this order, round after round: kill, stop,
+                      engine (restart with nothing kept), snapshot (restart from an older
+                      snapshot); e.g. --fault-kinds snapshot to drill one
   --no-faults         the nodes target without faults
   --no-mounts         the nodes target with API clients only, even where FUSE is there
   --clients N         concurrent clients (default 16)
@@ -134,6 +140,7 @@ const SPEC = {
   nodes: { type: 'string' },
   faults: { type: 'boolean' },
   'no-faults': { type: 'boolean' },
+  'fault-kinds': { type: 'string' },
   'no-mounts': { type: 'boolean' },
 } as const;
 
@@ -196,6 +203,14 @@ export function parse(argv: readonly string[]): Options {
   if (values.faults === true && values['no-faults'] === true) throw new UsageError('give either --faults or --no-faults, not both.');
   if ((values.faults !== undefined || values['no-faults'] !== undefined) && !o.targets?.includes('nodes')) {
     throw new UsageError('--faults and --no-faults apply to the nodes target (--nodes N).');
+  }
+  if (values['fault-kinds'] !== undefined) {
+    if (!o.targets?.includes('nodes')) throw new UsageError('--fault-kinds applies to the nodes target (--nodes N).');
+    if (!o.faults) throw new UsageError('give either --fault-kinds or --no-faults, not both.');
+    const ks = values['fault-kinds'].split(',').filter((k) => k !== '');
+    const bad = ks.find((k) => !FAULT_KINDS.includes(k as FaultKind));
+    if (ks.length === 0 || bad !== undefined) throw new UsageError(`--fault-kinds must be ${FAULT_KINDS.join(', ')} (or a comma-separated list); got '${bad ?? values['fault-kinds']}'.`);
+    o.faultKinds = [...new Set(ks as FaultKind[])];
   }
   if (values['no-mounts'] !== undefined && !o.targets?.includes('nodes')) throw new UsageError('--no-mounts applies to the nodes target (--nodes N).');
   if (values.out !== undefined) {

@@ -55,7 +55,7 @@ export interface RunEnd {
   interrupted?: boolean;
 }
 
-const FAULT_NAMES: Record<string, string> = { kill: 'kill -9', stop: 'SIGSTOP', engine: 'engine restart', snapshot: 'engine restart from an older snapshot' };
+export const FAULT_NAMES: Record<string, string> = { kill: 'kill -9', stop: 'SIGSTOP', engine: 'engine restart', snapshot: 'engine restart from an older snapshot' };
 
 /** Each kind of fault's checks over every stage, in the order they were first tried. */
 function faultChecks(stages: readonly Pick<StageResult, 'nodes'>[]): Map<string, { tries: number; failures: number }> {

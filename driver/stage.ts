@@ -35,9 +35,14 @@ export interface StageSpec {
   faults?: boolean;
   /** The nodes target: each node also mounts one shared directory, with client processes on it, when FUSE is there (default true). */
   mounts?: boolean;
-  /** The nodes target: which faults a round injects, in order (default kill, stop, engine, snapshot). */
-  faultKinds?: readonly ('kill' | 'stop' | 'engine' | 'snapshot')[];
+  /** The nodes target: which faults a round injects, in order (default FAULT_KINDS). */
+  faultKinds?: readonly FaultKind[];
 }
+
+/** The nodes target's faults (targets/nodes.ts): kill -9 of a node, SIGSTOP past its TTL, an engine restart with nothing kept, one from an older snapshot. */
+export type FaultKind = 'kill' | 'stop' | 'engine' | 'snapshot';
+/** A round of faults, in order. */
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'engine', 'snapshot'];
 
 export interface Progress {
   elapsedSec: number;

@@ -108,7 +108,7 @@ import type { NodeConfig, NodeStoreCounts, ToChild, ToParent } from '../node-pro
 import { ClientObserver, text, type Naming } from '../observer.js';
 import type { GetlkAnswer, LogEvent } from '../oracle.js';
 import { RedisServer, redisDiag, redisVersion } from '../redis-server.js';
-import { Stage, sleep, type FaultSummary, type NodesResult, type Progress, type StageResult, type StageSpec } from '../stage.js';
+import { FAULT_KINDS, Stage, sleep, type FaultKind, type FaultSummary, type NodesResult, type Progress, type StageResult, type StageSpec } from '../stage.js';
 import type { ClientStream, Op } from '../workloads.js';
 import { nodesMountsUnavailable } from './mount.js';
 import { answerOf, buildClient, line } from './process.js';
@@ -130,8 +130,7 @@ const SETTLE_MS = 500;
 /** A wait for an event that must come (a node's mark, its new session): past this, the fault failed. */
 const EVENT_MS = 15_000;
 
-export type FaultKind = 'kill' | 'stop' | 'engine' | 'snapshot';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'stop', 'engine', 'snapshot'];
+export { FAULT_KINDS, type FaultKind } from '../stage.js';
 
 type Marker =
   | { t: number; ev: 'x-window'; lost: boolean; gen: number }

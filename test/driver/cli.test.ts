@@ -46,6 +46,20 @@ t.test('parse', async (t) => {
   }
 });
 
+t.test('--fault-kinds: only these faults, in this order; one sentence for a bad one', async (t) => {
+  t.same(parse(['--nodes', '2', '--fault-kinds', 'snapshot,kill,snapshot']).faultKinds, ['snapshot', 'kill'], 'in the order given, once each');
+  t.equal(parse(['--nodes', '2']).faultKinds, undefined, 'all of them by default');
+  for (const [args, sentence] of [
+    [['--fault-kinds', 'kill'], '--fault-kinds applies to the nodes target (--nodes N).'],
+    [['--nodes', '2', '--fault-kinds', 'kill,reboot'], "--fault-kinds must be kill, stop, engine, snapshot (or a comma-separated list); got 'reboot'."],
+    [['--nodes', '2', '--fault-kinds', ','], "--fault-kinds must be kill, stop, engine, snapshot (or a comma-separated list); got ','."],
+    [['--nodes', '2', '--no-faults', '--fault-kinds', 'kill'], 'give either --fault-kinds or --no-faults, not both.'],
+  ] as const) {
+    t.throws(() => parse([...args]), new UsageError(sentence), args.join(' '));
+  }
+  t.match(usage().replace(/\s+/g, ' '), '--fault-kinds K[,K...] only these faults, in this order, round after round');
+});
+
 t.test('the budget: what --duration counts, what --nodes adds, what faults need, as the help says', async (t) => {
   t.same(parse(['--target', 'api', '--nodes', '2']).targets, ['api', 'nodes'], '--nodes adds the nodes target to those of --target');
   const help = usage().replace(/\s+/g, ' ');
