@@ -33,10 +33,16 @@ if (noFuse !== undefined) {
 }
 
 /** The FUSE mounts of this process's mount namespace whose mountpoint is under a run's directory. */
+/**
+ * The run's temporary directory (TMPDIR while it runs): its mounts are made under it, so the check
+ * for mounts left behind sees this run's only, not those of another test file running beside it.
+ */
+const runTmp = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-tmp-'));
+t.teardown(() => rmSync(runTmp, { recursive: true, force: true }));
 const stressMounts = () =>
   readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .filter((l) => l.split(' ')[4]?.includes('locksmith-stress-nodes-'));
+    .filter((l) => l.split(' ')[4]?.startsWith(`${runTmp}/`));
 
 const out = mkdtempSync(join(tmpdir(), 'locksmith-stress-nodes-test-'));
 t.teardown(() => rmSync(out, { recursive: true, force: true }));
@@ -47,7 +53,15 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
   const argv = ['--nodes', '2', '--workload', 'all', '--clients', '8', '--files', '3', '--workers', '1', '--duration', '2', '--seed', '7', '--out', dir];
   const stdout = sink();
   const stderr = Object.assign(sink(), { isTTY: false });
-  const code = await main(argv, { out: stdout, err: stderr });
+  const tmpBefore = process.env.TMPDIR;
+  process.env.TMPDIR = runTmp;
+  let code: number;
+  try {
+    code = await main(argv, { out: stdout, err: stderr });
+  } finally {
+    if (tmpBefore === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmpBefore;
+  }
   t.comment(stdout.text);
   const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as Report;
   t.equal(report.stages.length, 1);
