@@ -21,7 +21,8 @@
  *   holds its epoch; once dead it never comes back (renewal refuses, epochs never repeat).
  * - incarnation: a random id the engine's data is created with. Missing or different = the engine
  *   lost its data (restart without persistence, failover to an empty replica).
- * - run: the engine's server process (redis-server's run_id) the data was written under. Another
+ * - run: the engine's server process (redis-server's run_id) and data set (its replication ID,
+ *   which a full sync as a replica and a promotion change) the data was written under. Another
  *   run's data may be older than what nodes were told had committed (a restart from a snapshot or
  *   an AOF missing the last writes, a failover to a lagging replica): it is dropped before any step
  *   applies to it (lua.ts RUN), which makes a rollback a loss (the next OPEN starts an incarnation).
@@ -31,7 +32,7 @@
  * |------------------------|--------|--------------------------------------------------------------------|
  * | P inc                  | string | the incarnation id (KEYS[1] of every script)                       |
  * | P clock                | string | the counter of versions and epochs                                 |
- * | P run                  | string | redis-server's run_id the incarnation's data was written under     |
+ * | P run                  | string | `<run_id> <master_replid>` of the server the data was written under |
  * | P grace                | string | exists (PX graceMs) while the incarnation's grace period runs      |
  * | P ttlmax               | string | the longest sessionTtlMs a session of the incarnation opened with  |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |

@@ -38,7 +38,9 @@ local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 100
 
 /**
  * The engine's run: redis-server's run_id, new at every start of a server process and different on
- * the replica a failover promotes. `P run` keeps the run the incarnation's data was written under.
+ * the replica a failover promotes, with its replication ID, new when the same process loaded
+ * another data set (a full sync as a replica) and was promoted again. `P run` keeps the run the
+ * incarnation's data was written under.
  * Data found under another run may be older than what nodes were told had committed (a restart
  * from an RDB snapshot or an AOF that missed the last writes, a replica that lagged): no step may
  * apply to it. rolledBack() then drops every key of the namespace (wipe), so that the next OPEN
@@ -52,7 +54,15 @@ const RUN = `
 local function runId()
   local info = redis.pcall('INFO', 'server')
   if type(info) ~= 'string' then return nil end
-  return string.match(info, 'run_id:(%x+)')
+  local id = string.match(info, 'run_id:(%x+)')
+  if not id then return nil end
+  -- The same process may serve another data set: a full sync as a replica replaces all of it and
+  -- keeps the run_id; the replication ID changes with it (adopted from the primary), and at every
+  -- promotion. Two calls: INFO with two sections is Redis 7's.
+  local repl = redis.pcall('INFO', 'replication')
+  local rid = type(repl) == 'string' and string.match(repl, 'master_replid:(%x+)')
+  if not rid then return id end
+  return id .. ' ' .. rid, string.match(repl, 'second_repl_offset:(%-?%d+)') == '-1'
 end
 -- Every key of the namespace, found through its indexes (never KEYS: the database may hold much
 -- else): the files' keys and their waiters' owners' edges, the registered sessions' keys.
@@ -79,11 +89,16 @@ end
 -- an earlier version of these scripts, with no run recorded, adopts this one. No check where the
 -- user may not run INFO or read the run's key.
 local function rolledBack()
-  local run = runId()
+  local run, noSecond = runId()
   if run == nil then return false end
   local cur = redis.pcall('MGET', KEYS[1], P .. 'run')
   if type(cur) ~= 'table' or cur.err or not cur[1] or cur[2] == run then return false end
-  if not cur[2] then redis.pcall('SET', P .. 'run', run); return false end
+  local id = string.match(run, '^(%x+)')
+  -- Adopted: no run recorded; the run_id alone (recorded before the replication ID was); the same
+  -- process under a new replication ID that follows no other (no second ID: a primary without
+  -- replicas for repl-backlog-ttl frees its backlog and takes a new ID; a promoted replica's
+  -- second ID is the one of the primary it followed).
+  if not cur[2] or cur[2] == id or (noSecond and string.match(cur[2], '^(%x+)') == id) then redis.pcall('SET', P .. 'run', run); return false end
   wipe()
   return true
 end

@@ -66,3 +66,34 @@ t.test('a primary demoted to a lagging replica and promoted again: its run_id is
   t.equal(grant.ok, false, 'b is not granted /g, which a holds');
   t.ok(!grant.ok && (grant.reason === 'reset' || grant.reason === 'grace'), `refused as a reset or by the grace period (${JSON.stringify(grant)})`);
 });
+
+t.test('a primary that frees its replication backlog takes a new replication ID: the same data, nothing dropped', { skip: noRedis }, async (t) => {
+  const x = await RedisServer.start(FAST_SYNC);
+  const y = await RedisServer.start(FAST_SYNC);
+  t.teardown(() => Promise.all([x.stop(), y.stop()]));
+  const c = await cluster('redis', [], x, { sessionTtlMs: 30_000 });
+  t.teardown(() => c.close());
+  const a = await c.add('a');
+  const ax = await x.client();
+  const ay = await y.client();
+  const put = await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] });
+  t.equal(put.ok, true, 'a holds /f');
+  // x had a replica (so a backlog), which left; after repl-backlog-ttl x frees the backlog and
+  // takes a new replication ID (Redis' replicationCron), its data untouched.
+  await replicate(ay, x);
+  await ay.replicaof('NO', 'ONE');
+  const replid = (await ax.info('replication')).match(/master_replid:(\w+)/)?.[1];
+  await ax.config('SET', 'repl-backlog-ttl', '1');
+  await within(
+    (async () => {
+      while ((await ax.info('replication')).match(/master_replid:(\w+)/)?.[1] === replid) await new Promise((r) => setTimeout(r, 50));
+    })(),
+    EVENT_BUDGET_MS,
+    'x to free its backlog and take a new replication ID',
+  );
+  await ax.script('FLUSH'); // the next step goes through the run check
+  const next = await a.store.commit({ file: '/f', base: put.ok ? put.version : 0, put: [{ id: 'a2', state: 'held', data: 'A 2' }] });
+  t.equal(next.ok, true, `the step applies (${JSON.stringify(next)})`);
+  t.same((await a.store.load('/f')).records.map((r) => r.id).sort(), ['a1', 'a2'], 'nothing dropped');
+  t.equal(a.session.seen.some((e) => e.kind === 'reset' || e.kind === 'lost'), false, 'no reset');
+});

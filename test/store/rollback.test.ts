@@ -101,7 +101,7 @@ t.test("an incarnation written before the run was recorded adopts the engine's r
   const put = await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] });
   t.equal(put.ok, true);
   const run = await admin.get(`${P}run`);
-  t.match(run, /^[0-9a-f]{40}$/, "OPEN recorded the engine's run_id");
+  t.match(run, /^[0-9a-f]{40} [0-9a-f]{40}$/, "OPEN recorded the engine's run_id and replication ID");
   await admin.del(`${P}run`);
   await admin.script('FLUSH'); // the next step goes through the run check
   const next = await a.store.commit({ file: '/f', base: put.ok ? put.version : 0, put: [{ id: 'a2', state: 'held', data: 'A 2' }] });
