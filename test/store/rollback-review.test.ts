@@ -7,6 +7,7 @@
  * that server's older data, and keeps its script cache; promoted again, it serves the older data
  * under the same run_id, and that data says it was written under that very run.
  */
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import { cluster } from './fixture.js';
@@ -96,4 +97,75 @@ t.test('a primary that frees its replication backlog takes a new replication ID:
   t.equal(next.ok, true, `the step applies (${JSON.stringify(next)})`);
   t.same((await a.store.load('/f')).records.map((r) => r.id).sort(), ['a1', 'a2'], 'nothing dropped');
   t.equal(a.session.seen.some((e) => e.kind === 'reset' || e.kind === 'lost'), false, 'no reset');
+});
+
+/**
+ * A TCP proxy in front of `server` that keeps each client's connection open when the server's
+ * side drops, and connects to the server again at the client's next bytes: what a proxy that
+ * pools its upstream connections shows a client (a restart behind it is no close).
+ */
+async function keepingProxy(server: RedisServer): Promise<{ url: string; close(): Promise<void> }> {
+  const clients = new Set<Socket>();
+  const proxy = createServer((down) => {
+    clients.add(down);
+    let up: Socket | undefined;
+    const upstream = (): Socket => {
+      if (up !== undefined) return up;
+      const u = connect(server.port, '127.0.0.1');
+      up = u;
+      u.on('data', (d) => down.write(d));
+      u.on('error', () => {});
+      u.on('close', () => {
+        if (up === u) up = undefined;
+      });
+      return u;
+    };
+    down.on('data', (d) => upstream().write(d));
+    down.on('error', () => {});
+    down.on('close', () => {
+      clients.delete(down);
+      up?.destroy();
+    });
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  const port = (proxy.address() as AddressInfo).port;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of clients) c.destroy();
+        proxy.close(() => r());
+      }),
+  };
+}
+
+t.test("behind a proxy that hides the restart: another namespace's check loads the scripts, this one's steps still go through its own check", { skip: noRedis }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const proxy = await keepingProxy(server);
+  t.teardown(() => proxy.close());
+  const via = { url: proxy.url, client: () => server.client() } as unknown as RedisServer;
+  const c1 = await cluster('redis', [], via, { sessionTtlMs: 30_000 });
+  const c2 = await cluster('redis', [], via, { sessionTtlMs: 30_000, graceMs: 2_000 });
+  t.teardown(() => Promise.all([c1.close(), c2.close()]));
+  const o = await c1.add('o');
+  const a = await c2.add('a');
+  const b = await c2.add('b');
+  const admin = await server.client();
+  await admin.del(`{${c2.namespace}}:grace`); // the first start's grace period: not what this test is about
+  t.equal((await o.store.commit({ file: '/f', base: 0, put: [{ id: 'o1', state: 'held', data: 'O' }] })).ok, true);
+  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A f' }] })).ok, true);
+  t.equal(await admin.save(), 'OK', 'a snapshot (dump.rdb)');
+  t.equal((await a.store.commit({ file: '/g', base: 0, put: [{ id: 'a2', state: 'held', data: 'A g' }] })).ok, true, 'a holds /g, after the snapshot');
+  t.equal((await b.store.load('/g')).records.length, 1, "b reads /g (its connection's run check is behind it)");
+
+  await server.restart(); // loads dump.rdb: /g free; the proxy keeps every node's connection open
+  // The other namespace's node is first: NOSCRIPT, its run check, and EVAL load the scripts.
+  const first = await o.store.commit({ file: '/f2', base: 0, put: [{ id: 'o2', state: 'held', data: 'O 2' }] });
+  t.match(first, { ok: false, reason: 'reset' }, "the other namespace's data is dropped");
+  t.equal(o.errors.length + a.errors.length + b.errors.length, 0, 'no node saw its connection drop or fail');
+
+  const grant = await b.store.commit({ file: '/g', base: 0, put: [{ id: 'b1', state: 'held', data: 'B g' }] });
+  t.equal(grant.ok, false, 'b is not granted /g, which a holds');
+  t.ok(!grant.ok && (grant.reason === 'reset' || grant.reason === 'grace'), `refused as a reset or by the grace period (${JSON.stringify(grant)})`);
 });
