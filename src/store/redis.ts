@@ -58,23 +58,22 @@ interface Gated {
   readonly sha: string;
 }
 
-function gated(lua: string): Gated {
-  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+/**
+ * `lua` as the scripts of one namespace: the engine's script cache is the server's, shared by
+ * every namespace on it, so a script another namespace's run check loaded on a new server process
+ * would run here unchecked (behind a proxy that hid the restart: no close, no NOSCRIPT). A first
+ * line naming the namespace makes its scripts its own (their SHA1s differ).
+ */
+function gated(lua: string, namespace: string): Gated {
+  const text = `-- locksmith namespace ${namespace}${lua.startsWith('\n') ? '' : '\n'}${lua}`;
+  return { lua: text, sha: createHash('sha1').update(text).digest('hex') };
 }
 
 /** Every other script: a step, a read or a listing of the namespace's data. */
-const GATED = {
-  lsCommit: gated(COMMIT),
-  lsReassert: gated(REASSERT),
-  lsEnd: gated(END),
-  lsLoad: gated(LOAD),
-  lsCycle: gated(CYCLE),
-  lsReach: gated(REACH),
-  lsReap: gated(REAP),
-  lsSessionFiles: gated(SESSION_FILES),
-};
+const GATED_LUA = { lsCommit: COMMIT, lsReassert: REASSERT, lsEnd: END, lsLoad: LOAD, lsCycle: CYCLE, lsReach: REACH, lsReap: REAP, lsSessionFiles: SESSION_FILES };
+type GatedName = keyof typeof GATED_LUA;
 
-type ScriptName = keyof Scripted | keyof typeof GATED;
+type ScriptName = keyof Scripted | GatedName;
 
 /** The engine's answer to EVALSHA of a script it does not have. */
 const isNoScript = (e: unknown): boolean => (e as { name?: string })?.name === 'ReplyError' && (e as Error).message.startsWith('NOSCRIPT');
@@ -492,6 +491,8 @@ export class RedisEngine implements Engine {
   readonly name: string;
   private readonly inc: string;
   private readonly s: Scripted;
+  /** The namespace's own copies of the scripts sent by EVALSHA only (gated). */
+  private readonly gated: Record<GatedName, Gated>;
   private readonly readers = new Set<RedisInbox>();
   /** Calls waiting for a reply: failed at once when the connection closes (the client would drop them silently). */
   private readonly inFlight = new Set<(e: Error) => void>();
@@ -511,6 +512,7 @@ export class RedisEngine implements Engine {
     define('lsRenew', RENEW);
     define('lsEmpty', EMPTY);
     this.s = client as unknown as Scripted;
+    this.gated = Object.fromEntries(Object.entries(GATED_LUA).map(([k, lua]) => [k, gated(lua, o.namespace)])) as Record<GatedName, Gated>;
     client.on('close', () => {
       this.closes++;
       const err = new Error('the connection closed before the reply (the step may have applied)');
@@ -539,7 +541,7 @@ export class RedisEngine implements Engine {
       drop = reject;
     });
     this.inFlight.add(drop);
-    const sent = script in GATED ? this.sendGated(GATED[script as keyof typeof GATED], args) : this.s[script as keyof Scripted](this.inc, this.prefix, ...args);
+    const sent = script in GATED_LUA ? this.sendGated(this.gated[script as GatedName], args) : this.s[script as keyof Scripted](this.inc, this.prefix, ...args);
     sent.catch(() => {}); // when the connection's end answered first, the client's own timeout error goes nowhere
     try {
       return await Promise.race([sent, lost]);
