@@ -169,3 +169,34 @@ t.test("behind a proxy that hides the restart: another namespace's check loads t
   t.equal(grant.ok, false, 'b is not granted /g, which a holds');
   t.ok(!grant.ok && (grant.reason === 'reset' || grant.reason === 'grace'), `refused as a reset or by the grace period (${JSON.stringify(grant)})`);
 });
+
+t.test('a primary demoted and promoted again by hand, its clients kept: a node told the engine was a replica checks the run before its next step', { skip: noRedis }, async (t) => {
+  const x = await RedisServer.start(FAST_SYNC);
+  const y = await RedisServer.start(FAST_SYNC);
+  t.teardown(() => Promise.all([x.stop(), y.stop()]));
+  const c = await cluster('redis', [], x, { sessionTtlMs: 30_000, graceMs: 2_000 });
+  t.teardown(() => c.close());
+  const a = await c.add('a');
+  const b = await c.add('b');
+  const ax = await x.client();
+  const ay = await y.client();
+  const P = `{${c.namespace}}:`;
+  await ax.del(`${P}grace`);
+  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A f' }] })).ok, true, 'a holds /f');
+  t.equal((await b.store.load('/f')).records.length, 1, "b reads /f (its connection's run check is behind it)");
+  // y: a copy of x from before /g, then a primary of its own: a write there gives its data y's run.
+  await replicate(ay, x);
+  await ay.replicaof('NO', 'ONE');
+  t.equal((await a.store.commit({ file: '/g', base: 0, put: [{ id: 'a2', state: 'held', data: 'A g' }] })).ok, true, 'a holds /g, which y never got');
+  await ay.set(`${P}run`, 'f'.repeat(40)); // as a node's run check on y would leave it (y's run)
+
+  // x follows y by hand (no client killed) and is promoted again: its scripts and connections kept.
+  await replicate(ax, y);
+  const refused = await b.store.commit({ file: '/h', base: 0, put: [{ id: 'b0', state: 'held', data: 'B h' }] }).catch((e: Error) => e);
+  t.ok(refused instanceof Error || !refused.ok, `b's step while x is a replica is refused (${refused instanceof Error ? refused.message : JSON.stringify(refused)})`);
+  await ax.replicaof('NO', 'ONE');
+
+  const grant = await b.store.commit({ file: '/g', base: 0, put: [{ id: 'b1', state: 'held', data: 'B g' }] });
+  t.equal(grant.ok, false, 'b is not granted /g, which a holds');
+  t.ok(!grant.ok && (grant.reason === 'reset' || grant.reason === 'grace'), `refused as a reset or by the grace period (${JSON.stringify(grant)})`);
+});
