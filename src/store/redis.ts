@@ -496,7 +496,7 @@ export class RedisEngine implements Engine {
   private readonly readers = new Set<RedisInbox>();
   /** Calls waiting for a reply: failed at once when the connection closes (the client would drop them silently). */
   private readonly inFlight = new Set<(e: Error) => void>();
-  /** Connections closed so far: the next one may reach another server process (a restart, a failover). */
+  /** Connections closed so far, and replies that said the engine was a replica or loading: the next script may reach another server process or data set (a restart, a failover). */
   private closes = 0;
   /** The value of `closes` under which a run check (RUN_CHECK) was answered: none needed before the next close. */
   private checkedAt = -1;
@@ -546,6 +546,10 @@ export class RedisEngine implements Engine {
     try {
       return await Promise.race([sent, lost]);
     } catch (e) {
+      // The engine is a replica, or loading a data set: what it serves next may be another data
+      // set on this very connection (a full sync, then a promotion by hand: no close, the scripts
+      // kept). The next script goes through a run check, as after a close.
+      if ((e as { name?: string })?.name === 'ReplyError' && /\b(READONLY|LOADING|MASTERDOWN)\b/.test((e as Error).message)) this.closes++;
       throw scriptError(e) ?? new Error(`locksmith store: ${this.o.shownUrl}: ${(e as Error).message}`);
     } finally {
       this.inFlight.delete(drop);
