@@ -200,3 +200,29 @@ t.test('a primary demoted and promoted again by hand, its clients kept: a node t
   t.equal(grant.ok, false, 'b is not granted /g, which a holds');
   t.ok(!grant.ok && (grant.reason === 'reset' || grant.reason === 'grace'), `refused as a reset or by the grace period (${JSON.stringify(grant)})`);
 });
+
+t.test("a step made while the node reconnects (the client's offline queue) is sent after the run check, on the restarted engine's older data", { skip: noRedis }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const c = await cluster('redis', [], server, { sessionTtlMs: 30_000, graceMs: 2_000 });
+  t.teardown(() => c.close());
+  const a = await c.add('a');
+  const b = await c.add('b');
+  const admin = await server.client();
+  const P = `{${c.namespace}}:`;
+  await admin.del(`${P}grace`);
+  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A f' }] })).ok, true);
+  t.equal((await b.store.load('/f')).records.length, 1, "b's connection has had its run check");
+  t.equal(await admin.save(), 'OK', 'a snapshot (dump.rdb)');
+  t.equal((await a.store.commit({ file: '/g', base: 0, put: [{ id: 'a2', state: 'held', data: 'A g' }] })).ok, true, 'a holds /g, after the snapshot');
+  const bc = (b.store as unknown as { engine: { client: Redis } }).engine.client;
+  const reconnecting = new Promise<void>((r) => bc.once('reconnecting', () => r()));
+  const restarted = server.restart();
+  await within(reconnecting, EVENT_BUDGET_MS, "b's client to wait to reconnect");
+  t.equal(bc.status, 'reconnecting', "b's client is reconnecting: the step waits in its offline queue");
+  const grant = b.store.commit({ file: '/g', base: 0, put: [{ id: 'b1', state: 'held', data: 'B g' }] });
+  await restarted;
+  const r = await grant;
+  t.equal(r.ok, false, 'b is not granted /g, which a holds');
+  t.ok(!r.ok && (r.reason === 'reset' || r.reason === 'grace'), `refused as a reset or by the grace period (${JSON.stringify(r)})`);
+});
