@@ -226,3 +226,32 @@ t.test("a step made while the node reconnects (the client's offline queue) is se
   t.equal(r.ok, false, 'b is not granted /g, which a holds');
   t.ok(!r.ok && (r.reason === 'reset' || r.reason === 'grace'), `refused as a reset or by the grace period (${JSON.stringify(r)})`);
 });
+
+t.test('an ACL user that may not run INFO, or read the run: no run check, and every step still works', { skip: noRedis }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const admin = await server.client();
+  const kinds = ['inc', 'clock', 'grace', 'ttlmax', 's:*', 'own:*', 'at:*', 'sessions', 'sf:*', 'rp:*', 'files', 'r:*', 'm:*', 'l:*', 'e:*', 'w:*', 'in:*'];
+  for (const [label, rights, keys] of [
+    ['no INFO', ['+@all', '-info'], ['*']],
+    ['no run key', ['+@all'], kinds],
+  ] as const) {
+    let url = '';
+    const via = { get url() { return url; }, client: () => server.client() } as unknown as RedisServer;
+    const c = await cluster('redis', [], via, { sessionTtlMs: 30_000 });
+    const namespace = c.namespace;
+    const user = `u-${namespace}`;
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', ...rights, ...keys.map((k) => `~{${namespace}}:${k}`));
+    url = server.url.replace('://', `://${user}:pw@`);
+    const a = await c.add('a');
+    const put = await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] });
+    t.equal(put.ok, true, `${label}: a step applies`);
+    t.equal(await admin.exists(`{${namespace}}:run`), 0, `${label}: no run recorded`);
+    await admin.script('FLUSH'); // the next step goes through the run check, which cannot be made
+    const next = await a.store.commit({ file: '/f', base: put.ok ? put.version : 0, remove: ['a1'] });
+    t.equal(next.ok, true, `${label}: the next step applies`);
+    t.same(a.errors, [], `${label}: no error`);
+    await c.close();
+    t.equal(await admin.exists(`{${namespace}}:s:a`), 0, `${label}: the session ended`);
+  }
+});
