@@ -104,14 +104,15 @@ t.test('a primary that frees its replication backlog takes a new replication ID:
  * side drops, and connects to the server again at the client's next bytes: what a proxy that
  * pools its upstream connections shows a client (a restart behind it is no close).
  */
-async function keepingProxy(server: RedisServer): Promise<{ url: string; close(): Promise<void> }> {
+async function keepingProxy(server: RedisServer | (() => RedisServer)): Promise<{ url: string; close(): Promise<void> }> {
+  const target = typeof server === 'function' ? server : () => server;
   const clients = new Set<Socket>();
   const proxy = createServer((down) => {
     clients.add(down);
     let up: Socket | undefined;
     const upstream = (): Socket => {
       if (up !== undefined) return up;
-      const u = connect(server.port, '127.0.0.1');
+      const u = connect(target().port, '127.0.0.1');
       up = u;
       u.on('data', (d) => down.write(d));
       u.on('error', () => {});
@@ -254,4 +255,36 @@ t.test('an ACL user that may not run INFO, or read the run: no run check, and ev
     await c.close();
     t.equal(await admin.exists(`{${namespace}}:s:a`), 0, `${label}: the session ended`);
   }
+});
+
+t.test('a failover to a lagging replica behind a proxy that keeps the nodes connected: the promoted data is dropped, nothing is granted twice', { skip: noRedis }, async (t) => {
+  const x = await RedisServer.start(FAST_SYNC);
+  const y = await RedisServer.start(FAST_SYNC);
+  t.teardown(() => Promise.all([x.stop(), y.stop()]));
+  let primary = x;
+  const proxy = await keepingProxy(() => primary);
+  t.teardown(() => proxy.close());
+  const via = { url: proxy.url, client: () => primary.client() } as unknown as RedisServer;
+  const c = await cluster('redis', [], via, { sessionTtlMs: 30_000, graceMs: 2_000 });
+  t.teardown(() => c.close());
+  const a = await c.add('a');
+  const b = await c.add('b');
+  const ax = await x.client();
+  const ay = await y.client();
+  const P = `{${c.namespace}}:`;
+  await ax.del(`${P}grace`);
+  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A f' }] })).ok, true, 'a holds /f');
+  t.equal((await b.store.load('/f')).records.length, 1, "b's connection has had its run check");
+  await replicate(ay, x);
+  // The replica gets none of x's later writes (a lag, at its worst): it stops following x now,
+  // which is also its promotion.
+  await ay.replicaof('NO', 'ONE');
+  t.equal((await a.store.commit({ file: '/g', base: 0, put: [{ id: 'a2', state: 'held', data: 'A g' }] })).ok, true, 'a holds /g, which y never got');
+  // x dies; the proxy now leads to y, the nodes' connections kept.
+  await x.stop();
+  primary = y;
+  t.equal(await ay.exists(`${P}r:/g`), 0, 'y has no /g');
+  const grant = await b.store.commit({ file: '/g', base: 0, put: [{ id: 'b1', state: 'held', data: 'B g' }] });
+  t.equal(grant.ok, false, 'b is not granted /g, which a holds');
+  t.ok(!grant.ok && (grant.reason === 'reset' || grant.reason === 'grace' || grant.reason === 'unreachable'), `refused (${JSON.stringify(grant)})`);
 });
