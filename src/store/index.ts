@@ -127,11 +127,13 @@
  * a blocked waiter costs no engine command beyond the session renewal.
  *
  * ## Engine loss and grace
- * A rollback is a loss: OPEN and RENEW compare `run` with the server's run_id (INFO, in the
- * script), and every other script is sent by EVALSHA only, after a run check (RUN_CHECK) on a
- * connection that has had none answered and again when the engine does not know the script (Redis
- * 7 neither keeps scripts across a restart nor replicates them), so the first script of any node
- * on a new server process follows a check. A mismatch drops every key the namespace's indexes
+ * A rollback is a loss: OPEN and RENEW compare `run` with the server's run_id and replication ID
+ * (INFO, in the script: a full sync as a replica replaces a process's data and keeps its run_id),
+ * and every other script is sent by EVALSHA only, after a run check (RUN_CHECK) on a connection
+ * that has had none answered since its last close or its last READONLY/LOADING/MASTERDOWN reply,
+ * and again when the engine does not know the script (Redis 7 neither keeps scripts across a
+ * restart nor replicates them; each namespace's scripts are its own, as the cache is the
+ * server's), so the first script of any node on a new server process follows a check. A mismatch drops every key the namespace's indexes
  * name (files, their waiters' owners' edges, registered sessions, the counters, `inc`): what is
  * left is what dead sessions no index names any more (own:, rp: expire; in: is emptied at OPEN).
  * Where the user may not run INFO or read `run` (an ACL), there is no check.
