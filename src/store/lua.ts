@@ -79,8 +79,10 @@ local function wipe()
     soft[#soft + 1] = P .. 'at:' .. nd
   end
   add('clock'); add('grace'); add('ttlmax'); add('files'); add('sessions')
-  keys[#keys + 1] = KEYS[1]
-  for i = 1, #keys, 1000 do redis.call('UNLINK', unpack(keys, i, math.min(i + 999, #keys))) end
+  -- The incarnation first, on its own: should a later batch be refused (an ACL without one key
+  -- kind), no step can apply to what is left (every step checks it: 'reset').
+  redis.call('UNLINK', KEYS[1])
+  for i = 1, #keys do redis.call('UNLINK', unpack(keys, i, math.min(i + 999, #keys))) end
   -- Keys a least-privilege user may not have been granted (as OPEN writes them): each on its own.
   soft[#soft + 1] = P .. 'run'
   for _, k in ipairs(soft) do redis.pcall('UNLINK', k) end
