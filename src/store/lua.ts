@@ -46,7 +46,8 @@ local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 100
  * apply to it. rolledBack() then drops every key of the namespace (wipe), so that the next OPEN
  * starts a new incarnation with its grace period, as after a loss: nodes re-assert what they hold
  * and nothing is granted twice. An engine that refuses INFO in a script gives no run (nil): no
- * check (the data is trusted, as before). The scripts that do not check it themselves are sent
+ * check (the data is trusted, as before); one that gives the run_id alone (INFO replication
+ * refused) is checked against the recorded run_id only, and leaves the whole run recorded. The scripts that do not check it themselves are sent
  * by EVALSHA only: a new server process knows no script, and the node runs RUN_CHECK before it
  * loads one (RedisEngine.call), so every script a new process runs comes after a check.
  */
@@ -96,11 +97,16 @@ local function rolledBack()
   local cur = redis.pcall('MGET', KEYS[1], P .. 'run')
   if type(cur) ~= 'table' or cur.err or not cur[1] or cur[2] == run then return false end
   local id = string.match(run, '^(%x+)')
+  local was = string.match(cur[2] or '', '^(%x+)')
   -- Adopted: no run recorded; the run_id alone (recorded before the replication ID was); the same
   -- process under a new replication ID that follows no other (no second ID: a primary without
   -- replicas for repl-backlog-ttl frees its backlog and takes a new ID; a promoted replica's
   -- second ID is the one of the primary it followed).
-  if not cur[2] or cur[2] == id or (noSecond and string.match(cur[2], '^(%x+)') == id) then redis.pcall('SET', P .. 'run', run); return false end
+  if not cur[2] or cur[2] == id or (noSecond and was == id) then redis.pcall('SET', P .. 'run', run); return false end
+  -- A check that got the run_id alone (a user refused INFO replication, an engine that does not
+  -- say it) compares that much: the same process passes, and the whole run stays recorded for the
+  -- checks that can compare it (the two forms never take turns dropping the data).
+  if run == id and was == id then return false end
   wipe()
   return true
 end
