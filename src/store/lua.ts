@@ -47,9 +47,10 @@ local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 100
  * starts a new incarnation with its grace period, as after a loss: nodes re-assert what they hold
  * and nothing is granted twice. An engine that refuses INFO in a script gives no run (nil): no
  * check (the data is trusted, as before); one that gives the run_id alone (INFO replication
- * refused) is checked against the recorded run_id only, and leaves the whole run recorded. The scripts that do not check it themselves are sent
- * by EVALSHA only: a new server process knows no script, and the node runs RUN_CHECK before it
- * loads one (RedisEngine.call), so every script a new process runs comes after a check.
+ * refused) is checked against the recorded run_id only, and leaves the whole run recorded. The
+ * scripts that do not check it themselves are sent by EVALSHA only: a new server process knows
+ * no script, and the node runs RUN_CHECK before it loads one (RedisEngine.call), so every script
+ * a new process runs comes after a check.
  */
 const RUN = `
 local function runId()
