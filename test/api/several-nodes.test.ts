@@ -713,6 +713,33 @@ t.test('an engine that stops answering: requests end with the generic code, no h
   t.comment(`the next request took ${Math.round(performance.now() - t1)} ms`);
 });
 
+t.test('stop() with the engine not answering, its node fenced: every waiting request is answered at once with 995 / -EINTR, not the generic code of a session lost meanwhile', { skip: noRedis }, async (t) => {
+  // Before, the workers answered their waiters only once the steps removing them committed: with
+  // the engine paused that is never, and the session, counted lost (sessionTtlMs after the last
+  // renewal, 500 ms after the fence at 2000), ended them first with ERROR_LOCK_VIOLATION and
+  // -ENOLCK, ahead of the caller's own answer to a host that has not said 'stopped' (1 s).
+  const [a, b] = cluster(t, ['a', 'b'], 2000, { requestTimeoutMs: SHORT_MS });
+  await Promise.all([a!.ready(), b!.ready()]);
+  t.equal(await a!.call('lockFile', win('/s', 1, true)), 0, 'a holds /s, Windows (once the grace period is over)');
+  t.equal((await a!.call('lock', setlk('/s', 1, 1, 100, 10))).result, 0, 'a holds /s, POSIX');
+  const lockFile = b!.call('lockFile', win('/s', 2, false));
+  const fcntl = b!.call('lock', setlk('/s', 2, 2, 100, 10, F_SETLKW));
+  await until(() => b!.call('stats'), (s: Reply) => s.waiting === 2, "b's two waiters, queued");
+  server.pause();
+  try {
+    await until(() => b!.call('stats'), (s: Reply) => s.store.session.fenced === true, 'b fenced, the engine paused');
+    const stopped = b!.call('stop');
+    t.equal(await event(lockFile, "the answer to b's LockFileEx waiter"), ERROR_OPERATION_ABORTED, 'LockFileEx waiter: 995');
+    t.equal((await event(fcntl, "the answer to b's F_SETLKW waiter")).result, -EINTR, 'F_SETLKW waiter: -EINTR');
+    await event(stopped, "b's stop() with the engine paused");
+  } finally {
+    server.resume();
+  }
+  // a's session was lost with the pause too: once it has a new one, /s is free (b's waiters left nothing behind).
+  await until(() => a!.call('lockFile', win('/s', 3, true)), (r: Reply) => r === 0, 'a granted /s under a new session');
+  t.pass('a is granted /s once the engine answers again');
+});
+
 t.test('a lock answered as failed while the engine was paused is not held once it answers again', { skip: noRedis }, async (t) => {
   // sessionTtlMs 4000: the pause (about requestTimeoutMs) stays far from the fence at 3 s.
   const [a, b] = cluster(t, ['a', 'b'], 4000, { requestTimeoutMs: SHORT_MS });
