@@ -46,6 +46,12 @@ export class SharedFiles implements FileSpace {
   private counter = 0;
   private stopping = false;
   /**
+   * Requests stop() answered at once (waiters, and requests waiting out a grace period): their
+   * steps may still run (the cancel of a waiter, with the engine slow or gone), and whatever they
+   * end in is not told again (finish).
+   */
+  private readonly answeredAtStop = new Set<number>();
+  /**
    * Files whose actor went idle knowing this node had nothing there (SharedFile.nothingOfMine):
    * the next actor of the file knows it from the start, so a close of a file opened and closed
    * again without a lock costs no round trip. Only this worker's steps put this node's records in
@@ -449,19 +455,21 @@ export class SharedFiles implements FileSpace {
         }
         if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
         if (typeof res === 'object' && res !== null && 'waiter' in res) {
-          if (!this.requests.has(hostId)) return;
+          if (!this.requests.has(hostId) || this.answeredAtStop.has(hostId)) return;
           target.queued(hostId, call.path, false);
           if (r.cancelled !== undefined && r.rid !== undefined) await f.cancel(r.rid, r.cancelled, this.early(f, hostId, r, r.rid, r.cancelled));
           return;
         }
         if (!this.requests.has(hostId)) return;
         this.requests.delete(hostId);
+        if (this.answeredAtStop.delete(hostId)) return;
         target.answer(hostId, call.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
       })
       .catch((e: unknown) => {
         this.report(e);
         if (this.requests.has(hostId)) {
           this.requests.delete(hostId);
+          if (this.answeredAtStop.delete(hostId)) return;
           target.answer(hostId, call.path, generic(call), -1, false, false);
         }
       })
@@ -619,6 +627,7 @@ export class SharedFiles implements FileSpace {
     if (r === undefined) return;
     this.requests.delete(hostId);
     if (r.rid !== undefined) this.waits.delete(r.rid);
+    if (this.answeredAtStop.delete(hostId)) return;
     const c = r.call;
     const res: Result = c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' || c.op === 'unlockFile' ? code : undefined;
     r.target.answer(hostId, c.path, res, waited ? Date.now() - r.since : -1, false, false);
@@ -1058,6 +1067,18 @@ export class SharedFiles implements FileSpace {
     this.wakeTimers.clear();
     for (const t of this.checkTimers.values()) clearTimeout(t.timer);
     this.checkTimers.clear();
+    // Every waiting request is answered now (995 / -EINTR), as a node alone answers it: the steps
+    // that remove this node's waiters and locks below wait for the engine (up to requestTimeoutMs,
+    // or until the session is lost, when it does not answer), and their outcome changes nothing
+    // for a caller whose request the stop ended. A grant of such a waiter that comes meanwhile is
+    // dropped with this node's other locks (stopAll), or goes with its session.
+    for (const [hostId, r] of this.requests) {
+      const c = r.call;
+      if (!cancellable(c) || (r.rid === undefined && r.parked === false)) continue;
+      this.answeredAtStop.add(hostId);
+      const code = cancelResult('stop', c.op === 'lockFile');
+      r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : code, Date.now() - r.since, false, false);
+    }
     const all = [...this.files.values()].map((f) => this.enqueue(f, () => f.stopAll()).catch((e: unknown) => this.report(e)));
     await Promise.all(all);
     for (const [hostId, r] of [...this.requests]) {
@@ -1065,6 +1086,7 @@ export class SharedFiles implements FileSpace {
       const c = r.call;
       const code = cancelResult('stop', c.op === 'lockFile' || c.op === 'checkIo');
       this.requests.delete(hostId);
+      if (this.answeredAtStop.delete(hostId)) continue;
       r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' ? code : generic(c), -1, false, false);
     }
   }
