@@ -3,7 +3,8 @@
  * { store, workers }. It starts a LockCoordinator on that store, prints {"ready": node}, then runs
  * one JSON command per stdin line: { tag, method, req } calls that public method and prints
  * { tag, reply } when it settles (blocking calls answer whenever they end), or { tag, error }.
- * Bigints travel as { $big: "..." } both ways. Only the package entry is used.
+ * Bigints travel as { $big: "..." } both ways. A command sent with { abortable: true } gets an
+ * AbortSignal, which { abort: tag } aborts. Only the package entry is used.
  */
 import { createInterface } from 'node:readline';
 import { LockCoordinator } from '../../src/index.js';
@@ -23,8 +24,20 @@ try {
 }
 out({ ready: (await c.stats()).store?.node });
 
+// The AbortControllers of requests sent { abortable: true }, by tag, until { abort: tag } aborts one.
+const controllers = new Map<string, AbortController>();
 createInterface({ input: process.stdin }).on('line', (line) => {
-  const cmd = JSON.parse(line, revive) as { tag: string; method: string; req?: unknown };
+  const cmd = JSON.parse(line, revive) as { tag: string; method: string; req?: unknown; abortable?: boolean; abort?: string };
+  if (cmd.abort !== undefined) {
+    controllers.get(cmd.abort)?.abort();
+    controllers.delete(cmd.abort);
+    return;
+  }
+  if (cmd.abortable === true) {
+    const ac = new AbortController();
+    controllers.set(cmd.tag, ac);
+    (cmd.req as { signal?: AbortSignal }).signal = ac.signal;
+  }
   const m = (c as unknown as Record<string, (r?: unknown) => Promise<unknown>>)[cmd.method]!;
   m.call(c, cmd.req).then(
     (reply) => out({ tag: cmd.tag, reply: reply ?? null }),
