@@ -1,6 +1,6 @@
 /**
  * A locksmith node in its own process (test support for several-nodes.test.ts). argv[2] is JSON
- * { store, workers }. It starts a LockCoordinator on that store, prints {"ready": node}, then runs
+ * { store, workers, policy? }. It starts a LockCoordinator on that store, prints {"ready": node}, then runs
  * one JSON command per stdin line: { tag, method, req } calls that public method and prints
  * { tag, reply } when it settles (blocking calls answer whenever they end), or { tag, error }.
  * Bigints travel as { $big: "..." } both ways. A command sent with { abortable: true } gets an
@@ -9,7 +9,7 @@
 import { createInterface } from 'node:readline';
 import { LockCoordinator } from '../../src/index.js';
 
-const cfg = JSON.parse(process.argv[2]!) as { store: Record<string, unknown>; workers?: number };
+const cfg = JSON.parse(process.argv[2]!) as { store: Record<string, unknown>; workers?: number; policy?: 'default' | 'fifo' };
 const out = (x: unknown): void => {
   process.stdout.write(`${JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? { $big: v.toString() } : v))}\n`);
 };
@@ -17,7 +17,7 @@ const revive = (_k: string, v: unknown): unknown => (v !== null && typeof v === 
 
 let c: LockCoordinator;
 try {
-  c = await LockCoordinator.start({ workers: cfg.workers ?? 2, store: cfg.store as never });
+  c = await LockCoordinator.start({ workers: cfg.workers ?? 2, store: cfg.store as never, ...(cfg.policy === undefined ? {} : { policy: cfg.policy }) });
 } catch (e) {
   out({ error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
   process.exit(1);
