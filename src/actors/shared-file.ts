@@ -2001,7 +2001,10 @@ export class SharedFile {
       });
     } catch (e) {
       // Without the answer the request queues in arrival order; the engine's checks stay exact.
-      this.space.report(e);
+      // An engine that does not answer (a timeout, a connection down) is no fault: the commit
+      // that follows meets it too and answers as it does. A malformed question (ours) or a script
+      // the engine refuses is reported, as a commit's is.
+      if (e instanceof TypeError || e instanceof ProgrammingError || (e instanceof Error && e.message.includes('refused a script'))) this.space.report(e);
     }
   }
 
