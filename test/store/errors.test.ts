@@ -271,6 +271,23 @@ t.test('an engine that accepts and never answers: an Error within requestTimeout
   t.ok(r.ms >= 700 && r.ms < 800 + SLACK_MS, `after requestTimeoutMs, not before and not much later (${r.ms.toFixed(0)} ms)`);
 });
 
+t.test('an engine that accepts and never answers: the Error says so every time, not only when the timer fires late enough', { skip: noRedis, todo: 'not fixed: the defect is in src/store/redis.ts (connectClient), left to its owner' }, async (t) => {
+  // connectClient's message says "within N ms" (and then probes why) only when performance.now()
+  // shows requestTimeoutMs gone since it began; its timer (within) can fire a fraction of a
+  // millisecond before that, and the Error is then the bare "cannot reach URL", with no reason.
+  // Seen from LockCoordinator.start (requestTimeoutMs 1500) on a port that accepts and never
+  // answers; with a 20 ms timeout about one attempt in four.
+  const silent = await RedisServer.start();
+  t.teardown(() => silent.stop());
+  silent.pause();
+  const bare: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    const r = await timed(openStore({ url: silent.url, requestTimeoutMs: 20 }));
+    if (!/within 20 ms: .*did not answer/.test(r.err?.message ?? '')) bare.push(r.err?.message ?? 'no error');
+  }
+  t.same(bare, [], 'every one of 50 Errors says it got no answer within requestTimeoutMs, and why');
+});
+
 t.test("a store whose engine stops answering: 'unreachable' within requestTimeoutMs, and the step id later", { skip: noRedis }, async (t) => {
   const s = await openStore({ url: server.url, namespace: 'pause', node: 'a', sessionTtlMs: 60_000, requestTimeoutMs: 600 }, {}, { graceMs: 0 });
   t.teardown(() => s.close());
