@@ -15,7 +15,7 @@
 import { RedisEngine } from '../store/redis.js';
 import { resolveOptions } from '../store/options.js';
 import { toEdge, toEngineStep, toRecord } from '../store/step.js';
-import type { CommitReply, EdgeInput, ReassertReply, RecordInput, SessionFilesPage, SessionRef, Step } from '../store/types.js';
+import type { CommitReply, EdgeInput, EngineStep, ReassertReply, RecordInput, SessionFilesPage, SessionRef, Step } from '../store/types.js';
 import type { StoreOptions } from '../types.js';
 import type { StoreLink } from './shared-file.js';
 
@@ -76,6 +76,10 @@ export class DirectLink implements StoreLink {
       this.counts.fencedLocally++;
       return { ok: false, reason: 'fenced' };
     }
+    return byDeadline(this.send(ref, st), step.deadline, st.step);
+  }
+
+  private async send(ref: SessionRef, st: EngineStep): Promise<CommitReply> {
     let engine: RedisEngine;
     try {
       engine = await this.connect();
@@ -135,4 +139,22 @@ export class DirectLink implements StoreLink {
       () => undefined,
     );
   }
+}
+
+/**
+ * A commit's reply, or, once the step's deadline (Step.deadline) passed with none, 'unreachable'
+ * with its id, as when its reply is lost: it may still apply (the engine refuses it only from its
+ * own clock's deadline on), and the actor treats it so. A request is then answered at its deadline,
+ * requestTimeoutMs after it came, not a whole command timeout after its last try was sent (an
+ * engine gone, whose connection refuses: tries go out until the deadline, and the last one waited
+ * for its own timeout). Without a deadline, or past it already, the reply is awaited as it comes.
+ */
+function byDeadline(reply: Promise<CommitReply>, deadline: number | undefined, step: string): Promise<CommitReply> {
+  const ms = deadline === undefined ? Number.NaN : deadline - (performance.timeOrigin + performance.now());
+  if (!(ms > 0)) return reply;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<CommitReply>((resolve) => {
+    timer = setTimeout(() => resolve({ ok: false, reason: 'unreachable', step, error: "no reply by the step's deadline" }), Math.ceil(ms));
+  });
+  return Promise.race([reply, late]).finally(() => clearTimeout(timer));
 }
