@@ -794,6 +794,44 @@ t.test("'fifo' with the engine not answering: the question whether queueing clos
   t.equal((await event(waiters[0]!, "b's first waiter")).result, 0, "b's first waiter is granted once a unlocks: the engine answers again");
 });
 
+t.test('an engine gone (nothing listens): requests on the same files, round after round, each end with the generic code within requestTimeoutMs', { skip: noRedis, todo: 'not fixed: a later round waits about twice requestTimeoutMs' }, async (t) => {
+  // Two ways past requestTimeoutMs. (1) A step's tries fail as the client's reconnects fail and
+  // are sent again until the request's deadline; the last one, sent just before it, waited for its
+  // own command timeout (fixed: DirectLink ends a commit at its step's deadline, see
+  // test/actors/direct-link.test.ts; the first rounds took up to 1.5 and 2 x requestTimeoutMs).
+  // (2) Not fixed: later rounds are answered 2 to 3 x requestTimeoutMs after they came, on the
+  // files of earlier rounds (they hold the undo steps those rounds left owed, sent again by
+  // themselves) and, less, on fresh files too (1.5 x); not explained yet. Budget: requestTimeoutMs
+  // and half of it, for a loaded machine.
+  const own = await RedisServer.start();
+  t.teardown(() => own.stop());
+  const timeout = 2000;
+  const a = new Node({ url: own.url, namespace: `n-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: 60_000, requestTimeoutMs: timeout });
+  t.teardown(() => a.kill());
+  await a.ready();
+  // Each worker's own connection to the engine opens at its first commit: requests on a few files
+  // (both workers), ended by their timeout in the new namespace's grace period (60 s here).
+  for (let i = 0; i < 6; i++) t.equal(await a.call('lockFile', { ...win(`/g${i}`, 1, false), timeoutMs: 100 }), ERROR_LOCK_VIOLATION, `a request on /g${i}, timed out in the grace period`);
+  await own.stop();
+  // Rounds of requests on every file at once, while the client's reconnects are tried often.
+  const took: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const t0 = performance.now();
+    const replies = await event(
+      Promise.all(
+        [...Array(6).keys()].map(async (i) => {
+          const r = await (i % 2 === 0 ? a.call('lockFile', win(`/g${i}`, 2, true)) : a.call('lock', setlk(`/g${i}`, 2, 2, 0, 1)));
+          took.push(Math.round(performance.now() - t0));
+          return typeof r === 'number' ? r : r.result;
+        }),
+      ),
+      'the answers with the engine gone',
+    );
+    t.same(replies, replies.map((_r: number, i: number) => (i % 2 === 0 ? ERROR_LOCK_VIOLATION : -ENOLCK)), `round ${round}: the generic codes`);
+  }
+  t.ok(took.every((ms) => ms < timeout * 1.5), `every answer within requestTimeoutMs (${timeout} ms) and its slack: ${took.join(', ')} ms`);
+});
+
 t.test('a lock answered as failed while the engine was paused is not held once it answers again', { skip: noRedis }, async (t) => {
   // sessionTtlMs 4000: the pause (about requestTimeoutMs) stays far from the fence at 3 s.
   const [a, b] = cluster(t, ['a', 'b'], 4000, { requestTimeoutMs: SHORT_MS });
