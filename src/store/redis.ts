@@ -404,21 +404,23 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
     code = e.code ?? '';
   });
   const t0 = performance.now();
-  const fail = (why: string) => {
+  // `outOfTime`: the budget's timer fired (it may fire a fraction of a millisecond before the
+  // clock shows the whole budget gone: Node's timers run on the loop's coarser clock).
+  const fail = (why: string, outOfTime = performance.now() - t0 >= o.requestTimeoutMs) => {
     // The engine answered, and said no (a wrong password, a user without the rights, a database
     // it does not have): not a matter of reaching it.
     if (REFUSAL.test(why)) return `locksmith store: ${o.shownUrl} ${refused(why)}: ${why}${refusalHint(why)}`;
     const other = notRedis(why);
     if (other !== undefined) return `locksmith store: cannot use ${o.shownUrl}: ${other}`;
     // "within" only when the time ran out; a refused connection fails at once.
-    return `locksmith store: cannot reach ${o.shownUrl}${performance.now() - t0 >= o.requestTimeoutMs ? ` within ${o.requestTimeoutMs} ms` : ''}${why === '' ? '' : ` (${why})`}`;
+    return `locksmith store: cannot reach ${o.shownUrl}${outOfTime ? ` within ${o.requestTimeoutMs} ms` : ''}${why === '' ? '' : ` (${why})`}`;
   };
   try {
-    await within(c.connect(), o.requestTimeoutMs, () => fail(last));
+    await within(c.connect(), o.requestTimeoutMs, () => fail(last, true));
     // The client selects the URL's database on connect but does not fail when the engine
     // refuses it (it would then use database 0): asked again here, where a refusal is seen.
     const db = new URL(o.url).pathname.replace(/^\//, '');
-    if (db !== '') await within(c.select(Number(db)), o.requestTimeoutMs, () => fail(last));
+    if (db !== '') await within(c.select(Number(db)), o.requestTimeoutMs, () => fail(last, true));
   } catch (e) {
     await closeNow(c);
     // The handshake was answered, and its certificate refused: no probe, nothing else to tell apart.
