@@ -4,7 +4,8 @@
  * nothing kept or from that snapshot by its "Ready to accept connections" line, killed in
  * teardown), and what these tests do on a machine without one.
  */
-import { redisUnavailable } from '../../driver/redis-server.js';
+import type { Redis } from 'ioredis';
+import { type RedisServer, redisUnavailable, within } from '../../driver/redis-server.js';
 
 export { RedisServer, START_BUDGET_MS, within } from '../../driver/redis-server.js';
 
@@ -24,3 +25,22 @@ export const noRedis: string | false = (() => {
   process.stderr.write(`\n*** SKIPPING: ${why} ***\n\n`);
   return why;
 })();
+
+/** Settings for a server that replicates: a full sync at once (the default waits 5 s for more replicas to join a diskless transfer). */
+export const FAST_SYNC = ['--repl-diskless-sync-delay', '0'];
+
+/** Resolves once `replica` (a client of one server) has loaded `primary`'s data and follows it (INFO replication says so). */
+export async function replicate(replica: Redis, primary: RedisServer): Promise<void> {
+  await replica.replicaof('127.0.0.1', primary.port);
+  await within(
+    (async () => {
+      for (;;) {
+        const info = await replica.info('replication');
+        if (/master_link_status:up/.test(info) && /master_sync_in_progress:0/.test(info)) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })(),
+    EVENT_BUDGET_MS,
+    `port ${(replica.options.port ?? 0).toString()} to load its primary's data`,
+  );
+}

@@ -10,26 +10,8 @@ import type { Redis } from 'ioredis';
 import type { CommitReply } from '../../src/store/index.js';
 import { RUN_CHECK } from '../../src/store/lua.js';
 import { type Cluster, cluster, type Node } from './fixture.js';
-import { EVENT_BUDGET_MS, RedisServer, noRedis, within } from './redis-server.js';
+import { EVENT_BUDGET_MS, FAST_SYNC, RedisServer, noRedis, replicate, within } from './redis-server.js';
 
-/** A full sync at once (the default waits 5 s for more replicas to join a diskless transfer). */
-const FAST_SYNC = ['--repl-diskless-sync-delay', '0'];
-
-/** Resolves once `replica` has loaded `primary`'s data and follows it (INFO replication says so). */
-async function replicate(replica: Redis, primary: RedisServer): Promise<void> {
-  await replica.replicaof('127.0.0.1', primary.port);
-  await within(
-    (async () => {
-      for (;;) {
-        const info = await replica.info('replication');
-        if (/master_link_status:up/.test(info) && /master_sync_in_progress:0/.test(info)) return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })(),
-    EVENT_BUDGET_MS,
-    `port ${(replica.options.port ?? 0).toString()} to load its primary's data`,
-  );
-}
 
 const replid = async (c: Redis): Promise<string | undefined> => /master_replid:(\w+)/.exec(await c.info('replication'))?.[1];
 
