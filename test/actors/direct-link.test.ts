@@ -15,6 +15,8 @@ t.test("a commit the engine does not answer is 'unreachable' at its step's deadl
   const requestTimeoutMs = 2 * EVENT_BUDGET_MS;
   const lease = new Float64Array([Number.MAX_SAFE_INTEGER, 1, 0]);
   const link = new DirectLink({ url: server.url, namespace: 'dl', node: 'a', requestTimeoutMs }, 'a', lease, 1, 'no-such-incarnation', 'w0-', () => {});
+  // Before the server stops (teardowns run last first): its client would reconnect for ever, and the file never end.
+  t.teardown(() => link.close());
   // A first commit opens the link's connection (the engine answers it: not this incarnation).
   const first = await within(link.commit({ file: '/f', base: 0 }), EVENT_BUDGET_MS, 'the reply to a commit while the engine answers');
   t.equal(first.ok, false, `the first commit is answered (${first.ok ? 'ok' : first.reason})`);
