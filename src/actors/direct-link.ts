@@ -76,6 +76,12 @@ export class DirectLink implements StoreLink {
       this.counts.fencedLocally++;
       return { ok: false, reason: 'fenced' };
     }
+    // Past its deadline (a resend after no reply, its pause straddling the deadline): the engine
+    // would refuse it ('late'), and waiting for that could take a whole command timeout. Not sent;
+    // 'unreachable', as its first send may still have applied.
+    if (step.deadline !== undefined && !(step.deadline > performance.timeOrigin + performance.now())) {
+      return { ok: false, reason: 'unreachable', step: st.step, error: "the step's deadline had passed: not sent again" };
+    }
     return byDeadline(this.send(ref, st), step.deadline, st.step);
   }
 
@@ -154,7 +160,16 @@ function byDeadline(reply: Promise<CommitReply>, deadline: number | undefined, s
   if (!(ms > 0)) return reply;
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<CommitReply>((resolve) => {
-    timer = setTimeout(() => resolve({ ok: false, reason: 'unreachable', step, error: "no reply by the step's deadline" }), Math.ceil(ms));
+    // A timer may fire a fraction of a millisecond early by performance.now() (it runs on the
+    // loop's coarser clock): the rest is waited out, so the reply never comes before the deadline.
+    const wait = (left: number) => {
+      timer = setTimeout(() => {
+        const rest = deadline! - (performance.timeOrigin + performance.now());
+        if (rest > 0) wait(rest);
+        else resolve({ ok: false, reason: 'unreachable', step, error: "no reply by the step's deadline" });
+      }, Math.ceil(left));
+    };
+    wait(ms);
   });
   return Promise.race([reply, late]).finally(() => clearTimeout(timer));
 }
