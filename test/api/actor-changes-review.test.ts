@@ -175,3 +175,27 @@ t.test("stop() racing another node's grant of its waiter: the waiter is answered
     await b!.kill();
   }
 });
+
+t.test('stop() with the engine paused, then the process gone: once the engine answers again, its locks are free well before its session would have expired (API.md)', { skip: noRedis }, async (t) => {
+  // API.md (7d1aeaf): the locks stop() could not release stay in the engine "until it runs the
+  // releases sent (a paused engine does when it resumes, even after the process exited) or, at
+  // the latest, until the session expires". The releases carry their step's deadline and a
+  // resumed engine refuses them past it ('late'); what frees the locks then is the session's end
+  // sent after them, if it was sent. sessionTtlMs 15 s: far past the pause (about 1 s plus
+  // requestTimeoutMs), and the first grant waits out a new namespace's grace period of as long.
+  const [a, b] = cluster(t, ['a', 'b'], 15_000, { requestTimeoutMs: SHORT_MS });
+  await Promise.all([a!.ready(), b!.ready()]);
+  await until(() => a!.call('lock', setlk('/d', 1, 1, 0, 10)), (r: Reply) => r.result === 0, 'a holds /d (once the grace period is over)');
+  t.equal((await b!.call('lock', setlk('/d', 2, 2, 0, 10))).result !== 0, true, 'b is refused /d while a holds it');
+  server.pause();
+  try {
+    await event(a!.call('stop'), "a's stop() with the engine paused");
+    await a!.kill();
+  } finally {
+    server.resume();
+  }
+  const t0 = performance.now();
+  await until(() => b!.call('lock', setlk('/d', 2, 2, 0, 10)), (r: Reply) => r.result === 0, 'b granted /d');
+  const took = performance.now() - t0;
+  t.ok(took < 7_500, `b granted /d ${Math.round(took)} ms after the engine resumed (a's session would expire about 15 s after its last renewal)`);
+});
