@@ -12,6 +12,8 @@
  */
 import t from 'tap';
 import { DirectLink } from '../../src/actors/direct-link.js';
+import { resolveOptions } from '../../src/store/options.js';
+import { RedisEngine } from '../../src/store/redis.js';
 import { EVENT_BUDGET_MS, RedisServer, noRedis, within } from '../store/redis-server.js';
 
 t.test("a commit answered 'unreachable' at its step's deadline is answered no earlier than that deadline", { skip: noRedis }, async (t) => {
@@ -40,4 +42,36 @@ t.test("a commit answered 'unreachable' at its step's deadline is answered no ea
   }
   t.equal(unreachable, 400, "every commit 'unreachable' (the engine paused)");
   t.same(early, [], 'none answered before its deadline (the actor would send it again past the deadline)');
+});
+
+t.test("a commit answered 'unreachable' at its deadline leaves its command pending: its late reply is never taken for the next commit's", { skip: noRedis }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const opts = { url: server.url, namespace: 'dlq', node: 'a', requestTimeoutMs: 2 * EVENT_BUDGET_MS };
+  const engine = await within(RedisEngine.connect(resolveOptions(opts)), EVENT_BUDGET_MS, 'a connection of the session');
+  t.teardown(() => engine.shutdown());
+  const o = await within(engine.open('a', 60_000, 0), EVENT_BUDGET_MS, "a's session");
+  if (!('epoch' in o)) throw new Error('the session was taken');
+  const lease = new Float64Array([Number.MAX_SAFE_INTEGER, o.epoch, 0]);
+  const link = new DirectLink(opts, 'a', lease, o.epoch, o.incarnation, 'w0-', () => {});
+  t.teardown(() => link.close());
+  const first = await within(link.commit({ file: '/q', base: 0 }), EVENT_BUDGET_MS, 'the reply to a commit while the engine answers');
+  t.equal(first.ok, true, 'an empty step at version 0 commits (the link is open)');
+  server.pause();
+  let second: Awaited<ReturnType<DirectLink['commit']>>;
+  let late: string;
+  try {
+    const r = await within(link.commit({ file: '/q', base: 0, deadline: performance.timeOrigin + performance.now() + 100 }), EVENT_BUDGET_MS, "the reply at the step's deadline");
+    t.equal(r.ok ? 'ok' : r.reason, 'unreachable', "no reply by the deadline: 'unreachable'");
+    late = !r.ok && r.reason === 'unreachable' ? (r.step ?? '') : '';
+    // The next commit goes out behind the first, still pending on the same connection.
+    const next = link.commit({ file: '/q', base: 0 });
+    server.resume();
+    second = await within(next, EVENT_BUDGET_MS, 'the reply to the next commit once the engine answers again');
+  } finally {
+    server.resume();
+  }
+  t.equal(second.ok, true, 'the next commit commits');
+  t.not(second.ok ? second.step : '', late, "its reply names its own step, not the first one's");
+  t.match(second.ok ? second.step : '', /^w0-s/, 'a step of this link');
 });
