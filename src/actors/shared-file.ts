@@ -283,6 +283,11 @@ interface Diffed {
   readonly deferNew?: string;
 }
 
+/** Whether `step` removes or puts record `id`. */
+function touches(step: Step, id: string): boolean {
+  return (step.remove?.includes(id) ?? false) || (step.put?.some((p) => p.id === id) ?? false);
+}
+
 /** In a decision's unchecked set (SharedFile.diff): its new waiter, whatever id it is minted. */
 const NEW_WAITER = '';
 
@@ -532,6 +537,20 @@ export class SharedFile {
   private readonly dead = new Set<string>();
   /** Releases that could not commit before their deadline (answered anyway): they run first in the next step. */
   private owed: Run[] = [];
+  /**
+   * The step of this file's decision out to the engine (sent, or sent again after no reply) until
+   * its reply came: a cancel answered outside the mailbox meanwhile (cancelAnswered, `now`) is not
+   * one of a waiter the step changes.
+   */
+  private sending: Step | undefined;
+  /**
+   * A cancel answered outside the mailbox (cancelAnswered, `now`) while a decision was in hand left
+   * its waiter in the table, which that decision may have changed: the next one builds it again
+   * first.
+   */
+  private rebuild = false;
+  /** Decisions in hand (decide): one may change any waiter until its step is out (sending). */
+  private inDecision = 0;
   /** Lock requests' steps with no reply, answered as failed (by step id): undone if they applied. Settled by a step sent after their deadline. */
   private readonly unsure = new Map<string, Unsure>();
   /**
@@ -1457,6 +1476,7 @@ export class SharedFile {
     const waiters: RestoredWaiter[] = [];
     const waiterRecords: StoreRecord[] = [];
     this.leftOut = false;
+    this.rebuild = false;
     for (const r of this.records) {
       // A dead session's records, and this node's from a session it lost, hold nothing any more;
       // nor does what a lock request answered as failed put (Unsure).
@@ -1616,9 +1636,11 @@ export class SharedFile {
    * call (a release of any kind) is owed to the file's next step.
    */
   async decide(run: Run, failed: () => unknown, mustRun: boolean): Promise<unknown> {
+    this.inDecision++;
     try {
       return await this.deciding(run, failed, mustRun);
     } finally {
+      this.inDecision--;
       if (this.flying === run) this.flying = undefined;
     }
   }
@@ -1667,7 +1689,7 @@ export class SharedFile {
         // call is decided again. An uncontended lock costs one round trip, never a load first.
         this.built = true;
         this.build();
-      }
+      } else if (this.rebuild) this.build();
       this.out = emptyOutcome();
       this.table.wakeups = !hold;
       // A release whose last step is shown applied is not run again (appliedBefore): owed, it is
@@ -1753,6 +1775,7 @@ export class SharedFile {
       const leaseAt = this.space.leaseUntil();
       // Once out, the step may apply whatever reply comes (beginReassert).
       if (mustRun) this.flying = run;
+      this.sending = step;
       try {
         reply = await this.space.link.commit(step);
         if (!reply.ok && (reply.reason === 'unreachable' || reply.reason === 'fenced')) run.early?.();
@@ -1775,6 +1798,8 @@ export class SharedFile {
         // nothing of the first send, whose reply was lost: it may have applied (Unsure, lostAnswers).
         if (resent === undefined) return this.giveUp(run, failed, mustRun);
         reply = { ok: false, reason: 'unreachable', step: resent, error: String(e) };
+      } finally {
+        this.sending = undefined;
       }
       // The reply is about the engine as it was before a new session replaced the cache (the
       // step went out under the old one): nothing of it stands; decided again.
@@ -2756,6 +2781,9 @@ export class SharedFile {
       return w === undefined ? false : t.cancel({ waiter: w, path: this.path }, reason);
     };
     if (early !== undefined) run.early = early;
+    // Answered already, before its turn (cancelAnswered): its removal is owed, and the step that
+    // comes by itself for it carries it (retryOwed); no step of its own to wait for here.
+    if (this.cancelledWaiter(rid)) return Promise.resolve(false);
     return this.decide(run, () => false, true);
   }
 
@@ -2768,9 +2796,14 @@ export class SharedFile {
    * record set), what that grant gave is undone there instead (noticeApplied, grantedAway), and
    * never told. False, and nothing changes, unless the cache has the waiter still waiting, or if
    * its owner has another waiter on this file (the old rule is kept then).
+   * `now`: called outside the file's mailbox, before the cancel's turn (the engine not answering,
+   * SharedFiles.answerCancels): false also while the file's put-back runs, while a decision in
+   * hand has no step out yet (it may still grant the waiter), or while the step out to the engine
+   * changes the waiter's record (its reply decides it).
    */
-  cancelAnswered(rid: string): boolean {
+  cancelAnswered(rid: string, now = false): boolean {
     const me = this.space.config.node;
+    if (now && (this.reasserting !== undefined || (this.inDecision > 0 && (this.sending === undefined || touches(this.sending, rid))))) return false;
     const r = this.records.find((x) => x.id === rid);
     if (r === undefined || r.node !== me || r.state !== 'waiting' || r.epoch !== this.space.epoch || this.unsureWaiter(rid)) return false;
     const { req } = this.decode(r);
@@ -2791,6 +2824,10 @@ export class SharedFile {
     // putting that one back (grantedAway), with its marks.
     const marks = this.grantOf.size === 0 ? undefined : this.marksOf(before);
     this.unsure.set(`cancel:${rid}`, { put: [rid], removed: [], origins, putHeld: [], sendBy: Number.POSITIVE_INFINITY, tangled: false, applied: true, waiter: { req, before }, cancel: true, ...(marks === undefined ? {} : { marks }) });
+    // Left out of the table now, as giveUp does after the early answer in the cancel's own
+    // decision; a decision in hand builds it again when it next decides (rebuild).
+    if (now && this.inDecision === 0) this.build();
+    else if (now) this.rebuild = true;
     this.space.retryOwed(this.path);
     return true;
   }

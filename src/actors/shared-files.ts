@@ -85,6 +85,14 @@ export class SharedFiles implements FileSpace {
   owedDelay: (tries: number) => number = retryDelay;
   /** Steps this worker sent the engine (link.commit): their order, which an answer's is compared with (healed). */
   private sends = 0;
+  /** The last of `sends` that got no reply ('unreachable'), and the last the engine answered (silent). */
+  private unanswered = 0;
+  private answered = 0;
+  /**
+   * Cancels waiting for their turn in their file's mailbox, by request: each answers its request
+   * at once if it can (answerCancels), its waiter's removal owed.
+   */
+  private readonly cancelsQueued = new Map<number, () => void>();
   /**
    * Files whose owed try waits out its backoff and may be cut short (healed): not run so since
    * its last try that the wait ran out for. In the order their waits began (`since` grows).
@@ -131,10 +139,12 @@ export class SharedFiles implements FileSpace {
     this.link = {
       commit: (step) => {
         const sent = ++this.sends;
-        // No wait began before this step: its answer cuts none short (healed), and costs nothing.
-        if (this.owedWaiting.size === 0) return link.commit(step);
         return link.commit(step).then((reply) => {
+          if (!reply.ok && reply.reason === 'unreachable') this.unanswered = Math.max(this.unanswered, sent);
+          else if (reply.ok || reply.reason !== 'fenced') this.answered = Math.max(this.answered, sent);
           if (this.owedWaiting.size > 0 && engineAnswered(reply)) this.healed(sent);
+          // Cancels waiting their turn are answered now (answerCancels).
+          if (!reply.ok && (reply.reason === 'unreachable' || reply.reason === 'fenced') && this.cancelsQueued.size > 0) this.answerCancels();
           return reply;
         });
       },
@@ -647,7 +657,35 @@ export class SharedFiles implements FileSpace {
     if (r.rid === undefined) return;
     const f = this.file(r.call.path);
     const rid = r.rid;
-    void this.inMailbox(f, () => f.cancel(rid, reason, this.early(f, hostId, r, rid, reason)));
+    const early = this.early(f, hostId, r, rid, reason);
+    // While the engine does not answer, or the node is fenced, a cancel is answered at once, not
+    // after the steps ahead of it in the mailbox and its own step's reply (each may take up to
+    // requestTimeoutMs): its waiter's removal is owed, as when its own step gets no reply.
+    const now = this.early(f, hostId, r, rid, reason, true);
+    this.cancelsQueued.set(hostId, now);
+    if (this.unheard()) this.answerCancels();
+    void this.inMailbox(f, () => {
+      this.cancelsQueued.delete(hostId);
+      // At its turn, likewise: no step of its own is sent to learn that.
+      if (this.unheard()) now();
+      return f.cancel(rid, reason, early);
+    });
+  }
+
+  /**
+   * Whether a cancel can be answered without a step of its own: the node is fenced, or a step of
+   * it got no reply ('unreachable') and none sent after it was answered since.
+   */
+  private unheard(): boolean {
+    return this.unanswered > this.answered || (this.fenced() && !this.awaitingSession());
+  }
+
+  /** The cancels waiting their turn, answered now where they can be (SharedFile.cancelAnswered, outside the mailbox). */
+  private answerCancels(): void {
+    for (const [hostId, answer] of [...this.cancelsQueued]) {
+      if (!this.requests.has(hostId)) this.cancelsQueued.delete(hostId);
+      else answer();
+    }
   }
 
   /**
@@ -655,9 +693,9 @@ export class SharedFiles implements FileSpace {
    * fenced: its waiter's removal is owed to the file's next step (SharedFile.cancelAnswered), as a
    * release is when no reply comes, and a grant of it that comes meanwhile is undone, never told.
    */
-  private early(f: SharedFile, hostId: number, r: PendingRequest, rid: string, reason: CancelReason): () => void {
+  private early(f: SharedFile, hostId: number, r: PendingRequest, rid: string, reason: CancelReason, now = false): () => void {
     return () => {
-      if (this.requests.get(hostId) !== r || this.waits.get(rid) !== hostId || !f.cancelAnswered(rid)) return;
+      if (this.requests.get(hostId) !== r || this.waits.get(rid) !== hostId || !f.cancelAnswered(rid, now)) return;
       this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
     };
   }
