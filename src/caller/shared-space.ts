@@ -19,7 +19,7 @@ import type { LinkCounts } from '../actors/direct-link.js';
 import { recordEntries } from '../core/records.js';
 import type { LockEntry } from '../core/views.js';
 import { openStore } from '../store/index.js';
-import { resolveOptions } from '../store/options.js';
+import { POLICY, resolveOptions, type ServingStoreOptions } from '../store/options.js';
 import type { NodeStore } from '../store/node-store.js';
 import type { InboxEvent, SessionEvent, SessionsRead } from '../store/types.js';
 import type { StoreOptions, StoreStats } from '../types.js';
@@ -82,7 +82,9 @@ export class SharedSpace {
     const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.NEGATIVE_INFINITY;
     lease[2] = Number.NaN;
-    const store = await openStore(options, {
+    // The policy goes with the session: the engine refuses a node whose policy differs from a live one's.
+    const withPolicy: ServingStoreOptions = typeof options === 'string' ? { url: options, [POLICY]: policy } : { ...options, [POLICY]: policy };
+    const store = await openStore(withPolicy, {
       onLease: (until, epoch, offset) => {
         lease[1] = epoch;
         lease[0] = until === Number.NEGATIVE_INFINITY ? until : performance.timeOrigin + until;

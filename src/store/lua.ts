@@ -80,7 +80,7 @@ local function wipe()
     add('s:' .. nd); add('own:' .. nd); add('in:' .. nd); add('sf:' .. m); add('rp:' .. m)
     soft[#soft + 1] = P .. 'at:' .. nd
   end
-  add('clock'); add('grace'); add('ttlmax'); add('files'); add('sessions')
+  add('clock'); add('grace'); add('ttlmax'); add('files'); add('sessions'); add('policy')
   -- The incarnation first, on its own: should a later batch be refused (an ACL without one key
   -- kind), no step can apply to what is left (every step checks it: 'reset').
   redis.call('UNLINK', KEYS[1])
@@ -803,6 +803,25 @@ end
 local nxt = page[1]
 if nxt == '0' and redis.call('EXISTS', rk) == 1 then nxt = 'r0' end
 return {'ok', nxt, out}
+`;
+
+/**
+ * POLICY: ARGV P, inc, node, epoch, policy. Records the namespace's policy: {'other', policy,
+ * node} when another node's live session recorded another one, else {'ok'} (set); {'reset'} when
+ * the incarnation is not the caller's.
+ */
+export const POLICY = `${BASE}
+if redis.call('GET', KEYS[1]) ~= ARGV[2] then return {'reset'} end
+local pk = P .. 'policy'
+local cur = redis.call('GET', pk)
+if cur and cur ~= ARGV[5] then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', P .. 'sessions', '(' .. str(nowMs()), '+inf')) do
+    local nd, ep = string.match(m, '^(.*)|(%d+)$')
+    if nd ~= ARGV[3] and redis.call('GET', P .. 's:' .. nd) == ep then return {'other', cur, nd} end
+  end
+end
+redis.call('SET', pk, ARGV[5])
+return {'ok'}
 `;
 
 /**

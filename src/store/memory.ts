@@ -116,6 +116,8 @@ export class MemoryEngine implements Engine {
   private readonly live = new Map<string, { epoch: number; expiresAt: number }>();
   /** Node name -> the instance that opened its last session (two processes under one name). */
   private readonly owners = new Map<string, string>();
+  /** The policy the namespace's nodes decide with (Engine.policy): Redis' {ns}:policy. */
+  private policyOf: string | undefined;
   /** "node|epoch" → deadline: every session until the reaper has seen it dead and empty. */
   private readonly registry = new Map<string, { node: string; epoch: number; deadline: number; ttlMs: number; serves?: SessionServes }>();
   private readonly sessFiles = new Map<string, Set<string>>();
@@ -145,6 +147,7 @@ export class MemoryEngine implements Engine {
   reset(): void {
     this.inc = undefined;
     this.ttlMax = 0;
+    this.policyOf = undefined;
     // The clock counts on, as Redis's epochs and versions do (from its time): a session opened
     // after the loss is not the one before it, for the nodes that adopt it.
     this.graceUntil = -Infinity;
@@ -242,6 +245,16 @@ export class MemoryEngine implements Engine {
     let reap = false;
     for (const x of this.registry.values()) if (x.deadline <= now) reap = true;
     return { kind: 'ok', graceMs: this.graceLeft(), reap, now, ttlMaxMs: this.ttlMax };
+  }
+
+  async policy(s: SessionRef, policy: string): Promise<{ policy: string; node: string } | undefined> {
+    if (this.inc !== s.incarnation) return undefined;
+    const cur = this.policyOf;
+    if (cur !== undefined && cur !== policy) {
+      for (const [node, l] of this.live) if (node !== s.node && this.alive(node, l.epoch)) return { policy: cur, node };
+    }
+    this.policyOf = policy;
+    return undefined;
   }
 
   async endSession(s: SessionRef): Promise<void> {

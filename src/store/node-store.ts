@@ -38,6 +38,8 @@ export interface NodeStoreOptions {
   graceMs: number;
   /** Where this node's mount serves, recorded with each session it opens (a mount's; none for a program using the API). */
   serves?: SessionServes;
+  /** The policy its coordinator decides with ('default', 'fifo'): refused at the start when another live node of the namespace recorded another (Engine.policy). */
+  policy?: string;
   /** The node's monotonic clock in ms (default performance.now). */
   now?: () => number;
 }
@@ -129,6 +131,15 @@ export class NodeStore implements LockStore {
       opened = await engine.open(o.node, o.sessionTtlMs, o.graceMs, s.instance, o.serves);
     }
     s.adopt(opened, at);
+    if (o.policy !== undefined) {
+      const other = await engine.policy({ node: opened.node, epoch: opened.epoch, incarnation: opened.incarnation }, o.policy);
+      if (other !== undefined) {
+        await engine.endSession({ node: opened.node, epoch: opened.epoch, incarnation: opened.incarnation }).catch(() => {});
+        throw new Error(
+          `locksmith store: the lock space on ${engine.name} is decided with policy '${other.policy}' by node '${other.node}', which is live; this node asks for '${o.policy}': every node of a namespace must use the same policy`,
+        );
+      }
+    }
     s.reader = engine.inbox(o.node);
     s.loop = s.readLoop();
     return s;

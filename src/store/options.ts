@@ -31,8 +31,15 @@ export interface Tuning {
  */
 export const SERVES = Symbol('locksmith.serves');
 
-/** Store options that may carry where a mount serves (SERVES). */
-export type ServingStoreOptions = StoreOptions & { [SERVES]?: SessionServes };
+/**
+ * The key under which a coordinator hands its store options the policy it decides with
+ * ('default', 'fifo'): checked against the namespace's other live nodes when the session opens
+ * (Engine.policy). A symbol, as SERVES: not an option of the store.
+ */
+export const POLICY = Symbol('locksmith.policy');
+
+/** Store options that may carry where a mount serves (SERVES) and the coordinator's policy (POLICY). */
+export type ServingStoreOptions = StoreOptions & { [SERVES]?: SessionServes; [POLICY]?: string };
 
 export interface Resolved extends Tuning {
   url: string;
@@ -45,6 +52,8 @@ export interface Resolved extends Tuning {
   requestTimeoutMs: number;
   /** Where this node's mount serves (SERVES), for a mount. */
   serves?: SessionServes;
+  /** The coordinator's policy (POLICY). */
+  policy?: string;
 }
 
 export const DEFAULT_TTL_MS = 10_000;
@@ -208,7 +217,8 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   // The client is handed the URL as parsed and checked here, not the raw text: ioredis reads one
   // that does not start with "redis://" (a tab before it) as a host name, and its errors repeat it.
   const serves = (opts as ServingStoreOptions)[SERVES];
-  return { url: parsed.href, shownUrl: showUrl(parsed.href), parsed, namespace, node, sessionTtlMs, requestTimeoutMs, ...t, ...(serves === undefined ? {} : { serves }) };
+  const policy = (opts as ServingStoreOptions)[POLICY];
+  return { url: parsed.href, shownUrl: showUrl(parsed.href), parsed, namespace, node, sessionTtlMs, requestTimeoutMs, ...t, ...(serves === undefined ? {} : { serves }), ...(policy === undefined ? {} : { policy }) };
 }
 
 export function resolveTuning(sessionTtlMs: number, tuning: Partial<Tuning>): Tuning {

@@ -15,7 +15,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES } from './lua.js';
+import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, POLICY, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM } from './options.js';
 import { engineAddress, probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
@@ -70,7 +70,7 @@ function gated(lua: string, namespace: string): Gated {
 }
 
 /** Every other script: a step, a read or a listing of the namespace's data. */
-const GATED_LUA = { lsCommit: COMMIT, lsReassert: REASSERT, lsEnd: END, lsLoad: LOAD, lsCycle: CYCLE, lsReach: REACH, lsReap: REAP, lsSessionFiles: SESSION_FILES };
+const GATED_LUA = { lsCommit: COMMIT, lsReassert: REASSERT, lsEnd: END, lsLoad: LOAD, lsCycle: CYCLE, lsReach: REACH, lsReap: REAP, lsSessionFiles: SESSION_FILES, lsPolicy: POLICY };
 type GatedName = keyof typeof GATED_LUA;
 
 type ScriptName = keyof Scripted | GatedName;
@@ -625,6 +625,11 @@ export class RedisEngine implements Engine {
     const [kind, grace, due, now, ttlMax] = await this.run('lsRenew', s.incarnation, s.node, s.epoch, ttlMs, inboxAck);
     if (kind === 'ok') return { kind: 'ok', graceMs: Number(grace), reap: due === 1, now: Number(now), ttlMaxMs: Number(ttlMax) };
     return { kind: kind === 'reset' ? 'reset' : 'expired' };
+  }
+
+  async policy(s: SessionRef, policy: string): Promise<{ policy: string; node: string } | undefined> {
+    const r = await this.run('lsPolicy', s.incarnation, s.node, s.epoch, policy);
+    return r[0] === 'other' ? { policy: String(r[1]), node: String(r[2]) } : undefined;
   }
 
   async endSession(s: SessionRef): Promise<void> {

@@ -408,6 +408,14 @@ export interface Engine {
    * lives (sessions()); without it, the node's earlier record of it is dropped.
    */
   open(node: string, ttlMs: number, graceMs: number, instance?: string, serves?: SessionServes): Promise<Opened | Taken>;
+  /**
+   * Records the policy ('default', 'fifo') the namespace's nodes decide with, for session `s`:
+   * refused (the recorded policy and a node whose session lives under it) when another live node
+   * recorded another one; replaced when none does (every node restarted with a new policy).
+   * Undefined when recorded, or when the engine is not the session's (a loss: the next open
+   * records it again).
+   */
+  policy(s: SessionRef, policy: string): Promise<{ policy: string; node: string } | undefined>;
   renew(s: SessionRef, ttlMs: number, inboxAck: string): Promise<Renewed>;
   endSession(s: SessionRef): Promise<void>;
   commit(s: SessionRef, step: EngineStep): Promise<CommitReply>;
