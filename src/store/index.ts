@@ -33,6 +33,7 @@
  * | P inc                  | string | the incarnation id (KEYS[1] of every script)                       |
  * | P clock                | string | the counter of versions and epochs                                 |
  * | P run                  | string | `<run_id> <master_replid>` of the server the data was written under |
+ * | P policy               | string | the policy the namespace's nodes decide with (Engine.policy)        |
  * | P grace                | string | exists (PX graceMs) while the incarnation's grace period runs      |
  * | P ttlmax               | string | the longest sessionTtlMs a session of the incarnation opened with  |
  * | P s:<node>             | string | the node's live session epoch, PX sessionTtlMs (engine clock)      |
