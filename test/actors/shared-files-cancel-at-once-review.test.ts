@@ -149,3 +149,29 @@ t.test("once a's steps are answered again, a cancel is answered after its remova
   t.same(atAnswer, ['b held write 1 0-9'], "the waiter's removal committed when its cancel was answered");
   t.same(a.faults, [], 'nothing reported (a)');
 });
+
+t.test("a's unlock that grants its own waiter applies unseen (reply lost), then a is cut off: the waiter's cancel is told once, and the engine ends as told", async (t) => {
+  const { engine, a } = await twoNodes(t);
+  a.sf.run(10, lf(5, 0, 10), a.target);
+  t.equal(await answered(a, 10, "a's handle 5 locks /a [0,10)"), 0, 'a holds [0,10)');
+  a.sf.run(1, lw(7, 0, 10), a.target);
+  await answered(a, -1, "a's handle 7 waits for /a [0,10)");
+  const told = recordTold(a.target);
+  // The unlock's step applies (handle 7 granted in the engine), its reply lost; every later step of a is cut off.
+  let n = 0;
+  a.policy = () => (n++ === 0 ? 'lose' : 'drop');
+  a.sf.run(11, uf(5, 0, 10), a.target);
+  await answered(a, 11, "a's unlock of handle 5 (its reply lost: answered at its deadline)");
+  t.same(await held(engine), ['a held write 7 0-9'], "the engine granted handle 7 (a does not know)");
+  a.sf.cancel(1, 'abort');
+  const first = await answered(a, 1, "request 1's answer (its cancel, or its grant)");
+  t.comment(`request 1 told ${JSON.stringify(first)} while cut off`);
+  // a reaches the engine again.
+  a.lostIds.clear();
+  a.policy = () => 'pass';
+  await until(() => a.log.length > 2, 'a step of a reaching the engine again');
+  const want = first === 0 ? ['a held write 7 0-9'] : [];
+  await engineIs(engine, want, `the engine as request 1 was told (${JSON.stringify(first)})`);
+  t.same(told.get(1), [first], 'request 1: told once');
+  t.same(a.faults, [], 'nothing reported (a)');
+});
