@@ -175,3 +175,23 @@ t.test("a's unlock that grants its own waiter applies unseen (reply lost), then 
   t.same(told.get(1), [first], 'request 1: told once');
   t.same(a.faults, [], 'nothing reported (a)');
 });
+
+t.test("a fenced (its renewal late): a cancel is answered at once; b's unlock grants a's waiter meanwhile; once renewed, the grant is undone, never told", async (t) => {
+  const { engine, a, b } = await twoNodes(t, {}, 'default', MINUTE);
+  b.sf.run(1, lf(1, 0, 10), b.target);
+  t.equal(await answered(b, 1, "b's handle 1 locks /a [0,10)"), 0, 'b holds [0,10)');
+  a.sf.run(1, lw(7, 0, 10), a.target);
+  await answered(a, -1, "a's handle 7 waits for /a [0,10)");
+  const told = recordTold(a.target);
+  a.lease[0] = performance.timeOrigin + performance.now() - 1;
+  a.sf.cancel(1, 'abort');
+  t.equal(await answered(a, 1, "the abort of a's waiter while fenced"), ERROR_OPERATION_ABORTED, 'answered at once');
+  b.sf.run(2, uf(1, 0, 10), b.target);
+  t.equal(await answered(b, 2, "b's unlock"), 0, "b's unlock");
+  t.comment(`engine after b's unlock: ${JSON.stringify(await held(engine))}`);
+  a.lease[0] = Number.POSITIVE_INFINITY;
+  await engineIs(engine, [], '/a free once a is renewed');
+  t.same(told.get(1), [ERROR_OPERATION_ABORTED], 'request 1: told once, never granted');
+  t.same(a.faults, [], 'nothing reported (a)');
+  t.same(b.faults, [], 'nothing reported (b)');
+});
