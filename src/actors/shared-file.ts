@@ -1701,7 +1701,7 @@ export class SharedFile {
         return this.done([], tried.res);
       }
       const owed = this.owed;
-      if (this.space.config.policy === 'fifo') await this.askReach(run.owner);
+      if (this.space.config.policy === 'fifo') await this.askReach(run.owner, deadline);
       // Records left out of the table, or a pass held in a grace period: whoever they blocked may
       // fit now (the wake-up pass).
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
@@ -2009,7 +2009,7 @@ export class SharedFile {
    * node's edges: asked of the engine in one round trip, for every pair of this file's POSIX
    * owners (its waiters', and the request's), before the decision. Nothing to ask without a waiter.
    */
-  private async askReach(requester: string | undefined): Promise<void> {
+  private async askReach(requester: string | undefined, deadline: number): Promise<void> {
     this.graph.reach.clear();
     const owners = new Set<string>();
     for (const w of this.table.fileLocks(this.path)?.waiters ?? []) if (w.req.kind === 'posix') owners.add(w.req.owner);
@@ -2019,8 +2019,17 @@ export class SharedFile {
     const list = [...owners].slice(0, 64);
     const pairs: [string, string][] = [];
     for (const a of list) for (const b of list) if (a !== b) pairs.push([a, b]);
+    // Half the time the request has left at most: an engine that does not answer leaves the rest to
+    // the step (which meets it too, and ends at the request's deadline), not a whole command
+    // timeout before it. No time left: no question, arrival order.
+    const wait = (deadline - performance.now()) / 2;
+    if (!(wait >= 1)) return;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const r = await this.space.link.reaches(pairs);
+      const asked = this.space.link.reaches(pairs);
+      asked.catch(() => {});
+      const r = await Promise.race([asked, new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), wait)))]);
+      if (r === undefined) return;
       pairs.forEach(([a, b], i) => {
         if (r[i] === true) this.graph.reach.add(`${a}\n${b}`);
       });
@@ -2030,6 +2039,8 @@ export class SharedFile {
       // that follows meets it too and answers as it does. A malformed question (ours) or a script
       // the engine refuses is reported, as a commit's is.
       if (e instanceof TypeError || e instanceof ProgrammingError || (e instanceof Error && e.message.includes('refused a script'))) this.space.report(e);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
