@@ -5,106 +5,13 @@
  * and the faults: kill -9 and SIGSTOP of a holder's node, an engine that restarts without its
  * data, an engine that stops answering, a URL that names no engine.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { EINTR, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, ERROR_OPERATION_ABORTED, EAGAIN, EDEADLK, ENOLCK, F_GETLK, F_SETLK, F_SETLKW, F_RDLCK, F_UNLCK, F_WRLCK, LockCoordinator } from '../../src/index.js';
 import { CutProxy } from '../store/cut-proxy.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { HANG_MS } from './helpers.js';
-
-const script = join(dirname(fileURLToPath(import.meta.url)), 'node-child.ts');
-const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
-
-// biome-ignore lint/suspicious/noExplicitAny: replies are JSON from node-child.ts
-type Reply = any;
-
-/** A node in its own process: calls by tag, replies whenever they settle. */
-class Node {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<number | null>;
-  private readonly waiting = new Map<string, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  private readyLine: Promise<Reply>;
-  private readonly stderr: string[] = [];
-  private n = 0;
-  readonly namespace: string;
-
-  constructor(store: Record<string, unknown>, policy?: 'default' | 'fifo') {
-    this.namespace = String(store.namespace);
-    this.proc = spawn(process.execPath, [...loader, script, JSON.stringify({ store, workers: 2, ...(policy === undefined ? {} : { policy }) })], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
-    process.once('exit', () => this.proc.kill('SIGKILL'));
-    let ready!: (r: Reply) => void;
-    this.readyLine = new Promise((r) => (ready = r));
-    createInterface({ input: this.proc.stderr! }).on('line', (l) => this.stderr.push(l));
-    createInterface({ input: this.proc.stdout! }).on('line', (l) => {
-      const x = JSON.parse(l, (_k, v) => (v !== null && typeof v === 'object' && '$big' in v ? BigInt(v.$big) : v));
-      if ('ready' in x || ('error' in x && !('tag' in x))) return ready(x);
-      const w = this.waiting.get(x.tag);
-      this.waiting.delete(x.tag);
-      if ('error' in x) w?.reject(new Error(x.error));
-      else w?.resolve(x.reply);
-    });
-  }
-
-  async ready(): Promise<Reply> {
-    const r = await Promise.race([this.readyLine, this.exited.then((c) => ({ error: `exited ${c}: ${this.stderr.join('\n')}` }))]);
-    if ('error' in r) throw new Error(r.error);
-    return r;
-  }
-
-  /** Calls a public method in the node; resolves with what it resolved with. */
-  call(method: string, req?: unknown): Promise<Reply> {
-    return this.send(`c${++this.n}`, method, req, false);
-  }
-
-  /** Calls a public method with an AbortSignal in the request; `abort()` aborts it. */
-  abortable(method: string, req: unknown): { reply: Promise<Reply>; abort: () => void } {
-    const tag = `c${++this.n}`;
-    return { reply: this.send(tag, method, req, true), abort: () => this.proc.stdin!.write(`${JSON.stringify({ abort: tag })}\n`) };
-  }
-
-  private send(tag: string, method: string, req: unknown, abortable: boolean): Promise<Reply> {
-    const p = new Promise<Reply>((resolve, reject) => this.waiting.set(tag, { resolve, reject }));
-    this.proc.stdin!.write(`${JSON.stringify({ tag, method, req, ...(abortable ? { abortable } : {}) }, (_k, v) => (typeof v === 'bigint' ? { $big: v.toString() } : v))}\n`);
-    return p;
-  }
-
-  signal(s: NodeJS.Signals): void {
-    this.proc.kill(s);
-  }
-
-  async kill(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGCONT');
-    this.proc.kill('SIGKILL');
-    await this.exited;
-  }
-}
-
-/** `p`, or a failure naming what it waited for after HANG_MS (a hang, never a slow machine). */
-async function event<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${HANG_MS / 1000} s`)), HANG_MS)))]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Asks again, one round trip at a time, until `pred` holds (what a node has committed shows in every node's listing). */
-async function until<T>(ask: () => Promise<T>, pred: (x: T) => boolean, what: string): Promise<T> {
-  const deadline = Date.now() + HANG_MS;
-  for (;;) {
-    const x = await ask();
-    if (pred(x)) return x;
-    if (Date.now() > deadline) throw new Error(`${what}: not seen within ${HANG_MS / 1000} s (last seen: ${JSON.stringify(x, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))})`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { Node, type Reply, event, until } from './node-procs.js';
 
 let server: RedisServer;
 t.before(async () => {
