@@ -18,6 +18,7 @@ import { toEdge, toEngineStep, toRecord } from '../store/step.js';
 import type { CommitReply, EdgeInput, EngineStep, ReassertReply, RecordInput, SessionFilesPage, SessionRef, Step } from '../store/types.js';
 import type { StoreOptions } from '../types.js';
 import type { StoreLink } from './shared-file.js';
+import { clearTimer, setTimerExact, type Timer } from '../long-timer.js';
 
 /** Counts of this worker's engine calls, for stats().store (summed with the caller's). */
 export interface LinkCounts {
@@ -158,18 +159,10 @@ export class DirectLink implements StoreLink {
 function byDeadline(reply: Promise<CommitReply>, deadline: number | undefined, step: string): Promise<CommitReply> {
   const ms = deadline === undefined ? Number.NaN : deadline - (performance.timeOrigin + performance.now());
   if (!(ms > 0)) return reply;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Timer | undefined;
+  // Never before the deadline (setTimerExact), which the actor compares with performance.now().
   const late = new Promise<CommitReply>((resolve) => {
-    // A timer may fire a fraction of a millisecond early by performance.now() (it runs on the
-    // loop's coarser clock): the rest is waited out, so the reply never comes before the deadline.
-    const wait = (left: number) => {
-      timer = setTimeout(() => {
-        const rest = deadline! - (performance.timeOrigin + performance.now());
-        if (rest > 0) wait(rest);
-        else resolve({ ok: false, reason: 'unreachable', step, error: "no reply by the step's deadline" });
-      }, Math.ceil(left));
-    };
-    wait(ms);
+    timer = setTimerExact(() => resolve({ ok: false, reason: 'unreachable', step, error: "no reply by the step's deadline" }), ms);
   });
-  return Promise.race([reply, late]).finally(() => clearTimeout(timer));
+  return Promise.race([reply, late]).finally(() => clearTimer(timer));
 }

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { clearTimer, setTimerExact, type Timer } from '../long-timer.js';
 import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK } from '../core/codes.js';
 import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, qualify, windowsHandleOf } from '../core/records.js';
@@ -1021,7 +1022,7 @@ export class SharedFiles implements FileSpace {
 
   /** Runs `path`'s wake-up pass now, in place of a pending one (wakeAt): the grace period is known over. */
   wakeNow(path: string): void {
-    clearTimeout(this.wakeTimers.get(path)?.timer);
+    clearTimer(this.wakeTimers.get(path)?.timer);
     this.wakeTimers.delete(path);
     this.wakeAt(path, 0);
   }
@@ -1033,26 +1034,20 @@ export class SharedFiles implements FileSpace {
 
   /**
    * Runs `pass` on `path`'s actor, in its mailbox, at `at` (performance.now()): one pending per file
-   * in `timers`, the latest (`later`) or the earliest standing. A timer may run up to a millisecond
-   * early (the loop's clock): then it waits the rest, else a pass could find what it is for not yet
-   * due and only ask for another.
+   * in `timers`, the latest (`later`) or the earliest standing. Never before `at` (setTimerExact),
+   * else a pass could find what it is for not yet due and only ask for another.
    */
   private passAt(timers: Map<string, PassTimer>, path: string, at: number, later: boolean, pass: (f: SharedFile) => Promise<unknown>): void {
     const pending = timers.get(path);
     if (pending !== undefined && (later ? pending.at >= at : pending.at <= at)) return;
-    clearTimeout(pending?.timer);
+    clearTimer(pending?.timer);
     const entry: PassTimer = { timer: undefined, at };
-    const arm = () => {
-      entry.timer = setTimeout(fire, Math.max(0, at - performance.now()) + 1);
-      entry.timer.unref?.();
-    };
-    const fire = () => {
-      if (performance.now() < at) return arm();
+    entry.timer = setTimerExact(() => {
       timers.delete(path);
       const f = this.file(path);
       void this.inMailbox(f, () => pass(f));
-    };
-    arm();
+    }, at - performance.now());
+    entry.timer.unref();
     timers.set(path, entry);
   }
 
@@ -1101,9 +1096,9 @@ export class SharedFiles implements FileSpace {
     this.loadQueue = [];
     this.marks.clear();
     this.dropOwedRetries();
-    for (const t of this.wakeTimers.values()) clearTimeout(t.timer);
+    for (const t of this.wakeTimers.values()) clearTimer(t.timer);
     this.wakeTimers.clear();
-    for (const t of this.checkTimers.values()) clearTimeout(t.timer);
+    for (const t of this.checkTimers.values()) clearTimer(t.timer);
     this.checkTimers.clear();
     // Every waiting request is answered now (995 / -EINTR), as a node alone answers it: the steps
     // that remove this node's waiters and locks below wait for the engine (up to requestTimeoutMs,
@@ -1219,7 +1214,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A file's pending pass (SharedFiles.passAt): its timer, and when it runs. */
 interface PassTimer {
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
   at: number;
 }
 
