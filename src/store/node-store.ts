@@ -132,9 +132,10 @@ export class NodeStore implements LockStore {
     }
     s.adopt(opened, at);
     if (o.policy !== undefined) {
-      const other = await engine.policy({ node: opened.node, epoch: opened.epoch, incarnation: opened.incarnation }, o.policy);
+      const ref: SessionRef = { node: opened.node, epoch: opened.epoch, incarnation: opened.incarnation };
+      const other = await engine.policy(ref, o.policy);
       if (other !== undefined) {
-        await engine.endSession({ node: opened.node, epoch: opened.epoch, incarnation: opened.incarnation }).catch(() => {});
+        await engine.endSession(ref).catch(() => {});
         throw new Error(
           `locksmith store: the lock space on ${engine.name} is decided with policy '${other.policy}' by node '${other.node}', which is live; this node asks for '${o.policy}': every node of a namespace must use the same policy`,
         );
