@@ -344,6 +344,7 @@ void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi
   r->req = req;
   r->fileHandle = fi->fh;
   r->lockOwner = fi->lock_owner;
+  r->nodeId = ino;
   r->start = start;
   r->end = end;
   r->type = type;
@@ -438,6 +439,15 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       break;
     case EventKind::Setlk:
     case EventKind::Flock:
+      // In a shared lock space another node (another mount, another machine: another page cache)
+      // may have written the bytes this grant now covers. NFS drops a file's cached data when a
+      // lock is granted; here the kernel is told its attributes are stale, so the next read
+      // fetches them and, finding the mtime or size changed (auto_inval_data), drops the pages it
+      // cached. Attributes only: dropping pages here could wait on a read that only this thread,
+      // polling the device, would receive.
+      if (err == 0 && r->type != F_UNLCK && sharedKeys && se_ != nullptr) {
+        fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), -1, 0);
+      }
       fuse_reply_err(req, err);
       break;
     case EventKind::Flush: {

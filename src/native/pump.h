@@ -168,6 +168,7 @@ struct Request {
   uint32_t slot = 0;      // and its owner (pattern 'random')
   uint32_t file = 0;      // the synthetic file
   uint64_t lockOwner = 0;
+  uint64_t nodeId = 0;  // the FUSE inode (fuse_ino_t) of a FUSE session's request
   bool sleep = false;
   bool flockRelease = false;
   Path path;

@@ -1,0 +1,113 @@
+/**
+ * What a process on one mount sees of what a process on the other mount did, over one shared lock
+ * space (two mounts of one backing directory, each its own node on a real redis-server: two file
+ * servers in front of one shared storage). Each mount has a kernel cache of its own, of names and
+ * of data; the locks are only worth something if what they protect is what the holder reads:
+ * - a lock granted through one mount must show what the other mount wrote before it unlocked
+ *   (NFS drops a file's cached data when a lock is granted).
+ *
+ * The processes are python3, as in mount-store.test.ts. Skips only outside CI when a mount,
+ * redis-server or python3 cannot work here, saying why; with CI set it fails instead.
+ */
+import t from 'tap';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
+import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted } from './proc.js';
+
+const noPython = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import fcntl, sqlite3'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'no python3 (with fcntl and sqlite3) for the processes on the mounts';
+  }
+})();
+
+const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noPython;
+if (why !== undefined && !process.env.CI) {
+  const bar = '!'.repeat(100);
+  console.error(`\n${bar}\n!! SKIPPING test/native/mount-store-coherence.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
+  t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
+} else {
+  if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
+
+  const base = mkdtempSync(join(tmpdir(), 'locksmith-mount-coherence-'));
+  const backing = join(base, 'backing');
+  const mntA = join(base, 'a');
+  const mntB = join(base, 'b');
+  for (const d of [backing, mntA, mntB]) mkdirSync(d);
+  process.on('exit', () => {
+    forceUnmount(mntA);
+    forceUnmount(mntB);
+  });
+
+  let server: RedisServer;
+  let a: FuseMount;
+  let b: FuseMount;
+
+  /** Runs a python3 program (never synchronously: this process serves the mounts) and gives its stdout's lines. */
+  const python = (program: string) =>
+    new Promise<string[]>((resolve, reject) => {
+      const p = spawn('python3', ['-c', program], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const timer = setTimeout(() => {
+        p.kill('SIGKILL');
+        reject(new Error(`still waiting after ${HANG_MS / 1000} s for the python3 process to exit`));
+      }, HANG_MS);
+      p.on('exit', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(out.trim().split('\n'));
+        else reject(new Error(`python3 exited with ${code}: ${err}`));
+      });
+    });
+
+  t.before(async () => {
+    server = await RedisServer.start();
+    const namespace = `c-${randomUUID().slice(0, 8)}`;
+    // A new namespace starts with a grace period of sessionTtlMs: short, so the first grant comes soon.
+    a = await mountFuse({ backing, mountpoint: mntA, workers: 2, store: { url: server.url, namespace, node: 'a', sessionTtlMs: 2000 } });
+    b = await mountFuse({ backing, mountpoint: mntB, workers: 2, store: { url: server.url, namespace, node: 'b', sessionTtlMs: 2000 } });
+  });
+
+  t.teardown(async () => {
+    await a?.unmount();
+    await b?.unmount();
+    forceUnmount(mntA);
+    forceUnmount(mntB);
+    await server?.stop();
+    if (mounted(mntA) || mounted(mntB)) throw new Error('a mount is still there');
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  t.test('a lock granted through one mount shows what a process on the other wrote before it unlocked', async (t) => {
+    writeFileSync(join(backing, 'data'), 'AAAA');
+    const out = await python(
+      [
+        'import fcntl, os',
+        `a = os.open(${JSON.stringify(join(mntA, 'data'))}, os.O_RDWR)`,
+        `b = os.open(${JSON.stringify(join(mntB, 'data'))}, os.O_RDWR)`,
+        "print('a reads', os.pread(a, 4, 0).decode())",  // in mount a's cache now
+        'fcntl.lockf(b, fcntl.LOCK_EX)',
+        "os.pwrite(b, b'BBBB', 0)",
+        'fcntl.lockf(b, fcntl.LOCK_UN)',
+        'fcntl.lockf(a, fcntl.LOCK_SH)',
+        "print('a reads', os.pread(a, 4, 0).decode())",
+        'fcntl.lockf(a, fcntl.LOCK_UN)',
+        'fcntl.flock(b, fcntl.LOCK_EX)',
+        "os.pwrite(b, b'CCCC', 0)",
+        'fcntl.flock(b, fcntl.LOCK_UN)',
+        'fcntl.flock(a, fcntl.LOCK_SH)',
+        "print('a reads', os.pread(a, 4, 0).decode())",
+      ].join('\n'),
+    );
+    t.same(out, ['a reads AAAA', 'a reads BBBB', 'a reads CCCC'], "after each grant mount a reads what b wrote under its lock, not its cache's copy");
+  });
+}
