@@ -352,7 +352,12 @@ int Passthrough::openRoot(const std::string& backing) {
 int Passthrough::lookup(fuse_ino_t parent, const char* name, fuse_entry_param* e) {
   memset(e, 0, sizeof *e);
   e->attr_timeout = kTimeout;
-  e->entry_timeout = kTimeout;
+  // In a shared lock space other nodes change the directory too (another mount, another machine):
+  // a name they removed or renamed away must not resolve here to the file it named, openable
+  // through its O_PATH descriptor with its old contents (SQLite would replay a journal the other
+  // node had deleted after committing). So the kernel asks again at every path walk, as NFS
+  // revalidates a name at open.
+  e->entry_timeout = sharedKeys ? 0.0 : kTimeout;
   int fd = openat(inode(parent).fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return errno;
   if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {

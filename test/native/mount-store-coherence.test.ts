@@ -3,6 +3,9 @@
  * space (two mounts of one backing directory, each its own node on a real redis-server: two file
  * servers in front of one shared storage). Each mount has a kernel cache of its own, of names and
  * of data; the locks are only worth something if what they protect is what the holder reads:
+ * - a name removed (or renamed away) through one mount must not open through the other, with the
+ *   contents it had (SQLite replayed a rollback journal the other node had deleted after committing:
+ *   lost updates);
  * - a lock granted through one mount must show what the other mount wrote before it unlocked
  *   (NFS drops a file's cached data when a lock is granted).
  *
@@ -87,6 +90,27 @@ if (why !== undefined && !process.env.CI) {
     rmSync(base, { recursive: true, force: true });
   });
 
+  t.test('a file removed through one mount does not open through the other, nor a name renamed onto another file open the old one', async (t) => {
+    const out = await python(
+      [
+        'import os',
+        `A, B = ${JSON.stringify(mntA)}, ${JSON.stringify(mntB)}`,
+        "open(A + '/journal', 'w').write('old')",
+        "print('seen', os.path.exists(B + '/journal'))",  // mount b now knows the name
+        "os.unlink(A + '/journal')",
+        'try:',
+        "    fd = os.open(B + '/journal', os.O_RDONLY); print('opened', os.read(fd, 10).decode()); os.close(fd)",
+        'except FileNotFoundError:',
+        "    print('ENOENT')",
+        "open(A + '/f', 'w').write('old'); open(A + '/g', 'w').write('new')",
+        "print('f', open(B + '/f').read())",  // mount b now knows f as the old file
+        "os.rename(A + '/g', A + '/f')",
+        "print('f', open(B + '/f').read())",
+      ].join('\n'),
+    );
+    t.same(out, ['seen True', 'ENOENT', 'f old', 'f new'], 'mount b opens what the shared storage holds, as a local file system would');
+  });
+
   t.test('a lock granted through one mount shows what a process on the other wrote before it unlocked', async (t) => {
     writeFileSync(join(backing, 'data'), 'AAAA');
     const out = await python(
@@ -109,5 +133,22 @@ if (why !== undefined && !process.env.CI) {
       ].join('\n'),
     );
     t.same(out, ['a reads AAAA', 'a reads BBBB', 'a reads CCCC'], "after each grant mount a reads what b wrote under its lock, not its cache's copy");
+  });
+
+  t.test('SQLite on the two mounts: every transaction of two writers counts', async (t) => {
+    const db = join(backing, 'db');
+    await python(`import sqlite3; c = sqlite3.connect(${JSON.stringify(db)}); c.execute('create table t(n integer)'); c.execute('insert into t values(0)'); c.commit()`);
+    const writer = (mnt: string) =>
+      python(
+        [
+          'import sqlite3',
+          `c = sqlite3.connect(${JSON.stringify(join(mnt, 'db'))}, timeout=60, isolation_level=None)`,
+          'for i in range(150):',
+          "    c.execute('begin immediate'); n = c.execute('select n from t').fetchone()[0]; c.execute('update t set n=?', (n + 1,)); c.execute('commit')",
+          "print('done')",
+        ].join('\n'),
+      );
+    t.same(await Promise.all([writer(mntA), writer(mntB)]), [['done'], ['done']]);
+    t.same(await python(`import sqlite3; print(sqlite3.connect(${JSON.stringify(db)}).execute('select n from t').fetchone()[0])`), ['300'], '150 increments from each mount (the default rollback journal, deleted at each commit)');
   });
 }
