@@ -170,4 +170,25 @@ if (why !== undefined && !process.env.CI) {
       t.same(out, ['b reads MMMM'], 'as on a local file system (one page cache) or NFS (written back at unlock)');
     },
   );
+
+  t.test(
+    'flock on a directory through one mount conflicts through the other',
+    { todo: "not fixed: the kernel's FUSE sends no lock request for a directory (its directory file operations have no flock), so each mount's kernel decides a directory's flock alone; only documenting it, or refusing, is in reach" },
+    async (t) => {
+      mkdirSync(join(backing, 'dir'));
+      const out = await python(
+        [
+          'import fcntl, os',
+          `a = os.open(${JSON.stringify(join(mntA, 'dir'))}, os.O_RDONLY)`,
+          `b = os.open(${JSON.stringify(join(mntB, 'dir'))}, os.O_RDONLY)`,
+          'fcntl.flock(a, fcntl.LOCK_EX)',
+          'try:',
+          "    fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB); print('granted')",
+          'except BlockingIOError:',
+          "    print('EAGAIN')",
+        ].join('\n'),
+      );
+      t.same(out, ['EAGAIN'], 'as two processes on one mount (or one local file system) see it');
+    },
+  );
 }
