@@ -67,6 +67,31 @@ function int(v: unknown, name: string, min: number, dflt: number): number {
   return v;
 }
 
+/**
+ * The query parameters a URL may carry. The client reads every query parameter as one of its own
+ * options and lets it win over the options locksmith gives it: `?commandTimeout=0`,
+ * `?enableOfflineQueue=true` or `?keyPrefix=x` would undo the request deadline, the fail-fast
+ * queueing or the namespace's keys. So only these pass: the credentials, the database and the
+ * address family.
+ */
+const QUERY = new Map<string, RegExp>([
+  ['password', /^/],
+  ['username', /^/],
+  ['db', /^\d{1,5}$/],
+  ['family', /^[46]$/],
+]);
+
+/** Throws an Error naming the first query parameter locksmith does not take, or a bad value of one it takes. */
+function queryProblem(parsed: URL, shownUrl: string): void {
+  for (const [k, v] of parsed.searchParams) {
+    const rule = QUERY.get(k);
+    // Text with no '=' (the rest of a password with a '&' in it, say) is no parameter.
+    if (v === '' && !parsed.search.includes(`${k}=`)) throw new Error(`locksmith store: malformed URL '${shownUrl}': its query must be name=value pairs; a value with '&', '#' or '%' is written percent-encoded (encodeURIComponent)`);
+    if (rule === undefined) throw new Error(`locksmith store: unsupported URL '${shownUrl}': query parameter '${k}' (a URL may carry only ${[...QUERY.keys()].join(', ')})`);
+    if (!rule.test(v)) throw new Error(`locksmith store: malformed URL '${shownUrl}': query parameter '${k}' must be ${k === 'db' ? 'a database number' : '4 or 6'}`);
+  }
+}
+
 /** Query parameters whose values are hidden: ioredis reads any as an option (password, sentinelPassword, ...). */
 export const SECRET_PARAM = /pass|pwd|secret|token|auth|cred|key/i;
 
@@ -205,6 +230,7 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   }
   const db = parsed.pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,5}$/.test(db)) throw new Error(`locksmith store: malformed URL '${shownUrl}': the path must be a database number${passwordHint(opts.url)}`);
+  queryProblem(parsed, shownUrl);
   const namespace = opts.namespace ?? 'locksmith';
   if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
     throw new TypeError(`store.namespace must be ${NAMESPACE_RULE}, got ${String(namespace)}`);

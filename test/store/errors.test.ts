@@ -119,14 +119,31 @@ t.test('malformed URLs and options', { skip: noRedis }, async (t) => {
   // follows it too (a password written as is, with a '&' or a '#').
   for (const [url, shown] of [
     ['redis://127.0.0.1:1/0?password=s3cret', 'redis://127.0.0.1:1/0?password=***'],
-    ['redis://127.0.0.1:1/0?family=4&sentinelPassword=s3cret', 'redis://127.0.0.1:1/0?family=4&sentinelPassword=***'],
     ['redis://127.0.0.1:1/0?pass%77ord=s3cret', 'redis://127.0.0.1:1/0?pass%77ord=***'],
-    ['redis://127.0.0.1:1/0?password=s3c&ret#s3cret', 'redis://127.0.0.1:1/0?password=***'],
+    ['redis://127.0.0.1:1/0?family=4&password=s3cret&db=0', 'redis://127.0.0.1:1/0?family=4&password=***'],
   ] as const) {
     const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
     // Nothing listens on port 1: the engine refused the connection, the URL in parentheses.
     t.ok(r.err?.message.includes(`refused the connection (${shown}`), `${showable(url)}: named ${shown} (${r.err?.message.replace(/s3c|ret/g, '…')})`);
     t.notOk(leaks(r.err, 's3cret'), `${showable(url)}: no part of the password in the error`);
+  }
+  // Any other query parameter is refused before a connection: the client would take it as one of
+  // its options over locksmith's own (?commandTimeout=0 undid requestTimeoutMs; ?x=1 was ignored).
+  for (const [url, says] of [
+    ['redis://127.0.0.1:1/0?x=1', /unsupported URL .*: query parameter 'x' \(a URL may carry only password, username, db, family\)/],
+    ['redis://127.0.0.1:1/0?commandTimeout=0', /query parameter 'commandTimeout'/],
+    ['redis://127.0.0.1:1/0?enableOfflineQueue=true', /query parameter 'enableOfflineQueue'/],
+    ['redis://127.0.0.1:1/0?constructor=1', /query parameter 'constructor'/],
+    ['redis://127.0.0.1:1/0?family=4&sentinelPassword=s3cret', /query parameter 'sentinelPassword'/],
+    ['redis://127.0.0.1:1/0?family=5', /malformed URL .*: query parameter 'family' must be 4 or 6/],
+    ['redis://127.0.0.1:1?db=x', /malformed URL .*: query parameter 'db' must be a database number/],
+    ['redis://127.0.0.1:1/0?password=s3c&ret#s3cret', /malformed URL .*: its query must be name=value pairs; a value with '&'/],
+  ] as const) {
+    const r = await timed(openStore({ url, requestTimeoutMs: 500 }));
+    t.ok(r.err instanceof Error && r.err.constructor === Error, `${showable(url)}: an Error (${r.err?.name})`);
+    t.match(r.err?.message, says, `${showable(url)}: says which part (${r.err?.message.replace(/s3c|ret/g, '…')})`);
+    t.notOk(leaks(r.err, 's3cret'), `${showable(url)}: no part of the password in the error`);
+    t.ok(r.ms < 500, `${showable(url)}: at once, before any connection (${r.ms.toFixed(0)} ms)`);
   }
   // What the client throws on a URL it is handed is an Error naming the URL, its password hidden
   // (the URL given here skips the checks of openStore).
