@@ -58,8 +58,8 @@ options:
   --log-level LEVEL   ${LOG_LEVELS.join(', ')} (default warn; or set ${LOG_LEVEL_ENV}): what goes to
                       stderr. error: faults inside a worker (a bug; the request got a generic
                       error); warn: also hook failures, replaced workers, and a --store session
-                      fenced or lost; info: also new sessions, grace periods, the control socket
-                      and unmount details; debug: also every control request
+                      fenced, unfenced or lost; info: also new sessions, grace periods, the control
+                      socket and unmount details; debug: also every control request
   --version           print the version
   --help              show this text
 `;
@@ -77,7 +77,8 @@ function sessionLine(e: SessionEvent, grace: boolean, said: boolean): [LogLevel,
     case 'fenced':
       return ['warn', `session ${e.epoch} fenced: no renewal confirmed in time, so it may have expired; nothing is answered from what it holds until a renewal gets through or it counts as lost`];
     case 'unfenced':
-      return ['info', `session ${e.epoch} renewed: no longer fenced`];
+      // At 'warn' as the fence was: whoever saw that line learns here that it ended.
+      return ['warn', `session ${e.epoch} renewed: no longer fenced, answering again`];
     case 'expired':
       return ['warn', `session ${e.epoch} lost: no renewal confirmed within its TTL (the store out of reach, or this process paused); ${LOST}; a new session opens once the store answers`];
     case 'lost':
@@ -95,8 +96,8 @@ function sessionLine(e: SessionEvent, grace: boolean, said: boolean): [LogLevel,
 
 /**
  * Logs each event of the coordinator's session on its store, one line each: at 'warn' what costs
- * the processes on the mount their locks or answers (fenced, lost), at 'info' the rest (a new
- * session, a grace period's end, a renewal that ended a fence). Also says now, at 'info', when the
+ * the processes on the mount their locks or answers (fenced, lost) and the end of a fence, at
+ * 'info' the rest (a new session, a grace period's end). Also says now, at 'info', when the
  * lock space is in a grace period (a new namespace starts in one).
  */
 export async function logSession(c: LockCoordinator, log: Logger): Promise<void> {
