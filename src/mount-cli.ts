@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { serveControl, type ControlServer } from './control.js';
 import { argsMessage, createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printable, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
 import { mountHandlers } from './mount-control.js';
-import { DeadMountError } from './dead-mount.js';
+import { DeadMountError, isDeadMount } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
 import { versionLine } from './version.js';
 import type { StoreOptions } from './types.js';
@@ -209,6 +209,8 @@ export async function main(argv: string[]): Promise<number> {
     );
   };
   subscribe(NODE_WAIT_CHANNEL, onWait);
+  // What --clean-stale did is said: a dead mount there means the last server died without unmounting.
+  const dead = cleanStale && isDeadMount(mountpoint);
   try {
     m = await mountFuse({
       backing,
@@ -228,6 +230,7 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     unsubscribe(NODE_WAIT_CHANNEL, onWait);
   }
+  if (dead) process.stdout.write(`locksmith: unmounted the dead FUSE mount at ${printable(mountpoint)} left by a server that exited (--clean-stale)\n`);
   const startedAt = Date.now();
   if (store !== undefined) await logSession(m.coordinator, log);
   // The lock space this mount shares: `locksmith locks` lists each lock of it once, under its node's mount.

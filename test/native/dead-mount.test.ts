@@ -79,6 +79,7 @@ if (why !== undefined && !process.env.CI) {
     const second = new Server([backing, mnt, '--workers', '1', '--clean-stale'], env);
     servers.push(second);
     t.match(await second.serving(), /^locksmith: serving /, '--clean-stale unmounts the dead mount and serves');
+    t.ok(second.lines.includes(`locksmith: unmounted the dead FUSE mount at ${mnt} left by a server that exited (--clean-stale)`), `and says so: ${second.lines.join(' | ')}`);
     t.notOk(isDeadMount(mnt), 'alive again');
     const b = new Client(bin, join(mnt, 'f'), ['open', 'lock', 'w', '0', '10', 'wait']);
     clients.push(b);
