@@ -334,6 +334,12 @@ type Run = ((t: LockTable) => unknown) & {
    * (SharedFile.cancelAnswered).
    */
   early?: () => void;
+  /**
+   * The owed try's (SharedFile.owedTry): whether another job waits behind it in the mailbox. Its
+   * tries then stop, as at its deadline (what is owed stays owed, and a request's step carries it),
+   * so the request does not wait out the owed step's tries before its own deadline.
+   */
+  yields?: () => boolean;
 };
 
 /** How long a waiter whose check was put off for late sessions (SharedFile.deferred) waits at most before it is checked again. */
@@ -1162,6 +1168,16 @@ export class SharedFile {
   }
 
   /**
+   * The step that comes by itself for what the file owes (SharedFiles.runOwed): reread's, whose
+   * tries after no reply stop once another job is queued behind it (Run.yields).
+   */
+  owedTry(): Promise<unknown> {
+    const run: Run = () => undefined;
+    run.yields = () => this.queued > 1;
+    return this.decide(run, () => undefined, false);
+  }
+
+  /**
    * Looks again at this file's waiters (after a grace period): who fits now is granted. With
    * waiters whose edges are still to be checked whole (recheck, heldPutBack), a pass that could
    * not be written is owed like a release, so it is tried again.
@@ -1633,25 +1649,33 @@ export class SharedFile {
   /**
    * Decides `run` on the current state and commits it (see the file comment). Resolves with what
    * `run` returned once the step committed, or with `failed()` when it could not: then a `mustRun`
-   * call (a release of any kind) is owed to the file's next step.
+   * call (a release of any kind) is owed to the file's next step. `came`: when a request came to
+   * the file's mailbox (performance.now()) while the file's owed try was there ahead of it
+   * (SharedFiles.attempt): its deadline runs from then, not from its turn.
    */
-  async decide(run: Run, failed: () => unknown, mustRun: boolean): Promise<unknown> {
+  async decide(run: Run, failed: () => unknown, mustRun: boolean, came?: number): Promise<unknown> {
     this.inDecision++;
     try {
-      return await this.deciding(run, failed, mustRun);
+      return await this.deciding(run, failed, mustRun, came);
     } finally {
       this.inDecision--;
       if (this.flying === run) this.flying = undefined;
     }
   }
 
-  private async deciding(run: Run, failed: () => unknown, mustRun: boolean): Promise<unknown> {
+  private async deciding(run: Run, failed: () => unknown, mustRun: boolean, came: number | undefined): Promise<unknown> {
     // Settled by a re-assertion meanwhile (beginReassert): answered from that, nothing more runs.
     const settled = (): unknown => {
       this.out = emptyOutcome();
       return this.done([], run.settled!.res);
     };
-    const deadline = performance.now() + this.space.config.requestTimeoutMs;
+    // A request's answer is due requestTimeoutMs after it came, also when the file's owed try was
+    // ahead of it (with the engine gone, that try takes up to its own requestTimeoutMs): the
+    // deadline its steps carry, and the one its tries end at.
+    const deadline = (came ?? performance.now()) + this.space.config.requestTimeoutMs;
+    // Its turn came only after that deadline: answered now as it would be then, nothing sent (a
+    // release is owed to the file's next step, as at its deadline).
+    if (came !== undefined && run.settled === undefined && !(performance.now() < deadline)) return this.giveUp(run, failed, mustRun);
     // Whether the cache was read from the engine during this call: a decision that changes nothing
     // (a refusal, F_GETLK, checkIo) may then answer at once; otherwise the cache may be stale (any
     // node may have changed the file since), so an empty step checks its version first.
@@ -1784,6 +1808,8 @@ export class SharedFile {
           await sleep(20);
           // Never sent under a session that replaced the cache meanwhile.
           if (gen !== this.gen) break;
+          // An owed try with a job queued behind it: given up on now (Run.yields).
+          if (run.yields?.() === true) break;
           resent = reply.step;
           reply = await this.space.link.commit({ ...step, id: resent });
         }
@@ -2712,7 +2738,7 @@ export class SharedFile {
   // ---- what the actor runs ---------------------------------------------------------------------
 
   /** Request `hostId`: its result, or a Pending once it waits (committed). */
-  request(hostId: number, call: Call, done: (res: unknown) => void): Promise<unknown> {
+  request(hostId: number, call: Call, done: (res: unknown) => void, came?: number): Promise<unknown> {
     const read = call.op === 'checkIo' || (call.op === 'lock' && call.cmd === F_GETLK);
     const again = call.op === 'lockFile' && this.space.config.blank !== true;
     const run: Run = (t) => {
@@ -2753,6 +2779,7 @@ export class SharedFile {
       run,
       () => 'failed',
       !cancellable(call) && !read,
+      came,
     );
   }
 

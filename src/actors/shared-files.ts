@@ -80,6 +80,11 @@ export class SharedFiles implements FileSpace {
   /** Per file with owed releases: the timer of their next try, and how many tries they had (retryOwed). */
   private readonly owedRetries = new Map<string, OwedRetry>();
   /**
+   * Files whose owed try is in their mailbox, queued or running (runOwed): one at a time. True once
+   * the next try came due meanwhile (its wait ran out, or was cut short): it follows that one at once.
+   */
+  private readonly owedInMailbox = new Map<string, boolean>();
+  /**
    * The wait before a file's owed try `tries` + 1 (retryOwed): 100 ms, doubling up to 5 s. Tests
    * may replace it (a wait that never ends shows a try came because the engine answered again).
    */
@@ -439,10 +444,17 @@ export class SharedFiles implements FileSpace {
     this.attempt(hostId, r);
   }
 
-  /** Runs request `hostId` in its file's mailbox; again after a grace period it waited out (Parked). */
+  /**
+   * Runs request `hostId` in its file's mailbox; again after a grace period it waited out (Parked).
+   * Behind the file's owed try (runOwed), its deadline (requestTimeoutMs) runs from now, not from
+   * its turn (SharedFile.decide): that try is no request's, its step carries nothing the request's
+   * would not (what the file owes), and with the engine gone it takes its own requestTimeoutMs
+   * (it stops at its next try once the request is queued behind it: Run.yields).
+   */
   private attempt(hostId: number, r: PendingRequest): void {
     const { call, target } = r;
     const f = this.file(call.path);
+    const came = this.owedInMailbox.has(call.path) ? performance.now() : undefined;
     void this
       .enqueue(f, async () => {
         // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
@@ -454,7 +466,7 @@ export class SharedFiles implements FileSpace {
         // A close ends the requests through its handle that wait out a grace period, as it ends
         // the waiters through it (core closedWith), in the mailbox's order.
         if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
-        const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)));
+        const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)), came);
         if (call.op === 'closeHandle' || call.op === 'release') this.endThrough(call);
         if (res instanceof Parked) {
           if (!this.requests.has(hostId)) return;
@@ -931,13 +943,26 @@ export class SharedFiles implements FileSpace {
       this.owedRetries.delete(path);
       return;
     }
+    // One owed try in the mailbox at a time: a give-up in it (or in a request's decision before
+    // it) schedules the next while it is still there, and with the engine gone each try takes its
+    // whole requestTimeoutMs; piled up, they held the requests that came meanwhile, queued behind
+    // them, that long each. One that comes due meanwhile is queued once that one ended (behind
+    // those requests, whose steps carry what is owed too).
+    if (this.owedInMailbox.has(path)) {
+      this.owedInMailbox.set(path, true);
+      return;
+    }
+    this.owedInMailbox.set(path, false);
     // Still owing after the step (it gave up, or was sent before an unsure step's deadline):
     // the next try (a give-up has scheduled it already).
-    void this.inMailbox(f, () => f.reread()).then(() => {
+    void this.inMailbox(f, () => f.owedTry()).then(() => {
+      const due = this.owedInMailbox.get(path) === true;
+      this.owedInMailbox.delete(path);
       if (!f.owing) {
         this.owedRetries.delete(path);
         this.owedWaiting.delete(path);
-      } else this.retryOwed(path);
+      } else if (due) this.runOwed(path);
+      else this.retryOwed(path);
     });
   }
 
