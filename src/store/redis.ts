@@ -509,6 +509,7 @@ export class RedisEngine implements Engine {
   ) {
     this.name = o.shownUrl;
     this.inc = `{${o.namespace}}:inc`;
+    this.prefix = `{${o.namespace}}:`;
     const define = (name: keyof Scripted, lua: string) => client.defineCommand(name, { numberOfKeys: 1, lua });
     define('lsOpen', OPEN);
     define('lsRenew', RENEW);
@@ -528,34 +529,40 @@ export class RedisEngine implements Engine {
     return new RedisEngine(await connectClient(o, false), o);
   }
 
-  private get prefix(): string {
-    return `{${this.o.namespace}}:`;
-  }
+  /** The namespace's key prefix, every script's second key argument. */
+  private readonly prefix: string;
 
   /** Runs a script; connection trouble is an Error naming the URL, a refusal a ProgrammingError. */
   private async run(script: ScriptName, ...args: (string | number)[]): Promise<Reply[]> {
-    return arr(await this.call(script, ...args));
+    return arr(await this.call(script, args));
   }
 
-  private async call(script: ScriptName, ...args: (string | number)[]): Promise<Reply> {
-    let drop: (e: Error) => void = () => {};
-    const lost = new Promise<never>((_, reject) => {
-      drop = reject;
-    });
-    this.inFlight.add(drop);
+  /**
+   * One promise per call, settled by the reply or by the connection's close (inFlight), whichever
+   * comes first (the client would drop a call in flight at a close silently).
+   */
+  private call(script: ScriptName, args: readonly (string | number)[]): Promise<Reply> {
     const sent = script in GATED_LUA ? this.sendGated(this.gated[script as GatedName], args) : this.s[script as keyof Scripted](this.inc, this.prefix, ...args);
-    sent.catch(() => {}); // when the connection's end answered first, the client's own timeout error goes nowhere
-    try {
-      return await Promise.race([sent, lost]);
-    } catch (e) {
-      // The engine is a replica, or loading a data set: what it serves next may be another data
-      // set on this very connection (a full sync, then a promotion by hand: no close, the scripts
-      // kept). The next script goes through a run check, as after a close.
-      if ((e as { name?: string })?.name === 'ReplyError' && /\b(READONLY|LOADING|MASTERDOWN)\b/.test((e as Error).message)) this.closes++;
-      throw scriptError(e) ?? new Error(`locksmith store: ${this.o.shownUrl}: ${(e as Error).message}`);
-    } finally {
-      this.inFlight.delete(drop);
-    }
+    return new Promise<Reply>((resolve, reject) => {
+      let settled = false;
+      const fail = (e: unknown): void => {
+        if (settled) return; // when the connection's end answered first, the client's own timeout error goes nowhere
+        settled = true;
+        this.inFlight.delete(fail);
+        // The engine is a replica, or loading a data set: what it serves next may be another data
+        // set on this very connection (a full sync, then a promotion by hand: no close, the scripts
+        // kept). The next script goes through a run check, as after a close.
+        if ((e as { name?: string })?.name === 'ReplyError' && /\b(READONLY|LOADING|MASTERDOWN)\b/.test((e as Error).message)) this.closes++;
+        reject(scriptError(e) ?? new Error(`locksmith store: ${this.o.shownUrl}: ${(e as Error).message}`));
+      };
+      this.inFlight.add(fail);
+      sent.then((r) => {
+        if (settled) return;
+        settled = true;
+        this.inFlight.delete(fail);
+        resolve(r);
+      }, fail);
+    });
   }
 
   /**
@@ -579,7 +586,8 @@ export class RedisEngine implements Engine {
       );
     }
     try {
-      return (await this.client.evalsha(g.sha, 1, this.inc, this.prefix, ...args)) as Reply;
+      // (The client's types name single values only; an array argument is flattened by its Command.)
+      return (await this.client.evalsha(g.sha, 1, this.inc, this.prefix, args as unknown as string)) as Reply;
     } catch (e) {
       if (!isNoScript(e)) throw e;
     }
@@ -644,7 +652,7 @@ export class RedisEngine implements Engine {
     for (const e of st.edges) args.push(e.waiter, e.owner, e.check ? 1 : 0, JSON.stringify([e.hard, e.soft, e.sessions]));
     let r: Reply[];
     try {
-      r = await this.run('lsCommit', ...args);
+      r = arr(await this.call('lsCommit', args));
     } catch (e) {
       if (e instanceof ProgrammingError || (e as Error).message.includes('refused a script')) throw e;
       return { ok: false, reason: 'unreachable', step: st.step, error: (e as Error).message };
@@ -684,7 +692,7 @@ export class RedisEngine implements Engine {
     for (const e of edges) args.push(e.waiter, e.owner, JSON.stringify([e.hard, e.soft, e.sessions]));
     let r: Reply[];
     try {
-      r = await this.run('lsReassert', ...args);
+      r = arr(await this.call('lsReassert', args));
     } catch (e) {
       if (e instanceof ProgrammingError || (e as Error).message.includes('refused a script')) throw e;
       return { ok: false, reason: 'unreachable', error: (e as Error).message };
@@ -727,7 +735,7 @@ export class RedisEngine implements Engine {
   }
 
   async closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean> {
-    return (await this.call('lsCycle', owner, hardOnly ? 1 : 0, ...targets)) === 1;
+    return (await this.call('lsCycle', [owner, hardOnly ? 1 : 0, ...targets])) === 1;
   }
 
   async reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]> {
