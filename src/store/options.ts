@@ -83,13 +83,27 @@ const QUERY = new Map<string, RegExp>([
 
 /** Throws an Error naming the first query parameter locksmith does not take, or a bad value of one it takes. */
 function queryProblem(parsed: URL, shownUrl: string): void {
+  const seen = new Set<string>();
   for (const [k, v] of parsed.searchParams) {
     const rule = QUERY.get(k);
     // Text with no '=' (the rest of a password with a '&' in it, say) is no parameter.
     if (v === '' && !parsed.search.includes(`${k}=`)) throw new Error(`locksmith store: malformed URL '${shownUrl}': its query must be name=value pairs; a value with '&', '#' or '%' is written percent-encoded (encodeURIComponent)`);
     if (rule === undefined) throw new Error(`locksmith store: unsupported URL '${shownUrl}': query parameter '${k}' (a URL may carry only ${[...QUERY.keys()].join(', ')})`);
     if (!rule.test(v)) throw new Error(`locksmith store: malformed URL '${shownUrl}': query parameter '${k}' must be ${k === 'db' ? 'a database number' : '4 or 6'}`);
+    // The client takes the last of two; what is checked here (the database asked for again after
+    // connecting: redis.ts connectClient) would be the first.
+    if (seen.has(k)) throw new Error(`locksmith store: malformed URL '${shownUrl}': query parameter '${k}' is given twice`);
+    seen.add(k);
   }
+}
+
+/**
+ * The database a URL names: its path's number (/N), else its query's (?db=N), as the client reads
+ * it (the path wins); '' when it names none.
+ */
+export function urlDatabase(parsed: URL): string {
+  const path = parsed.pathname.replace(/^\//, '');
+  return path !== '' ? path : (parsed.searchParams.get('db') ?? '');
 }
 
 /** Query parameters whose values are hidden: ioredis reads any as an option (password, sentinelPassword, ...). */

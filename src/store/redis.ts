@@ -17,7 +17,7 @@ import { TLSSocket } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, POLICY, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES } from './lua.js';
 import { ProgrammingError } from './memory.js';
-import { SECRET_PARAM } from './options.js';
+import { SECRET_PARAM, urlDatabase } from './options.js';
 import { engineAddress, probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
 import { bySeq, decodeRecord, encodeRecord } from './step.js';
 import type {
@@ -417,9 +417,10 @@ async function connectClient(o: RedisEngineOptions, inbox: boolean): Promise<Red
   };
   try {
     await within(c.connect(), o.requestTimeoutMs, () => fail(last, true));
-    // The client selects the URL's database on connect but does not fail when the engine
-    // refuses it (it would then use database 0): asked again here, where a refusal is seen.
-    const db = new URL(o.url).pathname.replace(/^\//, '');
+    // The client selects the URL's database (its path's, or its query's) on connect but does not
+    // fail when the engine refuses it (it would then use database 0): asked again here, where a
+    // refusal is seen.
+    const db = urlDatabase(new URL(o.url));
     if (db !== '') await within(c.select(Number(db)), o.requestTimeoutMs, () => fail(last, true));
   } catch (e) {
     await closeNow(c);
