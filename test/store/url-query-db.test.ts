@@ -53,3 +53,30 @@ t.test('a parameter named twice in the query is refused, naming it', async (t) =
     t.match(err?.message, /malformed URL .*: query parameter '(db|family)' is given twice/, `${url} (${err?.message})`);
   }
 });
+
+t.test('a user or password in the query beside credentials before the host is refused: the client would ignore it', async (t) => {
+  // The client reads the query's username and password only when the URL has neither before its
+  // host: redis://:pw@h?username=u would authenticate as the default user, not u.
+  for (const [url, k] of [
+    ['redis://:s3cret@127.0.0.1:1?username=u', 'username'],
+    ['redis://u@127.0.0.1:1?password=s3cret', 'password'],
+    ['redis://u:s3cret@127.0.0.1:1/0?password=other', 'password'],
+  ] as const) {
+    let err: Error | undefined;
+    try {
+      await openStore({ url, requestTimeoutMs: 1_000 });
+    } catch (e) {
+      err = e as Error;
+    }
+    t.match(err?.message, new RegExp(`malformed URL .*: query parameter '${k}' beside a user or password before the host`), `${url.replace(/s3cret|other/g, '…')} (${err?.message})`);
+    t.notOk(err?.message.includes('s3cret') || err?.message.includes('other'), 'no password in the error');
+  }
+  // Either alone is taken.
+  for (const url of ['redis://127.0.0.1:1?username=u&password=s3cret', 'redis://u:s3cret@127.0.0.1:1']) {
+    const err = await openStore({ url, requestTimeoutMs: 1_000 }).then(
+      (s) => s.close().then(() => undefined),
+      (e: Error) => e,
+    );
+    t.notMatch(err?.message ?? '', /malformed URL/, `${url.replace(/s3cret/g, '…')}: not refused as written (${err?.message})`);
+  }
+});
