@@ -90,13 +90,13 @@ function queryProblem(parsed: URL, shownUrl: string): void {
     if (v === '' && !parsed.search.includes(`${k}=`)) throw new Error(`locksmith store: malformed URL '${shownUrl}': its query must be name=value pairs; a value with '&', '#' or '%' is written percent-encoded (encodeURIComponent)`);
     if (rule === undefined) throw new Error(`locksmith store: unsupported URL '${shownUrl}': query parameter '${k}' (a URL may carry only ${[...QUERY.keys()].join(', ')})`);
     if (!rule.test(v)) throw new Error(`locksmith store: malformed URL '${shownUrl}': query parameter '${k}' must be ${k === 'db' ? 'a database number' : '4 or 6'}`);
-    // The client takes the last of two; what is checked here (the database asked for again after
-    // connecting: redis.ts connectClient) would be the first.
     // The client reads them only when the URL has neither before its host ('redis://:pw@h?username=u'
     // would authenticate as the default user with pw, not as u).
     if ((k === 'username' || k === 'password') && (parsed.username !== '' || parsed.password !== '')) {
       throw new Error(`locksmith store: malformed URL '${shownUrl}': query parameter '${k}' beside a user or password before the host (the client would ignore it): give both before the host (redis://user:password@host) or both in the query`);
     }
+    // The client takes the last of two; what is checked here (the database asked for again after
+    // connecting: redis.ts connectClient) would be the first.
     if (seen.has(k)) throw new Error(`locksmith store: malformed URL '${shownUrl}': query parameter '${k}' is given twice`);
     seen.add(k);
   }
