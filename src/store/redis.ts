@@ -177,7 +177,7 @@ const REFUSAL = /^(WRONGPASS|NOAUTH|NOPERM|ERR )/;
 function refused(why: string): string {
   if (/^WRONGPASS|^ERR invalid (username-)?password/.test(why)) return 'refused the credentials';
   if (why.startsWith('NOAUTH')) return 'refused to serve without credentials';
-  if (/^ERR (DB index|invalid DB index)/i.test(why)) return "has no such database (the URL's /N)";
+  if (/^ERR (DB index|invalid DB index)/i.test(why)) return "has no such database (the URL's /N or ?db=N)";
   return 'refused the connection';
 }
 

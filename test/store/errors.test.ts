@@ -205,7 +205,7 @@ t.test('an engine that refuses us (password, database): an Error that says so, n
   // A database the engine does not have (16 by default): the client would quietly use 0.
   const db = await timed(openStore({ url: `${server.url}/20`, requestTimeoutMs: 5_000 }));
   // Not "refused the connection": the engine accepted it and has no database 20 (before, it said refused).
-  t.match(db.err?.message, `${server.url}/20 has no such database (the URL's /N)`, `names the URL and says there is no such database (${db.err?.message})`);
+  t.match(db.err?.message, `${server.url}/20 has no such database (the URL's /N or ?db=N)`, `names the URL and says there is no such database (${db.err?.message})`);
   t.match(db.err?.message, /DB index/, 'with the engine\'s reason');
   const ok = await openStore({ url: `${server.url}/3`, requestTimeoutMs: 5_000 });
   await ok.close();
