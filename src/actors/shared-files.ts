@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clearTimer, setTimerExact, type Timer } from '../long-timer.js';
-import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK } from '../core/codes.js';
+import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK, F_SETLK, F_UNLCK } from '../core/codes.js';
 import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
@@ -454,9 +454,26 @@ export class SharedFiles implements FileSpace {
   private attempt(hostId: number, r: PendingRequest): void {
     const { call, target } = r;
     const f = this.file(call.path);
-    const came = this.owedInMailbox.has(call.path) ? performance.now() : undefined;
+    const bounded = answersAlone(call);
+    const came = bounded || this.owedInMailbox.has(call.path) ? performance.now() : undefined;
+    // A request that never waits, still in the mailbox requestTimeoutMs after it came (the jobs
+    // ahead of it, each with its own deadline, did not reach the engine): answered then with its
+    // family's generic code, from outside the mailbox, as the contract says of a request that
+    // cannot reach the engine in that time. Nothing was sent for it, and at its turn nothing is
+    // (it is no longer among the requests): a lock so answered is never held. Armed only behind
+    // other jobs: with none, it starts at once.
+    let started = false;
+    const late = bounded && this.jobs.has(f)
+      ? setTimeout(() => {
+          if (started || this.requests.get(hostId) !== r) return;
+          this.finish(hostId, r.cancelled !== undefined && cancellable(call) ? cancelResult(r.cancelled, call.op === 'lockFile') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+        }, this.config.requestTimeoutMs)
+      : undefined;
+    late?.unref();
     void this
       .enqueue(f, async () => {
+        started = true;
+        if (late !== undefined) clearTimeout(late);
         // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
         // a stop): it never runs. Run again after a grace period: no longer parked from here on.
         if (r.parked === 'resuming') this.unpark(hostId, r);
@@ -1170,6 +1187,16 @@ export class SharedFiles implements FileSpace {
     return { files: this.files.size, locks, waiters: this.waits.size, busy };
   }
 
+  /**
+   * Resolves once every job queued so far in `path`'s mailbox has ended: a step given up on, with
+   * its tries. Tests make a request after it this way: one queued behind it instead is answered
+   * with its family's generic code at requestTimeoutMs after it came, if still queued then
+   * (attempt).
+   */
+  mailboxPassed(path: string): Promise<void> {
+    return this.inMailbox(this.file(path), () => Promise.resolve());
+  }
+
   /** Mailbox jobs queued or running, per file (counts: busy). */
   private readonly jobs = new Map<SharedFile, number>();
 
@@ -1261,6 +1288,20 @@ interface PendingRequest {
   parked: false | 'waiting' | 'resuming';
   /** Its order of arrival among this worker's requests. */
   readonly seq: number;
+}
+
+/**
+ * Whether `call` is answered without ever waiting and sends nothing that must run: a lock request
+ * that fails at once on a conflict (F_SETLK, LockFileEx with failImmediately), F_GETLK, checkIo.
+ * Its deadline runs from its arrival, and it is answered from outside the mailbox once that passed
+ * (SharedFiles.attempt). Not a waiter (F_SETLKW, LockFileEx without failImmediately): waiting
+ * requests wait while the session lives. Not a release: it must run.
+ */
+function answersAlone(call: Call): boolean {
+  if (call.op === 'checkIo') return true;
+  if (call.op === 'lockFile') return call.failImmediately;
+  if (call.op === 'lock') return call.cmd === F_GETLK || (call.cmd === F_SETLK && call.lockType !== F_UNLCK);
+  return false;
 }
 
 /** A request's answer when nothing could be decided: its family's generic code. */

@@ -10,7 +10,7 @@
  */
 import t, { type Test } from 'tap';
 import { EAGAIN, ENOLCK, ERROR_LOCK_VIOLATION, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { answered, ch, endGrace, lf, lk, loseNext, lw, uf, type TestNode } from './lost-link.js';
+import { BUDGET_MS, answered, ch, endGrace, lf, lk, loseNext, lw, uf, within, type TestNode } from './lost-link.js';
 import { answersTo, conflicts, engineIs, held, nodes, resetBoth, until } from './reset-harness.js';
 import { cancelCut, grantHeld } from './notice-stages.js';
 import { holds, q2Unlock, stage, twoNodes, waits } from './stages.js';
@@ -52,6 +52,9 @@ t.test("windows: a cancel whose step applied, its reply lost (and every resend's
   a.sf.cancel(1, 'timeout');
   t.equal(await answered(a, 1, "the timeout of a's waiter, its step's reply lost"), ERROR_LOCK_VIOLATION, 'answered with the timeout code');
   await engineIs(engine, ['b held write 1 0-9'], "a's waiter gone from the engine");
+  // After the cancel's tries (until its deadline): a lock request queued behind them is answered
+  // with the generic code if still queued requestTimeoutMs after it came.
+  await within(a.sf.mailboxPassed('/a'), BUDGET_MS, "the cancel's tries");
   a.sf.run(10, lf(5, 40, 10), a.target);
   t.equal(await answered(a, 10, "a's lock of [40,50)"), 0);
   await stage(t, release, holds(b, 3, lf(2, 0, 10), "b's handle 2 locks [0,10)", "[0,10) free: a's handle 7 holds none of it"));

@@ -120,6 +120,9 @@ t.test("a cancel's step applies, its reply is lost, and the log no longer reache
   // The file serves on: b's unlock, then a's new lock.
   b.sf.run(3, lk('q1', 1, F_UNLCK, F_SETLK), b.target);
   t.match(await answered(b, 3, "b's unlock"), { result: 0 });
+  // After the cancel's tries (until its deadline): a lock request queued behind them is answered
+  // with the generic code if still queued requestTimeoutMs after it came.
+  await within(a.sf.mailboxPassed('/a'), BUDGET_MS, "the cancel's tries");
   a.sf.run(4, lk('p2', 2, F_WRLCK, F_SETLK), a.target);
   t.match(await answered(a, 4, "p2's new lock"), { result: 0 }, 'p2 locks [0,10) again');
 });
@@ -133,7 +136,10 @@ t.test("a cancel's step applies, its reply is lost, the log no longer reaches ba
   // Another thread of p2 locks [15,20), part of the waiter's bytes, in the next step of a, which
   // learns the whole record set (the waiter gone) and commits. p2 now holds bytes of its
   // waiter's it did not hold before, as if b had granted it: before, the waiter was left to an
-  // inbox event that no node sent, and waited for ever.
+  // inbox event that no node sent, and waited for ever. Made after the cancel's tries (until its
+  // deadline): a lock request queued behind them is answered with the generic code if still
+  // queued requestTimeoutMs after it came.
+  await within(a.sf.mailboxPassed('/a'), BUDGET_MS, "the cancel's tries");
   a.sf.run(5, lk('p2', 2, F_WRLCK, F_SETLK, 15, 5), a.target);
   t.match(await answered(a, 5, "p2's lock on [15,20)"), { result: 0 }, "p2's other lock is granted");
   t.match(await answered(a, 2, "p2's F_SETLKW"), { result: -EAGAIN }, "p2's F_SETLKW ends with its timeout's code");

@@ -126,6 +126,9 @@ for (const [name, call] of [
     t.match(await answered(b, 3, "q1's unlock"), { result: 0 });
     // a is back, but the cancel's resends stay dropped; p2's own request (another thread) commits first.
     a.policy = (s: S) => ((s.put?.length ?? 0) === 0 && (s.remove?.length ?? 0) > 0 && s.id !== undefined ? 'drop' : 'pass');
+    // After the cancel's tries (until its deadline): a read queued behind them is answered with
+    // the generic code if still queued requestTimeoutMs after it came.
+    await within(a.sf.mailboxPassed('/a'), BUDGET_MS, "the cancel's tries");
     a.sf.run(4, call, a.target);
     t.match(await answered(a, 4, `p2's ${name}`), { result: 0 });
     t.equal(a.got.has(2), false, "p2's F_SETLKW is not answered before its grant's event");
