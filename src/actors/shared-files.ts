@@ -978,7 +978,7 @@ export class SharedFiles implements FileSpace {
       if (!f.owing) {
         this.owedRetries.delete(path);
         this.owedWaiting.delete(path);
-      } else if (due) this.runOwed(path);
+      } else if (due && !this.stopping && this.epoch !== 0) this.runOwed(path); // as retryOwed would
       else this.retryOwed(path);
     });
   }
