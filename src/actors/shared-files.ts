@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clearTimer, setTimerExact, type Timer } from '../long-timer.js';
-import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK, F_SETLK, F_UNLCK } from '../core/codes.js';
+import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK, F_UNLCK } from '../core/codes.js';
 import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
@@ -454,11 +454,11 @@ export class SharedFiles implements FileSpace {
   private attempt(hostId: number, r: PendingRequest): void {
     const { call, target } = r;
     const f = this.file(call.path);
-    const bounded = answersAlone(call);
+    const bounded = mayGoUnsent(call);
     const came = bounded || this.owedInMailbox.has(call.path) ? performance.now() : undefined;
-    // A request that never waits, still in the mailbox requestTimeoutMs after it came (the jobs
-    // ahead of it, each with its own deadline, did not reach the engine): answered then with its
-    // family's generic code, from outside the mailbox, as the contract says of a request that
+    // A request that need not run (mayGoUnsent), still in the mailbox requestTimeoutMs after it
+    // came (the jobs ahead of it, each with its own deadline, did not reach the engine): answered
+    // then with its family's generic code, from outside the mailbox, as the contract says of a request that
     // cannot reach the engine in that time. Nothing was sent for it, and at its turn nothing is
     // (it is no longer among the requests): a lock so answered is never held. Armed only behind
     // other jobs: with none, it starts at once.
@@ -1291,16 +1291,16 @@ interface PendingRequest {
 }
 
 /**
- * Whether `call` is answered without ever waiting and sends nothing that must run: a lock request
- * that fails at once on a conflict (F_SETLK, LockFileEx with failImmediately), F_GETLK, checkIo.
- * Its deadline runs from its arrival, and it is answered from outside the mailbox once that passed
- * (SharedFiles.attempt). Not a waiter (F_SETLKW, LockFileEx without failImmediately): waiting
- * requests wait while the session lives. Not a release: it must run.
+ * Whether `call` sends nothing that must run: a lock request of any kind, F_GETLK, checkIo. Its
+ * deadline runs from its arrival, and it is answered from outside the mailbox once that passed
+ * (SharedFiles.attempt). A waiter's request (F_SETLKW, LockFileEx without failImmediately) too:
+ * until its step is sent it is a new request, which API.md has end with the generic code when it
+ * cannot reach the engine within requestTimeoutMs; once its wait is recorded it waits while the
+ * session lives. Not a release (unlock, close, flush): it must run.
  */
-function answersAlone(call: Call): boolean {
-  if (call.op === 'checkIo') return true;
-  if (call.op === 'lockFile') return call.failImmediately;
-  if (call.op === 'lock') return call.cmd === F_GETLK || (call.cmd === F_SETLK && call.lockType !== F_UNLCK);
+function mayGoUnsent(call: Call): boolean {
+  if (call.op === 'checkIo' || call.op === 'lockFile') return true;
+  if (call.op === 'lock') return call.lockType !== F_UNLCK || call.cmd === F_GETLK;
   return false;
 }
 
