@@ -455,25 +455,40 @@ export class SharedFiles implements FileSpace {
     const { call, target } = r;
     const f = this.file(call.path);
     const bounded = mayGoUnsent(call);
-    const came = bounded || this.owedInMailbox.has(call.path) ? performance.now() : undefined;
+    let came = bounded || this.owedInMailbox.has(call.path) ? performance.now() : undefined;
+    // The last step sent when its deadline started: once the engine answers one sent after it,
+    // the engine is reachable, and a long mailbox (a hot file) is no reason to give up on it.
+    let from = this.sends;
     // A request that need not run (mayGoUnsent), still in the mailbox requestTimeoutMs after it
     // came (the jobs ahead of it, each with its own deadline, did not reach the engine): answered
     // then with its family's generic code, from outside the mailbox, as the contract says of a request that
     // cannot reach the engine in that time. Nothing was sent for it, and at its turn nothing is
     // (it is no longer among the requests): a lock so answered is never held. Armed only behind
     // other jobs: with none, it starts at once.
+    // The engine answered a step sent after its deadline started (the jobs ahead of it reach the
+    // engine, they are only many): its deadline starts again from now.
+    const heard = (): boolean => {
+      if (!(this.answered > from)) return false;
+      came = performance.now();
+      from = this.sends;
+      return true;
+    };
     let started = false;
-    const late = bounded && this.jobs.has(f)
-      ? setTimeout(() => {
-          if (started || this.requests.get(hostId) !== r) return;
-          this.finish(hostId, r.cancelled !== undefined && cancellable(call) ? cancelResult(r.cancelled, call.op === 'lockFile') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
-        }, this.config.requestTimeoutMs)
-      : undefined;
-    late?.unref();
+    let late: ReturnType<typeof setTimeout> | undefined;
+    const arm = (): void => {
+      late = setTimeout(() => {
+        if (started || this.requests.get(hostId) !== r) return;
+        if (heard()) return arm();
+        this.finish(hostId, r.cancelled !== undefined && cancellable(call) ? cancelResult(r.cancelled, call.op === 'lockFile') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+      }, this.config.requestTimeoutMs);
+      late.unref();
+    };
+    if (bounded && this.jobs.has(f)) arm();
     void this
       .enqueue(f, async () => {
         started = true;
         if (late !== undefined) clearTimeout(late);
+        if (came !== undefined) heard();
         // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
         // a stop): it never runs. Run again after a grace period: no longer parked from here on.
         if (r.parked === 'resuming') this.unpark(hostId, r);
