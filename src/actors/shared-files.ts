@@ -456,17 +456,15 @@ export class SharedFiles implements FileSpace {
     const f = this.file(call.path);
     const bounded = mayGoUnsent(call);
     let came = bounded || this.owedInMailbox.has(call.path) ? performance.now() : undefined;
-    // The last step sent when its deadline started: once the engine answers one sent after it,
-    // the engine is reachable, and a long mailbox (a hot file) is no reason to give up on it.
-    let from = this.sends;
     // A request that need not run (mayGoUnsent), still in the mailbox requestTimeoutMs after it
-    // came (the jobs ahead of it, each with its own deadline, did not reach the engine): answered
-    // then with its family's generic code, from outside the mailbox, as the contract says of a request that
-    // cannot reach the engine in that time. Nothing was sent for it, and at its turn nothing is
-    // (it is no longer among the requests): a lock so answered is never held. Armed only behind
-    // other jobs: with none, it starts at once.
-    // The engine answered a step sent after its deadline started (the jobs ahead of it reach the
-    // engine, they are only many): its deadline starts again from now.
+    // came while the engine answered no step sent since (the jobs ahead of it, each with its own
+    // deadline, did not reach it): answered then with its family's generic code, from outside the
+    // mailbox, as API.md says of a request that cannot reach the engine in that time. Nothing was
+    // sent for it, and at its turn nothing is (it is no longer among the requests): a lock so
+    // answered is never held. Armed only behind other jobs: with none, it starts at once. Once the
+    // engine answers a step sent after the deadline started (`from`: the jobs ahead reach it, they
+    // are only many, a hot file), the deadline starts again from then, at the timer and at its turn.
+    let from = this.sends;
     const heard = (): boolean => {
       if (!(this.answered > from)) return false;
       came = performance.now();
