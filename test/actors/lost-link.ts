@@ -199,6 +199,53 @@ export async function endGrace(engine: MemoryEngine, ...nodes: TestNode[]): Prom
 
 export const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
 
+/** Counts the answers each request of `n` gets from now on (a request is answered once). */
+export function countAnswers(n: TestNode): Map<number, number> {
+  const counts = new Map<number, number>();
+  const answer = n.target.answer.bind(n.target);
+  n.target.answer = (id, ...rest) => {
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+    answer(id, ...rest);
+  };
+  return counts;
+}
+
+/** Resolves once request `id` of `n` is attempted again (SharedFiles.attempt: a parked request's new run, queued in its file's mailbox). */
+export function attemptedAgain(n: TestNode, id: number): Promise<void> {
+  const sf = n.sf as unknown as { attempt(id: number, r: unknown): void };
+  const attempt = sf.attempt.bind(sf);
+  return new Promise<void>((r) => {
+    sf.attempt = (i, req) => {
+      attempt(i, req);
+      if (i === id) r();
+    };
+  });
+}
+
+/**
+ * Keeps `n`'s file mailbox busy: from now on its steps get no reply, and the first one waits at the
+ * link (`atLink` resolves then) until `release()`, which lets steps pass again.
+ */
+export function holdAtLink(n: TestNode): { atLink: Promise<void>; release: () => void } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let atGate!: () => void;
+  const atLink = new Promise<void>((r) => (atGate = r));
+  n.policy = () => 'drop';
+  n.afterDrop = async () => {
+    atGate();
+    await gate;
+  };
+  return {
+    atLink,
+    release: () => {
+      n.policy = () => 'pass';
+      n.afterDrop = undefined;
+      open();
+    },
+  };
+}
+
 /**
  * q2 (node b) holds [10,20); p1 (node a) holds [0,10) and waits for [5,15); a tells the POSIX
  * release notices it gives (`released`). The stage for an unlock of p1's [0,10) whose reply is lost

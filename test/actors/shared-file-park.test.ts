@@ -14,7 +14,7 @@ import t, { type Test } from 'tap';
 import { EAGAIN, EINTR, ERROR_OPERATION_ABORTED, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseCheckIo, parseRelease, type Call } from '../../src/core/requests.js';
 import type { CommitReply } from '../../src/store/index.js';
-import { MemoryEngine, answered, lk, node, within, BUDGET_MS, type TestNode } from './lost-link.js';
+import { MemoryEngine, answered, attemptedAgain, holdAtLink, lk, node, within, BUDGET_MS, type TestNode } from './lost-link.js';
 
 /**
  * p1's F_SETLKW of free bytes [0,10) on node a's /a (fileHandle 1), refused twice for the grace
@@ -54,33 +54,16 @@ t.test('a request that would grant, made after the grace period ended but before
 t.test('a close queued before the parked request ran again ends it, though the grace period ended first', async (t) => {
   const { engine, a, endGrace } = await parkP1(t, 200);
   // When the parked request's timer fires: its new run is queued in the file's mailbox.
-  const sf = a.sf as unknown as { attempt(id: number, r: unknown): void };
-  const attempt = sf.attempt.bind(sf);
-  const resumed = new Promise<void>((r) => {
-    sf.attempt = (id, req) => {
-      attempt(id, req);
-      if (id === 1) r();
-    };
-  });
-  // The mailbox busy: another owner's unlock, whose step waits at the link until `open`.
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  let atGate!: () => void;
-  const blocked = new Promise<void>((r) => (atGate = r));
-  a.policy = () => 'drop';
-  a.afterDrop = async () => {
-    atGate();
-    await gate;
-  };
+  const resumed = attemptedAgain(a, 1);
+  // The mailbox busy: another owner's unlock, whose step waits at the link until released.
+  const link = holdAtLink(a);
   a.sf.run(2, lk('p5', 5, F_UNLCK, F_SETLK, 20), a.target);
-  await within(blocked, BUDGET_MS, "the unlock's step at the link");
+  await within(link.atLink, BUDGET_MS, "the unlock's step at the link");
   // p1's handle closes (queued behind the unlock); then the period ends, and p1's timer fires.
   a.sf.run(3, parseRelease({ path: '/a', fileHandle: 1 }), a.target);
   endGrace();
   await within(resumed, BUDGET_MS, "p1's timer, its new run queued after the close");
-  a.policy = () => 'pass';
-  a.afterDrop = undefined;
-  open();
+  link.release();
   await answered(a, 2, "p5's unlock");
   await answered(a, 3, "the close of p1's handle");
   t.match(await answered(a, 1, "p1's F_SETLKW"), { result: -EINTR }, 'p1 is ended by the close of its handle, as a waiter through it is (before: granted, to a closed handle)');

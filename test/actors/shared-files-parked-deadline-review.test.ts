@@ -7,19 +7,14 @@
 import t from 'tap';
 import { ENOLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import type { CommitReply } from '../../src/store/index.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, node, within } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, attemptedAgain, countAnswers, holdAtLink, lk, node, within } from './lost-link.js';
 
 t.test('a parked F_SETLKW run again behind a step that gets no reply: answered once at its deadline, nothing left of it', async (t) => {
   let clock = 0;
   const engine = new MemoryEngine({ now: () => clock });
   const a = await node(engine, 'a', 'default', 300, 200);
   t.teardown(() => a.store.close());
-  const counts = new Map<number, number>();
-  const answer = a.target.answer.bind(a.target);
-  a.target.answer = (id, ...rest) => {
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-    answer(id, ...rest);
-  };
+  const counts = countAnswers(a);
   let refusals = 0;
   let refused!: () => void;
   const twice = new Promise<void>((r) => (refused = r));
@@ -29,31 +24,15 @@ t.test('a parked F_SETLKW run again behind a step that gets no reply: answered o
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLKW), a.target);
   await within(twice, BUDGET_MS, "p1's two refusals for the grace period");
   a.onReply = undefined;
-  const sf = a.sf as unknown as { attempt(id: number, r: unknown): void; parked: Map<string, unknown> };
-  const attempt = sf.attempt.bind(sf);
-  const resumed = new Promise<void>((r) => {
-    sf.attempt = (id, req) => {
-      attempt(id, req);
-      if (id === 1) r();
-    };
-  });
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  let atGate!: () => void;
-  const blocked = new Promise<void>((r) => (atGate = r));
-  a.policy = () => 'drop';
-  a.afterDrop = async () => {
-    atGate();
-    await gate;
-  };
+  const sf = a.sf as unknown as { parked: Map<string, unknown> };
+  const resumed = attemptedAgain(a, 1);
+  const link = holdAtLink(a);
   a.sf.run(2, lk('p5', 5, F_UNLCK, F_SETLK, 20), a.target);
-  await within(blocked, BUDGET_MS, "the unlock's step at the link");
+  await within(link.atLink, BUDGET_MS, "the unlock's step at the link");
   clock = 200;
   await within(resumed, BUDGET_MS, "p1's new run, queued behind the unlock");
   t.match(await answered(a, 1, "p1's F_SETLKW"), { result: -ENOLCK }, 'p1: the generic code at its deadline, still queued');
-  a.policy = () => 'pass';
-  a.afterDrop = undefined;
-  open();
+  link.release();
   await answered(a, 2, "p5's unlock");
   await within(a.sf.mailboxPassed('/a'), BUDGET_MS, "a's queued jobs");
   t.equal(counts.get(1), 1, 'p1 answered once');

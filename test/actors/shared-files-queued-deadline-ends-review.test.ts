@@ -6,27 +6,17 @@
  */
 import t from 'tap';
 import { EINTR, ENOLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, lk, node, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, countAnswers, lk, node, within } from './lost-link.js';
 
 const TIMEOUT = 300;
 
-/** Counts the answers each request got. */
-function counting(a: TestNode): Map<number, number> {
-  const counts = new Map<number, number>();
-  const answer = a.target.answer.bind(a.target);
-  a.target.answer = (id, ...rest) => {
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-    answer(id, ...rest);
-  };
-  return counts;
-}
 const code = (r: unknown) => (typeof r === 'number' ? r : (r as { result: number }).result);
 
 t.test('a stop while a waiter is queued behind a step that gets no reply: answered once', async (t) => {
   const engine = new MemoryEngine();
   const a = await node(engine, 'a', 'default', TIMEOUT);
   t.teardown(() => a.store.close());
-  const counts = counting(a);
+  const counts = countAnswers(a);
   a.policy = () => 'drop';
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW, 0, 10), a.target);
@@ -44,7 +34,7 @@ t.test('a cancel of a waiter queued behind a step that gets no reply: answered o
   const engine = new MemoryEngine();
   const a = await node(engine, 'a', 'default', TIMEOUT);
   t.teardown(() => a.store.close());
-  const counts = counting(a);
+  const counts = countAnswers(a);
   a.policy = () => 'drop';
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW, 0, 10), a.target);
@@ -61,7 +51,7 @@ t.test('a waiter answered at its deadline while queued, its turn when the engine
   const a = await node(engine, 'a', 'default', TIMEOUT);
   const b = await node(engine, 'b', 'default', TIMEOUT);
   t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  const counts = counting(a);
+  const counts = countAnswers(a);
   a.policy = () => 'drop';
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   a.sf.run(2, lk('p2', 2, F_WRLCK, F_SETLKW, 20, 10), a.target);
@@ -82,7 +72,7 @@ t.test("an F_SETLK queued behind its own owner's unlock with the engine gone: bo
   const a = await node(engine, 'a', 'default', TIMEOUT);
   const b = await node(engine, 'b', 'default', TIMEOUT);
   t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  const counts = counting(a);
+  const counts = countAnswers(a);
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   t.equal(code(await answered(a, 1, 'the first lock')), 0, 'held');
   a.policy = () => 'drop';
