@@ -3,48 +3,43 @@
  * LockCoordinator with a `store`, real worker threads): calls by tag, replies whenever they settle;
  * and the two waits those files use, each within HANG_MS.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Spawned } from '../spawned.js';
 import { HANG_MS } from './helpers.js';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'node-child.ts');
-const loader = process.execArgv.filter((a) => a.includes('@tapjs/typescript'));
 
 // biome-ignore lint/suspicious/noExplicitAny: replies are JSON from node-child.ts
 export type Reply = any;
 
 /** A node in its own process: calls by tag, replies whenever they settle. */
-export class Node {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<number | null>;
+export class Node extends Spawned {
   private readonly waiting = new Map<string, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  private readyLine: Promise<Reply>;
-  private readonly stderr: string[] = [];
+  private ready1!: (r: Reply) => void;
+  private readonly readyLine = new Promise<Reply>((r) => (this.ready1 = r));
   private n = 0;
   readonly namespace: string;
 
   constructor(store: Record<string, unknown>, policy?: 'default' | 'fifo') {
+    super(script, { store, workers: 2, ...(policy === undefined ? {} : { policy }) });
     this.namespace = String(store.namespace);
-    this.proc = spawn(process.execPath, [...loader, script, JSON.stringify({ store, workers: 2, ...(policy === undefined ? {} : { policy }) })], { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
-    process.once('exit', () => this.proc.kill('SIGKILL'));
-    let ready!: (r: Reply) => void;
-    this.readyLine = new Promise((r) => (ready = r));
-    createInterface({ input: this.proc.stderr! }).on('line', (l) => this.stderr.push(l));
-    createInterface({ input: this.proc.stdout! }).on('line', (l) => {
-      const x = JSON.parse(l, (_k, v) => (v !== null && typeof v === 'object' && '$big' in v ? BigInt(v.$big) : v));
-      if ('ready' in x || ('error' in x && !('tag' in x))) return ready(x);
-      const w = this.waiting.get(x.tag);
-      this.waiting.delete(x.tag);
-      if ('error' in x) w?.reject(new Error(x.error));
-      else w?.resolve(x.reply);
-    });
+  }
+
+  protected line(l: string): void {
+    const x = JSON.parse(l, (_k, v) => (v !== null && typeof v === 'object' && '$big' in v ? BigInt(v.$big) : v));
+    if ('ready' in x || ('error' in x && !('tag' in x))) {
+      this.ready1(x);
+      return;
+    }
+    const w = this.waiting.get(x.tag);
+    this.waiting.delete(x.tag);
+    if ('error' in x) w?.reject(new Error(x.error));
+    else w?.resolve(x.reply);
   }
 
   async ready(): Promise<Reply> {
-    const r = await Promise.race([this.readyLine, this.exited.then((c) => ({ error: `exited ${c}: ${this.stderr.join('\n')}` }))]);
+    const r = await this.orExit(this.readyLine);
     if ('error' in r) throw new Error(r.error);
     return r;
   }
@@ -66,15 +61,8 @@ export class Node {
     return p;
   }
 
-  signal(s: NodeJS.Signals): void {
-    this.proc.kill(s);
-  }
-
-  async kill(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    this.proc.kill('SIGCONT');
-    this.proc.kill('SIGKILL');
-    await this.exited;
+  kill(): Promise<void> {
+    return this.killWith((exited) => exited);
   }
 }
 
