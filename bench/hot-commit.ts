@@ -3,7 +3,9 @@
  * F_SETLKW write lock of [0, 100) then unlock), measuring the COMMIT script inside redis-server:
  * INFO commandstats (evalsha usec_per_call), the redis-server CPU per cycle, the nodes' counters,
  * and with --monitor, a MONITOR capture of the commands the scripts run, per EVALSHA by command.
- *   node dist/bench/hot-commit.js [--hot-ms=1500] [--rounds=3] [--monitor]
+ * Also the nodes' CPU per cycle (their processes, workers included: /proc stat), and with
+ * --cpu-prof=DIR, V8 CPU profiles of every node thread written to DIR.
+ *   node dist/bench/hot-commit.js [--hot-ms=1500] [--rounds=3] [--monitor] [--cpu-prof=DIR]
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -17,6 +19,7 @@ const NODE_SCRIPT = fileURLToPath(new URL('./cluster-node.js', import.meta.url))
 const HOT_MS = Number(option('hot-ms') ?? 1500);
 const ROUNDS = Number(option('rounds') ?? 3);
 const MONITOR = process.argv.includes('--monitor');
+const CPU_PROF = option('cpu-prof');
 const NS = 'bench';
 const base = process.hrtime.bigint();
 
@@ -26,7 +29,8 @@ class Node {
   private readonly calls = new Map<number, (m: { ok?: boolean; r?: unknown; error?: string }) => void>();
   private readonly ready: Promise<void>;
   constructor() {
-    this.proc = fork(NODE_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const execArgv = CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${CPU_PROF}`];
+    this.proc = fork(NODE_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     let ready!: () => void;
     this.ready = new Promise((r) => (ready = r));
     this.proc.on('message', (m: { id?: number; ev?: string; ok?: boolean; r?: unknown; error?: string }) => {
@@ -81,6 +85,7 @@ try {
   for (let k = 0; k < 3; k++) nodes.push(await new Node().start(server.url));
   const pid = Number(((await obs.info('server')) as string).match(/process_id:(\d+)/)?.[1]);
   const perCycle: number[] = [];
+  const nodePerCycle: number[] = [];
   const usecPerCall: number[] = [];
   const cycles: number[] = [];
   const commitsPerCycle: number[] = [];
@@ -98,8 +103,10 @@ try {
     }
     const c0 = await counters(nodes);
     const cpu0 = cpuUs(pid);
+    const nodeCpu0 = nodes.reduce((a, x) => a + cpuUs(x.proc.pid!), 0);
     const ev = await Promise.all(nodes.map((n, k) => n.call<unknown[]>('hot', { path: '/bench/hot', clients: 4, ms: HOT_MS, owner0: 1 + k * 100 })));
     const cpu = cpuUs(pid) - cpu0;
+    const nodeCpu = nodes.reduce((a, x) => a + cpuUs(x.proc.pid!), 0) - nodeCpu0;
     const c1 = await counters(nodes);
     const stats = (await obs.info('commandstats')) as string;
     const es = evalsha(stats);
@@ -110,13 +117,14 @@ try {
     const n = ev.reduce((a, b) => a + b.length, 0);
     if (r === 0) continue;
     perCycle.push(cpu / n);
+    nodePerCycle.push(nodeCpu / n);
     usecPerCall.push(es.usec / es.calls);
     cycles.push(n / (HOT_MS / 1000));
     commitsPerCycle.push((c1.commits - c0.commits) / n);
     stalePerCycle.push((c1.stale - c0.stale) / n);
-    console.log(`round ${r}: ${(n / (HOT_MS / 1000)).toFixed(0)} cycles/s; redis CPU ${(cpu / n).toFixed(0)} µs/cycle; evalsha ${es.calls} calls ${(es.usec / es.calls).toFixed(1)} µs/call (commandstats incl. renewals); commits/cycle ${((c1.commits - c0.commits) / n).toFixed(2)} stale/cycle ${((c1.stale - c0.stale) / n).toFixed(2)}${MONITOR && r === ROUNDS ? ' [MONITOR on]' : ''}`);
+    console.log(`round ${r}: ${(n / (HOT_MS / 1000)).toFixed(0)} cycles/s; redis CPU ${(cpu / n).toFixed(0)} µs/cycle; nodes CPU ${(nodeCpu / n).toFixed(0)} µs/cycle; evalsha ${es.calls} calls ${(es.usec / es.calls).toFixed(1)} µs/call (commandstats incl. renewals); commits/cycle ${((c1.commits - c0.commits) / n).toFixed(2)} stale/cycle ${((c1.stale - c0.stale) / n).toFixed(2)}${MONITOR && r === ROUNDS ? ' [MONITOR on]' : ''}`);
   }
-  console.log(`median: ${median(cycles).toFixed(0)} cycles/s; redis CPU ${median(perCycle).toFixed(0)} µs/cycle; evalsha ${median(usecPerCall).toFixed(1)} µs/call; commits/cycle ${median(commitsPerCycle).toFixed(2)}; stale/cycle ${median(stalePerCycle).toFixed(2)}`);
+  console.log(`median: ${median(cycles).toFixed(0)} cycles/s; redis CPU ${median(perCycle).toFixed(0)} µs/cycle; nodes CPU ${median(nodePerCycle).toFixed(0)} µs/cycle; evalsha ${median(usecPerCall).toFixed(1)} µs/call; commits/cycle ${median(commitsPerCycle).toFixed(2)}; stale/cycle ${median(stalePerCycle).toFixed(2)}`);
   if (mon !== undefined) {
     monConn?.disconnect();
     mon.disconnect();
