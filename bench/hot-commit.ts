@@ -4,8 +4,10 @@
  * INFO commandstats (evalsha usec_per_call), the redis-server CPU per cycle, the nodes' counters,
  * and with --monitor, a MONITOR capture of the commands the scripts run, per EVALSHA by command.
  * Also the nodes' CPU per cycle (their processes, workers included: /proc stat), and with
- * --cpu-prof=DIR, V8 CPU profiles of every node thread written to DIR.
- *   node dist/bench/hot-commit.js [--hot-ms=1500] [--rounds=3] [--monitor] [--cpu-prof=DIR]
+ * --cpu-prof=DIR, V8 CPU profiles of every node thread written to DIR; --node-args='A B' are
+ * more flags for the node processes (--trace-gc: their scavenges, per cycle of all rounds, are an
+ * allocation count that the machine's load does not move).
+ *   node dist/bench/hot-commit.js [--hot-ms=1500] [--rounds=3] [--monitor] [--cpu-prof=DIR] [--node-args='--trace-gc']
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -20,6 +22,7 @@ const HOT_MS = Number(option('hot-ms') ?? 1500);
 const ROUNDS = Number(option('rounds') ?? 3);
 const MONITOR = process.argv.includes('--monitor');
 const CPU_PROF = option('cpu-prof');
+const NODE_ARGS = option('node-args');
 const NS = 'bench';
 const base = process.hrtime.bigint();
 
@@ -29,7 +32,7 @@ class Node {
   private readonly calls = new Map<number, (m: { ok?: boolean; r?: unknown; error?: string }) => void>();
   private readonly ready: Promise<void>;
   constructor() {
-    const execArgv = CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=200', `--cpu-prof-dir=${CPU_PROF}`];
+    const execArgv = [...(CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`]), ...(NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [])];
     this.proc = fork(NODE_SCRIPT, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     let ready!: () => void;
     this.ready = new Promise((r) => (ready = r));
@@ -93,6 +96,7 @@ try {
   let mon: Redis | undefined;
   let monConn: Redis | undefined;
   const lines: string[] = [];
+  let allCycles = 0;
   for (let r = 0; r <= ROUNDS; r++) {
     await obs.config('RESETSTAT');
     if (MONITOR && r === ROUNDS) {
@@ -115,6 +119,7 @@ try {
       for (const m of stats.matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+)/g)) console.log(`  ${m[1]!.padEnd(16)} ${(Number(m[2]) / es.calls).toFixed(2)} calls, ${(Number(m[3]) / es.calls).toFixed(1)} µs`);
     }
     const n = ev.reduce((a, b) => a + b.length, 0);
+    allCycles += n;
     if (r === 0) continue;
     perCycle.push(cpu / n);
     nodePerCycle.push(nodeCpu / n);
@@ -125,6 +130,7 @@ try {
     console.log(`round ${r}: ${(n / (HOT_MS / 1000)).toFixed(0)} cycles/s; redis CPU ${(cpu / n).toFixed(0)} µs/cycle; nodes CPU ${(nodeCpu / n).toFixed(0)} µs/cycle; evalsha ${es.calls} calls ${(es.usec / es.calls).toFixed(1)} µs/call (commandstats incl. renewals); commits/cycle ${((c1.commits - c0.commits) / n).toFixed(2)} stale/cycle ${((c1.stale - c0.stale) / n).toFixed(2)}${MONITOR && r === ROUNDS ? ' [MONITOR on]' : ''}`);
   }
   console.log(`median: ${median(cycles).toFixed(0)} cycles/s; redis CPU ${median(perCycle).toFixed(0)} µs/cycle; nodes CPU ${median(nodePerCycle).toFixed(0)} µs/cycle; evalsha ${median(usecPerCall).toFixed(1)} µs/call; commits/cycle ${median(commitsPerCycle).toFixed(2)}; stale/cycle ${median(stalePerCycle).toFixed(2)}`);
+  console.log(`cycles of all rounds (round 0 too): ${allCycles}`);
   if (mon !== undefined) {
     monConn?.disconnect();
     mon.disconnect();
