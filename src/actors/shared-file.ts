@@ -36,7 +36,7 @@ import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
 import { LockTable, closedWith, without, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
-import { decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
+import { type DecodedRecord, DecodedRecords, decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
 import { posixUnlockEvent } from '../core/views.js';
 import { ProgrammingError } from '../store/memory.js';
@@ -213,6 +213,11 @@ class StepGraph implements WaitForGraph {
 function sameKeys(a: readonly string[], b: readonly string[] | undefined): boolean {
   if (b === undefined) return a.length === 0;
   if (a.length !== b.length) return false;
+  // Most waiters wait on an owner or two: no set for those (each step compares every waiter's).
+  if (b.length <= 8) {
+    for (const x of a) if (!b.includes(x)) return false;
+    return true;
+  }
   const set = new Set(b);
   for (const x of a) if (!set.has(x)) return false;
   return true;
@@ -489,6 +494,8 @@ export class SharedFile {
   private readonly epochOf = new Map<string, number>();
   /** Another node's origins as rebuilt here (pid 0), with the pid its records carry. */
   private remotePid = new WeakMap<LockOrigin, number>();
+  /** The records decoded once per version (decode, build): what they hold is never changed here. */
+  private readonly decoded: DecodedRecords;
   /** Origins of this node's records: with the caller's contexts, which records do not carry. */
   private readonly origins = new Map<string, LockOrigin>();
   /** Per waiter record, the edges the store has: [hard, soft], as targetKeys. */
@@ -624,7 +631,9 @@ export class SharedFile {
      * it held nothing of this node (SharedFiles.noneOfMine).
      */
     private ownExact = false,
-  ) {}
+  ) {
+    this.decoded = new DecodedRecords(path);
+  }
 
   /**
    * Whether this node has nothing in the file, in the engine too: no record of this node in the
@@ -1195,9 +1204,9 @@ export class SharedFile {
     return this.deferred.size === 0 ? Promise.resolve(undefined) : this.wake();
   }
 
-  /** The decoded owner keys of records (checkIo's lost handles). */
-  decode(r: StoreRecord) {
-    return decodeRecord(r.data, this.path);
+  /** What record `r` says (checkIo's lost handles, and the readers here): decoded once per version, never to be changed. */
+  decode(r: StoreRecord): DecodedRecord {
+    return this.decoded.get(r.id, r.data).d;
   }
 
   // ---- the cached state ------------------------------------------------------------------------
@@ -1496,16 +1505,20 @@ export class SharedFile {
     for (const r of this.records) {
       // A dead session's records, and this node's from a session it lost, hold nothing any more;
       // nor does what a lock request answered as failed put (Unsure).
-      if (this.dead.has(`${r.node}|${r.epoch}`) || (r.node === me && r.epoch < this.space.epoch) || (this.unsure.size > 0 && this.undoing(r.id))) {
+      const session = `${r.node}|${r.epoch}`;
+      if ((this.dead.size > 0 && this.dead.has(session)) || (r.node === me && r.epoch < this.space.epoch) || (this.unsure.size > 0 && this.undoing(r.id))) {
         this.leftOut = true;
         continue;
       }
-      const d = decodeRecord(r.data, this.path);
+      const e = this.decoded.get(r.id, r.data);
+      const d = e.d;
       let req = d.req;
-      this.addSession(req.owner, `${r.node}|${r.epoch}`);
+      this.addSession(req.owner, session);
       if (r.node === me) {
         const o = this.origins.get(r.id);
-        if (o !== undefined) req = { ...req, origin: o };
+        // The decoded request is shared by every build (decoded): the table gets its own origin,
+        // as a fresh decoding gave it.
+        req = o !== undefined ? { ...req, origin: o } : { ...req, origin: { ...req.origin, event: { ...req.origin.event } } };
         // A grant's lock (grantOf), or what a step of this node left of one (its origin kept).
         const known = o === undefined ? undefined : this.grantOrigin.get(o);
         const marks = r.state === 'held' ? this.grantMarks(this.grantOf.get(r.id), known, req) : undefined;
@@ -1522,10 +1535,14 @@ export class SharedFile {
       } else {
         this.epochOf.set(req.owner, r.epoch);
         // F_GETLK about another node's holder reports lockPid 0 (API.md): its pid means nothing
-        // here. Its record keeps the real one.
-        const origin = { ...req.origin, pid: 0, event: { ...req.origin.event, [REMOTE]: true } };
-        this.remotePid.set(origin, req.origin.pid);
-        req = { ...req, origin };
+        // here. Its record keeps the real one. Made once per version of the record (decoded):
+        // nothing here changes a lock's or a waiter's origin.
+        if (e.view === undefined) {
+          const origin = { ...req.origin, pid: 0, event: { ...req.origin.event, [REMOTE]: true } };
+          this.remotePid.set(origin, req.origin.pid);
+          e.view = { ...req, origin };
+        }
+        req = e.view;
       }
       if (r.state === 'held') {
         const l = lockOf(req);
@@ -1543,6 +1560,7 @@ export class SharedFile {
       waiters.push({ req, since: d.since, settle: this.settleOf(r), requestId: hostId });
       waiterRecords.push(r);
     }
+    this.decoded.sweep(this.records);
     // Marks of grants whose records are gone.
     if (this.grantOf.size > 0 || this.grants.size > 0) {
       const ids = new Set(this.records.map((r) => r.id));
@@ -1594,8 +1612,7 @@ export class SharedFile {
         this.recheck.add(id);
       }
       if (w.blockers.size === 0 && w.queuedBehind.size === 0) continue;
-      const sessions = this.targetSessions(w);
-      this.edgesSent.set(id, [targetKeys(w.blockers, sessions), targetKeys(w.queuedBehind, sessions)]);
+      this.edgesSent.set(id, [this.keysOf(w.blockers, me), this.keysOf(w.queuedBehind, me)]);
     }
     for (const id of this.resend) if (!waiting.has(id)) this.resend.delete(id);
     for (const id of this.recheck) if (!waiting.has(id)) this.recheck.delete(id);
@@ -2468,8 +2485,8 @@ export class SharedFile {
 
   /** Whether `r`, an owner's lock the step replaced, can go back: no other owner holds conflicting bytes now. */
   private restorable(r: StoreRecord, u: Unsure): boolean {
-    const req = decodeRecord(r.data, this.path).req;
-    return !this.records.some((x) => x.state === 'held' && !u.put.includes(x.id) && conflicts(req, decodeRecord(x.data, this.path).req));
+    const req = this.decode(r).req;
+    return !this.records.some((x) => x.state === 'held' && !u.put.includes(x.id) && conflicts(req, this.decode(x).req));
   }
 
   /** Whether the record is one a step given up on put (left out of the table: the next step removes it). */
@@ -2528,12 +2545,12 @@ export class SharedFile {
       }
       if (w.req.kind !== 'posix') continue;
       const sent = this.edgesSent.get(id);
-      const sessions = this.targetSessions(w);
-      const hardKeys = targetKeys(w.blockers, sessions);
+      const hardKeys = this.keysOf(w.blockers, me);
       const later = unchecked?.has(id) === true || (isNew && unchecked?.has(NEW_WAITER) === true);
       // A check put off (deferred) and now due: written and checked whole.
       const due = !later && this.deferred.has(id);
-      if (!this.resend.has(id) && !due && sameKeys(hardKeys, sent?.[0]) && sameKeys(targetKeys(w.queuedBehind, sessions), sent?.[1])) continue;
+      if (!this.resend.has(id) && !due && sameKeys(hardKeys, sent?.[0]) && sameKeys(this.keysOf(w.queuedBehind, me), sent?.[1])) continue;
+      const sessions = this.targetSessions(w);
       const hard = [...w.blockers];
       // Checked when it waits on something new: an owner, or an owner's lock under a new session.
       const grown = later ? false : this.recheck.has(id) || due ? hard.length > 0 : hardKeys.some((k) => !(sent?.[0] ?? []).includes(k));
@@ -2574,14 +2591,32 @@ export class SharedFile {
     const me = this.space.config.node;
     for (const set of [w.blockers, w.queuedBehind]) {
       for (const o of set) {
-        let ss: readonly string[] | undefined = this.sessionsOf.get(o);
-        if (ss === undefined) {
-          const node = nodeOf(o);
-          const e = node === me ? this.space.epoch : this.epochOf.get(o);
-          ss = e === undefined ? undefined : [`${node}|${e}`];
-        }
+        const ss = this.sessionsOfTarget(o, me);
         if (ss !== undefined) out[o] = ss;
       }
+    }
+    return out;
+  }
+
+  /** The sessions an edge names with target owner `o` (targetSessions); `me`: this node. */
+  private sessionsOfTarget(o: string, me: string): readonly string[] | undefined {
+    const ss = this.sessionsOf.get(o);
+    if (ss !== undefined) return ss;
+    const node = nodeOf(o);
+    const e = node === me ? this.space.epoch : this.epochOf.get(o);
+    return e === undefined ? undefined : [`${node}|${e}`];
+  }
+
+  /**
+   * targetKeys(owners, targetSessions(w)) for owners `w` waits on, without the sessions object:
+   * each step compares every waiter's (diff), and writes only those that changed.
+   */
+  private keysOf(owners: Iterable<string>, me: string): string[] {
+    const out: string[] = [];
+    for (const o of owners) {
+      const ss = this.sessionsOfTarget(o, me);
+      if (ss === undefined || ss.length === 0) out.push(`${o}\n`);
+      else for (const x of ss) out.push(`${o}\n${x}`);
     }
     return out;
   }
@@ -2590,7 +2625,7 @@ export class SharedFile {
   private coveredBefore(l: Lock | LockRequest, skip?: (id: string) => boolean): boolean {
     for (const r of this.records) {
       if (r.state !== 'held' || skip?.(r.id) === true) continue;
-      const d = decodeRecord(r.data, this.path).req;
+      const d = this.decode(r).req;
       if (d.owner === l.owner && d.start <= l.start && d.end >= l.end && (d.write || !l.write)) return true;
     }
     return false;

@@ -82,6 +82,45 @@ export function decodeRecord(data: string, path: string): DecodedRecord {
   return { req: { kind: e.k, write: e.w === 1, owner: e.o, start, end, origin }, since: e.t ?? 0 };
 }
 
+/** A record's decoding (Decoded.d), and what its reader derives of it once per version (`view`). */
+export interface Decoded {
+  readonly data: string;
+  readonly d: DecodedRecord;
+  /** The reader's own form of the request (a file's actor: another node's lock as rebuilt here). */
+  view?: LockRequest;
+}
+
+/**
+ * A file's records decoded once per version: by record id, kept while the record's data is the
+ * very same text (a record's id may come back with other data: a waiter stood in for as held
+ * keeps its id). Readers must not change what it returns. Entries of records gone are dropped by
+ * `sweep`, called with the records left.
+ */
+export class DecodedRecords {
+  private readonly byId = new Map<string, Decoded>();
+  constructor(private readonly path: string) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  /** Record `id` with `data`, decoded (a malformed one throws, as decodeRecord). */
+  get(id: string, data: string): Decoded {
+    const known = this.byId.get(id);
+    if (known !== undefined && known.data === data) return known;
+    const e: Decoded = { data, d: decodeRecord(data, this.path) };
+    this.byId.set(id, e);
+    return e;
+  }
+
+  /** Keeps the entries of `records` only, once the others could be half of them (amortized O(1) a record). */
+  sweep(records: readonly { readonly id: string }[]): void {
+    if (this.byId.size <= 2 * records.length + 64) return;
+    const ids = new Set(records.map((r) => r.id));
+    for (const id of this.byId.keys()) if (!ids.has(id)) this.byId.delete(id);
+  }
+}
+
 /**
  * A file's records as `locks()` entries, with the node each belongs to; a waiter's `waitingMs`
  * counted to `now` (Date.now()). Used by the engine's listing and by a worker's last-known one.
