@@ -30,12 +30,23 @@
 // turn has its requests read by the thread that decides them, and no slow file operation ever
 // runs on a worker.
 //
+// A store mount (sharedKeys: several nodes over one storage, each with its own page cache) answers
+// a granted setlk or flock, and an unlock, only after the kernel wrote back the file's dirty pages
+// (mmap stores) and dropped its cached pages and attributes (notify_inval_inode, whole file), as
+// NFS at each lock and unlock. That notify blocks until the kernel is done, and writing back is
+// WRITE requests to this very server, so it runs on a thread of its own (invalidationLoop), never
+// on a reader nor on a JavaScript thread (one may be the thread polling the device): the answering
+// thread queues the request, the invalidation thread invalidates, then replies. A mount without a
+// store has no such thread and answers at once.
+//
 // Unmount answers every outstanding request itself, so no process stays blocked: a lock request
 // that was interrupted gets EINTR, any other lock request gets ENOLCK ("no locks available": the
 // lock service is going away; EINTR would reach a process with no signal pending as errno 512),
 // flush and release do their backing part and reply. Requests that arrive while closing get the
-// same treatment. Then the mount is unmounted (umount2; if busy, MNT_FORCE, which aborts the FUSE
-// connection, then MNT_DETACH), the loop ends and its threads are joined.
+// same treatment. The invalidation thread answers what it holds, then ends: its notify may wait for
+// a WRITE, which the readers serve until the connection goes. Then the mount is unmounted (umount2;
+// if busy, MNT_FORCE, which aborts the FUSE connection and so ends any notify still waiting, then
+// MNT_DETACH), the loop ends and its threads are joined, the invalidation thread last.
 #include "fuse_session.h"
 
 #include <stdexcept>
@@ -183,6 +194,15 @@ class FuseSession : public Session, public Passthrough {
   void sendInterrupt(Request* r, bool insideCallback);
   /** Sends the reply of a request already taken from the table. */
   void finish(const RequestPtr& r, int err, bool unregisterInterrupt);
+  /**
+   * A store mount's grant or unlock (setlk, flock; err 0): queued for the invalidation thread,
+   * which answers it after the kernel dropped (and first wrote back) the file's cached pages.
+   * False when that thread is not running: the caller answers.
+   */
+  bool queueInvalidation(const RequestPtr& r);
+  void invalidationLoop();
+  /** Ends the invalidation thread once it has answered every queued request (close()). */
+  void stopInvalidations();
   void unmountKernel();
   /** Completes overdue requests of destinations nobody attached (MountOptions::graceMs). */
   void graceLoop();
@@ -246,6 +266,21 @@ class FuseSession : public Session, public Passthrough {
   /** Jobs pushed and not yet run to their end, and when the last one ended (steady clock): handedBusy. */
   std::atomic<int64_t> jobsUnanswered_{0};
   std::atomic<int64_t> lastJobEndNs_{0};
+
+  /**
+   * Store mounts (sharedKeys): the thread that invalidates a file's pages before a lock request's
+   * answer (queueInvalidation). The notify blocks until the kernel has written back the dirty pages
+   * (WRITE requests to this very server) and dropped them, so it never runs on a thread that reads
+   * the device, nor on a JavaScript thread (which may be the one polling the device meanwhile).
+   */
+  std::thread inval_;
+  std::mutex invalMu_;
+  std::condition_variable invalCv_;
+  std::deque<RequestPtr> invalQueue_;
+  bool invalStop_ = false;
+  bool invalRunning_ = false;
+  std::atomic<uint64_t> invalidations_{0};
+  std::atomic<uint64_t> invalidationErrors_{0};
 
   friend SessionPtr locksmith::mountFuse(const MountOptions& o);
 };
@@ -440,13 +475,15 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
     case EventKind::Setlk:
     case EventKind::Flock:
       // In a shared lock space another node (another mount, another machine: another page cache)
-      // may have written the bytes this grant now covers. NFS drops a file's cached data when a
-      // lock is granted; here the kernel is told its attributes are stale, so the next read
-      // fetches them and, finding the mtime or size changed (auto_inval_data), drops the pages it
-      // cached. Attributes only: dropping pages here could wait on a read that only this thread,
-      // polling the device, would receive.
-      if (err == 0 && r->type != F_UNLCK && sharedKeys && se_ != nullptr) {
-        fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), -1, 0);
+      // may have written the bytes this grant now covers, and may read next what this node wrote
+      // under the lock it now gives up. As NFS at each lock and unlock (do_setlk, do_unlk:
+      // nfs_sync_mapping, nfs_zap_caches), the kernel writes back the file's dirty pages (mmap
+      // stores: write(2) already reached the backing file) and drops its cached pages and
+      // attributes before the answer: the invalidation thread does it, then answers.
+      if (err == 0 && sharedKeys) {
+        if (queueInvalidation(r)) return;
+        // No invalidation thread (the session closes): the attributes at least, which never blocks.
+        if (se_ != nullptr) fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), -1, 0);
       }
       fuse_reply_err(req, err);
       break;
@@ -464,6 +501,52 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       break;
   }
   replies.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool FuseSession::queueInvalidation(const RequestPtr& r) {
+  std::lock_guard<std::mutex> g(invalMu_);
+  if (!invalRunning_ || invalStop_) return false;
+  invalQueue_.push_back(r);
+  invalCv_.notify_one();
+  return true;
+}
+
+void FuseSession::invalidationLoop() {
+  std::deque<RequestPtr> batch;
+  std::vector<uint64_t> done;  // inodes this batch invalidated already
+  std::unique_lock<std::mutex> l(invalMu_);
+  for (;;) {
+    invalCv_.wait(l, [&] { return invalStop_ || !invalQueue_.empty(); });
+    if (invalQueue_.empty()) break;  // stopping, and every queued request is answered
+    batch.swap(invalQueue_);
+    l.unlock();
+    done.clear();
+    for (const RequestPtr& r : batch) {
+      // One invalidation serves every request of its file in the batch: all were decided before it.
+      if (std::find(done.begin(), done.end(), r->nodeId) == done.end()) {
+        // offset 0, len 0: the whole file. The kernel (fuse_reverse_inval_inode) marks the
+        // attributes stale and runs invalidate_inode_pages2_range: mapped pages are unmapped,
+        // dirty ones laundered (a WRITE each, served by the readers), all dropped. It returns when
+        // done; -ENOENT: the kernel has no such inode cached (nothing to drop). Any other error
+        // (the connection going away) leaves nothing to do but answer.
+        int res = fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), 0, 0);
+        invalidations_.fetch_add(1, std::memory_order_relaxed);
+        if (res != 0 && res != -ENOENT) invalidationErrors_.fetch_add(1, std::memory_order_relaxed);
+        done.push_back(r->nodeId);
+      }
+      fuse_reply_err(static_cast<fuse_req_t>(r->req), 0);
+      replies.fetch_add(1, std::memory_order_relaxed);
+    }
+    batch.clear();
+    l.lock();
+  }
+  invalRunning_ = false;
+}
+
+void FuseSession::stopInvalidations() {
+  std::lock_guard<std::mutex> g(invalMu_);
+  invalStop_ = true;
+  invalCv_.notify_one();
 }
 
 bool FuseSession::replyErr(uint64_t reqId, int err) {
@@ -524,6 +607,19 @@ void FuseSession::start() {
     pthread_setname_np(pthread_self(), "locksmith-grace");
     graceLoop();
   });
+  if (sharedKeys) {
+    {
+      std::lock_guard<std::mutex> g(invalMu_);
+      invalRunning_ = true;
+    }
+    inval_ = std::thread([this] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      pthread_setname_np(pthread_self(), "locksmith-inval");
+      invalidationLoop();
+    });
+  }
 }
 
 void FuseSession::process(char* mem, size_t n) {
@@ -856,6 +952,11 @@ void FuseSession::close() {
     if (isLockKind(r->kind)) closeAnsweredLocks_++;
     finish(r, isLockKind(r->kind) ? (wasInterrupted ? EINTR : ENOLCK) : 0, true);
   }
+  // No request can be granted from now on (all are answered, none admitted): the invalidation
+  // thread answers what it holds and ends. Its notify may wait for WRITE requests, which the
+  // readers serve until the connection goes; joined once they are gone (the connection with them,
+  // so no notify can wait any more).
+  stopInvalidations();
   detachAll();
   clearQueues();
   if (se_ != nullptr) {
@@ -867,11 +968,13 @@ void FuseSession::close() {
         // than hang this thread forever; the session's memory is leaked on purpose.
         fprintf(stderr, "locksmith fuse: the FUSE loop for %s did not stop; leaving it behind\n", mountpoint_.c_str());
         loop_.detach();
+        if (inval_.joinable()) inval_.detach();
         leaked_ = true;
       }
     }
     if (!leaked_) {
       if (loop_.joinable()) loop_.join();
+      if (inval_.joinable()) inval_.join();
       {
         // No polling thread reads the device or runs a request from now on.
         std::unique_lock<std::shared_mutex> g(ioMu_);
@@ -911,6 +1014,8 @@ void FuseSession::stats(Stats& out) {
   out.numbers.emplace_back("redelivered", static_cast<double>(redelivered.load()));
   out.numbers.emplace_back("polledReads", static_cast<double>(polledReads_.load()));
   out.numbers.emplace_back("handedToReaders", static_cast<double>(jobsRun_.load()));
+  out.numbers.emplace_back("invalidations", static_cast<double>(invalidations_.load()));
+  out.numbers.emplace_back("invalidationErrors", static_cast<double>(invalidationErrors_.load()));
   out.numbers.emplace_back("connection", connId_);
   out.strings.emplace_back("mountpoint", mountpoint_);
   out.strings.emplace_back("backing", opts_.backing);

@@ -156,7 +156,6 @@ if (why !== undefined && !process.env.CI) {
 
   t.test(
     "bytes written through a shared mapping under a lock on one mount are read under the next lock on the other",
-    { todo: 'not fixed: an unlock does not write back the pages a process dirtied through mmap (NFS writes them back at unlock); the server would have to write them back (notify_inval_inode with a range launders dirty pages) before it answers the unlock, from a thread that is not the one polling the device' },
     async (t) => {
       writeFileSync(join(backing, 'mapped'), 'AAAA');
       const out = await python(
@@ -263,7 +262,6 @@ if (why !== undefined && !process.env.CI) {
 
   t.test(
     'bytes read through a shared mapping under a lock on one mount are what the other mount wrote before it unlocked',
-    { todo: "not fixed: the grant marks only the file's attributes stale, and a read through a mapping asks for none, so the pages mapped before the lock stay (NFS drops a mapped file's pages at each lock: do_setlk, nfs_revalidate_mapping); dropping them (notify_inval_inode with a range) must not run on the thread that polls the device, as a locked page may wait on a read only it would receive" },
     async (t) => {
       writeFileSync(join(backing, 'mapread'), 'AAAA');
       const out = await python(
