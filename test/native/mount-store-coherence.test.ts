@@ -9,7 +9,10 @@
  * - a name created through one mount is found through the other, also after a lookup missed it;
  * - a lock granted through one mount (at once, or later to a waiter; POSIX, OFD, flock) must show
  *   what the other mount wrote before it unlocked, a file it grew whole (NFS drops a file's cached
- *   data when a lock is granted).
+ *   data when a lock is granted);
+ * - so too through a shared mapping: stores through it under a lock reach the other mount by the
+ *   unlock (written back before the unlock is answered), and pages mapped before a lock are dropped
+ *   when it is granted (fuse_session.cc, the invalidation thread).
  *
  * The processes are python3, as in mount-store.test.ts. Skips only outside CI when a mount,
  * redis-server or python3 cannot work here, saying why; with CI set it fails instead.
