@@ -1667,8 +1667,8 @@ export class SharedFile {
    * Decides `run` on the current state and commits it (see the file comment). Resolves with what
    * `run` returned once the step committed, or with `failed()` when it could not: then a `mustRun`
    * call (a release of any kind) is owed to the file's next step. `came`: when a request came to
-   * the file's mailbox (performance.now()) while the file's owed try was there ahead of it
-   * (SharedFiles.attempt): its deadline runs from then, not from its turn.
+   * the file's mailbox (performance.now(); SharedFiles.attempt): its deadline runs from then, not
+   * from its turn.
    */
   async decide(run: Run, failed: () => unknown, mustRun: boolean, came?: number): Promise<unknown> {
     this.inDecision++;
@@ -1686,13 +1686,21 @@ export class SharedFile {
       this.out = emptyOutcome();
       return this.done([], run.settled!.res);
     };
-    // A request's answer is due requestTimeoutMs after it came, also when the file's owed try was
-    // ahead of it (with the engine gone, that try takes up to its own requestTimeoutMs): the
-    // deadline its steps carry, and the one its tries end at.
+    // A request's answer is due requestTimeoutMs after it came, also when jobs were ahead of it
+    // (with the engine gone, each takes up to its own requestTimeoutMs): the deadline its steps
+    // carry, and the one its tries end at.
     const deadline = (came ?? performance.now()) + this.space.config.requestTimeoutMs;
-    // Its turn came only after that deadline: answered now as it would be then, nothing sent (a
-    // release is owed to the file's next step, as at its deadline).
-    if (came !== undefined && run.settled === undefined && !(performance.now() < deadline)) return this.giveUp(run, failed, mustRun);
+    // Its turn came only after that deadline: answered now as it would be then, nothing sent. A
+    // release is decided first: one that finds nothing to release on a cache exact for this node
+    // is answered so (releaseHere); else it is owed to the file's next step, as at its deadline
+    // (also when its caller was answered then already: SharedFiles.answerRelease).
+    const overdue = came !== undefined && run.settled === undefined && !(performance.now() < deadline);
+    if (overdue && !mustRun) return this.giveUp(run, failed, mustRun);
+    // A release whose deadline passed while it was decided (its turn came just before it), before
+    // any step of it went out and with no wait for a session or a put-back: owed too, not sent
+    // with requestTimeoutMs more (the k-th of k releases queued on one file would be answered
+    // about 2 x requestTimeoutMs after it came).
+    let lateOk = !mustRun || came === undefined;
     // Whether the cache was read from the engine during this call: a decision that changes nothing
     // (a refusal, F_GETLK, checkIo) may then answer at once; otherwise the cache may be stale (any
     // node may have changed the file since), so an empty step checks its version first.
@@ -1720,8 +1728,14 @@ export class SharedFile {
       if (run.settled !== undefined) return settled();
       // A new session: its message first (the connection's session changes with it), then this
       // file's re-assertion, if the engine lost its data.
-      if (this.space.awaitingSession() && !(await this.space.nextSession(this.space.epoch, deadline))) return this.giveUp(run, failed, mustRun);
-      while (this.reasserting !== undefined) await this.reasserting;
+      if (this.space.awaitingSession()) {
+        lateOk = true;
+        if (!(await this.space.nextSession(this.space.epoch, deadline))) return this.giveUp(run, failed, mustRun);
+      }
+      while (this.reasserting !== undefined) {
+        lateOk = true;
+        await this.reasserting;
+      }
       if (run.settled !== undefined) return settled();
       const gen = this.gen;
       if (!this.built) {
@@ -1794,6 +1808,8 @@ export class SharedFile {
         this.out = emptyOutcome();
         return new Parked(ahead, true);
       }
+      if (overdue || (!lateOk && !(performance.now() < deadline))) return this.giveUp(run, failed, mustRun);
+      lateOk = true;
       // Until when the step is sent again after no reply, and then given up on: the request's
       // deadline, or, when a wait that outlasts it (a grace period) came first, requestTimeoutMs
       // from now. It goes with the step, and the engine refuses the step past it ('late'): a step

@@ -47,11 +47,12 @@ export class SharedFiles implements FileSpace {
   private counter = 0;
   private stopping = false;
   /**
-   * Requests stop() answered at once (waiters, and requests waiting out a grace period): their
-   * steps may still run (the cancel of a waiter, with the engine slow or gone), and whatever they
-   * end in is not told again (finish).
+   * Requests answered before their end, whose steps may still run, and whatever they end in is not
+   * told again (finish): those stop() answered at once (waiters, and requests waiting out a grace
+   * period; the cancel of a waiter may still run, with the engine slow or gone), and releases
+   * answered at their deadline while still queued (answerRelease: they run at their turn, owed).
    */
-  private readonly answeredAtStop = new Set<number>();
+  private readonly answeredAlready = new Set<number>();
   /**
    * Files whose actor went idle knowing this node had nothing there (SharedFile.nothingOfMine):
    * the next actor of the file knows it from the start, so a close of a file opened and closed
@@ -420,7 +421,7 @@ export class SharedFiles implements FileSpace {
       target.answer(hostId, raw.path, cancellable(call) ? (call.op === 'lock' ? replyOf(call.base, cancelResult('stop', false)) : cancelResult('stop', true)) : generic(call), -1, false, false);
       return;
     }
-    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined, parked: false, seq: ++this.arrivals };
+    const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined, parked: false, seq: ++this.arrivals, turn: 0 };
     this.requests.set(hostId, r);
     // No session (it was lost, the next one is not open yet): nothing is answered from what it
     // held, and nothing new is granted. Releases go on (the store refuses them until a session is
@@ -446,22 +447,28 @@ export class SharedFiles implements FileSpace {
 
   /**
    * Runs request `hostId` in its file's mailbox; again after a grace period it waited out (Parked).
-   * Behind the file's owed try (runOwed), its deadline (requestTimeoutMs) runs from now, not from
-   * its turn (SharedFile.decide): that try is no request's, its step carries nothing the request's
-   * would not (what the file owes), and with the engine gone it takes its own requestTimeoutMs
-   * (it stops at its next try once the request is queued behind it: Run.yields).
+   * Its deadline (requestTimeoutMs) runs from now, not from its turn (SharedFile.decide): a release
+   * too, so that k of them queued on one file with the engine gone are not answered k x
+   * requestTimeoutMs after they came; also behind the file's owed try (runOwed), which is no
+   * request's, whose step carries nothing the request's would not (what the file owes), and which
+   * with the engine gone takes its own requestTimeoutMs (it stops at its next try once the request
+   * is queued behind it: Run.yields).
    */
   private attempt(hostId: number, r: PendingRequest): void {
     const { call, target } = r;
     const f = this.file(call.path);
     const bounded = mayGoUnsent(call);
-    let came = bounded || this.owedInMailbox.has(call.path) ? performance.now() : undefined;
-    // A request that need not run (mayGoUnsent), still in the mailbox requestTimeoutMs after it
-    // came while the engine answered no step sent since (the jobs ahead of it, each with its own
-    // deadline, did not reach it): answered then with its family's generic code, from outside the
-    // mailbox, as API.md says of a request that cannot reach the engine in that time. Nothing was
-    // sent for it, and at its turn nothing is (it is no longer among the requests): a lock so
-    // answered is never held. Armed only behind other jobs: with none, it starts at once. Once the
+    let came = performance.now();
+    r.turn = ++this.turns;
+    // A request still in the mailbox requestTimeoutMs after it came while the engine answered no
+    // step sent since (the jobs ahead of it, each with its own deadline, did not reach it): answered
+    // then with its family's generic code, from outside the mailbox, as API.md says of a request
+    // that cannot reach the engine in that time. One that need not run (mayGoUnsent) is ended: nothing
+    // was sent for it, and at its turn nothing is (it is no longer among the requests), so a lock so
+    // answered is never held. A release must run: it is answered (answerRelease), and still runs at
+    // its turn, in the mailbox's order, where it is owed to the file's next step at once unless the
+    // engine answered meanwhile (SharedFile.decide: its deadline passed), so a later request of its
+    // owner is decided after it. Armed only behind other jobs: with none, it starts at once. Once the
     // engine answers a step sent after the deadline started (`from`: the jobs ahead reach it, they
     // are only many, a hot file), the deadline starts again from then, at the timer and at its turn.
     let from = this.sends;
@@ -473,26 +480,32 @@ export class SharedFiles implements FileSpace {
     };
     let started = false;
     let late: ReturnType<typeof setTimeout> | undefined;
-    const arm = (): void => {
+    const arm = (ms = this.config.requestTimeoutMs): void => {
       late = setTimeout(() => {
         if (started || this.requests.get(hostId) !== r) return;
         if (heard()) return arm();
-        this.finish(hostId, r.cancelled !== undefined && cancellable(call) ? cancelResult(r.cancelled, call.op === 'lockFile') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
-      }, this.config.requestTimeoutMs);
+        if (bounded) return this.finish(hostId, r.cancelled !== undefined && endsCancelled(call) ? cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+        // Answered in the order they came, as at their turns: after the requests queued ahead of
+        // it (their own deadlines end them; a close's caller never hears of a request through its
+        // handle after the close). Looked at again shortly, while the engine answers nothing.
+        if (this.answeredAhead(r)) this.answerRelease(hostId, r);
+        else arm(AHEAD_RECHECK_MS);
+      }, ms);
       late.unref();
     };
-    if (bounded && this.jobs.has(f)) arm();
+    if (this.jobs.has(f)) arm();
     void this
       .enqueue(f, async () => {
         started = true;
         if (late !== undefined) clearTimeout(late);
-        if (came !== undefined) heard();
+        heard();
         // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
         // a stop): it never runs. Run again after a grace period: no longer parked from here on.
         if (r.parked === 'resuming') this.unpark(hostId, r);
         if (!this.requests.has(hostId)) return;
-        // Ended by its signal or timeout while it waited in the mailbox: a lock request never runs.
-        if (r.cancelled !== undefined && cancellable(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile'), false);
+        // Ended by its signal, timeout or interrupt while it waited in the mailbox: a lock request
+        // or checkIo never runs (as at its deadline).
+        if (r.cancelled !== undefined && endsCancelled(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo'), false);
         // A close ends the requests through its handle that wait out a grace period, as it ends
         // the waiters through it (core closedWith), in the mailbox's order.
         if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
@@ -508,31 +521,66 @@ export class SharedFiles implements FileSpace {
         }
         if (res === 'failed') return this.finish(hostId, call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
         if (typeof res === 'object' && res !== null && 'waiter' in res) {
-          if (!this.requests.has(hostId) || this.answeredAtStop.has(hostId)) return;
+          if (!this.requests.has(hostId) || this.answeredAlready.has(hostId)) return;
           target.queued(hostId, call.path, false);
           if (r.cancelled !== undefined && r.rid !== undefined) await f.cancel(r.rid, r.cancelled, this.early(f, hostId, r, r.rid, r.cancelled));
           return;
         }
         if (!this.requests.has(hostId)) return;
         this.requests.delete(hostId);
-        if (this.answeredAtStop.delete(hostId)) return;
+        if (this.answeredAlready.delete(hostId)) return;
         target.answer(hostId, call.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
       })
       .catch((e: unknown) => {
         this.report(e);
         if (this.requests.has(hostId)) {
           this.requests.delete(hostId);
-          if (this.answeredAtStop.delete(hostId)) return;
+          if (this.answeredAlready.delete(hostId)) return;
           target.answer(hostId, call.path, generic(call), -1, false, false);
         }
       })
       .finally(() => this.sweep(f));
   }
 
+  /**
+   * Whether every request queued ahead of release `r` in its file's mailbox (attempt) that it
+   * touches (releaseTouches: of its owner, or through the handle it closes) has been answered, or
+   * waits as a waiter the engine keeps, or waits out a grace period outside the mailbox.
+   */
+  private answeredAhead(r: PendingRequest): boolean {
+    for (const [id, x] of this.requests) {
+      if (x.call.path !== r.call.path || x.turn >= r.turn || x.rid !== undefined || x.parked === 'waiting' || this.answeredAlready.has(id)) continue;
+      if (releaseTouches(r.call, x.call, this.config.node)) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Release `hostId`, still queued at its deadline with the engine not answering (attempt), is
+   * answered now as it would be at its turn then: the family's generic code (void for a close,
+   * flush or release), the release owed. A close first ends the requests through its handle that
+   * wait (endParked, endThrough), as it does at its turn. It still runs at its turn (answered
+   * already: not told again): what it releases stays held in the engine until then, so nothing is
+   * granted over it meanwhile.
+   */
+  private answerRelease(hostId: number, r: PendingRequest): void {
+    const c = r.call;
+    if (c.op === 'closeHandle' || c.op === 'release') {
+      this.endParked(c);
+      this.endThrough(c);
+    }
+    if (this.requests.get(hostId) !== r) return;
+    this.answeredAlready.add(hostId);
+    const code = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
+    r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'unlockFile' ? code : undefined, -1, false, false);
+  }
+
   /** Requests that waited out a grace period behind this node's earlier ones, with no refusal of the engine (stats: graceWaits). */
   parkedBehind = 0;
   /** Requests received so far: their order of arrival (PendingRequest.seq). */
   private arrivals = 0;
+  /** Runs of requests queued in their file's mailbox so far: their order there (PendingRequest.turn). */
+  private turns = 0;
   /**
    * Requests waiting out a grace period (Parked), per file: in order of arrival, and the timer that
    * runs them all again, in that order, once the period ends (they queue as they came). They stay
@@ -680,7 +728,7 @@ export class SharedFiles implements FileSpace {
     if (r === undefined) return;
     this.requests.delete(hostId);
     if (r.rid !== undefined) this.waits.delete(r.rid);
-    if (this.answeredAtStop.delete(hostId)) return;
+    if (this.answeredAlready.delete(hostId)) return;
     const c = r.call;
     const res: Result = c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' || c.op === 'unlockFile' ? code : undefined;
     r.target.answer(hostId, c.path, res, waited ? Date.now() - r.since : -1, false, false);
@@ -1163,7 +1211,7 @@ export class SharedFiles implements FileSpace {
     for (const [hostId, r] of this.requests) {
       const c = r.call;
       if (!cancellable(c) || (r.rid === undefined && r.parked === false)) continue;
-      this.answeredAtStop.add(hostId);
+      this.answeredAlready.add(hostId);
       const code = cancelResult('stop', c.op === 'lockFile');
       r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : code, Date.now() - r.since, false, false);
     }
@@ -1174,7 +1222,7 @@ export class SharedFiles implements FileSpace {
       const c = r.call;
       const code = cancelResult('stop', c.op === 'lockFile' || c.op === 'checkIo');
       this.requests.delete(hostId);
-      if (this.answeredAtStop.delete(hostId)) continue;
+      if (this.answeredAlready.delete(hostId)) continue;
       r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' ? code : generic(c), -1, false, false);
     }
   }
@@ -1301,15 +1349,18 @@ interface PendingRequest {
   parked: false | 'waiting' | 'resuming';
   /** Its order of arrival among this worker's requests. */
   readonly seq: number;
+  /** Its last run's order among the runs queued in this worker's mailboxes (SharedFiles.attempt). */
+  turn: number;
 }
 
 /**
  * Whether `call` sends nothing that must run: a lock request of any kind, F_GETLK, checkIo. Its
- * deadline runs from its arrival, and it is answered from outside the mailbox once that passed
- * (SharedFiles.attempt). A waiter's request (F_SETLKW, LockFileEx without failImmediately) too:
+ * deadline runs from its arrival, and once that passed it is ended from outside the mailbox, never
+ * run (SharedFiles.attempt). A waiter's request (F_SETLKW, LockFileEx without failImmediately) too:
  * until its step is sent it is a new request, which API.md has end with the generic code when it
  * cannot reach the engine within requestTimeoutMs; once its wait is recorded it waits while the
- * session lives. Not a release (unlock, close, flush): it must run.
+ * session lives. Not a release (unlock, close, flush): it must run (answered then, it still runs
+ * at its turn: SharedFiles.answerRelease).
  */
 function mayGoUnsent(call: Call): boolean {
   if (call.op === 'checkIo' || call.op === 'lockFile') return true;
@@ -1317,9 +1368,34 @@ function mayGoUnsent(call: Call): boolean {
   return false;
 }
 
+/**
+ * Whether `call`, cancelled (its timeout, signal, an interrupt) while queued in its file's
+ * mailbox, ends with its cancel code, never run: a lock request (cancellable), and a checkIo (a
+ * read or write check, which waits too), at its turn and at its deadline alike (SharedFiles.attempt).
+ */
+function endsCancelled(call: Call): boolean {
+  return cancellable(call) || call.op === 'checkIo';
+}
+
+/**
+ * Whether release `c` and request `x` of its file are one owner's (an unlock, flush or
+ * UnlockFileEx: that owner's requests), or `x` goes through the handle `c` closes or unlocks all
+ * of (a close ends its waiters, core closedWith; a checkIo through it; an unlock-all: that
+ * handle's Windows locks). `node`: this node, which qualifies handle keys.
+ */
+function releaseTouches(c: Call, x: Call, node: string): boolean {
+  const handle = x.op === 'checkIo' ? `${windowsHandleOf(x.owner)}@${node}` : 'req' in x && x.req.kind === 'windows' ? x.req.origin.handleKey : undefined;
+  if (c.op === 'closeHandle' || c.op === 'release') return 'req' in x ? closedWith(c, x.req) !== undefined : c.op === 'closeHandle' && handle === c.handleKey;
+  if (c.op === 'unlockAll') return handle === c.handleKey;
+  const owner = c.op === 'lock' ? c.req.owner : 'owner' in c ? c.owner : undefined;
+  return owner === undefined || ('req' in x ? x.req.owner : 'owner' in x ? x.owner : undefined) === owner;
+}
+
 /** A request's answer when nothing could be decided: its family's generic code. */
 function generic(call: Call): Result {
   return call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' ? ERROR_LOCK_VIOLATION : undefined;
 }
+/** How soon a release answered at its deadline looks again at the requests queued ahead of it (SharedFiles.attempt). */
+const AHEAD_RECHECK_MS = 10;
 /** How many files SharedFiles.noneOfMine keeps (a path string each). */
 const NONE_OF_MINE_MAX = 65_536;
