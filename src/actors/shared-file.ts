@@ -1809,6 +1809,8 @@ export class SharedFile {
         return new Parked(ahead, true);
       }
       if (overdue || (!lateOk && !(performance.now() < deadline))) return this.giveUp(run, failed, mustRun);
+      // From its first send on, a wait that outlasts the deadline (a grace period, a late renewal)
+      // gives the step requestTimeoutMs from then (sendBy).
       lateOk = true;
       // Until when the step is sent again after no reply, and then given up on: the request's
       // deadline, or, when a wait that outlasts it (a grace period) came first, requestTimeoutMs
