@@ -572,7 +572,7 @@ export class SharedFiles implements FileSpace {
     if (this.requests.get(hostId) !== r) return;
     this.answeredAlready.add(hostId);
     const code = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
-    r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'unlockFile' ? code : undefined, -1, false, false);
+    r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined, -1, false, false);
   }
 
   /** Requests that waited out a grace period behind this node's earlier ones, with no refusal of the engine (stats: graceWaits). */
@@ -730,7 +730,7 @@ export class SharedFiles implements FileSpace {
     if (r.rid !== undefined) this.waits.delete(r.rid);
     if (this.answeredAlready.delete(hostId)) return;
     const c = r.call;
-    const res: Result = c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' || c.op === 'unlockFile' ? code : undefined;
+    const res: Result = c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined;
     r.target.answer(hostId, c.path, res, waited ? Date.now() - r.since : -1, false, false);
   }
 
@@ -1393,7 +1393,12 @@ function releaseTouches(c: Call, x: Call, node: string): boolean {
 
 /** A request's answer when nothing could be decided: its family's generic code. */
 function generic(call: Call): Result {
-  return call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' ? ERROR_LOCK_VIOLATION : undefined;
+  return call.op === 'lock' ? ({ ...replyOf(call.base, -ENOLCK) } as PosixReply) : answersNumber(call) ? ERROR_LOCK_VIOLATION : undefined;
+}
+
+/** Whether `call`'s caller is answered a number (docs/API.md): the Windows calls but closeHandle; unlockFile's unlock-all too. */
+function answersNumber(call: Call): boolean {
+  return call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' || call.op === 'unlockAll';
 }
 /** How soon a release answered at its deadline looks again at the requests queued ahead of it (SharedFiles.attempt). */
 const AHEAD_RECHECK_MS = 10;
