@@ -14,7 +14,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
@@ -45,6 +45,7 @@ if (why !== undefined && !process.env.CI) {
     await a?.unmount();
     forceUnmount(mnt);
     await server?.stop();
+    rmSync(base, { recursive: true, force: true });
   });
 
   t.test(
