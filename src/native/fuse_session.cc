@@ -31,12 +31,15 @@
 // runs on a worker.
 //
 // A store mount (sharedKeys: several nodes over one storage, each with its own page cache) answers
-// a granted setlk or flock, and an unlock, only after the kernel wrote back the file's dirty pages
-// (mmap stores) and dropped its cached pages and attributes (notify_inval_inode, whole file), as
-// NFS at each lock and unlock. That notify blocks until the kernel is done, and writing back is
-// WRITE requests to this very server, so it runs on a thread of its own (invalidationLoop), never
-// on a reader nor on a JavaScript thread (one may be the thread polling the device): the answering
-// thread queues the request, the invalidation thread invalidates, then replies. A mount without a
+// a granted setlk or flock only after the kernel wrote back the file's dirty pages (mmap stores)
+// and dropped its cached pages and attributes (notify_inval_inode, whole file), and hands an unlock
+// to JS (which releases it in the shared lock space) only after the same, as NFS at each lock and
+// unlock: written back at the unlock's answer, a waiter on another node would read the storage
+// first. That notify blocks until the kernel is done, and writing back is WRITE requests to this
+// very server, so it runs on a thread of its own (invalidationLoop), never on a reader nor on a
+// JavaScript thread (one may be the thread polling the device): the answering (or, for an unlock,
+// the receiving) thread queues the request, the invalidation thread invalidates, then replies (or
+// admits the unlock). A mount without a
 // store has no such thread and answers at once.
 //
 // Unmount answers every outstanding request itself, so no process stays blocked: a lock request
@@ -199,7 +202,9 @@ class FuseSession : public Session, public Passthrough {
    * which answers it after the kernel dropped (and first wrote back) the file's cached pages.
    * False when that thread is not running: the caller answers.
    */
-  bool queueInvalidation(const RequestPtr& r);
+  bool queueInvalidation(const RequestPtr& r, bool thenAdmit);
+  /** Makes a lock request visible to JS (its destination's queue), or answers it if closing. */
+  void admit(const RequestPtr& r);
   void invalidationLoop();
   /** Ends the invalidation thread once it has answered every queued request (close()). */
   void stopInvalidations();
@@ -276,7 +281,8 @@ class FuseSession : public Session, public Passthrough {
   std::thread inval_;
   std::mutex invalMu_;
   std::condition_variable invalCv_;
-  std::deque<RequestPtr> invalQueue_;
+  /** Each with `thenAdmit`: an unlock, admitted (to JS) once written back; else a grant, answered. */
+  std::deque<std::pair<RequestPtr, bool>> invalQueue_;
   bool invalStop_ = false;
   bool invalRunning_ = false;
   std::atomic<uint64_t> invalidations_{0};
@@ -401,6 +407,18 @@ void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi
     finish(r, 0, true);
     return;
   }
+  // A store mount's unlock (setlk F_UNLCK, flock LOCK_UN): the file's dirty pages (mmap stores) are
+  // written back before the unlock reaches the shared lock space, as NFS (do_unlk: nfs_sync_mapping,
+  // then the unlock to the server). Written back only at the answer, a waiter on another node is
+  // granted (and reads the storage) before them. The invalidation thread does it, then admits.
+  if (sharedKeys && type == F_UNLCK && (kind == EventKind::Setlk || kind == EventKind::Flock) &&
+      queueInvalidation(r, true)) {
+    return;
+  }
+  admit(r);
+}
+
+void FuseSession::admit(const RequestPtr& r) {
   bool admitted = false;
   {
     std::shared_lock<std::shared_mutex> g(admitMu_);
@@ -412,8 +430,8 @@ void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi
   if (!admitted) {
     r->replied = true;
     nativeAnswers_++;
-    if (isLockKind(kind)) closeAnsweredLocks_++;
-    finish(r, isLockKind(kind) ? ENOLCK : 0, true);
+    if (isLockKind(r->kind)) closeAnsweredLocks_++;
+    finish(r, isLockKind(r->kind) ? ENOLCK : 0, true);
     return;
   }
   if (!r->interruptible) return;
@@ -480,8 +498,9 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       // nfs_sync_mapping, nfs_zap_caches), the kernel writes back the file's dirty pages (mmap
       // stores: write(2) already reached the backing file) and drops its cached pages and
       // attributes before the answer: the invalidation thread does it, then answers.
-      if (err == 0 && sharedKeys) {
-        if (queueInvalidation(r)) return;
+      // An unlock was written back before it was admitted (lockRequest): answered at once.
+      if (err == 0 && sharedKeys && r->type != F_UNLCK) {
+        if (queueInvalidation(r, false)) return;
         // No invalidation thread (the session closes): the attributes at least, which never blocks.
         if (se_ != nullptr) fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), -1, 0);
       }
@@ -503,16 +522,16 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
   replies.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool FuseSession::queueInvalidation(const RequestPtr& r) {
+bool FuseSession::queueInvalidation(const RequestPtr& r, bool thenAdmit) {
   std::lock_guard<std::mutex> g(invalMu_);
   if (!invalRunning_ || invalStop_) return false;
-  invalQueue_.push_back(r);
+  invalQueue_.emplace_back(r, thenAdmit);
   invalCv_.notify_one();
   return true;
 }
 
 void FuseSession::invalidationLoop() {
-  std::deque<RequestPtr> batch;
+  std::deque<std::pair<RequestPtr, bool>> batch;
   std::vector<uint64_t> done;  // inodes this batch invalidated already
   std::unique_lock<std::mutex> l(invalMu_);
   for (;;) {
@@ -521,7 +540,7 @@ void FuseSession::invalidationLoop() {
     batch.swap(invalQueue_);
     l.unlock();
     done.clear();
-    for (const RequestPtr& r : batch) {
+    for (const auto& [r, thenAdmit] : batch) {
       // One invalidation serves every request of its file in the batch: all were decided before it.
       if (std::find(done.begin(), done.end(), r->nodeId) == done.end()) {
         // offset 0, len 0: the whole file. The kernel (fuse_reverse_inval_inode) marks the
@@ -533,6 +552,10 @@ void FuseSession::invalidationLoop() {
         invalidations_.fetch_add(1, std::memory_order_relaxed);
         if (res != 0 && res != -ENOENT) invalidationErrors_.fetch_add(1, std::memory_order_relaxed);
         done.push_back(r->nodeId);
+      }
+      if (thenAdmit) {
+        admit(r);  // closing: answered ENOLCK there
+        continue;
       }
       fuse_reply_err(static_cast<fuse_req_t>(r->req), 0);
       replies.fetch_add(1, std::memory_order_relaxed);
