@@ -132,6 +132,9 @@ const EVENT_MS = 15_000;
 
 export { FAULT_KINDS, type FaultKind } from '../stage.js';
 
+/** Each fault kind as the run's notes name it. */
+const FAULT_NAMES: Readonly<Record<FaultKind, string>> = { kill: 'kill -9', stop: 'SIGSTOP', engine: 'engine restart', snapshot: 'engine restart from an older snapshot' };
+
 type Marker =
   | { t: number; ev: 'x-window'; lost: boolean; gen: number }
   | { t: number; ev: 'x-close' }
@@ -1186,7 +1189,7 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
       const budget = spec.durationSec;
       if (budget !== undefined && spec.faults !== false && stage.loadDurationSec > budget + 1) {
         stage.notes.push(
-          `the load ran ${stage.loadDurationSec.toFixed(1)} s, past its ${budget} s budget: the first round of faults (kill -9, SIGSTOP, engine restart, engine restart from an older snapshot) completes whatever the budget, and a fault keeps the load going until it has resolved`,
+          `the load ran ${stage.loadDurationSec.toFixed(1)} s, past its ${budget} s budget: the first round of faults (${(spec.faultKinds ?? FAULT_KINDS).map((k) => FAULT_NAMES[k]).join(', ')}) completes whatever the budget, and a fault keeps the load going until it has resolved`,
         );
       }
       // Each node stops (releasing what it still holds) and exits; one that does not is killed.

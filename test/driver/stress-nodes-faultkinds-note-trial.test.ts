@@ -16,7 +16,7 @@ skipLoudly('test/driver/stress-nodes-faultkinds-note-trial.test.ts', noRedis);
 
 t.test(
   "faultKinds ['kill'] past its budget: the note names only the kinds drilled",
-  { skip: noRedis, todo: 'found by trial: the past-budget note lists all four fault kinds whatever --fault-kinds says' },
+  { skip: noRedis },
   async (t) => {
     const r = await runNodes({ target: 'nodes', workload: 'all', seed: 7, clients: 4, files: 2, workers: 1, durationSec: 1, nodes: 2, faults: true, mounts: false, faultKinds: ['kill'] });
     t.same(Object.keys(r.nodes!.faults), ['kill'], 'only the kill fault was injected');
