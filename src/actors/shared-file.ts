@@ -1206,7 +1206,11 @@ export class SharedFile {
 
   /** What record `r` says (checkIo's lost handles, and the readers here): decoded once per version, never to be changed. */
   decode(r: StoreRecord): DecodedRecord {
-    return this.decoded.get(r.id, r.data).d;
+    const d = this.decoded.get(r.id, r.data).d;
+    // Swept here too: a node alone keeps its table across its steps (no build), whose readers
+    // decode each record they read (a check of the size until the stale ones could be half).
+    this.decoded.sweep(this.records);
+    return d;
   }
 
   // ---- the cached state ------------------------------------------------------------------------
