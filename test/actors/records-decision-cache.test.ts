@@ -38,9 +38,9 @@ t.test('a record id reused with new data is decoded again', (t) => {
 t.test('sweep keeps the records left only, once the others could be half', (t) => {
   const c = new DecodedRecords('/f');
   const data = encodeLock(req(0n, 0n, true, 1));
-  for (let i = 0; i < 60; i++) c.get(`r${i}`, data);
+  for (let i = 0; i < 12; i++) c.get(`r${i}`, data);
   c.sweep([{ id: 'r0' }, { id: 'r1' }]);
-  t.equal(c.size, 60, 'not yet: 60 <= 2 * 2 + 64');
+  t.equal(c.size, 12, 'not yet: 12 <= 2 * 2 + 8');
   for (let i = 60; i < 200; i++) c.get(`r${i}`, data);
   const kept = c.get('r5', data);
   c.sweep([{ id: 'r5' }, { id: 'r150' }]);
