@@ -154,15 +154,22 @@ export class DirectLink implements StoreLink {
  * own clock's deadline on), and the actor treats it so. A request is then answered at its deadline,
  * requestTimeoutMs after it came, not a whole command timeout after its last try was sent (an
  * engine gone, whose connection refuses: tries go out until the deadline, and the last one waited
- * for its own timeout). Without a deadline, or past it already, the reply is awaited as it comes.
+ * for its own timeout). Without a deadline the reply is awaited as it comes.
  */
 function byDeadline(reply: Promise<CommitReply>, deadline: number | undefined, step: string): Promise<CommitReply> {
-  const ms = deadline === undefined ? Number.NaN : deadline - (performance.timeOrigin + performance.now());
-  if (!(ms > 0)) return reply;
+  if (deadline === undefined) return reply;
+  const ms = deadline - (performance.timeOrigin + performance.now());
+  const unreachable: CommitReply = { ok: false, reason: 'unreachable', step, error: "no reply by the step's deadline" };
+  // The deadline passed between commit's check and the send (a pause of this thread): answered
+  // now, as at the deadline, not after a whole command timeout of an engine that may not answer.
+  if (!(ms > 0)) {
+    reply.catch(() => {});
+    return Promise.resolve(unreachable);
+  }
   let timer: Timer | undefined;
   // Never before the deadline (setTimerExact), which the actor compares with performance.now().
   const late = new Promise<CommitReply>((resolve) => {
-    timer = setTimerExact(() => resolve({ ok: false, reason: 'unreachable', step, error: "no reply by the step's deadline" }), ms);
+    timer = setTimerExact(() => resolve(unreachable), ms);
   });
   return Promise.race([reply, late]).finally(() => clearTimer(timer));
 }

@@ -75,3 +75,29 @@ t.test("a commit answered 'unreachable' at its deadline leaves its command pendi
   t.not(second.ok ? second.step : '', late, "its reply names its own step, not the first one's");
   t.match(second.ok ? second.step : '', /^w0-s/, 'a step of this link');
 });
+
+t.test("a commit whose deadline passes while it is being sent (this thread paused between the check and the send) is answered 'unreachable' at once, not after a command timeout", { skip: noRedis }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const lease = new Float64Array([Number.MAX_SAFE_INTEGER, 1, 0]);
+  const link = new DirectLink({ url: server.url, namespace: 'dlp', node: 'a', requestTimeoutMs: 2 * EVENT_BUDGET_MS }, 'a', lease, 1, 'no-such-incarnation', 'w0-', () => {});
+  t.teardown(() => link.close());
+  await within(link.commit({ file: '/f', base: 0 }), EVENT_BUDGET_MS, 'the reply to a commit while the engine answers');
+  // The pause: the link's connection is asked for (synchronously, inside the send) only once the
+  // step's deadline has passed, as when the thread is preempted or collects garbage right there.
+  const l = link as unknown as { connect: () => Promise<unknown> };
+  const connect = l.connect.bind(link);
+  let deadline = 0;
+  l.connect = () => {
+    while (performance.timeOrigin + performance.now() <= deadline);
+    return connect();
+  };
+  server.pause();
+  try {
+    deadline = performance.timeOrigin + performance.now() + 5;
+    const reply = await within(link.commit({ file: '/g', base: 0, deadline }), EVENT_BUDGET_MS, "the reply to a commit whose deadline passed while it was sent");
+    t.equal(reply.ok ? 'ok' : reply.reason, 'unreachable', "'unreachable', as at its deadline (it may still apply)");
+  } finally {
+    server.resume();
+  }
+});
