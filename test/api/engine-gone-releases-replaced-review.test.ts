@@ -1,0 +1,52 @@
+/**
+ * Review of the release deadline: releases queued on a file while the engine is paused are now
+ * answered (the generic code, "owed": written by the file's next step) while still queued in their
+ * worker's mailbox. If that worker dies before their turn, the caller holds no unanswered request
+ * to give its replacement (ARCHITECTURE.md "A dead worker": it gets the unanswered requests again),
+ * and the owed releases lived only in the dead worker: the locks stay held in the engine by node a,
+ * though a's caller was told they would be written. Before the change the queued ones were still
+ * unanswered at the death (the k-th was answered k x requestTimeoutMs after it came), so they were
+ * resent to the replacement and applied.
+ */
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { LockCoordinator } from '../../src/index.js';
+import { routeOf } from '../../src/wire/route.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
+
+const win = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, exclusiveLock: true, failImmediately: true, handle, processId: 1 });
+const unwin = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, handle, processId: 1 });
+
+t.test('unlocks answered while queued, the engine paused, then their worker dies: still written once the engine answers again', { skip: noRedis }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const namespace = `rr-${randomUUID().slice(0, 8)}`;
+  const store = { url: server.url, namespace, sessionTtlMs: 8000, requestTimeoutMs: 1000 };
+  const a = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'a' } });
+  const b = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'b' } });
+  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const handles = [1, 2, 3, 4];
+  t.same(await Promise.all(handles.map((h) => a.lockFile(win('/w', h, h * 10, 10)))), [0, 0, 0, 0], "a's handles 1-4 lock [10,50) of /w");
+  server.pause();
+  let res: unknown[];
+  try {
+    const unlocks = handles.map((h) => a.unlockFile(unwin('/w', h, h * 10, 10)));
+    // The worker dies once the first unlock is answered (owed), the others queued behind it.
+    await Promise.race(unlocks);
+    await a.crashWorker(routeOf('/w', 2));
+    res = await Promise.all(unlocks);
+    t.same(res, [33, 33, 33, 33], 'each unlock answered with the generic code (owed) while the engine is paused');
+  } finally {
+    server.resume();
+  }
+  // a's next step on /w (other bytes) carries what it owes, if anything still owes it.
+  t.equal(await a.lockFile(win('/w', 9, 90, 10)), 0, "a's handle 9 locks [90,100) of /w");
+  const got = await b.lockFile(win('/w', 20, 20, 30));
+  t.equal(
+    got,
+    0,
+    `b locks [20,50): the unlocks queued behind the first (answered while queued) were written (got ${String(got)})`,
+    { todo: 'found by review: releases answered while queued are lost with their worker (not resent to the replacement)' },
+  );
+  t.equal(await b.lockFile(win('/w', 21, 10, 10)), 0, "b locks [10,20): the first unlock (owed when its worker died) was written", { todo: 'pre-existing: an owed release is lost with its worker' });
+});
