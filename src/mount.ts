@@ -20,6 +20,7 @@ import { cleanDeadMount, DeadMountError, isDeadMount } from './dead-mount.js';
 import { realMountpoint } from './control.js';
 import { thisMachine } from './machine.js';
 import { SERVES, type ServingStoreOptions } from './store/options.js';
+import { LEASE } from './caller/shared-space.js';
 import * as pump from './native/index.js';
 import type { SessionInfo } from './native/index.js';
 
@@ -144,8 +145,14 @@ export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   // Its machine identity beside the host name tells apart two machines of one host name.
   const machine = thisMachine();
   const at = () => ({ host: hostname(), mountpoint: realMountpoint(mountpoint), ...(machine === undefined ? {} : { machine }) });
-  const store: string | ServingStoreOptions | undefined =
-    typeof o.store === 'string' ? { url: o.store, [SERVES]: at() } : typeof o.store === 'object' && o.store !== null ? { ...o.store, [SERVES]: at() } : o.store;
+  // The lease the shared space keeps, read in place by the native I/O path too (pump.setLease).
+  const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
+  const store: string | (ServingStoreOptions & { [LEASE]?: Float64Array }) | undefined =
+    typeof o.store === 'string'
+      ? { url: o.store, [SERVES]: at(), [LEASE]: lease }
+      : typeof o.store === 'object' && o.store !== null
+        ? { ...o.store, [SERVES]: at(), [LEASE]: lease }
+        : o.store;
   const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }), ...(store === undefined ? {} : { store }) });
   let sid: number;
   try {
@@ -160,6 +167,16 @@ export async function mountFuse(o: FuseMountOptions): Promise<FuseMount> {
   } catch (e) {
     await coordinator.stop();
     throw e;
+  }
+  if (store !== undefined) {
+    try {
+      // Before the workers attach: no lock is granted through the mount before its I/O is fenced.
+      pump.setLease(sid, lease);
+    } catch (e) {
+      pump.unmount(sid);
+      await coordinator.stop();
+      throw e;
+    }
   }
   await coordinator.attachNative(sid);
   let unmounting: Promise<number> | undefined;

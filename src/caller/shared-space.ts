@@ -27,6 +27,13 @@ import { endedByFile } from '../actors/shared-file.js';
 import type { HostInit, ToHost } from '../wire/protocol.js';
 import { refuseUnknown } from './options.js';
 
+/**
+ * Store options may carry the lease array to use (a Float64Array of 3 over a SharedArrayBuffer):
+ * a mount gives its own, which the native I/O path then reads in place (src/mount.ts). A symbol:
+ * not an option of the store.
+ */
+export const LEASE = Symbol('locksmith.lease');
+
 const STORE_OPTIONS = ['url', 'namespace', 'node', 'sessionTtlMs', 'requestTimeoutMs'];
 
 /** A node's session as it is: its epoch (0 while none is open), whether it is fenced, in a grace period. */
@@ -79,7 +86,11 @@ export class SharedSpace {
     // [until, epoch, offset]: the workers read the fence from here, exact and without a message
     // (shared-file.ts), and the engine's clock minus theirs (performance.timeOrigin + now), at
     // least, for steps' deadlines (Step.deadline).
-    const lease = new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
+    const given = typeof options === 'object' ? (options as { [LEASE]?: unknown })[LEASE] : undefined;
+    const lease =
+      given instanceof Float64Array && given.length === 3 && given.buffer instanceof SharedArrayBuffer
+        ? given
+        : new Float64Array(new SharedArrayBuffer(3 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.NEGATIVE_INFINITY;
     lease[2] = Number.NaN;
     // The policy goes with the session: the engine refuses a node whose policy differs from a live one's.

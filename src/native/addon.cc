@@ -4,6 +4,8 @@
 #include <napi.h>
 
 #include <cmath>
+#include <ctime>
+#include <map>
 #include <stdexcept>
 
 #include "fuse_session.h"
@@ -134,6 +136,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("replyLock", &Addon::ReplyLock, napi_enumerable),
                              InstanceMethod("unmount", &Addon::Unmount, napi_enumerable),
                              InstanceMethod("markLost", &Addon::MarkLost, napi_enumerable),
+                             InstanceMethod("setLease", &Addon::SetLease, napi_enumerable),
                              InstanceMethod("sessionInfo", &Addon::SessionInfo, napi_enumerable),
                              InstanceMethod("synthStart", &Addon::SynthStart, napi_enumerable),
                              InstanceMethod("synthStats", &Addon::SynthStats, napi_enumerable),
@@ -292,6 +295,7 @@ class Addon : public Napi::Addon<Addon> {
       // here, as the session is unregistered right after.
       uint64_t answered = unmountFuse(*s);
       unregisterSession(s->id);
+      leases_.erase(s->id);  // the session's threads are joined: nothing reads the lease any more
       return Napi::Number::New(env, static_cast<double>(answered));
     });
   }
@@ -302,6 +306,30 @@ class Addon : public Napi::Addon<Addon> {
     uint64_t fh = static_cast<uint64_t>(integerOf(env, info[1], "fileHandle", 0, 9007199254740991.0));
     return guarded(env, [&] {
       s->markLost(fh);
+      return env.Undefined();
+    });
+  }
+
+  /**
+   * setLease(sessionId, lease: a Float64Array [until, epoch, offset] over a SharedArrayBuffer,
+   * nowMs: performance.timeOrigin + performance.now() just before the call). Held until the unmount.
+   */
+  Napi::Value SetLease(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SessionPtr s = sessionArg(info);
+    if (!s->isFuse()) typeError(env, "session " + std::to_string(s->id) + " is a synthetic source: it has no lease");
+    TypedNumbers t = typedNumbers(env, info[1], "lease");
+    if (t.type != napi_float64_array || t.length < 3 || reinterpret_cast<uintptr_t>(t.data) % alignof(double) != 0) {
+      typeError(env, "lease must be a Float64Array of 3 elements");
+    }
+    if (!info[2].IsNumber() || !std::isfinite(info[2].As<Napi::Number>().DoubleValue())) typeError(env, "nowMs must be a finite number");
+    double nowMs = info[2].As<Napi::Number>().DoubleValue();
+    return guarded(env, [&] {
+      struct timespec ts;
+      clock_gettime(CLOCK_MONOTONIC, &ts);
+      double mono = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+      leases_[s->id] = Napi::Persistent(info[1].As<Napi::Object>());
+      s->setLease(static_cast<const double*>(t.data), nowMs - mono);
       return env.Undefined();
     });
   }
@@ -416,6 +444,9 @@ class Addon : public Napi::Addon<Addon> {
     uint32_t n = static_cast<uint32_t>(integerOf(env, info[1], "destinations", 1, 4294967295.0));
     return Napi::Number::New(env, fnv1a32(info[0].As<Napi::String>().Utf8Value()) % n);
   }
+
+  /** Each FUSE session's lease array (SetLease), kept alive until its unmount. */
+  std::map<int, Napi::ObjectReference> leases_;
 };
 
 }  // namespace

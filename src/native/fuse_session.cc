@@ -161,6 +161,7 @@ class FuseSession : public Session, public Passthrough {
 
   bool isFuse() const override { return true; }
   void markLost(uint64_t fh) override { Passthrough::markLost(fh); }
+  void setLease(const double* lease, double offsetMs) override { Passthrough::setLease(lease, offsetMs); }
   void start();
   bool replyErr(uint64_t reqId, int err) override;
   bool replyLock(uint64_t reqId, int type, uint64_t start, uint64_t end, int lockPid) override;
@@ -500,6 +501,8 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       // attributes before the answer: the invalidation thread does it, then answers.
       // An unlock was written back before it was admitted (lockRequest): answered at once.
       if (err == 0 && sharedKeys && r->type != F_UNLCK) {
+        // From now on the file's I/O is fenced at the lease (Passthrough::fencedIo).
+        lockGranted(static_cast<fuse_ino_t>(r->nodeId));
         if (queueInvalidation(r, false)) return;
         // No invalidation thread (the session closes): the attributes at least, which never blocks.
         if (se_ != nullptr) fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), -1, 0);
@@ -514,6 +517,7 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
     case EventKind::Release:
       clearLost(r->fileHandle);
       backingRelease(static_cast<int>(r->fileHandle));
+      handleClosed(static_cast<fuse_ino_t>(r->nodeId));
       fuse_reply_err(req, 0);
       break;
     case EventKind::Interrupt:

@@ -367,6 +367,7 @@ interface Addon {
   replyLock(sessionId: number, reqId: number | bigint, type: number, start: bigint | number, end: bigint | number, pid: number): boolean;
   unmount(sessionId: number): number | false;
   markLost(sessionId: number, fileHandle: number): void;
+  setLease(sessionId: number, lease: Float64Array, nowMs: number): void;
   sessionInfo(sessionId: number): SessionInfo;
   synthStart(o: SynthOptions): number;
   synthStats(sessionId: number): SessionInfo;
@@ -560,6 +561,17 @@ export function unmount(sessionId: number): number | false {
  */
 export function markLost(sessionId: number, fileHandle: number): void {
   native().markLost(sessionId, fileHandle);
+}
+
+/**
+ * A store mount's lease (src/caller/shared-space.ts: [until, epoch, offset] over a
+ * SharedArrayBuffer, until on the performance.timeOrigin + performance.now() scale), read in place
+ * by the native I/O path: a read, write or size change of a file a lock was granted on through the
+ * mount (since its handles opened) fails with EIO while now >= until, with no JavaScript in the loop.
+ * Kept until the unmount. Call before the workers attach.
+ */
+export function setLease(sessionId: number, lease: Float64Array): void {
+  native().setLease(sessionId, lease, performance.timeOrigin + performance.now());
 }
 
 export function sessionInfo(sessionId: number): SessionInfo {

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace locksmith {
@@ -75,6 +76,11 @@ void opGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { replyAttr(req,
 
 void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fuse_file_info* fi) {
   Inode& in = passthroughOf(req)->inode(ino);
+  // A size change is a write of the data: fenced as one, lost as one, before anything changes.
+  if ((toSet & FUSE_SET_ATTR_SIZE) &&
+      ((fi != nullptr && passthroughOf(req)->lostHandle(fi->fh)) || passthroughOf(req)->fencedIo(ino))) {
+    return (void)fuse_reply_err(req, EIO);
+  }
   const std::string proc = procPath(in.fd);
   int res = 0;
   if (toSet & FUSE_SET_ATTR_MODE) {
@@ -164,7 +170,11 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   fi->fh = static_cast<uint64_t>(fd);
   fi->noflush = 0;  // FLUSH carries the close-time unlock of classic POSIX locks (§12.5)
-  if (fuse_reply_open(req, fi) != 0) ::close(fd);
+  passthroughOf(req)->handleOpened(ino);
+  if (fuse_reply_open(req, fi) != 0) {
+    ::close(fd);
+    passthroughOf(req)->handleClosed(ino);
+  }
 }
 
 void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
@@ -179,14 +189,16 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   }
   fi->fh = static_cast<uint64_t>(fd);
   fi->noflush = 0;
+  s->handleOpened(e.ino);
   if (fuse_reply_create(req, &e, fi) != 0) {
     ::close(fd);
+    s->handleClosed(e.ino);
     s->forget(e.ino, 1);
   }
 }
 
-void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
-  if (passthroughOf(req)->lostHandle(fi->fh)) {
+void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  if (passthroughOf(req)->lostHandle(fi->fh) || passthroughOf(req)->fencedIo(ino)) {
     fuse_reply_err(req, EIO);
     return;
   }
@@ -200,8 +212,8 @@ void opRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-void opWriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
-  if (passthroughOf(req)->lostHandle(fi->fh)) {
+void opWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse_file_info* fi) {
+  if (passthroughOf(req)->lostHandle(fi->fh) || passthroughOf(req)->fencedIo(ino)) {
     fuse_reply_err(req, EIO);
     return;
   }
@@ -301,6 +313,27 @@ std::shared_ptr<const std::string> Passthrough::keyOf(dev_t dev, ino_t ino) cons
 void Passthrough::markLost(uint64_t fh) {
   std::lock_guard<std::mutex> g(lostMu_);
   if (lost_.insert(fh).second) lostCount_.fetch_add(1, std::memory_order_release);
+}
+
+void Passthrough::setLease(const double* lease, double offsetMs) {
+  leaseOffsetMs_ = offsetMs;
+  lease_.store(lease, std::memory_order_release);
+}
+
+bool Passthrough::leaseRanOut(const double* lease) const {
+  // lease[0] is a Float64Array element the JavaScript main thread stores whole (8 aligned bytes).
+  uint64_t bits = __atomic_load_n(reinterpret_cast<const uint64_t*>(lease), __ATOMIC_ACQUIRE);
+  double until;
+  memcpy(&until, &bits, sizeof until);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  double now = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6 + leaseOffsetMs_;
+  return !(now < until);  // NaN: fenced
+}
+
+void Passthrough::handleClosed(fuse_ino_t ino) {
+  Inode& in = inode(ino);
+  if (in.openHandles.fetch_sub(1, std::memory_order_acq_rel) == 1) in.lockedHere.store(false, std::memory_order_release);
 }
 
 void Passthrough::clearLost(uint64_t fh) {

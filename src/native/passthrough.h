@@ -42,6 +42,14 @@ struct Inode {
   uint64_t nlookup = 0;
   /** "fuse:<st_dev>:<st_ino>": stable across renames and hard links (the same type as pump.h Path). */
   std::shared_ptr<const std::string> key;
+  /** Open handles of this file through the mount (opened, not yet released). */
+  std::atomic<uint32_t> openHandles{0};
+  /**
+   * A lock was granted on this file through the mount since its handles opened (cleared when the
+   * last one is released): its I/O is fenced at the lease (Passthrough::fencedIo). Conservative:
+   * it stays set after an unlock while a handle stays open.
+   */
+  std::atomic<bool> lockedHere{false};
 };
 
 class Passthrough {
@@ -78,6 +86,30 @@ class Passthrough {
   /** `fh` is released: its number may be reused by the next open. */
   void clearLost(uint64_t fh);
 
+  /**
+   * A store mount's lease (src/caller/shared-space.ts: [until, epoch, offset], until in ms on the
+   * performance.timeOrigin + performance.now() scale, written by the JavaScript main thread), read
+   * in place; `offsetMs` is that scale minus CLOCK_MONOTONIC in ms. The memory must outlive the
+   * session's I/O (the addon holds the SharedArrayBuffer until the unmount). Set once, before any lock is granted.
+   */
+  void setLease(const double* lease, double offsetMs);
+  /**
+   * Whether I/O that reads or changes the data of `ino` must fail now: the mount has a lease, a
+   * lock was granted on the file here (Inode::lockedHere), and the lease ran out (now >= until):
+   * another node may be granted the bytes. A fence, not a loss: a renewed lease lifts it.
+   * One relaxed load on a mount without a lease.
+   */
+  bool fencedIo(fuse_ino_t ino) {
+    const double* l = lease_.load(std::memory_order_acquire);
+    if (l == nullptr) return false;
+    return inode(ino).lockedHere.load(std::memory_order_acquire) && leaseRanOut(l);
+  }
+  /** A lock was granted on `ino` through the mount (before its answer). */
+  void lockGranted(fuse_ino_t ino) { inode(ino).lockedHere.store(true, std::memory_order_release); }
+  /** A handle of `ino` opened (before its answer) / released. */
+  void handleOpened(fuse_ino_t ino) { inode(ino).openHandles.fetch_add(1, std::memory_order_acq_rel); }
+  void handleClosed(fuse_ino_t ino);
+
  protected:
   std::shared_ptr<const std::string> keyOf(dev_t dev, ino_t ino) const;
 
@@ -88,6 +120,9 @@ class Passthrough {
   std::mutex lostMu_;
   std::unordered_set<uint64_t> lost_;
   std::atomic<size_t> lostCount_{0};
+  std::atomic<const double*> lease_{nullptr};
+  double leaseOffsetMs_ = 0;
+  bool leaseRanOut(const double* lease) const;
 };
 
 /** The Passthrough a request belongs to (the session's fuse_session_new userdata). */

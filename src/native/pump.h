@@ -334,6 +334,8 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual bool handedBusy(std::chrono::steady_clock::time_point since) { return false; }
   /** A FUSE mount's open file `fh` lost its locks with this node's session: its I/O fails (Passthrough::markLost). */
   virtual void markLost(uint64_t fh) {}
+  /** A FUSE store mount's lease, read in place to fence its locked files' I/O (Passthrough::setLease). */
+  virtual void setLease(const double* lease, double offsetMs) {}
   /** JS answered request `reqId` with errno `err` (0 success). False if it was already answered. */
   virtual bool replyErr(uint64_t reqId, int err) = 0;
   /**

@@ -50,7 +50,6 @@ if (why !== undefined && !process.env.CI) {
 
   t.test(
     'a write through a locked file is refused once the engine may have expired the session',
-    { todo: "found by trial: writes through a mount go on until the worker counts the session lost, past the engine's expiry" },
     async (t) => {
       // Locks, then writes every 5 ms, printing each write's issue time (ms, wall clock) and outcome, until EIO.
       const py = [
