@@ -18,82 +18,13 @@
  * redis-server or python3 cannot work here, saying why; with CI set it fails instead.
  */
 import t from 'tap';
-import { execFileSync, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
-import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted } from './proc.js';
+import { twoStoreMounts } from './store-mounts.js';
 
-const noPython = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import fcntl, sqlite3'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'no python3 (with fcntl and sqlite3) for the processes on the mounts';
-  }
-})();
-
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noPython;
-if (why !== undefined && !process.env.CI) {
-  const bar = '!'.repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING test/native/mount-store-coherence.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
-  t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
-} else {
-  if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
-
-  const base = mkdtempSync(join(tmpdir(), 'locksmith-mount-coherence-'));
-  const backing = join(base, 'backing');
-  const mntA = join(base, 'a');
-  const mntB = join(base, 'b');
-  for (const d of [backing, mntA, mntB]) mkdirSync(d);
-  process.on('exit', () => {
-    forceUnmount(mntA);
-    forceUnmount(mntB);
-  });
-
-  let server: RedisServer;
-  let a: FuseMount;
-  let b: FuseMount;
-
-  /** Runs a python3 program (never synchronously: this process serves the mounts) and gives its stdout's lines. */
-  const python = (program: string) =>
-    new Promise<string[]>((resolve, reject) => {
-      const p = spawn('python3', ['-c', program], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const timer = setTimeout(() => {
-        p.kill('SIGKILL');
-        reject(new Error(`still waiting after ${HANG_MS / 1000} s for the python3 process to exit`));
-      }, HANG_MS);
-      p.on('exit', (code) => {
-        clearTimeout(timer);
-        if (code === 0) resolve(out.trim().split('\n'));
-        else reject(new Error(`python3 exited with ${code}: ${err}`));
-      });
-    });
-
-  t.before(async () => {
-    server = await RedisServer.start();
-    const namespace = `c-${randomUUID().slice(0, 8)}`;
-    // A new namespace starts with a grace period of sessionTtlMs: short, so the first grant comes soon.
-    a = await mountFuse({ backing, mountpoint: mntA, workers: 2, store: { url: server.url, namespace, node: 'a', sessionTtlMs: 2000 } });
-    b = await mountFuse({ backing, mountpoint: mntB, workers: 2, store: { url: server.url, namespace, node: 'b', sessionTtlMs: 2000 } });
-  });
-
-  t.teardown(async () => {
-    await a?.unmount();
-    await b?.unmount();
-    forceUnmount(mntA);
-    forceUnmount(mntB);
-    await server?.stop();
-    if (mounted(mntA) || mounted(mntB)) throw new Error('a mount is still there');
-    rmSync(base, { recursive: true, force: true });
-  });
+const m = twoStoreMounts('test/native/mount-store-coherence.test.ts', 'locksmith-mount-coherence-');
+if (m !== undefined) {
+  const { backing, mntA, mntB, python } = m;
 
   t.test('a file removed through one mount does not open through the other, nor a name renamed onto another file open the old one', async (t) => {
     const out = await python(

@@ -1,0 +1,94 @@
+/**
+ * Two `--store` mounts of one backing directory, each its own node on one real redis-server (two
+ * file servers in front of one shared storage), for the test files whose processes (python3) use
+ * both: mounted before the file's tests, unmounted and removed after. Outside CI, when a mount,
+ * redis-server or python3 cannot work here, the file is skipped, saying why loudly; with CI set it
+ * fails instead.
+ */
+import t from 'tap';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
+import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted } from './proc.js';
+
+export interface StoreMounts {
+  readonly backing: string;
+  readonly mntA: string;
+  readonly mntB: string;
+  /** Runs a python3 program (never synchronously: this process serves the mounts) and gives its stdout's lines. */
+  readonly python: (program: string) => Promise<string[]>;
+}
+
+const noPython = (): string | undefined => {
+  try {
+    execFileSync('python3', ['-c', 'import fcntl, sqlite3'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'no python3 (with fcntl and sqlite3) for the processes on the mounts';
+  }
+};
+
+/** The mounts for test file `file` (its temporary directory named after `prefix`), or undefined when it is skipped. */
+export function twoStoreMounts(file: string, prefix: string): StoreMounts | undefined {
+  const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noPython();
+  if (why !== undefined && !process.env.CI) {
+    const bar = '!'.repeat(100);
+    console.error(`\n${bar}\n!! SKIPPING ${file}: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
+    t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
+    return undefined;
+  }
+  if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
+
+  const base = mkdtempSync(join(tmpdir(), prefix));
+  const backing = join(base, 'backing');
+  const mntA = join(base, 'a');
+  const mntB = join(base, 'b');
+  for (const d of [backing, mntA, mntB]) mkdirSync(d);
+  process.on('exit', () => {
+    forceUnmount(mntA);
+    forceUnmount(mntB);
+  });
+
+  let server: RedisServer;
+  let a: FuseMount;
+  let b: FuseMount;
+  t.before(async () => {
+    server = await RedisServer.start();
+    const namespace = `c-${randomUUID().slice(0, 8)}`;
+    // A new namespace starts with a grace period of sessionTtlMs: short, so the first grant comes soon.
+    a = await mountFuse({ backing, mountpoint: mntA, workers: 2, store: { url: server.url, namespace, node: 'a', sessionTtlMs: 2000 } });
+    b = await mountFuse({ backing, mountpoint: mntB, workers: 2, store: { url: server.url, namespace, node: 'b', sessionTtlMs: 2000 } });
+  });
+  t.teardown(async () => {
+    await a?.unmount();
+    await b?.unmount();
+    forceUnmount(mntA);
+    forceUnmount(mntB);
+    await server?.stop();
+    if (mounted(mntA) || mounted(mntB)) throw new Error('a mount is still there');
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  const python = (program: string) =>
+    new Promise<string[]>((resolve, reject) => {
+      const p = spawn('python3', ['-c', program], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const timer = setTimeout(() => {
+        p.kill('SIGKILL');
+        reject(new Error(`still waiting after ${HANG_MS / 1000} s for the python3 process to exit`));
+      }, HANG_MS);
+      p.on('exit', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(out.trim().split('\n'));
+        else reject(new Error(`python3 exited with ${code}: ${err}`));
+      });
+    });
+  return { backing, mntA, mntB, python };
+}
