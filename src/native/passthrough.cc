@@ -166,6 +166,8 @@ void opRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 }
 
 void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  // O_TRUNC at open (FUSE_CAP_ATOMIC_O_TRUNC) is a size change: fenced as setattr(size) is.
+  if ((fi->flags & O_TRUNC) && passthroughOf(req)->fencedIo(ino)) return (void)fuse_reply_err(req, EIO);
   int fd = open(procPath(passthroughOf(req)->inode(ino).fd).c_str(), (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
   if (fd < 0) return (void)fuse_reply_err(req, errno);
   fi->fh = static_cast<uint64_t>(fd);
