@@ -323,6 +323,8 @@ class Addon : public Napi::Addon<Addon> {
       typeError(env, "lease must be a Float64Array of 3 elements");
     }
     if (!info[2].IsNumber() || !std::isfinite(info[2].As<Napi::Number>().DoubleValue())) typeError(env, "nowMs must be a finite number");
+    // Set once: the session's threads may be reading the first one.
+    if (leases_.count(s->id) != 0) typeError(env, "session " + std::to_string(s->id) + " already has a lease: it is set once");
     double nowMs = info[2].As<Napi::Number>().DoubleValue();
     return guarded(env, [&] {
       struct timespec ts;

@@ -571,6 +571,10 @@ export function markLost(sessionId: number, fileHandle: number): void {
  * Kept until the unmount. Call before the workers attach.
  */
 export function setLease(sessionId: number, lease: Float64Array): void {
+  // Read in place by the session's threads until the unmount: a plain ArrayBuffer could be transferred (freed).
+  if (!(lease instanceof Float64Array) || !(lease.buffer instanceof SharedArrayBuffer)) {
+    throw new TypeError('lease must be a Float64Array of 3 elements over a SharedArrayBuffer');
+  }
   native().setLease(sessionId, lease, performance.timeOrigin + performance.now());
 }
 
