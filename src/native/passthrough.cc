@@ -335,7 +335,11 @@ bool Passthrough::leaseRanOut(const double* lease) const {
 
 void Passthrough::handleClosed(fuse_ino_t ino) {
   Inode& in = inode(ino);
-  if (in.openHandles.fetch_sub(1, std::memory_order_acq_rel) == 1) in.lockedHere.store(false, std::memory_order_release);
+  uint32_t s = in.handles.fetch_sub(1, std::memory_order_acq_rel) - 1;
+  // The last handle gone: the mark too, unless a handle opened meanwhile (the count no longer 0).
+  while ((s & ~Inode::LOCKED_HERE) == 0 && (s & Inode::LOCKED_HERE) != 0) {
+    if (in.handles.compare_exchange_weak(s, 0, std::memory_order_acq_rel)) break;
+  }
 }
 
 void Passthrough::clearLost(uint64_t fh) {

@@ -42,14 +42,15 @@ struct Inode {
   uint64_t nlookup = 0;
   /** "fuse:<st_dev>:<st_ino>": stable across renames and hard links (the same type as pump.h Path). */
   std::shared_ptr<const std::string> key;
-  /** Open handles of this file through the mount (opened, not yet released). */
-  std::atomic<uint32_t> openHandles{0};
   /**
-   * A lock was granted on this file through the mount since its handles opened (cleared when the
-   * last one is released): its I/O is fenced at the lease (Passthrough::fencedIo). Conservative:
-   * it stays set after an unlock while a handle stays open.
+   * The open handles of this file through the mount (opened, not yet released: the low bits), and
+   * LOCKED_HERE: a lock was granted on it through the mount since its handles opened (cleared when
+   * the last one is released), so its I/O is fenced at the lease (Passthrough::fencedIo).
+   * Conservative: it stays set after an unlock while a handle stays open. One word, so that a
+   * release cannot clear the mark of a lock granted through a handle opened meanwhile.
    */
-  std::atomic<bool> lockedHere{false};
+  std::atomic<uint32_t> handles{0};
+  static constexpr uint32_t LOCKED_HERE = 1u << 31;
 };
 
 class Passthrough {
@@ -95,19 +96,19 @@ class Passthrough {
   void setLease(const double* lease, double offsetMs);
   /**
    * Whether I/O that reads or changes the data of `ino` must fail now: the mount has a lease, a
-   * lock was granted on the file here (Inode::lockedHere), and the lease ran out (now >= until):
+   * lock was granted on the file here (Inode::LOCKED_HERE), and the lease ran out (now >= until):
    * another node may be granted the bytes. A fence, not a loss: a renewed lease lifts it.
    * One relaxed load on a mount without a lease.
    */
   bool fencedIo(fuse_ino_t ino) {
     const double* l = lease_.load(std::memory_order_acquire);
     if (l == nullptr) return false;
-    return inode(ino).lockedHere.load(std::memory_order_acquire) && leaseRanOut(l);
+    return (inode(ino).handles.load(std::memory_order_acquire) & Inode::LOCKED_HERE) != 0 && leaseRanOut(l);
   }
   /** A lock was granted on `ino` through the mount (before its answer). */
-  void lockGranted(fuse_ino_t ino) { inode(ino).lockedHere.store(true, std::memory_order_release); }
+  void lockGranted(fuse_ino_t ino) { inode(ino).handles.fetch_or(Inode::LOCKED_HERE, std::memory_order_acq_rel); }
   /** A handle of `ino` opened (before its answer) / released. */
-  void handleOpened(fuse_ino_t ino) { inode(ino).openHandles.fetch_add(1, std::memory_order_acq_rel); }
+  void handleOpened(fuse_ino_t ino) { inode(ino).handles.fetch_add(1, std::memory_order_acq_rel); }
   void handleClosed(fuse_ino_t ino);
 
  protected:
