@@ -8,39 +8,15 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, } from 'node:fs';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
-import { forceUnmount, mountEnvironmentMissing, until } from './proc.js';
+import { until } from './proc.js';
+import { oneStoreMount } from './store-mounts.js';
 
 const TTL = 4000;
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined);
-if (why !== undefined) {
-  console.error(`\n!! SKIPPING ${import.meta.url}: ${why}\n`);
-  t.plan(0, why);
-} else {
-  const base = mkdtempSync(join(tmpdir(), 'locksmith-io-fence-otrunc-'));
-  const backing = join(base, 'backing');
-  const mnt = join(base, 'a');
-  for (const d of [backing, mnt]) mkdirSync(d);
-  writeFileSync(join(backing, 'locked'), 'precious');
-  process.on('exit', () => forceUnmount(mnt));
-  let server: RedisServer;
-  let a: FuseMount;
-  t.before(async () => {
-    server = await RedisServer.start();
-    a = await mountFuse({ backing, mountpoint: mnt, workers: 2, store: { url: server.url, namespace: `o-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: TTL } });
-  });
-  t.teardown(async () => {
-    server?.resume();
-    await a?.unmount();
-    forceUnmount(mnt);
-    await server?.stop();
-    rmSync(base, { recursive: true, force: true });
-  });
+const m = oneStoreMount('test/native/mount-store-io-fence-otrunc-review.test.ts', 'locksmith-io-fence-otrunc-', TTL, { locked: 'precious' });
+if (m !== undefined) {
+  const { backing, mnt } = m;
 
   t.test('an open(O_TRUNC) of a locked file is fenced like ftruncate once the lease ran out', async (t) => {
     const path = JSON.stringify(join(mnt, 'locked'));
@@ -71,11 +47,11 @@ if (why !== undefined) {
     const lines: string[] = [];
     createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
     await until('the lock through the mount', () => lines.includes('locked') || undefined);
-    server.pause();
+    m.server.pause();
     await until('the fence', () => lines.some((l) => l.startsWith('fenced')) || undefined, TTL);
     await until('the truncations tried', () => lines.includes('end') || undefined);
     const size = readFileSync(join(backing, 'locked')).length;
-    server.resume();
+    m.server.resume();
     p.stdin!.end();
     t.match(lines.find((l) => l.startsWith('ftruncate')), /^ftruncate err 5$/, 'ftruncate is fenced (EIO)');
     t.match(lines.find((l) => l.startsWith('otrunc')), /^otrunc err 5$/, 'open(O_TRUNC) is fenced (EIO)');

@@ -13,40 +13,14 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
-import { forceUnmount, mountEnvironmentMissing, until } from './proc.js';
+import { until } from './proc.js';
+import { oneStoreMount } from './store-mounts.js';
 
 const TTL = 2000;
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined);
-if (why !== undefined && !process.env.CI) {
-  console.error(`\n!! SKIPPING test/native/mount-store-io-fence-trial.test.ts: ${why} (in CI, with CI set, this is a failure)\n`);
-  t.plan(0, `FUSE or redis-server unavailable: ${why}`);
-} else {
-  if (why !== undefined) t.fail(`FUSE and redis-server are required in CI but unavailable: ${why}`);
-  const base = mkdtempSync(join(tmpdir(), 'locksmith-io-fence-'));
-  const backing = join(base, 'backing');
-  const mnt = join(base, 'a');
-  for (const d of [backing, mnt]) mkdirSync(d);
-  writeFileSync(join(backing, 'shared'), 'x');
-  process.on('exit', () => forceUnmount(mnt));
-  let server: RedisServer;
-  let a: FuseMount;
-  t.before(async () => {
-    server = await RedisServer.start();
-    a = await mountFuse({ backing, mountpoint: mnt, workers: 2, store: { url: server.url, namespace: `f-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: TTL } });
-  });
-  t.teardown(async () => {
-    server?.resume();
-    await a?.unmount();
-    forceUnmount(mnt);
-    await server?.stop();
-    rmSync(base, { recursive: true, force: true });
-  });
+const m = oneStoreMount('test/native/mount-store-io-fence-trial.test.ts', 'locksmith-io-fence-trial-', TTL, { shared: 'x' });
+if (m !== undefined) {
+  const { mnt } = m;
 
   t.test(
     'a write through a locked file is refused once the engine may have expired the session',
@@ -71,7 +45,7 @@ if (why !== undefined && !process.env.CI) {
       createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
       await until('the lock through mount a', () => lines.includes('locked') || undefined);
       await until('a first write', () => lines.some((l) => l.startsWith('ok')) || undefined);
-      server.pause();
+      m.server.pause();
       const pausedAt = Date.now(); // the engine received its last renewal before this
       const failed = await until('a write refused with EIO', () => lines.find((l) => l.startsWith('err')));
       t.match(failed, / 5$/, 'EIO');

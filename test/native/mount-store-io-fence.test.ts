@@ -10,43 +10,17 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, } from 'node:fs';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
-import { forceUnmount, mountEnvironmentMissing, until } from './proc.js';
+import { until } from './proc.js';
+import { oneStoreMount } from './store-mounts.js';
 
 // Long enough that the engine is resumed well before the session could expire (the fence comes
 // at about 3/4 of it after the last renewal the engine answered).
 const TTL = 8000;
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined);
-if (why !== undefined && !process.env.CI) {
-  console.error(`\n!! SKIPPING test/native/mount-store-io-fence.test.ts: ${why} (in CI, with CI set, this is a failure)\n`);
-  t.plan(0, `FUSE or redis-server unavailable: ${why}`);
-} else {
-  if (why !== undefined) t.fail(`FUSE and redis-server are required in CI but unavailable: ${why}`);
-  const base = mkdtempSync(join(tmpdir(), 'locksmith-io-fence-'));
-  const backing = join(base, 'backing');
-  const mnt = join(base, 'a');
-  for (const d of [backing, mnt]) mkdirSync(d);
-  writeFileSync(join(backing, 'locked'), 'x');
-  writeFileSync(join(backing, 'unlocked'), 'x');
-  process.on('exit', () => forceUnmount(mnt));
-  let server: RedisServer;
-  let a: FuseMount;
-  t.before(async () => {
-    server = await RedisServer.start();
-    a = await mountFuse({ backing, mountpoint: mnt, workers: 2, store: { url: server.url, namespace: `f-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: TTL } });
-  });
-  t.teardown(async () => {
-    server?.resume();
-    await a?.unmount();
-    forceUnmount(mnt);
-    await server?.stop();
-    rmSync(base, { recursive: true, force: true });
-  });
+const m = oneStoreMount('test/native/mount-store-io-fence.test.ts', 'locksmith-io-fence-', TTL, { locked: 'x', unlocked: 'x' });
+if (m !== undefined) {
+  const { backing, mnt } = m;
 
   t.test('while fenced, an unlocked file writes on; once the engine answers in time, the locked file writes again', async (t) => {
     // One process: a lock on `locked`, none on `unlocked`; writes both every 5 ms, printing each
@@ -76,7 +50,7 @@ if (why !== undefined && !process.env.CI) {
     createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
     await until('the lock through the mount', () => lines.includes('locked') || undefined);
     await until('a first write of each file', () => (lines.some((l) => l.startsWith('L ok')) && lines.some((l) => l.startsWith('U ok'))) || undefined);
-    server.pause();
+    m.server.pause();
     // Budget: the session may expire TTL after the last renewal, which came before the pause.
     const fencedAt = await until('a write of the locked file refused (the fence) within TTL of the pause', () => lines.findIndex((l) => l.startsWith('L err')) + 1 || undefined, TTL);
     t.match(lines[fencedAt - 1], / 5$/, 'EIO from the fence');
@@ -87,7 +61,7 @@ if (why !== undefined && !process.env.CI) {
     const whileFenced = lines.slice(fencedAt);
     t.ok(whileFenced.filter((l) => l.startsWith('U ok')).length >= 10, 'the unlocked file wrote on while the locked one was fenced');
     t.notOk(whileFenced.some((l) => l.startsWith('L ok')), 'the locked file stayed fenced while the engine did not answer');
-    server.resume();
+    m.server.resume();
     const resumedFrom = lines.length;
     // Budget: the node renews about every 0.5 s; a handle still refused after TTL was lost, not fenced.
     await until('a write of the locked file accepted again within TTL of the resume', () => lines.slice(resumedFrom).some((l) => l.startsWith('L ok')) || undefined, TTL);

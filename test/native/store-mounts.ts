@@ -8,7 +8,7 @@
 import t from 'tap';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
@@ -91,4 +91,53 @@ export function twoStoreMounts(file: string, prefix: string): StoreMounts | unde
       });
     });
   return { backing, mntA, mntB, python };
+}
+
+export interface StoreMount {
+  readonly backing: string;
+  readonly mnt: string;
+  /** The mount's redis-server (started before the file's tests): pause it to cut the node off. */
+  readonly server: RedisServer;
+}
+
+/**
+ * One `--store` mount (node 'a', sessionTtlMs `ttl`) of a new backing directory holding `files`
+ * (name: contents), over a redis-server of its own, for test file `file` (its temporary directory
+ * named after `prefix`); undefined when it is skipped (outside CI only, as twoStoreMounts).
+ */
+export function oneStoreMount(file: string, prefix: string, ttl: number, files: Record<string, string>): StoreMount | undefined {
+  const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined);
+  if (why !== undefined && !process.env.CI) {
+    console.error(`\n!! SKIPPING ${file}: ${why} (in CI, with CI set, this is a failure)\n`);
+    t.plan(0, `FUSE or redis-server unavailable: ${why}`);
+    return undefined;
+  }
+  if (why !== undefined) t.fail(`FUSE and redis-server are required in CI but unavailable: ${why}`);
+  const base = mkdtempSync(join(tmpdir(), prefix));
+  const backing = join(base, 'backing');
+  const mnt = join(base, 'a');
+  for (const d of [backing, mnt]) mkdirSync(d);
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(backing, name), data);
+  process.on('exit', () => forceUnmount(mnt));
+  let server: RedisServer | undefined;
+  let a: FuseMount | undefined;
+  t.before(async () => {
+    server = await RedisServer.start();
+    a = await mountFuse({ backing, mountpoint: mnt, workers: 2, store: { url: server.url, namespace: `f-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: ttl } });
+  });
+  t.teardown(async () => {
+    server?.resume();
+    await a?.unmount();
+    forceUnmount(mnt);
+    await server?.stop();
+    rmSync(base, { recursive: true, force: true });
+  });
+  return {
+    backing,
+    mnt,
+    get server(): RedisServer {
+      if (server === undefined) throw new Error('the redis-server is started before the tests');
+      return server;
+    },
+  };
 }
