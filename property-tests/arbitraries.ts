@@ -5,6 +5,7 @@
  * identity that must stay distinct from the number of the same spelling).
  */
 import fc from 'fast-check';
+import { REQUEST_FIELDS } from '../src/core/requests.js';
 import { OpCommand, encWin, type Op } from './harness.js';
 import { cellEnd, cellStart, NCELLS, OFFSET_MAX, POSIX_CELLS, UINT64_MAX, F_GETLK, F_SETLK, F_SETLKW, F_RDLCK, F_WRLCK, F_UNLCK } from './model.js';
 
@@ -270,7 +271,9 @@ export function garbageCommands(paths: readonly string[]): fc.Arbitrary<OpComman
     ['lock', (p) => ({ ...posixBase(p), cmd: F_GETLK }), 'lockType', F_UNLCK], // F_GETLK with F_UNLCK: -EINVAL
   ];
   const one = fc.tuple(path, fc.constantFrom(...spoiled)).map(([p, [method, base, field, bad]]) => {
-    const input = { ...base(p) };
+    // The method's own fields of the base only: an unknown field is a TypeError of its own.
+    const known: readonly string[] = REQUEST_FIELDS[method];
+    const input = Object.fromEntries(Object.entries(base(p)).filter(([k]) => known.includes(k)));
     if (bad === undefined) delete input[field];
     else input[field] = bad;
     return call(method, input, true);

@@ -165,6 +165,8 @@ export type LockFileEvent = {
   readonly handleInfo?: unknown;
   readonly fileContext?: unknown;
   readonly handleContext?: unknown;
+  /** The fence number the grant will hold (see LockEvent.fence). */
+  readonly fence?: number;
 };
 
 /**
@@ -180,6 +182,8 @@ export type UnlockFileEvent = {
   readonly key: Identity;
   readonly fileContext?: unknown;
   readonly handleContext?: unknown;
+  /** The fence number of the released lock's grant (see LockEvent.fence). */
+  readonly fence?: number;
 };
 
 /**
@@ -198,6 +202,13 @@ export type LockEvent = {
   readonly kind: PosixKind;
   readonly fileHandle?: Identity;
   readonly fileContext?: unknown;
+  /**
+   * A number that grows with every grant on the file, for applications that write to storage of
+   * their own (refuse a write whose fence is below the highest seen). A set: what its grant will
+   * hold; a release: the highest of the locks it released (0: none). Absent in a shared lock
+   * space (docs/API.md, "Not yet").
+   */
+  readonly fence?: number;
 };
 
 // ---- listings and counters ----------------------------------------------------------------------

@@ -1495,7 +1495,9 @@ export class SharedFile {
   private build(): void {
     const me = this.space.config.node;
     this.giveUpUndos();
-    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks() });
+    // No fence numbers yet in a shared lock space: one the engine does not check could go back
+    // (a file with no records is at version 0 again), docs/API.md "Not yet".
+    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks(), fence: null });
     this.lockIds.clear();
     this.markedLocks.clear();
     this.waiterIds.clear();

@@ -60,6 +60,8 @@ export class Lock implements Ranged {
     readonly write: boolean,
     readonly owner: string,
     readonly origin: LockOrigin,
+    /** The fence number of the grant that made it (TableOptions.fence), when one was given. */
+    readonly fence?: number,
   ) {}
 }
 
@@ -71,6 +73,8 @@ export interface LockRequest {
   readonly start: bigint;
   readonly end: bigint;
   readonly origin: LockOrigin;
+  /** A granted request: the fence number it is granted under (the locks it makes keep it). */
+  readonly fence?: number;
 }
 
 export class Waiter {
@@ -362,8 +366,8 @@ export class FileLocks {
       }
       if (l.end < start || l.start > end) continue; // touches only; other type stays
       this.delete(l);
-      if (l.start < start) (pieces ??= []).push(new Lock(l.start, start - 1n, nextSeq(), l.kind, l.write, owner, l.origin));
-      if (l.end > end) (pieces ??= []).push(new Lock(end + 1n, l.end, nextSeq(), l.kind, l.write, owner, l.origin));
+      if (l.start < start) (pieces ??= []).push(new Lock(l.start, start - 1n, nextSeq(), l.kind, l.write, owner, l.origin, l.fence));
+      if (l.end > end) (pieces ??= []).push(new Lock(end + 1n, l.end, nextSeq(), l.kind, l.write, owner, l.origin, l.fence));
     }
     if (pieces !== undefined) for (const p of pieces) this.insert(p);
     if (req !== undefined && type !== 'unlock') this.insert(lockOf(req, lo, hi, write));
@@ -466,6 +470,14 @@ export class FileLocks {
     return this.owned.get(owner)?.findOverlap(start, end, () => true);
   }
 
+  /** The highest fence among the owner's POSIX/OFD locks overlapping [start, end] (0: none, or none kept). */
+  ownedFence(owner: string, start: bigint, end: bigint): number {
+    let fence = 0;
+    const tree = this.owned.get(owner);
+    if (tree !== undefined && tree.size > 0) for (const l of tree.overlapping(start, end)) fence = Math.max(fence, l.fence ?? 0);
+    return fence;
+  }
+
   // ---- waiters ------------------------------------------------------------------------------
 
   enqueue(req: LockRequest, now: number, settle: (result: number) => void): Waiter {
@@ -531,5 +543,5 @@ function bySeq(a: Lock, b: Lock): number {
 }
 
 function lockOf(req: LockRequest, start: bigint, end: bigint, write: boolean): Lock {
-  return new Lock(start, end, nextSeq(), req.kind, write, req.owner, req.origin);
+  return new Lock(start, end, nextSeq(), req.kind, write, req.owner, req.origin, req.fence);
 }

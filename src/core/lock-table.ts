@@ -24,6 +24,7 @@ import { SweptMap } from './swept-map.js';
 import { FileLocks, Lock, type LockRequest, type Policy, type Waiter } from './file-locks.js';
 import { listLocks, posixUnlockEvent, posixView, winUnlockEvent, type LockEntry } from './views.js';
 import {
+  checkTableRequest,
   parseCheckIo,
   parseCloseHandle,
   parseFlush,
@@ -65,7 +66,15 @@ export interface TableOptions {
   hooks?: TableHooks;
   /** Clock for wait times in listings (ms). */
   now?: () => number;
+  /**
+   * The fence number of a grant decided now (hook events' `fence`; the granted lock keeps it in
+   * its origin). Default, while a hook is given: the table's own counter (nextFence). null: none
+   * (a shared lock space, where a number no engine checks could go back across nodes).
+   */
+  fence?: (() => number) | null;
 }
+
+const TABLE_OPTIONS: ReadonlySet<string> = new Set(['policy', 'graph', 'hooks', 'now', 'fence']);
 
 /** Why a waiter is ended from outside; the result depends on the family (API.md). */
 export type CancelReason = 'abort' | 'timeout' | 'stop' | 'deadlock';
@@ -106,6 +115,16 @@ export function without(start: bigint, end: bigint, cut: readonly { readonly sta
   return parts;
 }
 
+/** `req` granted under `fence`: its locks keep the number (release events read it). Its origin stays the same object. */
+function fenced(req: LockRequest, fence: number | undefined): LockRequest {
+  return fence === undefined ? req : { ...req, fence };
+}
+
+/** What the approval hook is shown: the request's event, with the fence its grant would hold. */
+function eventOf(req: LockRequest, fence: number | undefined): Readonly<Record<string, unknown>> {
+  return fence === undefined ? req.origin.event : { ...req.origin.event, fence };
+}
+
 function then<T, U>(x: Maybe<T>, f: (v: T) => Maybe<U>): Maybe<U> {
   return x instanceof Promise ? x.then(f) : f(x);
 }
@@ -134,6 +153,9 @@ export class LockTable {
   private readonly graph: WaitForGraph;
   private hooks: TableHooks;
   private readonly now: () => number;
+  /** A grant's fence, while anything will read it (TableOptions.fence); the last one given. */
+  private readonly fenceOf: (() => number) | undefined;
+  private lastFence = 0;
   /**
    * The caller's id for the request it is about to run: stamped on the waiter that request
    * creates (Waiter.requestId), so later edge changes name the right request even while other requests
@@ -148,11 +170,25 @@ export class LockTable {
   wakeups = true;
 
   constructor(opts: TableOptions = {}) {
+    for (const k of Object.keys(opts)) if (!TABLE_OPTIONS.has(k)) throw new TypeError(`unknown option '${k}' of LockTable (known: ${[...TABLE_OPTIONS].join(', ')})`);
     this.policy = opts.policy ?? 'default';
     if (this.policy !== 'default' && this.policy !== 'fifo') throw new TypeError(`policy must be 'default' or 'fifo'`);
     this.graph = opts.graph ?? new LocalWaitForGraph();
     this.hooks = opts.hooks ?? {};
     this.now = opts.now ?? Date.now;
+    const h = this.hooks;
+    this.fenceOf = opts.fence === null ? undefined : (opts.fence ?? (h.approve !== undefined || h.released !== undefined ? () => this.nextFence() : undefined));
+  }
+
+  /**
+   * The wall clock in µs, or one past the last fence when that is not later: it grows with every
+   * grant of this table, and past the fences of a table this one replaces (a dead worker's),
+   * unless the clock was set back meanwhile. Below 2^53 until the year 2255.
+   */
+  private nextFence(): number {
+    const now = Math.floor((performance.timeOrigin + performance.now()) * 1000);
+    this.lastFence = now > this.lastFence ? now : this.lastFence + 1;
+    return this.lastFence;
   }
 
   /** Files with live state (locks or waiters). */
@@ -180,6 +216,7 @@ export class LockTable {
    * code when the wait ends.
    */
   lockFile(input: unknown, done: (code: number) => void = noop): Maybe<number | Pending> {
+    checkTableRequest('lockFile', input);
     const c = parseLockFile(input);
     return typeof c === 'number' ? c : (this.run(c, done as (r: unknown) => void) as Maybe<number | Pending>);
   }
@@ -189,6 +226,7 @@ export class LockTable {
    * first), or with byteOffset = length = -1 every lock of (handle, processId) (IRP_MN_UNLOCK_ALL).
    */
   unlockFile(input: unknown): Maybe<number> {
+    checkTableRequest('unlockFile', input);
     const c = parseUnlockFile(input);
     return typeof c === 'number' ? c : (this.run(c) as Maybe<number>);
   }
@@ -198,6 +236,7 @@ export class LockTable {
    * with ERROR_NOT_LOCKED, then wakes whoever now fits.
    */
   closeHandle(input: unknown): Maybe<void> {
+    checkTableRequest('closeHandle', input);
     return this.run(parseCloseHandle(input)) as Maybe<void>;
   }
 
@@ -206,6 +245,7 @@ export class LockTable {
    * Zero-length I/O is always allowed; only granted Windows locks count.
    */
   checkIo(input: unknown): number {
+    checkTableRequest('checkIo', input);
     const c = parseCheckIo(input);
     return typeof c === 'number' ? c : (this.run(c) as number);
   }
@@ -215,6 +255,7 @@ export class LockTable {
    * Pending (a conflicting F_SETLKW) whose `done` gets the reply when the wait ends.
    */
   lock(input: unknown, done: (reply: PosixReply) => void = noop): Maybe<PosixReply | Pending> {
+    checkTableRequest('lock', input);
     const c = parseLock(input);
     return 'result' in c ? c : (this.run(c, done as (r: unknown) => void) as Maybe<PosixReply | Pending>);
   }
@@ -224,6 +265,7 @@ export class LockTable {
    * `lockOwner` on `path` (SEMANTICS-POSIX.md §10); its waiting requests keep waiting.
    */
   flush(input: unknown): Maybe<void> {
+    checkTableRequest('flush', input);
     return this.run(parseFlush(input)) as Maybe<void>;
   }
 
@@ -232,6 +274,7 @@ export class LockTable {
    * `lockOwner`, that owner's flock lock. Waiters through the handle end with -EINTR.
    */
   release(input: unknown): Maybe<void> {
+    checkTableRequest('release', input);
     return this.run(parseRelease(input)) as Maybe<void>;
   }
 
@@ -254,7 +297,7 @@ export class LockTable {
     if (c.op === 'flush') {
       if (f === undefined) return;
       // The parts it removes, each told as a lock of its own (afterRelease).
-      const gone = f.ownedBy(c.owner).flatMap((l) => without(l.start, l.end, spare).map(([start, end]) => new Lock(start, end, l.seq, l.kind, l.write, l.owner, l.origin)));
+      const gone = f.ownedBy(c.owner).flatMap((l) => without(l.start, l.end, spare).map(([start, end]) => new Lock(start, end, l.seq, l.kind, l.write, l.owner, l.origin, l.fence)));
       for (const l of gone) f.applyPosix(c.owner, l.start, l.end, 'unlock');
       return this.afterRelease(f, gone);
     }
@@ -376,17 +419,25 @@ export class LockTable {
 
   private unlock(path: string, req: LockRequest, base: ReplyBase, spare: readonly Spared[] = []): Maybe<PosixReply> {
     const f = this.files.get(path);
+    // The notice's fence: the highest of the locks the unlock releases (0: it releases none).
+    const released = this.hooks.released;
+    const fencing = released !== undefined && this.fenceOf !== undefined;
     if (f === undefined) {
-      this.hooks.released?.('posix', req.origin.event);
+      released?.('posix', fencing ? { ...req.origin.event, fence: 0 } : req.origin.event);
       return replyOf(base, 0);
     }
+    let fence = 0;
     if (req.kind === 'flock') {
       const held = f.flockOf(req.owner);
-      if (held !== undefined && spare.length === 0) f.removeFlock(held);
+      if (held !== undefined && spare.length === 0) {
+        fence = held.fence ?? 0;
+        f.removeFlock(held);
+      }
     } else {
+      if (fencing) fence = f.ownedFence(req.owner, req.start, req.end);
       for (const [start, end] of without(req.start, req.end, spare)) f.applyPosix(req.owner, start, end, 'unlock');
     }
-    this.hooks.released?.('posix', req.origin.event);
+    released?.('posix', fencing ? { ...req.origin.event, fence } : req.origin.event);
     const settled = this.settle(f);
     if (settled === undefined) {
       // Settled synchronously (no hook waits): no continuation to allocate.
@@ -481,7 +532,7 @@ export class LockTable {
     const f = this.file(path);
     for (const e of entries) {
       if (e.j === 'locks') {
-        for (const l of e.locks) f.grant({ kind: l.kind, write: l.write, owner: l.owner, start: l.start, end: l.end, origin: l.origin });
+        for (const l of e.locks) f.grant({ kind: l.kind, write: l.write, owner: l.owner, start: l.start, end: l.end, origin: l.origin, fence: l.fence });
         continue;
       }
       const c = e.call;
@@ -490,7 +541,7 @@ export class LockTable {
           const held = f.flockOf(c.req.owner);
           if (held !== undefined) f.removeFlock(held);
         }
-        f.grant(c.req);
+        f.grant(fenced(c.req, this.fenceOf?.()));
       } else if (c.op === 'lock') {
         if (c.req.kind === 'flock') {
           const held = f.flockOf(c.req.owner);
@@ -596,11 +647,12 @@ export class LockTable {
   /** Runs the approval hook on a request that fits, then grants it. Resolves to 0 or the veto. */
   private approveAndGrant(f: FileLocks, req: LockRequest, family: Family): Maybe<number> {
     const approve = this.hooks.approve;
-    if (approve === undefined) return this.grantApproved(f, req, 0);
-    const verdict = approve(family, req.origin.event);
-    if (!(verdict instanceof Promise)) return this.grantApproved(f, req, verdict);
+    const fence = this.fenceOf?.();
+    if (approve === undefined) return this.grantApproved(f, req, 0, fence);
+    const verdict = approve(family, eventOf(req, fence));
+    if (!(verdict instanceof Promise)) return this.grantApproved(f, req, verdict, fence);
     // The file may hold nothing yet: keep it out of the sweeps until the grant (or veto) lands.
-    return this.pinnedUntil(f, verdict, (code) => this.grantApproved(f, req, code));
+    return this.pinnedUntil(f, verdict, (code) => this.grantApproved(f, req, code, fence));
   }
 
   /**
@@ -623,13 +675,13 @@ export class LockTable {
   }
 
   /** approveAndGrant once the verdict is known. */
-  private grantApproved(f: FileLocks, req: LockRequest, code: number): Maybe<number> {
+  private grantApproved(f: FileLocks, req: LockRequest, code: number, fence: number | undefined): Maybe<number> {
     if (code !== 0) {
       this.retire(f);
       return code;
     }
     const mark = f.freedCount;
-    f.grant(req);
+    f.grant(fenced(req, fence));
     // A grant adds a lock, which can give queued 'posix' waiters new blockers; only a
     // downgrade (or a 'fifo' waiter failed by the re-check) can let anyone else in.
     const failed = f.waiters.size === 0 ? 0 : this.refreshEdges(f);
@@ -673,20 +725,21 @@ export class LockTable {
           return failed > 0 && this.policy === 'fifo' ? this.settle(f) : undefined;
         }
         const w = next.value;
-        const verdict = this.hooks.approve === undefined ? 0 : this.hooks.approve(w.req.kind === 'windows' ? 'windows' : 'posix', w.req.origin.event);
+        const fence = this.fenceOf?.();
+        const verdict = this.hooks.approve === undefined ? 0 : this.hooks.approve(w.req.kind === 'windows' ? 'windows' : 'posix', eventOf(w.req, fence));
         if (verdict instanceof Promise) {
           return verdict.then((code) => {
-            this.grantWaiter(f, w, code);
+            this.grantWaiter(f, w, code, fence);
             return step();
           });
         }
-        this.grantWaiter(f, w, verdict);
+        this.grantWaiter(f, w, verdict, fence);
       }
     };
     return step();
   }
 
-  private grantWaiter(f: FileLocks, w: Waiter, code: number): void {
+  private grantWaiter(f: FileLocks, w: Waiter, code: number, fence: number | undefined): void {
     if (code !== 0) {
       this.endWaiter(f, w, code);
       return;
@@ -694,7 +747,7 @@ export class LockTable {
     // A waiter ended while its approval was pending (a cancel, a stop) stays ended.
     if (!f.dequeue(w)) return;
     this.dropEdges(w);
-    f.grant(w.req);
+    f.grant(fenced(w.req, fence));
     w.settle(0);
   }
 

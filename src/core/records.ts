@@ -141,7 +141,7 @@ export function recordEntries(file: string, records: readonly { readonly node: s
 
 /** A granted lock rebuilt from its record (a fresh grant order: records are kept in file order). */
 export function lockOf(req: LockRequest): Lock {
-  return new Lock(req.start, req.end, nextSeq(), req.kind, req.write, req.owner, req.origin);
+  return new Lock(req.start, req.end, nextSeq(), req.kind, req.write, req.owner, req.origin, req.fence);
 }
 
 /** The handle key inside a Windows owner key (requests.ts windowsOwner: length-prefixed parts). */

@@ -95,6 +95,20 @@ export function snapshotRequest(name: RequestName, input: unknown): Record<strin
   return s;
 }
 
+/**
+ * A request given to a LockTable's own methods: the coordinator's fields (an unknown one is a
+ * TypeError naming it), but no `timeoutMs` or `signal`: the table keeps no timers and reads no
+ * signal; its embedder ends a wait with cancel(pending, reason). A non-object is left to the parser.
+ */
+export function checkTableRequest(name: RequestName, input: unknown): void {
+  if (typeof input !== 'object' || input === null) return;
+  const known = KNOWN[name];
+  for (const k in input) if (!known.has(k) && Object.hasOwn(input, k)) throw unknownField(name, k);
+  const o = input as Record<string, unknown>;
+  if (known.has('timeoutMs') && o.timeoutMs !== undefined) throw new TypeError(`timeoutMs: a LockTable keeps no timers; end the wait with cancel(pending, 'timeout')`);
+  if (known.has('signal') && o.signal !== undefined) throw new TypeError(`signal: a LockTable reads no signal; end the wait with cancel(pending, 'abort')`);
+}
+
 function unknownField(name: RequestName, field: string): TypeError {
   const near = closeMatch(field, REQUEST_FIELDS[name]);
   return new TypeError(`unknown field '${field}' in ${name} request${near === undefined ? '' : ` (did you mean '${near}'?)`}`);

@@ -46,7 +46,7 @@ export function listLocks(files: Iterable<FileLocks>, now: number): LockEntry[] 
  * (a shared lock space tells no notice for bytes its caller never held: SharedFile.untold).
  */
 export function posixUnlockEvent(l: Lock, start: bigint = l.start, end: bigint = l.end): Record<string, unknown> {
-  return { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: start, lockLen: posixLength(start, end) };
+  return { ...l.origin.event, lockType: F_UNLCK, cmd: F_SETLK, lockStart: start, lockLen: posixLength(start, end), ...(l.fence === undefined ? {} : { fence: l.fence }) };
 }
 
 export function winUnlockEvent(l: Lock): Record<string, unknown> {
@@ -59,6 +59,7 @@ export function winUnlockEvent(l: Lock): Record<string, unknown> {
     processId: e.processId,
     key: e.key,
   };
+  if (l.fence !== undefined) out.fence = l.fence;
   if (e.fileContext !== undefined) out.fileContext = e.fileContext;
   if (e.handleContext !== undefined) out.handleContext = e.handleContext;
   return out;

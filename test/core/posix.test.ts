@@ -851,10 +851,12 @@ t.test('API.md hooks (onLock): approve returning a negative errno vetoes a set; 
   });
   t.strictSame(set(table, { lockOwner: 1, lockType: F_RDLCK, lockStart: 0, lockLen: 100, lockPid: 10 }).result, 0);
   t.equal(seen.length, 1);
-  t.strictSame(seen[0], [
+  const { fence, ...event } = seen[0]![1];
+  t.strictSame([seen[0]![0], event], [
     'posix',
     { path: F, lockType: F_RDLCK, lockStart: 0n, lockLen: 100n, cmd: F_SETLK, lockOwner: 1, lockPid: 10, kind: 'posix' },
   ]);
+  t.ok(Number.isSafeInteger(fence), 'and the fence its grant will hold');
   veto = -ENOLCK;
   t.strictSame(set(table, { lockOwner: 1, lockType: F_WRLCK, lockStart: 40, lockLen: 20 }), rep(-ENOLCK, F_WRLCK, 40, 20));
   t.strictSame(set(table, { lockOwner: 2, lockType: F_RDLCK, lockStart: 200, lockLen: 1 }), rep(-ENOLCK, F_RDLCK, 200, 1));
