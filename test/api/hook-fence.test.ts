@@ -14,11 +14,29 @@ t.test('a coordinator: fences grow with every grant on a file, releases carry th
   const posix: LockEvent[] = [];
   const win: LockFileEvent[] = [];
   const unwin: UnlockFileEvent[] = [];
+  // Release events come through the hooks' own channel, not always before the unlock's answer.
+  let heard: () => void = () => {};
+  const heardOf = async <T>(what: () => T | undefined): Promise<T> => {
+    for (;;) {
+      const v = what();
+      if (v !== undefined) return v;
+      await new Promise<void>((r) => (heard = r));
+    }
+  };
   const c = await LockCoordinator.start({
     workers: 2,
-    onLock: (e) => void posix.push(e),
-    onLockFile: (e) => void win.push(e),
-    onUnlockFile: (e) => void unwin.push(e),
+    onLock: (e) => {
+      posix.push(e);
+      heard();
+    },
+    onLockFile: (e) => {
+      win.push(e);
+      heard();
+    },
+    onUnlockFile: (e) => {
+      unwin.push(e);
+      heard();
+    },
   });
   t.teardown(() => c.stop());
   const set = (owner: number, lockType: number, cmd = F_SETLK) => c.lock({ path: '/f', lockType, lockStart: 0, lockLen: 10, cmd, lockOwner: owner });
@@ -36,7 +54,10 @@ t.test('a coordinator: fences grow with every grant on a file, releases carry th
   const fences = sets.map((e) => e.fence);
   t.ok(fences.every((f) => typeof f === 'number' && Number.isSafeInteger(f) && f > 0), `each approval carries a fence (${fences.join(', ')})`);
   t.ok(fences[0]! < fences[1]! && fences[1]! < fences[2]!, 'each grant on the file a larger one, the replaced worker’s too');
-  const unlocks = posix.filter((e) => e.lockType === F_UNLCK);
+  const unlocks = await heardOf(() => {
+    const u = posix.filter((e) => e.lockType === F_UNLCK);
+    return u.length >= 2 ? u : undefined;
+  });
   t.same(unlocks.map((e) => e.lockOwner), [1, 2], 'two releases');
   t.equal(unlocks[0]!.fence, fences[0], "owner 1's release carries its lock's fence");
   // The replacement re-grants the journal's locks under numbers of its own: no smaller.
@@ -44,7 +65,7 @@ t.test('a coordinator: fences grow with every grant on a file, releases carry th
   t.equal(await c.lockFile({ fileName: '/w', byteOffset: 0, length: 1, exclusiveLock: true, failImmediately: true, handle: 1 }), 0, 'a Windows grant');
   t.equal(await c.unlockFile({ fileName: '/w', byteOffset: 0, length: 1, handle: 1 }), 0, 'and its unlock');
   t.type(win[0]?.fence, 'number', 'onLockFile carries a fence');
-  t.equal(unwin[0]?.fence, win[0]?.fence, 'onUnlockFile the same');
+  t.equal((await heardOf(() => unwin[0]))?.fence, win[0]?.fence, 'onUnlockFile the same');
 });
 
 t.test('a LockTable: a veto spends its fence, a split keeps it, an unlock of nothing says 0', async (t) => {
