@@ -98,6 +98,14 @@ export class SharedFiles implements FileSpace {
   private lastFence = 0;
   private fenceOffset = Number.NEGATIVE_INFINITY;
   private answered = 0;
+  /** When the engine last answered a step of this worker (performance.now()): requests' deadlines run from it (attempt). */
+  private answeredAt = Number.NEGATIVE_INFINITY;
+  /**
+   * Releases whose deadline passed while a request queued ahead of them that they touch was
+   * unanswered (attempt): looked at again when such a request is answered, waits or parks
+   * (aheadChanged). By host id, in the order their deadlines passed.
+   */
+  private readonly dueReleases = new Map<number, () => void>();
   /**
    * Cancels waiting for their turn in their file's mailbox, by request: each answers its request
    * at once if it can (answerCancels), its waiter's removal owed.
@@ -151,7 +159,10 @@ export class SharedFiles implements FileSpace {
         const sent = ++this.sends;
         return link.commit(step).then((reply) => {
           if (!reply.ok && reply.reason === 'unreachable') this.unanswered = Math.max(this.unanswered, sent);
-          else if (reply.ok || reply.reason !== 'fenced') this.answered = Math.max(this.answered, sent);
+          else if (reply.ok || reply.reason !== 'fenced') {
+            this.answered = Math.max(this.answered, sent);
+            this.answeredAt = performance.now();
+          }
           if (this.owedWaiting.size > 0 && engineAnswered(reply)) this.healed(sent);
           // Cancels waiting their turn are answered now (answerCancels).
           if (!reply.ok && (reply.reason === 'unreachable' || reply.reason === 'fenced') && this.cancelsQueued.size > 0) this.answerCancels();
@@ -485,37 +496,39 @@ export class SharedFiles implements FileSpace {
     const bounded = mayGoUnsent(call);
     let came = performance.now();
     r.turn = ++this.turns;
-    // A request still in the mailbox requestTimeoutMs after it came while the engine answered no
-    // step sent since (the jobs ahead of it, each with its own deadline, did not reach it): answered
-    // then with its family's generic code, from outside the mailbox, as API.md says of a request
-    // that cannot reach the engine in that time. One that need not run (mayGoUnsent) is ended: nothing
-    // was sent for it, and at its turn nothing is (it is no longer among the requests), so a lock so
-    // answered is never held. A release must run: it is answered (answerRelease), and still runs at
-    // its turn, in the mailbox's order, where it is owed to the file's next step at once unless the
-    // engine answered meanwhile (SharedFile.decide: its deadline passed), so a later request of its
-    // owner is decided after it. Armed only behind other jobs: with none, it starts at once. Once the
-    // engine answers a step sent after the deadline started (`from`: the jobs ahead reach it, they
-    // are only many, a hot file), the deadline starts again from then, at the timer and at its turn.
-    let from = this.sends;
-    const heard = (): boolean => {
-      if (!(this.answered > from)) return false;
-      came = performance.now();
-      from = this.sends;
-      return true;
-    };
+    // A request still in the mailbox once the engine has answered nothing for requestTimeoutMs
+    // since it came (the jobs ahead of it, each with its own deadline, did not reach it; an answer
+    // to any step of this worker counts, `answeredAt`): answered then with its family's generic
+    // code, from outside the mailbox, as API.md says of a request that cannot reach the engine in
+    // that time. An engine that answers, however slowly, has been reached: the deadline moves on
+    // with its answers. One that need not run (mayGoUnsent) is ended: nothing was sent for it, and
+    // at its turn nothing is (it is no longer among the requests), so a lock so answered is never
+    // held. A release must run: it is answered (answerRelease), and still runs at its turn, in the
+    // mailbox's order, where it is owed to the file's next step at once unless the engine answered
+    // meanwhile (SharedFile.decide: its deadline passed), so a later request of its owner is
+    // decided after it. Armed only behind other jobs: with none, it starts at once.
     let started = false;
     let late: ReturnType<typeof setTimeout> | undefined;
+    const due = (): void => {
+      if (started || this.requests.get(hostId) !== r) return;
+      const wait = Math.max(came, this.answeredAt) + this.config.requestTimeoutMs - performance.now();
+      if (wait > 0) {
+        arm(wait);
+        return;
+      }
+      if (bounded) {
+        this.finish(hostId, r.cancelled !== undefined && endsCancelled(call) ? cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+        return;
+      }
+      // Answered in the order they came, as at their turns: after the requests queued ahead of
+      // it that it touches (their own deadlines end them; a close's caller never hears of a
+      // request through its handle after the close). Looked at again when one of those is
+      // answered, waits, or parks (aheadChanged).
+      if (this.answeredAhead(r)) this.answerRelease(hostId, r);
+      else this.dueReleases.set(hostId, due);
+    };
     const arm = (ms = this.config.requestTimeoutMs): void => {
-      late = setTimeout(() => {
-        if (started || this.requests.get(hostId) !== r) return;
-        if (heard()) return arm();
-        if (bounded) return this.finish(hostId, r.cancelled !== undefined && endsCancelled(call) ? cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
-        // Answered in the order they came, as at their turns: after the requests queued ahead of
-        // it (their own deadlines end them; a close's caller never hears of a request through its
-        // handle after the close). Looked at again shortly, while the engine answers nothing.
-        if (this.answeredAhead(r)) this.answerRelease(hostId, r);
-        else arm(AHEAD_RECHECK_MS);
-      }, ms);
+      late = setTimeout(due, ms);
       late.unref();
     };
     if (this.jobs.has(f)) arm();
@@ -523,7 +536,9 @@ export class SharedFiles implements FileSpace {
       .enqueue(f, async () => {
         started = true;
         if (late !== undefined) clearTimeout(late);
-        heard();
+        this.dueReleases.delete(hostId);
+        // Its deadline from the engine's last answer, if that came after it did.
+        came = Math.max(came, this.answeredAt);
         // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
         // a stop): it never runs. Run again after a grace period: no longer parked from here on.
         if (r.parked === 'resuming') this.unpark(hostId, r);
@@ -553,15 +568,15 @@ export class SharedFiles implements FileSpace {
         }
         if (!this.requests.has(hostId)) return;
         this.requests.delete(hostId);
-        if (this.answeredAlready.delete(hostId)) return;
-        target.answer(hostId, call.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
+        if (!this.answeredAlready.delete(hostId)) target.answer(hostId, call.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
+        this.aheadChanged(call.path);
       })
       .catch((e: unknown) => {
         this.report(e);
         if (this.requests.has(hostId)) {
           this.requests.delete(hostId);
-          if (this.answeredAlready.delete(hostId)) return;
-          target.answer(hostId, call.path, generic(call), -1, false, false);
+          if (!this.answeredAlready.delete(hostId)) target.answer(hostId, call.path, generic(call), -1, false, false);
+          this.aheadChanged(call.path);
         }
       })
       .finally(() => this.sweep(f));
@@ -598,6 +613,19 @@ export class SharedFiles implements FileSpace {
     this.answeredAlready.add(hostId);
     const code = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
     r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined, -1, false, false);
+    this.aheadChanged(c.path);
+  }
+
+  /**
+   * A request on `path` was answered, waits (its waiter in the engine), or parks: the releases
+   * behind it whose deadline passed are looked at again (attempt), in the order they came due.
+   */
+  private aheadChanged(path: string): void {
+    if (this.dueReleases.size === 0) return;
+    for (const [hostId, due] of [...this.dueReleases]) {
+      if (this.requests.get(hostId)?.call.path !== path || !this.dueReleases.delete(hostId)) continue;
+      due();
+    }
   }
 
   /** Requests that waited out a grace period behind this node's earlier ones, with no refusal of the engine (stats: graceWaits). */
@@ -623,6 +651,7 @@ export class SharedFiles implements FileSpace {
     while (i > 0 && (this.requests.get(p.ids[i - 1]!)?.seq ?? 0) > r.seq) i--;
     p.ids.splice(i, 0, hostId);
     r.parked = 'waiting';
+    this.aheadChanged(path);
     // A few ms past the engine's count: a request run again before the period ended would be
     // refused again and queue behind those after it; at most what a timer takes.
     const at = performance.now() + Math.min(ms, MAX_TIMER_MS - PARK_MARGIN_MS) + PARK_MARGIN_MS;
@@ -714,6 +743,7 @@ export class SharedFiles implements FileSpace {
     if (r === undefined) return;
     r.rid = rid;
     this.waits.set(rid, hostId);
+    this.aheadChanged(r.call.path);
   }
 
   /** The record id of request `hostId`'s waiter, once its step committed. */
@@ -753,10 +783,12 @@ export class SharedFiles implements FileSpace {
     if (r === undefined) return;
     this.requests.delete(hostId);
     if (r.rid !== undefined) this.waits.delete(r.rid);
-    if (this.answeredAlready.delete(hostId)) return;
     const c = r.call;
-    const res: Result = c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined;
-    r.target.answer(hostId, c.path, res, waited ? Date.now() - r.since : -1, false, false);
+    if (!this.answeredAlready.delete(hostId)) {
+      const res: Result = c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined;
+      r.target.answer(hostId, c.path, res, waited ? Date.now() - r.since : -1, false, false);
+    }
+    this.aheadChanged(c.path);
   }
 
   /** Ends request `hostId` for `reason` if it still waits (or as soon as it would). */
@@ -1425,7 +1457,5 @@ function generic(call: Call): Result {
 function answersNumber(call: Call): boolean {
   return call.op === 'lockFile' || call.op === 'checkIo' || call.op === 'unlockFile' || call.op === 'unlockAll';
 }
-/** How soon a release answered at its deadline looks again at the requests queued ahead of it (SharedFiles.attempt). */
-const AHEAD_RECHECK_MS = 10;
 /** How many files SharedFiles.noneOfMine keeps (a path string each). */
 const NONE_OF_MINE_MAX = 65_536;
