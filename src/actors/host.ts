@@ -103,6 +103,16 @@ class CallerReplies implements ReplyTarget {
     this.out.queued(id, flockDrop);
     if (flockDrop) journal?.replied(path, false);
   }
+
+  /** A shared lock space: release `id`, answered next, is not written yet (SharedFiles.tellOwed). */
+  owed(id: number): void {
+    this.out.object({ t: 'owed', id });
+  }
+
+  /** A shared lock space: release `id`, told owed, is owed no longer (SharedFiles.written). */
+  written(id: number): void {
+    this.out.object({ t: 'written', id });
+  }
 }
 
 /** A request held in its file's mailbox behind an asynchronous step. */

@@ -145,6 +145,11 @@ export interface FileSpace {
   leaseUntil(): number;
   /** A step to come by itself for the file's owed releases and unsure steps. */
   retryOwed(path: string): void;
+  /**
+   * Release `hostId`, owed (answered before its step was written), is owed no longer: written by
+   * a step, settled, or dropped (SharedFile.setOwed). Its caller may forget it (SharedFiles.written).
+   */
+  written(hostId: number): void;
   /** Ms until the requests parked on `path` that arrived before request `hostId` run again; undefined if none. */
   parkedAhead(path: string, hostId: number): number | undefined;
   /** The file's wake-up pass at `at` (a grace period's end). */
@@ -348,6 +353,8 @@ type Run = ((t: LockTable) => unknown) & {
    * so the request does not wait out the owed step's tries before its own deadline.
    */
   yields?: () => boolean;
+  /** A release's request (its host id): told when it is owed no longer (setOwed, FileSpace.written). */
+  hostId?: number;
 };
 
 /** How long a waiter whose check was put off for late sessions (SharedFile.deferred) waits at most before it is checked again. */
@@ -910,7 +917,7 @@ export class SharedFile {
    */
   private settleOwed(owed: readonly Run[]): (() => void)[] {
     if (owed.length === 0) {
-      this.owed = [];
+      this.setOwed([]);
       return [];
     }
     const me = this.space.config.node;
@@ -985,7 +992,7 @@ export class SharedFile {
       this.records = all;
       for (const id of gone) this.origins.delete(id);
       for (let i = 0; i < owed.length; i++) owed[i]!.settled = { res: results[i] };
-      this.owed = [];
+      this.setOwed([]);
       return this.out.answers;
     } finally {
       this.out = outside;
@@ -1095,7 +1102,7 @@ export class SharedFile {
   forget(): void {
     this.gen++;
     this.records = [];
-    this.owed = [];
+    this.setOwed([]);
     this.unsure.clear();
     this.lostAnswers.clear();
     this.releaseTold.clear();
@@ -1769,7 +1776,7 @@ export class SharedFile {
       this.table.wakeups = !hold;
       // A release whose last step is shown applied is not run again (appliedBefore): owed, it is
       // dropped; this decision's own, after a try whose reply was lost, is answered as that try was.
-      if (this.owed.length > 0) this.owed = this.owed.filter((o) => !this.appliedBefore(o));
+      if (this.owed.length > 0) this.setOwed(this.owed.filter((o) => !this.appliedBefore(o)));
       if (mustRun && tried !== undefined && this.appliedBefore(run)) {
         this.build();
         this.out = emptyOutcome();
@@ -2192,9 +2199,24 @@ export class SharedFile {
     for (const r of runs) if (r.sent?.some((id) => shown.has(id)) === true) r.applied = true;
   }
 
+  /**
+   * The releases owed from now on: those that leave the list (written by a step, settled, shown
+   * applied, dropped) are told owed no longer (FileSpace.written), before the answers of the step
+   * that wrote them leave (done delivers after this).
+   */
+  private setOwed(next: Run[]): void {
+    for (const o of this.owed) if (o.hostId !== undefined && !next.includes(o)) this.space.written(o.hostId);
+    this.owed = next;
+  }
+
+  /** Whether release `hostId` is owed to the file's next step (its own gave up: giveUp). */
+  owes(hostId: number): boolean {
+    return this.owed.some((o) => o.hostId === hostId);
+  }
+
   private done(owed: readonly Run[], res: unknown): unknown {
     this.flying = undefined;
-    if (owed.length > 0) this.owed = this.owed.filter((o) => !owed.includes(o));
+    if (owed.length > 0) this.setOwed(this.owed.filter((o) => !owed.includes(o)));
     this.graph.cyclic.clear();
     this.deliver();
     return res;
@@ -2228,7 +2250,7 @@ export class SharedFile {
     this.flying = undefined;
     this.build();
     this.out = emptyOutcome();
-    if (owed.length > 0) this.owed = this.owed.filter((o) => !owed.includes(o));
+    if (owed.length > 0) this.setOwed(this.owed.filter((o) => !owed.includes(o)));
     return failed();
   }
 
@@ -2861,6 +2883,7 @@ export class SharedFile {
     // What can grant: a lock request, or a read that found the bytes free.
     run.park = read || cancellable(call);
     run.ahead = () => this.space.parkedAhead(this.path, hostId);
+    if (!cancellable(call) && !read) run.hostId = hostId;
     return this.decide(
       run,
       () => 'failed',

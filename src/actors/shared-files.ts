@@ -107,6 +107,11 @@ export class SharedFiles implements FileSpace {
    */
   private readonly dueReleases = new Map<number, () => void>();
   /**
+   * Releases told owed to their caller (tellOwed: answered before their step was written), and
+   * where to tell that they are owed no longer (written).
+   */
+  private readonly owedTold = new Map<number, OwedTarget>();
+  /**
    * Cancels waiting for their turn in their file's mailbox, by request: each answers its request
    * at once if it can (answerCancels), its waiter's removal owed.
    */
@@ -503,10 +508,11 @@ export class SharedFiles implements FileSpace {
     // that time. An engine that answers, however slowly, has been reached: the deadline moves on
     // with its answers. One that need not run (mayGoUnsent) is ended: nothing was sent for it, and
     // at its turn nothing is (it is no longer among the requests), so a lock so answered is never
-    // held. A release must run: it is answered (answerRelease), and still runs at its turn, in the
-    // mailbox's order, where it is owed to the file's next step at once unless the engine answered
-    // meanwhile (SharedFile.decide: its deadline passed), so a later request of its owner is
-    // decided after it. Armed only behind other jobs: with none, it starts at once.
+    // held. A release must run: it is answered (answerRelease), told owed to the caller (kept
+    // there for a replacement until written), and still runs at its turn, in the mailbox's order,
+    // where it is owed to the file's next step at once unless the engine answered meanwhile
+    // (SharedFile.decide: its deadline passed), so a later request of its owner is decided after
+    // it. Armed only behind other jobs: with none, it starts at once.
     let started = false;
     let late: ReturnType<typeof setTimeout> | undefined;
     const due = (): void => {
@@ -551,6 +557,12 @@ export class SharedFiles implements FileSpace {
         if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
         const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)), came);
         if (call.op === 'closeHandle' || call.op === 'release') this.endThrough(call);
+        // A release owed to the file's next step is told so before its answer (finish below);
+        // one that ran, or whose locks went with a lost session, is owed no longer.
+        if (mustRunHere(call)) {
+          if (res === 'failed' && f.owes(hostId)) this.tellOwed(hostId, target);
+          else this.written(hostId);
+        }
         if (res instanceof Parked) {
           if (!this.requests.has(hostId)) return;
           // Its timeout or signal came while it was decided.
@@ -573,6 +585,8 @@ export class SharedFiles implements FileSpace {
       })
       .catch((e: unknown) => {
         this.report(e);
+        // Dropped with the fault: a replacement would not run it better.
+        this.written(hostId);
         if (this.requests.has(hostId)) {
           this.requests.delete(hostId);
           if (!this.answeredAlready.delete(hostId)) target.answer(hostId, call.path, generic(call), -1, false, false);
@@ -612,6 +626,7 @@ export class SharedFiles implements FileSpace {
     if (this.requests.get(hostId) !== r) return;
     this.answeredAlready.add(hostId);
     const code = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
+    this.tellOwed(hostId, r.target);
     r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined, -1, false, false);
     this.aheadChanged(c.path);
   }
@@ -626,6 +641,24 @@ export class SharedFiles implements FileSpace {
       if (this.requests.get(hostId)?.call.path !== path || !this.dueReleases.delete(hostId)) continue;
       due();
     }
+  }
+
+  /**
+   * Release `hostId` is answered before its step was written (answerRelease, or owed at its turn):
+   * its caller is told so first, and keeps it for a replacement of this worker until written.
+   */
+  private tellOwed(hostId: number, target: OwedTarget): void {
+    if (this.owedTold.has(hostId)) return;
+    this.owedTold.set(hostId, target);
+    target.owed?.(hostId);
+  }
+
+  /** Release `hostId` is owed no longer (FileSpace.written): its caller, if told owed, is told so. */
+  written(hostId: number): void {
+    const target = this.owedTold.get(hostId);
+    if (target === undefined) return;
+    this.owedTold.delete(hostId);
+    target.written?.(hostId);
   }
 
   /** Requests that waited out a grace period behind this node's earlier ones, with no refusal of the engine (stats: graceWaits). */
@@ -1394,6 +1427,17 @@ interface Parking {
   /** When those waiting out a grace period run again, and its timer. */
   at: number;
   timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * A reply target that may keep a release answered before it was written (the caller's: host.ts
+ * CallerReplies), to run it again on a replacement of this worker; the native pump's does not.
+ */
+type OwedTarget = ReplyTarget & { owed?(id: number): void; written?(id: number): void };
+
+/** Whether `call` must run once sent (a release of any kind: SharedFile.request's mustRun). */
+function mustRunHere(call: Call): boolean {
+  return !cancellable(call) && call.op !== 'checkIo' && !(call.op === 'lock' && call.cmd === F_GETLK);
 }
 
 interface PendingRequest {

@@ -66,6 +66,12 @@ const STOPPED = 'LockCoordinator is stopped';
 export class LockCoordinator {
   private readonly workers: Workers;
   private readonly requests = new RequestWindow<Request>();
+  /**
+   * A shared lock space: releases answered before their step was written (a host's 'owed'),
+   * until their worker says 'written'. If it dies first they are sent again to its replacement
+   * with the unanswered requests, in order of arrival (recover), and not answered again.
+   */
+  private readonly owedReleases = new Map<number, Request>();
   /** Per file, committed steps since it was last idle: what a replacement worker replays. */
   private readonly journal = new Journal((path) => this.workerOf(path).out.object({ t: 'snapshot', path }));
   private readonly cycleAnswers = new Map<number, { worker: number; answer: (failed: boolean) => void }>();
@@ -188,8 +194,16 @@ export class LockCoordinator {
     // The native destination last: its events, which arrive on another path than this port, find
     // every file restored (a restore spread over several batches could otherwise come later).
     if (this.nativeSession !== undefined) fresh.out.object({ t: 'native', sessionId: this.nativeSession });
-    for (const r of this.requests.values()) {
+    const owed = [...this.owedReleases.values()].filter((r) => r.worker === dead.index);
+    const again = owed.length === 0 ? this.requests.values() : [...this.requests.values(), ...owed].sort((a, b) => a.id - b.id);
+    for (const r of again) {
       if (r.worker !== dead.index) continue;
+      // Answered already, not written (owed): run again, answered once. Kept until written there.
+      if (this.owedReleases.get(r.id) === r) {
+        r.owed = false;
+        send(fresh.out, r);
+        continue;
+      }
       if (r.queued) this.counters.waiting--;
       r.queued = false;
       // A cancelled lock request ends as its cancel would have; anything else never waits, so it
@@ -260,7 +274,12 @@ export class LockCoordinator {
   /** A final result (replies.ts R_DONE, R_ENDED): journal, stats, and the caller's Promise. */
   private onResult(id: number, result: number | null, waitedMs: number, flags: number): void {
     const r = this.requests.get(id);
-    if (r === undefined) return;
+    if (r === undefined) {
+      // A release answered before, run again on a replacement worker: kept while owed there.
+      const o = this.owedReleases.get(id);
+      if (o !== undefined && o.owed !== true) this.owedReleases.delete(id);
+      return;
+    }
     const call = r.call;
     // A shared lock space keeps its own record of every step: the store (a replacement worker loads from it).
     if (this.space === undefined) {
@@ -321,6 +340,14 @@ export class LockCoordinator {
         }
         return;
       }
+      case 'owed': {
+        const r = this.requests.get(m.id) ?? this.owedReleases.get(m.id);
+        if (r !== undefined) r.owed = true;
+        return;
+      }
+      case 'written':
+        this.owedReleases.delete(m.id);
+        return;
       case 'lostClosed': {
         const lost = this.workers.lostOf(w.index);
         lost.handles.delete(m.key);
@@ -356,6 +383,7 @@ export class LockCoordinator {
     if (r.signal !== undefined) this.aborts.delete(r.signal, r);
     this.counters.count(r.name, code);
     r.resolve(value);
+    if (r.owed === true && this.stopping === undefined) this.owedReleases.set(r.id, r);
   }
 
   // ---- submitting -----------------------------------------------------------------------------
@@ -606,6 +634,7 @@ export class LockCoordinator {
     // What is left waits on a hook that has not answered (its file's mailbox is held), or on a host
     // that never answered: such a request ends as stop ends a waiter.
     for (const r of this.requests.values()) this.finishCancelled(r, 'stop');
+    this.owedReleases.clear();
     for (const [token, c] of this.cycleAnswers) {
       this.cycleAnswers.delete(token);
       c.answer(false);

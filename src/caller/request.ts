@@ -31,6 +31,11 @@ export interface Request {
   queued: boolean;
   /** A cancel the caller asked for (kept so a request resent after a crash still honours it). */
   cancelled: CancelReason | undefined;
+  /**
+   * A shared lock space: a release its worker answered before its step was written (the host's
+   * 'owed', for its last run): kept after its answer until 'written' (LockCoordinator.owedReleases).
+   */
+  owed?: boolean;
 }
 
 /**

@@ -75,7 +75,15 @@ export type FromHost =
    * A shared lock space: handle `key` closed, one of those, or any while a replacement reads a
    * lost session's index (SharedFiles.recoverLost): that index's record of it is not its handle's.
    */
-  | { t: 'lostClosed'; key: string };
+  | { t: 'lostClosed'; key: string }
+  /**
+   * A shared lock space: release `id`, whose answer follows, is answered before its step was
+   * written to the engine (owed to the file's next step, or answered while still queued). The
+   * caller keeps it until 'written', and sends it to a replacement of this worker if it dies first.
+   */
+  | { t: 'owed'; id: number }
+  /** Release `id`, told 'owed', is owed no longer: written, settled, or dropped. */
+  | { t: 'written'; id: number };
 
 /** One of this node's sessions on a shared lock space's engine: its epoch, in the engine's incarnation. */
 export interface HostSession {

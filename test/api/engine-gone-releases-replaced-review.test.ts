@@ -6,7 +6,9 @@
  * and the owed releases lived only in the dead worker: the locks stay held in the engine by node a,
  * though a's caller was told they would be written. Before the change the queued ones were still
  * unanswered at the death (the k-th was answered k x requestTimeoutMs after it came), so they were
- * resent to the replacement and applied.
+ * resent to the replacement and applied. Now the caller keeps a release answered before it was
+ * written (the host's 'owed') until its worker says 'written', and sends it to the replacement
+ * with the unanswered requests, in order of arrival, answered once.
  */
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
@@ -46,7 +48,8 @@ t.test('unlocks answered while queued, the engine paused, then their worker dies
     got,
     0,
     `b locks [20,50): the unlocks queued behind the first (answered while queued) were written (got ${String(got)})`,
-    { todo: 'found by review: releases answered while queued are lost with their worker (not resent to the replacement)' },
   );
-  t.equal(await b.lockFile(win('/w', 21, 10, 10)), 0, "b locks [10,20): the first unlock (owed when its worker died) was written", { todo: 'pre-existing: an owed release is lost with its worker' });
+  t.equal(await b.lockFile(win('/w', 21, 10, 10)), 0, 'b locks [10,20): the first unlock (owed when its worker died) was written');
+  // Run again on the replacement, each unlock was answered there too: its caller heard once.
+  t.same((await a.stats()).operations.unlockFile, { 33: 4 }, "a's stats count each unlock once");
 });
