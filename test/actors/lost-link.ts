@@ -199,6 +199,28 @@ export async function endGrace(engine: MemoryEngine, ...nodes: TestNode[]): Prom
 
 export const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
 
+/** An answer's code: a Win32 code as it is, a POSIX reply's result, undefined for a void answer. */
+export const code = (r: unknown): number | undefined => (typeof r === 'number' ? r : (r as { result: number } | undefined)?.result);
+
+/** Node `name` on `engine` (policy 'default', requestTimeoutMs `timeoutMs`), its store closed when `t` ends. */
+export async function nodeFor(t: Test, engine: MemoryEngine, name: string, timeoutMs: number): Promise<TestNode> {
+  const n = await node(engine, name, 'default', timeoutMs);
+  t.teardown(() => n.store.close());
+  return n;
+}
+
+/**
+ * Holds the mailbox of `call`'s file on `n` (holdAtLink): request `id`, `call` (by default p<id>'s
+ * lock of [90,100) of /a), runs first and its step waits at the link. Resolves once it does;
+ * `release()` lets steps pass again.
+ */
+export async function headAtLink(n: TestNode, id: number, call: Call = lk(`p${id}`, id, F_WRLCK, F_SETLK, 90, 10)): Promise<{ release: () => void }> {
+  const hold = holdAtLink(n);
+  n.sf.run(id, call, n.target);
+  await within(hold.atLink, BUDGET_MS, 'the head step at the link');
+  return hold;
+}
+
 /** Counts the answers each request of `n` gets from now on (a request is answered once). */
 export function countAnswers(n: TestNode): Map<number, number> {
   const counts = new Map<number, number>();

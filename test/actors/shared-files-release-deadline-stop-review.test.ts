@@ -5,23 +5,19 @@
  */
 import t from 'tap';
 import { ENOLCK, F_SETLK, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, ch, countAnswers, holdAtLink, lf, lk, node, within } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, ch, code, countAnswers, headAtLink, lf, lk, nodeFor, within } from './lost-link.js';
 
 const TIMEOUT = 300;
-const code = (r: unknown) => (typeof r === 'number' ? r : (r as { result: number } | undefined)?.result);
 
 t.test('stop() with releases answered while queued behind a step held at the link: each answered once, stop ends', async (t) => {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a', 'default', TIMEOUT);
-  t.teardown(() => a.store.close());
+  const a = await nodeFor(t, engine, 'a', TIMEOUT);
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   t.equal(code(await answered(a, 1, "p1's lock")), 0, 'p1 holds [0,10)');
   a.sf.run(2, lf(4, 20, 10), a.target);
   t.equal(await answered(a, 2, "handle 4's lock"), 0, 'handle 4 holds [20,30)');
   const counts = countAnswers(a);
-  const hold = holdAtLink(a);
-  a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK, 90, 10), a.target);
-  await within(hold.atLink, BUDGET_MS, 'the head step at the link');
+  const hold = await headAtLink(a, 9);
   a.sf.run(11, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
   a.sf.run(12, ch(4), a.target);
   t.equal(code(await answered(a, 11, "p1's unlock")), -ENOLCK, "p1's unlock answered while queued");

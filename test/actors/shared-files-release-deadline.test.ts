@@ -12,10 +12,9 @@
 import t, { type Test } from 'tap';
 import { EAGAIN, ENOLCK, ERROR_LOCK_VIOLATION, ERROR_NOT_LOCKED, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseFlush, type Call } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, ch, countAnswers, holdAtLink, lf, lk, lw, node, uf, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, ch, code, countAnswers, headAtLink, lf, lk, lw, node, nodeFor, uf, within, type TestNode } from './lost-link.js';
 
 const TIMEOUT = 300;
-const code = (r: unknown) => (typeof r === 'number' ? r : (r as { result: number } | undefined)?.result);
 const flush = (owner: string): Call => parseFlush({ path: '/a', lockOwner: owner }) as Call;
 
 /** a's locks on /a: p1..p2 (POSIX, [0,10) and [10,20)), handle 3 (Windows, [20,30)), handle 4 (Windows, [30,40)), p5 (POSIX, [40,50)). */
@@ -68,9 +67,8 @@ async function allFree(t: Test, engine: MemoryEngine, a: TestNode, b: TestNode):
 
 t.test('releases of every kind on one file at once, the engine gone: each answered with its generic code within requestTimeoutMs of its arrival, each applied once the engine is back', async (t) => {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a', 'default', TIMEOUT);
-  const b = await node(engine, 'b', 'default', TIMEOUT);
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  const a = await nodeFor(t, engine, 'a', TIMEOUT);
+  const b = await nodeFor(t, engine, 'b', TIMEOUT);
   await fiveLocks(t, a);
   const counts = countAnswers(a);
   a.policy = () => 'drop';
@@ -91,15 +89,12 @@ t.test('releases of every kind on one file at once, the engine gone: each answer
 
 t.test('releases queued behind a step held at the link past their deadline: answered from outside the mailbox at requestTimeoutMs after they came, applied in order once it passes', async (t) => {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a', 'default', TIMEOUT);
-  const b = await node(engine, 'b', 'default', TIMEOUT);
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  const a = await nodeFor(t, engine, 'a', TIMEOUT);
+  const b = await nodeFor(t, engine, 'b', TIMEOUT);
   await fiveLocks(t, a);
   const counts = countAnswers(a);
   // A lock request of other bytes holds the mailbox: its step waits at the link until released.
-  const hold = holdAtLink(a);
-  a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK, 90, 10), a.target);
-  await within(hold.atLink, BUDGET_MS, 'the head step at the link');
+  const hold = await headAtLink(a, 9);
   const { res, took } = await releaseAll(a);
   t.same(res, releases.map(([, , r]) => r), 'the generic codes (void for flush and close)');
   t.ok(took.every((ms) => ms < TIMEOUT * 1.5), `each answered within requestTimeoutMs (${TIMEOUT} ms) of its arrival, the head step still held: ${took.join(', ')} ms`);
@@ -148,9 +143,8 @@ t.test("a release whose deadline passes while it is decided (the approval of the
 
 t.test('a close answered at its deadline while queued: the waiter through its handle ends first (158), and the close still removes it once the engine is back', async (t) => {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a', 'default', TIMEOUT);
-  const b = await node(engine, 'b', 'default', TIMEOUT);
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
+  const a = await nodeFor(t, engine, 'a', TIMEOUT);
+  const b = await nodeFor(t, engine, 'b', TIMEOUT);
   b.sf.run(1, lk('q1', 1, F_WRLCK, F_SETLK, 0, 10), b.target);
   t.equal(code(await answered(b, 1, "q1's lock")), 0, 'q1 (node b) holds [0,10)');
   a.sf.run(1, lw(5, 0, 10), a.target);
@@ -161,9 +155,7 @@ t.test('a close answered at its deadline while queued: the waiter through its ha
     order.push(id);
     answer(id, ...rest);
   };
-  const hold = holdAtLink(a);
-  a.sf.run(9, lk('p9', 9, F_WRLCK, F_SETLK, 90, 10), a.target);
-  await within(hold.atLink, BUDGET_MS, 'the head step at the link');
+  const hold = await headAtLink(a, 9);
   const t0 = performance.now();
   a.sf.run(2, ch(5), a.target);
   t.equal(await answered(a, 2, 'the close of handle 5'), undefined, 'the close answered (void)');

@@ -8,10 +8,9 @@
  */
 import t from 'tap';
 import { ENOLCK, F_SETLK, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, MemoryEngine, answered, holdAtLink, lk, node, within } from './lost-link.js';
+import { MemoryEngine, answered, code, headAtLink, lk, nodeFor } from './lost-link.js';
 
 const TIMEOUT = 300;
-const code = (r: unknown) => (typeof r === 'number' ? r : (r as { result: number } | undefined)?.result);
 
 /** Counts the timers armed from shared-files.ts while `during` runs. */
 async function timersOfSharedFiles<T>(during: () => Promise<T>): Promise<{ value: T; timers: number }> {
@@ -30,8 +29,7 @@ async function timersOfSharedFiles<T>(during: () => Promise<T>): Promise<{ value
 
 t.test("an unlock due behind its owner's unanswered request (the engine not answering): answered right after that request, no timer meanwhile", async (t) => {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a', 'default', TIMEOUT);
-  t.teardown(() => a.store.close());
+  const a = await nodeFor(t, engine, 'a', TIMEOUT);
   a.sf.run(1, lk('p1', 1, F_WRLCK, F_SETLK, 0, 10), a.target);
   t.equal(code(await answered(a, 1, "p1's lock of [0,10)")), 0, 'p1 holds [0,10)');
   const order: number[] = [];
@@ -41,9 +39,7 @@ t.test("an unlock due behind its owner's unanswered request (the engine not answ
     answer(id, ...rest);
   };
   // p1's request of [20,30) holds the mailbox: its step waits at the link, unanswered.
-  const hold = holdAtLink(a);
-  a.sf.run(9, lk('p1', 1, F_WRLCK, F_SETLK, 20, 10), a.target);
-  await within(hold.atLink, BUDGET_MS, "p1's step at the link");
+  const hold = await headAtLink(a, 9, lk('p1', 1, F_WRLCK, F_SETLK, 20, 10));
   a.sf.run(10, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
   // p2's request, queued behind the unlock: its deadline passes after the unlock's.
   a.sf.run(11, lk('p2', 2, F_WRLCK, F_SETLK, 50, 10), a.target);

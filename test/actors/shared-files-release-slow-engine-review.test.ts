@@ -9,15 +9,13 @@
  */
 import t from 'tap';
 import { ENOLCK, F_SETLK, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import { MemoryEngine, answered, countAnswers, lk, node } from './lost-link.js';
+import { MemoryEngine, answered, code, countAnswers, lk, nodeFor } from './lost-link.js';
 
 const TIMEOUT = 300;
-const code = (r: unknown) => (typeof r === 'number' ? r : (r as { result: number } | undefined)?.result);
 
 t.test('three unlocks on one file, the engine slow but answering every step within 0.6 x requestTimeoutMs: each answered 0, as before', async (t) => {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a', 'default', TIMEOUT);
-  t.teardown(() => a.store.close());
+  const a = await nodeFor(t, engine, 'a', TIMEOUT);
   for (const i of [1, 2, 3]) {
     a.sf.run(i, lk(`p${i}`, i, F_WRLCK, F_SETLK, i * 10, 10), a.target);
     t.equal(code(await answered(a, i, `lock ${i}`)), 0, `p${i} holds its bytes`);
