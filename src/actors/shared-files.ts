@@ -543,8 +543,9 @@ export class SharedFiles implements FileSpace {
         started = true;
         if (late !== undefined) clearTimeout(late);
         this.dueReleases.delete(hostId);
-        // Its deadline from the engine's last answer, if that came after it did.
-        came = Math.max(came, this.answeredAt);
+        // The engine answered since it came (it was reached, only slowly or busy with the jobs
+        // ahead): its own step gets a whole requestTimeoutMs from its turn, as one with no job ahead.
+        if (this.answeredAt > came) came = performance.now();
         // Ended while it waited in the mailbox (a close of its handle after its grace period ended,
         // a stop): it never runs. Run again after a grace period: no longer parked from here on.
         if (r.parked === 'resuming') this.unpark(hostId, r);
