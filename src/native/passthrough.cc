@@ -181,8 +181,29 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Passthrough* s = passthroughOf(req);
-  int fd = openat(s->inode(parent).fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~O_NOFOLLOW, mode);
+  // The kernel sends CREATE when its LOOKUP found no such name; one that appeared since (linked or
+  // renamed there by another node) names an existing file, maybe one locked here. Its O_TRUNC is a
+  // size change, fenced as at OPEN: the file is opened without it, checked, then truncated.
+  const bool trunc = (fi->flags & O_TRUNC) != 0;
+  int fd = openat(s->inode(parent).fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~(O_NOFOLLOW | O_TRUNC), mode);
   if (fd < 0) return (void)fuse_reply_err(req, errno);
+  if (trunc) {
+    int err = 0;
+    if (s->fencedFile(fd)) {
+      err = EIO;
+    } else if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+      if (ftruncate(fd, 0) < 0) err = errno;
+    } else {
+      // O_RDONLY | O_TRUNC truncates on Linux (with write permission): through a writable open.
+      int w = open(procPath(fd).c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+      if (w < 0) err = errno;
+      else ::close(w);
+    }
+    if (err != 0) {
+      ::close(fd);
+      return (void)fuse_reply_err(req, err);
+    }
+  }
   fuse_entry_param e;
   int err = s->lookup(parent, name, &e);
   if (err != 0) {
@@ -331,6 +352,15 @@ bool Passthrough::leaseRanOut(const double* lease) const {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   double now = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6 + leaseOffsetMs_;
   return !(now < until);  // NaN: fenced
+}
+
+bool Passthrough::fencedFile(int fd) {
+  if (lease_.load(std::memory_order_acquire) == nullptr) return false;
+  struct stat st;
+  if (fstat(fd, &st) < 0) return false;
+  std::lock_guard<std::mutex> g(inodesMu_);
+  auto it = inodes_.find(std::make_pair(st.st_dev, st.st_ino));
+  return it != inodes_.end() && fencedIo(reinterpret_cast<uintptr_t>(it->second));
 }
 
 void Passthrough::handleClosed(fuse_ino_t ino) {

@@ -105,6 +105,11 @@ class Passthrough {
     if (l == nullptr) return false;
     return (inode(ino).handles.load(std::memory_order_acquire) & Inode::LOCKED_HERE) != 0 && leaseRanOut(l);
   }
+  /**
+   * fencedIo of the file open as `fd` (a backing descriptor), found by its (st_dev, st_ino) in the
+   * inode table: false when the kernel knows no such inode here (nothing was locked through it).
+   */
+  bool fencedFile(int fd);
   /** A lock was granted on `ino` through the mount (before its answer). */
   void lockGranted(fuse_ino_t ino) { inode(ino).handles.fetch_or(Inode::LOCKED_HERE, std::memory_order_acq_rel); }
   /** A handle of `ino` opened (before its answer) / released. */
