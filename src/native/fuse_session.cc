@@ -288,6 +288,8 @@ class FuseSession : public Session, public Passthrough {
   bool invalRunning_ = false;
   std::atomic<uint64_t> invalidations_{0};
   std::atomic<uint64_t> invalidationErrors_{0};
+  /** Store mounts: the fence's watcher (Passthrough::fenceWatch), dropping locked files' pages at the lease's end. */
+  std::thread fence_;
 
   friend SessionPtr locksmith::mountFuse(const MountOptions& o);
 };
@@ -646,6 +648,15 @@ void FuseSession::start() {
       pthread_setname_np(pthread_self(), "locksmith-inval");
       invalidationLoop();
     });
+    fence_ = std::thread([this] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      pthread_setname_np(pthread_self(), "locksmith-fence");
+      // Whole file, as at a grant: mapped pages unmapped, dirty ones written back (their WRITE is
+      // fenced: such a page stays, the writer's own bytes), all others dropped.
+      fenceWatch([this](fuse_ino_t ino) { fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0); });
+    });
   }
 }
 
@@ -984,6 +995,7 @@ void FuseSession::close() {
   // readers serve until the connection goes; joined once they are gone (the connection with them,
   // so no notify can wait any more).
   stopInvalidations();
+  stopFenceWatch();
   detachAll();
   clearQueues();
   if (se_ != nullptr) {
@@ -996,12 +1008,14 @@ void FuseSession::close() {
         fprintf(stderr, "locksmith fuse: the FUSE loop for %s did not stop; leaving it behind\n", mountpoint_.c_str());
         loop_.detach();
         if (inval_.joinable()) inval_.detach();
+        if (fence_.joinable()) fence_.detach();
         leaked_ = true;
       }
     }
     if (!leaked_) {
       if (loop_.joinable()) loop_.join();
       if (inval_.joinable()) inval_.join();
+      if (fence_.joinable()) fence_.join();
       {
         // No polling thread reads the device or runs a request from now on.
         std::unique_lock<std::shared_mutex> g(ioMu_);
@@ -1043,6 +1057,8 @@ void FuseSession::stats(Stats& out) {
   out.numbers.emplace_back("handedToReaders", static_cast<double>(jobsRun_.load()));
   out.numbers.emplace_back("invalidations", static_cast<double>(invalidations_.load()));
   out.numbers.emplace_back("invalidationErrors", static_cast<double>(invalidationErrors_.load()));
+  out.numbers.emplace_back("fenceDeadlines", static_cast<double>(fenceDeadlines()));
+  out.numbers.emplace_back("fenceDrops", static_cast<double>(fenceDrops()));
   out.numbers.emplace_back("connection", connId_);
   out.strings.emplace_back("mountpoint", mountpoint_);
   out.strings.emplace_back("backing", opts_.backing);

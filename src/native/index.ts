@@ -339,6 +339,12 @@ export interface SessionInfo {
   /** Requests a polling JavaScript thread read from /dev/fuse itself, and those of them (not lock traffic) the reader threads ran. */
   polledReads?: number;
   handedToReaders?: number;
+  /** Store mounts: invalidations before grants and unlocks (and those that failed). */
+  invalidations?: number;
+  invalidationErrors?: number;
+  /** Store mounts: the lease deadlines at which the fence dropped the cached pages of the files locked here, and those files. */
+  fenceDeadlines?: number;
+  fenceDrops?: number;
   connection?: number;
   mountpoint?: string;
   backing?: string;

@@ -22,6 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
 namespace locksmith {
 namespace {
 
@@ -341,17 +345,82 @@ void Passthrough::markLost(uint64_t fh) {
 void Passthrough::setLease(const double* lease, double offsetMs) {
   leaseOffsetMs_ = offsetMs;
   lease_.store(lease, std::memory_order_release);
+  wakeFenceWatch();
 }
 
-bool Passthrough::leaseRanOut(const double* lease) const {
+double Passthrough::leaseUntil(const double* lease) const {
   // lease[0] is a Float64Array element the JavaScript main thread stores whole (8 aligned bytes).
   uint64_t bits = __atomic_load_n(reinterpret_cast<const uint64_t*>(lease), __ATOMIC_ACQUIRE);
   double until;
   memcpy(&until, &bits, sizeof until);
+  return until;
+}
+
+double Passthrough::leaseNowMs() const {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  double now = static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6 + leaseOffsetMs_;
-  return !(now < until);  // NaN: fenced
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6 + leaseOffsetMs_;
+}
+
+bool Passthrough::leaseRanOut(const double* lease) const {
+  return !(leaseNowMs() < leaseUntil(lease));  // NaN: fenced
+}
+
+void Passthrough::wakeFenceWatch() {
+  std::lock_guard<std::mutex> g(fenceMu_);
+  fenceWake_ = true;
+  fenceCv_.notify_one();
+}
+
+void Passthrough::stopFenceWatch() {
+  std::lock_guard<std::mutex> g(fenceMu_);
+  fenceStop_ = true;
+  fenceCv_.notify_one();
+}
+
+void Passthrough::fenceWatch(const std::function<void(fuse_ino_t)>& drop) {
+  std::unique_lock<std::mutex> l(fenceMu_);
+  std::vector<fuse_ino_t> locked;
+  for (;;) {
+    fenceWake_ = false;
+    if (fenceStop_) break;
+    const double* lease = lease_.load(std::memory_order_acquire);
+    if (lease == nullptr) {
+      fenceCv_.wait(l, [&] { return fenceStop_ || fenceWake_; });
+      continue;
+    }
+    double left = leaseUntil(lease) - leaseNowMs();
+    if (left > 0) {
+      // Valid: asleep until the deadline (capped: a far one is looked at again, nothing more).
+      fenceParked_.store(false, std::memory_order_relaxed);
+      fenceCv_.wait_for(l, std::chrono::duration<double, std::milli>(std::min(left, 3600e3)),
+                        [&] { return fenceStop_ || fenceWake_; });
+      continue;
+    }
+    if (!fenceParked_.load(std::memory_order_relaxed)) {
+      // Ran out: parked first, so that I/O seeing a renewal from now on wakes this thread again.
+      fenceParked_.store(true, std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      fenceDeadlines_.fetch_add(1, std::memory_order_relaxed);
+      locked.clear();
+      {
+        std::lock_guard<std::mutex> g(inodesMu_);
+        for (auto& kv : inodes_) {
+          if (kv.second->handles.load(std::memory_order_acquire) & Inode::LOCKED_HERE) {
+            locked.push_back(reinterpret_cast<uintptr_t>(kv.second));
+          }
+        }
+      }
+      l.unlock();
+      // An inode forgotten meanwhile is one the kernel no longer has: its notify finds nothing.
+      for (fuse_ino_t ino : locked) drop(ino);
+      fenceDrops_.fetch_add(locked.size(), std::memory_order_relaxed);
+      l.lock();
+      continue;  // renewed meanwhile: asleep until the new deadline
+    }
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    fenceCv_.wait(l, [&] { return fenceStop_ || fenceWake_; });
+  }
 }
 
 bool Passthrough::fencedFile(int fd) {

@@ -24,6 +24,8 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -103,13 +105,33 @@ class Passthrough {
   bool fencedIo(fuse_ino_t ino) {
     const double* l = lease_.load(std::memory_order_acquire);
     if (l == nullptr) return false;
-    return (inode(ino).handles.load(std::memory_order_acquire) & Inode::LOCKED_HERE) != 0 && leaseRanOut(l);
+    if ((inode(ino).handles.load(std::memory_order_acquire) & Inode::LOCKED_HERE) == 0) return false;
+    bool out = leaseRanOut(l);
+    // The watcher sleeps as if the lease ran out (parked) while it did not, or the other way round
+    // (the lease was cut short): it looks again. Renewed, this I/O may cache pages it must drop at
+    // the next deadline.
+    if (fenceParked_.load(std::memory_order_seq_cst) != out) wakeFenceWatch();
+    return out;
   }
   /**
    * fencedIo of the file open as `fd` (a backing descriptor), found by its (st_dev, st_ino) in the
    * inode table: false when the kernel knows no such inode here (nothing was locked through it).
    */
   bool fencedFile(int fd);
+  /**
+   * The fence's watcher (a store mount's own thread, run until stopFenceWatch): at the lease's
+   * deadline, `drop` (the kernel's cached pages of a file: notify_inval_inode) for every file
+   * locked here, so that no read the kernel would answer from its cache escapes the fence: the
+   * next read or page fault comes to opRead and gets EIO. It sleeps until the deadline on a
+   * condition variable (no polling) and looks again when woken there, when the lease is set, or
+   * when I/O of a locked file sees the lease other than the watcher believes (fencedIo: renewed
+   * while it was parked, or cut short while it slept).
+   */
+  void fenceWatch(const std::function<void(fuse_ino_t)>& drop);
+  void stopFenceWatch();
+  /** Files whose cached pages the watcher dropped at a deadline, and the deadlines it acted at. */
+  uint64_t fenceDrops() const { return fenceDrops_.load(std::memory_order_relaxed); }
+  uint64_t fenceDeadlines() const { return fenceDeadlines_.load(std::memory_order_relaxed); }
   /** A lock was granted on `ino` through the mount (before its answer). */
   void lockGranted(fuse_ino_t ino) { inode(ino).handles.fetch_or(Inode::LOCKED_HERE, std::memory_order_acq_rel); }
   /** A handle of `ino` opened (before its answer) / released. */
@@ -129,6 +151,18 @@ class Passthrough {
   std::atomic<const double*> lease_{nullptr};
   double leaseOffsetMs_ = 0;
   bool leaseRanOut(const double* lease) const;
+  /** ms on the lease's scale now (CLOCK_MONOTONIC + leaseOffsetMs_). */
+  double leaseNowMs() const;
+  double leaseUntil(const double* lease) const;
+  void wakeFenceWatch();
+  std::mutex fenceMu_;
+  std::condition_variable fenceCv_;
+  bool fenceWake_ = false;
+  bool fenceStop_ = false;
+  /** The watcher handled the lease's running out and waits for a renewal (written under fenceMu_). */
+  std::atomic<bool> fenceParked_{false};
+  std::atomic<uint64_t> fenceDrops_{0};
+  std::atomic<uint64_t> fenceDeadlines_{0};
 };
 
 /** The Passthrough a request belongs to (the session's fuse_session_new userdata). */

@@ -98,6 +98,8 @@ export interface StoreMount {
   readonly mnt: string;
   /** The mount's redis-server (started before the file's tests): pause it to cut the node off. */
   readonly server: RedisServer;
+  /** The mount (made before the file's tests): its native counters (info()). */
+  readonly mount: FuseMount;
 }
 
 /**
@@ -138,6 +140,10 @@ export function oneStoreMount(file: string, prefix: string, ttl: number, files: 
     get server(): RedisServer {
       if (server === undefined) throw new Error('the redis-server is started before the tests');
       return server;
+    },
+    get mount(): FuseMount {
+      if (a === undefined) throw new Error('the mount is made before the tests');
+      return a;
     },
   };
 }
