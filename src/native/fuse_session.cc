@@ -36,20 +36,22 @@
 // to JS (which releases it in the shared lock space) only after the same, as NFS at each lock and
 // unlock: written back at the unlock's answer, a waiter on another node would read the storage
 // first. That notify blocks until the kernel is done, and writing back is WRITE requests to this
-// very server, so it runs on a thread of its own (invalidationLoop), never on a reader nor on a
+// very server, so it runs on threads of its own (invalidationLoop), never on a reader nor on a
 // JavaScript thread (one may be the thread polling the device): the answering (or, for an unlock,
-// the receiving) thread queues the request, the invalidation thread invalidates, then replies (or
-// admits the unlock). A mount without a
-// store has no such thread and answers at once.
+// the receiving) thread queues the request, an invalidation thread invalidates, then replies (or
+// admits the unlock). A small pool, a file at a time each: a file's requests stay in order, and
+// one file whose write-back cannot end holds no other file's answers. At the lease's end the
+// fence watcher (Passthrough::fenceWatch) drops the pages of the files locked here. A mount
+// without a store has no such threads and answers at once.
 //
 // Unmount answers every outstanding request itself, so no process stays blocked: a lock request
 // that was interrupted gets EINTR, any other lock request gets ENOLCK ("no locks available": the
 // lock service is going away; EINTR would reach a process with no signal pending as errno 512),
 // flush and release do their backing part and reply. Requests that arrive while closing get the
-// same treatment. The invalidation thread answers what it holds, then ends: its notify may wait for
+// same treatment. The invalidation threads answer what they hold, then end: a notify may wait for
 // a WRITE, which the readers serve until the connection goes. Then the mount is unmounted (umount2;
 // if busy, MNT_FORCE, which aborts the FUSE connection and so ends any notify still waiting, then
-// MNT_DETACH), the loop ends and its threads are joined, the invalidation thread last.
+// MNT_DETACH), the loop ends and its threads are joined, the invalidation and fence threads last.
 #include "fuse_session.h"
 
 #include <stdexcept>
@@ -199,7 +201,7 @@ class FuseSession : public Session, public Passthrough {
   /** Sends the reply of a request already taken from the table. */
   void finish(const RequestPtr& r, int err, bool unregisterInterrupt);
   /**
-   * A store mount's grant or unlock (setlk, flock; err 0): queued for the invalidation thread,
+   * A store mount's grant or unlock (setlk, flock; err 0): queued for the invalidation threads,
    * which answers it after the kernel dropped (and first wrote back) the file's cached pages.
    * False when that thread is not running: the caller answers.
    */
@@ -207,7 +209,7 @@ class FuseSession : public Session, public Passthrough {
   /** Makes a lock request visible to JS (its destination's queue), or answers it if closing. */
   void admit(const RequestPtr& r);
   void invalidationLoop();
-  /** Ends the invalidation thread once it has answered every queued request (close()). */
+  /** Ends the invalidation threads once they have answered every queued request (close()). */
   void stopInvalidations();
   void unmountKernel();
   /** Completes overdue requests of destinations nobody attached (MountOptions::graceMs). */
@@ -274,18 +276,25 @@ class FuseSession : public Session, public Passthrough {
   std::atomic<int64_t> lastJobEndNs_{0};
 
   /**
-   * Store mounts (sharedKeys): the thread that invalidates a file's pages before a lock request's
+   * Store mounts (sharedKeys): the threads that invalidate a file's pages before a lock request's
    * answer (queueInvalidation). The notify blocks until the kernel has written back the dirty pages
    * (WRITE requests to this very server) and dropped them, so it never runs on a thread that reads
    * the device, nor on a JavaScript thread (which may be the one polling the device meanwhile).
+   * A small pool sharing one queue, a file at a time each: one file's requests stay in order (its
+   * file is busy while a thread invalidates it), and one file whose write-back cannot end (a
+   * stopped backing store) holds only its own requests, not every other file's.
    */
-  std::thread inval_;
+  static constexpr int kInvalThreads = 4;
+  std::vector<std::thread> invals_;
   std::mutex invalMu_;
   std::condition_variable invalCv_;
   /** Each with `thenAdmit`: an unlock, admitted (to JS) once written back; else a grant, answered. */
   std::deque<std::pair<RequestPtr, bool>> invalQueue_;
+  /** The files (nodeId) a thread is invalidating now: their queued requests wait for it. */
+  std::vector<uint64_t> invalBusy_;
   bool invalStop_ = false;
   bool invalRunning_ = false;
+  int invalThreadsLeft_ = 0;
   std::atomic<uint64_t> invalidations_{0};
   std::atomic<uint64_t> invalidationErrors_{0};
   /** Store mounts: the fence's watcher (Passthrough::fenceWatch), dropping locked files' pages at the lease's end. */
@@ -413,7 +422,7 @@ void FuseSession::lockRequest(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi
   // A store mount's unlock (setlk F_UNLCK, flock LOCK_UN): the file's dirty pages (mmap stores) are
   // written back before the unlock reaches the shared lock space, as NFS (do_unlk: nfs_sync_mapping,
   // then the unlock to the server). Written back only at the answer, a waiter on another node is
-  // granted (and reads the storage) before them. The invalidation thread does it, then admits.
+  // granted (and reads the storage) before them. An invalidation thread does it, then admits.
   if (sharedKeys && type == F_UNLCK && (kind == EventKind::Setlk || kind == EventKind::Flock) &&
       queueInvalidation(r, true)) {
     return;
@@ -500,13 +509,13 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       // under the lock it now gives up. As NFS at each lock and unlock (do_setlk, do_unlk:
       // nfs_sync_mapping, nfs_zap_caches), the kernel writes back the file's dirty pages (mmap
       // stores: write(2) already reached the backing file) and drops its cached pages and
-      // attributes before the answer: the invalidation thread does it, then answers.
+      // attributes before the answer: an invalidation thread does it, then answers.
       // An unlock was written back before it was admitted (lockRequest): answered at once.
       if (err == 0 && sharedKeys && r->type != F_UNLCK) {
         // From now on the file's I/O is fenced at the lease (Passthrough::fencedIo).
         lockGranted(static_cast<fuse_ino_t>(r->nodeId));
         if (queueInvalidation(r, false)) return;
-        // No invalidation thread (the session closes): the attributes at least, which never blocks.
+        // No invalidation threads (the session closes): the attributes at least, which never blocks.
         if (se_ != nullptr) fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), -1, 0);
       }
       fuse_reply_err(req, err);
@@ -537,28 +546,42 @@ bool FuseSession::queueInvalidation(const RequestPtr& r, bool thenAdmit) {
 }
 
 void FuseSession::invalidationLoop() {
-  std::deque<std::pair<RequestPtr, bool>> batch;
-  std::vector<uint64_t> done;  // inodes this batch invalidated already
+  std::vector<std::pair<RequestPtr, bool>> batch;
   std::unique_lock<std::mutex> l(invalMu_);
+  auto busy = [&](uint64_t node) { return std::find(invalBusy_.begin(), invalBusy_.end(), node) != invalBusy_.end(); };
   for (;;) {
-    invalCv_.wait(l, [&] { return invalStop_ || !invalQueue_.empty(); });
-    if (invalQueue_.empty()) break;  // stopping, and every queued request is answered
-    batch.swap(invalQueue_);
-    l.unlock();
-    done.clear();
-    for (const auto& [r, thenAdmit] : batch) {
-      // One invalidation serves every request of its file in the batch: all were decided before it.
-      if (std::find(done.begin(), done.end(), r->nodeId) == done.end()) {
-        // offset 0, len 0: the whole file. The kernel (fuse_reverse_inval_inode) marks the
-        // attributes stale and runs invalidate_inode_pages2_range: mapped pages are unmapped,
-        // dirty ones laundered (a WRITE each, served by the readers), all dropped. It returns when
-        // done; -ENOENT: the kernel has no such inode cached (nothing to drop). Any other error
-        // (the connection going away) leaves nothing to do but answer.
-        int res = fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(r->nodeId), 0, 0);
-        invalidations_.fetch_add(1, std::memory_order_relaxed);
-        if (res != 0 && res != -ENOENT) invalidationErrors_.fetch_add(1, std::memory_order_relaxed);
-        done.push_back(r->nodeId);
+    // The first queued request whose file no other thread is invalidating.
+    auto next = invalQueue_.end();
+    invalCv_.wait(l, [&] {
+      next = std::find_if(invalQueue_.begin(), invalQueue_.end(), [&](const auto& q) { return !busy(q.first->nodeId); });
+      return next != invalQueue_.end() || invalStop_;
+    });
+    // Stopping and nothing this thread may take: what is left is a busy file's, which its thread
+    // answers after the one it holds.
+    if (next == invalQueue_.end()) break;
+    // Every queued request of that file, in order: one invalidation serves them all (all were
+    // decided before it).
+    const uint64_t node = next->first->nodeId;
+    batch.clear();
+    for (auto it = next; it != invalQueue_.end();) {
+      if (it->first->nodeId == node) {
+        batch.push_back(std::move(*it));
+        it = invalQueue_.erase(it);
+      } else {
+        ++it;
       }
+    }
+    invalBusy_.push_back(node);
+    l.unlock();
+    // offset 0, len 0: the whole file. The kernel (fuse_reverse_inval_inode) marks the attributes
+    // stale and runs invalidate_inode_pages2_range: mapped pages are unmapped, dirty ones laundered
+    // (a WRITE each, served by the readers), all dropped. It returns when done; -ENOENT: the kernel
+    // has no such inode cached (nothing to drop). Any other error (the connection going away)
+    // leaves nothing to do but answer.
+    int res = fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(node), 0, 0);
+    invalidations_.fetch_add(1, std::memory_order_relaxed);
+    if (res != 0 && res != -ENOENT) invalidationErrors_.fetch_add(1, std::memory_order_relaxed);
+    for (const auto& [r, thenAdmit] : batch) {
       if (thenAdmit) {
         admit(r);  // closing: answered ENOLCK there
         continue;
@@ -568,14 +591,17 @@ void FuseSession::invalidationLoop() {
     }
     batch.clear();
     l.lock();
+    invalBusy_.erase(std::find(invalBusy_.begin(), invalBusy_.end(), node));
+    // Requests of this file queued meanwhile may go now, on any thread.
+    invalCv_.notify_all();
   }
-  invalRunning_ = false;
+  if (--invalThreadsLeft_ == 0) invalRunning_ = false;
 }
 
 void FuseSession::stopInvalidations() {
   std::lock_guard<std::mutex> g(invalMu_);
   invalStop_ = true;
-  invalCv_.notify_one();
+  invalCv_.notify_all();
 }
 
 bool FuseSession::replyErr(uint64_t reqId, int err) {
@@ -640,14 +666,17 @@ void FuseSession::start() {
     {
       std::lock_guard<std::mutex> g(invalMu_);
       invalRunning_ = true;
+      invalThreadsLeft_ = kInvalThreads;
     }
-    inval_ = std::thread([this] {
-      sigset_t all;
-      sigfillset(&all);
-      pthread_sigmask(SIG_BLOCK, &all, nullptr);
-      pthread_setname_np(pthread_self(), "locksmith-inval");
-      invalidationLoop();
-    });
+    for (int i = 0; i < kInvalThreads; i++) {
+      invals_.emplace_back([this] {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, nullptr);
+        pthread_setname_np(pthread_self(), "locksmith-inval");
+        invalidationLoop();
+      });
+    }
     fence_ = std::thread([this] {
       sigset_t all;
       sigfillset(&all);
@@ -1007,14 +1036,18 @@ void FuseSession::close() {
         // than hang this thread forever; the session's memory is leaked on purpose.
         fprintf(stderr, "locksmith fuse: the FUSE loop for %s did not stop; leaving it behind\n", mountpoint_.c_str());
         loop_.detach();
-        if (inval_.joinable()) inval_.detach();
+        for (std::thread& t : invals_) {
+          if (t.joinable()) t.detach();
+        }
         if (fence_.joinable()) fence_.detach();
         leaked_ = true;
       }
     }
     if (!leaked_) {
       if (loop_.joinable()) loop_.join();
-      if (inval_.joinable()) inval_.join();
+      for (std::thread& t : invals_) {
+        if (t.joinable()) t.join();
+      }
       if (fence_.joinable()) fence_.join();
       {
         // No polling thread reads the device or runs a request from now on.
