@@ -7,11 +7,9 @@
  * Needs root, /dev/fuse and redis-server; skipped (loudly) without them.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { until } from './proc.js';
-import { oneStoreMount } from './store-mounts.js';
+import { lockUntilFenced, oneStoreMount } from './store-mounts.js';
 
 const TTL = 4000;
 const m = oneStoreMount('test/native/mount-store-io-fence-cache-review.test.ts', 'locksmith-io-fence-cache-', TTL, { locked: 'precious', probe: 'x', free: 'freebies' });
@@ -19,35 +17,19 @@ if (m !== undefined) {
   const { mnt } = m;
 
   t.test('a cached read of a locked file fails with EIO once the lease ran out', async (t) => {
-    const py = [
-      'import fcntl, os, sys, time',
-      `fd = os.open(${JSON.stringify(join(mnt, 'locked'))}, os.O_RDWR)`,
-      `pfd = os.open(${JSON.stringify(join(mnt, 'probe'))}, os.O_RDWR)`,
-      `ffd = os.open(${JSON.stringify(join(mnt, 'free'))}, os.O_RDWR)`,
-      'fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)',
-      'fcntl.lockf(pfd, fcntl.LOCK_EX, 0, 0)',
-      'os.pread(fd, 8, 0)',
-      'os.pread(ffd, 8, 0)',
-      'print("locked", flush=True)',
-      'while True:',
-      '    try:',
-      '        os.pwrite(pfd, b"x", 0)',
-      '    except OSError as e:',
-      '        print("fenced", e.errno, flush=True); break',
-      '    time.sleep(0.005)',
-      'sys.stdin.readline()',
-      'for name, f in (("read", fd), ("free", ffd)):',
-      '    try:',
-      '        print(name, "ok", os.pread(f, 8, 0).decode(), flush=True)',
-      '    except OSError as e:',
-      '        print(name, "err", e.errno, flush=True)',
-      'print("end", flush=True)',
-      'sys.stdin.read()',
-    ].join('\n');
-    const p = spawn('python3', ['-c', py], { stdio: ['pipe', 'pipe', 'inherit'] });
-    t.teardown(() => p.kill('SIGKILL'));
-    const lines: string[] = [];
-    createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
+    const { p, lines } = lockUntilFenced(t, {
+      locks: { fd: join(mnt, 'locked'), pfd: join(mnt, 'probe') },
+      probe: 'pfd',
+      before: [`ffd = os.open(${JSON.stringify(join(mnt, 'free'))}, os.O_RDWR)`, 'os.pread(fd, 8, 0)', 'os.pread(ffd, 8, 0)'],
+      after: [
+        'sys.stdin.readline()',
+        'for name, f in (("read", fd), ("free", ffd)):',
+        '    try:',
+        '        print(name, "ok", os.pread(f, 8, 0).decode(), flush=True)',
+        '    except OSError as e:',
+        '        print(name, "err", e.errno, flush=True)',
+      ],
+    });
     await until('the locks through the mount', () => lines.includes('locked') || undefined);
     const before = m.mount.info().fenceDeadlines ?? 0;
     m.server.pause();

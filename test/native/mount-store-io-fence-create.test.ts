@@ -13,12 +13,10 @@
  * Needs root, /dev/fuse, redis-server and python3; skipped (loudly) without them, a failure in CI.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { until } from './proc.js';
-import { oneStoreMount } from './store-mounts.js';
+import { lockUntilFenced, oneStoreMount } from './store-mounts.js';
 
 const TTL = 4000;
 const ATTEMPTS = 4000;
@@ -27,51 +25,38 @@ if (m !== undefined) {
   const { backing, mnt } = m;
 
   t.test('open(O_CREAT | O_TRUNC) served by `create` does not truncate a locked file once the lease ran out', async (t) => {
-    const locked = JSON.stringify(join(mnt, 'locked'));
     const y = JSON.stringify(join(mnt, 'y'));
     const bLocked = JSON.stringify(join(backing, 'locked'));
     const bTmp = JSON.stringify(join(backing, 'tmp'));
     const bY = JSON.stringify(join(backing, 'y'));
-    const py = [
-      'import fcntl, os, signal, sys, time',
-      `fd = os.open(${locked}, os.O_RDWR)`,
-      'fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)',
-      'print("locked", flush=True)',
-      'while True:',
-      '    try:',
-      '        os.pwrite(fd, b"p", 0)',
-      '    except OSError as e:',
-      '        print("fenced", e.errno, flush=True); break',
-      '    time.sleep(0.005)',
-      // The racer (a child: no GIL shared with the opener): y appears (a link of the locked file,
-      // renamed into place so that it replaces an empty y the opener created) and goes again.
-      'racer = os.fork()',
-      'if racer == 0:',
-      '    while True:',
-      '        try:',
-      `            os.link(${bLocked}, ${bTmp}); os.rename(${bTmp}, ${bY}); os.unlink(${bY})`,
-      '        except OSError:',
-      '            pass',
-      'counts = {}',
-      'truncated = False',
-      `for i in range(${ATTEMPTS}):`,
-      '    try:',
-      `        g = os.open(${y}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644); os.close(g); k = "ok"`,
-      '    except OSError as e:',
-      '        k = str(e.errno)',
-      '    counts[k] = counts.get(k, 0) + 1',
-      `    if os.stat(${bLocked}).st_size != 8:`,
-      '        truncated = True; break',
-      'os.kill(racer, signal.SIGKILL); os.waitpid(racer, 0)',
-      'print("attempts", sum(counts.values()), sorted(counts.items()), flush=True)',
-      'print("truncated" if truncated else "intact", flush=True)',
-      'print("end", flush=True)',
-      'sys.stdin.read()',
-    ].join('\n');
-    const p = spawn('python3', ['-c', py], { stdio: ['pipe', 'pipe', 'inherit'] });
-    t.teardown(() => p.kill('SIGKILL'));
-    const lines: string[] = [];
-    createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
+    const { p, lines } = lockUntilFenced(t, {
+      locks: { fd: join(mnt, 'locked') },
+      probe: 'fd',
+      after: [
+        // The racer (a child: no GIL shared with the opener): y appears (a link of the locked file,
+        // renamed into place so that it replaces an empty y the opener created) and goes again.
+        'racer = os.fork()',
+        'if racer == 0:',
+        '    while True:',
+        '        try:',
+        `            os.link(${bLocked}, ${bTmp}); os.rename(${bTmp}, ${bY}); os.unlink(${bY})`,
+        '        except OSError:',
+        '            pass',
+        'counts = {}',
+        'truncated = False',
+        `for i in range(${ATTEMPTS}):`,
+        '    try:',
+        `        g = os.open(${y}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644); os.close(g); k = "ok"`,
+        '    except OSError as e:',
+        '        k = str(e.errno)',
+        '    counts[k] = counts.get(k, 0) + 1',
+        `    if os.stat(${bLocked}).st_size != 8:`,
+        '        truncated = True; break',
+        'os.kill(racer, signal.SIGKILL); os.waitpid(racer, 0)',
+        'print("attempts", sum(counts.values()), sorted(counts.items()), flush=True)',
+        'print("truncated" if truncated else "intact", flush=True)',
+      ],
+    });
     await until('the lock through the mount', () => lines.includes('locked') || undefined);
     m.server.pause();
     await until('the fence (a write of the locked file refused)', () => lines.some((l) => l.startsWith('fenced')) || undefined, TTL);

@@ -6,12 +6,10 @@
  * Needs root, /dev/fuse and redis-server; skipped (loudly) without them.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { readFileSync, } from 'node:fs';
 import { join } from 'node:path';
 import { until } from './proc.js';
-import { oneStoreMount } from './store-mounts.js';
+import { lockUntilFenced, oneStoreMount } from './store-mounts.js';
 
 const TTL = 4000;
 const m = oneStoreMount('test/native/mount-store-io-fence-otrunc-review.test.ts', 'locksmith-io-fence-otrunc-', TTL, { locked: 'precious' });
@@ -20,32 +18,20 @@ if (m !== undefined) {
 
   t.test('an open(O_TRUNC) of a locked file is fenced like ftruncate once the lease ran out', async (t) => {
     const path = JSON.stringify(join(mnt, 'locked'));
-    const py = [
-      'import fcntl, os, sys, time',
-      `fd = os.open(${path}, os.O_RDWR)`,
-      'fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)',
-      'print("locked", flush=True)',
-      'while True:',
-      '    try:',
-      '        os.pwrite(fd, b"p", 0)',
-      '    except OSError as e:',
-      '        print("fenced", e.errno, flush=True); break',
-      '    time.sleep(0.005)',
-      'try:',
-      '    os.ftruncate(fd, 0); print("ftruncate ok", flush=True)',
-      'except OSError as e:',
-      '    print("ftruncate err", e.errno, flush=True)',
-      'try:',
-      `    g = os.open(${path}, os.O_WRONLY | os.O_TRUNC); print("otrunc ok", flush=True); os.close(g)`,
-      'except OSError as e:',
-      '    print("otrunc err", e.errno, flush=True)',
-      'print("end", flush=True)',
-      'sys.stdin.read()',
-    ].join('\n');
-    const p = spawn('python3', ['-c', py], { stdio: ['pipe', 'pipe', 'inherit'] });
-    t.teardown(() => p.kill('SIGKILL'));
-    const lines: string[] = [];
-    createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
+    const { p, lines } = lockUntilFenced(t, {
+      locks: { fd: join(mnt, 'locked') },
+      probe: 'fd',
+      after: [
+        'try:',
+        '    os.ftruncate(fd, 0); print("ftruncate ok", flush=True)',
+        'except OSError as e:',
+        '    print("ftruncate err", e.errno, flush=True)',
+        'try:',
+        `    g = os.open(${path}, os.O_WRONLY | os.O_TRUNC); print("otrunc ok", flush=True); os.close(g)`,
+        'except OSError as e:',
+        '    print("otrunc err", e.errno, flush=True)',
+      ],
+    });
     await until('the lock through the mount', () => lines.includes('locked') || undefined);
     m.server.pause();
     await until('the fence', () => lines.some((l) => l.startsWith('fenced')) || undefined, TTL);

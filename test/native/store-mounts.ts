@@ -6,11 +6,12 @@
  * fails instead.
  */
 import t from 'tap';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted } from './proc.js';
@@ -146,4 +147,44 @@ export function oneStoreMount(file: string, prefix: string, ttl: number, files: 
       return a;
     },
   };
+}
+
+export interface FencedProcess {
+  readonly p: ChildProcess;
+  /** Its stdout's lines as they come: "locked", then "fenced <errno>", then what `after` prints, then "end". */
+  readonly lines: string[];
+}
+
+/**
+ * A python3 process for the I/O fence tests on one store mount: opens each file of `locks` (name
+ * of its descriptor's variable: path) O_RDWR and locks it whole (lockf), runs `before`, prints
+ * "locked"; then writes byte 0 through `probe` (one of those variables) every 5 ms until a write
+ * fails, printing "fenced <errno>"; then runs `after` and prints "end", and exits once its stdin
+ * ends. Killed at the end of `test`. Python lines as given, without indentation of their own.
+ */
+export function lockUntilFenced(
+  test: { teardown(f: () => void): void },
+  o: { locks: Record<string, string>; probe: string; before?: string[]; after?: string[] },
+): FencedProcess {
+  const py = [
+    'import fcntl, os, signal, sys, time',
+    ...Object.entries(o.locks).map(([v, path]) => `${v} = os.open(${JSON.stringify(path)}, os.O_RDWR)`),
+    ...Object.keys(o.locks).map((v) => `fcntl.lockf(${v}, fcntl.LOCK_EX, 0, 0)`),
+    ...(o.before ?? []),
+    'print("locked", flush=True)',
+    'while True:',
+    '    try:',
+    `        os.pwrite(${o.probe}, b"p", 0)`,
+    '    except OSError as e:',
+    '        print("fenced", e.errno, flush=True); break',
+    '    time.sleep(0.005)',
+    ...(o.after ?? []),
+    'print("end", flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const p = spawn('python3', ['-c', py], { stdio: ['pipe', 'pipe', 'inherit'] });
+  test.teardown(() => p.kill('SIGKILL'));
+  const lines: string[] = [];
+  createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
+  return { p, lines };
 }
