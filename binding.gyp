@@ -26,6 +26,12 @@
       'defines': [
         'NAPI_VERSION=8',
         'NAPI_CPP_EXCEPTIONS',
+        # A Napi::Error thrown by a method while its thread's environment is being torn down (a
+        # worker terminated, the process exiting) cannot become a JavaScript exception: without
+        # this, node-addon-api's ThrowAsJavaScriptException throws again out of its callback
+        # wrapper and the process ends in std::terminate ("terminate called after throwing an
+        # instance of 'Napi::Error'"); with it, the unthrowable exception is dropped.
+        'NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS',
         'NODE_ADDON_API_DISABLE_DEPRECATED',
       ],
       'cflags!': ['-fno-exceptions'],
