@@ -338,8 +338,27 @@ void opStatfs(fuse_req_t req, fuse_ino_t ino) {
 std::shared_ptr<const std::string> Passthrough::keyOf(dev_t dev, ino_t ino) const { return makeKey(sharedKeys, dev, ino); }
 
 void Passthrough::markLost(uint64_t fh) {
-  std::lock_guard<std::mutex> g(lostMu_);
-  if (lost_.insert(fh).second) lostCount_.fetch_add(1, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> g(lostMu_);
+    if (!lost_.insert(fh).second) return;
+    lostCount_.fetch_add(1, std::memory_order_release);
+  }
+  // The kernel's pages of the file are dropped too (by the watcher, which may wait on a
+  // write-back): a read it would serve from them never reaches opRead. A lease cut short (a
+  // session lost before its deadline) wakes nothing else: the deadline moves on with the next.
+  struct stat st;
+  if (lease_.load(std::memory_order_acquire) == nullptr || fstat(static_cast<int>(fh), &st) < 0) return;
+  fuse_ino_t ino = 0;
+  {
+    std::lock_guard<std::mutex> g(inodesMu_);
+    auto it = inodes_.find(std::make_pair(st.st_dev, st.st_ino));
+    if (it != inodes_.end()) ino = reinterpret_cast<uintptr_t>(it->second);
+  }
+  if (ino == 0) return;
+  std::lock_guard<std::mutex> g(fenceMu_);
+  lostDrops_.push_back(ino);
+  fenceWake_ = true;
+  fenceCv_.notify_one();
 }
 
 void Passthrough::setLease(const double* lease, double offsetMs) {
@@ -384,6 +403,15 @@ void Passthrough::fenceWatch(const std::function<void(fuse_ino_t)>& drop) {
   for (;;) {
     fenceWake_ = false;
     if (fenceStop_) break;
+    if (!lostDrops_.empty()) {
+      std::vector<fuse_ino_t> lost;
+      lost.swap(lostDrops_);
+      l.unlock();
+      for (fuse_ino_t ino : lost) drop(ino);
+      fenceDrops_.fetch_add(lost.size(), std::memory_order_relaxed);
+      l.lock();
+      continue;
+    }
     const double* lease = lease_.load(std::memory_order_acquire);
     if (lease == nullptr) {
       fenceCv_.wait(l, [&] { return fenceStop_ || fenceWake_; });
@@ -403,6 +431,10 @@ void Passthrough::fenceWatch(const std::function<void(fuse_ino_t)>& drop) {
       std::atomic_thread_fence(std::memory_order_seq_cst);
       fenceDeadlines_.fetch_add(1, std::memory_order_relaxed);
       locked.clear();
+      // fenceMu_ is let go before inodesMu_ is taken: fencedFile (CREATE) holds inodesMu_ and
+      // may wake this thread (fenceMu_), and the two in the other order would deadlock. The
+      // lease is looked at again once fenceMu_ is held again: no wake is lost.
+      l.unlock();
       {
         std::lock_guard<std::mutex> g(inodesMu_);
         for (auto& kv : inodes_) {
@@ -411,7 +443,6 @@ void Passthrough::fenceWatch(const std::function<void(fuse_ino_t)>& drop) {
           }
         }
       }
-      l.unlock();
       // An inode forgotten meanwhile is one the kernel no longer has: its notify finds nothing.
       for (fuse_ino_t ino : locked) drop(ino);
       fenceDrops_.fetch_add(locked.size(), std::memory_order_relaxed);

@@ -159,6 +159,8 @@ class Passthrough {
   std::condition_variable fenceCv_;
   bool fenceWake_ = false;
   bool fenceStop_ = false;
+  /** Files whose handles lost their locks (markLost): their pages dropped by the watcher now (under fenceMu_). */
+  std::vector<fuse_ino_t> lostDrops_;
   /** The watcher handled the lease's running out and waits for a renewal (written under fenceMu_). */
   std::atomic<bool> fenceParked_{false};
   std::atomic<uint64_t> fenceDrops_{0};
