@@ -117,9 +117,6 @@ export interface FileSpace {
   readonly waits: ReadonlyMap<string, number>;
   /** A record id unique in the lock space. */
   newId(): string;
-  /** A grant's fence number (Step.fence), and what a 'fence' refusal told. */
-  nextFence(): number;
-  fenceRefused(clock: number, nowUs: number): void;
   report(e: unknown): void;
   /** The hooks of one decision (`out`: where its notices go). */
   tableHooks(out: () => Outcome): TableHooks;
@@ -1501,23 +1498,13 @@ export class SharedFile {
     return out.length === 0 ? undefined : out;
   }
 
-  /** The fence numbers the table gave in this decision, lowest and highest (they only grow). */
-  private given: [number, number] | undefined;
-
-  private giveFence(): number {
-    const f = this.space.nextFence();
-    if (this.given === undefined) this.given = [f, f];
-    else this.given[1] = f;
-    return f;
-  }
-
   /** The table of this file's records (a decision's starting point). */
   private build(): void {
     const me = this.space.config.node;
     this.giveUpUndos();
-    // A grant's fence number: the engine applies the step only if it is above every number given
-    // before (Step.fence); the decision's are kept in `given` (decide).
-    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks(), fence: () => this.giveFence() });
+    // No fence numbers yet in a shared lock space: one the engine does not check could go back
+    // (a file with no records is at version 0 again), docs/API.md "Not yet".
+    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks(), fence: null });
     this.lockIds.clear();
     this.markedLocks.clear();
     this.waiterIds.clear();
@@ -1772,7 +1759,6 @@ export class SharedFile {
         this.build();
       } else if (this.rebuild) this.build();
       this.out = emptyOutcome();
-      this.given = undefined;
       this.table.wakeups = !hold;
       // A release whose last step is shown applied is not run again (appliedBefore): owed, it is
       // dropped; this decision's own, after a try whose reply was lost, is answered as that try was.
@@ -2042,11 +2028,6 @@ export class SharedFile {
         }
         case 'dead':
           for (const s of reply.sessions) this.dead.add(`${s.node}|${s.epoch}`);
-          break;
-        case 'fence':
-          // Its grants' numbers were not above every one given before, or ran ahead of the
-          // engine's time: decided again (the approval hooks asked again) with numbers between.
-          this.space.fenceRefused(reply.clock, reply.nowUs);
           break;
         case 'grace': {
           // Grants wait for the grace period's end; nothing else does. First decided again with
@@ -2638,15 +2619,7 @@ export class SharedFile {
     }
     // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.
     const grants = fresh.some((x) => x.lock !== undefined && !this.coveredBefore(x.lock));
-    // The fence numbers of this decision's grants among the records put: checked by the engine.
-    const g = this.given;
-    const fenced = g !== undefined && fresh.some((x) => x.lock?.fence !== undefined && x.lock.fence >= g[0] && x.lock.fence <= g[1]);
-    return {
-      step: { file: this.path, base: this.version, remove, put, grants, notify, edges, ...(fenced ? { fence: [g[0], g[1]] as const } : {}) },
-      fresh,
-      edges,
-      ...(deferNew === undefined ? {} : { deferNew }),
-    };
+    return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges, ...(deferNew === undefined ? {} : { deferNew }) };
   }
 
   private addSession(owner: string, session: string): void {

@@ -94,9 +94,6 @@ export class SharedFiles implements FileSpace {
   private sends = 0;
   /** The last of `sends` that got no reply ('unreachable'), and the last the engine answered (silent). */
   private unanswered = 0;
-  /** nextFence: the last number given, and the engine's clock minus this thread's (ms) as the last 'fence' refusal told it. */
-  private lastFence = 0;
-  private fenceOffset = Number.NEGATIVE_INFINITY;
   private answered = 0;
   /** When the engine last answered a step of this worker (performance.now()): requests' deadlines run from it (attempt). */
   private answeredAt = Number.NEGATIVE_INFINITY;
@@ -198,28 +195,6 @@ export class SharedFiles implements FileSpace {
   /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */
   newId(): string {
     return this.idPrefix + (++this.counter).toString(36);
-  }
-
-  /**
-   * A grant's fence number (Step.fence): the engine's time in µs as this worker knows it from
-   * below (the lease's offset, or what the last 'fence' refusal told), or one past the last number
-   * when that is not later. Below the engine's time when the step arrives, and mostly above
-   * its counter (a refusal says when not).
-   */
-  nextFence(): number {
-    const ms = performance.timeOrigin + performance.now();
-    // The last refusal's bound, once there was one: the lease's could have drifted past the engine's time.
-    const offset = Number.isFinite(this.fenceOffset) ? this.fenceOffset : this.lease[2]!;
-    const us = Number.isFinite(offset) ? Math.floor((ms + offset) * 1000) : 0;
-    this.lastFence = us > this.lastFence ? us : this.lastFence + 1;
-    return this.lastFence;
-  }
-
-  /** A 'fence' refusal: the engine's counter and time (µs) when it refused. */
-  fenceRefused(clock: number, nowUs: number): void {
-    this.lastFence = Math.max(this.lastFence, clock);
-    // The engine's time as a lower bound (the reply took some time to come): never past it.
-    this.fenceOffset = nowUs / 1000 - (performance.timeOrigin + performance.now());
   }
 
   report(e: unknown): void {
@@ -1404,7 +1379,7 @@ interface OwedRetry {
  * (also the node's own fence), 'reset'.
  */
 function engineAnswered(reply: CommitReply): boolean {
-  return reply.ok || reply.reason === 'stale' || reply.reason === 'dead' || reply.reason === 'grace' || reply.reason === 'deadlock' || reply.reason === 'overdue' || reply.reason === 'fence';
+  return reply.ok || reply.reason === 'stale' || reply.reason === 'dead' || reply.reason === 'grace' || reply.reason === 'deadlock' || reply.reason === 'overdue';
 }
 /** A load's decision given up on (recover). */
 const LOAD_FAILED = Symbol('load failed');

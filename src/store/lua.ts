@@ -19,7 +19,7 @@
  * reply reads the newest log entries first. bench/NOTES.md (2026-12-03, the scripts' cost) has
  * the numbers.
  */
-import { FENCE_SLACK_US, LOG_MAX, REAPED_KEEP_MS } from './memory.js';
+import { LOG_MAX, REAPED_KEEP_MS } from './memory.js';
 import { INBOX_MARK } from './types.js';
 
 /** How many of the newest log entries a stale commit reads first (the rest only when the caller is further behind). */
@@ -423,11 +423,6 @@ for _, s in ipairs(sessions) do
   end
 end
 local vs = str(redis.call('INCR', P .. 'clock'))
--- A step's version is at least its highest fence: every later fence is above it.
-if fMax and tonumber(fMax) > tonumber(vs) then
-  redis.call('SET', P .. 'clock', fMax)
-  vs = fMax
-end
 if emptied then
   redis.call('DEL', kr, km, kl, ke)
   redis.call('SREM', P .. 'files', file)
@@ -455,9 +450,7 @@ local function parse(v) return string.match(v, ${REC}) end
  */
 export const COMMIT = `${BASE}${ALIVE}
 local inc, node, epoch, file, base, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local grants = string.sub(ARGV[8], 1, 1) == '1'
--- The fence numbers the step's grants hold (Step.fence): lowest, highest.
-local fMin, fMax = string.match(ARGV[8], '^%d|(%d+)|(%d+)$')
+local grants = ARGV[8] == '1'
 local nR, nP, nN, nE = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 -- 1. the incarnation (the engine did not lose its data), 2. this session, 3. the version. The
 -- grace key is read with them; its PTTL is asked only when it exists.
@@ -517,15 +510,6 @@ if nR + nP + nOther + nE == 0 then
     end
   end
   return {'ok', cur, step}
-end
--- Fence numbers: above every version and fence given before (the counter), and not above the
--- engine's time in microseconds (the seed of the counter after a loss of the data), or, with a
--- counter ahead of that time (a failover to a server whose clock is behind), its next ms.
-if fMin then
-  local c = tonumber(redis.call('GET', P .. 'clock'))
-  local t = redis.call('TIME')
-  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  if tonumber(fMin) <= c or tonumber(fMax) > math.max(us, c + ${FENCE_SLACK_US}) then return {'fence', str(c), str(us)} end
 end
 -- 4. the step agrees with the state it was decided on (else the caller has a bug).
 local aR, aP, eN = 14, 14 + nR, 4
@@ -605,8 +589,6 @@ return {'ok', vs}
 export const REASSERT = `${BASE}${ALIVE}
 local inc, node, epoch, file, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local nR, nP, nE = 0, tonumber(ARGV[7]), tonumber(ARGV[8])
--- A put back carries no new fence (APPLY reads it).
-local fMax = nil
 if redis.call('GET', KEYS[1]) ~= inc then return {'reset'} end
 if not alive(node, epoch) then return {'fenced'} end
 if redis.call('PTTL', P .. 'grace') <= 0 then return {'late'} end

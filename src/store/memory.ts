@@ -33,12 +33,6 @@ import type {
 } from './types.js';
 
 /** How many changes a file's log keeps (a caller further behind gets the full record set). */
-/**
- * A step's fence numbers may pass the engine's time by this much (µs) when its counter is ahead of
- * that time already (Step.fence): a server whose clock is behind still grants, a number at a time.
- */
-export const FENCE_SLACK_US = 1000;
-
 export const LOG_MAX = 64;
 
 /**
@@ -550,12 +544,6 @@ export class MemoryEngine implements Engine {
       this.notify(s, st, st.base);
       return { ok: true, version: st.base, step: st.step };
     }
-    // Fence numbers: above every version and fence given before, not above the engine's time in
-    // µs, or its counter's next ms when that is ahead (lua.ts COMMIT).
-    if (st.fence !== undefined) {
-      const us = Math.floor(this.now() * 1000);
-      if (st.fence[0] <= this.clock || st.fence[1] > Math.max(us, this.clock + FENCE_SLACK_US)) return { ok: false, reason: 'fence', clock: this.clock, nowUs: us };
-    }
     const f = existing ?? this.newFile();
     const removed = new Set<string>();
     for (const id of st.remove) {
@@ -607,8 +595,6 @@ export class MemoryEngine implements Engine {
       }
       if (e.hard.length > 0 || e.soft.length > 0) over(e.owner).set(`${st.file}\n${e.waiter}`, { node: waiters[i]!.node, epoch: waiters[i]!.epoch, hard: e.hard, soft: e.soft, sessions: e.sessions });
     }
-    // Its version is at least its highest fence: every later fence is above it.
-    if (st.fence !== undefined && st.fence[1] > this.clock + 1) this.clock = st.fence[1] - 1;
     const version = this.apply(f, st.file, st.base, st.step, s.node, st.remove, st.put, st.edges);
     this.notify(s, st, version);
     return { ok: true, version, step: st.step };

@@ -670,7 +670,7 @@ export class RedisEngine implements Engine {
   }
 
   async commit(s: SessionRef, st: EngineStep): Promise<CommitReply> {
-    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, st.file, st.base, st.step, (st.grants ? '1' : '0') + (st.fence === undefined ? '' : `|${st.fence[0]}|${st.fence[1]}`), st.remove.length, st.put.length, st.notify.length, st.edges.length, st.until ?? ''];
+    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, st.file, st.base, st.step, st.grants ? 1 : 0, st.remove.length, st.put.length, st.notify.length, st.edges.length, st.until ?? ''];
     for (const id of st.remove) args.push(id);
     for (const r of st.put) args.push(r.id, encodeRecord(r));
     for (const n of st.notify) args.push(n.node, n.epoch, n.requestId, n.kind, n.data);
@@ -700,8 +700,6 @@ export class RedisEngine implements Engine {
         return { ok: false, reason: 'deadlock', waiter: String(r[1]), owner: String(r[2]) };
       case 'overdue':
         return { ok: false, reason: 'overdue', waiter: String(r[1]), owner: String(r[2]), retryInMs: Number(r[3]) };
-      case 'fence':
-        return { ok: false, reason: 'fence', clock: Number(r[1]), nowUs: Number(r[2]) };
       case 'dead': {
         const a = arr(r[1]!);
         const sessions = [];

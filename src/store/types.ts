@@ -106,14 +106,6 @@ export interface Step {
    * never applies after its request was answered as failed. None: applies whenever it arrives.
    */
   readonly deadline?: number;
-  /**
-   * The fence numbers the step's grants hold, lowest and highest (hook events' `fence`). The
-   * engine applies it only if the lowest is above its counter of versions (so above every
-   * version and fence given before, on any file) and the highest not above its time in µs (so a
-   * counter seeded from that time after a loss of the data stays above it); else 'fence'. The
-   * step's version is then at least the highest.
-   */
-  readonly fence?: readonly [number, number];
 }
 
 /** A step as the engines take it: every field resolved and checked at the boundary. */
@@ -129,7 +121,6 @@ export interface EngineStep {
   readonly edges: readonly Required<EdgeInput>[];
   /** The engine's clock (ms) from which the step is refused as 'late' (Step.deadline); none: never. */
   readonly until?: number;
-  readonly fence?: readonly [number, number];
 }
 
 /** One applied step of a file, from its change log. */
@@ -181,8 +172,6 @@ export type CommitReply =
   | { readonly ok: false; readonly reason: 'stale'; readonly version: number; readonly missed?: readonly Change[]; readonly records?: readonly StoreRecord[]; readonly last?: string }
   | { readonly ok: false; readonly reason: 'fenced' }
   | { readonly ok: false; readonly reason: 'dead'; readonly sessions: readonly SessionId[] }
-  /** Step.fence was not above the counter (`clock`) or above the engine's time (`nowUs`): decide again with numbers between. */
-  | { readonly ok: false; readonly reason: 'fence'; readonly clock: number; readonly nowUs: number }
   | { readonly ok: false; readonly reason: 'grace'; readonly retryInMs: number }
   | { readonly ok: false; readonly reason: 'deadlock'; readonly waiter: string; readonly owner: string }
   | { readonly ok: false; readonly reason: 'overdue'; readonly waiter: string; readonly owner: string; readonly retryInMs: number }
