@@ -39,8 +39,9 @@ export function hookRunner(o: Options, report: (hook: string, message: string) =
         scope.running = false;
       }
       if (r === undefined || r === 0) return 0;
-      if (typeof r === 'number' && Number.isInteger(r) && (family === 'windows' || r < 0)) return r;
-      report(name, `returned ${String(r)}, which is not ${family === 'windows' ? 'a Win32 code' : 'a negative errno'}`);
+      // A Win32 code is a DWORD (1 to 0xFFFFFFFF); an errno vetoes as its negative.
+      if (typeof r === 'number' && Number.isInteger(r) && (family === 'windows' ? r > 0 && r <= 0xffffffff : r < 0)) return r;
+      report(name, `returned ${shown(r)}, which is not ${family === 'windows' ? 'a Win32 code (an integer from 1 to 0xFFFFFFFF)' : 'a negative errno'}`);
       return generic;
     },
     released: async (family, event) => {
@@ -52,6 +53,14 @@ export function hookRunner(o: Options, report: (hook: string, message: string) =
       }
     },
   };
+}
+
+/** A hook's answer as a warning shows it: its type, where its text alone would hide it ('33', 33n). */
+function shown(r: unknown): string {
+  if (typeof r === 'string') return `the string ${JSON.stringify(r)}`;
+  if (typeof r === 'bigint') return `the bigint ${r}n`;
+  if (typeof r === 'number') return String(r);
+  return `${r === null ? 'null' : typeof r} ${String(r)}`;
 }
 
 /** Why a request from inside a hook on the same file is refused. */
