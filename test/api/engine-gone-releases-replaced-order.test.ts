@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { LockCoordinator } from '../../src/index.js';
+import { replacementLaunched } from './helpers.js';
 import { routeOf } from '../../src/wire/route.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 
@@ -35,14 +36,7 @@ t.test("an unlock owed (the engine paused), then its handle's lock of the same b
     // The engine answers again once the worker is gone (its requests resent), before its
     // replacement needs it: the replacement's first connection would otherwise wait out a
     // requestTimeoutMs, and the lock its own deadline.
-    const gone = new Promise<void>((r) => {
-      const heard = (w: Error) => {
-        if (w.name !== 'LocksmithWorkerWarning') return;
-        process.off('warning', heard);
-        r();
-      };
-      process.on('warning', heard);
-    });
+    const gone = replacementLaunched("the replacement of /o's worker");
     const crashed = a.crashWorker(routeOf('/o', 2));
     await gone;
     server.resume();

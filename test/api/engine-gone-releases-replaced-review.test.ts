@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { LockCoordinator } from '../../src/index.js';
+import { replacementLaunched } from './helpers.js';
 import { routeOf } from '../../src/wire/route.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 
@@ -40,14 +41,7 @@ t.test('unlocks answered while queued, the engine paused, then their worker dies
     // The engine answers again once the worker is gone, before its replacement needs it (the
     // replacement's first reads would otherwise wait out requestTimeoutMs, and on a loaded
     // machine the session's TTL: seen once at load 15).
-    const gone = new Promise<void>((r) => {
-      const heard = (w: Error) => {
-        if (w.name !== 'LocksmithWorkerWarning') return;
-        process.off('warning', heard);
-        r();
-      };
-      process.on('warning', heard);
-    });
+    const gone = replacementLaunched("the replacement of /w's worker");
     const crashed = a.crashWorker(routeOf('/w', 2));
     await gone;
     server.resume();

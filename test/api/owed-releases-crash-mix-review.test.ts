@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { LockCoordinator } from '../../src/index.js';
+import { replacementLaunched } from './helpers.js';
 import { routeOf } from '../../src/wire/route.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 
@@ -32,14 +33,7 @@ t.test('owed unlocks and relocks of several handles, the worker killed, the engi
       if (h % 2 === 0) relocks.push(a.lockFile(win('/m', h, h * 10, 10)));
     }
     await Promise.race(unlocks);
-    const gone = new Promise<void>((r) => {
-      const heard = (w: Error) => {
-        if (w.name !== 'LocksmithWorkerWarning') return;
-        process.off('warning', heard);
-        r();
-      };
-      process.on('warning', heard);
-    });
+    const gone = replacementLaunched("the replacement of /m's worker");
     const crashed = a.crashWorker(routeOf('/m', 2));
     await gone;
     server.resume();
