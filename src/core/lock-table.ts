@@ -67,8 +67,8 @@ export interface TableOptions {
   /** Clock for wait times in listings (ms). */
   now?: () => number;
   /**
-   * The fence number of a grant decided now (hook events' `fence`; the granted lock keeps it in
-   * its origin). Default, while a hook is given: the table's own counter (nextFence). null: none
+   * The fence number of a grant decided now (hook events' `fence`; the granted lock keeps it:
+   * Lock.fence). Default, while a hook is given: the table's own counter (nextFence). null: none
    * (a shared lock space, where a number no engine checks could go back across nodes).
    */
   fence?: (() => number) | null;
