@@ -9,23 +9,15 @@
  * caller keeping owed releases this case holds too, for that step; the unlocks the review test
  * engine-gone-releases-replaced-review resends had no step of theirs at the engine.)
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { LockCoordinator } from '../../src/index.js';
 import { replacementLaunched } from './helpers.js';
 import { routeOf } from '../../src/wire/route.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
+import { twoNodes, unwin, win } from './two-nodes.js';
 
-const win = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, exclusiveLock: true, failImmediately: true, handle, processId: 1 });
-const unwin = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, handle, processId: 1 });
 
 t.test("an unlock owed (the engine paused), then its handle's lock of the same bytes, then the worker dies: the replacement decides the lock after the unlock", { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const store = { url: server.url, namespace: `ro-${randomUUID().slice(0, 8)}`, sessionTtlMs: 8000, requestTimeoutMs: 1000 };
-  const a = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'a' } });
-  const b = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'b' } });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const { server, a, b } = await twoNodes(t, 'ro', { sessionTtlMs: 8000, requestTimeoutMs: 1000 });
   t.equal(await a.lockFile(win('/o', 1, 10, 10)), 0, "a's handle 1 locks [10,20) of /o");
   server.pause();
   let relock: Promise<number>;

@@ -10,24 +10,15 @@
  * written (the host's 'owed') until its worker says 'written', and sends it to the replacement
  * with the unanswered requests, in order of arrival, answered once.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { LockCoordinator } from '../../src/index.js';
 import { replacementLaunched } from './helpers.js';
 import { routeOf } from '../../src/wire/route.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
+import { twoNodes, unwin, win } from './two-nodes.js';
 
-const win = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, exclusiveLock: true, failImmediately: true, handle, processId: 1 });
-const unwin = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, handle, processId: 1 });
 
 t.test('unlocks answered while queued, the engine paused, then their worker dies: still written once the engine answers again', { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rr-${randomUUID().slice(0, 8)}`;
-  const store = { url: server.url, namespace, sessionTtlMs: 8000, requestTimeoutMs: 1000 };
-  const a = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'a' } });
-  const b = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'b' } });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const { server, a, b } = await twoNodes(t, 'rr', { sessionTtlMs: 8000, requestTimeoutMs: 1000 });
   const handles = [1, 2, 3, 4];
   t.same(await Promise.all(handles.map((h) => a.lockFile(win('/w', h, h * 10, 10)))), [0, 0, 0, 0], "a's handles 1-4 lock [10,50) of /w");
   server.pause();

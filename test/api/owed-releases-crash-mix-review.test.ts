@@ -5,23 +5,15 @@
  * must hold in the engine: a relock answered 0 is held (b refused its bytes), one answered with the
  * generic code is not (b is granted them); each unlock is counted once.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { LockCoordinator } from '../../src/index.js';
 import { replacementLaunched } from './helpers.js';
 import { routeOf } from '../../src/wire/route.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
+import { twoNodes, unwin, win } from './two-nodes.js';
 
-const win = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, exclusiveLock: true, failImmediately: true, handle, processId: 1 });
-const unwin = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, handle, processId: 1 });
 
 t.test('owed unlocks and relocks of several handles, the worker killed, the engine back: what a was told holds', { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const store = { url: server.url, namespace: `om-${randomUUID().slice(0, 8)}`, sessionTtlMs: 8000, requestTimeoutMs: 1000 };
-  const a = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'a' } });
-  const b = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'b' } });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const { server, a, b } = await twoNodes(t, 'om', { sessionTtlMs: 8000, requestTimeoutMs: 1000 });
   const handles = [1, 2, 3, 4, 5, 6];
   t.same(await Promise.all(handles.map((h) => a.lockFile(win('/m', h, h * 10, 10)))), handles.map(() => 0), "a's handles lock their bytes of /m");
   server.pause();

@@ -4,22 +4,14 @@
  * unlock is resent to each replacement, written once the engine is back, and answered (counted)
  * once; the caller keeps nothing once it is written.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { LockCoordinator } from '../../src/index.js';
 import { routeOf } from '../../src/wire/route.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
+import { twoNodes, unwin, win } from './two-nodes.js';
 
-const win = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, exclusiveLock: true, failImmediately: true, handle, processId: 1 });
-const unwin = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, handle, processId: 1 });
 
 t.test('an owed unlock, its worker and then the replacement killed while the engine is paused: written once it is back, counted once', { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const store = { url: server.url, namespace: `o2-${randomUUID().slice(0, 8)}`, sessionTtlMs: 8000, requestTimeoutMs: 1000 };
-  const a = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'a' } });
-  const b = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'b' } });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const { server, a, b } = await twoNodes(t, 'o2', { sessionTtlMs: 8000, requestTimeoutMs: 1000 });
   t.equal(await a.lockFile(win('/t', 1, 10, 10)), 0, "a's handle 1 locks [10,20) of /t");
   const w = routeOf('/t', 2);
   server.pause();

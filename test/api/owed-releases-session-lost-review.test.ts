@@ -5,24 +5,17 @@
  * later. Checked again after a worker crash: the replacement must not run a release of a lost
  * session over the new session's locks of the same handle.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { LockCoordinator } from '../../src/index.js';
+import type { LockCoordinator } from '../../src/index.js';
 import type { SessionEvent } from '../../src/store/types.js';
 import { routeOf } from '../../src/wire/route.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
+import { twoNodes, unwin, win } from './two-nodes.js';
 
-const win = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, exclusiveLock: true, failImmediately: true, handle, processId: 1 });
-const unwin = (fileName: string, handle: number, start: number, length: number) => ({ fileName, byteOffset: start, length, handle, processId: 1 });
 const owedOf = (c: LockCoordinator) => (c as unknown as { owedReleases: Map<number, unknown> }).owedReleases;
 
 t.test('an owed unlock whose session is lost meanwhile: written (forgotten by the caller), never run over the new session', { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const store = { url: server.url, namespace: `ol-${randomUUID().slice(0, 8)}`, sessionTtlMs: 2000, requestTimeoutMs: 500 };
-  const a = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'a' } });
-  const b = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'b' } });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const { server, a, b } = await twoNodes(t, 'ol', { sessionTtlMs: 2000, requestTimeoutMs: 500 });
   const events: SessionEvent[] = [];
   const waits: { kind: string; go: () => void }[] = [];
   a.onStoreSession((e) => {
