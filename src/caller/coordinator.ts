@@ -25,6 +25,7 @@ import type {
   UnlockFileRequest,
 } from '../types.js';
 import { ENOLCK, ERROR_LOCK_VIOLATION } from '../core/codes.js';
+import { describeValue } from '../core/input.js';
 import { cancelResult, type CancelReason, type LockEntry } from '../core/lock-table.js';
 import {
   cancellable,
@@ -559,7 +560,7 @@ export class LockCoordinator {
    */
   locks(path?: string): Promise<LockEntry[]> {
     return this.guard(async () => {
-      if (path !== undefined && typeof path !== 'string') throw new TypeError('path must be a string');
+      if (path !== undefined && typeof path !== 'string') throw new TypeError(`path must be a string, got ${describeValue(path)}`);
       if (this.space !== undefined) return this.space.locks(path);
       if (path !== undefined) return this.workers.ask(routeOf(path, this.workers.size), (h) => h.locks(path));
       const parts = await Promise.all(this.workers.list.map((w) => this.workers.ask(w.index, (h) => h.locks())));
@@ -661,7 +662,7 @@ export class LockCoordinator {
    */
   async attachNative(sessionId: number): Promise<void> {
     if (this.stopping !== undefined) throw new Error(STOPPED);
-    if (!Number.isInteger(sessionId)) throw new TypeError('sessionId must be an integer');
+    if (!Number.isInteger(sessionId)) throw new TypeError(`sessionId must be an integer, got ${describeValue(sessionId)}`);
     this.nativeSession = sessionId;
     for (const w of this.workers.list) w.out.object({ t: 'native', sessionId });
     await this.workers.syncAll();
@@ -675,7 +676,7 @@ export class LockCoordinator {
    */
   ping(index: number): Promise<number> {
     if (this.stopping !== undefined) return Promise.reject(new Error(STOPPED));
-    if (!Number.isInteger(index)) return Promise.reject(new TypeError(`index must be an integer, got ${String(index)}`));
+    if (!Number.isInteger(index)) return Promise.reject(new TypeError(`index must be an integer, got ${describeValue(index)}`));
     if (this.workers.list[index] === undefined) return Promise.reject(new RangeError(`no worker ${String(index)}`));
     return this.workers.ping(index);
   }
@@ -686,7 +687,7 @@ export class LockCoordinator {
    */
   async crashWorker(index: number): Promise<void> {
     if (this.stopping !== undefined) throw new Error(STOPPED);
-    if (!Number.isInteger(index)) throw new TypeError(`index must be an integer, got ${String(index)}`);
+    if (!Number.isInteger(index)) throw new TypeError(`index must be an integer, got ${describeValue(index)}`);
     const w = this.workers.list[index];
     if (w === undefined) throw new RangeError(`no worker ${index}`);
     w.out.object({ t: 'crash' });

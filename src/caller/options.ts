@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { EINTR, EINVAL, ERROR_INVALID_PARAMETER, ERROR_OPERATION_ABORTED } from '../core/codes.js';
-import { requireObject } from '../core/input.js';
+import { describeValue, requireObject } from '../core/input.js';
 import type { LockReply, StartOptions } from '../types.js';
 import type { HostConfig } from './workers.js';
 
@@ -18,8 +18,7 @@ export const MAX_WORKERS = 256;
  */
 export function checkWorkers(v: unknown, field: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_WORKERS) {
-    const got = typeof v === 'number' ? String(v) : typeof v === 'string' ? `the string '${v}'` : typeof v === 'bigint' ? `the bigint ${v}n` : String(v);
-    throw new TypeError(`${field} must be an integer from 1 to ${MAX_WORKERS}, got ${got}`);
+    throw new TypeError(`${field} must be an integer from 1 to ${MAX_WORKERS}, got ${describeValue(v)}`);
   }
   return v;
 }
@@ -71,16 +70,16 @@ export function validateOptions(o: unknown): Options {
   refuseUnknown(opts, START_OPTIONS, 'options');
   if (opts.workers !== undefined) checkWorkers(opts.workers, 'options.workers');
   for (const k of ['onLockFile', 'onUnlockFile', 'onLock'] as const) {
-    if (opts[k] !== undefined && typeof opts[k] !== 'function') throw new TypeError(`options.${k} must be a function`);
+    if (opts[k] !== undefined && typeof opts[k] !== 'function') throw new TypeError(`options.${k} must be a function, got ${describeValue(opts[k])}`);
   }
   if ((opts.onLockFile === undefined) !== (opts.onUnlockFile === undefined)) {
     throw new TypeError('options.onLockFile and options.onUnlockFile go together: pass both or neither');
   }
   if (opts.policy !== undefined && opts.policy !== 'default' && opts.policy !== 'fifo') {
-    throw new TypeError(`options.policy must be 'default' or 'fifo', got ${String(opts.policy)}`);
+    throw new TypeError(`options.policy must be 'default' or 'fifo', got ${describeValue(opts.policy)}`);
   }
   if (opts.hookTimeoutMs !== undefined && (typeof opts.hookTimeoutMs !== 'number' || !(opts.hookTimeoutMs > 0))) {
-    throw new TypeError(`options.hookTimeoutMs must be a positive number, got ${String(opts.hookTimeoutMs)}`);
+    throw new TypeError(`options.hookTimeoutMs must be a positive number of milliseconds, got ${describeValue(opts.hookTimeoutMs)}`);
   }
   return opts as Options;
 }
@@ -100,11 +99,11 @@ export const NO_WAIT: WaitOptions = Object.freeze({});
 export function waitOptions(o: Record<string, unknown>, windows: boolean): WaitOptions {
   const signal = o.signal;
   if (signal === undefined && o.timeoutMs === undefined) return NO_WAIT;
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError('signal must be an AbortSignal');
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new TypeError(`signal must be an AbortSignal, got ${describeValue(signal)}`);
   if (signal?.aborted) return { early: windows ? ERROR_OPERATION_ABORTED : -EINTR };
   const t = o.timeoutMs;
   if (t !== undefined) {
-    if (typeof t !== 'number') throw new TypeError(`timeoutMs must be a number, got ${typeof t}`);
+    if (typeof t !== 'number') throw new TypeError(`timeoutMs must be a number of milliseconds, got ${describeValue(t)}`);
     if (!(t >= 0)) return { early: windows ? ERROR_INVALID_PARAMETER : -EINVAL };
   }
   // Infinity waits for ever, as leaving timeoutMs out does.

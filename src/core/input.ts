@@ -13,11 +13,47 @@ export type Offset = bigint | number;
 
 const INT64_MIN = -(1n << 63n);
 
-function describe(v: unknown): string {
+/** The longest text of a string value an error message quotes; the rest is cut ("…"). */
+const SHOWN_CHARS = 60;
+
+/**
+ * A bad value as an error message shows it after "got": what it is, readably, with its type where
+ * the text alone would hide it: `undefined`, `null`, `the string '0'`, `1.5`, `NaN`, `true`,
+ * `the bigint 5n`, `a function`, `a symbol`, `an array`, `an object`, `a Date`. Every "got" of the
+ * API's and the command lines' errors says it so. Never throws (a Proxy, an object whose
+ * conversion throws, a symbol).
+ */
+export function describeValue(v: unknown): string {
+  switch (typeof v) {
+    case 'undefined':
+      return 'undefined';
+    case 'string': {
+      const text = v.length > SHOWN_CHARS ? `${v.slice(0, SHOWN_CHARS)}…` : v;
+      // JSON's escapes show control characters and a lone surrogate; quotes as the messages write them.
+      const quoted = JSON.stringify(text).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
+      return `the string '${quoted}'`;
+    }
+    case 'number':
+    case 'boolean':
+      return String(v);
+    case 'bigint':
+      return `the bigint ${v}n`;
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+  }
   if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
+  try {
+    if (Array.isArray(v)) return 'an array';
+    const name = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
+    return typeof name === 'string' && name !== '' && name !== 'Object' ? `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}` : 'an object';
+  } catch {
+    return 'an object';
+  }
 }
+
+const describe = describeValue;
 
 /** A required object argument. */
 export function requireObject(v: unknown, what: string): Record<string, unknown> {
@@ -35,7 +71,7 @@ export function identityKey(v: unknown, field: string): string {
   if (typeof v === 'string') return `s${v}`;
   if (typeof v === 'bigint') return `n${v.toString()}`;
   if (typeof v === 'number') {
-    if (!Number.isInteger(v)) throw new TypeError(`${field} must be an integer, a bigint or a string, got ${describe(v)}`);
+    if (!Number.isInteger(v)) throw new TypeError(`${field} must be a bigint, an integer number or a string, got ${describe(v)}`);
     return `n${Number.isSafeInteger(v) ? String(v) : BigInt(v).toString()}`;
   }
   throw new TypeError(`${field} must be a bigint, an integer number or a string, got ${describe(v)}`);
@@ -50,7 +86,9 @@ export function optionalIdentityKey(v: unknown, field: string): string {
 export function toBigInt(v: unknown, field: string): bigint {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
-  throw new TypeError(`${field} must be a bigint or a safe-integer number, got ${describe(v)}`);
+  // A number past 2^53 - 1 has lost its low digits already: only a bigint can carry it.
+  const unsafe = typeof v === 'number' && Number.isInteger(v) ? ' (past Number.MAX_SAFE_INTEGER: pass it as a bigint)' : '';
+  throw new TypeError(`${field} must be a bigint or a safe-integer number, got ${describe(v)}${unsafe}`);
 }
 
 export function requireBoolean(v: unknown, field: string): boolean {

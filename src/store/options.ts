@@ -4,6 +4,7 @@
  * back without escaping: see the key layout in ./index.ts.
  */
 import { hostname } from 'node:os';
+import { describeValue } from '../core/input.js';
 import type { StoreOptions } from '../types.js';
 import type { SessionServes } from './types.js';
 
@@ -62,7 +63,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 function int(v: unknown, name: string, min: number, dflt: number): number {
   if (v === undefined) return dflt;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 31 - 1) {
-    throw new TypeError(`store.${name} must be an integer from ${min} to ${2 ** 31 - 1}, got ${String(v)}`);
+    throw new TypeError(`store.${name} must be an integer from ${min} to ${2 ** 31 - 1}, got ${describeValue(v)}`);
   }
   return v;
 }
@@ -224,8 +225,8 @@ export function defaultNode(pid: number = process.pid): string {
  */
 export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning> = {}): Resolved {
   const opts: StoreOptions = typeof o === 'string' ? { url: o } : o;
-  if (opts === null || typeof opts !== 'object') throw new TypeError('store must be a URL or { url, namespace, node, sessionTtlMs, requestTimeoutMs }');
-  if (typeof opts.url !== 'string') throw new TypeError(`store.url must be a string such as 'redis://127.0.0.1:6379', got ${typeof opts.url}`);
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`store must be a URL or { url, namespace, node, sessionTtlMs, requestTimeoutMs }, got ${describeValue(opts)}`);
+  if (typeof opts.url !== 'string') throw new TypeError(`store.url must be a string such as 'redis://127.0.0.1:6379', got ${describeValue(opts.url)}`);
   const shownUrl = showUrl(opts.url);
   let parsed: URL;
   try {
@@ -239,6 +240,9 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
     throw new Error(`locksmith store: unsupported URL '${shownUrl}': the engine must be redis:// or rediss://`);
   }
   if (parsed.hostname === '') throw new Error(`locksmith store: malformed URL '${shownUrl}': no host${passwordHint(opts.url)}`);
+  // The URL parser takes port 0, and so would the client, which then fails to connect to it: said
+  // at once, as a malformed URL, rather than after a connection refused.
+  if (parsed.port === '0') throw new Error(`locksmith store: malformed URL '${shownUrl}': port 0 cannot be connected to (give the engine's port, from 1 to 65535, or leave it out for 6379)`);
   // The client decodes the user and the password (decodeURIComponent): a '%' not followed by two
   // hex digits, or bytes that are not UTF-8, would be its raw URIError.
   try {
@@ -252,10 +256,10 @@ export function resolveOptions(o: string | StoreOptions, tuning: Partial<Tuning>
   queryProblem(parsed, shownUrl);
   const namespace = opts.namespace ?? 'locksmith';
   if (typeof namespace !== 'string' || !NAMESPACE.test(namespace)) {
-    throw new TypeError(`store.namespace must be ${NAMESPACE_RULE}, got ${String(namespace)}`);
+    throw new TypeError(`store.namespace must be ${NAMESPACE_RULE}, got ${describeValue(namespace)}`);
   }
   const node = opts.node ?? defaultNode();
-  if (typeof node !== 'string' || !NAME.test(node)) throw new TypeError(`store.node must be ${NAME_RULE}, got ${String(node)}`);
+  if (typeof node !== 'string' || !NAME.test(node)) throw new TypeError(`store.node must be ${NAME_RULE}, got ${describeValue(node)}`);
   const sessionTtlMs = int(opts.sessionTtlMs, 'sessionTtlMs', 100, DEFAULT_TTL_MS);
   const requestTimeoutMs = int(opts.requestTimeoutMs, 'requestTimeoutMs', 1, DEFAULT_REQUEST_TIMEOUT_MS);
   const t = resolveTuning(sessionTtlMs, tuning);
