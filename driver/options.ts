@@ -3,6 +3,7 @@
  * exit code 2.
  */
 import { workersArg } from '../src/caller/options.js';
+import { joinNegativeValues } from '../src/log.js';
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { WORKLOADS, isWorkload } from './workloads.js';
@@ -114,11 +115,15 @@ function asUsage<T>(f: () => T): T {
   }
 }
 
-function integer(name: string, v: string | undefined, min: number, max: number): number | undefined {
+/** A whole-number option from `min` to `max` (`unit`: what it counts, for the message). */
+function integer(name: string, v: string | undefined, min: number, max: number, unit = ''): number | undefined {
   if (v === undefined) return undefined;
+  const range = `--${name} must be between ${min} and ${max}${unit === '' ? '' : ` ${unit}`}`;
+  // A negative number is a number out of range, said as such (not "needs a whole number").
+  if (/^-\d+$/.test(v)) throw new UsageError(`${range}, got ${v}.`);
   if (!/^\d+$/.test(v)) throw new UsageError(`--${name} needs a whole number, got '${v}'.`);
   const n = Number(v);
-  if (n < min || n > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${n}.`);
+  if (n < min || n > max) throw new UsageError(`${range}, got ${n}.`);
   return n;
 }
 
@@ -167,7 +172,8 @@ function argsError(e: unknown): UsageError {
 export function parse(argv: readonly string[]): Options {
   let values: { [K in keyof typeof SPEC]?: (typeof SPEC)[K]['type'] extends 'boolean' ? boolean : string };
   try {
-    ({ values } = parseArgs({ args: [...argv], options: SPEC, strict: true, allowPositionals: false }));
+    const valued = Object.entries(SPEC).flatMap(([name, o]) => (o.type === 'string' ? [name] : []));
+    ({ values } = parseArgs({ args: joinNegativeValues(argv, valued), options: SPEC, strict: true, allowPositionals: false }));
   } catch (e) {
     throw argsError(e);
   }
@@ -185,7 +191,7 @@ export function parse(argv: readonly string[]): Options {
     help: values.help === true,
     version: values.version === true,
   };
-  const duration = integer('duration', values.duration, 1, 86400);
+  const duration = integer('duration', values.duration, 1, 86400, 'seconds');
   if (duration !== undefined) o.durationSec = duration;
   const ops = integer('ops', values.ops, 1, 1e12);
   if (ops !== undefined) o.ops = ops;

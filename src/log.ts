@@ -34,6 +34,29 @@ export function argsMessage(e: unknown): string {
   }
 }
 
+/**
+ * The command line with each `--flag -N` (an option that takes a value, followed by a negative
+ * number) written `--flag=-N`. parseArgs reads '-1' as an option and the user would be told
+ * "--flag needs a value"; joined, the value reaches the flag's own check, which says what a valid
+ * value is ("--duration must be between 1 and 86400 seconds, got -1"). No option of ours is a
+ * digit, so a negative number is never one; everything after '--' is left as it is.
+ */
+export function joinNegativeValues(argv: readonly string[], valued: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return [...out, ...argv.slice(i)];
+    const next = argv[i + 1];
+    if (a.startsWith('--') && valued.includes(a.slice(2)) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 

@@ -6,7 +6,7 @@
 import { workersArg } from './caller/options.js';
 import { parseArgs } from 'node:util';
 import { serveControl, type ControlServer } from './control.js';
-import { argsMessage, createLogger, LOG_LEVEL_ENV, LOG_LEVELS, printable, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
+import { argsMessage, createLogger, joinNegativeValues, LOG_LEVEL_ENV, LOG_LEVELS, printable, printWarnings, resolveLogLevel, type Logger, type LogLevel } from './log.js';
 import { mountHandlers } from './mount-control.js';
 import { DeadMountError, isDeadMount } from './dead-mount.js';
 import { mountFuse, type FuseMount } from './mount.js';
@@ -150,7 +150,8 @@ export async function main(argv: string[]): Promise<number> {
   let level: LogLevel;
   try {
     const { values, positionals } = parseArgs({
-      args: argv,
+      // '--workers -1' is a bad number of workers, not a missing value.
+      args: joinNegativeValues(argv, ['workers', 'threads']),
       allowPositionals: true,
       options: {
         workers: { type: 'string' },
