@@ -609,6 +609,8 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     }
     if (positionals.length > 1) throw new Error(`${cmd} takes at most one mountpoint`);
     mountpoint = positionals[0];
+    // '' is no mountpoint (an unset variable): not "no running mount at " with nothing after it.
+    if (mountpoint === '') throw new Error('the mountpoint is empty (an unset variable?); leave it out to ask every running mount');
     json = values.json === true;
     headings = (values as { noheadings?: boolean }).noheadings !== true;
   } catch (e) {

@@ -76,7 +76,8 @@ export const WARNING_LEVELS: Readonly<Record<string, LogLevel>> = {
  */
 export function resolveLogLevel(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): LogLevel {
   const [text, from] = flag !== undefined ? [flag, '--log-level'] : [env[LOG_LEVEL_ENV], LOG_LEVEL_ENV];
-  if (text === undefined || text === '') return 'warn';
+  // An empty variable is unset; an empty --log-level is a flag given without its level.
+  if (text === undefined || (text === '' && flag === undefined)) return 'warn';
   const t = text.trim().toLowerCase();
   if ((LOG_LEVELS as readonly string[]).includes(t)) return t as LogLevel;
   throw new Error(`${from} must be one of ${LOG_LEVELS.join(', ')}, got '${text}'`);

@@ -113,7 +113,8 @@ export async function logSession(c: LockCoordinator, log: Logger): Promise<void>
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
+  // Digits only: Number() would also take '0x4', '1e1' and ' 4'.
+  const n = /^\d+$/.test(v) ? Number(v) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`--${name} must be a whole number from 1 to 1024, got '${v}'`);
   return n;
 }
@@ -175,6 +176,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (positionals.length !== 2) throw new UsageError('mount needs a backing directory and a mountpoint');
     [backing, mountpoint] = positionals as [string, string];
+    // mountFuse would say "backing must be a non-empty string" and exit 1: a usage error, said as one.
+    if (backing === '') throw new UsageError('the backing directory is empty (an unset variable?)');
+    if (mountpoint === '') throw new UsageError('the mountpoint is empty (an unset variable?)');
     workers = values.workers === undefined ? undefined : workersArg(values.workers);
     threads = positiveInt(values.threads, 'threads');
     cleanStale = values['clean-stale'] === true;

@@ -8,7 +8,8 @@
  */
 import t from 'tap';
 import { parse, UsageError } from '../../driver/options.js';
-import { joinNegativeValues } from '../../src/log.js';
+import { joinNegativeValues, resolveLogLevel } from '../../src/log.js';
+import { main as locksMain } from '../../src/locks-cli.js';
 import { main as mountMain } from '../../src/mount-cli.js';
 
 /** The sentence parse() refuses `args` with, or undefined when it takes them. */
@@ -49,8 +50,8 @@ t.test('locksmith stress: a negative number says the valid range, not "needs a v
   t.equal(parse(['--duration', '5']).durationSec, 5, 'a good duration is taken');
 });
 
-/** Runs `locksmith mount` in-process: its exit status and what it wrote to stderr. */
-async function mount(args: string[]): Promise<{ status: number; stderr: string }> {
+/** Runs a command's main in-process: its exit status and what it wrote to stderr. */
+async function captured(main: () => Promise<number>): Promise<{ status: number; stderr: string }> {
   const write = process.stderr.write;
   let stderr = '';
   process.stderr.write = ((chunk: string | Uint8Array) => {
@@ -58,11 +59,14 @@ async function mount(args: string[]): Promise<{ status: number; stderr: string }
     return true;
   }) as typeof process.stderr.write;
   try {
-    return { status: await mountMain(args), stderr };
+    return { status: await main(), stderr };
   } finally {
     process.stderr.write = write;
   }
 }
+
+/** Runs `locksmith mount` in-process. */
+const mount = (args: string[]) => captured(() => mountMain(args));
 
 t.test('locksmith mount: a negative --workers or --threads, and a --store with port 0, are usage errors that say why', async (t) => {
   for (const [args, sentence] of [
@@ -70,9 +74,35 @@ t.test('locksmith mount: a negative --workers or --threads, and a --store with p
     [['--threads', '-1'], "--threads must be a whole number from 1 to 1024, got '-1'"],
     [['--store', 'redis://127.0.0.1:0'], "--store: malformed URL 'redis://127.0.0.1:0': port 0 cannot be connected to (give the engine's port, from 1 to 65535, or leave it out for 6379)"],
     [['--workers'], '--workers needs a value'],
+    // Number() took these: --threads 0x4 mounted with 4 threads.
+    [['--threads', '0x4'], "--threads must be a whole number from 1 to 1024, got '0x4'"],
+    [['--threads', '1e1'], "--threads must be a whole number from 1 to 1024, got '1e1'"],
+    // An empty --log-level was taken as 'warn'.
+    [['--log-level', ''], "--log-level must be one of error, warn, info, debug, got ''"],
   ] as const) {
     const r = await mount(['/nonexistent-backing', '/nonexistent-mountpoint', ...args]);
     t.equal(r.status, 2, `${args.join(' ')}: exit 2`);
     t.equal(r.stderr, `locksmith mount: ${sentence}. Run 'locksmith mount --help'.\n`, `${args.join(' ')}: ${sentence}`);
   }
+});
+
+t.test('an empty mountpoint or backing directory (an unset variable) is a usage error that says so', async (t) => {
+  for (const [args, sentence] of [
+    [['', '/nonexistent-mountpoint'], 'the backing directory is empty (an unset variable?)'],
+    [['/nonexistent-backing', ''], 'the mountpoint is empty (an unset variable?)'],
+  ] as const) {
+    const r = await mount([...args]);
+    t.equal(r.status, 2, `mount ${JSON.stringify(args)}: exit 2 (was 1, "backing must be a non-empty string")`);
+    t.equal(r.stderr, `locksmith mount: ${sentence}. Run 'locksmith mount --help'.\n`, sentence);
+  }
+  for (const cmd of ['locks', 'stats'] as const) {
+    const r = await captured(() => locksMain(cmd, ['']));
+    t.equal(r.status, 2, `${cmd} '': exit 2 (was 1, "no running locksmith mount at " and nothing after it)`);
+    t.equal(r.stderr, `locksmith ${cmd}: the mountpoint is empty (an unset variable?); leave it out to ask every running mount. Run 'locksmith ${cmd} --help'.\n`);
+  }
+});
+
+t.test('--log-level given empty is refused; an empty LOCKSMITH_LOG_LEVEL stays unset', async (t) => {
+  t.throws(() => resolveLogLevel('', {}), { message: "--log-level must be one of error, warn, info, debug, got ''" });
+  t.equal(resolveLogLevel(undefined, { LOCKSMITH_LOG_LEVEL: '' }), 'warn');
 });
