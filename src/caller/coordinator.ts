@@ -64,6 +64,9 @@ const STOP_GRACE_MS = 1000;
 
 const STOPPED = 'LockCoordinator is stopped';
 
+/** True only while start() constructs its coordinator (the constructor refuses any other caller). */
+let viaStart = false;
+
 export class LockCoordinator {
   private readonly workers: Workers;
   private readonly requests = new RequestWindow<Request>();
@@ -100,6 +103,9 @@ export class LockCoordinator {
     /** A shared lock space (`store`): its session, and the workers' way to the engine. */
     private readonly space?: SharedSpace,
   ) {
+    // Private to TypeScript only: from JavaScript, `new LockCoordinator()` would fail on a missing
+    // option deep inside ("Cannot read properties of undefined"), or start workers no one waits for.
+    if (!viaStart) throw new TypeError('LockCoordinator has no public constructor: use `await LockCoordinator.start(options)`');
     this.deadlocks = new DeadlockService({
       syncAll: () => this.workers.syncAll(),
       breakCycle: (id) => this.breakCycle(id),
@@ -143,7 +149,13 @@ export class LockCoordinator {
   static async start(options?: StartOptions): Promise<LockCoordinator> {
     const opts = validateOptions(options);
     const space = opts.store === undefined ? undefined : await SharedSpace.open(opts.store, opts.policy ?? 'default');
-    const c = new LockCoordinator(opts.workers ?? defaultWorkers(), opts, space);
+    viaStart = true;
+    let c: LockCoordinator;
+    try {
+      c = new LockCoordinator(opts.workers ?? defaultWorkers(), opts, space);
+    } finally {
+      viaStart = false;
+    }
     c.workers.onPoolError((e) => {
       if (c.stopping === undefined) process.emitWarning(`locksmith: worker pool error: ${String(e)}`, 'LocksmithWorkerWarning');
     });

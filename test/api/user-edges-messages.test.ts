@@ -115,3 +115,12 @@ t.test('a store URL with port 0 is a malformed URL, said at start without connec
     t.notMatch(e?.message ?? '', /refused|cannot reach/, 'no connection was tried');
   }
 });
+
+t.test('new LockCoordinator() from JavaScript says to use start()', async (t) => {
+  const Ctor = LockCoordinator as unknown as new (...args: unknown[]) => unknown;
+  // Before: "Cannot read properties of undefined (reading 'policy')" from deep inside.
+  t.throws(() => new Ctor(), { name: 'TypeError', message: 'LockCoordinator has no public constructor: use `await LockCoordinator.start(options)`' });
+  const c = await LockCoordinator.start({ workers: 1 });
+  t.teardown(() => c.stop());
+  t.equal(await c.checkIo({ fileName: '/f', handle: 1, byteOffset: 0, length: 1, write: true }), 0, 'start() still constructs one');
+});
