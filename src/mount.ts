@@ -9,7 +9,7 @@
  * The main thread is not on that path: it only mounts, attaches the workers and unmounts.
  */
 import { checkWorkers, defaultWorkers, refuseUnknown } from './caller/options.js';
-import { optionalBoolean } from './core/input.js';
+import { describeValue, optionalBoolean } from './core/input.js';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -229,6 +229,8 @@ export async function runSynthetic(o: SyntheticOptions): Promise<SyntheticResult
   if (typeof o !== 'object' || o === null) throw new TypeError('runSynthetic options must be an object');
   refuseUnknown(o, ['workers', 'threads', 'files', 'opsPerThread', 'window', 'policy'], 'runSynthetic options');
   const workers = workerCount(o.workers);
+  // Without a count the source would generate for ever.
+  if (!Number.isSafeInteger(o.opsPerThread) || o.opsPerThread < 1) throw new TypeError(`opsPerThread must be a positive integer, got ${describeValue(o.opsPerThread)}`);
   const n = pump.nativeAvailable();
   if (!n.ok) throw new Error(n.reason);
   const coordinator = await LockCoordinator.start({ workers, ...(o.policy === undefined ? {} : { policy: o.policy }) });

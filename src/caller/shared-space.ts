@@ -16,6 +16,7 @@
  * - locks() lists every node's records from the engine, each entry with its node.
  */
 import type { LinkCounts } from '../actors/direct-link.js';
+import { describeValue } from '../core/input.js';
 import { recordEntries } from '../core/records.js';
 import type { LockEntry } from '../core/views.js';
 import { openStore } from '../store/index.js';
@@ -80,7 +81,7 @@ export class SharedSpace {
    */
   static async open(options: string | StoreOptions, policy: 'default' | 'fifo'): Promise<SharedSpace> {
     if (typeof options === 'object' && options !== null) refuseUnknown(options, STORE_OPTIONS, 'options.store');
-    else if (typeof options !== 'string') throw new TypeError(`options.store must be a URL or { ${STORE_OPTIONS.join(', ')} }, got ${options === null ? 'null' : typeof options}`);
+    else if (typeof options !== 'string') throw new TypeError(`options.store must be a URL or { ${STORE_OPTIONS.join(', ')} }, got ${describeValue(options)}`);
     const o = resolveOptions(options);
     let space: SharedSpace | undefined;
     // [until, epoch, offset]: the workers read the fence from here, exact and without a message

@@ -11,6 +11,7 @@ import type { LockOrigin, LockRequest } from './file-locks.js';
 import {
   decodePosixRange,
   decodeWinRange,
+  describeValue,
   identityKey,
   optionalIdentityKey,
   optionalInteger,
@@ -307,7 +308,7 @@ export function decodeLock(o: Record<string, unknown>): DecodedLock | (PosixRepl
   const lockPid = optionalInteger(o.lockPid, 'lockPid', 0);
   const kind = o.kind ?? 'posix';
   if (kind !== 'posix' && kind !== 'ofd' && kind !== 'flock') {
-    throw new TypeError(`kind must be 'posix', 'ofd' or 'flock', got ${String(kind)}`);
+    throw new TypeError(`kind must be 'posix', 'ofd' or 'flock', got ${describeValue(kind)}`);
   }
   if (o.fileHandle !== undefined) identityKey(o.fileHandle, 'fileHandle');
   const flock = kind === 'flock';

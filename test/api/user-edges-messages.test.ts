@@ -67,6 +67,7 @@ t.test('each request method: a missing or wrong field is a TypeError naming it a
     ['lock', { ...P, lockStart: undefined }, 'lockStart must be a bigint or a safe-integer number, got undefined'],
     ['lock', { ...P, lockPid: 1.5 }, 'lockPid must be an integer number, got 1.5'],
     ['lock', { ...P, lockOwner: undefined }, 'lockOwner must be a bigint, an integer number or a string, got undefined'],
+    ['lock', { ...P, kind: 'OFD' }, "kind must be 'posix', 'ofd' or 'flock', got the string 'OFD'"],
     ['flush', { path: '/p' }, 'lockOwner must be a bigint, an integer number or a string, got undefined'],
     ['release', { path: 5, fileHandle: 1 }, 'path must be a string, got 5'],
     ['locks', 5, 'path must be a string, got 5'],
@@ -95,6 +96,7 @@ t.test('start options: the field named, the value shown', async (t) => {
     [{ store: { url: 'redis://127.0.0.1:1', sessionTtlMs: '1' } }, "store.sessionTtlMs must be an integer from 100 to 2147483647, got the string '1'"],
     [{ store: { url: 'redis://127.0.0.1:1', namespace: '' } }, "store.namespace must be 1 to 64 of A-Z a-z 0-9 . _ : -, got the string ''"],
     [{ store: { url: 'redis://127.0.0.1:1', node: 7 } }, 'store.node must be 1 to 64 of A-Z a-z 0-9 . _ -, got 7'],
+    [{ store: 6379 }, 'options.store must be a URL or { url, namespace, node, sessionTtlMs, requestTimeoutMs }, got 6379'],
   ] as const) {
     await t.rejects(LockCoordinator.start(o as never), { name: 'TypeError', message }, message);
   }

@@ -35,6 +35,7 @@ t.test('every entry point applies it, and refuses an option it does not know', a
   await t.rejects(mountFuse({ backing: '/tmp', mountpoint: '/nonexistent', workers: 0 }), { message: 'workers must be an integer from 1 to 256, got 0' });
   await t.rejects(runSynthetic({ workers: 1000, opsPerThread: 1 }), { message: 'workers must be an integer from 1 to 256, got 1000' });
   await t.rejects(mountFuse({ backing: '/tmp', mountpoint: '/nonexistent', workerz: 2 } as never), { name: 'TypeError', message: /unknown field 'workerz' in mountFuse options/ });
-  await t.rejects(mountFuse({ backing: '/tmp', mountpoint: '/nonexistent', locks: 'no' } as never), { name: 'TypeError', message: 'locks must be a boolean, got string no' });
+  await t.rejects(mountFuse({ backing: '/tmp', mountpoint: '/nonexistent', locks: 'no' } as never), { name: 'TypeError', message: "locks must be a boolean, got the string 'no'" });
+  await t.rejects(runSynthetic({ workers: 1 } as never), { name: 'TypeError', message: 'opsPerThread must be a positive integer, got undefined' });
   await t.rejects(runSynthetic({ workers: 1, opsPerThread: 1, wat: 1 } as never), { name: 'TypeError', message: /unknown field 'wat' in runSynthetic options/ });
 });
