@@ -41,7 +41,8 @@
 // the receiving) thread queues the request, an invalidation thread invalidates, then replies (or
 // admits the unlock). A small pool, a file at a time each: a file's requests stay in order, and
 // one file whose write-back cannot end holds no other file's answers. At the lease's end the
-// fence watcher (Passthrough::fenceWatch) drops the pages of the files locked here. A mount
+// fence watcher (Passthrough::fenceWatch) has the same threads drop the pages of the files locked
+// here (queueFenceDrop), so that one such file holds no other file's drop either. A mount
 // without a store has no such threads and answers at once.
 //
 // Unmount answers every outstanding request itself, so no process stays blocked: a lock request
@@ -206,6 +207,12 @@ class FuseSession : public Session, public Passthrough {
    * False when that thread is not running: the caller answers.
    */
   bool queueInvalidation(const RequestPtr& r, bool thenAdmit);
+  /**
+   * The fence watcher's drop of a file's pages (no request): queued for the same threads, after
+   * the file's requests already queued; one already queued and not yet taken serves. False when
+   * those threads are not running (the session closes: nothing is dropped).
+   */
+  bool queueFenceDrop(fuse_ino_t ino);
   /** Makes a lock request visible to JS (its destination's queue), or answers it if closing. */
   void admit(const RequestPtr& r);
   void invalidationLoop();
@@ -288,8 +295,16 @@ class FuseSession : public Session, public Passthrough {
   std::vector<std::thread> invals_;
   std::mutex invalMu_;
   std::condition_variable invalCv_;
-  /** Each with `thenAdmit`: an unlock, admitted (to JS) once written back; else a grant, answered. */
-  std::deque<std::pair<RequestPtr, bool>> invalQueue_;
+  /**
+   * A file (nodeId) and what to do once its pages are dropped: `r` with `thenAdmit`, an unlock,
+   * admitted (to JS); without, a grant, answered; no `r`, nothing (the fence watcher's drop).
+   */
+  struct Invalidation {
+    uint64_t node;
+    RequestPtr r;
+    bool thenAdmit;
+  };
+  std::deque<Invalidation> invalQueue_;
   /** The files (nodeId) a thread is invalidating now: their queued requests wait for it. */
   std::vector<uint64_t> invalBusy_;
   bool invalStop_ = false;
@@ -540,20 +555,33 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
 bool FuseSession::queueInvalidation(const RequestPtr& r, bool thenAdmit) {
   std::lock_guard<std::mutex> g(invalMu_);
   if (!invalRunning_ || invalStop_) return false;
-  invalQueue_.emplace_back(r, thenAdmit);
+  invalQueue_.push_back(Invalidation{r->nodeId, r, thenAdmit});
+  invalCv_.notify_one();
+  return true;
+}
+
+bool FuseSession::queueFenceDrop(fuse_ino_t ino) {
+  std::lock_guard<std::mutex> g(invalMu_);
+  if (!invalRunning_ || invalStop_) return false;
+  const uint64_t node = static_cast<uint64_t>(ino);
+  // Deadlines while one file's write-back cannot end queue no more than one drop of it.
+  for (const Invalidation& q : invalQueue_) {
+    if (q.node == node && !q.r) return true;
+  }
+  invalQueue_.push_back(Invalidation{node, nullptr, false});
   invalCv_.notify_one();
   return true;
 }
 
 void FuseSession::invalidationLoop() {
-  std::vector<std::pair<RequestPtr, bool>> batch;
+  std::vector<Invalidation> batch;
   std::unique_lock<std::mutex> l(invalMu_);
   auto busy = [&](uint64_t node) { return std::find(invalBusy_.begin(), invalBusy_.end(), node) != invalBusy_.end(); };
   for (;;) {
     // The first queued request whose file no other thread is invalidating.
     auto next = invalQueue_.end();
     invalCv_.wait(l, [&] {
-      next = std::find_if(invalQueue_.begin(), invalQueue_.end(), [&](const auto& q) { return !busy(q.first->nodeId); });
+      next = std::find_if(invalQueue_.begin(), invalQueue_.end(), [&](const Invalidation& q) { return !busy(q.node); });
       return next != invalQueue_.end() || invalStop_;
     });
     // Stopping and nothing this thread may take: what is left is a busy file's, which its thread
@@ -561,10 +589,10 @@ void FuseSession::invalidationLoop() {
     if (next == invalQueue_.end()) break;
     // Every queued request of that file, in order: one invalidation serves them all (all were
     // decided before it).
-    const uint64_t node = next->first->nodeId;
+    const uint64_t node = next->node;
     batch.clear();
     for (auto it = next; it != invalQueue_.end();) {
-      if (it->first->nodeId == node) {
+      if (it->node == node) {
         batch.push_back(std::move(*it));
         it = invalQueue_.erase(it);
       } else {
@@ -579,16 +607,22 @@ void FuseSession::invalidationLoop() {
     // has no such inode cached (nothing to drop). Any other error (the connection going away)
     // leaves nothing to do but answer.
     int res = fuse_lowlevel_notify_inval_inode(se_, static_cast<fuse_ino_t>(node), 0, 0);
-    invalidations_.fetch_add(1, std::memory_order_relaxed);
-    if (res != 0 && res != -ENOENT) invalidationErrors_.fetch_add(1, std::memory_order_relaxed);
-    for (const auto& [r, thenAdmit] : batch) {
-      if (thenAdmit) {
-        admit(r);  // closing: answered ENOLCK there
+    const uint64_t drops = static_cast<uint64_t>(std::count_if(batch.begin(), batch.end(), [](const Invalidation& q) { return !q.r; }));
+    // A request's invalidation (counted as one, a fence drop served with it or not) or a fence drop alone.
+    if (drops != batch.size()) {
+      invalidations_.fetch_add(1, std::memory_order_relaxed);
+      if (res != 0 && res != -ENOENT) invalidationErrors_.fetch_add(1, std::memory_order_relaxed);
+    }
+    for (const Invalidation& q : batch) {
+      if (!q.r) continue;
+      if (q.thenAdmit) {
+        admit(q.r);  // closing: answered ENOLCK there
         continue;
       }
-      fuse_reply_err(static_cast<fuse_req_t>(r->req), 0);
+      fuse_reply_err(static_cast<fuse_req_t>(q.r->req), 0);
       replies.fetch_add(1, std::memory_order_relaxed);
     }
+    if (drops != 0) fenceDropped(drops);
     batch.clear();
     l.lock();
     invalBusy_.erase(std::find(invalBusy_.begin(), invalBusy_.end(), node));
@@ -683,8 +717,11 @@ void FuseSession::start() {
       pthread_sigmask(SIG_BLOCK, &all, nullptr);
       pthread_setname_np(pthread_self(), "locksmith-fence");
       // Whole file, as at a grant: mapped pages unmapped, dirty ones written back (their WRITE is
-      // fenced: such a page stays, the writer's own bytes), all others dropped.
-      fenceWatch([this](fuse_ino_t ino) { fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0); });
+      // fenced: such a page stays, the writer's own bytes), all others dropped. On the
+      // invalidation threads, as a grant's: a notify held in a write-back that cannot end (a
+      // stopped backing store) holds that file's drop, not this thread nor another file's.
+      // Closing (the threads gone), nothing is dropped: every request is answered, the unmount next.
+      fenceWatch([this](fuse_ino_t ino) { queueFenceDrop(ino); });
     });
   }
 }

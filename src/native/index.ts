@@ -342,7 +342,10 @@ export interface SessionInfo {
   /** Store mounts: invalidations before grants and unlocks (and those that failed). */
   invalidations?: number;
   invalidationErrors?: number;
-  /** Store mounts: the lease deadlines at which the fence dropped the cached pages of the files locked here, and those files. */
+  /**
+   * Store mounts: the lease deadlines at which the fence watcher acted, and its drops of a file's
+   * cached pages done (a locked file's at a deadline, a lost handle's file), by the invalidation threads.
+   */
   fenceDeadlines?: number;
   fenceDrops?: number;
   connection?: number;

@@ -343,8 +343,8 @@ void Passthrough::markLost(uint64_t fh) {
     if (!lost_.insert(fh).second) return;
     lostCount_.fetch_add(1, std::memory_order_release);
   }
-  // The kernel's pages of the file are dropped too (by the watcher, which may wait on a
-  // write-back): a read it would serve from them never reaches opRead. A lease cut short (a
+  // The kernel's pages of the file are dropped too (handed on by the watcher: the drop may wait on
+  // a write-back, this thread must not): a read it would serve from them never reaches opRead. A lease cut short (a
   // session lost before its deadline) wakes nothing else: the deadline moves on with the next.
   struct stat st;
   if (lease_.load(std::memory_order_acquire) == nullptr || fstat(static_cast<int>(fh), &st) < 0) return;
@@ -408,7 +408,6 @@ void Passthrough::fenceWatch(const std::function<void(fuse_ino_t)>& drop) {
       lost.swap(lostDrops_);
       l.unlock();
       for (fuse_ino_t ino : lost) drop(ino);
-      fenceDrops_.fetch_add(lost.size(), std::memory_order_relaxed);
       l.lock();
       continue;
     }
@@ -444,8 +443,9 @@ void Passthrough::fenceWatch(const std::function<void(fuse_ino_t)>& drop) {
         }
       }
       // An inode forgotten meanwhile is one the kernel no longer has: its notify finds nothing.
+      // `drop` hands each file on and returns: one file whose write-back cannot end holds only
+      // its own drop, never this thread nor the other files' drops.
       for (fuse_ino_t ino : locked) drop(ino);
-      fenceDrops_.fetch_add(locked.size(), std::memory_order_relaxed);
       l.lock();
       continue;  // renewed meanwhile: asleep until the new deadline
     }

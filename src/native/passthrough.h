@@ -120,8 +120,9 @@ class Passthrough {
   bool fencedFile(int fd);
   /**
    * The fence's watcher (a store mount's own thread, run until stopFenceWatch): at the lease's
-   * deadline, `drop` (the kernel's cached pages of a file: notify_inval_inode) for every file
-   * locked here, so that no read the kernel would answer from its cache escapes the fence: the
+   * deadline, `drop` (hand on the dropping of a file's cached pages: notify_inval_inode, done
+   * elsewhere, as it may wait on a write-back; never blocking) for every file locked here, and for
+   * each file whose handle was marked lost (markLost), so that no read the kernel would answer from its cache escapes the fence: the
    * next read or page fault comes to opRead and gets EIO. It sleeps until the deadline on a
    * condition variable (no polling) and looks again when woken there, when the lease is set, or
    * when I/O of a locked file sees the lease other than the watcher believes (fencedIo: renewed
@@ -129,7 +130,12 @@ class Passthrough {
    */
   void fenceWatch(const std::function<void(fuse_ino_t)>& drop);
   void stopFenceWatch();
-  /** Files whose cached pages the watcher dropped at a deadline, and the deadlines it acted at. */
+  /**
+   * Drops of the watcher (a deadline's locked files, a lost handle's file) done (notify returned),
+   * and the deadlines it acted at. `drop` only hands a file on (the session's invalidation pool),
+   * which counts it done here: the watcher itself never waits for a write-back.
+   */
+  void fenceDropped(uint64_t n) { fenceDrops_.fetch_add(n, std::memory_order_relaxed); }
   uint64_t fenceDrops() const { return fenceDrops_.load(std::memory_order_relaxed); }
   uint64_t fenceDeadlines() const { return fenceDeadlines_.load(std::memory_order_relaxed); }
   /** A lock was granted on `ino` through the mount (before its answer). */
