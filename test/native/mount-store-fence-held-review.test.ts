@@ -11,59 +11,18 @@
  * Skips only outside CI when a mount, redis-server or python3 cannot work here, saying why.
  */
 import t from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
-import { Server } from './cli-proc.js';
-import { forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
+import { mountFuse, type FuseMount } from '../../src/index.js';
+import { RedisServer } from '../store/redis-server.js';
+import { mounted, until } from './proc.js';
+import { heldBacking } from './store-mounts.js';
 
-const noPython = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import fcntl, mmap'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'no python3 (with fcntl and mmap) for the processes on the mount';
-  }
-})();
+const h = heldBacking('test/native/mount-store-fence-held-review.test.ts', 'locksmith-fence-held-');
+if (h !== undefined) {
+  const { mnt, backing, sys, python, syscallOf, threadsNamed: threads } = h;
 
-/** writev and fcntl, by architecture (the first field of /proc/<pid>/task/<tid>/syscall). */
-const SYSCALLS: Record<string, { writev: string; fcntl: string }> = { x64: { writev: '20', fcntl: '72' }, arm64: { writev: '66', fcntl: '25' } };
-
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noPython ?? (SYSCALLS[process.arch] ? undefined : `no syscall numbers for ${process.arch}`);
-if (why !== undefined && !process.env.CI) {
-  const bar = '!'.repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING test/native/mount-store-fence-held-review.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
-  t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
-} else {
-  if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
-  const sys = SYSCALLS[process.arch]!;
-
-  const base = mkdtempSync(join(tmpdir(), 'locksmith-fence-held-'));
-  const innerBacking = join(base, 'inner-backing');
-  const innerMnt = join(base, 'inner');
-  const mnt = join(base, 'a');
-  for (const d of [innerBacking, innerMnt, mnt]) mkdirSync(d);
-  const procs: ChildProcess[] = [];
-  let inner: Server | undefined;
-  process.on('exit', () => {
-    for (const p of procs) p.kill('SIGKILL');
-    inner?.proc.kill('SIGCONT');
-    forceUnmount(mnt);
-    forceUnmount(innerMnt);
-  });
-
-  const syscallOf = (pid: number, tid: number) => {
-    try {
-      return readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0]!.trim();
-    } catch {
-      return undefined;
-    }
-  };
   /** The signal a process exiting was killed by (PF_EXITING in flags, field 9 of stat; exit_code, field 52), else undefined. */
   const exitSignal = (pid: number) => {
     try {
@@ -73,34 +32,9 @@ if (why !== undefined && !process.env.CI) {
       return undefined;
     }
   };
-  /** This process's threads named `name` (pthread_setname_np). */
-  const threads = (name: string) =>
-    readdirSync('/proc/self/task')
-      .map(Number)
-      .filter((tid) => {
-        try {
-          return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name;
-        } catch {
-          return false;
-        }
-      });
-  const python = (program: string) => {
-    const p = spawn('python3', ['-c', program], { stdio: ['pipe', 'pipe', 'inherit'] });
-    procs.push(p);
-    const lines: string[] = [];
-    createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-    return { p, lines, exited };
-  };
-
   t.test("one file's held write-back does not keep the fence from another file's cached pages", async (t) => {
-    inner = new Server([innerBacking, innerMnt, '--workers', '1']);
-    await inner.serving();
-    const backing = join(innerMnt, 'dir');
-    mkdirSync(backing);
     // f first: the lower inode number, the watcher's first file (its table is ordered by it).
-    writeFileSync(join(backing, 'f'), 'AAAA');
-    writeFileSync(join(backing, 'g'), 'GGGG');
+    await h.startInner({ f: 'AAAA', g: 'GGGG' });
     const server = await RedisServer.start();
     t.teardown(async () => {
       server.resume();
@@ -109,7 +43,7 @@ if (why !== undefined && !process.env.CI) {
     const TTL = 2000;
     const a: FuseMount = await mountFuse({ backing, mountpoint: mnt, workers: 2, store: { url: server.url, namespace: `p-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: TTL } });
     t.teardown(async () => {
-      inner?.proc.kill('SIGCONT');
+      h.resumeInner();
       server.resume();
       await a.unmount();
     });
@@ -143,10 +77,9 @@ if (why !== undefined && !process.env.CI) {
       ].join('\n'),
     );
     await until("P's line: a page dirtied under its lock", () => holder.lines.includes('dirty'));
-    inner.proc.kill('SIGSTOP');
-    await until('the inner server stopped', () => readFileSync(`/proc/${inner!.proc.pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T'));
+    await h.stopInner();
     holder.p.stdin!.write('go\n');
-    const heldIn = () => threads('locksmith-inval').find((tid) => syscallOf(process.pid, tid) === sys.writev);
+    const heldIn = h.heldInvalidation;
     await until('P waiting in its unlock while an invalidation thread is in its notify', () => (syscallOf(holder.p.pid!, holder.p.pid!) === sys.fcntl && heldIn()) || undefined);
     // The lease runs out: the engine answers nothing.
     const before = a.info().fenceDeadlines ?? 0;
@@ -163,7 +96,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal(fault, 7, `g's mapped page is dropped at the deadline: its read faults and is fenced, SIGBUS (the watcher: ${dropped === 'held' ? 'held in a notify' : 'not held'})`);
 
     server.resume();
-    inner.proc.kill('SIGCONT');
+    h.resumeInner();
     await until("P's unlock answered once the backing store is back", () => holder.lines.includes('unlocked') || undefined);
     other.p.stdin!.end();
     await holder.exited;
@@ -171,8 +104,7 @@ if (why !== undefined && !process.env.CI) {
     await a.unmount();
     t.notOk(mounted(mnt), 'the store mount is gone');
     t.equal(threads('locksmith-fence').length, 0, 'its fence thread ended');
-    inner.proc.kill('SIGTERM');
-    t.match(await inner.ended(), { code: 0 }, 'the inner server unmounted and exited');
-    rmSync(base, { recursive: true, force: true });
+    t.match(await h.endInner(), { code: 0 }, 'the inner server unmounted and exited');
+    h.remove();
   });
 }

@@ -11,91 +11,26 @@
  * Skips only outside CI when a mount, redis-server or python3 cannot work here, saying why.
  */
 import t from 'tap';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
-import { Server } from './cli-proc.js';
-import { forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
+import { mountFuse, type FuseMount } from '../../src/index.js';
+import { RedisServer } from '../store/redis-server.js';
+import { mounted, until } from './proc.js';
+import { heldBacking } from './store-mounts.js';
 
-const noPython = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import fcntl, mmap'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'no python3 (with fcntl and mmap) for the processes on the mount';
-  }
-})();
-
-/** writev and fcntl, by architecture (the first field of /proc/<pid>/task/<tid>/syscall). */
-const SYSCALLS: Record<string, { writev: string; fcntl: string }> = { x64: { writev: '20', fcntl: '72' }, arm64: { writev: '66', fcntl: '25' } };
-
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noPython ?? (SYSCALLS[process.arch] ? undefined : `no syscall numbers for ${process.arch}`);
-if (why !== undefined && !process.env.CI) {
-  const bar = '!'.repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING test/native/mount-store-inval-pool.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
-  t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
-} else {
-  if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
-  const sys = SYSCALLS[process.arch]!;
-
-  const base = mkdtempSync(join(tmpdir(), 'locksmith-inval-pool-'));
-  const innerBacking = join(base, 'inner-backing');
-  const innerMnt = join(base, 'inner');
-  const mnt = join(base, 'a');
-  for (const d of [innerBacking, innerMnt, mnt]) mkdirSync(d);
-  const procs: ChildProcess[] = [];
-  let inner: Server | undefined;
-  process.on('exit', () => {
-    for (const p of procs) p.kill('SIGKILL');
-    inner?.proc.kill('SIGCONT');
-    forceUnmount(mnt);
-    forceUnmount(innerMnt);
-  });
-
-  const syscallOf = (pid: number, tid: number) => {
-    try {
-      return readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0]!.trim();
-    } catch {
-      return undefined;
-    }
-  };
-  /** This process's invalidation threads (pthread_setname_np "locksmith-inval"). */
-  const invalThreads = () =>
-    readdirSync('/proc/self/task')
-      .map(Number)
-      .filter((tid) => {
-        try {
-          return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'locksmith-inval';
-        } catch {
-          return false;
-        }
-      });
-  const python = (program: string) => {
-    const p = spawn('python3', ['-c', program], { stdio: ['pipe', 'pipe', 'inherit'] });
-    procs.push(p);
-    const lines: string[] = [];
-    createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-    return { p, lines, exited };
-  };
+const h = heldBacking('test/native/mount-store-inval-pool.test.ts', 'locksmith-inval-pool-');
+if (h !== undefined) {
+  const { mnt, backing, sys, python, syscallOf } = h;
+  const invalThreads = () => h.threadsNamed('locksmith-inval');
 
   t.test("one file's held write-back does not hold another file's grant", async (t) => {
-    inner = new Server([innerBacking, innerMnt, '--workers', '1']);
-    await inner.serving();
-    const backing = join(innerMnt, 'dir');
-    mkdirSync(backing);
-    writeFileSync(join(backing, 'f'), 'AAAA');
-    writeFileSync(join(backing, 'g'), 'AAAA');
+    await h.startInner({ f: 'AAAA', g: 'AAAA' });
     const server = await RedisServer.start();
     t.teardown(() => server.stop());
     const a: FuseMount = await mountFuse({ backing, mountpoint: mnt, workers: 2, store: { url: server.url, namespace: `p-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: 10_000 } });
     t.teardown(async () => {
-      inner?.proc.kill('SIGCONT');
+      h.resumeInner();
       await a.unmount();
     });
 
@@ -125,10 +60,9 @@ if (why !== undefined && !process.env.CI) {
       ].join('\n'),
     );
     await until("Q's line: the file opened", () => other.lines.includes('opened'));
-    inner.proc.kill('SIGSTOP');
-    await until('the inner server stopped', () => readFileSync(`/proc/${inner!.proc.pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T'));
+    await h.stopInner();
     holder.p.stdin!.write('go\n');
-    const heldIn = () => invalThreads().find((tid) => syscallOf(process.pid, tid) === sys.writev);
+    const heldIn = h.heldInvalidation;
     await until('P waiting in its unlock while an invalidation thread is in its notify', () => (syscallOf(holder.p.pid!, holder.p.pid!) === sys.fcntl && heldIn()) || undefined);
     other.p.stdin!.write('go\n');
     // Budget: a grant on a quiet mount takes milliseconds; waited behind P's, it never comes while
@@ -138,17 +72,16 @@ if (why !== undefined && !process.env.CI) {
     t.equal(syscallOf(holder.p.pid!, holder.p.pid!), sys.fcntl, 'P still waits in its unlock');
     t.notOk(holder.lines.includes('unlocked'), "P's unlock is not answered yet");
 
-    inner.proc.kill('SIGCONT');
+    h.resumeInner();
     await until("P's unlock answered once the backing store is back", () => holder.lines.includes('unlocked') || undefined);
-    t.equal(readFileSync(join(innerBacking, 'dir', 'f'), 'utf8'), 'MMMM', "P's mapped write reached the backing store before its unlock was answered");
+    t.equal(readFileSync(join(h.innerBacking, 'dir', 'f'), 'utf8'), 'MMMM', "P's mapped write reached the backing store before its unlock was answered");
     other.p.stdin!.end();
     t.equal(await holder.exited, 0, 'P exited');
     t.equal(await other.exited, 0, 'Q exited');
     await a.unmount();
     t.notOk(mounted(mnt), 'the store mount is gone');
     t.equal(invalThreads().length, 0, 'its invalidation threads ended');
-    inner.proc.kill('SIGTERM');
-    t.match(await inner.ended(), { code: 0 }, 'the inner server unmounted and exited');
-    rmSync(base, { recursive: true, force: true });
+    t.match(await h.endInner(), { code: 0 }, 'the inner server unmounted and exited');
+    h.remove();
   });
 }

@@ -8,13 +8,14 @@
 import t from 'tap';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
-import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted } from './proc.js';
+import { Server } from './cli-proc.js';
+import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
 
 export interface StoreMounts {
   readonly backing: string;
@@ -187,4 +188,148 @@ export function lockUntilFenced(
   const lines: string[] = [];
   createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
   return { p, lines };
+}
+
+/** A python3 process on a mount: its stdout's lines as they come, its stdin, its exit. */
+export interface PythonProcess {
+  readonly p: ChildProcess;
+  readonly lines: string[];
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * A store mount's backing directory that can be made to hold a write-back: it is itself a FUSE
+ * mount (`dir` on a `locksmith mount` child, the inner server) which `stopInner` stops (SIGSTOP),
+ * so laundering a page dirtied through a shared mapping cannot end while an invalidation thread of
+ * the store mount waits for it (mount-store-inval-pool, -inval-unmount, -fence-held-review).
+ */
+export interface HeldBacking {
+  /** The store mount's mountpoint (the test mounts it over `backing`). */
+  readonly mnt: string;
+  /** `dir` on the inner mount, holding `files` once `startInner` resolved. */
+  readonly backing: string;
+  /** The inner server's backing directory (what reached the storage, read around the inner mount), and its mountpoint. */
+  readonly innerBacking: string;
+  readonly innerMnt: string;
+  /** writev and fcntl on this architecture (the first field of /proc/<pid>/task/<tid>/syscall). */
+  readonly sys: { writev: string; fcntl: string };
+  /** The inner server serving, and `backing` made on it with `files` (name: contents). */
+  startInner(files: Record<string, string>): Promise<void>;
+  readonly innerPid: number;
+  /** SIGSTOP to the inner server, resolved once it is stopped. */
+  stopInner(): Promise<void>;
+  resumeInner(): void;
+  /** SIGTERM to the inner server: its exit (code 0 once it unmounted). */
+  endInner(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Removes the temporary directory (everything unmounted). */
+  remove(): void;
+  python(program: string): PythonProcess;
+  /** The first field of a thread's /proc syscall file ('running' on a CPU), or undefined once it is gone. */
+  syscallOf(pid: number, tid: number): string | undefined;
+  /** This process's threads named `name` (pthread_setname_np). */
+  threadsNamed(name: string): number[];
+  /** The invalidation thread ("locksmith-inval") in a notify (writev to /dev/fuse), if any. */
+  heldInvalidation(): number | undefined;
+}
+
+/** writev and fcntl, by architecture. */
+const SYSCALLS: Record<string, { writev: string; fcntl: string }> = { x64: { writev: '20', fcntl: '72' }, arm64: { writev: '66', fcntl: '25' } };
+
+/** The directories and helpers for test file `file` (`prefix` names its temporary directory), or undefined when it is skipped (outside CI only, as twoStoreMounts). */
+export function heldBacking(file: string, prefix: string): HeldBacking | undefined {
+  const noMmap = (() => {
+    try {
+      execFileSync('python3', ['-c', 'import fcntl, mmap'], { stdio: 'ignore' });
+      return undefined;
+    } catch {
+      return 'no python3 (with fcntl and mmap) for the processes on the mount';
+    }
+  })();
+  const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noMmap ?? (SYSCALLS[process.arch] ? undefined : `no syscall numbers for ${process.arch}`);
+  if (why !== undefined && !process.env.CI) {
+    const bar = '!'.repeat(100);
+    console.error(`\n${bar}\n!! SKIPPING ${file}: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
+    t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
+    return undefined;
+  }
+  if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
+  const sys = SYSCALLS[process.arch] ?? { writev: '', fcntl: '' };
+
+  const base = mkdtempSync(join(tmpdir(), prefix));
+  const innerBacking = join(base, 'inner-backing');
+  const innerMnt = join(base, 'inner');
+  const mnt = join(base, 'a');
+  const backing = join(innerMnt, 'dir');
+  for (const d of [innerBacking, innerMnt, mnt]) mkdirSync(d);
+  const procs: ChildProcess[] = [];
+  let inner: Server | undefined;
+  process.on('exit', () => {
+    for (const p of procs) p.kill('SIGKILL');
+    inner?.proc.kill('SIGCONT');
+    forceUnmount(mnt);
+    forceUnmount(innerMnt);
+  });
+  const server = () => {
+    if (inner === undefined) throw new Error('startInner first');
+    return inner;
+  };
+  const syscallOf = (pid: number, tid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/task/${tid}/syscall`, 'utf8').split(' ')[0]!.trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const threadsNamed = (name: string) =>
+    readdirSync('/proc/self/task')
+      .map(Number)
+      .filter((tid) => {
+        try {
+          return readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name;
+        } catch {
+          return false;
+        }
+      });
+  return {
+    mnt,
+    backing,
+    innerBacking,
+    innerMnt,
+    sys,
+    async startInner(files) {
+      inner = new Server([innerBacking, innerMnt, '--workers', '1']);
+      await inner.serving();
+      mkdirSync(backing);
+      for (const [name, data] of Object.entries(files)) writeFileSync(join(backing, name), data);
+    },
+    get innerPid() {
+      return server().proc.pid!;
+    },
+    async stopInner() {
+      const pid = server().proc.pid!;
+      server().proc.kill('SIGSTOP');
+      await until('the inner server stopped', () => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T'));
+    },
+    resumeInner() {
+      inner?.proc.kill('SIGCONT');
+    },
+    async endInner() {
+      server().proc.kill('SIGTERM');
+      return server().ended();
+    },
+    remove() {
+      rmSync(base, { recursive: true, force: true });
+    },
+    python(program) {
+      const p = spawn('python3', ['-c', program], { stdio: ['pipe', 'pipe', 'inherit'] });
+      procs.push(p);
+      const lines: string[] = [];
+      createInterface({ input: p.stdout! }).on('line', (l) => lines.push(l));
+      const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+      return { p, lines, exited };
+    },
+    syscallOf,
+    threadsNamed,
+    heldInvalidation: () => threadsNamed('locksmith-inval').find((tid) => syscallOf(process.pid, tid) === sys.writev),
+  };
 }
