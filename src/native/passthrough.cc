@@ -186,12 +186,29 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Passthrough* s = passthroughOf(req);
   // The kernel sends CREATE when its LOOKUP found no such name; one that appeared since (linked or
-  // renamed there by another node) names an existing file, maybe one locked here. Its O_TRUNC is a
-  // size change, fenced as at OPEN: the file is opened without it, checked, then truncated.
+  // renamed there by another node) names an existing file, maybe one locked here. As open(2)
+  // (do_open: a file it created is neither truncated nor checked for write permission), a file
+  // this CREATE makes (O_EXCL) is not truncated: truncating it through a writable reopen would
+  // fail (EACCES) for O_RDONLY | O_TRUNC and mode 0444 after the file was made. An existing file's
+  // O_TRUNC is a size change, fenced as at OPEN: opened without it, checked, then truncated.
+  const int parentFd = s->inode(parent).fd;
+  const int flags = (fi->flags | O_CLOEXEC) & ~(O_NOFOLLOW | O_TRUNC);
   const bool trunc = (fi->flags & O_TRUNC) != 0;
-  int fd = openat(s->inode(parent).fd, name, (fi->flags | O_CREAT | O_CLOEXEC) & ~(O_NOFOLLOW | O_TRUNC), mode);
+  int fd = openat(parentFd, name, flags | O_CREAT | O_EXCL, mode);
+  bool existing = false;
+  if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
+    existing = true;
+    fd = openat(parentFd, name, flags & ~O_CREAT);
+    if (fd < 0 && errno == ENOENT) {
+      // Gone meanwhile, or a symbolic link to no file (which O_CREAT without O_EXCL makes): as
+      // before, without knowing which; a file of size 0 is not truncated (nothing to drop).
+      fd = openat(parentFd, name, flags | O_CREAT, mode);
+      struct stat st;
+      existing = fd >= 0 && fstat(fd, &st) == 0 && st.st_size != 0;
+    }
+  }
   if (fd < 0) return (void)fuse_reply_err(req, errno);
-  if (trunc) {
+  if (trunc && existing) {
     int err = 0;
     if (s->fencedFile(fd)) {
       err = EIO;

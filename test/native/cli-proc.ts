@@ -59,8 +59,10 @@ export class Server {
   readonly errors: string[] = [];
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.proc = spawn(process.execPath, [cli, 'mount', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  /** `wrapper`: a command that runs node (its arguments after it), e.g. setpriv with its options. */
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, wrapper: string[] = []) {
+    const [cmd, ...pre] = [...wrapper, process.execPath];
+    this.proc = spawn(cmd!, [...pre, cli, 'mount', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     this.exited = new Promise((r) => this.proc.once('exit', (code, signal) => r({ code, signal })));
     // If this file is ended early (tap's timeout) its teardown never runs: SIGTERM still makes the
     // server answer its waiters and unmount on its own, instead of serving on as an orphan.
