@@ -34,16 +34,25 @@ const noPython = (): string | undefined => {
   }
 };
 
-/** The mounts for test file `file` (its temporary directory named after `prefix`), or undefined when it is skipped. */
-export function twoStoreMounts(file: string, prefix: string): StoreMounts | undefined {
-  const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noPython();
+/**
+ * Whether test file `file` is skipped because of `why` (FUSE, redis-server or python3 missing):
+ * outside CI, saying why loudly; with CI set it is not, and fails instead.
+ */
+function skipped(file: string, why: string | undefined): boolean {
   if (why !== undefined && !process.env.CI) {
     const bar = '!'.repeat(100);
     console.error(`\n${bar}\n!! SKIPPING ${file}: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
     t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
-    return undefined;
+    return true;
   }
   if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
+  return false;
+}
+
+/** The mounts for test file `file` (its temporary directory named after `prefix`), or undefined when it is skipped. */
+export function twoStoreMounts(file: string, prefix: string): StoreMounts | undefined {
+  const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noPython();
+  if (skipped(file, why)) return undefined;
 
   const base = mkdtempSync(join(tmpdir(), prefix));
   const backing = join(base, 'backing');
@@ -246,13 +255,7 @@ export function heldBacking(file: string, prefix: string): HeldBacking | undefin
     }
   })();
   const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined) ?? noMmap ?? (SYSCALLS[process.arch] ? undefined : `no syscall numbers for ${process.arch}`);
-  if (why !== undefined && !process.env.CI) {
-    const bar = '!'.repeat(100);
-    console.error(`\n${bar}\n!! SKIPPING ${file}: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
-    t.plan(0, `FUSE, redis-server or python3 unavailable: ${why}`);
-    return undefined;
-  }
-  if (why !== undefined) t.fail(`FUSE, redis-server and python3 are required in CI but unavailable: ${why}`);
+  if (skipped(file, why)) return undefined;
   const sys = SYSCALLS[process.arch] ?? { writev: '', fcntl: '' };
 
   const base = mkdtempSync(join(tmpdir(), prefix));
