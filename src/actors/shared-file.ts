@@ -117,6 +117,9 @@ export interface FileSpace {
   readonly waits: ReadonlyMap<string, number>;
   /** A record id unique in the lock space. */
   newId(): string;
+  /** The engine's time in µs from below, for a grant's fence number (Step.fence); what a 'fence' refusal told of it. */
+  fenceTime(): number;
+  fenceRefused(nowUs: number): void;
   report(e: unknown): void;
   /** The hooks of one decision (`out`: where its notices go). */
   tableHooks(out: () => Outcome): TableHooks;
@@ -1498,13 +1501,41 @@ export class SharedFile {
     return out.length === 0 ? undefined : out;
   }
 
+  /** The fence numbers the table gave in this decision, lowest and highest (they only grow). */
+  private given: [number, number] | undefined;
+
+  /**
+   * The file's last fence as the cache knows it (Step.fence): learned with the version (a stale
+   * reply's changes or whole state, a committed step's numbers) and from 'fence' refusals.
+   */
+  private fenceLast = 0;
+
+  /**
+   * A grant's fence: one past the file's last (as the cache knows it) or the engine's time in µs
+   * from below, whichever is larger; the next ones of the decision follow it.
+   */
+  private giveFence(): number {
+    const g = this.given;
+    if (g !== undefined) return ++g[1];
+    const f = Math.max(this.fenceLast + 1, this.space.fenceTime());
+    this.given = [f, f];
+    return f;
+  }
+
+  /** The file's last fence is at least `f` (none: nothing learned). */
+  private learnFence(f: number | undefined): void {
+    if (f !== undefined && f > this.fenceLast) this.fenceLast = f;
+  }
+
   /** The table of this file's records (a decision's starting point). */
   private build(): void {
     const me = this.space.config.node;
     this.giveUpUndos();
-    // No fence numbers yet in a shared lock space: one the engine does not check could go back
-    // (a file with no records is at version 0 again), docs/API.md "Not yet".
-    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks: this.hooks(), fence: null });
+    // A grant's fence number, while a hook reads it: the engine applies the step only if it is above
+    // the file's last (Step.fence); the decision's are kept in `given` (decide).
+    const hooks = this.hooks();
+    const fence = hooks.approve !== undefined || hooks.released !== undefined ? () => this.giveFence() : null;
+    this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks, fence });
     this.lockIds.clear();
     this.markedLocks.clear();
     this.waiterIds.clear();
@@ -1759,6 +1790,7 @@ export class SharedFile {
         this.build();
       } else if (this.rebuild) this.build();
       this.out = emptyOutcome();
+      this.given = undefined;
       this.table.wakeups = !hold;
       // A release whose last step is shown applied is not run again (appliedBefore): owed, it is
       // dropped; this decision's own, after a try whose reply was lost, is answered as that try was.
@@ -1927,6 +1959,7 @@ export class SharedFile {
           if (reply.records !== undefined) this.replace(reply.records);
           else this.apply(reply.missed ?? []);
           this.version = reply.version;
+          this.learnFence(reply.records !== undefined ? reply.fence : reply.missed?.at(-1)?.fence);
           this.ownExact = true;
           this.shownApplied(mustRun ? [...this.owed, run] : this.owed, reply);
           // An earlier try of this decision that applied after all (its reply lost, then decided
@@ -2028,6 +2061,13 @@ export class SharedFile {
         }
         case 'dead':
           for (const s of reply.sessions) this.dead.add(`${s.node}|${s.epoch}`);
+          break;
+        case 'fence':
+          // Its grants' numbers were not above the file's last (a cache that did not know it: the
+          // file had no record meanwhile), or ran past the engine's time: decided again (the
+          // approval hooks asked again: the number changed) with numbers above.
+          this.learnFence(reply.last);
+          this.space.fenceRefused(reply.nowUs);
           break;
         case 'grace': {
           // Grants wait for the grace period's end; nothing else does. First decided again with
@@ -2619,7 +2659,15 @@ export class SharedFile {
     }
     // Only a grant of bytes nobody held is refused in a grace period; a split or downgrade is not one.
     const grants = fresh.some((x) => x.lock !== undefined && !this.coveredBefore(x.lock));
-    return { step: { file: this.path, base: this.version, remove, put, grants, notify, edges }, fresh, edges, ...(deferNew === undefined ? {} : { deferNew }) };
+    // The fence numbers of this decision's grants among the records put: checked by the engine.
+    const g = this.given;
+    const fenced = g !== undefined && fresh.some((x) => x.lock?.fence !== undefined && x.lock.fence >= g[0] && x.lock.fence <= g[1]);
+    return {
+      step: { file: this.path, base: this.version, remove, put, grants, notify, edges, ...(fenced ? { fence: [g[0], g[1]] as const } : {}) },
+      fresh,
+      edges,
+      ...(deferNew === undefined ? {} : { deferNew }),
+    };
   }
 
   private addSession(owner: string, session: string): void {
@@ -2716,6 +2764,7 @@ export class SharedFile {
     this.edgesWritten(d, sentAt);
     this.records = next;
     this.version = version;
+    this.learnFence(d.step.fence?.[1]);
     // The locks the steps replaced stay in lockIds (found by no lock of the table) until they could
     // be half of it: then swept in one pass, amortized O(1) a step, with no work for the others.
     if (this.lockIds.size > 2 * next.length + 64) {

@@ -94,6 +94,11 @@ export class SharedFiles implements FileSpace {
   private sends = 0;
   /** The last of `sends` that got no reply ('unreachable'), and the last the engine answered (silent). */
   private unanswered = 0;
+  /** fenceTime: the engine's clock minus this thread's (ms) as the last 'fence' refusal told it, while the lease's is `fenceOffsetFor`. */
+  private fenceOffset = Number.NaN;
+  private fenceOffsetFor = Number.NaN;
+  /** Steps the engine refused 'fence' (a cached copy that did not know the file's last fence). */
+  fenceRefusals = 0;
   private answered = 0;
   /** When the engine last answered a step of this worker (performance.now()): requests' deadlines run from it (attempt). */
   private answeredAt = Number.NEGATIVE_INFINITY;
@@ -195,6 +200,29 @@ export class SharedFiles implements FileSpace {
   /** A record id unique in the lock space: the node, this actor host's random tag, a counter. */
   newId(): string {
     return this.idPrefix + (++this.counter).toString(36);
+  }
+
+  /**
+   * The engine's time in µs as this worker knows it from below (Step.fence): the lease's offset
+   * (the engine's time at a renewal's reply plus the time elapsed here since), or what a 'fence'
+   * refusal told when the lease's ran ahead of it (until the lease's moves); 0 before either.
+   */
+  fenceTime(): number {
+    const lease = this.lease[2]!;
+    const offset = this.fenceOffsetFor === lease ? this.fenceOffset : lease;
+    if (!Number.isFinite(offset)) return 0;
+    return Math.max(0, Math.floor((performance.timeOrigin + performance.now() + offset) * 1000));
+  }
+
+  /** A 'fence' refusal: the engine's time (µs) when it refused, a bound from below. */
+  fenceRefused(nowUs: number): void {
+    this.fenceRefusals++;
+    const sample = nowUs / 1000 - (performance.timeOrigin + performance.now());
+    const lease = this.lease[2]!;
+    if (!(sample >= lease)) {
+      this.fenceOffset = sample;
+      this.fenceOffsetFor = lease;
+    }
   }
 
   report(e: unknown): void {
@@ -1379,7 +1407,7 @@ interface OwedRetry {
  * (also the node's own fence), 'reset'.
  */
 function engineAnswered(reply: CommitReply): boolean {
-  return reply.ok || reply.reason === 'stale' || reply.reason === 'dead' || reply.reason === 'grace' || reply.reason === 'deadlock' || reply.reason === 'overdue';
+  return reply.ok || reply.reason === 'stale' || reply.reason === 'dead' || reply.reason === 'grace' || reply.reason === 'deadlock' || reply.reason === 'overdue' || reply.reason === 'fence';
 }
 /** A load's decision given up on (recover). */
 const LOAD_FAILED = Symbol('load failed');

@@ -35,6 +35,8 @@ interface Encoded {
   t?: number;
   /** The request that asked for it (LockOrigin.request), if known */
   r?: number;
+  /** A granted lock: the fence number of its grant (Lock.fence), if one was given */
+  f?: number;
 }
 
 type EncodedIdentity = number | { s: string } | { b: string };
@@ -58,6 +60,7 @@ export function encodeLock(l: Lock | LockRequest, since?: number, pid?: number):
   if (x !== undefined) e.x = encodeIdentity(x as Identity);
   if (since !== undefined) e.t = since;
   if (o.request !== undefined) e.r = o.request;
+  if (l.fence !== undefined) e.f = l.fence;
   return JSON.stringify(e);
 }
 
@@ -79,7 +82,8 @@ export function decodeRecord(data: string, path: string): DecodedRecord {
       ? { fileName: path, byteOffset: start, length: end - start + 1n, exclusiveLock: e.w === 1, handle: holder, processId: x ?? 0 }
       : { path, lockOwner: holder, lockPid: e.p, kind: e.k, ...(x === undefined ? {} : { fileHandle: x }) };
   const origin: LockOrigin = { holder, pid: e.p, handleKey: e.hk, processKey: e.pk, event, ...(e.r === undefined ? {} : { request: e.r }) };
-  return { req: { kind: e.k, write: e.w === 1, owner: e.o, start, end, origin }, since: e.t ?? 0 };
+  const req: LockRequest = e.f === undefined ? { kind: e.k, write: e.w === 1, owner: e.o, start, end, origin } : { kind: e.k, write: e.w === 1, owner: e.o, start, end, origin, fence: e.f };
+  return { req, since: e.t ?? 0 };
 }
 
 /** A record's decoding (Decoded.d), and what its reader derives of it once per version (`view`). */

@@ -16,7 +16,11 @@
  *   namespace (`clock`, seeded from the engine's time in µs when an incarnation starts), so a
  *   version is never reused, even after a file's keys are deleted (a file with no records has
  *   version 0 and no keys): a cached copy can never be mistaken for a newer state of the same number.
- *   The version is also the fence number hooks may hand out: it grows with every grant on the file.
+ * - fence: a grant's number for hook events (Step.fence). A step that grants applies only if its
+ *   numbers are above the counter (every version and number given before, on any file) and not
+ *   past the engine's time in µs (the counter's seed after a loss), else 'fence'; its version is
+ *   at least the highest. So numbers grow with every grant on a file, across nodes and across
+ *   the file's version 0, and across a loss of the data with its grace period.
  * - session: (node, epoch). epoch comes from the same counter. A session is alive while its key
  *   holds its epoch; once dead it never comes back (renewal refuses, epochs never repeat).
  * - incarnation: a random id the engine's data is created with. Missing or different = the engine

@@ -19,7 +19,7 @@
  * reply reads the newest log entries first. bench/NOTES.md (2026-12-03, the scripts' cost) has
  * the numbers.
  */
-import { LOG_MAX, REAPED_KEEP_MS } from './memory.js';
+import { FENCE_KEEP_MS, FENCE_SLACK_US, LOG_MAX, REAPED_KEEP_MS } from './memory.js';
 import { INBOX_MARK } from './types.js';
 
 /** How many of the newest log entries a stale commit reads first (the rest only when the caller is further behind). */
@@ -423,15 +423,25 @@ for _, s in ipairs(sessions) do
   end
 end
 local vs = str(redis.call('INCR', P .. 'clock'))
+-- The file's last fence (Step.fence): this step's highest, else the one it had (fLast, from
+-- m:<file> or its tombstone, read by the fence check).
+local fNow = fMax or fLast
 if emptied then
   redis.call('DEL', kr, km, kl, ke)
   redis.call('SREM', P .. 'files', file)
+  -- It outlives the file's keys for a while (t:<file>): the next grant on it is above.
+  if fNow then
+    local tm = tonumber(redis.call('GET', P .. 'ttlmax')) or 0
+    redis.call('SET', P .. 't:' .. file, fNow, 'PX', str(math.max(${FENCE_KEEP_MS}, 10 * tm)))
+  end
   vs = '0'
 else
-  if nNew > 0 then redis.call('HSET', km, 'v', vs, 'q', str(q0 + nNew), 'a:' .. node, step) else redis.call('HSET', km, 'v', vs, 'a:' .. node, step) end
+  local fv = {}
+  if fMax then fv = {'f', fMax} end
+  if nNew > 0 then redis.call('HSET', km, 'v', vs, 'q', str(q0 + nNew), 'a:' .. node, step, unpack(fv)) else redis.call('HSET', km, 'v', vs, 'a:' .. node, step, unpack(fv)) end
   -- A file is in 'files' exactly while it has a version: it joins when its first step applies.
   if base == '0' then redis.call('SADD', P .. 'files', file) end
-  if redis.call('RPUSH', kl, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut})) > ${LOG_MAX} then
+  if redis.call('RPUSH', kl, base .. '|' .. vs .. '|' .. cjson.encode({step, node, removes, logPut, fNow})) > ${LOG_MAX} then
     redis.call('LTRIM', kl, '-${LOG_MAX}', '-1')
   end
 end
@@ -450,7 +460,10 @@ local function parse(v) return string.match(v, ${REC}) end
  */
 export const COMMIT = `${BASE}${ALIVE}
 local inc, node, epoch, file, base, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-local grants = ARGV[8] == '1'
+local grants = string.sub(ARGV[8], 1, 1) == '1'
+-- The fence numbers the step's grants hold (Step.fence): lowest, highest (text).
+local fMin, fMax = string.match(ARGV[8], '^%d|(%d+)|(%d+)$')
+local fLast
 local nR, nP, nN, nE = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 -- 1. the incarnation (the engine did not lose its data), 2. this session, 3. the version. The
 -- grace key is read with them; its PTTL is asked only when it exists.
@@ -458,7 +471,7 @@ local k3 = redis.call('MGET', KEYS[1], P .. 's:' .. node, P .. 'grace')
 if k3[1] ~= inc then return {'reset'} end
 aliveMemo[node .. '|' .. epoch] = (k3[2] == epoch)
 if k3[2] ~= epoch then return {'fenced'} end
-local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q', 'a:' .. node)
+local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q', 'a:' .. node, 'f')
 local cur = vq[1] or '0'
 if cur ~= base then
   -- The changes since base: from the log entry whose base is the caller's, to the end. Bases
@@ -485,7 +498,7 @@ if cur ~= base then
     end
   end
   -- With this node's last step that applied here ('a:<node>'): the log that named it is gone.
-  return {'stale', cur, 'full', redis.call('HGETALL', P .. 'r:' .. file), vq[3] or ''}
+  return {'stale', cur, 'full', redis.call('HGETALL', P .. 'r:' .. file), vq[3] or '', vq[4] or redis.call('GET', P .. 't:' .. file) or ''}
 end
 -- A step past its deadline on this clock: its request was answered already (as failed), so it
 -- never applies now (it was held up on its way: the engine paused, a slow network).
@@ -510,6 +523,17 @@ if nR + nP + nOther + nE == 0 then
     end
   end
   return {'ok', cur, step}
+end
+-- Fence numbers: above the file's last (m:<file>, or its tombstone once it had no record), the
+-- highest not past the engine's time in µs, or that last + FENCE_SLACK_US when it is ahead.
+-- Only this file's grants move that last: no other file's step refuses this one.
+fLast = vq[4]
+if not fLast and fMin then fLast = redis.call('GET', P .. 't:' .. file) or nil end
+if fMin then
+  local last = tonumber(fLast) or 0
+  local t = redis.call('TIME')
+  local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if tonumber(fMin) <= last or tonumber(fMax) > math.max(us, last + ${FENCE_SLACK_US}) then return {'fence', str(last), str(us)} end
 end
 -- 4. the step agrees with the state it was decided on (else the caller has a bug).
 local aR, aP, eN = 14, 14 + nR, 4
@@ -589,6 +613,8 @@ return {'ok', vs}
 export const REASSERT = `${BASE}${ALIVE}
 local inc, node, epoch, file, step = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local nR, nP, nE = 0, tonumber(ARGV[7]), tonumber(ARGV[8])
+-- A put back carries no new fence; the file keeps its last (APPLY reads them).
+local fMax, fLast = nil, nil
 if redis.call('GET', KEYS[1]) ~= inc then return {'reset'} end
 if not alive(node, epoch) then return {'fenced'} end
 if redis.call('PTTL', P .. 'grace') <= 0 then return {'late'} end
@@ -697,7 +723,8 @@ return 1
 
 /** LOAD: ARGV P, file. */
 export const LOAD = `${BASE}
-return {redis.call('HGET', P .. 'm:' .. ARGV[2], 'v') or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[2])}
+local vf = redis.call('HMGET', P .. 'm:' .. ARGV[2], 'v', 'f')
+return {vf[1] or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[2]), vf[2] or redis.call('GET', P .. 't:' .. ARGV[2]) or ''}
 `;
 
 /**

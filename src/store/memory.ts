@@ -32,6 +32,22 @@ import type {
   StoreRecord,
 } from './types.js';
 
+/**
+ * How far (µs) a step's fence numbers may pass the file's last one when that is ahead of the
+ * engine's time (Step.fence): a clock that stands still (a test's), or one behind after a
+ * failover, still grants, a number at a time. Less than any grace period (at least a session TTL,
+ * ms), which every grant after a loss of the data waits for: the time-based numbers given then
+ * are above every one given before.
+ */
+export const FENCE_SLACK_US = 1_000_000;
+
+/**
+ * How long (ms) a file's last fence is kept once it has no record left (its tombstone), at least:
+ * well above any node's error on the engine's time, past which a node's time-based proposals are
+ * above it anyway. The engine keeps it max(this, 10 × the longest session TTL).
+ */
+export const FENCE_KEEP_MS = 60_000;
+
 /** How many changes a file's log keeps (a caller further behind gets the full record set). */
 export const LOG_MAX = 64;
 
@@ -55,6 +71,8 @@ interface MemFile {
   edgeOwner: Map<string, string>;
   /** node → its last step that applied here (CommitReply 'stale' `last`). */
   last: Map<string, string>;
+  /** The last fence a step gave here (Step.fence), if any. */
+  fence?: number;
 }
 
 interface Edge {
@@ -127,6 +145,8 @@ export class MemoryEngine implements Engine {
    */
   private readonly reaped = new Map<string, { until: number; files: Map<string, StoreRecord[]> }>();
   private readonly fileMap = new Map<string, MemFile>();
+  /** A file with no record left → its last fence, until (the engine's ms): Redis' t:<file>. */
+  private readonly tombs = new Map<string, { fence: number; until: number }>();
   /** owner → "file\nwaiter" → edges. */
   private readonly graph = new Map<string, Map<string, Edge>>();
   private readonly boxes = new Map<string, Box>();
@@ -156,6 +176,7 @@ export class MemoryEngine implements Engine {
     this.sessFiles.clear();
     this.reaped.clear();
     this.fileMap.clear();
+    this.tombs.clear();
     this.graph.clear();
     for (const b of this.boxes.values()) {
       b.entries = [];
@@ -269,13 +290,28 @@ export class MemoryEngine implements Engine {
 
   // ---- files -------------------------------------------------------------------------------------
 
-  private stateOf(f: MemFile | undefined): FileState {
-    if (f === undefined) return { version: 0, records: [] };
-    return { version: f.version, records: [...f.records.values()].sort(bySeq) };
+  private stateOf(f: MemFile | undefined, file: string): FileState {
+    if (f === undefined) {
+      const fence = this.lastFence(undefined, file);
+      return { version: 0, records: [], ...(fence === undefined ? {} : { fence }) };
+    }
+    return { version: f.version, records: [...f.records.values()].sort(bySeq), ...(f.fence === undefined ? {} : { fence: f.fence }) };
+  }
+
+  /** The file's last fence: its own, or its tombstone's while kept. */
+  private lastFence(f: MemFile | undefined, file: string): number | undefined {
+    if (f?.fence !== undefined) return f.fence;
+    const t = this.tombs.get(file);
+    if (t === undefined) return undefined;
+    if (t.until <= this.now()) {
+      this.tombs.delete(file);
+      return undefined;
+    }
+    return t.fence;
   }
 
   async load(file: string): Promise<FileState> {
-    return this.stateOf(this.fileMap.get(file));
+    return this.stateOf(this.fileMap.get(file), file);
   }
 
   async files(): Promise<string[]> {
@@ -320,7 +356,7 @@ export class MemoryEngine implements Engine {
     const all = [...(this.sessFiles.get(k) ?? [])].sort().filter((f) => after === undefined || f > after);
     const page = all.slice(0, n);
     return {
-      files: page.map((file) => ({ file, records: this.stateOf(this.fileMap.get(file)).records.filter((r) => r.node === s.node && r.epoch === s.epoch) })),
+      files: page.map((file) => ({ file, records: this.stateOf(this.fileMap.get(file), file).records.filter((r) => r.node === s.node && r.epoch === s.epoch) })),
       cursor: page.length < all.length ? `>${page.at(-1)!}` : this.reapedOf(k) !== undefined ? 'r' : '0',
     };
   }
@@ -328,7 +364,7 @@ export class MemoryEngine implements Engine {
   /** The whole state, in plain objects (the property test compares it with the Redis engine's keys). */
   snapshot(): EngineSnapshot {
     const files: EngineSnapshot['files'] = {};
-    for (const [k, f] of this.fileMap) files[k] = this.stateOf(f);
+    for (const [k, f] of this.fileMap) files[k] = { version: f.version, records: [...f.records.values()].sort(bySeq) };
     const sessionFiles: EngineSnapshot['sessionFiles'] = {};
     for (const [k, s] of this.sessFiles) if (s.size > 0) sessionFiles[k] = [...s].sort();
     const reaped: EngineSnapshot['reaped'] = {};
@@ -350,12 +386,15 @@ export class MemoryEngine implements Engine {
     return { files, sessionFiles, reaped, edges, edgeOwners, inboxes, live, registry: [...this.registry.keys()].sort(), grace: this.graceLeft() > 0 };
   }
 
-  private stale(f: MemFile | undefined, base: number, node: string): CommitReply {
-    if (f === undefined) return { ok: false, reason: 'stale', version: 0, records: [] };
+  private stale(f: MemFile | undefined, file: string, base: number, node: string): CommitReply {
+    if (f === undefined) {
+      const fence = this.lastFence(undefined, file);
+      return { ok: false, reason: 'stale', version: 0, records: [], ...(fence === undefined ? {} : { fence }) };
+    }
     const i = f.log.findIndex((c) => c.base === base);
     if (i >= 0) return { ok: false, reason: 'stale', version: f.version, missed: f.log.slice(i) };
     const last = f.last.get(node);
-    return { ok: false, reason: 'stale', version: f.version, records: this.stateOf(f).records, ...(last === undefined ? {} : { last }) };
+    return { ok: false, reason: 'stale', version: f.version, records: this.stateOf(f, file).records, ...(last === undefined ? {} : { last }), ...(f.fence === undefined ? {} : { fence: f.fence }) };
   }
 
   /**
@@ -511,12 +550,14 @@ export class MemoryEngine implements Engine {
     const version = ++this.clock;
     if (f.records.size === 0) {
       this.fileMap.delete(file);
+      // Its last fence outlives it (the next grant on it is above), for a while.
+      if (f.fence !== undefined) this.tombs.set(file, { fence: f.fence, until: this.now() + Math.max(FENCE_KEEP_MS, 10 * this.ttlMax) });
       return 0;
     }
     f.version = version;
     this.fileMap.set(file, f);
     f.last.set(node, step);
-    f.log.push({ base, version, step, node, removed: [...remove], put: stored });
+    f.log.push({ base, version, step, node, removed: [...remove], put: stored, ...(f.fence === undefined ? {} : { fence: f.fence }) });
     if (f.log.length > LOG_MAX) f.log.splice(0, f.log.length - LOG_MAX);
     return version;
   }
@@ -533,7 +574,7 @@ export class MemoryEngine implements Engine {
     if (this.inc !== s.incarnation) return { ok: false, reason: 'reset' };
     if (!this.alive(s.node, s.epoch)) return { ok: false, reason: 'fenced' };
     const existing = this.fileMap.get(st.file);
-    if ((existing?.version ?? 0) !== st.base) return this.stale(existing, st.base, s.node);
+    if ((existing?.version ?? 0) !== st.base) return this.stale(existing, st.file, st.base, s.node);
     // Past its deadline, its request was answered already (as failed): never applied now.
     if (st.until !== undefined && this.now() >= st.until) return { ok: false, reason: 'late' };
     // An empty step checks without writing: this session is alive and the file is at `base`, and
@@ -543,6 +584,12 @@ export class MemoryEngine implements Engine {
       if (st.grants && this.graceLeft() > 0) return { ok: false, reason: 'grace', retryInMs: this.graceLeft() };
       this.notify(s, st, st.base);
       return { ok: true, version: st.base, step: st.step };
+    }
+    // Fence numbers: above the file's last, not far past the engine's time in µs (lua.ts COMMIT).
+    if (st.fence !== undefined) {
+      const last = this.lastFence(existing, st.file) ?? 0;
+      const us = Math.floor(this.now() * 1000);
+      if (st.fence[0] <= last || st.fence[1] > Math.max(us, last + FENCE_SLACK_US)) return { ok: false, reason: 'fence', last, nowUs: us };
     }
     const f = existing ?? this.newFile();
     const removed = new Set<string>();
@@ -594,6 +641,12 @@ export class MemoryEngine implements Engine {
         }
       }
       if (e.hard.length > 0 || e.soft.length > 0) over(e.owner).set(`${st.file}\n${e.waiter}`, { node: waiters[i]!.node, epoch: waiters[i]!.epoch, hard: e.hard, soft: e.soft, sessions: e.sessions });
+    }
+    if (st.fence !== undefined) f.fence = st.fence[1];
+    else if (f.fence === undefined) {
+      // A file that had no record takes its tombstone's last fence along.
+      const t = this.lastFence(undefined, st.file);
+      if (t !== undefined) f.fence = t;
     }
     const version = this.apply(f, st.file, st.base, st.step, s.node, st.remove, st.put, st.edges);
     this.notify(s, st, version);
@@ -667,7 +720,7 @@ export class MemoryEngine implements Engine {
           break;
         }
         budget--;
-        const st = this.stateOf(this.fileMap.get(file));
+        const st = this.stateOf(this.fileMap.get(file), file);
         files.push({ file, version: st.version, records: st.records.filter((x) => x.node === r.node && x.epoch === r.epoch) });
       }
       dead.push({ node: r.node, epoch: r.epoch, files });

@@ -91,7 +91,7 @@ export class NodeStore implements LockStore {
   private readonly instance = randomUUID();
   /** Another process took this node's name: no session from then on (replace). */
   private displaced = false;
-  private readonly st: StoreStats = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, graceWaits: 0, renewals: 0, failedRenewals: 0, sessions: 0 };
+  private readonly st: StoreStats = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, graceWaits: 0, fenceRefusals: 0, renewals: 0, failedRenewals: 0, sessions: 0 };
 
   private constructor(
     private readonly engine: Engine,
@@ -453,6 +453,7 @@ export class NodeStore implements LockStore {
     if (!r.ok) {
       if (r.reason === 'stale') this.st.stale++;
       else if (r.reason === 'grace') this.st.graceWaits++;
+      else if (r.reason === 'fence') this.st.fenceRefusals++;
       else if (r.reason === 'fenced') void this.replace(ref, 'lost');
       else if (r.reason === 'reset') void this.replace(ref, 'reset');
     }

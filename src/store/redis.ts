@@ -461,11 +461,12 @@ function records(flat: Reply): StoreRecord[] {
 function change(entry: string): Change {
   const b1 = entry.indexOf('|');
   const b2 = entry.indexOf('|', b1 + 1);
-  const [step, node, removed, put] = JSON.parse(entry.slice(b2 + 1)) as [string, string, string[] | object, string[] | object];
+  const [step, node, removed, put, fence] = JSON.parse(entry.slice(b2 + 1)) as [string, string, string[] | object, string[] | object, string | undefined];
   const flat = Array.isArray(put) ? put : [];
   const recs: StoreRecord[] = [];
   for (let i = 0; i + 1 < flat.length; i += 2) recs.push(decodeRecord(flat[i]!, flat[i + 1]!));
-  return { base: Number(entry.slice(0, b1)), version: Number(entry.slice(b1 + 1, b2)), step, node, removed: Array.isArray(removed) ? removed : [], put: recs };
+  const c = { base: Number(entry.slice(0, b1)), version: Number(entry.slice(b1 + 1, b2)), step, node, removed: Array.isArray(removed) ? removed : [], put: recs };
+  return typeof fence === 'string' ? { ...c, fence: Number(fence) } : c;
 }
 
 /** A script's error reply: ours (LOCKSMITH ...) are the caller's bug; anything else is the engine's. */
@@ -670,7 +671,7 @@ export class RedisEngine implements Engine {
   }
 
   async commit(s: SessionRef, st: EngineStep): Promise<CommitReply> {
-    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, st.file, st.base, st.step, st.grants ? 1 : 0, st.remove.length, st.put.length, st.notify.length, st.edges.length, st.until ?? ''];
+    const args: (string | number)[] = [s.incarnation, s.node, s.epoch, st.file, st.base, st.step, (st.grants ? '1' : '0') + (st.fence === undefined ? '' : `|${st.fence[0]}|${st.fence[1]}`), st.remove.length, st.put.length, st.notify.length, st.edges.length, st.until ?? ''];
     for (const id of st.remove) args.push(id);
     for (const r of st.put) args.push(r.id, encodeRecord(r));
     for (const n of st.notify) args.push(n.node, n.epoch, n.requestId, n.kind, n.data);
@@ -687,7 +688,7 @@ export class RedisEngine implements Engine {
         return { ok: true, version: Number(r[1]), step: st.step };
       case 'stale':
         if (r[2] === 'log') return { ok: false, reason: 'stale', version: Number(r[1]), missed: arr(r[3]!).map((x) => change(String(x))) };
-        return { ok: false, reason: 'stale', version: Number(r[1]), records: records(r[3]!), ...(r[4] ? { last: String(r[4]) } : {}) };
+        return { ok: false, reason: 'stale', version: Number(r[1]), records: records(r[3]!), ...(r[4] ? { last: String(r[4]) } : {}), ...(r[5] ? { fence: Number(r[5]) } : {}) };
       case 'fenced':
         return { ok: false, reason: 'fenced' };
       case 'reset':
@@ -700,6 +701,8 @@ export class RedisEngine implements Engine {
         return { ok: false, reason: 'deadlock', waiter: String(r[1]), owner: String(r[2]) };
       case 'overdue':
         return { ok: false, reason: 'overdue', waiter: String(r[1]), owner: String(r[2]), retryInMs: Number(r[3]) };
+      case 'fence':
+        return { ok: false, reason: 'fence', last: Number(r[1]), nowUs: Number(r[2]) };
       case 'dead': {
         const a = arr(r[1]!);
         const sessions = [];
@@ -727,8 +730,8 @@ export class RedisEngine implements Engine {
   }
 
   async load(file: string): Promise<FileState> {
-    const [v, flat] = await this.run('lsLoad', file);
-    return { version: Number(v), records: records(flat!) };
+    const [v, flat, f] = await this.run('lsLoad', file);
+    return { version: Number(v), records: records(flat!), ...(f ? { fence: Number(f) } : {}) };
   }
 
   async reap(limit: number): Promise<ReapReply> {

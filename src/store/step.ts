@@ -134,7 +134,14 @@ export function toEngineStep(s: Step, self: string, epoch: number, stepId: strin
   const grants = s.grants ?? put.some((r) => r.state === 'held');
   if (s.deadline !== undefined && (typeof s.deadline !== 'number' || !Number.isFinite(s.deadline))) throw new TypeError(`step.deadline must be a time in ms, got ${String(s.deadline)}`);
   const until = s.deadline === undefined || !Number.isFinite(offset) ? undefined : Math.floor(s.deadline + offset) - LATE_MARGIN_MS;
-  return { file, base: s.base, step: stepId, grants, remove, put, notify, edges, until };
+  const fence = s.fence === undefined ? undefined : fenceRange(s.fence);
+  return { file, base: s.base, step: stepId, grants, remove, put, notify, edges, until, ...(fence === undefined ? {} : { fence }) };
+}
+
+function fenceRange(f: unknown): readonly [number, number] {
+  const ok = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n > 0;
+  if (!Array.isArray(f) || f.length !== 2 || !ok(f[0]) || !ok(f[1]) || f[0] > f[1]) throw new TypeError(`step.fence must be [lowest, highest], safe integers > 0, got ${String(f)}`);
+  return [f[0], f[1]];
 }
 
 // ---- the record text kept by the Redis engine --------------------------------------------------

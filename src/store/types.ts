@@ -106,6 +106,15 @@ export interface Step {
    * never applies after its request was answered as failed. None: applies whenever it arrives.
    */
   readonly deadline?: number;
+  /**
+   * The fence numbers the step's grants hold, lowest and highest (hook events' `fence`;
+   * consecutive when several). The engine keeps each file's last fence (FileState.fence, kept
+   * FENCE_KEEP_MS after the file is left with no record) and applies the step only if the lowest
+   * is above it and the highest not past max(its time in µs, that last + FENCE_SLACK_US); else
+   * 'fence' with the last and its time, and the caller decides again with numbers above. Only
+   * this file's grants move it: other files' steps never refuse this one.
+   */
+  readonly fence?: readonly [number, number];
 }
 
 /** A step as the engines take it: every field resolved and checked at the boundary. */
@@ -121,6 +130,7 @@ export interface EngineStep {
   readonly edges: readonly Required<EdgeInput>[];
   /** The engine's clock (ms) from which the step is refused as 'late' (Step.deadline); none: never. */
   readonly until?: number;
+  readonly fence?: readonly [number, number];
 }
 
 /** One applied step of a file, from its change log. */
@@ -134,6 +144,8 @@ export interface Change {
   readonly removed: readonly string[];
   /** With their final `seq`. */
   readonly put: readonly StoreRecord[];
+  /** The file's last fence after it (Step.fence), if one was given while it had records. */
+  readonly fence?: number;
 }
 
 export interface FileState {
@@ -141,6 +153,8 @@ export interface FileState {
   readonly version: number;
   /** In file order (ascending seq). */
   readonly records: readonly StoreRecord[];
+  /** The last fence a step gave on the file (Step.fence), also kept a while after it had no records; none: none known. */
+  readonly fence?: number;
 }
 
 export interface SessionId {
@@ -169,9 +183,11 @@ export interface SessionId {
  */
 export type CommitReply =
   | { readonly ok: true; readonly version: number; readonly step: string }
-  | { readonly ok: false; readonly reason: 'stale'; readonly version: number; readonly missed?: readonly Change[]; readonly records?: readonly StoreRecord[]; readonly last?: string }
+  | { readonly ok: false; readonly reason: 'stale'; readonly version: number; readonly missed?: readonly Change[]; readonly records?: readonly StoreRecord[]; readonly last?: string; readonly fence?: number }
   | { readonly ok: false; readonly reason: 'fenced' }
   | { readonly ok: false; readonly reason: 'dead'; readonly sessions: readonly SessionId[] }
+  /** Step.fence was not above the file's last fence (`last`, 0: none) or too far past the engine's time (`nowUs`): decide again with numbers above. */
+  | { readonly ok: false; readonly reason: 'fence'; readonly last: number; readonly nowUs: number }
   | { readonly ok: false; readonly reason: 'grace'; readonly retryInMs: number }
   | { readonly ok: false; readonly reason: 'deadlock'; readonly waiter: string; readonly owner: string }
   | { readonly ok: false; readonly reason: 'overdue'; readonly waiter: string; readonly owner: string; readonly retryInMs: number }
@@ -267,6 +283,8 @@ export interface StoreStats {
   fencedLocally: number;
   /** Commits refused in a grace period (a grant, or a read that found bytes free), tried again when it ended. */
   graceWaits: number;
+  /** Commits refused 'fence' (Step.fence not above the file's last: a cached copy that did not know it, as after the file had no record). */
+  fenceRefusals: number;
   renewals: number;
   failedRenewals: number;
   /** Sessions opened (1 + replacements after a loss or reset). */
