@@ -16,11 +16,13 @@
  *   namespace (`clock`, seeded from the engine's time in µs when an incarnation starts), so a
  *   version is never reused, even after a file's keys are deleted (a file with no records has
  *   version 0 and no keys): a cached copy can never be mistaken for a newer state of the same number.
- * - fence: a grant's number for hook events (Step.fence). A step that grants applies only if its
- *   numbers are above the counter (every version and number given before, on any file) and not
- *   past the engine's time in µs (the counter's seed after a loss), else 'fence'; its version is
- *   at least the highest. So numbers grow with every grant on a file, across nodes and across
- *   the file's version 0, and across a loss of the data with its grace period.
+ * - fence: a grant's number for hook events (Step.fence), per file. A step that grants applies
+ *   only if its lowest number is above the file's last (m:<file> f, or its tombstone t:<file> once
+ *   the file has no record) and its highest not past max(engine µs, last + FENCE_SLACK_US), else
+ *   'fence' (the last, the time). Nodes propose max(1 + the last their cache knows, the engine's
+ *   time in µs from below): numbers grow with every grant on a file across nodes, across its
+ *   version 0 while the tombstone lives (past it, the time is above), and across a loss of the
+ *   data (every grant then waits out a grace period longer than FENCE_SLACK_US).
  * - session: (node, epoch). epoch comes from the same counter. A session is alive while its key
  *   holds its epoch; once dead it never comes back (renewal refuses, epochs never repeat).
  * - incarnation: a random id the engine's data is created with. Missing or different = the engine
@@ -56,7 +58,11 @@
  * | P r:<file>             | hash   | record id → `seq\|h or w\|node\|epoch\|requestId\|data`            |
  * | P m:<file>             | hash   | v (version), q (last seq), c:<node>\|<epoch> (records per session) |
  * |                        |        | a:<node> (the node's last step applied here: a lost reply's answer) |
+ * |                        |        | f (the file's last fence, Step.fence)                              |
  * | P l:<file>             | list   | the last LOG_MAX changes: `base\|version\|[step,node,removed,puts]`|
+ * |                        |        | (and the file's last fence after it, as text, when it has one)     |
+ * | P t:<file>             | string | a file with no record left: its last fence, PX max(FENCE_KEEP_MS,   |
+ * |                        |        | 10 x ttlmax) (a tombstone: the next grant on it is above)          |
  * | P e:<file>             | hash   | waiter id → its owner (which edges to drop with the record)        |
  * | P w:<owner>            | hash   | "file\nwaiter" → `node\|epoch\|[hard, soft, sessions]`: edges     |
  * | P in:<node>            | stream | the node's inbox: f v n e r k d = file, version, from, epoch, request, kind, data |
