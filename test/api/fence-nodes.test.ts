@@ -81,8 +81,14 @@ t.test('the engine restarts without its data: the next grant on a file holds a l
   // sessionTtlMs 6000: the sessions outlive the restart (several-nodes.test.ts RESTART_TTL_MS).
   const [a, b] = await nodes(
     t,
-    (e) => (seen.a!.push(e), 0),
-    (e) => (seen.b!.push(e), 0),
+    (e) => {
+      seen.a!.push(e);
+      return 0;
+    },
+    (e) => {
+      seen.b!.push(e);
+      return 0;
+    },
     6000,
   );
   const grantFence = (node: string) => seen[node]!.filter((e) => e.lockType === F_WRLCK).at(-1)!.fence!;
