@@ -618,11 +618,17 @@ local fMax, fLast = nil, nil
 if redis.call('GET', KEYS[1]) ~= inc then return {'reset'} end
 if not alive(node, epoch) then return {'fenced'} end
 if redis.call('PTTL', P .. 'grace') <= 0 then return {'late'} end
-local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q')
+local vq = redis.call('HMGET', P .. 'm:' .. file, 'v', 'q', 'f')
 local base = vq[1] or '0'
 local aR, aP, eN = 9, 9, 3
 local aE = aP + 2 * nP
 ${READ}
+-- The file's last fence becomes at least the highest its records put back hold (the 'f' of the
+-- lock's JSON, src/core/records.ts; no string value can hold it unescaped).
+for _, p in ipairs(puts) do
+  local f = string.match(p.enc, '[,{]"f":(%d+)')
+  if f and tonumber(f) > (tonumber(fMax or vq[3]) or 0) then fMax = f end
+end
 ${OWNERS}
 for _, e in ipairs(edges) do e.hs = cjson.decode(e.json) end
 ${APPLY}

@@ -683,6 +683,11 @@ export class MemoryEngine implements Engine {
       puts.set(r.id, r);
     }
     for (const e of edges) this.waiterAfter(existing, new Set(), puts, e.waiter, file);
+    // The file's last fence becomes at least the highest its records put back hold (lua.ts REASSERT).
+    for (const r of records) {
+      const m = /[,{]"f":(\d+)/.exec(r.data);
+      if (m !== null && Number(m[1]) > (f.fence ?? 0)) f.fence = Number(m[1]);
+    }
     const version = this.apply(f, file, f.version, step, s.node, [], records, edges);
     return { ok: true, version };
   }

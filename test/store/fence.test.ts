@@ -73,6 +73,32 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
   });
 }
 
+for (const kind of ['memory', 'redis'] as Kind[]) {
+  t.test(`${kind}: after a loss of the data, records put back keep their fences and the file's last is at least the highest`, { skip: kind === 'redis' && noRedis }, async (t) => {
+    // Its own server: restarted.
+    const own = kind === 'redis' ? await RedisServer.start() : undefined;
+    t.teardown(() => own?.stop());
+    const c = await cluster(kind, [], own, { sessionTtlMs: 6000, graceMs: 4000 });
+    t.teardown(() => c.close());
+    const a = (await c.add('a')).store;
+    const node = c.nodes[0]!;
+    const probe = refused(t, await a.commit({ file: '/p', base: 0, put: [lock('p')], fence: [2 ** 52, 2 ** 52] }), 'a number far past the engine time');
+    // A lock record as src/core/records.ts writes it, with its fence (a string value holding '"f":' is escaped).
+    const f = probe.nowUs;
+    const held = { id: 'a1', state: 'held' as const, data: JSON.stringify({ s: '"f":9', o: 'a:1', f }) };
+    // (Held before the loss: the new namespace's grace period refuses its grant here, which changes nothing below.)
+    const reset = node.session.next('a to hear of the loss', (e) => e.kind === 'reset');
+    if (c.memory !== undefined) c.memory.reset();
+    else await own!.restart();
+    await reset;
+    t.equal((await a.load('/f')).records.length, 0, 'the data is gone');
+    t.equal((await a.reassert('/f', [held])).ok, true, 'a puts its lock back in the grace period');
+    const back = await a.load('/f');
+    t.same(back.records.map((r) => r.data), [held.data], 'with its fence in its record');
+    t.equal(back.fence, f, "the file's last fence is the record's");
+  });
+}
+
 t.test('memory, a clock that stands still: numbers go on one at a time above the last, up to FENCE_SLACK_US past it; the tombstone is kept FENCE_KEEP_MS', async (t) => {
   let clock = 0;
   const e = new MemoryEngine({ now: () => clock });
