@@ -147,6 +147,7 @@ export class MemoryEngine implements Engine {
   private readonly fileMap = new Map<string, MemFile>();
   /** A file with no record left → its last fence, until (the engine's ms): Redis' t:<file>. */
   private readonly tombs = new Map<string, { fence: number; until: number }>();
+  private tombSweepAt = 1024;
   /** owner → "file\nwaiter" → edges. */
   private readonly graph = new Map<string, Map<string, Edge>>();
   private readonly boxes = new Map<string, Box>();
@@ -296,6 +297,15 @@ export class MemoryEngine implements Engine {
       return { version: 0, records: [], ...(fence === undefined ? {} : { fence }) };
     }
     return { version: f.version, records: [...f.records.values()].sort(bySeq), ...(f.fence === undefined ? {} : { fence: f.fence }) };
+  }
+
+  /** Keeps `file`'s last fence once it has no record (Redis: t:<file> with its PX); expired ones are swept as the map doubles (amortized O(1)). */
+  private tomb(file: string, fence: number): void {
+    const now = this.now();
+    this.tombs.set(file, { fence, until: now + Math.max(FENCE_KEEP_MS, 10 * this.ttlMax) });
+    if (this.tombs.size < this.tombSweepAt) return;
+    for (const [k, t] of this.tombs) if (t.until <= now) this.tombs.delete(k);
+    this.tombSweepAt = Math.max(1024, 2 * this.tombs.size);
   }
 
   /** The file's last fence: its own, or its tombstone's while kept. */
@@ -551,7 +561,7 @@ export class MemoryEngine implements Engine {
     if (f.records.size === 0) {
       this.fileMap.delete(file);
       // Its last fence outlives it (the next grant on it is above), for a while.
-      if (f.fence !== undefined) this.tombs.set(file, { fence: f.fence, until: this.now() + Math.max(FENCE_KEEP_MS, 10 * this.ttlMax) });
+      if (f.fence !== undefined) this.tomb(file, f.fence);
       return 0;
     }
     f.version = version;
