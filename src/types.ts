@@ -313,6 +313,12 @@ export type StoreStats = {
    * this node's earlier ones refused so (they wait behind them, unsent).
    */
   graceWaits: number;
+  /**
+   * Commits refused because a grant's fence was not above the file's last (a node's copy did not
+   * know it: the file had emptied and come back, or the node's estimate of the engine's time lagged),
+   * decided again with a new number (the approval hook asked again).
+   */
+  fenceRefusals: number;
   renewals: number;
   failedRenewals: number;
   /** Sessions opened: 1, plus one after each loss. */

@@ -27,12 +27,14 @@ export interface LinkCounts {
   stale: number;
   fencedLocally: number;
   graceWaits: number;
+  /** Commits refused 'fence' (StoreStats.fenceRefusals). */
+  fenceRefusals: number;
 }
 
 export class DirectLink implements StoreLink {
   private engine: Promise<RedisEngine> | undefined;
   private counter = 0;
-  readonly counts: LinkCounts = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, graceWaits: 0 };
+  readonly counts: LinkCounts = { roundTrips: 0, commits: 0, stale: 0, fencedLocally: 0, graceWaits: 0, fenceRefusals: 0 };
 
   constructor(
     private readonly options: StoreOptions,
@@ -99,6 +101,7 @@ export class DirectLink implements StoreLink {
     if (!r.ok) {
       if (r.reason === 'stale') this.counts.stale++;
       else if (r.reason === 'grace') this.counts.graceWaits++;
+      else if (r.reason === 'fence') this.counts.fenceRefusals++;
       else if (r.reason === 'fenced' || r.reason === 'reset') this.trouble();
     }
     return r;

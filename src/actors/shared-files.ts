@@ -97,8 +97,6 @@ export class SharedFiles implements FileSpace {
   /** fenceTime: the engine's clock minus this thread's (ms) as the last 'fence' refusal told it, while the lease's is `fenceOffsetFor`. */
   private fenceOffset = Number.NaN;
   private fenceOffsetFor = Number.NaN;
-  /** Steps the engine refused 'fence' (a cached copy that did not know the file's last fence). */
-  fenceRefusals = 0;
   private answered = 0;
   /** When the engine last answered a step of this worker (performance.now()): requests' deadlines run from it (attempt). */
   private answeredAt = Number.NEGATIVE_INFINITY;
@@ -216,7 +214,6 @@ export class SharedFiles implements FileSpace {
 
   /** A 'fence' refusal: the engine's time (µs) when it refused, a bound from below. */
   fenceRefused(nowUs: number): void {
-    this.fenceRefusals++;
     const sample = nowUs / 1000 - (performance.timeOrigin + performance.now());
     const lease = this.lease[2]!;
     if (!(sample >= lease)) {

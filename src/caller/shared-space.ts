@@ -246,6 +246,7 @@ export class SharedSpace {
       st.stale += w.stale;
       st.fencedLocally += w.fencedLocally;
       st.graceWaits += w.graceWaits;
+      st.fenceRefusals += w.fenceRefusals;
     }
     return { engine: 'redis', node: this.store.node, namespace: this.namespace, session: { epoch: s.epoch, fenced: s.fenced, grace: s.grace }, incarnation: s.incarnation, ...st };
   }
