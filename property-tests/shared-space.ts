@@ -11,7 +11,7 @@ import { SharedFiles } from '../src/actors/shared-files.js';
 import type { ReplyTarget, Result } from '../src/actors/reply-target.js';
 import { F_GETLK, F_UNLCK } from '../src/core/codes.js';
 import type { Lock, LockRequest, Policy } from '../src/core/file-locks.js';
-import { LockTable, type CancelReason, type Pending, type PosixReply } from '../src/core/lock-table.js';
+import { LockTable, type CancelReason, type Pending, type PosixReply, type TableHooks } from '../src/core/lock-table.js';
 import { decodeRecord, nodeOf, qualify } from '../src/core/records.js';
 import { parseCheckIo, parseCloseHandle, parseFlush, parseLock, parseLockFile, parseRelease, parseUnlockFile, type Call } from '../src/core/requests.js';
 import { MemoryEngine, memoryStore, type InboxEvent, type NodeStore } from '../src/store/index.js';
@@ -77,7 +77,10 @@ export interface CommitSeen {
 export class Violation extends Error {}
 
 /** Across runs: commits the spaces attempted, and how many were refused as stale (decided again). */
-export const tally = { commits: 0, stale: 0, waited: 0 };
+/** Hooks that approve every grant, so that grants carry fences (checked as (d)). */
+const HOOKS: TableHooks = { approve: () => 0, released: () => {} };
+
+export const tally = { commits: 0, stale: 0, waited: 0, fenced: 0 };
 
 function isPending(v: unknown): v is Pending {
   return typeof v === 'object' && v !== null && 'waiter' in v && 'path' in v;
@@ -120,6 +123,8 @@ export class Space {
   readonly faults: string[] = [];
   readonly transcript: string[] = [];
   private nextId = 1;
+  /** (d) Per file, the fences its held records had after its last commit, and the highest ever. */
+  private readonly fences = new Map<string, { max: number; live: Set<number> }>();
   /** The current step's answers: the space's (ReplyTargets) and the model's (results and done callbacks). */
   private shared: Answer[] = [];
   private expected: Answer[] = [];
@@ -161,6 +166,7 @@ export class Space {
           for (let i = 0; i < held.length; i++) {
             for (let j = i + 1; j < held.length; j++) if (clash(held[i]!, held[j]!)) this.faults.push(`${name} committed conflicting granted records on ${step.file}: ${lineOf(held[i]!)} and ${lineOf(held[j]!)}`);
           }
+          this.checkFences(name, step.file, held);
           for (const x of step.notify ?? []) {
             const to = this.nodes.find((m) => m.name === x.node);
             // A mark (to the committing node itself) is delivered like any other event.
@@ -177,9 +183,32 @@ export class Space {
     const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.POSITIVE_INFINITY;
     lease[1] = epoch;
-    const sf = new SharedFiles(link, { node: name, policy: this.policy, requestTimeoutMs: 10_000, lease: lease.buffer as SharedArrayBuffer, epoch }, {}, (m) => this.faults.push(`${name}: ${m}`));
+    const sf = new SharedFiles(link, { node: name, policy: this.policy, requestTimeoutMs: 10_000, lease: lease.buffer as SharedArrayBuffer, epoch }, HOOKS, (m) => this.faults.push(`${name}: ${m}`));
     self = { index, name, store, sf, epoch, sent: 0, delivered: 0, dead: false };
     this.nodes.push(self);
+  }
+
+  /**
+   * (d) Every node has hooks, so every grant is numbered: each held record's fence is one of the
+   * file's held records had after its last commit (a split keeps its lock's number) or above every
+   * fence the file showed before, whichever node granted it, also after the file had no record
+   * left; a number released never comes back.
+   */
+  private checkFences(name: string, file: string, held: readonly LockRequest[]): void {
+    const f = this.fences.get(file) ?? { max: 0, live: new Set<number>() };
+    this.fences.set(file, f);
+    let max = f.max;
+    for (const r of held) {
+      const n = r.fence;
+      if (n === undefined || !(n > 0)) this.faults.push(`${name} committed a granted record on ${file} without a fence: ${lineOf(r)}`);
+      else if (!f.live.has(n)) {
+        if (n <= f.max) this.faults.push(`${name} committed a grant on ${file} with fence ${n}, not above the file's highest before, ${f.max}: ${lineOf(r)}`);
+        tally.fenced++;
+        max = Math.max(max, n);
+      }
+    }
+    f.live = new Set(held.flatMap((r) => (r.fence === undefined ? [] : [r.fence])));
+    f.max = max;
   }
 
   /** src/caller/shared-space.ts onEvents, for one node: each file's 'end' events to its SharedFiles. */
