@@ -28,7 +28,9 @@ export function describeValue(v: unknown): string {
     case 'undefined':
       return 'undefined';
     case 'string': {
-      const text = v.length > SHOWN_CHARS ? `${v.slice(0, SHOWN_CHARS)}…` : v;
+      // Cut before a pair's high surrogate rather than between its halves.
+      const cut = /[\uD800-\uDBFF]/.test(v.charAt(SHOWN_CHARS - 1)) ? SHOWN_CHARS - 1 : SHOWN_CHARS;
+      const text = v.length > SHOWN_CHARS ? `${v.slice(0, cut)}…` : v;
       // JSON's escapes show control characters and a lone surrogate; quotes as the messages write them.
       const quoted = JSON.stringify(text).slice(1, -1).replace(/\\"/g, '"').replace(/'/g, "\\'");
       return `the string '${quoted}'`;
@@ -47,7 +49,10 @@ export function describeValue(v: unknown): string {
   try {
     if (Array.isArray(v)) return 'an array';
     const name = (Object.getPrototypeOf(v) as { constructor?: { name?: unknown } } | null)?.constructor?.name;
-    return typeof name === 'string' && name !== '' && name !== 'Object' ? `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}` : 'an object';
+    // A class name is the value's own text too: shown only when it is a short plain identifier.
+    if (typeof name !== 'string' || name === 'Object' || !/^[A-Za-z_$][\w$]{0,59}$/.test(name)) return 'an object';
+    // "an" by the sound: an Error, an AbortSignal, an Unknown; a URL, a Uint8Array, a User.
+    return `${/^(?:[AEIO]|U(?![A-Z]|int|ni|s[ei]))/.test(name) ? 'an' : 'a'} ${name}`;
   } catch {
     return 'an object';
   }
