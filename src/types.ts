@@ -89,41 +89,22 @@ export type CheckIoRequest = {
 };
 
 /** fcntl F_GETLK / F_SETLK / F_SETLKW, OFD locks and flock(2) (CBFS FUSE Lock). */
-export type LockRequest = LockRequestFields & LockRange;
-
-/**
- * The range of a lock request: required for 'posix' (the default) and 'ofd', as the run time
- * requires it (a TypeError naming lockStart or lockLen); 'flock' takes the whole file, so it may
- * be left out there (and is ignored when given).
- */
-export type LockRange =
-  | {
-      kind: 'flock';
-      /** Ignored: flock takes the whole file. */
-      lockStart?: Offset;
-      /** Ignored: flock takes the whole file. */
-      lockLen?: Offset;
-    }
-  | {
-      /** Default 'posix'. */
-      kind?: 'posix' | 'ofd';
-      /** A negative value gives -EINVAL. */
-      lockStart: Offset;
-      /** 0 runs to OFFSET_MAX; a negative length covers the bytes before lockStart. */
-      lockLen: Offset;
-    };
-
-/** The fields of a LockRequest besides its kind and range (LockRange). */
-export type LockRequestFields = {
+export type LockRequest = {
   path: string;
   /** F_RDLCK 0, F_WRLCK 1, F_UNLCK 2; anything else gives -EINVAL. */
   lockType: number;
+  /** May be left out with kind 'flock' (whole file). A negative value gives -EINVAL. */
+  lockStart?: Offset;
+  /** 0 runs to OFFSET_MAX; a negative length covers the bytes before lockStart. May be left out with kind 'flock'. */
+  lockLen?: Offset;
   /** F_GETLK 5, F_SETLK 6, F_SETLKW 7; anything else gives -EINVAL. */
   cmd: number;
   /** The owner: the process ('posix'), the open file description ('ofd') or the flock owner. */
   lockOwner: Identity;
   /** Reported by F_GETLK to others; default 0. */
   lockPid?: number;
+  /** Default 'posix'. */
+  kind?: PosixKind;
   /** The open file description the lock is taken through; release drops its locks. */
   fileHandle?: Identity;
   /** Carried to onLock as given (copied when the call is made: it must be structured-cloneable). */
@@ -342,25 +323,13 @@ export type StoreOptions = {
 };
 
 /** Options of `LockCoordinator.start`. */
-export type StartOptions = StartOptionsFields & WindowsHooks;
-
-/**
- * onLockFile and onUnlockFile go together: both or neither (`start` rejects one alone with a
- * TypeError, and the type refuses it).
- */
-export type WindowsHooks =
-  | {
-      /** Fires when a Windows lock is grantable, before the grant; a non-zero result is the caller's result. Goes with onUnlockFile. */
-      onLockFile: (e: LockFileEvent) => number | void | Promise<number | void>;
-      /** Fires after each released Windows lock record; its outcome is ignored (a throw is reported). Goes with onLockFile. */
-      onUnlockFile: (e: UnlockFileEvent) => void | Promise<void>;
-    }
-  | { onLockFile?: undefined; onUnlockFile?: undefined };
-
-/** The options of `LockCoordinator.start` besides the Windows hooks (WindowsHooks). */
-export type StartOptionsFields = {
+export type StartOptions = {
   /** Worker threads hosting the file actors (1 to 256); default: available parallelism. */
   workers?: number;
+  /** Fires when a Windows lock is grantable, before the grant; a non-zero result is the caller's result. Goes with onUnlockFile. */
+  onLockFile?: (e: LockFileEvent) => number | void | Promise<number | void>;
+  /** Fires after each released Windows lock record; its outcome is ignored (a throw is reported). Goes with onLockFile. */
+  onUnlockFile?: (e: UnlockFileEvent) => void | Promise<void>;
   /** Fires for POSIX/OFD/flock sets (a negative errno vetoes) and releases. */
   onLock?: (e: LockEvent) => number | void | Promise<number | void>;
   /** Wake-up policy: 'default' (as Windows and Linux) or 'fifo' (starvation-free). */

@@ -126,10 +126,40 @@ export async function main(): Promise<void> {
 }
 `;
 
-t.test('a strict consumer compiles a correct use of every type', async (t) => {
+/**
+ * Patterns of consumer code the types must keep taking (found by review, issue 13): union types
+ * for "both Windows hooks or neither" and "a range unless flock" refused every one of them (an
+ * interface cannot extend a union, a class cannot implement one, a conditional, a spread, Partial
+ * or Omit loses the pairing, a variable narrowed refuses a field set later). The run time refuses
+ * one hook alone and a missing range, with a TypeError naming it.
+ */
+const PATTERNS = `import { F_SETLK, F_WRLCK, type LockCoordinator, type LockFileEvent, type LockRequest, type StartOptions, type UnlockFileEvent } from 'locksmith';
+
+declare const windows: boolean;
+declare const onLF: (e: LockFileEvent) => number;
+declare const onULF: (e: UnlockFileEvent) => void;
+
+export const ternary: StartOptions = { workers: 2, onLockFile: windows ? onLF : undefined, onUnlockFile: windows ? onULF : undefined };
+export const spread: StartOptions = { workers: 2, ...(windows ? { onLockFile: onLF, onUnlockFile: onULF } : {}) };
+const later: StartOptions = { workers: 2 };
+if (windows) later.onLockFile = onLF;
+if (windows) later.onUnlockFile = onULF;
+export function withDefaults(o: Partial<StartOptions>): StartOptions { return { workers: 1, ...o }; }
+export interface AppOptions extends StartOptions { label: string }
+export interface TracedLock extends LockRequest { traceId: string }
+export class Opts implements StartOptions { workers = 1; }
+export type NoPath = Omit<LockRequest, 'path'>;
+const base: NoPath = { lockType: F_WRLCK, cmd: F_SETLK, lockOwner: 1, lockStart: 0, lockLen: 0 };
+export const full: LockRequest = { ...base, path: '/p' };
+export async function lockAs(c: LockCoordinator, r: Omit<LockRequest, 'lockOwner'>) { return c.lock({ ...r, lockOwner: 7 }); }
+const r: LockRequest = { path: '/p', lockType: F_WRLCK, cmd: F_SETLK, lockOwner: 1, lockStart: 0, lockLen: 0 };
+if (windows) r.kind = 'flock';
+`;
+
+t.test('a strict consumer compiles a correct use of every type, and the usual ways to build options', async (t) => {
   if (!ready) return t.fail('the package did not install');
-  const r = await typecheck({ 'good.ts': GOOD });
-  t.equal(r.code, 0, `tsc --strict --noEmit good.ts:\n${r.out}`);
+  const r = await typecheck({ 'good.ts': GOOD, 'patterns.ts': PATTERNS });
+  t.equal(r.code, 0, `tsc --strict --noEmit good.ts patterns.ts:\n${r.out}`);
 });
 
 t.test('a misspelled field is a compile error naming it', async (t) => {
