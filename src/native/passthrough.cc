@@ -205,6 +205,15 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
       fd = openat(parentFd, name, flags | O_CREAT, mode);
       struct stat st;
       existing = fd >= 0 && fstat(fd, &st) == 0 && st.st_size != 0;
+    } else if (fd >= 0) {
+      // A directory (made by another node since the kernel's LOOKUP): O_CREAT on one is EISDIR,
+      // as open(2) says; opened without O_CREAT, O_RDONLY succeeds, and the kernel would refuse
+      // the entry (not a regular file) with EIO.
+      struct stat st;
+      if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        return (void)fuse_reply_err(req, EISDIR);
+      }
     }
   }
   if (fd < 0) return (void)fuse_reply_err(req, errno);
