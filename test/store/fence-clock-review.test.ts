@@ -73,3 +73,33 @@ t.test('redis: a file brought back from its tombstone by a step with no fence ke
   await new Promise((r) => setTimeout(r, 20));
   t.equal((await a.load('/f')).fence, f, 'the file, still with records, keeps its last fence (as the MemoryEngine does)');
 });
+
+t.test('redis: a file whose last fence is ahead of the engine time keeps its tombstone until the time has passed it', { skip: noRedis }, async (t) => {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  // Sessions of 1 s: 10 x the TTL is below FENCE_KEEP_MS.
+  const c = await cluster('redis', ['a'], server, { sessionTtlMs: 1000 });
+  t.teardown(() => c.close());
+  const a = c.nodes[0]!.store;
+  const lock = (id: string) => ({ id, state: 'held' as const, data: id });
+  const probe = await a.commit({ file: '/p', base: 0, put: [lock('p')], fence: [2 ** 52, 2 ** 52] });
+  if (probe.ok || probe.reason !== 'fence') return t.fail(`probe: ${JSON.stringify(probe)}`);
+  // As after a clock step back of 130 s: each grant FENCE_SLACK_US (1 s) past the last.
+  let f = probe.nowUs;
+  let v = 0;
+  let prev: string[] = [];
+  for (let i = 0; i < 130; i++) {
+    const r = await a.commit({ file: '/f', base: v, remove: prev, put: [lock(`a${i}`)], fence: [f, f] });
+    if (!r.ok) return t.fail(`grant ${i}: ${JSON.stringify(r)}`);
+    v = r.version;
+    prev = [`a${i}`];
+    f += 1_000_000;
+  }
+  t.equal((await a.commit({ file: '/f', base: v, remove: prev })).ok, true, 'the file left with no record, its last fence ~129 s ahead of the engine time');
+  const cli = new Redis(server.url, { lazyConnect: true });
+  await cli.connect();
+  t.teardown(() => cli.quit());
+  const [key] = await cli.keys('*t:/f');
+  const pttl = await cli.pttl(key!);
+  t.ok(pttl > FENCE_KEEP_MS + 120_000, `the tombstone lives past the time the engine's clock reaches it (${pttl} ms)`);
+});
