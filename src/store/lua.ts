@@ -431,13 +431,18 @@ if emptied then
   redis.call('SREM', P .. 'files', file)
   -- It outlives the file's keys for a while (t:<file>): the next grant on it is above.
   if fNow then
+    -- Also until the engine's time has passed it by FENCE_KEEP_MS (a fence ahead of a clock that stepped back).
     local tm = tonumber(redis.call('GET', P .. 'ttlmax')) or 0
-    redis.call('SET', P .. 't:' .. file, fNow, 'PX', str(math.max(${FENCE_KEEP_MS}, 10 * tm)))
+    local tt = redis.call('TIME')
+    local ahead = math.floor(tonumber(fNow) / 1000 - (tonumber(tt[1]) * 1000 + tonumber(tt[2]) / 1000))
+    redis.call('SET', P .. 't:' .. file, fNow, 'PX', str(math.max(${FENCE_KEEP_MS}, 10 * tm, ahead + ${FENCE_KEEP_MS})))
   end
   vs = '0'
 else
   local fv = {}
-  if fMax then fv = {'f', fMax} end
+  -- A file brought back from its tombstone by a step with no fence takes its last along (the
+  -- tombstone expires by PX while the file has records again).
+  if fMax then fv = {'f', fMax} elseif base == '0' and fLast then fv = {'f', fLast} end
   if nNew > 0 then redis.call('HSET', km, 'v', vs, 'q', str(q0 + nNew), 'a:' .. node, step, unpack(fv)) else redis.call('HSET', km, 'v', vs, 'a:' .. node, step, unpack(fv)) end
   -- A file is in 'files' exactly while it has a version: it joins when its first step applies.
   if base == '0' then redis.call('SADD', P .. 'files', file) end
@@ -528,7 +533,7 @@ end
 -- highest not past the engine's time in µs, or that last + FENCE_SLACK_US when it is ahead.
 -- Only this file's grants move that last: no other file's step refuses this one.
 fLast = vq[4]
-if not fLast and fMin then fLast = redis.call('GET', P .. 't:' .. file) or nil end
+if not fLast and (fMin or cur == '0') then fLast = redis.call('GET', P .. 't:' .. file) or nil end
 if fMin then
   local last = tonumber(fLast) or 0
   local t = redis.call('TIME')

@@ -302,7 +302,9 @@ export class MemoryEngine implements Engine {
   /** Keeps `file`'s last fence once it has no record (Redis: t:<file> with its PX); expired ones are swept as the map doubles (amortized O(1)). */
   private tomb(file: string, fence: number): void {
     const now = this.now();
-    this.tombs.set(file, { fence, until: now + Math.max(FENCE_KEEP_MS, 10 * this.ttlMax) });
+    // Kept also until the engine's time (µs) has passed the fence by FENCE_KEEP_MS: a fence ahead of
+    // the clock (the clock stepped back, a failover) would otherwise be followed by a lower one.
+    this.tombs.set(file, { fence, until: Math.max(now + Math.max(FENCE_KEEP_MS, 10 * this.ttlMax), Math.floor(fence / 1000) + FENCE_KEEP_MS) });
     if (this.tombs.size < this.tombSweepAt) return;
     for (const [k, t] of this.tombs) if (t.until <= now) this.tombs.delete(k);
     this.tombSweepAt = Math.max(1024, 2 * this.tombs.size);
