@@ -2065,8 +2065,11 @@ export class SharedFile {
         case 'fence':
           // Its grants' numbers were not above the file's last (a cache that did not know it: the
           // file had no record meanwhile), or ran past the engine's time: decided again (the
-          // approval hooks asked again: the number changed) with numbers above.
-          this.learnFence(reply.last);
+          // approval hooks asked again: the number changed) with numbers above. The engine's last is
+          // the file's, also below what the cache knew: an engine that lost its data with its clock
+          // behind those numbers refuses them as past its time, and a cache that kept them would
+          // propose them again without end (fence-spin-review).
+          this.fenceLast = reply.last;
           this.space.fenceRefused(reply.nowUs);
           break;
         case 'grace': {

@@ -18,7 +18,7 @@
  *   version 0 and no keys): a cached copy can never be mistaken for a newer state of the same number.
  * - fence: a grant's number for hook events (Step.fence), per file. A step that grants applies
  *   only if its lowest number is above the file's last (m:<file> f, or its tombstone t:<file> once
- *   the file has no record) and its highest not past max(engine µs, last + FENCE_SLACK_US), else
+ *   the file has no record) and its highest not past max(engine µs, last) + FENCE_SLACK_US, else
  *   'fence' (the last, the time). Nodes propose max(1 + the last their cache knows, the engine's
  *   time in µs from below): numbers grow with every grant on a file across nodes, across its
  *   version 0 while the tombstone lives (past it, the time is above), and across a loss of the

@@ -530,7 +530,8 @@ if nR + nP + nOther + nE == 0 then
   return {'ok', cur, step}
 end
 -- Fence numbers: above the file's last (m:<file>, or its tombstone once it had no record), the
--- highest not past the engine's time in µs, or that last + FENCE_SLACK_US when it is ahead.
+-- highest not past the engine's time in µs or that last, whichever is later, by FENCE_SLACK_US
+-- (a node's estimate of the time from below may pass a clock that stands still, as in tests).
 -- Only this file's grants move that last: no other file's step refuses this one.
 fLast = vq[4]
 if not fLast and (fMin or cur == '0') then fLast = redis.call('GET', P .. 't:' .. file) or nil end
@@ -538,7 +539,7 @@ if fMin then
   local last = tonumber(fLast) or 0
   local t = redis.call('TIME')
   local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  if tonumber(fMin) <= last or tonumber(fMax) > math.max(us, last + ${FENCE_SLACK_US}) then return {'fence', str(last), str(us)} end
+  if tonumber(fMin) <= last or tonumber(fMax) > math.max(us, last) + ${FENCE_SLACK_US} then return {'fence', str(last), str(us)} end
 end
 -- 4. the step agrees with the state it was decided on (else the caller has a bug).
 local aR, aP, eN = 14, 14 + nR, 4

@@ -601,7 +601,7 @@ export class MemoryEngine implements Engine {
     if (st.fence !== undefined) {
       const last = this.lastFence(existing, st.file) ?? 0;
       const us = Math.floor(this.now() * 1000);
-      if (st.fence[0] <= last || st.fence[1] > Math.max(us, last + FENCE_SLACK_US)) return { ok: false, reason: 'fence', last, nowUs: us };
+      if (st.fence[0] <= last || st.fence[1] > Math.max(us, last) + FENCE_SLACK_US) return { ok: false, reason: 'fence', last, nowUs: us };
     }
     const f = existing ?? this.newFile();
     const removed = new Set<string>();

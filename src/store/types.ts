@@ -110,7 +110,7 @@ export interface Step {
    * The fence numbers the step's grants hold, lowest and highest (hook events' `fence`;
    * consecutive when several). The engine keeps each file's last fence (FileState.fence, kept
    * FENCE_KEEP_MS after the file is left with no record) and applies the step only if the lowest
-   * is above it and the highest not past max(its time in µs, that last + FENCE_SLACK_US); else
+   * is above it and the highest not past max(its time in µs, that last) + FENCE_SLACK_US; else
    * 'fence' with the last and its time, and the caller decides again with numbers above. Only
    * this file's grants move it: other files' steps never refuse this one.
    */
