@@ -34,6 +34,9 @@ local P = ARGV[1]
 -- Whole numbers only (counters, ms): '%d' writes them exactly, for less than '%.0f' costs.
 local function str(n) return string.format('%d', n) end
 local function nowMs() local t = redis.call('TIME'); return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end
+-- A file's fence tombstone (t:<file>), read and written through pcall: a user whose ACL was written
+-- before the key existed is refused it, and steps must go on (without it, fences rest on the time).
+local function tomb(file) local v = redis.pcall('GET', P .. 't:' .. file); if type(v) == 'string' then return v end return false end
 `;
 
 /**
@@ -435,7 +438,7 @@ if emptied then
     local tm = tonumber(redis.call('GET', P .. 'ttlmax')) or 0
     local tt = redis.call('TIME')
     local ahead = math.floor(tonumber(fNow) / 1000 - (tonumber(tt[1]) * 1000 + tonumber(tt[2]) / 1000))
-    redis.call('SET', P .. 't:' .. file, fNow, 'PX', str(math.max(${FENCE_KEEP_MS}, 10 * tm, ahead + ${FENCE_KEEP_MS})))
+    redis.pcall('SET', P .. 't:' .. file, fNow, 'PX', str(math.max(${FENCE_KEEP_MS}, 10 * tm, ahead + ${FENCE_KEEP_MS})))
   end
   vs = '0'
 else
@@ -503,7 +506,7 @@ if cur ~= base then
     end
   end
   -- With this node's last step that applied here ('a:<node>'): the log that named it is gone.
-  return {'stale', cur, 'full', redis.call('HGETALL', P .. 'r:' .. file), vq[3] or '', vq[4] or redis.call('GET', P .. 't:' .. file) or ''}
+  return {'stale', cur, 'full', redis.call('HGETALL', P .. 'r:' .. file), vq[3] or '', vq[4] or tomb(file) or ''}
 end
 -- A step past its deadline on this clock: its request was answered already (as failed), so it
 -- never applies now (it was held up on its way: the engine paused, a slow network).
@@ -534,7 +537,7 @@ end
 -- (a node's estimate of the time from below may pass a clock that stands still, as in tests).
 -- Only this file's grants move that last: no other file's step refuses this one.
 fLast = vq[4]
-if not fLast and (fMin or cur == '0') then fLast = redis.call('GET', P .. 't:' .. file) or nil end
+if not fLast and (fMin or cur == '0') then fLast = tomb(file) or nil end
 if fMin then
   local last = tonumber(fLast) or 0
   local t = redis.call('TIME')
@@ -736,7 +739,7 @@ return 1
 /** LOAD: ARGV P, file. */
 export const LOAD = `${BASE}
 local vf = redis.call('HMGET', P .. 'm:' .. ARGV[2], 'v', 'f')
-return {vf[1] or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[2]), vf[2] or redis.call('GET', P .. 't:' .. ARGV[2]) or ''}
+return {vf[1] or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[2]), vf[2] or tomb(ARGV[2]) or ''}
 `;
 
 /**

@@ -465,6 +465,16 @@ t.test('redis: an ACL user granted the key kinds a session had before its mount 
   const live = (await engine.sessions()).sessions.find((x) => x.node === 'm' && x.epoch === o.epoch);
   t.match(live, { deadline: Number, ttlMs: 60_000 }, 'listed live with its TTL (what judges a late node), where it serves unknown');
   t.equal(live?.serves, undefined);
+  // Nor the fence tombstone (t:<file>, added later still): steps that grant, empty a file and bring
+  // it back go on (read and written through pcall), numbered from the time.
+  const put = { id: 'm1', node: 'm', epoch: o.epoch, state: 'held' as const, requestId: '', data: '{}', seq: 0 };
+  for (let i = 0; i < 2; i++) {
+    const g = await engine.commit(ref, { file: '/t', base: 0, step: `g${i}`, grants: true, remove: [], put: [{ ...put, id: `m${i}` }], notify: [], edges: [], fence: [1e15 + i, 1e15 + i] });
+    t.equal(g.ok, true, `a grant on /t applies (${i === 0 ? 'a new file' : 'after it had no record'}): ${JSON.stringify(g)}`);
+    if (!g.ok) break;
+    const r = await engine.commit(ref, { file: '/t', base: g.version, step: `r${i}`, grants: false, remove: [`m${i}`], put: [], notify: [], edges: [] });
+    t.equal(r.ok, true, `its release applies, leaving /t with no record: ${JSON.stringify(r)}`);
+  }
   await engine.endSession(ref);
   t.notOk((await engine.sessions()).sessions.some((x) => x.node === 'm' && x.epoch === o.epoch && x.deadline !== 0), 'ended');
 });
