@@ -225,10 +225,13 @@ export class RedisServer {
    * kill -9, then the same port again. With nothing kept (the default): the dump and any
    * append-only file are removed first, the engine lost its data. `fromSnapshot`: the dump the last
    * snapshot() wrote is loaded, the engine back with older data (a new run of it all the same).
+   * `whileDown`: awaited between the kill and the new start (what a test waits for while the port
+   * refuses connections).
    */
-  async restart(o: { fromSnapshot?: boolean } = {}): Promise<void> {
+  async restart(o: { fromSnapshot?: boolean; whileDown?: () => Promise<void> } = {}): Promise<void> {
     this.dropClient();
     await this.kill();
+    await o.whileDown?.();
     if (o.fromSnapshot === true) {
       if (!existsSync(this.dumpFile)) throw new Error(`redis-server on port ${this.port}: no snapshot to restart from (${this.dumpFile}); snapshot() first`);
     } else {

@@ -498,8 +498,16 @@ export class RedisEngine implements Engine {
   /** The namespace's own copies of the scripts sent by EVALSHA only (gated). */
   private readonly gated: Record<GatedName, Gated>;
   private readonly readers = new Set<RedisInbox>();
-  /** Calls waiting for a reply: failed at once when the connection closes (the client would drop them silently). */
-  private readonly inFlight = new Set<(e: Error) => void>();
+  /**
+   * Calls waiting for a reply, each with the connection it leaves on (its `ups` value: the one up
+   * when it was made, or the next one if none was): failed at once when that connection closes
+   * (the client would drop them silently). A call made while the client reconnects waits in its
+   * offline queue, unsent, through every attempt that fails to connect; it goes out, behind its run
+   * check, on the connection that comes up next, or ends by its own timer (requestTimeoutMs).
+   */
+  private readonly inFlight = new Map<(e: Error) => void, number>();
+  /** Connections that have come up ('ready') so far. */
+  private ups = 0;
   /** Connections closed so far, and replies that said the engine was a replica or loading: the next script may reach another server process or data set (a restart, a failover). */
   private closes = 0;
   /** The value of `closes` under which a run check (RUN_CHECK) was answered: none needed before the next close. */
@@ -520,11 +528,13 @@ export class RedisEngine implements Engine {
     define('lsEmpty', EMPTY);
     this.s = client as unknown as Scripted;
     this.gated = Object.fromEntries(Object.entries(GATED_LUA).map(([k, lua]) => [k, gated(lua, o.namespace)])) as Record<GatedName, Gated>;
+    client.on('ready', () => {
+      this.ups++;
+    });
     client.on('close', () => {
       this.closes++;
       const err = new Error('the connection closed before the reply (the step may have applied)');
-      for (const fail of this.inFlight) fail(err);
-      this.inFlight.clear();
+      for (const [fail, on] of this.inFlight) if (on <= this.ups) fail(err);
     });
   }
 
@@ -568,6 +578,7 @@ export class RedisEngine implements Engine {
    */
   private call(script: ScriptName, args: readonly (string | number)[]): Promise<Reply> {
     this.batchWrites();
+    const on = this.client.status === 'ready' ? this.ups : this.ups + 1;
     const sent = script in GATED_LUA ? this.sendGated(this.gated[script as GatedName], args) : this.s[script as keyof Scripted](this.inc, this.prefix, ...args);
     return new Promise<Reply>((resolve, reject) => {
       let settled = false;
@@ -581,7 +592,7 @@ export class RedisEngine implements Engine {
         if ((e as { name?: string })?.name === 'ReplyError' && /\b(READONLY|LOADING|MASTERDOWN)\b/.test((e as Error).message)) this.closes++;
         reject(scriptError(e) ?? new Error(`locksmith store: ${this.o.shownUrl}: ${(e as Error).message}`));
       };
-      this.inFlight.add(fail);
+      this.inFlight.set(fail, on);
       sent.then((r) => {
         if (settled) return;
         settled = true;

@@ -199,8 +199,12 @@ t.test("a step made while the node reconnects (the client's offline queue) is se
   t.equal(await admin.save(), 'OK', 'a snapshot (dump.rdb)');
   t.equal((await a.store.commit({ file: '/g', base: 0, put: [{ id: 'a2', state: 'held', data: 'A g' }] })).ok, true, 'a holds /g, after the snapshot');
   const bc = (b.store as unknown as { engine: { client: Redis } }).engine.client;
+  const closes = (n: number) => new Promise<void>((r) => bc.on('close', () => --n === 0 && r()));
   const reconnecting = new Promise<void>((r) => bc.once('reconnecting', () => r()));
-  const restarted = server.restart();
+  // The step is made while the client reconnects, and an attempt to connect is refused before the
+  // engine is back (a close on which the unsent step must not fail: it was written nowhere).
+  const refusedAttempt = closes(2);
+  const restarted = server.restart({ whileDown: () => within(refusedAttempt, EVENT_BUDGET_MS, "b's client to be refused once while the engine is down") });
   await within(reconnecting, EVENT_BUDGET_MS, "b's client to wait to reconnect");
   t.equal(bc.status, 'reconnecting', "b's client is reconnecting: the step waits in its offline queue");
   const grant = b.store.commit({ file: '/g', base: 0, put: [{ id: 'b1', state: 'held', data: 'B g' }] });
