@@ -20,8 +20,9 @@ import { ENOLCK, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, OFFSET_M
 import { identityKey } from '../core/input.js';
 import { OWNER_PREFIX, lockCallOf, parseFlush, parseLock, parseRelease, type Call, type PosixReply } from '../core/requests.js';
 import * as pump from '../native/index.js';
-import { encodeCall, lockFlagsOf } from '../wire/calls.js';
+import { encodeCall, lockFlagsOf, putLock } from '../wire/calls.js';
 import { commits, flockDropEntry } from '../wire/journal-entry.js';
+import type { FromHost } from '../wire/protocol.js';
 import type { ReplyWriter } from '../wire/replies.js';
 import type { NativeHost, ReplyTarget, Result } from './reply-target.js';
 import { NativeJournal } from './native-journal.js';
@@ -74,6 +75,19 @@ export interface NativeRequest {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
+ * A shared lock space: native release `id` (-reqId), whose kernel answer follows, was answered
+ * before its step was written (SharedFiles.tellOwed). Beside protocol.ts's 'owed', the release's
+ * wire form (calls.ts, id 0): a native request never passed through the caller's thread, which
+ * keeps it with its own owed releases (LockCoordinator.owedReleases) and, if this worker dies
+ * before 'written', sends it to the replacement as the API call it stands for.
+ */
+export interface NativeOwed {
+  t: 'owed';
+  id: number;
+  wire: unknown[];
+}
+
+/**
  * One worker's destination of a native session. Events arrive as flat batches (src/native/index.ts
  * FlatBatch: numbers in one reused Float64Array, 64-bit values exact in a BigUint64Array lane);
  * answers are collected and sent with one native call per batch (replyBatch), or at the end of the
@@ -103,13 +117,15 @@ export class NativeFeed implements ReplyTarget {
   private flushQueued = false;
   /** Requests of this feed queued in the table now. */
   private readonly queuedIds = new Set<number>();
+  /** An 'owed' or 'written' message waits in `out`: it leaves before the next kernel answer (flush). */
+  private toldPending = false;
 
   /** `holds(path)`: the host's table holds something of `path` now. */
   constructor(
     readonly sessionId: number,
     readonly index: number,
     private readonly host: NativeHost,
-    out: ReplyWriter,
+    private readonly out: ReplyWriter,
     holds: (path: string) => boolean,
     /** Where the requests this feed answers are counted for stats() (they never pass through the caller's thread). */
     private readonly counters: SharedCounters,
@@ -231,6 +247,25 @@ export class NativeFeed implements ReplyTarget {
     if (req !== undefined) journalFlockDrop(this.journal, req);
   }
 
+  /**
+   * A shared lock space (SharedFiles.tellOwed): release `id`, answered next, is not written yet.
+   * The caller's side is told with its wire form before the kernel hears the answer (flush), so a
+   * worker that dies before writing it has it sent again to its replacement.
+   */
+  owed(id: number): void {
+    const req = id === this.currentId ? this.current : this.inflight.get(id)?.req;
+    if (req === undefined) return;
+    const m: NativeOwed = { t: 'owed', id, wire: nativeWire(req) };
+    this.out.object(m as unknown as FromHost);
+    this.toldPending = true;
+  }
+
+  /** A shared lock space (SharedFiles.written): release `id`, told owed, is owed no longer. */
+  written(id: number): void {
+    this.out.object({ t: 'written', id });
+    this.toldPending = true;
+  }
+
   /** ReplyTarget: the final result of native request `id` (-reqId): a code, a POSIX reply, or nothing (flush, release). */
   answer(id: number, _path: string | undefined, res: Result, waitedMs: number, flockDrop: boolean, getlk: boolean): void {
     const reqId = -id;
@@ -273,8 +308,12 @@ export class NativeFeed implements ReplyTarget {
   private flush(): void {
     this.flushQueued = false;
     if (this.replies.count === 0) return;
-    // Outside a wake-up (a waiter let in by an API call) the records leave first; inside one, at its end.
-    if (!this.inWake) this.journal.send();
+    // Outside a wake-up (a waiter let in by an API call) the records leave first; inside one, at
+    // its end. A release told owed is told before the kernel hears its answer, in a wake-up too.
+    if (!this.inWake || this.toldPending) {
+      this.toldPending = false;
+      this.journal.send();
+    }
     try {
       this.replies.flush(this.sessionId);
     } catch {
@@ -298,11 +337,35 @@ export function journalRequest(journal: NativeJournal, r: NativeRequest): void {
       journal.lock(r.path, lockFlagsOf(cmd, r.type, 'flock'), r.lockOwner, r.lockPid, 0, 0, r.fileHandle);
       return;
     case K_FLUSH:
-      journal.call(encodeCall('flush', 0, { path: r.path, lockOwner: r.lockOwner }));
-      return;
     case K_RELEASE:
-      journal.call(encodeCall('release', 0, { path: r.path, fileHandle: r.fileHandle, lockOwner: r.flags & FL_FLOCK_RELEASE ? r.lockOwner : undefined }));
+      journal.call(nativeWire(r));
       return;
+  }
+}
+
+/**
+ * Native release `r` as the API call it stands for, in its wire form (calls.ts), id 0: what
+ * journalRequest records, as an array of its own (an owed release, kept by the caller's side).
+ */
+export function nativeWire(r: NativeRequest): unknown[] {
+  const cmd = r.flags & FL_SLEEP ? F_SETLKW : F_SETLK;
+  switch (r.kind) {
+    case K_SETLK: {
+      const w: unknown[] = [];
+      putLock(w, 0, 0, r.path, lockFlagsOf(cmd, r.type, 'posix'), r.lockOwner, r.lockPid, r.start, INFINITE_END(r.end) ? 0 : lengthOf(r.start, r.end), r.fileHandle);
+      return w;
+    }
+    case K_FLOCK: {
+      const w: unknown[] = [];
+      putLock(w, 0, 0, r.path, lockFlagsOf(cmd, r.type, 'flock'), r.lockOwner, r.lockPid, 0, 0, r.fileHandle);
+      return w;
+    }
+    case K_FLUSH:
+      return encodeCall('flush', 0, { path: r.path, lockOwner: r.lockOwner });
+    case K_RELEASE:
+      return encodeCall('release', 0, { path: r.path, fileHandle: r.fileHandle, lockOwner: r.flags & FL_FLOCK_RELEASE ? r.lockOwner : undefined });
+    default:
+      throw new TypeError(`no wire form for native event kind ${r.kind}`);
   }
 }
 

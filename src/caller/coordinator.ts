@@ -42,7 +42,7 @@ import {
   type DecodedLock,
 } from '../core/requests.js';
 import { clearTimer, setTimer } from '../long-timer.js';
-import { T_OBJECT, encodeCall, encodeLock, fitsDoubles, type PublicCall } from '../wire/calls.js';
+import { T_OBJECT, decodeCall, encodeCall, encodeLock, fitsDoubles, type PublicCall } from '../wire/calls.js';
 import { commits, flockDropEntry } from '../wire/journal-entry.js';
 import type { FromHost } from '../wire/protocol.js';
 import { END_FLOCK_DROP, END_IDLE, readReplies, type ReplyHandler } from '../wire/replies.js';
@@ -57,6 +57,7 @@ import { Counters, merge } from '../counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
 import { SharedSpace, type SessionState, type SpaceListing } from './shared-space.js';
+import type { NativeOwed } from '../actors/native-feed.js';
 import type { SessionEvent } from '../store/types.js';
 
 /** How long stop() waits for a host that neither says 'stopped' nor ends (it answers at once). */
@@ -73,7 +74,10 @@ export class LockCoordinator {
   /**
    * A shared lock space: releases answered before their step was written (a host's 'owed'),
    * until their worker says 'written'. If it dies first they are sent again to its replacement
-   * with the unanswered requests, in order of arrival (recover), and not answered again.
+   * with the unanswered requests, in order of arrival (recover), and not answered again. A native
+   * release (a mount's flush, release or unlock, answered to the kernel by the worker itself) is
+   * kept here too, by its host id (-reqId, below 0), with the wire form its 'owed' carried
+   * (native-feed.ts NativeOwed); resent, it becomes an API call of this thread's numbering.
    */
   private readonly owedReleases = new Map<number, Request>();
   /** Per file, committed steps since it was last idle: what a replacement worker replays. */
@@ -204,10 +208,26 @@ export class LockCoordinator {
     for (const [path, entries] of this.journal.entries()) {
       if (routeOf(path, this.workers.size) === dead.index) fresh.out.object({ t: 'restore', path, entries });
     }
+    // The mount's releases answered before they were written, in the kernel's order, ahead of the
+    // native destination: the requests the pump delivers again (which came after them) run after
+    // them in their files' mailboxes, as on the dead worker.
+    // (Resent before, their ids are this thread's, in that order, and they came before those still
+    // numbered -reqId.)
+    const owed = [...this.owedReleases.values()].filter((r) => r.worker === dead.index && r.native !== true);
+    const nativeOwed = [...this.owedReleases.values()].filter((r) => r.worker === dead.index && r.native === true).sort((a, b) => (a.id > 0) !== (b.id > 0) ? b.id - a.id : Math.abs(a.id) - Math.abs(b.id));
+    for (const r of nativeOwed) {
+      // Numbered as an API call from here on: its answer, 'owed' and 'written' come by that id.
+      this.owedReleases.delete(r.id);
+      const id = ++this.nextId;
+      const wire = r.wire!.slice();
+      wire[1] = id;
+      const again: Request = { ...r, id, wire, owed: false };
+      this.owedReleases.set(id, again);
+      send(fresh.out, again);
+    }
     // The native destination last: its events, which arrive on another path than this port, find
     // every file restored (a restore spread over several batches could otherwise come later).
     if (this.nativeSession !== undefined) fresh.out.object({ t: 'native', sessionId: this.nativeSession });
-    const owed = [...this.owedReleases.values()].filter((r) => r.worker === dead.index);
     const again = owed.length === 0 ? this.requests.values() : [...this.requests.values(), ...owed].sort((a, b) => a.id - b.id);
     for (const r of again) {
       if (r.worker !== dead.index) continue;
@@ -354,6 +374,12 @@ export class LockCoordinator {
         return;
       }
       case 'owed': {
+        const wire = (m as Partial<NativeOwed>).wire;
+        if (wire !== undefined) {
+          // A native release (its id -reqId): answered by its worker itself, kept from now on.
+          if (this.stopping === undefined) this.owedReleases.set(m.id, nativeOwedRequest(m.id, wire, w.index));
+          return;
+        }
         const r = this.requests.get(m.id) ?? this.owedReleases.get(m.id);
         if (r !== undefined) r.owed = true;
         return;
@@ -713,4 +739,14 @@ export class LockCoordinator {
       if (this.stopping === undefined) throw e;
     }
   }
+}
+
+/**
+ * A native release its worker answered before writing it ('owed' with its wire form, native-feed.ts
+ * NativeOwed), kept as a Request in owedReleases under its host id `id` (-reqId): no caller waits
+ * for it (its kernel request was answered by the worker), only a replacement may need it.
+ */
+function nativeOwedRequest(id: number, wire: unknown[], worker: number): Request {
+  const call = decodeCall(wire, 0) as Sent;
+  return { id, name: call.op as PublicCall, wire, call, worker, resolve: () => {}, signal: undefined, timer: undefined, queued: false, cancelled: undefined, owed: true, native: true };
 }

@@ -36,6 +36,11 @@ export interface Request {
    * 'owed', for its last run): kept after its answer until 'written' (LockCoordinator.owedReleases).
    */
   owed?: boolean;
+  /**
+   * A mount's release its worker answered to the kernel itself before writing it (told 'owed' with
+   * its wire form): kept in owedReleases only, resent ahead of the native destination (recover).
+   */
+  native?: boolean;
 }
 
 /**
