@@ -96,5 +96,7 @@ if (why !== undefined && !process.env.CI) {
     t.equal((await settles(granted, "node b's waiting lock of the file the process closed")).result, 0, "b is granted: the close was sent again to the replacement and written");
     t.ok(await waitFor(() => owedOf(m!.coordinator).size === 0, "the mount's owed releases written"), 'the mount keeps no owed release');
     t.match(await b.locks(key), [{ node: 'b', state: 'granted' }], 'only b holds the file');
+    const ops = (await m.coordinator.stats()).operations;
+    t.same([ops.flush, ops.release], [{ 0: 1 }, { 0: 1 }], 'the flush and the release counted once each (not again when resent)');
   });
 }
