@@ -216,7 +216,9 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   // fail (EACCES) for O_RDONLY | O_TRUNC and mode 0444 after the file was made. An existing file's
   // O_TRUNC is a size change, fenced as at OPEN: opened without it, checked, then truncated.
   const int parentFd = s->inode(parent).fd;
-  const int flags = (fi->flags | O_CLOEXEC) & ~(O_NOFOLLOW | O_TRUNC);
+  // O_NOFOLLOW kept: a symbolic link another node made since the LOOKUP fails ELOOP, as open(2)
+  // says (reopened through it, its target's descriptor went with the link's entry: EIO).
+  const int flags = (fi->flags | O_CLOEXEC) & ~O_TRUNC;
   const bool trunc = (fi->flags & O_TRUNC) != 0;
   int fd = openat(parentFd, name, flags | O_CREAT | O_EXCL, mode);
   if (fd >= 0) {
