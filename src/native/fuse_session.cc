@@ -42,7 +42,9 @@
 // admits the unlock). A small pool, a file at a time each: a file's requests stay in order, and
 // one file whose write-back cannot end holds no other file's answers. At the lease's end the
 // fence watcher (Passthrough::fenceWatch) has the same threads drop the pages of the files locked
-// here (queueFenceDrop), so that one such file holds no other file's drop either. A mount
+// here (queueFenceDrop), so that one such file holds no other file's drop either; a drop that no
+// thread is free to take (all held, each in such a file) goes to a short-lived drop thread of its
+// own (bounded), so that no number of them holds the fence. A mount
 // without a store has no such threads and answers at once.
 //
 // Unmount answers every outstanding request itself, so no process stays blocked: a lock request
@@ -88,6 +90,7 @@
 #include <map>
 #include <shared_mutex>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 extern char** environ;
@@ -215,7 +218,7 @@ class FuseSession : public Session, public Passthrough {
   bool queueFenceDrop(fuse_ino_t ino);
   /** Makes a lock request visible to JS (its destination's queue), or answers it if closing. */
   void admit(const RequestPtr& r);
-  void invalidationLoop();
+  void invalidationLoop(bool dropThread = false);
   /** Ends the invalidation threads once they have answered every queued request (close()). */
   void stopInvalidations();
   void unmountKernel();
@@ -310,6 +313,20 @@ class FuseSession : public Session, public Passthrough {
   bool invalStop_ = false;
   bool invalRunning_ = false;
   int invalThreadsLeft_ = 0;
+  /**
+   * A fence drop is a fence: at the deadline no cached page of a file locked here may be read on.
+   * So when every thread (pool and drop threads) is busy, each in a file whose write-back may never
+   * end (a stopped backing store), queueFenceDrop starts a short-lived drop thread
+   * ("locksmith-drop"): it serves what no thread can take (the drop, and anything queued before
+   * it), then ends once nothing is left that it may take. At most kDropThreads at a time (each one
+   * alive is held in a file's write-back, or about to end): past that a drop waits for a thread, as
+   * a grant or unlock always does (a late answer, never a wrong one). Its std::thread is kept
+   * (dropThreads_) and joined by the next queueFenceDrop once it ended (dropEnded_), or at close.
+   */
+  static constexpr int kDropThreads = 16;
+  std::vector<std::thread> dropThreads_;
+  std::vector<std::thread::id> dropEnded_;
+  int dropThreadsAlive_ = 0;
   std::atomic<uint64_t> invalidations_{0};
   std::atomic<uint64_t> invalidationErrors_{0};
   /** Store mounts: the fence's watcher (Passthrough::fenceWatch), dropping locked files' pages at the lease's end. */
@@ -561,29 +578,80 @@ bool FuseSession::queueInvalidation(const RequestPtr& r, bool thenAdmit) {
 }
 
 bool FuseSession::queueFenceDrop(fuse_ino_t ino) {
-  std::lock_guard<std::mutex> g(invalMu_);
-  if (!invalRunning_ || invalStop_) return false;
-  const uint64_t node = static_cast<uint64_t>(ino);
-  // Deadlines while one file's write-back cannot end queue no more than one drop of it.
-  for (const Invalidation& q : invalQueue_) {
-    if (q.node == node && !q.r) return true;
+  std::vector<std::thread> ended;
+  {
+    std::lock_guard<std::mutex> g(invalMu_);
+    if (!invalRunning_ || invalStop_) return false;
+    // Drop threads that ended: joined below, outside the lock (they hold nothing, and are past it).
+    for (const std::thread::id& id : dropEnded_) {
+      auto it = std::find_if(dropThreads_.begin(), dropThreads_.end(), [&](const std::thread& t) { return t.get_id() == id; });
+      if (it == dropThreads_.end()) continue;
+      ended.push_back(std::move(*it));
+      dropThreads_.erase(it);
+    }
+    dropEnded_.clear();
+    const uint64_t node = static_cast<uint64_t>(ino);
+    // Deadlines while one file's write-back cannot end queue no more than one drop of it.
+    bool queued = false;
+    for (const Invalidation& q : invalQueue_) {
+      if (q.node == node && !q.r) queued = true;
+    }
+    if (!queued) {
+      invalQueue_.push_back(Invalidation{node, nullptr, false});
+      invalCv_.notify_one();
+    }
+    // What a thread could take now (its file not busy), against the threads not busy (idle, or
+    // started and not yet at the queue). More of it than threads: this drop would wait behind
+    // files being invalidated (and a held write-back may never end), so a drop thread takes it.
+    const auto busy = [&](uint64_t n) { return std::find(invalBusy_.begin(), invalBusy_.end(), n) != invalBusy_.end(); };
+    if (!busy(node)) {
+      std::vector<uint64_t> runnable;
+      for (const Invalidation& q : invalQueue_) {
+        if (!busy(q.node) && std::find(runnable.begin(), runnable.end(), q.node) == runnable.end()) runnable.push_back(q.node);
+      }
+      const int free = invalThreadsLeft_ + dropThreadsAlive_ - static_cast<int>(invalBusy_.size());
+      if (static_cast<int>(runnable.size()) > free && dropThreadsAlive_ < kDropThreads) {
+        try {
+          dropThreads_.emplace_back([this] {
+            sigset_t all;
+            sigfillset(&all);
+            pthread_sigmask(SIG_BLOCK, &all, nullptr);
+            pthread_setname_np(pthread_self(), "locksmith-drop");
+            invalidationLoop(true);
+          });
+          dropThreadsAlive_++;  // before the thread can take invalMu_ (held here)
+        } catch (const std::system_error&) {
+          // No thread to be had (EAGAIN): the drop stays queued for the pool.
+        }
+      }
+    }
   }
-  invalQueue_.push_back(Invalidation{node, nullptr, false});
-  invalCv_.notify_one();
+  for (std::thread& t : ended) t.join();
   return true;
 }
 
-void FuseSession::invalidationLoop() {
+void FuseSession::invalidationLoop(bool dropThread) {
   std::vector<Invalidation> batch;
   std::unique_lock<std::mutex> l(invalMu_);
   auto busy = [&](uint64_t node) { return std::find(invalBusy_.begin(), invalBusy_.end(), node) != invalBusy_.end(); };
   for (;;) {
     // The first queued request whose file no other thread is invalidating.
     auto next = invalQueue_.end();
-    invalCv_.wait(l, [&] {
+    const auto ready = [&] {
       next = std::find_if(invalQueue_.begin(), invalQueue_.end(), [&](const Invalidation& q) { return !busy(q.node); });
+      // A drop thread takes a fence drop first (a grant's file may be the next held write-back).
+      if (dropThread) {
+        auto drop = std::find_if(invalQueue_.begin(), invalQueue_.end(), [&](const Invalidation& q) { return !q.r && !busy(q.node); });
+        if (drop != invalQueue_.end()) next = drop;
+      }
       return next != invalQueue_.end() || invalStop_;
-    });
+    };
+    // A drop thread never waits: nothing it may take, it ends (the pool serves what comes next).
+    if (dropThread) {
+      ready();
+    } else {
+      invalCv_.wait(l, ready);
+    }
     // Stopping and nothing this thread may take: what is left is a busy file's, which its thread
     // answers after the one it holds.
     if (next == invalQueue_.end()) break;
@@ -628,6 +696,11 @@ void FuseSession::invalidationLoop() {
     invalBusy_.erase(std::find(invalBusy_.begin(), invalBusy_.end(), node));
     // Requests of this file queued meanwhile may go now, on any thread.
     invalCv_.notify_all();
+  }
+  if (dropThread) {
+    dropThreadsAlive_--;
+    dropEnded_.push_back(std::this_thread::get_id());
+    return;
   }
   if (--invalThreadsLeft_ == 0) invalRunning_ = false;
 }
@@ -719,7 +792,8 @@ void FuseSession::start() {
       // Whole file, as at a grant: mapped pages unmapped, dirty ones written back (their WRITE is
       // fenced: such a page stays, the writer's own bytes), all others dropped. On the
       // invalidation threads, as a grant's: a notify held in a write-back that cannot end (a
-      // stopped backing store) holds that file's drop, not this thread nor another file's.
+      // stopped backing store) holds that file's drop, not this thread nor another file's; with
+      // every thread so held, a drop thread takes the drop (queueFenceDrop).
       // Closing (the threads gone), nothing is dropped: every request is answered, the unmount next.
       fenceWatch([this](fuse_ino_t ino) { queueFenceDrop(ino); });
     });
@@ -1076,6 +1150,9 @@ void FuseSession::close() {
         for (std::thread& t : invals_) {
           if (t.joinable()) t.detach();
         }
+        for (std::thread& t : dropThreads_) {
+          if (t.joinable()) t.detach();
+        }
         if (fence_.joinable()) fence_.detach();
         leaked_ = true;
       }
@@ -1085,7 +1162,12 @@ void FuseSession::close() {
       for (std::thread& t : invals_) {
         if (t.joinable()) t.join();
       }
+      // The fence watcher first: its last queueFenceDrop (refused once stopping) may be joining
+      // ended drop threads. None is started after stopInvalidations, so dropThreads_ is final.
       if (fence_.joinable()) fence_.join();
+      for (std::thread& t : dropThreads_) {
+        if (t.joinable()) t.join();
+      }
       {
         // No polling thread reads the device or runs a request from now on.
         std::unique_lock<std::shared_mutex> g(ioMu_);

@@ -5,7 +5,7 @@
  * redis-server or python3 cannot work here, the file is skipped, saying why loudly; with CI set it
  * fails instead.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -334,5 +334,114 @@ export function heldBacking(file: string, prefix: string): HeldBacking | undefin
     syscallOf,
     threadsNamed,
     heldInvalidation: () => threadsNamed('locksmith-inval').find((tid) => syscallOf(process.pid, tid) === sys.writev),
+  };
+}
+
+/**
+ * The fence's scene over a held backing store (mount-store-fence-held-review, -fence-pool-review):
+ * a store mount (node 'a', lease `ttl`) over `h`'s backing, holding `held` files and `g`. Q has `g`
+ * locked and mapped read-only, its page faulted in (cached and mapped) while everything answers: a
+ * mapped page is read without any request (a read(2) would ask for the attributes, which wait for
+ * the stopped backing store); once dropped, the fault's READ is fenced: SIGBUS. Each holder P has
+ * its held file's page dirtied through a shared mapping under its lock; once `heldFence` resolves
+ * the inner server is stopped and every P has sent its unlock, which waits in the invalidation's
+ * write-back (the test waits for the threads it needs held).
+ */
+export interface HeldFence {
+  readonly a: FuseMount;
+  /** Q, on `g`: a line on its stdin reads its mapping again ('read ok ...'), a second one ends it. */
+  readonly other: PythonProcess;
+  /** One P per held file, in order: 'unlocked' once its unlock is answered. */
+  readonly holders: PythonProcess[];
+  /** The lease runs out (the engine paused): resolved once the fence watcher acted at the deadline. */
+  deadline(): Promise<void>;
+  /**
+   * Q reads its mapping after the deadline: its line ('read ok ...': read from the cache), or the
+   * signal its exit began with (7, SIGBUS: fenced). Killed, Q cannot end yet: its exit closes g,
+   * whose FLUSH closes a backing descriptor on the stopped inner mount; the signal is read while it
+   * exits (PF_EXITING in flags, field 9 of /proc stat; exit_code, field 52).
+   */
+  readAfterDeadline(): Promise<string | number>;
+  /** The engine and backing store back: every unlock answered, Q and every P exited, the mount unmounted. */
+  end(): Promise<void>;
+}
+
+/** `threads`: the mount's reader threads (default 4), which a held write-back holds each (its WRITE). */
+export async function heldFence(h: HeldBacking, t: Test, held: string[], { ttl = 2000, threads }: { ttl?: number; threads?: number } = {}): Promise<HeldFence> {
+  const { mnt, backing, python } = h;
+  // Held files first: the lower inode numbers, the watcher's first files (its table is ordered by them).
+  await h.startInner({ ...Object.fromEntries(held.map((name) => [name, 'AAAA'])), g: 'GGGG' });
+  const server = await RedisServer.start();
+  t.teardown(async () => {
+    server.resume();
+    await server.stop();
+  });
+  const a: FuseMount = await mountFuse({ backing, mountpoint: mnt, workers: 2, ...(threads === undefined ? {} : { threads }), store: { url: server.url, namespace: `p-${randomUUID().slice(0, 8)}`, node: 'a', sessionTtlMs: ttl } });
+  t.teardown(async () => {
+    h.resumeInner();
+    server.resume();
+    await a.unmount();
+  });
+  const other = python(
+    [
+      'import fcntl, mmap, os, sys',
+      `fd = os.open(${JSON.stringify(join(mnt, 'g'))}, os.O_RDWR)`,
+      'fcntl.lockf(fd, fcntl.LOCK_EX)',
+      'm = mmap.mmap(fd, 4, prot=mmap.PROT_READ)',
+      'm[0:4]',
+      "print('locked', flush=True)",
+      'sys.stdin.readline()',
+      "print('read ok', m[0:4].decode(), flush=True)",
+      'sys.stdin.readline()',
+    ].join('\n'),
+  );
+  await until("Q's line: g locked and read", () => other.lines.includes('locked'));
+  const holders = held.map((name) =>
+    python(
+      [
+        'import fcntl, mmap, os, sys',
+        `fd = os.open(${JSON.stringify(join(mnt, name))}, os.O_RDWR)`,
+        'm = mmap.mmap(fd, 4)',
+        'fcntl.lockf(fd, fcntl.LOCK_EX)',
+        "m[0:4] = b'MMMM'",
+        "print('dirty', flush=True)",
+        'sys.stdin.readline()',
+        "fcntl.lockf(fd, fcntl.LOCK_UN); print('unlocked', flush=True)",
+      ].join('\n'),
+    ),
+  );
+  for (const p of holders) await until("a holder's line: a page dirtied under its lock", () => p.lines.includes('dirty'));
+  await h.stopInner();
+  for (const p of holders) p.p.stdin!.write('go\n');
+  const exitSignal = (pid: number) => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ');
+      return (Number(f[9 - 3]) & 0x4) !== 0 ? Number(f[52 - 3]) & 0x7f : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    a,
+    other,
+    holders,
+    async deadline() {
+      const before = a.info().fenceDeadlines ?? 0;
+      server.pause();
+      await until('the fence watcher at the deadline', () => (a.info().fenceDeadlines ?? 0) > before || undefined, 3 * ttl);
+    },
+    async readAfterDeadline() {
+      other.p.stdin!.write('read\n');
+      return until("Q's read of its mapping after the deadline (a line, or its exit begun)", () => other.lines.find((l) => l.startsWith('read')) ?? exitSignal(other.p.pid!));
+    },
+    async end() {
+      server.resume();
+      h.resumeInner();
+      for (const p of holders) await until("a holder's unlock answered once the backing store is back", () => p.lines.includes('unlocked') || undefined);
+      other.p.stdin!.end();
+      for (const p of holders) await p.exited;
+      await other.exited;
+      await a.unmount();
+    },
   };
 }
