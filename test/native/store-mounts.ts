@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -411,6 +411,10 @@ export async function heldFence(h: HeldBacking, t: Test, held: string[], { ttl =
     ),
   );
   for (const p of holders) await until("a holder's line: a page dirtied under its lock", () => p.lines.includes('dirty'));
+  // Each held file's clean page in the inner mount's cache dropped (an OPEN there without
+  // keep_cache invalidates it): the write-back's 4-byte WRITE into it must READ the page from the
+  // stopped inner server, so it is held for sure (with the page cached it could end there unheld).
+  for (const name of held) closeSync(openSync(join(backing, name), 'r'));
   await h.stopInner();
   for (const p of holders) p.p.stdin!.write('go\n');
   const exitSignal = (pid: number) => {
