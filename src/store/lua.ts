@@ -632,11 +632,23 @@ local base = vq[1] or '0'
 local aR, aP, eN = 9, 9, 3
 local aE = aP + 2 * nP
 ${READ}
--- The file's last fence becomes at least the highest its records put back hold (the 'f' of the
--- lock's JSON, src/core/records.ts; no string value can hold it unescaped).
+-- The file's last fence becomes at least the highest its records put back hold: each record's
+-- own, the top-level 'f' of its data's JSON object (src/core/records.ts; memory.ts recordFence),
+-- never a '"f":N' elsewhere in its text (a waiter's requestId, a nested object). One that is no
+-- safe integer > 0 is refused before anything is written: stored, no grant would pass it.
+local fTop = tonumber(vq[3]) or 0
 for _, p in ipairs(puts) do
-  local f = string.match(p.enc, '[,{]"f":(%d+)')
-  if f and tonumber(f) > (tonumber(fMax or vq[3]) or 0) then fMax = f end
+  local data = string.match(p.enc, '^%a|[^|]*|%d+|[^|]*|(.*)$')
+  if data and string.sub(data, 1, 1) == '{' then
+    local ok, d = pcall(cjson.decode, data)
+    local f = ok and type(d) == 'table' and d.f
+    if type(f) == 'number' then
+      if not (f >= 1 and f <= ${Number.MAX_SAFE_INTEGER} and f == math.floor(f)) then
+        return redis.error_reply('LOCKSMITH record ' .. p.id .. ' in ' .. file .. ' holds the fence ' .. tostring(f) .. ': not a safe integer > 0')
+      end
+      if f > fTop then fTop = f; fMax = str(f) end
+    end
+  end
 end
 ${OWNERS}
 for _, e in ipairs(edges) do e.hs = cjson.decode(e.json) end

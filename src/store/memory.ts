@@ -117,6 +117,31 @@ export class ProgrammingError extends Error {
   override name = 'ProgrammingError';
 }
 
+/**
+ * The fence a record's data holds: the top-level 'f' of its JSON object (a granted lock's, as
+ * src/core/records.ts writes it), never a '"f":N' elsewhere in its text (a nested object, another
+ * field's value). Undefined when the data is no JSON object or has no numeric 'f'; a number that is
+ * no fence (not a safe integer > 0) is returned as it is, for the caller to refuse (lua.ts REASSERT
+ * reads it the same way with cjson).
+ */
+export function recordFence(data: string): number | undefined {
+  if (data.length === 0 || data[0] !== '{') return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const f = (v as { f?: unknown }).f;
+  return typeof f === 'number' ? f : undefined;
+}
+
+/** A record's fence is a safe integer > 0: above it, no number is (Step.fence), and the file would grant no more. */
+export function isFence(f: number): boolean {
+  return Number.isSafeInteger(f) && f > 0;
+}
+
 export interface MemoryEngineOptions {
   /** The engine's clock in ms (sessions and grace expire on it); default performance.now. */
   now?: () => number;
@@ -695,11 +720,16 @@ export class MemoryEngine implements Engine {
       puts.set(r.id, r);
     }
     for (const e of edges) this.waiterAfter(existing, new Set(), puts, e.waiter, file);
-    // The file's last fence becomes at least the highest its records put back hold (lua.ts REASSERT).
+    // The file's last fence becomes at least the highest its records put back hold (lua.ts REASSERT):
+    // each record's own (recordFence); one that is no safe integer is refused before anything is stored.
+    let fMax = f.fence;
     for (const r of records) {
-      const m = /[,{]"f":(\d+)/.exec(r.data);
-      if (m !== null && Number(m[1]) > (f.fence ?? 0)) f.fence = Number(m[1]);
+      const rf = recordFence(r.data);
+      if (rf === undefined) continue;
+      if (!isFence(rf)) throw new ProgrammingError(`locksmith store: record '${r.id}' in '${file}' holds the fence ${rf}: not a safe integer > 0`);
+      if (rf > (fMax ?? 0)) fMax = rf;
     }
+    if (fMax !== undefined) f.fence = fMax;
     const version = this.apply(f, file, f.version, step, s.node, [], records, edges);
     return { ok: true, version };
   }

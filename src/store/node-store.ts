@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_TIMER_MS } from '../long-timer.js';
+import { isFence, recordFence } from './memory.js';
 import { toEdge, toEngineStep, toRecord } from './step.js';
 import type {
   CommitReply,
@@ -466,7 +467,12 @@ export class NodeStore implements LockStore {
     const ref = this.ref;
     const recs = records.map((r, i) => {
       if (r?.node !== undefined && r.node !== this.o.node) throw new TypeError(`records[${i}] belongs to ${r.node}: a node re-asserts its own records only`);
-      return toRecord({ ...r, epoch: undefined }, this.o.node, ref?.epoch ?? 0, `records[${i}]`);
+      const rec = toRecord({ ...r, epoch: undefined }, this.o.node, ref?.epoch ?? 0, `records[${i}]`);
+      // The file's last fence becomes the highest its records hold: one that is no safe integer
+      // would refuse every later grant of the file (no number above it is one: Step.fence).
+      const f = recordFence(rec.data);
+      if (f !== undefined && !isFence(f)) throw new TypeError(`records[${i}].data: its fence "f" must be a safe integer > 0, got ${f}`);
+      return rec;
     });
     const es = edges.map((e, i) => toEdge(e, `edges[${i}]`));
     if (ref === undefined || this.fenced()) return { ok: false, reason: 'fenced' };
