@@ -424,10 +424,7 @@ export class MemoryEngine implements Engine {
   }
 
   private stale(f: MemFile | undefined, file: string, base: number, node: string): CommitReply {
-    if (f === undefined) {
-      const fence = this.lastFence(undefined, file);
-      return { ok: false, reason: 'stale', version: 0, records: [], ...(fence === undefined ? {} : { fence }) };
-    }
+    if (f === undefined) return { ok: false, reason: 'stale', ...this.stateOf(undefined, file) };
     const i = f.log.findIndex((c) => c.base === base);
     if (i >= 0) return { ok: false, reason: 'stale', version: f.version, missed: f.log.slice(i) };
     const last = f.last.get(node);
