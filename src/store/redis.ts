@@ -573,12 +573,23 @@ export class RedisEngine implements Engine {
   }
 
   /**
+   * Whether a command made now is written on the connection up now, as the client decides it: it
+   * says 'ready' and its socket takes writes. A socket reset or destroyed stops taking writes before
+   * its close reaches the client (a later turn of the loop), which says 'ready' until then: a call
+   * made meanwhile waits in the offline queue and goes out on the next connection.
+   */
+  private writable(): boolean {
+    const s = this.client.stream as Socket | undefined;
+    return this.client.status === 'ready' && s !== undefined && s.writable && !s.writableEnded;
+  }
+
+  /**
    * One promise per call, settled by the reply or by the connection's close (inFlight), whichever
    * comes first (the client would drop a call in flight at a close silently).
    */
   private call(script: ScriptName, args: readonly (string | number)[]): Promise<Reply> {
     this.batchWrites();
-    const on = this.client.status === 'ready' ? this.ups : this.ups + 1;
+    const on = this.writable() ? this.ups : this.ups + 1;
     const sent = script in GATED_LUA ? this.sendGated(this.gated[script as GatedName], args) : this.s[script as keyof Scripted](this.inc, this.prefix, ...args);
     return new Promise<Reply>((resolve, reject) => {
       let settled = false;
