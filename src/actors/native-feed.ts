@@ -75,19 +75,6 @@ export interface NativeRequest {
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /**
- * A shared lock space: native release `id` (-reqId), whose kernel answer follows, was answered
- * before its step was written (SharedFiles.tellOwed). Beside protocol.ts's 'owed', the release's
- * wire form (calls.ts, id 0): a native request never passed through the caller's thread, which
- * keeps it with its own owed releases (LockCoordinator.owedReleases) and, if this worker dies
- * before 'written', sends it to the replacement as the API call it stands for.
- */
-export interface NativeOwed {
-  t: 'owed';
-  id: number;
-  wire: unknown[];
-}
-
-/**
  * One worker's destination of a native session. Events arrive as flat batches (src/native/index.ts
  * FlatBatch: numbers in one reused Float64Array, 64-bit values exact in a BigUint64Array lane);
  * answers are collected and sent with one native call per batch (replyBatch), or at the end of the
@@ -255,8 +242,7 @@ export class NativeFeed implements ReplyTarget {
   owed(id: number): void {
     const req = id === this.currentId ? this.current : this.inflight.get(id)?.req;
     if (req === undefined) return;
-    const m: NativeOwed = { t: 'owed', id, wire: nativeWire(req) };
-    this.out.object(m as unknown as FromHost);
+    this.out.object({ t: 'owed', id, wire: nativeWire(req) } satisfies FromHost);
     this.toldPending = true;
   }
 

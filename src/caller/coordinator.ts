@@ -57,7 +57,6 @@ import { Counters, merge } from '../counters.js';
 import { RequestWindow } from './request-window.js';
 import { Workers, type Worker } from './workers.js';
 import { SharedSpace, type SessionState, type SpaceListing } from './shared-space.js';
-import type { NativeOwed } from '../actors/native-feed.js';
 import type { SessionEvent } from '../store/types.js';
 
 /** How long stop() waits for a host that neither says 'stopped' nor ends (it answers at once). */
@@ -77,7 +76,7 @@ export class LockCoordinator {
    * with the unanswered requests, in order of arrival (recover), and not answered again. A native
    * release (a mount's flush, release or unlock, answered to the kernel by the worker itself) is
    * kept here too, by its host id (-reqId, below 0), with the wire form its 'owed' carried
-   * (native-feed.ts NativeOwed); resent, it becomes an API call of this thread's numbering.
+   * (protocol.ts 'owed'); resent, it becomes an API call of this thread's numbering.
    */
   private readonly owedReleases = new Map<number, Request>();
   /** Per file, committed steps since it was last idle: what a replacement worker replays. */
@@ -374,7 +373,7 @@ export class LockCoordinator {
         return;
       }
       case 'owed': {
-        const wire = (m as Partial<NativeOwed>).wire;
+        const wire = m.wire;
         if (wire !== undefined) {
           // A native release (its id -reqId): answered by its worker itself, kept from now on.
           if (this.stopping === undefined) this.owedReleases.set(m.id, nativeOwedRequest(m.id, wire, w.index));
@@ -742,8 +741,7 @@ export class LockCoordinator {
 }
 
 /**
- * A native release its worker answered before writing it ('owed' with its wire form, native-feed.ts
- * NativeOwed), kept as a Request in owedReleases under its host id `id` (-reqId): no caller waits
+ * A native release its worker answered before writing it ('owed' with its wire form), kept as a Request in owedReleases under its host id `id` (-reqId): no caller waits
  * for it (its kernel request was answered by the worker), only a replacement may need it.
  */
 function nativeOwedRequest(id: number, wire: unknown[], worker: number): Request {

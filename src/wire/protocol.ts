@@ -80,8 +80,10 @@ export type FromHost =
    * A shared lock space: release `id`, whose answer follows, is answered before its step was
    * written to the engine (owed to the file's next step, or answered while still queued). The
    * caller keeps it until 'written', and sends it to a replacement of this worker if it dies first.
+   * `wire`: a native release's (id -reqId, answered to the kernel by the worker itself): its call's
+   * wire form (calls.ts, id 0), which the caller never saw; resent as the API call it stands for.
    */
-  | { t: 'owed'; id: number }
+  | { t: 'owed'; id: number; wire?: unknown[] }
   /** Release `id`, told 'owed', is owed no longer: written, settled, or dropped. */
   | { t: 'written'; id: number };
 
