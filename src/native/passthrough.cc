@@ -2,7 +2,7 @@
 // filesystem that shows a backing directory as it is, modelled on libfuse's
 // example/passthrough_ll.c: inodes keyed by the backing (st_dev, st_ino), each holding an O_PATH
 // descriptor, files reopened through /proc/self/fd, and an open file's handle (fi->fh) its backing
-// descriptor.
+// descriptor (fdOf) under a generation that makes each open's handle a new one (newHandle).
 //
 // This is not the lock session: getlk, setlk, flock, flush, release and interrupts, the mount, the
 // loop and the unmount are fuse_session.cc's. Nothing here blocks on JavaScript or knows it exists;
@@ -88,7 +88,7 @@ void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
   const std::string proc = procPath(in.fd);
   int res = 0;
   if (toSet & FUSE_SET_ATTR_MODE) {
-    res = fi != nullptr ? fchmod(static_cast<int>(fi->fh), attr->st_mode) : chmod(proc.c_str(), attr->st_mode);
+    res = fi != nullptr ? fchmod(fdOf(fi->fh), attr->st_mode) : chmod(proc.c_str(), attr->st_mode);
     if (res < 0) return (void)fuse_reply_err(req, errno);
   }
   if (toSet & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -97,7 +97,7 @@ void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
     if (fchownat(in.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) return (void)fuse_reply_err(req, errno);
   }
   if (toSet & FUSE_SET_ATTR_SIZE) {
-    res = fi != nullptr ? ftruncate(static_cast<int>(fi->fh), attr->st_size) : truncate(proc.c_str(), attr->st_size);
+    res = fi != nullptr ? ftruncate(fdOf(fi->fh), attr->st_size) : truncate(proc.c_str(), attr->st_size);
     if (res < 0) return (void)fuse_reply_err(req, errno);
   }
   if (toSet & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
@@ -110,7 +110,7 @@ void opSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int toSet, fus
     else if (toSet & FUSE_SET_ATTR_ATIME) tv[0] = attr->st_atim;
     if (toSet & FUSE_SET_ATTR_MTIME_NOW) tv[1].tv_nsec = UTIME_NOW;
     else if (toSet & FUSE_SET_ATTR_MTIME) tv[1] = attr->st_mtim;
-    res = fi != nullptr ? futimens(static_cast<int>(fi->fh), tv) : utimensat(AT_FDCWD, proc.c_str(), tv, 0);
+    res = fi != nullptr ? futimens(fdOf(fi->fh), tv) : utimensat(AT_FDCWD, proc.c_str(), tv, 0);
     if (res < 0) return (void)fuse_reply_err(req, errno);
   }
   replyAttr(req, in.fd);
@@ -198,10 +198,11 @@ void opOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if ((fi->flags & O_TRUNC) && passthroughOf(req)->fencedIo(ino)) return (void)fuse_reply_err(req, EIO);
   int fd = open(procPath(passthroughOf(req)->inode(ino).fd).c_str(), (fi->flags & ~O_NOFOLLOW) | O_CLOEXEC);
   if (fd < 0) return (void)fuse_reply_err(req, errno);
-  fi->fh = static_cast<uint64_t>(fd);
+  fi->fh = passthroughOf(req)->newHandle(fd);
   fi->noflush = 0;  // FLUSH carries the close-time unlock of classic POSIX locks (§12.5)
   passthroughOf(req)->handleOpened(ino);
   if (fuse_reply_open(req, fi) != 0) {
+    passthroughOf(req)->clearLost(fi->fh);
     ::close(fd);
     passthroughOf(req)->handleClosed(ino);
   }
@@ -272,10 +273,11 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     ::close(fd);
     return (void)fuse_reply_err(req, err);
   }
-  fi->fh = static_cast<uint64_t>(fd);
+  fi->fh = s->newHandle(fd);
   fi->noflush = 0;
   s->handleOpened(e.ino);
   if (fuse_reply_create(req, &e, fi) != 0) {
+    s->clearLost(fi->fh);
     ::close(fd);
     s->handleClosed(e.ino);
     s->forget(e.ino, 1);
@@ -292,7 +294,7 @@ void opRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
   buf.count = 1;
   buf.buf[0].size = size;
   buf.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  buf.buf[0].fd = static_cast<int>(fi->fh);
+  buf.buf[0].fd = fdOf(fi->fh);
   buf.buf[0].pos = off;
   fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
@@ -307,7 +309,7 @@ void opWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse
   out.count = 1;
   out.buf[0].size = fuse_buf_size(in);
   out.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
-  out.buf[0].fd = static_cast<int>(fi->fh);
+  out.buf[0].fd = fdOf(fi->fh);
   out.buf[0].pos = off;
   ssize_t res = fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
   if (res < 0) fuse_reply_err(req, static_cast<int>(-res));
@@ -315,7 +317,7 @@ void opWriteBuf(fuse_req_t req, fuse_ino_t ino, fuse_bufvec* in, off_t off, fuse
 }
 
 void opFsync(fuse_req_t req, fuse_ino_t, int datasync, fuse_file_info* fi) {
-  int fd = static_cast<int>(fi->fh);
+  int fd = fdOf(fi->fh);
   int res = datasync ? fdatasync(fd) : fsync(fd);
   fuse_reply_err(req, res < 0 ? errno : 0);
 }
@@ -395,17 +397,34 @@ void opStatfs(fuse_req_t req, fuse_ino_t ino) {
 
 std::shared_ptr<const std::string> Passthrough::keyOf(dev_t dev, ino_t ino) const { return makeKey(sharedKeys, dev, ino); }
 
+uint64_t Passthrough::newHandle(int fd) {
+  // Generations 1 .. 2^21 - 1 above a 32-bit descriptor: below 2^53. A number comes back only
+  // after 2^21 - 1 more opens, and markLost ignores one not open, so a stale mark stays harmless.
+  constexpr uint64_t kGenerations = (uint64_t{1} << 21) - 1;
+  const uint64_t gen = handleGen_.fetch_add(1, std::memory_order_relaxed) % kGenerations + 1;
+  const uint64_t fh = gen << 32 | static_cast<uint32_t>(fd);
+  std::lock_guard<std::mutex> g(lostMu_);
+  open_.insert(fh);
+  return fh;
+}
+
 void Passthrough::markLost(uint64_t fh) {
+  struct stat st;
+  bool stated = false;
   {
     std::lock_guard<std::mutex> g(lostMu_);
+    // Released already (a worker's word on a handle whose RELEASE came first): nothing to fence,
+    // and nothing would ever clear the mark. RELEASE leaves open_ before it closes the descriptor,
+    // so while the handle is found here its descriptor is its own.
+    if (open_.count(fh) == 0) return;
     if (!lost_.insert(fh).second) return;
     lostCount_.fetch_add(1, std::memory_order_release);
+    stated = lease_.load(std::memory_order_acquire) != nullptr && fstat(fdOf(fh), &st) == 0;
   }
   // The kernel's pages of the file are dropped too (handed on by the watcher: the drop may wait on
   // a write-back, this thread must not): a read it would serve from them never reaches opRead. A lease cut short (a
   // session lost before its deadline) wakes nothing else: the deadline moves on with the next.
-  struct stat st;
-  if (lease_.load(std::memory_order_acquire) == nullptr || fstat(static_cast<int>(fh), &st) < 0) return;
+  if (!stated) return;
   fuse_ino_t ino = 0;
   {
     std::lock_guard<std::mutex> g(inodesMu_);
@@ -531,8 +550,8 @@ void Passthrough::handleClosed(fuse_ino_t ino) {
 }
 
 void Passthrough::clearLost(uint64_t fh) {
-  if (lostCount_.load(std::memory_order_acquire) == 0) return;
   std::lock_guard<std::mutex> g(lostMu_);
+  open_.erase(fh);
   if (lost_.erase(fh) != 0) lostCount_.fetch_sub(1, std::memory_order_release);
 }
 
@@ -633,6 +652,7 @@ void Passthrough::freeInodes() {
 // ---- the backing halves of FLUSH and RELEASE ---------------------------------------------------
 
 int backingFlush(int fd) {
+  // `fd` is the handle's low 32 bits (fdOf), which the caller's cast to int keeps.
   int dupd = dup(fd);
   if (dupd < 0) return errno;
   return ::close(dupd) < 0 ? errno : 0;

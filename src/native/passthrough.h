@@ -75,9 +75,16 @@ class Passthrough {
   void freeInodes();
 
   /**
+   * An open file's handle (fi->fh) for its backing descriptor `fd`, unique among the handles of
+   * this session: a generation above the descriptor (fdOf), so that a descriptor number reused by
+   * a later open is another handle (a markLost, or a JavaScript key, of the released one is not
+   * the new one's). Counted open until clearLost. Below 2^53: JavaScript reads it as a number.
+   */
+  uint64_t newHandle(int fd);
+  /**
    * A shared lock space lost this node's session, and with it the locks taken through open file
    * `fh`: reads and writes through it fail with EIO until it is released (the process must not
-   * write as if it still held them).
+   * write as if it still held them). A handle released already is ignored (nothing would clear it).
    */
   void markLost(uint64_t fh);
   /** Whether I/O through `fh` must fail (lock-free while nothing is lost). */
@@ -86,7 +93,7 @@ class Passthrough {
     std::lock_guard<std::mutex> g(lostMu_);
     return lost_.count(fh) != 0;
   }
-  /** `fh` is released: its number may be reused by the next open. */
+  /** `fh` is released (before its descriptor closes): no longer open, nor lost. */
   void clearLost(uint64_t fh);
 
   /**
@@ -153,6 +160,10 @@ class Passthrough {
   std::map<std::pair<dev_t, ino_t>, Inode*> inodes_;
   std::mutex lostMu_;
   std::unordered_set<uint64_t> lost_;
+  /** The file handles open now (newHandle until clearLost), under lostMu_. */
+  std::unordered_set<uint64_t> open_;
+  /** The next handle's generation (newHandle). */
+  std::atomic<uint64_t> handleGen_{0};
   std::atomic<size_t> lostCount_{0};
   std::atomic<const double*> lease_{nullptr};
   double leaseOffsetMs_ = 0;
@@ -174,6 +185,8 @@ class Passthrough {
 };
 
 /** The Passthrough a request belongs to (the session's fuse_session_new userdata). */
+/** The backing descriptor of an open file's handle (Passthrough::newHandle). */
+inline int fdOf(uint64_t fh) { return static_cast<int>(fh & 0xffffffffu); }
 inline Passthrough* passthroughOf(fuse_req_t req) { return static_cast<Passthrough*>(fuse_req_userdata(req)); }
 
 /** Sets every file operation of `ops`: all but init, getlk, setlk, flock, flush and release. */
