@@ -9,9 +9,11 @@
  * README ("reads and writes through a mount's files that held them fail with EIO until closed") and
  * API.md ("reads and writes on those handles fail with EIO until the handles close") promise EIO only
  * for the handles that held the lost locks, not for a handle opened afterwards whose lock was granted.
- * A guess at the cause: Passthrough's lost set is keyed by the file handle, which is the backing fd
- * number (passthrough.cc `fi->fh = fd`); a markLost(fh) for the killed process's handle that arrives
- * after that handle's RELEASE closed the fd marks whichever later handle reuses the number.
+ * The cause: Passthrough's lost set was keyed by the file handle, which was the backing fd number
+ * (passthrough.cc `fi->fh = fd`); a markLost(fh) for the killed process's handle that arrived after
+ * that handle's RELEASE closed the fd marked whichever later handle reused the number. Handles are
+ * unique per open now, and a mark of a released one is ignored (mount-store-lost-fh-reuse.test.ts
+ * forces that order; here it is a race, hence several rounds).
  * Needs root, /dev/fuse, redis-server and python3; skipped (loudly) without them.
  */
 import t from 'tap';
@@ -25,6 +27,12 @@ import { fuseUnavailable } from '../../src/index.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { Server } from './cli-proc.js';
 import { forceUnmount, mountEnvironmentMissing, until } from './proc.js';
+
+/**
+ * Rounds until the first failure: whether the worker's mark of the killed holder's handle comes
+ * after that handle's RELEASE (the defect's order) is a race, so one round rarely shows it.
+ */
+const ROUNDS = 5;
 
 const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined);
 if (why !== undefined) {
@@ -59,7 +67,6 @@ if (why !== undefined) {
 
   t.test(
     'a handle opened after the server resumed, whose lock is granted, reads and writes',
-    { todo: process.env.TRIAL_RUN_TODO ? false : 'found by trial: EIO on a new handle with a granted lock after the mount server was SIGSTOPped past its TTL' },
     async (t) => {
       const redis = await RedisServer.start();
       const url = redis.url;
@@ -82,7 +89,7 @@ if (why !== undefined) {
       await a.serving();
       await b.serving();
       const failures: string[] = [];
-      for (let round = 0; round < 3 && failures.length === 0; round++) {
+      for (let round = 0; round < ROUNDS && failures.length === 0; round++) {
         // A holder on mount a (its first lock waits out the new namespace's grace period).
         const holder = python(`${lockF(mntA, 'F_SETLK')}\ntime.sleep(600)`);
         await until('the holder locked f through mount a', () => holder.lines.includes('locked') || undefined);
@@ -93,7 +100,7 @@ if (why !== undefined) {
         await until("node b's waiter granted after a's session expired", () => waiter.lines.includes('locked') || undefined);
         await waiter.exited;
         a.proc.kill('SIGCONT');
-        await until('mount a reports its old session lost', () => a.errors.some((l) => / lost: /.test(l)) || undefined);
+        await until('mount a reports its old session lost', () => a.errors.some((l) => /session \d+ lost\b/.test(l)) || undefined);
         // A new process on mount a: lock (granted), then read and write 20 times over about 2 s.
         const fresh = python(
           [
