@@ -553,13 +553,13 @@ void FuseSession::finish(const RequestPtr& r, int err, bool unregisterInterrupt)
       fuse_reply_err(req, err);
       break;
     case EventKind::Flush: {
-      int res = backingFlush(static_cast<int>(r->fileHandle));
+      int res = backingFlush(fdOf(r->fileHandle));
       fuse_reply_err(req, err != 0 ? err : res);
       break;
     }
     case EventKind::Release:
       clearLost(r->fileHandle);
-      backingRelease(static_cast<int>(r->fileHandle));
+      backingRelease(fdOf(r->fileHandle));
       handleClosed(static_cast<fuse_ino_t>(r->nodeId));
       fuse_reply_err(req, 0);
       break;
@@ -1239,7 +1239,7 @@ SessionPtr mountFuse(const MountOptions& o) {
   if (devFd < 0) {
     int err = errno;
     if (err == ENOENT) fail("/dev/fuse is missing: load the fuse kernel module (or give the container the device)");
-    if (err == EACCES || err == EPERM) fail("no permission to open /dev/fuse: run as root or join the group that owns it");
+    if (err == EACCES || err == EPERM) fail("no permission to open /dev/fuse: run as root, or give its group read and write access (chmod g+rw /dev/fuse) and join that group");
     fail("cannot open /dev/fuse: " + errnoText(err));
   }
   ::close(devFd);
