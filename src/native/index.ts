@@ -34,7 +34,7 @@ export type NativeEventKind = 'getlk' | 'setlk' | 'flock' | 'flush' | 'release' 
  * - `reqId`: the native request id to answer (for 'interrupt': the interrupted request's).
  * - `path`: the lock key: "fuse:<st_dev>:<st_ino>" of the backing file (stable across renames and
  *   hard links), or "synth:<n>" for the synthetic source. Routing uses it.
- * - `fileHandle`: the open file's handle (the backing descriptor), `lockOwner`: fi->lock_owner
+ * - `fileHandle`: the open file's handle (unique per open: a generation above the backing descriptor), `lockOwner`: fi->lock_owner
  *   (POSIX: the process's scrambled file table; flock: the scrambled open file; release without
  *   flock: 0).
  * - `start`, `end`: inclusive range as the kernel sends it; end = 2^63-1 for "to infinity".
