@@ -856,6 +856,13 @@ void FuseSession::pollEnded() {
 
 void FuseSession::serve(std::atomic<int>& firstError) {
   pthread_setname_np(pthread_self(), "locksmith-fuse");
+  // The kernel applied the caller's umask to a CREATE, MKDIR or MKNOD's mode already (no
+  // FUSE_CAP_DONT_MASK): this thread makes files with none of its own, as a passthrough server
+  // must, so the bits asked are the bits made (and a directory's default ACL rules, as for the
+  // caller). The umask is the process's, shared with Node's threads: this reader takes a file
+  // system context of its own first (unshare(CLONE_FS): umask, working and root directory; every
+  // path here is descriptor-relative). Refused, the process's umask applies once more, as before.
+  if (unshare(CLONE_FS) == 0) umask(0);
   // The device is non-blocking (JavaScript threads read it too while they poll): each reader
   // sleeps on its own epoll set, holding the device exclusively (the kernel wakes one sleeper per
   // request) unless a JavaScript thread polls, and the jobs likewise.

@@ -125,44 +125,21 @@ void opReadlink(fuse_req_t req, fuse_ino_t ino) {
   fuse_reply_readlink(req, buf);
 }
 
-/**
- * The permission bits of a file this daemon just made (`st`, its fd `fd`), as the caller asked
- * (`mode`). The kernel has applied the caller's umask to `mode` already (no FUSE_CAP_DONT_MASK),
- * and openat/mkdirat/mknodat apply this process's umask again (0666 asked with umask 0 became 0644
- * under a daemon umask of 022). The bits taken away are put back with a chmod of that very file
- * (never umask(0): the mount runs inside a library's process, whose other threads create files
- * too). Only bits are added (set-id and sticky bits stay as made, S_ISGID inherited by a directory
- * with them), and only to a file whose bits are within `mode`, as one made under a umask is.
- * Returns 0, or the chmod's errno (the caller goes on: the file is made either way).
- */
-int restoreMode(int fd, bool isPath, struct stat* st, mode_t mode) {
-  const mode_t have = st->st_mode & 0777, want = mode & 0777;
-  if (S_ISLNK(st->st_mode) || have == want || (have & ~want) != 0) return 0;
-  const mode_t target = (st->st_mode & 07000) | want;
-  // An O_PATH descriptor (MKDIR, MKNOD: the entry's) takes no fchmod: through its /proc link.
-  if ((isPath ? chmod(procPath(fd).c_str(), target) : fchmod(fd, target)) < 0) return errno;
-  st->st_mode = (st->st_mode & ~07777) | target;
-  return 0;
-}
-
-void replyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name, int res, mode_t mode = 0, bool made = false) {
+void replyNewEntry(fuse_req_t req, fuse_ino_t parent, const char* name, int res) {
   if (res < 0) return (void)fuse_reply_err(req, errno);
   Passthrough* s = passthroughOf(req);
   fuse_entry_param e;
   int err = s->lookup(parent, name, &e);
   if (err != 0) return (void)fuse_reply_err(req, err);
-  // MKDIR, MKNOD: the name made, with the bits asked. The entry is made either way: a chmod that
-  // fails (not expected: this daemon made it) leaves the bits as made.
-  if (made) restoreMode(s->inode(e.ino).fd, true, &e.attr, mode);
   if (fuse_reply_entry(req, &e) != 0) s->forget(e.ino, 1);
 }
 
 void opMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  replyNewEntry(req, parent, name, mknodat(passthroughOf(req)->inode(parent).fd, name, mode, rdev), mode, true);
+  replyNewEntry(req, parent, name, mknodat(passthroughOf(req)->inode(parent).fd, name, mode, rdev));
 }
 
 void opMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  replyNewEntry(req, parent, name, mkdirat(passthroughOf(req)->inode(parent).fd, name, mode), mode, true);
+  replyNewEntry(req, parent, name, mkdirat(passthroughOf(req)->inode(parent).fd, name, mode));
 }
 
 void opSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
@@ -221,35 +198,48 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   // says (reopened through it, its target's descriptor went with the link's entry: EIO).
   const int flags = (fi->flags | O_CLOEXEC) & ~O_TRUNC;
   const bool trunc = (fi->flags & O_TRUNC) != 0;
-  int fd = openat(parentFd, name, flags | O_CREAT | O_EXCL, mode);
-  if (fd >= 0) {
-    // Made here: the bits asked, not this process's umask of them (restoreMode). As at MKDIR, a
-    // chmod that fails (not expected: this daemon made the file) leaves the bits as made.
-    struct stat st;
-    if (fstat(fd, &st) == 0) restoreMode(fd, false, &st, mode);
-  }
+  // The entry answered is the name's as a LOOKUP finds it after the open; another node may have
+  // replaced the name in between (a symbolic link, another file: the kernel refuses an entry that
+  // is not the regular file it opened, EIO). Then the open is tried again on what the name is now,
+  // as open(2) would have met it.
+  int fd = -1;
   bool existing = false;
-  if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
-    existing = true;
-    fd = openat(parentFd, name, flags & ~O_CREAT);
-    if (fd < 0 && errno == ENOENT) {
-      // Gone meanwhile, or a symbolic link to no file (which O_CREAT without O_EXCL makes): as
-      // before, without knowing which; a file of size 0 is not truncated (nothing to drop).
-      fd = openat(parentFd, name, flags | O_CREAT, mode);
-      struct stat st;
-      existing = fd >= 0 && fstat(fd, &st) == 0 && st.st_size != 0;
-    } else if (fd >= 0) {
-      // A directory (made by another node since the kernel's LOOKUP): O_CREAT on one is EISDIR,
-      // as open(2) says; opened without O_CREAT, O_RDONLY succeeds, and the kernel would refuse
-      // the entry (not a regular file) with EIO.
-      struct stat st;
-      if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        return (void)fuse_reply_err(req, EISDIR);
+  fuse_entry_param e;
+  for (int attempt = 0;; attempt++) {
+    fd = openat(parentFd, name, flags | O_CREAT | O_EXCL, mode);
+    existing = false;
+    if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
+      existing = true;
+      fd = openat(parentFd, name, flags & ~O_CREAT);
+      if (fd < 0 && errno == ENOENT) {
+        // Gone meanwhile, or a symbolic link to no file (which O_CREAT without O_EXCL makes): as
+        // before, without knowing which; a file of size 0 is not truncated (nothing to drop).
+        fd = openat(parentFd, name, flags | O_CREAT, mode);
+        struct stat st;
+        existing = fd >= 0 && fstat(fd, &st) == 0 && st.st_size != 0;
+      } else if (fd >= 0) {
+        // A directory (made by another node since the kernel's LOOKUP): O_CREAT on one is EISDIR,
+        // as open(2) says; opened without O_CREAT, O_RDONLY succeeds, and the kernel would refuse
+        // the entry (not a regular file) with EIO.
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+          ::close(fd);
+          return (void)fuse_reply_err(req, EISDIR);
+        }
       }
     }
+    if (fd < 0) return (void)fuse_reply_err(req, errno);
+    int err = s->lookup(parent, name, &e);
+    if (err != 0) {
+      ::close(fd);
+      return (void)fuse_reply_err(req, err);
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_dev == e.attr.st_dev && st.st_ino == e.attr.st_ino) break;
+    s->forget(e.ino, 1);
+    ::close(fd);
+    if (attempt == 7) return (void)fuse_reply_err(req, EIO);
   }
-  if (fd < 0) return (void)fuse_reply_err(req, errno);
   if (trunc && existing) {
     int err = 0;
     if (s->fencedFile(fd)) {
@@ -264,14 +254,9 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     }
     if (err != 0) {
       ::close(fd);
+      s->forget(e.ino, 1);
       return (void)fuse_reply_err(req, err);
     }
-  }
-  fuse_entry_param e;
-  int err = s->lookup(parent, name, &e);
-  if (err != 0) {
-    ::close(fd);
-    return (void)fuse_reply_err(req, err);
   }
   fi->fh = s->newHandle(fd);
   fi->noflush = 0;
