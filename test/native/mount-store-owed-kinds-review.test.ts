@@ -28,12 +28,16 @@ interface Scenario {
   release: string[];
   /** The line the process prints once the release returned (default "done"); the workers are killed then. */
   after?: string;
+  /** Further files f1..fN opened as fds[1..N] (fds[0] is fd, file f) and their keys passed to check. */
+  more?: number;
+  /** Kill every worker at each crash, not only the file's. */
+  all?: boolean;
   /** The store's requestTimeoutMs (default 500). */
   timeoutMs?: number;
   /** Worker kills while the engine is paused. */
   crashes: number;
   /** With node b, after the engine resumed. */
-  check: (t: Tap.Test, b: LockCoordinator, key: string) => Promise<void>;
+  check: (t: Tap.Test, b: LockCoordinator, key: string, keys: string[]) => Promise<void>;
 }
 
 const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefined);
@@ -45,6 +49,8 @@ async function scenario(t: Tap.Test, s: Scenario): Promise<void> {
   const mnt = join(base, 'a');
   for (const d of [backing, mnt]) mkdirSync(d);
   writeFileSync(join(backing, 'f'), 'data');
+  const names = ['f', ...Array.from({ length: s.more ?? 0 }, (_, i) => `f${i + 1}`)];
+  for (const n of names) writeFileSync(join(backing, n), 'data');
   process.on('exit', () => forceUnmount(mnt));
   const server = await RedisServer.start();
   let m: FuseMount | undefined;
@@ -63,10 +69,13 @@ async function scenario(t: Tap.Test, s: Scenario): Promise<void> {
   m = await mountFuse({ backing, mountpoint: mnt, workers: 2, store: { ...store, node: 'a' } });
   b = await LockCoordinator.start({ workers: 2, store: { ...store, node: 'b' } });
   const key = `ino:${statSync(join(backing, 'f')).ino}`;
+  const keys = names.map((n) => `ino:${statSync(join(backing, n)).ino}`);
   const py = [
     'import fcntl, os, sys',
     `FILE = ${JSON.stringify(join(mnt, 'f'))}`,
     'fd = os.open(FILE, os.O_RDWR)',
+    `fds = [os.open(os.path.join(${JSON.stringify(mnt)}, n), os.O_RDWR) for n in ${JSON.stringify(names)}]`,
+    'fds[0] = fd',
     ...s.take,
     'print("ready", flush=True)',
     'sys.stdin.readline()',
@@ -89,14 +98,17 @@ async function scenario(t: Tap.Test, s: Scenario): Promise<void> {
     p.stdin.write('\n');
     await until('the release returned while the engine was paused (answered owed)', () => lines.includes(s.after ?? 'done') || undefined);
     t.ok(await waitFor(() => owedOf(m!.coordinator).size >= 1, "the caller's side keeps the release answered owed"), 'kept owed');
-    for (let i = 0; i < s.crashes; i++) await m.coordinator.crashWorker(routeOf(key, 2));
+    for (let i = 0; i < s.crashes; i++) {
+      if (s.all === true) await Promise.all([0, 1].map((w) => m!.coordinator.crashWorker(w)));
+      else await m.coordinator.crashWorker(routeOf(key, 2));
+    }
   } finally {
     server.resume();
   }
   t.same(events, [], "the node's session lived throughout");
   await until('the process went on', () => lines.includes('done') || undefined);
   t.comment(`the process said: ${lines.join(' | ')}`);
-  await s.check(t, b, key);
+  await s.check(t, b, key, keys);
   t.ok(await waitFor(() => owedOf(m!.coordinator).size === 0, "the mount's owed releases written"), 'the mount keeps no owed release');
   p.stdin.end('\n');
 }
@@ -170,6 +182,20 @@ if (why !== undefined && !process.env.CI) {
         t.equal((await lockB(b, key, 0, 10, F_SETLK)).result, -EAGAIN, "the process's new lock of [0,10) is held (the resent close did not drop it)");
         const g = await settles(lockB(b, key, 10, 10, F_SETLKW), "b's waiting lock of [10,20)");
         t.equal(g.result, 0, 'b gets [10,20): the close released the old lock');
+      },
+    });
+  });
+
+  t.test('many closes answered owed on both workers, every worker killed twice: another node gets every file', async (t) => {
+    await scenario(t, {
+      more: 7,
+      take: ['for x in fds: fcntl.lockf(x, fcntl.LOCK_EX, 0, 0)', 'fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0)', 'fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)'],
+      release: ['for x in fds: os.close(x)'],
+      all: true,
+      crashes: 2,
+      check: async (t, b, _key, keys) => {
+        const got = await settles(Promise.all(keys.map((k) => lockB(b, k, 0, 0, F_SETLKW))), "b's waiting locks of every file");
+        t.same(got.map((g) => g.result), keys.map(() => 0), 'b is granted every file: every close was resent and written');
       },
     });
   });
