@@ -32,6 +32,8 @@ interface Scenario {
   more?: number;
   /** Kill every worker at each crash, not only the file's. */
   all?: boolean;
+  /** Run while the engine is still paused, after the kills (the mount is unmounted if it returns true). */
+  during?: (m: FuseMount) => Promise<boolean>;
   /** The store's requestTimeoutMs (default 500). */
   timeoutMs?: number;
   /** Worker kills while the engine is paused. */
@@ -102,6 +104,7 @@ async function scenario(t: Tap.Test, s: Scenario): Promise<void> {
       if (s.all === true) await Promise.all([0, 1].map((w) => m!.coordinator.crashWorker(w)));
       else await m.coordinator.crashWorker(routeOf(key, 2));
     }
+    if (s.during !== undefined && (await s.during(m))) m = undefined;
   } finally {
     server.resume();
   }
@@ -109,7 +112,7 @@ async function scenario(t: Tap.Test, s: Scenario): Promise<void> {
   await until('the process went on', () => lines.includes('done') || undefined);
   t.comment(`the process said: ${lines.join(' | ')}`);
   await s.check(t, b, key, keys);
-  t.ok(await waitFor(() => owedOf(m!.coordinator).size === 0, "the mount's owed releases written"), 'the mount keeps no owed release');
+  if (m !== undefined) t.ok(await waitFor(() => owedOf(m!.coordinator).size === 0, "the mount's owed releases written"), 'the mount keeps no owed release');
   p.stdin.end('\n');
 }
 
@@ -196,6 +199,23 @@ if (why !== undefined && !process.env.CI) {
       check: async (t, b, _key, keys) => {
         const got = await settles(Promise.all(keys.map((k) => lockB(b, k, 0, 0, F_SETLKW))), "b's waiting locks of every file");
         t.same(got.map((g) => g.result), keys.map(() => 0), 'b is granted every file: every close was resent and written');
+      },
+    });
+  });
+
+  t.test('a close answered owed, its worker killed, then the mount unmounted while the engine is paused: the unmount ends, another node is granted', async (t) => {
+    await scenario(t, {
+      take: ['fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)'],
+      release: ['os.close(fd)'],
+      crashes: 1,
+      during: async (m) => {
+        await settles(m.unmount(), 'the unmount with the engine paused and a close owed');
+        t.pass('the unmount ended');
+        return true;
+      },
+      check: async (t, b, key) => {
+        const g = await settles(lockB(b, key, 0, 0, F_SETLKW), "b's waiting lock");
+        t.equal(g.result, 0, "b is granted once the engine resumed (the close written, or the node's session ended)");
       },
     });
   });
