@@ -741,8 +741,9 @@ export class LockCoordinator {
 }
 
 /**
- * A native release its worker answered before writing it ('owed' with its wire form), kept as a Request in owedReleases under its host id `id` (-reqId): no caller waits
- * for it (its kernel request was answered by the worker), only a replacement may need it.
+ * A native release its worker answered before writing it ('owed' with its wire form), kept as a
+ * Request in owedReleases under its host id `id` (-reqId): no caller waits for it (its kernel
+ * request was answered by the worker), only a replacement may need it.
  */
 function nativeOwedRequest(id: number, wire: unknown[], worker: number): Request {
   const call = decodeCall(wire, 0) as Sent;
