@@ -184,9 +184,10 @@ class Passthrough {
   std::atomic<uint64_t> fenceDeadlines_{0};
 };
 
-/** The Passthrough a request belongs to (the session's fuse_session_new userdata). */
 /** The backing descriptor of an open file's handle (Passthrough::newHandle). */
 inline int fdOf(uint64_t fh) { return static_cast<int>(fh & 0xffffffffu); }
+
+/** The Passthrough a request belongs to (the session's fuse_session_new userdata). */
 inline Passthrough* passthroughOf(fuse_req_t req) { return static_cast<Passthrough*>(fuse_req_userdata(req)); }
 
 /** Sets every file operation of `ops`: all but init, getlk, setlk, flock, flush and release. */
