@@ -104,7 +104,15 @@ t.test('--nodes 2: one oracle over both nodes, one fault of each kind, each reso
   }
   t.same(stressMounts(), [], 'no mount left behind');
   for (const n of s.notes) t.comment(`note: ${n}`);
-  t.notMatch(notes, /did not exit|exited unexpectedly|LocksmithFaultWarning: (?!.*connection closed before the reply)/, 'no node died by itself or hit an internal error');
+  // Two faults are the documented outcome of the engine restarts this run injects (docs/API.md,
+  // "An engine that lost its data"): a step whose connection closed before its reply, and a lock
+  // request answered as failed whose step got no reply (a connection closed, or requestTimeoutMs
+  // passed while it waited for the restarted engine) and may have applied before the loss. Any
+  // other fault is an internal error.
+  const documented = /connection closed before the reply|that got no reply from the engine \(the request was answered as failed\) may have applied when the engine lost its data/;
+  const faults = notes.split('\n').filter((l) => l.includes('LocksmithFaultWarning: '));
+  t.same(faults.filter((l) => !documented.test(l)), [], 'no node hit an internal error (only the documented faults of an engine restart)');
+  t.notMatch(notes, /did not exit|exited unexpectedly/, 'no node died by itself');
   t.notOk(hung, 'every client finished');
 
   // The faults: one of each, each resolved within its bounds.
