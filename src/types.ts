@@ -304,6 +304,13 @@ export type StoreStats = {
   failedRenewals: number;
   /** Sessions opened: 1, plus one after each loss. */
   sessions: number;
+  /**
+   * Releases answered to their callers (an unlock, a close, a mount's release) whose step the
+   * engine does not have yet, because it did not answer in time: each is written by the file's
+   * next step, also after its worker died. Zero again once the engine answers; a count that stays
+   * up says the engine has not answered since (their locks still block other nodes meanwhile).
+   */
+  owedReleases: number;
 };
 
 // ---- options ------------------------------------------------------------------------------------

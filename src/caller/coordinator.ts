@@ -646,7 +646,7 @@ export class LockCoordinator {
         workers: hosts.map(({ engine: _, ...h }, i) => ({ ...h, restarts: this.workers.list[i]!.restarts })),
         workerRestarts: this.workers.list.reduce((n, w) => n + w.restarts, 0),
         crossWorkerDeadlocks: this.deadlocks.broken,
-        ...(this.space === undefined ? {} : { store: this.space.stats(hosts.map((h) => h.engine).filter((e) => e !== undefined)) }),
+        ...(this.space === undefined ? {} : { store: { ...this.space.stats(hosts.map((h) => h.engine).filter((e) => e !== undefined)), owedReleases: this.owedReleases.size } }),
       };
     });
   }

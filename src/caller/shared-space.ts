@@ -236,8 +236,8 @@ export class SharedSpace {
     };
   }
 
-  /** The engine's side of stats(): this thread's calls plus each worker's own (`workers`). */
-  stats(workers: readonly LinkCounts[] = []): StoreStats {
+  /** The engine's side of stats(): this thread's calls plus each worker's own (`workers`); the caller adds its owed releases. */
+  stats(workers: readonly LinkCounts[] = []): Omit<StoreStats, 'owedReleases'> {
     const s = this.store.session();
     const st = this.store.stats();
     for (const w of workers) {

@@ -25,6 +25,7 @@ t.test('an owed unlock, its worker and then the replacement killed while the eng
   server.pause();
   try {
     t.equal(await a.unlockFile(unwin('/t', 1, 10, 10)), 33, 'the unlock answered owed (engine paused)');
+    t.equal((await a.stats()).store?.owedReleases, 1, 'stats() counts the release owed');
     await a.crashWorker(w);
     await a.crashWorker(w);
   } finally {
@@ -44,5 +45,6 @@ t.test('an owed unlock, its worker and then the replacement killed while the eng
   // the pause, once a reaper removed what it held.
   t.equal(await settles(b.lockFile({ ...win('/t', 5, 10, 10), failImmediately: false }), "b's waiting lock of [10,20)"), 0, `b is granted [10,20): the unlock was written (${why})`);
   t.ok(await waitFor(() => owedOf(a).size === 0, "a's owed unlock written or dropped with its session"), 'the caller keeps no owed release');
+  t.equal((await a.stats()).store?.owedReleases, 0, 'stats() counts none owed');
   t.same((await a.stats()).operations.unlockFile, { 33: 1 }, 'the unlock counted once');
 });
