@@ -442,7 +442,6 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
     // A mount of this machine that no answer names (its server killed, or another user's) is known
     // from its session's record of where it serves.
     for (const x of registry?.sessions ?? []) if (x.serves !== undefined && servesHere(x.serves, here) && !mountOfNode.has(x.node)) mountOfNode.set(x.node, x.serves.mountpoint);
-    const lateSessions = new Map<string, LateSession | undefined>();
     const once = new Map<string, Listed>();
     for (const b of group) {
       for (const lock of (b.locks ?? []) as WireLock[]) {
@@ -454,21 +453,33 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
         else if (own) seen.lock = lock;
       }
     }
-    for (const l of once.values()) {
-      const { node, epoch } = l.lock;
-      if (registry === undefined || node === undefined || epoch === undefined || l.lock.lastKnown) continue;
-      const k = `${node}|${epoch}`;
-      if (!lateSessions.has(k)) lateSessions.set(k, lateOf(registry, node, epoch, mountOfNode.get(node) ?? null, here));
-      const late = lateSessions.get(k);
-      if (late === undefined) continue;
-      if (l.lock.state === 'waiting') late.waiting++;
-      else late.granted++;
-      l.late = late;
-      l.lock = { ...l.lock, late: true };
-    }
+    markLate(once.values(), registry, (node) => mountOfNode.get(node) ?? null, here);
     out.push(...[...once.values()].sort(byPlace));
   }
   return out;
+}
+
+/**
+ * Marks the locks of the sessions their nodes no longer renew (`registry`: the engine's, read beside
+ * them), each such session once, with its counts. `mountOf`: a node's mount on this machine as the
+ * listing knows it, else null (then the mount its session recorded, if any). A lock listed as its
+ * node last knew it is not judged.
+ */
+function markLate(locks: Iterable<Listed>, registry: ControlRegistry | undefined, mountOf: (node: string) => string | null, here: Here): void {
+  if (registry === undefined) return;
+  const sessions = new Map<string, LateSession | undefined>();
+  for (const l of locks) {
+    const { node, epoch } = l.lock;
+    if (node === undefined || epoch === undefined || l.lock.lastKnown) continue;
+    const k = `${node}|${epoch}`;
+    if (!sessions.has(k)) sessions.set(k, lateOf(registry, node, epoch, mountOf(node), here));
+    const late = sessions.get(k);
+    if (late === undefined) continue;
+    if (l.lock.state === 'waiting') late.waiting++;
+    else late.granted++;
+    l.late = late;
+    l.lock = { ...l.lock, late: true };
+  }
 }
 
 /** A late session as --json lists it (see the help text): its counts are its locks' own entries. */

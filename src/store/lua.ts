@@ -54,8 +54,10 @@ local function tomb(file) local v = redis.pcall('GET', P .. 't:' .. file); if ty
  * scripts that do not check it themselves are sent by EVALSHA only: a new server process knows
  * no script, and the node runs RUN_CHECK before it loads one (RedisEngine.call), so every script
  * a new process runs comes after a check.
+ *
+ * RUN_ID is its first part, runId() (read-only), which SPACE_READ shares; RUN's text is the same.
  */
-const RUN = `
+const RUN_ID = `
 local function runId()
   local info = redis.pcall('INFO', 'server')
   if type(info) ~= 'string' then return nil end
@@ -69,7 +71,9 @@ local function runId()
   if not rid then return id end
   return id .. ' ' .. rid, string.match(repl, 'second_repl_offset:(%-?%d+)') == '-1'
 end
--- Every key of the namespace, found through its indexes (never KEYS: the database may hold much
+`;
+
+const RUN = `${RUN_ID}-- Every key of the namespace, found through its indexes (never KEYS: the database may hold much
 -- else): the files' keys and their waiters' owners' edges, the registered sessions' keys.
 local function wipe()
   local keys, soft = {}, {}
@@ -890,3 +894,31 @@ return 0
 
 /** The smallest script, the floor a commit's round trip is measured against. */
 export const EMPTY = 'return 1';
+
+/**
+ * SPACE_READ: ARGV P, then files. Read-only (no write command: `locksmith locks --store`, which
+ * joins no lock space, sends it by EVAL_RO): the incarnation ('' when there is none), how the
+ * namespace's data stands to the engine's run, and per file its version and records, as LOAD
+ * gives them, at one moment. The run, as rolledBack() in RUN would judge it without acting:
+ * 'same' (the data is the run's, or would be adopted), 'other' (written under another run: the
+ * next node's run check drops it), 'unknown' (INFO or the run's key refused: nodes do not check
+ * either). Never loaded by a node, so a node's scripts keep their run checks (RedisEngine.call).
+ */
+export const SPACE_READ = `${BASE}${RUN_ID}
+local function runState()
+  local run, noSecond = runId()
+  if run == nil then return 'unknown' end
+  local cur = redis.pcall('MGET', KEYS[1], P .. 'run')
+  if type(cur) ~= 'table' or cur.err then return 'unknown' end
+  if not cur[1] or not cur[2] or cur[2] == run then return 'same' end
+  local id = string.match(run, '^(%x+)')
+  local was = string.match(cur[2], '^(%x+)')
+  if cur[2] == id or (noSecond and was == id) or (run == id and was == id) then return 'same' end
+  return 'other'
+end
+local out = {redis.call('GET', KEYS[1]) or '', runState()}
+for i = 2, #ARGV do
+  out[#out + 1] = {redis.call('HGET', P .. 'm:' .. ARGV[i], 'v') or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[i])}
+end
+return out
+`;

@@ -15,7 +15,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, POLICY, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES } from './lua.js';
+import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, POLICY, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES, SPACE_READ } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM, urlDatabase } from './options.js';
 import { engineAddress, probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
@@ -491,6 +491,21 @@ function servesOf(v: string | null | undefined): SessionServes | undefined {
   }
 }
 
+/** RedisEngine.readSpace: a lock space's files as they are, read without joining it. */
+export interface SpaceRead {
+  /** The engine's incarnation of the namespace; '' when it has none (never used, or its data lost). */
+  readonly incarnation: string;
+  /**
+   * 'same': the data was written under the engine's run (or would be adopted by the next check);
+   * 'other': under another run (a restart or failover since, and no node has checked it since):
+   * it may be older than what nodes were told had committed, and the next node's run check drops
+   * it; 'unknown': the engine would not say (INFO or the run's key refused: nodes do not check either).
+   */
+  readonly run: 'same' | 'other' | 'unknown';
+  /** Per file asked, in that order, as load() gives it (without the fence). */
+  readonly files: readonly FileState[];
+}
+
 export class RedisEngine implements Engine {
   readonly name: string;
   private readonly inc: string;
@@ -852,6 +867,40 @@ export class RedisEngine implements Engine {
       });
     }
     return { now, ttlMaxMs: Number(replies[2]![1] ?? 0), sessions };
+  }
+
+  /**
+   * The files' versions and records at one moment, with the incarnation and how the data stands
+   * to the engine's run (SPACE_READ), read-only: no session, no run check (which may write), no
+   * script a node runs loaded (EVAL_RO of a script no node sends; EVAL where the engine has no
+   * EVAL_RO, before Redis 7: the script has no write command either). For a listing that joins
+   * no lock space (`locksmith locks --store`). An Error naming the URL when the engine does not
+   * answer, or saying it refused the read.
+   */
+  async readSpace(files: readonly string[]): Promise<SpaceRead> {
+    const args = [SPACE_READ, 1, this.inc, this.prefix, ...files];
+    let r: Reply;
+    try {
+      try {
+        r = (await this.client.call('EVAL_RO', ...args)) as Reply;
+      } catch (e) {
+        if (!((e as { name?: string }).name === 'ReplyError' && /unknown command/i.test((e as Error).message))) throw e;
+        r = (await this.client.call('EVAL', ...args)) as Reply;
+      }
+    } catch (e) {
+      const m = (e as Error).message;
+      throw new Error((e as { name?: string }).name === 'ReplyError' ? `locksmith store: the engine refused a listing: ${m}` : `locksmith store: ${this.o.shownUrl}: ${m}`);
+    }
+    const a = arr(r);
+    const run = String(a[1]);
+    return {
+      incarnation: String(a[0] ?? ''),
+      run: run === 'same' || run === 'other' ? run : 'unknown',
+      files: files.map((_, i) => {
+        const [v, flat] = arr(a[2 + i]!);
+        return { version: Number(v), records: records(flat!) };
+      }),
+    };
   }
 
   /** Inbox connections being closed (at a reader's close or restart): shutdown waits for them. */
