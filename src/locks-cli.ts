@@ -11,11 +11,14 @@ import { ControlError, controlDir, fuseMountAt, listSockets, realMountpoint, req
 import { deadMountCommand, isDeadMount } from './dead-mount.js';
 import { argsMessage, printable } from './log.js';
 import { versionLine } from './version.js';
-import { defaultNode, lateAfterMs } from './store/options.js';
+import { defaultNode, lateAfterMs, NAMESPACE, NAMESPACE_RULE, resolveOptions } from './store/options.js';
+import { RedisEngine } from './store/redis.js';
+import { recordEntries } from './core/records.js';
+import { parseKey } from './mount-control.js';
 import { isThisMachine, thisMachine } from './machine.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
-import type { SessionServes } from './store/types.js';
+import type { SessionServes, SessionsRead } from './store/types.js';
 
 const OFFSET_MAX = '9223372036854775807';
 
@@ -306,6 +309,8 @@ function shownPath(l: WireLock): string {
 interface Listed {
   lock: WireLock & { lastKnown?: true; late?: true };
   mountpoint: string | null;
+  /** Listed from the engine alone (--store): the host name of the node's recorded mount (MOUNT is host:mountpoint). */
+  host?: string;
   /** Its session, when its node no longer renews it. */
   late?: LateSession;
 }
@@ -520,13 +525,15 @@ export function lateText(s: LateSession): string {
   );
 }
 
-function printLocks(locks: readonly Listed[], answers: Answer[], many: boolean, headings: boolean): void {
-  // A mount sharing its lock space lists every node's locks: a NODE column says whose each is
-  // (also with nothing to list: the heading is the same).
-  const nodes = answers.some((a) => a.space !== undefined || ((a.locks ?? []) as WireLock[]).some((l) => l.node !== undefined));
+/** Whether a listing of `answers` has a NODE column: a mount sharing its lock space lists every node's locks (also with nothing to list: the heading is the same). */
+function hasNodes(answers: readonly Answer[]): boolean {
+  return answers.some((a) => a.space !== undefined || ((a.locks ?? []) as WireLock[]).some((l) => l.node !== undefined));
+}
+
+function printLocks(locks: readonly Listed[], nodes: boolean, many: boolean, headings: boolean): void {
   const cols = [...(nodes ? ['NODE'] : []), 'PID', 'KIND', 'TYPE', 'START', 'END', 'STATE', ...(many ? ['MOUNT'] : []), 'PATH'];
   const rows = [cols];
-  for (const { lock: l, mountpoint } of locks) {
+  for (const { lock: l, mountpoint, host } of locks) {
     rows.push([
       ...(nodes ? [l.node ?? ''] : []),
       String(l.pid),
@@ -535,7 +542,7 @@ function printLocks(locks: readonly Listed[], answers: Answer[], many: boolean, 
       l.start,
       l.end === OFFSET_MAX ? 'EOF' : l.end,
       l.lastKnown ? `${l.state}${LAST_KNOWN_MARK}` : l.state,
-      ...(many ? [mountpoint === null ? '-' : printable(mountpoint)] : []),
+      ...(many ? [mountpoint === null ? '-' : printable(host === undefined ? mountpoint : `${host}:${mountpoint}`)] : []),
       shownPath(l),
     ]);
   }
@@ -595,17 +602,147 @@ function printStats(answers: Answer[]): void {
   for (const a of answers) process.stdout.write(statsText(a));
 }
 
+/** What `locks --store` lists: the lock space as its engine has it, read without joining it. */
+interface SpaceLocks {
+  /** The engine's URL, its password hidden; the namespace; its incarnation ('' when it has none). */
+  engine: string;
+  namespace: string;
+  incarnation: string;
+  /** How the data stands to the engine's run (SpaceRead.run): 'other' may be stale. */
+  run: 'same' | 'other' | 'unknown';
+  locks: Listed[];
+}
+
+/** The engine's session registry as a mount's 'locks' answer gives it (mount-control.ts registryOf): deadlines relative to the engine's clock. */
+function registryFrom(r: SessionsRead): ControlRegistry {
+  return {
+    sessions: r.sessions.map((x) => ({ node: x.node, epoch: x.epoch, expiresInMs: x.deadline === 0 ? null : x.deadline - r.now, ...(x.ttlMs === undefined ? {} : { ttlMs: x.ttlMs }), ...(x.serves === undefined ? {} : { serves: x.serves }) })),
+  };
+}
+
+/**
+ * Every node's locks of the lock space at `url`/`namespace`, from its engine, without a mount and
+ * without joining it: no session (nothing opened, renewed, read from an inbox), no run check (it may
+ * write) and no write. Each lock with its node, session and state; MOUNT: the node's mount as its
+ * live session recorded it (host:mountpoint), else '-'; late sessions marked as a mount's listing
+ * marks them. A Failure naming the URL when the URL is malformed, or the engine cannot be reached
+ * or does not answer within requestTimeoutMs.
+ */
+async function storeLocks(url: string, namespace: string | undefined, here: Here = thisHere()): Promise<SpaceLocks> {
+  let o: ReturnType<typeof resolveOptions>;
+  try {
+    o = resolveOptions({ url, ...(namespace === undefined ? {} : { namespace }) });
+  } catch (e) {
+    throw new Failure((e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, ''));
+  }
+  let engine: RedisEngine;
+  try {
+    engine = await RedisEngine.connect(o);
+  } catch (e) {
+    throw new Failure((e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, ''));
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    // Each command ends within requestTimeoutMs; the whole read too.
+    const read = (async () => {
+      const registry = engine.sessions().catch(() => undefined);
+      const files = await engine.files();
+      const space = await engine.readSpace(files);
+      return { files, space, registry: await registry, now: Date.now() };
+    })();
+    read.catch(() => {});
+    const { files, space, registry, now } = await Promise.race([
+      read,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${o.shownUrl}: no answer within ${o.requestTimeoutMs} ms`)), o.requestTimeoutMs);
+      }),
+    ]);
+    const reg = registry === undefined ? undefined : registryFrom(registry);
+    // A node's mount, as its live session recorded it.
+    const serves = new Map<string, SessionServes>();
+    for (const x of reg?.sessions ?? []) if (x.serves !== undefined) serves.set(x.node, x.serves);
+    const locks: Listed[] = files.flatMap((file, i) => {
+      const records = space.files[i]!.records;
+      return recordEntries(file, records, now).map((e, j): Listed => {
+        const id = parseKey(e.path);
+        const at = e.node === undefined ? undefined : serves.get(e.node);
+        const lock: WireLock = {
+          pid: e.pid,
+          kind: e.kind,
+          type: e.type,
+          start: e.start.toString(),
+          end: e.end.toString(),
+          state: e.state,
+          path: null,
+          dev: id?.[0] === undefined ? null : id[0].toString(),
+          ino: id ? id[1].toString() : null,
+          key: e.path,
+          owner: String(e.owner),
+          ...(e.node === undefined ? {} : { node: e.node }),
+          epoch: records[j]!.epoch,
+          ...(e.waitingMs === undefined ? {} : { waitingMs: e.waitingMs }),
+        };
+        return at === undefined ? { lock, mountpoint: null } : { lock, mountpoint: at.mountpoint, host: at.host };
+      });
+    });
+    markLate(locks, reg, () => null, here);
+    return { engine: o.shownUrl, namespace: o.namespace, incarnation: space.incarnation, run: space.run, locks: locks.sort(byPlace) };
+  } catch (e) {
+    const m = (e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, '');
+    throw new Failure(`cannot list the lock space '${o.namespace}' at ${o.shownUrl}: ${m.replace(`${o.shownUrl}: `, '')}`);
+  } finally {
+    clearTimeout(timer);
+    await engine.shutdown().catch(() => {});
+  }
+}
+
+/** `locks --store`: prints (or --json) the lock space's locks as its engine has them, and on stderr what the listing cannot vouch for. */
+async function mainStore(url: string, namespace: string | undefined, json: boolean, headings: boolean): Promise<number> {
+  let l: SpaceLocks;
+  try {
+    l = await storeLocks(url, namespace);
+  } catch (e) {
+    if (e instanceof Failure) return fail('locks', e.message);
+    throw e;
+  }
+  const where = `the lock space '${printable(l.namespace)}' at ${printable(l.engine)}`;
+  if (l.incarnation === '' && l.locks.length === 0) {
+    process.stderr.write(`locksmith locks: ${where} has no data: no node has opened a session in it (check --namespace), or the engine lost its data since\n`);
+  }
+  if (l.run === 'other') {
+    process.stderr.write(
+      `locksmith locks: ${where} was written under another run of its server (it restarted or failed over since) and no node has used it since: ` +
+        'what is listed may be older than what its nodes last committed; the first node to reach the engine drops it (a loss: its nodes put back what they still hold, in a grace period)\n',
+    );
+  }
+  const late = lateSessions(l.locks);
+  for (const s of late) process.stderr.write(`locksmith locks: ${lateText(s)}\n`);
+  if (json) {
+    const body = {
+      store: { engine: l.engine, namespace: l.namespace, incarnation: l.incarnation || null, stale: l.run === 'other' },
+      locks: l.locks.map(({ lock, mountpoint, host }) => ({ mountpoint, host: host ?? null, ...lock })),
+      ...(late.length === 0 ? {} : { lateSessions: late.map(lateJson) }),
+    };
+    process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
+    return 0;
+  }
+  printLocks(l.locks, true, true, headings);
+  return 0;
+}
+
 export async function main(cmd: Cmd, argv: string[]): Promise<number> {
   let json: boolean;
   let headings: boolean;
   let mountpoint: string | undefined;
+  let store: string | undefined;
+  let namespace: string | undefined;
   try {
     const { values, positionals } = parseArgs({
       args: argv,
       allowPositionals: true,
       options: {
         json: { type: 'boolean' },
-        ...(cmd === 'locks' ? { noheadings: { type: 'boolean', short: 'n' } } : {}),
+        ...(cmd === 'locks' ? { noheadings: { type: 'boolean', short: 'n' }, store: { type: 'string' }, namespace: { type: 'string' } } : {}),
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -624,10 +761,17 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     if (mountpoint === '') throw new Error('the mountpoint is empty (an unset variable?); leave it out to ask every running mount');
     json = values.json === true;
     headings = (values as { noheadings?: boolean }).noheadings !== true;
+    ({ store, namespace } = values as { store?: string; namespace?: string });
+    if (store !== undefined && mountpoint !== undefined) throw new Error('--store lists a lock space from its engine, without a mount: give it or a mountpoint, not both');
+    if (store === '') throw new Error('the --store URL is empty (an unset variable?)');
+    if (namespace !== undefined && store === undefined) throw new Error('--namespace goes with --store');
+    if (namespace !== undefined && !NAMESPACE.test(namespace)) throw new Error(`--namespace must be ${NAMESPACE_RULE}, got ${JSON.stringify(namespace)}`);
   } catch (e) {
     process.stderr.write(`locksmith ${cmd}: ${argsMessage(e)}. Run 'locksmith ${cmd} --help'.\n`);
     return 2;
   }
+
+  if (store !== undefined) return mainStore(store, namespace, json, headings);
 
   let answers: Answer[];
   let failed = 0;
@@ -682,7 +826,7 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     return status;
   }
   if (mountpoint === undefined && answers.length === 0 && failed === 0) process.stderr.write(`locksmith ${cmd}: no running locksmith mount found\n`);
-  if (cmd === 'locks') printLocks(all, answers, mountpoint === undefined, headings);
+  if (cmd === 'locks') printLocks(all, hasNodes(answers), mountpoint === undefined, headings);
   else printStats(answers);
   return status;
 }
