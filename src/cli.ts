@@ -12,6 +12,7 @@ const USAGE = `usage: locksmith <command> [options]
 commands:
   mount <backing-dir> <mountpoint> [--workers N]   serve a FUSE mount whose locks locksmith decides
   locks [<mountpoint>] [--json]                    list the locks processes hold on running mounts
+  locks --store URL [--namespace NAME] [--json]    list a lock space's locks from its engine (no mount)
   stats [<mountpoint>] [--json]                    show a running mount's counters
   stress [options]                                 load the lock manager and check every grant
   --version                                        print the version

@@ -24,6 +24,7 @@ const OFFSET_MAX = '9223372036854775807';
 
 const HELP = {
   locks: `usage: locksmith locks [MOUNTPOINT] [--json] [--noheadings]
+       locksmith locks --store URL [--namespace NAME] [--json] [--noheadings]
 
 Lists the fcntl, OFD and flock locks that processes hold or wait for on a running 'locksmith
 mount' (they never appear in /proc/locks or lslocks), one per line:
@@ -64,7 +65,22 @@ coordinator records none), says for how long, and when its locks go ("in about N
 engine's clock), or that its session expired (or was ended) and they go at the next reap. The
 listing is complete all the same: this alone leaves the exit status 0.
 
+With --store, no mount is asked: the lock space NAME (default locksmith) on the engine at URL
+(redis://[user:password@]host[:port][/db], rediss:// for TLS) is listed from the engine, on any
+machine that reaches it, also one with no mount (an admin's, a node whose mount is down): every
+node's locks, each once, NODE always shown, MOUNT the mount its node recorded with its live
+session (host:mountpoint; '-' for a program's coordinator, or a node whose session is gone), PATH
+the file's key (<dev ? inode I> for a mount's file: only a mount can name it). The listing joins
+no lock space: it opens no session, is counted as no node, and writes nothing (a read-only
+script). Late sessions are said on stderr as above. An engine that cannot be reached, does not
+answer within 5 s, or a malformed URL: one line naming the URL, exit status 1. A namespace
+with no data is said on stderr (a mistyped --namespace). Data the engine holds from an earlier
+run of its server (restarted from a snapshot, failed over) that no node has used since is listed
+as it is and said on stderr to be possibly stale: the first node to reach the engine drops it.
+
 options:
+  --store URL    list the lock space on that engine, without a mount (not with MOUNTPOINT)
+  --namespace NAME  with --store: the lock space (default locksmith)
   --json         {"mounts":[...],"locks":[{mountpoint,path,pid,kind,type,start,end,state,...}]};
                  start and end are decimal strings (end ${OFFSET_MAX} is EOF); mountpoint is
                  the lock's MOUNT (null for '-'); in a shared lock space node, epoch (its
@@ -76,7 +92,9 @@ options:
                  and mount namespace, when it is another machine's and recorded one, else
                  null; expiresInMs at or below 0: expired that long ago; null: ended or
                  replaced; notRenewedForMs null in both cases); no "lateSessions" key when no
-                 session is late
+                 session is late; with --store {"store":{engine,namespace,incarnation,
+                 stale},"locks":[{mountpoint,host,...}]} (host: of the node's recorded mount,
+                 else null; stale: true for data of an earlier run), "lateSessions" as above
   --noheadings   leave the heading line out
   --version      print the version
   --help         show this text
