@@ -163,6 +163,24 @@ t.test('errors: an engine that is not there, a malformed URL, --store with a mou
   t.match(none.stderr, /has no data: no node has opened a session in it \(check --namespace\)/);
 });
 
+t.test('a large lock space is read a few hundred files per script (never one script blocking the engine for all of them)', { skip: noRedis }, async (t) => {
+  const ns = `${NS}-many`;
+  const c = await LockCoordinator.start({ workers: 2, store: { url: server.url, namespace: ns, node: 'm', sessionTtlMs: 3000 } });
+  t.teardown(() => c.stop());
+  const files = Array.from({ length: 600 }, (_, i) => `/many/${i}`);
+  const got = await Promise.all(files.map((f, i) => c.lock(posix(f, 1000 + i, 1000 + i, 0, 1))));
+  t.ok(got.every((g) => g.result === 0), 'node m holds one lock on each of 600 files');
+  const calls = async () => Number(/cmdstat_eval_ro:calls=(\d+)/.exec((await admin.info('commandstats')) as string)?.[1] ?? 0);
+  const before = await calls();
+  const r = await runCli(['locks', '--json', '--store', server.url, '--namespace', ns]);
+  t.equal(r.status, 0, r.stderr);
+  const body = JSON.parse(r.stdout) as { locks: { key: string; node: string; state: string }[] };
+  t.same(body.locks.map((l) => l.key).sort(), [...files].sort(), 'every file listed once');
+  t.ok(body.locks.every((l) => l.node === 'm' && l.state === 'granted'), 'each with its node and state');
+  const scripts = (await calls()) - before;
+  t.ok(scripts >= 3, `the records were read in ${scripts} read-only scripts (600 files, at most 256 a script)`);
+});
+
 t.test('data of an earlier run of the engine (restarted from a snapshot): listed, said to be stale, left as it is', { skip: noRedis }, async (t) => {
   await server.snapshot();
   // The nodes go (their sessions end on the engine as it is now); the snapshot keeps them live.

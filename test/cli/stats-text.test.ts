@@ -20,6 +20,7 @@ const store = {
   renewals: 30,
   failedRenewals: 4,
   sessions: 1,
+  owedReleases: 2,
 };
 
 function answer(withStore: boolean, session = store.session): Answer {
@@ -56,7 +57,7 @@ t.test("a mount sharing its lock space: a store line (engine, namespace, node, s
   t.match(text, /^ {2}locks {8}2 granted, 1 waiting, on 1 file \(node fs-a's\)\n/m);
   t.match(
     text,
-    /^ {2}store {8}redis namespace vol1, node fs-a, session 1733300000000042 \(1 opened\); 30 renewals, 4 failed; 120 round trips, 40 commits, 3 stale, 1 fenced locally, 2 grace waits\n/m,
+    /^ {2}store {8}redis namespace vol1, node fs-a, session 1733300000000042 \(1 opened\); 30 renewals, 4 failed; 120 round trips, 40 commits, 3 stale, 1 fenced locally, 2 grace waits, 2 releases owed\n/m,
   );
   t.match(text, /problems .*\n {2}store .*\n {2}fuse /, 'after the problems, before the fuse line');
   t.match(statsText(answer(true, { epoch: 7, fenced: true, grace: true })), /session 7, fenced, in a grace period \(1 opened\)/, 'a fenced session in a grace period says so');
