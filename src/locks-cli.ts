@@ -14,11 +14,11 @@ import { versionLine } from './version.js';
 import { defaultNode, lateAfterMs, NAMESPACE, NAMESPACE_RULE, resolveOptions } from './store/options.js';
 import { RedisEngine } from './store/redis.js';
 import { recordEntries } from './core/records.js';
-import { parseKey } from './mount-control.js';
+import { parseKey, registryOf } from './mount-control.js';
 import { isThisMachine, thisMachine } from './machine.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
-import type { SessionServes, SessionsRead } from './store/types.js';
+import type { SessionServes } from './store/types.js';
 
 const OFFSET_MAX = '9223372036854775807';
 
@@ -631,13 +631,6 @@ interface SpaceLocks {
   locks: Listed[];
 }
 
-/** The engine's session registry as a mount's 'locks' answer gives it (mount-control.ts registryOf): deadlines relative to the engine's clock. */
-function registryFrom(r: SessionsRead): ControlRegistry {
-  return {
-    sessions: r.sessions.map((x) => ({ node: x.node, epoch: x.epoch, expiresInMs: x.deadline === 0 ? null : x.deadline - r.now, ...(x.ttlMs === undefined ? {} : { ttlMs: x.ttlMs }), ...(x.serves === undefined ? {} : { serves: x.serves }) })),
-  };
-}
-
 /**
  * Every node's locks of the lock space at `url`/`namespace`, from its engine, without a mount and
  * without joining it: no session (nothing opened, renewed, read from an inbox), no run check (it may
@@ -675,7 +668,7 @@ async function storeLocks(url: string, namespace: string | undefined, here: Here
         timer = setTimeout(() => reject(new Error(`${o.shownUrl}: no answer within ${o.requestTimeoutMs} ms`)), o.requestTimeoutMs);
       }),
     ]);
-    const reg = registry === undefined ? undefined : registryFrom(registry);
+    const reg = registry === undefined ? undefined : registryOf(registry);
     // A node's mount, as its live session recorded it.
     const serves = new Map<string, SessionServes>();
     for (const x of reg?.sessions ?? []) if (x.serves !== undefined) serves.set(x.node, x.serves);

@@ -64,7 +64,8 @@ export interface ControlRegistry {
   sessions: { node: string; epoch: number; expiresInMs: number | null; ttlMs?: number; serves?: SessionServes }[];
 }
 
-function registryOf(r: SessionsRead): ControlRegistry {
+/** The engine's session registry as a 'locks' answer gives it: deadlines relative to the engine's clock (also `locks --store`'s). */
+export function registryOf(r: SessionsRead): ControlRegistry {
   return {
     sessions: r.sessions.map((x) => ({ node: x.node, epoch: x.epoch, expiresInMs: x.deadline === 0 ? null : x.deadline - r.now, ...(x.ttlMs === undefined ? {} : { ttlMs: x.ttlMs }), ...(x.serves === undefined ? {} : { serves: x.serves }) })),
   };
