@@ -8,22 +8,10 @@
  * Skips only outside CI when a mount or python3 cannot work here, or the backing fs has no ACLs.
  */
 import t from 'tap';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse } from '../../src/index.js';
-import { forceUnmount, mountEnvironmentMissing } from './proc.js';
-
-const noPython = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import os'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'no python3 for the process on the mount';
-  }
-})();
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? noPython;
+import { pythonMount, skipWithoutPythonMount } from './python-mount.js';
 
 // Sets the default ACL u::rwx,g::r-x,o::--- on the directory argv[1] (the xattr's binary form).
 const setAcl = [
@@ -42,34 +30,17 @@ const make = [
   'os.mkfifo(d + "/p", 0o666)',
 ].join('\n');
 
-if (why !== undefined && !process.env.CI) {
-  const bar = '!'.repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING test/native/mount-create-mode-acl-review.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
-  t.plan(0, `FUSE or python3 unavailable: ${why}`);
-} else {
+if (!skipWithoutPythonMount('test/native/mount-create-mode-acl-review.test.ts')) {
   t.test("files made through the mount under a default ACL have the backing directory's mode", async (t) => {
-    if (why !== undefined) t.fail(`FUSE and python3 are required in CI but unavailable: ${why}`);
-    const base = mkdtempSync(join(tmpdir(), 'locksmith-create-mode-acl-'));
-    const backing = join(base, 'backing');
-    const mnt = join(base, 'mnt');
-    mkdirSync(join(backing, 'via'), { recursive: true });
+    const { backing, mnt } = await pythonMount(t, 'locksmith-create-mode-acl-');
+    mkdirSync(join(backing, 'via'));
     mkdirSync(join(backing, 'local'));
-    mkdirSync(mnt);
     const acl = spawnSync('python3', ['-c', setAcl, join(backing, 'via')]);
     const acl2 = spawnSync('python3', ['-c', setAcl, join(backing, 'local')]);
     if (acl.status !== 0 || acl2.status !== 0) {
-      rmSync(base, { recursive: true, force: true });
       if (process.env.CI) t.fail('the backing fs takes no default ACL');
       return t.skip('the backing fs takes no default ACL');
     }
-    const umask = process.umask(0o022);
-    const m = await mountFuse({ backing, mountpoint: mnt, workers: 1 });
-    t.teardown(async () => {
-      await m.unmount();
-      forceUnmount(mnt);
-      process.umask(umask);
-      rmSync(base, { recursive: true, force: true });
-    });
     t.equal(spawnSync('python3', ['-c', make, join(backing, 'local')]).status, 0, 'made on the backing directory itself');
     t.equal(spawnSync('python3', ['-c', make, join(mnt, 'via')]).status, 0, 'made through the mount');
     const modeOf = (p: string) => (statSync(p).mode & 0o7777).toString(8);

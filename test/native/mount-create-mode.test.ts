@@ -10,43 +10,15 @@
  */
 import t from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fuseUnavailable, mountFuse } from '../../src/index.js';
-import { forceUnmount, mountEnvironmentMissing } from './proc.js';
+import { pythonMount, skipWithoutPythonMount } from './python-mount.js';
 
-const noPython = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import os'], { stdio: 'ignore' });
-    return undefined;
-  } catch {
-    return 'no python3 for the process on the mount';
-  }
-})();
-const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? noPython;
-if (why !== undefined && !process.env.CI) {
-  const bar = '!'.repeat(100);
-  console.error(`\n${bar}\n!! SKIPPING test/native/mount-create-mode.test.ts: ${why}\n!! (in CI, with CI set, this is a failure)\n${bar}\n`);
-  t.plan(0, `FUSE or python3 unavailable: ${why}`);
-} else {
+if (!skipWithoutPythonMount('test/native/mount-create-mode.test.ts')) {
   t.test("files made through the mount have the caller's mode, not the daemon's umask of it", async (t) => {
-    if (why !== undefined) t.fail(`FUSE and python3 are required in CI but unavailable: ${why}`);
-    const base = mkdtempSync(join(tmpdir(), 'locksmith-create-mode-'));
-    const backing = join(base, 'backing');
-    const mnt = join(base, 'mnt');
-    mkdirSync(backing);
-    mkdirSync(mnt);
+    const { backing, mnt } = await pythonMount(t, 'locksmith-create-mode-');
     writeFileSync(join(backing, 'old'), 'kept');
     execFileSync('chmod', ['0600', join(backing, 'old')]);
-    const umask = process.umask(0o022);
-    const m = await mountFuse({ backing, mountpoint: mnt, workers: 1 });
-    t.teardown(async () => {
-      await m.unmount();
-      forceUnmount(mnt);
-      process.umask(umask);
-      rmSync(base, { recursive: true, force: true });
-    });
     t.equal(process.umask(0o022), 0o022, "the daemon's (this process's) umask is 022");
 
     const py = [
