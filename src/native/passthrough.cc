@@ -194,39 +194,46 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   // fail (EACCES) for O_RDONLY | O_TRUNC and mode 0444 after the file was made. An existing file's
   // O_TRUNC is a size change, fenced as at OPEN: opened without it, checked, then truncated.
   const int parentFd = s->inode(parent).fd;
-  // O_NOFOLLOW kept: a symbolic link another node made since the LOOKUP fails ELOOP, as open(2)
-  // says (reopened through it, its target's descriptor went with the link's entry: EIO).
   const int flags = (fi->flags | O_CLOEXEC) & ~O_TRUNC;
   const bool trunc = (fi->flags & O_TRUNC) != 0;
-  // The entry answered is the name's as a LOOKUP finds it after the open; another node may have
-  // replaced the name in between (a symbolic link, another file: the kernel refuses an entry that
-  // is not the regular file it opened, EIO). Then the open is tried again on what the name is now,
-  // as open(2) would have met it.
+  // What the name is when the CREATE comes may not be what the kernel's LOOKUP found: another node
+  // (or a process on the backing directory) made or replaced it in between. Only a regular file is
+  // ever opened here, and the entry answered is the one opened: the kernel refuses a CREATE whose
+  // entry is not a regular file (EIO, and its handle is never released), and an open of a FIFO
+  // waits for the other end, holding a reader thread (a few of them and the mount stops). For
+  // anything else the answer is ESTALE, which makes the kernel's open (do_filp_open) walk the path
+  // once more with LOOKUP_REVAL: it looks the name up again and opens what it finds as it would
+  // have at the first LOOKUP, as a local file system does (a FIFO as its own pipe, waiting for a
+  // reader; a symbolic link followed, or ELOOP for O_NOFOLLOW; a device as a device). A second
+  // ESTALE goes to the caller, which retries as it would after an NFS server's.
+  //   The name is made (O_EXCL: a regular file), or else looked at without opening it (O_PATH),
+  // and a regular file found is opened through that descriptor: the file looked at, whatever the
+  // name is by then. The entry answered is the name's as a LOOKUP finds it after the open; if
+  // another node replaced the name in between, this is tried again on what the name is now.
   int fd = -1;
   bool existing = false;
   fuse_entry_param e;
   for (int attempt = 0;; attempt++) {
+    if (attempt == 8) return (void)fuse_reply_err(req, ESTALE);
     fd = openat(parentFd, name, flags | O_CREAT | O_EXCL, mode);
     existing = false;
     if (fd < 0 && errno == EEXIST && (fi->flags & O_EXCL) == 0) {
       existing = true;
-      fd = openat(parentFd, name, flags & ~O_CREAT);
-      if (fd < 0 && errno == ENOENT) {
-        // Gone meanwhile, or a symbolic link to no file (which O_CREAT without O_EXCL makes): as
-        // before, without knowing which; a file of size 0 is not truncated (nothing to drop).
-        fd = openat(parentFd, name, flags | O_CREAT, mode);
-        struct stat st;
-        existing = fd >= 0 && fstat(fd, &st) == 0 && st.st_size != 0;
-      } else if (fd >= 0) {
-        // A directory (made by another node since the kernel's LOOKUP): O_CREAT on one is EISDIR,
-        // as open(2) says; opened without O_CREAT, O_RDONLY succeeds, and the kernel would refuse
-        // the entry (not a regular file) with EIO.
-        struct stat st;
-        if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-          ::close(fd);
-          return (void)fuse_reply_err(req, EISDIR);
-        }
+      int path = openat(parentFd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+      if (path < 0 && errno == ENOENT) continue;  // gone meanwhile: made again
+      if (path < 0) return (void)fuse_reply_err(req, errno);
+      struct stat st;
+      int err = fstat(path, &st) < 0 ? errno : 0;
+      if (err == 0 && S_ISDIR(st.st_mode)) err = EISDIR;  // as open(2) says of O_CREAT on one
+      // O_NOFOLLOW: a symbolic link fails ELOOP, as open(2) says.
+      else if (err == 0 && S_ISLNK(st.st_mode) && (fi->flags & O_NOFOLLOW)) err = ELOOP;
+      else if (err == 0 && !S_ISREG(st.st_mode)) err = ESTALE;
+      if (err == 0) {
+        fd = open(procPath(path).c_str(), flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW));
+        if (fd < 0) err = errno;
       }
+      ::close(path);
+      if (err != 0) return (void)fuse_reply_err(req, err);
     }
     if (fd < 0) return (void)fuse_reply_err(req, errno);
     int err = s->lookup(parent, name, &e);
@@ -238,7 +245,6 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     if (fstat(fd, &st) == 0 && st.st_dev == e.attr.st_dev && st.st_ino == e.attr.st_ino) break;
     s->forget(e.ino, 1);
     ::close(fd);
-    if (attempt == 7) return (void)fuse_reply_err(req, EIO);
   }
   if (trunc && existing) {
     int err = 0;
