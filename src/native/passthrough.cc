@@ -239,6 +239,7 @@ void opCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
     int err = s->lookup(parent, name, &e);
     if (err != 0) {
       ::close(fd);
+      if (err == ENOENT) continue;  // removed since the open: made again, never ENOENT for O_CREAT
       return (void)fuse_reply_err(req, err);
     }
     struct stat st;

@@ -135,9 +135,9 @@ if (!skipWithoutPythonMount(FILE, noStrace)) {
 
     // Runs `f` while the reader thread's first openat of `name` (the LOOKUP's) fails ENOENT;
     // gives strace's log of that thread's openat calls of the name.
-    const changedAfterLookup = async <T>(name: string, f: () => Promise<T>): Promise<{ result: T; log: string }> => {
+    const changedAfterLookup = async <T>(name: string, f: () => Promise<T>, when = '1'): Promise<{ result: T; log: string }> => {
       const logFile = join(base, `strace-${name}.log`);
-      const s = spawn('strace', ['-qq', '-p', reader, '-P', name, '-e', 'trace=openat', '-e', 'inject=openat:error=ENOENT:when=1', '-o', logFile], {
+      const s = spawn('strace', ['-qq', '-p', reader, '-P', name, '-e', 'trace=openat', '-e', `inject=openat:error=ENOENT:when=${when}`, '-o', logFile], {
         stdio: 'ignore',
       });
       const exited = new Promise<void>((r) => s.once('exit', () => r()));
@@ -173,8 +173,10 @@ if (!skipWithoutPythonMount(FILE, noStrace)) {
       symlinkSync(`${p.slice(p.lastIndexOf('/') + 1)}.target`, p);
     };
     const device: Maker = (p) => execFileSync('mknod', [p, 'c', '1', '3']);
-    const cases: Array<[string, Maker, string, string]> = [
-      // [name, what the other process made, flags, what the caller sees]
+    const nothing: Maker = () => undefined;
+    const cases: Array<[string, Maker, string, string, string?]> = [
+      // [name, what the other process made, flags, what the caller sees, which of the reader
+      // thread's openat calls of the name fail ENOENT (default the first: the LOOKUP's)]
       ['fifo-rn', fifo, 'O_RDONLY|O_CREAT|O_NONBLOCK', 'FIFO'], // was EIO, and a descriptor left open
       ['fifo-trunc', fifo, 'O_RDWR|O_CREAT|O_TRUNC', 'FIFO'], // was EINVAL (O_TRUNC is ignored for a FIFO)
       ['fifo-wn', fifo, 'O_WRONLY|O_CREAT|O_NONBLOCK', 'ENXIO'], // no reader, as open(2) says
@@ -183,8 +185,11 @@ if (!skipWithoutPythonMount(FILE, noStrace)) {
       ['link', link, 'O_RDWR|O_CREAT', 'REG:kept'], // followed to its target: was EIO after 8 tries
       ['link-nofollow', link, 'O_RDWR|O_CREAT|O_NOFOLLOW', 'ELOOP'],
       ['dev', device, 'O_WRONLY|O_CREAT', 'EACCES'], // the mount is nodev; was opened by the daemon, then EIO
+      // The third (the LOOKUP after the CREATE made the file) as if the file were removed since:
+      // made again, as open(2) never fails ENOENT for O_CREAT of a name in an existing directory.
+      ['gone', nothing, 'O_RDWR|O_CREAT', 'REG:', '3'], // was ENOENT
     ];
-    for (const [kind, make, flags, expected] of cases) {
+    for (const [kind, make, flags, expected, when] of cases) {
       // What the caller sees without the race (the kernel's LOOKUP finds the name), and on the
       // backing directory itself (a device opens there: it is not nodev).
       make(join(backing, `${kind}-plain`));
@@ -199,7 +204,7 @@ if (!skipWithoutPythonMount(FILE, noStrace)) {
         const name = `${kind}-${i}`;
         make(join(backing, name));
         const before = handles();
-        const { result, log } = await changedAfterLookup(name, () => opened(join(mnt, name), flags));
+        const { result, log } = await changedAfterLookup(name, () => opened(join(mnt, name), flags), when);
         if (sawCreate(log, name)) raced++;
         seen.set(result, (seen.get(result) ?? 0) + 1);
         // RELEASE comes after the caller's close, asynchronously: its closing the handle is awaited.
