@@ -208,7 +208,9 @@ if (!skipWithoutPythonMount(FILE, noStrace)) {
         if (sawCreate(log, name)) raced++;
         seen.set(result, (seen.get(result) ?? 0) + 1);
         // RELEASE comes after the caller's close, asynchronously: its closing the handle is awaited.
-        const closed = await until(`the daemon's handles back to ${before} after ${kind} #${i}`, () => handles() === before, BUDGET_MS).then(
+        // At most `before`: an earlier open's RELEASE (the case's plain open) may still have been
+        // on its way when `before` was counted (seen under load 15: one handle fewer after).
+        const closed = await until(`the daemon's handles back to ${before} after ${kind} #${i}`, () => handles() <= before, BUDGET_MS).then(
           () => true,
           () => false,
         );
