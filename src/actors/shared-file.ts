@@ -1162,6 +1162,70 @@ export class SharedFile {
     return this.standIns.has(id);
   }
 
+  /**
+   * This node's waiter `rid`, granted by another node's step (grantedRemotely), asked of this
+   * node's approval hook before its caller is told (API.md: asked before it is granted): `approve`
+   * is shown the request's event with a fence above every fence the file had. Approved: one step
+   * puts the lock again with that fence (the engine checks it as any grant's, Step.fence; a
+   * refusal asks again with a higher one). Vetoed: the lock is released as an unlock is (owed if
+   * the engine does not answer), waking whoever it held up, and the hook's code is the result.
+   * Nothing of the lock found here: answered granted, as the event said. Only for nodes with hooks: others answer the grant as it came.
+   */
+  async confirmRemote(rid: string, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number): Promise<number> {
+    let code = generic;
+    // The cache stands the grant in on the version before it: read first, so that the hook is
+    // asked once, on the engine's state, not again after a step refused as stale.
+    await this.reread();
+    const run: Run = (t) => {
+      const f = t.fileLocks(this.path);
+      const mine = this.grantedLocks(rid);
+      if (f === undefined || mine.length === 0) {
+        code = 0;
+        return undefined;
+      }
+      const fence = this.giveFence();
+      const verdict = approve === undefined ? 0 : approve(family, { ...event, fence });
+      const then = (v: number): undefined => {
+        code = Number.isInteger(v) ? v : generic;
+        if (code !== 0) return undefined;
+        for (const { l } of mine) {
+          f.removeLock(l);
+          f.grant({ kind: l.kind, write: l.write, owner: l.owner, start: l.start, end: l.end, origin: l.origin, fence });
+        }
+        return undefined;
+      };
+      return verdict instanceof Promise ? verdict.then(then, () => then(generic)) : then(verdict);
+    };
+    await this.decide(run, () => undefined, false);
+    if (code === 0 || this.grantedLocks(rid).length === 0) return code;
+    // Vetoed: released as an unlock is (a release decision, owed when the engine does not answer).
+    const drop: Run = (t) => {
+      const f = t.fileLocks(this.path);
+      if (f === undefined) return undefined;
+      for (const { l, start, end } of this.grantedLocks(rid)) {
+        if (l.kind === 'posix') f.applyPosix(l.owner, start, end, 'unlock');
+        else f.removeLock(l);
+      }
+      return t.dropRecords(this.path, [], []);
+    };
+    await this.decide(drop, () => undefined, true);
+    return code;
+  }
+
+  /** The locks of the table holding bytes another node's step granted this node's waiter `rid` (whole, or the part of a POSIX lock it merged with). */
+  private grantedLocks(rid: string): { l: Lock; start: bigint; end: bigint }[] {
+    const f = this.built ? this.table.fileLocks(this.path) : undefined;
+    if (f === undefined) return [];
+    const out: { l: Lock; start: bigint; end: bigint }[] = [];
+    for (const l of f.granted()) {
+      const id = this.lockIds.get(l);
+      if (id === undefined) continue;
+      if (id === rid) out.push({ l, start: l.start, end: l.end });
+      else for (const p of this.grantOf.get(id) ?? []) if (p.rid === rid) out.push({ l, start: p.start, end: p.end });
+    }
+    return out;
+  }
+
   /** Whether `rid`, granted remotely, is a POSIX lock whose owner holds others here: it may have merged with them, so the file is read again. */
   mayHaveMerged(rid: string): boolean {
     const r = this.records.find((x) => x.id === rid && x.state === 'held');

@@ -912,11 +912,28 @@ export class SharedFiles implements FileSpace {
         if (e.mark === true) this.settleMark(e.requestId);
         else {
           this.readEnds.delete(e.requestId);
-          this.endWait(e.requestId, e.result);
+          const code = e.result === 0 && this.waits.has(e.requestId) ? await this.confirmed(f, e.requestId) : e.result;
+          this.endWait(e.requestId, code);
         }
       }
       if (reread) await f.reread();
     });
+  }
+
+  /**
+   * A grant of this node's waiter `rid` by another node's step, as this node's hooks judge it
+   * (SharedFile.confirmRemote): with an approval or a release hook, the approval hook is asked
+   * and the lock gets its fence in a step of its own; without, the grant is answered as it came
+   * (no step).
+   */
+  private async confirmed(f: SharedFile, rid: string): Promise<number> {
+    const { approve, released } = this.hooks;
+    if (approve === undefined && released === undefined) return 0;
+    const hostId = this.waits.get(rid);
+    const c = hostId === undefined ? undefined : this.requests.get(hostId)?.call;
+    if (c === undefined || !('req' in c)) return 0;
+    const generic = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
+    return f.confirmRemote(rid, c.req.kind === 'windows' ? 'windows' : 'posix', c.req.origin.event, approve, generic);
   }
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */
