@@ -1168,10 +1168,11 @@ export class SharedFile {
    * is shown the request's event with a fence above every fence the file had. Approved: one step
    * puts the lock again with that fence (the engine checks it as any grant's, Step.fence; a
    * refusal asks again with a higher one). Vetoed: the lock is released as an unlock is (owed if
-   * the engine does not answer), waking whoever it held up, and the hook's code is the result.
+   * the engine does not answer), waking whoever it held up, and the hook's code is the result; so
+   * too when the request ended meanwhile (`waits` false: SharedFiles.cancel answers it at once).
    * Nothing of the lock found here: answered granted, as the event said. Only for nodes with hooks: others answer the grant as it came.
    */
-  async confirmRemote(rid: string, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number): Promise<number> {
+  async confirmRemote(rid: string, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number, waits: () => boolean): Promise<number> {
     let code = generic;
     // The cache stands the grant in on the version before it: read first, so that the hook is
     // asked once, on the engine's state, not again after a step refused as stale.
@@ -1186,7 +1187,9 @@ export class SharedFile {
       const fence = this.giveFence();
       const verdict = approve === undefined ? 0 : approve(family, { ...event, fence });
       const then = (v: number): undefined => {
-        code = Number.isInteger(v) ? v : generic;
+        // Its request ended while the hook ran (a timeout, an abort, stop): it stays ended, and
+        // the lock goes as a veto's (a node alone: core grantWaiter).
+        code = !waits() ? generic : Number.isInteger(v) ? v : generic;
         if (code !== 0) return undefined;
         for (const { l } of mine) {
           f.removeLock(l);
@@ -1197,7 +1200,7 @@ export class SharedFile {
       return verdict instanceof Promise ? verdict.then(then, () => then(generic)) : then(verdict);
     };
     await this.decide(run, () => undefined, false);
-    if (code === 0 || this.grantedLocks(rid).length === 0) return code;
+    if ((code === 0 && waits()) || this.grantedLocks(rid).length === 0) return code;
     // Vetoed: released as an unlock is (a release decision, owed when the engine does not answer).
     const drop: Run = (t) => {
       const f = t.fileLocks(this.path);

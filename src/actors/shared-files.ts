@@ -830,8 +830,10 @@ export class SharedFiles implements FileSpace {
     const r = this.requests.get(hostId);
     if (r === undefined || r.cancelled !== undefined) return;
     r.cancelled = reason;
+    // Granted by another node's step, judged by this node's approval hook now: ended at once, as
+    // a waiter whose approval is pending (core grantWaiter); the grant is released (confirmed).
     // Waiting out a grace period: ended now, like a waiter (a read too: it waits as well).
-    if (r.parked) {
+    if (r.parked || this.confirming.has(hostId)) {
       this.unpark(hostId, r);
       this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
       return;
@@ -926,6 +928,9 @@ export class SharedFiles implements FileSpace {
    * and the lock gets its fence in a step of its own; without, the grant is answered as it came
    * (no step).
    */
+  /** Requests whose grant by another node's step their node's approval hook judges now (confirmed): a cancel ends them at once. */
+  private readonly confirming = new Set<number>();
+
   private async confirmed(f: SharedFile, rid: string): Promise<number> {
     const { approve, released } = this.hooks;
     if (approve === undefined && released === undefined) return 0;
@@ -933,7 +938,12 @@ export class SharedFiles implements FileSpace {
     const c = hostId === undefined ? undefined : this.requests.get(hostId)?.call;
     if (c === undefined || !('req' in c)) return 0;
     const generic = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
-    return f.confirmRemote(rid, c.req.kind === 'windows' ? 'windows' : 'posix', c.req.origin.event, approve, generic);
+    this.confirming.add(hostId!);
+    try {
+      return await f.confirmRemote(rid, c.req.kind === 'windows' ? 'windows' : 'posix', c.req.origin.event, approve, generic, () => this.waits.get(rid) === hostId);
+    } finally {
+      this.confirming.delete(hostId!);
+    }
   }
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */

@@ -7,23 +7,26 @@ import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent, type LockFileEvent, type UnlockFileEvent } from '../../src/index.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
+import { settles } from './helpers.js';
 
 type Ev = (LockEvent | LockFileEvent | UnlockFileEvent) & { node: string; what: 'set' | 'release' };
 const ownerOf = (e: Ev): unknown => ('lockOwner' in e ? e.lockOwner : e.handle);
 
-async function nodes(t: Test, aHooks: boolean, veto: () => number) {
+async function nodes(t: Test, aHooks: boolean, veto: (e: Ev) => number | Promise<number>) {
   const server = await RedisServer.start();
   t.teardown(() => server.stop());
   const namespace = `rhook-${randomUUID().slice(0, 8)}`;
   const seen: Ev[] = [];
-  const hooks = (node: string, v: () => number) => ({
+  const hooks = (node: string, v: (e: Ev) => number | Promise<number>) => ({
     onLock: (e: LockEvent) => {
-      seen.push({ ...e, node, what: e.lockType === F_UNLCK ? 'release' : 'set' });
-      return e.lockType === F_UNLCK ? 0 : v();
+      const ev: Ev = { ...e, node, what: e.lockType === F_UNLCK ? 'release' : 'set' };
+      seen.push(ev);
+      return e.lockType === F_UNLCK ? 0 : v(ev);
     },
     onLockFile: (e: LockFileEvent) => {
-      seen.push({ ...e, node, what: 'set' });
-      return v();
+      const ev: Ev = { ...e, node, what: 'set' };
+      seen.push(ev);
+      return v(ev);
     },
     onUnlockFile: (e: UnlockFileEvent) => {
       seen.push({ ...e, node, what: 'release' });
@@ -66,7 +69,7 @@ for (const f of fam) {
       const before = Math.max(...seen.map((e) => e.fence ?? 0));
       t.ok(before > 0, `the file had fences (${before})`);
       t.equal(await drop(a, f, path, 2), 0, 'a unlocks');
-      t.equal(await waiter, 0, "b's waiter is granted");
+      t.equal(await settles(waiter, "b's waiter"), 0, "b's waiter is granted");
       const asked = seen.slice(from).filter((e) => e.node === 'b' && e.what === 'set' && ownerOf(e) === 3);
       t.equal(asked.length, 1, "b's hook was asked once for its waiter after a's release");
       const fence = asked[0]?.fence ?? 0;
@@ -95,9 +98,9 @@ for (const f of fam) {
     vetoing = true;
     const from = seen.length;
     t.equal(await drop(a, f, path, 2), 0, 'a unlocks');
-    t.equal(await bWaits, code, "b's caller gets its hook's code");
+    t.equal(await settles(bWaits, "b's waiter"), code, "b's caller gets its hook's code");
     t.ok(seen.slice(from).some((e) => e.node === 'b' && e.what === 'set' && ownerOf(e) === 3), "b's hook was asked after a's release");
-    t.equal(await aWaits, 0, "a's waiter behind it is granted");
+    t.equal(await settles(aWaits, "a's waiter behind b's"), 0, "a's waiter behind it is granted");
     const held = (await b.locks(path)).filter((e) => e.state === 'granted');
     t.equal(held.length, 1, 'one lock is held');
     t.notOk(seen.slice(from).some((e) => e.node === 'b' && e.what === 'release'), 'b tells no release of a lock its caller never had');
@@ -105,3 +108,38 @@ for (const f of fam) {
     t.same(await b.locks(path), [], 'nothing is left of b (as b sees the file)');
   });
 }
+
+t.test("posix: b's waiter aborted while b's hook judges its grant by a's release ends at once, and the grant is released", { skip: noRedis }, async (t) => {
+  let hang = false;
+  let asked: () => void = () => {};
+  const askedP = new Promise<void>((r) => (asked = r));
+  let answer: (v: number) => void = () => {};
+  const verdict = new Promise<number>((r) => (answer = r));
+  let count = 0;
+  // b's hook hangs for owner 3 once armed (the approval of its grant by a's release).
+  const { a, b } = await nodes(t, false, (e) => {
+    if (!hang || ownerOf(e) !== 3) return 0;
+    count++;
+    asked();
+    return verdict;
+  });
+  const path = '/c';
+  t.equal(await take(b, 'posix', path, 1, false), 0, 'b locks (after the grace period)');
+  t.equal(await drop(b, 'posix', path, 1), 0, 'and unlocks');
+  t.equal(await take(a, 'posix', path, 2, false), 0, 'a locks');
+  const ac = new AbortController();
+  const bWaits = b.lock({ path, lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLKW, lockOwner: 3, signal: ac.signal }).then((r) => r.result);
+  await waiting(b, path, 1);
+  const aWaits = take(a, 'posix', path, 4, true);
+  await waiting(a, path, 2);
+  hang = true;
+  t.equal(await drop(a, 'posix', path, 2), 0, 'a unlocks');
+  await settles(askedP, "b's hook asked for its waiter");
+  ac.abort();
+  t.equal(await settles(bWaits, "b's aborted waiter"), -4, "b's waiter ends with EINTR while its hook still runs");
+  answer(0);
+  t.equal(await settles(aWaits, "a's waiter behind b's"), 0, "the grant is released once the hook answers: a's waiter behind it is granted");
+  t.equal(count, 1, 'the hook was asked once');
+  t.equal(await drop(a, 'posix', path, 4), 0, "a's waiter unlocks");
+  t.same(await b.locks(path), [], 'nothing is left of b');
+});
