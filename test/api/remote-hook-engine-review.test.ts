@@ -1,0 +1,68 @@
+/**
+ * Review of issue 13: the engine paused (SIGSTOP) while b's hook judges b's waiter granted by a's
+ * release; the hook answers (approval or veto) with the engine away, then the engine resumes. The
+ * waiter ends, and what it was told agrees with what others may take: granted, the bytes stay
+ * b's; refused, a's waiter behind it is granted.
+ */
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
+import { RedisServer, noRedis } from '../store/redis-server.js';
+import { settles } from './helpers.js';
+
+const lk = (c: LockCoordinator, path: string, owner: number, type: number, wait = false): Promise<number> =>
+  c.lock({ path, lockType: type, lockStart: 0, lockLen: 10, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner }).then((r) => r.result);
+
+async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
+  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
+}
+
+for (const verdict of [0, -13]) {
+  t.test(`posix: the engine paused while b's hook judges a grant by a's release, the hook answers ${verdict}: b's waiter ends, and no two writers hold`, { skip: noRedis }, async (t) => {
+    const server = await RedisServer.start();
+    t.teardown(() => server.stop());
+    const namespace = `rheng-${randomUUID().slice(0, 8)}`;
+    // sessionTtlMs well past the pause: the sessions live through it.
+    const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 8000, requestTimeoutMs: 1000 });
+    let armed = false;
+    let asked: () => void = () => {};
+    const askedP = new Promise<void>((r) => (asked = r));
+    let answer: (v: number) => void = () => {};
+    const hookP = new Promise<number>((r) => (answer = r));
+    const a = await LockCoordinator.start({ workers: 1, store: store('a') });
+    const b = await LockCoordinator.start({
+      workers: 1,
+      store: store('b'),
+      onLock: (e: LockEvent) => {
+        if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
+        asked();
+        return hookP;
+      },
+    });
+    t.teardown(() => Promise.all([a.stop(), b.stop()]));
+    const path = '/e';
+    t.equal(await lk(a, path, 2, F_WRLCK), 0, 'a locks');
+    const bWaits = lk(b, path, 3, F_WRLCK, true);
+    await waiting(b, path, 1);
+    const aWaits = lk(a, path, 4, F_WRLCK, true);
+    await waiting(a, path, 2);
+    armed = true;
+    t.equal(await lk(a, path, 2, F_UNLCK), 0, 'a unlocks');
+    await settles(askedP, "b's hook asked");
+    server.pause();
+    answer(verdict);
+    let code: number;
+    try {
+      code = await settles(bWaits, "b's waiter, the engine paused");
+    } finally {
+      server.resume();
+    }
+    t.pass(`b's waiter ended with ${code}`);
+    if (code === 0) {
+      t.equal(await lk(a, path, 5, F_WRLCK), -11, "b's lock stands: a's try conflicts");
+      t.equal(await lk(b, path, 3, F_UNLCK), 0, 'b unlocks');
+    }
+    t.equal(await settles(aWaits, "a's waiter"), 0, "a's waiter behind is granted");
+    t.equal(await lk(b, path, 6, F_WRLCK), -11, "a's lock stands: b's try conflicts");
+  });
+}
