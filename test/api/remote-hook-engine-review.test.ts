@@ -24,6 +24,7 @@ for (const verdict of [0, -13]) {
     const namespace = `rheng-${randomUUID().slice(0, 8)}`;
     // sessionTtlMs well past the pause: the sessions live through it.
     const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 8000, requestTimeoutMs: 1000 });
+    const fences: string[] = [];
     let armed = false;
     let asked: () => void = () => {};
     const askedP = new Promise<void>((r) => (asked = r));
@@ -34,6 +35,7 @@ for (const verdict of [0, -13]) {
       workers: 1,
       store: store('b'),
       onLock: (e: LockEvent) => {
+        if (e.lockOwner === 3) fences.push(`${e.lockType === F_UNLCK ? 'release' : 'set'} ${e.fence}`);
         if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
         asked();
         return hookP;
@@ -61,6 +63,12 @@ for (const verdict of [0, -13]) {
     if (code === 0) {
       t.equal(await lk(a, path, 5, F_WRLCK), -11, "b's lock stands: a's try conflicts");
       t.equal(await lk(b, path, 3, F_UNLCK), 0, 'b unlocks');
+      const set = fences.filter((f) => f.startsWith('set')).at(-1)!.slice(4);
+      const released = async () => {
+        while (!fences.some((f) => f.startsWith('release'))) await new Promise((r) => setImmediate(r));
+      };
+      await settles(released(), "b's release event");
+      t.equal(fences.find((f) => f.startsWith('release'))!.slice(8), set, `b's release event tells the fence its approval was shown (${fences.join(', ')})`);
     }
     t.equal(await settles(aWaits, "a's waiter"), 0, "a's waiter behind is granted");
     t.equal(await lk(b, path, 6, F_WRLCK), -11, "a's lock stands: b's try conflicts");
