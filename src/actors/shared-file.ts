@@ -1199,7 +1199,19 @@ export class SharedFile {
       };
       return verdict instanceof Promise ? verdict.then(then, () => then(generic)) : then(verdict);
     };
-    await this.decide(run, () => undefined, false);
+    // The fenced step not written (the engine away until the deadline, or no reply): the lock
+    // stands without the fence its approval was shown, so it is refused as a grant the engine did
+    // not answer is (the generic code) and released below (owed).
+    let lost = false;
+    await this.decide(
+      run,
+      () => {
+        lost = true;
+        return undefined;
+      },
+      false,
+    );
+    if (lost && code === 0) code = generic;
     if ((code === 0 && waits()) || this.grantedLocks(rid).length === 0) return code;
     // Vetoed: released as an unlock is (a release decision, owed when the engine does not answer).
     const drop: Run = (t) => {
