@@ -34,7 +34,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { F_GETLK, F_UNLCK } from '../core/codes.js';
 import type { WaitForGraph } from '../core/deadlock.js';
-import { conflicts, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
+import { conflicts, type FileLocks, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
 import { LockTable, closedWith, without, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { type DecodedRecord, DecodedRecords, decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
@@ -115,6 +115,12 @@ export interface FileSpace {
   readonly epoch: number;
   /** This node's waiting requests: record id -> host request id. */
   readonly waits: ReadonlyMap<string, number>;
+  /**
+   * Whether this node's approval hook judges a grant of its waiter by another node's step before
+   * its caller is told (SharedFile.confirmRemote): a node with hooks. Without, such a grant is
+   * answered as it came, and nothing is kept for it.
+   */
+  readonly confirmsGrants?: boolean;
   /** A record id unique in the lock space. */
   newId(): string;
   /** The engine's time in µs from below, for a grant's fence number (Step.fence); what a 'fence' refusal told of it. */
@@ -1109,6 +1115,7 @@ export class SharedFile {
     this.standIns.clear();
     this.grantOf.clear();
     this.grants.clear();
+    this.preGrant.clear();
     this.version = 0;
     this.built = false;
   }
@@ -1133,6 +1140,7 @@ export class SharedFile {
     if (this.cancelledWaiter(rid)) return false;
     const r = this.records[i]!;
     const { req } = this.decode(r);
+    this.keepPreGrant(rid, req, this.records);
     this.records[i] = { ...r, state: 'held', data: encodeLock(lockOf(req), undefined, req.origin.pid) };
     this.grantOf.set(rid, [{ rid, start: req.start, end: req.end }]);
     this.grants.set(rid, { rid, req, told: waits });
@@ -1163,38 +1171,83 @@ export class SharedFile {
   }
 
   /**
-   * This node's waiter `rid`, granted by another node's step (grantedRemotely), asked of this
-   * node's approval hook before its caller is told (API.md: asked before it is granted): `approve`
-   * is shown the request's event with a fence above every fence the file had. Approved: one step
-   * puts the lock again with that fence (the engine checks it as any grant's, Step.fence; a
-   * refusal asks again with a higher one). Vetoed: the lock is released as an unlock is (owed if
-   * the engine does not answer), waking whoever it held up, and the hook's code is the result; so
-   * too when the request ended meanwhile (`waits` false: SharedFiles.cancel answers it at once).
-   * Nothing of the lock found here: answered granted, as the event said. Only for nodes with hooks: others answer the grant as it came.
+   * This node's waiters granted by another node's step whose grant this node's approval hook is
+   * still to judge (confirmRemote), by record id: the waiter's request, and its owner's locks
+   * here just before the grant entered the cache (grantedRemotely, apply, replace). A POSIX/OFD
+   * grant merges with them (fs/locks.c) and a flock grant replaces its owner's: a veto puts the
+   * owner's bytes of the request back as they were (restoreOwner). Kept only on a node that
+   * confirms grants (FileSpace.confirmsGrants): others pay nothing.
+   */
+  private readonly preGrant = new Map<string, { readonly req: LockRequest; readonly before: readonly LockRequest[] }>();
+
+  /** Keeps waiter `rid`'s request and its owner's locks among `records` (the cache just before its grant), once. */
+  private keepPreGrant(rid: string, req: LockRequest, records: Iterable<StoreRecord>): void {
+    if (this.space.confirmsGrants !== true || this.preGrant.has(rid) || !this.space.waits.has(rid)) return;
+    const me = this.space.config.node;
+    const before: LockRequest[] = [];
+    for (const x of records) {
+      if (x.node !== me || x.state !== 'held' || x.id === rid) continue;
+      const d = this.decode(x).req;
+      if (d.owner !== req.owner) continue;
+      const o = this.origins.get(x.id);
+      before.push(o === undefined ? d : { ...d, origin: o });
+    }
+    const o = this.origins.get(rid);
+    this.preGrant.set(rid, { req: o === undefined ? req : { ...req, origin: o }, before });
+  }
+
+  /** Forgets what keepPreGrant kept of waiter `rid` (its event handled without a confirmation). */
+  dropPreGrant(rid: string): void {
+    this.preGrant.delete(rid);
+  }
+
+  /**
+   * This node's waiter `rid`, granted by another node's step (grantedRemotely, or a stale reply's
+   * changes), asked of this node's approval hook before its caller is told (API.md: asked before
+   * it is granted), once, after the file is read again: `approve` is shown the request's event
+   * with a fence above every fence the file had. Approved: one step grants the request's bytes
+   * again with that fence (the engine checks it as any grant's, Step.fence; a refusal asks again
+   * with a higher one). Vetoed, or its request ended meanwhile (`waits` false: SharedFiles.cancel
+   * answers it at once; the hook is not asked if it ended before): the owner gets back exactly what
+   * it held of those bytes before the grant (restoreOwner: a vetoed upgrade keeps its read lock,
+   * an adjacent or overlapping lock its earlier bytes), the bytes beyond go, and whoever they
+   * held up is woken, in one step (owed if the engine does not answer); the hook's code is the
+   * result. No other owner's lock changes. The grant not found here (released meanwhile):
+   * answered granted, as the event said. Only for nodes with hooks: others answer the grant as it came.
    */
   async confirmRemote(rid: string, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number, waits: () => boolean): Promise<number> {
+    const kept = this.preGrant.get(rid) ?? (this.grants.has(rid) ? { req: this.grants.get(rid)!.req, before: undefined } : undefined);
+    this.preGrant.delete(rid);
+    if (kept === undefined) return waits() ? 0 : generic;
+    const { req, before } = kept;
     let code = generic;
-    // The cache stands the grant in on the version before it: read first, so that the hook is
-    // asked once, on the engine's state, not again after a step refused as stale.
+    // The cache stands the grant in on the version before it (unmerged): read first, so that the
+    // hook is asked once, on the engine's state, not again after a step refused as stale.
     await this.reread();
     const run: Run = (t) => {
       const f = t.fileLocks(this.path);
-      const mine = this.grantedLocks(rid);
-      if (f === undefined || mine.length === 0) {
-        code = 0;
+      if (f === undefined || !this.holdsGrant(f, req, before)) {
+        code = waits() ? 0 : generic;
+        return undefined;
+      }
+      // Ended before its hook was asked: not asked; the grant goes as a veto's.
+      if (!waits()) {
+        code = generic;
         return undefined;
       }
       const fence = this.giveFence();
-      const verdict = approve === undefined ? 0 : approve(family, { ...event, fence });
+      let verdict: number | Promise<number>;
+      try {
+        verdict = approve === undefined ? 0 : approve(family, { ...event, fence });
+      } catch {
+        verdict = generic;
+      }
       const then = (v: number): undefined => {
         // Its request ended while the hook ran (a timeout, an abort, stop): it stays ended, and
         // the lock goes as a veto's (a node alone: core grantWaiter).
         code = !waits() ? generic : Number.isInteger(v) ? v : generic;
         if (code !== 0) return undefined;
-        for (const { l } of mine) {
-          f.removeLock(l);
-          f.grant({ kind: l.kind, write: l.write, owner: l.owner, start: l.start, end: l.end, origin: l.origin, fence });
-        }
+        this.regrant(f, req, before, fence);
         return undefined;
       };
       return verdict instanceof Promise ? verdict.then(then, () => then(generic)) : then(verdict);
@@ -1212,33 +1265,105 @@ export class SharedFile {
       false,
     );
     if (lost && code === 0) code = generic;
-    if ((code === 0 && waits()) || this.grantedLocks(rid).length === 0) return code;
-    // Vetoed: released as an unlock is (a release decision, owed when the engine does not answer).
+    if (code === 0 && waits()) return code;
+    const f = this.built ? this.table.fileLocks(this.path) : undefined;
+    if (f === undefined || !this.holdsGrant(f, req, before)) return code;
+    // Vetoed: the owner's bytes of the request as they were before the grant, as one release
+    // decision (owed when the engine does not answer); its wake-up pass grants who fits now.
     const drop: Run = (t) => {
-      const f = t.fileLocks(this.path);
-      if (f === undefined) return undefined;
-      for (const { l, start, end } of this.grantedLocks(rid)) {
-        if (l.kind === 'posix') f.applyPosix(l.owner, start, end, 'unlock');
-        else f.removeLock(l);
-      }
+      const fl = t.fileLocks(this.path);
+      if (fl === undefined || !this.holdsGrant(fl, req, before)) return undefined;
+      this.restoreOwner(fl, req, before);
       return t.dropRecords(this.path, [], []);
     };
     await this.decide(drop, () => undefined, true);
     return code;
   }
 
-  /** The locks of the table holding bytes another node's step granted this node's waiter `rid` (whole, or the part of a POSIX lock it merged with). */
-  private grantedLocks(rid: string): { l: Lock; start: bigint; end: bigint }[] {
-    const f = this.built ? this.table.fileLocks(this.path) : undefined;
-    if (f === undefined) return [];
-    const out: { l: Lock; start: bigint; end: bigint }[] = [];
-    for (const l of f.granted()) {
-      const id = this.lockIds.get(l);
-      if (id === undefined) continue;
-      if (id === rid) out.push({ l, start: l.start, end: l.end });
-      else for (const p of this.grantOf.get(id) ?? []) if (p.rid === rid) out.push({ l, start: p.start, end: p.end });
+  /** The Windows lock of the table that is `req`'s grant: its range, mode and handle, not one of `before` (what the owner held before it). */
+  private windowsGrant(f: FileLocks, req: LockRequest, before: readonly LockRequest[] | undefined): Lock | undefined {
+    const like = (l: LockRequest): boolean => l.kind === 'windows' && l.owner === req.owner && l.start === req.start && l.end === req.end && l.write === req.write && l.origin.handleKey === req.origin.handleKey;
+    const all = f.granted().filter(like);
+    // Identical locks the owner held before stay its own: the grant is the last one granted.
+    const same = before?.filter(like).length ?? 0;
+    return all.length > same ? all.reduce((x, y) => (y.seq > x.seq ? y : x)) : undefined;
+  }
+
+  /** Whether the table still holds `req`'s grant: its owner holds its bytes in its mode (a Windows lock: one more than before). */
+  private holdsGrant(f: FileLocks, req: LockRequest, before: readonly LockRequest[] | undefined): boolean {
+    if (req.kind === 'windows') return this.windowsGrant(f, req, before) !== undefined;
+    if (req.kind === 'flock') {
+      const l = f.flockOf(req.owner);
+      return l !== undefined && l.write === req.write;
     }
-    return out;
+    return coveredBy(req, f.ownedBy(req.owner));
+  }
+
+  /** The approved grant of `req`, put again with its fence (a POSIX/OFD one over the owner's bytes of it, merging as a grant does). */
+  private regrant(f: FileLocks, req: LockRequest, before: readonly LockRequest[] | undefined, fence: number): void {
+    if (req.kind === 'windows') {
+      const l = this.windowsGrant(f, req, before)!;
+      f.removeLock(l);
+      f.grant({ kind: l.kind, write: l.write, owner: l.owner, start: l.start, end: l.end, origin: l.origin, fence });
+      return;
+    }
+    if (req.kind === 'flock') {
+      const l = f.flockOf(req.owner)!;
+      f.grant({ ...req, origin: l.origin, fence });
+      return;
+    }
+    f.grant({ ...req, fence });
+  }
+
+  /**
+   * A vetoed grant of `req` undone: its owner holds the bytes of `req` as it did before the grant
+   * (`before`), and every other byte as now; a lock of `before` whose bytes are all back is put
+   * back whole, with its origin and fence. Without `before` (not kept), the bytes of `req` go.
+   */
+  private restoreOwner(f: FileLocks, req: LockRequest, before: readonly LockRequest[] | undefined): void {
+    if (req.kind === 'windows') {
+      f.removeLock(this.windowsGrant(f, req, before)!);
+      return;
+    }
+    if (req.kind === 'flock') {
+      f.removeLock(f.flockOf(req.owner)!);
+      const b = before?.find((x) => x.kind === 'flock');
+      if (b !== undefined) f.restoreLock(lockOf(b));
+      return;
+    }
+    const { start: s, end: e } = req;
+    type Piece = { start: bigint; end: bigint; write: boolean; origin: LockOrigin; fence: number | undefined };
+    const pieces: Piece[] = [];
+    // The owner's locks over or beside the request's bytes: what lies outside them stays.
+    for (const l of f.ownedBy(req.owner)) {
+      if (l.end < s - 1n || l.start > e + 1n) continue;
+      f.removeLock(l);
+      if (l.start < s) pieces.push({ start: l.start, end: s - 1n, write: l.write, origin: l.origin, fence: l.fence });
+      if (l.end > e) pieces.push({ start: e + 1n, end: l.end, write: l.write, origin: l.origin, fence: l.fence });
+    }
+    // What the owner held of the request's bytes before the grant.
+    for (const b of before ?? []) {
+      if (b.end < s || b.start > e) continue;
+      pieces.push({ start: b.start > s ? b.start : s, end: b.end < e ? b.end : e, write: b.write, origin: b.origin, fence: b.fence });
+    }
+    pieces.sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
+    // Canonical again (fs/locks.c): a mode's pieces that touch are one lock.
+    const merged: Piece[] = [];
+    for (const p of pieces) {
+      const last = merged.findLast((m) => m.write === p.write);
+      if (last !== undefined && p.start <= last.end + 1n) {
+        if (p.end > last.end) last.end = p.end;
+        if (p.fence !== undefined && (last.fence === undefined || p.fence > last.fence)) last.fence = p.fence;
+        continue;
+      }
+      merged.push({ ...p });
+    }
+    for (const m of merged) {
+      const was = before?.find((b) => b.start === m.start && b.end === m.end && b.write === m.write);
+      const origin = was?.origin ?? m.origin;
+      const fence = was !== undefined ? was.fence : m.fence;
+      f.restoreLock(lockOf({ kind: req.kind, write: m.write, owner: req.owner, start: m.start, end: m.end, origin, ...(fence === undefined ? {} : { fence }) }));
+    }
   }
 
   /** Whether `rid`, granted remotely, is a POSIX lock whose owner holds others here: it may have merged with them, so the file is read again. */
@@ -1320,7 +1445,11 @@ export class SharedFile {
       if (c.node !== me) {
         const gone = c.removed.flatMap((id) => byId.get(id) ?? []);
         const granted = this.grantedIn(gone, c.put);
-        for (const r of granted) this.spare(r.id, this.decode(r).req);
+        for (const r of granted) {
+          const { req } = this.decode(r);
+          this.spare(r.id, req);
+          if (this.space.confirmsGrants === true) this.keepPreGrant(r.id, req, byId.values());
+        }
         this.markGrants(granted, gone, c.put);
       }
       // The origins of records gone go with them (a waiter another node granted, a lock its grant
@@ -1351,7 +1480,11 @@ export class SharedFile {
     const fresh = records.filter((r) => !known.has(r.id));
     const gone = this.records.filter((x) => !now.has(x.id));
     const granted = this.grantedIn(gone, fresh);
-    for (const r of granted) this.spare(r.id, this.decode(r).req);
+    for (const r of granted) {
+      const { req } = this.decode(r);
+      this.spare(r.id, req);
+      if (this.space.confirmsGrants === true) this.keepPreGrant(r.id, req, this.records);
+    }
     this.markGrants(granted, gone, fresh);
     for (const r of gone) this.origins.delete(r.id);
     this.records = [...records];

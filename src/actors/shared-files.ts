@@ -910,40 +910,56 @@ export class SharedFiles implements FileSpace {
       if (granted.length > 0) f.refresh();
       // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
       const reread = granted.some((rid) => f.mayHaveMerged(rid)) || ends.some((e) => f.unsureWaiter(e.requestId));
-      for (const e of events) {
-        if (e.mark === true) this.settleMark(e.requestId);
-        else {
-          this.readEnds.delete(e.requestId);
-          const code = e.result === 0 && this.waits.has(e.requestId) ? await this.confirmed(f, e.requestId) : e.result;
-          this.endWait(e.requestId, code);
+      // The grants this node's approval hook judges (confirmed), one after another: each of their
+      // requests counts as judged from now on, so a cancel of one whose turn has not come ends it
+      // at once too, as a node alone ends a waiter whose approval is pending.
+      const judged = new Map<string, number>();
+      if (this.confirmsGrants) {
+        for (const e of ends) {
+          const hostId = e.result === 0 ? this.waits.get(e.requestId) : undefined;
+          if (hostId === undefined) continue;
+          judged.set(e.requestId, hostId);
+          this.confirming.add(hostId);
         }
+      }
+      try {
+        for (const e of events) {
+          if (e.mark === true) this.settleMark(e.requestId);
+          else {
+            this.readEnds.delete(e.requestId);
+            const hostId = judged.get(e.requestId);
+            const code = hostId !== undefined ? await this.confirmed(f, e.requestId, hostId) : e.result;
+            if (hostId === undefined) f.dropPreGrant(e.requestId);
+            this.endWait(e.requestId, code);
+          }
+        }
+      } finally {
+        for (const hostId of judged.values()) this.confirming.delete(hostId);
       }
       if (reread) await f.reread();
     });
   }
 
-  /**
-   * A grant of this node's waiter `rid` by another node's step, as this node's hooks judge it
-   * (SharedFile.confirmRemote): with an approval or a release hook, the approval hook is asked
-   * and the lock gets its fence in a step of its own; without, the grant is answered as it came
-   * (no step).
-   */
-  /** Requests whose grant by another node's step their node's approval hook judges now (confirmed): a cancel ends them at once. */
+  /** Whether this node's approval hook judges grants of its waiters by other nodes' steps (FileSpace.confirmsGrants): it has hooks. */
+  get confirmsGrants(): boolean {
+    return this.hooks.approve !== undefined || this.hooks.released !== undefined;
+  }
+
+  /** Requests whose grant by another node's step their node's approval hook judges now or next (confirmed): a cancel ends them at once. */
   private readonly confirming = new Set<number>();
 
-  private async confirmed(f: SharedFile, rid: string): Promise<number> {
-    const { approve, released } = this.hooks;
-    if (approve === undefined && released === undefined) return 0;
-    const hostId = this.waits.get(rid);
-    const c = hostId === undefined ? undefined : this.requests.get(hostId)?.call;
-    if (c === undefined || !('req' in c)) return 0;
-    const generic = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
-    this.confirming.add(hostId!);
-    try {
-      return await f.confirmRemote(rid, c.req.kind === 'windows' ? 'windows' : 'posix', c.req.origin.event, approve, generic, () => this.waits.get(rid) === hostId);
-    } finally {
-      this.confirming.delete(hostId!);
-    }
+  /**
+   * A grant of this node's waiter `rid` (request `hostId`'s when its event was read) by another
+   * node's step, as this node's hooks judge it (SharedFile.confirmRemote): the approval hook is
+   * asked and the lock gets its fence in a step of its own, or, vetoed or its request ended since,
+   * the owner's bytes go back to what they were. Only on a node with hooks (confirmsGrants).
+   */
+  private async confirmed(f: SharedFile, rid: string, hostId: number): Promise<number> {
+    const c = this.requests.get(hostId)?.call;
+    const req = c !== undefined && 'req' in c ? c.req : undefined;
+    const generic = c?.op === 'lockFile' ? ERROR_LOCK_VIOLATION : -ENOLCK;
+    const family = req?.kind === 'windows' ? 'windows' : 'posix';
+    return f.confirmRemote(rid, family, req?.origin.event ?? {}, this.hooks.approve, generic, () => this.waits.get(rid) === hostId);
   }
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */

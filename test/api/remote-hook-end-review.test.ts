@@ -18,7 +18,10 @@ async function nodes(t: Test, hook: (e: LockEvent) => number | Promise<number>, 
   const b = await LockCoordinator.start({ workers: 1, store: store('b'), hookTimeoutMs, onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : hook(e)) });
   let bStopped = false;
   t.teardown(() => Promise.all([a.stop(), bStopped ? undefined : b.stop()]));
-  return { a, b, stopB: () => ((bStopped = true), b.stop()) };
+  return { a, b, stopB: () => {
+      bStopped = true;
+      return b.stop();
+    }, };
 }
 
 async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {

@@ -22,7 +22,11 @@ async function nodes(t: Test, veto: (e: LockEvent) => boolean) {
   const b = await LockCoordinator.start({
     workers: 1,
     store: store('b'),
-    onLock: (e: LockEvent) => (e.lockType !== F_UNLCK && veto(e) ? (asked.n++, VETO) : 0),
+    onLock: (e: LockEvent) => {
+      if (e.lockType === F_UNLCK || !veto(e)) return 0;
+      asked.n++;
+      return VETO;
+    },
   });
   t.teardown(() => Promise.all([a.stop(), b.stop()]));
   return { a, b, asked };
@@ -40,7 +44,6 @@ const held = async (c: LockCoordinator, path: string, owner: number) =>
 
 t.test("posix: a vetoed upgrade (read -> write) granted by another node's release keeps the owner's read lock", {
   skip: noRedis,
-  todo: "found by review: the grant merges with the owner's read lock into a lock of another record id; SharedFile.grantedLocks(rid) finds nothing after reread, so confirmRemote answers 0 without asking the hook (no veto, no fence)",
 }, async (t) => {
   let vetoing = false;
   const { a, b, asked } = await nodes(t, (e) => vetoing && e.lockOwner === 3 && e.lockType === F_WRLCK);
@@ -59,10 +62,9 @@ t.test("posix: a vetoed upgrade (read -> write) granted by another node's releas
 
 t.test("posix: a vetoed extension (adjacent range) granted by another node's release keeps the owner's earlier bytes", {
   skip: noRedis,
-  todo: "found by review: the grant merges with the owner's adjacent lock; confirmRemote finds no lock of the waiter (grantedLocks) and answers 0 without asking the hook: the vetoed bytes stay held",
 }, async (t) => {
   let vetoing = false;
-  const { a, b, asked } = await nodes(t, (e) => vetoing && e.lockOwner === 3 && e.lockStart === 10);
+  const { a, b, asked } = await nodes(t, (e) => vetoing && e.lockOwner === 3 && e.lockStart === 10n);
   const path = '/adj';
   t.equal(await lk(b, path, 3, F_WRLCK, 0, 10), 0, 'b owner 3 writes [0,10)');
   t.equal(await lk(a, path, 2, F_WRLCK, 10, 10), 0, 'a owner 2 writes [10,20)');
@@ -79,7 +81,6 @@ t.test("posix: a vetoed extension (adjacent range) granted by another node's rel
 
 t.test("posix: a vetoed write over the owner's own read lock on part of the range keeps that read lock", {
   skip: noRedis,
-  todo: "found by review: the veto unlocks only the grant's own bytes [5,10); the owner's read lock on [0,5), replaced by the granted write, is left as a write lock on [0,5) (an upgrade nobody approved)",
 }, async (t) => {
   let vetoing = false;
   const { a, b, asked } = await nodes(t, (e) => vetoing && e.lockOwner === 3 && e.lockType === F_WRLCK);
@@ -97,7 +98,6 @@ t.test("posix: a vetoed write over the owner's own read lock on part of the rang
 
 t.test("ofd: a vetoed write over the owner's own read lock on part of the range keeps that read lock", {
   skip: noRedis,
-  todo: "found by review: confirmRemote's veto (drop) unlocks bytes with applyPosix only for kind 'posix'; an OFD lock is removed whole (removeLock), with the owner's earlier bytes [0,5)",
 }, async (t) => {
   let vetoing = false;
   const { a, b, asked } = await nodes(t, (e) => vetoing && e.lockOwner === 3 && e.lockType === F_WRLCK);
