@@ -940,9 +940,9 @@ export class SharedFiles implements FileSpace {
     });
   }
 
-  /** Whether this node's approval hook judges grants of its waiters by other nodes' steps (FileSpace.confirmsGrants): it has hooks. */
+  /** Whether this node's approval hook judges grants of its waiters by other nodes' steps (FileSpace.confirmsGrants): it has one (onLock, onLockFile; a release hook alone, as some tests give, judges nothing). */
   get confirmsGrants(): boolean {
-    return this.hooks.approve !== undefined || this.hooks.released !== undefined;
+    return this.hooks.approve !== undefined;
   }
 
   /** Requests whose grant by another node's step their node's approval hook judges now or next (confirmed): a cancel ends them at once. */
