@@ -928,7 +928,15 @@ export class SharedFiles implements FileSpace {
           else {
             this.readEnds.delete(e.requestId);
             const hostId = judged.get(e.requestId);
-            const code = hostId !== undefined ? await this.confirmed(f, e.requestId, hostId) : e.result;
+            let code = e.result;
+            if (hostId !== undefined) {
+              // A fault while judging ends the waiter with its family's generic code (reported): the
+              // events after it still end theirs.
+              code = await this.confirmed(f, e.requestId, hostId).catch((err: unknown) => {
+                this.report(err);
+                return this.requests.get(hostId)?.call.op === 'lockFile' ? ERROR_LOCK_VIOLATION : -ENOLCK;
+              });
+            }
             if (hostId === undefined) f.dropPreGrant(e.requestId);
             this.endWait(e.requestId, code);
           }
