@@ -629,6 +629,8 @@ interface SpaceLocks {
   /** How the data stands to the engine's run (SpaceRead.run): 'other' may be stale. */
   run: 'same' | 'other' | 'unknown';
   locks: Listed[];
+  /** Why the session registry could not be read (then no MOUNT and no late session is known), if it could not. */
+  registryRefused?: string;
 }
 
 /**
@@ -656,13 +658,17 @@ async function storeLocks(url: string, namespace: string | undefined, here: Here
   try {
     // Each command ends within requestTimeoutMs; the whole read too.
     const read = (async () => {
-      const registry = engine.sessions().catch(() => undefined);
+      let refused: string | undefined;
+      const registry = engine.sessions().catch((e: unknown) => {
+        refused = (e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, '');
+        return undefined;
+      });
       const files = await engine.files();
       const space = await engine.readSpace(files);
-      return { files, space, registry: await registry, now: Date.now() };
+      return { files, space, registry: await registry, now: Date.now(), refused };
     })();
     read.catch(() => {});
-    const { files, space, registry, now } = await Promise.race([
+    const { files, space, registry, now, refused } = await Promise.race([
       read,
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`${o.shownUrl}: no answer within ${o.requestTimeoutMs} ms`)), o.requestTimeoutMs);
@@ -697,7 +703,7 @@ async function storeLocks(url: string, namespace: string | undefined, here: Here
       });
     });
     markLate(locks, reg, () => null, here);
-    return { engine: o.shownUrl, namespace: o.namespace, incarnation: space.incarnation, run: space.run, locks: locks.sort(byPlace) };
+    return { engine: o.shownUrl, namespace: o.namespace, incarnation: space.incarnation, run: space.run, locks: locks.sort(byPlace), ...(refused === undefined ? {} : { registryRefused: refused }) };
   } catch (e) {
     const m = (e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, '');
     throw new Failure(`cannot list the lock space '${o.namespace}' at ${o.shownUrl}: ${m.replace(`${o.shownUrl}: `, '')}`);
@@ -724,6 +730,12 @@ async function mainStore(url: string, namespace: string | undefined, json: boole
     process.stderr.write(
       `locksmith locks: ${where} was written under another run of its server (it restarted or failed over since) and no node has used it since: ` +
         'what is listed may be older than what its nodes last committed; the first node to reach the engine drops it (a loss: its nodes put back what they still hold, in a grace period)\n',
+    );
+  }
+  if (l.registryRefused !== undefined) {
+    process.stderr.write(
+      `locksmith locks: the session registry of ${where} could not be read (${printable(l.registryRefused)}): MOUNT is '-' for every lock and no late session can be said; ` +
+        'an ACL user needs MULTI, EXEC, TIME, ZRANGE, GET and MGET besides EVAL_RO\n',
     );
   }
   const late = lateSessions(l.locks);
