@@ -656,24 +656,29 @@ async function storeLocks(url: string, namespace: string | undefined, here: Here
   }
   let timer: NodeJS.Timeout | undefined;
   try {
-    // Each command ends within requestTimeoutMs; the whole read too.
+    // Each answer comes within requestTimeoutMs of the last (a large namespace is read in many
+    // scripts: the whole read may take longer, the engine never silent that long).
+    let arm = (): void => {};
+    const silent = new Promise<never>((_, reject) => {
+      arm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => reject(new Error(`${o.shownUrl}: no answer within ${o.requestTimeoutMs} ms`)), o.requestTimeoutMs);
+      };
+    });
+    arm();
+    let refused: string | undefined;
     const read = (async () => {
-      let refused: string | undefined;
       const registry = engine.sessions().catch((e: unknown) => {
         refused = (e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, '');
         return undefined;
       });
       const files = await engine.files();
-      const space = await engine.readSpace(files);
-      return { files, space, registry: await registry, now: Date.now(), refused };
+      arm();
+      const space = await engine.readSpace(files, arm);
+      return { files, space, registry: await registry, now: Date.now() };
     })();
     read.catch(() => {});
-    const { files, space, registry, now, refused } = await Promise.race([
-      read,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${o.shownUrl}: no answer within ${o.requestTimeoutMs} ms`)), o.requestTimeoutMs);
-      }),
-    ]);
+    const { files, space, registry, now } = await Promise.race([read, silent]);
     const reg = registry === undefined ? undefined : registryOf(registry);
     // A node's mount, as its live session recorded it.
     const serves = new Map<string, SessionServes>();

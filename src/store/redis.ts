@@ -878,9 +878,9 @@ export class RedisEngine implements Engine {
    * script a node runs loaded (EVAL_RO of a script no node sends; EVAL where the engine has no
    * EVAL_RO, before Redis 7: the script has no write command either). For a listing that joins
    * no lock space (`locksmith locks --store`). An Error naming the URL when the engine does not
-   * answer, or saying it refused the read.
+   * answer, or saying it refused the read. `progress`: called as each script's answer comes.
    */
-  async readSpace(files: readonly string[]): Promise<SpaceRead> {
+  async readSpace(files: readonly string[], progress?: () => void): Promise<SpaceRead> {
     // A script blocks the engine while it runs: a large namespace is read SPACE_READ_FILES files
     // per script, each file at one moment; a loss of the data between two reads (the incarnation
     // changed) is an error, never a listing mixing two data sets.
@@ -889,6 +889,7 @@ export class RedisEngine implements Engine {
       const part = await this.readSpaceOnce(files.slice(i, i + SPACE_READ_FILES));
       if (parts.length > 0 && part.incarnation !== parts[0]!.incarnation) throw new Error(`locksmith store: ${this.o.shownUrl}: the lock space's data changed during the listing (the engine lost it, or it was made anew): list again`);
       parts.push(part);
+      progress?.();
     }
     const run = parts.some((p) => p.run === 'other') ? 'other' : parts.some((p) => p.run === 'unknown') ? 'unknown' : 'same';
     return { incarnation: parts[0]!.incarnation, run, files: parts.flatMap((p) => p.files) };
