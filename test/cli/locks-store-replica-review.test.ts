@@ -1,0 +1,48 @@
+/**
+ * Review of `locksmith locks --store` (issue 13): listed from a replica. An admin's read-only
+ * query is naturally pointed at a replica (it holds the primary's data, in sync). SPACE_READ
+ * judges the data's run with the replica's own run_id against the one the primary recorded, so a
+ * healthy replica's listing is said on stderr, and with "stale": true in --json, to be data of an
+ * earlier run that "the first node to reach the engine drops": false, nodes use the primary.
+ * Left as a todo: the fix is in SPACE_READ's runState (a replica whose replication ID is the one
+ * recorded, link up, holds the primary's current run) and wants its author's judgement of a
+ * replica promoted meanwhile.
+ */
+import { randomUUID } from 'node:crypto';
+import t from 'tap';
+import { F_SETLK, F_WRLCK, LockCoordinator } from '../../src/index.js';
+import { FAST_SYNC, RedisServer, noRedis, replicate } from '../store/redis-server.js';
+import { runCli } from '../native/cli-proc.js';
+
+const NS = `lr-${randomUUID().slice(0, 8)}`;
+
+let primary: RedisServer;
+let replica: RedisServer;
+let a: LockCoordinator;
+
+t.before(async () => {
+  if (noRedis) return;
+  primary = await RedisServer.start(FAST_SYNC);
+  replica = await RedisServer.start();
+  a = await LockCoordinator.start({ workers: 1, store: { url: primary.url, namespace: NS, sessionTtlMs: 3000, node: 'a' } });
+  t.equal((await a.lock({ path: '/f', lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, lockOwner: 1, lockPid: 7 })).result, 0);
+  await replicate(await replica.client(), primary);
+  // The lock has reached the replica (WAIT: every write so far acknowledged by it).
+  t.equal(await (await primary.client()).wait(1, 0), 1, 'the replica has every write');
+});
+t.teardown(async () => {
+  await a?.stop();
+  await replica?.stop();
+  await primary?.stop();
+});
+
+t.test('an in-sync replica: its listing is not said to be stale', { skip: noRedis, todo: 'found by review: SPACE_READ says an in-sync replica\'s data is of another run (stale)' }, async (t) => {
+  const onPrimary = await runCli(['locks', '--store', primary.url, '--namespace', NS, '--json']);
+  t.equal(JSON.parse(onPrimary.stdout).store.stale, false, 'the primary: not stale');
+  const r = await runCli(['locks', '--store', replica.url, '--namespace', NS, '--json']);
+  t.equal(r.status, 0, r.stderr);
+  const body = JSON.parse(r.stdout) as { store: { stale: boolean }; locks: { node: string; pid: number }[] };
+  t.same(body.locks.map((l) => [l.node, l.pid]), [['a', 7]], 'the lock, from the replica');
+  t.equal(body.store.stale, false, 'not stale');
+  t.notMatch(r.stderr, /another run of its server/, 'not said to be of another run');
+});
