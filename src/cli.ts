@@ -38,14 +38,29 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
+/**
+ * Resolves once what was written to `stream` has left the process. stdout and stderr on a pipe
+ * are not written synchronously: exiting at once cut a listing larger than the pipe's buffer (64
+ * KiB) there. A reader gone (EPIPE: `| head -1`) ends the wait too.
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    // Kept: the stream says its error after the write's callback (the process exits meanwhile).
+    stream.on('error', () => resolve());
+    stream.write('', () => resolve());
+  });
+}
+
 main(process.argv.slice(2)).then(
-  (code) => {
+  async (code) => {
     process.exitCode = code;
     // mount, locks and stats are done when they return: nothing left behind (a control
-    // connection's teardown) may hold the exit up. Their output is written synchronously (files
-    // and pipes on Linux).
+    // connection's teardown) may hold the exit up, once their output has left.
     const cmd = process.argv[2];
-    if (cmd === 'mount' || cmd === 'locks' || cmd === 'stats') process.exit(code);
+    if (cmd === 'mount' || cmd === 'locks' || cmd === 'stats') {
+      await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+      process.exit(code);
+    }
   },
   (e: unknown) => {
     process.stderr.write(`locksmith: ${e instanceof Error ? e.message : String(e)}\n`);

@@ -752,25 +752,10 @@ async function mainStore(url: string, namespace: string | undefined, json: boole
       ...(late.length === 0 ? {} : { lateSessions: late.map(lateJson) }),
     };
     process.stdout.write(`${JSON.stringify(body, null, 2)}\n`);
-    await flushed();
     return 0;
   }
   printLocks(l.locks, true, true, headings);
-  await flushed();
   return 0;
-}
-
-/**
- * Resolves once what was written to stdout has left the process. The CLI exits as soon as main
- * returns (cli.ts), and stdout on a pipe is not written synchronously: a listing larger than the
- * pipe's buffer (64 KiB) was cut there. A reader gone (EPIPE: `| head -1`) ends the wait too.
- */
-function flushed(): Promise<void> {
-  return new Promise((resolve) => {
-    // Kept: the stream says its error after the write's callback (the process exits meanwhile).
-    process.stdout.on('error', () => resolve());
-    process.stdout.write('', () => resolve());
-  });
 }
 
 export async function main(cmd: Cmd, argv: string[]): Promise<number> {

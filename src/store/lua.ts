@@ -900,7 +900,8 @@ export const EMPTY = 'return 1';
  * joins no lock space, sends it by EVAL_RO): the incarnation ('' when there is none), how the
  * namespace's data stands to the engine's run, and per file its version and records, as LOAD
  * gives them, at one moment. The run, as rolledBack() in RUN would judge it without acting:
- * 'same' (the data is the run's, or would be adopted), 'other' (written under another run: the
+ * 'same' (the data is the run's, or would be adopted, or the engine is a replica of the run's
+ * data set: the primary's replication ID as recorded), 'other' (written under another run: the
  * next node's run check drops it), 'unknown' (INFO or the run's key refused: nodes do not check
  * either). Never loaded by a node, so a node's scripts keep their run checks (RedisEngine.call).
  */
@@ -914,6 +915,13 @@ local function runState()
   local id = string.match(run, '^(%x+)')
   local was = string.match(cur[2], '^(%x+)')
   if cur[2] == id or (noSecond and was == id) or (run == id and was == id) then return 'same' end
+  -- A replica (an admin's listing is naturally pointed at one) has a run_id of its own and the
+  -- primary's replication ID: the same ID as recorded is the primary's data set, as replicated.
+  local rid, wasRid = string.match(run, ' (%x+)$'), string.match(cur[2], ' (%x+)$')
+  if rid and rid == wasRid then
+    local repl = redis.pcall('INFO', 'replication')
+    if type(repl) == 'string' and string.match(repl, 'role:slave') then return 'same' end
+  end
   return 'other'
 end
 local out = {redis.call('GET', KEYS[1]) or '', runState()}
