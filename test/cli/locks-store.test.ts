@@ -8,7 +8,7 @@
  * engine (restarted from a snapshot) listed and said to be so, and left as it is.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
+import { type Socket, connect, createServer } from 'node:net';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import { F_RDLCK, F_SETLK, F_SETLKW, F_WRLCK, LockCoordinator } from '../../src/index.js';
@@ -52,6 +52,39 @@ t.teardown(async () => {
   admin?.disconnect();
   await server?.stop();
 });
+
+/**
+ * A MONITOR connection to the engine on `port` (a plain socket, no client library): `seen` gets
+ * each relayed command's source ("lua" or the client's address) and its arguments; resolves once
+ * MONITOR is on (its +OK came).
+ */
+function rawMonitor(port: number, seen: (source: string, args: string[]) => void): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let buf = '';
+    let on = false;
+    s.setEncoding('utf8');
+    s.on('error', reject);
+    s.on('connect', () => s.write('MONITOR\r\n'));
+    s.on('data', (chunk: string) => {
+      buf += chunk;
+      for (let nl = buf.indexOf('\r\n'); nl >= 0; nl = buf.indexOf('\r\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 2);
+        if (!on) {
+          on = line === '+OK';
+          if (on) resolve(s);
+          else reject(new Error(`MONITOR refused: ${line}`));
+          continue;
+        }
+        const m = /^\+\d+\.\d+ \[\d+ ([^\]]+)\] (.*)$/.exec(line);
+        if (m === null) continue;
+        const args = [...m[2]!.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((a) => a[1]!.replace(/\\(.)/g, '$1'));
+        seen(m[1]!, args);
+      }
+    });
+  });
+}
 
 /** The locks as the API lists them (every node's, from the engine), as the CLI's --json gives them. */
 async function expected(): Promise<string[]> {
@@ -103,15 +136,16 @@ t.test('the listing joins no lock space: no session, no write (MONITOR; keys and
   const before = { keys: await keys(), sessions: await sessions(), records: await records() };
   // The connections up now are the nodes' and this file's: any other is the listing's.
   const known = new Set([...(await admin.client('LIST') as string).matchAll(/addr=(\S+)/g)].map((m) => m[1]!));
-  const monitor = await (await server.client()).monitor();
+  // MONITOR on a plain socket: ioredis' monitor() can take a command relayed before MONITOR's own
+  // reply for a reply of its queue ("Command queue state error", seen with the nodes renewing).
   const seen: { source: string; args: string[] }[] = [];
-  monitor.on('monitor', (_time: string, args: string[], source: string) => seen.push({ source, args }));
+  const monitor = await rawMonitor(server.port, (source, args) => seen.push({ source, args }));
   const r = await runCli(['locks', '--store', server.url, '--namespace', NS]);
   // MONITOR relays each command as it runs: a PING sent after the listing ended comes after its commands.
   const mark = `mark-${randomUUID()}`;
   await admin.echo(mark);
   await waitFor(() => seen.some((c) => c.args[0]?.toLowerCase() === 'echo' && c.args[1] === mark) || undefined, 'MONITOR to relay the mark');
-  monitor.disconnect();
+  monitor.destroy();
   t.equal(r.status, 0, r.stderr);
   const mine = seen.filter((c) => c.source !== 'lua' && !known.has(c.source) && !c.args.includes(mark) && c.args[0]?.toLowerCase() !== 'monitor');
   const names = mine.map((c) => c.args[0]!.toLowerCase());
