@@ -1312,7 +1312,12 @@ export class SharedFile {
       f.grant({ ...req, origin: l.origin, fence });
       return;
     }
-    f.grant({ ...req, fence });
+    // Only the bytes its owner holds in the request's mode: a later grant of the same owner in
+    // the same step (judged after it) may hold some of them in the other mode (a write over
+    // part of a read), and granting the request again whole would undo that one.
+    const { start: s, end: e } = req;
+    const same = f.ownedBy(req.owner).filter((l) => l.write === req.write && l.end >= s && l.start <= e);
+    for (const l of same) f.grant({ ...req, start: l.start > s ? l.start : s, end: l.end < e ? l.end : e, fence });
   }
 
   /**
@@ -1334,17 +1339,27 @@ export class SharedFile {
     const { start: s, end: e } = req;
     type Piece = { start: bigint; end: bigint; write: boolean; origin: LockOrigin; fence: number | undefined };
     const pieces: Piece[] = [];
-    // The owner's locks over or beside the request's bytes: what lies outside them stays.
+    // The owner's locks over or beside the request's bytes: what lies outside them stays. A lock
+    // in the other mode than the request's over its bytes is a later grant of the same owner in
+    // the same step (its own judgment to come; the request's grant left none): it stays whole.
+    const kept: (readonly [bigint, bigint])[] = [];
     for (const l of f.ownedBy(req.owner)) {
       if (l.end < s - 1n || l.start > e + 1n) continue;
       f.removeLock(l);
+      if (l.write !== req.write) {
+        pieces.push({ start: l.start, end: l.end, write: l.write, origin: l.origin, fence: l.fence });
+        kept.push([l.start, l.end]);
+        continue;
+      }
       if (l.start < s) pieces.push({ start: l.start, end: s - 1n, write: l.write, origin: l.origin, fence: l.fence });
       if (l.end > e) pieces.push({ start: e + 1n, end: l.end, write: l.write, origin: l.origin, fence: l.fence });
     }
-    // What the owner held of the request's bytes before the grant.
+    // What the owner held of the request's bytes before the grant, but for those kept above.
     for (const b of before ?? []) {
       if (b.end < s || b.start > e) continue;
-      pieces.push({ start: b.start > s ? b.start : s, end: b.end < e ? b.end : e, write: b.write, origin: b.origin, fence: b.fence });
+      for (const [start, end] of without(b.start > s ? b.start : s, b.end < e ? b.end : e, kept.map(([x, y]) => ({ start: x, end: y })))) {
+        pieces.push({ start, end, write: b.write, origin: b.origin, fence: b.fence });
+      }
     }
     pieces.sort((x, y) => (x.start < y.start ? -1 : x.start > y.start ? 1 : 0));
     // Canonical again (fs/locks.c): a mode's pieces that touch are one lock.

@@ -138,7 +138,6 @@ const cases: Case[] = [
     ],
     release: { node: 'a', kind: 'posix', owner: 2, type: 'u', start: 0, len: 20 },
     vetoed: (o) => o.type === 'w',
-    todo: "found by review: b's approved read is granted again over the write granted after it in a's step (regrant downgrades [5,14]); the write is then told 0 without its hook asked, and owner 3 holds write only on [15,19]",
   },
   {
     name: 'posix: two waiters of one owner (overlapping, read then write) granted by one release, the read vetoed',
@@ -149,7 +148,6 @@ const cases: Case[] = [
     ],
     release: { node: 'a', kind: 'posix', owner: 2, type: 'u', start: 0, len: 20 },
     vetoed: (o) => o.type === 'r',
-    todo: "found by review: the vetoed read's restoreOwner drops the bytes [5,14] the write granted after it in a's step holds; the write is then told 0 without its hook asked",
   },
   {
     name: 'windows: a handle with other locks, its waiter vetoed',
