@@ -1226,10 +1226,10 @@ export class SharedFile {
     await this.reread();
     const run: Run = (t) => {
       const f = t.fileLocks(this.path);
-      if (f === undefined || !this.holdsGrant(f, req, before)) {
-        code = waits() ? 0 : generic;
-        return undefined;
-      }
+      // The grant gone from the cache before its turn (the owner's own unlock of those bytes,
+      // queued before the grant's event, removed it): its caller is still told only what the
+      // hook says (API.md: asked before the grant), and nothing is put again or undone.
+      const held = f !== undefined && this.holdsGrant(f, req, before);
       // Ended before its hook was asked: not asked; the grant goes as a veto's.
       if (!waits()) {
         code = generic;
@@ -1246,7 +1246,7 @@ export class SharedFile {
         // Its request ended while the hook ran (a timeout, an abort, stop): it stays ended, and
         // the lock goes as a veto's (a node alone: core grantWaiter).
         code = !waits() ? generic : Number.isInteger(v) ? v : generic;
-        if (code !== 0) return undefined;
+        if (code !== 0 || !held) return undefined;
         this.regrant(f, req, before, fence);
         return undefined;
       };
