@@ -1337,7 +1337,8 @@ export class SharedFile {
       return;
     }
     const { start: s, end: e } = req;
-    type Piece = { start: bigint; end: bigint; write: boolean; origin: LockOrigin; fence: number | undefined };
+    // `kept`: the fence of a lock kept whole (a later grant of the same step, approved since), which a lock put back over it keeps.
+    type Piece = { start: bigint; end: bigint; write: boolean; origin: LockOrigin; fence: number | undefined; kept?: number | undefined };
     const pieces: Piece[] = [];
     // The owner's locks over or beside the request's bytes: what lies outside them stays. A lock
     // in the other mode than the request's over its bytes is a later grant of the same owner in
@@ -1347,7 +1348,7 @@ export class SharedFile {
       if (l.end < s - 1n || l.start > e + 1n) continue;
       f.removeLock(l);
       if (l.write !== req.write) {
-        pieces.push({ start: l.start, end: l.end, write: l.write, origin: l.origin, fence: l.fence });
+        pieces.push({ start: l.start, end: l.end, write: l.write, origin: l.origin, fence: l.fence, kept: l.fence });
         kept.push([l.start, l.end]);
         continue;
       }
@@ -1369,6 +1370,7 @@ export class SharedFile {
       if (last !== undefined && p.start <= last.end + 1n) {
         if (p.end > last.end) last.end = p.end;
         if (p.fence !== undefined && (last.fence === undefined || p.fence > last.fence)) last.fence = p.fence;
+        if (p.kept !== undefined && (last.kept === undefined || p.kept > last.kept)) last.kept = p.kept;
         continue;
       }
       merged.push({ ...p });
@@ -1376,7 +1378,7 @@ export class SharedFile {
     for (const m of merged) {
       const was = before?.find((b) => b.start === m.start && b.end === m.end && b.write === m.write);
       const origin = was?.origin ?? m.origin;
-      const fence = was !== undefined ? was.fence : m.fence;
+      const fence = was === undefined ? m.fence : m.kept !== undefined && (was.fence === undefined || m.kept > was.fence) ? m.kept : was.fence;
       f.restoreLock(lockOf({ kind: req.kind, write: m.write, owner: req.owner, start: m.start, end: m.end, origin, ...(fence === undefined ? {} : { fence }) }));
     }
   }
