@@ -14,7 +14,7 @@ import { versionLine } from './version.js';
 import { defaultNode, lateAfterMs, NAMESPACE, NAMESPACE_RULE, resolveOptions } from './store/options.js';
 import { RedisEngine } from './store/redis.js';
 import { recordEntries } from './core/records.js';
-import { parseKey, registryOf } from './mount-control.js';
+import { controlLockOf, registryOf } from './mount-control.js';
 import { isThisMachine, thisMachine } from './machine.js';
 import type { ControlLock, ControlRegistry, ControlSpace } from './mount-control.js';
 import type { StoreStats } from './types.js';
@@ -686,24 +686,9 @@ async function storeLocks(url: string, namespace: string | undefined, here: Here
     const locks: Listed[] = files.flatMap((file, i) => {
       const records = space.files[i]!.records;
       return recordEntries(file, records, now).map((e, j): Listed => {
-        const id = parseKey(e.path);
         const at = e.node === undefined ? undefined : serves.get(e.node);
-        const lock: WireLock = {
-          pid: e.pid,
-          kind: e.kind,
-          type: e.type,
-          start: e.start.toString(),
-          end: e.end.toString(),
-          state: e.state,
-          path: null,
-          dev: id?.[0] === undefined ? null : id[0].toString(),
-          ino: id ? id[1].toString() : null,
-          key: e.path,
-          owner: String(e.owner),
-          ...(e.node === undefined ? {} : { node: e.node }),
-          epoch: records[j]!.epoch,
-          ...(e.waitingMs === undefined ? {} : { waitingMs: e.waitingMs }),
-        };
+        const c = controlLockOf(e, null, records[j]!.epoch);
+        const lock: WireLock = { ...c, start: c.start.toString(), end: c.end.toString() };
         return at === undefined ? { lock, mountpoint: null } : { lock, mountpoint: at.mountpoint, host: at.host };
       });
     });

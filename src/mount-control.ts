@@ -72,6 +72,30 @@ export function registryOf(r: SessionsRead): ControlRegistry {
 }
 
 /**
+ * One listing entry as `locksmith locks` shows it: `path` relative to the mountpoint (null when
+ * none is known), `epoch` the holder's session when listed from the engine (also `locks --store`).
+ */
+export function controlLockOf(e: LockEntry, path: string | null, epoch: number | undefined): ControlLock {
+  const id = parseKey(e.path);
+  return {
+    pid: e.pid,
+    kind: e.kind,
+    type: e.type,
+    start: e.start,
+    end: e.end,
+    state: e.state,
+    path,
+    dev: id?.[0] === undefined ? null : id[0].toString(),
+    ino: id ? id[1].toString() : null,
+    key: e.path,
+    owner: String(e.owner),
+    ...(e.node === undefined ? {} : { node: e.node }),
+    ...(epoch === undefined ? {} : { epoch }),
+    ...(e.waitingMs === undefined ? {} : { waitingMs: e.waitingMs }),
+  };
+}
+
+/**
  * "fuse:<dev>:<ino>" -> [dev, ino]; "ino:<ino>" (a mount sharing its lock space, keyed by inode
  * number alone: every node names a file alike) -> [undefined, ino]; undefined for another kind of key.
  */
@@ -274,25 +298,7 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
         wanted.set(e.path, pids);
       }
       const where = await paths.resolve(wanted);
-      const locks: ControlLock[] = entries.map((e, i) => {
-        const id = parseKey(e.path);
-        return {
-          pid: e.pid,
-          kind: e.kind,
-          type: e.type,
-          start: e.start,
-          end: e.end,
-          state: e.state,
-          path: where.get(e.path) ?? null,
-          dev: id?.[0] === undefined ? null : id[0].toString(),
-          ino: id ? id[1].toString() : null,
-          key: e.path,
-          owner: String(e.owner),
-          ...(e.node === undefined ? {} : { node: e.node }),
-          ...(listing.epochs === undefined ? {} : { epoch: listing.epochs[i]! }),
-          ...(e.waitingMs === undefined ? {} : { waitingMs: e.waitingMs }),
-        };
-      });
+      const locks: ControlLock[] = entries.map((e, i) => controlLockOf(e, where.get(e.path) ?? null, listing.epochs?.[i]));
       locks.sort((a, b) => (a.path ?? '\uffff').localeCompare(b.path ?? '\uffff') || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0) || a.pid - b.pid);
       const incarnation = o.space === undefined ? undefined : (await m.coordinator.stats()).store?.incarnation;
       return {
