@@ -672,8 +672,7 @@ async function storeLocks(url: string, namespace: string | undefined, here: Here
         refused = (e instanceof Error ? e.message : String(e)).replace(/^locksmith store: /, '');
         return undefined;
       });
-      const files = await engine.files();
-      arm();
+      const files = await engine.files(arm);
       const space = await engine.readSpace(files, arm);
       return { files, space, registry: await registry, now: Date.now() };
     })();

@@ -811,7 +811,8 @@ export class RedisEngine implements Engine {
     return (await this.run('lsReach', hardOnly ? 1 : 0, ...pairs.flat())).map((x) => x === 1);
   }
 
-  async files(): Promise<string[]> {
+  /** Every file of the namespace's index (SSCAN, 1,000 a step); `progress` after each step's answer. */
+  async files(progress?: () => void): Promise<string[]> {
     const out: string[] = [];
     let cursor = '0';
     do {
@@ -826,6 +827,7 @@ export class RedisEngine implements Engine {
       }
       cursor = next;
       out.push(...batch);
+      progress?.();
     } while (cursor !== '0');
     return [...new Set(out)].sort();
   }
