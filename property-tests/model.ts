@@ -781,9 +781,16 @@ export class RefModel {
       const held = f.flocks.get(req.owner);
       if (held !== undefined) {
         if (held.write === req.write) return echo(base, 0);
-        // Not atomic: the old lock goes first, waking its waiters (§9).
+        // Not atomic: the old lock goes first (§9), the new one is decided in the same step, then
+        // the waiters the removal woke try again; one that must wait queues behind them.
         f.flocks.delete(req.owner);
+        const fits = !this.grantedConflict(f, req) && !this.fifoBlocked(f, req, f.waiters.length);
+        if (fits) {
+          this.grantNew(f, req);
+          return echo(base, 0);
+        }
         this.settle(f);
+        if (cmd === F_SETLK) return echo(base, -EAGAIN);
       }
     }
     const grantedConflict = this.grantedConflict(f, req);

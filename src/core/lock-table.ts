@@ -392,12 +392,27 @@ export class LockTable {
       const held = f.flockOf(req.owner);
       if (held !== undefined) {
         if (held.write === req.write) return replyOf(base, 0);
-        // flock(2) converts by dropping the old lock first, waking its waiters (not atomic).
+        // flock(2) converts as Linux does in one step under the file's lock [fs/locks.c
+        // flock_lock_inode]: the old lock goes (not atomic: it is not kept on a refusal), the new
+        // one is decided, and only then do the waiters the removal woke try again. So a downgrade
+        // never fails, and a converter that fits now is granted before earlier waiters.
         f.removeFlock(held);
-        const released = this.afterRelease(f, [held], false);
-        if (released === undefined) return this.setlk(f, req, cmd, base, done);
+        this.notifyReleased([held]);
+        if (cmd === F_SETLK || (f.setConflict(req) === undefined && f.fifoBlocker(req, undefined, this.waitsFor) === undefined)) {
+          // Granted or refused now, never queued: the waiters' pass follows the answer.
+          const decided = this.setlk(f, req, cmd, base, done) as Maybe<PosixReply>;
+          const after = (r: PosixReply): Maybe<PosixReply> => then(this.settle(f), () => {
+            this.retire(f);
+            return r;
+          });
+          return decided instanceof Promise ? this.pinnedUntil(f, decided, after) : after(decided);
+        }
+        // It will wait: the waiters ahead of it try first, as the kernel's woken ones run before
+        // a request queued behind them could be granted.
+        const settled = this.settle(f);
+        if (settled === undefined) return this.setlk(f, req, cmd, base, done);
         // Waiters' approvals are away and the file may be left idle: pinned until the set goes on.
-        return this.pinnedUntil(f, released, () => this.setlk(f, req, cmd, base, done));
+        return this.pinnedUntil(f, settled, () => this.setlk(f, req, cmd, base, done));
       }
     }
     return this.setlk(f, req, cmd, base, done);
@@ -692,17 +707,19 @@ export class LockTable {
   }
 
   /** Notifies each released lock, then wakes whoever now fits. */
-  private afterRelease(f: FileLocks, gone: Lock[], retire = true): Maybe<void> {
+  private afterRelease(f: FileLocks, gone: Lock[]): Maybe<void> {
+    this.notifyReleased(gone);
+    return then(this.settle(f), () => this.retire(f));
+  }
+
+  /** The release hook, for each lock gone. */
+  private notifyReleased(gone: readonly Lock[]): void {
     const released = this.hooks.released;
-    if (released !== undefined) {
-      for (const l of gone) {
-        if (l.kind === 'windows') released('windows', winUnlockEvent(l), l);
-        else released('posix', posixUnlockEvent(l), l);
-      }
+    if (released === undefined) return;
+    for (const l of gone) {
+      if (l.kind === 'windows') released('windows', winUnlockEvent(l), l);
+      else released('posix', posixUnlockEvent(l), l);
     }
-    return then(this.settle(f), () => {
-      if (retire) this.retire(f);
-    });
   }
 
   /**

@@ -167,18 +167,32 @@ t.test('§9 a blocking conversion waits holding nothing, and its dropped lock wa
   t.strictSame(a.out, [rep(0, EX)]);
   t.strictSame(ls(table), [`flock write ${WHOLE} A pid=0 granted`]);
 
-  // A holds LOCK_SH, C waits for LOCK_EX; A's blocking LOCK_EX drops A's lock first, which
-  // wakes C, then A waits behind C's exclusive lock.
-  const t2 = mk();
-  set(t2, { lockOwner: 'A', lockType: SH });
-  const c = wait(t2, { lockOwner: 'C', lockType: EX });
-  const a2 = wait(t2, { lockOwner: 'A', lockType: EX });
-  t.strictSame(c.out, [rep(0, EX)]);
-  t.strictSame(a2.out, []);
-  t.strictSame(ls(t2), [`flock write ${WHOLE} C pid=0 granted`, `flock write ${WHOLE} A pid=0 waiting`]);
-  set(t2, { lockOwner: 'C', lockType: UN });
-  t.strictSame(a2.out, [rep(0, EX)]);
-  t.strictSame(ls(t2), [`flock write ${WHOLE} A pid=0 granted`]);
+  // A holds LOCK_SH, C waits for LOCK_EX; A's LOCK_EX (blocking or not) drops A's lock and is
+  // decided in the same step, as Linux does under the file's lock [flock_lock_inode]: nothing
+  // granted conflicts, so A is granted at once; C, woken by the drop, meets A's lock and waits.
+  for (const cmd of [F_SETLK, F_SETLKW]) {
+    const t2 = mk();
+    set(t2, { lockOwner: 'A', lockType: SH });
+    const c = wait(t2, { lockOwner: 'C', lockType: EX });
+    t.strictSame(now(t2.lock(fl({ lockOwner: 'A', lockType: EX, cmd }))), rep(0, EX), `A's upgrade (cmd ${cmd}) is granted at once`);
+    t.strictSame(c.out, []);
+    t.strictSame(ls(t2), [`flock write ${WHOLE} A pid=0 granted`, `flock write ${WHOLE} C pid=0 waiting`]);
+    set(t2, { lockOwner: 'A', lockType: UN });
+    t.strictSame(c.out, [rep(0, EX)]);
+    t.strictSame(ls(t2), [`flock write ${WHOLE} C pid=0 granted`]);
+  }
+
+  // A conversion that must wait queues behind the waiters its drop woke: A and B hold LOCK_SH,
+  // C waits for LOCK_EX, A's LOCK_EX meets B's lock and waits behind C.
+  const t3 = mk();
+  set(t3, { lockOwner: 'A', lockType: SH });
+  set(t3, { lockOwner: 'B', lockType: SH });
+  const c3 = wait(t3, { lockOwner: 'C', lockType: EX });
+  const a3 = wait(t3, { lockOwner: 'A', lockType: EX });
+  set(t3, { lockOwner: 'B', lockType: UN });
+  t.strictSame([c3.out, a3.out], [[rep(0, EX)], []], 'C, queued first, is granted; A waits');
+  set(t3, { lockOwner: 'C', lockType: UN });
+  t.strictSame(a3.out, [rep(0, EX)]);
 });
 
 t.test('§9 a downgrade (LOCK_EX to LOCK_SH) also drops the lock first and wakes waiters', async (t) => {
@@ -187,14 +201,17 @@ t.test('§9 a downgrade (LOCK_EX to LOCK_SH) also drops the lock first and wakes
   const b = wait(table, { lockOwner: 'B', lockType: SH });
   t.strictSame(set(table, { lockOwner: 'A', lockType: SH }), rep(0, SH));
   t.strictSame(b.out, [rep(0, SH)]);
-  t.strictSame(ls(table), [`flock read ${WHOLE} B pid=0 granted`, `flock read ${WHOLE} A pid=0 granted`]);
-  // With an exclusive waiter, the dropped lock lets it in first; A's LOCK_SH|LOCK_NB then fails.
+  t.strictSame(ls(table), [`flock read ${WHOLE} A pid=0 granted`, `flock read ${WHOLE} B pid=0 granted`], "A's new lock first, then B's, granted after it");
+  // With an exclusive waiter: A's LOCK_SH|LOCK_NB is decided before the waiter the drop woke
+  // tries again (Linux, one step under the file's lock), so a downgrade never fails; C waits on.
   const t2 = mk();
   set(t2, { lockOwner: 'A', lockType: EX });
   const c = wait(t2, { lockOwner: 'C', lockType: EX });
-  t.strictSame(set(t2, { lockOwner: 'A', lockType: SH }), rep(-EAGAIN, SH));
+  t.strictSame(set(t2, { lockOwner: 'A', lockType: SH }), rep(0, SH));
+  t.strictSame(c.out, []);
+  t.strictSame(ls(t2), [`flock read ${WHOLE} A pid=0 granted`, `flock write ${WHOLE} C pid=0 waiting`]);
+  set(t2, { lockOwner: 'A', lockType: UN });
   t.strictSame(c.out, [rep(0, EX)]);
-  t.strictSame(ls(t2), [`flock write ${WHOLE} C pid=0 granted`]);
 });
 
 t.test('§9 LOCK_UN removes the lock and wakes waiters; LOCK_UN of nothing is 0', async (t) => {
@@ -226,19 +243,18 @@ t.test('§9 there is no deadlock detection for flock', async (t) => {
   t.strictSame([a.out, b.out], [[], []]);
   t.strictSame(graph.edges(), new Map());
   // Two LOCK_SH holders both converting (the classic conversion deadlock of fcntl): no -EDEADLK.
-  // Owner 2's conversion drops its shared lock, which lets owner 1's waiting LOCK_EX in (§7 pass);
-  // owner 2 then waits behind it.
+  // Owner 1's conversion waits holding nothing; owner 2's drops its shared lock and, in the same
+  // step (Linux: flock_lock_inode), finds nothing granted: granted at once; owner 1 waits on.
   const t2 = mk({ graph });
   set(t2, { lockOwner: 1, lockType: SH });
   set(t2, { lockOwner: 2, lockType: SH });
   const c1 = wait(t2, { lockOwner: 1, lockType: EX });
-  const c2 = wait(t2, { lockOwner: 2, lockType: EX });
-  t.strictSame(c1.out, [rep(0, EX)]);
-  t.strictSame(c2.out, []);
+  t.strictSame(now(t2.lock(fl({ lockOwner: 2, lockType: EX, cmd: F_SETLKW }))), rep(0, EX), "owner 2's LOCK_EX is granted at once");
+  t.strictSame(c1.out, []);
   t.strictSame(graph.edges(), new Map());
-  set(t2, { lockOwner: 1, lockType: UN });
-  t.strictSame(c2.out, [rep(0, EX)]);
-  t.strictSame(ls(t2), [`flock write ${WHOLE} 2 pid=0 granted`]);
+  set(t2, { lockOwner: 2, lockType: UN });
+  t.strictSame(c1.out, [rep(0, EX)]);
+  t.strictSame(ls(t2), [`flock write ${WHOLE} 1 pid=0 granted`]);
 });
 
 t.test('§8 a waiting flock ends with -EINTR on abort, -EAGAIN on timeout', async (t) => {
