@@ -379,6 +379,9 @@ export class ActorHost implements HostControl, NativeHost {
       case 'ended':
         this.shared?.ended(m.path, m.events);
         return;
+      case 'judged':
+        this.shared?.judged(m.id, m.before);
+        return;
       case 'reap':
         void this.shared?.reap(m.path, m.sessions);
         return;

@@ -121,6 +121,12 @@ export interface FileSpace {
    * answered as it came, and nothing is kept for it.
    */
   readonly confirmsGrants?: boolean;
+  /**
+   * Waiter request `hostId`'s grant by another node's step is to be judged (confirmRemote): its
+   * owner's locks here just before the grant, kept by the caller's side with the request until it
+   * is answered, for a replacement worker if this one dies first (SharedFile.rejudge).
+   */
+  judging?(hostId: number, before: readonly LockRequest[]): void;
   /** A record id unique in the lock space. */
   newId(): string;
   /** The engine's time in µs from below, for a grant's fence number (Step.fence); what a 'fence' refusal told of it. */
@@ -1194,6 +1200,9 @@ export class SharedFile {
     }
     const o = this.origins.get(rid);
     this.preGrant.set(rid, { req: o === undefined ? req : { ...req, origin: o }, before });
+    // Told to the caller's side at once, kept with the request until it is answered: if this
+    // worker dies before, its replacement judges the grant again from it (rejudge).
+    this.space.judging?.(this.space.waits.get(rid)!, before);
   }
 
   /** Forgets what keepPreGrant kept of waiter `rid` (its event handled without a confirmation). */
@@ -1219,7 +1228,38 @@ export class SharedFile {
     const kept = this.preGrant.get(rid) ?? (this.grants.has(rid) ? { req: this.grants.get(rid)!.req, before: undefined } : undefined);
     this.preGrant.delete(rid);
     if (kept === undefined) return waits() ? 0 : generic;
-    const { req, before } = kept;
+    return this.judge(kept.req, kept.before, family, event, approve, generic, waits);
+  }
+
+  /**
+   * Request `hostId`'s lock `req`, asked again of this replacement worker after its predecessor
+   * died while judging another node's grant of it (confirmRemote; the caller's side kept `before`,
+   * its owner's locks here just before the grant: SharedFiles.rejudge). The grant still held (the
+   * engine's records, read again): judged again as on the first worker, the first verdict dropped
+   * (API.md), also when that worker had already written its approval's fenced step (a veto now
+   * puts back `before`, an approval fences the lock again). Not held (a veto's step was written,
+   * or the owner released the bytes): undefined, and the request runs as any request asked again.
+   */
+  async rejudge(hostId: number, req: LockRequest, before: readonly LockRequest[], family: 'windows' | 'posix', approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number, waits: () => boolean): Promise<number | undefined> {
+    await this.reread();
+    const f = this.built ? this.table.fileLocks(this.path) : undefined;
+    if (f === undefined || !this.holdsGrant(f, req, before) || !this.heldBy(req, hostId)) return undefined;
+    return this.judge(req, before, family, req.origin.event, approve, generic, waits);
+  }
+
+  /**
+   * Whether this node's session holds a record of request `hostId`'s grant: a Windows lock names its
+   * request (LockOrigin.request); a POSIX/OFD/flock grant's bytes are its owner's (holdsGrant), its
+   * record not told apart from the owner's others.
+   */
+  private heldBy(req: LockRequest, hostId: number): boolean {
+    if (req.kind !== 'windows') return true;
+    const me = this.space.config.node;
+    return this.records.some((r) => r.node === me && r.epoch === this.space.epoch && r.state === 'held' && this.decode(r).req.origin.request === hostId);
+  }
+
+  /** The judgment of confirmRemote: `req`'s grant asked of the approval hook, fenced if approved, else the owner's `before` put back. */
+  private async judge(req: LockRequest, before: readonly LockRequest[] | undefined, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number, waits: () => boolean): Promise<number> {
     let code = generic;
     // The cache stands the grant in on the version before it (unmerged): read first, so that the
     // hook is asked once, on the engine's state, not again after a step refused as stale.

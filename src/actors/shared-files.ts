@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clearTimer, setTimerExact, type Timer } from '../long-timer.js';
 import { ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_GETLK, F_UNLCK } from '../core/codes.js';
+import type { LockRequest } from '../core/file-locks.js';
 import { cancelResult, closedWith, type CancelReason, type Family, type TableHooks } from '../core/lock-table.js';
 import { decodeRecord, qualify, windowsHandleOf } from '../core/records.js';
 import { cancellable, replyOf, type Call, type PosixReply } from '../core/requests.js';
@@ -155,7 +156,7 @@ export class SharedFiles implements FileSpace {
      * Tells the caller of handles told lost and of closes that end that (FromHost 'lostHandles',
      * 'lostClosed'): a replacement of this worker starts from them (lostBefore, recoverLost).
      */
-    private readonly tell: (m: Extract<FromHost, { t: 'lostHandles' | 'lostClosed' }>) => void = () => {},
+    private readonly tell: (m: Extract<FromHost, { t: 'lostHandles' | 'lostClosed' | 'judging' }>) => void = () => {},
   ) {
     this.lease = new Float64Array(config.lease);
     this.epoch = config.epoch;
@@ -556,6 +557,13 @@ export class SharedFiles implements FileSpace {
         // A close ends the requests through its handle that wait out a grace period, as it ends
         // the waiters through it (core closedWith), in the mailbox's order.
         if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
+        const before = this.rejudging.get(hostId);
+        if (before !== undefined) {
+          this.rejudging.delete(hostId);
+          const code = this.confirmsGrants ? await this.rejudge(f, hostId, r, before) : undefined;
+          if (code !== undefined) return this.finish(hostId, code, true);
+          if (!this.requests.has(hostId)) return;
+        }
         const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)), came);
         if (call.op === 'closeHandle' || call.op === 'release') this.endThrough(call);
         // A release owed to the file's next step is told so before its answer (finish below);
@@ -951,6 +959,41 @@ export class SharedFiles implements FileSpace {
   /** Whether this node's approval hook judges grants of its waiters by other nodes' steps (FileSpace.confirmsGrants): it has one (onLock, onLockFile; a release hook alone, as some tests give, judges nothing). */
   get confirmsGrants(): boolean {
     return this.hooks.approve !== undefined;
+  }
+
+  /** FileSpace.judging: told to the caller's side, which keeps it with the request until its answer. */
+  judging(hostId: number, before: readonly LockRequest[]): void {
+    this.tell({ t: 'judging', id: hostId, before: [...before] });
+  }
+
+  /**
+   * Requests whose predecessor worker died while it judged another node's grant of them
+   * (the caller's 'judged', sent just before the request): host id -> their owner's locks before
+   * that grant (SharedFile.rejudge). Taken by the request's run.
+   */
+  private readonly rejudging = new Map<number, readonly LockRequest[]>();
+
+  /** Caller's 'judged': request `hostId`, asked next, was being judged when its worker died. */
+  judged(hostId: number, before: readonly LockRequest[]): void {
+    this.rejudging.set(hostId, before);
+  }
+
+  /**
+   * Request `hostId` asked again after its worker died while judging another node's grant of it:
+   * judged again by this node's hooks if the grant is still held (SharedFile.rejudge), a cancel
+   * ending it at once meanwhile (confirming); undefined: not held, it runs as asked.
+   */
+  private async rejudge(f: SharedFile, hostId: number, r: PendingRequest, before: readonly LockRequest[]): Promise<number | undefined> {
+    const c = r.call;
+    if (!('req' in c) || (c.op !== 'lock' && c.op !== 'lockFile') || !cancellable(c)) return undefined;
+    const generic = c.op === 'lockFile' ? ERROR_LOCK_VIOLATION : -ENOLCK;
+    const family = c.req.kind === 'windows' ? 'windows' : 'posix';
+    this.confirming.add(hostId);
+    try {
+      return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => this.requests.get(hostId) === r);
+    } finally {
+      this.confirming.delete(hostId);
+    }
   }
 
   /** Requests whose grant by another node's step their node's approval hook judges now or next (confirmed): a cancel ends them at once. */

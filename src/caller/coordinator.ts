@@ -244,6 +244,9 @@ export class LockCoordinator {
         this.finishCancelled(r, r.cancelled);
         continue;
       }
+      // Its grant by another node's step was being judged: judged again there, from what its
+      // owner held before (SharedFiles.rejudge).
+      if (r.judged !== undefined) fresh.out.object({ t: 'judged', id: r.id, before: r.judged });
       send(fresh.out, r);
     }
     // A cycle being broken on the dead worker: its requests were resent, the check starts over.
@@ -386,6 +389,11 @@ export class LockCoordinator {
       case 'written':
         this.owedReleases.delete(m.id);
         return;
+      case 'judging': {
+        const r = this.requests.get(m.id);
+        if (r !== undefined) r.judged = m.before;
+        return;
+      }
       case 'lostClosed': {
         const lost = this.workers.lostOf(w.index);
         lost.handles.delete(m.key);

@@ -4,6 +4,7 @@
  * ends (its Promise, its signal and timer).
  */
 import type { CancelReason } from '../core/lock-table.js';
+import type { LockRequest } from '../core/file-locks.js';
 import type { Call, DecodedLock } from '../core/requests.js';
 import type { Timer } from '../long-timer.js';
 import type { CallBatcher } from '../wire/batcher.js';
@@ -41,6 +42,12 @@ export interface Request {
    * its wire form): kept in owedReleases only, resent ahead of the native destination (recover).
    */
   native?: boolean;
+  /**
+   * A shared lock space: a waiter whose grant by another node's step its node's approval hook
+   * judges (the host's 'judging'): its owner's locks on the file before that grant, sent ahead of
+   * the request to a replacement if its worker dies first ('judged').
+   */
+  judged?: LockRequest[];
 }
 
 /**

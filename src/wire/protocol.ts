@@ -9,7 +9,7 @@
  */
 import type { MessagePort } from 'node:worker_threads';
 import type { CancelReason, LockEntry } from '../core/lock-table.js';
-import type { Lock } from '../core/file-locks.js';
+import type { Lock, LockRequest } from '../core/file-locks.js';
 import type { JournalEntry } from './journal-entry.js';
 import type { StoreOptions, WorkerStats } from '../types.js';
 import type { SharedConfig, WaiterEnded } from '../actors/shared-file.js';
@@ -44,7 +44,13 @@ export type ToHost =
    * on. `carried`: the previous session, when the engine lost its data while it was live (its
    * records are re-asserted, for `graceMs` more); 0 when it was lost (its locks and waiters with it).
    */
-  | { t: 'session'; incarnation: string; epoch: number; carried: number; graceMs: number };
+  | { t: 'session'; incarnation: string; epoch: number; carried: number; graceMs: number }
+  /**
+   * A shared lock space: request `id`, sent next to this replacement worker, was being judged by
+   * the dead worker's approval hook (a grant by another node's step): its owner's locks before
+   * that grant, as the dead worker's 'judging' said (SharedFiles.rejudge).
+   */
+  | { t: 'judged'; id: number; before: LockRequest[] };
 
 /** Host -> caller, besides the records of replies.ts. */
 export type FromHost =
@@ -85,7 +91,13 @@ export type FromHost =
    */
   | { t: 'owed'; id: number; wire?: unknown[] }
   /** Release `id`, told 'owed', is owed no longer: written, settled, or dropped. */
-  | { t: 'written'; id: number };
+  | { t: 'written'; id: number }
+  /**
+   * A shared lock space: waiter request `id`'s grant by another node's step is to be judged by
+   * this node's approval hook; `before`: its owner's locks on the file just before the grant. Kept
+   * with the request until its answer, and sent ahead of it to a replacement ('judged').
+   */
+  | { t: 'judging'; id: number; before: LockRequest[] };
 
 /** One of this node's sessions on a shared lock space's engine: its epoch, in the engine's incarnation. */
 export interface HostSession {

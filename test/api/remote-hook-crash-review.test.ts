@@ -17,9 +17,6 @@ async function waiting(c: LockCoordinator, path: string, n: number): Promise<voi
 for (const f of ['posix', 'windows'] as const) {
   t.test(`${f}: b's worker dies while b's hook judges a grant by a's release: the hook runs again and its veto stands`, {
     skip: noRedis,
-    todo: f === 'posix'
-      ? "found by review: posix: the hook run again on the replacement vetoes (the caller gets -13), but the lock a's release granted stays held by b's owner: a is refused EAGAIN"
-      : "found by review: windows: the replacement answers the request 0 from the lock a's release granted (grantedBefore) although the hook run again vetoed, and the lock stays held",
   }, async (t) => {
     const server = await RedisServer.start();
     t.teardown(() => server.stop());
