@@ -1244,7 +1244,17 @@ export class SharedFile {
     await this.reread();
     const f = this.built ? this.table.fileLocks(this.path) : undefined;
     if (f === undefined || !this.holdsGrant(f, req, before) || !this.heldBy(req, hostId)) return undefined;
-    return this.judge(req, before, family, req.origin.event, approve, generic, waits);
+    const code = await this.judge(req, before, family, req.origin.event, approve, generic, waits);
+    // Told granted now: the grant's bytes, marked as a grant of a waiter this worker does not know
+    // (its record id, from the inbox event or the records read), are the caller's from here on, and
+    // their release is told (untold, fate).
+    if (code === 0 && waits()) {
+      for (const g of this.grants.values()) {
+        const x = g.req;
+        if (x.kind === req.kind && x.owner === req.owner && x.start === req.start && x.end === req.end && x.write === req.write) g.told = true;
+      }
+    }
+    return code;
   }
 
   /**
