@@ -557,7 +557,7 @@ export class SharedFiles implements FileSpace {
         // A close ends the requests through its handle that wait out a grace period, as it ends
         // the waiters through it (core closedWith), in the mailbox's order.
         if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
-        const before = this.rejudging.get(hostId);
+        const before = this.rejudging.size === 0 ? undefined : this.rejudging.get(hostId);
         if (before !== undefined) {
           this.rejudging.delete(hostId);
           const code = this.confirmsGrants ? await this.rejudge(f, hostId, r, before) : undefined;
@@ -825,6 +825,7 @@ export class SharedFiles implements FileSpace {
     if (r === undefined) return;
     this.requests.delete(hostId);
     if (r.rid !== undefined) this.waits.delete(r.rid);
+    if (this.rejudging.size > 0) this.rejudging.delete(hostId);
     const c = r.call;
     if (!this.answeredAlready.delete(hostId)) {
       const res: Result = c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined;

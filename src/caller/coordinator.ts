@@ -298,6 +298,8 @@ export class LockCoordinator {
         if (r === undefined) return;
         if (flockDrop) this.recordFlockDrop(r.call as DecodedLock);
         r.queued = true;
+        // Waiting again (on a replacement that found its grant gone): what a judgment kept is stale.
+        r.judged = undefined;
         this.counters.waiting++;
       },
       journal: (path, wire) => this.journal.record(path, wire),
