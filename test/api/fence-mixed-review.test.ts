@@ -9,13 +9,11 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
+import { hookNodes, waiting } from './remote-hook-nodes.js';
 
 t.test('mixed nodes: the hooked node’s events carry growing fences, also for a waiter granted by the unhooked node’s release', {
   skip: noRedis,
 }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `fmix-${randomUUID().slice(0, 8)}`;
   const seen: LockEvent[] = [];
   let heard: () => void = () => {};
   const push = (e: LockEvent) => {
@@ -29,16 +27,12 @@ t.test('mixed nodes: the hooked node’s events carry growing fences, also for a
       await new Promise<void>((r) => (heard = r));
     }
   };
-  const a = await LockCoordinator.start({ workers: 1, store: { url: server.url, namespace, node: 'a', sessionTtlMs: 1000 } });
-  const b = await LockCoordinator.start({
-    workers: 1,
-    store: { url: server.url, namespace, node: 'b', sessionTtlMs: 1000 },
+  const { a, b } = await hookNodes(t, 'fmix', {
     onLock: (e) => {
       push(e);
       return 0;
     },
   });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
   const set = (c: LockCoordinator, path: string, owner: number, lockType: number, cmd = F_SETLK, start = 0, len = 10) => c.lock({ path, lockType, lockStart: start, lockLen: len, cmd, lockOwner: owner });
   const isGrant = (e: LockEvent) => e.lockType === F_WRLCK;
   const isUnlock = (e: LockEvent) => e.lockType === F_UNLCK;
@@ -51,9 +45,7 @@ t.test('mixed nodes: the hooked node’s events carry growing fences, also for a
   t.equal((await set(a, '/g', 2, F_WRLCK)).result, 0, 'a (no hooks) writes /g');
   let from = seen.length;
   const waiter = set(b, '/g', 3, F_WRLCK, F_SETLKW);
-  await b.locks('/g').then(function poll(l): Promise<unknown> | undefined {
-    return l.some((e) => e.state === 'waiting') ? undefined : new Promise((r) => setImmediate(r)).then(() => b.locks('/g').then(poll));
-  });
+  await waiting(b, '/g', 1);
   t.equal((await set(a, '/g', 2, F_UNLCK)).result, 0, 'a unlocks /g');
   t.equal((await waiter).result, 0, "b's waiter is granted");
   // The grant is a's decision (a has no hooks, gives no fence); b asks its hook then (before its

@@ -3,33 +3,16 @@
  * throws, hangs past hookTimeoutMs, or is still running when its node stops. Every waiter ends,
  * and the bytes go on to the next waiter.
  */
-import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
+import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
 
-async function nodes(t: Test, hook: (e: LockEvent) => number | Promise<number>, hookTimeoutMs = 60_000) {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rhend-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
-  const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const b = await LockCoordinator.start({ workers: 1, store: store('b'), hookTimeoutMs, onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : hook(e)) });
-  let bStopped = false;
-  t.teardown(() => Promise.all([a.stop(), bStopped ? undefined : b.stop()]));
-  return { a, b, stopB: () => {
-      bStopped = true;
-      return b.stop();
-    }, };
-}
+const nodes = (t: Test, hook: (e: LockEvent) => number | Promise<number>, hookTimeoutMs = 60_000) =>
+  hookNodes(t, 'rhend', { hookTimeoutMs, onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : hook(e)) });
 
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
-
-const lk = (c: LockCoordinator, path: string, owner: number, type: number, wait = false, signal?: AbortSignal): Promise<number> =>
-  c.lock({ path, lockType: type, lockStart: 0, lockLen: 10, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner, ...(signal ? { signal } : {}) }).then((r) => r.result);
+const lk = (c: LockCoordinator, path: string, owner: number, type: number, wait = false): Promise<number> => lock(c, path, owner, type, 0, 10, wait);
 
 /** a holds; b's owner 3 waits, then a's owner 4 behind it; arms the hook, a unlocks. */
 async function scene(a: LockCoordinator, b: LockCoordinator, path: string, arm: () => void) {
@@ -64,8 +47,7 @@ t.test("posix: b's hook hangs past hookTimeoutMs for a grant by a's release: b's
 
 t.test("posix: b stops while its hook judges a grant by a's release: stop ends, b's waiter ends, a's waiter behind is granted", { skip: noRedis }, async (t) => {
   let armed = false;
-  let asked: () => void = () => {};
-  const askedP = new Promise<void>((r) => (asked = r));
+  const { promise: askedP, resolve: asked } = later();
   const { a, b, stopB } = await nodes(t, (e) => {
     if (!armed || e.lockOwner !== 3) return 0;
     asked();

@@ -4,44 +4,34 @@
  * waiter ends, and what it was told agrees with what others may take: granted, the bytes stay
  * b's; refused, a's waiter behind it is granted.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
+import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
 
-const lk = (c: LockCoordinator, path: string, owner: number, type: number, wait = false): Promise<number> =>
-  c.lock({ path, lockType: type, lockStart: 0, lockLen: 10, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner }).then((r) => r.result);
-
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
+const lk = (c: LockCoordinator, path: string, owner: number, type: number, wait = false): Promise<number> => lock(c, path, owner, type, 0, 10, wait);
 
 for (const verdict of [0, -13]) {
   t.test(`posix: the engine paused while b's hook judges a grant by a's release, the hook answers ${verdict}: b's waiter ends, and no two writers hold`, { skip: noRedis }, async (t) => {
-    const server = await RedisServer.start();
-    t.teardown(() => server.stop());
-    const namespace = `rheng-${randomUUID().slice(0, 8)}`;
-    // sessionTtlMs well past the pause: the sessions live through it.
-    const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 8000, requestTimeoutMs: 1000 });
     const fences: string[] = [];
     let armed = false;
-    let asked: () => void = () => {};
-    const askedP = new Promise<void>((r) => (asked = r));
-    let answer: (v: number) => void = () => {};
-    const hookP = new Promise<number>((r) => (answer = r));
-    const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-    const b = await LockCoordinator.start({
-      workers: 1,
-      store: store('b'),
-      onLock: (e: LockEvent) => {
-        if (e.lockOwner === 3) fences.push(`${e.lockType === F_UNLCK ? 'release' : 'set'} ${e.fence}`);
-        if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
-        asked();
-        return hookP;
+    const { promise: askedP, resolve: asked } = later();
+    const { promise: hookP, resolve: answer } = later<number>();
+    const { server, a, b } = await hookNodes(
+      t,
+      'rheng',
+      {
+        onLock: (e: LockEvent) => {
+          if (e.lockOwner === 3) fences.push(`${e.lockType === F_UNLCK ? 'release' : 'set'} ${e.fence}`);
+          if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
+          asked();
+          return hookP;
+        },
       },
-    });
-    t.teardown(() => Promise.all([a.stop(), b.stop()]));
+      // sessionTtlMs well past the pause: the sessions live through it.
+      { store: { sessionTtlMs: 8000, requestTimeoutMs: 1000 } },
+    );
     const path = '/e';
     t.equal(await lk(a, path, 2, F_WRLCK), 0, 'a locks');
     const bWaits = lk(b, path, 3, F_WRLCK, true);

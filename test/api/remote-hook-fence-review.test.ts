@@ -4,36 +4,23 @@
  * the owner then holds read [0,15) with fence F, and its release event tells F (API.md: a release
  * event carries the fence of the lock it released).
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_RDLCK, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
+import { hookNodes, lock, waiting } from './remote-hook-nodes.js';
 
 t.test("posix: the approved read of two waiters granted in one step keeps its fence when the write after it is vetoed", { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rhfence-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
   const seen: LockEvent[] = [];
   let armed = false;
-  const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const b = await LockCoordinator.start({
-    workers: 1,
-    store: store('b'),
+  const { a, b } = await hookNodes(t, 'rhfence', {
     onLock: (e: LockEvent) => {
       seen.push(e);
       return armed && e.lockOwner === 3 && e.lockType === F_WRLCK ? -13 : 0;
     },
   });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
   const path = '/fr';
-  const lk = (c: LockCoordinator, owner: number, type: number, start: number, len: number, wait = false) =>
-    c.lock({ path, lockType: type, lockStart: start, lockLen: len, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner }).then((r) => r.result);
+  const lk = (c: LockCoordinator, owner: number, type: number, start: number, len: number, wait = false) => lock(c, path, owner, type, start, len, wait);
   t.equal(await lk(b, 1, F_WRLCK, 100, 1), 0, 'b locks (after the grace period)');
   t.equal(await lk(a, 2, F_WRLCK, 0, 20), 0, 'a owner 2 writes [0,20)');
   const rd = lk(b, 3, F_RDLCK, 0, 15, true);

@@ -3,19 +3,16 @@
  * onLockFile fire before a lock is granted), with a fence above every fence the file had, and its
  * release event tells that fence. A veto is the caller's result and frees the bytes for others.
  */
-import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent, type LockFileEvent, type UnlockFileEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent, type UnlockFileEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
+import { hookNodes, later, waiting } from './remote-hook-nodes.js';
 
 type Ev = (LockEvent | LockFileEvent | UnlockFileEvent) & { node: string; what: 'set' | 'release' };
 const ownerOf = (e: Ev): unknown => ('lockOwner' in e ? e.lockOwner : e.handle);
 
 async function nodes(t: Test, aHooks: boolean, veto: (e: Ev) => number | Promise<number>) {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rhook-${randomUUID().slice(0, 8)}`;
   const seen: Ev[] = [];
   const hooks = (node: string, v: (e: Ev) => number | Promise<number>) => ({
     onLock: (e: LockEvent) => {
@@ -32,16 +29,8 @@ async function nodes(t: Test, aHooks: boolean, veto: (e: Ev) => number | Promise
       seen.push({ ...e, node, what: 'release' });
     },
   });
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
-  const a = await LockCoordinator.start({ workers: 1, store: store('a'), ...(aHooks ? hooks('a', () => 0) : {}) });
-  const b = await LockCoordinator.start({ workers: 1, store: store('b'), ...hooks('b', veto) });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
+  const { a, b } = await hookNodes(t, 'rhook', hooks('b', veto), aHooks ? { a: hooks('a', () => 0) } : {});
   return { a, b, seen };
-}
-
-/** Resolves once `c` lists `n` waiting requests on `path` (each poll after the last one answered). */
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
 }
 
 const fam = ['posix', 'windows'] as const;
@@ -55,14 +44,19 @@ const take = (c: LockCoordinator, f: Fam, path: string, owner: number, wait: boo
 const drop = (c: LockCoordinator, f: Fam, path: string, owner: number): Promise<number> =>
   f === 'posix' ? c.lock({ path, lockType: F_UNLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, lockOwner: owner }).then((r) => r.result) : c.unlockFile({ fileName: path, byteOffset: 0, length: 10, handle: owner });
 
+/** b locks and unlocks `path` (waiting out the grace period of the fresh lock space), then a's owner 2 holds it. */
+async function aHolds(t: Test, a: LockCoordinator, b: LockCoordinator, f: Fam, path: string): Promise<void> {
+  t.equal(await take(b, f, path, 1, false), 0, 'b locks (after the grace period)');
+  t.equal(await drop(b, f, path, 1), 0, 'and unlocks');
+  t.equal(await take(a, f, path, 2, false), 0, 'a locks');
+}
+
 for (const f of fam) {
   for (const aHooks of [false, true]) {
     t.test(`${f}: b's waiter granted by a's release (a ${aHooks ? 'with' : 'without'} hooks) asks b's hook, with a higher fence`, { skip: noRedis }, async (t) => {
       const { a, b, seen } = await nodes(t, aHooks, () => 0);
       const path = '/g';
-      t.equal(await take(b, f, path, 1, false), 0, 'b locks (after the grace period)');
-      t.equal(await drop(b, f, path, 1), 0, 'and unlocks');
-      t.equal(await take(a, f, path, 2, false), 0, 'a locks');
+      await aHolds(t, a, b, f, path);
       const waiter = take(b, f, path, 3, true);
       await waiting(b, path, 1);
       const from = seen.length;
@@ -88,9 +82,7 @@ for (const f of fam) {
     const code = f === 'posix' ? -13 : 5;
     const { a, b, seen } = await nodes(t, false, () => (vetoing ? code : 0));
     const path = '/v';
-    t.equal(await take(b, f, path, 1, false), 0, 'b locks (after the grace period)');
-    t.equal(await drop(b, f, path, 1), 0, 'and unlocks');
-    t.equal(await take(a, f, path, 2, false), 0, 'a locks');
+    await aHolds(t, a, b, f, path);
     const bWaits = take(b, f, path, 3, true);
     await waiting(b, path, 1);
     const aWaits = take(a, f, path, 4, true);
@@ -111,10 +103,8 @@ for (const f of fam) {
 
 t.test("posix: b's waiter aborted while b's hook judges its grant by a's release ends at once, and the grant is released", { skip: noRedis }, async (t) => {
   let hang = false;
-  let asked: () => void = () => {};
-  const askedP = new Promise<void>((r) => (asked = r));
-  let answer: (v: number) => void = () => {};
-  const verdict = new Promise<number>((r) => (answer = r));
+  const { promise: askedP, resolve: asked } = later();
+  const { promise: verdict, resolve: answer } = later<number>();
   let count = 0;
   // b's hook hangs for owner 3 once armed (the approval of its grant by a's release).
   const { a, b } = await nodes(t, false, (e) => {
@@ -124,9 +114,7 @@ t.test("posix: b's waiter aborted while b's hook judges its grant by a's release
     return verdict;
   });
   const path = '/c';
-  t.equal(await take(b, 'posix', path, 1, false), 0, 'b locks (after the grace period)');
-  t.equal(await drop(b, 'posix', path, 1), 0, 'and unlocks');
-  t.equal(await take(a, 'posix', path, 2, false), 0, 'a locks');
+  await aHolds(t, a, b, 'posix', path);
   const ac = new AbortController();
   const bWaits = b.lock({ path, lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLKW, lockOwner: 3, signal: ac.signal }).then((r) => r.result);
   await waiting(b, path, 1);

@@ -3,42 +3,27 @@
  * approval while the second's caller aborts. The aborted waiter ends while the hook still runs
  * (as a node alone ends a waiter in its mailbox), and nothing of it is left once all settle.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_RDLCK, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
+import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
 
 t.test("posix: b's second waiter, granted with the first by a's release, aborted while b's hook judges the first: ends at once, leaves nothing", {
   skip: noRedis,
 }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rhmany-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
   let armed = false;
-  let asked: () => void = () => {};
-  const askedP = new Promise<void>((r) => (asked = r));
-  let answer: (v: number) => void = () => {};
-  const hookP = new Promise<number>((r) => (answer = r));
-  const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const b = await LockCoordinator.start({
-    workers: 1,
-    store: store('b'),
+  const { promise: askedP, resolve: asked } = later();
+  const { promise: hookP, resolve: answer } = later<number>();
+  const { a, b } = await hookNodes(t, 'rhmany', {
     onLock: (e: LockEvent) => {
       if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
       asked();
       return hookP;
     },
   });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
   const path = '/m';
-  const lk = (c: LockCoordinator, owner: number, type: number, wait = false, signal?: AbortSignal) =>
-    c.lock({ path, lockType: type, lockStart: 0, lockLen: 10, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner, ...(signal ? { signal } : {}) }).then((r) => r.result);
+  const lk = (c: LockCoordinator, owner: number, type: number, wait = false, signal?: AbortSignal) => lock(c, path, owner, type, 0, 10, wait, signal);
   t.equal(await lk(a, 2, F_WRLCK), 0, 'a writes');
   const first = lk(b, 3, F_RDLCK, true);
   await waiting(b, path, 1);

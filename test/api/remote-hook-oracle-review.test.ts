@@ -5,11 +5,11 @@
  * oracle: a's owners and b's on the same node) and on two nodes a and b sharing a store; the
  * waiter's result and every granted lock afterwards must be the same.
  */
-import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
+import { hookNodes, waiting } from './remote-hook-nodes.js';
 
 type Kind = 'posix' | 'ofd' | 'flock' | 'windows';
 type Op = { node: 'a' | 'b'; kind: Kind; owner: number; type: 'r' | 'w' | 'u'; start: number; len: number };
@@ -26,15 +26,6 @@ function call(c: LockCoordinator, path: string, o: Op, wait: boolean): Promise<n
   const lockType = o.type === 'r' ? F_RDLCK : o.type === 'w' ? F_WRLCK : F_UNLCK;
   const range = o.kind === 'flock' ? {} : { lockStart: o.start, lockLen: o.len };
   return c.lock({ path, kind: o.kind, lockType, ...range, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: o.owner }).then((r) => r.result);
-}
-
-async function waiting(cs: LockCoordinator[], path: string, n: number): Promise<void> {
-  for (;;) {
-    let k = 0;
-    for (const c of cs) k += (await c.locks(path)).filter((e) => e.state === 'waiting').length;
-    if (k >= n) return;
-    await new Promise((r) => setImmediate(r));
-  }
 }
 
 async function run(t: Test, cse: Case, shared: boolean): Promise<{ results: number[]; locks: string[] }> {
@@ -54,13 +45,7 @@ async function run(t: Test, cse: Case, shared: boolean): Promise<{ results: numb
   let a: LockCoordinator;
   let b: LockCoordinator;
   if (shared) {
-    const server = await RedisServer.start();
-    t.teardown(() => server.stop());
-    const namespace = `rhoracle-${randomUUID().slice(0, 8)}`;
-    const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
-    a = await LockCoordinator.start({ workers: 1, store: store('a') });
-    b = await LockCoordinator.start({ workers: 1, store: store('b'), ...hooks });
-    t.teardown(() => Promise.all([a.stop(), b.stop()]));
+    ({ a, b } = await hookNodes(t, 'rhoracle', hooks));
     // The grace period of a fresh lock space, waited out before the case.
     t.equal(await call(a, '/warm', { node: 'a', kind: 'posix', owner: 99, type: 'w', start: 0, len: 1 }, false), 0);
     t.equal(await call(b, '/warm', { node: 'b', kind: 'posix', owner: 98, type: 'w', start: 5, len: 1 }, false), 0);

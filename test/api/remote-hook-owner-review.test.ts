@@ -6,31 +6,18 @@
  * removes it; the waiter's judgment then finds no grant and answers 0 without asking the hook.
  * API.md: the approval hook fires before a grant, and its veto is the caller's result.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
+import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
 
 t.test("posix: an unlock by the waiter's owner queued before the grant's event: the grant is not told without its hook", { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rhowner-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
   let armed = false;
   const asked: number[] = [];
-  let nineAsked: () => void = () => {};
-  const nine = new Promise<void>((r) => (nineAsked = r));
-  let release9: (v: number) => void = () => {};
-  const verdict9 = new Promise<number>((r) => (release9 = r));
-  const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const b = await LockCoordinator.start({
-    workers: 1,
-    store: store('b'),
+  const { promise: nine, resolve: nineAsked } = later();
+  const { promise: verdict9, resolve: release9 } = later<number>();
+  const { a, b } = await hookNodes(t, 'rhowner', {
     onLock: (e: LockEvent) => {
       if (e.lockType === F_UNLCK || !armed) return 0;
       asked.push(Number(e.lockOwner));
@@ -41,10 +28,8 @@ t.test("posix: an unlock by the waiter's owner queued before the grant's event: 
       return e.lockOwner === 3 ? -13 : 0;
     },
   });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
   const path = '/own';
-  const lk = (c: LockCoordinator, owner: number, type: number, start: number, len: number, wait = false) =>
-    c.lock({ path, lockType: type, lockStart: start, lockLen: len, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner }).then((r) => r.result);
+  const lk = (c: LockCoordinator, owner: number, type: number, start: number, len: number, wait = false) => lock(c, path, owner, type, start, len, wait);
   t.equal(await lk(b, 1, F_WRLCK, 100, 1), 0, 'b locks (after the grace period)');
   t.equal(await lk(a, 2, F_WRLCK, 0, 10), 0, 'a owner 2 writes [0,10)');
   const w = lk(b, 3, F_WRLCK, 0, 10, true);

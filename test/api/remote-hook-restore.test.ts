@@ -4,28 +4,17 @@
  * granted bytes beyond, wakes whoever they held up in queue order, and changes no other owner's
  * lock.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_RDLCK, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
+import { hookNodes, lock, waiting } from './remote-hook-nodes.js';
 
 t.test("posix: a vetoed extension granted by another node's release: the owner's earlier lock is back with its fence, the next waiters are granted in order, other locks stay", { skip: noRedis }, async (t) => {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rhrestore-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
   const seen: LockEvent[] = [];
   let vetoing = false;
   let asked = 0;
-  const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const b = await LockCoordinator.start({
-    workers: 1,
-    store: store('b'),
+  const { a, b } = await hookNodes(t, 'rhrestore', {
     onLock: (e: LockEvent) => {
       seen.push(e);
       if (e.lockType === F_UNLCK || !vetoing || e.lockOwner !== 3) return 0;
@@ -33,10 +22,8 @@ t.test("posix: a vetoed extension granted by another node's release: the owner's
       return -13;
     },
   });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
   const path = '/r';
-  const lk = (c: LockCoordinator, owner: number, type: number, start: number, len: number, wait = false) =>
-    c.lock({ path, lockType: type, lockStart: start, lockLen: len, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner }).then((r) => r.result);
+  const lk = (c: LockCoordinator, owner: number, type: number, start: number, len: number, wait = false) => lock(c, path, owner, type, start, len, wait);
   const held = async (c: LockCoordinator) =>
     (await c.locks(path)).filter((e) => e.state === 'granted').map((e) => `${e.node} ${String(e.owner)} ${e.type} ${e.start}-${e.end}`).sort();
 

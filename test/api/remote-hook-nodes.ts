@@ -1,0 +1,61 @@
+/**
+ * The setting of the remote-hook tests (issue 13: a waiter granted by another node's step asks its
+ * own node's approval hook): a redis-server of the test's own, a fresh namespace, and two nodes
+ * over it, `a` and `b`, each a coordinator with one worker; `b` (and `a` where a test asks) with
+ * the hooks the test gives. Everything is stopped at the test's end.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Test } from 'tap';
+import { F_SETLK, F_SETLKW, LockCoordinator, type StartOptions, type StoreOptions } from '../../src/index.js';
+import { RedisServer } from '../store/redis-server.js';
+
+/** A node's options besides its store and workers: its hooks, hookTimeoutMs. */
+export type NodeOptions = Omit<StartOptions, 'store' | 'workers'>;
+
+/**
+ * Starts the engine and nodes a and b in the namespace `${prefix}-<8 random hex>`, b with `b`'s
+ * options and a with `o.a`'s; each store with sessionTtlMs 1000 unless `o.store` says otherwise.
+ * `stopB` stops b before the test ends (its teardown then stops only a).
+ */
+export async function hookNodes(
+  t: Test,
+  prefix: string,
+  b: NodeOptions,
+  o: { a?: NodeOptions; store?: Pick<StoreOptions, 'sessionTtlMs' | 'requestTimeoutMs'> } = {},
+): Promise<{ server: RedisServer; a: LockCoordinator; b: LockCoordinator; stopB: () => Promise<void> }> {
+  const server = await RedisServer.start();
+  t.teardown(() => server.stop());
+  const namespace = `${prefix}-${randomUUID().slice(0, 8)}`;
+  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000, ...o.store });
+  const nodeA = await LockCoordinator.start({ workers: 1, store: store('a'), ...o.a });
+  const nodeB = await LockCoordinator.start({ workers: 1, store: store('b'), ...b });
+  let bStopped = false;
+  t.teardown(() => Promise.all([nodeA.stop(), bStopped ? undefined : nodeB.stop()]));
+  const stopB = () => {
+    bStopped = true;
+    return nodeB.stop();
+  };
+  return { server, a: nodeA, b: nodeB, stopB };
+}
+
+/** Resolves once the coordinators `cs` list `n` waiting requests on `path` between them (each poll after the last one answered). */
+export async function waiting(cs: LockCoordinator | LockCoordinator[], path: string, n: number): Promise<void> {
+  const all = Array.isArray(cs) ? cs : [cs];
+  for (;;) {
+    let k = 0;
+    for (const c of all) k += (await c.locks(path)).filter((e) => e.state === 'waiting').length;
+    if (k >= n) return;
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** A POSIX request of `owner` for `type` on [start, start+len) of `path`, waiting (F_SETLKW) if `wait`, ended by `signal` if given; its result as a number. */
+export const lock = (c: LockCoordinator, path: string, owner: number, type: number, start: number, len: number, wait = false, signal?: AbortSignal): Promise<number> =>
+  c.lock({ path, lockType: type, lockStart: start, lockLen: len, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner, ...(signal ? { signal } : {}) }).then((r) => r.result);
+
+/** A promise and what settles it: the answer a hook awaits from the test, or the sign a test awaits from a hook. */
+export function later<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+  let resolve: (v: T) => void = () => {};
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
