@@ -5,35 +5,24 @@
  * listing must not then pass off every node as one "whose session is gone" (MOUNT '-') and say
  * nothing of late sessions in silence: it says on stderr that the registry could not be read.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import type { Redis } from 'ioredis';
-import { F_SETLK, F_WRLCK, LockCoordinator } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
 import { runCli } from '../native/cli-proc.js';
-import { SERVES } from '../../src/store/options.js';
+import { lockSpace } from './locks-store-space.js';
 
-const NS = `la-${randomUUID().slice(0, 8)}`;
-
-let server: RedisServer;
-let admin: Redis;
-let b: LockCoordinator;
-
-t.before(async () => {
-  if (noRedis) return;
-  server = await RedisServer.start();
-  admin = await server.client();
-  b = await LockCoordinator.start({ workers: 1, store: { url: server.url, namespace: NS, sessionTtlMs: 3000, node: 'b', [SERVES]: { host: 'host-b', mountpoint: '/mnt/b' } } });
-  t.equal((await b.lock({ path: '/f', lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, lockOwner: 1, lockPid: 202 })).result, 0);
-  await admin.call('ACL', 'SETUSER', 'reader', 'on', '>pw', '~*', '+@read', '+eval_ro', '+info', '+client|setname', '+ping');
+const space = lockSpace(t, {
+  prefix: 'la',
+  node: 'b',
+  serves: { host: 'host-b', mountpoint: '/mnt/b' },
+  held: { path: '/f', pid: 202 },
+  setup: async ({ server }) => {
+    await (await server.client()).call('ACL', 'SETUSER', 'reader', 'on', '>pw', '~*', '+@read', '+eval_ro', '+info', '+client|setname', '+ping');
+  },
 });
-t.teardown(async () => {
-  await b?.stop();
-  admin?.disconnect();
-  await server?.stop();
-});
+const NS = space.ns;
 
 t.test('a user refused the registry: the locks listed, and said that MOUNT and late sessions are unknown', { skip: noRedis }, async (t) => {
+  const { server } = space;
   const full = await runCli(['locks', '--store', server.url, '--namespace', NS, '--noheadings']);
   t.match(full.stdout, /host-b:\/mnt\/b/, "the default user: b's recorded mount");
   const r = await runCli(['locks', '--store', server.url.replace('redis://', 'redis://reader:pw@'), '--namespace', NS, '--noheadings']);

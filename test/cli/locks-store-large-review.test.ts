@@ -6,36 +6,27 @@
  * namespace's file index holds 700 000 files (all but one without records: what the listing
  * reads per file is the same), far more than 5 s of reads on this machine.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import type { Redis } from 'ioredis';
-import { F_SETLK, F_WRLCK, LockCoordinator } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { noRedis } from '../store/redis-server.js';
 import { runCli } from '../native/cli-proc.js';
+import { lockSpace } from './locks-store-space.js';
 
-const NS = `lg-${randomUUID().slice(0, 8)}`;
 const FILES = 700_000;
 
-let server: RedisServer;
-let admin: Redis;
-let b: LockCoordinator;
-
-t.before(async () => {
-  if (noRedis) return;
-  server = await RedisServer.start();
-  admin = await server.client();
-  b = await LockCoordinator.start({ workers: 1, store: { url: server.url, namespace: NS, sessionTtlMs: 3000, node: 'b' } });
-  t.equal((await b.lock({ path: '/held', lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, lockOwner: 1, lockPid: 202 })).result, 0);
-  for (let i = 0; i < FILES; i += 10_000) await admin.sadd(`{${NS}}:files`, ...Array.from({ length: 10_000 }, (_, j) => `/empty/${i + j}`));
-  t.equal(await admin.scard(`{${NS}}:files`), FILES + 1, 'the index holds every file');
+const space = lockSpace(t, {
+  prefix: 'lg',
+  node: 'b',
+  held: { path: '/held', pid: 202 },
+  setup: async ({ server, ns: NS }) => {
+    const admin = await server.client();
+    for (let i = 0; i < FILES; i += 10_000) await admin.sadd(`{${NS}}:files`, ...Array.from({ length: 10_000 }, (_, j) => `/empty/${i + j}`));
+    t.equal(await admin.scard(`{${NS}}:files`), FILES + 1, 'the index holds every file');
+  },
 });
-t.teardown(async () => {
-  await b?.stop();
-  admin?.disconnect();
-  await server?.stop();
-});
+const NS = space.ns;
 
 t.test('a namespace of many files: listed, each answer within the timeout, not the whole read', { skip: noRedis }, async (t) => {
+  const { server } = space;
   const r = await runCli(['locks', '--store', server.url, '--namespace', NS, '--noheadings']);
   t.notMatch(r.stderr, /no answer within/, 'no timeout: the engine answered every read');
   t.equal(r.status, 0, r.stderr);

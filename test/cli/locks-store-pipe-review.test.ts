@@ -4,32 +4,26 @@
  * child) it must arrive whole, not cut where the pipe's buffer filled when the CLI exited. And a
  * reader that stops early (`| head -1`) ends the CLI without a stack trace.
  */
-import { randomUUID } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import t from 'tap';
-import { F_SETLK, F_WRLCK, LockCoordinator } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_SETLK, F_WRLCK } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { cli } from '../native/cli-proc.js';
+import { lockSpace } from './locks-store-space.js';
 
-const NS = `lp-${randomUUID().slice(0, 8)}`;
 /** Enough locks that either listing is far larger than a pipe's buffer (64 KiB on Linux). */
 const LOCKS = 600;
 const name = (i: number) => `/${'d'.repeat(150)}/f${i}`;
 
-let server: RedisServer;
-let a: LockCoordinator;
-
-t.before(async () => {
-  if (noRedis) return;
-  server = await RedisServer.start();
-  a = await LockCoordinator.start({ workers: 1, store: { url: server.url, namespace: NS, sessionTtlMs: 3000, node: 'a' } });
-  const results = await Promise.all(Array.from({ length: LOCKS }, (_, i) => a.lock({ path: name(i), lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, lockOwner: i + 1, lockPid: 1000 + i })));
-  t.equal(results.filter((r) => r.result === 0).length, LOCKS, 'every lock granted');
+const space = lockSpace(t, {
+  prefix: 'lp',
+  node: 'a',
+  setup: async ({ node: a }) => {
+    const results = await Promise.all(Array.from({ length: LOCKS }, (_, i) => a.lock({ path: name(i), lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, lockOwner: i + 1, lockPid: 1000 + i })));
+    t.equal(results.filter((r) => r.result === 0).length, LOCKS, 'every lock granted');
+  },
 });
-t.teardown(async () => {
-  await a?.stop();
-  await server?.stop();
-});
+const NS = space.ns;
 
 /**
  * `locksmith locks --store URL --namespace NS ARGS | READER` run by bash: the reader's output,
@@ -38,7 +32,7 @@ t.teardown(async () => {
  */
 async function piped(args: string, reader: string): Promise<{ out: string; err: string; status: number }> {
   const script = `"${process.execPath}" "$0" locks --store "$1" --namespace "$2" ${args} 2>&3 | ${reader}; echo "status \${PIPESTATUS[0]}" >&3`;
-  const p = spawn('/bin/bash', ['-c', script, cli, server.url, NS], { stdio: ['ignore', 'pipe', 'inherit', 'pipe'] });
+  const p = spawn('/bin/bash', ['-c', script, cli, space.server.url, NS], { stdio: ['ignore', 'pipe', 'inherit', 'pipe'] });
   let out = '';
   let err = '';
   p.stdout!.on('data', (d: Buffer) => (out += d.toString()));

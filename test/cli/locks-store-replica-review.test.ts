@@ -8,35 +8,30 @@
  * primary's data set (a replica promoted since has a new replication ID: 'other', as nodes judge a
  * failover).
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_SETLK, F_WRLCK, LockCoordinator } from '../../src/index.js';
 import { FAST_SYNC, RedisServer, noRedis, replicate } from '../store/redis-server.js';
 import { runCli } from '../native/cli-proc.js';
+import { lockSpace } from './locks-store-space.js';
 
-const NS = `lr-${randomUUID().slice(0, 8)}`;
-
-let primary: RedisServer;
 let replica: RedisServer;
-let a: LockCoordinator;
 
-t.before(async () => {
-  if (noRedis) return;
-  primary = await RedisServer.start(FAST_SYNC);
-  replica = await RedisServer.start();
-  a = await LockCoordinator.start({ workers: 1, store: { url: primary.url, namespace: NS, sessionTtlMs: 3000, node: 'a' } });
-  t.equal((await a.lock({ path: '/f', lockType: F_WRLCK, lockStart: 0, lockLen: 10, cmd: F_SETLK, lockOwner: 1, lockPid: 7 })).result, 0);
-  await replicate(await replica.client(), primary);
-  // The lock has reached the replica (WAIT: every write so far acknowledged by it).
-  t.equal(await (await primary.client()).wait(1, 0), 1, 'the replica has every write');
+const space = lockSpace(t, {
+  prefix: 'lr',
+  node: 'a',
+  settings: FAST_SYNC,
+  held: { path: '/f', pid: 7 },
+  setup: async ({ server: primary }) => {
+    replica = await RedisServer.start();
+    await replicate(await replica.client(), primary);
+    // The lock has reached the replica (WAIT: every write so far acknowledged by it).
+    t.equal(await (await primary.client()).wait(1, 0), 1, 'the replica has every write');
+  },
+  stop: () => replica?.stop(),
 });
-t.teardown(async () => {
-  await a?.stop();
-  await replica?.stop();
-  await primary?.stop();
-});
+const NS = space.ns;
 
 t.test('an in-sync replica: its listing is not said to be stale', { skip: noRedis }, async (t) => {
+  const { server: primary } = space;
   const onPrimary = await runCli(['locks', '--store', primary.url, '--namespace', NS, '--json']);
   t.equal(JSON.parse(onPrimary.stdout).store.stale, false, 'the primary: not stale');
   const r = await runCli(['locks', '--store', replica.url, '--namespace', NS, '--json']);
