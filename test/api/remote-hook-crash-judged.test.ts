@@ -6,15 +6,11 @@
  * owner's earlier lock the grant merged with (bytes and fence), frees the rest and grants the next
  * waiters in order; a crash as the first verdict comes in ends with one consistent outcome.
  */
-import { randomUUID } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
+import { hookNodes, later, waiting } from './remote-hook-nodes.js';
 
 type Family = 'posix' | 'windows';
 
@@ -23,10 +19,6 @@ type Family = 'posix' | 'windows';
  * every event b's hooks see is kept (`seen`, with its owner and fence).
  */
 async function nodes(t: Test, judge: (n: number) => number | Promise<number>) {
-  const server = await RedisServer.start();
-  t.teardown(() => server.stop());
-  const namespace = `rhcrashj-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
   const state = { armed: false, asked: 0 };
   const seen: { owner: unknown; release: boolean; fence: number }[] = [];
   let heard: () => void = () => {};
@@ -46,10 +38,7 @@ async function nodes(t: Test, judge: (n: number) => number | Promise<number>) {
     if (!state.armed || owner !== 3) return 0;
     return judge(++state.asked);
   };
-  const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const b = await LockCoordinator.start({
-    workers: 1,
-    store: store('b'),
+  const { a, b } = await hookNodes(t, 'rhcrashj', {
     onLock: (e: LockEvent) => {
       note({ owner: e.lockOwner, release: e.lockType === F_UNLCK, fence: e.fence });
       return e.lockType === F_UNLCK ? 0 : ask(e.lockOwner);
@@ -62,7 +51,6 @@ async function nodes(t: Test, judge: (n: number) => number | Promise<number>) {
       note({ owner: e.handle, release: true, fence: e.fence });
     },
   });
-  t.teardown(() => Promise.all([a.stop(), b.stop()]));
   return { a, b, state, seen, released };
 }
 
@@ -80,15 +68,13 @@ function calls(f: Family, path: string) {
 
 for (const f of ['posix', 'windows'] as const) {
   t.test(`${f}: b's worker dies while b's hook judges a grant by a's release; the hook run again approves: granted, with the fence it was shown`, { skip: noRedis }, async (t) => {
-    let first: () => void = () => {};
-    const firstAsked = new Promise<void>((r) => (first = r));
-    let answer: (v: number) => void = () => {};
-    const verdict = new Promise<number>((r) => (answer = r));
+    const firstAsked = later();
+    const verdict = later<number>();
     // The first approval hangs until answered (the worker dies meanwhile), the one run again approves.
     const { a, b, state, seen, released } = await nodes(t, (n) => {
       if (n > 1) return 0;
-      first();
-      return verdict;
+      firstAsked.resolve();
+      return verdict.promise;
     });
     const path = '/crash-approve';
     const { take, drop } = calls(f, path);
@@ -100,9 +86,9 @@ for (const f of ['posix', 'windows'] as const) {
     await waiting(b, path, 1);
     state.armed = true;
     t.equal(await drop(a, 2, 0, 10), 0, 'a unlocks: b owner 3 is granted in its step');
-    await settles(firstAsked, "b's hook asked for the grant by a's release");
+    await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
     await settles(b.crashWorker(0), "b's worker replaced");
-    answer(-13);
+    verdict.resolve(-13);
     t.equal(await settles(bWaits, "b's waiter"), 0, "b's caller is granted: the hook run again approved");
     t.equal(state.asked, 2, "b's hook was asked again for the request sent to the replacement");
     const approvals = seen.filter((e) => e.owner === 3 && !e.release);
@@ -117,16 +103,14 @@ for (const f of ['posix', 'windows'] as const) {
   });
 
   t.test(`${f}: b's worker dies as the first verdict (approve) comes in: one outcome, the hook's run last`, { skip: noRedis }, async (t) => {
-    let first: () => void = () => {};
-    const firstAsked = new Promise<void>((r) => (first = r));
-    let answer: (v: number) => void = () => {};
-    const verdict = new Promise<number>((r) => (answer = r));
+    const firstAsked = later();
+    const verdict = later<number>();
     const code = f === 'posix' ? -13 : 5;
     // The first approves once answered; one run again vetoes.
     const { a, b, state } = await nodes(t, (n) => {
       if (n > 1) return code;
-      first();
-      return verdict;
+      firstAsked.resolve();
+      return verdict.promise;
     });
     const path = '/crash-late';
     const { take, drop } = calls(f, path);
@@ -138,9 +122,9 @@ for (const f of ['posix', 'windows'] as const) {
     await waiting(b, path, 1);
     state.armed = true;
     t.equal(await drop(a, 2, 0, 10), 0, 'a unlocks: b owner 3 is granted in its step');
-    await settles(firstAsked, "b's hook asked for the grant by a's release");
+    await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
     // The approval and the crash race: the fenced step may be written, or not, before the worker dies.
-    answer(0);
+    verdict.resolve(0);
     await settles(b.crashWorker(0), "b's worker replaced");
     const r = await settles(bWaits, "b's waiter");
     if (state.asked === 1) {
@@ -155,14 +139,12 @@ for (const f of ['posix', 'windows'] as const) {
 }
 
 t.test("posix: b's worker dies while b's hook judges a grant that merged with its owner's lock; the veto run again puts that lock back with its fence and grants the next waiters in order", { skip: noRedis }, async (t) => {
-  let first: () => void = () => {};
-  const firstAsked = new Promise<void>((r) => (first = r));
-  let answer: (v: number) => void = () => {};
-  const verdict = new Promise<number>((r) => (answer = r));
+  const firstAsked = later();
+  const verdict = later<number>();
   const { a, b, state, seen, released } = await nodes(t, (n) => {
     if (n > 1) return -13;
-    first();
-    return verdict;
+    firstAsked.resolve();
+    return verdict.promise;
   });
   const path = '/crash-merge';
   const { take, drop } = calls('posix', path);
@@ -182,9 +164,9 @@ t.test("posix: b's worker dies while b's hook judges a grant that merged with it
   await waiting(a, path, 4);
   state.armed = true;
   t.equal(await drop(a, 2, 10, 10), 0, 'a unlocks [10,20): b owner 3 is granted first (adjacent: merged with [0,10))');
-  await settles(firstAsked, "b's hook asked for the grant by a's release");
+  await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
   await settles(b.crashWorker(0), "b's worker replaced");
-  answer(0);
+  verdict.resolve(0);
   t.equal(await settles(ext, "b's extension"), -13, "b's extension gets the veto of the hook run again");
   t.equal(state.asked, 2, 'asked again on the replacement');
   const now = await held();

@@ -4,50 +4,36 @@
  * sent again to the replacement and its hook runs again (the first verdict is dropped)". A veto
  * by the hook run again must be the caller's result, and nothing may stay granted to b.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-
-async function waiting(c: LockCoordinator, path: string, n: number): Promise<void> {
-  while ((await c.locks(path)).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-}
+import { hookNodes, later, waiting } from './remote-hook-nodes.js';
 
 for (const f of ['posix', 'windows'] as const) {
   t.test(`${f}: b's worker dies while b's hook judges a grant by a's release: the hook runs again and its veto stands`, {
     skip: noRedis,
   }, async (t) => {
-    const server = await RedisServer.start();
-    t.teardown(() => server.stop());
-    const namespace = `rhcrash-${randomUUID().slice(0, 8)}`;
-    const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
     const code = f === 'posix' ? -13 : 5;
     let armed = false;
     let asked = 0;
-    let first: () => void = () => {};
-    const firstAsked = new Promise<void>((r) => (first = r));
-    let answer: (v: number) => void = () => {};
-    const verdict = new Promise<number>((r) => (answer = r));
+    const firstAsked = later();
+    const verdict = later<number>();
     // Owner 3's approvals once armed: the first hangs until answered (the worker dies meanwhile), later ones veto at once.
     const judge = (owner: unknown): number | Promise<number> => {
       if (!armed || owner !== 3) return 0;
       asked++;
       if (asked === 1) {
-        first();
-        return verdict;
+        firstAsked.resolve();
+        return verdict.promise;
       }
       return code;
     };
-    const a = await LockCoordinator.start({ workers: 1, store: store('a') });
-    const b = await LockCoordinator.start({
-      workers: 1,
-      store: store('b'),
+    const { a, b } = await hookNodes(t, 'rhcrash', {
       onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : judge(e.lockOwner)),
       onLockFile: (e: LockFileEvent) => judge(e.handle),
       onUnlockFile: () => {},
     });
-    t.teardown(() => Promise.all([a.stop(), b.stop()]));
     const path = '/crash';
     const take = (c: LockCoordinator, owner: number, wait: boolean): Promise<number> =>
       f === 'posix'
@@ -64,9 +50,9 @@ for (const f of ['posix', 'windows'] as const) {
     await waiting(b, path, 1);
     armed = true;
     t.equal(await drop(a, 2), 0, 'a unlocks: b owner 3 is granted in its step');
-    await settles(firstAsked, "b's hook asked for the grant by a's release");
+    await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
     await settles(b.crashWorker(0), "b's worker replaced");
-    answer(0);
+    verdict.resolve(0);
     const r = await settles(bWaits, "b's waiter");
     t.ok(asked >= 2, `b's hook ran again for the request sent to the replacement (asked ${asked} times)`);
     t.equal(r, code, "b's caller gets the veto of the hook run again");
