@@ -66,27 +66,41 @@ function calls(f: Family, path: string) {
   return { take, drop };
 }
 
+/**
+ * The scene both families' tests share: b locks and unlocks once (the grace period), a holds
+ * [0,10), b's owner 3 waits for it; armed, a unlocks, which grants owner 3 in a's step, and b's
+ * hook is asked (its first verdict hangs on `verdict`). Gives b's waiting request, wrapped (an
+ * async function's returned promise would be awaited).
+ */
+async function grantJudged(t: Test, n: Awaited<ReturnType<typeof nodes>>, f: Family, path: string, firstAsked: Promise<void>): Promise<{ bWaits: Promise<number> }> {
+  const { a, b, state } = n;
+  const { take, drop } = calls(f, path);
+  t.equal(await take(b, 1, 0, 10, false), 0, 'b locks (after the grace period)');
+  t.equal(await drop(b, 1, 0, 10), 0, 'and unlocks');
+  t.equal(await take(a, 2, 0, 10, false), 0, 'a locks');
+  const bWaits = take(b, 3, 0, 10, true);
+  await waiting(b, path, 1);
+  state.armed = true;
+  t.equal(await drop(a, 2, 0, 10), 0, 'a unlocks: b owner 3 is granted in its step');
+  await settles(firstAsked, "b's hook asked for the grant by a's release");
+  return { bWaits };
+}
+
 for (const f of ['posix', 'windows'] as const) {
   t.test(`${f}: b's worker dies while b's hook judges a grant by a's release; the hook run again approves: granted, with the fence it was shown`, { skip: noRedis }, async (t) => {
     const firstAsked = later();
     const verdict = later<number>();
     // The first approval hangs until answered (the worker dies meanwhile), the one run again approves.
-    const { a, b, state, seen, released } = await nodes(t, (n) => {
-      if (n > 1) return 0;
+    const n = await nodes(t, (k) => {
+      if (k > 1) return 0;
       firstAsked.resolve();
       return verdict.promise;
     });
+    const { a, b, state, seen, released } = n;
     const path = '/crash-approve';
     const { take, drop } = calls(f, path);
     const busy = f === 'posix' ? -11 : 33;
-    t.equal(await take(b, 1, 0, 10, false), 0, 'b locks (after the grace period)');
-    t.equal(await drop(b, 1, 0, 10), 0, 'and unlocks');
-    t.equal(await take(a, 2, 0, 10, false), 0, 'a locks');
-    const bWaits = take(b, 3, 0, 10, true);
-    await waiting(b, path, 1);
-    state.armed = true;
-    t.equal(await drop(a, 2, 0, 10), 0, 'a unlocks: b owner 3 is granted in its step');
-    await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
+    const { bWaits } = await grantJudged(t, n, f, path, firstAsked.promise);
     await settles(b.crashWorker(0), "b's worker replaced");
     verdict.resolve(-13);
     t.equal(await settles(bWaits, "b's waiter"), 0, "b's caller is granted: the hook run again approved");
@@ -107,22 +121,16 @@ for (const f of ['posix', 'windows'] as const) {
     const verdict = later<number>();
     const code = f === 'posix' ? -13 : 5;
     // The first approves once answered; one run again vetoes.
-    const { a, b, state } = await nodes(t, (n) => {
-      if (n > 1) return code;
+    const n = await nodes(t, (k) => {
+      if (k > 1) return code;
       firstAsked.resolve();
       return verdict.promise;
     });
+    const { a, b, state } = n;
     const path = '/crash-late';
-    const { take, drop } = calls(f, path);
+    const { take } = calls(f, path);
     const busy = f === 'posix' ? -11 : 33;
-    t.equal(await take(b, 1, 0, 10, false), 0, 'b locks (after the grace period)');
-    t.equal(await drop(b, 1, 0, 10), 0, 'and unlocks');
-    t.equal(await take(a, 2, 0, 10, false), 0, 'a locks');
-    const bWaits = take(b, 3, 0, 10, true);
-    await waiting(b, path, 1);
-    state.armed = true;
-    t.equal(await drop(a, 2, 0, 10), 0, 'a unlocks: b owner 3 is granted in its step');
-    await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
+    const { bWaits } = await grantJudged(t, n, f, path, firstAsked.promise);
     // The approval and the crash race: the fenced step may be written, or not, before the worker dies.
     verdict.resolve(0);
     await settles(b.crashWorker(0), "b's worker replaced");
