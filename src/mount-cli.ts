@@ -58,8 +58,9 @@ options:
   --log-level LEVEL   ${LOG_LEVELS.join(', ')} (default warn; or set ${LOG_LEVEL_ENV}): what goes to
                       stderr. error: faults inside a worker (a bug; the request got a generic
                       error); warn: also hook failures, replaced workers, and a --store session
-                      fenced, unfenced or lost; info: also new sessions, grace periods, the control
-                      socket and unmount details; debug: also every control request
+                      fenced, unfenced or lost, or put back after the store lost its data; info:
+                      also new sessions, grace periods, the control socket and unmount details;
+                      debug: also every control request
   --version           print the version
   --help              show this text
 `;
@@ -85,7 +86,9 @@ function sessionLine(e: SessionEvent, grace: boolean, said: boolean): [LogLevel,
       if (said) return ['info', `new session ${e.epoch} opened (session ${e.lost} was lost)${inGrace}`];
       return ['warn', `session ${e.lost} lost (it expired before a renewal got through, or the store lost its data while it was fenced): ${LOST}; new session ${e.epoch} opened${inGrace}`];
     case 'reset':
-      return ['info', `the store lost its data: new session ${e.epoch} puts back what session ${e.lost} held, in a grace period of ${e.graceMs} ms (grants wait for its end)`];
+      // At 'warn' as a fence or a loss is: the store lost its data, and whoever saw the 'fenced'
+      // line it may have caused learns here that the mount answers again, and what it kept.
+      return ['warn', `the store lost its data: new session ${e.epoch} opened, answering again; it puts back the locks and waiters session ${e.lost} held, in a grace period of ${e.graceMs} ms (grants wait for its end); a lock not put back by then counts as lost`];
     case 'grace-ended':
       return ['info', `grace period over (session ${e.epoch}): grants go on`];
     case 'displaced':
@@ -96,7 +99,7 @@ function sessionLine(e: SessionEvent, grace: boolean, said: boolean): [LogLevel,
 
 /**
  * Logs each event of the coordinator's session on its store, one line each: at 'warn' what costs
- * the processes on the mount their locks or answers (fenced, lost) and the end of a fence, at
+ * the processes on the mount their locks or answers (fenced, lost), the end of a fence and the recovery from a reset, at
  * 'info' the rest (a new session, a grace period's end). Also says now, at 'info', when the
  * lock space is in a grace period (a new namespace starts in one).
  */

@@ -28,7 +28,6 @@ t.test(
   'a mount whose redis-server restarted without its data says at warn, after its "fenced" line, that it answers again',
   {
     skip: why ?? false,
-    todo: "found by user review: after an engine restart without data the warn-level log ends at 'session N fenced' (the recovery, 'reset', is logged at info only)",
   },
   async (t) => {
     const base = mkdtempSync(join(tmpdir(), 'locksmith-reset-log-review-'));
