@@ -48,7 +48,11 @@ stderr, and the exit status is 1: one whose server does not answer at all (stopp
 named by its mountpoint and pid after 3 s, and the other mounts are listed. A mount sharing its
 lock space whose engine refuses connections or does not answer lists its own node's locks as
 that node last knew them, STATE marked '*' (--json: "lastKnown": true), and says why on stderr;
-other nodes' locks are unknown then.
+other nodes' locks are unknown then. A mount displaced from its node's name (another process
+opened a session under the same --node after its own expired: it has no session, and answers
+lock requests with ENOLCK) lists none of its node's locks as its own: they are the session's that
+holds the name now, listed once, under that session's mount (a MOUNT column is added to the
+listing of that mount alone, to show it); stderr says so and the exit status is 1.
 
 In a shared lock space each node keeps a session on the engine, renewed about every 0.5 s, that
 expires its TTL (a mount's: 10 s) after its last renewal; then a live node's next renewal reaps
@@ -92,7 +96,8 @@ options:
                  and mount namespace, when it is another machine's and recorded one, else
                  null; expiresInMs at or below 0: expired that long ago; null: ended or
                  replaced; notRenewedForMs null in both cases); no "lateSessions" key when no
-                 session is late; with --store {"store":{engine,namespace,incarnation,
+                 session is late; a displaced mount's entry in "mounts" has "displaced": why;
+                 with --store {"store":{engine,namespace,incarnation,
                  stale},"locks":[{mountpoint,host,...}]} (host: of the node's recorded mount,
                  else null; stale: true for data of an earlier run), "lateSessions" as above
   --noheadings   leave the heading line out
@@ -116,7 +121,8 @@ options:
 
 type Cmd = keyof typeof HELP;
 /** `lastKnown`: the engine of the mount's lock space did not answer (why): its locks are its node's own, as it last knew them. */
-export type Answer = Record<string, unknown> & { mount: MountInfo; space?: ControlSpace; lastKnown?: string; registry?: ControlRegistry };
+/** `displaced`: another process holds the mount's node name now (why): the locks of that node are not this mount's. */
+export type Answer = Record<string, unknown> & { mount: MountInfo; space?: ControlSpace; lastKnown?: string; displaced?: string; registry?: ControlRegistry };
 interface MountInfo {
   mountpoint: string;
   backing: string;
@@ -455,9 +461,10 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
     // when another mount of the space got them from the engine, those are the ones listed.
     const fresh = all.filter((b) => b.lastKnown === undefined);
     const group = fresh.length > 0 ? fresh : all;
-    // Every answering mount names its node's mount, also one whose listing is not used.
+    // Every answering mount names its node's mount, also one whose listing is not used; not one
+    // displaced from its node's name: that node's locks are the session's that holds the name now.
     const mountOfNode = new Map<string, string>();
-    for (const b of all) if (!mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
+    for (const b of all) if (b.displaced === undefined && !mountOfNode.has(b.space!.node)) mountOfNode.set(b.space!.node, b.mount.mountpoint);
     // A mount that does not answer was named on stderr: its node's locks are shown on it, not '-'.
     for (const m of silent) if (!mountOfNode.has(m.node)) mountOfNode.set(m.node, m.mountpoint);
     // The engine's session registry, read beside the locks: which sessions their nodes no longer renew.
@@ -469,7 +476,7 @@ export function listed(answers: readonly Answer[], silent: readonly SilentMount[
     for (const b of group) {
       for (const lock of (b.locks ?? []) as WireLock[]) {
         const id = lockId(lock);
-        const own = lock.node !== undefined && lock.node === b.space!.node;
+        const own = lock.node !== undefined && lock.node === b.space!.node && b.displaced === undefined;
         const seen = once.get(id);
         const marked = b.lastKnown === undefined ? lock : { ...lock, lastKnown: true as const };
         if (seen === undefined) once.set(id, { lock: marked, mountpoint: lock.node === undefined ? b.mount.mountpoint : (mountOfNode.get(lock.node) ?? null) });
@@ -820,12 +827,23 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
   // A node that no longer renews its session: its locks are listed (they are the engine's, and
   // still block), and stderr says so and when they go. The listing is complete: the exit status stays 0.
   const all = cmd === 'locks' ? listed(answers, silent) : [];
+  // A mount displaced from its node's name: its node's locks are listed under the mount that holds
+  // the name now (listed(): the answers', or the one its session recorded), it holds none, and it
+  // answers nothing: said on stderr, and exit 1.
+  for (const a of cmd === 'locks' ? answers : []) {
+    if (a.displaced === undefined) continue;
+    failed++;
+    const node = a.space?.node;
+    const now = all.find((l) => l.lock.node === node && l.mountpoint !== null && l.mountpoint !== a.mount.mountpoint)?.mountpoint;
+    const where = now == null ? 'none is listed as its own' : `they are listed under the mount at ${printable(now)}, whose session holds the name now`;
+    process.stderr.write(`locksmith locks: the mount at ${printable(a.mount.mountpoint)}: displaced: ${a.displaced}; its node's locks are another session's: ${where}\n`);
+  }
   const late = lateSessions(all);
   for (const s of late) process.stderr.write(`locksmith locks: ${lateText(s)}\n`);
   // A running mount that could not answer leaves the listing incomplete: said on stderr, and exit 1.
   const status = failed > 0 ? 1 : 0;
   if (json) {
-    const mounts = answers.map((a) => ({ ...a.mount, ...(a.space === undefined ? {} : { space: a.space }), ...(a.lastKnown === undefined ? {} : { lastKnown: a.lastKnown }) }));
+    const mounts = answers.map((a) => ({ ...a.mount, ...(a.space === undefined ? {} : { space: a.space }), ...(a.lastKnown === undefined ? {} : { lastKnown: a.lastKnown }), ...(a.displaced === undefined ? {} : { displaced: a.displaced }) }));
     const body =
       cmd === 'locks'
         ? {
@@ -838,7 +856,8 @@ export async function main(cmd: Cmd, argv: string[]): Promise<number> {
     return status;
   }
   if (mountpoint === undefined && answers.length === 0 && failed === 0) process.stderr.write(`locksmith ${cmd}: no running locksmith mount found\n`);
-  if (cmd === 'locks') printLocks(all, hasNodes(answers), mountpoint === undefined, headings);
+  // A displaced mount's listing shows MOUNT: its node's locks are another mount's.
+  if (cmd === 'locks') printLocks(all, hasNodes(answers), mountpoint === undefined || answers.some((a) => a.displaced !== undefined), headings);
   else printStats(answers);
   return status;
 }

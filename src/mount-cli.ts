@@ -103,15 +103,23 @@ function sessionLine(e: SessionEvent, grace: boolean, said: boolean): [LogLevel,
  * 'info' the rest (a new session, a grace period's end). Also says now, at 'info', when the
  * lock space is in a grace period (a new namespace starts in one).
  */
-export async function logSession(c: LockCoordinator, log: Logger): Promise<void> {
+export async function logSession(c: LockCoordinator, log: Logger): Promise<SessionWatch> {
   let expired = 0;
+  let displaced = false;
   c.onStoreSession((e, now) => {
     const l = sessionLine(e, now.grace, e.kind === 'lost' && e.lost === expired);
     if (e.kind === 'expired') expired = e.epoch;
+    if (e.kind === 'displaced') displaced = true;
     if (l !== undefined) log[l[0]](l[1]);
   });
   const s = (await c.stats()).store;
   if (s?.session.grace) log.info(`session ${s.session.epoch} opened in a grace period (a new lock space starts in one, for nodes to put back what they held): grants wait for its end`);
+  return { displaced: () => displaced };
+}
+
+/** What logSession learnt of the session, for the control channel: whether another process took the node's name ('displaced'; none comes back). */
+export interface SessionWatch {
+  displaced(): boolean;
 }
 
 function positiveInt(v: string | undefined, name: string): number | undefined {
@@ -240,7 +248,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (dead) process.stdout.write(`locksmith: unmounted the dead FUSE mount at ${printable(mountpoint)} left by a server that exited (--clean-stale)\n`);
   const startedAt = Date.now();
-  if (store !== undefined) await logSession(m.coordinator, log);
+  const watch = store === undefined ? undefined : await logSession(m.coordinator, log);
   // The lock space this mount shares: `locksmith locks` lists each lock of it once, under its node's mount.
   const node = store === undefined ? undefined : (await m.coordinator.stats()).store?.node;
   const resolved = store === undefined ? undefined : resolveOptions(store);
@@ -252,7 +260,7 @@ export async function main(argv: string[]): Promise<number> {
       // ask the mount itself
       mountpoint: m.info().mountpoint ?? mountpoint,
       resolved: m.info().mountpoint !== undefined,
-      handlers: mountHandlers(m, { startedAt, ...(space === undefined || resolved === undefined ? {} : { space, engineUrl: resolved.url }) }),
+      handlers: mountHandlers(m, { startedAt, ...(space === undefined || resolved === undefined ? {} : { space, engineUrl: resolved.url, displaced: watch?.displaced }) }),
       onRequest: (cmd) => log.debug(`control request '${cmd}'`),
       onError: (cmd, e) => log.warn(`control request '${cmd}' failed: ${e instanceof Error ? e.message : String(e)}`),
     });

@@ -260,12 +260,32 @@ async function fromEngine(m: FuseMount, url: string, shownUrl: string): Promise<
   }
 }
 
-export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: ControlSpace; engineUrl?: string }): Record<string, Handler> {
+/**
+ * What a displaced mount's 'locks' answer says (Answer.displaced): another process opened a
+ * session under its node's name, so the locks the engine lists under that name are that session's.
+ */
+export function displacedText(node: string): string {
+  return `another process opened a session under its node's name '${node}', so it has no session: it holds no locks and answers lock requests with ENOLCK (unmount it, or give each mount its own --node)`;
+}
+
+/**
+ * `displaced`: whether another process took the node's name (mount-cli logSession); a 'locks'
+ * answer then says so (`displaced`), and the locks listed under its node are not its own.
+ */
+export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: ControlSpace; engineUrl?: string; displaced?: (() => boolean) | undefined }): Record<string, Handler> {
   // The session's paths are the real ones the native side resolved before mounting; resolving the
   // mountpoint here would ask the mount itself.
   const info = m.info();
   const paths = new KeyPaths(info.mountpoint ?? resolve(m.mountpoint), info.backing ?? realMountpoint(m.backing));
   const space = o.space === undefined ? {} : { space: o.space };
+  /** The engine's incarnation as this mount's session last had it (see 'locks'). */
+  let incarnation: string | undefined;
+  if (o.space !== undefined) {
+    void m.coordinator.stats().then(
+      (s) => (incarnation ??= s.store?.incarnation || undefined),
+      () => {},
+    );
+  }
   const mount = () => ({
     mountpoint: paths.mountpoint,
     backing: paths.backing,
@@ -300,11 +320,16 @@ export function mountHandlers(m: FuseMount, o: { startedAt: number; space?: Cont
       const where = await paths.resolve(wanted);
       const locks: ControlLock[] = entries.map((e, i) => controlLockOf(e, where.get(e.path) ?? null, listing.epochs?.[i]));
       locks.sort((a, b) => (a.path ?? '\uffff').localeCompare(b.path ?? '\uffff') || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0) || a.pid - b.pid);
-      const incarnation = o.space === undefined ? undefined : (await m.coordinator.stats()).store?.incarnation;
+      // A node with no session (displaced, or expired with the engine out of reach) has no
+      // incarnation of its own: the last one it had names its lock space, as the other mounts' do.
+      const now = o.space === undefined ? undefined : (await m.coordinator.stats()).store?.incarnation;
+      if (now) incarnation = now;
+      const displaced = o.space !== undefined && o.displaced?.() === true ? displacedText(o.space.node) : undefined;
       return {
         mount: mount(),
         ...(o.space === undefined ? {} : { space: { ...o.space, ...(incarnation ? { incarnation } : {}) } }),
         ...(lastKnown === undefined ? {} : { lastKnown }),
+        ...(displaced === undefined ? {} : { displaced }),
         ...(listing.registry === undefined ? {} : { registry: registryOf(listing.registry) }),
         locks,
       };

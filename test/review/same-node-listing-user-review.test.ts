@@ -25,7 +25,7 @@ const why = fuseUnavailable() ?? mountEnvironmentMissing() ?? (noRedis || undefi
 
 t.test(
   'a lock is listed once by `locksmith locks` when a displaced mount shares its node name',
-  { skip: why ?? false, todo: 'found by user review: the displaced mount lists the new mount\'s locks as its own: each listed twice, under both mountpoints' },
+  { skip: why ?? false },
   async (t) => {
     const base = mkdtempSync(join(tmpdir(), 'locksmith-same-node-review-'));
     const backing = join(base, 'backing');
@@ -68,5 +68,16 @@ t.test(
     const r = await runCli(['locks', '--json'], { env });
     const locks = (JSON.parse(r.stdout) as { locks: { mountpoint: string; kind: string }[] }).locks;
     t.same(locks.map((l) => `${l.kind} ${l.mountpoint}`), [`flock ${m2}`], `the flock lock is listed once, under the mount that holds it (stderr: ${r.stderr})`);
+    t.match(r.stderr, new RegExp(`the mount at ${m1}: displaced: another process opened a session under its node's name 'b'.*listed under the mount at ${m2}`), 'stderr names the displaced mount and where its node\'s locks are');
+    t.equal(r.status, 1, 'a displaced mount among the answers: exit status 1');
+    // Asked alone, the displaced mount lists the lock under the mount that holds it, not as its own.
+    const one = await runCli(['locks', m1, '--json'], { env });
+    const own = (JSON.parse(one.stdout) as { mounts: { displaced?: string }[]; locks: { mountpoint: string; kind: string }[] });
+    t.same(own.locks.map((l) => `${l.kind} ${l.mountpoint}`), [`flock ${m2}`], `locks of the displaced mount: the lock is the other mount's (stderr: ${one.stderr})`);
+    t.match(own.mounts[0]?.displaced, /another process opened a session under its node's name 'b'/, '--json says the mount is displaced');
+    t.equal(one.status, 1, 'locks of the displaced mount: exit status 1');
+    t.match(one.stderr, new RegExp(`the mount at ${m1}: displaced: .*listed under the mount at ${m2}`), 'and says on stderr why, and where the lock is');
+    const text = await runCli(['locks', m1], { env });
+    t.match(text.stdout, new RegExp(`MOUNT[\\s\\S]*b +\\d+ +flock +write +0 +EOF +granted +${m2} +f\\n`), `its text listing shows the lock under the other mount (${text.stdout})`);
   },
 );
