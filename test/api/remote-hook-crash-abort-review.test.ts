@@ -10,10 +10,11 @@ import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
 import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
 
-for (const order of ['crash, then abort', 'abort, then crash'] as const) {
+for (const order of ['crash, then abort', 'abort, then crash', 'abort as the replacement takes the request'] as const) {
   t.test(`posix: b's waiter, granted by a's release while b's hook judges it, is aborted as b's worker dies (${order}): its caller gets EINTR and the bytes are free`, {
     skip: noRedis,
-    todo: "found by review: an abort as b's worker dies while b's hook judges a grant by a's release answers EINTR, but b owner 3 keeps the granted bytes in the engine (a gets EAGAIN): the caller ends the request itself (recover: finishCancelled) or the dying worker answered it before its veto's step, and the replacement never undoes the grant (SharedFiles.attempt ends a cancelled request before its rejudge)",
+    // The third passes: the cancel reaches the replacement while it judges the grant again.
+    todo: order === 'abort as the replacement takes the request' ? false : "found by review: an abort as b's worker dies while b's hook judges a grant by a's release answers EINTR, but b owner 3 keeps the granted bytes in the engine (a gets EAGAIN): the caller ends the request itself (recover: finishCancelled) or the dying worker answered it before its veto's step, and the replacement never undoes the grant (SharedFiles.attempt ends a cancelled request before its rejudge)",
   }, async (t) => {
     let armed = false;
     const firstAsked = later();
@@ -41,8 +42,15 @@ for (const order of ['crash, then abort', 'abort, then crash'] as const) {
     if (order === 'crash, then abort') {
       crashed = b.crashWorker(0);
       ac.abort();
-    } else {
+    } else if (order === 'abort, then crash') {
       ac.abort();
+      crashed = b.crashWorker(0);
+    } else {
+      // The warning is emitted as the dead worker's requests are resent to the replacement
+      // (onWorkerEnd, recover): the cancel follows them, before the request's turn there.
+      process.once('warning', (w) => {
+        if (w.name === 'LocksmithWorkerWarning') ac.abort();
+      });
       crashed = b.crashWorker(0);
     }
     t.equal(await settles(bWaits, "b's waiter"), -4, "b's caller is told EINTR (aborted)");
