@@ -701,6 +701,36 @@ export class SharedFile {
     return this.queued === 0 && this.records.length === 0 && !this.owing;
   }
 
+  /**
+   * Whether the actor can go though its cache still holds other nodes' records (SharedFiles.sweep,
+   * which also looks at what this node keeps of the file outside the actor): nothing queued or
+   * decided, no record of this node in the cache (held or waiting, of any session), nothing owed
+   * or of unknown fate, no grant of another node's step to judge, no put-back, pass or check
+   * still due. What is left is a copy of other nodes' records as of this node's last step: only their
+   * steps change them (a release there does not reach this cache), so kept it would keep the actor
+   * for good. The next actor of the file starts empty at version 0: its first step, stale, learns
+   * the engine's records, as a node that never saw the file does.
+   */
+  get foreignOnly(): boolean {
+    const me = this.space.config.node;
+    return (
+      this.queued === 0 &&
+      this.inDecision === 0 &&
+      this.sending === undefined &&
+      this.flying === undefined &&
+      this.reasserting === undefined &&
+      !this.owing &&
+      !this.wakeOwed &&
+      !this.heldPutBack &&
+      this.recheck.size === 0 &&
+      this.deferred.size === 0 &&
+      // A grant of a waiter of this node still to judge (confirmRemote).
+      ![...this.preGrant.keys()].some((rid) => this.space.waits.has(rid)) &&
+      // What grantOf, grants, standIns and remnants keep is of this node's records: none is left.
+      !this.records.some((r) => r.node === me)
+    );
+  }
+
   /** This node's records in the cache that still stand: its granted locks, and its waiters that still wait here. */
   ownRecords(): StoreRecord[] {
     const me = this.space.config.node;

@@ -444,12 +444,59 @@ export class SharedFiles implements FileSpace {
     }
   }
 
+  /**
+   * Drops `f`'s actor once it is idle: nothing queued, nothing in its cache, nothing owed. Or once
+   * only other nodes' records are left in its cache (SharedFile.foreignOnly) and this node keeps
+   * nothing of the file outside it either (usesFile): their releases are their nodes' steps, which
+   * this cache never hears of, so waiting for it to empty would keep the actor for good.
+   */
   private sweep(f: SharedFile): void {
-    if (!f.idle || this.files.get(f.path) !== f) return;
+    if (this.files.get(f.path) !== f || !(f.idle || (f.foreignOnly && !this.usesFile(f.path)))) return;
     this.files.delete(f.path);
     if (!f.nothingOfMine) return;
     this.noneOfMine.add(f.path);
     if (this.noneOfMine.size > NONE_OF_MINE_MAX) this.noneOfMine.delete(this.noneOfMine.values().next().value!);
+  }
+
+  /**
+   * Whether this node keeps anything of `path` outside its actor: a request not answered (queued,
+   * parked, waiting, judged), a pass or owed try to come, a load, a put-back, a mark awaited. Or
+   * the worker stops (stopAll runs on every actor there is).
+   */
+  private usesFile(path: string): boolean {
+    if (this.stopping || (this.requestsOn.get(path) ?? 0) > 0 || this.parked.has(path)) return true;
+    if (this.wakeTimers.has(path) || this.checkTimers.has(path)) return true;
+    if (this.owedRetries.has(path) || this.owedInMailbox.has(path) || this.owedWaiting.has(path)) return true;
+    if (this.pending.has(path) || this.loads.has(path) || this.putBacks?.paths.has(path) === true) return true;
+    for (const m of this.marks.values()) if (m.path === path) return true;
+    return false;
+  }
+
+  /** Requests of `requests` per file. */
+  private readonly requestsOn = new Map<string, number>();
+
+  private addRequest(hostId: number, r: PendingRequest): void {
+    this.requests.set(hostId, r);
+    this.requestsOn.set(r.call.path, (this.requestsOn.get(r.call.path) ?? 0) + 1);
+  }
+
+  /** Request `hostId` leaves `requests`: its file's actor may go then (sweep: not while a job of it is queued). */
+  private dropRequest(hostId: number): void {
+    const r = this.requests.get(hostId);
+    if (r === undefined || !this.requests.delete(hostId)) return;
+    const path = r.call.path;
+    const n = (this.requestsOn.get(path) ?? 1) - 1;
+    if (n > 0) {
+      this.requestsOn.set(path, n);
+      return;
+    }
+    this.requestsOn.delete(path);
+    // After what runs now (a caller that holds the actor queues on it first): a request ended
+    // outside the mailbox (parked, cancelled) is followed by no job of it that would sweep.
+    queueMicrotask(() => {
+      const f = this.files.get(path);
+      if (f !== undefined) this.sweep(f);
+    });
   }
 
   /** Runs a request of this node; its answer goes to `target` once its step committed. */
@@ -464,7 +511,7 @@ export class SharedFiles implements FileSpace {
       return;
     }
     const r: PendingRequest = { call, target, since: Date.now(), rid: undefined, cancelled: undefined, parked: false, seq: ++this.arrivals, turn: 0 };
-    this.requests.set(hostId, r);
+    this.addRequest(hostId, r);
     // No session (it was lost, the next one is not open yet): nothing is answered from what it
     // held, and nothing new is granted. Releases go on (the store refuses them until a session is
     // back, and they are owed to the file's next step). A renewal that is only late fences the
@@ -588,7 +635,7 @@ export class SharedFiles implements FileSpace {
           return;
         }
         if (!this.requests.has(hostId)) return;
-        this.requests.delete(hostId);
+        this.dropRequest(hostId);
         if (!this.answeredAlready.delete(hostId)) target.answer(hostId, call.path, res as Result, -1, false, call.op === 'lock' && call.cmd === F_GETLK);
         this.aheadChanged(call.path);
       })
@@ -597,7 +644,7 @@ export class SharedFiles implements FileSpace {
         // Dropped with the fault: a replacement would not run it better.
         this.written(hostId);
         if (this.requests.has(hostId)) {
-          this.requests.delete(hostId);
+          this.dropRequest(hostId);
           if (!this.answeredAlready.delete(hostId)) target.answer(hostId, call.path, generic(call), -1, false, false);
           this.aheadChanged(call.path);
         }
@@ -823,7 +870,7 @@ export class SharedFiles implements FileSpace {
   private finish(hostId: number, code: number, waited: boolean): void {
     const r = this.requests.get(hostId);
     if (r === undefined) return;
-    this.requests.delete(hostId);
+    this.dropRequest(hostId);
     if (r.rid !== undefined) this.waits.delete(r.rid);
     if (this.rejudging.size > 0) this.rejudging.delete(hostId);
     const c = r.call;
@@ -1407,7 +1454,7 @@ export class SharedFiles implements FileSpace {
       this.unpark(hostId, r);
       const c = r.call;
       const code = cancelResult('stop', c.op === 'lockFile' || c.op === 'checkIo');
-      this.requests.delete(hostId);
+      this.dropRequest(hostId);
       if (this.answeredAlready.delete(hostId)) continue;
       r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : c.op === 'lockFile' || c.op === 'checkIo' ? code : generic(c), -1, false, false);
     }

@@ -33,7 +33,7 @@ const python = (program: string) =>
 
 t.test(
   "a file mount b was refused on because of mount a's lock has no actor left on b once every process closed it",
-  { skip: why ?? false, todo: "found by user review: b keeps the actor (its cache holds a's released record; no step of b's sweeps it): stats 'files' only grows" },
+  { skip: why ?? false },
   async (t) => {
     const base = mkdtempSync(join(tmpdir(), 'locksmith-actor-sweep-review-'));
     const backing = join(base, 'backing');
