@@ -445,13 +445,62 @@ export class SharedFiles implements FileSpace {
   }
 
   /**
-   * Drops `f`'s actor once it is idle: nothing queued, nothing in its cache, nothing owed. Or once
-   * only other nodes' records are left in its cache (SharedFile.foreignOnly) and this node keeps
-   * nothing of the file outside it either (usesFile): their releases are their nodes' steps, which
-   * this cache never hears of, so waiting for it to empty would keep the actor for good.
+   * Drops `f`'s actor once it is idle: nothing queued, nothing in its cache, nothing owed. Or,
+   * foreignLingerMs after this node's last job on it (lingerThenSweep: a timer), once only other
+   * nodes' records are left in its cache (SharedFile.foreignOnly) and this node keeps nothing of
+   * the file outside it either (usesFile): their releases are their nodes' steps, which this cache
+   * never hears of, so waiting for it to empty would keep the actor for good.
    */
   private sweep(f: SharedFile): void {
-    if (this.files.get(f.path) !== f || !(f.idle || (f.foreignOnly && !this.usesFile(f.path)))) return;
+    if (this.files.get(f.path) !== f) return;
+    if (!f.idle) {
+      if (f.foreignOnly && !this.usesFile(f.path)) this.lingerThenSweep(f.path);
+      return;
+    }
+    this.drop(f);
+  }
+
+  /**
+   * How long an actor whose cache holds only other nodes' records stays after this node's last
+   * job on it (sweep): a retry meanwhile (an F_SETLK loop, a waiter asked again) decides on that
+   * copy at once instead of learning it from a stale reply first. Tests may replace it.
+   */
+  foreignLingerMs = FOREIGN_LINGER_MS;
+  /** Per such file: when this node last had a job end on it, and the timer that sweeps it after foreignLingerMs. */
+  private readonly lingering = new Map<string, { last: number; timer: NodeJS.Timeout }>();
+
+  private lingerThenSweep(path: string): void {
+    const now = performance.now();
+    const l = this.lingering.get(path);
+    if (l !== undefined) {
+      l.last = now;
+      return;
+    }
+    const arm = (ms: number): NodeJS.Timeout => {
+      const timer = setTimeout(() => {
+        const e = this.lingering.get(path);
+        if (e === undefined) return;
+        const left = e.last + this.foreignLingerMs - performance.now();
+        if (left > 0) {
+          e.timer = arm(left);
+          return;
+        }
+        this.lingering.delete(path);
+        const f = this.files.get(path);
+        if (f !== undefined && !this.stopping && f.foreignOnly && !this.usesFile(path)) this.drop(f);
+      }, ms);
+      timer.unref();
+      return timer;
+    };
+    this.lingering.set(path, { last: now, timer: arm(this.foreignLingerMs) });
+  }
+
+  private drop(f: SharedFile): void {
+    const l = this.lingering.get(f.path);
+    if (l !== undefined) {
+      clearTimeout(l.timer);
+      this.lingering.delete(f.path);
+    }
     this.files.delete(f.path);
     if (!f.nothingOfMine) return;
     this.noneOfMine.add(f.path);
@@ -1429,6 +1478,8 @@ export class SharedFiles implements FileSpace {
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const l of this.lingering.values()) clearTimeout(l.timer);
+    this.lingering.clear();
     this.loadQueue = [];
     this.marks.clear();
     this.dropOwedRetries();
@@ -1517,6 +1568,8 @@ export class SharedFiles implements FileSpace {
   }
 }
 
+/** SharedFiles.foreignLingerMs: an actor that only caches other nodes' records goes this long after this node's last job on it. */
+const FOREIGN_LINGER_MS = 2000;
 /** Files per page of a replacement worker's reading of its session's index (recover). */
 export const PAGE_FILES = 256;
 /** Pending files a replacement worker loads at once (recover): the rest wait, other files are served. */
