@@ -8,43 +8,15 @@
  * LOCK_EX the second one is granted at once while the first waits (locksmith granted the first).
  * On one coordinator and across two nodes of one Redis lock space (the waiter on the other node).
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockReply } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
+import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockReply } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
 import { settles, stillPending } from './helpers.js';
-
-type Two = { first: LockCoordinator; second: LockCoordinator; stop: () => Promise<unknown> };
-
-async function one(): Promise<Two> {
-  const c = await LockCoordinator.start({ workers: 1 });
-  return { first: c, second: c, stop: () => c.stop() };
-}
-
-async function twoNodes(): Promise<Two> {
-  const server = await RedisServer.start();
-  const namespace = `fconv-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
-  const first = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const second = await LockCoordinator.start({ workers: 1, store: store('b') });
-  return { first, second, stop: () => Promise.all([first.stop(), second.stop()]).finally(() => server.stop()) };
-}
-
-const flock = (c: LockCoordinator, owner: number, lockType: number, cmd: number): Promise<LockReply> =>
-  c.lock({ path: '/f', kind: 'flock', lockType, cmd, lockOwner: owner, lockPid: owner });
-
-async function waiting(c: LockCoordinator, n: number): Promise<void> {
-  await settles(
-    (async () => {
-      while ((await c.locks('/f')).filter((e) => e.state === 'waiting').length < n) await new Promise((r) => setImmediate(r));
-    })(),
-    `${n} waiter(s) listed`,
-  );
-}
+import { SETTINGS, flock, waiting } from './flock-nodes.js';
 
 const shape = async (c: LockCoordinator): Promise<string[]> => (await c.locks('/f')).map((l) => `${String(l.owner)} ${l.type} ${l.state}`).sort();
 
-for (const [where, make] of [['one coordinator', one], ['two nodes', twoNodes]] as const) {
+for (const [where, make] of SETTINGS) {
   t.test(`${where}: a LOCK_EX -> LOCK_SH|LOCK_NB downgrade with a LOCK_EX waiter is granted, and the waiter keeps waiting`, { skip: where === 'two nodes' && noRedis }, async (t) => {
     const { first, second, stop } = await make();
     t.teardown(stop);

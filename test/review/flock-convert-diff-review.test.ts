@@ -9,8 +9,7 @@
  * THEN; the waiters that were blocked on the removed lock are woken but retry only afterwards,
  * find the converter's request in the tree and queue under it. So they end up behind the
  * converter, while waiters blocked on another holder's lock keep their place ahead of it
- * (test/api/flock-convert.test.ts "a conversion that must wait queues behind the waiters its
- * removal woke" is that second case and agrees with the kernel).
+ * (test/api/flock-convert.test.ts's third case is that second kind and agrees with the kernel).
  *
  * Seen on the kernel:
  *   A. p1 LOCK_SH, p2 LOCK_SH, p3 LOCK_EX (waits), p1 LOCK_EX (waits), p2 LOCK_UN
@@ -19,42 +18,19 @@
  *      -> p2's LOCK_EX is granted, p1 waits on.      locksmith: p1 is granted, p2 waits.
  * (In B, p1 was blocked on p2's LOCK_SH, which p2's conversion removed.) Not the kernel's retry
  * race: one woken waiter at a time, and its retry cannot run before the converter's step ends.
- * docs/SEMANTICS-POSIX.md §9 says "Ours: the same; a conversion that must wait queues behind
- * those waiters": the kernel queues it ahead of the waiters its own removal woke.
+ * docs/SEMANTICS-POSIX.md §9 says so.
  */
-import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type LockReply } from '../../src/index.js';
-import { RedisServer, noRedis } from '../store/redis-server.js';
-import { settles, waitFor } from '../api/helpers.js';
-
-type Two = { first: LockCoordinator; second: LockCoordinator; stop: () => Promise<unknown> };
-
-async function one(): Promise<Two> {
-  const c = await LockCoordinator.start({ workers: 1 });
-  return { first: c, second: c, stop: () => c.stop() };
-}
-
-async function twoNodes(): Promise<Two> {
-  const server = await RedisServer.start();
-  const namespace = `fcdiff-${randomUUID().slice(0, 8)}`;
-  const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
-  const first = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const second = await LockCoordinator.start({ workers: 1, store: store('b') });
-  return { first, second, stop: () => Promise.all([first.stop(), second.stop()]).finally(() => server.stop()) };
-}
-
-const flock = (c: LockCoordinator, owner: number, lockType: number, cmd: number): Promise<LockReply> =>
-  c.lock({ path: '/f', kind: 'flock', lockType, cmd, lockOwner: owner, lockPid: owner });
-
-const waiting = (c: LockCoordinator, n: number) =>
-  waitFor(async () => (await c.locks('/f')).filter((e) => e.state === 'waiting').length >= n, `${n} waiter(s) listed`);
+import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockReply } from '../../src/index.js';
+import { noRedis } from '../store/redis-server.js';
+import { settles } from '../api/helpers.js';
+import { SETTINGS, flock, waiting } from '../api/flock-nodes.js';
 
 /** Which of the named waiters is granted first (the other stays queued until its owner unlocks). */
 const firstGranted = (ps: Record<string, Promise<LockReply>>): Promise<string> =>
   settles(Promise.race(Object.entries(ps).map(([name, p]) => p.then(() => name))), 'one of the LOCK_EX waiters granted');
 
-for (const [where, make] of [['one coordinator', one], ['two nodes', twoNodes]] as const) {
+for (const [where, make] of SETTINGS) {
   t.test(`${where}: a converter that waits is granted before the waiter its removal woke (A)`, { skip: where === 'two nodes' && noRedis, todo: 'found by review: the kernel grants the converter p1, locksmith the earlier waiter p3' }, async (t) => {
     const { first, second, stop } = await make();
     t.teardown(stop);
