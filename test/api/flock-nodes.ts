@@ -20,7 +20,12 @@ export async function twoNodes(): Promise<Two> {
   const namespace = `flock-${randomUUID().slice(0, 8)}`;
   const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000 });
   const first = await LockCoordinator.start({ workers: 1, store: store('a') });
-  const second = await LockCoordinator.start({ workers: 1, store: store('b') });
+  // A second start that fails leaves nothing running (the test would never end).
+  const second = await LockCoordinator.start({ workers: 1, store: store('b') }).catch(async (e: unknown) => {
+    await first.stop();
+    await server.stop();
+    throw e;
+  });
   return { first, second, stop: () => Promise.all([first.stop(), second.stop()]).finally(() => server.stop()) };
 }
 

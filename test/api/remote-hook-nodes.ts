@@ -27,10 +27,12 @@ export async function hookNodes(
   t.teardown(() => server.stop());
   const namespace = `${prefix}-${randomUUID().slice(0, 8)}`;
   const store = (node: string) => ({ url: server.url, namespace, node, sessionTtlMs: 1000, ...o.store });
+  // Each node's teardown is set as soon as it runs: a start that fails (b's) leaves none running.
   const nodeA = await LockCoordinator.start({ workers: 1, store: store('a'), ...o.a });
+  t.teardown(() => nodeA.stop());
   const nodeB = await LockCoordinator.start({ workers: 1, store: store('b'), ...b });
   let bStopped = false;
-  t.teardown(() => Promise.all([nodeA.stop(), bStopped ? undefined : nodeB.stop()]));
+  t.teardown(() => (bStopped ? undefined : nodeB.stop()));
   const stopB = () => {
     bStopped = true;
     return nodeB.stop();
