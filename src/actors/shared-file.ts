@@ -1254,7 +1254,7 @@ export class SharedFile {
    * result. No other owner's lock changes. The grant not found here (released meanwhile):
    * answered granted, as the event said. Only for nodes with hooks: others answer the grant as it came.
    */
-  async confirmRemote(rid: string, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number, waits: () => boolean): Promise<number> {
+  async confirmRemote(rid: string, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number> {
     const kept = this.preGrant.get(rid) ?? (this.grants.has(rid) ? { req: this.grants.get(rid)!.req, before: undefined } : undefined);
     this.preGrant.delete(rid);
     if (kept === undefined) return waits() ? 0 : generic;
@@ -1270,7 +1270,7 @@ export class SharedFile {
    * puts back `before`, an approval fences the lock again). Not held (a veto's step was written,
    * or the owner released the bytes): undefined, and the request runs as any request asked again.
    */
-  async rejudge(hostId: number, req: LockRequest, before: readonly LockRequest[], family: 'windows' | 'posix', approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number, waits: () => boolean): Promise<number | undefined> {
+  async rejudge(hostId: number, req: LockRequest, before: readonly LockRequest[], family: 'windows' | 'posix', approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number | undefined> {
     await this.reread();
     const f = this.built ? this.table.fileLocks(this.path) : undefined;
     if (f === undefined || !this.holdsGrant(f, req, before) || !this.heldBy(req, hostId)) return undefined;
@@ -1299,7 +1299,7 @@ export class SharedFile {
   }
 
   /** The judgment of confirmRemote: `req`'s grant asked of the approval hook, fenced if approved, else the owner's `before` put back. */
-  private async judge(req: LockRequest, before: readonly LockRequest[] | undefined, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: ((family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>) => number | Promise<number>) | undefined, generic: number, waits: () => boolean): Promise<number> {
+  private async judge(req: LockRequest, before: readonly LockRequest[] | undefined, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number> {
     let code = generic;
     // The cache stands the grant in on the version before it (unmerged): read first, so that the
     // hook is asked once, on the engine's state, not again after a step refused as stale.

@@ -454,7 +454,7 @@ export class SharedFiles implements FileSpace {
   private sweep(f: SharedFile): void {
     if (this.files.get(f.path) !== f) return;
     if (!f.idle) {
-      if (f.foreignOnly && !this.usesFile(f.path)) this.lingerThenSweep(f.path);
+      if (this.onlyForeign(f)) this.lingerThenSweep(f.path);
       return;
     }
     this.drop(f);
@@ -487,7 +487,7 @@ export class SharedFiles implements FileSpace {
         }
         this.lingering.delete(path);
         const f = this.files.get(path);
-        if (f !== undefined && !this.stopping && f.foreignOnly && !this.usesFile(path)) this.drop(f);
+        if (f !== undefined && this.onlyForeign(f)) this.drop(f);
       }, ms);
       timer.unref();
       return timer;
@@ -505,6 +505,11 @@ export class SharedFiles implements FileSpace {
     if (!f.nothingOfMine) return;
     this.noneOfMine.add(f.path);
     if (this.noneOfMine.size > NONE_OF_MINE_MAX) this.noneOfMine.delete(this.noneOfMine.values().next().value!);
+  }
+
+  /** Whether `f`'s actor holds only other nodes' records and this node keeps nothing of the file elsewhere (sweep). */
+  private onlyForeign(f: SharedFile): boolean {
+    return f.foreignOnly && !this.usesFile(f.path);
   }
 
   /**
@@ -1083,8 +1088,7 @@ export class SharedFiles implements FileSpace {
   private async rejudge(f: SharedFile, hostId: number, r: PendingRequest, before: readonly LockRequest[]): Promise<number | undefined> {
     const c = r.call;
     if (!('req' in c) || (c.op !== 'lock' && c.op !== 'lockFile') || !cancellable(c)) return undefined;
-    const generic = c.op === 'lockFile' ? ERROR_LOCK_VIOLATION : -ENOLCK;
-    const family = c.req.kind === 'windows' ? 'windows' : 'posix';
+    const { family, generic } = judgedAs(c.op, c.req);
     this.confirming.add(hostId);
     try {
       return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => this.requests.get(hostId) === r);
@@ -1105,8 +1109,7 @@ export class SharedFiles implements FileSpace {
   private async confirmed(f: SharedFile, rid: string, hostId: number): Promise<number> {
     const c = this.requests.get(hostId)?.call;
     const req = c !== undefined && 'req' in c ? c.req : undefined;
-    const generic = c?.op === 'lockFile' ? ERROR_LOCK_VIOLATION : -ENOLCK;
-    const family = req?.kind === 'windows' ? 'windows' : 'posix';
+    const { family, generic } = judgedAs(c?.op, req);
     return f.confirmRemote(rid, family, req?.origin.event ?? {}, this.hooks.approve, generic, () => this.waits.get(rid) === hostId);
   }
 
@@ -1566,6 +1569,11 @@ export class SharedFiles implements FileSpace {
   lastKnown(): [string, StoreRecord[]][] {
     return [...this.files].map(([path, f]): [string, StoreRecord[]] => [path, f.ownRecords().filter((r) => r.state !== 'held' || r.epoch === this.epoch)]);
   }
+}
+
+/** A request's hook family, and the generic code a failed judgment of its grant answers. */
+function judgedAs(op: Call['op'] | undefined, req: LockRequest | undefined): { family: Family; generic: number } {
+  return { family: req?.kind === 'windows' ? 'windows' : 'posix', generic: op === 'lockFile' ? ERROR_LOCK_VIOLATION : -ENOLCK };
 }
 
 /** SharedFiles.foreignLingerMs: an actor that only caches other nodes' records goes this long after this node's last job on it. */
