@@ -617,7 +617,7 @@ export function statsText(a: Answer): string {
       ? ''
       : `  store        ${printable(st.engine)} namespace ${printable(st.namespace)}, node ${printable(st.node)}, session ${session} (${st.sessions} opened);` +
         ` ${st.renewals} renewals, ${st.failedRenewals} failed; ${st.roundTrips} round trips, ${st.commits} commits, ${st.stale} stale, ${st.fencedLocally} fenced locally, ${st.graceWaits} grace waits${st.owedReleases === undefined ? '' : `, ${st.owedReleases} releases owed`}\n`) +
-    `  fuse         ${n.events} events, ${n.replied} replies, ${n.outstanding} outstanding, ${n.interrupts ?? 0} interrupts;` +
+    `  fuse         ${n.events} events (requests and interrupts), ${n.replied} replies, ${n.outstanding} outstanding, ${n.interrupts ?? 0} interrupts;` +
     ` POSIX locks ${n.posixLocks ? 'ours' : 'kernel'}, flock ${n.flockLocks ? 'ours' : 'kernel'}\n` +
     (ops ? `  operations   ${ops}\n` : '')
   );

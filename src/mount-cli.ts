@@ -220,7 +220,7 @@ export async function main(argv: string[]): Promise<number> {
   const onWait = (msg: unknown) => {
     const w = msg as NodeWait;
     process.stdout.write(
-      `locksmith: waiting for node '${w.node}''s previous session on ${w.url} to expire (up to ${seconds(w.upToMs)}): it is still live,` +
+      `locksmith: waiting for the previous session of node '${w.node}' on ${w.url} to expire (up to ${seconds(w.upToMs)}): it is still live,` +
         ' left by a run of this node that ended without closing it, or held by another process using the same --node (the mount then fails)\n',
     );
   };

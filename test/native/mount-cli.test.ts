@@ -466,7 +466,7 @@ if (why !== undefined && !process.env.CI) {
     second = new Server(args, env);
     // Waited for by its stdout lines, in order: the notice must come first, not after the wait.
     const said = await until('the first line of the restarted mount', () => second!.lines[0]);
-    t.match(said, /^locksmith: waiting for node 'again''s previous session on redis:\/\/127\.0\.0\.1:\d+ to expire \(up to 10\.5 s\)/, 'the first line says it waits, and how long at most');
+    t.match(said, /^locksmith: waiting for the previous session of node 'again' on redis:\/\/127\.0\.0\.1:\d+ to expire \(up to 10\.5 s\)/, 'the first line says it waits, and how long at most');
     t.match(await second.serving(), / as node 'again'/, 'then it serves');
     t.equal(second.lines.filter((l) => l.startsWith('locksmith: waiting')).length, 1, 'said once');
   });
