@@ -1555,7 +1555,16 @@ export class SharedFile {
         byId.delete(id);
         this.origins.delete(id);
       }
-      for (const r of c.put) byId.set(r.id, r);
+      for (const r of c.put) {
+        // A waiter of this node that the cache holds granted (grantedRemotely: the grant, read
+        // from the inbox, was a later step than this one, which these changes reach after it):
+        // kept granted. Turned back into a waiter, the step that granted it would look like a
+        // grant after the unlocks in flight, and they would spare it (after an engine reset, the
+        // re-assertion that put the waiter back is among these changes).
+        const had = byId.get(r.id);
+        if (had?.state === 'held' && r.state === 'waiting' && r.node === me && this.grants.has(r.id)) continue;
+        byId.set(r.id, r);
+      }
       // A step of this node given up on, shown applied here: the locks it put that hold bytes of
       // grants are marked before a later change is read (Lost.marked), so that another node's
       // step merging one of them with a grant keeps those bytes (markGrants: not told).
