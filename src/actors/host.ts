@@ -380,7 +380,7 @@ export class ActorHost implements HostControl, NativeHost {
         this.shared?.ended(m.path, m.events);
         return;
       case 'judged':
-        this.shared?.judged(m.id, m.before);
+        this.shared?.judged(m.id, m.before, m.cancelled);
         return;
       case 'reap':
         void this.shared?.reap(m.path, m.sessions);

@@ -652,19 +652,25 @@ export class SharedFiles implements FileSpace {
         // a stop): it never runs. Run again after a grace period: no longer parked from here on.
         if (r.parked === 'resuming') this.unpark(hostId, r);
         if (!this.requests.has(hostId)) return;
+        // Its grant by another node's step was being judged when its worker died: judged again
+        // first, also when it was cancelled meanwhile (or its caller was told so as that worker
+        // died: 'judged' says so), which releases the grant as a veto's without asking the hook.
+        const judged = this.rejudging.size === 0 ? undefined : this.rejudging.get(hostId);
+        if (judged !== undefined) {
+          this.rejudging.delete(hostId);
+          r.cancelled ??= judged.cancelled;
+          const code = this.confirmsGrants ? await this.rejudge(f, hostId, r, judged.before) : undefined;
+          // Its release written (or not held): a caller told it ended keeps it no longer.
+          this.written(hostId);
+          if (code !== undefined) return this.finish(hostId, r.cancelled !== undefined ? cancelResult(r.cancelled, call.op === 'lockFile') : code, true);
+          if (!this.requests.has(hostId)) return;
+        }
         // Ended by its signal, timeout or interrupt while it waited in the mailbox: a lock request
         // or checkIo never runs (as at its deadline).
         if (r.cancelled !== undefined && endsCancelled(call)) return this.finish(hostId, cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo'), false);
         // A close ends the requests through its handle that wait out a grace period, as it ends
         // the waiters through it (core closedWith), in the mailbox's order.
         if (call.op === 'closeHandle' || call.op === 'release') this.endParked(call);
-        const before = this.rejudging.size === 0 ? undefined : this.rejudging.get(hostId);
-        if (before !== undefined) {
-          this.rejudging.delete(hostId);
-          const code = this.confirmsGrants ? await this.rejudge(f, hostId, r, before) : undefined;
-          if (code !== undefined) return this.finish(hostId, code, true);
-          if (!this.requests.has(hostId)) return;
-        }
         const res = await f.request(hostId, call, (v) => this.endRequest(hostId, typeof v === 'object' && v !== null ? (v as PosixReply).result : (v as number)), came);
         if (call.op === 'closeHandle' || call.op === 'release') this.endThrough(call);
         // A release owed to the file's next step is told so before its answer (finish below);
@@ -945,6 +951,11 @@ export class SharedFiles implements FileSpace {
     // Waiting out a grace period: ended now, like a waiter (a read too: it waits as well).
     if (r.parked || this.confirming.has(hostId)) {
       this.unpark(hostId, r);
+      // The caller's request (its ids are above 0; the caller kept what 'judging' said) is
+      // answered before the grant's release is written: told owed, its caller keeps it until
+      // written (after the judgment's step), and sends it to a replacement if this worker dies
+      // first, which releases the grant (attempt, rejudge).
+      if (hostId > 0 && this.confirming.has(hostId)) this.tellOwed(hostId, r.target);
       this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
       return;
     }
@@ -1052,7 +1063,11 @@ export class SharedFiles implements FileSpace {
           }
         }
       } finally {
-        for (const hostId of judged.values()) this.confirming.delete(hostId);
+        for (const hostId of judged.values()) {
+          this.confirming.delete(hostId);
+          // Cancelled while judged (told owed): the grant's release step is behind.
+          this.written(hostId);
+        }
       }
       if (reread) await f.reread();
     });
@@ -1073,11 +1088,14 @@ export class SharedFiles implements FileSpace {
    * (the caller's 'judged', sent just before the request): host id -> their owner's locks before
    * that grant (SharedFile.rejudge). Taken by the request's run.
    */
-  private readonly rejudging = new Map<number, readonly LockRequest[]>();
+  private readonly rejudging = new Map<number, { readonly before: readonly LockRequest[]; readonly cancelled: CancelReason | undefined }>();
 
-  /** Caller's 'judged': request `hostId`, asked next, was being judged when its worker died. */
-  judged(hostId: number, before: readonly LockRequest[]): void {
-    this.rejudging.set(hostId, before);
+  /**
+   * Caller's 'judged': request `hostId`, asked next, was being judged when its worker died;
+   * `cancelled`: its caller was told it ended (the grant is released, the request never runs).
+   */
+  judged(hostId: number, before: readonly LockRequest[], cancelled?: CancelReason): void {
+    this.rejudging.set(hostId, { before, cancelled });
   }
 
   /**
@@ -1091,7 +1109,8 @@ export class SharedFiles implements FileSpace {
     const { family, generic } = judgedAs(c.op, c.req);
     this.confirming.add(hostId);
     try {
-      return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => this.requests.get(hostId) === r);
+      // Cancelled (before its turn, or told so with 'judged'): the hook is not asked, the grant goes as a veto's.
+      return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => this.requests.get(hostId) === r && r.cancelled === undefined);
     } finally {
       this.confirming.delete(hostId);
     }

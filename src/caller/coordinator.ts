@@ -231,8 +231,11 @@ export class LockCoordinator {
     for (const r of again) {
       if (r.worker !== dead.index) continue;
       // Answered already, not written (owed): run again, answered once. Kept until written there.
+      // A waiter cancelled while its hook judged another node's grant of it, the grant's release
+      // not written: the replacement releases the grant if it still holds it, and never runs it.
       if (this.owedReleases.get(r.id) === r) {
         r.owed = false;
+        if (r.judged !== undefined) fresh.out.object({ t: 'judged', id: r.id, before: r.judged, cancelled: r.cancelled ?? 'abort' });
         send(fresh.out, r);
         continue;
       }
@@ -241,7 +244,15 @@ export class LockCoordinator {
       // A cancelled lock request ends as its cancel would have; anything else never waits, so it
       // is sent again and runs (an unlock answered unrun would leave the lock held).
       if (r.cancelled !== undefined && cancellable(r.call)) {
+        const judged = r.judged;
+        // Its grant by another node's step was being judged: answered now all the same, but kept
+        // as owed, and sent on, so that the replacement releases the grant (SharedFiles.attempt).
+        if (judged !== undefined && this.space !== undefined) r.owed = true;
         this.finishCancelled(r, r.cancelled);
+        if (judged === undefined || this.space === undefined) continue;
+        r.owed = false;
+        fresh.out.object({ t: 'judged', id: r.id, before: judged, cancelled: r.cancelled });
+        send(fresh.out, r);
         continue;
       }
       // Its grant by another node's step was being judged: judged again there, from what its

@@ -48,9 +48,12 @@ export type ToHost =
   /**
    * A shared lock space: request `id`, sent next to this replacement worker, was being judged by
    * the dead worker's approval hook (a grant by another node's step): its owner's locks before
-   * that grant, as the dead worker's 'judging' said (SharedFiles.rejudge).
+   * that grant, as the dead worker's 'judging' said (SharedFiles.rejudge). `cancelled`: its caller
+   * was told it ended (its timeout or signal, as the worker died, or the dead worker answered its
+   * cancel before the grant's release was written): the grant, if still held, is released as a
+   * veto's without asking the hook, and the request never runs; its answer is the cancel's.
    */
-  | { t: 'judged'; id: number; before: LockRequest[] };
+  | { t: 'judged'; id: number; before: LockRequest[]; cancelled?: CancelReason };
 
 /** Host -> caller, besides the records of replies.ts. */
 export type FromHost =
@@ -84,7 +87,9 @@ export type FromHost =
   | { t: 'lostClosed'; key: string }
   /**
    * A shared lock space: release `id`, whose answer follows, is answered before its step was
-   * written to the engine (owed to the file's next step, or answered while still queued). The
+   * written to the engine (owed to the file's next step, or answered while still queued); or a
+   * waiter's request cancelled while its approval hook judged another node's grant of it (the
+   * grant's release not written yet: SharedFiles.cancel). The
    * caller keeps it until 'written', and sends it to a replacement of this worker if it dies first.
    * `wire`: a native release's (id -reqId, answered to the kernel by the worker itself): its call's
    * wire form (calls.ts, id 0), which the caller never saw; resent as the API call it stands for.
