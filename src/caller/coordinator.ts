@@ -76,7 +76,9 @@ export class LockCoordinator {
    * with the unanswered requests, in order of arrival (recover), and not answered again. A native
    * release (a mount's flush, release or unlock, answered to the kernel by the worker itself) is
    * kept here too, by its host id (-reqId, below 0), with the wire form its 'owed' carried
-   * (protocol.ts 'owed'); resent, it becomes an API call of this thread's numbering.
+   * (protocol.ts 'owed'); resent, it becomes an API call of this thread's numbering. And a
+   * waiter answered its cancel while its hook judged another node's grant of it, the grant's
+   * release not written yet: resent cancelled ('judged'), the replacement releases the grant.
    */
   private readonly owedReleases = new Map<number, Request>();
   /** Per file, committed steps since it was last idle: what a replacement worker replays. */
