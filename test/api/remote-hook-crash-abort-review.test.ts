@@ -8,7 +8,7 @@ import t from 'tap';
 import { F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
+import { firstHangs, hookNodes, lock, waiting } from './remote-hook-nodes.js';
 
 /** a owner 4 waits for [0,10) (F_SETLKW), for 60 s at most. */
 const lock4 = (a: LockCoordinator, path: string): Promise<number> =>
@@ -18,18 +18,8 @@ for (const order of ['crash, then abort', 'abort, then crash', 'abort as the rep
   t.test(`posix: b's waiter, granted by a's release while b's hook judges it, is aborted as b's worker dies (${order}): its caller gets EINTR and the bytes are free`, {
     skip: noRedis,
   }, async (t) => {
-    let armed = false;
-    const firstAsked = later();
-    const verdict = later<number>();
-    let asked = 0;
-    const { a, b } = await hookNodes(t, 'rhcabort', {
-      onLock: (e: LockEvent) => {
-        if (e.lockType === F_UNLCK || !armed || e.lockOwner !== 3) return 0;
-        if (++asked > 1) return 0;
-        firstAsked.resolve();
-        return verdict.promise;
-      },
-    });
+    const { judge, arm, firstAsked, verdict } = firstHangs(3, 0);
+    const { a, b } = await hookNodes(t, 'rhcabort', { onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : judge(e.lockOwner)) });
     const path = '/crash-abort';
     t.equal(await lock(b, path, 1, F_WRLCK, 0, 10), 0, 'b locks (after the grace period)');
     t.equal(await lock(b, path, 1, F_UNLCK, 0, 10), 0, 'and unlocks');
@@ -37,9 +27,9 @@ for (const order of ['crash, then abort', 'abort, then crash', 'abort as the rep
     const ac = new AbortController();
     const bWaits = lock(b, path, 3, F_WRLCK, 0, 10, true, ac.signal);
     await waiting(b, path, 1);
-    armed = true;
+    arm();
     t.equal(await lock(a, path, 2, F_UNLCK, 0, 10), 0, 'a unlocks: b owner 3 is granted in its step');
-    await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
+    await settles(firstAsked, "b's hook asked for the grant by a's release");
     let crashed: Promise<void>;
     if (order === 'crash, then abort') {
       crashed = b.crashWorker(0);

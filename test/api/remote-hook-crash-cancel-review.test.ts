@@ -16,7 +16,7 @@ import t, { type Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-import { hookNodes, later, waiting } from './remote-hook-nodes.js';
+import { firstHangs, hookNodes, waiting } from './remote-hook-nodes.js';
 
 type Family = 'posix' | 'windows';
 
@@ -51,16 +51,7 @@ for (const f of ['posix', 'windows'] as const) {
     if (order === 'answered, then crash twice' && f === 'windows') continue;
     t.test(`${f}: b's waiter, granted by a's release while b's hook judges it, is aborted as b's worker dies (${order}): cancelled once, the grant released, the owner's earlier lock kept`, { skip: noRedis }, async (t) => {
       const cancelled = f === 'posix' ? -4 : 995;
-      let armed = false;
-      let asked = 0;
-      const firstAsked = later();
-      const verdict = later<number>();
-      const judge = (owner: unknown): number | Promise<number> => {
-        if (!armed || owner !== 3) return 0;
-        if (++asked > 1) return 0;
-        firstAsked.resolve();
-        return verdict.promise;
-      };
+      const { judge, arm, firstAsked, verdict, asked } = firstHangs(3, 0);
       const { a, b } = await hookNodes(t, 'rhccancel', {
         onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : judge(e.lockOwner)),
         onLockFile: (e: LockFileEvent) => judge(e.handle),
@@ -74,9 +65,9 @@ for (const f of ['posix', 'windows'] as const) {
       const ac = new AbortController();
       const bWaits = take(b, f, path, 3, 0, true, { signal: ac.signal });
       await waiting(b, path, 1);
-      armed = true;
+      arm();
       t.equal(await drop(a, f, path, 2, 0), 0, 'a unlocks: b owner 3 is granted [0,10) in its step');
-      await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
+      await settles(firstAsked, "b's hook asked for the grant by a's release");
       let crashed: Promise<void>;
       if (order !== 'abort as the death is reported') {
         ac.abort();
@@ -94,7 +85,7 @@ for (const f of ['posix', 'windows'] as const) {
       // The grant's release is a step of the replacement's own: a's waiting lock is granted once
       // it is written (60 s: far above one engine step; a grant kept never frees the bytes).
       t.equal(await settles(take(a, f, path, 4, 0, true, { timeoutMs: 60_000 }), "a's waiting lock on [0,10)"), 0, 'a gets the bytes: the grant to b owner 3 was released');
-      t.equal(asked, 1, "b's hook is not asked again for a request its caller was told ended");
+      t.equal(asked(), 1, "b's hook is not asked again for a request its caller was told ended");
       const held = (await a.locks(path)).filter((e) => e.state === 'granted').map((e) => `${e.node} ${e.start}-${e.end}`).sort();
       t.same(held, ['a 0-9', 'b 10-19'], "b owner 3 keeps its earlier lock [10,20), a owner 4 holds [0,10), nothing else");
     });

@@ -8,27 +8,15 @@ import t from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-import { hookNodes, later, waiting } from './remote-hook-nodes.js';
+import { firstHangs, hookNodes, waiting } from './remote-hook-nodes.js';
 
 for (const f of ['posix', 'windows'] as const) {
   t.test(`${f}: b's worker dies while b's hook judges a grant by a's release: the hook runs again and its veto stands`, {
     skip: noRedis,
   }, async (t) => {
     const code = f === 'posix' ? -13 : 5;
-    let armed = false;
-    let asked = 0;
-    const firstAsked = later();
-    const verdict = later<number>();
     // Owner 3's approvals once armed: the first hangs until answered (the worker dies meanwhile), later ones veto at once.
-    const judge = (owner: unknown): number | Promise<number> => {
-      if (!armed || owner !== 3) return 0;
-      asked++;
-      if (asked === 1) {
-        firstAsked.resolve();
-        return verdict.promise;
-      }
-      return code;
-    };
+    const { judge, arm, firstAsked, verdict, asked } = firstHangs(3, code);
     const { a, b } = await hookNodes(t, 'rhcrash', {
       onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : judge(e.lockOwner)),
       onLockFile: (e: LockFileEvent) => judge(e.handle),
@@ -48,13 +36,13 @@ for (const f of ['posix', 'windows'] as const) {
     t.equal(await take(a, 2, false), 0, 'a locks');
     const bWaits = take(b, 3, true);
     await waiting(b, path, 1);
-    armed = true;
+    arm();
     t.equal(await drop(a, 2), 0, 'a unlocks: b owner 3 is granted in its step');
-    await settles(firstAsked.promise, "b's hook asked for the grant by a's release");
+    await settles(firstAsked, "b's hook asked for the grant by a's release");
     await settles(b.crashWorker(0), "b's worker replaced");
     verdict.resolve(0);
     const r = await settles(bWaits, "b's waiter");
-    t.ok(asked >= 2, `b's hook ran again for the request sent to the replacement (asked ${asked} times)`);
+    t.ok(asked() >= 2, `b's hook ran again for the request sent to the replacement (asked ${asked()} times)`);
     t.equal(r, code, "b's caller gets the veto of the hook run again");
     t.equal(await take(a, 4, false), 0, 'a can lock the bytes: nothing stays granted to b');
   });

@@ -61,3 +61,29 @@ export function later<T = void>(): { promise: Promise<T>; resolve: (v: T) => voi
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
 }
+
+/**
+ * Approval verdicts for one owner (a POSIX lockOwner or a Windows handle) once `arm()` was called:
+ * the first asked hangs until `verdict.resolve` (`firstAsked` settles as it is asked: the worker
+ * can be killed meanwhile), later ones answer `then`. Other owners, and anything asked before
+ * `arm()`, are approved. `asked()`: how many times the armed owner's approval was asked.
+ */
+export function firstHangs(owner: number, then: number): {
+  judge: (owner: unknown) => number | Promise<number>;
+  arm: () => void;
+  firstAsked: Promise<void>;
+  verdict: { resolve: (v: number) => void };
+  asked: () => number;
+} {
+  let armed = false;
+  let asked = 0;
+  const first = later();
+  const verdict = later<number>();
+  const judge = (o: unknown): number | Promise<number> => {
+    if (!armed || o !== owner) return 0;
+    if (++asked > 1) return then;
+    first.resolve();
+    return verdict.promise;
+  };
+  return { judge, arm: () => void (armed = true), firstAsked: first.promise, verdict, asked: () => asked };
+}
