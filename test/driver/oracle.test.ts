@@ -205,3 +205,16 @@ t.test('planted: EDEADLK without any cycle', async (t) => {
   t.equal(s.byKind['false-deadlock'], 1);
   t.same(s.examples.find((v) => v.kind === 'false-deadlock')!.trace.map((e) => e.ev), ['request', 'reply']);
 });
+
+t.test('a log as long as a stress run\'s is checked whole (its last stamp found without spreading every stamp into one call)', async (t) => {
+  const n = 100_000;
+  const log: LogEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    const req: RequestRecord = { ...claim({ owner: `o${i % 7}`, start: (i % 50) * 10, end: (i % 50) * 10 + 9 }), id: i + 1, client: i % 7, what: 'getlk', wait: false, text: `getlk ${i}` };
+    log.push({ t: 2 * i + 1, ev: 'request', req }, { t: 2 * i + 2, ev: 'reply', req: i + 1, result: 0, outcome: 'ok', answer: { free: true } });
+  }
+  const s = Oracle.check(log, OPTS);
+  t.equal(s.events, 2 * n, 'every event fed');
+  t.equal(s.getlks, n, 'every F_GETLK checked');
+  t.equal(s.violations, 0, 'nothing wrong with it');
+});
