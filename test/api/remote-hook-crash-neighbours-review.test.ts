@@ -7,10 +7,12 @@
  *   worker dies;
  * - 'close racing': the request is aborted (answered at once) and owner 3's close (flush / the
  *   handle's closeHandle) is sent as b's worker is killed;
- * - 'stop': the request is aborted, then b.stop() with the hook still judging.
+ * - 'stop': the request is aborted, then b.stop() with the hook still judging;
+ * - 'paused engine': the request is aborted, the engine paused (SIGSTOP), the hook approves (the
+ *   live worker's release step goes to the paused engine), b's worker dies, the engine resumes.
  * Each time: the cancel's code once, the grant released (a's waiting lock gets [0,10) within 60 s),
  * the hook not asked again, and b's stats().store.owedReleases back to 0 once the release is
- * written (not for 'stop': b is gone).
+ * written (not for 'stop': b is gone). All held when written (review of stop 44).
  */
 import t, { type Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
@@ -107,6 +109,26 @@ for (const f of ['posix', 'windows'] as const) {
     s.verdict.resolve(0);
     await settles(stopped, "b's stop");
     t.equal(await settles(take(s.a, f, s.path, 4, 0, true, { timeoutMs: 60_000 }), "a's waiting lock"), 0, 'a gets [0,10) (b gone)');
+    t.equal(s.answers(), 1, 'answered once');
+  });
+  t.test(`${f}: b's judged waiter aborted, the hook approves and its release step goes to a paused engine as b's worker dies: the grant released, owedReleases back to 0`, { skip: noRedis }, async (t) => {
+    const ac = new AbortController();
+    const s = await scene(t, f, { signal: ac.signal });
+    ac.abort();
+    t.equal(await settles(s.bWaits, "b's waiter (abort)"), cancelled, "b's caller is told the cancel's code");
+    s.server.pause();
+    t.teardown(() => s.server.resume());
+    s.verdict.resolve(0);
+    // The live worker's release step (after the verdict) meets the paused engine: in flight.
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    const crashed = s.b.crashWorker(0);
+    s.server.resume();
+    await settles(crashed, "b's worker replaced");
+    t.equal(await settles(take(s.a, f, s.path, 4, 0, true, { timeoutMs: 60_000 }), "a's waiting lock"), 0, 'a gets [0,10): the grant was released');
+    t.equal(s.asked(), 1, "b's hook not asked again");
+    await waitFor(async () => (await owed(s.b)) === 0, "b's owedReleases back to 0");
+    const held = (await s.a.locks(s.path)).filter((e) => e.state === 'granted').map((e) => `${e.node} ${e.start}-${e.end}`).sort();
+    t.same(held, ['a 0-9', 'b 10-19'], 'b owner 3 keeps [10,20), a owner 4 holds [0,10)');
     t.equal(s.answers(), 1, 'answered once');
   });
 }
