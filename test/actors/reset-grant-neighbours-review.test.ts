@@ -11,7 +11,8 @@
  * Held (pass): a flush / release (posix) or closeHandle (windows) instead of the unlock; the owner
  * locking [20,30) first; two waiters granted in one step, each unlocked; the log no longer reaching
  * back (overflowLog: the stale reply carries the whole record set, SharedFile.replace); a second
- * reset before the grant; a's own pass at grace end racing b's grant.
+ * reset before the grant; a's own pass at grace end racing b's grant; a close (closeHandle: the
+ * waiter ends 158 first; flush: the grant told after it stands) decided before the grant's event.
  * Defect (windows, todo): the grant's event held back in a's inbox (a.held) until after a's
  * UnlockFileEx of handle 2's [0,10) is answered: the unlock's step is stale, decided again on the
  * replay that shows b's grant, and removes the grant (answered 0); then the event is read and the
@@ -155,6 +156,39 @@ for (const f of ['posix', 'windows'] as const) {
     if (code(w) === 0) t.same(eng, grantFirst ? [] : [`a held write ${f === 'posix' ? 'p2' : '2'} 0-9`], 'the engine as the answers say');
     else t.same(eng, [], 'the waiter not granted: nothing held');
     t.same(conflicts(eng), []);
+    t.same([...a.faults, ...b.faults], [], 'nothing reported');
+  });
+}
+
+// Held: the close (windows closeHandle: the waiter ends with 158 before the close's answer; posix
+// flush: the grant, told after the flush's answer, stands) decided before the grant's event is read.
+for (const f of ['posix', 'windows'] as const) {
+  t.test(`${f}: a close decided before the grant's event is read, after a reset`, async (t) => {
+    const { engine, a, b } = await stageIt(t, f, [wait(f)]);
+    a.held = [];
+    await graceOver(engine, '/a', b);
+    await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox (held back)");
+    const order: number[] = [];
+    const ans = a.target.answer.bind(a.target);
+    a.target.answer = (id, ...rest) => {
+      order.push(id);
+      ans(id, ...rest);
+    };
+    a.sf.run(2, f === 'windows' ? ch(2) : parseFlush({ path: '/a', lockOwner: 'p2' }), a.target);
+    await answered(a, 2, "a's close");
+    a.release();
+    const w = code(await answered(a, 1, "a's waiter"));
+    if (f === 'windows') {
+      t.equal(w, 158, 'the waiter ends with the handle');
+      t.ok(order.indexOf(1) < order.indexOf(2), 'before the close is answered');
+      t.same(await held(engine), [], 'the engine holds nothing');
+      await bLocksAgain(t, b, f, 0);
+    } else {
+      t.equal(w, 0, 'the waiter is granted');
+      t.ok(order.indexOf(2) < order.indexOf(1), 'after the flush is answered');
+      t.same(await held(engine), ['a held write p2 0-9'], 'the grant stands');
+      await bLocksAgain(t, b, f, -11);
+    }
     t.same([...a.faults, ...b.faults], [], 'nothing reported');
   });
 }
