@@ -13,22 +13,10 @@
  * rest of the grant freed for a's waiting lock.
  */
 import t, { type Test } from 'tap';
-import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
+import { F_UNLCK, type LockEvent, type LockFileEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-import { firstHangs, hookNodes, waiting } from './remote-hook-nodes.js';
-
-type Family = 'posix' | 'windows';
-
-const take = (c: LockCoordinator, f: Family, path: string, owner: number, start: number, wait: boolean, o: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<number> =>
-  f === 'posix'
-    ? c.lock({ path, lockType: F_WRLCK, lockStart: start, lockLen: 10, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner, ...o }).then((r) => r.result)
-    : c.lockFile({ fileName: path, byteOffset: start, length: 10, exclusiveLock: true, failImmediately: !wait, handle: owner, ...o });
-
-const drop = (c: LockCoordinator, f: Family, path: string, owner: number, start: number): Promise<number> =>
-  f === 'posix'
-    ? c.lock({ path, lockType: F_UNLCK, lockStart: start, lockLen: 10, cmd: F_SETLK, lockOwner: owner }).then((r) => r.result)
-    : c.unlockFile({ fileName: path, byteOffset: start, length: 10, handle: owner });
+import { drop, firstHangs, hookNodes, take, waiting } from './remote-hook-nodes.js';
 
 /** Calls `then` synchronously as the coordinator reports a worker's end (onWorkerEnd, before recover), once. */
 function onDeathReported(t: Test, then: () => void): void {

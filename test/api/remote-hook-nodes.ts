@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Test } from 'tap';
-import { F_SETLK, F_SETLKW, LockCoordinator, type StartOptions, type StoreOptions } from '../../src/index.js';
+import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type StartOptions, type StoreOptions } from '../../src/index.js';
 import { RedisServer } from '../store/redis-server.js';
 
 /** A node's options besides its store and workers: its hooks, hookTimeoutMs. */
@@ -87,3 +87,18 @@ export function firstHangs(owner: number, then: number): {
   };
   return { judge, arm: () => void (armed = true), firstAsked: first.promise, verdict, asked: () => asked };
 }
+
+/** A lock family the crash reviews run in both of. */
+export type Family = 'posix' | 'windows';
+
+/** Owner (lockOwner or handle) `owner` of `c` takes [start, start+10) of `path` exclusively; `wait`: F_SETLKW / a waiting LockFileEx. */
+export const take = (c: LockCoordinator, f: Family, path: string, owner: number, start: number, wait: boolean, o: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<number> =>
+  f === 'posix'
+    ? c.lock({ path, lockType: F_WRLCK, lockStart: start, lockLen: 10, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner, ...o }).then((r) => r.result)
+    : c.lockFile({ fileName: path, byteOffset: start, length: 10, exclusiveLock: true, failImmediately: !wait, handle: owner, ...o });
+
+/** Owner `owner` of `c` unlocks [start, start+10) of `path` (F_UNLCK / UnlockFileEx). */
+export const drop = (c: LockCoordinator, f: Family, path: string, owner: number, start: number): Promise<number> =>
+  f === 'posix'
+    ? c.lock({ path, lockType: F_UNLCK, lockStart: start, lockLen: 10, cmd: F_SETLK, lockOwner: owner }).then((r) => r.result)
+    : c.unlockFile({ fileName: path, byteOffset: start, length: 10, handle: owner });
