@@ -1042,7 +1042,7 @@ export class SharedFile {
   }
 
   /**
-   * The locks a POSIX, OFD or flock unlock, a flush or a Windows unlockAll `call` (run as `run`)
+   * The locks a POSIX, OFD or flock unlock, a flush, a Windows unlockFile or unlockAll `call` (run as `run`)
    * leaves to its owner (or handle): those another node granted after it (Run.spared), or
    * undefined when there are none. The kernel's order is the release, then the grant: run later,
    * the release must not take the granted bytes back. Exact: a step that carried the release
@@ -1056,6 +1056,7 @@ export class SharedFile {
     const mine = (g: LockRequest): boolean => {
       if (call.op === 'lock') return call.lockType === F_UNLCK && g.owner === call.req.owner;
       if (call.op === 'flush') return g.owner === call.owner;
+      if (call.op === 'unlockFile') return g.kind === 'windows' && g.owner === call.owner;
       return call.op === 'unlockAll' && g.kind === 'windows' && g.origin.handleKey === call.handleKey && g.origin.processKey === call.processKey;
     };
     const spare = [...run.spared].filter(([id, g]) => mine(g) && !this.hiding.has(id)).map(([, g]) => g);
@@ -3199,7 +3200,7 @@ export class SharedFile {
       // An unlock owed or in flight when another node granted its owner's waiter: the grant
       // came after it, and keeps its bytes (Run.spared).
       const spare = this.spareOf(run, call);
-      if (spare !== undefined) return t.unlockSparing(call as Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' }>, spare);
+      if (spare !== undefined) return t.unlockSparing(call as Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' | 'unlockFile' }>, spare);
       // Its answer, when the request waits and a later step of this table ends it, leaves only
       // once that step committed, like every other answer. A close's release notices are told
       // while it runs (afterRelease, before any hook is awaited): not for the bytes of grants of

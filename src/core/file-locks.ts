@@ -434,10 +434,12 @@ export class FileLocks {
 
   /**
    * Windows unlock of exactly (start, end) by `owner`: an exclusive record first, else a shared
-   * one ([MS-FSA] 2.1.5.9). Returns the removed record, or undefined (ERROR_NOT_LOCKED).
+   * one ([MS-FSA] 2.1.5.9), never one of `skip`. Returns the removed record, or undefined
+   * (ERROR_NOT_LOCKED).
    */
-  unlockExact(owner: string, start: bigint, end: bigint): Lock | undefined {
-    const list = this.exact?.get(exactKey(owner, start, end));
+  unlockExact(owner: string, start: bigint, end: bigint, skip?: ReadonlySet<Lock>): Lock | undefined {
+    const all = this.exact?.get(exactKey(owner, start, end));
+    const list = skip === undefined || all === undefined ? all : all.filter((r) => !skip.has(r));
     if (list === undefined || list.length === 0) return undefined;
     const l = list.find((r) => r.write) ?? list[0]!;
     this.delete(l);

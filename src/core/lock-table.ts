@@ -286,9 +286,10 @@ export class LockTable {
    * anything spared removes nothing (its lock is the whole file). A flush removes what its owner's
    * locks have outside them, with a notice for each part it removes. A Windows unlockAll keeps,
    * for each of `spare` (the handle's granted locks), the newest of the handle's locks with its
-   * range and mode.
+   * range and mode; a Windows unlockFile removes a record of its range other than those
+   * (ERROR_NOT_LOCKED if none is left).
    */
-  unlockSparing(c: Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' }>, spare: readonly Spared[]): Maybe<PosixReply | number | void> {
+  unlockSparing(c: Extract<Call, { op: 'lock' | 'flush' | 'unlockAll' | 'unlockFile' }>, spare: readonly Spared[]): Maybe<PosixReply | number | void> {
     if (c.op === 'lock') {
       if (c.lockType !== F_UNLCK || c.cmd === F_GETLK) throw new TypeError(`unlockSparing: not an unlock (lockType ${c.lockType}, cmd ${c.cmd})`);
       return this.unlock(c.path, c.req, c.base, spare);
@@ -301,12 +302,16 @@ export class LockTable {
       for (const l of gone) f.applyPosix(c.owner, l.start, l.end, 'unlock');
       return this.afterRelease(f, gone);
     }
-    if (f === undefined) return ERROR_SUCCESS;
-    const mine = f.granted().filter((l) => l.kind === 'windows' && l.origin.handleKey === c.handleKey && l.origin.processKey === c.processKey);
+    if (f === undefined) return c.op === 'unlockFile' ? ERROR_NOT_LOCKED : ERROR_SUCCESS;
+    const mine = f.granted().filter((l) => l.kind === 'windows' && (c.op === 'unlockFile' ? l.owner === c.owner : l.origin.handleKey === c.handleKey && l.origin.processKey === c.processKey));
     const keep = new Set<Lock>();
     for (const s of spare) {
       const newest = mine.filter((l) => !keep.has(l) && l.start === s.start && l.end === s.end && l.write === s.write).sort((x, y) => y.seq - x.seq)[0];
       if (newest !== undefined) keep.add(newest);
+    }
+    if (c.op === 'unlockFile') {
+      const l = f.unlockExact(c.owner, c.start, c.end, keep);
+      return l === undefined ? ERROR_NOT_LOCKED : then(this.afterRelease(f, [l]), () => ERROR_SUCCESS);
     }
     const gone = f.removeByHandle(c.handleKey, (l) => l.kind === 'windows' && l.origin.processKey === c.processKey && !keep.has(l));
     return then(this.afterRelease(f, gone), () => ERROR_SUCCESS);

@@ -13,12 +13,13 @@
  * back (overflowLog: the stale reply carries the whole record set, SharedFile.replace); a second
  * reset before the grant; a's own pass at grace end racing b's grant; a close (closeHandle: the
  * waiter ends 158 first; flush: the grant told after it stands) decided before the grant's event.
- * Defect (windows, todo): the grant's event held back in a's inbox (a.held) until after a's
+ * Fixed (windows; was a todo): the grant's event held back in a's inbox (a.held) until after a's
  * UnlockFileEx of handle 2's [0,10) is answered: the unlock's step is stale, decided again on the
  * replay that shows b's grant, and removes the grant (answered 0); then the event is read and the
- * waiter is told 0 (granted). The caller was told unlock, then granted: it believes handle 2 holds
- * [0,10), the engine holds nothing, and b's lock of [0,10) is granted. POSIX in the same shape
- * spares the grant (engine keeps p2's lock, b refused). Repro: npx tap --grep "event read after"
+ * waiter is told 0 (granted). The caller was told unlock, then granted: it believed handle 2 held
+ * [0,10), the engine held nothing, and b's lock of [0,10) was granted. Now an UnlockFileEx spares
+ * such a grant as POSIX does (SharedFile.spareOf, LockTable.unlockSparing): answered 158, the lock
+ * held, b refused. Repro: npx tap --grep "event read after"
  * test/actors/reset-grant-neighbours-review.test.ts (not reset-specific: see
  * windows-unlock-untold-grant-review.test.ts).
  */
@@ -131,8 +132,7 @@ for (const f of ['posix', 'windows'] as const) {
   });
 
   // Defect (windows): see the header, and windows-unlock-untold-grant-review.test.ts (the same without a reset).
-  const todo = f === 'windows' ? { todo: "found by review: an UnlockFileEx decided before its handle's waiter's grant event is read releases the grant, answers 0, then the waiter is told granted: the caller holds nothing" } : {};
-  t.test(`${f}: the grant's event read after the unlock's stale reply`, todo, async (t) => {
+  t.test(`${f}: the grant's event read after the unlock's stale reply`, async (t) => {
     const { engine, a, b } = await stageIt(t, f, [wait(f)]);
     a.held = [];
     await graceOver(engine, '/a', b);

@@ -3,11 +3,12 @@
  * whose blocking LockFileEx is granted by another node's step, decided before that grant's inbox
  * event is read. b's handle 1 holds [0,10); a's handle 2 waits for it; a's inbox is held back
  * (a.held); b unlocks, its step grants a's waiter (the event waits in a's inbox); a's handle 2
- * unlocks [0,10): its step is stale, decided again on the re-read that shows the grant, and
- * removes it (answered 0); then the event is read and the waiter is told 0 (granted). The caller
- * was told the unlock, then the grant: it believes handle 2 holds [0,10); the engine holds nothing,
- * and b's lock of [0,10) is granted (two holders as the callers see it). POSIX in the same shape
- * spares the grant (the unlock came before it; the lock stays, b is refused): checked here too.
+ * unlocks [0,10): its step is stale, decided again on the re-read that shows the grant. Before the
+ * fix it removed it (answered 0); then the event was read and the waiter told 0 (granted): the
+ * caller believed handle 2 held [0,10), the engine held nothing, and b's lock of [0,10) was
+ * granted (two holders as the callers see it). POSIX in the same shape spares the grant (the
+ * unlock came before it; the lock stays, b is refused), and now so does an UnlockFileEx
+ * (SharedFile.spareOf, LockTable.unlockSparing: answered 158).
  * Property: the engine as the answers say (told the grant after the unlock: the lock held; told it
  * before: nothing held), and b's lock refused while a holds. Real SharedFiles over a MemoryEngine.
  */
@@ -17,8 +18,7 @@ import { answered, code, lf, lk, lw, uf } from './lost-link.js';
 import { held, nodes, until } from './reset-harness.js';
 
 for (const f of ['posix', 'windows'] as const) {
-  const todo = f === 'windows' ? { todo: 'found by review: UnlockFileEx decided before its waiter\'s remote grant is read releases the grant, then the waiter is told granted' } : {};
-  t.test(`${f}: an unlock decided before its owner's waiter's remote grant is read`, todo, async (t) => {
+  t.test(`${f}: an unlock decided before its owner's waiter's remote grant is read`, async (t) => {
     const { engine, a, b } = await nodes(t, 'default', null);
     b.sf.run(1, f === 'posix' ? lk('p1', 1, F_WRLCK, F_SETLK) : lf(1), b.target);
     t.equal(code(await answered(b, 1, "b's lock of [0,10)")), 0, 'b holds [0,10)');
