@@ -1,8 +1,9 @@
 /**
  * LockTable.unlockSparing: a release that leaves its owner's (or handle's) locks over the spared
  * ranges as they are (a shared lock space: those bytes were granted to it after the release was
- * answered). A POSIX unlock, a flush (a notice per part it removes) and a Windows unlockAll (it
- * keeps the newest lock with each spared range and mode). Every check states the exact locks left
+ * answered). A POSIX unlock, a flush (a notice per part it removes), a Windows unlockAll (it
+ * keeps the newest lock with each spared range and mode) and a Windows unlockFile (a record of
+ * its range other than the spared ones, or ERROR_NOT_LOCKED). Every check states the exact locks left
  * and the exact notices.
  */
 import t from 'tap';
@@ -82,5 +83,19 @@ t.test("a Windows unlockAll keeps the handle's newest lock with each spared rang
 t.test('only an unlock: anything else is a TypeError', (t) => {
   const { table } = setup();
   t.throws(() => table.unlockSparing(lk(1, F_WRLCK, 0, 10) as Sparing, []), TypeError);
+  t.end();
+});
+
+t.test("a Windows unlockFile removes a record of its range other than the spared one, else answers ERROR_NOT_LOCKED", (t) => {
+  const { table, notices } = setup();
+  const unlock = (handle: number, start: number, len: number) => parseUnlockFile({ fileName: F, byteOffset: start, length: len, handle, processId: 1 }) as Sparing;
+  t.equal(table.run(win(7, 0, 10, false)), 0);
+  t.equal(table.run(win(7, 0, 10, false)), 0, 'a second shared record of the same range');
+  t.equal(table.unlockSparing(unlock(7, 0, 10), [range(0, 9, false)]), 0, 'one record of the range is not spared: removed');
+  t.same(listing(table), ['7 shared 0-9'], 'the spared one (the newest) stays');
+  t.equal(table.unlockSparing(unlock(7, 0, 10), [range(0, 9, false)]), 158, 'only the spared record is left: ERROR_NOT_LOCKED');
+  t.same(listing(table), ['7 shared 0-9'], 'and it stays');
+  t.equal(table.unlockSparing(unlock(8, 0, 10), [range(0, 9, false)]), 158, 'another handle holds nothing there');
+  t.same(notices, ['windows:7:0:0+10'], 'a notice for the one record removed');
   t.end();
 });
