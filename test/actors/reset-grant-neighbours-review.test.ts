@@ -27,7 +27,7 @@ import t, { type Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseFlush, parseRelease, type Call } from '../../src/core/requests.js';
 import { answered, ch, code, lf, lk, lw, overflowLog, uf, type TestNode, type MemoryEngine } from './lost-link.js';
-import { conflicts, graceOver, held, nodes, resetBoth, until } from './reset-harness.js';
+import { answerOrder, conflicts, graceOver, held, nodes, resetBoth, until } from './reset-harness.js';
 
 const big = (_k: string, v: unknown) => (typeof v === 'bigint' ? String(v) : v);
 type Fam = 'posix' | 'windows';
@@ -138,12 +138,7 @@ for (const f of ['posix', 'windows'] as const) {
     await graceOver(engine, '/a', b);
     await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox (held back)");
     t.same(await held(engine), [`a held write ${f === 'posix' ? 'p2' : '2'} 0-9`], 'the engine: the grant');
-    const order: number[] = [];
-    const ans = a.target.answer.bind(a.target);
-    a.target.answer = (id, ...rest) => {
-      order.push(id);
-      ans(id, ...rest);
-    };
+    const order = answerOrder(a);
     a.sf.run(2, f === 'posix' ? lk('p2', 2, F_UNLCK, F_SETLK) : uf(2), a.target);
     const u = await answered(a, 2, "a's unlock");
     a.release();
@@ -168,12 +163,7 @@ for (const f of ['posix', 'windows'] as const) {
     a.held = [];
     await graceOver(engine, '/a', b);
     await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox (held back)");
-    const order: number[] = [];
-    const ans = a.target.answer.bind(a.target);
-    a.target.answer = (id, ...rest) => {
-      order.push(id);
-      ans(id, ...rest);
-    };
+    const order = answerOrder(a);
     a.sf.run(2, f === 'windows' ? ch(2) : parseFlush({ path: '/a', lockOwner: 'p2' }), a.target);
     await answered(a, 2, "a's close");
     a.release();

@@ -124,6 +124,17 @@ export async function resetBoth(engine: MemoryEngine, a: TestNode, b: TestNode, 
   await until(() => (bOnly || sent(a, 0)) && (aOnly || sent(b, 1)), aOnly ? "a's re-assertion" : bOnly ? "b's re-assertion" : "a's and b's re-assertions");
 }
 
+/** The ids of the requests `n` answers from now on, in the order it answers them. */
+export function answerOrder(n: TestNode): number[] {
+  const order: number[] = [];
+  const answer = n.target.answer.bind(n.target);
+  n.target.answer = (id, ...rest) => {
+    order.push(id);
+    answer(id, ...rest);
+  };
+  return order;
+}
+
 /**
  * Every answer `n` gives request `id` from now on, in order (`got` keeps only the last one): a
  * request answered twice, or first with one result and then another, shows here.

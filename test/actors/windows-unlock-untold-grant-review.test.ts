@@ -15,7 +15,7 @@
 import t from 'tap';
 import { EAGAIN, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { answered, code, lf, lk, lw, uf } from './lost-link.js';
-import { held, nodes, until } from './reset-harness.js';
+import { answerOrder, held, nodes, until } from './reset-harness.js';
 
 for (const f of ['posix', 'windows'] as const) {
   t.test(`${f}: an unlock decided before its owner's waiter's remote grant is read`, async (t) => {
@@ -28,12 +28,7 @@ for (const f of ['posix', 'windows'] as const) {
     b.sf.run(2, f === 'posix' ? lk('p1', 1, F_UNLCK, F_SETLK) : uf(1), b.target);
     t.equal(code(await answered(b, 2, "b's unlock")), 0, 'b unlocks: its step grants a');
     await until(() => (a.held?.length ?? 0) > 0, "the grant's event in a's inbox (held back)");
-    const order: number[] = [];
-    const ans = a.target.answer.bind(a.target);
-    a.target.answer = (id, ...rest) => {
-      order.push(id);
-      ans(id, ...rest);
-    };
+    const order = answerOrder(a);
     a.sf.run(2, f === 'posix' ? lk('p2', 2, F_UNLCK, F_SETLK) : uf(2), a.target);
     await answered(a, 2, "a's unlock");
     a.release();
