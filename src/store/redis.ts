@@ -632,7 +632,8 @@ export class RedisEngine implements Engine {
   }
 
   /**
-   * EVALSHA of `g`, after a run check (RUN_CHECK) on a connection that has not had one answered:
+   * EVALSHA of `g`, after a run check (RUN_CHECK) on a connection that has not had one answered
+   * (or on the next one, when the call will wait for it in the offline queue):
    * sent just before on the same connection, so the engine runs it first (one more round trip's
    * work once per connection, no wait). When the engine does not know the script, the run check
    * again, then EVAL: a new server process knows no script (Redis 7 neither keeps nor replicates
@@ -642,7 +643,9 @@ export class RedisEngine implements Engine {
    * which the engine refuses it.
    */
   private async sendGated(g: Gated, args: readonly (string | number)[]): Promise<Reply> {
-    if (this.checkedAt !== this.closes) {
+    // A call made while the socket takes no writes (reset, its close not yet heard) goes out on
+    // the next connection: it needs the check though no close has been counted yet.
+    if (this.checkedAt !== this.closes || !this.writable()) {
       const at = this.closes;
       this.client.eval(RUN_CHECK, 1, this.inc, this.prefix).then(
         () => {

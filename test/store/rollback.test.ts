@@ -8,7 +8,9 @@
  * nothing is granted twice. A new run with the same data (SCRIPT FLUSH: the same process) keeps
  * everything; an incarnation written before the run was recorded adopts the run.
  */
+import type { Socket } from 'node:net';
 import t from 'tap';
+import type { Redis } from 'ioredis';
 import type { ReassertReply, SessionEvent } from '../../src/store/index.js';
 import { RUN_CHECK } from '../../src/store/lua.js';
 import { cluster, Feed } from './fixture.js';
@@ -153,6 +155,27 @@ t.test('a reconnect checks the run before the next step, even where the engine s
   // The kill may reach the step first: the connection then closed under it ('unreachable').
   if (!r.ok && r.reason === 'unreachable') r = await a.store.commit({ file: '/f2', base: 0, put: [{ id: 'a2', state: 'held', data: 'A 2' }] });
   t.match(r, { ok: false, reason: 'reset' }, 'the step after the reconnect finds the data dropped');
+  t.same((await a.store.load('/f')).records, [], 'the old records are gone');
+});
+
+t.test("a step made in the socket's last moments (reset, the client still 'ready') goes out on the next connection behind a run check", { skip: noRedis }, async (t) => {
+  const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
+  t.teardown(() => c.close());
+  const a = await c.add('a');
+  const admin = await server.client();
+  const P = `{${c.namespace}}:`;
+  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
+  await admin.set(`${P}run`, 'f'.repeat(40)); // another run's data, the scripts known
+  const ac = (a.store as unknown as { engine: { client: Redis } }).engine.client;
+  const sock = ac.stream as Socket;
+  // The socket reset (its close not yet come): the client says 'ready', a call made now waits in
+  // its offline queue and goes out on the next connection, a new one that may reach another server
+  // process. (The kill above can leave this shape too: its FIN read before the client's close.)
+  sock.destroy(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+  const seen = { status: ac.status, writable: sock.writable };
+  const r = await a.store.commit({ file: '/f2', base: 0, put: [{ id: 'a2', state: 'held', data: 'A 2' }] });
+  t.same(seen, { status: 'ready', writable: false }, "the step was made while the client said 'ready' and its socket took no writes");
+  t.match(r, { ok: false, reason: 'reset' }, 'the step finds the data dropped: a run check went out before it');
   t.same((await a.store.load('/f')).records, [], 'the old records are gone');
 });
 
