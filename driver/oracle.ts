@@ -30,7 +30,24 @@
  *   POSIX one 0 or -errno. F_GETLK, closes and unlocks succeed, except that an UnlockFileEx of a
  *   record the owner was not known to hold is refused (ERROR_NOT_LOCKED); a lock request is
  *   granted or refused as busy, and only a blocking one may end with EDEADLK or be interrupted; no
- *   answer is another error.
+ *   answer is another error;
+ * - stuck-waiter: a blocking lock request outstanding, for longer than the tolerance
+ *   (stuckTolerance), with nothing visible that could explain its wait: no conflicting lock
+ *   observed held, nothing the log says may still be listed (a lock whose release is not answered
+ *   yet, or revoked, maybe, abandoned or released without a session, until its `until` or
+ *   `listedUntil`), no earlier outstanding conflicting lock request it may queue behind (any such
+ *   request explains it, waiting or not: Windows 'fifo' queues, and it may have been granted
+ *   unbeknown to its client), and no window in which the lock manager may withhold grants from it
+ *   (withhold). A wait is explained at a moment if one of those covers that moment; it is stuck
+ *   when the time since the latest such moment (or since its start) passes the tolerance. Observed
+ *   holding intervals lie inside the true ones, so a waiter is really blocked a little before an
+ *   observed grant (the grant travels back to its client) and a little after an observed release
+ *   (the release reaches the lock manager, which then wakes the waiter): the tolerance (seconds,
+ *   default 5 s) covers that lag. A later request that was granted first and is not yet learned
+ *   is covered the same way. It is judged at the wait's answer, at the end of the log, and every
+ *   quarter tolerance in between (each wait is looked at again only once its last known
+ *   explanation is a tolerance old, so the cost stays linear in the log). A wait without an
+ *   answer at the end is unanswered as well.
  *
  * Lost locks (a shared lock space, the nodes target: driver/targets/nodes.ts). A node that stops
  * renewing its session loses its locks, and its clients must stop counting on them. Three events
@@ -51,6 +68,11 @@
  *   UnlockFileEx may find that its record went with the session (ERROR_NOT_LOCKED). Such a reply
  *   may carry `listedUntil`: the locks it released went with the session, whose records stay
  *   listed until they are reaped, so F_GETLK may name them (and EDEADLK count them) until then.
+ * - withhold: from its stamp until `until`, the lock manager may withhold grants from the requests
+ *   of owners whose key starts with `scope` (every request without one): a node without a healthy
+ *   session, an engine's grace period after a reset. A later withhold with the same `key` while
+ *   its window is open sets a new `until` (a window whose end was not known when it opened). It
+ *   only excuses waits (stuck-waiter); no other check reads it.
  *
  * snapshotConflicts() judges a listing taken at one moment (locks()), where grant order is unknown.
  */
@@ -102,9 +124,10 @@ export type LogEvent =
   | { t: number; ev: 'release'; lock: number; req: number }
   | { t: number; ev: 'revoke'; lock: number; until: number }
   | { t: number; ev: 'maybe'; lock: LockRecord; until: number }
-  | { t: number; ev: 'abandon'; req: number; until: number };
+  | { t: number; ev: 'abandon'; req: number; until: number }
+  | { t: number; ev: 'withhold'; key: string; until: number; scope?: string };
 
-export type ViolationKind = 'conflict' | 'unanswered' | 'getlk-free' | 'getlk-phantom' | 'false-deadlock' | 'undetected-deadlock' | 'bad-reply';
+export type ViolationKind = 'conflict' | 'unanswered' | 'getlk-free' | 'getlk-phantom' | 'false-deadlock' | 'undetected-deadlock' | 'bad-reply' | 'stuck-waiter';
 
 export interface Violation {
   kind: ViolationKind;
@@ -118,6 +141,12 @@ export interface OracleOptions {
   deadlockKinds: readonly LockKind[];
   /** How long a certain cycle of waits may last before it counts as undetected, in stamp units (ns). */
   cycleTolerance: number;
+  /**
+   * How long a blocking request may wait with nothing visible explaining its wait before it counts
+   * as stuck, in stamp units (ns); default 5 s. It covers the lag between a true release and the
+   * waiter learning of its grant, so it must be generous on a loaded machine.
+   */
+  stuckTolerance?: number;
   /** Traces kept per violation kind (all are counted). */
   keepTraces?: number;
 }
@@ -238,15 +267,40 @@ interface FileState {
   range: RangeIndex;
   flock: RangeIndex;
   /** Locks released lately: they could still have been held until their release request ended. */
-  recent: { held: Held; releaseReq: number; until: number }[];
+  recent: Recent[];
   /** Prune `recent` when it grows to this (doubling keeps pruning linear overall). */
   pruneAt: number;
+  /** Blocking lock requests ended lately: a later conflicting wait may have queued behind them until `until`. */
+  ended: { p: Pending; until: number; end: LogEvent }[];
+  endedPruneAt: number;
+}
+
+/** An entry of FileState.recent: a lock no longer counted as held, possibly still listed until `until`. */
+interface Recent {
+  held: Held;
+  releaseReq: number;
+  until: number;
+  /** The event that ended its holding (release, revoke, maybe, abandon), for traces. */
+  end?: LogEvent;
 }
 
 interface Pending {
   req: RequestRecord;
   event: LogEvent;
   t: number;
+  /** For a wait: the latest moment it is known to have been explained (stuck-waiter). */
+  seen: number;
+  /** What explained it then, for traces. */
+  why?: LogEvent[];
+  stuck?: boolean;
+}
+
+interface Window {
+  key: string;
+  scope: string;
+  from: number;
+  until: number;
+  event: LogEvent;
 }
 
 // ---- the oracle ------------------------------------------------------------------------------------
@@ -265,13 +319,20 @@ export class Oracle {
   private readonly stats = { events: 0, requests: 0, grants: 0, maxHeld: 0, deadlocks: 0, getlks: 0 };
   private readonly dk: ReadonlySet<LockKind>;
   private readonly tolerance: number;
+  private readonly stuckTolerance: number;
   private lastCycleCheck = -Infinity;
+  private lastStuckCheck = -Infinity;
+  /** Withhold windows (few: one per node's unhealthy spell), and the open one of each key. */
+  private windows: Window[] = [];
+  private readonly openWindow = new Map<string, Window>();
   private lastT = -Infinity;
   private readonly reported = new Set<string>();
 
   constructor(private readonly o: OracleOptions) {
     this.dk = new Set(o.deadlockKinds);
     this.tolerance = o.cycleTolerance;
+    this.stuckTolerance = o.stuckTolerance ?? 5e9;
+    if (!(this.stuckTolerance > 0)) throw new TypeError(`oracle: stuckTolerance must be a positive number of ns, got ${o.stuckTolerance}`);
   }
 
   /** Checks a whole log (sorted by stamp first; the sort is stable). */
@@ -289,10 +350,11 @@ export class Oracle {
     this.lastT = e.t;
     this.stats.events++;
     if (e.t - this.lastCycleCheck >= this.tolerance / 4) this.checkCycles(e.t);
+    if (e.t - this.lastStuckCheck >= this.stuckTolerance / 4) this.checkStuck(e.t);
     switch (e.ev) {
       case 'request':
         this.stats.requests++;
-        this.pending.set(e.req.id, { req: e.req, event: e, t: e.t });
+        this.pending.set(e.req.id, { req: e.req, event: e, t: e.t, seen: e.t });
         return;
       case 'grant':
         this.onGrant(e, e.lock);
@@ -311,16 +373,20 @@ export class Oracle {
         return;
       case 'maybe': {
         const f = this.file(e.lock.file);
-        f.recent.push({ held: { lock: e.lock, grant: e, request: this.pending.get(e.lock.req)?.event, from: e.t, mark: 0 }, releaseReq: -1, until: e.until });
+        f.recent.push({ held: { lock: e.lock, grant: e, request: this.pending.get(e.lock.req)?.event, from: e.t, mark: 0 }, releaseReq: -1, until: e.until, end: e });
         if (f.recent.length >= f.pruneAt) this.prune(f);
         return;
       }
+      case 'withhold':
+        this.onWithhold(e);
+        return;
     }
   }
 
   /** Ends the log at `t`: every request still pending is unanswered; cycles still present are judged. */
   finish(t: number): OracleSummary {
     this.checkCycles(Math.max(t, this.lastT));
+    this.checkStuck(Math.max(t, this.lastT));
     for (const p of this.pending.values()) {
       this.flag('unanswered', `request ${p.req.id} of client ${p.req.client} (${p.req.text}) never got a reply`, [p.event]);
     }
@@ -335,7 +401,7 @@ export class Oracle {
 
   private file(name: string): FileState {
     let f = this.files.get(name);
-    if (f === undefined) this.files.set(name, (f = { range: new RangeIndex(), flock: new RangeIndex(), recent: [], pruneAt: 512 }));
+    if (f === undefined) this.files.set(name, (f = { range: new RangeIndex(), flock: new RangeIndex(), recent: [], pruneAt: 512, ended: [], endedPruneAt: 512 }));
     return f;
   }
 
@@ -381,7 +447,7 @@ export class Oracle {
     this.held.delete(e.lock);
     this.index(h.lock).remove(h);
     const f = this.file(h.lock.file);
-    const entry = { held: h, releaseReq: e.req, until: Infinity };
+    const entry: Recent = { held: h, releaseReq: e.req, until: Infinity, end: e };
     f.recent.push(entry);
     let list = this.releasing.get(e.req);
     if (list === undefined) this.releasing.set(e.req, (list = []));
@@ -396,7 +462,7 @@ export class Oracle {
     this.held.delete(e.lock);
     this.index(h.lock).remove(h);
     const f = this.file(h.lock.file);
-    f.recent.push({ held: h, releaseReq: -1, until: e.until });
+    f.recent.push({ held: h, releaseReq: -1, until: e.until, end: e });
     if (f.recent.length >= f.pruneAt) this.prune(f);
   }
 
@@ -413,7 +479,7 @@ export class Oracle {
     if (p.req.what === 'lock') {
       const f = this.file(p.req.file);
       const lock: LockRecord = { ...p.req, id: -p.req.id, req: p.req.id };
-      f.recent.push({ held: { lock, grant: e, request: p.event, from: p.t, mark: 0 }, releaseReq: -1, until: e.until });
+      f.recent.push({ held: { lock, grant: e, request: p.event, from: p.t, mark: 0 }, releaseReq: -1, until: e.until, end: e });
       if (f.recent.length >= f.pruneAt) this.prune(f);
     }
   }
@@ -431,6 +497,12 @@ export class Oracle {
     f.pruneAt = Math.max(512, 2 * f.recent.length);
   }
 
+  private pruneEnded(f: FileState): void {
+    const h = this.horizon();
+    f.ended = f.ended.filter((x) => x.until >= h);
+    f.endedPruneAt = Math.max(512, 2 * f.ended.length);
+  }
+
   private onReply(e: Extract<LogEvent, { ev: 'reply' }>): void {
     const p = this.pending.get(e.req);
     if (p === undefined) return;
@@ -445,6 +517,12 @@ export class Oracle {
     if (e.outcome === 'deadlock') {
       this.stats.deadlocks++;
       this.checkDeadlock(p, e);
+    }
+    if (p.req.wait && p.req.what === 'lock') {
+      this.judgeWait(p, e.t, e);
+      const f = this.file(p.req.file);
+      f.ended.push({ p, until: e.t, end: e });
+      if (f.ended.length >= f.endedPruneAt) this.pruneEnded(f);
     }
     this.pending.delete(e.req);
     if (p.req.wait && p.req.what === 'lock' && this.dk.has(p.req.kind)) {
@@ -545,6 +623,85 @@ export class Oracle {
     this.flag('false-deadlock', `${p.req.text} by client ${p.req.client} got EDEADLK, but no wait-for cycle through ${p.req.owner} could have existed`, [p.event, e]);
   }
 
+  /** A window in which grants may be withheld (see the file comment); the same key while open moves its end. */
+  private onWithhold(e: Extract<LogEvent, { ev: 'withhold' }>): void {
+    const open = this.openWindow.get(e.key);
+    if (open !== undefined && open.until >= e.t) {
+      open.until = e.until;
+      return;
+    }
+    const w: Window = { key: e.key, scope: e.scope ?? '', from: e.t, until: e.until, event: e };
+    this.windows.push(w);
+    this.openWindow.set(e.key, w);
+    if (this.windows.length >= 64 && this.windows.length % 64 === 0) {
+      const h = this.horizon();
+      this.windows = this.windows.filter((x) => x.until >= h || this.openWindow.get(x.key) === x);
+    }
+  }
+
+  /** Every wait outstanding at `t` whose last known explanation is over a tolerance old is looked at again. */
+  private checkStuck(t: number): void {
+    this.lastStuckCheck = t;
+    for (const p of this.pending.values()) if (p.req.what === 'lock' && p.req.wait) this.judgeWait(p, t);
+  }
+
+  /** Is the wait `p`, outstanding at `t` (or answered at `t` by `reply`), stuck? */
+  private judgeWait(p: Pending, t: number, reply?: LogEvent): void {
+    if (p.stuck === true || t - p.seen <= this.stuckTolerance) return;
+    this.explain(p, t);
+    if (t - p.seen <= this.stuckTolerance) return;
+    p.stuck = true;
+    const q = p.req;
+    const since = p.seen === p.t ? 'since it was issued' : `since ${(p.seen / 1e6).toFixed(3)} ms, the end of the last thing that could have blocked it`;
+    this.flag(
+      'stuck-waiter',
+      `${q.text} by client ${q.client} (#${q.id}) waited ${((t - p.seen) / 1e6).toFixed(0)} ms ${since}${reply === undefined ? ' and still waits' : ''}, with no conflicting lock held or listed, no earlier conflicting request outstanding and no window withholding grants`,
+      [...(p.why ?? []), p.event, ...(reply === undefined ? [] : [reply])],
+    );
+  }
+
+  /**
+   * Moves p.seen to the latest moment up to `t` at which something could have blocked the wait:
+   * `t` when something can now. Everything that could have since p.t is still at hand: `recent`
+   * and `ended` keep what ended after the oldest outstanding wait began (horizon()).
+   */
+  private explain(p: Pending, t: number): void {
+    const q = p.req;
+    for (const h of this.index(q).near(q.start, q.end)) {
+      if (h.lock.req !== q.id && conflicts(h.lock, q)) {
+        p.seen = t;
+        p.why = [h.grant];
+        return;
+      }
+    }
+    for (const o of this.pending.values()) {
+      if (o !== p && o.req.what === 'lock' && o.t <= p.t && o.req.file === q.file && o.req.owner !== q.owner && conflicts(o.req, q)) {
+        p.seen = t;
+        p.why = [o.event];
+        return;
+      }
+    }
+    let best = p.seen;
+    let why = p.why;
+    const consider = (until: number, events: LogEvent[]) => {
+      const at = Math.min(until, t);
+      if (at > best) {
+        best = at;
+        why = events;
+      }
+    };
+    for (const w of this.windows) if (w.from <= t && q.owner.startsWith(w.scope)) consider(w.until, [w.event]);
+    const f = this.file(q.file);
+    for (const r of f.recent) {
+      if (r.until > best && r.held.lock.req !== q.id && conflicts(r.held.lock, q)) consider(r.until, [r.held.grant, ...(r.end === undefined || r.end === r.held.grant ? [] : [r.end])]);
+    }
+    for (const x of f.ended) {
+      if (x.until > best && x.p !== p && x.p.t <= p.t && x.p.req.owner !== q.owner && conflicts(x.p.req, q)) consider(x.until, [x.p.event, x.end]);
+    }
+    p.seen = best;
+    p.why = why;
+  }
+
   /**
    * Finds cycles of certain waits (a blocking request pending while a conflicting lock of another
    * owner is observed held) in the state before the event at `t`. A cycle has existed since the
@@ -626,5 +783,7 @@ export function describe(e: LogEvent): string {
       return `${t}  #${e.req} abandoned: its node died`;
     case 'maybe':
       return `${t}  learned grant L${e.lock.id} (#${e.lock.req}) while its node had lost its session, not counted as held: ${show(e.lock)}`;
+    case 'withhold':
+      return `${t}  grants to ${e.scope === undefined || e.scope === '' ? 'every owner' : `owners ${e.scope}*`} may be withheld until ${e.until === Infinity ? 'further notice' : `${(e.until / 1e6).toFixed(3)} ms`} (${e.key})`;
   }
 }
