@@ -125,6 +125,11 @@ const WINDOW = 8;
 const PROBE_LOCAL = 1000;
 /** How long a revoked lock may still be listed (F_GETLK) after p: the dead session is reaped within TTL + 1 s, plus 1 s of slack. */
 const REVOKE_LISTED_NS = (SESSION_TTL_MS + 2000) * 1e6;
+/**
+ * The engine's grace period after a reset (and for a brand-new namespace): graceMs defaults to the
+ * TTL (src/store/options.ts), and every node here has the same TTL, so no reopening asks for more.
+ */
+const GRACE_NS = SESSION_TTL_MS * 1e6;
 const WARMUP_MS = 1000;
 const SETTLE_MS = 500;
 /** A wait for an event that must come (a node's mark, its new session): past this, the fault failed. */
@@ -653,12 +658,22 @@ class NodeProc {
     this.mark = Infinity;
   }
 
+  /** The oracle's name of one of its unhealthy windows (a withhold event's key). */
+  private windowKey(w: { from: number; to: number; lost: boolean }): string {
+    return `${this.name} window ${this.windows.indexOf(w) + 1}`;
+  }
+
   /** Feeds one event to the oracle under the rule for lost locks (file comment). */
   judge(e: Queued, feed: (e: LogEvent) => void): void {
     switch (e.ev) {
       case 'x-window': {
         let w = this.open;
-        if (w === undefined) this.windows.push((w = this.open = { from: e.t, to: Infinity, lost: false }));
+        if (w === undefined) {
+          this.windows.push((w = this.open = { from: e.t, to: Infinity, lost: false }));
+          // Without a healthy session the node may grant nothing to its clients (a killed node's
+          // window never closes: its owners' names die with it).
+          feed({ t: e.t, ev: 'withhold', key: this.windowKey(w), scope: `${this.name}:`, until: Infinity });
+        }
         if (e.lost) {
           w.lost = true;
           this.lostGen = Math.max(this.lostGen, e.gen);
@@ -669,7 +684,12 @@ class NodeProc {
         return;
       }
       case 'x-close':
-        if (this.open !== undefined) this.open.to = e.t;
+        if (this.open !== undefined) {
+          this.open.to = e.t;
+          // A new session after an engine reset grants nothing until the grace period (begun at the
+          // first reopening, no later than this node's) has run out.
+          feed({ t: e.t, ev: 'withhold', key: this.windowKey(this.open), scope: `${this.name}:`, until: e.t + GRACE_NS });
+        }
         this.open = undefined;
         return;
       case 'x-forget':
@@ -700,6 +720,7 @@ class NodeProc {
       case 'revoke':
       case 'abandon':
       case 'maybe':
+      case 'withhold':
         break;
       case 'reply': {
         const p = this.pending.get(e.req);
@@ -1137,6 +1158,11 @@ export async function runNodes(spec: StageSpec, onProgress?: (p: Progress) => vo
   try {
     const slots = Array.from({ length: n }, (_, s) => run.spawn(s));
     await Promise.all(slots.map((x) => x.started));
+    // A brand-new namespace starts with a grace period (begun at the first node's session, before
+    // any node said ready): nothing is granted before it ends. Stamped now, after every mark yet
+    // received, so that no event judged already comes after it.
+    const ready = Math.max(...slots.map((x) => x.readyAt));
+    slots[0]!.push({ t: stage.clock.now(), ev: 'withhold', key: 'grace of the new namespace', until: ready + GRACE_NS });
     const work: Client[] = [];
     // Of each node's POSIX clients, every other one (its first included) is a process on the
     // node's mount when mounts run; the rest, and every Windows client, call the API.
