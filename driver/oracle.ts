@@ -31,23 +31,23 @@
  *   record the owner was not known to hold is refused (ERROR_NOT_LOCKED); a lock request is
  *   granted or refused as busy, and only a blocking one may end with EDEADLK or be interrupted; no
  *   answer is another error;
- * - stuck-waiter: a blocking lock request outstanding, for longer than the tolerance
- *   (stuckTolerance), with nothing visible that could explain its wait: no conflicting lock
- *   observed held, nothing the log says may still be listed (a lock whose release is not answered
- *   yet, or revoked, maybe, abandoned or released without a session, until its `until` or
- *   `listedUntil`), no earlier outstanding conflicting lock request it may queue behind (any such
- *   request explains it, waiting or not: Windows 'fifo' queues, and it may have been granted
- *   unbeknown to its client), and no window in which the lock manager may withhold grants from it
- *   (withhold). A wait is explained at a moment if one of those covers that moment; it is stuck
- *   when the time since the latest such moment (or since its start) passes the tolerance. Observed
- *   holding intervals lie inside the true ones, so a waiter is really blocked a little before an
- *   observed grant (the grant travels back to its client) and a little after an observed release
- *   (the release reaches the lock manager, which then wakes the waiter): the tolerance (seconds,
- *   default 5 s) covers that lag. A later request that was granted first and is not yet learned
- *   is covered the same way. It is judged at the wait's answer, at the end of the log, and every
- *   quarter tolerance in between (each wait is looked at again only once its last known
- *   explanation is a tolerance old, so the cost stays linear in the log). A wait without an
- *   answer at the end is unanswered as well.
+ * - stuck-waiter: a blocking lock request outstanding for longer than the tolerance
+ *   (stuckTolerance) with nothing visible that could explain its wait: no conflicting lock
+ *   observed held; nothing the log says may still be listed (a lock whose release is not answered
+ *   yet, or one revoked, maybe held, abandoned or released without a session, until its `until`
+ *   or `listedUntil`); no earlier conflicting lock request of another owner it may queue behind
+ *   (Windows 'fifo' queues; leniently, any such request while it is outstanding, waiting or not,
+ *   since it may have been granted unbeknown to its client, and an earlier wait until its
+ *   answer); and no window in which the lock manager may withhold grants from it (withhold). A
+ *   wait is explained at a moment when one of those covers it; it is stuck when the time since the
+ *   latest such moment (or since its start) passes the tolerance. Observed holding intervals lie
+ *   inside the true ones, so a waiter is really blocked a little before an observed grant (the
+ *   grant travels back to its client) and a little after an observed release (the release reaches
+ *   the lock manager, which then wakes the waiter; a later request granted first is learned late
+ *   the same way): the tolerance (seconds; default 5 s) covers that lag. Waits are judged at their
+ *   answer, at the end of the log, and every quarter tolerance in between; a wait is looked at
+ *   again only once its last known explanation is a tolerance old, so the work stays about linear
+ *   in the log. A wait without an answer at the end is unanswered as well.
  *
  * Lost locks (a shared lock space, the nodes target: driver/targets/nodes.ts). A node that stops
  * renewing its session loses its locks, and its clients must stop counting on them. Three events
