@@ -219,3 +219,21 @@ t.test('a long log with a wait that stays explained all along is checked in time
   t.equal(s.violations, 0);
   t.ok(s.events > 4 * n, `${s.events} events`);
 });
+
+t.test('planted in a real log: a wait that never ended while the log went on is named, and nothing else', async (t) => {
+  const { runApi } = await import('../../driver/targets/api.js');
+  const r = await runApi({ target: 'api', workload: 'all', seed: 7, clients: 8, files: 2, workers: 2, ops: 2000, keepLog: true });
+  const log = r.log!;
+  t.equal(check(log).violations, 0, 'the real log is clean');
+  // The first wait that had to wait for a lock released later: cut its grant and answer, and let
+  // the log go on past the tolerance.
+  const waits = log.filter((e): e is Req => e.ev === 'request' && e.req.wait && e.req.what === 'lock');
+  const answered = new Map(log.flatMap((e) => (e.ev === 'reply' ? [[e.req, e] as const] : [])));
+  const w = waits.find((x) => answered.get(x.req.id)!.outcome === 'ok' && answered.get(x.req.id)!.t - x.t > 2 * ms)!;
+  t.ok(w, 'a wait that waited');
+  const cut = log.filter((e) => !((e.ev === 'reply' && e.req === w.req.id) || (e.ev === 'grant' && e.lock.req === w.req.id)));
+  const end = log[log.length - 1]!.t;
+  const s = check([...cut, ...tick(end + 2 * TOL)]);
+  t.same(s.byKind, { 'stuck-waiter': 1, unanswered: 1 });
+  t.ok(s.examples.find((v) => v.kind === 'stuck-waiter')!.trace.includes(w), 'the stuck wait is the one cut');
+});
