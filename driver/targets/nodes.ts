@@ -73,6 +73,12 @@
  *    ECONNABORTED from the dead mount, or an answer the node gave just before it died: no telling)
  *    is abandoned, and what it did later is dropped. The process is killed and a new one starts
  *    on the replacement node's mount, knowing nothing.
+ * 5. From p until the node is healthy again, and for a grace period (graceMs, the TTL) after, its
+ *    clients' waits may be held back by the lock manager: a withhold event for its owners, opened
+ *    when the window opens and given its end when it closes (a killed node's never closes). An
+ *    engine reset grants nothing until the grace period begun at the first reopening has run out,
+ *    no later than that after any node's own reopening. A brand-new namespace's grace period is a
+ *    withhold for every owner at the start of the load.
  * Everything else is judged as in every target: a grant that conflicts with a lock another client
  * (of any node) holds under these rules is a violation.
  *
