@@ -16,6 +16,13 @@ import { within } from '../../driver/redis-server.js';
 /** How long an answer may take on a loaded machine: the actor's own retries come within a second. */
 export const BUDGET_MS = 30_000;
 /**
+ * A harness node's requestTimeoutMs unless a test names its own: a request whose steps are cut
+ * off is answered the generic code this long after it came (each cut-off waits it out), and one
+ * whose steps pass must be answered before it. 300 ms was too short with the machine loaded: an
+ * event loop held up that long gave up on steps that had passed.
+ */
+export const STEP_MS = 1_000;
+/**
  * 'pass': committed; 'drop': refused 'unreachable', not applied (cut off); 'lose': committed, and
  * if it applied its reply is lost; 'fenced': refused by the node's own fence (a renewal late),
  * which the renewal lifts right after (the lease moves on before the refusal is handled).
@@ -65,7 +72,7 @@ export interface TestNode {
  * A node on `engine`; `graceMs`: the grace period the engine starts with if this is its first
  * session (the engine's clock); `hooks`: the application's (none by default).
  */
-export async function node(engine: MemoryEngine, name: string, policy: 'default' | 'fifo' = 'default', timeoutMs = 300, graceMs = 0, hooks: TableHooks = {}): Promise<TestNode> {
+export async function node(engine: MemoryEngine, name: string, policy: 'default' | 'fifo' = 'default', timeoutMs = STEP_MS, graceMs = 0, hooks: TableHooks = {}): Promise<TestNode> {
   let sf!: SharedFiles;
   const deliver = (es: readonly InboxEvent[]) => {
     for (const [p, e] of endedByFile(es)) sf.ended(p, e);

@@ -5,7 +5,7 @@
  */
 import type { Test } from 'tap';
 import type { Call } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, endGrace, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, STEP_MS, answered, endGrace, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
 
 /**
  * The engine's records of `path` (default /a), sorted, one string each: node, state, mode, holder
@@ -86,8 +86,8 @@ export async function nodes(
   const engine = new MemoryEngine();
   const first = await memoryStore({}, { engine, node: 'z', graceMs: 0 });
   const released: string[] = [];
-  const a = await node(engine, 'a', policy, 300, 60_000, format === null ? {} : { released: (family, e) => void released.push(format(family, e)) });
-  const b = await node(engine, 'b', policy, 300, 60_000);
+  const a = await node(engine, 'a', policy, STEP_MS, 60_000, format === null ? {} : { released: (family, e) => void released.push(format(family, e)) });
+  const b = await node(engine, 'b', policy, STEP_MS, 60_000);
   t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
   await first.close();
   return { engine, a, b, released };

@@ -76,7 +76,7 @@ t.test("after the engine lost its data, a re-assertion refused by the fence of a
 // bound, the request (timeout 300 ms) was answered only once the lease stopped moving.
 t.test("a lock request every step of which is refused 'fenced' while the lease moves on each time is answered by its deadline", async (t) => {
   const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
+  const a = await node(engine, 'a', 'default', 300);
   t.teardown(() => a.store.close());
   let k = 0;
   a.lease[0] = performance.timeOrigin + performance.now() + 60_000;

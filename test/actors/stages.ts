@@ -8,7 +8,7 @@ import type { Test } from 'tap';
 import type { TableHooks } from '../../src/core/lock-table.js';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import type { Call } from '../../src/core/requests.js';
-import { MemoryEngine, answered, lk, node, type TestNode } from './lost-link.js';
+import { MemoryEngine, STEP_MS, answered, lk, node, type TestNode } from './lost-link.js';
 
 /** Request `id` of node `by` (`what` names it in a timeout): a lock answered granted, or with `waits` a waiter queued. */
 export type Req = { by: TestNode; id: number; call: Call; what: string; says?: string; waits?: boolean };
@@ -20,7 +20,7 @@ export const holds = (by: TestNode, id: number, call: Call, what: string, says?:
 export const waits = (by: TestNode, id: number, call: Call, what: string): Req => ({ by, id, call, what, waits: true });
 
 /** Nodes a (with `hooks`, its requestTimeoutMs `timeoutMs`) and b under `policy` on a fresh engine with no grace period, closed when `t` ends. */
-export async function twoNodes(t: Test, hooks: TableHooks = {}, policy: 'default' | 'fifo' = 'default', timeoutMs = 300): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
+export async function twoNodes(t: Test, hooks: TableHooks = {}, policy: 'default' | 'fifo' = 'default', timeoutMs = STEP_MS): Promise<{ engine: MemoryEngine; a: TestNode; b: TestNode }> {
   const engine = new MemoryEngine();
   const a = await node(engine, 'a', policy, timeoutMs, 0, hooks);
   const b = await node(engine, 'b', policy);
