@@ -51,6 +51,26 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
   }
 }
 
+/**
+ * Resolves once `cond` holds, checked every `everyMs`, or rejects naming `what` after `ms`; past
+ * the budget the checks stop too (a loop left checking would hold the process open, and a test
+ * file that failed a wait would then run to the runner's own timeout).
+ */
+export async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string, everyMs = 10): Promise<void> {
+  let over = false;
+  try {
+    await within(
+      (async () => {
+        while (!over && !(await cond())) await new Promise((r) => setTimeout(r, everyMs));
+      })(),
+      ms,
+      what,
+    );
+  } finally {
+    over = true;
+  }
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();

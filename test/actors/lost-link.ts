@@ -11,7 +11,7 @@ import { EAGAIN, F_SETLK, F_SETLKW, F_WRLCK } from '../../src/core/codes.js';
 import type { TableHooks } from '../../src/core/lock-table.js';
 import { parseCloseHandle, parseLock, parseLockFile, parseUnlockFile, type Call } from '../../src/core/requests.js';
 import { MemoryEngine, memoryStore, type CommitReply, type InboxEvent, type NodeStore, type Step } from '../../src/store/index.js';
-import { within } from '../../driver/redis-server.js';
+import { until, within } from '../../driver/redis-server.js';
 
 /** How long an answer may take on a loaded machine: the actor's own retries come within a second. */
 export const BUDGET_MS = 30_000;
@@ -174,13 +174,7 @@ export async function resetEngine(engine: MemoryEngine, n: TestNode, ...others: 
   const all = [n, ...others];
   const before = all.map((x) => x.store.session().incarnation);
   engine.reset();
-  await within(
-    (async () => {
-      while (all.some((x, i) => x.store.session().incarnation === before[i])) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    `${all.map((x) => x.name).join(', ')}'s new sessions after the reset`,
-  );
+  await until(() => all.every((x, i) => x.store.session().incarnation !== before[i]), BUDGET_MS, `${all.map((x) => x.name).join(', ')}'s new sessions after the reset`);
   return { old, epoch: n.store.session().epoch };
 }
 
@@ -195,13 +189,7 @@ export async function resetEngine(engine: MemoryEngine, n: TestNode, ...others: 
  */
 export async function endGrace(engine: MemoryEngine, ...nodes: TestNode[]): Promise<void> {
   engine.endGrace();
-  await within(
-    (async () => {
-      while (nodes.some((n) => n.store.session().grace)) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    `the end of the grace period heard by ${nodes.map((n) => n.name).join(', ')}`,
-  );
+  await until(() => nodes.every((n) => !n.store.session().grace), BUDGET_MS, `the end of the grace period heard by ${nodes.map((n) => n.name).join(', ')}`);
 }
 
 export const answered = (n: TestNode, id: number, what: string) => within(n.answer(id), BUDGET_MS, what);
@@ -333,4 +321,4 @@ export const uf = (handle: number, start = 0, len = 10, path = '/a'): Call => pa
 /** The close of `handle` on `path` (its Windows locks go). */
 export const ch = (handle: number, path = '/a'): Call => parseCloseHandle({ fileName: path, handle });
 
-export { MemoryEngine, memoryStore, within };
+export { MemoryEngine, memoryStore, until, within };

@@ -5,7 +5,7 @@
  */
 import type { Test } from 'tap';
 import type { Call } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, STEP_MS, answered, endGrace, loseNext, memoryStore, node, resetEngine, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, STEP_MS, answered, endGrace, loseNext, memoryStore, node, resetEngine, until as untilWithin, type TestNode } from './lost-link.js';
 
 /**
  * The engine's records of `path` (default /a), sorted, one string each: node, state, mode, holder
@@ -26,41 +26,15 @@ export async function held(engine: MemoryEngine, path = '/a'): Promise<string[]>
  */
 export async function engineIs(engine: MemoryEngine, want: readonly string[], what: string): Promise<void> {
   const sorted = JSON.stringify([...want].sort());
-  let over = false;
   try {
-    await within(
-      (async () => {
-        while (!over && JSON.stringify(await held(engine)) !== sorted) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      `${what} (engine: want ${sorted})`,
-    );
+    await untilWithin(async () => JSON.stringify(await held(engine)) === sorted, BUDGET_MS, `${what} (engine: want ${sorted})`);
   } catch (e) {
     throw new Error(`${String(e)}; the engine has ${JSON.stringify(await held(engine))}`);
-  } finally {
-    over = true;
   }
 }
 
-/**
- * Resolves once `cond` holds (checked every 10 ms), within the budget (rejects past it, naming
- * `what`, and stops checking).
- */
-export async function until(cond: () => boolean, what: string): Promise<void> {
-  let over = false;
-  try {
-    await within(
-      (async () => {
-        while (!cond() && !over) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      what,
-    );
-  } finally {
-    // Past the budget the check stops too (it would keep the test's process alive).
-    over = true;
-  }
-}
+/** Resolves once `cond` holds (checked every 10 ms), within the budget (rejects past it, naming `what`, and stops checking). */
+export const until = (cond: () => boolean, what: string): Promise<void> => untilWithin(cond, BUDGET_MS, what);
 
 /** How a release notice (the `released` hook's family and event) is written down. */
 export type NoticeFormat = (family: string, e: Readonly<Record<string, unknown>>) => string;

@@ -9,7 +9,7 @@
  */
 import t from 'tap';
 import { EDEADLK, F_SETLKW, F_WRLCK } from '../../src/core/codes.js';
-import { BUDGET_MS, answered, lk, within } from './lost-link.js';
+import { BUDGET_MS, answered, lk, until, within } from './lost-link.js';
 import { held } from './reset-harness.js';
 import { checkDone, cutOff, heal, lateIs, lateOnEngine, p1CloseOwed, p1Waits, putBack } from './overdue-stages.js';
 
@@ -36,13 +36,7 @@ t.test(
     const checked = checkDone(b, '/b');
     await heal(engine, a, "a's session renewed on the engine");
     // Its renewal cuts the owed close's wait short (SharedFiles.watchRenewal): the step removing p1's waiter.
-    await within(
-      (async () => {
-        while ((await held(engine, '/a')).some((l) => l.includes('p1'))) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      BUDGET_MS,
-      "the owed close's step removing p1's ended waiter",
-    );
+    await until(async () => (await held(engine, '/a')).every((l) => !l.includes('p1')), BUDGET_MS, "the owed close's step removing p1's ended waiter");
     t.match(await within(checked, BUDGET_MS, "b's check of q2's edges on /b, done"), { ok: true }, 'no cycle once p1 went');
     t.notOk(b.got.has(2), 'q2 still waits');
     t.same(b.faults, [], 'nothing reported by b');

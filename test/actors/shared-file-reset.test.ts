@@ -13,7 +13,7 @@
 import t, { type Test } from 'tap';
 import { EAGAIN, F_GETLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { parseLockFile, type Call } from '../../src/core/requests.js';
-import { BUDGET_MS, MemoryEngine, answered, endGrace, lf, lk, loseNext, memoryStore, node, resetEngine, uf, within, type S, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, endGrace, lf, lk, loseNext, memoryStore, node, resetEngine, uf, until, within, type S, type TestNode } from './lost-link.js';
 
 /** The engine's records of /a: session, state, mode, holder (POSIX owner or Windows handle) and bytes. */
 async function held(engine: MemoryEngine): Promise<string[]> {
@@ -234,13 +234,7 @@ t.test('an undo pending when the engine loses its data, whose step applied thoug
 async function lostThenReset(t: Test, engine: MemoryEngine, a: TestNode): Promise<void> {
   const lost = a.store.session().epoch;
   engine.expire('a');
-  await within(
-    (async () => {
-      while (a.store.session().epoch === lost || a.store.session().epoch === 0) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    "a's session after the lost one",
-  );
+  await until(() => ![lost, 0].includes(a.store.session().epoch), BUDGET_MS, "a's session after the lost one");
   const second = a.store.session().epoch;
   a.lease[1] = second;
   a.sf.adopt(second, 0, 0);

@@ -10,7 +10,7 @@
 import t from 'tap';
 import { SharedFiles } from '../../src/actors/shared-files.js';
 import type { SessionFilesPage } from '../../src/store/index.js';
-import { BUDGET_MS, MemoryEngine, answered, lf, node, within } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, lf, node, until, within } from './lost-link.js';
 
 const mine = (path: string): boolean => path.startsWith('/k');
 
@@ -24,13 +24,7 @@ t.test("stop() during the reading of the predecessor's lost session: the reaping
   const old = before.epoch;
   engine.expire('a');
   a.store.nudge();
-  await within(
-    (async () => {
-      while (a.store.session().epoch === old || a.store.session().epoch === 0) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    "a's new session after its session expired",
-  );
+  await until(() => ![old, 0].includes(a.store.session().epoch), BUDGET_MS, "a's new session after its session expired");
   const { epoch } = a.store.session();
   a.lease[1] = epoch;
   const faults: string[] = [];

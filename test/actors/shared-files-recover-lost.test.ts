@@ -12,7 +12,7 @@ import { SharedFiles } from '../../src/actors/shared-files.js';
 import { ERROR_LOCK_VIOLATION } from '../../src/core/codes.js';
 import { parseCheckIo, type Call } from '../../src/core/requests.js';
 import type { SessionFilesPage } from '../../src/store/index.js';
-import { BUDGET_MS, MemoryEngine, answered, ch, lf, node, resetEngine, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, ch, lf, node, resetEngine, until, within, type TestNode } from './lost-link.js';
 
 const io = (handle: number, path: string): Call => parseCheckIo({ fileName: path, handle, processId: 1, byteOffset: 0, length: 10, write: true }) as Call;
 const mine = (path: string): boolean => path.startsWith('/k');
@@ -22,13 +22,7 @@ async function loseSession(engine: MemoryEngine, a: TestNode): Promise<{ old: nu
   const old = a.store.session().epoch;
   engine.expire('a');
   a.store.nudge();
-  await within(
-    (async () => {
-      while (a.store.session().epoch === old || a.store.session().epoch === 0) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    BUDGET_MS,
-    "a's new session after its session expired",
-  );
+  await until(() => ![old, 0].includes(a.store.session().epoch), BUDGET_MS, "a's new session after its session expired");
   return { old, epoch: a.store.session().epoch };
 }
 

@@ -9,7 +9,7 @@ import { SharedFiles } from '../../src/actors/shared-files.js';
 import { endedByFile, type StoreLink } from '../../src/actors/shared-file.js';
 import { parseLockFile, type Call } from '../../src/core/requests.js';
 import type { SessionFilesPage } from '../../src/store/index.js';
-import { BUDGET_MS, MemoryEngine, answered, lf, node, uf, within, type TestNode } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, answered, lf, node, uf, until, within, type TestNode } from './lost-link.js';
 
 /** A blocking LockFileEx of [0,10) of `path` through `handle` (process 1). */
 const lfw = (handle: number, path: string): Call =>
@@ -64,13 +64,7 @@ t.test('loads tried again after the engine did not answer keep to 16 at once', a
   await within(aRetry, BUDGET_MS, 'a load tried again after the engine did not answer');
   up = true;
   // Every file loaded: each of a's locks is in an actor's cache.
-  await within(
-    (async () => {
-      while (r.sf.counts().locks < files.length) await new Promise((res) => setTimeout(res, 10));
-    })(),
-    BUDGET_MS,
-    "the replacement's loads of the 40 files",
-  );
+  await until(() => r.sf.counts().locks >= files.length, BUDGET_MS, "the replacement's loads of the 40 files");
   t.ok(most <= 16, `at most 16 files loading at once (seen: ${most})`);
   t.equal(r.sf.counts().locks, 40, "a's 40 locks are in the replacement's caches");
 });

@@ -8,7 +8,7 @@
 import t from 'tap';
 import type { ReassertReply, SessionEvent } from '../../src/store/index.js';
 import { cluster, Feed } from './fixture.js';
-import { RedisServer, noRedis } from './redis-server.js';
+import { EVENT_BUDGET_MS, RedisServer, noRedis, until } from './redis-server.js';
 
 let server: RedisServer;
 t.before(async () => {
@@ -79,7 +79,7 @@ t.test('restart without persistence: reset, re-assertion in grace, no conflictin
   // A node's view of the period ends first (it counts from when it asked, the engine from when it
   // answered; session.test.ts): the engine's own end is the key's, asked every 10 ms.
   const engine = await server.client(); // the restart closed the first one
-  while ((await engine.exists(`{${c.namespace}}:grace`)) === 1) await new Promise((r) => setTimeout(r, 10));
+  await until(async () => (await engine.exists(`{${c.namespace}}:grace`)) === 0, EVENT_BUDGET_MS, "the engine's grace key to go");
   const f2 = await b.store.load('/f');
   const after = await b.store.commit({ file: '/f2', base: 0, put: [{ id: 'b3', state: 'held', data: 'B elsewhere' }] });
   t.match(after, { ok: true }, 'a grant after the grace period');

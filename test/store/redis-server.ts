@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { type RedisServer, redisUnavailable, within } from '../../driver/redis-server.js';
 
-export { RedisServer, START_BUDGET_MS, within } from '../../driver/redis-server.js';
+export { RedisServer, START_BUDGET_MS, until, within } from '../../driver/redis-server.js';
 
 /** How long a test waits for an event that must come (a hang fails here, saying what it waited for). */
 export const EVENT_BUDGET_MS = 60_000;

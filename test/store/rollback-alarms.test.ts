@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { CommitReply } from '../../src/store/index.js';
 import { RUN_CHECK } from '../../src/store/lua.js';
 import { type Cluster, cluster, type Node } from './fixture.js';
-import { EVENT_BUDGET_MS, FAST_SYNC, RedisServer, noRedis, replicate, within } from './redis-server.js';
+import { EVENT_BUDGET_MS, FAST_SYNC, RedisServer, noRedis, replicate, until, } from './redis-server.js';
 
 
 const replid = async (c: Redis): Promise<string | undefined> => /master_replid:(\w+)/.exec(await c.info('replication'))?.[1];
@@ -56,13 +56,7 @@ t.test('the same process and data through saves, a reload, flushes elsewhere, ki
     // under the same run: a rollback no run check can see, not what this test is about.
     ['BGSAVE', async () => {
       await admin.bgsave();
-      await within(
-        (async () => {
-          while (/rdb_bgsave_in_progress:1/.test(await admin.info('persistence'))) await new Promise((r) => setTimeout(r, 20));
-        })(),
-        EVENT_BUDGET_MS,
-        'the background save to end',
-      );
+      await until(async () => !/rdb_bgsave_in_progress:1/.test(await admin.info('persistence')), EVENT_BUDGET_MS, 'the background save to end', 20);
     }],
     ['DEBUG RELOAD', () => admin.call('DEBUG', 'RELOAD')],
     ['SCRIPT FLUSH', () => admin.script('FLUSH')],
@@ -107,13 +101,7 @@ t.test('a primary whose replica attaches, leaves, comes back, and whose backlog 
   await ay.replicaof('NO', 'ONE');
   const before = await replid(ax);
   await ax.config('SET', 'repl-backlog-ttl', '1');
-  await within(
-    (async () => {
-      while ((await replid(ax)) === before) await new Promise((r) => setTimeout(r, 50));
-    })(),
-    EVENT_BUDGET_MS,
-    'x to free its backlog and take a new replication ID',
-  );
+  await until(async () => (await replid(ax)) !== before, EVENT_BUDGET_MS, 'x to free its backlog and take a new replication ID', 50);
   await ax.script('FLUSH');
   await holds(t, c, 'backlog expired', ids);
   await replicate(ay, x);

@@ -11,7 +11,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import t from 'tap';
 import type { Redis } from 'ioredis';
 import { cluster } from './fixture.js';
-import { EVENT_BUDGET_MS, FAST_SYNC, RedisServer, noRedis, replicate, within } from './redis-server.js';
+import { EVENT_BUDGET_MS, FAST_SYNC, RedisServer, noRedis, replicate, until, within } from './redis-server.js';
 
 
 t.test('a primary demoted to a lagging replica and promoted again: its run_id is the same, its data older; nothing is granted twice', { skip: noRedis }, async (t) => {
@@ -67,13 +67,7 @@ t.test('a primary that frees its replication backlog takes a new replication ID:
   await ay.replicaof('NO', 'ONE');
   const replid = (await ax.info('replication')).match(/master_replid:(\w+)/)?.[1];
   await ax.config('SET', 'repl-backlog-ttl', '1');
-  await within(
-    (async () => {
-      while ((await ax.info('replication')).match(/master_replid:(\w+)/)?.[1] === replid) await new Promise((r) => setTimeout(r, 50));
-    })(),
-    EVENT_BUDGET_MS,
-    'x to free its backlog and take a new replication ID',
-  );
+  await until(async () => (await ax.info('replication')).match(/master_replid:(\w+)/)?.[1] !== replid, EVENT_BUDGET_MS, 'x to free its backlog and take a new replication ID', 50);
   await ax.script('FLUSH'); // the next step goes through the run check
   const next = await a.store.commit({ file: '/f', base: put.ok ? put.version : 0, put: [{ id: 'a2', state: 'held', data: 'A 2' }] });
   t.equal(next.ok, true, `the step applies (${JSON.stringify(next)})`);

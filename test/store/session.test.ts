@@ -14,7 +14,7 @@ import { SERVES } from '../../src/store/options.js';
 import { ChildNode } from './child-proc.js';
 import { cluster } from './fixture.js';
 import { keyEvents } from './keyevents.js';
-import { RedisServer, noRedis } from './redis-server.js';
+import { EVENT_BUDGET_MS, RedisServer, noRedis, until } from './redis-server.js';
 
 let server: RedisServer;
 t.before(async () => {
@@ -279,7 +279,7 @@ t.test("memory: a node's view of the grace period never outlasts the engine's, h
   t.teardown(() => s.close());
   t.equal(s.session().grace, true, 'the node starts in the grace period');
   // Asked every 5 ms: the first time the engine says its grace period is over.
-  while (engine.snapshot().grace) await new Promise((res) => setTimeout(res, 5));
+  await until(() => !engine.snapshot().grace, EVENT_BUDGET_MS, "the engine's grace period to end", 5);
   t.equal(s.session().grace, false, "once the engine's grace period is over, the node does not say grace");
   const r = await s.commit({ file: '/g', base: 0, grants: true, put: [{ id: 'a1', state: 'held', data: '' }] });
   t.equal(r.ok, true, 'and the engine grants');
