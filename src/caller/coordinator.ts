@@ -237,8 +237,7 @@ export class LockCoordinator {
       // not written: the replacement releases the grant if it still holds it, and never runs it.
       if (this.owedReleases.get(r.id) === r) {
         r.owed = false;
-        if (r.judged !== undefined) fresh.out.object({ t: 'judged', id: r.id, before: r.judged, cancelled: r.cancelled ?? 'abort' });
-        send(fresh.out, r);
+        this.resend(fresh, r, r.cancelled ?? 'abort');
         continue;
       }
       if (r.queued) this.counters.waiting--;
@@ -246,21 +245,19 @@ export class LockCoordinator {
       // A cancelled lock request ends as its cancel would have; anything else never waits, so it
       // is sent again and runs (an unlock answered unrun would leave the lock held).
       if (r.cancelled !== undefined && cancellable(r.call)) {
-        const judged = r.judged;
         // Its grant by another node's step was being judged: answered now all the same, but kept
         // as owed, and sent on, so that the replacement releases the grant (SharedFiles.attempt).
-        if (judged !== undefined && this.space !== undefined) r.owed = true;
+        const releases = r.judged !== undefined && this.space !== undefined;
+        if (releases) r.owed = true;
         this.finishCancelled(r, r.cancelled);
-        if (judged === undefined || this.space === undefined) continue;
+        if (!releases) continue;
         r.owed = false;
-        fresh.out.object({ t: 'judged', id: r.id, before: judged, cancelled: r.cancelled });
-        send(fresh.out, r);
+        this.resend(fresh, r, r.cancelled);
         continue;
       }
       // Its grant by another node's step was being judged: judged again there, from what its
       // owner held before (SharedFiles.rejudge).
-      if (r.judged !== undefined) fresh.out.object({ t: 'judged', id: r.id, before: r.judged });
-      send(fresh.out, r);
+      this.resend(fresh, r, undefined);
     }
     // A cycle being broken on the dead worker: its requests were resent, the check starts over.
     for (const [token, c] of this.cycleAnswers) {
@@ -269,6 +266,19 @@ export class LockCoordinator {
       c.answer(false);
     }
     this.journal.abandonCompactions((path) => routeOf(path, this.workers.size) === dead.index);
+  }
+
+  /**
+   * Sends request `r` again, to replacement worker `fresh`. If its grant by another node's step was
+   * being judged (`r.judged`), what its owner held before that grant goes first ('judged'): with
+   * `cancelled`, the request was ended and the replacement releases the grant as a veto would;
+   * without, the replacement judges the grant again (SharedFiles.rejudge).
+   */
+  private resend(fresh: Worker, r: Request, cancelled: CancelReason | undefined): void {
+    if (r.judged !== undefined) {
+      fresh.out.object(cancelled === undefined ? { t: 'judged', id: r.id, before: r.judged } : { t: 'judged', id: r.id, before: r.judged, cancelled });
+    }
+    send(fresh.out, r);
   }
 
   private breakCycle(id: number): Promise<boolean> {
