@@ -625,7 +625,13 @@ export class SharedFiles implements FileSpace {
         return;
       }
       if (bounded) {
-        this.finish(hostId, r.cancelled !== undefined && endsCancelled(call) ? cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION, false);
+        const code = r.cancelled !== undefined && endsCancelled(call) ? cancelResult(r.cancelled, call.op === 'lockFile' || call.op === 'checkIo') : call.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
+        // Sent again 'judged' (its predecessor worker died judging another node's grant of it):
+        // that grant is in the engine. Answered now all the same, but it keeps its turn, where
+        // the grant is released as a cancel's is (rejudge, the hook not asked); its caller, told
+        // it owed, keeps it for a replacement until that release is written.
+        if (hostId > 0 && this.rejudging.has(hostId)) this.answerJudged(hostId, r, code);
+        else this.finish(hostId, code, false);
         return;
       }
       // Answered in the order they came, as at their turns: after the requests queued ahead of
@@ -744,6 +750,20 @@ export class SharedFiles implements FileSpace {
     const code = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
     this.tellOwed(hostId, r.target);
     r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined, -1, false, false);
+    this.aheadChanged(c.path);
+  }
+
+  /**
+   * Request `hostId`, sent again 'judged', is ended by its deadline before its turn: answered
+   * `code` now and told owed, as a cancelled one (cancel); at its turn it is ended as cancelled,
+   * which releases the grant without asking the hooks, and its release is then written.
+   */
+  private answerJudged(hostId: number, r: PendingRequest, code: number): void {
+    const c = r.call;
+    r.cancelled ??= 'timeout';
+    this.answeredAlready.add(hostId);
+    this.tellOwed(hostId, r.target);
+    r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : code, -1, false, false);
     this.aheadChanged(c.path);
   }
 

@@ -20,7 +20,6 @@ const HOOK_HOLDS_MS = 30_000;
 
 t.test("posix: a resent judged waiter ended by requestTimeoutMs behind an earlier judged request's slow hook: its grant is released", {
   skip: noRedis,
-  todo: "SharedFiles.attempt's deadline (due) ends a resent judged request as a lock never sent, dropping its 'judged' entry (finish): the grant its predecessor was judging stays in the engine",
 }, async (t) => {
   let armed = false;
   const asked: number[] = [];
