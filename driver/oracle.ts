@@ -706,15 +706,19 @@ export class Oracle {
    * Finds cycles of certain waits (a blocking request pending while a conflicting lock of another
    * owner is observed held) in the state before the event at `t`. A cycle has existed since the
    * latest start of its requests and grants of its locks; longer than the tolerance is a violation.
+   * So only edges older than the tolerance enter the graph: any cycle among them is one, and a
+   * younger cycle (sharing owners with an old one) cannot hide it. The search is a whole
+   * depth-first search: each back edge names the cycle on the path, and it goes on past it (every
+   * owner it visits is popped and marked done), so one cycle found does not end the search.
    */
   private checkCycles(t: number): void {
     this.lastCycleCheck = t;
     const edges = new Map<string, { to: string; w: Pending; h: Held }[]>();
     for (const w of this.pending.values()) {
       const q = w.req;
-      if (q.what !== 'lock' || !q.wait || !this.dk.has(q.kind)) continue;
+      if (q.what !== 'lock' || !q.wait || !this.dk.has(q.kind) || t - w.t <= this.tolerance) continue;
       for (const h of this.index(q).near(q.start, q.end)) {
-        if (!this.dk.has(h.lock.kind) || h.lock.owner === q.owner || !conflicts(h.lock, q)) continue;
+        if (!this.dk.has(h.lock.kind) || h.lock.owner === q.owner || !conflicts(h.lock, q) || t - h.grant.t <= this.tolerance) continue;
         const list = edges.get(q.owner) ?? [];
         list.push({ to: h.lock.owner, w, h });
         edges.set(q.owner, list);
@@ -723,26 +727,20 @@ export class Oracle {
     if (edges.size < 2) return;
     const state = new Map<string, number>(); // 1 on the stack, 2 done
     const path: { to: string; w: Pending; h: Held }[] = [];
-    const visit = (o: string): boolean => {
+    const visit = (o: string): void => {
       state.set(o, 1);
       for (const edge of edges.get(o) ?? []) {
         const s = state.get(edge.to);
         path.push(edge);
-        if (s === 1) {
-          this.judgeCycle(path.slice(path.findIndex((x) => x.w.req.owner === edge.to)), t);
-          return true;
-        }
-        if (s === undefined && visit(edge.to)) return true;
+        // edge.to is on the stack: it is the source of an edge of the path (the root, or where a
+        // later edge left it), so the cycle is the path from there.
+        if (s === 1) this.judgeCycle(path.slice(path.findIndex((x) => x.w.req.owner === edge.to)), t);
+        else if (s === undefined) visit(edge.to);
         path.pop();
       }
       state.set(o, 2);
-      return false;
     };
-    for (const o of edges.keys()) {
-      if (state.has(o)) continue;
-      path.length = 0;
-      visit(o);
-    }
+    for (const o of edges.keys()) if (!state.has(o)) visit(o);
   }
 
   private judgeCycle(cycle: { w: Pending; h: Held }[], t: number): void {

@@ -197,6 +197,60 @@ t.test('a cycle nobody broke for seconds is an undetected deadlock', async (t) =
   t.equal(v.trace.length, 4, 'both holds and both waits');
 });
 
+/** Something later on another file, for the checks to run at `at`. */
+function tickAt(at: number): LogEvent[] {
+  const tick = req(at, 'Z', 0, 0, false);
+  tick.req.file = '/elsewhere';
+  return [tick, reply(at + 1, tick, 0, 'ok')];
+}
+
+/**
+ * D, then C wait on A's byte 0 (issued first, so the search starts there); A and B, each holding a
+ * byte, wait for each other from `abAt` on. Checked at 4.5 s.
+ */
+function youngBesideWaits(abAt: number): LogEvent[] {
+  const a = req(0, 'A', 0, 0, false);
+  const b = req(1, 'B', 1, 1, false);
+  return [
+    a, grant(1, a), reply(1, a, 0, 'ok'),
+    b, grant(2, b), reply(2, b, 0, 'ok'),
+    req(10, 'D', 0, 0), req(20, 'C', 0, 0),
+    req(abAt, 'A', 1, 1), req(abAt + 1, 'B', 0, 0),
+    ...tickAt(4500 * ms),
+  ];
+}
+
+t.test('a young cycle beside waits on one of its owners is not a cycle of one wait', async (t) => {
+  // Tolerance 3 s: the A <-> B cycle is 1 s old at 4.5 s.
+  const s = Oracle.check(youngBesideWaits(3500 * ms), OPTS);
+  t.same(s.byKind, { unanswered: 4 }, 'only the waits left without an answer: no undetected deadlock');
+  // The same shape with the A <-> B cycle old: named once, with both its waits.
+  const old = Oracle.check(youngBesideWaits(100 * ms), OPTS);
+  t.equal(old.byKind['undetected-deadlock'], 1);
+  t.match(old.examples.find((v) => v.kind === 'undetected-deadlock')!.message, /cycle of 2 waits \((A -> B|B -> A)\)/);
+});
+
+t.test('an old cycle beside a young one through the same owner is still named', async (t) => {
+  // A holds byte 0; B and G hold byte 1 shared (B first). A waits for byte 1 (blocked by both)
+  // and G for byte 0 since 100 ms: the cycle A <-> G is old at 4.5 s. B waits for byte 0 from
+  // 3.5 s: the cycle A <-> B is young, and the search from A meets it first.
+  const a = req(0, 'A', 0, 0, false);
+  const b = req(1, 'B', 1, 1, false);
+  b.req.write = false;
+  const g = req(2, 'G', 1, 1, false);
+  g.req.write = false;
+  const log: LogEvent[] = [
+    a, grant(1, a), reply(1, a, 0, 'ok'),
+    b, grant(2, b), reply(2, b, 0, 'ok'),
+    g, grant(3, g), reply(3, g, 0, 'ok'),
+    req(100 * ms, 'A', 1, 1), req(101 * ms, 'G', 0, 0), req(3500 * ms, 'B', 0, 0),
+    ...tickAt(4500 * ms),
+  ];
+  const s = Oracle.check(log, OPTS);
+  t.equal(s.byKind['undetected-deadlock'], 1, 'one undetected deadlock');
+  t.match(s.examples.find((x) => x.kind === 'undetected-deadlock')!.message, /cycle of 2 waits \((A -> G|G -> A)\)/, 'the old one, A <-> G');
+});
+
 t.test('planted: EDEADLK without any cycle', async (t) => {
   const log = await realLog();
   const lone = req(log[log.length - 1]!.t + 1, 'p999', 0, 9);
