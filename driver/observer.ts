@@ -32,6 +32,15 @@ export interface Naming {
    * whose every byte-range owner reaches the server as a POSIX owner with deadlock detection.
    */
   ofdKind?: LockKind;
+  /**
+   * Through a FUSE mount: how long (ns) after close(2) returns the OFD and flock locks of the
+   * descriptor may still be listed. They go only when the kernel's RELEASE is answered, and the
+   * kernel sends it in the background (fs/fuse/file.c fuse_file_release; only fuseblk waits), so
+   * close returns first; classic locks go at FLUSH, which close waits for. The locks stop counting
+   * as held at the close (the process can no longer count on them) but F_GETLK may name them and
+   * EDEADLK count them until this long after it. Undefined: close answers after the release.
+   */
+  releaseListedNs?: number;
 }
 
 /** Lock and request ids, unique within a run. */
@@ -76,6 +85,8 @@ export class ClientObserver {
   private readonly flocks = new Map<number, LockRecord>();
   private readonly windows = new Map<number, Map<string, LockRecord[]>>();
   private current: { req: RequestRecord; op: Op; released: LockRecord[] } | undefined;
+  /** Of the locks the close in begin() ends: those of the descriptor itself (OFD, flock), gone only at RELEASE. */
+  private readonly goAtRelease = new Set<LockRecord>();
   /**
    * Prefixed to every owner key: the node a client runs on, where identities belong to their
    * node (a shared lock space: lockOwner 7 on two nodes is two owners).
@@ -94,7 +105,12 @@ export class ClientObserver {
     if (this.current !== undefined) throw new Error(`client ${this.client}: begin before the previous operation ended`);
     const req = this.request(op);
     const released = this.releasedBy(op, req);
-    for (const l of released) this.emit({ t, ev: 'release', lock: l.id, req: req.id });
+    const lag = this.naming.releaseListedNs;
+    for (const l of released) {
+      const late = lag !== undefined && this.goAtRelease.has(l);
+      this.emit({ t, ev: 'release', lock: l.id, req: req.id, ...(late ? { listedFor: lag } : {}) });
+    }
+    this.goAtRelease.clear();
     this.current = { req, op, released };
     this.emit({ t, ev: 'request', req });
   }
@@ -253,8 +269,9 @@ export class ClientObserver {
       }
       case 'close': {
         const classic = op.role === 'posix' || this.naming.closeDropsClassic ? take('posix', 0, Infinity) : [];
-        if (op.role === 'ofd') return [...classic, ...take('ofd', 0, Infinity)];
-        if (op.role === 'flock') return [...classic, ...flock()];
+        const own = op.role === 'ofd' ? take('ofd', 0, Infinity) : op.role === 'flock' ? flock() : [];
+        for (const l of own) this.goAtRelease.add(l);
+        if (op.role === 'ofd' || op.role === 'flock') return [...classic, ...own];
         if (op.role === 'windows') return allWindows();
         return classic;
       }

@@ -68,6 +68,11 @@
  *   UnlockFileEx may find that its record went with the session (ERROR_NOT_LOCKED). Such a reply
  *   may carry `listedUntil`: the locks it released went with the session, whose records stay
  *   listed until they are reaped, so F_GETLK may name them (and EDEADLK count them) until then.
+ * - a release with `listedFor` (ns): the lock stops counting as held at the release, as every
+ *   released lock, but the lock manager may drop it up to `listedFor` after its request's reply
+ *   (a close through a FUSE mount of a descriptor holding OFD or flock locks: the kernel sends
+ *   RELEASE in the background, close(2) does not wait for it): F_GETLK may name it, EDEADLK count
+ *   it and a wait be blocked by it until then.
  * - withhold: from its stamp until `until`, the lock manager may withhold grants from the requests
  *   of owners whose key starts with `scope` (every request without one): a node without a healthy
  *   session, an engine's grace period after a reset. A later withhold with the same `key` while
@@ -121,7 +126,7 @@ export type LogEvent =
   | { t: number; ev: 'request'; req: RequestRecord }
   | { t: number; ev: 'reply'; req: number; result: number; outcome: Outcome; answer?: GetlkAnswer; lost?: boolean; listedUntil?: number }
   | { t: number; ev: 'grant'; lock: LockRecord }
-  | { t: number; ev: 'release'; lock: number; req: number }
+  | { t: number; ev: 'release'; lock: number; req: number; listedFor?: number }
   | { t: number; ev: 'revoke'; lock: number; until: number }
   | { t: number; ev: 'maybe'; lock: LockRecord; until: number }
   | { t: number; ev: 'abandon'; req: number; until: number }
@@ -280,6 +285,8 @@ interface Recent {
   held: Held;
   releaseReq: number;
   until: number;
+  /** How long after its release request's reply it may still be listed (release.listedFor). */
+  listedFor?: number;
   /** The event that ended its holding (release, revoke, maybe, abandon), for traces. */
   end?: LogEvent;
 }
@@ -447,7 +454,7 @@ export class Oracle {
     this.held.delete(e.lock);
     this.index(h.lock).remove(h);
     const f = this.file(h.lock.file);
-    const entry: Recent = { held: h, releaseReq: e.req, until: Infinity, end: e };
+    const entry: Recent = { held: h, releaseReq: e.req, until: Infinity, end: e, ...(e.listedFor === undefined ? {} : { listedFor: e.listedFor }) };
     f.recent.push(entry);
     let list = this.releasing.get(e.req);
     if (list === undefined) this.releasing.set(e.req, (list = []));
@@ -507,7 +514,7 @@ export class Oracle {
     const p = this.pending.get(e.req);
     if (p === undefined) return;
     const released = this.releasing.get(e.req) ?? [];
-    for (const r of released) r.until = e.listedUntil === undefined ? e.t : Math.max(e.t, e.listedUntil);
+    for (const r of released) r.until = Math.max(e.t, e.listedUntil ?? e.t, e.t + (r.listedFor ?? 0));
     this.releasing.delete(e.req);
     this.checkReply(p, e, released.length > 0);
     if (p.req.what === 'getlk' && e.answer !== undefined) {

@@ -17,6 +17,16 @@ import type { Naming } from '../observer.js';
 import { Stage, type Progress, type StageResult, type StageSpec } from '../stage.js';
 import { driveClients, processUnavailable } from './process.js';
 
+/**
+ * How long after close(2) returns the OFD and flock locks of a descriptor on the mount may still
+ * be listed (Naming.releaseListedNs): close returns before the kernel's RELEASE, sent in the
+ * background, is answered. Without a store nothing is owed and nothing waits for an engine: the
+ * RELEASE waits only for a worker of this process to read it and the lock table to apply it, a lag
+ * of scheduling alone, so the bound is the one the oracle's stuck-waiter check gives that lag by
+ * default (5 s), generous on a loaded machine.
+ */
+const MOUNT_CLOSE_LISTED_NS = 5e9;
+
 export async function mountUnavailable(): Promise<string | undefined> {
   const why = fuseUnavailable();
   if (why !== undefined) return why;
@@ -69,6 +79,7 @@ export async function runMount(spec: StageSpec, onProgress?: (p: Progress) => vo
       ofdPids: (c) => [-1, pidOf(c)],
       windowsPids: (c) => [20000 + c, 0, -1],
       closeDropsClassic: true,
+      releaseListedNs: MOUNT_CLOSE_LISTED_NS,
     });
     const clientsRun = await driveClients(stage, mnt, naming, m.coordinator);
     const oracle = stage.close();

@@ -132,6 +132,21 @@ const PROBE_LOCAL = 1000;
 /** How long a revoked lock may still be listed (F_GETLK) after p: the dead session is reaped within TTL + 1 s, plus 1 s of slack. */
 const REVOKE_LISTED_NS = (SESSION_TTL_MS + 2000) * 1e6;
 /**
+ * How long after close(2) returns the OFD and flock locks of a descriptor on a node's mount may
+ * still be listed (Naming.releaseListedNs): close returns before the kernel's RELEASE, sent in the
+ * background, is answered. The kernel queues RELEASE before close returns. A running node answers
+ * it once its step commits, or at its deadline, REQUEST_TIMEOUT_MS later (the step carries it; the
+ * engine refuses the step past it); a release that missed it is owed, and runs first in the file's
+ * next step, one that comes by itself, as soon as the engine takes it. A node that cannot reach the
+ * engine by then cannot renew either, and a stopped one reads RELEASE only after SIGCONT: either
+ * way its session is lost and its records are reaped within REVOKE_LISTED_NS of its last healthy
+ * poll (the rule for revoked locks), which came no later than the deadline (before the close, for
+ * a node stopped then). So the deadline plus that reaping bound, counted from the close's reply.
+ * (Measured with the engine paused: close returned in 0.8 ms, the record left the engine 1 s
+ * later, after SIGCONT.)
+ */
+const CLOSE_LISTED_NS = REQUEST_TIMEOUT_MS * 1e6 + REVOKE_LISTED_NS;
+/**
  * The engine's grace period after a reset (and for a brand-new namespace): graceMs defaults to the
  * TTL (src/store/options.ts), and every node here has the same TTL, so no reopening asks for more.
  */
@@ -810,6 +825,7 @@ class Run {
         windowsPids: () => [0, -1],
         closeDropsClassic: true,
         ofdKind: 'posix',
+        releaseListedNs: CLOSE_LISTED_NS,
       };
     }
     this.nextProbe = stage.spec.clients;
