@@ -34,8 +34,8 @@
  * - stuck-waiter: a blocking lock request outstanding for longer than the tolerance
  *   (stuckTolerance) with nothing visible that could explain its wait: no conflicting lock
  *   observed held; nothing the log says may still be listed (a lock whose release is not answered
- *   yet, or one revoked, maybe held, abandoned or released without a session, until its `until`
- *   or `listedUntil`); no earlier conflicting lock request of another owner it may queue behind
+ *   yet, or is answered less than its `listedFor` ago, or one revoked, maybe held, abandoned or
+ *   released without a session, until its `until` or `listedUntil`); no earlier conflicting lock request of another owner it may queue behind
  *   (Windows 'fifo' queues; leniently, any such request while it is outstanding, waiting or not,
  *   since it may have been granted unbeknown to its client, and an earlier wait until its
  *   answer); and no window in which the lock manager may withhold grants from it (withhold). A
