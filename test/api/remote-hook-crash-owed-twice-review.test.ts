@@ -13,8 +13,8 @@
 import t from 'tap';
 import { EINTR, F_SETLKW, F_UNLCK, F_WRLCK, type LockEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
-import { replacementLaunched, settles, waitFor } from './helpers.js';
-import { drop, firstHangs, hookNodes, take, waiting } from './remote-hook-nodes.js';
+import { settles, waitFor } from './helpers.js';
+import { drop, firstHangs, hookNodes, take, twoDeaths, waiting } from './remote-hook-nodes.js';
 
 t.test("posix: a cancelled judged waiter whose grant's release is owed when b's worker dies and then its replacement as it starts: released by the next, answered once", { skip: noRedis }, async (t) => {
   const { judge, arm, firstAsked, verdict, asked } = firstHangs(3, 0);
@@ -40,13 +40,8 @@ t.test("posix: a cancelled judged waiter whose grant's release is owed when b's 
   ac.abort();
   t.equal(await settles(bWaits, "b's waiter"), -EINTR, "b's caller is told -EINTR at once (the hook still judging)");
   t.equal((await b.stats()).store?.owedReleases, 1, "b's caller keeps the request until the grant's release is written");
-  const launched = replacementLaunched("b's first replacement");
-  const first = b.crashWorker(0);
-  await launched;
-  // At once: the replacement has the 'judged' and the request queued, the release not written.
-  const second = b.crashWorker(0);
-  await settles(first, "b's worker replaced");
-  await settles(second, "b's replacement replaced");
+  // The replacement dies at once: it has the 'judged' and the request queued, the release not written.
+  await twoDeaths(b);
   verdict.resolve(0);
   // The grant's release is a step of the second replacement's: a's waiting lock is granted once it
   // is written (60 s: far above one engine step; a grant kept never frees the bytes).

@@ -15,8 +15,8 @@
 import t from 'tap';
 import { EAGAIN, F_SETLKW, F_UNLCK, F_WRLCK, type LockEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
-import { replacementLaunched, settles, waitFor } from './helpers.js';
-import { drop, hookNodes, later, take, waiting } from './remote-hook-nodes.js';
+import { settles, waitFor } from './helpers.js';
+import { drop, hookNodes, later, take, twoDeaths, waiting } from './remote-hook-nodes.js';
 
 /**
  * The waiter's timeoutMs. It must outlast the setup up to the replacement's hook ask (a worker
@@ -61,13 +61,8 @@ for (const shape of ['fires while the replacement judges', 'fires while the repl
     if (shape === 'fires while the first judges, two deaths') {
       t.equal(await settles(bWaits, "b's waiter's timeout"), -EAGAIN, "b's caller is told -EAGAIN at its timeout (the hook still judging)");
       t.equal((await b.stats()).store?.owedReleases, 1, "b's caller keeps the request until the grant's release is written");
-      const launched = replacementLaunched("b's first replacement");
-      const first = b.crashWorker(0);
-      await launched;
-      // At once: the replacement has the request and the 'judged' before it, queued, not yet done.
-      const second = b.crashWorker(0);
-      await settles(first, "b's worker replaced");
-      await settles(second, "b's replacement replaced");
+      // The replacement dies at once: it has the request and the 'judged' before it, queued, not yet done.
+      await twoDeaths(b);
     } else {
       const crashed = b.crashWorker(0);
       await settles(Promise.race([asks[1]!.promise, bWaits]), "b's hook asked again (the replacement)");

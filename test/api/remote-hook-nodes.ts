@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { Test } from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, LockCoordinator, type StartOptions, type StoreOptions } from '../../src/index.js';
 import { RedisServer } from '../store/redis-server.js';
+import { replacementLaunched, settles } from './helpers.js';
 
 /** A node's options besides its store and workers: its hooks, hookTimeoutMs. */
 export type NodeOptions = Omit<StartOptions, 'store' | 'workers'>;
@@ -102,3 +103,16 @@ export const drop = (c: LockCoordinator, f: Family, path: string, owner: number,
   f === 'posix'
     ? c.lock({ path, lockType: F_UNLCK, lockStart: start, lockLen: 10, cmd: F_SETLK, lockOwner: owner }).then((r) => r.result)
     : c.unlockFile({ fileName: path, byteOffset: start, length: 10, handle: owner });
+
+/**
+ * `c`'s worker 0 dies, and its replacement dies as soon as it is launched (the requests sent again
+ * to it queued, none done): resolves once both are replaced.
+ */
+export async function twoDeaths(c: LockCoordinator): Promise<void> {
+  const launched = replacementLaunched("b's first replacement");
+  const first = c.crashWorker(0);
+  await launched;
+  const second = c.crashWorker(0);
+  await settles(first, "b's worker replaced");
+  await settles(second, "b's replacement replaced");
+}
