@@ -83,6 +83,12 @@ export interface WaiterEnded {
    * its name: every event before it in the inbox came before it here (result 0, meaningless).
    */
   readonly mark?: true;
+  /**
+   * The session the event was sent to (its waiter's record's): one this node no longer acts on
+   * (the engine lost its data since, or the session was lost) says nothing of the engine's
+   * records now (SharedFiles.ended). Absent: taken as the current one.
+   */
+  readonly epoch?: number;
 }
 
 /**
@@ -99,7 +105,7 @@ export function endedByFile(events: readonly InboxEvent[]): Map<string, WaiterEn
     if (!Number.isInteger(result)) continue;
     let list = byFile.get(e.file);
     if (list === undefined) byFile.set(e.file, (list = []));
-    list.push(mark ? { requestId: e.requestId, result, mark } : { requestId: e.requestId, result });
+    list.push(mark ? { requestId: e.requestId, result, mark } : { requestId: e.requestId, result, epoch: e.epoch });
   }
   return byFile;
 }

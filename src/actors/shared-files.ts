@@ -1039,24 +1039,35 @@ export class SharedFiles implements FileSpace {
   /** Events of this node's inbox for `path`, in inbox order: waiters another node granted or failed, and marks (settleMark). */
   ended(path: string, events: readonly WaiterEnded[]): void {
     const f = this.file(path);
-    const ends = events.filter((e) => e.mark !== true);
+    // An event sent to a session this worker no longer acts on ended a waiter of that session: the
+    // engine lost that decision with its data (the waiter went back with the re-assertion, as a
+    // waiter, and is looked at again when the grace period ends), or the session was lost (its
+    // waiters ended then). Applied, the cache would stand a grant in over the waiter put back and
+    // its caller be told 0 of a lock the engine does not hold, which no pass grants afterwards.
+    const current = (e: WaiterEnded): boolean => e.epoch === undefined || e.epoch === this.epoch;
+    const ends = events.filter((e) => e.mark !== true && current(e));
     const granted = ends.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
     for (const e of ends) this.readEnds.set(e.requestId, e.result);
     void this.inMailbox(f, async () => {
+      // Still so at its turn in the mailbox, unless stood in at once: that stand-in went back
+      // with the re-assertion (as held), and its request is told.
+      const late = new Set(ends.filter((e) => !granted.includes(e.requestId) && !current(e)));
+      for (const e of late) this.readEnds.delete(e.requestId);
+      const kept = ends.filter((e) => !late.has(e));
       // A grant read before the reply of the waiter's own step (its record not in the cache then):
       // stood in now, at its turn, behind that step, before its request is told. Else the cache
       // keeps the lock as a waiter, and the owner's next unlock, shown the grant by a stale reply
       // while in flight, takes it for one that came after it (spare) and releases nothing.
-      for (const e of ends) if (!granted.includes(e.requestId) && f.grantedRemotely(e.requestId, e.result)) granted.push(e.requestId);
+      for (const e of kept) if (!granted.includes(e.requestId) && f.grantedRemotely(e.requestId, e.result)) granted.push(e.requestId);
       if (granted.length > 0) f.refresh();
       // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
-      const reread = granted.some((rid) => f.mayHaveMerged(rid)) || ends.some((e) => f.unsureWaiter(e.requestId));
+      const reread = granted.some((rid) => f.mayHaveMerged(rid)) || kept.some((e) => f.unsureWaiter(e.requestId));
       // The grants this node's approval hook judges (confirmed), one after another: each of their
       // requests counts as judged from now on, so a cancel of one whose turn has not come ends it
       // at once too, as a node alone ends a waiter whose approval is pending.
       const judged = new Map<string, number>();
       if (this.confirmsGrants) {
-        for (const e of ends) {
+        for (const e of kept) {
           const hostId = e.result === 0 ? this.waits.get(e.requestId) : undefined;
           if (hostId === undefined) continue;
           judged.set(e.requestId, hostId);
@@ -1066,7 +1077,7 @@ export class SharedFiles implements FileSpace {
       try {
         for (const e of events) {
           if (e.mark === true) this.settleMark(e.requestId);
-          else {
+          else if (kept.includes(e)) {
             this.readEnds.delete(e.requestId);
             const hostId = judged.get(e.requestId);
             let code = e.result;

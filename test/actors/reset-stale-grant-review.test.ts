@@ -43,10 +43,7 @@ async function reset(engine: Parameters<typeof resetEngine>[0], a: TestNode, b: 
 }
 
 for (const how of ['read before the re-assertion, stood in at its mailbox turn', 'handed to the actor after the re-assertion'] as const) {
-  const todo = {
-    todo: "fails until SharedFiles.ended drops inbox events of a session the worker no longer acts on: the lost incarnation's grant is stood in over the waiter put back and told 0, the engine holding only the waiter",
-  };
-  t.test(`a grant of the lost incarnation, ${how}: the lock its caller is told of is the engine's`, todo, async (t) => {
+  t.test(`a grant of the lost incarnation, ${how}: the lock its caller is told of is the engine's`, async (t) => {
     const { engine, a, b } = await nodes(t, 'default', null);
     const early = how.startsWith('read before');
     // b's q5 holds [405,438) for write; a's p7 waits for a read of [418,426).
