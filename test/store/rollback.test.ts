@@ -9,7 +9,7 @@
  * everything; an incarnation written before the run was recorded adopts the run.
  */
 import type { Socket } from 'node:net';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import type { Redis } from 'ioredis';
 import type { ReassertReply, SessionEvent } from '../../src/store/index.js';
 import { RUN_CHECK } from '../../src/store/lua.js';
@@ -137,16 +137,23 @@ t.test('a run recorded by another server process: every key of the namespace goe
   t.equal(o.session.seen.some((e) => e.kind === 'reset'), false, 'and hears of no reset');
 });
 
-t.test('a reconnect checks the run before the next step, even where the engine still knows the scripts', { skip: noRedis }, async (t) => {
+/**
+ * Node a holds a lock of /f; then the engine's data says another run wrote it, as a failover behind
+ * a proxy, or a Redis that keeps its scripts, leaves it: the scripts known. Only a dropped
+ * connection says the server may have changed.
+ */
+async function anotherRun(t: Test) {
   const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
   t.teardown(() => c.close());
   const a = await c.add('a');
   const admin = await server.client();
-  const P = `{${c.namespace}}:`;
   t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
-  // What a failover behind a proxy, or a Redis that keeps its scripts, leaves: another run's data,
-  // the scripts known. Only the dropped connection says the server may have changed.
-  await admin.set(`${P}run`, 'f'.repeat(40));
+  await admin.set(`{${c.namespace}}:run`, 'f'.repeat(40));
+  return { a, admin };
+}
+
+t.test('a reconnect checks the run before the next step, even where the engine still knows the scripts', { skip: noRedis }, async (t) => {
+  const { a, admin } = await anotherRun(t);
   const list = String(await admin.client('LIST'));
   const ids = [...list.matchAll(/id=(\d+) .*name=locksmith-store-/g)].map((m) => m[1]!);
   t.ok(ids.length > 0, "a's engine connection found");
@@ -159,13 +166,7 @@ t.test('a reconnect checks the run before the next step, even where the engine s
 });
 
 t.test("a step made in the socket's last moments (reset, the client still 'ready') goes out on the next connection behind a run check", { skip: noRedis }, async (t) => {
-  const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
-  t.teardown(() => c.close());
-  const a = await c.add('a');
-  const admin = await server.client();
-  const P = `{${c.namespace}}:`;
-  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
-  await admin.set(`${P}run`, 'f'.repeat(40)); // another run's data, the scripts known
+  const { a } = await anotherRun(t);
   const ac = (a.store as unknown as { engine: { client: Redis } }).engine.client;
   const sock = ac.stream as Socket;
   // The socket reset (its close not yet come): the client says 'ready', a call made now waits in
