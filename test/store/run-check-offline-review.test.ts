@@ -41,6 +41,15 @@ async function countChecks(t: Test): Promise<{ synced: () => Promise<void>; chec
   };
 }
 
+/** Node a of a new namespace, holding a lock of /f (a1). */
+async function holding(t: Test) {
+  const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
+  t.teardown(() => c.close());
+  const a = await c.add('a');
+  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
+  return { a, c };
+}
+
 const reset = (a: { store: unknown }): { ac: Redis; sock: Socket } => {
   const ac = (a.store as unknown as { engine: { client: Redis } }).engine.client;
   const sock = ac.stream as Socket;
@@ -49,12 +58,9 @@ const reset = (a: { store: unknown }): { ac: Redis; sock: Socket } => {
 };
 
 t.test("two steps made in the socket's last moments: both go out behind a run check, neither is refused for the check itself", { skip: noRedis }, async (t) => {
-  const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
-  t.teardown(() => c.close());
-  const a = await c.add('a');
+  const { a, c } = await holding(t);
   const admin = await server.client();
   const P = `{${c.namespace}}:`;
-  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
   await admin.set(`${P}run`, 'f'.repeat(40)); // another run's data
   const { ac, sock } = reset(a);
   const seen = { status: ac.status, writable: sock.writable };
@@ -69,10 +75,7 @@ t.test("two steps made in the socket's last moments: both go out behind a run ch
 });
 
 t.test("two steps in the last moments, the run unchanged: both apply, once each", { skip: noRedis }, async (t) => {
-  const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
-  t.teardown(() => c.close());
-  const a = await c.add('a');
-  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
+  const { a } = await holding(t);
   const m = await countChecks(t);
   reset(a);
   const [r1, r2] = await Promise.all([
@@ -90,12 +93,9 @@ t.test("two steps in the last moments, the run unchanged: both apply, once each"
 });
 
 t.test("a load() made in the socket's last moments reads after a run check: another run's data is not read", { skip: noRedis }, async (t) => {
-  const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
-  t.teardown(() => c.close());
-  const a = await c.add('a');
+  const { a, c } = await holding(t);
   const admin = await server.client();
   const P = `{${c.namespace}}:`;
-  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
   // The load script known to the server (else its NOSCRIPT path checks the run by itself).
   t.same((await a.store.load('/f')).records.map((r) => r.id), ['a1'], 'a1 read before');
   await admin.set(`${P}run`, 'f'.repeat(40));
@@ -107,10 +107,7 @@ t.test("a load() made in the socket's last moments reads after a run check: anot
 });
 
 t.test('after the reconnect, steps and loads need no further run check: one check in all', { skip: noRedis }, async (t) => {
-  const c = await cluster('redis', [], server, { sessionTtlMs: 10_000 });
-  t.teardown(() => c.close());
-  const a = await c.add('a');
-  t.equal((await a.store.commit({ file: '/f', base: 0, put: [{ id: 'a1', state: 'held', data: 'A' }] })).ok, true);
+  const { a } = await holding(t);
   // Both scripts used below are known to the server before the reset (no NOSCRIPT path after it).
   let v = (await a.store.load('/f')).version;
   const m = await countChecks(t);
