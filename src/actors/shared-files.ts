@@ -746,11 +746,7 @@ export class SharedFiles implements FileSpace {
       this.endThrough(c);
     }
     if (this.requests.get(hostId) !== r) return;
-    this.answeredAlready.add(hostId);
-    const code = c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION;
-    this.tellOwed(hostId, r.target);
-    r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined, -1, false, false);
-    this.aheadChanged(c.path);
+    this.answerOwed(hostId, r, c.op === 'lock' ? -ENOLCK : ERROR_LOCK_VIOLATION);
   }
 
   /**
@@ -759,11 +755,19 @@ export class SharedFiles implements FileSpace {
    * which releases the grant without asking the hooks, and its release is then written.
    */
   private answerJudged(hostId: number, r: PendingRequest, code: number): void {
-    const c = r.call;
     r.cancelled ??= 'timeout';
+    this.answerOwed(hostId, r, code);
+  }
+
+  /**
+   * Request `hostId` is answered `code` before its turn, its step still to run there
+   * (answerRelease, answerJudged): not answered again then, and its caller is told it owed first.
+   */
+  private answerOwed(hostId: number, r: PendingRequest, code: number): void {
+    const c = r.call;
     this.answeredAlready.add(hostId);
     this.tellOwed(hostId, r.target);
-    r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : code, -1, false, false);
+    r.target.answer(hostId, c.path, c.op === 'lock' ? replyOf(c.base, code) : answersNumber(c) ? code : undefined, -1, false, false);
     this.aheadChanged(c.path);
   }
 
@@ -1046,22 +1050,22 @@ export class SharedFiles implements FileSpace {
     // its caller be told 0 of a lock the engine does not hold, which no pass grants afterwards.
     const current = (e: WaiterEnded): boolean => e.epoch === undefined || e.epoch === this.epoch;
     const ends = events.filter((e) => e.mark !== true && current(e));
-    const granted = ends.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId);
+    const granted = new Set(ends.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId));
     for (const e of ends) this.readEnds.set(e.requestId, e.result);
     void this.inMailbox(f, async () => {
       // Still so at its turn in the mailbox, unless stood in at once: that stand-in went back
       // with the re-assertion (as held), and its request is told.
-      const late = new Set(ends.filter((e) => !granted.includes(e.requestId) && !current(e)));
+      const late = new Set(ends.filter((e) => !granted.has(e.requestId) && !current(e)));
       for (const e of late) this.readEnds.delete(e.requestId);
-      const kept = ends.filter((e) => !late.has(e));
+      const kept = new Set(ends.filter((e) => !late.has(e)));
       // A grant read before the reply of the waiter's own step (its record not in the cache then):
       // stood in now, at its turn, behind that step, before its request is told. Else the cache
       // keeps the lock as a waiter, and the owner's next unlock, shown the grant by a stale reply
       // while in flight, takes it for one that came after it (spare) and releases nothing.
-      for (const e of kept) if (!granted.includes(e.requestId) && f.grantedRemotely(e.requestId, e.result)) granted.push(e.requestId);
-      if (granted.length > 0) f.refresh();
+      for (const e of kept) if (!granted.has(e.requestId) && f.grantedRemotely(e.requestId, e.result)) granted.add(e.requestId);
+      if (granted.size > 0) f.refresh();
       // A waiter this node never learned it queued (its step's reply was lost, Unsure): its grant is undone now.
-      const reread = granted.some((rid) => f.mayHaveMerged(rid)) || kept.some((e) => f.unsureWaiter(e.requestId));
+      const reread = [...granted].some((rid) => f.mayHaveMerged(rid)) || [...kept].some((e) => f.unsureWaiter(e.requestId));
       // The grants this node's approval hook judges (confirmed), one after another: each of their
       // requests counts as judged from now on, so a cancel of one whose turn has not come ends it
       // at once too, as a node alone ends a waiter whose approval is pending.
@@ -1077,7 +1081,7 @@ export class SharedFiles implements FileSpace {
       try {
         for (const e of events) {
           if (e.mark === true) this.settleMark(e.requestId);
-          else if (kept.includes(e)) {
+          else if (kept.has(e)) {
             this.readEnds.delete(e.requestId);
             const hostId = judged.get(e.requestId);
             let code = e.result;

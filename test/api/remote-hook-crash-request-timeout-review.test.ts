@@ -13,7 +13,7 @@ import t from 'tap';
 import { EAGAIN, ENOLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles, waitFor, within } from './helpers.js';
-import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
+import { holdsTwice, hookNodes, lock, waiting } from './remote-hook-nodes.js';
 
 /** How long owner 5's hook on the replacement holds the mailbox: far above requestTimeoutMs (1 s); its end is what the test waits for first. */
 const HOOK_HOLDS_MS = 30_000;
@@ -21,26 +21,11 @@ const HOOK_HOLDS_MS = 30_000;
 t.test("posix: a resent judged waiter ended by requestTimeoutMs behind an earlier judged request's slow hook: its grant is released", {
   skip: noRedis,
 }, async (t) => {
-  let armed = false;
-  const asked: number[] = [];
-  const fiveAsked = [later(), later()];
-  const fiveVerdict = [later<number>(), later<number>()];
+  const { judge, arm, asked, heldAsked: fiveAsked, verdict: fiveVerdict } = holdsTwice(5, 3);
   const { a, b } = await hookNodes(
     t,
     'rhcrto',
-    {
-      hookTimeoutMs: 120_000,
-      onLock: (e: LockEvent) => {
-        const o = e.lockOwner as number;
-        if (e.lockType === F_UNLCK || !armed || (o !== 3 && o !== 5)) return 0;
-        asked.push(o);
-        if (o !== 5) return 0;
-        const n = asked.filter((x) => x === 5).length - 1;
-        if (n > 1) return 0;
-        fiveAsked[n]!.resolve();
-        return fiveVerdict[n]!.promise;
-      },
-    },
+    { hookTimeoutMs: 120_000, onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : judge(e.lockOwner as number)) },
     { store: { sessionTtlMs: 10_000, requestTimeoutMs: 1000 } },
   );
   const path = '/crash-request-timeout';
@@ -52,7 +37,7 @@ t.test("posix: a resent judged waiter ended by requestTimeoutMs behind an earlie
   await waiting(b, path, 1);
   const w3 = lock(b, path, 3, F_WRLCK, 0, 10, true);
   await waiting(b, path, 2);
-  armed = true;
+  arm();
   t.equal(await lock(a, path, 2, F_UNLCK, 0, 60), 0, "a unlocks [0,60): b owners 5 and 3 are granted in its step");
   await settles(fiveAsked[0]!.promise, "b's hook asked for owner 5's grant");
   await settles(b.crashWorker(0), "b's worker replaced");

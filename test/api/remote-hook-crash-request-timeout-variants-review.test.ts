@@ -10,7 +10,7 @@ import t from 'tap';
 import { EAGAIN, ENOLCK, F_UNLCK, type LockEvent, type LockFileEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles, waitFor, within } from './helpers.js';
-import { drop, hookNodes, later, lock, take, type Family } from './remote-hook-nodes.js';
+import { drop, holdsTwice, hookNodes, lock, take, type Family } from './remote-hook-nodes.js';
 
 /** Far above requestTimeoutMs (1 s): owner 5's hook on the replacement holds the mailbox until the test lets it go. */
 const HOOK_HOLDS_MS = 30_000;
@@ -27,19 +27,7 @@ const cases: [Family, Variant][] = [
 
 for (const [f, variant] of cases) {
   t.test(`${f}, ${variant}: a resent judged waiter ended by requestTimeoutMs before its turn settles once and its grant is released`, { skip: noRedis }, async (t) => {
-    let armed = false;
-    const asked: number[] = [];
-    const fiveAsked = [later(), later()];
-    const fiveVerdict = [later<number>(), later<number>()];
-    const judge = (o: number): number | Promise<number> => {
-      if (!armed || (o !== 3 && o !== 5)) return 0;
-      asked.push(o);
-      if (o !== 5) return 0;
-      const n = asked.filter((x) => x === 5).length - 1;
-      if (n > 1) return 0;
-      fiveAsked[n]!.resolve();
-      return fiveVerdict[n]!.promise;
-    };
+    const { judge, arm, asked, heldAsked: fiveAsked, verdict: fiveVerdict } = holdsTwice(5, 3);
     const { a, b } = await hookNodes(
       t,
       'rhcrtv',
@@ -63,7 +51,7 @@ for (const [f, variant] of cases) {
     const ac = new AbortController();
     const w3 = take(b, f, path, 3, 0, true, variant === 'abort after the answer' ? { signal: ac.signal } : {});
     await waitFor(async () => (await b.locks(path)).filter((e) => e.state === 'waiting').length >= 2, "b's owner 3 waiting");
-    armed = true;
+    arm();
     if (f === 'posix') t.equal(await lock(a, path, 2, F_UNLCK, 0, 60), 0, 'a unlocks [0,60): b owners 5 and 3 are granted in its step');
     else t.same(await Promise.all([drop(a, f, path, 2, 50), drop(a, f, path, 2, 0)]), [0, 0], "a unlocks [50,60) and [0,10): b's handles 5 and 3 are granted");
     await settles(fiveAsked[0]!.promise, "b's hook asked for owner 5's grant");

@@ -57,7 +57,10 @@ export const lock = (c: LockCoordinator, path: string, owner: number, type: numb
   c.lock({ path, lockType: type, lockStart: start, lockLen: len, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner, ...(signal ? { signal } : {}) }).then((r) => r.result);
 
 /** A promise and what settles it: the answer a hook awaits from the test, or the sign a test awaits from a hook. */
-export function later<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
+/** A promise with its resolve. */
+export type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void };
+
+export function later<T = void>(): Deferred<T> {
   let resolve: (v: T) => void = () => {};
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
@@ -87,6 +90,35 @@ export function firstHangs(owner: number, then: number): {
     return verdict.promise;
   };
   return { judge, arm: () => void (armed = true), firstAsked: first.promise, verdict, asked: () => asked };
+}
+
+/**
+ * The approval hook of the resent-judged reviews: once armed, it notes each judgement of owners
+ * `held` and `other` (`asked`), approves `other` at once, and holds `held`'s first two judgements
+ * (one per worker: the one that dies, its replacement) until the test resolves `verdict[n]`;
+ * `heldAsked[n]` settles when the n-th is asked. Later ones are approved.
+ */
+export function holdsTwice(held: number, other: number): {
+  judge: (owner: number) => number | Promise<number>;
+  arm: () => void;
+  asked: number[];
+  heldAsked: Deferred<void>[];
+  verdict: Deferred<number>[];
+} {
+  let armed = false;
+  const asked: number[] = [];
+  const heldAsked = [later(), later()];
+  const verdict = [later<number>(), later<number>()];
+  const judge = (o: number): number | Promise<number> => {
+    if (!armed || (o !== held && o !== other)) return 0;
+    asked.push(o);
+    if (o !== held) return 0;
+    const n = asked.filter((x) => x === held).length - 1;
+    if (n > 1) return 0;
+    heldAsked[n]!.resolve();
+    return verdict[n]!.promise;
+  };
+  return { judge, arm: () => void (armed = true), asked, heldAsked, verdict };
 }
 
 /** A lock family the crash reviews run in both of. */
