@@ -56,10 +56,10 @@ export async function waiting(cs: LockCoordinator | LockCoordinator[], path: str
 export const lock = (c: LockCoordinator, path: string, owner: number, type: number, start: number, len: number, wait = false, signal?: AbortSignal): Promise<number> =>
   c.lock({ path, lockType: type, lockStart: start, lockLen: len, cmd: wait ? F_SETLKW : F_SETLK, lockOwner: owner, ...(signal ? { signal } : {}) }).then((r) => r.result);
 
-/** A promise and what settles it: the answer a hook awaits from the test, or the sign a test awaits from a hook. */
 /** A promise with its resolve. */
 export type Deferred<T> = { promise: Promise<T>; resolve: (v: T) => void };
 
+/** A promise and what settles it: the answer a hook awaits from the test, or the sign a test awaits from a hook. */
 export function later<T = void>(): Deferred<T> {
   let resolve: (v: T) => void = () => {};
   const promise = new Promise<T>((r) => (resolve = r));
