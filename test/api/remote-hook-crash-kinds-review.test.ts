@@ -10,7 +10,7 @@ import t from 'tap';
 import { F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent, type LockFileEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles } from './helpers.js';
-import { hookNodes, later, waiting } from './remote-hook-nodes.js';
+import { hookNodes, later, waiting, type Deferred } from './remote-hook-nodes.js';
 
 type Kind = 'posix' | 'ofd' | 'flock' | 'windows';
 
@@ -39,7 +39,7 @@ const scenes: Record<Kind, { held: [boolean, number, number][]; a: [boolean, num
 for (const kind of ['posix', 'ofd', 'flock', 'windows'] as const) {
   t.test(`${kind}: b's worker dies while b's hook judges a grant by a's release to an owner with other locks: it ends as without the crash`, { skip: noRedis }, async (t) => {
     const code = kind === 'windows' ? 5 : -13;
-    type Plan = { veto: boolean; crash: boolean; asked: number; first: ReturnType<typeof later>; verdict: ReturnType<typeof later<number>> };
+    type Plan = { veto: boolean; crash: boolean; asked: number; first: Deferred<void>; verdict: Deferred<number> };
     const plans = new Map<string, Plan>();
     const judge = (path: string, owner: unknown): number | Promise<number> => {
       const p = plans.get(path);
