@@ -371,7 +371,7 @@ type Run = ((t: LockTable) => unknown) & {
    * so the request does not wait out the owed step's tries before its own deadline.
    */
   yields?: () => boolean;
-  /** A release's request (its host id): told when it is owed no longer (setOwed, FileSpace.written). */
+  /** A release's request, or the one whose vetoed grant it undoes (undoGrant): its host id, told when it is owed no longer (setOwed, FileSpace.written). */
   hostId?: number;
 };
 
@@ -1276,12 +1276,28 @@ export class SharedFile {
    * (API.md), also when that worker had already written its approval's fenced step (a veto now
    * puts back `before`, an approval fences the lock again). Not held (a veto's step was written,
    * or the owner released the bytes): undefined, and the request runs as any request asked again.
+   * The records not read (the engine did not answer): whether the grant is held is not known (a
+   * replacement's cache holds nothing yet), so it is not judged on them: `generic`, and the grant,
+   * if the engine still holds it, goes as a veto's, owed to the file's next step until written
+   * (owes(hostId): the caller keeps the request for a replacement until then).
    */
   async rejudge(hostId: number, req: LockRequest, before: readonly LockRequest[], family: 'windows' | 'posix', approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number | undefined> {
-    await this.reread();
+    let read = true;
+    await this.decide(
+      () => undefined,
+      () => {
+        read = false;
+        return undefined;
+      },
+      false,
+    );
+    if (!read) {
+      await this.undoGrant(req, before, hostId);
+      return generic;
+    }
     const f = this.built ? this.table.fileLocks(this.path) : undefined;
     if (f === undefined || !this.holdsGrant(f, req, before) || !this.heldBy(req, hostId)) return undefined;
-    const code = await this.judge(req, before, family, req.origin.event, approve, generic, waits);
+    const code = await this.judge(req, before, family, req.origin.event, approve, generic, waits, hostId);
     // Told granted now: the grant's bytes, marked as a grant of a waiter this worker does not know
     // (its record id, from the inbox event or the records read), are the caller's from here on, and
     // their release is told (untold, fate).
@@ -1306,7 +1322,7 @@ export class SharedFile {
   }
 
   /** The judgment of confirmRemote: `req`'s grant asked of the approval hook, fenced if approved, else the owner's `before` put back. */
-  private async judge(req: LockRequest, before: readonly LockRequest[] | undefined, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number> {
+  private async judge(req: LockRequest, before: readonly LockRequest[] | undefined, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: TableHooks['approve'], generic: number, waits: () => boolean, hostId?: number): Promise<number> {
     let code = generic;
     // The cache stands the grant in on the version before it (unmerged): read first, so that the
     // hook is asked once, on the engine's state, not again after a step refused as stale.
@@ -1355,16 +1371,24 @@ export class SharedFile {
     if (code === 0 && waits()) return code;
     const f = this.built ? this.table.fileLocks(this.path) : undefined;
     if (f === undefined || !this.holdsGrant(f, req, before)) return code;
-    // Vetoed: the owner's bytes of the request as they were before the grant, as one release
-    // decision (owed when the engine does not answer); its wake-up pass grants who fits now.
+    await this.undoGrant(req, before, hostId);
+    return code;
+  }
+
+  /**
+   * A grant of `req` vetoed (or not judged): its owner's bytes of the request as they were before
+   * it (`before`), as one release decision on the engine's records, owed when the engine does not
+   * answer (as release `hostId`'s, when given: owes); its wake-up pass grants who fits now.
+   */
+  private async undoGrant(req: LockRequest, before: readonly LockRequest[] | undefined, hostId: number | undefined): Promise<void> {
     const drop: Run = (t) => {
       const fl = t.fileLocks(this.path);
       if (fl === undefined || !this.holdsGrant(fl, req, before)) return undefined;
       this.restoreOwner(fl, req, before);
       return t.dropRecords(this.path, [], []);
     };
+    if (hostId !== undefined) drop.hostId = hostId;
     await this.decide(drop, () => undefined, true);
-    return code;
   }
 
   /** The Windows lock of the table that is `req`'s grant: its range, mode and handle, not one of `before` (what the owner held before it). */

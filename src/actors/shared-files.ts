@@ -666,8 +666,10 @@ export class SharedFiles implements FileSpace {
           this.rejudging.delete(hostId);
           r.cancelled ??= judged.cancelled;
           const code = this.confirmsGrants ? await this.rejudge(f, hostId, r, judged.before) : undefined;
-          // Its release written (or not held): a caller told it ended keeps it no longer.
-          this.written(hostId);
+          // Its release written (or not held): a caller told it ended keeps it no longer. Owed
+          // (the engine did not answer): the caller keeps it for a replacement until written.
+          if (f.owes(hostId)) this.tellOwed(hostId, r.target);
+          else this.written(hostId);
           if (code !== undefined) return this.finish(hostId, r.cancelled !== undefined ? cancelResult(r.cancelled, call.op === 'lockFile') : code, true);
           if (!this.requests.has(hostId)) return;
         }

@@ -66,6 +66,12 @@ export interface TestNode {
   onReply?: (r: CommitReply, step: S) => void;
   /** The actor's fault reports. */
   faults: string[];
+  /**
+   * The node's worker dies and a replacement takes its place (`sf`, on the same store and
+   * session, with `hooks`, the node's by default): what the dead one sends from now on never
+   * reaches the engine nor gets a reply, and the inbox goes to the replacement.
+   */
+  replaceWorker(hooks?: TableHooks): SharedFiles;
 }
 
 /**
@@ -73,9 +79,8 @@ export interface TestNode {
  * session (the engine's clock); `hooks`: the application's (none by default).
  */
 export async function node(engine: MemoryEngine, name: string, policy: 'default' | 'fifo' = 'default', timeoutMs = STEP_MS, graceMs = 0, hooks: TableHooks = {}): Promise<TestNode> {
-  let sf!: SharedFiles;
   const deliver = (es: readonly InboxEvent[]) => {
-    for (const [p, e] of endedByFile(es)) sf.ended(p, e);
+    for (const [p, e] of endedByFile(es)) n.sf.ended(p, e);
   };
   const store = await memoryStore({ onEvents: (es) => (n.held !== undefined ? n.held.push(...es) : deliver(es)) }, { engine, node: name, graceMs });
   const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
@@ -88,8 +93,11 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
     deliver(es);
   };
   let k = 0;
-  const link: StoreLink = {
+  let workers = 0;
+  /** The link of the node's worker now (replaceWorker): once another replaced it, its steps never end, as a dead worker's. */
+  const linkOf = (worker: number): StoreLink => ({
     commit: async (step: S): Promise<CommitReply> => {
+      if (worker !== workers) return new Promise<CommitReply>(() => {});
       if (step.id !== undefined && n.lostIds.has(step.id)) {
         if (n.lostResend === 'lose') return { ok: false, reason: 'unreachable', step: step.id, error: 'the reply was lost' };
         lease[0] = performance.timeOrigin + performance.now() - 1;
@@ -116,6 +124,7 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
       return r;
     },
     reassert: async (f, records, edges) => {
+      if (worker !== workers) return new Promise<never>(() => {});
       if (n.reassertFate?.() === 'fenced') {
         lease[0] = Number.POSITIVE_INFINITY;
         return { ok: false, reason: 'fenced' };
@@ -125,9 +134,14 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
       return r;
     },
     reaches: (pairs) => store.reaches(pairs, false),
+  });
+  const start = (h: TableHooks): SharedFiles =>
+    new SharedFiles(linkOf(++workers), { node: name, policy, requestTimeoutMs: timeoutMs, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, h, (m) => n.faults.push(m));
+  n.sf = start(hooks);
+  n.replaceWorker = (h = hooks) => {
+    n.sf = start(h);
+    return n.sf;
   };
-  sf = new SharedFiles(link, { node: name, policy, requestTimeoutMs: timeoutMs, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, hooks, (m) => n.faults.push(m));
-  n.sf = sf;
   const waiting = new Map<number, (v: unknown) => void>();
   n.answer = (id: number) => {
     let p = n.answers.get(id);
