@@ -374,9 +374,9 @@ t.test('crash under load: requests keep flowing, none hangs, no conflicting lock
     await waitFor(() => load.answered >= target, `${n} more requests of the load answered ${what}`);
   };
   await answered(300, 'before the first crash');
-  await c.crashWorker(0);
+  await load.crash(c, 0);
   await answered(50, 'after the crash of worker 0');
-  await c.crashWorker(1).catch(() => undefined); // a second crash, on the other worker, under the same load
+  await load.crash(c, 1).catch(() => undefined); // a second crash, on the other worker, under the same load
   const after = load.answered;
   await answered(300, 'after the crash of worker 1');
   stop.abort();

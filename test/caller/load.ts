@@ -70,6 +70,24 @@ export class Load {
     return this.stage.metrics.ops;
   }
 
+  /**
+   * Worker `index` of `c` crashes and is replaced (LockCoordinator.crashWorker, resolved once the
+   * replacement answers). Until then nothing is decided on that worker's files, and a wait's timeout
+   * or cancel is answered only by the replacement (its start took over 6 s on a loaded machine), so
+   * the oracle is told that waits may be held back meanwhile (a withhold window, which excuses a
+   * wait only for stuck-waiter).
+   */
+  async crash(c: LockCoordinator, index: number): Promise<void> {
+    const key = `the restart of worker ${index}`;
+    this.stage.feed({ t: this.stage.clock.now(), ev: 'withhold', key, until: Number.POSITIVE_INFINITY });
+    try {
+      await c.crashWorker(index);
+    } finally {
+      const t = this.stage.clock.now();
+      this.stage.feed({ t, ev: 'withhold', key, until: t });
+    }
+  }
+
   /** Waits until every client stopped (budget used or signal): false if one is still in a call after HANG_MS (a hang). */
   async ended(): Promise<boolean> {
     return !isPending(await within(this.loading, HANG_MS));
