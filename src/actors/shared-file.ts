@@ -1281,7 +1281,7 @@ export class SharedFile {
    * if the engine still holds it, goes as a veto's, owed to the file's next step until written
    * (owes(hostId): the caller keeps the request for a replacement until then).
    */
-  async rejudge(hostId: number, req: LockRequest, before: readonly LockRequest[], family: 'windows' | 'posix', approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number | undefined> {
+  async rejudge(hostId: number, req: LockRequest, before: readonly LockRequest[], family: 'windows' | 'posix', approve: TableHooks['approve'], generic: number, waits: () => boolean, came?: number): Promise<number | undefined> {
     let read = true;
     await this.decide(
       () => undefined,
@@ -1290,9 +1290,10 @@ export class SharedFile {
         return undefined;
       },
       false,
+      came,
     );
     if (!read) {
-      await this.undoGrant(req, before, hostId);
+      await this.undoGrant(req, before, hostId, came);
       return generic;
     }
     const f = this.built ? this.table.fileLocks(this.path) : undefined;
@@ -1380,7 +1381,7 @@ export class SharedFile {
    * it (`before`), as one release decision on the engine's records, owed when the engine does not
    * answer (as release `hostId`'s, when given: owes); its wake-up pass grants who fits now.
    */
-  private async undoGrant(req: LockRequest, before: readonly LockRequest[] | undefined, hostId: number | undefined): Promise<void> {
+  private async undoGrant(req: LockRequest, before: readonly LockRequest[] | undefined, hostId: number | undefined, came?: number): Promise<void> {
     const drop: Run = (t) => {
       const fl = t.fileLocks(this.path);
       if (fl === undefined || !this.holdsGrant(fl, req, before)) return undefined;
@@ -1388,7 +1389,7 @@ export class SharedFile {
       return t.dropRecords(this.path, [], []);
     };
     if (hostId !== undefined) drop.hostId = hostId;
-    await this.decide(drop, () => undefined, true);
+    await this.decide(drop, () => undefined, true, came);
   }
 
   /** The Windows lock of the table that is `req`'s grant: its range, mode and handle, not one of `before` (what the owner held before it). */

@@ -665,7 +665,7 @@ export class SharedFiles implements FileSpace {
         if (judged !== undefined) {
           this.rejudging.delete(hostId);
           r.cancelled ??= judged.cancelled;
-          const code = this.confirmsGrants ? await this.rejudge(f, hostId, r, judged.before) : undefined;
+          const code = this.confirmsGrants ? await this.rejudge(f, hostId, r, judged.before, came) : undefined;
           // Its release written (or not held): a caller told it ended keeps it no longer. Owed
           // (the engine did not answer): the caller keeps it for a replacement until written.
           if (f.owes(hostId)) this.tellOwed(hostId, r.target);
@@ -1140,14 +1140,14 @@ export class SharedFiles implements FileSpace {
    * judged again by this node's hooks if the grant is still held (SharedFile.rejudge), a cancel
    * ending it at once meanwhile (confirming); undefined: not held, it runs as asked.
    */
-  private async rejudge(f: SharedFile, hostId: number, r: PendingRequest, before: readonly LockRequest[]): Promise<number | undefined> {
+  private async rejudge(f: SharedFile, hostId: number, r: PendingRequest, before: readonly LockRequest[], came: number): Promise<number | undefined> {
     const c = r.call;
     if (!('req' in c) || (c.op !== 'lock' && c.op !== 'lockFile') || !cancellable(c)) return undefined;
     const { family, generic } = judgedAs(c.op, c.req);
     this.confirming.add(hostId);
     try {
       // Cancelled (before its turn, or told so with 'judged'): the hook is not asked, the grant goes as a veto's.
-      return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => this.requests.get(hostId) === r && r.cancelled === undefined);
+      return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => this.requests.get(hostId) === r && r.cancelled === undefined, came);
     } finally {
       this.confirming.delete(hostId);
     }
