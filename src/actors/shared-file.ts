@@ -1282,17 +1282,7 @@ export class SharedFile {
    * (owes(hostId): the caller keeps the request for a replacement until then).
    */
   async rejudge(hostId: number, req: LockRequest, before: readonly LockRequest[], family: 'windows' | 'posix', approve: TableHooks['approve'], generic: number, waits: () => boolean, came?: number): Promise<number | undefined> {
-    let read = true;
-    await this.decide(
-      () => undefined,
-      () => {
-        read = false;
-        return undefined;
-      },
-      false,
-      came,
-    );
-    if (!read) {
+    if (!(await this.reread(came))) {
       await this.undoGrant(req, before, hostId, came);
       return generic;
     }
@@ -1510,13 +1500,22 @@ export class SharedFile {
     return false;
   }
 
-  /** Reads the file's records now (a decision that changes nothing: one round trip). */
-  reread(): Promise<unknown> {
-    return this.decide(
+  /**
+   * Reads the file's records now (a decision that changes nothing: one round trip); false when the
+   * engine did not answer by the deadline (requestTimeoutMs from `came`, or from now).
+   */
+  async reread(came?: number): Promise<boolean> {
+    let read = true;
+    await this.decide(
       () => undefined,
-      () => undefined,
+      () => {
+        read = false;
+        return undefined;
+      },
       false,
+      came,
     );
+    return read;
   }
 
   /**
