@@ -13,9 +13,9 @@ import t from 'tap';
 import { EAGAIN, ENOLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK, type LockEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles, waitFor, within } from './helpers.js';
-import { holdsTwice, hookNodes, lock, waiting } from './remote-hook-nodes.js';
+import { JUDGED_STEP_MS, holdsTwice, hookNodes, lock, waiting } from './remote-hook-nodes.js';
 
-/** How long owner 5's hook on the replacement holds the mailbox: far above requestTimeoutMs (1 s); its end is what the test waits for first. */
+/** How long owner 5's hook on the replacement holds the mailbox: far above requestTimeoutMs (JUDGED_STEP_MS); its end is what the test waits for first. */
 const HOOK_HOLDS_MS = 30_000;
 
 t.test("posix: a resent judged waiter ended by requestTimeoutMs behind an earlier judged request's slow hook: its grant is released", {
@@ -26,7 +26,7 @@ t.test("posix: a resent judged waiter ended by requestTimeoutMs behind an earlie
     t,
     'rhcrto',
     { hookTimeoutMs: 120_000, onLock: (e: LockEvent) => (e.lockType === F_UNLCK ? 0 : judge(e.lockOwner as number)) },
-    { store: { sessionTtlMs: 10_000, requestTimeoutMs: 1000 } },
+    { store: { sessionTtlMs: 10_000, requestTimeoutMs: JUDGED_STEP_MS } },
   );
   const path = '/crash-request-timeout';
   t.equal(await lock(b, path, 1, F_WRLCK, 100, 10), 0, 'b locks elsewhere (after the grace period)');

@@ -10,9 +10,9 @@ import t from 'tap';
 import { EAGAIN, ENOLCK, F_UNLCK, type LockEvent, type LockFileEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles, waitFor, within } from './helpers.js';
-import { drop, holdsTwice, hookNodes, lock, take, type Family } from './remote-hook-nodes.js';
+import { JUDGED_STEP_MS, drop, holdsTwice, hookNodes, lock, take, type Family } from './remote-hook-nodes.js';
 
-/** Far above requestTimeoutMs (1 s): owner 5's hook on the replacement holds the mailbox until the test lets it go. */
+/** Far above requestTimeoutMs (JUDGED_STEP_MS): owner 5's hook on the replacement holds the mailbox until the test lets it go. */
 const HOOK_HOLDS_MS = 30_000;
 
 type Variant = 'plain' | 'abort after the answer' | 'replacement dies after the answer';
@@ -37,7 +37,7 @@ for (const [f, variant] of cases) {
         onLockFile: (e: LockFileEvent) => judge(e.handle as number),
         onUnlockFile: () => {},
       },
-      { store: { sessionTtlMs: 10_000, requestTimeoutMs: 1000 } },
+      { store: { sessionTtlMs: 10_000, requestTimeoutMs: JUDGED_STEP_MS } },
     );
     const path = '/crash-request-timeout-variants';
     const generic = f === 'posix' ? -ENOLCK : 33;

@@ -121,6 +121,13 @@ export function holdsTwice(held: number, other: number): {
   return { judge, arm: () => void (armed = true), asked, heldAsked, verdict };
 }
 
+/**
+ * requestTimeoutMs of the reviews where a resent judged request ends by its deadline while another
+ * request's hook holds its file's mailbox. Every other step of theirs must commit within it: with
+ * 1 s, a CI run under load once answered an approved grant's fenced step with the generic code.
+ */
+export const JUDGED_STEP_MS = 3000;
+
 /** A lock family the crash reviews run in both of. */
 export type Family = 'posix' | 'windows';
 
