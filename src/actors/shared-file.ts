@@ -1260,12 +1260,14 @@ export class SharedFile {
    * held up is woken, in one step (owed if the engine does not answer); the hook's code is the
    * result. No other owner's lock changes. The grant not found here (released meanwhile):
    * answered granted, as the event said. Only for nodes with hooks: others answer the grant as it came.
+   * The release of a grant not kept is request `hostId`'s: owed under it until written (owes), so
+   * that its caller keeps the request for a replacement of this worker, which releases the grant.
    */
-  async confirmRemote(rid: string, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number> {
+  async confirmRemote(rid: string, hostId: number, family: 'windows' | 'posix', event: Readonly<Record<string, unknown>>, approve: TableHooks['approve'], generic: number, waits: () => boolean): Promise<number> {
     const kept = this.preGrant.get(rid) ?? (this.grants.has(rid) ? { req: this.grants.get(rid)!.req, before: undefined } : undefined);
     this.preGrant.delete(rid);
     if (kept === undefined) return waits() ? 0 : generic;
-    return this.judge(kept.req, kept.before, family, event, approve, generic, waits);
+    return this.judge(kept.req, kept.before, family, event, approve, generic, waits, hostId);
   }
 
   /**
@@ -1350,6 +1352,7 @@ export class SharedFile {
     // stands without the fence its approval was shown, so it is refused as a grant the engine did
     // not answer is (the generic code) and released below (owed).
     let lost = false;
+    const since = performance.now();
     await this.decide(
       run,
       () => {
@@ -1362,7 +1365,9 @@ export class SharedFile {
     if (code === 0 && waits()) return code;
     const f = this.built ? this.table.fileLocks(this.path) : undefined;
     if (f === undefined || !this.holdsGrant(f, req, before)) return code;
-    await this.undoGrant(req, before, hostId);
+    // The engine gave the judgment's step no reply until its deadline: the release is owed at once
+    // (its deadline is the judgment's), not tried for another requestTimeoutMs before the answer.
+    await this.undoGrant(req, before, hostId, lost ? since : undefined);
     return code;
   }
 

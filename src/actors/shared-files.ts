@@ -1094,6 +1094,13 @@ export class SharedFiles implements FileSpace {
                 this.report(err);
                 return this.requests.get(hostId)?.call.op === 'lockFile' ? ERROR_LOCK_VIOLATION : -ENOLCK;
               });
+              // Not kept (vetoed, or the fenced step not written), its grant's release not written
+              // (the engine did not answer): told owed before its answer, so that its caller keeps
+              // the request and sends it to a replacement if this worker dies first, which
+              // releases the grant (attempt, rejudge); 'written' comes with the release's step.
+              // (A cancel while judged told owed already. The caller's requests only: ids above 0.)
+              const r = this.requests.get(hostId);
+              if (hostId > 0 && r !== undefined && f.owes(hostId)) this.tellOwed(hostId, r.target);
             }
             if (hostId === undefined) f.dropPreGrant(e.requestId);
             this.endWait(e.requestId, code);
@@ -1102,8 +1109,9 @@ export class SharedFiles implements FileSpace {
       } finally {
         for (const hostId of judged.values()) {
           this.confirming.delete(hostId);
-          // Cancelled while judged (told owed): the grant's release step is behind.
-          this.written(hostId);
+          // Told owed (cancelled while judged, or vetoed), the grant's release written or not
+          // needed: owed no longer. Still owed: 'written' comes when its step is (setOwed).
+          if (!f.owes(hostId)) this.written(hostId);
         }
       }
       if (reread) await f.reread();
@@ -1166,7 +1174,7 @@ export class SharedFiles implements FileSpace {
     const c = this.requests.get(hostId)?.call;
     const req = c !== undefined && 'req' in c ? c.req : undefined;
     const { family, generic } = judgedAs(c?.op, req);
-    return f.confirmRemote(rid, family, req?.origin.event ?? {}, this.hooks.approve, generic, () => this.waits.get(rid) === hostId);
+    return f.confirmRemote(rid, hostId, family, req?.origin.event ?? {}, this.hooks.approve, generic, () => this.waits.get(rid) === hostId);
   }
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */

@@ -77,8 +77,9 @@ export class LockCoordinator {
    * release (a mount's flush, release or unlock, answered to the kernel by the worker itself) is
    * kept here too, by its host id (-reqId, below 0), with the wire form its 'owed' carried
    * (protocol.ts 'owed'); resent, it becomes an API call of this thread's numbering. And a
-   * waiter answered its cancel while its hook judged another node's grant of it, the grant's
-   * release not written yet: resent cancelled ('judged'), the replacement releases the grant.
+   * waiter answered its cancel, or its hook's veto, while its hook judged another node's grant of
+   * it, the grant's release not written yet: resent cancelled ('judged'), the replacement releases
+   * the grant.
    */
   private readonly owedReleases = new Map<number, Request>();
   /** Per file, committed steps since it was last idle: what a replacement worker replays. */
@@ -233,8 +234,8 @@ export class LockCoordinator {
     for (const r of again) {
       if (r.worker !== dead.index) continue;
       // Answered already, not written (owed): run again, answered once. Kept until written there.
-      // A waiter cancelled while its hook judged another node's grant of it, the grant's release
-      // not written: the replacement releases the grant if it still holds it, and never runs it.
+      // A waiter cancelled or vetoed while its hook judged another node's grant of it, the grant's
+      // release not written: the replacement releases the grant if it still holds it, and never runs it.
       if (this.owedReleases.get(r.id) === r) {
         r.owed = false;
         this.resend(fresh, r, r.cancelled ?? 'abort');

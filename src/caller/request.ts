@@ -35,8 +35,8 @@ export interface Request {
   /**
    * A shared lock space: a release its worker answered before its step was written (the host's
    * 'owed', for its last run): kept after its answer until 'written' (LockCoordinator.owedReleases).
-   * Also a waiter cancelled while its hook judged another node's grant of it (`judged` set): kept
-   * until the grant's release is written, resent cancelled to a replacement ('judged').
+   * Also a waiter cancelled or vetoed while its hook judged another node's grant of it (`judged`
+   * set): kept until the grant's release is written, resent cancelled to a replacement ('judged').
    */
   owed?: boolean;
   /**

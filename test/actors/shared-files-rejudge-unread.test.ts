@@ -22,90 +22,11 @@
  * - Cut off, it answers once its read spent the request's deadline: the undo is owed at once.
  */
 import t, { type Test } from 'tap';
-import { EAGAIN, EINTR, ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import type { Call } from '../../src/core/requests.js';
-import type { LockRequest } from '../../src/core/file-locks.js';
+import { EAGAIN, EINTR, ENOLCK, ERROR_LOCK_VIOLATION, ERROR_OPERATION_ABORTED, F_SETLK, F_WRLCK } from '../../src/core/codes.js';
 import type { SharedFiles } from '../../src/actors/shared-files.js';
-import { BUDGET_MS, MemoryEngine, STEP_MS, answered, code, lf, lk, lw, node, uf, until, within, type S, type TestNode } from './lost-link.js';
+import { BUDGET_MS, answered, code, until, type S, type TestNode } from './lost-link.js';
 import { engineIs, held } from './reset-harness.js';
-
-interface Stage {
-  engine: MemoryEngine;
-  a: TestNode;
-  b: TestNode;
-  /** What b's dead worker told the caller the owner held before the grant (judging). */
-  before: readonly LockRequest[];
-  /** Request 5 as the caller sends it again. */
-  call: Call;
-}
-
-interface Shape {
-  /** b's locks before its waiter (request ids 1..). */
-  bFirst: Call[];
-  /** a's locks (request ids 1..), then its release that grants b's waiter. */
-  aFirst: Call[];
-  aRelease: Call;
-  /** b's waiter, request 5. */
-  wait: Call;
-  /** The engine's records once the grant stands. */
-  granted: string[];
-}
-
-const windows = (s: Shape): boolean => s.wait.op === 'lockFile';
-
-/** The stage up to b's hook asked for q5's grant, the grant in the engine, the worker about to die. */
-async function stage(t: Test, s: Shape, bTimeoutMs = STEP_MS): Promise<Stage> {
-  const engine = new MemoryEngine();
-  let armed = false;
-  let asked!: () => void;
-  const hookAsked = new Promise<void>((r) => (asked = r));
-  const a = await node(engine, 'a', 'default', STEP_MS, 0);
-  const b = await node(engine, 'b', 'default', bTimeoutMs, 0, {
-    approve: () => {
-      if (!armed) return 0;
-      asked();
-      return new Promise<number>(() => {});
-    },
-  });
-  t.teardown(() => Promise.all([a.store.close(), b.store.close()]));
-  let before: readonly LockRequest[] | undefined;
-  const judging = b.sf.judging.bind(b.sf);
-  b.sf.judging = (id, bf) => {
-    if (id === 5) before = bf;
-    judging(id, bf);
-  };
-  let id = 0;
-  for (const c of s.bFirst) {
-    b.sf.run(++id, c, b.target);
-    t.equal(code(await answered(b, id, `b's lock ${id}`)), 0, `b's lock ${id} granted`);
-  }
-  id = 0;
-  for (const c of s.aFirst) {
-    a.sf.run(++id, c, a.target);
-    t.equal(code(await answered(a, id, `a's lock ${id}`)), 0, `a's lock ${id} granted`);
-  }
-  b.sf.run(5, s.wait, b.target);
-  t.equal(await answered(b, -5, "q5's waiter queued"), 'queued', "b's request 5 waits");
-  armed = true;
-  a.sf.run(9, s.aRelease, a.target);
-  t.equal(code(await answered(a, 9, "a's release")), 0, "a's release grants b's waiter");
-  await within(hookAsked, BUDGET_MS, "b's hook asked for request 5's grant");
-  t.same(await held(engine), s.granted, 'the engine holds the grant');
-  t.ok(before !== undefined, 'the dead worker told what the owner held before');
-  return { engine, a, b, before: before!, call: s.wait };
-}
-
-/** A target that records owed/written/answer for request ids, in order. */
-function recorder(n: TestNode, told: string[]): TestNode['target'] {
-  return Object.assign(Object.create(n.target) as TestNode['target'], {
-    answer: (...args: Parameters<TestNode['target']['answer']>) => {
-      told.push(`answer ${args[0]} ${String(code(args[2]))}`);
-      n.target.answer(...args);
-    },
-    owed: (id: number) => void told.push(`owed ${id}`),
-    written: (id: number) => void told.push(`written ${id}`),
-  });
-}
+import { P, recorder, shapes, stage, windows, windowsRecords, type Shape, type Stage } from './judged-stage.js';
 
 /** b's worker dies; its replacement, cut off from the engine, is asked request 5 again. Resolves once it answered. */
 async function unreadReplacement(t: Test, st: Stage, told: string[], cancelled?: 'abort', cutOff?: S[]): Promise<SharedFiles> {
@@ -124,49 +45,6 @@ async function unreadReplacement(t: Test, st: Stage, told: string[], cancelled?:
   t.same(told, ['owed 5', `answer 5 ${want}`], 'told owed, then answered');
   return r;
 }
-
-const P = (owner: string, pid: number, type: number, cmd: number, start: number, len: number): Call => lk(owner, pid, type, cmd, start, len);
-
-const shapes: Record<string, { shape: Shape; after: string[] }> = {
-  'posix, nothing before': {
-    shape: {
-      bFirst: [],
-      aFirst: [P('p1', 1, F_WRLCK, F_SETLK, 0, 10)],
-      aRelease: P('p1', 1, F_UNLCK, F_SETLK, 0, 10),
-      wait: P('q5', 5, F_WRLCK, F_SETLKW, 0, 10),
-      granted: ['b held write q5 0-9'],
-    },
-    after: [],
-  },
-  'posix, an adjacent lock of the owner before': {
-    shape: {
-      bFirst: [P('q5', 5, F_WRLCK, F_SETLK, 10, 10)],
-      aFirst: [P('p1', 1, F_WRLCK, F_SETLK, 0, 10)],
-      aRelease: P('p1', 1, F_UNLCK, F_SETLK, 0, 10),
-      wait: P('q5', 5, F_WRLCK, F_SETLKW, 0, 10),
-      granted: ['b held write q5 0-19'],
-    },
-    after: ['b held write q5 10-19'],
-  },
-  'posix, a read lock upgraded': {
-    shape: {
-      bFirst: [P('q5', 5, F_RDLCK, F_SETLK, 0, 10)],
-      aFirst: [P('p1', 1, F_RDLCK, F_SETLK, 0, 10)],
-      aRelease: P('p1', 1, F_UNLCK, F_SETLK, 0, 10),
-      wait: P('q5', 5, F_WRLCK, F_SETLKW, 0, 10),
-      granted: ['b held write q5 0-9'],
-    },
-    after: ['b held read q5 0-9'],
-  },
-  'windows, nothing before': {
-    shape: { bFirst: [], aFirst: [lf(1, 0, 10)], aRelease: uf(1, 0, 10), wait: lw(7, 0, 10), granted: [] },
-    after: [],
-  },
-  'windows, another lock of the handle before': {
-    shape: { bFirst: [lf(7, 20, 10)], aFirst: [lf(1, 0, 10)], aRelease: uf(1, 0, 10), wait: lw(7, 0, 10), granted: [] },
-    after: [],
-  },
-};
 
 // The Windows records' form is the harness's; learned from the engine at the first run below.
 for (const [name, { shape, after }] of Object.entries(shapes)) {
@@ -189,27 +67,6 @@ for (const [name, { shape, after }] of Object.entries(shapes)) {
     t.same(told, ['owed 5', `answer 5 ${w ? ERROR_LOCK_VIOLATION : -ENOLCK}`, 'written 5'], 'written told once, after the answer');
     t.same(st.b.faults, [], 'no fault reported');
   });
-}
-
-/** The engine's records of /a with a's release done: with b's waiter granted (`granted`), or with only b's first locks. */
-async function windowsRecords(s: Shape, granted: boolean): Promise<string[]> {
-  const engine = new MemoryEngine();
-  const a = await node(engine, 'a');
-  const b = await node(engine, 'b');
-  try {
-    let id = 0;
-    for (const c of s.bFirst) {
-      b.sf.run(++id, c, b.target);
-      await answered(b, id, 'dry: b first');
-    }
-    if (granted) {
-      b.sf.run(5, s.wait, b.target);
-      await answered(b, 5, 'dry: b waiter');
-    }
-    return await held(engine);
-  } finally {
-    await Promise.all([a.store.close(), b.store.close()]);
-  }
 }
 
 t.test('posix: the engine back while the undo is owed, the owner at once locks [5,15): decided after the undo, written told once', async (t) => {

@@ -7,7 +7,7 @@
 import t from 'tap';
 import { F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
-import { settles } from './helpers.js';
+import { settles, waitFor } from './helpers.js';
 import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
 
 const lk = (c: LockCoordinator, path: string, owner: number, type: number, wait = false): Promise<number> => lock(c, path, owner, type, 0, 10, wait);
@@ -64,3 +64,50 @@ for (const verdict of [0, -13]) {
     t.equal(await lk(b, path, 6, F_WRLCK), -11, "a's lock stands: b's try conflicts");
   });
 }
+
+// The veto's release unwritten when b's worker dies: before the fix it was owed under no request,
+// so b's caller kept nothing to send its replacement, and the grant stayed in the engine under
+// b's session (a's waiter behind it was never granted while b lived).
+t.test("posix: b's hook vetoes with the engine paused, and b's worker dies before the veto's release is written: the replacement releases the grant", { skip: noRedis }, async (t) => {
+  let armed = false;
+  const { promise: askedP, resolve: asked } = later();
+  const { promise: hookP, resolve: answer } = later<number>();
+  const { server, a, b } = await hookNodes(
+    t,
+    'rhengd',
+    {
+      onLock: (e: LockEvent) => {
+        if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
+        asked();
+        return hookP;
+      },
+    },
+    // sessionTtlMs well past the pause and a worker's restart: the sessions live through them.
+    { store: { sessionTtlMs: 20_000, requestTimeoutMs: 1000 } },
+  );
+  const path = '/e';
+  t.equal(await lk(a, path, 2, F_WRLCK), 0, 'a locks');
+  const bWaits = lk(b, path, 3, F_WRLCK, true);
+  await waiting(b, path, 1);
+  const aWaits = lk(a, path, 4, F_WRLCK, true);
+  await waiting(a, path, 2);
+  armed = true;
+  t.equal(await lk(a, path, 2, F_UNLCK), 0, "a unlocks: b's waiter is granted, its hook asked");
+  await settles(askedP, "b's hook asked");
+  server.pause();
+  // The replacement reads the node's files from the engine: it ends its start after the resume.
+  let replaced: Promise<void> | undefined;
+  try {
+    answer(-13);
+    t.equal(await settles(bWaits, "b's waiter, the engine paused"), -13, "b's waiter ends with its hook's veto");
+    t.equal((await b.stats()).store?.owedReleases, 1, "b's caller keeps the request: the veto's release is owed");
+    replaced = b.crashWorker(0);
+  } finally {
+    server.resume();
+  }
+  await settles(replaced!, "b's worker replaced");
+  t.equal(await settles(aWaits, "a's waiter"), 0, "a's waiter behind is granted: the replacement released b's grant");
+  t.equal(await lk(b, path, 6, F_WRLCK), -11, "a's lock stands: b's try conflicts");
+  t.same((await a.locks(path)).filter((e) => e.state === 'granted').map((e) => `${e.node} ${String(e.owner)}`), ['a 4'], 'only a owner 4 holds');
+  t.ok(await waitFor(async () => (await b.stats()).store?.owedReleases === 0, "b's owed release written"), 'b owes no release');
+});
