@@ -645,9 +645,10 @@ export class RedisEngine implements Engine {
   private async sendGated(g: Gated, args: readonly (string | number)[]): Promise<Reply> {
     // A call made while the socket takes no writes (reset, its close not yet heard) goes out on
     // the next connection: it needs the check though no close has been counted yet.
-    if (this.checkedAt !== this.closes || !this.writable()) {
+    const up = this.writable();
+    if (this.checkedAt !== this.closes || !up) {
       // Answered on the next connection: under the close count once the dying socket's close is counted.
-      const at = this.writable() ? this.closes : this.closes + 1;
+      const at = up ? this.closes : this.closes + 1;
       this.client.eval(RUN_CHECK, 1, this.inc, this.prefix).then(
         () => {
           if (at === this.closes) this.checkedAt = at;
