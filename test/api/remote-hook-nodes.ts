@@ -148,10 +148,10 @@ export const drop = (c: LockCoordinator, f: Family, path: string, owner: number,
  * to it queued, none done): resolves once both are replaced.
  */
 export async function twoDeaths(c: LockCoordinator): Promise<void> {
-  const launched = replacementLaunched("b's first replacement");
+  const launched = replacementLaunched("worker 0's first replacement");
   const first = c.crashWorker(0);
   await launched;
   const second = c.crashWorker(0);
-  await settles(first, "b's worker replaced");
-  await settles(second, "b's replacement replaced");
+  await settles(first, 'worker 0 replaced');
+  await settles(second, "worker 0's replacement replaced");
 }
