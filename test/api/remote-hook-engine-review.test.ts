@@ -4,43 +4,52 @@
  * waiter ends, and what it was told agrees with what others may take: granted, the bytes stay
  * b's; refused, a's waiter behind it is granted.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { F_UNLCK, F_WRLCK, type LockCoordinator, type LockEvent } from '../../src/index.js';
 import { noRedis } from '../store/redis-server.js';
 import { settles, waitFor } from './helpers.js';
 import { hookNodes, later, lock, waiting } from './remote-hook-nodes.js';
 
 const lk = (c: LockCoordinator, path: string, owner: number, type: number, wait = false): Promise<number> => lock(c, path, owner, type, 0, 10, wait);
+const path = '/e';
+
+/**
+ * a holds [0,10) of /e, b's owner 3 waits on it, then a's owner 4; a unlocks, which grants b's
+ * waiter: resolves once b's hook is asked, its answer held back (`answer`). `fences`: owner 3's
+ * hook events, as 'set F' or 'release F'. Sessions of `ttlMs`, well past the pause each test makes.
+ */
+async function judgedAtPause(t: Test, prefix: string, ttlMs: number) {
+  const fences: string[] = [];
+  let armed = false;
+  const { promise: askedP, resolve: asked } = later();
+  const { promise: hookP, resolve: answer } = later<number>();
+  const { server, a, b } = await hookNodes(
+    t,
+    prefix,
+    {
+      onLock: (e: LockEvent) => {
+        if (e.lockOwner === 3) fences.push(`${e.lockType === F_UNLCK ? 'release' : 'set'} ${e.fence}`);
+        if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
+        asked();
+        return hookP;
+      },
+    },
+    { store: { sessionTtlMs: ttlMs, requestTimeoutMs: 1000 } },
+  );
+  t.equal(await lk(a, path, 2, F_WRLCK), 0, 'a locks');
+  const bWaits = lk(b, path, 3, F_WRLCK, true);
+  await waiting(b, path, 1);
+  const aWaits = lk(a, path, 4, F_WRLCK, true);
+  await waiting(a, path, 2);
+  armed = true;
+  t.equal(await lk(a, path, 2, F_UNLCK), 0, "a unlocks: b's waiter is granted");
+  await settles(askedP, "b's hook asked");
+  return { server, a, b, bWaits, aWaits, answer, fences };
+}
 
 for (const verdict of [0, -13]) {
   t.test(`posix: the engine paused while b's hook judges a grant by a's release, the hook answers ${verdict}: b's waiter ends, and no two writers hold`, { skip: noRedis }, async (t) => {
-    const fences: string[] = [];
-    let armed = false;
-    const { promise: askedP, resolve: asked } = later();
-    const { promise: hookP, resolve: answer } = later<number>();
-    const { server, a, b } = await hookNodes(
-      t,
-      'rheng',
-      {
-        onLock: (e: LockEvent) => {
-          if (e.lockOwner === 3) fences.push(`${e.lockType === F_UNLCK ? 'release' : 'set'} ${e.fence}`);
-          if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
-          asked();
-          return hookP;
-        },
-      },
-      // sessionTtlMs well past the pause: the sessions live through it.
-      { store: { sessionTtlMs: 8000, requestTimeoutMs: 1000 } },
-    );
-    const path = '/e';
-    t.equal(await lk(a, path, 2, F_WRLCK), 0, 'a locks');
-    const bWaits = lk(b, path, 3, F_WRLCK, true);
-    await waiting(b, path, 1);
-    const aWaits = lk(a, path, 4, F_WRLCK, true);
-    await waiting(a, path, 2);
-    armed = true;
-    t.equal(await lk(a, path, 2, F_UNLCK), 0, 'a unlocks');
-    await settles(askedP, "b's hook asked");
+    const { server, a, b, bWaits, aWaits, answer, fences } = await judgedAtPause(t, 'rheng', 8000);
     server.pause();
     answer(verdict);
     let code: number;
@@ -69,31 +78,8 @@ for (const verdict of [0, -13]) {
 // so b's caller kept nothing to send its replacement, and the grant stayed in the engine under
 // b's session (a's waiter behind it was never granted while b lived).
 t.test("posix: b's hook vetoes with the engine paused, and b's worker dies before the veto's release is written: the replacement releases the grant", { skip: noRedis }, async (t) => {
-  let armed = false;
-  const { promise: askedP, resolve: asked } = later();
-  const { promise: hookP, resolve: answer } = later<number>();
-  const { server, a, b } = await hookNodes(
-    t,
-    'rhengd',
-    {
-      onLock: (e: LockEvent) => {
-        if (!armed || e.lockType === F_UNLCK || e.lockOwner !== 3) return 0;
-        asked();
-        return hookP;
-      },
-    },
-    // sessionTtlMs well past the pause and a worker's restart: the sessions live through them.
-    { store: { sessionTtlMs: 20_000, requestTimeoutMs: 1000 } },
-  );
-  const path = '/e';
-  t.equal(await lk(a, path, 2, F_WRLCK), 0, 'a locks');
-  const bWaits = lk(b, path, 3, F_WRLCK, true);
-  await waiting(b, path, 1);
-  const aWaits = lk(a, path, 4, F_WRLCK, true);
-  await waiting(a, path, 2);
-  armed = true;
-  t.equal(await lk(a, path, 2, F_UNLCK), 0, "a unlocks: b's waiter is granted, its hook asked");
-  await settles(askedP, "b's hook asked");
+  // sessionTtlMs well past the pause and a worker's restart: the sessions live through them.
+  const { server, a, b, bWaits, aWaits, answer } = await judgedAtPause(t, 'rhengd', 20_000);
   server.pause();
   // The replacement reads the node's files from the engine: it ends its start after the resume.
   let replaced: Promise<void> | undefined;
