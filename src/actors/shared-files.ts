@@ -977,12 +977,7 @@ export class SharedFiles implements FileSpace {
     // Waiting out a grace period: ended now, like a waiter (a read too: it waits as well).
     if (r.parked || this.confirming.has(hostId)) {
       this.unpark(hostId, r);
-      // The caller's request (its ids are above 0; the caller kept what 'judging' said) is
-      // answered before the grant's release is written: told owed, its caller keeps it until
-      // written (after the judgment's step), and sends it to a replacement if this worker dies
-      // first, which releases the grant (attempt, rejudge).
-      if (hostId > 0 && this.confirming.has(hostId)) this.tellOwed(hostId, r.target);
-      this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
+      this.endJudged(hostId, r, reason);
       return;
     }
     if (r.rid === undefined) return;
@@ -1001,6 +996,18 @@ export class SharedFiles implements FileSpace {
       if (this.unheard()) now();
       return f.cancel(rid, reason, early);
     });
+  }
+
+  /**
+   * Request `hostId`, cancelled for `reason` while parked or judged (confirming), is answered now.
+   * The caller's request (its ids are above 0; the caller kept what 'judging' said) is answered
+   * before the grant's release is written: told owed, its caller keeps it until written (after the
+   * judgment's step), and sends it to a replacement if this worker dies first, which releases the
+   * grant (attempt, rejudge).
+   */
+  private endJudged(hostId: number, r: PendingRequest, reason: CancelReason): void {
+    if (hostId > 0 && this.confirming.has(hostId)) this.tellOwed(hostId, r.target);
+    this.finish(hostId, cancelResult(reason, r.call.op === 'lockFile' || r.call.op === 'checkIo'), true);
   }
 
   /**
@@ -1054,6 +1061,22 @@ export class SharedFiles implements FileSpace {
     const ends = events.filter((e) => e.mark !== true && current(e));
     const granted = new Set(ends.filter((e) => f.grantedRemotely(e.requestId, e.result)).map((e) => e.requestId));
     for (const e of ends) this.readEnds.set(e.requestId, e.result);
+    // The grants stood in now that this node's approval hook judges at their turn (below): their
+    // requests count as judged from now on, not from that turn (the jobs ahead of it, a hook of
+    // another waiter among them, may take long), so that a cancel before it ends them at once,
+    // and one that came already (queued in the mailbox, behind those jobs) is answered now; the
+    // hook is then not asked, and the grant goes as a veto's at the turn.
+    const standing = new Map<string, number>();
+    if (this.confirmsGrants) {
+      for (const rid of granted) {
+        const hostId = this.waits.get(rid);
+        if (hostId === undefined) continue;
+        standing.set(rid, hostId);
+        this.confirming.add(hostId);
+        const r = this.requests.get(hostId);
+        if (r?.cancelled !== undefined) this.endJudged(hostId, r, r.cancelled);
+      }
+    }
     void this.inMailbox(f, async () => {
       // Still so at its turn in the mailbox, unless stood in at once: that stand-in went back
       // with the re-assertion (as held), and its request is told.
@@ -1074,7 +1097,7 @@ export class SharedFiles implements FileSpace {
       const judged = new Map<string, number>();
       if (this.confirmsGrants) {
         for (const e of kept) {
-          const hostId = e.result === 0 ? this.waits.get(e.requestId) : undefined;
+          const hostId = e.result === 0 ? (this.waits.get(e.requestId) ?? standing.get(e.requestId)) : undefined;
           if (hostId === undefined) continue;
           judged.set(e.requestId, hostId);
           this.confirming.add(hostId);
