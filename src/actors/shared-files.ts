@@ -1101,6 +1101,10 @@ export class SharedFiles implements FileSpace {
           if (hostId === undefined) continue;
           judged.set(e.requestId, hostId);
           this.confirming.add(hostId);
+          // Cancelled before its grant was stood in (read before its own step's reply, so stood in
+          // only now): ended now, as a cancel while judged is; the hook is not asked.
+          const r = this.requests.get(hostId);
+          if (r?.cancelled !== undefined) this.endJudged(hostId, r, r.cancelled);
         }
       }
       try {

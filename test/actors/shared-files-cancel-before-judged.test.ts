@@ -36,8 +36,7 @@ const families: Record<'posix' | 'windows', { aLock: Call; aRelease: Call; wait:
   windows: { aLock: lf(1, 0, 10), aRelease: uf(1, 0, 10), wait: lw(7, 0, 10), other: lf(8, 50, 10), aLater: lf(3, 0, 10), owner: (e) => String(e.handle), waiter: '7', granted: 'b held write 7 0-9', rest: 'b held write 8 50-59' },
 };
 
-for (const family of ['posix', 'windows'] as const)
-for (const when of ['after', 'before'] as const) {
+for (const [family, when] of (['posix', 'windows'] as const).flatMap((f) => (['after', 'before'] as const).map((w) => [f, w] as const))) {
   t.test(`${family}: a timeout ${when} b reads the grant of its waiter, its judgment behind a job that holds the mailbox: answered at once, the hook not asked, the grant released`, async (t) => {
     const c = families[family];
     const windows = family === 'windows';
