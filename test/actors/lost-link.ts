@@ -254,6 +254,29 @@ export function attemptedAgain(n: TestNode, id: number): Promise<void> {
 }
 
 /**
+ * `n`'s next step that applies has its reply held back (on its way): `applied` resolves once it
+ * applied, and the reply goes on `letReply()`. Steps after it pass as usual.
+ */
+export function holdNextReply(n: TestNode): { applied: Promise<void>; letReply: () => void } {
+  const commit = n.store.commit.bind(n.store);
+  let appliedNow!: () => void;
+  const applied = new Promise<void>((r) => (appliedNow = r));
+  let letReply!: () => void;
+  const replyGoes = new Promise<void>((r) => (letReply = r));
+  let holdNext = true;
+  n.store.commit = async (step: Step): Promise<CommitReply> => {
+    const r = await commit(step);
+    if (holdNext && r.ok) {
+      holdNext = false;
+      appliedNow();
+      await replyGoes;
+    }
+    return r;
+  };
+  return { applied, letReply };
+}
+
+/**
  * Keeps `n`'s file mailbox busy: from now on its steps get no reply, and the first one waits at the
  * link (`atLink` resolves then) until `release()`, which lets steps pass again.
  */

@@ -16,7 +16,7 @@ import t from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import type { Call } from '../../src/core/requests.js';
 import { cancelResult } from '../../src/core/lock-table.js';
-import { BUDGET_MS, MemoryEngine, STEP_MS, answered, code, lf, lw, node, uf, until, within } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, STEP_MS, answered, code, holdAtLink, lf, lw, node, uf, until, within } from './lost-link.js';
 import { engineIs, held } from './reset-harness.js';
 import { P, recorder } from './judged-stage.js';
 
@@ -55,18 +55,10 @@ for (const [family, when] of (['posix', 'windows'] as const).flatMap((f) => (['a
     const told: string[] = [];
     b.sf.run(5, c.wait, recorder(b, told));
     t.equal(await answered(b, -5, "q5's waiter queued"), 'queued', "b's request 5 waits");
-    // b's request 8 holds the mailbox: its step waits at the link until `open`.
-    let open!: () => void;
-    const gate = new Promise<void>((r) => (open = r));
-    let atLink!: () => void;
-    const reached = new Promise<void>((r) => (atLink = r));
-    b.policy = () => 'drop';
-    b.afterDrop = async () => {
-      atLink();
-      await gate;
-    };
+    // b's request 8 holds the mailbox: its step waits at the link until `release`.
+    const { atLink, release } = holdAtLink(b);
     b.sf.run(8, c.other, b.target);
-    await within(reached, BUDGET_MS, "b's request 8 at the link");
+    await within(atLink, BUDGET_MS, "b's request 8 at the link");
     b.held = [];
     a.sf.run(9, c.aRelease, a.target);
     t.equal(code(await answered(a, 9, "a's release")), 0, "a's release grants b's waiter");
@@ -82,9 +74,7 @@ for (const [family, when] of (['posix', 'windows'] as const).flatMap((f) => (['a
       t.notOk(b.got.has(8), 'before the job ahead of its judgment ended');
       t.same(told, ['owed 5', `answer 5 ${timedOut}`], 'told owed, then answered');
     } finally {
-      b.afterDrop = undefined;
-      b.policy = () => 'pass';
-      open();
+      release();
     }
     t.equal(code(await answered(b, 8, "b's request 8")), 0, "b's request 8 granted once the link lets it go");
     await engineIs(engine, [c.rest], "the waiter's grant released at its judgment's turn: only request 8's lock left");

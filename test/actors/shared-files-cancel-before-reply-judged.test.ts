@@ -11,8 +11,7 @@
 import t from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
 import { cancelResult } from '../../src/core/lock-table.js';
-import type { CommitReply, Step } from '../../src/store/index.js';
-import { BUDGET_MS, MemoryEngine, STEP_MS, answered, code, lk, node, until } from './lost-link.js';
+import { BUDGET_MS, MemoryEngine, STEP_MS, answered, code, holdNextReply, lk, node, until } from './lost-link.js';
 import { engineIs, held } from './reset-harness.js';
 import { recorder } from './judged-stage.js';
 
@@ -31,25 +30,11 @@ t.test("a timeout of a waiter whose grant was read before its own step's reply: 
   t.equal(code(await answered(a, 1, "p1's lock of [0,10)")), 0, 'a p1 holds [0,10)');
 
   // b's next step's reply is held back once it applied (the reply on its way).
-  const commit = b.store.commit.bind(b.store);
-  let applied!: () => void;
-  const appliedNow = new Promise<void>((r) => (applied = r));
-  let letReply!: () => void;
-  const replyGoes = new Promise<void>((r) => (letReply = r));
-  let holdNext = true;
-  b.store.commit = async (step: Step): Promise<CommitReply> => {
-    const r = await commit(step);
-    if (holdNext && r.ok) {
-      holdNext = false;
-      applied();
-      await replyGoes;
-    }
-    return r;
-  };
+  const { applied, letReply } = holdNextReply(b);
   b.held = [];
   const told: string[] = [];
   b.sf.run(2, lk('q1', 2, F_WRLCK, F_SETLKW, 0, 10), recorder(b, told));
-  await appliedNow;
+  await applied;
   t.same(await held(engine), ['a held write p1 0-9', 'b waiting write q1 0-9'], "q1's waiter is in the engine");
   // (b's cache did not know a's lock yet: the hook was shown q1's own first try, refused as stale.)
   asked.length = 0;

@@ -11,8 +11,7 @@
  */
 import t from 'tap';
 import { F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/core/codes.js';
-import type { CommitReply, Step } from '../../src/store/index.js';
-import { answered, lk } from './lost-link.js';
+import { answered, holdNextReply, lk } from './lost-link.js';
 import { held, nodes, until } from './reset-harness.js';
 
 t.test("a waiter granted by another node, the grant's event read before its own step's reply: the owner's unlock then releases the lock", async (t) => {
@@ -21,24 +20,10 @@ t.test("a waiter granted by another node, the grant's event read before its own 
   t.match(await answered(a, 1, "p1's lock of [0,10)"), { result: 0 }, 'p1 holds [0,10)');
 
   // b's next step's reply is held back once it applied (the reply on its way).
-  const commit = b.store.commit.bind(b.store);
-  let applied!: () => void;
-  const appliedNow = new Promise<void>((r) => (applied = r));
-  let letReply!: () => void;
-  const replyGoes = new Promise<void>((r) => (letReply = r));
-  let holdNext = true;
-  b.store.commit = async (step: Step): Promise<CommitReply> => {
-    const r = await commit(step);
-    if (holdNext && r.ok) {
-      holdNext = false;
-      applied();
-      await replyGoes;
-    }
-    return r;
-  };
+  const { applied, letReply } = holdNextReply(b);
   b.held = [];
   b.sf.run(2, lk('q1', 2, F_WRLCK, F_SETLKW, 0, 10), b.target);
-  await appliedNow;
+  await applied;
   t.equal((await held(engine)).filter((r) => r.startsWith('b waiting')).length, 1, "q1's waiter is in the engine");
 
   // a's unlock grants q1's waiter; its event reaches b's actor before b's step's reply does.
