@@ -1011,6 +1011,16 @@ export class SharedFiles implements FileSpace {
   }
 
   /**
+   * Request `hostId` counts as judged from now on (confirming): cancelled already, it is ended now,
+   * as a cancel while judged is (endJudged); its hook is then not asked.
+   */
+  private judgedNow(hostId: number): void {
+    this.confirming.add(hostId);
+    const r = this.requests.get(hostId);
+    if (r?.cancelled !== undefined) this.endJudged(hostId, r, r.cancelled);
+  }
+
+  /**
    * Whether a cancel can be answered without a step of its own: the node is fenced, or a step of
    * it got no reply ('unreachable') and none sent after it was answered since.
    */
@@ -1066,15 +1076,13 @@ export class SharedFiles implements FileSpace {
     // another waiter among them, may take long), so that a cancel before it ends them at once,
     // and one that came already (queued in the mailbox, behind those jobs) is answered now; the
     // hook is then not asked, and the grant goes as a veto's at the turn.
-    const standing = new Map<string, number>();
-    if (this.confirmsGrants) {
+    const standing = this.confirmsGrants ? new Map<string, number>() : undefined;
+    if (standing !== undefined) {
       for (const rid of granted) {
         const hostId = this.waits.get(rid);
         if (hostId === undefined) continue;
         standing.set(rid, hostId);
-        this.confirming.add(hostId);
-        const r = this.requests.get(hostId);
-        if (r?.cancelled !== undefined) this.endJudged(hostId, r, r.cancelled);
+        this.judgedNow(hostId);
       }
     }
     void this.inMailbox(f, async () => {
@@ -1097,14 +1105,12 @@ export class SharedFiles implements FileSpace {
       const judged = new Map<string, number>();
       if (this.confirmsGrants) {
         for (const e of kept) {
-          const hostId = e.result === 0 ? (this.waits.get(e.requestId) ?? standing.get(e.requestId)) : undefined;
+          const hostId = e.result === 0 ? (this.waits.get(e.requestId) ?? standing?.get(e.requestId)) : undefined;
           if (hostId === undefined) continue;
           judged.set(e.requestId, hostId);
-          this.confirming.add(hostId);
           // Cancelled before its grant was stood in (read before its own step's reply, so stood in
-          // only now): ended now, as a cancel while judged is; the hook is not asked.
-          const r = this.requests.get(hostId);
-          if (r?.cancelled !== undefined) this.endJudged(hostId, r, r.cancelled);
+          // only now): ended now.
+          this.judgedNow(hostId);
         }
       }
       try {
