@@ -1113,6 +1113,10 @@ export class SharedFiles implements FileSpace {
           this.judgedNow(hostId);
         }
       }
+      // A grant is told only while this node is not fenced (API.md): read after a stall past the
+      // fence (a pause, a stopped process), it waits for a renewal that says the session lives,
+      // or for the session's loss, which ends its waiter with the generic code instead.
+      if ([...kept].some((e) => e.result === 0 && !judged.has(e.requestId))) await this.unfenced(this.epoch);
       try {
         for (const e of events) {
           if (e.mark === true) this.settleMark(e.requestId);
@@ -1255,6 +1259,15 @@ export class SharedFiles implements FileSpace {
       if (left <= 0) return false;
       await sleep(Math.min(10, left));
     }
+  }
+
+  /**
+   * Resolves once this worker is not fenced on session `epoch`, or no longer acts on it (lost,
+   * replaced, carried over an engine restart: what ended or kept its waiters is done by then),
+   * or stops. Polled as renewed() polls the lease.
+   */
+  private async unfenced(epoch: number): Promise<void> {
+    while (this.epoch === epoch && !this.stopping && (this.fenced() || this.awaitingSession())) await sleep(10);
   }
 
   /** The lease names a session this worker was not told of yet: its message is on its way. */
