@@ -1113,10 +1113,6 @@ export class SharedFiles implements FileSpace {
           this.judgedNow(hostId);
         }
       }
-      // A grant is told only while this node is not fenced (API.md): read after a stall past the
-      // fence (a pause, a stopped process), it waits for a renewal that says the session lives,
-      // or for the session's loss, which ends its waiter with the generic code instead.
-      if ([...kept].some((e) => e.result === 0 && !judged.has(e.requestId))) await this.unfenced(this.epoch);
       try {
         for (const e of events) {
           if (e.mark === true) this.settleMark(e.requestId);
@@ -1139,7 +1135,15 @@ export class SharedFiles implements FileSpace {
               const r = this.requests.get(hostId);
               if (hostId > 0 && r !== undefined && f.owes(hostId)) this.tellOwed(hostId, r.target);
             }
-            if (hostId === undefined) f.dropPreGrant(e.requestId);
+            if (hostId === undefined) {
+              f.dropPreGrant(e.requestId);
+              // A grant is told only while this node is not fenced (API.md), as its own steps'
+              // answers are: read after a stall past the fence (a paused or stopped process), or
+              // reached behind a long judgment, it waits for a renewal that says the session
+              // lives, or for the session's loss, whose adopt ends the waiter with the generic
+              // code (or, carried over an engine reset, put the grant back as held).
+              if (code === 0 && this.waits.has(e.requestId) && this.untrusted()) await this.unfenced(this.epoch);
+            }
             this.endWait(e.requestId, code);
           }
         }
@@ -1267,7 +1271,12 @@ export class SharedFiles implements FileSpace {
    * or stops. Polled as renewed() polls the lease.
    */
   private async unfenced(epoch: number): Promise<void> {
-    while (this.epoch === epoch && !this.stopping && (this.fenced() || this.awaitingSession())) await sleep(10);
+    while (this.epoch === epoch && !this.stopping && this.untrusted()) await sleep(10);
+  }
+
+  /** Fenced, or a session this worker was not told of yet names the lease (the one it acts on is gone). */
+  private untrusted(): boolean {
+    return this.fenced() || this.awaitingSession();
   }
 
   /** The lease names a session this worker was not told of yet: its message is on its way. */
