@@ -133,6 +133,12 @@ export interface FileSpace {
    * is answered, for a replacement worker if this one dies first (SharedFile.rejudge).
    */
   judging?(hostId: number, before: readonly LockRequest[]): void;
+  /**
+   * Settles when the worker stops (SharedFiles.stop): a judgment still waiting for its hook then
+   * goes as a veto, so that the grant's release runs before the node's stop steps, not after a
+   * hook that may never answer.
+   */
+  readonly stopped?: Promise<void>;
   /** A record id unique in the lock space. */
   newId(): string;
   /** The engine's time in µs from below, for a grant's fence number (Step.fence); what a 'fence' refusal told of it. */
@@ -1338,6 +1344,9 @@ export class SharedFile {
       } catch {
         verdict = generic;
       }
+      // stop() answered the request already (995 / -EINTR): the hook's verdict is not waited for.
+      const stopped = this.space.stopped;
+      if (verdict instanceof Promise && stopped !== undefined) verdict = Promise.race([verdict, stopped.then(() => generic)]);
       const then = (v: number): undefined => {
         // Its request ended while the hook ran (a timeout, an abort, stop): it stays ended, and
         // the lock goes as a veto's (a node alone: core grantWaiter).

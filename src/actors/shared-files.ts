@@ -47,6 +47,9 @@ export class SharedFiles implements FileSpace {
   private sessionWaiters: (() => void)[] = [];
   private counter = 0;
   private stopping = false;
+  private stop$!: () => void;
+  /** FileSpace.stopped: settles when stop() begins. */
+  readonly stopped = new Promise<void>((resolve) => (this.stop$ = resolve));
   /**
    * Requests answered before their end, whose steps may still run, and whatever they end in is not
    * told again (finish): those stop() answered at once (waiters, and requests waiting out a grace
@@ -1600,6 +1603,7 @@ export class SharedFiles implements FileSpace {
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.stop$();
     for (const l of this.lingering.values()) clearTimeout(l.timer);
     this.lingering.clear();
     this.loadQueue = [];

@@ -3,8 +3,10 @@
  * docs/API.md: "stop() releases this node's locks and ends its waiters before it ends the
  * session"). A grant that another node's release gave one of b's waiters, held on the engine
  * while b's approval hook judges it, is one of b's locks there: once b.stop() has resolved, a
- * must find the bytes free. It finds them held by b's owner (listed 'granted', refused with
- * EAGAIN / 33) until another node's renewal reaps b's ended session.
+ * must find the bytes free. It found them held by b's owner (listed 'granted', refused with
+ * EAGAIN / 33) until another node's renewal reaped b's ended session: stop()'s steps queued
+ * behind the judgment, which waited for the hook. The judgment now takes stop() as a veto
+ * (FileSpace.stopped), so the grant's release runs first.
  */
 import t from 'tap';
 import { F_UNLCK } from '../../src/index.js';
