@@ -1199,7 +1199,7 @@ export class SharedFiles implements FileSpace {
     this.confirming.add(hostId);
     try {
       // Cancelled (before its turn, or told so with 'judged'): the hook is not asked, the grant goes as a veto's.
-      return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => this.requests.get(hostId) === r && r.cancelled === undefined, came);
+      return await f.rejudge(hostId, c.req, before, family, this.hooks.approve, generic, () => !this.stopping && this.requests.get(hostId) === r && r.cancelled === undefined, came);
     } finally {
       this.confirming.delete(hostId);
     }
@@ -1218,7 +1218,8 @@ export class SharedFiles implements FileSpace {
     const c = this.requests.get(hostId)?.call;
     const req = c !== undefined && 'req' in c ? c.req : undefined;
     const { family, generic } = judgedAs(c?.op, req);
-    return f.confirmRemote(rid, hostId, family, req?.origin.event ?? {}, this.hooks.approve, generic, () => this.waits.get(rid) === hostId);
+    // stop() answered it (995 / -EINTR): ended, its hook not asked (a judgment queued behind one the stop cut short).
+    return f.confirmRemote(rid, hostId, family, req?.origin.event ?? {}, this.hooks.approve, generic, () => !this.stopping && this.waits.get(rid) === hostId);
   }
 
   /** The reaper's work on `path`: remove dead sessions' records and wake who they blocked. */
