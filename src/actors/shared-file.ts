@@ -134,11 +134,13 @@ export interface FileSpace {
    */
   judging?(hostId: number, before: readonly LockRequest[]): void;
   /**
-   * Settles when the worker stops (SharedFiles.stop): a judgment still waiting for its hook then
-   * goes as a veto, so that the grant's release runs before the node's stop steps, not after a
-   * hook that may never answer.
+   * Calls `cb` when the worker stops (SharedFiles.stop), at once if it has: a judgment still
+   * waiting for its hook then goes as a veto, so that the grant's release runs before the node's
+   * stop steps, not after a hook that may never answer. Returns what forgets `cb` (the hook
+   * answered): a listener per judgment, not a reaction on a promise that settles only at stop,
+   * which would keep every judgment's closures (and its actor) for the worker's life.
    */
-  readonly stopped?: Promise<void>;
+  onStop?(cb: () => void): () => void;
   /** A record id unique in the lock space. */
   newId(): string;
   /** The engine's time in µs from below, for a grant's fence number (Step.fence); what a 'fence' refusal told of it. */
@@ -1345,8 +1347,23 @@ export class SharedFile {
         verdict = generic;
       }
       // stop() answered the request already (995 / -EINTR): the hook's verdict is not waited for.
-      const stopped = this.space.stopped;
-      if (verdict instanceof Promise && stopped !== undefined) verdict = Promise.race([verdict, stopped.then(() => generic)]);
+      if (verdict instanceof Promise && this.space.onStop !== undefined) {
+        const hook = verdict;
+        const space = this.space;
+        verdict = new Promise<number>((resolve, reject) => {
+          const off = space.onStop!(() => resolve(generic));
+          hook.then(
+            (v) => {
+              off();
+              resolve(v);
+            },
+            (e: unknown) => {
+              off();
+              reject(e);
+            },
+          );
+        });
+      }
       const then = (v: number): undefined => {
         // Its request ended while the hook ran (a timeout, an abort, stop): it stays ended, and
         // the lock goes as a veto's (a node alone: core grantWaiter).

@@ -47,9 +47,8 @@ export class SharedFiles implements FileSpace {
   private sessionWaiters: (() => void)[] = [];
   private counter = 0;
   private stopping = false;
-  private stop$!: () => void;
-  /** FileSpace.stopped: settles when stop() begins. */
-  readonly stopped = new Promise<void>((resolve) => (this.stop$ = resolve));
+  /** FileSpace.onStop: called when stop() begins. */
+  private readonly stopListeners = new Set<() => void>();
   /**
    * Requests answered before their end, whose steps may still run, and whatever they end in is not
    * told again (finish): those stop() answered at once (waiters, and requests waiting out a grace
@@ -1601,10 +1600,22 @@ export class SharedFiles implements FileSpace {
     if (handles.size > 0) this.lostFiles([...handles]);
   }
 
+  /** FileSpace.onStop: `cb` runs when stop() begins (at once if it has); the returned function forgets it. */
+  onStop(cb: () => void): () => void {
+    if (this.stopping) {
+      cb();
+      return () => {};
+    }
+    this.stopListeners.add(cb);
+    return () => void this.stopListeners.delete(cb);
+  }
+
   /** stop(): this node's waiters end ('stop') and its locks go, file by file. */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.stop$();
+    const listeners = [...this.stopListeners];
+    this.stopListeners.clear();
+    for (const cb of listeners) cb();
     for (const l of this.lingering.values()) clearTimeout(l.timer);
     this.lingering.clear();
     this.loadQueue = [];
