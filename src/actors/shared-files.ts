@@ -672,7 +672,9 @@ export class SharedFiles implements FileSpace {
           // (the engine did not answer): the caller keeps it for a replacement until written.
           if (f.owes(hostId)) this.tellOwed(hostId, r.target);
           else this.written(hostId);
-          if (code !== undefined) return this.finish(hostId, r.cancelled !== undefined ? cancelResult(r.cancelled, call.op === 'lockFile') : code, true);
+          // Cut short by stop() (its judgment taken as a veto): ended as stop() ends a waiter.
+          const ended = r.cancelled ?? (this.stopping ? 'stop' : undefined);
+          if (code !== undefined) return this.finish(hostId, ended !== undefined ? cancelResult(ended, call.op === 'lockFile') : code, true);
           if (!this.requests.has(hostId)) return;
         }
         // Ended by its signal, timeout or interrupt while it waited in the mailbox: a lock request
