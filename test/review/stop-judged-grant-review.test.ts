@@ -6,7 +6,7 @@
  * must find the bytes free. It found them held by b's owner (listed 'granted', refused with
  * EAGAIN / 33) until another node's renewal reaped b's ended session: stop()'s steps queued
  * behind the judgment, which waited for the hook. The judgment now takes stop() as a veto
- * (FileSpace.stopped), so the grant's release runs first.
+ * (FileSpace.onStop), so the grant's release runs first.
  */
 import t from 'tap';
 import { F_UNLCK } from '../../src/index.js';

@@ -1,13 +1,13 @@
 /**
  * Review: stop() ends this node's waiters (995 / -EINTR) and takes a judgment still waiting for
- * its approval hook as a veto (FileSpace.stopped). A request "that ends before its hook was asked
+ * its approval hook as a veto (FileSpace.onStop). A request "that ends before its hook was asked
  * is not asked" (SharedFile.judge: waits()). A second grant of this node's waiters by another
  * node's step, read while the first one's hook was judging, is judged next in the file's mailbox:
  * its turn comes after stop() answered its request 995. Its hook must not be asked then (its
  * request ended; the hook would be asked, and the fence given, for a lock nobody will hold).
  *
- * It is asked: stop() leaves the request in `waits`, which is what waits() looks at, so the
- * judgment behind runs the hook after stop() (its verdict then dropped by the race with stopped).
+ * It was asked: stop() leaves the request in `waits`, which is what waits() looked at, so the
+ * judgment behind ran the hook after stop() (its verdict then dropped). Fixed: stop counts as the request's end in waits().
  *
  * Real SharedFiles over a MemoryEngine (lost-link harness); a's approval hook is the test's.
  */
