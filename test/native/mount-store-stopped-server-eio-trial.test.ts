@@ -67,6 +67,9 @@ if (why !== undefined) {
       return `not readable (${(e as Error).message})`;
     }
   };
+  /** Whether every thread of process `pid` is stopped (state T in /proc/PID/task/TID/stat). */
+  const allStopped = (pid: number): boolean =>
+    readdirSync(`/proc/${pid}/task`).every((t) => readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T'));
   const lockF = (mnt: string, cmd: 'F_SETLK' | 'F_SETLKW') =>
     [
       'import fcntl, os, struct, time',
@@ -104,6 +107,11 @@ if (why !== undefined) {
         const holder = python(`${lockF(mntA, 'F_SETLK')}\ntime.sleep(600)`);
         await until('the holder locked f through mount a', () => holder.lines.includes('locked') || undefined);
         a.proc.kill('SIGSTOP');
+        // Every thread of a's server stopped before the holder dies: a thread still running (the
+        // stop is taken by one thread, then spreads) could answer the holder's FLUSH and RELEASE,
+        // b's waiter would be granted by that unlock with a's session alive, and a, never lost,
+        // would log no loss (seen once beside two busy loops: a's log ended at its grace period).
+        await until("every thread of a's server stopped", () => allStopped(a.proc.pid!) || undefined);
         holder.p.kill('SIGKILL');
         // Node b's waiter is granted once a's session expired (sessionTtlMs + 1 s at most).
         const waiter = python(lockF(mntB, 'F_SETLKW'));
