@@ -209,3 +209,23 @@ t.test('regression 5: EDEADLK only for the waiter on the cycle, not for every gr
     [0, px('/a', F_SETLK, F_UNLCK, 0, 2, 2), 'E: F_UNLCK /a [0,1]: A [0,0] EDEADLK, A [1,1] keeps waiting'],
   ]),
 );
+
+// Regression 6 (fixed) ('fifo'): a node building its table from the engine's records took every
+// waiter's edges for those it computed itself (SharedFile.build, edgesSent: "the node that last
+// changed the file computed them on this same state"). Soft edges are not a function of the file:
+// a waiter passes an earlier one whose owner already waits for it through other files' edges.
+// Here W (n1, owner 1) queues on /b without a soft edge to X (n0, owner '1'), since X waits for W
+// on /a; X's wait on /a ends (its file handle released), and n0's no-op close on /b, decided
+// again on the records it then read, computed W's soft edge to X and wrote nothing: the engine
+// kept none, where the model has one (and the other way round when a cycle appears elsewhere).
+const whole = (path: string, cmd: number, lockType: number, owner: number | string, pid: number, fileHandle: number): Call =>
+  parseLock({ path, cmd, lockType, lockStart: 0n, lockLen: 2n ** 63n, lockOwner: owner, lockPid: pid, kind: 'posix', fileHandle }) as Call;
+t.test("regression 6 ('fifo'): a waiter's soft edges follow a cycle that ended on another file", (t) =>
+  replay(t, 'fifo', 2, [
+    [1, whole('/a', F_SETLK, F_RDLCK, 1, 100, 10), 'W (n1 o1): F_SETLK R /a'],
+    [0, parseLockFile({ fileName: '/b', byteOffset: 0, length: 1, exclusiveLock: true, failImmediately: false, handle: '1', processId: 0 }) as Call, "lockFile exclusive /b [0,0] handle '1'"],
+    [0, whole('/b', F_SETLKW, F_WRLCK, '1', 102, 12), "X (n0 o'1'): F_SETLKW W /b (waits for the Windows lock)"],
+    [0, whole('/a', F_SETLKW, F_WRLCK, '1', 102, 12), 'X: F_SETLKW W /a (waits for W)'],
+    [1, whole('/b', F_SETLKW, F_RDLCK, 1, 100, 10), 'W: F_SETLKW R /b (passes X: queueing behind it would close a cycle); the closes of releaseAll end X on /a, then touch /b'],
+  ]),
+);
