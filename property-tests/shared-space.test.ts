@@ -210,17 +210,27 @@ t.test('regression 5: EDEADLK only for the waiter on the cycle, not for every gr
   ]),
 );
 
-// Regression 6 (fixed) ('fifo'): a node building its table from the engine's records took every
-// waiter's edges for those it computed itself (SharedFile.build, edgesSent: "the node that last
-// changed the file computed them on this same state"). Soft edges are not a function of the file:
-// a waiter passes an earlier one whose owner already waits for it through other files' edges.
-// Here W (n1, owner 1) queues on /b without a soft edge to X (n0, owner '1'), since X waits for W
-// on /a; X's wait on /a ends (its file handle released), and n0's no-op close on /b, decided
-// again on the records it then read, computed W's soft edge to X and wrote nothing: the engine
-// kept none, where the model has one (and the other way round when a cycle appears elsewhere).
+// Regression 6 ('fifo', todo: not fixed). The random 'fifo' property above finds this now and
+// then (seen once in 12 batches of 100 runs, and in none of 210 batches on other seeds). Under
+// 'fifo' a POSIX waiter's soft edges (the earlier waiters it queues behind) leave out an earlier
+// waiter whose owner already waits for it through other files' edges, so they change when a
+// cycle through another file forms or ends. The model (one LockTable) recomputes a file's soft
+// edges whenever that file settles (any close, release or grant on it; settleOthers also on a
+// queueing request's other files). A node that builds its table from the engine's records takes
+// the engine's edges for the ones it computes (SharedFile.build, edgesSent) and writes only
+// changes. Here W (n1, owner 1) queues on /b without a soft edge to X (n0, owner '1'), since X
+// waits for W on /a; releaseAll's release of X's file handle ends X's wait on /a, and n0's no-op
+// close on /b, decided again on the records it read, computes W's soft edge to X and writes
+// nothing: the engine has none where the model has one.
+// Tried and not kept: writing every such waiter's edges whole after a build. It fixed this case
+// but wrote edges the table computed in build(), before askReach brought the reach up to date,
+// also in decisions that do not settle the file (F_GETLK, a queueing F_SETLKW): new mismatches,
+// deterministic replays of them included. The fix's likely shape: mark those waiters' soft edges
+// unknown after a build, and write them whole only in a decision in which the file settled
+// (refreshEdges ran after askReach); the settleOthers case needs its own answer.
 const whole = (path: string, cmd: number, lockType: number, owner: number | string, pid: number, fileHandle: number): Call =>
   parseLock({ path, cmd, lockType, lockStart: 0n, lockLen: 2n ** 63n, lockOwner: owner, lockPid: pid, kind: 'posix', fileHandle }) as Call;
-t.test("regression 6 ('fifo'): a waiter's soft edges follow a cycle that ended on another file", (t) =>
+t.test("regression 6 ('fifo'): a waiter's soft edges follow a cycle that ended on another file", { todo: 'not fixed: the engine keeps the soft edges of the last step on the file (see above)' }, (t) =>
   replay(t, 'fifo', 2, [
     [1, whole('/a', F_SETLK, F_RDLCK, 1, 100, 10), 'W (n1 o1): F_SETLK R /a'],
     [0, parseLockFile({ fileName: '/b', byteOffset: 0, length: 1, exclusiveLock: true, failImmediately: false, handle: '1', processId: 0 }) as Call, "lockFile exclusive /b [0,0] handle '1'"],

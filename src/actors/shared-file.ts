@@ -330,9 +330,6 @@ function touches(step: Step, id: string): boolean {
 /** In a decision's unchecked set (SharedFile.diff): its new waiter, whatever id it is minted. */
 const NEW_WAITER = '';
 
-/** No owner waits for another: FileLocks.fifoBlockers gives every earlier conflicting waiter's owner. */
-const NO_REACH = (): boolean => false;
-
 /**
  * What a decision runs on the table; `owner`: the POSIX owner a lock request is made for ('fifo');
  * `free`: whether a read's answer says the bytes are free (see decide); `undone`: a lock request,
@@ -2025,14 +2022,7 @@ export class SharedFile {
     // The engine holds the edges of every waiter as the node that last changed the file computed
     // them on this same state (the core decides alike everywhere): only changes are sent. Unless
     // this table is not that state: then they are sent whole (resend).
-    // Under 'fifo' a waiter's soft edges (the earlier waiters it queues behind) are not a function
-    // of this state alone: it passes one whose owner already waits for it, through other files'
-    // edges (askReach), which change with no step on this file. Those of a waiter that has earlier
-    // conflicting waiters are sent whole by the next step, as this table computes them: a cycle
-    // gone since the last step on this file puts the soft edge it left out back, and a cycle made
-    // since takes it away (found by the shared-space property: a no-op close left them stale).
     this.edgesSent.clear();
-    const fifo = this.space.config.policy === 'fifo' ? this.table.fileLocks(this.path) : undefined;
     const waiting = new Set<string>();
     for (let i = 0; i < ws.length; i++) {
       const w = ws[i]!;
@@ -2040,7 +2030,7 @@ export class SharedFile {
       this.waiterIds.set(w, id);
       if (w.req.kind !== 'posix') continue;
       waiting.add(id);
-      if (this.leftOut || putBack || (fifo !== undefined && fifo.fifoBlockers(w.req, w, NO_REACH).size > 0)) this.resend.add(id);
+      if (this.leftOut || putBack) this.resend.add(id);
       if (this.heldPutBack) {
         this.resend.add(id);
         this.recheck.add(id);
