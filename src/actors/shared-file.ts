@@ -552,6 +552,16 @@ export class SharedFile {
    */
   private readonly resend = new Set<string>();
   /**
+   * 'fifo': waiter records whose soft edges in the store may not be the ones build() computed.
+   * They leave out an earlier waiter whose owner already waits for theirs through other files,
+   * so they change when such a cycle forms or ends elsewhere, and the engine holds them as the
+   * last step that settled this file computed them, maybe before that. The model recomputes them
+   * only when the file settles: so does this node, which compares them with nothing and writes
+   * them whole in the first decision that settles the file (refreshEdges ran after askReach,
+   * diff's `settled`), and until then leaves them as they are.
+   */
+  private readonly softUnknown = new Set<string>();
+  /**
    * This node's waiters put back after the engine lost its data: the edges this node had for them
    * may be stale (its copy of the file may have missed a lock that blocks them), so they go back
    * without edges (none stale, no EDEADLK for a cycle that is not there), and until the grace
@@ -2023,6 +2033,8 @@ export class SharedFile {
     // them on this same state (the core decides alike everywhere): only changes are sent. Unless
     // this table is not that state: then they are sent whole (resend).
     this.edgesSent.clear();
+    this.softUnknown.clear();
+    const fifo = this.space.config.policy === 'fifo';
     const waiting = new Set<string>();
     for (let i = 0; i < ws.length; i++) {
       const w = ws[i]!;
@@ -2031,6 +2043,7 @@ export class SharedFile {
       if (w.req.kind !== 'posix') continue;
       waiting.add(id);
       if (this.leftOut || putBack) this.resend.add(id);
+      else if (fifo) this.softUnknown.add(id);
       if (this.heldPutBack) {
         this.resend.add(id);
         this.recheck.add(id);
@@ -2181,7 +2194,14 @@ export class SharedFile {
         return this.done([], tried.res);
       }
       const owed = this.owed;
-      if (this.space.config.policy === 'fifo') await this.askReach(run.owner, deadline);
+      // The file's table and its edge refresh count once the reach is known: whether the
+      // decision settled the file, and so refreshed its waiters' soft edges (softUnknown).
+      let from: readonly [FileLocks | undefined, number] | undefined;
+      if (this.space.config.policy === 'fifo') {
+        await this.askReach(run.owner, deadline);
+        const f = this.table.fileLocks(this.path);
+        from = [f, f?.edgeRefreshes ?? 0];
+      }
       // Records left out of the table, or a pass held in a grace period: whoever they blocked may
       // fit now (the wake-up pass).
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
@@ -2202,7 +2222,8 @@ export class SharedFile {
         for (const id of this.deferred) unchecked.add(id);
         this.space.checkAt(this.path, this.deferredDue);
       }
-      const d = this.diff(run.asks, unchecked);
+      const f = this.table.fileLocks(this.path);
+      const d = this.diff(run.asks, unchecked, from !== undefined && (from[0] !== f || from[1] !== f?.edgeRefreshes));
       // A read that found the bytes free is checked against a grace period too: records not put
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
       // step carries other changes (owed releases, edges written whole, records left out).
@@ -2975,8 +2996,11 @@ export class SharedFile {
     for (const a of answers) a();
   }
 
-  /** What the decision changed, as a step on the cached version; undefined when nothing did. `asks`: Run.asks. */
-  private diff(asks?: LockRequest, unchecked?: ReadonlySet<string>): Diffed | undefined {
+  /**
+   * What the decision changed, as a step on the cached version; undefined when nothing did.
+   * `asks`: Run.asks. `settled`: the decision refreshed the file's edges after askReach.
+   */
+  private diff(asks?: LockRequest, unchecked?: ReadonlySet<string>, settled = false): Diffed | undefined {
     const me = this.space.config.node;
     const f = this.table.fileLocks(this.path);
     const keep = new Set<string>();
@@ -3018,7 +3042,9 @@ export class SharedFile {
       const later = unchecked?.has(id) === true || (isNew && unchecked?.has(NEW_WAITER) === true);
       // A check put off (deferred) and now due: written and checked whole.
       const due = !later && this.deferred.has(id);
-      if (!this.resend.has(id) && !due && sameKeys(hardKeys, sent?.[0]) && sameKeys(this.keysOf(w.queuedBehind, me), sent?.[1])) continue;
+      const unknown = this.softUnknown.has(id);
+      const whole = this.resend.has(id) || (unknown && settled);
+      if (!whole && !due && sameKeys(hardKeys, sent?.[0]) && (unknown || sameKeys(this.keysOf(w.queuedBehind, me), sent?.[1]))) continue;
       const sessions = this.targetSessions(w);
       const hard = [...w.blockers];
       // Checked when it waits on something new: an owner, or an owner's lock under a new session.
@@ -3128,6 +3154,7 @@ export class SharedFile {
       this.origins.delete(id);
       this.edgesSent.delete(id);
       this.resend.delete(id);
+      this.softUnknown.delete(id);
       this.recheck.delete(id);
       this.deferred.delete(id);
       this.doubted.delete(id);
@@ -3169,6 +3196,7 @@ export class SharedFile {
         this.deferred.delete(e.waiter);
         this.doubted.delete(e.waiter);
       }
+      this.softUnknown.delete(e.waiter);
       if (this.recheck.has(e.waiter) && !graceOver) continue;
       this.resend.delete(e.waiter);
       this.recheck.delete(e.waiter);

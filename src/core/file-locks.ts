@@ -139,6 +139,12 @@ export class FileLocks {
   // the Windows and flock ones are made when the file first sees such a lock.
   /** POSIX/OFD owner -> that owner's canonical locks. */
   private readonly owned = new SweptMap<string, IntervalTree<Lock>>(emptyTree);
+  /**
+   * How many times the table recomputed the edges of this file's waiters (LockTable.refreshEdges):
+   * a shared lock space tells from it whether a decision settled the file, under 'fifo' the one
+   * moment the model recomputes a waiter's soft edges.
+   */
+  edgeRefreshes = 0;
   /** Windows owner|start|length -> records in grant order. */
   private exact: SweptMap<string, Lock[]> | null = null;
   /** Windows handle key or POSIX fileHandle key -> locks taken through it. */

@@ -794,6 +794,7 @@ export class LockTable {
    * when it sleeps again. Returns the number of waiters failed.
    */
   private refreshEdges(f: FileLocks): number {
+    f.edgeRefreshes++;
     const grown: Waiter[] = [];
     for (const w of f.waiters) {
       if (w.req.kind !== 'posix') continue;
