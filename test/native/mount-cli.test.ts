@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { fuseUnavailable } from '../../src/mount.js';
-import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, until } from './proc.js';
+import { buildLockClient, Client, forceUnmount, HANG_MS, mountEnvironmentMissing, mounted, stopped, until } from './proc.js';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { runCli, Server } from './cli-proc.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
@@ -65,7 +65,7 @@ async function fullListener(): Promise<{ port: number; close: () => void }> {
   try {
     const port = Number(await new Promise<string>((r) => createInterface({ input: child.stdout! }).once('line', r)));
     child.kill('SIGSTOP');
-    await until('the listener to be stopped', () => /^\d+ \(.*\) T/.test(readFileSync(`/proc/${child.pid}/stat`, 'utf8')));
+    await until('every thread of the listener stopped', () => stopped(child.pid!));
     for (;;) {
       const q = acceptQueues().get(port);
       if (q === undefined) throw new Error(`no listener on port ${port} in /proc/net/tcp`);
@@ -243,7 +243,7 @@ if (why !== undefined && !process.env.CI) {
     // the engine, so the lock space never counts it as waiting.
     const redisPid = Number(/process_id:(\d+)/.exec(await (await redis.client()).info('server'))![1]);
     redis.pause();
-    await until('redis-server to be stopped', () => /^\d+ \(.*\) T/.test(readFileSync(`/proc/${redisPid}/stat`, 'utf8')));
+    await until('every thread of redis-server stopped', () => stopped(redisPid));
     const w2 = new Client(bin, join(mnt, 'f'), ['open', 'lockw', 'w', '6', '1']);
     mine.push(w2);
     t.equal(await w2.next(), 'open ok');

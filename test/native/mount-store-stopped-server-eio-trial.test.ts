@@ -19,14 +19,14 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fuseUnavailable } from '../../src/index.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { Server } from './cli-proc.js';
-import { forceUnmount, mountEnvironmentMissing, until } from './proc.js';
+import { forceUnmount, mountEnvironmentMissing, stopped, threadStates, until } from './proc.js';
 
 /**
  * Rounds until the first failure: whether the worker's mark of the killed holder's handle comes
@@ -57,19 +57,6 @@ if (why !== undefined) {
     const exited = new Promise<void>((r) => p.once('exit', () => r()));
     return { p, lines, exited };
   };
-  /** A process's state and each of its threads' (name, state, kernel wait channel), from /proc. */
-  const serverState = (pid: number): string => {
-    try {
-      const tasks = readdirSync(`/proc/${pid}/task`);
-      const one = (t: string) => `${readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim()} ${readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').replace(/^.*\) /, '').split(' ')[0]} ${readFileSync(`/proc/${pid}/task/${t}/wchan`, 'utf8')}`;
-      return tasks.map(one).join(', ');
-    } catch (e) {
-      return `not readable (${(e as Error).message})`;
-    }
-  };
-  /** Whether every thread of process `pid` is stopped (state T in /proc/PID/task/TID/stat). */
-  const allStopped = (pid: number): boolean =>
-    readdirSync(`/proc/${pid}/task`).every((t) => readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T'));
   const lockF = (mnt: string, cmd: 'F_SETLK' | 'F_SETLKW') =>
     [
       'import fcntl, os, struct, time',
@@ -111,7 +98,7 @@ if (why !== undefined) {
         // stop is taken by one thread, then spreads) could answer the holder's FLUSH and RELEASE,
         // b's waiter would be granted by that unlock with a's session alive, and a, never lost,
         // would log no loss (seen once beside two busy loops: a's log ended at its grace period).
-        await until("every thread of a's server stopped", () => allStopped(a.proc.pid!) || undefined);
+        await until("every thread of a's server stopped", () => stopped(a.proc.pid!));
         holder.p.kill('SIGKILL');
         // Node b's waiter is granted once a's session expired (sessionTtlMs + 1 s at most).
         const waiter = python(lockF(mntB, 'F_SETLKW'));
@@ -121,7 +108,7 @@ if (why !== undefined) {
         // Seen once not to come within the budget (the suite beside two busy loops; not seen again
         // in 15 rounds under that load): the failure says what a's server was doing.
         await until('mount a reports its old session lost', () => a.errors.some((l) => /session \d+ lost\b/.test(l)) || undefined).catch((e: Error) => {
-          throw new Error(`${e.message}; a's server: ${serverState(a.proc.pid!)}; its log: ${a.errors.slice(-5).join(' | ')}`);
+          throw new Error(`${e.message}; a's server: ${threadStates(a.proc.pid!)}; its log: ${a.errors.slice(-5).join(' | ')}`);
         });
         // A new process on mount a: lock (granted), then read and write 20 times over about 2 s.
         const fresh = python(

@@ -4,7 +4,7 @@
  * mount synchronously from a thread that decides its locks.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import { SOURCE as LOCKCLIENT_SOURCE } from '../../driver/targets/process.js';
@@ -28,6 +28,28 @@ export async function until<T>(what: string, f: () => T | undefined | false | Pr
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`still waiting after ${ms / 1000} s for: ${what}`);
     await sleep(5);
+  }
+}
+
+/** A thread's state letter in /proc/PID/task/TID/stat (after the name, which may hold spaces and parentheses). */
+const stateOf = (pid: number, tid: string): string => readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').replace(/^.*\) /s, '')[0]!;
+
+/**
+ * Whether every thread of process `pid` is stopped (state T). SIGSTOP's group stop reaches each
+ * thread on its own: the process's own line may say T while a worker thread still runs, and may
+ * still write to a socket or answer a request.
+ */
+export function stopped(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => stateOf(pid, tid) === 'T');
+}
+
+/** Each thread of process `pid`: its name, state and kernel wait channel, for a failure's message. */
+export function threadStates(pid: number): string {
+  try {
+    const one = (tid: string) => `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()} ${stateOf(pid, tid)} ${readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8')}`;
+    return readdirSync(`/proc/${pid}/task`).map(one).join(', ');
+  } catch (e) {
+    return `not readable (${(e as Error).message})`;
   }
 }
 

@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { fuseUnavailable, mountFuse, type FuseMount } from '../../src/index.js';
 import { RedisServer, noRedis } from '../store/redis-server.js';
 import { Server } from './cli-proc.js';
-import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted, until } from './proc.js';
+import { HANG_MS, forceUnmount, mountEnvironmentMissing, mounted, stopped, until } from './proc.js';
 
 export interface StoreMounts {
   readonly backing: string;
@@ -311,7 +311,7 @@ export function heldBacking(file: string, prefix: string): HeldBacking | undefin
     async stopInner() {
       const pid = server().proc.pid!;
       server().proc.kill('SIGSTOP');
-      await until('the inner server stopped', () => readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').startsWith('T'));
+      await until('every thread of the inner server stopped', () => stopped(pid));
     },
     resumeInner() {
       inner?.proc.kill('SIGCONT');
