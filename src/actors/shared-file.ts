@@ -182,6 +182,11 @@ export interface FileSpace {
   wakeAt(path: string, at: number): void;
   /** The file's wake-up pass at `at`, also when one is due later, for checks put off (SharedFile.deferred). */
   checkAt(path: string, at: number): void;
+  /**
+   * 'fifo': `owner` queued a new request on `path`, whose edges may close a cycle through a soft
+   * edge to one of its waiters on another file: those files' wake-up passes (LockTable.settleOthers).
+   */
+  settleOthers(path: string, owner: string): void;
   /** This node's records of `f` that went with a lost session. */
   lose(f: SharedFile, records: readonly StoreRecord[]): void;
 }
@@ -1582,6 +1587,12 @@ export class SharedFile {
     );
   }
 
+  /** Whether a POSIX request of `owner` waits on this file, in its cached table (settleOthers). */
+  waitsHere(owner: string): boolean {
+    for (const w of this.table.fileLocks(this.path)?.waiters ?? []) if (w.req.kind === 'posix' && w.req.owner === owner) return true;
+    return false;
+  }
+
   /** The pass for the checks put off (SharedFiles.checkAt): with none left (ended, or checked by another step), none. */
   checkPass(): Promise<unknown> {
     return this.deferred.size === 0 ? Promise.resolve(undefined) : this.wake();
@@ -2195,10 +2206,11 @@ export class SharedFile {
       }
       const owed = this.owed;
       // The file's table and its edge refresh count once the reach is known: whether the
-      // decision settled the file, and so refreshed its waiters' soft edges (softUnknown).
+      // decision settled the file, and so refreshed its waiters' soft edges (softUnknown). Not
+      // with the reach unknown (the engine did not answer): soft edges computed without it leave
+      // out no earlier waiter, where the model may; those still unknown stay as the engine has them.
       let from: readonly [FileLocks | undefined, number] | undefined;
-      if (this.space.config.policy === 'fifo') {
-        await this.askReach(run.owner, deadline);
+      if (this.space.config.policy === 'fifo' && (await this.askReach(run.owner, deadline))) {
         const f = this.table.fileLocks(this.path);
         from = [f, f?.edgeRefreshes ?? 0];
       }
@@ -2526,14 +2538,15 @@ export class SharedFile {
    * (SEMANTICS-POSIX.md §6). Whether one owner already waits for another is a question about every
    * node's edges: asked of the engine in one round trip, for every pair of this file's POSIX
    * owners (its waiters', and the request's), before the decision. Nothing to ask without a waiter.
+   * False when the engine did not answer (or no time was left to ask): the reach is then unknown.
    */
-  private async askReach(requester: string | undefined, deadline: number): Promise<void> {
+  private async askReach(requester: string | undefined, deadline: number): Promise<boolean> {
     this.graph.reach.clear();
     const owners = new Set<string>();
     for (const w of this.table.fileLocks(this.path)?.waiters ?? []) if (w.req.kind === 'posix') owners.add(w.req.owner);
-    if (owners.size === 0) return;
+    if (owners.size === 0) return true;
     if (requester !== undefined) owners.add(requester);
-    if (owners.size < 2) return;
+    if (owners.size < 2) return true;
     const list = [...owners].slice(0, 64);
     const pairs: [string, string][] = [];
     for (const a of list) for (const b of list) if (a !== b) pairs.push([a, b]);
@@ -2541,22 +2554,24 @@ export class SharedFile {
     // the step (which meets it too, and ends at the request's deadline), not a whole command
     // timeout before it. No time left: no question, arrival order.
     const wait = (deadline - performance.now()) / 2;
-    if (!(wait >= 1)) return;
+    if (!(wait >= 1)) return false;
     let timer: NodeJS.Timeout | undefined;
     try {
       const asked = this.space.link.reaches(pairs);
       asked.catch(() => {});
       const r = await Promise.race([asked, new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), wait)))]);
-      if (r === undefined) return;
+      if (r === undefined) return false;
       pairs.forEach(([a, b], i) => {
         if (r[i] === true) this.graph.reach.add(`${a}\n${b}`);
       });
+      return true;
     } catch (e) {
       // Without the answer the request queues in arrival order; the engine's checks stay exact.
       // An engine that does not answer (a timeout, a connection down) is no fault: the commit
       // that follows meets it too and answers as it does. A malformed question (ours) or a script
       // the engine refuses is reported, as a commit's is.
       if (e instanceof TypeError || e instanceof ProgrammingError || (e instanceof Error && e.message.includes('refused a script'))) this.space.report(e);
+      return false;
     } finally {
       clearTimeout(timer);
     }
@@ -3190,6 +3205,16 @@ export class SharedFile {
    */
   private edgesWritten(d: Diffed, sentAt: number): void {
     const graceOver = sentAt >= this.reassertedUntil;
+    // 'fifo': a request that queued with edges. The model then settles every other file at once
+    // (LockTable.settleOthers): a waiter that queues behind this owner's waiter elsewhere may now
+    // pass it (queueing behind it closes a cycle through the new edges), which drops its soft edge
+    // and may grant it. Those waiters' files are the ones where this owner waits, all this node's
+    // (a waiter's requests come from its node): their wake-up passes, after this step.
+    if (this.space.config.policy === 'fifo') {
+      for (const x of d.fresh) {
+        if (x.waiter !== undefined && x.waiter.req.kind === 'posix' && d.edges.some((e) => e.waiter === x.id)) this.space.settleOthers(this.path, x.waiter.req.owner);
+      }
+    }
     for (const e of d.edges) {
       // Checked and found on no cycle, or waiting on nobody: nothing put off is left to check.
       if (e.check === true || e.hard.length === 0) {

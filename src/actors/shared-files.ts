@@ -1539,6 +1539,24 @@ export class SharedFiles implements FileSpace {
     this.wakeAt(path, 0);
   }
 
+  /**
+   * 'fifo': wake-up passes of the other files where `owner` waits, queued in their mailboxes
+   * behind what is there (SharedFile.edgesWritten says why). One queued per file at a time.
+   */
+  settleOthers(path: string, owner: string): void {
+    if (this.stopping) return;
+    for (const [p, f] of this.files) {
+      if (p === path || this.settling.has(f) || !f.waitsHere(owner)) continue;
+      this.settling.add(f);
+      void this.inMailbox(f, () => {
+        this.settling.delete(f);
+        return f.wake();
+      });
+    }
+  }
+  /** Files whose settleOthers pass is queued and not started. */
+  private readonly settling = new Set<SharedFile>();
+
   /** A wake-up pass of `path` at `at` for the checks it put off; the earliest one pending stands. */
   checkAt(path: string, at: number): void {
     if (!this.stopping) this.passAt(this.checkTimers, path, at, false, (f) => f.checkPass());
