@@ -275,14 +275,21 @@ export class Space {
       remoteHolder = h !== undefined && nodeOf(h.owner) !== name;
     }
     // A waiter's done callback answers into whichever step ends it.
+    const before = this.expected.length;
     const r = this.model.run(q, (v) => {
       req.pending = undefined;
       this.expected.push({ id: req.id, node: req.node, out: outOf(v) });
     });
     if (r instanceof Promise) this.fail('the model table returned a Promise');
-    if (isPending(r)) req.pending = r;
     const reported = remoteHolder ? { ...(r as PosixReply), lockPid: 0 } : r;
-    this.expected.push({ id: req.id, node: req.node, out: outOf(reported) });
+    const own = { id: req.id, node: req.node, out: outOf(reported) };
+    if (isPending(r)) {
+      req.pending = r;
+      // Under 'fifo' the table settles the other files as a request queues (settleOthers), and
+      // answers the waiters that lets through before the call returns; a node runs those files'
+      // wake-up passes once the queueing step is written (SharedFiles.settleOthers): after it.
+      this.expected.splice(before, 0, own);
+    } else this.expected.push(own);
   }
 
   /**
