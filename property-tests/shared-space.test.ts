@@ -278,9 +278,9 @@ t.test("regression 6d ('fifo'): a settle whose reach question the engine did not
 // on /a. The model drops W's soft edge on /b at once (7b: and grants W, whom only X's place in
 // the queue held back); n0 decided /a only, so the engine kept the edge (and W waited) until /b
 // settled for another reason. Fixed: a node whose step queues a request under 'fifo' runs the
-// wake-up pass of each other file where that owner waits (every waiter queued behind it there is
-// on a file its node has decided). Left: a soft edge to an owner that reaches the new waiter
-// through other owners' edges, on a file this node never saw, waits for that file to settle.
+// wake-up pass of each other file it has cached with POSIX waiters (among them every file where
+// that owner waits: a waiter's requests come from its node). Left: a file whose cached records
+// on this node show no waiter, or that another worker or node holds, waits until it settles.
 const cycleFormed = (holder: readonly [Call, string]): Step[] => [
   [1, whole('/a', F_SETLK, F_RDLCK, 1, 100, 10), 'W (n1 o1): F_SETLK R /a'],
   [0, holder[0], holder[1]],
@@ -293,6 +293,18 @@ t.test("regression 7 ('fifo'): a cycle that forms on /a drops W's soft edge to X
 );
 t.test("regression 7b ('fifo'): a cycle that forms on /a lets W pass X on /b, and grants it", (t) =>
   replay(t, 'fifo', 2, cycleFormed([whole('/b', F_SETLK, F_RDLCK, 2, 101, 11), 'H (n0 o2): F_SETLK R /b'])),
+);
+// 7c (found by review): X queues behind B, who waits for A; A then waits for X on /a. X passes B
+// (B reaches X's owner through A), though A waits on /a only: the node that queued A settles the
+// other files it has cached with POSIX waiters, not only those where A waits.
+t.test("regression 7c ('fifo'): a cycle through a second owner lets X pass B on /b, and grants it", (t) =>
+  replay(t, 'fifo', 2, [
+    [1, px('/a', F_SETLK, F_WRLCK, 0, 1, 1), 'X (n1 o1): F_SETLK W /a [0,0]'],
+    [0, px('/b', F_SETLK, F_WRLCK, 0, 1, 1), 'A (n0 o1): F_SETLK W /b [0,0]'],
+    [0, px('/b', F_SETLKW, F_WRLCK, 0, 2, 2), 'B (n0 o2): F_SETLKW W /b [0,1] (waits for A)'],
+    [1, px('/b', F_SETLKW, F_WRLCK, 1, 1, 1), 'X: F_SETLKW W /b [1,1] (behind B)'],
+    [0, px('/a', F_SETLKW, F_WRLCK, 0, 1, 1), 'A: F_SETLKW W /a [0,0] (waits for X: B reaches X through A, so X passes B and is granted)'],
+  ]),
 );
 
 // Regression 8 ('fifo', todo: not fixed; found by a heavier random run, also before regression

@@ -336,6 +336,9 @@ export class ActorHost implements HostControl, NativeHost {
         });
         return;
       }
+      case 'settleOthers':
+        this.shared?.settleHere();
+        return;
       case 'pass': {
         const p = this.pendings.get(m.id);
         if (p !== undefined) this.deliver(p.path, () => (this.pendings.get(m.id) === p ? this.table.letPass(p, m.owner) : undefined));

@@ -183,10 +183,10 @@ export interface FileSpace {
   /** The file's wake-up pass at `at`, also when one is due later, for checks put off (SharedFile.deferred). */
   checkAt(path: string, at: number): void;
   /**
-   * 'fifo': `owner` queued a new request on `path`, whose edges may close a cycle through a soft
-   * edge to one of its waiters on another file: those files' wake-up passes (LockTable.settleOthers).
+   * 'fifo': a request queued on `path` with edges that may close a cycle through a soft edge on
+   * another file: the wake-up passes of the files where POSIX requests wait (LockTable.settleOthers).
    */
-  settleOthers(path: string, owner: string): void;
+  settleOthers(path: string): void;
   /** This node's records of `f` that went with a lost session. */
   lose(f: SharedFile, records: readonly StoreRecord[]): void;
 }
@@ -1587,9 +1587,9 @@ export class SharedFile {
     );
   }
 
-  /** Whether a POSIX request of `owner` waits on this file, in its cached table (settleOthers). */
-  waitsHere(owner: string): boolean {
-    for (const w of this.table.fileLocks(this.path)?.waiters ?? []) if (w.req.kind === 'posix' && w.req.owner === owner) return true;
+  /** Whether a POSIX request waits on this file, in its cached table (settleOthers). */
+  posixWaits(): boolean {
+    for (const w of this.table.fileLocks(this.path)?.waiters ?? []) if (w.req.kind === 'posix') return true;
     return false;
   }
 
@@ -3206,15 +3206,12 @@ export class SharedFile {
   private edgesWritten(d: Diffed, sentAt: number): void {
     const graceOver = sentAt >= this.reassertedUntil;
     // 'fifo': a request that queued with edges. The model then settles every other file at once
-    // (LockTable.settleOthers): a waiter that queues behind this owner's waiter elsewhere may now
-    // pass it (queueing behind it closes a cycle through the new edges), which drops its soft edge
-    // and may grant it. Those waiters' files are the ones where this owner waits, all this node's
-    // (a waiter's requests come from its node): their wake-up passes, after this step.
-    if (this.space.config.policy === 'fifo') {
-      for (const x of d.fresh) {
-        if (x.waiter !== undefined && x.waiter.req.kind === 'posix' && d.edges.some((e) => e.waiter === x.id)) this.space.settleOthers(this.path, x.waiter.req.owner);
-      }
-    }
+    // (LockTable.settleOthers): a waiter elsewhere that queues behind an owner that now reaches its
+    // own (through the new edges) may pass it, which drops its soft edge and may grant it. The
+    // files this node has cached with POSIX waiters get their wake-up passes, after this step:
+    // among them every file where this owner waits (a waiter's requests come from its node), the
+    // others as their cached records show them (each pass reads them again if they are stale).
+    if (this.space.config.policy === 'fifo' && d.fresh.some((x) => x.waiter?.req.kind === 'posix' && d.edges.some((e) => e.waiter === x.id))) this.space.settleOthers(this.path);
     for (const e of d.edges) {
       // Checked and found on no cycle, or waiting on nobody: nothing put off is left to check.
       if (e.check === true || e.hard.length === 0) {

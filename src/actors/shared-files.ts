@@ -158,7 +158,7 @@ export class SharedFiles implements FileSpace {
      * Tells the caller of handles told lost and of closes that end that (FromHost 'lostHandles',
      * 'lostClosed'): a replacement of this worker starts from them (lostBefore, recoverLost).
      */
-    private readonly tell: (m: Extract<FromHost, { t: 'lostHandles' | 'lostClosed' | 'judging' }>) => void = () => {},
+    private readonly tell: (m: Extract<FromHost, { t: 'lostHandles' | 'lostClosed' | 'judging' | 'settleOthers' }>) => void = () => {},
   ) {
     this.lease = new Float64Array(config.lease);
     this.epoch = config.epoch;
@@ -1540,13 +1540,20 @@ export class SharedFiles implements FileSpace {
   }
 
   /**
-   * 'fifo': wake-up passes of the other files where `owner` waits, queued in their mailboxes
-   * behind what is there (SharedFile.edgesWritten says why). One queued per file at a time.
+   * 'fifo': wake-up passes of the other files where POSIX requests wait, queued in their mailboxes
+   * behind what is there (SharedFile.edgesWritten says why), this worker's and, through the caller,
+   * the other workers' (settleHere). One queued per file at a time.
    */
-  settleOthers(path: string, owner: string): void {
+  settleOthers(path: string): void {
+    this.tell({ t: 'settleOthers' });
+    this.settleHere(path);
+  }
+
+  /** settleOthers on this worker's files but `path` (none: all; another worker's request). */
+  settleHere(path?: string): void {
     if (this.stopping) return;
     for (const [p, f] of this.files) {
-      if (p === path || this.settling.has(f) || !f.waitsHere(owner)) continue;
+      if (p === path || this.settling.has(f) || !f.posixWaits()) continue;
       this.settling.add(f);
       void this.inMailbox(f, () => {
         this.settling.delete(f);

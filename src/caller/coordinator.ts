@@ -385,6 +385,9 @@ export class LockCoordinator {
       case 'storeTrouble':
         this.space?.nudge();
         return;
+      case 'settleOthers':
+        for (const o of this.workers.list) if (o !== w && o.alive) o.out.object({ t: 'settleOthers' });
+        return;
       case 'adopted':
         // Session 0 holds nothing: the locks it may have are still the last session's.
         if (m.epoch !== 0) {

@@ -25,6 +25,8 @@ export type ToHost =
   | { t: 'deadlock'; id: number; token: number }
   /** 'fifo': `owner` waits (through other workers) for waiting request `id`'s owner: let `id` pass its waiters. */
   | { t: 'pass'; id: number; owner: string }
+  /** A shared lock space, 'fifo': a request queued on another worker: run the wake-up passes of this worker's files with POSIX waiters. */
+  | { t: 'settleOthers' }
   /** Reply 'synced' once every earlier message of this host has been answered. */
   | { t: 'sync'; token: number }
   /** Send the granted locks of `path` (journal compaction). */
@@ -102,7 +104,12 @@ export type FromHost =
    * this node's approval hook; `before`: its owner's locks on the file just before the grant. Kept
    * with the request until its answer, and sent ahead of it to a replacement ('judged').
    */
-  | { t: 'judging'; id: number; before: LockRequest[] };
+  | { t: 'judging'; id: number; before: LockRequest[] }
+  /**
+   * A shared lock space, 'fifo': a request queued with edges on this worker; the other workers run
+   * the wake-up passes of their files with POSIX waiters (SharedFiles.settleOthers).
+   */
+  | { t: 'settleOthers' };
 
 /** One of this node's sessions on a shared lock space's engine: its epoch, in the engine's incarnation. */
 export interface HostSession {
