@@ -297,6 +297,19 @@ t.test("regression 7c ('fifo'): a cycle through a second owner lets X pass B on 
   ]),
 );
 
+// 7d: the answers a node gives before a queueing call's own stay first. A flock conversion that
+// must wait lets the waiters its removed lock held back try first, on its own file: P is granted,
+// then O queues behind P (the reordering of 7's answers is for a classic POSIX request's only).
+const flk = (owner: number, cmd: number, lockType: number): Call =>
+  parseLock({ path: '/a', cmd, lockType, lockStart: 0, lockLen: 0, lockOwner: owner, lockPid: 299 + owner, kind: 'flock', fileHandle: fileHandleOf('flock', owner - 1) }) as Call;
+t.test("regression 7d ('fifo'): a flock conversion that waits: the waiter it lets through is answered first", (t) =>
+  replay(t, 'fifo', 2, [
+    [0, flk(1, F_SETLK, F_WRLCK), 'O (flock 1): LOCK_EX /a'],
+    [0, flk(2, F_SETLKW, F_WRLCK), 'P (flock 2): LOCK_EX /a (waits for O)'],
+    [0, flk(1, F_SETLKW, F_RDLCK), "O: LOCK_SH /a: O's LOCK_EX goes, P is granted, O waits behind P"],
+  ]),
+);
+
 // Regression 8 ('fifo', todo: not fixed; found by a heavier random run, also before regression
 // 6's fix). One file. P (n1, owner '1') waits to read behind a Windows lock; Q (n0, owner 1)
 // queues to write behind it (a soft edge); P then queues a write too, passing Q (Q waits for P).

@@ -283,13 +283,14 @@ export class Space {
     if (r instanceof Promise) this.fail('the model table returned a Promise');
     const reported = remoteHolder ? { ...(r as PosixReply), lockPid: 0 } : r;
     const own = { id: req.id, node: req.node, out: outOf(reported) };
-    if (isPending(r)) {
-      req.pending = r;
-      // Under 'fifo' the table settles the other files as a request queues (settleOthers), and
-      // answers the waiters that lets through before the call returns; a node runs those files'
-      // wake-up passes once the queueing step is written (SharedFiles.settleOthers): after it.
-      this.expected.splice(before, 0, own);
-    } else this.expected.push(own);
+    if (isPending(r)) req.pending = r;
+    // Under 'fifo' a classic POSIX request that queues makes the table settle the other files
+    // (settleOthers), which answers the waiters that lets through before the call returns; a node
+    // runs those files' wake-up passes once the queueing step is written (SharedFiles.settleOthers):
+    // after it. Any other answer before a call's own (a waiting flock conversion lets the earlier
+    // waiters try first, on its own file) comes first on a node too.
+    if (isPending(r) && this.policy === 'fifo' && q.op === 'lock' && q.req.kind === 'posix') this.expected.splice(before, 0, own);
+    else this.expected.push(own);
   }
 
   /**
