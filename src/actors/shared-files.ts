@@ -1545,6 +1545,7 @@ export class SharedFiles implements FileSpace {
    * the other workers' (settleHere). One queued per file at a time.
    */
   settleOthers(path: string): void {
+    if (this.stopping) return;
     this.tell({ t: 'settleOthers' });
     this.settleHere(path);
   }
