@@ -247,7 +247,7 @@ export class Run {
         return r;
       },
       reassert: (f, records, edges) => store.reassert(f, records, edges),
-      reaches: (pairs) => store.reaches(pairs, false),
+      fileReach: (file, pairs) => store.fileReach(file, pairs),
     };
     const lease = new Float64Array(new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT));
     lease[0] = Number.POSITIVE_INFINITY;

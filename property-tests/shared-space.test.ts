@@ -254,10 +254,10 @@ t.test("regression 6d ('fifo'): a settle whose reach question the engine did not
   await inSpace(t, 'fifo', 2, async (s) => {
     for (const [n, call, text] of cycleEnded) await s.submit(n, call, text);
     const store = s.nodes[0]!.store;
-    const reaches = store.reaches.bind(store);
-    store.reaches = () => Promise.reject(new Error('connection lost (injected)'));
+    const fileReach = store.fileReach.bind(store);
+    store.fileReach = () => Promise.reject(new Error('connection lost (injected)'));
     await s.submit(0, parseRelease({ path: '/b', fileHandle: 11 }) as Call, 'n0: release /b fh 11, the reach question unanswered (the model settles /b)');
-    store.reaches = reaches;
+    store.fileReach = fileReach;
   });
 });
 
@@ -310,16 +310,15 @@ t.test("regression 7d ('fifo'): a flock conversion that waits: the waiter it let
   ]),
 );
 
-// Regression 8 ('fifo', todo: not fixed; found by a heavier random run, also before regression
-// 6's fix). One file. P (n1, owner '1') waits to read behind a Windows lock; Q (n0, owner 1)
-// queues to write behind it (a soft edge); P then queues a write too, passing Q (Q waits for P).
-// P's read is cancelled: the model's settle recomputes Q's edges first (its soft edge goes), so
-// P's write no longer passes Q (soft [Q]). The node answers the 'fifo' escape from the reach it
-// asked of the engine before the decision (SharedFile.askReach), which still has Q waiting for P
-// through this very file's edges: P's write keeps no soft edge, and a later request of Q that only
-// P's write is in the way of is queued where the model grants it. The fix needs the reach through
-// other files' edges only, with this file's own edges taken live from the table as it settles.
-t.test("regression 8 ('fifo'): a settle that ends a cycle on the file itself", { todo: 'not fixed: the reach is asked once, before the decision, and not updated with the file\'s own edges as it settles' }, async (t) => {
+// Regression 8 ('fifo'; found by a heavier random run). One file. P (n1, owner '1') waits to read
+// behind a Windows lock; Q (n0, owner 1) queues to write behind it (a soft edge); P then queues a
+// write too, passing Q (Q waits for P). P's read is cancelled: the model's settle recomputes Q's
+// edges first (its soft edge goes), so P's write no longer passes Q (soft [Q]). A node that took
+// the escape's answer from the reach it asked of the engine before the decision (SharedFile.askReach),
+// through every file's edges, still had Q waiting for P through this very file's: P's write kept no
+// soft edge. The reach is now asked through the other files' edges only, and this file's own are
+// the table's as it settles (StepGraph).
+t.test("regression 8 ('fifo'): a settle that ends a cycle on the file itself", async (t) => {
   await inSpace(t, 'fifo', 2, async (s) => {
     await s.submit(0, parseLockFile({ fileName: '/a', byteOffset: 0, length: 1, exclusiveLock: true, failImmediately: false, handle: '1', processId: 0 }) as Call, "lockFile exclusive /a [0,0] handle '1'");
     await s.submit(1, whole('/a', F_SETLKW, F_RDLCK, '1', 102, 12), "P (n1 o'1'): F_SETLKW R /a (waits for the Windows lock)");
@@ -328,3 +327,29 @@ t.test("regression 8 ('fifo'): a settle that ends a cycle on the file itself", {
     await s.cancel(s.waiting()[0]!, 'abort');
   });
 });
+
+// Regression 8b ('fifo'; the same run, once 8 was fixed): the file's own edges in the escape's walk
+// are the engine's as of the file's last settle, not those the node's table computed when it read
+// the records. Q (n0) queues behind P's read on /a; P then waits for Q on /b, a cycle: /a settles
+// and Q passes P (soft []). P's wait on /b is cancelled (only /b settles: Q keeps soft []). n1
+// reads /a's records again, and its build recomputes Q's soft edges with no cycle left: [P]. P's
+// new read on /a must queue behind Q (the model's Q waits for nobody), not pass it through an
+// edge of Q's that is n1's computation only.
+const win = (offset: bigint, length: bigint, exclusiveLock: boolean): SpaceOp => ({ t: 'call', method: 'lockFile', input: { fileName: '/a', byteOffset: offset, length, exclusiveLock, failImmediately: false, handle: 1 }, garbage: false });
+const o1 = (path: string, cmd: number, lockType: number): SpaceOp => ({ t: 'call', method: 'lock', input: { path, lockType, lockStart: 0n, lockLen: 2n ** 63n, cmd, lockOwner: 1, lockPid: 100, kind: 'posix', fileHandle: 10 }, garbage: false });
+t.test("regression 8b ('fifo'): the escape walks the engine's soft edges of a file just read, not the build's", (t) =>
+  inSpace(t, 'fifo', 2, async (s) => {
+    const steps: [number, SpaceOp][] = [
+      [0, win(1n, 0n, true)],
+      [1, o1('/a', F_SETLKW, F_RDLCK)],
+      [0, win(1n, 1n, false)],
+      [0, o1('/a', F_SETLKW, F_WRLCK)],
+      [0, o1('/b', F_SETLKW, F_WRLCK)],
+      [1, o1('/b', F_SETLKW, F_RDLCK)],
+      [0, { t: 'unlockHeld', path: '/a', k: 1, enc: 0 }],
+      [1, { t: 'cancel', k: 2, reason: 'abort' }],
+      [1, o1('/a', F_SETLKW, F_RDLCK)],
+    ];
+    for (const [n, op] of steps) await s.run(n, op);
+  }),
+);

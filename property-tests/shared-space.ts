@@ -176,7 +176,7 @@ export class Space {
         return r;
       },
       reassert: (f, records, edges) => store.reassert(f, records, edges),
-      reaches: (pairs) => store.reaches(pairs, false),
+      fileReach: (file, pairs) => store.fileReach(file, pairs),
     };
     const epoch = store.session().epoch;
     // The lease as the caller's side keeps it (shared-space.ts): these sessions never expire.

@@ -15,7 +15,7 @@
 import { RedisEngine } from '../store/redis.js';
 import { resolveOptions } from '../store/options.js';
 import { toEdge, toEngineStep, toRecord } from '../store/step.js';
-import type { CommitReply, EdgeInput, EngineStep, ReassertReply, RecordInput, SessionFilesPage, SessionRef, Step } from '../store/types.js';
+import type { CommitReply, EdgeInput, EngineStep, FileReach, ReassertReply, RecordInput, SessionFilesPage, SessionRef, Step } from '../store/types.js';
 import type { StoreOptions } from '../types.js';
 import type { StoreLink } from './shared-file.js';
 import { clearTimer, setTimerExact, type Timer } from '../long-timer.js';
@@ -107,10 +107,10 @@ export class DirectLink implements StoreLink {
     return r;
   }
 
-  async reaches(pairs: readonly (readonly [string, string])[]): Promise<boolean[]> {
+  async fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach> {
     const engine = await this.connect();
     this.counts.roundTrips++;
-    return engine.reaches(pairs, false);
+    return engine.fileReach(file, pairs);
   }
 
   async reassert(file: string, records: readonly RecordInput[], edges: readonly EdgeInput[] = []): Promise<ReassertReply> {

@@ -33,20 +33,20 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { F_GETLK, F_UNLCK } from '../core/codes.js';
-import type { WaitForGraph } from '../core/deadlock.js';
+import { LocalWaitForGraph, reaches, type WaitForGraph } from '../core/deadlock.js';
 import { conflicts, type FileLocks, type Lock, type LockOrigin, type LockRequest, type Waiter } from '../core/file-locks.js';
 import { LockTable, closedWith, without, type CancelReason, type RestoredWaiter, type TableHooks } from '../core/lock-table.js';
 import { type DecodedRecord, DecodedRecords, decodeRecord, encodeLock, lockOf, nodeOf } from '../core/records.js';
 import { cancellable, type Call, type PosixReply } from '../core/requests.js';
 import { posixUnlockEvent } from '../core/views.js';
 import { ProgrammingError } from '../store/memory.js';
-import { INBOX_MARK, type Change, type CommitReply, type EdgeInput, type InboxEvent, type NotifyInput, type ReassertReply, type RecordInput, type Step, type StoreRecord } from '../store/types.js';
+import { INBOX_MARK, type Change, type CommitReply, type EdgeInput, type FileReach, type InboxEvent, type NotifyInput, type ReassertReply, type RecordInput, type Step, type StoreRecord } from '../store/types.js';
 
 /** The store as a file's actors reach it: a worker's own connection (direct-link.ts), or a test's in-process engine. */
 export interface StoreLink {
   commit(step: Step): Promise<CommitReply>;
-  /** Per pair, whether `from` already waits for `to` through every node's wait-for edges. */
-  reaches(pairs: readonly (readonly [string, string])[]): Promise<boolean[]>;
+  /** The 'fifo' escape's facts for a decision on `file`: the reach through the other files' edges, the file's own as stored. */
+  fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach>;
   reassert(file: string, records: readonly RecordInput[], edges?: readonly EdgeInput[]): Promise<ReassertReply>;
 }
 
@@ -235,18 +235,31 @@ class StepGraph implements WaitForGraph {
     return `${owner}\n${[...blockers].sort().join('\n')}`;
   }
   /**
-   * 'fifo': "from\nto" for each pair of this file's POSIX owners where `from` already waits for
-   * `to` through any node's edges, asked of the engine before the decision (SharedFile.askReach).
+   * 'fifo': for each of this file's POSIX owners, the ones of them it already waits for through
+   * any node's edges on the other files, asked of the engine before the decision
+   * (SharedFile.askReach). This file's own edges change as the decision settles it: they are
+   * `own`'s, as the table sets them.
    */
-  readonly reach = new Set<string>();
+  readonly reach = new Map<string, string[]>();
+  /** The edges of this file's waiters in the table (cleared with each new table, SharedFile.build). */
+  readonly own = new LocalWaitForGraph();
   closesCycle(owner: string, blockers: Iterable<string>, hardOnly?: boolean): boolean {
     if (hardOnly === true) return this.cyclic.size > 0 && this.cyclic.has(StepGraph.key(owner, blockers));
     // The table's 'fifo' escape: would `owner` queueing behind these owners' waiters close a cycle?
-    for (const b of blockers) if (this.reach.has(`${b}\n${owner}`)) return true;
-    return false;
+    // A path from one to `owner` alternates this file's live edges and reaches through the others.
+    return reaches(owner, blockers, (o) => this.edgesOf(o), false);
   }
-  setEdges(): void {}
-  removeEdges(): void {}
+  private *edgesOf(o: string): Iterable<{ readonly hard: Iterable<string>; readonly soft: Iterable<string> }> {
+    yield* this.own.waitsOf(o);
+    const r = this.reach.get(o);
+    if (r !== undefined) yield { hard: r, soft: [] };
+  }
+  setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind?: ReadonlySet<string>): void {
+    this.own.setEdges(waiter, owner, blockers, queuedBehind);
+  }
+  removeEdges(waiter: unknown, owner: string): void {
+    this.own.removeEdges(waiter, owner);
+  }
 }
 
 function sameKeys(a: readonly string[], b: readonly string[] | undefined): boolean {
@@ -1936,6 +1949,7 @@ export class SharedFile {
     // the file's last (Step.fence); the decision's are kept in `given` (decide).
     const hooks = this.hooks();
     const fence = hooks.approve !== undefined || hooks.released !== undefined ? () => this.giveFence() : null;
+    this.graph.own.clear();
     this.table = new LockTable({ policy: this.space.config.policy, graph: this.graph, hooks, fence });
     this.lockIds.clear();
     this.markedLocks.clear();
@@ -2536,20 +2550,27 @@ export class SharedFile {
   /**
    * 'fifo' lets a request pass earlier waiters when queueing behind them would close a cycle
    * (SEMANTICS-POSIX.md §6). Whether one owner already waits for another is a question about every
-   * node's edges: asked of the engine in one round trip, for every pair of this file's POSIX
-   * owners (its waiters', and the request's), before the decision. Nothing to ask without a waiter.
-   * False when the engine did not answer (or no time was left to ask): the reach is then unknown.
+   * node's edges: asked of the engine in one round trip before the decision, through the edges of
+   * the other files only (this file's are the table's, which the decision changes as it settles:
+   * StepGraph). From each of this file's POSIX owners (its waiters', its holders' and the
+   * request's) to each that may queue (its waiters' and the request's). Nothing to ask without a
+   * waiter. False when the engine did not answer (or no time was left to ask): the reach is then
+   * unknown.
    */
   private async askReach(requester: string | undefined, deadline: number): Promise<boolean> {
     this.graph.reach.clear();
-    const owners = new Set<string>();
-    for (const w of this.table.fileLocks(this.path)?.waiters ?? []) if (w.req.kind === 'posix') owners.add(w.req.owner);
-    if (owners.size === 0) return true;
-    if (requester !== undefined) owners.add(requester);
-    if (owners.size < 2) return true;
-    const list = [...owners].slice(0, 64);
+    const f = this.table.fileLocks(this.path);
+    const to = new Set<string>();
+    for (const w of f?.waiters ?? []) if (w.req.kind === 'posix') to.add(w.req.owner);
+    if (to.size === 0) return true;
+    if (requester?.[0] === 'p') to.add(requester);
+    const from = new Set(to);
+    for (const l of f?.granted() ?? []) if (l.kind === 'posix') from.add(l.owner);
+    if (from.size < 2) return true;
+    // At most 64 owners each way: the waiters first (the escape's own question), then the holders.
+    const tos = [...to].slice(0, 64);
     const pairs: [string, string][] = [];
-    for (const a of list) for (const b of list) if (a !== b) pairs.push([a, b]);
+    for (const a of [...from].slice(0, 64)) for (const b of tos) if (a !== b) pairs.push([a, b]);
     // Half the time the request has left at most: an engine that does not answer leaves the rest to
     // the step (which meets it too, and ends at the request's deadline), not a whole command
     // timeout before it. No time left: no question, arrival order.
@@ -2557,13 +2578,24 @@ export class SharedFile {
     if (!(wait >= 1)) return false;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const asked = this.space.link.reaches(pairs);
+      const asked = this.space.link.fileReach(this.path, pairs);
       asked.catch(() => {});
       const r = await Promise.race([asked, new Promise<undefined>((res) => (timer = setTimeout(() => res(undefined), wait)))]);
       if (r === undefined) return false;
       pairs.forEach(([a, b], i) => {
-        if (r[i] === true) this.graph.reach.add(`${a}\n${b}`);
+        if (r.reach[i] !== true) return;
+        const got = this.graph.reach.get(a);
+        if (got === undefined) this.graph.reach.set(a, [b]);
+        else got.push(b);
       });
+      // The soft edges this node's build computed (softUnknown) give way to the engine's: the
+      // model's as of the file's last settle, which the escape's walks go through until the next.
+      if (this.softUnknown.size > 0) {
+        for (const w of f?.waiters ?? []) {
+          const id = this.waiterIds.get(w);
+          if (id !== undefined && this.softUnknown.has(id)) this.table.restoreQueuedBehind(w, new Set(r.edges.get(id)?.soft ?? []));
+        }
+      }
       return true;
     } catch (e) {
       // Without the answer the request queues in arrival order; the engine's checks stay exact.

@@ -177,7 +177,7 @@ export class SharedFiles implements FileSpace {
           return reply;
         });
       },
-      reaches: (pairs) => link.reaches(pairs),
+      fileReach: (file, pairs) => link.fileReach(file, pairs),
       reassert: (file, records, edges) => {
         // A file's put-back sends its first try at once (beginReassert): it is one to wait for.
         this.collecting?.add(file);

@@ -107,6 +107,16 @@ export class LocalWaitForGraph implements WaitForGraph {
     if (waits?.delete(waiter) && waits.size === 0) this.out.delete(owner);
   }
 
+  /** The edges of every waiting request of `owner`. */
+  waitsOf(owner: string): Iterable<Edges> {
+    return this.out.get(owner)?.values() ?? [];
+  }
+
+  /** Forgets every edge. */
+  clear(): void {
+    this.out.clear();
+  }
+
   /** The edges of one waiting request of `owner`, if it has any. */
   edgesOf(waiter: unknown, owner: string): Edges | undefined {
     return this.out.get(owner)?.get(waiter);

@@ -788,6 +788,19 @@ export class LockTable {
   }
 
   /**
+   * 'fifo', a shared lock space: the owners restored waiter `w` queues behind, as the step that
+   * last settled its file wrote them. restoreFile computes them again, with what it knows then of
+   * the cycles through other files, which may have formed or ended since that settle; the next
+   * settle recomputes them (refreshEdges). Decides nothing.
+   */
+  restoreQueuedBehind(w: Waiter, owners: ReadonlySet<string>): void {
+    if (w.req.kind !== 'posix' || sameSet(owners, w.queuedBehind)) return;
+    w.queuedBehind = owners;
+    if (w.blockers.size === 0 && owners.size === 0) this.graph.removeEdges(w, w.req.owner);
+    else this.graph.setEdges(w, w.req.owner, w.blockers, owners);
+  }
+
+  /**
    * Recomputes the edges of every queued 'posix' waiter of `f`, all first (so no check sees
    * another waiter's outdated edges), then checks, in arrival order, each waiter that gained a
    * blocker: if its edges now close a cycle it fails with -EDEADLK, as a woken Linux waiter does

@@ -186,6 +186,9 @@ end
 -- the checks, so an entry holds until the step's overlay of that owner changes (over() drops it).
 -- On a hot file every waiter of a step waits for the same new holder: one read instead of one each.
 local edgeMemo = {}
+-- FILE_REACH's file ('file\\n', the prefix of its edges' fields in w:<owner>): those edges are left
+-- out (a field's waiter id has no newline; a file's name may).
+local exceptPrefix = nil
 local function edgesOf(owner)
   if not lateWalk then
     local c = edgeMemo[owner]
@@ -195,7 +198,8 @@ local function edgesOf(owner)
   local m = overlay[owner]
   local stored = redis.call('HGETALL', P .. 'w:' .. owner)
   for i = 1, #stored, 2 do
-    if not (m and m[stored[i]] ~= nil) then
+    local k = stored[i]
+    if not (m and m[k] ~= nil) and not (exceptPrefix and string.sub(k, 1, #exceptPrefix) == exceptPrefix and not string.find(k, '\\n', #exceptPrefix + 1, true)) then
       local nd, ep, json = string.match(stored[i + 1], '^([^|]*)|(%d+)|(.*)$')
       if alive(nd, ep) then
         local left = lateWalk and lateLeft(nd, ep)
@@ -760,8 +764,7 @@ return {vf[1] or '0', redis.call('HGETALL', P .. 'r:' .. ARGV[2]), vf[2] or tomb
 
 /**
  * REACH: ARGV P, hardOnly, then pairs (from, to): per pair, 1 when `from` already waits for `to`
- * through the wait-for edges of live sessions, else 0 (the 'fifo' escape's question, asked for a
- * file's waiting owners before a decision). Read-only.
+ * through the wait-for edges of live sessions, else 0. Read-only.
  */
 export const REACH = `${PRELUDE}
 local out = {}
@@ -769,6 +772,28 @@ for i = 3, #ARGV - 1, 2 do
   out[#out + 1] = cycle(ARGV[i + 1], {ARGV[i]}, ARGV[2] == '1') and 1 or 0
 end
 return out
+`;
+
+/**
+ * FILE_REACH: ARGV P, file, then pairs (from, to). The 'fifo' escape's facts for a decision on
+ * `file` (SharedFile.askReach): per pair, 1 when `from` already waits for `to` through the
+ * wait-for edges (hard or soft) of live sessions on the other files, else 0; then, flat, each of
+ * the file's waiters with stored edges and their stored text (node|epoch|json). The decision takes
+ * the file's own edges from there and changes them as it settles the file. Read-only.
+ */
+export const FILE_REACH = `${PRELUDE}
+exceptPrefix = ARGV[2] .. '\\n'
+local out = {}
+for i = 3, #ARGV - 1, 2 do
+  out[#out + 1] = cycle(ARGV[i + 1], {ARGV[i]}, false) and 1 or 0
+end
+local stored = {}
+local ws = redis.call('HGETALL', P .. 'e:' .. ARGV[2])
+for i = 1, #ws, 2 do
+  local v = redis.call('HGET', P .. 'w:' .. ws[i + 1], ARGV[2] .. '\\n' .. ws[i])
+  if v then stored[#stored + 1] = ws[i]; stored[#stored + 1] = v end
+end
+return {out, stored}
 `;
 
 /** CYCLE: ARGV P, owner, hardOnly, targets... (owners: each counts, whatever its session). */

@@ -17,6 +17,7 @@ import type {
   EdgeInput,
   Engine,
   EngineStep,
+  FileReach,
   FileState,
   InboxEvent,
   InboxReader,
@@ -435,7 +436,7 @@ export class MemoryEngine implements Engine {
    * The live edges of `owner`'s waiters, with the step's pending changes laid over them: each with
    * the targets that count (one of their sessions lives, or none is named).
    */
-  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>, late?: { soonest: number }): { hard: readonly string[]; soft: readonly string[] }[] {
+  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>, late?: { soonest: number }, except?: string): { hard: readonly string[]; soft: readonly string[] }[] {
     const out: { hard: readonly string[]; soft: readonly string[] }[] = [];
     const add = (e: Edge) => {
       if (this.alive(e.node, e.epoch)) out.push({ hard: this.counting(e.hard, e.sessions), soft: this.counting(e.soft, e.sessions) });
@@ -443,6 +444,9 @@ export class MemoryEngine implements Engine {
     const over = overlay.get(owner);
     for (const [k, e] of this.graph.get(owner) ?? []) {
       if (over?.has(k)) continue;
+      // `except`: a file whose edges the asker takes from its own table (fileReach). A key is
+      // `${file}\n${waiter}`, and a waiter id has no newline.
+      if (except !== undefined && k.slice(0, k.lastIndexOf('\n')) === except) continue;
       // With `late`: a stored edge of a late session is left out, and its session's expiry kept (soonest).
       const left = late === undefined ? undefined : this.lateLeft(e.node, e.epoch);
       if (left !== undefined) late!.soonest = Math.min(late!.soonest, left);
@@ -468,8 +472,8 @@ export class MemoryEngine implements Engine {
    * `late`, the stored edges of late sessions do not either (lateLeft), and `late.soonest` is the
    * earliest expiry, in ms from now, among those left out.
    */
-  private cycle(owner: string, targets: readonly string[], hardOnly: boolean, overlay = new Map<string, Map<string, Edge | null>>(), late?: { soonest: number }): boolean {
-    return reaches(owner, targets, (o) => this.edgesOf(o, overlay, late), hardOnly);
+  private cycle(owner: string, targets: readonly string[], hardOnly: boolean, overlay = new Map<string, Map<string, Edge | null>>(), late?: { soonest: number }, except?: string): boolean {
+    return reaches(owner, targets, (o) => this.edgesOf(o, overlay, late, except), hardOnly);
   }
 
   /**
@@ -491,6 +495,16 @@ export class MemoryEngine implements Engine {
 
   async reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]> {
     return pairs.map(([from, to]) => this.cycle(to, [from], hardOnly));
+  }
+
+  async fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach> {
+    const reach = pairs.map(([from, to]) => this.cycle(to, [from], false, undefined, undefined, file));
+    const edges = new Map<string, { hard: readonly string[]; soft: readonly string[] }>();
+    for (const [w, owner] of this.fileMap.get(file)?.edgeOwner ?? []) {
+      const e = this.graph.get(owner)?.get(`${file}\n${w}`);
+      if (e !== undefined) edges.set(w, { hard: e.hard, soft: e.soft });
+    }
+    return { reach, edges };
   }
 
   private count(f: MemFile, file: string, node: string, epoch: number, by: 1 | -1): void {

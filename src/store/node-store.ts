@@ -14,6 +14,7 @@ import type {
   CommitReply,
   EdgeInput,
   Engine,
+  FileReach,
   FileState,
   InboxEvent,
   InboxReader,
@@ -499,6 +500,12 @@ export class NodeStore implements LockStore {
     this.open();
     this.st.roundTrips++;
     return this.engine.reaches(pairs, hardOnly);
+  }
+
+  async fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach> {
+    this.open();
+    this.st.roundTrips++;
+    return this.engine.fileReach(file, pairs);
   }
 
   async files(): Promise<string[]> {

@@ -15,7 +15,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
-import { COMMIT, CYCLE, EMPTY, END, LOAD, OPEN, POLICY, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES, SPACE_READ } from './lua.js';
+import { COMMIT, CYCLE, EMPTY, END, FILE_REACH, LOAD, OPEN, POLICY, REACH, REAP, REASSERT, RENEW, RUN_CHECK, SESSION_FILES, SPACE_READ } from './lua.js';
 import { ProgrammingError } from './memory.js';
 import { SECRET_PARAM, urlDatabase } from './options.js';
 import { engineAddress, probeEngine, refusedText, silenceText, TLS_ONLY } from './probe.js';
@@ -27,6 +27,7 @@ import type {
   EdgeInput,
   Engine,
   EngineStep,
+  FileReach,
   FileState,
   InboxEvent,
   InboxReader,
@@ -70,7 +71,7 @@ function gated(lua: string, namespace: string): Gated {
 }
 
 /** Every other script: a step, a read or a listing of the namespace's data. */
-const GATED_LUA = { lsCommit: COMMIT, lsReassert: REASSERT, lsEnd: END, lsLoad: LOAD, lsCycle: CYCLE, lsReach: REACH, lsReap: REAP, lsSessionFiles: SESSION_FILES, lsPolicy: POLICY };
+const GATED_LUA = { lsCommit: COMMIT, lsReassert: REASSERT, lsEnd: END, lsLoad: LOAD, lsCycle: CYCLE, lsReach: REACH, lsFileReach: FILE_REACH, lsReap: REAP, lsSessionFiles: SESSION_FILES, lsPolicy: POLICY };
 type GatedName = keyof typeof GATED_LUA;
 
 type ScriptName = keyof Scripted | GatedName;
@@ -814,6 +815,26 @@ export class RedisEngine implements Engine {
   async reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]> {
     if (pairs.length === 0) return [];
     return (await this.run('lsReach', hardOnly ? 1 : 0, ...pairs.flat())).map((x) => x === 1);
+  }
+
+  async fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach> {
+    const [answers, stored] = await this.run('lsFileReach', file, ...pairs.flat());
+    const edges = new Map<string, { hard: readonly string[]; soft: readonly string[] }>();
+    const flat = arr(stored!);
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      // node|epoch|[hard, soft, sessions], as COMMIT stored it.
+      const text = String(flat[i + 1]);
+      const m = /^[^|]*\|\d+\|(.*)$/s.exec(text);
+      let hs: unknown;
+      try {
+        hs = m === null ? undefined : JSON.parse(m[1]!);
+      } catch {
+        hs = undefined;
+      }
+      if (!Array.isArray(hs) || !Array.isArray(hs[0]) || !Array.isArray(hs[1])) throw new Error(`locksmith store: unexpected edge from ${this.o.shownUrl}: ${JSON.stringify(text)}`);
+      edges.set(String(flat[i]), { hard: (hs[0] as unknown[]).map(String), soft: (hs[1] as unknown[]).map(String) });
+    }
+    return { reach: arr(answers!).map((x) => x === 1), edges };
   }
 
   /** Every file of the namespace's index (SSCAN, 1,000 a step); `progress` after each step's answer. */

@@ -291,6 +291,18 @@ export interface StoreStats {
   sessions: number;
 }
 
+/**
+ * The 'fifo' escape's facts for one decision on a file (LockStore.fileReach; SharedFile.askReach):
+ * what the engine knows of the wait-for graph beyond the file, and the file's own edges as the
+ * step that last set them wrote them.
+ */
+export interface FileReach {
+  /** Per pair asked, whether `from` already waits for `to` through the other files' edges (hard or soft) of live sessions. */
+  readonly reach: readonly boolean[];
+  /** The file's waiters with stored edges, by record id: the owners each waits for. */
+  readonly edges: ReadonlyMap<string, { readonly hard: readonly string[]; readonly soft: readonly string[] }>;
+}
+
 /** What the per-file actors stand on. Every lock rule stays in src/core/: the store never decides. */
 export interface LockStore {
   readonly kind: 'memory' | 'redis';
@@ -312,6 +324,8 @@ export interface LockStore {
   closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean>;
   /** Per pair, whether `from` already waits for `to` through the wait-for edges (read-only, one round trip). */
   reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]>;
+  /** The 'fifo' escape's facts for a decision on `file` (read-only, one round trip). */
+  fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach>;
   /** Files that have records. */
   files(): Promise<string[]>;
   /** Ends the session (its remaining records become the reaper's) and the connections. */
@@ -442,6 +456,7 @@ export interface Engine {
   reap(limit: number): Promise<ReapReply>;
   closesCycle(owner: string, targets: readonly string[], hardOnly: boolean): Promise<boolean>;
   reaches(pairs: readonly (readonly [string, string])[], hardOnly: boolean): Promise<boolean[]>;
+  fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach>;
   files(): Promise<string[]>;
   /**
    * One page of the files where session `s` has records (its index, sf:<node>|<epoch>), each with

@@ -133,7 +133,7 @@ export async function node(engine: MemoryEngine, name: string, policy: 'default'
       n.log.push(`reassert ${JSON.stringify(records.map((x) => x.id))} -> ${r.ok ? 'ok' : r.reason}`);
       return r;
     },
-    reaches: (pairs) => store.reaches(pairs, false),
+    fileReach: (file, pairs) => store.fileReach(file, pairs),
   });
   const start = (h: TableHooks): SharedFiles =>
     new SharedFiles(linkOf(++workers), { node: name, policy, requestTimeoutMs: timeoutMs, lease: lease.buffer as SharedArrayBuffer, epoch: store.session().epoch }, h, (m) => n.faults.push(m));

@@ -61,17 +61,17 @@ t.test("a decision in flight across the reset that carried an owed unlock (fifo)
   a.sf.run(3, lk('p1', 1, F_UNLCK, F_SETLK, 0, 10), a.target);
   await answered(a, 3, "p1's unlock of [0,10) (given up on: owed)");
   t.same(await held(engine), ['a held write p1 0-9', 'a held write p2 40-49', 'b held write q1 20-29', 'b waiting write q3 20-29', 'b waiting write q4 20-29'], 'the engine: the unlock never applied');
-  const reaches = a.store.reaches.bind(a.store);
+  const fileReach = a.store.fileReach.bind(a.store);
   let resetDone!: () => void;
   const afterReset = new Promise<void>((r) => (resetDone = r));
   let asked = false;
-  a.store.reaches = async (pairs, hardOnly) => {
+  a.store.fileReach = async (file, pairs) => {
     if (!asked) {
       asked = true;
       await resetBoth(engine, a, b);
       resetDone();
     }
-    return reaches(pairs, hardOnly);
+    return fileReach(file, pairs);
   };
   armed = true;
   // p5 asks who holds [40,50) (p2, a's own lock: nothing changes, nothing is free).

@@ -57,7 +57,7 @@ t.test('loads tried again after the engine did not answer keep to 16 at once', a
       return { ok: false, reason: 'unreachable', step: `${step.file}.cut.${Math.random()}`, error: 'cut off' };
     },
     reassert: (f, recs, e) => a.sf.link.reassert(f, recs, e),
-    reaches: (p) => a.sf.link.reaches(p),
+    fileReach: (f, p) => a.sf.link.fileReach(f, p),
   };
   r = replacement(a, engine, link);
   await within(r.recover(), BUDGET_MS, "the replacement's reading of the session's index");

@@ -52,7 +52,7 @@ t.test("a reset before the replacement loaded a file its predecessor locked: tha
       return a.sf.link.commit(step);
     },
     reassert: (f, r, e) => a.sf.link.reassert(f, r, e),
-    reaches: (p) => a.sf.link.reaches(p),
+    fileReach: (f, p) => a.sf.link.fileReach(f, p),
   };
   const r = replacement(a, engine, link);
   await within(r.recover(), BUDGET_MS, "the replacement's reading of its session's index");
@@ -84,7 +84,7 @@ t.test('a replacement whose predecessor took no lock in its files: one read per 
       return a.sf.link.commit(s);
     },
     reassert: (f, r, e) => a.sf.link.reassert(f, r, e),
-    reaches: (p) => a.sf.link.reaches(p),
+    fileReach: (f, p) => a.sf.link.fileReach(f, p),
   };
   const r = replacement(a, engine, link, 2);
   await within(r.recover(), BUDGET_MS, "the replacement's reading of its session's index");

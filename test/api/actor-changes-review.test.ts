@@ -29,7 +29,7 @@ function cluster(t: Test, names: string[], ttl: number, extra: Record<string, un
 }
 
 t.test("'fifo' with the engine not answering: a request beside waiters gets its generic code within requestTimeoutMs, not after the reach question's timeout and then its own", { skip: noRedis }, async (t) => {
-  // askReach waits for DirectLink.reaches, which no deadline ends: the client's command timeout
+  // askReach waits for DirectLink.fileReach, which no deadline ends: the client's command timeout
   // (requestTimeoutMs). The commit that follows finds the request's deadline past and sends its
   // step until requestTimeoutMs from then (SharedFile.decide: sendBy): about twice
   // requestTimeoutMs in all. a96d33c only stopped reporting the first timeout as a fault.

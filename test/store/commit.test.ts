@@ -334,6 +334,23 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
       'among hard edges only a:1 -> b:1',
     );
     t.same(await b!.reaches([], false), [], 'no pairs, no question');
+    // The 'fifo' escape's facts for a decision on one file: the reach through the other files'
+    // edges only (the decision takes the file's own from the edges returned, as it settles them).
+    const both: [string, string][] = [
+      ['b:1', 'a:1'],
+      ['a:1', 'b:1'],
+    ];
+    const onX = await b!.fileReach('/x', both);
+    t.same(onX.reach, [false, true], "on /x: only a:1 -> b:1 (through /y's edge)");
+    t.same([...onX.edges], [['bw', { hard: [], soft: ['a:1'] }]], "/x's own edges, as stored");
+    const onY = await b!.fileReach('/y', both);
+    t.same(onY.reach, [true, false], "on /y: only b:1 -> a:1 (through /x's edge)");
+    t.same([...onY.edges], [['aw', { hard: ['b:1'], soft: [] }]], "/y's own edges, as stored");
+    // A file whose name has /y's and a newline: its edges are another file's, not /y's.
+    ok(t, await a!.commit({ file: '/y\nz', base: 0, put: [wait('yw', 'q3')], edges: [{ waiter: 'yw', owner: 'a:1', hard: ['c:1'] }] }), "a:1 waits for c:1 on '/y\\nz'");
+    t.same((await b!.fileReach('/y', [['a:1', 'c:1']])).reach, [true], "on /y: a:1 -> c:1 through '/y\\nz'");
+    t.same((await b!.fileReach('/y\nz', [['a:1', 'c:1']])).reach, [false], "on '/y\\nz': no other file's edge");
+    t.same(await b!.fileReach('/none', []), { reach: [], edges: new Map() }, 'a file without edges, no pairs');
     // Granting a's waiter drops its edges with it: then b:1 may wait on a:1.
     const y3 = ok(t, await b!.commit({ file: '/y', base: y2, remove: ['by'], put: [{ id: 'aw', state: 'held', data: 'aw', node: 'a', epoch: a!.session().epoch }] }), 'grant aw');
     t.ok(y3 > 0);
