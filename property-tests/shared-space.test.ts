@@ -353,3 +353,27 @@ t.test("regression 8b ('fifo'): the escape walks the engine's soft edges of a fi
     for (const [n, op] of steps) await s.run(n, op);
   }),
 );
+
+// Regression 9 (both policies; found by a heavier random run): F_GETLK with two conflicts at the
+// same start. One settle grants P's read (n1) and then a Windows shared lock (n0), both from byte
+// 0; n1's step for its grant puts P's record again, after the Windows one. The model reports P's
+// (granted first); n0, its table updated from the records, reported the Windows lock. F_GETLK now
+// chooses on the locks alone (FileLocks.reported), not on the order a table got them in. The
+// commands as the generator gave them.
+const getlkTie: SpaceOp[] = [
+  { t: 'call', method: 'lockFile', input: { fileName: '/a', byteOffset: 1n, length: 0n, exclusiveLock: true, failImmediately: false, handle: 1 }, garbage: false },
+  { t: 'call', method: 'lock', input: { path: '/a', lockType: F_RDLCK, lockStart: 0n, lockLen: 2n ** 63n, cmd: F_SETLKW, lockOwner: 1, lockPid: 100, kind: 'posix', fileHandle: 10 }, garbage: false },
+  { t: 'call', method: 'lock', input: { path: '/a', lockType: F_WRLCK, lockStart: 0n, lockLen: 2n ** 63n, cmd: F_SETLKW, lockOwner: 1, lockPid: 100, kind: 'posix', fileHandle: 10 }, garbage: false },
+  { t: 'call', method: 'lockFile', input: { fileName: '/a', byteOffset: 0n, length: 2n, exclusiveLock: false, failImmediately: false, handle: 2 }, garbage: false },
+  { t: 'cancel', k: 1, reason: 'abort' },
+  { t: 'unlockHeld', path: '/a', k: 0, enc: 0 },
+  { t: 'call', method: 'lock', input: { path: '/a', lockType: F_WRLCK, lockStart: 0n, lockLen: 2n ** 63n, cmd: F_GETLK, lockOwner: 1, lockPid: 100, kind: 'posix', fileHandle: 10 }, garbage: false },
+];
+const getlkTieNodes = [0, 1, 0, 0, 0, 0, 0];
+for (const policy of ['default', 'fifo'] as const) {
+  t.test(`regression 9 (${policy}): F_GETLK reports the same of two conflicts at one start as one table`, (t) =>
+    inSpace(t, policy, 2, async (s) => {
+      for (const [i, op] of getlkTie.entries()) await s.run(getlkTieNodes[i]!, op);
+    }),
+  );
+}

@@ -271,7 +271,7 @@ export class Space {
     if (q.op === 'lock' && q.cmd === F_GETLK && q.lockType !== F_UNLCK) {
       // The lock the model reports (the same lookup LockTable.getlk makes): another node's holder
       // shows lockPid 0 (API.md, shared-file.ts build()), its own node's the holder's pid.
-      const h = this.model.fileLocks(q.path)?.conflict(q.req);
+      const h = this.model.fileLocks(q.path)?.reported(q.req);
       remoteHolder = h !== undefined && nodeOf(h.owner) !== name;
     }
     // A waiter's done callback answers into whichever step ends it.

@@ -200,6 +200,22 @@ export class FileLocks {
   }
 
   /**
+   * The conflict F_GETLK reports: the lowest start; at the same start a write lock first, then the
+   * lowest owner key, then the lowest end. Chosen on the locks alone, never on the order they were
+   * granted or restored in: every node of a shared lock space, whatever order it built its table
+   * in, reports the same lock as one table would.
+   */
+  reported(req: LockRequest): Lock | undefined {
+    if (req.kind === 'flock') return this.flockConflict(req);
+    const w = lowestConflict(this.writers, req);
+    if (!req.write) return w;
+    const r = lowestConflict(this.readers, req);
+    if (w === undefined) return r;
+    if (r === undefined) return w;
+    return r.start < w.start ? r : w;
+  }
+
+  /**
    * The conflict that stops `req` from being set: as `conflict`, but over the lock the request
    * would leave after merging with its owner's same-type neighbours. Only a zero-length Windows
    * lock at the junction of two touching ranges can block the merge and neither part, so the
@@ -540,6 +556,18 @@ export class FileLocks {
     const tree = this.owned.get(owner);
     return tree === undefined ? [] : [...tree];
   }
+}
+
+/** Of `tree`'s locks that conflict with `req`, the first at the lowest start by owner key, then end (FileLocks.reported). */
+function lowestConflict(tree: IntervalTree<Lock>, req: LockRequest): Lock | undefined {
+  let best: Lock | undefined;
+  // In (start, seq) order: the walk stops at the first lock past the best one's start.
+  tree.findOverlap(req.start, req.end, (l) => {
+    if (best !== undefined && l.start > best.start) return true;
+    if (conflicts(req, l) && (best === undefined || l.owner < best.owner || (l.owner === best.owner && l.end < best.end))) best = l;
+    return false;
+  });
+  return best;
 }
 
 function exactKey(owner: string, start: bigint, end: bigint): string {

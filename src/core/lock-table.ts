@@ -431,7 +431,7 @@ export class LockTable {
       if (req.kind !== 'ofd') return replyOf(base, -EINVAL);
       l = f?.ownLock(req.owner, req.start, req.end);
     } else {
-      l = f?.conflict(req);
+      l = f?.reported(req);
     }
     if (l === undefined) return { ...replyOf(base, 0), lockType: F_UNLCK };
     return { result: 0, ...posixView(l) };

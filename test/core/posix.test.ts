@@ -106,6 +106,22 @@ t.test('§1 lockLen 0 runs to OFFSET_MAX (bytes appended later), not to EOF', as
   t.strictSame(now(table.lock(rq({ lockOwner: 3, cmd: F_GETLK, lockStart: 200, lockLen: 1 }))), rep(0, F_WRLCK, 100, 0, 11));
 });
 
+t.test('§5 F_GETLK: of conflicts at the same start, the one reported does not depend on the order they were granted in', async (t) => {
+  // A shared lock space rebuilds tables from records in an order of its own: every node must
+  // report the lock one table would. At the lowest start: the lowest owner key, then the lowest end.
+  const grants = [
+    { lockOwner: 3, lockType: F_RDLCK, lockStart: 0, lockLen: 5, lockPid: 30 },
+    { lockOwner: 2, lockType: F_RDLCK, lockStart: 0, lockLen: 0, lockPid: 20 },
+    { lockOwner: 5, lockType: F_RDLCK, lockStart: 1, lockLen: 1, lockPid: 50 },
+  ];
+  for (const order of [grants, [...grants].reverse()]) {
+    const table = mk();
+    for (const g of order) t.equal(set(table, g).result, 0);
+    t.strictSame(now(table.lock(rq({ lockOwner: 4, cmd: F_GETLK }))), rep(0, F_RDLCK, 0, 0, 20), `owner 2's lock, granted ${order === grants ? 'second' : 'first'}`);
+    t.strictSame(now(table.lock(rq({ lockOwner: 2, cmd: F_GETLK }))), rep(0, F_RDLCK, 0, 5, 30), "asked by owner 2: owner 3's");
+  }
+});
+
 t.test('§1 a negative lockLen covers [lockStart + lockLen, lockStart - 1]', async (t) => {
   const table = mk();
   t.strictSame(set(table, { lockStart: 100, lockLen: -10 }), rep(0, F_WRLCK, 100, -10));
