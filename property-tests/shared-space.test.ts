@@ -377,3 +377,25 @@ for (const policy of ['default', 'fifo'] as const) {
     }),
   );
 }
+
+// Regression 10 ('fifo'; found by a heavier random run): one release puts two waiters on one
+// cycle. A reads /a; B and C queue writes on [0,0] and [1,1], then reads of the whole file; A
+// upgrades (passing them) and C queues its read. A's close grants both writes: B's read now waits
+// for C and C's for B. The model failed B's (every edge set before any check), the engine C's
+// (each checked edge sees those checked before it, and the later waiters' old edges). Both now
+// check in arrival order, a waiter checked later waiting for nobody until its turn: C's fails.
+t.test("regression 10 ('fifo'): of two waiters one release puts on a cycle, the later fails", (t) =>
+  inSpace(t, 'fifo', 2, async (s) => {
+    const a = (cmd: number, type: number, start: bigint, len: bigint) => lockCall('/a', cmd, type, start, len, 1, 100, 10);
+    const b = (cmd: number, type: number, start: bigint, len: bigint) => lockCall('/a', cmd, type, start, len, 2, 101, 11);
+    const c = (cmd: number, type: number, start: bigint, len: bigint) => lockCall('/a', cmd, type, start, len, '1', 102, 12);
+    const all = 2n ** 63n;
+    await s.submit(0, a(F_SETLKW, F_RDLCK, 0n, all), 'A: F_SETLKW R /a');
+    await s.submit(0, b(F_SETLKW, F_WRLCK, 0n, 1n), 'B: F_SETLKW W [0,0] (waits for A)');
+    await s.submit(0, c(F_SETLKW, F_WRLCK, 1n, 1n), 'C: F_SETLKW W [1,1] (waits for A)');
+    await s.submit(0, b(F_SETLKW, F_RDLCK, 0n, all), "B: F_SETLKW R /a (queues behind C's write)");
+    await s.submit(0, a(F_SETLKW, F_WRLCK, 0n, all), 'A: F_SETLKW W /a (passes the waiters that wait for it)');
+    await s.submit(0, c(F_SETLKW, F_RDLCK, 0n, all), 'C: F_SETLKW R /a (waits for A)');
+    await s.submit(0, parseRelease({ path: '/a', fileHandle: 10 }) as Call, "A's last close: B's and C's writes granted, C's read fails");
+  }),
+);

@@ -3103,8 +3103,10 @@ export class SharedFile {
     for (const r of this.records) if (!keep.has(r.id)) remove.push(r.id);
     const notify = this.out.notify;
     if (put.length === 0 && remove.length === 0 && edges.length === 0 && notify.length === 0) return undefined;
-    // The engine checks an edge against the step's edge changes before it: unchecked ones (edges
-    // written whole among them) go first, so no check walks an edge this step replaces.
+    // The engine checks an edge against the step's edge changes before it, the waiters checked
+    // after it waiting for nobody (LockTable.refreshEdges): unchecked ones (edges written whole
+    // among them) go first, so no check walks an edge this step replaces; the checked ones in
+    // arrival order (the table's), so the later of two waiters a change puts on a cycle fails.
     edges.sort((a, b) => Number(a.check === true) - Number(b.check === true));
     // Checks put off are done first, in the set's order (the one found 'overdue' last goes last,
     // decide), then the others: a new waiter's 'overdue' must not hold up a check that is due.

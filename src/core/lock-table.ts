@@ -804,7 +804,11 @@ export class LockTable {
    * Recomputes the edges of every queued 'posix' waiter of `f`, all first (so no check sees
    * another waiter's outdated edges), then checks, in arrival order, each waiter that gained a
    * blocker: if its edges now close a cycle it fails with -EDEADLK, as a woken Linux waiter does
-   * when it sleeps again. Returns the number of waiters failed.
+   * when it sleeps again. A check sees the edges of the waiters checked before it, not those of
+   * the ones checked after it (woken Linux waiters that have not slept again wait for nobody):
+   * when one change puts two of them on a cycle, the later one fails, as on Linux and as a shared
+   * lock space's engine checks a step's edges (src/store/lua.ts COMMIT). Every cycle a check sees
+   * is in the final graph: never a false EDEADLK. Returns the number of waiters failed.
    */
   private refreshEdges(f: FileLocks): number {
     f.edgeRefreshes++;
@@ -821,7 +825,9 @@ export class LockTable {
       else this.graph.setEdges(w, w.req.owner, b, q);
     }
     let failed = 0;
+    if (grown.length > 1) for (const w of grown) this.graph.removeEdges(w, w.req.owner);
     for (const w of grown) {
+      if (grown.length > 1) this.graph.setEdges(w, w.req.owner, w.blockers, w.queuedBehind);
       if (this.graph.closesCycle(w.req.owner, w.blockers, true)) {
         this.endWaiter(f, w, -EDEADLK);
         failed++;

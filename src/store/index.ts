@@ -82,8 +82,9 @@
  * 5. every put record's session is alive, else 'dead' with those sessions: a record of a dead
  *    session can be removed, never written, so nothing is granted to a dead node, ever.
  * 6. `grants` and the grace key exists: 'grace'.
- * 7. each checked edge: a DFS over the hard edges of live sessions (with this step's own edge
- *    changes laid over) from its targets; reaching its owner = 'deadlock' (EDEADLK, exact). A
+ * 7. each checked edge, in the step's order: a DFS over the hard edges of live sessions (with this
+ *    step's own edge changes so far laid over, and no edges for the waiters checked after it,
+ *    as LockTable.refreshEdges) from its targets; reaching its owner = 'deadlock' (EDEADLK, exact). A
  *    target counts while one of the sessions the edge names for it lives (EdgeInput.sessions).
  *    A cycle found is walked again without the stored edges of late sessions (not renewed for
  *    lateAfterMs of their TTL: their node may have answered those waiters, cut off): none left =

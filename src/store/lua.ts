@@ -598,6 +598,8 @@ if checks then
   end
   for _, id in ipairs(removes) do drop(id) end
   for _, p in ipairs(puts) do if p.st == 'h' and p.old then drop(p.id) end end
+  -- A waiter checked later in the step waits for nobody until its turn (LockTable.refreshEdges).
+  for _, e in ipairs(edges) do if e.check then drop(e.w) end end
   for _, e in ipairs(edges) do
     drop(e.w)
     local hs = e.hs

@@ -676,6 +676,10 @@ export class MemoryEngine implements Engine {
     };
     for (const id of removed) drop(id);
     for (const r of st.put) if (r.state === 'held' && f.records.has(r.id)) drop(r.id);
+    // A waiter checked later in the step waits for nobody until its turn: a woken waiter that has
+    // not slept again (LockTable.refreshEdges). So when the step puts two on a cycle the later one
+    // is refused, and no check walks an edge the step replaces.
+    for (const e of st.edges) if (e.check) drop(e.waiter);
     for (let i = 0; i < st.edges.length; i++) {
       const e = st.edges[i]!;
       drop(e.waiter);

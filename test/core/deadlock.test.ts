@@ -376,3 +376,20 @@ t.test('§6 fifo must not create deadlocks: a cycle closed through a fifo queuei
     t.strictSame(w2a.out, []);
   }
 });
+
+t.test('§6 one release puts two waiters on one cycle: the later one fails, as the last Linux waiter to sleep again', async (t) => {
+  const { table, graph } = mk();
+  set(table, { lockOwner: 'A', lockType: F_WRLCK });
+  const bw = wait(table, { lockOwner: 'B', lockStart: 0, lockLen: 1 });
+  const cw = wait(table, { lockOwner: 'C', lockStart: 1, lockLen: 1 });
+  const br = wait(table, { lockOwner: 'B', lockType: F_RDLCK });
+  const cr = wait(table, { lockOwner: 'C', lockType: F_RDLCK });
+  // A's release grants B [0,0] and C [1,1]; B's read then waits for C and C's for B. B's is
+  // checked first, while C's (checked after it) waits for nobody; C's closes the cycle.
+  t.strictSame(set(table, { lockOwner: 'A', lockType: F_UNLCK }).result, 0);
+  t.strictSame(bw.out.map((r) => r.result), [0], "B's write granted");
+  t.strictSame(cw.out.map((r) => r.result), [0], "C's write granted");
+  t.strictSame(br.out, [], "B's read still waits (for C)");
+  t.strictSame(cr.out.map((r) => r.result), [-EDEADLK], "C's read, the later, fails");
+  t.strictSame(edges(graph), { psB: ['psC'] }, 'B waits for C');
+});

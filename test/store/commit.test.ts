@@ -387,6 +387,42 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
     t.equal(await b!.closesCycle('b:1', ['a:1'], true), false, "a's edges died with its session");
   });
 
+  t.test(`${kind}: a step's checked edges are checked in order, each waiter checked later waiting for nobody until its turn`, { skip: noRedis }, async (t) => {
+    const c = await cluster(kind, ['a'], server);
+    t.teardown(() => c.close());
+    const a = c.nodes[0]!.store;
+    // a:1 waits for b:1 on /g; on /f, c:1 waits for a:1 (its edge as an earlier step left it).
+    ok(t, await a.commit({ file: '/g', base: 0, put: [wait('gw', 'r1')], edges: [{ waiter: 'gw', owner: 'a:1', hard: ['b:1'] }] }), 'a:1 -> b:1 on /g');
+    const f = ok(t, await a.commit({ file: '/f', base: 0, put: [wait('cw', 'r2'), wait('bw', 'r3')], edges: [{ waiter: 'cw', owner: 'c:1', hard: ['a:1'] }] }), 'c:1 -> a:1 on /f');
+    // One step regrows both: b:1 now waits for c:1, and c:1 for d:1 instead of a:1. The final graph
+    // has no cycle; b:1's check must not walk c:1's edge the step replaces (b -> c -> a -> b).
+    const f2 = ok(
+      t,
+      await a.commit({
+        file: '/f',
+        base: f,
+        edges: [
+          { waiter: 'bw', owner: 'b:1', hard: ['c:1'], check: true },
+          { waiter: 'cw', owner: 'c:1', hard: ['d:1'], check: true },
+        ],
+      }),
+      'no EDEADLK from an edge the step replaces',
+    );
+    // Both on one cycle: the later one is refused (a woken Linux waiter that sleeps again last).
+    t.same(
+      await a.commit({
+        file: '/f',
+        base: f2,
+        edges: [
+          { waiter: 'bw', owner: 'b:1', hard: ['c:1', 'e:1'], check: true },
+          { waiter: 'cw', owner: 'c:1', hard: ['b:1'], check: true },
+        ],
+      }),
+      { ok: false, reason: 'deadlock', waiter: 'cw', owner: 'c:1' },
+      'c:1, checked second, closes the cycle',
+    );
+  });
+
   t.test(`${kind}: a cycle only through edges of a late session is 'overdue' (nothing applied, retry before its expiry), 'deadlock' once it renewed, gone once it expired`, { skip: noRedis }, async (t) => {
     const c = await cluster(kind, ['b', 'd'], server);
     t.teardown(() => c.close());
