@@ -399,3 +399,33 @@ t.test("regression 10 ('fifo'): of two waiters one release puts on a cycle, the 
     await s.submit(0, parseRelease({ path: '/a', fileHandle: 10 }) as Call, "A's last close: B's and C's writes granted, C's read fails");
   }),
 );
+
+// A reaper's build computes the soft edges of a file it never decided on with no reach through
+// the other files (resend: records left out, so not replaced by the engine's as softUnknown
+// waiters are). The wake-up pass after the dead node's records go recomputes the edges in queue
+// order, and an earlier waiter's escape walks a later waiter's edge as that build computed it:
+// C's k has soft [B, A] there, where the model's k passed both (A and B wait for C on /b). i's
+// question "does B reach A" then finds B -> C (on /b) -> A (k's stale edge), and i passes h where
+// the model's i queues behind it (soft [B]).
+const px3 = (path: string, cmd: number, lockType: number, start: bigint, len: bigint, owner: number): SpaceOp => ({
+  t: 'call',
+  method: 'lock',
+  input: { path, lockType, lockStart: start, lockLen: len, cmd, lockOwner: owner, lockPid: 100 + owner, kind: 'posix', fileHandle: fileHandleOf('posix', owner - 1) },
+  garbage: false,
+});
+t.test("'fifo': a reaper's refresh of a file it never decided on walks the edges the model has", (t) =>
+  inSpace(t, 'fifo', 3, async (s) => {
+    const steps: [number, SpaceOp][] = [
+      [1, { t: 'call', method: 'lockFile', input: { fileName: '/a', byteOffset: 0n, length: 1n, exclusiveLock: true, failImmediately: false, handle: 1 }, garbage: false }],
+      [2, { t: 'call', method: 'lockFile', input: { fileName: '/a', byteOffset: 50n, length: 1n, exclusiveLock: true, failImmediately: false, handle: 1 }, garbage: false }],
+      [1, px3('/b', F_SETLK, F_WRLCK, 0n, 10n, 3)],
+      [1, px3('/a', F_SETLKW, F_WRLCK, 0n, 10n, 2)],
+      [1, px3('/a', F_SETLKW, F_WRLCK, 0n, 10n, 1)],
+      [1, px3('/b', F_SETLKW, F_WRLCK, 0n, 5n, 1)],
+      [1, px3('/b', F_SETLKW, F_WRLCK, 5n, 5n, 2)],
+      [1, px3('/a', F_SETLKW, F_WRLCK, 0n, 10n, 3)],
+      [2, { t: 'die' }],
+    ];
+    for (const [n, op] of steps) await s.run(n, op);
+  }),
+);
