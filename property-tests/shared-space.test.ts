@@ -429,3 +429,28 @@ t.test("'fifo': a reaper's refresh of a file it never decided on walks the edges
     for (const [n, op] of steps) await s.run(n, op);
   }),
 );
+
+// F_GETLK of a flock request: of two shared flock holders, the one reported must not depend on the
+// order a node's table got them in (regression 9's rule, for flock). X's (owner 7) release grants
+// A (owner 1, n1) and B (owner 2, n0) in one settle; n1 puts A's record again after B's, and n0's
+// table (FileLocks.flockConflict: the first of its flocks map) reports B where the model reports A.
+const fl = (cmd: number, lockType: number, owner: number): SpaceOp => ({
+  t: 'call',
+  method: 'lock',
+  input: { path: '/a', lockType, cmd, lockOwner: owner, lockPid: 300 + owner, kind: 'flock', fileHandle: fileHandleOf('flock', owner - 1) },
+  garbage: false,
+});
+for (const asker of [0, 1]) {
+  t.test(`F_GETLK of a flock request (asked on n${asker}) reports the same of two shared holders as one table`, (t) =>
+    inSpace(t, 'default', 2, async (s) => {
+      const steps: [number, SpaceOp][] = [
+        [0, fl(F_SETLK, F_WRLCK, 7)],
+        [1, fl(F_SETLKW, F_RDLCK, 1)],
+        [0, fl(F_SETLKW, F_RDLCK, 2)],
+        [0, fl(F_SETLK, F_UNLCK, 7)],
+        [asker, fl(F_GETLK, F_WRLCK, 10)],
+      ];
+      for (const [n, op] of steps) await s.run(n, op);
+    }),
+  );
+}
