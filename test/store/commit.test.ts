@@ -121,6 +121,23 @@ for (const kind of ['memory', 'redis'] as Kind[]) {
   // A worker that replaces one that died reads its predecessor's lost session (SharedFiles.
   // recoverLost) maybe after another node reaped it: the reaping steps keep what they removed of
   // it (held records only: a waiter is no lock), which the reading gives after the index.
+  t.test(`${kind}: fileReach: a dead session's edges count in no reach, and its waiter's stored edges come back as stored`, { skip: noRedis }, async (t) => {
+    const c = await cluster(kind, ['a', 'b', 'c'], server);
+    t.teardown(() => c.close());
+    const [, b, cc] = c.nodes.map((n) => n.store);
+    // c:1 waits for a:1 on /z; b:1 waits for c:1 on /w: b:1 -> c:1 -> a:1 through the files other than /q.
+    ok(t, await cc!.commit({ file: '/z', base: 0, put: [wait('cw', 'q1')], edges: [{ waiter: 'cw', owner: 'c:1', hard: ['a:1'], soft: ['d:1'] }] }), 'c:1 waits for a:1 on /z');
+    ok(t, await b!.commit({ file: '/w', base: 0, put: [wait('bw', 'q2')], edges: [{ waiter: 'bw', owner: 'b:1', hard: ['c:1'] }] }), 'b:1 waits for c:1 on /w');
+    const before = await b!.fileReach('/q', [['b:1', 'a:1']]);
+    t.same(before.reach, [true], 'b:1 -> c:1 -> a:1 while c lives');
+    t.same([...(await b!.fileReach('/z', [['b:1', 'a:1']])).edges], [['cw', { hard: ['a:1'], soft: ['d:1'] }]], "/z's edges as stored");
+    await c.expire('c');
+    t.same((await b!.fileReach('/q', [['b:1', 'a:1']])).reach, [false], "c's edge counts no more");
+    const onZ = await b!.fileReach('/z', [['b:1', 'a:1']]);
+    t.same(onZ.reach, [false], 'nor on /z');
+    t.same([...onZ.edges], [['cw', { hard: ['a:1'], soft: ['d:1'] }]], "c's waiter's edges still come back as stored (its record is the reaper's)");
+  });
+
   t.test(`${kind}: what steps remove of a dead session is read after its index (sessionFiles)`, { skip: noRedis }, async (t) => {
     const c = await cluster(kind, ['a', 'b'], server);
     t.teardown(() => c.close());
