@@ -206,7 +206,15 @@ export class FileLocks {
    * in, reports the same lock as one table would.
    */
   reported(req: LockRequest): Lock | undefined {
-    if (req.kind === 'flock') return this.flockConflict(req);
+    if (req.kind === 'flock') {
+      // Of several shared holders, the lowest owner key (flockConflict takes its map's first).
+      const w = this.flockWriter;
+      if (w !== null && w.owner !== req.owner) return w;
+      if (!req.write) return undefined;
+      let best: Lock | undefined;
+      for (const f of this.flocks?.values() ?? []) if (f.lock!.owner !== req.owner && (best === undefined || f.lock!.owner < best.owner)) best = f.lock!;
+      return best;
+    }
     const w = lowestConflict(this.writers, req);
     if (!req.write) return w;
     const r = lowestConflict(this.readers, req);

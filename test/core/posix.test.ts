@@ -122,6 +122,18 @@ t.test('§5 F_GETLK: of conflicts at the same start, the one reported does not d
   }
 });
 
+t.test('§5 F_GETLK of a flock request: of shared flock holders, the one reported does not depend on the order they were granted in', async (t) => {
+  const holders = [
+    { lockOwner: 3, kind: 'flock' as const, lockType: F_RDLCK, lockPid: 30 },
+    { lockOwner: 2, kind: 'flock' as const, lockType: F_RDLCK, lockPid: 20 },
+  ];
+  for (const order of [holders, [...holders].reverse()]) {
+    const table = mk();
+    for (const h of order) t.equal(set(table, h).result, 0);
+    t.strictSame(now(table.lock(rq({ lockOwner: 4, kind: 'flock', cmd: F_GETLK }))), rep(0, F_RDLCK, 0, 0, 20), `owner 2's lock, granted ${order === holders ? 'second' : 'first'}`);
+  }
+});
+
 t.test('§1 a negative lockLen covers [lockStart + lockLen, lockStart - 1]', async (t) => {
   const table = mk();
   t.strictSame(set(table, { lockStart: 100, lockLen: -10 }), rep(0, F_WRLCK, 100, -10));
