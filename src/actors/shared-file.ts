@@ -2068,7 +2068,8 @@ export class SharedFile {
       if (w.req.kind !== 'posix') continue;
       waiting.add(id);
       if (this.leftOut || putBack) this.resend.add(id);
-      else if (fifo) this.softUnknown.add(id);
+      // Records left out: the engine's soft edges are still those of the file's last settle.
+      if (fifo && !putBack) this.softUnknown.add(id);
       if (this.heldPutBack) {
         this.resend.add(id);
         this.recheck.add(id);
