@@ -201,20 +201,13 @@ export class FileLocks {
 
   /**
    * The conflict F_GETLK reports: the lowest start; at the same start a write lock first, then the
-   * lowest owner key, then the lowest end. Chosen on the locks alone, never on the order they were
+   * lowest owner key, then the lowest end (a flock request: the exclusive holder, else the shared
+   * one with the lowest owner key). Chosen on the locks alone, never on the order they were
    * granted or restored in: every node of a shared lock space, whatever order it built its table
    * in, reports the same lock as one table would.
    */
   reported(req: LockRequest): Lock | undefined {
-    if (req.kind === 'flock') {
-      // Of several shared holders, the lowest owner key (flockConflict takes its map's first).
-      const w = this.flockWriter;
-      if (w !== null && w.owner !== req.owner) return w;
-      if (!req.write) return undefined;
-      let best: Lock | undefined;
-      for (const f of this.flocks?.values() ?? []) if (f.lock!.owner !== req.owner && (best === undefined || f.lock!.owner < best.owner)) best = f.lock!;
-      return best;
-    }
+    if (req.kind === 'flock') return this.flockConflict(req, true);
     const w = lowestConflict(this.writers, req);
     if (!req.write) return w;
     const r = lowestConflict(this.readers, req);
@@ -250,12 +243,19 @@ export class FileLocks {
     return start === req.start && end === req.end ? req : { start, end };
   }
 
-  private flockConflict(req: LockRequest): Lock | undefined {
+  /** With `lowest`, of several shared holders the one with the lowest owner key (F_GETLK); else the first found. */
+  private flockConflict(req: LockRequest, lowest = false): Lock | undefined {
     const w = this.flockWriter;
     if (w !== null && w.owner !== req.owner) return w;
     if (!req.write) return undefined;
-    for (const f of this.flocks?.values() ?? []) if (f.lock!.owner !== req.owner) return f.lock!;
-    return undefined;
+    let best: Lock | undefined;
+    for (const f of this.flocks?.values() ?? []) {
+      const l = f.lock!;
+      if (l.owner === req.owner || (best !== undefined && l.owner >= best.owner)) continue;
+      if (!lowest) return l;
+      best = l;
+    }
+    return best;
   }
 
   /** Owners of every granted 'posix' lock that blocks `req`: its edges in the wait-for graph. */
