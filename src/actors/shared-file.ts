@@ -2159,11 +2159,12 @@ export class SharedFile {
     // (also when its caller was answered then already: SharedFiles.answerRelease).
     const overdue = came !== undefined && run.settled === undefined && !(performance.now() < deadline);
     if (overdue && !mustRun) return this.giveUp(run, failed, mustRun);
-    // A release whose deadline passed while it was decided (its turn came just before it), before
-    // any step of it went out and with no wait for a session or a put-back: owed too, not sent
-    // with requestTimeoutMs more (the k-th of k releases queued on one file would be answered
-    // about 2 x requestTimeoutMs after it came).
-    let lateOk = !mustRun || came === undefined;
+    // A request whose deadline passed while it was decided (its turn came just before it), before
+    // any step of it went out and with no wait for a session or a put-back: answered as at its
+    // deadline (a release: owed too), not sent with requestTimeoutMs more (the k-th of k requests
+    // queued on one file with the engine gone would be answered about 2 x requestTimeoutMs after
+    // it came).
+    let lateOk = came === undefined;
     // Whether the cache was read from the engine during this call: a decision that changes nothing
     // (a refusal, F_GETLK, checkIo) may then answer at once; otherwise the cache may be stale (any
     // node may have changed the file since), so an empty step checks its version first.
@@ -2281,7 +2282,10 @@ export class SharedFile {
         this.out = emptyOutcome();
         return new Parked(ahead, true);
       }
-      if (overdue || (!lateOk && !(performance.now() < deadline))) return this.giveUp(run, failed, mustRun);
+      // One reading of the clock for both questions: read twice, a first send could find the
+      // deadline ahead and then past, and take requestTimeoutMs from then (2x from its arrival).
+      const now = performance.now();
+      if (overdue || (!lateOk && !(now < deadline))) return this.giveUp(run, failed, mustRun);
       // From its first send on, a wait that outlasts the deadline (a grace period, a late renewal)
       // gives the step requestTimeoutMs from then (sendBy).
       lateOk = true;
@@ -2289,7 +2293,6 @@ export class SharedFile {
       // deadline, or, when a wait that outlasts it (a grace period) came first, requestTimeoutMs
       // from now. It goes with the step, and the engine refuses the step past it ('late'): a step
       // held up on its way never applies after its request was answered as failed (giveUp).
-      const now = performance.now();
       const sendBy = now < deadline ? deadline : now + this.space.config.requestTimeoutMs;
       const mark = this.markFor();
       const step: Step = {
