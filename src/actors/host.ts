@@ -71,6 +71,11 @@ class ForwardingGraph implements WaitForGraph {
     this.local.removeEdges(waiter, owner);
     this.send({ t: 'edges', id: this.idOf(waiter), owner, blockers: [], queuedBehind: [] });
   }
+
+  /** Sent with the waiter's check: sent now, the caller's graph would check it before the waiters ahead of it. */
+  holdEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind?: ReadonlySet<string>): void {
+    this.local.setEdges(waiter, owner, blockers, queuedBehind);
+  }
 }
 
 /**

@@ -30,6 +30,13 @@ export interface WaitForGraph {
   setEdges(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind?: ReadonlySet<string>): void;
   /** Forgets a waiting request (granted, cancelled, failed). */
   removeEdges(waiter: unknown, owner: string): void;
+  /**
+   * Records the new edges of a woken waiter that is checked later in the same step, after the
+   * waiters before it (LockTable.refreshEdges): this graph walks them at once, but a graph that
+   * passes edges on to another (host.ts) holds them back until that waiter's own `setEdges`, so
+   * the other graph meets the checks in the same order. Absent: `setEdges`.
+   */
+  holdEdges?(waiter: unknown, owner: string, blockers: ReadonlySet<string>, queuedBehind?: ReadonlySet<string>): void;
 }
 
 export interface Edges {

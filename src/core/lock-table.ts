@@ -808,7 +808,9 @@ export class LockTable {
    * the ones checked after it (woken Linux waiters that have not slept again wait for nobody):
    * when one change puts two of them on a cycle, the later one fails, as on Linux and as a shared
    * lock space's engine checks a step's edges (src/store/lua.ts COMMIT). Every cycle a check sees
-   * is in the final graph: never a false EDEADLK. Returns the number of waiters failed.
+   * is in the final graph: never a false EDEADLK. A worker's graph passes a checked waiter's
+   * edges on to the caller's thread only with its check (holdEdges), so a cycle through several
+   * workers fails the same waiter. Returns the number of waiters failed.
    */
   private refreshEdges(f: FileLocks): number {
     f.edgeRefreshes++;
@@ -818,16 +820,22 @@ export class LockTable {
       const b = f.posixBlockers(w.req);
       const q = f.fifoBlockers(w.req, w, this.waitsFor);
       if (sameSet(b, w.blockers) && sameSet(q, w.queuedBehind)) continue;
-      if ([...b].some((o) => !w.blockers.has(o))) grown.push(w);
+      const grew = [...b].some((o) => !w.blockers.has(o));
       w.blockers = b;
       w.queuedBehind = q;
       if (b.size === 0 && q.size === 0) this.graph.removeEdges(w, w.req.owner);
-      else this.graph.setEdges(w, w.req.owner, b, q);
+      else if (!grew) this.graph.setEdges(w, w.req.owner, b, q);
+      else {
+        grown.push(w);
+        // Later waiters' 'fifo' queueing looks at these edges now; their check comes below.
+        if (this.graph.holdEdges !== undefined) this.graph.holdEdges(w, w.req.owner, b, q);
+        else this.graph.setEdges(w, w.req.owner, b, q);
+      }
     }
     let failed = 0;
     if (grown.length > 1) for (const w of grown) this.graph.removeEdges(w, w.req.owner);
     for (const w of grown) {
-      if (grown.length > 1) this.graph.setEdges(w, w.req.owner, w.blockers, w.queuedBehind);
+      this.graph.setEdges(w, w.req.owner, w.blockers, w.queuedBehind);
       if (this.graph.closesCycle(w.req.owner, w.blockers, true)) {
         this.endWaiter(f, w, -EDEADLK);
         failed++;

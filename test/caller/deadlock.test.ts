@@ -4,7 +4,7 @@
  * never a false EDEADLK, never for OFD (or flock, or Windows) owners.
  */
 import t from 'tap';
-import { LockCoordinator, EAGAIN, EDEADLK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/index.js';
+import { LockCoordinator, EAGAIN, EDEADLK, F_RDLCK, F_SETLK, F_SETLKW, F_UNLCK, F_WRLCK } from '../../src/index.js';
 import { routeOf } from '../../src/wire/route.js';
 import { HANG_MS, settles, sleep, stillPending, waitFor, within, isPending } from '../api/helpers.js';
 
@@ -400,4 +400,49 @@ t.test("'fifo' across workers: a hold-back that would close a cycle through anot
   t.equal((await lock(X, A, 0, 0, F_SETLK, { lockType: F_UNLCK })).result, 0);
   t.equal((await b).result, 0, 'A and C gone from X: B gets it');
   t.equal((await f.stats()).crossWorkerDeadlocks, 0, 'no EDEADLK: a fifo-made cycle is never a deadlock');
+});
+
+t.test('one release puts two waiters on a cycle through another worker: the later one fails, as on one table', async (t) => {
+  // f1 on worker 0, f2 on worker 1. D holds f1[2] and waits on f2 for B (an edge only worker 1
+  // has). A holds f1[0,1] and f1[3]; waiting on f1 in this order: C1 for [1], E1 for [3], B2 reads
+  // [1], C2 for [2,3] (blocked by A and D). A's release grants C1 and E1: B2 now waits for C and
+  // C2 for D and E, both new blockers. Checked in arrival order, B2 first while C2 waits for
+  // nobody (a woken Linux waiter that has not slept again): no cycle. Then C2: C -> D -> B -> C.
+  // The later waiter, C2, fails, as one table decides (test/core/deadlock.test.ts), though the
+  // cycle is seen only on the caller's thread; C2's old edge to D must not make B2 the victim.
+  const f1 = fileOn(0);
+  const f2 = fileOn(1);
+  const [A, B, C, D, E] = [owner(), owner(), owner(), owner(), owner()];
+  await hold(f1, A, { lockStart: 0, lockLen: 2 });
+  await hold(f1, A, { lockStart: 3, lockLen: 1 });
+  await hold(f1, D, { lockStart: 2, lockLen: 1 });
+  await hold(f2, B);
+  const dw = waitLock(f2, D);
+  await waiting(f2, 1);
+  const c1 = waitLock(f1, C, { lockStart: 1, lockLen: 1 });
+  await waiting(f1, 1);
+  const e1 = waitLock(f1, E, { lockStart: 3, lockLen: 1 });
+  await waiting(f1, 2);
+  const b2 = waitLock(f1, B, { lockStart: 1, lockLen: 1, lockType: F_RDLCK });
+  await waiting(f1, 3);
+  const c2 = waitLock(f1, C, { lockStart: 2, lockLen: 2 });
+  await waiting(f1, 4);
+  t.ok(await stillPending(b2), 'no cycle yet: B2 waits for A, C2 for A and D');
+  t.equal((await unlock(f1, A)).result, 0);
+  t.equal((await c1).result, 0, 'C1 granted');
+  t.equal((await e1).result, 0, 'E1 granted');
+  // One of the two fails (the cycle is real); which one is the question.
+  const first = await settles(
+    Promise.race([c2.then((r) => ['C2', r.result] as const), b2.then((r) => ['B2', r.result] as const)]),
+    'an EDEADLK for C2 or B2',
+  );
+  t.strictSame(first, ['C2', -EDEADLK], 'C2, the later, fails');
+  t.ok(await stillPending(b2), 'B2, the earlier, still waits for C');
+  t.ok(await stillPending(dw), 'D still waits for B on f2');
+  await unlock(f1, C);
+  t.equal((await b2).result, 0, 'C gone: B2 granted');
+  await unlock(f2, B);
+  t.equal((await dw).result, 0, 'B gone from f2: D granted');
+  for (const o of [B, D, E]) await unlock(f1, o);
+  await unlock(f2, D);
 });
