@@ -18,6 +18,7 @@ import type {
   Engine,
   EngineStep,
   FileReach,
+  StoredEdges,
   FileState,
   InboxEvent,
   InboxReader,
@@ -499,7 +500,7 @@ export class MemoryEngine implements Engine {
 
   async fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach> {
     const reach = pairs.map(([from, to]) => this.cycle(to, [from], false, undefined, undefined, file));
-    const edges = new Map<string, { hard: readonly string[]; soft: readonly string[] }>();
+    const edges = new Map<string, StoredEdges>();
     for (const [w, owner] of this.fileMap.get(file)?.edgeOwner ?? []) {
       const e = this.graph.get(owner)?.get(`${file}\n${w}`);
       if (e !== undefined) edges.set(w, { hard: e.hard, soft: e.soft });

@@ -28,6 +28,7 @@ import type {
   Engine,
   EngineStep,
   FileReach,
+  StoredEdges,
   FileState,
   InboxEvent,
   InboxReader,
@@ -819,7 +820,7 @@ export class RedisEngine implements Engine {
 
   async fileReach(file: string, pairs: readonly (readonly [string, string])[]): Promise<FileReach> {
     const [answers, stored] = await this.run('lsFileReach', file, ...pairs.flat());
-    const edges = new Map<string, { hard: readonly string[]; soft: readonly string[] }>();
+    const edges = new Map<string, StoredEdges>();
     const flat = arr(stored!);
     for (let i = 0; i + 1 < flat.length; i += 2) {
       // node|epoch|[hard, soft, sessions], as COMMIT stored it.

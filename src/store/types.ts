@@ -300,7 +300,13 @@ export interface FileReach {
   /** Per pair asked, whether `from` already waits for `to` through the other files' edges (hard or soft) of live sessions. */
   readonly reach: readonly boolean[];
   /** The file's waiters with stored edges, by record id: the owners each waits for. */
-  readonly edges: ReadonlyMap<string, { readonly hard: readonly string[]; readonly soft: readonly string[] }>;
+  readonly edges: ReadonlyMap<string, StoredEdges>;
+}
+
+/** One waiter's edges as a step stored them: owners it waits on (hard) and queues behind ('fifo', soft). */
+export interface StoredEdges {
+  readonly hard: readonly string[];
+  readonly soft: readonly string[];
 }
 
 /** What the per-file actors stand on. Every lock rule stays in src/core/: the store never decides. */
