@@ -51,10 +51,14 @@ export class DeadlockService {
     }
     const hard = new Set(blockers);
     const soft = new Set(queuedBehind);
-    const closes = this.graph.closesCycle(owner, hard) || this.graph.closesCycle(owner, soft);
+    // Only a request whose own edges close a hard cycle as they come may fail for one: a later
+    // request's edges can turn the cycle an earlier one closed through a soft edge into a hard
+    // one, and then the later one fails (its check comes after), as on one table.
+    const closesHard = this.graph.closesCycle(owner, hard, true);
+    const closes = closesHard || this.graph.closesCycle(owner, hard) || this.graph.closesCycle(owner, soft);
     this.graph.setEdges(id, owner, hard, soft);
     this.owners.set(id, { owner, worker });
-    if (closes) this.chain = this.chain.then(() => this.confirm(id)).catch(() => undefined);
+    if (closes) this.chain = this.chain.then(() => this.confirm(id, closesHard)).catch(() => undefined);
   }
 
   /** Forgets a request: it ended, or its host died. */
@@ -77,21 +81,22 @@ export class DeadlockService {
     for (const [id, o] of this.owners) if (o.worker === worker) this.forget(id);
   }
 
-  private async confirm(id: number): Promise<void> {
+  private async confirm(id: number, hardAtArrival: boolean): Promise<void> {
     await this.port.syncAll();
     const owner = this.owners.get(id)?.owner;
     if (owner === undefined) return;
     const e = this.graph.edgesOf(id, owner);
     if (e === undefined) return;
-    if (this.graph.closesCycle(owner, e.hard, true)) {
+    // A hard cycle made hard by a later request is that request's: it is confirmed after this one.
+    if (hardAtArrival && this.graph.closesCycle(owner, e.hard, true)) {
       if (await this.port.breakCycle(id)) this.broken++;
       return;
     }
-    // Not a deadlock. A cycle left needs a 'fifo' hold-back: release one soft step (every request
-    // of its owner that queues behind the next one), and look again once the hosts have acted, as
-    // one added edge can close more than one cycle.
+    // Not a deadlock of this request's. A cycle left that needs a 'fifo' hold-back: release one
+    // soft step (every request of its owner that queues behind the next one), and look again once
+    // the hosts have acted, as one added edge can close more than one cycle.
     for (let round = 0; round < MAX_PASS_ROUNDS; round++) {
-      const step = this.graph.cycleThrough(owner)?.find((s) => !s.hard);
+      const step = this.graph.cycleThrough(owner, true)?.find((s) => !s.hard);
       if (step === undefined) return;
       for (const w of step.waiters) this.port.letPass(w as number, step.to);
       await this.port.syncAll();

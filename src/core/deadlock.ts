@@ -131,18 +131,20 @@ export class LocalWaitForGraph implements WaitForGraph {
 
   /**
    * A shortest cycle through `owner`, as its steps in order (the first leaves `owner`, the last
-   * comes back to it), or undefined. A step is between owners: it is hard when any waiting request
-   * of `from` has a hard edge to `to`; a soft step lists every waiting request of `from` that
-   * queues behind `to`, all of which must pass `to` to break it.
+   * comes back to it), or undefined; with `withSoft`, a shortest one that has a soft step. A step
+   * is between owners: it is hard when any waiting request of `from` has a hard edge to `to`; a
+   * soft step lists every waiting request of `from` that queues behind `to`, all of which must
+   * pass `to` to break it.
    */
-  cycleThrough(owner: string): CycleStep[] | undefined {
-    /** owner -> the step that first reached it (breadth first: a shortest cycle). */
-    const via = new Map<string, CycleStep>();
-    const queue: string[] = [owner];
+  cycleThrough(owner: string, withSoft = false): CycleStep[] | undefined {
+    // Breadth first over (owner, whether the path so far has a soft step): a shortest cycle.
+    type At = { readonly o: string; readonly soft: boolean; readonly via?: { readonly at: At; readonly step: CycleStep } };
+    const seen = new Set<string>([`0${owner}`]);
+    const queue: At[] = [{ o: owner, soft: false }];
     for (let i = 0; i < queue.length; i++) {
-      const from = queue[i]!;
+      const at = queue[i]!;
       const steps = new Map<string, { hard: boolean; waiters: unknown[] }>();
-      for (const [w, e] of this.out.get(from) ?? []) {
+      for (const [w, e] of this.out.get(at.o) ?? []) {
         for (const to of e.hard) {
           const st = steps.get(to);
           if (st === undefined) steps.set(to, { hard: true, waiters: [] });
@@ -155,15 +157,17 @@ export class LocalWaitForGraph implements WaitForGraph {
         }
       }
       for (const [to, st] of steps) {
-        const step: CycleStep = { from, to, hard: st.hard, waiters: st.hard ? [] : st.waiters };
-        if (to === owner) {
+        const step: CycleStep = { from: at.o, to, hard: st.hard, waiters: st.hard ? [] : st.waiters };
+        const soft = withSoft && (at.soft || !st.hard);
+        if (to === owner && (soft || !withSoft)) {
           const path: CycleStep[] = [step];
-          while (path[0]!.from !== owner) path.unshift(via.get(path[0]!.from)!);
+          for (let v = at.via; v !== undefined; v = v.at.via) path.unshift(v.step);
           return path;
         }
-        if (via.has(to)) continue;
-        via.set(to, step);
-        queue.push(to);
+        const key = `${soft ? 1 : 0}${to}`;
+        if (to === owner || seen.has(key)) continue;
+        seen.add(key);
+        queue.push({ o: to, soft, via: { at, step } });
       }
     }
     return undefined;

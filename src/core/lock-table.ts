@@ -810,7 +810,9 @@ export class LockTable {
    * lock space's engine checks a step's edges (src/store/lua.ts COMMIT). Every cycle a check sees
    * is in the final graph: never a false EDEADLK. A worker's graph passes a checked waiter's
    * edges on to the caller's thread only with its check (holdEdges), so a cycle through several
-   * workers fails the same waiter. Returns the number of waiters failed.
+   * workers closed by the later waiter fails it there too (SEMANTICS-POSIX.md §6 says what stays
+   * apart: an earlier waiter's cycle through another worker is found after this pass). Returns the
+   * number of waiters failed.
    */
   private refreshEdges(f: FileLocks): number {
     f.edgeRefreshes++;

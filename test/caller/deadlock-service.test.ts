@@ -77,3 +77,19 @@ t.test('every request of the owner on a soft step passes, and the service looks 
     "both of X's requests queued behind Y pass it",
   );
 });
+
+t.test('a request whose edges closed only a soft cycle is not failed once a later one makes a hard cycle through it', async (t) => {
+  // P -> Q ~> S -> P is 'fifo''s (Q queues behind S); then X's edges close X -> P -> Q -> X. The
+  // later request (2) fails, as one table checks them in that order; the earlier (1) is not
+  // failed for it, and the soft cycle through it is still released, though a hard cycle through
+  // its owner is as short.
+  const { svc, set, broken, passes } = setup();
+  set(10, 'pS', ['pP']);
+  set(11, 'pQ', [], ['pS']);
+  set(12, 'pQ', ['pX']);
+  set(1, 'pP', ['pQ']);
+  set(2, 'pX', ['pP']);
+  await svc.idle();
+  t.same(broken, [2], 'the request that closed the hard cycle fails');
+  t.same(passes, [[11, 'pS']], 'Q passes S');
+});

@@ -446,3 +446,60 @@ t.test('one release puts two waiters on a cycle through another worker: the late
   for (const o of [B, D, E]) await unlock(f1, o);
   await unlock(f2, D);
 });
+
+t.test("'fifo' across workers: an earlier waiter on a 'fifo' cycle is not failed for the hard cycle a later one closes through it", async (t) => {
+  // f1 on worker 0, f2 and f3 on worker 1. On f3 P holds [0], S waits for it, Q queues behind S
+  // (soft). On f2 X holds [0] and Q waits for it. On f1 A holds [0,2]; waiting there in this
+  // order: Q [0], P [2], G1 (P, [0]), G2 (X, [2]). A's release grants Q [0] and P [2]: G1 now
+  // waits for Q, which closes P -> Q ~> S -> P (a 'fifo' cycle: Q passes S, as one table lets
+  // it), and G2 for P, which closes X -> P -> Q -> X, a hard one. One table checks G1 (no hard
+  // cycle), then G2: G2 fails. The caller's thread meets G1's edges first, but G2's closed the
+  // hard cycle: G2 fails there too, and G1 waits.
+  const f = await LockCoordinator.start({ workers: WORKERS, policy: 'fifo' });
+  t.teardown(() => f.stop());
+  const f1 = fileOn(0);
+  const f2 = fileOn(1);
+  const f3 = fileOn(1);
+  const [A, P, Q, S, X] = [owner(), owner(), owner(), owner(), owner()];
+  const lock = (path: string, lockOwner: number, start: number, len: number, cmd = F_SETLK, lockType = F_WRLCK): Promise<Reply> =>
+    f.lock({ path, lockOwner, lockType, lockStart: start, lockLen: len, cmd }) as Promise<Reply>;
+  const waitingOn = (path: string, n: number): Promise<void> =>
+    waitFor(async () => (await f.locks(path)).filter((e) => e.state === 'waiting').length === n, `${n} waiter(s) on ${path}`);
+  t.equal((await lock(f1, A, 0, 3)).result, 0, 'A holds f1[0,2]');
+  t.equal((await lock(f3, P, 0, 1)).result, 0, 'P holds f3[0]');
+  t.equal((await lock(f2, X, 0, 1)).result, 0, 'X holds f2[0]');
+  const s3 = lock(f3, S, 0, 2, F_SETLKW);
+  await waitingOn(f3, 1);
+  const q3 = lock(f3, Q, 1, 1, F_SETLKW);
+  await waitingOn(f3, 2);
+  const q2 = lock(f2, Q, 0, 1, F_SETLKW);
+  await waitingOn(f2, 1);
+  const q1 = lock(f1, Q, 0, 1, F_SETLKW);
+  await waitingOn(f1, 1);
+  const p1 = lock(f1, P, 2, 1, F_SETLKW);
+  await waitingOn(f1, 2);
+  const g1 = lock(f1, P, 0, 1, F_SETLKW);
+  await waitingOn(f1, 3);
+  const g2 = lock(f1, X, 2, 1, F_SETLKW);
+  await waitingOn(f1, 4);
+  t.equal((await lock(f1, A, 0, 0, F_SETLK, F_UNLCK)).result, 0, 'A releases f1');
+  t.equal((await q1).result, 0, 'Q gets f1[0]');
+  t.equal((await p1).result, 0, 'P gets f1[2]');
+  const first = await settles(
+    Promise.race([g1.then((r) => ['G1', r.result] as const), g2.then((r) => ['G2', r.result] as const)]),
+    'an EDEADLK for G1 or G2',
+  );
+  t.strictSame(first, ['G2', -EDEADLK], 'G2, the later, fails');
+  t.equal((await settles(q3, "Q's f3 request, let past S")).result, 0, "Q passes S on f3: nothing granted stands in its way");
+  t.ok(await stillPending(g1), 'G1, the earlier, still waits for Q');
+  t.ok(await stillPending(s3), 'S still waits for P on f3');
+  t.ok(await stillPending(q2), 'Q still waits for X on f2');
+  t.equal((await lock(f2, X, 0, 0, F_SETLK, F_UNLCK)).result, 0);
+  t.equal((await q2).result, 0, 'X gone from f2: Q gets it');
+  for (const [p, o] of [[f1, Q], [f2, Q], [f3, Q]] as const) t.equal((await lock(p, o, 0, 0, F_SETLK, F_UNLCK)).result, 0);
+  t.equal((await g1).result, 0, 'Q gone from f1: G1 granted');
+  t.equal((await lock(f3, P, 0, 0, F_SETLK, F_UNLCK)).result, 0);
+  t.equal((await s3).result, 0, 'P gone from f3: S granted');
+  for (const [p, o] of [[f1, P], [f1, X], [f3, S]] as const) await lock(p, o, 0, 0, F_SETLK, F_UNLCK);
+  t.equal((await f.stats()).crossWorkerDeadlocks, 1, 'one EDEADLK across workers, not two');
+});
