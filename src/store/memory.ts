@@ -437,8 +437,8 @@ export class MemoryEngine implements Engine {
    * The live edges of `owner`'s waiters, with the step's pending changes laid over them: each with
    * the targets that count (one of their sessions lives, or none is named).
    */
-  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>, late?: { soonest: number }, except?: string): { hard: readonly string[]; soft: readonly string[] }[] {
-    const out: { hard: readonly string[]; soft: readonly string[] }[] = [];
+  private edgesOf(owner: string, overlay: Map<string, Map<string, Edge | null>>, late?: { soonest: number }, except?: string): StoredEdges[] {
+    const out: StoredEdges[] = [];
     const add = (e: Edge) => {
       if (this.alive(e.node, e.epoch)) out.push({ hard: this.counting(e.hard, e.sessions), soft: this.counting(e.soft, e.sessions) });
     };
