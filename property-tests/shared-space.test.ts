@@ -461,6 +461,30 @@ t.test("'fifo': a reaper's refresh of a file it never decided on walks the edges
   }),
 );
 
+// A waiter's new blocker queues behind it on another file, on another node: a cycle 'fifo' made.
+// /a: 2 reads [0], 1 waits to write all of it, 4's read [0] queues behind 1. /b: 3 reads [0], 4
+// waits to write [0], 1 to write all of it (not behind 4: 4 already waits for 1). 3's flush grants
+// 4 [0] on /b, and 1 waits for 4 there: the model's table lets 4's read on /a pass 1 (settleOthers),
+// and so must the nodes, or 2's unlock would leave 1 and 4 waiting for each other.
+t.test("regression 11 ('fifo'): a grant that closes a cycle through another file's queueing lets that waiter pass", (t) =>
+  inSpace(t, 'fifo', 2, async (s) => {
+    const all = 0n;
+    const steps: [number, SpaceOp][] = [
+      [0, px3('/a', F_SETLKW, F_RDLCK, 0n, 1n, 2)],
+      [0, px3('/a', F_SETLKW, F_WRLCK, 0n, all, 1)],
+      [1, px3('/b', F_SETLKW, F_RDLCK, 0n, 1n, 3)],
+      [1, px3('/a', F_SETLKW, F_RDLCK, 0n, 1n, 4)],
+      [1, px3('/b', F_SETLKW, F_WRLCK, 0n, 1n, 4)],
+      [0, px3('/b', F_SETLKW, F_WRLCK, 0n, all, 1)],
+      [1, { t: 'call', method: 'flush', input: { path: '/b', lockOwner: 3 }, garbage: false }],
+      [0, px3('/a', F_SETLK, F_UNLCK, 0n, all, 2)],
+      [1, px3('/a', F_SETLK, F_UNLCK, 0n, all, 4)],
+      [1, px3('/b', F_SETLK, F_UNLCK, 0n, all, 4)],
+    ];
+    for (const [n, op] of steps) await s.run(n, op);
+  }),
+);
+
 // F_GETLK of a flock request: of two shared flock holders, the one reported must not depend on the
 // order a node's table got them in (regression 9's rule, for flock). X's (owner 7) release grants
 // A (owner 1, n1) and B (owner 2, n0) in one settle; n1 puts A's record again after B's, and n0's

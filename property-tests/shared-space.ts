@@ -64,6 +64,8 @@ interface Answer {
   readonly id: number;
   readonly node: number;
   readonly out: string;
+  /** The model's answers to waiters: the file the waiter waited on (runModel orders by it). */
+  readonly path?: string;
 }
 
 /** A commit the space attempted (the link's view): which node, on which version, with what reply. */
@@ -277,8 +279,9 @@ export class Space {
     // A waiter's done callback answers into whichever step ends it.
     const before = this.expected.length;
     const r = this.model.run(q, (v) => {
+      const path = req.pending?.path;
       req.pending = undefined;
-      this.expected.push({ id: req.id, node: req.node, out: outOf(v) });
+      this.expected.push(path === undefined ? { id: req.id, node: req.node, out: outOf(v) } : { id: req.id, node: req.node, out: outOf(v), path });
     });
     if (r instanceof Promise) this.fail('the model table returned a Promise');
     const reported = remoteHolder ? { ...(r as PosixReply), lockPid: 0 } : r;
@@ -289,8 +292,14 @@ export class Space {
     // runs those files' wake-up passes once the queueing step is written (SharedFiles.settleOthers):
     // after it. Any other answer before a call's own (a waiting flock conversion lets the earlier
     // waiters try first, on its own file) comes first on a node too.
+    // So too for a call whose settle made a waiter wait for an owner queued behind it on another
+    // file (LockTable.softCycles): the answers of other files' waiters come after the call's own.
     if (isPending(r) && this.policy === 'fifo' && q.op === 'lock' && q.req.kind === 'posix') this.expected.splice(before, 0, own);
-    else this.expected.push(own);
+    else if (this.policy === 'fifo') {
+      const after = this.expected.splice(before);
+      const elsewhere = (a: Answer): boolean => a.path !== undefined && a.path !== q.path;
+      this.expected.push(...after.filter((a) => !elsewhere(a)), own, ...after.filter(elsewhere));
+    } else this.expected.push(own);
   }
 
   /**

@@ -338,6 +338,8 @@ interface Diffed {
   readonly edges: readonly EdgeInput[];
   /** The decision's new waiter, its edges written unchecked: its check is put off (deferred). */
   readonly deferNew?: string;
+  /** 'fifo': a waiter's new blockers closed a cycle through another file's queueing (LockTable.softCycles). */
+  readonly softCycle?: boolean;
 }
 
 /** Whether `step` removes or puts record `id`. */
@@ -2230,6 +2232,9 @@ export class SharedFile {
         const f = this.table.fileLocks(this.path);
         from = [f, f?.edgeRefreshes ?? 0];
       }
+      // 'fifo': whether the decision made a waiter here wait for an owner that queues behind it
+      // on another file (LockTable.softCycles): the model settles the other files then.
+      const cyclesFrom = [this.table, this.table.softCycles] as const;
       // Records left out of the table, or a pass held in a grace period: whoever they blocked may
       // fit now (the wake-up pass).
       if (this.leftOut || this.wakeOwed) await this.table.dropRecords(this.path, [], []);
@@ -2251,7 +2256,9 @@ export class SharedFile {
         this.space.checkAt(this.path, this.deferredDue);
       }
       const f = this.table.fileLocks(this.path);
-      const d = this.diff(run.asks, unchecked, from !== undefined && (from[0] !== f || from[1] !== f?.edgeRefreshes));
+      const diffed = this.diff(run.asks, unchecked, from !== undefined && (from[0] !== f || from[1] !== f?.edgeRefreshes));
+      const softCycle = this.table.softCycles > (cyclesFrom[0] === this.table ? cyclesFrom[1] : 0);
+      const d = diffed !== undefined && softCycle ? { ...diffed, softCycle } : diffed;
       // A read that found the bytes free is checked against a grace period too: records not put
       // back yet could make it untrue (as NFS refuses LOCKT in its grace period), also when the
       // step carries other changes (owed releases, edges written whole, records left out).
@@ -3249,7 +3256,8 @@ export class SharedFile {
     // files this node has cached with POSIX waiters get their wake-up passes, after this step:
     // among them every file where this owner waits (a waiter's requests come from its node), the
     // others as their cached records show them (each pass reads them again if they are stale).
-    if (this.space.config.policy === 'fifo' && d.fresh.some((x) => x.waiter?.req.kind === 'posix' && d.edges.some((e) => e.waiter === x.id))) this.space.settleOthers(this.path);
+    // So too when a waiter's new blockers closed a cycle through another file's queueing.
+    if (this.space.config.policy === 'fifo' && (d.softCycle === true || d.fresh.some((x) => x.waiter?.req.kind === 'posix' && d.edges.some((e) => e.waiter === x.id)))) this.space.settleOthers(this.path);
     for (const e of d.edges) {
       // Checked and found on no cycle, or waiting on nobody: nothing put off is left to check.
       if (e.check === true || e.hard.length === 0) {

@@ -744,7 +744,12 @@ export class LockTable {
         const next = pass.next();
         if (next.done === true) {
           const failed = this.refreshEdges(f);
-          return failed > 0 && this.policy === 'fifo' ? this.settle(f) : undefined;
+          if (failed > 0 && this.policy === 'fifo') return this.settle(f);
+          if (!this.softCycled) return undefined;
+          // A waiter here now waits for an owner that queues behind it elsewhere ('fifo'): a cycle
+          // 'fifo' made. The other queues look again (waitsFor now lets such a waiter through).
+          this.softCycled = false;
+          return this.settleOthers(f);
         }
         const w = next.value;
         const fence = this.fenceOf?.();
@@ -814,6 +819,15 @@ export class LockTable {
    * apart: an earlier waiter's cycle through another worker is found after this pass). Returns the
    * number of waiters failed.
    */
+  /**
+   * 'fifo': how many times a waiter's new blockers closed a cycle through another waiter's
+   * queueing (refreshEdges); the settle that saw it settles the other files. A shared lock space's
+   * file (one file per table) reads it to do the same across its node (SharedFile).
+   */
+  softCycles = 0;
+  /** A refresh counted one (softCycles) that no settle has acted on yet. */
+  private softCycled = false;
+
   private refreshEdges(f: FileLocks): number {
     f.edgeRefreshes++;
     const grown: Waiter[] = [];
@@ -841,6 +855,9 @@ export class LockTable {
       if (this.graph.closesCycle(w.req.owner, w.blockers, true)) {
         this.endWaiter(f, w, -EDEADLK);
         failed++;
+      } else if (this.policy === 'fifo' && this.graph.closesCycle(w.req.owner, w.blockers)) {
+        this.softCycles++;
+        this.softCycled = true;
       }
     }
     return failed;

@@ -393,3 +393,31 @@ t.test('§6 one release puts two waiters on one cycle: the later one fails, as t
   t.strictSame(cr.out.map((r) => r.result), [-EDEADLK], "C's read, the later, fails");
   t.strictSame(edges(graph), { psB: ['psC'] }, 'B waits for C');
 });
+
+t.test("§6 fifo: a waiter whose new blocker queues behind it on another file closes a cycle 'fifo' made: that one passes", async (t) => {
+  // /f3: 2 reads [0]; 1 waits to write all of it; 5's read [0] queues behind 1 (fifo), though
+  // only 1's waiting request stands in its way. /f0: 3 reads [0]; 5 waits to write [0]; 1 waits
+  // to write all of it, not behind 5 (5 already waits for 1). 3's unlock grants 5 [0] on /f0: 1
+  // now waits for 5 there, while 5 queues behind 1 on /f3, a cycle only 'fifo' made. As when a
+  // request queues, /f3 looks again: 5 passes 1 and gets its read, and no deadlock is left.
+  const { table, graph } = mk({ policy: 'fifo' });
+  set(table, { path: '/f3', lockOwner: 2, lockType: F_RDLCK, lockStart: 0, lockLen: 1 });
+  const w1 = wait(table, { path: '/f3', lockOwner: 1, lockStart: 0, lockLen: 0 });
+  set(table, { path: '/f0', lockOwner: 3, lockType: F_RDLCK, lockStart: 0, lockLen: 1 });
+  const r5 = wait(table, { path: '/f3', lockOwner: 5, lockType: F_RDLCK, lockStart: 0, lockLen: 1 });
+  const w5 = wait(table, { path: '/f0', lockOwner: 5, lockStart: 0, lockLen: 1 });
+  const w1b = wait(table, { path: '/f0', lockOwner: 1, lockStart: 0, lockLen: 0 });
+  t.strictSame(r5.out, [], "5's read queues behind 1's write on /f3");
+  t.strictSame(set(table, { path: '/f0', lockOwner: 3, lockType: F_UNLCK }).result, 0);
+  t.strictSame(w5.out.map((r) => r.result), [0], "5's write on /f0 granted");
+  t.strictSame(r5.out.map((r) => r.result), [0], "5's read on /f3 passes 1's waiting write: granted");
+  t.strictSame(w1b.out, [], '1 waits for 5 on /f0');
+  t.strictSame(w1.out, [], '1 waits for 2 and 5 on /f3');
+  t.strictSame(edges(graph), { pn1: ['pn2', 'pn5'] }, 'no cycle: 1 waits, 5 waits for nobody');
+  t.strictSame(set(table, { path: '/f3', lockOwner: 2, lockType: F_UNLCK }).result, 0);
+  t.strictSame(w1.out, [], '2 gone: 1 still waits for 5 on /f3, no EDEADLK');
+  t.strictSame(set(table, { path: '/f3', lockOwner: 5, lockType: F_UNLCK }).result, 0);
+  t.strictSame(w1.out.map((r) => r.result), [0], '1 gets /f3');
+  t.strictSame(set(table, { path: '/f0', lockOwner: 5, lockType: F_UNLCK }).result, 0);
+  t.strictSame(w1b.out.map((r) => r.result), [0], '1 gets /f0');
+});
