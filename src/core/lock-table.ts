@@ -849,9 +849,11 @@ export class LockTable {
       }
     }
     let failed = 0;
+    // Set again below: those held back, and those taken out for the ordered checks.
+    const again = grown.length > 1 || this.graph.holdEdges !== undefined;
     if (grown.length > 1) for (const w of grown) this.graph.removeEdges(w, w.req.owner);
     for (const w of grown) {
-      this.graph.setEdges(w, w.req.owner, w.blockers, w.queuedBehind);
+      if (again) this.graph.setEdges(w, w.req.owner, w.blockers, w.queuedBehind);
       if (this.graph.closesCycle(w.req.owner, w.blockers, true)) {
         this.endWaiter(f, w, -EDEADLK);
         failed++;
