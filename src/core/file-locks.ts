@@ -145,6 +145,15 @@ export class FileLocks {
    * moment the model recomputes a waiter's soft edges.
    */
   edgeRefreshes = 0;
+  /**
+   * The table's wake-up pass waits for an approval hook's answer (LockTable.settle): another
+   * pass now, from another file's call, would grant past the waiter being approved. It asks for
+   * one more pass (settleAgain) that runs when this one ends.
+   */
+  approving = 0;
+  settleAgain = false;
+  /** Calls that may grant, put off until no approval of this file's pass is pending (LockTable.run). */
+  afterApprovals: (() => void)[] | null = null;
   /** Windows owner|start|length -> records in grant order. */
   private exact: SweptMap<string, Lock[]> | null = null;
   /** Windows handle key or POSIX fileHandle key -> locks taken through it. */

@@ -322,6 +322,13 @@ export class LockTable {
    * flush, release), or a Pending whose `done` receives the final code or reply.
    */
   run(c: Call, done: (result: unknown) => void = noop): Maybe<number | PosixReply | Pending | void> {
+    // A call that may grant waits while the file's wake-up pass waits for an approval (a pass
+    // another file's call ran, outside this file's turn): decided now, it could be granted
+    // against the lock being approved.
+    if ((c.op === 'lockFile' || (c.op === 'lock' && c.cmd !== F_GETLK && c.lockType !== F_UNLCK)) && (this.files.get(c.path)?.approving ?? 0) > 0) {
+      const f = this.files.get(c.path)!;
+      return this.pinnedUntil(f, new Promise<void>((r) => (f.afterApprovals ??= []).push(r)), () => this.run(c, done));
+    }
     switch (c.op) {
       case 'lockFile':
         return this.lockFileCall(c.path, c.req, c.failImmediately, done);
@@ -738,11 +745,18 @@ export class LockTable {
       this.refreshEdges(f);
       return undefined;
     }
+    // A pass of this file waits for an approval: one more pass after it (FileLocks.approving).
+    if (f.approving > 0) {
+      f.settleAgain = true;
+      return undefined;
+    }
+    f.settleAgain = false;
     const pass = f.grantable(this.waitsFor);
     const step = (): Maybe<void> => {
       for (;;) {
         const next = pass.next();
         if (next.done === true) {
+          if (f.settleAgain) return this.settle(f);
           const failed = this.refreshEdges(f);
           if (failed > 0 && this.policy === 'fifo') return this.settle(f);
           if (!this.softCycled) return undefined;
@@ -755,15 +769,31 @@ export class LockTable {
         const fence = this.fenceOf?.();
         const verdict = this.hooks.approve === undefined ? 0 : this.hooks.approve(w.req.kind === 'windows' ? 'windows' : 'posix', eventOf(w.req, fence));
         if (verdict instanceof Promise) {
-          return verdict.then((code) => {
-            this.grantWaiter(f, w, code, fence);
-            return step();
-          });
+          f.approving++;
+          return verdict.then(
+            (code) => {
+              this.approved(f);
+              this.grantWaiter(f, w, code, fence);
+              return step();
+            },
+            (e: unknown) => {
+              this.approved(f);
+              throw e;
+            },
+          );
         }
         this.grantWaiter(f, w, verdict, fence);
       }
     };
     return step();
+  }
+
+  /** An approval of `f`'s pass answered: the calls put off for it run once none is pending (their turns come after this pass goes on). */
+  private approved(f: FileLocks): void {
+    if (--f.approving > 0 || f.afterApprovals === null) return;
+    const calls = f.afterApprovals;
+    f.afterApprovals = null;
+    for (const go of calls) go();
   }
 
   private grantWaiter(f: FileLocks, w: Waiter, code: number, fence: number | undefined): void {
