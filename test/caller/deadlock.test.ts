@@ -52,6 +52,12 @@ function unlock(path: string, lockOwner: number, over: Req = {}): Promise<Reply>
   return c.lock(px({ path, lockOwner, lockType: F_UNLCK, lockStart: 0, lockLen: 0, ...over })) as Promise<Reply>;
 }
 
+/** Of two waiting requests, the first to be answered and its result: [name, result]. */
+function firstAnswered(a: [string, Promise<Reply>], b: [string, Promise<Reply>]): Promise<readonly [string, number]> {
+  const named = ([n, p]: [string, Promise<Reply>]) => p.then((r) => [n, r.result] as const);
+  return settles(Promise.race([named(a), named(b)]), `an answer for ${a[0]} or ${b[0]}`);
+}
+
 async function listing(path: string): Promise<string[]> {
   return (await c.locks(path)).map((e) => `${e.kind} ${e.type} ${e.start}-${e.end} ${String(e.owner)} ${e.state}`).sort();
 }
@@ -432,10 +438,7 @@ t.test('one release puts two waiters on a cycle through another worker: the late
   t.equal((await c1).result, 0, 'C1 granted');
   t.equal((await e1).result, 0, 'E1 granted');
   // One of the two fails (the cycle is real); which one is the question.
-  const first = await settles(
-    Promise.race([c2.then((r) => ['C2', r.result] as const), b2.then((r) => ['B2', r.result] as const)]),
-    'an EDEADLK for C2 or B2',
-  );
+  const first = await firstAnswered(['C2', c2], ['B2', b2]);
   t.strictSame(first, ['C2', -EDEADLK], 'C2, the later, fails');
   t.ok(await stillPending(b2), 'B2, the earlier, still waits for C');
   t.ok(await stillPending(dw), 'D still waits for B on f2');
@@ -468,27 +471,23 @@ t.test("'fifo' across workers: an earlier waiter on a 'fifo' cycle is not failed
   t.equal((await lock(f1, A, 0, 3)).result, 0, 'A holds f1[0,2]');
   t.equal((await lock(f3, P, 0, 1)).result, 0, 'P holds f3[0]');
   t.equal((await lock(f2, X, 0, 1)).result, 0, 'X holds f2[0]');
-  const s3 = lock(f3, S, 0, 2, F_SETLKW);
-  await waitingOn(f3, 1);
-  const q3 = lock(f3, Q, 1, 1, F_SETLKW);
-  await waitingOn(f3, 2);
-  const q2 = lock(f2, Q, 0, 1, F_SETLKW);
-  await waitingOn(f2, 1);
-  const q1 = lock(f1, Q, 0, 1, F_SETLKW);
-  await waitingOn(f1, 1);
-  const p1 = lock(f1, P, 2, 1, F_SETLKW);
-  await waitingOn(f1, 2);
-  const g1 = lock(f1, P, 0, 1, F_SETLKW);
-  await waitingOn(f1, 3);
-  const g2 = lock(f1, X, 2, 1, F_SETLKW);
-  await waitingOn(f1, 4);
+  /** F_SETLKW that queues, as the `n`th waiter of `path`: its answer, once it is listed. */
+  const queue = async (path: string, lockOwner: number, start: number, len: number, n: number): Promise<{ answer: Promise<Reply> }> => {
+    const answer = lock(path, lockOwner, start, len, F_SETLKW);
+    await waitingOn(path, n);
+    return { answer };
+  };
+  const { answer: s3 } = await queue(f3, S, 0, 2, 1);
+  const { answer: q3 } = await queue(f3, Q, 1, 1, 2);
+  const { answer: q2 } = await queue(f2, Q, 0, 1, 1);
+  const { answer: q1 } = await queue(f1, Q, 0, 1, 1);
+  const { answer: p1 } = await queue(f1, P, 2, 1, 2);
+  const { answer: g1 } = await queue(f1, P, 0, 1, 3);
+  const { answer: g2 } = await queue(f1, X, 2, 1, 4);
   t.equal((await lock(f1, A, 0, 0, F_SETLK, F_UNLCK)).result, 0, 'A releases f1');
   t.equal((await q1).result, 0, 'Q gets f1[0]');
   t.equal((await p1).result, 0, 'P gets f1[2]');
-  const first = await settles(
-    Promise.race([g1.then((r) => ['G1', r.result] as const), g2.then((r) => ['G2', r.result] as const)]),
-    'an EDEADLK for G1 or G2',
-  );
+  const first = await firstAnswered(['G1', g1], ['G2', g2]);
   t.strictSame(first, ['G2', -EDEADLK], 'G2, the later, fails');
   t.equal((await settles(q3, "Q's f3 request, let past S")).result, 0, "Q passes S on f3: nothing granted stands in its way");
   t.ok(await stillPending(g1), 'G1, the earlier, still waits for Q');
