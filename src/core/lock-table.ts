@@ -169,6 +169,15 @@ export class LockTable {
    */
   wakeups = true;
 
+  /**
+   * 'fifo': how many times a waiter's new blockers closed a cycle through another waiter's
+   * queueing (refreshEdges); the settle that saw it settles the other files. A shared lock space's
+   * file (one file per table) reads it to do the same across its node (SharedFile).
+   */
+  softCycles = 0;
+  /** A refresh counted one (softCycles) that no settle has acted on yet. */
+  private softCycled = false;
+
   constructor(opts: TableOptions = {}) {
     for (const k of Object.keys(opts)) if (!TABLE_OPTIONS.has(k)) throw new TypeError(`unknown option '${k}' of LockTable (known: ${[...TABLE_OPTIONS].join(', ')})`);
     this.policy = opts.policy ?? 'default';
@@ -849,15 +858,6 @@ export class LockTable {
    * apart: an earlier waiter's cycle through another worker is found after this pass). Returns the
    * number of waiters failed.
    */
-  /**
-   * 'fifo': how many times a waiter's new blockers closed a cycle through another waiter's
-   * queueing (refreshEdges); the settle that saw it settles the other files. A shared lock space's
-   * file (one file per table) reads it to do the same across its node (SharedFile).
-   */
-  softCycles = 0;
-  /** A refresh counted one (softCycles) that no settle has acted on yet. */
-  private softCycled = false;
-
   private refreshEdges(f: FileLocks): number {
     f.edgeRefreshes++;
     const grown: Waiter[] = [];
